@@ -1,0 +1,32 @@
+"""backcheck: trustworthy gradient checking for hand-written backward passes.
+
+>>> import numpy as np, backcheck
+>>> backcheck.check(lambda x: np.sum(x ** 2), np.arange(3.0), lambda x: 2 * x).ok
+True
+"""
+
+from backcheck.api import assert_grad, check
+from backcheck.errors import (
+    BackcheckError,
+    BadInputError,
+    GradientMismatch,
+    GradientStructureError,
+    MutationError,
+    NondeterministicError,
+    NonFiniteError,
+    NotScalarError,
+    ParamsError,
+    UserFunctionError,
+)
+from backcheck.frontends.layers import assert_layer, check_layer
+from backcheck.numeric import numerical_grad
+from backcheck.report import Element, Finding, LeafReport, Report
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "check", "assert_grad", "check_layer", "assert_layer", "numerical_grad",
+    "Report", "LeafReport", "Element", "Finding",
+    "BackcheckError", "BadInputError", "ParamsError", "GradientStructureError", "NotScalarError",
+    "NonFiniteError", "MutationError", "NondeterministicError", "UserFunctionError", "GradientMismatch",
+]

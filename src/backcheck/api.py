@@ -1,0 +1,191 @@
+"""The core contract: a scalar function of a parameter tree, and the gradient claimed for it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from backcheck.errors import GradientMismatch, NonFiniteError, UserFunctionError
+from backcheck.evaluate import Evaluator, Output
+from backcheck.numeric.grad import first_parameter_name, function_name
+from backcheck.numeric.steps import default_steps
+from backcheck.report import Finding, Report, summarize
+from backcheck.strategies import choose, run
+from backcheck.tree import Tree
+from backcheck.verdict import Tolerance
+
+
+def call_user(fn: Callable[..., Any], args: tuple[Any, ...], what: str, tree: Tree | None = None) -> Any:
+    """Call a user function; wrap its exception with the culprit named, restoring the inputs first."""
+    try:
+        return fn(*args)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:
+        raise UserFunctionError(
+            f"{what} raised {type(exc).__name__}: {exc}",
+            "the original exception is chained above; every input array has been restored.",
+        ) from exc
+    finally:
+        if tree is not None:
+            tree.restore()
+
+
+def mutation_finding(function: str, leaves_changed: list[tuple[Any, np.ndarray]], kind: str = "input") -> Finding:
+    leaf, idx = leaves_changed[0]
+    names = [leaf.element_name(int(i)) for i in idx[:5]]
+    others = "".join(f", {lf.name}" for lf, _ in leaves_changed[1:])
+    return Finding(
+        "mutation",
+        f"{function} modified its {kind} {leaf.name}{others} in place ({idx.size} element(s) of {leaf.name}, "
+        f"e.g. {', '.join(names)}). Code upstream that still holds the array now sees wrong values; copy "
+        "before writing.",
+        where=function,
+        elements=names,
+    )
+
+
+def check_finite(tree: Tree, g: np.ndarray, what: str) -> None:
+    bad = np.flatnonzero(~np.isfinite(g))
+    if bad.size:
+        i = int(bad[0])
+        raise NonFiniteError(
+            f"the {what} is {g[i]} at {tree.element_name(i)} ({bad.size} non-finite element(s)).",
+            "look for log(0), 0/0 or overflow in the backward pass.",
+        )
+
+
+def evaluate_and_report(
+    *,
+    title: str,
+    kind: str,
+    tree: Tree,
+    ev: Evaluator,
+    g: np.ndarray,
+    strategy: str,
+    samples: int | None,
+    atol: float | None,
+    rtol: float | None,
+    step: Any,
+    seed: int,
+    findings: list[Finding],
+    skipped: dict[str, str] | None = None,
+    started: float,
+) -> Report:
+    """Run a strategy over ``tree`` with the analytic gradient ``g`` (flat) and build the report."""
+    rng = np.random.default_rng(seed)
+    idx = choose(strategy, tree.size, samples, rng)
+    steps = default_steps(tree, step)
+    grad_eps = np.empty(tree.size)
+    rms = np.empty(tree.size)
+    for leaf in tree.leaves:
+        sl = slice(leaf.offset, leaf.offset + leaf.size)
+        grad_eps[sl] = float(np.finfo(leaf.dtype).eps)
+        rms[sl] = float(np.sqrt(np.mean(g[sl] ** 2)))
+    outcome = run(ev, g, steps, idx, Tolerance(atol, rtol), grad_eps, rms)
+    leaves = summarize(tree, g, outcome.numeric, outcome.bound, outcome.status, outcome.checked, skipped)
+    numeric_flat = np.full(tree.size, np.nan)
+    numeric_flat[outcome.checked] = outcome.numeric
+    notes = list(outcome.notes)
+    if strategy == "sparse":
+        notes.append(f"sparse check: {idx.size} of {tree.size} elements sampled (seed={seed}).")
+    return Report(
+        title=title, kind=kind, strategy=strategy, method="central", leaves=leaves, n_evals=ev.n_evals,
+        seconds=time.perf_counter() - started, findings=findings, notes=notes,
+        _numeric=tree.fresh(numeric_flat, np.float64), _analytic=tree.fresh(g, np.float64),
+    )
+
+
+def check(
+    f: Callable[[Any], Any],
+    params: Any,
+    grad: Any,
+    *,
+    strategy: str = "full",
+    samples: int | None = None,
+    atol: float | None = None,
+    rtol: float | None = None,
+    step: Any = None,
+    seed: int = 0,
+) -> Report:
+    """Check an analytic gradient of a scalar function against finite differences.
+
+    Parameters
+    ----------
+    f : callable
+        ``f(params) -> float``, the loss. It may read the arrays of ``params`` through a closure instead of
+        its argument (CS231n style): they are perturbed in place and restored bit for bit.
+    params : array, float, or dict / list / tuple of them
+        The point. Every float leaf is checked; integer or boolean leaves raise :class:`ParamsError`.
+    grad : callable or tree
+        ``grad(params) -> tree`` shaped like ``params`` (the gradient under test), or that tree itself.
+    strategy : {'full', 'sparse'}
+        'full' checks every element (2N evaluations plus refinement of doubtful ones); 'sparse' checks a
+        seeded random sample of ``samples`` elements (default 100).
+    atol, rtol : float, optional
+        Replace the error model by ``|analytic - numeric| <= atol + rtol * |numeric|``.
+    step : float or array, optional
+        Absolute finite-difference step(s); by default chosen per element from its magnitude and dtype.
+    seed : int
+        Seed for sampling.
+
+    Returns
+    -------
+    Report
+        ``report.ok``, ``report.status``, one :class:`LeafReport` per array with the worst elements.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import backcheck
+    >>> W = np.array([[1.0, 2.0], [3.0, 4.0]])
+    >>> backcheck.check(lambda W: np.sum(W ** 2), W, lambda W: 2 * W).ok
+    True
+    >>> backcheck.check(lambda W: np.sum(W ** 2), W, lambda W: 2 * W.T).status
+    'fail'
+    """
+    started = time.perf_counter()
+    fname = function_name(f)
+    tree = Tree(params, first_parameter_name(f))
+    ev = Evaluator(tree, f, Output.loss(fname), fname)
+    findings: list[Finding] = []
+    try:
+        ev.baseline()
+        if ev.mutated:
+            findings.append(mutation_finding(fname, ev.mutated))
+        if callable(grad):
+            gname = function_name(grad, "grad")
+            raw = call_user(grad, (tree.current(),), gname)
+            changed = tree.changed()
+            tree.restore()
+            if changed:
+                findings.append(mutation_finding(gname, changed))
+        else:
+            raw = grad
+        g = tree.pack(raw, "gradient")
+        check_finite(tree, g, "gradient")
+        return evaluate_and_report(
+            title=fname, kind="check", tree=tree, ev=ev, g=g, strategy=strategy, samples=samples, atol=atol,
+            rtol=rtol, step=step, seed=seed, findings=findings, started=started,
+        )
+    finally:
+        tree.restore()
+
+
+def assert_grad(*args: Any, **kwargs: Any) -> Report:
+    """Like :func:`check`, but raise :class:`GradientMismatch` (an AssertionError) unless the check passes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import backcheck
+    >>> backcheck.assert_grad(lambda x: np.sum(np.sin(x)), np.linspace(0, 1, 5), np.cos).ok
+    True
+    """
+    report = check(*args, **kwargs)
+    if not report.ok:
+        raise GradientMismatch(report)
+    return report

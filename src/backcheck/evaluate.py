@@ -1,0 +1,273 @@
+"""Run the user's function at perturbed points, and put every array back afterwards.
+
+The :class:`Evaluator` is the only place that calls the function under test.  It turns every output into one
+float64 number ``phi(x) = <u, y(x)>`` (for a scalar loss, ``u = 1`` and ``phi`` is the loss), counts
+evaluations, names the perturbed element when the function raises or returns NaN, and restores the user's
+arrays bit for bit, whatever happens (exceptions, Ctrl-C).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from backcheck.errors import (
+    MutationError,
+    NondeterministicError,
+    NonFiniteError,
+    NotScalarError,
+    UserFunctionError,
+)
+from backcheck.tree import Leaf, Tree
+
+
+class Output:
+    """How a function's raw output becomes the scalar ``phi``.
+
+    ``Output.loss(name)`` accepts one number; ``Output.cotangent(u_flat, tree)`` flattens an output tree
+    and dots it with the cotangent ``u``.
+    """
+
+    def __init__(self, reduce: Callable[[Any], tuple[float, float, np.dtype]]):
+        self.reduce = reduce
+
+    @classmethod
+    def loss(cls, fname: str) -> Output:
+        def reduce(out: Any) -> tuple[float, float, np.dtype]:
+            arr = _as_array(out, f"{fname}'s return value")
+            if arr.size != 1:
+                raise NotScalarError(
+                    f"{fname} returned an array of shape {arr.shape}; a loss must be a single number.",
+                    "reduce it to a scalar (e.g. .sum() or .mean()), or check a function with array output "
+                    "with check_layer(forward, backward, inputs), which takes an upstream gradient dout.",
+                )
+            if arr.dtype.kind not in "fiu":
+                raise NotScalarError(
+                    f"{fname} returned a value of dtype {arr.dtype}; a loss must be a real number.",
+                    "return a float.",
+                )
+            value = float(arr.reshape(()))
+            dtype = arr.dtype if arr.dtype.kind == "f" else np.dtype(np.float64)
+            return value, abs(value), dtype
+
+        return cls(reduce)
+
+    @classmethod
+    def cotangent(cls, fname: str, u: Sequence[np.ndarray], names: Sequence[str],
+                  shapes: Sequence[tuple[int, ...]], flatten: Callable[[Any], list[Any]]) -> Output:
+        u64 = [np.asarray(a, dtype=np.float64).reshape(-1) for a in u]
+        absu = [np.abs(a) for a in u64]
+
+        def reduce(out: Any) -> tuple[float, float, np.dtype]:
+            parts = flatten(out)
+            if len(parts) != len(u64):
+                raise NotScalarError(
+                    f"{fname} returned {len(parts)} output array(s), but {len(u64)} were expected "
+                    f"({', '.join(names)}).",
+                    "a function must return the same structure at every call.",
+                )
+            phi = 0.0
+            scale = 0.0
+            dtype = np.dtype(np.float64)
+            for p, uu, au, name, shape in zip(parts, u64, absu, names, shapes):
+                arr = _as_array(p, f"{fname}'s output {name}")
+                if arr.shape != shape:
+                    raise NotScalarError(
+                        f"{fname}'s output {name} has shape {arr.shape} at a perturbed point but {shape} at "
+                        "the original point.",
+                        "a function's output shape must not depend on its input values.",
+                    )
+                if arr.dtype.kind == "f" and arr.dtype.itemsize < dtype.itemsize:
+                    dtype = arr.dtype
+                y = arr.reshape(-1).astype(np.float64, copy=False)
+                phi += float(np.dot(uu, y))
+                scale += float(np.dot(au, np.abs(y)))
+            return phi, scale, dtype
+
+        return cls(reduce)
+
+
+def _as_array(out: Any, what: str) -> np.ndarray:
+    if type(out).__module__.startswith(("torch", "jax", "jaxlib")):
+        raise NotScalarError(
+            f"{what} is a {type(out).__module__}.{type(out).__qualname__}; the numpy checker reads numpy values.",
+            "use backcheck.torch / backcheck.jax for tensors, or return .item() / np.asarray(...).",
+        )
+    try:
+        return np.asarray(out)
+    except Exception as exc:  # noqa: BLE001 - anything numpy cannot read is the user's culprit
+        raise NotScalarError(f"{what} ({type(out).__qualname__}) is not a number or an array.",
+                             "return a float or a numpy array.") from exc
+
+
+class Evaluator:
+    """Evaluate ``phi`` at the original point and at points perturbed along sparse directions.
+
+    Parameters
+    ----------
+    tree : Tree
+        The inputs being perturbed.
+    call : callable
+        ``call(current_tree) -> raw output``.
+    output : Output
+        Reduces the raw output to ``phi``.
+    fname : str
+        The function's name, for messages.
+    """
+
+    def __init__(self, tree: Tree, call: Callable[[Any], Any], output: Output, fname: str = "f"):
+        self.tree = tree
+        self.call = call
+        self.output = output
+        self.fname = fname
+        self.n_evals = 0
+        self.phi0 = 0.0
+        self.scale = 0.0
+        self.out_dtype = np.dtype(np.float64)
+        self.mutated: list[tuple[Leaf, np.ndarray]] = []
+
+    # -- the original point -----------------------------------------------------------------------------
+    def baseline(self) -> float:
+        """Evaluate at the original point; detect a function that writes into its inputs."""
+        try:
+            phi, scale, dtype = self._eval(None)
+            self.mutated = self.tree.changed()
+            self.tree.restore()
+            again = self._eval(None)[0]
+        finally:
+            self.tree.restore()
+        if not (phi == again or (phi != phi and again != again)):
+            raise NondeterministicError(
+                f"{self.fname} returned {phi!r} and then {again!r} for the same input: it is random "
+                "(dropout, sampling, an unseeded generator), so finite differences would measure noise.",
+                "fix the randomness: pass a seeded generator or a fixed dropout mask as an input, or "
+                "re-seed inside the function.",
+            )
+        if not np.isfinite(phi):
+            raise NonFiniteError(
+                f"{self.fname} returned {phi} at the original point, before any perturbation.",
+                "check the inputs for NaN/Inf, and the function for log(0), 0/0 or overflow.",
+            )
+        self.phi0, self.scale, self.out_dtype = phi, scale, dtype
+        return phi
+
+    def mutation_error(self) -> MutationError:
+        leaf, idx = self.mutated[0]
+        shown = ", ".join(leaf.element_name(int(i)) for i in idx[:5])
+        more = f" and {idx.size - 5} more" if idx.size > 5 else ""
+        return MutationError(
+            f"{self.fname} modified its input {leaf.name} in place ({idx.size} element(s): {shown}{more}).",
+            "a forward pass must not write into its inputs; copy first (x = x.copy()) or use out-of-place ops "
+            "(x = x - m instead of x -= m).",
+        )
+
+    # -- perturbed points ---------------------------------------------------------------------------------
+    def element(self, i: int, steps: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+        """``phi`` at ``x + s e_i`` for each step ``s``; returns (phi values, actual displacements).
+
+        The actual displacement is ``fl(x_i + s) - x_i``, exact in float64 even for float32 arrays.
+        """
+        leaf, local = self.tree.locate(i)
+        flat = _flat_view(leaf.work)
+        x0 = flat[local]
+        x0_64 = float(x0)
+        phis = np.empty(len(steps))
+        disp = np.empty(len(steps))
+        caster = leaf.dtype.type
+        try:
+            for k, s in enumerate(steps):
+                xk = caster(x0_64 + s)
+                flat[local] = xk
+                disp[k] = float(xk) - x0_64
+                phis[k] = self._eval_checked((i, s))
+                flat[local] = x0
+                if self.mutated:
+                    self.tree.restore()
+        finally:
+            flat[local] = x0
+            if self.mutated:
+                self.tree.restore()
+        return phis, disp
+
+    def direction(self, idx: np.ndarray, coef: np.ndarray, steps: Sequence[float]) -> tuple[np.ndarray, list]:
+        """``phi`` at ``x + s v`` with ``v`` zero except ``v[idx] = coef``.
+
+        Returns the phi values and, per step, the actual displacement of the touched elements (float64).
+        """
+        groups = self._group(idx, coef)
+        phis = np.empty(len(steps))
+        disps = []
+        try:
+            for k, s in enumerate(steps):
+                parts = []
+                for leaf, local, c, flat, x0 in groups:
+                    new = (x0.astype(np.float64) + s * c).astype(leaf.dtype)
+                    flat[local] = new
+                    parts.append(new.astype(np.float64) - x0.astype(np.float64))
+                disps.append(np.concatenate(parts) if parts else np.empty(0))
+                phis[k] = self._eval_checked((idx, s))
+                for _leaf, local, _c, flat, x0 in groups:
+                    flat[local] = x0
+                if self.mutated:
+                    self.tree.restore()
+        finally:
+            for _leaf, local, _c, flat, x0 in groups:
+                flat[local] = x0
+            if self.mutated:
+                self.tree.restore()
+        return phis, disps
+
+    def _group(self, idx: np.ndarray, coef: np.ndarray) -> list[tuple[Leaf, np.ndarray, np.ndarray, np.ndarray,
+                                                                    np.ndarray]]:
+        order = np.argsort(idx, kind="stable")
+        idx, coef = np.asarray(idx)[order], np.asarray(coef, dtype=np.float64)[order]
+        which = np.searchsorted(self.tree.offsets, idx, side="right") - 1
+        groups = []
+        for k in np.unique(which):
+            sel = which == k
+            leaf = self.tree.leaves[int(k)]
+            local = idx[sel] - leaf.offset
+            flat = _flat_view(leaf.work)
+            groups.append((leaf, local, coef[sel], flat, flat[local].copy()))
+        return groups
+
+    # -- one call -----------------------------------------------------------------------------------------
+    def _eval(self, where: Any) -> tuple[float, float, np.dtype]:
+        self.n_evals += 1
+        try:
+            raw = self.call(self.tree.current())
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:
+            raise UserFunctionError(
+                f"{self.fname} raised {type(exc).__name__}: {exc}\n  while evaluated {self._where(where)}.",
+                "the original exception is chained above; every input array has been restored.",
+            ) from exc
+        return self.output.reduce(raw)
+
+    def _eval_checked(self, where: Any) -> float:
+        phi, _scale, _dtype = self._eval(where)
+        if not np.isfinite(phi):
+            raise NonFiniteError(
+                f"{self.fname} returned {phi} when evaluated {self._where(where)}.",
+                "the step crosses the edge of the function's domain (log, sqrt, division near 0?); "
+                "pass a smaller step= or move the point away from the edge.",
+            )
+        return phi
+
+    def _where(self, where: Any) -> str:
+        if where is None:
+            return "at the original point"
+        i, s = where
+        if isinstance(i, (int, np.integer)):
+            return f"with {self.tree.element_name(int(i))} perturbed by {s:+.3g}"
+        return f"along a direction over {len(i)} element(s) with step {s:+.3g}"
+
+
+def _flat_view(arr: np.ndarray) -> Any:
+    """A writable flat view of ``arr`` (``arr.flat`` when it is not contiguous)."""
+    if arr.flags.c_contiguous:
+        return arr.reshape(-1)
+    return arr.flat

@@ -1,0 +1,1 @@
+"""Frontends translate user code (numpy layers, torch, jax) into the core contract."""

@@ -1,0 +1,1 @@
+"""Renderers turn a Report into text, HTML or JSON. They never compute a verdict."""

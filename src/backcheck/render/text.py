@@ -1,0 +1,56 @@
+"""Plain-text tables of a report, for terminals, logs and assertion messages."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from backcheck.report import Element, Report
+
+
+def _g(x: float) -> str:
+    return f"{x:.3g}" if x == x else "nan"
+
+
+def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    lines = []
+    for r in rows:
+        cells = [cell.ljust(w) if c == 0 else cell.rjust(w) for c, (cell, w) in enumerate(zip(r, widths))]
+        lines.append(indent + "  ".join(cells).rstrip())
+    return lines
+
+
+def element_rows(elements: list[Element]) -> list[list[str]]:
+    rows = [["element", "analytic", "numeric", "|diff|", "bound", "verdict"]]
+    for e in elements:
+        rows.append([e.name, f"{e.analytic:.6g}", f"{e.numeric:.6g}", _g(e.abs_err), _g(e.bound), e.status])
+    return rows
+
+
+def render_report(report: Report) -> str:
+    head = (f"backcheck {report.status.upper()}: {report.title} ({report.kind}, {report.strategy}, "
+            f"{report.method}; {report.n_evals} evaluations, {report.seconds:.3g} s)")
+    rows = [["input", "shape", "dtype", "verdict", "checked", "wrong", "kinks", "max abs err", "max rel err",
+             "rel diff"]]
+    for lf in report.leaves:
+        rows.append([lf.name, str(lf.shape), lf.dtype, lf.status if lf.status == "pass" else lf.status.upper(),
+                     f"{lf.n_checked}/{lf.n_elements}", str(lf.n_mismatch), str(lf.n_kinks), _g(lf.max_abs_err),
+                     _g(lf.max_rel_err), _g(lf.rel_diff)])
+    lines = [head, *_table(rows)]
+    for f in report.findings:
+        lines.append(f"  {f.kind.upper()}: {f.message}")
+    for lf in report.leaves:
+        if lf.status in ("fail", "inconclusive"):
+            lines.append(f"  {lf.name}: worst elements ({lf.n_mismatch} wrong of {lf.n_checked} checked)")
+            lines.extend(_table(element_rows(lf.worst), "    "))
+        if lf.note:
+            lines.append(f"  {lf.name}: {lf.note}")
+        if lf.kinks:
+            names = ", ".join(e.name for e in lf.kinks)
+            more = f" and {lf.n_kinks - len(lf.kinks)} more" if lf.n_kinks > len(lf.kinks) else ""
+            lines.append(f"  {lf.name}: {lf.n_kinks} element(s) at a kink (not differentiable; analytic value is "
+                         f"a valid one-sided slope): {names}{more}")
+    for note in report.notes:
+        lines.append(f"  note: {note}")
+    return "\n".join(lines)

@@ -1,0 +1,226 @@
+"""Structured results of a check. Nothing here computes a verdict; it only holds and summarizes them."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from backcheck.tree import Tree
+from backcheck.verdict import DEAD, FAILING, KINK, MISMATCH, NOISY, OK
+
+#: Version of the dictionary layout of :meth:`Report.to_dict`.
+SCHEMA_VERSION = 1
+#: How many elements a leaf lists (the worst first).
+WORST = 5
+
+
+def _num(x: float) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+@dataclass
+class Element:
+    """One element's verdict: where it is, both values, their difference and the bound it was held to."""
+
+    name: str
+    index: tuple[int, ...]
+    analytic: float
+    numeric: float
+    bound: float
+    status: str
+
+    @property
+    def abs_err(self) -> float:
+        return abs(self.analytic - self.numeric)
+
+    @property
+    def rel_err(self) -> float:
+        scale = max(abs(self.analytic), abs(self.numeric))
+        return self.abs_err / scale if scale > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "index": list(self.index), "analytic": _num(self.analytic),
+            "numeric": _num(self.numeric), "abs_err": _num(self.abs_err), "rel_err": _num(self.rel_err),
+            "bound": _num(self.bound), "status": self.status,
+        }
+
+
+@dataclass
+class LeafReport:
+    """The verdict on one input or parameter array."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    status: str  # 'pass' | 'fail' | 'inconclusive' | 'skipped'
+    n_elements: int
+    n_checked: int
+    counts: dict[str, int]
+    max_abs_err: float
+    max_rel_err: float
+    rel_diff: float
+    worst: list[Element] = field(default_factory=list)
+    kinks: list[Element] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def n_mismatch(self) -> int:
+        return self.counts.get(MISMATCH, 0) + self.counts.get(DEAD, 0)
+
+    @property
+    def n_kinks(self) -> int:
+        return self.counts.get(KINK, 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "shape": list(self.shape), "dtype": self.dtype, "status": self.status,
+            "n_elements": self.n_elements, "n_checked": self.n_checked, "counts": dict(self.counts),
+            "max_abs_err": _num(self.max_abs_err), "max_rel_err": _num(self.max_rel_err),
+            "rel_diff": _num(self.rel_diff), "worst": [e.to_dict() for e in self.worst],
+            "kinks": [e.to_dict() for e in self.kinks], "note": self.note,
+        }
+
+
+@dataclass
+class Finding:
+    """Something wrong that is not a per-element mismatch, e.g. a function that writes into its inputs."""
+
+    kind: str  # 'mutation' | ...
+    message: str
+    where: str = ""
+    elements: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "message": self.message, "where": self.where, "elements": self.elements}
+
+
+@dataclass
+class Report:
+    """The result of a check.
+
+    Attributes
+    ----------
+    ok : bool
+        True when the status is 'pass'.
+    status : str
+        'pass', 'fail' (some element is wrong, or a function mutated its input) or 'inconclusive'.
+    leaves : list of LeafReport
+        One per input or parameter array, in the user's names.
+    findings : list of Finding
+        Problems that are not elementwise mismatches (mutation of inputs).
+    n_evals : int
+        Evaluations of the user's function.
+    seconds : float
+        Wall-clock time of the check.
+    """
+
+    title: str
+    kind: str
+    strategy: str
+    method: str
+    leaves: list[LeafReport]
+    n_evals: int
+    seconds: float
+    findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    _numeric: Any = field(default=None, repr=False)
+    _analytic: Any = field(default=None, repr=False)
+
+    @property
+    def status(self) -> str:
+        if any(f.kind in ("mutation",) for f in self.findings) or any(lf.status == "fail" for lf in self.leaves):
+            return "fail"
+        if any(lf.status == "inconclusive" for lf in self.leaves):
+            return "inconclusive"
+        return "pass"
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "pass"
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    @property
+    def numeric(self) -> Any:
+        """The numeric gradient as a tree like the inputs (NaN where an element was not evaluated)."""
+        return self._numeric
+
+    @property
+    def analytic(self) -> Any:
+        """The analytic gradient under test, as a tree like the inputs."""
+        return self._analytic
+
+    def leaf(self, name: str) -> LeafReport:
+        for lf in self.leaves:
+            if lf.name == name:
+                return lf
+        raise KeyError(f"no leaf named {name!r}; the leaves are {[lf.name for lf in self.leaves]}")
+
+    @property
+    def mismatches(self) -> list[Element]:
+        return [e for lf in self.leaves for e in lf.worst if e.status in FAILING]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": "backcheck.report", "schema_version": SCHEMA_VERSION, "title": self.title,
+            "kind": self.kind, "status": self.status, "ok": self.ok, "strategy": self.strategy,
+            "method": self.method, "n_evals": self.n_evals, "seconds": round(self.seconds, 6),
+            "leaves": [lf.to_dict() for lf in self.leaves], "findings": [f.to_dict() for f in self.findings],
+            "notes": list(self.notes),
+        }
+
+    def __str__(self) -> str:
+        from backcheck.render.text import render_report
+
+        return render_report(self)
+
+
+def summarize(tree: Tree, analytic: np.ndarray, numeric: np.ndarray, bound: np.ndarray, status: np.ndarray,
+              checked: np.ndarray, skipped: dict[str, str] | None = None) -> list[LeafReport]:
+    """Per-leaf verdicts from flat per-element arrays.
+
+    ``checked`` holds the flat indices that were judged; ``numeric``, ``bound`` and ``status`` are aligned
+    with it.
+    """
+    skipped = skipped or {}
+    out = []
+    which = np.searchsorted(tree.offsets, checked, side="right") - 1
+    for k, leaf in enumerate(tree.leaves):
+        sel = which == k
+        idx = checked[sel]
+        a, n, b, st = analytic[idx], numeric[sel], bound[sel], status[sel]
+        counts = {s: int(np.sum(st == s)) for s in (OK, KINK, NOISY, MISMATCH, DEAD) if np.any(st == s)}
+        judged = st != KINK
+        diff = np.abs(a - n)
+        max_abs = float(diff[judged].max()) if judged.any() else 0.0
+        scale = np.maximum(np.abs(a), np.abs(n))
+        rel = np.divide(diff, scale, out=np.zeros_like(diff), where=scale > 0)
+        max_rel = float(rel[judged].max()) if judged.any() else 0.0
+        denom = np.linalg.norm(a[judged]) + np.linalg.norm(n[judged])
+        rel_diff = float(np.linalg.norm((a - n)[judged]) / denom) if denom > 0 else 0.0
+        bad = np.isin(st, FAILING)
+        ratio = np.divide(diff, b, out=np.full_like(diff, np.inf), where=b > 0)
+        ratio[~judged] = -1.0
+        order = np.lexsort((-ratio, ~bad))  # failing first, then by how close to the bound
+        worst = [_element(tree, int(idx[j]), a[j], n[j], b[j], st[j]) for j in order[:WORST] if judged[j]]
+        kinks = [_element(tree, int(idx[j]), a[j], n[j], b[j], st[j]) for j in np.flatnonzero(~judged)[:WORST]]
+        if leaf.name in skipped:
+            lstatus, note = "skipped", skipped[leaf.name]
+        elif bad.any():
+            lstatus, note = "fail", ""
+        elif np.any(st == NOISY):
+            lstatus, note = "inconclusive", ""
+        else:
+            lstatus, note = "pass", ""
+        out.append(LeafReport(leaf.name, leaf.shape, str(leaf.dtype), lstatus, leaf.size, int(idx.size), counts,
+                              max_abs, max_rel, rel_diff, worst, kinks, note))
+    return out
+
+
+def _element(tree: Tree, i: int, a: float, n: float, b: float, st: str) -> Element:
+    return Element(tree.element_name(i), tree.element_index(i), float(a), float(n), float(b), str(st))

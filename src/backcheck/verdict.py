@@ -1,0 +1,146 @@
+"""The tolerance model: is an analytic value consistent with what finite differences can know?
+
+Every element is judged against a *bound* built from the numeric estimate's own error, never a bare
+threshold:
+
+- round-off: ``ROUNDOFF_FACTOR * eps(output dtype) * scale(phi) / span`` (``scale`` is ``sum |u||y|``, so
+  cancellation in the final dot product is accounted for);
+- truncation: the change of the estimate between steps ``h`` and ``h/2`` (Richardson's error estimate);
+- the analytic value's own resolution: ``RES_FACTOR * eps(gradient dtype) * (|a| + rms of its tensor)``.
+
+An element is a *mismatch* when ``|analytic - numeric| > SAFETY * bound`` at every step tried. It is a
+*kink* when the one-sided differences disagree by a gap that does not shrink with the step (the function is
+not differentiable there) and the analytic value lies between them (a valid subgradient); a value outside
+them is a mismatch, so a real bug next to a kink still fails.
+
+Judging is two-staged for speed: one central difference (2 evaluations) screens every element; only the
+elements it cannot clear are refined with smaller steps (2 more evaluations per level).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from backcheck.evaluate import Evaluator
+from backcheck.numeric.grad import ROUNDOFF_FACTOR, one_sided, roundoff
+
+#: Multiple of the estimated error beyond which a difference is called a mismatch.
+SAFETY = 4.0
+#: Machine epsilons of resolution granted to the analytic gradient.
+RES_FACTOR = 16.0
+#: Refinement levels (each halves the step) for elements the screen cannot clear.
+MAX_LEVELS = 4
+
+OK, MISMATCH, KINK, NOISY, DEAD = "ok", "mismatch", "kink", "noisy", "dead"
+FAILING = (MISMATCH, DEAD)
+
+
+@dataclass
+class Tolerance:
+    """User overrides: ``|a - n| <= atol + rtol * |n|`` replaces the error model where given."""
+
+    atol: float | None = None
+    rtol: float | None = None
+
+    @property
+    def custom(self) -> bool:
+        return self.atol is not None or self.rtol is not None
+
+    def allowed(self, numeric: np.ndarray | float) -> np.ndarray | float:
+        return (self.atol or 0.0) + (self.rtol or 0.0) * np.abs(numeric)
+
+
+def resolution(analytic: np.ndarray, numeric: np.ndarray, eps: float, leaf_rms: np.ndarray) -> np.ndarray:
+    """How finely an analytic value of this dtype can be trusted."""
+    return RES_FACTOR * eps * (np.maximum(np.abs(analytic), np.abs(numeric)) + leaf_rms)
+
+
+@dataclass
+class Judgement:
+    numeric: np.ndarray
+    bound: np.ndarray
+    status: np.ndarray  # object array of status strings
+    evals: int = 0
+
+
+def screen(ev: Evaluator, analytic: np.ndarray, numeric: np.ndarray, span: np.ndarray, res: np.ndarray,
+           tol: Tolerance) -> tuple[np.ndarray, np.ndarray]:
+    """Stage 1: which elements are clearly consistent after one central difference. Returns (ok, bound)."""
+    err = np.abs(analytic - numeric)
+    if tol.custom:
+        bound = np.asarray(tol.allowed(numeric), dtype=np.float64) * np.ones_like(numeric)
+    else:
+        eps_out = float(np.finfo(ev.out_dtype).eps)
+        # truncation of a central difference is ~ h^2 |f'''| / 6; without f''' assume the step is balanced,
+        # i.e. truncation ~ round-off relative to the derivative: eps^(2/3) |n|
+        trunc = eps_out ** (2.0 / 3.0) * np.abs(numeric)
+        bound = SAFETY * (roundoff_vec(ev, span) + trunc + res)
+    return err <= bound, bound
+
+
+def roundoff_vec(ev: Evaluator, span: np.ndarray) -> np.ndarray:
+    eps = float(np.finfo(ev.out_dtype).eps)
+    return ROUNDOFF_FACTOR * eps * max(ev.scale, abs(ev.phi0), np.finfo(np.float64).tiny) / np.abs(span)
+
+
+def refine(ev: Evaluator, i: int, a: float, h: float, first: tuple[float, float, float, float], res: float,
+           tol: Tolerance) -> tuple[str, float, float]:
+    """Stage 2 for element ``i``: halve the step until the verdict is clear. Returns (status, numeric, bound).
+
+    ``first`` is (phi(x+h), phi(x-h), actual +displacement, actual -displacement) from the screen.
+    """
+    fp, fm, dp, dm = first
+    d_prev, f_prev, b_prev = one_sided(ev, fp, fm, dp, dm)
+    gap_prev = abs(f_prev - b_prev)
+    kinky_prev = False
+    numeric, bound = d_prev, np.inf
+    for level in range(1, MAX_LEVELS + 1):
+        s = h / 2.0**level
+        phis, disp = ev.element(i, (s, -s))
+        if disp[0] == 0.0 or disp[1] == 0.0:
+            break  # the step no longer resolves in this dtype
+        d, f, b = one_sided(ev, phis[0], phis[1], disp[0], disp[1])
+        r = roundoff(ev, disp[0] - disp[1])
+        change = abs(d - d_prev)
+        if tol.custom:
+            bound = float(tol.allowed(d))
+        else:
+            bound = SAFETY * (change + r + res)
+        numeric = d
+        err = abs(a - d)
+        if err <= bound:
+            return OK, d, bound
+        gap = abs(f - b)
+        kinky = gap > SAFETY * 2 * r and gap > 0.6 * gap_prev
+        if kinky and (kinky_prev or level == MAX_LEVELS):
+            # not differentiable here: a valid subgradient lies between the one-sided derivatives
+            slack = SAFETY * (max(abs(f - f_prev), abs(b - b_prev)) + 2 * r + res)
+            lo, hi = min(f, b) - slack, max(f, b) + slack
+            if lo <= a <= hi:
+                return KINK, d, slack
+            return MISMATCH, d, slack
+        if not kinky and change <= 0.25 * err and not kinky_prev:
+            return MISMATCH, d, bound  # the estimates agree with each other, not with the analytic value
+        d_prev, f_prev, b_prev, gap_prev, kinky_prev = d, f, b, gap, kinky
+    return MISMATCH, numeric, bound
+
+
+def judge(ev: Evaluator, idx: np.ndarray, analytic: np.ndarray, h: np.ndarray,
+          phi_plus: np.ndarray, phi_minus: np.ndarray, disp_plus: np.ndarray, disp_minus: np.ndarray,
+          res: np.ndarray, tol: Tolerance) -> Judgement:
+    """Judge elements ``idx`` from their first central differences, refining those the screen cannot clear."""
+    span = disp_plus - disp_minus
+    numeric = (phi_plus - phi_minus) / span
+    ok, bound = screen(ev, analytic, numeric, span, res, tol)
+    status = np.full(idx.size, OK, dtype=object)
+    before = ev.n_evals
+    for k in np.flatnonzero(~ok):
+        st, n, b = refine(ev, int(idx[k]), float(analytic[k]), float(h[k]),
+                          (float(phi_plus[k]), float(phi_minus[k]), float(disp_plus[k]), float(disp_minus[k])),
+                          float(res[k]), tol)
+        if st == MISMATCH and analytic[k] == 0.0:
+            st = DEAD
+        status[k], numeric[k], bound[k] = st, n, b
+    return Judgement(numeric, bound, status, ev.n_evals - before)
