@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.errors import GradientMismatch, NonFiniteError, UserFunctionError
+from backcheck.errors import BackcheckError, GradientMismatch, NonFiniteError, UserFunctionError
 from backcheck.evaluate import Evaluator, Output
 from backcheck.numeric.grad import first_parameter_name, function_name
+from backcheck.numeric.noise import estimate_noise
 from backcheck.numeric.steps import default_steps
 from backcheck.report import Finding, Report, summarize
 from backcheck.strategies import choose, run
@@ -22,7 +23,7 @@ def call_user(fn: Callable[..., Any], args: tuple[Any, ...], what: str, tree: Tr
     """Call a user function; wrap its exception with the culprit named, restoring the inputs first."""
     try:
         return fn(*args)
-    except (KeyboardInterrupt, SystemExit):
+    except (KeyboardInterrupt, SystemExit, BackcheckError):
         raise
     except Exception as exc:
         raise UserFunctionError(
@@ -78,7 +79,8 @@ def evaluate_and_report(
     """Run a strategy over ``tree`` with the analytic gradient ``g`` (flat) and build the report."""
     rng = np.random.default_rng(seed)
     idx = choose(strategy, tree.size, samples, rng)
-    steps = default_steps(tree, step)
+    steps = default_steps(ev.tree, step)
+    ev.noise = estimate_noise(ev, steps, seed)
     grad_eps = np.empty(tree.size)
     rms = np.empty(tree.size)
     for leaf in tree.leaves:
@@ -90,6 +92,9 @@ def evaluate_and_report(
     numeric_flat = np.full(tree.size, np.nan)
     numeric_flat[outcome.checked] = outcome.numeric
     notes = list(outcome.notes)
+    if ev.tree is not tree:
+        notes.append("the numeric side was evaluated in float64 (the function accepts float64 inputs); the "
+                     "analytic gradient is judged at its own dtype's resolution.")
     if strategy == "sparse":
         notes.append(f"sparse check: {idx.size} of {tree.size} elements sampled (seed={seed}).")
     return Report(
@@ -110,6 +115,7 @@ def check(
     rtol: float | None = None,
     step: Any = None,
     seed: int = 0,
+    upcast: bool = False,
 ) -> Report:
     """Check an analytic gradient of a scalar function against finite differences.
 
@@ -131,6 +137,10 @@ def check(
         Absolute finite-difference step(s); by default chosen per element from its magnitude and dtype.
     seed : int
         Seed for sampling.
+    upcast : bool
+        Evaluate ``f`` on float64 copies of the parameters (``f`` must then use its argument rather than
+        a closure). For float32 parameters this makes the numeric side far more accurate, so subtle
+        errors in a float32 gradient become visible.
 
     Returns
     -------
@@ -150,7 +160,8 @@ def check(
     started = time.perf_counter()
     fname = function_name(f)
     tree = Tree(params, first_parameter_name(f))
-    ev = Evaluator(tree, f, Output.loss(fname), fname)
+    eval_tree = Tree(tree.fresh(dtype=np.float64), tree.root, in_place=False) if upcast else tree
+    ev = Evaluator(eval_tree, f, Output.loss(fname), fname)
     findings: list[Finding] = []
     try:
         ev.baseline()

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from backcheck.errors import (
+    BackcheckError,
     MutationError,
     NondeterministicError,
     NonFiniteError,
@@ -126,6 +127,7 @@ class Evaluator:
         self.phi0 = 0.0
         self.scale = 0.0
         self.out_dtype = np.dtype(np.float64)
+        self.noise = 0.0  # measured noise of phi (numeric.noise), 0 until estimated
         self.mutated: list[tuple[Leaf, np.ndarray]] = []
 
     # -- the original point -----------------------------------------------------------------------------
@@ -238,7 +240,7 @@ class Evaluator:
         self.n_evals += 1
         try:
             raw = self.call(self.tree.current())
-        except (KeyboardInterrupt, SystemExit):
+        except (KeyboardInterrupt, SystemExit, BackcheckError):
             raise
         except Exception as exc:
             raise UserFunctionError(
@@ -248,7 +250,8 @@ class Evaluator:
         return self.output.reduce(raw)
 
     def _eval_checked(self, where: Any) -> float:
-        phi, _scale, _dtype = self._eval(where)
+        phi, scale, _dtype = self._eval(where)
+        self.scale = max(self.scale, scale)  # the largest magnitude seen bounds the round-off of every value
         if not np.isfinite(phi):
             raise NonFiniteError(
                 f"{self.fname} returned {phi} when evaluated {self._where(where)}.",

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from backcheck.evaluate import Evaluator
-from backcheck.numeric.grad import ROUNDOFF_FACTOR, one_sided, roundoff
+from backcheck.numeric.grad import noise_level, one_sided, roundoff
 
 #: Multiple of the estimated error beyond which a difference is called a mismatch.
 SAFETY = 4.0
@@ -81,8 +81,7 @@ def screen(ev: Evaluator, analytic: np.ndarray, numeric: np.ndarray, span: np.nd
 
 
 def roundoff_vec(ev: Evaluator, span: np.ndarray) -> np.ndarray:
-    eps = float(np.finfo(ev.out_dtype).eps)
-    return ROUNDOFF_FACTOR * eps * max(ev.scale, abs(ev.phi0), np.finfo(np.float64).tiny) / np.abs(span)
+    return noise_level(ev) / np.abs(span)
 
 
 def refine(ev: Evaluator, i: int, a: float, h: float, first: tuple[float, float, float, float], res: float,

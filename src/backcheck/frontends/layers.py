@@ -65,6 +65,7 @@ def check_layer(
     rtol: float | None = None,
     step: Any = None,
     seed: int = 0,
+    upcast: bool | None = None,
 ) -> Report:
     """Check a layer's backward pass against finite differences of its forward pass.
 
@@ -86,6 +87,10 @@ def check_layer(
         Check only these inputs (by name).
     strategy, samples, atol, rtol, step, seed
         As in :func:`backcheck.check`.
+    upcast : bool, optional
+        Evaluate the forward pass on float64 copies of the inputs for the numeric side. The default
+        (None) does so when an input is float32 or float16 and ``forward`` returns float64 for float64
+        inputs; the analytic gradient is still computed, and judged, at the inputs' own dtype.
 
     Returns
     -------
@@ -144,13 +149,26 @@ def check_layer(
         return out
 
     # the original point: output structure, dout, and the analytic gradients
-    out0 = call_user(call_forward, (tree.current(),), fname, tree)
-    changed = tree.changed()
-    tree.restore()
+    try:
+        out0 = call_user(call_forward, (tree.current(),), fname)
+        changed = tree.changed()
+    finally:
+        tree.restore()
     findings: list[Finding] = []
     if changed:
         findings.append(mutation_finding(fname, changed))
     parts = [(n, np.asarray(p)) for n, p in _flatten_out(out0)]
+    eval_tree = tree
+    low = any(leaf.dtype.itemsize < 8 for leaf in tree.leaves)
+    if upcast or (upcast is None and low):
+        wide = Tree(tree.fresh(dtype=np.float64), "inputs", in_place=False, bare_keys=True)
+        try:
+            wide_out = [np.asarray(p) for _, p in _flatten_out(call_forward(wide.current()))]
+        except Exception:  # noqa: BLE001 - a function that refuses float64 is checked at its own dtype
+            wide_out = []
+        if len(wide_out) == len(parts) and all(w.dtype == np.float64 and w.shape == p.shape
+                                               for w, (_, p) in zip(wide_out, parts)):
+            eval_tree = wide
     for n, p in parts:
         if p.dtype.kind != "f":
             raise BadInputError(f"{fname}'s output {n} has dtype {p.dtype}; a layer's output must be float.",
@@ -159,7 +177,7 @@ def check_layer(
             raise NonFiniteError(f"{fname}'s output {n} contains NaN or Inf at the original point.",
                                  "check the inputs and the forward pass for log(0), 0/0 or overflow.")
     u = _dout(dout, parts, seed, fname)
-    ev = Evaluator(tree, call_forward, Output.cotangent(
+    ev = Evaluator(eval_tree, call_forward, Output.cotangent(
         fname, u, [n for n, _ in parts], [p.shape for _, p in parts], lambda o: [x for _, x in _flatten_out(o)]),
         fname)
     ev.baseline()
@@ -184,7 +202,7 @@ def check_layer(
             if isinstance(before, np.ndarray) and not np.array_equal(before, now, equal_nan=True):
                 idx = np.flatnonzero(before.reshape(-1) != now.reshape(-1))
                 findings.append(_mutation(bname, n, before.shape, idx))
-    grads = _match_grads(raw, names, diff_names, [x for x in inputs], bname)
+    grads = _match_grads(raw, names, diff_names, bname)
     skipped = {n: f"{bname} returned None for {n}: not checked." for n, gr in grads.items() if gr is None}
     g = tree.pack({n: (gr if gr is not None else np.zeros(np.shape(tree.obj[n]), np.asarray(tree.obj[n]).dtype))
                    for n, gr in grads.items()}, "gradient")
@@ -248,8 +266,7 @@ def _rebuild_like(template: Any, leaves: list[np.ndarray]) -> Any:
     return build(template)
 
 
-def _match_grads(raw: Any, names: list[str], diff_names: list[str], inputs: list[Any],
-                 bname: str) -> dict[str, Any]:
+def _match_grads(raw: Any, names: list[str], diff_names: list[str], bname: str) -> dict[str, Any]:
     if len(names) == 1 and not isinstance(raw, (list, tuple)):
         raw = (raw,)
     if not isinstance(raw, (list, tuple)):

@@ -11,6 +11,7 @@ import numpy as np
 
 from backcheck.errors import BadInputError, NotScalarError, UserFunctionError
 from backcheck.evaluate import Evaluator, Output
+from backcheck.numeric.noise import estimate_noise
 from backcheck.numeric.stencils import STENCILS, richardson
 from backcheck.numeric.steps import default_steps
 from backcheck.tree import Tree
@@ -34,10 +35,20 @@ def first_parameter_name(f: Callable[..., Any], default: str = "params") -> str:
     return default
 
 
-def roundoff(ev: Evaluator, span: float) -> float:
-    """Round-off error of ``(phi(x + a) - phi(x - b)) / span`` from the output's dtype and magnitude."""
+#: Standard deviations of measured noise allowed in one difference of two values.
+NOISE_FACTOR = 6.0
+
+
+def noise_level(ev: Evaluator) -> float:
+    """How far one value of ``phi`` may be off: the dtype's rounding of its magnitude, or the measured noise."""
     eps = float(np.finfo(ev.out_dtype).eps)
-    return ROUNDOFF_FACTOR * eps * max(ev.scale, abs(ev.phi0), np.finfo(np.float64).tiny) / span
+    return max(ROUNDOFF_FACTOR * eps * max(ev.scale, abs(ev.phi0)), NOISE_FACTOR * ev.noise,
+               np.finfo(np.float64).tiny)
+
+
+def roundoff(ev: Evaluator, span: float) -> float:
+    """Round-off error of ``(phi(x + a) - phi(x - b)) / span``."""
+    return noise_level(ev) / span
 
 
 @dataclass
@@ -158,6 +169,8 @@ def numerical_grad(
     ev.baseline()
     stencil = STENCILS["central" if method == "richardson" else method]
     h = default_steps(tree, step, order=stencil.order)
+    if return_error or method == "richardson":
+        ev.noise = estimate_noise(ev, h)
     grad = np.empty(tree.size)
     err = np.empty(tree.size)
     extra = method == "richardson" or return_error
@@ -165,7 +178,10 @@ def numerical_grad(
         if stencil.name == "central" and extra:
             pr = probe_element(ev, i, h[i])
             grad[i] = pr.value if method == "richardson" else pr.central[0]
-            err[i] = pr.error
+            # Richardson: the error of D(h) is (D(h) - D(h/2)) * 4/3; the extrapolated value's error is
+            # bounded by the change itself
+            err[i] = pr.error if method == "richardson" else (
+                abs(pr.central[0] - pr.central[1]) * 4 / 3 + 2 * pr.roundoff)
             continue
         offs = [o for o in stencil.offsets if o != 0.0]
         phis, disp = ev.element(i, [o * h[i] for o in offs])
@@ -180,7 +196,8 @@ def numerical_grad(
             full2[0.0] = ev.phi0
             unit2 = disp2[offs.index(1.0)] if 1.0 in offs else -disp2[offs.index(-1.0)]
             g2 = np.dot(stencil.weights, [full2[o] for o in stencil.offsets]) / unit2
-            err[i] = abs(g2 - grad[i]) + roundoff(ev, abs(unit2))
+            factor = 2.0**stencil.order / (2.0**stencil.order - 1.0)
+            err[i] = abs(g2 - grad[i]) * factor + 2 * roundoff(ev, abs(unit2))
     out = tree.fresh(grad, np.float64)
     return (out, tree.fresh(err, np.float64)) if return_error else out
 

@@ -1,0 +1,108 @@
+"""The user's arrays are bit-identical after every check, whatever the user's function does."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import backcheck
+from backcheck import UserFunctionError
+
+
+def snapshot(tree):
+    return {k: (v.copy(), v.tobytes()) for k, v in tree.items()}
+
+
+def assert_same(tree, snap):
+    for k, v in tree.items():
+        assert v.tobytes() == snap[k][1], k
+        assert v.dtype == snap[k][0].dtype and v.shape == snap[k][0].shape
+
+
+def make_params(dtype):
+    rng = np.random.default_rng(1)
+    W = rng.normal(size=(3, 4)).astype(dtype)
+    W[0, 0] = -0.0  # signed zero must survive
+    W[1, 1] = np.finfo(dtype).tiny / 4  # a subnormal too
+    return {"W": W, "b": rng.normal(size=4).astype(dtype), "T": np.asfortranarray(rng.normal(size=(2, 3)))
+            .astype(dtype)}
+
+
+def loss(p):
+    return float(np.sum(np.tanh(p["W"])) + np.sum(p["b"] ** 2) + np.sum(p["T"] ** 3))
+
+
+def dloss(p):
+    return {"W": 1 - np.tanh(p["W"]) ** 2, "b": 2 * p["b"], "T": 3 * p["T"] ** 2}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_arrays_are_restored_after_a_passing_and_a_failing_check(dtype):
+    p = make_params(dtype)
+    snap = snapshot(p)
+    assert backcheck.check(loss, p, dloss).ok
+    assert_same(p, snap)
+    assert not backcheck.check(loss, p, lambda q: {**dloss(q), "b": -dloss(q)["b"]}).ok
+    assert_same(p, snap)
+
+
+@given(when=st.integers(1, 54), exc=st.sampled_from([ValueError, ZeroDivisionError, KeyboardInterrupt]))
+def test_arrays_are_restored_when_the_function_raises_at_any_evaluation(when, exc):
+    # a check of 22 elements takes 2 + 8 + 2 * 22 = 54 evaluations; raise at any one of them
+    p = make_params(np.float64)
+    snap = snapshot(p)
+    calls = {"n": 0}
+
+    def exploding(q):
+        calls["n"] += 1
+        if calls["n"] == when:
+            raise exc("injected")
+        return loss(q)
+
+    expected = KeyboardInterrupt if exc is KeyboardInterrupt else UserFunctionError
+    with pytest.raises(expected):
+        backcheck.check(exploding, p, dloss)
+    assert_same(p, snap)
+
+
+def test_closure_style_function_ignoring_its_argument():
+    # CS231n style: the loss reads the parameters from the model, not from its argument
+    rng = np.random.default_rng(0)
+    model = {"W": rng.normal(size=(5, 3)), "X": rng.normal(size=(4, 5))}
+    snap = snapshot(model)
+
+    def f(_):
+        return float(np.sum((model["X"] @ model["W"]) ** 2))
+
+    def grad(_):
+        return 2 * model["X"].T @ (model["X"] @ model["W"])
+
+    assert backcheck.check(f, model["W"], grad).ok
+    assert_same(model, snap)
+
+
+def test_read_only_and_non_contiguous_arrays():
+    base = np.arange(12.0).reshape(3, 4) / 7
+    view = base.T  # not C-contiguous, perturbed through its own view
+    ro = np.linspace(0, 1, 5)
+    ro.flags.writeable = False
+    p = {"view": view, "ro": ro}
+    r = backcheck.check(lambda q: float(np.sum(q["view"] ** 2) + np.sum(np.sin(q["ro"]))), p,
+                        lambda q: {"view": 2 * q["view"], "ro": np.cos(q["ro"])})
+    assert r.ok, r
+    assert base.tobytes() == (np.arange(12.0).reshape(3, 4) / 7).tobytes()
+
+
+def test_check_layer_never_writes_the_callers_arrays_even_when_backward_mutates():
+    x = np.array([-1.0, 0.5, 2.0])
+    dout = np.array([1.0, 2.0, 3.0])
+    before_x, before_d = x.tobytes(), dout.tobytes()
+
+    def relu_backward_inplace(d, x):
+        d[x <= 0] = 0  # mutates the upstream gradient
+        return d
+
+    r = backcheck.check_layer(lambda x: np.maximum(x, 0), relu_backward_inplace, x, dout=dout)
+    assert x.tobytes() == before_x and dout.tobytes() == before_d
+    assert r.status == "fail" and r.findings and r.findings[0].kind == "mutation"
+    assert "dout" in r.findings[0].message and "dout[0]" in r.findings[0].elements
