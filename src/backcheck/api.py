@@ -13,7 +13,7 @@ from backcheck.evaluate import Evaluator, Output
 from backcheck.numeric.grad import first_parameter_name, function_name
 from backcheck.numeric.noise import estimate_noise
 from backcheck.numeric.steps import default_steps
-from backcheck.report import Finding, Report, summarize
+from backcheck.report import Curve, Finding, LeafReport, Report, summarize
 from backcheck.strategies import choose, run
 from backcheck.tree import Tree
 from backcheck.verdict import Tolerance
@@ -75,6 +75,8 @@ def evaluate_and_report(
     findings: list[Finding],
     skipped: dict[str, str] | None = None,
     started: float,
+    curves: bool = False,
+    regrad: Callable[[], np.ndarray] | None = None,
 ) -> Report:
     """Run a strategy over ``tree`` with the analytic gradient ``g`` (flat) and build the report."""
     rng = np.random.default_rng(seed)
@@ -87,8 +89,9 @@ def evaluate_and_report(
         sl = slice(leaf.offset, leaf.offset + leaf.size)
         grad_eps[sl] = float(np.finfo(leaf.dtype).eps)
         rms[sl] = float(np.sqrt(np.mean(g[sl] ** 2)))
-    outcome = run(ev, g, steps, idx, Tolerance(atol, rtol), grad_eps, rms)
-    leaves = summarize(tree, g, outcome.numeric, outcome.bound, outcome.status, outcome.checked, skipped)
+    outcome = run(ev, g, steps, idx, Tolerance(atol, rtol), grad_eps, rms, regrad, seed)
+    leaves = summarize(tree, g, outcome.numeric, outcome.bound, outcome.status, outcome.checked, skipped,
+                       outcome.failed_leaves)
     numeric_flat = np.full(tree.size, np.nan)
     numeric_flat[outcome.checked] = outcome.numeric
     notes = list(outcome.notes)
@@ -97,11 +100,27 @@ def evaluate_and_report(
                      "analytic gradient is judged at its own dtype's resolution.")
     if strategy == "sparse":
         notes.append(f"sparse check: {idx.size} of {tree.size} elements sampled (seed={seed}).")
+    curve_list = [step_curve(ev, tree, g, steps, lf) for lf in leaves if lf.worst] if curves else []
     return Report(
         title=title, kind=kind, strategy=strategy, method="central", leaves=leaves, n_evals=ev.n_evals,
-        seconds=time.perf_counter() - started, findings=findings, notes=notes,
+        seconds=time.perf_counter() - started, findings=findings, notes=notes, curves=curve_list,
         _numeric=tree.fresh(numeric_flat, np.float64), _analytic=tree.fresh(g, np.float64),
     )
+
+
+def step_curve(ev: Evaluator, tree: Tree, g: np.ndarray, steps: np.ndarray, leaf: LeafReport) -> Curve:
+    """Estimates of the leaf's worst element at steps from ``h / 2**16`` to ``h * 2**5`` (44 evaluations)."""
+    worst = leaf.worst[0]
+    k = next(j for j, lf in enumerate(tree.leaves) if lf.name == leaf.name)
+    i = tree.leaves[k].offset + int(np.ravel_multi_index(worst.index, leaf.shape)) if leaf.shape else (
+        tree.leaves[k].offset)
+    h = float(steps[i])
+    trial = [h * 2.0**e for e in range(-16, 6)]
+    estimates = []
+    for s in trial:
+        phis, disp = ev.element(i, (s, -s))
+        estimates.append(float((phis[0] - phis[1]) / (disp[0] - disp[1])) if disp[0] != disp[1] else float("nan"))
+    return Curve(worst.name, trial, estimates, float(g[i]), h)
 
 
 def check(
@@ -116,6 +135,7 @@ def check(
     step: Any = None,
     seed: int = 0,
     upcast: bool = False,
+    curves: bool = False,
 ) -> Report:
     """Check an analytic gradient of a scalar function against finite differences.
 
@@ -141,6 +161,9 @@ def check(
         Evaluate ``f`` on float64 copies of the parameters (``f`` must then use its argument rather than
         a closure). For float32 parameters this makes the numeric side far more accurate, so subtle
         errors in a float32 gradient become visible.
+    curves : bool
+        Also record, for the worst element of each array, the estimate over a range of steps
+        (``report.curves``: the error-versus-step V curve; 44 more evaluations per array).
 
     Returns
     -------
@@ -167,6 +190,7 @@ def check(
         ev.baseline()
         if ev.mutated:
             findings.append(mutation_finding(fname, ev.mutated))
+        regrad = None
         if callable(grad):
             gname = function_name(grad, "grad")
             raw = call_user(grad, (tree.current(),), gname)
@@ -174,13 +198,24 @@ def check(
             tree.restore()
             if changed:
                 findings.append(mutation_finding(gname, changed))
+
+            def regrad() -> np.ndarray:
+                # the analytic gradient where the evaluator has moved the point (a nearby re-check)
+                if eval_tree is not tree:
+                    for low, wide in zip(tree.leaves, eval_tree.leaves):
+                        np.copyto(low.work, wide.work.astype(low.dtype))
+                try:
+                    return tree.pack(call_user(grad, (tree.current(),), gname), "gradient")
+                finally:
+                    if eval_tree is not tree:
+                        tree.restore()
         else:
             raw = grad
         g = tree.pack(raw, "gradient")
         check_finite(tree, g, "gradient")
         return evaluate_and_report(
             title=fname, kind="check", tree=tree, ev=ev, g=g, strategy=strategy, samples=samples, atol=atol,
-            rtol=rtol, step=step, seed=seed, findings=findings, started=started,
+            rtol=rtol, step=step, seed=seed, findings=findings, started=started, curves=curves, regrad=regrad,
         )
     finally:
         tree.restore()

@@ -8,7 +8,8 @@ arrays bit for bit, whatever happens (exceptions, Ctrl-C).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -165,6 +166,24 @@ class Evaluator:
             "(x = x - m instead of x -= m).",
         )
 
+    # -- a nearby base point ------------------------------------------------------------------------------
+    @contextmanager
+    def shifted(self, delta: np.ndarray, evaluate: bool = True) -> Iterator[float]:
+        """Move the base point to ``x + delta`` (rounded to each array's dtype) while the block runs.
+
+        Yields ``phi`` there (NaN with ``evaluate=False``); every array and ``phi0`` are restored afterwards.
+        """
+        phi0 = self.phi0
+        try:
+            for leaf in self.tree.leaves:
+                d = delta[leaf.offset : leaf.offset + leaf.size].reshape(leaf.shape)
+                np.copyto(leaf.work, (leaf.original.astype(np.float64) + d).astype(leaf.dtype))
+            self.phi0 = self._eval_checked(None) if evaluate else float("nan")
+            yield self.phi0
+        finally:
+            self.tree.restore()
+            self.phi0 = phi0
+
     # -- perturbed points ---------------------------------------------------------------------------------
     def element(self, i: int, steps: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
         """``phi`` at ``x + s e_i`` for each step ``s``; returns (phi values, actual displacements).
@@ -262,7 +281,7 @@ class Evaluator:
 
     def _where(self, where: Any) -> str:
         if where is None:
-            return "at the original point"
+            return "at the base point"
         i, s = where
         if isinstance(i, (int, np.integer)):
             return f"with {self.tree.element_name(int(i))} perturbed by {s:+.3g}"

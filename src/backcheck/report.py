@@ -99,6 +99,30 @@ class Finding:
 
 
 @dataclass
+class Curve:
+    """Central-difference estimates of one element over a range of steps: the V-shaped error curve.
+
+    Truncation error grows with the step on the right, round-off grows as the step shrinks on the left;
+    ``chosen`` is the step the check used.
+    """
+
+    name: str
+    steps: list[float]
+    estimates: list[float]
+    analytic: float
+    chosen: float
+
+    @property
+    def errors(self) -> list[float]:
+        return [abs(e - self.analytic) for e in self.estimates]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "steps": self.steps, "estimates": [_num(e) for e in self.estimates],
+                "errors": [_num(e) for e in self.errors], "analytic": _num(self.analytic),
+                "chosen": self.chosen}
+
+
+@dataclass
 class Report:
     """The result of a check.
 
@@ -127,6 +151,7 @@ class Report:
     seconds: float
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    curves: list[Curve] = field(default_factory=list)
     _numeric: Any = field(default=None, repr=False)
     _analytic: Any = field(default=None, repr=False)
 
@@ -171,7 +196,7 @@ class Report:
             "kind": self.kind, "status": self.status, "ok": self.ok, "strategy": self.strategy,
             "method": self.method, "n_evals": self.n_evals, "seconds": round(self.seconds, 6),
             "leaves": [lf.to_dict() for lf in self.leaves], "findings": [f.to_dict() for f in self.findings],
-            "notes": list(self.notes),
+            "notes": list(self.notes), "curves": [c.to_dict() for c in self.curves],
         }
 
     def __str__(self) -> str:
@@ -181,13 +206,15 @@ class Report:
 
 
 def summarize(tree: Tree, analytic: np.ndarray, numeric: np.ndarray, bound: np.ndarray, status: np.ndarray,
-              checked: np.ndarray, skipped: dict[str, str] | None = None) -> list[LeafReport]:
+              checked: np.ndarray, skipped: dict[str, str] | None = None,
+              failed: dict[str, str] | None = None) -> list[LeafReport]:
     """Per-leaf verdicts from flat per-element arrays.
 
     ``checked`` holds the flat indices that were judged; ``numeric``, ``bound`` and ``status`` are aligned
     with it.
     """
     skipped = skipped or {}
+    failed = failed or {}
     out = []
     which = np.searchsorted(tree.offsets, checked, side="right") - 1
     for k, leaf in enumerate(tree.leaves):
@@ -213,6 +240,8 @@ def summarize(tree: Tree, analytic: np.ndarray, numeric: np.ndarray, bound: np.n
             lstatus, note = "skipped", skipped[leaf.name]
         elif bad.any():
             lstatus, note = "fail", ""
+        elif leaf.name in failed:
+            lstatus, note = "fail", failed[leaf.name]
         elif np.any(st == NOISY):
             lstatus, note = "inconclusive", ""
         else:

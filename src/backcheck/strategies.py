@@ -3,12 +3,13 @@
 - ``full``: every basis vector ``e_i`` (2N evaluations plus refinement of doubtful elements).
 - ``sparse``: ``e_i`` for a seeded random sample of ``samples`` elements.
 
-Both end with a joint test of the elements found at kinks (see :func:`joint_kink_test`), which catches a
+Both end with a joint test of tied elements found at kinks (see :func:`joint_kink_test`), which catches a
 subgradient that is valid element by element but not as a whole (a max routed to every tied element).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +17,7 @@ import numpy as np
 from backcheck.errors import BadInputError
 from backcheck.evaluate import Evaluator
 from backcheck.numeric.grad import roundoff
-from backcheck.verdict import KINK, MISMATCH, SAFETY, Tolerance, judge, resolution
+from backcheck.verdict import AMBIGUOUS, KINK, MISMATCH, OK, SAFETY, Judgement, Tolerance, judge, resolution
 
 STRATEGIES = ("full", "sparse")
 
@@ -30,6 +31,7 @@ class Outcome:
     bound: np.ndarray
     status: np.ndarray
     notes: list[str]
+    failed_leaves: dict[str, str]
 
 
 def choose(strategy: str, n: int, samples: int | None, rng: np.random.Generator) -> np.ndarray:
@@ -44,58 +46,167 @@ def choose(strategy: str, n: int, samples: int | None, rng: np.random.Generator)
 
 
 def run(ev: Evaluator, g: np.ndarray, steps: np.ndarray, idx: np.ndarray, tol: Tolerance,
-        grad_eps: np.ndarray, rms: np.ndarray) -> Outcome:
-    """Difference along ``e_i`` for every ``i`` in ``idx`` and judge each element."""
+        grad_eps: np.ndarray, rms: np.ndarray, regrad: Callable[[], np.ndarray] | None = None,
+        seed: int = 0) -> Outcome:
+    """Difference along ``e_i`` for every ``i`` in ``idx`` and judge each element.
+
+    ``regrad()`` recomputes the analytic gradient at the evaluator's current point; it lets elements at
+    points where several kinks meet be re-checked at a nearby differentiable point.
+    """
+    fp, fm, dp, dm = _first_differences(ev, idx, steps)
+    a = g[idx]
+    numeric0 = (fp - fm) / (dp - dm)
+    res = resolution(a, numeric0, 1.0, rms[idx]) * grad_eps[idx]
+    j = judge(ev, idx, a, steps[idx], fp, fm, dp, dm, res, tol)
+    notes: list[str] = []
+    ambiguous = np.flatnonzero(j.status == AMBIGUOUS)
+    if ambiguous.size:
+        notes.extend(recheck_nearby(ev, idx, ambiguous, j, steps, tol, grad_eps, regrad, seed, g))
+    kinks = np.flatnonzero(j.status == KINK)
+    if kinks.size >= 2:
+        bad = joint_kink_test(ev, idx[kinks], j.jump[kinks], g, steps, grad_eps, rms)
+        if bad is not None:
+            j.status[kinks[np.isin(idx[kinks], bad)]] = MISMATCH
+            notes.append(
+                f"{bad.size} tied element(s) at kinks are each a valid one-sided slope, but not jointly: moving "
+                "them together changes the output by a different amount than their gradients sum to (for "
+                "example a max whose gradient is routed to every tied element)."
+            )
+    failed = systematic_scale_test(ev, idx, a, j.numeric, j.bound, j.status, grad_eps)
+    return Outcome(idx, j.numeric, j.bound, j.status, notes, failed)
+
+
+#: How far the nearby points lie, in finite-difference steps.
+NEARBY = 32.0
+#: How many nearby gradients outline the valid subgradients where several kinks meet.
+NEARBY_SAMPLES = 64
+
+
+def recheck_nearby(ev: Evaluator, idx: np.ndarray, ambiguous: np.ndarray, j: Judgement, steps: np.ndarray,
+                   tol: Tolerance, grad_eps: np.ndarray, regrad: Callable[[], np.ndarray] | None,
+                   seed: int, g_here: np.ndarray) -> list[str]:
+    """Decide elements at kinks whose analytic value lies outside the one-sided slopes.
+
+    Where several kinks meet at one point, the gradient a correct backward pass returns (a chain-rule
+    subgradient, like ReLU'(0) = 0 in every unit at once) can lie outside the one-sided slopes along a single
+    axis, so those slopes cannot judge it. Two tests decide instead: move every input a few dozen steps in
+    a random direction, where the function is differentiable, and check these elements there (a backward
+    pass wrong there has a bug); and collect the analytic gradients at many such nearby points (no function
+    evaluations): a valid subgradient at the kink lies among them, as a limit of gradients around it.
+    Without ``regrad`` (a precomputed gradient), the elements count as mismatches.
+    """
+    if regrad is None:
+        j.status[ambiguous] = MISMATCH
+        return [f"{ambiguous.size} element(s) sit where several kinks meet and their analytic values lie outside "
+                "the one-sided slopes; with a precomputed gradient they cannot be re-checked at a nearby point "
+                "(pass grad as a function to allow it)."]
+    rng = np.random.default_rng(seed + 15485863)
+    sub = idx[ambiguous]
+    with ev.shifted(NEARBY * steps * rng.standard_normal(steps.size)):
+        g_near = regrad()
+        fp, fm, dp, dm = _first_differences(ev, sub, steps)
+        a = g_near[sub]
+        res = resolution(a, (fp - fm) / (dp - dm), 1.0, np.sqrt(np.mean(g_near**2)) + 0 * a) * grad_eps[sub]
+        near = judge(ev, sub, a, steps[sub], fp, fm, dp, dm, res, tol)
+    right_nearby = np.isin(near.status, (OK, KINK))
+    # the gradients a correct backward pass gives around the kink: their hull holds the valid subgradients
+    lo, hi = j.hull[ambiguous, 0].copy(), j.hull[ambiguous, 1].copy()
+    for _ in range(NEARBY_SAMPLES):
+        with ev.shifted(NEARBY * steps * rng.standard_normal(steps.size), evaluate=False):
+            around = regrad()[sub]
+        lo, hi = np.minimum(lo, around - j.bound[ambiguous]), np.maximum(hi, around + j.bound[ambiguous])
+    a0 = g_here[sub]
+    fine = right_nearby & (lo <= a0) & (a0 <= hi)
+    j.status[ambiguous[fine]] = KINK
+    j.status[ambiguous[~fine]] = MISMATCH
+    notes = []
+    if fine.any():
+        notes.append(f"{int(fine.sum())} element(s) sit where several kinks meet: their analytic values lie outside "
+                     "the one-sided slopes along their own axis, but among the gradients around the point, and "
+                     "the backward pass is right at a nearby differentiable point; taken as kinks.")
+    if (~fine).any():
+        notes.append(f"{int((~fine).sum())} element(s) at kinks are not valid subgradients: outside the one-sided "
+                     "slopes and the gradients around the point, or wrong at a nearby differentiable point.")
+    return notes
+
+
+def _first_differences(ev: Evaluator, idx: np.ndarray,
+                       steps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     m = idx.size
     fp, fm, dp, dm = np.empty(m), np.empty(m), np.empty(m), np.empty(m)
     for k, i in enumerate(idx):
         phis, disp = ev.element(int(i), (steps[i], -steps[i]))
         fp[k], fm[k] = phis
         dp[k], dm[k] = disp
-    a = g[idx]
-    numeric0 = (fp - fm) / (dp - dm)
-    res = resolution(a, numeric0, 1.0, rms[idx]) * grad_eps[idx]
-    j = judge(ev, idx, a, steps[idx], fp, fm, dp, dm, res, tol)
-    notes: list[str] = []
-    kinks = np.flatnonzero(j.status == KINK)
-    if kinks.size >= 2:
-        bad = joint_kink_test(ev, idx[kinks], g, steps, grad_eps, rms)
-        if bad is not None:
-            j.status[kinks[np.isin(idx[kinks], bad)]] = MISMATCH
-            notes.append(
-                f"{bad.size} element(s) at kinks are each a valid one-sided slope, but not jointly: moving them "
-                "together changes the output by a different amount than their gradients sum to (for example a "
-                "max whose gradient is routed to every tied element)."
-            )
-    return Outcome(idx, j.numeric, j.bound, j.status, notes)
+    return fp, fm, dp, dm
 
 
-def joint_kink_test(ev: Evaluator, kink_idx: np.ndarray, g: np.ndarray, steps: np.ndarray,
-                    grad_eps: np.ndarray, rms: np.ndarray, n_subsets: int = 4) -> np.ndarray | None:
-    """Move groups of kink elements together; return the group whose gradients are jointly inconsistent.
+#: Machine epsilons of the analytic dtype a uniform relative scale error must exceed to be called a bug.
+SCALE_RESOLUTION = 32.0
 
-    Along a direction ``v``, a valid (sub)gradient satisfies ``<g, v>`` between the one-sided directional
-    derivatives ``-f'(x; -v)`` and ``f'(x; v)``. Directions: all kink elements at once, then seeded random
-    subsets (both with coefficients +1).
+
+def systematic_scale_test(ev: Evaluator, idx: np.ndarray, a: np.ndarray, n: np.ndarray, bound: np.ndarray,
+                          status: np.ndarray, grad_eps: np.ndarray) -> dict[str, str]:
+    """Find arrays whose gradient is uniformly scaled by ``1 + r``, too little for any single element to show.
+
+    Rounding errors of a low-precision gradient scatter around zero; a missing or extra constant factor does
+    not. Fitting ``a - n = r n`` over all elements of an array averages the scatter down by the square root
+    of their number. Used only where the numeric side is far more precise than the analytic gradient (a
+    float32 gradient checked against float64 numerics), so that truncation error cannot pose as a scale.
+    Returns ``{array name: explanation}`` for the arrays that fail.
     """
-    rng = np.random.default_rng(1234)
-    subsets = [kink_idx]
-    for _ in range(n_subsets):
-        pick = kink_idx[rng.random(kink_idx.size) < 0.5]
-        if pick.size >= 2:
-            subsets.append(pick)
-    for sub in subsets:
-        t = float(np.min(steps[sub]))
-        coef = np.ones(sub.size)
-        phis, disps = ev.direction(sub, coef, (t, -t, t / 2, -t / 2))
+    out_eps = float(np.finfo(ev.out_dtype).eps)
+    failed: dict[str, str] = {}
+    which = np.searchsorted(ev.tree.offsets, idx, side="right") - 1
+    for k, leaf in enumerate(ev.tree.leaves):
+        sel = (which == k) & (status == OK)
+        if sel.sum() < 4 or grad_eps[leaf.offset] < 1e3 * out_eps:
+            continue
+        nn, aa, sigma = n[sel], a[sel], bound[sel] / SAFETY
+        denom = float(np.dot(nn, nn))
+        if denom == 0.0:
+            continue
+        r = float(np.dot(aa - nn, nn)) / denom
+        sigma_r = float(np.sqrt(np.dot(sigma * nn, sigma * nn))) / denom
+        threshold = max(SAFETY * sigma_r, SCALE_RESOLUTION * grad_eps[leaf.offset])
+        if abs(r) > threshold:
+            failed[leaf.name] = (
+                f"the gradient of {leaf.name} is uniformly scaled by 1 {'+' if r > 0 else '-'} {abs(r):.2g} "
+                f"(a fit over {int(sel.sum())} elements; {threshold:.2g} is the resolution): every element is "
+                "within its own bound, but together they show a missing or extra constant factor."
+            )
+    return failed
+
+
+def joint_kink_test(ev: Evaluator, kink_idx: np.ndarray, jump: np.ndarray, g: np.ndarray, steps: np.ndarray,
+                    grad_eps: np.ndarray, rms: np.ndarray, max_group: int = 8) -> np.ndarray | None:
+    """Move tied kink elements together; return the elements whose gradients are jointly inconsistent.
+
+    Elements tied at one maximum (or at one clip bound) share the same jump between their one-sided slopes.
+    Moving such a pair together is a direction in which the function *is* differentiable (the max of tied
+    values moves with them), so there the analytic directional derivative must match exactly. A gradient
+    routed to every tied element passes element by element, but fails this test. Pairs whose direction is
+    still not differentiable (independent kinks) give no conclusion and are skipped.
+    """
+    order = np.argsort(jump, kind="stable")
+    kink_idx, jump = kink_idx[order], jump[order]
+    scale = np.maximum(np.abs(jump[:-1]), np.abs(jump[1:]))
+    same = np.abs(np.diff(jump)) <= 1e-6 * scale + 1e-300
+    bad: list[int] = []
+    for k in np.flatnonzero(same)[: max_group * 64]:
+        pair = np.array([kink_idx[k], kink_idx[k + 1]])
+        t = float(np.min(steps[pair]))
+        phis, disps = ev.direction(pair, np.ones(2), (t, -t, t / 2, -t / 2))
         fwd1, bwd1 = (phis[0] - ev.phi0) / t, (ev.phi0 - phis[1]) / t
         fwd, bwd = (phis[2] - ev.phi0) / (t / 2), (ev.phi0 - phis[3]) / (t / 2)
-        gs = g[np.sort(sub)]
-        analytic = float(np.sum(gs))
-        disp_err = (abs(float(np.dot(gs, disps[2] - t / 2))) + abs(float(np.dot(gs, disps[3] + t / 2)))) / (t / 2)
-        res = float(np.sum(resolution(gs, gs, 1.0, rms[np.sort(sub)]) * grad_eps[np.sort(sub)]))
+        gs = g[pair]
+        res = float(np.sum(resolution(gs, gs, 1.0, rms[pair]) * grad_eps[pair]))
+        noise = 2 * roundoff(ev, t / 2)
         trunc = max(abs(fwd - fwd1), abs(bwd - bwd1))
-        slack = SAFETY * (trunc + 2 * roundoff(ev, t / 2) + res) + disp_err
-        if not (min(fwd, bwd) - slack <= analytic <= max(fwd, bwd) + slack):
-            return np.sort(sub)
-    return None
+        slack = SAFETY * (trunc + noise + res)
+        if abs(fwd - bwd) > slack:
+            continue  # not a differentiable direction: no conclusion
+        disp_err = (abs(float(np.dot(gs, disps[2] - t / 2))) + abs(float(np.dot(gs, disps[3] + t / 2)))) / t
+        if abs(float(np.sum(gs)) - (fwd + bwd) / 2) > slack + disp_err:
+            bad.extend(int(i) for i in pair)
+    return np.unique(bad) if bad else None

@@ -34,6 +34,9 @@ RES_FACTOR = 16.0
 MAX_LEVELS = 4
 
 OK, MISMATCH, KINK, NOISY, DEAD = "ok", "mismatch", "kink", "noisy", "dead"
+#: At a kink, but outside the one-sided slopes: decided by a re-check at a nearby differentiable point.
+AMBIGUOUS = "kink?"
+NO_HULL = (np.nan, np.nan)
 FAILING = (MISMATCH, DEAD)
 
 
@@ -62,6 +65,8 @@ class Judgement:
     numeric: np.ndarray
     bound: np.ndarray
     status: np.ndarray  # object array of status strings
+    jump: np.ndarray  # forward minus backward slope at kinks, NaN elsewhere
+    hull: np.ndarray  # (m, 2): the one-sided slopes widened by their error at kinks, NaN elsewhere
     evals: int = 0
 
 
@@ -85,8 +90,11 @@ def roundoff_vec(ev: Evaluator, span: np.ndarray) -> np.ndarray:
 
 
 def refine(ev: Evaluator, i: int, a: float, h: float, first: tuple[float, float, float, float], res: float,
-           tol: Tolerance) -> tuple[str, float, float]:
-    """Stage 2 for element ``i``: halve the step until the verdict is clear. Returns (status, numeric, bound).
+           tol: Tolerance) -> tuple[str, float, float, float, tuple[float, float]]:
+    """Stage 2 for element ``i``: halve the step until the verdict is clear.
+
+    Returns (status, numeric, bound, jump, hull): at a kink, ``jump`` is the gap between the one-sided
+    slopes and ``hull`` the interval between them widened by their error.
 
     ``first`` is (phi(x+h), phi(x-h), actual +displacement, actual -displacement) from the screen.
     """
@@ -110,7 +118,7 @@ def refine(ev: Evaluator, i: int, a: float, h: float, first: tuple[float, float,
         numeric = d
         err = abs(a - d)
         if err <= bound:
-            return OK, d, bound
+            return OK, d, bound, np.nan, NO_HULL
         gap = abs(f - b)
         kinky = gap > SAFETY * 2 * r and gap > 0.6 * gap_prev
         if kinky and (kinky_prev or level == MAX_LEVELS):
@@ -118,12 +126,14 @@ def refine(ev: Evaluator, i: int, a: float, h: float, first: tuple[float, float,
             slack = SAFETY * (max(abs(f - f_prev), abs(b - b_prev)) + 2 * r + res)
             lo, hi = min(f, b) - slack, max(f, b) + slack
             if lo <= a <= hi:
-                return KINK, d, slack
-            return MISMATCH, d, slack
+                return KINK, d, slack, f - b, (lo, hi)
+            # several kinks may meet here (e.g. two ReLUs at 0 at once): then a chain-rule subgradient can lie
+            # outside the slopes along this one axis, so the strategy re-checks at a nearby point
+            return AMBIGUOUS, d, slack, np.nan, (lo, hi)
         if not kinky and change <= 0.25 * err and not kinky_prev:
-            return MISMATCH, d, bound  # the estimates agree with each other, not with the analytic value
+            return MISMATCH, d, bound, np.nan, NO_HULL  # the estimates agree with each other, not with the analytic value
         d_prev, f_prev, b_prev, gap_prev, kinky_prev = d, f, b, gap, kinky
-    return MISMATCH, numeric, bound
+    return MISMATCH, numeric, bound, np.nan, NO_HULL
 
 
 def judge(ev: Evaluator, idx: np.ndarray, analytic: np.ndarray, h: np.ndarray,
@@ -134,12 +144,14 @@ def judge(ev: Evaluator, idx: np.ndarray, analytic: np.ndarray, h: np.ndarray,
     numeric = (phi_plus - phi_minus) / span
     ok, bound = screen(ev, analytic, numeric, span, res, tol)
     status = np.full(idx.size, OK, dtype=object)
+    jump = np.full(idx.size, np.nan)
+    hull = np.full((idx.size, 2), np.nan)
     before = ev.n_evals
     for k in np.flatnonzero(~ok):
-        st, n, b = refine(ev, int(idx[k]), float(analytic[k]), float(h[k]),
+        st, n, b, jump[k], hull[k] = refine(ev, int(idx[k]), float(analytic[k]), float(h[k]),
                           (float(phi_plus[k]), float(phi_minus[k]), float(disp_plus[k]), float(disp_minus[k])),
                           float(res[k]), tol)
         if st == MISMATCH and analytic[k] == 0.0:
             st = DEAD
         status[k], numeric[k], bound[k] = st, n, b
-    return Judgement(numeric, bound, status, ev.n_evals - before)
+    return Judgement(numeric, bound, status, jump, hull, ev.n_evals - before)

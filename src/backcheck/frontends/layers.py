@@ -66,6 +66,7 @@ def check_layer(
     step: Any = None,
     seed: int = 0,
     upcast: bool | None = None,
+    curves: bool = False,
 ) -> Report:
     """Check a layer's backward pass against finite differences of its forward pass.
 
@@ -91,6 +92,8 @@ def check_layer(
         Evaluate the forward pass on float64 copies of the inputs for the numeric side. The default
         (None) does so when an input is float32 or float16 and ``forward`` returns float64 for float64
         inputs; the analytic gradient is still computed, and judged, at the inputs' own dtype.
+    curves : bool
+        Record the error-versus-step curve of each input's worst element (``report.curves``).
 
     Returns
     -------
@@ -207,9 +210,25 @@ def check_layer(
     g = tree.pack({n: (gr if gr is not None else np.zeros(np.shape(tree.obj[n]), np.asarray(tree.obj[n]).dtype))
                    for n, gr in grads.items()}, "gradient")
     check_finite(tree, g, f"gradient returned by {bname}")
+    def regrad() -> np.ndarray:
+        # the analytic gradient at the point the evaluator has moved to (a nearby re-check), same dout
+        near = {n: np.asarray(v).astype(tree.obj[n].dtype if isinstance(tree.obj[n], np.ndarray) else np.float64)
+                for n, v in eval_tree.current().items()}
+        nargs = [near[n] if n in near else fixed[n] for n in names]
+        d = _rebuild_like(out0, [x.copy() for x in u]) if len(parts) > 1 or isinstance(out0, (list, tuple, Mapping)) else (
+            u[0].copy())
+        if cache:
+            nraw = call_user(backward, (d, call_user(lambda a: forward(*a)[1], (nargs,), fname)), bname)
+        else:
+            nraw = call_user(backward, (d, *nargs), bname)
+        ng = _match_grads(nraw, names, diff_names, bname)
+        return tree.pack({n: (gr if gr is not None else np.zeros(np.shape(tree.obj[n]), np.asarray(tree.obj[n]).dtype))
+                          for n, gr in ng.items()}, "gradient")
+
     report = evaluate_and_report(
         title=f"{fname} / {bname}", kind="layer", tree=tree, ev=ev, g=g, strategy=strategy, samples=samples,
         atol=atol, rtol=rtol, step=step, seed=seed, findings=findings, skipped=skipped, started=started,
+        curves=curves, regrad=regrad,
     )
     tree.restore()
     return report
