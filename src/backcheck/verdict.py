@@ -80,7 +80,9 @@ def screen(ev: Evaluator, analytic: np.ndarray, numeric: np.ndarray, span: np.nd
         eps_out = float(np.finfo(ev.out_dtype).eps)
         # truncation of a central difference is ~ h^2 |f'''| / 6; without f''' assume the step is balanced,
         # i.e. truncation ~ round-off relative to the derivative: eps^(2/3) |n|
-        trunc = eps_out ** (2.0 / 3.0) * np.abs(numeric)
+        # (an element near a zero of its derivative keeps the truncation error of its neighbours)
+        typical = np.sqrt(np.mean(numeric**2)) if numeric.size else 0.0
+        trunc = eps_out ** (2.0 / 3.0) * (np.abs(numeric) + typical)
         bound = SAFETY * (roundoff_vec(ev, span) + trunc + res)
     return err <= bound, bound
 
