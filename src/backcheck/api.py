@@ -8,13 +8,14 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.errors import BackcheckError, GradientMismatch, NonFiniteError, UserFunctionError
+from backcheck.errors import BackcheckError, BadInputError, GradientMismatch, NonFiniteError, UserFunctionError
 from backcheck.evaluate import Evaluator, Output
 from backcheck.numeric.grad import first_parameter_name, function_name
 from backcheck.numeric.noise import estimate_noise
 from backcheck.numeric.steps import default_steps
+from backcheck.progress import Progress
 from backcheck.report import Curve, Finding, LeafReport, Report, summarize
-from backcheck.strategies import choose, run
+from backcheck.strategies import resolve, run_strategy
 from backcheck.tree import Tree
 from backcheck.verdict import Tolerance
 
@@ -66,7 +67,7 @@ def evaluate_and_report(
     tree: Tree,
     ev: Evaluator,
     g: np.ndarray,
-    strategy: str,
+    strategy: str | None,
     samples: int | None,
     atol: float | None,
     rtol: float | None,
@@ -79,8 +80,7 @@ def evaluate_and_report(
     regrad: Callable[[], np.ndarray] | None = None,
 ) -> Report:
     """Run a strategy over ``tree`` with the analytic gradient ``g`` (flat) and build the report."""
-    rng = np.random.default_rng(seed)
-    idx = choose(strategy, tree.size, samples, rng)
+    strategy = resolve(strategy, tree.size)
     steps = default_steps(ev.tree, step)
     ev.noise = estimate_noise(ev, steps, seed)
     grad_eps = np.empty(tree.size)
@@ -89,7 +89,7 @@ def evaluate_and_report(
         sl = slice(leaf.offset, leaf.offset + leaf.size)
         grad_eps[sl] = float(np.finfo(leaf.dtype).eps)
         rms[sl] = float(np.sqrt(np.mean(g[sl] ** 2)))
-    outcome = run(ev, g, steps, idx, Tolerance(atol, rtol), grad_eps, rms, regrad, seed)
+    outcome = run_strategy(ev, g, steps, strategy, samples, Tolerance(atol, rtol), grad_eps, rms, regrad, seed)
     leaves = summarize(tree, g, outcome.numeric, outcome.bound, outcome.status, outcome.checked, skipped,
                        outcome.failed_leaves)
     numeric_flat = np.full(tree.size, np.nan)
@@ -99,7 +99,7 @@ def evaluate_and_report(
         notes.append("the numeric side was evaluated in float64 (the function accepts float64 inputs); the "
                      "analytic gradient is judged at its own dtype's resolution.")
     if strategy == "sparse":
-        notes.append(f"sparse check: {idx.size} of {tree.size} elements sampled (seed={seed}).")
+        notes.append(f"sparse check: {outcome.checked.size} of {tree.size} elements sampled (seed={seed}).")
     curve_list = [step_curve(ev, tree, g, steps, lf) for lf in leaves if lf.worst] if curves else []
     return Report(
         title=title, kind=kind, strategy=strategy, method="central", leaves=leaves, n_evals=ev.n_evals,
@@ -128,7 +128,7 @@ def check(
     params: Any,
     grad: Any,
     *,
-    strategy: str = "full",
+    strategy: str | None = None,
     samples: int | None = None,
     atol: float | None = None,
     rtol: float | None = None,
@@ -136,6 +136,10 @@ def check(
     seed: int = 0,
     upcast: bool = False,
     curves: bool = False,
+    vectorized: bool = False,
+    max_batch_bytes: int = 16 * 2**20,
+    executor: Any = None,
+    progress: bool | None = None,
 ) -> Report:
     """Check an analytic gradient of a scalar function against finite differences.
 
@@ -148,9 +152,12 @@ def check(
         The point. Every float leaf is checked; integer or boolean leaves raise :class:`ParamsError`.
     grad : callable or tree
         ``grad(params) -> tree`` shaped like ``params`` (the gradient under test), or that tree itself.
-    strategy : {'full', 'sparse'}
+    strategy : {None, 'full', 'sparse', 'projected', 'auto'}
         'full' checks every element (2N evaluations plus refinement of doubtful ones); 'sparse' checks a
-        seeded random sample of ``samples`` elements (default 100).
+        seeded random sample of ``samples`` elements (default 100); 'projected' compares ``samples``
+        (default 8) random directional derivatives per array, at a cost independent of its size; 'auto'
+        does that and localizes failing elements by group testing. None: 'full' up to 4096 elements,
+        'auto' above.
     atol, rtol : float, optional
         Replace the error model by ``|analytic - numeric| <= atol + rtol * |numeric|``.
     step : float or array, optional
@@ -164,6 +171,15 @@ def check(
     curves : bool
         Also record, for the worst element of each array, the estimate over a range of steps
         (``report.curves``: the error-versus-step V curve; 44 more evaluations per array).
+    vectorized : bool
+        ``f`` accepts every array with a leading batch axis and returns one loss per row: many perturbed
+        points are then evaluated per call, in chunks of at most ``max_batch_bytes`` of inputs.
+    executor : concurrent.futures.Executor or dask.distributed.Client, optional
+        Spread the evaluations over its workers (``f`` must be picklable and use its argument). Results are
+        identical to a serial run; a worker that dies raises ``EvaluationError``.
+    progress : bool, optional
+        Show a progress bar on checks that take longer than about a second (default: when stderr is a
+        terminal and rich is installed).
 
     Returns
     -------
@@ -185,9 +201,15 @@ def check(
     tree = Tree(params, first_parameter_name(f))
     eval_tree = Tree(tree.fresh(dtype=np.float64), tree.root, in_place=False) if upcast else tree
     ev = Evaluator(eval_tree, f, Output.loss(fname), fname)
+    ev.max_batch_bytes = max_batch_bytes
     findings: list[Finding] = []
     try:
         ev.baseline()
+        if vectorized:
+            ev.batch_call = f
+            _check_vectorized(ev, fname)
+        if executor is not None:
+            ev.executor, ev.remote = executor, (f, eval_tree.fresh())
         if ev.mutated:
             findings.append(mutation_finding(fname, ev.mutated))
         regrad = None
@@ -213,12 +235,30 @@ def check(
             raw = grad
         g = tree.pack(raw, "gradient")
         check_finite(tree, g, "gradient")
-        return evaluate_and_report(
-            title=fname, kind="check", tree=tree, ev=ev, g=g, strategy=strategy, samples=samples, atol=atol,
-            rtol=rtol, step=step, seed=seed, findings=findings, started=started, curves=curves, regrad=regrad,
-        )
+        with Progress(fname, progress) as bar:
+            ev.progress = bar
+            return evaluate_and_report(
+                title=fname, kind="check", tree=tree, ev=ev, g=g, strategy=strategy, samples=samples,
+                atol=atol, rtol=rtol, step=step, seed=seed, findings=findings, started=started, curves=curves,
+                regrad=regrad,
+            )
     finally:
         tree.restore()
+
+
+def _check_vectorized(ev: Evaluator, fname: str) -> None:
+    """A batch of one row at the original point must give the unbatched value."""
+    assert ev.batch_call is not None
+    one = ev.tree._with(ev.tree.structure, [leaf.original[None].copy() for leaf in ev.tree.leaves])
+    out = np.asarray(call_user(ev.batch_call, (one,), fname), dtype=np.float64)
+    ev.n_evals += 1
+    if out.shape != (1,) or not np.isclose(out[0], ev.phi0, rtol=1e-6, atol=1e-12 * (1 + abs(ev.phi0))):
+        raise BadInputError(
+            f"vectorized=True, but {fname} on a batch of one row at the original point returned "
+            f"{out.tolist() if out.size < 5 else out.shape} instead of [{ev.phi0!r}].",
+            "with vectorized=True every array gets a leading batch axis and the function must return one loss "
+            "per row, shape (B,); pass vectorized=False otherwise.",
+        )
 
 
 def assert_grad(*args: Any, **kwargs: Any) -> Report:

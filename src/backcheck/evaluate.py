@@ -130,6 +130,13 @@ class Evaluator:
         self.out_dtype = np.dtype(np.float64)
         self.noise = 0.0  # measured noise of phi (numeric.noise), 0 until estimated
         self.mutated: list[tuple[Leaf, np.ndarray]] = []
+        # optional ways to evaluate many points at once (first differences only)
+        self.batch_call: Callable[[Any], Any] | None = None  # f on a tree whose arrays have a batch axis
+        self.max_batch_bytes = 16 * 2**20
+        self.executor: Any = None
+        self.remote: tuple[Callable[[Any], Any], Any] | None = None  # (f, private copy of the point)
+        self.progress: Callable[[int, int], None] | None = None
+        self._shifted = False
 
     # -- the original point -----------------------------------------------------------------------------
     def baseline(self) -> float:
@@ -166,6 +173,95 @@ class Evaluator:
             "(x = x - m instead of x -= m).",
         )
 
+    # -- many points at once ------------------------------------------------------------------------------
+    def first_differences(self, idx: np.ndarray, steps: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``phi(x +- h_i e_i)`` for every ``i`` in ``idx``: serially, vectorized, or on the executor.
+
+        Returns (phi plus, phi minus, actual plus displacement, actual minus displacement).
+        """
+        m = idx.size
+        if self.executor is not None and self.remote is not None and not self.mutated and not self._shifted:
+            from backcheck.parallel import run_pairs
+
+            f, point = self.remote
+            pairs = [(int(i), float(s)) for i in idx for s in (steps[i], -steps[i])]
+            values, disps = run_pairs(self.executor, f, point, pairs, self.fname)
+            self.n_evals += len(pairs)
+            for k, v in enumerate(values):
+                if not np.isfinite(v):
+                    i, s = pairs[k]
+                    raise NonFiniteError(f"{self.fname} returned {v} when evaluated {self._where((i, s))}.",
+                                         "the step crosses the edge of the function's domain; pass a smaller "
+                                         "step= or move the point away from the edge.")
+            return values[0::2], values[1::2], disps[0::2], disps[1::2]
+        if self.batch_call is not None and not self.mutated and not self._shifted:
+            return self._batched(idx, steps)
+        fp, fm, dp, dm = np.empty(m), np.empty(m), np.empty(m), np.empty(m)
+        for k, i in enumerate(idx):
+            phis, disp = self.element(int(i), (steps[i], -steps[i]))
+            fp[k], fm[k] = phis
+            dp[k], dm[k] = disp
+            if self.progress is not None and k % 64 == 63:
+                self.progress(k + 1, m)
+        return fp, fm, dp, dm
+
+    def _batched(self, idx: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        assert self.batch_call is not None
+        leaves = self.tree.leaves
+        row_bytes = sum(leaf.size * leaf.dtype.itemsize for leaf in leaves)
+        per_call = max(2, int(self.max_batch_bytes // max(row_bytes, 1)) // 2 * 2)
+        pair_idx = np.repeat(np.asarray(idx, dtype=np.int64), 2)
+        pair_step = np.stack([steps[idx], -steps[idx]], axis=1).reshape(-1)
+        which = np.searchsorted(self.tree.offsets, pair_idx, side="right") - 1
+        x0 = self.tree.values()
+        values = np.empty(pair_idx.size)
+        disps = np.empty(pair_idx.size)
+        pairs = list(zip(pair_idx.tolist(), pair_step.tolist()))
+        for start in range(0, pair_idx.size, per_call):
+            stop = min(start + per_call, pair_idx.size)
+            chunk = pairs[start:stop]
+            b = stop - start
+            stacks = [np.repeat(leaf.original.reshape(1, -1), b, axis=0) for leaf in leaves]
+            for k, leaf in enumerate(leaves):
+                rows = np.flatnonzero(which[start:stop] == k)
+                if rows.size:
+                    gi = pair_idx[start:stop][rows]
+                    new = (x0[gi] + pair_step[start:stop][rows]).astype(leaf.dtype)
+                    stacks[k][rows, gi - leaf.offset] = new
+                    disps[start + rows] = new.astype(np.float64) - x0[gi]
+            stacks = [st.reshape((b, *leaf.shape)) for st, leaf in zip(stacks, leaves)]
+            batched = self.tree._with(self.tree.structure, stacks)
+            self.n_evals += b
+            try:
+                raw = self.batch_call(batched)
+            except (KeyboardInterrupt, SystemExit, BackcheckError):
+                raise
+            except Exception as exc:
+                raise UserFunctionError(
+                    f"{self.fname} raised {type(exc).__name__}: {exc}\n  on a batch of {b} perturbed points "
+                    f"(vectorized=True).",
+                    "with vectorized=True the function receives every array with a leading batch axis and must "
+                    "return one value per row; the original exception is chained above.",
+                ) from exc
+            out = np.asarray(raw, dtype=np.float64)
+            if out.shape != (b,):
+                raise NotScalarError(
+                    f"with vectorized=True, {self.fname} returned shape {out.shape} for a batch of {b} points; "
+                    f"expected ({b},), one loss per row.",
+                    "reduce over every axis but the first (e.g. .sum(axis=tuple(range(1, x.ndim)))), or pass "
+                    "vectorized=False.",
+                )
+            bad = np.flatnonzero(~np.isfinite(out))
+            if bad.size:
+                i, s = chunk[int(bad[0])]
+                raise NonFiniteError(f"{self.fname} returned {out[bad[0]]} when evaluated {self._where((i, s))}.",
+                                     "the step crosses the edge of the function's domain; pass a smaller step=.")
+            values[start:stop] = out
+            if self.progress is not None:
+                self.progress(stop // 2, idx.size)
+        return values[0::2], values[1::2], disps[0::2], disps[1::2]
+
     # -- a nearby base point ------------------------------------------------------------------------------
     @contextmanager
     def shifted(self, delta: np.ndarray, evaluate: bool = True) -> Iterator[float]:
@@ -174,6 +270,7 @@ class Evaluator:
         Yields ``phi`` there (NaN with ``evaluate=False``); every array and ``phi0`` are restored afterwards.
         """
         phi0 = self.phi0
+        self._shifted = True
         try:
             for leaf in self.tree.leaves:
                 d = delta[leaf.offset : leaf.offset + leaf.size].reshape(leaf.shape)
@@ -183,6 +280,7 @@ class Evaluator:
         finally:
             self.tree.restore()
             self.phi0 = phi0
+            self._shifted = False
 
     # -- perturbed points ---------------------------------------------------------------------------------
     def element(self, i: int, steps: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:

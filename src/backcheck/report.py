@@ -239,7 +239,7 @@ def summarize(tree: Tree, analytic: np.ndarray, numeric: np.ndarray, bound: np.n
         if leaf.name in skipped:
             lstatus, note = "skipped", skipped[leaf.name]
         elif bad.any():
-            lstatus, note = "fail", ""
+            lstatus, note = "fail", failed.get(leaf.name, "")
         elif leaf.name in failed:
             lstatus, note = "fail", failed[leaf.name]
         elif np.any(st == NOISY):

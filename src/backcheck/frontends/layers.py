@@ -59,7 +59,7 @@ def check_layer(
     *,
     cache: bool = False,
     wrt: Sequence[str] | None = None,
-    strategy: str = "full",
+    strategy: str | None = None,
     samples: int | None = None,
     atol: float | None = None,
     rtol: float | None = None,

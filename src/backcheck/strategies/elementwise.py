@@ -1,4 +1,4 @@
-"""Strategies pick which directions to difference along; the verdict module judges what they measure.
+"""Elementwise strategies: difference along basis vectors ``e_i`` and judge each element.
 
 - ``full``: every basis vector ``e_i`` (2N evaluations plus refinement of doubtful elements).
 - ``sparse``: ``e_i`` for a seeded random sample of ``samples`` elements.
@@ -14,13 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backcheck.errors import BadInputError
 from backcheck.evaluate import Evaluator
 from backcheck.numeric.grad import roundoff
 from backcheck.verdict import AMBIGUOUS, KINK, MISMATCH, OK, SAFETY, Judgement, Tolerance, judge, resolution
-
-STRATEGIES = ("full", "sparse")
-
 
 @dataclass
 class Outcome:
@@ -34,17 +30,6 @@ class Outcome:
     failed_leaves: dict[str, str]
 
 
-def choose(strategy: str, n: int, samples: int | None, rng: np.random.Generator) -> np.ndarray:
-    if strategy == "full":
-        return np.arange(n)
-    if strategy == "sparse":
-        k = min(n, samples if samples is not None else 100)
-        if k <= 0:
-            raise BadInputError(f"samples={samples} must be positive.", "pass samples=100, for example.")
-        return np.sort(rng.choice(n, size=k, replace=False))
-    raise BadInputError(f"unknown strategy={strategy!r}.", f"use one of {list(STRATEGIES)}.")
-
-
 def run(ev: Evaluator, g: np.ndarray, steps: np.ndarray, idx: np.ndarray, tol: Tolerance,
         grad_eps: np.ndarray, rms: np.ndarray, regrad: Callable[[], np.ndarray] | None = None,
         seed: int = 0) -> Outcome:
@@ -53,7 +38,7 @@ def run(ev: Evaluator, g: np.ndarray, steps: np.ndarray, idx: np.ndarray, tol: T
     ``regrad()`` recomputes the analytic gradient at the evaluator's current point; it lets elements at
     points where several kinks meet be re-checked at a nearby differentiable point.
     """
-    fp, fm, dp, dm = _first_differences(ev, idx, steps)
+    fp, fm, dp, dm = ev.first_differences(idx, steps)
     a = g[idx]
     numeric0 = (fp - fm) / (dp - dm)
     res = resolution(a, numeric0, 1.0, rms[idx]) * grad_eps[idx]
@@ -104,7 +89,7 @@ def recheck_nearby(ev: Evaluator, idx: np.ndarray, ambiguous: np.ndarray, j: Jud
     sub = idx[ambiguous]
     with ev.shifted(NEARBY * steps * rng.standard_normal(steps.size)):
         g_near = regrad()
-        fp, fm, dp, dm = _first_differences(ev, sub, steps)
+        fp, fm, dp, dm = ev.first_differences(sub, steps)
         a = g_near[sub]
         res = resolution(a, (fp - fm) / (dp - dm), 1.0, np.sqrt(np.mean(g_near**2)) + 0 * a) * grad_eps[sub]
         near = judge(ev, sub, a, steps[sub], fp, fm, dp, dm, res, tol)
@@ -128,17 +113,6 @@ def recheck_nearby(ev: Evaluator, idx: np.ndarray, ambiguous: np.ndarray, j: Jud
         notes.append(f"{int((~fine).sum())} element(s) at kinks are not valid subgradients: outside the one-sided "
                      "slopes and the gradients around the point, or wrong at a nearby differentiable point.")
     return notes
-
-
-def _first_differences(ev: Evaluator, idx: np.ndarray,
-                       steps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    m = idx.size
-    fp, fm, dp, dm = np.empty(m), np.empty(m), np.empty(m), np.empty(m)
-    for k, i in enumerate(idx):
-        phis, disp = ev.element(int(i), (steps[i], -steps[i]))
-        fp[k], fm[k] = phis
-        dp[k], dm[k] = disp
-    return fp, fm, dp, dm
 
 
 #: Machine epsilons of the analytic dtype a uniform relative scale error must exceed to be called a bug.

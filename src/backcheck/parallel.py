@@ -1,0 +1,98 @@
+"""Evaluations spread over a ``concurrent.futures.Executor`` or a ``dask.distributed.Client``.
+
+Each task carries a private copy of the point, the function and a chunk of (element, step) pairs, and
+returns the function's values there: the same arithmetic as a serial run, so the results are identical.
+The function must be picklable (defined at module level) and must use its argument, since a worker cannot
+see arrays the main process perturbs.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from backcheck.errors import BackcheckError, BadInputError, UserFunctionError
+
+
+class EvaluationError(BackcheckError, RuntimeError):
+    """A worker failed (died, or could not run the function); the user's arrays are intact."""
+
+
+def _chunk_values(f: Callable[[Any], Any], point: Any,
+                  pairs: Sequence[tuple[int, float]]) -> tuple[list[float], list[float]]:
+    """Worker side: ``f`` at ``point`` with one element moved by one step, for each (element, step)."""
+    from backcheck.tree import Tree
+
+    tree = Tree(point, "params")
+    values, disps = [], []
+    for i, s in pairs:
+        leaf, local = tree.locate(i)
+        flat = leaf.work.reshape(-1)
+        x0 = flat[local]
+        xk = leaf.dtype.type(float(x0) + s)
+        flat[local] = xk
+        try:
+            out = f(tree.current())
+        finally:
+            flat[local] = x0
+        values.append(float(np.asarray(out).reshape(())))
+        disps.append(float(xk) - float(x0))
+    return values, disps
+
+
+def run_pairs(executor: Any, f: Callable[[Any], Any], point: Any, pairs: list[tuple[int, float]],
+              fname: str, n_chunks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Evaluate all (element, step) pairs on ``executor``; return values and actual displacements in order."""
+    try:
+        pickle.dumps(f)
+    except Exception as exc:
+        raise BadInputError(
+            f"executor= needs a picklable function, and {fname} cannot be pickled ({type(exc).__name__}: {exc}).",
+            "define the function at module level (not a lambda or a closure), or run without executor=.",
+        ) from exc
+    workers = _workers(executor)
+    n_chunks = n_chunks or max(1, min(len(pairs), 4 * workers))
+    bounds = np.linspace(0, len(pairs), n_chunks + 1).astype(int)
+    futures = [executor.submit(_chunk_values, f, point, pairs[a:b]) for a, b in zip(bounds[:-1], bounds[1:])
+               if b > a]
+    values: list[float] = []
+    disps: list[float] = []
+    for fut in futures:
+        try:
+            v, d = fut.result()
+        except (KeyboardInterrupt, SystemExit):
+            for other in futures:
+                other.cancel()
+            raise
+        except Exception as exc:
+            for other in futures:
+                other.cancel()
+            if type(exc).__name__ in ("BrokenProcessPool", "KilledWorker", "CancelledError"):
+                raise EvaluationError(
+                    f"a worker evaluating {fname} died ({type(exc).__name__}: {exc}).",
+                    "the function may crash its process (out of memory, a segfault in an extension); your "
+                    "arrays are intact. Run without executor= to see the error in this process.",
+                ) from exc
+            raise UserFunctionError(
+                f"{fname} raised {type(exc).__name__}: {exc}\n  in a worker of the executor.",
+                "the original exception is chained above; your arrays are intact.",
+            ) from exc
+        values.extend(v)
+        disps.extend(d)
+    return np.asarray(values), np.asarray(disps)
+
+
+def _workers(executor: Any) -> int:
+    n = getattr(executor, "_max_workers", None)
+    if n:
+        return int(n)
+    info = getattr(executor, "scheduler_info", None)
+    if callable(info):
+        try:
+            return max(1, len(info().get("workers", {})))
+        except Exception:  # noqa: BLE001 - a client without a scheduler answer still works with one chunk
+            return 1
+    return 2

@@ -1,0 +1,112 @@
+"""Strategies pick the directions to difference along; the verdict module judges what they measure.
+
+| strategy  | directions                          | evaluations                 | answers                        |
+|-----------|-------------------------------------|-----------------------------|--------------------------------|
+| full      | every ``e_i``                       | 2N + refinement             | every element's verdict        |
+| sparse    | ``e_i`` for a random sample         | 2k + refinement             | the sampled elements           |
+| projected | k random directions per array       | 2k per array, not growing with N | pass/fail per array       |
+| auto      | projected, then localize failures   | O(1) when correct, O(m log N) for m wrong | verdict + culprits |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from backcheck.errors import BadInputError
+from backcheck.evaluate import Evaluator
+from backcheck.strategies.elementwise import Outcome, run
+from backcheck.strategies.projected import DIRECTIONS, localize, project_leaf, sample_fraction
+from backcheck.verdict import FAILING, Tolerance
+
+STRATEGIES = ("full", "sparse", "projected", "auto")
+#: Below this many elements, strategy=None means 'full'; above, 'auto'.
+AUTO_THRESHOLD = 4096
+
+
+def resolve(strategy: str | None, n: int) -> str:
+    if strategy is None:
+        return "full" if n <= AUTO_THRESHOLD else "auto"
+    if strategy not in STRATEGIES:
+        raise BadInputError(f"unknown strategy={strategy!r}.", f"use one of {list(STRATEGIES)}.")
+    return strategy
+
+
+def choose(strategy: str, n: int, samples: int | None, rng: np.random.Generator) -> np.ndarray:
+    """The elements an elementwise strategy differences."""
+    if strategy == "full":
+        return np.arange(n)
+    k = min(n, samples if samples is not None else 100)
+    if k <= 0:
+        raise BadInputError(f"samples={samples} must be positive.", "pass samples=100, for example.")
+    return np.sort(rng.choice(n, size=k, replace=False))
+
+
+def run_strategy(ev: Evaluator, g: np.ndarray, steps: np.ndarray, strategy: str, samples: int | None,
+                 tol: Tolerance, grad_eps: np.ndarray, rms: np.ndarray,
+                 regrad: Callable[[], np.ndarray] | None, seed: int) -> Outcome:
+    rng = np.random.default_rng(seed)
+    if strategy in ("full", "sparse"):
+        return run(ev, g, steps, choose(strategy, g.size, samples, rng), tol, grad_eps, rms, regrad, seed)
+    return _projected(ev, g, steps, strategy == "auto", samples, tol, grad_eps, rms, rng)
+
+
+def _projected(ev: Evaluator, g: np.ndarray, steps: np.ndarray, localize_failures: bool, samples: int | None,
+               tol: Tolerance, grad_eps: np.ndarray, rms: np.ndarray, rng: np.random.Generator) -> Outcome:
+    k = samples or DIRECTIONS
+    checked: list[int] = []
+    numeric: list[float] = []
+    bound: list[float] = []
+    status: list[str] = []
+    notes: list[str] = []
+    failed_leaves: dict[str, str] = {}
+    for leaf in ev.tree.leaves:
+        proj = project_leaf(ev, g, steps, leaf.offset, leaf.size, float(grad_eps[leaf.offset]), tol, rng, k,
+                            stop_on_failure=localize_failures)
+        worst = max(abs(m.mismatch) / m.bound if m.bound > 0 else 0.0 for _, m in proj.measurements)
+        if not proj.failed:
+            notes.append(f"{leaf.name}: {k} random directions agree (worst |mismatch|/bound {worst:.2g}); an error "
+                         f"of {proj.detectable:.2g} of the gradient (RMS, step-weighted) or more would have "
+                         f"failed with probability >= {1 - 1e-3:.3g}.")
+            continue
+        failing = sum(m.failed for _, m in proj.measurements)
+        if not localize_failures:
+            failed_leaves[leaf.name] = (f"{failing} of {k} random directions disagree (worst |mismatch|/bound "
+                                        f"{worst:.3g}); use strategy='auto' or 'full' to find the elements.")
+            continue
+        weights = proj.first_gaussian_failure
+        root = next((m for kind, m in proj.measurements if kind == "gaussian" and m.failed), None)
+        if weights is None:
+            weights = rng.standard_normal(leaf.size)
+            weights /= np.linalg.norm(weights)
+        found = localize(ev, g, steps, leaf.offset, leaf.size, grad_eps, rms, tol, weights, root)
+        for i in found.found:
+            checked.append(i)
+            numeric.append(found.numeric[i])
+            bound.append(found.bound[i])
+            status.append(found.status[i])
+        n_wrong = sum(s in FAILING for s in found.status.values())
+        if not found.complete:
+            idx, num, bnd, st = sample_fraction(ev, g, steps, leaf.offset, leaf.size, grad_eps, rms, tol, rng)
+            wrong = int(np.isin(st, FAILING).sum())
+            keep = ~np.isin(idx, checked)
+            checked.extend(int(i) for i in idx[keep])
+            numeric.extend(num[keep])
+            bound.extend(bnd[keep])
+            status.extend(str(x) for x in st[keep])
+            failed_leaves[leaf.name] = (
+                f"too many wrong elements to localize cheaply: {n_wrong} found, then a random sample of "
+                f"{idx.size} elements has {wrong} wrong (about {wrong / idx.size:.0%} of {leaf.name}).")
+        elif n_wrong == 0:
+            failed_leaves[leaf.name] = (
+                f"{failing} of {k} random directions disagree, but no single element is wrong beyond its own "
+                "bound: the error is spread thinly over many elements (for example a small constant factor).")
+        else:
+            notes.append(f"{leaf.name}: a random direction disagrees; group testing found {n_wrong} wrong "
+                         "element(s).")
+    return Outcome(np.asarray(checked, dtype=np.int64), np.asarray(numeric, dtype=np.float64),
+                   np.asarray(bound, dtype=np.float64), np.asarray(status, dtype=object), notes, failed_leaves)
+
+
+__all__ = ["STRATEGIES", "Outcome", "choose", "resolve", "run_strategy"]

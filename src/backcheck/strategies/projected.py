@@ -1,0 +1,205 @@
+"""Checks whose cost does not grow with the number of elements, and group testing to find the wrong ones.
+
+``projected``: for each array, ``k`` random directions ``v`` supported on it (half Rademacher, half
+Gaussian), each scaled so that the whole move is about one finite-difference step. The numeric directional
+derivative is compared with ``<g, v>``; 2 evaluations per direction, whatever the size of the array.
+
+``localize``: when a direction fails, the array's elements are split in halves and the mismatch measured
+along the restriction of one Gaussian direction to each half. A half without wrong elements shows no
+mismatch; a half with them does (a Gaussian weighting cannot cancel errors except with probability zero).
+By linearity, the mismatch of the second half follows from its parent's and its sibling's, so one
+measurement (2 evaluations) per level suffices for a single wrong element: about ``2 log2(N)``
+evaluations, then the element is judged exactly as the full check would (kinks included).
+
+``auto``: projected first; localize what fails.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from backcheck.evaluate import Evaluator
+from backcheck.numeric.grad import noise_level
+from backcheck.verdict import FAILING, KINK, MISMATCH, OK, RES_FACTOR, SAFETY, Tolerance, judge, resolution
+
+#: Directions per array for the projected check (half Rademacher, half Gaussian).
+DIRECTIONS = 8
+#: The most wrong elements localization reports before it samples instead.
+MAX_LOCALIZED = 32
+#: A mismatch this many screening bounds large fails without refinement at a smaller step.
+CLEAR = 64.0
+#: Probability with which the reported detectable error would pass unnoticed.
+MISS_PROBABILITY = 1e-3
+
+
+@dataclass
+class Measurement:
+    """The mismatch ``numeric - analytic`` of a directional derivative, per unit step, and its bound."""
+
+    mismatch: float
+    bound: float
+    numeric: float
+    analytic: float
+
+    @property
+    def failed(self) -> bool:
+        return abs(self.mismatch) > self.bound
+
+
+def measure(ev: Evaluator, g: np.ndarray, idx: np.ndarray, coef: np.ndarray, grad_eps: float,
+            tol: Tolerance) -> Measurement:
+    """Difference along ``x + t * coef`` (on elements ``idx``) at ``t = 1`` and, if doubtful, ``t = 1/2``."""
+
+    def at(t: float) -> tuple[float, float]:
+        phis, disps = ev.direction(idx, coef, (t, -t))
+        gs = g[np.sort(idx)]
+        numeric = (phis[0] - phis[1]) / (2 * t)
+        analytic = float(np.dot(gs, disps[0] - disps[1])) / (2 * t)
+        return numeric, analytic
+
+    gc = g[np.sort(idx)] * coef[np.argsort(idx, kind="stable")]
+    res = RES_FACTOR * grad_eps * (abs(float(np.sum(gc))) + float(np.sqrt(np.dot(gc, gc))))
+    n1, a1 = at(1.0)
+    noise = noise_level(ev)
+    if tol.custom:
+        return Measurement(n1 - a1, float(tol.allowed(n1)), n1, a1)
+    eps_out = float(np.finfo(ev.out_dtype).eps)
+    screen = SAFETY * (noise / 2 + eps_out ** (2 / 3) * (abs(n1) + float(np.sum(np.abs(gc)))) + res)
+    if abs(n1 - a1) <= screen or abs(n1 - a1) > CLEAR * screen:
+        return Measurement(n1 - a1, screen, n1, a1)  # clearly right, or clearly wrong: no need to refine
+    n2, a2 = at(0.5)
+    bound = SAFETY * (abs((n1 - a1) - (n2 - a2)) + noise + res)
+    return Measurement(n2 - a2, bound, n2, a2)
+
+
+def directions(rng: np.random.Generator, size: int, k: int) -> list[tuple[str, np.ndarray]]:
+    out = []
+    for j in range(k):
+        kind = "gaussian" if j % 2 == 0 else "rademacher"
+        v = rng.choice((-1.0, 1.0), size=size) if kind == "rademacher" else rng.standard_normal(size)
+        out.append((kind, v / np.linalg.norm(v)))
+    return out
+
+
+@dataclass
+class LeafProjection:
+    """What the projected check learned about one array."""
+
+    failed: bool
+    measurements: list[tuple[str, Measurement]]
+    detectable: float  # relative RMS error caught with probability >= 1 - MISS_PROBABILITY
+    first_gaussian_failure: np.ndarray | None  # its unit weights, to localize with
+
+
+def project_leaf(ev: Evaluator, g: np.ndarray, steps: np.ndarray, offset: int, size: int,
+                 grad_eps: float, tol: Tolerance, rng: np.random.Generator, k: int,
+                 stop_on_failure: bool = False) -> LeafProjection:
+    idx = np.arange(offset, offset + size)
+    h = steps[idx]
+    results = []
+    gaussian_failure = None
+    for kind, v in directions(rng, size, k):
+        m = measure(ev, g, idx, h * v, grad_eps, tol)
+        results.append((kind, m))
+        if m.failed and kind == "gaussian" and gaussian_failure is None:
+            gaussian_failure = v
+        if m.failed and stop_on_failure:
+            break  # the array is wrong; localization takes over
+    failed = any(m.failed for _, m in results)
+    # a Gaussian direction sees an error e as N(0, |e*h|^2 / size) in these units; the chance it stays
+    # within the bound B is at most 2B / (sigma sqrt(2 pi)); solve prod_j (...) = MISS_PROBABILITY for sigma
+    bounds = [m.bound for kind, m in results if kind == "gaussian"]
+    scale = float(np.sqrt(np.mean((g[idx] * h) ** 2)))
+    detectable = math.inf
+    if bounds and scale > 0:
+        geo = math.exp(sum(math.log(2 * b / math.sqrt(2 * math.pi)) for b in bounds) / len(bounds))
+        sigma = geo * MISS_PROBABILITY ** (-1.0 / len(bounds))
+        detectable = sigma / scale
+    return LeafProjection(failed, results, detectable, gaussian_failure)
+
+
+@dataclass
+class Localized:
+    found: list[int]  # flat indices judged wrong (or at kinks) elementwise
+    numeric: dict[int, float]
+    bound: dict[int, float]
+    status: dict[int, str]
+    complete: bool  # False when it stopped at MAX_LOCALIZED wrong elements
+
+
+def localize(ev: Evaluator, g: np.ndarray, steps: np.ndarray, offset: int, size: int, grad_eps: np.ndarray,
+             rms: np.ndarray, tol: Tolerance, weights: np.ndarray, root: Measurement | None) -> Localized:
+    """Bisect the array's elements down to the wrong ones (see the module docstring)."""
+    idx_all = np.arange(offset, offset + size)
+    w = weights
+
+    def test(lo: int, hi: int) -> Measurement:
+        sub = idx_all[lo:hi]
+        ws = w[lo:hi]
+        norm = float(np.linalg.norm(ws))
+        return measure(ev, g, sub, steps[sub] * ws / norm, float(grad_eps[offset]), tol)
+
+    out = Localized([], {}, {}, {}, True)
+    tests, budget = 0, 8 * MAX_LOCALIZED * max(1, math.ceil(math.log2(max(size, 2))))
+    if root is None:
+        root = test(0, size)
+    stack: list[tuple[int, int, Measurement]] = [(0, size, root)] if root.failed else []
+    while stack:
+        lo, hi, m = stack.pop()
+        if hi - lo == 1:
+            _judge_one(ev, g, steps, idx_all[lo], grad_eps, rms, tol, out)
+            if sum(s in FAILING for s in out.status.values()) >= MAX_LOCALIZED:
+                out.complete = False
+                break
+            continue
+        mid = (lo + hi) // 2
+        left = test(lo, mid)
+        # the mismatch is linear in the direction: infer the right half from its parent and sibling
+        n_p, n_l, n_r = (float(np.linalg.norm(w[a:b])) for a, b in ((lo, hi), (lo, mid), (mid, hi)))
+        inferred = (n_p * m.mismatch - n_l * left.mismatch) / n_r
+        inferred_bound = (n_p * m.bound + n_l * left.bound) / n_r
+        if abs(inferred) > 4 * inferred_bound:
+            right = Measurement(inferred, inferred_bound, math.nan, math.nan)
+        else:
+            right = test(mid, hi)  # not clear from the inference: measure, do not guess
+        tests += 1
+        if tests > budget:
+            out.complete = False
+            break
+        for part in ((mid, hi, right), (lo, mid, left)):
+            if part[2].failed:
+                stack.append(part)
+    return out
+
+
+def _judge_one(ev: Evaluator, g: np.ndarray, steps: np.ndarray, i: int, grad_eps: np.ndarray,
+               rms: np.ndarray, tol: Tolerance, out: Localized) -> None:
+    one = np.array([i])
+    fp, fm, dp, dm = ev.first_differences(one, steps)
+    a = g[one]
+    res = resolution(a, (fp - fm) / (dp - dm), 1.0, rms[one]) * grad_eps[one]
+    j = judge(ev, one, a, steps[one], fp, fm, dp, dm, res, tol)
+    st = str(j.status[0])
+    if st in FAILING or st == KINK:
+        out.found.append(int(i))
+        out.numeric[int(i)] = float(j.numeric[0])
+        out.bound[int(i)] = float(j.bound[0])
+        out.status[int(i)] = st if st != "kink?" else MISMATCH
+
+
+def sample_fraction(ev: Evaluator, g: np.ndarray, steps: np.ndarray, offset: int, size: int,
+                    grad_eps: np.ndarray, rms: np.ndarray, tol: Tolerance, rng: np.random.Generator,
+                    k: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Judge a random sample of ``k`` elements of one array (to estimate a wrong fraction)."""
+    idx = np.sort(rng.choice(np.arange(offset, offset + size), size=min(k, size), replace=False))
+    fp, fm, dp, dm = ev.first_differences(idx, steps)
+    a = g[idx]
+    res = resolution(a, (fp - fm) / (dp - dm), 1.0, rms[idx]) * grad_eps[idx]
+    j = judge(ev, idx, a, steps[idx], fp, fm, dp, dm, res, tol)
+    return idx, j.numeric, j.bound, j.status
+
+
+__all__ = ["DIRECTIONS", "MAX_LOCALIZED", "OK", "localize", "project_leaf", "sample_fraction"]

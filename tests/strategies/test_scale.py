@@ -1,0 +1,176 @@
+"""Checking at scale: O(1) verdicts, O(m log N) localization, batched and distributed evaluation."""
+
+import math
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+import pytest
+from dask.distributed import Client, LocalCluster
+
+import backcheck
+from backcheck.parallel import EvaluationError
+
+sys.path.insert(0, os.path.dirname(__file__))
+import scale_funcs  # noqa: E402
+
+
+def problem(n, seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=n)
+    x = rng.normal(size=n)
+
+    def f(x):
+        return float(np.sum(np.tanh(a * x)))
+
+    def g(x):
+        return a * (1 - np.tanh(a * x) ** 2)
+
+    return f, g, x
+
+
+def with_wrong(g, where, size=0.5):
+    def wrong(x):
+        d = g(x).copy()
+        d[where] += size
+        return d
+
+    return wrong
+
+
+@pytest.mark.parametrize("n", [10, 1000, 100_000, 1_000_000])
+def test_auto_costs_a_constant_number_of_evaluations_when_correct(n):
+    f, g, x = problem(n)
+    r = backcheck.check(f, x, g, strategy="auto")
+    assert r.ok and r.n_evals == 36  # 2 at the point, 18 to measure noise, 8 directions x 2
+    assert "probability" in " ".join(r.notes)
+
+
+def test_auto_is_the_default_for_large_inputs():
+    f, g, x = problem(10_000)
+    r = backcheck.check(f, x, g)
+    assert r.strategy == "auto" and r.n_evals == 36
+
+
+def test_one_wrong_element_among_1e5_is_found_in_O_log_n():
+    n = 100_000
+    f, g, x = problem(n)
+    r = backcheck.check(f, x, with_wrong(g, 31337), strategy="auto")
+    assert r.status == "fail"
+    assert r.n_evals <= 4 * math.log2(n) + 20
+    wrong = [e for e in r.leaves[0].worst if e.status == "mismatch"]
+    assert [e.index for e in wrong] == [(31337,)] and abs(wrong[0].analytic - wrong[0].numeric - 0.5) < 1e-6
+
+
+@pytest.mark.parametrize("m", [2, 10])
+def test_several_wrong_elements_are_all_found(m):
+    n = 50_000
+    f, g, x = problem(n)
+    where = np.random.default_rng(m).choice(n, size=m, replace=False)
+    r = backcheck.check(f, x, with_wrong(g, where, 0.3), strategy="auto")
+    leaf = r.leaves[0]
+    assert r.status == "fail" and leaf.n_mismatch == m
+    found = {int(i) for i in np.flatnonzero(~np.isnan(r.numeric))}
+    assert found == set(where.tolist())
+
+
+def test_sign_cancelling_errors_cannot_hide():
+    f, g, x = problem(20_000)
+    r = backcheck.check(f, x, lambda x: g(x) + np.where(np.arange(x.size) == 5, 0.2, 0)
+                        - np.where(np.arange(x.size) == 6, 0.2, 0), strategy="auto")
+    assert r.status == "fail" and r.leaves[0].n_mismatch == 2
+
+
+def test_too_many_wrong_elements_are_sampled_and_estimated():
+    f, g, x = problem(20_000)
+    wrong_mask = np.random.default_rng(0).random(x.size) < 0.3
+    r = backcheck.check(f, x, lambda x: g(x) + 0.2 * wrong_mask, strategy="auto")
+    leaf = r.leaves[0]
+    assert r.status == "fail" and "too many wrong elements" in leaf.note and "%" in leaf.note
+    assert leaf.n_checked >= 64 and leaf.n_mismatch >= backcheck.strategies.projected.MAX_LOCALIZED
+
+
+def test_projected_gives_a_verdict_per_array_at_constant_cost():
+    rng = np.random.default_rng(0)
+    p = {"W": rng.normal(size=(300, 200)), "b": rng.normal(size=200)}
+
+    def f(p):
+        return float(np.sum(np.tanh(p["W"]) * 2) + np.sum(p["b"] ** 2))
+
+    def g(p):
+        return {"W": 2 * (1 - np.tanh(p["W"]) ** 2), "b": 2 * p["b"]}
+
+    r = backcheck.check(f, p, g, strategy="projected")
+    assert r.ok and r.n_evals == 20 + 2 * 8 * 2
+    bad = backcheck.check(f, p, lambda p: {**g(p), "b": 2.001 * p["b"]}, strategy="projected")
+    assert [lf.status for lf in bad.leaves] == ["pass", "fail"]
+
+
+def test_vectorized_full_check_matches_the_serial_one():
+    a = np.random.default_rng(2).normal(size=500)
+    x = np.random.default_rng(3).normal(size=500)
+
+    def f(x):
+        return np.sum(np.tanh(a * x), axis=-1)
+
+    def g(x):
+        return a * (1 - np.tanh(a * x) ** 2)
+
+    serial = backcheck.check(lambda x: float(f(x)), x, g, strategy="full")
+    batched = backcheck.check(f, x, g, strategy="full", vectorized=True, max_batch_bytes=40_000)
+    assert serial.ok and batched.ok and batched.n_evals == serial.n_evals + 1
+    assert np.allclose(batched.numeric, serial.numeric, rtol=1e-12, atol=1e-12)
+    wrong = backcheck.check(f, x, with_wrong(g, 3), strategy="full", vectorized=True)
+    assert [e.index for e in wrong.leaves[0].worst if e.status == "mismatch"] == [(3,)]
+
+
+def test_vectorized_function_that_ignores_the_batch_axis_is_refused():
+    with pytest.raises(backcheck.BadInputError, match="one loss per row"):
+        backcheck.check(lambda x: float(np.sum(x)), np.ones(4), np.ones_like, vectorized=True)
+
+
+def test_process_pool_gives_the_same_report_as_a_serial_run():
+    x = np.random.default_rng(0).normal(size=300)
+    serial = backcheck.check(scale_funcs.loss, x, scale_funcs.grad_one_wrong, strategy="full")
+    with ProcessPoolExecutor(2) as pool:
+        pooled = backcheck.check(scale_funcs.loss, x, scale_funcs.grad_one_wrong, strategy="full", executor=pool)
+    assert pooled.to_dict()["leaves"] == serial.to_dict()["leaves"] and pooled.n_evals == serial.n_evals
+    assert np.array_equal(pooled.numeric, serial.numeric)
+
+
+def test_dask_cluster_gives_the_same_report_as_a_serial_run(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", os.path.dirname(__file__) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    x = np.random.default_rng(0).normal(size=300)
+    serial = backcheck.check(scale_funcs.loss, x, scale_funcs.grad_one_wrong, strategy="full")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        distributed = backcheck.check(scale_funcs.loss, x, scale_funcs.grad_one_wrong, strategy="full",
+                                      executor=client)
+    assert distributed.to_dict()["leaves"] == serial.to_dict()["leaves"]
+    assert np.array_equal(distributed.numeric, serial.numeric)
+
+
+def test_a_worker_that_dies_gives_a_clear_error_and_leaves_the_arrays_intact(monkeypatch):
+    monkeypatch.setenv("BACKCHECK_TEST_PARENT", str(os.getpid()))
+    x = np.random.default_rng(0).normal(size=300)
+    before = x.tobytes()
+    with ProcessPoolExecutor(2) as pool, pytest.raises(EvaluationError, match="died"):
+        backcheck.check(scale_funcs.dies_in_worker, x, scale_funcs.grad, strategy="full", executor=pool)
+    assert x.tobytes() == before
+
+
+def test_unpicklable_function_with_an_executor_is_refused():
+    with ProcessPoolExecutor(1) as pool, pytest.raises(backcheck.BadInputError, match="picklable"):
+        backcheck.check(lambda x: float(np.sum(x**2)), np.ones(3), lambda x: 2 * x, executor=pool)
+
+
+def test_progress_bar_appears_for_long_checks(monkeypatch):
+    from backcheck import progress
+
+    monkeypatch.setattr(progress, "DELAY", 0.0)
+    with progress.Progress("demo", enabled=True) as bar:
+        bar(10, 100)
+        assert bar._bar is not None
+        bar(100, 100)
+        assert bar._bar.tasks[0].completed == 100
