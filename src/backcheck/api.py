@@ -10,7 +10,9 @@ import numpy as np
 
 from backcheck.errors import (
     BackcheckError,
+    BadInputError,
     GradientMismatch,
+    NondeterministicError,
     NonFiniteError,
     NotScalarError,
     UserFunctionError,
@@ -146,6 +148,7 @@ def check(
     max_batch_bytes: int = 16 * 2**20,
     executor: Any = None,
     progress: bool | None = None,
+    random: str = "auto",
 ) -> Report:
     """Check an analytic gradient of a scalar function against finite differences.
 
@@ -186,6 +189,11 @@ def check(
     progress : bool, optional
         Show a progress bar on checks that take longer than about a second (default: when stderr is a
         terminal and rich is installed).
+    random : {'auto', 'freeze', 'error'}
+        What to do about a random function (dropout, sampling): 'auto' replays the same random stream at
+        every evaluation when ``f`` turns out to be random (numpy Generators it can reach, numpy's global
+        state, torch's generator) and says so in the report; 'freeze' always does; 'error' raises
+        :class:`NondeterministicError`.
 
     Returns
     -------
@@ -205,12 +213,25 @@ def check(
     started = time.perf_counter()
     fname = function_name(f)
     tree = Tree(params, first_parameter_name(f))
+    check_random_mode(random)
+    random_note = ""
+    if random == "freeze":
+        f, grad, random_note = replay_randomness(random, fname, f, grad)
     eval_tree = Tree(tree.fresh(dtype=np.float64), tree.root, in_place=False) if upcast else tree
     ev = Evaluator(eval_tree, _batch_of_one(f, fname) if vectorized else f, Output.loss(fname), fname)
     ev.max_batch_bytes = max_batch_bytes
     findings: list[Finding] = []
     try:
-        ev.baseline()
+        try:
+            ev.baseline()
+        except NondeterministicError:
+            if random != "auto":
+                raise
+            f, grad, random_note = replay_randomness(random, fname, f, grad)
+            count, ev = ev.n_evals, Evaluator(eval_tree, _batch_of_one(f, fname) if vectorized else f,
+                                              Output.loss(fname), fname)
+            ev.max_batch_bytes, ev.n_evals = max_batch_bytes, count
+            ev.baseline()
         if vectorized:
             ev.batch_call = f
         if executor is not None:
@@ -242,13 +263,37 @@ def check(
         check_finite(tree, g, "gradient")
         with Progress(fname, progress) as bar:
             ev.progress = bar
-            return evaluate_and_report(
+            report = evaluate_and_report(
                 title=fname, kind="check", tree=tree, ev=ev, g=g, strategy=strategy, samples=samples,
                 atol=atol, rtol=rtol, step=step, seed=seed, findings=findings, started=started, curves=curves,
                 regrad=regrad,
             )
+            if random_note:
+                report.notes.insert(0, random_note)
+            return report
     finally:
         tree.restore()
+
+
+def replay_randomness(mode: str, fname: str, f: Callable[..., Any], other: Any
+                      ) -> tuple[Callable[..., Any], Any, str]:
+    """Wrap ``f`` (and its companion, the gradient or backward function) to replay their random streams.
+
+    Called up front for ``random='freeze'``, and for ``random='auto'`` once ``f`` has been seen to be
+    random. Returns the wrapped callables and a note for the report.
+    """
+    from backcheck.randomness import FrozenRandom, find_generators
+
+    frozen = FrozenRandom(find_generators(f, other))
+    wrapped_other = frozen.wrap(other) if callable(other) else other
+    note = (f"{fname} is random; every evaluation replayed the same random stream ({frozen.describe()}), so "
+            "the check is of the function with that stream fixed (for example one dropout mask).")
+    return frozen.wrap(f), wrapped_other, note
+
+
+def check_random_mode(mode: str) -> None:
+    if mode not in ("auto", "freeze", "error"):
+        raise BadInputError(f"random={mode!r} is not one of 'auto', 'freeze', 'error'.", "use random='auto'.")
 
 
 def _batch_of_one(f: Callable[[Any], Any], fname: str) -> Callable[[Any], Any]:

@@ -240,6 +240,9 @@ def summarize(tree: Tree, analytic: np.ndarray, numeric: np.ndarray, bound: np.n
             lstatus, note = "skipped", skipped[leaf.name]
         elif bad.any():
             lstatus, note = "fail", failed.get(leaf.name, "")
+            if np.all(st == DEAD) and idx.size == leaf.size:
+                note = (f"{leaf.name} receives a zero gradient everywhere while the output depends on it: the "
+                        "gradient does not flow here (a detached branch, a missing backward term). " + note).strip()
         elif leaf.name in failed:
             lstatus, note = "fail", failed[leaf.name]
         elif np.any(st == NOISY):

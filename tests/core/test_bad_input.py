@@ -133,7 +133,17 @@ def test_random_function_stops_with_an_explanation():
         return float(np.sum(x * mask))
 
     with pytest.raises(NondeterministicError, match="random"):
-        backcheck.check(dropout_loss, np.ones(5), lambda x: np.ones(5))
+        backcheck.check(dropout_loss, np.ones(5), lambda x: np.ones(5), random="error")
+
+
+def test_randomness_that_cannot_be_replayed_stops_with_an_explanation():
+    import os
+
+    def truly_random(x):
+        return float(np.sum(x) * (1 + os.urandom(1)[0] / 1e3))
+
+    with pytest.raises(NondeterministicError, match="random"):
+        backcheck.check(truly_random, np.ones(5), lambda x: np.ones(5))
 
 
 def test_tensors_are_pointed_to_the_framework_frontends():

@@ -15,8 +15,21 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.api import call_user, check_finite, evaluate_and_report, mutation_finding
-from backcheck.errors import BadInputError, GradientMismatch, GradientStructureError, NonFiniteError
+from backcheck.api import (
+    call_user,
+    check_finite,
+    check_random_mode,
+    evaluate_and_report,
+    mutation_finding,
+    replay_randomness,
+)
+from backcheck.errors import (
+    BadInputError,
+    GradientMismatch,
+    GradientStructureError,
+    NondeterministicError,
+    NonFiniteError,
+)
 from backcheck.evaluate import Evaluator, Output
 from backcheck.numeric.grad import function_name
 from backcheck.report import Finding, Report
@@ -67,6 +80,7 @@ def check_layer(
     seed: int = 0,
     upcast: bool | None = None,
     curves: bool = False,
+    random: str = "auto",
 ) -> Report:
     """Check a layer's backward pass against finite differences of its forward pass.
 
@@ -94,6 +108,9 @@ def check_layer(
         inputs; the analytic gradient is still computed, and judged, at the inputs' own dtype.
     curves : bool
         Record the error-versus-step curve of each input's worst element (``report.curves``).
+    random : {'auto', 'freeze', 'error'}
+        As in :func:`backcheck.check`: a random forward pass (dropout drawing its own mask) is checked with
+        the same random stream replayed at every evaluation, in forward and backward alike.
 
     Returns
     -------
@@ -140,6 +157,11 @@ def check_layer(
     def args(current: Mapping[str, Any]) -> list[Any]:
         return [current[n] if n in current else fixed[n] for n in names]
 
+    check_random_mode(random)
+    random_note = ""
+    if random == "freeze":
+        forward, backward, random_note = replay_randomness(random, fname, forward, backward)
+
     def call_forward(current: Mapping[str, Any]) -> Any:
         out = forward(*args(current))
         if cache:
@@ -183,7 +205,14 @@ def check_layer(
     ev = Evaluator(eval_tree, call_forward, Output.cotangent(
         fname, u, [n for n, _ in parts], [p.shape for _, p in parts], lambda o: [x for _, x in _flatten_out(o)]),
         fname)
-    ev.baseline()
+    try:
+        ev.baseline()
+    except NondeterministicError:
+        if random != "auto":
+            raise
+        # call_forward reads `forward` when called, so rebinding it here replays the stream from now on
+        forward, backward, random_note = replay_randomness(random, fname, forward, backward)
+        ev.baseline()
 
     dout_arg = _rebuild_like(out0, [x.copy() for x in u]) if len(parts) > 1 or isinstance(out0, (list, tuple,
                                                                                                   Mapping)) else (
@@ -230,6 +259,8 @@ def check_layer(
         atol=atol, rtol=rtol, step=step, seed=seed, findings=findings, skipped=skipped, started=started,
         curves=curves, regrad=regrad,
     )
+    if random_note:
+        report.notes.insert(0, random_note)
     tree.restore()
     return report
 

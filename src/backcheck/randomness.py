@@ -1,0 +1,163 @@
+"""Replaying the same random stream at every evaluation, so stochastic layers (dropout) can be checked.
+
+A function that draws from a generator gives a different value each call, and finite differences of it
+measure noise. Restoring every generator's state before every call makes it deterministic: the same dropout
+mask at ``x + h`` and ``x - h``, and the same mask in the gradient function as in the loss.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+_LEGACY = object()  # marker for numpy's global RandomState
+_TORCH = object()  # marker for torch's default CPU generator
+
+
+class FrozenRandom:
+    """The states of a set of generators, restorable at will.
+
+    Parameters
+    ----------
+    generators : iterable
+        ``numpy.random.Generator``, ``numpy.random.RandomState`` or ``torch.Generator`` objects.
+    legacy : bool
+        Also freeze numpy's global state (``np.random.rand`` and friends).
+    torch : bool or None
+        Also freeze torch's default generator; None: when torch is already imported.
+    """
+
+    def __init__(self, generators: Iterable[Any] = (), legacy: bool = True, torch: bool | None = None) -> None:
+        self.items: list[Any] = []
+        seen: set[int] = set()
+        for g in generators:
+            if id(g) not in seen and _is_generator(g):
+                seen.add(id(g))
+                self.items.append(g)
+        if legacy:
+            self.items.append(_LEGACY)
+        if torch or (torch is None and "torch" in sys.modules):
+            self.items.append(_TORCH)
+        self.states = [_get_state(g) for g in self.items]
+
+    def restore(self) -> None:
+        for g, state in zip(self.items, self.states):
+            _set_state(g, state)
+
+    def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``fn`` with every generator restored before each call."""
+
+        @functools.wraps(fn)
+        def frozen(*args: Any, **kwargs: Any) -> Any:
+            self.restore()
+            return fn(*args, **kwargs)
+
+        return frozen
+
+    def describe(self) -> str:
+        names = []
+        for g in self.items:
+            names.append("numpy's global state" if g is _LEGACY else "torch's default generator" if g is _TORCH
+                         else type(g).__name__)
+        return ", ".join(names)
+
+
+def freeze_rng(fn: Callable[..., Any], *generators: Any, legacy: bool = True,
+               torch: bool | None = None) -> Callable[..., Any]:
+    """Return ``fn`` replaying the same random stream at every call.
+
+    Generators found in ``fn``'s closure, globals, bound object or partial arguments are frozen too, in
+    addition to those passed.
+
+    Examples
+    --------
+    >>> import numpy as np, backcheck
+    >>> rng = np.random.default_rng(0)
+    >>> def dropout_loss(x):
+    ...     return float(np.sum(x * (rng.random(x.shape) > 0.5)))
+    >>> f = backcheck.freeze_rng(dropout_loss)
+    >>> f(np.ones(4)) == f(np.ones(4))
+    True
+    """
+    return FrozenRandom([*generators, *find_generators(fn)], legacy=legacy, torch=torch).wrap(fn)
+
+
+def find_generators(*fns: Any, depth: int = 3) -> list[Any]:
+    """Generators a function can reach: closure cells, referenced globals, ``self`` attributes, partials."""
+    found: list[Any] = []
+    seen: set[int] = set()
+
+    def visit(obj: Any, level: int) -> None:
+        if obj is None or id(obj) in seen or level > depth:
+            return
+        seen.add(id(obj))
+        if _is_generator(obj):
+            found.append(obj)
+            return
+        if isinstance(obj, functools.partial):
+            visit(obj.func, level + 1)
+            for a in (*obj.args, *obj.keywords.values()):
+                visit(a, level + 1)
+            return
+        if isinstance(obj, (list, tuple, set)):
+            for item in obj:
+                visit(item, level + 1)
+            return
+        if isinstance(obj, dict):
+            for item in obj.values():
+                visit(item, level + 1)
+            return
+        func = getattr(obj, "__func__", obj)
+        code = getattr(func, "__code__", None)
+        if code is not None:
+            for cell in getattr(func, "__closure__", None) or ():
+                try:
+                    visit(cell.cell_contents, level + 1)
+                except ValueError:
+                    continue
+            glob = getattr(func, "__globals__", {})
+            for name in code.co_names:
+                if name in glob and not isinstance(glob[name], type(sys)):
+                    visit(glob[name], level + 1)
+            visit(getattr(obj, "__self__", None), level + 1)
+            return
+        if hasattr(obj, "__dict__") and not isinstance(obj, type) and not isinstance(obj, type(sys)):
+            if callable(getattr(type(obj), "__call__", None)) or level > 0:
+                for item in vars(obj).values():
+                    visit(item, level + 1)
+
+    for fn in fns:
+        visit(fn, 0)
+    return found
+
+
+def _is_generator(obj: Any) -> bool:
+    if isinstance(obj, (np.random.Generator, np.random.RandomState)):
+        return True
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(obj, torch.Generator)
+
+
+def _get_state(g: Any) -> Any:
+    if g is _LEGACY:
+        return np.random.get_state()
+    if g is _TORCH:
+        return sys.modules["torch"].get_rng_state()
+    if isinstance(g, np.random.Generator):
+        return g.bit_generator.state
+    return g.get_state()
+
+
+def _set_state(g: Any, state: Any) -> None:
+    if g is _LEGACY:
+        np.random.set_state(state)
+    elif g is _TORCH:
+        sys.modules["torch"].set_rng_state(state)
+    elif isinstance(g, np.random.Generator):
+        g.bit_generator.state = state
+    else:
+        g.set_state(state)

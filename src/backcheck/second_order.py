@@ -1,0 +1,70 @@
+"""Second order: Hessian-vector products and gradients of gradients, reduced to the core contract.
+
+For a gradient function ``g(x)`` and a fixed vector ``u``, the scalar ``<u, g(x)>`` has gradient ``H u``
+(``H`` symmetric). So checking ``hvp(x, u)`` is checking the gradient of ``x -> <u, g(x)>``, with all of the
+first-order checker's machinery (error bounds, kinks, localization).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from backcheck.api import check
+from backcheck.numeric.grad import first_parameter_name
+from backcheck.report import Report
+from backcheck.tree import Tree
+
+
+def check_hvp(f: Callable[[Any], Any] | None, grad: Callable[[Any], Any], hvp: Callable[[Any, Any], Any],
+              params: Any, *, v: Any = None, seed: int = 0, **options: Any) -> Report:
+    """Check a Hessian-vector product ``hvp(params, v) -> H v`` against differences of ``grad``.
+
+    Parameters
+    ----------
+    f : callable or None
+        The loss (unused by the check itself; accepted so calls read like ``check_hvp(f, grad, hvp, x)``).
+    grad : callable
+        ``grad(params) -> tree`` like ``params``, trusted (check it first with :func:`backcheck.check`).
+    hvp : callable
+        ``hvp(params, v) -> tree`` like ``params``: the product under test.
+    params : tree
+        The point.
+    v : tree, optional
+        The vector; default a seeded standard normal tree like ``params``.
+    **options
+        Passed to :func:`backcheck.check` (strategy, atol, rtol, step, ...).
+
+    Examples
+    --------
+    >>> import numpy as np, backcheck
+    >>> A = np.array([[2.0, 1.0], [1.0, 3.0]])
+    >>> grad = lambda x: A @ x + np.sin(x)
+    >>> hvp = lambda x, v: A @ v + np.cos(x) * v
+    >>> backcheck.check_hvp(None, grad, hvp, np.array([0.5, -1.0])).ok
+    True
+    """
+    shape_tree = Tree(params, first_parameter_name(grad), in_place=False)
+    if v is None:
+        rng = np.random.default_rng(seed + 31)
+        v = shape_tree.fresh(rng.standard_normal(shape_tree.size))
+    v_flat = shape_tree.pack(v, "vector v")
+
+    def directional_gradient(p: Any) -> float:
+        return float(np.dot(v_flat, shape_tree.pack(grad(p), "gradient")))
+
+    directional_gradient.__name__ = f"<v, {getattr(grad, '__name__', 'grad')}>"
+
+    def product(p: Any) -> Any:
+        return hvp(p, v)
+
+    product.__name__ = getattr(hvp, "__name__", "hvp")
+    return check(directional_gradient, params, product, seed=seed, **options)
+
+
+def check_grad_of_grad(grad: Callable[[Any], Any], hessian_vector: Callable[[Any, Any], Any], params: Any,
+                       **options: Any) -> Report:
+    """Check a gradient of a gradient (double backward): the same contract as :func:`check_hvp`."""
+    return check_hvp(None, grad, hessian_vector, params, **options)
