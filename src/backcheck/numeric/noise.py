@@ -34,8 +34,8 @@ def estimate_noise(ev: Evaluator, steps: np.ndarray, seed: int = 0) -> float:
     offsets = [j for j in range(-HALF_WIDTH, HALF_WIDTH + 1)]
     estimates = []
     for _ in range(2):
-        signs = rng.choice((-1.0, 1.0), size=n)
-        base = steps * rng.uniform(0.5, 1.0, size=n) * rng.choice((-1.0, 1.0), size=n)
+        signs = np.where(rng.random(n) < 0.5, -1.0, 1.0)
+        base = steps * rng.uniform(0.5, 1.0, size=n) * np.where(rng.random(n) < 0.5, -1.0, 1.0)
         spacing = steps * RELATIVE_SPACING * signs
         try:
             phis = _segment(ev, idx, base, spacing, offsets)

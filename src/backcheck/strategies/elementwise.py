@@ -168,7 +168,7 @@ def joint_kink_test(ev: Evaluator, kink_idx: np.ndarray, jump: np.ndarray, g: np
     same = np.abs(np.diff(jump)) <= 1e-6 * scale + 1e-300
     bad: list[int] = []
     for k in np.flatnonzero(same)[: max_group * 64]:
-        pair = np.array([kink_idx[k], kink_idx[k + 1]])
+        pair = np.sort(np.array([kink_idx[k], kink_idx[k + 1]]))
         t = float(np.min(steps[pair]))
         phis, disps = ev.direction(pair, np.ones(2), (t, -t, t / 2, -t / 2))
         fwd1, bwd1 = (phis[0] - ev.phi0) / t, (ev.phi0 - phis[1]) / t
