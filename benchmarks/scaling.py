@@ -19,10 +19,10 @@ import time
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # before numpy loads: one BLAS thread, as torch below
 
-import numpy as np
-import torch
+import numpy as np  # noqa: E402 - the thread settings above must come first
+import torch  # noqa: E402
 
-import backcheck
+import backcheck  # noqa: E402
 
 CLASSES = 10
 BATCH = 1  # examples in the loss; --batch changes it
@@ -35,8 +35,12 @@ def make(n_target: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(BATCH, dim))
     y = rng.integers(0, CLASSES, size=BATCH)
-    params = {"W1": rng.normal(size=(dim, hidden)) / np.sqrt(dim), "b1": np.zeros(hidden),
-              "W2": rng.normal(size=(hidden, CLASSES)) / np.sqrt(hidden), "b2": np.zeros(CLASSES)}
+    params = {
+        "W1": rng.normal(size=(dim, hidden)) / np.sqrt(dim),
+        "b1": np.zeros(hidden),
+        "W2": rng.normal(size=(hidden, CLASSES)) / np.sqrt(hidden),
+        "b2": np.zeros(CLASSES),
+    }
 
     def loss(p):
         h = np.tanh(X @ p["W1"] + p["b1"])
@@ -98,6 +102,39 @@ def timed(fn):
     return out, time.perf_counter() - t
 
 
+def measure_size(size: int, full_limit: float, ratios: dict) -> dict:
+    """Every method on one problem size; returns the table row and adds to ``ratios``."""
+    n, p, loss, loss_b, grad, tloss = make(size)
+    one = min(timed(lambda: loss(p))[1] for _ in range(20))
+    row: dict = {"N": n, "one eval (ms)": one * 1e3}
+    r, s = timed(lambda: backcheck.check(loss, p, grad, strategy="auto"))
+    row["auto"] = (s, r.n_evals, r.status)
+    r, s = timed(lambda: backcheck.check(loss, p, grad, strategy="projected"))
+    row["projected"] = (s, r.n_evals, r.status)
+    r, s = timed(lambda: backcheck.check(loss, p, grad, strategy="sparse", samples=100))
+    row["sparse(100)"] = (s, r.n_evals, r.status)
+    if size >= 1e6:
+        ratios["auto overhead beyond evaluations at 1e6 (s)"] = row["auto"][0] - row["auto"][1] * one
+    if n <= full_limit:
+        r, s = timed(lambda: backcheck.check(loss, p, grad, strategy="full"))
+        row["full"] = (s, r.n_evals, r.status)
+        ratios.setdefault("full / (2N x one eval)", []).append(s / (2 * n * one))
+        r, s = timed(lambda: backcheck.check(loss_b, p, grad, strategy="full", vectorized=True))
+        row["full vectorized"] = (s, r.n_evals, r.status)
+        _, s = timed(lambda: classic_loop(loss, p))
+        row["classic loop"] = (s, 2 * n, "-")
+        tp = [torch.from_numpy(v.copy()).requires_grad_() for v in p.values()]
+        ok, s = timed(lambda: torch.autograd.gradcheck(tloss, tp, raise_exception=False))
+        row["torch gradcheck"] = (s, 2 * n, "pass" if ok else "fail")
+        ok, s = timed(lambda: torch.autograd.gradcheck(tloss, tp, fast_mode=True, raise_exception=False))
+        row["torch gradcheck fast"] = (s, None, "pass" if ok else "fail")
+        if abs(n - 1e4) / 1e4 < 0.3:
+            ratios["torch gradcheck slow / backcheck full vectorized at 1e4"] = (
+                row["torch gradcheck"][0] / row["full vectorized"][0]
+            )
+    return row
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", nargs="+", type=float, default=[1e3, 1e4, 1e5, 1e6])
@@ -108,40 +145,29 @@ def main() -> None:
     print(f"2-layer MLP loss, {args.batch} example(s), float64, 1 BLAS thread")
     torch.set_num_threads(1)
     rows = []
-    ratios = {}
+    ratios: dict = {}
     for size in args.sizes:
-        n, p, loss, loss_b, grad, tloss = make(int(size))
-        one = min(timed(lambda: loss(p))[1] for _ in range(20))
-        row = {"N": n, "one eval (ms)": one * 1e3}
-        r, s = timed(lambda: backcheck.check(loss, p, grad, strategy="auto"))
-        row["auto"] = (s, r.n_evals, r.status)
-        r, s = timed(lambda: backcheck.check(loss, p, grad, strategy="projected"))
-        row["projected"] = (s, r.n_evals, r.status)
-        r, s = timed(lambda: backcheck.check(loss, p, grad, strategy="sparse", samples=100))
-        row["sparse(100)"] = (s, r.n_evals, r.status)
-        if n == max(int(x) for x in [n]) and size >= 1e6:
-            ratios["auto overhead beyond evaluations at 1e6 (s)"] = row["auto"][0] - row["auto"][1] * one
-        if n <= args.full_limit:
-            r, s = timed(lambda: backcheck.check(loss, p, grad, strategy="full"))
-            row["full"] = (s, r.n_evals, r.status)
-            ratios.setdefault("full / (2N x one eval)", []).append(s / (2 * n * one))
-            r, s = timed(lambda: backcheck.check(loss_b, p, grad, strategy="full", vectorized=True))
-            row["full vectorized"] = (s, r.n_evals, r.status)
-            _, s = timed(lambda: classic_loop(loss, p))
-            row["classic loop"] = (s, 2 * n, "-")
-            tp = [torch.from_numpy(v.copy()).requires_grad_() for v in p.values()]
-            ok, s = timed(lambda: torch.autograd.gradcheck(tloss, tp, raise_exception=False))
-            row["torch gradcheck"] = (s, 2 * n, "pass" if ok else "fail")
-            ok, s = timed(lambda: torch.autograd.gradcheck(tloss, tp, fast_mode=True, raise_exception=False))
-            row["torch gradcheck fast"] = (s, None, "pass" if ok else "fail")
-            if abs(n - 1e4) / 1e4 < 0.3:
-                ratios["torch gradcheck slow / backcheck full vectorized at 1e4"] = (
-                    row["torch gradcheck"][0] / row["full vectorized"][0])
+        row = measure_size(int(size), args.full_limit, ratios)
         rows.append(row)
-        print(f"N={n}: " + ", ".join(f"{k} {v[0]:.3g}s/{v[1]} evals" if isinstance(v, tuple) else
-                                     f"{k} {v:.3g}" for k, v in row.items() if k != "N"), flush=True)
-    methods = ["full", "full vectorized", "sparse(100)", "projected", "auto", "classic loop", "torch gradcheck",
-               "torch gradcheck fast"]
+        print(
+            f"N={row['N']}: "
+            + ", ".join(
+                f"{k} {v[0]:.3g}s/{v[1]} evals" if isinstance(v, tuple) else f"{k} {v:.3g}"
+                for k, v in row.items()
+                if k != "N"
+            ),
+            flush=True,
+        )
+    methods = [
+        "full",
+        "full vectorized",
+        "sparse(100)",
+        "projected",
+        "auto",
+        "classic loop",
+        "torch gradcheck",
+        "torch gradcheck fast",
+    ]
     print("\n| N | one eval | " + " | ".join(methods) + " |")
     print("|---|---|" + "---|" * len(methods))
     for row in rows:

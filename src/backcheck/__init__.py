@@ -6,6 +6,7 @@ True
 """
 
 from backcheck.api import assert_grad, check
+from backcheck.cases import case
 from backcheck.errors import (
     BackcheckError,
     BadInputError,
@@ -20,13 +21,34 @@ from backcheck.errors import (
 )
 from backcheck.frontends.layers import assert_layer, check_layer
 from backcheck.numeric import numerical_grad
+from backcheck.randomness import freeze_rng
 from backcheck.report import Element, Finding, LeafReport, Report
+from backcheck.second_order import check_grad_of_grad, check_hvp
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "check", "assert_grad", "check_layer", "assert_layer", "numerical_grad",
-    "Report", "LeafReport", "Element", "Finding",
-    "BackcheckError", "BadInputError", "ParamsError", "GradientStructureError", "NotScalarError",
-    "NonFiniteError", "MutationError", "NondeterministicError", "UserFunctionError", "GradientMismatch",
+    "check",
+    "assert_grad",
+    "check_layer",
+    "assert_layer",
+    "numerical_grad",
+    "check_hvp",
+    "check_grad_of_grad",
+    "freeze_rng",
+    "Report",
+    "LeafReport",
+    "Element",
+    "Finding",
+    "case",
+    "BackcheckError",
+    "BadInputError",
+    "ParamsError",
+    "GradientStructureError",
+    "NotScalarError",
+    "NonFiniteError",
+    "MutationError",
+    "NondeterministicError",
+    "UserFunctionError",
+    "GradientMismatch",
 ]

@@ -98,21 +98,40 @@ def evaluate_and_report(
         grad_eps[sl] = float(np.finfo(leaf.dtype).eps)
         rms[sl] = float(np.sqrt(np.mean(g[sl] ** 2)))
     outcome = run_strategy(ev, g, steps, strategy, samples, Tolerance(atol, rtol), grad_eps, rms, regrad, seed)
-    leaves = summarize(tree, g, outcome.numeric, outcome.bound, outcome.status, outcome.checked, skipped,
-                       outcome.failed_leaves)
+    leaves = summarize(
+        tree,
+        g,
+        outcome.numeric,
+        outcome.bound,
+        outcome.status,
+        outcome.checked,
+        skipped,
+        outcome.failed_leaves,
+    )
     numeric_flat = np.full(tree.size, np.nan)
     numeric_flat[outcome.checked] = outcome.numeric
     notes = list(outcome.notes)
     if ev.tree is not tree:
-        notes.append("the numeric side was evaluated in float64 (the function accepts float64 inputs); the "
-                     "analytic gradient is judged at its own dtype's resolution.")
+        notes.append(
+            "the numeric side was evaluated in float64 (the function accepts float64 inputs); the "
+            "analytic gradient is judged at its own dtype's resolution."
+        )
     if strategy == "sparse":
         notes.append(f"sparse check: {outcome.checked.size} of {tree.size} elements sampled (seed={seed}).")
     curve_list = [step_curve(ev, tree, g, steps, lf) for lf in leaves if lf.worst] if curves else []
     return Report(
-        title=title, kind=kind, strategy=strategy, method="central", leaves=leaves, n_evals=ev.n_evals,
-        seconds=time.perf_counter() - started, findings=findings, notes=notes, curves=curve_list,
-        _numeric=tree.fresh(numeric_flat, np.float64), _analytic=tree.fresh(g, np.float64),
+        title=title,
+        kind=kind,
+        strategy=strategy,
+        method="central",
+        leaves=leaves,
+        n_evals=ev.n_evals,
+        seconds=time.perf_counter() - started,
+        findings=findings,
+        notes=notes,
+        curves=curve_list,
+        _numeric=tree.fresh(numeric_flat, np.float64),
+        _analytic=tree.fresh(g, np.float64),
     )
 
 
@@ -120,8 +139,11 @@ def step_curve(ev: Evaluator, tree: Tree, g: np.ndarray, steps: np.ndarray, leaf
     """Estimates of the leaf's worst element at steps from ``h / 2**16`` to ``h * 2**5`` (44 evaluations)."""
     worst = leaf.worst[0]
     k = next(j for j, lf in enumerate(tree.leaves) if lf.name == leaf.name)
-    i = tree.leaves[k].offset + int(np.ravel_multi_index(worst.index, leaf.shape)) if leaf.shape else (
-        tree.leaves[k].offset)
+    i = (
+        tree.leaves[k].offset + int(np.ravel_multi_index(worst.index, leaf.shape))
+        if leaf.shape
+        else (tree.leaves[k].offset)
+    )
     h = float(steps[i])
     trial = [h * 2.0**e for e in range(-16, 6)]
     estimates = []
@@ -228,8 +250,10 @@ def check(
             if random != "auto":
                 raise
             f, grad, random_note = replay_randomness(random, fname, f, grad)
-            count, ev = ev.n_evals, Evaluator(eval_tree, _batch_of_one(f, fname) if vectorized else f,
-                                              Output.loss(fname), fname)
+            count, ev = (
+                ev.n_evals,
+                Evaluator(eval_tree, _batch_of_one(f, fname) if vectorized else f, Output.loss(fname), fname),
+            )
             ev.max_batch_bytes, ev.n_evals = max_batch_bytes, count
             ev.baseline()
         if vectorized:
@@ -250,7 +274,7 @@ def check(
             def regrad() -> np.ndarray:
                 # the analytic gradient where the evaluator has moved the point (a nearby re-check)
                 if eval_tree is not tree:
-                    for low, wide in zip(tree.leaves, eval_tree.leaves):
+                    for low, wide in zip(tree.leaves, eval_tree.leaves, strict=True):
                         np.copyto(low.work, wide.work.astype(low.dtype))
                 try:
                     return tree.pack(call_user(grad, (tree.current(),), gname), "gradient")
@@ -264,8 +288,20 @@ def check(
         with Progress(fname, progress) as bar:
             ev.progress = bar
             report = evaluate_and_report(
-                title=fname, kind="check", tree=tree, ev=ev, g=g, strategy=strategy, samples=samples,
-                atol=atol, rtol=rtol, step=step, seed=seed, findings=findings, started=started, curves=curves,
+                title=fname,
+                kind="check",
+                tree=tree,
+                ev=ev,
+                g=g,
+                strategy=strategy,
+                samples=samples,
+                atol=atol,
+                rtol=rtol,
+                step=step,
+                seed=seed,
+                findings=findings,
+                started=started,
+                curves=curves,
                 regrad=regrad,
             )
             if random_note:
@@ -275,8 +311,7 @@ def check(
         tree.restore()
 
 
-def replay_randomness(mode: str, fname: str, f: Callable[..., Any], other: Any
-                      ) -> tuple[Callable[..., Any], Any, str]:
+def replay_randomness(mode: str, fname: str, f: Callable[..., Any], other: Any) -> tuple[Callable[..., Any], Any, str]:
     """Wrap ``f`` (and its companion, the gradient or backward function) to replay their random streams.
 
     Called up front for ``random='freeze'``, and for ``random='auto'`` once ``f`` has been seen to be
@@ -286,8 +321,10 @@ def replay_randomness(mode: str, fname: str, f: Callable[..., Any], other: Any
 
     frozen = FrozenRandom(find_generators(f, other))
     wrapped_other = frozen.wrap(other) if callable(other) else other
-    note = (f"{fname} is random; every evaluation replayed the same random stream ({frozen.describe()}), so "
-            "the check is of the function with that stream fixed (for example one dropout mask).")
+    note = (
+        f"{fname} is random; every evaluation replayed the same random stream ({frozen.describe()}), so "
+        "the check is of the function with that stream fixed (for example one dropout mask)."
+    )
     return frozen.wrap(f), wrapped_other, note
 
 

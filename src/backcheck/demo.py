@@ -32,14 +32,22 @@ def checker_tour(out: TextIO = sys.stdout) -> list[Report]:
 
     bug = next(b for b in bn.bugs if b.name == "missing_mean_term")
     bad = check_layer(bn.forward, bug.backward, x)
-    _show(f"2. the same layer, a classic bug: {bug.description} The report points at the wrong elements",
-          bad, out)
+    _show(
+        f"2. the same layer, a classic bug: {bug.description} The report points at the wrong elements",
+        bad,
+        out,
+    )
 
     mlp = get("mlp_relu")
+    assert mlp.kinks is not None
     kinked = tuple(mlp.kinks(np.random.default_rng(0), np.float32).values())
     kink = check_layer(mlp.forward, mlp.backward, kinked)
-    _show("3. a two-layer ReLU network in float32 with hidden units exactly at the ReLU kink: "
-          "the kinks are recognized, not reported as bugs", kink, out)
+    _show(
+        "3. a two-layer ReLU network in float32 with hidden units exactly at the ReLU kink: "
+        "the kinks are recognized, not reported as bugs",
+        kink,
+        out,
+    )
     return [good, bad, kink]
 
 

@@ -59,8 +59,14 @@ class Output:
         return cls(reduce, scalar=True)
 
     @classmethod
-    def cotangent(cls, fname: str, u: Sequence[np.ndarray], names: Sequence[str],
-                  shapes: Sequence[tuple[int, ...]], flatten: Callable[[Any], list[Any]]) -> Output:
+    def cotangent(
+        cls,
+        fname: str,
+        u: Sequence[np.ndarray],
+        names: Sequence[str],
+        shapes: Sequence[tuple[int, ...]],
+        flatten: Callable[[Any], list[Any]],
+    ) -> Output:
         u64 = [np.asarray(a, dtype=np.float64).reshape(-1) for a in u]
         absu = [np.abs(a) for a in u64]
 
@@ -75,7 +81,7 @@ class Output:
             phi = 0.0
             scale = 0.0
             dtype = np.dtype(np.float64)
-            for p, uu, au, name, shape in zip(parts, u64, absu, names, shapes):
+            for p, uu, au, name, shape in zip(parts, u64, absu, names, shapes, strict=True):
                 arr = _as_array(p, f"{fname}'s output {name}")
                 if arr.shape != shape:
                     raise NotScalarError(
@@ -102,8 +108,10 @@ def _as_array(out: Any, what: str) -> np.ndarray:
     try:
         return np.asarray(out)
     except Exception as exc:  # noqa: BLE001 - anything numpy cannot read is the user's culprit
-        raise NotScalarError(f"{what} ({type(out).__qualname__}) is not a number or an array.",
-                             "return a float or a numpy array.") from exc
+        raise NotScalarError(
+            f"{what} ({type(out).__qualname__}) is not a number or an array.",
+            "return a float or a numpy array.",
+        ) from exc
 
 
 class Evaluator:
@@ -176,8 +184,9 @@ class Evaluator:
         )
 
     # -- many points at once ------------------------------------------------------------------------------
-    def first_differences(self, idx: np.ndarray, steps: np.ndarray
-                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def first_differences(
+        self, idx: np.ndarray, steps: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``phi(x +- h_i e_i)`` for every ``i`` in ``idx``: serially, vectorized, or on the executor.
 
         Returns (phi plus, phi minus, actual plus displacement, actual minus displacement).
@@ -193,9 +202,11 @@ class Evaluator:
             for k, v in enumerate(values):
                 if not np.isfinite(v):
                     i, s = pairs[k]
-                    raise NonFiniteError(f"{self.fname} returned {v} when evaluated {self._where((i, s))}.",
-                                         "the step crosses the edge of the function's domain; pass a smaller "
-                                         "step= or move the point away from the edge.")
+                    raise NonFiniteError(
+                        f"{self.fname} returned {v} when evaluated {self._where((i, s))}.",
+                        "the step crosses the edge of the function's domain; pass a smaller "
+                        "step= or move the point away from the edge.",
+                    )
             return values[0::2], values[1::2], disps[0::2], disps[1::2]
         if self.batch_call is not None and not self.mutated and not self._shifted:
             return self._batched(idx, steps)
@@ -210,8 +221,7 @@ class Evaluator:
                 self.progress(k + 1, m)
         return fp, fm, dp, dm
 
-    def _serial_fast(self, idx: np.ndarray, steps: np.ndarray
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _serial_fast(self, idx: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The serial loop with as little work per evaluation as possible (scalar losses)."""
         m = idx.size
         fp, fm, dp, dm = np.empty(m), np.empty(m), np.empty(m), np.empty(m)
@@ -272,7 +282,7 @@ class Evaluator:
         x0 = self.tree.values()
         values = np.empty(pair_idx.size)
         disps = np.empty(pair_idx.size)
-        pairs = list(zip(pair_idx.tolist(), pair_step.tolist()))
+        pairs = list(zip(pair_idx.tolist(), pair_step.tolist(), strict=True))
         # one buffer of rows holding the original point; each chunk writes its perturbed entries and puts
         # them back afterwards, so a chunk costs O(rows) writes rather than a copy of rows x N
         buffer = [np.repeat(leaf.original.reshape(1, -1), min(per_call, pair_idx.size), axis=0) for leaf in leaves]
@@ -290,7 +300,7 @@ class Evaluator:
                     stacks[k][rows, gi - leaf.offset] = new
                     disps[start + rows] = new.astype(np.float64) - x0[gi]
                     touched.append((k, rows, gi - leaf.offset, leaf.original.reshape(-1)[gi - leaf.offset]))
-            stacks = [st.reshape((b, *leaf.shape)) for st, leaf in zip(stacks, leaves)]
+            stacks = [st.reshape((b, *leaf.shape)) for st, leaf in zip(stacks, leaves, strict=True)]
             batched = self.tree._with(self.tree.structure, stacks)
             self.n_evals += b
             try:
@@ -315,8 +325,10 @@ class Evaluator:
             bad = np.flatnonzero(~np.isfinite(out))
             if bad.size:
                 i, s = chunk[int(bad[0])]
-                raise NonFiniteError(f"{self.fname} returned {out[bad[0]]} when evaluated {self._where((i, s))}.",
-                                     "the step crosses the edge of the function's domain; pass a smaller step=.")
+                raise NonFiniteError(
+                    f"{self.fname} returned {out[bad[0]]} when evaluated {self._where((i, s))}.",
+                    "the step crosses the edge of the function's domain; pass a smaller step=.",
+                )
             for k, rows, local, orig in touched:
                 buffer[k][rows, local] = orig
             values[start:stop] = out
@@ -405,8 +417,9 @@ class Evaluator:
                 self.tree.restore()
         return phis, disps
 
-    def _group(self, idx: np.ndarray, coef: np.ndarray
-               ) -> list[tuple[Leaf, Any, np.ndarray, Any, np.ndarray, np.ndarray]]:
+    def _group(
+        self, idx: np.ndarray, coef: np.ndarray
+    ) -> list[tuple[Leaf, Any, np.ndarray, Any, np.ndarray, np.ndarray]]:
         """Split a sparse direction by leaf: (leaf, local index or slice, coefficients, flat view, x0 as float64,
         x0 as stored)."""
         idx = np.asarray(idx)

@@ -21,8 +21,9 @@ class EvaluationError(BackcheckError, RuntimeError):
     """A worker failed (died, or could not run the function); the user's arrays are intact."""
 
 
-def _chunk_values(f: Callable[[Any], Any], point: Any,
-                  pairs: Sequence[tuple[int, float]]) -> tuple[list[float], list[float]]:
+def _chunk_values(
+    f: Callable[[Any], Any], point: Any, pairs: Sequence[tuple[int, float]]
+) -> tuple[list[float], list[float]]:
     """Worker side: ``f`` at ``point`` with one element moved by one step, for each (element, step)."""
     from backcheck.tree import Tree
 
@@ -43,8 +44,14 @@ def _chunk_values(f: Callable[[Any], Any], point: Any,
     return values, disps
 
 
-def run_pairs(executor: Any, f: Callable[[Any], Any], point: Any, pairs: list[tuple[int, float]],
-              fname: str, n_chunks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def run_pairs(
+    executor: Any,
+    f: Callable[[Any], Any],
+    point: Any,
+    pairs: list[tuple[int, float]],
+    fname: str,
+    n_chunks: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Evaluate all (element, step) pairs on ``executor``; return values and actual displacements in order."""
     try:
         pickle.dumps(f)
@@ -56,8 +63,11 @@ def run_pairs(executor: Any, f: Callable[[Any], Any], point: Any, pairs: list[tu
     workers = _workers(executor)
     n_chunks = n_chunks or max(1, min(len(pairs), 4 * workers))
     bounds = np.linspace(0, len(pairs), n_chunks + 1).astype(int)
-    futures = [executor.submit(_chunk_values, f, point, pairs[a:b]) for a, b in zip(bounds[:-1], bounds[1:])
-               if b > a]
+    futures = [
+        executor.submit(_chunk_values, f, point, pairs[a:b])
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+        if b > a
+    ]
     values: list[float] = []
     disps: list[float] = []
     for fut in futures:

@@ -45,7 +45,7 @@ class FrozenRandom:
         self.states = [_get_state(g) for g in self.items]
 
     def restore(self) -> None:
-        for g, state in zip(self.items, self.states):
+        for g, state in zip(self.items, self.states, strict=True):
             _set_state(g, state)
 
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -61,13 +61,19 @@ class FrozenRandom:
     def describe(self) -> str:
         names = []
         for g in self.items:
-            names.append("numpy's global state" if g is _LEGACY else "torch's default generator" if g is _TORCH
-                         else type(g).__name__)
+            names.append(
+                "numpy's global state"
+                if g is _LEGACY
+                else "torch's default generator"
+                if g is _TORCH
+                else type(g).__name__
+            )
         return ", ".join(names)
 
 
-def freeze_rng(fn: Callable[..., Any], *generators: Any, legacy: bool = True,
-               torch: bool | None = None) -> Callable[..., Any]:
+def freeze_rng(
+    fn: Callable[..., Any], *generators: Any, legacy: bool = True, torch: bool | None = None
+) -> Callable[..., Any]:
     """Return ``fn`` replaying the same random stream at every call.
 
     Generators found in ``fn``'s closure, globals, bound object or partial arguments are frozen too, in
@@ -126,7 +132,7 @@ def find_generators(*fns: Any, depth: int = 3) -> list[Any]:
             visit(getattr(obj, "__self__", None), level + 1)
             return
         if hasattr(obj, "__dict__") and not isinstance(obj, type) and not isinstance(obj, type(sys)):
-            if callable(getattr(type(obj), "__call__", None)) or level > 0:
+            if callable(obj) or level > 0:
                 for item in vars(obj).values():
                     visit(item, level + 1)
 

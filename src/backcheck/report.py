@@ -43,9 +43,14 @@ class Element:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "index": list(self.index), "analytic": _num(self.analytic),
-            "numeric": _num(self.numeric), "abs_err": _num(self.abs_err), "rel_err": _num(self.rel_err),
-            "bound": _num(self.bound), "status": self.status,
+            "name": self.name,
+            "index": list(self.index),
+            "analytic": _num(self.analytic),
+            "numeric": _num(self.numeric),
+            "abs_err": _num(self.abs_err),
+            "rel_err": _num(self.rel_err),
+            "bound": _num(self.bound),
+            "status": self.status,
         }
 
 
@@ -77,11 +82,19 @@ class LeafReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "shape": list(self.shape), "dtype": self.dtype, "status": self.status,
-            "n_elements": self.n_elements, "n_checked": self.n_checked, "counts": dict(self.counts),
-            "max_abs_err": _num(self.max_abs_err), "max_rel_err": _num(self.max_rel_err),
-            "rel_diff": _num(self.rel_diff), "worst": [e.to_dict() for e in self.worst],
-            "kinks": [e.to_dict() for e in self.kinks], "note": self.note,
+            "name": self.name,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "status": self.status,
+            "n_elements": self.n_elements,
+            "n_checked": self.n_checked,
+            "counts": dict(self.counts),
+            "max_abs_err": _num(self.max_abs_err),
+            "max_rel_err": _num(self.max_rel_err),
+            "rel_diff": _num(self.rel_diff),
+            "worst": [e.to_dict() for e in self.worst],
+            "kinks": [e.to_dict() for e in self.kinks],
+            "note": self.note,
         }
 
 
@@ -117,9 +130,14 @@ class Curve:
         return [abs(e - self.analytic) for e in self.estimates]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "steps": self.steps, "estimates": [_num(e) for e in self.estimates],
-                "errors": [_num(e) for e in self.errors], "analytic": _num(self.analytic),
-                "chosen": self.chosen}
+        return {
+            "name": self.name,
+            "steps": self.steps,
+            "estimates": [_num(e) for e in self.estimates],
+            "errors": [_num(e) for e in self.errors],
+            "analytic": _num(self.analytic),
+            "chosen": self.chosen,
+        }
 
 
 @dataclass
@@ -192,11 +210,20 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "schema": "backcheck.report", "schema_version": SCHEMA_VERSION, "title": self.title,
-            "kind": self.kind, "status": self.status, "ok": self.ok, "strategy": self.strategy,
-            "method": self.method, "n_evals": self.n_evals, "seconds": round(self.seconds, 6),
-            "leaves": [lf.to_dict() for lf in self.leaves], "findings": [f.to_dict() for f in self.findings],
-            "notes": list(self.notes), "curves": [c.to_dict() for c in self.curves],
+            "schema": "backcheck.report",
+            "schema_version": SCHEMA_VERSION,
+            "title": self.title,
+            "kind": self.kind,
+            "status": self.status,
+            "ok": self.ok,
+            "strategy": self.strategy,
+            "method": self.method,
+            "n_evals": self.n_evals,
+            "seconds": round(self.seconds, 6),
+            "leaves": [lf.to_dict() for lf in self.leaves],
+            "findings": [f.to_dict() for f in self.findings],
+            "notes": list(self.notes),
+            "curves": [c.to_dict() for c in self.curves],
         }
 
     def __str__(self) -> str:
@@ -205,9 +232,16 @@ class Report:
         return render_report(self)
 
 
-def summarize(tree: Tree, analytic: np.ndarray, numeric: np.ndarray, bound: np.ndarray, status: np.ndarray,
-              checked: np.ndarray, skipped: dict[str, str] | None = None,
-              failed: dict[str, str] | None = None) -> list[LeafReport]:
+def summarize(
+    tree: Tree,
+    analytic: np.ndarray,
+    numeric: np.ndarray,
+    bound: np.ndarray,
+    status: np.ndarray,
+    checked: np.ndarray,
+    skipped: dict[str, str] | None = None,
+    failed: dict[str, str] | None = None,
+) -> list[LeafReport]:
     """Per-leaf verdicts from flat per-element arrays.
 
     ``checked`` holds the flat indices that were judged; ``numeric``, ``bound`` and ``status`` are aligned
@@ -241,16 +275,33 @@ def summarize(tree: Tree, analytic: np.ndarray, numeric: np.ndarray, bound: np.n
         elif bad.any():
             lstatus, note = "fail", failed.get(leaf.name, "")
             if np.all(st == DEAD) and idx.size == leaf.size:
-                note = (f"{leaf.name} receives a zero gradient everywhere while the output depends on it: the "
-                        "gradient does not flow here (a detached branch, a missing backward term). " + note).strip()
+                note = (
+                    f"{leaf.name} receives a zero gradient everywhere while the output depends on it: the "
+                    "gradient does not flow here (a detached branch, a missing backward term). " + note
+                ).strip()
         elif leaf.name in failed:
             lstatus, note = "fail", failed[leaf.name]
         elif np.any(st == NOISY):
             lstatus, note = "inconclusive", ""
         else:
             lstatus, note = "pass", ""
-        out.append(LeafReport(leaf.name, leaf.shape, str(leaf.dtype), lstatus, leaf.size, int(idx.size), counts,
-                              max_abs, max_rel, rel_diff, worst, kinks, note))
+        out.append(
+            LeafReport(
+                leaf.name,
+                leaf.shape,
+                str(leaf.dtype),
+                lstatus,
+                leaf.size,
+                int(idx.size),
+                counts,
+                max_abs,
+                max_rel,
+                rel_diff,
+                worst,
+                kinks,
+                note,
+            )
+        )
     return out
 
 

@@ -18,8 +18,16 @@ from backcheck.report import Report
 from backcheck.tree import Tree
 
 
-def check_hvp(f: Callable[[Any], Any] | None, grad: Callable[[Any], Any], hvp: Callable[[Any, Any], Any],
-              params: Any, *, v: Any = None, seed: int = 0, **options: Any) -> Report:
+def check_hvp(
+    f: Callable[[Any], Any] | None,
+    grad: Callable[[Any], Any],
+    hvp: Callable[[Any, Any], Any],
+    params: Any,
+    *,
+    v: Any = None,
+    seed: int = 0,
+    **options: Any,
+) -> Report:
     """Check a Hessian-vector product ``hvp(params, v) -> H v`` against differences of ``grad``.
 
     Parameters
@@ -64,7 +72,8 @@ def check_hvp(f: Callable[[Any], Any] | None, grad: Callable[[Any], Any], hvp: C
     return check(directional_gradient, params, product, seed=seed, **options)
 
 
-def check_grad_of_grad(grad: Callable[[Any], Any], hessian_vector: Callable[[Any, Any], Any], params: Any,
-                       **options: Any) -> Report:
+def check_grad_of_grad(
+    grad: Callable[[Any], Any], hessian_vector: Callable[[Any, Any], Any], params: Any, **options: Any
+) -> Report:
     """Check a gradient of a gradient (double backward): the same contract as :func:`check_hvp`."""
     return check_hvp(None, grad, hessian_vector, params, **options)

@@ -33,9 +33,10 @@ def _children(obj: Any) -> list[tuple[Any, str, Any]]:
 
 def _rebuild(template: Any, values: list[Any]) -> Any:
     if isinstance(template, Mapping):
-        out = dict(zip(template.keys(), values))
+        out = dict(zip(template.keys(), values, strict=True))
+        kind: Any = type(template)
         try:
-            return type(template)(out)
+            return kind(out)
         except TypeError:
             return out
     if _is_namedtuple(template):
@@ -259,7 +260,7 @@ class Tree:
                 raise GradientStructureError(
                     f"the {what} for {name} is a {_describe(other)}, but the parameters there are a dict "
                     f"with keys {list(template.keys())}.",
-                    f"return a dict with the same keys as the parameters.",
+                    "return a dict with the same keys as the parameters.",
                 )
             missing = [k for k in template.keys() if k not in other]
             extra = [k for k in other.keys() if k not in template]
@@ -277,14 +278,17 @@ class Tree:
                 self._pack(kid, other[key], name + f"[{key!r}]", what, out)
             return
         if not isinstance(other, (list, tuple)) or len(other) != len(kids):
-            got = f"a {_describe(other)} of length {len(other)}" if isinstance(other, (list, tuple)) else (
-                f"a {_describe(other)}")
+            got = (
+                f"a {_describe(other)} of length {len(other)}"
+                if isinstance(other, (list, tuple))
+                else (f"a {_describe(other)}")
+            )
             raise GradientStructureError(
                 f"the {what} for {name} is {got}, but the parameters there are a "
                 f"{_describe(template)} of length {len(kids)}.",
                 f"return one {what} per parameter, in the same order.",
             )
-        for (key, kid), item in zip(kids, other):
+        for (key, kid), item in zip(kids, other, strict=True):
             suffix = f".{key}" if _is_namedtuple(template) else f"[{key}]"
             self._pack(kid, item, name + suffix, what, out)
 
@@ -309,7 +313,8 @@ class Tree:
 def _gradient_leaf(other: Any, leaf: Leaf, what: str) -> np.ndarray:
     if other is None:
         raise GradientStructureError(
-            f"the {what} for {leaf.name} is None.", f"return an array of shape {leaf.shape} (zeros if it is zero)."
+            f"the {what} for {leaf.name} is None.",
+            f"return an array of shape {leaf.shape} (zeros if it is zero).",
         )
     if _is_container(other):
         raise GradientStructureError(

@@ -70,8 +70,14 @@ class Judgement:
     evals: int = 0
 
 
-def screen(ev: Evaluator, analytic: np.ndarray, numeric: np.ndarray, span: np.ndarray, res: np.ndarray,
-           tol: Tolerance) -> tuple[np.ndarray, np.ndarray]:
+def screen(
+    ev: Evaluator,
+    analytic: np.ndarray,
+    numeric: np.ndarray,
+    span: np.ndarray,
+    res: np.ndarray,
+    tol: Tolerance,
+) -> tuple[np.ndarray, np.ndarray]:
     """Stage 1: which elements are clearly consistent after one central difference. Returns (ok, bound)."""
     err = np.abs(analytic - numeric)
     if tol.custom:
@@ -91,8 +97,15 @@ def roundoff_vec(ev: Evaluator, span: np.ndarray) -> np.ndarray:
     return noise_level(ev) / np.abs(span)
 
 
-def refine(ev: Evaluator, i: int, a: float, h: float, first: tuple[float, float, float, float], res: float,
-           tol: Tolerance) -> tuple[str, float, float, float, tuple[float, float]]:
+def refine(
+    ev: Evaluator,
+    i: int,
+    a: float,
+    h: float,
+    first: tuple[float, float, float, float],
+    res: float,
+    tol: Tolerance,
+) -> tuple[str, float, float, float, tuple[float, float]]:
     """Stage 2 for element ``i``: halve the step until the verdict is clear.
 
     Returns (status, numeric, bound, jump, hull): at a kink, ``jump`` is the gap between the one-sided
@@ -133,14 +146,29 @@ def refine(ev: Evaluator, i: int, a: float, h: float, first: tuple[float, float,
             # outside the slopes along this one axis, so the strategy re-checks at a nearby point
             return AMBIGUOUS, d, slack, np.nan, (lo, hi)
         if not kinky and change <= 0.25 * err and not kinky_prev:
-            return MISMATCH, d, bound, np.nan, NO_HULL  # the estimates agree with each other, not with the analytic value
+            return (
+                MISMATCH,
+                d,
+                bound,
+                np.nan,
+                NO_HULL,
+            )  # the estimates agree with each other, not with the analytic value
         d_prev, f_prev, b_prev, gap_prev, kinky_prev = d, f, b, gap, kinky
     return MISMATCH, numeric, bound, np.nan, NO_HULL
 
 
-def judge(ev: Evaluator, idx: np.ndarray, analytic: np.ndarray, h: np.ndarray,
-          phi_plus: np.ndarray, phi_minus: np.ndarray, disp_plus: np.ndarray, disp_minus: np.ndarray,
-          res: np.ndarray, tol: Tolerance) -> Judgement:
+def judge(
+    ev: Evaluator,
+    idx: np.ndarray,
+    analytic: np.ndarray,
+    h: np.ndarray,
+    phi_plus: np.ndarray,
+    phi_minus: np.ndarray,
+    disp_plus: np.ndarray,
+    disp_minus: np.ndarray,
+    res: np.ndarray,
+    tol: Tolerance,
+) -> Judgement:
     """Judge elements ``idx`` from their first central differences, refining those the screen cannot clear."""
     span = disp_plus - disp_minus
     numeric = (phi_plus - phi_minus) / span
@@ -150,9 +178,15 @@ def judge(ev: Evaluator, idx: np.ndarray, analytic: np.ndarray, h: np.ndarray,
     hull = np.full((idx.size, 2), np.nan)
     before = ev.n_evals
     for k in np.flatnonzero(~ok):
-        st, n, b, jump[k], hull[k] = refine(ev, int(idx[k]), float(analytic[k]), float(h[k]),
-                          (float(phi_plus[k]), float(phi_minus[k]), float(disp_plus[k]), float(disp_minus[k])),
-                          float(res[k]), tol)
+        st, n, b, jump[k], hull[k] = refine(
+            ev,
+            int(idx[k]),
+            float(analytic[k]),
+            float(h[k]),
+            (float(phi_plus[k]), float(phi_minus[k]), float(disp_plus[k]), float(disp_minus[k])),
+            float(res[k]),
+            tol,
+        )
         if st == MISMATCH and analytic[k] == 0.0:
             st = DEAD
         status[k], numeric[k], bound[k] = st, n, b

@@ -74,8 +74,7 @@ def test_gradient_with_a_wrong_dtype(params):
 
 def test_gradient_list_of_the_wrong_length():
     with pytest.raises(GradientStructureError, match="length 1.*length 2"):
-        backcheck.check(lambda p: float(np.sum(p[0]) + np.sum(p[1])), [np.ones(2), np.ones(3)],
-                        lambda p: [np.ones(2)])
+        backcheck.check(lambda p: float(np.sum(p[0]) + np.sum(p[1])), [np.ones(2), np.ones(3)], lambda p: [np.ones(2)])
 
 
 def test_integer_and_boolean_params_are_refused_by_name():
@@ -119,6 +118,7 @@ def test_user_function_that_raises_is_chained_and_names_the_element():
 
 def test_gradient_function_that_raises():
     with pytest.raises(UserFunctionError, match="my_grad raised KeyError"):
+
         def my_grad(x):
             raise KeyError("W")
 

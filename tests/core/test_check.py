@@ -129,8 +129,11 @@ def test_user_tolerances_replace_the_error_model():
 
 def test_report_structure_and_json():
     p = {"W1": np.ones((2, 3)), "b1": np.zeros(3)}
-    r = backcheck.check(lambda p: float(np.sum(p["W1"] ** 2) + np.sum(p["b1"])), p,
-                        lambda p: {"W1": 2 * p["W1"], "b1": np.full(3, 1.5)})
+    r = backcheck.check(
+        lambda p: float(np.sum(p["W1"] ** 2) + np.sum(p["b1"])),
+        p,
+        lambda p: {"W1": 2 * p["W1"], "b1": np.full(3, 1.5)},
+    )
     assert r.status == "fail" and not r.ok and not bool(r)
     assert [lf.name for lf in r.leaves] == ["p['W1']", "p['b1']"]
     b1 = r.leaf("p['b1']")
@@ -222,8 +225,7 @@ def test_float32_layer_is_checked_against_float64_numerics():
     assert r.ok and any("float64" in n for n in r.notes)
     r32 = backcheck.check_layer(fwd, bwd, (x, w), upcast=False)
     assert r32.ok and not any("float64" in n for n in r32.notes)
-    scaled = backcheck.check_layer(fwd, lambda d, x, w: tuple(g * np.float32(1 + 1e-4) for g in bwd(d, x, w)),
-                                   (x, w))
+    scaled = backcheck.check_layer(fwd, lambda d, x, w: tuple(g * np.float32(1 + 1e-4) for g in bwd(d, x, w)), (x, w))
     assert scaled.status == "fail"
 
 

@@ -52,8 +52,12 @@ def test_legacy_global_state_and_torch_generator_are_replayed():
     g = backcheck.freeze_rng(with_torch, torch=True)
     assert g(np.ones(8)) == g(np.ones(8))
     x = np.linspace(0, 1, 6)
-    r = backcheck.check(lambda x: float(np.sum(x**2 * (np.random.rand(6) > 0.5))), x,
-                        lambda x: 2 * x * (np.random.rand(6) > 0.5), random="freeze")
+    r = backcheck.check(
+        lambda x: float(np.sum(x**2 * (np.random.rand(6) > 0.5))),
+        x,
+        lambda x: 2 * x * (np.random.rand(6) > 0.5),
+        random="freeze",
+    )
     assert r.ok and "numpy's global state" in r.notes[0]
 
 
@@ -82,8 +86,11 @@ def test_generators_are_found_in_closures_objects_and_partials():
 
 def test_parameters_receiving_no_gradient_are_named():
     p = {"W": np.ones((2, 2)), "b": np.array([0.5, 1.5])}
-    r = backcheck.check(lambda p: float(np.sum(p["W"] ** 2) + np.sum(p["b"] ** 2)), p,
-                        lambda p: {"W": 2 * p["W"], "b": np.zeros(2)})
+    r = backcheck.check(
+        lambda p: float(np.sum(p["W"] ** 2) + np.sum(p["b"] ** 2)),
+        p,
+        lambda p: {"W": 2 * p["W"], "b": np.zeros(2)},
+    )
     b = r.leaf("p['b']")
     assert b.status == "fail" and "receives a zero gradient everywhere" in b.note
     assert {e.status for e in b.worst} == {"dead"}

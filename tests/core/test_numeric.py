@@ -38,8 +38,17 @@ def test_richardson_is_more_accurate_than_its_error_estimate(name, x):
     assert np.all(np.abs(g - df(x)) <= 1e-8 * (1 + np.abs(df(x))))
 
 
-@pytest.mark.parametrize("method,tol", [("central", 1e-8), ("forward", 1e-6), ("backward", 1e-6),
-                                        ("central4", 1e-10), ("central6", 1e-10), ("complex", 1e-15)])
+@pytest.mark.parametrize(
+    "method,tol",
+    [
+        ("central", 1e-8),
+        ("forward", 1e-6),
+        ("backward", 1e-6),
+        ("central4", 1e-10),
+        ("central6", 1e-10),
+        ("complex", 1e-15),
+    ],
+)
 def test_every_method_converges(method, tol):
     x = np.linspace(-1, 1, 7)
     f, df = FUNCS["sin"]
@@ -50,8 +59,10 @@ def test_every_method_converges(method, tol):
 def test_higher_order_stencils_beat_central_at_a_coarse_step():
     x = np.linspace(-1, 1, 5)
     f, df = FUNCS["exp"]
-    errs = {m: np.max(np.abs(numerical_grad(f, x, method=m, step=1e-2) - df(x)))
-            for m in ("forward", "central", "central4", "central6")}
+    errs = {
+        m: np.max(np.abs(numerical_grad(f, x, method=m, step=1e-2) - df(x)))
+        for m in ("forward", "central", "central4", "central6")
+    }
     assert errs["forward"] > errs["central"] > errs["central4"] > errs["central6"]
 
 

@@ -24,8 +24,11 @@ def make_params(dtype):
     W = rng.normal(size=(3, 4)).astype(dtype)
     W[0, 0] = -0.0  # signed zero must survive
     W[1, 1] = np.finfo(dtype).tiny / 4  # a subnormal too
-    return {"W": W, "b": rng.normal(size=4).astype(dtype), "T": np.asfortranarray(rng.normal(size=(2, 3)))
-            .astype(dtype)}
+    return {
+        "W": W,
+        "b": rng.normal(size=4).astype(dtype),
+        "T": np.asfortranarray(rng.normal(size=(2, 3))).astype(dtype),
+    }
 
 
 def loss(p):
@@ -87,8 +90,11 @@ def test_read_only_and_non_contiguous_arrays():
     ro = np.linspace(0, 1, 5)
     ro.flags.writeable = False
     p = {"view": view, "ro": ro}
-    r = backcheck.check(lambda q: float(np.sum(q["view"] ** 2) + np.sum(np.sin(q["ro"]))), p,
-                        lambda q: {"view": 2 * q["view"], "ro": np.cos(q["ro"])})
+    r = backcheck.check(
+        lambda q: float(np.sum(q["view"] ** 2) + np.sum(np.sin(q["ro"]))),
+        p,
+        lambda q: {"view": 2 * q["view"], "ro": np.cos(q["ro"])},
+    )
     assert r.ok, r
     assert base.tobytes() == (np.arange(12.0).reshape(3, 4) / 7).tobytes()
 

@@ -86,11 +86,32 @@ def has_target(name, how):
     return any(target(g, how) for g in (grads if isinstance(grads, tuple) else (grads,)))
 
 
-SAMPLE = ["affine", "conv2d", "batchnorm_train", "softmax_cross_entropy", "lstm_step", "attention", "layernorm",
-          "maxpool2d", "tanh", "matmul", "inverse", "gelu", "rnn_step", "gru_step", "solve", "bilinear",
-          "mlp_relu", "rnn_relu_step"]
-CASES = [(name, how) for how in ["sign", "one_element", "transpose", "scale_1e-4"] for name in SAMPLE
-         if has_target(name, how)]
+SAMPLE = [
+    "affine",
+    "conv2d",
+    "batchnorm_train",
+    "softmax_cross_entropy",
+    "lstm_step",
+    "attention",
+    "layernorm",
+    "maxpool2d",
+    "tanh",
+    "matmul",
+    "inverse",
+    "gelu",
+    "rnn_step",
+    "gru_step",
+    "solve",
+    "bilinear",
+    "mlp_relu",
+    "rnn_relu_step",
+]
+CASES = [
+    (name, how)
+    for how in ["sign", "one_element", "transpose", "scale_1e-4"]
+    for name in SAMPLE
+    if has_target(name, how)
+]
 
 
 def test_the_generic_perturbations_cover_at_least_15_layer_kinds_each_and_8_transposes():

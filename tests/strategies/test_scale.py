@@ -77,8 +77,12 @@ def test_several_wrong_elements_are_all_found(m):
 
 def test_sign_cancelling_errors_cannot_hide():
     f, g, x = problem(20_000)
-    r = backcheck.check(f, x, lambda x: g(x) + np.where(np.arange(x.size) == 5, 0.2, 0)
-                        - np.where(np.arange(x.size) == 6, 0.2, 0), strategy="auto")
+    r = backcheck.check(
+        f,
+        x,
+        lambda x: g(x) + np.where(np.arange(x.size) == 5, 0.2, 0) - np.where(np.arange(x.size) == 6, 0.2, 0),
+        strategy="auto",
+    )
     assert r.status == "fail" and r.leaves[0].n_mismatch == 2
 
 
@@ -143,10 +147,11 @@ def test_dask_cluster_gives_the_same_report_as_a_serial_run(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.path.dirname(__file__) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     x = np.random.default_rng(0).normal(size=300)
     serial = backcheck.check(scale_funcs.loss, x, scale_funcs.grad_one_wrong, strategy="full")
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
-        distributed = backcheck.check(scale_funcs.loss, x, scale_funcs.grad_one_wrong, strategy="full",
-                                      executor=client)
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        distributed = backcheck.check(scale_funcs.loss, x, scale_funcs.grad_one_wrong, strategy="full", executor=client)
     assert distributed.to_dict()["leaves"] == serial.to_dict()["leaves"]
     assert np.array_equal(distributed.numeric, serial.numeric)
 

@@ -142,17 +142,26 @@ def check_layer(
     if wrt is not None:
         unknown = [w for w in wrt if w not in names]
         if unknown:
-            raise BadInputError(f"wrt names {unknown}, which are not inputs of {fname}: {names}.",
-                                f"choose from {names}.")
-    diff_names = [n for n, x in zip(names, inputs) if _is_float(x) and (wrt is None or n in wrt)]
+            raise BadInputError(
+                f"wrt names {unknown}, which are not inputs of {fname}: {names}.", f"choose from {names}."
+            )
+    diff_names = [n for n, x in zip(names, inputs, strict=True) if _is_float(x) and (wrt is None or n in wrt)]
     if not diff_names:
         raise BadInputError(
             f"none of {fname}'s inputs ({', '.join(names)}) is a float array to differentiate.",
             "pass float arrays (integer labels and masks are passed through unperturbed).",
         )
-    fixed = {n: (x.copy() if isinstance(x, np.ndarray) else x) for n, x in zip(names, inputs) if n not in diff_names}
-    tree = Tree({n: x for n, x in zip(names, inputs) if n in diff_names}, "inputs", in_place=False,
-                bare_keys=True)
+    fixed = {
+        n: (x.copy() if isinstance(x, np.ndarray) else x)
+        for n, x in zip(names, inputs, strict=True)
+        if n not in diff_names
+    }
+    tree = Tree(
+        {n: x for n, x in zip(names, inputs, strict=True) if n in diff_names},
+        "inputs",
+        in_place=False,
+        bare_keys=True,
+    )
 
     def args(current: Mapping[str, Any]) -> list[Any]:
         return [current[n] if n in current else fixed[n] for n in names]
@@ -191,20 +200,34 @@ def check_layer(
             wide_out = [np.asarray(p) for _, p in _flatten_out(call_forward(wide.current()))]
         except Exception:  # noqa: BLE001 - a function that refuses float64 is checked at its own dtype
             wide_out = []
-        if len(wide_out) == len(parts) and all(w.dtype == np.float64 and w.shape == p.shape
-                                               for w, (_, p) in zip(wide_out, parts)):
+        if len(wide_out) == len(parts) and all(
+            w.dtype == np.float64 and w.shape == p.shape for w, (_, p) in zip(wide_out, parts, strict=True)
+        ):
             eval_tree = wide
     for n, p in parts:
         if p.dtype.kind != "f":
-            raise BadInputError(f"{fname}'s output {n} has dtype {p.dtype}; a layer's output must be float.",
-                                "return float arrays.")
+            raise BadInputError(
+                f"{fname}'s output {n} has dtype {p.dtype}; a layer's output must be float.",
+                "return float arrays.",
+            )
         if not np.all(np.isfinite(p)):
-            raise NonFiniteError(f"{fname}'s output {n} contains NaN or Inf at the original point.",
-                                 "check the inputs and the forward pass for log(0), 0/0 or overflow.")
+            raise NonFiniteError(
+                f"{fname}'s output {n} contains NaN or Inf at the original point.",
+                "check the inputs and the forward pass for log(0), 0/0 or overflow.",
+            )
     u = _dout(dout, parts, seed, fname)
-    ev = Evaluator(eval_tree, call_forward, Output.cotangent(
-        fname, u, [n for n, _ in parts], [p.shape for _, p in parts], lambda o: [x for _, x in _flatten_out(o)]),
-        fname)
+    ev = Evaluator(
+        eval_tree,
+        call_forward,
+        Output.cotangent(
+            fname,
+            u,
+            [n for n, _ in parts],
+            [p.shape for _, p in parts],
+            lambda o: [x for _, x in _flatten_out(o)],
+        ),
+        fname,
+    )
     try:
         ev.baseline()
     except NondeterministicError:
@@ -214,9 +237,11 @@ def check_layer(
         forward, backward, random_note = replay_randomness(random, fname, forward, backward)
         ev.baseline()
 
-    dout_arg = _rebuild_like(out0, [x.copy() for x in u]) if len(parts) > 1 or isinstance(out0, (list, tuple,
-                                                                                                  Mapping)) else (
-        u[0].copy())
+    dout_arg = (
+        _rebuild_like(out0, [x.copy() for x in u])
+        if len(parts) > 1 or isinstance(out0, (list, tuple, Mapping))
+        else (u[0].copy())
+    )
     dout_before = [x.copy() for x in u]
     bargs = [x.copy() if isinstance(x, np.ndarray) else x for x in args(tree.fresh())]
     inputs_before = [x.copy() if isinstance(x, np.ndarray) else x for x in bargs]
@@ -225,39 +250,68 @@ def check_layer(
         raw = call_user(backward, (dout_arg, cache_obj), bname)
     else:
         raw = call_user(backward, (dout_arg, *bargs), bname)
-    for k, (before, now) in enumerate(zip(dout_before, [x for _, x in _flatten_out(dout_arg)])):
+    for k, (before, now) in enumerate(zip(dout_before, [x for _, x in _flatten_out(dout_arg)], strict=True)):
         if isinstance(now, np.ndarray) and not np.array_equal(before, now, equal_nan=True):
             idx = np.flatnonzero(before.reshape(-1) != np.asarray(now).reshape(-1))
             findings.append(_mutation(bname, "dout" if len(u) == 1 else f"dout[{k}]", before.shape, idx))
     if not cache:
-        for n, before, now in zip(names, inputs_before, bargs):
+        for n, before, now in zip(names, inputs_before, bargs, strict=True):
             if isinstance(before, np.ndarray) and not np.array_equal(before, now, equal_nan=True):
                 idx = np.flatnonzero(before.reshape(-1) != now.reshape(-1))
                 findings.append(_mutation(bname, n, before.shape, idx))
     grads = _match_grads(raw, names, diff_names, bname)
     skipped = {n: f"{bname} returned None for {n}: not checked." for n, gr in grads.items() if gr is None}
-    g = tree.pack({n: (gr if gr is not None else np.zeros(np.shape(tree.obj[n]), np.asarray(tree.obj[n]).dtype))
-                   for n, gr in grads.items()}, "gradient")
+    g = tree.pack(
+        {
+            n: (gr if gr is not None else np.zeros(np.shape(tree.obj[n]), np.asarray(tree.obj[n]).dtype))
+            for n, gr in grads.items()
+        },
+        "gradient",
+    )
     check_finite(tree, g, f"gradient returned by {bname}")
+
     def regrad() -> np.ndarray:
         # the analytic gradient at the point the evaluator has moved to (a nearby re-check), same dout
-        near = {n: np.asarray(v).astype(tree.obj[n].dtype if isinstance(tree.obj[n], np.ndarray) else np.float64)
-                for n, v in eval_tree.current().items()}
+        near = {
+            n: np.asarray(v).astype(tree.obj[n].dtype if isinstance(tree.obj[n], np.ndarray) else np.float64)
+            for n, v in eval_tree.current().items()
+        }
         nargs = [near[n] if n in near else fixed[n] for n in names]
-        d = _rebuild_like(out0, [x.copy() for x in u]) if len(parts) > 1 or isinstance(out0, (list, tuple, Mapping)) else (
-            u[0].copy())
+        d = (
+            _rebuild_like(out0, [x.copy() for x in u])
+            if len(parts) > 1 or isinstance(out0, (list, tuple, Mapping))
+            else (u[0].copy())
+        )
         if cache:
             nraw = call_user(backward, (d, call_user(lambda a: forward(*a)[1], (nargs,), fname)), bname)
         else:
             nraw = call_user(backward, (d, *nargs), bname)
         ng = _match_grads(nraw, names, diff_names, bname)
-        return tree.pack({n: (gr if gr is not None else np.zeros(np.shape(tree.obj[n]), np.asarray(tree.obj[n]).dtype))
-                          for n, gr in ng.items()}, "gradient")
+        return tree.pack(
+            {
+                n: (gr if gr is not None else np.zeros(np.shape(tree.obj[n]), np.asarray(tree.obj[n]).dtype))
+                for n, gr in ng.items()
+            },
+            "gradient",
+        )
 
     report = evaluate_and_report(
-        title=f"{fname} / {bname}", kind="layer", tree=tree, ev=ev, g=g, strategy=strategy, samples=samples,
-        atol=atol, rtol=rtol, step=step, seed=seed, findings=findings, skipped=skipped, started=started,
-        curves=curves, regrad=regrad,
+        title=f"{fname} / {bname}",
+        kind="layer",
+        tree=tree,
+        ev=ev,
+        g=g,
+        strategy=strategy,
+        samples=samples,
+        atol=atol,
+        rtol=rtol,
+        step=step,
+        seed=seed,
+        findings=findings,
+        skipped=skipped,
+        started=started,
+        curves=curves,
+        regrad=regrad,
     )
     if random_note:
         report.notes.insert(0, random_note)
@@ -289,7 +343,7 @@ def _dout(dout: Any, parts: list[tuple[str, np.ndarray]], seed: int, fname: str)
             "pass one upstream gradient per output, in the output's structure.",
         )
     out = []
-    for (gname, gval), (pname, p) in zip(given, parts):
+    for (gname, gval), (pname, p) in zip(given, parts, strict=True):
         arr = np.asarray(gval)
         if arr.shape != p.shape:
             raise GradientStructureError(
@@ -297,8 +351,7 @@ def _dout(dout: Any, parts: list[tuple[str, np.ndarray]], seed: int, fname: str)
                 "dout must have the shape of the output it is the gradient of.",
             )
         if arr.dtype.kind != "f":
-            raise GradientStructureError(f"{gname} has dtype {arr.dtype}; it must be float.",
-                                         "pass a float array.")
+            raise GradientStructureError(f"{gname} has dtype {arr.dtype}; it must be float.", "pass a float array.")
         out.append(arr.copy())
     return out
 
@@ -325,9 +378,9 @@ def _match_grads(raw: Any, names: list[str], diff_names: list[str], bname: str) 
             "return a tuple such as (dx, dw, db), with None for inputs that are not differentiable.",
         )
     if len(raw) == len(names):
-        by_name = dict(zip(names, raw))
+        by_name = dict(zip(names, raw, strict=True))
     elif len(raw) == len(diff_names):
-        by_name = dict(zip(diff_names, raw))
+        by_name = dict(zip(diff_names, raw, strict=True))
     else:
         raise GradientStructureError(
             f"{bname} returned {len(raw)} gradient(s), but the layer has {len(names)} input(s) "

@@ -42,8 +42,11 @@ NOISE_FACTOR = 6.0
 def noise_level(ev: Evaluator) -> float:
     """How far one value of ``phi`` may be off: the dtype's rounding of its magnitude, or the measured noise."""
     eps = float(np.finfo(ev.out_dtype).eps)
-    return max(ROUNDOFF_FACTOR * eps * max(ev.scale, abs(ev.phi0)), NOISE_FACTOR * ev.noise,
-               np.finfo(np.float64).tiny)
+    return max(
+        ROUNDOFF_FACTOR * eps * max(ev.scale, abs(ev.phi0)),
+        NOISE_FACTOR * ev.noise,
+        np.finfo(np.float64).tiny,
+    )
 
 
 def roundoff(ev: Evaluator, span: float) -> float:
@@ -91,8 +94,9 @@ def one_sided(ev: Evaluator, fp: float, fm: float, dp: float, dm: float) -> tupl
     return (fp - fm) / (dp - dm), (fp - ev.phi0) / dp, (ev.phi0 - fm) / -dm
 
 
-def probe_direction(ev: Evaluator, idx: np.ndarray, coef: np.ndarray, t: float,
-                    g: np.ndarray) -> tuple[Probe, tuple[float, float]]:
+def probe_direction(
+    ev: Evaluator, idx: np.ndarray, coef: np.ndarray, t: float, g: np.ndarray
+) -> tuple[Probe, tuple[float, float]]:
     """Probe along a sparse direction; also return the analytic ``<g, d>/|d|`` for the actual steps taken."""
     phis, disps = ev.direction(idx, coef, (t, -t, t / 2, -t / 2))
     gv = g[np.asarray(idx)[np.argsort(idx, kind="stable")]]
@@ -180,19 +184,20 @@ def numerical_grad(
             grad[i] = pr.value if method == "richardson" else pr.central[0]
             # Richardson: the error of D(h) is (D(h) - D(h/2)) * 4/3; the extrapolated value's error is
             # bounded by the change itself
-            err[i] = pr.error if method == "richardson" else (
-                abs(pr.central[0] - pr.central[1]) * 4 / 3 + 2 * pr.roundoff)
+            err[i] = (
+                pr.error if method == "richardson" else (abs(pr.central[0] - pr.central[1]) * 4 / 3 + 2 * pr.roundoff)
+            )
             continue
         offs = [o for o in stencil.offsets if o != 0.0]
         phis, disp = ev.element(i, [o * h[i] for o in offs])
-        full = dict(zip(offs, phis))
+        full = dict(zip(offs, phis, strict=True))
         full[0.0] = ev.phi0
         unit = disp[offs.index(1.0)] if 1.0 in offs else -disp[offs.index(-1.0)]
         vals = np.array([full[o] for o in stencil.offsets])
         grad[i] = np.dot(stencil.weights, vals) / unit
         if extra:
             phis2, disp2 = ev.element(i, [o * h[i] / 2 for o in offs])
-            full2 = dict(zip(offs, phis2))
+            full2 = dict(zip(offs, phis2, strict=True))
             full2[0.0] = ev.phi0
             unit2 = disp2[offs.index(1.0)] if 1.0 in offs else -disp2[offs.index(-1.0)]
             g2 = np.dot(stencil.weights, [full2[o] for o in stencil.offsets]) / unit2
@@ -208,7 +213,7 @@ def _complex_grad(f: Callable[[Any], Any], params: Any, step: Any, return_error:
     h = 1e-20 if step is None else float(step)
     obj, arrays = tree.fresh_arrays(np.complex128)
     grad = np.empty(tree.size)
-    for leaf, arr in zip(tree.leaves, arrays):
+    for leaf, arr in zip(tree.leaves, arrays, strict=True):
         flat = arr.reshape(-1)
         for j in range(leaf.size):
             x0 = flat[j]
@@ -226,8 +231,10 @@ def _complex_grad(f: Callable[[Any], Any], params: Any, step: Any, return_error:
                 flat[j] = x0
             val = np.asarray(out)
             if val.size != 1:
-                raise NotScalarError(f"{fname} returned an array of shape {val.shape}; a loss must be a scalar.",
-                                     "reduce it with .sum().")
+                raise NotScalarError(
+                    f"{fname} returned an array of shape {val.shape}; a loss must be a scalar.",
+                    "reduce it with .sum().",
+                )
             if val.dtype.kind != "c":
                 raise BadInputError(
                     f"{fname} returned a real value for complex input at {leaf.element_name(j)}: it drops the "

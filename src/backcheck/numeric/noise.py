@@ -46,8 +46,7 @@ def estimate_noise(ev: Evaluator, steps: np.ndarray, seed: int = 0) -> float:
     return min(estimates) if estimates else 0.0
 
 
-def _segment(ev: Evaluator, idx: np.ndarray, base: np.ndarray, spacing: np.ndarray,
-             offsets: list[int]) -> np.ndarray:
+def _segment(ev: Evaluator, idx: np.ndarray, base: np.ndarray, spacing: np.ndarray, offsets: list[int]) -> np.ndarray:
     """``phi`` at ``x + base + j * spacing`` for each offset ``j`` (one evaluation each)."""
     out = np.empty(len(offsets))
     for k, j in enumerate(offsets):

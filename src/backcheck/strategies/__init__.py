@@ -43,17 +43,35 @@ def choose(strategy: str, n: int, samples: int | None, rng: np.random.Generator)
     return np.sort(rng.choice(n, size=k, replace=False))
 
 
-def run_strategy(ev: Evaluator, g: np.ndarray, steps: np.ndarray, strategy: str, samples: int | None,
-                 tol: Tolerance, grad_eps: np.ndarray, rms: np.ndarray,
-                 regrad: Callable[[], np.ndarray] | None, seed: int) -> Outcome:
+def run_strategy(
+    ev: Evaluator,
+    g: np.ndarray,
+    steps: np.ndarray,
+    strategy: str,
+    samples: int | None,
+    tol: Tolerance,
+    grad_eps: np.ndarray,
+    rms: np.ndarray,
+    regrad: Callable[[], np.ndarray] | None,
+    seed: int,
+) -> Outcome:
     rng = np.random.default_rng(seed)
     if strategy in ("full", "sparse"):
         return run(ev, g, steps, choose(strategy, g.size, samples, rng), tol, grad_eps, rms, regrad, seed)
     return _projected(ev, g, steps, strategy == "auto", samples, tol, grad_eps, rms, rng)
 
 
-def _projected(ev: Evaluator, g: np.ndarray, steps: np.ndarray, localize_failures: bool, samples: int | None,
-               tol: Tolerance, grad_eps: np.ndarray, rms: np.ndarray, rng: np.random.Generator) -> Outcome:
+def _projected(
+    ev: Evaluator,
+    g: np.ndarray,
+    steps: np.ndarray,
+    localize_failures: bool,
+    samples: int | None,
+    tol: Tolerance,
+    grad_eps: np.ndarray,
+    rms: np.ndarray,
+    rng: np.random.Generator,
+) -> Outcome:
     k = samples or DIRECTIONS
     checked: list[int] = []
     numeric: list[float] = []
@@ -62,18 +80,32 @@ def _projected(ev: Evaluator, g: np.ndarray, steps: np.ndarray, localize_failure
     notes: list[str] = []
     failed_leaves: dict[str, str] = {}
     for leaf in ev.tree.leaves:
-        proj = project_leaf(ev, g, steps, leaf.offset, leaf.size, float(grad_eps[leaf.offset]), tol, rng, k,
-                            stop_on_failure=localize_failures)
+        proj = project_leaf(
+            ev,
+            g,
+            steps,
+            leaf.offset,
+            leaf.size,
+            float(grad_eps[leaf.offset]),
+            tol,
+            rng,
+            k,
+            stop_on_failure=localize_failures,
+        )
         worst = max(abs(m.mismatch) / m.bound if m.bound > 0 else 0.0 for _, m in proj.measurements)
         if not proj.failed:
-            notes.append(f"{leaf.name}: {k} random directions agree (worst |mismatch|/bound {worst:.2g}); an error "
-                         f"of {proj.detectable:.2g} of the gradient (RMS, step-weighted) or more would have "
-                         f"failed with probability >= {1 - 1e-3:.3g}.")
+            notes.append(
+                f"{leaf.name}: {k} random directions agree (worst |mismatch|/bound {worst:.2g}); an error "
+                f"of {proj.detectable:.2g} of the gradient (RMS, step-weighted) or more would have "
+                f"failed with probability >= {1 - 1e-3:.3g}."
+            )
             continue
         failing = sum(m.failed for _, m in proj.measurements)
         if not localize_failures:
-            failed_leaves[leaf.name] = (f"{failing} of {k} random directions disagree (worst |mismatch|/bound "
-                                        f"{worst:.3g}); use strategy='auto' or 'full' to find the elements.")
+            failed_leaves[leaf.name] = (
+                f"{failing} of {k} random directions disagree (worst |mismatch|/bound "
+                f"{worst:.3g}); use strategy='auto' or 'full' to find the elements."
+            )
             continue
         weights = proj.first_gaussian_failure
         root = next((m for kind, m in proj.measurements if kind == "gaussian" and m.failed), None)
@@ -97,16 +129,23 @@ def _projected(ev: Evaluator, g: np.ndarray, steps: np.ndarray, localize_failure
             status.extend(str(x) for x in st[keep])
             failed_leaves[leaf.name] = (
                 f"too many wrong elements to localize cheaply: {n_wrong} found, then a random sample of "
-                f"{idx.size} elements has {wrong} wrong (about {wrong / idx.size:.0%} of {leaf.name}).")
+                f"{idx.size} elements has {wrong} wrong (about {wrong / idx.size:.0%} of {leaf.name})."
+            )
         elif n_wrong == 0:
             failed_leaves[leaf.name] = (
                 f"{failing} of {k} random directions disagree, but no single element is wrong beyond its own "
-                "bound: the error is spread thinly over many elements (for example a small constant factor).")
+                "bound: the error is spread thinly over many elements (for example a small constant factor)."
+            )
         else:
-            notes.append(f"{leaf.name}: a random direction disagrees; group testing found {n_wrong} wrong "
-                         "element(s).")
-    return Outcome(np.asarray(checked, dtype=np.int64), np.asarray(numeric, dtype=np.float64),
-                   np.asarray(bound, dtype=np.float64), np.asarray(status, dtype=object), notes, failed_leaves)
+            notes.append(f"{leaf.name}: a random direction disagrees; group testing found {n_wrong} wrong element(s).")
+    return Outcome(
+        np.asarray(checked, dtype=np.int64),
+        np.asarray(numeric, dtype=np.float64),
+        np.asarray(bound, dtype=np.float64),
+        np.asarray(status, dtype=object),
+        notes,
+        failed_leaves,
+    )
 
 
 __all__ = ["STRATEGIES", "Outcome", "choose", "resolve", "run_strategy"]

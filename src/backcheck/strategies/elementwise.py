@@ -18,6 +18,7 @@ from backcheck.evaluate import Evaluator
 from backcheck.numeric.grad import roundoff
 from backcheck.verdict import AMBIGUOUS, KINK, MISMATCH, OK, SAFETY, Judgement, Tolerance, judge, resolution
 
+
 @dataclass
 class Outcome:
     """Per-element results of a strategy, aligned with ``checked`` (flat indices)."""
@@ -30,9 +31,17 @@ class Outcome:
     failed_leaves: dict[str, str]
 
 
-def run(ev: Evaluator, g: np.ndarray, steps: np.ndarray, idx: np.ndarray, tol: Tolerance,
-        grad_eps: np.ndarray, rms: np.ndarray, regrad: Callable[[], np.ndarray] | None = None,
-        seed: int = 0) -> Outcome:
+def run(
+    ev: Evaluator,
+    g: np.ndarray,
+    steps: np.ndarray,
+    idx: np.ndarray,
+    tol: Tolerance,
+    grad_eps: np.ndarray,
+    rms: np.ndarray,
+    regrad: Callable[[], np.ndarray] | None = None,
+    seed: int = 0,
+) -> Outcome:
     """Difference along ``e_i`` for every ``i`` in ``idx`` and judge each element.
 
     ``regrad()`` recomputes the analytic gradient at the evaluator's current point; it lets elements at
@@ -67,9 +76,18 @@ NEARBY = 32.0
 NEARBY_SAMPLES = 64
 
 
-def recheck_nearby(ev: Evaluator, idx: np.ndarray, ambiguous: np.ndarray, j: Judgement, steps: np.ndarray,
-                   tol: Tolerance, grad_eps: np.ndarray, regrad: Callable[[], np.ndarray] | None,
-                   seed: int, g_here: np.ndarray) -> list[str]:
+def recheck_nearby(
+    ev: Evaluator,
+    idx: np.ndarray,
+    ambiguous: np.ndarray,
+    j: Judgement,
+    steps: np.ndarray,
+    tol: Tolerance,
+    grad_eps: np.ndarray,
+    regrad: Callable[[], np.ndarray] | None,
+    seed: int,
+    g_here: np.ndarray,
+) -> list[str]:
     """Decide elements at kinks whose analytic value lies outside the one-sided slopes.
 
     Where several kinks meet at one point, the gradient a correct backward pass returns (a chain-rule
@@ -82,9 +100,11 @@ def recheck_nearby(ev: Evaluator, idx: np.ndarray, ambiguous: np.ndarray, j: Jud
     """
     if regrad is None:
         j.status[ambiguous] = MISMATCH
-        return [f"{ambiguous.size} element(s) sit where several kinks meet and their analytic values lie outside "
-                "the one-sided slopes; with a precomputed gradient they cannot be re-checked at a nearby point "
-                "(pass grad as a function to allow it)."]
+        return [
+            f"{ambiguous.size} element(s) sit where several kinks meet and their analytic values lie outside "
+            "the one-sided slopes; with a precomputed gradient they cannot be re-checked at a nearby point "
+            "(pass grad as a function to allow it)."
+        ]
     rng = np.random.default_rng(seed + 15485863)
     sub = idx[ambiguous]
     with ev.shifted(NEARBY * steps * rng.standard_normal(steps.size)):
@@ -106,12 +126,16 @@ def recheck_nearby(ev: Evaluator, idx: np.ndarray, ambiguous: np.ndarray, j: Jud
     j.status[ambiguous[~fine]] = MISMATCH
     notes = []
     if fine.any():
-        notes.append(f"{int(fine.sum())} element(s) sit where several kinks meet: their analytic values lie outside "
-                     "the one-sided slopes along their own axis, but among the gradients around the point, and "
-                     "the backward pass is right at a nearby differentiable point; taken as kinks.")
+        notes.append(
+            f"{int(fine.sum())} element(s) sit where several kinks meet: their analytic values lie outside "
+            "the one-sided slopes along their own axis, but among the gradients around the point, and "
+            "the backward pass is right at a nearby differentiable point; taken as kinks."
+        )
     if (~fine).any():
-        notes.append(f"{int((~fine).sum())} element(s) at kinks are not valid subgradients: outside the one-sided "
-                     "slopes and the gradients around the point, or wrong at a nearby differentiable point.")
+        notes.append(
+            f"{int((~fine).sum())} element(s) at kinks are not valid subgradients: outside the one-sided "
+            "slopes and the gradients around the point, or wrong at a nearby differentiable point."
+        )
     return notes
 
 
@@ -119,8 +143,15 @@ def recheck_nearby(ev: Evaluator, idx: np.ndarray, ambiguous: np.ndarray, j: Jud
 SCALE_RESOLUTION = 32.0
 
 
-def systematic_scale_test(ev: Evaluator, idx: np.ndarray, a: np.ndarray, n: np.ndarray, bound: np.ndarray,
-                          status: np.ndarray, grad_eps: np.ndarray) -> dict[str, str]:
+def systematic_scale_test(
+    ev: Evaluator,
+    idx: np.ndarray,
+    a: np.ndarray,
+    n: np.ndarray,
+    bound: np.ndarray,
+    status: np.ndarray,
+    grad_eps: np.ndarray,
+) -> dict[str, str]:
     """Find arrays whose gradient is uniformly scaled by ``1 + r``, too little for any single element to show.
 
     Rounding errors of a low-precision gradient scatter around zero; a missing or extra constant factor does
@@ -152,8 +183,16 @@ def systematic_scale_test(ev: Evaluator, idx: np.ndarray, a: np.ndarray, n: np.n
     return failed
 
 
-def joint_kink_test(ev: Evaluator, kink_idx: np.ndarray, jump: np.ndarray, g: np.ndarray, steps: np.ndarray,
-                    grad_eps: np.ndarray, rms: np.ndarray, max_group: int = 8) -> np.ndarray | None:
+def joint_kink_test(
+    ev: Evaluator,
+    kink_idx: np.ndarray,
+    jump: np.ndarray,
+    g: np.ndarray,
+    steps: np.ndarray,
+    grad_eps: np.ndarray,
+    rms: np.ndarray,
+    max_group: int = 8,
+) -> np.ndarray | None:
     """Move tied kink elements together; return the elements whose gradients are jointly inconsistent.
 
     Elements tied at one maximum (or at one clip bound) share the same jump between their one-sided slopes.

@@ -49,8 +49,9 @@ class Measurement:
         return abs(self.mismatch) > self.bound
 
 
-def measure(ev: Evaluator, g: np.ndarray, idx: np.ndarray, coef: np.ndarray, grad_eps: float,
-            tol: Tolerance) -> Measurement:
+def measure(
+    ev: Evaluator, g: np.ndarray, idx: np.ndarray, coef: np.ndarray, grad_eps: float, tol: Tolerance
+) -> Measurement:
     """Difference along ``x + t * coef`` (on elements ``idx``) at ``t = 1`` and, if doubtful, ``t = 1/2``."""
 
     gs = g[idx]  # idx is ascending here: a range, or a slice of one
@@ -80,8 +81,7 @@ def directions(rng: np.random.Generator, size: int, k: int) -> list[tuple[str, n
     out = []
     for j in range(k):
         kind = "gaussian" if j % 2 == 0 else "rademacher"
-        v = (np.where(rng.random(size) < 0.5, -1.0, 1.0) if kind == "rademacher"
-             else rng.standard_normal(size))
+        v = np.where(rng.random(size) < 0.5, -1.0, 1.0) if kind == "rademacher" else rng.standard_normal(size)
         out.append((kind, v / np.linalg.norm(v)))
     return out
 
@@ -96,9 +96,18 @@ class LeafProjection:
     first_gaussian_failure: np.ndarray | None  # its unit weights, to localize with
 
 
-def project_leaf(ev: Evaluator, g: np.ndarray, steps: np.ndarray, offset: int, size: int,
-                 grad_eps: float, tol: Tolerance, rng: np.random.Generator, k: int,
-                 stop_on_failure: bool = False) -> LeafProjection:
+def project_leaf(
+    ev: Evaluator,
+    g: np.ndarray,
+    steps: np.ndarray,
+    offset: int,
+    size: int,
+    grad_eps: float,
+    tol: Tolerance,
+    rng: np.random.Generator,
+    k: int,
+    stop_on_failure: bool = False,
+) -> LeafProjection:
     idx = np.arange(offset, offset + size)
     h = steps[idx]
     results = []
@@ -132,8 +141,18 @@ class Localized:
     complete: bool  # False when it stopped at MAX_LOCALIZED wrong elements
 
 
-def localize(ev: Evaluator, g: np.ndarray, steps: np.ndarray, offset: int, size: int, grad_eps: np.ndarray,
-             rms: np.ndarray, tol: Tolerance, weights: np.ndarray, root: Measurement | None) -> Localized:
+def localize(
+    ev: Evaluator,
+    g: np.ndarray,
+    steps: np.ndarray,
+    offset: int,
+    size: int,
+    grad_eps: np.ndarray,
+    rms: np.ndarray,
+    tol: Tolerance,
+    weights: np.ndarray,
+    root: Measurement | None,
+) -> Localized:
     """Bisect the array's elements down to the wrong ones (see the module docstring)."""
     idx_all = np.arange(offset, offset + size)
     w = weights
@@ -177,8 +196,16 @@ def localize(ev: Evaluator, g: np.ndarray, steps: np.ndarray, offset: int, size:
     return out
 
 
-def _judge_one(ev: Evaluator, g: np.ndarray, steps: np.ndarray, i: int, grad_eps: np.ndarray,
-               rms: np.ndarray, tol: Tolerance, out: Localized) -> None:
+def _judge_one(
+    ev: Evaluator,
+    g: np.ndarray,
+    steps: np.ndarray,
+    i: int,
+    grad_eps: np.ndarray,
+    rms: np.ndarray,
+    tol: Tolerance,
+    out: Localized,
+) -> None:
     one = np.array([i])
     fp, fm, dp, dm = ev.first_differences(one, steps)
     a = g[one]
@@ -192,9 +219,18 @@ def _judge_one(ev: Evaluator, g: np.ndarray, steps: np.ndarray, i: int, grad_eps
         out.status[int(i)] = st if st != "kink?" else MISMATCH
 
 
-def sample_fraction(ev: Evaluator, g: np.ndarray, steps: np.ndarray, offset: int, size: int,
-                    grad_eps: np.ndarray, rms: np.ndarray, tol: Tolerance, rng: np.random.Generator,
-                    k: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def sample_fraction(
+    ev: Evaluator,
+    g: np.ndarray,
+    steps: np.ndarray,
+    offset: int,
+    size: int,
+    grad_eps: np.ndarray,
+    rms: np.ndarray,
+    tol: Tolerance,
+    rng: np.random.Generator,
+    k: int = 64,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Judge a random sample of ``k`` elements of one array (to estimate a wrong fraction)."""
     idx = np.sort(rng.choice(np.arange(offset, offset + size), size=min(k, size), replace=False))
     fp, fm, dp, dm = ev.first_differences(idx, steps)
