@@ -236,3 +236,19 @@ def test_forward_that_mutates_its_input_is_reported():
 
     r = backcheck.check_layer(fwd, lambda d, x: 2 * d * (x - x.mean()), np.array([1.0, 2.0, 4.0]))
     assert r.status == "fail" and r.findings[0].kind == "mutation" and "x" in r.findings[0].message
+
+
+def test_float32_rounding_in_a_correct_formula_is_told_apart_from_a_bug():
+    def sigmoid(x):
+        return 1 / (1 + np.exp(-x))
+
+    def backward(d, x):
+        s = sigmoid(x)
+        return d * s * (1 - s)  # in float32, 1 - s loses every digit for a saturated unit
+
+    x = np.array([[16.5, -3.0, 0.5], [2.0, 15.2, -20.0]], dtype=np.float32)
+    r = backcheck.check_layer(sigmoid, backward, x)
+    assert r.ok, r
+    assert any("rounding in the gradient's own dtype" in n for n in r.notes)
+    wrong = backcheck.check_layer(sigmoid, lambda d, x: -backward(d, x), x)
+    assert wrong.status == "fail"

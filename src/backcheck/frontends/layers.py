@@ -295,6 +295,7 @@ def check_layer(
             "gradient",
         )
 
+    g_wide = _wide_gradient(eval_tree, tree, fixed, names, diff_names, out0, u, parts, forward, backward, cache)
     report = evaluate_and_report(
         title=f"{fname} / {bname}",
         kind="layer",
@@ -312,11 +313,34 @@ def check_layer(
         started=started,
         curves=curves,
         regrad=regrad,
+        g_wide=g_wide,
     )
     if random_note:
         report.notes.insert(0, random_note)
     tree.restore()
     return report
+
+
+def _wide_gradient(eval_tree: Tree, tree: Tree, fixed: dict[str, Any], names: list[str], diff_names: list[str],
+                   out0: Any, u: list[np.ndarray], parts: list[Any], forward: Callable[..., Any],
+                   backward: Callable[..., Any], cache: bool) -> np.ndarray | None:
+    """The backward pass run on float64 copies (when the numeric side is), to tell rounding from bugs."""
+    if eval_tree is tree:
+        return None
+    wide = eval_tree.fresh()
+    wargs = [wide[n] if n in wide else fixed[n] for n in names]
+    d64 = [x.astype(np.float64) for x in u]
+    dout = _rebuild_like(out0, d64) if len(parts) > 1 or isinstance(out0, (list, tuple, Mapping)) else d64[0]
+    try:
+        raw = backward(dout, forward(*wargs)[1]) if cache else backward(dout, *wargs)
+        grads = _match_grads(raw, names, diff_names, "backward")
+        if any(gr is not None and np.asarray(gr).dtype != np.float64 for gr in grads.values()):
+            return None
+        return eval_tree.pack(
+            {n: (gr if gr is not None else np.zeros(np.shape(wide[n]))) for n, gr in grads.items()}, "gradient"
+        )
+    except Exception:  # noqa: BLE001 - a backward pass that refuses float64 is judged at its own dtype only
+        return None
 
 
 def _mutation(function: str, what: str, shape: tuple[int, ...], idx: np.ndarray) -> Finding:
