@@ -184,8 +184,9 @@ def cast_floats(tree: Any, dtype: Any) -> Any:
     """A copy of ``tree`` with every float numpy array (and numpy float scalar) cast to ``dtype``."""
     if isinstance(tree, Mapping):
         items = {k: cast_floats(v, dtype) for k, v in tree.items()}
+        factory: Any = type(tree)
         try:
-            return type(tree)(items)
+            return factory(items)
         except TypeError:
             return items
     if isinstance(tree, tuple) and hasattr(tree, "_fields"):
@@ -251,6 +252,8 @@ def describe(c: Case) -> tuple[str, dict[str, Any]] | Report:
         return "layer", {"forward": fwd, "backward": bwd, "inputs": inputs, "cache": c.cache, **options}
     if isinstance(result, Mapping):
         spec = dict(result)
+        need: tuple[str, ...]
+        extra_ok: tuple[str, ...]
         if "forward" in spec or "backward" in spec:
             need, kind = ("forward", "backward", "inputs"), "layer"
             extra_ok = (*OPTIONS, "cache")

@@ -1,19 +1,194 @@
-"""The ``backcheck`` command."""
+"""The ``backcheck`` command (also ``python -m backcheck``).
+
+``backcheck demo``
+    A short tour: a correct layer, a buggy one, and one at a ReLU kink.
+``backcheck check FILE.py [FILE.py ...]``
+    Import the files, find the functions decorated with ``@backcheck.case`` and check each one
+    (see :mod:`backcheck.cases`); write ``--html`` and ``--json`` reports if asked.
+
+Exit status: 0 when every check passes, 1 when one fails (a mismatch, an input written in place, or an
+inconclusive verdict), 2 on a usage error or an error raised by the user's code (which takes precedence).
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from backcheck.cases import Case
+    from backcheck.report import Report
+
+EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+#: Frames of the user's code shown for an error.
+FRAMES = 3
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
+    from backcheck import __version__
+
     parser = argparse.ArgumentParser(prog="backcheck", description="Trustworthy gradient checking.")
-    sub = parser.add_subparsers(dest="command")
+    parser.add_argument("--version", action="version", version=f"backcheck {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("demo", help="a short tour: a correct layer, a buggy one, and one at a ReLU kink")
-    args = parser.parse_args(argv)
+    chk = sub.add_parser(
+        "check", help="check the @backcheck.case functions of Python files",
+        description="Import FILEs, find the functions decorated with @backcheck.case and check each. Exit "
+        "status 0: all pass; 1: a check failed; 2: usage error or an exception in your code.",
+    )
+    chk.add_argument("files", nargs="+", metavar="FILE.py", help="Python files defining cases")
+    chk.add_argument("-k", dest="patterns", action="append", metavar="PATTERN",
+                     help="run only cases whose name contains PATTERN (or matches it as a glob); repeatable")
+    chk.add_argument("--html", metavar="PATH", help="write an HTML report (with error-versus-step curves)")
+    chk.add_argument("--json", metavar="PATH", help="write a JSON report (schema: docs/report-schema.json)")
+    chk.add_argument("--strategy", help="override the strategy of every case (full, sparse, ...)")
+    chk.add_argument("--samples", type=int, metavar="N", help="elements to sample with --strategy sparse")
+    chk.add_argument("--seed", type=int, help="override the seed of every case")
+    chk.add_argument("--dtype", choices=("float32", "float64"),
+                     help="cast the float inputs of every case to this dtype before checking")
+    chk.add_argument("--list", action="store_true", help="list the cases and exit")
+    chk.add_argument("-q", "--quiet", action="store_true", help="print one line per case, not the tables")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on a usage error, 0 for --help
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_ERROR
     if args.command == "demo":
         from backcheck.demo import main as demo
 
         return demo()
+    if args.command == "check":
+        return run_check(args, sys.stdout, sys.stderr)
     parser.print_help(sys.stderr)
-    return 2
+    return EXIT_ERROR
+
+
+def brief_traceback(exc: BaseException, user_files: Sequence[str | os.PathLike[str]],
+                    frames: int = FRAMES) -> str:
+    """The last ``frames`` frames in the user's files and the exception (the user's own, if wrapped)."""
+    files = {str(Path(f).resolve()) for f in user_files}
+    shown: BaseException = exc
+    if exc.__cause__ is not None:
+        from backcheck.errors import UserFunctionError
+
+        if isinstance(exc, UserFunctionError):
+            shown = exc.__cause__
+    stack = traceback.extract_tb(shown.__traceback__)
+    mine = [fr for fr in stack if str(Path(fr.filename).resolve()) in files]
+    header = "Traceback (last frames of your code):\n"
+    if not mine:
+        package = str(Path(__file__).resolve().parent)
+        mine = [fr for fr in stack if not str(Path(fr.filename).resolve()).startswith(package)]
+    if not mine:  # raised inside backcheck itself
+        mine, header = list(stack), "Traceback (last frames):\n"
+    picked = traceback.StackSummary.from_list(mine[-frames:])
+    text = header if picked else ""
+    text += "".join(picked.format())
+    text += "".join(traceback.format_exception_only(type(shown), shown))
+    if shown is not exc:
+        text += f"(backcheck: {exc})\n"
+    return text
+
+
+def _print(report: Report, out: TextIO) -> None:
+    from backcheck.render.terminal import print_report
+
+    print_report(report, file=out)
+
+
+def run_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``backcheck check``: load, select and run the cases; print, write reports, return the exit status."""
+    import numpy as np
+
+    from backcheck.cases import CaseError, collect, load_file, matches, run_case
+    from backcheck.errors import BadInputError, GradientMismatch
+
+    found: list[tuple[str, Case]] = []
+    files = [str(Path(f).resolve()) for f in args.files]
+    for f in args.files:
+        path = Path(f)
+        if not path.is_file():
+            err.write(f"backcheck: no such file: {f}\n")
+            return EXIT_ERROR
+        try:
+            module = load_file(path)
+        except Exception as exc:  # any error importing the user's file is reported
+            err.write(f"backcheck: importing {f} failed.\n{brief_traceback(exc, files)}")
+            return EXIT_ERROR
+        prefix = f"{path.name}::" if len(args.files) > 1 else ""
+        found.extend((prefix + c.name, c) for c in collect(module))
+    if not found:
+        err.write(f"backcheck: no @backcheck.case functions in {', '.join(args.files)}.\n"
+                  "Hint: decorate a function with @backcheck.case; see `python -c 'import backcheck.cases; "
+                  "help(backcheck.cases)'`.\n")
+        return EXIT_ERROR
+    patterns = args.patterns or []
+    chosen = [(label, c) for label, c in found
+              if not patterns or any(matches(label, p) or matches(c.name, p) for p in patterns)]
+    if not chosen:
+        err.write(f"backcheck: no case matches -k {' -k '.join(args.patterns)}; the cases are "
+                  f"{', '.join(label for label, _ in found)}.\n")
+        return EXIT_ERROR
+    if args.list:
+        for label, c in chosen:
+            out.write(f"{label}  ({c.where})\n")
+        return EXIT_OK
+    dtype = np.dtype(args.dtype) if args.dtype else None
+    curves = True if args.html else None
+    reports: list[Report] = []
+    labels: list[str] = []
+    errors = failures = 0
+    for label, c in chosen:
+        try:
+            report = run_case(c, strategy=args.strategy, samples=args.samples, dtype=dtype, seed=args.seed,
+                              curves=curves)
+        except GradientMismatch as exc:  # the case called assert_layer / assert_grad itself
+            report = exc.report
+        except (CaseError, BadInputError) as exc:
+            errors += 1
+            err.write(f"\nERROR {label}: {exc}\n")
+            if not isinstance(exc, CaseError) and exc.__cause__ is not None:
+                err.write(brief_traceback(exc, files))
+            continue
+        except Exception as exc:  # the user's code raised
+            errors += 1
+            err.write(f"\nERROR {label}: {type(exc).__name__} raised while running the case.\n")
+            err.write(brief_traceback(exc, files))
+            continue
+        reports.append(report)
+        labels.append(label)
+        if not report.ok:
+            failures += 1
+        if args.quiet:
+            out.write(f"{report.status.upper():>12}  {label}\n")
+        else:
+            out.write(f"\n{label}\n")
+            _print(report, out)
+    if args.json:
+        from backcheck.render.json import write_json
+
+        write_json(reports, args.json, labels=labels)
+    if args.html:
+        from backcheck.render.html import write_html
+
+        write_html(reports, args.html, title=f"backcheck: {', '.join(Path(f).name for f in args.files)}",
+                   labels=labels)
+    passed = len(reports) - failures
+    summary = f"{len(chosen)} case(s): {passed} passed, {failures} failed, {errors} error(s)"
+    out.write(f"\n{summary}\n")
+    for what, path in (("JSON", args.json), ("HTML", args.html)):
+        if path:
+            out.write(f"{what} report: {path}\n")
+    if errors:
+        return EXIT_ERROR
+    return EXIT_FAIL if failures else EXIT_OK

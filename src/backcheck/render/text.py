@@ -16,15 +16,18 @@ def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     lines = []
     for r in rows:
-        cells = [cell.ljust(w) if c == 0 else cell.rjust(w) for c, (cell, w) in enumerate(zip(r, widths))]
+        cells = [cell.ljust(w) if c == 0 else cell.rjust(w)
+                 for c, (cell, w) in enumerate(zip(r, widths, strict=True))]
         lines.append(indent + "  ".join(cells).rstrip())
     return lines
 
 
 def element_rows(elements: list[Element]) -> list[list[str]]:
-    rows = [["element", "analytic", "numeric", "|diff|", "bound", "verdict"]]
+    rows = [["element", "analytic", "numeric", "|diff|", "bound", "diff/bound", "verdict"]]
     for e in elements:
-        rows.append([e.name, f"{e.analytic:.6g}", f"{e.numeric:.6g}", _g(e.abs_err), _g(e.bound), e.status])
+        ratio = e.abs_err / e.bound if e.bound > 0 else float("inf")
+        rows.append([e.name, f"{e.analytic:.6g}", f"{e.numeric:.6g}", _g(e.abs_err), _g(e.bound), _g(ratio),
+                     e.status])
     return rows
 
 
@@ -34,9 +37,10 @@ def render_report(report: Report) -> str:
     rows = [["input", "shape", "dtype", "verdict", "checked", "wrong", "kinks", "max abs err", "max rel err",
              "rel diff"]]
     for lf in report.leaves:
-        rows.append([lf.name, str(lf.shape), lf.dtype, lf.status if lf.status == "pass" else lf.status.upper(),
-                     f"{lf.n_checked}/{lf.n_elements}", str(lf.n_mismatch), str(lf.n_kinks), _g(lf.max_abs_err),
-                     _g(lf.max_rel_err), _g(lf.rel_diff)])
+        verdict = lf.status if lf.status == "pass" else lf.status.upper()
+        rows.append([lf.name, str(lf.shape), lf.dtype, verdict, f"{lf.n_checked}/{lf.n_elements}",
+                     str(lf.n_mismatch), str(lf.n_kinks), _g(lf.max_abs_err), _g(lf.max_rel_err),
+                     _g(lf.rel_diff)])
     lines = [head, *_table(rows)]
     for f in report.findings:
         lines.append(f"  {f.kind.upper()}: {f.message}")
@@ -49,8 +53,8 @@ def render_report(report: Report) -> str:
         if lf.kinks:
             names = ", ".join(e.name for e in lf.kinks)
             more = f" and {lf.n_kinks - len(lf.kinks)} more" if lf.n_kinks > len(lf.kinks) else ""
-            lines.append(f"  {lf.name}: {lf.n_kinks} element(s) at a kink (not differentiable; analytic value is "
-                         f"a valid one-sided slope): {names}{more}")
+            lines.append(f"  {lf.name}: {lf.n_kinks} element(s) at a kink (not differentiable; analytic "
+                         f"value is a valid one-sided slope): {names}{more}")
     for note in report.notes:
         lines.append(f"  note: {note}")
     return "\n".join(lines)

@@ -1,0 +1,255 @@
+"""One self-contained HTML file for a set of reports: verdicts, tables and inline SVG plots.
+
+The file loads nothing (no scripts, fonts, images or style sheets from elsewhere) and works offline. Every
+string that comes from the user (titles, names, notes, messages) is escaped.
+
+Examples
+--------
+>>> import numpy as np, backcheck
+>>> from backcheck.render.html import render_html
+>>> report = backcheck.check(lambda x: np.sum(x ** 3), np.arange(1.0, 4.0), lambda x: 3 * x ** 2)
+>>> page = render_html(report, title="cubes")
+>>> page.startswith("<!DOCTYPE html>") and "PASS" in page
+True
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from collections.abc import Sequence
+from html import escape
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from backcheck.render import svg
+from backcheck.render._data import LeafData, as_list, leaf_data, overall_status
+
+if TYPE_CHECKING:
+    from backcheck.report import Element, LeafReport, Report
+
+CSS = """
+:root{--pass:#1f7a4a;--fail:#b3261e;--inc:#8a6100;--ink:#1d1f21;--muted:#5f6368;--line:#dfe1e5;--bg:#fafafa}
+*{box-sizing:border-box}
+body{margin:0;padding:24px 32px 48px;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,
+sans-serif;color:var(--ink);background:var(--bg)}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:0 0 6px}h3{font-size:15px;margin:0}
+.meta{color:var(--muted);margin:2px 0 10px}
+.verdict{display:inline-block;font-size:18px;font-weight:600;padding:6px 14px;border-radius:6px;color:#fff;
+margin:8px 0}
+.badge{display:inline-block;font-size:12px;font-weight:700;letter-spacing:.04em;padding:1px 8px;
+border-radius:10px;color:#fff;vertical-align:2px}
+.pass{background:var(--pass)}.fail{background:var(--fail)}.inconclusive,.empty{background:var(--inc)}
+.skipped{background:var(--muted)}
+section.check{background:#fff;border:1px solid var(--line);border-radius:8px;padding:16px 20px;margin:18px 0}
+section.check.st-fail{border-left:6px solid var(--fail)}
+section.check.st-pass{border-left:6px solid var(--pass)}
+section.check.st-inconclusive{border-left:6px solid var(--inc)}
+table{border-collapse:collapse;margin:6px 0 10px;font-variant-numeric:tabular-nums}
+th,td{padding:3px 10px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
+th{font-weight:600;color:var(--muted);font-size:12px}
+th:first-child,td:first-child,th.l,td.name{text-align:left}
+td.name{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
+tr.bad td{color:var(--fail);font-weight:600}tr.kink td{color:var(--inc)}
+.finding{border:1px solid var(--fail);background:#fdecea;border-radius:6px;padding:8px 12px;margin:8px 0}
+.finding b{color:var(--fail)}
+ul.notes{margin:6px 0;padding-left:20px;color:var(--muted)}
+details.leaf{border-top:1px solid var(--line);padding:8px 0 4px}
+details.leaf>summary{cursor:pointer;list-style-position:outside;margin-left:16px}
+.plots{display:flex;flex-wrap:wrap;gap:12px;margin:10px 0}
+.plots svg{border:1px solid var(--line);border-radius:4px;background:#fff}
+svg .pt{font:600 12px system-ui,sans-serif;fill:#1d1f21}svg .pl{font:11px system-ui,sans-serif;fill:#5f6368}
+svg .tk{font:10px system-ui,sans-serif;fill:#5f6368}svg .an{font:10px system-ui,sans-serif;fill:#1d1f21}
+svg .grid{stroke:#eceef1;stroke-width:1}svg .frame{fill:none;stroke:#9aa0a6;stroke-width:1}
+a{color:#1a5fb4}footer{color:var(--muted);margin-top:24px;font-size:12px}
+"""
+
+_LABEL = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE", "skipped": "SKIPPED",
+          "empty": "EMPTY"}
+
+
+def _e(text: object) -> str:
+    return escape(str(text), quote=True)
+
+
+def _badge(status: str) -> str:
+    return f'<span class="badge {_e(status)}">{_LABEL.get(status, _e(status.upper()))}</span>'
+
+
+def _g(x: float) -> str:
+    return _e(svg.fmt(x))
+
+
+def _shape(shape: Sequence[int]) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _element_table(elements: Sequence[Element]) -> str:
+    rows = ["<table><tr><th>element</th><th>analytic</th><th>numeric</th><th>|a &#8722; n|</th><th>bound</th>"
+            "<th>|a &#8722; n| / bound</th><th>rel err</th><th>verdict</th></tr>"]
+    for e in elements:
+        cls = "bad" if e.status in ("mismatch", "dead") else ("kink" if e.status == "kink" else "")
+        ratio = e.abs_err / e.bound if e.bound > 0 else float("inf")
+        rows.append(f'<tr class="{cls}"><td class="name">{_e(e.name)}</td><td>{_e(f"{e.analytic:.6g}")}</td>'
+                    f'<td>{_e(f"{e.numeric:.6g}")}</td><td>{_g(e.abs_err)}</td><td>{_g(e.bound)}</td>'
+                    f"<td>{_g(ratio)}</td><td>{_g(e.rel_err)}</td><td>{_e(e.status)}</td></tr>")
+    rows.append("</table>")
+    return "".join(rows)
+
+
+def _leaves_table(leaves: Sequence[LeafReport], anchor: str) -> str:
+    rows = ["<table><tr><th>input</th><th>shape</th><th>dtype</th><th>verdict</th><th>checked</th>"
+            "<th>wrong</th><th>kinks</th><th>max abs err</th><th>max rel err</th><th>rel diff</th></tr>"]
+    for k, lf in enumerate(leaves):
+        rows.append(f'<tr><td class="name"><a href="#{anchor}-l{k}">{_e(lf.name)}</a></td>'
+                    f"<td>{_e(_shape(lf.shape))}</td><td>{_e(lf.dtype)}</td><td>{_badge(lf.status)}</td>"
+                    f"<td>{lf.n_checked}/{lf.n_elements}</td><td>{lf.n_mismatch}</td><td>{lf.n_kinks}</td><td>{_g(lf.max_abs_err)}</td>"
+                    f"<td>{_g(lf.max_rel_err)}</td><td>{_g(lf.rel_diff)}</td></tr>")
+    rows.append("</table>")
+    return "".join(rows)
+
+
+def _plots(d: LeafData) -> str:
+    lf = d.leaf
+    out = []
+    if d.curve is not None:
+        c = d.curve
+        bound = lf.worst[0].bound if lf.worst else None
+        out.append(svg.v_curve(c.steps, c.errors, chosen=c.chosen, bound=bound, name=c.name, dtype=lf.dtype))
+    if d.has_arrays and lf.n_checked > 0:
+        ratios, per_element = d.ratios()
+        if ratios.size:
+            out.append(svg.histogram(ratios, name=lf.name, per_element=per_element))
+        diff = d.abs_diff()
+        mat = svg.as_matrix(diff)
+        if mat is not None and mat.size > 1:
+            marked = []
+            for e in lf.worst:
+                if e.status in ("mismatch", "dead") and len(e.index) == diff.ndim:
+                    if diff.ndim == 1:
+                        marked.append((0, e.index[0]))
+                    else:
+                        marked.append((int(np.ravel_multi_index(e.index[:-1], diff.shape[:-1])), e.index[-1]))
+            out.append(svg.heatmap(mat, name=lf.name, shape=lf.shape, marked=marked))
+    return f'<div class="plots">{"".join(out)}</div>' if out else ""
+
+
+def _leaf_section(d: LeafData, anchor: str, k: int, expand: bool) -> str:
+    lf = d.leaf
+    is_open = " open" if (expand or lf.status != "pass") else ""
+    head = (f"<summary><h3 style=\"display:inline\">{_e(lf.name)}</h3> {_badge(lf.status)} "
+            f'<span class="meta">shape {_e(_shape(lf.shape))}, {_e(lf.dtype)}; {lf.n_checked} of '
+            f"{lf.n_elements} checked, {lf.n_mismatch} wrong, {lf.n_kinks} at kinks; relative difference "
+            f"{_g(lf.rel_diff)}</span>"
+            "</summary>")
+    body = [_plots(d)]
+    if lf.worst:
+        what = "worst elements" if lf.status != "pass" else "elements closest to their bound"
+        body.append(f'<p class="meta">{what} ({lf.n_mismatch} wrong of {lf.n_checked} checked)</p>')
+        body.append(_element_table(lf.worst))
+    if lf.kinks:
+        more = f" and {lf.n_kinks - len(lf.kinks)} more" if lf.n_kinks > len(lf.kinks) else ""
+        body.append(f'<p class="meta">{lf.n_kinks} element(s) at a kink: the function is not differentiable '
+                    "there and the analytic value is a valid one-sided slope (not a bug)" + _e(more) + "</p>")
+        body.append(_element_table(lf.kinks))
+    if lf.note:
+        body.append(f'<p class="meta">{_e(lf.note)}</p>')
+    return f'<details class="leaf" id="{anchor}-l{k}"{is_open}>{head}{"".join(body)}</details>'
+
+
+def _check_section(report: Report, label: str, anchor: str, expand: bool) -> str:
+    st = report.status
+    heading = _e(label) + (f" &#8212; {_e(report.title)}" if label and label != report.title else "")
+    if not label:
+        heading = _e(report.title)
+    parts = [
+        f'<section class="check st-{_e(st)}" id="{anchor}"><h2>{_badge(st)} {heading}</h2>',
+        f'<p class="meta">{_e(report.kind)} check, strategy {_e(report.strategy)}, {_e(report.method)} '
+        f"differences; {report.n_evals} evaluations in {_e(f'{report.seconds:.3g}')} s</p>",
+    ]
+    for f in report.findings:
+        where = f" in {_e(f.where)}" if f.where else ""
+        parts.append(f'<div class="finding"><b>{_e(f.kind.upper())}</b>{where}: {_e(f.message)}</div>')
+    if report.notes:
+        parts.append('<ul class="notes">' + "".join(f"<li>{_e(n)}</li>" for n in report.notes) + "</ul>")
+    parts.append(_leaves_table(report.leaves, anchor))
+    for k, d in enumerate(leaf_data(report)):
+        parts.append(_leaf_section(d, anchor, k, expand))
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def render_html(reports: Report | Sequence[Report], title: str = "backcheck report",
+                labels: Sequence[str] | None = None) -> str:
+    """Render reports as one self-contained HTML page.
+
+    Parameters
+    ----------
+    reports : Report or sequence of Report
+        The checks to show, in order.
+    title : str
+        The page title.
+    labels : sequence of str, optional
+        A caption per report (a test id, a case name); default: the report's own title.
+
+    Returns
+    -------
+    str
+        The HTML text: summary verdict, a section per check and per tensor with the worst elements,
+        findings, notes and inline SVG plots (the error-versus-step V curve when the check recorded
+        ``curves``, a histogram of error/bound ratios and a heatmap of ``|analytic - numeric|``).
+    """
+    items = as_list(reports)
+    names = list(labels) if labels is not None else [r.title for r in items]
+    if len(names) != len(items):
+        raise ValueError(f"{len(names)} labels for {len(items)} reports")
+    overall = overall_status(items)
+    counts = {s: sum(r.status == s for r in items) for s in ("pass", "fail", "inconclusive")}
+    summary = ", ".join(f"{n} {'passed' if s == 'pass' else ('failed' if s == 'fail' else s)}"
+                        for s, n in counts.items() if n)
+    expand = len(items) <= 10
+    rows = ["<table><tr><th>#</th><th class='l'>check</th><th>kind</th><th>strategy</th><th>verdict</th>"
+            "<th>wrong</th><th>checked</th><th>evaluations</th><th>seconds</th></tr>"]
+    for k, (r, name) in enumerate(zip(items, names, strict=True)):
+        wrong = sum(lf.n_mismatch for lf in r.leaves)
+        checked = sum(lf.n_checked for lf in r.leaves)
+        rows.append(f'<tr><td>{k + 1}</td><td class="name"><a href="#c{k}">{_e(name)}</a></td>'
+                    f"<td>{_e(r.kind)}</td><td>{_e(r.strategy)}</td><td>{_badge(r.status)}</td><td>{wrong}</td><td>{checked}</td>"
+                    f"<td>{r.n_evals}</td><td>{_e(f'{r.seconds:.3g}')}</td></tr>")
+    rows.append("</table>")
+    try:
+        from backcheck import __version__ as version
+    except ImportError:  # pragma: no cover - a partial installation
+        version = "?"
+    when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    sections = [_check_section(r, name, f"c{k}", expand)
+                for k, (r, name) in enumerate(zip(items, names, strict=True))]
+    return "".join([
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_e(title)}</title><style>{CSS}</style></head><body>",
+        f"<header><h1>{_e(title)}</h1>",
+        f'<div class="verdict {_e(overall)}">{_LABEL.get(overall, "")}: {len(items)} check(s)'
+        f"{': ' + summary if summary else ''}</div>",
+        f'<p class="meta">backcheck {_e(version)} &#183; {_e(when)} &#183; a mismatch is an error beyond '
+        "the bound the finite differences can vouch for (truncation + round-off + the gradient dtype's "
+        "resolution)</p>",
+        "</header><nav>", *rows, "</nav>", *sections,
+        "<footer>Plots: the V curve shows |central difference &#8722; analytic| against the step for the "
+        "worst element (truncation error on the right, round-off on the left); the histogram shows each "
+        "element's |analytic &#8722; numeric| divided by its bound (right of 1 is wrong); the heatmap shows "
+        "|analytic &#8722; numeric| per element (grey: not checked).</footer>",
+        "</body></html>\n",
+    ])
+
+
+def write_html(reports: Report | Sequence[Report], path: str | os.PathLike[str],
+               title: str = "backcheck report", labels: Sequence[str] | None = None) -> Path:
+    """Write :func:`render_html` to ``path`` (UTF-8); return the path."""
+    out = Path(path)
+    if out.parent and not out.parent.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_html(reports, title=title, labels=labels), encoding="utf-8")
+    return out

@@ -1,0 +1,303 @@
+"""Small, dependency-free SVG plots for the HTML report: the error-versus-step V curve, a histogram of
+error/bound ratios, and a heatmap of elementwise errors.
+
+Every function returns one ``<svg>`` element as a string; all text is escaped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from html import escape
+
+import numpy as np
+
+WIDTH, HEIGHT = 380, 250
+MARGIN = (38, 16, 44, 58)  # top, right, bottom, left
+
+GREEN, RED, BLUE, GREY, INK = "#2e8b57", "#c8372d", "#2c6fbb", "#9aa0a6", "#222"
+#: A sequential palette (light for small errors, dark for large), interpolated linearly.
+PALETTE = ((255, 250, 228), (252, 205, 120), (240, 130, 60), (196, 48, 62), (110, 20, 90), (40, 10, 60))
+
+
+def _f(x: float) -> str:
+    return f"{x:.1f}".rstrip("0").rstrip(".")
+
+
+def _e(text: object) -> str:
+    return escape(str(text), quote=True)
+
+
+def fmt(x: float) -> str:
+    """A short number: 3 significant digits."""
+    if not math.isfinite(x):
+        return "nan" if x != x else ("inf" if x > 0 else "-inf")
+    return f"{x:.3g}"
+
+
+def _pow10(k: int) -> str:
+    return "1" if k == 0 else ("10" if k == 1 else f"1e{k}")
+
+
+def color(t: float) -> str:
+    """The palette colour at ``t`` in [0, 1]."""
+    t = min(max(t, 0.0), 1.0) * (len(PALETTE) - 1)
+    k = min(int(t), len(PALETTE) - 2)
+    u = t - k
+    rgb = [round(a + (b - a) * u) for a, b in zip(PALETTE[k], PALETTE[k + 1], strict=True)]
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
+
+
+class Frame:
+    """A plot area: data ranges mapped to pixels, axes with ticks, and an SVG element under construction."""
+
+    def __init__(self, x0: float, x1: float, y0: float, y1: float, *, title: str, xlabel: str, ylabel: str,
+                 label: str, width: int = WIDTH, height: int = HEIGHT) -> None:
+        self.x0, self.x1 = (x0, x1) if x1 > x0 else (x0 - 0.5, x0 + 0.5)
+        self.y0, self.y1 = (y0, y1) if y1 > y0 else (y0 - 0.5, y0 + 0.5)
+        self.w, self.h = width, height
+        top, right, bottom, left = MARGIN
+        self.left, self.right, self.top, self.bottom = left, width - right, top, height - bottom
+        self.parts: list[str] = [
+            f'<svg xmlns="http://www.w3.org/2000/svg" class="plot" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" role="img" aria-label="{_e(label)}">',
+            f"<title>{_e(label)}</title>",
+            f'<rect x="0" y="0" width="{width}" height="{height}" fill="#fff"/>',
+            f'<text x="{left}" y="16" class="pt">{_e(title)}</text>',
+            f'<text x="{(left + self.right) / 2:.0f}" y="{height - 8}" class="pl" text-anchor="middle">'
+            f"{_e(xlabel)}</text>",
+            f'<text transform="translate(13 {(top + self.bottom) / 2:.0f}) rotate(-90)" class="pl" '
+            f'text-anchor="middle">{_e(ylabel)}</text>',
+        ]
+
+    def px(self, x: float) -> float:
+        return self.left + (x - self.x0) / (self.x1 - self.x0) * (self.right - self.left)
+
+    def py(self, y: float) -> float:
+        return self.bottom - (y - self.y0) / (self.y1 - self.y0) * (self.bottom - self.top)
+
+    def axes(self, xticks: Sequence[tuple[float, str]], yticks: Sequence[tuple[float, str]]) -> None:
+        p = self.parts
+        for x, text in xticks:
+            X = self.px(x)
+            p.append(f'<line x1="{_f(X)}" y1="{self.top}" x2="{_f(X)}" y2="{self.bottom}" class="grid"/>')
+            p.append(f'<text x="{_f(X)}" y="{self.bottom + 14}" class="tk" text-anchor="middle">'
+                     f"{_e(text)}</text>")
+        for y, text in yticks:
+            Y = self.py(y)
+            p.append(f'<line x1="{self.left}" y1="{_f(Y)}" x2="{self.right}" y2="{_f(Y)}" class="grid"/>')
+            p.append(f'<text x="{self.left - 4}" y="{_f(Y + 3.5)}" class="tk" text-anchor="end">'
+                     f"{_e(text)}</text>")
+        p.append(f'<rect x="{self.left}" y="{self.top}" width="{self.right - self.left}" '
+                 f'height="{self.bottom - self.top}" class="frame"/>')
+
+    def svg(self) -> str:
+        return "".join(self.parts) + "</svg>"
+
+
+def _decade_ticks(lo: float, hi: float, most: int = 7) -> list[tuple[float, str]]:
+    """Ticks at powers of ten between ``lo`` and ``hi`` (log10 units), thinned to at most ``most``."""
+    first, last = math.ceil(lo - 1e-9), math.floor(hi + 1e-9)
+    if last < first:
+        return []
+    stride = max(1, math.ceil((last - first + 1) / most))
+    return [(float(k), _pow10(k)) for k in range(first, last + 1) if k % stride == 0]
+
+
+def v_curve(steps: Sequence[float], errors: Sequence[float], *, chosen: float, bound: float | None = None,
+            name: str = "", dtype: str = "") -> str:
+    """Error of the central difference against the analytic value, versus the step (log-log).
+
+    The curve falls to the right of the minimum as truncation error (``O(h^2)``) shrinks and rises to the
+    left as round-off (``eps |f| / h``) grows; a vertical line marks the step the check used and a dotted
+    line the bound the element was held to.
+    """
+    h = np.asarray(steps, dtype=float)
+    err = np.asarray(errors, dtype=float)
+    good = np.isfinite(h) & (h > 0) & np.isfinite(err)
+    h, err = h[good], err[good]
+    title = f"error vs step: {name}" + (f" ({dtype})" if dtype else "")
+    label = f"V curve of {name}: |central difference - analytic| against the step"
+    if h.size == 0:
+        return Frame(0, 1, 0, 1, title=title, xlabel="step h", ylabel="|error|", label=label).svg()
+    positive = err[err > 0]
+    floor = (positive.min() / 10.0) if positive.size else 1e-16
+    if bound is not None and bound > 0 and math.isfinite(bound):
+        floor = min(floor, bound / 10.0)
+    ly = np.log10(np.maximum(err, floor))
+    lx = np.log10(h)
+    ys = [*ly]
+    if bound is not None and bound > 0 and math.isfinite(bound):
+        ys.append(math.log10(bound))
+    y0, y1 = math.floor(min(ys)), math.ceil(max(ys) + 0.05)
+    fr = Frame(float(lx.min()), float(lx.max()), y0, y1, title=title, xlabel="step h (log scale)",
+               ylabel="|numeric - analytic|", label=label)
+    fr.axes(_decade_ticks(fr.x0, fr.x1), _decade_ticks(y0, y1))
+    p = fr.parts
+    if bound is not None and bound > 0 and math.isfinite(bound):
+        Y = fr.py(math.log10(bound))
+        p.append(f'<line x1="{fr.left}" y1="{_f(Y)}" x2="{fr.right}" y2="{_f(Y)}" stroke="{GREEN}" '
+                 f'stroke-width="1.5" stroke-dasharray="2 3"/>')
+        p.append(f'<text x="{fr.right - 3}" y="{_f(Y - 4)}" class="an" text-anchor="end" fill="{GREEN}">'
+                 f"bound {_e(fmt(bound))}</text>")
+    if chosen > 0 and math.isfinite(chosen):
+        X = fr.px(math.log10(chosen))
+        p.append(f'<line x1="{_f(X)}" y1="{fr.top}" x2="{_f(X)}" y2="{fr.bottom}" stroke="{INK}" '
+                 f'stroke-width="1" stroke-dasharray="5 3"/>')
+        right = X > (fr.left + fr.right) / 2
+        p.append(f'<text x="{_f(X - 4 if right else X + 4)}" y="{fr.bottom - 5}" class="an" '
+                 f'text-anchor="{"end" if right else "start"}">chosen h = {_e(fmt(chosen))}</text>')
+    pts = " ".join(f"{_f(fr.px(x))},{_f(fr.py(y))}" for x, y in zip(lx, ly, strict=True))
+    p.append(f'<polyline points="{pts}" fill="none" stroke="{BLUE}" stroke-width="2"/>')
+    for x, y, s, e in zip(lx, ly, h, err, strict=True):
+        fill = BLUE if e > 0 else "#fff"
+        p.append(f'<circle cx="{_f(fr.px(x))}" cy="{_f(fr.py(y))}" r="2.6" fill="{fill}" stroke="{BLUE}">'
+                 f"<title>h = {fmt(s)}: |error| = {fmt(e)}</title></circle>")
+    p.append(f'<text x="{fr.left + 4}" y="{fr.top + 12}" class="an">&#8592; round-off</text>')
+    p.append(f'<text x="{fr.right - 4}" y="{fr.top + 12}" class="an" text-anchor="end">'
+             "truncation &#8594;</text>")
+    return fr.svg()
+
+
+def histogram(ratios: np.ndarray, *, name: str = "", per_element: bool = True) -> str:
+    """Histogram of log10(|analytic - numeric| / bound); elements right of 1 are beyond their bound."""
+    r = np.asarray(ratios, dtype=float)
+    r = r[np.isfinite(r)]
+    title = f"error / bound: {name}"
+    xlabel = "|a - n| / bound" if per_element else "|a - n| / bound of the worst listed element"
+    label = f"histogram of elementwise error over bound for {name}"
+    if r.size == 0:
+        return Frame(0, 1, 0, 1, title=title, xlabel=xlabel, ylabel="elements", label=label).svg()
+    exact = int(np.sum(r <= 0))
+    lr = np.log10(r[r > 0]) if np.any(r > 0) else np.empty(0)
+    lo = math.floor(min(lr.min(), -1.0)) if lr.size else -1.0
+    lo = max(lo, -12.0)
+    hi = math.ceil(max(lr.max(), 0.0) + 1e-9) if lr.size else 1.0
+    hi = max(hi, lo + 2.0)
+    width = 0.5 if hi - lo <= 12 else 1.0
+    edges = np.arange(lo, hi + width / 2, width)
+    counts, _ = np.histogram(np.clip(lr, lo, hi), bins=edges)
+    counts[0] += exact
+    top = max(int(counts.max()), 1)
+    fr = Frame(lo, hi, 0, top * 1.12, title=title, xlabel=xlabel, ylabel="elements", label=label)
+    ystep = max(1, math.ceil(top / 4))
+    fr.axes(_decade_ticks(lo, hi), [(float(k), str(k)) for k in range(0, top + 1, ystep)])
+    p = fr.parts
+    for c, a, b in zip(counts, edges[:-1], edges[1:], strict=True):
+        if c == 0:
+            continue
+        x, xe = fr.px(a) + 0.5, fr.px(b) - 0.5
+        y = fr.py(float(c))
+        fill = RED if a >= 0 else GREEN
+        p.append(f'<rect x="{_f(x)}" y="{_f(y)}" width="{_f(xe - x)}" height="{_f(fr.bottom - y)}" '
+                 f'fill="{fill}" fill-opacity="0.85"><title>{c} element(s) with ratio in '
+                 f"[{fmt(10.0 ** a)}, {fmt(10.0 ** b)})</title></rect>")
+    X = fr.px(0.0)
+    p.append(f'<line x1="{_f(X)}" y1="{fr.top}" x2="{_f(X)}" y2="{fr.bottom}" stroke="{INK}" '
+             'stroke-width="1.5" stroke-dasharray="5 3"/>')
+    p.append(f'<text x="{_f(X + 4)}" y="{fr.top + 12}" class="an">bound</text>')
+    n_over = int(np.sum(r > 1))
+    p.append(f'<text x="{fr.right}" y="16" class="an" text-anchor="end">{n_over} of {r.size} beyond</text>')
+    return fr.svg()
+
+
+def _block_reduce(a: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """Max over blocks so that ``a`` fits ``rows x cols`` cells (NaN only where a whole block is NaN)."""
+    r = math.ceil(a.shape[0] / rows)
+    c = math.ceil(a.shape[1] / cols)
+    if r == 1 and c == 1:
+        return a
+    R, C = math.ceil(a.shape[0] / r), math.ceil(a.shape[1] / c)
+    padded = np.full((R * r, C * c), np.nan)
+    padded[: a.shape[0], : a.shape[1]] = a
+    blocks = padded.reshape(R, r, C, c).transpose(0, 2, 1, 3).reshape(R, C, r * c)
+    out = np.full((R, C), np.nan)
+    has = ~np.all(np.isnan(blocks), axis=2)
+    out[has] = np.nanmax(blocks[has], axis=1)
+    return out
+
+
+def heatmap(values: np.ndarray, *, name: str = "", shape: tuple[int, ...] = (), max_cells: int = 64,
+            marked: Sequence[tuple[int, int]] = ()) -> str:
+    """Heatmap of ``values`` (2-D, e.g. |analytic - numeric|) on a log colour scale; NaN cells are grey.
+
+    Larger arrays are reduced to at most ``max_cells`` per side by the maximum over blocks. ``marked``
+    cells (row, column in ``values``) get an outline.
+    """
+    a = np.asarray(values, dtype=float)
+    if a.ndim != 2 or a.size == 0:
+        raise ValueError(f"heatmap takes a non-empty 2-D array, got shape {a.shape}")
+    rows, cols = a.shape
+    red = _block_reduce(a, max_cells, max_cells)
+    R, C = red.shape
+    cell = max(3.0, min(24.0, 300.0 / C, 300.0 / R))
+    left, top = 58, 38
+    width = int(max(left + C * cell + 80, 260))
+    bh = max(R * cell, 60.0)
+    height = int(top + bh + 24)
+    fin = red[np.isfinite(red) & (red > 0)]
+    hi = math.log10(fin.max()) if fin.size else 0.0
+    lo = math.log10(fin.min()) if fin.size else hi - 1
+    lo = max(lo, hi - 12)
+    if hi - lo < 1:
+        lo = hi - 1
+    desc = "x".join(str(s) for s in shape) if shape else f"{rows}x{cols}"
+    note = "" if (R, C) == (rows, cols) else f", max over {math.ceil(rows / R)}x{math.ceil(cols / C)} blocks"
+    label = f"heatmap of |analytic - numeric| for {name}"
+    p = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="plot" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{_e(label)}"><title>{_e(label)}</title>',
+        f'<rect x="0" y="0" width="{width}" height="{height}" fill="#fff"/>',
+        f'<text x="{left}" y="16" class="pt">|a - n|: {_e(name)}</text>',
+        f'<text x="{left}" y="30" class="tk">shape {_e(desc)}{_e(note)}</text>',
+    ]
+    step_r = math.ceil(rows / R)
+    step_c = math.ceil(cols / C)
+    for i in range(R):
+        for j in range(C):
+            v = red[i, j]
+            if not np.isfinite(v):
+                fill = "#d0d3d6"
+            elif v <= 0:
+                fill = color(0.0)
+            else:
+                fill = color((math.log10(v) - lo) / (hi - lo))
+            if step_r == 1 and step_c == 1:
+                where = f"[{i}, {j}]"
+            else:
+                r_end, c_end = min(rows, (i + 1) * step_r) - 1, min(cols, (j + 1) * step_c) - 1
+                where = f"rows {i * step_r}-{r_end}, cols {j * step_c}-{c_end}"
+            p.append(f'<rect x="{_f(left + j * cell)}" y="{_f(top + i * cell)}" width="{_f(cell)}" '
+                     f'height="{_f(cell)}" fill="{fill}"><title>{_e(where)}: {fmt(v)}</title></rect>')
+    for i, j in marked:
+        bi, bj = i // step_r, j // step_c
+        if 0 <= bi < R and 0 <= bj < C:
+            p.append(f'<rect x="{_f(left + bj * cell)}" y="{_f(top + bi * cell)}" width="{_f(cell)}" '
+                     f'height="{_f(cell)}" fill="none" stroke="{INK}" stroke-width="1.2"/>')
+    p.append(f'<rect x="{left}" y="{top}" width="{_f(C * cell)}" height="{_f(R * cell)}" class="frame"/>')
+    if rows > 1:
+        p.append(f'<text x="{left - 4}" y="{top + 9}" class="tk" text-anchor="end">0</text>')
+        p.append(f'<text x="{left - 4}" y="{_f(top + R * cell)}" class="tk" text-anchor="end">'
+                 f"{rows - 1}</text>")
+    p.append(f'<text x="{left}" y="{_f(top + R * cell + 12)}" class="tk">0</text>')
+    p.append(f'<text x="{_f(left + C * cell)}" y="{_f(top + R * cell + 12)}" class="tk" text-anchor="end">'
+             f"{cols - 1}</text>")
+    # colour bar
+    bx = left + C * cell + 14
+    n = 24
+    for k in range(n):
+        p.append(f'<rect x="{_f(bx)}" y="{_f(top + bh * (1 - (k + 1) / n))}" width="12" '
+                 f'height="{_f(bh / n + 0.5)}" fill="{color((k + 0.5) / n)}"/>')
+    p.append(f'<rect x="{_f(bx)}" y="{top}" width="12" height="{_f(bh)}" class="frame"/>')
+    p.append(f'<text x="{_f(bx + 15)}" y="{top + 8}" class="tk">{_e(fmt(10.0 ** hi))}</text>')
+    p.append(f'<text x="{_f(bx + 15)}" y="{_f(top + bh)}" class="tk">{_e(fmt(10.0 ** lo))}</text>')
+    return "".join(p) + "</svg>"
+
+
+def as_matrix(a: np.ndarray) -> np.ndarray | None:
+    """A 2-D view for the heatmap: 2-D as is, 1-D as one row, N-D as (prod(shape[:-1]), shape[-1])."""
+    if a.ndim == 0 or a.size == 0:
+        return None
+    if a.ndim == 1:
+        return a.reshape(1, -1)
+    return a.reshape(-1, a.shape[-1])

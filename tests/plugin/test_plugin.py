@@ -1,0 +1,151 @@
+"""The pytest plugin, run in inner pytest sessions (pytester): fixtures, failure messages, the report option."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import backcheck
+from backcheck.api import check as original_check
+from backcheck.frontends.layers import check_layer as original_check_layer
+
+LAYERS = '''
+import numpy as np
+import backcheck
+from backcheck import check_layer  # bound at import time: still recorded
+
+
+def fwd(x, w):
+    return x @ w
+
+
+def bwd(dout, x, w):
+    return dout @ w.T, x.T @ dout
+
+
+def bad(dout, x, w):
+    return dout @ w.T, x.T @ dout * 1.01
+
+
+X = np.random.default_rng(0).normal(size=(3, 4))
+W = np.random.default_rng(1).normal(size=(4, 2))
+'''
+
+
+@pytest.fixture
+def layers(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makepyfile(layers_mod=LAYERS)
+    pytester.syspathinsert()
+    return pytester
+
+
+def test_gradcheck_fixture_passes_and_fails_with_table(layers: pytest.Pytester) -> None:
+    layers.makepyfile(test_fix='''
+        from layers_mod import X, W, fwd, bwd, bad
+
+
+        def test_ok(gradcheck):
+            report = gradcheck.layer(fwd, bwd, (X, W))
+            assert report.ok and gradcheck.last is report and gradcheck.reports == [report]
+
+
+        def test_grad(gradcheck):
+            import numpy as np
+            assert gradcheck.grad(lambda x: np.sum(x ** 2), np.ones(3), lambda x: 2 * x).ok
+
+
+        def test_bad(gradcheck):
+            gradcheck.layer(fwd, bad, (X, W))
+
+
+        def test_module_fixture(backcheck):
+            backcheck.assert_layer(fwd, bad, (X, W))
+        ''')
+    result = layers.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines([
+        "*GradientMismatch: backcheck FAIL: fwd / bad*",
+        "*w: worst elements (8 wrong of 8 checked)*",
+        "*element*analytic*numeric*|diff|*bound*diff/bound*verdict*",
+        "*w[[]*mismatch*",
+    ])
+    # the helper's own frames are hidden: the failure points at the test's line
+    assert "def _done" not in result.stdout.str()
+
+
+def test_report_option_collects_every_check(layers: pytest.Pytester) -> None:
+    layers.makepyfile(test_rec='''
+        import numpy as np
+        import backcheck
+        from layers_mod import X, W, fwd, bwd, bad, check_layer
+
+
+        def test_fixture(gradcheck):
+            gradcheck.layer(fwd, bwd, (X, W))
+
+
+        def test_direct_calls():
+            assert backcheck.check_layer(fwd, bwd, (X, W)).ok
+            assert check_layer(fwd, bwd, (X, W)).ok
+            backcheck.assert_grad(lambda x: np.sum(x ** 2), np.ones(3), lambda x: 2 * x)
+
+
+        def test_failing():
+            assert backcheck.check_layer(fwd, bad, (X, W)).ok
+        ''')
+    out = layers.path / "checks.html"
+    result = layers.runpytest_inprocess("-p", "no:cacheprovider", f"--backcheck-report={out}")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["backcheck: recording gradient checks to *checks.html",
+                                 "backcheck: 5 gradient check(s), 1 not passing; report written to *checks.html"])
+    # a plain `assert report.ok` failure shows the table in a backcheck section
+    result.stdout.fnmatch_lines(["*- backcheck -*", "backcheck FAIL: fwd / bad*", "*worst elements*"])
+    page = out.read_text()
+    assert page.count('<section class="check') == 5
+    assert "test_rec.py::test_fixture" in page and "test_rec.py::test_direct_calls [3]" in page
+    assert "test_rec.py::test_failing" in page
+    # the session restored the public functions
+    assert backcheck.check is original_check and backcheck.check_layer is original_check_layer
+    assert backcheck.api.check is original_check
+
+
+def test_json_report_with_curves(layers: pytest.Pytester) -> None:
+    layers.makepyfile(test_js='''
+        import backcheck
+        from layers_mod import X, W, fwd, bwd
+
+
+        def test_one():
+            assert backcheck.check_layer(fwd, bwd, (X, W)).ok
+        ''')
+    out = layers.path / "out" / "checks.json"
+    result = layers.runpytest_inprocess("-p", "no:cacheprovider", f"--backcheck-report={out}",
+                                        "--backcheck-curves")
+    result.assert_outcomes(passed=1)
+    doc = json.loads(out.read_text())
+    (report,) = doc["reports"]
+    assert report["label"] == "test_js.py::test_one" and report["status"] == "pass"
+    assert len(report["curves"]) == 2  # one per tensor: x and w
+
+
+def test_without_the_option_nothing_is_patched(layers: pytest.Pytester) -> None:
+    layers.makepyfile(test_plain='''
+        import backcheck
+        from backcheck.api import check
+
+
+        def test_untouched():
+            assert backcheck.check is check and not hasattr(check, "__wrapped__")
+        ''')
+    layers.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_plugin_can_be_disabled(layers: pytest.Pytester) -> None:
+    layers.makepyfile(test_off='''
+        def test_needs_fixture(gradcheck):
+            pass
+        ''')
+    result = layers.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:backcheck")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*fixture 'gradcheck' not found*"])

@@ -1,0 +1,87 @@
+"""Real reports for the renderer tests, built once per session."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import backcheck
+from backcheck.report import Report
+from backcheck.zoo import get
+
+
+def _bn_bug(curves: bool) -> Report:
+    bn = get("batchnorm_train")
+    x = tuple(bn.make_inputs(np.random.default_rng(0), np.float64).values())
+    bug = next(b for b in bn.bugs if b.name == "missing_mean_term")
+    return backcheck.check_layer(bn.forward, bug.backward, x, curves=curves)
+
+
+@pytest.fixture(scope="session")
+def failing() -> Report:
+    """A batch-norm backward pass with a classic bug in dx; curves recorded."""
+    return _bn_bug(curves=True)
+
+
+@pytest.fixture(scope="session")
+def passing32() -> Report:
+    """A correct affine layer in float32, with curves."""
+    layer = get("affine")
+    x = tuple(layer.make_inputs(np.random.default_rng(1), np.float32).values())
+    return backcheck.check_layer(layer.forward, layer.backward, x, curves=True)
+
+
+@pytest.fixture(scope="session")
+def kinked() -> Report:
+    """A ReLU network at its kinks: passes, with kinks listed."""
+    mlp = get("mlp_relu")
+    x = tuple(mlp.kinks(np.random.default_rng(0), np.float32).values())
+    return backcheck.check_layer(mlp.forward, mlp.backward, x)
+
+
+@pytest.fixture(scope="session")
+def odd() -> Report:
+    """A loss with a 0-d parameter, a sparse sample (unchecked elements are NaN) and a hostile name."""
+    params = {"W<script>": np.random.default_rng(2).normal(size=(30, 20)), "s": np.float64(0.5)}
+
+    def loss(p: dict) -> float:
+        return float(np.sum(np.tanh(p["W<script>"]) * p["s"]))
+
+    def grad(p: dict) -> dict:
+        return {"W<script>": (1 - np.tanh(p["W<script>"]) ** 2) * p["s"], "s": np.sum(np.tanh(p["W<script>"]))}
+
+    return backcheck.check(loss, params, grad, strategy="sparse", samples=40, seed=3)
+
+
+@pytest.fixture(scope="session")
+def mutating() -> Report:
+    """A backward pass that writes into its dout: a mutation finding."""
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        return 2.0 * x
+
+    def backward(dout: np.ndarray, x: np.ndarray) -> np.ndarray:
+        dout *= 2.0
+        return dout
+
+    return backcheck.check_layer(forward, backward, (np.linspace(-1, 1, 6).reshape(2, 3),))
+
+
+@pytest.fixture(scope="session")
+def skipped() -> Report:
+    """A layer whose backward returns None for one float input."""
+
+    def forward(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return x * y
+
+    def backward(dout: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple:
+        return dout * y, None
+
+    rng = np.random.default_rng(4)
+    return backcheck.check_layer(forward, backward, (rng.normal(size=3), rng.normal(size=3)))
+
+
+@pytest.fixture(scope="session")
+def all_reports(failing: Report, passing32: Report, kinked: Report, odd: Report, mutating: Report,
+                skipped: Report) -> list[Report]:
+    return [failing, passing32, kinked, odd, mutating, skipped]
