@@ -98,7 +98,9 @@ def evaluate_and_report(
         sl = slice(leaf.offset, leaf.offset + leaf.size)
         grad_eps[sl] = float(np.finfo(leaf.dtype).eps)
         rms[sl] = float(np.sqrt(np.mean(g[sl] ** 2)))
-    outcome = run_strategy(ev, g, steps, strategy, samples, Tolerance(atol, rtol), grad_eps, rms, regrad, seed)
+    outcome = run_strategy(
+        ev, g, steps, strategy, samples, Tolerance(atol, rtol), grad_eps, rms, regrad, seed, frozenset(skipped or ())
+    )
     rounding_note = excuse_rounding(tree, g, g_wide, outcome) if g_wide is not None else ""
     leaves = summarize(
         tree,
@@ -112,6 +114,10 @@ def evaluate_and_report(
     )
     numeric_flat = np.full(tree.size, np.nan)
     numeric_flat[outcome.checked] = outcome.numeric
+    bound_flat = np.full(tree.size, np.nan)
+    bound_flat[outcome.checked] = outcome.bound
+    status_flat = np.full(tree.size, "", dtype=object)
+    status_flat[outcome.checked] = outcome.status
     notes = list(outcome.notes)
     if rounding_note:
         notes.append(rounding_note)
@@ -135,8 +141,18 @@ def evaluate_and_report(
         notes=notes,
         curves=curve_list,
         _numeric=tree.fresh(numeric_flat, np.float64),
+        _bound=tree.fresh(bound_flat, np.float64),
+        _status=_status_tree(tree, status_flat),
         _analytic=tree.fresh(g, np.float64),
     )
+
+
+def _status_tree(tree: Tree, status_flat: np.ndarray) -> Any:
+    """Per-element verdicts ('' where not checked) as string arrays in the tree's structure."""
+    arrays = [
+        np.asarray(status_flat[lf.offset : lf.offset + lf.size], dtype=str).reshape(lf.shape) for lf in tree.leaves
+    ]
+    return tree._with(tree.structure, arrays)
 
 
 def excuse_rounding(tree: Tree, g: np.ndarray, g_wide: np.ndarray, outcome: Any) -> str:

@@ -172,6 +172,8 @@ class Report:
     curves: list[Curve] = field(default_factory=list)
     _numeric: Any = field(default=None, repr=False)
     _analytic: Any = field(default=None, repr=False)
+    _bound: Any = field(default=None, repr=False)
+    _status: Any = field(default=None, repr=False)
 
     @property
     def status(self) -> str:
@@ -192,6 +194,21 @@ class Report:
     def numeric(self) -> Any:
         """The numeric gradient as a tree like the inputs (NaN where an element was not evaluated)."""
         return self._numeric
+
+    @property
+    def bound(self) -> Any:
+        """The bound each element was held to, as a tree like the inputs (NaN where not checked)."""
+        return self._bound
+
+    @property
+    def element_status(self) -> Any:
+        """Each element's verdict ('ok', 'mismatch', 'dead', 'kink'; '' where not checked), like the inputs."""
+        return self._status
+
+    def __repr__(self) -> str:
+        wrong = sum(lf.n_mismatch for lf in self.leaves)
+        checked = sum(lf.n_checked for lf in self.leaves)
+        return f"<Report {self.status.upper()} {self.title}: {wrong} wrong of {checked} checked>"
 
     @property
     def analytic(self) -> Any:

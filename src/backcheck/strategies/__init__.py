@@ -54,11 +54,18 @@ def run_strategy(
     rms: np.ndarray,
     regrad: Callable[[], np.ndarray] | None,
     seed: int,
+    skip: frozenset[str] = frozenset(),
 ) -> Outcome:
+    """Run ``strategy``; arrays named in ``skip`` (no analytic gradient to check) are not evaluated."""
     rng = np.random.default_rng(seed)
     if strategy in ("full", "sparse"):
-        return run(ev, g, steps, choose(strategy, g.size, samples, rng), tol, grad_eps, rms, regrad, seed)
-    return _projected(ev, g, steps, strategy == "auto", samples, tol, grad_eps, rms, rng)
+        eligible = np.concatenate(
+            [np.arange(lf.offset, lf.offset + lf.size) for lf in ev.tree.leaves if lf.name not in skip]
+            or [np.empty(0, dtype=np.int64)]
+        )
+        idx = eligible[choose(strategy, eligible.size, samples, rng)] if eligible.size else eligible
+        return run(ev, g, steps, idx, tol, grad_eps, rms, regrad, seed)
+    return _projected(ev, g, steps, strategy == "auto", samples, tol, grad_eps, rms, rng, skip)
 
 
 def _projected(
@@ -71,6 +78,7 @@ def _projected(
     grad_eps: np.ndarray,
     rms: np.ndarray,
     rng: np.random.Generator,
+    skip: frozenset[str] = frozenset(),
 ) -> Outcome:
     k = samples or DIRECTIONS
     checked: list[int] = []
@@ -80,6 +88,8 @@ def _projected(
     notes: list[str] = []
     failed_leaves: dict[str, str] = {}
     for leaf in ev.tree.leaves:
+        if leaf.name in skip:
+            continue
         proj = project_leaf(
             ev,
             g,
