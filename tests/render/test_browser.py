@@ -9,7 +9,6 @@ import io
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from backcheck.render._browser import find_chromium, load_page
 from backcheck.render.html import write_html
