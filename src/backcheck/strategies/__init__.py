@@ -55,6 +55,7 @@ def run_strategy(
     regrad: Callable[[], np.ndarray] | None,
     seed: int,
     skip: frozenset[str] = frozenset(),
+    g_wide: np.ndarray | None = None,
 ) -> Outcome:
     """Run ``strategy``; arrays named in ``skip`` (no analytic gradient to check) are not evaluated."""
     rng = np.random.default_rng(seed)
@@ -64,7 +65,7 @@ def run_strategy(
             or [np.empty(0, dtype=np.int64)]
         )
         idx = eligible[choose(strategy, eligible.size, samples, rng)] if eligible.size else eligible
-        return run(ev, g, steps, idx, tol, grad_eps, rms, regrad, seed)
+        return run(ev, g, steps, idx, tol, grad_eps, rms, regrad, seed, g_wide)
     return _projected(ev, g, steps, strategy == "auto", samples, tol, grad_eps, rms, rng, skip)
 
 
