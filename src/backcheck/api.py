@@ -25,7 +25,7 @@ from backcheck.progress import Progress
 from backcheck.report import Curve, Finding, LeafReport, Report, summarize
 from backcheck.strategies import resolve, run_strategy
 from backcheck.tree import Tree
-from backcheck.verdict import FAILING, OK, Tolerance
+from backcheck.verdict import Tolerance
 
 
 def call_user(fn: Callable[..., Any], args: tuple[Any, ...], what: str, tree: Tree | None = None) -> Any:
@@ -99,9 +99,19 @@ def evaluate_and_report(
         grad_eps[sl] = float(np.finfo(leaf.dtype).eps)
         rms[sl] = float(np.sqrt(np.mean(g[sl] ** 2)))
     outcome = run_strategy(
-        ev, g, steps, strategy, samples, Tolerance(atol, rtol), grad_eps, rms, regrad, seed, frozenset(skipped or ())
+        ev,
+        g,
+        steps,
+        strategy,
+        samples,
+        Tolerance(atol, rtol),
+        grad_eps,
+        rms,
+        regrad,
+        seed,
+        frozenset(skipped or ()),
+        g_wide,
     )
-    rounding_note = excuse_rounding(tree, g, g_wide, outcome) if g_wide is not None else ""
     leaves = summarize(
         tree,
         g,
@@ -119,8 +129,6 @@ def evaluate_and_report(
     status_flat = np.full(tree.size, "", dtype=object)
     status_flat[outcome.checked] = outcome.status
     notes = list(outcome.notes)
-    if rounding_note:
-        notes.append(rounding_note)
     if ev.tree is not tree:
         notes.append(
             "the numeric side was evaluated in float64 (the function accepts float64 inputs); the "
@@ -153,32 +161,6 @@ def _status_tree(tree: Tree, status_flat: np.ndarray) -> Any:
         np.asarray(status_flat[lf.offset : lf.offset + lf.size], dtype=str).reshape(lf.shape) for lf in tree.leaves
     ]
     return tree._with(tree.structure, arrays)
-
-
-def excuse_rounding(tree: Tree, g: np.ndarray, g_wide: np.ndarray, outcome: Any) -> str:
-    """Clear elements whose low-precision gradient is off only through rounding in its own dtype.
-
-    ``g_wide`` is the same backward pass run in float64. Where it matches the numeric derivative but the
-    float32 gradient does not, the formula is right and float32 arithmetic is not precise enough there
-    (``1 - sigmoid(x)`` for a saturated unit, say): the element passes, and the report says so.
-    """
-    excused = []
-    for k, i in enumerate(outcome.checked):
-        if outcome.status[k] in FAILING and abs(g_wide[i] - outcome.numeric[k]) <= outcome.bound[k]:
-            outcome.status[k] = OK
-            excused.append(int(i))
-    if not excused:
-        return ""
-    shown = ", ".join(
-        f"{tree.element_name(i)} ({tree.leaves[0].dtype if len(tree.leaves) == 1 else 'low precision'} "
-        f"{g[i]:.3g}, float64 {g_wide[i]:.3g})"
-        for i in excused[:3]
-    )
-    more = f" and {len(excused) - 3} more" if len(excused) > 3 else ""
-    return (
-        f"{len(excused)} element(s) are off only through rounding in the gradient's own dtype: the same "
-        f"backward pass in float64 matches the numeric derivative: {shown}{more}."
-    )
 
 
 def step_curve(ev: Evaluator, tree: Tree, g: np.ndarray, steps: np.ndarray, leaf: LeafReport) -> Curve:
