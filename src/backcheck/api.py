@@ -87,17 +87,28 @@ def evaluate_and_report(
     curves: bool = False,
     regrad: Callable[[], np.ndarray] | None = None,
     g_wide: np.ndarray | None = None,
+    grad_eps: np.ndarray | None = None,
 ) -> Report:
-    """Run a strategy over ``tree`` with the analytic gradient ``g`` (flat) and build the report."""
+    """Run a strategy over ``tree`` with the analytic gradient ``g`` (flat) and build the report.
+
+    ``grad_eps`` (per element) overrides the machine epsilon of the analytic gradient's dtype, for dtypes
+    numpy does not have (bfloat16); ``g_wide`` is the same gradient computed in float64, when available.
+    """
     strategy = resolve(strategy, tree.size)
     steps = default_steps(ev.tree, step)
     ev.noise = estimate_noise(ev, steps, seed)
-    grad_eps = np.empty(tree.size)
     rms = np.empty(tree.size)
+    overall = float(np.sqrt(np.mean(g**2))) if g.size else 0.0
+    eps_given = grad_eps
+    grad_eps = np.empty(tree.size)
     for leaf in tree.leaves:
         sl = slice(leaf.offset, leaf.offset + leaf.size)
-        grad_eps[sl] = float(np.finfo(leaf.dtype).eps)
+        grad_eps[sl] = float(np.finfo(leaf.dtype).eps) if eps_given is None else eps_given[sl]
         rms[sl] = float(np.sqrt(np.mean(g[sl] ** 2)))
+        if grad_eps[leaf.offset] > 1e-10:
+            # a low-precision gradient's rounding follows the size of the whole computation: an array whose
+            # true gradient is zero (a bias before a batch norm) still carries rounding of the others' size
+            rms[sl] = max(rms[leaf.offset], overall)
     outcome = run_strategy(
         ev,
         g,

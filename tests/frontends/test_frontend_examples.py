@@ -1,0 +1,42 @@
+"""The torch and jax examples run and print the reports they promise."""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+
+import jax
+import pytest
+import torch  # noqa: F401 - part of the test environment
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_custom_torch_function_example(capsys: pytest.CaptureFixture[str]) -> None:
+    runpy.run_path(str(EXAMPLES / "custom_torch_function.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    passed, failed = out.split("\n\n", 1)
+    assert passed.startswith("backcheck PASS: FusedLinearTanh") and "jvp:w" in passed
+    assert failed.startswith("backcheck FAIL: FusedLinearTanhBuggy")
+    assert "w[0, 1]" in failed and "mismatch" in failed
+    assert "x      (5, 4)  float32     pass" in failed
+
+
+def test_jax_custom_vjp_example(capsys: pytest.CaptureFixture[str]) -> None:
+    runpy.run_path(str(EXAMPLES / "jax_custom_vjp.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    passed, failed = out.split("\n\n", 1)
+    assert passed.startswith("backcheck PASS: logsumexp") and "float64" in passed
+    assert failed.startswith("backcheck FAIL: logsumexp_buggy") and "x[0, 2]" in failed
+    assert not jax.config.jax_enable_x64  # the example turned x64 on for its checks only
+
+
+@pytest.mark.parametrize(
+    "module", ["backcheck.torch", "backcheck.jax", "backcheck.frontends.torch", "backcheck.frontends.jax"]
+)
+def test_docstring_examples_run(module: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted > 0
