@@ -8,3 +8,6 @@ settings.register_profile(
 settings.register_profile("dev", max_examples=50, deadline=None)
 settings.register_profile("thorough", max_examples=500, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# pytester drives the pytest plugin tests (tests/plugin); it must be declared in the top-level conftest
+pytest_plugins = ["pytester"]
