@@ -1,0 +1,101 @@
+"""Loss functions (functional and module forms).
+
+``cross_entropy`` and ``mse_loss`` are single fused ops; the others are compositions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from backcheck.nn.errors import ShapeError
+from backcheck.nn.modules import Module
+from backcheck.nn.ops.elementwise import abs as _abs
+from backcheck.nn.ops.elementwise import softplus
+from backcheck.nn.ops.nnfunc import _check_reduction, cross_entropy, mse_loss
+from backcheck.nn.ops.shape import getitem
+from backcheck.nn.tensor import Tensor, as_tensor
+
+__all__ = [
+    "cross_entropy",
+    "mse_loss",
+    "nll_loss",
+    "l1_loss",
+    "binary_cross_entropy_with_logits",
+    "CrossEntropyLoss",
+    "MSELoss",
+]
+
+
+def _reduce(x: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return x.mean()
+    if reduction == "sum":
+        return x.sum()
+    return x
+
+
+def nll_loss(log_probs: Any, labels: Any, reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of integer ``labels`` under ``log_probs`` (N, C) (e.g. log_softmax output).
+
+    Examples
+    --------
+    >>> round(nll_loss(Tensor(np.log([[0.5, 0.5]])), np.array([1])).item(), 4)
+    0.6931
+    """
+    _check_reduction("nll_loss", reduction)
+    log_probs = as_tensor(log_probs)
+    idx = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
+    if log_probs.data.ndim != 2 or idx.shape != (log_probs.data.shape[0],):
+        raise ShapeError(
+            f"nll_loss: log_probs {log_probs.data.shape} and labels {idx.shape} need shapes (N, C) and (N,)"
+        )
+    return _reduce(-getitem(log_probs, (np.arange(idx.shape[0]), idx)), reduction)
+
+
+def l1_loss(pred: Any, target: Any, reduction: str = "mean") -> Tensor:
+    """Mean absolute error ``mean(|pred - target|)``; same-shaped inputs."""
+    _check_reduction("l1_loss", reduction)
+    pred = as_tensor(pred)
+    target = as_tensor(target, like=pred)
+    if pred.data.shape != target.data.shape:
+        raise ShapeError(
+            f"l1_loss: input shape {pred.data.shape} differs from target shape {target.data.shape}"
+        )
+    return _reduce(_abs(pred - target), reduction)
+
+
+def binary_cross_entropy_with_logits(logits: Any, targets: Any, reduction: str = "mean") -> Tensor:
+    """Stable ``-[y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))]`` as ``softplus(x) - x y``."""
+    _check_reduction("binary_cross_entropy_with_logits", reduction)
+    logits = as_tensor(logits)
+    targets = as_tensor(targets, like=logits)
+    if logits.data.shape != targets.data.shape:
+        raise ShapeError(
+            f"binary_cross_entropy_with_logits: logits shape {logits.data.shape} differs from "
+            f"target shape {targets.data.shape}"
+        )
+    return _reduce(softplus(logits) - logits * targets, reduction)
+
+
+class CrossEntropyLoss(Module):
+    """Module form of :func:`cross_entropy`: ``loss_fn(logits, labels)``."""
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        self.reduction = reduction
+
+    def forward(self, logits: Tensor, labels: Any) -> Tensor:
+        return cross_entropy(logits, labels, self.reduction)
+
+
+class MSELoss(Module):
+    """Module form of :func:`mse_loss`: ``loss_fn(pred, target)``."""
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        self.reduction = reduction
+
+    def forward(self, pred: Tensor, target: Any) -> Tensor:
+        return mse_loss(pred, target, self.reduction)

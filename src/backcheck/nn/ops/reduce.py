@@ -1,0 +1,187 @@
+"""Reductions over axes: sum, mean, max, min and logsumexp (all with ``keepdims``).
+
+Max and min split the gradient *evenly among ties* (like ``torch.amax``/``torch.amin``): if ``k``
+entries share the extreme value, each receives ``grad / k``.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from backcheck.nn.errors import ShapeError
+from backcheck.nn.tensor import Context, Function, Tensor, as_tensor
+
+__all__ = ["sum", "mean", "max", "min", "logsumexp"]
+
+Axis = int | Sequence[int] | None
+
+
+def _norm_axis(op: str, axis: Axis, ndim: int) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int | np.integer) else tuple(axis)
+    out = []
+    for ax in axes:
+        if not -ndim <= ax < builtins.max(ndim, 1):
+            raise ShapeError(f"{op}: axis {ax} is out of range for an input with {ndim} dimensions")
+        out.append(int(ax) % builtins.max(ndim, 1))
+    if len(set(out)) != len(out):
+        raise ShapeError(f"{op}: repeated axis in {axes}")
+    return tuple(sorted(out))
+
+
+def _expand(grad: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
+    """Reinsert reduced axes as size-1 axes so ``grad`` broadcasts against the input."""
+    return grad if keepdims or not axes else np.expand_dims(grad, axes)
+
+
+class Sum(Function):
+    name = "sum"
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, *, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
+        ctx.shape, ctx.axes, ctx.keepdims = x.shape, axes, keepdims
+        return np.asarray(x.sum(axis=axes, keepdims=keepdims))
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        return (np.broadcast_to(_expand(grad, ctx.axes, ctx.keepdims), ctx.shape),)
+
+
+class Mean(Function):
+    name = "mean"
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, *, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
+        count = 1
+        for ax in axes:
+            count *= x.shape[ax]
+        ctx.shape, ctx.axes, ctx.keepdims, ctx.count = x.shape, axes, keepdims, count
+        return np.asarray(x.mean(axis=axes, keepdims=keepdims))
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        g = _expand(grad, ctx.axes, ctx.keepdims) / ctx.count
+        return (np.broadcast_to(g, ctx.shape),)
+
+
+class _Extreme(Function):
+    """Shared forward/backward of Max and Min: gradient split evenly among ties."""
+
+    reducer: Any = staticmethod(np.max)
+
+    @classmethod
+    def _forward(cls, ctx: Context, x: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
+        if x.size == 0:
+            raise ShapeError(f"{cls.name}: cannot reduce an empty array of shape {x.shape}")
+        kept = cls.reducer(x, axis=axes, keepdims=True)
+        ctx.x, ctx.kept, ctx.axes, ctx.keepdims = x, kept, axes, keepdims
+        return (
+            kept
+            if keepdims
+            else np.asarray(kept.reshape([s for i, s in enumerate(x.shape) if i not in axes]))
+        )
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        mask = ctx.x == ctx.kept
+        count = mask.sum(axis=ctx.axes, keepdims=True)
+        g = _expand(grad, ctx.axes, ctx.keepdims) / count
+        return (g * mask,)
+
+
+class Max(_Extreme):
+    name = "max"
+    reducer = staticmethod(np.max)
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, *, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
+        return Max._forward(ctx, x, axes, keepdims)
+
+
+class Min(_Extreme):
+    name = "min"
+    reducer = staticmethod(np.min)
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, *, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
+        return Min._forward(ctx, x, axes, keepdims)
+
+
+class LogSumExp(Function):
+    """``log(sum(exp(x)))`` over axes, shifted by the maximum for stability."""
+
+    name = "logsumexp"
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, *, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
+        m = x.max(axis=axes, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0)
+        out = np.log(np.exp(x - m).sum(axis=axes, keepdims=True)) + m
+        ctx.x, ctx.out, ctx.axes, ctx.keepdims = x, out, axes, keepdims
+        return (
+            out if keepdims else np.asarray(out.reshape([s for i, s in enumerate(x.shape) if i not in axes]))
+        )
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        return (_expand(grad, ctx.axes, ctx.keepdims) * np.exp(ctx.x - ctx.out),)
+
+
+def sum(x: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Sum over ``axis`` (an int, a tuple of ints or None for all axes).
+
+    Parameters
+    ----------
+    x : Tensor, any shape
+    axis : int or tuple of int, optional
+    keepdims : bool
+        Keep the reduced axes with size 1.
+
+    Examples
+    --------
+    >>> sum(Tensor(np.ones((2, 3))), axis=1).data
+    array([3., 3.])
+    """
+    x = as_tensor(x)
+    return Sum.apply(x, axes=_norm_axis("sum", axis, x.data.ndim), keepdims=keepdims)
+
+
+def mean(x: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """Mean over ``axis``.  Example: ``mean(x, axis=0)``; shapes as :func:`sum`."""
+    x = as_tensor(x)
+    return Mean.apply(x, axes=_norm_axis("mean", axis, x.data.ndim), keepdims=keepdims)
+
+
+def max(x: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Maximum over ``axis``; the gradient is split evenly among tied maxima.
+
+    Examples
+    --------
+    >>> max(Tensor([[1.0, 5.0], [7.0, 2.0]]), axis=1).data
+    array([5., 7.], dtype=float32)
+    """
+    x = as_tensor(x)
+    return Max.apply(x, axes=_norm_axis("max", axis, x.data.ndim), keepdims=keepdims)
+
+
+def min(x: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Minimum over ``axis``; the gradient is split evenly among tied minima."""
+    x = as_tensor(x)
+    return Min.apply(x, axes=_norm_axis("min", axis, x.data.ndim), keepdims=keepdims)
+
+
+def logsumexp(x: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """Numerically stable ``log(sum(exp(x), axis))``; its gradient is ``softmax(x)``.
+
+    Examples
+    --------
+    >>> round(logsumexp(Tensor([0.0, 0.0], dtype="float64")).item(), 6)
+    0.693147
+    """
+    x = as_tensor(x)
+    return LogSumExp.apply(x, axes=_norm_axis("logsumexp", axis, x.data.ndim), keepdims=keepdims)

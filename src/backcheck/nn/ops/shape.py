@@ -1,0 +1,246 @@
+"""Shape ops: reshape, permute, indexing, concatenate, stack, pad and broadcast_to."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from backcheck.nn.errors import ShapeError
+from backcheck.nn.tensor import Context, Function, Tensor, as_tensor
+
+__all__ = ["reshape", "permute", "getitem", "concatenate", "stack", "pad", "broadcast_to", "flatten"]
+
+
+class Reshape(Function):
+    name = "reshape"
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, *, shape: tuple[int, ...]) -> np.ndarray:
+        ctx.in_shape = x.shape
+        try:
+            return x.reshape(shape)
+        except ValueError:
+            raise ShapeError(
+                f"reshape: cannot reshape an array of shape {x.shape} into shape {shape}"
+            ) from None
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        return (grad.reshape(ctx.in_shape),)
+
+
+class Permute(Function):
+    name = "permute"
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, *, axes: tuple[int, ...]) -> np.ndarray:
+        if sorted(a % max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
+            raise ShapeError(f"permute: axes {axes} are not a permutation of the axes of shape {x.shape}")
+        ctx.axes = axes
+        return x.transpose(axes)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        return (grad.transpose(np.argsort(ctx.axes)),)
+
+
+def _is_basic(index: Any) -> bool:
+    """True if ``index`` selects without advanced indexing (so no element is picked twice)."""
+    items = index if isinstance(index, tuple) else (index,)
+    return all(
+        i is None or i is Ellipsis or isinstance(i, slice | int | np.integer) and not isinstance(i, bool)
+        for i in items
+    )
+
+
+class GetItem(Function):
+    """``x[index]``; advanced (integer-array) indices scatter-add their gradient with ``np.add.at``."""
+
+    name = "getitem"
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, *, index: Any) -> np.ndarray:
+        try:
+            out = x[index]
+        except IndexError as exc:
+            raise ShapeError(f"getitem: index {index!r} is invalid for shape {x.shape}: {exc}") from None
+        ctx.shape, ctx.dtype, ctx.index = x.shape, x.dtype, index
+        return np.asarray(out)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        full = np.zeros(ctx.shape, dtype=ctx.dtype)
+        if _is_basic(ctx.index):
+            full[ctx.index] = grad
+        else:
+            np.add.at(full, ctx.index, grad)
+        return (full,)
+
+
+class Concatenate(Function):
+    name = "concatenate"
+
+    @staticmethod
+    def forward(ctx: Context, *xs: np.ndarray, axis: int) -> np.ndarray:
+        try:
+            out = np.concatenate(xs, axis=axis)
+        except (ValueError, np.exceptions.AxisError):
+            raise ShapeError(
+                f"concatenate: shapes {[x.shape for x in xs]} cannot be joined along axis {axis}"
+            ) from None
+        ax = axis % out.ndim
+        ctx.axis, ctx.splits = ax, np.cumsum([x.shape[ax] for x in xs])[:-1]
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        return tuple(np.split(grad, ctx.splits, axis=ctx.axis))
+
+
+class Stack(Function):
+    name = "stack"
+
+    @staticmethod
+    def forward(ctx: Context, *xs: np.ndarray, axis: int) -> np.ndarray:
+        try:
+            out = np.stack(xs, axis=axis)
+        except (ValueError, np.exceptions.AxisError):
+            raise ShapeError(
+                f"stack: shapes {[x.shape for x in xs]} cannot be stacked along axis {axis}"
+            ) from None
+        ctx.axis, ctx.n = axis % out.ndim, len(xs)
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        return tuple(np.take(grad, i, axis=ctx.axis) for i in range(ctx.n))
+
+
+class Pad(Function):
+    """Constant padding; ``pad_width`` as for ``np.pad``: one ``(before, after)`` pair per axis."""
+
+    name = "pad"
+
+    @staticmethod
+    def forward(
+        ctx: Context, x: np.ndarray, *, pad_width: tuple[tuple[int, int], ...], value: float
+    ) -> np.ndarray:
+        if len(pad_width) != x.ndim:
+            raise ShapeError(
+                f"pad: {len(pad_width)} (before, after) pairs given for an input of shape {x.shape}"
+            )
+        ctx.slices = tuple(slice(b, b + n) for (b, _), n in zip(pad_width, x.shape, strict=True))
+        return np.pad(x, pad_width, mode="constant", constant_values=value)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        return (grad[ctx.slices],)
+
+
+class BroadcastTo(Function):
+    name = "broadcast_to"
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, *, shape: tuple[int, ...]) -> np.ndarray:
+        try:
+            return np.broadcast_to(x, shape)
+        except ValueError:
+            raise ShapeError(f"broadcast_to: cannot broadcast shape {x.shape} to {shape}") from None
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        return (grad,)  # the engine sums it back to the input shape
+
+
+def reshape(x: Any, shape: Sequence[int]) -> Tensor:
+    """The same values in a new shape (``-1`` infers one axis).
+
+    Examples
+    --------
+    >>> reshape(Tensor(np.zeros(6)), (2, 3)).shape
+    (2, 3)
+    """
+    return Reshape.apply(as_tensor(x), shape=tuple(int(s) for s in shape))
+
+
+def flatten(x: Any, start_dim: int = 1) -> Tensor:
+    """Collapse axes ``start_dim..`` into one: (N, C, H, W) -> (N, C*H*W) for ``start_dim=1``."""
+    x = as_tensor(x)
+    return Reshape.apply(x, shape=x.data.shape[:start_dim] + (-1,))
+
+
+def permute(x: Any, axes: Sequence[int]) -> Tensor:
+    """Reorder the axes: output axis ``i`` is input axis ``axes[i]``.
+
+    Examples
+    --------
+    >>> permute(Tensor(np.zeros((2, 3, 4))), (2, 0, 1)).shape
+    (4, 2, 3)
+    """
+    return Permute.apply(as_tensor(x), axes=tuple(int(a) for a in axes))
+
+
+def getitem(x: Any, index: Any) -> Tensor:
+    """``x[index]`` with numpy semantics: ints, slices, None, Ellipsis, integer or boolean arrays.
+
+    Repeated integer indices accumulate their gradients.
+
+    Examples
+    --------
+    >>> getitem(Tensor(np.arange(5.0)), np.array([0, 0, 3])).data
+    array([0., 0., 3.])
+    """
+    if isinstance(index, Tensor):
+        index = index.data
+    elif isinstance(index, tuple):
+        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    elif isinstance(index, list):
+        index = np.asarray(index)
+    return GetItem.apply(as_tensor(x), index=index)
+
+
+def concatenate(xs: Sequence[Any], axis: int = 0) -> Tensor:
+    """Join tensors along an existing axis.
+
+    Examples
+    --------
+    >>> concatenate([Tensor(np.zeros((2, 3))), Tensor(np.ones((1, 3)))]).shape
+    (3, 3)
+    """
+    return Concatenate.apply(*[as_tensor(x) for x in xs], axis=axis)
+
+
+def stack(xs: Sequence[Any], axis: int = 0) -> Tensor:
+    """Join same-shaped tensors along a new axis.  Example: ``stack([a, b], axis=1)``."""
+    return Stack.apply(*[as_tensor(x) for x in xs], axis=axis)
+
+
+def pad(x: Any, pad_width: Sequence[tuple[int, int]] | int, value: float = 0.0) -> Tensor:
+    """Pad with a constant.
+
+    Parameters
+    ----------
+    x : Tensor, any shape
+    pad_width : int or sequence of (before, after)
+        One pair per axis, or one int for every side of every axis.
+    value : float
+        The fill value.
+
+    Examples
+    --------
+    >>> pad(Tensor(np.ones((2, 2))), ((1, 1), (0, 2))).shape
+    (4, 4)
+    """
+    x = as_tensor(x)
+    if isinstance(pad_width, int):
+        pw = tuple((pad_width, pad_width) for _ in range(x.data.ndim))
+    else:
+        pw = tuple((int(b), int(a)) for b, a in pad_width)
+    return Pad.apply(x, pad_width=pw, value=value)
+
+
+def broadcast_to(x: Any, shape: Sequence[int]) -> Tensor:
+    """Broadcast to ``shape`` (a read-only view); the gradient is summed back."""
+    return BroadcastTo.apply(as_tensor(x), shape=tuple(shape))

@@ -1,0 +1,313 @@
+"""A small training loop: :func:`fit` with progress output and a gradient-check hook.
+
+The hook is how per-layer gradient checking plugs in: with ``check='first'`` (or ``'every:N'``)
+and a ``check_fn``, ``fit`` calls ``check_fn(model, xb, yb)`` on the first batch (or every N-th
+step, counting from step 0) with the model in training mode, before that step's own forward and
+backward, and stores ``(step, result)`` in ``History.checks``.  A check function typically uses
+:meth:`Module.capture` and :meth:`Module.vjp` (see :mod:`backcheck.nn.modules`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from backcheck.nn.data import Digits, batches
+from backcheck.nn.losses import cross_entropy
+from backcheck.nn.modules import Module
+from backcheck.nn.optim import Adam, Optimizer
+from backcheck.nn.perf import tune_malloc
+from backcheck.nn.tensor import Tensor, no_grad
+
+__all__ = ["History", "fit", "evaluate", "parse_check"]
+
+CheckFn = Callable[[Module, np.ndarray, np.ndarray], Any]
+
+
+@dataclass
+class History:
+    """What :func:`fit` observed.
+
+    Attributes
+    ----------
+    loss, accuracy : list of float
+        Mean training loss and training accuracy (on the batches as trained) per epoch.
+    test_accuracy : list of float
+        Test accuracy after each epoch (empty without test data).
+    checks : list of (int, object)
+        ``(step, check_fn result)`` for every gradient check run.
+    seconds : float
+        Wall time of the whole fit.
+    steps : int
+        Optimizer steps taken.
+    """
+
+    loss: list[float] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
+    test_accuracy: list[float] = field(default_factory=list)
+    checks: list[tuple[int, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    steps: int = 0
+
+    @property
+    def final_test_accuracy(self) -> float | None:
+        """Test accuracy after the last epoch, if there was test data."""
+        return self.test_accuracy[-1] if self.test_accuracy else None
+
+
+def parse_check(check: str) -> int | None:
+    """Translate ``'first'`` / ``'every:N'`` / ``'never'`` into a period (0 = first step only, None = never).
+
+    Examples
+    --------
+    >>> parse_check("every:5"), parse_check("first"), parse_check("never")
+    (5, 0, None)
+    """
+    if check == "never":
+        return None
+    if check == "first":
+        return 0
+    if check.startswith("every:"):
+        try:
+            n = int(check[len("every:") :])
+        except ValueError:
+            n = 0
+        if n > 0:
+            return n
+    raise ValueError(f"fit: check must be 'first', 'never' or 'every:N' with N > 0, got {check!r}")
+
+
+def evaluate(model: Module, X: np.ndarray, y: np.ndarray, batch_size: int = 512) -> float:
+    """Accuracy of ``argmax(model(X))`` against ``y`` in eval mode (the mode is restored after).
+
+    Examples
+    --------
+    >>> from backcheck.nn.modules import MLP
+    >>> 0.0 <= evaluate(MLP([64, 10]), np.zeros((4, 1, 8, 8), np.float32), np.zeros(4, np.int64)) <= 1.0
+    True
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    correct = 0
+    try:
+        with no_grad():
+            for start in range(0, len(X), batch_size):
+                logits = model(Tensor(X[start : start + batch_size])).data
+                correct += int((logits.argmax(axis=1) == y[start : start + batch_size]).sum())
+    finally:
+        for m, mode in modes:
+            m.training = mode
+    return correct / max(len(X), 1)
+
+
+class _Reporter:
+    """Progress output: a rich bar on a terminal, else one compact line per epoch."""
+
+    def __init__(self, enabled: bool, epochs: int, steps_per_epoch: int) -> None:
+        self.enabled, self.epochs = enabled, epochs
+        self.bar: Any = None
+        self.task: Any = None
+        if enabled and sys.stdout.isatty():
+            try:
+                from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+            except ImportError:
+                pass
+            else:
+                self.bar = Progress(
+                    TextColumn("{task.description}"),
+                    BarColumn(),
+                    TextColumn("{task.fields[info]}"),
+                    TimeElapsedColumn(),
+                    transient=False,
+                )
+                self.task = self.bar.add_task("training", total=epochs * steps_per_epoch, info="")
+                self.bar.start()
+
+    def step(self, epoch: int, loss: float) -> None:
+        if self.bar is not None:
+            self.bar.update(
+                self.task, advance=1, description=f"epoch {epoch + 1}/{self.epochs}", info=f"loss {loss:.4f}"
+            )
+
+    def epoch(self, epoch: int, hist: History, elapsed: float) -> None:
+        if not self.enabled:
+            return
+        test = f"  test {hist.test_accuracy[-1]:.4f}" if hist.test_accuracy else ""
+        line = (
+            f"epoch {epoch + 1}/{self.epochs}  loss {hist.loss[-1]:.4f}  acc {hist.accuracy[-1]:.4f}"
+            f"{test}  ({elapsed:.1f}s)"
+        )
+        if self.bar is not None:
+            self.bar.console.print(line)
+        else:
+            print(line, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def fit(
+    model: Module,
+    data: Digits | Sequence[np.ndarray],
+    epochs: int = 10,
+    optimizer: Optimizer | None = None,
+    batch_size: int = 64,
+    check: str = "first",
+    progress: bool = True,
+    seed: int = 0,
+    check_fn: CheckFn | None = None,
+    loss_fn: Callable[[Tensor, np.ndarray], Tensor] = cross_entropy,
+    lr_schedule: Callable[[int], float] | None = None,
+    augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+    blas_threads: int | None = None,
+    tune_allocator: bool = True,
+) -> History:
+    """Train ``model`` with mini-batches and return a :class:`History`.
+
+    Parameters
+    ----------
+    model : Module
+        Maps a batch of inputs (N, ...) to logits (N, C).
+    data : Digits or (X_train, y_train[, X_test, y_test])
+    epochs : int
+    optimizer : Optimizer, optional
+        Defaults to ``Adam(model.parameters(), lr=1e-3)``.
+    batch_size : int
+    check : {'first', 'every:N', 'never'}
+        When to call ``check_fn``: on the first batch only, every N steps (steps 0, N, 2N, ...),
+        or never.
+    progress : bool
+        Show a rich progress bar on a terminal, else print one line per epoch.
+    seed : int
+        Seed of the shuffling.
+    check_fn : callable, optional
+        ``check_fn(model, xb, yb) -> result``; called in training mode, results kept in
+        ``History.checks``.
+    loss_fn : callable
+        ``loss_fn(logits, labels) -> scalar Tensor``; cross-entropy by default.
+    lr_schedule : callable, optional
+        ``lr_schedule(epoch) -> lr`` applied at the start of each epoch.
+    augment : callable, optional
+        ``augment(xb, rng) -> xb`` applied to each training batch with the fit's seeded
+        generator, e.g. :func:`~backcheck.nn.data.random_shift`.
+    blas_threads : int, optional
+        Limit numpy's BLAS to this many threads during the fit (needs ``threadpoolctl``, which
+        scikit-learn installs; ignored without it).  Small models train faster on one thread.
+    tune_allocator : bool
+        Call :func:`backcheck.nn.perf.tune_malloc` first (keeps freed buffers for reuse).
+
+    Returns
+    -------
+    History
+
+    Examples
+    --------
+    >>> from backcheck.nn.modules import MLP
+    >>> X, y = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32), np.arange(32) % 2
+    >>> h = fit(MLP([4, 8, 2]), (X, y), epochs=2, batch_size=8, progress=False)
+    >>> len(h.loss)
+    2
+    """
+    period = parse_check(check)
+    if tune_allocator:
+        tune_malloc()
+    with contextlib.ExitStack() as stack:
+        if blas_threads is not None:
+            try:
+                from threadpoolctl import threadpool_limits
+            except ImportError:
+                pass
+            else:
+                stack.enter_context(threadpool_limits(limits=blas_threads, user_api="blas"))
+        return _fit(
+            model,
+            data,
+            epochs,
+            optimizer,
+            batch_size,
+            period,
+            progress,
+            seed,
+            check_fn,
+            loss_fn,
+            lr_schedule,
+            augment,
+        )
+
+
+def _fit(
+    model: Module,
+    data: Digits | Sequence[np.ndarray],
+    epochs: int,
+    optimizer: Optimizer | None,
+    batch_size: int,
+    period: int | None,
+    progress: bool,
+    seed: int,
+    check_fn: CheckFn | None,
+    loss_fn: Callable[[Tensor, np.ndarray], Tensor],
+    lr_schedule: Callable[[int], float] | None,
+    augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None,
+) -> History:
+    if isinstance(data, Digits):
+        X, y, X_test, y_test = data.X_train, data.y_train, data.X_test, data.y_test
+    elif len(data) == 2:
+        (X, y), X_test, y_test = data, None, None
+    elif len(data) == 4:
+        X, y, X_test, y_test = data
+    else:
+        raise ValueError(
+            f"fit: data must be Digits or (X, y) or (X, y, X_test, y_test), got {len(data)} items"
+        )
+    opt = optimizer if optimizer is not None else Adam(model.parameters(), lr=1e-3)
+    rng = np.random.default_rng(seed)
+    steps_per_epoch = -(-len(X) // batch_size)
+    hist = History()
+    reporter = _Reporter(progress, epochs, steps_per_epoch)
+    start = time.perf_counter()
+    step = 0
+    try:
+        for epoch in range(epochs):
+            model.train()
+            if lr_schedule is not None:
+                opt.lr = lr_schedule(epoch)
+            total_loss, correct, seen = 0.0, 0, 0
+            for xb, yb in batches(X, y, batch_size, shuffle=True, rng=rng):
+                if augment is not None:
+                    xb = augment(xb, rng)
+                if (
+                    check_fn is not None
+                    and period is not None
+                    and (step == 0 if period == 0 else step % period == 0)
+                ):
+                    model.train()
+                    hist.checks.append((step, check_fn(model, xb, yb)))
+                    model.train()  # whatever the check did, the step itself trains
+                opt.zero_grad()
+                logits = model(Tensor(xb))
+                loss = loss_fn(logits, yb)
+                loss.backward()
+                opt.step()
+                value = float(loss.data)
+                total_loss += value * len(xb)
+                correct += int((logits.data.argmax(axis=1) == yb).sum())
+                seen += len(xb)
+                step += 1
+                reporter.step(epoch, value)
+            hist.loss.append(total_loss / max(seen, 1))
+            hist.accuracy.append(correct / max(seen, 1))
+            if X_test is not None and y_test is not None and len(X_test):
+                hist.test_accuracy.append(evaluate(model, X_test, y_test))
+            reporter.epoch(epoch, hist, time.perf_counter() - start)
+    finally:
+        reporter.close()
+    hist.seconds = time.perf_counter() - start
+    hist.steps = step
+    return hist
