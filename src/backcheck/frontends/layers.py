@@ -81,6 +81,7 @@ def check_layer(
     upcast: bool | None = None,
     curves: bool = False,
     random: str = "auto",
+    names: Sequence[str] | None = None,
 ) -> Report:
     """Check a layer's backward pass against finite differences of its forward pass.
 
@@ -111,6 +112,8 @@ def check_layer(
     random : {'auto', 'freeze', 'error'}
         As in :func:`backcheck.check`: a random forward pass (dropout drawing its own mask) is checked with
         the same random stream replayed at every evaluation, in forward and backward alike.
+    names : sequence of str, optional
+        The inputs' names in the report (default: ``forward``'s parameter names).
 
     Returns
     -------
@@ -138,7 +141,9 @@ def check_layer(
         )
     if not isinstance(inputs, (list, tuple)):
         inputs = (inputs,)
-    names = _input_names(forward, len(inputs))
+    if names is not None and len(names) != len(inputs):
+        raise BadInputError(f"names has {len(names)} entries for {len(inputs)} inputs.", "give one name per input.")
+    names = list(names) if names is not None else _input_names(forward, len(inputs))
     if wrt is not None:
         unknown = [w for w in wrt if w not in names]
         if unknown:

@@ -189,7 +189,8 @@ def fit(
         Seed of the shuffling.
     check_fn : callable, optional
         ``check_fn(model, xb, yb) -> result``; called in training mode, results kept in
-        ``History.checks``.
+        ``History.checks``. Default: :func:`backcheck.nn.check.blame`, every layer's backward pass
+        checked by backcheck at that batch's real inputs and upstream gradients.
     loss_fn : callable
         ``loss_fn(logits, labels) -> scalar Tensor``; cross-entropy by default.
     lr_schedule : callable, optional
@@ -242,6 +243,17 @@ def fit(
         )
 
 
+def _blame_check(loss_fn: Callable[[Tensor, np.ndarray], Tensor]) -> CheckFn:
+    """The default check: every layer's backward pass checked at this batch's values (backcheck.nn.check)."""
+
+    def check_layers(model: Module, xb: np.ndarray, yb: np.ndarray) -> Any:
+        from backcheck.nn.check import blame
+
+        return blame(model, xb, yb, loss_fn=loss_fn)
+
+    return check_layers
+
+
 def _fit(
     model: Module,
     data: Digits | Sequence[np.ndarray],
@@ -263,10 +275,10 @@ def _fit(
     elif len(data) == 4:
         X, y, X_test, y_test = data
     else:
-        raise ValueError(
-            f"fit: data must be Digits or (X, y) or (X, y, X_test, y_test), got {len(data)} items"
-        )
+        raise ValueError(f"fit: data must be Digits or (X, y) or (X, y, X_test, y_test), got {len(data)} items")
     opt = optimizer if optimizer is not None else Adam(model.parameters(), lr=1e-3)
+    if check_fn is None and period is not None:
+        check_fn = _blame_check(loss_fn)
     rng = np.random.default_rng(seed)
     steps_per_epoch = -(-len(X) // batch_size)
     hist = History()
@@ -282,11 +294,7 @@ def _fit(
             for xb, yb in batches(X, y, batch_size, shuffle=True, rng=rng):
                 if augment is not None:
                     xb = augment(xb, rng)
-                if (
-                    check_fn is not None
-                    and period is not None
-                    and (step == 0 if period == 0 else step % period == 0)
-                ):
+                if check_fn is not None and period is not None and (step == 0 if period == 0 else step % period == 0):
                     model.train()
                     hist.checks.append((step, check_fn(model, xb, yb)))
                     model.train()  # whatever the check did, the step itself trains

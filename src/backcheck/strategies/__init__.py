@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -18,9 +19,13 @@ from backcheck.errors import BadInputError
 from backcheck.evaluate import Evaluator
 from backcheck.strategies.elementwise import Outcome, run
 from backcheck.strategies.projected import DIRECTIONS, localize, project_leaf, sample_fraction
-from backcheck.verdict import FAILING, Tolerance
+from backcheck.verdict import FAILING, KINK, Tolerance
 
 STRATEGIES = ("full", "sparse", "projected", "auto")
+#: Arrays this small are checked element by element even under 'projected' and 'auto'.
+SMALL_ARRAY = 64
+#: Elements checked one by one in an array whose random directions cross kinks.
+KINKY_SAMPLES = 256
 #: Below this many elements, strategy=None means 'full'; above, 'auto'.
 AUTO_THRESHOLD = 4096
 
@@ -91,6 +96,16 @@ def _projected(
     for leaf in ev.tree.leaves:
         if leaf.name in skip:
             continue
+        if leaf.size <= SMALL_ARRAY:
+            # a small array is cheaper to check element by element than to project and localize
+            sub = run(ev, g, steps, np.arange(leaf.offset, leaf.offset + leaf.size), tol, grad_eps, rms, None, 0)
+            checked.extend(int(i) for i in sub.checked)
+            numeric.extend(sub.numeric)
+            bound.extend(sub.bound)
+            status.extend(str(x) for x in sub.status)
+            notes.extend(sub.notes)
+            failed_leaves.update(sub.failed_leaves)
+            continue
         proj = project_leaf(
             ev,
             g,
@@ -102,8 +117,24 @@ def _projected(
             rng,
             k,
             stop_on_failure=localize_failures,
+            typical=float(rms[leaf.offset]),
         )
         worst = max(abs(m.mismatch) / m.bound if m.bound > 0 else 0.0 for _, m in proj.measurements)
+        if proj.kinky and not proj.failed:
+            # directions through a kink prove nothing: check a sample of elements one by one instead
+            pool = np.arange(leaf.offset, leaf.offset + leaf.size)
+            idx = np.sort(rng.choice(pool, size=min(KINKY_SAMPLES, leaf.size), replace=False))
+            sub = run(ev, g, steps, idx, tol, grad_eps, rms, None, int(rng.integers(1 << 30)))
+            checked.extend(int(i) for i in sub.checked)
+            numeric.extend(sub.numeric)
+            bound.extend(sub.bound)
+            status.extend(str(x) for x in sub.status)
+            notes.extend(sub.notes)
+            notes.append(
+                f"{leaf.name}: {proj.kinky} of {len(proj.measurements)} random directions cross a kink at the point "
+                f"(ties, ReLU inputs at 0), so {idx.size} random elements were checked one by one instead."
+            )
+            continue
         if not proj.failed:
             notes.append(
                 f"{leaf.name}: {k} random directions agree (worst |mismatch|/bound {worst:.2g}); an error "
@@ -138,9 +169,26 @@ def _projected(
             numeric.extend(num[keep])
             bound.extend(bnd[keep])
             status.extend(str(x) for x in st[keep])
+            if n_wrong == 0 and wrong == 0:
+                notes.append(
+                    f"{leaf.name}: a random direction disagrees; group testing met only kinks before its budget "
+                    f"ran out, and a random sample of {idx.size} elements has no wrong element."
+                )
+                continue
             failed_leaves[leaf.name] = (
                 f"too many wrong elements to localize cheaply: {n_wrong} found, then a random sample of "
                 f"{idx.size} elements has {wrong} wrong (about {wrong / idx.size:.0%} of {leaf.name})."
+            )
+        elif n_wrong == 0 and any(st == KINK for st in found.status.values()):
+            notes.append(
+                f"{leaf.name}: a random direction disagrees, but group testing traced it to elements at kinks "
+                f"only ({sum(st == KINK for st in found.status.values())} found; they are not differentiable "
+                "there and their analytic values are valid one-sided slopes)."
+            )
+        elif n_wrong == 0 and not _fails_again(ev, g, steps, leaf, grad_eps, tol, rng, k, float(rms[leaf.offset])):
+            notes.append(
+                f"{leaf.name}: a random direction disagreed, but no element is wrong and {k} fresh directions agree "
+                "(a direction through a kink the test did not recognize)."
             )
         elif n_wrong == 0:
             failed_leaves[leaf.name] = (
@@ -157,6 +205,24 @@ def _projected(
         notes,
         failed_leaves,
     )
+
+
+def _fails_again(
+    ev: Evaluator,
+    g: np.ndarray,
+    steps: np.ndarray,
+    leaf: Any,
+    grad_eps: np.ndarray,
+    tol: Tolerance,
+    rng: np.random.Generator,
+    k: int,
+    typical: float,
+) -> bool:
+    """Whether fresh random directions confirm a failure that localization could not pin on any element."""
+    proj = project_leaf(
+        ev, g, steps, leaf.offset, leaf.size, float(grad_eps[leaf.offset]), tol, rng, k, typical=typical
+    )
+    return proj.failed
 
 
 __all__ = ["STRATEGIES", "Outcome", "choose", "resolve", "run_strategy"]

@@ -43,38 +43,54 @@ class Measurement:
     bound: float
     numeric: float
     analytic: float
+    kinky: bool = False  # the direction crosses a kink at the point: its central difference proves nothing
 
     @property
     def failed(self) -> bool:
-        return abs(self.mismatch) > self.bound
+        return abs(self.mismatch) > self.bound and not self.kinky
 
 
 def measure(
-    ev: Evaluator, g: np.ndarray, idx: np.ndarray, coef: np.ndarray, grad_eps: float, tol: Tolerance
+    ev: Evaluator,
+    g: np.ndarray,
+    idx: np.ndarray,
+    coef: np.ndarray,
+    grad_eps: float,
+    tol: Tolerance,
+    typical: float = 0.0,
 ) -> Measurement:
     """Difference along ``x + t * coef`` (on elements ``idx``) at ``t = 1`` and, if doubtful, ``t = 1/2``."""
 
     gs = g[idx]  # idx is ascending here: a range, or a slice of one
 
-    def at(t: float) -> tuple[float, float]:
+    def at(t: float) -> tuple[float, float, float]:
         phis, disps = ev.direction(idx, coef, (t, -t))
         numeric = (phis[0] - phis[1]) / (2 * t)
         analytic = float(np.dot(gs, disps[0] - disps[1])) / (2 * t)
-        return numeric, analytic
+        gap = abs((phis[0] - ev.phi0) - (ev.phi0 - phis[1])) / t  # forward minus backward slope
+        return numeric, analytic, gap
 
     gc = gs * coef
-    res = RES_FACTOR * grad_eps * (abs(float(np.sum(gc))) + float(np.sqrt(np.dot(gc, gc))))
-    n1, a1 = at(1.0)
+    # the analytic side's rounding: of the product itself, and of gradients of the typical size (an array
+    # whose true gradient is zero still carries rounding of its neighbours' size)
+    res = (
+        RES_FACTOR
+        * grad_eps
+        * (abs(float(np.sum(gc))) + float(np.sqrt(np.dot(gc, gc))) + typical * float(np.sqrt(np.dot(coef, coef))))
+    )
+    n1, a1, gap1 = at(1.0)
     noise = noise_level(ev)
     if tol.custom:
         return Measurement(n1 - a1, float(tol.allowed(n1)), n1, a1)
     eps_out = float(np.finfo(ev.out_dtype).eps)
     screen = SAFETY * (noise / 2 + eps_out ** (2 / 3) * (abs(n1) + float(np.sum(np.abs(gc)))) + res)
-    if abs(n1 - a1) <= screen or abs(n1 - a1) > CLEAR * screen:
+    smooth = gap1 < abs(n1 - a1) / 4  # a kink along the direction would show as a large gap
+    if abs(n1 - a1) <= screen or (smooth and abs(n1 - a1) > CLEAR * screen):
         return Measurement(n1 - a1, screen, n1, a1)  # clearly right, or clearly wrong: no need to refine
-    n2, a2 = at(0.5)
+    n2, a2, gap2 = at(0.5)
     bound = SAFETY * (abs((n1 - a1) - (n2 - a2)) + noise + res)
-    return Measurement(n2 - a2, bound, n2, a2)
+    kinky = gap2 > 0.6 * gap1 and gap2 > SAFETY * 4 * noise
+    return Measurement(n2 - a2, bound, n2, a2, kinky)
 
 
 def directions(rng: np.random.Generator, size: int, k: int) -> list[tuple[str, np.ndarray]]:
@@ -91,6 +107,7 @@ class LeafProjection:
     """What the projected check learned about one array."""
 
     failed: bool
+    kinky: int  # directions that cross a kink at the point
     measurements: list[tuple[str, Measurement]]
     detectable: float  # relative RMS error caught with probability >= 1 - MISS_PROBABILITY
     first_gaussian_failure: np.ndarray | None  # its unit weights, to localize with
@@ -107,19 +124,21 @@ def project_leaf(
     rng: np.random.Generator,
     k: int,
     stop_on_failure: bool = False,
+    typical: float = 0.0,
 ) -> LeafProjection:
     idx = np.arange(offset, offset + size)
     h = steps[idx]
     results = []
     gaussian_failure = None
     for kind, v in directions(rng, size, k):
-        m = measure(ev, g, idx, h * v, grad_eps, tol)
+        m = measure(ev, g, idx, h * v, grad_eps, tol, typical)
         results.append((kind, m))
         if m.failed and kind == "gaussian" and gaussian_failure is None:
             gaussian_failure = v
         if m.failed and stop_on_failure:
             break  # the array is wrong; localization takes over
     failed = any(m.failed for _, m in results)
+    kinky = sum(m.kinky for _, m in results)
     # a Gaussian direction sees an error e as N(0, |e*h|^2 / size) in these units; the chance it stays
     # within the bound B is at most 2B / (sigma sqrt(2 pi)); solve prod_j (...) = MISS_PROBABILITY for sigma
     bounds = [m.bound for kind, m in results if kind == "gaussian"]
@@ -129,7 +148,7 @@ def project_leaf(
         geo = math.exp(sum(math.log(2 * b / math.sqrt(2 * math.pi)) for b in bounds) / len(bounds))
         sigma = geo * MISS_PROBABILITY ** (-1.0 / len(bounds))
         detectable = sigma / scale
-    return LeafProjection(failed, results, detectable, gaussian_failure)
+    return LeafProjection(failed, kinky, results, detectable, gaussian_failure)
 
 
 @dataclass
@@ -161,7 +180,7 @@ def localize(
         sub = idx_all[lo:hi]
         ws = w[lo:hi]
         norm = float(np.linalg.norm(ws))
-        return measure(ev, g, sub, steps[sub] * ws / norm, float(grad_eps[offset]), tol)
+        return measure(ev, g, sub, steps[sub] * ws / norm, float(grad_eps[offset]), tol, float(rms[offset]))
 
     out = Localized([], {}, {}, {}, True)
     tests, budget = 0, 8 * MAX_LOCALIZED * max(1, math.ceil(math.log2(max(size, 2))))
