@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch  # noqa: E402 - part of the test environment (make test installs it)
 
 from backcheck.zoo import LAYERS
 
-import torch  # noqa: E402 - part of the test environment (make test installs it)
 F = torch.nn.functional
 torch.set_num_threads(1)
 
