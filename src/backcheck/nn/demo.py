@@ -29,7 +29,20 @@ def _cosine(lr: float, epochs: int) -> Callable[[int], float]:
     return lambda epoch: lr * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
 
 
-def _train(model: Module, epochs: int, lr: float, progress: bool, seed: int, augment: bool) -> History:
+def _show_blame(model: Module, xb: np.ndarray, yb: np.ndarray) -> object:
+    """Check every layer's backward pass on this batch with backcheck, and print the table."""
+    from backcheck.nn.check import blame
+
+    started = time.perf_counter()
+    table = blame(model, xb, yb)
+    print(f"gradient check of every layer on the first batch ({time.perf_counter() - started:.1f}s):")
+    print(table, flush=True)
+    return table
+
+
+def _train(
+    model: Module, epochs: int, lr: float, progress: bool, seed: int, augment: bool, check: str = "first"
+) -> History:
     data = load_digits(seed=seed)
     opt = AdamW(model.parameters(), lr=lr, weight_decay=1e-2)
     return fit(
@@ -38,7 +51,8 @@ def _train(model: Module, epochs: int, lr: float, progress: bool, seed: int, aug
         epochs=epochs,
         optimizer=opt,
         batch_size=32,
-        check="never",
+        check=check,
+        check_fn=_show_blame if check != "never" else None,
         progress=progress,
         seed=seed,
         lr_schedule=_cosine(lr, epochs),
@@ -79,6 +93,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         model, hist = trainer(epochs=epochs, progress=not args.quiet, seed=args.seed)
         acc = float(hist.final_test_accuracy or 0.0)
         results[name] = acc
+        results[f"{name} layers pass"] = float(all(table.ok for _, table in hist.checks))
         print(
             f"{name}: test accuracy {acc:.4f} ({model.num_parameters():,} parameters, {hist.seconds:.1f}s)",
             flush=True,

@@ -185,16 +185,31 @@ def _projected(
                 f"only ({sum(st == KINK for st in found.status.values())} found; they are not differentiable "
                 "there and their analytic values are valid one-sided slopes)."
             )
-        elif n_wrong == 0 and not _fails_again(ev, g, steps, leaf, grad_eps, tol, rng, k, float(rms[leaf.offset])):
-            notes.append(
-                f"{leaf.name}: a random direction disagreed, but no element is wrong and {k} fresh directions agree "
-                "(a direction through a kink the test did not recognize)."
-            )
         elif n_wrong == 0:
-            failed_leaves[leaf.name] = (
-                f"{failing} of {k} random directions disagree, but no single element is wrong beyond its own "
-                "bound: the error is spread thinly over many elements (for example a small constant factor)."
-            )
+            # localization pinned the disagreement on no element: check a random sample one by one
+            pool = np.arange(leaf.offset, leaf.offset + leaf.size)
+            idx = np.sort(rng.choice(pool, size=min(KINKY_SAMPLES, leaf.size), replace=False))
+            idx = idx[~np.isin(idx, checked)]
+            sub = run(ev, g, steps, idx, tol, grad_eps, rms, None, int(rng.integers(1 << 30)))
+            checked.extend(int(i) for i in sub.checked)
+            numeric.extend(sub.numeric)
+            bound.extend(sub.bound)
+            status.extend(str(x) for x in sub.status)
+            if np.isin(sub.status, FAILING).any():
+                notes.append(f"{leaf.name}: a random direction disagrees; a random sample found the wrong elements.")
+            elif np.any(sub.status == KINK) or not _fails_again(
+                ev, g, steps, leaf, grad_eps, tol, rng, k, float(rms[leaf.offset])
+            ):
+                notes.append(
+                    f"{leaf.name}: a random direction disagreed, but no element is wrong: group testing and a "
+                    f"sample of {idx.size} elements found none, and the point has kinks or fresh directions agree."
+                )
+            else:
+                failed_leaves[leaf.name] = (
+                    f"{failing} of {k} random directions disagree, and fresh ones too, but no single element is "
+                    "wrong beyond its own bound: the error is spread thinly over many elements (for example a "
+                    "small constant factor)."
+                )
         else:
             notes.append(f"{leaf.name}: a random direction disagrees; group testing found {n_wrong} wrong element(s).")
     return Outcome(
