@@ -18,7 +18,7 @@ import numpy as np
 from backcheck.errors import BadInputError
 from backcheck.evaluate import Evaluator
 from backcheck.strategies.elementwise import Outcome, run
-from backcheck.strategies.projected import DIRECTIONS, localize, project_leaf, sample_fraction
+from backcheck.strategies.projected import DIRECTIONS, localize, project_leaf
 from backcheck.verdict import FAILING, KINK, Tolerance
 
 STRATEGIES = ("full", "sparse", "projected", "auto")
@@ -74,6 +74,39 @@ def run_strategy(
     return _projected(ev, g, steps, strategy == "auto", samples, tol, grad_eps, rms, rng, skip)
 
 
+class _Collected:
+    """Per-element results gathered across arrays, in the shape of an :class:`Outcome`."""
+
+    def __init__(self) -> None:
+        self.checked: list[int] = []
+        self.numeric: list[float] = []
+        self.bound: list[float] = []
+        self.status: list[str] = []
+        self.notes: list[str] = []
+        self.failed_leaves: dict[str, str] = {}
+
+    def add(self, idx: Any, numeric: Any, bound: Any, status: Any) -> None:
+        self.checked.extend(int(i) for i in idx)
+        self.numeric.extend(float(x) for x in numeric)
+        self.bound.extend(float(x) for x in bound)
+        self.status.extend(str(x) for x in status)
+
+    def add_outcome(self, sub: Outcome) -> None:
+        self.add(sub.checked, sub.numeric, sub.bound, sub.status)
+        self.notes.extend(sub.notes)
+        self.failed_leaves.update(sub.failed_leaves)
+
+    def outcome(self) -> Outcome:
+        return Outcome(
+            np.asarray(self.checked, dtype=np.int64),
+            np.asarray(self.numeric, dtype=np.float64),
+            np.asarray(self.bound, dtype=np.float64),
+            np.asarray(self.status, dtype=object),
+            self.notes,
+            self.failed_leaves,
+        )
+
+
 def _projected(
     ev: Evaluator,
     g: np.ndarray,
@@ -87,56 +120,41 @@ def _projected(
     skip: frozenset[str] = frozenset(),
 ) -> Outcome:
     k = samples or DIRECTIONS
-    checked: list[int] = []
-    numeric: list[float] = []
-    bound: list[float] = []
-    status: list[str] = []
-    notes: list[str] = []
-    failed_leaves: dict[str, str] = {}
+    out = _Collected()
+
+    def sample(leaf: Any) -> Outcome:
+        """A random sample of the array's elements, judged one by one (not those judged already)."""
+        pool = np.arange(leaf.offset, leaf.offset + leaf.size)
+        idx = np.sort(rng.choice(pool, size=min(KINKY_SAMPLES, leaf.size), replace=False))
+        idx = idx[~np.isin(idx, out.checked)]
+        sub = run(ev, g, steps, idx, tol, grad_eps, rms, None, int(rng.integers(1 << 30)))
+        out.add_outcome(sub)
+        return sub
+
     for leaf in ev.tree.leaves:
         if leaf.name in skip:
             continue
         if leaf.size <= SMALL_ARRAY:
             # a small array is cheaper to check element by element than to project and localize
-            sub = run(ev, g, steps, np.arange(leaf.offset, leaf.offset + leaf.size), tol, grad_eps, rms, None, 0)
-            checked.extend(int(i) for i in sub.checked)
-            numeric.extend(sub.numeric)
-            bound.extend(sub.bound)
-            status.extend(str(x) for x in sub.status)
-            notes.extend(sub.notes)
-            failed_leaves.update(sub.failed_leaves)
+            idx = np.arange(leaf.offset, leaf.offset + leaf.size)
+            out.add_outcome(run(ev, g, steps, idx, tol, grad_eps, rms, None, 0))
             continue
+        typical = float(rms[leaf.offset])
         proj = project_leaf(
-            ev,
-            g,
-            steps,
-            leaf.offset,
-            leaf.size,
-            float(grad_eps[leaf.offset]),
-            tol,
-            rng,
-            k,
-            stop_on_failure=localize_failures,
-            typical=float(rms[leaf.offset]),
-        )
+            ev, g, steps, leaf.offset, leaf.size, float(grad_eps[leaf.offset]), tol, rng, k,
+            stop_on_failure=localize_failures, typical=typical,
+        )  # fmt: skip
         worst = max(abs(m.mismatch) / m.bound if m.bound > 0 else 0.0 for _, m in proj.measurements)
         if proj.kinky and not proj.failed:
             # directions through a kink prove nothing: check a sample of elements one by one instead
-            pool = np.arange(leaf.offset, leaf.offset + leaf.size)
-            idx = np.sort(rng.choice(pool, size=min(KINKY_SAMPLES, leaf.size), replace=False))
-            sub = run(ev, g, steps, idx, tol, grad_eps, rms, None, int(rng.integers(1 << 30)))
-            checked.extend(int(i) for i in sub.checked)
-            numeric.extend(sub.numeric)
-            bound.extend(sub.bound)
-            status.extend(str(x) for x in sub.status)
-            notes.extend(sub.notes)
-            notes.append(
+            sub = sample(leaf)
+            out.notes.append(
                 f"{leaf.name}: {proj.kinky} of {len(proj.measurements)} random directions cross a kink at the point "
-                f"(ties, ReLU inputs at 0), so {idx.size} random elements were checked one by one instead."
+                f"(ties, ReLU inputs at 0), so {sub.checked.size} random elements were checked one by one instead."
             )
             continue
         if not proj.failed:
-            notes.append(
+            out.notes.append(
                 f"{leaf.name}: {k} random directions agree (worst |mismatch|/bound {worst:.2g}); an error "
                 f"of {proj.detectable:.2g} of the gradient (RMS, step-weighted) or more would have "
                 f"failed with probability >= {1 - 1e-3:.3g}."
@@ -144,7 +162,7 @@ def _projected(
             continue
         failing = sum(m.failed for _, m in proj.measurements)
         if not localize_failures:
-            failed_leaves[leaf.name] = (
+            out.failed_leaves[leaf.name] = (
                 f"{failing} of {k} random directions disagree (worst |mismatch|/bound "
                 f"{worst:.3g}); use strategy='auto' or 'full' to find the elements."
             )
@@ -155,71 +173,53 @@ def _projected(
             weights = rng.standard_normal(leaf.size)
             weights /= np.linalg.norm(weights)
         found = localize(ev, g, steps, leaf.offset, leaf.size, grad_eps, rms, tol, weights, root)
-        for i in found.found:
-            checked.append(i)
-            numeric.append(found.numeric[i])
-            bound.append(found.bound[i])
-            status.append(found.status[i])
+        out.add(
+            found.found,
+            [found.numeric[i] for i in found.found],
+            [found.bound[i] for i in found.found],
+            [found.status[i] for i in found.found],
+        )
         n_wrong = sum(s in FAILING for s in found.status.values())
-        if not found.complete:
-            idx, num, bnd, st = sample_fraction(ev, g, steps, leaf.offset, leaf.size, grad_eps, rms, tol, rng)
-            wrong = int(np.isin(st, FAILING).sum())
-            keep = ~np.isin(idx, checked)
-            checked.extend(int(i) for i in idx[keep])
-            numeric.extend(num[keep])
-            bound.extend(bnd[keep])
-            status.extend(str(x) for x in st[keep])
-            if n_wrong == 0 and wrong == 0:
-                notes.append(
-                    f"{leaf.name}: a random direction disagrees; group testing met only kinks before its budget "
-                    f"ran out, and a random sample of {idx.size} elements has no wrong element."
-                )
-                continue
-            failed_leaves[leaf.name] = (
-                f"too many wrong elements to localize cheaply: {n_wrong} found, then a random sample of "
-                f"{idx.size} elements has {wrong} wrong (about {wrong / idx.size:.0%} of {leaf.name})."
+        n_kinks = sum(s == KINK for s in found.status.values())
+        if n_wrong and found.complete:
+            out.notes.append(
+                f"{leaf.name}: a random direction disagrees; group testing found {n_wrong} wrong element(s)."
             )
-        elif n_wrong == 0 and any(st == KINK for st in found.status.values()):
-            notes.append(
+            continue
+        if n_kinks and found.complete:
+            out.notes.append(
                 f"{leaf.name}: a random direction disagrees, but group testing traced it to elements at kinks "
-                f"only ({sum(st == KINK for st in found.status.values())} found; they are not differentiable "
-                "there and their analytic values are valid one-sided slopes)."
+                f"only ({n_kinks} found; they are not differentiable there and their analytic values are valid "
+                "one-sided slopes)."
             )
-        elif n_wrong == 0:
-            # localization pinned the disagreement on no element: check a random sample one by one
-            pool = np.arange(leaf.offset, leaf.offset + leaf.size)
-            idx = np.sort(rng.choice(pool, size=min(KINKY_SAMPLES, leaf.size), replace=False))
-            idx = idx[~np.isin(idx, checked)]
-            sub = run(ev, g, steps, idx, tol, grad_eps, rms, None, int(rng.integers(1 << 30)))
-            checked.extend(int(i) for i in sub.checked)
-            numeric.extend(sub.numeric)
-            bound.extend(sub.bound)
-            status.extend(str(x) for x in sub.status)
-            if np.isin(sub.status, FAILING).any():
-                notes.append(f"{leaf.name}: a random direction disagrees; a random sample found the wrong elements.")
-            elif np.any(sub.status == KINK) or not _fails_again(
-                ev, g, steps, leaf, grad_eps, tol, rng, k, float(rms[leaf.offset])
-            ):
-                notes.append(
-                    f"{leaf.name}: a random direction disagreed, but no element is wrong: group testing and a "
-                    f"sample of {idx.size} elements found none, and the point has kinks or fresh directions agree."
-                )
-            else:
-                failed_leaves[leaf.name] = (
-                    f"{failing} of {k} random directions disagree, and fresh ones too, but no single element is "
-                    "wrong beyond its own bound: the error is spread thinly over many elements (for example a "
-                    "small constant factor)."
-                )
+            continue
+        # localization ran out of budget, or pinned the disagreement on no element: a random sample decides
+        sub = sample(leaf)
+        wrong = int(np.isin(sub.status, FAILING).sum())
+        if not found.complete and (n_wrong or wrong):
+            out.failed_leaves[leaf.name] = (
+                f"too many wrong elements to localize cheaply: {n_wrong} found, then a random sample of "
+                f"{sub.checked.size} elements has {wrong} wrong (about {wrong / max(sub.checked.size, 1):.0%} of "
+                f"{leaf.name})."
+            )
+        elif wrong:
+            out.notes.append(f"{leaf.name}: a random direction disagrees; a random sample found the wrong elements.")
+        elif (
+            not found.complete
+            or np.any(sub.status == KINK)
+            or not _fails_again(ev, g, steps, leaf, grad_eps, tol, rng, k, typical)
+        ):
+            out.notes.append(
+                f"{leaf.name}: a random direction disagreed, but no element is wrong: group testing and a sample of "
+                f"{sub.checked.size} elements found none (the point has kinks, or fresh directions agree)."
+            )
         else:
-            notes.append(f"{leaf.name}: a random direction disagrees; group testing found {n_wrong} wrong element(s).")
-    return Outcome(
-        np.asarray(checked, dtype=np.int64),
-        np.asarray(numeric, dtype=np.float64),
-        np.asarray(bound, dtype=np.float64),
-        np.asarray(status, dtype=object),
-        notes,
-        failed_leaves,
-    )
+            out.failed_leaves[leaf.name] = (
+                f"{failing} of {k} random directions disagree, and fresh ones too, but no single element is "
+                "wrong beyond its own bound: the error is spread thinly over many elements (for example a "
+                "small constant factor)."
+            )
+    return out.outcome()
 
 
 def _fails_again(

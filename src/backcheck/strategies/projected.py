@@ -238,25 +238,4 @@ def _judge_one(
         out.status[int(i)] = st if st != "kink?" else MISMATCH
 
 
-def sample_fraction(
-    ev: Evaluator,
-    g: np.ndarray,
-    steps: np.ndarray,
-    offset: int,
-    size: int,
-    grad_eps: np.ndarray,
-    rms: np.ndarray,
-    tol: Tolerance,
-    rng: np.random.Generator,
-    k: int = 64,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Judge a random sample of ``k`` elements of one array (to estimate a wrong fraction)."""
-    idx = np.sort(rng.choice(np.arange(offset, offset + size), size=min(k, size), replace=False))
-    fp, fm, dp, dm = ev.first_differences(idx, steps)
-    a = g[idx]
-    res = resolution(a, (fp - fm) / (dp - dm), 1.0, rms[idx]) * grad_eps[idx]
-    j = judge(ev, idx, a, steps[idx], fp, fm, dp, dm, res, tol)
-    return idx, j.numeric, j.bound, j.status
-
-
-__all__ = ["DIRECTIONS", "MAX_LOCALIZED", "OK", "localize", "project_leaf", "sample_fraction"]
+__all__ = ["DIRECTIONS", "MAX_LOCALIZED", "OK", "localize", "project_leaf"]
