@@ -33,7 +33,7 @@ from backcheck.errors import (
     UserFunctionError,
 )
 from backcheck.evaluate import Output
-from backcheck.frontends.torch import (
+from backcheck.frontends.common import (
     JVP_PREFIX,
     MAX_BATCH,
     CachedEvaluator,
@@ -60,9 +60,7 @@ def x64_enabled() -> bool:
 
 
 # -- the function of the differentiable leaves and its transformations (module level, so jit caches them) ---
-def _merge(
-    layout: tuple[str, ...], diff: Sequence[Any], arrays: Sequence[Any], statics: tuple[Any, ...]
-) -> list:
+def _merge(layout: tuple[str, ...], diff: Sequence[Any], arrays: Sequence[Any], statics: tuple[Any, ...]) -> list:
     di, ai, si = iter(diff), iter(arrays), iter(statics)
     return [next(di) if k == "d" else next(ai) if k == "a" else next(si) for k in layout]
 
@@ -269,9 +267,7 @@ def check(
     if mode not in ("rev", "fwd", "both"):
         raise BadInputError(f"mode={mode!r}.", "use 'rev', 'fwd' or 'both'.")
     if numeric_dtype not in ("auto", "float64", "float32", "native"):
-        raise BadInputError(
-            f"numeric_dtype={numeric_dtype!r}.", "use 'auto', 'float64', 'float32' or 'native'."
-        )
+        raise BadInputError(f"numeric_dtype={numeric_dtype!r}.", "use 'auto', 'float64', 'float32' or 'native'.")
     if numeric_dtype == "float64" and not x64_enabled():
         with jax.enable_x64(True):
             report = _check(
@@ -290,9 +286,7 @@ def check(
                 vectorized,
                 curves,
             )
-        report.notes.append(
-            "jax's x64 mode was turned on for this check (numeric_dtype='float64') and is off again."
-        )
+        report.notes.append("jax's x64 mode was turned on for this check (numeric_dtype='float64') and is off again.")
         return report
     return _check(
         fn,
@@ -342,11 +336,7 @@ def _check(
     for path, leaf in with_path:
         k = path[0].idx
         name = names[k] + jax.tree_util.keystr(tuple(path[1:]))
-        if (
-            _is_array(leaf)
-            and (wanted is None or k in wanted)
-            and jnp.issubdtype(leaf.dtype, jnp.complexfloating)
-        ):
+        if _is_array(leaf) and (wanted is None or k in wanted) and jnp.issubdtype(leaf.dtype, jnp.complexfloating):
             raise BadInputError(
                 f"{name} is complex ({leaf.dtype}); backcheck.jax checks real arrays.",
                 "split it into real and imaginary parts, or pass it through argnums.",
@@ -467,9 +457,7 @@ def _check(
     def call(current: Any) -> list[np.ndarray]:
         return [np.asarray(o) for o in run.apply([np.asarray(v) for v in current.values()])]
 
-    ev = CachedEvaluator(
-        ev_tree, call, Output.cotangent(fname, u_parts, out_names, out_shapes, lambda o: o), fname
-    )
+    ev = CachedEvaluator(ev_tree, call, Output.cotangent(fname, u_parts, out_names, out_shapes, lambda o: o), fname)
     ev.baseline()
     findings: list[Finding] = []
     if stand_in:

@@ -326,9 +326,19 @@ def check_layer(
     return report
 
 
-def _wide_gradient(eval_tree: Tree, tree: Tree, fixed: dict[str, Any], names: list[str], diff_names: list[str],
-                   out0: Any, u: list[np.ndarray], parts: list[Any], forward: Callable[..., Any],
-                   backward: Callable[..., Any], cache: bool) -> np.ndarray | None:
+def _wide_gradient(
+    eval_tree: Tree,
+    tree: Tree,
+    fixed: dict[str, Any],
+    names: list[str],
+    diff_names: list[str],
+    out0: Any,
+    u: list[np.ndarray],
+    parts: list[Any],
+    forward: Callable[..., Any],
+    backward: Callable[..., Any],
+    cache: bool,
+) -> np.ndarray | None:
     """The backward pass run on float64 copies (when the numeric side is), to tell rounding from bugs."""
     if eval_tree is tree:
         return None

@@ -17,15 +17,12 @@ backcheck compares its real part with the numeric ``dphi/dRe(z)`` and its imagin
 ``Re(sum(conj(v) * y)) = <Re v, Re y> + <Im v, Im y>`` to ``phi``, torch's own convention for
 ``grad_outputs``.
 
-This module imports torch on first use only: its framework-free half (:class:`CachedEvaluator`,
-:func:`report_sections`) is shared with the jax frontend.
+This module imports torch on first use only; what it shares with the jax frontend lives in
+:mod:`backcheck.frontends.common`.
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
-import inspect
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -35,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from backcheck.api import check_finite, evaluate_and_report, mutation_finding
+from backcheck.api import check_finite, mutation_finding
 from backcheck.errors import (
     BackcheckError,
     BadInputError,
@@ -43,11 +40,21 @@ from backcheck.errors import (
     NonFiniteError,
     UserFunctionError,
 )
-from backcheck.evaluate import Evaluator, Output
+from backcheck.evaluate import Output
+from backcheck.frontends.common import (
+    AUTO_MIN_ELEMENTS,
+    JVP_PREFIX,
+    CachedEvaluator,
+    Section,
+    VectorizeError,
+    arg_names,
+    default_cotangent,
+    first_line,
+    prefetch_first_differences,
+    report_sections,
+)
 from backcheck.numeric.grad import function_name
-from backcheck.numeric.steps import default_steps
 from backcheck.report import Finding, Report
-from backcheck.strategies import choose
 from backcheck.tree import Tree
 
 if TYPE_CHECKING:
@@ -60,333 +67,10 @@ __all__ = [
     "blame",
     "Blame",
     "BlameRow",
-    "CachedEvaluator",
-    "report_sections",
 ]
-
-#: Largest number of float64 values (points x elements) one vectorized call may hold.
-BATCH_BUDGET = 2**20
-#: Most points one vectorized call evaluates.
-MAX_BATCH = 512
-#: Below this many elements 'auto' does not vectorize: a few dozen serial calls cost less than vmap's setup.
-AUTO_MIN_ELEMENTS = 8
-#: The prefix of the leaves that hold the forward-mode (jvp) section of a report.
-JVP_PREFIX = "jvp:"
-
-
-# ==========================================================================================================
-# framework-free machinery (shared with backcheck.frontends.jax)
-# ==========================================================================================================
-class VectorizeError(RuntimeError):
-    """A vectorized evaluation disagreed with the serial one, so it is not used."""
-
-
-class CachedEvaluator(Evaluator):
-    """An :class:`Evaluator` that remembers the points it has evaluated and can prefetch them in batches.
-
-    ``prefetch`` evaluates the first central differences of many elements in a few vectorized calls (vmap);
-    ``element`` then serves them and counts each one as one evaluation when it is first used, so
-    ``n_evals`` is the same as for serial evaluation. A point asked for again (a second section of a report
-    over the same function, e.g. the forward-mode check after the reverse-mode one) is served from memory
-    and not counted again. Points around a shifted base point are never remembered.
-    """
-
-    def __init__(self, tree: Tree, call: Callable[[Any], Any], output: Output, fname: str = "f"):
-        super().__init__(tree, call, output, fname)
-        self._elements: dict[tuple[int, float], list[Any]] = {}  # (i, step) -> [phi, scale, disp, counted]
-        self._directions: dict[
-            tuple[bytes, bytes, tuple[float, ...]], tuple[np.ndarray, list[np.ndarray]]
-        ] = {}
-        self._depth = 0
-        self.n_prefetched = 0
-
-    def element(self, i: int, steps: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-        keys = [(int(i), float(s)) for s in steps]
-        if self._depth == 0:
-            hits = [self._elements.get(k) for k in keys]
-            if all(h is not None for h in hits):
-                phis, disp = np.empty(len(keys)), np.empty(len(keys))
-                for j, h in enumerate(hits):
-                    assert h is not None
-                    phis[j], disp[j] = h[0], h[2]
-                    if not h[3]:
-                        h[3] = True
-                        self.n_evals += 1
-                        self.scale = max(self.scale, h[1])
-                return phis, disp
-        phis, disp = super().element(i, steps)
-        if self._depth == 0:
-            for k, p, d in zip(keys, phis, disp, strict=True):
-                self._elements[k] = [float(p), 0.0, float(d), True]
-        return phis, disp
-
-    def direction(self, idx: np.ndarray, coef: np.ndarray, steps: Sequence[float]) -> tuple[np.ndarray, list]:
-        if self._depth:
-            return super().direction(idx, coef, steps)
-        key = (
-            np.asarray(idx, dtype=np.int64).tobytes(),
-            np.asarray(coef, dtype=np.float64).tobytes(),
-            tuple(float(s) for s in steps),
-        )
-        hit = self._directions.get(key)
-        if hit is None:
-            phis, disps = super().direction(idx, coef, steps)
-            self._directions[key] = (phis.copy(), [d.copy() for d in disps])
-            return phis, disps
-        return hit[0].copy(), [d.copy() for d in hit[1]]
-
-    @contextmanager
-    def shifted(self, delta: np.ndarray, evaluate: bool = True) -> Iterator[float]:
-        self._depth += 1
-        try:
-            with super().shifted(delta, evaluate) as phi:
-                yield phi
-        finally:
-            self._depth -= 1
-
-    def prefetch(
-        self, idx: np.ndarray, steps: np.ndarray, batch: Callable[[np.ndarray], list[np.ndarray]], chunk: int
-    ) -> int:
-        """Evaluate ``phi`` at ``x +- steps[i] e_i`` for every ``i`` in ``idx`` with vectorized calls.
-
-        ``batch(X)`` evaluates the function at the rows of ``X`` (points x elements, float64, each value
-        representable in its array's dtype) and returns the output arrays, each with a leading batch axis.
-        The first call also evaluates the original point and must reproduce ``phi0`` (up to rounding), or
-        :class:`VectorizeError` is raised. Returns the number of points evaluated. Nothing is remembered
-        unless every call succeeds.
-        """
-        tree = self.tree
-        base = np.concatenate([lf.original.reshape(-1).astype(np.float64) for lf in tree.leaves])
-        which = np.searchsorted(tree.offsets, idx, side="right") - 1
-        cols: list[np.ndarray] = []
-        vals: list[np.ndarray] = []
-        disps: list[np.ndarray] = []
-        keys: list[tuple[int, float]] = []
-        for k, leaf in enumerate(tree.leaves):
-            sel = np.asarray(idx)[which == k]
-            if not sel.size:
-                continue
-            x64 = leaf.original.reshape(-1)[sel - leaf.offset].astype(np.float64)
-            for sign in (1.0, -1.0):
-                s = sign * steps[sel]
-                xk = (x64 + s).astype(leaf.dtype).astype(np.float64)
-                cols.append(sel)
-                vals.append(xk)
-                disps.append(xk - x64)
-                keys.extend(zip(sel.tolist(), s.tolist(), strict=True))
-        col, val, disp = np.concatenate(cols), np.concatenate(vals), np.concatenate(disps)
-        rows = np.concatenate([[-1], np.arange(col.size)])  # -1: the original point, to validate the batch
-        found: dict[tuple[int, float], list[Any]] = {}
-        eps = float(np.finfo(self.out_dtype).eps)
-        for start in range(0, rows.size, chunk):
-            sub = rows[start : start + chunk]
-            X = np.repeat(base[None, :], sub.size, axis=0)
-            pts = sub >= 0
-            X[np.flatnonzero(pts), col[sub[pts]]] = val[sub[pts]]
-            parts = batch(X)
-            for r, j in enumerate(sub):
-                phi, scale, _dtype = self.output.reduce([p[r] for p in parts])
-                if j < 0:
-                    if not abs(phi - self.phi0) <= 64 * eps * max(scale, abs(self.phi0)) + 1e-300:
-                        raise VectorizeError(
-                            f"the vectorized call gives phi = {phi!r} at the original point, the serial one "
-                            f"{self.phi0!r}"
-                        )
-                elif np.isfinite(phi):
-                    found[keys[j]] = [phi, scale, float(disp[j]), False]
-        for key, entry in found.items():
-            self._elements.setdefault(key, entry)
-        self.n_prefetched += len(found)
-        return len(found)
-
 
 #: Machine epsilon of bfloat16 (8 bits of significand), a dtype numpy lacks.
 BFLOAT16_EPS = 2.0**-7
-
-def prefetch_first_differences(
-    ev: CachedEvaluator,
-    *,
-    strategy: str,
-    samples: int | None,
-    seed: int,
-    step: Any,
-    batch: Callable[[np.ndarray], list[np.ndarray]],
-    notes: list[str],
-    what: str,
-) -> bool:
-    """Prefetch the first differences the strategy will ask for; on any failure note it and return False."""
-    idx = choose(strategy, ev.tree.size, samples, np.random.default_rng(seed))
-    steps = default_steps(ev.tree, step)
-    chunk = int(max(8, min(MAX_BATCH, BATCH_BUDGET // max(ev.tree.size, 1))))
-    try:
-        ev.prefetch(idx, steps, batch, chunk)
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except Exception as exc:  # noqa: BLE001 - any failure of the fast path falls back to the serial one
-        notes.append(
-            f"{what} failed ({type(exc).__name__}: {_first_line(exc)}); the function was evaluated "
-            "one point at a time instead."
-        )
-        return False
-    return True
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    line = text[0] if text else ""
-    return line if len(line) <= 160 else line[:157] + "..."
-
-
-@dataclass
-class Section:
-    """The analytic side of one section of a report.
-
-    ``g`` is the flat gradient at the original point; ``at(values)`` recomputes it at another point, given
-    as one array per leaf (used to re-check elements at kinks nearby); ``prefix`` names the section's leaves.
-    """
-
-    g: np.ndarray
-    at: Callable[[list[np.ndarray]], np.ndarray] | None
-    prefix: str = ""
-    note: str = ""
-
-
-def _regrad(sec: Section, ev: Evaluator) -> Callable[[], np.ndarray] | None:
-    """The section's gradient wherever ``ev`` has moved its point to."""
-    at = sec.at
-    if at is None:
-        return None
-    return lambda: at([lf.work for lf in ev.tree.leaves])
-
-
-def _prefixed(tree: Tree, prefix: str, root: str) -> Tree:
-    return Tree(
-        {prefix + lf.name: lf.original.copy() for lf in tree.leaves}, root, in_place=False, bare_keys=True
-    )
-
-
-def report_sections(
-    *,
-    title: str,
-    kind: str,
-    tree: Tree,
-    ev: CachedEvaluator,
-    sections: list[Section],
-    strategy: str,
-    samples: int | None,
-    atol: float | None,
-    rtol: float | None,
-    step: Any,
-    seed: int,
-    findings: list[Finding],
-    notes: list[str],
-    started: float,
-    curves: bool,
-    root: str = "inputs",
-    grad_eps: np.ndarray | None = None,
-) -> Report:
-    """Judge every section against the same numeric side and merge them into one report.
-
-    The first section is reported under the leaves' own names; further sections (the forward-mode check)
-    under prefixed names, e.g. ``jvp:x[3]``. The evaluator remembers its points, so a further section costs
-    evaluations only where its verdict needs refinement.
-    """
-    first, *rest = sections
-    report = evaluate_and_report(
-        title=title,
-        kind=kind,
-        tree=tree,
-        ev=ev,
-        g=first.g,
-        strategy=strategy,
-        samples=samples,
-        atol=atol,
-        rtol=rtol,
-        step=step,
-        seed=seed,
-        findings=findings,
-        started=started,
-        curves=curves,
-        regrad=_regrad(first, ev),
-        grad_eps=grad_eps,
-    )
-    leaves, all_notes, all_findings = list(report.leaves), list(report.notes), list(report.findings)
-    all_curves = list(report.curves)
-    for sec in rest:
-        tree2 = _prefixed(tree, sec.prefix, root)
-        ev2 = copy.copy(ev)  # shares the remembered points
-        ev2.tree = tree2 if ev.tree is tree else _prefixed(ev.tree, sec.prefix, root)
-        try:
-            r2 = evaluate_and_report(
-                title=title,
-                kind=kind,
-                tree=tree2,
-                ev=ev2,
-                g=sec.g,
-                strategy=strategy,
-                samples=samples,
-                atol=atol,
-                rtol=rtol,
-                step=step,
-                seed=seed,
-                findings=[],
-                started=started,
-                curves=curves,
-                regrad=_regrad(sec, ev2),
-                grad_eps=grad_eps,
-            )
-        finally:
-            ev.n_evals, ev.scale = ev2.n_evals, max(ev.scale, ev2.scale)
-        leaves.extend(r2.leaves)
-        all_findings.extend(r2.findings)
-        all_curves.extend(r2.curves)
-        all_notes.extend(n for n in r2.notes if n not in all_notes)
-    all_notes.extend(s.note for s in sections if s.note)
-    all_notes.extend(notes)
-    return dataclasses.replace(
-        report,
-        leaves=leaves,
-        notes=all_notes,
-        findings=all_findings,
-        curves=all_curves,
-        n_evals=ev.n_evals,
-        seconds=time.perf_counter() - started,
-    )
-
-
-def default_cotangent(
-    shapes: Sequence[tuple[int, ...]], seed: int, complex_parts: Sequence[bool]
-) -> list[np.ndarray]:
-    """The default ``dout``: ones for a single scalar output (the gradient itself), else seeded normal."""
-    if len(shapes) == 1 and int(np.prod(shapes[0], dtype=np.int64)) == 1 and not complex_parts[0]:
-        return [np.ones(shapes[0])]
-    rng = np.random.default_rng(seed + 7919)
-    out = []
-    for shape, cplx in zip(shapes, complex_parts, strict=True):
-        u = rng.standard_normal(shape)
-        out.append(u + 1j * rng.standard_normal(shape) if cplx else u)
-    return out
-
-
-def arg_names(fn: Callable[..., Any], n: int, skip_ctx: bool = False) -> list[str]:
-    """Names of the first ``n`` positional arguments of ``fn`` (``inputs[k]`` where it has none)."""
-    try:
-        params = list(inspect.signature(fn).parameters.values())
-    except (TypeError, ValueError):
-        params = []
-    if skip_ctx and params and params[0].name == "ctx":
-        params = params[1:]
-    names: list[str] = []
-    for k in range(n):
-        if k < len(params) and params[k].kind in (params[k].POSITIONAL_ONLY, params[k].POSITIONAL_OR_KEYWORD):
-            names.append(params[k].name)
-        elif params and any(p.kind == p.VAR_POSITIONAL for p in params):
-            star = next(p for p in params if p.kind == p.VAR_POSITIONAL)
-            first = next(j for j, p in enumerate(params) if p.kind == p.VAR_POSITIONAL)
-            names.append(f"{star.name}[{k - first}]")
-        else:
-            names.append(f"inputs[{k}]")
-    return names
 
 
 # ==========================================================================================================
@@ -416,9 +100,7 @@ def _real_of(dtype: torch.dtype) -> torch.dtype:
 
 def _complex_of(real: torch.dtype) -> torch.dtype:
     torch = _torch()
-    return {torch.float64: torch.complex128, torch.float32: torch.complex64, torch.float16: torch.complex32}[
-        real
-    ]
+    return {torch.float64: torch.complex128, torch.float32: torch.complex64, torch.float16: torch.complex32}[real]
 
 
 def _dtype_name(dtype: torch.dtype) -> str:
@@ -585,9 +267,7 @@ class _TorchCheck:
         torch = self.torch
         dev = slot.tensor.device
         ts = [
-            (p if isinstance(p, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(p))).to(
-                device=dev, dtype=real
-            )
+            (p if isinstance(p, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(p))).to(device=dev, dtype=real)
             for p in parts
         ]
         return torch.complex(ts[0], ts[1]) if slot.is_complex else ts[0]
@@ -616,8 +296,7 @@ class _TorchCheck:
         flat = _flatten(out)
         if len(flat) != len(self.out_mask):
             raise GradientStructureError(
-                f"{self.fname} returned {len(flat)} output(s) here but {len(self.out_mask)} at the original "
-                "point.",
+                f"{self.fname} returned {len(flat)} output(s) here but {len(self.out_mask)} at the original point.",
                 "a function must return the same structure at every call.",
             )
         return [t for (_, t), keep in zip(flat, self.out_mask, strict=True) if keep]
@@ -631,13 +310,10 @@ class _TorchCheck:
         real = self.numeric_real
         assert real is not None
         tensors = [
-            self._assemble(s, ps, real)
-            for s, ps in zip(self.slots, self._split(list(current.values())), strict=True)
+            self._assemble(s, ps, real) for s, ps in zip(self.slots, self._split(list(current.values())), strict=True)
         ]
         self.param_swap.set([t for s, t in zip(self.slots, tensors, strict=True) if s.kind == "param"])
-        args = self.args_with(
-            {s.pos: t for s, t in zip(self.slots, tensors, strict=True) if s.kind == "input"}
-        )
+        args = self.args_with({s.pos: t for s, t in zip(self.slots, tensors, strict=True) if s.kind == "input"})
         with torch.no_grad():
             out = self.fn(*args)
         return self.output_parts(out)
@@ -652,9 +328,7 @@ class _TorchCheck:
             assert real is not None
             B = X.shape[0]
             leaves = [X[:, lf.offset : lf.offset + lf.size].reshape((B, *lf.shape)) for lf in tree.leaves]
-            tensors = [
-                self._assemble(s, ps, real) for s, ps in zip(self.slots, self._split(leaves), strict=True)
-            ]
+            tensors = [self._assemble(s, ps, real) for s, ps in zip(self.slots, self._split(leaves), strict=True)]
             ins = {s.pos: t for s, t in zip(self.slots, tensors, strict=True) if s.kind == "input"}
             pars = {s.key: t for s, t in zip(self.slots, tensors, strict=True) if s.kind == "param"}
             in_pos = list(ins)
@@ -668,13 +342,9 @@ class _TorchCheck:
                 warnings.filterwarnings("ignore", message=".*performance drop.*")  # a missing batching rule
                 outs = vmap(one, randomness="error")([ins[k] for k in in_pos], pars)
             parts = [p for t in outs for p in _parts(t)]
-            for p, (name, shape) in zip(
-                parts, zip(self.part_names, self.part_shapes, strict=True), strict=True
-            ):
+            for p, (name, shape) in zip(parts, zip(self.part_names, self.part_shapes, strict=True), strict=True):
                 if p.shape != (B, *shape):
-                    raise VectorizeError(
-                        f"output {name} has shape {p.shape[1:]} under vmap, {shape} serially"
-                    )
+                    raise VectorizeError(f"output {name} has shape {p.shape[1:]} under vmap, {shape} serially")
             return parts
 
         return batch
@@ -713,9 +383,7 @@ class _TorchCheck:
             outs = self.float_outputs(out)
             pairs = [(o, d) for o, d in zip(outs, self.douts, strict=True) if o.requires_grad]
             if pairs:
-                grads = torch.autograd.grad(
-                    [o for o, _ in pairs], targets, [d for _, d in pairs], allow_unused=True
-                )
+                grads = torch.autograd.grad([o for o, _ in pairs], targets, [d for _, d in pairs], allow_unused=True)
             else:
                 grads = (None,) * len(targets)
         flat: list[np.ndarray] = []
@@ -750,19 +418,14 @@ class _TorchCheck:
                                 for m, q in enumerate(self.slots)
                             }
                             outs = self.float_outputs(self.fn(*self.args_with(ins)))
-                            tans = [
-                                fwAD.unpack_dual(o).tangent if isinstance(o, torch.Tensor) else None
-                                for o in outs
-                            ]
+                            tans = [fwAD.unpack_dual(o).tangent if isinstance(o, torch.Tensor) else None for o in outs]
                         total = 0.0
                         for t, o, d in zip(tans, outs, self.douts, strict=True):
                             if t is None:
                                 continue
                             for tp, dp in zip(_parts(t.to(o.dtype)), _parts(d), strict=True):
                                 total += float(
-                                    np.dot(
-                                        tp.reshape(-1).astype(np.float64), dp.reshape(-1).astype(np.float64)
-                                    )
+                                    np.dot(tp.reshape(-1).astype(np.float64), dp.reshape(-1).astype(np.float64))
                                 )
                         res.append(total)
         return np.asarray(res, dtype=np.float64)
@@ -789,8 +452,7 @@ def _param_slots(params: Any, names_taken: set[str]) -> tuple[list[_Slot], list[
         named, consts, module = [(f"params[{k}]", p) for k, p in enumerate(params)], [], None
     else:
         raise BadInputError(
-            f"params is a {type(params).__name__}; expected an nn.Module, a dict of tensors "
-            "or a list of tensors.",
+            f"params is a {type(params).__name__}; expected an nn.Module, a dict of tensors or a list of tensors.",
             "pass params=dict(model.named_parameters()), or the module.",
         )
     slots = []
@@ -831,9 +493,7 @@ def _candidates(slots: list[_Slot], numeric_dtype: Any) -> list[Any]:
     return [named[numeric_dtype]]
 
 
-def _parse_dout(
-    dout: Any, outs: list[tuple[str, Any]], seed: int, fname: str
-) -> tuple[list[Any], list[np.ndarray]]:
+def _parse_dout(dout: Any, outs: list[tuple[str, Any]], seed: int, fname: str) -> tuple[list[Any], list[np.ndarray]]:
     """(torch douts in the output dtypes, numpy cotangent parts in float64)."""
     torch = _torch()
     if dout is None:
@@ -913,9 +573,7 @@ def _check(
             "forward_mode=True checks the inputs' jvp; it does not support params.",
             "check the parameters with forward_mode=False.",
         )
-    tc = _TorchCheck(
-        fn, inputs, slots, consts, module if module is not None and module is fn else None, fname
-    )
+    tc = _TorchCheck(fn, inputs, slots, consts, module if module is not None and module is fn else None, fname)
     findings: list[Finding] = []
     notes: list[str] = []
     try:
@@ -934,9 +592,7 @@ def _check(
                     "check the inputs and the function for log(0), 0/0 or overflow.",
                 )
         tc.douts, tc.u_parts = _parse_dout(dout, outs, seed, fname)
-        tc.part_names = [
-            pn for n, t in outs for pn in ([f"{n}.real", f"{n}.imag"] if t.is_complex() else [n])
-        ]
+        tc.part_names = [pn for n, t in outs for pn in ([f"{n}.real", f"{n}.imag"] if t.is_complex() else [n])]
         tc.part_shapes = [tuple(t.shape) for _, t in outs for _ in range(2 if t.is_complex() else 1)]
         g = _call(tc.reverse, (), f"torch.autograd.grad through {fname}")
         g_fwd = _call(tc.forward, (), f"forward-mode AD through {fname}") if forward_mode else None
@@ -962,8 +618,15 @@ def _check(
         grad_eps = None
         if stand_in:
             grad_eps = np.concatenate(
-                [np.full(lf.size, BFLOAT16_EPS if lf.name.split(".")[0] in stand_in or lf.name in stand_in
-                         else float(np.finfo(lf.dtype).eps)) for lf in rep_tree.leaves]
+                [
+                    np.full(
+                        lf.size,
+                        BFLOAT16_EPS
+                        if lf.name.split(".")[0] in stand_in or lf.name in stand_in
+                        else float(np.finfo(lf.dtype).eps),
+                    )
+                    for lf in rep_tree.leaves
+                ]
             )
             notes.append(
                 f"{', '.join(stand_in)} are bfloat16, which numpy lacks: they are stored as float16 for the "
@@ -988,9 +651,7 @@ def _check(
                 what="vectorized evaluation (torch.func.vmap)",
             )
             if ok:
-                notes.append(
-                    f"first differences evaluated in batches with torch.func.vmap ({ev.n_prefetched} points)."
-                )
+                notes.append(f"first differences evaluated in batches with torch.func.vmap ({ev.n_prefetched} points).")
 
         sections = [Section(g, tc.reverse)]
         if g_fwd is not None:
@@ -1057,9 +718,7 @@ def _numeric_side(
         np_dt = _np_dtype(real)
         same = natives == {real}
         arrays = {
-            ln: p.astype(np_dt)
-            for s in slots
-            for ln, p in zip(s.leaf_names, _parts(tc.original(s)), strict=True)
+            ln: p.astype(np_dt) for s in slots for ln, p in zip(s.leaf_names, _parts(tc.original(s)), strict=True)
         }
         tree = rep_tree if same else Tree(arrays, "inputs", in_place=False, bare_keys=True)
         output = Output.cotangent(fname, tc.u_parts, tc.part_names, tc.part_shapes, lambda o: o)
@@ -1069,13 +728,9 @@ def _numeric_side(
         try:
             parts = tc.numeric_call(tree.current())
             tree.restore()
-            wrong = [
-                (n, p.dtype) for n, p in zip(tc.part_names, parts, strict=True) if p.dtype != np.dtype(np_dt)
-            ]
+            wrong = [(n, p.dtype) for n, p in zip(tc.part_names, parts, strict=True) if p.dtype != np.dtype(np_dt)]
             if wrong and not (forced or last):
-                reasons.append(
-                    f"{fname} returns {wrong[0][1]} for {_dtype_name(real)} inputs ({wrong[0][0]})"
-                )
+                reasons.append(f"{fname} returns {wrong[0][1]} for {_dtype_name(real)} inputs ({wrong[0][0]})")
                 continue
         except (KeyboardInterrupt, SystemExit, BackcheckError):
             raise
@@ -1086,9 +741,7 @@ def _numeric_side(
                     f"{fname} raised {type(exc).__name__} on {_dtype_name(real)} inputs: {exc}",
                     "the original exception is chained above; every input tensor is unchanged.",
                 ) from exc
-            reasons.append(
-                f"{fname} raised {type(exc).__name__} on {_dtype_name(real)} inputs: {_first_line(exc)}"
-            )
+            reasons.append(f"{fname} raised {type(exc).__name__} on {_dtype_name(real)} inputs: {first_line(exc)}")
             continue
         ev.baseline()
         notes = []
@@ -1418,8 +1071,7 @@ class Blame:
             )
         widths = [max(len(row[c]) for row in table) for c in range(len(table[0]))]
         lines = [head] + [
-            "  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-            for row in table
+            "  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in table
         ]
         lines += [f"  {r.name}: {r.message}" for r in self.rows if r.message]
         return "\n".join(lines)
@@ -1502,9 +1154,7 @@ def blame(
     try:
         swap.set([t.detach().clone() for t in swap.saved])  # batch-norm statistics update private copies
         for name, m in leaves:
-            handles.append(
-                m.register_forward_pre_hook(make_pre_hook(name or type(m).__name__), with_kwargs=True)
-            )
+            handles.append(m.register_forward_pre_hook(make_pre_hook(name or type(m).__name__), with_kwargs=True))
             handles.append(m.register_forward_hook(post_hook, with_kwargs=True))
         ins = [a.detach().clone().requires_grad_(True) if _is_diff_tensor(a) else a for a in inputs]
         with torch.enable_grad():
@@ -1513,16 +1163,12 @@ def blame(
                 loss = loss_fn(out)
             else:
                 outs = [t for _, t in _flatten(out) if _is_diff_tensor(t)]
-                us = default_cotangent(
-                    [tuple(t.shape) for t in outs], seed, [bool(t.is_complex()) for t in outs]
-                )
+                us = default_cotangent([tuple(t.shape) for t in outs], seed, [bool(t.is_complex()) for t in outs])
                 loss = sum(
                     torch.sum(t * torch.from_numpy(np.asarray(u)).to(t.device, t.dtype)).real
                     for t, u in zip(outs, us, strict=True)
                 )
-            targets = [
-                t for t in [*ins, *module.parameters()] if isinstance(t, torch.Tensor) and t.requires_grad
-            ]
+            targets = [t for t in [*ins, *module.parameters()] if isinstance(t, torch.Tensor) and t.requires_grad]
             torch.autograd.grad(loss, targets, allow_unused=True)
     finally:
         for h in handles:
@@ -1554,7 +1200,7 @@ def blame(
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:  # noqa: BLE001 - one submodule's error does not stop the others
-            rows.append(BlameRow(label, mtype, "error", message=f"{type(exc).__name__}: {_first_line(exc)}"))
+            rows.append(BlameRow(label, mtype, "error", message=f"{type(exc).__name__}: {first_line(exc)}"))
             continue
         wrong = [e for lf in report.leaves for e in lf.worst if e.status in ("mismatch", "dead")]
         worst = (

@@ -1,0 +1,336 @@
+"""Machinery every framework frontend shares: an evaluator that remembers points (for batched first
+differences), sections of a report (reverse mode, forward mode) judged against one numeric side, cotangents
+and argument names. Framework-free: numpy and the core only.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import inspect
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from backcheck.api import evaluate_and_report
+from backcheck.evaluate import Evaluator, Output
+from backcheck.numeric.steps import default_steps
+from backcheck.report import Finding, Report
+from backcheck.strategies import choose
+from backcheck.tree import Tree
+
+#: Largest number of float64 values (points x elements) one vectorized call may hold.
+BATCH_BUDGET = 2**20
+#: Most points one vectorized call evaluates.
+MAX_BATCH = 512
+#: Below this many elements 'auto' does not vectorize: a few dozen serial calls cost less than vmap's setup.
+AUTO_MIN_ELEMENTS = 8
+#: The prefix of the leaves that hold the forward-mode (jvp) section of a report.
+JVP_PREFIX = "jvp:"
+
+
+class VectorizeError(RuntimeError):
+    """A vectorized evaluation disagreed with the serial one, so it is not used."""
+
+
+class CachedEvaluator(Evaluator):
+    """An :class:`Evaluator` that remembers the points it has evaluated and can prefetch them in batches.
+
+    ``prefetch`` evaluates the first central differences of many elements in a few vectorized calls (vmap);
+    ``element`` then serves them and counts each one as one evaluation when it is first used, so
+    ``n_evals`` is the same as for serial evaluation. A point asked for again (a second section of a report
+    over the same function, e.g. the forward-mode check after the reverse-mode one) is served from memory
+    and not counted again. Points around a shifted base point are never remembered.
+    """
+
+    def __init__(self, tree: Tree, call: Callable[[Any], Any], output: Output, fname: str = "f"):
+        super().__init__(tree, call, output, fname)
+        self._elements: dict[tuple[int, float], list[Any]] = {}  # (i, step) -> [phi, scale, disp, counted]
+        self._directions: dict[tuple[bytes, bytes, tuple[float, ...]], tuple[np.ndarray, list[np.ndarray]]] = {}
+        self._depth = 0
+        self.n_prefetched = 0
+
+    def element(self, i: int, steps: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+        keys = [(int(i), float(s)) for s in steps]
+        if self._depth == 0:
+            hits = [self._elements.get(k) for k in keys]
+            if all(h is not None for h in hits):
+                phis, disp = np.empty(len(keys)), np.empty(len(keys))
+                for j, h in enumerate(hits):
+                    assert h is not None
+                    phis[j], disp[j] = h[0], h[2]
+                    if not h[3]:
+                        h[3] = True
+                        self.n_evals += 1
+                        self.scale = max(self.scale, h[1])
+                return phis, disp
+        phis, disp = super().element(i, steps)
+        if self._depth == 0:
+            for k, p, d in zip(keys, phis, disp, strict=True):
+                self._elements[k] = [float(p), 0.0, float(d), True]
+        return phis, disp
+
+    def direction(self, idx: np.ndarray, coef: np.ndarray, steps: Sequence[float]) -> tuple[np.ndarray, list]:
+        if self._depth:
+            return super().direction(idx, coef, steps)
+        key = (
+            np.asarray(idx, dtype=np.int64).tobytes(),
+            np.asarray(coef, dtype=np.float64).tobytes(),
+            tuple(float(s) for s in steps),
+        )
+        hit = self._directions.get(key)
+        if hit is None:
+            phis, disps = super().direction(idx, coef, steps)
+            self._directions[key] = (phis.copy(), [d.copy() for d in disps])
+            return phis, disps
+        return hit[0].copy(), [d.copy() for d in hit[1]]
+
+    @contextmanager
+    def shifted(self, delta: np.ndarray, evaluate: bool = True) -> Iterator[float]:
+        self._depth += 1
+        try:
+            with super().shifted(delta, evaluate) as phi:
+                yield phi
+        finally:
+            self._depth -= 1
+
+    def prefetch(
+        self, idx: np.ndarray, steps: np.ndarray, batch: Callable[[np.ndarray], list[np.ndarray]], chunk: int
+    ) -> int:
+        """Evaluate ``phi`` at ``x +- steps[i] e_i`` for every ``i`` in ``idx`` with vectorized calls.
+
+        ``batch(X)`` evaluates the function at the rows of ``X`` (points x elements, float64, each value
+        representable in its array's dtype) and returns the output arrays, each with a leading batch axis.
+        The first call also evaluates the original point and must reproduce ``phi0`` (up to rounding), or
+        :class:`VectorizeError` is raised. Returns the number of points evaluated. Nothing is remembered
+        unless every call succeeds.
+        """
+        tree = self.tree
+        base = np.concatenate([lf.original.reshape(-1).astype(np.float64) for lf in tree.leaves])
+        which = np.searchsorted(tree.offsets, idx, side="right") - 1
+        cols: list[np.ndarray] = []
+        vals: list[np.ndarray] = []
+        disps: list[np.ndarray] = []
+        keys: list[tuple[int, float]] = []
+        for k, leaf in enumerate(tree.leaves):
+            sel = np.asarray(idx)[which == k]
+            if not sel.size:
+                continue
+            x64 = leaf.original.reshape(-1)[sel - leaf.offset].astype(np.float64)
+            for sign in (1.0, -1.0):
+                s = sign * steps[sel]
+                xk = (x64 + s).astype(leaf.dtype).astype(np.float64)
+                cols.append(sel)
+                vals.append(xk)
+                disps.append(xk - x64)
+                keys.extend(zip(sel.tolist(), s.tolist(), strict=True))
+        col, val, disp = np.concatenate(cols), np.concatenate(vals), np.concatenate(disps)
+        rows = np.concatenate([[-1], np.arange(col.size)])  # -1: the original point, to validate the batch
+        found: dict[tuple[int, float], list[Any]] = {}
+        eps = float(np.finfo(self.out_dtype).eps)
+        for start in range(0, rows.size, chunk):
+            sub = rows[start : start + chunk]
+            X = np.repeat(base[None, :], sub.size, axis=0)
+            pts = sub >= 0
+            X[np.flatnonzero(pts), col[sub[pts]]] = val[sub[pts]]
+            parts = batch(X)
+            for r, j in enumerate(sub):
+                phi, scale, _dtype = self.output.reduce([p[r] for p in parts])
+                if j < 0:
+                    if not abs(phi - self.phi0) <= 64 * eps * max(scale, abs(self.phi0)) + 1e-300:
+                        raise VectorizeError(
+                            f"the vectorized call gives phi = {phi!r} at the original point, the serial one "
+                            f"{self.phi0!r}"
+                        )
+                elif np.isfinite(phi):
+                    found[keys[j]] = [phi, scale, float(disp[j]), False]
+        for key, entry in found.items():
+            self._elements.setdefault(key, entry)
+        self.n_prefetched += len(found)
+        return len(found)
+
+
+def prefetch_first_differences(
+    ev: CachedEvaluator,
+    *,
+    strategy: str,
+    samples: int | None,
+    seed: int,
+    step: Any,
+    batch: Callable[[np.ndarray], list[np.ndarray]],
+    notes: list[str],
+    what: str,
+) -> bool:
+    """Prefetch the first differences the strategy will ask for; on any failure note it and return False."""
+    idx = choose(strategy, ev.tree.size, samples, np.random.default_rng(seed))
+    steps = default_steps(ev.tree, step)
+    chunk = int(max(8, min(MAX_BATCH, BATCH_BUDGET // max(ev.tree.size, 1))))
+    try:
+        ev.prefetch(idx, steps, batch, chunk)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure of the fast path falls back to the serial one
+        notes.append(
+            f"{what} failed ({type(exc).__name__}: {first_line(exc)}); the function was evaluated "
+            "one point at a time instead."
+        )
+        return False
+    return True
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    line = text[0] if text else ""
+    return line if len(line) <= 160 else line[:157] + "..."
+
+
+@dataclass
+class Section:
+    """The analytic side of one section of a report.
+
+    ``g`` is the flat gradient at the original point; ``at(values)`` recomputes it at another point, given
+    as one array per leaf (used to re-check elements at kinks nearby); ``prefix`` names the section's leaves.
+    """
+
+    g: np.ndarray
+    at: Callable[[list[np.ndarray]], np.ndarray] | None
+    prefix: str = ""
+    note: str = ""
+
+
+def _regrad(sec: Section, ev: Evaluator) -> Callable[[], np.ndarray] | None:
+    """The section's gradient wherever ``ev`` has moved its point to."""
+    at = sec.at
+    if at is None:
+        return None
+    return lambda: at([lf.work for lf in ev.tree.leaves])
+
+
+def _prefixed(tree: Tree, prefix: str, root: str) -> Tree:
+    return Tree({prefix + lf.name: lf.original.copy() for lf in tree.leaves}, root, in_place=False, bare_keys=True)
+
+
+def report_sections(
+    *,
+    title: str,
+    kind: str,
+    tree: Tree,
+    ev: CachedEvaluator,
+    sections: list[Section],
+    strategy: str,
+    samples: int | None,
+    atol: float | None,
+    rtol: float | None,
+    step: Any,
+    seed: int,
+    findings: list[Finding],
+    notes: list[str],
+    started: float,
+    curves: bool,
+    root: str = "inputs",
+    grad_eps: np.ndarray | None = None,
+) -> Report:
+    """Judge every section against the same numeric side and merge them into one report.
+
+    The first section is reported under the leaves' own names; further sections (the forward-mode check)
+    under prefixed names, e.g. ``jvp:x[3]``. The evaluator remembers its points, so a further section costs
+    evaluations only where its verdict needs refinement.
+    """
+    first, *rest = sections
+    report = evaluate_and_report(
+        title=title,
+        kind=kind,
+        tree=tree,
+        ev=ev,
+        g=first.g,
+        strategy=strategy,
+        samples=samples,
+        atol=atol,
+        rtol=rtol,
+        step=step,
+        seed=seed,
+        findings=findings,
+        started=started,
+        curves=curves,
+        regrad=_regrad(first, ev),
+        grad_eps=grad_eps,
+    )
+    leaves, all_notes, all_findings = list(report.leaves), list(report.notes), list(report.findings)
+    all_curves = list(report.curves)
+    for sec in rest:
+        tree2 = _prefixed(tree, sec.prefix, root)
+        ev2 = copy.copy(ev)  # shares the remembered points
+        ev2.tree = tree2 if ev.tree is tree else _prefixed(ev.tree, sec.prefix, root)
+        try:
+            r2 = evaluate_and_report(
+                title=title,
+                kind=kind,
+                tree=tree2,
+                ev=ev2,
+                g=sec.g,
+                strategy=strategy,
+                samples=samples,
+                atol=atol,
+                rtol=rtol,
+                step=step,
+                seed=seed,
+                findings=[],
+                started=started,
+                curves=curves,
+                regrad=_regrad(sec, ev2),
+                grad_eps=grad_eps,
+            )
+        finally:
+            ev.n_evals, ev.scale = ev2.n_evals, max(ev.scale, ev2.scale)
+        leaves.extend(r2.leaves)
+        all_findings.extend(r2.findings)
+        all_curves.extend(r2.curves)
+        all_notes.extend(n for n in r2.notes if n not in all_notes)
+    all_notes.extend(s.note for s in sections if s.note)
+    all_notes.extend(notes)
+    return dataclasses.replace(
+        report,
+        leaves=leaves,
+        notes=all_notes,
+        findings=all_findings,
+        curves=all_curves,
+        n_evals=ev.n_evals,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def default_cotangent(shapes: Sequence[tuple[int, ...]], seed: int, complex_parts: Sequence[bool]) -> list[np.ndarray]:
+    """The default ``dout``: ones for a single scalar output (the gradient itself), else seeded normal."""
+    if len(shapes) == 1 and int(np.prod(shapes[0], dtype=np.int64)) == 1 and not complex_parts[0]:
+        return [np.ones(shapes[0])]
+    rng = np.random.default_rng(seed + 7919)
+    out = []
+    for shape, cplx in zip(shapes, complex_parts, strict=True):
+        u = rng.standard_normal(shape)
+        out.append(u + 1j * rng.standard_normal(shape) if cplx else u)
+    return out
+
+
+def arg_names(fn: Callable[..., Any], n: int, skip_ctx: bool = False) -> list[str]:
+    """Names of the first ``n`` positional arguments of ``fn`` (``inputs[k]`` where it has none)."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    if skip_ctx and params and params[0].name == "ctx":
+        params = params[1:]
+    names: list[str] = []
+    for k in range(n):
+        if k < len(params) and params[k].kind in (params[k].POSITIONAL_ONLY, params[k].POSITIONAL_OR_KEYWORD):
+            names.append(params[k].name)
+        elif params and any(p.kind == p.VAR_POSITIONAL for p in params):
+            star = next(p for p in params if p.kind == p.VAR_POSITIONAL)
+            first = next(j for j, p in enumerate(params) if p.kind == p.VAR_POSITIONAL)
+            names.append(f"{star.name}[{k - first}]")
+        else:
+            names.append(f"inputs[{k}]")
+    return names
