@@ -1,4 +1,5 @@
-"""Shared helpers for the backcheck.nn tests: compare an op with torch.autograd in float64."""
+"""Shared helpers for the backcheck.nn tests: check an op against two oracles in float64, backcheck's own
+checker (finite differences of the engine's forward) and torch.autograd."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import torch
 from hypothesis import strategies as st
 
+import backcheck
 from backcheck.nn import Tensor
 
 RTOL = 1e-9
@@ -35,8 +37,11 @@ def check_against_torch(
     grad_seed: int = 0,
     rtol: float = RTOL,
     atol: float = ATOL,
+    stateless_fn: Callable[..., Tensor] | None = None,
 ) -> None:
-    """Compare outputs and input gradients of ``bc_fn`` and ``torch_fn`` on the same float64 data.
+    """Compare outputs and input gradients of ``bc_fn`` and ``torch_fn`` on the same float64 data, then check
+    the engine's backward pass with backcheck (through ``stateless_fn`` when ``bc_fn`` updates hidden state
+    such as running statistics, which the checker's many evaluations would otherwise disturb).
 
     Float arrays in ``inputs`` require grad on both sides; anything else is passed as is (numpy
     integer arrays are converted to torch tensors for torch).  The upstream gradient is random.
@@ -67,3 +72,23 @@ def check_against_torch(
             assert b.grad.shape == b.shape and b.grad.dtype == np.float64
             tg = t.grad.numpy() if t.grad is not None else np.zeros(b.shape)
             np.testing.assert_allclose(b.grad, tg, rtol=rtol, atol=atol, err_msg=f"gradient of input {i}")
+    check_with_backcheck(stateless_fn or bc_fn, inputs, g)
+
+
+def check_with_backcheck(bc_fn: Callable[..., Tensor], inputs: Sequence[Any], dout: np.ndarray) -> None:
+    """The engine's backward pass of ``bc_fn`` against finite differences of its forward pass."""
+
+    def wrap(arrays: Sequence[Any], grad: bool) -> list[Any]:
+        return [Tensor(a, requires_grad=grad) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a
+                for a in arrays]
+
+    def forward(*arrays: Any) -> np.ndarray:
+        return np.array(bc_fn(*wrap(arrays, False)).data, copy=True)
+
+    def backward(d: np.ndarray, *arrays: Any) -> tuple[Any, ...]:
+        tensors = wrap(arrays, True)
+        bc_fn(*tensors).backward(d)
+        return tuple(t.grad if isinstance(t, Tensor) else None for t in tensors)
+
+    report = backcheck.check_layer(forward, backward, tuple(inputs), dout=dout)
+    assert report.ok, str(report)

@@ -411,6 +411,9 @@ def test_batch_norm_functional(n, c, spatial, seed, training):
         lambda a, ww, bb: tF.batch_norm(a, rm_t, rv_t, ww, bb, training=training, momentum=0.2, eps=1e-3),
         [x, w, b],
         grad_seed=seed,
+        stateless_fn=lambda a, ww, bb: F.batch_norm(
+            a, rm.copy(), rv.copy(), ww, bb, training=training, momentum=0.2, eps=1e-3
+        ),
     )
     np.testing.assert_allclose(rm_b, rm_t.numpy(), rtol=1e-12)
     np.testing.assert_allclose(rv_b, rv_t.numpy(), rtol=1e-12)
