@@ -1,6 +1,7 @@
 """Checking at scale: O(1) verdicts, O(m log N) localization, batched and distributed evaluation."""
 
 import math
+import multiprocessing
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -14,6 +15,15 @@ from backcheck.parallel import EvaluationError
 
 sys.path.insert(0, os.path.dirname(__file__))
 import scale_funcs  # noqa: E402
+
+HERE = os.path.dirname(__file__)
+
+
+def pool(workers, monkeypatch):
+    """A process pool whose workers start fresh ('spawn'): forking a process that has started threads (jax,
+    BLAS) can deadlock. Fresh workers import the test functions by name, so their folder goes on the path."""
+    monkeypatch.setenv("PYTHONPATH", HERE + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
 
 def problem(n, seed=0):
@@ -139,11 +149,11 @@ def test_vectorized_function_that_ignores_the_batch_axis_is_refused():
         backcheck.check(lambda x: float(np.sum(x)), np.ones(4), np.ones_like, vectorized=True)
 
 
-def test_process_pool_gives_the_same_report_as_a_serial_run():
+def test_process_pool_gives_the_same_report_as_a_serial_run(monkeypatch):
     x = np.random.default_rng(0).normal(size=300)
     serial = backcheck.check(scale_funcs.loss, x, scale_funcs.grad_one_wrong, strategy="full")
-    with ProcessPoolExecutor(2) as pool:
-        pooled = backcheck.check(scale_funcs.loss, x, scale_funcs.grad_one_wrong, strategy="full", executor=pool)
+    with pool(2, monkeypatch) as workers:
+        pooled = backcheck.check(scale_funcs.loss, x, scale_funcs.grad_one_wrong, strategy="full", executor=workers)
     assert pooled.to_dict()["leaves"] == serial.to_dict()["leaves"] and pooled.n_evals == serial.n_evals
     assert np.array_equal(pooled.numeric, serial.numeric)
 
@@ -165,14 +175,14 @@ def test_a_worker_that_dies_gives_a_clear_error_and_leaves_the_arrays_intact(mon
     monkeypatch.setenv("BACKCHECK_TEST_PARENT", str(os.getpid()))
     x = np.random.default_rng(0).normal(size=300)
     before = x.tobytes()
-    with ProcessPoolExecutor(2) as pool, pytest.raises(EvaluationError, match="died"):
-        backcheck.check(scale_funcs.dies_in_worker, x, scale_funcs.grad, strategy="full", executor=pool)
+    with pool(2, monkeypatch) as workers, pytest.raises(EvaluationError, match="died"):
+        backcheck.check(scale_funcs.dies_in_worker, x, scale_funcs.grad, strategy="full", executor=workers)
     assert x.tobytes() == before
 
 
-def test_unpicklable_function_with_an_executor_is_refused():
-    with ProcessPoolExecutor(1) as pool, pytest.raises(backcheck.BadInputError, match="picklable"):
-        backcheck.check(lambda x: float(np.sum(x**2)), np.ones(3), lambda x: 2 * x, executor=pool)
+def test_unpicklable_function_with_an_executor_is_refused(monkeypatch):
+    with pool(1, monkeypatch) as workers, pytest.raises(backcheck.BadInputError, match="picklable"):
+        backcheck.check(lambda x: float(np.sum(x**2)), np.ones(3), lambda x: 2 * x, executor=workers)
 
 
 def test_progress_bar_appears_for_long_checks(monkeypatch):
