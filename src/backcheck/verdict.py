@@ -118,6 +118,7 @@ def refine(
     gap_prev = abs(f_prev - b_prev)
     kinky_prev = False
     numeric, bound = d_prev, np.inf
+    last_change, last_err = 0.0, 1.0
     for level in range(1, MAX_LEVELS + 1):
         s = h / 2.0**level
         phis, disp = ev.element(i, (s, -s))
@@ -154,6 +155,10 @@ def refine(
                 NO_HULL,
             )  # the estimates agree with each other, not with the analytic value
         d_prev, f_prev, b_prev, gap_prev, kinky_prev = d, f, b, gap, kinky
+        last_change, last_err = change, err
+    if last_change > 0.25 * last_err:
+        # the estimates never settled: the function is too rough at every step tried to judge this element
+        return NOISY, numeric, bound, np.nan, NO_HULL
     return MISMATCH, numeric, bound, np.nan, NO_HULL
 
 
