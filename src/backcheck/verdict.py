@@ -133,7 +133,8 @@ def refine(
             bound = SAFETY * (change + r + res)
         numeric = d
         err = abs(a - d)
-        if err <= bound:
+        settled = change <= 0.5 * max(abs(a), abs(d)) or change <= SAFETY * (r + res)
+        if err <= bound and (settled or tol.custom):
             return OK, d, bound, np.nan, NO_HULL
         gap = abs(f - b)
         kinky = gap > SAFETY * 2 * r and gap > 0.6 * gap_prev
@@ -156,7 +157,7 @@ def refine(
             )  # the estimates agree with each other, not with the analytic value
         d_prev, f_prev, b_prev, gap_prev, kinky_prev = d, f, b, gap, kinky
         last_change, last_err = change, err
-    if last_change > 0.25 * last_err:
+    if last_change > 0.25 * last_err or last_err <= bound:
         # the estimates never settled: the function is too rough at every step tried to judge this element
         return NOISY, numeric, bound, np.nan, NO_HULL
     return MISMATCH, numeric, bound, np.nan, NO_HULL

@@ -258,14 +258,14 @@ def test_estimates_that_never_settle_are_noisy_not_a_mismatch():
     from backcheck.verdict import NOISY, Tolerance, refine
 
     class Oscillating:
-        """A numeric side whose slope estimate alternates between 1.5 and 2.5 as the step halves."""
+        """A numeric side whose slope estimate alternates between 1 and 3 as the step halves."""
 
         phi0, scale, noise, out_dtype = 0.0, 1.0, 0.0, np.dtype(np.float64)
 
         def element(self, i, steps):
             s = steps[0]
-            slope = 2.5 if round(np.log2(1.0 / s)) % 2 else 1.5
+            slope = 3.0 if round(np.log2(1.0 / s)) % 2 else 1.0
             return np.array([slope * s, -slope * s]), np.array([s, -s])
 
-    status, *_ = refine(Oscillating(), 0, 2.0, 1.0, (1.5, -1.5, 1.0, -1.0), 1e-12, Tolerance())
+    status, *_ = refine(Oscillating(), 0, 2.0, 1.0, (1.0, -1.0, 1.0, -1.0), 1e-12, Tolerance())
     assert status == NOISY
