@@ -82,6 +82,8 @@ def check_layer(
     curves: bool = False,
     random: str = "auto",
     names: Sequence[str] | None = None,
+    vectorized: bool = False,
+    max_batch_bytes: int = 4 * 2**20,
 ) -> Report:
     """Check a layer's backward pass against finite differences of its forward pass.
 
@@ -114,6 +116,10 @@ def check_layer(
         the same random stream replayed at every evaluation, in forward and backward alike.
     names : sequence of str, optional
         The inputs' names in the report (default: ``forward``'s parameter names).
+    vectorized : bool
+        ``forward`` accepts its float inputs with a leading batch axis (labels and other fixed inputs as
+        they are) and returns outputs with that axis: the first differences are then evaluated many points
+        per call, in chunks of at most ``max_batch_bytes`` of inputs. ``backward`` is called unbatched.
 
     Returns
     -------
@@ -176,7 +182,15 @@ def check_layer(
     if random == "freeze":
         forward, backward, random_note = replay_randomness(random, fname, forward, backward)
 
+    def batched_forward(rows: Mapping[str, Any]) -> Any:
+        # every differentiable input with a leading batch axis; fixed inputs (labels) as they are
+        out = forward(*args(rows))
+        return out[0] if cache else out
+
     def call_forward(current: Mapping[str, Any]) -> Any:
+        if vectorized:
+            out = batched_forward({n: np.asarray(v)[None] for n, v in current.items()})
+            return _rebuild_like(out, [np.asarray(x)[0] for _, x in _flatten_out(out)])
         out = forward(*args(current))
         if cache:
             if not (isinstance(out, tuple) and len(out) == 2):
@@ -233,6 +247,18 @@ def check_layer(
         ),
         fname,
     )
+    ev.max_batch_bytes = max_batch_bytes
+    if vectorized:
+        u_rows = [np.asarray(x, dtype=np.float64).reshape(-1) for x in u]
+
+        def phi_rows(rows: Mapping[str, Any]) -> np.ndarray:
+            parts_b = [np.asarray(x) for _, x in _flatten_out(batched_forward(rows))]
+            total = np.zeros(parts_b[0].shape[0] if parts_b else 0)
+            for p, uu in zip(parts_b, u_rows, strict=True):
+                total += p.reshape(p.shape[0], -1).astype(np.float64) @ uu
+            return total
+
+        ev.batch_call = phi_rows
     try:
         ev.baseline()
     except NondeterministicError:
