@@ -20,7 +20,7 @@ from backcheck.api import evaluate_and_report
 from backcheck.evaluate import Evaluator, Output
 from backcheck.numeric.steps import default_steps
 from backcheck.report import Finding, Report
-from backcheck.strategies import choose
+from backcheck.strategies import choose, resolve
 from backcheck.tree import Tree
 
 #: Largest number of float64 values (points x elements) one vectorized call may hold.
@@ -157,7 +157,7 @@ class CachedEvaluator(Evaluator):
 def prefetch_first_differences(
     ev: CachedEvaluator,
     *,
-    strategy: str,
+    strategy: str | None,
     samples: int | None,
     seed: int,
     step: Any,
@@ -165,7 +165,14 @@ def prefetch_first_differences(
     notes: list[str],
     what: str,
 ) -> bool:
-    """Prefetch the first differences the strategy will ask for; on any failure note it and return False."""
+    """Prefetch the first differences the strategy will ask for; on any failure note it and return False.
+
+    Only the elementwise strategies ('full', 'sparse') difference element by element; for the others
+    (projected, auto) there is nothing to prefetch.
+    """
+    strategy = resolve(strategy, ev.tree.size)
+    if strategy not in ("full", "sparse"):
+        return False
     idx = choose(strategy, ev.tree.size, samples, np.random.default_rng(seed))
     steps = default_steps(ev.tree, step)
     chunk = int(max(8, min(MAX_BATCH, BATCH_BUDGET // max(ev.tree.size, 1))))
@@ -221,7 +228,7 @@ def report_sections(
     tree: Tree,
     ev: CachedEvaluator,
     sections: list[Section],
-    strategy: str,
+    strategy: str | None,
     samples: int | None,
     atol: float | None,
     rtol: float | None,
