@@ -58,6 +58,7 @@ def _train(
         lr_schedule=_cosine(lr, epochs),
         augment=random_shift if augment else None,
         blas_threads=1,
+        tune_allocator=True,
     )
 
 

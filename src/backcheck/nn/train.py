@@ -167,7 +167,7 @@ def fit(
     lr_schedule: Callable[[int], float] | None = None,
     augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
     blas_threads: int | None = None,
-    tune_allocator: bool = True,
+    tune_allocator: bool = False,
 ) -> History:
     """Train ``model`` with mini-batches and return a :class:`History`.
 
@@ -202,7 +202,8 @@ def fit(
         Limit numpy's BLAS to this many threads during the fit (needs ``threadpoolctl``, which
         scikit-learn installs; ignored without it).  Small models train faster on one thread.
     tune_allocator : bool
-        Call :func:`backcheck.nn.perf.tune_malloc` first (keeps freed buffers for reuse).
+        Call :func:`backcheck.nn.perf.tune_malloc` first (keeps freed buffers for reuse; about twice as fast
+        for convolutions). Off by default: it changes a setting of the whole process.
 
     Returns
     -------
