@@ -16,6 +16,7 @@ It runs in float64 when jax's x64 mode is on; otherwise in float32, which the re
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -268,42 +269,14 @@ def check(
         raise BadInputError(f"mode={mode!r}.", "use 'rev', 'fwd' or 'both'.")
     if numeric_dtype not in ("auto", "float64", "float32", "native"):
         raise BadInputError(f"numeric_dtype={numeric_dtype!r}.", "use 'auto', 'float64', 'float32' or 'native'.")
-    if numeric_dtype == "float64" and not x64_enabled():
-        with jax.enable_x64(True):
-            report = _check(
-                fn,
-                args,
-                dout,
-                argnums,
-                mode,
-                strategy,
-                samples,
-                atol,
-                rtol,
-                step,
-                seed,
-                "float64",
-                vectorized,
-                curves,
-            )
+    x64 = numeric_dtype == "float64" and not x64_enabled()
+    with jax.enable_x64(True) if x64 else contextlib.nullcontext():
+        report = _check(
+            fn, args, dout, argnums, mode, strategy, samples, atol, rtol, step, seed, numeric_dtype, vectorized, curves
+        )  # fmt: skip
+    if x64:
         report.notes.append("jax's x64 mode was turned on for this check (numeric_dtype='float64') and is off again.")
-        return report
-    return _check(
-        fn,
-        args,
-        dout,
-        argnums,
-        mode,
-        strategy,
-        samples,
-        atol,
-        rtol,
-        step,
-        seed,
-        numeric_dtype,
-        vectorized,
-        curves,
-    )
+    return report
 
 
 def _check(
