@@ -177,3 +177,71 @@ def blame(
         model.load_state_dict(state)
         for n, p in model.named_parameters():
             p.grad = grads[n]
+
+
+def check_grad_of_grad(
+    fn: Callable[..., Tensor], *inputs: np.ndarray, dout: np.ndarray | None = None, seed: int = 0, **options: Any
+) -> Report:
+    """Check the double backward of engine ops: gradients from :func:`backcheck.nn.higher.grad`, differentiated.
+
+    First the first-order gradient that the ops' tensor rules give is checked against finite differences
+    of ``fn``; then the derivative of that gradient (a Hessian-vector product, by :func:`grad` applied
+    twice) against finite differences of the gradient, with :func:`backcheck.check_hvp`. A rule that is
+    right to first order but treats saved values as constants fails the second check.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(*tensors) -> Tensor`` built from engine ops.
+    *inputs : numpy.ndarray
+        The point (float arrays).
+    dout : numpy.ndarray, optional
+        The cotangent of ``fn``'s output; default a seeded standard normal array.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from backcheck.nn.check import check_grad_of_grad
+    >>> check_grad_of_grad(lambda a, b: (a @ b).tanh(), np.ones((2, 3)) / 3, np.ones((3, 2)) / 2).ok
+    True
+    """
+    from backcheck.nn.higher import grad
+    from backcheck.second_order import check_hvp
+
+    arrays = [np.asarray(x) for x in inputs]
+    out0 = fn(*[Tensor(a) for a in arrays])
+    u = dout if dout is not None else np.random.default_rng(seed + 11).standard_normal(out0.shape).astype(out0.dtype)
+
+    def tensors(params: Any) -> list[Tensor]:
+        return [Tensor(np.array(p, copy=True), requires_grad=True) for p in params]
+
+    def first_order(params: Any) -> list[np.ndarray]:
+        ts = tensors(params)
+        return [g.numpy().copy() for g in grad(fn(*ts), ts, u)]
+
+    def second_order(params: Any, v: Any) -> list[np.ndarray]:
+        ts = tensors(params)
+        gs = grad(fn(*ts), ts, u)
+        total = gs[0].__mul__(Tensor(np.asarray(v[0]))).sum()
+        for g, vi in zip(gs[1:], v[1:], strict=True):
+            total = total + (g * Tensor(np.asarray(vi))).sum()
+        return [h.numpy().copy() for h in grad(total, ts)]
+
+    def forward(*xs: np.ndarray) -> np.ndarray:
+        return fn(*[Tensor(x) for x in xs]).numpy().copy()
+
+    def backward(d: np.ndarray, *xs: np.ndarray) -> tuple[np.ndarray, ...]:
+        ts = tensors(xs)
+        return tuple(g.numpy().copy() for g in grad(fn(*ts), ts, d))
+
+    first = check_layer(forward, backward, tuple(arrays), dout=u, **options)
+    if not first.ok:
+        first.notes.insert(0, "the first-order gradient from the ops' tensor rules is wrong already")
+        return first
+    report = check_hvp(None, first_order, second_order, list(arrays), seed=seed, **options)
+    report.notes.insert(
+        0,
+        "second order: the derivative of <v, gradient> from the ops' tensor rules, checked "
+        "against finite differences of that gradient (the first order passed).",
+    )
+    return report
