@@ -69,6 +69,8 @@ TENSOR_RULES: dict[type[Function], Rule] = {
     ew.Sqrt: lambda ctx, g: (g / (_parents(ctx)[0].sqrt() * 2.0),),
     ew.Tanh: lambda ctx, g: (g * (1.0 - _parents(ctx)[0].tanh() ** 2),),
     ew.Sigmoid: lambda ctx, g: (g * _parents(ctx)[0].sigmoid() * (1.0 - _parents(ctx)[0].sigmoid()),),
+    # the mask is piecewise constant in the input: its own derivative is zero wherever it exists
+    ew.Relu: lambda ctx, g: (g * Tensor((_parents(ctx)[0].data > 0).astype(g.dtype)),),
     reduce.Sum: lambda ctx, g: (_expand(g, ctx),),
     reduce.Mean: lambda ctx, g: (_expand(g, ctx) / float(ctx.count),),
     linalg.MatMul: _matmul,
