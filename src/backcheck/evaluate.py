@@ -147,6 +147,8 @@ class Evaluator:
         self.remote: tuple[Callable[[Any], Any], Any] | None = None  # (f, private copy of the point)
         self.progress: Callable[[int, int], None] | None = None
         self._shifted = False
+        # first differences leave the scale alone, so that serial, batched and remote runs judge alike
+        self._track_scale = True
 
     # -- the original point -----------------------------------------------------------------------------
     def baseline(self) -> float:
@@ -213,12 +215,16 @@ class Evaluator:
         if self.output.scalar and not self.mutated:
             return self._serial_fast(idx, steps)
         fp, fm, dp, dm = np.empty(m), np.empty(m), np.empty(m), np.empty(m)
-        for k, i in enumerate(idx):
-            phis, disp = self.element(int(i), (steps[i], -steps[i]))
-            fp[k], fm[k] = phis
-            dp[k], dm[k] = disp
-            if self.progress is not None and k % 64 == 63:
-                self.progress(k + 1, m)
+        self._track_scale = False
+        try:
+            for k, i in enumerate(idx):
+                phis, disp = self.element(int(i), (steps[i], -steps[i]))
+                fp[k], fm[k] = phis
+                dp[k], dm[k] = disp
+                if self.progress is not None and k % 64 == 63:
+                    self.progress(k + 1, m)
+        finally:
+            self._track_scale = True
         return fp, fm, dp, dm
 
     def _serial_fast(self, idx: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -267,8 +273,6 @@ class Evaluator:
         order = np.argsort(which, kind="stable")
         out_fp, out_fm, out_dp, out_dm = (np.empty(m) for _ in range(4))
         out_fp[order], out_fm[order], out_dp[order], out_dm[order] = fp, fm, dp, dm
-        scale = float(np.max(np.abs(np.concatenate([fp, fm])))) if m else 0.0
-        self.scale = max(self.scale, scale)
         return out_fp, out_fm, out_dp, out_dm
 
     def _batched(self, idx: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -475,7 +479,8 @@ class Evaluator:
 
     def _eval_checked(self, where: Any) -> float:
         phi, scale, _dtype = self._eval(where)
-        self.scale = max(self.scale, scale)  # the largest magnitude seen bounds the round-off of every value
+        if self._track_scale:
+            self.scale = max(self.scale, scale)  # the largest magnitude seen bounds the round-off of every value
         if not math.isfinite(phi):
             self._nonfinite(phi, where)
         return phi

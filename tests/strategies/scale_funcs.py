@@ -25,3 +25,13 @@ def dies_in_worker(x):
     if os.getpid() != int(os.environ.get("BACKCHECK_TEST_PARENT", "0")):
         os._exit(3)  # a worker that crashes hard
     return loss(x)
+
+
+def layer_forward(x, w, labels):
+    return np.tanh(x @ w) * (1 + (labels[:, None] == np.arange(w.shape[1])))
+
+
+def layer_backward(dout, x, w, labels):
+    z = np.tanh(x @ w)
+    dz = dout * (1 + (labels[:, None] == np.arange(w.shape[1]))) * (1 - z**2)
+    return dz @ w.T, x.T @ dz, None

@@ -219,3 +219,15 @@ def test_vectorized_layer_check_matches_the_serial_one():
         forward, lambda d, x, w, y: (backward(d, x, w, y)[0], 0 * w, None), (x, w, labels), vectorized=True
     )
     assert [lf.status for lf in wrong.leaves] == ["pass", "fail"]
+
+
+def test_layer_check_on_a_process_pool_matches_the_serial_one(monkeypatch):
+    rng = np.random.default_rng(1)
+    inputs = (rng.normal(size=(5, 4)), rng.normal(size=(4, 3)), np.array([0, 2, 1, 1, 0]))
+    serial = backcheck.check_layer(scale_funcs.layer_forward, scale_funcs.layer_backward, inputs)
+    with pool(2, monkeypatch) as workers:
+        pooled = backcheck.check_layer(scale_funcs.layer_forward, scale_funcs.layer_backward, inputs, executor=workers)
+    assert serial.ok and pooled.to_dict()["leaves"] == serial.to_dict()["leaves"]
+    assert pooled.n_evals == serial.n_evals
+    for name in ("x", "w"):
+        assert np.array_equal(pooled.numeric[name], serial.numeric[name])

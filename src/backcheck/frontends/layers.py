@@ -84,6 +84,7 @@ def check_layer(
     names: Sequence[str] | None = None,
     vectorized: bool = False,
     max_batch_bytes: int = 4 * 2**20,
+    executor: Any = None,
 ) -> Report:
     """Check a layer's backward pass against finite differences of its forward pass.
 
@@ -120,6 +121,9 @@ def check_layer(
         ``forward`` accepts its float inputs with a leading batch axis (labels and other fixed inputs as
         they are) and returns outputs with that axis: the first differences are then evaluated many points
         per call, in chunks of at most ``max_batch_bytes`` of inputs. ``backward`` is called unbatched.
+    executor : concurrent.futures.Executor or dask.distributed.Client, optional
+        Spread the first differences over its workers, as in :func:`backcheck.check` (``forward`` must be
+        picklable: defined at module level).
 
     Returns
     -------
@@ -248,6 +252,9 @@ def check_layer(
         fname,
     )
     ev.max_batch_bytes = max_batch_bytes
+    if executor is not None:
+        ev.executor = executor
+        ev.remote = (LayerPhi(forward, names, fixed, cache, u), eval_tree.fresh())
     if vectorized:
         u_rows = [np.asarray(x, dtype=np.float64).reshape(-1) for x in u]
 
@@ -350,6 +357,23 @@ def check_layer(
         report.notes.insert(0, random_note)
     tree.restore()
     return report
+
+
+class LayerPhi:
+    """``phi = <dout, forward(*inputs)>`` as a picklable callable of the differentiable inputs, for workers."""
+
+    def __init__(
+        self, forward: Callable[..., Any], names: list[str], fixed: dict[str, Any], cache: bool, u: list[np.ndarray]
+    ) -> None:
+        self.forward, self.names, self.fixed, self.cache = forward, names, fixed, cache
+        self.u = [np.asarray(x, dtype=np.float64).reshape(-1) for x in u]
+        self.__name__ = function_name(forward, "forward")
+
+    def __call__(self, current: Mapping[str, Any]) -> float:
+        out = self.forward(*[current[n] if n in current else self.fixed[n] for n in self.names])
+        out = out[0] if self.cache else out
+        parts = [np.asarray(x, dtype=np.float64).reshape(-1) for _, x in _flatten_out(out)]
+        return float(sum(float(np.dot(uu, p)) for uu, p in zip(self.u, parts, strict=True)))
 
 
 def _wide_gradient(
