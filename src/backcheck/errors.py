@@ -34,10 +34,6 @@ class NonFiniteError(BadInputError):
     """NaN or Inf in a function's output or in a gradient."""
 
 
-class MutationError(BadInputError):
-    """A user function modified an array it was given."""
-
-
 class NondeterministicError(BadInputError):
     """A function returned different values for the same input (dropout, sampling, an unseeded generator)."""
 

@@ -17,7 +17,6 @@ import numpy as np
 
 from backcheck.errors import (
     BackcheckError,
-    MutationError,
     NondeterministicError,
     NonFiniteError,
     NotScalarError,
@@ -174,16 +173,6 @@ class Evaluator:
             )
         self.phi0, self.scale, self.out_dtype = phi, scale, dtype
         return phi
-
-    def mutation_error(self) -> MutationError:
-        leaf, idx = self.mutated[0]
-        shown = ", ".join(leaf.element_name(int(i)) for i in idx[:5])
-        more = f" and {idx.size - 5} more" if idx.size > 5 else ""
-        return MutationError(
-            f"{self.fname} modified its input {leaf.name} in place ({idx.size} element(s): {shown}{more}).",
-            "a forward pass must not write into its inputs; copy first (x = x.copy()) or use out-of-place ops "
-            "(x = x - m instead of x -= m).",
-        )
 
     # -- many points at once ------------------------------------------------------------------------------
     def first_differences(

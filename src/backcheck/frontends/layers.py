@@ -32,6 +32,7 @@ from backcheck.errors import (
 )
 from backcheck.evaluate import Evaluator, Output
 from backcheck.numeric.grad import function_name
+from backcheck.progress import Progress
 from backcheck.report import Finding, Report
 from backcheck.tree import Tree
 
@@ -85,6 +86,7 @@ def check_layer(
     vectorized: bool = False,
     max_batch_bytes: int = 4 * 2**20,
     executor: Any = None,
+    progress: bool | None = None,
 ) -> Report:
     """Check a layer's backward pass against finite differences of its forward pass.
 
@@ -124,6 +126,8 @@ def check_layer(
     executor : concurrent.futures.Executor or dask.distributed.Client, optional
         Spread the first differences over its workers, as in :func:`backcheck.check` (``forward`` must be
         picklable: defined at module level).
+    progress : bool, optional
+        A progress bar on checks longer than about a second, as in :func:`backcheck.check`.
 
     Returns
     -------
@@ -334,25 +338,27 @@ def check_layer(
         )
 
     g_wide = _wide_gradient(eval_tree, tree, fixed, names, diff_names, out0, u, parts, forward, backward, cache)
-    report = evaluate_and_report(
-        title=f"{fname} / {bname}",
-        kind="layer",
-        tree=tree,
-        ev=ev,
-        g=g,
-        strategy=strategy,
-        samples=samples,
-        atol=atol,
-        rtol=rtol,
-        step=step,
-        seed=seed,
-        findings=findings,
-        skipped=skipped,
-        started=started,
-        curves=curves,
-        regrad=regrad,
-        g_wide=g_wide,
-    )
+    with Progress(fname, progress) as bar:
+        ev.progress = bar
+        report = evaluate_and_report(
+            title=f"{fname} / {bname}",
+            kind="layer",
+            tree=tree,
+            ev=ev,
+            g=g,
+            strategy=strategy,
+            samples=samples,
+            atol=atol,
+            rtol=rtol,
+            step=step,
+            seed=seed,
+            findings=findings,
+            skipped=skipped,
+            started=started,
+            curves=curves,
+            regrad=regrad,
+            g_wide=g_wide,
+        )
     if random_note:
         report.notes.insert(0, random_note)
     tree.restore()

@@ -94,18 +94,6 @@ def one_sided(ev: Evaluator, fp: float, fm: float, dp: float, dm: float) -> tupl
     return (fp - fm) / (dp - dm), (fp - ev.phi0) / dp, (ev.phi0 - fm) / -dm
 
 
-def probe_direction(
-    ev: Evaluator, idx: np.ndarray, coef: np.ndarray, t: float, g: np.ndarray
-) -> tuple[Probe, tuple[float, float]]:
-    """Probe along a sparse direction; also return the analytic ``<g, d>/|d|`` for the actual steps taken."""
-    phis, disps = ev.direction(idx, coef, (t, -t, t / 2, -t / 2))
-    gv = g[np.asarray(idx)[np.argsort(idx, kind="stable")]]
-    # the analytic directional derivative per unit of the nominal step, for each actual displacement
-    proj = [float(np.dot(gv, d)) for d in disps]
-    analytic = ((proj[0] - proj[1]) / (2 * t), (proj[2] - proj[3]) / t)
-    return _probe(ev, phis, np.array([t, -t, t / 2, -t / 2])), analytic
-
-
 def _probe(ev: Evaluator, phis: np.ndarray, disp: np.ndarray) -> Probe:
     fp1, fm1, fp2, fm2 = phis
     dp1, dm1, dp2, dm2 = disp

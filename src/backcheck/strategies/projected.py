@@ -23,7 +23,8 @@ import numpy as np
 
 from backcheck.evaluate import Evaluator
 from backcheck.numeric.grad import noise_level
-from backcheck.verdict import FAILING, KINK, MISMATCH, OK, RES_FACTOR, SAFETY, Tolerance, judge, resolution
+from backcheck.strategies.elementwise import run
+from backcheck.verdict import FAILING, KINK, OK, RES_FACTOR, SAFETY, Tolerance
 
 #: Directions per array for the projected check (half Rademacher, half Gaussian).
 DIRECTIONS = 8
@@ -225,17 +226,14 @@ def _judge_one(
     tol: Tolerance,
     out: Localized,
 ) -> None:
-    one = np.array([i])
-    fp, fm, dp, dm = ev.first_differences(one, steps)
-    a = g[one]
-    res = resolution(a, (fp - fm) / (dp - dm), 1.0, rms[one]) * grad_eps[one]
-    j = judge(ev, one, a, steps[one], fp, fm, dp, dm, res, tol)
-    st = str(j.status[0])
+    """Judge one localized element exactly as the full check would; keep it if wrong or at a kink."""
+    sub = run(ev, g, steps, np.array([i]), tol, grad_eps, rms)
+    st = str(sub.status[0])
     if st in FAILING or st == KINK:
         out.found.append(int(i))
-        out.numeric[int(i)] = float(j.numeric[0])
-        out.bound[int(i)] = float(j.bound[0])
-        out.status[int(i)] = st if st != "kink?" else MISMATCH
+        out.numeric[int(i)] = float(sub.numeric[0])
+        out.bound[int(i)] = float(sub.bound[0])
+        out.status[int(i)] = st
 
 
 __all__ = ["DIRECTIONS", "MAX_LOCALIZED", "OK", "localize", "project_leaf"]
