@@ -5,6 +5,7 @@
 True
 """
 
+from backcheck._version import __version__ as __version__
 from backcheck.api import assert_grad, check
 from backcheck.cases import case
 from backcheck.errors import (
@@ -23,8 +24,6 @@ from backcheck.numeric import numerical_grad
 from backcheck.randomness import freeze_rng
 from backcheck.report import Element, Finding, LeafReport, Report
 from backcheck.second_order import check_grad_of_grad, check_hvp
-
-__version__ = "0.1.0"
 
 __all__ = [
     "check",

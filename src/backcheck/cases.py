@@ -38,7 +38,7 @@ import fnmatch
 import importlib.util
 import inspect
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -141,13 +141,6 @@ def collect(namespace: ModuleType | Mapping[str, Any]) -> list[Case]:
             seen.add(id(c))
             out.append(c)
     return out
-
-
-def select(cases: Sequence[Case], patterns: Sequence[str] | None) -> list[Case]:
-    """Cases whose name contains one of ``patterns`` (or matches it as a glob: ``*``, ``?``, ``[...]``)."""
-    if not patterns:
-        return list(cases)
-    return [c for c in cases if any(matches(c.name, p) for p in patterns)]
 
 
 def matches(name: str, pattern: str) -> bool:

@@ -30,7 +30,7 @@ FRAMES = 3
 
 
 def _parser() -> argparse.ArgumentParser:
-    from backcheck import __version__
+    from backcheck._version import __version__
 
     parser = argparse.ArgumentParser(prog="backcheck", description="Trustworthy gradient checking.")
     parser.add_argument("--version", action="version", version=f"backcheck {__version__}")

@@ -9,8 +9,8 @@ import io
 from pathlib import Path
 
 import numpy as np
+from _browser import find_chromium, load_page
 
-from backcheck.render._browser import find_chromium, load_page
 from backcheck.render.html import write_html
 from backcheck.report import Report
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from backcheck._version import __version__ as version
 from backcheck.render import svg
 from backcheck.render._data import LeafData, as_list, leaf_data, overall_status
 
@@ -219,10 +220,6 @@ def render_html(reports: Report | Sequence[Report], title: str = "backcheck repo
                     f"<td>{_e(r.kind)}</td><td>{_e(r.strategy)}</td><td>{_badge(r.status)}</td><td>{wrong}</td><td>{checked}</td>"
                     f"<td>{r.n_evals}</td><td>{_e(f'{r.seconds:.3g}')}</td></tr>")
     rows.append("</table>")
-    try:
-        from backcheck import __version__ as version
-    except ImportError:  # pragma: no cover - a partial installation
-        version = "?"
     when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     sections = [_check_section(r, name, f"c{k}", expand)
                 for k, (r, name) in enumerate(zip(items, names, strict=True))]

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from backcheck._version import __version__ as version
 from backcheck.render._data import as_list, overall_status
 
 if TYPE_CHECKING:
@@ -58,10 +59,6 @@ def _clean(obj: Any) -> Any:
 def to_document(reports: Report | Sequence[Report], labels: Sequence[str] | None = None) -> dict[str, Any]:
     """The JSON document as a Python dict (see the module docstring)."""
     items = as_list(reports)
-    try:
-        from backcheck import __version__ as version
-    except ImportError:  # pragma: no cover - a partial installation
-        version = "unknown"
     dicts = [r.to_dict() for r in items]
     if labels is not None:
         names = list(labels)

@@ -259,19 +259,3 @@ def load_page(path: str | os.PathLike[str], *, screenshot: bool = True, size: tu
             log.close()
     return PageLoad(url, loaded, entries, shot)
 
-
-def screenshot_cli(path: str | os.PathLike[str], png: str | os.PathLike[str],
-                   size: tuple[int, int] = (1200, 2000), timeout: float = 60.0) -> Path:
-    """Screenshot a local HTML file with Chromium's own ``--screenshot`` flag (no DevTools protocol)."""
-    exe = find_chromium()
-    if exe is None:
-        raise BrowserError(MISSING)
-    out = Path(png).resolve()
-    with tempfile.TemporaryDirectory(prefix="backcheck-chromium-") as profile:
-        argv = command(exe, profile, f"--screenshot={out}", f"--window-size={size[0]},{size[1]}",
-                       Path(path).resolve().as_uri())
-        subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       timeout=timeout, check=False)
-    if not out.exists():
-        raise BrowserError(f"Chromium wrote no screenshot to {out}.")
-    return out
