@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import sysconfig
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,8 +30,40 @@ EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 FRAMES = 3
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer (e.g. --samples 100)")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a non-negative integer (e.g. --seed 0)")
+    return value
+
+
+def _output(text: str) -> str:
+    """A report path whose folder exists (the folder is never created behind the user's back)."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name in it, e.g. {path / 'report'}")
+    folder = path.parent
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"the folder {folder} does not exist (create it first: mkdir -p {folder})")
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
     from backcheck._version import __version__
+    from backcheck.strategies import STRATEGIES
 
     parser = argparse.ArgumentParser(prog="backcheck", description="Trustworthy gradient checking.")
     parser.add_argument("--version", action="version", version=f"backcheck {__version__}")
@@ -44,11 +77,14 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("files", nargs="+", metavar="FILE.py", help="Python files defining cases")
     chk.add_argument("-k", dest="patterns", action="append", metavar="PATTERN",
                      help="run only cases whose name contains PATTERN (or matches it as a glob); repeatable")
-    chk.add_argument("--html", metavar="PATH", help="write an HTML report (with error-versus-step curves)")
-    chk.add_argument("--json", metavar="PATH", help="write a JSON report (schema: docs/report-schema.json)")
-    chk.add_argument("--strategy", help="override the strategy of every case (full, sparse, ...)")
-    chk.add_argument("--samples", type=int, metavar="N", help="elements to sample with --strategy sparse")
-    chk.add_argument("--seed", type=int, help="override the seed of every case")
+    chk.add_argument("--html", metavar="PATH", type=_output,
+                     help="write an HTML report (with error-versus-step curves); its folder must exist")
+    chk.add_argument("--json", metavar="PATH", type=_output,
+                     help="write a JSON report (schema: docs/report-schema.json); its folder must exist")
+    chk.add_argument("--strategy", choices=STRATEGIES, help="override the strategy of every case")
+    chk.add_argument("--samples", type=_positive_int, metavar="N",
+                     help="elements to sample with --strategy sparse")
+    chk.add_argument("--seed", type=_seed, help="override the seed of every case")
     chk.add_argument("--dtype", choices=("float32", "float64"),
                      help="cast the float inputs of every case to this dtype before checking")
     chk.add_argument("--list", action="store_true", help="list the cases and exit")
@@ -73,9 +109,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_ERROR
 
 
+def _not_yours() -> tuple[str, ...]:
+    """Folders whose frames are not the user's code: backcheck, the standard library, installed packages."""
+    paths = sysconfig.get_paths()
+    folders = {Path(__file__).resolve().parent, *(Path(paths[k]).resolve() for k in ("stdlib", "purelib", "platlib"))}
+    return tuple(str(f) for f in folders)
+
+
+def _yours(filename: str, files: set[str], others: tuple[str, ...]) -> bool:
+    """True for a frame of the user's code: a file they named, or any file outside ``others``."""
+    if filename.startswith("<"):  # <frozen importlib._bootstrap>, <string>
+        return False
+    path = str(Path(filename).resolve())
+    return path in files or not any(path.startswith(folder + os.sep) for folder in others)
+
+
 def brief_traceback(exc: BaseException, user_files: Sequence[str | os.PathLike[str]],
                     frames: int = FRAMES) -> str:
-    """The last ``frames`` frames in the user's files and the exception (the user's own, if wrapped)."""
+    """The last ``frames`` frames of the user's code and the exception (the user's own, if wrapped).
+
+    The user's code is the files they named and any module of theirs those import; frames of backcheck, of
+    the standard library (importlib, when a case file is imported) and of installed packages are left out.
+    A syntax error names the user's file and line itself.
+    """
     files = {str(Path(f).resolve()) for f in user_files}
     shown: BaseException = exc
     if exc.__cause__ is not None:
@@ -84,15 +140,13 @@ def brief_traceback(exc: BaseException, user_files: Sequence[str | os.PathLike[s
         if isinstance(exc, UserFunctionError):
             shown = exc.__cause__
     stack = traceback.extract_tb(shown.__traceback__)
-    mine = [fr for fr in stack if str(Path(fr.filename).resolve()) in files]
+    others = _not_yours()
+    mine = [fr for fr in stack if _yours(fr.filename, files, others)]
     header = "Traceback (last frames of your code):\n"
-    if not mine:
-        package = str(Path(__file__).resolve().parent)
-        mine = [fr for fr in stack if not str(Path(fr.filename).resolve()).startswith(package)]
-    if not mine:  # raised inside backcheck itself
+    if not mine and not isinstance(shown, SyntaxError):  # raised inside backcheck or a library
         mine, header = list(stack), "Traceback (last frames):\n"
     picked = traceback.StackSummary.from_list(mine[-frames:])
-    text = header if picked else ""
+    text = header if picked or isinstance(shown, SyntaxError) else ""
     text += "".join(picked.format())
     text += "".join(traceback.format_exception_only(type(shown), shown))
     if shown is not exc:

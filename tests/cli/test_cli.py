@@ -104,6 +104,7 @@ def test_all_pass(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_mismatch_exits_1_and_writes_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write(tmp_path, CASES, BUGGY)
+    (tmp_path / "out").mkdir()
     html, js = tmp_path / "out" / "r.html", tmp_path / "r.json"
     assert main(["check", str(path), "--html", str(html), "--json", str(js)]) == 1
     out = capsys.readouterr().out
@@ -188,6 +189,53 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     path = write(tmp_path, CASES, name="ok_cases.py")
     assert main(["check", str(path), "-k", "affine", "--strategy", "nonsense"]) == 2
     assert "strategy" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", [["--samples", "-5"], ["--samples", "0"], ["--samples", "many"],
+                                    ["--strategy", "nonsense"], ["--seed", "-1"]])
+def test_bad_option_is_one_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                       option: list[str]) -> None:
+    """A bad option is refused once, before any case runs, not once per case."""
+    path = write(tmp_path, CASES)
+    assert main(["check", str(path), *option]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no case ran
+    assert captured.err.count(f"argument {option[0]}") == 1, captured.err
+    assert "ERROR" not in captured.err and captured.err.startswith("usage: backcheck check")
+
+
+@pytest.mark.parametrize("flag", ["--html", "--json"])
+def test_report_into_a_missing_folder_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       flag: str) -> None:
+    path = write(tmp_path, CASES)
+    missing = tmp_path / "no_such_folder"
+    assert main(["check", str(path), flag, str(missing / "report.out")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and f"the folder {missing} does not exist" in captured.err
+    assert not missing.exists()  # not created behind the user's back
+    assert main(["check", str(path), flag, str(tmp_path)]) == 2  # a folder, not a file name
+    assert f"{tmp_path} is a folder" in capsys.readouterr().err
+
+
+def test_syntax_error_shows_the_users_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "import numpy as np\n\n\ndef f(:\n    pass\n", name="syntax.py")
+    assert main(["check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback (last frames of your code):" in err
+    assert f'File "{path}", line 4' in err and "SyntaxError" in err and "def f(:" in err
+    assert "importlib" not in err and "<frozen" not in err
+
+
+def test_error_in_a_module_the_case_file_imports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    helper = write(tmp_path, "x = 1\ny = {}['nope']\n", name="helper_mod_raises.py")
+    broken = write(tmp_path, "def g(:\n", name="helper_mod_syntax.py")
+    for mod, where, what in ((helper, "line 2", "KeyError"), (broken, "line 1", "SyntaxError")):
+        path = write(tmp_path, f"import numpy as np\nimport {mod.stem}\n", name=f"uses_{mod.stem}.py")
+        assert main(["check", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert f'File "{path}", line 2, in <module>' in err, err  # the case file's import line
+        assert f'File "{mod}", {where}' in err and what in err, err  # and where the helper went wrong
+        assert "importlib" not in err and "<frozen" not in err
 
 
 def test_malformed_cases(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
