@@ -42,6 +42,14 @@ class UserFunctionError(BackcheckError, RuntimeError):
     """A user function raised; the original exception is chained as ``__cause__``."""
 
 
+class EvaluationError(BackcheckError, RuntimeError):
+    """A worker failed (died, or could not run the function); the user's arrays are intact."""
+
+
+class CaseError(BackcheckError, ValueError):
+    """A case file or a ``@backcheck.case`` function is malformed (the CLI and the pytest plugin report it)."""
+
+
 class GradientMismatch(AssertionError):
     """Raised by the ``assert_*`` functions; the message is the report's table.
 

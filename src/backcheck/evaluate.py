@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -113,6 +114,20 @@ def _as_array(out: Any, what: str) -> np.ndarray:
         ) from exc
 
 
+@dataclass(frozen=True)
+class Backend:
+    """How an :class:`Evaluator` evaluates many first differences: serially (the default), vectorized
+    (``batch_call``: phi of a tree whose arrays carry a leading batch axis, in chunks of at most
+    ``max_batch_bytes``), or on an executor (``executor`` with ``remote = (phi, private copy of the point)``).
+    """
+
+    batch_call: Callable[[Any], Any] | None = None
+    #: rows that stay in cache beat fewer, larger calls
+    max_batch_bytes: int = 4 * 2**20
+    executor: Any = None
+    remote: tuple[Callable[[Any], Any], Any] | None = None
+
+
 class Evaluator:
     """Evaluate ``phi`` at the original point and at points perturbed along sparse directions.
 
@@ -128,7 +143,15 @@ class Evaluator:
         The function's name, for messages.
     """
 
-    def __init__(self, tree: Tree, call: Callable[[Any], Any], output: Output, fname: str = "f"):
+    def __init__(
+        self,
+        tree: Tree,
+        call: Callable[[Any], Any],
+        output: Output,
+        fname: str = "f",
+        *,
+        backend: Backend | None = None,
+    ):
         self.tree = tree
         self.call = call
         self.output = output
@@ -139,11 +162,13 @@ class Evaluator:
         self.out_dtype = np.dtype(np.float64)
         self.noise = 0.0  # measured noise of phi (numeric.noise), 0 until estimated
         self.mutated: list[tuple[Leaf, np.ndarray]] = []
-        # optional ways to evaluate many points at once (first differences only)
-        self.batch_call: Callable[[Any], Any] | None = None  # f on a tree whose arrays have a batch axis
-        self.max_batch_bytes = 4 * 2**20  # rows that stay in cache beat fewer, larger calls
-        self.executor: Any = None
-        self.remote: tuple[Callable[[Any], Any], Any] | None = None  # (f, private copy of the point)
+        self.ready = False  # True once the baseline has been evaluated
+        backend = backend or Backend()
+        # optional ways to evaluate many points at once (first differences only), chosen when built
+        self.batch_call = backend.batch_call  # phi on a tree whose arrays have a batch axis
+        self.max_batch_bytes = backend.max_batch_bytes
+        self.executor = backend.executor
+        self.remote = backend.remote  # (phi, private copy of the point)
         self.progress: Callable[[int, int], None] | None = None
         self._shifted = False
         # first differences leave the scale alone, so that serial, batched and remote runs judge alike
@@ -172,6 +197,7 @@ class Evaluator:
                 "check the inputs for NaN/Inf, and the function for log(0), 0/0 or overflow.",
             )
         self.phi0, self.scale, self.out_dtype = phi, scale, dtype
+        self.ready = True
         return phi
 
     # -- many points at once ------------------------------------------------------------------------------

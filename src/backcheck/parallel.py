@@ -14,12 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.errors import BackcheckError, BadInputError, UserFunctionError
+from backcheck.errors import BadInputError, EvaluationError, UserFunctionError
 
-
-class EvaluationError(BackcheckError, RuntimeError):
-    """A worker failed (died, or could not run the function); the user's arrays are intact."""
-
+__all__ = ["EvaluationError", "run_pairs"]
 
 def _chunk_values(
     f: Callable[[Any], Any], point: Any, pairs: Sequence[tuple[int, float]]
@@ -27,7 +24,8 @@ def _chunk_values(
     """Worker side: ``f`` at ``point`` with one element moved by one step, for each (element, step)."""
     from backcheck.tree import Tree
 
-    tree = Tree(point, "params")
+    # a private copy per task: tasks on threads of one process must never share a perturbed point
+    tree = Tree(point, "params", in_place=False)
     values, disps = [], []
     for i, s in pairs:
         leaf, local = tree.locate(i)

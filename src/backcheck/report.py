@@ -98,6 +98,10 @@ class LeafReport:
         }
 
 
+#: Findings that fail a check whatever its elements say.
+FAILING_FINDINGS = ("mutation", "missing gradient", "saved state")
+
+
 @dataclass
 class Finding:
     """Something wrong that is not a per-element mismatch, e.g. a function that writes into its inputs."""
@@ -177,10 +181,12 @@ class Report:
 
     @property
     def status(self) -> str:
-        if any(f.kind in ("mutation",) for f in self.findings) or any(lf.status == "fail" for lf in self.leaves):
+        if any(f.kind in FAILING_FINDINGS for f in self.findings) or any(lf.status == "fail" for lf in self.leaves):
             return "fail"
         if any(lf.status == "inconclusive" for lf in self.leaves):
             return "inconclusive"
+        if not self.leaves or all(lf.status == "skipped" for lf in self.leaves):
+            return "inconclusive"  # nothing was compared: nothing is vouched for
         return "pass"
 
     @property

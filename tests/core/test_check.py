@@ -205,10 +205,23 @@ def test_layer_with_labels_and_tuple_output():
     assert [lf.name for lf in r.leaves] == ["x"]
 
 
-def test_backward_returning_none_for_a_float_input_is_reported_as_skipped():
-    r = backcheck.check_layer(lambda x, m: x * m, lambda d, x, m: (d * m, None), (np.ones(3), np.ones(3) * 0.5))
-    assert r.ok
+def test_backward_returning_none_for_a_float_input_fails_unless_declared_constant():
+    fwd, bwd = (lambda x, m: x * m), (lambda d, x, m: (d * m, None))
+    inputs = (np.ones(3), np.ones(3) * 0.5)
+    r = backcheck.check_layer(fwd, bwd, inputs)
+    assert r.status == "fail"
     assert r.leaf("m").status == "skipped" and "None" in r.leaf("m").note
+    assert [f.kind for f in r.findings] == ["missing gradient"] and r.findings[0].elements == ["m"]
+    declared = backcheck.check_layer(fwd, bwd, inputs, constant=["m"])
+    assert declared.ok, declared
+    assert [lf.name for lf in declared.leaves] == ["x"]
+
+
+def test_a_report_in_which_nothing_was_compared_is_never_pass():
+    r = backcheck.check_layer(lambda x: 2 * x, lambda d, x: None, (np.ones(3),))
+    assert r.status == "fail" and r.leaf("x").n_checked == 0
+    r2 = backcheck.check_layer(lambda x: 2 * x, lambda d, x: (None,), (np.ones(3),), constant=None)
+    assert not r2.ok
 
 
 def test_float32_layer_is_checked_against_float64_numerics():

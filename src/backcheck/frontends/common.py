@@ -5,21 +5,20 @@ and argument names. Framework-free: numpy and the core only.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import inspect
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from backcheck.api import evaluate_and_report
+from backcheck.contract import Analytic, Contract, Section
 from backcheck.evaluate import Evaluator, Output
 from backcheck.numeric.steps import default_steps
+from backcheck.options import Options
 from backcheck.report import Finding, Report
+from backcheck.run import run
 from backcheck.strategies import choose, resolve
 from backcheck.tree import Tree
 
@@ -195,32 +194,6 @@ def first_line(exc: BaseException) -> str:
     return line if len(line) <= 160 else line[:157] + "..."
 
 
-@dataclass
-class Section:
-    """The analytic side of one section of a report.
-
-    ``g`` is the flat gradient at the original point; ``at(values)`` recomputes it at another point, given
-    as one array per leaf (used to re-check elements at kinks nearby); ``prefix`` names the section's leaves.
-    """
-
-    g: np.ndarray
-    at: Callable[[list[np.ndarray]], np.ndarray] | None
-    prefix: str = ""
-    note: str = ""
-
-
-def _regrad(sec: Section, ev: Evaluator) -> Callable[[], np.ndarray] | None:
-    """The section's gradient wherever ``ev`` has moved its point to."""
-    at = sec.at
-    if at is None:
-        return None
-    return lambda: at([lf.work for lf in ev.tree.leaves])
-
-
-def _prefixed(tree: Tree, prefix: str, root: str) -> Tree:
-    return Tree({prefix + lf.name: lf.original.copy() for lf in tree.leaves}, root, in_place=False, bare_keys=True)
-
-
 def report_sections(
     *,
     title: str,
@@ -228,86 +201,36 @@ def report_sections(
     tree: Tree,
     ev: CachedEvaluator,
     sections: list[Section],
-    strategy: str | None,
-    samples: int | None,
-    atol: float | None,
-    rtol: float | None,
-    step: Any,
-    seed: int,
     findings: list[Finding],
     notes: list[str],
-    started: float,
-    curves: bool,
     root: str = "inputs",
+    options: Options | None = None,
     grad_eps: np.ndarray | None = None,
+    **option_values: Any,
 ) -> Report:
-    """Judge every section against the same numeric side and merge them into one report.
+    """Judge every section against the same numeric side (an evaluator already at its baseline).
 
-    The first section is reported under the leaves' own names; further sections (the forward-mode check)
-    under prefixed names, e.g. ``jvp:x[3]``. The evaluator remembers its points, so a further section costs
-    evaluations only where its verdict needs refinement.
+    ``options``, or the option values as keywords (``strategy=``, ``seed=``, ...), say how.
     """
-    first, *rest = sections
-    report = evaluate_and_report(
+    option_values.pop("started", None)
+    options = options or Options.make(**option_values)
+    if grad_eps is not None:
+        sections = [dataclasses.replace(sec, grad_eps=grad_eps) for sec in sections]
+    contract = Contract(
         title=title,
         kind=kind,
         tree=tree,
-        ev=ev,
-        g=first.g,
-        strategy=strategy,
-        samples=samples,
-        atol=atol,
-        rtol=rtol,
-        step=step,
-        seed=seed,
-        findings=findings,
-        started=started,
-        curves=curves,
-        regrad=_regrad(first, ev),
-        grad_eps=grad_eps,
+        point=ev.tree,
+        call=ev.call,
+        output=ev.output,
+        analytic=lambda: Analytic(tuple(sections)),
+        fname=ev.fname,
+        evaluator=ev,
+        findings=tuple(findings),
+        notes=tuple(notes),
+        root=root,
     )
-    leaves, all_notes, all_findings = list(report.leaves), list(report.notes), list(report.findings)
-    all_curves = list(report.curves)
-    for sec in rest:
-        tree2 = _prefixed(tree, sec.prefix, root)
-        ev2 = copy.copy(ev)  # shares the remembered points
-        ev2.tree = tree2 if ev.tree is tree else _prefixed(ev.tree, sec.prefix, root)
-        try:
-            r2 = evaluate_and_report(
-                title=title,
-                kind=kind,
-                tree=tree2,
-                ev=ev2,
-                g=sec.g,
-                strategy=strategy,
-                samples=samples,
-                atol=atol,
-                rtol=rtol,
-                step=step,
-                seed=seed,
-                findings=[],
-                started=started,
-                curves=curves,
-                regrad=_regrad(sec, ev2),
-                grad_eps=grad_eps,
-            )
-        finally:
-            ev.n_evals, ev.scale = ev2.n_evals, max(ev.scale, ev2.scale)
-        leaves.extend(r2.leaves)
-        all_findings.extend(r2.findings)
-        all_curves.extend(r2.curves)
-        all_notes.extend(n for n in r2.notes if n not in all_notes)
-    all_notes.extend(s.note for s in sections if s.note)
-    all_notes.extend(notes)
-    return dataclasses.replace(
-        report,
-        leaves=leaves,
-        notes=all_notes,
-        findings=all_findings,
-        curves=all_curves,
-        n_evals=ev.n_evals,
-        seconds=time.perf_counter() - started,
-    )
+    return run(contract, options)
 
 
 def default_cotangent(shapes: Sequence[tuple[int, ...]], seed: int, complex_parts: Sequence[bool]) -> list[np.ndarray]:

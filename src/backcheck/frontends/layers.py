@@ -8,49 +8,23 @@ check_layer works on private copies: the caller's arrays are never written.
 
 from __future__ import annotations
 
-import inspect
-import time
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from backcheck.api import (
-    call_user,
-    check_finite,
-    check_random_mode,
-    evaluate_and_report,
-    mutation_finding,
-    replay_randomness,
-)
-from backcheck.errors import (
-    BadInputError,
-    GradientMismatch,
-    GradientStructureError,
-    NondeterministicError,
-    NonFiniteError,
-)
-from backcheck.evaluate import Evaluator, Output
-from backcheck.numeric.grad import function_name
-from backcheck.progress import Progress
+from backcheck.api import replay_randomness
+from backcheck.calls import arg_names, call_user, function_name
+from backcheck.contract import Analytic, Contract, Section
+from backcheck.errors import BadInputError, GradientMismatch, GradientStructureError, NonFiniteError
+from backcheck.evaluate import Output
+from backcheck.findings import changed_elements, mutation_finding
+from backcheck.options import Options
 from backcheck.report import Finding, Report
+from backcheck.run import run
 from backcheck.tree import Tree
-
-
-def _input_names(forward: Callable[..., Any], n: int) -> list[str]:
-    try:
-        params = list(inspect.signature(forward).parameters.values())
-    except (TypeError, ValueError):
-        params = []
-    names = []
-    for k in range(n):
-        if k < len(params) and params[k].kind in (params[k].POSITIONAL_ONLY, params[k].POSITIONAL_OR_KEYWORD):
-            names.append(params[k].name)
-        elif params and params[-1].kind == params[-1].VAR_POSITIONAL:
-            names.append(f"{params[-1].name}[{k - len(params) + 1}]")
-        else:
-            names.append(f"input{k}")
-    return names
 
 
 def _flatten_out(out: Any, prefix: str = "out") -> list[tuple[str, Any]]:
@@ -73,12 +47,13 @@ def check_layer(
     *,
     cache: bool = False,
     wrt: Sequence[str] | None = None,
+    constant: Sequence[str] | None = None,
     strategy: str | None = None,
     samples: int | None = None,
     atol: float | None = None,
     rtol: float | None = None,
     step: Any = None,
-    seed: int = 0,
+    seed: Any = 0,
     upcast: bool | None = None,
     curves: bool = False,
     random: str = "auto",
@@ -106,6 +81,10 @@ def check_layer(
         The upstream gradient. Default: a seeded standard normal array of ``out``'s shape and dtype.
     wrt : sequence of str, optional
         Check only these inputs (by name).
+    constant : sequence of str, optional
+        Float inputs that are constants of the layer (a mask, a fixed weight): passed through unperturbed, and
+        ``backward`` may return None for them. A float input whose gradient is None and that is not declared
+        here fails the check with a 'missing gradient' finding.
     strategy, samples, atol, rtol, step, seed
         As in :func:`backcheck.check`.
     upcast : bool, optional
@@ -146,223 +125,23 @@ def check_layer(
     >>> backcheck.check_layer(affine_forward, affine_backward, (x, w, b)).ok
     True
     """
-    started = time.perf_counter()
-    fname, bname = function_name(forward, "forward"), function_name(backward, "backward")
-    if isinstance(inputs, Mapping):
-        raise BadInputError(
-            "inputs is a dict; check_layer takes the inputs positionally, in forward's parameter order.",
-            "pass a tuple, e.g. inputs=(x, w, b).",
-        )
-    if not isinstance(inputs, (list, tuple)):
-        inputs = (inputs,)
-    if names is not None and len(names) != len(inputs):
-        raise BadInputError(f"names has {len(names)} entries for {len(inputs)} inputs.", "give one name per input.")
-    names = list(names) if names is not None else _input_names(forward, len(inputs))
-    if wrt is not None:
-        unknown = [w for w in wrt if w not in names]
-        if unknown:
-            raise BadInputError(
-                f"wrt names {unknown}, which are not inputs of {fname}: {names}.", f"choose from {names}."
-            )
-    diff_names = [n for n, x in zip(names, inputs, strict=True) if _is_float(x) and (wrt is None or n in wrt)]
-    if not diff_names:
-        raise BadInputError(
-            f"none of {fname}'s inputs ({', '.join(names)}) is a float array to differentiate.",
-            "pass float arrays (integer labels and masks are passed through unperturbed).",
-        )
-    fixed = {
-        n: (x.copy() if isinstance(x, np.ndarray) else x)
-        for n, x in zip(names, inputs, strict=True)
-        if n not in diff_names
-    }
-    tree = Tree(
-        {n: x for n, x in zip(names, inputs, strict=True) if n in diff_names},
-        "inputs",
-        in_place=False,
-        bare_keys=True,
+    options = Options.make(
+        strategy=strategy,
+        samples=samples,
+        atol=atol,
+        rtol=rtol,
+        step=step,
+        seed=seed,
+        upcast=upcast,
+        curves=curves,
+        vectorized=vectorized,
+        max_batch_bytes=max_batch_bytes,
+        executor=executor,
+        progress=progress,
+        random=random,
     )
-
-    def args(current: Mapping[str, Any]) -> list[Any]:
-        return [current[n] if n in current else fixed[n] for n in names]
-
-    check_random_mode(random)
-    random_note = ""
-    if random == "freeze":
-        forward, backward, random_note = replay_randomness(random, fname, forward, backward)
-
-    def batched_forward(rows: Mapping[str, Any]) -> Any:
-        # every differentiable input with a leading batch axis; fixed inputs (labels) as they are
-        out = forward(*args(rows))
-        return out[0] if cache else out
-
-    def call_forward(current: Mapping[str, Any]) -> Any:
-        if vectorized:
-            out = batched_forward({n: np.asarray(v)[None] for n, v in current.items()})
-            return _rebuild_like(out, [np.asarray(x)[0] for _, x in _flatten_out(out)])
-        out = forward(*args(current))
-        if cache:
-            if not (isinstance(out, tuple) and len(out) == 2):
-                raise BadInputError(
-                    f"with cache=True, {fname} must return (out, cache); it returned a {type(out).__name__}.",
-                    "drop cache=True if forward returns only its output.",
-                )
-            out = out[0]
-        return out
-
-    # the original point: output structure, dout, and the analytic gradients
-    try:
-        out0 = call_user(call_forward, (tree.current(),), fname)
-        changed = tree.changed()
-    finally:
-        tree.restore()
-    findings: list[Finding] = []
-    if changed:
-        findings.append(mutation_finding(fname, changed))
-    parts = [(n, np.asarray(p)) for n, p in _flatten_out(out0)]
-    eval_tree = tree
-    low = any(leaf.dtype.itemsize < 8 for leaf in tree.leaves)
-    if upcast or (upcast is None and low):
-        wide = Tree(tree.fresh(dtype=np.float64), "inputs", in_place=False, bare_keys=True)
-        try:
-            wide_out = [np.asarray(p) for _, p in _flatten_out(call_forward(wide.current()))]
-        except Exception:  # noqa: BLE001 - a function that refuses float64 is checked at its own dtype
-            wide_out = []
-        if len(wide_out) == len(parts) and all(
-            w.dtype == np.float64 and w.shape == p.shape for w, (_, p) in zip(wide_out, parts, strict=True)
-        ):
-            eval_tree = wide
-    for n, p in parts:
-        if p.dtype.kind != "f":
-            raise BadInputError(
-                f"{fname}'s output {n} has dtype {p.dtype}; a layer's output must be float.",
-                "return float arrays.",
-            )
-        if not np.all(np.isfinite(p)):
-            raise NonFiniteError(
-                f"{fname}'s output {n} contains NaN or Inf at the original point.",
-                "check the inputs and the forward pass for log(0), 0/0 or overflow.",
-            )
-    u = _dout(dout, parts, seed, fname)
-    ev = Evaluator(
-        eval_tree,
-        call_forward,
-        Output.cotangent(
-            fname,
-            u,
-            [n for n, _ in parts],
-            [p.shape for _, p in parts],
-            lambda o: [x for _, x in _flatten_out(o)],
-        ),
-        fname,
-    )
-    ev.max_batch_bytes = max_batch_bytes
-    if executor is not None:
-        ev.executor = executor
-        ev.remote = (LayerPhi(forward, names, fixed, cache, u), eval_tree.fresh())
-    if vectorized:
-        u_rows = [np.asarray(x, dtype=np.float64).reshape(-1) for x in u]
-
-        def phi_rows(rows: Mapping[str, Any]) -> np.ndarray:
-            parts_b = [np.asarray(x) for _, x in _flatten_out(batched_forward(rows))]
-            total = np.zeros(parts_b[0].shape[0] if parts_b else 0)
-            for p, uu in zip(parts_b, u_rows, strict=True):
-                total += p.reshape(p.shape[0], -1).astype(np.float64) @ uu
-            return total
-
-        ev.batch_call = phi_rows
-    try:
-        ev.baseline()
-    except NondeterministicError:
-        if random != "auto":
-            raise
-        # call_forward reads `forward` when called, so rebinding it here replays the stream from now on
-        forward, backward, random_note = replay_randomness(random, fname, forward, backward)
-        ev.baseline()
-
-    dout_arg = (
-        _rebuild_like(out0, [x.copy() for x in u])
-        if len(parts) > 1 or isinstance(out0, (list, tuple, Mapping))
-        else (u[0].copy())
-    )
-    dout_before = [x.copy() for x in u]
-    bargs = [x.copy() if isinstance(x, np.ndarray) else x for x in args(tree.fresh())]
-    inputs_before = [x.copy() if isinstance(x, np.ndarray) else x for x in bargs]
-    if cache:
-        cache_obj = call_user(lambda a: forward(*a)[1], (bargs,), fname)
-        raw = call_user(backward, (dout_arg, cache_obj), bname)
-    else:
-        raw = call_user(backward, (dout_arg, *bargs), bname)
-    for k, (before, now) in enumerate(zip(dout_before, [x for _, x in _flatten_out(dout_arg)], strict=True)):
-        if isinstance(now, np.ndarray) and not np.array_equal(before, now, equal_nan=True):
-            idx = np.flatnonzero(before.reshape(-1) != np.asarray(now).reshape(-1))
-            findings.append(_mutation(bname, "dout" if len(u) == 1 else f"dout[{k}]", before.shape, idx))
-    if not cache:
-        for n, before, now in zip(names, inputs_before, bargs, strict=True):
-            if isinstance(before, np.ndarray) and not np.array_equal(before, now, equal_nan=True):
-                idx = np.flatnonzero(before.reshape(-1) != now.reshape(-1))
-                findings.append(_mutation(bname, n, before.shape, idx))
-    grads = _match_grads(raw, names, diff_names, bname)
-    skipped = {n: f"{bname} returned None for {n}: not checked." for n, gr in grads.items() if gr is None}
-    g = tree.pack(
-        {
-            n: (gr if gr is not None else np.zeros(np.shape(tree.obj[n]), np.asarray(tree.obj[n]).dtype))
-            for n, gr in grads.items()
-        },
-        "gradient",
-    )
-    check_finite(tree, g, f"gradient returned by {bname}")
-
-    def regrad() -> np.ndarray:
-        # the analytic gradient at the point the evaluator has moved to (a nearby re-check), same dout
-        near = {
-            n: np.asarray(v).astype(tree.obj[n].dtype if isinstance(tree.obj[n], np.ndarray) else np.float64)
-            for n, v in eval_tree.current().items()
-        }
-        nargs = [near[n] if n in near else fixed[n] for n in names]
-        d = (
-            _rebuild_like(out0, [x.copy() for x in u])
-            if len(parts) > 1 or isinstance(out0, (list, tuple, Mapping))
-            else (u[0].copy())
-        )
-        if cache:
-            nraw = call_user(backward, (d, call_user(lambda a: forward(*a)[1], (nargs,), fname)), bname)
-        else:
-            nraw = call_user(backward, (d, *nargs), bname)
-        ng = _match_grads(nraw, names, diff_names, bname)
-        return tree.pack(
-            {
-                n: (gr if gr is not None else np.zeros(np.shape(tree.obj[n]), np.asarray(tree.obj[n]).dtype))
-                for n, gr in ng.items()
-            },
-            "gradient",
-        )
-
-    g_wide = _wide_gradient(eval_tree, tree, fixed, names, diff_names, out0, u, parts, forward, backward, cache)
-    with Progress(fname, progress) as bar:
-        ev.progress = bar
-        report = evaluate_and_report(
-            title=f"{fname} / {bname}",
-            kind="layer",
-            tree=tree,
-            ev=ev,
-            g=g,
-            strategy=strategy,
-            samples=samples,
-            atol=atol,
-            rtol=rtol,
-            step=step,
-            seed=seed,
-            findings=findings,
-            skipped=skipped,
-            started=started,
-            curves=curves,
-            regrad=regrad,
-            g_wide=g_wide,
-        )
-    if random_note:
-        report.notes.insert(0, random_note)
-    tree.restore()
-    return report
+    layer = Layer.make(forward, backward, inputs, cache=cache, names=names, wrt=wrt, constant=constant)
+    return run(layer.contract(dout, options), options)
 
 
 class LayerPhi:
@@ -382,54 +161,267 @@ class LayerPhi:
         return float(sum(float(np.dot(uu, p)) for uu, p in zip(self.u, parts, strict=True)))
 
 
-def _wide_gradient(
-    eval_tree: Tree,
-    tree: Tree,
-    fixed: dict[str, Any],
-    names: list[str],
-    diff_names: list[str],
-    out0: Any,
-    u: list[np.ndarray],
-    parts: list[Any],
-    forward: Callable[..., Any],
-    backward: Callable[..., Any],
-    cache: bool,
-) -> np.ndarray | None:
-    """The backward pass run on float64 copies (when the numeric side is), to tell rounding from bugs."""
-    if eval_tree is tree:
-        return None
-    wide = eval_tree.fresh()
-    wargs = [wide[n] if n in wide else fixed[n] for n in names]
-    d64 = [x.astype(np.float64) for x in u]
-    dout = _rebuild_like(out0, d64) if len(parts) > 1 or isinstance(out0, (list, tuple, Mapping)) else d64[0]
-    try:
-        raw = backward(dout, forward(*wargs)[1]) if cache else backward(dout, *wargs)
-        grads = _match_grads(raw, names, diff_names, "backward")
-        if any(gr is not None and np.asarray(gr).dtype != np.float64 for gr in grads.values()):
-            return None
-        return eval_tree.pack(
-            {n: (gr if gr is not None else np.zeros(np.shape(wide[n]))) for n, gr in grads.items()}, "gradient"
+@dataclass(frozen=True)
+class Layer:
+    """A layer as the checker sees it: the functions, the inputs by name, and which are differentiated."""
+
+    forward: Callable[..., Any]
+    backward: Callable[..., Any]
+    cache: bool
+    names: tuple[str, ...]
+    diff_names: tuple[str, ...]
+    fixed: Mapping[str, Any]  # inputs passed through unperturbed (labels, masks, constants)
+    tree: Tree
+    constant: frozenset[str]
+
+    @classmethod
+    def make(
+        cls,
+        forward: Callable[..., Any],
+        backward: Callable[..., Any],
+        inputs: Any,
+        *,
+        cache: bool = False,
+        names: Sequence[str] | None = None,
+        wrt: Sequence[str] | None = None,
+        constant: Sequence[str] | None = None,
+    ) -> Layer:
+        fname = function_name(forward, "forward")
+        if isinstance(inputs, Mapping):
+            raise BadInputError(
+                "inputs is a dict; check_layer takes the inputs positionally, in forward's parameter order.",
+                "pass a tuple, e.g. inputs=(x, w, b).",
+            )
+        if not isinstance(inputs, (list, tuple)):
+            inputs = (inputs,)
+        if names is not None and len(names) != len(inputs):
+            raise BadInputError(f"names has {len(names)} entries for {len(inputs)} inputs.", "give one name per input.")
+        names = list(names) if names is not None else arg_names(forward, len(inputs))
+        for what, given in (("wrt", wrt), ("constant", constant)):
+            unknown = [w for w in given or () if w not in names]
+            if unknown:
+                raise BadInputError(
+                    f"{what} names {unknown}, which are not inputs of {fname}: {names}.", f"choose from {names}."
+                )
+        skip = set(constant or ())
+        diff = [n for n, x in zip(names, inputs, strict=True) if _is_float(x) and (wrt is None or n in wrt)]
+        diff = [n for n in diff if n not in skip]
+        if not diff:
+            raise BadInputError(
+                f"none of {fname}'s inputs ({', '.join(names)}) is a float array to differentiate.",
+                "pass float arrays (integer labels and masks are passed through unperturbed).",
+            )
+        by_name = dict(zip(names, inputs, strict=True))
+        fixed = {n: (x.copy() if isinstance(x, np.ndarray) else x) for n, x in by_name.items() if n not in diff}
+        tree = Tree({n: by_name[n] for n in diff}, "inputs", in_place=False, bare_keys=True)
+        return cls(forward, backward, cache, tuple(names), tuple(diff), fixed, tree, frozenset(skip))
+
+    # -- calling the layer ---------------------------------------------------------------------------------
+    def args(self, current: Mapping[str, Any]) -> list[Any]:
+        return [current[n] if n in current else self.fixed[n] for n in self.names]
+
+    def out(self, current: Mapping[str, Any]) -> Any:
+        """The forward pass's output (without the cache) at ``current``."""
+        out = self.forward(*self.args(current))
+        if not self.cache:
+            return out
+        if not (isinstance(out, tuple) and len(out) == 2):
+            raise BadInputError(
+                f"with cache=True, {function_name(self.forward, 'forward')} must return (out, cache); it returned "
+                f"a {type(out).__name__}.",
+                "drop cache=True if forward returns only its output.",
+            )
+        return out[0]
+
+    def grads(self, dout: Any, args: list[Any]) -> Any:
+        """What ``backward`` returns for ``dout`` at the inputs ``args`` (through the cache if there is one)."""
+        if self.cache:
+            return self.backward(dout, self.forward(*args)[1])
+        return self.backward(dout, *args)
+
+    def pack(self, raw: Any, bname: str, tree: Tree | None = None) -> tuple[np.ndarray, list[str]]:
+        """The flat gradient of the differentiated inputs, and the names whose gradient is None (zeros)."""
+        tree = tree or self.tree
+        grads = _match_grads(raw, list(self.names), list(self.diff_names), bname)
+        missing = [n for n, gr in grads.items() if gr is None]
+        filled = {n: (gr if gr is not None else np.zeros(np.shape(tree.obj[n]))) for n, gr in grads.items()}
+        return tree.pack(filled, "gradient"), missing
+
+    # -- the contract --------------------------------------------------------------------------------------
+    def contract(self, dout: Any, options: Options) -> Contract:
+        fname = function_name(self.forward, "forward")
+        try:
+            out0 = call_user(lambda: self.out(self.tree.current()), (), fname)
+            changed = self.tree.changed()
+        finally:
+            self.tree.restore()
+        parts = [(n, np.asarray(p)) for n, p in _flatten_out(out0)]
+        _check_outputs(parts, fname)
+        u = _dout(dout, parts, options.rng("dout"), fname)
+        findings = (mutation_finding(fname, changed),) if changed else ()
+        return self._build(self, out0, parts, u, options, findings, replayed=False)
+
+    @staticmethod
+    def _build(
+        layer: Layer,
+        out0: Any,
+        parts: list[tuple[str, np.ndarray]],
+        u: list[np.ndarray],
+        options: Options,
+        findings: tuple[Finding, ...],
+        replayed: bool,
+    ) -> Contract:
+        fname = function_name(layer.forward, "forward")
+        bname = function_name(layer.backward, "backward")
+        point = layer._point(parts, options)
+        side = _Backward(layer, out0, u, point, bname)
+
+        def replay() -> tuple[Contract, str]:
+            forward, backward, note = replay_randomness(fname, layer.forward, layer.backward)
+            again = dataclasses.replace(layer, forward=forward, backward=backward)
+            return Layer._build(again, out0, parts, u, options, findings, replayed=True), note
+
+        def call(current: Mapping[str, Any]) -> Any:
+            if options.vectorized:
+                out = layer.out({n: np.asarray(v)[None] for n, v in current.items()})
+                return _rebuild_like(out, [np.asarray(x)[0] for _, x in _flatten_out(out)])
+            return layer.out(current)
+
+        return Contract(
+            title=f"{fname} / {bname}",
+            kind="layer",
+            tree=layer.tree,
+            point=point,
+            call=call,
+            output=Output.cotangent(
+                fname, u, [n for n, _ in parts], [p.shape for _, p in parts], lambda o: [x for _, x in _flatten_out(o)]
+            ),
+            analytic=side.analytic,
+            fname=fname,
+            batch_call=_RowsPhi(layer, u),
+            remote=LayerPhi(layer.forward, list(layer.names), dict(layer.fixed), layer.cache, u),
+            replay=None if replayed else replay,
+            findings=findings,
         )
-    except Exception:  # noqa: BLE001 - a backward pass that refuses float64 is judged at its own dtype only
-        return None
+
+    def _point(self, parts: list[tuple[str, np.ndarray]], options: Options) -> Tree:
+        """Where the numeric side is evaluated: float64 copies when the forward pass keeps float64 for them."""
+        low = any(leaf.dtype.itemsize < 8 for leaf in self.tree.leaves)
+        if not (options.upcast or (options.upcast is None and low)):
+            return self.tree
+        wide = Tree(self.tree.fresh(dtype=np.float64), "inputs", in_place=False, bare_keys=True)
+        try:
+            wide_out = [np.asarray(p) for _, p in _flatten_out(self.out(wide.current()))]
+        except Exception:  # noqa: BLE001 - a function that refuses float64 is checked at its own dtype
+            return self.tree
+        same = len(wide_out) == len(parts) and all(
+            w.dtype == np.float64 and w.shape == p.shape for w, (_, p) in zip(wide_out, parts, strict=True)
+        )
+        return wide if same else self.tree
 
 
-def _mutation(function: str, what: str, shape: tuple[int, ...], idx: np.ndarray) -> Finding:
-    from backcheck.tree import format_index
+class _Backward:
+    """The analytic side of a layer: ``backward`` at the point, checked for writes into its arguments."""
 
-    names = [what + format_index(np.unravel_index(int(i), shape) if shape else ()) for i in idx[:5]]
-    return Finding(
-        "mutation",
-        f"{function} modified its argument {what} in place ({idx.size} element(s), e.g. {', '.join(names)}). "
-        "In a network the caller still holds that array and now sees wrong values; copy before writing.",
-        where=function,
-        elements=names,
-    )
+    def __init__(self, layer: Layer, out0: Any, u: list[np.ndarray], point: Tree, bname: str) -> None:
+        self.layer, self.out0, self.u, self.point, self.bname = layer, out0, u, point, bname
+
+    def dout(self, dtype: Any = None) -> Any:
+        d = [x.astype(dtype) if dtype is not None else x.copy() for x in self.u]
+        if len(self.u) > 1 or isinstance(self.out0, (list, tuple, Mapping)):
+            return _rebuild_like(self.out0, d)
+        return d[0]
+
+    def analytic(self) -> Analytic:
+        layer, bname = self.layer, self.bname
+        dout_arg = self.dout()
+        bargs = [x.copy() if isinstance(x, np.ndarray) else x for x in layer.args(layer.tree.fresh())]
+        inputs_before = [x.copy() if isinstance(x, np.ndarray) else x for x in bargs]
+        raw = call_user(layer.grads, (dout_arg, bargs), bname)
+        changed = []
+        for k, (before, now) in enumerate(zip(self.u, [x for _, x in _flatten_out(dout_arg)], strict=True)):
+            hit = changed_elements("dout" if len(self.u) == 1 else f"dout[{k}]", before, now)
+            if hit is not None:
+                changed.append(hit)
+        if not layer.cache:
+            for n, before, now in zip(layer.names, inputs_before, bargs, strict=True):
+                hit = changed_elements(n, before, now) if isinstance(before, np.ndarray) else None
+                if hit is not None:
+                    changed.append(hit)
+        findings = [mutation_finding(bname, [c], "argument") for c in changed]
+        g, missing = layer.pack(raw, bname)
+        skipped = {}
+        for n in missing:
+            skipped[n] = f"{bname} returned None for {n}: not checked."
+            findings.append(
+                Finding(
+                    "missing gradient",
+                    f"{bname} returned None for the float input {n}, whose gradient the output depends on "
+                    "(or may). Return its gradient, or declare it with constant=[...] if it is a constant.",
+                    where=bname,
+                    elements=[n],
+                )
+            )
+        at = self.at
+        return Analytic((Section(g, at, g_wide=self.wide()),), tuple(findings), skipped)
+
+    def at(self, values: list[np.ndarray]) -> np.ndarray:
+        """The analytic gradient at the point the evaluator has moved to (a nearby re-check), same dout."""
+        layer = self.layer
+        near = {
+            lf.name: np.asarray(v).astype(low.dtype)
+            for lf, low, v in zip(self.point.leaves, layer.tree.leaves, values, strict=True)
+        }
+        raw = call_user(layer.grads, (self.dout(), layer.args(near)), self.bname)
+        return layer.pack(raw, self.bname)[0]
+
+    def wide(self) -> np.ndarray | None:
+        """The backward pass run on float64 copies (when the numeric side is), to tell rounding from bugs."""
+        if self.point is self.layer.tree:
+            return None
+        layer = self.layer
+        wide = self.point.fresh()
+        try:
+            raw = layer.grads(self.dout(np.float64), layer.args(wide))
+            grads = _match_grads(raw, list(layer.names), list(layer.diff_names), "backward")
+            if any(gr is not None and np.asarray(gr).dtype != np.float64 for gr in grads.values()):
+                return None
+            return layer.pack(raw, "backward", self.point)[0]
+        except Exception:  # noqa: BLE001 - a backward pass that refuses float64 is judged at its own dtype only
+            return None
 
 
-def _dout(dout: Any, parts: list[tuple[str, np.ndarray]], seed: int, fname: str) -> list[np.ndarray]:
+class _RowsPhi:
+    """``phi`` for every row of a batch (``vectorized=True``): forward on inputs with a leading batch axis."""
+
+    def __init__(self, layer: Layer, u: list[np.ndarray]) -> None:
+        self.layer = layer
+        self.u_rows = [np.asarray(x, dtype=np.float64).reshape(-1) for x in u]
+
+    def __call__(self, rows: Mapping[str, Any]) -> np.ndarray:
+        parts_b = [np.asarray(x) for _, x in _flatten_out(self.layer.out(rows))]
+        total = np.zeros(parts_b[0].shape[0] if parts_b else 0)
+        for p, uu in zip(parts_b, self.u_rows, strict=True):
+            total += p.reshape(p.shape[0], -1).astype(np.float64) @ uu
+        return total
+
+
+def _check_outputs(parts: list[tuple[str, np.ndarray]], fname: str) -> None:
+    for n, p in parts:
+        if p.dtype.kind != "f":
+            raise BadInputError(
+                f"{fname}'s output {n} has dtype {p.dtype}; a layer's output must be float.",
+                "return float arrays.",
+            )
+        if not np.all(np.isfinite(p)):
+            raise NonFiniteError(
+                f"{fname}'s output {n} contains NaN or Inf at the original point.",
+                "check the inputs and the forward pass for log(0), 0/0 or overflow.",
+            )
+
+
+def _dout(dout: Any, parts: list[tuple[str, np.ndarray]], rng: np.random.Generator, fname: str) -> list[np.ndarray]:
     if dout is None:
-        rng = np.random.default_rng(seed + 7919)
         return [rng.standard_normal(p.shape).astype(p.dtype) for _, p in parts]
     given = _flatten_out(dout, "dout")
     if len(given) != len(parts):

@@ -1,0 +1,89 @@
+"""Calling user code: names of functions and of their arguments, and one wrapper that names the culprit."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from backcheck.errors import BackcheckError, UserFunctionError
+
+
+def call_user(fn: Callable[..., Any], args: tuple[Any, ...], what: str, restore: Any = None) -> Any:
+    """Call a user function; wrap its exception with the culprit named, restoring ``restore`` (a Tree) first."""
+    try:
+        return fn(*args)
+    except (KeyboardInterrupt, SystemExit, BackcheckError):
+        raise
+    except Exception as exc:
+        raise UserFunctionError(
+            f"{what} raised {type(exc).__name__}: {exc}",
+            "the original exception is chained above; every input array has been restored.",
+        ) from exc
+    finally:
+        if restore is not None:
+            restore.restore()
+
+
+def function_name(f: Callable[..., Any], default: str = "f") -> str:
+    """``f``'s name; for a lambda, its source text when it can be read (``lambda W: np.sum(W ** 2)``)."""
+    name = getattr(f, "__name__", None) or type(f).__name__
+    if name != "<lambda>":
+        return name
+    return _lambda_source(f) or default
+
+
+#: Longest lambda source used as a name.
+MAX_LAMBDA_NAME = 60
+
+
+def _lambda_source(f: Callable[..., Any]) -> str:
+    try:
+        text = inspect.getsource(f)
+    except (OSError, TypeError):
+        return ""
+    start = text.find("lambda")
+    if start < 0 or text.count("lambda") != 1:
+        return ""  # several lambdas on one line: which one is ambiguous
+    body = text[start:]
+    depth = 0
+    for k, ch in enumerate(body):
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            if depth == 0:
+                body = body[:k]
+                break
+            depth -= 1
+        elif ch == "," and depth == 0:
+            body = body[:k]
+            break
+    body = " ".join(body.split())
+    return body if len(body) <= MAX_LAMBDA_NAME else body[: MAX_LAMBDA_NAME - 3] + "..."
+
+
+def first_parameter_name(f: Callable[..., Any], default: str = "params") -> str:
+    """The name of ``f``'s first positional parameter (the report's root name for ``params``)."""
+    names = arg_names(f, 1, default=default)
+    return names[0] if names[0] != f"{default}[0]" else default
+
+
+def arg_names(fn: Callable[..., Any], n: int, *, skip_ctx: bool = False, default: str = "inputs") -> list[str]:
+    """Names of the first ``n`` positional arguments of ``fn`` (``default[k]`` where it has none)."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    if skip_ctx and params and params[0].name == "ctx":
+        params = params[1:]
+    names: list[str] = []
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    star = next((j for j, p in enumerate(params) if p.kind == p.VAR_POSITIONAL), None)
+    for k in range(n):
+        if k < len(params) and params[k].kind in positional:
+            names.append(params[k].name)
+        elif star is not None and k >= star:
+            names.append(f"{params[star].name}[{k - star}]")
+        else:
+            names.append(f"{default}[{k}]")
+    return names

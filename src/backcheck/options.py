@@ -1,0 +1,161 @@
+"""Every knob a user can set on a check, validated once at the entry and passed whole.
+
+An :class:`Options` is frozen: a frontend builds it from its keyword arguments with :meth:`Options.make`,
+which raises :class:`BadInputError` naming the option, and hands it to :func:`backcheck.run.run` unchanged.
+Randomness in a check (sampled elements, random directions, a default ``dout``) is drawn from named streams
+of one ``np.random.SeedSequence``, so streams never overlap and one seed reproduces the whole check.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from backcheck.errors import BadInputError
+
+STRATEGIES = ("full", "sparse", "projected", "auto")
+RANDOM_MODES = ("auto", "freeze", "error")
+
+
+def _hint_choices(values: tuple[str, ...]) -> str:
+    return "use one of " + ", ".join(repr(v) for v in values) + "."
+
+
+def _tolerance(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise BadInputError(f"{name}={value!r} is not a number.", f"pass a non-negative float, e.g. {name}=1e-6.")
+    v = float(value)
+    if not math.isfinite(v) or v < 0:
+        raise BadInputError(f"{name}={value!r} must be finite and non-negative.", f"pass e.g. {name}=1e-6.")
+    return v
+
+
+def _positive_int(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) <= 0:
+        raise BadInputError(f"{name}={value!r} must be a positive integer.", f"pass e.g. {name}=100.")
+    return int(value)
+
+
+def _step(value: Any) -> Any:
+    if value is None or isinstance(value, dict | list | tuple):
+        return value  # a tree of steps is checked against the parameters' structure when packed
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "fiu":
+        raise BadInputError(f"step={value!r} is not a number or an array of numbers.", "pass a positive float.")
+    if arr.size == 0 or not bool(np.all(np.isfinite(arr))) or not bool(np.all(arr > 0)):
+        raise BadInputError(
+            f"step={value!r} must be positive and finite (every element).",
+            "pass a positive float such as step=1e-6, or leave it out to choose steps per element.",
+        )
+    return float(arr) if arr.ndim == 0 else arr.astype(np.float64)
+
+
+def _seed(value: Any) -> np.random.SeedSequence:
+    if isinstance(value, np.random.SeedSequence):
+        return value
+    if value is None:
+        return np.random.SeedSequence()
+    if isinstance(value, np.random.Generator):
+        return np.random.SeedSequence(int(value.integers(0, 2**63)))
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < 0:
+        raise BadInputError(
+            f"seed={value!r} is not a non-negative int, None or a numpy Generator.",
+            "pass seed=0 for a reproducible check, or seed=None for fresh entropy.",
+        )
+    return np.random.SeedSequence(int(value))
+
+
+@dataclass(frozen=True)
+class Options:
+    """How a check runs. Build it with :meth:`make`, which validates every field.
+
+    Attributes mirror the keyword arguments of :func:`backcheck.check`; ``seed`` is kept as the
+    ``SeedSequence`` every random stream of the check derives from.
+    """
+
+    strategy: str | None = None
+    samples: int | None = None
+    atol: float | None = None
+    rtol: float | None = None
+    step: Any = None
+    seed: np.random.SeedSequence = field(default_factory=lambda: np.random.SeedSequence(0))
+    upcast: bool | None = None
+    curves: bool = False
+    vectorized: bool = False
+    max_batch_bytes: int = 4 * 2**20
+    executor: Any = None
+    progress: bool | None = None
+    random: str = "auto"
+
+    @classmethod
+    def make(cls, **kwargs: Any) -> Options:
+        """Validate user options; unknown names and bad values raise :class:`BadInputError` naming the option."""
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise BadInputError(f"unknown option(s) {unknown}.", f"the options are {sorted(known)}.")
+        strategy = kwargs.get("strategy")
+        if strategy is not None and strategy not in STRATEGIES:
+            raise BadInputError(f"unknown strategy={strategy!r}.", _hint_choices(STRATEGIES))
+        random = kwargs.get("random", "auto")
+        if random not in RANDOM_MODES:
+            raise BadInputError(f"random={random!r} is not one of {list(RANDOM_MODES)}.", "use random='auto'.")
+        max_bytes = _positive_int("max_batch_bytes", kwargs.get("max_batch_bytes", 4 * 2**20))
+        for flag in ("curves", "vectorized"):
+            if not isinstance(kwargs.get(flag, False), (bool, np.bool_)):
+                raise BadInputError(f"{flag}={kwargs[flag]!r} must be True or False.", f"pass {flag}=True.")
+        for flag in ("upcast", "progress"):
+            if kwargs.get(flag) is not None and not isinstance(kwargs[flag], (bool, np.bool_)):
+                raise BadInputError(f"{flag}={kwargs[flag]!r} must be True, False or None.", f"pass {flag}=True.")
+        executor = kwargs.get("executor")
+        if executor is not None and not callable(getattr(executor, "submit", None)):
+            raise BadInputError(
+                f"executor={executor!r} has no submit method.",
+                "pass a concurrent.futures.Executor or a dask.distributed.Client.",
+            )
+        return cls(
+            strategy=strategy,
+            samples=_positive_int("samples", kwargs.get("samples")),
+            atol=_tolerance("atol", kwargs.get("atol")),
+            rtol=_tolerance("rtol", kwargs.get("rtol")),
+            step=_step(kwargs.get("step")),
+            seed=_seed(kwargs.get("seed", 0)),
+            upcast=kwargs.get("upcast"),
+            curves=bool(kwargs.get("curves", False)),
+            vectorized=bool(kwargs.get("vectorized", False)),
+            max_batch_bytes=max_bytes or 4 * 2**20,
+            executor=executor,
+            progress=kwargs.get("progress"),
+            random=random,
+        )
+
+    def rng(self, stream: str) -> np.random.Generator:
+        """A generator for one named use of randomness (e.g. ``'sample'``, ``'dout'``, ``'noise'``).
+
+        Streams are children of the check's seed keyed by their name, so they never overlap and adding one
+        never shifts another.
+        """
+        key = zlib.crc32(stream.encode())
+        seq = np.random.SeedSequence(self.seed.entropy, spawn_key=(*self.seed.spawn_key, key))
+        return np.random.default_rng(seq)
+
+    @property
+    def seed_value(self) -> Any:
+        """The seed as the user can pass it again to reproduce the check."""
+        return self.seed.entropy
+
+    def with_(self, **changes: Any) -> Options:
+        return replace(self, **changes)
+
+
+def seed_int(rng: np.random.Generator) -> int:
+    """An int seed drawn from ``rng`` (for code that takes an int)."""
+    return int(rng.integers(0, 2**31 - 1))

@@ -1,0 +1,245 @@
+"""The one place that orchestrates a check: ``run(contract, options) -> Report``.
+
+1. Build the :class:`~backcheck.evaluate.Evaluator` with the backend the options ask for (serial, vectorized,
+   executor), unless the frontend brought its own.
+2. The baseline: the function at the original point, twice. A random function is retried with its random
+   streams replayed (``random='auto'``), or refused (``'error'``).
+3. The analytic side, once: the contract's sections (reverse mode, and forward mode where a framework has it).
+4. Per section, the strategy picks directions, the verdict module judges what they measure, and the results
+   become one :class:`~backcheck.report.Report` in the user's names.
+
+The user's arrays are restored whatever happens.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+
+import numpy as np
+
+from backcheck.contract import Analytic, Contract, Section
+from backcheck.errors import NondeterministicError, NonFiniteError
+from backcheck.evaluate import Backend, Evaluator
+from backcheck.findings import mutation_finding
+from backcheck.numeric.noise import estimate_noise
+from backcheck.numeric.steps import default_steps
+from backcheck.options import Options, seed_int
+from backcheck.progress import Progress
+from backcheck.report import Curve, Finding, LeafReport, Report, summarize
+from backcheck.strategies import resolve, run_strategy
+from backcheck.tree import Tree
+from backcheck.verdict import Tolerance
+
+#: Steps tried for a V curve, as powers of two of the chosen step.
+CURVE_POWERS = range(-16, 6)
+
+
+def run(contract: Contract, options: Options) -> Report:
+    """Check ``contract`` as ``options`` say; the only orchestration of a check."""
+    started = time.perf_counter()
+    notes: list[str] = []
+    try:
+        if options.random == "freeze" and contract.replay is not None:
+            contract, note = contract.replay()
+            notes.append(note)
+        contract, ev = _baseline(contract, options, notes)
+        analytic = contract.analytic()
+        findings = list(contract.findings)
+        if ev.mutated and contract.evaluator is None:  # a frontend's own evaluator reports its own set-up
+            findings.append(mutation_finding(contract.fname, ev.mutated))
+        findings.extend(analytic.findings)
+        for sec in analytic.sections:
+            check_finite(contract.tree, sec.g, f"gradient claimed for {contract.fname}")
+        with Progress(contract.fname, options.progress) as bar:
+            ev.progress = bar
+            if contract.prefetch is not None:
+                said = contract.prefetch(ev, options)
+                if said:
+                    notes.append(said)
+            report = _judge_sections(contract, ev, analytic, options, findings)
+    finally:
+        contract.tree.restore()
+        contract.point.restore()
+    notes = [*notes, *report.notes, *contract.notes, *analytic.notes]
+    seconds = time.perf_counter() - started
+    report = dataclasses.replace(report, notes=list(dict.fromkeys(notes)), seconds=seconds)
+    for lf in report.leaves:
+        base = lf.name.split(":", 1)[-1]
+        if base in contract.dtype_labels:
+            lf.dtype = contract.dtype_labels[base]
+    return report
+
+
+def build_evaluator(contract: Contract, options: Options) -> Evaluator:
+    """The evaluator of ``contract.call`` at ``contract.point``, with the backend ``options`` ask for."""
+    if contract.evaluator is not None:
+        return contract.evaluator
+    backend = Backend(
+        batch_call=contract.batch_call if options.vectorized else None,
+        max_batch_bytes=options.max_batch_bytes,
+        executor=options.executor,
+        remote=(contract.remote, contract.point.fresh())
+        if options.executor is not None and contract.remote is not None
+        else None,
+    )
+    return Evaluator(contract.point, contract.call, contract.output, contract.fname, backend=backend)
+
+
+def _baseline(contract: Contract, options: Options, notes: list[str]) -> tuple[Contract, Evaluator]:
+    ev = build_evaluator(contract, options)
+    if ev.ready:
+        return contract, ev
+    try:
+        ev.baseline()
+    except NondeterministicError:
+        if options.random != "auto" or contract.replay is None:
+            raise
+        count = ev.n_evals
+        contract, note = contract.replay()
+        notes.append(note)
+        ev = build_evaluator(contract, options)
+        ev.n_evals = count
+        ev.baseline()
+    return contract, ev
+
+
+def check_finite(tree: Tree, g: np.ndarray, what: str) -> None:
+    bad = np.flatnonzero(~np.isfinite(g))
+    if bad.size:
+        i = int(bad[0])
+        raise NonFiniteError(
+            f"the {what} is {g[i]} at {tree.element_name(i)} ({bad.size} non-finite element(s)).",
+            "look for log(0), 0/0 or overflow in the backward pass.",
+        )
+
+
+def _prefixed(tree: Tree, prefix: str, root: str) -> Tree:
+    return Tree({prefix + lf.name: lf.original.copy() for lf in tree.leaves}, root, in_place=False, bare_keys=True)
+
+
+def _judge_sections(
+    contract: Contract, ev: Evaluator, analytic: Analytic, options: Options, findings: list[Finding]
+) -> Report:
+    """Judge every section against the same numeric side and merge them into one report.
+
+    The first section is reported under the leaves' own names; further sections (the forward-mode check)
+    under prefixed names, e.g. ``jvp:x[3]``. An evaluator that remembers its points makes a further section
+    cost evaluations only where its verdict needs refinement.
+    """
+    first, *rest = analytic.sections
+    report = _judge(contract.tree, ev, first, options, analytic.skipped)
+    report = dataclasses.replace(report, title=contract.title, kind=contract.kind, findings=findings)
+    leaves, notes, curves = list(report.leaves), list(report.notes), list(report.curves)
+    for sec in rest:
+        tree2 = _prefixed(contract.tree, sec.prefix, contract.root)
+        ev2 = copy.copy(ev)  # shares the remembered points
+        ev2.tree = tree2 if ev.tree is contract.tree else _prefixed(ev.tree, sec.prefix, contract.root)
+        try:
+            r2 = _judge(tree2, ev2, sec, options, {})
+        finally:
+            ev.n_evals, ev.scale = ev2.n_evals, max(ev.scale, ev2.scale)
+        leaves.extend(r2.leaves)
+        curves.extend(r2.curves)
+        notes.extend(n for n in r2.notes if n not in notes)
+    notes.extend(s.note for s in analytic.sections if s.note)
+    return dataclasses.replace(report, leaves=leaves, notes=notes, curves=curves, n_evals=ev.n_evals)
+
+
+def _leaf_scales(tree: Tree, g: np.ndarray, grad_eps: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per element: the analytic dtype's machine epsilon, and the RMS of its tensor's gradient."""
+    rms = np.empty(tree.size)
+    eps = np.empty(tree.size)
+    overall = float(np.sqrt(np.mean(g**2))) if g.size else 0.0
+    for leaf in tree.leaves:
+        sl = slice(leaf.offset, leaf.offset + leaf.size)
+        eps[sl] = float(np.finfo(leaf.dtype).eps) if grad_eps is None else grad_eps[sl]
+        rms[sl] = float(np.sqrt(np.mean(g[sl] ** 2))) if leaf.size else 0.0
+        if leaf.size and eps[leaf.offset] > 1e-10:
+            # a low-precision gradient's rounding follows the size of the whole computation: an array whose
+            # true gradient is zero (a bias before a batch norm) still carries rounding of the others' size
+            rms[sl] = max(rms[leaf.offset], overall)
+    return eps, rms
+
+
+def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: dict[str, str]) -> Report:
+    """Run the strategy over one section and build its report."""
+    g = sec.g
+    strategy = resolve(options.strategy, tree.size)
+    steps = default_steps(ev.tree, options.step)
+    ev.noise = estimate_noise(ev, steps, seed_int(options.rng("noise")))
+    grad_eps, rms = _leaf_scales(tree, g, sec.grad_eps)
+    at = sec.at
+    regrad = None if at is None else (lambda: at([lf.work for lf in ev.tree.leaves]))
+    outcome = run_strategy(
+        ev,
+        g,
+        steps,
+        strategy,
+        options.samples,
+        Tolerance(options.atol, options.rtol),
+        grad_eps,
+        rms,
+        regrad,
+        seed_int(options.rng("strategy")),
+        frozenset(skipped),
+        sec.g_wide,
+    )
+    leaves = summarize(
+        tree, g, outcome.numeric, outcome.bound, outcome.status, outcome.checked, dict(skipped), outcome.failed_leaves
+    )
+    flat = {name: np.full(tree.size, np.nan) for name in ("numeric", "bound")}
+    flat["numeric"][outcome.checked] = outcome.numeric
+    flat["bound"][outcome.checked] = outcome.bound
+    status_flat = np.full(tree.size, "", dtype=object)
+    status_flat[outcome.checked] = outcome.status
+    notes = list(outcome.notes)
+    if ev.tree is not tree and ev.tree.leaves and ev.tree.leaves[0].dtype != tree.leaves[0].dtype:
+        notes.append(
+            "the numeric side was evaluated in float64 (the function accepts float64 inputs); the "
+            "analytic gradient is judged at its own dtype's resolution."
+        )
+    if strategy == "sparse":
+        notes.append(
+            f"sparse check: {outcome.checked.size} of {tree.size} elements sampled (seed={options.seed_value})."
+        )
+    curves = [_step_curve(ev, tree, g, steps, lf) for lf in leaves if lf.worst] if options.curves else []
+    return Report(
+        title="",
+        kind="",
+        strategy=strategy,
+        method="central",
+        leaves=leaves,
+        n_evals=ev.n_evals,
+        seconds=0.0,
+        findings=[],
+        notes=notes,
+        curves=curves,
+        _numeric=tree.fresh(flat["numeric"], np.float64),
+        _bound=tree.fresh(flat["bound"], np.float64),
+        _status=_status_tree(tree, status_flat),
+        _analytic=tree.fresh(g, np.float64),
+    )
+
+
+def _status_tree(tree: Tree, status_flat: np.ndarray) -> object:
+    """Per-element verdicts ('' where not checked) as string arrays in the tree's structure."""
+    arrays = [
+        np.asarray(status_flat[lf.offset : lf.offset + lf.size], dtype=str).reshape(lf.shape) for lf in tree.leaves
+    ]
+    return tree._with(tree.structure, arrays)
+
+
+def _step_curve(ev: Evaluator, tree: Tree, g: np.ndarray, steps: np.ndarray, leaf: LeafReport) -> Curve:
+    """Estimates of the leaf's worst element at steps from ``h / 2**16`` to ``h * 2**5`` (44 evaluations)."""
+    worst = leaf.worst[0]
+    k = next(j for j, lf in enumerate(tree.leaves) if lf.name == leaf.name)
+    i = tree.leaves[k].offset + (int(np.ravel_multi_index(worst.index, leaf.shape)) if leaf.shape else 0)
+    h = float(steps[i])
+    trial = [h * 2.0**e for e in CURVE_POWERS]
+    estimates = []
+    for s in trial:
+        phis, disp = ev.element(i, (s, -s))
+        estimates.append(float((phis[0] - phis[1]) / (disp[0] - disp[1])) if disp[0] != disp[1] else float("nan"))
+    return Curve(worst.name, trial, estimates, float(g[i]), h)
