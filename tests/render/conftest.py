@@ -85,3 +85,24 @@ def skipped() -> Report:
 def all_reports(failing: Report, passing32: Report, kinked: Report, odd: Report, mutating: Report,
                 skipped: Report) -> list[Report]:
     return [failing, passing32, kinked, odd, mutating, skipped]
+
+
+@pytest.fixture(scope="session")
+def tiny_gradient() -> Report:
+    """A correct gradient with one element near zero: a pass whose max relative error is large."""
+    x = np.array([1e-10, 0.5, 1.0, 2.0])
+    return backcheck.check(lambda x: np.sum(x**2) + 3.0, x, lambda x: 2 * x)
+
+
+@pytest.fixture(scope="session")
+def forward_mutates() -> Report:
+    """A forward pass that zeroes a row of its input: a mutation finding and mismatching elements."""
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        x[0] = 0.0
+        return 2.0 * x
+
+    def backward(dout: np.ndarray, x: np.ndarray) -> np.ndarray:
+        return 2.0 * dout
+
+    return backcheck.check_layer(forward, backward, (np.linspace(-1, 1, 6).reshape(2, 3),))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -9,7 +11,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from backcheck.report import Curve, LeafReport, Report
+    from backcheck.report import Curve, Finding, LeafReport, Report
+
+#: A passing array whose largest relative error reaches this gets a sentence saying why the pass stands: a
+#: reader who sees "max rel err 0.5" next to "pass" deserves the reason (the element's gradient is close to
+#: zero, so the bound, not the relative error, is the judge).
+LARGE_REL_ERR = 1e-2
+
+#: How each kind of check is named in a subtitle ("layer check"); a scalar function's check is "gradient check".
+KIND_PHRASES = {"check": "gradient check"}
+
+_INDEX = re.compile(r"\[[0-9, ]*\]$")
 
 
 def as_list(reports: Report | Sequence[Report]) -> list[Report]:
@@ -36,15 +48,47 @@ def overall_status(reports: Sequence[Report]) -> str:
     return "pass"
 
 
-def flatten(tree: Any) -> list[np.ndarray]:
+def kind_phrase(kind: str) -> str:
+    """What a report checked, as a subtitle: 'layer check', 'gradient check' (never 'check check')."""
+    return KIND_PHRASES.get(kind, f"{kind} check")
+
+
+def finding_phrase(f: Finding) -> str:
+    """A few words for a finding, e.g. 'mutation: backward wrote into dout'."""
+    if f.kind == "mutation":
+        args = list(dict.fromkeys(_INDEX.sub("", e) for e in f.elements))
+        into = ", ".join(args) if args else "its arguments"
+        who = f.where or "the function"
+        return f"mutation: {who} wrote into {into}"
+    return f"{f.kind} in {f.where}" if f.where else f.kind
+
+
+def reason(report: Report) -> str:
+    """Why a failing report failed when a finding is among the causes ('' otherwise).
+
+    A finding (a function writing into its inputs, say) fails a check even when every gradient is right; the
+    headline then names it, since the table alone would show every input as passing.
+    """
+    if report.status != "fail" or not report.findings:
+        return ""
+    return "; ".join(dict.fromkeys(finding_phrase(f) for f in report.findings))
+
+
+def headline(report: Report) -> str:
+    """The verdict as a headline: 'PASS', 'FAIL', 'FAIL (mutation: backward wrote into dout)'."""
+    why = reason(report)
+    return report.status.upper() + (f" ({why})" if why else "")
+
+
+def flatten(tree: Any, dtype: Any = np.float64) -> list[np.ndarray]:
     """The arrays of a tree in the checker's leaf order (dict order, namedtuple fields, list index)."""
     if tree is None:
         return []
     if isinstance(tree, Mapping):
-        return [a for v in tree.values() for a in flatten(v)]
+        return [a for v in tree.values() for a in flatten(v, dtype)]
     if isinstance(tree, (list, tuple)):
-        return [a for v in tree for a in flatten(v)]
-    return [np.asarray(tree, dtype=np.float64)]
+        return [a for v in tree for a in flatten(v, dtype)]
+    return [np.asarray(tree, dtype=dtype)]
 
 
 @dataclass
@@ -56,6 +100,7 @@ class LeafData:
     numeric: np.ndarray | None
     bound: np.ndarray | None  # per element, when the report stores it
     curve: Curve | None
+    status: np.ndarray | None = None  # each element's verdict ('' where not checked), when the report stores it
 
     @property
     def has_arrays(self) -> bool:
@@ -67,7 +112,9 @@ class LeafData:
         return np.abs(self.analytic - self.numeric)
 
     def kink_mask(self) -> np.ndarray:
-        """True at the elements listed as kinks (a report lists at most a few of them)."""
+        """True at the elements at a kink: every one when the report stores verdicts, else the few it lists."""
+        if self.status is not None and self.status.shape == tuple(self.leaf.shape):
+            return self.status == "kink"
         mask = np.zeros(self.leaf.shape, dtype=bool)
         for e in self.leaf.kinks:
             if len(e.index) == len(self.leaf.shape):
@@ -100,6 +147,7 @@ def leaf_data(report: Report) -> list[LeafData]:
     """Each leaf of ``report`` with its arrays, matched by position (the trees follow the leaf order)."""
     analytic, numeric = flatten(report.analytic), flatten(report.numeric)
     bound = flatten(getattr(report, "bound", None))
+    status = flatten(getattr(report, "element_status", None), str)
     curves = {c.name: c for c in report.curves}
     n = len(report.leaves)
     usable = len(analytic) == n and len(numeric) == n and all(
@@ -110,7 +158,74 @@ def leaf_data(report: Report) -> list[LeafData]:
         curve = curves.get(lf.worst[0].name) if lf.worst else None
         if usable:
             b = bound[k] if len(bound) == n else None
-            out.append(LeafData(lf, analytic[k], numeric[k], b, curve))
+            st = status[k] if len(status) == n else None
+            out.append(LeafData(lf, analytic[k], numeric[k], b, curve, st))
         else:
             out.append(LeafData(lf, None, None, None, curve))
     return out
+
+
+def _g(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def rel_err_note(d: LeafData) -> str:
+    """For a passing array with a large relative error, why the pass stands ('' when there is nothing to say).
+
+    The relative error |a - n| / max(|a|, |n|) of an element whose gradient is close to zero can reach 1
+    while |a - n| is far below what finite differences can resolve; the note names that element, its
+    gradient and its bound.
+    """
+    lf = d.leaf
+    if lf.status != "pass" or not math.isfinite(lf.max_rel_err) or lf.max_rel_err < LARGE_REL_ERR:
+        return ""
+    found = _largest_rel_err(d)
+    if found is None:
+        return (f"max rel err {_g(lf.max_rel_err)} comes from elements whose gradient is close to zero, tiny "
+                "against the bound finite differences can resolve; their |a - n| is within that bound, so they "
+                "pass (near zero the relative error means little: the bound is the judge).")
+    name, a, n, b = found
+    mag = max(abs(a), abs(n))
+    if b is None or not b > 0:
+        size = "close to zero"
+        within = "within its bound"
+    else:
+        size = f"tiny against the bound {_g(b)}" if mag <= b else f"only {_g(mag / b)} times the bound {_g(b)}"
+        within = "within that bound"
+    return (f"max rel err {_g(lf.max_rel_err)} comes from {name}, whose gradient (analytic {a:.3g}, numeric "
+            f"{n:.3g}) is {size} the finite differences can resolve; its |a - n| = {_g(abs(a - n))} is "
+            f"{within}, so it passes (near zero the relative error means little: the bound is the judge).")
+
+
+def _element_name(leaf: LeafReport, index: tuple[int, ...]) -> str:
+    return leaf.name + ("[" + ", ".join(str(int(i)) for i in index) + "]" if index else "")
+
+
+def _largest_rel_err(d: LeafData) -> tuple[str, float, float, float | None] | None:
+    """The element with the largest relative error (name, analytic, numeric, bound), if it can be found."""
+    lf = d.leaf
+    close = 1e-6 * lf.max_rel_err
+    if d.has_arrays:
+        a, n = np.asarray(d.analytic, dtype=float), np.asarray(d.numeric, dtype=float)
+        diff = np.abs(a - n)
+        scale = np.maximum(np.abs(a), np.abs(n))
+        keep = np.isfinite(diff) & (scale > 0) & ~d.kink_mask()
+        rel = np.where(keep, np.divide(diff, scale, out=np.zeros_like(diff), where=scale > 0), -1.0)
+        if rel.size and abs(float(rel.max()) - lf.max_rel_err) <= close:
+            index = tuple(int(i) for i in np.unravel_index(int(np.argmax(rel)), rel.shape))
+            b = float(d.bound[index]) if d.bound is not None and d.bound.shape == rel.shape else None
+            if b is None:
+                b = next((e.bound for e in lf.worst if tuple(e.index) == index), None)
+            return _element_name(lf, index), float(a[index]), float(n[index]), b
+    best = max(lf.worst, key=lambda e: e.rel_err, default=None)
+    if best is not None and best.rel_err >= lf.max_rel_err - close:
+        return best.name, best.analytic, best.numeric, best.bound
+    return None
+
+
+def rel_err_notes(report: Report) -> dict[str, str]:
+    """:func:`rel_err_note` of each leaf that has one, by leaf name (arrays are read only when needed)."""
+    if not any(lf.status == "pass" and lf.max_rel_err >= LARGE_REL_ERR for lf in report.leaves):
+        return {}
+    notes = {d.leaf.name: rel_err_note(d) for d in leaf_data(report)}
+    return {name: note for name, note in notes.items() if note}

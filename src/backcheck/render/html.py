@@ -26,7 +26,7 @@ import numpy as np
 
 from backcheck._version import __version__ as version
 from backcheck.render import svg
-from backcheck.render._data import LeafData, as_list, leaf_data, overall_status
+from backcheck.render._data import LeafData, as_list, headline, kind_phrase, leaf_data, overall_status, rel_err_note
 
 if TYPE_CHECKING:
     from backcheck.report import Element, LeafReport, Report
@@ -57,6 +57,7 @@ tr.bad td{color:var(--fail);font-weight:600}tr.kink td{color:var(--inc)}
 .finding{border:1px solid var(--fail);background:#fdecea;border-radius:6px;padding:8px 12px;margin:8px 0}
 .finding b{color:var(--fail)}
 ul.notes{margin:6px 0;padding-left:20px;color:var(--muted)}
+p.why{margin:6px 0;padding:6px 10px;border-left:3px solid var(--pass);background:#eef6f1}
 details.leaf{border-top:1px solid var(--line);padding:8px 0 4px}
 details.leaf>summary{cursor:pointer;list-style-position:outside;margin-left:16px}
 .plots{display:flex;flex-wrap:wrap;gap:12px;margin:10px 0}
@@ -75,8 +76,8 @@ def _e(text: object) -> str:
     return escape(str(text), quote=True)
 
 
-def _badge(status: str) -> str:
-    return f'<span class="badge {_e(status)}">{_LABEL.get(status, _e(status.upper()))}</span>'
+def _badge(status: str, text: str | None = None) -> str:
+    return f'<span class="badge {_e(status)}">{_e(text) if text else _LABEL.get(status, _e(status.upper()))}</span>'
 
 
 def _g(x: float) -> str:
@@ -100,14 +101,20 @@ def _element_table(elements: Sequence[Element]) -> str:
     return "".join(rows)
 
 
-def _leaves_table(leaves: Sequence[LeafReport], anchor: str) -> str:
+def _rel_cell(lf: LeafReport, why: str) -> str:
+    if not why:
+        return f"<td>{_g(lf.max_rel_err)}</td>"
+    return f'<td title="{_e(why)}">{_g(lf.max_rel_err)}<sup>*</sup></td>'
+
+
+def _leaves_table(leaves: Sequence[LeafReport], anchor: str, why: dict[str, str]) -> str:
     rows = ["<table><tr><th>input</th><th>shape</th><th>dtype</th><th>verdict</th><th>checked</th>"
             "<th>wrong</th><th>kinks</th><th>max abs err</th><th>max rel err</th><th>rel diff</th></tr>"]
     for k, lf in enumerate(leaves):
         rows.append(f'<tr><td class="name"><a href="#{anchor}-l{k}">{_e(lf.name)}</a></td>'
                     f"<td>{_e(_shape(lf.shape))}</td><td>{_e(lf.dtype)}</td><td>{_badge(lf.status)}</td>"
                     f"<td>{lf.n_checked}/{lf.n_elements}</td><td>{lf.n_mismatch}</td><td>{lf.n_kinks}</td><td>{_g(lf.max_abs_err)}</td>"
-                    f"<td>{_g(lf.max_rel_err)}</td><td>{_g(lf.rel_diff)}</td></tr>")
+                    f"{_rel_cell(lf, why.get(lf.name, ''))}<td>{_g(lf.rel_diff)}</td></tr>")
     rows.append("</table>")
     return "".join(rows)
 
@@ -137,9 +144,9 @@ def _plots(d: LeafData) -> str:
     return f'<div class="plots">{"".join(out)}</div>' if out else ""
 
 
-def _leaf_section(d: LeafData, anchor: str, k: int, expand: bool) -> str:
+def _leaf_section(d: LeafData, anchor: str, k: int, expand: bool, why: str) -> str:
     lf = d.leaf
-    is_open = " open" if (expand or lf.status != "pass") else ""
+    is_open = " open" if (expand or lf.status != "pass" or why) else ""
     head = (f"<summary><h3 style=\"display:inline\">{_e(lf.name)}</h3> {_badge(lf.status)} "
             f'<span class="meta">shape {_e(_shape(lf.shape))}, {_e(lf.dtype)}; {lf.n_checked} of '
             f"{lf.n_elements} checked, {lf.n_mismatch} wrong, {lf.n_kinks} at kinks; relative difference "
@@ -157,6 +164,8 @@ def _leaf_section(d: LeafData, anchor: str, k: int, expand: bool) -> str:
         body.append(_element_table(lf.kinks))
     if lf.note:
         body.append(f'<p class="meta">{_e(lf.note)}</p>')
+    if why:
+        body.append(f'<p class="why"><sup>*</sup> {_e(why)}</p>')
     return f'<details class="leaf" id="{anchor}-l{k}"{is_open}>{head}{"".join(body)}</details>'
 
 
@@ -166,8 +175,8 @@ def _check_section(report: Report, label: str, anchor: str, expand: bool) -> str
     if not label:
         heading = _e(report.title)
     parts = [
-        f'<section class="check st-{_e(st)}" id="{anchor}"><h2>{_badge(st)} {heading}</h2>',
-        f'<p class="meta">{_e(report.kind)} check, strategy {_e(report.strategy)}, {_e(report.method)} '
+        f'<section class="check st-{_e(st)}" id="{anchor}"><h2>{_badge(st, headline(report))} {heading}</h2>',
+        f'<p class="meta">{_e(kind_phrase(report.kind))}, strategy {_e(report.strategy)}, {_e(report.method)} '
         f"differences; {report.n_evals} evaluations in {_e(f'{report.seconds:.3g}')} s</p>",
     ]
     for f in report.findings:
@@ -175,11 +184,27 @@ def _check_section(report: Report, label: str, anchor: str, expand: bool) -> str
         parts.append(f'<div class="finding"><b>{_e(f.kind.upper())}</b>{where}: {_e(f.message)}</div>')
     if report.notes:
         parts.append('<ul class="notes">' + "".join(f"<li>{_e(n)}</li>" for n in report.notes) + "</ul>")
-    parts.append(_leaves_table(report.leaves, anchor))
-    for k, d in enumerate(leaf_data(report)):
-        parts.append(_leaf_section(d, anchor, k, expand))
+    data = leaf_data(report)
+    why = {d.leaf.name: rel_err_note(d) for d in data}
+    parts.append(_leaves_table(report.leaves, anchor, why))
+    for k, d in enumerate(data):
+        parts.append(_leaf_section(d, anchor, k, expand, why[d.leaf.name]))
     parts.append("</section>")
     return "".join(parts)
+
+
+def _nav(items: Sequence[Report], names: Sequence[str]) -> str:
+    """The table of contents: one row per check with its verdict and counts."""
+    rows = ["<table><tr><th>#</th><th class='l'>check</th><th>kind</th><th>strategy</th><th>verdict</th>"
+            "<th>wrong</th><th>checked</th><th>evaluations</th><th>seconds</th></tr>"]
+    for k, (r, name) in enumerate(zip(items, names, strict=True)):
+        wrong = sum(lf.n_mismatch for lf in r.leaves)
+        checked = sum(lf.n_checked for lf in r.leaves)
+        rows.append(f'<tr><td>{k + 1}</td><td class="name"><a href="#c{k}">{_e(name)}</a></td>'
+                    f"<td>{_e(r.kind)}</td><td>{_e(r.strategy)}</td><td>{_badge(r.status, headline(r))}</td>"
+                    f"<td>{wrong}</td><td>{checked}</td><td>{r.n_evals}</td><td>{_e(f'{r.seconds:.3g}')}</td></tr>")
+    rows.append("</table>")
+    return "".join(rows)
 
 
 def render_html(reports: Report | Sequence[Report], title: str = "backcheck report",
@@ -211,15 +236,6 @@ def render_html(reports: Report | Sequence[Report], title: str = "backcheck repo
     summary = ", ".join(f"{n} {'passed' if s == 'pass' else ('failed' if s == 'fail' else s)}"
                         for s, n in counts.items() if n)
     expand = len(items) <= 10
-    rows = ["<table><tr><th>#</th><th class='l'>check</th><th>kind</th><th>strategy</th><th>verdict</th>"
-            "<th>wrong</th><th>checked</th><th>evaluations</th><th>seconds</th></tr>"]
-    for k, (r, name) in enumerate(zip(items, names, strict=True)):
-        wrong = sum(lf.n_mismatch for lf in r.leaves)
-        checked = sum(lf.n_checked for lf in r.leaves)
-        rows.append(f'<tr><td>{k + 1}</td><td class="name"><a href="#c{k}">{_e(name)}</a></td>'
-                    f"<td>{_e(r.kind)}</td><td>{_e(r.strategy)}</td><td>{_badge(r.status)}</td><td>{wrong}</td><td>{checked}</td>"
-                    f"<td>{r.n_evals}</td><td>{_e(f'{r.seconds:.3g}')}</td></tr>")
-    rows.append("</table>")
     when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     sections = [_check_section(r, name, f"c{k}", expand)
                 for k, (r, name) in enumerate(zip(items, names, strict=True))]
@@ -233,7 +249,7 @@ def render_html(reports: Report | Sequence[Report], title: str = "backcheck repo
         f'<p class="meta">backcheck {_e(version)} &#183; {_e(when)} &#183; a mismatch is an error beyond '
         "the bound the finite differences can vouch for (truncation + round-off + the gradient dtype's "
         "resolution)</p>",
-        "</header><nav>", *rows, "</nav>", *sections,
+        "</header><nav>", _nav(items, names), "</nav>", *sections,
         "<footer>Plots: the V curve shows |central difference &#8722; analytic| against the step for the "
         "worst element (truncation error on the right, round-off on the left); the histogram shows each "
         "element's |analytic &#8722; numeric| divided by its bound (right of 1 is wrong); the heatmap shows "

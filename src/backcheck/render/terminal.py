@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
+from backcheck.render._data import headline, rel_err_notes
 from backcheck.render.text import render_report
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ def renderables(report: Report) -> list[Any]:
 
     st = report.status
     head = Text()
-    head.append(f" {st.upper()} ", style=f"{STYLE.get(st, 'bold')} reverse")
+    head.append(f" {headline(report)} ", style=f"{STYLE.get(st, 'bold')} reverse")
     head.append(f" {report.title}", style="bold")
     head.append(f"  ({report.kind}, {report.strategy}, {report.method}; {report.n_evals} evaluations, "
                 f"{report.seconds:.3g} s)", style="dim")
@@ -76,6 +77,7 @@ def renderables(report: Report) -> list[Any]:
                   f"{lf.n_checked}/{lf.n_elements}", str(lf.n_mismatch), str(lf.n_kinks),
                   f"{lf.max_abs_err:.3g}", f"{lf.max_rel_err:.3g}", f"{lf.rel_diff:.3g}")
     out.append(t)
+    why = rel_err_notes(report)
     for f in report.findings:
         out.append(Text.assemble((f"{f.kind.upper()}: ", "bold red"), f.message))
     for lf in report.leaves:
@@ -84,6 +86,8 @@ def renderables(report: Report) -> list[Any]:
                                                  f"{lf.n_checked} checked)"))
         if lf.note:
             out.append(Text(f"{lf.name}: {lf.note}", style="yellow"))
+        if lf.name in why:
+            out.append(Text(f"{lf.name}: {why[lf.name]}", style="dim"))
         if lf.kinks:
             names = ", ".join(e.name for e in lf.kinks)
             more = f" and {lf.n_kinks - len(lf.kinks)} more" if lf.n_kinks > len(lf.kinks) else ""

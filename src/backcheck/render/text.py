@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from backcheck.render._data import headline, rel_err_notes
+
 if TYPE_CHECKING:
     from backcheck.report import Element, Report
 
@@ -32,7 +34,7 @@ def element_rows(elements: list[Element]) -> list[list[str]]:
 
 
 def render_report(report: Report) -> str:
-    head = (f"backcheck {report.status.upper()}: {report.title} ({report.kind}, {report.strategy}, "
+    head = (f"backcheck {headline(report)}: {report.title} ({report.kind}, {report.strategy}, "
             f"{report.method}; {report.n_evals} evaluations, {report.seconds:.3g} s)")
     rows = [["input", "shape", "dtype", "verdict", "checked", "wrong", "kinks", "max abs err", "max rel err",
              "rel diff"]]
@@ -42,6 +44,7 @@ def render_report(report: Report) -> str:
                      str(lf.n_mismatch), str(lf.n_kinks), _g(lf.max_abs_err), _g(lf.max_rel_err),
                      _g(lf.rel_diff)])
     lines = [head, *_table(rows)]
+    why = rel_err_notes(report)
     for f in report.findings:
         lines.append(f"  {f.kind.upper()}: {f.message}")
     for lf in report.leaves:
@@ -50,6 +53,8 @@ def render_report(report: Report) -> str:
             lines.extend(_table(element_rows(lf.worst), "    "))
         if lf.note:
             lines.append(f"  {lf.name}: {lf.note}")
+        if lf.name in why:
+            lines.append(f"  {lf.name}: {why[lf.name]}")
         if lf.kinks:
             names = ", ".join(e.name for e in lf.kinks)
             more = f" and {lf.n_kinks - len(lf.kinks)} more" if lf.n_kinks > len(lf.kinks) else ""
