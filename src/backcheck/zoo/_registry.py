@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import DTypeLike
 
-__all__ = ["LAYERS", "Bug", "Grads", "Layer", "get", "names", "one_wrong_element", "scale_bug"]
+__all__ = ["Bug", "Grads", "Layer", "get", "layers", "names", "one_wrong_element", "register", "scale_bug"]
 
 Grads = tuple[np.ndarray | None, ...]
 
@@ -118,43 +118,32 @@ def one_wrong_element(
 
 
 # ---------------------------------------------------------------------------------------------
-# The registry. The family modules import Bug/Layer from here, so they are imported last.
+# The registry. It imports nothing from the zoo: the package imports the family modules, which use
+# Bug and Layer from here, and registers their layers (see backcheck/zoo/__init__.py).
 # ---------------------------------------------------------------------------------------------
 
-from backcheck.zoo import (  # noqa: E402
-    activations,
-    attention,
-    conv,
-    elementwise,
-    linalg,
-    linear,
-    losses,
-    normalization,
-    pooling,
-    recurrent,
-    regularization,
-)
+_BY_NAME: dict[str, Layer] = {}
 
-LAYERS: tuple[Layer, ...] = (
-    *activations.LAYERS,
-    *losses.LAYERS,
-    *linear.LAYERS,
-    *conv.LAYERS,
-    *pooling.LAYERS,
-    *normalization.LAYERS,
-    *recurrent.LAYERS,
-    *attention.LAYERS,
-    *linalg.LAYERS,
-    *regularization.LAYERS,
-    *elementwise.LAYERS,
-)
 
-_BY_NAME: dict[str, Layer] = {layer.name: layer for layer in LAYERS}
+def register(layers: tuple[Layer, ...]) -> None:
+    """Add layers to the registry; a name already taken by another layer is an error."""
+    for layer in layers:
+        other = _BY_NAME.get(layer.name)
+        if other is not None and other is not layer:
+            raise ValueError(f"two zoo layers are called {layer.name!r}; rename one of them")
+        if layer.family not in FAMILIES:
+            raise ValueError(f"zoo layer {layer.name!r} has unknown family {layer.family!r}; use one of {FAMILIES}")
+        _BY_NAME[layer.name] = layer
+
+
+def layers() -> tuple[Layer, ...]:
+    """Every registered layer, in registry order."""
+    return tuple(_BY_NAME.values())
 
 
 def names() -> list[str]:
     """Names of all layers, in registry order."""
-    return [layer.name for layer in LAYERS]
+    return list(_BY_NAME)
 
 
 def get(name: str) -> Layer:
