@@ -30,7 +30,7 @@ from backcheck.progress import Progress
 from backcheck.report import Curve, Finding, LeafReport, Report, summarize
 from backcheck.strategies import resolve, run_strategy
 from backcheck.tree import Tree
-from backcheck.verdict import Tolerance
+from backcheck.verdict import Claim, Tolerance
 
 #: Steps tried for a V curve, as powers of two of the chosen step.
 CURVE_POWERS = range(-16, 6)
@@ -172,20 +172,8 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: d
     grad_eps, rms = _leaf_scales(tree, g, sec.grad_eps)
     at = sec.at
     regrad = None if at is None else (lambda: at([lf.work for lf in ev.tree.leaves]))
-    outcome = run_strategy(
-        ev,
-        g,
-        steps,
-        strategy,
-        options.samples,
-        Tolerance(options.atol, options.rtol),
-        grad_eps,
-        rms,
-        regrad,
-        seed_int(options.rng("strategy")),
-        frozenset(skipped),
-        sec.g_wide,
-    )
+    claim = Claim(g, steps, grad_eps, rms, Tolerance(options.atol, options.rtol), regrad, sec.g_wide)
+    outcome = run_strategy(ev, claim, strategy, options.samples, options.rng("strategy"), frozenset(skipped))
     leaves = summarize(
         tree, g, outcome.numeric, outcome.bound, outcome.status, outcome.checked, dict(skipped), outcome.failed_leaves
     )

@@ -19,7 +19,8 @@ elements it cannot clear are refined with smaller steps (2 more evaluations per 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -55,9 +56,53 @@ class Tolerance:
         return (self.atol or 0.0) + (self.rtol or 0.0) * np.abs(numeric)
 
 
+def kink_slack(truncation: float, noise: float, res: float) -> float:
+    """How far two slopes (or a slope and a gradient) may differ from rounding and truncation alone."""
+    return SAFETY * (truncation + noise + res)
+
+
 def resolution(analytic: np.ndarray, numeric: np.ndarray, eps: float, leaf_rms: np.ndarray) -> np.ndarray:
     """How finely an analytic value of this dtype can be trusted."""
     return RES_FACTOR * eps * (np.maximum(np.abs(analytic), np.abs(numeric)) + leaf_rms)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The analytic side as the strategies judge it: the flat gradient, the steps, and what bounds it.
+
+    ``grad_eps`` is the machine epsilon of each element's analytic dtype, ``rms`` the typical gradient of its
+    tensor; ``regrad()`` recomputes the gradient where the evaluator has moved the point (None when the
+    gradient was given precomputed); ``g_wide`` is the same backward pass run in float64.
+    """
+
+    g: np.ndarray
+    steps: np.ndarray
+    grad_eps: np.ndarray
+    rms: np.ndarray
+    tol: Tolerance
+    regrad: Callable[[], np.ndarray] | None = None
+    g_wide: np.ndarray | None = None
+
+    def bare(self) -> Claim:
+        """The same claim without re-checks at moved points or a float64 run (for samples and localization)."""
+        return replace(self, regrad=None, g_wide=None)
+
+
+@dataclass(frozen=True)
+class FirstDifferences:
+    """``phi(x + h e_i)``, ``phi(x - h e_i)`` and the actual displacements, for elements ``idx``."""
+
+    plus: np.ndarray
+    minus: np.ndarray
+    disp_plus: np.ndarray
+    disp_minus: np.ndarray
+
+    def take(self, k: np.ndarray) -> FirstDifferences:
+        return FirstDifferences(self.plus[k], self.minus[k], self.disp_plus[k], self.disp_minus[k])
+
+    @property
+    def central(self) -> np.ndarray:
+        return (self.plus - self.minus) / (self.disp_plus - self.disp_minus)
 
 
 @dataclass
@@ -67,7 +112,6 @@ class Judgement:
     status: np.ndarray  # object array of status strings
     jump: np.ndarray  # forward minus backward slope at kinks, NaN elsewhere
     hull: np.ndarray  # (m, 2): the one-sided slopes widened by their error at kinks, NaN elsewhere
-    evals: int = 0
 
 
 def screen(
@@ -168,32 +212,21 @@ def judge(
     idx: np.ndarray,
     analytic: np.ndarray,
     h: np.ndarray,
-    phi_plus: np.ndarray,
-    phi_minus: np.ndarray,
-    disp_plus: np.ndarray,
-    disp_minus: np.ndarray,
+    first: FirstDifferences,
     res: np.ndarray,
     tol: Tolerance,
 ) -> Judgement:
     """Judge elements ``idx`` from their first central differences, refining those the screen cannot clear."""
-    span = disp_plus - disp_minus
-    numeric = (phi_plus - phi_minus) / span
+    span = first.disp_plus - first.disp_minus
+    numeric = first.central
     ok, bound = screen(ev, analytic, numeric, span, res, tol)
     status = np.full(idx.size, OK, dtype=object)
     jump = np.full(idx.size, np.nan)
     hull = np.full((idx.size, 2), np.nan)
-    before = ev.n_evals
     for k in np.flatnonzero(~ok):
-        st, n, b, jump[k], hull[k] = refine(
-            ev,
-            int(idx[k]),
-            float(analytic[k]),
-            float(h[k]),
-            (float(phi_plus[k]), float(phi_minus[k]), float(disp_plus[k]), float(disp_minus[k])),
-            float(res[k]),
-            tol,
-        )
+        four = (float(first.plus[k]), float(first.minus[k]), float(first.disp_plus[k]), float(first.disp_minus[k]))
+        st, n, b, jump[k], hull[k] = refine(ev, int(idx[k]), float(analytic[k]), float(h[k]), four, float(res[k]), tol)
         if st == MISMATCH and analytic[k] == 0.0:
             st = DEAD
         status[k], numeric[k], bound[k] = st, n, b
-    return Judgement(numeric, bound, status, jump, hull, ev.n_evals - before)
+    return Judgement(numeric, bound, status, jump, hull)

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -19,7 +18,7 @@ from backcheck.errors import BadInputError
 from backcheck.evaluate import Evaluator
 from backcheck.strategies.elementwise import Outcome, run
 from backcheck.strategies.projected import DIRECTIONS, localize, project_leaf
-from backcheck.verdict import FAILING, KINK, Tolerance
+from backcheck.verdict import FAILING, KINK, Claim
 
 STRATEGIES = ("full", "sparse", "projected", "auto")
 #: Arrays this small are checked element by element even under 'projected' and 'auto'.
@@ -50,28 +49,21 @@ def choose(strategy: str, n: int, samples: int | None, rng: np.random.Generator)
 
 def run_strategy(
     ev: Evaluator,
-    g: np.ndarray,
-    steps: np.ndarray,
+    claim: Claim,
     strategy: str,
     samples: int | None,
-    tol: Tolerance,
-    grad_eps: np.ndarray,
-    rms: np.ndarray,
-    regrad: Callable[[], np.ndarray] | None,
-    seed: int,
+    rng: np.random.Generator,
     skip: frozenset[str] = frozenset(),
-    g_wide: np.ndarray | None = None,
 ) -> Outcome:
     """Run ``strategy``; arrays named in ``skip`` (no analytic gradient to check) are not evaluated."""
-    rng = np.random.default_rng(seed)
     if strategy in ("full", "sparse"):
         eligible = np.concatenate(
             [np.arange(lf.offset, lf.offset + lf.size) for lf in ev.tree.leaves if lf.name not in skip]
             or [np.empty(0, dtype=np.int64)]
         )
         idx = eligible[choose(strategy, eligible.size, samples, rng)] if eligible.size else eligible
-        return run(ev, g, steps, idx, tol, grad_eps, rms, regrad, seed, g_wide)
-    return _projected(ev, g, steps, strategy == "auto", samples, tol, grad_eps, rms, rng, skip)
+        return run(ev, claim, idx, rng)
+    return _projected(ev, claim.bare(), strategy == "auto", samples, rng, skip)
 
 
 class _Collected:
@@ -109,13 +101,9 @@ class _Collected:
 
 def _projected(
     ev: Evaluator,
-    g: np.ndarray,
-    steps: np.ndarray,
+    claim: Claim,
     localize_failures: bool,
     samples: int | None,
-    tol: Tolerance,
-    grad_eps: np.ndarray,
-    rms: np.ndarray,
     rng: np.random.Generator,
     skip: frozenset[str] = frozenset(),
 ) -> Outcome:
@@ -127,7 +115,7 @@ def _projected(
         pool = np.arange(leaf.offset, leaf.offset + leaf.size)
         idx = np.sort(rng.choice(pool, size=min(KINKY_SAMPLES, leaf.size), replace=False))
         idx = idx[~np.isin(idx, out.checked)]
-        sub = run(ev, g, steps, idx, tol, grad_eps, rms, None, int(rng.integers(1 << 30)))
+        sub = run(ev, claim, idx, rng)
         out.add_outcome(sub)
         return sub
 
@@ -137,13 +125,9 @@ def _projected(
         if leaf.size <= SMALL_ARRAY:
             # a small array is cheaper to check element by element than to project and localize
             idx = np.arange(leaf.offset, leaf.offset + leaf.size)
-            out.add_outcome(run(ev, g, steps, idx, tol, grad_eps, rms, None, 0))
+            out.add_outcome(run(ev, claim, idx, rng))
             continue
-        typical = float(rms[leaf.offset])
-        proj = project_leaf(
-            ev, g, steps, leaf.offset, leaf.size, float(grad_eps[leaf.offset]), tol, rng, k,
-            stop_on_failure=localize_failures, typical=typical,
-        )  # fmt: skip
+        proj = project_leaf(ev, claim, leaf, rng, k, stop_on_failure=localize_failures)
         worst = max(abs(m.mismatch) / m.bound if m.bound > 0 else 0.0 for _, m in proj.measurements)
         if proj.kinky and not proj.failed:
             # directions through a kink prove nothing: check a sample of elements one by one instead
@@ -172,7 +156,7 @@ def _projected(
         if weights is None:
             weights = rng.standard_normal(leaf.size)
             weights /= np.linalg.norm(weights)
-        found = localize(ev, g, steps, leaf.offset, leaf.size, grad_eps, rms, tol, weights, root)
+        found = localize(ev, claim, leaf, weights, root)
         out.add(
             found.found,
             [found.numeric[i] for i in found.found],
@@ -207,7 +191,7 @@ def _projected(
         elif (
             not found.complete
             or np.any(sub.status == KINK)
-            or not _fails_again(ev, g, steps, leaf, grad_eps, tol, rng, k, typical)
+            or not project_leaf(ev, claim, leaf, rng, k).failed
         ):
             out.notes.append(
                 f"{leaf.name}: a random direction disagreed, but no element is wrong: group testing and a sample of "
@@ -220,24 +204,6 @@ def _projected(
                 "small constant factor)."
             )
     return out.outcome()
-
-
-def _fails_again(
-    ev: Evaluator,
-    g: np.ndarray,
-    steps: np.ndarray,
-    leaf: Any,
-    grad_eps: np.ndarray,
-    tol: Tolerance,
-    rng: np.random.Generator,
-    k: int,
-    typical: float,
-) -> bool:
-    """Whether fresh random directions confirm a failure that localization could not pin on any element."""
-    proj = project_leaf(
-        ev, g, steps, leaf.offset, leaf.size, float(grad_eps[leaf.offset]), tol, rng, k, typical=typical
-    )
-    return proj.failed
 
 
 __all__ = ["STRATEGIES", "Outcome", "choose", "resolve", "run_strategy"]

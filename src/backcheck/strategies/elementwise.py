@@ -9,7 +9,6 @@ subgradient that is valid element by element but not as a whole (a max routed to
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,9 +23,11 @@ from backcheck.verdict import (
     MISMATCH,
     OK,
     SAFETY,
+    Claim,
+    FirstDifferences,
     Judgement,
-    Tolerance,
     judge,
+    kink_slack,
     resolution,
 )
 
@@ -43,37 +44,26 @@ class Outcome:
     failed_leaves: dict[str, str]
 
 
-def run(
-    ev: Evaluator,
-    g: np.ndarray,
-    steps: np.ndarray,
-    idx: np.ndarray,
-    tol: Tolerance,
-    grad_eps: np.ndarray,
-    rms: np.ndarray,
-    regrad: Callable[[], np.ndarray] | None = None,
-    seed: int = 0,
-    g_wide: np.ndarray | None = None,
-) -> Outcome:
+def run(ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator | None = None) -> Outcome:
     """Difference along ``e_i`` for every ``i`` in ``idx`` and judge each element.
 
-    ``regrad()`` recomputes the analytic gradient at the evaluator's current point; it lets elements at
-    points where several kinks meet be re-checked at a nearby differentiable point. ``g_wide`` is the same
-    backward pass run in float64, for a low-precision gradient checked against float64 numerics (see
-    :func:`split_formula_from_rounding`).
+    ``claim.regrad()`` recomputes the analytic gradient at the evaluator's current point; it lets elements at
+    points where several kinks meet be re-checked at a nearby differentiable point (with ``rng``).
+    ``claim.g_wide`` is the same backward pass run in float64, for a low-precision gradient checked against
+    float64 numerics (see :func:`split_formula_from_rounding`).
     """
-    fp, fm, dp, dm = ev.first_differences(idx, steps)
+    g, steps, grad_eps, rms, tol = claim.g, claim.steps, claim.grad_eps, claim.rms, claim.tol
+    first = FirstDifferences(*ev.first_differences(idx, steps))
     a = g[idx]
-    numeric0 = (fp - fm) / (dp - dm)
-    res = resolution(a, numeric0, 1.0, rms[idx]) * grad_eps[idx]
-    j = judge(ev, idx, a, steps[idx], fp, fm, dp, dm, res, tol)
+    res = resolution(a, first.central, 1.0, rms[idx]) * grad_eps[idx]
+    j = judge(ev, idx, a, steps[idx], first, res, tol)
     notes: list[str] = []
     ambiguous = np.flatnonzero(j.status == AMBIGUOUS)
     if ambiguous.size:
-        notes.extend(recheck_nearby(ev, idx, ambiguous, j, steps, tol, grad_eps, regrad, seed, g))
+        notes.extend(recheck_nearby(ev, idx, ambiguous, j, claim, rng or np.random.default_rng(0)))
     kinks = np.flatnonzero(j.status == KINK)
     if kinks.size >= 2:
-        bad = joint_kink_test(ev, idx[kinks], j.jump[kinks], g, steps, grad_eps, rms)
+        bad = joint_kink_test(ev, idx[kinks], j.jump[kinks], claim)
         if bad is not None:
             j.status[kinks[np.isin(idx[kinks], bad)]] = MISMATCH
             notes.append(
@@ -81,26 +71,15 @@ def run(
                 "them together changes the output by a different amount than their gradients sum to (for "
                 "example a max whose gradient is routed to every tied element)."
             )
-    if g_wide is not None:
-        notes.extend(split_formula_from_rounding(ev, idx, j, g_wide, steps, fp, fm, dp, dm, res, rms, tol))
+    if claim.g_wide is not None:
+        notes.extend(split_formula_from_rounding(ev, idx, j, claim, first, res))
     # with a float64 run of the backward pass, the formula check above sees a scale error element by element
-    failed = {} if g_wide is not None else systematic_scale_test(ev, idx, a, j.numeric, j.bound, j.status, grad_eps)
+    failed = {} if claim.g_wide is not None else systematic_scale_test(ev, idx, a, j, grad_eps)
     return Outcome(idx, j.numeric, j.bound, j.status, notes, failed)
 
 
 def split_formula_from_rounding(
-    ev: Evaluator,
-    idx: np.ndarray,
-    j: Judgement,
-    g_wide: np.ndarray,
-    steps: np.ndarray,
-    fp: np.ndarray,
-    fm: np.ndarray,
-    dp: np.ndarray,
-    dm: np.ndarray,
-    res: np.ndarray,
-    rms: np.ndarray,
-    tol: Tolerance,
+    ev: Evaluator, idx: np.ndarray, j: Judgement, claim: Claim, first: FirstDifferences, res: np.ndarray
 ) -> list[str]:
     """Judge a low-precision gradient's formula at float64 precision, and its rounding on its own.
 
@@ -110,23 +89,15 @@ def split_formula_from_rounding(
     off but the float64 run of the same backward pass matches, the element passes with a note.
     """
     notes = []
-    a64 = g_wide[idx]
-    res64 = resolution(a64, j.numeric, float(np.finfo(np.float64).eps), rms[idx])
+    assert claim.g_wide is not None
+    a64 = claim.g_wide[idx]
+    res64 = resolution(a64, j.numeric, float(np.finfo(np.float64).eps), claim.rms[idx])
     judged = np.isin(j.status, (OK, MISMATCH, DEAD))
     bound64 = np.maximum(j.bound - SAFETY * res, 0.0) + SAFETY * res64
     suspect = np.flatnonzero(judged & (j.status == OK) & (np.abs(a64 - j.numeric) > bound64))
     if suspect.size:
         again = judge(
-            ev,
-            idx[suspect],
-            a64[suspect],
-            steps[idx[suspect]],
-            fp[suspect],
-            fm[suspect],
-            dp[suspect],
-            dm[suspect],
-            res64[suspect],
-            tol,
+            ev, idx[suspect], a64[suspect], claim.steps[idx[suspect]], first.take(suspect), res64[suspect], claim.tol
         )
         wrong = suspect[np.isin(again.status, FAILING)]
         if wrong.size:
@@ -161,16 +132,7 @@ SAMPLE_RADIUS = 1e-3
 
 
 def recheck_nearby(
-    ev: Evaluator,
-    idx: np.ndarray,
-    ambiguous: np.ndarray,
-    j: Judgement,
-    steps: np.ndarray,
-    tol: Tolerance,
-    grad_eps: np.ndarray,
-    regrad: Callable[[], np.ndarray] | None,
-    seed: int,
-    g_here: np.ndarray,
+    ev: Evaluator, idx: np.ndarray, ambiguous: np.ndarray, j: Judgement, claim: Claim, rng: np.random.Generator
 ) -> list[str]:
     """Decide elements at kinks whose analytic value lies outside the one-sided slopes.
 
@@ -182,6 +144,7 @@ def recheck_nearby(
     evaluations): a valid subgradient at the kink lies among them, as a limit of gradients around it.
     Without ``regrad`` (a precomputed gradient), the elements count as mismatches.
     """
+    steps, grad_eps, tol, regrad = claim.steps, claim.grad_eps, claim.tol, claim.regrad
     if regrad is None:
         j.status[ambiguous] = MISMATCH
         return [
@@ -189,21 +152,20 @@ def recheck_nearby(
             "the one-sided slopes; with a precomputed gradient they cannot be re-checked at a nearby point "
             "(pass grad as a function to allow it)."
         ]
-    rng = np.random.default_rng(seed + 15485863)
     sub = idx[ambiguous]
     with ev.shifted(NEARBY * steps * rng.standard_normal(steps.size)):
         g_near = regrad()
-        fp, fm, dp, dm = ev.first_differences(sub, steps)
+        first = FirstDifferences(*ev.first_differences(sub, steps))
         a = g_near[sub]
-        res = resolution(a, (fp - fm) / (dp - dm), 1.0, np.sqrt(np.mean(g_near**2)) + 0 * a) * grad_eps[sub]
-        near = judge(ev, sub, a, steps[sub], fp, fm, dp, dm, res, tol)
+        res = resolution(a, first.central, 1.0, np.sqrt(np.mean(g_near**2)) + 0 * a) * grad_eps[sub]
+        near = judge(ev, sub, a, steps[sub], first, res, tol)
     right_nearby = np.isin(near.status, (OK, KINK))
     # the gradients a correct backward pass gives around the kink: their hull holds the valid subgradients.
     # Directions mix scales (per array and per element), so that every input in turn can dominate and the
     # narrow cones of sign patterns (all units off, say) are reached too; sampling stops once every
     # analytic value is inside.
     lo, hi = j.hull[ambiguous, 0].copy(), j.hull[ambiguous, 1].copy()
-    a0 = g_here[sub]
+    a0 = claim.g[sub]
     leaf_of = np.searchsorted(ev.tree.offsets, np.arange(steps.size), side="right") - 1
     for _ in range(NEARBY_SAMPLES):
         if np.all((lo <= a0) & (a0 <= hi)):
@@ -235,13 +197,7 @@ SCALE_RESOLUTION = 32.0
 
 
 def systematic_scale_test(
-    ev: Evaluator,
-    idx: np.ndarray,
-    a: np.ndarray,
-    n: np.ndarray,
-    bound: np.ndarray,
-    status: np.ndarray,
-    grad_eps: np.ndarray,
+    ev: Evaluator, idx: np.ndarray, a: np.ndarray, j: Judgement, grad_eps: np.ndarray
 ) -> dict[str, str]:
     """Find arrays whose gradient is uniformly scaled by ``1 + r``, too little for any single element to show.
 
@@ -251,6 +207,7 @@ def systematic_scale_test(
     float32 gradient checked against float64 numerics), so that truncation error cannot pose as a scale.
     Returns ``{array name: explanation}`` for the arrays that fail.
     """
+    n, bound, status = j.numeric, j.bound, j.status
     out_eps = float(np.finfo(ev.out_dtype).eps)
     failed: dict[str, str] = {}
     which = np.searchsorted(ev.tree.offsets, idx, side="right") - 1
@@ -274,43 +231,56 @@ def systematic_scale_test(
     return failed
 
 
-def joint_kink_test(
-    ev: Evaluator,
-    kink_idx: np.ndarray,
-    jump: np.ndarray,
-    g: np.ndarray,
-    steps: np.ndarray,
-    grad_eps: np.ndarray,
-    rms: np.ndarray,
-    max_group: int = 8,
-) -> np.ndarray | None:
+#: Relative agreement of two jumps (one-sided slope gaps) for their elements to count as tied.
+TIE_RTOL = 1e-6
+#: Most groups of tied elements moved together in one check (each costs 4 evaluations, or 4 per pair).
+MAX_TIE_GROUPS = 512
+
+
+def tie_groups(kink_idx: np.ndarray, jump: np.ndarray) -> list[np.ndarray]:
+    """Groups of kink elements with the same jump (tied at one max, sort or clip bound), largest first."""
+    order = np.argsort(jump, kind="stable")
+    idx, jmp = kink_idx[order], jump[order]
+    scale = np.maximum(np.abs(jmp[:-1]), np.abs(jmp[1:]))
+    same = np.abs(np.diff(jmp)) <= TIE_RTOL * scale + 1e-300
+    cuts = np.flatnonzero(~same) + 1
+    groups = [np.sort(grp) for grp in np.split(idx, cuts) if grp.size >= 2]
+    return sorted(groups, key=lambda grp: -grp.size)
+
+
+def joint_kink_test(ev: Evaluator, kink_idx: np.ndarray, jump: np.ndarray, claim: Claim) -> np.ndarray | None:
     """Move tied kink elements together; return the elements whose gradients are jointly inconsistent.
 
     Elements tied at one maximum (or at one clip bound) share the same jump between their one-sided slopes.
-    Moving such a pair together is a direction in which the function *is* differentiable (the max of tied
-    values moves with them), so there the analytic directional derivative must match exactly. A gradient
-    routed to every tied element passes element by element, but fails this test. Pairs whose direction is
-    still not differentiable (independent kinks) give no conclusion and are skipped.
+    Moving the whole group together is the direction in which the function *is* differentiable (the max of
+    tied values moves with them, whatever their number), so there the analytic directional derivative must
+    match exactly. A gradient routed to every tied element passes element by element, but fails this test.
+    Where the whole group's direction still crosses a kink (independent kinks that happen to share a jump),
+    its pairs are tried instead; directions that are not differentiable give no conclusion.
     """
-    order = np.argsort(jump, kind="stable")
-    kink_idx, jump = kink_idx[order], jump[order]
-    scale = np.maximum(np.abs(jump[:-1]), np.abs(jump[1:]))
-    same = np.abs(np.diff(jump)) <= 1e-6 * scale + 1e-300
     bad: list[int] = []
-    for k in np.flatnonzero(same)[: max_group * 64]:
-        pair = np.sort(np.array([kink_idx[k], kink_idx[k + 1]]))
-        t = float(np.min(steps[pair]))
-        phis, disps = ev.direction(pair, np.ones(2), (t, -t, t / 2, -t / 2))
-        fwd1, bwd1 = (phis[0] - ev.phi0) / t, (ev.phi0 - phis[1]) / t
-        fwd, bwd = (phis[2] - ev.phi0) / (t / 2), (ev.phi0 - phis[3]) / (t / 2)
-        gs = g[pair]
-        res = float(np.sum(resolution(gs, gs, 1.0, rms[pair]) * grad_eps[pair]))
-        noise = 2 * roundoff(ev, t / 2)
-        trunc = max(abs(fwd - fwd1), abs(bwd - bwd1))
-        slack = SAFETY * (trunc + noise + res)
-        if abs(fwd - bwd) > slack:
-            continue  # not a differentiable direction: no conclusion
-        disp_err = (abs(float(np.dot(gs, disps[2] - t / 2))) + abs(float(np.dot(gs, disps[3] + t / 2)))) / t
-        if abs(float(np.sum(gs)) - (fwd + bwd) / 2) > slack + disp_err:
-            bad.extend(int(i) for i in pair)
+    for group in tie_groups(kink_idx, jump)[:MAX_TIE_GROUPS]:
+        verdict = _moved_together(ev, group, claim)
+        if verdict is None and group.size > 2:
+            pairs = [group[k : k + 2] for k in range(group.size - 1)]
+            wrong = [pair for pair in pairs if _moved_together(ev, pair, claim) is False]
+            bad.extend(int(i) for pair in wrong for i in pair)
+        elif verdict is False:
+            bad.extend(int(i) for i in group)
     return np.unique(bad) if bad else None
+
+
+def _moved_together(ev: Evaluator, group: np.ndarray, claim: Claim) -> bool | None:
+    """Whether moving ``group`` together agrees with its summed gradient; None where that is not differentiable."""
+    g, steps = claim.g, claim.steps
+    t = float(np.min(steps[group]))
+    phis, disps = ev.direction(group, np.ones(group.size), (t, -t, t / 2, -t / 2))
+    fwd1, bwd1 = (phis[0] - ev.phi0) / t, (ev.phi0 - phis[1]) / t
+    fwd, bwd = (phis[2] - ev.phi0) / (t / 2), (ev.phi0 - phis[3]) / (t / 2)
+    gs = g[group]
+    res = float(np.sum(resolution(gs, gs, 1.0, claim.rms[group]) * claim.grad_eps[group]))
+    slack = kink_slack(max(abs(fwd - fwd1), abs(bwd - bwd1)), 2 * roundoff(ev, t / 2), res)
+    if abs(fwd - bwd) > slack:
+        return None  # not a differentiable direction: no conclusion
+    disp_err = (abs(float(np.dot(gs, disps[2] - t / 2))) + abs(float(np.dot(gs, disps[3] + t / 2)))) / t
+    return bool(abs(float(np.sum(gs)) - (fwd + bwd) / 2) <= slack + disp_err)

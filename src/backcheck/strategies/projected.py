@@ -24,7 +24,8 @@ import numpy as np
 from backcheck.evaluate import Evaluator
 from backcheck.numeric.grad import noise_level
 from backcheck.strategies.elementwise import run
-from backcheck.verdict import FAILING, KINK, OK, RES_FACTOR, SAFETY, Tolerance
+from backcheck.tree import Leaf
+from backcheck.verdict import FAILING, KINK, OK, RES_FACTOR, SAFETY, Claim, Tolerance
 
 #: Directions per array for the projected check (half Rademacher, half Gaussian).
 DIRECTIONS = 8
@@ -116,17 +117,16 @@ class LeafProjection:
 
 def project_leaf(
     ev: Evaluator,
-    g: np.ndarray,
-    steps: np.ndarray,
-    offset: int,
-    size: int,
-    grad_eps: float,
-    tol: Tolerance,
+    claim: Claim,
+    leaf: Leaf,
     rng: np.random.Generator,
     k: int,
     stop_on_failure: bool = False,
-    typical: float = 0.0,
 ) -> LeafProjection:
+    """Compare ``k`` random directional derivatives over ``leaf`` with the claimed gradient."""
+    g, steps, tol = claim.g, claim.steps, claim.tol
+    offset, size = leaf.offset, leaf.size
+    grad_eps, typical = float(claim.grad_eps[offset]), float(claim.rms[offset])
     idx = np.arange(offset, offset + size)
     h = steps[idx]
     results = []
@@ -162,18 +162,10 @@ class Localized:
 
 
 def localize(
-    ev: Evaluator,
-    g: np.ndarray,
-    steps: np.ndarray,
-    offset: int,
-    size: int,
-    grad_eps: np.ndarray,
-    rms: np.ndarray,
-    tol: Tolerance,
-    weights: np.ndarray,
-    root: Measurement | None,
+    ev: Evaluator, claim: Claim, leaf: Leaf, weights: np.ndarray, root: Measurement | None
 ) -> Localized:
     """Bisect the array's elements down to the wrong ones (see the module docstring)."""
+    g, steps, offset, size = claim.g, claim.steps, leaf.offset, leaf.size
     idx_all = np.arange(offset, offset + size)
     w = weights
 
@@ -181,7 +173,9 @@ def localize(
         sub = idx_all[lo:hi]
         ws = w[lo:hi]
         norm = float(np.linalg.norm(ws))
-        return measure(ev, g, sub, steps[sub] * ws / norm, float(grad_eps[offset]), tol, float(rms[offset]))
+        return measure(
+            ev, g, sub, steps[sub] * ws / norm, float(claim.grad_eps[offset]), claim.tol, float(claim.rms[offset])
+        )
 
     out = Localized([], {}, {}, {}, True)
     tests, budget = 0, 8 * MAX_LOCALIZED * max(1, math.ceil(math.log2(max(size, 2))))
@@ -191,7 +185,7 @@ def localize(
     while stack:
         lo, hi, m = stack.pop()
         if hi - lo == 1:
-            _judge_one(ev, g, steps, idx_all[lo], grad_eps, rms, tol, out)
+            _judge_one(ev, claim, int(idx_all[lo]), out)
             if sum(s in FAILING for s in out.status.values()) >= MAX_LOCALIZED:
                 out.complete = False
                 break
@@ -216,18 +210,9 @@ def localize(
     return out
 
 
-def _judge_one(
-    ev: Evaluator,
-    g: np.ndarray,
-    steps: np.ndarray,
-    i: int,
-    grad_eps: np.ndarray,
-    rms: np.ndarray,
-    tol: Tolerance,
-    out: Localized,
-) -> None:
+def _judge_one(ev: Evaluator, claim: Claim, i: int, out: Localized) -> None:
     """Judge one localized element exactly as the full check would; keep it if wrong or at a kink."""
-    sub = run(ev, g, steps, np.array([i]), tol, grad_eps, rms)
+    sub = run(ev, claim.bare(), np.array([i]))
     st = str(sub.status[0])
     if st in FAILING or st == KINK:
         out.found.append(int(i))

@@ -1,0 +1,80 @@
+"""Ties of any size: a max whose gradient is routed to every tied element fails, whatever the group's size."""
+
+import numpy as np
+import pytest
+
+import backcheck
+
+
+def pool_forward(x):
+    """2x2 max pool, stride 2, of an (H, W) array."""
+    h, w = x.shape
+    return x.reshape(h // 2, 2, w // 2, 2).max(axis=(1, 3))
+
+
+def _windows(x):
+    h, w = x.shape
+    return x.reshape(h // 2, 2, w // 2, 2).transpose(0, 2, 1, 3).reshape(h // 2, w // 2, 4)
+
+
+def _back(d, x, every):
+    h, w = x.shape
+    win = _windows(x)
+    top = win == win.max(axis=-1, keepdims=True)
+    if not every:
+        first = np.zeros_like(top)
+        np.put_along_axis(first, win.argmax(axis=-1)[..., None], True, axis=-1)
+        top = first
+    g = top * d[..., None]
+    return g.reshape(h // 2, w // 2, 2, 2).transpose(0, 2, 1, 3).reshape(h, w)
+
+
+def routed_to_one(d, x):
+    return _back(d, x, every=False)
+
+
+def routed_to_all(d, x):
+    return _back(d, x, every=True)
+
+
+def tied_input(rng, size):
+    """A 4x4 input whose first window holds a tie of ``size`` at its maximum; the other windows have none."""
+    x = rng.normal(size=(4, 4))
+    x[0:2, 0:2] = [[0.5, -1.0], [-1.5, -2.0]]
+    flat = x[0:2, 0:2].reshape(-1)
+    flat[:size] = 0.5
+    x[0:2, 0:2] = flat.reshape(2, 2)
+    return x
+
+
+@pytest.mark.parametrize("size", [2, 3, 4])
+@pytest.mark.parametrize("seed", range(4))
+def test_routing_to_every_tied_element_fails_for_ties_of_any_size(size, seed):
+    x = tied_input(np.random.default_rng(seed), size)
+    good = backcheck.check_layer(pool_forward, routed_to_one, x, seed=seed)
+    assert good.ok, good
+    bad = backcheck.check_layer(pool_forward, routed_to_all, x, seed=seed)
+    assert bad.status == "fail", bad
+    wrong = {e.name for e in bad.leaves[0].worst if e.status == "mismatch"}
+    tied = {f"x[{i // 2}, {i % 2}]" for i in range(size)}
+    assert wrong and wrong <= tied
+
+
+@pytest.mark.parametrize("size", [2, 3, 4])
+def test_ties_inside_a_small_network_loss(size):
+    """A whole-model loss: max pool of a tied input, then a linear layer; params and input checked together."""
+    rng = np.random.default_rng(size)
+    params = {"x": tied_input(rng, size), "w": rng.normal(size=(4,)), "b": np.array(0.3)}
+
+    def loss(p):
+        return float(np.tanh(pool_forward(p["x"]).reshape(-1) @ p["w"] + p["b"]))
+
+    def grad(p, every):
+        pooled = pool_forward(p["x"]).reshape(-1)
+        dz = 1 - np.tanh(pooled @ p["w"] + p["b"]) ** 2
+        d_pooled = (dz * p["w"]).reshape(2, 2)
+        return {"x": _back(d_pooled, p["x"], every), "w": dz * pooled, "b": np.array(dz)}
+
+    assert backcheck.check(loss, params, lambda p: grad(p, False)).ok
+    bad = backcheck.check(loss, params, lambda p: grad(p, True))
+    assert bad.status == "fail" and bad.leaf("p['x']").status == "fail", bad
