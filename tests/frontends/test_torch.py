@@ -564,7 +564,9 @@ def test_module_restored_when_forward_raises_mid_check() -> None:
 
 def test_in_place_forward_is_reported() -> None:
     def scale_(x: torch.Tensor) -> torch.Tensor:
-        return x.mul_(2.0) if not x.requires_grad else x * 2.0
+        y = x * 2.0
+        x.data.mul_(2.0)  # writes into its input behind autograd's back
+        return y
 
     x = _r(_gen(32), 4)
     before = x.clone()

@@ -1,0 +1,301 @@
+"""PyTorch frontend: check what ``torch.autograd`` computes (custom ``autograd.Function`` backward and jvp
+rules, ``nn.Module`` parameters) against finite differences of the same function.
+
+A function ``fn(*inputs) -> tensor or tuple of tensors`` is reduced to the core contract by a cotangent
+``dout``: the checked scalar is ``phi = <dout, fn(*inputs)>``, whose gradient torch claims to be
+``torch.autograd.grad(fn(*inputs), inputs, dout)``.  The analytic side runs at the tensors' own dtype and
+device; the numeric side perturbs float64 numpy copies through the core :class:`~backcheck.tree.Tree` and
+:class:`~backcheck.evaluate.Evaluator`, and evaluates ``fn`` on float64 tensors (on the same device) when it
+allows it.  The user's tensors are never written: inputs are copied, and module parameters and buffers are
+pointed at private storage while a check runs and at their own storage again afterwards (also when ``fn``
+raises).
+
+Complex tensors are checked as two real arrays, ``z.real`` and ``z.imag``.  For a real loss ``phi`` torch
+returns the conjugate Wirtinger gradient ``z.grad = dphi/dRe(z) + i dphi/dIm(z)`` (twice ``dphi/dconj(z)``);
+backcheck compares its real part with the numeric ``dphi/dRe(z)`` and its imaginary part with the numeric
+``dphi/dIm(z)``.  A complex output ``y`` with cotangent ``v`` contributes
+``Re(sum(conj(v) * y)) = <Re v, Re y> + <Im v, Im y>`` to ``phi``, torch's own convention for
+``grad_outputs``.
+
+The numeric side runs ``fn`` as torch runs it under autograd (grad mode on, the checked tensors requiring
+grad, the outputs detached afterwards). The backward pass also runs three times over one graph, to catch a
+backward that writes into its saved tensors; a function with several differentiable outputs is also checked
+one output at a time, the others' gradients undefined.
+
+This package imports torch on first use only. Layout: ``_tensors`` (dtypes, numpy copies, storage swaps),
+``_session`` (one check's state and the numeric side), ``_analytic`` (autograd's side), ``_setup`` (slots,
+outputs, cotangent, numeric dtype), ``_vmap`` (batched first differences), ``_check`` (the contract and
+:func:`backcheck.run.run`), ``_blame``.
+
+>>> import torch
+>>> import backcheck.torch as bt
+>>> bt.check(torch.sin, torch.linspace(0, 1, 5, dtype=torch.float64)).ok
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from backcheck.calls import arg_names, function_name
+from backcheck.errors import BadInputError
+from backcheck.frontends.common import JVP_PREFIX
+from backcheck.frontends.torch._blame import Blame, BlameRow, blame
+from backcheck.frontends.torch._check import Knobs, Target, check_torch
+from backcheck.frontends.torch._setup import named_dtype
+from backcheck.frontends.torch._tensors import torch_module
+from backcheck.options import Options
+from backcheck.report import Report
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["check", "check_function", "check_module", "blame", "Blame", "BlameRow"]
+
+
+def _knobs(
+    options: dict[str, Any], dout: Any, numeric_dtype: Any, vectorized: Any, forward_mode: bool, note: str = ""
+) -> Knobs:
+    """The options validated once, at the entry (typed errors naming the option)."""
+    if vectorized not in (True, False, "auto"):
+        raise BadInputError(f"vectorized={vectorized!r} is not True, False or 'auto'.", "use True, False or 'auto'.")
+    named_dtype(numeric_dtype)  # a typed error for an unknown dtype
+    return Knobs(Options.make(**options), dout, numeric_dtype, vectorized, forward_mode, note)
+
+
+def _positional(inputs: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    """The tuple form ``check(fn, (x, w))`` of the point is the same as ``check(fn, x, w)``."""
+    if len(inputs) == 1 and isinstance(inputs[0], (list, tuple)) and not kwargs:
+        return tuple(inputs[0])
+    return inputs
+
+
+def check(
+    fn: Callable[..., Any],
+    *inputs: Any,
+    dout: Any = None,
+    params: Any = None,
+    strategy: str | None = None,
+    samples: int | None = None,
+    atol: float | None = None,
+    rtol: float | None = None,
+    step: Any = None,
+    seed: Any = 0,
+    numeric_dtype: Any = "auto",
+    forward_mode: bool | None = None,
+    vectorized: bool | str = "auto",
+    curves: bool = False,
+    **kwargs: Any,
+) -> Report:
+    """Check torch autograd's gradient of ``fn`` (including custom Functions inside it) by finite differences.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(*inputs, **kwargs) -> tensor`` or a tuple / list / dict of tensors (integer outputs, and float
+        outputs autograd does not differentiate, are left out; the report says so).
+    *inputs, **kwargs
+        The point, as ``fn`` takes it: ``check(fn, x, w, mask=m)`` calls ``fn(x, w, mask=m)``. The tensors with
+        ``requires_grad`` are checked, or every floating (and complex) tensor when none has it; keyword tensors
+        are checked too, under their keywords; other arguments are passed through unchanged. Names come from
+        ``fn``'s signature. ``check(fn, (x, w))`` (the inputs as one tuple) is the same as ``check(fn, x, w)``.
+        A keyword that is one of the options below is the option; pass such an input positionally.
+    dout : tensor or sequence of tensors, optional
+        The upstream gradient, one per differentiable output. Default: 1 for a single scalar output (then
+        the gradient itself is checked), else a seeded standard normal tensor in each output's dtype.
+    params : nn.Module, dict or list of tensors, optional
+        Tensors ``fn`` reads through a closure (a model's parameters), checked under their names
+        (``fc1.weight[3, 7]``). While the check runs they point at private storage; afterwards they point at
+        their own storage again, bit for bit unchanged, also when ``fn`` raises.
+    strategy, samples, atol, rtol, step, seed, curves
+        As in :func:`backcheck.check`.
+    numeric_dtype : {'auto', 'native', 'float64', 'float32', 'float16'} or torch.dtype
+        The dtype of the numeric side. 'auto' tries float64 and falls back to the inputs' own dtype when
+        ``fn`` raises or returns another dtype (report.notes says so). The analytic gradient is always
+        computed, and judged, at the inputs' own dtype and device.
+    forward_mode : bool, optional
+        Also check forward-mode AD (``torch.autograd.forward_ad``, a custom Function's ``jvp``): its
+        directional derivatives appear as the leaves ``jvp:<name>``. Default False for ``check``.
+    vectorized : bool or 'auto'
+        Evaluate the first differences in batches with ``torch.func.vmap``; where vmap cannot (a custom
+        Function without ``setup_context``, ``.item()``, randomness) the function is evaluated one point at a
+        time (with ``True``, a note says why). Verdicts and evaluation counts are the same either way.
+
+    Returns
+    -------
+    Report
+        Besides the per-element verdicts: a 'saved state' finding when a second backward pass over the same
+        graph gives another gradient, and for several differentiable outputs the leaves
+        ``<output> alone:<input>``, each output checked with the others' gradients undefined.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import backcheck.torch as bt
+    >>> x = torch.randn(3, 4, dtype=torch.float64)
+    >>> w = torch.randn(4, 2, dtype=torch.float64)
+    >>> bt.check(lambda x, w: torch.tanh(x @ w), x, w).ok
+    True
+    >>> bt.check(lambda x, w, scale: scale * torch.tanh(x @ w), x, w, scale=torch.tensor(2.0)).ok
+    True
+    """
+    torch = torch_module()
+    knobs = _knobs(
+        dict(strategy=strategy, samples=samples, atol=atol, rtol=rtol, step=step, seed=seed, curves=curves),
+        dout,
+        numeric_dtype,
+        vectorized,
+        bool(forward_mode),
+    )
+    args = _positional(inputs, kwargs)
+    is_module = isinstance(fn, torch.nn.Module)
+    title = type(fn).__name__ if is_module else function_name(fn)
+    consts: tuple[Any, ...] = ()
+    if is_module and params is None:
+        consts = (*fn.parameters(), *fn.buffers())
+    names = arg_names(fn.forward if is_module else fn, len(args))
+    target = Target(fn, args, kwargs, tuple(names), title, "torch", params, fn, consts)
+    return check_torch(target, knobs)
+
+
+def check_function(
+    function: type[torch.autograd.Function],
+    *inputs: Any,
+    dout: Any = None,
+    strategy: str | None = None,
+    samples: int | None = None,
+    atol: float | None = None,
+    rtol: float | None = None,
+    step: Any = None,
+    seed: Any = 0,
+    numeric_dtype: Any = "auto",
+    forward_mode: bool | None = None,
+    vectorized: bool | str = "auto",
+    curves: bool = False,
+    **kwargs: Any,
+) -> Report:
+    """Check a custom ``torch.autograd.Function``: its ``backward`` and, if it has one, its ``jvp``.
+
+    Parameters
+    ----------
+    function : subclass of torch.autograd.Function
+        Called as ``function.apply(*inputs, **kwargs)``. Names come from its ``forward`` signature (``ctx``
+        dropped).
+    *inputs, **kwargs
+        The point (see :func:`check`).
+    forward_mode : bool, optional
+        Check the ``jvp`` too (leaves ``jvp:<name>``). Default: when the Function defines ``jvp``.
+    dout, strategy, samples, atol, rtol, step, seed, numeric_dtype, vectorized, curves
+        As in :func:`check`.
+
+    Returns
+    -------
+    Report
+
+    Examples
+    --------
+    >>> import torch
+    >>> import backcheck.torch as bt
+    >>> class Cube(torch.autograd.Function):
+    ...     @staticmethod
+    ...     def forward(ctx, x):
+    ...         ctx.save_for_backward(x)
+    ...         return x ** 3
+    ...     @staticmethod
+    ...     def backward(ctx, g):
+    ...         (x,) = ctx.saved_tensors
+    ...         return 3 * x ** 2 * g
+    >>> bt.check_function(Cube, torch.randn(5, dtype=torch.float64)).ok
+    True
+    """
+    torch = torch_module()
+    if not (isinstance(function, type) and issubclass(function, torch.autograd.Function)):
+        raise BadInputError(
+            f"check_function takes a torch.autograd.Function subclass, not {function!r}.",
+            "for a plain function use backcheck.torch.check(fn, *inputs).",
+        )
+    has_jvp = getattr(function, "jvp", None) is not torch.autograd.Function.jvp
+    if forward_mode is True and not has_jvp:
+        raise BadInputError(
+            f"{function.__name__} defines no jvp staticmethod, so forward mode cannot be checked.",
+            "define jvp(ctx, *tangents), or pass forward_mode=None.",
+        )
+    fwd = has_jvp if forward_mode is None else bool(forward_mode)
+    note = (
+        f"forward mode checked too: the leaves {JVP_PREFIX}<name> compare {function.__name__}.jvp with the same "
+        "finite differences."
+    )
+    knobs = _knobs(
+        dict(strategy=strategy, samples=samples, atol=atol, rtol=rtol, step=step, seed=seed, curves=curves),
+        dout,
+        numeric_dtype,
+        vectorized,
+        fwd,
+        note if fwd else "",
+    )
+    names = arg_names(function.forward, len(inputs), skip_ctx=True)
+    target = Target(function.apply, tuple(inputs), kwargs, tuple(names), function.__name__, "function")
+    return check_torch(target, knobs)
+
+
+def check_module(
+    module: Any,
+    *inputs: Any,
+    dout: Any = None,
+    strategy: str | None = None,
+    samples: int | None = None,
+    atol: float | None = None,
+    rtol: float | None = None,
+    step: Any = None,
+    seed: Any = 0,
+    numeric_dtype: Any = "auto",
+    vectorized: bool | str = "auto",
+    curves: bool = False,
+    **kwargs: Any,
+) -> Report:
+    """Check an ``nn.Module``'s gradients for its inputs and its parameters, by the parameters' own names.
+
+    The parameters (those with ``requires_grad``) are perturbed through private storage; afterwards every
+    parameter and buffer points at its own storage again, bit for bit unchanged, also when ``forward``
+    raises (batch-norm running statistics included), and their ``.grad`` is as it was.
+
+    Parameters
+    ----------
+    module : nn.Module
+    *inputs, **kwargs
+        The point, as ``module`` takes it; float inputs are checked too (those with ``requires_grad``, or all
+        when none has it).
+    dout, strategy, samples, atol, rtol, step, seed, numeric_dtype, vectorized, curves
+        As in :func:`check`; vectorization uses ``torch.func.functional_call``.
+
+    Returns
+    -------
+    Report
+        Leaves such as ``x`` and ``fc1.weight``; elements such as ``fc1.weight[3, 7]``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import backcheck.torch as bt
+    >>> mlp = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)).double()
+    >>> report = bt.check_module(mlp, torch.randn(5, 3, dtype=torch.float64))
+    >>> report.ok, [lf.name for lf in report.leaves][1:3]
+    (True, ['0.weight', '0.bias'])
+    """
+    torch = torch_module()
+    if not isinstance(module, torch.nn.Module):
+        raise BadInputError(
+            f"check_module takes an nn.Module, not a {type(module).__name__}.",
+            "for a function use backcheck.torch.check(fn, *inputs).",
+        )
+    knobs = _knobs(
+        dict(strategy=strategy, samples=samples, atol=atol, rtol=rtol, step=step, seed=seed, curves=curves),
+        dout,
+        numeric_dtype,
+        vectorized,
+        False,
+    )
+    names = arg_names(module.forward, len(inputs))
+    target = Target(module, tuple(inputs), kwargs, tuple(names), type(module).__name__, "module", module, module)
+    return check_torch(target, knobs)

@@ -1,0 +1,235 @@
+"""The side under test: torch.autograd's reverse-mode gradient (and forward-mode jvp) of ``<dout, fn(*inputs)>``.
+
+Gradients come from ``torch.autograd.grad``; a graph that refuses it (a reentrant ``torch.utils.checkpoint``)
+is driven with ``.backward()`` and read from ``.grad``, every ``.grad`` it touches put back afterwards. The
+backward pass is also run repeatedly over one graph, to catch a backward that writes into its saved tensors.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from backcheck.frontends.torch._session import Session
+from backcheck.frontends.torch._tensors import cast, parts, real_of
+from backcheck.report import Finding
+from backcheck.tree import Tree
+
+if TYPE_CHECKING:
+    import torch
+
+#: The cotangent of the second of the repeated backward passes is the first one times this: a power of two, so
+#: a backward that is linear in its cotangent (every correct one) gives exactly twice the first gradient.
+REPEAT_SCALE = 2.0
+#: Repeated backward passes that differ by less than this many units of the gradient dtype's epsilon (of the
+#: largest element) differ by rounding (a reduction in another order), not by changed state.
+REPEAT_ULPS = 64.0
+
+
+def call_native(sess: Session, tensors: list[torch.Tensor]) -> tuple[Any, list[torch.Tensor]]:
+    """Run ``fn`` with autograd on, the slots' tensors as leaves. Returns (out, targets)."""
+    torch = sess.torch
+    targets = []
+    ins: dict[int | str, Any] = {}
+    for s, t in zip(sess.slots, tensors, strict=True):
+        if s.kind == "param":
+            s.tensor.data = t.detach()
+            targets.append(s.tensor)
+        else:
+            leaf = t.detach().requires_grad_(True)
+            ins[s.pos] = leaf
+            targets.append(leaf)
+    with torch.enable_grad():
+        out = sess.call(ins)
+    return out, targets
+
+
+def _graph_leaves(outs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """The leaf tensors whose ``.grad`` a backward pass from ``outs`` accumulates into."""
+    stack = [o.grad_fn for o in outs if o.grad_fn is not None]
+    seen: set[int] = set()
+    leaves = []
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if hasattr(node, "variable"):
+            leaves.append(node.variable)
+        stack.extend(nxt for nxt, _ in node.next_functions)
+    return leaves
+
+
+def _accumulated(sess: Session, pairs: list[tuple[Any, Any]], targets: list[Any], retain: bool) -> list[Any]:
+    """Gradients by ``.backward()`` read from ``.grad`` (for graphs ``torch.autograd.grad`` cannot drive)."""
+    torch = sess.torch
+    swapped = {id(t) for t in sess.param_swap.tensors}
+    touched = {id(t): t for t in [*targets, *_graph_leaves([o for o, _ in pairs]), *sess.param_swap.tensors]}
+    saved = [(t, t.grad) for t in touched.values()]
+    try:
+        for t in touched.values():
+            t.grad = None
+        torch.autograd.backward([o for o, _ in pairs], [d for _, d in pairs], retain_graph=retain)
+        return [None if t.grad is None else t.grad.detach().clone() for t in targets]
+    finally:
+        for t, g in saved:
+            # a parameter's own .grad goes back with its own storage (Session.restore): its dtype may differ now
+            t.grad = None if id(t) in swapped else g
+
+
+def grads(sess: Session, outs: list[Any], douts: Sequence[Any], targets: list[Any], retain: bool) -> list[Any]:
+    """``d<douts, outs>/d targets``; a None cotangent leaves its output's gradient undefined."""
+    torch = sess.torch
+    pairs = [(o, d) for o, d in zip(outs, douts, strict=True) if d is not None and o.requires_grad]
+    if not pairs:
+        return [None] * len(targets)
+    try:
+        return list(
+            torch.autograd.grad(
+                [o for o, _ in pairs], targets, [d for _, d in pairs], allow_unused=True, retain_graph=retain
+            )
+        )
+    except RuntimeError as exc:
+        if "use_reentrant" not in str(exc):
+            raise
+    return _accumulated(sess, pairs, targets, retain)
+
+
+def flat(sess: Session, gradients: Sequence[Any]) -> np.ndarray:
+    """Gradients per slot as one float64 vector in the report tree's order (zeros where undefined)."""
+    torch = sess.torch
+    out: list[np.ndarray] = []
+    for s, gr in zip(sess.slots, gradients, strict=True):
+        if gr is None:
+            gr = torch.zeros(s.tensor.shape, dtype=s.dtype, device=s.tensor.device)
+        out.extend(p.reshape(-1).astype(np.float64) for p in parts(gr))
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def analytic_tensors(sess: Session, point: Sequence[np.ndarray] | None) -> list[torch.Tensor]:
+    """The slots' tensors at the native dtype: the original point, or a point of the numeric tree."""
+    if point is None:
+        return [sess.original(s).clone() for s in sess.slots]
+    return [
+        sess.assemble(s, ps, real_of(s.dtype)).to(s.dtype)
+        for s, ps in zip(sess.slots, sess.split(list(point)), strict=True)
+    ]
+
+
+def reverse(sess: Session, point: Sequence[np.ndarray] | None = None, douts: Sequence[Any] | None = None) -> np.ndarray:
+    """The gradient of ``phi`` by torch.autograd, flat (real and imaginary parts apart)."""
+    with sess.storage():
+        out, targets = call_native(sess, analytic_tensors(sess, point))
+        return flat(sess, grads(sess, sess.float_outputs(out), sess.douts if douts is None else douts, targets, False))
+
+
+def reverse_wide(sess: Session, douts: Sequence[Any] | None = None) -> np.ndarray | None:
+    """The same backward pass run in float64 at the original point, or None when it does not run there."""
+    torch = sess.torch
+    wide = torch.float64
+    try:
+        with sess.storage(wide):
+            out, targets = call_native(sess, [cast(sess.original(s), wide) for s in sess.slots])
+            ds = [None if d is None else cast(d, wide) for d in (sess.douts if douts is None else douts)]
+            got = grads(sess, sess.float_outputs(out), ds, targets, False)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception:  # a backward pass that refuses float64 is judged at its own dtype only
+        return None
+    if any(g is not None and real_of(g.dtype) != wide for g in got):
+        return None
+    return flat(sess, got)
+
+
+def repeat_backward(sess: Session) -> tuple[np.ndarray, np.ndarray, np.ndarray] | str:
+    """Three backward passes over one graph: with ``dout``, ``2 dout``, ``dout`` again.
+
+    Returns the three gradients (the second halved), which a backward that leaves its saved state alone gives
+    equal, or a sentence saying why they could not be computed.
+    """
+    try:
+        with sess.storage():
+            out, targets = call_native(sess, analytic_tensors(sess, None))
+            outs = sess.float_outputs(out)
+            g1 = flat(sess, grads(sess, outs, sess.douts, targets, True))
+            g2 = flat(sess, grads(sess, outs, [REPEAT_SCALE * d for d in sess.douts], targets, True))
+            g3 = flat(sess, grads(sess, outs, sess.douts, targets, False))
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # reported as a note: the main check has run the backward already
+        return f"a second backward pass over the same graph raised {type(exc).__name__}, so saved state was not checked"
+    return g1, g2 / REPEAT_SCALE, g3
+
+
+def state_finding(
+    fname: str, tree: Tree, runs: tuple[np.ndarray, np.ndarray, np.ndarray], eps: np.ndarray
+) -> Finding | None:
+    """A failing finding when repeated backward passes over one graph disagree beyond rounding."""
+    g1, g2, g3 = runs
+    changed = np.zeros(g1.size, dtype=bool)
+    for leaf in tree.leaves:
+        sl = slice(leaf.offset, leaf.offset + leaf.size)
+        scale = float(np.max(np.abs(g1[sl]), initial=0.0))
+        tol = REPEAT_ULPS * eps[sl] * scale
+        changed[sl] = (np.abs(g2[sl] - g1[sl]) > tol) | (np.abs(g3[sl] - g1[sl]) > tol) | ~np.isfinite(g3[sl])
+    where = np.flatnonzero(changed)
+    if not where.size:
+        return None
+    i = int(where[np.argmax(np.maximum(np.abs(g2 - g1), np.abs(g3 - g1))[where])])
+    leaf, _ = tree.locate(i)
+    names = [tree.element_name(int(k)) for k in where[:5]]
+    inputs = sorted({tree.locate(int(k))[0].name.split(".")[0] for k in where}, key=names[0].find)
+    return Finding(
+        kind="mutation",
+        message=(
+            f"backward changes saved state: a second backward pass over the same graph of {fname} gives another "
+            f"gradient for {', '.join(inputs)} ({tree.element_name(i)}: {g1[i]:.6g} the first time, "
+            f"{g2[i]:.6g} with the cotangent doubled (halved back), {g3[i]:.6g} with the first cotangent again). "
+            "The backward pass writes into a tensor it saved in the forward pass, so retain_graph, double "
+            "backward and torch.autograd.functional.jacobian give wrong gradients; write into a copy instead."
+        ),
+        where=leaf.name,
+        elements=names,
+    )
+
+
+def forward(sess: Session, point: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    """``<dout, J e_i>`` for every input element by forward-mode AD (a custom Function's ``jvp``)."""
+    torch = sess.torch
+    import torch.autograd.forward_ad as fwAD
+
+    with warnings.catch_warnings(), fwAD.dual_level():
+        # the first make_dual loads torch's jvp decompositions, which use the deprecated torch.jit.script
+        warnings.simplefilter("ignore", DeprecationWarning)
+        fwAD.make_dual(torch.zeros(1), torch.zeros(1))
+
+    base = analytic_tensors(sess, point)
+    res = []
+    with sess.storage(), torch.no_grad():
+        for k, s in enumerate(sess.slots):
+            for unit in (1.0, 1j) if s.is_complex else (1.0,):
+                for j in range(s.tensor.numel()):
+                    tangent = torch.zeros_like(base[k])
+                    tangent.view(-1)[j] = unit
+                    with fwAD.dual_level():
+                        ins = {
+                            q.pos: (fwAD.make_dual(base[m], tangent) if m == k else base[m])
+                            for m, q in enumerate(sess.slots)
+                        }
+                        outs = sess.float_outputs(sess.call(ins))
+                        tans = [fwAD.unpack_dual(o).tangent if isinstance(o, torch.Tensor) else None for o in outs]
+                    res.append(_dot(tans, outs, sess.douts))
+    return np.asarray(res, dtype=np.float64)
+
+
+def _dot(tangents: list[Any], outs: list[Any], douts: list[Any]) -> float:
+    total = 0.0
+    for t, o, d in zip(tangents, outs, douts, strict=True):
+        if t is None:
+            continue
+        for tp, dp in zip(parts(t.to(o.dtype)), parts(d), strict=True):
+            total += float(np.dot(tp.reshape(-1).astype(np.float64), dp.reshape(-1).astype(np.float64)))
+    return total

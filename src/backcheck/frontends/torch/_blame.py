@@ -1,0 +1,249 @@
+"""``blame``: every leaf submodule of a network checked alone, at its real inputs and upstream gradient."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from backcheck.calls import arg_names
+from backcheck.errors import BadInputError
+from backcheck.frontends.common import first_line
+from backcheck.frontends.torch._check import Knobs, Target, check_torch
+from backcheck.frontends.torch._setup import default_dout
+from backcheck.frontends.torch._tensors import Swap, flatten, is_diff_tensor, torch_module
+from backcheck.options import Options
+from backcheck.report import Report
+
+
+@dataclass
+class BlameRow:
+    """The isolated check of one call of one leaf submodule."""
+
+    name: str
+    type: str
+    status: str  # 'pass' | 'fail' | 'inconclusive' | 'unused' | 'error'
+    n_checked: int = 0
+    worst: str = ""
+    max_rel_err: float = 0.0
+    n_evals: int = 0
+    message: str = ""
+    report: Report | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "status": self.status,
+            "n_checked": self.n_checked,
+            "worst": self.worst,
+            "max_rel_err": self.max_rel_err,
+            "n_evals": self.n_evals,
+            "message": self.message,
+            "report": self.report.to_dict() if self.report is not None else None,
+        }
+
+
+@dataclass
+class Blame:
+    """One row per leaf submodule call, in forward order; :attr:`first_failing` is the one to fix first."""
+
+    title: str
+    rows: list[BlameRow]
+
+    @property
+    def first_failing(self) -> BlameRow | None:
+        return next((r for r in self.rows if r.status in ("fail", "error")), None)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.status in ("pass", "unused") for r in self.rows)
+
+    def row(self, name: str) -> BlameRow:
+        for r in self.rows:
+            if r.name == name:
+                return r
+        raise KeyError(f"no submodule named {name!r}; the rows are {[r.name for r in self.rows]}")
+
+    def to_dict(self) -> dict[str, Any]:
+        first = self.first_failing
+        return {
+            "title": self.title,
+            "ok": self.ok,
+            "first_failing": first.name if first else None,
+            "rows": [r.to_dict() for r in self.rows],
+        }
+
+    def __str__(self) -> str:
+        first = self.first_failing
+        head = f"backcheck blame: {self.title} ({len(self.rows)} submodule call(s); " + (
+            f"first failing: {first.name})" if first else "all pass)"
+        )
+        table = [["submodule", "type", "verdict", "checked", "worst element", "max rel err", "evals", ""]]
+        for r in self.rows:
+            table.append(
+                [
+                    r.name,
+                    r.type,
+                    r.status if r.status in ("pass", "unused") else r.status.upper(),
+                    str(r.n_checked),
+                    r.worst,
+                    f"{r.max_rel_err:.3g}",
+                    str(r.n_evals),
+                    "<-- first failing" if r is first else "",
+                ]
+            )
+        widths = [max(len(row[c]) for row in table) for c in range(len(table[0]))]
+        lines = [head] + [
+            "  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in table
+        ]
+        lines += [f"  {r.name}: {r.message}" for r in self.rows if r.message]
+        return "\n".join(lines)
+
+
+def blame(
+    module: Any,
+    *inputs: Any,
+    loss_fn: Callable[[Any], Any] | None = None,
+    strategy: str | None = None,
+    samples: int | None = None,
+    seed: int = 0,
+    numeric_dtype: Any = "auto",
+    vectorized: bool | str = "auto",
+) -> Blame:
+    """Find the submodule whose backward pass is wrong: check every leaf submodule in isolation.
+
+    One forward and backward pass through ``module`` records, with hooks, each leaf submodule's actual
+    inputs and the upstream gradient of its output; then each is checked alone (its parameters and its
+    float inputs) at those inputs with that upstream gradient, like :func:`check_module`. The module's
+    parameters, buffers and ``.grad`` are unchanged afterwards.
+
+    Parameters
+    ----------
+    module : nn.Module
+    *inputs
+        The network's inputs.
+    loss_fn : callable, optional
+        ``loss_fn(output) -> scalar tensor``; default ``<dout, output>`` with a seeded normal ``dout``.
+    strategy, samples, seed, numeric_dtype, vectorized
+        As in :func:`check` (for each submodule's check).
+
+    Returns
+    -------
+    Blame
+        ``str(blame)`` is a table; ``blame.first_failing`` the first failing submodule in forward order.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import backcheck.torch as bt
+    >>> net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1)).double()
+    >>> result = bt.blame(net, torch.randn(2, 3, dtype=torch.float64))
+    >>> [r.name for r in result.rows], result.first_failing is None
+    (['0', '1', '2'], True)
+    """
+    torch = torch_module()
+    if not isinstance(module, torch.nn.Module):
+        raise BadInputError(f"blame takes an nn.Module, not a {type(module).__name__}.", "pass the model.")
+    options = Options.make(strategy=strategy, samples=samples, seed=seed)
+    knobs = Knobs(options, numeric_dtype=numeric_dtype, vectorized=vectorized)
+    calls = _record(module, inputs, loss_fn, options)
+    counts: dict[str, int] = {}
+    rows = []
+    for rec in calls:
+        counts[rec["name"]] = counts.get(rec["name"], 0) + 1
+        label = rec["name"] if counts[rec["name"]] == 1 else f"{rec['name']} (call {counts[rec['name']]})"
+        rows.append(_row(rec, label, knobs))
+    return Blame(type(module).__name__, rows)
+
+
+def _record(module: Any, inputs: tuple[Any, ...], loss_fn: Any, options: Options) -> list[dict[str, Any]]:
+    """One forward and backward pass; per leaf submodule call: its inputs and its outputs' upstream gradients."""
+    torch = torch_module()
+    leaves = [(n, m) for n, m in module.named_modules() if not list(m.children())]
+    calls: list[dict[str, Any]] = []
+    pending: dict[int, list[dict[str, Any]]] = {}
+    handles = []
+
+    def make_pre_hook(name: str) -> Callable[..., None]:
+        def pre_hook(mod: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            # before forward, so an in-place submodule (ReLU(inplace=True)) has not yet overwritten its input
+            args = tuple(a.detach().clone() if isinstance(a, torch.Tensor) else a for a in args)
+            rec = {"name": name, "module": mod, "kwargs": dict(kwargs), "grads": {}, "outs": [], "args": args}
+            calls.append(rec)
+            pending.setdefault(id(mod), []).append(rec)
+
+        return pre_hook
+
+    def post_hook(mod: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        rec = pending[id(mod)].pop()
+        outs = [t for _, t in flatten(out) if is_diff_tensor(t)]
+        rec["outs"] = [torch.zeros_like(t.detach()) for t in outs]
+        for k, t in enumerate(outs):
+            if t.requires_grad:
+                t.register_hook(lambda gr, k=k, rec=rec: rec["grads"].__setitem__(k, gr.detach().clone()))
+
+    swap = Swap(list(module.parameters()) + list(module.buffers()))
+    try:
+        swap.set([t.detach().clone() for t in swap.saved])  # batch-norm statistics update private copies
+        for name, m in leaves:
+            handles.append(m.register_forward_pre_hook(make_pre_hook(name or type(m).__name__), with_kwargs=True))
+            handles.append(m.register_forward_hook(post_hook, with_kwargs=True))
+        ins = [a.detach().clone().requires_grad_(True) if is_diff_tensor(a) else a for a in inputs]
+        with torch.enable_grad():
+            out = module(*ins)
+            loss = loss_fn(out) if loss_fn is not None else _default_loss(out, options)
+            targets = [t for t in [*ins, *module.parameters()] if isinstance(t, torch.Tensor) and t.requires_grad]
+            torch.autograd.grad(loss, targets, allow_unused=True)
+    finally:
+        for h in handles:
+            h.remove()
+        swap.restore()
+    return calls
+
+
+def _default_loss(out: Any, options: Options) -> Any:
+    torch = torch_module()
+    outs = [(n, t) for n, t in flatten(out) if is_diff_tensor(t)]
+    us = default_dout(outs, options.rng("dout"))
+    terms = [
+        torch.sum(t * torch.from_numpy(np.asarray(u)).to(t.device, t.dtype)).real
+        for (_, t), u in zip(outs, us, strict=True)
+    ]
+    return sum(terms)
+
+
+def _row(rec: dict[str, Any], label: str, knobs: Knobs) -> BlameRow:
+    """The check of one recorded call, as a row."""
+    mtype = type(rec["module"]).__name__
+    if not rec["grads"]:
+        return BlameRow(label, mtype, "unused", message="its output does not reach the loss.")
+    douts = [rec["grads"].get(k, z) for k, z in enumerate(rec["outs"])]
+    mod, kwargs = rec["module"], rec["kwargs"]
+    ins = tuple(a.detach().clone() if is_diff_tensor(a) else a for a in rec["args"])
+    # keyword arguments of the call (masks, flags) are passed through, not checked
+    fn = mod if not kwargs else (lambda *a: mod(*a, **kwargs))
+    target = Target(
+        fn, ins, names=tuple(arg_names(mod.forward, len(ins))), title=mtype, kind="module", params=mod, module=fn
+    )
+    try:
+        report = check_torch(target, Knobs(knobs.options, douts, knobs.numeric_dtype, knobs.vectorized))
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # one submodule's error does not stop the others
+        return BlameRow(label, mtype, "error", message=f"{type(exc).__name__}: {first_line(exc)}")
+    wrong = [e for lf in report.leaves for e in lf.worst if e.status in ("mismatch", "dead")]
+    shown = [e for lf in report.leaves for e in lf.worst]
+    worst = wrong[0] if wrong else max(shown, key=lambda e: e.rel_err, default=None)
+    return BlameRow(
+        label,
+        mtype,
+        report.status,
+        sum(lf.n_checked for lf in report.leaves),
+        worst.name if worst else "",
+        max((lf.max_rel_err for lf in report.leaves), default=0.0),
+        report.n_evals,
+        report=report,
+    )

@@ -1,0 +1,290 @@
+"""A torch check as the core contract: set-up, the analytic side, then :func:`backcheck.run.run`.
+
+``check_torch(target, knobs)`` is what ``check``, ``check_function``, ``check_module`` and ``blame`` call. It
+builds a :class:`~backcheck.contract.Contract` whose evaluator is already at its baseline (the numeric dtype is
+chosen by trying it), runs it, and, for a function with several differentiable outputs, runs one more contract
+per output: that output alone, the others' gradients undefined (``None``), as autograd leaves them when they
+do not reach the loss.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from backcheck.calls import call_user
+from backcheck.contract import Analytic, Contract, Section
+from backcheck.errors import BadInputError, NonFiniteError
+from backcheck.evaluate import Output
+from backcheck.findings import mutation_finding
+from backcheck.frontends.common import JVP_PREFIX, CachedEvaluator
+from backcheck.frontends.torch import _analytic as side
+from backcheck.frontends.torch._session import Session
+from backcheck.frontends.torch._setup import choose_outputs, input_slots, numeric_side, param_slots, parse_dout
+from backcheck.frontends.torch._tensors import BFLOAT16_EPS, dtype_name, np_dtype, parts, real_of
+from backcheck.frontends.torch._vmap import prefetch
+from backcheck.options import Options
+from backcheck.report import Finding, Report
+from backcheck.run import run
+from backcheck.tree import Tree
+
+#: A float32 (or narrower) backward pass whose result differs from its float64 run by more than this many
+#: units of its dtype's epsilon (of the largest gradient element) is ill-conditioned at the point, and the
+#: report says so: its rounding alone is that large, whatever the formula.
+ILL_CONDITIONED_ULPS = 1000.0
+
+
+@dataclass(frozen=True)
+class Target:
+    """What is checked: ``fn(*args, **kwargs)``, the inputs' names, and the parameters it reads."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    names: tuple[str, ...] = ()
+    title: str = "f"
+    kind: str = "torch"
+    params: Any = None  # an nn.Module, a dict or a list of tensors fn reads through a closure
+    module: Any = None  # the nn.Module that is fn itself (vmap batches its parameters with functional_call)
+    consts: tuple[Any, ...] = ()  # tensors cast with the numeric dtype (a module's buffers)
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """How it is checked: the core's options and the torch frontend's own."""
+
+    options: Options
+    dout: Any = None
+    numeric_dtype: Any = "auto"
+    vectorized: bool | str = "auto"
+    forward_mode: bool = False
+    forward_note: str = ""
+
+
+def check_torch(target: Target, knobs: Knobs) -> Report:
+    """Check ``target`` as ``knobs`` say; the user's tensors and parameters are unchanged afterwards."""
+    slots = input_slots(target.args, target.kwargs, list(target.names))
+    pslots, consts, module = param_slots(target.params, {s.name for s in slots})
+    if not slots + pslots:
+        raise BadInputError(
+            f"none of {target.title}'s inputs is a floating-point tensor, and no params were given.",
+            "pass float tensors (integer tensors are passed through unperturbed).",
+        )
+    if knobs.forward_mode and pslots:
+        raise BadInputError(
+            "forward_mode=True checks the inputs' jvp; it does not support params.",
+            "check the parameters with forward_mode=False.",
+        )
+    sess = Session(target.fn, target.args, target.kwargs, slots + pslots)
+    sess.fname = target.title
+    sess.module = module if module is not None and module is target.module else None
+    sess.set_consts([*consts, *target.consts])
+    try:
+        contract, grad_eps = _contract(sess, target, knobs)
+        report = run(contract, knobs.options)
+        alone = [run(c, knobs.options) for c in _alone_contracts(sess, contract, knobs, grad_eps)]
+    finally:
+        sess.restore()
+    return _merge(report, alone) if alone else report
+
+
+def _contract(sess: Session, target: Target, knobs: Knobs) -> tuple[Contract, np.ndarray | None]:
+    """Set-up at the original point: outputs, cotangent, the report tree, the numeric side, the analytic side."""
+    torch = sess.torch
+    fname = sess.fname
+    sess.use_native()
+    out0, _ = call_user(side.call_native, (sess, [sess.original(s).clone() for s in sess.slots]), fname)
+    outs, out_note = choose_outputs(sess, out0)
+    for n, t in outs:
+        if not bool(torch.all(torch.isfinite(t.detach()))):
+            raise NonFiniteError(
+                f"{fname}'s output {n} contains NaN or Inf at the original point.",
+                "check the inputs and the function for log(0), 0/0 or overflow.",
+            )
+    sess.douts, sess.u_parts = parse_dout(knobs.dout, outs, knobs.options.rng("dout"), fname)
+    sess.out_names = [n for n, _ in outs]
+    sess.part_names = [pn for n, t in outs for pn in ([f"{n}.real", f"{n}.imag"] if t.is_complex() else [n])]
+    sess.part_shapes = [tuple(t.shape) for _, t in outs for _ in range(2 if t.is_complex() else 1)]
+    rep_tree, grad_eps, labels = _report_tree(sess)
+    real, ev, notes = numeric_side(sess, rep_tree, knobs.numeric_dtype)
+    if out_note:
+        notes.append(out_note)
+    findings = (mutation_finding(fname, ev.mutated),) if ev.mutated else ()
+    analytic = _Side(sess, rep_tree, ev, knobs, grad_eps)
+    contract = Contract(
+        title=target.title,
+        kind=target.kind,
+        tree=rep_tree,
+        point=ev.tree,
+        call=sess.numeric_call,
+        output=ev.output,
+        analytic=analytic.sections,
+        fname=fname,
+        evaluator=ev,
+        prefetch=(lambda e, o: prefetch(sess, e, o, knobs.vectorized)) if _can_vmap(sess, rep_tree, knobs) else None,
+        findings=findings,
+        notes=tuple(notes),
+        dtype_labels=labels,
+    )
+    return contract, grad_eps
+
+
+def _can_vmap(sess: Session, tree: Tree, knobs: Knobs) -> bool:
+    from backcheck.frontends.common import AUTO_MIN_ELEMENTS
+
+    if not knobs.vectorized or (sess.params and sess.module is None):
+        return False
+    return knobs.vectorized is True or tree.size >= AUTO_MIN_ELEMENTS
+
+
+def _report_tree(sess: Session) -> tuple[Tree, np.ndarray | None, dict[str, str]]:
+    """The tree the report speaks of (the slots at their own dtypes), bfloat16's epsilon, and dtype labels."""
+    arrays, stand_in, labels = {}, [], {}
+    for s in sess.slots:
+        dt = np_dtype(real_of(s.dtype))
+        if dt is None:  # bfloat16: numpy has no such dtype
+            dt = np.float16
+            stand_in.extend(s.leaf_names)
+        for ln, p in zip(s.leaf_names, parts(sess.original(s)), strict=True):
+            arrays[ln] = p.astype(dt)
+            labels[ln] = dtype_name(real_of(s.dtype))
+    tree = Tree(arrays, "inputs", in_place=False, bare_keys=True)
+    grad_eps = None
+    if stand_in:
+        grad_eps = np.concatenate(
+            [
+                np.full(lf.size, BFLOAT16_EPS if lf.name in stand_in else float(np.finfo(lf.dtype).eps))
+                for lf in tree.leaves
+            ]
+        )
+    return tree, grad_eps, labels
+
+
+class _Side:
+    """The analytic side of one contract: reverse mode (and forward mode), for one cotangent."""
+
+    def __init__(
+        self, sess: Session, tree: Tree, ev: CachedEvaluator, knobs: Knobs, grad_eps: np.ndarray | None
+    ) -> None:
+        self.sess, self.tree, self.ev, self.knobs, self.grad_eps = sess, tree, ev, knobs, grad_eps
+        self.douts: list[Any] | None = None  # None: the session's cotangent; else one per output, None = undefined
+        self.repeat = True  # run the backward repeatedly over one graph (the main contract only)
+
+    def eps(self) -> np.ndarray:
+        if self.grad_eps is not None:
+            return self.grad_eps
+        return np.concatenate([np.full(lf.size, float(np.finfo(lf.dtype).eps)) for lf in self.tree.leaves])
+
+    def sections(self) -> Analytic:
+        sess, fname, douts = self.sess, self.sess.fname, self.douts
+        g = call_user(lambda: side.reverse(sess, None, douts), (), f"torch.autograd.grad through {fname}")
+        wide = self._wide(g)
+        secs = [Section(g, lambda v: side.reverse(sess, v, douts), g_wide=wide, grad_eps=self.grad_eps)]
+        notes: list[str] = []
+        if wide is not None:
+            notes.extend(_conditioning(self.tree, g, wide, self.eps()))
+        if self.knobs.forward_mode and douts is None:
+            g_fwd = call_user(lambda: side.forward(sess), (), f"forward-mode AD through {fname}")
+            note = self.knobs.forward_note or (
+                f"forward mode checked too: the leaves {JVP_PREFIX}<name> compare forward-mode AD (a custom "
+                "Function's jvp) with the same finite differences."
+            )
+            secs.append(Section(g_fwd, lambda v: side.forward(sess, v), JVP_PREFIX, note, grad_eps=self.grad_eps))
+        findings: list[Finding] = []
+        if self.repeat:
+            runs = side.repeat_backward(sess)
+            if isinstance(runs, str):
+                notes.append(runs + ".")
+            else:
+                found = side.state_finding(fname, self.tree, runs, self.eps())
+                findings.extend([found] if found is not None else [])
+        return Analytic(tuple(secs), tuple(findings), notes=tuple(notes))
+
+    def _wide(self, g: np.ndarray) -> np.ndarray | None:
+        """The backward in float64, when the numeric side is float64 and the gradient is narrower."""
+        torch = self.sess.torch
+        if self.ev.tree is self.tree or self.sess.numeric_real != torch.float64:
+            return None
+        return side.reverse_wide(self.sess, self.douts)
+
+
+def _conditioning(tree: Tree, g: np.ndarray, wide: np.ndarray, eps: np.ndarray) -> list[str]:
+    """A note per tensor whose gradient's own rounding is large: the backward is ill-conditioned there."""
+    notes = []
+    for leaf in tree.leaves:
+        sl = slice(leaf.offset, leaf.offset + leaf.size)
+        scale = float(np.max(np.abs(wide[sl]), initial=0.0))
+        if scale == 0.0:
+            continue
+        rel = float(np.max(np.abs(g[sl] - wide[sl]))) / scale
+        ulps = rel / float(eps[leaf.offset])
+        if ulps > ILL_CONDITIONED_ULPS:
+            notes.append(
+                f"the backward pass is ill-conditioned at this point: for {leaf.name} its result in its own dtype "
+                f"differs from its float64 run by up to {rel:.2g} of the largest element ({ulps:.3g} times the "
+                "dtype's epsilon), so its formula is judged through the float64 run and its rounding on its own."
+            )
+    return notes
+
+
+def _prefixed(tree: Tree, prefix: str) -> Tree:
+    return Tree({prefix + lf.name: lf.original.copy() for lf in tree.leaves}, "inputs", in_place=False, bare_keys=True)
+
+
+def _alone_contracts(sess: Session, main: Contract, knobs: Knobs, grad_eps: np.ndarray | None) -> list[Contract]:
+    """One contract per differentiable output (when there are several): that output's cotangent alone."""
+    if len(sess.douts) < 2:
+        return []
+    torch = sess.torch
+    contracts = []
+    offsets = np.cumsum([0] + [2 if d.is_complex() else 1 for d in sess.douts])
+    for k, d in enumerate(sess.douts):
+        if not bool(torch.any(d != 0)):
+            continue  # a zero cotangent checks nothing
+        prefix = f"{sess.out_names[k]} alone:"
+        u = [p if offsets[k] <= j < offsets[k + 1] else np.zeros_like(p) for j, p in enumerate(sess.u_parts)]
+        tree = _prefixed(main.tree, prefix)
+        point = tree if main.point is main.tree else _prefixed(main.point, prefix)
+        output = Output.cotangent(sess.fname, u, sess.part_names, sess.part_shapes, lambda o: o)
+        ev = CachedEvaluator(point, sess.numeric_call, output, sess.fname)
+        ev.baseline()
+        one = _Side(sess, tree, ev, knobs, grad_eps)
+        one.douts = [d if j == k else None for j in range(len(sess.douts))]
+        one.repeat = False
+        note = (
+            f"each of the {len(sess.douts)} differentiable outputs is also checked alone (the leaves "
+            "'<output> alone:<input>'), the other outputs' gradients undefined, as autograd leaves them when they "
+            "do not reach the loss."
+        )
+        contracts.append(
+            dataclasses.replace(
+                main,
+                tree=tree,
+                point=point,
+                output=output,
+                analytic=one.sections,
+                evaluator=ev,
+                prefetch=None,
+                findings=(),
+                notes=(note,),
+            )
+        )
+    return contracts
+
+
+def _merge(main: Report, alone: Sequence[Report]) -> Report:
+    """The main report with the leaves, findings and notes of the outputs checked alone."""
+    notes = list(dict.fromkeys([*main.notes, *(n for r in alone for n in r.notes)]))
+    return dataclasses.replace(
+        main,
+        leaves=[*main.leaves, *(lf for r in alone for lf in r.leaves)],
+        findings=[*main.findings, *(f for r in alone for f in r.findings)],
+        curves=[*main.curves, *(c for r in alone for c in r.curves)],
+        notes=notes,
+        n_evals=main.n_evals + sum(r.n_evals for r in alone),
+        seconds=main.seconds + sum(r.seconds for r in alone),
+    )

@@ -1,0 +1,224 @@
+"""Set-up of a torch check: which tensors are checked, which outputs, the cotangent, and the numeric dtype."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from backcheck.errors import BackcheckError, BadInputError, GradientStructureError, UserFunctionError
+from backcheck.evaluate import Output
+from backcheck.frontends.common import CachedEvaluator, first_line
+from backcheck.frontends.torch._session import Session
+from backcheck.frontends.torch._tensors import (
+    Slot,
+    dtype_name,
+    flatten,
+    is_diff_tensor,
+    np_dtype,
+    parts,
+    real_of,
+    refuse_sparse,
+    torch_module,
+)
+from backcheck.tree import Tree
+
+
+def input_slots(args: Sequence[Any], kwargs: Mapping[str, Any], names: list[str]) -> list[Slot]:
+    """The checked inputs: those with ``requires_grad``, or every float (and complex) tensor when none has it."""
+    given: list[tuple[int | str, str, Any]] = [(k, names[k], a) for k, a in enumerate(args)]
+    given += [(k, k, a) for k, a in kwargs.items()]
+    for _, n, a in given:
+        refuse_sparse(a, f"input {n}")
+    floating = [(k, n, a) for k, n, a in given if is_diff_tensor(a)]
+    marked = [(k, n, a) for k, n, a in floating if a.requires_grad]
+    return [Slot(n, a, "input", k) for k, n, a in (marked or floating)]
+
+
+def param_slots(params: Any, names_taken: set[str]) -> tuple[list[Slot], list[Any], Any]:
+    """(parameter slots, constant tensors to cast alongside, the module if params is one)."""
+    torch = torch_module()
+    if params is None:
+        return [], [], None
+    if isinstance(params, torch.nn.Module):
+        named = [(n, p) for n, p in params.named_parameters() if p.requires_grad]
+        consts = [p for _, p in params.named_parameters() if not p.requires_grad] + list(params.buffers())
+        module = params
+    elif isinstance(params, Mapping):
+        named, consts, module = list(params.items()), [], None
+    elif isinstance(params, (list, tuple)):
+        named, consts, module = [(f"params[{k}]", p) for k, p in enumerate(params)], [], None
+    else:
+        raise BadInputError(
+            f"params is a {type(params).__name__}; expected an nn.Module, a dict of tensors or a list of tensors.",
+            "pass params=dict(model.named_parameters()), or the module.",
+        )
+    slots = []
+    for k, (n, p) in enumerate(named):
+        refuse_sparse(p, f"parameter {n}")
+        if not is_diff_tensor(p):
+            raise BadInputError(
+                f"parameter {n} is not a floating-point tensor ({type(p).__name__}).",
+                "pass only float or complex tensors as params.",
+            )
+        name = str(n) if str(n) not in names_taken else f"param:{n}"
+        slots.append(Slot(name, p, "param", k, key=str(n)))
+    return slots, consts, module
+
+
+def choose_outputs(sess: Session, out0: Any) -> tuple[list[tuple[str, Any]], str]:
+    """The outputs that enter the check, and a note on the float outputs left out.
+
+    Float outputs that autograd does not differentiate (``ctx.mark_non_differentiable``, batch norm's saved
+    statistics, anything computed without grad) have no gradient to check, so they are left out of both
+    sides; when no float output is differentiable they all stay in, and a missing gradient fails.
+    """
+    flat0 = flatten(out0)
+    for n, t in flat0:
+        refuse_sparse(t, f"{sess.fname}'s output {n}")
+    floats = [is_diff_tensor(t) for _, t in flat0]
+    grads = [f and bool(t.requires_grad) for f, (_, t) in zip(floats, flat0, strict=True)]
+    sess.out_mask = grads if any(grads) else floats
+    left = [n for (n, _), f, g in zip(flat0, floats, grads, strict=True) if f and not g and any(grads)]
+    outs = [(n, t) for (n, t), keep in zip(flat0, sess.out_mask, strict=True) if keep]
+    if not outs:
+        raise BadInputError(f"{sess.fname} returned no floating-point tensor.", "return a float tensor.")
+    note = ""
+    if left:
+        note = (
+            f"{', '.join(left)} {'is' if len(left) == 1 else 'are'} not differentiable (autograd does not track "
+            f"{'it' if len(left) == 1 else 'them'}: ctx.mark_non_differentiable, saved statistics, or computed "
+            "without grad), so only the differentiable outputs are checked."
+        )
+    return outs, note
+
+
+def named_dtype(numeric_dtype: Any) -> Any:
+    """The torch dtype a ``numeric_dtype`` option names ('auto' and 'native' stay strings); typed error else."""
+    torch = torch_module()
+    if numeric_dtype in ("auto", "native"):
+        return numeric_dtype
+    named = {"float64": torch.float64, "float32": torch.float32, "float16": torch.float16}
+    named.update({d: d for d in (torch.float64, torch.float32, torch.float16)})
+    if numeric_dtype not in named:
+        raise BadInputError(
+            f"numeric_dtype={numeric_dtype!r} is not supported.",
+            "use 'auto', 'native', 'float64', 'float32' or 'float16'.",
+        )
+    return named[numeric_dtype]
+
+
+def candidates(slots: list[Slot], numeric_dtype: Any) -> list[Any]:
+    """The numeric dtypes to try, widest first."""
+    torch = torch_module()
+    chosen = named_dtype(numeric_dtype)
+    lowest = min((real_of(s.dtype) for s in slots), key=lambda d: torch.finfo(d).bits)
+    if chosen == "auto":
+        return [torch.float64, torch.float32] + ([torch.float16] if lowest == torch.float16 else [])
+    if chosen == "native":
+        return [torch.float32] if lowest == torch.bfloat16 else [lowest]
+    return [chosen]
+
+
+def default_dout(outs: list[tuple[str, Any]], rng: np.random.Generator) -> list[np.ndarray]:
+    """Ones for a single real scalar output (the gradient itself is checked), else standard normal draws."""
+    if len(outs) == 1 and outs[0][1].numel() == 1 and not outs[0][1].is_complex():
+        return [np.ones(tuple(outs[0][1].shape))]
+    us = []
+    for _, t in outs:
+        u = rng.standard_normal(tuple(t.shape))
+        us.append(u + 1j * rng.standard_normal(tuple(t.shape)) if t.is_complex() else u)
+    return us
+
+
+def parse_dout(
+    dout: Any, outs: list[tuple[str, Any]], rng: np.random.Generator, fname: str
+) -> tuple[list[Any], list[np.ndarray]]:
+    """(torch douts in the output dtypes, numpy cotangent parts in float64); ``rng`` draws the default."""
+    torch = torch_module()
+    if dout is None:
+        given = [torch.from_numpy(np.asarray(u)) for u in default_dout(outs, rng)]
+    else:
+        given = [t for _, t in flatten(dout, "dout")]
+        if len(given) != len(outs):
+            raise GradientStructureError(
+                f"dout has {len(given)} tensor(s), but {fname} returns {len(outs)} differentiable output(s) "
+                f"({', '.join(n for n, _ in outs)}).",
+                "pass one upstream gradient per differentiable float output, in order.",
+            )
+        given = [g if isinstance(g, torch.Tensor) else torch.as_tensor(np.asarray(g)) for g in given]
+    douts = []
+    for (name, o), g in zip(outs, given, strict=True):
+        if tuple(g.shape) != tuple(o.shape):
+            raise GradientStructureError(
+                f"dout for {name} has shape {tuple(g.shape)}, but {name} has shape {tuple(o.shape)}.",
+                "dout must have the shape of its output.",
+            )
+        if not (g.is_floating_point() or g.is_complex()):
+            raise GradientStructureError(
+                f"dout for {name} has dtype {g.dtype}; it must be float.", "pass a float tensor."
+            )
+        douts.append(g.detach().to(device=o.device, dtype=o.dtype).clone())
+    return douts, [p.astype(np.float64) for d in douts for p in parts(d)]
+
+
+def numeric_tree(sess: Session, real: Any, rep_tree: Tree) -> Tree:
+    """The tree the numeric side perturbs: the report tree itself when its dtypes are ``real`` already."""
+    if {real_of(s.dtype) for s in sess.slots} == {real}:
+        return rep_tree
+    arrays = {
+        ln: p.astype(np_dtype(real))
+        for s in sess.slots
+        for ln, p in zip(s.leaf_names, parts(sess.original(s)), strict=True)
+    }
+    return Tree(arrays, "inputs", in_place=False, bare_keys=True)
+
+
+def numeric_side(sess: Session, rep_tree: Tree, numeric_dtype: Any) -> tuple[Any, CachedEvaluator, list[str]]:
+    """Choose the numeric dtype (float64 where fn allows it), build the evaluator, evaluate the point.
+
+    When every candidate dtype fails, the error names the first failure (the widest dtype's), with the
+    later ones after it: a fallback's error is a consequence, not the cause.
+    """
+    torch = sess.torch
+    cands = candidates(sess.slots, numeric_dtype)
+    forced = numeric_dtype != "auto"
+    reasons: list[str] = []
+    first: Exception | None = None
+    for k, real in enumerate(cands):
+        tree = numeric_tree(sess, real, rep_tree)
+        output = Output.cotangent(sess.fname, sess.u_parts, sess.part_names, sess.part_shapes, lambda o: o)
+        ev = CachedEvaluator(tree, sess.numeric_call, output, sess.fname)
+        sess.use_numeric(real)
+        last = k == len(cands) - 1
+        try:
+            got = sess.numeric_call(tree.current())
+        except (KeyboardInterrupt, SystemExit, BackcheckError):
+            raise
+        except Exception as exc:  # a function that refuses this dtype tries the next one
+            first = first or exc
+            reasons.append(f"{sess.fname} raised {type(exc).__name__} on {dtype_name(real)} inputs: {first_line(exc)}")
+            if forced or last:
+                raise UserFunctionError(
+                    "; ".join(reasons) + ".",
+                    "the first exception is chained above; every input tensor is unchanged.",
+                ) from first
+            continue
+        finally:
+            tree.restore()
+        wrong = [(n, p.dtype) for n, p in zip(sess.part_names, got, strict=True) if p.dtype != np.dtype(np_dtype(real))]
+        if wrong and not (forced or last):
+            reasons.append(f"{sess.fname} returns {wrong[0][1]} for {dtype_name(real)} inputs ({wrong[0][0]})")
+            continue
+        ev.baseline()
+        notes = []
+        if reasons:
+            notes.append("; ".join(reasons) + f", so the numeric side is evaluated in {dtype_name(real)}.")
+        if real != torch.float64 and not forced:
+            notes.append(
+                f"finite differences in {dtype_name(real)} resolve only about "
+                f"{torch.finfo(real).eps ** (2 / 3):.1g} of a derivative; a subtle error can pass."
+            )
+        return real, ev, notes
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,160 @@
+"""Tensors as the torch frontend sees them: dtypes, numpy copies, output trees, and the storage swaps that keep
+the user's parameters untouched while a check runs. Imports torch on first use only."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from backcheck.errors import BadInputError
+
+if TYPE_CHECKING:
+    import torch
+
+#: Machine epsilon of bfloat16 (8 bits of significand), a dtype numpy lacks.
+BFLOAT16_EPS = 2.0**-7
+
+
+def torch_module() -> Any:
+    """torch itself, imported on first use."""
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - exercised only without torch
+        raise ImportError("backcheck.torch needs PyTorch: pip install backcheck[torch]") from exc
+    return torch
+
+
+def np_dtype(real: torch.dtype) -> Any:
+    torch = torch_module()
+    return {torch.float64: np.float64, torch.float32: np.float32, torch.float16: np.float16}.get(real)
+
+
+def real_of(dtype: torch.dtype) -> torch.dtype:
+    torch = torch_module()
+    return {
+        torch.complex128: torch.float64,
+        torch.complex64: torch.float32,
+        torch.complex32: torch.float16,
+    }.get(dtype, dtype)
+
+
+def complex_of(real: torch.dtype) -> torch.dtype:
+    torch = torch_module()
+    return {torch.float64: torch.complex128, torch.float32: torch.complex64, torch.float16: torch.complex32}[real]
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+def cast(t: torch.Tensor, real: torch.dtype) -> torch.Tensor:
+    """A private copy of ``t`` in the real dtype ``real`` (its complex counterpart for a complex tensor)."""
+    if t.is_complex():
+        return t.detach().to(complex_of(real)).clone()
+    if t.is_floating_point():
+        return t.detach().to(real).clone()
+    return t.detach().clone()
+
+
+def dense(t: torch.Tensor) -> torch.Tensor:
+    """A strided tensor with the values of ``t``: sparse gradients and torch's ZeroTensor become plain ones."""
+    torch = torch_module()
+    if t.layout != torch.strided:
+        t = t.to_dense()
+    if t._is_zerotensor():
+        t = torch.zeros(t.shape, dtype=t.dtype, device=t.device)
+    return t
+
+
+def to_numpy(t: torch.Tensor, dtype: Any = None) -> np.ndarray:
+    """A private float numpy copy of a real tensor (bfloat16 goes through float32)."""
+    torch = torch_module()
+    t = dense(t.detach()).resolve_conj().resolve_neg()
+    if t.dtype == torch.bfloat16 or np_dtype(t.dtype) is None:
+        t = t.to(torch.float32)
+    arr = t.cpu().numpy().copy()
+    return arr.astype(dtype) if dtype is not None else arr
+
+
+def parts(t: torch.Tensor, dtype: Any = None) -> list[np.ndarray]:
+    """A tensor as real numpy arrays: itself, or its real and imaginary parts."""
+    torch = torch_module()
+    if t.is_complex():
+        ri = torch.view_as_real(dense(t.detach()).resolve_conj().resolve_neg())
+        return [to_numpy(ri[..., 0], dtype), to_numpy(ri[..., 1], dtype)]
+    return [to_numpy(t, dtype)]
+
+
+def flatten(out: Any, prefix: str = "out") -> list[tuple[str, Any]]:
+    """``(name, leaf)`` pairs of an output tree (tuples, lists, dicts), named like ``out[0]['h']``."""
+    if isinstance(out, Mapping):
+        return [item for k, v in out.items() for item in flatten(v, f"{prefix}[{k!r}]")]
+    if isinstance(out, (list, tuple)):
+        return [item for k, v in enumerate(out) for item in flatten(v, f"{prefix}[{k}]")]
+    return [(prefix, out)]
+
+
+def is_diff_tensor(x: Any) -> bool:
+    torch = torch_module()
+    return isinstance(x, torch.Tensor) and (x.is_floating_point() or x.is_complex())
+
+
+def refuse_sparse(t: Any, what: str) -> None:
+    """Sparse (and other non-strided) tensors are not supported as inputs or outputs: a typed error says so."""
+    torch = torch_module()
+    if isinstance(t, torch.Tensor) and t.layout != torch.strided:
+        raise BadInputError(
+            f"{what} has layout {str(t.layout).replace('torch.', '')}; backcheck.torch supports only dense "
+            "(strided) tensors.",
+            "pass t.to_dense() (a sparse gradient returned by the backward pass is fine: it is made dense).",
+        )
+
+
+@dataclass
+class Slot:
+    """One differentiable tensor: an input of ``fn`` (by position or keyword) or a parameter it reads."""
+
+    name: str
+    tensor: Any  # the user's own tensor, never written
+    kind: str  # 'input' | 'param'
+    pos: int | str  # index into the positional inputs, a keyword, or an index into the parameters
+    key: str = ""  # a parameter's name in its module (for functional_call)
+    dtype: Any = None  # the native dtype (a parameter's .data is swapped while a check runs)
+
+    def __post_init__(self) -> None:
+        if self.dtype is None:
+            self.dtype = self.tensor.dtype
+
+    @property
+    def is_complex(self) -> bool:
+        return bool(self.dtype.is_complex)
+
+    @property
+    def leaf_names(self) -> list[str]:
+        return [f"{self.name}.real", f"{self.name}.imag"] if self.is_complex else [self.name]
+
+
+class Swap:
+    """Point tensors (module parameters and buffers) at other storage; put their own storage back."""
+
+    def __init__(self, tensors: Sequence[torch.Tensor]):
+        seen: set[int] = set()
+        self.tensors = []
+        for t in tensors:
+            if id(t) not in seen:
+                seen.add(id(t))
+                self.tensors.append(t)
+        self.saved = [t.data for t in self.tensors]
+
+    def current(self) -> list[torch.Tensor]:
+        return [t.data for t in self.tensors]
+
+    def set(self, values: Sequence[torch.Tensor]) -> None:
+        for t, v in zip(self.tensors, values, strict=True):
+            t.data = v
+
+    def restore(self) -> None:
+        self.set(self.saved)

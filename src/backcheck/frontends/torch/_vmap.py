@@ -1,0 +1,47 @@
+"""First differences in batches with ``torch.func.vmap``, with the serial path as the fallback."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from backcheck.frontends.common import BATCH_BUDGET, MAX_BATCH, CachedEvaluator
+from backcheck.frontends.torch._session import Session
+from backcheck.numeric.steps import default_steps
+from backcheck.options import Options
+from backcheck.strategies import resolve
+
+#: What a vmap failure says about the function, by a phrase of torch's message.
+CAUSES = (
+    ("setup_context", "it calls a custom autograd.Function without setup_context (an old-style Function)"),
+    ("randomness", "it draws random numbers"),
+    ("item()", "it reads a tensor's value in Python (.item(), data-dependent control flow)"),
+    ("data-dependent", "it reads a tensor's value in Python (.item(), data-dependent control flow)"),
+)
+
+
+def prefetch(sess: Session, ev: CachedEvaluator, options: Options, vectorized: bool | str) -> str:
+    """Evaluate the first differences of a full check with vmap; a note when asked for and not possible.
+
+    Only the full strategy differences every element; the others ask for few points, or for directions.
+    When vmap cannot evaluate the function, the check falls back to one point at a time, with the same
+    verdicts and evaluation counts: silently under ``vectorized='auto'``, with one sentence under ``True``.
+    """
+    if resolve(options.strategy, ev.tree.size) != "full":
+        return ""
+    idx = np.arange(ev.tree.size)
+    steps = default_steps(ev.tree, options.step)
+    chunk = int(max(8, min(MAX_BATCH, BATCH_BUDGET // max(ev.tree.size, 1))))
+    try:
+        n = ev.prefetch(idx, steps, sess.batch_call(ev.tree), chunk)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # any failure of the fast path falls back to the serial one
+        if vectorized is not True:
+            return ""
+        text = str(exc)
+        cause = next((why for key, why in CAUSES if key in text), f"it raised {type(exc).__name__} under vmap")
+        return (
+            f"torch.func.vmap cannot evaluate {sess.fname} in batches ({cause}), so it was evaluated one point "
+            "at a time; the verdicts are the same."
+        )
+    return f"first differences evaluated in batches with torch.func.vmap ({n} points)."
