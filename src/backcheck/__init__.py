@@ -5,6 +5,7 @@
 True
 """
 
+from backcheck import explore
 from backcheck._version import __version__ as __version__
 from backcheck.api import assert_grad, check
 from backcheck.cases import case
@@ -26,6 +27,7 @@ from backcheck.report import Element, Finding, LeafReport, Report
 from backcheck.second_order import check_grad_of_grad, check_hvp
 
 __all__ = [
+    "explore",
     "check",
     "assert_grad",
     "check_layer",

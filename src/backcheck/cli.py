@@ -69,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"backcheck {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("demo", help="a short tour: a correct layer, a buggy one, and one at a ReLU kink")
+    from backcheck.explore.cli import add_parser as add_explore
+
+    add_explore(sub)
     chk = sub.add_parser(
         "check", help="check the @backcheck.case functions of Python files",
         description="Import FILEs, find the functions decorated with @backcheck.case and check each. Exit "
@@ -103,6 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from backcheck.demo import main as demo
 
         return demo()
+    if args.command == "explore":
+        from backcheck.explore.cli import run as run_explore
+
+        return run_explore(args, sys.stdout, sys.stderr)
     if args.command == "check":
         return run_check(args, sys.stdout, sys.stderr)
     parser.print_help(sys.stderr)

@@ -30,10 +30,13 @@ from backcheck.explore.draw import Case
 from backcheck.explore.result import ExploreResult
 from backcheck.explore.search import Budget, run_explore
 from backcheck.explore.space import Array, Choice, Floats, Integers, Ints, Labels, Mask, Params
+from backcheck.explore.target import Target
 
 __all__ = [
     "explore",
     "assert_explore",
+    "target",
+    "Target",
     "ExploreFailure",
     "ExploreResult",
     "Case",
@@ -147,6 +150,16 @@ def assert_explore(forward: Callable[..., Any], backward: Callable[..., Any], in
     if result.status == "fail" or (result.status == "inconclusive" and not allow_inconclusive):
         raise ExploreFailure(result)
     return result
+
+
+def target(forward: Callable[..., Any], backward: Callable[..., Any], inputs: Mapping[str, Any], *,
+           name: str = "", **options: Any) -> Target:
+    """A layer and its input description for later: ``backcheck explore FILE.py`` explores every module-level
+    target of the file; ``target.run()`` is :func:`explore`, ``target.check()`` :func:`assert_explore`.
+
+    ``options`` are :func:`explore`'s keyword arguments (``hyper``, ``dims``, ``where``, budgets, ...).
+    """
+    return Target(forward, backward, dict(inputs), dict(options), name)
 
 
 class _CallableModule(types.ModuleType):
