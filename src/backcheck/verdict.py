@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +34,13 @@ SAFETY = 4.0
 RES_FACTOR = 16.0
 #: Refinement levels (each halves the step) for elements the screen cannot clear.
 MAX_LEVELS = 4
+#: Fraction of its size a gap between one-sided slopes keeps when the step halves, at least, to be a kink: a
+#: smooth function's gap halves (0.5); a kink's stays (1.0). 0.6 sits between, with room for noise.
+KINK_PERSISTENCE = 0.6
+#: An estimate has *settled* when halving the step changes it by less than this fraction of its size.
+SETTLED = 0.5
+#: Refinement stops calling a mismatch once the estimates change by less than this fraction of the error.
+STABLE = 0.25
 
 OK, MISMATCH, KINK, NOISY, DEAD = "ok", "mismatch", "kink", "noisy", "dead"
 #: At a kink, but outside the one-sided slopes: decided by a re-check at a nearby differentiable point.
@@ -56,9 +64,25 @@ class Tolerance:
         return (self.atol or 0.0) + (self.rtol or 0.0) * np.abs(numeric)
 
 
-def kink_slack(truncation: float, noise: float, res: float) -> float:
-    """How far two slopes (or a slope and a gradient) may differ from rounding and truncation alone."""
-    return SAFETY * (truncation + noise + res)
+def bound(truncation: Any, roundoff: Any, res: Any) -> Any:
+    """The tolerance of every comparison: how far a numeric estimate may be from the truth it estimates.
+
+    ``truncation`` is the estimate's own truncation error (the change between steps, Richardson's estimate),
+    ``roundoff`` its rounding (the function's noise over the step), ``res`` the analytic value's resolution in
+    its dtype. Every strategy asks this one function; ``SAFETY`` says how many of these errors a difference
+    must exceed to be called a mismatch.
+    """
+    return SAFETY * (truncation + roundoff + res)
+
+
+def is_kink(gap: float, gap_before: float, gap_noise: float) -> bool:
+    """Whether one-sided slopes that differ by ``gap`` (``gap_before`` at twice the step) mark a kink.
+
+    A smooth function's one-sided slopes differ by about ``f'' h``: the gap halves with the step. At a kink
+    the gap is the jump in slope and stays. The gap must also stand above the rounding of the slopes
+    (``gap_noise``), or it is noise.
+    """
+    return gap > SAFETY * gap_noise and gap > KINK_PERSISTENCE * gap_before
 
 
 def resolution(analytic: np.ndarray, numeric: np.ndarray, eps: float, leaf_rms: np.ndarray) -> np.ndarray:
@@ -125,7 +149,7 @@ def screen(
     """Stage 1: which elements are clearly consistent after one central difference. Returns (ok, bound)."""
     err = np.abs(analytic - numeric)
     if tol.custom:
-        bound = np.asarray(tol.allowed(numeric), dtype=np.float64) * np.ones_like(numeric)
+        limit = np.asarray(tol.allowed(numeric), dtype=np.float64) * np.ones_like(numeric)
     else:
         eps_out = float(np.finfo(ev.out_dtype).eps)
         # truncation of a central difference is ~ h^2 |f'''| / 6; without f''' assume the step is balanced,
@@ -133,8 +157,8 @@ def screen(
         # (an element near a zero of its derivative keeps the truncation error of its neighbours)
         typical = np.sqrt(np.mean(numeric**2)) if numeric.size else 0.0
         trunc = eps_out ** (2.0 / 3.0) * (np.abs(numeric) + typical)
-        bound = SAFETY * (roundoff_vec(ev, span) + trunc + res)
-    return err <= bound, bound
+        limit = bound(trunc, roundoff_vec(ev, span), res)
+    return err <= limit, limit
 
 
 def roundoff_vec(ev: Evaluator, span: np.ndarray) -> np.ndarray:
@@ -161,7 +185,7 @@ def refine(
     d_prev, f_prev, b_prev = one_sided(ev, fp, fm, dp, dm)
     gap_prev = abs(f_prev - b_prev)
     kinky_prev = False
-    numeric, bound = d_prev, np.inf
+    numeric, limit = d_prev, np.inf
     last_change, last_err = 0.0, 1.0
     for level in range(1, MAX_LEVELS + 1):
         s = h / 2.0**level
@@ -172,19 +196,19 @@ def refine(
         r = roundoff(ev, disp[0] - disp[1])
         change = abs(d - d_prev)
         if tol.custom:
-            bound = float(tol.allowed(d))
+            limit = float(tol.allowed(d))
         else:
-            bound = SAFETY * (change + r + res)
+            limit = bound(change, r, res)
         numeric = d
         err = abs(a - d)
-        settled = change <= 0.5 * max(abs(a), abs(d)) or change <= SAFETY * (r + res)
-        if err <= bound and (settled or tol.custom):
-            return OK, d, bound, np.nan, NO_HULL
+        settled = change <= SETTLED * max(abs(a), abs(d)) or change <= bound(0.0, r, res)
+        if err <= limit and (settled or tol.custom):
+            return OK, d, limit, np.nan, NO_HULL
         gap = abs(f - b)
-        kinky = gap > SAFETY * 2 * r and gap > 0.6 * gap_prev
+        kinky = is_kink(gap, gap_prev, 2 * r)  # each one-sided slope carries twice the central round-off
         if kinky and (kinky_prev or level == MAX_LEVELS):
             # not differentiable here: a valid subgradient lies between the one-sided derivatives
-            slack = SAFETY * (max(abs(f - f_prev), abs(b - b_prev)) + 2 * r + res)
+            slack = bound(max(abs(f - f_prev), abs(b - b_prev)), 2 * r, res)
             lo, hi = min(f, b) - slack, max(f, b) + slack
             if lo <= a <= hi:
                 return KINK, d, slack, f - b, (lo, hi)
@@ -195,16 +219,16 @@ def refine(
             return (
                 MISMATCH,
                 d,
-                bound,
+                limit,
                 np.nan,
                 NO_HULL,
             )  # the estimates agree with each other, not with the analytic value
         d_prev, f_prev, b_prev, gap_prev, kinky_prev = d, f, b, gap, kinky
         last_change, last_err = change, err
-    if last_change > 0.25 * last_err or last_err <= bound:
+    if last_change > 0.25 * last_err or last_err <= limit:
         # the estimates never settled: the function is too rough at every step tried to judge this element
-        return NOISY, numeric, bound, np.nan, NO_HULL
-    return MISMATCH, numeric, bound, np.nan, NO_HULL
+        return NOISY, numeric, limit, np.nan, NO_HULL
+    return MISMATCH, numeric, limit, np.nan, NO_HULL
 
 
 def judge(
@@ -219,7 +243,7 @@ def judge(
     """Judge elements ``idx`` from their first central differences, refining those the screen cannot clear."""
     span = first.disp_plus - first.disp_minus
     numeric = first.central
-    ok, bound = screen(ev, analytic, numeric, span, res, tol)
+    ok, limit = screen(ev, analytic, numeric, span, res, tol)
     status = np.full(idx.size, OK, dtype=object)
     jump = np.full(idx.size, np.nan)
     hull = np.full((idx.size, 2), np.nan)
@@ -228,5 +252,5 @@ def judge(
         st, n, b, jump[k], hull[k] = refine(ev, int(idx[k]), float(analytic[k]), float(h[k]), four, float(res[k]), tol)
         if st == MISMATCH and analytic[k] == 0.0:
             st = DEAD
-        status[k], numeric[k], bound[k] = st, n, b
-    return Judgement(numeric, bound, status, jump, hull)
+        status[k], numeric[k], limit[k] = st, n, b
+    return Judgement(numeric, limit, status, jump, hull)

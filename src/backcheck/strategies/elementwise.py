@@ -26,8 +26,8 @@ from backcheck.verdict import (
     Claim,
     FirstDifferences,
     Judgement,
+    bound,
     judge,
-    kink_slack,
     resolution,
 )
 
@@ -279,7 +279,7 @@ def _moved_together(ev: Evaluator, group: np.ndarray, claim: Claim) -> bool | No
     fwd, bwd = (phis[2] - ev.phi0) / (t / 2), (ev.phi0 - phis[3]) / (t / 2)
     gs = g[group]
     res = float(np.sum(resolution(gs, gs, 1.0, claim.rms[group]) * claim.grad_eps[group]))
-    slack = kink_slack(max(abs(fwd - fwd1), abs(bwd - bwd1)), 2 * roundoff(ev, t / 2), res)
+    slack = bound(max(abs(fwd - fwd1), abs(bwd - bwd1)), 2 * roundoff(ev, t / 2), res)
     if abs(fwd - bwd) > slack:
         return None  # not a differentiable direction: no conclusion
     disp_err = (abs(float(np.dot(gs, disps[2] - t / 2))) + abs(float(np.dot(gs, disps[3] + t / 2)))) / t

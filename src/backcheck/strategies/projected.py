@@ -25,7 +25,7 @@ from backcheck.evaluate import Evaluator
 from backcheck.numeric.grad import noise_level
 from backcheck.strategies.elementwise import run
 from backcheck.tree import Leaf
-from backcheck.verdict import FAILING, KINK, OK, RES_FACTOR, SAFETY, Claim, Tolerance
+from backcheck.verdict import FAILING, KINK, OK, RES_FACTOR, Claim, Tolerance, bound, is_kink
 
 #: Directions per array for the projected check (half Rademacher, half Gaussian).
 DIRECTIONS = 8
@@ -85,14 +85,15 @@ def measure(
     if tol.custom:
         return Measurement(n1 - a1, float(tol.allowed(n1)), n1, a1)
     eps_out = float(np.finfo(ev.out_dtype).eps)
-    screen = SAFETY * (noise / 2 + eps_out ** (2 / 3) * (abs(n1) + float(np.sum(np.abs(gc)))) + res)
+    # as in verdict.screen: a balanced step's truncation is about its round-off, eps^(2/3) of the derivative
+    screen = bound(eps_out ** (2 / 3) * (abs(n1) + float(np.sum(np.abs(gc)))), noise / 2, res)
     smooth = gap1 < abs(n1 - a1) / 4  # a kink along the direction would show as a large gap
     if abs(n1 - a1) <= screen or (smooth and abs(n1 - a1) > CLEAR * screen):
         return Measurement(n1 - a1, screen, n1, a1)  # clearly right, or clearly wrong: no need to refine
     n2, a2, gap2 = at(0.5)
-    bound = SAFETY * (abs((n1 - a1) - (n2 - a2)) + noise + res)
-    kinky = gap2 > 0.6 * gap1 and gap2 > SAFETY * 4 * noise
-    return Measurement(n2 - a2, bound, n2, a2, kinky)
+    limit = bound(abs((n1 - a1) - (n2 - a2)), noise, res)
+    kinky = is_kink(gap2, gap1, 4 * noise)  # the gap at t = 1/2 carries 2 x 2 noise / t
+    return Measurement(n2 - a2, limit, n2, a2, kinky)
 
 
 def directions(rng: np.random.Generator, size: int, k: int) -> list[tuple[str, np.ndarray]]:
