@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -106,3 +109,39 @@ def forward_mutates() -> Report:
         return 2.0 * dout
 
     return backcheck.check_layer(forward, backward, (np.linspace(-1, 1, 6).reshape(2, 3),))
+
+
+@pytest.fixture(scope="session")
+def kinked_curves() -> Report:
+    """The ReLU network at its kinks, with error-versus-step curves."""
+    mlp = get("mlp_relu")
+    x = tuple(mlp.kinks(np.random.default_rng(0), np.float32).values())
+    return backcheck.check_layer(mlp.forward, mlp.backward, x, curves=True)
+
+
+@pytest.fixture(scope="session")
+def long_names() -> Report:
+    """Parameters with long names (titles must be cut to fit their plot), one of them wrong, with curves."""
+    rng = np.random.default_rng(5)
+    params = {"encoder.layers.0.self_attention.query_projection.weight": rng.normal(size=(3, 70)),
+              "encoder.layers.0.self_attention.query_projection.bias": rng.normal(size=(2, 1))}
+
+    def loss(p: dict) -> float:
+        return float(sum(np.sum(np.sin(v)) for v in p.values()))
+
+    def grad(p: dict) -> dict:
+        g = {k: np.cos(v) for k, v in p.items()}
+        g["encoder.layers.0.self_attention.query_projection.weight"][1, 5] += 1e-3
+        return g
+
+    return backcheck.check(loss, params, grad, curves=True)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Headless Debian Chromium driven by playwright (no browser download)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
+        yield b
+        b.close()

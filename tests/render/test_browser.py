@@ -1,21 +1,47 @@
 """The HTML report in headless Chromium: it loads without console errors and its screenshot shows plots.
 
-Chromium comes from Debian; ``make test`` installs it (``apt-get install -y chromium``) before the suite.
+Chromium comes from Debian (``make test`` installs it with apt); playwright drives it without downloading one.
 """
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from _browser import find_chromium, load_page
 
 from backcheck.render.html import write_html
 from backcheck.report import Report
 
-if find_chromium() is None:
-    raise RuntimeError("Chromium is required for the HTML tests: run `make test`, or apt-get install -y chromium")
+
+@dataclass
+class PageLoad:
+    """What a page said while it loaded: console calls, uncaught exceptions, failed loads; its screenshot."""
+
+    entries: list[tuple[str, str]] = field(default_factory=list)  # (level, text)
+    screenshot: bytes | None = None
+
+    @property
+    def errors(self) -> list[str]:
+        return [text for level, text in self.entries if level == "error"]
+
+
+def load(browser: Any, path: Path, size: tuple[int, int] = (1200, 2000), screenshot: bool = True) -> PageLoad:
+    result = PageLoad()
+    page = browser.new_page(viewport={"width": size[0], "height": size[1]})
+    page.on("console", lambda m: result.entries.append((m.type, m.text)))
+    page.on("pageerror", lambda e: result.entries.append(("error", str(e))))
+    page.on("requestfailed", lambda r: result.entries.append(("error", f"failed to load {r.url}")))
+    try:
+        page.goto(path.resolve().as_uri(), wait_until="load")
+        page.wait_for_timeout(200)  # late console messages
+        if screenshot:
+            result.screenshot = page.screenshot()
+    finally:
+        page.close()
+    return result
 
 
 def _pixels(png: bytes) -> np.ndarray:
@@ -24,26 +50,23 @@ def _pixels(png: bytes) -> np.ndarray:
     return image.imread(io.BytesIO(png), format="png")
 
 
-def test_detects_console_errors(tmp_path: Path) -> None:
+def test_detects_console_errors(browser: Any, tmp_path: Path) -> None:
     """The harness itself: console.error, an uncaught exception and a missing file are all reported."""
     page = tmp_path / "bad.html"
     page.write_text('<html><body><p>x</p><script>console.log("fine"); console.error("bad-thing");'
                     'undefined_function();</script><img src="missing.png"></body></html>')
-    result = load_page(page, screenshot=False)
-    assert result.loaded
-    texts = [str(e) for e in result.errors]
-    assert any("bad-thing" in t for t in texts)
-    assert any("undefined_function" in t for t in texts)
-    assert any("missing.png" in t for t in texts)
-    assert any(e.level == "log" and "fine" in e.text for e in result.entries)
+    result = load(browser, page, screenshot=False)
+    assert any("bad-thing" in t for t in result.errors)
+    assert any("undefined_function" in t for t in result.errors)
+    assert any("missing.png" in t for t in result.errors)
+    assert ("log", "fine") in result.entries
 
 
-def test_report_loads_cleanly_and_shows_plots(tmp_path: Path, failing: Report, passing32: Report,
+def test_report_loads_cleanly_and_shows_plots(browser: Any, tmp_path: Path, failing: Report, passing32: Report,
                                               kinked: Report) -> None:
     path = write_html([failing, passing32, kinked], tmp_path / "report.html", title="browser test")
-    result = load_page(path, size=(1200, 2000))
-    assert result.loaded
-    assert result.entries == [], [str(e) for e in result.entries]
+    result = load(browser, path, size=(1200, 2000))
+    assert result.entries == []
     assert result.screenshot is not None and len(result.screenshot) > 50_000
     (tmp_path / "report.png").write_bytes(result.screenshot)
     img = _pixels(result.screenshot)
@@ -51,6 +74,7 @@ def test_report_loads_cleanly_and_shows_plots(tmp_path: Path, failing: Report, p
     rgb = np.round(img[..., :3] * 255).astype(int)
     colours = np.unique(rgb.reshape(-1, 3), axis=0)
     assert len(colours) > 200, "the page looks blank"
+
     # the plots are drawn: the V curve's blue, the failing histogram bars' red and the heatmap's darkest
     # colours each cover a visible area of the first screen
     def area(hex_colour: str, tol: int = 12) -> int:

@@ -16,7 +16,9 @@ True
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import os
+import re
 from collections.abc import Sequence
 from html import escape
 from pathlib import Path
@@ -60,12 +62,14 @@ ul.notes{margin:6px 0;padding-left:20px;color:var(--muted)}
 p.why{margin:6px 0;padding:6px 10px;border-left:3px solid var(--pass);background:#eef6f1}
 details.leaf{border-top:1px solid var(--line);padding:8px 0 4px}
 details.leaf>summary{cursor:pointer;list-style-position:outside;margin-left:16px}
-.plots{display:flex;flex-wrap:wrap;gap:12px;margin:10px 0}
+.plots{display:flex;flex-wrap:wrap;align-items:flex-start;gap:16px;margin:10px 0}
 .plots svg{border:1px solid var(--line);border-radius:4px;background:#fff}
 svg .pt{font:600 12px system-ui,sans-serif;fill:#1d1f21}svg .pl{font:11px system-ui,sans-serif;fill:#5f6368}
 svg .tk{font:10px system-ui,sans-serif;fill:#5f6368}svg .an{font:10px system-ui,sans-serif;fill:#1d1f21}
 svg .grid{stroke:#eceef1;stroke-width:1}svg .frame{fill:none;stroke:#9aa0a6;stroke-width:1}
-a{color:#1a5fb4}footer{color:var(--muted);margin-top:24px;font-size:12px}
+a{color:#1a5fb4}
+figure{margin:0}figcaption{color:var(--muted);font-size:12px;line-height:1.4;margin:4px 2px 0;
+overflow-wrap:anywhere}
 """
 
 _LABEL = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE", "skipped": "SKIPPED",
@@ -119,28 +123,77 @@ def _leaves_table(leaves: Sequence[LeafReport], anchor: str, why: dict[str, str]
     return "".join(rows)
 
 
-def _plots(d: LeafData) -> str:
+def _figure(plot: str, caption: str) -> str:
+    """A plot with its caption under it, as wide as the plot."""
+    width = re.search(r'width="(\d+)"', plot)
+    style = f' style="width:{width.group(1)}px"' if width else ""
+    return f"<figure{style}>{plot}<figcaption>{caption}</figcaption></figure>"
+
+
+def _v_curve(d: LeafData) -> str:
+    lf, c = d.leaf, d.curve
+    assert c is not None
+    bound = lf.worst[0].bound if lf.worst else None
+    plot = svg.v_curve(c.steps, c.errors, chosen=c.chosen, bound=bound, name=c.name, dtype=lf.dtype)
+    text = (f"Error of the central difference for {_e(c.name)} against the step h. Round-off grows as h "
+            "shrinks (left), truncation as h grows (right); a correct gradient dips below the bound (dotted) "
+            "near the step the check used (dashed).")
+    errors = [e for e in c.errors if math.isfinite(e)]
+    if errors and bound is not None and bound > 0:
+        least = min(errors)
+        if least > bound:
+            text += (f" <b>Here the error stays above the bound at every step</b> (at least {_g(least)}, bound "
+                     f"{_g(bound)}): the analytic value is wrong, not the step.")
+        else:
+            text += f" Here it falls to {_g(least)}, under the bound {_g(bound)}."
+    return _figure(plot, text)
+
+
+def _histogram(d: LeafData) -> str:
     lf = d.leaf
+    ratios, per_element = d.ratios()
+    if not ratios.size:
+        return ""
+    over = int(np.sum(ratios > 1))
+    scale = "its own bound" if per_element else "the bound of the worst listed element"
+    text = (f"Each checked element of {_e(lf.name)}: |analytic &#8722; numeric| over {scale} (log scale). "
+            "Right of the dashed line at 1 (red): wrong; left of it (green): within what finite differences "
+            f"resolve. Here {over} of {ratios.size} are beyond the bound.")
+    return _figure(svg.histogram(ratios, name=lf.name, per_element=per_element), text)
+
+
+def _heatmap(d: LeafData) -> str:
+    lf = d.leaf
+    diff = d.abs_diff()
+    mat = svg.as_matrix(diff)
+    if mat is None or mat.size <= 1:
+        return ""
+    marked = []
+    for e in lf.worst:
+        if e.status in ("mismatch", "dead") and len(e.index) == diff.ndim:
+            if diff.ndim == 1:
+                marked.append((0, e.index[0]))
+            else:
+                marked.append((int(np.ravel_multi_index(e.index[:-1], diff.shape[:-1])), e.index[-1]))
+    layout = ("as one row" if diff.ndim == 1 else "by rows and columns" if diff.ndim == 2 else
+              "by the last axis across, the leading axes flattened down")
+    text = (f"|analytic &#8722; numeric| for each element of {_e(lf.name)}, laid out {layout}; darker is larger "
+            "(log scale, values on the bar).")
+    if np.isnan(mat).any():
+        text += " Grey cells were not checked."
+    if marked:
+        text += " Outlined cells are wrong elements listed below."
+    return _figure(svg.heatmap(mat, name=lf.name, shape=lf.shape, marked=marked), text)
+
+
+def _plots(d: LeafData) -> str:
     out = []
     if d.curve is not None:
-        c = d.curve
-        bound = lf.worst[0].bound if lf.worst else None
-        out.append(svg.v_curve(c.steps, c.errors, chosen=c.chosen, bound=bound, name=c.name, dtype=lf.dtype))
-    if d.has_arrays and lf.n_checked > 0:
-        ratios, per_element = d.ratios()
-        if ratios.size:
-            out.append(svg.histogram(ratios, name=lf.name, per_element=per_element))
-        diff = d.abs_diff()
-        mat = svg.as_matrix(diff)
-        if mat is not None and mat.size > 1:
-            marked = []
-            for e in lf.worst:
-                if e.status in ("mismatch", "dead") and len(e.index) == diff.ndim:
-                    if diff.ndim == 1:
-                        marked.append((0, e.index[0]))
-                    else:
-                        marked.append((int(np.ravel_multi_index(e.index[:-1], diff.shape[:-1])), e.index[-1]))
-            out.append(svg.heatmap(mat, name=lf.name, shape=lf.shape, marked=marked))
+        out.append(_v_curve(d))
+    if d.has_arrays and d.leaf.n_checked > 0:
+        out.append(_histogram(d))
+        out.append(_heatmap(d))
+    out = [o for o in out if o]
     return f'<div class="plots">{"".join(out)}</div>' if out else ""
 
 
@@ -250,10 +303,6 @@ def render_html(reports: Report | Sequence[Report], title: str = "backcheck repo
         "the bound the finite differences can vouch for (truncation + round-off + the gradient dtype's "
         "resolution)</p>",
         "</header><nav>", _nav(items, names), "</nav>", *sections,
-        "<footer>Plots: the V curve shows |central difference &#8722; analytic| against the step for the "
-        "worst element (truncation error on the right, round-off on the left); the histogram shows each "
-        "element's |analytic &#8722; numeric| divided by its bound (right of 1 is wrong); the heatmap shows "
-        "|analytic &#8722; numeric| per element (grey: not checked).</footer>",
         "</body></html>\n",
     ])
 

@@ -13,7 +13,9 @@ from html import escape
 import numpy as np
 
 WIDTH, HEIGHT = 380, 250
-MARGIN = (38, 16, 44, 58)  # top, right, bottom, left
+MARGIN = (42, 16, 44, 58)  # top, right, bottom, left
+#: Baselines of the title and of the legend row above the plot area.
+TITLE_Y, LEGEND_Y = 16, 33
 
 GREEN, RED, BLUE, GREY, INK = "#2e8b57", "#c8372d", "#2c6fbb", "#9aa0a6", "#222"
 #: A sequential palette (light for small errors, dark for large), interpolated linearly.
@@ -33,6 +35,45 @@ def fmt(x: float) -> str:
     if not math.isfinite(x):
         return "nan" if x != x else ("inf" if x > 0 else "-inf")
     return f"{x:.3g}"
+
+
+#: Advance widths in em of a wide sans-serif (DejaVu Sans, the usual system-ui on Linux), rounded up: labels
+#: are laid out from these estimates, so they err on the wide side.
+_NARROW, _WIDE = set(" .,:;'|!ijlrtf()[]{}1-"), set("mwMW=<>~+%@&")
+
+
+def text_width(text: str, size: float, bold: bool = False) -> float:
+    """An upper estimate of the width in pixels of ``text`` at font ``size``."""
+    em = 0.0
+    for ch in text:
+        if ch in _NARROW:
+            em += 0.40
+        elif ch in _WIDE:
+            em += 0.86
+        elif ch.isupper():
+            em += 0.74
+        else:
+            em += 0.64
+    return em * size * (1.1 if bold else 1.0)
+
+
+def fit(text: str, width: float, size: float, bold: bool = False) -> str:
+    """``text``, cut in the middle with an ellipsis so that it fits ``width`` pixels.
+
+    The middle goes: both ends say the most (what is plotted, and which element: ``...weight'][1, 5]``).
+    """
+    if text_width(text, size, bold) <= width:
+        return text
+    head, tail = len(text) // 2, len(text) - len(text) // 2
+    while head + tail > 0:
+        if head >= tail:
+            head -= 1
+        else:
+            tail -= 1
+        cut = text[:head] + "\u2026" + text[len(text) - tail:]
+        if text_width(cut, size, bold) <= width:
+            return cut
+    return "\u2026"
 
 
 def _pow10(k: int) -> str:
@@ -63,12 +104,30 @@ class Frame:
             f'viewBox="0 0 {width} {height}" role="img" aria-label="{_e(label)}">',
             f"<title>{_e(label)}</title>",
             f'<rect x="0" y="0" width="{width}" height="{height}" fill="#fff"/>',
-            f'<text x="{left}" y="16" class="pt">{_e(title)}</text>',
+            f'<text x="{left}" y="{TITLE_Y}" class="pt">{_e(fit(title, width - left - 6, 12, True))}</text>',
             f'<text x="{(left + self.right) / 2:.0f}" y="{height - 8}" class="pl" text-anchor="middle">'
             f"{_e(xlabel)}</text>",
             f'<text transform="translate(13 {(top + self.bottom) / 2:.0f}) rotate(-90)" class="pl" '
             f'text-anchor="middle">{_e(ylabel)}</text>',
         ]
+
+    def ends(self, left: str, right: str) -> None:
+        """Words at both ends of the x-axis label's row, e.g. what dominates at small and at large x."""
+        y = self.h - 8
+        self.parts.append(f'<text x="{self.left}" y="{y}" class="an">{_e(left)}</text>')
+        self.parts.append(f'<text x="{self.right}" y="{y}" class="an" text-anchor="end">{_e(right)}</text>')
+
+    def legend(self, items: Sequence[tuple[str, str]], right: str = "") -> None:
+        """A row between the title and the plot: each item a line sample (an SVG stroke style) and its text;
+        ``right`` is a text flush with the plot's right edge. Nothing drawn in the plot area is labelled in
+        place, so no label can sit on the data."""
+        x, y = float(self.left), LEGEND_Y
+        for style, text in items:
+            self.parts.append(f'<line x1="{_f(x)}" y1="{y - 3.5}" x2="{_f(x + 16)}" y2="{y - 3.5}" {style}/>')
+            self.parts.append(f'<text x="{_f(x + 20)}" y="{y}" class="an">{_e(text)}</text>')
+            x += 20 + text_width(text, 10) + 14
+        if right:
+            self.parts.append(f'<text x="{self.right}" y="{y}" class="an" text-anchor="end">{_e(right)}</text>')
 
     def px(self, x: float) -> float:
         return self.left + (x - self.x0) / (self.x1 - self.x0) * (self.right - self.left)
@@ -81,7 +140,7 @@ class Frame:
         for x, text in xticks:
             X = self.px(x)
             p.append(f'<line x1="{_f(X)}" y1="{self.top}" x2="{_f(X)}" y2="{self.bottom}" class="grid"/>')
-            p.append(f'<text x="{_f(X)}" y="{self.bottom + 14}" class="tk" text-anchor="middle">'
+            p.append(f'<text x="{_f(X)}" y="{self.bottom + 16}" class="tk" text-anchor="middle">'
                      f"{_e(text)}</text>")
         for y, text in yticks:
             Y = self.py(y)
@@ -129,33 +188,30 @@ def v_curve(steps: Sequence[float], errors: Sequence[float], *, chosen: float, b
     ys = [*ly]
     if bound is not None and bound > 0 and math.isfinite(bound):
         ys.append(math.log10(bound))
-    y0, y1 = math.floor(min(ys)), math.ceil(max(ys) + 0.05)
+    y0, y1 = math.floor(min(ys) - 0.25), math.ceil(max(ys) + 0.25)  # the data never touches the frame
     fr = Frame(float(lx.min()), float(lx.max()), y0, y1, title=title, xlabel="step h (log scale)",
                ylabel="|numeric - analytic|", label=label)
     fr.axes(_decade_ticks(fr.x0, fr.x1), _decade_ticks(y0, y1))
+    fr.ends("\u2190 round-off", "truncation \u2192")
     p = fr.parts
-    if bound is not None and bound > 0 and math.isfinite(bound):
-        Y = fr.py(math.log10(bound))
-        p.append(f'<line x1="{fr.left}" y1="{_f(Y)}" x2="{fr.right}" y2="{_f(Y)}" stroke="{GREEN}" '
-                 f'stroke-width="1.5" stroke-dasharray="2 3"/>')
-        p.append(f'<text x="{fr.right - 3}" y="{_f(Y - 4)}" class="an" text-anchor="end" fill="{GREEN}">'
-                 f"bound {_e(fmt(bound))}</text>")
+    legend = []
     if chosen > 0 and math.isfinite(chosen):
         X = fr.px(math.log10(chosen))
-        p.append(f'<line x1="{_f(X)}" y1="{fr.top}" x2="{_f(X)}" y2="{fr.bottom}" stroke="{INK}" '
-                 f'stroke-width="1" stroke-dasharray="5 3"/>')
-        right = X > (fr.left + fr.right) / 2
-        p.append(f'<text x="{_f(X - 4 if right else X + 4)}" y="{fr.bottom - 5}" class="an" '
-                 f'text-anchor="{"end" if right else "start"}">chosen h = {_e(fmt(chosen))}</text>')
+        style = f'stroke="{INK}" stroke-width="1" stroke-dasharray="5 3"'
+        p.append(f'<line x1="{_f(X)}" y1="{fr.top}" x2="{_f(X)}" y2="{fr.bottom}" {style}/>')
+        legend.append((style, f"chosen h = {fmt(chosen)}"))
+    if bound is not None and bound > 0 and math.isfinite(bound):
+        Y = fr.py(math.log10(bound))
+        style = f'stroke="{GREEN}" stroke-width="1.5" stroke-dasharray="2 3"'
+        p.append(f'<line x1="{fr.left}" y1="{_f(Y)}" x2="{fr.right}" y2="{_f(Y)}" {style}/>')
+        legend.append((style, f"bound {fmt(bound)}"))
+    fr.legend(legend)
     pts = " ".join(f"{_f(fr.px(x))},{_f(fr.py(y))}" for x, y in zip(lx, ly, strict=True))
     p.append(f'<polyline points="{pts}" fill="none" stroke="{BLUE}" stroke-width="2"/>')
     for x, y, s, e in zip(lx, ly, h, err, strict=True):
         fill = BLUE if e > 0 else "#fff"
         p.append(f'<circle cx="{_f(fr.px(x))}" cy="{_f(fr.py(y))}" r="2.6" fill="{fill}" stroke="{BLUE}">'
                  f"<title>h = {fmt(s)}: |error| = {fmt(e)}</title></circle>")
-    p.append(f'<text x="{fr.left + 4}" y="{fr.top + 12}" class="an">&#8592; round-off</text>')
-    p.append(f'<text x="{fr.right - 4}" y="{fr.top + 12}" class="an" text-anchor="end">'
-             "truncation &#8594;</text>")
     return fr.svg()
 
 
@@ -195,9 +251,12 @@ def histogram(ratios: np.ndarray, *, name: str = "", per_element: bool = True) -
     X = fr.px(0.0)
     p.append(f'<line x1="{_f(X)}" y1="{fr.top}" x2="{_f(X)}" y2="{fr.bottom}" stroke="{INK}" '
              'stroke-width="1.5" stroke-dasharray="5 3"/>')
-    p.append(f'<text x="{_f(X + 4)}" y="{fr.top + 12}" class="an">bound</text>')
+    # above the tallest bar (bars reach 1/1.12 of the height), beside the line, on the side with room
+    right = X + 4 + text_width("bound", 10) <= fr.right - 2
+    p.append(f'<text x="{_f(X + 4 if right else X - 4)}" y="{fr.top + 12}" class="an" '
+             f'text-anchor="{"start" if right else "end"}">bound</text>')
     n_over = int(np.sum(r > 1))
-    p.append(f'<text x="{fr.right}" y="16" class="an" text-anchor="end">{n_over} of {r.size} beyond</text>')
+    fr.legend([], right=f"{n_over} of {r.size} beyond the bound")
     return fr.svg()
 
 
@@ -232,7 +291,7 @@ def heatmap(values: np.ndarray, *, name: str = "", shape: tuple[int, ...] = (), 
     R, C = red.shape
     cell = max(3.0, min(24.0, 300.0 / C, 300.0 / R))
     left, top = 58, 38
-    width = int(max(left + C * cell + 80, 260))
+    width = int(max(left + C * cell + 100, 260))
     bh = max(R * cell, 60.0)
     height = int(top + bh + 24)
     fin = red[np.isfinite(red) & (red > 0)]
@@ -248,8 +307,8 @@ def heatmap(values: np.ndarray, *, name: str = "", shape: tuple[int, ...] = (), 
         f'<svg xmlns="http://www.w3.org/2000/svg" class="plot" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img" aria-label="{_e(label)}"><title>{_e(label)}</title>',
         f'<rect x="0" y="0" width="{width}" height="{height}" fill="#fff"/>',
-        f'<text x="{left}" y="16" class="pt">|a - n|: {_e(name)}</text>',
-        f'<text x="{left}" y="30" class="tk">shape {_e(desc)}{_e(note)}</text>',
+        f'<text x="{left}" y="{TITLE_Y}" class="pt">{_e(fit(f"|a - n|: {name}", width - left - 6, 12, True))}</text>',
+        f'<text x="{left}" y="30" class="tk">{_e(fit(f"shape {desc}{note}", width - left - 6, 10))}</text>',
     ]
     step_r = math.ceil(rows / R)
     step_c = math.ceil(cols / C)
@@ -275,13 +334,16 @@ def heatmap(values: np.ndarray, *, name: str = "", shape: tuple[int, ...] = (), 
             p.append(f'<rect x="{_f(left + bj * cell)}" y="{_f(top + bi * cell)}" width="{_f(cell)}" '
                      f'height="{_f(cell)}" fill="none" stroke="{INK}" stroke-width="1.2"/>')
     p.append(f'<rect x="{left}" y="{top}" width="{_f(C * cell)}" height="{_f(R * cell)}" class="frame"/>')
+    # first and last row and column indices, the last only where it has room beside the first
     if rows > 1:
         p.append(f'<text x="{left - 4}" y="{top + 9}" class="tk" text-anchor="end">0</text>')
-        p.append(f'<text x="{left - 4}" y="{_f(top + R * cell)}" class="tk" text-anchor="end">'
-                 f"{rows - 1}</text>")
+        if R * cell >= 22:
+            p.append(f'<text x="{left - 4}" y="{_f(top + R * cell)}" class="tk" text-anchor="end">'
+                     f"{rows - 1}</text>")
     p.append(f'<text x="{left}" y="{_f(top + R * cell + 12)}" class="tk">0</text>')
-    p.append(f'<text x="{_f(left + C * cell)}" y="{_f(top + R * cell + 12)}" class="tk" text-anchor="end">'
-             f"{cols - 1}</text>")
+    if cols > 1 and C * cell >= text_width("0", 10) + text_width(str(cols - 1), 10) + 6:
+        p.append(f'<text x="{_f(left + C * cell)}" y="{_f(top + R * cell + 12)}" class="tk" '
+                 f'text-anchor="end">{cols - 1}</text>')
     # colour bar
     bx = left + C * cell + 14
     n = 24
