@@ -87,6 +87,9 @@ class ExploreResult:
     def __bool__(self) -> bool:
         return self.ok
 
+    def __repr__(self) -> str:
+        return str(self)
+
     def summary(self) -> str:
         head = f"backcheck explore {self.status.upper()}: {self.title}"
         counts = (f"{self.points} points in {self.seconds:.3g} s ({self.evals} evaluations; seed {self.seed}): "

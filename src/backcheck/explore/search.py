@@ -16,7 +16,7 @@ import numpy as np
 from backcheck.errors import BadInputError, GradientStructureError, NonFiniteError, UserFunctionError
 from backcheck.explore.draw import Case, Space, draw_case
 from backcheck.explore.result import ExploreResult, Outcome, describe, reference, test_source
-from backcheck.explore.space import Input, validate
+from backcheck.explore.space import Array, Input, Mask, validate
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,11 @@ class Budget:
             v = getattr(self, name)
             if v is not None and not (isinstance(v, (int, float)) and v > 0):
                 raise BadInputError(f"{name}={v!r} is not a positive number of seconds.", f"e.g. {name}=5.")
+
+
+class _Stop(BaseException):
+    """Ends the Hypothesis run when a budget is spent. Hypothesis treats an ``Exception`` as a failure to
+    shrink; a ``BaseException`` (like KeyboardInterrupt) ends the run at once, which is what a budget means."""
 
 
 class _Found(Exception):
@@ -165,7 +170,7 @@ class Search:
         self.result = ExploreResult(title=title, status="pass", seed=seed)
         self.started = time.perf_counter()
         self.shrink_started: float | None = None
-        self.first: Outcome | None = None
+        self.best: tuple[Case, Outcome] | None = None
 
     def _spent(self) -> str:
         """The budget that is used up ('' if none)."""
@@ -184,14 +189,17 @@ class Search:
             return "seconds"
         return ""
 
-    def probe(self, case: Case) -> Outcome | None:
-        """Judge a point unless the budget is spent (then None), counting it."""
+    def probe(self, case: Case) -> Outcome:
+        """Judge a point, counting it; raise :class:`_Stop` when a budget is spent."""
         known = case.key in self.judge.seen
-        if not known and self._spent():
+        spent = "" if known else self._spent()
+        if spent:
             if self.shrink_started is None:
-                self.result.stopped_by = self._spent()
-            return None
+                self.result.stopped_by = spent
+            raise _Stop(spent)
         outcome = self.judge(case)
+        if outcome.kind == "fail":
+            self.best = (case, outcome)  # Hypothesis only tries cases smaller than its best: the last is the least
         if known:
             return outcome
         r = self.result
@@ -225,16 +233,11 @@ class Search:
         space = self.space
 
         def point(data: Any) -> None:
-            if self._spent() and self.shrink_started is None:
-                self.result.stopped_by = self._spent()
-                assume(False)
-            case = draw_case(st, data, space, assume)
+            case = draw_case(st, data, space, assume)  # drawn before any budget test: the draws stay replayable
             outcome = self.probe(case)
-            if outcome is None:
-                assume(False)
             r = self.result
             bar.update(r.points, f"{r.passed} passed" + (", shrinking" if self.shrink_started else ""))
-            if outcome is not None and outcome.kind == "fail":
+            if outcome.kind == "fail":
                 raise _Found(case, outcome)
 
         phases = (Phase.generate, Phase.shrink) if shrink else (Phase.generate,)
@@ -247,11 +250,16 @@ class Search:
             runner()
         except _Found as found:
             self._failed(found.case, found.outcome)
+        except _Stop:
+            if self.best is not None:  # shrinking ran out of budget: the smallest failing case so far
+                self._failed(*self.best)
         except Unsatisfiable:
             self.result.notes.append("no point of the description could be checked (see the domain example)")
         finally:
             bar.close()
         r = self.result
+        if r.case is None and not r.stopped_by and r.points >= self.budget.points:
+            r.stopped_by = "points"
         if r.case is None:
             r.status = "inconclusive" if r.inconclusive or (r.points == 0) else "pass"
         r.seconds = time.perf_counter() - self.started
@@ -277,7 +285,10 @@ def run_explore(forward: Callable[..., Any], backward: Callable[..., Any], input
     space = Space.build(inputs, hyper, dims, where, dtype)
     if space.dtype.kind != "f":
         raise BadInputError(f"dtype={dtype!r} is not a float dtype.", "use float64 or float32.")
-    judge = Judge(forward, backward, cache, check_options)
+    options = dict(check_options)
+    if any(isinstance(s, Mask) and np.dtype(s.dtype).kind == "f" for s in inputs.values()):
+        options["wrt"] = [n for n, s in inputs.items() if isinstance(s, Array)]  # a float mask is not checked
+    judge = Judge(forward, backward, cache, options)
     name = title or f"{getattr(forward, '__name__', 'forward')} / {getattr(backward, '__name__', 'backward')}"
     search = Search(judge, space, budget, seed, name)
     result = search.run(shrink, progress)
