@@ -361,3 +361,81 @@ def test_make_inputs_avoid_the_kinks():
             for i in range(a.size):
                 left, right = one_sided(layer, inputs, dout, name, i)
                 assert abs(right - left) < 1e-4 * max(1.0, abs(left)), f"{layer.name}: d{name}[{i}] at a kink"
+
+
+# ---------------------------------------------------------------------------------------------
+# edge layers (wrong only at particular inputs) and the registry's imports
+# ---------------------------------------------------------------------------------------------
+
+
+def test_registry_imports_nothing_from_the_zoo():
+    """The families import the data model from _registry; _registry imports no family (no import cycle)."""
+    import ast
+
+    from backcheck.zoo import _registry
+
+    tree = ast.parse(inspect.getsource(_registry))
+    imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    assert not [m for m in imported if m.startswith("backcheck")], imported
+
+
+def test_edge_layers_are_found_by_name_but_kept_apart():
+    from backcheck.zoo import EDGE_LAYERS
+
+    assert {layer.name for layer in EDGE_LAYERS} == {"conv2d_pad", "maxpool2d_pad", "maxpool2d_share", "rnn_seq"}
+    for layer in EDGE_LAYERS:
+        assert get(layer.name) is layer and layer.name not in names() and layer not in LAYERS
+        assert layer.family in FAMILIES and layer.bugs
+
+
+def _edge_check(layer, backward, hyper, make):
+    import functools
+
+    import backcheck
+
+    inputs = tuple(make(np.random.default_rng(0), np.float64).values())
+    return backcheck.check_layer(functools.partial(layer.forward, **hyper), functools.partial(backward, **hyper),
+                                 inputs, names=list(inspect.signature(layer.forward).parameters)[: len(inputs)])
+
+
+def _edge_cases():
+    from backcheck.zoo import EDGE_LAYERS
+
+    return [pytest.param(layer, id=layer.name) for layer in EDGE_LAYERS]
+
+
+@pytest.mark.parametrize("layer", _edge_cases())
+def test_edge_bugs_hide_at_the_convenient_point(layer):
+    assert _edge_check(layer, layer.backward, {}, layer.make_inputs).ok
+    for bug in layer.bugs:
+        assert _edge_check(layer, bug.backward, {}, layer.make_inputs).ok, bug.name
+
+
+@pytest.mark.parametrize("layer", [p if p.id != "maxpool2d_share" else pytest.param(
+    *p.values, id=p.id, marks=pytest.mark.xfail(strict=True, reason="core: ties of 3+")) for p in _edge_cases()])
+def test_edge_bugs_show_at_their_trigger_and_the_correct_twin_passes_there(layer):
+    from backcheck.errors import GradientStructureError
+    from backcheck.zoo.edges import TRIGGERS
+
+    hyper, make = TRIGGERS[layer.name]
+    assert _edge_check(layer, layer.backward, hyper, make).ok
+    for bug in layer.bugs:
+        try:
+            report = _edge_check(layer, bug.backward, hyper, make)
+        except GradientStructureError:  # the pad=0 crop returns an empty gradient
+            continue
+        assert report.status == "fail", f"{bug.name}:\n{report}"
+
+
+def test_edge_bug_at_three_tied_maxima_is_wrong_by_half():
+    """The share bug is really wrong at a 3-way tie (the sum of the shares is 1.5) and right at a 2-way tie."""
+    from backcheck.zoo.edges import TRIGGERS
+
+    layer = get("maxpool2d_share")
+    x = TRIGGERS["maxpool2d_share"][1](np.random.default_rng(0), np.float64)["x"]
+    dout = np.ones(layer.forward(x).shape)
+    assert layer.bugs[0].backward(dout, x)[0][0, 0, :2, :2].sum() == pytest.approx(1.5)
+    x2 = x.copy()
+    x2[0, 0, 1, 0] -= 1.0  # two tied maxima left
+    assert layer.bugs[0].backward(dout, x2)[0][0, 0, :2, :2].sum() == pytest.approx(1.0)
