@@ -148,11 +148,15 @@ def repeat_backward(sess: Session) -> tuple[np.ndarray, np.ndarray, np.ndarray] 
     """Three backward passes over one graph: with ``dout``, ``2 dout``, ``dout`` again.
 
     Returns the three gradients (the second halved), which a backward that leaves its saved state alone gives
-    equal, or a sentence saying why they could not be computed.
+    equal, or a sentence saying why they could not be computed. The forward pass runs with identity
+    saved-tensor hooks, so autograd's version counter does not stop a backward whose saved tensors changed:
+    the changed gradients themselves show which input is affected.
     """
+    torch = sess.torch
     try:
         with sess.storage():
-            out, targets = call_native(sess, analytic_tensors(sess, None))
+            with torch.autograd.graph.saved_tensors_hooks(_same, _same):
+                out, targets = call_native(sess, analytic_tensors(sess, None))
             outs = sess.float_outputs(out)
             g1 = flat(sess, grads(sess, outs, sess.douts, targets, True))
             g2 = flat(sess, grads(sess, outs, [REPEAT_SCALE * d for d in sess.douts], targets, True))
@@ -162,6 +166,10 @@ def repeat_backward(sess: Session) -> tuple[np.ndarray, np.ndarray, np.ndarray] 
     except Exception as exc:  # reported as a note: the main check has run the backward already
         return f"a second backward pass over the same graph raised {type(exc).__name__}, so saved state was not checked"
     return g1, g2 / REPEAT_SCALE, g3
+
+
+def _same(t: Any) -> Any:
+    return t
 
 
 def state_finding(
@@ -183,7 +191,7 @@ def state_finding(
     names = [tree.element_name(int(k)) for k in where[:5]]
     inputs = sorted({tree.locate(int(k))[0].name.split(".")[0] for k in where}, key=names[0].find)
     return Finding(
-        kind="mutation",
+        kind="saved state",
         message=(
             f"backward changes saved state: a second backward pass over the same graph of {fname} gives another "
             f"gradient for {', '.join(inputs)} ({tree.element_name(i)}: {g1[i]:.6g} the first time, "

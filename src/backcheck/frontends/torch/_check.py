@@ -34,8 +34,10 @@ from backcheck.tree import Tree
 
 #: A float32 (or narrower) backward pass whose result differs from its float64 run by more than this many
 #: units of its dtype's epsilon (of the largest gradient element) is ill-conditioned at the point, and the
-#: report says so: its rounding alone is that large, whatever the formula.
-ILL_CONDITIONED_ULPS = 1000.0
+#: report says so: its rounding alone is that large, whatever the formula. The backward passes of ordinary
+#: layers (matmul, conv, norms, attention on small tensors) stay within a few dozen units; an SVD backward at
+#: singular values 1e-3 apart is at several hundred.
+ILL_CONDITIONED_ULPS = 128.0
 
 
 @dataclass(frozen=True)

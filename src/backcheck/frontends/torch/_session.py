@@ -35,6 +35,7 @@ class Session:
         self.params = [s for s in slots if s.kind == "param"]
         self.input_slots = [s for s in slots if s.kind == "input"]
         self.param_swap = Swap([s.tensor for s in self.params])
+        self.user_grads = [(t, t.grad) for t in self.param_swap.tensors]  # put back by restore()
         self.const_swap = Swap([])
         # closure parameters without requires_grad are differentiated too; their flag is put back afterwards
         self.grad_off = [t for t in self.param_swap.tensors if not t.requires_grad]
@@ -64,6 +65,8 @@ class Session:
     def restore(self) -> None:
         self.param_swap.restore()
         self.const_swap.restore()
+        for t, g in self.user_grads:
+            t.grad = g
         for t in self.grad_off:
             t.requires_grad_(False)
 
