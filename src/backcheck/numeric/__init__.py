@@ -1,7 +1,17 @@
-"""Numerical differentiation: stencils, step sizes, Richardson error estimates and the complex step."""
+"""Numerical differentiation: stencils, step sizes, Richardson tables with error estimates, the complex step."""
 
 from backcheck.numeric.grad import numerical_grad
+from backcheck.numeric.richardson import SharpDerivative, refine, sharp_derivative
 from backcheck.numeric.stencils import STENCILS, Stencil
 from backcheck.numeric.steps import default_steps, step_base
 
-__all__ = ["numerical_grad", "default_steps", "step_base", "STENCILS", "Stencil"]
+__all__ = [
+    "numerical_grad",
+    "sharp_derivative",
+    "SharpDerivative",
+    "refine",
+    "default_steps",
+    "step_base",
+    "STENCILS",
+    "Stencil",
+]

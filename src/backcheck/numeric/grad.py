@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from backcheck.errors import BadInputError, NotScalarError, UserFunctionError
+from backcheck.errors import BadInputError, NonFiniteError, NotScalarError, UserFunctionError
 from backcheck.evaluate import Evaluator, Output
 from backcheck.numeric.noise import estimate_noise
-from backcheck.numeric.stencils import STENCILS, richardson
+from backcheck.numeric.richardson import FIRST_STEP, refine
+from backcheck.numeric.stencils import STENCILS, Stencil
 from backcheck.numeric.steps import default_steps
 from backcheck.tree import Tree
 
@@ -35,6 +35,9 @@ def first_parameter_name(f: Callable[..., Any], default: str = "params") -> str:
     return default
 
 
+#: Standard deviations of measured noise allowed in one value of phi, in a Richardson table.
+MEASURED_NOISE = 3.0
+
 #: Standard deviations of measured noise allowed in one difference of two values.
 NOISE_FACTOR = 6.0
 
@@ -54,58 +57,9 @@ def roundoff(ev: Evaluator, span: float) -> float:
     return noise_level(ev) / span
 
 
-@dataclass
-class Probe:
-    """Differences of ``phi`` along one direction at steps ``h`` and ``h/2``.
-
-    ``central``/``forward``/``backward`` hold the estimates at (h, h/2); ``roundoff`` the round-off bound
-    of the central estimate at h/2.
-    """
-
-    central: tuple[float, float]
-    forward: tuple[float, float]
-    backward: tuple[float, float]
-    roundoff: float
-
-    @property
-    def value(self) -> float:
-        """Richardson-extrapolated central estimate."""
-        return richardson(self.central[0], self.central[1], 2)[0]
-
-    @property
-    def error(self) -> float:
-        """An error bound of :attr:`value`: the change between steps plus round-off."""
-        return abs(self.central[1] - self.central[0]) + self.roundoff
-
-    @property
-    def gap(self) -> tuple[float, float]:
-        """|forward - backward| at h and at h/2: halves for a smooth function, stays put at a kink."""
-        return abs(self.forward[0] - self.backward[0]), abs(self.forward[1] - self.backward[1])
-
-
-def probe_element(ev: Evaluator, i: int, h: float) -> Probe:
-    """Evaluate ``phi`` at ``x +- h e_i`` and ``x +- h/2 e_i`` (4 evaluations)."""
-    phis, disp = ev.element(i, (h, -h, h / 2, -h / 2))
-    return _probe(ev, phis, disp)
-
-
 def one_sided(ev: Evaluator, fp: float, fm: float, dp: float, dm: float) -> tuple[float, float, float]:
     """Central, forward and backward differences from ``phi`` at ``x + dp`` and ``x + dm`` (``dm < 0``)."""
     return (fp - fm) / (dp - dm), (fp - ev.phi0) / dp, (ev.phi0 - fm) / -dm
-
-
-def _probe(ev: Evaluator, phis: np.ndarray, disp: np.ndarray) -> Probe:
-    fp1, fm1, fp2, fm2 = phis
-    dp1, dm1, dp2, dm2 = disp
-    phi0 = ev.phi0
-    if dp1 == 0 or dm1 == 0 or dp2 == 0 or dm2 == 0:
-        raise BadInputError(
-            "a step vanished when rounded to the parameter's dtype.", "pass a larger step= for this dtype."
-        )
-    central = ((fp1 - fm1) / (dp1 - dm1), (fp2 - fm2) / (dp2 - dm2))
-    forward = ((fp1 - phi0) / dp1, (fp2 - phi0) / dp2)
-    backward = ((phi0 - fm1) / -dm1, (phi0 - fm2) / -dm2)
-    return Probe(central, forward, backward, roundoff(ev, dp2 - dm2))
 
 
 def numerical_grad(
@@ -115,8 +69,15 @@ def numerical_grad(
     method: str = "central",
     step: Any = None,
     return_error: bool = False,
+    extrapolate: bool = True,
 ) -> Any:
     """Estimate the gradient of a scalar function by finite differences, one element at a time.
+
+    Every difference method builds a Richardson table per element (:mod:`backcheck.numeric.richardson`): its
+    stencil on the steps ``h_0 / 2**k``, ``h_0 = 0.25 * max(|x_i|, 1)``, with error terms removed one order at a
+    time; the entry of least estimated error is kept, once that error is at the rounding floor and the next
+    step agrees. On smooth functions this reaches about the accuracy of numdifftools with half its
+    evaluations, and the error estimate bounds the actual error.
 
     Parameters
     ----------
@@ -126,26 +87,40 @@ def numerical_grad(
     params : array, float, or dict / list / tuple of them
         The point. Every float leaf is differentiated.
     method : {'central', 'forward', 'backward', 'central4', 'central6', 'richardson', 'complex'}
-        The stencil. 'richardson' extrapolates central differences at ``h`` and ``h/2`` (4 evaluations per
-        element, error O(h**4)); 'complex' uses ``Im f(x + i h e_k) / h`` with ``h = 1e-20``, exact to machine
-        precision for functions that accept complex input (then ``f`` must use its argument).
+        The stencil. 'forward' and 'backward' evaluate one side of the point only (at the edge of a domain);
+        'richardson' is 'central' (the name of the table it builds); 'complex' uses ``Im f(x + i h e_k) / h``
+        with ``h = 1e-20``, exact to machine precision for functions that accept complex input (then ``f`` must
+        use its argument; 1 evaluation per element).
     step : float or array, optional
-        Absolute step(s). Default: ``eps**(1/(order+1)) * max(|x|, 1)`` per element, from its dtype.
+        With ``extrapolate``, the largest step of the table (per element or one for all); without, the step.
+        Default: ``0.25 * max(|x|, 1)`` with ``extrapolate``, ``eps**(1/(order+1)) * max(|x|, 1)`` without.
     return_error : bool
-        Also return an error estimate per element (costs 2 more evaluations per element for the
-        difference methods: the estimate is the change between steps ``h`` and ``h/2`` plus round-off).
+        Also return an error estimate per element. With ``extrapolate`` it costs nothing more; without, one
+        more stencil at ``h/2`` per element.
+    extrapolate : bool
+        False evaluates the stencil once per element (2 evaluations for 'central', 1 for 'forward', 4 and 6 for
+        'central4' and 'central6'): the classic, cheap and about 1e-10 relative at best in float64.
 
     Returns
     -------
     grad : tree of float64 arrays
         Same structure and shapes as ``params``; ``(grad, error)`` with ``return_error``.
 
+    Notes
+    -----
+    Cost with ``extrapolate``, per element, on smooth functions: 'central' 2 evaluations per step, typically
+    10 to 16 in float64 and 8 to 12 in float32 (at most 32); 'forward'/'backward' 1 per step (at most 16);
+    'central4' 2 per step plus 2; 'central6' 4 per step plus 2. Elements are refined in rounds, so the table
+    arithmetic is vectorized over all elements while the calls stay serial. A function that is NaN or raises
+    at the larger steps (the edge of its domain) is tried at smaller ones.
+
     Examples
     --------
     >>> import numpy as np
     >>> from backcheck import numerical_grad
-    >>> g = numerical_grad(lambda x: np.sum(x ** 3), np.array([1.0, 2.0]))
-    >>> np.allclose(g, [3.0, 12.0])
+    >>> g, err = numerical_grad(lambda x: np.sum(np.sin(x) * x), np.array([1.0, 2.0]), return_error=True)
+    >>> exact = np.sin([1.0, 2.0]) + np.cos([1.0, 2.0]) * [1.0, 2.0]
+    >>> bool(np.all(np.abs(g - exact) <= err)) and bool(np.all(err < 1e-12))
     True
     """
     if method == "complex":
@@ -160,39 +135,79 @@ def numerical_grad(
     ev = Evaluator(tree, f, Output.loss(fname), fname)
     ev.baseline()
     stencil = STENCILS["central" if method == "richardson" else method]
-    h = default_steps(tree, step, order=stencil.order)
-    if return_error or method == "richardson":
-        ev.noise = estimate_noise(ev, h)
-    grad = np.empty(tree.size)
-    err = np.empty(tree.size)
-    extra = method == "richardson" or return_error
-    for i in range(tree.size):
-        if stencil.name == "central" and extra:
-            pr = probe_element(ev, i, h[i])
-            grad[i] = pr.value if method == "richardson" else pr.central[0]
-            # Richardson: the error of D(h) is (D(h) - D(h/2)) * 4/3; the extrapolated value's error is
-            # bounded by the change itself
-            err[i] = (
-                pr.error if method == "richardson" else (abs(pr.central[0] - pr.central[1]) * 4 / 3 + 2 * pr.roundoff)
-            )
-            continue
-        offs = [o for o in stencil.offsets if o != 0.0]
-        phis, disp = ev.element(i, [o * h[i] for o in offs])
-        full = dict(zip(offs, phis, strict=True))
-        full[0.0] = ev.phi0
-        unit = disp[offs.index(1.0)] if 1.0 in offs else -disp[offs.index(-1.0)]
-        vals = np.array([full[o] for o in stencil.offsets])
-        grad[i] = np.dot(stencil.weights, vals) / unit
-        if extra:
-            phis2, disp2 = ev.element(i, [o * h[i] / 2 for o in offs])
-            full2 = dict(zip(offs, phis2, strict=True))
-            full2[0.0] = ev.phi0
-            unit2 = disp2[offs.index(1.0)] if 1.0 in offs else -disp2[offs.index(-1.0)]
-            g2 = np.dot(stencil.weights, [full2[o] for o in stencil.offsets]) / unit2
-            factor = 2.0**stencil.order / (2.0**stencil.order - 1.0)
-            err[i] = abs(g2 - grad[i]) * factor + 2 * roundoff(ev, abs(unit2))
+    if extrapolate:
+        grad, err = _table_grad(ev, stencil, step)
+    else:
+        grad, err = _single_step_grad(ev, stencil, step, return_error)
     out = tree.fresh(grad, np.float64)
     return (out, tree.fresh(err, np.float64)) if return_error else out
+
+
+def _table_grad(ev: Evaluator, stencil: Stencil, step: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Every element refined by a Richardson table (see :func:`backcheck.numeric.richardson.refine`)."""
+    tree = ev.tree
+    x = tree.values()
+    h0 = FIRST_STEP * np.maximum(np.abs(x), 1.0) if step is None else default_steps(tree, step)
+    failures: dict[int, Exception] = {}
+
+    def evaluate(i: int, steps: list[float]) -> tuple[np.ndarray, np.ndarray]:
+        phis = np.full(len(steps), np.nan)
+        disp = np.asarray(steps, dtype=np.float64).copy()
+        for t, s in enumerate(steps):
+            try:
+                p, d = ev.element(i, (s,))
+            except (NonFiniteError, UserFunctionError) as exc:
+                failures[i] = exc  # the edge of the domain, or beyond it: smaller steps may do
+                continue
+            phis[t], disp[t] = p[0], d[0]
+        return phis, disp
+
+    eps = float(np.finfo(ev.out_dtype).eps)
+    ev.noise = estimate_noise(ev, default_steps(tree))
+    res = refine(evaluate, h0, np.abs(x), eps, stencil=stencil, noise=MEASURED_NOISE * ev.noise, phi0=ev.phi0)
+    bad = np.flatnonzero(~np.isfinite(res.value))
+    if bad.size:
+        i = int(bad[0])
+        if i in failures:
+            raise failures[i]
+        raise NonFiniteError(
+            f"no finite difference of {ev.fname} could be formed for {tree.element_name(i)}.",
+            "check the function near this element, or pass a smaller step=.",
+        )
+    return res.value, res.error
+
+
+def _single_step_grad(ev: Evaluator, stencil: Stencil, step: Any, return_error: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The stencil once per element (and at half the step for the error estimate)."""
+    tree = ev.tree
+    h = default_steps(tree, step, order=stencil.order)
+    if return_error:
+        ev.noise = estimate_noise(ev, h)
+    grad = np.empty(tree.size)
+    err = np.full(tree.size, np.nan)
+    offs = [o for o in stencil.offsets if o != 0.0]
+    for i in range(tree.size):
+        grad[i], span = _stencil_at(ev, stencil, offs, i, h[i])
+        if return_error:
+            half, span2 = _stencil_at(ev, stencil, offs, i, h[i] / 2)
+            factor = 2.0**stencil.order / (2.0**stencil.order - 1.0)
+            err[i] = abs(half - grad[i]) * factor + 2 * roundoff(ev, span2)
+    return grad, err
+
+
+def _stencil_at(ev: Evaluator, stencil: Stencil, offs: list[float], i: int, h: float) -> tuple[float, float]:
+    """The stencil at step ``h`` on element ``i``, and the span of its nodes."""
+    phis, disp = ev.element(i, [o * h for o in offs])
+    full = dict(zip(offs, phis, strict=True))
+    full[0.0] = ev.phi0
+    unit = disp[offs.index(1.0)] if 1.0 in offs else -disp[offs.index(-1.0)]
+    if unit == 0.0:
+        raise BadInputError(
+            f"the step {h:g} vanished when rounded to the dtype of {ev.tree.element_name(i)}.",
+            "pass a larger step= for this dtype.",
+        )
+    value = float(np.dot(stencil.weights, [full[o] for o in stencil.offsets]) / unit)
+    return value, float(np.max(disp) - min(np.min(disp), 0.0))
 
 
 def _complex_grad(f: Callable[[Any], Any], params: Any, step: Any, return_error: bool) -> Any:

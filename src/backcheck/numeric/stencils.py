@@ -9,12 +9,18 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Stencil:
-    """Offsets ``o_k`` (in units of the step) and weights ``w_k``; ``order`` is the truncation order."""
+    """Offsets ``o_k`` (in units of the step) and weights ``w_k``.
+
+    ``order`` is the truncation order ``p`` (error ``O(h**p)``); ``increment`` is the gap between the powers of
+    ``h`` in the error series (``h**p, h**(p + increment), ...``): 2 for a symmetric stencil, whose odd terms
+    cancel, 1 for a one-sided one. Richardson extrapolation removes those terms one at a time.
+    """
 
     name: str
     offsets: tuple[float, ...]
     weights: tuple[float, ...]
     order: int
+    increment: int = 2
 
     def apply(self, phis: np.ndarray, h: float) -> float:
         return float(np.dot(self.weights, phis) / h)
@@ -22,8 +28,8 @@ class Stencil:
 
 STENCILS: dict[str, Stencil] = {
     "central": Stencil("central", (-1.0, 1.0), (-0.5, 0.5), 2),
-    "forward": Stencil("forward", (0.0, 1.0), (-1.0, 1.0), 1),
-    "backward": Stencil("backward", (-1.0, 0.0), (-1.0, 1.0), 1),
+    "forward": Stencil("forward", (0.0, 1.0), (-1.0, 1.0), 1, 1),
+    "backward": Stencil("backward", (-1.0, 0.0), (-1.0, 1.0), 1, 1),
     "central4": Stencil("central4", (-2.0, -1.0, 1.0, 2.0), (1 / 12, -8 / 12, 8 / 12, -1 / 12), 4),
     "central6": Stencil(
         "central6",
@@ -34,12 +40,24 @@ STENCILS: dict[str, Stencil] = {
 }
 
 
-def richardson(d_h: float, d_h2: float, order: int) -> tuple[float, float]:
-    """Combine estimates at steps ``h`` and ``h/2`` of a method of truncation ``order``.
+def node_weights(nodes: np.ndarray) -> np.ndarray:
+    """First-derivative weights for the actual nodes of a stencil, many stencils at once.
 
-    Returns the extrapolated value and an error estimate: the change between the two steps, which bounds
-    the error of the finer one when truncation dominates.
+    ``nodes`` has shape ``(m, n)``: the displacements actually taken (a float32 array rounds ``x + o h``), in
+    units of the nominal step. Returns ``w`` of shape ``(m, n)`` with ``sum_k w_k d_k**q = [q == 1]`` for
+    ``q < n``: exact for polynomials of degree ``n - 1``, so the stencil keeps its order on rounded nodes.
+    Rows whose nodes coincide (a step lost to rounding) come back as NaN.
     """
-    factor = 2.0**order
-    value = d_h2 + (d_h2 - d_h) / (factor - 1.0)
-    return value, abs(d_h2 - d_h)
+    nodes = np.asarray(nodes, dtype=np.float64)
+    m, n = nodes.shape
+    powers = nodes[:, None, :] ** np.arange(n)[None, :, None]  # (m, q, k)
+    rhs = np.zeros((m, n, 1))
+    rhs[:, 1 if n > 1 else 0, 0] = 1.0
+    out = np.full((m, n), np.nan)
+    distinct = np.ones(m, dtype=bool)
+    for a in range(n):
+        for b in range(a + 1, n):
+            distinct &= nodes[:, a] != nodes[:, b]
+    if distinct.any():
+        out[distinct] = np.linalg.solve(powers[distinct], rhs[distinct])[:, :, 0]
+    return out

@@ -1,0 +1,240 @@
+"""Numerical gradients: accuracy and error-estimate quality of every ``numerical_grad`` method against
+numdifftools and scipy.differentiate, measured in one run on a dozen smooth test functions, float64 and float32.
+
+    pip install -e .[bench]          # numdifftools
+    python benchmarks/numeric.py [--n 30] [--seed 0]
+
+Each function is a scalar of ``n`` variables, evaluated at ``x ~ N(0, 1)`` (float32 points and float32
+arithmetic for the float32 rows), against its exact gradient in float64 at the same point. Per method:
+
+- ``err``: relative error of the gradient, ``max_i |g_i - exact_i| / max_i |exact_i|`` (floored at the dtype's
+  epsilon: below one rounding unit, differences are noise);
+- ``est/err``: the error estimate against the actual error, ``max_i est_i / max_i |g_i - exact_i|`` (the estimate
+  of the gradient as a whole; 1 to 10 is tight and safe), and ``bounded``: the share of elements whose own estimate
+  covers its own error;
+- ``evals``: evaluations of the function per element.
+
+Peers: numdifftools ``Gradient`` with the matching method and order (its default 15-step Richardson table),
+and ``scipy.differentiate.derivative`` (scipy >= 1.15; defaults: order 8, up to 10 iterations) with the matching
+step direction. numdifftools evaluates the function at float64 points; for the float32 rows it is given the
+function of the float32-rounded point, as a user of a float32 model would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+
+from backcheck import numerical_grad
+
+
+def _rosen(x):
+    return np.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+
+
+def _rosen_grad(x):
+    g = np.zeros_like(x)
+    g[:-1] += -400 * x[:-1] * (x[1:] - x[:-1] ** 2) - 2 * (1 - x[:-1])
+    g[1:] += 200 * (x[1:] - x[:-1] ** 2)
+    return g
+
+
+def _lse(x):
+    m = np.max(x)
+    return m + np.log(np.sum(np.exp(x - m)))
+
+
+def _lse_grad(x):
+    e = np.exp(x - np.max(x))
+    return e / np.sum(e)
+
+
+#: name -> (f, exact gradient in float64)
+FUNCTIONS: dict[str, tuple[Callable, Callable]] = {
+    "exp(sin x) x^3": (
+        lambda x: np.sum(np.exp(np.sin(x)) * x**3),
+        lambda x: np.exp(np.sin(x)) * (np.cos(x) * x**3 + 3 * x**2),
+    ),
+    "sin": (lambda x: np.sum(np.sin(x)), np.cos),
+    "exp": (lambda x: np.sum(np.exp(x)), np.exp),
+    "rosenbrock": (_rosen, _rosen_grad),
+    "logsumexp": (_lse, _lse_grad),
+    "tanh": (lambda x: np.sum(np.tanh(x)), lambda x: 1 - np.tanh(x) ** 2),
+    "softplus": (lambda x: np.sum(np.log1p(np.exp(x))), lambda x: 1 / (1 + np.exp(-x))),
+    "runge 1/(1+25x^2)": (lambda x: np.sum(1 / (1 + 25 * x**2)), lambda x: -50 * x / (1 + 25 * x**2) ** 2),
+    "product 1+x/10": (lambda x: np.prod(1 + 0.1 * x), lambda x: 0.1 * np.prod(1 + 0.1 * x) / (1 + 0.1 * x)),
+    "cos(3x) exp(-x^2)": (
+        lambda x: np.sum(np.cos(3 * x) * np.exp(-(x**2))),
+        lambda x: np.exp(-(x**2)) * (-3 * np.sin(3 * x) - 2 * x * np.cos(3 * x)),
+    ),
+    "sqrt(1+x^2)": (lambda x: np.sum(np.sqrt(1 + x**2)), lambda x: x / np.sqrt(1 + x**2)),
+    "quartic": (lambda x: np.sum(x**4 - 3 * x**2 + x), lambda x: 4 * x**3 - 6 * x + 1),
+}
+
+#: backcheck method -> (numdifftools method, order), scipy step direction
+PEERS = {
+    "central": (("central", 2), 0),
+    "forward": (("forward", 2), 1),
+    "backward": (("backward", 2), -1),
+    "central4": (("central", 4), 0),
+    "central6": (("central", 6), 0),
+    "complex": (("complex", 2), None),
+}
+
+
+class Counted:
+    """A function that counts its calls."""
+
+    def __init__(self, f: Callable, dtype: np.dtype):
+        self.f, self.dtype, self.calls = f, dtype, 0
+
+    def __call__(self, x):
+        self.calls += 1
+        x = np.asarray(x)
+        return self.f(x if x.dtype.kind == "c" else x.astype(self.dtype))
+
+
+def scores(g, est, exact, eps):
+    diff = np.abs(np.asarray(g, dtype=np.float64) - exact)
+    scale = np.max(np.abs(exact))
+    err = max(np.max(diff) / scale, eps)
+    if est is None:
+        return err, np.nan, np.nan
+    est = np.asarray(est, dtype=np.float64)
+    over = np.max(est) / max(np.max(diff), eps * scale)
+    return err, over, float(np.mean(est >= diff))
+
+
+def run_backcheck(f, x, method):
+    fc = Counted(f, x.dtype)
+    g, est = numerical_grad(fc, x.copy(), method=method, return_error=True)
+    return g, est, (fc.calls - 2) / x.size  # the base point is evaluated twice (determinism check)
+
+
+def run_numdifftools(f, x, method):
+    import numdifftools as nd
+
+    name, order = PEERS[method][0]
+    fc = Counted(f, x.dtype)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        r = nd.Gradient(fc, method=name, order=order, full_output=True)(x.astype(np.float64))
+    return r.estimate, r.error_estimate, fc.calls / x.size
+
+
+def run_scipy(f, x, method):
+    from scipy.differentiate import derivative
+
+    direction = PEERS[method][1]
+    if direction is None:
+        return None
+    calls = [0]
+
+    def elementwise(t):
+        out = np.empty(t.shape, dtype=x.dtype)
+        for idx in np.ndindex(t.shape):
+            y = x.copy()
+            y[idx[0]] = t[idx]
+            out[idx] = f(y)
+            calls[0] += 1
+        return out
+
+    with np.errstate(all="ignore"):
+        r = derivative(elementwise, x.copy(), step_direction=direction)
+    return r.df, r.error, calls[0] / x.size
+
+
+def has_scipy_differentiate() -> bool:
+    try:
+        import scipy.differentiate  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def measure(n: int, seed: int) -> list[dict]:
+    rows = []
+    use_scipy = has_scipy_differentiate()
+    for dtype in (np.dtype(np.float64), np.dtype(np.float32)):
+        eps = float(np.finfo(dtype).eps)
+        for method in PEERS:
+            if method == "complex" and dtype == np.float32:
+                continue
+            for name, (f, df) in FUNCTIONS.items():
+                x = np.random.default_rng(seed).normal(size=n).astype(dtype)
+                exact = df(x.astype(np.float64))
+                row = {"dtype": dtype.name, "method": method, "function": name}
+                for tool, runner in (("backcheck", run_backcheck), ("numdifftools", run_numdifftools)):
+                    g, est, evals = runner(f, x, method)
+                    row[tool] = (*scores(g, est, exact, eps), evals)
+                out = run_scipy(f, x, method) if use_scipy else None
+                row["scipy"] = None if out is None else (*scores(out[0], out[1], exact, eps), out[2])
+                rows.append(row)
+    return rows
+
+
+def fmt(v: float, spec: str = ".1e") -> str:
+    return "-" if v is None or not np.isfinite(v) else format(v, spec)
+
+
+def summary(rows: list[dict]) -> str:
+    lines = [
+        "| dtype | method | within 2x of numdifftools | err / numdifftools err (median, worst) | err (worst) "
+        "| est/err (worst) | bounded | numdifftools est/err (worst), bounded | scipy err / backcheck err (median) "
+        "| evals per element: backcheck, numdifftools, scipy |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    keys = sorted({(r["dtype"], r["method"]) for r in rows}, key=lambda k: (k[0] != "float64", list(PEERS).index(k[1])))
+    for dtype, method in keys:
+        sel = [r for r in rows if r["dtype"] == dtype and r["method"] == method]
+        ours = np.array([r["backcheck"] for r in sel])
+        nd_ = np.array([r["numdifftools"] for r in sel])
+        ratio = ours[:, 0] / nd_[:, 0]
+        sc = [r["scipy"] for r in sel if r["scipy"] is not None]
+        sc_ratio = np.median([s[0] / o[0] for s, o in zip(sc, ours, strict=False)]) if sc else np.nan
+        sc_evals = np.mean([s[3] for s in sc]) if sc else np.nan
+        lines.append(
+            f"| {dtype} | {method} | {int(np.sum(ratio <= 2))}/{len(sel)} | {fmt(np.median(ratio), '.2g')}, "
+            f"{fmt(np.max(ratio), '.2g')} | {fmt(np.max(ours[:, 0]))} | {fmt(np.max(ours[:, 1]), '.3g')} | "
+            f"{np.mean(ours[:, 2]):.3f} | {fmt(np.max(nd_[:, 1]), '.3g')}, {np.mean(nd_[:, 2]):.3f} | "
+            f"{fmt(sc_ratio, '.2g')} | {np.mean(ours[:, 3]):.1f}, {np.mean(nd_[:, 3]):.1f}, {fmt(sc_evals, '.1f')} |"
+        )
+    return "\n".join(lines)
+
+
+def per_function(rows: list[dict], method: str) -> str:
+    lines = [
+        f"| function ({method}) | dtype | backcheck err | numdifftools err | ratio | scipy err | est/err: backcheck, "
+        "numdifftools, scipy | bounded: backcheck, numdifftools, scipy | evals: backcheck, numdifftools, scipy |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if r["method"] != method:
+            continue
+        o, d, s = r["backcheck"], r["numdifftools"], r["scipy"] or (np.nan,) * 4
+        lines.append(
+            f"| {r['function']} | {r['dtype']} | {fmt(o[0])} | {fmt(d[0])} | {o[0] / d[0]:.2g} | {fmt(s[0])} | "
+            f"{fmt(o[1], '.3g')}, {fmt(d[1], '.3g')}, {fmt(s[1], '.3g')} | {o[2]:.2f}, {d[2]:.2f}, {fmt(s[2], '.2f')} "
+            f"| {o[3]:.1f}, {d[3]:.1f}, {fmt(s[3], '.1f')} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=30, help="variables per function")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    rows = measure(args.n, args.seed)
+    if not has_scipy_differentiate():
+        print("scipy.differentiate is missing (scipy < 1.15): the scipy columns are empty.\n")
+    print(summary(rows))
+    print()
+    print(per_function(rows, "central"))
+
+
+if __name__ == "__main__":
+    main()
