@@ -33,7 +33,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -202,8 +202,48 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
             recorder.item = None
 
 
+#: The package's folder: frames in it are backcheck's own, not the user's.
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def _internal(tb: TracebackType) -> bool:
+    """True for a traceback entry in backcheck's own code."""
+    try:
+        return Path(tb.tb_frame.f_code.co_filename).resolve().is_relative_to(_PACKAGE)
+    except (OSError, ValueError):
+        return False
+
+
+def hide_internal_frames(item: pytest.Item, excinfo: Any) -> None:
+    """Unlink backcheck's own frames from the traceback of a backcheck error (a failed ``assert_layer``, a
+    bad argument), so the failure ends at the user's line and shows neither backcheck's code nor the repr of
+    every argument it was given. ``--fulltrace`` keeps them.
+
+    The frames are unlinked from the exception's traceback itself (``tb_next`` is writable): pytest rebuilds
+    its view of a traceback from these links when it cuts it to the test function.
+    """
+    from backcheck.errors import BackcheckError, GradientMismatch
+
+    ours = (BackcheckError, GradientMismatch)
+    if excinfo is None or not excinfo.errisinstance(ours) or item.config.getoption("fulltrace", False):
+        return
+    chain: list[TracebackType] = []
+    tb: TracebackType | None = excinfo.tb
+    while tb is not None:
+        chain.append(tb)
+        tb = tb.tb_next
+    kept = [t for t in chain if not _internal(t)]
+    if not kept or kept[0] is not chain[0] or len(kept) == len(chain):
+        return  # raised from backcheck's own code alone, or nothing to hide
+    for a, b in zip(kept[:-1], kept[1:], strict=True):
+        a.tb_next = b
+    kept[-1].tb_next = None
+    excinfo.traceback = type(excinfo.traceback)(excinfo.tb)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    hide_internal_frames(item, call.excinfo)
     outcome: Any = yield
     rep = outcome.get_result()
     if call.when != "call" or not rep.failed:

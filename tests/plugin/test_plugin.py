@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -149,3 +150,60 @@ def test_plugin_can_be_disabled(layers: pytest.Pytester) -> None:
     result = layers.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:backcheck")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*fixture 'gradcheck' not found*"])
+
+
+FAILING_ASSERTS = '''
+    import numpy as np
+    import backcheck
+    from backcheck import assert_layer
+    from layers_mod import X, W, fwd, bad
+
+
+    def test_assert_layer():
+        backcheck.assert_layer(fwd, bad, (X, W))
+
+
+    def test_imported_assert_layer():
+        assert_layer(fwd, bad, (X, W), seed=1)
+
+
+    def test_assert_grad():
+        backcheck.assert_grad(lambda x: np.sum(x ** 2), np.ones(3), lambda x: 3 * x)
+
+
+    def test_bad_option():
+        backcheck.check_layer(fwd, bad, (X, W), strategy="nonsense")
+    '''
+
+
+@pytest.mark.parametrize("record", [False, True])
+def test_a_failed_assert_shows_the_users_line_only(layers: pytest.Pytester, record: bool) -> None:
+    """No frame of backcheck's own code, and so no repr of the arguments it was given (the arrays), with or
+    without the recording wrappers of --backcheck-report."""
+    layers.makepyfile(test_frames=FAILING_ASSERTS)
+    extra = [f"--backcheck-report={layers.path / 'r.json'}"] if record else []
+    result = layers.runpytest_inprocess("-p", "no:cacheprovider", *extra)
+    result.assert_outcomes(failed=4)
+    out = result.stdout.str()
+    package = str(Path(backcheck.__file__).resolve().parent)
+    assert package not in out and "backcheck/frontends" not in out and "backcheck/api.py" not in out
+    assert "args = (" not in out and "kwargs = " not in out and "array([" not in out
+    assert "def assert_layer" not in out and "raise GradientMismatch" not in out
+    # each failure ends at the test's own line, with the table (or the typed error) under it
+    result.stdout.fnmatch_lines([
+        ">       backcheck.assert_layer(fwd, bad, (X, W))",
+        "E       backcheck.errors.GradientMismatch: backcheck FAIL: fwd / bad*",
+        "test_frames.py:8: GradientMismatch",
+    ])
+    result.stdout.fnmatch_lines([">       assert_layer(fwd, bad, (X, W), seed=1)", "E       *GradientMismatch*",
+                                 "test_frames.py:12: GradientMismatch"])
+    result.stdout.fnmatch_lines([">       backcheck.assert_grad(*", "E       *GradientMismatch*"])
+    result.stdout.fnmatch_lines([">       backcheck.check_layer(fwd, bad, (X, W), strategy=\"nonsense\")",
+                                 "E       backcheck.errors.BadInputError: *strategy*"])
+
+
+def test_fulltrace_keeps_backcheck_frames(layers: pytest.Pytester) -> None:
+    layers.makepyfile(test_frames=FAILING_ASSERTS)
+    result = layers.runpytest_inprocess("-p", "no:cacheprovider", "--fulltrace", "-k", "test_assert_layer")
+    result.assert_outcomes(failed=1)
+    assert "raise GradientMismatch(report)" in result.stdout.str()
