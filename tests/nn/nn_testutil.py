@@ -46,6 +46,8 @@ def check_against_torch(
     Float arrays in ``inputs`` require grad on both sides; anything else is passed as is (numpy
     integer arrays are converted to torch tensors for torch).  The upstream gradient is random.
     """
+    # numpy scalars (a 0-d draw) are checked as 0-d arrays
+    inputs = [np.asarray(a) if isinstance(a, np.generic) else a for a in inputs]
     bc_in: list[Any] = []
     th_in: list[Any] = []
     for a in inputs:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from backcheck.nn import Function, GraphError, Tensor, no_grad
 from backcheck.nn.tensor import enable_grad, is_grad_enabled
+
+torch = pytest.importorskip("torch")
 
 
 def test_chain_of_100000_ops_backward_is_iterative():

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from nn_testutil import seeds
-from torch import nn as tnn
 
 from backcheck import nn
 from backcheck.nn import Tensor
 from backcheck.nn import functional as F
+
+torch = pytest.importorskip("torch")
+tnn = pytest.importorskip("torch.nn")
+hypothesis = pytest.importorskip("hypothesis")
+st = pytest.importorskip("hypothesis.strategies")
+given, settings = hypothesis.given, hypothesis.settings
+seeds = pytest.importorskip("nn_testutil").seeds  # the shared helpers (they import torch and hypothesis)
 
 FEW = settings(max_examples=15, deadline=None)
 F64 = np.float64

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
-import torch.nn.functional as tF
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
-from nn_testutil import away_from_zero, check_against_torch, distinct, seeds
 
 from backcheck.nn import Tensor
 from backcheck.nn import functional as F
+
+torch = pytest.importorskip("torch")
+tF = pytest.importorskip("torch.nn.functional")
+hypothesis = pytest.importorskip("hypothesis")
+st = pytest.importorskip("hypothesis.strategies")
+hnp = pytest.importorskip("hypothesis.extra.numpy")
+assume, given, settings = hypothesis.assume, hypothesis.given, hypothesis.settings
+_util = pytest.importorskip("nn_testutil")  # the shared helpers (they import torch and hypothesis)
+away_from_zero, check_against_torch, distinct, seeds = (
+    _util.away_from_zero, _util.check_against_torch, _util.distinct, _util.seeds
+)
 
 FEW = settings(max_examples=15, deadline=None)
 shapes = hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4)

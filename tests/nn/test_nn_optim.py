@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from backcheck import nn
 from backcheck.nn import Tensor
+
+torch = pytest.importorskip("torch")
 
 SHAPES = [(3, 4), (4,), (2, 2, 2)]
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from backcheck.frontends.layers import check_layer
-from backcheck.nn.modules import Module
+from backcheck.nn.module import Module
 from backcheck.nn.ops.nnfunc import cross_entropy
 from backcheck.nn.tensor import Tensor
 from backcheck.report import Report

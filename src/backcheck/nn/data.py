@@ -8,6 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from backcheck.nn.errors import ShapeError
+from backcheck.nn.validate import integer, number
+
 __all__ = ["Digits", "load_digits", "batches", "random_shift"]
 
 
@@ -69,6 +72,8 @@ def load_digits(test_fraction: float = 0.2, seed: int = 0, dtype: Any = np.float
     >>> d.X_train.shape[1:], d.X_train.dtype, d.y_train.dtype
     ((1, 8, 8), dtype('float32'), dtype('int64'))
     """
+    number("load_digits", "test_fraction", test_fraction, 0.0, 1.0, "[)")
+    seed = integer("load_digits", "seed", seed, minimum=0)
     try:
         from sklearn.datasets import load_digits as _sk_load_digits
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -123,9 +128,8 @@ def batches(
     """
     n = len(X)
     if len(y) != n:
-        raise ValueError(f"batches: X has {n} samples but y has {len(y)}")
-    if batch_size <= 0:
-        raise ValueError(f"batches: batch_size must be positive, got {batch_size}")
+        raise ShapeError(f"batches: X has {n} samples but y has {len(y)}", "X and y need one row per sample")
+    batch_size = integer("batches", "batch_size", batch_size, minimum=1)
     order = (rng if rng is not None else np.random.default_rng(0)).permutation(n) if shuffle else np.arange(n)
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
@@ -158,8 +162,10 @@ def random_shift(
     >>> random_shift(X, np.random.default_rng(0)).shape
     (1, 1, 4, 4)
     """
+    if np.ndim(X) != 4:
+        raise ShapeError(f"random_shift: X must be a batch of images (N, C, H, W), got shape {np.shape(X)}")
     n, _, h, w = X.shape
-    m = max_shift
+    m = integer("random_shift", "max_shift", max_shift, minimum=0)
     value = float(X.min()) if fill is None else fill
     padded = np.full((n, X.shape[1], h + 2 * m, w + 2 * m), value, dtype=X.dtype)
     padded[:, :, m : m + h, m : m + w] = X

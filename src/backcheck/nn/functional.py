@@ -35,16 +35,15 @@ from backcheck.nn.ops.elementwise import (
 )
 from backcheck.nn.ops.linalg import linear, matmul
 from backcheck.nn.ops.nnfunc import (
-    batch_norm,
     cross_entropy,
     dropout,
     dropout_mask,
     embedding,
-    layer_norm,
     log_softmax,
     mse_loss,
     softmax,
 )
+from backcheck.nn.ops.norm import batch_norm, layer_norm
 from backcheck.nn.ops.reduce import logsumexp, max, mean, min, sum
 from backcheck.nn.ops.shape import broadcast_to, concatenate, flatten, getitem, pad, permute, reshape, stack
 from backcheck.nn.tensor import Tensor, as_tensor

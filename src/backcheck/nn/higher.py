@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from backcheck.nn.autograd import Context, topo_order
 from backcheck.nn.errors import GraphError
 from backcheck.nn.ops import elementwise as ew
 from backcheck.nn.ops import linalg, reduce, shape
-from backcheck.nn.tensor import Context, Function, Tensor, _topo_order
+from backcheck.nn.tensor import Function, Tensor
 
 
 class DoubleBackwardError(GraphError):
@@ -122,7 +123,7 @@ def grad(output: Tensor, inputs: Sequence[Tensor], grad_output: Any = None) -> l
     elif not isinstance(grad_output, Tensor):
         grad_output = Tensor(np.asarray(grad_output, dtype=output.dtype))
     grads: dict[int, Tensor] = {id(output): grad_output}
-    for node in _topo_order(output):
+    for node in topo_order(output):
         g = grads.get(id(node))
         ctx = node._ctx
         if g is None or ctx is None:

@@ -9,13 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.nn.errors import ShapeError
-from backcheck.nn.modules import Module
+from backcheck.nn.errors import LabelError, ShapeError
+from backcheck.nn.module import Module
 from backcheck.nn.ops.elementwise import abs as _abs
 from backcheck.nn.ops.elementwise import softplus
-from backcheck.nn.ops.nnfunc import _check_reduction, cross_entropy, mse_loss
+from backcheck.nn.ops.nnfunc import check_reduction, cross_entropy, mse_loss
 from backcheck.nn.ops.shape import getitem
 from backcheck.nn.tensor import Tensor, as_tensor
+from backcheck.nn.validate import float_array
 
 __all__ = [
     "cross_entropy",
@@ -44,20 +45,35 @@ def nll_loss(log_probs: Any, labels: Any, reduction: str = "mean") -> Tensor:
     >>> round(nll_loss(Tensor(np.log([[0.5, 0.5]])), np.array([1])).item(), 4)
     0.6931
     """
-    _check_reduction("nll_loss", reduction)
+    check_reduction("nll_loss", reduction)
     log_probs = as_tensor(log_probs)
+    float_array("nll_loss", "log_probs", log_probs.data)
     idx = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
     if log_probs.data.ndim != 2 or idx.shape != (log_probs.data.shape[0],):
         raise ShapeError(
             f"nll_loss: log_probs {log_probs.data.shape} and labels {idx.shape} need shapes (N, C) and (N,)"
+        )
+    c = log_probs.data.shape[1]
+    if idx.dtype.kind not in "iu":
+        raise LabelError(
+            f"nll_loss: labels must be integers, got dtype {idx.dtype}",
+            "labels are class indices in [0, C), e.g. y.astype(np.int64)",
+        )
+    if idx.size and (idx.min() < 0 or idx.max() >= c):
+        bad = int(idx.min()) if idx.min() < 0 else int(idx.max())
+        raise LabelError(
+            f"nll_loss: label {bad} (at index {int(np.flatnonzero(idx == bad)[0])}) is out of range for {c} "
+            f"classes; labels must be in [0, {c - 1}]",
+            "log_probs need one column per class",
         )
     return _reduce(-getitem(log_probs, (np.arange(idx.shape[0]), idx)), reduction)
 
 
 def l1_loss(pred: Any, target: Any, reduction: str = "mean") -> Tensor:
     """Mean absolute error ``mean(|pred - target|)``; same-shaped inputs."""
-    _check_reduction("l1_loss", reduction)
+    check_reduction("l1_loss", reduction)
     pred = as_tensor(pred)
+    float_array("l1_loss", "input", pred.data)
     target = as_tensor(target, like=pred)
     if pred.data.shape != target.data.shape:
         raise ShapeError(
@@ -68,8 +84,9 @@ def l1_loss(pred: Any, target: Any, reduction: str = "mean") -> Tensor:
 
 def binary_cross_entropy_with_logits(logits: Any, targets: Any, reduction: str = "mean") -> Tensor:
     """Stable ``-[y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))]`` as ``softplus(x) - x y``."""
-    _check_reduction("binary_cross_entropy_with_logits", reduction)
+    check_reduction("binary_cross_entropy_with_logits", reduction)
     logits = as_tensor(logits)
+    float_array("binary_cross_entropy_with_logits", "logits", logits.data)
     targets = as_tensor(targets, like=logits)
     if logits.data.shape != targets.data.shape:
         raise ShapeError(
@@ -84,7 +101,7 @@ class CrossEntropyLoss(Module):
 
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
-        self.reduction = reduction
+        self.reduction = check_reduction("CrossEntropyLoss", reduction)
 
     def forward(self, logits: Tensor, labels: Any) -> Tensor:
         return cross_entropy(logits, labels, self.reduction)
@@ -95,7 +112,7 @@ class MSELoss(Module):
 
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
-        self.reduction = reduction
+        self.reduction = check_reduction("MSELoss", reduction)
 
     def forward(self, pred: Tensor, target: Any) -> Tensor:
         return mse_loss(pred, target, self.reduction)

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.nn.errors import DTypeError
+from backcheck.nn.errors import ArgumentError, DTypeError
 from backcheck.nn.tensor import Tensor
+from backcheck.nn.validate import flag, number
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "clip_grad_norm_"]
 
@@ -23,17 +24,41 @@ class Optimizer:
     """Base class: holds the parameters and per-parameter state (a dict per parameter)."""
 
     def __init__(self, params: Iterable[Tensor], lr: float) -> None:
+        owner = type(self).__name__
+        if isinstance(params, Tensor) or not isinstance(params, Iterable):
+            raise ArgumentError(
+                f"{owner}: params must be an iterable of tensors, got {type(params).__name__}",
+                "pass model.parameters() or a list such as [w, b]",
+                argument="params",
+                allowed="an iterable of tensors that require grad",
+                value=params,
+            )
         self.params = list(params)
         if not self.params:
-            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
-        for p in self.params:
+            raise ArgumentError(
+                f"{owner}: got an empty parameter list",
+                "the model has no parameters, or an iterator of them was already consumed",
+                argument="params",
+                allowed="a non-empty iterable of tensors that require grad",
+                value=self.params,
+            )
+        seen: set[int] = set()
+        for i, p in enumerate(self.params):
             if not isinstance(p, Tensor) or not p.requires_grad:
                 raise DTypeError(
-                    f"{type(self).__name__}: every parameter must be a Tensor that requires grad"
+                    f"{owner}: every parameter must be a Tensor that requires grad; params[{i}] is {p!r}",
+                    "pass model.parameters(), or tensors made with requires_grad=True",
                 )
-        if lr < 0:
-            raise ValueError(f"{type(self).__name__}: invalid learning rate {lr}")
-        self.lr = lr
+            if id(p) in seen:
+                raise ArgumentError(
+                    f"{owner}: params[{i}] appears more than once in the parameter list",
+                    "each parameter must be listed once, or it is updated twice per step",
+                    argument=f"params[{i}]",
+                    allowed="distinct tensors",
+                    value=p,
+                )
+            seen.add(id(p))
+        self.lr = number(owner, "lr", lr, low=0.0, hint="the learning rate scales every update")
         self.state: list[dict[str, Any]] = [{} for _ in self.params]
 
     def zero_grad(self) -> None:
@@ -72,10 +97,21 @@ class SGD(Optimizer):
         nesterov: bool = False,
     ) -> None:
         super().__init__(params, lr)
+        momentum = number("SGD", "momentum", momentum, low=0.0)
+        dampening = number("SGD", "dampening", dampening, 0.0, 1.0)
+        nesterov = flag("SGD", "nesterov", nesterov)
         if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError("SGD: Nesterov momentum requires a momentum and zero dampening")
+            raise ArgumentError(
+                f"SGD: Nesterov momentum requires a momentum > 0 and zero dampening, got momentum {momentum} "
+                f"and dampening {dampening}",
+                "e.g. SGD(params, lr=0.1, momentum=0.9, nesterov=True)",
+                argument="nesterov",
+                allowed="False unless momentum > 0 and dampening == 0",
+                value=nesterov,
+            )
         self.momentum, self.dampening = momentum, dampening
-        self.weight_decay, self.nesterov = weight_decay, nesterov
+        self.weight_decay = number("SGD", "weight_decay", weight_decay, low=0.0)
+        self.nesterov = nesterov
 
     def step(self) -> None:
         lr, mom, wd = self.lr, self.momentum, self.weight_decay
@@ -126,7 +162,21 @@ class Adam(Optimizer):
         amsgrad: bool = False,
     ) -> None:
         super().__init__(params, lr)
-        self.betas, self.eps, self.weight_decay, self.amsgrad = betas, eps, weight_decay, amsgrad
+        owner = type(self).__name__
+        if not isinstance(betas, tuple | list) or len(betas) != 2:
+            raise ArgumentError(
+                f"{owner}: betas must be a pair of numbers in [0, 1), got {betas!r}",
+                "the decay rates of the first and second moment averages, e.g. (0.9, 0.999)",
+                argument="betas",
+                allowed="a pair of numbers in [0, 1)",
+                value=betas,
+            )
+        hint = "the decay rates of the first and second moment averages, e.g. (0.9, 0.999)"
+        b1, b2 = (number(owner, f"betas[{i}]", b, 0.0, 1.0, "[)", hint) for i, b in enumerate(betas))
+        self.betas = (b1, b2)
+        self.eps = number(owner, "eps", eps, low=0.0, interval="(]", hint="eps keeps m / (sqrt(v) + eps) finite")
+        self.weight_decay = number(owner, "weight_decay", weight_decay, low=0.0)
+        self.amsgrad = flag(owner, "amsgrad", amsgrad)
 
     def step(self) -> None:
         lr, (b1, b2), eps, wd = self.lr, self.betas, self.eps, self.weight_decay
@@ -207,6 +257,9 @@ def clip_grad_norm_(params: Iterable[Tensor], max_norm: float, norm_type: float 
     >>> clip_grad_norm_([w], 1.0)
     6.0
     """
+    max_norm = number("clip_grad_norm_", "max_norm", max_norm, low=0.0)
+    if not (isinstance(norm_type, int | float) and norm_type == math.inf):
+        norm_type = number("clip_grad_norm_", "norm_type", norm_type, low=0.0, interval="(]")
     with_grad = [p for p in params if p.grad is not None]
     grads = [p.grad for p in with_grad if p.grad is not None]
     if not grads:

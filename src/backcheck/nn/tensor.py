@@ -1,40 +1,38 @@
-"""The autograd core: :class:`Tensor`, the :class:`Function` base class of every op, and ``no_grad``.
+"""The tensor: :class:`Tensor`, the :class:`Function` base class of every op, and ``as_tensor``.
 
-Backpropagation is the chain rule applied over a DAG.  Each op is a :class:`Function` subclass with a
-``forward`` and a ``backward`` written side by side.  ``forward`` receives a :class:`Context` (the
-graph node) and plain numpy arrays, stores what its backward needs as *named attributes* on the
-context (``ctx.x = x``) and returns a numpy array.  ``backward`` receives the context and the
-gradient of the loss with respect to the op's output and returns the *local* gradient for each input
-(``None`` for an input that does not need one).
-
-Everything every op would otherwise repeat is done once, here, in the base machinery:
-
-* unbroadcasting: a returned gradient whose shape is the broadcast output shape is summed back to
-  the input's shape (and an impossible reduction raises :class:`~backcheck.nn.errors.ShapeError`
-  naming the op and both shapes);
-* dtype: a gradient is cast back to its input's dtype;
-* skipping inputs that do not require a gradient (``ctx.needs_input_grad`` tells the op which);
-* gradient accumulation for tensors used more than once;
-* freeing: once a node's backward has run, its saved state and its links to its inputs are
-  dropped (unless ``retain_graph=True``), so a second backward through it raises
-  :class:`~backcheck.nn.errors.GraphError`.
-
-:meth:`Tensor.backward` walks the graph iteratively (no recursion, so a chain of 100,000 ops is
-fine) in a deterministic reverse topological order, in time linear in the size of the graph.
+Each op is a :class:`Function` subclass with a ``forward`` and a ``backward`` written side by side.
+``forward`` receives a :class:`~backcheck.nn.autograd.Context` (the graph node) and plain numpy arrays,
+stores what its backward needs as *named attributes* on the context (``ctx.x = x``) and returns a numpy
+array.  ``backward`` receives the context and the gradient of the loss with respect to the op's output
+and returns the *local* gradient for each input (``None`` for an input that does not need one).
+Unbroadcasting, dtype casts, accumulation and freeing are done once for all ops by the backward walk of
+:mod:`backcheck.nn.autograd`.
 
 Gradient arrays are treated as immutable by the engine: it never writes into an array it did not
 allocate itself, and the arrays it stores in ``.grad`` may share memory with each other.  Replace
 ``.grad`` (``p.grad = p.grad * 0.5``) rather than modifying it in place.
+
+Tensor's operators and methods call the ops of :mod:`backcheck.nn.ops`, which import this module; they
+reach them through ``_ops``, which imports an op family on first use.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+import importlib
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
+from backcheck.nn.autograd import (
+    FREED_MSG,
+    GRAD_MODE,
+    Context,
+    enable_grad,
+    is_grad_enabled,
+    no_grad,
+    run_backward,
+)
 from backcheck.nn.errors import DTypeError, GraphError, ShapeError
 
 __all__ = [
@@ -52,99 +50,54 @@ __all__ = [
 
 ArrayLike = Any
 
-_GRAD_ENABLED = True
-_DEFAULT_DTYPE: np.dtype = np.dtype(np.float32)
 _GRAD_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+# numeric kinds a tensor may hold: bool, signed and unsigned integers, floats
+_TENSOR_KINDS = "biuf"
 
 
-def is_grad_enabled() -> bool:
-    """Return whether ops currently record a graph (False inside :func:`no_grad`)."""
-    return _GRAD_ENABLED
+class _DTypeState:
+    __slots__ = ("default",)
+
+    def __init__(self) -> None:
+        self.default = np.dtype(np.float32)
 
 
-@contextlib.contextmanager
-def _grad_mode(enabled: bool) -> Iterator[None]:
-    global _GRAD_ENABLED
-    previous = _GRAD_ENABLED
-    _GRAD_ENABLED = enabled
-    try:
-        yield
-    finally:
-        _GRAD_ENABLED = previous
-
-
-def no_grad() -> contextlib.AbstractContextManager[None]:
-    """Context manager under which ops record no graph (outputs never require grad).
-
-    Examples
-    --------
-    >>> w = Tensor([1.0, 2.0], requires_grad=True)
-    >>> with no_grad():
-    ...     y = w * 2
-    >>> y.requires_grad
-    False
-    """
-    return _grad_mode(False)
-
-
-def enable_grad() -> contextlib.AbstractContextManager[None]:
-    """Context manager re-enabling graph recording inside a :func:`no_grad` block."""
-    return _grad_mode(True)
+_DTYPE = _DTypeState()
 
 
 def default_dtype() -> np.dtype:
     """The dtype given to Python floats and lists of floats (float32 unless changed)."""
-    return _DEFAULT_DTYPE
+    return _DTYPE.default
 
 
 def set_default_dtype(dtype: Any) -> None:
     """Set the dtype given to Python floats and lists of floats: float32 or float64."""
-    global _DEFAULT_DTYPE
-    dt = np.dtype(dtype)
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
     if dt not in _GRAD_DTYPES:
-        raise DTypeError(f"set_default_dtype: expected float32 or float64, got {dt}")
-    _DEFAULT_DTYPE = dt
+        raise DTypeError(
+            f"set_default_dtype: expected float32 or float64, got {dtype!r}",
+            "the default dtype is the dtype of new float tensors, which must be able to carry gradients",
+        )
+    _DTYPE.default = dt
 
 
-class Context:
-    """One node of the graph: the op that ran, its inputs, and the state its backward needs.
+class _Ops:
+    """The op families of :mod:`backcheck.nn.ops`, each imported on first use (they import this module)."""
 
-    Attributes set by the engine are ``op`` (the :class:`Function` subclass), ``parents`` (the input
-    tensors), ``needs_input_grad`` (one bool per input) and ``freed``.  An op stores its own saved
-    state as ordinary named attributes (``ctx.mask = x > 0``); the engine deletes them all once the
-    node's backward has run, unless the graph is retained.
-    """
+    _FAMILIES = ("elementwise", "linalg", "nnfunc", "reduce", "shape")
 
-    __slots__ = ("op", "parents", "needs_input_grad", "freed", "__dict__")
+    def __getattr__(self, family: str) -> Any:
+        if family not in self._FAMILIES:
+            raise AttributeError(family)
+        module = importlib.import_module(f"backcheck.nn.ops.{family}")
+        setattr(self, family, module)
+        return module
 
-    def __init__(self, op: type[Function], needs_input_grad: tuple[bool, ...]) -> None:
-        self.op = op
-        self.parents: tuple[Tensor, ...] = ()
-        self.needs_input_grad = needs_input_grad
-        self.freed = False
 
-    if TYPE_CHECKING:  # saved state is set as arbitrary named attributes
-
-        def __setattr__(self, name: str, value: Any) -> None: ...
-
-    def __getattr__(self, name: str) -> Any:
-        # only called when ``name`` is not set: a missing or freed piece of saved state
-        state = "was freed after backward" if self.freed else "was never saved by forward"
-        raise AttributeError(f"{self.op.name}: saved state {name!r} {state}")
-
-    def free(self) -> None:
-        """Drop the saved state and the links to the inputs."""
-        self.__dict__.clear()
-        self.parents = ()
-        self.freed = True
-
-    def saved(self) -> dict[str, Any]:
-        """The op's named saved state (an empty dict once freed)."""
-        return dict(self.__dict__)
-
-    def __repr__(self) -> str:
-        state = "freed" if self.freed else ", ".join(sorted(self.__dict__))
-        return f"<Context {self.op.name} [{state}]>"
+_ops = _Ops()
 
 
 class Function:
@@ -183,7 +136,7 @@ class Function:
     @classmethod
     def apply(cls, *inputs: Tensor, **params: Any) -> Tensor:
         """Run the op on tensors and, if any input requires grad, record it in the graph."""
-        if _GRAD_ENABLED:
+        if GRAD_MODE.enabled:
             needs = tuple([t.requires_grad for t in inputs])
             record = True in needs
         else:
@@ -206,65 +159,27 @@ class Function:
         return out
 
 
-def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...], op: str) -> np.ndarray:
-    """Sum ``grad`` over the axes along which an input of ``shape`` was broadcast."""
-    extra = grad.ndim - len(shape)
-    if extra < 0:
-        raise ShapeError(
-            f"{op}: backward returned a gradient of shape {grad.shape} for an input of shape {shape}"
-        )
-    axes = tuple(range(extra)) + tuple(
-        i + extra for i, s in enumerate(shape) if s == 1 and grad.shape[i + extra] != 1
-    )
-    if axes:
-        grad = grad.sum(axis=axes, keepdims=True)
-    if extra:
-        grad = grad.reshape(grad.shape[extra:])
-    if grad.shape != shape:
-        raise ShapeError(
-            f"{op}: backward returned a gradient of shape {grad.shape} that does not reduce to "
-            f"the input shape {shape}"
-        )
-    return grad
-
-
-def _topo_order(root: Tensor) -> list[Tensor]:
-    """Tensors reachable from ``root`` through grad-requiring edges, each after all its consumers.
-
-    Iterative depth-first post-order (no recursion), reversed.  Deterministic: parents are visited
-    in argument order.
-    """
-    order: list[Tensor] = []
-    visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
-    while stack:
-        node, done = stack.pop()
-        if done:
-            order.append(node)
-            continue
-        if id(node) in visited:
-            continue
-        visited.add(id(node))
-        stack.append((node, True))
-        ctx = node._ctx
-        if ctx is not None:
-            for parent in reversed(ctx.parents):
-                if parent.requires_grad and id(parent) not in visited:
-                    stack.append((parent, False))
-    order.reverse()
-    return order
-
-
 def _to_array(data: ArrayLike, dtype: Any) -> np.ndarray:
     if isinstance(data, np.ndarray):
         arr = data if dtype is None else data.astype(dtype, copy=False)
     elif isinstance(data, Tensor):
         arr = data.data if dtype is None else data.data.astype(dtype, copy=False)
     else:
-        arr = np.asarray(data, dtype=dtype)
+        try:
+            arr = np.asarray(data, dtype=dtype)
+        except (TypeError, ValueError) as exc:
+            raise DTypeError(
+                f"Tensor: cannot make a numeric array of {type(data).__name__} data ({exc})",
+                "pass numbers, a (non-ragged) nested list of numbers or a numpy array",
+            ) from None
         python_floats = isinstance(data, float | list | tuple) and not isinstance(data, np.generic)
-        if dtype is None and python_floats and arr.dtype == np.float64 and _DEFAULT_DTYPE != np.float64:
-            arr = arr.astype(_DEFAULT_DTYPE)
+        if dtype is None and python_floats and arr.dtype == np.float64 and _DTYPE.default != np.float64:
+            arr = arr.astype(_DTYPE.default)
+    if arr.dtype.kind not in _TENSOR_KINDS:
+        raise DTypeError(
+            f"Tensor: data of dtype {arr.dtype} is not numeric; a tensor holds bools, integers or floats",
+            "convert strings or objects to numbers first, e.g. np.asarray(values, dtype=np.float32)",
+        )
     return arr
 
 
@@ -319,7 +234,8 @@ class Tensor:
         arr = _to_array(data, dtype)
         if requires_grad and arr.dtype not in _GRAD_DTYPES:
             raise DTypeError(
-                f"Tensor: only float32 and float64 tensors can require grad, got dtype {arr.dtype}"
+                f"Tensor: only float32 and float64 tensors can require grad, got dtype {arr.dtype}",
+                "convert the data first, e.g. Tensor(x.astype(np.float32), requires_grad=True)",
             )
         self.data = arr
         self.grad = None
@@ -473,103 +389,54 @@ class Tensor:
                     f"backward: grad has shape {g.shape} but the tensor has shape {self.data.shape}"
                 )
         if self._ctx is not None and self._ctx.freed:
-            raise GraphError(_FREED_MSG.format(op=self._ctx.op.name))
-
-        grads: dict[int, np.ndarray] = {id(self): g}
-        owned: set[int] = set()  # ids of accumulation buffers this call allocated (safe to add into)
-        handed: set[int] = set()  # ids of arrays already stored in some leaf's .grad
-        for node in _topo_order(self):
-            if id(node) not in grads:
-                continue
-            g = grads.pop(id(node))
-            if node._hooks:
-                for hook in node._hooks:
-                    new = hook(g)
-                    if new is not None:
-                        g = new
-            ctx = node._ctx
-            if ctx is None:
-                if not g.flags.writeable or g.base is not None or id(g) in handed:
-                    g = g.copy()
-                handed.add(id(g))
-                node.grad = g if node.grad is None else node.grad + g
-                continue
-            if ctx.freed:
-                raise GraphError(_FREED_MSG.format(op=ctx.op.name))
-            op = ctx.op
-            local = op.backward(ctx, g)
-            if not isinstance(local, tuple):
-                local = (local,)
-            parents = ctx.parents
-            if len(local) != len(parents):
-                raise GraphError(
-                    f"{op.name}: backward returned {len(local)} gradients for {len(parents)} inputs"
-                )
-            for parent, pg in zip(parents, local, strict=True):
-                if pg is None or not parent.requires_grad:
-                    continue
-                pdata = parent.data
-                if pg.shape != pdata.shape:
-                    pg = _unbroadcast(pg, pdata.shape, op.name)
-                if pg.dtype != pdata.dtype:
-                    pg = pg.astype(pdata.dtype)
-                key = id(parent)
-                acc = grads.get(key)
-                if acc is None:
-                    grads[key] = pg
-                elif key in owned:
-                    acc += pg
-                else:
-                    grads[key] = acc + pg
-                    owned.add(key)
-            if not retain_graph:
-                ctx.free()
+            raise GraphError(FREED_MSG.format(op=self._ctx.op.name))
+        run_backward(self, g, retain_graph)
 
     # ------------------------------------------------------------------ operators
     def __add__(self, other: ArrayLike) -> Tensor:
-        return _ew.add(self, other)
+        return _ops.elementwise.add(self, other)
 
     def __radd__(self, other: ArrayLike) -> Tensor:
-        return _ew.add(other, self)
+        return _ops.elementwise.add(other, self)
 
     def __sub__(self, other: ArrayLike) -> Tensor:
-        return _ew.sub(self, other)
+        return _ops.elementwise.sub(self, other)
 
     def __rsub__(self, other: ArrayLike) -> Tensor:
-        return _ew.sub(other, self)
+        return _ops.elementwise.sub(other, self)
 
     def __mul__(self, other: ArrayLike) -> Tensor:
-        return _ew.mul(self, other)
+        return _ops.elementwise.mul(self, other)
 
     def __rmul__(self, other: ArrayLike) -> Tensor:
-        return _ew.mul(other, self)
+        return _ops.elementwise.mul(other, self)
 
     def __truediv__(self, other: ArrayLike) -> Tensor:
-        return _ew.div(self, other)
+        return _ops.elementwise.div(self, other)
 
     def __rtruediv__(self, other: ArrayLike) -> Tensor:
-        return _ew.div(other, self)
+        return _ops.elementwise.div(other, self)
 
     def __pow__(self, other: ArrayLike) -> Tensor:
-        return _ew.pow(self, other)
+        return _ops.elementwise.pow(self, other)
 
     def __rpow__(self, other: ArrayLike) -> Tensor:
-        return _ew.pow(other, self)
+        return _ops.elementwise.pow(other, self)
 
     def __matmul__(self, other: ArrayLike) -> Tensor:
-        return _linalg.matmul(self, other)
+        return _ops.linalg.matmul(self, other)
 
     def __rmatmul__(self, other: ArrayLike) -> Tensor:
-        return _linalg.matmul(other, self)
+        return _ops.linalg.matmul(other, self)
 
     def __neg__(self) -> Tensor:
-        return _ew.neg(self)
+        return _ops.elementwise.neg(self)
 
     def __pos__(self) -> Tensor:
         return self
 
     def __abs__(self) -> Tensor:
-        return _ew.abs(self)
+        return _ops.elementwise.abs(self)
 
     # comparisons return tensors that never require grad
     def __lt__(self, other: ArrayLike) -> Tensor:  # type: ignore[override]
@@ -596,30 +463,30 @@ class Tensor:
         return bool(self.data)
 
     def __getitem__(self, index: Any) -> Tensor:
-        return _shape.getitem(self, index)
+        return _ops.shape.getitem(self, index)
 
     # ------------------------------------------------------------------ methods
     def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
         """Sum over ``axis`` (all axes by default)."""
-        return _reduce.sum(self, axis, keepdims)
+        return _ops.reduce.sum(self, axis, keepdims)
 
     def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
         """Mean over ``axis`` (all axes by default)."""
-        return _reduce.mean(self, axis, keepdims)
+        return _ops.reduce.mean(self, axis, keepdims)
 
     def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
         """Maximum over ``axis``; the gradient is split evenly among tied maxima."""
-        return _reduce.max(self, axis, keepdims)
+        return _ops.reduce.max(self, axis, keepdims)
 
     def min(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
         """Minimum over ``axis``; the gradient is split evenly among tied minima."""
-        return _reduce.min(self, axis, keepdims)
+        return _ops.reduce.min(self, axis, keepdims)
 
     def reshape(self, *shape: Any) -> Tensor:
         """Same data in a new shape (``-1`` allowed once)."""
         if len(shape) == 1 and isinstance(shape[0], tuple | list):
             shape = tuple(shape[0])
-        return _shape.reshape(self, shape)
+        return _ops.shape.reshape(self, shape)
 
     def transpose(self, *axes: int) -> Tensor:
         """Reverse the axes (no argument), swap two axes (``transpose(0, 1)``, as torch) or apply a
@@ -636,70 +503,64 @@ class Tensor:
             perm = tuple(order)
         else:
             perm = tuple(axes)
-        return _shape.permute(self, perm)
+        return _ops.shape.permute(self, perm)
 
     def permute(self, *axes: int) -> Tensor:
         """Permute the axes."""
         if len(axes) == 1 and isinstance(axes[0], tuple | list):
             axes = tuple(axes[0])
-        return _shape.permute(self, tuple(axes))
+        return _ops.shape.permute(self, tuple(axes))
 
     @property
-    def T(self) -> Tensor:  # noqa: N802
+    def T(self) -> Tensor:
         """The tensor with its axes reversed."""
-        return _shape.permute(self, tuple(range(self.data.ndim - 1, -1, -1)))
+        return _ops.shape.permute(self, tuple(range(self.data.ndim - 1, -1, -1)))
 
     def flatten(self, start_dim: int = 0) -> Tensor:
         """Collapse the axes from ``start_dim`` on into one."""
         start = start_dim % max(self.data.ndim, 1)
-        return _shape.reshape(self, self.data.shape[:start] + (-1,))
+        return _ops.shape.reshape(self, self.data.shape[:start] + (-1,))
 
     def astype(self, dtype: Any) -> Tensor:
         """Cast to ``dtype`` (differentiable between float dtypes)."""
-        return _ew.cast(self, dtype)
+        return _ops.elementwise.cast(self, dtype)
 
     def exp(self) -> Tensor:
-        return _ew.exp(self)
+        return _ops.elementwise.exp(self)
 
     def log(self) -> Tensor:
-        return _ew.log(self)
+        return _ops.elementwise.log(self)
 
     def sqrt(self) -> Tensor:
-        return _ew.sqrt(self)
+        return _ops.elementwise.sqrt(self)
 
     def abs(self) -> Tensor:
-        return _ew.abs(self)
+        return _ops.elementwise.abs(self)
 
     def tanh(self) -> Tensor:
-        return _ew.tanh(self)
+        return _ops.elementwise.tanh(self)
 
     def sigmoid(self) -> Tensor:
-        return _ew.sigmoid(self)
+        return _ops.elementwise.sigmoid(self)
 
     def relu(self) -> Tensor:
-        return _ew.relu(self)
+        return _ops.elementwise.relu(self)
 
     def clip(self, lo: float | None = None, hi: float | None = None) -> Tensor:
-        return _ew.clip(self, lo, hi)
+        return _ops.elementwise.clip(self, lo, hi)
 
     def softmax(self, axis: int = -1) -> Tensor:
-        return _nnf.softmax(self, axis)
+        return _ops.nnfunc.softmax(self, axis)
 
     def log_softmax(self, axis: int = -1) -> Tensor:
-        return _nnf.log_softmax(self, axis)
+        return _ops.nnfunc.log_softmax(self, axis)
 
     def logsumexp(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        return _reduce.logsumexp(self, axis, keepdims)
+        return _ops.reduce.logsumexp(self, axis, keepdims)
 
     def argmax(self, axis: int | None = None) -> Tensor:
         """Indices of the maxima (never requires grad)."""
         return Tensor(self.data.argmax(axis=axis))
-
-
-_FREED_MSG = (
-    "backward: trying to backward through the graph a second time (the saved state of op '{op}' "
-    "was freed by the first backward); pass retain_graph=True to the first backward"
-)
 
 
 def _raw(x: Any) -> Any:
@@ -729,11 +590,3 @@ def tensor(data: ArrayLike, requires_grad: bool = False, dtype: Any = None) -> T
     (2,)
     """
     return Tensor(np.array(_to_array(data, dtype), copy=True), requires_grad=requires_grad)
-
-
-# Ops import Tensor and Function from this module, so they are imported last.
-from backcheck.nn.ops import elementwise as _ew  # noqa: E402
-from backcheck.nn.ops import linalg as _linalg  # noqa: E402
-from backcheck.nn.ops import nnfunc as _nnf  # noqa: E402
-from backcheck.nn.ops import reduce as _reduce  # noqa: E402
-from backcheck.nn.ops import shape as _shape  # noqa: E402

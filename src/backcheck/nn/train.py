@@ -19,11 +19,13 @@ from typing import Any
 import numpy as np
 
 from backcheck.nn.data import Digits, batches
+from backcheck.nn.errors import ArgumentError, ShapeError
 from backcheck.nn.losses import cross_entropy
-from backcheck.nn.modules import Module
+from backcheck.nn.module import Module
 from backcheck.nn.optim import Adam, Optimizer
 from backcheck.nn.perf import tune_malloc
 from backcheck.nn.tensor import Tensor, no_grad
+from backcheck.nn.validate import flag, integer
 
 __all__ = ["History", "fit", "evaluate", "parse_check"]
 
@@ -73,14 +75,20 @@ def parse_check(check: str) -> int | None:
         return None
     if check == "first":
         return 0
-    if check.startswith("every:"):
+    if isinstance(check, str) and check.startswith("every:"):
         try:
             n = int(check[len("every:") :])
         except ValueError:
             n = 0
         if n > 0:
             return n
-    raise ValueError(f"fit: check must be 'first', 'never' or 'every:N' with N > 0, got {check!r}")
+    raise ArgumentError(
+        f"fit: check must be 'first', 'never' or 'every:N' with N > 0, got {check!r}",
+        "e.g. check='every:100' checks every layer's backward pass on every 100th step",
+        argument="check",
+        allowed="'first', 'never' or 'every:N' with N > 0",
+        value=check,
+    )
 
 
 def evaluate(model: Module, X: np.ndarray, y: np.ndarray, batch_size: int = 512) -> float:
@@ -92,6 +100,9 @@ def evaluate(model: Module, X: np.ndarray, y: np.ndarray, batch_size: int = 512)
     >>> 0.0 <= evaluate(MLP([64, 10]), np.zeros((4, 1, 8, 8), np.float32), np.zeros(4, np.int64)) <= 1.0
     True
     """
+    batch_size = integer("evaluate", "batch_size", batch_size, minimum=1)
+    if len(X) != len(y):
+        raise ShapeError(f"evaluate: X has {len(X)} samples but y has {len(y)}")
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
     correct = 0
@@ -217,8 +228,38 @@ def fit(
     >>> len(h.loss)
     2
     """
-    period = parse_check(check)
-    if tune_allocator:
+    if not isinstance(model, Module):
+        raise ArgumentError(
+            f"fit: model must be a Module, got {type(model).__name__}",
+            "e.g. fit(nn.MLP([64, 128, 10]), data)",
+            argument="model",
+            allowed="a Module",
+            value=model,
+        )
+    plan = _FitPlan(
+        epochs=integer("fit", "epochs", epochs, minimum=0),
+        batch_size=integer("fit", "batch_size", batch_size, minimum=1),
+        period=parse_check(check),
+        progress=flag("fit", "progress", progress),
+        seed=integer("fit", "seed", seed, minimum=0),
+        check_fn=_callable("check_fn", check_fn, optional=True),
+        loss_fn=_callable("loss_fn", loss_fn),
+        lr_schedule=_callable("lr_schedule", lr_schedule, optional=True),
+        augment=_callable("augment", augment, optional=True),
+    )
+    X, y, X_test, y_test = _split(data)
+    if optimizer is not None and not isinstance(optimizer, Optimizer):
+        raise ArgumentError(
+            f"fit: optimizer must be None or an Optimizer, got {type(optimizer).__name__}",
+            "e.g. optimizer=nn.Adam(model.parameters(), lr=1e-3)",
+            argument="optimizer",
+            allowed="None or an Optimizer",
+            value=optimizer,
+        )
+    opt = optimizer if optimizer is not None else Adam(model.parameters(), lr=1e-3)
+    if blas_threads is not None:
+        integer("fit", "blas_threads", blas_threads, minimum=1)
+    if flag("fit", "tune_allocator", tune_allocator):
         tune_malloc()
     with contextlib.ExitStack() as stack:
         if blas_threads is not None:
@@ -228,20 +269,52 @@ def fit(
                 pass
             else:
                 stack.enter_context(threadpool_limits(limits=blas_threads, user_api="blas"))
-        return _fit(
-            model,
-            data,
-            epochs,
-            optimizer,
-            batch_size,
-            period,
-            progress,
-            seed,
-            check_fn,
-            loss_fn,
-            lr_schedule,
-            augment,
+        return _fit(model, (X, y, X_test, y_test), opt, plan)
+
+
+@dataclass(frozen=True)
+class _FitPlan:
+    """The checked settings of one :func:`fit`."""
+
+    epochs: int
+    batch_size: int
+    period: int | None
+    progress: bool
+    seed: int
+    check_fn: CheckFn | None
+    loss_fn: Callable[[Tensor, np.ndarray], Tensor]
+    lr_schedule: Callable[[int], float] | None
+    augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None
+
+
+def _callable(name: str, fn: Any, optional: bool = False) -> Any:
+    if fn is None and optional:
+        return None
+    if not callable(fn):
+        allowed = "a callable" + (" or None" if optional else "")
+        raise ArgumentError(f"fit: {name} must be {allowed}, got {fn!r}", argument=name, allowed=allowed, value=fn)
+    return fn
+
+
+def _split(data: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """``(X, y, X_test, y_test)`` from Digits or a 2- or 4-sequence, with matching lengths."""
+    if isinstance(data, Digits):
+        parts: tuple[Any, ...] = (data.X_train, data.y_train, data.X_test, data.y_test)
+    elif isinstance(data, Sequence) and len(data) in (2, 4):
+        parts = (*data, None, None) if len(data) == 2 else tuple(data)
+    else:
+        raise ArgumentError(
+            f"fit: data must be Digits or (X, y) or (X, y, X_test, y_test), got {type(data).__name__}"
+            + (f" of {len(data)} items" if isinstance(data, Sequence) else ""),
+            "e.g. fit(model, (X_train, y_train), ...) with numpy arrays",
+            argument="data",
+            allowed="Digits or a sequence of 2 or 4 arrays",
+            value=data,
         )
+    for a, b, what in ((parts[0], parts[1], "training"), (parts[2], parts[3], "test")):
+        if a is not None and b is not None and len(a) != len(b):
+            raise ShapeError(f"fit: the {what} inputs have {len(a)} samples but the labels {len(b)}")
+    return parts[0], parts[1], parts[2], parts[3]
 
 
 def _blame_check(loss_fn: Callable[[Tensor, np.ndarray], Tensor]) -> CheckFn:
@@ -257,51 +330,36 @@ def _blame_check(loss_fn: Callable[[Tensor, np.ndarray], Tensor]) -> CheckFn:
 
 def _fit(
     model: Module,
-    data: Digits | Sequence[np.ndarray],
-    epochs: int,
-    optimizer: Optimizer | None,
-    batch_size: int,
-    period: int | None,
-    progress: bool,
-    seed: int,
-    check_fn: CheckFn | None,
-    loss_fn: Callable[[Tensor, np.ndarray], Tensor],
-    lr_schedule: Callable[[int], float] | None,
-    augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None,
+    data: tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None],
+    opt: Optimizer,
+    plan: _FitPlan,
 ) -> History:
-    if isinstance(data, Digits):
-        X, y, X_test, y_test = data.X_train, data.y_train, data.X_test, data.y_test
-    elif len(data) == 2:
-        (X, y), X_test, y_test = data, None, None
-    elif len(data) == 4:
-        X, y, X_test, y_test = data
-    else:
-        raise ValueError(f"fit: data must be Digits or (X, y) or (X, y, X_test, y_test), got {len(data)} items")
-    opt = optimizer if optimizer is not None else Adam(model.parameters(), lr=1e-3)
+    X, y, X_test, y_test = data
+    check_fn, period, epochs = plan.check_fn, plan.period, plan.epochs
     if check_fn is None and period is not None:
-        check_fn = _blame_check(loss_fn)
-    rng = np.random.default_rng(seed)
-    steps_per_epoch = -(-len(X) // batch_size)
+        check_fn = _blame_check(plan.loss_fn)
+    rng = np.random.default_rng(plan.seed)
+    steps_per_epoch = -(-len(X) // plan.batch_size)
     hist = History()
-    reporter = _Reporter(progress, epochs, steps_per_epoch)
+    reporter = _Reporter(plan.progress, epochs, steps_per_epoch)
     start = time.perf_counter()
     step = 0
     try:
         for epoch in range(epochs):
             model.train()
-            if lr_schedule is not None:
-                opt.lr = lr_schedule(epoch)
+            if plan.lr_schedule is not None:
+                opt.lr = plan.lr_schedule(epoch)
             total_loss, correct, seen = 0.0, 0, 0
-            for xb, yb in batches(X, y, batch_size, shuffle=True, rng=rng):
-                if augment is not None:
-                    xb = augment(xb, rng)
+            for xb, yb in batches(X, y, plan.batch_size, shuffle=True, rng=rng):
+                if plan.augment is not None:
+                    xb = plan.augment(xb, rng)
                 if check_fn is not None and period is not None and (step == 0 if period == 0 else step % period == 0):
                     model.train()
                     hist.checks.append((step, check_fn(model, xb, yb)))
                     model.train()  # whatever the check did, the step itself trains
                 opt.zero_grad()
                 logits = model(Tensor(xb))
-                loss = loss_fn(logits, yb)
+                loss = plan.loss_fn(logits, yb)
                 loss.backward()
                 opt.step()
                 value = float(loss.data)

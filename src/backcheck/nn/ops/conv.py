@@ -14,19 +14,42 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from backcheck.nn.errors import ShapeError
-from backcheck.nn.tensor import Context, Function, Tensor, as_tensor
+from backcheck.nn.autograd import Context
+from backcheck.nn.errors import ArgumentError, ShapeError
+from backcheck.nn.tensor import Function, Tensor, as_tensor
+from backcheck.nn.validate import float_array, int_pair
 
-__all__ = ["conv2d", "max_pool2d", "avg_pool2d", "im2col"]
+__all__ = ["conv2d", "max_pool2d", "avg_pool2d", "im2col", "pool_geometry"]
 
 IntPair = int | tuple[int, int]
 
 
-def _pair(v: IntPair) -> tuple[int, int]:
-    if isinstance(v, int | np.integer):
-        return int(v), int(v)
-    a, b = v
-    return int(a), int(b)
+def pool_geometry(
+    owner: str, kernel_size: Any, stride: Any, padding: Any
+) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """Checked ``(kernel, stride, padding)`` pairs of a pooling op; ``stride=None`` means the kernel size.
+
+    The kernel and the stride are at least 1; the padding is at least 0 and at most half the kernel
+    (as torch), so that no window lies entirely in the padding.
+
+    Examples
+    --------
+    >>> pool_geometry("max_pool2d", 2, None, 0)
+    ((2, 2), (2, 2), (0, 0))
+    """
+    k = int_pair(owner, "kernel_size", kernel_size, minimum=1)
+    s = k if stride is None else int_pair(owner, "stride", stride, minimum=1)
+    p = int_pair(owner, "padding", padding, minimum=0)
+    if p[0] > k[0] // 2 or p[1] > k[1] // 2:
+        allowed = f"at most half the kernel size {k}, i.e. <= {(k[0] // 2, k[1] // 2)}"
+        raise ArgumentError(
+            f"{owner}: padding must be {allowed}, got {padding!r}",
+            "a window made only of padding has no input element to pool",
+            argument="padding",
+            allowed=allowed,
+            value=padding,
+        )
+    return k, s, p
 
 
 def _out_size(
@@ -37,11 +60,14 @@ def _out_size(
     p: tuple[int, int],
     shape: tuple[int, ...],
 ) -> tuple[int, int]:
+    if min(s) <= 0 or min(p) < 0:
+        raise ArgumentError(f"{op}: stride must be >= 1 and padding >= 0, got stride {s} and padding {p}")
     ho = (size[0] + 2 * p[0] - k[0]) // s[0] + 1
     wo = (size[1] + 2 * p[1] - k[1]) // s[1] + 1
-    if ho <= 0 or wo <= 0 or min(s) <= 0:
+    if ho <= 0 or wo <= 0:
         raise ShapeError(
-            f"{op}: kernel {k} with stride {s} and padding {p} does not fit an input of shape {shape}"
+            f"{op}: kernel {k} with stride {s} and padding {p} does not fit an input of shape {shape}",
+            "the padded input must be at least as large as the kernel along H and W",
         )
     return ho, wo
 
@@ -91,6 +117,9 @@ class Conv2d(Function):
             )
         if b is not None and b.shape != (w.shape[0],):
             raise ShapeError(f"conv2d: bias of shape {b.shape} does not match weight of shape {w.shape}")
+        for name, arr in (("input", x), ("weight", w), ("bias", b)):
+            if arr is not None:
+                float_array("conv2d", name, arr)
         n, c, h, wd = x.shape
         f, _, kh, kw = w.shape
         ho, wo = _out_size("conv2d", (h, wd), (kh, kw), stride, padding, x.shape)
@@ -157,6 +186,7 @@ class MaxPool2d(Function):
     ) -> np.ndarray:
         if x.ndim != 4:
             raise ShapeError(f"max_pool2d: expected an (N, C, H, W) input, got shape {x.shape}")
+        float_array("max_pool2d", "input", x)
         ho, wo = _out_size("max_pool2d", x.shape[2:], kernel, stride, padding, x.shape)
         xp = _pad_nhwc(x.transpose(0, 2, 3, 1), padding, -np.inf)
         out = _window(xp, 0, 0, stride, (ho, wo)).copy()
@@ -201,6 +231,7 @@ class AvgPool2d(Function):
     ) -> np.ndarray:
         if x.ndim != 4:
             raise ShapeError(f"avg_pool2d: expected an (N, C, H, W) input, got shape {x.shape}")
+        float_array("avg_pool2d", "input", x)
         ho, wo = _out_size("avg_pool2d", x.shape[2:], kernel, stride, padding, x.shape)
         xp = _pad_nhwc(x.transpose(0, 2, 3, 1), padding, 0.0)
         out = _window(xp, 0, 0, stride, (ho, wo)).copy()
@@ -234,7 +265,7 @@ def conv2d(x: Any, weight: Any, bias: Any = None, stride: IntPair = 1, padding: 
     weight : Tensor, shape (F, C, kh, kw)
     bias : Tensor, shape (F,), optional
     stride, padding : int or (int, int)
-        Zero padding is added on both sides of H and W.
+        ``stride >= 1``; zero ``padding >= 0`` is added on both sides of H and W.
 
     Returns
     -------
@@ -249,7 +280,8 @@ def conv2d(x: Any, weight: Any, bias: Any = None, stride: IntPair = 1, padding: 
     inputs = [as_tensor(x), as_tensor(weight)]
     if bias is not None:
         inputs.append(as_tensor(bias))
-    return Conv2d.apply(*inputs, stride=_pair(stride), padding=_pair(padding))
+    s = int_pair("conv2d", "stride", stride, minimum=1)
+    return Conv2d.apply(*inputs, stride=s, padding=int_pair("conv2d", "padding", padding, minimum=0))
 
 
 def max_pool2d(x: Any, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0) -> Tensor:
@@ -259,7 +291,7 @@ def max_pool2d(x: Any, kernel_size: IntPair, stride: IntPair | None = None, padd
     ----------
     x : Tensor, shape (N, C, H, W)
     kernel_size, stride, padding : int or (int, int)
-        Padding uses ``-inf``.
+        ``kernel_size`` and ``stride`` at least 1; padding (with ``-inf``) at most half the kernel.
 
     Returns
     -------
@@ -270,10 +302,8 @@ def max_pool2d(x: Any, kernel_size: IntPair, stride: IntPair | None = None, padd
     >>> max_pool2d(Tensor(np.zeros((1, 2, 8, 8))), 2).shape
     (1, 2, 4, 4)
     """
-    k = _pair(kernel_size)
-    return MaxPool2d.apply(
-        as_tensor(x), kernel=k, stride=k if stride is None else _pair(stride), padding=_pair(padding)
-    )
+    k, s, p = pool_geometry("max_pool2d", kernel_size, stride, padding)
+    return MaxPool2d.apply(as_tensor(x), kernel=k, stride=s, padding=p)
 
 
 def avg_pool2d(x: Any, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0) -> Tensor:
@@ -287,7 +317,5 @@ def avg_pool2d(x: Any, kernel_size: IntPair, stride: IntPair | None = None, padd
     array([[1., 1.],
            [1., 1.]])
     """
-    k = _pair(kernel_size)
-    return AvgPool2d.apply(
-        as_tensor(x), kernel=k, stride=k if stride is None else _pair(stride), padding=_pair(padding)
-    )
+    k, s, p = pool_geometry("avg_pool2d", kernel_size, stride, padding)
+    return AvgPool2d.apply(as_tensor(x), kernel=k, stride=s, padding=p)

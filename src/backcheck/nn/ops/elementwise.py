@@ -12,8 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from backcheck.nn.autograd import Context
 from backcheck.nn.errors import DTypeError, ShapeError
-from backcheck.nn.tensor import Context, Function, Tensor, as_tensor
+from backcheck.nn.tensor import Function, Tensor, as_tensor
+from backcheck.nn.validate import choice, number
 
 __all__ = [
     "add",
@@ -189,7 +191,7 @@ def neg(a: Any) -> Tensor:
     return Neg.apply(as_tensor(a))
 
 
-def pow(a: Any, b: Any) -> Tensor:  # noqa: A001
+def pow(a: Any, b: Any) -> Tensor:
     """Elementwise ``a ** b`` with broadcasting.
 
     The gradient w.r.t. an exponent that requires grad is ``a**b * log(a)``, defined for ``a > 0``.
@@ -347,7 +349,8 @@ class Gelu(Function):
     def forward(ctx: Context, x: np.ndarray, *, approximate: str) -> np.ndarray:
         ctx.x, ctx.approximate = x, approximate
         if approximate == "tanh":
-            t = np.tanh(_SQRT_2_OVER_PI * (x + _GELU_C * x**3))
+            with np.errstate(over="ignore"):  # x**3 overflows only where tanh is exactly +-1 anyway
+                t = np.tanh(_SQRT_2_OVER_PI * (x + _GELU_C * x**3))
             ctx.t = t
             return 0.5 * x * (1 + t)
         cdf = 0.5 * (1 + _erf_array(x * _INV_SQRT_2))
@@ -359,8 +362,10 @@ class Gelu(Function):
         x = ctx.x
         if ctx.approximate == "tanh":
             t = ctx.t
+            sech2 = 1 - t * t
             dinner = _SQRT_2_OVER_PI * (1 + 3 * _GELU_C * x * x)
-            return (grad * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * dinner),)
+            # where tanh saturated, sech^2 is 0 and the term vanishes (x * dinner may be inf there)
+            return (grad * (0.5 * (1 + t) + np.where(sech2 > 0, 0.5 * x * sech2 * dinner, 0)),)
         pdf = _INV_SQRT_2PI * np.exp(-0.5 * x * x)
         return (grad * (ctx.cdf + x * pdf),)
 
@@ -372,7 +377,8 @@ class Softplus(Function):
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, *, beta: float, threshold: float) -> np.ndarray:
-        bx = x * beta
+        with np.errstate(over="ignore"):  # beta * x overflows only far above the threshold (linear there)
+            bx = x * beta
         linear = bx > threshold
         ctx.bx, ctx.linear = bx, linear
         return np.where(linear, x, np.logaddexp(0, bx) / beta)
@@ -456,7 +462,7 @@ def sqrt(x: Any) -> Tensor:
     return Sqrt.apply(as_tensor(x))
 
 
-def abs(x: Any) -> Tensor:  # noqa: A001
+def abs(x: Any) -> Tensor:
     """Elementwise absolute value; gradient ``sign(x)`` (0 at 0)."""
     return Abs.apply(as_tensor(x))
 
@@ -484,7 +490,7 @@ def relu(x: Any) -> Tensor:
 
 def leaky_relu(x: Any, negative_slope: float = 0.01) -> Tensor:
     """Elementwise ``x if x > 0 else negative_slope * x``."""
-    return LeakyRelu.apply(as_tensor(x), slope=negative_slope)
+    return LeakyRelu.apply(as_tensor(x), slope=number("leaky_relu", "negative_slope", negative_slope))
 
 
 def gelu(x: Any, approximate: str = "none") -> Tensor:
@@ -502,18 +508,23 @@ def gelu(x: Any, approximate: str = "none") -> Tensor:
     >>> round(gelu(Tensor([1.0], dtype="float64")).item(), 6)
     0.841345
     """
-    if approximate not in ("none", "tanh"):
-        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    return Gelu.apply(as_tensor(x), approximate=approximate)
+    return Gelu.apply(as_tensor(x), approximate=choice("gelu", "approximate", approximate, ("none", "tanh")))
 
 
 def softplus(x: Any, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
-    """Elementwise ``log(1 + exp(beta x)) / beta``, linear above ``threshold`` (torch semantics)."""
-    return Softplus.apply(as_tensor(x), beta=beta, threshold=threshold)
+    """Elementwise ``log(1 + exp(beta x)) / beta``, linear above ``threshold`` (torch semantics).
+
+    ``beta > 0`` and ``threshold`` finite.
+    """
+    b = number("softplus", "beta", beta, low=0.0, interval="(]")
+    return Softplus.apply(as_tensor(x), beta=b, threshold=number("softplus", "threshold", threshold))
 
 
 def clip(x: Any, lo: float | None = None, hi: float | None = None) -> Tensor:
-    """Clamp to ``[lo, hi]`` (either bound may be None).  Example: ``clip(x, 0.0, 1.0)``."""
+    """Clamp to ``[lo, hi]`` (either bound may be None; ``lo <= hi``).  Example: ``clip(x, 0.0, 1.0)``."""
+    low = -math.inf if lo is None else number("clip", "lo", lo)
+    if hi is not None:
+        number("clip", "hi", hi, low=low)
     return Clip.apply(as_tensor(x), lo=lo, hi=hi)
 
 

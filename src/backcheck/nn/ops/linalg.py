@@ -6,8 +6,10 @@ from typing import Any
 
 import numpy as np
 
+from backcheck.nn.autograd import Context
 from backcheck.nn.errors import ShapeError
-from backcheck.nn.tensor import Context, Function, Tensor, as_tensor
+from backcheck.nn.tensor import Function, Tensor, as_tensor
+from backcheck.nn.validate import float_array
 
 __all__ = ["matmul", "linear"]
 
@@ -106,6 +108,9 @@ class Linear(Function):
             )
         if b is not None and b.shape != (w.shape[0],):
             raise ShapeError(f"linear: bias of shape {b.shape} does not match weight of shape {w.shape}")
+        for name, arr in (("input", x), ("weight", w), ("bias", b)):
+            if arr is not None and arr.dtype.kind != "f":
+                float_array("linear", name, arr)
         ctx.x, ctx.w = x, w
         out = x @ w.T
         if b is not None:

@@ -1,8 +1,8 @@
 """Neural-network ops with fused backward passes.
 
-softmax, log_softmax, softmax cross-entropy with integer labels, mean squared error, batch norm
-(train and eval, torch's running-statistics convention), layer norm, dropout (explicit mask) and
-embedding lookup.  Fusing them keeps the backward short and numerically stable: e.g. the gradient
+softmax, log_softmax, softmax cross-entropy with integer labels, mean squared error, dropout (explicit
+mask) and embedding lookup (batch and layer norm are in :mod:`backcheck.nn.ops.norm`).  Fusing them
+keeps the backward short and numerically stable: e.g. the gradient
 of cross-entropy w.r.t. the logits is just ``softmax - onehot``.
 """
 
@@ -13,16 +13,16 @@ from typing import Any
 
 import numpy as np
 
+from backcheck.nn.autograd import Context
 from backcheck.nn.errors import DTypeError, IndexRangeError, LabelError, ShapeError
-from backcheck.nn.tensor import Context, Function, Tensor, as_tensor
+from backcheck.nn.tensor import Function, Tensor, as_tensor
+from backcheck.nn.validate import choice, flag, float_array, generator, integer, probability
 
 __all__ = [
     "softmax",
     "log_softmax",
     "cross_entropy",
     "mse_loss",
-    "batch_norm",
-    "layer_norm",
     "dropout",
     "dropout_mask",
     "embedding",
@@ -31,9 +31,19 @@ __all__ = [
 _REDUCTIONS = ("mean", "sum", "none")
 
 
-def _check_reduction(op: str, reduction: str) -> None:
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+def check_reduction(op: str, reduction: Any) -> str:
+    """``reduction`` if it is 'mean', 'sum' or 'none', else :class:`~backcheck.nn.errors.ArgumentError`."""
+    return choice(op, "reduction", reduction, _REDUCTIONS)
+
+
+def _axis(op: str, axis: Any, ndim: int) -> int:
+    axis = integer(op, "axis", axis)
+    if not -ndim <= axis < max(ndim, 1):
+        raise ShapeError(
+            f"{op}: axis {axis} is out of range for an input with {ndim} dimensions",
+            f"use an axis in [{-ndim}, {ndim - 1}]" if ndim else "a 0-d input has no axis to normalize over",
+        )
+    return axis
 
 
 # ---------------------------------------------------------------------- softmax family
@@ -42,7 +52,9 @@ class Softmax(Function):
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, *, axis: int) -> np.ndarray:
-        e = np.exp(x - x.max(axis=axis, keepdims=True))
+        # x - max(x) <= 0; where it overflows to -inf (|x| near the float maximum) exp gives the exact 0
+        with np.errstate(over="ignore"):
+            e = np.exp(x - x.max(axis=axis, keepdims=True))
         e /= e.sum(axis=axis, keepdims=True)
         ctx.out, ctx.axis = e, axis
         return e
@@ -58,7 +70,8 @@ class LogSoftmax(Function):
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, *, axis: int) -> np.ndarray:
-        z = x - x.max(axis=axis, keepdims=True)
+        with np.errstate(over="ignore"):  # as in Softmax; a log-probability below -max float is -inf
+            z = x - x.max(axis=axis, keepdims=True)
         z -= np.log(np.exp(z).sum(axis=axis, keepdims=True))
         ctx.out, ctx.axis = z, axis
         return z
@@ -76,12 +89,16 @@ def softmax(x: Any, axis: int = -1) -> Tensor:
     >>> softmax(Tensor([0.0, 0.0])).data
     array([0.5, 0.5], dtype=float32)
     """
-    return Softmax.apply(as_tensor(x), axis=axis)
+    x = as_tensor(x)
+    float_array("softmax", "input", x.data)
+    return Softmax.apply(x, axis=_axis("softmax", axis, x.data.ndim))
 
 
 def log_softmax(x: Any, axis: int = -1) -> Tensor:
     """``x - logsumexp(x, axis)``, computed stably.  Same shape as ``x``."""
-    return LogSoftmax.apply(as_tensor(x), axis=axis)
+    x = as_tensor(x)
+    float_array("log_softmax", "input", x.data)
+    return LogSoftmax.apply(x, axis=_axis("log_softmax", axis, x.data.ndim))
 
 
 class SoftmaxCrossEntropy(Function):
@@ -99,7 +116,11 @@ class SoftmaxCrossEntropy(Function):
                 f"cross_entropy: labels of shape {labels.shape} do not match logits of shape {logits.shape}"
             )
         if labels.dtype.kind not in "iu":
-            raise LabelError(f"cross_entropy: labels must be integers, got dtype {labels.dtype}")
+            raise LabelError(
+                f"cross_entropy: labels must be integers, got dtype {labels.dtype}",
+                "labels are class indices in [0, C), e.g. y.astype(np.int64)",
+            )
+        float_array("cross_entropy", "logits", logits)
         if n:
             lo, hi = labels.min(), labels.max()
             if lo < 0 or hi >= c:
@@ -107,13 +128,17 @@ class SoftmaxCrossEntropy(Function):
                 where = int(np.flatnonzero(labels == bad)[0])
                 raise LabelError(
                     f"cross_entropy: label {bad} (at index {where}) is out of range for {c} classes; "
-                    f"labels must be in [0, {c - 1}]"
+                    f"labels must be in [0, {c - 1}]",
+                    "the logits need one column per class",
                 )
-        z = logits - logits.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        s = e.sum(axis=1, keepdims=True)
         rows = np.arange(n)
-        losses = np.log(s[:, 0]) - z[rows, labels]
+        # as in Softmax: x - max(x) overflows to -inf only where exp gives the exact 0; a loss above the
+        # float maximum is inf
+        with np.errstate(over="ignore"):
+            z = logits - logits.max(axis=1, keepdims=True)
+            e = np.exp(z)
+            s = e.sum(axis=1, keepdims=True)
+            losses = np.log(s[:, 0]) - z[rows, labels]
         e /= s
         ctx.probs, ctx.labels, ctx.reduction = e, labels, reduction
         if reduction == "mean":
@@ -162,8 +187,13 @@ def cross_entropy(logits: Any, labels: Any, reduction: str = "mean") -> Tensor:
     >>> round(cross_entropy(Tensor(np.zeros((2, 4))), np.array([0, 3])).item(), 4)
     1.3863
     """
-    _check_reduction("cross_entropy", reduction)
+    check_reduction("cross_entropy", reduction)
     labels_arr = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
+    if labels_arr.dtype.kind not in "iu":
+        raise LabelError(
+            f"cross_entropy: labels must be integers, got dtype {labels_arr.dtype}",
+            "labels are class indices in [0, C), e.g. y.astype(np.int64)",
+        )
     return SoftmaxCrossEntropy.apply(as_tensor(logits), Tensor(labels_arr), reduction=reduction)
 
 
@@ -174,13 +204,14 @@ class MSE(Function):
     def forward(ctx: Context, pred: np.ndarray, target: np.ndarray, *, reduction: str) -> np.ndarray:
         if pred.shape != target.shape:
             raise ShapeError(f"mse_loss: input shape {pred.shape} differs from target shape {target.shape}")
-        diff = pred - target
-        ctx.diff, ctx.reduction = diff, reduction
-        sq = diff * diff
-        if reduction == "mean":
-            return np.asarray(sq.mean())
-        if reduction == "sum":
-            return np.asarray(sq.sum())
+        with np.errstate(over="ignore"):  # a squared error above the float maximum is inf
+            diff = pred - target
+            sq = diff * diff
+            ctx.diff, ctx.reduction = diff, reduction
+            if reduction == "mean":
+                return np.asarray(sq.mean())
+            if reduction == "sum":
+                return np.asarray(sq.sum())
         return sq
 
     @staticmethod
@@ -204,223 +235,10 @@ def mse_loss(pred: Any, target: Any, reduction: str = "mean") -> Tensor:
     >>> mse_loss(Tensor([1.0, 3.0]), Tensor([1.0, 1.0])).item()
     2.0
     """
-    _check_reduction("mse_loss", reduction)
+    check_reduction("mse_loss", reduction)
     pred = as_tensor(pred)
+    float_array("mse_loss", "input", pred.data)
     return MSE.apply(pred, as_tensor(target, like=pred), reduction=reduction)
-
-
-# ---------------------------------------------------------------------- normalization
-def _channels_last_2d(a: np.ndarray) -> tuple[np.ndarray, tuple[int, ...], tuple[int, ...]]:
-    """View (N, C, *S) as a C-contiguous (N * prod(S), C) matrix (copying only if needed).
-
-    Returns the matrix, the channels-last shape and the permutation that restores (N, C, *S).
-    """
-    if a.ndim == 2:
-        return np.ascontiguousarray(a), a.shape, (0, 1)
-    perm = (0, *range(2, a.ndim), 1)
-    t = a.transpose(perm)
-    inverse = tuple(int(i) for i in np.argsort(perm))
-    return np.ascontiguousarray(t).reshape(-1, a.shape[1]), t.shape, inverse
-
-
-class BatchNorm(Function):
-    """Batch normalization over every axis but the channel axis 1 (``x`` is (N, C) or (N, C, ...)).
-
-    The work is done on an (M, C) channels-last matrix (M = N * H * W): the per-channel sums are then
-    matrix-vector products, and an NCHW view of channels-last memory (as produced by conv2d)
-    needs no copy at all.
-    """
-
-    name = "batch_norm"
-
-    @staticmethod
-    def forward(
-        ctx: Context,
-        x: np.ndarray,
-        weight: np.ndarray,
-        bias: np.ndarray,
-        *,
-        running_mean: np.ndarray | None,
-        running_var: np.ndarray | None,
-        training: bool,
-        momentum: float,
-        eps: float,
-    ) -> np.ndarray:
-        if x.ndim < 2 or weight.shape != (x.shape[1],) or bias.shape != (x.shape[1],):
-            raise ShapeError(
-                f"batch_norm: input of shape {x.shape} needs (N, C, ...) with weight and bias of shape "
-                f"(C,); got weight {weight.shape}, bias {bias.shape}"
-            )
-        x2, tshape, inverse = _channels_last_2d(x)
-        m = x2.shape[0]
-        if training:
-            if m <= 1:
-                raise ShapeError(
-                    f"batch_norm: need more than one value per channel in training, got input {x.shape}"
-                )
-            ones = np.ones(m, dtype=x.dtype)
-            mean = (ones @ x2) / m
-            xhat = x2 - mean
-            var = (ones @ (xhat * xhat)) / m
-            inv = 1.0 / np.sqrt(var + eps)
-            if running_mean is not None and running_var is not None:
-                running_mean *= 1 - momentum
-                running_mean += momentum * mean
-                running_var *= 1 - momentum
-                running_var += (momentum * m / (m - 1)) * var
-            xhat *= inv
-        else:
-            if running_mean is None or running_var is None:
-                raise ValueError("batch_norm: eval mode needs running_mean and running_var")
-            inv = (1.0 / np.sqrt(running_var + eps)).astype(x.dtype)
-            xhat = (x2 - running_mean.astype(x.dtype)) * inv
-        out = xhat * weight
-        out += bias
-        ctx.xhat, ctx.inv, ctx.w, ctx.m, ctx.training = xhat, inv, weight, m, training
-        ctx.nhwc_shape, ctx.to_nchw = tshape, inverse
-        return out.reshape(tshape).transpose(inverse)
-
-    @staticmethod
-    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
-        xhat, m = ctx.xhat, ctx.m
-        tshape, inverse = ctx.nhwc_shape, ctx.to_nchw
-        g2, _, _ = _channels_last_2d(grad)
-        ones = np.ones(m, dtype=g2.dtype)
-        gbeta = ones @ g2
-        ggamma = ones @ (g2 * xhat)
-        scale = ctx.w * ctx.inv
-        if ctx.training:
-            t = xhat * ggamma
-            t += gbeta
-            t *= 1.0 / m
-            gx = g2 - t
-            gx *= scale
-        else:
-            gx = g2 * scale
-        return gx.reshape(tshape).transpose(inverse), ggamma, gbeta
-
-
-def batch_norm(
-    x: Any,
-    running_mean: np.ndarray | None,
-    running_var: np.ndarray | None,
-    weight: Any = None,
-    bias: Any = None,
-    training: bool = False,
-    momentum: float = 0.1,
-    eps: float = 1e-5,
-) -> Tensor:
-    """Batch normalization, as ``torch.nn.functional.batch_norm``.
-
-    In training the batch statistics (biased variance) normalize ``x`` and, when given, the running
-    statistics are updated in place: ``r = (1 - momentum) * r + momentum * stat`` with the
-    *unbiased* variance for ``running_var`` (torch's convention).  In eval the running statistics
-    normalize ``x``.
-
-    Parameters
-    ----------
-    x : Tensor, shape (N, C) or (N, C, H, W) (any trailing axes)
-    running_mean, running_var : numpy.ndarray, shape (C,), or None
-    weight, bias : Tensor, shape (C,), optional
-        Default to ones and zeros.
-    training : bool
-    momentum, eps : float
-
-    Returns
-    -------
-    Tensor, same shape as ``x``
-
-    Examples
-    --------
-    >>> x = Tensor(np.random.default_rng(0).normal(size=(8, 3)))
-    >>> rm, rv = np.zeros(3), np.ones(3)
-    >>> y = batch_norm(x, rm, rv, training=True)
-    >>> np.allclose(y.data.mean(0), 0)
-    True
-    """
-    x = as_tensor(x)
-    c = x.data.shape[1] if x.data.ndim > 1 else 0
-    w = as_tensor(weight) if weight is not None else Tensor(np.ones(c, dtype=x.data.dtype))
-    b = as_tensor(bias) if bias is not None else Tensor(np.zeros(c, dtype=x.data.dtype))
-    return BatchNorm.apply(
-        x,
-        w,
-        b,
-        running_mean=running_mean,
-        running_var=running_var,
-        training=training,
-        momentum=momentum,
-        eps=eps,
-    )
-
-
-class LayerNorm(Function):
-    """Normalize over the trailing axes ``axes``, then scale and shift elementwise."""
-
-    name = "layer_norm"
-
-    @staticmethod
-    def forward(
-        ctx: Context, x: np.ndarray, weight: np.ndarray, bias: np.ndarray, *, ndims: int, eps: float
-    ) -> np.ndarray:
-        shape = x.shape[x.ndim - ndims :]
-        if ndims > x.ndim or weight.shape != shape or bias.shape != shape:
-            raise ShapeError(
-                f"layer_norm: input of shape {x.shape} does not end with the normalized shape "
-                f"{weight.shape} of the weight (bias {bias.shape})"
-            )
-        axes = tuple(range(x.ndim - ndims, x.ndim))
-        mean = x.mean(axis=axes, keepdims=True)
-        xc = x - mean
-        var = np.mean(xc * xc, axis=axes, keepdims=True)
-        inv = 1.0 / np.sqrt(var + eps)
-        xhat = xc
-        xhat *= inv
-        ctx.xhat, ctx.inv, ctx.w, ctx.axes = xhat, inv, weight, axes
-        return xhat * weight + bias
-
-    @staticmethod
-    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
-        xhat, axes = ctx.xhat, ctx.axes
-        lead = tuple(range(xhat.ndim - len(axes)))
-        gw = (grad * xhat).sum(axis=lead) if ctx.needs_input_grad[1] else None
-        gb = grad.sum(axis=lead) if ctx.needs_input_grad[2] else None
-        gx = None
-        if ctx.needs_input_grad[0]:
-            dxhat = grad * ctx.w
-            gx = (
-                dxhat
-                - dxhat.mean(axis=axes, keepdims=True)
-                - xhat * (dxhat * xhat).mean(axis=axes, keepdims=True)
-            ) * ctx.inv
-        return gx, gw, gb
-
-
-def layer_norm(
-    x: Any, normalized_shape: int | Sequence[int], weight: Any = None, bias: Any = None, eps: float = 1e-5
-) -> Tensor:
-    """Layer normalization over the trailing ``normalized_shape`` axes (biased variance).
-
-    Parameters
-    ----------
-    x : Tensor, shape (..., *normalized_shape)
-    normalized_shape : int or tuple of int
-    weight, bias : Tensor, shape normalized_shape, optional
-        Default to ones and zeros.
-    eps : float
-
-    Examples
-    --------
-    >>> y = layer_norm(Tensor(np.arange(6.0).reshape(2, 3)), 3)
-    >>> np.allclose(y.data.mean(-1), 0)
-    True
-    """
-    x = as_tensor(x)
-    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
-    w = as_tensor(weight) if weight is not None else Tensor(np.ones(shape, dtype=x.data.dtype))
-    b = as_tensor(bias) if bias is not None else Tensor(np.zeros(shape, dtype=x.data.dtype))
-    return LayerNorm.apply(x, w, b, ndims=len(shape), eps=eps)
-
 
 # ---------------------------------------------------------------------- dropout and embedding
 class Dropout(Function):
@@ -451,9 +269,10 @@ def dropout_mask(
     >>> sorted(set(m.tolist()))
     [0.0, 2.0]
     """
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"dropout: p must be in [0, 1), got {p}")
-    keep = rng.random(tuple(shape), dtype=np.float64) >= p
+    p = probability("dropout_mask", "p", p)
+    generator("dropout_mask", "rng", rng)
+    dims = tuple(integer("dropout_mask", "shape", n, minimum=0) for n in shape)
+    keep = rng.random(dims, dtype=np.float64) >= p
     return keep.astype(dtype) * np.asarray(1.0 / (1.0 - p), dtype=dtype)
 
 
@@ -489,7 +308,8 @@ def dropout(
     True
     """
     x = as_tensor(x)
-    if not training or (p == 0.0 and mask is None):
+    p = probability("dropout", "p", p, hint="p is the probability of zeroing an element; 0 disables dropout")
+    if not flag("dropout", "training", training) or (p == 0.0 and mask is None):
         return x
     if mask is None:
         mask = dropout_mask(
@@ -540,7 +360,10 @@ def embedding(indices: Any, weight: Any) -> Tensor:
     idx = indices.data if isinstance(indices, Tensor) else np.asarray(indices)
     weight = as_tensor(weight)
     if idx.dtype.kind not in "iu":
-        raise DTypeError(f"embedding: indices must be integers, got dtype {idx.dtype}")
+        raise DTypeError(
+            f"embedding: indices must be integers, got dtype {idx.dtype}", "e.g. indices.astype(np.int64)"
+        )
+    float_array("embedding", "weight", weight.data)
     if weight.data.ndim != 2:
         raise ShapeError(
             f"embedding: weight must be 2-D (num_embeddings, dim), got shape {weight.data.shape}"

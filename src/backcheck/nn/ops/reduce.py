@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from backcheck.nn.autograd import Context
 from backcheck.nn.errors import ShapeError
-from backcheck.nn.tensor import Context, Function, Tensor, as_tensor
+from backcheck.nn.tensor import Function, Tensor, as_tensor
 
 __all__ = ["sum", "mean", "max", "min", "logsumexp"]
 
@@ -121,7 +122,9 @@ class LogSumExp(Function):
     def forward(ctx: Context, x: np.ndarray, *, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
         m = x.max(axis=axes, keepdims=True)
         m = np.where(np.isfinite(m), m, 0)
-        out = np.log(np.exp(x - m).sum(axis=axes, keepdims=True)) + m
+        # x - m <= 0; it overflows to -inf only where exp gives the exact 0
+        with np.errstate(over="ignore"):
+            out = np.log(np.exp(x - m).sum(axis=axes, keepdims=True)) + m
         ctx.x, ctx.out, ctx.axes, ctx.keepdims = x, out, axes, keepdims
         return (
             out if keepdims else np.asarray(out.reshape([s for i, s in enumerate(x.shape) if i not in axes]))
@@ -132,7 +135,7 @@ class LogSumExp(Function):
         return (_expand(grad, ctx.axes, ctx.keepdims) * np.exp(ctx.x - ctx.out),)
 
 
-def sum(x: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+def sum(x: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """Sum over ``axis`` (an int, a tuple of ints or None for all axes).
 
     Parameters
@@ -157,7 +160,7 @@ def mean(x: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:
     return Mean.apply(x, axes=_norm_axis("mean", axis, x.data.ndim), keepdims=keepdims)
 
 
-def max(x: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+def max(x: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """Maximum over ``axis``; the gradient is split evenly among tied maxima.
 
     Examples
@@ -169,7 +172,7 @@ def max(x: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A
     return Max.apply(x, axes=_norm_axis("max", axis, x.data.ndim), keepdims=keepdims)
 
 
-def min(x: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+def min(x: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """Minimum over ``axis``; the gradient is split evenly among tied minima."""
     x = as_tensor(x)
     return Min.apply(x, axes=_norm_axis("min", axis, x.data.ndim), keepdims=keepdims)

@@ -7,8 +7,10 @@ from typing import Any
 
 import numpy as np
 
+from backcheck.nn.autograd import Context
 from backcheck.nn.errors import ShapeError
-from backcheck.nn.tensor import Context, Function, Tensor, as_tensor
+from backcheck.nn.tensor import Function, Tensor, as_tensor
+from backcheck.nn.validate import integer
 
 __all__ = ["reshape", "permute", "getitem", "concatenate", "stack", "pad", "broadcast_to", "flatten"]
 
@@ -209,12 +211,19 @@ def concatenate(xs: Sequence[Any], axis: int = 0) -> Tensor:
     >>> concatenate([Tensor(np.zeros((2, 3))), Tensor(np.ones((1, 3)))]).shape
     (3, 3)
     """
-    return Concatenate.apply(*[as_tensor(x) for x in xs], axis=axis)
+    return Concatenate.apply(*_some("concatenate", xs), axis=integer("concatenate", "axis", axis))
 
 
 def stack(xs: Sequence[Any], axis: int = 0) -> Tensor:
     """Join same-shaped tensors along a new axis.  Example: ``stack([a, b], axis=1)``."""
-    return Stack.apply(*[as_tensor(x) for x in xs], axis=axis)
+    return Stack.apply(*_some("stack", xs), axis=integer("stack", "axis", axis))
+
+
+def _some(op: str, xs: Sequence[Any]) -> list[Tensor]:
+    tensors = [as_tensor(x) for x in xs]
+    if not tensors:
+        raise ShapeError(f"{op}: needs at least one tensor, got none", "pass a non-empty list of tensors")
+    return tensors
 
 
 def pad(x: Any, pad_width: Sequence[tuple[int, int]] | int, value: float = 0.0) -> Tensor:
@@ -234,10 +243,12 @@ def pad(x: Any, pad_width: Sequence[tuple[int, int]] | int, value: float = 0.0) 
     (4, 4)
     """
     x = as_tensor(x)
-    if isinstance(pad_width, int):
-        pw = tuple((pad_width, pad_width) for _ in range(x.data.ndim))
-    else:
-        pw = tuple((int(b), int(a)) for b, a in pad_width)
+    if not isinstance(pad_width, Sequence):
+        pad_width = [(pad_width, pad_width)] * x.data.ndim
+    pw = tuple(
+        (integer("pad", f"pad_width[{i}]", b, minimum=0), integer("pad", f"pad_width[{i}]", a, minimum=0))
+        for i, (b, a) in enumerate(pad_width)
+    )
     return Pad.apply(x, pad_width=pw, value=value)
 
 
