@@ -189,7 +189,8 @@ def state_finding(
     i = int(where[np.argmax(np.maximum(np.abs(g2 - g1), np.abs(g3 - g1))[where])])
     leaf, _ = tree.locate(i)
     names = [tree.element_name(int(k)) for k in where[:5]]
-    inputs = sorted({tree.locate(int(k))[0].name.split(".")[0] for k in where}, key=names[0].find)
+    hit = [lf.name for lf in tree.leaves if changed[lf.offset : lf.offset + lf.size].any()]
+    inputs = list(dict.fromkeys(n.removesuffix(".real").removesuffix(".imag") for n in hit))
     return Finding(
         kind="saved state",
         message=(
