@@ -92,8 +92,9 @@ def color(t: float) -> str:
 class Frame:
     """A plot area: data ranges mapped to pixels, axes with ticks, and an SVG element under construction."""
 
-    def __init__(self, x0: float, x1: float, y0: float, y1: float, *, title: str, xlabel: str, ylabel: str,
-                 label: str, width: int = WIDTH, height: int = HEIGHT) -> None:
+    def __init__(self, xrange: tuple[float, float], yrange: tuple[float, float], *, title: str, xlabel: str,
+                 ylabel: str, label: str) -> None:
+        (x0, x1), (y0, y1), width, height = xrange, yrange, WIDTH, HEIGHT
         self.x0, self.x1 = (x0, x1) if x1 > x0 else (x0 - 0.5, x0 + 0.5)
         self.y0, self.y1 = (y0, y1) if y1 > y0 else (y0 - 0.5, y0 + 0.5)
         self.w, self.h = width, height
@@ -178,7 +179,7 @@ def v_curve(steps: Sequence[float], errors: Sequence[float], *, chosen: float, b
     title = f"error vs step: {name}" + (f" ({dtype})" if dtype else "")
     label = f"V curve of {name}: |central difference - analytic| against the step"
     if h.size == 0:
-        return Frame(0, 1, 0, 1, title=title, xlabel="step h", ylabel="|error|", label=label).svg()
+        return Frame((0, 1), (0, 1), title=title, xlabel="step h", ylabel="|error|", label=label).svg()
     positive = err[err > 0]
     floor = (positive.min() / 10.0) if positive.size else 1e-16
     if bound is not None and bound > 0 and math.isfinite(bound):
@@ -189,7 +190,7 @@ def v_curve(steps: Sequence[float], errors: Sequence[float], *, chosen: float, b
     if bound is not None and bound > 0 and math.isfinite(bound):
         ys.append(math.log10(bound))
     y0, y1 = math.floor(min(ys) - 0.25), math.ceil(max(ys) + 0.25)  # the data never touches the frame
-    fr = Frame(float(lx.min()), float(lx.max()), y0, y1, title=title, xlabel="step h (log scale)",
+    fr = Frame((float(lx.min()), float(lx.max())), (y0, y1), title=title, xlabel="step h (log scale)",
                ylabel="|numeric - analytic|", label=label)
     fr.axes(_decade_ticks(fr.x0, fr.x1), _decade_ticks(y0, y1))
     fr.ends("\u2190 round-off", "truncation \u2192")
@@ -223,7 +224,7 @@ def histogram(ratios: np.ndarray, *, name: str = "", per_element: bool = True) -
     xlabel = "|a - n| / bound" if per_element else "|a - n| / bound of the worst listed element"
     label = f"histogram of elementwise error over bound for {name}"
     if r.size == 0:
-        return Frame(0, 1, 0, 1, title=title, xlabel=xlabel, ylabel="elements", label=label).svg()
+        return Frame((0, 1), (0, 1), title=title, xlabel=xlabel, ylabel="elements", label=label).svg()
     exact = int(np.sum(r <= 0))
     lr = np.log10(r[r > 0]) if np.any(r > 0) else np.empty(0)
     lo = math.floor(min(lr.min(), -1.0)) if lr.size else -1.0
@@ -235,7 +236,7 @@ def histogram(ratios: np.ndarray, *, name: str = "", per_element: bool = True) -
     counts, _ = np.histogram(np.clip(lr, lo, hi), bins=edges)
     counts[0] += exact
     top = max(int(counts.max()), 1)
-    fr = Frame(lo, hi, 0, top * 1.12, title=title, xlabel=xlabel, ylabel="elements", label=label)
+    fr = Frame((lo, hi), (0, top * 1.12), title=title, xlabel=xlabel, ylabel="elements", label=label)
     ystep = max(1, math.ceil(top / 4))
     fr.axes(_decade_ticks(lo, hi), [(float(k), str(k)) for k in range(0, top + 1, ystep)])
     p = fr.parts
