@@ -7,11 +7,12 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
-import jsonschema
 import pytest
 
 from backcheck.render.json import ENVELOPE_VERSION, to_document, to_json, write_json
 from backcheck.report import SCHEMA_VERSION, Report
+
+jsonschema = pytest.importorskip("jsonschema")
 
 SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "report-schema.json"
 
@@ -56,3 +57,10 @@ def test_single_report_and_write(tmp_path: Path, passing32: Report) -> None:
     out = write_json([passing32], tmp_path / "a" / "r.json")
     assert json.loads(out.read_text())["reports"][0]["title"] == passing32.title
     assert to_document([])["status"] == "empty"
+
+
+def test_a_finding_is_named_in_the_reason(validator: jsonschema.Draft202012Validator, mutating: Report,
+                                          failing: Report) -> None:
+    doc = to_document([mutating, failing])
+    validator.validate(doc)
+    assert [r["reason"] for r in doc["reports"]] == ["mutation: backward wrote into dout", ""]

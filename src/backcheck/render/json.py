@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from backcheck._version import __version__ as version
-from backcheck.render._data import as_list, overall_status
+from backcheck.render._data import as_list, overall_status, reason
 
 if TYPE_CHECKING:
     from backcheck.report import Report
@@ -60,6 +60,8 @@ def to_document(reports: Report | Sequence[Report], labels: Sequence[str] | None
     """The JSON document as a Python dict (see the module docstring)."""
     items = as_list(reports)
     dicts = [r.to_dict() for r in items]
+    for d, r in zip(dicts, items, strict=True):
+        d["reason"] = reason(r)
     if labels is not None:
         names = list(labels)
         if len(names) != len(items):
