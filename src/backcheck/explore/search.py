@@ -229,6 +229,7 @@ class Search:
         from hypothesis import strategies as st
         from hypothesis.errors import Unsatisfiable
 
+        self.started = time.perf_counter()  # the first run's import of Hypothesis is not the search's time
         bar = _Bar(self.title, self.budget.points, progress)
         space = self.space
 
