@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from backcheck.errors import BackcheckError
+from backcheck.errors import CaseError
 
 if TYPE_CHECKING:
     from backcheck.report import Report
@@ -55,10 +55,6 @@ if TYPE_CHECKING:
 ATTRIBUTE = "__backcheck_case__"
 #: Keyword arguments a case may pass on to check / check_layer.
 OPTIONS = ("dout", "wrt", "strategy", "samples", "atol", "rtol", "step", "seed", "upcast", "curves")
-
-
-class CaseError(BackcheckError, ValueError):
-    """A case is malformed: wrong decorator arguments, or it returned something that cannot be checked."""
 
 
 @dataclass(frozen=True)

@@ -322,3 +322,11 @@ def test_helpers() -> None:
     assert cast["a"].dtype == np.float32 and cast["b"][0].dtype == np.float32
     assert cast["b"][1].dtype == np.arange(3).dtype and cast["c"] == 1.5
     assert matches("affine_layer", "AFF") and matches("affine", "aff*") and not matches("relu", "aff*")
+
+
+def test_case_error_is_the_one_in_errors() -> None:
+    import backcheck.errors
+
+    assert CaseError is backcheck.errors.CaseError
+    with pytest.raises(backcheck.errors.CaseError):
+        backcheck.case(forward="f")
