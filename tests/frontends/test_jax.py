@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.scipy.special import logsumexp
-from jax.test_util import check_grads
 
-import backcheck.jax as bj
 from backcheck.errors import BadInputError
+
+jax = pytest.importorskip("jax")
+jnp = pytest.importorskip("jax.numpy")
+logsumexp = pytest.importorskip("jax.scipy.special").logsumexp
+check_grads = pytest.importorskip("jax.test_util").check_grads
+bj = pytest.importorskip("backcheck.jax")
 
 
 @pytest.fixture
@@ -273,9 +274,15 @@ def test_custom_jvp_forward_and_both(x64: None) -> None:
     assert both.n_evals < 2 * fwd.n_evals
 
 
-def test_both_modes_on_custom_vjp_is_a_clear_error(x64: None) -> None:
-    with pytest.raises(Exception, match="jvp"):
-        bj.check(good_matmul, *_xw(6), mode="both")
+def test_both_modes_on_custom_vjp_checks_reverse_and_says_why_not_forward(x64: None) -> None:
+    both = bj.check(good_matmul, *_xw(6), mode="both")
+    assert both.ok and [lf.name for lf in both.leaves] == ["x", "w"]
+    assert any("forward mode was not checked" in n and "custom_vjp" in n for n in both.notes)
+    assert not any("without jit" in n for n in both.notes)  # the refusal is jax's rule, not a jit failure
+    wrong = bj.check(one_wrong, *_xw(6), mode="both")
+    assert wrong.leaf("w").n_mismatch == 1 and wrong.leaf("w").worst[0].name == "w[2, 0]"
+    with pytest.raises(BadInputError, match="mode='rev'"):
+        bj.check(good_matmul, *_xw(6), mode="fwd")
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -319,7 +326,7 @@ def test_vectorized_equals_serial_on_failure(x64: None) -> None:
 def test_numeric_float64_turns_x64_on_for_one_check_only() -> None:
     report = bj.check(one_wrong, *_xw(9, np.float32), numeric_dtype="float64")
     assert not bj.x64_enabled()
-    assert any("turned on for this check" in n for n in report.notes)
+    assert any("x64 mode was on for the finite differences only" in n for n in report.notes)
     assert report.leaf("w").n_mismatch == 1 and report.leaf("w").dtype == "float32"
 
 

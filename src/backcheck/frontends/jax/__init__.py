@@ -1,0 +1,137 @@
+"""JAX frontend: check ``jax.vjp`` (``custom_vjp`` rules) and ``jax.jvp`` (``custom_jvp`` rules) against
+finite differences of the same function.
+
+A function ``fn(*args, **kwargs) -> pytree of arrays`` is reduced to the core contract by a cotangent
+``dout``: the checked scalar is ``phi = <dout, fn(*args, **kwargs)>``. Reverse mode claims its gradient is
+``vjp(dout)``; forward mode claims ``<dout, jvp(e_i)>`` for every input element ``i`` (computed with
+``jax.vmap`` over basis tangents), so both are judged element by element against the same numeric
+derivatives.
+
+Inputs are pytrees, passed positionally or by keyword; every floating array leaf is checked (``argnums``
+narrows it) and named by its path, ``params['w'][2]``. Python floats are 0-d parameters when chosen (or
+when nothing else is to check); strings, integer arrays and other values are passed through unchanged.
+The numeric side calls ``jax.jit(fn)`` (compiled once per function, shapes and dtypes, and shared by later
+checks of the same function) with numpy arrays, and evaluates the first differences in batches with
+``jax.vmap``. It runs in float64 when jax's x64 mode is on; otherwise in float32, which the report's notes
+say. ``numeric_dtype='float64'`` turns x64 on for the finite differences of one check only: the rule under
+test always runs as the user runs it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from backcheck.calls import function_name
+from backcheck.errors import BadInputError
+from backcheck.frontends.jax._check import Settings, run_check
+from backcheck.frontends.jax._numeric import NUMERIC_DTYPES, x64_enabled
+from backcheck.options import Options
+from backcheck.report import Report
+
+__all__ = ["check", "x64_enabled"]
+
+
+def check(
+    fn: Callable[..., Any],
+    *args: Any,
+    dout: Any = None,
+    argnums: int | str | Sequence[int | str] | None = None,
+    mode: str = "rev",
+    strategy: str | None = None,
+    samples: int | None = None,
+    atol: float | None = None,
+    rtol: float | None = None,
+    step: Any = None,
+    seed: int = 0,
+    numeric_dtype: str = "auto",
+    vectorized: bool | str = True,
+    curves: bool = False,
+    **kwargs: Any,
+) -> Report:
+    """Check jax's derivatives of ``fn`` (``custom_vjp`` / ``custom_jvp`` rules in it) by finite differences.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(*args, **kwargs) -> array or pytree of arrays``; may be ``jax.jit``-ed. Integer outputs are
+        ignored; output entries that are infinite at the point (log-domain outputs of masked inputs) are left
+        out, and the report says so.
+    *args, **kwargs
+        The point, as ``fn`` takes it: arrays, Python floats or pytrees (dicts, lists, tuples) of arrays,
+        positionally or by keyword (any keyword that is not an option below goes to ``fn``). Every floating
+        array leaf is checked, named by its path (``params['w'][2]``, or the keyword's name); Python floats
+        are checked as 0-d arrays when ``argnums`` names them or when no argument holds a float array. Empty
+        arrays have nothing to check (a check of only empty arrays holds trivially, and says so);
+        non-finite entries (``-inf`` masks) are not coordinates and are left out, named in the report.
+    dout : array or pytree like the output, optional
+        The output cotangent. Default: 1 for a single scalar output (the gradient itself is checked), else a
+        seeded standard normal array in each output's dtype.
+    argnums : int, str or sequence of them, optional
+        Check only these arguments: positions, or keyword names (the others are passed through).
+    mode : {'rev', 'fwd', 'both'}
+        What is checked: ``jax.vjp`` (reverse mode, ``custom_vjp``), ``jax.jvp`` (forward mode,
+        ``custom_jvp``), or both (the forward-mode leaves are then named ``jvp:<name>``; a ``custom_vjp``
+        function has no forward mode, so 'both' checks reverse mode and says why forward mode was skipped).
+        The numeric side is shared.
+    strategy, samples, atol, rtol, step, seed, curves
+        As in :func:`backcheck.check`. An element next to an edge of ``fn``'s domain (``x +- h`` not
+        finite) gets a smaller step that stays inside it, named in the report.
+    numeric_dtype : {'auto', 'float64', 'float32', 'native'}
+        'auto' evaluates the finite differences in float64 when jax's x64 mode is on (falling back to the
+        inputs' dtype if ``fn`` does not return float64), else in float32. 'float64' turns x64 on for the
+        finite differences of this check only. The analytic side always runs as you run it (x64 as you set
+        it) and is judged at the inputs' own dtypes (bfloat16 at bfloat16's resolution).
+    vectorized : bool or 'auto'
+        Evaluate the first differences in batches with ``jax.jit(jax.vmap(fn))``; falls back to one point at a
+        time if that fails. Verdicts and evaluation counts are the same either way.
+
+    Returns
+    -------
+    Report
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> import backcheck.jax as bj
+    >>> @jax.custom_vjp
+    ... def softplus(x):
+    ...     return jnp.logaddexp(x, 0.0)
+    >>> softplus.defvjp(lambda x: (softplus(x), x), lambda x, g: (g * jax.nn.sigmoid(x),))
+    >>> bj.check(lambda x: softplus(x).sum(), jnp.linspace(-3.0, 3.0, 7)).ok
+    True
+    >>> bj.check(lambda x, w: jnp.tanh(x * w).sum(), jnp.ones(3), w=jnp.full(3, 0.5)).ok
+    True
+    """
+    if mode not in ("rev", "fwd", "both"):
+        raise BadInputError(f"mode={mode!r}.", "use 'rev', 'fwd' or 'both'.")
+    if numeric_dtype not in NUMERIC_DTYPES:
+        raise BadInputError(f"numeric_dtype={numeric_dtype!r}.", "use 'auto', 'float64', 'float32' or 'native'.")
+    if vectorized not in (True, False, "auto"):
+        raise BadInputError(f"vectorized={vectorized!r}.", "use True, False or 'auto'.")
+    options = Options.make(
+        strategy=strategy, samples=samples, atol=atol, rtol=rtol, step=step, seed=seed, curves=curves
+    )
+    _check_keywords(fn, kwargs)
+    return run_check(fn, args, kwargs, Settings(dout, argnums, mode, numeric_dtype, vectorized), options)
+
+
+def _check_keywords(fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+    """Keyword inputs must be parameters of ``fn`` (a misspelt option would otherwise reach ``fn``)."""
+    if not kwargs:
+        return
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return
+    if any(p.kind == p.VAR_KEYWORD for p in params):
+        return
+    names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    unknown = sorted(set(kwargs) - names)
+    if unknown:
+        raise BadInputError(
+            f"{unknown[0]}= is neither an option of backcheck.jax.check nor a parameter of {function_name(fn)}.",
+            "options: dout, argnums, mode, strategy, samples, atol, rtol, step, seed, numeric_dtype, vectorized, "
+            "curves; any other keyword is passed to the function as an input.",
+        )

@@ -1,0 +1,120 @@
+"""The side under test: ``jax.vjp`` (reverse mode, ``custom_vjp`` rules) and ``jax.jvp`` (forward mode,
+``custom_jvp`` rules), at the inputs' own dtypes, in the x64 mode the user runs jax in.
+
+Both give the gradient of ``phi = <dout, fn(*args)>`` as one flat float64 vector in the trees' order:
+reverse mode pulls ``dout`` back; forward mode pushes every basis tangent forward (``jax.vmap`` over
+batches of them) and dots the results with ``dout``. Non-finite input entries are not coordinates: their
+entries are 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from backcheck.calls import call_user
+from backcheck.errors import BadInputError, UserFunctionError
+from backcheck.frontends.jax._inputs import Inputs, Outputs
+from backcheck.frontends.jax._trace import Runner
+from backcheck.tree import Tree
+
+#: Basis tangents pushed through ``jax.jvp`` per compiled call in forward mode.
+FWD_BATCH = 64
+#: What jax says when forward mode meets a custom_vjp function.
+_NO_JVP = "can't apply forward-mode autodiff (jvp) to a custom_vjp function"
+
+
+class Sides:
+    """``reverse(point)`` and ``forward(point)``: the claimed gradient at the original point (None) or at
+    another point given as one array per leaf (a nearby re-check)."""
+
+    def __init__(self, run: Runner, inputs: Inputs, outs: Outputs, tree: Tree, fname: str):
+        self.run, self.inputs, self.outs, self.tree, self.fname = run, inputs, outs, tree, fname
+        self.u = outs.u
+        self.keep = np.concatenate(
+            [
+                np.ones(d.size, bool) if m is None else ~m.reshape(-1)
+                for d, m in zip(inputs.diff, inputs.masks, strict=True)
+            ]
+        )
+
+    def _point(self, point: Sequence[np.ndarray] | None) -> list[Any]:
+        if point is None:
+            return self.inputs.diff
+        out = []
+        for p, d, m in zip(point, self.inputs.diff, self.inputs.masks, strict=True):
+            v = np.asarray(p).astype(d.dtype)
+            out.append(v if m is None else np.where(m, np.asarray(d), v).astype(d.dtype))
+        return out
+
+    def _flat(self, parts: Sequence[Any]) -> np.ndarray:
+        g = np.concatenate([np.asarray(p).astype(np.float64).reshape(-1) for p in parts])
+        return np.where(self.keep, g, 0.0)
+
+    def reverse(self, point: Sequence[np.ndarray] | None = None) -> np.ndarray:
+        grads = call_user(self.run.rev, (self._point(point), self.outs.cot), f"jax.vjp of {self.fname}")
+        return self._flat(grads)
+
+    def forward(self, point: Sequence[np.ndarray] | None = None) -> np.ndarray:
+        prim = self._point(point)
+        n = self.tree.size
+        res = np.empty(n)
+        for start in range(0, n, FWD_BATCH):
+            rows = np.arange(start, min(start + FWD_BATCH, n))
+            basis = np.zeros((FWD_BATCH, n))
+            basis[np.arange(rows.size), rows] = 1.0
+            tangents = [
+                basis[:, lf.offset : lf.offset + lf.size].reshape((FWD_BATCH, *lf.shape)).astype(d.dtype)
+                for lf, d in zip(self.tree.leaves, self.inputs.diff, strict=True)
+            ]
+            touts = call_user(self.run.fwd, (prim, tangents), f"jax.jvp of {self.fname}")
+            total = np.zeros(FWD_BATCH)
+            for t, u, m in zip(touts, self.u, self.outs.masks, strict=True):
+                t64 = np.asarray(t).astype(np.float64).reshape(FWD_BATCH, -1)
+                if m is not None:
+                    t64 = np.where(m.reshape(1, -1), 0.0, t64)
+                total += t64 @ u.reshape(-1)
+            res[rows] = total[: rows.size]
+        return np.where(self.keep, res, 0.0)
+
+    def forward_or_why(self, mode: str) -> tuple[np.ndarray | None, str]:
+        """Forward mode at the original point; for mode 'both' on a function forward mode cannot enter (a
+        custom_vjp rule), None and the reason instead."""
+        try:
+            return self.forward(), ""
+        except UserFunctionError as exc:
+            if _NO_JVP not in str(exc.__cause__):
+                raise
+            if mode == "fwd":
+                raise BadInputError(
+                    f"{self.fname} contains a custom_vjp function, which jax cannot differentiate in forward "
+                    "mode (jvp).",
+                    "check it with mode='rev' (the default); forward mode needs custom_jvp rules.",
+                ) from exc
+            return None, (
+                f"forward mode was not checked: {self.fname} contains a custom_vjp function, which jax cannot "
+                "differentiate in forward mode (jvp); reverse mode was checked."
+            )
+
+
+def sections_of(sides: Sides, mode: str, section: Callable[..., Any], prefix: str) -> tuple[list[Any], list[str]]:
+    """The sections to judge for ``mode`` (built with ``section(g, at, prefix, note)``) and notes."""
+    sections, notes = [], []
+    if mode in ("rev", "both"):
+        sections.append(section(sides.reverse(), sides.reverse, "", ""))
+    if mode in ("fwd", "both"):
+        g_fwd, why = sides.forward_or_why(mode)
+        if g_fwd is None:
+            notes.append(why)
+        elif mode == "fwd":
+            note = "the analytic side is forward mode: <dout, jax.jvp(fn, e_i)> for every element (custom_jvp rules)."
+            sections.append(section(g_fwd, sides.forward, "", note))
+        else:
+            note = (
+                f"forward mode checked too: the leaves {prefix}<name> compare jax.jvp (custom_jvp rules) with the "
+                "same finite differences."
+            )
+            sections.append(section(g_fwd, sides.forward, prefix, note))
+    return sections, notes

@@ -1,0 +1,193 @@
+"""One check of a jax function, as a :class:`~backcheck.contract.Contract` for :func:`backcheck.run.run`.
+
+The steps, each in its own module: :mod:`._inputs` (what is checked, the cotangent), :mod:`._trace` (the
+compiled transformations), :mod:`._analytic` (jax.vjp / jax.jvp), :mod:`._numeric` (the finite
+differences' dtype, point and steps). This module orders them, and says in the report what was left out.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from backcheck.calls import call_user, function_name
+from backcheck.contract import Analytic, Contract, Section
+from backcheck.evaluate import Output
+from backcheck.frontends.common import AUTO_MIN_ELEMENTS, JVP_PREFIX, CachedEvaluator, prefetch_first_differences
+from backcheck.frontends.jax import _numeric as num
+from backcheck.frontends.jax._analytic import Sides, sections_of
+from backcheck.frontends.jax._inputs import Inputs, Outputs, mask_outputs, outputs, split_inputs
+from backcheck.frontends.jax._trace import Runner
+from backcheck.options import Options
+from backcheck.report import LeafReport, Report
+from backcheck.run import run
+from backcheck.strategies import resolve
+from backcheck.tree import Tree
+
+#: Machine epsilon of bfloat16 (8 bits of significand): the resolution its gradients are judged at.
+BFLOAT16_EPS = 2.0**-7
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The jax-only options of :func:`backcheck.jax.check` (the core's are an :class:`Options`)."""
+
+    dout: Any
+    argnums: Any
+    mode: str
+    numeric_dtype: str
+    vectorized: bool | str
+
+
+def run_check(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], opt: Settings, options: Options
+) -> Report:
+    started = time.perf_counter()
+    fname = function_name(fn)
+    inputs = split_inputs(fn, args, kwargs, opt.argnums, fname)
+    runner = Runner(fn, inputs.treedef, inputs.layout, inputs.statics, inputs.arrays, fname)
+    if not inputs.diff:
+        call_user(runner.apply_as_user, ([],), fname)
+        return _trivial(fname, inputs, started)
+    outs = outputs(runner.abstract(inputs.diff), opt.dout, options.rng("dout"), fname)
+    runner.out_sel = outs.sel
+    real, notes = num.choose_dtype(opt.numeric_dtype, inputs, runner, fname)
+    tree = num.tree_of(inputs, [num.held_as(dt) for dt in inputs.natives])
+    point = tree if all(lf.dtype == real for lf in tree.leaves) else num.tree_of(inputs, [real] * len(tree.leaves))
+    call = num.caller(runner, inputs, outs, point)
+    notes = inputs.notes + notes + mask_outputs(outs, call_user(call, (point.current(),), fname), fname)
+    bf16 = [n for n, dt in zip(inputs.names, inputs.natives, strict=True) if num.is_bfloat16(dt)]
+    if bf16:
+        notes.append(
+            f"{', '.join(bf16)}: bfloat16, which numpy lacks, is held as float32 (exactly) for the report, and its "
+            "gradient is judged at bfloat16's resolution (eps 2**-7)."
+        )
+    ev = CachedEvaluator(point, call, Output.cotangent(fname, outs.u, outs.names, outs.shapes, lambda o: o), fname)
+    ev.baseline()
+    notes += _prefetch(ev, runner, inputs, outs, opt, options)
+    options, edge = num.inside_steps(ev, options)
+    contract = Contract(
+        title=fname,
+        kind="jax",
+        tree=tree,
+        point=point,
+        call=call,
+        output=ev.output,
+        analytic=_analytic(Sides(runner, inputs, outs, tree, fname), opt.mode, _grad_eps(tree, inputs)),
+        fname=fname,
+        evaluator=ev,
+        notes=tuple(notes + edge),
+        dtype_labels=dict.fromkeys(bf16, "bfloat16"),
+        root="args",
+    )
+    return _finish(run(contract, options), inputs, runner)
+
+
+def _analytic(sides: Sides, mode: str, grad_eps: np.ndarray | None) -> Callable[[], Analytic]:
+    def analytic() -> Analytic:
+        sections, why = sections_of(
+            sides, mode, lambda g, at, prefix, note: Section(g, at, prefix, note, grad_eps=grad_eps), JVP_PREFIX
+        )
+        return Analytic(tuple(sections), notes=tuple(why))
+
+    return analytic
+
+
+def _prefetch(
+    ev: CachedEvaluator, runner: Runner, inputs: Inputs, outs: Outputs, opt: Settings, options: Options
+) -> list[str]:
+    """First differences of a full check in batches with jax.vmap, before anything asks for them."""
+    if not opt.vectorized or (opt.vectorized == "auto" and ev.tree.size < AUTO_MIN_ELEMENTS):
+        return []
+    if resolve(options.strategy, ev.tree.size) != "full":
+        return []  # the other strategies do not difference every element
+    notes: list[str] = []
+    done = prefetch_first_differences(
+        ev,
+        strategy=options.strategy,
+        samples=options.samples,
+        seed=0,
+        step=options.step,
+        batch=num.batcher(runner, inputs, outs, ev.tree),
+        notes=notes,
+        what="vectorized evaluation (jax.vmap)",
+    )
+    if done:
+        notes.append(f"first differences evaluated in batches with jax.vmap ({ev.n_prefetched} points).")
+    return notes
+
+
+def _grad_eps(tree: Tree, inputs: Inputs) -> np.ndarray | None:
+    """Per element, the resolution of the analytic dtype; bfloat16 (which numpy lacks) at its own."""
+    if not any(num.is_bfloat16(dt) for dt in inputs.natives):
+        return None
+    return np.concatenate(
+        [
+            np.full(lf.size, BFLOAT16_EPS if num.is_bfloat16(dt) else float(np.finfo(lf.dtype).eps))
+            for lf, dt in zip(tree.leaves, inputs.natives, strict=True)
+        ]
+    )
+
+
+def _finish(report: Report, inputs: Inputs, runner: Runner) -> Report:
+    """Masked entries out of the counts; the leaves with nothing to check; notes of late jit fallbacks."""
+    masks = {n: m for n, m in zip(inputs.names, inputs.masks, strict=True) if m is not None}
+    status = report._status if isinstance(report._status, dict) else {}
+    for lf in report.leaves:
+        base = lf.name[len(JVP_PREFIX) :] if lf.name.startswith(JVP_PREFIX) else lf.name
+        if base in masks and base in status:
+            _leave_out(lf, masks[base], np.asarray(status[base]))
+    for name, m in masks.items():
+        if name in status:
+            status[name] = np.where(m, "", status[name])
+        for values in (report._numeric, report._bound):
+            if isinstance(values, dict) and name in values:
+                values[name] = np.where(m, np.nan, values[name])
+    if masks:
+        counts = ", ".join(f"{n} ({int(m.sum())})" for n, m in masks.items())
+        report.notes.append(
+            "non-finite input entries (-inf masks, log-domain values) are not coordinates to differentiate: "
+            f"they were left out of the check and its counts: {counts}."
+        )
+    report.leaves.extend(_aside_leaf(*a) for a in inputs.aside)
+    report.notes.extend(n for n in runner.notes if n not in report.notes)
+    return report
+
+
+def _leave_out(lf: LeafReport, mask: np.ndarray, status: np.ndarray) -> None:
+    """Take the masked entries out of a leaf's counts and lists (nothing moved them: 0 against 0)."""
+    gone = status[mask]
+    gone = gone[gone != ""]
+    lf.n_checked -= int(gone.size)
+    for s in np.unique(gone).tolist():
+        lf.counts[s] = lf.counts.get(s, 0) - int(np.sum(gone == s))
+        if lf.counts[s] <= 0:
+            del lf.counts[s]
+    lf.worst = [e for e in lf.worst if not mask[e.index]]
+    lf.kinks = [e for e in lf.kinks if not mask[e.index]]
+
+
+def _aside_leaf(name: str, shape: tuple[int, ...], dtype: str, status: str, note: str) -> LeafReport:
+    n = int(np.prod(shape, dtype=np.int64))
+    return LeafReport(name, shape, dtype, status, n, 0, {}, 0.0, 0.0, 0.0, note=note)
+
+
+def _trivial(fname: str, inputs: Inputs, started: float) -> Report:
+    """Every input to check is empty: nothing to differentiate, so the check holds trivially."""
+    return Report(
+        title=fname,
+        kind="jax",
+        strategy="full",
+        method="central",
+        leaves=[_aside_leaf(*a) for a in inputs.aside],
+        n_evals=1,
+        seconds=time.perf_counter() - started,
+        notes=[
+            f"every input of {fname} to check is empty ({', '.join(a[0] for a in inputs.aside)}): there is no "
+            "element to differentiate, so the check holds trivially (nothing was compared)."
+        ],
+    )

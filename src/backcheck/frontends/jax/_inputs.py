@@ -1,0 +1,258 @@
+"""The arguments of a checked function split into what is differentiated and what is passed through, and
+the outputs with the cotangent that reduces them to one number.
+
+Every floating array leaf of ``(args, kwargs)`` is differentiated (``argnums`` narrows it), named by its
+path: ``params['w'][2]`` for a positional argument, ``w`` for a keyword one. A Python float is a 0-d
+parameter when ``argnums`` names its argument or when no argument holds a float array (``f(2.0)``);
+otherwise it is passed through as a constant. Entries that are not finite (``-inf`` masks in log-domain
+code) are not coordinates: they are left out and the report says so. Empty arrays have nothing to check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from backcheck.calls import arg_names
+from backcheck.errors import BadInputError, GradientStructureError, NonFiniteError
+from backcheck.tree import format_index
+
+
+@dataclass
+class Inputs:
+    """The leaves of ``(args, kwargs)``; ``layout`` says for each leaf: ``d`` checked, ``a`` array passed
+    through, ``s`` static value."""
+
+    treedef: Any
+    layout: tuple[str, ...]
+    diff: list[Any]
+    arrays: list[Any]
+    statics: tuple[Any, ...]
+    names: list[str]
+    masks: list[np.ndarray | None]
+    #: leaves with nothing to differentiate, reported aside: (name, shape, dtype, status, note)
+    aside: list[tuple[str, tuple[int, ...], str, str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def natives(self) -> list[Any]:
+        return [d.dtype for d in self.diff]
+
+
+def is_array(x: Any) -> bool:
+    return isinstance(x, (np.ndarray, np.generic, jax.Array))
+
+
+def is_float_dtype(dt: Any) -> bool:
+    return bool(jnp.issubdtype(dt, jnp.floating))
+
+
+def dtype_name(dt: Any) -> str:
+    return str(np.dtype(dt))
+
+
+def _selection(argnums: Any, args: tuple[Any, ...], kwargs: dict[str, Any], fname: str) -> set[Any] | None:
+    """The arguments argnums selects: positions (ints) and keyword names (strings); None for all."""
+    if argnums is None:
+        return None
+    wanted = set([argnums] if isinstance(argnums, (int, str)) else argnums)
+    bad = [a for a in wanted if not (isinstance(a, int) and 0 <= a < len(args)) and a not in kwargs]
+    if bad:
+        raise BadInputError(
+            f"argnums={argnums!r}, but {fname} gets {len(args)} positional argument(s)"
+            + (f" and the keyword argument(s) {sorted(kwargs)}" if kwargs else "")
+            + f"; {bad[0]!r} is none of them.",
+            f"choose positions among 0..{len(args) - 1}" + (" or keyword names." if kwargs else "."),
+        )
+    return wanted
+
+
+def split_inputs(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], argnums: Any, fname: str
+) -> Inputs:
+    """Split the arguments; raise :class:`BadInputError` when nothing can be differentiated."""
+    names = arg_names(fn, len(args))
+    wanted = _selection(argnums, args, kwargs, fname)
+    with_path, treedef = jax.tree_util.tree_flatten_with_path((tuple(args), dict(kwargs)))
+    kinds: list[str] = []
+    leaf_names: list[str] = []
+    for path, leaf in with_path:
+        key = path[1].idx if path[0].idx == 0 else path[1].key
+        name = (names[key] if isinstance(key, int) else str(key)) + jax.tree_util.keystr(tuple(path[2:]))
+        chosen = wanted is None or key in wanted
+        leaf_names.append(name)
+        if is_array(leaf) and chosen and jnp.issubdtype(leaf.dtype, jnp.complexfloating):
+            raise BadInputError(
+                f"{name} is complex ({leaf.dtype}); backcheck.jax checks real arrays.",
+                "split it into real and imaginary parts, or leave it out of argnums.",
+            )
+        if is_array(leaf) and chosen and is_float_dtype(leaf.dtype):
+            kinds.append("d")
+        elif type(leaf) is float and chosen:
+            kinds.append("p")  # a python float: a parameter if chosen by name or if nothing else is
+        else:
+            kinds.append("a" if is_array(leaf) else "s")
+    floats = [n for n, k in zip(leaf_names, kinds, strict=True) if k == "p"]
+    as_param = wanted is not None or "d" not in kinds
+    notes = []
+    if floats and not as_param:
+        notes.append(
+            f"the python float(s) {', '.join(floats)} were passed through as constants; name their arguments "
+            "in argnums to check them too."
+        )
+    inputs = Inputs(treedef, (), [], [], (), [], [], notes=notes)
+    layout, statics = [], []
+    for (_path, leaf), name, kind in zip(with_path, leaf_names, kinds, strict=True):
+        if kind == "p" and as_param:
+            leaf, kind = np.asarray(leaf, dtype=jax.dtypes.canonicalize_dtype(np.float64)), "d"
+        if kind == "d":
+            kind = _add_checked(inputs, leaf, name)
+        elif kind == "p":
+            kind = "s"
+        layout.append(kind)
+        if kind == "a":
+            inputs.arrays.append(leaf)
+        elif kind == "s":
+            statics.append(leaf)
+    inputs.layout, inputs.statics = tuple(layout), tuple(statics)
+    if not inputs.diff and not inputs.aside:
+        raise BadInputError(
+            f"none of {fname}'s arguments holds a floating-point array to differentiate.",
+            "pass float arrays or python floats (integer arrays and other values are passed through).",
+        )
+    if not inputs.diff and any(a[3] == "skipped" for a in inputs.aside):
+        raise BadInputError(
+            f"no entry of {fname}'s float arguments is finite ({', '.join(a[0] for a in inputs.aside)}), so "
+            "there is no coordinate to differentiate.",
+            "check at a point with finite entries; -inf masks are left out of the check.",
+        )
+    return inputs
+
+
+def _add_checked(inputs: Inputs, leaf: Any, name: str) -> str:
+    """Add one float leaf to the checked ones (``d``), or aside when it has nothing to check (``a``)."""
+    # numpy leaves stay numpy (jnp.asarray would compile a copy), in the dtype jax computes them in
+    value = leaf if isinstance(leaf, jax.Array) else np.asarray(leaf).astype(jax.dtypes.canonicalize_dtype(leaf.dtype))
+    shape, dt = tuple(np.shape(value)), dtype_name(value.dtype)
+    if np.size(value) == 0:
+        inputs.aside.append((name, shape, dt, "pass", f"{name} is empty: nothing to check."))
+        return "a"
+    finite = np.isfinite(np.asarray(value).astype(np.float32))
+    if not finite.any():
+        note = f"{name} has no finite entry; non-finite entries are not coordinates, so it was left out."
+        inputs.aside.append((name, shape, dt, "skipped", note))
+        return "a"
+    inputs.diff.append(value)
+    inputs.names.append(name)
+    inputs.masks.append(None if finite.all() else ~finite)
+    return "d"
+
+
+@dataclass
+class Outputs:
+    """The float outputs checked (``sel`` among all output leaves) and the cotangent ``u`` dotted with them."""
+
+    sel: tuple[int, ...]
+    names: list[str]
+    shapes: list[tuple[int, ...]]
+    dtypes: list[Any]
+    cot: list[np.ndarray]
+    masks: list[np.ndarray | None] = field(default_factory=list)
+
+    @property
+    def u(self) -> list[np.ndarray]:
+        return [np.asarray(c).astype(np.float64) for c in self.cot]
+
+
+def outputs(shapes: list[Any], dout: Any, rng: np.random.Generator, fname: str) -> Outputs:
+    """The float outputs among ``shapes`` (abstract output leaves) and their cotangent."""
+    for i, s in enumerate(shapes):
+        if jnp.issubdtype(s.dtype, jnp.complexfloating):
+            raise BadInputError(
+                f"{fname}'s output {i} is complex; backcheck.jax checks real outputs.",
+                "return the real and imaginary parts as two outputs.",
+            )
+    sel = tuple(i for i, s in enumerate(shapes) if is_float_dtype(s.dtype))
+    if not sel:
+        raise BadInputError(f"{fname} returns no floating-point array.", "return a float array.")
+    outs = [shapes[i] for i in sel]
+    names = [f"out[{i}]" if len(shapes) > 1 else "out" for i in sel]
+    out_shapes = [tuple(s.shape) for s in outs]
+    us = _cotangent(dout, out_shapes, len(shapes), sel, rng, fname)
+    cot = [np.asarray(u).astype(s.dtype) for u, s in zip(us, outs, strict=True)]  # numpy: no device copy
+    return Outputs(sel, names, out_shapes, [s.dtype for s in outs], cot, [None] * len(sel))
+
+
+def _cotangent(
+    dout: Any, shapes: list[tuple[int, ...]], n_all: int, sel: tuple[int, ...], rng: np.random.Generator, fname: str
+) -> list[np.ndarray]:
+    """The given ``dout`` checked against the outputs; by default 1 for a single scalar output (the gradient
+    itself is checked), else standard normal."""
+    if dout is None:
+        if len(shapes) == 1 and int(np.prod(shapes[0], dtype=np.int64)) == 1:
+            return [np.ones(shapes[0])]
+        return [rng.standard_normal(shape) for shape in shapes]
+    given = jax.tree_util.tree_leaves(dout)
+    if len(given) == n_all and n_all != len(shapes):
+        given = [given[i] for i in sel]
+    if len(given) != len(shapes):
+        raise GradientStructureError(
+            f"dout has {len(given)} array(s), but {fname} returns {len(shapes)} float output(s).",
+            "pass one cotangent per float output, in the output's structure.",
+        )
+    us = []
+    for k, (gv, shape) in enumerate(zip(given, shapes, strict=True)):
+        arr = np.asarray(gv).astype(np.float64)
+        if arr.shape != shape:
+            raise GradientStructureError(
+                f"dout[{k}] has shape {arr.shape}, but the output has shape {shape}.",
+                "dout must have the shape of its output.",
+            )
+        if not np.all(np.isfinite(arr)):
+            raise NonFiniteError("dout contains NaN or Inf.", "pass a finite cotangent.")
+        us.append(arr)
+    return us
+
+
+def mask_outputs(outs: Outputs, values: Sequence[Any], fname: str) -> list[str]:
+    """Leave out output entries that are +-inf at the original point (log-domain outputs of masked inputs):
+    their cotangent becomes 0. NaN entries raise :class:`NonFiniteError`, named. Returns notes."""
+    left_out = []
+    for k, (v, name) in enumerate(zip(values, outs.names, strict=True)):
+        arr = np.asarray(v).astype(np.float64)
+        bad = ~np.isfinite(arr)
+        if not bad.any():
+            continue
+        nan = np.isnan(arr)
+        if nan.any():
+            raise NonFiniteError(
+                f"{fname}'s output {name}{_first(nan)} is nan at the original point.",
+                "check the inputs and the function for 0/0, inf - inf or log of a negative number.",
+            )
+        outs.masks[k] = bad
+        outs.cot[k] = np.where(bad, 0, outs.cot[k]).astype(outs.cot[k].dtype)
+        first = np.unravel_index(int(np.flatnonzero(bad.reshape(-1))[0]), arr.shape)
+        n = int(bad.sum())
+        left_out.append(f"{name} ({n} entr{'y' if n == 1 else 'ies'}, e.g. {name}{_first(bad)} = {arr[first]})")
+    if not left_out:
+        return []
+    if all(m is not None and m.all() for m in outs.masks):
+        raise NonFiniteError(
+            f"every output entry of {fname} is infinite at the original point ({left_out[0]}), so there is "
+            "nothing to compare.",
+            "check at a point where the function is finite.",
+        )
+    return [
+        "output entries that are infinite at the original point were left out of the check (their cotangent "
+        "is 0): " + "; ".join(left_out) + "."
+    ]
+
+
+def _first(where: np.ndarray) -> str:
+    """The index of the first True entry, as ``[i, j]`` ('' for a 0-d array)."""
+    return format_index(np.unravel_index(int(np.flatnonzero(where.reshape(-1))[0]), where.shape))

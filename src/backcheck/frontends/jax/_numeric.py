@@ -1,0 +1,189 @@
+"""The numeric side: the dtype the finite differences run in, the evaluated point, its batched form, and
+steps that stay inside the function's domain.
+
+Non-finite input entries hold 0 in the trees (the core never sees them) and get their own value back in
+every call, so moving them changes nothing; output entries left out are 0 in every evaluation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from backcheck.errors import NonFiniteError
+from backcheck.frontends.common import MAX_BATCH, CachedEvaluator
+from backcheck.frontends.jax._inputs import Inputs, Outputs
+from backcheck.frontends.jax._trace import Runner, apply_raw
+from backcheck.numeric.steps import default_steps
+from backcheck.options import Options
+from backcheck.strategies import resolve
+from backcheck.tree import Tree
+
+#: Numeric dtypes the check can be asked for.
+NUMERIC_DTYPES = ("auto", "float64", "float32", "native")
+#: A step that leaves the domain is divided by 4 up to this many times (down to h / 4**8 = h / 65536).
+MAX_SHRINK = 8
+
+
+def x64_enabled() -> bool:
+    """Whether jax's 64-bit mode (``jax_enable_x64``) is on."""
+    return bool(jax.config.read("jax_enable_x64"))
+
+
+def held_as(dt: Any) -> np.dtype:
+    """The numpy dtype the trees hold values of jax dtype ``dt`` in (bfloat16, which numpy lacks: float32,
+    which holds every bfloat16 value exactly)."""
+    dt = np.dtype(dt)
+    return dt if dt in (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)) else np.dtype(np.float32)
+
+
+def is_bfloat16(dt: Any) -> bool:
+    return np.dtype(dt) == np.dtype(jax.numpy.bfloat16)
+
+
+def tree_of(inputs: Inputs, dtypes: Sequence[Any]) -> Tree:
+    """The checked leaves as a tree in ``dtypes``, with 0 standing in for non-finite entries."""
+    arrays = {}
+    for name, d, m, dt in zip(inputs.names, inputs.diff, inputs.masks, dtypes, strict=True):
+        a = np.asarray(d).astype(dt)
+        arrays[name] = a if m is None else np.where(m, 0, a).astype(dt)
+    return Tree(arrays, "args", in_place=False, bare_keys=True)
+
+
+def choose_dtype(numeric_dtype: str, inputs: Inputs, run: Runner, fname: str) -> tuple[np.dtype, list[str]]:
+    """The dtype of the finite differences, and notes on how it was chosen. Turns ``run.wide`` on when the
+    numeric side needs x64 mode and the user's jax runs without it."""
+    low = held_as(min((np.dtype(dt) for dt in inputs.natives), key=lambda d: d.itemsize))
+    if numeric_dtype == "native":
+        return low, []
+    if numeric_dtype == "float32" or (numeric_dtype == "auto" and not x64_enabled()):
+        notes = []
+        if numeric_dtype == "auto":
+            notes.append(
+                "jax's x64 mode is off, so the finite differences run in float32 and are judged at "
+                "float32 resolution (a subtle error can pass); turn on jax_enable_x64, or pass "
+                "numeric_dtype='float64', for float64 finite differences."
+            )
+        return np.dtype(np.float32), notes
+    run.wide = not x64_enabled()
+    wide = [np.asarray(d).astype(np.float64) for d in inputs.diff]
+    try:
+        with run.numeric_mode():
+            try:
+                outs = jax.eval_shape(lambda *d: apply_raw(run, d), *wide)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception:  # a function jax cannot trace abstractly is run once, eagerly
+                outs = apply_raw(run, wide)
+        bad = [o.dtype for o in outs if np.dtype(o.dtype) != np.dtype(np.float64)]
+        reason = f"{fname} returns {bad[0]} for float64 inputs" if bad else ""
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # a function that refuses float64 is checked at its own dtype
+        reason = f"{fname} raised {type(exc).__name__} on float64 inputs"
+    if reason:
+        run.wide = False
+        return low, [f"{reason}, so the finite differences run in {low}."]
+    if run.wide:
+        return np.dtype(np.float64), [
+            "jax's x64 mode was on for the finite differences only (numeric_dtype='float64'); the rule under "
+            "test ran as you run it, with x64 off."
+        ]
+    return np.dtype(np.float64), []
+
+
+def _fills(inputs: Inputs, dtypes: Sequence[Any]) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    """Per checked leaf: (mask, original values in the numeric dtype) where it has non-finite entries."""
+    return [
+        None if m is None else (m, np.asarray(d).astype(dt))
+        for d, m, dt in zip(inputs.diff, inputs.masks, dtypes, strict=True)
+    ]
+
+
+def _refill(values: Sequence[np.ndarray], fills: Sequence[Any]) -> list[np.ndarray]:
+    return [v if f is None else np.where(f[0], f[1], v).astype(v.dtype) for v, f in zip(values, fills, strict=True)]
+
+
+def _clean(values: Sequence[Any], outs: Outputs) -> list[np.ndarray]:
+    return [
+        np.asarray(o) if m is None else np.where(m, 0, np.asarray(o)) for o, m in zip(values, outs.masks, strict=True)
+    ]
+
+
+def caller(run: Runner, inputs: Inputs, outs: Outputs, point: Tree) -> Callable[[Any], list[np.ndarray]]:
+    """``call(point.current())``: the function's float outputs at the point, as numpy arrays."""
+    fills = _fills(inputs, [lf.dtype for lf in point.leaves])
+
+    def call(current: Any) -> list[np.ndarray]:
+        return _clean(run.apply(_refill([np.asarray(v) for v in current.values()], fills)), outs)
+
+    return call
+
+
+def batcher(run: Runner, inputs: Inputs, outs: Outputs, point: Tree) -> Callable[[np.ndarray], list[np.ndarray]]:
+    """``batch(X)``: the outputs at the rows of ``X`` (points x elements), each with a leading batch axis,
+    padded to one width so jax compiles one shape."""
+    fills = _fills(inputs, [lf.dtype for lf in point.leaves])
+    width = int(min(MAX_BATCH, 1 << max(2 * point.size, 1).bit_length()))
+
+    def batch(X: np.ndarray) -> list[np.ndarray]:
+        rows = X.shape[0]
+        pad = np.concatenate([X, np.repeat(X[:1], width - rows, axis=0)]) if rows < width else X
+        leaves = [
+            pad[:, lf.offset : lf.offset + lf.size].reshape((pad.shape[0], *lf.shape)).astype(lf.dtype)
+            for lf in point.leaves
+        ]
+        return [o[:rows] for o in _clean(run.batched(_refill(leaves, fills)), outs)]
+
+    return batch
+
+
+def inside_steps(ev: CachedEvaluator, options: Options) -> tuple[Options, list[str]]:
+    """Options whose steps keep every differenced element inside the function's domain.
+
+    For a full check, the first central difference of each element is evaluated here (served from the
+    batched prefetch when there was one, and remembered for the strategy, so it costs nothing more); an
+    element whose ``x +- h`` gives a non-finite value is next to an edge of the domain, and its step is
+    divided by 4 until both points are inside. Returns the options (with those steps, when any changed) and
+    a note naming the elements whose step shrank.
+    """
+    if resolve(options.strategy, ev.tree.size) != "full":
+        return options, []
+    steps = default_steps(ev.tree, options.step)
+    shrunk = []
+    track, ev._track_scale = ev._track_scale, False  # first differences leave the round-off scale alone
+    try:
+        for i in range(ev.tree.size):
+            h = float(steps[i])
+            if _finite_at(ev, i, h):
+                continue
+            s = next((h / 4.0**k for k in range(1, MAX_SHRINK + 1) if _finite_at(ev, i, h / 4.0**k)), None)
+            if s is None:
+                raise NonFiniteError(
+                    f"{ev.fname} is not finite on both sides of {ev.tree.element_name(i)} for any step down to "
+                    f"{h / 4.0**MAX_SHRINK:.3g}: the point is on an edge of its domain.",
+                    "move the point inside the domain; a one-sided difference is not available here.",
+                )
+            steps[i] = s
+            shrunk.append(f"{ev.tree.element_name(i)} (step {h:.3g} -> {s:.3g})")
+    finally:
+        ev._track_scale = track
+    if not shrunk:
+        return options, []
+    return options.with_(step=steps), [
+        f"{len(shrunk)} element(s) lie next to an edge of {ev.fname}'s domain (x +- h was not finite); their "
+        f"central differences use a smaller step that stays inside it: {', '.join(shrunk[:5])}"
+        + (", ..." if len(shrunk) > 5 else "")
+        + "."
+    ]
+
+
+def _finite_at(ev: CachedEvaluator, i: int, s: float) -> bool:
+    try:
+        ev.element(i, (s, -s))
+    except NonFiniteError:
+        return False
+    return True

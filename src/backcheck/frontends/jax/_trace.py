@@ -1,0 +1,185 @@
+"""The function of the differentiable leaves and its jax transformations, compiled once per function.
+
+The transformations live at module level, so ``jax.jit`` caches them across checks of the same function,
+shapes and dtypes. :class:`Runner` calls them, or the plain ones for a function jit cannot trace, and runs
+the numeric side in x64 mode when the check asked for it while the analytic side runs as the user runs it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+
+from backcheck.calls import call_user
+from backcheck.frontends.common import first_line
+
+#: Static arguments of the compiled transformations: fn, treedef, layout, statics, out_sel.
+_STATIC = (0, 1, 2, 3, 4)
+
+
+def merge(layout: tuple[str, ...], diff: Sequence[Any], arrays: Sequence[Any], statics: tuple[Any, ...]) -> list:
+    """The leaves of the arguments, in order: ``d`` differentiable, ``a`` other arrays, ``s`` static values."""
+    di, ai, si = iter(diff), iter(arrays), iter(statics)
+    return [next(di) if k == "d" else next(ai) if k == "a" else next(si) for k in layout]
+
+
+def call_fn(fn: Callable[..., Any], treedef: Any, leaves: list) -> Any:
+    """``fn(*args, **kwargs)`` from the leaves of the pytree ``(args, kwargs)``."""
+    args, kwargs = jax.tree_util.tree_unflatten(treedef, leaves)
+    return fn(*args, **kwargs)
+
+
+def _apply(
+    fn: Callable[..., Any],
+    treedef: Any,
+    layout: tuple[str, ...],
+    statics: tuple[Any, ...],
+    out_sel: tuple[int, ...],
+    diff: Sequence[Any],
+    arrays: Sequence[Any],
+) -> tuple[Any, ...]:
+    leaves = jax.tree_util.tree_leaves(call_fn(fn, treedef, merge(layout, diff, arrays, statics)))
+    return tuple(leaves[i] for i in out_sel)
+
+
+def _batched(
+    fn: Callable[..., Any],
+    treedef: Any,
+    layout: tuple[str, ...],
+    statics: tuple[Any, ...],
+    out_sel: tuple[int, ...],
+    diff: Sequence[Any],
+    arrays: Sequence[Any],
+) -> tuple[Any, ...]:
+    return jax.vmap(lambda *d: _apply(fn, treedef, layout, statics, out_sel, d, arrays))(*diff)
+
+
+def _rev(
+    fn: Callable[..., Any],
+    treedef: Any,
+    layout: tuple[str, ...],
+    statics: tuple[Any, ...],
+    out_sel: tuple[int, ...],
+    diff: Sequence[Any],
+    arrays: Sequence[Any],
+    cot: Sequence[Any],
+) -> tuple:
+    _, pull = jax.vjp(lambda *d: _apply(fn, treedef, layout, statics, out_sel, d, arrays), *diff)
+    return pull(tuple(cot))
+
+
+def _fwd(
+    fn: Callable[..., Any],
+    treedef: Any,
+    layout: tuple[str, ...],
+    statics: tuple[Any, ...],
+    out_sel: tuple[int, ...],
+    diff: Sequence[Any],
+    arrays: Sequence[Any],
+    tangents: Sequence[Any],
+) -> tuple:
+    def one(*t: Any) -> tuple[Any, ...]:
+        return jax.jvp(lambda *d: _apply(fn, treedef, layout, statics, out_sel, d, arrays), tuple(diff), t)[1]
+
+    return jax.vmap(one)(*tangents)
+
+
+_jit_apply = jax.jit(_apply, static_argnums=_STATIC)
+_jit_batched = jax.jit(_batched, static_argnums=_STATIC)
+_jit_rev = jax.jit(_rev, static_argnums=_STATIC)
+_jit_fwd = jax.jit(_fwd, static_argnums=_STATIC)
+
+
+class Runner:
+    """Calls the compiled transformations of one function at one layout of its arguments.
+
+    ``wide`` runs the numeric side (``apply``, ``batched``) in jax's x64 mode; the analytic side (``rev``,
+    ``fwd``) always runs in the mode the user called the check in.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        treedef: Any,
+        layout: tuple[str, ...],
+        statics: tuple[Any, ...],
+        arrays: Sequence[Any],
+        fname: str,
+    ):
+        self.fn, self.treedef, self.layout, self.statics, self.fname = fn, treedef, layout, statics, fname
+        self.arrays = tuple(arrays)
+        self.out_sel: tuple[int, ...] = ()
+        self.wide = False
+        self.notes: list[str] = []
+        try:
+            hash(statics)
+            self.jit = True
+        except TypeError:
+            self.jit = False
+            self.notes.append(
+                "an argument holds an unhashable non-array leaf, so jax.jit cannot cache the function; it "
+                "was run without jit (slower)."
+            )
+
+    def _run(self, jitted: Callable[..., Any], plain: Callable[..., Any], *rest: Any) -> Any:
+        head = (self.fn, self.treedef, self.layout, self.statics, self.out_sel)
+        if not self.jit:
+            return plain(*head, *rest)
+        try:
+            return jitted(*head, *rest)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # a function jit cannot trace runs eagerly; one that fails eagerly too raises
+            failure = exc
+        out = plain(*head, *rest)
+        self.jit = False
+        self.notes.append(
+            f"jax.jit could not compile {self.fname} ({type(failure).__name__}: {first_line(failure)[:120]}); "
+            "it was run without jit (slower)."
+        )
+        return out
+
+    def numeric_mode(self) -> Any:
+        """The context the numeric side runs in: x64 on when the check widened it."""
+        return jax.enable_x64(True) if self.wide else contextlib.nullcontext()
+
+    def apply(self, diff: Sequence[Any]) -> tuple[Any, ...]:
+        with self.numeric_mode():
+            return self._run(_jit_apply, _apply, tuple(diff), self.arrays)
+
+    def apply_as_user(self, diff: Sequence[Any]) -> tuple[Any, ...]:
+        return self._run(_jit_apply, _apply, tuple(diff), self.arrays)
+
+    def batched(self, diff: Sequence[Any]) -> tuple[Any, ...]:
+        with self.numeric_mode():
+            return self._run(_jit_batched, _batched, tuple(diff), self.arrays)
+
+    def rev(self, diff: Sequence[Any], cot: Sequence[Any]) -> tuple[Any, ...]:
+        return self._run(_jit_rev, _rev, tuple(diff), self.arrays, tuple(cot))
+
+    def fwd(self, diff: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, ...]:
+        return self._run(_jit_fwd, _fwd, tuple(diff), self.arrays, tuple(tangents))
+
+    def abstract(self, diff: Sequence[Any]) -> list[Any]:
+        """Shapes and dtypes of every output leaf (traced abstractly, or run once if that fails)."""
+
+        def all_outputs(*d: Any) -> list[Any]:
+            return jax.tree_util.tree_leaves(
+                call_fn(self.fn, self.treedef, merge(self.layout, d, self.arrays, self.statics))
+            )
+
+        try:
+            return list(jax.eval_shape(all_outputs, *diff))
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception:  # a function that cannot be traced abstractly is run once
+            outs = call_user(all_outputs, tuple(diff), self.fname)
+            return [jax.ShapeDtypeStruct(o.shape, o.dtype) for o in map(jax.numpy.asarray, outs)]
+
+
+def apply_raw(run: Runner, diff: Sequence[Any]) -> tuple[Any, ...]:
+    """The float outputs of ``run``'s function, uncompiled (for tracing inside another transformation)."""
+    return _apply(run.fn, run.treedef, run.layout, run.statics, run.out_sel, tuple(diff), run.arrays)
