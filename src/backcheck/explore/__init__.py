@@ -26,10 +26,10 @@ import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from backcheck.explore.draw import Case
+from backcheck.explore.draw import Case, Space
 from backcheck.explore.result import ExploreResult
-from backcheck.explore.search import Budget, run_explore
-from backcheck.explore.space import Array, Choice, Floats, Integers, Ints, Labels, Mask, Params
+from backcheck.explore.search import Budget, Plan, run_explore
+from backcheck.explore.space import Array, Choice, Floats, Integers, Ints, Labels, Mask, Params, validate
 from backcheck.explore.target import Target
 
 __all__ = [
@@ -125,10 +125,11 @@ def explore(
     """
     options = {k: v for k, v in (("strategy", strategy), ("atol", atol), ("rtol", rtol), ("upcast", upcast))
                if v is not None}
-    budget = Budget(max_points, max_evals, seconds, shrink_points, shrink_seconds)
-    return run_explore(forward, backward, inputs, hyper=hyper, dims=dims, where=where, cache=cache, dtype=dtype,
-                       budget=budget, seed=seed, shrink=shrink, progress=progress, check_options=options,
-                       title=title, source=source)
+    validate(inputs, hyper or {})
+    plan = Plan(forward, backward, Space.build(inputs, hyper, dims, where, dtype), cache,
+                Budget(max_points, max_evals, seconds, shrink_points, shrink_seconds), seed, shrink, progress,
+                options, title, source)
+    return run_explore(plan)
 
 
 class ExploreFailure(AssertionError):

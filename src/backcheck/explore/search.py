@@ -16,7 +16,7 @@ import numpy as np
 from backcheck.errors import BadInputError, GradientStructureError, NonFiniteError, UserFunctionError
 from backcheck.explore.draw import Case, Space, draw_case
 from backcheck.explore.result import ExploreResult, Outcome, describe, reference, test_source
-from backcheck.explore.space import Array, Input, Mask, validate
+from backcheck.explore.space import Array, Mask
 
 
 @dataclass(frozen=True)
@@ -274,26 +274,40 @@ class Search:
         r.test = test_source(case, refs, options, self.title, self.seed)
 
 
-def run_explore(forward: Callable[..., Any], backward: Callable[..., Any], inputs: Mapping[str, Input], *,
-                hyper: Mapping[str, Any] | None, dims: Mapping[str, Any] | None,
-                where: Callable[[Mapping[str, Any]], bool] | None, cache: bool, dtype: Any, budget: Budget,
-                seed: int, shrink: bool, progress: bool | None, check_options: Mapping[str, Any],
-                title: str | None, source: tuple[Any, Any] | None) -> ExploreResult:
-    """The body of :func:`backcheck.explore` once the arguments are checked."""
-    validate(inputs, hyper or {})
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise BadInputError(f"seed={seed!r} is not an integer.", "give an int, e.g. seed=0.")
-    space = Space.build(inputs, hyper, dims, where, dtype)
-    if space.dtype.kind != "f":
-        raise BadInputError(f"dtype={dtype!r} is not a float dtype.", "use float64 or float32.")
-    options = dict(check_options)
+@dataclass(frozen=True)
+class Plan:
+    """What :func:`backcheck.explore` was asked, checked: the layer, its space, the budget, the check's options."""
+
+    forward: Callable[..., Any]
+    backward: Callable[..., Any]
+    space: Space
+    cache: bool
+    budget: Budget
+    seed: int
+    shrink: bool
+    progress: bool | None
+    check_options: Mapping[str, Any]
+    title: str | None = None
+    source: tuple[Any, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise BadInputError(f"seed={self.seed!r} is not an integer.", "give an int, e.g. seed=0.")
+        if self.space.dtype.kind != "f":
+            raise BadInputError(f"dtype={self.space.dtype} is not a float dtype.", "use float64 or float32.")
+
+
+def run_explore(plan: Plan) -> ExploreResult:
+    """The body of :func:`backcheck.explore`: search, then the result with its test."""
+    inputs = plan.space.inputs
+    options = dict(plan.check_options)
     if any(isinstance(s, Mask) and np.dtype(s.dtype).kind == "f" for s in inputs.values()):
         options["wrt"] = [n for n, s in inputs.items() if isinstance(s, Array)]  # a float mask is not checked
-    judge = Judge(forward, backward, cache, options)
-    name = title or f"{getattr(forward, '__name__', 'forward')} / {getattr(backward, '__name__', 'backward')}"
-    search = Search(judge, space, budget, seed, name)
-    result = search.run(shrink, progress)
-    if source is not None and result.case is not None:
-        options = {"cache": cache, **judge.check_options}
-        result.test = test_source(result.case, list(source), options, name, seed)
+    judge = Judge(plan.forward, plan.backward, plan.cache, options)
+    fname, bname = getattr(plan.forward, "__name__", "forward"), getattr(plan.backward, "__name__", "backward")
+    name = plan.title or f"{fname} / {bname}"
+    result = Search(judge, plan.space, plan.budget, plan.seed, name).run(plan.shrink, plan.progress)
+    if plan.source is not None and result.case is not None:
+        test_options = {"cache": plan.cache, **judge.check_options}
+        result.test = test_source(result.case, list(plan.source), test_options, name, plan.seed)
     return result
