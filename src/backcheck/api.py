@@ -15,8 +15,7 @@ from backcheck.findings import mutation_finding
 from backcheck.options import Options
 from backcheck.report import Report
 from backcheck.run import check_finite, run
-from backcheck.tree import Tree
-
+from backcheck.tree import Tree, map_leaves
 
 __all__ = ["assert_grad", "check", "check_finite", "loss_contract", "mutation_finding", "replay_randomness"]
 
@@ -39,6 +38,7 @@ def check(
     executor: Any = None,
     progress: bool | None = None,
     random: str = "auto",
+    strict_dtype: bool = False,
 ) -> Report:
     """Check an analytic gradient of a scalar function against finite differences.
 
@@ -84,6 +84,9 @@ def check(
         every evaluation when ``f`` turns out to be random (numpy Generators it can reach, numpy's global
         state, torch's generator) and says so in the report; 'freeze' always does; 'error' raises
         :class:`NondeterministicError`.
+    strict_dtype : bool
+        Refuse (:class:`GradientStructureError`) a gradient in another float dtype than its parameter. By
+        default it is accepted and judged at the coarser of the two dtypes, with a note.
 
     Returns
     -------
@@ -114,6 +117,7 @@ def check(
         executor=executor,
         progress=progress,
         random=random,
+        strict_dtype=strict_dtype,
     )
     return run(loss_contract(f, params, grad, options), options)
 
@@ -124,16 +128,26 @@ def loss_contract(f: Callable[[Any], Any], params: Any, grad: Any, options: Opti
     tree = Tree(params, first_parameter_name(f))
     point = Tree(tree.fresh(dtype=np.float64), tree.root, in_place=False) if options.upcast else tree
 
+    strict = options.strict_dtype
+
+    def section(raw: Any, at: Callable[[list[np.ndarray]], np.ndarray] | None) -> tuple[Section, list[str]]:
+        g, dtypes = tree.pack_dtypes(raw, "gradient", strict_dtype=strict)
+        return Section(g, at, grad_eps=tree.grad_eps(dtypes)), tree.dtype_notes(dtypes)
+
     def build(f: Callable[[Any], Any], grad: Any, replayed: bool) -> Contract:
         def analytic() -> Analytic:
             if not callable(grad):
-                return Analytic((Section(tree.pack(grad, "gradient")),))
+                sec, notes = section(grad, None)
+                return Analytic((sec,), notes=tuple(notes))
             gname = function_name(grad, "grad")
-            raw = call_user(grad, (tree.current(),), gname)
-            changed = tree.changed()
-            tree.restore()
+            try:
+                raw = call_user(grad, (tree.current(),), gname)
+                changed = tree.changed()
+            finally:
+                tree.restore()
             findings = (mutation_finding(gname, changed),) if changed else ()
-            return Analytic((Section(tree.pack(raw, "gradient"), gradient_at(gname)),), findings)
+            sec, notes = section(raw, gradient_at(gname))
+            return Analytic((sec,), findings, notes=tuple(notes))
 
         def gradient_at(gname: str) -> Callable[[list[np.ndarray]], np.ndarray]:
             def at(values: list[np.ndarray]) -> np.ndarray:
@@ -142,7 +156,7 @@ def loss_contract(f: Callable[[Any], Any], params: Any, grad: Any, options: Opti
                     for low, v in zip(tree.leaves, values, strict=True):
                         np.copyto(low.work, v.astype(low.dtype))
                 try:
-                    return tree.pack(call_user(grad, (tree.current(),), gname), "gradient")
+                    return tree.pack(call_user(grad, (tree.current(),), gname), "gradient", strict_dtype=strict)
                 finally:
                     if point is not tree:
                         tree.restore()
@@ -165,21 +179,25 @@ def loss_contract(f: Callable[[Any], Any], params: Any, grad: Any, options: Opti
             batch_call=f,
             remote=f,
             replay=None if replayed else replay,
+            notes=tuple(tree.notes()),
             root=tree.root,
         )
 
     return build(f, grad, False)
 
 
-def replay_randomness(fname: str, f: Callable[..., Any], other: Any) -> tuple[Callable[..., Any], Any, str]:
+def replay_randomness(
+    fname: str, f: Callable[..., Any], other: Any, arguments: tuple[Any, ...] = ()
+) -> tuple[Callable[..., Any], Any, str]:
     """Wrap ``f`` (and its companion, the gradient or backward function) to replay their random streams.
 
     Called up front for ``random='freeze'``, and for ``random='auto'`` once ``f`` has been seen to be
-    random. Returns the wrapped callables and a note for the report.
+    random. ``arguments`` are values passed to ``f`` unperturbed (a layer's numpy Generator argument): their
+    generators are replayed too. Returns the wrapped callables and a note for the report.
     """
     from backcheck.randomness import FrozenRandom, find_generators
 
-    frozen = FrozenRandom(find_generators(f, other))
+    frozen = FrozenRandom(find_generators(f, other, *arguments))
     wrapped_other = frozen.wrap(other) if callable(other) else other
     note = (
         f"{fname} is random; every evaluation replayed the same random stream ({frozen.describe()}), so "
@@ -191,16 +209,8 @@ def replay_randomness(fname: str, f: Callable[..., Any], other: Any) -> tuple[Ca
 def _batch_of_one(f: Callable[[Any], Any], fname: str) -> Callable[[Any], Any]:
     """Call a vectorized function on a batch of one row (views, so in-place perturbations show)."""
 
-    def expand(t: Any) -> Any:
-        if isinstance(t, dict):
-            return type(t)((k, expand(v)) for k, v in t.items())
-        if isinstance(t, (list, tuple)):
-            items = [expand(v) for v in t]
-            return type(t)(*items) if hasattr(t, "_fields") else type(t)(items)
-        return np.asarray(t)[None]
-
     def one(t: Any) -> Any:
-        out = np.asarray(f(expand(t)))
+        out = np.asarray(f(map_leaves(lambda x: np.asarray(x)[None], t)))
         if out.shape != (1,):
             raise NotScalarError(
                 f"with vectorized=True, {fname} returned shape {out.shape} for a batch of one row; expected "

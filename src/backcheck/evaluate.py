@@ -23,95 +23,16 @@ from backcheck.errors import (
     NotScalarError,
     UserFunctionError,
 )
+from backcheck.outputs import Output
 from backcheck.tree import Leaf, Tree
 
-
-class Output:
-    """How a function's raw output becomes the scalar ``phi``.
-
-    ``Output.loss(name)`` accepts one number; ``Output.cotangent(u_flat, tree)`` flattens an output tree
-    and dots it with the cotangent ``u``.
-    """
-
-    def __init__(self, reduce: Callable[[Any], tuple[float, float, np.dtype]], scalar: bool = False):
-        self.reduce = reduce
-        self.scalar = scalar  # a loss: a plain float output needs no reduction
-
-    @classmethod
-    def loss(cls, fname: str) -> Output:
-        def reduce(out: Any) -> tuple[float, float, np.dtype]:
-            arr = _as_array(out, f"{fname}'s return value")
-            if arr.size != 1:
-                raise NotScalarError(
-                    f"{fname} returned an array of shape {arr.shape}; a loss must be a single number.",
-                    "reduce it to a scalar (e.g. .sum() or .mean()), or check a function with array output "
-                    "with check_layer(forward, backward, inputs), which takes an upstream gradient dout.",
-                )
-            if arr.dtype.kind not in "fiu":
-                raise NotScalarError(
-                    f"{fname} returned a value of dtype {arr.dtype}; a loss must be a real number.",
-                    "return a float.",
-                )
-            value = float(arr.reshape(()))
-            dtype = arr.dtype if arr.dtype.kind == "f" else np.dtype(np.float64)
-            return value, abs(value), dtype
-
-        return cls(reduce, scalar=True)
-
-    @classmethod
-    def cotangent(
-        cls,
-        fname: str,
-        u: Sequence[np.ndarray],
-        names: Sequence[str],
-        shapes: Sequence[tuple[int, ...]],
-        flatten: Callable[[Any], list[Any]],
-    ) -> Output:
-        u64 = [np.asarray(a, dtype=np.float64).reshape(-1) for a in u]
-        absu = [np.abs(a) for a in u64]
-
-        def reduce(out: Any) -> tuple[float, float, np.dtype]:
-            parts = flatten(out)
-            if len(parts) != len(u64):
-                raise NotScalarError(
-                    f"{fname} returned {len(parts)} output array(s), but {len(u64)} were expected "
-                    f"({', '.join(names)}).",
-                    "a function must return the same structure at every call.",
-                )
-            phi = 0.0
-            scale = 0.0
-            dtype = np.dtype(np.float64)
-            for p, uu, au, name, shape in zip(parts, u64, absu, names, shapes, strict=True):
-                arr = _as_array(p, f"{fname}'s output {name}")
-                if arr.shape != shape:
-                    raise NotScalarError(
-                        f"{fname}'s output {name} has shape {arr.shape} at a perturbed point but {shape} at "
-                        "the original point.",
-                        "a function's output shape must not depend on its input values.",
-                    )
-                if arr.dtype.kind == "f" and arr.dtype.itemsize < dtype.itemsize:
-                    dtype = arr.dtype
-                y = arr.reshape(-1).astype(np.float64, copy=False)
-                phi += float(np.dot(uu, y))
-                scale += float(np.dot(au, np.abs(y)))
-            return phi, scale, dtype
-
-        return cls(reduce)
-
-
-def _as_array(out: Any, what: str) -> np.ndarray:
-    if type(out).__module__.startswith(("torch", "jax", "jaxlib")):
-        raise NotScalarError(
-            f"{what} is a {type(out).__module__}.{type(out).__qualname__}; the numpy checker reads numpy values.",
-            "use backcheck.torch / backcheck.jax for tensors, or return .item() / np.asarray(...).",
-        )
-    try:
-        return np.asarray(out)
-    except Exception as exc:  # noqa: BLE001 - anything numpy cannot read is the user's culprit
-        raise NotScalarError(
-            f"{what} ({type(out).__qualname__}) is not a number or an array.",
-            "return a float or a numpy array.",
-        ) from exc
+#: First differences evaluated between two checksums of the inputs in the serial loop (a function that writes
+#: into its inputs is caught within this many pairs, and those pairs are evaluated again).
+CHECK_EVERY = 16
+#: Each retry at the edge of a function's domain divides the step by this factor ...
+EDGE_SHRINK = 8.0
+#: ... at most this many times (a step 8**12, about 7e10, times smaller), before NonFiniteError.
+EDGE_RETRIES = 12
 
 
 @dataclass(frozen=True)
@@ -161,7 +82,16 @@ class Evaluator:
         self.scale = 0.0
         self.out_dtype = np.dtype(np.float64)
         self.noise = 0.0  # measured noise of phi (numeric.noise), 0 until estimated
+        #: arrays the function wrote into, with the elements, found at any evaluation (restored each time)
         self.mutated: list[tuple[Leaf, np.ndarray]] = []
+        #: per leaf: evaluations that perturbed it alone, and whether any of them changed phi at all
+        self.probed = np.zeros(len(tree.leaves), dtype=np.int64)
+        self.moved = np.zeros(len(tree.leaves), dtype=bool)
+        #: elements whose step was shrunk at the edge of the function's domain: flat index -> factor
+        self.shrunk: dict[int, float] = {}
+        self._sums: list[int] = []  # checksums of the inputs at the current base point
+        self._base: list[np.ndarray] | None = None  # the base point's values while shifted
+        self._coarse = ""  # a note when the output is in a coarser dtype than the inputs
         self.ready = False  # True once the baseline has been evaluated
         backend = backend or Backend()
         # optional ways to evaluate many points at once (first differences only), chosen when built
@@ -182,8 +112,10 @@ class Evaluator:
             self.mutated = self.tree.changed()
             self.tree.restore()
             again = self._eval(None)[0]
+            self._note_mutation()
         finally:
             self.tree.restore()
+        self._sums = self.tree.sums()
         if not (phi == again or (phi != phi and again != again)):
             raise NondeterministicError(
                 f"{self.fname} returned {phi!r} and then {again!r} for the same input: it is random "
@@ -198,6 +130,13 @@ class Evaluator:
             )
         self.phi0, self.scale, self.out_dtype = phi, scale, dtype
         self.ready = True
+        finest = min((leaf.dtype for leaf in self.tree.leaves), key=lambda d: np.finfo(d).eps, default=dtype)
+        if np.finfo(dtype).eps > np.finfo(finest).eps:
+            self._coarse = (
+                f"{self.fname} returns {dtype} for {finest} inputs: its differences cannot resolve more than "
+                f"{dtype}'s rounding of |phi| ({np.finfo(dtype).eps:.2g} relative), and the bounds say so; return "
+                f"{finest} to check the gradient more tightly."
+            )
         return phi
 
     # -- many points at once ------------------------------------------------------------------------------
@@ -206,9 +145,14 @@ class Evaluator:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``phi(x +- h_i e_i)`` for every ``i`` in ``idx``: serially, vectorized, or on the executor.
 
-        Returns (phi plus, phi minus, actual plus displacement, actual minus displacement).
+        Returns (phi plus, phi minus, actual plus displacement, actual minus displacement). Where a value is
+        not finite (the step crosses the edge of the function's domain: log or sqrt near 0), the step of that
+        element is shrunk until it is: ``steps[i]`` is updated in place, so that refinement continues from
+        the shrunk step, :attr:`shrunk` records it and :meth:`notes` says so.
         """
         m = idx.size
+        if m == 0:
+            return np.empty(0), np.empty(0), np.empty(0), np.empty(0)
         if self.executor is not None and self.remote is not None and not self.mutated and not self._shifted:
             from backcheck.parallel import run_pairs
 
@@ -216,61 +160,81 @@ class Evaluator:
             pairs = [(int(i), float(s)) for i in idx for s in (steps[i], -steps[i])]
             values, disps = run_pairs(self.executor, f, point, pairs, self.fname)
             self.n_evals += len(pairs)
-            for k, v in enumerate(values):
-                if not np.isfinite(v):
-                    i, s = pairs[k]
-                    raise NonFiniteError(
-                        f"{self.fname} returned {v} when evaluated {self._where((i, s))}.",
-                        "the step crosses the edge of the function's domain; pass a smaller "
-                        "step= or move the point away from the edge.",
-                    )
-            return values[0::2], values[1::2], disps[0::2], disps[1::2]
+            return self._edges(idx, steps, (values[0::2], values[1::2], disps[0::2], disps[1::2]))
         if self.batch_call is not None and not self.mutated and not self._shifted:
-            return self._batched(idx, steps)
+            return self._edges(idx, steps, self._batched(idx, steps))
         if self.output.scalar and not self.mutated:
             return self._serial_fast(idx, steps)
-        fp, fm, dp, dm = np.empty(m), np.empty(m), np.empty(m), np.empty(m)
+        out = np.empty((4, m))
         self._track_scale = False
         try:
-            for k, i in enumerate(idx):
-                phis, disp = self.element(int(i), (steps[i], -steps[i]))
-                fp[k], fm[k] = phis
-                dp[k], dm[k] = disp
+            for k, i in enumerate(idx.tolist()):
+                self._slow_pair(k, i, steps, out)
                 if self.progress is not None and k % 64 == 63:
                     self.progress(k + 1, m)
         finally:
             self._track_scale = True
-        return fp, fm, dp, dm
+        return out[0], out[1], out[2], out[3]
+
+    def _slow_pair(self, k: int, i: int, steps: np.ndarray, out: np.ndarray) -> None:
+        """One element's first differences through :meth:`element`, into column ``k`` of ``out``."""
+        h = float(steps[i])
+        phis, disp, factor = self._element(i, (h, -h), EDGE_RETRIES)
+        if factor != 1.0:
+            steps[i] = h * factor
+        out[:, k] = phis[0], phis[1], disp[0], disp[1]
+
+    def _edges(
+        self, idx: np.ndarray, steps: np.ndarray, first: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Record which arrays moved phi; redo non-finite first differences here with shrinking steps."""
+        out = np.array(first, dtype=np.float64)
+        which = np.searchsorted(self.tree.offsets, idx, side="right") - 1
+        np.add.at(self.probed, which, 1)
+        self.moved[np.unique(which[(out[0] != self.phi0) | (out[1] != self.phi0)])] = True
+        for k in np.flatnonzero(~(np.isfinite(out[0]) & np.isfinite(out[1]))).tolist():
+            self._slow_pair(k, int(idx[k]), steps, out)
+        return out[0], out[1], out[2], out[3]
 
     def _serial_fast(self, idx: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The serial loop with as little work per evaluation as possible (scalar losses)."""
+        """The serial loop with as little work per evaluation as possible (scalar losses).
+
+        The inputs are checksummed every :data:`CHECK_EVERY` pairs; a function found writing into them has
+        its arrays restored and those pairs evaluated again, each call from the restored point.
+        """
         m = idx.size
-        fp, fm, dp, dm = np.empty(m), np.empty(m), np.empty(m), np.empty(m)
-        tree, call, reduce = self.tree, self.call, self.output.reduce
-        which = np.searchsorted(tree.offsets, idx, side="right") - 1
-        x_all = tree.values()
-        isfinite = math.isfinite
-        k = 0
-        for leaf_k in np.unique(which):
-            leaf = tree.leaves[int(leaf_k)]
-            flat = _flat_view(leaf.work)
-            caster = leaf.dtype.type
-            locals_ = (idx[which == leaf_k] - leaf.offset).tolist()
-            for local in locals_:
-                gi = leaf.offset + local
+        out = np.empty((4, m))
+        tree, call, reduce, phi0 = self.tree, self.call, self.output.reduce, self.phi0
+        which = (np.searchsorted(tree.offsets, idx, side="right") - 1).tolist()
+        offsets = tree.offsets.tolist()
+        flats = [_flat_view(leaf.work) for leaf in tree.leaves]
+        casters = [leaf.dtype.type for leaf in tree.leaves]
+        order = np.argsort(which, kind="stable").tolist()  # leaf by leaf
+        idx_l = idx.tolist()
+        probed, moved, isfinite = self.probed, self.moved, math.isfinite
+        for start in range(0, m, CHECK_EVERY):
+            block = order[start : start + CHECK_EVERY]
+            if self.mutated:  # every call from a restored point
+                for p in block:
+                    self._slow_pair(p, idx_l[p], steps, out)
+                continue
+            edge = []
+            for p in block:
+                gi, kk = idx_l[p], which[p]
+                flat, local, caster = flats[kk], gi - offsets[kk], casters[kk]
                 x0 = flat[local]
-                x0_64 = float(x_all[gi])
+                x0_64 = float(x0)
                 h = float(steps[gi])
                 try:
                     xp, xm = caster(x0_64 + h), caster(x0_64 - h)
                     flat[local] = xp
                     where: Any = (gi, h)
-                    out = call(tree.current())
-                    vp = out if type(out) is float else reduce(out)[0]
+                    raw = call(tree.current())
+                    vp = raw if type(raw) is float else reduce(raw)[0]
                     flat[local] = xm
                     where = (gi, -h)
-                    out = call(tree.current())
-                    vm = out if type(out) is float else reduce(out)[0]
+                    raw = call(tree.current())
+                    vm = raw if type(raw) is float else reduce(raw)[0]
                 except (KeyboardInterrupt, SystemExit, BackcheckError):
                     raise
                 except Exception as exc:
@@ -278,17 +242,20 @@ class Evaluator:
                 finally:
                     flat[local] = x0
                 self.n_evals += 2
+                probed[kk] += 1
+                if vp != phi0 or vm != phi0:
+                    moved[kk] = True
                 if not (isfinite(vp) and isfinite(vm)):
-                    self._nonfinite(vp if not isfinite(vp) else vm, where)
-                fp[k], fm[k], dp[k], dm[k] = vp, vm, float(xp) - x0_64, float(xm) - x0_64
-                k += 1
-                if self.progress is not None and k % 256 == 0:
-                    self.progress(k, m)
-        # the loop above visits leaves in order; put the results back in the order of idx
-        order = np.argsort(which, kind="stable")
-        out_fp, out_fm, out_dp, out_dm = (np.empty(m) for _ in range(4))
-        out_fp[order], out_fm[order], out_dp[order], out_dm[order] = fp, fm, dp, dm
-        return out_fp, out_fm, out_dp, out_dm
+                    edge.append(p)
+                out[:, p] = vp, vm, float(xp) - x0_64, float(xm) - x0_64
+            if not tree.intact(self._sums):
+                self._note_mutation()
+                edge = block
+            for p in edge:
+                self._slow_pair(p, idx_l[p], steps, out)
+            if self.progress is not None and (start // CHECK_EVERY) % 16 == 15:
+                self.progress(start + len(block), m)
+        return out[0], out[1], out[2], out[3]
 
     def _batched(self, idx: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         assert self.batch_call is not None
@@ -308,14 +275,12 @@ class Evaluator:
                 new_all[sel] = new_all[sel].astype(leaf.dtype).astype(np.float64)
         disps = new_all - x0[pair_idx]
         local_all = pair_idx - self.tree.offsets[which]
-        pairs = list(zip(pair_idx.tolist(), pair_step.tolist(), strict=True))
         # one buffer of rows holding the original point; each chunk writes its perturbed entries and puts
         # them back afterwards, so a chunk costs O(rows) writes rather than a copy of rows x N
         buffer = [np.repeat(leaf.original.reshape(1, -1), min(per_call, pair_idx.size), axis=0) for leaf in leaves]
         originals = [leaf.original.reshape(-1) for leaf in leaves]
         for start in range(0, pair_idx.size, per_call):
             stop = min(start + per_call, pair_idx.size)
-            chunk = pairs[start:stop]
             b = stop - start
             stacks = [buf[:b] for buf in buffer]
             w = which[start:stop]
@@ -348,13 +313,6 @@ class Evaluator:
                     "reduce over every axis but the first (e.g. .sum(axis=tuple(range(1, x.ndim)))), or pass "
                     "vectorized=False.",
                 )
-            bad = np.flatnonzero(~np.isfinite(out))
-            if bad.size:
-                i, s = chunk[int(bad[0])]
-                raise NonFiniteError(
-                    f"{self.fname} returned {out[bad[0]]} when evaluated {self._where((i, s))}.",
-                    "the step crosses the edge of the function's domain; pass a smaller step=.",
-                )
             for k, rows, local in touched:
                 buffer[k][rows, local] = originals[k][local]
             values[start:stop] = out
@@ -368,79 +326,117 @@ class Evaluator:
         """Move the base point to ``x + delta`` (rounded to each array's dtype) while the block runs.
 
         Yields ``phi`` there (NaN with ``evaluate=False``); every array and ``phi0`` are restored afterwards.
+        Non-finite entries (masks) keep their value.
         """
-        phi0 = self.phi0
+        phi0, sums = self.phi0, self._sums
         self._shifted = True
         try:
+            base = []
             for leaf in self.tree.leaves:
                 d = delta[leaf.offset : leaf.offset + leaf.size].reshape(leaf.shape)
-                np.copyto(leaf.work, (leaf.original.astype(np.float64) + d).astype(leaf.dtype))
+                with np.errstate(all="ignore"):
+                    moved = (leaf.original.astype(np.float64) + d).astype(leaf.dtype)
+                base.append(np.where(np.isfinite(leaf.original), moved, leaf.original))
+            self._base = base
+            self._reset()
+            self._sums = self.tree.sums()
             self.phi0 = self._eval_checked(None) if evaluate else float("nan")
+            self._after_call()
             yield self.phi0
         finally:
+            self._base = None
             self.tree.restore()
-            self.phi0 = phi0
+            self._sums, self.phi0 = sums, phi0
             self._shifted = False
 
     # -- perturbed points ---------------------------------------------------------------------------------
-    def element(self, i: int, steps: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    def element(self, i: int, steps: Sequence[float], *, shrink: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """``phi`` at ``x + s e_i`` for each step ``s``; returns (phi values, actual displacements).
 
-        The actual displacement is ``fl(x_i + s) - x_i``, exact in float64 even for float32 arrays.
+        The actual displacement is ``fl(x_i + s) - x_i``, exact in float64 even for float32 arrays. A value
+        that is not finite raises :class:`NonFiniteError`; with ``shrink``, every step is instead divided by
+        :data:`EDGE_SHRINK` and tried again (the edge of the function's domain; see :attr:`shrunk`), and the
+        displacements returned are those used.
         """
+        phis, disp, _factor = self._element(i, steps, EDGE_RETRIES if shrink else 0)
+        return phis, disp
+
+    def _element(self, i: int, steps: Sequence[float], retries: int) -> tuple[np.ndarray, np.ndarray, float]:
         leaf, local = self.tree.locate(i)
+        k_leaf = int(np.searchsorted(self.tree.offsets, i, side="right")) - 1
         flat = _flat_view(leaf.work)
         x0 = flat[local]
         x0_64 = float(x0)
         phis = np.empty(len(steps))
         disp = np.empty(len(steps))
         caster = leaf.dtype.type
+        factor, bad = 1.0, (float("nan"), float(steps[0]))
         try:
-            for k, s in enumerate(steps):
-                xk = caster(x0_64 + s)
-                flat[local] = xk
-                disp[k] = float(xk) - x0_64
-                phis[k] = self._eval_checked((i, s))
-                flat[local] = x0
-                if self.mutated:
-                    self.tree.restore()
+            for _attempt in range(retries + 1):
+                finite = True
+                for k, s in enumerate(steps):
+                    xk = caster(x0_64 + s * factor)
+                    flat[local] = xk
+                    disp[k] = float(xk) - x0_64
+                    phis[k] = self._value((i, s * factor))
+                    flat[local] = x0
+                    self._after_call()
+                    if not math.isfinite(phis[k]):
+                        finite, bad = False, (phis[k], float(s))
+                        break
+                if finite or (factor < 1.0 and np.any(disp == 0.0)):
+                    break
+                factor /= EDGE_SHRINK
         finally:
             flat[local] = x0
             if self.mutated:
-                self.tree.restore()
-        return phis, disp
+                self._reset()
+        if not finite or (factor < 1.0 and np.any(disp == 0.0)):
+            self._nonfinite(bad[0], (i, bad[1]), retried=factor < 1.0)
+        self.probed[k_leaf] += 1
+        if np.any(phis != self.phi0):
+            self.moved[k_leaf] = True
+        if factor != 1.0:
+            self.shrunk[i] = min(self.shrunk.get(i, 1.0), factor)
+        return phis, disp, factor
 
     def direction(self, idx: np.ndarray, coef: np.ndarray, steps: Sequence[float]) -> tuple[np.ndarray, list]:
         """``phi`` at ``x + s v`` with ``v`` zero except ``v[idx] = coef``.
 
         Returns the phi values and, per step, the actual displacement of the touched elements (float64, in
         ascending order of ``idx``). A run of consecutive elements is written as one slice, so a direction
-        over a million elements costs a few vectorized passes, not a gather and scatter each.
+        over a million elements costs a few vectorized passes, not a gather and scatter each. Non-finite
+        entries (masks) are not moved: their displacement is 0.
         """
         groups = self._group(idx, coef)
+        fixed = [~np.isfinite(x0) for _leaf, _local, _c, _flat, x0, _native in groups]
         phis = np.empty(len(steps))
         disps = []
         try:
             for k, s in enumerate(steps):
                 parts = []
-                for leaf, local, c, flat, x0, _native in groups:
-                    new = x0 + s * c
-                    if leaf.dtype != np.float64:
-                        new = new.astype(leaf.dtype).astype(np.float64)  # the value the array can hold
-                    flat[local] = new
-                    new -= x0
+                for (leaf, local, c, flat, x0, native), keep in zip(groups, fixed, strict=True):
+                    with np.errstate(invalid="ignore", over="ignore"):
+                        new_native = (x0 + s * c).astype(leaf.dtype)  # the value the array can hold
+                    if keep.any():
+                        new_native[keep] = native[keep]
+                    flat[local] = new_native
+                    new = np.subtract(new_native, x0, dtype=np.float64, where=~keep, out=np.zeros(x0.shape))
                     parts.append(new)
                 disps.append(np.concatenate(parts) if len(parts) > 1 else parts[0] if parts else np.empty(0))
                 phis[k] = self._eval_checked((idx, s))
                 for _leaf, local, _c, flat, _x0, native in groups:
                     flat[local] = native
-                if self.mutated:
-                    self.tree.restore()
+                self._after_call()
         finally:
             for _leaf, local, _c, flat, _x0, native in groups:
                 flat[local] = native
             if self.mutated:
-                self.tree.restore()
+                self._reset()
+        if len(groups) == 1:
+            k_leaf = next(j for j, leaf in enumerate(self.tree.leaves) if leaf is groups[0][0])
+            self.probed[k_leaf] += 1
+            self.moved[k_leaf] |= bool(np.any(phis != self.phi0))
         return phis, disps
 
     def _group(
@@ -485,20 +481,75 @@ class Evaluator:
             "the original exception is chained above; every input array has been restored.",
         )
 
-    def _nonfinite(self, phi: float, where: Any) -> None:
+    def _nonfinite(self, phi: float, where: Any, retried: bool = False) -> None:
+        tried = (
+            f" (steps down to {EDGE_SHRINK:g}**-{EDGE_RETRIES} times smaller did not help)" if retried else ""
+        )
         raise NonFiniteError(
-            f"{self.fname} returned {phi} when evaluated {self._where(where)}.",
-            "the step crosses the edge of the function's domain (log, sqrt, division near 0?); "
-            "pass a smaller step= or move the point away from the edge.",
+            f"{self.fname} returned {phi} when evaluated {self._where(where)}{tried}.",
+            "the step crosses the edge of the function's domain (log, sqrt, division near 0?), or the function "
+            "is not finite around this point; pass a smaller step= or move the point away from the edge.",
         )
 
-    def _eval_checked(self, where: Any) -> float:
+    def _value(self, where: Any) -> float:
+        """``phi`` at the current point (NaN and inf returned as they are)."""
         phi, scale, _dtype = self._eval(where)
-        if self._track_scale:
+        if self._track_scale and math.isfinite(phi):
             self.scale = max(self.scale, scale)  # the largest magnitude seen bounds the round-off of every value
+        return phi
+
+    def _eval_checked(self, where: Any) -> float:
+        phi = self._value(where)
         if not math.isfinite(phi):
             self._nonfinite(phi, where)
         return phi
+
+    # -- the inputs between calls -------------------------------------------------------------------------
+    def _after_call(self) -> None:
+        """After a call, with the evaluator's own perturbation undone: a function that wrote into its inputs
+        is recorded (at whatever call it starts) and the base point restored, so every call sees its input."""
+        if self.mutated:
+            self._reset()
+        elif self._sums and not self.tree.intact(self._sums):
+            self._note_mutation()
+
+    def _note_mutation(self) -> None:
+        """Record the elements the function changed (against the base point) and restore them."""
+        for leaf, idx in self.tree.changed(self._base):
+            for j, (seen, before) in enumerate(self.mutated):
+                if seen is leaf:
+                    self.mutated[j] = (leaf, np.union1d(before, idx))
+                    break
+            else:
+                self.mutated.append((leaf, idx))
+        self._reset()
+
+    def _reset(self) -> None:
+        """Put every input back to the base point (the original, or the shifted point)."""
+        self.tree.restore()
+        if self._base is not None:
+            for leaf, values in zip(self.tree.leaves, self._base, strict=True):
+                np.copyto(leaf.work, values)
+
+    # -- what the evaluations showed --------------------------------------------------------------------
+    def notes(self) -> list[str]:
+        """What the report should say about the evaluations themselves: an output coarser than the inputs,
+        steps shrunk at the edge of the function's domain."""
+        out = [self._coarse] if self._coarse else []
+        if not self.shrunk:
+            return out
+        items = sorted(self.shrunk.items())
+        shown = ", ".join(f"{self.tree.element_name(i)} ({1 / f:.3g}x smaller)" for i, f in items[:3])
+        more = f" and {len(items) - 3} more" if len(items) > 3 else ""
+        return [
+            *out,
+            f"{len(items)} element(s) sit near the edge of {self.fname}'s domain (a step gave NaN or inf): their "
+            f"steps were shrunk until it stayed finite: {shown}{more}.",
+        ]
+
+    def unmoved(self) -> list[int]:
+        """Leaves (by position) perturbed at least once on their own without ``phi`` changing at all."""
+        return [k for k in range(len(self.tree.leaves)) if self.probed[k] and not self.moved[k]]
 
     def _where(self, where: Any) -> str:
         if where is None:

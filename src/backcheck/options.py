@@ -94,6 +94,8 @@ class Options:
     executor: Any = None
     progress: bool | None = None
     random: str = "auto"
+    #: refuse a gradient in another float dtype than its parameter instead of judging it at the coarser one
+    strict_dtype: bool = False
 
     @classmethod
     def make(cls, **kwargs: Any) -> Options:
@@ -109,7 +111,7 @@ class Options:
         if random not in RANDOM_MODES:
             raise BadInputError(f"random={random!r} is not one of {list(RANDOM_MODES)}.", "use random='auto'.")
         max_bytes = _positive_int("max_batch_bytes", kwargs.get("max_batch_bytes", 4 * 2**20))
-        for flag in ("curves", "vectorized"):
+        for flag in ("curves", "vectorized", "strict_dtype"):
             if not isinstance(kwargs.get(flag, False), (bool, np.bool_)):
                 raise BadInputError(f"{flag}={kwargs[flag]!r} must be True or False.", f"pass {flag}=True.")
         for flag in ("upcast", "progress"):
@@ -135,6 +137,7 @@ class Options:
             executor=executor,
             progress=kwargs.get("progress"),
             random=random,
+            strict_dtype=bool(kwargs.get("strict_dtype", False)),
         )
 
     def rng(self, stream: str) -> np.random.Generator:

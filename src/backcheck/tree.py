@@ -13,9 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.errors import GradientStructureError, ParamsError
-
-_CONTAINERS = (dict, list, tuple)
+from backcheck.errors import GradientStructureError, ParamsError, UserFunctionError
 
 
 def _is_namedtuple(obj: Any) -> bool:
@@ -50,6 +48,33 @@ def _is_container(obj: Any) -> bool:
     return isinstance(obj, (Mapping, list, tuple))
 
 
+def flatten(obj: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """The leaves of a tree (anything not a dict, list or tuple), depth first, named by their paths.
+
+    ``flatten({'a': [x, y]}, 'out')`` is ``[("out['a'][0]", x), ("out['a'][1]", y)]``.
+    """
+    if not _is_container(obj):
+        return [(prefix, obj)]
+    return [item for _, suffix, child in _children(obj) for item in flatten(child, prefix + suffix)]
+
+
+def rebuild_like(template: Any, leaves: list[Any]) -> Any:
+    """A tree of ``template``'s structure holding ``leaves`` (in :func:`flatten`'s order)."""
+    it = iter(leaves)
+
+    def build(t: Any) -> Any:
+        if not _is_container(t):
+            return next(it)
+        return _rebuild(t, [build(child) for _, _, child in _children(t)])
+
+    return build(template)
+
+
+def map_leaves(fn: Any, obj: Any) -> Any:
+    """``obj`` with ``fn`` applied to every leaf."""
+    return rebuild_like(obj, [fn(x) for _, x in flatten(obj)])
+
+
 def _describe(obj: Any) -> str:
     t = type(obj)
     return f"{t.__module__}.{t.__qualname__}" if t.__module__ != "builtins" else t.__qualname__
@@ -64,8 +89,8 @@ class Leaf:
     dtype: np.dtype
     offset: int
     source: Any  # the user's own object
-    work: np.ndarray  # the array that is perturbed: the user's own array, or a private copy
-    in_place: bool  # True when ``work`` is the user's array
+    work: np.ndarray  # the array that is perturbed: the user's own memory (a plain ndarray view), or a private copy
+    in_place: bool  # True when ``work`` is the user's memory
     scalar: bool = False  # a Python/numpy scalar, rebuilt on every call
     original: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
 
@@ -75,6 +100,26 @@ class Leaf:
 
     def element_name(self, local: int) -> str:
         return self.name + format_index(np.unravel_index(local, self.shape) if self.shape else ())
+
+    def handover(self) -> Any:
+        """What the user's function receives for this leaf, holding the current values.
+
+        The user's own object when it is perturbed in place; otherwise the working copy, as the user's scalar
+        type or viewed as the user's array subclass (``np.matrix``), so the function's arithmetic is unchanged.
+        """
+        if self.in_place:
+            return self.source
+        if self.scalar:
+            value = self.work[()]
+            return float(value) if isinstance(self.source, float) else value
+        return _as_kind(self.source, self.work)
+
+
+def _as_kind(source: Any, arr: np.ndarray) -> Any:
+    kind = type(source)
+    if isinstance(source, np.ndarray) and kind is not np.ndarray and arr.ndim == source.ndim:
+        return arr.view(kind)
+    return arr
 
 
 def format_index(index: tuple[Any, ...]) -> str:
@@ -124,8 +169,16 @@ class Tree:
         The name the reports use for the tree itself (``params``); with ``bare_keys`` a top-level dict's keys
         are used alone (``x``, ``w``), which suits the inputs of a layer.
     in_place : bool
-        Perturb the user's own writable arrays (so functions that read them through a closure see the
-        perturbation); otherwise every array is copied first and the user's arrays are never written.
+        Perturb the user's own writable arrays, views included (so functions that read them through a closure
+        see the perturbation); otherwise every array is copied first and the user's arrays are never written.
+        Arrays perturbed in place must not share memory (the same array twice, an array and a view of it):
+        that raises :class:`ParamsError` naming both.
+
+    Attributes
+    ----------
+    excluded : ndarray of int
+        Flat positions holding NaN or +-inf at the point (masks, padding): they are not coordinates to
+        differentiate; they keep their value and are packed as 0 in gradients.
     """
 
     def __init__(self, obj: Any, root: str = "params", *, in_place: bool = True, bare_keys: bool = False):
@@ -135,14 +188,17 @@ class Tree:
         self._rebuild_needed = False
         self.structure = self._walk(obj, root, in_place, bare_keys, top=True)
         self.size = sum(leaf.size for leaf in self.leaves)
-        if self.size == 0:
+        if not self.leaves:
             raise ParamsError(
-                f"{root} holds no elements to differentiate"
-                + (" (an empty container)" if _is_container(obj) else f" (shape {np.shape(obj)})")
+                f"{root} holds no arrays to differentiate"
+                + (" (an empty container)" if _is_container(obj) else "")
                 + ".",
-                "pass at least one non-empty float array.",
+                "pass at least one float array.",
             )
         self.offsets = np.array([leaf.offset for leaf in self.leaves], dtype=np.int64)
+        _refuse_aliasing([leaf for leaf in self.leaves if leaf.in_place and leaf.size])
+        bad = [np.flatnonzero(~np.isfinite(leaf.original.reshape(-1))) + leaf.offset for leaf in self.leaves]
+        self.excluded = np.concatenate(bad) if bad else np.empty(0, dtype=np.int64)
 
     # -- building -------------------------------------------------------------------------------------
     def _walk(self, obj: Any, name: str, in_place: bool, bare_keys: bool, top: bool = False) -> Any:
@@ -152,28 +208,23 @@ class Tree:
                 child_name = str(key) if (top and bare_keys and isinstance(obj, Mapping)) else name + suffix
                 kids.append((key, self._walk(child, child_name, in_place, bare_keys)))
             return (obj, kids)
-        if obj is None:
-            raise ParamsError(f"{name} is None.", "remove it from the tree, or pass a float array.")
-        if not isinstance(obj, (np.ndarray, np.generic, float, int)):
-            raise ParamsError(
-                f"{name} is a {_describe(obj)}; backcheck's numpy checker takes numpy arrays and floats.",
-                "convert it with np.asarray(...), or use backcheck.torch / backcheck.jax for tensors.",
-            )
+        _refuse_leaf(obj, name)
         dtype = _as_float_dtype(obj, name)
         offset = sum(leaf.size for leaf in self.leaves)
-        if isinstance(obj, np.ndarray) and obj.ndim > 0:
-            original = obj.copy()
-            writable = obj.flags.writeable and in_place
-            work = obj if writable else obj.copy()
+        if isinstance(obj, np.ndarray):
+            # a subclass (np.matrix) is perturbed through a plain view of its memory (it keeps its 2-d shape)
+            base = obj if type(obj) is np.ndarray else obj.view(np.ndarray)
+            original = np.array(base, order="C", copy=True)
+            writable = in_place and base.flags.writeable
+            work = base if writable else original.copy()
             if not writable:
                 self._rebuild_needed = True
-            leaf = Leaf(name, obj.shape, dtype, offset, obj, work, writable, original=original)
+            leaf = Leaf(name, base.shape, dtype, offset, obj, work, writable, original=original)
         else:
-            # 0-d arrays and scalars: perturbed in a private 0-d array and handed over rebuilt
-            scalar = not isinstance(obj, np.ndarray)
+            # scalars: perturbed in a private 0-d array and handed over rebuilt
             work = np.array(obj, dtype=dtype)
             self._rebuild_needed = True
-            leaf = Leaf(name, (), dtype, offset, obj, work, False, scalar=scalar, original=work.copy())
+            leaf = Leaf(name, (), dtype, offset, obj, work, False, scalar=True, original=work.copy())
         self.leaves.append(leaf)
         return len(self.leaves) - 1
 
@@ -186,11 +237,7 @@ class Tree:
 
     def _current(self, node: Any) -> Any:
         if isinstance(node, int):
-            leaf = self.leaves[node]
-            if leaf.scalar:
-                value = leaf.work[()]
-                return float(value) if isinstance(leaf.source, float) else value
-            return leaf.work
+            return self.leaves[node].handover()
         template, kids = node
         return _rebuild(template, [self._current(k) for _, k in kids])
 
@@ -208,7 +255,7 @@ class Tree:
             arr = arr.astype(dtype or leaf.dtype, copy=True)
             if leaf.scalar and flat is None and isinstance(leaf.source, float):
                 return float(arr)
-            return arr
+            return _as_kind(leaf.source, arr) if flat is None else arr
         template, kids = node
         return _rebuild(template, [self._fresh(k, flat, dtype) for _, k in kids])
 
@@ -230,7 +277,7 @@ class Tree:
 
     def locate(self, i: int) -> tuple[Leaf, int]:
         """The leaf and the local flat index of global position ``i``."""
-        k = int(np.searchsorted(self.offsets, i, side="right")) - 1
+        k = int(np.searchsorted(self.offsets, i, side="right")) - 1  # past empty leaves sharing the offset
         leaf = self.leaves[k]
         return leaf, int(i - leaf.offset)
 
@@ -242,16 +289,76 @@ class Tree:
         leaf, local = self.locate(i)
         return tuple(int(j) for j in np.unravel_index(local, leaf.shape)) if leaf.shape else ()
 
-    def pack(self, other: Any, what: str = "gradient") -> np.ndarray:
-        """Validate that ``other`` has this tree's structure, shapes and dtypes; return it as one float64 vector."""
-        out = np.empty(self.size, dtype=np.float64)
-        self._pack(self.structure, other, self.root, what, out)
+    def notes(self) -> list[str]:
+        """What the report should say about the point itself: empty arrays, non-finite entries left out."""
+        out = []
+        if self.size == 0:
+            out.append(
+                f"no elements to check: every array of {self.root} is empty, so the check passes trivially."
+            )
+        for leaf in self.leaves:
+            bad = int(np.count_nonzero(~np.isfinite(leaf.original)))
+            if bad:
+                out.append(
+                    f"{leaf.name}: {bad} of {leaf.size} element(s) are NaN or +-inf (masks, padding): they are "
+                    "not coordinates to differentiate, so they keep their value and are not checked."
+                )
         return out
 
-    def _pack(self, node: Any, other: Any, name: str, what: str, out: np.ndarray) -> None:
+    # -- gradients ----------------------------------------------------------------------------------------
+    def pack(self, other: Any, what: str = "gradient", *, strict_dtype: bool = False) -> np.ndarray:
+        """Validate that ``other`` has this tree's structure and shapes; return it as one float64 vector.
+
+        A leaf in another float dtype than its parameter is accepted (see :meth:`pack_dtypes`), unless
+        ``strict_dtype``. Non-finite values are kept (a NaN gradient element is a failing element, not an
+        error), except at :attr:`excluded` positions, which are packed as 0.
+        """
+        return self.pack_dtypes(other, what, strict_dtype=strict_dtype)[0]
+
+    def pack_dtypes(
+        self, other: Any, what: str = "gradient", *, strict_dtype: bool = False
+    ) -> tuple[np.ndarray, dict[str, np.dtype]]:
+        """Like :meth:`pack`, and the dtypes of the leaves of ``other`` that differ from their parameter's."""
+        out = np.empty(self.size, dtype=np.float64)
+        dtypes: dict[str, np.dtype] = {}
+        self._pack(self.structure, other, self.root, (what, strict_dtype, out, dtypes))
+        if self.excluded.size:
+            out[self.excluded] = 0.0
+        return out, dtypes
+
+    def grad_eps(self, dtypes: Mapping[str, np.dtype]) -> np.ndarray | None:
+        """Per element, the machine epsilon to judge a gradient at: the coarser of its parameter's dtype and
+        its own (``dtypes`` as :meth:`pack_dtypes` gives them); None when that is the parameter's everywhere."""
+        eps = np.empty(self.size)
+        for leaf in self.leaves:
+            e = float(np.finfo(leaf.dtype).eps)
+            if leaf.name in dtypes:
+                e = max(e, float(np.finfo(dtypes[leaf.name]).eps))
+            eps[leaf.offset : leaf.offset + leaf.size] = e
+        coarser = any(np.finfo(d).eps > np.finfo(self._leaf(n).dtype).eps for n, d in dtypes.items())
+        return eps if coarser else None
+
+    def dtype_notes(self, dtypes: Mapping[str, np.dtype], what: str = "gradient") -> list[str]:
+        out = []
+        for name, dt in dtypes.items():
+            leaf = self._leaf(name)
+            low = dt if np.finfo(dt).eps > np.finfo(leaf.dtype).eps else leaf.dtype
+            out.append(
+                f"the {what} of {name} is {dt} for a {leaf.dtype} input: accepted, and judged at {low}'s "
+                "resolution (the coarser of the two); strict_dtype=True refuses it."
+            )
+        return out
+
+    def _leaf(self, name: str) -> Leaf:
+        return next(leaf for leaf in self.leaves if leaf.name == name)
+
+    def _pack(self, node: Any, other: Any, name: str, ctx: tuple[str, bool, np.ndarray, dict]) -> None:
+        what, strict, out, dtypes = ctx
         if isinstance(node, int):
             leaf = self.leaves[node]
-            arr = _gradient_leaf(other, leaf, what)
+            arr = _gradient_leaf(other, leaf, what, strict)
+            if not isinstance(leaf.source, float) and arr.dtype != leaf.dtype:
+                dtypes[leaf.name] = arr.dtype
             out[leaf.offset : leaf.offset + leaf.size] = arr.reshape(-1)
             return
         template, kids = node
@@ -275,7 +382,7 @@ class Tree:
                     f"the {what} must have exactly the keys of the parameters: {list(template.keys())}.",
                 )
             for key, kid in kids:
-                self._pack(kid, other[key], name + f"[{key!r}]", what, out)
+                self._pack(kid, other[key], name + f"[{key!r}]", ctx)
             return
         if not isinstance(other, (list, tuple)) or len(other) != len(kids):
             got = (
@@ -290,27 +397,142 @@ class Tree:
             )
         for (key, kid), item in zip(kids, other, strict=True):
             suffix = f".{key}" if _is_namedtuple(template) else f"[{key}]"
-            self._pack(kid, item, name + suffix, what, out)
+            self._pack(kid, item, name + suffix, ctx)
 
     # -- restoring --------------------------------------------------------------------------------------
     def restore(self) -> None:
-        """Put every perturbed array back to its original value, bit for bit."""
-        for leaf in self.leaves:
-            np.copyto(leaf.work, leaf.original)
+        """Put every perturbed array back to its original value, bit for bit (and its shape and writeable
+        flag, should the function under test have changed them)."""
+        stuck = [(leaf, err) for leaf in self.leaves if (err := _restore_leaf(leaf))]
+        if stuck:
+            leaf, err = stuck[0]
+            raise UserFunctionError(
+                f"{leaf.name} cannot be put back: the function under test changed the array itself ({err}).",
+                "do not resize arrays being checked or change their memory; work on a copy inside the function.",
+            )
 
-    def changed(self) -> list[tuple[Leaf, np.ndarray]]:
-        """Leaves whose working array no longer equals the original (bitwise), with the changed flat indices."""
+    def changed(self, against: list[np.ndarray] | None = None) -> list[tuple[Leaf, np.ndarray]]:
+        """Leaves whose working array no longer equals the original (or ``against``, one array per leaf),
+        bitwise, with the changed flat indices. An array whose shape or writeable flag was changed counts as
+        changed everywhere.
+        """
         out = []
-        for leaf in self.leaves:
-            now = leaf.work.reshape(-1).view(np.uint8).reshape(leaf.size, -1)
-            was = leaf.original.reshape(-1).view(np.uint8).reshape(leaf.size, -1)
+        for k, leaf in enumerate(self.leaves):
+            w = leaf.work
+            if _reshaped(leaf):
+                out.append((leaf, np.arange(max(leaf.size, 1))))
+                continue
+            if leaf.size == 0:
+                continue
+            now = np.ascontiguousarray(w).reshape(-1).view(np.uint8).reshape(leaf.size, -1)
+            ref = leaf.original if against is None else np.ascontiguousarray(against[k])
+            was = ref.reshape(-1).view(np.uint8).reshape(leaf.size, -1)
             diff = np.flatnonzero((now != was).any(axis=1))
             if diff.size:
                 out.append((leaf, diff))
         return out
 
+    def sums(self) -> list[int]:
+        """A checksum of every working array's bits (cheap: one integer sum per array)."""
+        return [_bitsum(leaf.work) for leaf in self.leaves]
 
-def _gradient_leaf(other: Any, leaf: Leaf, what: str) -> np.ndarray:
+    def intact(self, sums: list[int]) -> bool:
+        """Whether every working array still has the checksum ``sums``, its shape and its writeable flag."""
+        for leaf, s in zip(self.leaves, sums, strict=True):
+            if _bitsum(leaf.work) != s or _reshaped(leaf):
+                return False
+        return True
+
+
+_UINTS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def _bitsum(a: np.ndarray) -> int:
+    """The sum (modulo 2**64) of an array's elements read as unsigned integers of their width."""
+    u = _UINTS.get(a.dtype.itemsize)
+    if u is None:
+        return int(np.ascontiguousarray(a).view(np.uint8).sum(dtype=np.uint64))
+    return int(a.view(u).sum(dtype=np.uint64))
+
+
+def _arrays(leaf: Leaf) -> tuple[np.ndarray, ...]:
+    """The arrays a function could reshape or freeze: the working array, and the user's object it views."""
+    if leaf.in_place and leaf.source is not leaf.work:
+        return (leaf.work, leaf.source)
+    return (leaf.work,)
+
+
+def _reshaped(leaf: Leaf) -> bool:
+    return any(a.shape != leaf.shape or not a.flags.writeable for a in _arrays(leaf))
+
+
+def _restore_leaf(leaf: Leaf) -> str:
+    """Restore one working array (values, shape, writeable flag); return why it could not be ('' when done)."""
+    try:
+        for a in _arrays(leaf):
+            if a.shape != leaf.shape:
+                a.shape = leaf.shape
+            if not a.flags.writeable:
+                a.flags.writeable = True
+        np.copyto(leaf.work, leaf.original)
+    except (AttributeError, ValueError) as exc:
+        return str(exc)
+    return ""
+
+
+def _refuse_leaf(obj: Any, name: str) -> None:
+    if obj is None:
+        raise ParamsError(f"{name} is None.", "remove it from the tree, or pass a float array.")
+    if isinstance(obj, np.ma.MaskedArray):
+        raise ParamsError(
+            f"{name} is a masked array; its masked entries are not coordinates to differentiate, and the "
+            "checker cannot tell which the function reads.",
+            "pass its data (x.filled(0.0) or x.data) and apply the mask inside the function, e.g. through a "
+            "closure holding x.mask.",
+        )
+    if not isinstance(obj, (np.ndarray, np.generic, float, int)):
+        raise ParamsError(
+            f"{name} is a {_describe(obj)}; backcheck's numpy checker takes numpy arrays and floats.",
+            "convert it with np.asarray(...), or use backcheck.torch / backcheck.jax for tensors.",
+        )
+
+
+def _span(a: np.ndarray) -> tuple[int, int]:
+    """The byte interval an array's elements lie in."""
+    lo = hi = int(a.__array_interface__["data"][0])
+    for n, stride in zip(a.shape, a.strides, strict=True):
+        if stride < 0:
+            lo += (n - 1) * stride
+        else:
+            hi += (n - 1) * stride
+    return lo, hi + a.itemsize
+
+
+def _refuse_aliasing(leaves: list[Leaf]) -> None:
+    """Raise when two arrays perturbed in place share memory: perturbing one would move the other."""
+    if len(leaves) < 2:
+        return
+    spans = sorted((_span(leaf.work), k) for k, leaf in enumerate(leaves))
+    for a, ((_, hi), ka) in enumerate(spans):
+        for (lo2, _), kb in spans[a + 1 :]:
+            if lo2 >= hi:
+                break
+            x, y = leaves[ka], leaves[kb]
+            try:
+                shared = np.shares_memory(x.work, y.work, max_work=10**6)
+            except np.exceptions.TooHardError:
+                shared = True
+            if shared:
+                first, second = sorted((x, y), key=lambda leaf: leaf.offset)
+                raise ParamsError(
+                    f"{first.name} and {second.name} share memory (the same array twice, or an array and a "
+                    "view of it): perturbing one moves the other, so their gradients cannot be checked apart.",
+                    "pass the array once (the gradient of a parameter used twice is the sum over its uses), "
+                    "or pass a copy (np.copy) where they are meant to be separate parameters.",
+                )
+
+
+def _gradient_leaf(other: Any, leaf: Leaf, what: str, strict_dtype: bool = False) -> np.ndarray:
     if other is None:
         raise GradientStructureError(
             f"the {what} for {leaf.name} is None.",
@@ -340,9 +562,10 @@ def _gradient_leaf(other: Any, leaf: Leaf, what: str) -> np.ndarray:
             "a gradient has the shape of its parameter; look for a missing sum over the batch axis "
             "or a missing transpose.",
         )
-    if not isinstance(leaf.source, float) and arr.dtype != leaf.dtype:
+    if strict_dtype and not isinstance(leaf.source, float) and arr.dtype != leaf.dtype:
         raise GradientStructureError(
             f"the {what} for {leaf.name} has dtype {arr.dtype}, but {leaf.name} has dtype {leaf.dtype}.",
-            f"compute the gradient in {leaf.dtype}, as the forward pass does (or cast it with .astype).",
+            f"compute the gradient in {leaf.dtype}, as the forward pass does (or cast it with .astype), or "
+            "drop strict_dtype=True to judge it at the coarser of the two dtypes.",
         )
-    return arr.astype(np.float64, copy=False)
+    return arr

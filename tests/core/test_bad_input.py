@@ -67,7 +67,9 @@ def test_gradient_with_a_wrong_shape_names_both_shapes(params):
 
 def test_gradient_with_a_wrong_dtype(params):
     with pytest.raises(GradientStructureError, match="dtype float32"):
-        backcheck.check(sq, params, lambda p: {"W": (2 * p["W"]).astype(np.float32), "b": 2 * p["b"]})
+        backcheck.check(
+            sq, params, lambda p: {"W": (2 * p["W"]).astype(np.float32), "b": 2 * p["b"]}, strict_dtype=True
+        )
     with pytest.raises(GradientStructureError, match="dtype int64"):
         backcheck.check(sq, params, lambda p: {"W": np.zeros((2, 3), dtype=np.int64), "b": 2 * p["b"]})
 
@@ -87,10 +89,10 @@ def test_integer_and_boolean_params_are_refused_by_name():
 
 
 def test_empty_params():
-    with pytest.raises(ParamsError, match="no elements"):
+    with pytest.raises(ParamsError, match="no arrays"):
         backcheck.check(lambda p: 0.0, {}, lambda p: p)
-    with pytest.raises(ParamsError, match=r"shape \(0,\)"):
-        backcheck.check(lambda p: 0.0, np.zeros(0), lambda p: p)
+    report = backcheck.check(lambda p: 0.0, np.zeros(0), lambda p: p)  # as gradcheck: trivially, and said
+    assert report.status == "pass" and any("no elements to check" in n for n in report.notes)
 
 
 def test_unsupported_leaf_type_gets_a_hint():

@@ -24,15 +24,7 @@ from backcheck.findings import changed_elements, mutation_finding
 from backcheck.options import Options
 from backcheck.report import Finding, Report
 from backcheck.run import run
-from backcheck.tree import Tree
-
-
-def _flatten_out(out: Any, prefix: str = "out") -> list[tuple[str, Any]]:
-    if isinstance(out, Mapping):
-        return [item for k, v in out.items() for item in _flatten_out(v, f"{prefix}[{k!r}]")]
-    if isinstance(out, (list, tuple)):
-        return [item for k, v in enumerate(out) for item in _flatten_out(v, f"{prefix}[{k}]")]
-    return [(prefix, out)]
+from backcheck.tree import Tree, flatten, rebuild_like
 
 
 def _is_float(x: Any) -> bool:
@@ -62,6 +54,7 @@ def check_layer(
     max_batch_bytes: int = 4 * 2**20,
     executor: Any = None,
     progress: bool | None = None,
+    strict_dtype: bool = False,
 ) -> Report:
     """Check a layer's backward pass against finite differences of its forward pass.
 
@@ -107,6 +100,9 @@ def check_layer(
         picklable: defined at module level).
     progress : bool, optional
         A progress bar on checks longer than about a second, as in :func:`backcheck.check`.
+    strict_dtype : bool
+        Refuse gradients in another float dtype than their input (``np.zeros(x.shape)`` for a float32 ``x``);
+        by default they are judged at the coarser of the two dtypes, with a note.
 
     Returns
     -------
@@ -139,6 +135,7 @@ def check_layer(
         executor=executor,
         progress=progress,
         random=random,
+        strict_dtype=strict_dtype,
     )
     layer = Layer.make(forward, backward, inputs, cache=cache, names=names, wrt=wrt, constant=constant)
     return run(layer.contract(dout, options), options)
@@ -157,7 +154,7 @@ class LayerPhi:
     def __call__(self, current: Mapping[str, Any]) -> float:
         out = self.forward(*[current[n] if n in current else self.fixed[n] for n in self.names])
         out = out[0] if self.cache else out
-        parts = [np.asarray(x, dtype=np.float64).reshape(-1) for _, x in _flatten_out(out)]
+        parts = [np.asarray(x, dtype=np.float64).reshape(-1) for _, x in flatten(out, "out")]
         return float(sum(float(np.dot(uu, p)) for uu, p in zip(self.u, parts, strict=True)))
 
 
@@ -239,13 +236,20 @@ class Layer:
             return self.backward(dout, self.forward(*args)[1])
         return self.backward(dout, *args)
 
-    def pack(self, raw: Any, bname: str, tree: Tree | None = None) -> tuple[np.ndarray, list[str]]:
-        """The flat gradient of the differentiated inputs, and the names whose gradient is None (zeros)."""
+    def pack(
+        self, raw: Any, bname: str, tree: Tree | None = None, strict_dtype: bool = False
+    ) -> tuple[np.ndarray, list[str], dict[str, np.dtype]]:
+        """The flat gradient of the differentiated inputs, the names whose gradient is None (zeros), and the
+        gradients' dtypes where they differ from their input's."""
         tree = tree or self.tree
         grads = _match_grads(raw, list(self.names), list(self.diff_names), bname)
         missing = [n for n, gr in grads.items() if gr is None]
-        filled = {n: (gr if gr is not None else np.zeros(np.shape(tree.obj[n]))) for n, gr in grads.items()}
-        return tree.pack(filled, "gradient"), missing
+        filled = {
+            n: (gr if gr is not None else np.zeros(np.shape(tree.obj[n]), np.asarray(tree.obj[n]).dtype))
+            for n, gr in grads.items()
+        }
+        g, dtypes = tree.pack_dtypes(filled, "gradient", strict_dtype=strict_dtype)
+        return g, missing, dtypes
 
     # -- the contract --------------------------------------------------------------------------------------
     def contract(self, dout: Any, options: Options) -> Contract:
@@ -255,7 +259,7 @@ class Layer:
             changed = self.tree.changed()
         finally:
             self.tree.restore()
-        parts = [(n, np.asarray(p)) for n, p in _flatten_out(out0)]
+        parts = [(n, np.asarray(p)) for n, p in flatten(out0, "out")]
         _check_outputs(parts, fname)
         u = _dout(dout, parts, options.rng("dout"), fname)
         findings = (mutation_finding(fname, changed),) if changed else ()
@@ -274,17 +278,19 @@ class Layer:
         fname = function_name(layer.forward, "forward")
         bname = function_name(layer.backward, "backward")
         point = layer._point(parts, options)
-        side = _Backward(layer, out0, u, point, bname)
+        side = _Backward(layer, out0, u, point, bname, options.strict_dtype)
 
         def replay() -> tuple[Contract, str]:
-            forward, backward, note = replay_randomness(fname, layer.forward, layer.backward)
+            forward, backward, note = replay_randomness(
+                fname, layer.forward, layer.backward, tuple(layer.fixed.values())
+            )
             again = dataclasses.replace(layer, forward=forward, backward=backward)
             return Layer._build(again, out0, parts, u, options, findings, replayed=True), note
 
         def call(current: Mapping[str, Any]) -> Any:
             if options.vectorized:
                 out = layer.out({n: np.asarray(v)[None] for n, v in current.items()})
-                return _rebuild_like(out, [np.asarray(x)[0] for _, x in _flatten_out(out)])
+                return rebuild_like(out, [np.asarray(x)[0] for _, x in flatten(out, "out")])
             return layer.out(current)
 
         return Contract(
@@ -294,7 +300,7 @@ class Layer:
             point=point,
             call=call,
             output=Output.cotangent(
-                fname, u, [n for n, _ in parts], [p.shape for _, p in parts], lambda o: [x for _, x in _flatten_out(o)]
+                fname, u, [n for n, _ in parts], [p.shape for _, p in parts], lambda o: [x for _, x in flatten(o)]
             ),
             analytic=side.analytic,
             fname=fname,
@@ -302,6 +308,7 @@ class Layer:
             remote=LayerPhi(layer.forward, list(layer.names), dict(layer.fixed), layer.cache, u),
             replay=None if replayed else replay,
             findings=findings,
+            notes=tuple(layer.tree.notes()),
         )
 
     def _point(self, parts: list[tuple[str, np.ndarray]], options: Options) -> Tree:
@@ -311,7 +318,7 @@ class Layer:
             return self.tree
         wide = Tree(self.tree.fresh(dtype=np.float64), "inputs", in_place=False, bare_keys=True)
         try:
-            wide_out = [np.asarray(p) for _, p in _flatten_out(self.out(wide.current()))]
+            wide_out = [np.asarray(p) for _, p in flatten(self.out(wide.current()), "out")]
         except Exception:  # noqa: BLE001 - a function that refuses float64 is checked at its own dtype
             return self.tree
         same = len(wide_out) == len(parts) and all(
@@ -323,13 +330,14 @@ class Layer:
 class _Backward:
     """The analytic side of a layer: ``backward`` at the point, checked for writes into its arguments."""
 
-    def __init__(self, layer: Layer, out0: Any, u: list[np.ndarray], point: Tree, bname: str) -> None:
+    def __init__(self, layer: Layer, out0: Any, u: list[np.ndarray], point: Tree, bname: str, strict: bool) -> None:
         self.layer, self.out0, self.u, self.point, self.bname = layer, out0, u, point, bname
+        self.strict = strict
 
     def dout(self, dtype: Any = None) -> Any:
         d = [x.astype(dtype) if dtype is not None else x.copy() for x in self.u]
         if len(self.u) > 1 or isinstance(self.out0, (list, tuple, Mapping)):
-            return _rebuild_like(self.out0, d)
+            return rebuild_like(self.out0, d)
         return d[0]
 
     def analytic(self) -> Analytic:
@@ -339,7 +347,7 @@ class _Backward:
         inputs_before = [x.copy() if isinstance(x, np.ndarray) else x for x in bargs]
         raw = call_user(layer.grads, (dout_arg, bargs), bname)
         changed = []
-        for k, (before, now) in enumerate(zip(self.u, [x for _, x in _flatten_out(dout_arg)], strict=True)):
+        for k, (before, now) in enumerate(zip(self.u, [x for _, x in flatten(dout_arg, "out")], strict=True)):
             hit = changed_elements("dout" if len(self.u) == 1 else f"dout[{k}]", before, now)
             if hit is not None:
                 changed.append(hit)
@@ -349,7 +357,7 @@ class _Backward:
                 if hit is not None:
                     changed.append(hit)
         findings = [mutation_finding(bname, [c], "argument") for c in changed]
-        g, missing = layer.pack(raw, bname)
+        g, missing, dtypes = layer.pack(raw, bname, strict_dtype=self.strict)
         skipped = {}
         for n in missing:
             skipped[n] = f"{bname} returned None for {n}: not checked."
@@ -362,8 +370,9 @@ class _Backward:
                     elements=[n],
                 )
             )
-        at = self.at
-        return Analytic((Section(g, at, g_wide=self.wide()),), tuple(findings), skipped)
+        sec = Section(g, self.at, g_wide=self.wide(), grad_eps=layer.tree.grad_eps(dtypes))
+        notes = tuple(layer.tree.dtype_notes(dtypes))
+        return Analytic((sec,), tuple(findings), skipped, notes)
 
     def at(self, values: list[np.ndarray]) -> np.ndarray:
         """The analytic gradient at the point the evaluator has moved to (a nearby re-check), same dout."""
@@ -373,7 +382,7 @@ class _Backward:
             for lf, low, v in zip(self.point.leaves, layer.tree.leaves, values, strict=True)
         }
         raw = call_user(layer.grads, (self.dout(), layer.args(near)), self.bname)
-        return layer.pack(raw, self.bname)[0]
+        return layer.pack(raw, self.bname, strict_dtype=self.strict)[0]
 
     def wide(self) -> np.ndarray | None:
         """The backward pass run on float64 copies (when the numeric side is), to tell rounding from bugs."""
@@ -399,7 +408,7 @@ class _RowsPhi:
         self.u_rows = [np.asarray(x, dtype=np.float64).reshape(-1) for x in u]
 
     def __call__(self, rows: Mapping[str, Any]) -> np.ndarray:
-        parts_b = [np.asarray(x) for _, x in _flatten_out(self.layer.out(rows))]
+        parts_b = [np.asarray(x) for _, x in flatten(self.layer.out(rows), "out")]
         total = np.zeros(parts_b[0].shape[0] if parts_b else 0)
         for p, uu in zip(parts_b, self.u_rows, strict=True):
             total += p.reshape(p.shape[0], -1).astype(np.float64) @ uu
@@ -423,7 +432,7 @@ def _check_outputs(parts: list[tuple[str, np.ndarray]], fname: str) -> None:
 def _dout(dout: Any, parts: list[tuple[str, np.ndarray]], rng: np.random.Generator, fname: str) -> list[np.ndarray]:
     if dout is None:
         return [rng.standard_normal(p.shape).astype(p.dtype) for _, p in parts]
-    given = _flatten_out(dout, "dout")
+    given = flatten(dout, "dout")
     if len(given) != len(parts):
         raise GradientStructureError(
             f"dout has {len(given)} array(s), but {fname} returns {len(parts)} ({', '.join(n for n, _ in parts)}).",
@@ -441,19 +450,6 @@ def _dout(dout: Any, parts: list[tuple[str, np.ndarray]], rng: np.random.Generat
             raise GradientStructureError(f"{gname} has dtype {arr.dtype}; it must be float.", "pass a float array.")
         out.append(arr.copy())
     return out
-
-
-def _rebuild_like(template: Any, leaves: list[np.ndarray]) -> Any:
-    it = iter(leaves)
-
-    def build(t: Any) -> Any:
-        if isinstance(t, Mapping):
-            return {k: build(v) for k, v in t.items()}
-        if isinstance(t, (list, tuple)):
-            return type(t)(build(v) for v in t) if not hasattr(t, "_fields") else type(t)(*(build(v) for v in t))
-        return next(it)
-
-    return build(template)
 
 
 def _match_grads(raw: Any, names: list[str], diff_names: list[str], bname: str) -> dict[str, Any]:

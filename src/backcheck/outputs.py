@@ -1,0 +1,98 @@
+"""How a function's raw output becomes the one float64 number ``phi`` the checker differences."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from backcheck.errors import NotScalarError
+
+
+class Output:
+    """How a function's raw output becomes the scalar ``phi``.
+
+    ``Output.loss(name)`` accepts one number; ``Output.cotangent(u_flat, tree)`` flattens an output tree
+    and dots it with the cotangent ``u``.
+    """
+
+    def __init__(self, reduce: Callable[[Any], tuple[float, float, np.dtype]], scalar: bool = False):
+        self.reduce = reduce
+        self.scalar = scalar  # a loss: a plain float output needs no reduction
+
+    @classmethod
+    def loss(cls, fname: str) -> Output:
+        def reduce(out: Any) -> tuple[float, float, np.dtype]:
+            arr = _as_array(out, f"{fname}'s return value")
+            if arr.size != 1:
+                raise NotScalarError(
+                    f"{fname} returned an array of shape {arr.shape}; a loss must be a single number.",
+                    "reduce it to a scalar (e.g. .sum() or .mean()), or check a function with array output "
+                    "with check_layer(forward, backward, inputs), which takes an upstream gradient dout.",
+                )
+            if arr.dtype.kind not in "fiu":
+                raise NotScalarError(
+                    f"{fname} returned a value of dtype {arr.dtype}; a loss must be a real number.",
+                    "return a float.",
+                )
+            value = float(arr.reshape(()))
+            dtype = arr.dtype if arr.dtype.kind == "f" else np.dtype(np.float64)
+            return value, abs(value), dtype
+
+        return cls(reduce, scalar=True)
+
+    @classmethod
+    def cotangent(
+        cls,
+        fname: str,
+        u: Sequence[np.ndarray],
+        names: Sequence[str],
+        shapes: Sequence[tuple[int, ...]],
+        flatten: Callable[[Any], list[Any]],
+    ) -> Output:
+        u64 = [np.asarray(a, dtype=np.float64).reshape(-1) for a in u]
+        absu = [np.abs(a) for a in u64]
+
+        def reduce(out: Any) -> tuple[float, float, np.dtype]:
+            parts = flatten(out)
+            if len(parts) != len(u64):
+                raise NotScalarError(
+                    f"{fname} returned {len(parts)} output array(s), but {len(u64)} were expected "
+                    f"({', '.join(names)}).",
+                    "a function must return the same structure at every call.",
+                )
+            phi = 0.0
+            scale = 0.0
+            dtype = np.dtype(np.float64)
+            for p, uu, au, name, shape in zip(parts, u64, absu, names, shapes, strict=True):
+                arr = _as_array(p, f"{fname}'s output {name}")
+                if arr.shape != shape:
+                    raise NotScalarError(
+                        f"{fname}'s output {name} has shape {arr.shape} at a perturbed point but {shape} at "
+                        "the original point.",
+                        "a function's output shape must not depend on its input values.",
+                    )
+                if arr.dtype.kind == "f" and arr.dtype.itemsize < dtype.itemsize:
+                    dtype = arr.dtype
+                y = arr.reshape(-1).astype(np.float64, copy=False)
+                phi += float(np.dot(uu, y))
+                scale += float(np.dot(au, np.abs(y)))
+            return phi, scale, dtype
+
+        return cls(reduce)
+
+
+def _as_array(out: Any, what: str) -> np.ndarray:
+    if type(out).__module__.startswith(("torch", "jax", "jaxlib")):
+        raise NotScalarError(
+            f"{what} is a {type(out).__module__}.{type(out).__qualname__}; the numpy checker reads numpy values.",
+            "use backcheck.torch / backcheck.jax for tensors, or return .item() / np.asarray(...).",
+        )
+    try:
+        return np.asarray(out)
+    except Exception as exc:  # noqa: BLE001 - anything numpy cannot read is the user's culprit
+        raise NotScalarError(
+            f"{what} ({type(out).__qualname__}) is not a number or an array.",
+            "return a float or a numpy array.",
+        ) from exc
