@@ -36,7 +36,7 @@ def first_parameter_name(f: Callable[..., Any], default: str = "params") -> str:
 
 
 #: Standard deviations of measured noise allowed in one value of phi, in a Richardson table.
-MEASURED_NOISE = 3.0
+MEASURED_NOISE = 1.0
 
 #: Standard deviations of measured noise allowed in one difference of two values.
 NOISE_FACTOR = 6.0

@@ -60,6 +60,10 @@ JUMP_GROWTH = 2.0
 JUMP_ROUNDING = 4.0
 #: The rounding of one value of phi, in units of ``eps * (|phi| + |x| |phi'|)``.
 ROUNDING_MODEL = 1.0
+#: The step of the confirming stencil, relative to the chosen entry's: off the sequence of halvings.
+CONFIRM_STEP = 0.7
+#: The confirming estimate must agree within this many times the chosen error plus its own rounding.
+CONFIRM_TOLERANCE = 2.0
 #: How much an estimate that never converged is inflated.
 UNCONVERGED_FACTOR = 10.0
 
@@ -199,10 +203,9 @@ class _Rows:
 
     def add(self, active: np.ndarray, k: int) -> None:
         """Evaluate row ``k`` (step ``h_0 / 2**k``) of the active elements."""
-        offsets = self.stencil.offsets
-        keys = [o * RATIO**-k for o in offsets]
-        nodes = np.empty((active.size, len(offsets)))
-        phis = np.empty((active.size, len(offsets)))
+        keys = [o * RATIO**-k for o in self.stencil.offsets]
+        nodes = np.empty((active.size, len(keys)))
+        phis = np.empty((active.size, len(keys)))
         for a, m in enumerate(active.tolist()):
             cache = self.cache[m]
             missing = [key for key in keys if key != 0.0 and key not in cache]
@@ -213,14 +216,113 @@ class _Rows:
                     cache[key] = (v, d)
             for c, key in enumerate(keys):
                 phis[a, c], nodes[a, c] = (self.phi0[m], 0.0) if key == 0.0 else cache[key]
-        h = self.h0[active] * RATIO**-k
-        finite = np.isfinite(phis).all(axis=1)
-        w = node_weights(np.where(finite[:, None], nodes / h[:, None], 0.0))
-        self.base[active, k] = np.where(finite, np.sum(w * np.where(finite[:, None], phis, 0.0), axis=1) / h, np.nan)
-        self.unit[active, k] = np.where(finite, np.sum(np.abs(w), axis=1) / h, np.nan)
-        self.weighted[active, k] = np.where(
-            finite, np.sum(np.abs(w * np.where(finite[:, None], phis, 0.0)), axis=1) / h, np.nan
-        )
+        found = _apply(phis, nodes, self.h0[active] * RATIO**-k)
+        self.base[active, k], self.unit[active, k], self.weighted[active, k] = found
+
+    def at(self, idx: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The stencil at any step ``h[a]`` for element ``idx[a]`` (not a row of the table, not cached)."""
+        offsets = [o for o in self.stencil.offsets if o != 0.0]
+        nodes = np.zeros((idx.size, len(self.stencil.offsets)))
+        phis = np.empty((idx.size, len(self.stencil.offsets)))
+        for a, m in enumerate(idx.tolist()):
+            vals, disp = self.evaluate(m, [o * float(h[a]) for o in offsets])
+            self.evals[m] += len(offsets)
+            got = dict(zip(offsets, zip(vals.tolist(), disp.tolist(), strict=True), strict=True))
+            for c, o in enumerate(self.stencil.offsets):
+                phis[a, c], nodes[a, c] = (self.phi0[m], 0.0) if o == 0.0 else got[o]
+        return _apply(phis, nodes, h)
+
+
+def _apply(phis: np.ndarray, nodes: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The stencil on its actual nodes: estimate, ``sum |w| / h`` and ``sum |w phi| / h`` (NaN where a value is)."""
+    finite = np.isfinite(phis).all(axis=1)
+    w = node_weights(np.where(finite[:, None], nodes / h[:, None], 0.0))
+    vals = np.where(finite[:, None], phis, 0.0)
+    base = np.where(finite, np.sum(w * vals, axis=1) / h, np.nan)
+    unit = np.where(finite, np.sum(np.abs(w), axis=1) / h, np.nan)
+    return base, unit, np.where(finite, np.sum(np.abs(w * vals), axis=1) / h, np.nan)
+
+
+class _Refiner:
+    """The state of :func:`refine` between rounds."""
+
+    def __init__(self, rows: _Rows, x_abs: np.ndarray, eps: float, noise: np.ndarray, options: tuple[float, int]):
+        m = rows.h0.size
+        self.rows, self.x_abs, self.eps, self.noise = rows, x_abs, eps, noise
+        self.target, self.max_rows = options
+        self.start = np.zeros(m, dtype=np.int64)
+        self.done = np.zeros(m, dtype=bool)
+        # the previous round's choice per element
+        self.prev = {"error": np.full(m, np.inf), "value": np.full(m, np.nan), "rounding": np.full(m, np.nan)}
+        self.prev.update(j=np.zeros(m, np.int64), k=np.zeros(m, np.int64))
+        zeros = np.zeros(m, np.int64)
+        self.out = Refined(np.full(m, np.nan), np.full(m, np.inf), rows.evals, np.full(m, np.nan), zeros, zeros < 0)
+
+    def bound(self, idx: np.ndarray, unit: np.ndarray, weighted: np.ndarray, value: np.ndarray) -> np.ndarray:
+        """Rounding bound of stencil estimates: every value off by ``eps (|phi| + |x| |phi'|)``, or the noise."""
+        known = np.where(np.isfinite(value), np.abs(value), 0.0)
+        model = ROUNDING_MODEL * self.eps * (weighted + (self.x_abs[idx] * known)[:, None] * unit)
+        return np.maximum(self.noise[idx, None] * unit, model)
+
+    def round(self, k: int) -> None:
+        rows, prev = self.rows, self.prev
+        active = np.flatnonzero(~self.done)
+        if active.size == 0:
+            return
+        rows.add(active, k)
+        base = rows.base[active, : k + 1]
+        rounding = self.bound(active, rows.unit[active, : k + 1], rows.weighted[active, : k + 1], base[:, -1])
+        self.start[active] = _restart(base, rounding[:, -1], self.start[active], k)
+        if k == 0:
+            return
+        pick = _select(base, rounding, self.start[active], rows.stencil)
+        last = {key: arr[active] for key, arr in prev.items()}
+        with np.errstate(invalid="ignore"):
+            # at the floor: truncation no longer visible, or the rounding of the newest step alone exceeds it
+            floor = last["error"] <= np.maximum(FLOOR_FACTOR * last["rounding"], self.target)
+            floor |= pick["row_rounding"] >= last["error"]
+            agrees = np.abs(pick["row_value"] - last["value"]) <= last["error"] + pick["row_error"]
+        # the newest trusted choice; the previous one if a jump has just untrusted every entry
+        use_last = ~np.isfinite(pick["error"]) & np.isfinite(last["error"])
+        for key, arr in prev.items():
+            arr[active] = np.where(use_last, last[key], pick[key])
+        converged = floor & agrees & np.isfinite(last["error"])
+        if converged.any():
+            sure = self.confirm(active[converged], base[converged], rounding[converged])
+            failed = active[converged][~sure]
+            self.start[failed] = k + 1  # aliased: everything so far is suspect
+            prev["error"][failed] = np.inf
+            converged[np.flatnonzero(converged)[~sure]] = False
+        stop = converged | (k + 1 >= self.max_rows)
+        self.finish(active[stop], converged[stop], pick, stop)
+
+    def confirm(self, idx: np.ndarray, base: np.ndarray, rounding: np.ndarray) -> np.ndarray:
+        """Check each chosen entry's rows against the stencil at a step off the geometric sequence.
+
+        A function whose period aliases with the halving steps (``sin(w h_k)`` the same for every ``k``) gives a
+        table that looks converged; at ``CONFIRM_STEP * h_k`` its stencil jumps away. On a smooth function the
+        stencil moves from ``h_k`` to ``0.7 h_k`` by less than from ``2 h_k`` to ``h_k`` (plus rounding).
+        """
+        k = self.prev["k"][idx]
+        hk = self.rows.h0[idx] * RATIO ** -k.astype(np.float64)
+        extra, unit, weighted = self.rows.at(idx, CONFIRM_STEP * hk)
+        extra_rnd = self.bound(idx, unit[:, None], weighted[:, None], extra)[:, 0]
+        a = np.arange(idx.size)
+        here, coarser = base[a, k], base[a, k - 1]
+        with np.errstate(invalid="ignore"):
+            slack = CONFIRM_TOLERANCE * (np.abs(here - coarser) + rounding[a, k] + rounding[a, k - 1] + extra_rnd)
+            return np.abs(extra - here) <= slack
+
+    def finish(self, fin: np.ndarray, converged: np.ndarray, pick: dict, stop: np.ndarray) -> None:
+        prev, out, st = self.prev, self.out, self.rows.stencil
+        trusted = np.isfinite(prev["error"][fin])
+        choice = {key: np.where(trusted, prev[key][fin], pick["any_" + key][stop]) for key in prev}
+        out.value[fin] = choice["value"]
+        out.error[fin] = np.where(trusted & converged, choice["error"], UNCONVERGED_FACTOR * choice["error"])
+        out.converged[fin] = trusted & converged
+        out.step[fin] = self.rows.h0[fin] * RATIO ** -choice["k"].astype(np.float64)
+        out.order[fin] = st.order + st.increment * choice["j"]
+        self.done[fin] = True
 
 
 def refine(
@@ -238,69 +340,22 @@ def refine(
     of all of them are rebuilt and judged at once (numpy over elements; the calls themselves stay serial).
 
     ``first_step`` and ``x_abs`` have one entry per element; ``eps`` is the machine epsilon of ``phi``;
-    ``noise`` and ``phi0`` are scalars or per element; ``options`` is ``(target error, max rows)``.
+    ``noise`` (a bound on the error of one value of ``phi``, measured) and ``phi0`` are scalars or per element;
+    ``options`` is ``(target error, max rows)``.
     """
-    target, max_rows = options
-    m = first_step.size
     first_step = np.asarray(first_step, dtype=np.float64)
-    rows = _Rows(evaluate, first_step, stencil, np.broadcast_to(np.asarray(phi0, np.float64), (m,)).copy(), max_rows)
-    noise_floor = np.broadcast_to(np.asarray(noise, dtype=np.float64), (m,))
+    m = first_step.size
+    phi0 = np.broadcast_to(np.asarray(phi0, np.float64), (m,)).copy()
+    rows = _Rows(evaluate, first_step, stencil, phi0, options[1])
     x_abs = np.broadcast_to(np.asarray(x_abs, dtype=np.float64), (m,))
-    start = np.zeros(m, dtype=np.int64)
-    done = np.zeros(m, dtype=bool)
-    # the previous round's choice per element: error, value, rounding part, j, k
-    prev = {"error": np.full(m, np.inf), "value": np.full(m, np.nan), "rounding": np.full(m, np.nan)}
-    prev.update(j=np.zeros(m, np.int64), k=np.zeros(m, np.int64))
-    out = Refined(
-        np.full(m, np.nan),
-        np.full(m, np.inf),
-        rows.evals,
-        np.full(m, np.nan),
-        np.zeros(m, np.int64),
-        np.zeros(m, dtype=bool),
-    )
-    for k in range(max_rows):
-        active = np.flatnonzero(~done)
-        if active.size == 0:
-            break
-        rows.add(active, k)
-        base = rows.base[active, : k + 1]
-        latest = base[:, -1]
-        known = np.where(np.isfinite(latest), np.abs(latest), 0.0)
-        # rounding bound of each base estimate: every value rounded to eps * (|phi| + |x| |phi'|), or the noise
-        model = (
-            ROUNDING_MODEL
-            * eps
-            * (rows.weighted[active, : k + 1] + (x_abs[active] * known)[:, None] * rows.unit[active, : k + 1])
-        )
-        rounding = np.maximum(noise_floor[active, None] * rows.unit[active, : k + 1], model)
-        start[active] = _restart(base, rounding[:, -1], start[active], k)
-        if k == 0:
-            continue
-        pick = _select(base, rounding, start[active], stencil)
-        last = {key: arr[active] for key, arr in prev.items()}
-        with np.errstate(invalid="ignore"):
-            floor = np.isfinite(last["error"]) & (last["error"] <= np.maximum(FLOOR_FACTOR * last["rounding"], target))
-            agrees = np.abs(pick["row_value"] - last["value"]) <= last["error"] + pick["row_error"]
-        converged = floor & agrees
-        # the newest trusted choice; the previous one if a jump has just untrusted every entry
-        use_last = ~np.isfinite(pick["error"]) & np.isfinite(last["error"])
-        for key, arr in prev.items():
-            arr[active] = np.where(use_last, last[key], pick[key])
-        stop = converged | (k + 1 >= max_rows)
-        fin = active[stop]
-        trusted = np.isfinite(prev["error"][fin])
-        choice = {key: np.where(trusted, prev[key][fin], pick["any_" + key][stop]) for key in prev}
-        out.value[fin] = choice["value"]
-        out.error[fin] = np.where(trusted, choice["error"], UNCONVERGED_FACTOR * choice["error"])
-        out.converged[fin] = trusted & converged[stop]
-        out.step[fin] = first_step[fin] * RATIO ** -choice["k"].astype(np.float64)
-        out.order[fin] = stencil.order + stencil.increment * choice["j"]
-        done[fin] = True
-    if max_rows == 1:  # one row has no error estimate: report the stencil itself, unconverged
-        out.value[:] = rows.base[:, 0]
-        out.step[:], out.order[:] = first_step, stencil.order
-    return out
+    noise = np.broadcast_to(np.asarray(noise, dtype=np.float64), (m,))
+    state = _Refiner(rows, x_abs, eps, noise, options)
+    for k in range(options[1]):
+        state.round(k)
+    if options[1] == 1:  # one row has no error estimate: the stencil itself, unconverged
+        state.out.value[:] = rows.base[:, 0]
+        state.out.step[:], state.out.order[:] = first_step, stencil.order
+    return state.out
 
 
 def _restart(base: np.ndarray, rounding: np.ndarray, start: np.ndarray, k: int) -> np.ndarray:
@@ -338,17 +393,22 @@ def _select(base: np.ndarray, rounding: np.ndarray, start: np.ndarray, stencil: 
     a, levels, n_rows = T.shape
     R = U[:, :, 1:]
     change = np.abs(np.diff(T, axis=2))  # entry k against entry k - 1, for k = 1 .. n_rows - 1
-    err = change + R
+    expected = RATIO ** (stencil.order + np.arange(levels) * stencil.increment)
+    # the change bounds the error of the coarser entry; of the finer one only if the column shrinks at least
+    # twofold per step, so a slower column (one-sided, first column) counts its change twice
+    margin = np.maximum(1.0, 2.0 / (expected - 1.0))[None, :, None]
+    err = margin * change + R
     j = np.arange(levels)[None, :, None]
     first = np.arange(1, n_rows)[None, None, :] - 1 - j  # the first row the estimate uses
     earlier = np.full_like(change, np.nan)
     earlier[:, :, 1:] = change[:, :, :-1]
-    expected = RATIO ** (stencil.order + np.arange(levels) * stencil.increment)
     shrink = np.minimum(CONVERGENCE, 0.75 * expected)[None, :, None]
     s = start[:, None, None]
     with np.errstate(invalid="ignore"):
-        converging = (first - 1 >= s) & (earlier >= shrink * change)
-        ok = (first >= s) & (converging | (change <= ROUNDING_ACCEPT * R)) & np.isfinite(err)
+        # trusted: the column shrinks as it should, or two consecutive changes are at the rounding level
+        converging = earlier >= shrink * change
+        settled = (change <= ROUNDING_ACCEPT * R) & (earlier <= ROUNDING_ACCEPT * R)
+        ok = (first - 1 >= s) & (converging | settled) & np.isfinite(err)
     flat_err = np.where(ok, err, np.inf).reshape(a, -1)
     flat_any = np.where(np.isfinite(err), err, np.inf).reshape(a, -1)
     values = T[:, :, 1:].reshape(a, -1)
@@ -367,6 +427,7 @@ def _select(base: np.ndarray, rounding: np.ndarray, start: np.ndarray, stencil: 
         "k": best % (n_rows - 1) + 1,
         "row_error": row_err[rows_, row_j],
         "row_value": T[rows_, row_j, -1],
+        "row_rounding": np.nanmin(R[:, :, -1], axis=1),
         "any_error": flat_any[rows_, anyb],
         "any_value": np.where(np.isfinite(flat_any[rows_, anyb]), values[rows_, anyb], base[:, -1]),
         "any_rounding": rounding[rows_, anyb],
