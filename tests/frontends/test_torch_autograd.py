@@ -1,19 +1,21 @@
 """backcheck.torch on Functions as torch runs them: repeated backward, autograd state, checkpoints, outputs.
 
-Every Function here is written for these tests; each is checked in float64 and float32.
+The Functions are this project's own (most live in backcheck.zoo.torch_functions, the zoo's torch cases);
+each is checked in float64 and float32.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
-from torch.utils.checkpoint import checkpoint
 
-import backcheck.torch as bt
 from backcheck.errors import BadInputError, UserFunctionError
 from backcheck.report import Finding, Report
 
+torch = pytest.importorskip("torch")
+bt = pytest.importorskip("backcheck.torch")
+checkpoint = pytest.importorskip("torch.utils.checkpoint").checkpoint
+zoo = pytest.importorskip("backcheck.zoo.torch_functions")
 torch.set_num_threads(1)
 DTYPES = [torch.float64, torch.float32]
 
@@ -29,75 +31,14 @@ def _state(report: Report) -> list[Finding]:
 # ------------------------------------------------------------------------------------------------------------
 # 1. a backward that writes into its saved state
 # ------------------------------------------------------------------------------------------------------------
-class ScaledTanh(torch.autograd.Function):
-    """tanh with its derivative saved as a buffer in the forward pass."""
-
-    @staticmethod
-    def forward(ctx, x):
-        y = torch.tanh(x)
-        ctx.save_for_backward(1 - y * y)
-        return y
-
-    @staticmethod
-    def backward(ctx, g):
-        (slope,) = ctx.saved_tensors
-        return slope * g
-
-
-class ScaledTanhInPlace(ScaledTanh):
-    @staticmethod
-    def backward(ctx, g):
-        (slope,) = ctx.saved_tensors
-        slope *= g  # the saved buffer now holds slope * g: right once, wrong on any later backward
-        return slope
-
-
-class CubeLoss(torch.autograd.Function):
-    """sum(x**3) / 3, whose gradient is x**2."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return (x**3).sum() / 3
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        return x.clone().pow_(2) * g
-
-
-class CubeLossPowInPlace(CubeLoss):
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        return x.pow_(2) * g  # squares the saved input itself
-
-
-class Softmax(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):
-        p = torch.softmax(x, -1)
-        ctx.save_for_backward(p)
-        return p
-
-    @staticmethod
-    def backward(ctx, g):
-        (p,) = ctx.saved_tensors
-        return p * (g - (g * p).sum(-1, keepdim=True))
-
-
-class SoftmaxInPlace(Softmax):
-    @staticmethod
-    def backward(ctx, g):
-        (p,) = ctx.saved_tensors
-        dot = (g * p).sum(-1, keepdim=True)
-        return p.mul_(g - dot)  # probs.mul_(...) on the saved probabilities
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(
     "good, bad",
-    [(ScaledTanh, ScaledTanhInPlace), (CubeLoss, CubeLossPowInPlace), (Softmax, SoftmaxInPlace)],
+    [
+        (zoo.ScaledTanh, zoo.ScaledTanhInPlace),
+        (zoo.CubeLoss, zoo.CubeLossPowInPlace),
+        (zoo.Softmax, zoo.SoftmaxInPlace),
+    ],
     ids=["scaled_buffer", "pow_saved_input", "softmax_mul_"],
 )
 def test_backward_that_changes_saved_state_fails(good, bad, dtype: torch.dtype) -> None:
@@ -134,42 +75,14 @@ def test_saved_state_names_the_input_whose_gradient_changed() -> None:
 # ------------------------------------------------------------------------------------------------------------
 # 2. evaluated as under autograd: needs_input_grad, is_grad_enabled; the first cause of a failure
 # ------------------------------------------------------------------------------------------------------------
-class Bilinear(torch.autograd.Function):
-    """x * w, saving only what the inputs that need a gradient use, and returning None for the others."""
-
-    @staticmethod
-    def forward(ctx, x, w):
-        need_x, need_w = ctx.needs_input_grad
-        ctx.save_for_backward(w if need_x else None, x if need_w else None)
-        return x * w
-
-    @staticmethod
-    def backward(ctx, g):
-        w, x = ctx.saved_tensors
-        return (g * w if ctx.needs_input_grad[0] else None), (g * x if ctx.needs_input_grad[1] else None)
-
-
-def _inference_kernel(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    if x.dtype != torch.float32:
-        raise RuntimeError("expected scalar type Float but found Double")
-    return (x * w).to(torch.float32)
-
-
-def sample(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """Autograd's path when a gradient is wanted; a float32-only inference kernel otherwise."""
-    if torch.is_grad_enabled() and (x.requires_grad or w.requires_grad):
-        return Bilinear.apply(x, w)
-    return _inference_kernel(x, w)
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_numeric_side_runs_as_under_autograd(dtype: torch.dtype) -> None:
     x, w = _r(4, 3, 4, dtype=dtype), _r(5, 3, 4, dtype=dtype)
-    report = bt.check(sample, x, w)
+    report = bt.check(zoo.sample, x, w)
     assert report.ok, str(report)
     assert not any("raised" in n for n in report.notes), report.notes  # float64 was not refused
-    assert bt.check_function(Bilinear, x, w).ok
-    only_w = bt.check(sample, x, w.clone().requires_grad_())
+    assert bt.check_function(zoo.Bilinear, x, w).ok
+    only_w = bt.check(zoo.sample, x, w.clone().requires_grad_())
     assert [lf.name for lf in only_w.leaves] == ["w"] and only_w.ok
 
 
@@ -241,9 +154,9 @@ def test_reentrant_checkpoint_is_driven_with_backward(dtype: torch.dtype) -> Non
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_old_style_function_falls_back_without_noise(dtype: torch.dtype) -> None:
     x = _r(9, 3, 4, dtype=dtype)
-    auto = bt.check_function(ScaledTanh, x)
+    auto = bt.check_function(zoo.ScaledTanh, x)
     assert auto.ok and not any("vmap" in n for n in auto.notes), auto.notes
-    asked = bt.check_function(ScaledTanh, x, vectorized=True)
+    asked = bt.check_function(zoo.ScaledTanh, x, vectorized=True)
     said = [n for n in asked.notes if "vmap" in n]
     assert len(said) == 1 and "without setup_context" in said[0] and "one point at a time" in said[0]
     assert said[0].endswith(".") and "..." not in said[0]
@@ -253,54 +166,19 @@ def test_old_style_function_falls_back_without_noise(dtype: torch.dtype) -> None
 # ------------------------------------------------------------------------------------------------------------
 # 5. an ill-conditioned float32 backward: SVD-based rotation at near-degenerate singular values
 # ------------------------------------------------------------------------------------------------------------
-class SVDRotation(torch.autograd.Function):
-    """The rotation ``U V^T`` of a square matrix, its backward through U and V (the textbook SVD backward)."""
-
-    @staticmethod
-    def forward(ctx, a):
-        u, s, vh = torch.linalg.svd(a)
-        ctx.save_for_backward(u, s, vh)
-        return u @ vh
-
-    @staticmethod
-    def _grad(u, s, vh, g, sign):
-        v = vh.mT
-        s2 = s * s
-        eye = torch.eye(s.shape[0], dtype=s.dtype)
-        f = torch.where(eye.bool(), torch.zeros_like(eye), 1 / (s2[None, :] - s2[:, None] + eye))
-        j, k = f * (u.mT @ g @ v), f * (v.mT @ g.mT @ u)
-        S = torch.diag(s)
-        return u @ ((j + sign * j.mT) @ S + S @ (k + k.mT)) @ vh
-
-    @staticmethod
-    def backward(ctx, g):
-        return SVDRotation._grad(*ctx.saved_tensors, g, 1.0)
-
-
-class SVDRotationWrong(SVDRotation):
-    @staticmethod
-    def backward(ctx, g):
-        return SVDRotation._grad(*ctx.saved_tensors, g, -1.0)  # a sign slip in the symmetrization
-
-
-def _near_degenerate(dtype: torch.dtype, gap: float = 1e-3) -> torch.Tensor:
-    q, _ = torch.linalg.qr(_r(10, 3, 3))
-    w, _ = torch.linalg.qr(_r(11, 3, 3))
-    return (q @ torch.diag(torch.tensor([1.0, 1.0 - gap, 0.5], dtype=torch.float64)) @ w.mT).to(dtype)
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_ill_conditioned_backward_is_judged_through_its_float64_run(dtype: torch.dtype) -> None:
-    a = _near_degenerate(dtype)
-    assert torch.autograd.gradcheck(SVDRotation.apply, (_near_degenerate(torch.float64, 0.3).requires_grad_(),))
+    (a,) = zoo.near_degenerate(np.random.default_rng(0), dtype)
+    (well,) = zoo.near_degenerate(np.random.default_rng(0), torch.float64, gap=0.3)
+    assert torch.autograd.gradcheck(zoo.SVDRotation.apply, (well.requires_grad_(),))
     for report in (
-        bt.check_function(SVDRotation, a),
+        bt.check_function(zoo.SVDRotation, a),
         bt.check(lambda a: (lambda u, s, vh: u @ vh)(*torch.linalg.svd(a)), a),  # torch's own SVD backward
     ):
         assert report.ok, str(report)
         if dtype == torch.float32:
             assert any("ill-conditioned" in n and "float64 run" in n for n in report.notes), report.notes
-    wrong = bt.check_function(SVDRotationWrong, a)
+    wrong = bt.check_function(zoo.SVDRotationWrong, a)
     assert wrong.status == "fail" and wrong.leaf("a").n_mismatch > 0
 
 
@@ -336,29 +214,10 @@ def test_zero_dimensional_inputs(dtype: torch.dtype) -> None:
     assert wrong.leaf("x").status == "fail"
 
 
-class MaxWithIndex(torch.autograd.Function):
-    """Row maxima and their positions (as floats, marked non-differentiable)."""
-
-    @staticmethod
-    def forward(ctx, x):
-        values, index = x.max(-1)
-        ctx.save_for_backward(index)
-        ctx.shape = x.shape
-        pos = index.to(x.dtype)
-        ctx.mark_non_differentiable(pos)
-        return values, pos
-
-    @staticmethod
-    def backward(ctx, g, _g_pos):
-        (index,) = ctx.saved_tensors
-        out = torch.zeros(ctx.shape, dtype=g.dtype)
-        return out.scatter(-1, index[:, None], g[:, None])
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_outputs_autograd_does_not_differentiate_are_left_out(dtype: torch.dtype) -> None:
-    x = (torch.randperm(15, generator=torch.Generator().manual_seed(0)).reshape(3, 5) * 0.1).to(dtype)
-    report = bt.check_function(MaxWithIndex, x)
+    (x,) = zoo.distinct_rows(np.random.default_rng(0), dtype)
+    report = bt.check_function(zoo.MaxWithIndex, x)
     assert report.ok, str(report)
     assert any("out[1] is not differentiable" in n for n in report.notes), report.notes
     w, b = _r(16, 5, dtype=dtype), _r(17, 5, dtype=dtype)
@@ -372,47 +231,13 @@ def test_outputs_autograd_does_not_differentiate_are_left_out(dtype: torch.dtype
         assert any("out[1], out[2] are not differentiable" in n for n in got.notes), got.notes
 
 
-class NormPair(torch.autograd.Function):
-    """(x / |x|, |x|) per row; the backward handles an undefined gradient of either output."""
-
-    @staticmethod
-    def forward(ctx, x):
-        n = x.norm(dim=-1, keepdim=True)
-        y = x / n
-        ctx.save_for_backward(y, n)
-        ctx.set_materialize_grads(False)
-        return y, n.squeeze(-1)
-
-    @staticmethod
-    def backward(ctx, gy, gn):
-        y, n = ctx.saved_tensors
-        gx = torch.zeros_like(y)
-        if gy is not None:
-            gx = gx + (gy - (gy * y).sum(-1, keepdim=True) * y) / n
-        if gn is not None:
-            gx = gx + gn[:, None] * y
-        return gx
-
-
-class NormPairDropsY(NormPair):
-    @staticmethod
-    def backward(ctx, gy, gn):
-        y, n = ctx.saved_tensors
-        if gn is None:
-            return torch.zeros_like(y)  # forgets the first output's contribution when the second is unused
-        gx = gn[:, None] * y
-        if gy is not None:
-            gx = gx + (gy - (gy * y).sum(-1, keepdim=True) * y) / n
-        return gx
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_each_output_alone_with_the_others_undefined(dtype: torch.dtype) -> None:
     x = _r(19, 3, 4, dtype=dtype)
-    report = bt.check_function(NormPair, x)
+    report = bt.check_function(zoo.NormPair, x)
     assert report.ok, str(report)
     assert [lf.name for lf in report.leaves] == ["x", "out[0] alone:x", "out[1] alone:x"]
-    bad = bt.check_function(NormPairDropsY, x)
+    bad = bt.check_function(zoo.NormPairDropsY, x)
     assert bad.leaf("x").status == "pass"  # both cotangents given: the bug is not on this path
     assert bad.leaf("out[0] alone:x").status == "fail" and bad.leaf("out[1] alone:x").status == "pass"
     assert bad.status == "fail"

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch  # noqa: E402 - part of the test environment (make test installs it)
 
 from backcheck.zoo import LAYERS
+
+torch = pytest.importorskip("torch")
+TORCH_CASES = pytest.importorskip("backcheck.zoo.torch_functions").CASES
 
 F = torch.nn.functional
 torch.set_num_threads(1)
@@ -131,3 +133,38 @@ def test_forward_and_backward_match_torch(layer):
             atol=1e-12 * max(1.0, float(np.max(np.abs(ref)))),
             err_msg=f"{layer.name}: d{name}",
         )
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the zoo's torch cases: custom autograd.Functions with correct and wrong backward passes
+# ------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("case", TORCH_CASES, ids=[c.name for c in TORCH_CASES])
+def test_torch_case_correct_passes_and_every_bug_fails(case, dtype):
+    import backcheck.torch as bt
+
+    inputs = case.make_inputs(np.random.default_rng(0), dtype)
+    report = bt.check(case.fn, *inputs)
+    assert report.ok, str(report)
+    assert {lf.dtype for lf in report.leaves} == {str(dtype).removeprefix("torch.")}
+    for bug in case.bugs:
+        wrong = bt.check(bug.fn, *inputs)
+        assert wrong.status == "fail", f"{case.name}/{bug.name}\n{wrong}"
+        if case.family == "saved state":
+            assert [f.kind for f in wrong.findings] == ["saved state"], str(wrong)
+        else:
+            assert any(lf.status == "fail" for lf in wrong.leaves), str(wrong)
+
+
+def test_torch_cases_cover_every_family_and_are_listed():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    families = {c.family for c in TORCH_CASES}
+    assert families == {"saved state", "autograd state", "checkpoint", "old-style", "ill-conditioned", "outputs"}
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "bugzoo" / "torch_cases.py"
+    out = subprocess.run([sys.executable, str(script), "--list"], capture_output=True, text=True, check=True)
+    for case in TORCH_CASES:
+        assert f"{case.name} ({case.family})" in out.stdout
+        assert all(f"bug:{b.name}" in out.stdout for b in case.bugs)
