@@ -2,11 +2,12 @@
 
 import numpy as np
 import pytest
-import torch
 
 import backcheck
 from backcheck import NondeterministicError
 from backcheck.randomness import FrozenRandom, find_generators
+
+torch = pytest.importorskip("torch")
 
 rng_global = np.random.default_rng(7)
 

@@ -2,13 +2,14 @@
 
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
 
 from backcheck import BadInputError, numerical_grad
 from backcheck.numeric import default_steps, step_base
 from backcheck.tree import Tree
+
+given = pytest.importorskip("hypothesis").given
+st = pytest.importorskip("hypothesis.strategies")
+arrays = pytest.importorskip("hypothesis.extra.numpy").arrays
 
 FUNCS = {
     "sin": (lambda x: np.sum(np.sin(x)), np.cos),

@@ -1,8 +1,7 @@
 """Properties of the tolerance model (backcheck.verdict): bounds, kinks, and the two-stage judgement."""
 
 import numpy as np
-from hypothesis import given
-from hypothesis import strategies as st
+import pytest
 
 from backcheck.evaluate import Evaluator, Output
 from backcheck.numeric.grad import noise_level
@@ -19,6 +18,9 @@ from backcheck.verdict import (
     judge,
     resolution,
 )
+
+given = pytest.importorskip("hypothesis").given
+st = pytest.importorskip("hypothesis.strategies")
 
 positive = st.floats(min_value=1e-12, max_value=1e6, allow_nan=False)
 

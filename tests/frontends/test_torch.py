@@ -7,10 +7,11 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
-import backcheck.torch as bt
 from backcheck.errors import BadInputError, UserFunctionError
+
+torch = pytest.importorskip("torch")
+bt = pytest.importorskip("backcheck.torch")
 
 F = torch.nn.functional
 torch.set_num_threads(1)
@@ -582,12 +583,18 @@ def test_vectorized_equals_serial(name: str) -> None:
     vec = bt.check(fn, inputs, vectorized=True)
     ser = bt.check(fn, inputs, vectorized=False)
     assert any("torch.func.vmap" in n for n in vec.notes)
-    assert vec.n_evals == ser.n_evals
-    assert [(lf.name, lf.status, lf.counts) for lf in vec.leaves] == [
-        (lf.name, lf.status, lf.counts) for lf in ser.leaves
+    assert vec.status == ser.status and vec.n_evals == ser.n_evals
+    assert [(lf.name, lf.status, lf.counts, lf.n_checked) for lf in vec.leaves] == [
+        (lf.name, lf.status, lf.counts, lf.n_checked) for lf in ser.leaves
     ]
+    # The analytic side is the same float32 gradient in both runs; the numeric sides (float64) differ only by
+    # the order in which BLAS sums the forward pass: k terms of size |f| give k * eps64 * |f| per evaluation,
+    # divided by the step (>= eps64 ** (1/3)). For these ops (k <= 30, |f| <= 10) that is at most 1.1e-8, a
+    # fraction of float32's resolution at the gradient's scale, which is the size of max_abs_err itself.
+    eps32 = float(np.finfo(np.float32).eps)
     for a, b in zip(vec.leaves, ser.leaves, strict=True):
-        assert a.max_abs_err == pytest.approx(b.max_abs_err, rel=1e-3, abs=1e-12)
+        scale = max([1.0] + [abs(e.analytic) for e in (*a.worst, *b.worst)])
+        assert abs(a.max_abs_err - b.max_abs_err) <= 0.5 * eps32 * scale, (a.name, a.max_abs_err, b.max_abs_err)
 
 
 def test_vectorized_equals_serial_on_a_failure_and_a_module() -> None:

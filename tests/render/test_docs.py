@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import matplotlib
 import pytest
+
+matplotlib = pytest.importorskip("matplotlib")
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

@@ -8,13 +8,15 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pytest
-from dask.distributed import Client, LocalCluster
 
 import backcheck
 from backcheck.parallel import EvaluationError
 
 sys.path.insert(0, os.path.dirname(__file__))
 import scale_funcs  # noqa: E402
+
+distributed = pytest.importorskip("dask.distributed")
+Client, LocalCluster = distributed.Client, distributed.LocalCluster
 
 HERE = os.path.dirname(__file__)
 
