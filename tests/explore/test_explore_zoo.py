@@ -90,8 +90,10 @@ def test_a_correct_edge_layer_is_explored_beyond_its_convenient_point():
 
 @pytest.mark.xfail(strict=True, reason="core: a correct backward fails where explore puts it (conv2d_relu: a whole "
                    "filter's pre-activations exactly at the ReLU kink, analytic 0 called 'dead'; l2_normalize: x = 0, "
-                   "where the function bends on a scale of 1e-6 and the step's truncation error exceeds the bound)")
-@pytest.mark.parametrize("name", ["conv2d_relu", "l2_normalize"])
-def test_no_false_alarm_with_a_larger_budget(name):
-    result = explore_layer(name, max_points=20, shrink=False, progress=False)
+                   "where the function bends on a scale of 1e-6 and the step's truncation error exceeds the bound; "
+                   "rnn_relu_step: several pre-activations within 1e-6 of the kink through one input, the function "
+                   "differentiable at the point and the analytic gradient exact, a mismatch reported)")
+@pytest.mark.parametrize("name, points", [("conv2d_relu", 20), ("l2_normalize", 20), ("rnn_relu_step", 40)])
+def test_no_false_alarm_with_a_larger_budget(name, points):
+    result = explore_layer(name, max_points=points, shrink=False, progress=False)
     assert result.status != "fail", result

@@ -147,7 +147,7 @@ def _draw_float(st: Any, data: Any, name: str, spec: Array, shape: tuple[int, ..
         b.run(_DOMAIN_LINES[spec.domain].format(n=name, s=scale, k=shape[-1] if shape else 1))
     if dtype != np.float64:
         b.run(f"{name} = {name}.astype(np.{dtype.name})")
-    kinks = tuple(float(k) for k in (spec.kinks(env) if callable(spec.kinks) else spec.kinks))
+    kinks = tuple(float(k) for k in (spec.kinks(env) if callable(spec.kinks) else spec.kinks or ()))
     for _ in range(data.draw(st.integers(0, spec.edits), label=f"{name}: edits") if b.value.size else 0):
         _edit_float(st, data, b, spec, kinks)
     return b
@@ -174,8 +174,9 @@ def _draw_int(st: Any, data: Any, name: str, spec: Labels | Integers | Mask, sha
         if spec.dtype != "bool":
             b.run(f"{name} = {name}.astype(np.{np.dtype(spec.dtype).name})")
         return b
+    values: tuple[int, ...] = ()
     if isinstance(spec, Labels):
-        low, high, values = 0, resolve(spec.classes, env, f"{name}.classes"), ()
+        low, high = 0, resolve(spec.classes, env, f"{name}.classes")
     else:
         low, high, values = resolve(spec.low, env, f"{name}.low"), resolve(spec.high, env, f"{name}.high"), spec.values
     if values:
