@@ -21,7 +21,7 @@ from backcheck.contract import Analytic, Contract, Section
 from backcheck.errors import BadInputError, NonFiniteError
 from backcheck.evaluate import Output
 from backcheck.findings import mutation_finding
-from backcheck.frontends.common import JVP_PREFIX, CachedEvaluator
+from backcheck.frontends.common import AUTO_MIN_ELEMENTS, JVP_PREFIX, CachedEvaluator
 from backcheck.frontends.torch import _analytic as side
 from backcheck.frontends.torch._session import Session
 from backcheck.frontends.torch._setup import choose_outputs, input_slots, numeric_side, param_slots, parse_dout
@@ -115,6 +115,9 @@ def _contract(sess: Session, target: Target, knobs: Knobs) -> tuple[Contract, np
     real, ev, notes = numeric_side(sess, rep_tree, knobs.numeric_dtype)
     if out_note:
         notes.append(out_note)
+    vmap, vmap_note = _vmap_plan(sess, rep_tree, knobs)
+    if vmap_note:
+        notes.append(vmap_note)
     findings = (mutation_finding(fname, ev.mutated),) if ev.mutated else ()
     analytic = _Side(sess, rep_tree, ev, knobs, grad_eps)
     contract = Contract(
@@ -127,7 +130,7 @@ def _contract(sess: Session, target: Target, knobs: Knobs) -> tuple[Contract, np
         analytic=analytic.sections,
         fname=fname,
         evaluator=ev,
-        prefetch=(lambda e, o: prefetch(sess, e, o, knobs.vectorized)) if _can_vmap(sess, rep_tree, knobs) else None,
+        prefetch=(lambda e, o: prefetch(sess, e, o, knobs.vectorized)) if vmap else None,
         findings=findings,
         notes=tuple(notes),
         dtype_labels=labels,
@@ -135,12 +138,18 @@ def _contract(sess: Session, target: Target, knobs: Knobs) -> tuple[Contract, np
     return contract, grad_eps
 
 
-def _can_vmap(sess: Session, tree: Tree, knobs: Knobs) -> bool:
-    from backcheck.frontends.common import AUTO_MIN_ELEMENTS
-
-    if not knobs.vectorized or (sess.params and sess.module is None):
-        return False
-    return knobs.vectorized is True or tree.size >= AUTO_MIN_ELEMENTS
+def _vmap_plan(sess: Session, tree: Tree, knobs: Knobs) -> tuple[bool, str]:
+    """Whether to try torch.func.vmap for the first differences, and a note when asked for and impossible."""
+    if not knobs.vectorized:
+        return False, ""
+    if sess.params and sess.module is None:
+        if knobs.vectorized is True:
+            return False, (
+                "vectorized=True needs the parameters of an nn.Module that is fn itself (check_module); the "
+                "function was evaluated one point at a time."
+            )
+        return False, ""
+    return knobs.vectorized is True or tree.size >= AUTO_MIN_ELEMENTS, ""
 
 
 def _report_tree(sess: Session) -> tuple[Tree, np.ndarray | None, dict[str, str]]:
