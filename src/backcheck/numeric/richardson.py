@@ -272,7 +272,7 @@ class _Refiner:
         rows.add(active, k)
         base = rows.base[active, : k + 1]
         rounding = self.bound(active, rows.unit[active, : k + 1], rows.weighted[active, : k + 1], base[:, -1])
-        self.start[active] = _restart(base, rounding[:, -1], self.start[active], k)
+        self.start[active] = _restart(base, rounding, self.start[active], k, rows.stencil)
         if k == 0:
             return
         pick = _select(base, rounding, self.start[active], rows.stencil)
@@ -303,7 +303,7 @@ class _Refiner:
         table that looks converged; at ``CONFIRM_STEP * h_k`` its stencil jumps away. On a smooth function the
         stencil moves from ``h_k`` to ``0.7 h_k`` by less than from ``2 h_k`` to ``h_k`` (plus rounding).
         """
-        k = self.prev["k"][idx]
+        k = np.maximum(self.prev["k"][idx], 1)
         hk = self.rows.h0[idx] * RATIO ** -k.astype(np.float64)
         extra, unit, weighted = self.rows.at(idx, CONFIRM_STEP * hk)
         extra_rnd = self.bound(idx, unit[:, None], weighted[:, None], extra)[:, 0]
@@ -358,16 +358,25 @@ def refine(
     return state.out
 
 
-def _restart(base: np.ndarray, rounding: np.ndarray, start: np.ndarray, k: int) -> np.ndarray:
-    """The first row to trust: after a NaN row, or from a row whose change jumps up instead of shrinking."""
+def _restart(base: np.ndarray, rounding: np.ndarray, start: np.ndarray, k: int, stencil: Stencil) -> np.ndarray:
+    """The first row to trust: after a NaN row, or from a row whose change jumps up instead of shrinking.
+
+    The test watches the first column of order 2 or more: a one-sided column (order 1) mixes its ``h`` and
+    ``h**2`` terms at large steps and may change non-monotonically on a polynomial, its first extrapolation
+    does not.
+    """
     start = start.copy()
-    latest = base[:, -1]
-    start[~np.isfinite(latest)] = k + 1
-    if k >= 2:
-        change = np.abs(latest - base[:, -2])
-        before = np.abs(base[:, -2] - base[:, -3])
+    start[~np.isfinite(base[:, -1])] = k + 1
+    series, bound = base, rounding
+    if stencil.order < 2:
+        c = RATIO**stencil.order
+        series = base[:, 1:] + (base[:, 1:] - base[:, :-1]) / (c - 1.0)
+        bound = rounding[:, 1:] * (c + 1.0) / (c - 1.0)
+    if series.shape[1] >= 3:
+        change = np.abs(series[:, -1] - series[:, -2])
+        before = np.abs(series[:, -2] - series[:, -3])
         with np.errstate(invalid="ignore"):
-            jump = (change > JUMP_GROWTH * before) & (change > JUMP_ROUNDING * rounding)
+            jump = (change > JUMP_GROWTH * before) & (change > JUMP_ROUNDING * bound[:, -1])
         start[jump] = np.maximum(start[jump], k)
     return start
 
