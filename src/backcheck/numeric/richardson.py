@@ -406,11 +406,13 @@ def _select(base: np.ndarray, rounding: np.ndarray, start: np.ndarray, stencil: 
     # the change bounds the error of the coarser entry; of the finer one only if the column shrinks at least
     # twofold per step, so a slower column (one-sided, first column) counts its change twice
     margin = np.maximum(1.0, 2.0 / (expected - 1.0))[None, :, None]
-    err = margin * change + R
     j = np.arange(levels)[None, :, None]
     first = np.arange(1, n_rows)[None, None, :] - 1 - j  # the first row the estimate uses
     earlier = np.full_like(change, np.nan)
     earlier[:, :, 1:] = change[:, :, :-1]
+    # a change far below what the previous one predicts (earlier / expected) is two errors that happen to agree:
+    # the prediction is then the better measure
+    err = margin * np.fmax(change, earlier / expected[None, :, None]) + R
     shrink = np.minimum(CONVERGENCE, 0.75 * expected)[None, :, None]
     s = start[:, None, None]
     with np.errstate(invalid="ignore"):
