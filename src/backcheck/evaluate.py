@@ -362,43 +362,56 @@ class Evaluator:
         return phis, disp
 
     def _element(self, i: int, steps: Sequence[float], retries: int) -> tuple[np.ndarray, np.ndarray, float]:
-        leaf, local = self.tree.locate(i)
         k_leaf = int(np.searchsorted(self.tree.offsets, i, side="right")) - 1
-        flat = _flat_view(leaf.work)
-        x0 = flat[local]
-        x0_64 = float(x0)
-        phis = np.empty(len(steps))
-        disp = np.empty(len(steps))
-        caster = leaf.dtype.type
-        factor, bad = 1.0, (float("nan"), float(steps[0]))
-        try:
-            for _attempt in range(retries + 1):
-                finite = True
-                for k, s in enumerate(steps):
-                    xk = caster(x0_64 + s * factor)
-                    flat[local] = xk
-                    disp[k] = float(xk) - x0_64
-                    phis[k] = self._value((i, s * factor))
-                    flat[local] = x0
-                    self._after_call()
-                    if not math.isfinite(phis[k]):
-                        finite, bad = False, (phis[k], float(s))
-                        break
-                if finite or (factor < 1.0 and np.any(disp == 0.0)):
+        factor, kept = 1.0, None
+        for _attempt in range(retries + 2 if retries else 1):  # the last attempt only as the margin
+            phis, disp, bad = self._at_steps(i, [s * factor for s in steps])
+            if bad is None and not (factor < 1.0 and np.any(disp == 0.0)):
+                if factor == 1.0 or kept is not None:
                     break
-                factor /= EDGE_SHRINK
-        finally:
-            flat[local] = x0
-            if self.mutated:
-                self._reset()
-        if not finite or (factor < 1.0 and np.any(disp == 0.0)):
-            self._nonfinite(bad[0], (i, bad[1]), retried=factor < 1.0)
+                # finite again within EDGE_SHRINK steps of the edge: one more shrink keeps the step well inside
+                kept = (phis, disp, factor)
+            elif kept is not None or _attempt >= retries:
+                break
+            factor /= EDGE_SHRINK
+        if kept is not None and (bad is not None or np.any(disp == 0.0)):
+            phis, disp, factor = kept
+            bad = None
+        if bad is not None or (factor < 1.0 and np.any(disp == 0.0)):
+            phi, s = bad if bad is not None else (float("nan"), float(steps[0]))
+            self._nonfinite(phi, (i, s / factor), retried=factor < 1.0)
         self.probed[k_leaf] += 1
         if np.any(phis != self.phi0):
             self.moved[k_leaf] = True
         if factor != 1.0:
             self.shrunk[i] = min(self.shrunk.get(i, 1.0), factor)
         return phis, disp, factor
+
+    def _at_steps(self, i: int, steps: Sequence[float]) -> tuple[np.ndarray, np.ndarray, tuple[float, float] | None]:
+        """``phi`` at ``x + s e_i`` for each step, stopping at the first value that is not finite (returned as
+        ``(value, step)``, else None)."""
+        leaf, local = self.tree.locate(i)
+        flat = _flat_view(leaf.work)
+        x0 = flat[local]
+        x0_64 = float(x0)
+        phis = np.full(len(steps), np.nan)
+        disp = np.zeros(len(steps))
+        caster = leaf.dtype.type
+        try:
+            for k, s in enumerate(steps):
+                xk = caster(x0_64 + s)
+                flat[local] = xk
+                disp[k] = float(xk) - x0_64
+                phis[k] = self._value((i, s))
+                flat[local] = x0
+                self._after_call()
+                if not math.isfinite(phis[k]):
+                    return phis, disp, (float(phis[k]), float(s))
+        finally:
+            flat[local] = x0
+            if self.mutated:
+                self._reset()
+        return phis, disp, None
 
     def direction(self, idx: np.ndarray, coef: np.ndarray, steps: Sequence[float]) -> tuple[np.ndarray, list]:
         """``phi`` at ``x + s v`` with ``v`` zero except ``v[idx] = coef``.

@@ -1,0 +1,169 @@
+"""Unit tests of backcheck.evaluate: the only place that calls the function under test."""
+
+import numpy as np
+import pytest
+
+from backcheck.errors import NonFiniteError, UserFunctionError
+from backcheck.evaluate import CHECK_EVERY, Backend, Evaluator, Output
+from backcheck.findings import unread_findings
+from backcheck.numeric.steps import default_steps
+from backcheck.tree import Tree
+
+# the functions below step across the edge of log's domain on purpose
+pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered in log:RuntimeWarning")
+
+
+def evaluator(f, params, **kw):
+    tree = Tree(params, "x")
+    ev = Evaluator(tree, f, Output.loss("f"), "f", **kw)
+    ev.baseline()
+    return ev
+
+
+def cube(x):
+    return float(np.sum(np.asarray(x) ** 3))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_fast_loop_and_the_element_path_agree_and_displacements_are_exact(dtype):
+    x = np.linspace(-1.0, 2.0, 9).astype(dtype)
+    ev = evaluator(cube, x)
+    idx = np.array([7, 0, 3])
+    steps = default_steps(ev.tree)
+    fp, fm, dp, dm = ev.first_differences(idx, steps)
+    for k, i in enumerate(idx):
+        phis, disp = ev.element(int(i), (steps[i], -steps[i]))
+        np.testing.assert_array_equal(phis, [fp[k], fm[k]])
+        np.testing.assert_array_equal(disp, [dp[k], dm[k]])
+        # the displacement is what the array could hold: (x + h) rounded to its dtype, minus x, in float64
+        assert dp[k] == float(dtype(float(x[i]) + steps[i])) - float(x[i])
+    eps = float(np.finfo(dtype).eps)
+    central = (fp - fm) / (dp - dm)
+    np.testing.assert_allclose(central, 3 * x[idx].astype(np.float64) ** 2, rtol=100 * eps ** (2 / 3), atol=1e-6)
+
+
+def test_a_function_that_starts_writing_into_its_input_later_is_caught_and_every_value_stays_right():
+    x = np.linspace(0.5, 1.5, 3 * CHECK_EVERY)
+    before = x.tobytes()
+    calls = {"n": 0}
+
+    def late(v):
+        calls["n"] += 1
+        value = float(np.sum(v**3))
+        if calls["n"] > 20:  # well after the baseline
+            v[5] += 1.0
+        return value
+
+    ev = evaluator(late, x)
+    assert ev.mutated == []
+    clean = evaluator(cube, x.copy())
+    idx = np.arange(x.size)
+    steps = default_steps(ev.tree)
+    got = ev.first_differences(idx, steps.copy())
+    want = clean.first_differences(idx, steps.copy())
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)  # every value computed from the right input
+    assert [(leaf.name, [int(i) for i in where]) for leaf, where in ev.mutated] == [("x", [5])]
+    assert x.tobytes() == before
+
+
+def test_mutation_is_caught_on_the_element_and_direction_paths_too():
+    x = np.ones(4)
+    calls = {"n": 0}
+
+    def late(v):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            v *= 2.0
+        return float(np.sum(v**2))
+
+    ev = evaluator(late, x)
+    phis, _ = ev.element(1, (1e-3, -1e-3))  # calls 3 and 4
+    assert ev.mutated and np.array_equal(x, np.ones(4))
+    phis2, _ = ev.direction(np.array([0, 2]), np.ones(2), (1e-3,))
+    assert np.array_equal(x, np.ones(4))
+    np.testing.assert_allclose(phis2[0], 2 * (1 + 1e-3) ** 2 + 2, rtol=1e-14)
+
+
+def test_a_step_across_the_edge_of_the_domain_is_shrunk_in_place_and_noted():
+    x = np.array([1e-7, 1.0, 2.0])
+    ev = evaluator(lambda v: float(np.sum(np.log(v))), x)
+    steps = default_steps(ev.tree)
+    h0 = steps.copy()
+    fp, fm, dp, dm = ev.first_differences(np.arange(3), steps)
+    assert np.all(np.isfinite(fp)) and np.all(np.isfinite(fm))
+    assert steps[0] < x[0] < h0[0] and np.array_equal(steps[1:], h0[1:])
+    assert list(ev.shrunk) == [0]
+    np.testing.assert_allclose((fp - fm) / (dp - dm), 1 / x, rtol=2e-2)
+    assert any("x[0]" in n and "edge" in n for n in ev.notes())
+    with pytest.raises(NonFiniteError, match=r"x\[0\] perturbed by -"):
+        ev.element(0, (h0[0], -h0[0]))  # without shrink=True, a non-finite value is an error
+
+
+def test_a_function_non_finite_on_both_sides_still_raises_a_typed_error():
+    ev = evaluator(lambda v: float(np.sum(v)) if v[0] == 0.5 else float("nan"), np.array([0.5, 1.0]))
+    with pytest.raises(NonFiniteError, match="did not help"):
+        ev.first_differences(np.array([0]), default_steps(ev.tree))
+
+
+def test_non_finite_entries_are_never_moved():
+    x = np.array([1.0, -np.inf, np.nan, 2.0])
+    before = x.tobytes()
+    seen = []
+
+    def f(v):
+        seen.append(v.copy())
+        return float(np.sum(np.where(np.isfinite(v), v, 0.0) ** 2))
+
+    ev = evaluator(f, x)
+    phis, disps = ev.direction(np.arange(4), np.ones(4), (0.1,))
+    assert np.isneginf(seen[-1][1]) and np.isnan(seen[-1][2])
+    np.testing.assert_allclose(disps[0], [0.1, 0.0, 0.0, 0.1])
+    np.testing.assert_allclose(phis[0], 1.1**2 + 2.1**2)
+    with ev.shifted(np.full(4, 0.25)):
+        assert np.isneginf(x[1]) and np.isnan(x[2]) and x[0] == 1.25
+    assert x.tobytes() == before
+
+
+def test_the_user_error_names_the_element_and_the_arrays_are_restored():
+    x = np.arange(1.0, 5.0)
+    before = x.tobytes()
+
+    def f(v):
+        if v[2] != 3.0:
+            raise ZeroDivisionError("boom")
+        return float(np.sum(v))
+
+    ev = evaluator(f, x)
+    with pytest.raises(UserFunctionError, match=r"x\[2\] perturbed by \+"):
+        ev.first_differences(np.arange(4), default_steps(ev.tree))
+    assert x.tobytes() == before
+
+
+def test_an_input_the_function_never_reads_is_found():
+    W = np.random.default_rng(0).normal(size=(3, 3))
+    copy = W.copy()
+    ev = evaluator(lambda _: float(np.sum(copy**2)), W)  # a closure over a copy
+    steps = default_steps(ev.tree)
+    ev.first_differences(np.arange(9), steps)
+    assert ev.unmoved() == [0]
+    found = unread_findings("f", ev.tree, ev.unmoved(), 2 * W.reshape(-1), steps, ev.phi0, 2.2e-16)
+    assert len(found) == 1 and "does not read x" in found[0].message
+    # a zero gradient says nothing should have moved: no finding
+    assert unread_findings("f", ev.tree, ev.unmoved(), np.zeros(9), steps, ev.phi0, 2.2e-16) == []
+    reading = evaluator(lambda v: float(np.sum(v**2)), W)
+    reading.first_differences(np.arange(9), steps)
+    assert reading.unmoved() == []
+
+
+def test_the_batched_path_recovers_non_finite_rows_by_shrinking():
+    x = np.array([1e-7, 1.0])
+
+    def rows(t):
+        return np.sum(np.log(t), axis=1)
+
+    ev = evaluator(lambda v: float(np.sum(np.log(v))), x, backend=Backend(batch_call=rows))
+    steps = default_steps(ev.tree)
+    fp, fm, dp, dm = ev.first_differences(np.arange(2), steps)
+    np.testing.assert_allclose((fp - fm) / (dp - dm), 1 / x, rtol=2e-2)
+    assert list(ev.shrunk) == [0]
