@@ -14,7 +14,7 @@ from backcheck.zoo.spaces import SPACES, explore_layer
 pytest.importorskip("hypothesis")
 
 #: Points for a correct layer of LAYERS, for an edge layer, and the most a bug may need to be found.
-CORRECT_POINTS, EDGE_POINTS, BUG_POINTS = 10, 30, 40
+CORRECT_POINTS, EDGE_POINTS, BUG_POINTS = 10, 20, 40
 
 #: Wrong verdicts of check_layer that explore runs into; they belong to the checker's core.
 CORE = {
