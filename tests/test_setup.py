@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -204,3 +205,54 @@ def test_the_variable_set_to_0_requires_nothing(inner: pytest.Pytester, monkeypa
     monkeypatch.setenv("BACKCHECK_REQUIRE_ALL", "0")
     inner.makepyfile(test_test_level=TEST_LEVEL)
     inner.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1, skipped=4)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# A bare install: the optional modules made unimportable in a fresh interpreter
+
+OPTIONAL = "torch,jax,jaxlib,dask,distributed,matplotlib,scipy,sklearn,rich,hypothesis,jsonschema,playwright"
+
+BARE = """
+import sys
+
+OPTIONAL = set(sys.argv[1].split(","))
+
+
+class NotInstalled:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in OPTIONAL:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, NotInstalled())
+import pytest
+
+sys.exit(pytest.main(sys.argv[2:]))
+"""
+
+
+def _collect_bare(tmp_path: Path, target: str, require_all: str) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "bare.py"
+    script.write_text(BARE)
+    env = {k: v for k, v in os.environ.items() if k != "BACKCHECK_REQUIRE_ALL"}
+    env["BACKCHECK_REQUIRE_ALL"] = require_all
+    args = ["-p", "no:hypothesispytest", "-p", "no:cacheprovider", "--collect-only", "-q", "-rs", target]
+    return subprocess.run(
+        [sys.executable, str(script), OPTIONAL, *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+
+
+def test_every_test_module_collects_or_skips_itself_without_the_optional_dependencies(tmp_path: Path) -> None:
+    proc = _collect_bare(tmp_path, "tests", "0")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    skipped = [line for line in proc.stdout.splitlines() if line.startswith("SKIPPED")]
+    assert any("tests/frontends/test_torch.py" in line for line in skipped)  # the blocking is real
+    assert all("could not import" in line for line in skipped), "\n".join(skipped)
+    assert " tests/core/test_check.py" not in "\n".join(skipped) and "tests/core/test_check.py::" in proc.stdout
+
+
+def test_a_bare_install_under_make_test_is_an_error(tmp_path: Path) -> None:
+    proc = _collect_bare(tmp_path, "tests/core", "1")
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED  # collection errors: make test stops
+    assert "could not import 'hypothesis'" in proc.stdout and "BACKCHECK_REQUIRE_ALL=1" in proc.stdout
