@@ -62,7 +62,7 @@ FUNCTIONS: dict[str, tuple[Callable, Callable]] = {
     "exp": (lambda x: np.sum(np.exp(x)), np.exp),
     "rosenbrock": (_rosen, _rosen_grad),
     "logsumexp": (_lse, _lse_grad),
-    "tanh": (lambda x: np.sum(np.tanh(x)), lambda x: 1 - np.tanh(x) ** 2),
+    "tanh": (lambda x: np.sum(np.tanh(x)), lambda x: 1 / np.cosh(x) ** 2),
     "softplus": (lambda x: np.sum(np.log1p(np.exp(x))), lambda x: 1 / (1 + np.exp(-x))),
     "runge 1/(1+25x^2)": (lambda x: np.sum(1 / (1 + 25 * x**2)), lambda x: -50 * x / (1 + 25 * x**2) ** 2),
     "product 1+x/10": (lambda x: np.prod(1 + 0.1 * x), lambda x: 0.1 * np.prod(1 + 0.1 * x) / (1 + 0.1 * x)),

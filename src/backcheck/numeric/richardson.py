@@ -56,10 +56,12 @@ ROUNDING_ACCEPT = 2.0
 #: A column converges when its change shrank by this factor (or by 3/4 of the expected ratio, if smaller).
 CONVERGENCE = 2.0
 #: A change of the base column that grows by this factor, beyond this many rounding bounds, is a jump.
-JUMP_GROWTH = 2.0
+JUMP_GROWTH = 4.0
 JUMP_ROUNDING = 4.0
 #: The rounding of one value of phi, in units of ``eps * (|phi| + |x| |phi'|)``.
 ROUNDING_MODEL = 1.0
+#: Deviations of the rounding of distinct values (each within ``ROUNDING_MODEL``), added in quadrature.
+ROUNDING_SPREAD = 1.5
 #: The step of the confirming stencil, relative to the chosen entry's: off the sequence of halvings.
 CONFIRM_STEP = 0.7
 #: The confirming estimate must agree within this many times the chosen error plus its own rounding.
@@ -198,6 +200,11 @@ class _Rows:
         self.base = np.full((m, rows), np.nan)
         self.unit = np.full((m, rows), np.nan)
         self.weighted = np.full((m, rows), np.nan)
+        # for the statistical bound: root-sum-squares of the weights and weighted values of the nodes off the
+        # base point, and the weight of the base point (its value is shared by every row)
+        self.rms = np.full((m, rows), np.nan)
+        self.rms_unit = np.full((m, rows), np.nan)
+        self.w0 = np.zeros((m, rows))
         self.evals = np.zeros(m, dtype=np.int64)
         self.cache: list[dict[float, tuple[float, float]]] = [{} for _ in range(m)]
 
@@ -217,7 +224,8 @@ class _Rows:
             for c, key in enumerate(keys):
                 phis[a, c], nodes[a, c] = (self.phi0[m], 0.0) if key == 0.0 else cache[key]
         found = _apply(phis, nodes, self.h0[active] * RATIO**-k)
-        self.base[active, k], self.unit[active, k], self.weighted[active, k] = found
+        self.base[active, k], self.unit[active, k], self.weighted[active, k] = found[:3]
+        self.rms[active, k], self.rms_unit[active, k], self.w0[active, k] = found[3:]
 
     def at(self, idx: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The stencil at any step ``h[a]`` for element ``idx[a]`` (not a row of the table, not cached)."""
@@ -230,17 +238,25 @@ class _Rows:
             got = dict(zip(offsets, zip(vals.tolist(), disp.tolist(), strict=True), strict=True))
             for c, o in enumerate(self.stencil.offsets):
                 phis[a, c], nodes[a, c] = (self.phi0[m], 0.0) if o == 0.0 else got[o]
-        return _apply(phis, nodes, h)
+        return _apply(phis, nodes, h)[:3]
 
 
-def _apply(phis: np.ndarray, nodes: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The stencil on its actual nodes: estimate, ``sum |w| / h`` and ``sum |w phi| / h`` (NaN where a value is)."""
+def _apply(phis: np.ndarray, nodes: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The stencil on its actual nodes: estimate, ``sum |w| / h``, ``sum |w phi| / h``, and, over the nodes off
+    the base point, ``sqrt(sum (w phi)**2) / h`` and ``sqrt(sum w**2) / h``; the base point's ``w / h``."""
     finite = np.isfinite(phis).all(axis=1)
     w = node_weights(np.where(finite[:, None], nodes / h[:, None], 0.0))
     vals = np.where(finite[:, None], phis, 0.0)
-    base = np.where(finite, np.sum(w * vals, axis=1) / h, np.nan)
-    unit = np.where(finite, np.sum(np.abs(w), axis=1) / h, np.nan)
-    return base, unit, np.where(finite, np.sum(np.abs(w * vals), axis=1) / h, np.nan)
+    off = nodes != 0.0
+    bad = np.where(finite, 1.0, np.nan)
+    return (
+        bad * np.sum(w * vals, axis=1) / h,
+        bad * np.sum(np.abs(w), axis=1) / h,
+        bad * np.sum(np.abs(w * vals), axis=1) / h,
+        bad * np.sqrt(np.sum(np.where(off, w * vals, 0.0) ** 2, axis=1)) / h,
+        bad * np.sqrt(np.sum(np.where(off, w, 0.0) ** 2, axis=1)) / h,
+        np.where(finite, np.sum(np.where(off, 0.0, w), axis=1) / h, 0.0),
+    )
 
 
 class _Refiner:
@@ -264,6 +280,17 @@ class _Refiner:
         model = ROUNDING_MODEL * self.eps * (weighted + (self.x_abs[idx] * known)[:, None] * unit)
         return np.maximum(self.noise[idx, None] * unit, model)
 
+    def spread(self, idx: np.ndarray, k: int, value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Independent (root-sum-square) and shared (the base point's) rounding of each row, for the table."""
+        rows = self.rows
+        known = (self.x_abs[idx] * np.where(np.isfinite(value), np.abs(value), 0.0))[:, None]
+        unit = np.nan_to_num(rows.rms_unit[idx, : k + 1])
+        indep = ROUNDING_MODEL * self.eps * (np.nan_to_num(rows.rms[idx, : k + 1]) + known * unit)
+        indep = np.maximum(indep, self.noise[idx, None] * unit)
+        phi0 = np.where(np.isfinite(rows.phi0[idx]), np.abs(rows.phi0[idx]), 0.0)[:, None]
+        shared = np.maximum(ROUNDING_MODEL * self.eps * (phi0 + known), self.noise[idx, None])
+        return indep, shared * rows.w0[idx, : k + 1]
+
     def round(self, k: int) -> None:
         rows, prev = self.rows, self.prev
         active = np.flatnonzero(~self.done)
@@ -275,7 +302,7 @@ class _Refiner:
         self.start[active] = _restart(base, rounding, self.start[active], k, rows.stencil)
         if k == 0:
             return
-        pick = _select(base, rounding, self.start[active], rows.stencil)
+        pick = _select(base, self.spread(active, k, base[:, -1]), self.start[active], rows.stencil)
         last = {key: arr[active] for key, arr in prev.items()}
         with np.errstate(invalid="ignore"):
             # at the floor: truncation no longer visible, or the rounding of the newest step alone exceeds it
@@ -381,24 +408,40 @@ def _restart(base: np.ndarray, rounding: np.ndarray, start: np.ndarray, k: int, 
     return start
 
 
-def _tables(base: np.ndarray, unit: np.ndarray, stencil: Stencil) -> tuple[np.ndarray, np.ndarray]:
-    """Richardson tables ``T[:, j, k]`` and the bounds ``U[:, j, k]`` propagated from those of the base column."""
+def _tables(base: np.ndarray, spread: tuple[np.ndarray, np.ndarray], stencil: Stencil) -> tuple[np.ndarray, ...]:
+    """Richardson tables ``T[:, j, k]`` and their rounding bounds ``U[:, j, k]``.
+
+    ``T[j, k] = sum_r A[j, k, r] B_r`` over the base estimates; the rounding of distinct values adds in
+    quadrature (``ROUNDING_SPREAD`` deviations), that of the base point, shared by every row, coherently.
+    """
     a, n_rows = base.shape
     levels = min(n_rows, MAX_LEVELS)
-    T = np.full((a, levels, n_rows), np.nan)
-    U = np.full((a, levels, n_rows), np.nan)
-    T[:, 0], U[:, 0] = base, unit
+    A = np.full((levels, n_rows, n_rows), np.nan)
+    A[0] = np.eye(n_rows)
     for j in range(1, levels):
         c = RATIO ** (stencil.order + (j - 1) * stencil.increment)
-        T[:, j, 1:] = T[:, j - 1, 1:] + (T[:, j - 1, 1:] - T[:, j - 1, :-1]) / (c - 1.0)
-        U[:, j, 1:] = (c * U[:, j - 1, 1:] + U[:, j - 1, :-1]) / (c - 1.0)
+        A[j, 1:] = (c * A[j - 1, 1:] - A[j - 1, :-1]) / (c - 1.0)
+    A = np.nan_to_num(A)  # undefined entries: T is NaN there
+    T = np.einsum("jkr,ar->ajk", A, np.nan_to_num(base))
+    T[np.isnan(_propagate(base, levels))] = np.nan
+    indep, shared = spread
+    U = ROUNDING_SPREAD * np.sqrt(np.einsum("jkr,ar->ajk", A**2, indep**2) + np.einsum("jkr,ar->ajk", A, shared) ** 2)
     return T, U
 
 
-def _select(base: np.ndarray, rounding: np.ndarray, start: np.ndarray, stencil: Stencil) -> dict:
+def _propagate(base: np.ndarray, levels: int) -> np.ndarray:
+    """NaN where a table entry is undefined or uses a NaN base estimate."""
+    out = np.full((base.shape[0], levels, base.shape[1]), np.nan)
+    out[:, 0] = base
+    for j in range(1, levels):
+        out[:, j, 1:] = out[:, j - 1, 1:] + out[:, j - 1, :-1]
+    return out
+
+
+def _select(base: np.ndarray, spread: tuple[np.ndarray, np.ndarray], start: np.ndarray, stencil: Stencil) -> dict:
     """The trusted entry of least estimated error per element, the best entry of the newest row, and the entry
     of least error regardless of trust (the fallback)."""
-    T, U = _tables(base, rounding, stencil)
+    T, U = _tables(base, spread, stencil)
     a, levels, n_rows = T.shape
     R = U[:, :, 1:]
     change = np.abs(np.diff(T, axis=2))  # entry k against entry k - 1, for k = 1 .. n_rows - 1
