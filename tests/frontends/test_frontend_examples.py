@@ -43,9 +43,7 @@ def test_jax_log_domain_example(capsys: pytest.CaptureFixture[str]) -> None:
     assert re.search(r"logits\s+\(3, 4\)\s+float32\s+pass\s+12/12", masked)
     assert re.search(r"mask\s+\(3, 4\)\s+float32\s+pass\s+9/12", masked)  # 3 of its entries are -inf
     assert "left out of the check and its counts: mask (3)" in masked
-    assert (
-        near_pole.startswith("backcheck PASS: log1mexp") and "x[0] (step" in near_pole and "x[1] (step" not in near_pole
-    )
+    assert near_pole.startswith("backcheck PASS: log1mexp") and "x[0] (" in near_pole and "x[1] (" not in near_pole
     assert small_x.startswith("backcheck FAIL: log1mexp_small_x")
     assert "x[2]" in small_x and "x[1]" in small_x and "2 wrong of 3 checked" in small_x
 

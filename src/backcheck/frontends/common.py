@@ -53,7 +53,8 @@ class CachedEvaluator(Evaluator):
         self._depth = 0
         self.n_prefetched = 0
 
-    def element(self, i: int, steps: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    def _element(self, i: int, steps: Sequence[float], retries: int) -> tuple[np.ndarray, np.ndarray, float]:
+        # every single-element evaluation (element(), and first differences one at a time) passes here
         keys = [(int(i), float(s)) for s in steps]
         if self._depth == 0:
             hits = [self._elements.get(k) for k in keys]
@@ -66,12 +67,15 @@ class CachedEvaluator(Evaluator):
                         h[3] = True
                         self.n_evals += 1
                         self.scale = max(self.scale, h[1])
-                return phis, disp
-        phis, disp = super().element(i, steps)
-        if self._depth == 0:
+                k_leaf = int(np.searchsorted(self.tree.offsets, i, side="right")) - 1
+                self.probed[k_leaf] += 1
+                self.moved[k_leaf] |= bool(np.any(phis != self.phi0))
+                return phis, disp, 1.0
+        phis, disp, factor = super()._element(i, steps, retries)
+        if self._depth == 0 and factor == 1.0:
             for k, p, d in zip(keys, phis, disp, strict=True):
                 self._elements[k] = [float(p), 0.0, float(d), True]
-        return phis, disp
+        return phis, disp, factor
 
     def direction(self, idx: np.ndarray, coef: np.ndarray, steps: Sequence[float]) -> tuple[np.ndarray, list]:
         if self._depth:

@@ -69,7 +69,6 @@ def run_check(
     ev = CachedEvaluator(point, call, Output.cotangent(fname, outs.u, outs.names, outs.shapes, lambda o: o), fname)
     ev.baseline()
     notes += _prefetch(ev, runner, inputs, outs, opt, options)
-    options, edge = num.inside_steps(ev, options)
     contract = Contract(
         title=fname,
         kind="jax",
@@ -80,11 +79,11 @@ def run_check(
         analytic=_analytic(Sides(runner, inputs, outs, tree, fname), opt.mode, _grad_eps(tree, inputs)),
         fname=fname,
         evaluator=ev,
-        notes=tuple(notes + edge),
+        notes=tuple(notes),
         dtype_labels=dict.fromkeys(bf16, "bfloat16"),
         root="args",
     )
-    return _finish(run(contract, options), inputs, runner)
+    return _finish(run(contract, options), inputs, [*ev.notes(), *runner.notes])
 
 
 def _analytic(sides: Sides, mode: str, grad_eps: np.ndarray | None) -> Callable[[], Analytic]:
@@ -133,8 +132,9 @@ def _grad_eps(tree: Tree, inputs: Inputs) -> np.ndarray | None:
     )
 
 
-def _finish(report: Report, inputs: Inputs, runner: Runner) -> Report:
-    """Masked entries out of the counts; the leaves with nothing to check; notes of late jit fallbacks."""
+def _finish(report: Report, inputs: Inputs, late: list[str]) -> Report:
+    """Masked entries out of the counts; the leaves with nothing to check; what the evaluations said (steps
+    shrunk at a domain edge, jit fallbacks)."""
     masks = {n: m for n, m in zip(inputs.names, inputs.masks, strict=True) if m is not None}
     status = report._status if isinstance(report._status, dict) else {}
     for lf in report.leaves:
@@ -154,7 +154,7 @@ def _finish(report: Report, inputs: Inputs, runner: Runner) -> Report:
             f"they were left out of the check and its counts: {counts}."
         )
     report.leaves.extend(_aside_leaf(*a) for a in inputs.aside)
-    report.notes.extend(n for n in runner.notes if n not in report.notes)
+    report.notes.extend(n for n in late if n not in report.notes)
     return report
 
 

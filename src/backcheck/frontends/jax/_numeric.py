@@ -1,5 +1,4 @@
-"""The numeric side: the dtype the finite differences run in, the evaluated point, its batched form, and
-steps that stay inside the function's domain.
+"""The numeric side: the dtype the finite differences run in, the evaluated point and its batched form.
 
 Non-finite input entries hold 0 in the trees (the core never sees them) and get their own value back in
 every call, so moving them changes nothing; output entries left out are 0 in every evaluation.
@@ -13,19 +12,13 @@ from typing import Any
 import jax
 import numpy as np
 
-from backcheck.errors import NonFiniteError
-from backcheck.frontends.common import MAX_BATCH, CachedEvaluator
+from backcheck.frontends.common import MAX_BATCH
 from backcheck.frontends.jax._inputs import Inputs, Outputs
 from backcheck.frontends.jax._trace import Runner, apply_raw
-from backcheck.numeric.steps import default_steps
-from backcheck.options import Options
-from backcheck.strategies import resolve
 from backcheck.tree import Tree
 
 #: Numeric dtypes the check can be asked for.
 NUMERIC_DTYPES = ("auto", "float64", "float32", "native")
-#: A step that leaves the domain is divided by 4 up to this many times (down to h / 4**8 = h / 65536).
-MAX_SHRINK = 8
 
 
 def x64_enabled() -> bool:
@@ -139,51 +132,3 @@ def batcher(run: Runner, inputs: Inputs, outs: Outputs, point: Tree) -> Callable
         return [o[:rows] for o in _clean(run.batched(_refill(leaves, fills)), outs)]
 
     return batch
-
-
-def inside_steps(ev: CachedEvaluator, options: Options) -> tuple[Options, list[str]]:
-    """Options whose steps keep every differenced element inside the function's domain.
-
-    For a full check, the first central difference of each element is evaluated here (served from the
-    batched prefetch when there was one, and remembered for the strategy, so it costs nothing more); an
-    element whose ``x +- h`` gives a non-finite value is next to an edge of the domain, and its step is
-    divided by 4 until both points are inside. Returns the options (with those steps, when any changed) and
-    a note naming the elements whose step shrank.
-    """
-    if resolve(options.strategy, ev.tree.size) != "full":
-        return options, []
-    steps = default_steps(ev.tree, options.step)
-    shrunk = []
-    track, ev._track_scale = ev._track_scale, False  # first differences leave the round-off scale alone
-    try:
-        for i in range(ev.tree.size):
-            h = float(steps[i])
-            if _finite_at(ev, i, h):
-                continue
-            s = next((h / 4.0**k for k in range(1, MAX_SHRINK + 1) if _finite_at(ev, i, h / 4.0**k)), None)
-            if s is None:
-                raise NonFiniteError(
-                    f"{ev.fname} is not finite on both sides of {ev.tree.element_name(i)} for any step down to "
-                    f"{h / 4.0**MAX_SHRINK:.3g}: the point is on an edge of its domain.",
-                    "move the point inside the domain; a one-sided difference is not available here.",
-                )
-            steps[i] = s
-            shrunk.append(f"{ev.tree.element_name(i)} (step {h:.3g} -> {s:.3g})")
-    finally:
-        ev._track_scale = track
-    if not shrunk:
-        return options, []
-    return options.with_(step=steps), [
-        f"{len(shrunk)} element(s) lie next to an edge of {ev.fname}'s domain (x +- h was not finite); their "
-        f"central differences use a smaller step that stays inside it: {', '.join(shrunk[:5])}"
-        + (", ..." if len(shrunk) > 5 else "")
-        + "."
-    ]
-
-
-def _finite_at(ev: CachedEvaluator, i: int, s: float) -> bool:
-    try:
-        ev.element(i, (s, -s))
-    except NonFiniteError:
-        return False
-    return True
