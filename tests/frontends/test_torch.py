@@ -553,7 +553,7 @@ def test_module_restored_when_forward_raises_mid_check() -> None:
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         calls["n"] += 1
-        if calls["n"] == 12:
+        if calls["n"] >= 12:  # from the 12th call on, wherever the check is by then
             raise ValueError("mid-check failure")
         return original(x)
 

@@ -275,3 +275,38 @@ def test_undefined_gradient_of_a_zero_cotangent_checks_nothing_more() -> None:
     report = bt.check(lambda x: (torch.sin(x), torch.cos(x)), x, dout=dout)
     assert [lf.name for lf in report.leaves] == ["x", "out[0] alone:x"]
     np.testing.assert_allclose(report.analytic["x"], torch.cos(x).numpy(), rtol=1e-12)
+
+
+class TanhWrongInFloat32(torch.autograd.Function):
+    """tanh whose float32 backward is 0.1% off (a float32-only kernel bug); its float64 backward is right."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = torch.tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        out = g * (1 - y * y)
+        return out * (1 + 1e-3) if out.dtype == torch.float32 else out
+
+
+def test_float64_run_does_not_excuse_a_float32_only_bug() -> None:
+    x = _r(23, 3, 4, dtype=torch.float32)
+    report = bt.check_function(TanhWrongInFloat32, x)
+    assert report.status == "fail" and report.leaf("x").n_mismatch > 0, str(report)
+    assert any("judged at its own dtype's resolution, not through the float64 run" in n for n in report.notes)
+    assert bt.check_function(TanhWrongInFloat32, x.double()).ok
+
+
+def test_another_function_in_float64_is_evaluated_in_its_own_dtype() -> None:
+    def noisy_scale(x: torch.Tensor) -> torch.Tensor:
+        r = torch.rand(x.shape, generator=torch.Generator().manual_seed(0), dtype=x.dtype)  # other draws in float64
+        return torch.tanh(x) * (1 + r)
+
+    report = bt.check(noisy_scale, _r(24, 3, 4, dtype=torch.float32))
+    assert report.status in ("pass", "inconclusive") and report.status != "fail", str(report)
+    assert any("is another function than at its inputs' own dtype" in n for n in report.notes), report.notes
+    assert not any("off only through rounding" in n for n in report.notes)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from backcheck.frontends.torch._session import Session
-from backcheck.frontends.torch._tensors import cast, parts, real_of
+from backcheck.frontends.torch._tensors import cast, parts, real_of, torch_module
 from backcheck.report import Finding
 from backcheck.tree import Tree
 
@@ -142,6 +142,37 @@ def reverse_wide(sess: Session, douts: Sequence[Any] | None = None) -> np.ndarra
     if any(g is not None and real_of(g.dtype) != wide for g in got):
         return None
     return flat(sess, got)
+
+
+def rounding_spread(sess: Session, douts: Sequence[Any] | None, times: int = 4) -> np.ndarray:
+    """How far the native gradient moves when every input moves by one unit in the last place, per element.
+
+    An ill-conditioned backward pass (an SVD at near-degenerate singular values) rounds differently at each
+    such point, so its gradient moves by about its own rounding error; a well-conditioned one, or one that
+    is wrong by design, moves by a few units in the last place.
+    """
+    torch = sess.torch
+    gen = torch.Generator().manual_seed(0)
+    base = analytic_tensors(sess, None)
+    g0 = reverse(sess, None, douts)
+    spread = np.zeros_like(g0)
+    for _ in range(times):
+        moved = [_nudged(t, gen) for t in base]
+        with sess.storage():
+            out, targets = call_native(sess, moved)
+            ds = sess.douts if douts is None else douts
+            g = flat(sess, grads(sess, sess.float_outputs(out), ds, targets, False))
+        spread = np.maximum(spread, np.abs(g - g0))
+    return spread
+
+
+def _nudged(t: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """``t`` with every element moved by about one unit in the last place, up or down at random."""
+    torch = torch_module()
+    real = torch.view_as_real(t) if t.is_complex() else t
+    sign = torch.where(torch.rand(real.shape, generator=gen) < 0.5, -1.0, 1.0).to(real.dtype)
+    moved = real + real * sign * torch.finfo(real.dtype).eps
+    return torch.view_as_complex(moved.contiguous()) if t.is_complex() else moved
 
 
 def repeat_backward(sess: Session) -> tuple[np.ndarray, np.ndarray, np.ndarray] | str:

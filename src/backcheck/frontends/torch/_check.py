@@ -38,6 +38,11 @@ from backcheck.tree import Tree
 #: layers (matmul, conv, norms, attention on small tensors) stay within a few dozen units; an SVD backward at
 #: singular values 1e-3 apart is at several hundred.
 ILL_CONDITIONED_ULPS = 128.0
+#: The float64 run of a backward pass stands in for its formula only where the native result is within this
+#: factor of how far its own rounding moves it (moving every input by one unit in the last place, four times;
+#: the largest of four draws of rounding noise is typically within a factor of 3 of its true extent), or
+#: within this many units of the dtype's epsilon for a well-conditioned backward.
+ROUNDING_SPREAD = 16.0
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,7 @@ def _contract(sess: Session, target: Target, knobs: Knobs) -> tuple[Contract, np
     sess.part_names = [pn for n, t in outs for pn in ([f"{n}.real", f"{n}.imag"] if t.is_complex() else [n])]
     sess.part_shapes = [tuple(t.shape) for _, t in outs for _ in range(2 if t.is_complex() else 1)]
     rep_tree, grad_eps, labels = _report_tree(sess)
-    real, ev, notes = numeric_side(sess, rep_tree, knobs.numeric_dtype)
+    _, ev, notes = numeric_side(sess, rep_tree, knobs.numeric_dtype, sess.output_parts(out0))
     if out_note:
         notes.append(out_note)
     vmap, vmap_note = _vmap_plan(sess, rep_tree, knobs)
@@ -193,11 +198,9 @@ class _Side:
     def sections(self) -> Analytic:
         sess, fname, douts = self.sess, self.sess.fname, self.douts
         g = call_user(lambda: side.reverse(sess, None, douts), (), f"torch.autograd.grad through {fname}")
-        wide = self._wide(g)
-        secs = [Section(g, lambda v: side.reverse(sess, v, douts), g_wide=wide, grad_eps=self.grad_eps)]
         notes: list[str] = []
-        if wide is not None:
-            notes.extend(_conditioning(self.tree, g, wide, self.eps()))
+        wide = self._wide(g, notes)
+        secs = [Section(g, lambda v: side.reverse(sess, v, douts), g_wide=wide, grad_eps=self.grad_eps)]
         if self.knobs.forward_mode and douts is None:
             g_fwd = call_user(lambda: side.forward(sess), (), f"forward-mode AD through {fname}")
             note = self.knobs.forward_note or (
@@ -215,12 +218,36 @@ class _Side:
                 findings.extend([found] if found is not None else [])
         return Analytic(tuple(secs), tuple(findings), notes=tuple(notes))
 
-    def _wide(self, g: np.ndarray) -> np.ndarray | None:
-        """The backward in float64, when the numeric side is float64 and the gradient is narrower."""
+    def _wide(self, g: np.ndarray, notes: list[str]) -> np.ndarray | None:
+        """The backward in float64, when the numeric side is float64 and the gradient is narrower.
+
+        It judges the formula only where it is the same computation rounded differently: where the native
+        gradient differs from it by more than the native gradient's own rounding varies (one unit in the last
+        place of every input), the native gradient is judged on its own, and a note says so.
+        """
         torch = self.sess.torch
         if self.ev.tree is self.tree or self.sess.numeric_real != torch.float64:
             return None
-        return side.reverse_wide(self.sess, self.douts)
+        wide = side.reverse_wide(self.sess, self.douts)
+        if wide is None:
+            return None
+        what = f"torch.autograd.grad through {self.sess.fname}"
+        spread = call_user(side.rounding_spread, (self.sess, self.douts), what)
+        eps = self.eps()
+        for leaf in self.tree.leaves:
+            sl = slice(leaf.offset, leaf.offset + leaf.size)
+            scale = float(np.max(np.abs(wide[sl]), initial=0.0))
+            gap = float(np.max(np.abs(g[sl] - wide[sl]), initial=0.0))
+            allowed = ROUNDING_SPREAD * max(float(np.max(spread[sl], initial=0.0)), float(eps[leaf.offset]) * scale)
+            if gap > allowed:
+                notes.append(
+                    f"the float64 run of the backward pass differs from its own-dtype result for {leaf.name} by "
+                    f"{gap:.3g}, more than the own-dtype result's rounding moves it ({allowed / ROUNDING_SPREAD:.3g}):"
+                    " the gradient is judged at its own dtype's resolution, not through the float64 run."
+                )
+                return None
+        notes.extend(_conditioning(self.tree, g, wide, eps))
+        return wide
 
 
 def _conditioning(tree: Tree, g: np.ndarray, wide: np.ndarray, eps: np.ndarray) -> list[str]:

@@ -175,11 +175,39 @@ def numeric_tree(sess: Session, real: Any, rep_tree: Tree) -> Tree:
     return Tree(arrays, "inputs", in_place=False, bare_keys=True)
 
 
-def numeric_side(sess: Session, rep_tree: Tree, numeric_dtype: Any) -> tuple[Any, CachedEvaluator, list[str]]:
+#: The numeric side's value at the original point may differ from the native one by this many units of the
+#: native dtype's epsilon (of the sum of |u * y|) and still be the same function rounded differently: a
+#: forward pass of a few thousand operations rounds by far less.
+SAME_FUNCTION_ULPS = 1024.0
+
+
+def _another_function(sess: Session, output: Output, got: list[np.ndarray], native: list[np.ndarray], real: Any) -> str:
+    """A reason not to use ``real`` when ``fn`` computes another function in it than at its own dtype."""
+    torch = sess.torch
+    lowest = max((torch.finfo(real_of(s.dtype)).eps for s in sess.slots), default=0.0)
+    if torch.finfo(real).eps >= lowest:
+        return ""
+    phi, scale, _ = output.reduce(got)
+    phi_n, scale_n, _ = output.reduce(native)
+    if abs(phi - phi_n) <= SAME_FUNCTION_ULPS * lowest * max(scale, scale_n):
+        return ""
+    return (
+        f"{sess.fname} in {dtype_name(real)} is another function than at its inputs' own dtype (<dout, output> "
+        f"{phi:.6g} against {phi_n:.6g} at the original point, beyond rounding)"
+    )
+
+
+def numeric_side(
+    sess: Session, rep_tree: Tree, numeric_dtype: Any, native: list[np.ndarray]
+) -> tuple[Any, CachedEvaluator, list[str]]:
     """Choose the numeric dtype (float64 where fn allows it), build the evaluator, evaluate the point.
 
-    When every candidate dtype fails, the error names the first failure (the widest dtype's), with the
-    later ones after it: a fallback's error is a consequence, not the cause.
+    ``native`` holds the checked outputs at the inputs' own dtype. A wider dtype is used only where ``fn``
+    runs in it, returns it, and computes the same function there: at the original point its value agrees with
+    the native one up to the native dtype's rounding (a function that draws random numbers in its input's
+    dtype, or takes another path for float64, is another function in float64). When every candidate dtype
+    fails, the error names the first failure (the widest dtype's), with the later ones after it: a fallback's
+    error is a consequence, not the cause.
     """
     torch = sess.torch
     cands = candidates(sess.slots, numeric_dtype)
@@ -210,6 +238,10 @@ def numeric_side(sess: Session, rep_tree: Tree, numeric_dtype: Any) -> tuple[Any
         wrong = [(n, p.dtype) for n, p in zip(sess.part_names, got, strict=True) if p.dtype != np.dtype(np_dtype(real))]
         if wrong and not (forced or last):
             reasons.append(f"{sess.fname} returns {wrong[0][1]} for {dtype_name(real)} inputs ({wrong[0][0]})")
+            continue
+        other = "" if forced or last else _another_function(sess, output, got, native, real)
+        if other:
+            reasons.append(other)
             continue
         ev.baseline()
         notes = []
