@@ -64,7 +64,8 @@ def check(
         array leaf is checked, named by its path (``params['w'][2]``, or the keyword's name); Python floats
         are checked as 0-d arrays when ``argnums`` names them or when no argument holds a float array. Empty
         arrays have nothing to check (a check of only empty arrays holds trivially, and says so);
-        non-finite entries (``-inf`` masks) are not coordinates and are left out, named in the report.
+        non-finite entries (``-inf`` masks) are not coordinates and are left out, named in the report. A
+        parameter of ``fn`` named like an option below is passed positionally.
     dout : array or pytree like the output, optional
         The output cotangent. Default: 1 for a single scalar output (the gradient itself is checked), else a
         seeded standard normal array in each output's dtype.
