@@ -138,7 +138,7 @@ def test_labels_masks_integers_and_params_are_drawn_in_range():
     inputs = {"x": Array("N", "C"), "y": Labels("N", classes="C"), "m": Mask("N", dtype="float64"),
               "s": Integers("N", values=(-1, 1)), "p": Params(alpha=Choice(0.5, 2.0))}
     result = explore(loss, loss_backward, inputs, max_points=25, progress=False)
-    assert result.status == "pass", result
+    assert result.status != "fail" and result.passed >= 1, result  # an all-zero mask leaves nothing to vouch for
     classes = set()
     for y, m, s, p in seen:
         assert y.dtype.kind == "i" and m.dtype == np.float64 and set(np.unique(s)) <= {-1, 1}
