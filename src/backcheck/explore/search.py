@@ -148,11 +148,12 @@ class _Bar:
             return
         if self.bar is None:
             try:
+                from rich.console import Console
                 from rich.progress import Progress
             except ImportError:
                 self.on = False
                 return
-            self.bar = Progress(transient=True)
+            self.bar = Progress(console=Console(stderr=True), transient=True)
             self.bar.start()
             self.task = self.bar.add_task(f"explore {self.title}", total=self.total)
         self.bar.update(self.task, completed=done, description=f"explore {self.title}: {note}")
