@@ -99,7 +99,8 @@ def check(
         The point, as ``fn`` takes it: ``check(fn, x, w, mask=m)`` calls ``fn(x, w, mask=m)``. The tensors with
         ``requires_grad`` are checked, or every floating (and complex) tensor when none has it; keyword tensors
         are checked too, under their keywords; other arguments are passed through unchanged. Names come from
-        ``fn``'s signature. ``check(fn, (x, w))`` (the inputs as one tuple) is the same as ``check(fn, x, w)``.
+        ``fn``'s signature. Without keyword inputs, ``check(fn, (x, w))`` (the inputs as one tuple or list) is
+        the same as ``check(fn, x, w)``. Tensors inside containers are passed through, not checked.
         A keyword that is one of the options below is the option; pass such an input positionally.
     dout : tensor or sequence of tensors, optional
         The upstream gradient, one per differentiable output. Default: 1 for a single scalar output (then
