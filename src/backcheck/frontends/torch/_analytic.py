@@ -1,8 +1,11 @@
 """The side under test: torch.autograd's reverse-mode gradient (and forward-mode jvp) of ``<dout, fn(*inputs)>``.
 
 Gradients come from ``torch.autograd.grad``; a graph that refuses it (a reentrant ``torch.utils.checkpoint``)
-is driven with ``.backward()`` and read from ``.grad``, every ``.grad`` it touches put back afterwards. The
-backward pass is also run repeatedly over one graph, to catch a backward that writes into its saved tensors.
+is driven with ``.backward()`` and read from ``.grad``. The ``.grad`` of every leaf the graph shows before the
+backward pass, and of the checked parameters, is put back afterwards; a tensor read through a closure inside
+the checkpointed function (its graph is built only during the backward pass) and not passed as ``params``
+keeps what the backward pass accumulated into its ``.grad``. The backward pass is also run repeatedly over one
+graph, to catch a backward that writes into its saved tensors.
 """
 
 from __future__ import annotations
