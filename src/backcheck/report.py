@@ -71,6 +71,11 @@ class LeafReport:
     worst: list[Element] = field(default_factory=list)
     kinks: list[Element] = field(default_factory=list)
     note: str = ""
+    #: the detection floor: the largest bound an element that passed was held to, i.e. an error in one element
+    #: at least this large (absolute) would have failed anywhere in the array; NaN when no element passed
+    floor: float = math.nan
+    #: the same relative to the array's typical (RMS) gradient
+    floor_rel: float = math.nan
 
     @property
     def n_mismatch(self) -> int:
@@ -95,6 +100,8 @@ class LeafReport:
             "worst": [e.to_dict() for e in self.worst],
             "kinks": [e.to_dict() for e in self.kinks],
             "note": self.note,
+            "floor": _num(self.floor),
+            "floor_rel": _num(self.floor_rel),
         }
 
 
@@ -256,76 +263,88 @@ class Report:
 
 
 def summarize(
-    tree: Tree,
-    analytic: np.ndarray,
-    numeric: np.ndarray,
-    bound: np.ndarray,
-    status: np.ndarray,
-    checked: np.ndarray,
-    skipped: dict[str, str] | None = None,
-    failed: dict[str, str] | None = None,
+    tree: Tree, analytic: np.ndarray, outcome: Any, skipped: dict[str, str] | None = None
 ) -> list[LeafReport]:
-    """Per-leaf verdicts from flat per-element arrays.
+    """Per-leaf verdicts from a strategy's per-element results.
 
-    ``checked`` holds the flat indices that were judged; ``numeric``, ``bound`` and ``status`` are aligned
-    with it.
+    ``outcome`` carries ``checked`` (the flat indices judged) with ``numeric``, ``bound`` and ``status``
+    aligned with it, and per-array verdicts ``failed_leaves`` / ``inconclusive_leaves`` (name -> why).
     """
     skipped = skipped or {}
-    failed = failed or {}
-    out = []
+    failed, unsure = outcome.failed_leaves, getattr(outcome, "inconclusive_leaves", {})
+    checked = outcome.checked
     which = np.searchsorted(tree.offsets, checked, side="right") - 1
-    for k, leaf in enumerate(tree.leaves):
-        sel = which == k
-        idx = checked[sel]
-        a, n, b, st = analytic[idx], numeric[sel], bound[sel], status[sel]
-        counts = {s: int(np.sum(st == s)) for s in (OK, KINK, NOISY, MISMATCH, DEAD) if np.any(st == s)}
-        judged = st != KINK
-        diff = np.abs(a - n)
-        max_abs = float(diff[judged].max()) if judged.any() else 0.0
-        scale = np.maximum(np.abs(a), np.abs(n))
-        rel = np.divide(diff, scale, out=np.zeros_like(diff), where=scale > 0)
-        max_rel = float(rel[judged].max()) if judged.any() else 0.0
-        denom = np.linalg.norm(a[judged]) + np.linalg.norm(n[judged])
-        rel_diff = float(np.linalg.norm((a - n)[judged]) / denom) if denom > 0 else 0.0
-        bad = np.isin(st, FAILING)
-        ratio = np.divide(diff, b, out=np.full_like(diff, np.inf), where=b > 0)
-        ratio[~judged] = -1.0
-        order = np.lexsort((-ratio, ~bad))  # failing first, then by how close to the bound
-        worst = [_element(tree, int(idx[j]), a[j], n[j], b[j], st[j]) for j in order[:WORST] if judged[j]]
-        kinks = [_element(tree, int(idx[j]), a[j], n[j], b[j], st[j]) for j in np.flatnonzero(~judged)[:WORST]]
-        if leaf.name in skipped:
-            lstatus, note = "skipped", skipped[leaf.name]
-        elif bad.any():
-            lstatus, note = "fail", failed.get(leaf.name, "")
-            if np.all(st == DEAD) and idx.size == leaf.size:
-                note = (
-                    f"{leaf.name} receives a zero gradient everywhere while the output depends on it: the "
-                    "gradient does not flow here (a detached branch, a missing backward term). " + note
-                ).strip()
-        elif leaf.name in failed:
-            lstatus, note = "fail", failed[leaf.name]
-        elif np.any(st == NOISY):
-            lstatus, note = "inconclusive", ""
-        else:
-            lstatus, note = "pass", ""
-        out.append(
-            LeafReport(
-                leaf.name,
-                leaf.shape,
-                str(leaf.dtype),
-                lstatus,
-                leaf.size,
-                int(idx.size),
-                counts,
-                max_abs,
-                max_rel,
-                rel_diff,
-                worst,
-                kinks,
-                note,
-            )
-        )
-    return out
+    return [
+        _leaf_report(tree, leaf, analytic, outcome, which == k, skipped, failed, unsure)
+        for k, leaf in enumerate(tree.leaves)
+    ]
+
+
+def _leaf_report(
+    tree: Tree,
+    leaf: Any,
+    analytic: np.ndarray,
+    outcome: Any,
+    sel: np.ndarray,
+    skipped: dict[str, str],
+    failed: dict[str, str],
+    unsure: dict[str, str],
+) -> LeafReport:
+    idx = outcome.checked[sel]
+    a, n, b, st = analytic[idx], outcome.numeric[sel], outcome.bound[sel], outcome.status[sel]
+    counts = {s: int(np.sum(st == s)) for s in (OK, KINK, NOISY, MISMATCH, DEAD) if np.any(st == s)}
+    judged = st != KINK
+    diff = np.abs(a - n)
+    max_abs = float(diff[judged].max()) if judged.any() else 0.0
+    scale = np.maximum(np.abs(a), np.abs(n))
+    rel = np.divide(diff, scale, out=np.zeros_like(diff), where=scale > 0)
+    max_rel = float(rel[judged].max()) if judged.any() else 0.0
+    denom = np.linalg.norm(a[judged]) + np.linalg.norm(n[judged])
+    rel_diff = float(np.linalg.norm((a - n)[judged]) / denom) if denom > 0 else 0.0
+    bad = np.isin(st, FAILING)
+    ratio = np.divide(diff, b, out=np.full_like(diff, np.inf), where=b > 0)
+    ratio[~judged] = -1.0
+    order = np.lexsort((-ratio, ~bad))  # failing first, then by how close to the bound
+    worst = [_element(tree, int(idx[j]), a[j], n[j], b[j], st[j]) for j in order[:WORST] if judged[j]]
+    kinks = [_element(tree, int(idx[j]), a[j], n[j], b[j], st[j]) for j in np.flatnonzero(~judged)[:WORST]]
+    ok = st == OK
+    floor = float(b[ok].max()) if ok.any() else math.nan
+    typical = float(np.sqrt(np.mean(n[judged] ** 2))) if judged.any() else 0.0
+    floor_rel = floor / typical if typical > 0 and not math.isnan(floor) else math.nan
+    if leaf.name in skipped:
+        lstatus, note = "skipped", skipped[leaf.name]
+    elif bad.any():
+        lstatus, note = "fail", failed.get(leaf.name, "")
+        if np.all(st == DEAD) and idx.size == leaf.size:
+            note = (
+                f"{leaf.name} receives a zero gradient everywhere while the output depends on it: the "
+                "gradient does not flow here (a detached branch, a missing backward term). " + note
+            ).strip()
+    elif leaf.name in failed:
+        lstatus, note = "fail", failed[leaf.name]
+    elif leaf.name in unsure:
+        lstatus, note = "inconclusive", unsure[leaf.name]
+    elif np.any(st == NOISY):
+        lstatus, note = "inconclusive", ""
+    else:
+        lstatus, note = "pass", ""
+    return LeafReport(
+        leaf.name,
+        leaf.shape,
+        str(leaf.dtype),
+        lstatus,
+        leaf.size,
+        int(idx.size),
+        counts,
+        max_abs,
+        max_rel,
+        rel_diff,
+        worst,
+        kinks,
+        note,
+        floor,
+        floor_rel,
+    )
 
 
 def _element(tree: Tree, i: int, a: float, n: float, b: float, st: str) -> Element:

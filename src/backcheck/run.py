@@ -29,8 +29,9 @@ from backcheck.options import Options, seed_int
 from backcheck.progress import Progress
 from backcheck.report import Curve, Finding, LeafReport, Report, summarize
 from backcheck.strategies import resolve, run_strategy
+from backcheck.strategies.elementwise import Outcome
 from backcheck.tree import Tree
-from backcheck.verdict import Claim, Tolerance
+from backcheck.verdict import NOISY, VOUCH_FLOOR, Claim, Tolerance, unvouched
 
 #: Steps tried for a V curve, as powers of two of the chosen step.
 CURVE_POWERS = range(-16, 6)
@@ -174,9 +175,8 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: d
     regrad = None if at is None else (lambda: at([lf.work for lf in ev.tree.leaves]))
     claim = Claim(g, steps, grad_eps, rms, Tolerance(options.atol, options.rtol), regrad, sec.g_wide)
     outcome = run_strategy(ev, claim, strategy, options.samples, options.rng("strategy"), frozenset(skipped))
-    leaves = summarize(
-        tree, g, outcome.numeric, outcome.bound, outcome.status, outcome.checked, dict(skipped), outcome.failed_leaves
-    )
+    _vouch(tree, g, outcome)
+    leaves = summarize(tree, g, outcome, dict(skipped))
     flat = {name: np.full(tree.size, np.nan) for name in ("numeric", "bound")}
     flat["numeric"][outcome.checked] = outcome.numeric
     flat["bound"][outcome.checked] = outcome.bound
@@ -209,6 +209,34 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: d
         _status=_status_tree(tree, status_flat),
         _analytic=tree.fresh(g, np.float64),
     )
+
+
+def _vouch(tree: Tree, g: np.ndarray, outcome: Outcome) -> None:
+    """Pass means vouched: elements whose bound could not see an error that matters become inconclusive."""
+    which = np.searchsorted(tree.offsets, outcome.checked, side="right") - 1
+    ref = np.zeros(outcome.checked.size)
+    for k in range(len(tree.leaves)):
+        sel = which == k
+        ref[sel] = float(np.sqrt(np.mean(outcome.numeric[sel] ** 2))) if sel.any() else 0.0
+    # a tensor whose true gradient is about zero is judged against the largest typical gradient of the check
+    typical = max(
+        (float(np.sqrt(np.mean(g[lf.offset : lf.offset + lf.size] ** 2))) for lf in tree.leaves if lf.size), default=0.0
+    )
+    ref = np.maximum(ref, VOUCH_FLOOR * max(typical, float(ref.max()) if ref.size else 0.0))
+    a = g[outcome.checked]
+    blind = unvouched(outcome.status, a, outcome.numeric, outcome.bound, ref)
+    for k in np.unique(which[blind]):
+        leaf = tree.leaves[int(k)]
+        here = blind & (which == k)
+        worst = float(np.max(np.where(np.isfinite(outcome.bound[here]), outcome.bound[here] / ref[here], np.inf)))
+        size = "an unbounded error" if not np.isfinite(worst) else f"errors up to {worst:.2g} of the gradient's size"
+        outcome.inconclusive_leaves.setdefault(
+            leaf.name,
+            f"{int(here.sum())} element(s) of {leaf.name} agree only within {size}: the finite differences "
+            "cannot see smaller errors here (the function's noise or rounding, an overflow, a pole or a dtype "
+            "too narrow), so they are inconclusive rather than passed.",
+        )
+    outcome.status[blind] = NOISY
 
 
 def _status_tree(tree: Tree, status_flat: np.ndarray) -> object:

@@ -42,6 +42,14 @@ SETTLED = 0.5
 #: Refinement stops calling a mismatch once the estimates change by less than this fraction of the error.
 STABLE = 0.25
 
+#: Pass means vouched: an element passes only if an error of this fraction of the gradient's size (its own,
+#: or its tensor's typical size, whichever is larger) would have failed. Larger bounds say nothing a user can
+#: rely on ("relative error 50% passes"), so such elements are inconclusive instead.
+VOUCH = 0.05
+#: A tensor whose whole gradient is below this fraction of the check's largest typical gradient is judged
+#: against that size instead of its own (a bias before a batch norm has a true gradient of zero).
+VOUCH_FLOOR = 1e-3
+
 OK, MISMATCH, KINK, NOISY, DEAD = "ok", "mismatch", "kink", "noisy", "dead"
 #: At a kink, but outside the one-sided slopes: decided by a re-check at a nearby differentiable point.
 AMBIGUOUS = "kink?"
@@ -83,6 +91,16 @@ def is_kink(gap: float, gap_before: float, gap_noise: float) -> bool:
     (``gap_noise``), or it is noise.
     """
     return gap > SAFETY * gap_noise and gap > KINK_PERSISTENCE * gap_before
+
+
+def unvouched(status: np.ndarray, analytic: np.ndarray, numeric: np.ndarray, limit: np.ndarray, ref: Any) -> Any:
+    """Elements judged ``ok`` whose bound could not have seen an error that matters (see ``VOUCH``).
+
+    ``ref`` is the typical gradient size of each element's tensor; a non-finite bound never vouches.
+    """
+    size = np.maximum(np.maximum(np.abs(analytic), np.abs(numeric)), ref)
+    seen = np.isfinite(limit) & (limit <= VOUCH * size)
+    return (status == OK) & ~seen
 
 
 def resolution(analytic: np.ndarray, numeric: np.ndarray, eps: float, leaf_rms: np.ndarray) -> np.ndarray:
@@ -154,9 +172,9 @@ def screen(
         eps_out = float(np.finfo(ev.out_dtype).eps)
         # truncation of a central difference is ~ h^2 |f'''| / 6; without f''' assume the step is balanced,
         # i.e. truncation ~ round-off relative to the derivative: eps^(2/3) |n|
-        # (an element near a zero of its derivative keeps the truncation error of its neighbours)
-        typical = np.sqrt(np.mean(numeric**2)) if numeric.size else 0.0
-        trunc = eps_out ** (2.0 / 3.0) * (np.abs(numeric) + typical)
+        # Each element is screened by its own size only: a bound set by its large neighbours would clear a
+        # tiny element 10x wrong. An element whose truncation is larger goes on to refinement, which measures it.
+        trunc = eps_out ** (2.0 / 3.0) * np.abs(numeric)
         limit = bound(trunc, roundoff_vec(ev, span), res)
     return err <= limit, limit
 

@@ -412,8 +412,7 @@ def test_edge_bugs_hide_at_the_convenient_point(layer):
         assert _edge_check(layer, bug.backward, {}, layer.make_inputs).ok, bug.name
 
 
-@pytest.mark.parametrize("layer", [p if p.id != "maxpool2d_share" else pytest.param(
-    *p.values, id=p.id, marks=pytest.mark.xfail(strict=True, reason="core: ties of 3+")) for p in _edge_cases()])
+@pytest.mark.parametrize("layer", _edge_cases())
 def test_edge_bugs_show_at_their_trigger_and_the_correct_twin_passes_there(layer):
     from backcheck.errors import GradientStructureError
     from backcheck.zoo.edges import TRIGGERS
