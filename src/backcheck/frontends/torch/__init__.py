@@ -150,12 +150,12 @@ def check(
         bool(forward_mode),
     )
     args = _positional(inputs, kwargs)
-    is_module = isinstance(fn, torch.nn.Module)
-    title = type(fn).__name__ if is_module else function_name(fn)
+    module = fn if isinstance(fn, torch.nn.Module) else None
+    title = type(fn).__name__ if module is not None else function_name(fn)
     consts: tuple[Any, ...] = ()
-    if is_module and params is None:
-        consts = (*fn.parameters(), *fn.buffers())
-    names = arg_names(fn.forward if is_module else fn, len(args))
+    if module is not None and params is None:
+        consts = (*module.parameters(), *module.buffers())
+    names = arg_names(module.forward if module is not None else fn, len(args))
     target = Target(fn, args, kwargs, tuple(names), title, "torch", params, fn, consts)
     return check_torch(target, knobs)
 

@@ -52,7 +52,7 @@ def call_native(sess: Session, tensors: list[torch.Tensor]) -> tuple[Any, list[t
 
 def _graph_leaves(outs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     """The leaf tensors whose ``.grad`` a backward pass from ``outs`` accumulates into."""
-    stack = [o.grad_fn for o in outs if o.grad_fn is not None]
+    stack: list[Any] = [o.grad_fn for o in outs if o.grad_fn is not None]
     seen: set[int] = set()
     leaves = []
     while stack:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from backcheck.evaluate import Evaluator
 from backcheck.frontends.common import BATCH_BUDGET, MAX_BATCH, CachedEvaluator
 from backcheck.frontends.torch._session import Session
 from backcheck.numeric.steps import default_steps
@@ -19,14 +20,14 @@ CAUSES = (
 )
 
 
-def prefetch(sess: Session, ev: CachedEvaluator, options: Options, vectorized: bool | str) -> str:
+def prefetch(sess: Session, ev: Evaluator, options: Options, vectorized: bool | str) -> str:
     """Evaluate the first differences of a full check with vmap; a note when asked for and not possible.
 
     Only the full strategy differences every element; the others ask for few points, or for directions.
     When vmap cannot evaluate the function, the check falls back to one point at a time, with the same
     verdicts and evaluation counts: silently under ``vectorized='auto'``, with one sentence under ``True``.
     """
-    if resolve(options.strategy, ev.tree.size) != "full":
+    if not isinstance(ev, CachedEvaluator) or resolve(options.strategy, ev.tree.size) != "full":
         return ""
     idx = np.arange(ev.tree.size)
     steps = default_steps(ev.tree, options.step)
