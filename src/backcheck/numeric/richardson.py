@@ -38,7 +38,7 @@ Where no entry can be trusted after ``max_rows`` rows (noise, a kink, a function
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -494,11 +494,3 @@ def _select(base: np.ndarray, spread: tuple[np.ndarray, np.ndarray], start: np.n
         "any_j": anyb // (n_rows - 1),
         "any_k": anyb % (n_rows - 1) + 1,
     }
-
-
-def steps_of(x: Sequence[float] | np.ndarray, step: Any = None) -> np.ndarray:
-    """The first (largest) step of each element: ``FIRST_STEP * max(|x|, 1)``, or the user's ``step``."""
-    x = np.abs(np.asarray(x, dtype=np.float64))
-    if step is None:
-        return FIRST_STEP * np.maximum(x, 1.0)
-    return np.broadcast_to(np.asarray(step, dtype=np.float64), x.shape).copy()
