@@ -212,8 +212,9 @@ class Tree:
         dtype = _as_float_dtype(obj, name)
         offset = sum(leaf.size for leaf in self.leaves)
         if isinstance(obj, np.ndarray):
-            # a subclass (np.matrix) is perturbed through a plain view of its memory (it keeps its 2-d shape)
-            base = obj if type(obj) is np.ndarray else obj.view(np.ndarray)
+            # perturbed through a plain view of the user's memory: a view object of its own, so that a function
+            # that freezes or reshapes its argument cannot stop the restore (np.matrix keeps its 2-d shape)
+            base = obj.view(np.ndarray)
             original = np.array(base, order="C", copy=True)
             writable = in_place and base.flags.writeable
             work = base if writable else original.copy()
