@@ -16,17 +16,8 @@ pytest.importorskip("hypothesis")
 #: Points for a correct layer of LAYERS, for an edge layer, and the most a bug may need to be found.
 CORRECT_POINTS, EDGE_POINTS, BUG_POINTS = 10, 20, 40
 
-#: Wrong verdicts of check_layer that explore runs into; they belong to the checker's core.
-CORE = {
-    ("maxpool2d_share", "ties_split_in_two"): "core: ties of 3+ (a gradient of 1.5 shared by three tied maxima "
-    "passes)",
-}
-
 ALL = [*LAYERS, *EDGE_LAYERS]
-BUGS = [pytest.param(layer.name, bug.name, id=f"{layer.name}-{bug.name}",
-                     marks=[pytest.mark.xfail(strict=True, reason=CORE[layer.name, bug.name])]
-                     if (layer.name, bug.name) in CORE else [])
-        for layer in ALL for bug in layer.bugs]
+BUGS = [pytest.param(layer.name, bug.name, id=f"{layer.name}-{bug.name}") for layer in ALL for bug in layer.bugs]
 
 
 def test_every_zoo_layer_has_an_input_space():
@@ -88,12 +79,19 @@ def test_a_correct_edge_layer_is_explored_beyond_its_convenient_point():
     assert np.isfinite(min(seen["T"]))
 
 
-@pytest.mark.xfail(strict=True, reason="core: a correct backward fails where explore puts it (conv2d_relu: a whole "
-                   "filter's pre-activations exactly at the ReLU kink, analytic 0 called 'dead'; l2_normalize: x = 0, "
-                   "where the function bends on a scale of 1e-6 and the step's truncation error exceeds the bound; "
-                   "rnn_relu_step: several pre-activations within 1e-6 of the kink through one input, the function "
-                   "differentiable at the point and the analytic gradient exact, a mismatch reported)")
-@pytest.mark.parametrize("name, points", [("conv2d_relu", 20), ("l2_normalize", 20), ("rnn_relu_step", 40)])
+def _core(name: str, points: int, why: str) -> object:
+    return pytest.param(name, points, id=name, marks=pytest.mark.xfail(strict=True, reason="core: " + why))
+
+
+@pytest.mark.parametrize("name, points", [
+    _core("conv2d_relu", 20, "a whole filter's pre-activations exactly at the ReLU kink (w row 0, b 0): the "
+          "analytic 0 is called 'dead'"),
+    _core("l2_normalize", 20, "x = 0, where x / sqrt(|x|^2 + 1e-12) bends on a scale of 1e-6: the step's "
+          "truncation error exceeds the bound"),
+    _core("rnn_relu_step", 40, "several pre-activations within 1e-6 of the ReLU kink through one input: the "
+          "function is differentiable there and the analytic gradient exact, yet a mismatch is reported"),
+])
 def test_no_false_alarm_with_a_larger_budget(name, points):
+    """Correct backward passes that explore, given more points, finds the checker failing (core verdicts)."""
     result = explore_layer(name, max_points=points, shrink=False, progress=False)
     assert result.status != "fail", result
