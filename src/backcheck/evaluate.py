@@ -92,6 +92,7 @@ class Evaluator:
         self._sums: list[int] = []  # checksums of the inputs at the current base point
         self._base: list[np.ndarray] | None = None  # the base point's values while shifted
         self._coarse = ""  # a note when the output is in a coarser dtype than the inputs
+        self._integer = False  # the function returns integers
         self.ready = False  # True once the baseline has been evaluated
         backend = backend or Backend()
         # optional ways to evaluate many points at once (first differences only), chosen when built
@@ -103,12 +104,19 @@ class Evaluator:
         self._shifted = False
         # first differences leave the scale alone, so that serial, batched and remote runs judge alike
         self._track_scale = True
+        #: per element, the size of the outputs its perturbation moved (their rounding is what its differences
+        #: carry); 0 where not recorded (batched and remote evaluation), and then ``scale`` stands in
+        self.local_scale = np.zeros(tree.size)
+        #: the largest such size over the evaluations since it was last reset (a direction, a probe)
+        self.last_scale = 0.0
+        #: the size of the outputs the noise probe moved (``noise`` is scaled from it to each element's own)
+        self.noise_scale = 0.0
 
     # -- the original point -----------------------------------------------------------------------------
     def baseline(self) -> float:
         """Evaluate at the original point; detect a function that writes into its inputs."""
         try:
-            phi, scale, dtype = self._eval(None)
+            phi, scale, dtype = self._eval(None, anchor=True)
             self.mutated = self.tree.changed()
             self.tree.restore()
             again = self._eval(None)[0]
@@ -128,10 +136,17 @@ class Evaluator:
                 f"{self.fname} returned {phi} at the original point, before any perturbation.",
                 "check the inputs for NaN/Inf, and the function for log(0), 0/0 or overflow.",
             )
+        if dtype.kind != "f":
+            self._integer = True
+            self._coarse = (
+                f"{self.fname} returns {dtype}, an integer: its value moves in whole steps that finite differences "
+                "of small steps cannot resolve, so its numeric gradient is 0 or huge; return a float to check it."
+            )
+            dtype = np.dtype(np.float64)
         self.phi0, self.scale, self.out_dtype = phi, scale, dtype
         self.ready = True
         finest = min((leaf.dtype for leaf in self.tree.leaves), key=lambda d: np.finfo(d).eps, default=dtype)
-        if np.finfo(dtype).eps > np.finfo(finest).eps:
+        if not self._integer and np.finfo(dtype).eps > np.finfo(finest).eps:
             self._coarse = (
                 f"{self.fname} returns {dtype} for {finest} inputs: its differences cannot resolve more than "
                 f"{dtype}'s rounding of |phi| ({np.finfo(dtype).eps:.2g} relative), and the bounds say so; return "
@@ -180,8 +195,7 @@ class Evaluator:
         """One element's first differences through :meth:`element`, into column ``k`` of ``out``."""
         h = float(steps[i])
         phis, disp, factor = self._element(i, (h, -h), EDGE_RETRIES)
-        if factor != 1.0:
-            steps[i] = h * factor
+        steps[i] = h * factor
         out[:, k] = phis[0], phis[1], disp[0], disp[1]
 
     def _edges(
@@ -355,11 +369,9 @@ class Evaluator:
 
         The actual displacement is ``fl(x_i + s) - x_i``, exact in float64 even for float32 arrays. A value
         that is not finite raises :class:`NonFiniteError`; with ``shrink``, every step is instead divided by
-        :data:`EDGE_SHRINK` and tried again (the edge of the function's domain; see :attr:`shrunk`), and the
-        displacements returned are those used.
+        :data:`EDGE_SHRINK` and tried again (see :attr:`shrunk`); the displacements returned are those used.
         """
-        phis, disp, _factor = self._element(i, steps, EDGE_RETRIES if shrink else 0)
-        return phis, disp
+        return self._element(i, steps, EDGE_RETRIES if shrink else 0)[:2]
 
     def _element(self, i: int, steps: Sequence[float], retries: int) -> tuple[np.ndarray, np.ndarray, float]:
         k_leaf = int(np.searchsorted(self.tree.offsets, i, side="right")) - 1
@@ -402,7 +414,9 @@ class Evaluator:
                 xk = caster(x0_64 + s)
                 flat[local] = xk
                 disp[k] = float(xk) - x0_64
+                self.last_scale = 0.0
                 phis[k] = self._value((i, s))
+                self.local_scale[i] = max(self.local_scale[i], self.last_scale)
                 flat[local] = x0
                 self._after_call()
                 if not math.isfinite(phis[k]):
@@ -421,6 +435,7 @@ class Evaluator:
         over a million elements costs a few vectorized passes, not a gather and scatter each. Non-finite
         entries (masks) are not moved: their displacement is 0.
         """
+        self.last_scale = 0.0
         groups = self._group(idx, coef)
         fixed = [~np.isfinite(x0) for _leaf, _local, _c, _flat, x0, _native in groups]
         phis = np.empty(len(steps))
@@ -478,7 +493,7 @@ class Evaluator:
         return groups
 
     # -- one call -----------------------------------------------------------------------------------------
-    def _eval(self, where: Any) -> tuple[float, float, np.dtype]:
+    def _eval(self, where: Any, anchor: bool = False) -> tuple[float, float, np.dtype]:
         self.n_evals += 1
         try:
             raw = self.call(self.tree.current())
@@ -486,7 +501,7 @@ class Evaluator:
             raise
         except Exception as exc:
             raise self._user_error(exc, where) from exc
-        return self.output.reduce(raw)
+        return self.output.anchor(raw) if anchor else self.output.reduce(raw)
 
     def _user_error(self, exc: Exception, where: Any) -> UserFunctionError:
         return UserFunctionError(
@@ -507,6 +522,8 @@ class Evaluator:
     def _value(self, where: Any) -> float:
         """``phi`` at the current point (NaN and inf returned as they are)."""
         phi, scale, _dtype = self._eval(where)
+        if math.isfinite(phi):
+            self.last_scale = max(self.last_scale, scale)
         if self._track_scale and math.isfinite(phi):
             self.scale = max(self.scale, scale)  # the largest magnitude seen bounds the round-off of every value
         return phi
@@ -562,6 +579,8 @@ class Evaluator:
 
     def unmoved(self) -> list[int]:
         """Leaves (by position) perturbed at least once on their own without ``phi`` changing at all."""
+        if self._integer:
+            return []  # an integer output stands still for small steps whatever the function reads
         return [k for k in range(len(self.tree.leaves)) if self.probed[k] and not self.moved[k]]
 
     def _where(self, where: Any) -> str:

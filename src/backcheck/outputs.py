@@ -17,9 +17,16 @@ class Output:
     and dots it with the cotangent ``u``.
     """
 
-    def __init__(self, reduce: Callable[[Any], tuple[float, float, np.dtype]], scalar: bool = False):
+    def __init__(
+        self,
+        reduce: Callable[[Any], tuple[float, float, np.dtype]],
+        scalar: bool = False,
+        anchor: Callable[[Any], tuple[float, float, np.dtype]] | None = None,
+    ):
         self.reduce = reduce
         self.scalar = scalar  # a loss: a plain float output needs no reduction
+        #: ``anchor(raw)`` reduces the output at the base point and makes later values relative to it
+        self.anchor = anchor or reduce
 
     @classmethod
     def loss(cls, fname: str) -> Output:
@@ -37,8 +44,7 @@ class Output:
                     "return a float.",
                 )
             value = float(arr.reshape(()))
-            dtype = arr.dtype if arr.dtype.kind == "f" else np.dtype(np.float64)
-            return value, abs(value), dtype
+            return value, abs(value), arr.dtype  # an integer dtype is the evaluator's to explain
 
         return cls(reduce, scalar=True)
 
@@ -53,8 +59,9 @@ class Output:
     ) -> Output:
         u64 = [np.asarray(a, dtype=np.float64).reshape(-1) for a in u]
         absu = [np.abs(a) for a in u64]
+        base: list[np.ndarray] = []
 
-        def reduce(out: Any) -> tuple[float, float, np.dtype]:
+        def arrays(out: Any) -> tuple[list[np.ndarray], np.dtype]:
             parts = flatten(out)
             if len(parts) != len(u64):
                 raise NotScalarError(
@@ -62,10 +69,8 @@ class Output:
                     f"({', '.join(names)}).",
                     "a function must return the same structure at every call.",
                 )
-            phi = 0.0
-            scale = 0.0
-            dtype = np.dtype(np.float64)
-            for p, uu, au, name, shape in zip(parts, u64, absu, names, shapes, strict=True):
+            ys, dtype = [], np.dtype(np.float64)
+            for p, name, shape in zip(parts, names, shapes, strict=True):
                 arr = _as_array(p, f"{fname}'s output {name}")
                 if arr.shape != shape:
                     raise NotScalarError(
@@ -75,12 +80,33 @@ class Output:
                     )
                 if arr.dtype.kind == "f" and arr.dtype.itemsize < dtype.itemsize:
                     dtype = arr.dtype
-                y = arr.reshape(-1).astype(np.float64, copy=False)
-                phi += float(np.dot(uu, y))
-                scale += float(np.dot(au, np.abs(y)))
+                ys.append(arr.reshape(-1).astype(np.float64, copy=False))
+            return ys, dtype
+
+        def anchor(out: Any) -> tuple[float, float, np.dtype]:
+            # phi is measured from the base point's outputs from now on: outputs a perturbation leaves
+            # unchanged then add exactly zero, so a large output elsewhere (a pole) adds no rounding
+            ys, dtype = arrays(out)
+            base[:] = [y.copy() for y in ys]
+            return 0.0, sum(float(np.dot(au, np.abs(y))) for au, y in zip(absu, ys, strict=True)), dtype
+
+        def reduce(out: Any) -> tuple[float, float, np.dtype]:
+            """``(phi, scale, dtype)``: ``scale`` sums ``|u| |y|`` over the outputs that moved, the size whose
+            rounding the difference carries."""
+            ys, dtype = arrays(out)
+            if not base:
+                phi = sum(float(np.dot(uu, y)) for uu, y in zip(u64, ys, strict=True))
+                return phi, sum(float(np.dot(au, np.abs(y))) for au, y in zip(absu, ys, strict=True)), dtype
+            phi = scale = 0.0
+            for y, y0, uu, au in zip(ys, base, u64, absu, strict=True):
+                delta = y - y0
+                phi += float(np.dot(uu, delta))
+                moved = delta != 0
+                if moved.any():
+                    scale += float(np.dot(au[moved], np.abs(y[moved])))
             return phi, scale, dtype
 
-        return cls(reduce)
+        return cls(reduce, anchor=anchor)
 
 
 def _as_array(out: Any, what: str) -> np.ndarray:

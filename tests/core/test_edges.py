@@ -252,3 +252,18 @@ def test_an_empty_input_beside_others_is_reported_with_nothing_checked():
                         lambda p: {"x": 2 * p["x"], "e": np.zeros((0, 2))})  # fmt: skip
     assert r.ok and r.leaf("p['e']").n_checked == 0 and r.leaf("p['x']").n_checked == 5
     assert not any("no elements to check" in n for n in r.notes)
+
+
+def test_numerical_grad_through_a_view_and_of_a_function_that_writes_into_its_input():
+    W = np.random.default_rng(2).normal(size=(3, 4))
+    col = W[:, 1]
+    before = W.tobytes()
+    np.testing.assert_allclose(backcheck.numerical_grad(lambda v: float(np.sum(v**2)), col), 2 * col, rtol=1e-6)
+
+    def writes(v):
+        value = float(np.sum(v**2))
+        v += 1.0  # every call, after reading
+        return value
+
+    np.testing.assert_allclose(backcheck.numerical_grad(writes, col), 2 * col, rtol=1e-6)
+    assert W.tobytes() == before

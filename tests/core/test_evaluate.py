@@ -167,3 +167,13 @@ def test_the_batched_path_recovers_non_finite_rows_by_shrinking():
     fp, fm, dp, dm = ev.first_differences(np.arange(2), steps)
     np.testing.assert_allclose((fp - fm) / (dp - dm), 1 / x, rtol=2e-2)
     assert list(ev.shrunk) == [0]
+
+
+def test_an_output_coarser_than_the_inputs_or_integer_is_said():
+    x = np.linspace(0.5, 1.5, 4)
+    assert any("float32 for float64 inputs" in n for n in evaluator(lambda v: np.float32(np.sum(v**2)), x).notes())
+    ev = evaluator(lambda v: int(np.sum(v > 1.0)), x)
+    assert ev.out_dtype == np.float64 and any("an integer" in n for n in ev.notes())
+    ev.first_differences(np.arange(4), default_steps(ev.tree))
+    assert ev.unmoved() == []  # an integer output stands still: that says nothing about what it reads
+    assert evaluator(lambda v: float(np.sum(v**2)), x).notes() == []
