@@ -120,7 +120,7 @@ def numerical_grad(
     -----
     Cost with ``extrapolate``, per element, on smooth functions (``benchmarks/numeric.py``): 'central' about
     16 evaluations in float64 and 13 in float32 (numdifftools: 30), 'forward'/'backward' 10 and 7 (15),
-    'central4' 19 and 15, 'central6' 32 and 26; at most ``n_offsets * 17``. Plus 20 per call: the base point
+    'central4' 17 and 13, 'central6' 28 and 22; at most ``n_offsets * 16 + 2``. Plus 20 per call: the base point
     twice and 18 for the noise probe (:func:`backcheck.numeric.noise.estimate_noise`). Elements are refined in
     rounds, so the table arithmetic is vectorized over all elements while the calls stay serial. A function
     that is NaN or raises at the larger steps (the edge of its domain) is tried at smaller ones.

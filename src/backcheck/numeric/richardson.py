@@ -20,16 +20,17 @@ not finite (or the function raises a typed error) is unusable, not fatal: the ed
   changes are at the rounding level, and only on steps after the last *jump* (a change that grows fourfold
   instead of shrinking: the steps were still too large for the function's scale, or crossed a domain edge);
 - stops once the least estimated error among trusted entries is at the rounding floor (or below the caller's
-  ``target``), the next step agrees with it, and the stencil at ``0.7 h`` (off the halving sequence) agrees
-  with the rows it came from: a function whose period aliases with the halvings (``sin(w h_k)`` the same for
-  every ``k``) fools the table but not that check. Otherwise it halves the step again, up to ``max_rows``.
+  ``target``), the next step agrees with it, and a central difference at ``0.7 h`` (off the halving sequence;
+  the stencil itself if one-sided) agrees with those at ``h`` and ``2 h``: a function whose period aliases with
+  the halvings (``sin(w h_k)`` the same for every ``k``) fools the table but not that check. Otherwise it
+  halves the step again, up to ``max_rows``.
 
 It returns the trusted entry of least estimated error, that error, and the evaluations spent. On smooth
 functions the estimate bounds the actual error and is typically 2 to 10 times it (``benchmarks/numeric.py``
 measures both against numdifftools and scipy). Cost per element on smooth functions, including the confirming
-stencil: central 14 to 18 evaluations in float64 and 10 to 14 in float32; forward/backward 8 to 12 and 6 to 9;
-central4 16 to 20; central6 26 to 34 (numdifftools spends 30, or 15 one-sided). At most ``n_offsets *
-(max_rows + 1)``.
+stencil: central 14 to 18 evaluations in float64 and 11 to 15 in float32; forward/backward 8 to 12 and 6 to 9;
+central4 15 to 19 and 12 to 15; central6 25 to 30 and 20 to 24 (numdifftools spends 30, or 15 one-sided). At
+most ``n_offsets * max_rows + 2``.
 
 Where no entry can be trusted after ``max_rows`` rows (noise, a kink, a function varying on a scale far below
 ``x_scale``), the least-error entry is returned with its error multiplied by ``UNCONVERGED_FACTOR`` and
@@ -233,18 +234,28 @@ class _Rows:
         self.base[active, k], self.unit[active, k], self.weighted[active, k] = found[:3]
         self.rms[active, k], self.rms_unit[active, k], self.w0[active, k] = found[3:]
 
-    def at(self, idx: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The stencil at any step ``h[a]`` for element ``idx[a]`` (not a row of the table, not cached)."""
-        offsets = [o for o in self.stencil.offsets if o != 0.0]
-        nodes = np.zeros((idx.size, len(self.stencil.offsets)))
-        phis = np.empty((idx.size, len(self.stencil.offsets)))
+    def at(self, idx: np.ndarray, stencil: Stencil, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``stencil`` at any step ``h[a]`` for element ``idx[a]`` (not a row of the table, not cached)."""
+        offsets = [o for o in stencil.offsets if o != 0.0]
+        nodes = np.zeros((idx.size, len(stencil.offsets)))
+        phis = np.empty((idx.size, len(stencil.offsets)))
         for a, m in enumerate(idx.tolist()):
             vals, disp = self.evaluate(m, [o * float(h[a]) for o in offsets])
             self.evals[m] += len(offsets)
             got = dict(zip(offsets, zip(vals.tolist(), disp.tolist(), strict=True), strict=True))
-            for c, o in enumerate(self.stencil.offsets):
+            for c, o in enumerate(stencil.offsets):
                 phis[a, c], nodes[a, c] = (self.phi0[m], 0.0) if o == 0.0 else got[o]
         return _apply(phis, nodes, h)[:3]
+
+    def cached(self, idx: np.ndarray, stencil: Stencil, k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``stencil`` at the step of row ``k[a]`` for element ``idx[a]``, from values already evaluated."""
+        nodes = np.zeros((idx.size, len(stencil.offsets)))
+        phis = np.empty((idx.size, len(stencil.offsets)))
+        for a, (m, kk) in enumerate(zip(idx.tolist(), k.tolist(), strict=True)):
+            for c, o in enumerate(stencil.offsets):
+                key = o * RATIO**-kk
+                phis[a, c], nodes[a, c] = (self.phi0[m], 0.0) if o == 0.0 else self.cache[m].get(key, (np.nan, 0.0))
+        return _apply(phis, nodes, self.h0[idx] * RATIO ** -k.astype(np.float64))[:3]
 
 
 def _apply(phis: np.ndarray, nodes: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -321,7 +332,7 @@ class _Refiner:
             arr[active] = np.where(use_last, last[key], pick[key])
         converged = floor & agrees & np.isfinite(last["error"])
         if converged.any():
-            sure = self.confirm(active[converged], base[converged], rounding[converged])
+            sure = self.confirm(active[converged])
             failed = active[converged][~sure]
             self.start[failed] = k + 1  # aliased: everything so far is suspect
             prev["error"][failed] = np.inf
@@ -329,21 +340,28 @@ class _Refiner:
         stop = converged | (k + 1 >= self.max_rows)
         self.finish(active[stop], converged[stop], pick, stop)
 
-    def confirm(self, idx: np.ndarray, base: np.ndarray, rounding: np.ndarray) -> np.ndarray:
-        """Check each chosen entry's rows against the stencil at a step off the geometric sequence.
+    def confirm(self, idx: np.ndarray) -> np.ndarray:
+        """Check each chosen entry against a stencil at a step off the geometric sequence.
 
         A function whose period aliases with the halving steps (``sin(w h_k)`` the same for every ``k``) gives a
-        table that looks converged; at ``CONFIRM_STEP * h_k`` its stencil jumps away. On a smooth function the
-        stencil moves from ``h_k`` to ``0.7 h_k`` by less than from ``2 h_k`` to ``h_k`` (plus rounding).
+        table that looks converged; at ``CONFIRM_STEP * h_k`` a stencil jumps away. On a smooth function it moves
+        from ``h_k`` to ``0.7 h_k`` by less than from ``2 h_k`` to ``h_k`` (plus rounding). The check uses the
+        plain central difference for every symmetric stencil (2 evaluations; its values at ``h_k`` and ``2 h_k``
+        are already there), the stencil itself for a one-sided one (1 evaluation).
         """
+        st = self.rows.stencil
+        probe = STENCILS["central"] if st.increment == 2 else st
         k = np.maximum(self.prev["k"][idx], 1)
         hk = self.rows.h0[idx] * RATIO ** -k.astype(np.float64)
-        extra, unit, weighted = self.rows.at(idx, CONFIRM_STEP * hk)
-        extra_rnd = self.bound(idx, unit[:, None], weighted[:, None], extra)[:, 0]
-        a = np.arange(idx.size)
-        here, coarser = base[a, k], base[a, k - 1]
+        parts = [
+            self.rows.cached(idx, probe, k),
+            self.rows.cached(idx, probe, k - 1),
+            self.rows.at(idx, probe, CONFIRM_STEP * hk),
+        ]
+        here, coarser, extra = (p[0] for p in parts)
+        rnd = [self.bound(idx, p[1][:, None], p[2][:, None], p[0])[:, 0] for p in parts]
         with np.errstate(invalid="ignore"):
-            slack = CONFIRM_TOLERANCE * (np.abs(here - coarser) + rounding[a, k] + rounding[a, k - 1] + extra_rnd)
+            slack = CONFIRM_TOLERANCE * (np.abs(here - coarser) + rnd[0] + rnd[1] + rnd[2])
             return np.abs(extra - here) <= slack
 
     def finish(self, fin: np.ndarray, converged: np.ndarray, pick: dict, stop: np.ndarray) -> None:
