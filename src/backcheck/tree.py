@@ -520,7 +520,7 @@ def _refuse_aliasing(leaves: list[Leaf]) -> None:
                 break
             x, y = leaves[ka], leaves[kb]
             try:
-                shared = np.shares_memory(x.work, y.work, max_work=10**6)
+                shared = bool(np.shares_memory(x.work, y.work))
             except np.exceptions.TooHardError:
                 shared = True
             if shared:
