@@ -245,7 +245,8 @@ class _Rows:
             got = dict(zip(offsets, zip(vals.tolist(), disp.tolist(), strict=True), strict=True))
             for c, o in enumerate(stencil.offsets):
                 phis[a, c], nodes[a, c] = (self.phi0[m], 0.0) if o == 0.0 else got[o]
-        return _apply(phis, nodes, h)[:3]
+        est, unit, weighted = _apply(phis, nodes, h)[:3]
+        return est, unit, weighted
 
     def cached(self, idx: np.ndarray, stencil: Stencil, k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``stencil`` at the step of row ``k[a]`` for element ``idx[a]``, from values already evaluated."""
@@ -255,7 +256,8 @@ class _Rows:
             for c, o in enumerate(stencil.offsets):
                 key = o * RATIO**-kk
                 phis[a, c], nodes[a, c] = (self.phi0[m], 0.0) if o == 0.0 else self.cache[m].get(key, (np.nan, 0.0))
-        return _apply(phis, nodes, self.h0[idx] * RATIO ** -k.astype(np.float64))[:3]
+        est, unit, weighted = _apply(phis, nodes, self.h0[idx] * RATIO ** -k.astype(np.float64))[:3]
+        return est, unit, weighted
 
 
 def _apply(phis: np.ndarray, nodes: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, ...]:
