@@ -162,6 +162,10 @@ def _table_grad(ev: Evaluator, stencil: Stencil, step: Any) -> tuple[np.ndarray,
     failures: dict[int, Exception] = {}
 
     def evaluate(i: int, steps: list[float]) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            return ev.element(i, steps)
+        except (NonFiniteError, UserFunctionError):
+            pass  # one of the steps failed: find which, keep the others
         phis = np.full(len(steps), np.nan)
         disp = np.asarray(steps, dtype=np.float64).copy()
         for t, s in enumerate(steps):
