@@ -81,4 +81,6 @@ def test_fit_checks_the_layers_on_the_first_batch_by_default():
         progress=False,
     )
     assert [step for step, _ in hist.checks] == [0, 2] and not hist.checks[0][1].ok
-    assert isinstance(hist.checks[0][1].rows[0].report.to_dict(), dict)
+    table = hist.checks[0][1].to_dict()
+    assert table["ok"] is False and table["first_failing"] == "1"
+    assert [(row["name"], row["status"].lower()) for row in table["rows"]][:2] == [("0", "pass"), ("1", "fail")]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import pytest
 
@@ -24,9 +26,15 @@ def test_chain_of_100000_ops_backward_is_iterative():
 def test_deleting_a_deep_graph_does_not_overflow():
     x = Tensor(np.array(1.0), requires_grad=True)
     y = x
-    for _ in range(100_000):
+    for i in range(100_000):
         y = y + 1.0
+        if i == 50_000:
+            middle = weakref.ref(y)
+    assert y.item() == 100_001.0 and middle() is not None
+    last = weakref.ref(y)
     del y  # deallocation of the nested graph must not recurse the C stack to death
+    assert last() is None and middle() is None  # the whole chain was freed, not leaked
+    assert x.item() == 1.0 and x.grad is None
 
 
 def test_reused_node_accumulates():
@@ -186,19 +194,27 @@ def test_custom_function_gets_unbroadcasting_and_skipping_from_the_base():
 
 def test_operator_overloads_and_tensor_methods():
     a = Tensor(np.array([[1.0, -2.0], [3.0, 4.0]]), requires_grad=True)
-    assert isinstance(a > 0, Tensor) and not (a > 0).requires_grad
+    gt = a > 0
+    assert not gt.requires_grad and gt.ctx is None
+    np.testing.assert_array_equal(gt.data, [[True, False], [True, True]])
     np.testing.assert_array_equal((a >= 3.0).data, [[False, False], [True, True]])
     np.testing.assert_array_equal((a == a).data, np.ones((2, 2), bool))
     assert (a < 0).data.sum() == 1 and (a <= 1).data.sum() == 2 and (a != 1.0).data.sum() == 3
     y = (-a @ a.T + a**2 - 1.0 / (abs(a) + 1.0)).mean(axis=0, keepdims=True)
-    assert y.shape == (1, 2)
+    d = a.data
+    np.testing.assert_allclose(y.data, (-d @ d.T + d**2 - 1.0 / (np.abs(d) + 1.0)).mean(axis=0, keepdims=True))
     assert a.sum().item() == 6.0 and a.max().item() == 4.0 and a.min().item() == -2.0
     assert a.reshape(4).shape == (4,) and a.reshape(1, 4).shape == (1, 4) and a.T.shape == (2, 2)
     assert a.transpose().shape == (2, 2) and a.numpy() is a.data
     assert a[0].shape == (2,) and a[:, 1].shape == (2,)
-    np_left = np.ones(2) * a  # ndarray on the left defers to Tensor
-    assert isinstance(np_left, Tensor) and np_left.requires_grad
-    assert a.astype(np.float32).dtype == np.float32
+    np_left = np.full(2, 3.0) * a  # ndarray on the left defers to Tensor's reflected operator
+    assert np_left.requires_grad and np_left.op.name == "mul"
+    np.testing.assert_array_equal(np_left.data, 3.0 * a.data)
+    np_left.sum().backward()
+    np.testing.assert_array_equal(a.grad, np.full((2, 2), 3.0))
+    as32 = a.astype(np.float32)
+    assert as32.dtype == np.float32 and as32.requires_grad
+    np.testing.assert_array_equal(as32.data, a.data.astype(np.float32))
     assert "requires_grad=True" in repr(a) and "op=" in repr(y)
 
 

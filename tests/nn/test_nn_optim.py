@@ -102,7 +102,7 @@ def test_clip_grad_norm_matches_torch(max_norm, norm_type):
 
 
 def test_optimizer_rejects_bad_parameters():
-    with pytest.raises(ValueError, match="empty parameter list"):
+    with pytest.raises(ValueError, match="params must be a non-empty iterable of tensors"):
         nn.SGD([], lr=0.1)
     with pytest.raises(nn.DTypeError, match="must be a Tensor that requires grad"):
         nn.Adam([Tensor(np.ones(2))])

@@ -13,15 +13,23 @@ Quick tour::
     data = nn.load_digits()
     history = nn.fit(model, data, epochs=10, optimizer=nn.Adam(model.parameters(), lr=1e-3))
 
-Layout: :mod:`~backcheck.nn.tensor` (Tensor, Function, no_grad), :mod:`~backcheck.nn.ops` (the
-primitive ops, forward and backward side by side), :mod:`~backcheck.nn.functional`,
-:mod:`~backcheck.nn.modules`, :mod:`~backcheck.nn.losses`, :mod:`~backcheck.nn.optim`,
+Layout (imports point one way: each module imports only those listed before it):
+:mod:`~backcheck.nn.errors` and :mod:`~backcheck.nn.validate` (typed errors, argument checks),
+:mod:`~backcheck.nn.autograd` (grad mode, graph nodes, the backward walk), :mod:`~backcheck.nn.tensor`
+(Tensor, Function), :mod:`~backcheck.nn.ops` (the primitive ops, forward and backward side by side),
+:mod:`~backcheck.nn.functional`, :mod:`~backcheck.nn.module` (Module, Parameter, capture and replay),
+:mod:`~backcheck.nn.layers`, :mod:`~backcheck.nn.models` (all three gathered in
+:mod:`~backcheck.nn.modules`), :mod:`~backcheck.nn.losses`, :mod:`~backcheck.nn.optim`,
 :mod:`~backcheck.nn.data`, :mod:`~backcheck.nn.train`.
+
+Bad arguments raise :class:`ArgumentError` (or :class:`ShapeError`, :class:`DTypeError`, ...) naming the
+argument and its allowed range; all are :class:`backcheck.errors.BadInputError`.
 """
 
 from backcheck.nn import functional
 from backcheck.nn.data import Digits, batches, load_digits
 from backcheck.nn.errors import (
+    ArgumentError,
     DTypeError,
     GraphError,
     IndexRangeError,
@@ -76,6 +84,7 @@ __all__ = [
     "SGD",
     "Adam",
     "AdamW",
+    "ArgumentError",
     "AvgPool2d",
     "BatchNorm1d",
     "BatchNorm2d",

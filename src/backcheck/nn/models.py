@@ -38,19 +38,26 @@ _ACTIVATIONS: dict[str, Callable[[], Module]] = {
 }
 
 
-def _activation(activation: str | Callable[[], Module]) -> Module:
-    made: Any = None
-    if isinstance(activation, str):
-        if activation in _ACTIVATIONS:
-            return _ACTIVATIONS[activation]()
-    elif callable(activation) and not isinstance(activation, Module):
-        made = activation()
-        if isinstance(made, Module):
+def _activation_factory(activation: Any) -> Callable[[], Module]:
+    """A factory of activation modules (each hidden layer gets its own), checked before any layer is built."""
+    if isinstance(activation, str) and activation in _ACTIVATIONS:
+        return _ACTIVATIONS[activation]
+    if callable(activation) and not isinstance(activation, str | Module):
+
+        def make() -> Module:
+            made = activation()
+            if not isinstance(made, Module):
+                raise _bad_activation(activation, f", which returned {made!r}")
             return made
+
+        return make
+    raise _bad_activation(activation, "")
+
+
+def _bad_activation(activation: Any, detail: str) -> ArgumentError:
     allowed = f"one of {sorted(_ACTIVATIONS)} or a callable returning a Module"
-    got = f"{activation!r}" if made is None else f"{activation!r}, which returned {made!r}"
-    raise ArgumentError(
-        f"MLP: activation must be {allowed}, got {got}",
+    return ArgumentError(
+        f"MLP: activation must be {allowed}, got {activation!r}{detail}",
         "e.g. activation='tanh' or activation=ReLU (the class: every hidden layer gets its own)",
         argument="activation",
         allowed=allowed,
@@ -60,11 +67,12 @@ def _activation(activation: str | Callable[[], Module]) -> Module:
 
 def _sizes(sizes: Any) -> tuple[int, ...]:
     if isinstance(sizes, str) or not isinstance(sizes, Sequence) or len(sizes) < 2:
+        allowed = "a sequence of at least two integers >= 1"
         raise ArgumentError(
-            f"MLP: sizes must be a sequence of at least two widths (input and output), got {sizes!r}",
+            f"MLP: sizes must be {allowed} (the input and output widths, with hidden ones between), got {sizes!r}",
             "e.g. MLP([64, 128, 10]) for 64 inputs, one hidden layer of 128 and 10 outputs",
             argument="sizes",
-            allowed="a sequence of at least two integers >= 1",
+            allowed=allowed,
             value=sizes,
         )
     return tuple(integer("MLP", f"sizes[{i}]", s, minimum=1) for i, s in enumerate(sizes))
@@ -103,6 +111,7 @@ class MLP(Module):
     ) -> None:
         super().__init__()
         widths = _sizes(sizes)
+        make_activation = _activation_factory(activation)
         p = probability("MLP", "dropout", dropout)
         dt = float_dtype("MLP", "dtype", dtype)
         generator("MLP", "rng", rng)
@@ -110,7 +119,7 @@ class MLP(Module):
         for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
             layers.append(Linear(a, b, dtype=dt, rng=rng))
             if i < len(widths) - 2:
-                layers.append(_activation(activation))
+                layers.append(make_activation())
                 if p:
                     layers.append(Dropout(p, seed=i))
         self.sizes = widths

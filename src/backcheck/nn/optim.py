@@ -27,7 +27,7 @@ class Optimizer:
         owner = type(self).__name__
         if isinstance(params, Tensor) or not isinstance(params, Iterable):
             raise ArgumentError(
-                f"{owner}: params must be an iterable of tensors, got {type(params).__name__}",
+                f"{owner}: params must be an iterable of tensors that require grad, got {type(params).__name__}",
                 "pass model.parameters() or a list such as [w, b]",
                 argument="params",
                 allowed="an iterable of tensors that require grad",
@@ -36,7 +36,7 @@ class Optimizer:
         self.params = list(params)
         if not self.params:
             raise ArgumentError(
-                f"{owner}: got an empty parameter list",
+                f"{owner}: params must be a non-empty iterable of tensors that require grad, got an empty one",
                 "the model has no parameters, or an iterator of them was already consumed",
                 argument="params",
                 allowed="a non-empty iterable of tensors that require grad",
@@ -51,9 +51,9 @@ class Optimizer:
                 )
             if id(p) in seen:
                 raise ArgumentError(
-                    f"{owner}: params[{i}] appears more than once in the parameter list",
+                    f"{owner}: params must be distinct tensors; params[{i}] appears more than once",
                     "each parameter must be listed once, or it is updated twice per step",
-                    argument=f"params[{i}]",
+                    argument="params",
                     allowed="distinct tensors",
                     value=p,
                 )
@@ -102,8 +102,8 @@ class SGD(Optimizer):
         nesterov = flag("SGD", "nesterov", nesterov)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ArgumentError(
-                f"SGD: Nesterov momentum requires a momentum > 0 and zero dampening, got momentum {momentum} "
-                f"and dampening {dampening}",
+                f"SGD: nesterov must be False unless momentum > 0 and dampening == 0; Nesterov momentum requires "
+                f"them, got momentum {momentum} and dampening {dampening}",
                 "e.g. SGD(params, lr=0.1, momentum=0.9, nesterov=True)",
                 argument="nesterov",
                 allowed="False unless momentum > 0 and dampening == 0",

@@ -68,17 +68,22 @@ class BatchNorm(Function):
                     f"batch_norm: need more than one value per channel in training, got input {x.shape}"
                 )
             ones = np.ones(m, dtype=x.dtype)
-            mean = (ones @ x2) / m
-            xhat = x2 - mean
-            var = (ones @ (xhat * xhat)) / m
-            inv = 1.0 / np.sqrt(var + eps)
+            with np.errstate(over="ignore", invalid="ignore"):
+                mean = (ones @ x2) / m
+                xhat = x2 - mean
+                var = (ones @ (xhat * xhat)) / m
+            if np.isfinite(var).all() or not np.isfinite(x2).all():
+                inv = 1.0 / np.sqrt(var + eps)
+                xhat *= inv
+            else:  # a sum of squares overflowed: values beyond about 1e154 (1e19 in float32)
+                mean, var, xhat, inv = _scaled_moments(x2, (0,), eps)
+                mean, var, inv = mean[0], var[0], inv[0]
             if running is not None:
                 running_mean, running_var = running
                 running_mean *= 1 - momentum
                 running_mean += momentum * mean
                 running_var *= 1 - momentum
                 running_var += (momentum * m / (m - 1)) * var
-            xhat *= inv
         else:
             if running is None:
                 raise ArgumentError(
@@ -195,6 +200,22 @@ def _running_stat(name: str, stat: Any, channels: int) -> None:
     float_array("batch_norm", name, stat)
 
 
+def _scaled_moments(
+    x: np.ndarray, axes: tuple[int, ...], eps: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, variance, normalized ``x`` and ``1 / sqrt(var + eps)`` along ``axes`` (kept), computed on
+    ``x / max|x|`` so that no square overflows: the normalized values stay exact where the variance itself
+    is beyond the float range (the variance is then inf and the inverse a tiny positive number)."""
+    with np.errstate(over="ignore", under="ignore"):
+        s = np.abs(x).max(axis=axes, keepdims=True)
+        s = np.where(s > 0, s, 1).astype(x.dtype)
+        xs = x / s
+        ms = xs.mean(axis=axes, keepdims=True)
+        xcs = xs - ms
+        root = np.sqrt(np.mean(xcs * xcs, axis=axes, keepdims=True) + eps / s / s)
+        return ms * s, (root * s) ** 2 - eps, xcs / root, 1.0 / (root * s)
+
+
 class LayerNorm(Function):
     """Normalize over the trailing axes ``axes``, then scale and shift elementwise."""
 
@@ -211,12 +232,16 @@ class LayerNorm(Function):
                 f"{weight.shape} of the weight (bias {bias.shape})"
             )
         axes = tuple(range(x.ndim - ndims, x.ndim))
-        mean = x.mean(axis=axes, keepdims=True)
-        xc = x - mean
-        var = np.mean(xc * xc, axis=axes, keepdims=True)
-        inv = 1.0 / np.sqrt(var + eps)
-        xhat = xc
-        xhat *= inv
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean = x.mean(axis=axes, keepdims=True)
+            xc = x - mean
+            var = np.mean(xc * xc, axis=axes, keepdims=True)
+        if np.isfinite(var).all() or not np.isfinite(x).all():
+            inv = 1.0 / np.sqrt(var + eps)
+            xhat = xc
+            xhat *= inv
+        else:  # a sum of squares overflowed: values beyond about 1e154 (1e19 in float32)
+            _, _, xhat, inv = _scaled_moments(x, axes, eps)
         ctx.xhat, ctx.inv, ctx.w, ctx.axes = xhat, inv, weight, axes
         return xhat * weight + bias
 

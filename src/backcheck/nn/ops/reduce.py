@@ -62,7 +62,15 @@ class Mean(Function):
         for ax in axes:
             count *= x.shape[ax]
         ctx.shape, ctx.axes, ctx.keepdims, ctx.count = x.shape, axes, keepdims, count
-        return np.asarray(x.mean(axis=axes, keepdims=keepdims))
+        if count == 0:  # the mean of nothing is NaN, said without numpy's warning
+            total = np.asarray(x.sum(axis=axes, keepdims=keepdims))
+            return np.full(total.shape, np.nan, dtype=x.dtype if x.dtype.kind == "f" else np.float64)
+        with np.errstate(over="ignore"):
+            out = np.asarray(x.mean(axis=axes, keepdims=keepdims))
+            if out.dtype.kind == "f" and np.isinf(out).any():
+                # the sum overflowed; the mean of finite values is within range, so sum them pre-divided
+                out = np.asarray((x / count).sum(axis=axes, keepdims=keepdims))
+        return out
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
