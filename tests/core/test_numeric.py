@@ -7,7 +7,7 @@ import pytest
 from backcheck import BadInputError, numerical_grad
 from backcheck.errors import NonFiniteError
 from backcheck.evaluate import Evaluator, Output
-from backcheck.numeric import default_steps, refine, sharp_derivative, step_base
+from backcheck.numeric import default_steps, refine, refine_elements, sharp_derivative, step_base
 from backcheck.numeric.richardson import FIRST_STEP, MAX_ROWS
 from backcheck.numeric.stencils import STENCILS
 from backcheck.tree import Tree
@@ -140,6 +140,25 @@ def test_refine_reports_the_evaluations_it_made_and_is_the_same_one_element_at_a
         assert alone.evaluations[0] == together.evaluations[m]
     exact = np.cos(xs) * np.exp(np.sin(xs))
     assert np.all(np.abs(together.value - exact) <= together.error) and together.converged.all()
+
+
+def test_refine_elements_refines_the_chosen_elements_of_an_evaluator():
+    x = np.array([0.3, -1.2, 2.5, 0.9, 1.7])
+
+    def f(v):
+        bad = v[4] != 1.7  # any move of the last element leaves the domain
+        return np.sum(np.sin(v) * v) + (np.nan if bad else 0.0)
+
+    ev = Evaluator(Tree(x.copy()), f, Output.loss("f"))
+    ev.baseline()
+    idx = np.array([3, 0, 4])
+    res = refine_elements(ev, idx)
+    exact = np.sin(x[idx]) + x[idx] * np.cos(x[idx])
+    assert np.all(np.abs(res.value[:2] - exact[:2]) <= res.error[:2]) and np.all(res.error[:2] < 1e-12)
+    assert np.isnan(res.value[2]) and np.isinf(res.error[2]) and isinstance(res.failures[2], NonFiniteError)
+    loose = refine_elements(ev, idx[:2], target=1e-6)
+    assert np.all(np.abs(loose.value - exact[:2]) <= loose.error) and np.all(loose.error <= 1e-6)
+    assert loose.evaluations.sum() < res.evaluations[:2].sum()
 
 
 def test_sharp_derivative_contract():

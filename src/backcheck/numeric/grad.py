@@ -11,7 +11,7 @@ import numpy as np
 from backcheck.errors import BadInputError, NonFiniteError, NotScalarError, UserFunctionError
 from backcheck.evaluate import Evaluator, Output
 from backcheck.numeric.noise import estimate_noise
-from backcheck.numeric.richardson import FIRST_STEP, refine
+from backcheck.numeric.richardson import FIRST_STEP, MAX_ROWS, Refined, refine
 from backcheck.numeric.stencils import STENCILS, Stencil
 from backcheck.numeric.steps import default_steps
 from backcheck.tree import Tree
@@ -157,11 +157,46 @@ def numerical_grad(
 def _table_grad(ev: Evaluator, stencil: Stencil, step: Any) -> tuple[np.ndarray, np.ndarray]:
     """Every element refined by a Richardson table (see :func:`backcheck.numeric.richardson.refine`)."""
     tree = ev.tree
-    x = tree.values()
-    h0 = FIRST_STEP * np.maximum(np.abs(x), 1.0) if step is None else default_steps(tree, step)
+    first = None if step is None else default_steps(tree, step)
+    ev.noise = estimate_noise(ev, default_steps(tree))
+    res = refine_elements(ev, method=stencil.name, first_step=first)
+    bad = np.flatnonzero(~np.isfinite(res.value))
+    if bad.size:
+        i = int(bad[0])
+        if i in res.failures:
+            raise res.failures[i]
+        raise NonFiniteError(
+            f"no finite difference of {ev.fname} could be formed for {tree.element_name(i)}.",
+            "check the function near this element, or pass a smaller step=.",
+        )
+    return res.value, res.error
+
+
+def refine_elements(
+    ev: Evaluator,
+    idx: Any = None,
+    *,
+    method: str = "central",
+    target: Any = 0.0,
+    first_step: Any = None,
+    noise: Any = None,
+) -> Refined:
+    """Sharp derivatives of ``phi`` along elements ``idx`` of an evaluator (all by default), in rounds.
+
+    The checker's entry to :func:`backcheck.numeric.richardson.refine`: ``ev`` has its baseline (and, if
+    measured, ``ev.noise``); ``target`` (one number or one per element) stops an element as soon as its error
+    estimate is below it; ``first_step`` defaults to ``FIRST_STEP * max(|x_i|, 1)``; ``noise`` (per value of
+    ``phi``) defaults to ``MEASURED_NOISE * ev.noise``. A step where ``phi`` is not finite or the function raises
+    is skipped (the edge of a domain); an element where none worked comes back NaN with an infinite error and
+    its last failure in ``failures`` (keyed by position in ``idx``). Results are in the order of ``idx``.
+    """
+    x = ev.tree.values()
+    idx = np.arange(x.size) if idx is None else np.asarray(idx, dtype=np.int64).reshape(-1)
+    first = FIRST_STEP * np.maximum(np.abs(x[idx]), 1.0) if first_step is None else np.asarray(first_step)
     failures: dict[int, Exception] = {}
 
-    def evaluate(i: int, steps: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    def evaluate(m: int, steps: list[float]) -> tuple[np.ndarray, np.ndarray]:
+        i = int(idx[m])
         try:
             return ev.element(i, steps)
         except (NonFiniteError, UserFunctionError):
@@ -172,24 +207,25 @@ def _table_grad(ev: Evaluator, stencil: Stencil, step: Any) -> tuple[np.ndarray,
             try:
                 p, d = ev.element(i, (s,))
             except (NonFiniteError, UserFunctionError) as exc:
-                failures[i] = exc  # the edge of the domain, or beyond it: smaller steps may do
+                failures[m] = exc
                 continue
             phis[t], disp[t] = p[0], d[0]
         return phis, disp
 
     eps = float(np.finfo(ev.out_dtype).eps)
-    ev.noise = estimate_noise(ev, default_steps(tree))
-    res = refine(evaluate, h0, np.abs(x), eps, stencil=stencil, noise=MEASURED_NOISE * ev.noise, phi0=ev.phi0)
-    bad = np.flatnonzero(~np.isfinite(res.value))
-    if bad.size:
-        i = int(bad[0])
-        if i in failures:
-            raise failures[i]
-        raise NonFiniteError(
-            f"no finite difference of {ev.fname} could be formed for {tree.element_name(i)}.",
-            "check the function near this element, or pass a smaller step=.",
-        )
-    return res.value, res.error
+    noise = MEASURED_NOISE * ev.noise if noise is None else noise
+    res = refine(
+        evaluate,
+        np.broadcast_to(first, idx.shape).astype(np.float64),
+        np.abs(x[idx]),
+        eps,
+        stencil=STENCILS[method],
+        noise=noise,
+        phi0=ev.phi0,
+        options=(target, MAX_ROWS),
+    )
+    res.failures = failures
+    return res
 
 
 def _single_step_grad(ev: Evaluator, stencil: Stencil, step: Any, return_error: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -40,7 +40,7 @@ Where no entry can be trusted after ``max_rows`` rows (noise, a kink, a function
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -90,6 +90,7 @@ class Refined:
     step: np.ndarray  # the step of the chosen entry
     order: np.ndarray  # its truncation order p + j q
     converged: np.ndarray  # False where no entry could be trusted (error inflated)
+    failures: dict[int, Exception] = field(default_factory=dict)  # the last failed evaluation per element
 
 
 @dataclass(frozen=True)
@@ -281,10 +282,11 @@ def _apply(phis: np.ndarray, nodes: np.ndarray, h: np.ndarray) -> tuple[np.ndarr
 class _Refiner:
     """The state of :func:`refine` between rounds."""
 
-    def __init__(self, rows: _Rows, x_abs: np.ndarray, eps: float, noise: np.ndarray, options: tuple[float, int]):
+    def __init__(self, rows: _Rows, x_abs: np.ndarray, eps: float, noise: np.ndarray, options: tuple[Any, int]):
         m = rows.h0.size
         self.rows, self.x_abs, self.eps, self.noise = rows, x_abs, eps, noise
-        self.target, self.max_rows = options
+        self.target = np.broadcast_to(np.asarray(options[0], dtype=np.float64), (m,))
+        self.max_rows = int(options[1])
         self.start = np.zeros(m, dtype=np.int64)
         self.done = np.zeros(m, dtype=bool)
         # the previous round's choice per element
@@ -325,7 +327,7 @@ class _Refiner:
         last = {key: arr[active] for key, arr in prev.items()}
         with np.errstate(invalid="ignore"):
             # at the floor: truncation no longer visible, or the rounding of the newest step alone exceeds it
-            floor = last["error"] <= np.maximum(FLOOR_FACTOR * last["rounding"], self.target)
+            floor = last["error"] <= np.maximum(FLOOR_FACTOR * last["rounding"], self.target[active])
             floor |= pick["row_rounding"] >= last["error"]
             agrees = np.abs(pick["row_value"] - last["value"]) <= last["error"] + pick["row_error"]
         # the newest trusted choice; the previous one if a jump has just untrusted every entry
@@ -387,14 +389,14 @@ def refine(
     stencil: Stencil = STENCILS["central"],
     noise: Any = 0.0,
     phi0: Any = np.nan,
-    options: tuple[float, int] = (0.0, MAX_ROWS),
+    options: tuple[Any, int] = (0.0, MAX_ROWS),
 ) -> Refined:
     """Sharp derivatives of many elements, in rounds: every open element gets its next step, then the tables
     of all of them are rebuilt and judged at once (numpy over elements; the calls themselves stay serial).
 
     ``first_step`` and ``x_abs`` have one entry per element; ``eps`` is the machine epsilon of ``phi``;
     ``noise`` (a bound on the error of one value of ``phi``, measured) and ``phi0`` are scalars or per element;
-    ``options`` is ``(target error, max rows)``.
+    ``options`` is ``(target error (scalar or per element), max rows)``.
     """
     first_step = np.asarray(first_step, dtype=np.float64)
     m = first_step.size
