@@ -161,6 +161,15 @@ def test_a_forward_that_refuses_a_point_puts_it_outside_the_domain():
     assert result.invalid >= 1 and "D must be even" in result.invalid_example
 
 
+def test_a_space_entirely_outside_the_domain_is_inconclusive_not_a_pass():
+    def refuse(x):
+        raise ValueError("never")
+
+    result = explore(refuse, lambda d, x: d, {"x": Array("N")}, max_points=5, progress=False)
+    assert result.status == "inconclusive" and not result.ok and result.invalid == 5
+    assert "no point passed" in str(result) and "never" in result.invalid_example
+
+
 def test_a_backward_that_crashes_where_the_forward_works_is_a_failure():
     def crash_backward(dout, x):
         if x.shape[0] > 1:

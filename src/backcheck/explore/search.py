@@ -263,7 +263,9 @@ class Search:
         if r.case is None and not r.stopped_by and r.points >= self.budget.points:
             r.stopped_by = "points"
         if r.case is None:
-            r.status = "inconclusive" if r.inconclusive or (r.points == 0) else "pass"
+            r.status = "inconclusive" if r.inconclusive or not r.passed else "pass"
+            if not r.passed:
+                r.notes.append("no point passed: every point drawn was outside the layer's domain or inconclusive")
         r.seconds = time.perf_counter() - self.started
         return r
 
