@@ -58,11 +58,11 @@ MAX_ROWS = 16
 MAX_LEVELS = 8
 #: Stop once the best error is at most this many times its rounding part: truncation is no longer visible.
 FLOOR_FACTOR = 3.0
-#: A change within this many rounding bounds is trusted without a convergence check.
+#: Two consecutive changes within this many rounding bounds settle a column: trusted without a convergence check.
 ROUNDING_ACCEPT = 2.0
 #: A column converges when its change shrank by this factor (or by 3/4 of the expected ratio, if smaller).
 CONVERGENCE = 2.0
-#: A change of the base column that grows by this factor, beyond this many rounding bounds, is a jump.
+#: A change of the first column of order >= 2 that grows by this factor, beyond this many rounding bounds, is a jump.
 JUMP_GROWTH = 4.0
 JUMP_ROUNDING = 4.0
 #: The rounding of one value of phi, in units of ``eps * (|phi| + |x| |phi'|)``.
