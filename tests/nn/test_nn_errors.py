@@ -508,3 +508,21 @@ def test_mean_of_values_near_the_float_maximum_and_of_nothing():
     xt = Tensor(np.array([1.7e308, 1.7e308]), requires_grad=True)
     F.mean(xt).backward()
     np.testing.assert_array_equal(xt.grad, [0.5, 0.5])
+
+
+def test_more_entries_refuse_bad_arguments():
+    from backcheck.nn.higher import grad
+
+    x = Tensor(np.ones(3), requires_grad=True)
+    with pytest.raises(nn.ArgumentError, match=r"grad: inputs\[0\] must be a Tensor that requires grad"):
+        grad((x * 2.0).sum(), [Tensor(np.ones(3))])
+    with pytest.raises(ShapeError, match=r"grad: grad_output has shape \(2,\) but the output has shape \(3,\)"):
+        grad(x * 2.0, [x], np.ones(2))
+    with pytest.raises(nn.ArgumentError, match=r"Tensor: requires_grad must be True or False, got 'False'"):
+        Tensor(np.ones(2), requires_grad="False")
+    with pytest.raises(nn.ArgumentError, match=r"Digits.subset: n_train must be an integer >= 0, got -5"):
+        nn.Digits(*(np.zeros((4, 1)),) * 4).subset(-5)
+    with pytest.raises(nn.ArgumentError, match=r"scaled_dot_product_attention: scale must be a finite number"):
+        F.scaled_dot_product_attention(t(2, 3), t(2, 3), t(2, 3), scale=float("nan"))
+    with pytest.raises(nn.ArgumentError, match=r"fit: lr_schedule\(0\) must be a finite number >= 0, got nan"):
+        _fit(lr_schedule=lambda epoch: float("nan"))

@@ -34,7 +34,8 @@ class Digits:
 
     def subset(self, n_train: int, n_test: int | None = None) -> Digits:
         """The first ``n_train`` training (and ``n_test`` test) samples."""
-        n_test = len(self.X_test) if n_test is None else n_test
+        n_train = integer("Digits.subset", "n_train", n_train, minimum=0)
+        n_test = len(self.X_test) if n_test is None else integer("Digits.subset", "n_test", n_test, minimum=0)
         return Digits(
             self.X_train[:n_train], self.y_train[:n_train], self.X_test[:n_test], self.y_test[:n_test]
         )

@@ -47,6 +47,7 @@ from backcheck.nn.ops.norm import batch_norm, layer_norm
 from backcheck.nn.ops.reduce import logsumexp, max, mean, min, sum
 from backcheck.nn.ops.shape import broadcast_to, concatenate, flatten, getitem, pad, permute, reshape, stack
 from backcheck.nn.tensor import Tensor, as_tensor
+from backcheck.nn.validate import number
 
 __all__ = [
     "abs",
@@ -130,7 +131,7 @@ def scaled_dot_product_attention(
     """
     q, k, v = as_tensor(q), as_tensor(k), as_tensor(v)
     d = q.data.shape[-1]
-    s = 1.0 / math.sqrt(d) if scale is None else scale
+    s = 1.0 / math.sqrt(d) if scale is None else number("scaled_dot_product_attention", "scale", scale)
     scores = matmul(q, k.transpose(-2, -1)) * s
     if mask is not None:
         m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)

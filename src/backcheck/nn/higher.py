@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from backcheck.nn.autograd import Context, topo_order
-from backcheck.nn.errors import GraphError
+from backcheck.nn.errors import ArgumentError, GraphError, ShapeError
 from backcheck.nn.ops import elementwise as ew
 from backcheck.nn.ops import linalg, reduce, shape
 from backcheck.nn.tensor import Function, Tensor
@@ -116,12 +116,27 @@ def grad(output: Tensor, inputs: Sequence[Tensor], grad_output: Any = None) -> l
     >>> h.numpy()
     array([ 6., 12.])
     """
+    if not isinstance(output, Tensor):
+        raise ArgumentError(
+            f"grad: output must be a Tensor, got {type(output).__name__}", argument="output", allowed="a Tensor"
+        )
+    for i, x in enumerate(inputs):
+        if not isinstance(x, Tensor) or not x.requires_grad:
+            raise ArgumentError(
+                f"grad: inputs[{i}] must be a Tensor that requires grad, got {x!r}",
+                "make the inputs with requires_grad=True before computing the output from them",
+                argument=f"inputs[{i}]",
+                allowed="a Tensor that requires grad",
+                value=x,
+            )
     if grad_output is None:
         if output.data.size != 1:
             raise GraphError(f"grad: output has shape {output.shape}; pass grad_output for a non-scalar output")
         grad_output = Tensor(np.ones_like(output.data))
     elif not isinstance(grad_output, Tensor):
         grad_output = Tensor(np.asarray(grad_output, dtype=output.dtype))
+    if grad_output.shape != output.shape:
+        raise ShapeError(f"grad: grad_output has shape {grad_output.shape} but the output has shape {output.shape}")
     grads: dict[int, Tensor] = {id(output): grad_output}
     for node in topo_order(output):
         g = grads.get(id(node))

@@ -34,6 +34,7 @@ from backcheck.nn.autograd import (
     run_backward,
 )
 from backcheck.nn.errors import DTypeError, GraphError, ShapeError
+from backcheck.nn.validate import flag
 
 __all__ = [
     "Tensor",
@@ -232,6 +233,8 @@ class Tensor:
         self, data: ArrayLike, requires_grad: bool = False, dtype: Any = None, name: str | None = None
     ) -> None:
         arr = _to_array(data, dtype)
+        if type(requires_grad) is not bool:
+            requires_grad = flag("Tensor", "requires_grad", requires_grad)
         if requires_grad and arr.dtype not in _GRAD_DTYPES:
             raise DTypeError(
                 f"Tensor: only float32 and float64 tensors can require grad, got dtype {arr.dtype}",

@@ -25,7 +25,7 @@ from backcheck.nn.module import Module
 from backcheck.nn.optim import Adam, Optimizer
 from backcheck.nn.perf import tune_malloc
 from backcheck.nn.tensor import Tensor, no_grad
-from backcheck.nn.validate import flag, integer
+from backcheck.nn.validate import flag, integer, number
 
 __all__ = ["History", "fit", "evaluate", "parse_check"]
 
@@ -348,7 +348,7 @@ def _fit(
         for epoch in range(epochs):
             model.train()
             if plan.lr_schedule is not None:
-                opt.lr = plan.lr_schedule(epoch)
+                opt.lr = number("fit", f"lr_schedule({epoch})", plan.lr_schedule(epoch), low=0.0)
             total_loss, correct, seen = 0.0, 0, 0
             for xb, yb in batches(X, y, plan.batch_size, shuffle=True, rng=rng):
                 if plan.augment is not None:
