@@ -250,6 +250,7 @@ def test_the_package_is_callable():
         ({"x": Array("N")}, {"seed": 1.5}, "seed=1.5"),
         ({"x": Array("N")}, {"max_evals": -1}, "evals=-1"),
         ({"x": Array("N")}, {"dtype": "int32"}, "not a float dtype"),
+        ({"x": Array("N")}, {"dtype": "float65"}, "is not a dtype"),
     ],
 )
 def test_bad_descriptions_are_typed_errors_naming_the_culprit(inputs, kwargs, fragment):

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from backcheck.errors import BadInputError
 from backcheck.explore.space import (
     DEFAULT_DIM,
     KINK_OFFSETS,
@@ -52,7 +53,11 @@ class Space:
         names = dim_names(inputs)
         specs = {n: as_dim_spec(n, given.pop(n, DEFAULT_DIM)) for n in names}
         specs.update({n: as_dim_spec(n, v) for n, v in given.items()})  # dimensions used only by callables
-        return cls(dict(inputs), dict(hyper or {}), specs, where, np.dtype(dtype))
+        try:
+            resolved = np.dtype(dtype)
+        except TypeError:
+            raise BadInputError(f"dtype={dtype!r} is not a dtype.", "use float64 or float32.") from None
+        return cls(dict(inputs), dict(hyper or {}), specs, where, resolved)
 
 
 @dataclass
