@@ -526,3 +526,21 @@ def test_more_entries_refuse_bad_arguments():
         F.scaled_dot_product_attention(t(2, 3), t(2, 3), t(2, 3), scale=float("nan"))
     with pytest.raises(nn.ArgumentError, match=r"fit: lr_schedule\(0\) must be a finite number >= 0, got nan"):
         _fit(lr_schedule=lambda epoch: float("nan"))
+
+
+@pytest.mark.parametrize(
+    "make,hint",
+    [
+        (lambda: t(2, 3) + t(4), "numpy broadcasting"),
+        (lambda: t(2, 3) @ t(2, 3), "a transpose is often missing"),
+        (lambda: nn.Linear(64, 2)(t(2, 1, 8, 8)), "flatten images first"),
+        (lambda: nn.Conv2d(3, 2, 3)(t(1, 1, 5, 5)), "in_channels must equal the input's axis 1"),
+        (lambda: F.cross_entropy(t(3, 4), np.array([0, 1])), r"one integer label per row of logits"),
+        (lambda: F.embedding(np.array([7]), t(3, 2)), r"indices must be in \[0, 2\]"),
+        (lambda: nn.MLP([4, 2]).load_state_dict({}), "strict=False"),
+    ],
+)
+def test_common_mistakes_come_with_a_hint(make, hint):
+    with pytest.raises(NNError, match=rf"\nHint: .*{hint}") as info:
+        make()
+    assert info.value.hint and info.value.message in str(info.value)

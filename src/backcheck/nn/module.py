@@ -300,7 +300,8 @@ class Module:
         if strict and (missing or unexpected):
             raise StateDictError(
                 f"load_state_dict: missing keys {missing}, unexpected keys {unexpected} "
-                f"for {type(self).__name__}"
+                f"for {type(self).__name__}",
+                "the state dict comes from another architecture; pass strict=False to load the common keys",
             )
         for name, dest in targets.items():
             if name not in state:

@@ -113,7 +113,8 @@ class Conv2d(Function):
         if x.ndim != 4 or w.ndim != 4 or x.shape[1] != w.shape[1]:
             raise ShapeError(
                 f"conv2d: input of shape {x.shape} and weight of shape {w.shape} do not match "
-                f"(expected (N, C, H, W) and (F, C, kh, kw) with the same C)"
+                f"(expected (N, C, H, W) and (F, C, kh, kw) with the same C)",
+                "in_channels must equal the input's axis 1; a single image needs a batch axis, x[None]",
             )
         if b is not None and b.shape != (w.shape[0],):
             raise ShapeError(f"conv2d: bias of shape {b.shape} does not match weight of shape {w.shape}")

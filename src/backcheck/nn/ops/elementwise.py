@@ -54,7 +54,10 @@ def _broadcast(
     except ValueError as exc:
         if "broadcast" not in str(exc):
             raise
-        raise ShapeError(f"{op}: cannot broadcast shapes {a.shape} and {b.shape}") from None
+        raise ShapeError(
+            f"{op}: cannot broadcast shapes {a.shape} and {b.shape}",
+            "trailing axes must be equal or 1 (numpy broadcasting); reshape one operand, e.g. b.reshape(-1, 1)",
+        ) from None
 
 
 def _pair(a: Any, b: Any) -> tuple[Tensor, Tensor]:

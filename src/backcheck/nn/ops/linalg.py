@@ -31,7 +31,8 @@ class MatMul(Function):
             raise ShapeError(
                 f"matmul: shapes {a.shape} and {b.shape} are not aligned: "
                 f"{ka} (last axis of the first) != {kb} ({'second-to-last' if b.ndim > 1 else 'only'} "
-                f"axis of the second)"
+                f"axis of the second)",
+                "a transpose is often missing, e.g. a @ b.T",
             )
         try:
             out = np.matmul(a, b)
@@ -104,7 +105,8 @@ class Linear(Function):
         if w.ndim != 2 or x.ndim == 0 or x.shape[-1] != w.shape[1]:
             raise ShapeError(
                 f"linear: input of shape {x.shape} does not match weight of shape {w.shape} "
-                f"(expected (..., {w.shape[-1] if w.ndim else '?'}) input and a 2-D (out, in) weight)"
+                f"(expected (..., {w.shape[-1] if w.ndim else '?'}) input and a 2-D (out, in) weight)",
+                "the input's last axis must have in_features elements; flatten images first, e.g. nn.Flatten()",
             )
         if b is not None and b.shape != (w.shape[0],):
             raise ShapeError(f"linear: bias of shape {b.shape} does not match weight of shape {w.shape}")

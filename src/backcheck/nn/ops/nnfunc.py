@@ -109,11 +109,15 @@ class SoftmaxCrossEntropy(Function):
     @staticmethod
     def forward(ctx: Context, logits: np.ndarray, labels: np.ndarray, *, reduction: str) -> np.ndarray:
         if logits.ndim != 2:
-            raise ShapeError(f"cross_entropy: logits must have shape (N, C), got {logits.shape}")
+            raise ShapeError(
+                f"cross_entropy: logits must have shape (N, C), got {logits.shape}",
+                "one row of class scores per sample; flatten extra axes first",
+            )
         n, c = logits.shape
         if labels.shape != (n,):
             raise ShapeError(
-                f"cross_entropy: labels of shape {labels.shape} do not match logits of shape {logits.shape}"
+                f"cross_entropy: labels of shape {labels.shape} do not match logits of shape {logits.shape}",
+                "one integer label per row of logits, shape (N,)",
             )
         if labels.dtype.kind not in "iu":
             raise LabelError(
@@ -203,7 +207,10 @@ class MSE(Function):
     @staticmethod
     def forward(ctx: Context, pred: np.ndarray, target: np.ndarray, *, reduction: str) -> np.ndarray:
         if pred.shape != target.shape:
-            raise ShapeError(f"mse_loss: input shape {pred.shape} differs from target shape {target.shape}")
+            raise ShapeError(
+                f"mse_loss: input shape {pred.shape} differs from target shape {target.shape}",
+                "reshape the target to the prediction's shape; mse_loss does not broadcast",
+            )
         with np.errstate(over="ignore"):  # a squared error above the float maximum is inf
             diff = pred - target
             sq = diff * diff
@@ -371,5 +378,8 @@ def embedding(indices: Any, weight: Any) -> Tensor:
     num = weight.data.shape[0]
     if idx.size and (idx.min() < 0 or idx.max() >= num):
         bad = int(idx.min()) if idx.min() < 0 else int(idx.max())
-        raise IndexRangeError(f"embedding: index {bad} is out of range for {num} embeddings")
+        raise IndexRangeError(
+            f"embedding: index {bad} is out of range for {num} embeddings",
+            f"indices must be in [0, {num - 1}]; make the table larger (num_embeddings) or remap the ids",
+        )
     return Embedding.apply(weight, indices=idx)
