@@ -262,7 +262,7 @@ class Evaluator:
                 if not (isfinite(vp) and isfinite(vm)):
                     edge.append(p)
                 out[:, p] = vp, vm, float(xp) - x0_64, float(xm) - x0_64
-            if not tree.intact(self._sums):
+            if self._sums and not tree.intact(self._sums):
                 self._note_mutation()
                 edge = block
             for p in edge:
