@@ -182,8 +182,12 @@ def test_op_float32_no_false_alarm(name: str) -> None:
 def test_half_precision_no_false_alarm(name: str, dtype: torch.dtype) -> None:
     fn, make = OPS[name]
     report = bt.check(fn, make(_gen(3), dtype))
-    assert report.ok, str(report)
+    # a half-precision gradient resolves to a few percent at best: no false alarm, and where its bound could not
+    # see an error of 5% the report says inconclusive, with the reason, rather than pass
+    assert report.status in ("pass", "inconclusive"), str(report)
+    assert all(lf.note for lf in report.leaves if lf.status == "inconclusive"), str(report)
     assert {lf.dtype for lf in report.leaves} == {str(dtype).replace("torch.", "")}
+    assert bt.check_function(WrongSign, _r(_gen(3), 5, dtype=dtype)).status == "fail"
 
 
 def test_gradcheck_and_backcheck_both_fail_a_wrong_backward() -> None:
