@@ -224,6 +224,7 @@ def test_python_floats_follow_tensor_dtype():
     assert y.dtype == np.float32
     assert Tensor([1.0, 2.0]).dtype == np.float32 and Tensor([1, 2]).dtype == np.int64
     assert Tensor(np.ones(2)).dtype == np.float64
+    assert Tensor(np.float64(2.0)).dtype == np.float64 and Tensor(2.0).dtype == np.float32
 
 
 def test_backward_with_explicit_gradient():

@@ -342,6 +342,13 @@ def test_tensors_hold_numbers_only(data, match):
         nn.Linear(2, 2)(data)  # the same refusal when the layer converts its input
 
 
+def test_conversions_that_numpy_refuses_are_dtype_errors():
+    with pytest.raises(DTypeError, match=r"cannot make a numeric array of ndarray data .*could not convert"):
+        Tensor(np.array(["a"]), dtype=np.float32)
+    with pytest.raises(DTypeError, match=r"cannot make a numeric array of list data \(dtype 'bogus'\)"):
+        Tensor([1.0], dtype="bogus")
+
+
 def test_labels_are_checked_before_they_become_tensors():
     with pytest.raises(LabelError, match=r"cross_entropy: labels must be integers, got dtype <U1"):
         F.cross_entropy(t(2, 3), np.array(["a", "b"]))

@@ -161,21 +161,20 @@ class Function:
 
 
 def _to_array(data: ArrayLike, dtype: Any) -> np.ndarray:
-    if isinstance(data, np.ndarray):
-        arr = data if dtype is None else data.astype(dtype, copy=False)
-    elif isinstance(data, Tensor):
-        arr = data.data if dtype is None else data.data.astype(dtype, copy=False)
-    else:
-        try:
+    try:
+        if isinstance(data, np.ndarray | Tensor):
+            arr = data.data if isinstance(data, Tensor) else data
+            arr = arr if dtype is None else arr.astype(dtype, copy=False)
+        else:
             arr = np.asarray(data, dtype=dtype)
-        except (TypeError, ValueError) as exc:
-            raise DTypeError(
-                f"Tensor: cannot make a numeric array of {type(data).__name__} data ({exc})",
-                "pass numbers, a (non-ragged) nested list of numbers or a numpy array",
-            ) from None
-        python_floats = isinstance(data, float | list | tuple) and not isinstance(data, np.generic)
-        if dtype is None and python_floats and arr.dtype == np.float64 and _DTYPE.default != np.float64:
-            arr = arr.astype(_DTYPE.default)
+            python_floats = isinstance(data, float | list | tuple) and not isinstance(data, np.generic)
+            if dtype is None and python_floats and arr.dtype == np.float64 and _DTYPE.default != np.float64:
+                arr = arr.astype(_DTYPE.default)
+    except (TypeError, ValueError) as exc:
+        raise DTypeError(
+            f"Tensor: cannot make a numeric array of {type(data).__name__} data (dtype {dtype!r}): {exc}",
+            "pass numbers, a (non-ragged) nested list of numbers or a numpy array, and a numeric dtype",
+        ) from None
     if arr.dtype.kind not in _TENSOR_KINDS:
         raise DTypeError(
             f"Tensor: data of dtype {arr.dtype} is not numeric; a tensor holds bools, integers or floats",
