@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.nn.errors import LabelError, ShapeError
+from backcheck.nn.errors import ShapeError
 from backcheck.nn.module import Module
 from backcheck.nn.ops.elementwise import abs as _abs
 from backcheck.nn.ops.elementwise import softplus
-from backcheck.nn.ops.nnfunc import check_reduction, cross_entropy, mse_loss
+from backcheck.nn.ops.nnfunc import check_reduction, class_labels, cross_entropy, mse_loss
 from backcheck.nn.ops.shape import getitem
 from backcheck.nn.tensor import Tensor, as_tensor
 from backcheck.nn.validate import float_array
@@ -53,19 +53,7 @@ def nll_loss(log_probs: Any, labels: Any, reduction: str = "mean") -> Tensor:
         raise ShapeError(
             f"nll_loss: log_probs {log_probs.data.shape} and labels {idx.shape} need shapes (N, C) and (N,)"
         )
-    c = log_probs.data.shape[1]
-    if idx.dtype.kind not in "iu":
-        raise LabelError(
-            f"nll_loss: labels must be integers, got dtype {idx.dtype}",
-            "labels are class indices in [0, C), e.g. y.astype(np.int64)",
-        )
-    if idx.size and (idx.min() < 0 or idx.max() >= c):
-        bad = int(idx.min()) if idx.min() < 0 else int(idx.max())
-        raise LabelError(
-            f"nll_loss: label {bad} (at index {int(np.flatnonzero(idx == bad)[0])}) is out of range for {c} "
-            f"classes; labels must be in [0, {c - 1}]",
-            "log_probs need one column per class",
-        )
+    class_labels("nll_loss", idx, log_probs.data.shape[1])
     return _reduce(-getitem(log_probs, (np.arange(idx.shape[0]), idx)), reduction)
 
 

@@ -36,6 +36,25 @@ def check_reduction(op: str, reduction: Any) -> str:
     return choice(op, "reduction", reduction, _REDUCTIONS)
 
 
+def class_labels(op: str, labels: np.ndarray, classes: int | None) -> None:
+    """Refuse labels that are not integers or (when ``classes`` is given) not in ``[0, classes)``."""
+    if labels.dtype.kind not in "iu":
+        raise LabelError(
+            f"{op}: labels must be integers, got dtype {labels.dtype}",
+            "labels are class indices in [0, C), e.g. y.astype(np.int64)",
+        )
+    if classes is None or not labels.size:
+        return
+    lo, hi = labels.min(), labels.max()
+    if lo < 0 or hi >= classes:
+        bad = int(lo) if lo < 0 else int(hi)
+        raise LabelError(
+            f"{op}: label {bad} (at index {int(np.flatnonzero(labels == bad)[0])}) is out of range for {classes} "
+            f"classes; labels must be in [0, {classes - 1}]",
+            "the scores need one column per class",
+        )
+
+
 def _axis(op: str, axis: Any, ndim: int) -> int:
     axis = integer(op, "axis", axis)
     if not -ndim <= axis < max(ndim, 1):
@@ -119,22 +138,8 @@ class SoftmaxCrossEntropy(Function):
                 f"cross_entropy: labels of shape {labels.shape} do not match logits of shape {logits.shape}",
                 "one integer label per row of logits, shape (N,)",
             )
-        if labels.dtype.kind not in "iu":
-            raise LabelError(
-                f"cross_entropy: labels must be integers, got dtype {labels.dtype}",
-                "labels are class indices in [0, C), e.g. y.astype(np.int64)",
-            )
+        class_labels("cross_entropy", labels, c)
         float_array("cross_entropy", "logits", logits)
-        if n:
-            lo, hi = labels.min(), labels.max()
-            if lo < 0 or hi >= c:
-                bad = int(lo) if lo < 0 else int(hi)
-                where = int(np.flatnonzero(labels == bad)[0])
-                raise LabelError(
-                    f"cross_entropy: label {bad} (at index {where}) is out of range for {c} classes; "
-                    f"labels must be in [0, {c - 1}]",
-                    "the logits need one column per class",
-                )
         rows = np.arange(n)
         # as in Softmax: x - max(x) overflows to -inf only where exp gives the exact 0; a loss above the
         # float maximum is inf
@@ -193,11 +198,7 @@ def cross_entropy(logits: Any, labels: Any, reduction: str = "mean") -> Tensor:
     """
     check_reduction("cross_entropy", reduction)
     labels_arr = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
-    if labels_arr.dtype.kind not in "iu":
-        raise LabelError(
-            f"cross_entropy: labels must be integers, got dtype {labels_arr.dtype}",
-            "labels are class indices in [0, C), e.g. y.astype(np.int64)",
-        )
+    class_labels("cross_entropy", labels_arr, None)  # the dtype before the array becomes a tensor
     return SoftmaxCrossEntropy.apply(as_tensor(logits), Tensor(labels_arr), reduction=reduction)
 
 
