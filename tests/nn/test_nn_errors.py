@@ -22,6 +22,7 @@ from backcheck.nn import (
 from backcheck.nn import functional as F
 from backcheck.nn.data import random_shift
 
+
 def t(*shape, grad=True):
     return Tensor(np.ones(shape), requires_grad=grad)
 
