@@ -416,7 +416,8 @@ class Evaluator:
                 disp[k] = float(xk) - x0_64
                 self.last_scale = 0.0
                 phis[k] = self._value((i, s))
-                self.local_scale[i] = max(self.local_scale[i], self.last_scale)
+                if self._track_scale:  # refinement only, so that every backend records the same
+                    self.local_scale[i] = max(self.local_scale[i], self.last_scale)
                 flat[local] = x0
                 self._after_call()
                 if not math.isfinite(phis[k]):

@@ -27,6 +27,17 @@ class Output:
         self.scalar = scalar  # a loss: a plain float output needs no reduction
         #: ``anchor(raw)`` reduces the output at the base point and makes later values relative to it
         self.anchor = anchor or reduce
+        #: a cotangent output's flat outputs at the base point (empty until anchored) and its cotangent
+        self.base: list[np.ndarray] = []
+        self.weights: list[np.ndarray] = []
+
+    def rows(self, parts: Sequence[np.ndarray]) -> np.ndarray:
+        """``phi`` of each row of outputs that carry a leading batch axis, as :attr:`reduce` computes it."""
+        total = np.zeros(parts[0].shape[0] if len(parts) else 0)
+        for k, (p, uu) in enumerate(zip(parts, self.weights, strict=True)):
+            y = np.asarray(p).reshape(p.shape[0], -1).astype(np.float64)
+            total += (y - self.base[k] if self.base else y) @ uu
+        return total
 
     @classmethod
     def loss(cls, fname: str) -> Output:
@@ -106,7 +117,9 @@ class Output:
                     scale += float(np.dot(au[moved], np.abs(y[moved])))
             return phi, scale, dtype
 
-        return cls(reduce, anchor=anchor)
+        output = cls(reduce, anchor=anchor)
+        output.base, output.weights = base, u64  # for evaluations made elsewhere (batched rows, workers)
+        return output
 
 
 def _as_array(out: Any, what: str) -> np.ndarray:

@@ -169,13 +169,15 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: d
     g = sec.g
     strategy = resolve(options.strategy, tree.size)
     steps = default_steps(ev.tree, options.step)
+    ev.last_scale = 0.0
     ev.noise = estimate_noise(ev, steps, seed_int(options.rng("noise")))
+    ev.noise_scale = ev.last_scale
     grad_eps, rms = _leaf_scales(tree, g, sec.grad_eps)
     at = sec.at
     regrad = None if at is None else (lambda: at([lf.work for lf in ev.tree.leaves]))
     claim = Claim(g, steps, grad_eps, rms, Tolerance(options.atol, options.rtol), regrad, sec.g_wide)
     outcome = run_strategy(ev, claim, strategy, options.samples, options.rng("strategy"), frozenset(skipped))
-    _vouch(tree, g, outcome)
+    _vouch(tree, g, outcome, _value_gradient(ev))
     leaves = summarize(tree, g, outcome, dict(skipped))
     flat = {name: np.full(tree.size, np.nan) for name in ("numeric", "bound")}
     flat["numeric"][outcome.checked] = outcome.numeric
@@ -211,7 +213,14 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: d
     )
 
 
-def _vouch(tree: Tree, g: np.ndarray, outcome: Outcome) -> None:
+def _value_gradient(ev: Evaluator) -> float:
+    """The gradient a function of this size has over unit distances: what matters when the gradient is 0."""
+    x = ev.tree.values()
+    spread = float(np.sqrt(np.mean(x**2))) if x.size and np.all(np.isfinite(x)) else 1.0
+    return max(ev.scale, abs(ev.phi0)) / max(spread, 1.0)
+
+
+def _vouch(tree: Tree, g: np.ndarray, outcome: Outcome, value_gradient: float) -> None:
     """Pass means vouched: elements whose bound could not see an error that matters become inconclusive."""
     which = np.searchsorted(tree.offsets, outcome.checked, side="right") - 1
     ref = np.zeros(outcome.checked.size)
@@ -222,13 +231,17 @@ def _vouch(tree: Tree, g: np.ndarray, outcome: Outcome) -> None:
     typical = max(
         (float(np.sqrt(np.mean(g[lf.offset : lf.offset + lf.size] ** 2))) for lf in tree.leaves if lf.size), default=0.0
     )
-    ref = np.maximum(ref, VOUCH_FLOOR * max(typical, float(ref.max()) if ref.size else 0.0))
+    # ... and a check whose gradient is zero everywhere (a constant) against the function's own size
+    biggest = max(typical, float(ref.max()) if ref.size else 0.0)
+    ref = np.maximum(ref, VOUCH_FLOOR * (biggest if biggest > 0 else value_gradient))
     a = g[outcome.checked]
     blind = unvouched(outcome.status, a, outcome.numeric, outcome.bound, ref)
     for k in np.unique(which[blind]):
         leaf = tree.leaves[int(k)]
         here = blind & (which == k)
-        worst = float(np.max(np.where(np.isfinite(outcome.bound[here]), outcome.bound[here] / ref[here], np.inf)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(np.isfinite(outcome.bound[here]), outcome.bound[here] / ref[here], np.inf)
+        worst = float(np.max(ratio))
         size = "an unbounded error" if not np.isfinite(worst) else f"errors up to {worst:.2g} of the gradient's size"
         outcome.inconclusive_leaves.setdefault(
             leaf.name,

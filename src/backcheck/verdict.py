@@ -26,12 +26,14 @@ from typing import Any
 import numpy as np
 
 from backcheck.evaluate import Evaluator
-from backcheck.numeric.grad import noise_level, one_sided, roundoff
+from backcheck.numeric.grad import one_sided, roundoff
 
 #: Multiple of the estimated error beyond which a difference is called a mismatch.
 SAFETY = 4.0
 #: Machine epsilons of resolution granted to the analytic gradient.
 RES_FACTOR = 16.0
+#: The screen clears an element only if analytic and numeric also agree to this relative precision.
+SCREEN_RELATIVE = 1e-3
 #: Refinement levels (each halves the step) for elements the screen cannot clear.
 MAX_LEVELS = 4
 #: Fraction of its size a gap between one-sided slopes keeps when the step halves, at least, to be a kink: a
@@ -99,7 +101,8 @@ def unvouched(status: np.ndarray, analytic: np.ndarray, numeric: np.ndarray, lim
     ``ref`` is the typical gradient size of each element's tensor; a non-finite bound never vouches.
     """
     size = np.maximum(np.maximum(np.abs(analytic), np.abs(numeric)), ref)
-    seen = np.isfinite(limit) & (limit <= VOUCH * size)
+    # with nothing to compare to (the function and every gradient exactly zero), any finite bound sees all
+    seen = np.isfinite(limit) & ((limit <= VOUCH * size) | (size == 0))
     return (status == OK) & ~seen
 
 
@@ -158,6 +161,7 @@ class Judgement:
 
 def screen(
     ev: Evaluator,
+    idx: np.ndarray,
     analytic: np.ndarray,
     numeric: np.ndarray,
     span: np.ndarray,
@@ -175,12 +179,11 @@ def screen(
         # Each element is screened by its own size only: a bound set by its large neighbours would clear a
         # tiny element 10x wrong. An element whose truncation is larger goes on to refinement, which measures it.
         trunc = eps_out ** (2.0 / 3.0) * np.abs(numeric)
-        limit = bound(trunc, roundoff_vec(ev, span), res)
-    return err <= limit, limit
-
-
-def roundoff_vec(ev: Evaluator, span: np.ndarray) -> np.ndarray:
-    return noise_level(ev) / np.abs(span)
+        limit = bound(trunc, roundoff(ev, np.abs(span)), res)
+    # the screen's round-off is that of the largest outputs; an element far smaller than they are is cleared
+    # only if it also agrees to SCREEN_RELATIVE, else refinement bounds it by the outputs it moves itself
+    close = err <= SCREEN_RELATIVE * np.maximum(np.abs(analytic), np.abs(numeric))
+    return (err <= limit) & (close | tol.custom), limit
 
 
 def refine(
@@ -211,7 +214,7 @@ def refine(
         if disp[0] == 0.0 or disp[1] == 0.0:
             break  # the step no longer resolves in this dtype
         d, f, b = one_sided(ev, phis[0], phis[1], disp[0], disp[1])
-        r = roundoff(ev, disp[0] - disp[1])
+        r = roundoff(ev, disp[0] - disp[1], ev.local_scale[i])
         change = abs(d - d_prev)
         if tol.custom:
             limit = float(tol.allowed(d))
@@ -261,7 +264,7 @@ def judge(
     """Judge elements ``idx`` from their first central differences, refining those the screen cannot clear."""
     span = first.disp_plus - first.disp_minus
     numeric = first.central
-    ok, limit = screen(ev, analytic, numeric, span, res, tol)
+    ok, limit = screen(ev, idx, analytic, numeric, span, res, tol)
     status = np.full(idx.size, OK, dtype=object)
     jump = np.full(idx.size, np.nan)
     hull = np.full((idx.size, 2), np.nan)

@@ -273,7 +273,8 @@ def test_estimates_that_never_settle_are_noisy_not_a_mismatch():
     class Oscillating:
         """A numeric side whose slope estimate alternates between 1 and 3 as the step halves."""
 
-        phi0, scale, noise, out_dtype = 0.0, 1.0, 0.0, np.dtype(np.float64)
+        phi0, scale, noise, noise_scale, out_dtype = 0.0, 1.0, 0.0, 0.0, np.dtype(np.float64)
+        local_scale = np.zeros(1)
 
         def element(self, i, steps):
             s = steps[0]

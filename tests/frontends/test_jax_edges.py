@@ -249,7 +249,10 @@ def test_bfloat16_is_judged_at_its_own_resolution(seed: int) -> None:
     x = jnp.asarray(np.random.default_rng(seed).uniform(0.5, 2.0, size=16), dtype=jnp.bfloat16)
     report = bj.check(half_square, x)
     lf = report.leaf("x")
-    assert report.ok, str(report)
+    # bfloat16's own rounding is about 1% of each element: beyond float16's resolution, never a failure; where
+    # its bound is too wide to see errors that matter the verdict is inconclusive, and says why
+    assert report.status != "fail" and lf.n_mismatch == 0, str(report)
+    assert report.ok or "cannot see smaller errors" in lf.note, str(report)
     assert lf.dtype == "bfloat16" and lf.max_rel_err > 64 * 2.0**-10  # beyond float16's resolution
     assert any("bfloat16's resolution" in n for n in report.notes)
     flipped = _vjp_rule(lambda x: jnp.sum(x * x) / 2, lambda x, g: (-g * x,))

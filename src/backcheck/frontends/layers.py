@@ -144,17 +144,18 @@ def check_layer(
 class LayerPhi:
     """``phi = <dout, forward(*inputs)>`` as a picklable callable of the differentiable inputs, for workers."""
 
-    def __init__(
-        self, forward: Callable[..., Any], names: list[str], fixed: dict[str, Any], cache: bool, u: list[np.ndarray]
-    ) -> None:
-        self.forward, self.names, self.fixed, self.cache = forward, names, fixed, cache
-        self.u = [np.asarray(x, dtype=np.float64).reshape(-1) for x in u]
-        self.__name__ = function_name(forward, "forward")
+    def __init__(self, layer: Layer, output: Output) -> None:
+        self.forward, self.names, self.fixed, self.cache = layer.forward, layer.names, dict(layer.fixed), layer.cache
+        # the output's cotangent and base point (filled at the baseline, before any task is sent)
+        self.u, self.base = output.weights, output.base
+        self.__name__ = function_name(layer.forward, "forward")
 
     def __call__(self, current: Mapping[str, Any]) -> float:
         out = self.forward(*[current[n] if n in current else self.fixed[n] for n in self.names])
         out = out[0] if self.cache else out
         parts = [np.asarray(x, dtype=np.float64).reshape(-1) for _, x in flatten(out, "out")]
+        if self.base:  # as Output.reduce computes it: relative to the base point's outputs
+            parts = [p - b for p, b in zip(parts, self.base, strict=True)]
         return float(sum(float(np.dot(uu, p)) for uu, p in zip(self.u, parts, strict=True)))
 
 
@@ -279,6 +280,9 @@ class Layer:
         bname = function_name(layer.backward, "backward")
         point = layer._point(parts, options)
         side = _Backward(layer, out0, u, point, bname, options.strict_dtype)
+        output = Output.cotangent(
+            fname, u, [n for n, _ in parts], [p.shape for _, p in parts], lambda o: [x for _, x in flatten(o)]
+        )
 
         def replay() -> tuple[Contract, str]:
             forward, backward, note = replay_randomness(
@@ -299,13 +303,11 @@ class Layer:
             tree=layer.tree,
             point=point,
             call=call,
-            output=Output.cotangent(
-                fname, u, [n for n, _ in parts], [p.shape for _, p in parts], lambda o: [x for _, x in flatten(o)]
-            ),
+            output=output,
             analytic=side.analytic,
             fname=fname,
-            batch_call=_RowsPhi(layer, u),
-            remote=LayerPhi(layer.forward, list(layer.names), dict(layer.fixed), layer.cache, u),
+            batch_call=_RowsPhi(layer, output),
+            remote=LayerPhi(layer, output),
             replay=None if replayed else replay,
             findings=findings,
             notes=tuple(layer.tree.notes()),
@@ -403,16 +405,11 @@ class _Backward:
 class _RowsPhi:
     """``phi`` for every row of a batch (``vectorized=True``): forward on inputs with a leading batch axis."""
 
-    def __init__(self, layer: Layer, u: list[np.ndarray]) -> None:
-        self.layer = layer
-        self.u_rows = [np.asarray(x, dtype=np.float64).reshape(-1) for x in u]
+    def __init__(self, layer: Layer, output: Output) -> None:
+        self.layer, self.output = layer, output
 
     def __call__(self, rows: Mapping[str, Any]) -> np.ndarray:
-        parts_b = [np.asarray(x) for _, x in flatten(self.layer.out(rows), "out")]
-        total = np.zeros(parts_b[0].shape[0] if parts_b else 0)
-        for p, uu in zip(parts_b, self.u_rows, strict=True):
-            total += p.reshape(p.shape[0], -1).astype(np.float64) @ uu
-        return total
+        return self.output.rows([np.asarray(x) for _, x in flatten(self.layer.out(rows), "out")])
 
 
 def _check_outputs(parts: list[tuple[str, np.ndarray]], fname: str) -> None:

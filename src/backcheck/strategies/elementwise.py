@@ -64,7 +64,7 @@ def run(ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator |
     ambiguous = np.flatnonzero(j.status == AMBIGUOUS)
     if ambiguous.size:
         notes.extend(recheck_nearby(ev, idx, ambiguous, j, claim, rng or np.random.default_rng(0)))
-    kinks = np.flatnonzero((j.status == KINK) | _hidden_kinks(ev, first, j))
+    kinks = np.flatnonzero((j.status == KINK) | _hidden_kinks(ev, idx, first, j))
     if kinks.size >= 2:
         bad = joint_kink_test(ev, idx[kinks], j.jump[kinks], claim)
         if bad is not None:
@@ -239,7 +239,7 @@ def systematic_scale_test(
 HIDDEN_KINK_GAP = 1e-3
 
 
-def _hidden_kinks(ev: Evaluator, first: FirstDifferences, j: Judgement) -> np.ndarray:
+def _hidden_kinks(ev: Evaluator, idx: np.ndarray, first: FirstDifferences, j: Judgement) -> np.ndarray:
     """Elements the screen cleared although they sit at a kink: their analytic value is the central difference.
 
     At a tie of three maxima, a backward that gives each tied element half the gradient matches the central
@@ -250,7 +250,7 @@ def _hidden_kinks(ev: Evaluator, first: FirstDifferences, j: Judgement) -> np.nd
     fwd = (first.plus - ev.phi0) / first.disp_plus
     bwd = (ev.phi0 - first.minus) / -first.disp_minus
     gap = fwd - bwd
-    noise = 2 * noise_level(ev) / np.minimum(first.disp_plus, -first.disp_minus)
+    noise = 2 * noise_level(ev, ev.local_scale[idx]) / np.minimum(first.disp_plus, -first.disp_minus)
     hidden = (
         (j.status == OK)
         & (np.abs(gap) > HIDDEN_KINK_GAP * np.maximum(np.abs(fwd), np.abs(bwd)))

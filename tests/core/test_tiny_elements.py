@@ -1,0 +1,86 @@
+"""Tiny gradient elements are judged against what their own estimate can know, not their large neighbours."""
+
+import numpy as np
+import pytest
+
+import backcheck
+
+
+def softmax(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def softmax_backward(d, x):
+    p = softmax(x)
+    return p * (d - (p * d).sum(axis=-1, keepdims=True))
+
+
+def wide_logits(seed):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(3, 8))
+    x[:, :3] -= 18.0  # probabilities near 1e-8 beside ones near 1
+    return x
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_wide_softmax_with_tiny_entries_10x_wrong_fails(seed):
+    x = wide_logits(seed)
+    assert backcheck.check_layer(softmax, softmax_backward, x, seed=seed).ok
+
+    def tiny_wrong(d, x):
+        g = softmax_backward(d, x)
+        g[:, :3] *= 10.0  # wrong only where the gradient is about 1e-8 of the largest
+        return g
+
+    r = backcheck.check_layer(softmax, tiny_wrong, x, seed=seed)
+    assert r.status == "fail", r
+    assert {e.index[1] for e in r.leaves[0].worst if e.status == "mismatch"} <= {0, 1, 2}
+
+
+def normalize(x):
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def normalize_backward(d, x):
+    n = np.linalg.norm(x, axis=1, keepdims=True)
+    y = x / n
+    return (d - y * (d * y).sum(axis=1, keepdims=True)) / n
+
+
+def test_rows_of_tiny_norm_beside_ordinary_rows():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 5))
+    x[0] *= 1e3  # this row's gradient is 1e3 smaller than the others'
+    assert backcheck.check_layer(normalize, normalize_backward, x).ok
+
+    def wrong_on_small(d, x):
+        g = normalize_backward(d, x)
+        g[0] *= 3.0
+        return g
+
+    r = backcheck.check_layer(normalize, wrong_on_small, x)
+    assert r.status == "fail" and {e.index[0] for e in r.leaves[0].worst if e.status == "mismatch"} == {0}, r
+
+
+def test_elements_far_below_their_tensors_scale_are_judged_by_their_own_estimate():
+    """Fast and slow units in one tensor: the slow ones' gradients are 1e-12 of the fast ones'."""
+    w = np.array([1e3, 1e3, 1e3, 1e3, 3e-9, 3e-9, 3e-9, 3e-9])
+    x = np.linspace(0.2, 0.9, 8)
+
+    def fwd(x):
+        return np.sin(w * x)
+
+    def bwd(d, x):
+        return d * w * np.cos(w * x)
+
+    assert backcheck.check_layer(fwd, bwd, x).ok
+
+    def wrong_on_slow(d, x):
+        g = bwd(d, x)
+        g[4:] *= 10.0
+        return g
+
+    r = backcheck.check_layer(fwd, wrong_on_slow, x)
+    assert r.status == "fail", r
+    assert {e.index[0] for e in r.leaves[0].worst if e.status == "mismatch"} == {4, 5, 6, 7}
