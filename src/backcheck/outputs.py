@@ -30,6 +30,8 @@ class Output:
         #: a cotangent output's flat outputs at the base point (empty until anchored) and its cotangent
         self.base: list[np.ndarray] = []
         self.weights: list[np.ndarray] = []
+        #: the largest single term ``|u_j y_j|`` at the base point (0 for a loss: its value is the term)
+        self.peak = 0.0
 
     def rows(self, parts: Sequence[np.ndarray]) -> np.ndarray:
         """``phi`` of each row of outputs that carry a leading batch axis, as :attr:`reduce` computes it."""
@@ -99,6 +101,10 @@ class Output:
             # unchanged then add exactly zero, so a large output elsewhere (a pole) adds no rounding
             ys, dtype = arrays(out)
             base[:] = [y.copy() for y in ys]
+            # a backward pass mixes these terms through dout, so it cannot resolve its result below their rounding
+            terms = [au * np.abs(y) for au, y in zip(absu, ys, strict=True) if y.size]
+            many = sum(y.size for y in ys) > 1
+            output.peak = max((float(np.max(t)) for t in terms), default=0.0) if many else 0.0
             return 0.0, sum(float(np.dot(au, np.abs(y))) for au, y in zip(absu, ys, strict=True)), dtype
 
         def reduce(out: Any) -> tuple[float, float, np.dtype]:

@@ -173,6 +173,10 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: d
     ev.noise = estimate_noise(ev, steps, seed_int(options.rng("noise")))
     ev.noise_scale = ev.last_scale
     grad_eps, rms = _leaf_scales(tree, g, sec.grad_eps)
+    # a layer's backward pass mixes its outputs' terms through dout: it cannot be trusted below their rounding
+    # (a softmax's 1 - p where p rounds to 1), whatever the size of the element itself
+    peak = ev.output.peak
+    rms = np.maximum(rms, peak / np.maximum(np.abs(ev.tree.values()), 1.0))
     at = sec.at
     regrad = None if at is None else (lambda: at([lf.work for lf in ev.tree.leaves]))
     claim = Claim(g, steps, grad_eps, rms, Tolerance(options.atol, options.rtol), regrad, sec.g_wide)
@@ -235,12 +239,13 @@ def _vouch(tree: Tree, g: np.ndarray, outcome: Outcome, value_gradient: float) -
     biggest = max(typical, float(ref.max()) if ref.size else 0.0)
     ref = np.maximum(ref, VOUCH_FLOOR * (biggest if biggest > 0 else value_gradient))
     a = g[outcome.checked]
-    blind = unvouched(outcome.status, a, outcome.numeric, outcome.bound, ref)
+    limit = outcome.bound if outcome.vouch_bound is None else outcome.vouch_bound
+    blind = unvouched(outcome.status, a, outcome.numeric, limit, ref)
     for k in np.unique(which[blind]):
         leaf = tree.leaves[int(k)]
         here = blind & (which == k)
         with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(np.isfinite(outcome.bound[here]), outcome.bound[here] / ref[here], np.inf)
+            ratio = np.where(np.isfinite(limit[here]), limit[here] / ref[here], np.inf)
         worst = float(np.max(ratio))
         size = "an unbounded error" if not np.isfinite(worst) else f"errors up to {worst:.2g} of the gradient's size"
         outcome.inconclusive_leaves.setdefault(

@@ -106,6 +106,20 @@ def unvouched(status: np.ndarray, analytic: np.ndarray, numeric: np.ndarray, lim
     return (status == OK) & ~seen
 
 
+#: An element this much smaller than its tensor's typical gradient ...
+TINY = 1e-6
+#: ... is computed by the backward pass from terms far larger than itself (a saturated gate's 1 - s, a
+#: tanh' of a large pre-activation): its rounding is amplified by their ratio, unseen from outside. Such an
+#: element is trusted to this relative precision only; a tiny element 10x wrong still fails.
+CANCELLATION = 0.05
+
+
+def cancellation(analytic: np.ndarray, numeric: np.ndarray, typical: np.ndarray) -> np.ndarray:
+    """The analytic side's allowance for cancellation in elements far below their tensor's size."""
+    size = np.maximum(np.abs(analytic), np.abs(numeric))
+    return np.where(size < TINY * typical, CANCELLATION * size, 0.0)
+
+
 def resolution(analytic: np.ndarray, numeric: np.ndarray, eps: float, leaf_rms: np.ndarray) -> np.ndarray:
     """How finely an analytic value of this dtype can be trusted."""
     return RES_FACTOR * eps * (np.maximum(np.abs(analytic), np.abs(numeric)) + leaf_rms)
@@ -157,6 +171,7 @@ class Judgement:
     status: np.ndarray  # object array of status strings
     jump: np.ndarray  # forward minus backward slope at kinks, NaN elsewhere
     hull: np.ndarray  # (m, 2): the one-sided slopes widened by their error at kinks, NaN elsewhere
+    vouch: np.ndarray | None = None  # the bound a pass vouches for, where tighter than ``bound``
 
 
 def screen(

@@ -27,6 +27,7 @@ from backcheck.verdict import (
     FirstDifferences,
     Judgement,
     bound,
+    cancellation,
     judge,
     resolution,
 )
@@ -45,6 +46,9 @@ class Outcome:
     #: arrays the strategy could not vouch for as a whole (e.g. random directions too coarse to see errors
     #: that matter), with the reason
     inconclusive_leaves: dict[str, str] = field(default_factory=dict)
+    #: per element, the bound its pass vouches for when that is tighter than ``bound`` (a low-precision
+    #: gradient whose formula a float64 run of the same backward pass verified); None: ``bound``
+    vouch_bound: np.ndarray | None = None
 
 
 def run(ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator | None = None) -> Outcome:
@@ -58,7 +62,7 @@ def run(ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator |
     g, steps, grad_eps, rms, tol = claim.g, claim.steps, claim.grad_eps, claim.rms, claim.tol
     first = FirstDifferences(*ev.first_differences(idx, steps))
     a = g[idx]
-    res = resolution(a, first.central, 1.0, rms[idx]) * grad_eps[idx]
+    res = resolution(a, first.central, 1.0, rms[idx]) * grad_eps[idx] + cancellation(a, first.central, rms[idx])
     j = judge(ev, idx, a, steps[idx], first, res, tol)
     notes: list[str] = []
     ambiguous = np.flatnonzero(j.status == AMBIGUOUS)
@@ -78,7 +82,7 @@ def run(ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator |
         notes.extend(split_formula_from_rounding(ev, idx, j, claim, first, res))
     # with a float64 run of the backward pass, the formula check above sees a scale error element by element
     failed = {} if claim.g_wide is not None else systematic_scale_test(ev, idx, a, j, grad_eps)
-    return Outcome(idx, j.numeric, j.bound, j.status, notes, failed)
+    return Outcome(idx, j.numeric, j.bound, j.status, notes, failed, vouch_bound=j.vouch)
 
 
 def split_formula_from_rounding(
@@ -123,6 +127,12 @@ def split_formula_from_rounding(
             f"{excused.size} element(s) are off only through rounding in the gradient's own dtype: the same "
             f"backward pass in float64 matches the numeric derivative: {shown}{more}."
         )
+        # their bound shown: the formula's, plus the rounding measured between the two runs
+        j.bound[excused] = bound64[excused] + np.abs(claim.g[idx[excused]] - a64[excused])
+    # what is vouched for is the formula, to the float64 bound, wherever the float64 run met it
+    j.vouch = j.bound.copy()
+    formula = (j.status == OK) & (np.abs(a64 - j.numeric) <= bound64)
+    j.vouch[formula] = bound64[formula]
     return notes
 
 
