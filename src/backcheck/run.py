@@ -22,7 +22,7 @@ import numpy as np
 from backcheck.contract import Analytic, Contract, Section
 from backcheck.errors import NondeterministicError, NonFiniteError
 from backcheck.evaluate import Backend, Evaluator
-from backcheck.findings import mutation_finding
+from backcheck.findings import mutation_finding, unread_findings
 from backcheck.numeric.noise import estimate_noise
 from backcheck.numeric.steps import default_steps
 from backcheck.options import Options, seed_int
@@ -47,12 +47,7 @@ def run(contract: Contract, options: Options) -> Report:
             notes.append(note)
         contract, ev = _baseline(contract, options, notes)
         analytic = contract.analytic()
-        findings = list(contract.findings)
-        if ev.mutated and contract.evaluator is None:  # a frontend's own evaluator reports its own set-up
-            findings.append(mutation_finding(contract.fname, ev.mutated))
-        findings.extend(analytic.findings)
-        for sec in analytic.sections:
-            check_finite(contract.tree, sec.g, f"gradient claimed for {contract.fname}")
+        findings = [*contract.findings, *analytic.findings]
         with Progress(contract.fname, options.progress) as bar:
             ev.progress = bar
             if contract.prefetch is not None:
@@ -60,6 +55,11 @@ def run(contract: Contract, options: Options) -> Report:
                 if said:
                     notes.append(said)
             report = _judge_sections(contract, ev, analytic, options, findings)
+        # after judging: a function may start writing into its inputs at any evaluation
+        if ev.mutated and contract.evaluator is None:  # a frontend's own evaluator reports its own set-up
+            report.findings.insert(0, mutation_finding(contract.fname, ev.mutated))
+        report.findings.extend(_unread(contract, ev, analytic, options))
+        notes.extend(ev.notes())
     finally:
         contract.tree.restore()
         contract.point.restore()
@@ -71,6 +71,16 @@ def run(contract: Contract, options: Options) -> Report:
         if base in contract.dtype_labels:
             lf.dtype = contract.dtype_labels[base]
     return report
+
+
+def _unread(contract: Contract, ev: Evaluator, analytic: Analytic, options: Options) -> list[Finding]:
+    """Arrays the function never moved along, although their gradient says it should have (read a copy?)."""
+    g = analytic.sections[0].g
+    if g.size != ev.tree.size:
+        return []
+    eps = float(np.finfo(ev.out_dtype).eps)
+    steps = default_steps(ev.tree, options.step)
+    return unread_findings(contract.fname, ev.tree, ev.unmoved(), g, steps, ev.phi0 or ev.scale, eps)
 
 
 def build_evaluator(contract: Contract, options: Options) -> Evaluator:
@@ -152,11 +162,13 @@ def _leaf_scales(tree: Tree, g: np.ndarray, grad_eps: np.ndarray | None) -> tupl
     """Per element: the analytic dtype's machine epsilon, and the RMS of its tensor's gradient."""
     rms = np.empty(tree.size)
     eps = np.empty(tree.size)
-    overall = float(np.sqrt(np.mean(g**2))) if g.size else 0.0
+    ok = g[np.isfinite(g)]
+    overall = float(np.sqrt(np.mean(ok**2))) if ok.size else 0.0
     for leaf in tree.leaves:
         sl = slice(leaf.offset, leaf.offset + leaf.size)
         eps[sl] = float(np.finfo(leaf.dtype).eps) if grad_eps is None else grad_eps[sl]
-        rms[sl] = float(np.sqrt(np.mean(g[sl] ** 2))) if leaf.size else 0.0
+        finite = g[sl][np.isfinite(g[sl])]
+        rms[sl] = float(np.sqrt(np.mean(finite**2))) if finite.size else 0.0
         if leaf.size and eps[leaf.offset] > 1e-10:
             # a low-precision gradient's rounding follows the size of the whole computation: an array whose
             # true gradient is zero (a bias before a batch norm) still carries rounding of the others' size

@@ -279,11 +279,16 @@ def judge(
     """Judge elements ``idx`` from their first central differences, refining those the screen cannot clear."""
     span = first.disp_plus - first.disp_minus
     numeric = first.central
+    # a NaN or inf analytic value where the function is finite is wrong, whatever the bound: named, not refined
+    broken = ~np.isfinite(analytic) & np.isfinite(numeric)
+    res = np.where(np.isfinite(res), res, 0.0)
     ok, limit = screen(ev, idx, analytic, numeric, span, res, tol)
+    ok &= ~broken
     status = np.full(idx.size, OK, dtype=object)
+    status[broken] = MISMATCH
     jump = np.full(idx.size, np.nan)
     hull = np.full((idx.size, 2), np.nan)
-    for k in np.flatnonzero(~ok):
+    for k in np.flatnonzero(~ok & ~broken):
         four = (float(first.plus[k]), float(first.minus[k]), float(first.disp_plus[k]), float(first.disp_minus[k]))
         st, n, b, jump[k], hull[k] = refine(ev, int(idx[k]), float(analytic[k]), float(h[k]), four, float(res[k]), tol)
         if st == MISMATCH and analytic[k] == 0.0:

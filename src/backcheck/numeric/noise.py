@@ -32,7 +32,7 @@ def estimate_noise(ev: Evaluator, steps: np.ndarray, seed: int = 0) -> float:
     """
     rng = np.random.default_rng(seed + 104729)
     # the noise of phi shows along any direction: on a large input, move a random subset of its elements only
-    idx = np.arange(ev.tree.size)
+    idx = np.setdiff1d(np.arange(ev.tree.size), ev.tree.excluded)  # non-finite entries (masks) stay put
     if idx.size > MAX_MOVED:
         idx = np.sort(rng.choice(idx, size=MAX_MOVED, replace=False))
     n = idx.size

@@ -61,6 +61,7 @@ def run_strategy(
             [np.arange(lf.offset, lf.offset + lf.size) for lf in ev.tree.leaves if lf.name not in skip]
             or [np.empty(0, dtype=np.int64)]
         )
+        eligible = np.setdiff1d(eligible, ev.tree.excluded, assume_unique=True)  # masks: non-finite entries
         idx = eligible[choose(strategy, eligible.size, samples, rng)] if eligible.size else eligible
         return run(ev, claim, idx, rng)
     return _projected(ev, claim.bare(), strategy == "auto", samples, rng, skip)
@@ -112,8 +113,8 @@ def _projected(
 
     def sample(leaf: Any) -> Outcome:
         """A random sample of the array's elements, judged one by one (not those judged already)."""
-        pool = np.arange(leaf.offset, leaf.offset + leaf.size)
-        idx = np.sort(rng.choice(pool, size=min(KINKY_SAMPLES, leaf.size), replace=False))
+        pool = np.setdiff1d(np.arange(leaf.offset, leaf.offset + leaf.size), ev.tree.excluded)
+        idx = np.sort(rng.choice(pool, size=min(KINKY_SAMPLES, pool.size), replace=False))
         idx = idx[~np.isin(idx, out.checked)]
         sub = run(ev, claim, idx, rng)
         out.add_outcome(sub)
@@ -122,9 +123,16 @@ def _projected(
     for leaf in ev.tree.leaves:
         if leaf.name in skip:
             continue
+        masked = bool(np.any((ev.tree.excluded >= leaf.offset) & (ev.tree.excluded < leaf.offset + leaf.size)))
+        if masked and leaf.size > SMALL_ARRAY:
+            sub = sample(leaf)  # directions through non-finite entries (masks) are not defined
+            out.notes.append(
+                f"{leaf.name} holds non-finite entries: {sub.checked.size} of its elements were checked one by one."
+            )
+            continue
         if leaf.size <= SMALL_ARRAY:
             # a small array is cheaper to check element by element than to project and localize
-            idx = np.arange(leaf.offset, leaf.offset + leaf.size)
+            idx = np.setdiff1d(np.arange(leaf.offset, leaf.offset + leaf.size), ev.tree.excluded)
             out.add_outcome(run(ev, claim, idx, rng))
             continue
         proj = project_leaf(ev, claim, leaf, rng, k, stop_on_failure=localize_failures)
@@ -188,11 +196,7 @@ def _projected(
             )
         elif wrong:
             out.notes.append(f"{leaf.name}: a random direction disagrees; a random sample found the wrong elements.")
-        elif (
-            not found.complete
-            or np.any(sub.status == KINK)
-            or not project_leaf(ev, claim, leaf, rng, k).failed
-        ):
+        elif not found.complete or np.any(sub.status == KINK) or not project_leaf(ev, claim, leaf, rng, k).failed:
             out.notes.append(
                 f"{leaf.name}: a random direction disagreed, but no element is wrong: group testing and a sample of "
                 f"{sub.checked.size} elements found none (the point has kinks, or fresh directions agree)."
