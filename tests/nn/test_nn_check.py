@@ -49,7 +49,9 @@ def test_the_first_failing_layer_is_marked():
     assert not table.ok
     assert table.first_failing.name == "1" and table.first_failing.kind == "WrongTanhLayer"
     assert table.row("0").status == "pass" and table.row("2").status == "pass"
-    assert "> 1" in str(table) and "first failing layer: 1" in str(table)
+    marked = [line for line in str(table).splitlines() if "<-- first failing" in line]
+    assert len(marked) == 1 and marked[0].split()[:2] == ["1", "WrongTanhLayer"], str(table)
+    assert "first failing layer: 1" in str(table)
     report = table.first_failing.report
     assert report.leaf("input").status == "fail"
 

@@ -9,16 +9,19 @@ failing layer marked. ``fit(check='first')`` calls it on the first batch.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from backcheck.blame import Blame, BlameRow
 from backcheck.frontends.layers import check_layer
 from backcheck.nn.module import Module
 from backcheck.nn.ops.nnfunc import cross_entropy
 from backcheck.nn.tensor import Tensor
+from backcheck.options import Options
 from backcheck.report import Report
+
+__all__ = ["Blame", "BlameRow", "blame", "check_grad_of_grad", "check_module"]
 
 
 def check_module(
@@ -70,68 +73,6 @@ def check_module(
     )
 
 
-@dataclass
-class BlameRow:
-    """One layer's verdict in a :class:`Blame` table."""
-
-    name: str
-    kind: str
-    report: Report
-
-    @property
-    def status(self) -> str:
-        return self.report.status
-
-    @property
-    def worst_ratio(self) -> float:
-        """The largest |analytic - numeric| / bound over the layer's elements (above 1 means wrong)."""
-        ratios = [e.abs_err / e.bound for lf in self.report.leaves for e in lf.worst if e.bound > 0]
-        return max(ratios, default=0.0)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "status": self.status,
-            "worst_ratio": self.worst_ratio,
-            "report": self.report.to_dict(),
-        }
-
-
-@dataclass
-class Blame:
-    """Every layer of a model checked in isolation at the values of one real forward and backward pass."""
-
-    rows: list[BlameRow] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return all(r.report.ok for r in self.rows)
-
-    @property
-    def first_failing(self) -> BlameRow | None:
-        return next((r for r in self.rows if not r.report.ok), None)
-
-    def row(self, name: str) -> BlameRow:
-        for r in self.rows:
-            if r.name == name:
-                return r
-        raise KeyError(f"no layer named {name!r}; the layers are {[r.name for r in self.rows]}")
-
-    def __str__(self) -> str:
-        first = self.first_failing
-        lines = [f"{'':2}{'layer':<16}{'type':<14}{'verdict':<10}{'evaluations':>12}{'worst |diff|/bound':>20}"]
-        for r in self.rows:
-            mark = "> " if r is first else "  "
-            lines.append(f"{mark}{r.name:<16}{r.kind:<14}{r.status:<10}{r.report.n_evals:>12}{r.worst_ratio:>20.3g}")
-        lines.append("all layers pass" if first is None else f"first failing layer: {first.name}")
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        first = self.first_failing
-        return {"ok": self.ok, "first_failing": first.name if first else None, "rows": [r.to_dict() for r in self.rows]}
-
-
 def blame(
     model: Module,
     x: np.ndarray,
@@ -171,8 +112,8 @@ def blame(
                 continue
             with module.replay():
                 report = check_module(module, *rec.inputs, dout=rec.grad_output, params=rec.params, **options)
-            rows.append(BlameRow(name or type(module).__name__, type(module).__name__, report))
-        return Blame(rows)
+            rows.append(BlameRow.of(name or type(module).__name__, type(module).__name__, report))
+        return Blame(type(model).__name__, rows, unit="layer")
     finally:
         model.load_state_dict(state)
         for n, p in model.named_parameters():
@@ -186,8 +127,8 @@ def check_grad_of_grad(
 
     First the first-order gradient that the ops' tensor rules give is checked against finite differences
     of ``fn``; then the derivative of that gradient (a Hessian-vector product, by :func:`grad` applied
-    twice) against finite differences of the gradient, with :func:`backcheck.check_hvp`. A rule that is
-    right to first order but treats saved values as constants fails the second check.
+    twice) against finite differences of the gradient, by the core :func:`backcheck.check_grad_of_grad`. A
+    rule that is right to first order but treats saved values as constants fails the second check.
 
     Parameters
     ----------
@@ -206,39 +147,39 @@ def check_grad_of_grad(
     True
     """
     from backcheck.nn.higher import grad
-    from backcheck.second_order import check_hvp
+    from backcheck.second_order import check_grad_of_grad as check_second_order
 
     arrays = [np.asarray(x) for x in inputs]
     out0 = fn(*[Tensor(a) for a in arrays])
-    u = dout if dout is not None else np.random.default_rng(seed + 11).standard_normal(out0.shape).astype(out0.dtype)
+    rng = Options.make(seed=seed).rng("dout")
+    u = dout if dout is not None else rng.standard_normal(out0.shape).astype(out0.dtype)
 
     def tensors(params: Any) -> list[Tensor]:
         return [Tensor(np.array(p, copy=True), requires_grad=True) for p in params]
-
-    def first_order(params: Any) -> list[np.ndarray]:
-        ts = tensors(params)
-        return [g.numpy().copy() for g in grad(fn(*ts), ts, u)]
-
-    def second_order(params: Any, v: Any) -> list[np.ndarray]:
-        ts = tensors(params)
-        gs = grad(fn(*ts), ts, u)
-        total = gs[0].__mul__(Tensor(np.asarray(v[0]))).sum()
-        for g, vi in zip(gs[1:], v[1:], strict=True):
-            total = total + (g * Tensor(np.asarray(vi))).sum()
-        return [h.numpy().copy() for h in grad(total, ts)]
-
-    def forward(*xs: np.ndarray) -> np.ndarray:
-        return fn(*[Tensor(x) for x in xs]).numpy().copy()
 
     def backward(d: np.ndarray, *xs: np.ndarray) -> tuple[np.ndarray, ...]:
         ts = tensors(xs)
         return tuple(g.numpy().copy() for g in grad(fn(*ts), ts, d))
 
-    first = check_layer(forward, backward, tuple(arrays), dout=u, **options)
+    def forward(*xs: np.ndarray) -> np.ndarray:
+        return fn(*[Tensor(x) for x in xs]).numpy().copy()
+
+    def first_order(params: Any) -> list[np.ndarray]:
+        return list(backward(u, *params))
+
+    def second_order(params: Any, v: Any) -> list[np.ndarray]:
+        ts = tensors(params)
+        gs = grad(fn(*ts), ts, u)
+        total = (gs[0] * Tensor(np.asarray(v[0]))).sum()
+        for g, vi in zip(gs[1:], v[1:], strict=True):
+            total = total + (g * Tensor(np.asarray(vi))).sum()
+        return [h.numpy().copy() for h in grad(total, ts)]
+
+    first = check_layer(forward, backward, tuple(arrays), dout=u, seed=seed, **options)
     if not first.ok:
         first.notes.insert(0, "the first-order gradient from the ops' tensor rules is wrong already")
         return first
-    report = check_hvp(None, first_order, second_order, list(arrays), seed=seed, **options)
+    report = check_second_order(first_order, second_order, list(arrays), seed=seed, **options)
     report.notes.insert(
         0,
         "second order: the derivative of <v, gradient> from the ops' tensor rules, checked "

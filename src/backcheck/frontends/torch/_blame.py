@@ -3,104 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from backcheck.calls import arg_names
+from backcheck.blame import Blame, BlameRow
+from backcheck.calls import arg_names, first_line
 from backcheck.errors import BadInputError
-from backcheck.frontends.common import first_line
 from backcheck.frontends.torch._check import Knobs, Target, check_torch
 from backcheck.frontends.torch._setup import default_dout
 from backcheck.frontends.torch._tensors import Swap, flatten, is_diff_tensor, torch_module
 from backcheck.options import Options
-from backcheck.report import Report
-
-
-@dataclass
-class BlameRow:
-    """The isolated check of one call of one leaf submodule."""
-
-    name: str
-    type: str
-    status: str  # 'pass' | 'fail' | 'inconclusive' | 'unused' | 'error'
-    n_checked: int = 0
-    worst: str = ""
-    max_rel_err: float = 0.0
-    n_evals: int = 0
-    message: str = ""
-    report: Report | None = field(default=None, repr=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "type": self.type,
-            "status": self.status,
-            "n_checked": self.n_checked,
-            "worst": self.worst,
-            "max_rel_err": self.max_rel_err,
-            "n_evals": self.n_evals,
-            "message": self.message,
-            "report": self.report.to_dict() if self.report is not None else None,
-        }
-
-
-@dataclass
-class Blame:
-    """One row per leaf submodule call, in forward order; :attr:`first_failing` is the one to fix first."""
-
-    title: str
-    rows: list[BlameRow]
-
-    @property
-    def first_failing(self) -> BlameRow | None:
-        return next((r for r in self.rows if r.status in ("fail", "error")), None)
-
-    @property
-    def ok(self) -> bool:
-        return all(r.status in ("pass", "unused") for r in self.rows)
-
-    def row(self, name: str) -> BlameRow:
-        for r in self.rows:
-            if r.name == name:
-                return r
-        raise KeyError(f"no submodule named {name!r}; the rows are {[r.name for r in self.rows]}")
-
-    def to_dict(self) -> dict[str, Any]:
-        first = self.first_failing
-        return {
-            "title": self.title,
-            "ok": self.ok,
-            "first_failing": first.name if first else None,
-            "rows": [r.to_dict() for r in self.rows],
-        }
-
-    def __str__(self) -> str:
-        first = self.first_failing
-        head = f"backcheck blame: {self.title} ({len(self.rows)} submodule call(s); " + (
-            f"first failing: {first.name})" if first else "all pass)"
-        )
-        table = [["submodule", "type", "verdict", "checked", "worst element", "max rel err", "evals", ""]]
-        for r in self.rows:
-            table.append(
-                [
-                    r.name,
-                    r.type,
-                    r.status if r.status in ("pass", "unused") else r.status.upper(),
-                    str(r.n_checked),
-                    r.worst,
-                    f"{r.max_rel_err:.3g}",
-                    str(r.n_evals),
-                    "<-- first failing" if r is first else "",
-                ]
-            )
-        widths = [max(len(row[c]) for row in table) for c in range(len(table[0]))]
-        lines = [head] + [
-            "  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in table
-        ]
-        lines += [f"  {r.name}: {r.message}" for r in self.rows if r.message]
-        return "\n".join(lines)
 
 
 def blame(
@@ -156,7 +69,7 @@ def blame(
         counts[rec["name"]] = counts.get(rec["name"], 0) + 1
         label = rec["name"] if counts[rec["name"]] == 1 else f"{rec['name']} (call {counts[rec['name']]})"
         rows.append(_row(rec, label, knobs))
-    return Blame(type(module).__name__, rows)
+    return Blame(type(module).__name__, rows, unit="submodule call")
 
 
 def _record(module: Any, inputs: tuple[Any, ...], loss_fn: Any, options: Options) -> list[dict[str, Any]]:
@@ -234,16 +147,4 @@ def _row(rec: dict[str, Any], label: str, knobs: Knobs) -> BlameRow:
         raise
     except Exception as exc:  # one submodule's error does not stop the others
         return BlameRow(label, mtype, "error", message=f"{type(exc).__name__}: {first_line(exc)}")
-    wrong = [e for lf in report.leaves for e in lf.worst if e.status in ("mismatch", "dead")]
-    shown = [e for lf in report.leaves for e in lf.worst]
-    worst = wrong[0] if wrong else max(shown, key=lambda e: e.rel_err, default=None)
-    return BlameRow(
-        label,
-        mtype,
-        report.status,
-        sum(lf.n_checked for lf in report.leaves),
-        worst.name if worst else "",
-        max((lf.max_rel_err for lf in report.leaves), default=0.0),
-        report.n_evals,
-        report=report,
-    )
+    return BlameRow.of(label, mtype, report)
