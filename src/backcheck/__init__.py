@@ -21,6 +21,7 @@ from backcheck.errors import (
     UserFunctionError,
 )
 from backcheck.frontends.layers import assert_layer, check_layer
+from backcheck.frontends.objects import check_object
 from backcheck.numeric import numerical_grad
 from backcheck.randomness import freeze_rng
 from backcheck.report import Element, Finding, LeafReport, Report
@@ -32,6 +33,7 @@ __all__ = [
     "assert_grad",
     "check_layer",
     "assert_layer",
+    "check_object",
     "numerical_grad",
     "check_hvp",
     "check_grad_of_grad",

@@ -1,0 +1,481 @@
+"""Layer objects that keep state: ``layer.forward(*inputs)`` stores on the object what ``layer.backward(dout)``
+needs, and the parameters and their gradients live on the object too (numpy-ml's ``self.parameters`` and
+``self.gradients`` dicts, or attributes ``W`` / ``dW``); some layers even take an SGD step inside ``backward``.
+
+:func:`check_object` reduces such an object to :func:`~backcheck.check_layer`'s ``forward(*inputs, *params)`` and
+``backward(dout, *inputs, *params)``. Every call works on a fresh deep copy of the layer holding the parameters of
+the point being evaluated, so state kept between forward and backward, gradients accumulated with ``+=`` and weight
+updates inside backward never leak into another evaluation, nor into the caller's object.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from backcheck.calls import arg_names, call_user
+from backcheck.errors import BadInputError, GradientStructureError
+from backcheck.frontends.layers import check_layer
+from backcheck.report import Report
+from backcheck.tree import flatten, rebuild_like
+
+#: Dict attributes searched for the parameters, then for the gradients, when they are not named.
+PARAM_DICTS = ("parameters", "params")
+GRAD_DICTS = ("gradients", "grads", "grad")
+#: Attribute names searched for the gradient of a parameter ``{}`` when it is not named.
+GRAD_ATTRS = ("d{}", "d_{}", "grad_{}", "{}_grad", "grad{}")
+#: check_layer's arguments that check_object builds itself (every other keyword passes through).
+_BUILT = frozenset({"forward", "backward", "inputs", "dout", "cache", "names"})
+_MISSING = object()
+_SLOT = re.compile(r"^([A-Za-z_]\w*)(?:\[['\"]?([^'\"\]]+)['\"]?\])?$")
+
+
+def _is_float_array(v: Any) -> bool:
+    return isinstance(v, np.ndarray) and v.dtype.kind == "f"
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where a value lives on the object: the attribute ``attr``, or the entry ``key`` of the dict ``attr``."""
+
+    attr: str
+    key: Any = None
+
+    @classmethod
+    def parse(cls, text: Any, what: str) -> Slot:
+        match = _SLOT.match(text) if isinstance(text, str) else None
+        if match is None:
+            raise BadInputError(
+                f"{what} names {text!r}, which is not an attribute name.",
+                "use an attribute name ('W') or a dict attribute's entry ('parameters[W]').",
+            )
+        return cls(match.group(1), match.group(2))
+
+    @property
+    def name(self) -> str:
+        """The name in the report: the attribute's, or the dict entry's."""
+        return self.attr if self.key is None else str(self.key)
+
+    @property
+    def label(self) -> str:
+        return f"self.{self.attr}" if self.key is None else f"self.{self.attr}[{self.key!r}]"
+
+    def get(self, obj: Any) -> Any:
+        value = getattr(obj, self.attr, _MISSING)
+        if self.key is None or value is _MISSING:
+            return value
+        return value.get(self.key, _MISSING) if isinstance(value, Mapping) else _MISSING
+
+
+#: Where a parameter's gradient is found: a slot on the object, or a position in backward's returned tuple.
+Where = Slot | int
+
+
+def check_object(
+    layer: Any,
+    *inputs: Any,
+    params: str | Sequence[str] | None = None,
+    grads: str | Mapping[str, str] | None = None,
+    forward: str = "forward",
+    backward: str = "backward",
+    dout: Any = None,
+    **options: Any,
+) -> Report:
+    """Check a layer object that keeps its state, parameters and gradients on itself.
+
+    The object is called as ``out = layer.forward(*inputs)`` then ``dx = layer.backward(dout)``; the inputs and
+    the parameters are checked, the parameters named by their attribute names (or dict keys).
+
+    Parameters
+    ----------
+    layer : object
+        The layer. It is never called nor changed: every evaluation works on a deep copy of it (its random
+        generators are copied too, so a dropout mask is the same at every evaluation). A layer whose
+        parameters are created by its first forward pass (lazy initialisation) is initialised on a copy.
+    *inputs : arrays
+        The point, as ``forward`` takes it. Integer inputs (labels) are passed through unperturbed.
+    params : str, sequence of str or None
+        Where the parameters are: a dict attribute (``"parameters"``), or attribute names (``["W", "b"]``,
+        also ``"parameters[W]"``), or ``()`` for a layer without parameters. Default: the dict attribute
+        ``parameters`` or ``params``; else every float array attribute that ``forward`` leaves alone and whose
+        gradient ``backward`` writes (the others are listed in the report's notes).
+    grads : str, mapping or None
+        Where ``backward`` puts the parameters' gradients: a dict attribute (``"gradients"``), an attribute
+        pattern (``"d{}"``, ``"grad_{}"``), a mapping ``{"W": "dW"}``, or ``"return"`` (``backward`` returns the
+        inputs' gradients followed by the parameters'). Default: the dict ``gradients``, ``grads`` or
+        ``grad``, then the attributes ``dW``, ``d_W``, ``grad_W``, ``W_grad``, ``gradW``, then a returned
+        tuple of one gradient per input and parameter. Gradients on the object are zeroed before each backward
+        pass (a layer that accumulates with ``+=`` starts from zero), and read where ``backward`` wrote them,
+        so an update of the weights inside ``backward`` does not change what is checked.
+    forward, backward : str
+        The names of the methods. ``backward(dout)`` returns the gradient of the input (a tuple of one per
+        input when there are several; ``None`` for integer inputs).
+    dout : array or tree like ``forward``'s output, optional
+        The upstream gradient, as in :func:`~backcheck.check_layer`.
+    **options
+        Every other keyword of :func:`~backcheck.check_layer`: ``wrt``, ``constant``, ``strategy``,
+        ``samples``, ``atol``, ``rtol``, ``step``, ``seed``, ``upcast``, ``curves``, ``random``,
+        ``vectorized``, ``max_batch_bytes``, ``executor``, ``progress``, ``strict_dtype``.
+
+    Returns
+    -------
+    Report
+        Leaves named by the inputs' names (``forward``'s parameter names) and the parameters' names.
+
+    Raises
+    ------
+    BadInputError
+        A method, parameter or gradient cannot be found (the message names the attribute and where it looked),
+        or ``backward`` updates a parameter without leaving its gradient anywhere.
+
+    Examples
+    --------
+    >>> import numpy as np, backcheck
+    >>> class Dense:
+    ...     def __init__(self, W, b):
+    ...         self.parameters = {"W": W, "b": b}
+    ...         self.gradients = {"W": np.zeros_like(W), "b": np.zeros_like(b)}
+    ...     def forward(self, X):
+    ...         self.X = X
+    ...         return X @ self.parameters["W"] + self.parameters["b"]
+    ...     def backward(self, dLdy):
+    ...         self.gradients["W"] += self.X.T @ dLdy
+    ...         self.gradients["b"] += dLdy.sum(axis=0)
+    ...         return dLdy @ self.parameters["W"].T
+    >>> rng = np.random.default_rng(0)
+    >>> layer = Dense(rng.normal(size=(3, 2)), np.zeros(2))
+    >>> backcheck.check_object(layer, rng.normal(size=(4, 3))).ok
+    True
+    """
+    unknown = sorted(set(options) - _passthrough())
+    if unknown:
+        raise BadInputError(f"check_object got unknown keyword(s) {unknown}.", f"choose from {sorted(_passthrough())}.")
+    if not inputs:
+        raise BadInputError(
+            f"check_object got no inputs for {type(layer).__name__}.{forward}.",
+            "pass them after the layer: check_object(layer, x).",
+        )
+    cls = type(layer).__name__
+    for method in (forward, backward):
+        if not callable(getattr(layer, method, None)):
+            raise BadInputError(
+                f"{cls} has no method {method!r}.",
+                "name the methods: check_object(layer, x, forward='fprop', backward='bprop').",
+            )
+    spec = _Spec(cls, forward, backward, len(inputs), arg_names(getattr(layer, forward), len(inputs)))
+    template, slots, notes = _params(_copy(layer, cls), params, inputs, spec)
+    probe = _probe(template, slots, grads, inputs, dout, spec)
+    slots, notes = _keep(slots, probe, params is None and not _dict_slots(slots), notes, spec)
+    where = {s.name: probe.where[s] for s in slots}
+    names = [*spec.input_names, *(s.name for s in slots)]
+    clash = sorted({n for n in spec.input_names if n in where})
+    if clash:
+        raise BadInputError(
+            f"{cls}.{forward}'s input(s) {clash} have the name of a parameter.", "rename forward's argument."
+        )
+    values = tuple(np.array(s.get(template), copy=True) for s in slots)
+    report = check_layer(
+        _Forward(template, slots, spec),
+        _Backward(template, slots, where, spec),
+        (*inputs, *values),
+        dout,
+        names=names,
+        **options,
+    )
+    report.notes.extend(notes + _where_notes(slots, where, probe, spec))
+    return report
+
+
+def _passthrough() -> set[str]:
+    return set(inspect.signature(check_layer).parameters) - _BUILT
+
+
+@dataclass(frozen=True)
+class _Spec:
+    cls: str
+    forward: str
+    backward: str
+    n_in: int
+    input_names: list[str]
+
+
+def _copy(obj: Any, cls: str) -> Any:
+    try:
+        return copy.deepcopy(obj)
+    except Exception as exc:
+        raise BadInputError(
+            f"{cls} cannot be deep-copied ({type(exc).__name__}: {exc}); check_object evaluates every point on "
+            "a fresh copy of the layer.",
+            "give the class a __deepcopy__ that copies its arrays (or drop the attribute that cannot be copied).",
+        ) from exc
+
+
+def _with_params(template: Any, slots: list[Slot], values: Sequence[Any]) -> Any:
+    """A deep copy of ``template`` whose parameter arrays are fresh copies of ``values`` (aliases follow)."""
+    memo: dict[int, Any] = {id(s.get(template)): np.array(v, copy=True) for s, v in zip(slots, values, strict=True)}
+    return copy.deepcopy(template, memo)
+
+
+# -- finding the parameters -------------------------------------------------------------------------------------
+def _dict_slots(slots: list[Slot]) -> bool:
+    return any(s.key is not None for s in slots)
+
+
+def _declared(obj: Any, params: Any, cls: str) -> list[Slot]:
+    """The parameters' slots on ``obj`` (candidates only, when they are searched for)."""
+    if isinstance(params, str):
+        value = getattr(obj, params, _MISSING)
+        if isinstance(value, Mapping):
+            found = [Slot(params, k) for k, v in value.items() if _is_float_array(v)]
+            if found:
+                return found
+            raise BadInputError(f"{cls}.{params} holds no float array.", _params_hint(obj))
+        if value is _MISSING and "[" not in params:
+            raise BadInputError(f"{cls} has no attribute {params!r} (given as params).", _params_hint(obj))
+        params = [params]
+    if params is not None:
+        slots = [Slot.parse(p, "params") for p in params]
+        for s in slots:
+            if not _is_float_array(s.get(obj)):
+                value = s.get(obj)
+                what = "is missing" if value is _MISSING else f"is a {type(value).__name__}, not a float array"
+                raise BadInputError(f"{cls}'s parameter {s.label} {what}.", _params_hint(obj))
+        return slots
+    for name in PARAM_DICTS:
+        value = getattr(obj, name, None)
+        if isinstance(value, Mapping) and any(_is_float_array(v) for v in value.values()):
+            return [Slot(name, k) for k, v in value.items() if _is_float_array(v)]
+    attrs = _attributes(obj)
+    arrays = [a for a, v in attrs.items() if _is_float_array(v)]
+    candidates = [a for a in arrays if not any(a == p.format(b) for b in arrays for p in GRAD_ATTRS)]
+    if not candidates:
+        raise BadInputError(
+            f"found no parameters on {cls}: no dict attribute {' or '.join(PARAM_DICTS)} holding float arrays, "
+            "and no float array attribute.",
+            "name them: params=['W', 'b'] (attributes) or params='weights' (a dict attribute); params=() for a "
+            "layer without parameters.",
+        )
+    return [Slot(a) for a in candidates]
+
+
+def _attributes(obj: Any) -> dict[str, Any]:
+    try:
+        return dict(vars(obj))
+    except TypeError:
+        return {a: getattr(obj, a, None) for a in getattr(type(obj), "__slots__", ())}
+
+
+def _params_hint(obj: Any) -> str:
+    attrs = _attributes(obj)
+    arrays = [a for a, v in attrs.items() if _is_float_array(v)]
+    dicts = [a for a, v in attrs.items() if isinstance(v, Mapping)]
+    return (
+        f"its float array attributes are {arrays or 'none'}, its dict attributes {dicts or 'none'}; name the "
+        "parameters with params=['W', 'b'] or params='parameters'."
+    )
+
+
+def _params(template: Any, params: Any, inputs: tuple[Any, ...], spec: _Spec) -> tuple[Any, list[Slot], list[str]]:
+    """The template to copy, the parameters' slots on it, and a note when a first forward pass created them."""
+    if params is not None and not isinstance(params, str) and len(params) == 0:
+        return template, [], []
+    try:
+        return template, _declared(template, params, spec.cls), []
+    except BadInputError as first:
+        init = copy.deepcopy(template)
+        try:
+            getattr(init, spec.forward)(*copy.deepcopy(inputs))
+            slots = _declared(init, params, spec.cls)
+        except Exception:
+            raise first from None
+    note = f"{spec.cls} creates its parameters in its first forward pass: they were created on a copy of the layer."
+    return init, slots, [note]
+
+
+# -- one forward and backward pass to see where things are ------------------------------------------------------
+@dataclass
+class _Probe:
+    changed_by_forward: set[Slot]
+    updated: list[Slot]
+    where: dict[Slot, Where]
+    looked: dict[Slot, list[str]]
+
+
+def _snap(value: Any) -> Any:
+    return np.array(value, copy=True) if isinstance(value, np.ndarray) else value
+
+
+def _differs(before: Any, now: Any) -> bool:
+    if isinstance(before, np.ndarray) and isinstance(now, np.ndarray):
+        return before.shape != now.shape or not np.array_equal(before, now, equal_nan=True)
+    return before is not now
+
+
+def _grad_slots(slot: Slot, grads: Any) -> list[Slot]:
+    name = slot.name
+    if isinstance(grads, Mapping):
+        if name in grads:
+            return [Slot.parse(grads[name], "grads")]
+        grads = None
+    if isinstance(grads, str) and grads != "return":
+        return [Slot(grads.format(name))] if "{}" in grads else [Slot(grads, name)]
+    if grads == "return":
+        return []
+    return [Slot(d, name) for d in GRAD_DICTS] + [Slot(p.format(name)) for p in GRAD_ATTRS]
+
+
+def _zero(obj: Any, slots: Sequence[Slot]) -> None:
+    """Zero the gradient arrays already on the copy: a backward pass that accumulates starts from zero."""
+    for s in slots:
+        value = s.get(obj)
+        if _is_float_array(value) and value.flags.writeable:
+            value[...] = 0
+
+
+def _probe(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any, ...], dout: Any, spec: _Spec) -> _Probe:
+    obj = copy.deepcopy(template)
+    before = {s: _snap(s.get(obj)) for s in slots}
+    out = call_user(getattr(obj, spec.forward), copy.deepcopy(inputs), f"{spec.cls}.{spec.forward}")
+    changed = {s for s in slots if _differs(before[s], s.get(obj))}
+    at_backward = {s: _snap(s.get(obj)) for s in slots}
+    candidates = {s: _grad_slots(s, grads) for s in slots}
+    flat = [c for cs in candidates.values() for c in cs]
+    _zero(obj, flat)
+    zeroed = {c: (id(c.get(obj)), _snap(c.get(obj))) for c in flat}
+    if dout is None:
+        dout = rebuild_like(out, [np.ones_like(np.asarray(x)) for _, x in flatten(out, "out")])
+    ret = call_user(getattr(obj, spec.backward), (copy.deepcopy(dout),), f"{spec.cls}.{spec.backward}")
+    updated = [s for s in slots if _differs(at_backward[s], s.get(obj))]
+    positional = isinstance(ret, (tuple, list)) and len(ret) == spec.n_in + len(slots) and len(slots) > 0
+    where: dict[Slot, Where] = {}
+    for k, s in enumerate(slots):
+        shape = np.shape(at_backward[s])
+        found = [c for c in candidates[s] if _is_float_array(c.get(obj)) and c.get(obj).shape == shape]
+        written = [c for c in found if id(c.get(obj)) != zeroed[c][0] or _differs(zeroed[c][1], c.get(obj))]
+        if written or found:
+            where[s] = (written or found)[0]
+        elif grads == "return" or (grads is None and positional):
+            where[s] = spec.n_in + k
+    tail = ["backward's return value (one gradient per input, then per parameter)"] if grads is None else []
+    looked = {s: [c.label for c in candidates[s]] + tail for s in slots}
+    return _Probe(changed, updated, where, looked)
+
+
+def _keep(
+    slots: list[Slot], probe: _Probe, searched: bool, notes: list[str], spec: _Spec
+) -> tuple[list[Slot], list[str]]:
+    """The parameters to check: when attributes were searched for, those forward leaves alone and whose gradient
+    backward writes; otherwise every one, each with a gradient (or a typed error naming it)."""
+    if searched:
+        state = [s for s in slots if s in probe.changed_by_forward]
+        kept = [s for s in slots if s not in probe.changed_by_forward and s in probe.where]
+        lost = [s for s in slots if s not in probe.changed_by_forward and s not in probe.where]
+        hidden = [s for s in lost if s in probe.updated]
+        if kept and not hidden:
+            if lost:
+                notes = [
+                    *notes,
+                    f"not checked: {', '.join(s.name for s in lost)} (float array attributes of "
+                    f"{spec.cls} with no gradient after {spec.backward}; name them in params= and grads= to "
+                    "check them).",
+                ]
+            if state:
+                notes = [*notes, f"{', '.join(s.name for s in state)}: set by {spec.forward} (state, not parameters)."]
+            return kept, notes
+        slots = hidden or lost or state
+    for s in slots:
+        if s not in probe.where:
+            raise _no_gradient(s, probe, spec)
+    return slots, notes
+
+
+def _no_gradient(s: Slot, probe: _Probe, spec: _Spec) -> BadInputError:
+    looked = ", ".join(probe.looked[s]) or "backward's return value"
+    if s in probe.updated:
+        return BadInputError(
+            f"{spec.cls}.{spec.backward} updates the parameter {s.label} (an optimizer step inside backward) and "
+            f"leaves no gradient for it where backcheck looked ({looked}); the gradient cannot be recovered from "
+            "the update.",
+            f"store the gradient on the object before the update (self.d{s.name} = ...), or name where it is: "
+            f"grads={{{s.name!r}: 'attribute'}}.",
+        )
+    return BadInputError(
+        f"found no gradient of {s.label} after {spec.cls}.{spec.backward}: looked in {looked} (for an array of "
+        f"{s.name}'s shape).",
+        "name where backward writes it: grads='gradients' (a dict attribute), grads='d{}' (a pattern), "
+        f"grads={{{s.name!r}: 'attribute'}}, or grads='return' if backward returns it after the inputs' gradients.",
+    )
+
+
+def _where_notes(slots: list[Slot], where: dict[str, Where], probe: _Probe, spec: _Spec) -> list[str]:
+    if not slots:
+        return []
+    found = "; ".join(
+        f"{s.name} = {s.label}, gradient in "
+        + (w.label if isinstance(w, Slot) else f"{spec.backward}()[{w}]")
+        for s in slots
+        for w in (where[s.name],)
+    )
+    notes = [f"{spec.cls}: {found}."]
+    if probe.updated:
+        notes.append(
+            f"{spec.cls}.{spec.backward} updates {', '.join(s.name for s in probe.updated)} (an optimizer step "
+            "inside backward): the gradients were read where backward wrote them, and every evaluation ran on a "
+            "fresh copy of the layer."
+        )
+    return notes
+
+
+# -- the functions check_layer calls (classes, so that an executor can pickle them with the layer) ---------------
+class _Forward:
+    """``forward(*inputs, *params)`` on a fresh copy of the layer holding ``params``."""
+
+    def __init__(self, template: Any, slots: list[Slot], spec: _Spec) -> None:
+        self.template, self.slots, self.spec = template, slots, spec
+        self.__name__ = f"{spec.cls}.{spec.forward}"
+
+    def __call__(self, *args: Any) -> Any:
+        n = self.spec.n_in
+        obj = _with_params(self.template, self.slots, args[n:])
+        return getattr(obj, self.spec.forward)(*args[:n])
+
+
+class _Backward:
+    """``backward(dout, *inputs, *params)``: forward then backward on a fresh copy, the gradients read from where
+    backward wrote them (before any update of the parameters inside backward)."""
+
+    def __init__(self, template: Any, slots: list[Slot], where: dict[str, Where], spec: _Spec) -> None:
+        self.template, self.slots, self.where, self.spec = template, slots, where, spec
+        self.__name__ = f"{spec.cls}.{spec.backward}"
+
+    def __call__(self, dout: Any, *args: Any) -> tuple[Any, ...]:
+        spec = self.spec
+        obj = _with_params(self.template, self.slots, args[spec.n_in :])
+        getattr(obj, spec.forward)(*args[: spec.n_in])
+        _zero(obj, [w for w in self.where.values() if isinstance(w, Slot)])
+        ret = getattr(obj, spec.backward)(dout)
+        positional = any(isinstance(w, int) for w in self.where.values())
+        grads = []
+        for s in self.slots:
+            w = self.where[s.name]
+            value = (ret[w] if len(ret) > w else None) if isinstance(w, int) else w.get(obj)
+            grads.append(None if value is _MISSING else value)
+        return (*self._inputs(ret[: spec.n_in] if positional else ret), *grads)
+
+    def _inputs(self, ret: Any) -> tuple[Any, ...]:
+        spec = self.spec
+        if spec.n_in == 1:
+            return (ret[0] if isinstance(ret, (tuple, list)) and len(ret) == 1 else ret,)
+        if not isinstance(ret, (tuple, list)) or len(ret) != spec.n_in:
+            got = f"{len(ret)} values" if isinstance(ret, (tuple, list)) else f"a {type(ret).__name__}"
+            raise GradientStructureError(
+                f"{spec.cls}.{spec.backward} returned {got} for {spec.n_in} inputs ({', '.join(spec.input_names)}).",
+                "return one gradient per input of forward, in order (None for integer inputs).",
+            )
+        return tuple(ret)
