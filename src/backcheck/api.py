@@ -14,10 +14,10 @@ from backcheck.evaluate import Output
 from backcheck.findings import mutation_finding
 from backcheck.options import Options
 from backcheck.report import Report
-from backcheck.run import check_finite, run
+from backcheck.run import run
 from backcheck.tree import Tree, map_leaves
 
-__all__ = ["assert_grad", "check", "check_finite", "loss_contract", "mutation_finding", "replay_randomness"]
+__all__ = ["assert_grad", "check", "loss_contract", "replay_randomness"]
 
 
 def check(

@@ -87,3 +87,14 @@ def arg_names(fn: Callable[..., Any], n: int, *, skip_ctx: bool = False, default
         else:
             names.append(f"{default}[{k}]")
     return names
+
+
+#: Longest exception message line shown in a one-line summary.
+MAX_MESSAGE_LINE = 160
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message, cut to :data:`MAX_MESSAGE_LINE` characters (for one-line notes)."""
+    text = str(exc).strip().splitlines()
+    line = text[0] if text else ""
+    return line if len(line) <= MAX_MESSAGE_LINE else line[: MAX_MESSAGE_LINE - 3] + "..."

@@ -1,24 +1,18 @@
-"""Machinery every framework frontend shares: an evaluator that remembers points (for batched first
-differences), sections of a report (reverse mode, forward mode) judged against one numeric side, cotangents
-and argument names. Framework-free: numpy and the core only.
+"""Machinery the framework frontends share: an evaluator that remembers points, so first differences can be
+evaluated in batches (vmap) before a strategy asks for them. Framework-free: numpy and the core only.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
-from backcheck.contract import Analytic, Contract, Section
+from backcheck.calls import first_line
 from backcheck.evaluate import Evaluator, Output
 from backcheck.numeric.steps import default_steps
-from backcheck.options import Options
-from backcheck.report import Finding, Report
-from backcheck.run import run
 from backcheck.strategies import choose, resolve
 from backcheck.tree import Tree
 
@@ -190,81 +184,3 @@ def prefetch_first_differences(
         )
         return False
     return True
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    line = text[0] if text else ""
-    return line if len(line) <= 160 else line[:157] + "..."
-
-
-def report_sections(
-    *,
-    title: str,
-    kind: str,
-    tree: Tree,
-    ev: CachedEvaluator,
-    sections: list[Section],
-    findings: list[Finding],
-    notes: list[str],
-    root: str = "inputs",
-    options: Options | None = None,
-    grad_eps: np.ndarray | None = None,
-    **option_values: Any,
-) -> Report:
-    """Judge every section against the same numeric side (an evaluator already at its baseline).
-
-    ``options``, or the option values as keywords (``strategy=``, ``seed=``, ...), say how.
-    """
-    option_values.pop("started", None)
-    options = options or Options.make(**option_values)
-    if grad_eps is not None:
-        sections = [dataclasses.replace(sec, grad_eps=grad_eps) for sec in sections]
-    contract = Contract(
-        title=title,
-        kind=kind,
-        tree=tree,
-        point=ev.tree,
-        call=ev.call,
-        output=ev.output,
-        analytic=lambda: Analytic(tuple(sections)),
-        fname=ev.fname,
-        evaluator=ev,
-        findings=tuple(findings),
-        notes=tuple(notes),
-        root=root,
-    )
-    return run(contract, options)
-
-
-def default_cotangent(shapes: Sequence[tuple[int, ...]], seed: int, complex_parts: Sequence[bool]) -> list[np.ndarray]:
-    """The default ``dout``: ones for a single scalar output (the gradient itself), else seeded normal."""
-    if len(shapes) == 1 and int(np.prod(shapes[0], dtype=np.int64)) == 1 and not complex_parts[0]:
-        return [np.ones(shapes[0])]
-    rng = np.random.default_rng(seed + 7919)
-    out = []
-    for shape, cplx in zip(shapes, complex_parts, strict=True):
-        u = rng.standard_normal(shape)
-        out.append(u + 1j * rng.standard_normal(shape) if cplx else u)
-    return out
-
-
-def arg_names(fn: Callable[..., Any], n: int, skip_ctx: bool = False) -> list[str]:
-    """Names of the first ``n`` positional arguments of ``fn`` (``inputs[k]`` where it has none)."""
-    try:
-        params = list(inspect.signature(fn).parameters.values())
-    except (TypeError, ValueError):
-        params = []
-    if skip_ctx and params and params[0].name == "ctx":
-        params = params[1:]
-    names: list[str] = []
-    for k in range(n):
-        if k < len(params) and params[k].kind in (params[k].POSITIONAL_ONLY, params[k].POSITIONAL_OR_KEYWORD):
-            names.append(params[k].name)
-        elif params and any(p.kind == p.VAR_POSITIONAL for p in params):
-            star = next(p for p in params if p.kind == p.VAR_POSITIONAL)
-            first = next(j for j, p in enumerate(params) if p.kind == p.VAR_POSITIONAL)
-            names.append(f"{star.name}[{k - first}]")
-        else:
-            names.append(f"inputs[{k}]")
-    return names

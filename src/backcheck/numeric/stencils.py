@@ -22,9 +22,6 @@ class Stencil:
     order: int
     increment: int = 2
 
-    def apply(self, phis: np.ndarray, h: float) -> float:
-        return float(np.dot(self.weights, phis) / h)
-
 
 STENCILS: dict[str, Stencil] = {
     "central": Stencil("central", (-1.0, 1.0), (-0.5, 0.5), 2),

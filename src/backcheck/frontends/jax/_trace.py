@@ -13,8 +13,7 @@ from typing import Any
 
 import jax
 
-from backcheck.calls import call_user
-from backcheck.frontends.common import first_line
+from backcheck.calls import call_user, first_line
 
 #: Static arguments of the compiled transformations: fn, treedef, layout, statics, out_sel.
 _STATIC = (0, 1, 2, 3, 4)

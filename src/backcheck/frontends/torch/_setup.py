@@ -7,9 +7,10 @@ from typing import Any
 
 import numpy as np
 
+from backcheck.calls import first_line
 from backcheck.errors import BackcheckError, BadInputError, GradientStructureError, UserFunctionError
 from backcheck.evaluate import Output
-from backcheck.frontends.common import CachedEvaluator, first_line
+from backcheck.frontends.common import CachedEvaluator
 from backcheck.frontends.torch._session import Session
 from backcheck.frontends.torch._tensors import (
     Slot,
