@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from backcheck.api import check
-from backcheck.numeric.grad import first_parameter_name
+from backcheck.calls import first_parameter_name
+from backcheck.options import Options
 from backcheck.report import Report
 from backcheck.tree import Tree
 
@@ -41,7 +42,7 @@ def check_hvp(
     params : tree
         The point.
     v : tree, optional
-        The vector; default a seeded standard normal tree like ``params``.
+        The vector; default a standard normal tree like ``params``, from the seed's ``"hvp vector"`` stream.
     **options
         Passed to :func:`backcheck.check` (strategy, atol, rtol, step, ...).
 
@@ -56,7 +57,7 @@ def check_hvp(
     """
     shape_tree = Tree(params, first_parameter_name(grad), in_place=False)
     if v is None:
-        rng = np.random.default_rng(seed + 31)
+        rng = Options.make(seed=seed).rng("hvp vector")
         v = shape_tree.fresh(rng.standard_normal(shape_tree.size))
     v_flat = shape_tree.pack(v, "vector v")
 
@@ -75,5 +76,10 @@ def check_hvp(
 def check_grad_of_grad(
     grad: Callable[[Any], Any], hessian_vector: Callable[[Any, Any], Any], params: Any, **options: Any
 ) -> Report:
-    """Check a gradient of a gradient (double backward): the same contract as :func:`check_hvp`."""
+    """Check a gradient of a gradient (double backward): the same contract as :func:`check_hvp`.
+
+    ``grad(params)`` is the first-order gradient (of a fixed cotangent), ``hessian_vector(params, v)`` its
+    derivative along ``v``; :func:`backcheck.nn.check.check_grad_of_grad` builds both from engine ops and
+    calls this.
+    """
     return check_hvp(None, grad, hessian_vector, params, **options)

@@ -28,9 +28,10 @@ def estimate_noise(ev: Evaluator, steps: np.ndarray, seed: int = 0) -> float:
     Two probes, each on a short segment offset from the point by about one finite-difference step in a
     random direction: a kink *at* the point (ReLU inputs at 0, ties) then lies off the segments, where it
     would pose as noise. The smaller of the two estimates is kept, so that a kink crossing one segment by
-    chance does not inflate the estimate.
+    chance does not inflate the estimate. ``seed`` seeds the probes' directions; a check passes one drawn
+    from its ``"noise"`` stream (:meth:`backcheck.options.Options.rng`).
     """
-    rng = np.random.default_rng(seed + 104729)
+    rng = np.random.default_rng(seed)  # the caller draws it from its own named stream
     # the noise of phi shows along any direction: on a large input, move a random subset of its elements only
     idx = np.setdiff1d(np.arange(ev.tree.size), ev.tree.excluded)  # non-finite entries (masks) stay put
     if idx.size > MAX_MOVED:
