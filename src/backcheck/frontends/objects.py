@@ -417,8 +417,7 @@ def _where_notes(slots: list[Slot], where: dict[str, Where], probe: _Probe, spec
     if not slots:
         return []
     found = "; ".join(
-        f"{s.name} = {s.label}, gradient in "
-        + (w.label if isinstance(w, Slot) else f"{spec.backward}()[{w}]")
+        f"{s.name} = {s.label}, gradient in " + (w.label if isinstance(w, Slot) else f"{spec.backward}()[{w}]")
         for s in slots
         for w in (where[s.name],)
     )

@@ -1,0 +1,307 @@
+"""check_object: stateful layer objects checked without an adapter (numpy-ml dicts, dW attributes, an update
+inside backward), the caller's object never changed."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import runpy
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import backcheck
+from backcheck.errors import BadInputError, GradientStructureError
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _example() -> Any:
+    spec = importlib.util.spec_from_file_location("stateful_layers", EXAMPLES / "stateful_layers.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+ex = _example()
+
+CASES = [
+    (ex.Dense, set()),
+    (ex.DenseBuggy, {"b"}),
+    (ex.SGDLinear, set()),
+    (ex.SGDLinearBuggy, {"b"}),
+    (ex.SGDLinearLateInput, {"x"}),
+]
+
+
+def failing(report: backcheck.Report) -> set[str]:
+    return {leaf.name for leaf in report.leaves if leaf.status == "fail"}
+
+
+def state(obj: Any) -> dict[str, Any]:
+    """Every attribute of ``obj``, arrays copied (with their dtype), dicts of arrays too."""
+    return copy.deepcopy(vars(obj))
+
+
+def assert_same_state(before: dict[str, Any], obj: Any) -> None:
+    now = vars(obj)
+    assert set(now) == set(before), f"attributes added or removed: {set(now) ^ set(before)}"
+    for name, was in before.items():
+        value = now[name]
+        if isinstance(was, dict):
+            assert set(value) == set(was), name
+            pairs = [(f"{name}[{k!r}]", was[k], value[k]) for k in was]
+        else:
+            pairs = [(name, was, value)]
+        for label, a, b in pairs:
+            if isinstance(a, np.ndarray):
+                assert b.dtype == a.dtype and b.shape == a.shape, label
+                assert np.array_equal(a.view(np.uint8), b.view(np.uint8)), f"{label} changed"  # bit-identical
+            else:
+                assert a == b, label
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(("cls", "wrong"), CASES, ids=[c.__name__ for c, _ in CASES])
+def test_examples_pass_or_name_the_wrong_array(cls: type, wrong: set[str], dtype: type) -> None:
+    layer = cls(5, 3, dtype=dtype)
+    x = np.random.default_rng(1).normal(size=(8, 5)).astype(dtype)
+    before = state(layer)
+    report = backcheck.check_object(layer, x)
+    assert [leaf.name for leaf in report.leaves] == [("X" if "Dense" in cls.__name__ else "x"), "W", "b"]
+    assert all(str(leaf.dtype) == np.dtype(dtype).name for leaf in report.leaves)
+    assert failing(report) == wrong, str(report)
+    assert report.status == ("pass" if not wrong else "fail"), str(report)
+    for leaf in report.leaves:
+        if leaf.name in wrong:
+            assert leaf.worst and all(e.name.startswith(leaf.name + "[") for e in leaf.worst)
+    assert_same_state(before, layer)  # no stored input, no gradient, no update leaked into the caller's object
+
+
+def test_example_script_prints_two_passes_and_three_named_failures(capsys: pytest.CaptureFixture[str]) -> None:
+    runpy.run_path(str(EXAMPLES / "stateful_layers.py"), run_name="__main__")
+    reports = capsys.readouterr().out.strip().split("\n\n")
+    assert [r.split(":")[0] for r in reports] == ["backcheck PASS", "backcheck FAIL"] * 2 + ["backcheck FAIL"]
+    assert "DenseBuggy.forward / DenseBuggy.backward" in reports[1] and "b: worst elements" in reports[1]
+    assert "self.gradients['W']" in reports[0]
+    assert "updates W, b (an optimizer step inside backward)" in reports[2] and "gradient in self.dW" in reports[2]
+    assert "b: worst elements" in reports[3] and "x: worst elements" in reports[4]
+
+
+def test_accumulated_gradients_on_the_object_do_not_count() -> None:
+    layer = ex.Dense(4, 2)
+    x = np.random.default_rng(2).normal(size=(6, 4))
+    layer.forward(x)
+    layer.backward(np.ones((6, 2)))  # the user's object now holds gradients and a stored input
+    before = state(layer)
+    report = backcheck.check_object(layer, x)
+    assert report.ok, str(report)
+    assert_same_state(before, layer)
+
+
+def test_parameters_left_identical_objects() -> None:
+    layer = ex.SGDLinear(3, 2)
+    W, b = layer.W, layer.b
+    backcheck.check_object(layer, np.ones((2, 3)))
+    assert layer.W is W and layer.b is b
+    assert not hasattr(layer, "dW") and not hasattr(layer, "x")
+
+
+class UpdateOnly:
+    """Takes the SGD step inside backward and keeps no gradient: nothing to check the weights against."""
+
+    def __init__(self) -> None:
+        self.W = np.linspace(-1, 1, 6).reshape(3, 2)
+        self.lr = 0.1
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        return x @ self.W
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        dx = g @ self.W.T
+        self.W -= self.lr * (self.x.T @ g)
+        return dx
+
+
+def test_update_without_gradient_is_a_typed_error_naming_the_parameter() -> None:
+    with pytest.raises(BadInputError, match=r"updates the parameter self\.W \(an optimizer step") as info:
+        backcheck.check_object(UpdateOnly(), np.ones((2, 3)))
+    assert info.value.hint is not None and "self.dW" in info.value.hint and "grads=" in info.value.hint
+
+
+class Renamed:
+    """Gradients where nothing is searched: ``self.delta_W``; weights ``self.kernel``."""
+
+    def __init__(self) -> None:
+        self.kernel = np.linspace(-1, 1, 6).reshape(3, 2)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        return np.sin(x @ self.kernel)
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        dz = g * np.cos(self.x @ self.kernel)
+        self.delta_kernel = self.x.T @ dz
+        return dz @ self.kernel.T
+
+
+def test_missing_gradient_names_the_parameter_and_where_it_looked() -> None:
+    x = np.random.default_rng(3).normal(size=(4, 3))
+    with pytest.raises(BadInputError, match=r"no gradient of self\.kernel .*self\.dkernel") as info:
+        backcheck.check_object(Renamed(), x, params=["kernel"])
+    assert "grads=" in (info.value.hint or "")
+    report = backcheck.check_object(Renamed(), x, grads="delta_{}")
+    assert report.ok and [leaf.name for leaf in report.leaves] == ["x", "kernel"], str(report)
+    assert backcheck.check_object(Renamed(), x, grads={"kernel": "delta_kernel"}).ok
+
+
+def test_missing_parameter_attribute_is_named() -> None:
+    with pytest.raises(BadInputError, match=r"SGDLinear's parameter self\.Wx is missing") as info:
+        backcheck.check_object(ex.SGDLinear(3, 2), np.ones((2, 3)), params=["Wx", "b"])
+    assert "['W', 'b']" in (info.value.hint or "")
+    with pytest.raises(BadInputError, match="SGDLinear has no attribute 'weights'"):
+        backcheck.check_object(ex.SGDLinear(3, 2), np.ones((2, 3)), params="weights")
+    with pytest.raises(BadInputError, match="SGDLinear has no method 'fprop'"):
+        backcheck.check_object(ex.SGDLinear(3, 2), np.ones((2, 3)), forward="fprop")
+    with pytest.raises(BadInputError, match=r"unknown keyword\(s\) \['sample'\]"):
+        backcheck.check_object(ex.SGDLinear(3, 2), np.ones((2, 3)), sample=3)
+
+
+class ReturnsAll:
+    """``backward`` returns ``(dx, dW, db)``; ``forward`` keeps a mask constant and a dropout generator."""
+
+    def __init__(self) -> None:
+        rng = np.random.default_rng(4)
+        self.W, self.b = rng.normal(size=(3, 2)), rng.normal(size=2)
+        self.scale = np.array([1.0, 2.0])  # a constant: no gradient anywhere
+        self.rng = np.random.default_rng(5)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.keep = self.rng.random(x.shape) < 0.7  # a fresh dropout mask every call
+        self.x = x * self.keep
+        return (self.x @ self.W + self.b) * self.scale
+
+    def backward(self, g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        gz = g * self.scale
+        return (gz @ self.W.T) * self.keep, self.x.T @ gz, gz.sum(axis=0)
+
+
+class StoresGradients(ReturnsAll):
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        dx, self.dW, self.db = super().backward(g)
+        return dx
+
+
+def test_gradients_returned_by_backward() -> None:
+    layer = ReturnsAll()
+    rng_state = copy.deepcopy(layer.rng.bit_generator.state)
+    report = backcheck.check_object(layer, np.random.default_rng(6).normal(size=(5, 3)), params=["W", "b"])
+    assert report.ok, str(report)
+    assert [leaf.name for leaf in report.leaves] == ["x", "W", "b"]
+    assert any("gradient in backward()[1]" in n for n in report.notes), report.notes
+    assert layer.rng.bit_generator.state == rng_state  # the layer's generator was copied, never drawn from
+    with pytest.raises(BadInputError, match="no gradient of self.W"):  # three returned, for x, W, b and scale
+        backcheck.check_object(layer, np.ones((5, 3)))
+
+
+def test_searched_attributes_without_gradient_are_left_out_with_a_note() -> None:
+    report = backcheck.check_object(StoresGradients(), np.random.default_rng(6).normal(size=(5, 3)))
+    assert report.ok and [leaf.name for leaf in report.leaves] == ["x", "W", "b"], str(report)
+    assert any("not checked: scale" in n for n in report.notes), report.notes
+
+
+class Lazy:
+    """numpy-ml style lazy initialisation: the parameters exist after the first forward pass."""
+
+    def __init__(self, n_out: int) -> None:
+        self.n_out = n_out
+        self.parameters: dict[str, Any] = {"W": None}
+        self.gradients: dict[str, Any] = {}
+
+    def forward(self, X: np.ndarray) -> np.ndarray:
+        if self.parameters["W"] is None:
+            self.parameters["W"] = np.random.default_rng(7).normal(size=(X.shape[1], self.n_out))
+            self.gradients["W"] = np.zeros_like(self.parameters["W"])
+        self.X = X
+        return np.tanh(X @ self.parameters["W"])
+
+    def backward(self, dLdy: np.ndarray) -> np.ndarray:
+        dz = dLdy * (1 - np.tanh(self.X @ self.parameters["W"]) ** 2)
+        self.gradients["W"] += self.X.T @ dz
+        return dz @ self.parameters["W"].T
+
+
+def test_lazily_created_parameters_are_created_on_a_copy() -> None:
+    layer = Lazy(2)
+    report = backcheck.check_object(layer, np.ones((3, 4)) / 3)
+    assert report.ok and [leaf.name for leaf in report.leaves] == ["X", "W"], str(report)
+    assert any("first forward pass" in n for n in report.notes)
+    assert layer.parameters == {"W": None} and layer.gradients == {} and not hasattr(layer, "X")
+
+
+class TwoInputs:
+    """``forward(x, y)`` with integer labels: softmax cross-entropy over ``x @ W``."""
+
+    def __init__(self) -> None:
+        self.W = np.random.default_rng(8).normal(size=(3, 4))
+
+    def forward(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        z = x @ self.W
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        self.p, self.x, self.y = p / p.sum(axis=1, keepdims=True), x, y
+        return -np.log(self.p[np.arange(len(y)), y]).mean()
+
+    def backward(self, dout: np.ndarray) -> tuple[np.ndarray, None]:
+        dz = self.p.copy()
+        dz[np.arange(len(self.y)), self.y] -= 1
+        dz *= dout / len(self.y)
+        self.dW = self.x.T @ dz
+        return dz @ self.W.T, None
+
+
+def test_integer_inputs_pass_through_and_options_reach_check_layer() -> None:
+    x, y = np.random.default_rng(9).normal(size=(5, 3)), np.array([0, 3, 1, 2, 3])
+    report = backcheck.check_object(TwoInputs(), x, y)
+    assert report.ok and [leaf.name for leaf in report.leaves] == ["x", "W"], str(report)
+    only_w = backcheck.check_object(TwoInputs(), x, y, wrt=["W"], strategy="sparse", samples=4)
+    assert [leaf.name for leaf in only_w.leaves] == ["W"] and only_w.strategy == "sparse"
+    assert only_w.leaves[0].n_checked == 4
+
+
+def test_backward_returning_the_wrong_number_of_input_gradients_is_named() -> None:
+    class One(TwoInputs):
+        def backward(self, dout: np.ndarray) -> Any:
+            return super().backward(dout)[0]
+
+    x, y = np.random.default_rng(9).normal(size=(5, 3)), np.array([0, 3, 1, 2, 3])
+    with pytest.raises(GradientStructureError, match=r"One\.backward returned a ndarray for 2 inputs \(x, y\)"):
+        backcheck.check_object(One(), x, y)
+
+
+def test_no_parameters_needs_saying_so() -> None:
+    class Relu:
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            self.mask = x > 0
+            return x * self.mask
+
+        def backward(self, g: np.ndarray) -> np.ndarray:
+            return g * self.mask
+
+    x = np.array([[-1.0, 0.5], [2.0, -0.3]])
+    with pytest.raises(BadInputError, match="found no parameters on Relu") as info:
+        backcheck.check_object(Relu(), x)
+    assert "params=()" in (info.value.hint or "")
+    report = backcheck.check_object(Relu(), x, params=())
+    assert report.ok and [leaf.name for leaf in report.leaves] == ["x"]
+
+
+def test_readme_block_names_the_bias(capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Layer objects that keep state") :]
+    block = section[section.index("```python\n") + len("```python\n") : section.index("\n```\n")]
+    exec(compile(block, "README.md (check_object)", "exec"), {})
+    assert capsys.readouterr().out == "['b']\n"
