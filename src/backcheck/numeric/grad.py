@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from backcheck.calls import first_parameter_name, function_name
 from backcheck.errors import BadInputError, NonFiniteError, NotScalarError, UserFunctionError
 from backcheck.evaluate import Evaluator, Output
 from backcheck.numeric.noise import estimate_noise
@@ -18,21 +18,6 @@ from backcheck.tree import Tree
 
 #: How many machine epsilons of |phi| one evaluation of a function may be off by (accumulated rounding).
 ROUNDOFF_FACTOR = 8.0
-
-
-def function_name(f: Callable[..., Any], default: str = "f") -> str:
-    name = getattr(f, "__name__", None) or type(f).__name__
-    return default if name == "<lambda>" else name
-
-
-def first_parameter_name(f: Callable[..., Any], default: str = "params") -> str:
-    try:
-        params = list(inspect.signature(f).parameters.values())
-    except (TypeError, ValueError):
-        return default
-    if params and params[0].kind in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD):
-        return params[0].name
-    return default
 
 
 #: Standard deviations of measured noise allowed in one value of phi, in a Richardson table.
