@@ -523,6 +523,36 @@ def test_blame_points_at_the_wrong_submodule() -> None:
     assert not result.ok and _unchanged(mlp, snap)
 
 
+class FlakyTanh(torch.nn.Module):
+    """Runs once (the recorded pass), then raises: its isolated check errors."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.calls > 1:
+            raise ValueError("only once")
+        return torch.tanh(x)
+
+
+def test_blame_row_of_a_submodule_whose_check_raises_is_an_error_and_the_others_still_run() -> None:
+    import backcheck.blame
+
+    mlp = MLP().double()
+    mlp.act = FlakyTanh()
+    result = bt.blame(mlp, torch.randn(5, 3, generator=_gen(26), dtype=torch.float64))
+    assert isinstance(result, backcheck.blame.Blame) and bt.BlameRow is backcheck.blame.BlameRow
+    act = result.row("act")
+    assert act.status == "error" and act.report is None and "ValueError: only once" in act.message
+    assert result.first_failing is act and not result.ok
+    assert result.row("fc1").status == "pass" and result.row("fc2").status == "pass"
+    assert result.row("fc2").n_checked > 0 and result.row("fc2").worst.startswith(("input", "weight", "bias"))
+    said = [line for line in str(result).splitlines() if line.strip().startswith("act: ")]
+    assert len(said) == 1 and "FlakyTanh raised ValueError: only once" in said[0]
+
+
 def test_blame_with_loss_fn_and_all_good() -> None:
     mlp = MLP()
     result = bt.blame(mlp, torch.randn(4, 3, generator=_gen(25)), loss_fn=lambda y: (y**2).mean())

@@ -1,9 +1,10 @@
 """Layer-by-layer gradient checks of backcheck.nn models: every layer passes, a wrong one is blamed."""
 
 import numpy as np
+import pytest
 
 from backcheck.nn import MLP, Linear, Module, Sequential, SmallCNN, fit
-from backcheck.nn.check import blame, check_module
+from backcheck.nn.check import Blame, BlameRow, blame, check_module
 from backcheck.nn.modules import BatchNorm1d, Dropout, ReLU
 from backcheck.nn.tensor import Function
 
@@ -86,3 +87,33 @@ def test_fit_checks_the_layers_on_the_first_batch_by_default():
     table = hist.checks[0][1].to_dict()
     assert table["ok"] is False and table["first_failing"] == "1"
     assert [(row["name"], row["status"].lower()) for row in table["rows"]][:2] == [("0", "pass"), ("1", "fail")]
+
+
+def test_a_row_of_a_failing_layer_names_its_worst_element_and_exceeds_its_bound():
+    x, y = data()
+    table = blame(Sequential(Linear(6, 8), WrongTanhLayer(), Linear(8, 3)), x, y)
+    row = table.row("1")
+    assert row.status == "fail" and row.kind == row.type == "WrongTanhLayer"
+    assert row.worst.startswith("input[") and row.worst_ratio > 1 and row.max_rel_err > 1e-3
+    assert row.n_checked > 0 and row.n_evals == row.report.n_evals
+    assert table.row("0").worst_ratio < 1
+    assert table.to_dict()["rows"][1]["worst"] == row.worst
+
+
+def test_one_blame_type_judges_rows_by_status():
+    import backcheck.blame
+    import backcheck.nn.check
+
+    assert backcheck.nn.check.Blame is backcheck.blame.Blame and backcheck.nn.check.BlameRow is BlameRow
+    rows = [BlameRow("a", "T", "pass"), BlameRow("b", "T", "unused", message="its output does not reach the loss.")]
+    assert Blame("net", rows).ok and Blame("net", rows).first_failing is None
+    unsure = Blame("net", [*rows, BlameRow("c", "T", "inconclusive")])
+    assert not unsure.ok and unsure.first_failing is None and "inconclusive" in str(unsure)
+    broken = Blame("net", [*rows, BlameRow("c", "T", "error", message="ValueError: bad"), BlameRow("d", "T", "fail")])
+    assert not broken.ok and broken.first_failing.name == "c"
+    text = str(broken)
+    assert "first failing layer: c" in text and "c: ValueError: bad" in text and "b: its output" in text
+    assert [line.split()[0] for line in text.splitlines() if "<-- first failing" in line] == ["c"]
+    assert broken.to_dict()["first_failing"] == "c" and broken.to_dict()["rows"][0]["report"] is None
+    with pytest.raises(KeyError, match="'z'.*'a'"):
+        broken.row("z")
