@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import backcheck
-from backcheck import NondeterministicError
+from backcheck import BadInputError, NondeterministicError
 from backcheck.randomness import FrozenRandom, find_generators
 
 torch = pytest.importorskip("torch")
@@ -125,3 +125,24 @@ def test_grad_of_grad_on_a_tree():
     assert backcheck.check_grad_of_grad(grad, hv, p).ok
     wrong = backcheck.check_grad_of_grad(grad, lambda p, v: {**hv(p, v), "b": 0 * v["a"]}, p)
     assert wrong.leaf("p['b']").status == "fail"
+
+
+def test_hvp_vector_comes_from_the_seed_an_int_a_generator_or_fresh_entropy():
+    def grad(x):
+        return np.sin(x)
+
+    def vector(seed):
+        seen = []
+
+        def hvp(x, v):
+            seen.append(np.array(v, copy=True))
+            return np.cos(x) * v
+
+        assert backcheck.check_hvp(None, grad, hvp, np.linspace(-1.0, 1.0, 4), seed=seed).ok
+        return seen[0]
+
+    assert np.array_equal(vector(3), vector(3)) and not np.array_equal(vector(3), vector(4))
+    assert np.array_equal(vector(np.random.default_rng(0)), vector(np.random.default_rng(0)))
+    assert vector(None).shape == (4,)
+    with pytest.raises(BadInputError, match="seed"):
+        backcheck.check_hvp(None, grad, lambda x, v: np.cos(x) * v, np.zeros(4), seed="abc")
