@@ -305,3 +305,88 @@ def test_readme_block_names_the_bias(capsys: pytest.CaptureFixture[str]) -> None
     block = section[section.index("```python\n") + len("```python\n") : section.index("\n```\n")]
     exec(compile(block, "README.md (check_object)", "exec"), {})
     assert capsys.readouterr().out == "['b']\n"
+
+
+class NumpyMLDense:
+    """As numpy-ml's FullyConnected: lazy parameters, every input appended to ``self.X``, ``flush_gradients``."""
+
+    def __init__(self, n_out: int) -> None:
+        self.n_out, self.is_initialized = n_out, False
+        self.parameters: dict[str, Any] = {"W": None, "b": None}
+        self.X: list[np.ndarray] = []
+        self.gradients: dict[str, Any] = {}
+
+    def _init_params(self, n_in: int) -> None:
+        rng = np.random.default_rng(10)
+        self.parameters = {"W": rng.normal(size=(n_in, self.n_out)), "b": rng.normal(size=self.n_out)}
+        self.gradients = {k: np.zeros_like(v) for k, v in self.parameters.items()}
+        self.is_initialized = True
+
+    def forward(self, X: np.ndarray) -> np.ndarray:
+        if not self.is_initialized:
+            self._init_params(X.shape[1])
+        self.X.append(X)
+        return np.tanh(X @ self.parameters["W"] + self.parameters["b"])
+
+    def backward(self, dLdy: Any) -> Any:
+        dLdy = dLdy if isinstance(dLdy, list) else [dLdy]
+        dX = []
+        for dy, x in zip(dLdy, self.X, strict=False):  # as numpy-ml: extra stored inputs are ignored
+            dz = dy * (1 - np.tanh(x @ self.parameters["W"] + self.parameters["b"]) ** 2)
+            dX.append(dz @ self.parameters["W"].T)
+            self.gradients["W"] += x.T @ dz
+            self.gradients["b"] += dz.sum(axis=0)
+        return dX[0] if len(self.X) == 1 else dX
+
+    def flush_gradients(self) -> None:
+        self.X = []
+        self.gradients = {k: np.zeros_like(v) for k, v in self.gradients.items()}
+
+
+def test_numpy_ml_layer_with_a_reset_method() -> None:
+    layer = NumpyMLDense(2)
+    x = np.random.default_rng(11).normal(size=(4, 3))
+    report = backcheck.check_object(layer, x, reset="flush_gradients")
+    assert report.ok and [leaf.name for leaf in report.leaves] == ["X", "W", "b"], str(report)
+    assert layer.X == [] and not layer.is_initialized and layer.parameters == {"W": None, "b": None}
+    calls: list[int] = []
+
+    def reset(obj: NumpyMLDense) -> None:
+        calls.append(len(obj.X))
+        obj.flush_gradients()
+
+    assert backcheck.check_object(layer, x, reset=reset, strategy="sparse", samples=3).ok
+    assert calls and set(calls) == {1}  # every copy held the input of the forward pass that created the weights
+    with pytest.raises(BadInputError, match="NumpyMLDense has no method 'flush'"):
+        backcheck.check_object(layer, x, reset="flush")
+
+
+class TwoInputsBuggy(TwoInputs):
+    def backward(self, dout: np.ndarray) -> tuple[np.ndarray, None]:
+        dx, _ = super().backward(dout)
+        self.dW = self.dW * len(self.y)  # bug: the weights' gradient is not averaged over the batch
+        return dx, None
+
+
+def test_an_executor_gives_the_serial_verdicts() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    x, y = np.random.default_rng(12).normal(size=(5, 3)).astype(np.float32), np.array([0, 3, 1, 2, 3])
+    serial = backcheck.check_object(TwoInputsBuggy(), x, y)
+    with ThreadPoolExecutor(2) as pool:  # the layer travels with the functions (pickled)
+        spread = backcheck.check_object(TwoInputsBuggy(), x, y, executor=pool)
+    assert [(lf.name, lf.status, lf.counts) for lf in spread.leaves] == [
+        (lf.name, lf.status, lf.counts) for lf in serial.leaves
+    ]
+    assert failing(spread) == {"W"}
+    with pytest.raises(BadInputError, match="SGDLinear.forward cannot be pickled"), ThreadPoolExecutor(1) as pool:
+        backcheck.check_object(ex.SGDLinear(3, 2), np.ones((2, 3)), executor=pool)  # a class pickle cannot import
+
+
+def test_docstring_example_runs() -> None:
+    import doctest
+
+    import backcheck.frontends.objects as objects
+
+    result = doctest.testmod(objects, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted > 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import inspect
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,6 +84,7 @@ def check_object(
     grads: str | Mapping[str, str] | None = None,
     forward: str = "forward",
     backward: str = "backward",
+    reset: str | Callable[[Any], Any] | None = None,
     dout: Any = None,
     **options: Any,
 ) -> Report:
@@ -153,23 +154,8 @@ def check_object(
     >>> backcheck.check_object(layer, rng.normal(size=(4, 3))).ok
     True
     """
-    unknown = sorted(set(options) - _passthrough())
-    if unknown:
-        raise BadInputError(f"check_object got unknown keyword(s) {unknown}.", f"choose from {sorted(_passthrough())}.")
-    if not inputs:
-        raise BadInputError(
-            f"check_object got no inputs for {type(layer).__name__}.{forward}.",
-            "pass them after the layer: check_object(layer, x).",
-        )
-    cls = type(layer).__name__
-    for method in (forward, backward):
-        if not callable(getattr(layer, method, None)):
-            raise BadInputError(
-                f"{cls} has no method {method!r}.",
-                "name the methods: check_object(layer, x, forward='fprop', backward='bprop').",
-            )
-    spec = _Spec(cls, forward, backward, len(inputs), arg_names(getattr(layer, forward), len(inputs)))
-    template, slots, notes = _params(_copy(layer, cls), params, inputs, spec)
+    spec = _validate(layer, inputs, forward, backward, reset, options)
+    template, slots, notes = _params(_copy(layer, spec.cls), params, inputs, spec)
     probe = _probe(template, slots, grads, inputs, dout, spec)
     slots, notes = _keep(slots, probe, params is None and not _dict_slots(slots), notes, spec)
     where = {s.name: probe.where[s] for s in slots}
@@ -177,7 +163,7 @@ def check_object(
     clash = sorted({n for n in spec.input_names if n in where})
     if clash:
         raise BadInputError(
-            f"{cls}.{forward}'s input(s) {clash} have the name of a parameter.", "rename forward's argument."
+            f"{spec.cls}.{forward}'s input(s) {clash} have the name of a parameter.", "rename forward's argument."
         )
     values = tuple(np.array(s.get(template), copy=True) for s in slots)
     report = check_layer(
@@ -203,6 +189,37 @@ class _Spec:
     backward: str
     n_in: int
     input_names: list[str]
+    reset: Any = None
+
+    def fresh(self, obj: Any) -> Any:
+        """``obj`` (a private copy) after the user's reset, ready for its forward pass."""
+        if isinstance(self.reset, str):
+            getattr(obj, self.reset)()
+        elif self.reset is not None:
+            self.reset(obj)
+        return obj
+
+
+def _validate(
+    layer: Any, inputs: tuple[Any, ...], forward: str, backward: str, reset: Any, options: dict[str, Any]
+) -> _Spec:
+    unknown = sorted(set(options) - _passthrough())
+    if unknown:
+        raise BadInputError(f"check_object got unknown keyword(s) {unknown}.", f"choose from {sorted(_passthrough())}.")
+    cls = type(layer).__name__
+    if not inputs:
+        raise BadInputError(
+            f"check_object got no inputs for {cls}.{forward}.", "pass them after the layer: check_object(layer, x)."
+        )
+    for method in (forward, backward, *([reset] if isinstance(reset, str) else [])):
+        if not callable(getattr(layer, method, None)):
+            raise BadInputError(
+                f"{cls} has no method {method!r}.",
+                "name the methods: check_object(layer, x, forward='fprop', backward='bprop', reset='clear').",
+            )
+    if reset is not None and not isinstance(reset, str) and not callable(reset):
+        raise BadInputError(f"reset is a {type(reset).__name__}.", "pass a method name or a function of the layer.")
+    return _Spec(cls, forward, backward, len(inputs), arg_names(getattr(layer, forward), len(inputs)), reset)
 
 
 def _copy(obj: Any, cls: str) -> Any:
@@ -339,7 +356,7 @@ def _zero(obj: Any, slots: Sequence[Slot]) -> None:
 
 
 def _probe(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any, ...], dout: Any, spec: _Spec) -> _Probe:
-    obj = copy.deepcopy(template)
+    obj = spec.fresh(copy.deepcopy(template))
     before = {s: _snap(s.get(obj)) for s in slots}
     out = call_user(getattr(obj, spec.forward), copy.deepcopy(inputs), f"{spec.cls}.{spec.forward}")
     changed = {s for s in slots if _differs(before[s], s.get(obj))}
@@ -441,7 +458,7 @@ class _Forward:
 
     def __call__(self, *args: Any) -> Any:
         n = self.spec.n_in
-        obj = _with_params(self.template, self.slots, args[n:])
+        obj = self.spec.fresh(_with_params(self.template, self.slots, args[n:]))
         return getattr(obj, self.spec.forward)(*args[:n])
 
 
@@ -455,7 +472,7 @@ class _Backward:
 
     def __call__(self, dout: Any, *args: Any) -> tuple[Any, ...]:
         spec = self.spec
-        obj = _with_params(self.template, self.slots, args[spec.n_in :])
+        obj = spec.fresh(_with_params(self.template, self.slots, args[spec.n_in :]))
         getattr(obj, spec.forward)(*args[: spec.n_in])
         _zero(obj, [w for w in self.where.values() if isinstance(w, Slot)])
         ret = getattr(obj, spec.backward)(dout)
