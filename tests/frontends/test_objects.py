@@ -390,3 +390,12 @@ def test_docstring_example_runs() -> None:
 
     result = doctest.testmod(objects, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_a_stored_input_from_an_earlier_call_is_state_not_a_parameter() -> None:
+    layer = ex.SGDLinear(3, 2)
+    x = np.random.default_rng(13).normal(size=(4, 3))
+    layer.x = x.copy()  # as if forward had run on this very input
+    report = backcheck.check_object(layer, x)
+    assert report.ok and [leaf.name for leaf in report.leaves] == ["x", "W", "b"], str(report)
+    assert any(n.startswith("x: set by forward") for n in report.notes), report.notes

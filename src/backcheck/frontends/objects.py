@@ -357,9 +357,10 @@ def _zero(obj: Any, slots: Sequence[Slot]) -> None:
 
 def _probe(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any, ...], dout: Any, spec: _Spec) -> _Probe:
     obj = spec.fresh(copy.deepcopy(template))
-    before = {s: _snap(s.get(obj)) for s in slots}
+    before = {s: (id(s.get(obj)), _snap(s.get(obj))) for s in slots}
     out = call_user(getattr(obj, spec.forward), copy.deepcopy(inputs), f"{spec.cls}.{spec.forward}")
-    changed = {s for s in slots if _differs(before[s], s.get(obj))}
+    # set by forward (reassigned, even to equal values, or written): state such as a stored input
+    changed = {s for s in slots if id(s.get(obj)) != before[s][0] or _differs(before[s][1], s.get(obj))}
     at_backward = {s: _snap(s.get(obj)) for s in slots}
     candidates = {s: _grad_slots(s, grads) for s in slots}
     flat = [c for cs in candidates.values() for c in cs]
