@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from backcheck.tree import Tree
-from backcheck.verdict import DEAD, FAILING, KINK, MISMATCH, NOISY, OK
+from backcheck.verdict import DEAD, FAILING, JUMP, KINK, MISMATCH, NOISY, OK, rms
 
 #: Version of the dictionary layout of :meth:`Report.to_dict`.
 SCHEMA_VERSION = 1
@@ -292,8 +292,8 @@ def _leaf_report(
 ) -> LeafReport:
     idx = outcome.checked[sel]
     a, n, b, st = analytic[idx], outcome.numeric[sel], outcome.bound[sel], outcome.status[sel]
-    counts = {s: int(np.sum(st == s)) for s in (OK, KINK, NOISY, MISMATCH, DEAD) if np.any(st == s)}
-    judged = st != KINK
+    counts = {s: int(np.sum(st == s)) for s in (OK, KINK, JUMP, NOISY, MISMATCH, DEAD) if np.any(st == s)}
+    judged = (st != KINK) & (st != JUMP)
     diff = np.abs(a - n)
     max_abs = float(diff[judged].max()) if judged.any() else 0.0
     scale = np.maximum(np.abs(a), np.abs(n))
@@ -306,10 +306,10 @@ def _leaf_report(
     ratio[~judged] = -1.0
     order = np.lexsort((-ratio, ~bad))  # failing first, then by how close to the bound
     worst = [_element(tree, int(idx[j]), a[j], n[j], b[j], st[j]) for j in order[:WORST] if judged[j]]
-    kinks = [_element(tree, int(idx[j]), a[j], n[j], b[j], st[j]) for j in np.flatnonzero(~judged)[:WORST]]
+    kinks = [_element(tree, int(idx[j]), a[j], n[j], b[j], st[j]) for j in np.flatnonzero(st == KINK)[:WORST]]
     ok = st == OK
     floor = float(b[ok].max()) if ok.any() else math.nan
-    typical = float(np.sqrt(np.mean(n[judged] ** 2))) if judged.any() else 0.0
+    typical = rms(n[judged])
     floor_rel = floor / typical if typical > 0 and not math.isnan(floor) else math.nan
     if leaf.name in skipped:
         lstatus, note = "skipped", skipped[leaf.name]
@@ -324,7 +324,7 @@ def _leaf_report(
         lstatus, note = "fail", failed[leaf.name]
     elif leaf.name in unsure:
         lstatus, note = "inconclusive", unsure[leaf.name]
-    elif np.any(st == NOISY):
+    elif np.any((st == NOISY) | (st == JUMP)):
         lstatus, note = "inconclusive", ""
     else:
         lstatus, note = "pass", ""

@@ -22,7 +22,8 @@ import numpy as np
 from backcheck.contract import Analytic, Contract, Section
 from backcheck.errors import NondeterministicError, NonFiniteError
 from backcheck.evaluate import Backend, Evaluator
-from backcheck.findings import mutation_finding, unread_findings
+from backcheck.findings import UNREAD_ULPS, mutation_finding, unread_findings
+from backcheck.numeric.grad import noise_level
 from backcheck.numeric.noise import estimate_noise
 from backcheck.numeric.steps import default_steps
 from backcheck.options import Options, seed_int
@@ -31,7 +32,7 @@ from backcheck.report import Curve, Finding, LeafReport, Report, summarize
 from backcheck.strategies import resolve, run_strategy
 from backcheck.strategies.elementwise import Outcome
 from backcheck.tree import Tree
-from backcheck.verdict import NOISY, VOUCH_FLOOR, Claim, Tolerance, unvouched
+from backcheck.verdict import JUMP, NOISY, VOUCH_FLOOR, Claim, Tolerance, rms, typical_size, unvouched
 
 #: Steps tried for a V curve, as powers of two of the chosen step.
 CURVE_POWERS = range(-16, 6)
@@ -41,6 +42,13 @@ def run(contract: Contract, options: Options) -> Report:
     """Check ``contract`` as ``options`` say; the only orchestration of a check."""
     started = time.perf_counter()
     notes: list[str] = []
+    # probing a function near the edges of float64 (1e300, 1e-300, masks) overflows and underflows on purpose:
+    # the bounds account for it, and numpy's warnings would only alarm; they stay inside the check
+    with np.errstate(all="ignore"):
+        return _run(contract, options, started, notes)
+
+
+def _run(contract: Contract, options: Options, started: float, notes: list[str]) -> Report:
     try:
         if options.random == "freeze" and contract.replay is not None:
             contract, note = contract.replay()
@@ -80,7 +88,9 @@ def _unread(contract: Contract, ev: Evaluator, analytic: Analytic, options: Opti
         return []
     eps = float(np.finfo(ev.out_dtype).eps)
     steps = default_steps(ev.tree, options.step)
-    return unread_findings(contract.fname, ev.tree, ev.unmoved(), g, steps, ev.phi0 or ev.scale, eps)
+    # a change below the function's measured noise (a quantized loss) is no sign of an unread input
+    size = max(abs(ev.phi0) or ev.scale, noise_level(ev) / (UNREAD_ULPS * eps))
+    return unread_findings(contract.fname, ev.tree, ev.unmoved(), g, steps, size, eps)
 
 
 def build_evaluator(contract: Contract, options: Options) -> Evaluator:
@@ -160,20 +170,18 @@ def _judge_sections(
 
 def _leaf_scales(tree: Tree, g: np.ndarray, grad_eps: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Per element: the analytic dtype's machine epsilon, and the RMS of its tensor's gradient."""
-    rms = np.empty(tree.size)
+    typical = np.empty(tree.size)
     eps = np.empty(tree.size)
-    ok = g[np.isfinite(g)]
-    overall = float(np.sqrt(np.mean(ok**2))) if ok.size else 0.0
+    overall = typical_size(g)
     for leaf in tree.leaves:
         sl = slice(leaf.offset, leaf.offset + leaf.size)
         eps[sl] = float(np.finfo(leaf.dtype).eps) if grad_eps is None else grad_eps[sl]
-        finite = g[sl][np.isfinite(g[sl])]
-        rms[sl] = float(np.sqrt(np.mean(finite**2))) if finite.size else 0.0
+        typical[sl] = typical_size(g[sl])
         if leaf.size and eps[leaf.offset] > 1e-10:
             # a low-precision gradient's rounding follows the size of the whole computation: an array whose
             # true gradient is zero (a bias before a batch norm) still carries rounding of the others' size
-            rms[sl] = max(rms[leaf.offset], overall)
-    return eps, rms
+            typical[sl] = max(typical[leaf.offset], overall)
+    return eps, typical
 
 
 def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: dict[str, str]) -> Report:
@@ -182,16 +190,15 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: d
     strategy = resolve(options.strategy, tree.size)
     steps = default_steps(ev.tree, options.step)
     ev.last_scale = 0.0
-    ev.noise = estimate_noise(ev, steps, seed_int(options.rng("noise")))
+    ev.noise = estimate_noise(ev, steps, seed_int(options.rng("noise")), np.where(np.isfinite(g), g, 0.0))
     ev.noise_scale = ev.last_scale
-    grad_eps, rms = _leaf_scales(tree, g, sec.grad_eps)
+    grad_eps, typical = _leaf_scales(tree, g, sec.grad_eps)
     # a layer's backward pass mixes its outputs' terms through dout: it cannot be trusted below their rounding
     # (a softmax's 1 - p where p rounds to 1), whatever the size of the element itself
-    peak = ev.output.peak
-    rms = np.maximum(rms, peak / np.maximum(np.abs(ev.tree.values()), 1.0))
+    typical = np.maximum(typical, ev.output.peak / np.maximum(np.abs(ev.tree.values()), 1.0))
     at = sec.at
     regrad = None if at is None else (lambda: at([lf.work for lf in ev.tree.leaves]))
-    claim = Claim(g, steps, grad_eps, rms, Tolerance(options.atol, options.rtol), regrad, sec.g_wide)
+    claim = Claim(g, steps, grad_eps, typical, Tolerance(options.atol, options.rtol), regrad, sec.g_wide)
     outcome = run_strategy(ev, claim, strategy, options.samples, options.rng("strategy"), frozenset(skipped))
     _vouch(tree, g, outcome, _value_gradient(ev))
     leaves = summarize(tree, g, outcome, dict(skipped))
@@ -232,7 +239,7 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: d
 def _value_gradient(ev: Evaluator) -> float:
     """The gradient a function of this size has over unit distances: what matters when the gradient is 0."""
     x = ev.tree.values()
-    spread = float(np.sqrt(np.mean(x**2))) if x.size and np.all(np.isfinite(x)) else 1.0
+    spread = rms(x) if x.size else 1.0
     return max(ev.scale, abs(ev.phi0)) / max(spread, 1.0)
 
 
@@ -242,10 +249,11 @@ def _vouch(tree: Tree, g: np.ndarray, outcome: Outcome, value_gradient: float) -
     ref = np.zeros(outcome.checked.size)
     for k in range(len(tree.leaves)):
         sel = which == k
-        ref[sel] = float(np.sqrt(np.mean(outcome.numeric[sel] ** 2))) if sel.any() else 0.0
+        # the tensor's typical size, from the elements that have a derivative (not a pole's jump)
+        ref[sel] = rms(outcome.numeric[sel & ~np.isin(outcome.status, (JUMP, NOISY))])
     # a tensor whose true gradient is about zero is judged against the largest typical gradient of the check
     typical = max(
-        (float(np.sqrt(np.mean(g[lf.offset : lf.offset + lf.size] ** 2))) for lf in tree.leaves if lf.size), default=0.0
+        (rms(g[lf.offset : lf.offset + lf.size]) for lf in tree.leaves if lf.size), default=0.0
     )
     # ... and a check whose gradient is zero everywhere (a constant) against the function's own size
     biggest = max(typical, float(ref.max()) if ref.size else 0.0)

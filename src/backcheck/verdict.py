@@ -39,6 +39,9 @@ MAX_LEVELS = 4
 #: Fraction of its size a gap between one-sided slopes keeps when the step halves, at least, to be a kink: a
 #: smooth function's gap halves (0.5); a kink's stays (1.0). 0.6 sits between, with room for noise.
 KINK_PERSISTENCE = 0.6
+#: Fraction of its size a one-sided change of f keeps when the step halves, at least, to be a jump: a
+#: continuous function's change halves (0.5); across a jump it stays (1.0).
+JUMP_PERSISTENCE = 0.8
 #: An estimate has *settled* when halving the step changes it by less than this fraction of its size.
 SETTLED = 0.5
 #: Refinement stops calling a mismatch once the estimates change by less than this fraction of the error.
@@ -53,6 +56,8 @@ VOUCH = 0.05
 VOUCH_FLOOR = 1e-3
 
 OK, MISMATCH, KINK, NOISY, DEAD = "ok", "mismatch", "kink", "noisy", "dead"
+#: ``f`` is discontinuous at the point along this element: inconclusive, with the jump's size.
+JUMP = "jump"
 #: At a kink, but outside the one-sided slopes: decided by a re-check at a nearby differentiable point.
 AMBIGUOUS = "kink?"
 NO_HULL = (np.nan, np.nan)
@@ -72,6 +77,43 @@ class Tolerance:
 
     def allowed(self, numeric: np.ndarray | float) -> np.ndarray | float:
         return (self.atol or 0.0) + (self.rtol or 0.0) * np.abs(numeric)
+
+
+def is_jump(moves: tuple[float, float], before: tuple[float, float], noise: float) -> bool:
+    """Whether ``f`` itself jumps: a one-sided change that does not shrink as the step halves.
+
+    ``moves`` are ``|f(x + s) - f(x)|`` and ``|f(x) - f(x - s)|``, ``before`` the same at twice the step. Where
+    ``f`` is continuous (smooth or a kink) each halves with the step; across a jump one of them stays the
+    jump's size. It must also stand above ``noise``, the rounding of one value.
+    """
+    # a kink within the step from a flat side (a ReLU input of 1e-7) keeps a constant change too, the slope times
+    # its distance; but that is smaller than the other side's change, while a jump outgrows it as the step halves
+    return any(
+        m > SAFETY * noise and m > JUMP_PERSISTENCE * b and m > other
+        for m, b, other in zip(moves, before, moves[::-1], strict=True)
+    )
+
+
+def rms(values: np.ndarray) -> float:
+    """The root mean square of the finite values, scaled so that values near 1e200 do not overflow (0 if none)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    peak = float(np.max(np.abs(v))) if v.size else 0.0
+    return peak * float(np.sqrt(np.mean((v / peak) ** 2))) if peak > 0 else 0.0
+
+
+#: Elements above this multiple of a tensor's median (nonzero) size are outliers for its typical size.
+OUTLIER = 100.0
+
+
+def typical_size(values: np.ndarray) -> float:
+    """A tensor's typical size: its RMS with outliers (a pole's 1e20 beside ordinary elements) capped."""
+    v = np.abs(np.asarray(values, dtype=np.float64))
+    v = v[np.isfinite(v)]
+    nonzero = v[v > 0]
+    if not nonzero.size:
+        return 0.0
+    return rms(np.minimum(v, OUTLIER * float(np.median(nonzero))))
 
 
 def bound(truncation: Any, roundoff: Any, res: Any) -> Any:
@@ -220,7 +262,8 @@ def refine(
     fp, fm, dp, dm = first
     d_prev, f_prev, b_prev = one_sided(ev, fp, fm, dp, dm)
     gap_prev = abs(f_prev - b_prev)
-    kinky_prev = False
+    kinky_prev = jumpy_prev = False
+    moves_prev = (abs(fp - ev.phi0), abs(ev.phi0 - fm))
     numeric, limit = d_prev, np.inf
     last_change, last_err = 0.0, 1.0
     for level in range(1, MAX_LEVELS + 1):
@@ -238,7 +281,13 @@ def refine(
         numeric = d
         err = abs(a - d)
         settled = change <= SETTLED * max(abs(a), abs(d)) or change <= bound(0.0, r, res)
-        if err <= limit and (settled or tol.custom):
+        moves = (abs(phis[0] - ev.phi0), abs(ev.phi0 - phis[1]))
+        jumpy = is_jump(moves, moves_prev, r * (disp[0] - disp[1]))
+        if jumpy and jumpy_prev:
+            # f itself jumps here: no derivative to compare with, whatever the rule claims
+            return JUMP, d, limit, max(moves), NO_HULL
+        moves_prev, jumpy_prev = moves, jumpy
+        if err <= limit and (settled or tol.custom) and not jumpy:
             return OK, d, limit, np.nan, NO_HULL
         gap = abs(f - b)
         kinky = is_kink(gap, gap_prev, 2 * r)  # each one-sided slope carries twice the central round-off

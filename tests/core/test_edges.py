@@ -76,7 +76,7 @@ def grad_of(p, wrong=None, dtype=None):
         arr = np.asarray(x)
         g = np.array((k + 1) * dloss(np.where(np.isfinite(arr), arr, 0.0)))
         if wrong is not None and name == wrong[0] and g.size:
-            g.reshape(-1)[wrong[1]] *= 1.5
+            g.flat[wrong[1]] *= 1.5  # C order, as the report names elements; works for any memory layout
         g = g.astype(dtype or arr.dtype) if isinstance(x, np.ndarray) else float(g)
         out[name] = g
     return out if isinstance(p, dict) else out[""]

@@ -19,6 +19,7 @@ from backcheck.verdict import (
     AMBIGUOUS,
     DEAD,
     FAILING,
+    JUMP,
     KINK,
     MISMATCH,
     OK,
@@ -30,6 +31,7 @@ from backcheck.verdict import (
     cancellation,
     judge,
     resolution,
+    rms,
 )
 
 
@@ -78,6 +80,14 @@ def run(ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator |
                 "them together changes the output by a different amount than their gradients sum to (for "
                 "example a max whose gradient is routed to every tied element)."
             )
+    jumps = np.flatnonzero(j.status == JUMP)
+    if jumps.size:
+        shown = ", ".join(f"{ev.tree.element_name(int(idx[k]))} (by {j.jump[k]:.3g})" for k in jumps[:3])
+        more = f" and {jumps.size - 3} more" if jumps.size > 3 else ""
+        notes.append(
+            f"f jumps at {shown}{more}: it is discontinuous there (a step, a sign, a tie where it jumps), so no "
+            "derivative exists to compare with; these elements are inconclusive whatever the rule claims."
+        )
     if claim.g_wide is not None:
         notes.extend(split_formula_from_rounding(ev, idx, j, claim, first, res))
     # with a float64 run of the backward pass, the formula check above sees a scale error element by element
@@ -170,7 +180,7 @@ def recheck_nearby(
         g_near = regrad()
         first = FirstDifferences(*ev.first_differences(sub, steps))
         a = g_near[sub]
-        res = resolution(a, first.central, 1.0, np.sqrt(np.mean(g_near**2)) + 0 * a) * grad_eps[sub]
+        res = resolution(a, first.central, 1.0, rms(g_near) + 0 * a) * grad_eps[sub]
         near = judge(ev, sub, a, steps[sub], first, res, tol)
     right_nearby = np.isin(near.status, (OK, KINK))
     # the gradients a correct backward pass gives around the kink: their hull holds the valid subgradients.

@@ -25,7 +25,7 @@ from backcheck.evaluate import Evaluator
 from backcheck.numeric.grad import noise_level
 from backcheck.strategies.elementwise import run
 from backcheck.tree import Leaf
-from backcheck.verdict import FAILING, KINK, OK, RES_FACTOR, Claim, Tolerance, bound, is_kink
+from backcheck.verdict import FAILING, KINK, OK, RES_FACTOR, Claim, Tolerance, bound, is_kink, rms
 
 #: Directions per array for the projected check (half Rademacher, half Gaussian).
 DIRECTIONS = 8
@@ -144,7 +144,7 @@ def project_leaf(
     # a Gaussian direction sees an error e as N(0, |e*h|^2 / size) in these units; the chance it stays
     # within the bound B is at most 2B / (sigma sqrt(2 pi)); solve prod_j (...) = MISS_PROBABILITY for sigma
     bounds = [m.bound for kind, m in results if kind == "gaussian"]
-    scale = float(np.sqrt(np.mean((g[idx] * h) ** 2)))
+    scale = rms(g[idx] * h)
     detectable = math.inf
     if bounds and scale > 0:
         geo = math.exp(sum(math.log(2 * b / math.sqrt(2 * math.pi)) for b in bounds) / len(bounds))

@@ -1,0 +1,87 @@
+"""Pass means vouched: jumps, noise, quantized losses and overflow are inconclusive, never a silent pass."""
+
+import numpy as np
+import pytest
+
+import backcheck
+
+
+def step_plus_square(x):
+    return float(np.sum(np.sign(x) * x**2 + (x >= 0)))
+
+
+@pytest.mark.parametrize("claimed", [0.0, 7.0, 123.0, 1e6])
+def test_a_jump_is_inconclusive_whatever_the_rule_claims(claimed):
+    x = np.array([0.0, 0.5, -0.3, 1.0])
+
+    def grad(x):
+        g = 2 * np.abs(x)
+        g[0] = claimed
+        return g
+
+    for strategy in ("full", "auto"):
+        r = backcheck.check(step_plus_square, x, grad, strategy=strategy)
+        assert r.status == "inconclusive", r
+        assert r.leaves[0].counts.get("jump") == 1
+        assert any("jumps at x[0]" in n and "by 1" in n for n in r.notes)
+    wrong_elsewhere = backcheck.check(step_plus_square, x, lambda x: grad(x) + np.array([0, 1.0, 0, 0]))
+    assert wrong_elsewhere.status == "fail"  # a wrong element beside the jump still fails
+
+
+def test_atan2_at_the_origin_and_a_floor_layer_are_jumps_not_kinks():
+    r = backcheck.check(lambda x: float(np.arctan2(x[0], x[1])), np.array([0.0, -1.0]), lambda x: np.array([-1.0, 0.0]))
+    assert r.status == "inconclusive" and r.leaves[0].n_kinks == 0
+    layer = backcheck.check_layer(np.floor, lambda d, x: (np.zeros_like(x),), (np.array([1.0, 0.3]),))
+    assert layer.status == "inconclusive" and layer.leaves[0].counts.get("jump") == 1
+
+
+def test_a_relu_input_just_off_its_kink_is_no_jump():
+    x = np.array([1e-7, -1e-7, 0.4])
+    r = backcheck.check_layer(lambda x: np.maximum(x, 0), lambda d, x: (d * (x > 0),), (x,))
+    assert r.ok and "jump" not in r.leaves[0].counts, r
+
+
+def _jitter(x):
+    """Deterministic noise of the point's bits: like rounding, it does not vary smoothly."""
+    return (np.frombuffer(np.ascontiguousarray(x).tobytes(), dtype=np.uint64) % 1000003).sum() / 1000003.0
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("amplitude", [1e-8, 1e-6])
+def test_noise_never_lets_a_50_percent_error_pass(seed, amplitude):
+    x = np.linspace(0.1, 2, 20)
+
+    def f(x):
+        return float(np.sum(np.sin(x)) + amplitude * _jitter(x))
+
+    assert backcheck.check(f, x, np.cos, seed=seed).status in ("pass", "inconclusive")
+    assert backcheck.check(f, x, lambda x: 1.5 * np.cos(x), seed=seed).status in ("fail", "inconclusive")
+
+
+def test_a_quantized_loss_is_inconclusive_not_a_false_failure():
+    x = np.linspace(0.1, 2, 20)
+    r = backcheck.check(lambda x: float(np.round(np.sum(np.sin(x)), 3)), x, np.cos)
+    assert r.status == "inconclusive", r
+    assert not any(f.kind == "unread input" for f in r.findings)
+
+
+def test_a_float32_leaf_beside_a_float64_one_does_not_blind_the_float64_one():
+    p = {"a": np.array(0.25), "b": np.array(1.0, dtype=np.float32)}
+
+    def loss(p):
+        return float(np.sum(p["a"] ** 2 + 0.1 * p["a"]) + 2 * np.sum(np.float64(p["b"]) ** 2 + 0.1 * p["b"]))
+
+    def grad(p, k=1.0):
+        return {"a": k * (2 * p["a"] + 0.1), "b": np.float32(2 * (2 * p["b"] + 0.1))}
+
+    assert backcheck.check(loss, p, grad).ok
+    assert backcheck.check(loss, p, lambda p: grad(p, 1.5)).leaf("p['a']").status == "fail"
+
+
+@pytest.mark.parametrize("scale", [1e200, 1e-300])
+def test_extreme_scales_never_pass_a_wrong_gradient(scale, recwarn):
+    x = np.linspace(0.2, 1.0, 6)
+    f = lambda x: float(scale * np.sum(np.sin(x)))  # noqa: E731
+    assert backcheck.check(f, x, lambda x: scale * np.cos(x)).status in ("pass", "inconclusive")
+    assert backcheck.check(f, x, lambda x: 1.3 * scale * np.cos(x)).status in ("fail", "inconclusive")
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
