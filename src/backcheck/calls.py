@@ -46,8 +46,14 @@ def _lambda_source(f: Callable[..., Any]) -> str:
     if start < 0 or text.count("lambda") != 1:
         return ""  # several lambdas on one line: which one is ambiguous
     body = text[start:]
+    colon = body.find(":")  # the parameters end here; their commas are not the lambda's end
     depth = 0
     for k, ch in enumerate(body):
+        if k <= colon:
+            continue
+        if ch == "#" and depth == 0:
+            body = body[:k]
+            break
         if ch in "([{":
             depth += 1
         elif ch in ")]}":

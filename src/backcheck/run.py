@@ -87,7 +87,7 @@ def _unread(contract: Contract, ev: Evaluator, analytic: Analytic, options: Opti
     if g.size != ev.tree.size:
         return []
     eps = float(np.finfo(ev.out_dtype).eps)
-    steps = default_steps(ev.tree, options.step)
+    steps = default_steps(ev.tree, options.step, out_dtype=ev.out_dtype)
     # a change below the function's measured noise (a quantized loss) is no sign of an unread input
     size = max(abs(ev.phi0) or ev.scale, noise_level(ev) / (UNREAD_ULPS * eps))
     return unread_findings(contract.fname, ev.tree, ev.unmoved(), g, steps, size, eps)
@@ -188,7 +188,7 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: d
     """Run the strategy over one section and build its report."""
     g = sec.g
     strategy = resolve(options.strategy, tree.size)
-    steps = default_steps(ev.tree, options.step)
+    steps = default_steps(ev.tree, options.step, out_dtype=ev.out_dtype)
     ev.last_scale = 0.0
     ev.noise = estimate_noise(ev, steps, seed_int(options.rng("noise")), np.where(np.isfinite(g), g, 0.0))
     ev.noise_scale = ev.last_scale

@@ -85,3 +85,24 @@ def test_extreme_scales_never_pass_a_wrong_gradient(scale, recwarn):
     assert backcheck.check(f, x, lambda x: scale * np.cos(x)).status in ("pass", "inconclusive")
     assert backcheck.check(f, x, lambda x: 1.3 * scale * np.cos(x)).status in ("fail", "inconclusive")
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_a_float32_steps_truncation_is_no_scale_error_but_a_real_factor_is():
+    x = np.zeros((4, 4), np.float32)
+    f = lambda x: float(np.sum(np.sin(x.astype(np.float64))))  # noqa: E731
+    assert backcheck.check(f, x, np.cos).ok  # its steps' truncation (h^2/6) looks like a scale of 1 - 4e-6
+    y = np.random.default_rng(0).normal(size=40).astype(np.float32)
+
+    def backward(k):
+        return lambda d, y: ((d * (1 - np.tanh(y) ** 2) * k).astype(np.float32),)
+
+    assert backcheck.check_layer(np.tanh, backward(1.0), (y,), upcast=True).ok
+    scaled = backcheck.check_layer(np.tanh, backward(1 + 2e-5), (y,), upcast=True)
+    assert scaled.status == "fail" and "uniformly scaled" in scaled.leaves[0].note
+
+
+def test_a_float32_loss_of_float64_parameters_uses_float32_steps():
+    x = np.linspace(0.0, 1.0, 8)
+    f = lambda x: np.float32(np.sum(np.sin(x)))  # noqa: E731
+    assert backcheck.check(f, x, np.cos).ok
+    assert backcheck.check(f, x, lambda x: np.cos(x) * np.r_[1.01, np.ones(7)]).status == "fail"

@@ -20,8 +20,11 @@ def step_base(dtype: Any, order: int = 2) -> float:
     return eps ** (1.0 / (order + 1))
 
 
-def default_steps(tree: Tree, step: Any = None, order: int = 2) -> np.ndarray:
+def default_steps(tree: Tree, step: Any = None, order: int = 2, out_dtype: Any = None) -> np.ndarray:
     """One absolute step per element of ``tree``: ``base(dtype) * max(|x_i|, 1)``, or the user's ``step``.
+
+    ``dtype`` is the element's, or ``out_dtype`` (the function's output) where that is coarser: a float32 loss
+    of float64 parameters resolves differences only at float32's precision, so its steps are float32's.
 
     ``step`` may be one positive number for every element, or an array of ``tree.size`` positive numbers.
     """
@@ -40,5 +43,8 @@ def default_steps(tree: Tree, step: Any = None, order: int = 2) -> np.ndarray:
     out = np.empty(tree.size)
     for leaf in tree.leaves:
         x = np.abs(leaf.original.reshape(-1).astype(np.float64))
-        out[leaf.offset : leaf.offset + leaf.size] = step_base(leaf.dtype, order) * np.maximum(x, 1.0)
+        dtype = leaf.dtype
+        if out_dtype is not None and np.finfo(out_dtype).eps > np.finfo(dtype).eps:
+            dtype = np.dtype(out_dtype)
+        out[leaf.offset : leaf.offset + leaf.size] = step_base(dtype, order) * np.maximum(x, 1.0)
     return out

@@ -91,8 +91,8 @@ def run(ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator |
     if claim.g_wide is not None:
         notes.extend(split_formula_from_rounding(ev, idx, j, claim, first, res))
     # with a float64 run of the backward pass, the formula check above sees a scale error element by element
-    failed = {} if claim.g_wide is not None else systematic_scale_test(ev, idx, a, j, grad_eps)
-    return Outcome(idx, j.numeric, j.bound, j.status, notes, failed, vouch_bound=j.vouch)
+    failed, unsure = ({}, {}) if claim.g_wide is not None else systematic_scale_test(ev, idx, a, j, claim, first)
+    return Outcome(idx, j.numeric, j.bound, j.status, notes, failed, unsure, vouch_bound=j.vouch)
 
 
 def split_formula_from_rounding(
@@ -220,38 +220,77 @@ SCALE_RESOLUTION = 32.0
 
 
 def systematic_scale_test(
-    ev: Evaluator, idx: np.ndarray, a: np.ndarray, j: Judgement, grad_eps: np.ndarray
-) -> dict[str, str]:
+    ev: Evaluator, idx: np.ndarray, a: np.ndarray, j: Judgement, claim: Claim, first: FirstDifferences
+) -> tuple[dict[str, str], dict[str, str]]:
     """Find arrays whose gradient is uniformly scaled by ``1 + r``, too little for any single element to show.
 
     Rounding errors of a low-precision gradient scatter around zero; a missing or extra constant factor does
     not. Fitting ``a - n = r n`` over all elements of an array averages the scatter down by the square root
     of their number. Used only where the numeric side is far more precise than the analytic gradient (a
-    float32 gradient checked against float64 numerics), so that truncation error cannot pose as a scale.
-    Returns ``{array name: explanation}`` for the arrays that fail.
+    float32 gradient checked against float64 numerics). A fit beyond its resolution is confirmed on the
+    largest elements at half the step, Richardson-extrapolated: the numeric side's own truncation bias then
+    vanishes and elements next to a kink stand out (the median ignores them), while a real factor stays.
+    Returns ``({array: explanation}, {array: why undecided})``.
     """
-    n, bound, status = j.numeric, j.bound, j.status
+    n, status, grad_eps = j.numeric, j.status, claim.grad_eps
     out_eps = float(np.finfo(ev.out_dtype).eps)
     failed: dict[str, str] = {}
+    unsure: dict[str, str] = {}
     which = np.searchsorted(ev.tree.offsets, idx, side="right") - 1
     for k, leaf in enumerate(ev.tree.leaves):
         sel = (which == k) & (status == OK)
         if sel.sum() < 4 or grad_eps[leaf.offset] < 1e3 * out_eps:
             continue
-        nn, aa, sigma = n[sel], a[sel], bound[sel] / SAFETY
-        denom = float(np.dot(nn, nn))
-        if denom == 0.0:
+        r, threshold = _scale_fit(a[sel], n[sel], j.bound[sel] / SAFETY, float(grad_eps[leaf.offset]))
+        if abs(r) <= threshold:
             continue
-        r = float(np.dot(aa - nn, nn)) / denom
-        sigma_r = float(np.sqrt(np.dot(sigma * nn, sigma * nn))) / denom
-        threshold = max(SAFETY * sigma_r, SCALE_RESOLUTION * grad_eps[leaf.offset])
-        if abs(r) > threshold:
+        confirmed = _confirm_scale(ev, idx[sel], a[sel], first.central[sel], claim, threshold)
+        if confirmed is None:
+            unsure[leaf.name] = (
+                f"a fit over {leaf.name} shows a uniform scale of 1 {'+' if r > 0 else '-'} {abs(r):.2g}, but at half "
+                "the step it cannot be told from the finite differences' own truncation or a kink inside the step."
+            )
+        elif confirmed:
             failed[leaf.name] = (
                 f"the gradient of {leaf.name} is uniformly scaled by 1 {'+' if r > 0 else '-'} {abs(r):.2g} "
-                f"(a fit over {int(sel.sum())} elements; {threshold:.2g} is the resolution): every element is "
-                "within its own bound, but together they show a missing or extra constant factor."
+                f"(a fit over {int(sel.sum())} elements; {threshold:.2g} is the resolution; confirmed at half the "
+                "step): every element is within its own bound, but together they show a missing or extra "
+                "constant factor."
             )
-    return failed
+    return failed, unsure
+
+
+def _scale_fit(a: np.ndarray, n: np.ndarray, sigma: np.ndarray, eps: float) -> tuple[float, float]:
+    """The least-squares ``r`` of ``a - n = r n`` and the size it must exceed to be told from rounding."""
+    denom = float(np.dot(n, n))
+    if denom == 0.0:
+        return 0.0, np.inf
+    r = float(np.dot(a - n, n)) / denom
+    sigma_r = float(np.sqrt(np.dot(sigma * n, sigma * n))) / denom
+    return r, max(SAFETY * sigma_r, SCALE_RESOLUTION * eps)
+
+
+#: Elements the confirmation of a scale error differences again at half the step (the largest ones).
+SCALE_CONFIRM = 64
+
+
+def _confirm_scale(
+    ev: Evaluator, idx: np.ndarray, a: np.ndarray, n_h: np.ndarray, claim: Claim, threshold: float
+) -> bool | None:
+    """Whether a scale error survives Richardson extrapolation on the largest elements; None if undecidable."""
+    take = np.argsort(-np.abs(n_h))[:SCALE_CONFIRM]
+    half = claim.steps / 2
+    first = FirstDifferences(*ev.first_differences(idx[take], half))
+    n_r = (4 * first.central - n_h[take]) / 3
+    ratios = (a[take] - n_r) / np.where(n_r != 0, n_r, np.inf)
+    r_fit, _ = _scale_fit(a[take], n_r, np.zeros(take.size), 0.0)
+    r_med = float(np.median(ratios))
+    same = np.sign(r_fit) == np.sign(r_med)
+    if abs(r_fit) > threshold and abs(r_med) > threshold and same:
+        return True
+    if abs(r_fit) <= threshold / 2 or abs(r_med) <= threshold / 2:
+        return False  # the fit was the step's truncation, or a few elements next to a kink
+    return None
 
 
 #: A gap between the one-sided slopes of a first difference this large, relative to the slopes, is no
