@@ -23,7 +23,7 @@ from backcheck.errors import (
     NotScalarError,
     UserFunctionError,
 )
-from backcheck.outputs import Output
+from backcheck.outputs import Output, narrow_inputs
 from backcheck.tree import Leaf, Tree
 
 #: First differences evaluated between two checksums of the inputs in the serial loop (a function that writes
@@ -143,6 +143,8 @@ class Evaluator:
                 "of small steps cannot resolve, so its numeric gradient is 0 or huge; return a float to check it."
             )
             dtype = np.dtype(np.float64)
+        if dtype != self.output.declared and narrow_inputs(self.tree.values()):
+            dtype = self.output.declared  # outputs that copy float32-exact inputs are no float32 kernel
         self.phi0, self.scale, self.out_dtype = phi, scale, dtype
         self.ready = True
         finest = min((leaf.dtype for leaf in self.tree.leaves), key=lambda d: np.finfo(d).eps, default=dtype)

@@ -32,6 +32,8 @@ class Output:
         self.weights: list[np.ndarray] = []
         #: the largest single term ``|u_j y_j|`` at the base point (0 for a loss: its value is the term)
         self.peak = 0.0
+        #: the dtype the outputs declare at the base point (``anchor`` may find a narrower one computed)
+        self.declared = np.dtype(np.float64)
 
     def rows(self, parts: Sequence[np.ndarray]) -> np.ndarray:
         """``phi`` of each row of outputs that carry a leading batch axis, as :attr:`reduce` computes it."""
@@ -59,7 +61,13 @@ class Output:
             value = float(arr.reshape(()))
             return value, abs(value), arr.dtype  # an integer dtype is the evaluator's to explain
 
-        return cls(reduce, scalar=True)
+        def anchor(out: Any) -> tuple[float, float, np.dtype]:
+            value, size, output.declared = reduce(out)
+            dtype = output.declared
+            return value, size, computed_dtype([np.asarray(value)], dtype) if dtype.kind == "f" else dtype
+
+        output = cls(reduce, scalar=True, anchor=anchor)
+        return output
 
     @classmethod
     def cotangent(
@@ -99,7 +107,8 @@ class Output:
         def anchor(out: Any) -> tuple[float, float, np.dtype]:
             # phi is measured from the base point's outputs from now on: outputs a perturbation leaves
             # unchanged then add exactly zero, so a large output elsewhere (a pole) adds no rounding
-            ys, dtype = arrays(out)
+            ys, output.declared = arrays(out)
+            dtype = computed_dtype(ys, output.declared)
             base[:] = [y.copy() for y in ys]
             # a backward pass mixes these terms through dout, so it cannot resolve its result below their rounding
             terms = [au * np.abs(y) for au, y in zip(absu, ys, strict=True) if y.size]
@@ -126,6 +135,42 @@ class Output:
         output = cls(reduce, anchor=anchor)
         output.base, output.weights = base, u64  # for evaluations made elsewhere (batched rows, workers)
         return output
+
+
+def computed_dtype(ys: Sequence[np.ndarray], dtype: np.dtype) -> np.dtype:
+    """The precision a function really computes in: float32 where it returns float64 values that are all exactly
+    float32 (a kernel that casts its inputs and computes in float32, whatever dtype it is handed).
+
+    Values with short mantissas (exact in float16: 0.5, 3.25, integers) are no evidence either way; a float64
+    computation gives a float32-exact value otherwise with probability about 2**-29.
+    """
+    if dtype != np.float64:
+        return dtype
+    values = np.concatenate([np.ravel(y) for y in ys]) if len(ys) else np.empty(0)
+    values = values[np.isfinite(values) & (values != 0)]
+    bits = _significant_bits(values)
+    telling = bits > 11  # more digits than float16 holds: a short dyadic (0.5, 2**-51) tells nothing
+    if not telling.any():
+        return dtype
+    return np.dtype(np.float32) if np.all(bits[telling] <= 24) else dtype
+
+
+def narrow_inputs(values: np.ndarray) -> bool:
+    """Whether every value is exactly float32 (then float32-exact outputs may be copies, and tell nothing)."""
+    v = values[np.isfinite(values) & (values != 0)]
+    return bool(np.all(_significant_bits(v) <= 24))
+
+
+def _significant_bits(values: np.ndarray) -> np.ndarray:
+    """How many bits of each float64 value's mantissa are in use (1 for a power of two, up to 53)."""
+    mantissa, _ = np.frexp(np.abs(values))
+    ints = (mantissa * 2.0**53).astype(np.int64)
+    trailing = np.zeros(ints.shape, dtype=np.int64)
+    for k in (32, 16, 8, 4, 2, 1):  # count trailing zero bits, k at a time
+        low = (ints & ((1 << k) - 1)) == 0
+        trailing += np.where(low, k, 0)
+        ints = np.where(low, ints >> k, ints)
+    return 53 - trailing
 
 
 def _as_array(out: Any, what: str) -> np.ndarray:

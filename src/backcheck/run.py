@@ -195,12 +195,13 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: d
     grad_eps, typical = _leaf_scales(tree, g, sec.grad_eps)
     # a layer's backward pass mixes its outputs' terms through dout: it cannot be trusted below their rounding
     # (a softmax's 1 - p where p rounds to 1), whatever the size of the element itself
-    typical = np.maximum(typical, ev.output.peak / np.maximum(np.abs(ev.tree.values()), 1.0))
+    resolved = np.maximum(typical, ev.output.peak / np.maximum(np.abs(ev.tree.values()), 1.0))
     at = sec.at
     regrad = None if at is None else (lambda: at([lf.work for lf in ev.tree.leaves]))
-    claim = Claim(g, steps, grad_eps, typical, Tolerance(options.atol, options.rtol), regrad, sec.g_wide)
+    tol = Tolerance(options.atol, options.rtol)
+    claim = Claim(g, steps, grad_eps, resolved, tol, regrad, sec.g_wide, typical=typical)
     outcome = run_strategy(ev, claim, strategy, options.samples, options.rng("strategy"), frozenset(skipped))
-    _vouch(tree, g, outcome, _value_gradient(ev))
+    _vouch(tree, g, outcome, _value_gradient(ev), typical)
     leaves = summarize(tree, g, outcome, dict(skipped))
     flat = {name: np.full(tree.size, np.nan) for name in ("numeric", "bound")}
     flat["numeric"][outcome.checked] = outcome.numeric
@@ -243,7 +244,7 @@ def _value_gradient(ev: Evaluator) -> float:
     return max(ev.scale, abs(ev.phi0)) / max(spread, 1.0)
 
 
-def _vouch(tree: Tree, g: np.ndarray, outcome: Outcome, value_gradient: float) -> None:
+def _vouch(tree: Tree, g: np.ndarray, outcome: Outcome, value_gradient: float, sizes: np.ndarray) -> None:
     """Pass means vouched: elements whose bound could not see an error that matters become inconclusive."""
     which = np.searchsorted(tree.offsets, outcome.checked, side="right") - 1
     ref = np.zeros(outcome.checked.size)
@@ -258,6 +259,7 @@ def _vouch(tree: Tree, g: np.ndarray, outcome: Outcome, value_gradient: float) -
     # ... and a check whose gradient is zero everywhere (a constant) against the function's own size
     biggest = max(typical, float(ref.max()) if ref.size else 0.0)
     ref = np.maximum(ref, VOUCH_FLOOR * (biggest if biggest > 0 else value_gradient))
+    ref = np.maximum(ref, sizes[outcome.checked])  # never stricter than the screen was
     a = g[outcome.checked]
     limit = outcome.bound if outcome.vouch_bound is None else outcome.vouch_bound
     blind = unvouched(outcome.status, a, outcome.numeric, limit, ref)

@@ -183,6 +183,8 @@ class Claim:
     tol: Tolerance
     regrad: Callable[[], np.ndarray] | None = None
     g_wide: np.ndarray | None = None
+    #: per element, its tensor's typical gradient (outliers capped), the size errors are measured against
+    typical: np.ndarray | None = None
 
     def bare(self) -> Claim:
         """The same claim without re-checks at moved points or a float64 run (for samples and localization)."""
@@ -324,8 +326,13 @@ def judge(
     first: FirstDifferences,
     res: np.ndarray,
     tol: Tolerance,
+    typical: np.ndarray | None = None,
 ) -> Judgement:
-    """Judge elements ``idx`` from their first central differences, refining those the screen cannot clear."""
+    """Judge elements ``idx`` from their first central differences, refining those the screen cannot clear.
+
+    ``typical`` (per element, its tensor's typical gradient) lets the screen clear only elements its bound can
+    vouch for; the others are refined, where each element's round-off comes from the outputs it moves.
+    """
     span = first.disp_plus - first.disp_minus
     numeric = first.central
     # a NaN or inf analytic value where the function is finite is wrong, whatever the bound: named, not refined
@@ -333,6 +340,8 @@ def judge(
     res = np.where(np.isfinite(res), res, 0.0)
     ok, limit = screen(ev, idx, analytic, numeric, span, res, tol)
     ok &= ~broken
+    if typical is not None and not tol.custom:
+        ok &= ~unvouched(np.where(ok, OK, ""), analytic, numeric, limit, typical)
     status = np.full(idx.size, OK, dtype=object)
     status[broken] = MISMATCH
     jump = np.full(idx.size, np.nan)

@@ -34,7 +34,9 @@ def test_no_false_alarm_on_the_correct_backward(name):
 
 @pytest.mark.parametrize("name, bug", BUGS)
 def test_every_wrong_backward_is_found(name, bug):
-    result = explore_layer(name, bug, max_points=BUG_POINTS, shrink=False, progress=False)
+    # a bug that hides but at a tie of three inside a window of 2 or more needs a few more draws
+    points = 60 if name in {layer.name for layer in EDGE_LAYERS} else BUG_POINTS
+    result = explore_layer(name, bug, max_points=points, shrink=False, progress=False)
     assert result.status == "fail", result
 
 

@@ -18,7 +18,7 @@ from backcheck.errors import BadInputError
 from backcheck.evaluate import Evaluator
 from backcheck.strategies.elementwise import Outcome, run
 from backcheck.strategies.projected import DIRECTIONS, localize, project_leaf
-from backcheck.verdict import FAILING, KINK, Claim
+from backcheck.verdict import FAILING, KINK, VOUCH, Claim
 
 STRATEGIES = ("full", "sparse", "projected", "auto")
 #: Arrays this small are checked element by element even under 'projected' and 'auto'.
@@ -143,6 +143,16 @@ def _projected(
             out.notes.append(
                 f"{leaf.name}: {proj.kinky} of {len(proj.measurements)} random directions cross a kink at the point "
                 f"(ties, ReLU inputs at 0), so {sub.checked.size} random elements were checked one by one instead."
+            )
+            continue
+        if not proj.failed and not proj.detectable <= VOUCH:
+            # directions this coarse cannot see errors that matter (a function computing in float32): pass means
+            # vouched, so a sample of elements is judged one by one instead, each against its own bound
+            sub = sample(leaf)
+            out.notes.append(
+                f"{leaf.name}: {k} random directions agree, but only an error of {proj.detectable:.2g} of the "
+                f"gradient or more would have failed them; {sub.checked.size} random elements were checked one by "
+                "one instead."
             )
             continue
         if not proj.failed:

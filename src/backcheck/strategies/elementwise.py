@@ -65,7 +65,7 @@ def run(ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator |
     first = FirstDifferences(*ev.first_differences(idx, steps))
     a = g[idx]
     res = resolution(a, first.central, 1.0, rms[idx]) * grad_eps[idx] + cancellation(a, first.central, rms[idx])
-    j = judge(ev, idx, a, steps[idx], first, res, tol)
+    j = judge(ev, idx, a, steps[idx], first, res, tol, None if claim.typical is None else claim.typical[idx])
     notes: list[str] = []
     ambiguous = np.flatnonzero(j.status == AMBIGUOUS)
     if ambiguous.size:
