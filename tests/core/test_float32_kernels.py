@@ -1,0 +1,82 @@
+"""Kernels that compute in float32 whatever dtype they are handed: wrong backwards fail, correct ones pass."""
+
+import numpy as np
+import pytest
+
+import backcheck
+
+F = np.float32
+C, A = F(0.7978845608), F(0.044715)
+
+
+def gelu(x):
+    x = np.asarray(x, F)
+    return 0.5 * x * (1 + np.tanh(C * (x + A * x**3)))
+
+
+def gelu_backward(d, x, k=1.0):
+    x = np.asarray(x, F)
+    t = np.tanh(C * (x + A * x**3))
+    g = 0.5 * (1 + t) + 0.5 * x * (1 - t**2) * C * (1 + 3 * A * x**2)
+    return (np.asarray(d, F) * g * F(k),)
+
+
+def layernorm(x):
+    x = np.asarray(x, F)
+    mu = x.mean(axis=1, keepdims=True)
+    var = x.var(axis=1, keepdims=True)
+    return (x - mu) / np.sqrt(var + F(1e-5))
+
+
+def layernorm_backward(d, x, k=1.0):
+    x, d = np.asarray(x, F), np.asarray(d, F)
+    mu = x.mean(axis=1, keepdims=True)
+    inv = 1 / np.sqrt(x.var(axis=1, keepdims=True) + F(1e-5))
+    xh = (x - mu) * inv
+    g = inv * (d - d.mean(axis=1, keepdims=True) - xh * (d * xh).mean(axis=1, keepdims=True))
+    return (g * F(k),)
+
+
+def matmul(x, w):
+    return np.asarray(x, F) @ np.asarray(w, F)
+
+
+def matmul_backward(d, x, w, k=1.0):
+    d, x, w = np.asarray(d, F), np.asarray(x, F), np.asarray(w, F)
+    return d @ w.T, (x.T @ d) * F(k)
+
+
+KERNELS = {
+    "gelu": (gelu, gelu_backward, lambda rng, dt: (rng.normal(size=(16, 16)).astype(dt),)),
+    "layernorm": (layernorm, layernorm_backward, lambda rng, dt: (rng.normal(size=(8, 32)).astype(dt),)),
+    "matmul": (
+        matmul,
+        matmul_backward,
+        lambda rng, dt: (rng.normal(size=(12, 10)).astype(dt), rng.normal(size=(10, 9)).astype(dt)),
+    ),
+}
+
+
+def _check(name, k, dtype, strategy):
+    fwd, bwd, make = KERNELS[name]
+    inputs = make(np.random.default_rng(0), dtype)
+    return backcheck.check_layer(fwd, lambda d, *xs: bwd(d, *xs, k=k), inputs, strategy=strategy)
+
+
+@pytest.mark.parametrize("strategy", ["full", "projected", "auto"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", sorted(KERNELS))
+def test_float32_kernels_pass_when_right_and_fail_at_1e2(name, dtype, strategy):
+    right = _check(name, 1.0, dtype, strategy)
+    assert right.ok, right
+    assert _check(name, 1 + 1e-2, dtype, strategy).status == "fail"
+    # 1e-3 is at float32's own floor for kernels that sum many products: caught, or the floor says so
+    finer = _check(name, 1 + 1e-3, dtype, strategy)
+    assert finer.status == "fail" or any(lf.floor_rel >= 1e-3 / 4 for lf in finer.leaves), finer
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
+def test_an_error_of_1e4_is_caught_or_below_the_stated_floor(name):
+    r = _check(name, 1 + 1e-4, np.float64, "full")
+    if r.status != "fail":
+        assert any(lf.floor_rel >= 1e-4 or lf.status == "inconclusive" for lf in r.leaves), r
