@@ -12,6 +12,8 @@ from backcheck.cases import case
 from backcheck.errors import (
     BackcheckError,
     BadInputError,
+    CaseError,
+    EvaluationError,
     GradientMismatch,
     GradientStructureError,
     NondeterministicError,
@@ -51,5 +53,7 @@ __all__ = [
     "NonFiniteError",
     "NondeterministicError",
     "UserFunctionError",
+    "EvaluationError",
+    "CaseError",
     "GradientMismatch",
 ]

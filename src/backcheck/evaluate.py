@@ -104,13 +104,9 @@ class Evaluator:
         self._shifted = False
         # first differences leave the scale alone, so that serial, batched and remote runs judge alike
         self._track_scale = True
-        #: per element, the size of the outputs its perturbation moved (their rounding is what its differences
-        #: carry); 0 where not recorded (batched and remote evaluation), and then ``scale`` stands in
-        self.local_scale = np.zeros(tree.size)
-        #: the largest such size over the evaluations since it was last reset (a direction, a probe)
-        self.last_scale = 0.0
-        #: the size of the outputs the noise probe moved (``noise`` is scaled from it to each element's own)
-        self.noise_scale = 0.0
+        # per element, the size of the outputs its refinement moved (0 where not recorded: ``scale`` stands in);
+        # the largest since last reset (a direction, a probe); the size the noise probe moved
+        self.local_scale, self.last_scale, self.noise_scale = np.zeros(tree.size), 0.0, 0.0
 
     # -- the original point -----------------------------------------------------------------------------
     def baseline(self) -> float:

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -169,55 +170,68 @@ def _projected(
                 f"{worst:.3g}); use strategy='auto' or 'full' to find the elements."
             )
             continue
-        weights = proj.first_gaussian_failure
-        root = next((m for kind, m in proj.measurements if kind == "gaussian" and m.failed), None)
-        if weights is None:
-            weights = rng.standard_normal(leaf.size)
-            weights /= np.linalg.norm(weights)
-        found = localize(ev, claim, leaf, weights, root)
-        out.add(
-            found.found,
-            [found.numeric[i] for i in found.found],
-            [found.bound[i] for i in found.found],
-            [found.status[i] for i in found.found],
-        )
-        n_wrong = sum(s in FAILING for s in found.status.values())
-        n_kinks = sum(s == KINK for s in found.status.values())
-        if n_wrong and found.complete:
-            out.notes.append(
-                f"{leaf.name}: a random direction disagrees; group testing found {n_wrong} wrong element(s)."
-            )
-            continue
-        if n_kinks and found.complete:
-            out.notes.append(
-                f"{leaf.name}: a random direction disagrees, but group testing traced it to elements at kinks "
-                f"only ({n_kinks} found; they are not differentiable there and their analytic values are valid "
-                "one-sided slopes)."
-            )
-            continue
-        # localization ran out of budget, or pinned the disagreement on no element: a random sample decides
-        sub = sample(leaf)
-        wrong = int(np.isin(sub.status, FAILING).sum())
-        if not found.complete and (n_wrong or wrong):
-            out.failed_leaves[leaf.name] = (
-                f"too many wrong elements to localize cheaply: {n_wrong} found, then a random sample of "
-                f"{sub.checked.size} elements has {wrong} wrong (about {wrong / max(sub.checked.size, 1):.0%} of "
-                f"{leaf.name})."
-            )
-        elif wrong:
-            out.notes.append(f"{leaf.name}: a random direction disagrees; a random sample found the wrong elements.")
-        elif not found.complete or np.any(sub.status == KINK) or not project_leaf(ev, claim, leaf, rng, k).failed:
-            out.notes.append(
-                f"{leaf.name}: a random direction disagreed, but no element is wrong: group testing and a sample of "
-                f"{sub.checked.size} elements found none (the point has kinks, or fresh directions agree)."
-            )
-        else:
-            out.failed_leaves[leaf.name] = (
-                f"{failing} of {k} random directions disagree, and fresh ones too, but no single element is "
-                "wrong beyond its own bound: the error is spread thinly over many elements (for example a "
-                "small constant factor)."
-            )
+        _localize_leaf(ev, claim, leaf, proj, rng, k, sample, out)
     return out.outcome()
+
+
+def _localize_leaf(
+    ev: Evaluator,
+    claim: Claim,
+    leaf: Any,
+    proj: Any,
+    rng: np.random.Generator,
+    k: int,
+    sample: Callable[[Any], Outcome],
+    out: _Collected,
+) -> None:
+    """A random direction failed on ``leaf``: find the wrong elements by group testing, or let a sample decide."""
+    failing = sum(m.failed for _, m in proj.measurements)
+    weights = proj.first_gaussian_failure
+    root = next((m for kind, m in proj.measurements if kind == "gaussian" and m.failed), None)
+    if weights is None:
+        weights = rng.standard_normal(leaf.size)
+        weights /= np.linalg.norm(weights)
+    found = localize(ev, claim, leaf, weights, root)
+    out.add(
+        found.found,
+        [found.numeric[i] for i in found.found],
+        [found.bound[i] for i in found.found],
+        [found.status[i] for i in found.found],
+    )
+    n_wrong = sum(s in FAILING for s in found.status.values())
+    n_kinks = sum(s == KINK for s in found.status.values())
+    if n_wrong and found.complete:
+        out.notes.append(f"{leaf.name}: a random direction disagrees; group testing found {n_wrong} wrong element(s).")
+        return
+    if n_kinks and found.complete:
+        out.notes.append(
+            f"{leaf.name}: a random direction disagrees, but group testing traced it to elements at kinks "
+            f"only ({n_kinks} found; they are not differentiable there and their analytic values are valid "
+            "one-sided slopes)."
+        )
+        return
+    # localization ran out of budget, or pinned the disagreement on no element: a random sample decides
+    sub = sample(leaf)
+    wrong = int(np.isin(sub.status, FAILING).sum())
+    if not found.complete and (n_wrong or wrong):
+        out.failed_leaves[leaf.name] = (
+            f"too many wrong elements to localize cheaply: {n_wrong} found, then a random sample of "
+            f"{sub.checked.size} elements has {wrong} wrong (about {wrong / max(sub.checked.size, 1):.0%} of "
+            f"{leaf.name})."
+        )
+    elif wrong:
+        out.notes.append(f"{leaf.name}: a random direction disagrees; a random sample found the wrong elements.")
+    elif not found.complete or np.any(sub.status == KINK) or not project_leaf(ev, claim, leaf, rng, k).failed:
+        out.notes.append(
+            f"{leaf.name}: a random direction disagreed, but no element is wrong: group testing and a sample of "
+            f"{sub.checked.size} elements found none (the point has kinks, or fresh directions agree)."
+        )
+    else:
+        out.failed_leaves[leaf.name] = (
+            f"{failing} of {k} random directions disagree, and fresh ones too, but no single element is "
+            "wrong beyond its own bound: the error is spread thinly over many elements (for example a "
+            "small constant factor)."
+        )
 
 
 __all__ = ["STRATEGIES", "Outcome", "choose", "resolve", "run_strategy"]

@@ -22,7 +22,7 @@ from backcheck.errors import BadInputError, NonFiniteError
 from backcheck.evaluate import Output
 from backcheck.findings import mutation_finding
 from backcheck.frontends.common import AUTO_MIN_ELEMENTS, JVP_PREFIX, CachedEvaluator
-from backcheck.frontends.torch import _analytic as side
+import backcheck.frontends.torch._analytic as side
 from backcheck.frontends.torch._session import Session
 from backcheck.frontends.torch._setup import choose_outputs, input_slots, numeric_side, param_slots, parse_dout
 from backcheck.frontends.torch._tensors import BFLOAT16_EPS, dtype_name, np_dtype, parts, real_of
