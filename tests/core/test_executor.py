@@ -22,9 +22,10 @@ def test_threads_give_the_serial_report_and_find_a_small_error():
     p = {"W": rng.normal(size=(6, 5)), "b": rng.normal(size=4)}
     before = {k: v.copy() for k, v in p.items()}
     for wrong in (1.0, 1.001):
-        serial = backcheck.check(loss, p, lambda q: grad(q, wrong))
+        claimed = grad(p, wrong)
+        serial = backcheck.check(loss, p, claimed)
         with ThreadPoolExecutor(4) as pool:
-            threaded = backcheck.check(loss, p, lambda q: grad(q, wrong), executor=pool)
+            threaded = backcheck.check(loss, p, claimed, executor=pool)
         assert threaded.status == serial.status == ("pass" if wrong == 1.0 else "fail")
         assert [lf.to_dict()["counts"] for lf in threaded.leaves] == [lf.to_dict()["counts"] for lf in serial.leaves]
         np.testing.assert_array_equal(threaded.numeric["W"], serial.numeric["W"])

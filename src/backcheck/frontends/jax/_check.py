@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
+import backcheck.frontends.jax._numeric as num
 from backcheck.calls import call_user, function_name
 from backcheck.contract import Analytic, Contract, Section
 from backcheck.evaluate import Output
 from backcheck.frontends.common import AUTO_MIN_ELEMENTS, JVP_PREFIX, CachedEvaluator, prefetch_first_differences
-import backcheck.frontends.jax._numeric as num
 from backcheck.frontends.jax._analytic import Sides, sections_of
 from backcheck.frontends.jax._inputs import Inputs, Outputs, mask_outputs, outputs, split_inputs
 from backcheck.frontends.jax._trace import Runner

@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 
+import backcheck.frontends.torch._analytic as side
 from backcheck.calls import call_user
 from backcheck.contract import Analytic, Contract, Section
 from backcheck.errors import BadInputError, NonFiniteError
 from backcheck.evaluate import Output
 from backcheck.findings import mutation_finding
 from backcheck.frontends.common import AUTO_MIN_ELEMENTS, JVP_PREFIX, CachedEvaluator
-import backcheck.frontends.torch._analytic as side
 from backcheck.frontends.torch._session import Session
 from backcheck.frontends.torch._setup import choose_outputs, input_slots, numeric_side, param_slots, parse_dout
 from backcheck.frontends.torch._tensors import BFLOAT16_EPS, dtype_name, np_dtype, parts, real_of
