@@ -35,6 +35,16 @@ EDGE_SHRINK = 8.0
 EDGE_RETRIES = 12
 
 
+#: Most points one vectorized call evaluates, whatever the memory budget allows.
+MAX_ROWS = 512
+
+
+def rows_per_call(row_bytes: int, budget: int) -> int:
+    """Points per vectorized call: as many rows of ``row_bytes`` as ``budget`` bytes hold (an even number, at
+    least 2, at most :data:`MAX_ROWS`). The one memory budget of every batched path (numpy and frameworks)."""
+    return int(min(MAX_ROWS, max(2, int(budget // max(row_bytes, 1)) // 2 * 2)))
+
+
 @dataclass(frozen=True)
 class Backend:
     """How an :class:`Evaluator` evaluates many first differences: serially (the default), vectorized
@@ -273,7 +283,7 @@ class Evaluator:
         assert self.batch_call is not None
         leaves = self.tree.leaves
         row_bytes = sum(leaf.size * leaf.dtype.itemsize for leaf in leaves)
-        per_call = max(2, int(self.max_batch_bytes // max(row_bytes, 1)) // 2 * 2)
+        per_call = rows_per_call(row_bytes, self.max_batch_bytes)
         pair_idx = np.repeat(np.asarray(idx, dtype=np.int64), 2)
         pair_step = np.stack([steps[idx], -steps[idx]], axis=1).reshape(-1)
         which = np.searchsorted(self.tree.offsets, pair_idx, side="right") - 1

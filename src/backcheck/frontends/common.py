@@ -11,15 +11,11 @@ from typing import Any
 import numpy as np
 
 from backcheck.calls import first_line
-from backcheck.evaluate import Evaluator, Output
+from backcheck.evaluate import Evaluator, Output, rows_per_call
 from backcheck.numeric.steps import default_steps
 from backcheck.strategies import choose, resolve
 from backcheck.tree import Tree
 
-#: Largest number of float64 values (points x elements) one vectorized call may hold.
-BATCH_BUDGET = 2**20
-#: Most points one vectorized call evaluates.
-MAX_BATCH = 512
 #: Below this many elements 'auto' does not vectorize: a few dozen serial calls cost less than vmap's setup.
 AUTO_MIN_ELEMENTS = 8
 #: The prefix of the leaves that hold the forward-mode (jvp) section of a report.
@@ -172,7 +168,7 @@ def prefetch_first_differences(
         return False
     idx = choose(strategy, ev.tree.size, samples, np.random.default_rng(seed))
     steps = default_steps(ev.tree, step)
-    chunk = int(max(8, min(MAX_BATCH, BATCH_BUDGET // max(ev.tree.size, 1))))
+    chunk = max(8, rows_per_call(8 * ev.tree.size, ev.max_batch_bytes))  # float64 rows of the point
     try:
         ev.prefetch(idx, steps, batch, chunk)
     except (KeyboardInterrupt, SystemExit):

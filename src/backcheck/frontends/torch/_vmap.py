@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from backcheck.evaluate import Evaluator
-from backcheck.frontends.common import BATCH_BUDGET, MAX_BATCH, CachedEvaluator
+from backcheck.evaluate import Evaluator, rows_per_call
+from backcheck.frontends.common import CachedEvaluator
 from backcheck.frontends.torch._session import Session
 from backcheck.numeric.steps import default_steps
 from backcheck.options import Options
@@ -31,7 +31,7 @@ def prefetch(sess: Session, ev: Evaluator, options: Options, vectorized: bool | 
         return ""
     idx = np.arange(ev.tree.size)
     steps = default_steps(ev.tree, options.step)
-    chunk = int(max(8, min(MAX_BATCH, BATCH_BUDGET // max(ev.tree.size, 1))))
+    chunk = max(8, rows_per_call(8 * ev.tree.size, ev.max_batch_bytes))  # float64 rows of the point
     try:
         n = ev.prefetch(idx, steps, sess.batch_call(ev.tree), chunk)
     except (KeyboardInterrupt, SystemExit):
