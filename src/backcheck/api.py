@@ -39,6 +39,7 @@ def check(
     progress: bool | None = None,
     random: str = "auto",
     strict_dtype: bool = False,
+    floor: float | None = None,
 ) -> Report:
     """Check an analytic gradient of a scalar function against finite differences.
 
@@ -88,6 +89,11 @@ def check(
         Refuse (:class:`GradientStructureError`) a gradient in another float dtype than its parameter. By
         default it is accepted and judged at the coarser of the two dtypes, with a note.
 
+    floor : float, optional
+        The detection floor asked for, relative (``floor=1e-9``): an element wrong by that fraction of its
+        gradient must fail. Elements whose bound is wider are refined on a Richardson table; where the
+        function's noise forbids the floor, they are inconclusive. Every report states the floor it reached.
+
     Returns
     -------
     Report
@@ -118,6 +124,7 @@ def check(
         progress=progress,
         random=random,
         strict_dtype=strict_dtype,
+        floor=floor,
     )
     return run(loss_contract(f, params, grad, options), options)
 

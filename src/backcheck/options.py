@@ -36,6 +36,13 @@ def _tolerance(name: str, value: Any) -> float | None:
     return v
 
 
+def _floor(value: Any) -> float | None:
+    v = _tolerance("floor", value)
+    if v is not None and not 0 < v < 1:
+        raise BadInputError(f"floor={value!r} must lie between 0 and 1 (a relative error).", "pass e.g. floor=1e-8.")
+    return v
+
+
 def _positive_int(name: str, value: Any) -> int | None:
     if value is None:
         return None
@@ -96,6 +103,9 @@ class Options:
     random: str = "auto"
     #: refuse a gradient in another float dtype than its parameter instead of judging it at the coarser one
     strict_dtype: bool = False
+    #: the detection floor asked for: an error of this fraction of an element's gradient (or of its tensor's
+    #: typical size) must fail; elements whose bound is wider are refined with sharp numerics
+    floor: float | None = None
 
     @classmethod
     def make(cls, **kwargs: Any) -> Options:
@@ -138,6 +148,7 @@ class Options:
             progress=kwargs.get("progress"),
             random=random,
             strict_dtype=bool(kwargs.get("strict_dtype", False)),
+            floor=_floor(kwargs.get("floor")),
         )
 
     def rng(self, stream: str) -> np.random.Generator:

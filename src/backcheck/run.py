@@ -31,6 +31,7 @@ from backcheck.progress import Progress
 from backcheck.report import Curve, Finding, LeafReport, Report, summarize
 from backcheck.strategies import resolve, run_strategy
 from backcheck.strategies.elementwise import Outcome
+from backcheck.strategies.sharp import sharpen
 from backcheck.tree import Tree
 from backcheck.verdict import JUMP, NOISY, VOUCH_FLOOR, Claim, Tolerance, rms, typical_size, unvouched
 
@@ -201,6 +202,8 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: d
     tol = Tolerance(options.atol, options.rtol)
     claim = Claim(g, steps, grad_eps, resolved, tol, regrad, sec.g_wide, typical=typical)
     outcome = run_strategy(ev, claim, strategy, options.samples, options.rng("strategy"), frozenset(skipped))
+    if options.floor is not None:
+        outcome.notes.extend(sharpen(ev, claim, outcome, options.floor))
     _vouch(tree, g, outcome, _value_gradient(ev), typical)
     leaves = summarize(tree, g, outcome, dict(skipped))
     flat = {name: np.full(tree.size, np.nan) for name in ("numeric", "bound")}

@@ -55,6 +55,7 @@ def check_layer(
     executor: Any = None,
     progress: bool | None = None,
     strict_dtype: bool = False,
+    floor: float | None = None,
 ) -> Report:
     """Check a layer's backward pass against finite differences of its forward pass.
 
@@ -104,6 +105,11 @@ def check_layer(
         Refuse gradients in another float dtype than their input (``np.zeros(x.shape)`` for a float32 ``x``);
         by default they are judged at the coarser of the two dtypes, with a note.
 
+    floor : float, optional
+        The detection floor asked for, relative (``floor=1e-9``): an element wrong by that fraction of its
+        gradient must fail. Elements whose bound is wider are refined on a Richardson table; where the
+        function's noise forbids the floor, they are inconclusive. Every report states the floor it reached.
+
     Returns
     -------
     Report
@@ -136,6 +142,7 @@ def check_layer(
         progress=progress,
         random=random,
         strict_dtype=strict_dtype,
+        floor=floor,
     )
     layer = Layer.make(forward, backward, inputs, cache=cache, names=names, wrt=wrt, constant=constant)
     return run(layer.contract(dout, options), options)
