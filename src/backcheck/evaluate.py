@@ -11,11 +11,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from backcheck.backends import Backend, rows_per_call
 from backcheck.errors import (
     BackcheckError,
     NondeterministicError,
@@ -33,30 +33,6 @@ CHECK_EVERY = 16
 EDGE_SHRINK = 8.0
 #: ... at most this many times (a step 8**12, about 7e10, times smaller), before NonFiniteError.
 EDGE_RETRIES = 12
-
-
-#: Most points one vectorized call evaluates, whatever the memory budget allows.
-MAX_ROWS = 512
-
-
-def rows_per_call(row_bytes: int, budget: int) -> int:
-    """Points per vectorized call: as many rows of ``row_bytes`` as ``budget`` bytes hold (an even number, at
-    least 2, at most :data:`MAX_ROWS`). The one memory budget of every batched path (numpy and frameworks)."""
-    return int(min(MAX_ROWS, max(2, int(budget // max(row_bytes, 1)) // 2 * 2)))
-
-
-@dataclass(frozen=True)
-class Backend:
-    """How an :class:`Evaluator` evaluates many first differences: serially (the default), vectorized
-    (``batch_call``: phi of a tree whose arrays carry a leading batch axis, in chunks of at most
-    ``max_batch_bytes``), or on an executor (``executor`` with ``remote = (phi, private copy of the point)``).
-    """
-
-    batch_call: Callable[[Any], Any] | None = None
-    #: rows that stay in cache beat fewer, larger calls
-    max_batch_bytes: int = 4 * 2**20
-    executor: Any = None
-    remote: tuple[Callable[[Any], Any], Any] | None = None
 
 
 class Evaluator:

@@ -19,9 +19,10 @@ import time
 
 import numpy as np
 
+from backcheck.backends import Backend
 from backcheck.contract import Analytic, Contract, Section
 from backcheck.errors import NondeterministicError, NonFiniteError
-from backcheck.evaluate import Backend, Evaluator
+from backcheck.evaluate import Evaluator
 from backcheck.findings import UNREAD_ULPS, mutation_finding, unread_findings
 from backcheck.numeric.grad import noise_level
 from backcheck.numeric.noise import estimate_noise

@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from backcheck.backends import rows_per_call
 from backcheck.calls import first_line
-from backcheck.evaluate import Evaluator, Output, rows_per_call
+from backcheck.evaluate import Evaluator, Output
 from backcheck.numeric.steps import default_steps
 from backcheck.strategies import choose, resolve
 from backcheck.tree import Tree

@@ -12,7 +12,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from backcheck.evaluate import MAX_ROWS as MAX_BATCH
+from backcheck.backends import MAX_ROWS as MAX_BATCH
 from backcheck.frontends.jax._inputs import Inputs, Outputs
 from backcheck.frontends.jax._trace import Runner, apply_raw
 from backcheck.tree import Tree

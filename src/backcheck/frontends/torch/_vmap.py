@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from backcheck.evaluate import Evaluator, rows_per_call
+from backcheck.backends import rows_per_call
+from backcheck.evaluate import Evaluator
 from backcheck.frontends.common import CachedEvaluator
 from backcheck.frontends.torch._session import Session
 from backcheck.numeric.steps import default_steps
