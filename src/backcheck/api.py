@@ -109,23 +109,7 @@ def check(
     >>> backcheck.check(lambda W: np.sum(W ** 2), W, lambda W: 2 * W.T).status
     'fail'
     """
-    options = Options.make(
-        strategy=strategy,
-        samples=samples,
-        atol=atol,
-        rtol=rtol,
-        step=step,
-        seed=seed,
-        upcast=upcast,
-        curves=curves,
-        vectorized=vectorized,
-        max_batch_bytes=max_batch_bytes,
-        executor=executor,
-        progress=progress,
-        random=random,
-        strict_dtype=strict_dtype,
-        floor=floor,
-    )
+    options = Options.pick(locals())
     return run(loss_contract(f, params, grad, options), options)
 
 

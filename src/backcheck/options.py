@@ -151,6 +151,12 @@ class Options:
             floor=_floor(kwargs.get("floor")),
         )
 
+    @classmethod
+    def pick(cls, values: dict[str, Any]) -> Options:
+        """:meth:`make` from an entry point's own keywords (``Options.pick(locals())``): the names that are
+        options are taken, the others (the function, its inputs) left alone."""
+        return cls.make(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
+
     def rng(self, stream: str) -> np.random.Generator:
         """A generator for one named use of randomness (e.g. ``'sample'``, ``'dout'``, ``'noise'``).
 

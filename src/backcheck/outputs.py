@@ -137,6 +137,10 @@ class Output:
         return output
 
 
+#: Telling values (non-integer, more digits than float16) needed to call an array output float32-computed.
+NARROW_EVIDENCE = 3
+
+
 def computed_dtype(ys: Sequence[np.ndarray], dtype: np.dtype) -> np.dtype:
     """The precision a function really computes in: float32 where it returns float64 values that are all exactly
     float32 (a kernel that casts its inputs and computes in float32, whatever dtype it is handed).
@@ -147,10 +151,10 @@ def computed_dtype(ys: Sequence[np.ndarray], dtype: np.dtype) -> np.dtype:
     if dtype != np.float64:
         return dtype
     values = np.concatenate([np.ravel(y) for y in ys]) if len(ys) else np.empty(0)
-    values = values[np.isfinite(values) & (values != 0)]
+    values = values[np.isfinite(values) & (values != np.round(values))]  # integers (1e10) tell nothing
     bits = _significant_bits(values)
     telling = bits > 11  # more digits than float16 holds: a short dyadic (0.5, 2**-51) tells nothing
-    if not telling.any():
+    if telling.sum() < min(NARROW_EVIDENCE, len(values)) or not telling.any():
         return dtype
     return np.dtype(np.float32) if np.all(bits[telling] <= 24) else dtype
 

@@ -106,3 +106,22 @@ def test_a_float32_loss_of_float64_parameters_uses_float32_steps():
     f = lambda x: np.float32(np.sum(np.sin(x)))  # noqa: E731
     assert backcheck.check(f, x, np.cos).ok
     assert backcheck.check(f, x, lambda x: np.cos(x) * np.r_[1.01, np.ones(7)]).status == "fail"
+
+
+def test_a_pole_in_one_element_does_not_blind_its_neighbours():
+    x = np.array([1e-10, 0.5, 1.0, 2.0])  # 1/x: the first element sits next to the pole, within one step
+
+    def backward(k):
+        return lambda d, x: (-d / x**2 * np.array([1.0, k, 1.0, 1.0]),)
+
+    right = backcheck.check_layer(lambda x: 1 / x, backward(1.0), (x,))
+    assert right.status == "inconclusive" and right.leaves[0].counts.get("jump") == 1  # the pole, named
+    wrong = backcheck.check_layer(lambda x: 1 / x, backward(1.01), (x,))
+    assert wrong.status == "fail"
+    assert [e.name for e in wrong.leaves[0].worst if e.status == "mismatch"] == ["x[1]"]
+
+
+def test_round_numbers_are_no_sign_of_a_float32_kernel():
+    x = np.array([1e-10, 0.5, 1.0, 2.0])  # outputs 1e10, 2, 1, 0.5: exact in float32, but integers or short
+    r = backcheck.check_layer(lambda x: 1 / x, lambda d, x: (-d / x**2,), (x,))
+    assert not any("returns float32" in n for n in r.notes)

@@ -127,23 +127,7 @@ def check_layer(
     >>> backcheck.check_layer(affine_forward, affine_backward, (x, w, b)).ok
     True
     """
-    options = Options.make(
-        strategy=strategy,
-        samples=samples,
-        atol=atol,
-        rtol=rtol,
-        step=step,
-        seed=seed,
-        upcast=upcast,
-        curves=curves,
-        vectorized=vectorized,
-        max_batch_bytes=max_batch_bytes,
-        executor=executor,
-        progress=progress,
-        random=random,
-        strict_dtype=strict_dtype,
-        floor=floor,
-    )
+    options = Options.pick(locals())
     layer = Layer.make(forward, backward, inputs, cache=cache, names=names, wrt=wrt, constant=constant)
     return run(layer.contract(dout, options), options)
 

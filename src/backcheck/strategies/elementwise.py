@@ -64,7 +64,8 @@ def run(ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator |
     g, steps, grad_eps, rms, tol = claim.g, claim.steps, claim.grad_eps, claim.rms, claim.tol
     first = FirstDifferences(*ev.first_differences(idx, steps))
     a = g[idx]
-    res = resolution(a, first.central, 1.0, rms[idx]) * grad_eps[idx] + cancellation(a, first.central, rms[idx])
+    size = rms[idx] if claim.typical is None else claim.typical[idx]  # the tensor's own size, not an outlier's
+    res = resolution(a, first.central, 1.0, rms[idx]) * grad_eps[idx] + cancellation(a, first.central, size)
     j = judge(ev, idx, a, steps[idx], first, res, tol, None if claim.typical is None else claim.typical[idx])
     notes: list[str] = []
     ambiguous = np.flatnonzero(j.status == AMBIGUOUS)
