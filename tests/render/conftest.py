@@ -145,3 +145,10 @@ def browser() -> Iterator[Any]:
         b = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
         yield b
         b.close()
+
+
+@pytest.fixture(scope="session")
+def projected() -> Report:
+    """A correct gradient of 10,000 elements checked by random directions: a pass whose floor is in a note."""
+    x = np.random.default_rng(6).normal(size=(100, 100))
+    return backcheck.check(lambda x: np.sum(np.tanh(x)), x, lambda x: 1 - np.tanh(x) ** 2, strategy="projected")

@@ -85,3 +85,29 @@ def test_report_loads_cleanly_and_shows_plots(browser: Any, tmp_path: Path, fail
     assert area("#c8372d", tol=30) > 2000  # histogram bars beyond the bound (drawn at 85% opacity)
     assert area("#2e8b57", tol=30) > 1000  # histogram bars within the bound
     assert area("#6e145a", tol=30) > 200  # heatmap cells of the largest errors
+
+
+def test_floor_is_visible_in_the_table_also_when_sections_are_closed(browser: Any, tmp_path: Path,
+                                                                     passing32: Report) -> None:
+    """A passing array's detection floor reads in its row of the table (always shown) and atop its section.
+
+    With more than ten checks the passing sections start closed: the floor must still be on screen.
+    """
+    lf = passing32.leaves[0]
+    value = f"{lf.floor:.2g}"
+    for copies, sections_open in ((1, True), (11, False)):
+        path = write_html([passing32] * copies, tmp_path / f"floor{copies}.html")
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page.goto(path.resolve().as_uri(), wait_until="load")
+            table = page.locator("section.check > table").first  # the arrays of the first check
+            header = table.locator("th").last
+            assert header.inner_text() == "detection floor" and header.is_visible()
+            cell = table.locator("tr").nth(1).locator("td").last
+            assert cell.is_visible() and cell.inner_text() == f"{value} ({lf.floor_rel:.2g} rel.)"
+            line = page.locator("section.check p.floor").first
+            assert line.is_visible() is sections_open
+            assert line.text_content() == f"pass: no element wrong by more than {value} " \
+                                          f"({lf.floor_rel:.2g} of its typical gradient)"
+        finally:
+            page.close()

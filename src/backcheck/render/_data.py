@@ -24,6 +24,40 @@ KIND_PHRASES = {"check": "gradient check"}
 _INDEX = re.compile(r"\[[0-9, ]*\]$")
 
 
+#: What a kink element means, in every renderer: not a bug, and why.
+KINK_PHRASE = "not differentiable there; the analytic value is a valid subgradient, not a bug"
+
+
+def floor_sentence(lf: LeafReport) -> str:
+    """What a pass vouches for: 'pass: no element wrong by more than X (Y of its typical gradient)'.
+
+    ``lf.floor`` is the largest bound an element that passed was held to; the relative part is left out when
+    the array's typical gradient is zero. Callers check :func:`has_floor` first.
+    """
+    rel = f" ({lf.floor_rel:.2g} of its typical gradient)" if math.isfinite(lf.floor_rel) else ""
+    return f"pass: no element wrong by more than {lf.floor:.2g}{rel}"
+
+
+def has_floor(lf: LeafReport) -> bool:
+    """Whether a passing array states its detection floor (finite and positive; NaN when nothing passed)."""
+    return lf.status == "pass" and math.isfinite(lf.floor) and lf.floor > 0
+
+
+def floor_line(report: Report, lf: LeafReport) -> str:
+    """What a passing array vouches for: its floor sentence, else the report's note about it ('' if none).
+
+    A projected check judges no element one by one, so its floor is NaN; the error it would have caught is
+    stated in the report's note that starts with the array's name, which then stands in for the floor.
+    """
+    if has_floor(lf):
+        return floor_sentence(lf)
+    if lf.status != "pass":
+        return ""
+    prefix = f"{lf.name}: "
+    said = next((n[len(prefix):] for n in report.notes if n.startswith(prefix) and "would have failed" in n), "")
+    return f"pass: {said}" if said else ""
+
+
 def as_list(reports: Report | Sequence[Report]) -> list[Report]:
     """A single report or a sequence of them, as a list."""
     from backcheck.report import Report

@@ -28,7 +28,18 @@ import numpy as np
 
 from backcheck._version import __version__ as version
 from backcheck.render import svg
-from backcheck.render._data import LeafData, as_list, headline, kind_phrase, leaf_data, overall_status, rel_err_note
+from backcheck.render._data import (
+    KINK_PHRASE,
+    LeafData,
+    as_list,
+    floor_line,
+    has_floor,
+    headline,
+    kind_phrase,
+    leaf_data,
+    overall_status,
+    rel_err_note,
+)
 
 if TYPE_CHECKING:
     from backcheck.report import Element, LeafReport, Report
@@ -60,6 +71,7 @@ tr.bad td{color:var(--fail);font-weight:600}tr.kink td{color:var(--inc)}
 .finding b{color:var(--fail)}
 ul.notes{margin:6px 0;padding-left:20px;color:var(--muted)}
 p.why{margin:6px 0;padding:6px 10px;border-left:3px solid var(--pass);background:#eef6f1}
+p.floor{margin:6px 0;color:var(--pass)}td .rel{color:var(--muted);font-size:12px}
 details.leaf{border-top:1px solid var(--line);padding:8px 0 4px}
 details.leaf>summary{cursor:pointer;list-style-position:outside;margin-left:16px}
 .plots{display:flex;flex-wrap:wrap;align-items:flex-start;gap:16px;margin:10px 0}
@@ -111,14 +123,27 @@ def _rel_cell(lf: LeafReport, why: str) -> str:
     return f'<td title="{_e(why)}">{_g(lf.max_rel_err)}<sup>*</sup></td>'
 
 
-def _leaves_table(leaves: Sequence[LeafReport], anchor: str, why: dict[str, str]) -> str:
+def _floor_cell(lf: LeafReport, line: str) -> str:
+    """A passing array's detection floor: absolute, and relative to its typical gradient; else empty.
+
+    Without a floor of its own (a projected check), the cell points to the sentence that states it.
+    """
+    if not has_floor(lf):
+        return f'<td title="{_e(line)}">see note</td>' if line else "<td></td>"
+    rel = f' <span class="rel">({_e(f"{lf.floor_rel:.2g}")} rel.)</span>' if math.isfinite(lf.floor_rel) else ""
+    return f"<td>{_e(f'{lf.floor:.2g}')}{rel}</td>"
+
+
+def _leaves_table(leaves: Sequence[LeafReport], anchor: str, why: dict[str, str], floors: dict[str, str]) -> str:
     rows = ["<table><tr><th>input</th><th>shape</th><th>dtype</th><th>verdict</th><th>checked</th>"
-            "<th>wrong</th><th>kinks</th><th>max abs err</th><th>max rel err</th><th>rel diff</th></tr>"]
+            "<th>wrong</th><th>kinks</th><th>max abs err</th><th>max rel err</th><th>rel diff</th>"
+            '<th title="a pass vouches that no element is wrong by more than this">detection floor</th></tr>']
     for k, lf in enumerate(leaves):
         rows.append(f'<tr><td class="name"><a href="#{anchor}-l{k}">{_e(lf.name)}</a></td>'
                     f"<td>{_e(_shape(lf.shape))}</td><td>{_e(lf.dtype)}</td><td>{_badge(lf.status)}</td>"
-                    f"<td>{lf.n_checked}/{lf.n_elements}</td><td>{lf.n_mismatch}</td><td>{lf.n_kinks}</td><td>{_g(lf.max_abs_err)}</td>"
-                    f"{_rel_cell(lf, why.get(lf.name, ''))}<td>{_g(lf.rel_diff)}</td></tr>")
+                    f"<td>{lf.n_checked}/{lf.n_elements}</td><td>{lf.n_mismatch}</td><td>{lf.n_kinks}</td>"
+                    f"<td>{_g(lf.max_abs_err)}</td>{_rel_cell(lf, why.get(lf.name, ''))}<td>{_g(lf.rel_diff)}</td>"
+                    f"{_floor_cell(lf, floors.get(lf.name, ''))}</tr>")
     rows.append("</table>")
     return "".join(rows)
 
@@ -197,7 +222,7 @@ def _plots(d: LeafData) -> str:
     return f'<div class="plots">{"".join(out)}</div>' if out else ""
 
 
-def _leaf_section(d: LeafData, anchor: str, k: int, expand: bool, why: str) -> str:
+def _leaf_section(d: LeafData, anchor: str, k: int, expand: bool, why: str, floor: str) -> str:
     lf = d.leaf
     is_open = " open" if (expand or lf.status != "pass" or why) else ""
     head = (f"<summary><h3 style=\"display:inline\">{_e(lf.name)}</h3> {_badge(lf.status)} "
@@ -205,15 +230,14 @@ def _leaf_section(d: LeafData, anchor: str, k: int, expand: bool, why: str) -> s
             f"{lf.n_elements} checked, {lf.n_mismatch} wrong, {lf.n_kinks} at kinks; relative difference "
             f"{_g(lf.rel_diff)}</span>"
             "</summary>")
-    body = [_plots(d)]
+    body = [f'<p class="floor">{_e(floor)}</p>' if floor else "", _plots(d)]
     if lf.worst:
         what = "worst elements" if lf.status != "pass" else "elements closest to their bound"
         body.append(f'<p class="meta">{what} ({lf.n_mismatch} wrong of {lf.n_checked} checked)</p>')
         body.append(_element_table(lf.worst))
     if lf.kinks:
-        more = f" and {lf.n_kinks - len(lf.kinks)} more" if lf.n_kinks > len(lf.kinks) else ""
-        body.append(f'<p class="meta">{lf.n_kinks} element(s) at a kink: the function is not differentiable '
-                    "there and the analytic value is a valid one-sided slope (not a bug)" + _e(more) + "</p>")
+        more = f"; the first {len(lf.kinks)} are listed" if lf.n_kinks > len(lf.kinks) else ""
+        body.append(f'<p class="meta">{lf.n_kinks} element(s) at a kink ({_e(KINK_PHRASE)}){_e(more)}</p>')
         body.append(_element_table(lf.kinks))
     if lf.note:
         body.append(f'<p class="meta">{_e(lf.note)}</p>')
@@ -239,9 +263,10 @@ def _check_section(report: Report, label: str, anchor: str, expand: bool) -> str
         parts.append('<ul class="notes">' + "".join(f"<li>{_e(n)}</li>" for n in report.notes) + "</ul>")
     data = leaf_data(report)
     why = {d.leaf.name: rel_err_note(d) for d in data}
-    parts.append(_leaves_table(report.leaves, anchor, why))
+    floors = {lf.name: floor_line(report, lf) for lf in report.leaves}
+    parts.append(_leaves_table(report.leaves, anchor, why, floors))
     for k, d in enumerate(data):
-        parts.append(_leaf_section(d, anchor, k, expand, why[d.leaf.name]))
+        parts.append(_leaf_section(d, anchor, k, expand, why[d.leaf.name], floors[d.leaf.name]))
     parts.append("</section>")
     return "".join(parts)
 

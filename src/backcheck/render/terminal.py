@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from backcheck.render._data import headline, rel_err_notes
+from backcheck.render._data import KINK_PHRASE, floor_sentence, has_floor, headline, rel_err_notes
 from backcheck.render.text import render_report
 
 if TYPE_CHECKING:
@@ -86,13 +86,15 @@ def renderables(report: Report) -> list[Any]:
                                                  f"{lf.n_checked} checked)"))
         if lf.note:
             out.append(Text(f"{lf.name}: {lf.note}", style="yellow"))
+        if has_floor(lf):
+            out.append(Text(f"{lf.name}: {floor_sentence(lf)}", style="green"))
         if lf.name in why:
             out.append(Text(f"{lf.name}: {why[lf.name]}", style="dim"))
         if lf.kinks:
             names = ", ".join(e.name for e in lf.kinks)
             more = f" and {lf.n_kinks - len(lf.kinks)} more" if lf.n_kinks > len(lf.kinks) else ""
-            out.append(Text(f"{lf.name}: {lf.n_kinks} element(s) at a kink (not differentiable; the analytic "
-                            f"value is a valid one-sided slope): {names}{more}", style="yellow"))
+            out.append(Text(f"{lf.name}: {lf.n_kinks} element(s) at a kink ({KINK_PHRASE}): {names}{more}",
+                            style="yellow"))
     for note in report.notes:
         out.append(Text(f"note: {note}", style="dim"))
     return out

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
-from backcheck.render._data import headline, rel_err_notes
+from backcheck.render._data import KINK_PHRASE, floor_sentence, has_floor, headline, rel_err_notes
 
 if TYPE_CHECKING:
-    from backcheck.report import Element, LeafReport, Report
+    from backcheck.report import Element, Report
+
+__all__ = ["element_rows", "floor_sentence", "render_report"]
 
 
 def _g(x: float) -> str:
@@ -34,12 +35,6 @@ def element_rows(elements: list[Element]) -> list[list[str]]:
     return rows
 
 
-def floor_sentence(lf: LeafReport) -> str:
-    """What a pass vouches for: the smallest error in one element that would have failed."""
-    rel = f" ({lf.floor_rel:.2g} of its typical gradient)" if math.isfinite(lf.floor_rel) else ""
-    return f"pass: no element wrong by more than {lf.floor:.2g}{rel}"
-
-
 def render_report(report: Report) -> str:
     head = (f"backcheck {headline(report)}: {report.title} ({report.kind}, {report.strategy}, "
             f"{report.method}; {report.n_evals} evaluations, {report.seconds:.3g} s)")
@@ -60,15 +55,14 @@ def render_report(report: Report) -> str:
             lines.extend(_table(element_rows(lf.worst), "    "))
         if lf.note:
             lines.append(f"  {lf.name}: {lf.note}")
-        if lf.status == "pass" and math.isfinite(lf.floor) and lf.floor > 0:
+        if has_floor(lf):
             lines.append(f"  {lf.name}: {floor_sentence(lf)}")
         if lf.name in why:
             lines.append(f"  {lf.name}: {why[lf.name]}")
         if lf.kinks:
             names = ", ".join(e.name for e in lf.kinks)
             more = f" and {lf.n_kinks - len(lf.kinks)} more" if lf.n_kinks > len(lf.kinks) else ""
-            lines.append(f"  {lf.name}: {lf.n_kinks} element(s) at a kink (not differentiable; analytic "
-                         f"value is a valid one-sided slope): {names}{more}")
+            lines.append(f"  {lf.name}: {lf.n_kinks} element(s) at a kink ({KINK_PHRASE}): {names}{more}")
     for note in report.notes:
         lines.append(f"  note: {note}")
     return "\n".join(lines)

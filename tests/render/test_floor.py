@@ -1,0 +1,136 @@
+"""Every renderer states a passing array's detection floor: the largest bound an element that passed was held to.
+
+A floor that is not a number (nothing passed one by one, or a projected check whose floor is in its note) is
+never printed as 'nan': the array shows the note, or nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+from dataclasses import replace
+from html import escape
+
+import numpy as np
+import pytest
+
+from backcheck.render._data import KINK_PHRASE, floor_line, floor_sentence, leaf_data
+from backcheck.render.html import render_html
+from backcheck.render.json import to_json
+from backcheck.render.terminal import print_report
+from backcheck.render.text import render_report
+from backcheck.report import Report
+
+NAN = re.compile(r"\bnan\b", re.I)
+
+
+def _rich(report: Report) -> str:
+    buf = io.StringIO()
+    print_report(report, file=buf, color=True)
+    return re.sub(r"\x1b\[[0-9;]*m", "", buf.getvalue())
+
+
+def _leaf_section(page: str, name: str) -> str:
+    """The HTML of one array's section (its <details>), found by the array's name in the summary."""
+    for section in re.findall(r'<details class="leaf".*?</details>', page, re.S):
+        if f'<h3 style="display:inline">{escape(name)}</h3>' in section:
+            return section
+    raise AssertionError(f"no section for {name}")
+
+
+def _floor_cells(page: str) -> list[str]:
+    """The last cell (detection floor) of every row of the leaves tables, in order."""
+    tables = re.findall(r"<table><tr><th>input</th>.*?</table>", page, re.S)
+    return [re.findall(r"<td[^>]*>.*?</td>", row)[-1] for t in tables for row in t.split("</tr>")[1:-1]]
+
+
+def _expected_floor(report: Report) -> list[float]:
+    """Each array's floor recomputed from the per-element bounds and verdicts the report stores."""
+    out = []
+    for d in leaf_data(report):
+        assert d.bound is not None and d.status is not None
+        ok = d.status == "ok"
+        out.append(float(d.bound[ok].max()) if ok.any() else math.nan)
+    return out
+
+
+def test_the_floor_shown_is_the_largest_bound_of_a_passing_element(passing32: Report) -> None:
+    assert passing32.ok and len(passing32.leaves) == 3
+    page = render_html(passing32)
+    cells = _floor_cells(page)
+    for lf, expected, cell in zip(passing32.leaves, _expected_floor(passing32), cells, strict=True):
+        assert math.isfinite(expected) and expected > 0
+        sentence = f"pass: no element wrong by more than {expected:.2g}"
+        assert floor_sentence(lf).startswith(sentence)
+        assert f'<p class="floor">{escape(floor_sentence(lf))}</p>' in _leaf_section(page, lf.name)
+        assert f"{expected:.2g}" in cell and f"({lf.floor_rel:.2g} rel.)" in cell
+        # relative to the array's typical gradient: the RMS of its numeric gradient
+        numeric = next(d.numeric for d in leaf_data(passing32) if d.leaf is lf)
+        typical = float(np.sqrt(np.mean(np.square(numeric))))
+        assert lf.floor_rel == pytest.approx(expected / typical, rel=1e-6)
+        assert f"{lf.name}: {floor_sentence(lf)}" in render_report(passing32)
+        assert f"{lf.name}: {floor_sentence(lf)}" in _rich(passing32)
+
+
+def test_a_failing_array_states_no_floor_but_its_passing_neighbours_do(failing: Report) -> None:
+    page = render_html(failing)
+    cells = _floor_cells(page)
+    statuses = [lf.status for lf in failing.leaves]
+    assert statuses == ["fail", "pass", "pass"]
+    assert cells[0] == "<td></td>" and 'class="floor"' not in _leaf_section(page, "x")
+    for lf, cell in zip(failing.leaves[1:], cells[1:], strict=True):
+        assert f"{lf.floor:.2g}" in cell and escape(floor_sentence(lf)) in _leaf_section(page, lf.name)
+    text, rich = render_report(failing), _rich(failing)
+    assert "x: pass:" not in text and "x: pass:" not in rich
+    assert "gamma: pass: no element wrong by more than" in text and "gamma: pass: no element wrong" in rich
+
+
+def test_a_projected_pass_shows_its_note_never_nan(projected: Report) -> None:
+    lf = projected.leaves[0]
+    assert projected.ok and lf.n_checked == 0 and math.isnan(lf.floor) and math.isnan(lf.floor_rel)
+    line = floor_line(projected, lf)
+    assert line.startswith("pass: 8 random directions agree") and "would have failed" in line
+    page = render_html(projected)
+    assert not NAN.search(page)
+    assert f'<p class="floor">{escape(line)}</p>' in _leaf_section(page, "x")
+    assert _floor_cells(page) == [f'<td title="{escape(line)}">see note</td>']
+    assert not NAN.search(render_report(projected)) and not NAN.search(_rich(projected))
+    assert "x: pass:" not in render_report(projected)  # the note itself is printed once, as a note
+
+
+@pytest.mark.parametrize("status", ["pass", "inconclusive", "fail"])
+def test_an_unknown_floor_is_never_printed(passing32: Report, status: str) -> None:
+    """A NaN floor without a note about the array: the renderers say nothing about a floor."""
+    leaves = [replace(lf, floor=math.nan, floor_rel=math.nan, status=status) for lf in passing32.leaves]
+    report = replace(passing32, leaves=leaves, notes=[])
+    page = render_html(report)
+    assert not NAN.search(page) and 'class="floor"' not in page
+    assert _floor_cells(page) == ["<td></td>"] * len(leaves)
+    for out in (render_report(report), _rich(report)):
+        assert not NAN.search(out) and "no element wrong" not in out
+
+
+def test_a_floor_without_a_typical_gradient_is_stated_absolute_only(passing32: Report) -> None:
+    lf = replace(passing32.leaves[0], floor_rel=math.nan)
+    assert floor_sentence(lf) == f"pass: no element wrong by more than {lf.floor:.2g}"
+    page = render_html(replace(passing32, leaves=[lf, *passing32.leaves[1:]]))
+    assert not NAN.search(page) and _floor_cells(page)[0] == f"<td>{lf.floor:.2g}</td>"
+
+
+def test_json_carries_floor_and_floor_rel(passing32: Report, projected: Report, failing: Report) -> None:
+    doc = json.loads(to_json([passing32, projected, failing]))
+    for report, entry in zip([passing32, projected, failing], doc["reports"], strict=True):
+        for lf, leaf in zip(report.leaves, entry["leaves"], strict=True):
+            for key in ("floor", "floor_rel"):
+                value = getattr(lf, key)
+                assert leaf[key] == (value if math.isfinite(value) else None), (report.title, lf.name, key)
+    assert doc["reports"][1]["leaves"][0]["floor"] is None
+    assert all(leaf["floor"] > 0 for leaf in doc["reports"][0]["leaves"])
+
+
+def test_kinks_are_called_valid_subgradients_everywhere(kinked: Report) -> None:
+    assert kinked.ok and any(lf.n_kinks for lf in kinked.leaves)
+    for out in (render_report(kinked), _rich(kinked), render_html(kinked)):
+        assert KINK_PHRASE in out and "one-sided slope)" not in out
