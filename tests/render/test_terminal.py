@@ -66,3 +66,27 @@ def test_text_report_lists_ratio_to_bound(failing: Report) -> None:
     assert "diff/bound" in text
     worst = failing.leaves[0].worst[0]
     assert f"{worst.abs_err / worst.bound:.3g}" in text
+
+
+def test_an_array_failed_by_random_directions_lists_no_empty_table() -> None:
+    """strategy='projected' fails an array without naming elements: its reason is shown, not an empty table."""
+    import numpy as np
+
+    import backcheck
+
+    x = np.random.default_rng(7).normal(size=(100, 100))
+
+    def wrong(x: np.ndarray) -> np.ndarray:
+        g = 1 - np.tanh(x) ** 2
+        g[3, 4] += 0.5
+        return g
+
+    report = backcheck.check(lambda x: np.sum(np.tanh(x)), x, wrong, strategy="projected")
+    lf = report.leaves[0]
+    assert lf.status == "fail" and lf.worst == [] and "random directions disagree" in lf.note
+    text = render_report(report)
+    assert "worst elements" not in text and "element  analytic" not in text
+    assert f"  x: {lf.note}" in text
+    buf = io.StringIO()
+    print_report(report, file=buf, color=True)
+    assert "worst elements" not in buf.getvalue() and "random directions disagree" in buf.getvalue()

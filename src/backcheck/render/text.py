@@ -50,7 +50,7 @@ def render_report(report: Report) -> str:
     for f in report.findings:
         lines.append(f"  {f.kind.upper()}: {f.message}")
     for lf in report.leaves:
-        if lf.status in ("fail", "inconclusive"):
+        if lf.status in ("fail", "inconclusive") and lf.worst:
             lines.append(f"  {lf.name}: worst elements ({lf.n_mismatch} wrong of {lf.n_checked} checked)")
             lines.extend(_table(element_rows(lf.worst), "    "))
         if lf.note:
