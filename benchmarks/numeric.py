@@ -52,26 +52,63 @@ def _lse_grad(x):
     return e / np.sum(e)
 
 
+def _mlp_parts(x):
+    """A small tanh network whose weights are ``x``: 4 inputs, ``h = n // 6`` hidden units, one output, a mean
+    squared error on 8 fixed samples; elements beyond ``6 h`` enter as a ridge term."""
+    h = max(x.size // 6, 1)
+    data = np.random.default_rng(12345).normal(size=(8, 5))
+    inputs, target = data[:, :4].astype(x.dtype), data[:, 4].astype(x.dtype)
+    w1, b1, w2, rest = x[: 4 * h].reshape(4, h), x[4 * h : 5 * h], x[5 * h : 6 * h], x[6 * h :]
+    return inputs, target, w1, b1, w2, rest
+
+
+def _mlp(x):
+    inputs, target, w1, b1, w2, rest = _mlp_parts(x)
+    r = np.tanh(inputs @ w1 + b1) @ w2 - target
+    return np.mean(r**2) + 0.5 * np.sum(rest**2)
+
+
+def _mlp_grad(x):
+    inputs, target, w1, b1, w2, rest = _mlp_parts(x)
+    a = np.tanh(inputs @ w1 + b1)
+    r = a @ w2 - target
+    dr = 2 * r / r.size
+    dz = np.outer(dr, w2) * (1 - a**2)
+    return np.concatenate([(inputs.T @ dz).reshape(-1), dz.sum(axis=0), a.T @ dr, rest])
+
+
 #: name -> (f, exact gradient in float64)
 FUNCTIONS: dict[str, tuple[Callable, Callable]] = {
+    "poly2 3x^2-x+x_i x_i+1": (
+        lambda x: np.sum(3 * x**2 - x) + np.sum(x[1:] * x[:-1]),
+        lambda x: 6 * x - 1 + np.concatenate([x[1:], [0]]) + np.concatenate([[0], x[:-1]]),
+    ),
+    "poly3 x^3-2x^2+x": (lambda x: np.sum(x**3 - 2 * x**2 + x), lambda x: 3 * x**2 - 4 * x + 1),
+    "poly4 x^4-3x^2+x": (lambda x: np.sum(x**4 - 3 * x**2 + x), lambda x: 4 * x**3 - 6 * x + 1),
+    "poly5 x^5/10-x^3+2x": (lambda x: np.sum(0.1 * x**5 - x**3 + 2 * x), lambda x: 0.5 * x**4 - 3 * x**2 + 2),
+    "poly8 x^8/100-x^4/2+x": (lambda x: np.sum(0.01 * x**8 - 0.5 * x**4 + x), lambda x: 0.08 * x**7 - 2 * x**3 + 1),
+    "rosenbrock": (_rosen, _rosen_grad),
     "exp(sin x) x^3": (
         lambda x: np.sum(np.exp(np.sin(x)) * x**3),
         lambda x: np.exp(np.sin(x)) * (np.cos(x) * x**3 + 3 * x**2),
     ),
     "sin": (lambda x: np.sum(np.sin(x)), np.cos),
     "exp": (lambda x: np.sum(np.exp(x)), np.exp),
-    "rosenbrock": (_rosen, _rosen_grad),
-    "logsumexp": (_lse, _lse_grad),
-    "tanh": (lambda x: np.sum(np.tanh(x)), lambda x: 1 / np.cosh(x) ** 2),
-    "softplus": (lambda x: np.sum(np.log1p(np.exp(x))), lambda x: 1 / (1 + np.exp(-x))),
-    "runge 1/(1+25x^2)": (lambda x: np.sum(1 / (1 + 25 * x**2)), lambda x: -50 * x / (1 + 25 * x**2) ** 2),
-    "product 1+x/10": (lambda x: np.prod(1 + 0.1 * x), lambda x: 0.1 * np.prod(1 + 0.1 * x) / (1 + 0.1 * x)),
     "cos(3x) exp(-x^2)": (
         lambda x: np.sum(np.cos(3 * x) * np.exp(-(x**2))),
         lambda x: np.exp(-(x**2)) * (-3 * np.sin(3 * x) - 2 * x * np.cos(3 * x)),
     ),
+    "runge 1/(1+25x^2)": (lambda x: np.sum(1 / (1 + 25 * x**2)), lambda x: -50 * x / (1 + 25 * x**2) ** 2),
+    "rational (x^2+1)/(x^2+x+2)": (
+        lambda x: np.sum((x**2 + 1) / (x**2 + x + 2)),
+        lambda x: (x**2 + 2 * x - 1) / (x**2 + x + 2) ** 2,
+    ),
     "sqrt(1+x^2)": (lambda x: np.sum(np.sqrt(1 + x**2)), lambda x: x / np.sqrt(1 + x**2)),
-    "quartic": (lambda x: np.sum(x**4 - 3 * x**2 + x), lambda x: 4 * x**3 - 6 * x + 1),
+    "product 1+x/10": (lambda x: np.prod(1 + 0.1 * x), lambda x: 0.1 * np.prod(1 + 0.1 * x) / (1 + 0.1 * x)),
+    "tanh": (lambda x: np.sum(np.tanh(x)), lambda x: 1 / np.cosh(x) ** 2),
+    "softplus": (lambda x: np.sum(np.log1p(np.exp(x))), lambda x: 1 / (1 + np.exp(-x))),
+    "logsumexp": (_lse, _lse_grad),
+    "mlp loss": (_mlp, _mlp_grad),
 }
 
 #: backcheck method -> (numdifftools method, order), scipy step direction
@@ -81,6 +118,7 @@ PEERS = {
     "backward": (("backward", 2), -1),
     "central4": (("central", 4), 0),
     "central6": (("central", 6), 0),
+    "richardson": (("central", 2), 0),
     "complex": (("complex", 2), None),
 }
 
@@ -97,8 +135,15 @@ class Counted:
         return self.f(x if x.dtype.kind == "c" else x.astype(self.dtype))
 
 
+def exact_gradient(df, x):
+    """The exact gradient at ``x``, computed in extended precision where the platform has it (``np.longdouble``
+    is 80-bit on x86): its own rounding stays far below the errors measured."""
+    return df(x.astype(np.longdouble))
+
+
 def scores(g, est, exact, eps):
-    diff = np.abs(np.asarray(g, dtype=np.float64) - exact)
+    diff = np.abs(np.asarray(g, dtype=np.longdouble) - exact).astype(np.float64)
+    exact = exact.astype(np.float64)
     scale = np.max(np.abs(exact))
     err = max(np.max(diff) / scale, eps)
     if est is None:
@@ -165,7 +210,7 @@ def measure(n: int, seed: int) -> list[dict]:
                 continue
             for name, (f, df) in FUNCTIONS.items():
                 x = np.random.default_rng(seed).normal(size=n).astype(dtype)
-                exact = df(x.astype(np.float64))
+                exact = exact_gradient(df, x)
                 row = {"dtype": dtype.name, "method": method, "function": name}
                 for tool, runner in (("backcheck", run_backcheck), ("numdifftools", run_numdifftools)):
                     g, est, evals = runner(f, x, method)

@@ -50,6 +50,17 @@ class CaseError(BackcheckError, ValueError):
     """A case file or a ``@backcheck.case`` function is malformed (the CLI and the pytest plugin report it)."""
 
 
+class NumericWarning(RuntimeWarning):
+    """A numerical gradient came back, but with a caveat that names the culprit and gives a hint: the function
+    never moved when an argument moved (it reads a copy), returns a coarser dtype than its parameters, or wrote
+    into its input (restored after every call)."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(message + (f"\nHint: {hint}" if hint else ""))
+
+
 class GradientMismatch(AssertionError):
     """Raised by the ``assert_*`` functions; the message is the report's table.
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from backcheck.calls import first_parameter_name, function_name
-from backcheck.errors import BadInputError, NonFiniteError, NotScalarError, UserFunctionError
+from backcheck.errors import BadInputError, NonFiniteError, NotScalarError, NumericWarning, UserFunctionError
 from backcheck.evaluate import Evaluator, Output
 from backcheck.numeric.noise import estimate_noise
 from backcheck.numeric.richardson import FIRST_STEP, MAX_ROWS, Refined, refine
@@ -27,29 +28,32 @@ MEASURED_NOISE = 1.0
 NOISE_FACTOR = 6.0
 
 
-def noise_level(ev: Evaluator, scale: Any = None) -> Any:
+def noise_level(ev: Evaluator, scale: Any = None, lazy: bool = False) -> Any:
     """How far one value of ``phi`` may be off: the dtype's rounding of its magnitude, or the measured noise.
 
     ``scale`` (per element, or one number) is the size of the outputs the evaluation moved
     (:attr:`Evaluator.local_scale`); without it, or where it is 0 (not recorded), the largest size seen
-    stands in. The measured noise is taken as proportional to that size.
+    stands in. The measured noise is taken as proportional to that size. ``lazy`` takes the noise measured
+    so far (none, before the probe runs): a screen that clears a difference on rounding alone is only
+    stricter, and the first difference it cannot clear pays for the probe.
     """
     eps = float(np.finfo(ev.out_dtype).eps)
     whole = max(ev.scale, abs(ev.phi0))
+    measured = ev.noise_known if lazy else ev.noise
     if scale is None:
         size: Any = whole
-        noise = ev.noise
+        noise = measured
     else:
         size = np.where(np.asarray(scale) > 0, scale, whole)
         ratio = size / ev.noise_scale if ev.noise_scale > 0 else 1.0
-        noise = ev.noise * np.minimum(ratio, 1.0) if ev.noise_scale > 0 else ev.noise
+        noise = measured * np.minimum(ratio, 1.0) if ev.noise_scale > 0 else measured
     level = np.maximum(np.maximum(ROUNDOFF_FACTOR * eps * size, NOISE_FACTOR * noise), np.finfo(np.float64).tiny)
     return float(level) if np.ndim(level) == 0 else level
 
 
-def roundoff(ev: Evaluator, span: Any, scale: Any = None) -> Any:
-    """Round-off error of ``(phi(x + a) - phi(x - b)) / span`` (``scale`` as in :func:`noise_level`)."""
-    return noise_level(ev, scale) / span
+def roundoff(ev: Evaluator, span: Any, scale: Any = None, lazy: bool = False) -> Any:
+    """Round-off error of ``(phi(x + a) - phi(x - b)) / span`` (``scale``, ``lazy`` as in :func:`noise_level`)."""
+    return noise_level(ev, scale, lazy) / span
 
 
 def one_sided(ev: Evaluator, fp: float, fm: float, dp: float, dm: float) -> tuple[float, float, float]:
@@ -135,8 +139,55 @@ def numerical_grad(
         grad, err = _table_grad(ev, stencil, step)
     else:
         grad, err = _single_step_grad(ev, stencil, step, return_error)
+    _caveats(ev)
     out = tree.fresh(grad, np.float64)
     return (out, tree.fresh(err, np.float64)) if return_error else out
+
+
+def _caveats(ev: Evaluator) -> None:
+    """Warn (:class:`~backcheck.errors.NumericWarning`) where the gradient just computed may mislead: an argument
+    whose moves never changed the function, a loss coarser than its parameters, a function that changed its
+    input."""
+    still = [ev.tree.leaves[k] for k in ev.unmoved()]
+    if still:
+        copied = [leaf.name for leaf in still if not leaf.in_place]
+        why = (
+            f" {', '.join(copied)} cannot be perturbed in place (read-only, 0-d or a Python number), so it reaches "
+            f"{ev.fname} only through its argument."
+            if copied
+            else ""
+        )
+        _warn(
+            f"{ev.fname} returned exactly the same value whenever {', '.join(leaf.name for leaf in still)} moved: "
+            "its numerical gradient there is 0. A function that reads a copy (a closure over a copy, float(x), "
+            f"a read-only array it copied) cannot see the perturbation.{why}",
+            "let the function read the array it is given; if it truly does not depend on it, ignore this warning.",
+        )
+    coarse = getattr(ev, "_coarse", "")
+    if coarse:
+        integer = getattr(ev, "_integer", False)
+        _warn(
+            coarse,
+            "return a float loss (no int() or round())."
+            if integer
+            else "the steps and error estimates follow the loss's precision; compute the loss in the parameters' "
+            "dtype for a sharper gradient.",
+        )
+    if ev.mutated:
+        where = "; ".join(
+            f"{leaf.name} ({idx.size} element(s), e.g. {leaf.element_name(int(idx[0]))})" for leaf, idx in ev.mutated
+        )
+        _warn(
+            f"{ev.fname} changed its input in place: {where}. The array was restored after every call and is "
+            "unchanged; each call saw the point plus its own perturbation only, so the gradient is that of the "
+            "function as it computes from the given point.",
+            "work on a copy inside the function (x = x.copy()) or use out-of-place operations.",
+        )
+
+
+def _warn(message: str, hint: str) -> None:
+    # stacklevel: _warn, _caveats, numerical_grad, the caller
+    warnings.warn(NumericWarning(message, hint), stacklevel=4)
 
 
 def _table_grad(ev: Evaluator, stencil: Stencil, step: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -216,7 +267,7 @@ def refine_elements(
 def _single_step_grad(ev: Evaluator, stencil: Stencil, step: Any, return_error: bool) -> tuple[np.ndarray, np.ndarray]:
     """The stencil once per element (and at half the step for the error estimate)."""
     tree = ev.tree
-    h = default_steps(tree, step, order=stencil.order)
+    h = default_steps(tree, step, order=stencil.order, out_dtype=ev.out_dtype)
     if return_error:
         ev.noise = estimate_noise(ev, h)
     grad = np.empty(tree.size)
