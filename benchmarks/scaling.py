@@ -1,35 +1,87 @@
-"""Checking at scale: seconds and evaluations of each strategy against torch.autograd.gradcheck, measured
-in one run on the same two-layer MLP loss (tanh hidden layer, softmax cross-entropy over a batch of 1
-examples by default), float64, one thread for numpy's and torch's BLAS alike.
+"""Checking at scale and in the small: backcheck against torch.autograd.gradcheck, measured in one run on the
+same functions, float64, one BLAS thread for numpy and one thread for torch.
 
-    python benchmarks/scaling.py [--sizes 1e3 1e4 1e5 1e6] [--full-limit 2e4]
+    python benchmarks/scaling.py [--markdown] [--sizes 1e3 1e4 1e5 1e6] [--repeats 3] [--profile]
 
-Prints one table and the ratios the targets are stated in:
-- full mode against its lower bound 2N x (one evaluation of the plain Python loss);
-- vectorized full mode against torch gradcheck's slow mode at N = 1e4;
-- auto mode's overhead beyond its evaluations on a correct 1e6-parameter gradient.
+First the targets of the issue "the cheapest trustworthy verdict", each with PASS or MISS:
+
+(a) strategy='auto' on a correct gradient of ``f(x) = sum(sin(x) * c)`` with 1e6 parameters against
+    ``gradcheck(fast_mode=True)`` on the same function in torch: seconds of each and their ratio (<= 1),
+    backcheck's evaluations (<= 8) and its overhead beyond them (seconds of the check minus evaluations x one
+    evaluation's time, < 0.05 s); best of ``--repeats`` runs of each.
+(b) the fixed cost of a tiny check (``sum(x**3)``, 3 elements) against gradcheck on the same function: the
+    median of 200 checks of each; backcheck under 1 ms, and the ratio <= 1.
+(c) full mode, vectorized (``vectorized=True``, a batched loss), against gradcheck's slow mode at N = 1e4 on the
+    MLP loss below: gradcheck's time over backcheck's >= 10, best of ``--repeats`` runs of each.
+(d) full mode on smooth correct layers of a few dozen elements (backcheck.zoo): evaluations against the 2N of
+    the classic loop; the worst layer's ratio <= 1.3.
+
+Then one table over problem sizes: a two-layer MLP loss (tanh hidden layer, softmax cross-entropy over a batch
+of 1 example by default), every strategy, the classic elementwise loop and gradcheck's two modes.
+
+``--markdown`` prints the same results as markdown tables (for the README); ``--profile`` adds where the time of
+(a) and (b) goes, phase by phase and function by function.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
+import platform
+import pstats
+import statistics
+import subprocess
+import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")  # before numpy loads: one BLAS thread, as torch below
+import numpy as np
 
-import numpy as np  # noqa: E402 - the thread settings above must come first
-import torch  # noqa: E402
+import backcheck
 
-import backcheck  # noqa: E402
-
+#: Set before numpy loads (the script runs itself again when they are not), so that BLAS uses one thread.
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 CLASSES = 10
-BATCH = 1  # examples in the loss; --batch changes it
+BATCH = 1  # examples in the MLP loss; --batch changes it
+#: (a): parameters of the sine function.
+SINE_N = 10**6
+#: (b): checks timed of each kind (after WARMUP), and their median taken.
+TINY_REPEATS = 200
+WARMUP = 20
+#: (c): parameters of the MLP loss.
+VECTOR_N = 10**4
+#: (d): smooth layers of the zoo (no kinks, ties or jumps at their inputs), checked in full mode.
+SMOOTH_LAYERS = (
+    "tanh", "sigmoid", "gelu", "softplus", "softmax", "log_softmax", "softmax_cross_entropy", "mse",
+    "bce_with_logits", "affine", "bilinear", "matmul", "batchnorm_train", "layernorm", "groupnorm",
+    "l2_normalize", "rnn_step", "gru_step", "attention", "exp", "log", "sqrt", "divide", "det", "inverse",
+    "solve", "frobenius_norm", "avgpool2d",
+)  # fmt: skip
+#: (d): only layers of this many elements (a few dozen) count.
+LAYER_SIZES = (10, 100)
+ROOT = Path(__file__).resolve().parent.parent
 
 
+def say(*parts: object) -> None:
+    """Progress, on stderr (stdout carries the results alone)."""
+    print(*parts, file=sys.stderr, flush=True)
+
+
+def _torch() -> Any:
+    import torch
+
+    torch.set_num_threads(1)
+    return torch
+
+
+# -- the functions ------------------------------------------------------------------------------------------
 def make(n_target: int, seed: int = 0):
     """A 2-layer MLP loss with about ``n_target`` parameters: numpy (plain and batched) and torch versions."""
+    torch = _torch()
     hidden = int((-11 + np.sqrt(121 + 4 * (n_target - CLASSES))) / 2)
     dim = hidden
     rng = np.random.default_rng(seed)
@@ -76,6 +128,47 @@ def make(n_target: int, seed: int = 0):
     return n, params, loss, loss_batched, grad, torch_loss
 
 
+@dataclass
+class Sine:
+    """``f(x) = sum(sin(x) * c)`` in numpy and torch; ``inside`` adds up the seconds spent in the numpy ``f``."""
+
+    x: np.ndarray
+    c: np.ndarray
+    inside: float = 0.0
+
+    @classmethod
+    def make(cls, n: int, seed: int = 0) -> Sine:
+        rng = np.random.default_rng(seed)
+        return cls(rng.normal(size=n), rng.normal(size=n))
+
+    def loss(self) -> Callable[[np.ndarray], float]:
+        c = self.c
+
+        def sine_loss(x):
+            t = time.perf_counter()
+            out = float(np.sum(np.sin(x) * c))
+            self.inside += time.perf_counter() - t
+            return out
+
+        return sine_loss
+
+    def grad(self, x: np.ndarray) -> np.ndarray:
+        return np.cos(x) * self.c
+
+    def torch_args(self) -> tuple[Callable[[Any], Any], tuple[Any, ...]]:
+        torch = _torch()
+        ct = torch.from_numpy(self.c)
+        return (lambda x: (torch.sin(x) * ct).sum()), (torch.from_numpy(self.x.copy()).requires_grad_(),)
+
+
+def cube(x):
+    return float(np.sum(x**3))
+
+
+def cube_grad(x):
+    return 3 * x**2
+
+
 def classic_loop(f, p, h=1e-5):
     """The classic elementwise check (perturb each element, central difference), as course notes write it."""
     out = {}
@@ -96,9 +189,11 @@ def classic_loop(f, p, h=1e-5):
     return out
 
 
-def timed(fn, repeat=2):
-    """The result and the best time of ``repeat`` runs (the first run also warms caches, for every method alike)."""
+def timed(fn: Callable[[], Any], repeat: int = 2) -> tuple[Any, float]:
+    """The last result and the best time of ``repeat`` runs (the first run also warms caches, for every method
+    alike)."""
     best = float("inf")
+    out = None
     for _ in range(repeat):
         t = time.perf_counter()
         out = fn()
@@ -106,88 +201,438 @@ def timed(fn, repeat=2):
     return out, best
 
 
-def measure_size(size: int, full_limit: float, ratios: dict) -> dict:
-    """Every method on one problem size; returns the table row and adds to ``ratios``."""
+def median_time(fn: Callable[[], Any], repeat: int = TINY_REPEATS) -> tuple[Any, float]:
+    """The last result and the median time of ``repeat`` runs after ``WARMUP`` untimed ones."""
+    for _ in range(WARMUP):
+        fn()
+    times = []
+    out = None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return out, statistics.median(times)
+
+
+# -- the targets --------------------------------------------------------------------------------------------
+@dataclass
+class Target:
+    label: str
+    measured: str
+    goal: str
+    met: bool
+
+    @property
+    def verdict(self) -> str:
+        return "PASS" if self.met else "MISS"
+
+
+def target_large(repeats: int) -> list[Target]:
+    """(a): auto on a correct 1e6-parameter gradient against gradcheck's fast mode on the same function."""
+    torch = _torch()
+    say(f"(a) sum(sin(x) * c), N = {SINE_N:.0e}: auto against gradcheck(fast_mode=True), best of {repeats}")
+    sine = Sine.make(SINE_N)
+    loss = sine.loss()
+    _, one = timed(lambda: loss(sine.x), repeat=20)
+    best, report, inside = float("inf"), None, 0.0
+    for _ in range(repeats):
+        sine.inside = 0.0
+        t = time.perf_counter()
+        r = backcheck.check(loss, sine.x, sine.grad, strategy="auto")
+        s = time.perf_counter() - t
+        if s < best:
+            best, report, inside = s, r, sine.inside
+    assert report is not None
+    fn, args = sine.torch_args()
+    ok, theirs = timed(lambda: torch.autograd.gradcheck(fn, args, fast_mode=True, raise_exception=False), repeats)
+    overhead = best - report.n_evals * one
+    say(f"    backcheck {best:.3g} s ({report.status}, {report.n_evals} evaluations of {one * 1e3:.3g} ms; "
+        f"{inside:.3g} s inside f), gradcheck fast {theirs:.3g} s ({'pass' if ok else 'fail'})")  # fmt: skip
+    if report.status != "pass" or not ok:
+        say("    warning: a correct gradient did not pass")
+    return [
+        Target(
+            "(a) auto / gradcheck fast_mode, correct gradient, N=1e6",
+            f"{best:.3g} s / {theirs:.3g} s = {best / theirs:.2g}x",
+            "<= 1x",
+            best <= theirs,
+        ),
+        Target("(a) evaluations of auto at N=1e6", f"{report.n_evals} ({report.status})", "<= 8", report.n_evals <= 8),
+        Target(
+            "(a) auto's overhead beyond its evaluations at N=1e6",
+            f"{overhead:.3g} s ({best:.3g} s - {report.n_evals} x {one * 1e3:.3g} ms; time outside f "
+            f"{best - inside:.3g} s)",
+            "< 0.05 s",
+            overhead < 0.05,
+        ),
+    ]
+
+
+def target_tiny() -> list[Target]:
+    """(b): the fixed cost of a check of 3 elements, against gradcheck on the same function."""
+    torch = _torch()
+    say(f"(b) sum(x**3), 3 elements: median of {TINY_REPEATS} checks of each")
+    x = np.array([0.3, -1.2, 0.7])
+    r, ours = median_time(lambda: backcheck.check(cube, x, cube_grad))
+    xt = torch.from_numpy(x.copy()).requires_grad_()
+
+    def tcube(t):
+        return (t**3).sum()
+
+    ok, slow = median_time(lambda: torch.autograd.gradcheck(tcube, (xt,), raise_exception=False))
+    _, fast = median_time(lambda: torch.autograd.gradcheck(tcube, (xt,), fast_mode=True, raise_exception=False))
+    say(f"    backcheck {ours * 1e3:.3g} ms ({r.status}, {r.n_evals} evaluations), gradcheck {slow * 1e3:.3g} ms "
+        f"({'pass' if ok else 'fail'}), gradcheck fast_mode {fast * 1e3:.3g} ms")  # fmt: skip
+    return [
+        Target("(b) a tiny check (sum(x**3), 3 elements), median", f"{ours * 1e3:.3g} ms", "< 1 ms", ours < 1e-3),
+        Target(
+            "(b) tiny check: backcheck / gradcheck (default, slow mode)",
+            f"{ours * 1e3:.3g} ms / {slow * 1e3:.3g} ms = {ours / slow:.2g}x (fast_mode: {fast * 1e3:.3g} ms, "
+            f"{ours / fast:.2g}x)",
+            "<= 1x",
+            ours <= slow,
+        ),
+    ]
+
+
+def target_vectorized(repeats: int, known: dict) -> list[Target]:
+    """(c): vectorized full mode against gradcheck's slow mode on the MLP loss at N = 1e4."""
+    torch = _torch()
+    say(f"(c) MLP loss, N = {VECTOR_N:.0e}: full vectorized against gradcheck slow mode, best of {repeats}")
+    n, p, _loss, loss_b, grad, tloss = make(VECTOR_N)
+    r, ours = timed(lambda: backcheck.check(loss_b, p, grad, strategy="full", vectorized=True), repeats)
+    tp = [torch.from_numpy(v.copy()).requires_grad_() for v in p.values()]
+    ok, theirs = timed(lambda: torch.autograd.gradcheck(tloss, tp, raise_exception=False), repeats)
+    known[(n, "full vectorized")] = (ours, r.n_evals, r.status)
+    known[(n, "torch gradcheck")] = (theirs, 2 * n, "pass" if ok else "fail")
+    say(f"    backcheck {ours:.3g} s ({r.status}, {r.n_evals} evaluations), gradcheck {theirs:.3g} s")
+    return [
+        Target(
+            f"(c) gradcheck slow / full vectorized, MLP N={n}",
+            f"{theirs:.3g} s / {ours:.3g} s = {theirs / ours:.3g}x",
+            ">= 10x",
+            theirs / ours >= 10,
+        )
+    ]
+
+
+def target_layers() -> list[Target]:
+    """(d): full mode's evaluations on smooth correct layers of a few dozen elements, against 2N."""
+    from backcheck import zoo
+
+    say("(d) full mode on smooth zoo layers: evaluations / 2N")
+    rows = []
+    for name in SMOOTH_LAYERS:
+        layer = zoo.get(name)
+        inputs = layer.make_inputs(np.random.default_rng(0), np.float64)
+        n = sum(np.size(v) for v in inputs.values() if np.asarray(v).dtype.kind == "f")
+        if not LAYER_SIZES[0] <= n <= LAYER_SIZES[1]:
+            continue
+        r = backcheck.check_layer(layer.forward, layer.backward, list(inputs.values()), strategy="full")
+        rows.append((r.n_evals / (2 * n), name, n, r.n_evals, r.status))
+    rows.sort()
+    say(
+        "    " + ", ".join(f"{name} {ev}/{2 * n}" + ("" if st == "pass" else f" ({st})") for _, name, n, ev, st in rows)
+    )
+    worst = rows[-1]
+    median = statistics.median(r[0] for r in rows)
+    sizes = f"{min(r[2] for r in rows)}-{max(r[2] for r in rows)}"
+    return [
+        Target(
+            f"(d) full mode, {len(rows)} smooth layers of {sizes} elements: evaluations / 2N",
+            f"worst {worst[0]:.3g} ({worst[1]}: {worst[3]} for N={worst[2]}), median {median:.3g}",
+            "<= 1.3",
+            worst[0] <= 1.3,
+        )
+    ]
+
+
+# -- the MLP table ------------------------------------------------------------------------------------------
+METHODS = (
+    "full", "full vectorized", "sparse(100)", "projected", "auto", "classic loop", "torch gradcheck",
+    "torch gradcheck fast",
+)  # fmt: skip
+
+
+def measure_size(size: int, full_limit: float, repeats: int, known: dict) -> dict:
+    """Every method on one problem size (reusing what the targets measured); one row of the table."""
+    torch = _torch()
     n, p, loss, loss_b, grad, tloss = make(size)
     one = timed(lambda: loss(p), repeat=20)[1]
     row: dict = {"N": n, "one eval (ms)": one * 1e3}
-    r, s = timed(lambda: backcheck.check(loss, p, grad, strategy="auto"))
-    row["auto"] = (s, r.n_evals, r.status)
-    r, s = timed(lambda: backcheck.check(loss, p, grad, strategy="projected"))
-    row["projected"] = (s, r.n_evals, r.status)
-    r, s = timed(lambda: backcheck.check(loss, p, grad, strategy="sparse", samples=100))
-    row["sparse(100)"] = (s, r.n_evals, r.status)
-    if size >= 1e6:
-        ratios["auto overhead beyond evaluations at 1e6 (s)"] = row["auto"][0] - row["auto"][1] * one
+
+    def ours(name: str, **kw: Any) -> None:
+        f = loss_b if kw.get("vectorized") else loss
+        r, s = timed(lambda: backcheck.check(f, p, grad, **kw), repeats)
+        row[name] = (s, r.n_evals, r.status)
+
+    ours("auto", strategy="auto")
+    ours("projected", strategy="projected")
+    ours("sparse(100)", strategy="sparse", samples=100)
     if n <= full_limit:
-        r, s = timed(lambda: backcheck.check(loss, p, grad, strategy="full"))
-        row["full"] = (s, r.n_evals, r.status)
-        ratios.setdefault("full / (2N x one eval)", []).append(s / (2 * n * one))
-        r, s = timed(lambda: backcheck.check(loss_b, p, grad, strategy="full", vectorized=True))
-        row["full vectorized"] = (s, r.n_evals, r.status)
-        _, s = timed(lambda: classic_loop(loss, p))
+        ours("full", strategy="full")
+        if (n, "full vectorized") not in known:
+            ours("full vectorized", strategy="full", vectorized=True)
+        _, s = timed(lambda: classic_loop(loss, p), repeats)
         row["classic loop"] = (s, 2 * n, "-")
         tp = [torch.from_numpy(v.copy()).requires_grad_() for v in p.values()]
-        ok, s = timed(lambda: torch.autograd.gradcheck(tloss, tp, raise_exception=False))
-        row["torch gradcheck"] = (s, 2 * n, "pass" if ok else "fail")
-        ok, s = timed(lambda: torch.autograd.gradcheck(tloss, tp, fast_mode=True, raise_exception=False))
+        if (n, "torch gradcheck") not in known:
+            ok, s = timed(lambda: torch.autograd.gradcheck(tloss, tp, raise_exception=False), repeats)
+            row["torch gradcheck"] = (s, 2 * n, "pass" if ok else "fail")
+        ok, s = timed(lambda: torch.autograd.gradcheck(tloss, tp, fast_mode=True, raise_exception=False), repeats)
         row["torch gradcheck fast"] = (s, None, "pass" if ok else "fail")
-        if abs(n - 1e4) / 1e4 < 0.3:
-            ratios["torch gradcheck slow / backcheck full vectorized at 1e4"] = (
-                row["torch gradcheck"][0] / row["full vectorized"][0]
-            )
+    row.update({m: v for (k, m), v in known.items() if k == n})
     return row
 
 
+def _cell(v: tuple | None) -> str:
+    if v is None:
+        return "-"
+    s, evals, status = v
+    text = f"{s:.3g} s" + (f" ({evals} ev)" if evals else "")
+    return text if status in ("pass", "-") else f"{text} {status}"
+
+
+# -- output -------------------------------------------------------------------------------------------------
+def header() -> str:
+    torch = _torch()
+    return (
+        f"{_version()}; numpy {np.__version__}, torch {torch.__version__.split('+')[0]}, Python "
+        f"{platform.python_version()}; float64; {_blas_threads()} BLAS thread(s), {torch.get_num_threads()} torch "
+        f"thread(s); {os.cpu_count()} CPU(s)"
+    )
+
+
+def _version() -> str:
+    """backcheck's version, and the commit measured (with uncommitted changes to src/, if any)."""
+    here = Path(backcheck.__file__).resolve().parent
+    if not here.is_relative_to(ROOT):
+        return f"backcheck {backcheck.__version__} from {here}"
+    git = ["git", "-C", str(ROOT)]
+    try:
+        rev = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run([*git, "status", "--porcelain", "--", "src"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return f"backcheck {backcheck.__version__}"
+    changes = " + uncommitted changes" if dirty.stdout.strip() else ""
+    return f"backcheck {backcheck.__version__} ({rev.stdout.strip()}{changes})"
+
+
+def _blas_threads() -> str:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return os.environ.get("OPENBLAS_NUM_THREADS", "?")
+    counts = {int(d["num_threads"]) for d in threadpool_info() if d.get("user_api") == "blas"}
+    return "/".join(str(c) for c in sorted(counts)) or "?"
+
+
+def render(targets: list[Target], rows: list[dict], markdown: bool) -> str:
+    out = [header(), ""]
+    if markdown:
+        out += ["| target | measured | goal | |", "|---|---|---|---|"]
+        out += [f"| {t.label} | {t.measured} | {t.goal} | **{t.verdict}** |" for t in targets]
+    else:
+        met = sum(t.met for t in targets)
+        out.append(f"Targets: {met} of {len(targets)} met")
+        width = max(len(t.label) for t in targets)
+        out += [f"  {t.verdict}  {t.label:<{width}}  {t.measured}  (target {t.goal})" for t in targets]
+    if rows:
+        out += ["", f"2-layer MLP loss ({BATCH} example(s)): seconds (best of the repeats) and evaluations", ""]
+        out.append("| N | one eval | " + " | ".join(METHODS) + " |")
+        out.append("|---|---|" + "---|" * len(METHODS))
+        for row in rows:
+            cells = " | ".join(_cell(row.get(m)) for m in METHODS)
+            out.append(f"| {row['N']} | {row['one eval (ms)']:.3g} ms | {cells} |")
+        ratios = [row["full"][0] / (2 * row["N"] * row["one eval (ms)"] * 1e-3) for row in rows if row.get("full")]
+        if ratios:
+            out += ["", "full / (2N x one eval): " + ", ".join(f"{r:.2f}" for r in ratios)]
+    return "\n".join(out)
+
+
+# -- where the time goes ------------------------------------------------------------------------------------
+#: Phases timed by --profile (dotted paths; those missing in this version are skipped).
+PHASES = (
+    "backcheck.api.loss_contract", "backcheck.run._baseline", "backcheck.evaluate.Evaluator.baseline",
+    "backcheck.run._judge", "backcheck.numeric.noise.estimate_noise", "backcheck.run._leaf_scales",
+    "backcheck.numeric.steps.default_steps", "backcheck.strategies.run_strategy",
+    "backcheck.strategies.projected.directions", "backcheck.strategies.projected.project_leaf",
+    "backcheck.strategies.projected.measure", "backcheck.evaluate.Evaluator.direction",
+    "backcheck.evaluate.Evaluator._group", "backcheck.evaluate.Evaluator._after_call",
+    "backcheck.evaluate.Evaluator.first_differences", "backcheck.strategies.elementwise.run",
+    "backcheck.tree.Tree.values", "backcheck.tree.Tree.changed", "backcheck.tree.Tree.sums",
+    "backcheck.tree.Tree.intact", "backcheck.tree.Tree.restore", "backcheck.tree.Tree.fresh",
+    "backcheck.verdict.typical_size", "backcheck.verdict.rms", "backcheck.run._vouch",
+    "backcheck.run._value_gradient", "backcheck.report.summarize", "backcheck.run._status_tree",
+    "backcheck.run._unread", "backcheck.progress.Progress.__init__", "backcheck.options.Options.pick",
+)  # fmt: skip
+
+
+class PhaseTimer:
+    """Wraps the functions named in ``PHASES``: calls, seconds inside, and seconds of the user's function inside
+    (read from ``inside()``), outermost activation only."""
+
+    def __init__(self, inside: Callable[[], float]) -> None:
+        self.inside = inside
+        self.stats: dict[str, list[float]] = {}
+        self._undo: list[tuple[Any, str, Any]] = []
+
+    def __enter__(self) -> PhaseTimer:
+        import importlib
+
+        for path in PHASES:
+            parts = path.split(".")
+            for cut in range(len(parts) - 1, 0, -1):
+                try:
+                    owner: Any = importlib.import_module(".".join(parts[:cut]))
+                except ImportError:
+                    continue
+                try:
+                    for attr in parts[cut:-1]:
+                        owner = getattr(owner, attr)
+                    original = getattr(owner, parts[-1])
+                except AttributeError:
+                    break
+                self._patch(path, owner, parts[-1], original)
+                break
+        return self
+
+    def _patch(self, path: str, owner: Any, name: str, original: Any) -> None:
+        stats = self.stats.setdefault(path, [0, 0.0, 0.0])
+        depth = [0]
+        inside = self.inside
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if depth[0]:
+                return original(*args, **kwargs)
+            depth[0] += 1
+            t, u = time.perf_counter(), inside()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                depth[0] -= 1
+                stats[0] += 1
+                stats[1] += time.perf_counter() - t
+                stats[2] += inside() - u
+
+        targets = [(owner, name)]
+        if not isinstance(owner, type):  # a module function: every backcheck module that imported it by name
+            targets += [
+                (m, k)
+                for mn, m in list(sys.modules.items())
+                if mn.startswith("backcheck") and m is not None
+                for k, v in list(vars(m).items())
+                if v is original and m is not owner
+            ]
+        for o, k in targets:
+            self._undo.append((o, k, vars(o)[k]))  # as stored: a classmethod stays one
+            setattr(o, k, wrapper)
+
+    def __exit__(self, *exc: object) -> None:
+        for o, k, v in reversed(self._undo):
+            setattr(o, k, v)
+
+    def table(self, runs: int, unit: float, unit_name: str) -> list[str]:
+        out = [f"| phase | calls/check | {unit_name} inside | of which in f | beyond f |", "|---|---|---|---|---|"]
+        rows = sorted(self.stats.items(), key=lambda kv: kv[1][2] - kv[1][1])
+        for path, (calls, total, user) in rows:
+            if calls:
+                out.append(
+                    f"| {path.removeprefix('backcheck.')} | {calls / runs:.3g} | {total / runs / unit:.3g} | "
+                    f"{user / runs / unit:.3g} | {(total - user) / runs / unit:.3g} |"
+                )
+        return out
+
+
+def profile_one(title: str, check: Callable[[], Any], inside: Callable[[], float], runs: int, unit: float) -> str:
+    """Phases, then the functions with the most time of their own (cProfile), of ``runs`` checks."""
+    unit_name = "ms" if unit == 1e-3 else "s"
+    check()
+    with PhaseTimer(inside) as timer:
+        t, u = time.perf_counter(), inside()
+        for _ in range(runs):
+            check()
+        total, user = time.perf_counter() - t, inside() - u
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(runs):
+        check()
+    prof.disable()
+    lines = [f"### {title}", "", f"per check: {total / runs / unit:.3g} {unit_name}, of which inside f "
+             f"{user / runs / unit:.3g} {unit_name} (phase timers on)", ""]  # fmt: skip
+    lines += timer.table(runs, unit, unit_name)
+    st = pstats.Stats(prof)
+    entries = sorted(st.stats.items(), key=lambda kv: -kv[1][2])[:25]
+    lines += ["", f"| function (cProfile, own time) | calls/check | own {unit_name} | cumulative {unit_name} |",
+              "|---|---|---|---|"]  # fmt: skip
+    for (file, line, fn), (_cc, nc, tt, ct, _callers) in entries:
+        where = f"{Path(file).name}:{line}({fn})" if file != "~" else fn
+        lines.append(f"| {where} | {nc / runs:.3g} | {tt / runs / unit:.3g} | {ct / runs / unit:.3g} |")
+    return "\n".join(lines)
+
+
+def profile() -> str:
+    sine = Sine.make(SINE_N)
+    loss = sine.loss()
+    large = profile_one(
+        f"(a) auto, sum(sin(x) * c), N = {SINE_N:.0e}",
+        lambda: backcheck.check(loss, sine.x, sine.grad, strategy="auto"),
+        lambda: sine.inside,
+        3,
+        1.0,
+    )
+    tiny = Sine(np.array([0.3, -1.2, 0.7]), np.ones(3))
+    tloss = tiny.loss()
+    small = profile_one(
+        "(b) a tiny check: sum(sin(x) * 1), 3 elements",
+        lambda: backcheck.check(tloss, tiny.x, tiny.grad),
+        lambda: tiny.inside,
+        200,
+        1e-3,
+    )
+    return large + "\n\n" + small
+
+
+# -- main ---------------------------------------------------------------------------------------------------
+def _one_thread() -> None:
+    """Run this script again with one BLAS thread: the variables only count before numpy loads."""
+    if any(os.environ.get(v) != "1" for v in THREAD_VARS):
+        env = {**os.environ, **dict.fromkeys(THREAD_VARS, "1")}
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--sizes", nargs="+", type=float, default=[1e3, 1e4, 1e5, 1e6])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", nargs="*", type=float, default=[1e3, 1e4, 1e5, 1e6], help="MLP table sizes")
     ap.add_argument("--full-limit", type=float, default=2e4, help="largest N for elementwise methods")
     ap.add_argument("--batch", type=int, default=BATCH, help="examples in the MLP loss")
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each timed method (the best counts)")
+    ap.add_argument("--markdown", action="store_true", help="print markdown tables (for the README)")
+    ap.add_argument("--profile", action="store_true", help="also print where the time of (a) and (b) goes")
+    ap.add_argument("--only", choices=["a", "b", "c", "d"], nargs="*", help="measure only these targets")
     args = ap.parse_args()
+    _one_thread()
     globals()["BATCH"] = args.batch
-    print(f"2-layer MLP loss, {args.batch} example(s), float64, 1 BLAS thread")
-    torch.set_num_threads(1)
+    started = time.perf_counter()
+    known: dict = {}
+    chosen = set(args.only or "abcd")
+    targets: list[Target] = []
+    if "a" in chosen:
+        targets += target_large(args.repeats)
+    if "b" in chosen:
+        targets += target_tiny()
+    if "c" in chosen:
+        targets += target_vectorized(args.repeats, known)
+    if "d" in chosen:
+        targets += target_layers()
     rows = []
-    ratios: dict = {}
-    for size in args.sizes:
-        row = measure_size(int(size), args.full_limit, ratios)
-        rows.append(row)
-        print(
-            f"N={row['N']}: "
-            + ", ".join(
-                f"{k} {v[0]:.3g}s/{v[1]} evals" if isinstance(v, tuple) else f"{k} {v:.3g}"
-                for k, v in row.items()
-                if k != "N"
-            ),
-            flush=True,
-        )
-    methods = [
-        "full",
-        "full vectorized",
-        "sparse(100)",
-        "projected",
-        "auto",
-        "classic loop",
-        "torch gradcheck",
-        "torch gradcheck fast",
-    ]
-    print("\n| N | one eval | " + " | ".join(methods) + " |")
-    print("|---|---|" + "---|" * len(methods))
-    for row in rows:
-        cells = []
-        for m in methods:
-            v = row.get(m)
-            cells.append("-" if v is None else f"{v[0]:.3g} s ({v[1]} ev)" if v[1] else f"{v[0]:.3g} s")
-        print(f"| {row['N']} | {row['one eval (ms)']:.3g} ms | " + " | ".join(cells) + " |")
-    print()
-    for k, v in ratios.items():
-        if isinstance(v, list):
-            print(f"{k}: " + ", ".join(f"{x:.2f}" for x in v) + "  (target <= 1.3)")
-        elif "torch" in k:
-            print(f"{k}: {v:.1f}x  (target >= 10)")
-        else:
-            print(f"{k}: {v:.3f}  (target < 1 s)")
+    for size in [] if args.only else args.sizes:
+        say(f"MLP loss, N ~ {size:.0e}")
+        rows.append(measure_size(int(size), args.full_limit, max(2, args.repeats - 1), known))
+    print(render(targets, rows, args.markdown))
+    if args.profile:
+        print("\n" + profile())
+    say(f"({time.perf_counter() - started:.0f} s)")
 
 
 if __name__ == "__main__":
