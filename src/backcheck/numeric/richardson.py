@@ -49,11 +49,11 @@ from backcheck.errors import NonFiniteError, UserFunctionError
 from backcheck.numeric.stencils import STENCILS, Stencil, node_weights
 
 #: The largest step, relative to the coordinate's scale ``max(|x|, 1)``: high orders need large steps.
-FIRST_STEP = 0.25
+FIRST_STEP = 1.0
 #: Ratio of consecutive steps; powers of 2 keep ``2 * h_k == h_(k-1)`` exact, so stencil points are reused.
 RATIO = 2.0
 #: Most rows (steps): ``h_0 / 2**15`` is about the classic central step in float64.
-MAX_ROWS = 16
+MAX_ROWS = 18
 #: Most columns of the table (error terms removed, plus one).
 MAX_LEVELS = 8
 #: Stop once the best error is at most this many times its rounding part: truncation is no longer visible.
