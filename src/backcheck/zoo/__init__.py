@@ -6,6 +6,13 @@ every bug shows at ``make_inputs``; in ``EDGE_LAYERS`` (:mod:`backcheck.zoo.edge
 particular inputs (zero padding, three tied maxima, more than one time step), and ``make_inputs`` hides
 them. ``get`` finds a layer of either kind by name; ``names`` lists ``LAYERS``.
 
+Kept apart from ``LAYERS`` too, each with correct and wrong backwards: ``FLOAT32_LAYERS``
+(:mod:`~backcheck.zoo.float32_kernels`: kernels computing in float32 whatever they are handed, bugs of
+1e-2, 1e-3 and 1e-4), ``HABIT_LAYERS`` (:mod:`~backcheck.zoo.habits`: tie groups of 2, 3 and 4, tiny
+gradient elements, masked inputs, a generator argument), ``JUMP_LAYERS`` (:mod:`~backcheck.zoo.jumps`:
+forwards that jump, with points at the jumps) and ``MODELS`` (:mod:`~backcheck.zoo.models`: whole-model
+losses over a parameter dict, ``get_model``).
+
 The family modules import the data model from ``_registry``, which imports nothing from the zoo; this
 package imports the families and registers their layers.
 """
@@ -16,9 +23,13 @@ from backcheck.zoo import (
     conv,
     edges,
     elementwise,
+    float32_kernels,
+    habits,
+    jumps,
     linalg,
     linear,
     losses,
+    models,
     normalization,
     pooling,
     recurrent,
@@ -26,6 +37,7 @@ from backcheck.zoo import (
 )
 from backcheck.zoo._registry import Bug, Layer, get, register
 from backcheck.zoo._registry import layers as _registered
+from backcheck.zoo.models import Model, get_model
 
 LAYERS: tuple[Layer, ...] = (
     *activations.LAYERS,
@@ -41,15 +53,33 @@ LAYERS: tuple[Layer, ...] = (
     *elementwise.LAYERS,
 )
 EDGE_LAYERS: tuple[Layer, ...] = edges.EDGE_LAYERS
+FLOAT32_LAYERS: tuple[Layer, ...] = float32_kernels.LAYERS
+HABIT_LAYERS: tuple[Layer, ...] = habits.LAYERS
+JUMP_LAYERS: tuple[Layer, ...] = jumps.LAYERS
+MODELS: tuple[Model, ...] = models.MODELS
 
 register(LAYERS)
-register(EDGE_LAYERS)
-_EDGE_NAMES = frozenset(layer.name for layer in EDGE_LAYERS)
+for _apart in (EDGE_LAYERS, FLOAT32_LAYERS, HABIT_LAYERS, JUMP_LAYERS):
+    register(_apart)
+_ORDINARY = frozenset(layer.name for layer in LAYERS)
 
 
 def names() -> list[str]:
     """Names of the layers in ``LAYERS``, in registry order."""
-    return [layer.name for layer in _registered() if layer.name not in _EDGE_NAMES]
+    return [layer.name for layer in _registered() if layer.name in _ORDINARY]
 
 
-__all__ = ["EDGE_LAYERS", "LAYERS", "Bug", "Layer", "get", "names"]
+__all__ = [
+    "EDGE_LAYERS",
+    "FLOAT32_LAYERS",
+    "HABIT_LAYERS",
+    "JUMP_LAYERS",
+    "LAYERS",
+    "MODELS",
+    "Bug",
+    "Layer",
+    "Model",
+    "get",
+    "get_model",
+    "names",
+]

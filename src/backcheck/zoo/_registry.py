@@ -26,6 +26,7 @@ FAMILIES = (
     "linalg",
     "elementwise",
     "regularization",
+    "reduction",
 )
 
 
@@ -43,6 +44,9 @@ class Bug:
     severity: str
     description: str
     mutates: bool = False
+    #: how wrong it is where it is meant to show: max over inputs of max|g_bug - g| / max|g| at
+    #: ``make_inputs(default_rng(0), float64)`` (None where not recorded)
+    size: float | None = None
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,9 @@ class Layer:
     input (``None`` for integer labels and masks). ``make_inputs(rng, dtype)`` returns a dict ordered
     like ``forward``'s parameters, with inputs away from any kink. ``kinks(rng, dtype)``, when not
     ``None``, returns inputs sitting exactly on a non-differentiable point. ``loss`` layers return a
-    scalar and receive a scalar ``dout``.
+    scalar and receive a scalar ``dout``. ``jumps(rng, dtype)``, when not ``None``, returns inputs at which
+    the forward itself jumps (a step, a sign, a branch cut): no derivative exists there, and a check must
+    not pass whatever the backward claims.
     """
 
     name: str
@@ -64,6 +70,7 @@ class Layer:
     bugs: tuple[Bug, ...]
     kinks: Callable[[np.random.Generator, DTypeLike], dict[str, np.ndarray]] | None = None
     loss: bool = False
+    jumps: Callable[[np.random.Generator, DTypeLike], dict[str, np.ndarray]] | None = None
 
 
 # ---------------------------------------------------------------------------------------------
