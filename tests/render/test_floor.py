@@ -87,17 +87,34 @@ def test_a_failing_array_states_no_floor_but_its_passing_neighbours_do(failing: 
     assert "gamma: pass: no element wrong by more than" in text and "gamma: pass: no element wrong" in rich
 
 
-def test_a_projected_pass_shows_its_note_never_nan(projected: Report) -> None:
+def test_a_projected_pass_never_claims_an_element_floor_nor_nan(projected: Report) -> None:
+    """Random directions vouch for an RMS error over the array, stated as such (or by the note), never per element."""
     lf = projected.leaves[0]
-    assert projected.ok and lf.n_checked == 0 and math.isnan(lf.floor) and math.isnan(lf.floor_rel)
+    assert projected.ok and lf.n_checked == 0
     line = floor_line(projected, lf)
-    assert line.startswith("pass: 8 random directions agree") and "would have failed" in line
+    assert line.startswith("pass: ") and "random direction" in line and "would have failed" in line
+    assert "no element wrong" not in line
     page = render_html(projected)
     assert not NAN.search(page)
     assert f'<p class="floor">{escape(line)}</p>' in _leaf_section(page, "x")
-    assert _floor_cells(page) == [f'<td title="{escape(line)}">see note</td>']
-    assert not NAN.search(render_report(projected)) and not NAN.search(_rich(projected))
-    assert "x: pass:" not in render_report(projected)  # the note itself is printed once, as a note
+    cell = _floor_cells(page)[0]
+    assert cell == f'<td title="{escape(line)}">see note</td>' or (f"{lf.floor:.2g}" in cell and "RMS" in cell)
+    for out in (render_report(projected), _rich(projected)):
+        assert not NAN.search(out) and "no element wrong" not in out
+
+
+def test_an_rms_floor_reads_as_one() -> None:
+    """A floor over the whole array (random directions) is never worded as a bound on every element."""
+    from types import SimpleNamespace
+
+    lf = SimpleNamespace(name="x", status="pass", floor=3e-7, floor_rel=2e-7, floor_kind="rms")
+    assert floor_sentence(lf) == (  # type: ignore[arg-type]
+        "pass: along random directions, an RMS error of 3e-07 (2e-07 of its typical gradient) or more would have failed"
+    )
+    element = SimpleNamespace(name="x", status="pass", floor=3e-7, floor_rel=2e-7, floor_kind="element")
+    assert floor_sentence(element) == (  # type: ignore[arg-type]
+        "pass: no element wrong by more than 3e-07 (2e-07 of its typical gradient)"
+    )
 
 
 @pytest.mark.parametrize("status", ["pass", "inconclusive", "fail"])
@@ -126,7 +143,6 @@ def test_json_carries_floor_and_floor_rel(passing32: Report, projected: Report, 
             for key in ("floor", "floor_rel"):
                 value = getattr(lf, key)
                 assert leaf[key] == (value if math.isfinite(value) else None), (report.title, lf.name, key)
-    assert doc["reports"][1]["leaves"][0]["floor"] is None
     assert all(leaf["floor"] > 0 for leaf in doc["reports"][0]["leaves"])
 
 
@@ -134,3 +150,14 @@ def test_kinks_are_called_valid_subgradients_everywhere(kinked: Report) -> None:
     assert kinked.ok and any(lf.n_kinks for lf in kinked.leaves)
     for out in (render_report(kinked), _rich(kinked), render_html(kinked)):
         assert KINK_PHRASE in out and "one-sided slope)" not in out
+
+
+def test_readme_quotes_the_floor_line_as_reports_print_it(passing32: Report) -> None:
+    """README's 'What a verdict guarantees' quotes a floor line; it must be the renderers' own format."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    quoted = re.search(r"`x: (pass: no element wrong by more than (\S+) \((\S+) of its typical gradient\))`", readme)
+    assert quoted, "README no longer quotes a floor line"
+    lf = replace(passing32.leaves[0], name="x", floor=float(quoted.group(2)), floor_rel=float(quoted.group(3)))
+    assert floor_sentence(lf) == quoted.group(1)

@@ -32,9 +32,12 @@ def floor_sentence(lf: LeafReport) -> str:
     """What a pass vouches for: 'pass: no element wrong by more than X (Y of its typical gradient)'.
 
     ``lf.floor`` is the largest bound an element that passed was held to; the relative part is left out when
-    the array's typical gradient is zero. Callers check :func:`has_floor` first.
+    the array's typical gradient is zero. An array checked along random directions only (``floor_kind`` 'rms')
+    vouches for an RMS error over the whole array instead, and says so. Callers check :func:`has_floor` first.
     """
     rel = f" ({lf.floor_rel:.2g} of its typical gradient)" if math.isfinite(lf.floor_rel) else ""
+    if getattr(lf, "floor_kind", "element") == "rms":
+        return f"pass: along random directions, an RMS error of {lf.floor:.2g}{rel} or more would have failed"
     return f"pass: no element wrong by more than {lf.floor:.2g}{rel}"
 
 

@@ -130,8 +130,12 @@ def _floor_cell(lf: LeafReport, line: str) -> str:
     """
     if not has_floor(lf):
         return f'<td title="{_e(line)}">see note</td>' if line else "<td></td>"
-    rel = f' <span class="rel">({_e(f"{lf.floor_rel:.2g}")} rel.)</span>' if math.isfinite(lf.floor_rel) else ""
-    return f"<td>{_e(f'{lf.floor:.2g}')}{rel}</td>"
+    what = ["rel."] if math.isfinite(lf.floor_rel) else []
+    if getattr(lf, "floor_kind", "element") == "rms":
+        what.append("RMS")
+    rel = f"{lf.floor_rel:.2g} " if math.isfinite(lf.floor_rel) else ""
+    tail = f' <span class="rel">({_e(rel + ", ".join(what))})</span>' if what else ""
+    return f"<td>{_e(f'{lf.floor:.2g}')}{tail}</td>"
 
 
 def _leaves_table(leaves: Sequence[LeafReport], anchor: str, why: dict[str, str], floors: dict[str, str]) -> str:
