@@ -103,18 +103,17 @@ def test_a_projected_pass_never_claims_an_element_floor_nor_nan(projected: Repor
         assert not NAN.search(out) and "no element wrong" not in out
 
 
-def test_an_rms_floor_reads_as_one() -> None:
+def test_an_rms_floor_reads_as_one(passing32: Report) -> None:
     """A floor over the whole array (random directions) is never worded as a bound on every element."""
-    from types import SimpleNamespace
-
-    lf = SimpleNamespace(name="x", status="pass", floor=3e-7, floor_rel=2e-7, floor_kind="rms")
-    assert floor_sentence(lf) == (  # type: ignore[arg-type]
+    lf = replace(passing32.leaves[0], name="x", floor=3e-7, floor_rel=2e-7)
+    assert floor_sentence(lf) == "pass: no element wrong by more than 3e-07 (2e-07 of its typical gradient)"
+    lf.floor_kind = "rms"
+    assert floor_sentence(lf) == (
         "pass: along random directions, an RMS error of 3e-07 (2e-07 of its typical gradient) or more would have failed"
     )
-    element = SimpleNamespace(name="x", status="pass", floor=3e-7, floor_rel=2e-7, floor_kind="element")
-    assert floor_sentence(element) == (  # type: ignore[arg-type]
-        "pass: no element wrong by more than 3e-07 (2e-07 of its typical gradient)"
-    )
+    page = render_html(replace(passing32, leaves=[lf]))
+    assert _floor_cells(page) == ['<td>3e-07 <span class="rel">(2e-07 rel., RMS)</span></td>']
+    assert "no element wrong" not in page
 
 
 @pytest.mark.parametrize("status", ["pass", "inconclusive", "fail"])
