@@ -432,6 +432,10 @@ def _restart(base: np.ndarray, rounding: np.ndarray, start: np.ndarray, k: int, 
         before = np.abs(series[:, -2] - series[:, -3])
         with np.errstate(invalid="ignore"):
             jump = (change > JUMP_GROWTH * before) & (change > JUMP_ROUNDING * bound[:, -1])
+            if series.shape[1] >= 4:
+                # a dip is no jump: two error terms of opposite signs that nearly cancel at one step make that
+                # change small, and the next one grows back, still below the change before the dip
+                jump &= change > np.abs(series[:, -3] - series[:, -4])
         start[jump] = np.maximum(start[jump], k)
     return start
 
