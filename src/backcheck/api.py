@@ -40,6 +40,8 @@ def check(
     random: str = "auto",
     strict_dtype: bool = False,
     floor: float | None = None,
+    detect: float | None = None,
+    confidence: float = 0.999,
 ) -> Report:
     """Check an analytic gradient of a scalar function against finite differences.
 
@@ -55,9 +57,9 @@ def check(
     strategy : {None, 'full', 'sparse', 'projected', 'auto'}
         'full' checks every element (2N evaluations plus refinement of doubtful ones); 'sparse' checks a
         seeded random sample of ``samples`` elements (default 100); 'projected' compares ``samples``
-        (default 8) random directional derivatives per array, at a cost independent of its size; 'auto'
-        does that and localizes failing elements by group testing. None: 'full' up to 4096 elements,
-        'auto' above.
+        (default: three, or as ``detect`` and ``confidence`` ask) random directional derivatives per
+        array, at a cost independent of its size; 'auto' does that and localizes failing elements by
+        group testing. None: 'full' up to 4096 elements, 'auto' above.
     atol, rtol : float, optional
         Replace the error model by ``|analytic - numeric| <= atol + rtol * |numeric|``.
     step : float or array, optional
@@ -93,6 +95,10 @@ def check(
         The detection floor asked for, relative (``floor=1e-9``): an element wrong by that fraction of its
         gradient must fail. Elements whose bound is wider are refined on a Richardson table; where the
         function's noise forbids the floor, they are inconclusive. Every report states the floor it reached.
+    detect, confidence : float, optional
+        For 'projected' and 'auto': the RMS error, relative to the gradient, that the random directions must
+        catch (default: ten times what one direction resolves) and the confidence to catch it with (default
+        0.999); the number of directions follows (three by default). The report states both.
 
     Returns
     -------

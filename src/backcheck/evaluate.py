@@ -67,7 +67,9 @@ class Evaluator:
         self.phi0 = 0.0
         self.scale = 0.0
         self.out_dtype = np.dtype(np.float64)
-        self.noise = 0.0  # measured noise of phi (numeric.noise), 0 until estimated
+        self._noise = 0.0  # measured noise of phi (numeric.noise), 0 until estimated
+        #: measures the noise the first time :attr:`noise` is read (a check that needs it only to refine)
+        self.noise_probe: Callable[[], float] | None = None
         #: arrays the function wrote into, with the elements, found at any evaluation (restored each time)
         self.mutated: list[tuple[Leaf, np.ndarray]] = []
         #: per leaf: evaluations that perturbed it alone, and whether any of them changed phi at all
@@ -93,6 +95,33 @@ class Evaluator:
         # per element, the size of the outputs its refinement moved (0 where not recorded: ``scale`` stands in);
         # the largest since last reset (a direction, a probe); the size the noise probe moved
         self.local_scale, self.last_scale, self.noise_scale = np.zeros(tree.size), 0.0, 0.0
+
+    # -- the function's noise -----------------------------------------------------------------------------
+    @property
+    def noise(self) -> float:
+        """The measured noise of ``phi`` (one standard deviation), measured by :attr:`noise_probe` on first use.
+
+        A check that clears every difference on the dtype's rounding alone never needs it, and never pays for
+        it; the first comparison that cannot be cleared reads it, and so runs the probe.
+        """
+        if self.noise_probe is not None:
+            probe, self.noise_probe = self.noise_probe, None
+            saved, self.last_scale = self.last_scale, 0.0
+            try:
+                self._noise = float(probe())
+                self.noise_scale = self.last_scale
+            finally:
+                self.last_scale = saved
+        return self._noise
+
+    @noise.setter
+    def noise(self, value: float) -> None:
+        self._noise, self.noise_probe = float(value), None
+
+    @property
+    def noise_known(self) -> float:
+        """The noise measured so far (0 while the probe has not run): for screens that rounding alone clears."""
+        return self._noise
 
     # -- the original point -----------------------------------------------------------------------------
     def baseline(self) -> float:
@@ -326,6 +355,7 @@ class Evaluator:
         Yields ``phi`` there (NaN with ``evaluate=False``); every array and ``phi0`` are restored afterwards.
         Non-finite entries (masks) keep their value.
         """
+        _ = self.noise  # measured at the original point, before it moves
         phi0, sums = self.phi0, self._sums
         self._shifted = True
         try:
@@ -422,20 +452,13 @@ class Evaluator:
         """
         self.last_scale = 0.0
         groups = self._group(idx, coef)
-        fixed = [~np.isfinite(x0) for _leaf, _local, _c, _flat, x0, _native in groups]
+        # non-finite entries (masks) stay put; None where there are none (the common case, and the fast one)
+        fixed = [None if bool(np.isfinite(x0).all()) else ~np.isfinite(x0) for _l, _i, _c, _f, x0, _n in groups]
         phis = np.empty(len(steps))
         disps = []
         try:
             for k, s in enumerate(steps):
-                parts = []
-                for (leaf, local, c, flat, x0, native), keep in zip(groups, fixed, strict=True):
-                    with np.errstate(invalid="ignore", over="ignore"):
-                        new_native = (x0 + s * c).astype(leaf.dtype)  # the value the array can hold
-                    if keep.any():
-                        new_native[keep] = native[keep]
-                    flat[local] = new_native
-                    new = np.subtract(new_native, x0, dtype=np.float64, where=~keep, out=np.zeros(x0.shape))
-                    parts.append(new)
+                parts = [_move(group, keep, s) for group, keep in zip(groups, fixed, strict=True)]
                 disps.append(np.concatenate(parts) if len(parts) > 1 else parts[0] if parts else np.empty(0))
                 phis[k] = self._eval_checked((idx, s))
                 for _leaf, local, _c, flat, _x0, native in groups:
@@ -474,7 +497,8 @@ class Evaluator:
                 local = slice(int(local[0]), int(local[-1]) + 1)
             flat = _flat_view(leaf.work)
             native = np.array(flat[local], copy=True)
-            groups.append((leaf, local, coef[a:b], flat, native.astype(np.float64), native))
+            wide = native if native.dtype == np.float64 else native.astype(np.float64)
+            groups.append((leaf, local, coef[a:b], flat, wide, native))
         return groups
 
     # -- one call -----------------------------------------------------------------------------------------
@@ -495,9 +519,7 @@ class Evaluator:
         )
 
     def _nonfinite(self, phi: float, where: Any, retried: bool = False) -> None:
-        tried = (
-            f" (steps down to {EDGE_SHRINK:g}**-{EDGE_RETRIES} times smaller did not help)" if retried else ""
-        )
+        tried = f" (steps down to {EDGE_SHRINK:g}**-{EDGE_RETRIES} times smaller did not help)" if retried else ""
         raise NonFiniteError(
             f"{self.fname} returned {phi} when evaluated {self._where(where)}{tried}.",
             "the step crosses the edge of the function's domain (log, sqrt, division near 0?), or the function "
@@ -575,6 +597,23 @@ class Evaluator:
         if isinstance(i, (int, np.integer)):
             return f"with {self.tree.element_name(int(i))} perturbed by {s:+.3g}"
         return f"along a direction over {len(i)} element(s) with step {s:+.3g}"
+
+
+def _move(group: tuple[Any, ...], keep: np.ndarray | None, s: float) -> np.ndarray:
+    """Write ``x0 + s * c`` (rounded to the array's dtype) into one group's elements; return the actual
+    displacement in float64 (0 at the ``keep`` entries, which stay put)."""
+    leaf, local, c, flat, x0, native = group
+    with np.errstate(invalid="ignore", over="ignore"):
+        new = np.multiply(c, s)
+        np.add(new, x0, out=new)
+        if leaf.dtype != np.float64:
+            new = new.astype(leaf.dtype)  # the value the array can hold
+    if keep is not None:
+        new[keep] = native[keep]
+    flat[local] = new
+    if keep is None:
+        return np.subtract(new, x0, dtype=np.float64)
+    return np.subtract(new, x0, dtype=np.float64, where=~keep, out=np.zeros(x0.shape))
 
 
 def _flat_view(arr: np.ndarray) -> Any:

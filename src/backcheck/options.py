@@ -65,6 +65,21 @@ def _step(value: Any) -> Any:
     return float(arr) if arr.ndim == 0 else arr.astype(np.float64)
 
 
+def _fraction(name: str, value: Any, open_top: bool) -> Any:
+    """A number in (0, 1) (``open_top``) or a positive number, or None."""
+    if value is None and not open_top:
+        return None
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if ok:
+        v = float(value)
+        ok = math.isfinite(v) and v > 0 and (v < 1 or not open_top)
+    if not ok:
+        example = "confidence=0.999" if open_top else "detect=1e-6"
+        bounds = "between 0 and 1 (exclusive)" if open_top else "a positive number"
+        raise BadInputError(f"{name}={value!r} must be {bounds}.", f"pass {example}, for example.")
+    return float(value)
+
+
 def _seed(value: Any) -> np.random.SeedSequence:
     if isinstance(value, np.random.SeedSequence):
         return value
@@ -106,6 +121,10 @@ class Options:
     #: the detection floor asked for: an error of this fraction of an element's gradient (or of its tensor's
     #: typical size) must fail; elements whose bound is wider are refined with sharp numerics
     floor: float | None = None
+    #: random directions ('projected', 'auto'): the RMS error, relative to the gradient, they must catch
+    #: (None: ten times what one direction resolves) and the confidence to catch it with
+    detect: float | None = None
+    confidence: float = 0.999
 
     @classmethod
     def make(cls, **kwargs: Any) -> Options:
@@ -149,6 +168,8 @@ class Options:
             random=random,
             strict_dtype=bool(kwargs.get("strict_dtype", False)),
             floor=_floor(kwargs.get("floor")),
+            detect=_fraction("detect", kwargs.get("detect"), open_top=False),
+            confidence=_fraction("confidence", kwargs.get("confidence", 0.999), open_top=True),
         )
 
     @classmethod

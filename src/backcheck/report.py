@@ -76,6 +76,9 @@ class LeafReport:
     floor: float = math.nan
     #: the same relative to the array's typical (RMS) gradient
     floor_rel: float = math.nan
+    #: 'element': the floor bounds the error of any one element; 'rms': the array was checked along random
+    #: directions, and the floor is the RMS error over the array caught with the confidence the notes state
+    floor_kind: str = "element"
 
     @property
     def n_mismatch(self) -> int:
@@ -102,6 +105,7 @@ class LeafReport:
             "note": self.note,
             "floor": _num(self.floor),
             "floor_rel": _num(self.floor_rel),
+            "floor_kind": self.floor_kind,
         }
 
 
@@ -311,6 +315,12 @@ def _leaf_report(
     floor = float(b[ok].max()) if ok.any() else math.nan
     typical = rms(n[judged])
     floor_rel = floor / typical if typical > 0 and not math.isnan(floor) else math.nan
+    kind = "element"
+    projected = getattr(outcome, "floors", {}).get(leaf.name)
+    if projected is not None and not idx.size:
+        # checked along random directions only: the RMS error they would have caught
+        kind, floor_rel = "rms", projected
+        floor = projected * rms(analytic[leaf.offset : leaf.offset + leaf.size])
     if leaf.name in skipped:
         lstatus, note = "skipped", skipped[leaf.name]
     elif bad.any():
@@ -344,6 +354,7 @@ def _leaf_report(
         note,
         floor,
         floor_rel,
+        kind,
     )
 
 

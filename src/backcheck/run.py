@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -32,7 +33,7 @@ from backcheck.progress import Progress
 from backcheck.report import Curve, Finding, LeafReport, Report, summarize
 from backcheck.strategies import resolve, run_strategy
 from backcheck.strategies.elementwise import Outcome
-from backcheck.strategies.sharp import sharpen
+from backcheck.strategies.sharp import sharpen, sharpen_low_precision
 from backcheck.tree import Tree
 from backcheck.verdict import JUMP, NOISY, VOUCH_FLOOR, Claim, Tolerance, rms, typical_size, unvouched
 
@@ -91,7 +92,7 @@ def _unread(contract: Contract, ev: Evaluator, analytic: Analytic, options: Opti
     eps = float(np.finfo(ev.out_dtype).eps)
     steps = default_steps(ev.tree, options.step, out_dtype=ev.out_dtype)
     # a change below the function's measured noise (a quantized loss) is no sign of an unread input
-    size = max(abs(ev.phi0) or ev.scale, noise_level(ev) / (UNREAD_ULPS * eps))
+    size = max(abs(ev.phi0) or ev.scale, noise_level(ev, lazy=True) / (UNREAD_ULPS * eps))
     return unread_findings(contract.fname, ev.tree, ev.unmoved(), g, steps, size, eps)
 
 
@@ -191,9 +192,8 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: d
     g = sec.g
     strategy = resolve(options.strategy, tree.size)
     steps = default_steps(ev.tree, options.step, out_dtype=ev.out_dtype)
-    ev.last_scale = 0.0
-    ev.noise = estimate_noise(ev, steps, seed_int(options.rng("noise")), np.where(np.isfinite(g), g, 0.0))
-    ev.noise_scale = ev.last_scale
+    noise_seed, finite_g = seed_int(options.rng("noise")), np.where(np.isfinite(g), g, 0.0)
+    ev.noise_probe = lambda: estimate_noise(ev, steps, noise_seed, finite_g)  # run on first need only
     grad_eps, typical = _leaf_scales(tree, g, sec.grad_eps)
     # a layer's backward pass mixes its outputs' terms through dout: it cannot be trusted below their rounding
     # (a softmax's 1 - p where p rounds to 1), whatever the size of the element itself
@@ -202,16 +202,26 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: d
     regrad = None if at is None else (lambda: at([lf.work for lf in ev.tree.leaves]))
     tol = Tolerance(options.atol, options.rtol)
     claim = Claim(g, steps, grad_eps, resolved, tol, regrad, sec.g_wide, typical=typical)
-    outcome = run_strategy(ev, claim, strategy, options.samples, options.rng("strategy"), frozenset(skipped))
+    outcome = run_strategy(
+        ev,
+        claim,
+        strategy,
+        options.samples,
+        options.rng("strategy"),
+        frozenset(skipped),
+        (options.detect, options.confidence),
+    )
     if options.floor is not None:
         outcome.notes.extend(sharpen(ev, claim, outcome, options.floor))
-    _vouch(tree, g, outcome, _value_gradient(ev), typical)
+    elif np.finfo(ev.out_dtype).eps > 1e-10 and not tol.custom:
+        outcome.notes.extend(sharpen_low_precision(ev, claim, outcome, options.rng("sharp")))
+    _vouch(tree, g, outcome, lambda: _value_gradient(ev), typical)
     leaves = summarize(tree, g, outcome, dict(skipped))
     flat = {name: np.full(tree.size, np.nan) for name in ("numeric", "bound")}
     flat["numeric"][outcome.checked] = outcome.numeric
     flat["bound"][outcome.checked] = outcome.bound
-    status_flat = np.full(tree.size, "", dtype=object)
-    status_flat[outcome.checked] = outcome.status
+    status_flat = np.full(tree.size, "", dtype="<U8")
+    status_flat[outcome.checked] = outcome.status.astype("<U8") if outcome.checked.size else ""
     notes = list(outcome.notes)
     if ev.tree is not tree and ev.tree.leaves and ev.tree.leaves[0].dtype != tree.leaves[0].dtype:
         notes.append(
@@ -234,10 +244,10 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: d
         findings=[],
         notes=notes,
         curves=curves,
-        _numeric=tree.fresh(flat["numeric"], np.float64),
-        _bound=tree.fresh(flat["bound"], np.float64),
+        _numeric=tree.fresh(flat["numeric"], np.float64, copy=False),
+        _bound=tree.fresh(flat["bound"], np.float64, copy=False),
         _status=_status_tree(tree, status_flat),
-        _analytic=tree.fresh(g, np.float64),
+        _analytic=tree.fresh(g, np.float64, copy=False),
     )
 
 
@@ -248,7 +258,7 @@ def _value_gradient(ev: Evaluator) -> float:
     return max(ev.scale, abs(ev.phi0)) / max(spread, 1.0)
 
 
-def _vouch(tree: Tree, g: np.ndarray, outcome: Outcome, value_gradient: float, sizes: np.ndarray) -> None:
+def _vouch(tree: Tree, g: np.ndarray, outcome: Outcome, value_gradient: Callable[[], float], sizes: np.ndarray) -> None:
     """Pass means vouched: elements whose bound could not see an error that matters become inconclusive."""
     which = np.searchsorted(tree.offsets, outcome.checked, side="right") - 1
     ref = np.zeros(outcome.checked.size)
@@ -257,12 +267,10 @@ def _vouch(tree: Tree, g: np.ndarray, outcome: Outcome, value_gradient: float, s
         # the tensor's typical size, from the elements that have a derivative (not a pole's jump)
         ref[sel] = rms(outcome.numeric[sel & ~np.isin(outcome.status, (JUMP, NOISY))])
     # a tensor whose true gradient is about zero is judged against the largest typical gradient of the check
-    typical = max(
-        (rms(g[lf.offset : lf.offset + lf.size]) for lf in tree.leaves if lf.size), default=0.0
-    )
+    typical = max((rms(g[lf.offset : lf.offset + lf.size]) for lf in tree.leaves if lf.size), default=0.0)
     # ... and a check whose gradient is zero everywhere (a constant) against the function's own size
     biggest = max(typical, float(ref.max()) if ref.size else 0.0)
-    ref = np.maximum(ref, VOUCH_FLOOR * (biggest if biggest > 0 else value_gradient))
+    ref = np.maximum(ref, VOUCH_FLOOR * (biggest if biggest > 0 else value_gradient()))
     ref = np.maximum(ref, sizes[outcome.checked])  # never stricter than the screen was
     a = g[outcome.checked]
     limit = outcome.bound if outcome.vouch_bound is None else outcome.vouch_bound
@@ -285,9 +293,7 @@ def _vouch(tree: Tree, g: np.ndarray, outcome: Outcome, value_gradient: float, s
 
 def _status_tree(tree: Tree, status_flat: np.ndarray) -> object:
     """Per-element verdicts ('' where not checked) as string arrays in the tree's structure."""
-    arrays = [
-        np.asarray(status_flat[lf.offset : lf.offset + lf.size], dtype=str).reshape(lf.shape) for lf in tree.leaves
-    ]
+    arrays = [status_flat[lf.offset : lf.offset + lf.size].reshape(lf.shape) for lf in tree.leaves]
     return tree._with(tree.structure, arrays)
 
 

@@ -242,23 +242,24 @@ class Tree:
         template, kids = node
         return _rebuild(template, [self._current(k) for _, k in kids])
 
-    def fresh(self, flat: np.ndarray | None = None, dtype: Any = None) -> Any:
-        """A new tree of private arrays holding ``flat`` (or the original values)."""
-        return self._fresh(self.structure, flat, dtype)
+    def fresh(self, flat: np.ndarray | None = None, dtype: Any = None, copy: bool = True) -> Any:
+        """A new tree of private arrays holding ``flat`` (or the original values); ``copy=False`` lets the
+        arrays be views of a ``flat`` the caller owns and does not change."""
+        return self._fresh(self.structure, flat, dtype, copy)
 
-    def _fresh(self, node: Any, flat: np.ndarray | None, dtype: Any) -> Any:
+    def _fresh(self, node: Any, flat: np.ndarray | None, dtype: Any, copy: bool = True) -> Any:
         if isinstance(node, int):
             leaf = self.leaves[node]
             if flat is None:
                 arr = leaf.original.copy()
             else:
                 arr = np.asarray(flat[leaf.offset : leaf.offset + leaf.size]).reshape(leaf.shape)
-            arr = arr.astype(dtype or leaf.dtype, copy=True)
+            arr = arr.astype(dtype or leaf.dtype, copy=copy or flat is None)
             if leaf.scalar and flat is None and isinstance(leaf.source, float):
                 return float(arr)
             return _as_kind(leaf.source, arr) if flat is None else arr
         template, kids = node
-        return _rebuild(template, [self._fresh(k, flat, dtype) for _, k in kids])
+        return _rebuild(template, [self._fresh(k, flat, dtype, copy) for _, k in kids])
 
     def fresh_arrays(self, dtype: Any) -> tuple[Any, list[np.ndarray]]:
         """A new tree of private arrays of ``dtype`` (scalars as 0-d arrays), and those arrays in leaf order."""
@@ -294,9 +295,7 @@ class Tree:
         """What the report should say about the point itself: empty arrays, non-finite entries left out."""
         out = []
         if self.size == 0:
-            out.append(
-                f"no elements to check: every array of {self.root} is empty, so the check passes trivially."
-            )
+            out.append(f"no elements to check: every array of {self.root} is empty, so the check passes trivially.")
         for leaf in self.leaves:
             bad = int(np.count_nonzero(~np.isfinite(leaf.original)))
             if bad:
@@ -425,10 +424,8 @@ class Tree:
                 continue
             if leaf.size == 0:
                 continue
-            now = np.ascontiguousarray(w).reshape(-1).view(np.uint8).reshape(leaf.size, -1)
             ref = leaf.original if against is None else np.ascontiguousarray(against[k])
-            was = ref.reshape(-1).view(np.uint8).reshape(leaf.size, -1)
-            diff = np.flatnonzero((now != was).any(axis=1))
+            diff = _differ(np.ascontiguousarray(w), ref)
             if diff.size:
                 out.append((leaf, diff))
         return out
@@ -446,6 +443,19 @@ class Tree:
 
 
 _UINTS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def _differ(now: np.ndarray, was: np.ndarray) -> np.ndarray:
+    """The flat indices where two contiguous arrays of one dtype differ bitwise."""
+    u = _UINTS.get(now.dtype.itemsize)
+    if u is not None:
+        return np.flatnonzero(now.reshape(-1).view(u) != was.reshape(-1).view(u))
+    rows = now.size
+    return np.flatnonzero(
+        (now.reshape(-1).view(np.uint8).reshape(rows, -1) != was.reshape(-1).view(np.uint8).reshape(rows, -1)).any(
+            axis=1
+        )
+    )
 
 
 def _bitsum(a: np.ndarray) -> int:

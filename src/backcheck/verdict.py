@@ -87,10 +87,12 @@ def is_jump(moves: tuple[float, float], before: tuple[float, float], noise: floa
     jump's size. It must also stand above ``noise``, the rounding of one value.
     """
     # a kink within the step from a flat side (a ReLU input of 1e-7) keeps a constant change too, the slope times
-    # its distance; but that is smaller than the other side's change, while a jump outgrows it as the step halves
+    # its distance; but that is smaller than the other side's change, while a jump outgrows it as the step halves.
+    # Where both sides keep their change (f sits midway in a jump: sign at 0), f jumps on both.
+    kept = [m > SAFETY * noise and m > JUMP_PERSISTENCE * b for m, b in zip(moves, before, strict=True)]
     return any(
-        m > SAFETY * noise and m > JUMP_PERSISTENCE * b and m > other
-        for m, b, other in zip(moves, before, moves[::-1], strict=True)
+        keep and (m > other or keep_other)
+        for m, other, keep, keep_other in zip(moves, moves[::-1], kept, kept[::-1], strict=True)
     )
 
 
@@ -106,9 +108,16 @@ def rms(values: np.ndarray) -> float:
 OUTLIER = 100.0
 
 
+#: Above this many elements, a tensor's typical size is taken from an evenly strided sample of this size.
+TYPICAL_SAMPLE = 65536
+
+
 def typical_size(values: np.ndarray) -> float:
     """A tensor's typical size: its RMS with outliers (a pole's 1e20 beside ordinary elements) capped."""
-    v = np.abs(np.asarray(values, dtype=np.float64))
+    v = np.asarray(values, dtype=np.float64)
+    if v.size > TYPICAL_SAMPLE:
+        v = v[:: v.size // TYPICAL_SAMPLE]  # a scale, not a statistic to the last digit: a sample suffices
+    v = np.abs(v)
     v = v[np.isfinite(v)]
     nonzero = v[v > 0]
     if not nonzero.size:
@@ -238,7 +247,7 @@ def screen(
         # Each element is screened by its own size only: a bound set by its large neighbours would clear a
         # tiny element 10x wrong. An element whose truncation is larger goes on to refinement, which measures it.
         trunc = eps_out ** (2.0 / 3.0) * np.abs(numeric)
-        limit = bound(trunc, roundoff(ev, np.abs(span)), res)
+        limit = bound(trunc, roundoff(ev, np.abs(span), lazy=True), res)
     # the screen's round-off is that of the largest outputs; an element far smaller than they are is cleared
     # only if it also agrees to SCREEN_RELATIVE, else refinement bounds it by the outputs it moves itself
     close = err <= SCREEN_RELATIVE * np.maximum(np.abs(analytic), np.abs(numeric))
@@ -302,7 +311,7 @@ def refine(
             # several kinks may meet here (e.g. two ReLUs at 0 at once): then a chain-rule subgradient can lie
             # outside the slopes along this one axis, so the strategy re-checks at a nearby point
             return AMBIGUOUS, d, slack, np.nan, (lo, hi)
-        if not kinky and change <= 0.25 * err and not kinky_prev:
+        if not kinky and change <= 0.25 * err and not kinky_prev and not jumpy:
             return (
                 MISMATCH,
                 d,

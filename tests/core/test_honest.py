@@ -28,6 +28,15 @@ def test_a_jump_is_inconclusive_whatever_the_rule_claims(claimed):
     assert wrong_elsewhere.status == "fail"  # a wrong element beside the jump still fails
 
 
+@pytest.mark.parametrize("claimed", [0.0, 1.0, 1e7])
+@pytest.mark.parametrize("shift", [0.0, 5.0])
+def test_a_point_midway_in_its_jump_is_a_jump(claimed, shift):
+    # sign at 0: f moves by the same amount to either side, and keeps it as the step halves
+    x = np.array([0.0, 1.0])
+    r = backcheck.check(lambda x: float(np.sum(np.sign(x))) + shift, x, lambda x: np.array([claimed, 0.0]))
+    assert r.status == "inconclusive" and r.leaves[0].counts == {"ok": 1, "jump": 1}, r
+
+
 def test_atan2_at_the_origin_and_a_floor_layer_are_jumps_not_kinks():
     r = backcheck.check(lambda x: float(np.arctan2(x[0], x[1])), np.array([0.0, -1.0]), lambda x: np.array([-1.0, 0.0]))
     assert r.status == "inconclusive" and r.leaves[0].n_kinks == 0

@@ -56,6 +56,8 @@ def check_layer(
     progress: bool | None = None,
     strict_dtype: bool = False,
     floor: float | None = None,
+    detect: float | None = None,
+    confidence: float = 0.999,
 ) -> Report:
     """Check a layer's backward pass against finite differences of its forward pass.
 
@@ -109,6 +111,10 @@ def check_layer(
         The detection floor asked for, relative (``floor=1e-9``): an element wrong by that fraction of its
         gradient must fail. Elements whose bound is wider are refined on a Richardson table; where the
         function's noise forbids the floor, they are inconclusive. Every report states the floor it reached.
+    detect, confidence : float, optional
+        For 'projected' and 'auto': the RMS error, relative to the gradient, that the random directions must
+        catch (default: ten times what one direction resolves) and the confidence to catch it with (default
+        0.999); the number of directions follows (three by default). The report states both.
 
     Returns
     -------

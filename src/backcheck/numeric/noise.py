@@ -24,6 +24,9 @@ RELATIVE_SPACING = 1e-3
 #: taken again this many times wider (at about the finite-difference step), and again, until the quantization
 #: shows.
 QUANTUM_WIDENING = 1e2
+#: A widened segment's offset from the point grows with it (times ``widen * AWAY``): its half-width,
+#: ``HALF_WIDTH * RELATIVE_SPACING * widen`` steps, then stays below the offset of at least half a step.
+AWAY = 0.02
 
 
 def estimate_noise(ev: Evaluator, steps: np.ndarray, seed: int = 0, gradient: np.ndarray | None = None) -> float:
@@ -62,7 +65,9 @@ def estimate_noise(ev: Evaluator, steps: np.ndarray, seed: int = 0, gradient: np
                 ulp > 0, np.maximum(np.round(spacing / np.where(ulp > 0, ulp, 1)), 1) * ulp * signs, spacing
             )
             spacing = np.where(ulp > 0, np.abs(spacing) * signs, spacing)
-            start = np.where(ulp > 0, np.round(base / np.where(ulp > 0, ulp, 1)) * ulp, base)
+            # a wider segment lies further out, so that it never reaches the point itself (where f may jump)
+            away = base * max(1.0, widen * AWAY)
+            start = np.where(ulp > 0, np.round(away / np.where(ulp > 0, ulp, 1)) * ulp, away)
             try:
                 phis = _segment(ev, idx, start, spacing, offsets)
             except NonFiniteError:

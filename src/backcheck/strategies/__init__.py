@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -18,12 +19,13 @@ import numpy as np
 from backcheck.errors import BadInputError
 from backcheck.evaluate import Evaluator
 from backcheck.strategies.elementwise import Outcome, run
-from backcheck.strategies.projected import DIRECTIONS, localize, project_leaf
+from backcheck.strategies.projected import MAX_DIRECTIONS, localize, project_leaf
 from backcheck.verdict import FAILING, KINK, VOUCH, Claim
 
 STRATEGIES = ("full", "sparse", "projected", "auto")
-#: Arrays this small are checked element by element even under 'projected' and 'auto'.
-SMALL_ARRAY = 64
+#: Arrays this small are checked element by element even under 'projected' and 'auto' (2 evaluations per
+#: element cost no more than the three directions a correct array needs).
+SMALL_ARRAY = 3
 #: Elements checked one by one in an array whose random directions cross kinks.
 KINKY_SAMPLES = 256
 #: Below this many elements, strategy=None means 'full'; above, 'auto'.
@@ -55,8 +57,14 @@ def run_strategy(
     samples: int | None,
     rng: np.random.Generator,
     skip: frozenset[str] = frozenset(),
+    target: tuple[float | None, float] = (None, 0.999),
 ) -> Outcome:
-    """Run ``strategy``; arrays named in ``skip`` (no analytic gradient to check) are not evaluated."""
+    """Run ``strategy``; arrays named in ``skip`` (no analytic gradient to check) are not evaluated.
+
+    ``target`` is (detect, confidence) for the random directions of 'projected' and 'auto': the RMS error
+    (relative to the gradient, None: ten times one direction's bound) to catch, and the confidence to catch
+    it with; ``samples`` fixes the number of directions instead.
+    """
     if strategy in ("full", "sparse"):
         eligible = np.concatenate(
             [np.arange(lf.offset, lf.offset + lf.size) for lf in ev.tree.leaves if lf.name not in skip]
@@ -65,7 +73,7 @@ def run_strategy(
         eligible = np.setdiff1d(eligible, ev.tree.excluded, assume_unique=True)  # masks: non-finite entries
         idx = eligible[choose(strategy, eligible.size, samples, rng)] if eligible.size else eligible
         return run(ev, claim, idx, rng)
-    return _projected(ev, claim.bare(), strategy == "auto", samples, rng, skip)
+    return _projected(ev, claim.bare(), strategy == "auto", (samples, *target), rng, skip)
 
 
 class _Collected:
@@ -78,6 +86,7 @@ class _Collected:
         self.status: list[str] = []
         self.notes: list[str] = []
         self.failed_leaves: dict[str, str] = {}
+        self.floors: dict[str, float] = {}
 
     def add(self, idx: Any, numeric: Any, bound: Any, status: Any) -> None:
         self.checked.extend(int(i) for i in idx)
@@ -98,6 +107,7 @@ class _Collected:
             np.asarray(self.status, dtype=object),
             self.notes,
             self.failed_leaves,
+            floors=self.floors,
         )
 
 
@@ -105,11 +115,11 @@ def _projected(
     ev: Evaluator,
     claim: Claim,
     localize_failures: bool,
-    samples: int | None,
+    plan: tuple[int | None, float | None, float],
     rng: np.random.Generator,
     skip: frozenset[str] = frozenset(),
 ) -> Outcome:
-    k = samples or DIRECTIONS
+    confidence = plan[2]
     out = _Collected()
 
     def sample(leaf: Any) -> Outcome:
@@ -136,8 +146,9 @@ def _projected(
             idx = np.setdiff1d(np.arange(leaf.offset, leaf.offset + leaf.size), ev.tree.excluded)
             out.add_outcome(run(ev, claim, idx, rng))
             continue
-        proj = project_leaf(ev, claim, leaf, rng, k, stop_on_failure=localize_failures)
-        worst = max(abs(m.mismatch) / m.bound if m.bound > 0 else 0.0 for _, m in proj.measurements)
+        proj = project_leaf(ev, claim, leaf, rng, plan, stop_on_failure=localize_failures)
+        k = len(proj.measurements)
+        worst = max(abs(m.mismatch) / m.bound if m.bound > 0 else 0.0 for m in proj.measurements)
         if proj.kinky and not proj.failed:
             # directions through a kink prove nothing: check a sample of elements one by one instead
             sub = sample(leaf)
@@ -157,20 +168,26 @@ def _projected(
             )
             continue
         if not proj.failed:
+            out.floors[leaf.name] = proj.detectable
+            short = (
+                f" (the detection size asked for needs more than {k}: this is what {k} reach)"
+                if plan[0] is None and proj.wanted >= MAX_DIRECTIONS
+                else ""
+            )
             out.notes.append(
-                f"{leaf.name}: {k} random directions agree (worst |mismatch|/bound {worst:.2g}); an error "
-                f"of {proj.detectable:.2g} of the gradient (RMS, step-weighted) or more would have "
-                f"failed with probability >= {1 - 1e-3:.3g}."
+                f"{leaf.name}: {k} random direction{'s' if k > 1 else ''} agree (worst |mismatch|/bound "
+                f"{worst:.2g}); an error of {proj.detectable:.2g} of the gradient (RMS, step-weighted) or more "
+                f"would have failed with probability >= {confidence:.6g}{short}."
             )
             continue
-        failing = sum(m.failed for _, m in proj.measurements)
+        failing = sum(m.failed for m in proj.measurements)
         if not localize_failures:
             out.failed_leaves[leaf.name] = (
                 f"{failing} of {k} random directions disagree (worst |mismatch|/bound "
                 f"{worst:.3g}); use strategy='auto' or 'full' to find the elements."
             )
             continue
-        _localize_leaf(ev, claim, leaf, proj, rng, k, sample, out)
+        _localize_leaf(ev, claim, leaf, proj, rng, plan, sample, out)
     return out.outcome()
 
 
@@ -180,17 +197,21 @@ def _localize_leaf(
     leaf: Any,
     proj: Any,
     rng: np.random.Generator,
-    k: int,
+    plan: tuple[int | None, float | None, float],
     sample: Callable[[Any], Outcome],
     out: _Collected,
 ) -> None:
     """A random direction failed on ``leaf``: find the wrong elements by group testing, or let a sample decide."""
-    failing = sum(m.failed for _, m in proj.measurements)
-    weights = proj.first_gaussian_failure
-    root = next((m for kind, m in proj.measurements if kind == "gaussian" and m.failed), None)
+    failing = sum(m.failed for m in proj.measurements)
+    k = len(proj.measurements)
+    weights = proj.failure
+    root = next((m for m in proj.measurements if m.failed), None)
     if weights is None:
-        weights = rng.standard_normal(leaf.size)
-        weights /= np.linalg.norm(weights)
+        weights = rng.random(leaf.size) - 0.5
+    norm = float(np.linalg.norm(weights))
+    weights = weights / norm
+    if root is not None:  # localization measures along unit weights: the root's mismatch is linear in them
+        root = dataclasses.replace(root, mismatch=root.mismatch / norm, bound=root.bound / norm)
     found = localize(ev, claim, leaf, weights, root)
     out.add(
         found.found,
@@ -221,7 +242,11 @@ def _localize_leaf(
         )
     elif wrong:
         out.notes.append(f"{leaf.name}: a random direction disagrees; a random sample found the wrong elements.")
-    elif not found.complete or np.any(sub.status == KINK) or not project_leaf(ev, claim, leaf, rng, k).failed:
+    elif (
+        not found.complete
+        or np.any(sub.status == KINK)
+        or not project_leaf(ev, claim, leaf, rng, (max(k, 3), None, plan[2])).failed
+    ):
         out.notes.append(
             f"{leaf.name}: a random direction disagreed, but no element is wrong: group testing and a sample of "
             f"{sub.checked.size} elements found none (the point has kinks, or fresh directions agree)."

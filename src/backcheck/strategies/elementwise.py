@@ -51,6 +51,8 @@ class Outcome:
     #: per element, the bound its pass vouches for when that is tighter than ``bound`` (a low-precision
     #: gradient whose formula a float64 run of the same backward pass verified); None: ``bound``
     vouch_bound: np.ndarray | None = None
+    #: per array checked by random directions: the RMS error (relative to its gradient) they would have caught
+    floors: dict[str, float] = field(default_factory=dict)
 
 
 def run(ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator | None = None) -> Outcome:
@@ -310,7 +312,7 @@ def _hidden_kinks(ev: Evaluator, idx: np.ndarray, first: FirstDifferences, j: Ju
     fwd = (first.plus - ev.phi0) / first.disp_plus
     bwd = (ev.phi0 - first.minus) / -first.disp_minus
     gap = fwd - bwd
-    noise = 2 * noise_level(ev, ev.local_scale[idx]) / np.minimum(first.disp_plus, -first.disp_minus)
+    noise = 2 * noise_level(ev, ev.local_scale[idx], lazy=True) / np.minimum(first.disp_plus, -first.disp_minus)
     hidden = (
         (j.status == OK)
         & (np.abs(gap) > HIDDEN_KINK_GAP * np.maximum(np.abs(fwd), np.abs(bwd)))

@@ -17,33 +17,76 @@ from backcheck.numeric.grad import refine_elements
 from backcheck.strategies.elementwise import Outcome
 from backcheck.verdict import MISMATCH, NOISY, OK, Claim, bound, resolution
 
+#: A function that computes in float32 (or coarser) is judged this finely by default: its single central
+#: difference resolves only a few percent of a gradient, so elements are refined on a Richardson table until
+#: an error of this fraction of their tensor's typical gradient would fail.
+LOW_PRECISION_FLOOR = 2.5e-4
+#: The most elements of one check refined by default (a random sample of them when more are wide).
+LOW_PRECISION_SAMPLE = 512
+
+
+def sharpen_low_precision(ev: Evaluator, claim: Claim, outcome: Outcome, rng: np.random.Generator) -> list[str]:
+    """Refine the ``ok`` elements of a check whose function computes in float32 or coarser, in place.
+
+    Elements that reach :data:`LOW_PRECISION_FLOOR` of their tensor's typical gradient are held to the sharp
+    bound (an error of 1e-3 fails); the others keep the verdict and the bound of their first difference.
+    """
+    pos = np.flatnonzero(outcome.status == OK)
+    if pos.size > LOW_PRECISION_SAMPLE:
+        pos = np.sort(rng.choice(pos, size=LOW_PRECISION_SAMPLE, replace=False))
+    notes = _refine(ev, claim, outcome, pos, LOW_PRECISION_FLOOR, demand=False)
+    if not notes:
+        return []
+    whole = int(np.sum(outcome.status == OK)) + int(np.isin(outcome.status, (MISMATCH,)).sum())
+    sampled = f" (a random sample of {pos.size} of {whole})" if whole > pos.size else ""
+    return [
+        f"{ev.fname} computes in {ev.out_dtype}, where one central difference resolves only a few percent of a "
+        f"gradient: elements were refined on a Richardson table{sampled} so that errors of "
+        f"{LOW_PRECISION_FLOOR:.2g} of the gradient or more fail; " + notes[0]
+    ]
+
 
 def sharpen(ev: Evaluator, claim: Claim, outcome: Outcome, floor: float) -> list[str]:
     """Refine the ``ok`` elements of ``outcome`` whose bound is wider than ``floor`` of their size, in place."""
-    pos = np.flatnonzero(outcome.status == OK)
+    return _refine(ev, claim, outcome, np.flatnonzero(outcome.status == OK), floor, demand=True) or [
+        f"every checked element's bound is within the floor asked for ({floor:.2g} of its size)."
+    ]
+
+
+def _refine(ev: Evaluator, claim: Claim, outcome: Outcome, pos: np.ndarray, floor: float, demand: bool) -> list[str]:
+    """Refine the elements at positions ``pos`` of ``outcome`` whose bound is wider than ``floor`` of their size.
+
+    ``demand``: an element that cannot reach the floor is inconclusive (a floor the user asked for); else it
+    keeps its verdict and the tighter of its two bounds.
+    """
     idx = outcome.checked[pos]
     a, n = claim.g[idx], outcome.numeric[pos]
     typical = claim.typical[idx] if claim.typical is not None else np.zeros(idx.size)
     size = np.maximum(np.abs(a), np.abs(n))
-    size = np.where(size > 0, size, typical)  # an element whose gradient is zero: its tensor's size
+    # asked for: each element's own size (its tensor's where it is zero); by default, never below its tensor's
+    size = np.where(size > 0, size, typical) if demand else np.maximum(size, typical)
     wide = outcome.bound[pos] > floor * size
     if not wide.any():
-        return [f"every checked element's bound is within the floor asked for ({floor:.2g} of its size)."]
+        return []
     pos, idx, a, size = pos[wide], idx[wide], a[wide], size[wide]
     sharp = refine_elements(ev, idx, target=floor * size / 4)
     res = resolution(a, sharp.value, 1.0, claim.rms[idx]) * claim.grad_eps[idx]
     limit = bound(sharp.error, 0.0, res)
     wrong = np.isfinite(sharp.value) & (np.abs(a - sharp.value) > limit)
     reached = np.isfinite(limit) & (limit <= floor * size)
-    outcome.numeric[pos] = np.where(np.isfinite(sharp.value), sharp.value, outcome.numeric[pos])
-    outcome.bound[pos] = np.where(np.isfinite(limit), limit, outcome.bound[pos])
+    better = np.isfinite(limit) & (limit < outcome.bound[pos])
+    take = wrong | (reached if demand else better)
+    outcome.numeric[pos] = np.where(take, sharp.value, outcome.numeric[pos])
+    outcome.bound[pos] = np.where(take, limit, outcome.bound[pos])
     outcome.status[pos[wrong]] = MISMATCH
-    outcome.status[pos[~wrong & ~reached]] = NOISY
+    if demand:
+        outcome.status[pos[~wrong & ~reached]] = NOISY
     if outcome.vouch_bound is not None:
         outcome.vouch_bound[pos] = outcome.bound[pos]
-    notes = [
-        f"floor {floor:.2g}: {pos.size} element(s) refined on a Richardson table "
-        f"({int(sharp.evaluations.sum())} evaluations); {int(wrong.sum())} wrong, "
-        f"{int((~wrong & ~reached).sum())} could not reach the floor (inconclusive)."
+    missed = int((~wrong & ~reached).sum())
+    short = f"{missed} could not reach it" + (" (inconclusive)" if demand else " (they keep their first bound)")
+    head = f"floor {floor:.2g}: " if demand else ""
+    return [
+        f"{head}{pos.size} element(s) refined ({int(sharp.evaluations.sum())} evaluations); "
+        f"{int(wrong.sum())} wrong" + (f", {short}." if missed else ".")
     ]
-    return notes
