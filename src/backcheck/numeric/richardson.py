@@ -487,7 +487,10 @@ def _select(base: np.ndarray, spread: tuple[np.ndarray, np.ndarray], start: np.n
     earlier[:, :, 1:] = change[:, :, :-1]
     # a change far below what the previous one predicts (earlier / expected) is two errors that happen to agree:
     # the prediction is then the better measure
-    err = margin * np.fmax(change, earlier / expected[None, :, None]) + R
+    # in a slow column the change is doubled, and so is the rounding it carries: that of both entries is added
+    # before doubling (a rounding error of the change that made it look small would otherwise be hidden)
+    slow = np.where(margin > 1.0, R + U[:, :, :-1], 0.0)
+    err = margin * (np.fmax(change, earlier / expected[None, :, None]) + slow) + R
     shrink = np.minimum(CONVERGENCE, 0.75 * expected)[None, :, None]
     s = start[:, None, None]
     with np.errstate(invalid="ignore"):
