@@ -19,17 +19,15 @@ First the targets of the issue "the cheapest trustworthy verdict", each with PAS
 Then one table over problem sizes: a two-layer MLP loss (tanh hidden layer, softmax cross-entropy over a batch
 of 1 example by default), every strategy, the classic elementwise loop and gradcheck's two modes.
 
-``--markdown`` prints the same results as markdown tables (for the README); ``--profile`` adds where the time of
-(a) and (b) goes, phase by phase and function by function.
+``--markdown`` prints the same results as markdown tables (for the README); ``--profile`` adds where the CPU time
+of (a) and (b) goes, function by function and line by line (sampled). ``--only a b`` measures just those targets.
 """
 
 from __future__ import annotations
 
 import argparse
-import cProfile
 import os
 import platform
-import pstats
 import statistics
 import subprocess
 import sys
@@ -145,9 +143,9 @@ class Sine:
         c = self.c
 
         def sine_loss(x):
-            t = time.perf_counter()
+            t = time.thread_time()
             out = float(np.sum(np.sin(x) * c))
-            self.inside += time.perf_counter() - t
+            self.inside += time.thread_time() - t
             return out
 
         return sine_loss
@@ -234,34 +232,37 @@ def target_large(repeats: int) -> list[Target]:
     sine = Sine.make(SINE_N)
     loss = sine.loss()
     _, one = timed(lambda: loss(sine.x), repeat=20)
-    best, report, inside = float("inf"), None, 0.0
+    fn, args = sine.torch_args()
+    with torch.no_grad():
+        _, one_torch = timed(lambda: float(fn(args[0])), repeat=20)
+    best, report, cpu = float("inf"), None, 0.0
     for _ in range(repeats):
         sine.inside = 0.0
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
         r = backcheck.check(loss, sine.x, sine.grad, strategy="auto")
         s = time.perf_counter() - t
         if s < best:
-            best, report, inside = s, r, sine.inside
+            best, report, cpu = s, r, time.thread_time() - c - sine.inside
     assert report is not None
-    fn, args = sine.torch_args()
     ok, theirs = timed(lambda: torch.autograd.gradcheck(fn, args, fast_mode=True, raise_exception=False), repeats)
     overhead = best - report.n_evals * one
-    say(f"    backcheck {best:.3g} s ({report.status}, {report.n_evals} evaluations of {one * 1e3:.3g} ms; "
-        f"{inside:.3g} s inside f), gradcheck fast {theirs:.3g} s ({'pass' if ok else 'fail'})")  # fmt: skip
+    say(f"    backcheck {best:.3g} s ({report.status}, {report.n_evals} evaluations of {one * 1e3:.3g} ms; CPU outside "
+        f"f {cpu:.3g} s), gradcheck fast {theirs:.3g} s ({'pass' if ok else 'fail'}; one evaluation in torch "
+        f"{one_torch * 1e3:.3g} ms)")  # fmt: skip
     if report.status != "pass" or not ok:
         say("    warning: a correct gradient did not pass")
     return [
         Target(
             "(a) auto / gradcheck fast_mode, correct gradient, N=1e6",
-            f"{best:.3g} s / {theirs:.3g} s = {best / theirs:.2g}x",
+            f"{best:.3g} s / {theirs:.3g} s = {best / theirs:.2g}x (one evaluation: numpy {one * 1e3:.2g} ms, "
+            f"torch {one_torch * 1e3:.2g} ms)",
             "<= 1x",
             best <= theirs,
         ),
         Target("(a) evaluations of auto at N=1e6", f"{report.n_evals} ({report.status})", "<= 8", report.n_evals <= 8),
         Target(
             "(a) auto's overhead beyond its evaluations at N=1e6",
-            f"{overhead:.3g} s ({best:.3g} s - {report.n_evals} x {one * 1e3:.3g} ms; time outside f "
-            f"{best - inside:.3g} s)",
+            f"{overhead:.3g} s ({best:.3g} s - {report.n_evals} x {one * 1e3:.3g} ms; CPU outside f {cpu:.3g} s)",
             "< 0.05 s",
             overhead < 0.05,
         ),
@@ -451,146 +452,84 @@ def render(targets: list[Target], rows: list[dict], markdown: bool) -> str:
 
 
 # -- where the time goes ------------------------------------------------------------------------------------
-#: Phases timed by --profile (dotted paths; those missing in this version are skipped).
-PHASES = (
-    "backcheck.api.loss_contract", "backcheck.run._baseline", "backcheck.evaluate.Evaluator.baseline",
-    "backcheck.run._judge", "backcheck.numeric.noise.estimate_noise", "backcheck.run._leaf_scales",
-    "backcheck.numeric.steps.default_steps", "backcheck.strategies.run_strategy",
-    "backcheck.strategies.projected.directions", "backcheck.strategies.projected.project_leaf",
-    "backcheck.strategies.projected.measure", "backcheck.evaluate.Evaluator.direction",
-    "backcheck.evaluate.Evaluator._group", "backcheck.evaluate.Evaluator._after_call",
-    "backcheck.evaluate.Evaluator.first_differences", "backcheck.strategies.elementwise.run",
-    "backcheck.tree.Tree.values", "backcheck.tree.Tree.changed", "backcheck.tree.Tree.sums",
-    "backcheck.tree.Tree.intact", "backcheck.tree.Tree.restore", "backcheck.tree.Tree.fresh",
-    "backcheck.verdict.typical_size", "backcheck.verdict.rms", "backcheck.run._vouch",
-    "backcheck.run._value_gradient", "backcheck.report.summarize", "backcheck.run._status_tree",
-    "backcheck.run._unread", "backcheck.progress.Progress.__init__", "backcheck.options.Options.pick",
-)  # fmt: skip
+class Sampler:
+    """A sampling profiler on the process's CPU time (SIGPROF every millisecond of CPU): per sample, the line of
+    backcheck (or of this script) that was running, numpy's internals counted to the line that called them, and
+    every backcheck function on the stack. CPU time, because other processes' load on a shared machine changes
+    wall-clock times by 2x from run to run."""
 
+    def __init__(self) -> None:
+        self.lines: dict[tuple[str, int], int] = {}
+        self.functions: dict[str, int] = {}
+        self.samples = 0
 
-class PhaseTimer:
-    """Wraps the functions named in ``PHASES``: calls, seconds inside, and seconds of the user's function inside
-    (read from ``inside()``), outermost activation only."""
+    def _tick(self, _sig: int, frame: Any) -> None:
+        self.samples += 1
+        leaf, seen = None, set()
+        while frame is not None:
+            name = frame.f_code.co_filename
+            if "backcheck" in name or (name == __file__ and frame.f_code.co_name in ("sine_loss", "grad")):
+                where = name.split("/backcheck/")[-1] if "/backcheck/" in name else Path(name).name
+                seen.add(f"{where}:{frame.f_code.co_name}")
+                leaf = leaf or (name, frame.f_lineno)
+            frame = frame.f_back
+        for key in seen:
+            self.functions[key] = self.functions.get(key, 0) + 1
+        if leaf:
+            self.lines[leaf] = self.lines.get(leaf, 0) + 1
 
-    def __init__(self, inside: Callable[[], float]) -> None:
-        self.inside = inside
-        self.stats: dict[str, list[float]] = {}
-        self._undo: list[tuple[Any, str, Any]] = []
+    def run(self, check: Callable[[], Any], runs: int) -> float:
+        """CPU seconds per check of ``runs`` checks, sampled."""
+        import signal
 
-    def __enter__(self) -> PhaseTimer:
-        import importlib
+        old = signal.signal(signal.SIGPROF, self._tick)
+        signal.setitimer(signal.ITIMER_PROF, 1e-3, 1e-3)
+        t = time.process_time()
+        try:
+            for _ in range(runs):
+                check()
+        finally:
+            signal.setitimer(signal.ITIMER_PROF, 0, 0)
+            signal.signal(signal.SIGPROF, old)
+        return (time.process_time() - t) / runs
 
-        for path in PHASES:
-            parts = path.split(".")
-            for cut in range(len(parts) - 1, 0, -1):
-                try:
-                    owner: Any = importlib.import_module(".".join(parts[:cut]))
-                except ImportError:
-                    continue
-                try:
-                    for attr in parts[cut:-1]:
-                        owner = getattr(owner, attr)
-                    original = getattr(owner, parts[-1])
-                except AttributeError:
-                    break
-                self._patch(path, owner, parts[-1], original)
-                break
-        return self
+    def tables(self, cpu: float, unit: float, top: int = 25) -> list[str]:
+        import linecache
 
-    def _patch(self, path: str, owner: Any, name: str, original: Any) -> None:
-        stats = self.stats.setdefault(path, [0, 0.0, 0.0])
-        depth = [0]
-        inside = self.inside
-
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if depth[0]:
-                return original(*args, **kwargs)
-            depth[0] += 1
-            t, u = time.perf_counter(), inside()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                depth[0] -= 1
-                stats[0] += 1
-                stats[1] += time.perf_counter() - t
-                stats[2] += inside() - u
-
-        targets = [(owner, name)]
-        if not isinstance(owner, type):  # a module function: every backcheck module that imported it by name
-            targets += [
-                (m, k)
-                for mn, m in list(sys.modules.items())
-                if mn.startswith("backcheck") and m is not None
-                for k, v in list(vars(m).items())
-                if v is original and m is not owner
-            ]
-        for o, k in targets:
-            self._undo.append((o, k, vars(o)[k]))  # as stored: a classmethod stays one
-            setattr(o, k, wrapper)
-
-    def __exit__(self, *exc: object) -> None:
-        for o, k, v in reversed(self._undo):
-            setattr(o, k, v)
-
-    def table(self, runs: int, unit: float, unit_name: str) -> list[str]:
-        out = [f"| phase | calls/check | {unit_name} inside | of which in f | beyond f |", "|---|---|---|---|---|"]
-        rows = sorted(self.stats.items(), key=lambda kv: kv[1][2] - kv[1][1])
-        for path, (calls, total, user) in rows:
-            if calls:
-                out.append(
-                    f"| {path.removeprefix('backcheck.')} | {calls / runs:.3g} | {total / runs / unit:.3g} | "
-                    f"{user / runs / unit:.3g} | {(total - user) / runs / unit:.3g} |"
-                )
+        name = "ms" if unit == 1e-3 else "s"
+        share = cpu / max(self.samples, 1) / unit
+        out = [f"| function (inclusive; {self.samples} samples) | CPU {name} |", "|---|---|"]
+        out += [f"| {k} | {v * share:.3g} |" for k, v in sorted(self.functions.items(), key=lambda kv: -kv[1])[:top]]
+        out += ["", f"| line (its own time and numpy's under it) | CPU {name} | source |", "|---|---|---|"]
+        for (file, line), count in sorted(self.lines.items(), key=lambda kv: -kv[1])[:top]:
+            where = file.split("/backcheck/")[-1] if "/backcheck/" in file else Path(file).name
+            source = linecache.getline(file, line).strip().replace("|", "\\|")[:90]
+            out.append(f"| {where}:{line} | {count * share:.3g} | `{source}` |")
         return out
 
 
-def profile_one(title: str, check: Callable[[], Any], inside: Callable[[], float], runs: int, unit: float) -> str:
-    """Phases, then the functions with the most time of their own (cProfile), of ``runs`` checks."""
-    unit_name = "ms" if unit == 1e-3 else "s"
-    check()
-    with PhaseTimer(inside) as timer:
-        t, u = time.perf_counter(), inside()
-        for _ in range(runs):
-            check()
-        total, user = time.perf_counter() - t, inside() - u
-    prof = cProfile.Profile()
-    prof.enable()
-    for _ in range(runs):
-        check()
-    prof.disable()
-    lines = [f"### {title}", "", f"per check: {total / runs / unit:.3g} {unit_name}, of which inside f "
-             f"{user / runs / unit:.3g} {unit_name} (phase timers on)", ""]  # fmt: skip
-    lines += timer.table(runs, unit, unit_name)
-    st = pstats.Stats(prof)
-    entries = sorted(st.stats.items(), key=lambda kv: -kv[1][2])[:25]
-    lines += ["", f"| function (cProfile, own time) | calls/check | own {unit_name} | cumulative {unit_name} |",
-              "|---|---|---|---|"]  # fmt: skip
-    for (file, line, fn), (_cc, nc, tt, ct, _callers) in entries:
-        where = f"{Path(file).name}:{line}({fn})" if file != "~" else fn
-        lines.append(f"| {where} | {nc / runs:.3g} | {tt / runs / unit:.3g} | {ct / runs / unit:.3g} |")
-    return "\n".join(lines)
-
-
 def profile() -> str:
-    sine = Sine.make(SINE_N)
-    loss = sine.loss()
-    large = profile_one(
-        f"(a) auto, sum(sin(x) * c), N = {SINE_N:.0e}",
-        lambda: backcheck.check(loss, sine.x, sine.grad, strategy="auto"),
-        lambda: sine.inside,
-        3,
-        1.0,
-    )
+    """Where the CPU time of (a) and (b) goes: sampled by function and by line."""
+    out = []
     tiny = Sine(np.array([0.3, -1.2, 0.7]), np.ones(3))
-    tloss = tiny.loss()
-    small = profile_one(
-        "(b) a tiny check: sum(sin(x) * 1), 3 elements",
-        lambda: backcheck.check(tloss, tiny.x, tiny.grad),
-        lambda: tiny.inside,
-        200,
-        1e-3,
-    )
-    return large + "\n\n" + small
+    for title, sine, strategy, runs, unit in (
+        (f"(a) auto, sum(sin(x) * c), N = {SINE_N:.0e}", Sine.make(SINE_N), "auto", 20, 1.0),
+        ("(b) a tiny check: sum(sin(x) * 1), 3 elements", tiny, None, 5000, 1e-3),
+    ):
+        loss = sine.loss()
+
+        def check(loss=loss, sine=sine, strategy=strategy):
+            return backcheck.check(loss, sine.x, sine.grad, strategy=strategy)
+
+        say(f"profiling {title}")
+        check()
+        sampler = Sampler()
+        sine.inside = 0.0
+        cpu = sampler.run(check, runs)
+        name = "ms" if unit == 1e-3 else "s"
+        out += [f"### {title}", "", f"per check: {cpu / unit:.3g} {name} CPU, of which in f (sine_loss) "
+                f"{sine.inside / runs / unit:.3g} {name}", "", *sampler.tables(cpu, unit), ""]  # fmt: skip
+    return "\n".join(out)
 
 
 # -- main ---------------------------------------------------------------------------------------------------
