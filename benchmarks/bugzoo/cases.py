@@ -4,15 +4,23 @@ For each layer of :mod:`backcheck.zoo` and each dtype there is
 
 - ``correct``: the correct backward at the layer's ordinary inputs (``make_inputs``);
 - ``kink``: the correct backward exactly at a kink or tie (``kinks``), for the layers that have one;
+- ``jump``: the correct backward exactly where the forward jumps (``jumps``), for the layers that have one;
 - ``bug``: every wrong backward (``layer.bugs``) at the ordinary inputs.
 
-A correct case is expected to pass (a failure is a false alarm), a bug case to fail (a pass is a miss).
-Every checker gets private copies of the inputs (:meth:`Case.fresh`), so a backward that writes into its
-arguments (``Bug.mutates``) cannot spoil the next checker's run.
+A correct case is expected to pass (a failure is a false alarm), a bug case to fail (a pass is a miss), and a
+jump case not to pass (no derivative exists there: a pass vouches for nothing; backcheck should say
+inconclusive). Every checker gets private copies of the inputs (:meth:`Case.fresh`), so a backward that writes
+into its arguments (``Bug.mutates``) cannot spoil the next checker's run.
+
+Cases belong to a ``group``: ``zoo`` (``backcheck.zoo.LAYERS``, the table and targets of the benchmark) or one
+of the hard classes reported beside it: ``float32`` (kernels computing in float32 whatever they are handed),
+``ties``, ``tiny``, ``masked``, ``generator`` (``HABIT_LAYERS``), ``jumps`` and ``models`` (whole-model losses
+over a parameter dict, checked by backcheck with ``backcheck.check``).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,9 +28,23 @@ from typing import Any
 import numpy as np
 
 from backcheck import zoo
-from backcheck.zoo import Bug, Layer
+from backcheck.zoo import Bug, Layer, Model
+from backcheck.zoo.models import as_layer
 
-KINDS = ("correct", "kink", "bug")
+KINDS = ("correct", "kink", "jump", "bug")
+GROUPS = ("zoo", "float32", "ties", "tiny", "masked", "generator", "jumps", "models")
+_HABIT_GROUPS = {
+    "maxpool_tie2": "ties",
+    "maxpool_tie3": "ties",
+    "maxpool_tie4": "ties",
+    "rowmax_ties": "ties",
+    "normalize_tiny_rows": "tiny",
+    "long_product": "tiny",
+    "wide_softmax": "tiny",
+    "masked_softmax": "masked",
+    "masked_logsumexp": "masked",
+    "dropout_rng": "generator",
+}
 
 # A float32 bug is "above float32's resolution" when its gradient error (``Case.bug_size``) is at least 1e-6
 # of the gradient's largest element (about 8 units in the last place of float32, eps = 1.19e-7) and at least
@@ -52,6 +74,25 @@ QUICK_LAYERS = (
     "exp",
     "maximum",
 )
+# ... and of the hard classes: one or more of each
+QUICK_CLASS_LAYERS = ("gelu_f32", "logsumexp_f32", "maxpool_tie3", "wide_softmax", "masked_logsumexp", "dropout_rng",
+                      "sign", "patch_convnet_tie4")
+
+
+def group_of(name: str) -> str:
+    """The group of a layer or model name (see the module's docstring)."""
+    if name in {m.name for m in zoo.MODELS}:
+        return "models"
+    if name in {layer.name for layer in zoo.FLOAT32_LAYERS}:
+        return "float32"
+    if name in {layer.name for layer in zoo.JUMP_LAYERS}:
+        return "jumps"
+    return _HABIT_GROUPS.get(name, "zoo")
+
+
+def copy_value(x: Any) -> Any:
+    """A private copy of one input: arrays copied, anything else (a random Generator) deep-copied with its state."""
+    return np.array(x, copy=True) if isinstance(x, (np.ndarray, np.generic)) else copy.deepcopy(x)
 
 
 @dataclass
@@ -64,12 +105,16 @@ class Case:
     seed: int
     inputs: dict[str, np.ndarray]
     bug: Bug | None = None
+    #: for a whole model: the model and its batch (``inputs`` are its parameters; ``layer`` is its loss layer)
+    model: Model | None = None
+    batch: dict[str, Any] | None = None
     _bug_size: float | None = field(default=None, repr=False)
     _roundoff: float | None = field(default=None, repr=False)
 
     @property
     def id(self) -> str:
-        what = {"correct": "correct", "kink": "correct@kink"}.get(self.kind) or f"bug:{self.bug.name}"
+        what = {"correct": "correct", "kink": "correct@kink", "jump": "correct@jump"}.get(self.kind)
+        what = what or f"bug:{self.bug.name}"
         return f"{self.layer.name}/{what}/{self.dtype}" + (f"/seed{self.seed}" if self.seed else "")
 
     @property
@@ -81,9 +126,21 @@ class Case:
         return self.layer.forward
 
     @property
+    def group(self) -> str:
+        return group_of(self.layer.name)
+
+    @property
+    def model_grad(self) -> Callable[..., Any]:
+        """A model case's gradient under test, ``grad(params, batch) -> dict``."""
+        assert self.model is not None
+        if self.bug is None:
+            return self.model.grad
+        return next(b.backward for b in self.model.bugs if b.name == self.bug.name)
+
+    @property
     def expected(self) -> str:
-        """'fail' for a wrong backward, 'pass' for a correct one."""
-        return "fail" if self.kind == "bug" else "pass"
+        """'fail' for a wrong backward and at a jump (must not pass), 'pass' for a correct one."""
+        return "fail" if self.kind in ("bug", "jump") else "pass"
 
     @property
     def severity(self) -> str | None:
@@ -100,11 +157,11 @@ class Case:
     @property
     def float_names(self) -> list[str]:
         """The differentiable inputs (float arrays); integer labels and boolean masks are passed through."""
-        return [n for n, x in self.inputs.items() if np.asarray(x).dtype.kind == "f"]
+        return [n for n, x in self.inputs.items() if isinstance(x, np.ndarray) and x.dtype.kind == "f"]
 
-    def fresh(self) -> dict[str, np.ndarray]:
-        """Private copies of the inputs, in forward's parameter order."""
-        return {n: np.array(x, copy=True) for n, x in self.inputs.items()}
+    def fresh(self) -> dict[str, Any]:
+        """Private copies of the inputs, in forward's parameter order (a Generator with its state)."""
+        return {n: copy_value(x) for n, x in self.inputs.items()}
 
     def dout(self, out: Any) -> np.ndarray:
         """The fixed, seeded upstream gradient of the peers that take one (scipy, CS231n): standard normal."""
@@ -140,7 +197,7 @@ class Case:
         return self._roundoff
 
     def _wide(self) -> dict[str, np.ndarray]:
-        return {n: (x.astype(np.float64) if x.dtype.kind == "f" else x.copy()) for n, x in self.inputs.items()}
+        return {n: (x.astype(np.float64) if n in self.float_names else copy_value(x)) for n, x in self.inputs.items()}
 
     def _gap(
         self,
@@ -150,7 +207,7 @@ class Case:
         ref_at: dict[str, np.ndarray],
     ) -> float:
         """max over float inputs of max|backward(at) - reference(ref_at)| / max|reference(ref_at)|."""
-        d = self.dout(self.forward(*ref_at.values()))
+        d = self.dout(self.forward(*self._copy(ref_at).values()))
         ref = grads_by_name(reference(d.copy(), *self._copy(ref_at).values()), self.names, self.float_names)
         got = grads_by_name(
             backward(d.astype(at[self.float_names[0]].dtype), *self._copy(at).values()),
@@ -176,8 +233,8 @@ class Case:
         return size >= max(FLOAT32_RESOLUTION, RESOLUTION_FACTOR * noise)
 
     @staticmethod
-    def _copy(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {n: x.copy() for n, x in arrays.items()}
+    def _copy(arrays: dict[str, Any]) -> dict[str, Any]:
+        return {n: copy_value(x) for n, x in arrays.items()}
 
 
 def grads_by_name(raw: Any, names: Sequence[str], float_names: Sequence[str]) -> dict[str, Any]:
@@ -193,30 +250,52 @@ def grads_by_name(raw: Any, names: Sequence[str], float_names: Sequence[str]) ->
     return {n: by_name.get(n) for n in float_names}
 
 
+def all_names(classes: bool = True) -> list[str]:
+    """The names of every layer of ``zoo.LAYERS`` and, with ``classes``, of the hard classes and the models."""
+    names = [layer.name for layer in zoo.LAYERS]
+    if classes:
+        names += [x.name for x in (*zoo.FLOAT32_LAYERS, *zoo.HABIT_LAYERS, *zoo.JUMP_LAYERS, *zoo.MODELS)]
+    return names
+
+
 def make_cases(
     layers: Iterable[str] | None = None,
     dtypes: Iterable[str] = ("float64", "float32"),
     seeds: Iterable[int] = (0,),
     kinds: Iterable[str] = KINDS,
 ) -> list[Case]:
-    """Every case of the named layers (default: the whole zoo) for each seed and dtype, in registry order.
+    """Every case of the named layers and models (default: the zoo's ``LAYERS``) for each seed and dtype.
 
-    A case id is ``layer/correct|correct@kink|bug:<name>/dtype``, with ``/seed<n>`` appended for seeds other
-    than 0.
+    A case id is ``layer/correct|correct@kink|correct@jump|bug:<name>/dtype``, with ``/seed<n>`` appended for
+    seeds other than 0.
     """
-    chosen = [zoo.get(n) for n in layers] if layers is not None else list(zoo.LAYERS)
+    chosen = list(layers) if layers is not None else all_names(classes=False)
+    models = {m.name: m for m in zoo.MODELS}
     kinds = tuple(kinds)
     cases: list[Case] = []
     for seed in seeds:
         for dtype in dtypes:
             dt = np.dtype(dtype)
-            for layer in chosen:
+            for name in chosen:
+                if name in models:
+                    cases += _model_cases(models[name], dt.name, seed, kinds)
+                    continue
+                layer = zoo.get(name)
                 point = layer.make_inputs(np.random.default_rng(seed), dt)
                 if "correct" in kinds:
                     cases.append(Case(layer, dt.name, "correct", seed, point))
-                if "kink" in kinds and layer.kinks is not None:
-                    kink = layer.kinks(np.random.default_rng(seed), dt)
-                    cases.append(Case(layer, dt.name, "kink", seed, kink))
+                for kind, make in (("kink", layer.kinks), ("jump", layer.jumps)):
+                    if kind in kinds and make is not None:
+                        cases.append(Case(layer, dt.name, kind, seed, make(np.random.default_rng(seed), dt)))
                 if "bug" in kinds:
                     cases.extend(Case(layer, dt.name, "bug", seed, point, bug) for bug in layer.bugs)
     return cases
+
+
+def _model_cases(model: Model, dtype: str, seed: int, kinds: tuple[str, ...]) -> list[Case]:
+    params, batch = model.make(np.random.default_rng(seed), np.dtype(dtype))
+    layer = as_layer(model, batch, list(params))
+    found = [Case(layer, dtype, "correct", seed, params, model=model, batch=batch)] if "correct" in kinds else []
+    if "bug" in kinds:
+        found += [Case(layer, dtype, "bug", seed, params, bug, model=model, batch=batch) for bug in layer.bugs]
+    return found

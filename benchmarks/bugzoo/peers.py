@@ -6,7 +6,11 @@ raised by a checker (a wrapper the peer cannot run, a crash inside the peer) is 
 
 backcheck
     ``backcheck.check_layer(forward, backward, inputs)`` with its defaults; fail unless ``report.ok``
-    (an ``inconclusive`` report also fails: ``assert_layer`` would raise).
+    (an ``inconclusive`` report also fails: ``assert_layer`` would raise). A whole model is checked as users
+    check one, ``backcheck.check(loss, params, grad)`` over its parameter dict; the peers get it as a loss
+    layer of its parameters (:func:`backcheck.zoo.models.as_layer`).
+backcheck_sharp (the detection-floor column only)
+    The same with ``floor=1e-9``: elements whose bound is wider are refined until an error of 1e-9 would fail.
 torch_gradcheck, torch_gradcheck_fast
     ``torch.autograd.gradcheck`` (slow mode, then ``fast_mode=True``) with its default tolerances
     (eps=1e-6, atol=1e-5, rtol=1e-3) and ``raise_exception=False``, on a ``torch.autograd.Function`` whose
@@ -61,6 +65,7 @@ class Outcome:
     metric: float | None = None
     text: str | None = None  # the full report, kept for backcheck's misses and false alarms
     seconds: float | None = None  # set by checkers that share one run between variants
+    status: str | None = None  # backcheck's own verdict: 'pass' | 'fail' | 'inconclusive'
 
 
 @dataclass
@@ -73,14 +78,25 @@ class Checker:
 
 
 # ----------------------------------------------------------------------------------------- backcheck
-def run_backcheck(case: Case) -> Outcome:
+def run_backcheck(case: Case, **options: Any) -> Outcome:
+    import functools
+
     import backcheck
 
-    report = backcheck.check_layer(case.forward, case.backward, tuple(case.fresh().values()))
+    if case.model is not None:
+        loss = functools.partial(case.model.loss, batch=case.batch)
+        grad = functools.partial(case.model_grad, batch=case.batch)
+        report = backcheck.check(loss, case.fresh(), grad, **options)
+    else:
+        report = backcheck.check_layer(case.forward, case.backward, tuple(case.fresh().values()), **options)
     leaves = ", ".join(f"{lf.name}:{lf.status}" for lf in report.leaves)
     findings = "; ".join(f.kind for f in report.findings)
     detail = f"{report.status} ({leaves}{'; findings: ' + findings if findings else ''})"
-    return Outcome("pass" if report.ok else "fail", detail, text=str(report))
+    return Outcome("pass" if report.ok else "fail", detail, text=str(report), status=report.status)
+
+
+def run_backcheck_sharp(case: Case) -> Outcome:
+    return run_backcheck(case, floor=1e-9)
 
 
 # ----------------------------------------------------------------------------------------- torch
@@ -95,24 +111,32 @@ def torch_function(case: Case) -> tuple[Callable[..., Any], list[Any]]:
     import torch
 
     names, float_names = case.names, case.float_names
+    given = case.fresh()
+    # inputs that are not arrays (a random Generator) are closed over, used as the layer uses them
+    fixed = {n: x for n, x in given.items() if not isinstance(x, np.ndarray)}
+    tensor_names = [n for n in names if n not in fixed]
+
+    def full(arrays: list[Any]) -> list[Any]:
+        by_name = dict(zip(tensor_names, arrays, strict=True))
+        return [by_name[n] if n in by_name else fixed[n] for n in names]
 
     class NumpyLayer(torch.autograd.Function):
         @staticmethod
         def forward(ctx, *tensors):  # noqa: ANN001, ANN205 - torch's signature
             ctx.save_for_backward(*tensors)
-            out = case.forward(*[t.detach().numpy() for t in tensors])
+            out = case.forward(*full([t.detach().numpy() for t in tensors]))
             return torch.as_tensor(np.array(out))  # a contiguous copy; 0-d stays 0-d
 
         @staticmethod
         def backward(ctx, grad_out):  # noqa: ANN001, ANN205
-            arrays = [t.detach().numpy() for t in ctx.saved_tensors]
+            arrays = full([t.detach().numpy() for t in ctx.saved_tensors])
             grads = grads_by_name(case.backward(grad_out.detach().numpy(), *arrays), names, float_names)
             return tuple(
                 torch.as_tensor(np.array(grads[n])) if n in float_names and grads[n] is not None else None
-                for n in names
+                for n in tensor_names
             )
 
-    tensors = [torch.from_numpy(x).requires_grad_(n in float_names) for n, x in case.fresh().items()]
+    tensors = [torch.from_numpy(given[n]).requires_grad_(n in float_names) for n in tensor_names]
     return NumpyLayer.apply, tensors
 
 
@@ -212,7 +236,9 @@ def run_scipy_check_grad(case: Case) -> Outcome:
         for n, s, m in zip(float_names, shapes, sizes, strict=True):
             parts[n] = np.asarray(v[k : k + m], dtype=dtype).reshape(s).copy()
             k += m
-        return [parts[n] if n in parts else arrays[n].copy() for n in names]
+        # integer labels copied; a Generator passed as it is, advancing from call to call as in user code
+        return [parts[n] if n in parts else (arrays[n].copy() if isinstance(arrays[n], np.ndarray) else arrays[n])
+                for n in names]
 
     def phi(v: np.ndarray) -> Any:
         return np.sum(dout * case.forward(*unpack(v)))
@@ -358,5 +384,15 @@ CHECKERS: dict[str, Checker] = {
             _cs231n(CS231N_LOOSE),
             how='the same computation judged at 1e-4 ("usually okay for objectives with kinks")',
         ),
+    )
+}
+
+#: Checkers run only in the detection-floor study (``floors.py``), not on every case.
+FLOOR_ONLY: dict[str, Checker] = {
+    "backcheck_sharp": Checker(
+        "backcheck_sharp",
+        "backcheck (floor=1e-9)",
+        run_backcheck_sharp,
+        how="`backcheck.check_layer(..., floor=1e-9)`: elements refined until an error of 1e-9 would fail",
     )
 }

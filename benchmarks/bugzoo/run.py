@@ -4,6 +4,8 @@ For each checker and dtype: detection rate on gross and on subtle bugs, false al
 exactly at kinks, errors (a checker that crashes on a case: neither pass nor fail) and mean seconds per case.
 Prints a table, names every case where backcheck misses a bug or raises a false alarm (with the report), and
 writes ``results.json`` (per case, per checker: verdict, seconds, error) and ``RESULTS.md`` next to this file.
+The hard classes (``classes.py``: float32-only kernels, ties, tiny elements, masks, generator arguments, jumps,
+whole models) get a table of their own, and ``floors.py`` the smallest single-element error each checker finds.
 
 Run:  python benchmarks/bugzoo/run.py [--quick] [--dtype float64|float32|both] [--checkers ...] [--layers ...]
 """
@@ -26,7 +28,17 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make ``benchmarks.bugzoo`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.bugzoo.cases import FLOAT32_RESOLUTION, KINDS, QUICK_LAYERS, RESOLUTION_FACTOR, Case, make_cases  # noqa: E402
+from benchmarks.bugzoo import classes, floors  # noqa: E402
+from benchmarks.bugzoo.cases import (  # noqa: E402
+    FLOAT32_RESOLUTION,
+    KINDS,
+    QUICK_CLASS_LAYERS,
+    QUICK_LAYERS,
+    RESOLUTION_FACTOR,
+    Case,
+    all_names,
+    make_cases,
+)
 from benchmarks.bugzoo.peers import CHECKERS, Checker, clear_memo  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -38,7 +50,7 @@ VERDICTS = ("pass", "fail", "error")
 # ------------------------------------------------------------------------------------------------ running
 def run_case(case: Case, checker: Checker) -> dict[str, Any]:
     """One checker on one case: verdict ('pass'|'fail'|'error'), seconds, error, detail, metric, warnings."""
-    error = detail = text = None
+    error = detail = text = status = None
     metric = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -52,6 +64,7 @@ def run_case(case: Case, checker: Checker) -> dict[str, Any]:
         else:
             seconds = outcome.seconds if outcome.seconds is not None else time.perf_counter() - started
             verdict, detail, metric, text = outcome.verdict, outcome.detail, outcome.metric, outcome.text
+            status = outcome.status
     seen: list[str] = []
     for w in caught:
         msg = f"{w.category.__name__}: {str(w.message).strip().splitlines()[0][:100]}"
@@ -65,10 +78,14 @@ def run_case(case: Case, checker: Checker) -> dict[str, Any]:
         "metric": metric,
         "warnings": seen[:3],
     }
-    if verdict != "error":
-        result["right"] = verdict == case.expected
-    else:
+    if status is not None:
+        result["status"] = status
+    if verdict == "error":
         result["right"] = None
+    elif case.kind == "jump" and status is not None:
+        result["right"] = status == "inconclusive"  # a checker that can say so must say so at a jump
+    else:
+        result["right"] = verdict == case.expected
     if text is not None and verdict != case.expected:
         result["report"] = text
     return result
@@ -79,12 +96,14 @@ def case_record(case: Case) -> dict[str, Any]:
         "id": case.id,
         "layer": case.layer.name,
         "family": case.layer.family,
+        "group": case.group,
         "dtype": case.dtype,
         "kind": case.kind,
         "bug": case.bug.name if case.bug else None,
         "severity": case.severity,
         "mutates": case.mutates,
         "description": case.bug.description if case.bug else None,
+        "recorded_size": case.bug.size if case.bug else None,
         "bug_size": case.bug_size,
         "roundoff": case.roundoff if case.bug is not None else None,
         "above_resolution": case.above_resolution() if case.bug is not None else None,
@@ -94,9 +113,13 @@ def case_record(case: Case) -> dict[str, Any]:
 
 
 def run_benchmark(
-    cases: Sequence[Case], checkers: Sequence[str], progress: Callable[[str], None] | None = None
+    cases: Sequence[Case],
+    checkers: Sequence[str],
+    progress: Callable[[str], None] | None = None,
+    floor_layers: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Run ``checkers`` (names from ``peers.CHECKERS``) on ``cases``; return the results document."""
+    """Run ``checkers`` (names from ``peers.CHECKERS``) on ``cases``, and the detection-floor study on
+    ``floor_layers`` (none by default); return the results document."""
     started = time.perf_counter()
     chosen = [CHECKERS[name] for name in checkers]
     for setup in {c.setup for c in chosen}:
@@ -139,8 +162,13 @@ def run_benchmark(
         "cases": records,
     }
     results["summary"] = summarize(results)
+    results["classes"] = classes.summarize_classes(results)
     results["backcheck_problems"] = backcheck_problems(results)
     results["targets"] = targets(results["summary"])
+    if floor_layers:
+        sharp = "backcheck" in checkers  # the sharp row goes with backcheck's
+        chosen_floors = [c for c in floors.FLOOR_CHECKERS if c in checkers or (sharp and c == "backcheck_sharp")]
+        results["floors"] = floors.run_floors(floor_layers, chosen_floors, progress)
     results["meta"]["total_seconds"] = round(time.perf_counter() - started, 2)
     return results
 
@@ -218,10 +246,12 @@ SELECTIONS: dict[str, Callable[[dict[str, Any]], bool]] = {
 
 
 def summarize(results: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
-    """Per dtype, per checker: detections, false alarms, errors and mean seconds."""
+    """Per dtype, per checker: detections, false alarms, errors and mean seconds over the zoo's ``LAYERS``
+    (the hard classes are counted by ``classes.summarize_classes``)."""
     summary: dict[str, dict[str, dict[str, Any]]] = {}
-    for dtype in sorted({r["dtype"] for r in results["cases"]}, reverse=True):
-        rows = [r for r in results["cases"] if r["dtype"] == dtype]
+    zoo_cases = [r for r in results["cases"] if r["group"] == "zoo"]
+    for dtype in sorted({r["dtype"] for r in zoo_cases}, reverse=True):
+        rows = [r for r in zoo_cases if r["dtype"] == dtype]
         summary[dtype] = {}
         for name in results["checkers"]:
             res = [r["results"][name] for r in rows if name in r["results"]]
@@ -248,6 +278,9 @@ def backcheck_problems(results: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         if res["verdict"] == "error":
             problem, why = "error", res["error"]
+        elif r["kind"] == "jump":
+            problem = "pass at a jump" if res["verdict"] == "pass" else "not inconclusive at a jump"
+            why = f"correct backward where the forward jumps, judged {res['detail']}"
         elif r["kind"] == "bug":
             size = r["bug_size"]
             problem = "miss"
@@ -305,6 +338,7 @@ COLUMNS = (
     "false alarms (kinks)",
     "errors",
     "s / case",
+    "1-element floor",
 )
 
 
@@ -327,6 +361,7 @@ def table_rows(results: dict[str, Any], dtype: str) -> list[list[str]]:
                 _frac(s["false_alarms_kinks"]),
                 str(s["errors"]),
                 "-" if mean is None else (f"{mean:.3f}" if mean >= 1e-3 else f"{mean:.1e}"),
+                floors.worst_text(results["floors"], name) if results.get("floors") else "-",
             ]
         )
     return rows
@@ -334,33 +369,11 @@ def table_rows(results: dict[str, Any], dtype: str) -> list[list[str]]:
 
 def print_summary(results: dict[str, Any], file: Any = None) -> None:
     file = file or sys.stdout
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        Console = None  # noqa: N806
     for dtype in results["summary"]:
-        rows = table_rows(results, dtype)
-        title = f"bug zoo, {dtype}"
-        if Console is not None:
-            table = Table(title=title)
-            for k, col in enumerate(COLUMNS):
-                table.add_column(col, justify="left" if k == 0 else "right")
-            for row in rows:
-                table.add_row(*row)
-            Console(file=file, width=140).print(table)
-        else:
-            widths = [max(len(c), *(len(r[k]) for r in rows)) for k, c in enumerate(COLUMNS)]
-            print(title, file=file)
-            print("  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths, strict=True)), file=file)
-            for row in rows:
-                print(
-                    "  ".join(
-                        v.ljust(w) if k == 0 else v.rjust(w) for k, (v, w) in enumerate(zip(row, widths, strict=True))
-                    ),
-                    file=file,
-                )
-            print(file=file)
+        classes.print_table(f"bug zoo, {dtype}", list(COLUMNS), table_rows(results, dtype), file)
+    classes.print_tables(results, file)
+    if results.get("floors"):
+        print("\n".join(floors.markdown_lines(results["floors"])), file=file)
     for line in target_lines(results):
         print(line, file=file)
     problems = results["backcheck_problems"]
@@ -412,7 +425,7 @@ def mutation_lines(results: dict[str, Any]) -> list[str]:
 
 def markdown(results: dict[str, Any]) -> str:
     meta = results["meta"]
-    n_layers = len({r["layer"] for r in results["cases"]})
+    n_layers = len({r["layer"] for r in results["cases"] if r["group"] == "zoo"})
     lines = [
         "### Verdict quality against every peer (the bug zoo benchmark)",
         "",
@@ -439,6 +452,9 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append("")
     lines += [f"- {results['checkers'][n]}: {CHECKERS[n].how}." for n in results["checkers"] if n in CHECKERS]
     lines.append("")
+    lines += classes.markdown_lines(results)
+    if results.get("floors"):
+        lines += [*floors.markdown_lines(results["floors"]), ""]
     lines += [f"- {line}" for line in target_lines(results)]
     lines += [f"- {line}" for line in mutation_lines(results)]
     problems = results["backcheck_problems"]
@@ -513,7 +529,8 @@ def parse_args(argv: Iterable[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--quick", action="store_true", help=f"only {len(QUICK_LAYERS)} layers: {', '.join(QUICK_LAYERS)}")
+    p.add_argument("--quick", action="store_true", help=f"only {len(QUICK_LAYERS) + len(QUICK_CLASS_LAYERS)} layers "
+                   f"({', '.join(QUICK_LAYERS + QUICK_CLASS_LAYERS)}) and one layer for the floors")
     p.add_argument("--dtype", choices=["float64", "float32", "both"], default="both")
     p.add_argument(
         "--checkers",
@@ -523,7 +540,8 @@ def parse_args(argv: Iterable[str] | None = None) -> argparse.Namespace:
         metavar="CHECKER",
         help=f"default: all of {', '.join(CHECKERS)}",
     )
-    p.add_argument("--layers", nargs="+", metavar="LAYER", help="zoo layer names (default: all 63)")
+    p.add_argument("--layers", nargs="+", metavar="LAYER", help="zoo layer or model names (default: all)")
+    p.add_argument("--no-floors", action="store_true", help="skip the smallest-single-element-error study")
     p.add_argument("--kinds", nargs="+", choices=list(KINDS), default=list(KINDS))
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of the zoo's inputs (default: 0)")
     p.add_argument("--out-dir", type=Path, default=HERE, help="where results.json and RESULTS.md go")
@@ -534,11 +552,12 @@ def parse_args(argv: Iterable[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Iterable[str] | None = None) -> int:
     args = parse_args(argv)
-    layers = args.layers or (list(QUICK_LAYERS) if args.quick else None)
+    layers = args.layers or (list(QUICK_LAYERS + QUICK_CLASS_LAYERS) if args.quick else all_names())
     dtypes = ["float64", "float32"] if args.dtype == "both" else [args.dtype]
     cases = make_cases(layers, dtypes, seeds=args.seeds, kinds=args.kinds)
     progress = None if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
-    results = run_benchmark(cases, args.checkers, progress)
+    floor_layers = () if args.no_floors else (floors.QUICK_FLOOR_LAYERS if args.quick else floors.FLOOR_LAYERS)
+    results = run_benchmark(cases, args.checkers, progress, floor_layers)
     results["meta"]["argv"] = list(sys.argv[1:] if argv is None else argv)
     print_summary(results)
     if not args.no_write:
