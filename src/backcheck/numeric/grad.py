@@ -74,16 +74,21 @@ def numerical_grad(
     """Estimate the gradient of a scalar function by finite differences, one element at a time.
 
     Every difference method builds a Richardson table per element (:mod:`backcheck.numeric.richardson`): its
-    stencil on the steps ``h_0 / 2**k``, ``h_0 = 0.25 * max(|x_i|, 1)``, with error terms removed one order at a
-    time; the entry of least estimated error is kept, once that error is at the rounding floor and the next
-    step agrees. On smooth functions this is as accurate as numdifftools (mostly several times more) with about
-    half its evaluations, and the error estimate bounds the actual error.
+    stencil on the steps ``h_0 / 2**k``, ``h_0 = max(|x_i|, 1)`` (large steps first: a polynomial's table is exact
+    there, and rounding is divided by the step), with error terms removed one order at a time; the entry of least
+    estimated error is kept, once that error is at the rounding floor and the next step agrees. The rounding
+    model is the loss's dtype (a float32 loss of float64 parameters is differenced at float32's precision) or
+    the measured noise, whichever is larger. On smooth functions this is as accurate as numdifftools (mostly
+    several times more) with about half its evaluations, and the error estimate bounds the actual error,
+    typically 3 to 6 times above it (``benchmarks/numeric.py``).
 
     Parameters
     ----------
     f : callable
         ``f(params) -> float``. It may also ignore its argument and read the arrays of ``params`` through a
-        closure: they are perturbed in place and restored bit for bit after every evaluation.
+        closure: they are perturbed in place and restored bit for bit after every evaluation. A function that
+        never sees the perturbation (it reads a copy), returns a coarser dtype than its parameters or an integer,
+        or changes its input in place gets a :class:`~backcheck.errors.NumericWarning` naming the argument.
     params : array, float, or dict / list / tuple of them
         The point. Every float leaf is differentiated.
     method : {'central', 'forward', 'backward', 'central4', 'central6', 'richardson', 'complex'}
@@ -93,7 +98,8 @@ def numerical_grad(
         use its argument; 1 evaluation per element).
     step : float or array, optional
         With ``extrapolate``, the largest step of the table (per element or one for all); without, the step.
-        Default: ``0.25 * max(|x|, 1)`` with ``extrapolate``, ``eps**(1/(order+1)) * max(|x|, 1)`` without.
+        Default: ``max(|x|, 1)`` with ``extrapolate``; without, ``eps**(1/(order+1)) * max(|x|, 1)`` with the
+        ``eps`` of the coarser of the element's and the loss's dtype.
     return_error : bool
         Also return an error estimate per element. With ``extrapolate`` it costs nothing more; without, one
         more stencil at ``h/2`` per element.
@@ -109,8 +115,8 @@ def numerical_grad(
     Notes
     -----
     Cost with ``extrapolate``, per element, on smooth functions (``benchmarks/numeric.py``): 'central' about
-    16 evaluations in float64 and 13 in float32 (numdifftools: 30), 'forward'/'backward' 10 and 7 (15),
-    'central4' 17 and 13, 'central6' 28 and 22; at most ``n_offsets * 16 + 2``. Plus 20 per call: the base point
+    17 evaluations in float64 and 14 in float32 (numdifftools: 30), 'forward'/'backward' 11 and 8 (15),
+    'central4' 18 and 15, 'central6' 30 and 25; at most ``n_offsets * 18 + 2``. Plus 20 per call: the base point
     twice and 18 for the noise probe (:func:`backcheck.numeric.noise.estimate_noise`). Elements are refined in
     rounds, so the table arithmetic is vectorized over all elements while the calls stay serial. A function
     that is NaN or raises at the larger steps (the edge of its domain) is tried at smaller ones.

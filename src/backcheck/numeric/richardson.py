@@ -26,11 +26,12 @@ not finite (or the function raises a typed error) is unusable, not fatal: the ed
   halves the step again, up to ``max_rows``.
 
 It returns the trusted entry of least estimated error, that error, and the evaluations spent. On smooth
-functions the estimate bounds the actual error and is typically 2 to 10 times it (``benchmarks/numeric.py``
-measures both against numdifftools and scipy). Cost per element on smooth functions, including the confirming
-stencil: central 14 to 18 evaluations in float64 and 11 to 15 in float32; forward/backward 8 to 12 and 6 to 9;
-central4 15 to 19 and 12 to 15; central6 25 to 30 and 20 to 24 (numdifftools spends 30, or 15 one-sided). At
-most ``n_offsets * max_rows + 2``.
+functions the estimate bounds the actual error, typically 3 to 6 times it, and at most 10 times on about 85% of
+points (symmetric stencils; 80% one-sided, whose tables restart more often); ``benchmarks/numeric.py`` measures
+both against numdifftools and scipy. Cost per element on smooth functions, including the confirming stencil, on
+average: central 17 evaluations in float64 and 14 in float32 (11 on low-degree polynomials); forward/backward 11
+and 8; central4 18 and 15; central6 30 and 25 (numdifftools spends 30, or 15 one-sided). At most
+``n_offsets * max_rows + 2``.
 
 Where no entry can be trusted after ``max_rows`` rows (noise, a kink, a function varying on a scale far below
 ``x_scale``), the least-error entry is returned with its error multiplied by ``UNCONVERGED_FACTOR`` and
@@ -48,11 +49,12 @@ import numpy as np
 from backcheck.errors import NonFiniteError, UserFunctionError
 from backcheck.numeric.stencils import STENCILS, Stencil, node_weights
 
-#: The largest step, relative to the coordinate's scale ``max(|x|, 1)``: high orders need large steps.
+#: The largest step, relative to the coordinate's scale ``max(|x|, 1)``: high orders need large steps, and where
+#: the table converges there (polynomials, slowly varying functions) rounding is divided by the largest step.
 FIRST_STEP = 1.0
 #: Ratio of consecutive steps; powers of 2 keep ``2 * h_k == h_(k-1)`` exact, so stencil points are reused.
 RATIO = 2.0
-#: Most rows (steps): ``h_0 / 2**15`` is about the classic central step in float64.
+#: Most rows (steps): ``h_0 / 2**17`` is about the classic central step in float64.
 MAX_ROWS = 18
 #: Most columns of the table (error terms removed, plus one).
 MAX_LEVELS = 8
