@@ -126,4 +126,4 @@ def print_table(title: str, columns: list[str], rows: list[list[str]], file: Any
         t.add_column(col, justify="left" if k == 0 else "right")
     for row in rows:
         t.add_row(*row)
-    Console(file=file, width=200).print(t)
+    Console(file=file, width=max(140, 12 * len(columns))).print(t)
