@@ -66,6 +66,8 @@ ROUNDING_ACCEPT = 2.0
 CONVERGENCE = 2.0
 #: A change of the first column of order >= 2 that grows by this factor, beyond this many rounding bounds, is a jump.
 JUMP_GROWTH = 4.0
+#: ... or by this factor between the first two changes of the column (no earlier change tells a dip there).
+FIRST_JUMP_GROWTH = 32.0
 JUMP_ROUNDING = 4.0
 #: The rounding of one value of phi, in units of ``eps * (|phi| + |x| |phi'|)``.
 ROUNDING_MODEL = 1.0
@@ -438,6 +440,9 @@ def _restart(base: np.ndarray, rounding: np.ndarray, start: np.ndarray, k: int, 
                 # a dip is no jump: two error terms of opposite signs that nearly cancel at one step make that
                 # change small, and the next one grows back, still below the change before the dip
                 jump &= change > np.abs(series[:, -3] - series[:, -4])
+            else:
+                # the first two changes have no earlier one to tell a dip: only a far larger growth is a jump
+                jump &= change > FIRST_JUMP_GROWTH * before
         start[jump] = np.maximum(start[jump], k)
     return start
 
