@@ -128,3 +128,25 @@ def test_a_function_that_resizes_its_input_raises_a_typed_error_not_a_raw_value_
     with pytest.raises(BackcheckError) as info:
         numerical_grad(grow, x)
     assert isinstance(info.value, UserFunctionError) and "v" in info.value.message and info.value.hint
+
+
+def test_the_complex_step_restores_its_copy_after_a_function_that_writes_into_it():
+    x = _point()
+    before = x.copy()
+
+    def scaling(v):
+        v *= 1.5
+        return np.sum(v**2)
+
+    g, seen = _run(scaling, x, method="complex")
+    assert x.tobytes() == before.tobytes()
+    # the complex step is exact to rounding: every call saw the point, so this is 4.5 x
+    assert np.allclose(g, 4.5 * before, rtol=16 * np.finfo(np.float64).eps, atol=0)
+    assert len(seen) == 1 and "changed its input" in str(seen[0].message) and "v" in str(seen[0].message)
+
+
+def test_the_complex_step_says_a_closure_over_a_copy_never_reads_its_argument():
+    x = _point()
+    copy = x.copy()
+    with pytest.raises(BackcheckError, match="never reads its argument"):
+        numerical_grad(lambda _w: np.sum(copy**2), x, method="complex")

@@ -318,25 +318,53 @@ def _complex_grad(f: Callable[[Any], Any], params: Any, step: Any, return_error:
     tree = Tree(params, first_parameter_name(f), in_place=False)
     h = 1e-20 if step is None else float(step)
     obj, arrays = tree.fresh_arrays(np.complex128)
+    saved = [arr.copy() for arr in arrays]
+    touched: list[str] = []
+
+    def at(leaf: Any, flat: np.ndarray, j: int, hh: float) -> float:
+        g = _complex_step(f, obj, flat, (leaf, j), hh, fname)
+        _reset_complex(tree, arrays, saved, touched, fname)  # a function that writes into its input
+        return g
+
     grad = np.empty(tree.size)
     err = np.zeros(tree.size)
     eps = float(np.finfo(np.float64).eps)
     for leaf, arr in zip(tree.leaves, arrays, strict=True):
         flat = arr.reshape(-1)
         for j in range(leaf.size):
-            g = _complex_step(f, obj, flat, (leaf, j), h, fname)
+            g = at(leaf, flat, j, h)
             grad[leaf.offset + j] = g
             if return_error:
-                again = _complex_step(f, obj, flat, (leaf, j), h * COMPLEX_SECOND_STEP, fname)
-                err[leaf.offset + j] = 2.0 * abs(again - g)
+                err[leaf.offset + j] = 2.0 * abs(at(leaf, flat, j, h * COMPLEX_SECOND_STEP) - g)
         if return_error:
             # the imaginary part is rounded like the terms the derivative sums, which may cancel (3x^2 - 4x + 1
             # near a root): the argument's largest gradient element stands for their size
             part = slice(leaf.offset, leaf.offset + leaf.size)
             scale = float(np.max(np.abs(grad[part]), initial=0.0))
             err[part] += COMPLEX_ROUNDING * eps * (np.abs(grad[part]) + scale)
+    if touched:
+        _warn(
+            f"{fname} changed its input in place: {', '.join(touched)}. The complex copy it is given was restored "
+            "after every call (the user's arrays are never touched by the complex step), so each call saw the "
+            "point plus its own imaginary step only.",
+            "work on a copy inside the function (x = x.copy()) or use out-of-place operations.",
+        )
     out_tree = tree.fresh(grad, np.float64)
     return (out_tree, tree.fresh(err, np.float64)) if return_error else out_tree
+
+
+def _reset_complex(tree: Tree, arrays: list[np.ndarray], saved: list[np.ndarray], touched: list[str], fname: str):
+    """Put the complex arrays back to the point after a call, noting the arguments the function changed."""
+    for leaf, arr, orig in zip(tree.leaves, arrays, saved, strict=True):
+        if arr.shape != orig.shape:
+            raise UserFunctionError(
+                f"{fname} changed the shape of {leaf.name} from {orig.shape} to {arr.shape} when given complex input.",
+                "do not resize arrays being differentiated; work on a copy inside the function.",
+            )
+        if arr.tobytes() != orig.tobytes():
+            np.copyto(arr, orig)
+            if leaf.name not in touched:
+                touched.append(leaf.name)
 
 
 def _complex_step(f: Callable[[Any], Any], obj: Any, flat: np.ndarray, where: tuple[Any, int], h: float, fname: str):
@@ -364,7 +392,8 @@ def _complex_step(f: Callable[[Any], Any], obj: Any, flat: np.ndarray, where: tu
     if val.dtype.kind != "c":
         raise BadInputError(
             f"{fname} returned a real value for complex input at {leaf.element_name(j)}: it drops the "
-            "imaginary part (np.abs, np.real, float(), a cast), so the complex step cannot work.",
+            "imaginary part (np.abs, np.real, float(), a cast) or never reads its argument (a closure over a "
+            "copy), so the complex step cannot work.",
             "use method='central' for this function.",
         )
     return float(val.reshape(()).imag) / h
