@@ -556,7 +556,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=BATCH, help="examples in the MLP loss")
     ap.add_argument("--repeats", type=int, default=5, help="runs of each timed method (the best counts)")
     ap.add_argument("--markdown", action="store_true", help="print markdown tables (for the README)")
-    ap.add_argument("--profile", action="store_true", help="also print where the time of (a) and (b) goes")
+    ap.add_argument(
+        "--profile", action="store_true", help="also print where the CPU time of (a) and (b) goes (sampled)"
+    )
     ap.add_argument("--only", choices=["a", "b", "c", "d"], nargs="*", help="measure only these targets")
     args = ap.parse_args()
     _one_thread()
