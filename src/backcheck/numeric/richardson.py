@@ -31,7 +31,9 @@ points (symmetric stencils; 80% one-sided, whose tables restart more often); ``b
 both against numdifftools and scipy. Cost per element on smooth functions, including the confirming stencil, on
 average: central 17 evaluations in float64 and 14 in float32 (11 on low-degree polynomials); forward/backward 11
 and 8; central4 18 and 15; central6 30 and 25 (numdifftools spends 30, or 15 one-sided). At most
-``n_offsets * max_rows + 2``.
+``n_offsets * max_rows + 2`` where every step works; a step past the edge of the domain (where phi is NaN or the
+function raises) does not count against ``max_rows``, up to as many again: an element at 1e-4 of the edge of
+``sqrt`` gets its full table on steps below 1e-4.
 
 Where no entry can be trusted after ``max_rows`` rows (noise, a kink, a function varying on a scale far below
 ``x_scale``), the least-error entry is returned with its error multiplied by ``UNCONVERGED_FACTOR`` and
@@ -292,6 +294,9 @@ class _Refiner:
         self.target = np.broadcast_to(np.asarray(options[0], dtype=np.float64), (m,))
         self.max_rows = int(options[1])
         self.start = np.zeros(m, dtype=np.int64)
+        # rows where phi failed (the edge of its domain) or the changes grew (steps above the function's scale)
+        self.failed = np.zeros(m, dtype=np.int64)
+        self.wasted = np.zeros(m, dtype=np.int64)
         self.done = np.zeros(m, dtype=bool)
         # the previous round's choice per element
         self.prev = {"error": np.full(m, np.inf), "value": np.full(m, np.nan), "rounding": np.full(m, np.nan)}
@@ -323,8 +328,10 @@ class _Refiner:
             return
         rows.add(active, k)
         base = rows.base[active, : k + 1]
+        self.failed[active] += ~np.isfinite(base[:, -1])
         rounding = self.bound(active, rows.unit[active, : k + 1], rows.weighted[active, : k + 1], base[:, -1])
-        self.start[active] = _restart(base, rounding, self.start[active], k, rows.stencil)
+        self.start[active], growing = _restart(base, rounding, self.start[active], k, rows.stencil)
+        self.wasted[active] += growing
         if k == 0:
             return
         pick = _select(base, self.spread(active, k, base[:, -1]), self.start[active], rows.stencil)
@@ -345,7 +352,8 @@ class _Refiner:
             self.start[failed] = k + 1  # aliased: everything so far is suspect
             prev["error"][failed] = np.inf
             converged[np.flatnonzero(converged)[~sure]] = False
-        stop = converged | (k + 1 >= self.max_rows)
+        used = k + 1 - np.maximum(self.failed[active] + self.wasted[active], self.start[active])
+        stop = converged | (used >= self.max_rows) | (k + 1 >= rows.base.shape[1])
         self.finish(active[stop], converged[stop], pick, stop)
 
     def confirm(self, idx: np.ndarray) -> np.ndarray:
@@ -405,11 +413,14 @@ def refine(
     first_step = np.asarray(first_step, dtype=np.float64)
     m = first_step.size
     phi0 = np.broadcast_to(np.asarray(phi0, np.float64), (m,)).copy()
-    rows = _Rows(evaluate, first_step, stencil, phi0, options[1])
+    # rows where phi failed (past the edge of its domain), or before a restart, or whose change grew (steps above
+    # the function's scale) do not count against max_rows, up to as many again
+    capacity = options[1] * 2 if options[1] > 1 else 1
+    rows = _Rows(evaluate, first_step, stencil, phi0, capacity)
     x_abs = np.broadcast_to(np.asarray(x_abs, dtype=np.float64), (m,))
     noise = np.broadcast_to(np.asarray(noise, dtype=np.float64), (m,))
     state = _Refiner(rows, x_abs, eps, noise, options)
-    for k in range(options[1]):
+    for k in range(capacity):
         state.round(k)
     if options[1] == 1:  # one row has no error estimate: the stencil itself, unconverged
         state.out.value[:] = rows.base[:, 0]
@@ -417,8 +428,11 @@ def refine(
     return state.out
 
 
-def _restart(base: np.ndarray, rounding: np.ndarray, start: np.ndarray, k: int, stencil: Stencil) -> np.ndarray:
-    """The first row to trust: after a NaN row, or from a row whose change jumps up instead of shrinking.
+def _restart(
+    base: np.ndarray, rounding: np.ndarray, start: np.ndarray, k: int, stencil: Stencil
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first row to trust: after a NaN row, or from a row whose change jumps up instead of shrinking; and
+    whether the newest change grew at all beyond rounding (the steps are still above the function's scale).
 
     The test watches the first column of order 2 or more: a one-sided column (order 1) mixes its ``h`` and
     ``h**2`` terms at large steps and may change non-monotonically on a polynomial, its first extrapolation
@@ -426,6 +440,7 @@ def _restart(base: np.ndarray, rounding: np.ndarray, start: np.ndarray, k: int, 
     """
     start = start.copy()
     start[~np.isfinite(base[:, -1])] = k + 1
+    growing = np.zeros(start.shape, dtype=bool)
     series, bound = base, rounding
     if stencil.order < 2:
         c = RATIO**stencil.order
@@ -435,6 +450,7 @@ def _restart(base: np.ndarray, rounding: np.ndarray, start: np.ndarray, k: int, 
         change = np.abs(series[:, -1] - series[:, -2])
         before = np.abs(series[:, -2] - series[:, -3])
         with np.errstate(invalid="ignore"):
+            growing = (change > before) & (change > JUMP_ROUNDING * bound[:, -1])
             jump = (change > JUMP_GROWTH * before) & (change > JUMP_ROUNDING * bound[:, -1])
             if series.shape[1] >= 4:
                 # a dip is no jump: two error terms of opposite signs that nearly cancel at one step make that
@@ -444,7 +460,7 @@ def _restart(base: np.ndarray, rounding: np.ndarray, start: np.ndarray, k: int, 
                 # the first two changes have no earlier one to tell a dip: only a far larger growth is a jump
                 jump &= change > FIRST_JUMP_GROWTH * before
         start[jump] = np.maximum(start[jump], k)
-    return start
+    return start, growing
 
 
 def _tables(base: np.ndarray, spread: tuple[np.ndarray, np.ndarray], stencil: Stencil) -> tuple[np.ndarray, ...]:
