@@ -109,6 +109,9 @@ def test_estimates_bound_the_error_everywhere_and_exceed_it_tenfold_rarely(metho
 
 
 def test_complex_step_estimates_bound_the_error():
+    """The complex step's error is rounding alone (about one unit of the gradient, up to 10 where terms
+    cancel); its estimate allows 5 units of the element and 5 of its argument's largest element: est/err
+    about 10 against an error of one rounding unit."""
     eps = float(np.finfo(np.float64).eps)
     ratios = []
     for name in FUNCTIONS:
@@ -121,7 +124,7 @@ def test_complex_step_estimates_bound_the_error():
             err = np.maximum(np.abs(np.asarray(g, np.longdouble) - exact).astype(float) - 64 * REF_EPS * scale, 0)
             assert np.all(err <= est), (name, seed)
             ratios.append(np.max(est) / max(np.max(err), eps * scale))
-    assert np.mean(np.array(ratios) <= 10) >= 0.75
+    assert np.median(ratios) <= 12 and np.max(ratios) <= 30, np.sort(ratios)
 
 
 @pytest.mark.parametrize("method", ["central", "central4", "central6"])

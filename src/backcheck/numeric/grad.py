@@ -309,7 +309,7 @@ def _stencil_at(ev: Evaluator, stencil: Stencil, offs: list[float], i: int, h: f
 COMPLEX_SECOND_STEP = 3**0.5
 #: Machine epsilons of rounding allowed in a complex-step derivative, relative to its own size plus the largest
 #: one of its argument.
-COMPLEX_ROUNDING = 4.0
+COMPLEX_ROUNDING = 5.0
 
 
 def _complex_grad(f: Callable[[Any], Any], params: Any, step: Any, return_error: bool) -> Any:
