@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -31,7 +33,7 @@ def check(
     rtol: float | None = None,
     step: Any = None,
     seed: Any = 0,
-    upcast: bool = False,
+    upcast: bool | None = None,
     curves: bool = False,
     vectorized: bool = False,
     max_batch_bytes: int = 4 * 2**20,
@@ -66,10 +68,11 @@ def check(
         Absolute finite-difference step(s); by default chosen per element from its magnitude and dtype.
     seed : int, None or numpy Generator
         Seed of every random choice of the check (sampled elements, directions); None draws fresh entropy.
-    upcast : bool
+    upcast : bool, optional
         Evaluate ``f`` on float64 copies of the parameters (``f`` must then use its argument rather than
         a closure). For float32 parameters this makes the numeric side far more accurate, so subtle
-        errors in a float32 gradient become visible.
+        errors in a float32 gradient become visible. None (default): only for float16 / bfloat16
+        parameters, and only where ``f`` takes float64 copies and computes the same value from them.
     curves : bool
         Also record, for the worst element of each array, the estimate over a range of steps
         (``report.curves``: the error-versus-step V curve; 44 more evaluations per array).
@@ -119,11 +122,45 @@ def check(
     return run(loss_contract(f, params, grad, options), options)
 
 
+#: Relative difference, in machine epsilons of the narrow dtype, within which ``f`` on float64 copies of
+#: half-precision parameters is the same function (a larger one: it draws or rounds in its input's dtype).
+UPCAST_AGREEMENT = 64.0
+
+
+def _numeric_point(f: Callable[[Any], Any], tree: Tree, upcast: bool | None) -> Tree:
+    """Where ``f`` is differenced: float64 copies when asked for, or for half-precision parameters when ``f``
+    computes the same value from them (it reads its argument, and does not draw or round in its dtype)."""
+    narrow = [leaf.dtype for leaf in tree.leaves if leaf.dtype.itemsize <= 2]
+    if upcast is False or (upcast is None and not narrow):
+        return tree
+    wide = Tree(tree.fresh(dtype=np.float64), tree.root, in_place=False)
+    if upcast:
+        return wide
+    try:
+        with np.errstate(all="ignore"):
+            low, high = float(np.asarray(f(tree.fresh()))), float(np.asarray(f(wide.fresh())))
+    except Exception:  # noqa: BLE001 - a function that refuses float64 copies is checked in its own dtype
+        return tree
+    eps = max(float(np.finfo(d).eps) for d in narrow)
+    same = math.isfinite(high) and abs(high - low) <= UPCAST_AGREEMENT * eps * max(abs(low), abs(high))
+    return wide if same and high != low else tree  # equal to the bit: f reads a closure, or casts inside
+
+
+def _wide_gradient(grad: Callable[[Any], Any], point: Tree) -> np.ndarray | None:
+    """The gradient function run on float64 copies, to tell its rounding from a wrong formula (None if it
+    refuses them or answers in another dtype)."""
+    try:
+        g, dtypes = point.pack_dtypes(grad(point.fresh()), "gradient")
+        return None if dtypes else g
+    except Exception:  # noqa: BLE001 - a gradient that refuses float64 is judged at its own dtype only
+        return None
+
+
 def loss_contract(f: Callable[[Any], Any], params: Any, grad: Any, options: Options) -> Contract:
     """The contract of a scalar loss ``f(params)`` and its claimed gradient (a tree, or a function of params)."""
     fname = function_name(f)
     tree = Tree(params, first_parameter_name(f))
-    point = Tree(tree.fresh(dtype=np.float64), tree.root, in_place=False) if options.upcast else tree
+    point = _numeric_point(f, tree, options.upcast)
 
     strict = options.strict_dtype
 
@@ -144,6 +181,8 @@ def loss_contract(f: Callable[[Any], Any], params: Any, grad: Any, options: Opti
                 tree.restore()
             findings = (mutation_finding(gname, changed),) if changed else ()
             sec, notes = section(raw, gradient_at(gname))
+            if point is not tree:
+                sec = dataclasses.replace(sec, g_wide=_wide_gradient(grad, point))
             return Analytic((sec,), findings, notes=tuple(notes))
 
         def gradient_at(gname: str) -> Callable[[list[np.ndarray]], np.ndarray]:

@@ -38,6 +38,20 @@ MAX_LAMBDA_NAME = 60
 
 
 def _lambda_source(f: Callable[..., Any]) -> str:
+    code = getattr(f, "__code__", None)
+    if code is None:
+        return _lambda_text(f)
+    if code not in _LAMBDA_NAMES:  # reading the source file costs a millisecond: once per lambda
+        if len(_LAMBDA_NAMES) > 4096:
+            _LAMBDA_NAMES.clear()
+        _LAMBDA_NAMES[code] = _lambda_text(f)
+    return _LAMBDA_NAMES[code]
+
+
+_LAMBDA_NAMES: dict[Any, str] = {}
+
+
+def _lambda_text(f: Callable[..., Any]) -> str:
     try:
         text = inspect.getsource(f)
     except (OSError, TypeError):

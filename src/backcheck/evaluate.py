@@ -604,6 +604,11 @@ def _move(group: tuple[Any, ...], keep: np.ndarray | None, s: float) -> np.ndarr
     displacement in float64 (0 at the ``keep`` entries, which stay put)."""
     leaf, local, c, flat, x0, native = group
     with np.errstate(invalid="ignore", over="ignore"):
+        if leaf.dtype == np.float64 and isinstance(local, slice) and isinstance(flat, np.ndarray) and keep is None:
+            new = flat[local]  # a float64 run: written in place, no temporary
+            np.multiply(c, s, out=new)
+            new += x0
+            return np.subtract(new, x0)
         new = np.multiply(c, s)
         np.add(new, x0, out=new)
         if leaf.dtype != np.float64:

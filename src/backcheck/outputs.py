@@ -152,29 +152,18 @@ def computed_dtype(ys: Sequence[np.ndarray], dtype: np.dtype) -> np.dtype:
         return dtype
     values = np.concatenate([np.ravel(y) for y in ys]) if len(ys) else np.empty(0)
     values = values[np.isfinite(values) & (values != np.round(values))]  # integers (1e10) tell nothing
-    bits = _significant_bits(values)
-    telling = bits > 11  # more digits than float16 holds: a short dyadic (0.5, 2**-51) tells nothing
+    mantissa = np.frexp(values)[0]
+    telling = mantissa.astype(np.float16) != mantissa  # more digits than float16 holds (0.5, 2**-51 tell nothing)
     if telling.sum() < min(NARROW_EVIDENCE, len(values)) or not telling.any():
         return dtype
-    return np.dtype(np.float32) if np.all(bits[telling] <= 24) else dtype
+    m = mantissa[telling]
+    return np.dtype(np.float32) if np.all(m.astype(np.float32) == m) else dtype
 
 
 def narrow_inputs(values: np.ndarray) -> bool:
     """Whether every value is exactly float32 (then float32-exact outputs may be copies, and tell nothing)."""
-    v = values[np.isfinite(values) & (values != 0)]
-    return bool(np.all(_significant_bits(v) <= 24))
-
-
-def _significant_bits(values: np.ndarray) -> np.ndarray:
-    """How many bits of each float64 value's mantissa are in use (1 for a power of two, up to 53)."""
-    mantissa, _ = np.frexp(np.abs(values))
-    ints = (mantissa * 2.0**53).astype(np.int64)
-    trailing = np.zeros(ints.shape, dtype=np.int64)
-    for k in (32, 16, 8, 4, 2, 1):  # count trailing zero bits, k at a time
-        low = (ints & ((1 << k) - 1)) == 0
-        trailing += np.where(low, k, 0)
-        ints = np.where(low, ints >> k, ints)
-    return 53 - trailing
+    m = np.frexp(values[np.isfinite(values) & (values != 0)])[0]  # the mantissa: float32's range plays no part
+    return bool(np.all(m.astype(np.float32) == m))
 
 
 def _as_array(out: Any, what: str) -> np.ndarray:

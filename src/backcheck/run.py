@@ -87,7 +87,7 @@ def _run(contract: Contract, options: Options, started: float, notes: list[str])
 def _unread(contract: Contract, ev: Evaluator, analytic: Analytic, options: Options) -> list[Finding]:
     """Arrays the function never moved along, although their gradient says it should have (read a copy?)."""
     g = analytic.sections[0].g
-    if g.size != ev.tree.size:
+    if g.size != ev.tree.size or not ev.unmoved():
         return []
     eps = float(np.finfo(ev.out_dtype).eps)
     steps = default_steps(ev.tree, options.step, out_dtype=ev.out_dtype)
@@ -179,7 +179,7 @@ def _leaf_scales(tree: Tree, g: np.ndarray, grad_eps: np.ndarray | None) -> tupl
     for leaf in tree.leaves:
         sl = slice(leaf.offset, leaf.offset + leaf.size)
         eps[sl] = float(np.finfo(leaf.dtype).eps) if grad_eps is None else grad_eps[sl]
-        typical[sl] = typical_size(g[sl])
+        typical[sl] = overall if leaf.size == tree.size else typical_size(g[sl])
         if leaf.size and eps[leaf.offset] > 1e-10:
             # a low-precision gradient's rounding follows the size of the whole computation: an array whose
             # true gradient is zero (a bias before a batch norm) still carries rounding of the others' size
@@ -192,12 +192,14 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: d
     g = sec.g
     strategy = resolve(options.strategy, tree.size)
     steps = default_steps(ev.tree, options.step, out_dtype=ev.out_dtype)
-    noise_seed, finite_g = seed_int(options.rng("noise")), np.where(np.isfinite(g), g, 0.0)
-    ev.noise_probe = lambda: estimate_noise(ev, steps, noise_seed, finite_g)  # run on first need only
+    noise_seed = seed_int(options.rng("noise"))
+    ev.noise_probe = lambda: estimate_noise(ev, steps, noise_seed, np.where(np.isfinite(g), g, 0.0))  # on need
     grad_eps, typical = _leaf_scales(tree, g, sec.grad_eps)
     # a layer's backward pass mixes its outputs' terms through dout: it cannot be trusted below their rounding
     # (a softmax's 1 - p where p rounds to 1), whatever the size of the element itself
-    resolved = np.maximum(typical, ev.output.peak / np.maximum(np.abs(ev.tree.values()), 1.0))
+    resolved = typical
+    if ev.output.peak > float(typical.min(initial=np.inf)):
+        resolved = np.maximum(typical, ev.output.peak / np.maximum(np.abs(ev.tree.values()), 1.0))
     at = sec.at
     regrad = None if at is None else (lambda: at([lf.work for lf in ev.tree.leaves]))
     tol = Tolerance(options.atol, options.rtol)

@@ -7,6 +7,7 @@ shapes (``params['W1'][3, 7]``) and owns the only code that writes into user arr
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,7 +97,7 @@ class Leaf:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
     def element_name(self, local: int) -> str:
         return self.name + format_index(np.unravel_index(local, self.shape) if self.shape else ())

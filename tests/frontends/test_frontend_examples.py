@@ -45,7 +45,8 @@ def test_jax_log_domain_example(capsys: pytest.CaptureFixture[str]) -> None:
     assert "left out of the check and its counts: mask (3)" in masked
     assert near_pole.startswith("backcheck PASS: log1mexp") and "x[0] (" in near_pole and "x[1] (" not in near_pole
     assert small_x.startswith("backcheck FAIL: log1mexp_small_x")
-    assert "x[2]" in small_x and "x[1]" in small_x and "2 wrong of 3 checked" in small_x
+    # g / x is right only as x -> 0: 5e-4 off at x = 1e-3, which the float32 refinement sees too
+    assert "x[2]" in small_x and "x[1]" in small_x and "3 wrong of 3 checked" in small_x
 
 
 @pytest.mark.parametrize(

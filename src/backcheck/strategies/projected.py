@@ -79,7 +79,7 @@ def measure(
         return numeric, analytic, gap
 
     gc = gs * coef
-    signed, l2 = float(np.sum(gc)), math.sqrt(float(np.dot(gc, gc)))
+    signed, l2 = float(np.dot(gs, coef)), math.sqrt(float(np.dot(gc, gc)))
     l1 = float(np.sum(np.abs(gc, out=gc)))
     # the analytic side's rounding: of the product itself, and of gradients of the typical size (an array
     # whose true gradient is zero still carries rounding of its neighbours' size)
@@ -104,14 +104,12 @@ def measure(
     return Measurement(n2 - a2, limit, n2, a2, kinky)
 
 
-def direction(rng: np.random.Generator, h: np.ndarray) -> np.ndarray:
-    """Steps ``h`` times independent uniform weights of unit variance, over ``sqrt(size)``: a move of about
-    one step in all, whose every element is random (see the module docstring)."""
-    size = h.size
-    v = rng.random(size)
+def direction(rng: np.random.Generator, hc: np.ndarray) -> np.ndarray:
+    """Independent uniform weights of unit variance times ``hc``, the steps over ``sqrt(size / 12)``: a move
+    of about one step in all, whose every element is random (see the module docstring)."""
+    v = rng.random(hc.size)
     v -= 0.5
-    v *= math.sqrt(12.0 / size)
-    v *= h
+    v *= hc
     return v
 
 
@@ -179,8 +177,9 @@ def project_leaf(
     results: list[Measurement] = []
     failure = None
     wanted = count or 1
+    hc = h * math.sqrt(12.0 / max(leaf.size, 1))
     while len(results) < wanted:
-        coef = direction(rng, h)
+        coef = direction(rng, hc)
         m = measure(ev, g, idx, coef, grad_eps, claim.tol, typical)
         results.append(m)
         if m.failed and failure is None:

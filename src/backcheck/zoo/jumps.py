@@ -257,7 +257,7 @@ def _vq_mean(dout: np.ndarray, z: np.ndarray, codebook: np.ndarray) -> Grads:
 
 
 def _vq_inputs(rng: np.random.Generator, dtype: DTypeLike) -> dict[str, np.ndarray]:
-    codebook = distinct(rng, (4, 2), np.float64, spacing=0.6)
+    codebook = np.round(distinct(rng, (4, 2), np.float64, spacing=0.6) * 256) / 256  # a grid float16 holds
     pick = np.array([0, 1, 1, 2, 3, 3, 3])
     z = codebook[pick] + rng.uniform(-0.1, 0.1, (7, 2))  # well inside each codeword's cell
     return {"z": z.astype(dtype), "codebook": codebook.astype(dtype)}
@@ -266,7 +266,7 @@ def _vq_inputs(rng: np.random.Generator, dtype: DTypeLike) -> dict[str, np.ndarr
 def _vq_jumps(rng: np.random.Generator, dtype: DTypeLike) -> dict[str, np.ndarray]:
     inputs = _vq_inputs(rng, np.float64)
     c = inputs["codebook"]
-    inputs["z"][0] = (c[0] + c[1]) / 2  # equidistant from codewords 0 and 1 (exact: a sum halved)
+    inputs["z"][0] = (c[0] + c[1]) / 2  # equidistant from codewords 0 and 1 (grid points: exact in every dtype)
     return {k: v.astype(dtype) for k, v in inputs.items()}
 
 
