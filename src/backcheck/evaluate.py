@@ -442,7 +442,7 @@ class Evaluator:
                 self._reset()
         return phis, disp, None
 
-    def direction(self, idx: np.ndarray, coef: np.ndarray, steps: Sequence[float]) -> tuple[np.ndarray, list]:
+    def direction(self, idx: Any, coef: np.ndarray, steps: Sequence[float]) -> tuple[np.ndarray, list]:
         """``phi`` at ``x + s v`` with ``v`` zero except ``v[idx] = coef``.
 
         Returns the phi values and, per step, the actual displacement of the touched elements (float64, in
@@ -453,7 +453,7 @@ class Evaluator:
         self.last_scale = 0.0
         groups = self._group(idx, coef)
         # non-finite entries (masks) stay put; None where there are none (the common case, and the fast one)
-        fixed = [None if bool(np.isfinite(x0).all()) else ~np.isfinite(x0) for _l, _i, _c, _f, x0, _n in groups]
+        fixed = [None if self._finite(x0) else ~np.isfinite(x0) for _l, _i, _c, _f, x0, _n in groups]
         phis = np.empty(len(steps))
         disps = []
         try:
@@ -475,11 +475,20 @@ class Evaluator:
             self.moved[k_leaf] |= bool(np.any(phis != self.phi0))
         return phis, disps
 
+    def _finite(self, x0: np.ndarray) -> bool:
+        """Whether every base value is finite (known without a pass when the inputs hold no masks)."""
+        return (self._base is None and not self.tree.excluded.size) or bool(np.isfinite(x0).all())
+
     def _group(
         self, idx: np.ndarray, coef: np.ndarray
     ) -> list[tuple[Leaf, Any, np.ndarray, Any, np.ndarray, np.ndarray]]:
         """Split a sparse direction by leaf: (leaf, local index or slice, coefficients, flat view, x0 as float64,
-        x0 as stored)."""
+        x0 as stored). ``idx`` may be a slice of flat positions within one leaf (a whole array's direction)."""
+        if isinstance(idx, slice):
+            group = self._run_group(idx, np.asarray(coef, dtype=np.float64))
+            if group is not None:
+                return [group]
+            idx = np.arange(idx.start, idx.stop)
         idx = np.asarray(idx)
         coef = np.asarray(coef, dtype=np.float64)
         if idx.size > 1 and not bool(np.all(idx[1:] > idx[:-1])):
@@ -500,6 +509,23 @@ class Evaluator:
             wide = native if native.dtype == np.float64 else native.astype(np.float64)
             groups.append((leaf, local, coef[a:b], flat, wide, native))
         return groups
+
+    def _run_group(
+        self, sl: slice, coef: np.ndarray
+    ) -> tuple[Leaf, Any, np.ndarray, Any, np.ndarray, np.ndarray] | None:
+        """The group of a run of positions inside one leaf, without an index array; None if it spans leaves."""
+        k = int(np.searchsorted(self.tree.offsets, sl.start, side="right")) - 1
+        leaf = self.tree.leaves[k]
+        if sl.stop > leaf.offset + leaf.size or sl.stop <= sl.start:
+            return None
+        local = slice(sl.start - leaf.offset, sl.stop - leaf.offset)
+        flat = _flat_view(leaf.work)
+        if self._base is None and leaf.dtype == np.float64:
+            native = leaf.original.reshape(-1)[local]  # the base point itself: read, never written
+        else:
+            native = np.array(flat[local], copy=True)
+        wide = native if native.dtype == np.float64 else native.astype(np.float64)
+        return (leaf, local, coef, flat, wide, native)
 
     # -- one call -----------------------------------------------------------------------------------------
     def _eval(self, where: Any, anchor: bool = False) -> tuple[float, float, np.dtype]:
@@ -596,7 +622,8 @@ class Evaluator:
         i, s = where
         if isinstance(i, (int, np.integer)):
             return f"with {self.tree.element_name(int(i))} perturbed by {s:+.3g}"
-        return f"along a direction over {len(i)} element(s) with step {s:+.3g}"
+        count = i.stop - i.start if isinstance(i, slice) else len(i)
+        return f"along a direction over {count} element(s) with step {s:+.3g}"
 
 
 def _move(group: tuple[Any, ...], keep: np.ndarray | None, s: float) -> np.ndarray:

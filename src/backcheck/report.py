@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -296,7 +297,8 @@ def _leaf_report(
 ) -> LeafReport:
     idx = outcome.checked[sel]
     a, n, b, st = analytic[idx], outcome.numeric[sel], outcome.bound[sel], outcome.status[sel]
-    counts = {s: int(np.sum(st == s)) for s in (OK, KINK, JUMP, NOISY, MISMATCH, DEAD) if np.any(st == s)}
+    tally = Counter(st.tolist())
+    counts = {s: tally[s] for s in (OK, KINK, JUMP, NOISY, MISMATCH, DEAD) if tally[s]}
     judged = (st != KINK) & (st != JUMP)
     diff = np.abs(a - n)
     max_abs = float(diff[judged].max()) if judged.any() else 0.0

@@ -192,8 +192,9 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: d
     g = sec.g
     strategy = resolve(options.strategy, tree.size)
     steps = default_steps(ev.tree, options.step, out_dtype=ev.out_dtype)
-    noise_seed = seed_int(options.rng("noise"))
-    ev.noise_probe = lambda: estimate_noise(ev, steps, noise_seed, np.where(np.isfinite(g), g, 0.0))  # on need
+    ev.noise_probe = lambda: estimate_noise(  # run on first need only
+        ev, steps, seed_int(options.rng("noise")), np.where(np.isfinite(g), g, 0.0)
+    )
     grad_eps, typical = _leaf_scales(tree, g, sec.grad_eps)
     # a layer's backward pass mixes its outputs' terms through dout: it cannot be trusted below their rounding
     # (a softmax's 1 - p where p rounds to 1), whatever the size of the element itself

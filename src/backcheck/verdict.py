@@ -341,23 +341,26 @@ def _below_step(ev: Evaluator, i: int, h: float) -> bool:
 def _finer(ev: Evaluator, i: int, a: float, h: float, res: float, tol: Tolerance, size: float) -> Any:
     """Judge element ``i`` again at much smaller steps; None if it still jumps (a true discontinuity).
 
-    A verdict is taken at the first scale where it is clear: a mismatch, a kink, or a pass whose bound sees
-    errors of ``VOUCH * size``; else the tightest pass, or a noisy verdict, found on the way.
+    A pass whose bound sees errors of ``VOUCH * size`` is taken at the first scale that gives one; any other
+    verdict (a mismatch, a kink) only at the finest scale the dtype resolves, where the function is smoothest;
+    failing both, the tightest pass found on the way, or the finest verdict.
     """
-    found = None
+    found = []
     for fraction in FINER:
         s = h * fraction
         phis, disp = ev.element(i, (s, -s))
         if disp[0] == 0.0 or disp[1] == 0.0:
             break  # the step no longer resolves in this dtype
         out = refine(ev, i, a, s, (float(phis[0]), float(phis[1]), float(disp[0]), float(disp[1])), res, tol)
-        if out[0] not in (JUMP, NOISY, OK) or (out[0] == OK and out[2] <= VOUCH * size):
+        if out[0] == OK and out[2] <= VOUCH * size:
             return out
-        if out[0] == OK and (found is None or found[0] != OK or out[2] < found[2]):
-            found = out  # continuous, but still bending at this scale: go finer
-        elif out[0] == NOISY and found is None:
-            found = out
-    return found
+        found.append(out)
+    if not found or found[-1][0] == JUMP:
+        return None
+    passes = [out for out in found if out[0] == OK]
+    if found[-1][0] in (OK, NOISY) and passes:
+        return min(passes, key=lambda out: out[2])
+    return found[-1]
 
 
 def judge(

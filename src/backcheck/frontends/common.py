@@ -40,7 +40,8 @@ class CachedEvaluator(Evaluator):
     def __init__(self, tree: Tree, call: Callable[[Any], Any], output: Output, fname: str = "f"):
         super().__init__(tree, call, output, fname)
         self._elements: dict[tuple[int, float], list[Any]] = {}  # (i, step) -> [phi, scale, disp, counted]
-        self._directions: dict[tuple[bytes, bytes, tuple[float, ...]], tuple[np.ndarray, list[np.ndarray]]] = {}
+        self._directions: dict[tuple[Any, bytes, tuple[float, ...]], tuple[np.ndarray, list[np.ndarray], np.ndarray]]
+        self._directions = {}
         self._depth = 0
         self.n_prefetched = 0
 
@@ -71,15 +72,12 @@ class CachedEvaluator(Evaluator):
     def direction(self, idx: np.ndarray, coef: np.ndarray, steps: Sequence[float]) -> tuple[np.ndarray, list]:
         if self._depth:
             return super().direction(idx, coef, steps)
-        key = (
-            np.asarray(idx, dtype=np.int64).tobytes(),
-            np.asarray(coef, dtype=np.float64).tobytes(),
-            tuple(float(s) for s in steps),
-        )
+        coef = np.asarray(coef, dtype=np.float64)
+        key = (_positions_key(idx), _fingerprint(coef), tuple(float(s) for s in steps))
         hit = self._directions.get(key)
-        if hit is None:
+        if hit is None or not np.array_equal(hit[2], coef):  # a fingerprint is confirmed on the full values
             phis, disps = super().direction(idx, coef, steps)
-            self._directions[key] = (phis.copy(), [d.copy() for d in disps])
+            self._directions[key] = (phis.copy(), [d.copy() for d in disps], coef.copy())
             return phis, disps
         return hit[0].copy(), [d.copy() for d in hit[1]]
 
@@ -181,3 +179,20 @@ def prefetch_first_differences(
         )
         return False
     return True
+
+
+def _positions_key(idx: Any) -> Any:
+    """A hashable key of a direction's positions: a slice's ends, or the positions' bytes."""
+    if isinstance(idx, slice):
+        return (idx.start, idx.stop)
+    return np.asarray(idx, dtype=np.int64).tobytes()
+
+
+#: Coefficients sampled into a direction's fingerprint (the full values confirm a hit).
+FINGERPRINT = 257
+
+
+def _fingerprint(coef: np.ndarray) -> bytes:
+    """A short digest of a direction's coefficients: a strided sample, its size and its sum."""
+    stride = max(1, coef.size // FINGERPRINT)
+    return coef[::stride].tobytes() + np.array([coef.size, float(np.sum(coef))]).tobytes()

@@ -42,9 +42,11 @@ def default_steps(tree: Tree, step: Any = None, order: int = 2, out_dtype: Any =
         return arr
     out = np.empty(tree.size)
     for leaf in tree.leaves:
-        x = np.abs(leaf.original.reshape(-1).astype(np.float64))
         dtype = leaf.dtype
         if out_dtype is not None and np.finfo(out_dtype).eps > np.finfo(dtype).eps:
             dtype = np.dtype(out_dtype)
-        out[leaf.offset : leaf.offset + leaf.size] = step_base(dtype, order) * np.maximum(x, 1.0)
+        part = out[leaf.offset : leaf.offset + leaf.size]
+        np.abs(leaf.original.reshape(-1), out=part, casting="unsafe")  # into float64, no temporary
+        np.maximum(part, 1.0, out=part)
+        part *= step_base(dtype, order)
     return out

@@ -62,7 +62,7 @@ class Measurement:
 def measure(
     ev: Evaluator,
     gs: np.ndarray,
-    idx: np.ndarray,
+    idx: slice,
     coef: np.ndarray,
     grad_eps: float,
     tol: Tolerance,
@@ -172,7 +172,7 @@ def project_leaf(
     sl = slice(leaf.offset, leaf.offset + leaf.size)
     g, h = claim.g[sl], claim.steps[sl]
     grad_eps, typical = float(claim.grad_eps[leaf.offset]), float(claim.rms[leaf.offset])
-    idx = np.arange(leaf.offset, leaf.offset + leaf.size)
+    idx = slice(leaf.offset, leaf.offset + leaf.size)
     scale = _rms(g * h)  # the step-weighted gradient, the size errors are measured against
     results: list[Measurement] = []
     failure = None
@@ -210,7 +210,7 @@ def localize(ev: Evaluator, claim: Claim, leaf: Leaf, weights: np.ndarray, root:
     w = weights
 
     def test(lo: int, hi: int) -> Measurement:
-        sub = idx_all[lo:hi]
+        sub = slice(offset + lo, offset + hi)
         ws = w[lo:hi]
         norm = float(np.linalg.norm(ws))
         return measure(
