@@ -19,6 +19,7 @@ from backcheck.errors import (
     NondeterministicError,
     NonFiniteError,
     NotScalarError,
+    NumericWarning,
     ParamsError,
     UserFunctionError,
 )
@@ -56,4 +57,5 @@ __all__ = [
     "EvaluationError",
     "CaseError",
     "GradientMismatch",
+    "NumericWarning",
 ]

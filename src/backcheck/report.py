@@ -221,6 +221,8 @@ class Report:
     @property
     def element_status(self) -> Any:
         """Each element's verdict ('ok', 'mismatch', 'dead', 'kink'; '' where not checked), like the inputs."""
+        if callable(self._status):  # built on first access: a million '' strings cost more than the check
+            object.__setattr__(self, "_status", self._status())
         return self._status
 
     def __repr__(self) -> str:

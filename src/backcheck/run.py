@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 
@@ -223,8 +224,6 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: d
     flat = {name: np.full(tree.size, np.nan) for name in ("numeric", "bound")}
     flat["numeric"][outcome.checked] = outcome.numeric
     flat["bound"][outcome.checked] = outcome.bound
-    status_flat = np.full(tree.size, "", dtype="<U8")
-    status_flat[outcome.checked] = outcome.status.astype("<U8") if outcome.checked.size else ""
     notes = list(outcome.notes)
     if ev.tree is not tree and ev.tree.leaves and ev.tree.leaves[0].dtype != tree.leaves[0].dtype:
         notes.append(
@@ -249,7 +248,7 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: d
         curves=curves,
         _numeric=tree.fresh(flat["numeric"], np.float64, copy=False),
         _bound=tree.fresh(flat["bound"], np.float64, copy=False),
-        _status=_status_tree(tree, status_flat),
+        _status=functools.partial(_status_tree, tree, outcome.checked, outcome.status),
         _analytic=tree.fresh(g, np.float64, copy=False),
     )
 
@@ -294,8 +293,10 @@ def _vouch(tree: Tree, g: np.ndarray, outcome: Outcome, value_gradient: Callable
     outcome.status[blind] = NOISY
 
 
-def _status_tree(tree: Tree, status_flat: np.ndarray) -> object:
+def _status_tree(tree: Tree, checked: np.ndarray, status: np.ndarray) -> object:
     """Per-element verdicts ('' where not checked) as string arrays in the tree's structure."""
+    status_flat = np.full(tree.size, "", dtype="<U8")
+    status_flat[checked] = status.astype("<U8") if checked.size else ""
     arrays = [status_flat[lf.offset : lf.offset + lf.size].reshape(lf.shape) for lf in tree.leaves]
     return tree._with(tree.structure, arrays)
 
