@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from backcheck.evaluate import Evaluator
-from backcheck.numeric.grad import one_sided, roundoff
+from backcheck.numeric.grad import noise_level, one_sided, roundoff
 
 #: Multiple of the estimated error beyond which a difference is called a mismatch.
 SAFETY = 4.0
@@ -338,6 +338,44 @@ def _below_step(ev: Evaluator, i: int, h: float) -> bool:
     return bool(abs(float(leaf.original.reshape(-1)[local])) < h)
 
 
+#: One-sided slopes of a first difference that differ by this fraction of their size show a kink within the
+#: step: a smooth function's differ by about f'' h, a tiny fraction of f' at the default step.
+KINK_GAP = 1e-3
+
+
+def _kinks_within(ev: Evaluator, i: int, first: tuple[float, float, float, float]) -> bool:
+    """Whether the first difference of element ``i`` crosses a kink: its one-sided slopes disagree."""
+    _, f, b = one_sided(ev, *first)
+    gap = abs(f - b)
+    noise = 2 * noise_level(ev, ev.local_scale[i]) / min(first[2], -first[3])
+    return gap > KINK_GAP * max(abs(f), abs(b)) and gap > SAFETY * noise
+
+
+def _kinks_off_the_point(
+    ev: Evaluator, i: int, a: float, verdict: tuple[Any, ...], first: tuple[float, float, float, float]
+) -> bool:
+    """Whether a verdict other than a pass may come from kinks inside the step rather than at the point.
+
+    A point a little off one or more kinks (ReLU inputs within 1e-7 of 0, moved by the same input) is
+    differentiable, but the one-sided slopes of a larger step cross the kinks: each side averages the slopes
+    beyond them, and the averages shift as the halved step passes each kink in turn. A mismatch, a noisy or
+    unvouched estimate, or a value outside the slopes decided there says nothing about the derivative;
+    below the nearest kink the central difference is the derivative itself. A value inside the slopes at one
+    of them is what a correct backward gives (the side that crosses no kink, or ReLU'(0) at a kink); strictly
+    between them, it is a subgradient only if the kink is at the point, which a finer step tells.
+    """
+    st, _, slack, jump, (lo, hi) = verdict
+    if st == AMBIGUOUS:
+        return True
+    if st == KINK:
+        # a kink at the point keeps its one-sided slopes as the step halves (a smooth piece moves them by f'' h);
+        # one inside the step moves the slope that crosses it by its jump times its distance over the step
+        settled = slack <= SAFETY * KINK_GAP * abs(jump)
+        at_a_slope = a - lo <= 2 * slack or hi - a <= 2 * slack
+        return not (settled and at_a_slope)
+    return _kinks_within(ev, i, first)
+
+
 def _finer(ev: Evaluator, i: int, a: float, h: float, res: float, tol: Tolerance, size: float) -> Any:
     """Judge element ``i`` again at much smaller steps; None if it still jumps (a true discontinuity).
 
@@ -396,7 +434,13 @@ def judge(
         st, n, b, jump[k], hull[k] = refine(ev, int(idx[k]), float(analytic[k]), float(h[k]), four, float(res[k]), tol)
         size = max(abs(float(analytic[k])), abs(n), 0.0 if typical is None else float(typical[k]))
         unsure = st == NOISY or (st == OK and typical is not None and not b <= VOUCH * size)
-        if st == JUMP or (unsure and _below_step(ev, int(idx[k]), float(h[k]))):
+        verdict = (st, n, b, jump[k], hull[k])
+        # a pass looser than the screen's precision may have averaged slopes across kinks inside the step
+        loose = st == OK and not b <= SCREEN_RELATIVE * max(abs(float(analytic[k])), abs(n))
+        closer = (unsure or loose or st in (MISMATCH, KINK, AMBIGUOUS)) and _kinks_off_the_point(
+            ev, int(idx[k]), float(analytic[k]), verdict, four
+        )
+        if st == JUMP or closer or (unsure and _below_step(ev, int(idx[k]), float(h[k]))):
             finer = _finer(ev, int(idx[k]), float(analytic[k]), float(h[k]), float(res[k]), tol, size)
             if finer is not None and (finer[0] != OK or st != OK or finer[2] < b):
                 st, n, b, jump[k], hull[k] = finer

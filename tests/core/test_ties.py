@@ -78,3 +78,25 @@ def test_ties_inside_a_small_network_loss(size):
     assert backcheck.check(loss, params, lambda p: grad(p, False)).ok
     bad = backcheck.check(loss, params, lambda p: grad(p, True))
     assert bad.status == "fail" and bad.leaf("p['x']").status == "fail", bad
+
+
+@pytest.mark.parametrize("apart", [1e-9, 1e-7, 1e-6])
+@pytest.mark.parametrize("seed", range(3))
+def test_a_near_tie_is_no_tie_the_max_alone_gets_the_gradient(apart, seed):
+    """Two values ``apart`` inside one window, closer than the step: f is differentiable there, so routing the
+    gradient to the max passes (it was inconclusive at 1e-6 apart) and routing it to the runner-up too fails."""
+    x = tied_input(np.random.default_rng(seed), 2)
+    x[0, 1] -= apart  # x[0, 0] is the max of its window, by ``apart``
+
+    def to_the_runner_up_too(d, x):
+        g = routed_to_one(d, x)
+        g[0, 1] += d[0, 0]
+        return g
+
+    good = backcheck.check_layer(pool_forward, routed_to_one, x, seed=seed)
+    assert good.ok, good
+    bad = backcheck.check_layer(pool_forward, to_the_runner_up_too, x, seed=seed)
+    assert bad.status == "fail", bad
+    wrong = {e.name for e in bad.leaves[0].worst if e.status in ("mismatch", "dead")}
+    # within 2^-4 of the step the pair is still a tie numerically: then both are named, as a tie's group
+    assert "x[0, 1]" in wrong and wrong <= {"x[0, 0]", "x[0, 1]"}, bad
