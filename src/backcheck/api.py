@@ -71,8 +71,8 @@ def check(
     upcast : bool, optional
         Evaluate ``f`` on float64 copies of the parameters (``f`` must then use its argument rather than
         a closure). For float32 parameters this makes the numeric side far more accurate, so subtle
-        errors in a float32 gradient become visible. None (default): only for float16 / bfloat16
-        parameters, and only where ``f`` takes float64 copies and computes the same value from them.
+        errors in a float32 gradient become visible. None (default): for float32 and float16 parameters,
+        where ``f`` takes float64 copies and computes the same value from them (not a closure).
     curves : bool
         Also record, for the worst element of each array, the estimate over a range of steps
         (``report.curves``: the error-versus-step V curve; 44 more evaluations per array).
@@ -123,27 +123,38 @@ def check(
 
 
 #: Relative difference, in machine epsilons of the narrow dtype, within which ``f`` on float64 copies of
-#: half-precision parameters is the same function (a larger one: it draws or rounds in its input's dtype).
+#: float32 / float16 parameters is the same function (a larger one: it draws or rounds in its input's dtype).
 UPCAST_AGREEMENT = 64.0
 
 
-def _numeric_point(f: Callable[[Any], Any], tree: Tree, upcast: bool | None) -> Tree:
-    """Where ``f`` is differenced: float64 copies when asked for, or for half-precision parameters when ``f``
-    computes the same value from them (it reads its argument, and does not draw or round in its dtype)."""
-    narrow = [leaf.dtype for leaf in tree.leaves if leaf.dtype.itemsize <= 2]
+def _numeric_point(f: Callable[[Any], Any], tree: Tree, upcast: bool | None) -> tuple[Tree, int]:
+    """Where ``f`` is differenced, and the evaluations it took to decide: float64 copies when asked for, or for
+    float32 / float16 parameters when ``f`` computes the same value from them (it reads its argument, and does
+    not draw or round in its dtype). ``f`` raising on a copy of the point itself is the user's error."""
+    narrow = [leaf.dtype for leaf in tree.leaves if leaf.dtype.kind == "f" and leaf.dtype.itemsize < 8]
     if upcast is False or (upcast is None and not narrow):
-        return tree
+        return tree, 0
     wide = Tree(tree.fresh(dtype=np.float64), tree.root, in_place=False)
     if upcast:
-        return wide
-    try:
-        with np.errstate(all="ignore"):
-            low, high = float(np.asarray(f(tree.fresh()))), float(np.asarray(f(wide.fresh())))
-    except Exception:  # noqa: BLE001 - a function that refuses float64 copies is checked in its own dtype
-        return tree
+        return wide, 0
+    fname = function_name(f)
+    with np.errstate(all="ignore"):
+        low = _as_float(call_user(f, (tree.fresh(),), fname))
+        try:
+            high = _as_float(f(wide.fresh()))
+        except Exception:  # noqa: BLE001 - a function that refuses float64 copies is checked in its own dtype
+            return tree, 2
     eps = max(float(np.finfo(d).eps) for d in narrow)
     same = math.isfinite(high) and abs(high - low) <= UPCAST_AGREEMENT * eps * max(abs(low), abs(high))
-    return wide if same and high != low else tree  # equal to the bit: f reads a closure, or casts inside
+    return (wide if same and high != low else tree), 2  # equal to the bit: f reads a closure, or casts inside
+
+
+def _as_float(value: Any) -> float:
+    """A loss as a float (NaN for anything that is not one number: the evaluator names that error later)."""
+    try:
+        return float(np.asarray(value, dtype=np.float64))
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def _wide_gradient(grad: Callable[[Any], Any], point: Tree) -> np.ndarray | None:
@@ -160,7 +171,7 @@ def loss_contract(f: Callable[[Any], Any], params: Any, grad: Any, options: Opti
     """The contract of a scalar loss ``f(params)`` and its claimed gradient (a tree, or a function of params)."""
     fname = function_name(f)
     tree = Tree(params, first_parameter_name(f))
-    point = _numeric_point(f, tree, options.upcast)
+    point, probed = _numeric_point(f, tree, options.upcast)
 
     strict = options.strict_dtype
 
@@ -217,6 +228,7 @@ def loss_contract(f: Callable[[Any], Any], params: Any, grad: Any, options: Opti
             replay=None if replayed else replay,
             notes=tuple(tree.notes()),
             root=tree.root,
+            evaluations=probed,
         )
 
     return build(f, grad, False)

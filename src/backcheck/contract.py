@@ -89,6 +89,8 @@ class Contract:
         way before the strategy asks for them.
     findings, notes : tuple
         What set-up found (a forward pass that writes into its inputs) and said.
+    evaluations : int
+        Evaluations of the function a frontend made while building the contract (counted in the report).
     dtype_labels : mapping
         Dtype names for leaves whose dtype numpy lacks (``bfloat16``), by leaf name.
     """
@@ -110,6 +112,8 @@ class Contract:
     notes: tuple[str, ...] = ()
     dtype_labels: Mapping[str, str] = field(default_factory=dict)
     root: str = "inputs"
+    #: evaluations the frontend made before the check (deciding where to evaluate), counted in the report
+    evaluations: int = 0
 
     @property
     def widened(self) -> bool:

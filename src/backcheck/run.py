@@ -116,6 +116,7 @@ def _baseline(contract: Contract, options: Options, notes: list[str]) -> tuple[C
     ev = build_evaluator(contract, options)
     if ev.ready:
         return contract, ev
+    ev.n_evals += contract.evaluations
     try:
         ev.baseline()
     except NondeterministicError:

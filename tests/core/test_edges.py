@@ -156,7 +156,10 @@ def test_a_function_that_raises_or_writes_into_its_input_leaves_every_array_as_i
 
     r = outcome(lambda: backcheck.check(rogue, p, grad_of))
     assert snapshot(p) == before
-    if how == "raise" and when <= 2:
+    # float32 / float16 parameters: call 1 evaluates a copy of the point, call 2 a float64 copy (a function that
+    # refuses it is checked in its own dtype), calls 3 and 4 the point; otherwise calls 1 and 2 the point
+    narrow = any(np.asarray(x).dtype.kind == "f" and np.asarray(x).dtype.itemsize < 8 for _, x in items(p))
+    if how == "raise" and when in ({1, 3, 4} if narrow else {1, 2}):
         assert isinstance(r, UserFunctionError)
 
 

@@ -136,7 +136,7 @@ def _finish(report: Report, inputs: Inputs, late: list[str]) -> Report:
     """Masked entries out of the counts; the leaves with nothing to check; what the evaluations said (steps
     shrunk at a domain edge, jit fallbacks)."""
     masks = {n: m for n, m in zip(inputs.names, inputs.masks, strict=True) if m is not None}
-    status = report._status if isinstance(report._status, dict) else {}
+    status = report.element_status if isinstance(report.element_status, dict) else {}
     for lf in report.leaves:
         base = lf.name[len(JVP_PREFIX) :] if lf.name.startswith(JVP_PREFIX) else lf.name
         if base in masks and base in status:
