@@ -19,6 +19,7 @@ elements it cannot clear are refined with smaller steps (2 more evaluations per 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -98,7 +99,10 @@ def is_jump(moves: tuple[float, float], before: tuple[float, float], noise: floa
 
 def rms(values: np.ndarray) -> float:
     """The root mean square of the finite values, scaled so that values near 1e200 do not overflow (0 if none)."""
-    v = np.asarray(values, dtype=np.float64)
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    total = float(np.dot(v, v)) if v.size else 0.0
+    if 1e-290 < total < 1e300:  # finite, no overflow or underflow to fear: one pass
+        return math.sqrt(total / v.size)
     v = v[np.isfinite(v)]
     peak = float(np.max(np.abs(v))) if v.size else 0.0
     return peak * float(np.sqrt(np.mean((v / peak) ** 2))) if peak > 0 else 0.0
