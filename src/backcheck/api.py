@@ -36,7 +36,7 @@ def check(
     upcast: bool | None = None,
     curves: bool = False,
     vectorized: bool = False,
-    max_batch_bytes: int = 4 * 2**20,
+    max_batch_bytes: int = 16 * 2**20,
     executor: Any = None,
     progress: bool | None = None,
     random: str = "auto",

@@ -25,7 +25,7 @@ class Backend:
 
     batch_call: Callable[[Any], Any] | None = None
     #: rows that stay in cache beat fewer, larger calls
-    max_batch_bytes: int = 4 * 2**20
+    max_batch_bytes: int = 16 * 2**20
     executor: Any = None
     remote: tuple[Callable[[Any], Any], Any] | None = None
 

@@ -100,7 +100,7 @@ class Leaf:
         return math.prod(self.shape)
 
     def element_name(self, local: int) -> str:
-        return self.name + format_index(np.unravel_index(local, self.shape) if self.shape else ())
+        return self.name + format_index(unravel(local, self.shape))
 
     def handover(self) -> Any:
         """What the user's function receives for this leaf, holding the current values.
@@ -121,6 +121,15 @@ def _as_kind(source: Any, arr: np.ndarray) -> Any:
     if isinstance(source, np.ndarray) and kind is not np.ndarray and arr.ndim == source.ndim:
         return arr.view(kind)
     return arr
+
+
+def unravel(local: int, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The C-order multi-index of flat position ``local`` (``np.unravel_index`` without its overhead)."""
+    out = []
+    for dim in reversed(shape):
+        local, rest = divmod(int(local), dim) if dim else (local, 0)
+        out.append(rest)
+    return tuple(reversed(out))
 
 
 def format_index(index: tuple[Any, ...]) -> str:
@@ -290,7 +299,7 @@ class Tree:
 
     def element_index(self, i: int) -> tuple[int, ...]:
         leaf, local = self.locate(i)
-        return tuple(int(j) for j in np.unravel_index(local, leaf.shape)) if leaf.shape else ()
+        return unravel(local, leaf.shape)
 
     def notes(self) -> list[str]:
         """What the report should say about the point itself: empty arrays, non-finite entries left out."""

@@ -20,6 +20,7 @@ elements it cannot clear are refined with smaller steps (2 more evaluations per 
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from backcheck.evaluate import Evaluator
-from backcheck.numeric.grad import noise_level, one_sided, roundoff
+from backcheck.numeric.grad import one_sided, roundoff
 
 #: Multiple of the estimated error beyond which a difference is called a mismatch.
 SAFETY = 4.0
@@ -119,6 +120,8 @@ TYPICAL_SAMPLE = 65536
 def typical_size(values: np.ndarray) -> float:
     """A tensor's typical size: its RMS with outliers (a pole's 1e20 beside ordinary elements) capped."""
     v = np.asarray(values, dtype=np.float64)
+    if v.size <= 2:  # nothing to be an outlier against
+        return rms(v)
     if v.size > TYPICAL_SAMPLE:
         v = v[:: v.size // TYPICAL_SAMPLE]  # a scale, not a statistic to the last digit: a sample suffices
     v = np.abs(v)
@@ -126,7 +129,8 @@ def typical_size(values: np.ndarray) -> float:
     nonzero = v[v > 0]
     if not nonzero.size:
         return 0.0
-    return rms(np.minimum(v, OUTLIER * float(np.median(nonzero))))
+    median = statistics.median(nonzero.tolist()) if nonzero.size <= 64 else float(np.median(nonzero))
+    return rms(np.minimum(v, OUTLIER * median))
 
 
 def bound(truncation: Any, roundoff: Any, res: Any) -> Any:
@@ -258,6 +262,9 @@ def screen(
     return (err <= limit) & (close | tol.custom), limit
 
 
+Verdict = tuple[str, float, float, float, tuple[float, float]]
+
+
 def refine(
     ev: Evaluator,
     i: int,
@@ -266,7 +273,7 @@ def refine(
     first: tuple[float, float, float, float],
     res: float,
     tol: Tolerance,
-) -> tuple[str, float, float, float, tuple[float, float]]:
+) -> Verdict:
     """Stage 2 for element ``i``: halve the step until the verdict is clear.
 
     Returns (status, numeric, bound, jump, hull): at a kink, ``jump`` is the gap between the one-sided
@@ -274,10 +281,29 @@ def refine(
 
     ``first`` is (phi(x+h), phi(x-h), actual +displacement, actual -displacement) from the screen.
     """
+    return _refine(ev, i, a, h, first, res, tol)[0]
+
+
+#: A smooth function's one-sided slopes differ by f'' h: their gap halves with the step, to within its
+#: f'''' h^3 term. A gap that departs from half its previous size by more than this fraction of it, and by more
+#: than its rounding, has met a kink inside the step: one it keeps (at the point), or one it has just passed.
+ROUGH = 0.2
+
+
+def _refine(
+    ev: Evaluator,
+    i: int,
+    a: float,
+    h: float,
+    first: tuple[float, float, float, float],
+    res: float,
+    tol: Tolerance,
+) -> tuple[Verdict, bool]:
+    """:func:`refine`, and whether the gap between the one-sided slopes ever failed to halve with the step."""
     fp, fm, dp, dm = first
     d_prev, f_prev, b_prev = one_sided(ev, fp, fm, dp, dm)
     gap_prev = abs(f_prev - b_prev)
-    kinky_prev = jumpy_prev = False
+    kinky_prev = jumpy_prev = rough = False
     moves_prev = (abs(fp - ev.phi0), abs(ev.phi0 - fm))
     numeric, limit = d_prev, np.inf
     last_change, last_err = 0.0, 1.0
@@ -298,37 +324,34 @@ def refine(
         settled = change <= SETTLED * max(abs(a), abs(d)) or change <= bound(0.0, r, res)
         moves = (abs(phis[0] - ev.phi0), abs(ev.phi0 - phis[1]))
         jumpy = is_jump(moves, moves_prev, r * (disp[0] - disp[1]))
+        gap = abs(f - b)
+        off_half = abs(gap - gap_prev / 2)
+        rough = rough or (off_half > ROUGH * gap_prev and off_half > SAFETY * 2 * r)
         if jumpy and jumpy_prev:
             # f itself jumps here: no derivative to compare with, whatever the rule claims
-            return JUMP, d, limit, max(moves), NO_HULL
+            return (JUMP, d, limit, max(moves), NO_HULL), rough
         moves_prev, jumpy_prev = moves, jumpy
         if err <= limit and (settled or tol.custom) and not jumpy:
-            return OK, d, limit, np.nan, NO_HULL
-        gap = abs(f - b)
+            return (OK, d, limit, np.nan, NO_HULL), rough
         kinky = is_kink(gap, gap_prev, 2 * r)  # each one-sided slope carries twice the central round-off
         if kinky and (kinky_prev or level == MAX_LEVELS):
             # not differentiable here: a valid subgradient lies between the one-sided derivatives
             slack = bound(max(abs(f - f_prev), abs(b - b_prev)), 2 * r, res)
             lo, hi = min(f, b) - slack, max(f, b) + slack
             if lo <= a <= hi:
-                return KINK, d, slack, f - b, (lo, hi)
+                return (KINK, d, slack, f - b, (lo, hi)), rough
             # several kinks may meet here (e.g. two ReLUs at 0 at once): then a chain-rule subgradient can lie
             # outside the slopes along this one axis, so the strategy re-checks at a nearby point
-            return AMBIGUOUS, d, slack, np.nan, (lo, hi)
+            return (AMBIGUOUS, d, slack, np.nan, (lo, hi)), rough
         if not kinky and change <= 0.25 * err and not kinky_prev and not jumpy:
-            return (
-                MISMATCH,
-                d,
-                limit,
-                np.nan,
-                NO_HULL,
-            )  # the estimates agree with each other, not with the analytic value
+            # the estimates agree with each other, not with the analytic value
+            return (MISMATCH, d, limit, np.nan, NO_HULL), rough
         d_prev, f_prev, b_prev, gap_prev, kinky_prev = d, f, b, gap, kinky
         last_change, last_err = change, err
     if last_change > 0.25 * last_err or last_err <= limit:
         # the estimates never settled: the function is too rough at every step tried to judge this element
-        return NOISY, numeric, limit, np.nan, NO_HULL
-    return MISMATCH, numeric, limit, np.nan, NO_HULL
+        return (NOISY, numeric, limit, np.nan, NO_HULL), rough
+    return (MISMATCH, numeric, limit, np.nan, NO_HULL), rough
 
 
 #: Steps, as fractions of the first, at which an element that looks like a jump is tried again: a function
@@ -342,42 +365,32 @@ def _below_step(ev: Evaluator, i: int, h: float) -> bool:
     return bool(abs(float(leaf.original.reshape(-1)[local])) < h)
 
 
-#: One-sided slopes of a first difference that differ by this fraction of their size show a kink within the
-#: step: a smooth function's differ by about f'' h, a tiny fraction of f' at the default step.
-KINK_GAP = 1e-3
+#: A kink at the point keeps its one-sided slopes as the step halves, but for a smooth piece's f'' h; one inside
+#: the step moves the slope that crosses it by its jump times its distance over the step. Slopes that moved by
+#: more than this fraction of their gap are not settled on a kink at the point.
+KINK_SETTLED = 1e-3
 
 
-def _kinks_within(ev: Evaluator, i: int, first: tuple[float, float, float, float]) -> bool:
-    """Whether the first difference of element ``i`` crosses a kink: its one-sided slopes disagree."""
-    _, f, b = one_sided(ev, *first)
-    gap = abs(f - b)
-    noise = 2 * noise_level(ev, ev.local_scale[i]) / min(first[2], -first[3])
-    return gap > KINK_GAP * max(abs(f), abs(b)) and gap > SAFETY * noise
-
-
-def _kinks_off_the_point(
-    ev: Evaluator, i: int, a: float, verdict: tuple[Any, ...], first: tuple[float, float, float, float]
-) -> bool:
-    """Whether a verdict other than a pass may come from kinks inside the step rather than at the point.
+def _kinks_off_the_point(a: float, verdict: Verdict, rough: bool) -> bool:
+    """Whether a verdict other than a clean pass may come from kinks inside the step rather than at the point.
 
     A point a little off one or more kinks (ReLU inputs within 1e-7 of 0, moved by the same input) is
     differentiable, but the one-sided slopes of a larger step cross the kinks: each side averages the slopes
-    beyond them, and the averages shift as the halved step passes each kink in turn. A mismatch, a noisy or
-    unvouched estimate, or a value outside the slopes decided there says nothing about the derivative;
-    below the nearest kink the central difference is the derivative itself. A value inside the slopes at one
-    of them is what a correct backward gives (the side that crosses no kink, or ReLU'(0) at a kink); strictly
-    between them, it is a subgradient only if the kink is at the point, which a finer step tells.
+    beyond them, and the averages shift as the halved step passes each kink in turn. A mismatch, a noisy,
+    loose or unvouched estimate, or a value outside the slopes decided there says nothing about the
+    derivative when the gaps between the slopes did not halve with the step (``rough``); below the nearest
+    kink the central difference is the derivative itself. A value at one of the slopes of a settled kink is
+    what a correct backward gives (ReLU'(0) at the kink); strictly between them, it is a subgradient only if
+    the kink is at the point, which a finer step tells.
     """
     st, _, slack, jump, (lo, hi) = verdict
     if st == AMBIGUOUS:
         return True
     if st == KINK:
-        # a kink at the point keeps its one-sided slopes as the step halves (a smooth piece moves them by f'' h);
-        # one inside the step moves the slope that crosses it by its jump times its distance over the step
-        settled = slack <= SAFETY * KINK_GAP * abs(jump)
+        settled = slack <= SAFETY * KINK_SETTLED * abs(jump)
         at_a_slope = a - lo <= 2 * slack or hi - a <= 2 * slack
         return not (settled and at_a_slope)
-    return _kinks_within(ev, i, first)
+    return rough
 
 
 def _finer(ev: Evaluator, i: int, a: float, h: float, res: float, tol: Tolerance, size: float) -> Any:
@@ -403,6 +416,41 @@ def _finer(ev: Evaluator, i: int, a: float, h: float, res: float, tol: Tolerance
     if found[-1][0] in (OK, NOISY) and passes:
         return min(passes, key=lambda out: out[2])
     return found[-1]
+
+
+def _decisive(verdict: Verdict, size: float) -> bool:
+    """Whether finer steps stand by a verdict: a mismatch, a kink, or a pass that sees ``VOUCH * size``."""
+    return verdict[0] in (MISMATCH, KINK, AMBIGUOUS) or (verdict[0] == OK and verdict[2] <= VOUCH * size)
+
+
+def _judge_one(
+    ev: Evaluator,
+    i: int,
+    a: float,
+    h: float,
+    first: tuple[float, float, float, float],
+    res: float,
+    tol: Tolerance,
+    typical: float | None,
+) -> Verdict:
+    """Refine element ``i``; judge it again at finer steps where its verdict may belong to a finer scale."""
+    verdict, rough = _refine(ev, i, a, h, first, res, tol)
+    st, n, b = verdict[:3]
+    size = max(abs(a), abs(n), 0.0 if typical is None else typical)
+    unsure = st == NOISY or (st == OK and typical is not None and not b <= VOUCH * size)
+    if st == JUMP or (unsure and _below_step(ev, i, h)):
+        finer = _finer(ev, i, a, h, res, tol, size)
+        if finer is not None and (finer[0] != OK or st != OK or finer[2] < b):
+            return finer
+        return verdict
+    # a pass looser than the screen's precision may have averaged the slopes across kinks inside the step
+    loose = st == OK and not b <= SCREEN_RELATIVE * max(abs(a), abs(n))
+    if (unsure or loose or st in (MISMATCH, KINK, AMBIGUOUS)) and _kinks_off_the_point(a, verdict, rough):
+        finer = _finer(ev, i, a, h, res, tol, size)
+        # a mismatch, a kink or a pass is replaced only by a verdict the finer steps stand by
+        if finer is not None and (unsure or _decisive(finer, size)) and (finer[0] != OK or st != OK or finer[2] < b):
+            return finer
+    return verdict
 
 
 def judge(
@@ -435,19 +483,10 @@ def judge(
     hull = np.full((idx.size, 2), np.nan)
     for k in np.flatnonzero(~ok & ~broken):
         four = (float(first.plus[k]), float(first.minus[k]), float(first.disp_plus[k]), float(first.disp_minus[k]))
-        st, n, b, jump[k], hull[k] = refine(ev, int(idx[k]), float(analytic[k]), float(h[k]), four, float(res[k]), tol)
-        size = max(abs(float(analytic[k])), abs(n), 0.0 if typical is None else float(typical[k]))
-        unsure = st == NOISY or (st == OK and typical is not None and not b <= VOUCH * size)
-        verdict = (st, n, b, jump[k], hull[k])
-        # a pass looser than the screen's precision may have averaged slopes across kinks inside the step
-        loose = st == OK and not b <= SCREEN_RELATIVE * max(abs(float(analytic[k])), abs(n))
-        closer = (unsure or loose or st in (MISMATCH, KINK, AMBIGUOUS)) and _kinks_off_the_point(
-            ev, int(idx[k]), float(analytic[k]), verdict, four
+        typ = None if typical is None else float(typical[k])
+        st, n, b, jump[k], hull[k] = _judge_one(
+            ev, int(idx[k]), float(analytic[k]), float(h[k]), four, float(res[k]), tol, typ
         )
-        if st == JUMP or closer or (unsure and _below_step(ev, int(idx[k]), float(h[k]))):
-            finer = _finer(ev, int(idx[k]), float(analytic[k]), float(h[k]), float(res[k]), tol, size)
-            if finer is not None and (finer[0] != OK or st != OK or finer[2] < b):
-                st, n, b, jump[k], hull[k] = finer
         if st == MISMATCH and analytic[k] == 0.0:
             st = DEAD
         status[k], numeric[k], limit[k] = st, n, b

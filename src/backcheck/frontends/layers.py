@@ -51,7 +51,7 @@ def check_layer(
     random: str = "auto",
     names: Sequence[str] | None = None,
     vectorized: bool = False,
-    max_batch_bytes: int = 4 * 2**20,
+    max_batch_bytes: int = 16 * 2**20,
     executor: Any = None,
     progress: bool | None = None,
     strict_dtype: bool = False,
