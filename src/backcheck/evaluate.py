@@ -456,17 +456,21 @@ class Evaluator:
         fixed = [None if self._finite(x0) else ~np.isfinite(x0) for _l, _i, _c, _f, x0, _n in groups]
         phis = np.empty(len(steps))
         disps = []
+        moved = False
         try:
             for k, s in enumerate(steps):
+                moved = True
                 parts = [_move(group, keep, s) for group, keep in zip(groups, fixed, strict=True)]
                 disps.append(np.concatenate(parts) if len(parts) > 1 else parts[0] if parts else np.empty(0))
                 phis[k] = self._eval_checked((idx, s))
                 for _leaf, local, _c, flat, _x0, native in groups:
                     flat[local] = native
+                moved = False
                 self._after_call()
         finally:
-            for _leaf, local, _c, flat, _x0, native in groups:
-                flat[local] = native
+            if moved:  # interrupted between a move and its restore
+                for _leaf, local, _c, flat, _x0, native in groups:
+                    flat[local] = native
             if self.mutated:
                 self._reset()
         if len(groups) == 1:

@@ -104,10 +104,11 @@ def measure(
     return Measurement(n2 - a2, limit, n2, a2, kinky)
 
 
-def direction(rng: np.random.Generator, hc: np.ndarray) -> np.ndarray:
+def direction(rng: np.random.Generator, hc: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Independent uniform weights of unit variance times ``hc``, the steps over ``sqrt(size / 12)``: a move
-    of about one step in all, whose every element is random (see the module docstring)."""
-    v = rng.random(hc.size)
+    of about one step in all, whose every element is random (see the module docstring). ``out``: a buffer
+    to draw into."""
+    v = rng.random(hc.size, out=out)
     v -= 0.5
     v *= hc
     return v
@@ -178,8 +179,9 @@ def project_leaf(
     failure = None
     wanted = count or 1
     hc = h * math.sqrt(12.0 / max(leaf.size, 1))
+    buffer = np.empty(leaf.size)
     while len(results) < wanted:
-        coef = direction(rng, hc)
+        coef = direction(rng, hc, buffer)
         m = measure(ev, g, idx, coef, grad_eps, claim.tol, typical)
         results.append(m)
         if m.failed and failure is None:
