@@ -33,21 +33,27 @@ RELATIVE_SPACING = 1e-3
 #: Each point moves off its regular place on the segment by up to this fraction of the spacing, at random: a
 #: term that oscillates faster than the spacing, ``sin(1e13 * x)``, then shows as noise instead of a smooth
 #: sinusoid sampled at a fixed phase step. The points stay on the grid of the inputs' dtypes (their rounding would
-#: pose as noise): the fraction is a multiple of ``1 / fine``, the finest power of 2 (up to ``2**MAX_FINE``)
-#: whose part of the spacing the grid holds (none where the spacing is less than 8 units of the grid: float16).
+#: pose as noise): the fraction is a multiple of ``1 / fine``, a power of 2 (up to ``2**MAX_FINE``), and the
+#: spacing a multiple of ``fine`` units of the grid, at least ``RESOLVED`` of them (a spacing of a few coarse
+#: units would often move a sum of the inputs by exactly 0, blind to noise that depends on it). Where the grid
+#: is coarser (float32 and float16 inputs), the points stay at their regular places.
 JITTER = 0.4
 MAX_FINE = 20
+RESOLVED = 2**10
 #: Where phi does not move at all along a segment (a loss rounded to 1e-3: a quantized function), the probe is
 #: taken again this many times wider (at about the finite-difference step), and again, until the quantization
 #: shows.
 QUANTUM_WIDENING = 1e2
-#: A widened segment's offset from the point grows with it (times ``widen * AWAY``): its half-width,
-#: ``(POINTS / 2) * RELATIVE_SPACING * widen`` steps, then stays below the offset of at least half a step.
+#: A widened segment's offset from the point grows with it (times ``widen * AWAY``): its half-width, up to
+#: ``(POINTS / 2 + 1) * RELATIVE_SPACING * widen`` steps, then stays below 0.7 of its offset (of at least half a
+#: step).
 AWAY = 0.02
 #: Two probes whose estimates differ by more than this factor do not measure the same noise: the larger one
-#: crossed a kink or a jump (a ReLU input a step away), and the smaller is kept. Pure noise does so in about 1
-#: draw in 10000 (the ratio of two chi-squares of 6 degrees of freedom exceeds 64 that rarely).
-OUTLIER = 8.0
+#: crossed a kink or a jump (a ReLU input a step away; its jolt is orders of magnitude above rounding), and the
+#: smaller is kept. Pure noise does so about once in 3 million draws (the ratio of two chi-squares of 6 degrees
+#: of freedom exceeds 400 that rarely; at a factor of 8, 1 in 14000, a test's Gaussian jitter kept a probe that
+#: fit 0.13 of the noise by chance). A kink's jolt within the factor is pooled: at most 14 times the noise.
+OUTLIER = 20.0
 
 
 def estimate_noise(ev: Evaluator, steps: np.ndarray, seed: int = 0, gradient: np.ndarray | None = None) -> float:
@@ -72,40 +78,40 @@ def estimate_noise(ev: Evaluator, steps: np.ndarray, seed: int = 0, gradient: np
         idx = idx[~near]
     if idx.size > MAX_MOVED:
         idx = np.sort(rng.choice(idx, size=MAX_MOVED, replace=False))
-    grid = _grid(ev, idx, steps[idx])
-    probes = [_probe(ev, idx, steps[idx], grid, rng, gradient) for _ in range(2)]
+    probes = [_probe(ev, idx, steps[idx], rng, gradient) for _ in range(2)]
     return _combine([p for p in probes if p is not None])
 
 
 def _probe(
-    ev: Evaluator,
-    idx: np.ndarray,
-    h: np.ndarray,
-    grid: np.ndarray,
-    rng: np.random.Generator,
-    gradient: np.ndarray | None,
+    ev: Evaluator, idx: np.ndarray, h: np.ndarray, rng: np.random.Generator, gradient: np.ndarray | None
 ) -> tuple[float, float, int] | None:
     """One segment's ``(sigma, quantum, dof)``: the residual's deviation, the quantum phi showed (0 if none)
     and the residual's degrees of freedom. None where phi is not finite on the segment (at the edge of the
     domain: the elementwise differences name the culprit)."""
     n = idx.size
+    x = ev.tree.values()[idx]
     signs = np.where(rng.random(n) < 0.5, -1.0, 1.0)
     base = h * rng.uniform(0.5, 1.0, size=n) * np.where(rng.random(n) < 0.5, -1.0, 1.0)
     factor = rng.uniform(0.5, 1.0, size=n)
     t = np.arange(POINTS, dtype=np.float64) - POINTS // 2
-    # points off their regular places, on the finest subdivision of the spacing that the grids hold
-    units = np.min(h * RELATIVE_SPACING * factor / np.where(grid > 0, grid, np.inf), initial=np.inf)
-    fine = 2.0 ** min(np.floor(np.log2(units)), MAX_FINE) if units >= 8 else 1.0
-    t += np.round(rng.uniform(-JITTER, JITTER, size=POINTS) * fine) / fine
-    on_grid = grid > 0
-    unit = np.where(on_grid, fine * grid, 1.0)
+    jitter = rng.uniform(-JITTER, JITTER, size=POINTS)
+    fine = 0.0
     for widen in (1.0, QUANTUM_WIDENING, QUANTUM_WIDENING**2):
-        # every point on the grid of its element's dtype: rounding them would pose as noise
         spacing = h * RELATIVE_SPACING * widen * factor
-        spacing = np.where(on_grid, np.maximum(np.round(spacing / unit), 1) * unit, spacing) * signs
         # a wider segment lies further out, so that it never reaches the point itself (where f may jump)
         away = base * max(1.0, widen * AWAY)
-        start = np.where(on_grid, np.round(away / np.where(on_grid, grid, 1.0)) * grid, away)
+        # every point on the grid of its element's dtype where the segment lies: rounding them (a point in the
+        # next binade) would pose as noise. The segment reaches less than |x| + 1.7 |away| (see AWAY)
+        grid = _grid(ev, idx, 2 * (np.abs(x) + np.abs(away)), spacing)
+        on_grid = grid > 0
+        if not fine:  # points off their regular places, on the finest subdivision of the spacing the grids hold
+            units = np.min(spacing / np.where(on_grid, grid, np.inf), initial=np.inf)
+            fine = 2.0 ** min(np.floor(np.log2(units / RESOLVED)), MAX_FINE) if units >= 8 * RESOLVED else 1.0
+            t += np.round(jitter * fine) / fine
+        unit = np.where(on_grid, fine * grid, 1.0)
+        spacing = np.where(on_grid, np.maximum(np.round(spacing / unit), 1) * unit, spacing) * signs
+        cell = np.where(on_grid, grid, 1.0)
+        start = np.where(on_grid, np.round((x + away) / cell) * cell - x, away)  # x + start on the grid
         try:
             phis = _segment(ev, idx, start, spacing, t)
         except NonFiniteError:
@@ -163,17 +169,17 @@ def _should_move(ev: Evaluator, idx: np.ndarray, spacing: np.ndarray, gradient: 
     return change > 64 * float(np.finfo(ev.out_dtype).eps) * max(ev.scale, abs(ev.phi0), 1e-300)
 
 
-def _grid(ev: Evaluator, idx: np.ndarray, steps: np.ndarray) -> np.ndarray:
-    """Per moved element, the spacing of its dtype's values near it; 0 where a probe's spacing is so many
-    times that spacing that any displacement the probe computes is a multiple of it."""
+def _grid(ev: Evaluator, idx: np.ndarray, size: np.ndarray, spacing: np.ndarray) -> np.ndarray:
+    """Per moved element, the spacing of its dtype's values at magnitude ``size``; 0 where ``spacing`` is so many
+    times that that any displacement the probe computes is a multiple of it."""
     out = np.zeros(idx.size)
-    x = ev.tree.values()[idx]
     which = np.searchsorted(ev.tree.offsets, idx, side="right") - 1
     for k, leaf in enumerate(ev.tree.leaves):
         sel = which == k
         if sel.any():
-            out[sel] = np.spacing(np.abs(x[sel]).astype(leaf.dtype)).astype(np.float64)
-    out[out * 2.0**40 < steps * RELATIVE_SPACING] = 0.0
+            with np.errstate(over="ignore"):
+                out[sel] = np.spacing(size[sel].astype(leaf.dtype)).astype(np.float64)
+    out[~(out * 2.0**40 >= spacing)] = 0.0  # also where the magnitude overflows the dtype
     return out
 
 
