@@ -146,3 +146,14 @@ def test_a_kink_crossing_one_probe_is_set_aside(seed, noisy):
         assert 0.25 * SIGMA <= est <= 3 * SIGMA
     else:
         assert est <= 8 * _rounding(ev)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_a_narrow_input_moved_into_the_next_binade_stays_on_its_grid(dtype):
+    """float16 steps are a tenth of the value: a segment from 0.105 reaches 0.195, where the grid is twice as
+    coarse; points rounded there would step unevenly and pose as noise (1e11 rounding units, once)."""
+    for seed in range(30):
+        x = np.random.default_rng(seed).normal(size=7).astype(dtype)
+        terms = float(np.sum(np.abs(np.sin(x.astype(np.float64)))))  # what phi's rounding scales with
+        est, _ = _estimate(lambda v: float(np.sum(np.sin(v.astype(np.float64)))), x, seed, np.cos(x.astype(float)))
+        assert est <= 64 * EPS * terms, (seed, est / (EPS * terms))
