@@ -80,3 +80,27 @@ def test_an_error_of_1e4_is_caught_or_below_the_stated_floor(name):
     r = _check(name, 1 + 1e-4, np.float64, "full")
     if r.status != "fail":
         assert any(lf.floor_rel >= 1e-4 or lf.status == "inconclusive" for lf in r.leaves), r
+
+
+WIDE_NOTE = "the numeric side was evaluated in float64"
+
+
+def _dropout(x):
+    keep = np.random.default_rng(0).random(x.shape, dtype=x.dtype) < 0.5  # regions drawn in x's own dtype
+    return x * keep, keep
+
+
+def test_a_layer_that_draws_in_its_inputs_dtype_is_judged_in_that_dtype():
+    x = np.random.default_rng(1).normal(size=(5, 5)).astype(np.float32)
+    right = backcheck.check_layer(lambda x: _dropout(x)[0], lambda d, x: (d * _dropout(x)[1],), (x,))
+    assert right.ok and not any(WIDE_NOTE in n for n in right.notes), right
+    wrong = backcheck.check_layer(lambda x: _dropout(x)[0], lambda d, x: (d,), (x,))
+    assert wrong.status == "fail"
+
+
+def test_outputs_that_underflow_in_float32_keep_the_numeric_side_in_float32():
+    x = np.full(4, 1e-23, dtype=np.float32)
+    r = backcheck.check_layer(lambda x, y: x * y, lambda d, x, y: (d * y, d * x), (x, x.copy()))
+    assert not any(WIDE_NOTE in n for n in r.notes), r
+    ordinary = backcheck.check_layer(lambda x, y: x * y, lambda d, x, y: (d * y, d * x), (x * 1e20, x * 1e20))
+    assert ordinary.ok and any(WIDE_NOTE in n for n in ordinary.notes), ordinary
