@@ -334,9 +334,9 @@ def test_jvp_is_checked_when_defined() -> None:
     assert bad.leaf("x").status == "pass"
     jv = bad.leaf("jvp:x")
     assert jv.status == "fail" and jv.n_mismatch == 1 and jv.worst[0].index == (2,)
-    # the second section reuses the numeric side: beyond the first check's, only the noise probe (18) and the
+    # the second section reuses the numeric side: beyond the first check's, only the noise probe (24) and the
     # refinement of the one wrong element (at most 4 levels of 2)
-    assert bad.n_evals <= report.n_evals + 18 + 8
+    assert bad.n_evals <= report.n_evals + 24 + 8
 
 
 def test_forward_mode_on_request_and_refused_without_jvp() -> None:

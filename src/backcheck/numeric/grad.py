@@ -117,7 +117,7 @@ def numerical_grad(
     Cost with ``extrapolate``, per element, on smooth functions (``benchmarks/numeric.py``): 'central' about
     17 evaluations in float64 and 14 in float32 (numdifftools: 30), 'forward'/'backward' 11 and 8 (15),
     'central4' 18 and 15, 'central6' 30 and 25; at most ``n_offsets * 18 + 2``. Plus 20 per call: the base point
-    twice and 18 for the noise probe (:func:`backcheck.numeric.noise.estimate_noise`). Elements are refined in
+    twice and 24 for the noise probe (:func:`backcheck.numeric.noise.estimate_noise`). Elements are refined in
     rounds, so the table arithmetic is vectorized over all elements while the calls stay serial. A function
     that is NaN or raises at the larger steps (the edge of its domain) is tried at smaller ones.
 
