@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from backcheck.errors import BackcheckError, NotScalarError, UserFunctionError
+from backcheck.tree import flat_view
+
+if TYPE_CHECKING:
+    from backcheck.evaluate import Evaluator
 
 #: Most points one vectorized call evaluates, whatever the memory budget allows.
 MAX_ROWS = 512
@@ -30,4 +39,135 @@ class Backend:
     remote: tuple[Callable[[Any], Any], Any] | None = None
 
 
-__all__ = ["MAX_ROWS", "Backend", "rows_per_call"]
+#: Pairs of the serial fast loop between two checksums of the inputs.
+CHECK_EVERY = 16
+
+
+def serial_first_differences(ev: Evaluator, idx: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The serial loop with as little work per evaluation as possible (scalar losses).
+
+    The inputs are checksummed every :data:`CHECK_EVERY` pairs; a function found writing into them has
+    its arrays restored and those pairs evaluated again, each call from the restored point.
+    """
+    m = idx.size
+    out = np.empty((4, m))
+    tree, call, reduce, phi0 = ev.tree, ev.call, ev.output.reduce, ev.phi0
+    which = (np.searchsorted(tree.offsets, idx, side="right") - 1).tolist()
+    offsets = tree.offsets.tolist()
+    flats = [flat_view(leaf.work) for leaf in tree.leaves]
+    casters = [leaf.dtype.type for leaf in tree.leaves]
+    order = np.argsort(which, kind="stable").tolist()  # leaf by leaf
+    idx_l = idx.tolist()
+    probed, moved, isfinite = ev.probed, ev.moved, math.isfinite
+    for start in range(0, m, CHECK_EVERY):
+        block = order[start : start + CHECK_EVERY]
+        if ev.mutated:  # every call from a restored point
+            for p in block:
+                ev._slow_pair(p, idx_l[p], steps, out)
+            continue
+        edge = []
+        for p in block:
+            gi, kk = idx_l[p], which[p]
+            flat, local, caster = flats[kk], gi - offsets[kk], casters[kk]
+            x0 = flat[local]
+            x0_64 = float(x0)
+            h = float(steps[gi])
+            try:
+                xp, xm = caster(x0_64 + h), caster(x0_64 - h)
+                flat[local] = xp
+                where: Any = (gi, h)
+                raw = call(tree.current())
+                vp = raw if type(raw) is float else reduce(raw)[0]
+                flat[local] = xm
+                where = (gi, -h)
+                raw = call(tree.current())
+                vm = raw if type(raw) is float else reduce(raw)[0]
+            except (KeyboardInterrupt, SystemExit, BackcheckError):
+                raise
+            except Exception as exc:
+                raise ev._user_error(exc, where) from exc
+            finally:
+                flat[local] = x0
+            ev.n_evals += 2
+            probed[kk] += 1
+            if vp != phi0 or vm != phi0:
+                moved[kk] = True
+            if not (isfinite(vp) and isfinite(vm)):
+                edge.append(p)
+            out[:, p] = vp, vm, float(xp) - x0_64, float(xm) - x0_64
+        if ev._sums and not tree.intact(ev._sums):
+            ev._note_mutation()
+            edge = block
+        for p in edge:
+            ev._slow_pair(p, idx_l[p], steps, out)
+        if ev.progress is not None and (start // CHECK_EVERY) % 16 == 15:
+            ev.progress(start + len(block), m)
+    return out[0], out[1], out[2], out[3]
+
+
+def batched_first_differences(ev: Evaluator, idx: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, ...]:
+    """First differences of many points per call of the function's batched form (``vectorized=True``)."""
+    assert ev.batch_call is not None
+    leaves = ev.tree.leaves
+    row_bytes = sum(leaf.size * leaf.dtype.itemsize for leaf in leaves)
+    per_call = rows_per_call(row_bytes, ev.max_batch_bytes)
+    pair_idx = np.repeat(np.asarray(idx, dtype=np.int64), 2)
+    pair_step = np.stack([steps[idx], -steps[idx]], axis=1).reshape(-1)
+    which = np.searchsorted(ev.tree.offsets, pair_idx, side="right") - 1
+    x0 = ev.tree.values()
+    values = np.empty(pair_idx.size)
+    # every perturbed value and its actual displacement, computed once for all points
+    new_all = x0[pair_idx] + pair_step
+    for k, leaf in enumerate(leaves):
+        if leaf.dtype != np.float64:
+            sel = which == k
+            new_all[sel] = new_all[sel].astype(leaf.dtype).astype(np.float64)
+    disps = new_all - x0[pair_idx]
+    local_all = pair_idx - ev.tree.offsets[which]
+    # one buffer of rows holding the original point; each chunk writes its perturbed entries and puts
+    # them back afterwards, so a chunk costs O(rows) writes rather than a copy of rows x N
+    buffer = [np.repeat(leaf.original.reshape(1, -1), min(per_call, pair_idx.size), axis=0) for leaf in leaves]
+    originals = [leaf.original.reshape(-1) for leaf in leaves]
+    for start in range(0, pair_idx.size, per_call):
+        stop = min(start + per_call, pair_idx.size)
+        b = stop - start
+        stacks = [buf[:b] for buf in buffer]
+        w = which[start:stop]
+        groups = [int(w[0])] if w[0] == w[-1] and (w == w[0]).all() else [int(k) for k in np.unique(w)]
+        touched = []
+        for k in groups:
+            rows = np.arange(b) if len(groups) == 1 else np.flatnonzero(w == k)
+            local = local_all[start + rows]
+            stacks[k][rows, local] = new_all[start + rows]
+            touched.append((k, rows, local))
+        stacks = [st.reshape((b, *leaf.shape)) for st, leaf in zip(stacks, leaves, strict=True)]
+        batched = ev.tree._with(ev.tree.structure, stacks)
+        ev.n_evals += b
+        try:
+            raw = ev.batch_call(batched)
+        except (KeyboardInterrupt, SystemExit, BackcheckError):
+            raise
+        except Exception as exc:
+            raise UserFunctionError(
+                f"{ev.fname} raised {type(exc).__name__}: {exc}\n  on a batch of {b} perturbed points "
+                f"(vectorized=True).",
+                "with vectorized=True the function receives every array with a leading batch axis and must "
+                "return one value per row; the original exception is chained above.",
+            ) from exc
+        out = np.asarray(raw, dtype=np.float64)
+        if out.shape != (b,):
+            raise NotScalarError(
+                f"with vectorized=True, {ev.fname} returned shape {out.shape} for a batch of {b} points; "
+                f"expected ({b},), one loss per row.",
+                "reduce over every axis but the first (e.g. .sum(axis=tuple(range(1, x.ndim)))), or pass "
+                "vectorized=False.",
+            )
+        for k, rows, local in touched:
+            buffer[k][rows, local] = originals[k][local]
+        values[start:stop] = out
+        if ev.progress is not None:
+            ev.progress(stop // 2, idx.size)
+    return values[0::2], values[1::2], disps[0::2], disps[1::2]
+
+
+__all__ = ["MAX_ROWS", "Backend", "batched_first_differences", "rows_per_call", "serial_first_differences"]

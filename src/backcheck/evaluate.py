@@ -15,20 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.backends import Backend, rows_per_call
+from backcheck.backends import Backend, batched_first_differences, serial_first_differences
 from backcheck.errors import (
     BackcheckError,
     NondeterministicError,
     NonFiniteError,
-    NotScalarError,
     UserFunctionError,
 )
 from backcheck.outputs import Output, narrow_inputs
-from backcheck.tree import Leaf, Tree
+from backcheck.tree import Leaf, Tree, flat_view
 
-#: First differences evaluated between two checksums of the inputs in the serial loop (a function that writes
-#: into its inputs is caught within this many pairs, and those pairs are evaluated again).
-CHECK_EVERY = 16
 #: Each retry at the edge of a function's domain divides the step by this factor ...
 EDGE_SHRINK = 8.0
 #: ... at most this many times (a step 8**12, about 7e10, times smaller), before NonFiniteError.
@@ -190,9 +186,9 @@ class Evaluator:
             self.n_evals += len(pairs)
             return self._edges(idx, steps, (values[0::2], values[1::2], disps[0::2], disps[1::2]))
         if self.batch_call is not None and not self.mutated and not self._shifted:
-            return self._edges(idx, steps, self._batched(idx, steps))
+            return self._edges(idx, steps, batched_first_differences(self, idx, steps))
         if self.output.scalar and not self.mutated:
-            return self._serial_fast(idx, steps)
+            return serial_first_differences(self, idx, steps)
         out = np.empty((4, m))
         self._track_scale = False
         try:
@@ -222,130 +218,6 @@ class Evaluator:
         for k in np.flatnonzero(~(np.isfinite(out[0]) & np.isfinite(out[1]))).tolist():
             self._slow_pair(k, int(idx[k]), steps, out)
         return out[0], out[1], out[2], out[3]
-
-    def _serial_fast(self, idx: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The serial loop with as little work per evaluation as possible (scalar losses).
-
-        The inputs are checksummed every :data:`CHECK_EVERY` pairs; a function found writing into them has
-        its arrays restored and those pairs evaluated again, each call from the restored point.
-        """
-        m = idx.size
-        out = np.empty((4, m))
-        tree, call, reduce, phi0 = self.tree, self.call, self.output.reduce, self.phi0
-        which = (np.searchsorted(tree.offsets, idx, side="right") - 1).tolist()
-        offsets = tree.offsets.tolist()
-        flats = [_flat_view(leaf.work) for leaf in tree.leaves]
-        casters = [leaf.dtype.type for leaf in tree.leaves]
-        order = np.argsort(which, kind="stable").tolist()  # leaf by leaf
-        idx_l = idx.tolist()
-        probed, moved, isfinite = self.probed, self.moved, math.isfinite
-        for start in range(0, m, CHECK_EVERY):
-            block = order[start : start + CHECK_EVERY]
-            if self.mutated:  # every call from a restored point
-                for p in block:
-                    self._slow_pair(p, idx_l[p], steps, out)
-                continue
-            edge = []
-            for p in block:
-                gi, kk = idx_l[p], which[p]
-                flat, local, caster = flats[kk], gi - offsets[kk], casters[kk]
-                x0 = flat[local]
-                x0_64 = float(x0)
-                h = float(steps[gi])
-                try:
-                    xp, xm = caster(x0_64 + h), caster(x0_64 - h)
-                    flat[local] = xp
-                    where: Any = (gi, h)
-                    raw = call(tree.current())
-                    vp = raw if type(raw) is float else reduce(raw)[0]
-                    flat[local] = xm
-                    where = (gi, -h)
-                    raw = call(tree.current())
-                    vm = raw if type(raw) is float else reduce(raw)[0]
-                except (KeyboardInterrupt, SystemExit, BackcheckError):
-                    raise
-                except Exception as exc:
-                    raise self._user_error(exc, where) from exc
-                finally:
-                    flat[local] = x0
-                self.n_evals += 2
-                probed[kk] += 1
-                if vp != phi0 or vm != phi0:
-                    moved[kk] = True
-                if not (isfinite(vp) and isfinite(vm)):
-                    edge.append(p)
-                out[:, p] = vp, vm, float(xp) - x0_64, float(xm) - x0_64
-            if self._sums and not tree.intact(self._sums):
-                self._note_mutation()
-                edge = block
-            for p in edge:
-                self._slow_pair(p, idx_l[p], steps, out)
-            if self.progress is not None and (start // CHECK_EVERY) % 16 == 15:
-                self.progress(start + len(block), m)
-        return out[0], out[1], out[2], out[3]
-
-    def _batched(self, idx: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        assert self.batch_call is not None
-        leaves = self.tree.leaves
-        row_bytes = sum(leaf.size * leaf.dtype.itemsize for leaf in leaves)
-        per_call = rows_per_call(row_bytes, self.max_batch_bytes)
-        pair_idx = np.repeat(np.asarray(idx, dtype=np.int64), 2)
-        pair_step = np.stack([steps[idx], -steps[idx]], axis=1).reshape(-1)
-        which = np.searchsorted(self.tree.offsets, pair_idx, side="right") - 1
-        x0 = self.tree.values()
-        values = np.empty(pair_idx.size)
-        # every perturbed value and its actual displacement, computed once for all points
-        new_all = x0[pair_idx] + pair_step
-        for k, leaf in enumerate(leaves):
-            if leaf.dtype != np.float64:
-                sel = which == k
-                new_all[sel] = new_all[sel].astype(leaf.dtype).astype(np.float64)
-        disps = new_all - x0[pair_idx]
-        local_all = pair_idx - self.tree.offsets[which]
-        # one buffer of rows holding the original point; each chunk writes its perturbed entries and puts
-        # them back afterwards, so a chunk costs O(rows) writes rather than a copy of rows x N
-        buffer = [np.repeat(leaf.original.reshape(1, -1), min(per_call, pair_idx.size), axis=0) for leaf in leaves]
-        originals = [leaf.original.reshape(-1) for leaf in leaves]
-        for start in range(0, pair_idx.size, per_call):
-            stop = min(start + per_call, pair_idx.size)
-            b = stop - start
-            stacks = [buf[:b] for buf in buffer]
-            w = which[start:stop]
-            groups = [int(w[0])] if w[0] == w[-1] and (w == w[0]).all() else [int(k) for k in np.unique(w)]
-            touched = []
-            for k in groups:
-                rows = np.arange(b) if len(groups) == 1 else np.flatnonzero(w == k)
-                local = local_all[start + rows]
-                stacks[k][rows, local] = new_all[start + rows]
-                touched.append((k, rows, local))
-            stacks = [st.reshape((b, *leaf.shape)) for st, leaf in zip(stacks, leaves, strict=True)]
-            batched = self.tree._with(self.tree.structure, stacks)
-            self.n_evals += b
-            try:
-                raw = self.batch_call(batched)
-            except (KeyboardInterrupt, SystemExit, BackcheckError):
-                raise
-            except Exception as exc:
-                raise UserFunctionError(
-                    f"{self.fname} raised {type(exc).__name__}: {exc}\n  on a batch of {b} perturbed points "
-                    f"(vectorized=True).",
-                    "with vectorized=True the function receives every array with a leading batch axis and must "
-                    "return one value per row; the original exception is chained above.",
-                ) from exc
-            out = np.asarray(raw, dtype=np.float64)
-            if out.shape != (b,):
-                raise NotScalarError(
-                    f"with vectorized=True, {self.fname} returned shape {out.shape} for a batch of {b} points; "
-                    f"expected ({b},), one loss per row.",
-                    "reduce over every axis but the first (e.g. .sum(axis=tuple(range(1, x.ndim)))), or pass "
-                    "vectorized=False.",
-                )
-            for k, rows, local in touched:
-                buffer[k][rows, local] = originals[k][local]
-            values[start:stop] = out
-            if self.progress is not None:
-                self.progress(stop // 2, idx.size)
-        return values[0::2], values[1::2], disps[0::2], disps[1::2]
 
     # -- a nearby base point ------------------------------------------------------------------------------
     @contextmanager
@@ -417,7 +289,7 @@ class Evaluator:
         """``phi`` at ``x + s e_i`` for each step, stopping at the first value that is not finite (returned as
         ``(value, step)``, else None)."""
         leaf, local = self.tree.locate(i)
-        flat = _flat_view(leaf.work)
+        flat = flat_view(leaf.work)
         x0 = flat[local]
         x0_64 = float(x0)
         phis = np.full(len(steps), np.nan)
@@ -508,7 +380,7 @@ class Evaluator:
             local: Any = idx[a:b] - leaf.offset
             if local[-1] - local[0] == b - a - 1:  # consecutive: one slice
                 local = slice(int(local[0]), int(local[-1]) + 1)
-            flat = _flat_view(leaf.work)
+            flat = flat_view(leaf.work)
             native = np.array(flat[local], copy=True)
             wide = native if native.dtype == np.float64 else native.astype(np.float64)
             groups.append((leaf, local, coef[a:b], flat, wide, native))
@@ -523,7 +395,7 @@ class Evaluator:
         if sl.stop > leaf.offset + leaf.size or sl.stop <= sl.start:
             return None
         local = slice(sl.start - leaf.offset, sl.stop - leaf.offset)
-        flat = _flat_view(leaf.work)
+        flat = flat_view(leaf.work)
         if self._base is None and leaf.dtype == np.float64:
             native = leaf.original.reshape(-1)[local]  # the base point itself: read, never written
         else:
@@ -650,10 +522,3 @@ def _move(group: tuple[Any, ...], keep: np.ndarray | None, s: float) -> np.ndarr
     if keep is None:
         return np.subtract(new, x0, dtype=np.float64)
     return np.subtract(new, x0, dtype=np.float64, where=~keep, out=np.zeros(x0.shape))
-
-
-def _flat_view(arr: np.ndarray) -> Any:
-    """A writable flat view of ``arr`` (``arr.flat`` when it is not contiguous)."""
-    if arr.flags.c_contiguous:
-        return arr.reshape(-1)
-    return arr.flat

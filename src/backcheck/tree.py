@@ -590,3 +590,10 @@ def _gradient_leaf(other: Any, leaf: Leaf, what: str, strict_dtype: bool = False
             "drop strict_dtype=True to judge it at the coarser of the two dtypes.",
         )
     return arr
+
+
+def flat_view(arr: np.ndarray) -> Any:
+    """A writable flat view of ``arr`` (``arr.flat`` when it is not contiguous)."""
+    if arr.flags.c_contiguous:
+        return arr.reshape(-1)
+    return arr.flat

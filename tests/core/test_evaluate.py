@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
+from backcheck.backends import CHECK_EVERY
 from backcheck.errors import NonFiniteError, UserFunctionError
-from backcheck.evaluate import CHECK_EVERY, Backend, Evaluator, Output
+from backcheck.evaluate import Backend, Evaluator, Output
 from backcheck.findings import unread_findings
 from backcheck.numeric.steps import default_steps
 from backcheck.tree import Tree
