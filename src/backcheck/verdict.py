@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from backcheck.evaluate import Evaluator
-from backcheck.numeric.grad import one_sided, roundoff
+from backcheck.numeric.grad import noise_level, one_sided, roundoff
 
 #: Multiple of the estimated error beyond which a difference is called a mismatch.
 SAFETY = 4.0
@@ -369,19 +369,34 @@ def _below_step(ev: Evaluator, i: int, h: float) -> bool:
 #: the step moves the slope that crosses it by its jump times its distance over the step. Slopes that moved by
 #: more than this fraction of their gap are not settled on a kink at the point.
 KINK_SETTLED = 1e-3
+#: One-sided slopes of a first difference that differ by this fraction of their size may have crossed a kink
+#: inside the step: a smooth function's differ by f'' h, a tiny fraction of f' at the default step (except
+#: where f' is tiny, where a finer step costs a few evaluations and changes nothing).
+KINK_GAP = 1e-3
 
 
-def _kinks_off_the_point(a: float, verdict: Verdict, rough: bool) -> bool:
+def _kinks_within(ev: Evaluator, i: int, first: tuple[float, float, float, float]) -> bool:
+    """Whether the one-sided slopes of element ``i``'s first difference disagree beyond curvature and rounding."""
+    _, f, b = one_sided(ev, *first)
+    gap = abs(f - b)
+    noise = 2 * noise_level(ev, ev.local_scale[i]) / min(first[2], -first[3])
+    return gap > KINK_GAP * max(abs(f), abs(b)) and gap > SAFETY * noise
+
+
+def _kinks_off_the_point(
+    ev: Evaluator, i: int, a: float, verdict: Verdict, rough: bool, first: tuple[float, float, float, float]
+) -> bool:
     """Whether a verdict other than a clean pass may come from kinks inside the step rather than at the point.
 
     A point a little off one or more kinks (ReLU inputs within 1e-7 of 0, moved by the same input) is
     differentiable, but the one-sided slopes of a larger step cross the kinks: each side averages the slopes
-    beyond them, and the averages shift as the halved step passes each kink in turn. A mismatch, a noisy,
-    loose or unvouched estimate, or a value outside the slopes decided there says nothing about the
-    derivative when the gaps between the slopes did not halve with the step (``rough``); below the nearest
-    kink the central difference is the derivative itself. A value at one of the slopes of a settled kink is
-    what a correct backward gives (ReLU'(0) at the kink); strictly between them, it is a subgradient only if
-    the kink is at the point, which a finer step tells.
+    beyond them, and the averages shift as the halved step passes each kink in turn, so that two central
+    differences may even agree by chance. A mismatch, a noisy, loose or unvouched estimate, or a value outside
+    the slopes decided there says nothing about the derivative when the gaps between the slopes did not halve
+    with the step (``rough``) or were no curvature to begin with; below the nearest kink the central difference
+    is the derivative itself. A value at one of the slopes of a settled kink is what a correct backward gives
+    (ReLU'(0) at the kink); strictly between them, it is a subgradient only if the kink is at the point, which
+    a finer step tells.
     """
     st, _, slack, jump, (lo, hi) = verdict
     if st == AMBIGUOUS:
@@ -390,7 +405,7 @@ def _kinks_off_the_point(a: float, verdict: Verdict, rough: bool) -> bool:
         settled = slack <= SAFETY * KINK_SETTLED * abs(jump)
         at_a_slope = a - lo <= 2 * slack or hi - a <= 2 * slack
         return not (settled and at_a_slope)
-    return rough
+    return rough or _kinks_within(ev, i, first)
 
 
 def _finer(ev: Evaluator, i: int, a: float, h: float, res: float, tol: Tolerance, size: float) -> Any:
@@ -418,9 +433,17 @@ def _finer(ev: Evaluator, i: int, a: float, h: float, res: float, tol: Tolerance
     return found[-1]
 
 
-def _decisive(verdict: Verdict, size: float) -> bool:
-    """Whether finer steps stand by a verdict: a mismatch, a kink, or a pass that sees ``VOUCH * size``."""
-    return verdict[0] in (MISMATCH, KINK, AMBIGUOUS) or (verdict[0] == OK and verdict[2] <= VOUCH * size)
+def _stands_for(finer: Verdict, verdict: Verdict, a: float, size: float) -> bool:
+    """Whether a verdict at finer steps replaces ``verdict``, taken where kinks may lie inside the step.
+
+    Only a sharper one does: its bound below the coarse bound, or below the error a coarse mismatch claimed
+    (else it could not have seen it), and for a pass, one that sees ``VOUCH * size``. Where the function's
+    rounding grows faster than the kinks recede (a float32 kernel), the coarse verdict stands.
+    """
+    sharp = finer[2] < (abs(a - verdict[1]) if verdict[0] == MISMATCH else verdict[2])
+    if finer[0] in (MISMATCH, KINK, AMBIGUOUS):
+        return sharp
+    return finer[0] == OK and finer[2] <= VOUCH * size and sharp
 
 
 def _judge_one(
@@ -445,10 +468,9 @@ def _judge_one(
         return verdict
     # a pass looser than the screen's precision may have averaged the slopes across kinks inside the step
     loose = st == OK and not b <= SCREEN_RELATIVE * max(abs(a), abs(n))
-    if (unsure or loose or st in (MISMATCH, KINK, AMBIGUOUS)) and _kinks_off_the_point(a, verdict, rough):
+    if (unsure or loose or st in (MISMATCH, KINK, AMBIGUOUS)) and _kinks_off_the_point(ev, i, a, verdict, rough, first):
         finer = _finer(ev, i, a, h, res, tol, size)
-        # a mismatch, a kink or a pass is replaced only by a verdict the finer steps stand by
-        if finer is not None and (unsure or _decisive(finer, size)) and (finer[0] != OK or st != OK or finer[2] < b):
+        if finer is not None and (_stands_for(finer, verdict, a, size) or (unsure and finer[0] == NOISY)):
             return finer
     return verdict
 

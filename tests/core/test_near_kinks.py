@@ -117,15 +117,27 @@ def test_the_explored_point_of_the_zoo_relu_rnn_passes():
     from backcheck.zoo import get
 
     x = np.full((4, 2), -1e-07)
-    h_prev = np.array([[0.00011133210321648291, 0.0005366213846637377, 0.00011331678125500491],
-                       [0.0002799511816078632, 0.0004941727752641382, -0.002340599260554727],
-                       [0.0013213364741314875, 0.0007389945952911382, 0.0006495043081808645],
-                       [-0.00029497947439189443, 0.00030373702876211026, -0.0015182796151690912]])
-    wx = np.array([[-1.7058583072790667, 0.80282163849685, -1.18191728424973],
-                   [-0.564704763671248, -1.3842396889308173, 1.6566207158418325]])
-    wh = np.array([[0.003274102972384331, 0.003274102972384331, -0.0006224567253694104],
-                   [0.0005621166546881185, 5.379317968728325e-07, 0.003274102972384331],
-                   [0.0021827353149228876, 0.003274102972384331, 0.003274102972384331]])
+    h_prev = np.array(
+        [
+            [0.00011133210321648291, 0.0005366213846637377, 0.00011331678125500491],
+            [0.0002799511816078632, 0.0004941727752641382, -0.002340599260554727],
+            [0.0013213364741314875, 0.0007389945952911382, 0.0006495043081808645],
+            [-0.00029497947439189443, 0.00030373702876211026, -0.0015182796151690912],
+        ]
+    )
+    wx = np.array(
+        [
+            [-1.7058583072790667, 0.80282163849685, -1.18191728424973],
+            [-0.564704763671248, -1.3842396889308173, 1.6566207158418325],
+        ]
+    )
+    wh = np.array(
+        [
+            [0.003274102972384331, 0.003274102972384331, -0.0006224567253694104],
+            [0.0005621166546881185, 5.379317968728325e-07, 0.003274102972384331],
+            [0.0021827353149228876, 0.003274102972384331, 0.003274102972384331],
+        ]
+    )
     b = np.array([0.0, -1e-07, -1e-07])
     layer = get("rnn_relu_step")
     inputs = (x, h_prev, wx, wh, b)
@@ -158,8 +170,16 @@ def _judged(analytic, kinks=KINKS, weights=WEIGHTS):
 
     ev.element = recorded  # type: ignore[method-assign]
     idx, h = np.arange(1), np.full(1, STEP)
-    j = judge(ev, idx, np.array([analytic]), h, FirstDifferences(*ev.first_differences(idx, h)), np.zeros(1),
-              Tolerance(), typical=np.ones(1))
+    j = judge(
+        ev,
+        idx,
+        np.array([analytic]),
+        h,
+        FirstDifferences(*ev.first_differences(idx, h)),
+        np.zeros(1),
+        Tolerance(),
+        typical=np.ones(1),
+    )
     return j, steps
 
 
@@ -185,6 +205,9 @@ def test_a_kink_at_the_point_stays_a_kink_and_costs_no_finer_steps_when_its_valu
     for wrong in (left - WRONG_BY, right + WRONG_BY):  # outside the slopes: re-checked nearby, and wrong
         j, _ = _judged(wrong, kinks, weights)
         assert j.status[0] == AMBIGUOUS, j
-        report = backcheck.check(lambda t: float(np.sum(weights * np.maximum(t[0] - kinks, 0.0))), np.zeros(1),
-                                 lambda t, wrong=wrong: np.array([wrong]))
+        report = backcheck.check(
+            lambda t: float(np.sum(weights * np.maximum(t[0] - kinks, 0.0))),
+            np.zeros(1),
+            lambda t, wrong=wrong: np.array([wrong]),
+        )
         assert report.status == "fail", report
