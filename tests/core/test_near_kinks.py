@@ -211,3 +211,24 @@ def test_a_kink_at_the_point_stays_a_kink_and_costs_no_finer_steps_when_its_valu
             lambda t, wrong=wrong: np.array([wrong]),
         )
         assert report.status == "fail", report
+
+
+# --- what the retry must not do: turn a mismatch of a smooth function into a pass -------------------------------
+
+
+@pytest.mark.parametrize("rel", [1e-2, 1e-3])
+@pytest.mark.parametrize("size", [1e-4, 1e-3])
+def test_a_smooth_function_with_gradients_small_against_its_curvature_still_fails(size, rel):
+    """At x ~ 1e-3, the one-sided slopes of sum(x^2 + cos x) differ by f'' h, a large fraction of f' ~ x: the
+    first difference looks kinked, and finer steps see less (their rounding grows); the mismatch stands."""
+    x = size * np.random.default_rng(0).normal(size=20)
+    report = backcheck.check(
+        lambda x: float(np.sum(x**2) + np.sum(np.cos(x))), x, lambda x: (2 * x - np.sin(x)) * (1 + rel)
+    )
+    assert report.status == "fail", report
+
+
+@pytest.mark.parametrize("off", [1e-3, 1e-6])
+def test_a_wrong_gradient_at_a_stationary_point_still_fails(off):
+    report = backcheck.check(lambda x: float(np.sum(np.cos(x))), np.zeros(5), lambda x: -np.sin(x) + off)
+    assert report.status == "fail", report
