@@ -265,10 +265,11 @@ def _vouch(tree: Tree, g: np.ndarray, outcome: Outcome, value_gradient: Callable
     """Pass means vouched: elements whose bound could not see an error that matters become inconclusive."""
     which = np.searchsorted(tree.offsets, outcome.checked, side="right") - 1
     ref = np.zeros(outcome.checked.size)
+    derivative = (outcome.status != JUMP) & (outcome.status != NOISY)
     for k in range(len(tree.leaves)):
-        sel = which == k
+        sel = which == k if len(tree.leaves) > 1 else np.ones(which.size, dtype=bool)
         # the tensor's typical size, from the elements that have a derivative (not a pole's jump)
-        ref[sel] = rms(outcome.numeric[sel & ~np.isin(outcome.status, (JUMP, NOISY))])
+        ref[sel] = rms(outcome.numeric[sel & derivative])
     # a tensor whose true gradient is about zero is judged against the largest typical gradient of the check
     typical = max((rms(g[lf.offset : lf.offset + lf.size]) for lf in tree.leaves if lf.size), default=0.0)
     # ... and a check whose gradient is zero everywhere (a constant) against the function's own size
