@@ -168,7 +168,7 @@ def _judged(analytic, kinks=KINKS, weights=WEIGHTS):
         steps.append(abs(float(offsets[0])))
         return element(i, offsets)
 
-    ev.element = recorded  # type: ignore[method-assign]
+    ev.element = recorded
     idx, h = np.arange(1), np.full(1, STEP)
     j = judge(
         ev,

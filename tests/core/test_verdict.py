@@ -8,6 +8,7 @@ from backcheck.numeric.grad import noise_level
 from backcheck.tree import Tree
 from backcheck.verdict import (
     KINK,
+    MAX_LEVELS,
     MISMATCH,
     OK,
     SAFETY,
@@ -20,6 +21,7 @@ from backcheck.verdict import (
 )
 
 given = pytest.importorskip("hypothesis").given
+assume = pytest.importorskip("hypothesis").assume
 st = pytest.importorskip("hypothesis.strategies")
 
 positive = st.floats(min_value=1e-12, max_value=1e6, allow_nan=False)
@@ -84,3 +86,22 @@ def test_a_user_tolerance_replaces_the_error_model():
     loose = judge(ev, idx, off, h, _first(ev, idx, h), np.zeros(2), Tolerance(rtol=1e-2))
     strict = judge(ev, idx, off, h, _first(ev, idx, h), np.zeros(2), Tolerance(rtol=1e-5))
     assert list(loose.status) == [OK, OK] and strict.status[0] == MISMATCH
+
+
+@given(st.floats(min_value=-3.0, max_value=3.0), st.sampled_from([1e-2, 1e-4, -1e-3]))
+def test_a_smooth_mismatch_is_judged_at_its_own_steps_with_no_finer_ones(x0, off):
+    """Finer steps are for kinks inside the step: a smooth function's wrong element costs no more than before."""
+    assume(abs(np.cos(x0)) >= 0.1)  # f' small against f'' h looks kinked to a first difference: test_near_kinks
+    ev = _evaluator(lambda x: float(np.sum(np.sin(x))), np.array([x0]))
+    steps = []
+    element = ev.element
+
+    def recorded(i, offsets):
+        steps.append(abs(float(offsets[0])))
+        return element(i, offsets)
+
+    ev.element = recorded
+    idx, h = np.arange(1), np.full(1, 1e-5)
+    j = judge(ev, idx, np.cos([x0]) + off, h, _first(ev, idx, h), np.zeros(1), Tolerance())
+    assert j.status[0] == MISMATCH
+    assert min(steps, default=h[0]) >= h[0] / 2**MAX_LEVELS
