@@ -67,9 +67,14 @@ def measure(
     grad_eps: float,
     tol: Tolerance,
     typical: float = 0.0,
+    moments: tuple[float, float, float] | None = None,
 ) -> Measurement:
     """Difference along ``x + t * coef`` (on elements ``idx``, gradient ``gs`` there) at ``t = 1`` and, if
-    doubtful, ``t = 1/2``."""
+    doubtful, ``t = 1/2``.
+
+    ``moments``: ``sum |g c|``, ``|g c|_2`` and ``|c|_2`` when the caller knows them (a large array's expected
+    values, see :func:`_moments`); else they are summed here.
+    """
 
     def at(t: float) -> tuple[float, float, float]:
         phis, disps = ev.direction(idx, coef, (t, -t))
@@ -78,13 +83,16 @@ def measure(
         gap = abs((phis[0] - ev.phi0) - (ev.phi0 - phis[1])) / t  # forward minus backward slope
         return numeric, analytic, gap
 
-    gc = gs * coef
-    signed, l2 = float(np.dot(gs, coef)), math.sqrt(float(np.dot(gc, gc)))
-    l1 = float(np.sum(np.abs(gc, out=gc)))
+    if moments is None:
+        gc = gs * coef
+        l2 = math.sqrt(float(np.dot(gc, gc)))
+        l1 = float(np.sum(np.abs(gc, out=gc)))
+        moments = (l1, l2, math.sqrt(float(np.dot(coef, coef))))
+    l1, l2, norm = moments
+    n1, a1, gap1 = at(1.0)
     # the analytic side's rounding: of the product itself, and of gradients of the typical size (an array
     # whose true gradient is zero still carries rounding of its neighbours' size)
-    res = RES_FACTOR * grad_eps * (abs(signed) + l2 + typical * math.sqrt(float(np.dot(coef, coef))))
-    n1, a1, gap1 = at(1.0)
+    res = RES_FACTOR * grad_eps * (abs(a1) + l2 + typical * norm)
     if tol.custom:
         return Measurement(n1 - a1, float(tol.allowed(n1)), n1, a1)
     eps_out = float(np.finfo(ev.out_dtype).eps)
@@ -138,6 +146,23 @@ def detectable_size(bounds: list[float], scale: float, confidence: float) -> flo
     return geo * (1.0 - confidence) ** (-1.0 / len(bounds)) / scale
 
 
+#: From this many elements on, a direction's sums over the array are taken from their expected values.
+MOMENTS_FROM = 65536
+
+
+def _moments(g: np.ndarray, hc: np.ndarray) -> tuple[float, float, float]:
+    """``sum |g c|``, ``|g c|_2`` and ``|c|_2`` of a direction ``c = hc (u - 1/2)``, ``u`` uniform, from their
+    expectations (``E|u - 1/2| = 1/4``, ``E (u - 1/2)^2 = 1/12``), 5% up: over this many elements a sum of
+    independent terms stays within a few tenths of a percent of its mean, and three passes per direction
+    are saved."""
+    a = np.abs(g * hc)
+    return (
+        1.05 * float(np.sum(a)) / 4,
+        1.05 * math.sqrt(float(np.dot(a, a)) / 12),
+        1.05 * math.sqrt(float(np.dot(hc, hc)) / 12),
+    )
+
+
 def _rms(v: np.ndarray) -> float:
     """The RMS of ``v``: one dot product, unless it overflows or meets non-finite values."""
     total = float(np.dot(v, v)) if v.size else 0.0
@@ -180,9 +205,10 @@ def project_leaf(
     wanted = count or 1
     hc = h * math.sqrt(12.0 / max(leaf.size, 1))
     buffer = np.empty(leaf.size)
+    moments = _moments(g, hc) if leaf.size >= MOMENTS_FROM else None
     while len(results) < wanted:
         coef = direction(rng, hc, buffer)
-        m = measure(ev, g, idx, coef, grad_eps, claim.tol, typical)
+        m = measure(ev, g, idx, coef, grad_eps, claim.tol, typical, moments)
         results.append(m)
         if m.failed and failure is None:
             failure = coef / h
