@@ -64,11 +64,47 @@ def _knobs(
     return Knobs(Options.make(**options), dout, numeric_dtype, vectorized, forward_mode, note)
 
 
-def _positional(inputs: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
-    """The tuple form ``check(fn, (x, w))`` of the point is the same as ``check(fn, x, w)``."""
+def _positional(fn: Callable[..., Any], inputs: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    """The tuple form ``check(fn, (x, w))`` of the point is the same as ``check(fn, x, w)``, unless ``fn``
+    takes the sequence itself: ``check(torch.cat, [x, y])`` calls ``torch.cat([x, y])``."""
     if len(inputs) == 1 and isinstance(inputs[0], (list, tuple)) and not kwargs:
-        return tuple(inputs[0])
+        return inputs if _takes_sequence(fn, inputs[0]) else tuple(inputs[0])
     return inputs
+
+
+def _takes_sequence(fn: Callable[..., Any], seq: Any) -> bool:
+    """Whether ``fn(seq)`` rather than ``fn(*seq)`` is meant.
+
+    A function of torch's own (``torch.cat``, ``torch.stack``, ``torch.linalg.multi_dot``) whose one required
+    argument is positional takes the sequence: its other parameters (``dim``, ``out``) are not tensors to
+    spread. A Python function takes it when it can be called with the sequence and not with its items.
+    """
+    import inspect
+
+    from torch.overrides import get_testing_overrides
+
+    try:
+        sig = inspect.signature(fn)
+        own = False
+    except (TypeError, ValueError):  # a builtin: torch documents its signature for overrides
+        stand_in = get_testing_overrides().get(fn)
+        if stand_in is None:
+            return False
+        sig, own = inspect.signature(stand_in), True
+    if own:
+        params = list(sig.parameters.values())
+        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        required = [p for p in params if p.kind in positional and p.default is p.empty]
+        return len(seq) > 1 and len(required) == 1 and params[0] is required[0]
+    return _binds(sig, (seq,)) and not _binds(sig, tuple(seq))
+
+
+def _binds(sig: Any, args: tuple[Any, ...]) -> bool:
+    try:
+        sig.bind(*args)
+    except TypeError:
+        return False
+    return True
 
 
 def check(
@@ -100,7 +136,9 @@ def check(
         ``requires_grad`` are checked, or every floating (and complex) tensor when none has it; keyword tensors
         are checked too, under their keywords; other arguments are passed through unchanged. Names come from
         ``fn``'s signature. Without keyword inputs, ``check(fn, (x, w))`` (the inputs as one tuple or list) is
-        the same as ``check(fn, x, w)``. Tensors inside containers are passed through, not checked.
+        the same as ``check(fn, x, w)``, unless ``fn`` takes a sequence: ``check(torch.cat, [x, y])`` calls
+        ``torch.cat([x, y])``. Tensors in a list or tuple argument are inputs too (``tensors[1]``); tensors
+        deeper inside containers are passed through, not checked.
         A keyword that is one of the options below is the option; pass such an input positionally.
     dout : tensor or sequence of tensors, optional
         The upstream gradient, one per differentiable output. Default: 1 for a single scalar output (then
@@ -149,7 +187,7 @@ def check(
         vectorized,
         bool(forward_mode),
     )
-    args = _positional(inputs, kwargs)
+    args = _positional(fn, inputs, kwargs)
     module = fn if isinstance(fn, torch.nn.Module) else None
     title = type(fn).__name__ if module is not None else function_name(fn)
     consts: tuple[Any, ...] = ()

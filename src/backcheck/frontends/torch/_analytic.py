@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from backcheck.frontends.torch._session import Session
-from backcheck.frontends.torch._tensors import cast, parts, real_of, torch_module
+from backcheck.frontends.torch._tensors import cast, laid_out, parts, real_of, torch_module
 from backcheck.report import Finding
 from backcheck.tree import Tree
 
@@ -36,13 +36,13 @@ def call_native(sess: Session, tensors: list[torch.Tensor]) -> tuple[Any, list[t
     """Run ``fn`` with autograd on, the slots' tensors as leaves. Returns (out, targets)."""
     torch = sess.torch
     targets = []
-    ins: dict[int | str, Any] = {}
+    ins: dict[Any, Any] = {}
     for s, t in zip(sess.slots, tensors, strict=True):
         if s.kind == "param":
             s.tensor.data = t.detach()
             targets.append(s.tensor)
         else:
-            leaf = t.detach().requires_grad_(True)
+            leaf = laid_out(t.detach(), s.tensor).requires_grad_(True)
             ins[s.pos] = leaf
             targets.append(leaf)
     with torch.enable_grad():
@@ -178,13 +178,15 @@ def _nudged(t: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.view_as_complex(moved.contiguous()) if t.is_complex() else moved
 
 
-def repeat_backward(sess: Session) -> tuple[np.ndarray, np.ndarray, np.ndarray] | str:
-    """Three backward passes over one graph: with ``dout``, ``2 dout``, ``dout`` again.
+def repeat_backward(sess: Session) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | str:
+    """Three backward passes over one graph: with ``dout``, ``2 dout``, ``dout`` again; and ``2 dout`` on a fresh one.
 
-    Returns the three gradients (the second halved), which a backward that leaves its saved state alone gives
-    equal, or a sentence saying why they could not be computed. The forward pass runs with identity
-    saved-tensor hooks, so autograd's version counter does not stop a backward whose saved tensors changed:
-    the changed gradients themselves show which input is affected.
+    Returns the first three gradients (the second halved), which a backward that leaves its saved state alone
+    gives equal, and the fresh graph's (halved): the reference of the second pass, since a backward that is
+    not linear in its cotangent's rounding (logcumsumexp's works in log space) rounds ``2 dout`` differently.
+    Or a sentence saying why they could not be computed. The forward pass runs with identity saved-tensor
+    hooks, so autograd's version counter does not stop a backward whose saved tensors changed: the changed
+    gradients themselves show which input is affected.
     """
     torch = sess.torch
     try:
@@ -192,14 +194,17 @@ def repeat_backward(sess: Session) -> tuple[np.ndarray, np.ndarray, np.ndarray] 
             with torch.autograd.graph.saved_tensors_hooks(_same, _same):
                 out, targets = call_native(sess, analytic_tensors(sess, None))
             outs = sess.float_outputs(out)
+            double = [REPEAT_SCALE * d for d in sess.douts]
             g1 = flat(sess, grads(sess, outs, sess.douts, targets, True))
-            g2 = flat(sess, grads(sess, outs, [REPEAT_SCALE * d for d in sess.douts], targets, True))
+            g2 = flat(sess, grads(sess, outs, double, targets, True))
             g3 = flat(sess, grads(sess, outs, sess.douts, targets, False))
+            out, targets = call_native(sess, analytic_tensors(sess, None))
+            fresh = flat(sess, grads(sess, sess.float_outputs(out), double, targets, False))
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:  # reported as a note: the main check has run the backward already
         return f"a second backward pass over the same graph raised {type(exc).__name__}, so saved state was not checked"
-    return g1, g2 / REPEAT_SCALE, g3
+    return g1, g2 / REPEAT_SCALE, g3, fresh / REPEAT_SCALE
 
 
 def _same(t: Any) -> Any:
@@ -207,20 +212,24 @@ def _same(t: Any) -> Any:
 
 
 def state_finding(
-    fname: str, tree: Tree, runs: tuple[np.ndarray, np.ndarray, np.ndarray], eps: np.ndarray
+    fname: str, tree: Tree, runs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], eps: np.ndarray
 ) -> Finding | None:
-    """A failing finding when repeated backward passes over one graph disagree beyond rounding."""
-    g1, g2, g3 = runs
+    """A failing finding when repeated backward passes over one graph disagree beyond rounding.
+
+    The second pass (cotangent doubled) is compared with the same cotangent on a fresh graph, the third with
+    the first.
+    """
+    g1, g2, g3, ref2 = runs
     changed = np.zeros(g1.size, dtype=bool)
     for leaf in tree.leaves:
         sl = slice(leaf.offset, leaf.offset + leaf.size)
         scale = float(np.max(np.abs(g1[sl]), initial=0.0))
         tol = REPEAT_ULPS * eps[sl] * scale
-        changed[sl] = (np.abs(g2[sl] - g1[sl]) > tol) | (np.abs(g3[sl] - g1[sl]) > tol) | ~np.isfinite(g3[sl])
+        changed[sl] = (np.abs(g2[sl] - ref2[sl]) > tol) | (np.abs(g3[sl] - g1[sl]) > tol) | ~np.isfinite(g3[sl])
     where = np.flatnonzero(changed)
     if not where.size:
         return None
-    i = int(where[np.argmax(np.maximum(np.abs(g2 - g1), np.abs(g3 - g1))[where])])
+    i = int(where[np.argmax(np.maximum(np.abs(g2 - ref2), np.abs(g3 - g1))[where])])
     leaf, _ = tree.locate(i)
     names = [tree.element_name(int(k)) for k in where[:5]]
     hit = [lf.name for lf in tree.leaves if changed[lf.offset : lf.offset + lf.size].any()]
@@ -230,7 +239,8 @@ def state_finding(
         message=(
             f"backward changes saved state: a second backward pass over the same graph of {fname} gives another "
             f"gradient for {', '.join(inputs)} ({tree.element_name(i)}: {g1[i]:.6g} the first time, "
-            f"{g2[i]:.6g} with the cotangent doubled (halved back), {g3[i]:.6g} with the first cotangent again). "
+            f"{g2[i]:.6g} with the cotangent doubled (halved back; {ref2[i]:.6g} on a fresh graph), {g3[i]:.6g} "
+            "with the first cotangent again). "
             "The backward pass writes into a tensor it saved in the forward pass, so retain_graph, double "
             "backward and torch.autograd.functional.jacobian give wrong gradients; write into a copy instead."
         ),

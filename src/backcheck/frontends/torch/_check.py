@@ -25,7 +25,7 @@ from backcheck.findings import mutation_finding
 from backcheck.frontends.common import AUTO_MIN_ELEMENTS, JVP_PREFIX, CachedEvaluator
 from backcheck.frontends.torch._session import Session
 from backcheck.frontends.torch._setup import choose_outputs, input_slots, numeric_side, param_slots, parse_dout
-from backcheck.frontends.torch._tensors import BFLOAT16_EPS, dtype_name, np_dtype, parts, real_of
+from backcheck.frontends.torch._tensors import BFLOAT16_EPS, dtype_name, np_dtype, own_storage, parts, real_of
 from backcheck.frontends.torch._vmap import prefetch
 from backcheck.options import Options
 from backcheck.report import Finding, Report
@@ -152,6 +152,14 @@ def _vmap_plan(sess: Session, tree: Tree, knobs: Knobs) -> tuple[bool, str]:
             return False, (
                 "vectorized=True needs the parameters of an nn.Module that is fn itself (check_module); the "
                 "function was evaluated one point at a time."
+            )
+        return False, ""
+    views = [s.name for s in sess.input_slots if not own_storage(s.tensor, contiguous=False)]
+    if views:  # vmap's batched copies would not keep the storage around a view (torch.as_strided reads it)
+        if knobs.vectorized is True:
+            return False, (
+                f"{', '.join(views)} {'is a view' if len(views) == 1 else 'are views'} into a larger storage, "
+                "which vmap's batches would not keep; the function was evaluated one point at a time."
             )
         return False, ""
     return knobs.vectorized is True or tree.size >= AUTO_MIN_ELEMENTS, ""

@@ -16,7 +16,7 @@ import numpy as np
 
 from backcheck.errors import GradientStructureError
 from backcheck.frontends.common import VectorizeError
-from backcheck.frontends.torch._tensors import Slot, Swap, cast, flatten, parts, torch_module
+from backcheck.frontends.torch._tensors import Slot, Swap, cast, flatten, laid_out, parts, torch_module
 from backcheck.tree import Tree
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ class Session:
             k += n
         return out
 
-    def args_with(self, by_slot: Mapping[int | str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    def args_with(self, by_slot: Mapping[Any, Any]) -> tuple[list[Any], dict[str, Any]]:
         """``fn``'s positional and keyword arguments with the slots' tensors in their places."""
 
         def pick(k: int | str, a: Any) -> Any:
@@ -124,11 +124,13 @@ class Session:
                 return by_slot[k]
             if k in self.pristine:
                 return self.pristine[k].clone()
+            if type(a) in (list, tuple) and any((k, j) in by_slot for j in range(len(a))):
+                return type(a)(by_slot.get((k, j), t) for j, t in enumerate(a))  # a TensorList's checked tensors
             return a
 
         return [pick(k, a) for k, a in enumerate(self.args)], {k: pick(k, a) for k, a in self.kwargs.items()}
 
-    def call(self, by_slot: Mapping[int | str, Any]) -> Any:
+    def call(self, by_slot: Mapping[Any, Any]) -> Any:
         args, kwargs = self.args_with(by_slot)
         return self.fn(*args, **kwargs)
 
@@ -153,7 +155,8 @@ class Session:
         assert real is not None
         with torch.enable_grad():
             tensors = [
-                self.assemble(s, ps, real).requires_grad_(True)
+                (laid_out(self.assemble(s, ps, real), s.tensor) if s.kind == "input" else self.assemble(s, ps, real))
+                .requires_grad_(True)
                 for s, ps in zip(self.slots, self.split(list(current.values())), strict=True)
             ]
             self.param_swap.set([t for s, t in zip(self.slots, tensors, strict=True) if s.kind == "param"])

@@ -27,14 +27,27 @@ from backcheck.tree import Tree
 
 
 def input_slots(args: Sequence[Any], kwargs: Mapping[str, Any], names: list[str]) -> list[Slot]:
-    """The checked inputs: those with ``requires_grad``, or every float (and complex) tensor when none has it."""
+    """The checked inputs: those with ``requires_grad``, or every float (and complex) tensor when none has it.
+
+    Tensors inside a list or tuple argument (``torch.cat([x, y])``'s TensorList) are inputs too, named
+    ``tensors[1]`` and placed by ``(argument, index)``; when none has ``requires_grad`` they are checked only
+    if no argument is itself a float tensor.
+    """
     given: list[tuple[int | str, str, Any]] = [(k, names[k], a) for k, a in enumerate(args)]
     given += [(k, k, a) for k, a in kwargs.items()]
-    for _, n, a in given:
+    found: list[tuple[Any, str, Any, bool]] = []  # (place, name, tensor, inside a list), in argument order
+    for k, n, a in given:
         refuse_sparse(a, f"input {n}")
-    floating = [(k, n, a) for k, n, a in given if is_diff_tensor(a)]
-    marked = [(k, n, a) for k, n, a in floating if a.requires_grad]
-    return [Slot(n, a, "input", k) for k, n, a in (marked or floating)]
+        if is_diff_tensor(a):
+            found.append((k, n, a, False))
+        elif type(a) in (list, tuple):
+            for j, t in enumerate(a):
+                refuse_sparse(t, f"input {n}[{j}]")
+                if is_diff_tensor(t):
+                    found.append(((k, j), f"{n}[{j}]", t, True))
+    marked = [f for f in found if f[2].requires_grad]
+    top = [f for f in found if not f[3]]
+    return [Slot(n, a, "input", k) for k, n, a, _ in (marked or top or found)]
 
 
 def param_slots(params: Any, names_taken: set[str]) -> tuple[list[Slot], list[Any], Any]:

@@ -69,6 +69,31 @@ def dense(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def own_storage(t: torch.Tensor, contiguous: bool = True) -> bool:
+    """Whether ``t`` is alone in its storage (not a view into a larger one), and contiguous if asked."""
+    size = t.untyped_storage().nbytes() // max(t.element_size(), 1)
+    return (bool(t.is_contiguous()) or not contiguous) and t.storage_offset() == 0 and size == t.numel()
+
+
+def laid_out(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``values`` at ``like``'s place in a copy of ``like``'s whole storage (cast to ``values``' dtype).
+
+    An input that is a view (``base[5:15]``, a transpose) keeps its strides, its storage offset and the
+    storage around it, which functions that read the storage (``torch.as_strided``) see; a contiguous tensor
+    that owns its storage, or one whose elements overlap (``expand``), is ``values`` itself.
+    """
+    torch = torch_module()
+    if own_storage(like):
+        return values
+    whole = torch.empty(0, dtype=like.dtype, device=like.device).set_(like.untyped_storage())
+    out = whole.detach().to(values.dtype).clone().as_strided(like.shape, like.stride(), like.storage_offset())
+    try:
+        out.copy_(values)
+    except RuntimeError:  # overlapping elements: one value cannot be perturbed alone anyway
+        return values
+    return out
+
+
 def to_numpy(t: torch.Tensor, dtype: Any = None) -> np.ndarray:
     """A private float numpy copy of a real tensor (bfloat16 goes through float32)."""
     torch = torch_module()
@@ -120,7 +145,7 @@ class Slot:
     name: str
     tensor: Any  # the user's own tensor, never written
     kind: str  # 'input' | 'param'
-    pos: int | str  # index into the positional inputs, a keyword, or an index into the parameters
+    pos: Any  # a positional index or a keyword, (either, index in its list), or an index into the parameters
     key: str = ""  # a parameter's name in its module (for functional_call)
     dtype: Any = None  # the native dtype (a parameter's .data is swapped while a check runs)
 
