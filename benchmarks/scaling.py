@@ -480,7 +480,7 @@ class Sampler:
             if "backcheck" in name or (name == __file__ and frame.f_code.co_name in ("sine_loss", "grad")):
                 where = name.split("/backcheck/")[-1] if "/backcheck/" in name else Path(name).name
                 seen.add(f"{where}:{frame.f_code.co_name}")
-                leaf = leaf or (name, frame.f_lineno)
+                leaf = leaf or (name, frame.f_lineno or 0)  # None while a frame is between lines
             frame = frame.f_back
         for key in seen:
             self.functions[key] = self.functions.get(key, 0) + 1
@@ -512,7 +512,7 @@ class Sampler:
         out += ["", f"| line (its own time and numpy's under it) | CPU {name} | source |", "|---|---|---|"]
         for (file, line), count in sorted(self.lines.items(), key=lambda kv: -kv[1])[:top]:
             where = file.split("/backcheck/")[-1] if "/backcheck/" in file else Path(file).name
-            source = linecache.getline(file, line).strip().replace("|", "\\|")[:90]
+            source = (linecache.getline(file, line) if line else "?").strip().replace("|", "\\|")[:90]
             out.append(f"| {where}:{line} | {count * share:.3g} | `{source}` |")
         return out
 
