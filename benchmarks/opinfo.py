@@ -187,6 +187,9 @@ def first_line(exc: BaseException) -> str:
 def inconclusive_reason(report: Any) -> str:
     """Why a report is inconclusive, in a word: from its leaves' notes, else from their element counts."""
     leaves = [lf for lf in report.leaves if lf.status == "inconclusive"]
+    noisy = [e for lf in leaves for e in lf.worst if e.status == "noisy"]
+    if noisy and all(max(abs(e.analytic), abs(e.numeric)) < e.bound for e in noisy):
+        return "gradient below rounding"  # (nearly) zero, or smaller than what the differences resolve
     for lf in leaves:
         low = lf.note.lower()
         for word, reason in REASONS:

@@ -46,6 +46,7 @@ class Session:
         self.pristine = {k: a.detach().clone() for k, a in given if isinstance(a, torch.Tensor) and k not in taken}
         self.numeric_real: Any = None  # a torch.dtype once chosen
         self.out_mask: list[bool] = []  # which flattened outputs enter the check
+        self.half_outputs: set[int] = set()  # checked bfloat16 outputs whose values float16 holds exactly
         self.u_parts: list[np.ndarray] = []
         self.douts: list[Any] = []
         self.out_names: list[str] = []
@@ -145,7 +146,9 @@ class Session:
         return [t for (_, t), keep in zip(flat, self.out_mask, strict=True) if keep]
 
     def output_parts(self, out: Any) -> list[np.ndarray]:
-        return [p for t in self.float_outputs(out) for p in parts(t)]
+        """The checked outputs as numpy arrays; bfloat16 ones as float16, whose rounding is nearer theirs."""
+        half = self.half_outputs
+        return [p for k, t in enumerate(self.float_outputs(out)) for p in parts(t, np.float16 if k in half else None)]
 
     # -- the numeric side ------------------------------------------------------------------------------------
     def numeric_call(self, current: Mapping[str, np.ndarray]) -> list[np.ndarray]:

@@ -96,6 +96,7 @@ def choose_outputs(sess: Session, out0: Any) -> tuple[list[tuple[str, Any]], str
     sess.out_mask = grads if any(grads) else floats
     left = [n for (n, _), f, g in zip(flat0, floats, grads, strict=True) if f and not g and any(grads)]
     outs = [(n, t) for (n, t), keep in zip(flat0, sess.out_mask, strict=True) if keep]
+    sess.half_outputs = {k for k, (_, t) in enumerate(outs) if _fits_half(t)}
     if not outs:
         raise BadInputError(f"{sess.fname} returned no floating-point tensor.", "return a float tensor.")
     note = ""
@@ -105,7 +106,23 @@ def choose_outputs(sess: Session, out0: Any) -> tuple[list[tuple[str, Any]], str
             f"{'it' if len(left) == 1 else 'them'}: ctx.mark_non_differentiable, saved statistics, or computed "
             "without grad), so only the differentiable outputs are checked."
         )
+    if sess.half_outputs:
+        halves = ", ".join(outs[k][0] for k in sorted(sess.half_outputs))
+        note = (note + " " if note else "") + (
+            f"{halves} (bfloat16) enter the numeric side as float16, which holds their values exactly (numpy has "
+            "no bfloat16); the bounds take float16's rounding, 8 times finer than bfloat16's."
+        )
     return outs, note
+
+
+def _fits_half(t: Any) -> bool:
+    """A real bfloat16 tensor whose values float16 holds exactly: numpy has no bfloat16, and as float16 the
+    core sees a rounding 8 times finer than bfloat16's instead of 65536 times (as float32)."""
+    torch = torch_module()
+    if t.dtype != torch.bfloat16:
+        return False
+    t = t.detach()
+    return bool(torch.equal(t.to(torch.float16).to(torch.bfloat16), t))
 
 
 def named_dtype(numeric_dtype: Any) -> Any:

@@ -132,8 +132,8 @@ def refuse_sparse(t: Any, what: str) -> None:
     torch = torch_module()
     if isinstance(t, torch.Tensor) and t.layout != torch.strided:
         raise BadInputError(
-            f"{what} has layout {str(t.layout).replace('torch.', '')}; backcheck.torch supports only dense "
-            "(strided) tensors.",
+            f"{what} has layout {str(t.layout).replace('torch.', '')}, which is not supported: backcheck.torch "
+            "checks dense (strided) tensors only.",
             "pass t.to_dense() (a sparse gradient returned by the backward pass is fine: it is made dense).",
         )
 
