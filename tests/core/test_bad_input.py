@@ -184,3 +184,21 @@ def test_layer_without_float_inputs():
 def test_layer_with_cache_that_does_not_return_a_pair():
     with pytest.raises(backcheck.BadInputError, match=r"must return \(out, cache\)"):
         backcheck.check_layer(lambda x: 2 * x, lambda d, c: 2 * d, np.ones(2), cache=True)
+
+
+@pytest.mark.parametrize(
+    "options, name",
+    [
+        ({"detect": -1e-3}, "detect"),
+        ({"detect": float("nan")}, "detect"),
+        ({"detect": "small"}, "detect"),
+        ({"confidence": 1.0}, "confidence"),
+        ({"confidence": 0.0}, "confidence"),
+        ({"confidence": True}, "confidence"),
+    ],
+)
+def test_detection_options_are_validated_and_named(options, name):
+    x = np.arange(1.0, 5.0)
+    with pytest.raises(backcheck.BadInputError, match=name) as e:
+        backcheck.check(lambda x: float(np.sum(x**2)), x, lambda x: 2 * x, strategy="auto", **options)
+    assert "Hint:" in str(e.value)
