@@ -78,6 +78,8 @@ def test_a_smaller_detection_size_takes_more_directions_and_is_stated():
     sharp = backcheck.check(f, x, g, strategy="auto", detect=plain.leaves[0].floor_rel / 3)
     assert sharp.ok and sharp.n_evals > plain.n_evals
     assert sharp.leaves[0].floor_rel <= plain.leaves[0].floor_rel / 3 * (1 + 1e-9)
+    assert plain.leaves[0].floor_kind == sharp.leaves[0].floor_kind == "rms"  # no element was judged alone
+    assert plain.to_dict()["leaves"][0]["floor_kind"] == "rms"
 
 
 def test_auto_is_the_default_for_large_inputs():
