@@ -35,6 +35,7 @@ True
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -81,13 +82,11 @@ def _takes_sequence(fn: Callable[..., Any], seq: Any) -> bool:
     """
     import inspect
 
-    from torch.overrides import get_testing_overrides
-
     try:
         sig = inspect.signature(fn)
         own = False
     except (TypeError, ValueError):  # a builtin: torch documents its signature for overrides
-        stand_in = get_testing_overrides().get(fn)
+        stand_in = _torch_signatures().get(fn)
         if stand_in is None:
             return False
         sig, own = inspect.signature(stand_in), True
@@ -97,6 +96,14 @@ def _takes_sequence(fn: Callable[..., Any], seq: Any) -> bool:
         required = [p for p in params if p.kind in positional and p.default is p.empty]
         return len(seq) > 1 and len(required) == 1 and params[0] is required[0]
     return _binds(sig, (seq,)) and not _binds(sig, tuple(seq))
+
+
+@functools.lru_cache(maxsize=1)
+def _torch_signatures() -> dict[Any, Callable[..., Any]]:
+    """torch's functions with a Python stand-in of their signature (built once: about 1400 lambdas)."""
+    from torch.overrides import get_testing_overrides
+
+    return get_testing_overrides()
 
 
 def _binds(sig: Any, args: tuple[Any, ...]) -> bool:
