@@ -51,6 +51,8 @@ def test_tensor_lists_are_inputs() -> None:
     for fn in (torch.stack, torch.hstack, torch.vstack, torch.column_stack):  # one required argument: not spread
         assert bt.check(fn, [a, b]).ok, fn
     assert bt.check(torch.linalg.multi_dot, [a, b, c]).ok
+    assert _names(bt.check(torch.hstack, [c])) == ["inputs[0][0]"]  # a list of one tensor
+    assert _names(bt.check(torch.sin, (c,))) == ["inputs[0]"]  # one tensor, spread
     report = bt.check(lambda tensors, equation: torch.einsum(equation, tensors), [a, c], "ij,jk->ik")
     assert report.ok and _names(report) == ["tensors[0]", "tensors[1]"]
     assert bt.check(torch.meshgrid, [_r(4, 3), _r(5, 2)], indexing="ij").ok  # two outputs, each alone too

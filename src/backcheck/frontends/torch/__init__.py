@@ -94,7 +94,9 @@ def _takes_sequence(fn: Callable[..., Any], seq: Any) -> bool:
         params = list(sig.parameters.values())
         positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
         required = [p for p in params if p.kind in positional and p.default is p.empty]
-        return len(seq) > 1 and len(required) == 1 and params[0] is required[0]
+        if not required or params[0] is not required[0] or len(required) > 1:
+            return False
+        return len(seq) > 1 or required[0].name == "tensors"  # torch.cat([x]); torch.sin((x,)) is spread
     return _binds(sig, (seq,)) and not _binds(sig, tuple(seq))
 
 
