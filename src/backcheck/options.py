@@ -188,6 +188,10 @@ class Options:
         seq = np.random.SeedSequence(self.seed.entropy, spawn_key=(*self.seed.spawn_key, key))
         return np.random.default_rng(seq)
 
+    def lazy_rng(self, stream: str) -> Any:
+        """:meth:`rng`, drawn up only when first used (a full check on a smooth function never needs it)."""
+        return _LazyGenerator(lambda: self.rng(stream))
+
     @property
     def seed_value(self) -> Any:
         """The seed as the user can pass it again to reproduce the check."""
@@ -195,6 +199,18 @@ class Options:
 
     def with_(self, **changes: Any) -> Options:
         return replace(self, **changes)
+
+
+class _LazyGenerator:
+    """A numpy Generator made on first use: its attributes are the Generator's."""
+
+    def __init__(self, make: Any) -> None:
+        self._make, self._gen = make, None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._gen is None:
+            self._gen = self._make()
+        return getattr(self._gen, name)
 
 
 def seed_int(rng: np.random.Generator) -> int:

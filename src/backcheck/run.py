@@ -212,7 +212,7 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: d
         claim,
         strategy,
         options.samples,
-        options.rng("strategy"),
+        options.lazy_rng("strategy"),
         frozenset(skipped),
         (options.detect, options.confidence),
     )
