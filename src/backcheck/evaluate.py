@@ -509,8 +509,11 @@ def _move(group: tuple[Any, ...], keep: np.ndarray | None, s: float) -> np.ndarr
     with np.errstate(invalid="ignore", over="ignore"):
         if leaf.dtype == np.float64 and isinstance(local, slice) and isinstance(flat, np.ndarray) and keep is None:
             new = flat[local]  # a float64 run: written in place, no temporary
-            np.multiply(c, s, out=new)
-            new += x0
+            if s in (1.0, -1.0):  # one pass: the steps of every first measurement along a direction
+                (np.add if s > 0 else np.subtract)(x0, c, out=new)
+            else:
+                np.multiply(c, s, out=new)
+                new += x0
             return np.subtract(new, x0)
         new = np.multiply(c, s)
         np.add(new, x0, out=new)
