@@ -171,7 +171,7 @@ def loss_contract(f: Callable[[Any], Any], params: Any, grad: Any, options: Opti
     """The contract of a scalar loss ``f(params)`` and its claimed gradient (a tree, or a function of params)."""
     fname = function_name(f)
     tree = Tree(params, first_parameter_name(f))
-    point, probed = _numeric_point(f, tree, options.upcast)
+    point, probed = _numeric_point(_batch_of_one(f, fname) if options.vectorized else f, tree, options.upcast)
 
     strict = options.strict_dtype
 

@@ -252,3 +252,18 @@ def test_layer_check_on_a_process_pool_matches_the_serial_one(monkeypatch):
     assert pooled.n_evals == serial.n_evals
     for name in ("x", "w"):
         assert np.array_equal(pooled.numeric[name], serial.numeric[name])
+
+
+def test_a_vectorized_float32_loss_is_probed_for_float64_copies_with_its_batch_axis():
+    a = np.random.default_rng(2).normal(size=50).astype(np.float32)
+    x = np.random.default_rng(3).normal(size=50).astype(np.float32)
+
+    def f(x):
+        return np.sum(np.tanh(a * x), axis=1)  # needs the batch axis
+
+    def g(x):
+        return a * (1 - np.tanh(a * x) ** 2)
+
+    right = backcheck.check(f, x, g, strategy="full", vectorized=True)
+    assert right.ok and any("evaluated in float64" in n for n in right.notes), right
+    assert backcheck.check(f, x, lambda x: g(x) * np.float32(1.001), strategy="full", vectorized=True).status == "fail"
