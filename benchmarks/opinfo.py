@@ -17,6 +17,9 @@ taken round-robin (the first sample of every operator, then the second...) until
 so a short budget still covers every operator once; ``--timeout`` bounds each of a sample's two checks.
 
 Run:  python benchmarks/opinfo.py [--ops NAME ...] [--max-samples 4] [--budget 240] [--timeout 10] [--json PATH]
+                                  [--inplace] [--progress]
+
+``--inplace`` checks the operators' in-place variants instead, on a copy of the input (``x.clone().add_(y)``).
 
 Needs ``expecttest`` (``pip install backcheck[bench]``): torch's testing package imports it.
 """
@@ -104,6 +107,26 @@ def selected_ops(patterns: list[str] | None) -> list[Any]:
     if patterns:
         ops = [o for o in ops if any(fnmatch.fnmatch(op_name(o), p) or o.name == p for p in patterns)]
     return ops
+
+
+class InPlace:
+    """An OpInfo's in-place variant on a copy of the input, as a user checks ``x.clone().add_(y)``."""
+
+    def __init__(self, op: Any) -> None:
+        self.base = op
+        self.name, self.variant_test_name = op.name + "_", op.variant_test_name
+        self.gradcheck_wrapper = op.gradcheck_wrapper
+
+        def inplace(x: Any, *args: Any, **kwargs: Any) -> Any:
+            return op.inplace_variant(x.clone(), *args, **kwargs)
+
+        inplace.__name__ = self.name
+        self.op = inplace
+
+    def sample_inputs(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        for s in self.base.sample_inputs(*args, **kwargs):  # an in-place op cannot broadcast its input
+            if isinstance(s.input, torch.Tensor) and not s.broadcasts_input:
+                yield s
 
 
 def describe(x: Any) -> str:
@@ -355,10 +378,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--json", help="write every record to this file")
     p.add_argument("--progress", action="store_true", help="one line per sample on stderr as it is checked")
+    p.add_argument("--inplace", action="store_true", help="the in-place variants instead, on a copy of the input")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
     ops = selected_ops(args.ops)
+    if args.inplace:
+        ops = [InPlace(o) for o in ops if o.inplace_variant is not None]
     if not ops:
         print("no operator matches", args.ops, file=sys.stderr)
         return 2
