@@ -304,6 +304,7 @@ def _refine(
     d_prev, f_prev, b_prev = one_sided(ev, fp, fm, dp, dm)
     gap_prev = abs(f_prev - b_prev)
     kinky_prev = jumpy_prev = rough = False
+    jumped = 0.0  # the largest one-sided jump of f seen at any level (a step function's)
     moves_prev = (abs(fp - ev.phi0), abs(ev.phi0 - fm))
     numeric, limit = d_prev, np.inf
     last_change, last_err = 0.0, 1.0
@@ -331,6 +332,11 @@ def _refine(
             # f itself jumps here: no derivative to compare with, whatever the rule claims
             return (JUMP, d, limit, max(moves), NO_HULL), rough
         moves_prev, jumpy_prev = moves, jumpy
+        jumped = max(jumped, max(moves)) if jumpy else jumped
+        if jumped and moves == (0.0, 0.0) and err > limit:
+            # f jumped at a larger step and stands still at this one: piecewise constant (inputs quantized to
+            # a coarse dtype, an argmax), a step within the step; no derivative for a rule to match here
+            return (JUMP, d, limit, jumped, NO_HULL), rough
         if err <= limit and (settled or tol.custom) and not jumpy:
             return (OK, d, limit, np.nan, NO_HULL), rough
         kinky = is_kink(gap, gap_prev, 2 * r)  # each one-sided slope carries twice the central round-off

@@ -158,3 +158,20 @@ def test_float16_parameters_read_through_a_closure_are_never_a_silent_pass():
     W = np.random.default_rng(0).normal(size=12).astype(np.float16)
     r = backcheck.check(lambda _: np.sum(np.tanh(W) ** 2), W, lambda _: 1.3 * 2 * np.tanh(W) * (1 - np.tanh(W) ** 2))
     assert r.status in ("fail", "inconclusive"), r
+
+
+@pytest.mark.parametrize("step", [None, 1e-3, 1e-2, 3e-2, 1e-1])
+def test_inputs_cast_to_bfloat16_give_the_same_kind_of_verdict_at_every_step(step):
+    # f is piecewise constant (its inputs quantized): a correct rule is never a fail, a wrong one never a pass
+    bf16 = pytest.importorskip("ml_dtypes").bfloat16
+    for seed in range(6):
+        x = np.random.default_rng(seed).normal(size=8).astype(np.float32)
+
+        def f(x):
+            return float(np.sum(np.tanh(x.astype(bf16).astype(np.float32))))
+
+        def g(x, k=1.0):
+            return k * (1 - np.tanh(x) ** 2)
+
+        assert backcheck.check(f, x, g, step=step, seed=seed).status == "inconclusive"
+        assert backcheck.check(f, x, lambda x: g(x, 1.3), step=step, seed=seed).status != "pass"
