@@ -263,7 +263,7 @@ def target_large(repeats: int) -> list[Target]:
     return [
         Target(
             "(a) auto / gradcheck fast_mode, correct gradient, N=1e6",
-            f"{best:.3g} s / {theirs:.3g} s = {best / theirs:.2g}x (CPU time: {best_cpu / theirs_cpu:.2g}x; one "
+            f"{best:.3g} s / {theirs:.3g} s = {best / theirs:.3g}x (CPU time: {best_cpu / theirs_cpu:.3g}x; one "
             f"evaluation: numpy {one * 1e3:.2g} ms, torch {one_torch * 1e3:.2g} ms)",
             "<= 1x",
             best <= theirs,
@@ -297,8 +297,8 @@ def target_tiny() -> list[Target]:
         Target("(b) a tiny check (sum(x**3), 3 elements), median", f"{ours * 1e3:.3g} ms", "< 1 ms", ours < 1e-3),
         Target(
             "(b) tiny check: backcheck / gradcheck (default, slow mode)",
-            f"{ours * 1e3:.3g} ms / {slow * 1e3:.3g} ms = {ours / slow:.2g}x (fast_mode: {fast * 1e3:.3g} ms, "
-            f"{ours / fast:.2g}x)",
+            f"{ours * 1e3:.3g} ms / {slow * 1e3:.3g} ms = {ours / slow:.3g}x (fast_mode: {fast * 1e3:.3g} ms, "
+            f"{ours / fast:.3g}x)",
             "<= 1x",
             ours <= slow,
         ),
