@@ -73,6 +73,8 @@ class Evaluator:
         self.moved = np.zeros(len(tree.leaves), dtype=bool)
         #: elements whose step was shrunk at the edge of the function's domain: flat index -> factor
         self.shrunk: dict[int, float] = {}
+        #: per array, elements widened without moving f at any step (a function that does not read them)
+        self.flat_tries: dict[str, int] = {}
         self._sums: list[int] = []  # checksums of the inputs at the current base point
         self._base: list[np.ndarray] | None = None  # the base point's values while shifted
         self._coarse = ""  # a note when the output is in a coarser dtype than the inputs

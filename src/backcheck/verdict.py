@@ -306,6 +306,7 @@ def _refine(
     kinky_prev = jumpy_prev = rough = False
     jumped = 0.0  # the largest one-sided jump of f seen at any level (a step function's)
     moves_prev = (abs(fp - ev.phi0), abs(ev.phi0 - fm))
+    still = moves_prev == (0.0, 0.0)  # f has not moved at any step so far
     numeric, limit = d_prev, np.inf
     last_change, last_err = 0.0, 1.0
     for level in range(1, MAX_LEVELS + 1):
@@ -332,6 +333,7 @@ def _refine(
             # f itself jumps here: no derivative to compare with, whatever the rule claims
             return (JUMP, d, limit, max(moves), NO_HULL), rough
         moves_prev, jumpy_prev = moves, jumpy
+        still = still and moves == (0.0, 0.0)
         jumped = max(jumped, max(moves)) if jumpy else jumped
         if jumped and moves == (0.0, 0.0) and err > limit:
             # f jumped at a larger step and stands still at this one: piecewise constant (inputs quantized to
@@ -351,13 +353,48 @@ def _refine(
             return (AMBIGUOUS, d, slack, np.nan, (lo, hi)), rough
         if not kinky and change <= 0.25 * err and not kinky_prev and not jumpy:
             # the estimates agree with each other, not with the analytic value
-            return (MISMATCH, d, limit, np.nan, NO_HULL), rough
+            return _unless_coarse(ev, i, h, (MISMATCH, d, limit, np.nan, NO_HULL), a, still), rough
         d_prev, f_prev, b_prev, gap_prev, kinky_prev = d, f, b, gap, kinky
         last_change, last_err = change, err
     if last_change > 0.25 * last_err or last_err <= limit:
         # the estimates never settled: the function is too rough at every step tried to judge this element
         return (NOISY, numeric, limit, np.nan, NO_HULL), rough
-    return (MISMATCH, numeric, limit, np.nan, NO_HULL), rough
+    return _unless_coarse(ev, i, h, (MISMATCH, numeric, limit, np.nan, NO_HULL), a, still), rough
+
+
+#: Factor by which a step that left f exactly unchanged is widened, up to ``WIDEST`` of the element's size, to
+#: tell a function that changes only in coarse steps (a value computed with cancellation: 1 + erf(x) near -8)
+#: from one that does not read the element.
+WIDER = 8.0
+WIDEST = 0.1
+#: Elements of one array tried wider before the array counts as not moving f at any step.
+WIDER_TRIES = 2
+
+
+def _unless_coarse(ev: Evaluator, i: int, h: float, verdict: Verdict, a: float, still: bool) -> Verdict:
+    """A mismatch where f stood exactly ``still`` at every step, although the rule says it moves: inconclusive
+    if a wider step moves f (its value changes only in steps coarser than these differences), else the mismatch."""
+    if not still or a == 0.0 or not np.isfinite(a):
+        return verdict
+    leaf, local = ev.tree.locate(i)
+    tried = ev.flat_tries.get(leaf.name, 0)
+    if tried >= WIDER_TRIES:
+        return verdict  # this array's first elements did not move f at any width: it does not read them
+    widest = WIDEST * max(abs(float(leaf.original.reshape(-1)[local])), 1.0)
+    s, moved = h, False
+    while s < widest:
+        s = min(s * WIDER, widest)
+        phis, disp = ev.element(i, (s, -s))
+        if disp[0] == 0.0 or disp[1] == 0.0 or not np.all(np.isfinite(phis)):
+            return verdict
+        up, down = phis[0] - ev.phi0, ev.phi0 - phis[1]
+        if up * down > 0:
+            # it moves through the point, in coarse steps: no difference this fine can judge the rule here
+            return (NOISY, 0.0, np.inf, np.nan, NO_HULL)
+        moved = moved or bool(up or down)  # one side only, so far: a flat piece beside a kink or a max stays so
+    if not moved:
+        ev.flat_tries[leaf.name] = tried + 1
+    return verdict
 
 
 #: Steps, as fractions of the first, at which an element that looks like a jump is tried again: a function

@@ -175,3 +175,20 @@ def test_inputs_cast_to_bfloat16_give_the_same_kind_of_verdict_at_every_step(ste
 
         assert backcheck.check(f, x, g, step=step, seed=seed).status == "inconclusive"
         assert backcheck.check(f, x, lambda x: g(x, 1.3), step=step, seed=seed).status != "pass"
+
+
+def test_a_value_that_moves_only_in_coarse_steps_is_inconclusive_not_wrong():
+    # (1 + tiny(x)) - 1 changes only by whole rounding units of 1: the finite differences stand still
+    x = np.array([0.0, 0.5, -0.3])
+    r = backcheck.check(lambda x: float(np.sum((1 + 1e-14 * np.exp(x)) - 1)), x, lambda x: 1e-14 * np.exp(x))
+    assert r.status == "inconclusive" and not r.findings, r
+    assert any("coarse steps" in n for n in r.notes)
+
+
+def test_a_rule_for_an_input_f_never_reads_still_fails():
+    x = np.array([0.4, -0.2, 0.7])
+    r = backcheck.check(lambda x: float(np.sum(x[:2] ** 2)), x, lambda x: np.array([2 * x[0], 2 * x[1], 0.7]))
+    assert r.status == "fail" and [e.name for e in r.mismatches] == ["x[2]"], r
+    copy = x.copy()
+    closure = backcheck.check(lambda _: float(np.sum(copy**2)), x, lambda x: 2 * x)
+    assert closure.status == "fail" and [f.kind for f in closure.findings] == ["unread input"]

@@ -22,6 +22,7 @@ from backcheck.verdict import (
     JUMP,
     KINK,
     MISMATCH,
+    NOISY,
     OK,
     SAFETY,
     Claim,
@@ -83,6 +84,15 @@ def run(ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator |
                 "them together changes the output by a different amount than their gradients sum to (for "
                 "example a max whose gradient is routed to every tied element)."
             )
+    coarse = np.flatnonzero((j.status == NOISY) & ~np.isfinite(j.bound) & (j.numeric == 0))
+    if coarse.size:
+        shown = ", ".join(ev.tree.element_name(int(idx[k])) for k in coarse[:3])
+        more = f" and {coarse.size - 3} more" if coarse.size > 3 else ""
+        notes.append(
+            f"f stood exactly still at every step tried along {shown}{more}, but wider steps move it: its value "
+            "changes there only in coarse steps (computed with cancellation, like 1 + erf(x) far in its tail), "
+            "so no difference fine enough to judge the rule exists; these elements are inconclusive."
+        )
     jumps = np.flatnonzero(j.status == JUMP)
     if jumps.size:
         shown = ", ".join(f"{ev.tree.element_name(int(idx[k]))} (by {j.jump[k]:.3g})" for k in jumps[:3])
