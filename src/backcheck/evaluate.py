@@ -133,13 +133,7 @@ class Evaluator:
         finally:
             self.tree.restore()
         self._sums = self.tree.sums()
-        if not (phi == again or (phi != phi and again != again)):
-            raise NondeterministicError(
-                f"{self.fname} returned {phi!r} and then {again!r} for the same input: it is random "
-                "(dropout, sampling, an unseeded generator), so finite differences would measure noise.",
-                "fix the randomness: pass a seeded generator or a fixed dropout mask as an input, or "
-                "re-seed inside the function.",
-            )
+        self._same(phi, again)
         if not np.isfinite(phi):
             raise NonFiniteError(
                 f"{self.fname} returned {phi} at the original point, before any perturbation.",
@@ -164,6 +158,24 @@ class Evaluator:
                 f"{finest} to check the gradient more tightly."
             )
         return phi
+
+    def recheck(self) -> None:
+        """Evaluate at the point once more: a random function whose two baseline calls agreed by chance (a mask
+        of a few bits) differs now, and raises :class:`NondeterministicError` as the baseline would have."""
+        if self._shifted or not self.ready:
+            return
+        again = self._value(None)
+        self._after_call()
+        self._same(self.phi0, again)
+
+    def _same(self, phi: float, again: float) -> None:
+        if not (phi == again or (phi != phi and again != again)):
+            raise NondeterministicError(
+                f"{self.fname} returned {phi!r} and then {again!r} for the same input: it is random "
+                "(dropout, sampling, an unseeded generator), so finite differences would measure noise.",
+                "fix the randomness: pass a seeded generator or a fixed dropout mask as an input, or "
+                "re-seed inside the function.",
+            )
 
     # -- many points at once ------------------------------------------------------------------------------
     def first_differences(

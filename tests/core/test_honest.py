@@ -192,3 +192,17 @@ def test_a_rule_for_an_input_f_never_reads_still_fails():
     copy = x.copy()
     closure = backcheck.check(lambda _: float(np.sum(copy**2)), x, lambda x: 2 * x)
     assert closure.status == "fail" and [f.kind for f in closure.findings] == ["unread input"]
+
+
+def test_a_random_function_whose_baseline_calls_agree_by_chance_is_still_caught():
+    # random from its third call on (as a mask of a few bits may agree twice by chance): the check evaluates the
+    # point again before it measures the noise, sees the randomness, and replays numpy's stream as usual
+    calls = [0]
+
+    def late_coin(x):
+        calls[0] += 1
+        jitter = 0.0 if calls[0] <= 2 else np.random.random()
+        return float(np.sum(x**2) + jitter)
+
+    r = backcheck.check(late_coin, np.arange(1.0, 4.0), lambda x: 2 * x)
+    assert r.status == "pass" and any("random" in n for n in r.notes), r
