@@ -15,6 +15,7 @@ from backcheck.errors import GradientMismatch, NotScalarError
 from backcheck.evaluate import Output
 from backcheck.findings import mutation_finding
 from backcheck.options import Options
+from backcheck.outputs import computes_alike
 from backcheck.report import Report
 from backcheck.run import run
 from backcheck.tree import Tree, map_leaves
@@ -122,11 +123,6 @@ def check(
     return run(loss_contract(f, params, grad, options), options)
 
 
-#: Relative difference, in machine epsilons of the narrow dtype, within which ``f`` on float64 copies of
-#: float32 / float16 parameters is the same function (a larger one: it draws or rounds in its input's dtype).
-UPCAST_AGREEMENT = 64.0
-
-
 def _numeric_point(f: Callable[[Any], Any], tree: Tree, upcast: bool | None) -> tuple[Tree, int]:
     """Where ``f`` is differenced, and the evaluations it took to decide: float64 copies when asked for, or for
     float32 / float16 parameters when ``f`` computes the same value from them (it reads its argument, and does
@@ -144,8 +140,7 @@ def _numeric_point(f: Callable[[Any], Any], tree: Tree, upcast: bool | None) -> 
             high = _as_float(f(wide.fresh()))
         except Exception:  # noqa: BLE001 - a function that refuses float64 copies is checked in its own dtype
             return tree, 2
-    eps = max(float(np.finfo(d).eps) for d in narrow)
-    same = math.isfinite(high) and abs(high - low) <= UPCAST_AGREEMENT * eps * max(abs(low), abs(high))
+    same = computes_alike(high, low, max(float(np.finfo(d).eps) for d in narrow))
     return (wide if same and high != low else tree), 2  # equal to the bit: f reads a closure, or casts inside
 
 

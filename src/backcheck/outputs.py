@@ -166,6 +166,29 @@ def narrow_inputs(values: np.ndarray) -> bool:
     return bool(np.all(m.astype(np.float32) == m))
 
 
+#: Machine epsilons of the narrow dtype, of each value's own size and of its array's RMS, within which a
+#: function evaluated on float64 copies is the same function as on the narrow values themselves.
+AGREEMENT = 1024.0
+
+
+def computes_alike(wide: Any, narrow: Any, eps: float | None = None) -> bool:
+    """Whether outputs computed from float64 copies match those from the narrow inputs beyond rounding: not
+    where the narrow ones underflow to 0, or come from random regions drawn in the inputs' own dtype (then the
+    float64 evaluation is another function). ``eps``: the narrow precision (default: ``narrow``'s dtype's)."""
+    n = np.asarray(narrow)
+    if eps is None:
+        if n.dtype.kind != "f" or n.dtype.itemsize >= 8:
+            return True
+        eps = float(np.finfo(n.dtype).eps)
+    w, n = np.asarray(wide, dtype=np.float64).reshape(-1), n.astype(np.float64).reshape(-1)
+    if w.shape != n.shape or not np.array_equal(np.isfinite(w), np.isfinite(n)):
+        return False
+    finite = np.isfinite(n)
+    w, n = w[finite], n[finite]
+    scale = np.abs(n) + (float(np.sqrt(np.mean(n * n))) if n.size else 0.0)
+    return bool(np.all(np.abs(w - n) <= np.maximum(AGREEMENT * eps * scale, np.finfo(np.float64).tiny)))
+
+
 def _as_array(out: Any, what: str) -> np.ndarray:
     if type(out).__module__.startswith(("torch", "jax", "jaxlib")):
         raise NotScalarError(

@@ -309,7 +309,7 @@ def _leaf_report(
     max_rel = float(rel[judged].max()) if judged.any() else 0.0
     denom = np.linalg.norm(a[judged]) + np.linalg.norm(n[judged])
     rel_diff = float(np.linalg.norm((a - n)[judged]) / denom) if denom > 0 else 0.0
-    bad = (st == FAILING[0]) | (st == FAILING[1])
+    bad = np.logical_or.reduce([st == s for s in FAILING])
     ratio = np.divide(diff, b, out=np.full_like(diff, np.inf), where=b > 0)
     ratio[~judged] = -1.0
     order = np.lexsort((-ratio, ~bad))  # failing first, then by how close to the bound

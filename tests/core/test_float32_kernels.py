@@ -104,3 +104,22 @@ def test_outputs_that_underflow_in_float32_keep_the_numeric_side_in_float32():
     assert not any(WIDE_NOTE in n for n in r.notes), r
     ordinary = backcheck.check_layer(lambda x, y: x * y, lambda d, x, y: (d * y, d * x), (x * 1e20, x * 1e20))
     assert ordinary.ok and any(WIDE_NOTE in n for n in ordinary.notes), ordinary
+
+
+def test_outputs_computed_alike_beyond_rounding_and_not():
+    from backcheck.outputs import computes_alike
+
+    y32 = np.random.default_rng(0).normal(size=50).astype(np.float32)
+    y64 = y32.astype(np.float64) * (1 + 4 * float(np.finfo(np.float32).eps))  # float32 rounding, no more
+    assert computes_alike(y64, y32)
+    assert not computes_alike(np.full(4, 1e-46), np.zeros(4, np.float32))  # float32 underflows to 0
+    assert not computes_alike(y64[::-1].copy(), y32)  # another function
+    assert not computes_alike(np.where(np.arange(50) == 3, np.inf, y64), y32)  # finite in one dtype only
+    assert computes_alike(y64, y32.astype(np.float64))  # a float64 'narrow' side has nothing to tell
+
+
+def test_the_refined_sample_of_a_large_float32_kernel_is_stated_against_its_whole():
+    x = np.random.default_rng(0).normal(size=(24, 32)).astype(np.float32)  # 768 elements, above the 512 refined
+    r = backcheck.check_layer(gelu, gelu_backward, (x,), strategy="full")
+    assert r.ok, r
+    assert any("a random sample of 512 of 768" in n for n in r.notes), r.notes

@@ -22,6 +22,7 @@ from backcheck.errors import BadInputError, GradientMismatch, GradientStructureE
 from backcheck.evaluate import Output
 from backcheck.findings import changed_elements, mutation_finding
 from backcheck.options import Options
+from backcheck.outputs import computes_alike
 from backcheck.report import Finding, Report
 from backcheck.run import run
 from backcheck.tree import Tree, flatten, rebuild_like
@@ -321,30 +322,10 @@ class Layer:
         except Exception:  # noqa: BLE001 - a function that refuses float64 is checked at its own dtype
             return self.tree
         same = len(wide_out) == len(parts) and all(
-            w.dtype == np.float64 and w.shape == p.shape and _agree(w, np.asarray(p))
+            w.dtype == np.float64 and w.shape == p.shape and computes_alike(w, np.asarray(p))
             for w, (_, p) in zip(wide_out, parts, strict=True)
         )
         return wide if same else self.tree
-
-
-#: Machine epsilons of the narrow dtype, of each output's own size and of its array's RMS, within which the
-#: forward pass on float64 copies is the same function as on the inputs themselves.
-AGREEMENT = 1024.0
-
-
-def _agree(wide: np.ndarray, narrow: np.ndarray) -> bool:
-    """Whether the float64 evaluation matches the narrow one beyond its rounding: not where the narrow one
-    underflows to 0, or draws random regions in its own dtype (then it is a different function in float64)."""
-    if narrow.dtype.kind != "f" or narrow.dtype.itemsize >= 8 or not narrow.size:
-        return True
-    w, n = wide.astype(np.float64).reshape(-1), narrow.astype(np.float64).reshape(-1)
-    finite = np.isfinite(w) & np.isfinite(n)
-    if not np.array_equal(np.isfinite(w), np.isfinite(n)):
-        return False
-    w, n = w[finite], n[finite]
-    scale = np.abs(n) + (float(np.sqrt(np.mean(n * n))) if n.size else 0.0)
-    tol = AGREEMENT * float(np.finfo(narrow.dtype).eps) * scale
-    return bool(np.all(np.abs(w - n) <= np.maximum(tol, np.finfo(np.float64).tiny)))
 
 
 class _Backward:

@@ -21,6 +21,7 @@ from backcheck.verdict import (
     FAILING,
     JUMP,
     KINK,
+    KINK_GAP,
     MISMATCH,
     NOISY,
     OK,
@@ -306,9 +307,6 @@ def _confirm_scale(
     return None
 
 
-#: A gap between the one-sided slopes of a first difference this large, relative to the slopes, is no
-#: curvature (a smooth function's gap is about f'' h, a tiny fraction of f' at the default step): a kink.
-HIDDEN_KINK_GAP = 1e-3
 
 
 def _hidden_kinks(ev: Evaluator, idx: np.ndarray, first: FirstDifferences, j: Judgement) -> np.ndarray:
@@ -325,7 +323,7 @@ def _hidden_kinks(ev: Evaluator, idx: np.ndarray, first: FirstDifferences, j: Ju
     noise = 2 * noise_level(ev, ev.local_scale[idx], lazy=True) / np.minimum(first.disp_plus, -first.disp_minus)
     hidden = (
         (j.status == OK)
-        & (np.abs(gap) > HIDDEN_KINK_GAP * np.maximum(np.abs(fwd), np.abs(bwd)))
+        & (np.abs(gap) > KINK_GAP * np.maximum(np.abs(fwd), np.abs(bwd)))
         & (np.abs(gap) > SAFETY * noise)
     )
     j.jump[hidden] = gap[hidden]

@@ -163,12 +163,6 @@ def _moments(g: np.ndarray, hc: np.ndarray) -> tuple[float, float, float]:
     )
 
 
-def _rms(v: np.ndarray) -> float:
-    """The RMS of ``v``: one dot product, unless it overflows or meets non-finite values."""
-    total = float(np.dot(v, v)) if v.size else 0.0
-    return math.sqrt(total / v.size) if math.isfinite(total) and total > 1e-290 else rms(v)
-
-
 @dataclass
 class LeafProjection:
     """What the projected check learned about one array."""
@@ -199,7 +193,7 @@ def project_leaf(
     g, h = claim.g[sl], claim.steps[sl]
     grad_eps, typical = float(claim.grad_eps[leaf.offset]), float(claim.rms[leaf.offset])
     idx = slice(leaf.offset, leaf.offset + leaf.size)
-    scale = _rms(g * h)  # the step-weighted gradient, the size errors are measured against
+    scale = rms(g * h)  # the step-weighted gradient, the size errors are measured against
     results: list[Measurement] = []
     failure = None
     wanted = count or 1

@@ -32,12 +32,12 @@ def sharpen_low_precision(ev: Evaluator, claim: Claim, outcome: Outcome, rng: np
     bound (an error of 1e-3 fails); the others keep the verdict and the bound of their first difference.
     """
     pos = np.flatnonzero(outcome.status == OK)
+    whole = pos.size
     if pos.size > LOW_PRECISION_SAMPLE:
         pos = np.sort(rng.choice(pos, size=LOW_PRECISION_SAMPLE, replace=False))
     notes = _refine(ev, claim, outcome, pos, LOW_PRECISION_FLOOR, demand=False)
     if not notes:
         return []
-    whole = int(np.sum(outcome.status == OK)) + int(np.isin(outcome.status, (MISMATCH,)).sum())
     sampled = f" (a random sample of {pos.size} of {whole})" if whole > pos.size else ""
     return [
         f"{ev.fname} computes in {ev.out_dtype}, where one central difference resolves only a few percent of a "
