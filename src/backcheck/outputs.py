@@ -62,8 +62,9 @@ class Output:
             return value, abs(value), arr.dtype  # an integer dtype is the evaluator's to explain
 
         def anchor(out: Any) -> tuple[float, float, np.dtype]:
-            value, size, output.declared = reduce(out)
-            dtype = output.declared
+            value, size, dtype = reduce(out)
+            # an integer loss declares no float precision: the evaluator explains it and steps as for float64
+            output.declared = dtype if dtype.kind == "f" else np.dtype(np.float64)
             return value, size, computed_dtype([np.asarray(value)], dtype) if dtype.kind == "f" else dtype
 
         output = cls(reduce, scalar=True, anchor=anchor)

@@ -29,7 +29,7 @@ def default_steps(tree: Tree, step: Any = None, order: int = 2, out_dtype: Any =
     ``step`` may be one positive number for every element, or an array of ``tree.size`` positive numbers.
     """
     if step is not None:
-        arr = np.asarray(step, dtype=np.float64)
+        arr = _user_steps(step)
         if arr.ndim == 0:
             arr = np.full(tree.size, float(arr))
         if arr.shape != (tree.size,):
@@ -39,6 +39,7 @@ def default_steps(tree: Tree, step: Any = None, order: int = 2, out_dtype: Any =
             )
         if not np.all(np.isfinite(arr) & (arr > 0)):
             raise BadInputError("step= must be finite and positive.", "pass a single float such as step=1e-6.")
+        _refuse_lost_steps(tree, arr)
         return arr
     out = np.empty(tree.size)
     for leaf in tree.leaves:
@@ -50,3 +51,33 @@ def default_steps(tree: Tree, step: Any = None, order: int = 2, out_dtype: Any =
         np.maximum(part, 1.0, out=part)
         part *= step_base(dtype, order)
     return out
+
+
+def _user_steps(step: Any) -> np.ndarray:
+    """The user's ``step=`` as float64 numbers (one, or one per element), or :class:`BadInputError`."""
+    try:
+        return np.asarray(step, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise BadInputError(
+            f"step= is a {type(step).__name__} that is not one number or a flat list of numbers ({exc}).",
+            "pass a single float such as step=1e-6, or an array with one step per element.",
+        ) from None
+
+
+def _refuse_lost_steps(tree: Tree, steps: np.ndarray) -> None:
+    """Raise when a user's step is lost when added to (or taken from) its element in the element's dtype:
+    no difference could be formed there (1e-30 next to 1.0)."""
+    for leaf in tree.leaves:
+        x = leaf.original.reshape(-1)
+        h = steps[leaf.offset : leaf.offset + leaf.size]
+        with np.errstate(over="ignore", invalid="ignore"):
+            lost = np.isfinite(x) & (((x + h).astype(leaf.dtype) == x) | ((x - h).astype(leaf.dtype) == x))
+        if lost.any():
+            k = int(np.flatnonzero(lost)[0])
+            need = float(np.spacing(np.abs(x[k]).astype(leaf.dtype)))
+            raise BadInputError(
+                f"step={h[k]:g} is lost when added to {tree.element_name(leaf.offset + k)} = {x[k]:g}: {leaf.dtype} "
+                f"cannot represent the change, so no difference can be formed there.",
+                f"pass a step well above {need:.3g} (the spacing of {leaf.dtype} there), or leave step= out to "
+                "choose one per element.",
+            )
