@@ -512,3 +512,106 @@ def test_an_extreme_but_valid_option_gives_an_honest_verdict(option: dict[str, A
     x = X()
     assert outcome(lambda: backcheck.check(sq, x, dsq, **option), x).status in ("pass", "inconclusive")
     assert outcome(lambda: backcheck.check(sq, x, lambda p: 3 * p, **option), x).status in ("fail", "inconclusive")
+
+
+# -- check_layer -----------------------------------------------------------------------------------------------------
+def _mm(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    return x @ w
+
+
+def _mm_backward(d: np.ndarray, x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return d @ w.T, x.T @ d
+
+
+def _xw() -> tuple[np.ndarray, np.ndarray]:
+    return np.arange(1.0, 5.0).reshape(2, 2), np.arange(2.0, 6.0).reshape(2, 2)
+
+
+LAYER_BAD_ARGUMENTS = [
+    ("wrt an int", dict(wrt=0), BadInputError, "wrt=0"),
+    ("wrt unknown", dict(wrt=["z"]), BadInputError, "'z'"),
+    ("constant an int", dict(constant=1), BadInputError, "constant=1"),
+    ("names repeated", dict(names=["a", "a"]), BadInputError, "repeat"),
+    ("names too few", dict(names=["a"]), BadInputError, "names"),
+    ("dout NaN", dict(dout=np.full((2, 2), np.nan)), NonFiniteError, "dout"),
+    ("dout inf", dict(dout=np.full((2, 2), -np.inf)), NonFiniteError, "dout"),
+    ("dout wrong shape", dict(dout=np.ones(3)), GradientStructureError, "(3,)"),
+    ("dout ints", dict(dout=np.ones((2, 2), int)), GradientStructureError, "int64"),
+    ("dout complex", dict(dout=np.ones((2, 2), complex)), GradientStructureError, "complex128"),
+    ("dout a str", dict(dout="a"), GradientStructureError, "dout"),
+]
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, culprit", [r[1:] for r in LAYER_BAD_ARGUMENTS], ids=[r[0] for r in LAYER_BAD_ARGUMENTS]
+)
+def test_a_bad_layer_argument_is_named(kwargs: dict[str, Any], error: type, culprit: str) -> None:
+    x, w = _xw()
+    typed(lambda: backcheck.check_layer(_mm, _mm_backward, (x, w), **kwargs), error, culprit, watched=(x, w))
+
+
+def test_a_lone_name_is_one_input_not_its_letters() -> None:
+    x, w = _xw()
+    report = outcome(lambda: backcheck.check_layer(_mm, _mm_backward, (x, w), wrt="w"), x, w)
+    assert [leaf.name for leaf in report.leaves] == ["w"]
+    report = outcome(lambda: backcheck.check_layer(_mm, lambda d, x, w: (d @ w.T, None), (x, w), constant="w"), x, w)
+    assert report.status == "pass" and [leaf.name for leaf in report.leaves] == ["x"]
+
+
+@pytest.mark.parametrize("which", ["forward", "backward"])
+@pytest.mark.parametrize("junk", [3, "f", None, np.ones(2)], ids=["int", "str", "None", "array"])
+def test_a_function_that_is_not_one_is_named(which: str, junk: Any) -> None:
+    x, w = _xw()
+    fns = {"forward": _mm, "backward": _mm_backward, which: junk}
+    typed(lambda: backcheck.check_layer(fns["forward"], fns["backward"], (x, w)), BadInputError, which, watched=(x, w))
+    if which == "forward":
+        typed(lambda: backcheck.check(junk, x, dsq), BadInputError, "not a function", watched=(x,))
+
+
+LAYER_BAD_OUTPUTS = [
+    ("None", lambda x: None, BadInputError, "object"),
+    ("str", lambda x: "a", BadInputError, "<U1"),
+    ("ints", lambda x: np.ones(2, int), BadInputError, "int64"),
+    ("complex", lambda x: x.astype(complex), BadInputError, "complex128"),
+    ("NaN", lambda x: x * np.nan, NonFiniteError, "NaN"),
+    ("a pair with junk", lambda x: (x**2, "junk"), BadInputError, "out[1]"),
+    ("generator", lambda x: (v for v in x), BadInputError, "object"),
+]
+
+
+@pytest.mark.parametrize(
+    "forward, error, culprit", [r[1:] for r in LAYER_BAD_OUTPUTS], ids=[r[0] for r in LAYER_BAD_OUTPUTS]
+)
+def test_a_layer_output_that_is_not_float_arrays_is_named(forward: Any, error: type, culprit: str) -> None:
+    x = X()
+    typed(lambda: backcheck.check_layer(forward, lambda d, x: d, (x,)), error, culprit, watched=(x,))
+
+
+LAYER_BAD_GRADIENTS = [
+    ("wrong shape", lambda d, x: np.ones(3), GradientStructureError, "(3,)"),
+    ("ints", lambda d, x: np.ones(4, int), GradientStructureError, "int64"),
+    ("str", lambda d, x: "a", GradientStructureError, "str"),
+    ("generator", lambda d, x: (v for v in [d]), GradientStructureError, "generator"),
+    ("one too many", lambda d, x: (d, d), GradientStructureError, "2 gradient(s)"),
+    ("none at all", lambda d, x: (), GradientStructureError, "0 gradient(s)"),
+    ("a dict", lambda d, x: {"x": d}, GradientStructureError, "dict"),
+    ("raises", lambda d, x: 1 / 0, UserFunctionError, "ZeroDivisionError"),
+]
+
+
+@pytest.mark.parametrize(
+    "backward, error, culprit", [r[1:] for r in LAYER_BAD_GRADIENTS], ids=[r[0] for r in LAYER_BAD_GRADIENTS]
+)
+def test_a_layer_gradient_of_the_wrong_kind_is_named(backward: Any, error: type, culprit: str) -> None:
+    x = X()
+    typed(lambda: backcheck.check_layer(lambda x: 2 * x, backward, (x,)), error, culprit, watched=(x,))
+
+
+def test_a_backward_that_writes_everywhere_then_raises_leaves_the_inputs_alone() -> None:
+    x, w = _xw()
+
+    def backward(d: np.ndarray, x: np.ndarray, w: np.ndarray) -> Any:
+        x[...], w[...], d[...] = 0.0, 0.0, 0.0
+        raise ValueError("halfway")
+
+    typed(lambda: backcheck.check_layer(_mm, backward, (x, w)), UserFunctionError, "backward", watched=(x, w))

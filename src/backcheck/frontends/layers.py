@@ -190,9 +190,17 @@ class Layer:
             )
         if not isinstance(inputs, (list, tuple)):
             inputs = (inputs,)
+        for what, fn in (("forward", forward), ("backward", backward)):
+            if not callable(fn):
+                raise BadInputError(
+                    f"{what} is a {type(fn).__name__}, not a function.", f"pass the layer's {what} function."
+                )
         if names is not None and len(names) != len(inputs):
             raise BadInputError(f"names has {len(names)} entries for {len(inputs)} inputs.", "give one name per input.")
         names = list(names) if names is not None else arg_names(forward, len(inputs))
+        if len(set(names)) != len(names):
+            raise BadInputError(f"names {names} repeat a name.", "give every input a name of its own.")
+        wrt, constant = _names_option("wrt", wrt), _names_option("constant", constant)
         for what, given in (("wrt", wrt), ("constant", constant)):
             unknown = [w for w in given or () if w not in names]
             if unknown:
@@ -411,6 +419,18 @@ class _RowsPhi:
         return self.output.rows([np.asarray(x) for _, x in flatten(self.layer.out(rows), "out")])
 
 
+def _names_option(what: str, given: Any) -> Sequence[str] | None:
+    """``wrt=`` / ``constant=`` as a list of input names (a lone name is one name), or BadInputError."""
+    if given is None or isinstance(given, str):
+        return None if given is None else [given]
+    try:
+        return list(given)
+    except TypeError:
+        raise BadInputError(
+            f"{what}={given!r} is not a list of input names.", f"pass {what}=['x'] (forward's parameter names)."
+        ) from None
+
+
 def _check_outputs(parts: list[tuple[str, np.ndarray]], fname: str) -> None:
     for n, p in parts:
         if p.dtype.kind != "f":
@@ -444,6 +464,8 @@ def _dout(dout: Any, parts: list[tuple[str, np.ndarray]], rng: np.random.Generat
             )
         if arr.dtype.kind != "f":
             raise GradientStructureError(f"{gname} has dtype {arr.dtype}; it must be float.", "pass a float array.")
+        if not np.all(np.isfinite(arr)):
+            raise NonFiniteError(f"{gname} contains NaN or Inf.", "pass a finite upstream gradient dout.")
         out.append(arr.copy())
     return out
 
