@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from backcheck.frontends.torch._session import Session
-from backcheck.frontends.torch._tensors import cast, laid_out, parts, real_of, torch_module
+from backcheck.frontends.torch._tensors import cast, dense, laid_out, parts, real_of, torch_module
 from backcheck.report import Finding
 from backcheck.tree import Tree
 
@@ -108,7 +108,9 @@ def flat(sess: Session, gradients: Sequence[Any]) -> np.ndarray:
     for s, gr in zip(sess.slots, gradients, strict=True):
         if gr is None:
             gr = torch.zeros(s.tensor.shape, dtype=s.dtype, device=s.tensor.device)
-        out.extend(p.reshape(-1).astype(np.float64) for p in parts(gr))
+        out.extend(p.reshape(-1).astype(np.float64, copy=False) for p in parts(gr))  # parts are private copies
+    if len(out) == 1:
+        return out[0]
     return np.concatenate(out) if out else np.zeros(0)
 
 
@@ -209,6 +211,63 @@ def repeat_backward(sess: Session) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
 
 def _same(t: Any) -> Any:
     return t
+
+
+def reverse_repeated(sess: Session) -> tuple[np.ndarray, bool] | None:
+    """The gradient from the graph kept at the original point (:attr:`Session.graph`), with two more backward
+    passes over that graph, with ``2 dout`` and ``dout`` again; and whether they gave exactly twice the first
+    gradient and the first gradient again.
+
+    This saves the forward passes of :func:`reverse` and :func:`repeat_backward` when the backward leaves its
+    saved state alone and is linear in its cotangent's scale (a power of two scales every rounding exactly),
+    which is the common case. False means they did not (or a pass raised): :func:`repeat_backward` then tells
+    what changed. None when no graph was kept or its first backward pass raised: :func:`reverse` runs it
+    again on a fresh graph, as the error it raises is the user's.
+    """
+    graph, sess.graph = sess.graph, None
+    if graph is None:
+        return None
+    out, targets = graph
+    outs = sess.float_outputs(out)
+    try:
+        first = grads(sess, outs, sess.douts, targets, True)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception:  # the fresh graph raises it again, as the user's error
+        return None
+    g = flat(sess, first)
+    try:
+        double = [REPEAT_SCALE * d for d in sess.douts]
+        second = grads(sess, outs, double, targets, True)
+        third = grads(sess, outs, sess.douts, targets, False)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception:  # a saved tensor changed (autograd's version counter) or the graph refuses a second pass
+        return g, False
+    same = all(
+        (a is None and b is None and c is None)
+        or (a is not None and b is not None and c is not None and _equal(a, b, REPEAT_SCALE) and _equal(a, c))
+        for a, b, c in zip(first, second, third, strict=True)
+    )
+    return g, same
+
+
+#: Elements compared at a time by :func:`_equal` (its temporaries stay in cache; no pass over the whole array).
+EQUAL_CHUNK = 1 << 15
+
+
+def _equal(a: torch.Tensor, b: torch.Tensor, times: float = 1.0) -> bool:
+    """Whether ``b`` equals ``times * a`` bitwise (NaN never does: a gradient with NaN goes the long way)."""
+    torch = torch_module()
+    a, b = dense(a.detach()), dense(b.detach())
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    a, b = a.reshape(-1), b.reshape(-1)
+    for k in range(0, max(a.numel(), 1), EQUAL_CHUNK):
+        sa, sb = a[k : k + EQUAL_CHUNK], b[k : k + EQUAL_CHUNK]
+        if not bool(torch.equal(sb, sa * times if times != 1.0 else sa)):
+            return False
+    return True
 
 
 def state_finding(

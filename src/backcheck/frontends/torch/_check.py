@@ -24,7 +24,14 @@ from backcheck.evaluate import Output
 from backcheck.findings import mutation_finding
 from backcheck.frontends.common import AUTO_MIN_ELEMENTS, JVP_PREFIX, CachedEvaluator
 from backcheck.frontends.torch._session import Session
-from backcheck.frontends.torch._setup import choose_outputs, input_slots, numeric_side, param_slots, parse_dout
+from backcheck.frontends.torch._setup import (
+    TorchEvaluator,
+    choose_outputs,
+    input_slots,
+    numeric_side,
+    param_slots,
+    parse_dout,
+)
 from backcheck.frontends.torch._tensors import BFLOAT16_EPS, dtype_name, np_dtype, own_storage, parts, real_of
 from backcheck.frontends.torch._vmap import prefetch
 from backcheck.options import Options
@@ -104,7 +111,9 @@ def _contract(sess: Session, target: Target, knobs: Knobs) -> tuple[Contract, np
     torch = sess.torch
     fname = sess.fname
     sess.use_native()
-    out0, _ = call_user(side.call_native, (sess, [sess.original(s).clone() for s in sess.slots]), fname)
+    out0, targets = call_user(side.call_native, (sess, [sess.original(s).clone() for s in sess.slots]), fname)
+    if not sess.params and not sess.const_swap.tensors:  # nothing swaps storage under the graph: keep it
+        sess.graph = (out0, targets)
     outs, out_note = choose_outputs(sess, out0)
     for n, t in outs:
         if not bool(torch.all(torch.isfinite(t.detach()))):
@@ -118,6 +127,7 @@ def _contract(sess: Session, target: Target, knobs: Knobs) -> tuple[Contract, np
     sess.part_shapes = [tuple(t.shape) for _, t in outs for _ in range(2 if t.is_complex() else 1)]
     rep_tree, grad_eps, labels = _report_tree(sess)
     _, ev, notes = numeric_side(sess, rep_tree, knobs.numeric_dtype, sess.output_parts(out0))
+    ev.remember_directions = knobs.forward_mode  # the forward-mode section asks for the same directions
     if out_note:
         notes.append(out_note)
     vmap, vmap_note = _vmap_plan(sess, rep_tree, knobs)
@@ -174,9 +184,9 @@ def _report_tree(sess: Session) -> tuple[Tree, np.ndarray | None, dict[str, str]
             dt = np.float16
             stand_in.extend(s.leaf_names)
         for ln, p in zip(s.leaf_names, parts(sess.original(s)), strict=True):
-            arrays[ln] = p.astype(dt)
+            arrays[ln] = p.astype(dt, copy=False)  # parts are private copies: the tree may perturb them in place
             labels[ln] = dtype_name(real_of(s.dtype))
-    tree = Tree(arrays, "inputs", in_place=False, bare_keys=True)
+    tree = Tree(arrays, "inputs", in_place=True, bare_keys=True)
     grad_eps = None
     if stand_in:
         grad_eps = np.concatenate(
@@ -205,7 +215,11 @@ class _Side:
 
     def sections(self) -> Analytic:
         sess, fname, douts = self.sess, self.sess.fname, self.douts
-        g = call_user(lambda: side.reverse(sess, None, douts), (), f"torch.autograd.grad through {fname}")
+        kept = side.reverse_repeated(sess) if self.repeat and douts is None else None
+        if kept is None:
+            g = call_user(lambda: side.reverse(sess, None, douts), (), f"torch.autograd.grad through {fname}")
+        else:
+            g = kept[0]
         notes: list[str] = []
         wide = self._wide(g, notes)
         secs = [Section(g, lambda v: side.reverse(sess, v, douts), g_wide=wide, grad_eps=self.grad_eps)]
@@ -217,7 +231,7 @@ class _Side:
             )
             secs.append(Section(g_fwd, lambda v: side.forward(sess, v), JVP_PREFIX, note, grad_eps=self.grad_eps))
         findings: list[Finding] = []
-        if self.repeat:
+        if self.repeat and not (kept is not None and kept[1]):  # passes that agreed exactly found nothing
             runs = side.repeat_backward(sess)
             if isinstance(runs, str):
                 notes.append(runs + ".")
@@ -296,7 +310,8 @@ def _alone_contracts(sess: Session, main: Contract, knobs: Knobs, grad_eps: np.n
         tree = _prefixed(main.tree, prefix)
         point = tree if main.point is main.tree else _prefixed(main.point, prefix)
         output = Output.cotangent(sess.fname, u, sess.part_names, sess.part_shapes, lambda o: o)
-        ev = CachedEvaluator(point, sess.numeric_call, output, sess.fname)
+        ev = TorchEvaluator(point, sess.numeric_call, output, sess.fname)
+        ev.remember_directions = False  # one section: no direction is asked for twice
         ev.baseline()
         one = _Side(sess, tree, ev, knobs, grad_eps)
         one.douts = [d if j == k else None for j in range(len(sess.douts))]

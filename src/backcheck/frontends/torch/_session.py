@@ -45,6 +45,11 @@ class Session:
         given = [*enumerate(self.args), *self.kwargs.items()]
         self.pristine = {k: a.detach().clone() for k, a in given if isinstance(a, torch.Tensor) and k not in taken}
         self.numeric_real: Any = None  # a torch.dtype once chosen
+        #: (outputs, leaves) of the native call at the original point, whose graph the analytic side may use
+        self.graph: tuple[Any, list[Any]] | None = None
+        #: the checked outputs of the native call at the original point, served to the next numeric call (the
+        #: baseline's first, at that point in that dtype) instead of calling ``fn`` again
+        self.primed: list[np.ndarray] | None = None
         self.out_mask: list[bool] = []  # which flattened outputs enter the check
         self.half_outputs: set[int] = set()  # checked bfloat16 outputs whose values float16 holds exactly
         self.u_parts: list[np.ndarray] = []
@@ -153,6 +158,9 @@ class Session:
     # -- the numeric side ------------------------------------------------------------------------------------
     def numeric_call(self, current: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """``fn`` at a point of the numeric tree, as under autograd; its checked outputs as numpy arrays."""
+        if self.primed is not None:
+            got, self.primed = self.primed, None
+            return got
         torch = self.torch
         real = self.numeric_real
         assert real is not None

@@ -9,7 +9,7 @@ import numpy as np
 
 from backcheck.calls import first_line
 from backcheck.errors import BackcheckError, BadInputError, GradientStructureError, UserFunctionError
-from backcheck.evaluate import Output
+from backcheck.evaluate import Evaluator, Output
 from backcheck.frontends.common import CachedEvaluator
 from backcheck.frontends.torch._session import Session
 from backcheck.frontends.torch._tensors import (
@@ -24,6 +24,18 @@ from backcheck.frontends.torch._tensors import (
     torch_module,
 )
 from backcheck.tree import Tree
+
+
+class TorchEvaluator(CachedEvaluator):
+    """A :class:`CachedEvaluator` that remembers directions only when a second section (forward mode) will ask
+    for them again: remembering copies every direction's displacements, a few passes over a large array."""
+
+    remember_directions = True
+
+    def direction(self, *args: Any, **kwargs: Any) -> tuple[np.ndarray, list]:
+        if not self.remember_directions:
+            return Evaluator.direction(self, *args, **kwargs)
+        return super().direction(*args, **kwargs)
 
 
 def input_slots(args: Sequence[Any], kwargs: Mapping[str, Any], names: list[str]) -> list[Slot]:
@@ -228,6 +240,13 @@ def _another_function(sess: Session, output: Output, got: list[np.ndarray], nati
     )
 
 
+def _native_is(sess: Session, real: Any) -> bool:
+    """Whether the numeric side in ``real`` calls ``fn`` exactly as the native call did: every checked tensor
+    and every constant the check casts is in ``real`` already."""
+    floats = [t.dtype for t in sess.const_swap.saved if t.is_floating_point() or t.is_complex()]
+    return all(real_of(d) == real for d in [*(s.dtype for s in sess.slots), *floats])
+
+
 def numeric_side(
     sess: Session, rep_tree: Tree, numeric_dtype: Any, native: list[np.ndarray]
 ) -> tuple[Any, CachedEvaluator, list[str]]:
@@ -248,11 +267,14 @@ def numeric_side(
     for k, real in enumerate(cands):
         tree = numeric_tree(sess, real, rep_tree)
         output = Output.cotangent(sess.fname, sess.u_parts, sess.part_names, sess.part_shapes, lambda o: o)
-        ev = CachedEvaluator(tree, sess.numeric_call, output, sess.fname)
+        ev = TorchEvaluator(tree, sess.numeric_call, output, sess.fname)
         sess.use_numeric(real)
         last = k == len(cands) - 1
+        # the native call at the original point was this very call (after a failed candidate, the call is made:
+        # its failure is reported with the first cause)
+        same = not reasons and _native_is(sess, real)
         try:
-            got = sess.numeric_call(tree.current())
+            got = native if same else sess.numeric_call(tree.current())
         except (KeyboardInterrupt, SystemExit, BackcheckError):
             raise
         except Exception as exc:  # a function that refuses this dtype tries the next one
@@ -274,7 +296,12 @@ def numeric_side(
         if other:
             reasons.append(other)
             continue
-        ev.baseline()
+        # the baseline's first call at the point is the native call, made already; its second call is made
+        sess.primed = list(native) if same else None
+        try:
+            ev.baseline()
+        finally:
+            sess.primed = None
         notes = []
         if reasons:
             notes.append("; ".join(reasons) + f", so the numeric side is evaluated in {dtype_name(real)}.")

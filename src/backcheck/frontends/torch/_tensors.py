@@ -101,7 +101,7 @@ def to_numpy(t: torch.Tensor, dtype: Any = None) -> np.ndarray:
     if t.dtype == torch.bfloat16 or np_dtype(t.dtype) is None:
         t = t.to(torch.float32)
     arr = t.cpu().numpy().copy()
-    return arr.astype(dtype) if dtype is not None else arr
+    return arr.astype(dtype, copy=False) if dtype is not None else arr
 
 
 def parts(t: torch.Tensor, dtype: Any = None) -> list[np.ndarray]:
