@@ -60,7 +60,13 @@ def _selection(argnums: Any, args: tuple[Any, ...], kwargs: dict[str, Any], fnam
     """The arguments argnums selects: positions (ints) and keyword names (strings); None for all."""
     if argnums is None:
         return None
-    wanted = set([argnums] if isinstance(argnums, (int, str)) else argnums)
+    try:
+        wanted = set([argnums] if isinstance(argnums, (int, str)) else argnums)
+    except TypeError:
+        raise BadInputError(
+            f"argnums={argnums!r} is not a position, a keyword name or a sequence of them.",
+            "pass e.g. argnums=0, argnums=(0, 2) or argnums='w'.",
+        ) from None
     bad = [a for a in wanted if not (isinstance(a, int) and 0 <= a < len(args)) and a not in kwargs]
     if bad:
         raise BadInputError(
@@ -207,7 +213,13 @@ def _cotangent(
         )
     us = []
     for k, (gv, shape) in enumerate(zip(given, shapes, strict=True)):
-        arr = np.asarray(gv).astype(np.float64)
+        try:
+            arr = np.asarray(gv).astype(np.float64)
+        except (TypeError, ValueError):
+            raise GradientStructureError(
+                f"dout[{k}] is a {type(gv).__name__} that is not an array of numbers.",
+                "pass a float array (or a pytree of them) like the output.",
+            ) from None
         if arr.shape != shape:
             raise GradientStructureError(
                 f"dout[{k}] has shape {arr.shape}, but the output has shape {shape}.",

@@ -14,6 +14,7 @@ from typing import Any
 import jax
 
 from backcheck.calls import call_user, first_line
+from backcheck.errors import BadInputError
 
 #: Static arguments of the compiled transformations: fn, treedef, layout, statics, out_sel.
 _STATIC = (0, 1, 2, 3, 4)
@@ -176,7 +177,19 @@ class Runner:
             raise
         except Exception:  # a function that cannot be traced abstractly is run once
             outs = call_user(all_outputs, tuple(diff), self.fname)
-            return [jax.ShapeDtypeStruct(o.shape, o.dtype) for o in map(jax.numpy.asarray, outs)]
+            return [_abstract_leaf(o, k, self.fname) for k, o in enumerate(outs)]
+
+
+def _abstract_leaf(out: Any, k: int, fname: str) -> Any:
+    """The shape and dtype of one output leaf, or :class:`BadInputError` naming it when it is no array."""
+    try:
+        arr = jax.numpy.asarray(out)
+    except (TypeError, ValueError):
+        raise BadInputError(
+            f"{fname}'s output out[{k}] is a {type(out).__name__}, not an array.",
+            "return jax arrays (or a pytree of them): strings, generators and sets are no outputs to differentiate.",
+        ) from None
+    return jax.ShapeDtypeStruct(arr.shape, arr.dtype)
 
 
 def apply_raw(run: Runner, diff: Sequence[Any]) -> tuple[Any, ...]:

@@ -1,0 +1,198 @@
+"""Malformed and extreme input to backcheck.torch, backcheck.jax and backcheck.nn's check: a typed error that
+names the culprit, or a sensible verdict; never a bare torch/jax/numpy/Python exception; the user's tensors
+and parameters bitwise unchanged."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pytest
+
+from backcheck import BackcheckError, BadInputError, GradientStructureError, NonFiniteError, UserFunctionError
+
+torch = pytest.importorskip("torch")
+jax = pytest.importorskip("jax")
+jnp = pytest.importorskip("jax.numpy")
+bt = pytest.importorskip("backcheck.torch")
+bj = pytest.importorskip("backcheck.jax")
+
+
+def snapshot(obj: Any) -> Any:
+    """Dtype, shape, strides, grad flag and bits of a tensor / array (or a tree of them)."""
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach()
+        bits = t.contiguous().view(-1).view(torch.uint8) if t.numel() else t
+        return ("torch", t.dtype, tuple(t.shape), t.stride(), obj.requires_grad, bits.tolist())
+    if isinstance(obj, jax.Array):
+        return ("jax", str(obj.dtype), obj.shape, np.asarray(obj).tobytes())
+    if isinstance(obj, np.ndarray):
+        return ("numpy", obj.dtype, obj.shape, obj.strides, np.ascontiguousarray(obj).tobytes())
+    if isinstance(obj, dict):
+        return {k: snapshot(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [snapshot(v) for v in obj]
+    return repr(obj)
+
+
+def outcome(call: Any, *watched: Any) -> Any:
+    before = [snapshot(w) for w in watched]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = call()
+    except BackcheckError as exc:
+        result = exc
+    assert [snapshot(w) for w in watched] == before, "the user's input was changed"
+    return result
+
+
+def typed(call: Any, error: type, *culprits: str, watched: tuple[Any, ...] = ()) -> BackcheckError:
+    exc = outcome(call, *watched)
+    assert isinstance(exc, error), f"expected {error.__name__}, got {exc!r}"
+    for culprit in culprits:
+        assert culprit in str(exc), f"{culprit!r} not named in: {exc}"
+    assert exc.hint
+    return exc
+
+
+def T(*shape: int, dtype: Any = None) -> Any:
+    n = int(np.prod(shape))
+    return torch.arange(1.0, 1.0 + n, dtype=dtype or torch.float64).reshape(*shape)
+
+
+@pytest.fixture(autouse=True)
+def _x64() -> Any:
+    with jax.enable_x64(True):
+        yield
+
+
+# -- torch ------------------------------------------------------------------------------------------------------
+TORCH_INPUTS = [
+    ("float64", lambda: T(4), "pass"),
+    ("float32", lambda: T(4, dtype=torch.float32), "pass"),
+    ("0-d", lambda: torch.tensor(0.5, dtype=torch.float64), "pass"),
+    ("non-contiguous", lambda: T(4, 4)[:, ::2], "pass"),
+    ("expanded (stride 0)", lambda: T(4)[None].expand(3, 4), "pass"),
+    ("transposed", lambda: T(3, 2).t(), "pass"),
+    ("channels_last", lambda: T(1, 2, 3, 3).to(memory_format=torch.channels_last), "pass"),
+    ("requires_grad leaf", lambda: T(4).requires_grad_(), "pass"),
+    ("non-leaf", lambda: T(4).requires_grad_() * 2, "pass"),
+    ("complex", lambda: T(4).to(torch.complex128), "pass"),
+    ("subnormal", lambda: torch.tensor([5e-324, 1.0], dtype=torch.float64), "pass"),
+]
+
+
+@pytest.mark.parametrize("make, status", [r[1:] for r in TORCH_INPUTS], ids=[r[0] for r in TORCH_INPUTS])
+def test_torch_inputs_of_every_layout_are_checked_and_left_unchanged(make: Any, status: str) -> None:
+    x = make()
+    report = outcome(lambda: bt.check(torch.sin, x), x)
+    assert report.status == status, str(report)
+
+
+@pytest.mark.parametrize(
+    "x",
+    [torch.arange(4), torch.ones(4, dtype=torch.bool), np.arange(1.0, 5.0), [1.0, 2.0], None, 1.5, "a"],
+    ids=["int tensor", "bool tensor", "numpy array", "list", "None", "float", "str"],
+)
+def test_torch_inputs_without_a_float_tensor_are_refused(x: Any) -> None:
+    typed(lambda: bt.check(torch.sin, x), BadInputError, "floating-point tensor")
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [lambda x: None, lambda x: "a", lambda x: 1.0, lambda x: x.long(), lambda x: (), lambda x: (v for v in [x])],
+    ids=["None", "str", "float", "int tensor", "empty tuple", "generator"],
+)
+def test_a_torch_function_returning_no_float_tensor_is_named(fn: Any) -> None:
+    x = T(4)
+    typed(lambda: bt.check(fn, x), BadInputError, "no floating-point tensor", watched=(x,))
+
+
+def test_a_torch_function_raising_is_chained_and_the_module_restored() -> None:
+    lin = torch.nn.Linear(3, 2).double()
+
+    def fn(x: Any) -> Any:
+        lin.weight.data.add_(1.0)
+        raise RuntimeError("midway")
+
+    err = typed(lambda: bt.check(fn, T(2, 3), params=lin), UserFunctionError, "midway", watched=(lin.weight, lin.bias))
+    assert isinstance(err.__cause__, RuntimeError)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, culprit",
+    [
+        (dict(dout=torch.ones(3, dtype=torch.float64)), GradientStructureError, "(3,)"),
+        (dict(dout=torch.ones(4, dtype=torch.long)), GradientStructureError, "int64"),
+        (dict(numeric_dtype="x"), BadInputError, "numeric_dtype"),
+        (dict(vectorized="x"), BadInputError, "vectorized"),
+        (dict(strategy="x"), BadInputError, "strategy"),
+        (dict(seed=1.5), BadInputError, "seed"),
+        (dict(step=-1), BadInputError, "step"),
+        (dict(step=1e-30), BadInputError, "[0] = 1"),
+        (dict(step={"x": 1e-6}), BadInputError, "step="),
+        (dict(params=3), BadInputError, "params"),
+        (dict(params={"a": torch.arange(3)}), BadInputError, "a"),
+    ],
+    ids=lambda v: repr(v)[:40],
+)
+def test_bad_torch_options_are_named(kwargs: dict[str, Any], error: type, culprit: str) -> None:
+    x = T(4)
+    typed(lambda: bt.check(torch.sin, x, **kwargs), error, culprit, watched=(x,))
+
+
+# -- jax ----------------------------------------------------------------------------------------------------------
+def J(dtype: Any = None) -> Any:
+    return jnp.arange(1.0, 5.0, dtype=dtype or jnp.float64)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [lambda x: "a", lambda x: (v for v in [x]), lambda x: {1}],
+    ids=["str", "generator", "set"],
+)
+def test_a_jax_function_returning_junk_names_the_output(fn: Any) -> None:
+    x = J()
+    typed(lambda: bj.check(fn, x), BadInputError, "out[0]", watched=(x,))
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, culprit",
+    [
+        (dict(dout="a"), GradientStructureError, "dout[0]"),
+        (dict(dout=jnp.full(4, jnp.nan)), NonFiniteError, "dout"),
+        (dict(dout=jnp.ones(3)), GradientStructureError, "(3,)"),
+        (dict(argnums=1.5), BadInputError, "argnums=1.5"),
+        (dict(argnums=5), BadInputError, "argnums=5"),
+        (dict(mode="x"), BadInputError, "mode"),
+        (dict(step=1e-30), BadInputError, "[0] = 1"),
+        (dict(step={"x": 1e-6}), BadInputError, "step="),
+        (dict(strategy="x"), BadInputError, "strategy"),
+    ],
+    ids=lambda v: repr(v)[:40],
+)
+def test_bad_jax_options_are_named(kwargs: dict[str, Any], error: type, culprit: str) -> None:
+    x = J()
+    typed(lambda: bj.check(jnp.sin, x, **kwargs), error, culprit, watched=(x,))
+
+
+@pytest.mark.parametrize(
+    "x",
+    [jnp.arange(4), jnp.ones(4, bool), None, "a", np.array([1.0, 2.0], dtype=object)],
+    ids=["int", "bool", "None", "str", "object array"],
+)
+def test_jax_inputs_without_a_float_array_are_refused(x: Any) -> None:
+    typed(lambda: bj.check(jnp.sin, x), BadInputError, "floating-point array")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda: J(), lambda: J(jnp.float32), lambda: jnp.array(0.5), lambda: np.arange(1.0, 5.0), lambda: 1.5],
+    ids=["float64", "float32", "0-d", "numpy", "python float"],
+)
+def test_jax_inputs_are_checked_and_left_unchanged(make: Any) -> None:
+    x = make()
+    assert outcome(lambda: bj.check(jnp.sin, x), x).status == "pass"
+    assert outcome(lambda: bj.check(lambda v: jax.lax.stop_gradient(v) * v, x), x).status == "fail"
