@@ -328,13 +328,16 @@ class Evaluator:
                 self._reset()
         return phis, disp, None
 
-    def direction(self, idx: Any, coef: np.ndarray, steps: Sequence[float]) -> tuple[np.ndarray, list]:
+    def direction(
+        self, idx: Any, coef: np.ndarray, steps: Sequence[float], out: Sequence[np.ndarray] | None = None
+    ) -> tuple[np.ndarray, list]:
         """``phi`` at ``x + s v`` with ``v`` zero except ``v[idx] = coef``.
 
         Returns the phi values and, per step, the actual displacement of the touched elements (float64, in
-        ascending order of ``idx``). A run of consecutive elements is written as one slice, so a direction
-        over a million elements costs a few vectorized passes, not a gather and scatter each. Non-finite
-        entries (masks) are not moved: their displacement is 0.
+        ascending order of ``idx``; written into ``out``, one buffer of ``coef``'s size per step, if given).
+        A run of consecutive elements is written as one slice, so a direction over a million elements costs a
+        few vectorized passes, not a gather and scatter each. Non-finite entries (masks) are not moved: their
+        displacement is 0.
         """
         self.last_scale = 0.0
         groups = self._group(idx, coef)
@@ -346,7 +349,8 @@ class Evaluator:
         try:
             for k, s in enumerate(steps):
                 moved = True
-                parts = [_move(group, keep, s) for group, keep in zip(groups, fixed, strict=True)]
+                buf = out[k] if out is not None and len(groups) == 1 else None
+                parts = [_move(group, keep, s, buf) for group, keep in zip(groups, fixed, strict=True)]
                 disps.append(np.concatenate(parts) if len(parts) > 1 else parts[0] if parts else np.empty(0))
                 phis[k] = self._eval_checked((idx, s))
                 for _leaf, local, _c, flat, _x0, native in groups:
@@ -516,9 +520,9 @@ class Evaluator:
         return f"along a direction over {count} element(s) with step {s:+.3g}"
 
 
-def _move(group: tuple[Any, ...], keep: np.ndarray | None, s: float) -> np.ndarray:
+def _move(group: tuple[Any, ...], keep: np.ndarray | None, s: float, out: np.ndarray | None = None) -> np.ndarray:
     """Write ``x0 + s * c`` (rounded to the array's dtype) into one group's elements; return the actual
-    displacement in float64 (0 at the ``keep`` entries, which stay put)."""
+    displacement in float64 (0 at the ``keep`` entries, which stay put), in ``out`` when given."""
     leaf, local, c, flat, x0, native = group
     with np.errstate(invalid="ignore", over="ignore"):
         if leaf.dtype == np.float64 and isinstance(local, slice) and isinstance(flat, np.ndarray) and keep is None:
@@ -528,7 +532,7 @@ def _move(group: tuple[Any, ...], keep: np.ndarray | None, s: float) -> np.ndarr
             else:
                 np.multiply(c, s, out=new)
                 new += x0
-            return np.subtract(new, x0)
+            return np.subtract(new, x0, out=out)
         new = np.multiply(c, s)
         np.add(new, x0, out=new)
         if leaf.dtype != np.float64:
@@ -537,5 +541,7 @@ def _move(group: tuple[Any, ...], keep: np.ndarray | None, s: float) -> np.ndarr
         new[keep] = native[keep]
     flat[local] = new
     if keep is None:
-        return np.subtract(new, x0, dtype=np.float64)
-    return np.subtract(new, x0, dtype=np.float64, where=~keep, out=np.zeros(x0.shape))
+        return np.subtract(new, x0, dtype=np.float64, out=out)
+    disp = np.zeros(x0.shape) if out is None else out
+    disp[keep] = 0.0
+    return np.subtract(new, x0, dtype=np.float64, where=~keep, out=disp)

@@ -208,22 +208,28 @@ class Report:
     def __bool__(self) -> bool:
         return self.ok
 
+    def _built(self, name: str) -> Any:
+        """A per-element tree, built on first access (a million NaN or '' entries cost more than the check)."""
+        value = getattr(self, name)
+        if callable(value):
+            value = value()
+            object.__setattr__(self, name, value)
+        return value
+
     @property
     def numeric(self) -> Any:
         """The numeric gradient as a tree like the inputs (NaN where an element was not evaluated)."""
-        return self._numeric
+        return self._built("_numeric")
 
     @property
     def bound(self) -> Any:
         """The bound each element was held to, as a tree like the inputs (NaN where not checked)."""
-        return self._bound
+        return self._built("_bound")
 
     @property
     def element_status(self) -> Any:
         """Each element's verdict ('ok', 'mismatch', 'dead', 'kink'; '' where not checked), like the inputs."""
-        if callable(self._status):  # built on first access: a million '' strings cost more than the check
-            object.__setattr__(self, "_status", self._status())
-        return self._status
+        return self._built("_status")
 
     def __repr__(self) -> str:
         wrong = sum(lf.n_mismatch for lf in self.leaves)

@@ -190,18 +190,17 @@ def _judge_sections(
 
 def _leaf_scales(tree: Tree, g: np.ndarray, grad_eps: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Per element: the analytic dtype's machine epsilon, and the RMS of its tensor's gradient."""
-    typical = np.empty(tree.size)
-    eps = np.empty(tree.size)
+    eps = tree.per_leaf([np.finfo(leaf.dtype).eps for leaf in tree.leaves]) if grad_eps is None else grad_eps
     overall = typical_size(g)
+    typical = []
     for leaf in tree.leaves:
-        sl = slice(leaf.offset, leaf.offset + leaf.size)
-        eps[sl] = float(np.finfo(leaf.dtype).eps) if grad_eps is None else grad_eps[sl]
-        typical[sl] = overall if leaf.size == tree.size else typical_size(g[sl])
+        size = overall if leaf.size == tree.size else typical_size(g[leaf.offset : leaf.offset + leaf.size])
         if leaf.size and eps[leaf.offset] > 1e-10:
             # a low-precision gradient's rounding follows the size of the whole computation: an array whose
             # true gradient is zero (a bias before a batch norm) still carries rounding of the others' size
-            typical[sl] = max(typical[leaf.offset], overall)
-    return eps, typical
+            size = max(size, overall)
+        typical.append(size)
+    return eps, tree.per_leaf(typical)
 
 
 def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: dict[str, str]) -> Report:
@@ -209,6 +208,7 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: d
     g = sec.g
     strategy = resolve(options.strategy, tree.size)
     steps = default_steps(ev.tree, options.step, out_dtype=ev.out_dtype)
+
     def probe() -> float:  # on first need only: after the point has been evaluated once more
         ev.recheck()
         return estimate_noise(ev, steps, seed_int(options.rng("noise")), np.where(np.isfinite(g), g, 0.0))
@@ -239,9 +239,6 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: d
         outcome.notes.extend(sharpen_low_precision(ev, claim, outcome, options.rng("sharp")))
     _vouch(tree, g, outcome, lambda: _value_gradient(ev), typical)
     leaves = summarize(tree, g, outcome, dict(skipped))
-    flat = {name: np.full(tree.size, np.nan) for name in ("numeric", "bound")}
-    flat["numeric"][outcome.checked] = outcome.numeric
-    flat["bound"][outcome.checked] = outcome.bound
     notes = list(outcome.notes)
     if ev.tree is not tree and ev.tree.leaves and ev.tree.leaves[0].dtype != tree.leaves[0].dtype:
         notes.append(
@@ -264,8 +261,8 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: d
         findings=[],
         notes=notes,
         curves=curves,
-        _numeric=tree.fresh(flat["numeric"], np.float64, copy=False),
-        _bound=tree.fresh(flat["bound"], np.float64, copy=False),
+        _numeric=functools.partial(_values_tree, tree, outcome.checked, outcome.numeric),
+        _bound=functools.partial(_values_tree, tree, outcome.checked, outcome.bound),
         _status=functools.partial(_status_tree, tree, outcome.checked, outcome.status),
         _analytic=tree.fresh(g, np.float64, copy=False),
     )
@@ -310,6 +307,13 @@ def _vouch(tree: Tree, g: np.ndarray, outcome: Outcome, value_gradient: Callable
             "too narrow), so they are inconclusive rather than passed.",
         )
     outcome.status[blind] = NOISY
+
+
+def _values_tree(tree: Tree, checked: np.ndarray, values: np.ndarray) -> object:
+    """Per-element values (NaN where not checked) in the tree's structure."""
+    flat = np.full(tree.size, np.nan)
+    flat[checked] = values
+    return tree.fresh(flat, np.float64, copy=False)
 
 
 def _status_tree(tree: Tree, checked: np.ndarray, status: np.ndarray) -> object:

@@ -8,7 +8,7 @@ shapes (``params['W1'][3, 7]``) and owns the only code that writes into user arr
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -339,14 +339,15 @@ class Tree:
     def grad_eps(self, dtypes: Mapping[str, np.dtype]) -> np.ndarray | None:
         """Per element, the machine epsilon to judge a gradient at: the coarser of its parameter's dtype and
         its own (``dtypes`` as :meth:`pack_dtypes` gives them); None when that is the parameter's everywhere."""
-        eps = np.empty(self.size)
-        for leaf in self.leaves:
-            e = float(np.finfo(leaf.dtype).eps)
-            if leaf.name in dtypes:
-                e = max(e, float(np.finfo(dtypes[leaf.name]).eps))
-            eps[leaf.offset : leaf.offset + leaf.size] = e
         coarser = any(np.finfo(d).eps > np.finfo(self._leaf(n).dtype).eps for n, d in dtypes.items())
-        return eps if coarser else None
+        eps = [max(np.finfo(lf.dtype).eps, np.finfo(dtypes.get(lf.name, lf.dtype)).eps) for lf in self.leaves]
+        return self.per_leaf(eps) if coarser else None
+
+    def per_leaf(self, values: Sequence[float]) -> np.ndarray:
+        """One value per leaf over its elements (read-only; a single leaf's costs no memory)."""
+        if len(self.leaves) == 1:
+            return np.broadcast_to(np.float64(values[0]), (self.size,))
+        return np.repeat(np.asarray(values, dtype=np.float64), [leaf.size for leaf in self.leaves])
 
     def dtype_notes(self, dtypes: Mapping[str, np.dtype], what: str = "gradient") -> list[str]:
         out = []

@@ -69,14 +69,16 @@ class CachedEvaluator(Evaluator):
                 self._elements[k] = [float(p), 0.0, float(d), True]
         return phis, disp, factor
 
-    def direction(self, idx: np.ndarray, coef: np.ndarray, steps: Sequence[float]) -> tuple[np.ndarray, list]:
+    def direction(
+        self, idx: np.ndarray, coef: np.ndarray, steps: Sequence[float], out: Sequence[np.ndarray] | None = None
+    ) -> tuple[np.ndarray, list]:
         if self._depth:
-            return super().direction(idx, coef, steps)
+            return super().direction(idx, coef, steps, out)
         coef = np.asarray(coef, dtype=np.float64)
         key = (_positions_key(idx), _fingerprint(coef), tuple(float(s) for s in steps))
         hit = self._directions.get(key)
         if hit is None or not np.array_equal(hit[2], coef):  # a fingerprint is confirmed on the full values
-            phis, disps = super().direction(idx, coef, steps)
+            phis, disps = super().direction(idx, coef, steps, out)
             self._directions[key] = (phis.copy(), [d.copy() for d in disps], coef.copy())
             return phis, disps
         return hit[0].copy(), [d.copy() for d in hit[1]]

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from backcheck import scratch
 from backcheck.evaluate import Evaluator
 from backcheck.numeric.grad import noise_level
 from backcheck.strategies.elementwise import run
@@ -77,9 +78,10 @@ def measure(
     """
 
     def at(t: float) -> tuple[float, float, float]:
-        phis, disps = ev.direction(idx, coef, (t, -t))
+        with scratch.lend(coef.size) as d0, scratch.lend(coef.size) as d1:
+            phis, disps = ev.direction(idx, coef, (t, -t), (d0, d1))
+            analytic = (float(np.dot(gs, disps[0])) - float(np.dot(gs, disps[1]))) / (2 * t)
         numeric = (phis[0] - phis[1]) / (2 * t)
-        analytic = (float(np.dot(gs, disps[0])) - float(np.dot(gs, disps[1]))) / (2 * t)
         gap = abs((phis[0] - ev.phi0) - (ev.phi0 - phis[1])) / t  # forward minus backward slope
         return numeric, analytic, gap
 
@@ -150,12 +152,12 @@ def detectable_size(bounds: list[float], scale: float, confidence: float) -> flo
 MOMENTS_FROM = 65536
 
 
-def _moments(g: np.ndarray, hc: np.ndarray) -> tuple[float, float, float]:
+def _moments(g: np.ndarray, hc: np.ndarray, out: np.ndarray) -> tuple[float, float, float]:
     """``sum |g c|``, ``|g c|_2`` and ``|c|_2`` of a direction ``c = hc (u - 1/2)``, ``u`` uniform, from their
     expectations (``E|u - 1/2| = 1/4``, ``E (u - 1/2)^2 = 1/12``), 5% up: over this many elements a sum of
     independent terms stays within a few tenths of a percent of its mean, and three passes per direction
-    are saved."""
-    a = np.abs(g * hc)
+    are saved. ``out``: a buffer of the array's size to work in."""
+    a = np.abs(np.multiply(g, hc, out=out), out=out)
     return (
         1.05 * float(np.sum(a)) / 4,
         1.05 * math.sqrt(float(np.dot(a, a)) / 12),
@@ -192,24 +194,23 @@ def project_leaf(
     sl = slice(leaf.offset, leaf.offset + leaf.size)
     g, h = claim.g[sl], claim.steps[sl]
     grad_eps, typical = float(claim.grad_eps[leaf.offset]), float(claim.rms[leaf.offset])
-    idx = slice(leaf.offset, leaf.offset + leaf.size)
-    scale = rms(g * h)  # the step-weighted gradient, the size errors are measured against
     results: list[Measurement] = []
     failure = None
     wanted = count or 1
-    hc = h * math.sqrt(12.0 / max(leaf.size, 1))
-    buffer = np.empty(leaf.size)
-    moments = _moments(g, hc) if leaf.size >= MOMENTS_FROM else None
-    while len(results) < wanted:
-        coef = direction(rng, hc, buffer)
-        m = measure(ev, g, idx, coef, grad_eps, claim.tol, typical, moments)
-        results.append(m)
-        if m.failed and failure is None:
-            failure = coef / h
-        if m.failed and stop_on_failure:
-            break  # the array is wrong; localization takes over
-        if count is None and len(results) == 1 and scale > 0:
-            wanted = directions_needed(m.bound / scale, detect, confidence)
+    with scratch.lend(leaf.size) as buffer, scratch.lend(leaf.size) as hc:
+        scale = rms(np.multiply(g, h, out=buffer))  # the step-weighted gradient, errors are measured against it
+        np.multiply(h, math.sqrt(12.0 / max(leaf.size, 1)), out=hc)
+        moments = _moments(g, hc, buffer) if leaf.size >= MOMENTS_FROM else None
+        while len(results) < wanted:
+            coef = direction(rng, hc, buffer)
+            m = measure(ev, g, sl, coef, grad_eps, claim.tol, typical, moments)
+            results.append(m)
+            if m.failed and failure is None:
+                failure = coef / h
+            if m.failed and stop_on_failure:
+                break  # the array is wrong; localization takes over
+            if count is None and len(results) == 1 and scale > 0:
+                wanted = directions_needed(m.bound / scale, detect, confidence)
     failed = any(m.failed for m in results)
     kinky = sum(m.kinky for m in results)
     detectable = detectable_size([m.bound for m in results], scale, confidence)

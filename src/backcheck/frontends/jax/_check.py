@@ -144,7 +144,7 @@ def _finish(report: Report, inputs: Inputs, late: list[str]) -> Report:
     for name, m in masks.items():
         if name in status:
             status[name] = np.where(m, "", status[name])
-        for values in (report._numeric, report._bound):
+        for values in (report.numeric, report.bound):
             if isinstance(values, dict) and name in values:
                 values[name] = np.where(m, np.nan, values[name])
     if masks:
