@@ -149,17 +149,16 @@ def reverse_wide(sess: Session, douts: Sequence[Any] | None = None) -> np.ndarra
     return flat(sess, got)
 
 
-def rounding_spread(sess: Session, douts: Sequence[Any] | None, times: int = 4) -> np.ndarray:
+def rounding_spread(sess: Session, douts: Sequence[Any] | None, g0: np.ndarray, times: int = 4) -> np.ndarray:
     """How far the native gradient moves when every input moves by one unit in the last place, per element.
 
     An ill-conditioned backward pass (an SVD at near-degenerate singular values) rounds differently at each
     such point, so its gradient moves by about its own rounding error; a well-conditioned one, or one that
-    is wrong by design, moves by a few units in the last place.
+    is wrong by design, moves by a few units in the last place. ``g0``: the native gradient at the point.
     """
     torch = sess.torch
     gen = torch.Generator().manual_seed(0)
     base = analytic_tensors(sess, None)
-    g0 = reverse(sess, None, douts)
     spread = np.zeros_like(g0)
     for _ in range(times):
         moved = [_nudged(t, gen) for t in base]

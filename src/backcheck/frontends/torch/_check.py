@@ -254,7 +254,7 @@ class _Side:
         if wide is None:
             return None
         what = f"torch.autograd.grad through {self.sess.fname}"
-        spread = call_user(side.rounding_spread, (self.sess, self.douts), what)
+        spread = call_user(side.rounding_spread, (self.sess, self.douts, g), what)
         eps = self.eps()
         for leaf in self.tree.leaves:
             sl = slice(leaf.offset, leaf.offset + leaf.size)
