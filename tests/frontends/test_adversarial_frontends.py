@@ -196,3 +196,43 @@ def test_jax_inputs_are_checked_and_left_unchanged(make: Any) -> None:
     x = make()
     assert outcome(lambda: bj.check(jnp.sin, x), x).status == "pass"
     assert outcome(lambda: bj.check(lambda v: jax.lax.stop_gradient(v) * v, x), x).status == "fail"
+
+
+# -- backcheck.nn ---------------------------------------------------------------------------------------------------
+NN_BAD = [
+    ("not a module", lambda lin: (3, (np.ones((4, 3)),), {}), BadInputError, "not a int"),
+    ("params a str", lambda lin: (lin, (np.ones((4, 3)),), dict(params="abc")), BadInputError, "params is a str"),
+    (
+        "params misnamed",
+        lambda lin: (lin, (np.ones((4, 3)),), dict(params={"wieght": np.ones((2, 3))})),
+        BadInputError,
+        "wieght",
+    ),
+    ("unknown option", lambda lin: (lin, (np.ones((4, 3)),), dict(foo=1)), BadInputError, "foo"),
+    ("names set by check_module", lambda lin: (lin, (np.ones((4, 3)),), dict(names=["a"])), BadInputError, "names"),
+    ("bad strategy", lambda lin: (lin, (np.ones((4, 3)),), dict(strategy="x")), BadInputError, "strategy"),
+    ("dout NaN", lambda lin: (lin, (np.ones((4, 3)),), dict(dout=np.full((4, 2), np.nan))), NonFiniteError, "dout"),
+    ("dout shape", lambda lin: (lin, (np.ones((4, 3)),), dict(dout=np.ones(3))), GradientStructureError, "(3,)"),
+    ("lost step", lambda lin: (lin, (np.ones((4, 3)),), dict(step=1e-30)), BadInputError, "input[0, 0]"),
+]
+
+
+@pytest.mark.parametrize("make, error, culprit", [r[1:] for r in NN_BAD], ids=[r[0] for r in NN_BAD])
+def test_bad_input_to_the_nn_check_is_named(make: Any, error: type, culprit: str) -> None:
+    from backcheck.nn import Linear
+    from backcheck.nn.check import check_module
+
+    lin = Linear(3, 2)
+    module, inputs, kwargs = make(lin)
+    typed(lambda: check_module(module, *inputs, **kwargs), error, culprit, watched=(lin.weight.data, lin.bias.data))
+
+
+def test_the_nn_check_at_given_parameter_values_leaves_the_module_alone() -> None:
+    from backcheck.nn import Linear
+    from backcheck.nn.check import check_module
+
+    lin = Linear(3, 2)
+    x = np.arange(12.0).reshape(4, 3)
+    at = {"weight": np.full((2, 3), 0.5)}
+    report = outcome(lambda: check_module(lin, x, params=at), lin.weight.data, lin.bias.data, x, at)
+    assert report.status == "pass"

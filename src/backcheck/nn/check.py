@@ -8,12 +8,14 @@ failing layer marked. ``fit(check='first')`` calls it on the first batch.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from backcheck.blame import Blame, BlameRow
+from backcheck.errors import BadInputError
 from backcheck.frontends.layers import check_layer
 from backcheck.nn.module import Module
 from backcheck.nn.ops.nnfunc import cross_entropy
@@ -53,7 +55,7 @@ def check_module(
     >>> check_module(Linear(3, 2), np.ones((4, 3))).ok
     True
     """
-    current = {n: p.data for n, p in module.named_parameters()}
+    current = _validated(module, params, options)
     pvalues = {n: np.array((params or {}).get(n, v), copy=True) for n, v in current.items()}
     pnames = list(pvalues)
     n_in = len(inputs)
@@ -71,6 +73,39 @@ def check_module(
     return check_layer(
         forward, backward, (*inputs, *pvalues.values()), dout=dout, names=[*in_names, *pnames], **options
     )
+
+
+#: check_layer's arguments that check_module sets itself: not options a caller may pass through
+_OWN_ARGUMENTS = ("forward", "backward", "inputs", "dout", "names")
+
+
+def _validated(module: Any, params: Any, options: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The module's parameter values by name, once ``module``, ``params`` and ``options`` are known to be
+    usable (:class:`BadInputError` naming the culprit otherwise)."""
+    if not isinstance(module, Module):
+        raise BadInputError(
+            f"check_module takes a backcheck.nn Module, not a {type(module).__name__}.",
+            "pass a module such as Linear(3, 2); for a pair of functions use backcheck.check_layer.",
+        )
+    current = {n: p.data for n, p in module.named_parameters()}
+    if params is not None and not isinstance(params, Mapping):
+        raise BadInputError(
+            f"params is a {type(params).__name__}; expected a dict of parameter values by name.",
+            f"pass e.g. params={{'{next(iter(current), 'weight')}': array}}, or leave it out.",
+        )
+    unknown = sorted(map(str, set(params or {}) - set(current)))
+    if unknown:
+        raise BadInputError(
+            f"params names {unknown}, which {type(module).__name__} does not have: {sorted(current)}.",
+            "use the names of module.named_parameters().",
+        )
+    known = set(inspect.signature(check_layer).parameters) - set(_OWN_ARGUMENTS)
+    bad = sorted(set(options) - known)
+    if bad:
+        raise BadInputError(
+            f"check_module got the option(s) {bad}, which it does not take.", f"the options are {sorted(known)}."
+        )
+    return current
 
 
 def blame(
