@@ -187,7 +187,10 @@ def loss_contract(f: Callable[[Any], Any], params: Any, grad: Any, options: Opti
             try:
                 raw = call_user(grad, (tree.current(),), gname)
                 changed = tree.changed()
-            finally:
+            except BaseException:
+                tree.restore()
+                raise
+            if changed:
                 tree.restore()
             findings = (mutation_finding(gname, changed),) if changed else ()
             sec, notes = section(raw, gradient_at(gname))

@@ -127,11 +127,13 @@ class Evaluator:
         try:
             phi, scale, dtype = self._eval(None, anchor=True)
             self.mutated = self.tree.changed()
-            self.tree.restore()
+            if self.mutated:
+                self.tree.restore()
             again = self._eval(None)[0]
             self._note_mutation()
-        finally:
+        except BaseException:
             self.tree.restore()
+            raise
         self._sums = self.tree.sums()
         self._same(phi, again)
         if not np.isfinite(phi):
@@ -479,7 +481,8 @@ class Evaluator:
                     break
             else:
                 self.mutated.append((leaf, idx))
-        self._reset()
+        if self.mutated:
+            self._reset()
 
     def _reset(self) -> None:
         """Put every input back to the base point (the original, or the shifted point)."""

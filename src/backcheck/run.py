@@ -96,7 +96,8 @@ def _attempt(contract: Contract, options: Options, notes: list[str]) -> tuple[Re
         notes.extend(ev.notes())
     finally:
         contract.tree.restore()
-        contract.point.restore()
+        if contract.point is not contract.tree:
+            contract.point.restore()
     return report, analytic
 
 
