@@ -236,19 +236,24 @@ def reverse_repeated(sess: Session) -> tuple[np.ndarray, bool] | None:
         return None
     g = flat(sess, first)
     try:
-        double = [REPEAT_SCALE * d for d in sess.douts]
-        second = grads(sess, outs, double, targets, True)
-        third = grads(sess, outs, sess.douts, targets, False)
+        # one pass at a time, each compared and dropped before the next: its memory serves the next one
+        second = grads(sess, outs, [REPEAT_SCALE * d for d in sess.douts], targets, True)
+        if not _agree(first, second, REPEAT_SCALE):
+            return g, False
+        del second
+        return g, _agree(first, grads(sess, outs, sess.douts, targets, False))
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception:  # a saved tensor changed (autograd's version counter) or the graph refuses a second pass
         return g, False
-    same = all(
-        (a is None and b is None and c is None)
-        or (a is not None and b is not None and c is not None and _equal(a, b, REPEAT_SCALE) and _equal(a, c))
-        for a, b, c in zip(first, second, third, strict=True)
+
+
+def _agree(first: Sequence[Any], again: Sequence[Any], times: float = 1.0) -> bool:
+    """Whether every gradient of ``again`` is exactly ``times`` the one of ``first`` (undefined where it is)."""
+    return all(
+        (a is None and b is None) or (a is not None and b is not None and _equal(a, b, times))
+        for a, b in zip(first, again, strict=True)
     )
-    return g, same
 
 
 #: Elements compared at a time by :func:`_equal` (its temporaries stay in cache; no pass over the whole array).
