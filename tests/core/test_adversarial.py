@@ -715,3 +715,136 @@ def test_more_directions_than_elements_cost_no_more_than_a_full_check() -> None:
 
     x = X()
     assert outcome(lambda: backcheck.check(f, x, dsq, strategy="projected", samples=10**6), x).status == "pass"
+
+
+# -- Hypothesis --------------------------------------------------------------------------------------------------------
+FLOATS = (np.float64, np.float32, np.float16)
+
+
+@st.composite
+def float_points(draw: Any) -> np.ndarray:
+    """A float array in any memory layout (C, Fortran, reversed, strided, read-only), values of any scale
+    where the test function stays finite."""
+    dtype = draw(st.sampled_from(FLOATS))
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4))
+    scale = draw(st.sampled_from([1e-30, 1e-3, 1.0, 10.0]))
+    values = draw(hnp.arrays(np.float64, shape, elements=st.floats(-4.0, 4.0, allow_nan=False, allow_subnormal=False)))
+    arr = (values * scale).astype(dtype)
+    layout = draw(st.sampled_from(["C", "F", "reversed", "strided", "read-only"]))
+    if layout == "F":
+        arr = np.asfortranarray(arr)
+    elif layout == "reversed":
+        arr = np.flip(arr.copy())
+    elif layout == "strided":
+        wide = np.repeat(arr, 2, axis=-1)
+        arr = wide[..., ::2]
+    elif layout == "read-only":
+        arr = arr.copy()
+        arr.flags.writeable = False
+    return arr
+
+
+def smooth(p: Any) -> Any:
+    return np.sum(0.5 * p * p + np.sin(p))
+
+
+def smooth_grad(p: Any) -> Any:
+    return p + np.cos(p)
+
+
+@given(float_points(), st.data())
+def test_any_float_point_gets_an_honest_verdict_and_stays_unchanged(x: np.ndarray, data: Any) -> None:
+    right = outcome(lambda: backcheck.check(smooth, x, smooth_grad), x)
+    assert isinstance(right, backcheck.Report) and right.status != "fail", str(right)
+    k = data.draw(st.integers(0, x.size - 1))
+
+    def wrong_grad(p: Any) -> Any:
+        g = np.array(smooth_grad(p), dtype=p.dtype, order="C")
+        g.reshape(-1)[k] += 0.5 * max(1.0, float(np.max(np.abs(g))))
+        return g
+
+    wrong = outcome(lambda: backcheck.check(smooth, x, wrong_grad), x)
+    assert isinstance(wrong, backcheck.Report) and wrong.status != "pass", str(wrong)
+
+
+def junk() -> Any:
+    """Values a user function might return by mistake: anything but one real number (sometimes one)."""
+    arrays = hnp.arrays(
+        st.one_of(hnp.scalar_dtypes(), st.just(np.dtype(object))),
+        hnp.array_shapes(min_dims=0, max_dims=2, min_side=0, max_side=3),
+    )
+    return st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(),
+        st.complex_numbers(),
+        st.text(max_size=3),
+        st.binary(max_size=3),
+        st.lists(st.floats(), max_size=3),
+        st.tuples(st.floats(), st.text(max_size=2)),
+        st.dictionaries(st.text(max_size=2), st.floats(), max_size=2),
+        arrays,
+    )
+
+
+@given(junk())
+def test_whatever_f_returns_is_a_verdict_or_a_typed_error(value: Any) -> None:
+    x = X()
+    result = outcome(lambda: backcheck.check(lambda p: value, x, lambda p: 0 * p), x)
+    assert isinstance(result, (backcheck.Report, BackcheckError))
+    result = outcome(lambda: backcheck.numerical_grad(lambda p: value, x), x)
+    assert isinstance(result, (np.ndarray, BackcheckError))
+
+
+@given(junk())
+def test_whatever_grad_returns_is_a_verdict_or_a_typed_error(value: Any) -> None:
+    x = X()
+    result = outcome(lambda: backcheck.check(sq, x, lambda p: value), x)
+    assert isinstance(result, (backcheck.Report, BackcheckError))
+    if isinstance(result, backcheck.Report):
+        assert result.status != "pass"  # no junk is the gradient 2x
+    result = outcome(lambda: backcheck.check_layer(lambda a: a * a, lambda d, a: value, (x,)), x)
+    assert isinstance(result, (backcheck.Report, BackcheckError))
+
+
+OPTION_NAMES = ["strategy", "samples", "atol", "rtol", "step", "seed", "floor", "detect", "confidence", "random"]
+
+
+@given(
+    st.sampled_from(OPTION_NAMES),
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-3, 10**6),
+        st.floats(),
+        st.text(max_size=4),
+        st.sampled_from(["full", "sparse", "projected", "auto", "freeze", "error"]),
+        st.lists(st.floats(1e-8, 1e-2), min_size=4, max_size=4),
+    ),
+)
+def test_any_option_value_is_used_or_refused_by_name(name: str, value: Any) -> None:
+    hypothesis.assume(not (name == "samples" and isinstance(value, int) and value > 1000))
+    x = X()
+    result = outcome(lambda: backcheck.check(sq, x, dsq, **{name: value}), x)
+    if isinstance(result, BackcheckError):
+        assert isinstance(result, BadInputError) and name in str(result), str(result)
+    elif name not in ("atol", "rtol"):  # a tolerance replaces the error model: atol=0 asks for exact equality
+        assert result.status in ("pass", "inconclusive"), str(result)
+
+
+@given(
+    st.integers(1, 12),
+    st.sampled_from([ValueError, TypeError, ZeroDivisionError, FloatingPointError, IndexError]),
+    st.booleans(),
+    st.sampled_from(["full", "sparse", "projected", "auto"]),
+)
+def test_a_function_raising_at_any_call_leaves_the_point_unchanged(
+    on_call: int, exc: type, write: bool, strategy: str
+) -> None:
+    x = np.linspace(0.5, 2.0, 6)
+    result = outcome(lambda: backcheck.check(_raising(on_call, exc, write), x, dsq, strategy=strategy), x)
+    if isinstance(result, BackcheckError):
+        assert isinstance(result, UserFunctionError) and isinstance(result.__cause__, exc)
+    else:
+        assert result.status != "pass" or not write
