@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.calls import call_user, first_parameter_name, function_name
+from backcheck.calls import call_user, first_parameter_name, function_name, require_callable
 from backcheck.contract import Analytic, Contract, Section
-from backcheck.errors import BadInputError, GradientMismatch, NotScalarError
+from backcheck.errors import GradientMismatch, NotScalarError
 from backcheck.evaluate import Output
 from backcheck.findings import mutation_finding
 from backcheck.options import Options
@@ -164,10 +164,7 @@ def _wide_gradient(grad: Callable[[Any], Any], point: Tree) -> np.ndarray | None
 
 def loss_contract(f: Callable[[Any], Any], params: Any, grad: Any, options: Options) -> Contract:
     """The contract of a scalar loss ``f(params)`` and its claimed gradient (a tree, or a function of params)."""
-    if not callable(f):
-        raise BadInputError(
-            f"f is a {type(f).__name__}, not a function.", "pass the loss function first: check(f, params, grad)."
-        )
+    require_callable(f, "f", "pass the loss function first: check(f, params, grad).")
     fname = function_name(f)
     tree = Tree(params, first_parameter_name(f))
     point, probed = _numeric_point(_batch_of_one(f, fname) if options.vectorized else f, tree, options.upcast)

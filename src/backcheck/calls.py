@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from backcheck.errors import BackcheckError, UserFunctionError
+from backcheck.errors import BackcheckError, BadInputError, UserFunctionError
 
 
 def call_user(fn: Callable[..., Any], args: tuple[Any, ...], what: str, restore: Any = None) -> Any:
@@ -23,6 +23,12 @@ def call_user(fn: Callable[..., Any], args: tuple[Any, ...], what: str, restore:
     finally:
         if restore is not None:
             restore.restore()
+
+
+def require_callable(fn: Any, what: str, hint: str) -> None:
+    """Raise :class:`BadInputError` naming ``what`` when ``fn`` is not a function (before it is ever called)."""
+    if not callable(fn):
+        raise BadInputError(f"{what} is a {type(fn).__name__}, not a function.", hint)
 
 
 def function_name(f: Callable[..., Any], default: str = "f") -> str:

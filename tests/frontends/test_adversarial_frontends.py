@@ -236,3 +236,33 @@ def test_the_nn_check_at_given_parameter_values_leaves_the_module_alone() -> Non
     at = {"weight": np.full((2, 3), 0.5)}
     report = outcome(lambda: check_module(lin, x, params=at), lin.weight.data, lin.bias.data, x, at)
     assert report.status == "pass"
+
+
+# -- after the fixes at the frontends' boundaries -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "dout, error, culprit",
+    [
+        ("a", GradientStructureError, "dout for out"),
+        (object(), GradientStructureError, "dout for out"),
+        (torch.full((4,), float("nan"), dtype=torch.float64), NonFiniteError, "dout for out"),
+        (torch.full((4,), -float("inf"), dtype=torch.float64), NonFiniteError, "dout for out"),
+        (np.full(4, np.nan), NonFiniteError, "dout for out"),
+    ],
+    ids=["str", "object", "NaN", "-inf", "numpy NaN"],
+)
+def test_a_torch_dout_that_is_not_finite_numbers_is_named(dout: Any, error: type, culprit: str) -> None:
+    x = T(4)
+    typed(lambda: bt.check(torch.sin, x, dout=dout), error, culprit, watched=(x,))
+
+
+def test_meta_tensors_are_refused_as_inputs_and_outputs() -> None:
+    typed(lambda: bt.check(torch.sin, torch.empty(3, device="meta", dtype=torch.float64)), BadInputError, "meta")
+    x = T(4)
+    typed(lambda: bt.check(lambda v: torch.empty(4, device="meta"), x), BadInputError, "output", "meta", watched=(x,))
+
+
+@pytest.mark.parametrize("fn", [3, None, "sin", np.ones(2)], ids=["int", "None", "str", "array"])
+def test_a_function_that_is_not_one_is_named(fn: Any) -> None:
+    x, xj = T(4), J()
+    typed(lambda: bt.check(fn, x), BadInputError, "fn", "not a function", watched=(x,))
+    typed(lambda: bj.check(fn, xj), BadInputError, "fn", "not a function", watched=(xj,))

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from backcheck.api import replay_randomness
-from backcheck.calls import arg_names, call_user, function_name
+from backcheck.calls import arg_names, call_user, function_name, require_callable
 from backcheck.contract import Analytic, Contract, Section
 from backcheck.errors import BadInputError, GradientMismatch, GradientStructureError, NonFiniteError
 from backcheck.evaluate import Output
@@ -191,10 +191,7 @@ class Layer:
         if not isinstance(inputs, (list, tuple)):
             inputs = (inputs,)
         for what, fn in (("forward", forward), ("backward", backward)):
-            if not callable(fn):
-                raise BadInputError(
-                    f"{what} is a {type(fn).__name__}, not a function.", f"pass the layer's {what} function."
-                )
+            require_callable(fn, what, f"pass the layer's {what} function.")
         if names is not None and len(names) != len(inputs):
             raise BadInputError(f"names has {len(names)} entries for {len(inputs)} inputs.", "give one name per input.")
         names = list(names) if names is not None else arg_names(forward, len(inputs))

@@ -23,7 +23,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from backcheck.calls import function_name
+from backcheck.calls import function_name, require_callable
 from backcheck.errors import BadInputError
 from backcheck.frontends.jax._check import Settings, run_check
 from backcheck.frontends.jax._numeric import NUMERIC_DTYPES, x64_enabled
@@ -105,6 +105,7 @@ def check(
     >>> bj.check(lambda x, w: jnp.tanh(x * w).sum(), jnp.ones(3), w=jnp.full(3, 0.5)).ok
     True
     """
+    require_callable(fn, "fn", "pass the function to check first: check(fn, *args).")
     if mode not in ("rev", "fwd", "both"):
         raise BadInputError(f"mode={mode!r}.", "use 'rev', 'fwd' or 'both'.")
     if numeric_dtype not in NUMERIC_DTYPES:

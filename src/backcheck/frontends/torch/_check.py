@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 import backcheck.frontends.torch._analytic as side
-from backcheck.calls import call_user
+from backcheck.calls import call_user, require_callable
 from backcheck.contract import Analytic, Contract, Section
 from backcheck.errors import BadInputError, NonFiniteError
 from backcheck.evaluate import Output
@@ -81,6 +81,7 @@ class Knobs:
 
 def check_torch(target: Target, knobs: Knobs) -> Report:
     """Check ``target`` as ``knobs`` say; the user's tensors and parameters are unchanged afterwards."""
+    require_callable(target.fn, "fn", "pass the function (or nn.Module) to check first: check(fn, *inputs).")
     slots = input_slots(target.args, target.kwargs, list(target.names))
     pslots, consts, module = param_slots(target.params, {s.name for s in slots})
     if not slots + pslots:

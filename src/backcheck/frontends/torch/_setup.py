@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from backcheck.calls import first_line
-from backcheck.errors import BackcheckError, BadInputError, GradientStructureError, UserFunctionError
+from backcheck.errors import BackcheckError, BadInputError, GradientStructureError, NonFiniteError, UserFunctionError
 from backcheck.evaluate import Evaluator, Output
 from backcheck.frontends.common import CachedEvaluator
 from backcheck.frontends.torch._session import Session
@@ -190,7 +190,7 @@ def parse_dout(
                 f"({', '.join(n for n, _ in outs)}).",
                 "pass one upstream gradient per differentiable float output, in order.",
             )
-        given = [g if isinstance(g, torch.Tensor) else torch.as_tensor(np.asarray(g)) for g in given]
+        given = [_dout_tensor(g, name) for (name, _), g in zip(outs, given, strict=True)]
     douts = []
     for (name, o), g in zip(outs, given, strict=True):
         if tuple(g.shape) != tuple(o.shape):
@@ -202,8 +202,24 @@ def parse_dout(
             raise GradientStructureError(
                 f"dout for {name} has dtype {g.dtype}; it must be float.", "pass a float tensor."
             )
+        if not bool(torch.all(torch.isfinite(g))):
+            raise NonFiniteError(f"dout for {name} contains NaN or Inf.", "pass a finite upstream gradient dout.")
         douts.append(g.detach().to(device=o.device, dtype=o.dtype).clone())
     return douts, [p.astype(np.float64) for d in douts for p in parts(d)]
+
+
+def _dout_tensor(g: Any, name: str) -> Any:
+    """A user's dout entry as a tensor (numbers and numpy arrays converted), or GradientStructureError."""
+    torch = torch_module()
+    if isinstance(g, torch.Tensor):
+        return g
+    try:
+        return torch.as_tensor(np.asarray(g))
+    except (TypeError, ValueError, RuntimeError):
+        raise GradientStructureError(
+            f"dout for {name} is a {type(g).__name__} that is not a tensor of numbers.",
+            "pass a float tensor of the output's shape.",
+        ) from None
 
 
 def numeric_tree(sess: Session, real: Any, rep_tree: Tree) -> Tree:

@@ -128,8 +128,14 @@ def is_diff_tensor(x: Any) -> bool:
 
 
 def refuse_sparse(t: Any, what: str) -> None:
-    """Sparse (and other non-strided) tensors are not supported as inputs or outputs: a typed error says so."""
+    """Sparse (and other non-strided) tensors, and tensors on the meta device (shapes without values), are not
+    supported as inputs or outputs: a typed error says so."""
     torch = torch_module()
+    if isinstance(t, torch.Tensor) and t.device.type == "meta":
+        raise BadInputError(
+            f"{what} is on the meta device: it has a shape but no values, so nothing can be differenced.",
+            "pass a tensor with values (on the CPU or a GPU).",
+        )
     if isinstance(t, torch.Tensor) and t.layout != torch.strided:
         raise BadInputError(
             f"{what} has layout {str(t.layout).replace('torch.', '')}, which is not supported: backcheck.torch "
