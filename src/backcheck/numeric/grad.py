@@ -205,8 +205,10 @@ def _table_grad(ev: Evaluator, stencil: Stencil, step: Any) -> tuple[np.ndarray,
     # the probe's deviation is measured along a direction that moves every element, so it stirs the rounding of
     # every term; moving one element alone stirs only the terms that element enters (measured along single
     # elements: 3 to 4 times less on smooth float64 functions). One deviation of the probe stands for the
-    # MEASURED_NOISE deviations of one element's noise; the rounding model of the table covers the rest
-    res = refine_elements(ev, method=stencil.name, first_step=first, noise=ev.noise)
+    # MEASURED_NOISE deviations of one element's noise, and MEASURED_NOISE of them bound the rounding of the
+    # terms any one element enters (the model's eps |x| |phi'| is their size for a power x**p, p times too large)
+    cap = MEASURED_NOISE * ev.noise if ev.noise > 0 else np.inf
+    res = refine_elements(ev, method=stencil.name, first_step=first, noise=ev.noise, term_cap=cap)
     bad = np.flatnonzero(~np.isfinite(res.value))
     if bad.size:
         i = int(bad[0])
@@ -227,13 +229,15 @@ def refine_elements(
     target: Any = 0.0,
     first_step: Any = None,
     noise: Any = None,
+    term_cap: Any = np.inf,
 ) -> Refined:
     """Sharp derivatives of ``phi`` along elements ``idx`` of an evaluator (all by default), in rounds.
 
     The checker's entry to :func:`backcheck.numeric.richardson.refine`: ``ev`` has its baseline (and, if
     measured, ``ev.noise``); ``target`` (one number or one per element) stops an element as soon as its error
     estimate is below it; ``first_step`` defaults to ``FIRST_STEP * max(|x_i|, 1)``; ``noise`` (per value of
-    ``phi``) defaults to ``MEASURED_NOISE * ev.noise``. A step where ``phi`` is not finite or the function raises
+    ``phi``) defaults to ``MEASURED_NOISE * ev.noise``; ``term_cap`` as in
+    :func:`~backcheck.numeric.richardson.refine`. A step where ``phi`` is not finite or the function raises
     is skipped (the edge of a domain); an element where none worked comes back NaN with an infinite error and
     its last failure in ``failures`` (keyed by position in ``idx``). Results are in the order of ``idx``.
     """
@@ -270,6 +274,7 @@ def refine_elements(
         noise=noise,
         phi0=ev.phi0,
         options=(target, MAX_ROWS),
+        term_cap=term_cap,
     )
     res.failures = failures
     return res

@@ -291,6 +291,7 @@ class _Refiner:
     def __init__(self, rows: _Rows, x_abs: np.ndarray, eps: float, noise: np.ndarray, options: tuple[Any, int]):
         m = rows.h0.size
         self.rows, self.x_abs, self.eps, self.noise = rows, x_abs, eps, noise
+        self.term_cap = np.full(m, np.inf)
         self.target = np.broadcast_to(np.asarray(options[0], dtype=np.float64), (m,))
         self.max_rows = int(options[1])
         self.start = np.zeros(m, dtype=np.int64)
@@ -304,21 +305,26 @@ class _Refiner:
         zeros = np.zeros(m, np.int64)
         self.out = Refined(np.full(m, np.nan), np.full(m, np.inf), rows.evals, np.full(m, np.nan), zeros, zeros < 0)
 
-    def bound(self, idx: np.ndarray, unit: np.ndarray, weighted: np.ndarray, value: np.ndarray) -> np.ndarray:
-        """Rounding bound of stencil estimates: every value off by ``eps (|phi| + |x| |phi'|)``, or the noise."""
+    def term(self, idx: np.ndarray, value: np.ndarray) -> np.ndarray:
+        """The rounding of the terms the element enters, per value: ``eps |x| |phi'|`` (their size, for a power of
+        ``x``), at most ``term_cap`` (where a probe measured the rounding of every term at once)."""
         known = np.where(np.isfinite(value), np.abs(value), 0.0)
-        model = ROUNDING_MODEL * self.eps * (weighted + (self.x_abs[idx] * known)[:, None] * unit)
+        return np.minimum(ROUNDING_MODEL * self.eps * self.x_abs[idx] * known, self.term_cap[idx])
+
+    def bound(self, idx: np.ndarray, unit: np.ndarray, weighted: np.ndarray, value: np.ndarray) -> np.ndarray:
+        """Rounding bound of stencil estimates: every value off by ``eps |phi|`` plus :meth:`term`, or the noise."""
+        model = ROUNDING_MODEL * self.eps * weighted + self.term(idx, value)[:, None] * unit
         return np.maximum(self.noise[idx, None] * unit, model)
 
     def spread(self, idx: np.ndarray, k: int, value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Independent (root-sum-square) and shared (the base point's) rounding of each row, for the table."""
         rows = self.rows
-        known = (self.x_abs[idx] * np.where(np.isfinite(value), np.abs(value), 0.0))[:, None]
+        term = self.term(idx, value)[:, None]
         unit = np.nan_to_num(rows.rms_unit[idx, : k + 1])
-        indep = ROUNDING_MODEL * self.eps * (np.nan_to_num(rows.rms[idx, : k + 1]) + known * unit)
+        indep = ROUNDING_MODEL * self.eps * np.nan_to_num(rows.rms[idx, : k + 1]) + term * unit
         indep = np.maximum(indep, self.noise[idx, None] * unit)
         phi0 = np.where(np.isfinite(rows.phi0[idx]), np.abs(rows.phi0[idx]), 0.0)[:, None]
-        shared = np.maximum(ROUNDING_MODEL * self.eps * (phi0 + known), self.noise[idx, None])
+        shared = np.maximum(ROUNDING_MODEL * self.eps * phi0 + term, self.noise[idx, None])
         return indep, shared * rows.w0[idx, : k + 1]
 
     def round(self, k: int) -> None:
@@ -402,13 +408,16 @@ def refine(
     noise: Any = 0.0,
     phi0: Any = np.nan,
     options: tuple[Any, int] = (0.0, MAX_ROWS),
+    term_cap: Any = np.inf,
 ) -> Refined:
     """Sharp derivatives of many elements, in rounds: every open element gets its next step, then the tables
     of all of them are rebuilt and judged at once (numpy over elements; the calls themselves stay serial).
 
     ``first_step`` and ``x_abs`` have one entry per element; ``eps`` is the machine epsilon of ``phi``;
     ``noise`` (a bound on the error of one value of ``phi``, measured) and ``phi0`` are scalars or per element;
-    ``options`` is ``(target error (scalar or per element), max rows)``.
+    ``options`` is ``(target error (scalar or per element), max rows)``; ``term_cap`` (scalar or per element)
+    caps the modelled rounding of the terms an element enters, ``eps |x| |phi'|`` per value, where a noise probe
+    measured the rounding of all terms together.
     """
     first_step = np.asarray(first_step, dtype=np.float64)
     m = first_step.size
@@ -420,6 +429,7 @@ def refine(
     x_abs = np.broadcast_to(np.asarray(x_abs, dtype=np.float64), (m,))
     noise = np.broadcast_to(np.asarray(noise, dtype=np.float64), (m,))
     state = _Refiner(rows, x_abs, eps, noise, options)
+    state.term_cap = np.broadcast_to(np.asarray(term_cap, dtype=np.float64), (m,))
     for k in range(capacity):
         state.round(k)
     if options[1] == 1:  # one row has no error estimate: the stencil itself, unconverged
