@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from backcheck.errors import NondeterministicError
+from backcheck.errors import NondeterministicError, UserFunctionError
 from backcheck.report import Report
 
 torch = pytest.importorskip("torch")
@@ -114,4 +114,31 @@ def test_float64_forward_that_writes_into_its_input_is_reported() -> None:
     before = x.clone()
     report = bt.check(scale_, x, vectorized=False)
     assert report.status == "fail" and any(f.kind == "mutation" for f in report.findings), str(report)
+    assert torch.equal(x, before)
+
+
+class RaisingBackward(torch.autograd.Function):
+    """sin(x) whose backward raises: the first pass over the kept graph fails, so the check runs it again on a
+    fresh graph, whose error is the user's."""
+
+    calls = {"backward": 0}
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.sin(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        RaisingBackward.calls["backward"] += 1
+        raise ValueError("no backward today")
+
+
+def test_backward_that_raises_is_a_typed_error_naming_autograd() -> None:
+    x = _r(8, 7)
+    before = x.clone()
+    RaisingBackward.calls["backward"] = 0
+    with pytest.raises(UserFunctionError, match="torch.autograd.grad through .* raised ValueError: no backward today"):
+        bt.check(lambda x: RaisingBackward.apply(x).sum(), x)
+    assert RaisingBackward.calls["backward"] == 2  # the kept graph's pass, then the fresh graph's
     assert torch.equal(x, before)
