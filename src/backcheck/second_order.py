@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from backcheck.api import check
-from backcheck.calls import first_parameter_name
+from backcheck.calls import first_parameter_name, require_callable
 from backcheck.options import Options
 from backcheck.report import Report
 from backcheck.tree import Tree
@@ -55,6 +55,10 @@ def check_hvp(
     >>> backcheck.check_hvp(None, grad, hvp, np.array([0.5, -1.0])).ok
     True
     """
+    if f is not None:
+        require_callable(f, "f", "pass the loss (or None) first: check_hvp(f, grad, hvp, params).")
+    require_callable(grad, "grad", "pass the gradient function second: check_hvp(f, grad, hvp, params).")
+    require_callable(hvp, "hvp", "pass the Hessian-vector product third: check_hvp(f, grad, hvp, params).")
     shape_tree = Tree(params, first_parameter_name(grad), in_place=False)
     if v is None:
         rng = Options.make(seed=seed).rng("hvp vector")

@@ -1,6 +1,7 @@
 """Hypothesis over malformed and extreme input to the numpy entry points (float layouts and scales, junk returned
-by f or grad, any option value, a function raising at any call), and strict xfails for the escapes whose fix lies
-outside the input boundary. The table-driven cases and the helpers are in test_adversarial.py.
+by f or grad, any option value, a function raising at any call), bad input to check_hvp and check_object, and
+strict xfails for the escapes whose fix lies outside the input boundary. The table-driven cases of check,
+check_layer and numerical_grad, and the helpers, are in test_adversarial.py.
 """
 
 from __future__ import annotations
@@ -259,3 +260,81 @@ def test_a_function_raising_at_any_call_leaves_the_point_unchanged(
         assert isinstance(result, UserFunctionError) and isinstance(result.__cause__, exc)
     else:
         assert result.status != "pass" or not write
+
+
+# -- check_hvp and check_object ------------------------------------------------------------------------------
+def _hvp(p: Any, v: Any) -> Any:
+    return 2 * v
+
+
+@pytest.mark.parametrize(
+    "args, culprit",
+    [
+        ((3, dsq, _hvp), "f is a int"),
+        ((sq, 3, _hvp), "grad is a int"),
+        ((sq, dsq, None), "hvp is a NoneType"),
+        ((None, "dsq", _hvp), "grad is a str"),
+    ],
+    ids=["f", "grad", "hvp", "grad a str"],
+)
+def test_check_hvp_names_what_is_not_a_function(args: tuple[Any, ...], culprit: str) -> None:
+    x = X()
+    typed(lambda: backcheck.check_hvp(*args, x), BadInputError, culprit, watched=(x,))
+
+
+@pytest.mark.parametrize(
+    "hvp, error, culprit",
+    [
+        (lambda p, v: None, backcheck.GradientStructureError, "None"),
+        (lambda p, v: np.ones(3), backcheck.GradientStructureError, "(3,)"),
+        (lambda p, v: "Hv", backcheck.GradientStructureError, "str"),
+        (lambda p, v: 1 / 0, UserFunctionError, "ZeroDivisionError"),
+    ],
+    ids=["None", "wrong shape", "str", "raises"],
+)
+def test_check_hvp_names_a_product_of_the_wrong_kind(hvp: Any, error: type, culprit: str) -> None:
+    x = X()
+    typed(lambda: backcheck.check_hvp(sq, dsq, hvp, x), error, culprit, watched=(x,))
+    assert outcome(lambda: backcheck.check_hvp(sq, dsq, _hvp, x), x).status == "pass"
+    assert outcome(lambda: backcheck.check_hvp(sq, dsq, lambda p, v: 3 * v, x), x).status == "fail"
+
+
+class Dense:
+    """A numpy-ml style layer: parameters and gradients in dicts."""
+
+    def __init__(self, W: np.ndarray) -> None:
+        self.parameters = {"W": W}
+        self.gradients = {"W": np.zeros_like(W)}
+
+    def forward(self, X: np.ndarray) -> np.ndarray:
+        self.X = X
+        return X @ self.parameters["W"]
+
+    def backward(self, d: np.ndarray) -> np.ndarray:
+        self.gradients["W"] += self.X.T @ d
+        return d @ self.parameters["W"].T
+
+
+@pytest.mark.parametrize(
+    "kwargs, culprit",
+    [
+        (dict(params=3), "params is a int"),
+        (dict(params=["Z"]), "self.Z"),
+        (dict(grads=3), "grads is a int"),
+        (dict(grads="{}{}"), "grads='{}{}'"),
+        (dict(grads="d{x}"), "grads='d{x}'"),
+        (dict(grads="d{"), "grads='d{'"),
+        (dict(foo=1), "foo"),
+    ],
+    ids=lambda v: repr(v)[:30],
+)
+def test_check_object_names_a_bad_argument(kwargs: dict[str, Any], culprit: str) -> None:
+    W, x = np.ones((3, 2)), np.arange(12.0).reshape(4, 3)
+    layer = Dense(W)
+    typed(lambda: backcheck.check_object(layer, x, **kwargs), BadInputError, culprit, watched=(W, x))
+    assert outcome(lambda: backcheck.check_object(layer, x), W, x).status == "pass"
+
+
+@pytest.mark.parametrize("layer", [3, None, "Dense"], ids=["int", "None", "str"])
+def test_check_object_names_a_layer_that_is_not_one(layer: Any) -> None:
+    typed(lambda: backcheck.check_object(layer, np.ones((4, 3))), BadInputError, "has no method 'forward'")

@@ -155,6 +155,7 @@ def check_object(
     True
     """
     spec = _validate(layer, inputs, forward, backward, reset, options)
+    _validate_slots(params, grads)
     template, slots, notes = _params(_copy(layer, spec.cls), params, inputs, spec)
     probe = _probe(template, slots, grads, inputs, dout, spec)
     slots, notes = _keep(slots, probe, params is None and not _dict_slots(slots), notes, spec)
@@ -220,6 +221,26 @@ def _validate(
     if reset is not None and not isinstance(reset, str) and not callable(reset):
         raise BadInputError(f"reset is a {type(reset).__name__}.", "pass a method name or a function of the layer.")
     return _Spec(cls, forward, backward, len(inputs), arg_names(getattr(layer, forward), len(inputs)), reset)
+
+
+def _validate_slots(params: Any, grads: Any) -> None:
+    """``params=`` and ``grads=`` of a kind check_object reads, or :class:`BadInputError` naming them."""
+    if params is not None and not isinstance(params, (str, list, tuple)):
+        raise BadInputError(
+            f"params is a {type(params).__name__}.", "name the parameters: params='parameters' or params=['W', 'b']."
+        )
+    if grads is not None and not isinstance(grads, (str, Mapping)):
+        raise BadInputError(
+            f"grads is a {type(grads).__name__}.", "pass a pattern (grads='d{}'), a dict ({'W': 'dW'}) or 'return'."
+        )
+    if isinstance(grads, str):
+        try:
+            grads.format("W")
+        except (IndexError, KeyError, ValueError):
+            raise BadInputError(
+                f"grads={grads!r} is not an attribute name or a pattern with one '{{}}' for the parameter's name.",
+                "pass e.g. grads='d{}', grads='grad_{}' or grads='gradients'.",
+            ) from None
 
 
 def _copy(obj: Any, cls: str) -> Any:
