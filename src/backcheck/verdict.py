@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from backcheck.evaluate import Evaluator
-from backcheck.numeric.grad import noise_level, one_sided, roundoff
+from backcheck.numeric.grad import NOISE_FACTOR, noise_level, one_sided, roundoff
+from backcheck.numeric.noise import element_noise
 
 #: Multiple of the estimated error beyond which a difference is called a mismatch.
 SAFETY = 4.0
@@ -308,7 +309,7 @@ def _refine(
     moves_prev = (abs(fp - ev.phi0), abs(ev.phi0 - fm))
     still = moves_prev == (0.0, 0.0)  # f has not moved at any step so far
     numeric, limit = d_prev, np.inf
-    last_change, last_err = 0.0, 1.0
+    last_change, last_err, last_step = 0.0, 1.0, (h, dp - dm, 0.0, res)
     for level in range(1, MAX_LEVELS + 1):
         s = h / 2.0**level
         phis, disp = ev.element(i, (s, -s))
@@ -353,13 +354,52 @@ def _refine(
             return (AMBIGUOUS, d, slack, np.nan, (lo, hi)), rough
         if not kinky and change <= 0.25 * err and not kinky_prev and not jumpy:
             # the estimates agree with each other, not with the analytic value
-            return _unless_coarse(ev, i, h, (MISMATCH, d, limit, np.nan, NO_HULL), a, still), rough
+            verdict = _unless_coarse(ev, i, h, (MISMATCH, d, limit, np.nan, NO_HULL), a, still)
+            return _unless_noise(ev, i, a, (s, disp[0] - disp[1], change + r, res), verdict, tol), rough
         d_prev, f_prev, b_prev, gap_prev, kinky_prev = d, f, b, gap, kinky
-        last_change, last_err = change, err
+        last_change, last_err, last_step = change, err, (s, disp[0] - disp[1], change + r, res)
     if last_change > 0.25 * last_err or last_err <= limit:
         # the estimates never settled: the function is too rough at every step tried to judge this element
         return (NOISY, numeric, limit, np.nan, NO_HULL), rough
-    return _unless_coarse(ev, i, h, (MISMATCH, numeric, limit, np.nan, NO_HULL), a, still), rough
+    verdict = _unless_coarse(ev, i, h, (MISMATCH, numeric, limit, np.nan, NO_HULL), a, still)
+    return _unless_noise(ev, i, a, last_step, verdict, tol), rough
+
+
+#: A mismatch within this many of its numeric floor (the estimate's truncation and modelled rounding, where they
+#: exceed the analytic value's resolution: else that resolution, a float32 gradient's own rounding, limits the
+#: comparison, and a float64 run of the backward pass tells it apart) may be rounding of terms that cancelled inside
+#: the function (a
+#: pre-activation of 1e-7 summed from terms of size 1 carries their rounding, 1e-16: 1e-9 of itself, far above
+#: ``eps * |phi|`` and above the probe's noise scaled to the element's outputs). Such an element is judged again
+#: against the noise ``phi`` shows along the element itself (:func:`backcheck.numeric.noise.element_noise`, 24
+#: evaluations, only for these elements); a wrong rule (an element 1e-3 off) lies many orders beyond.
+NEAR_FLOOR = 1e3
+
+
+def _unless_noise(
+    ev: Evaluator, i: int, a: float, where: tuple[float, float, float, float], verdict: Verdict, tol: Tolerance
+) -> Verdict:
+    """A mismatch within :data:`NEAR_FLOOR` of its numeric floor, judged again with the noise measured along
+    element ``i`` (``where``: the step of the verdict's difference, its span, whose rounding the noise makes, the
+    floor: its truncation and modelled rounding, and the analytic value's resolution).
+
+    The bound grows by that noise's round-off; the element passes if the difference now lies within it. It also
+    bounds the analytic side's rounding: a backward pass computed from the same rounded intermediates carries
+    their rounding ``delta`` times the gradient's sensitivity to them, while ``phi`` one step away carries
+    ``delta`` times its own, about the step times that: the noise over the step covers it.
+    """
+    st, d, limit = verdict[:3]
+    err = abs(a - d)
+    step, span, floor, res = where
+    if st != MISMATCH or tol.custom or not (0 < span and res <= floor and err <= NEAR_FLOOR * SAFETY * floor):
+        return verdict
+    sigma = element_noise(ev, i, step, a)
+    if not sigma > 0:
+        return verdict
+    limit = limit + bound(0.0, NOISE_FACTOR * sigma / span, 0.0)
+    if err <= limit:
+        return (OK, d, limit, np.nan, NO_HULL)
+    return (st, d, limit, *verdict[3:])
 
 
 #: Factor by which a step that left f exactly unchanged is widened, up to ``WIDEST`` of the element's size, to

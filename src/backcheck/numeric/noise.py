@@ -54,6 +54,11 @@ AWAY = 0.02
 #: of freedom exceeds 400 that rarely; at a factor of 8, 1 in 14000, a test's Gaussian jitter kept a probe that
 #: fit 0.13 of the noise by chance). A kink's jolt within the factor is pooled: at most 14 times the noise.
 OUTLIER = 20.0
+#: An element closer to 0 than its step is moved by the probe by at most this fraction of its size, so that a
+#: pole at 0 (1/x at 1e-10) lies off every segment that is not widened.
+NEAR_FRACTION = 0.125
+#: Seeds the segments of :func:`element_noise` (with the element), apart from the check's own streams.
+ELEMENT_SEED = 0x5E6
 
 
 def estimate_noise(ev: Evaluator, steps: np.ndarray, seed: int = 0, gradient: np.ndarray | None = None) -> float:
@@ -71,27 +76,61 @@ def estimate_noise(ev: Evaluator, steps: np.ndarray, seed: int = 0, gradient: np
     rng = np.random.default_rng(seed)  # the caller draws it from its own named stream
     # the noise of phi shows along any direction: on a large input, move a random subset of its elements only
     idx = np.setdiff1d(np.arange(ev.tree.size), ev.tree.excluded)  # non-finite entries (masks) stay put
-    # an element closer to 0 than its step may sit next to a pole (1/x at 1e-10) that a probe would cross
+    # an element closer to 0 than its step may sit next to a pole (1/x at 1e-10) that a probe would cross: it
+    # moves by a fraction of its own size instead. Left out, it would hide the noise only it stirs (a small
+    # residual branch r in (x + r) - x: moving x alone, on its own grid, leaves the rounding of x + r unchanged)
+    h = steps[idx]
     x = np.abs(ev.tree.values()[idx])
     near = (x > 0) & (x < steps[idx])
-    if near.any() and (~near).sum() >= idx.size // 2:
-        idx = idx[~near]
+    if near.any():
+        h = np.where(near, NEAR_FRACTION * x, h)
     if idx.size > MAX_MOVED:
-        idx = np.sort(rng.choice(idx, size=MAX_MOVED, replace=False))
-    probes = [_probe(ev, idx, steps[idx], rng, gradient) for _ in range(2)]
+        keep = np.sort(rng.choice(idx.size, size=MAX_MOVED, replace=False))
+        idx, h = idx[keep], h[keep]
+    slopes = None if gradient is None else gradient[idx]
+    probes = [_probe(ev, idx, h, rng, slopes) for _ in range(2)]
     return _combine([p for p in probes if p is not None])
 
 
+def element_noise(ev: Evaluator, i: int, step: float, slope: float | None = None, seed: int = 0) -> float:
+    """The noise of ``phi`` along element ``i`` alone, about ``step`` away from the point on either side (24
+    evaluations).
+
+    The model ``eps * |phi|`` and the probe of :func:`estimate_noise` (taken along a random direction over all
+    elements, and scaled to each element's outputs in proportion to their size) both miss rounding of terms
+    that cancelled into a small value: ``z = x @ w + b`` of 1e-7 from terms of size 1 carries their rounding,
+    1e-16, whatever the size of ``z``, and ``z**2`` then jitters by 1e-9 of itself. This probe measures it
+    where the element's differences were taken: one segment (as in :func:`_probe`) on each side of the point.
+    The two are pooled, even when one is many times the other: a difference carries the rounding of both of
+    its values, and rounding may differ from side to side (a mean of values near 1 rounds more coarsely above
+    1 than below it), so the quieter side is no sign of a kink crossed by the other. Where ``phi`` stands still
+    along a segment although ``slope`` (the claimed derivative) says it should move, the segment is widened until
+    its quantum shows, as in :func:`estimate_noise`.
+    """
+    rng = np.random.default_rng([ELEMENT_SEED, seed, i])
+    idx = np.array([i], dtype=np.int64)
+    h = np.array([float(step)])
+    slopes = None if slope is None or not np.isfinite(slope) else np.array([float(slope)])
+    probes = [_probe(ev, idx, h, rng, slopes, side) for side in (1.0, -1.0)]
+    return _combine([p for p in probes if p is not None], outliers=False)
+
+
 def _probe(
-    ev: Evaluator, idx: np.ndarray, h: np.ndarray, rng: np.random.Generator, gradient: np.ndarray | None
+    ev: Evaluator,
+    idx: np.ndarray,
+    h: np.ndarray,
+    rng: np.random.Generator,
+    slopes: np.ndarray | None,
+    side: float = 0.0,
 ) -> tuple[float, float, int] | None:
     """One segment's ``(sigma, quantum, dof)``: the residual's deviation, the quantum phi showed (0 if none)
     and the residual's degrees of freedom. None where phi is not finite on the segment (at the edge of the
-    domain: the elementwise differences name the culprit)."""
+    domain: the elementwise differences name the culprit). ``side`` (+1 or -1) offsets every element to that
+    side of the point; 0, to a random side each."""
     n = idx.size
     x = ev.tree.values()[idx]
     signs = np.where(rng.random(n) < 0.5, -1.0, 1.0)
-    base = h * rng.uniform(0.5, 1.0, size=n) * np.where(rng.random(n) < 0.5, -1.0, 1.0)
+    base = h * rng.uniform(0.5, 1.0, size=n) * (np.where(rng.random(n) < 0.5, -1.0, 1.0) if not side else side)
     factor = rng.uniform(0.5, 1.0, size=n)
     t = np.arange(POINTS, dtype=np.float64) - POINTS // 2
     jitter = rng.uniform(-JITTER, JITTER, size=POINTS)
@@ -105,7 +144,8 @@ def _probe(
         grid = _grid(ev, idx, 2 * (np.abs(x) + np.abs(away)), spacing)
         on_grid = grid > 0
         if not fine:  # points off their regular places, on the finest subdivision of the spacing the grids hold
-            units = np.min(spacing / np.where(on_grid, grid, np.inf), initial=np.inf)
+            # an element off every grid (its grid far finer than the spacing) does not limit the subdivision
+            units = np.min(np.where(on_grid, spacing / np.where(on_grid, grid, 1.0), np.inf), initial=np.inf)
             fine = 2.0 ** min(np.floor(np.log2(units / RESOLVED)), MAX_FINE) if units >= 8 * RESOLVED else 1.0
             t += np.round(jitter * fine) / fine
         unit = np.where(on_grid, fine * grid, 1.0)
@@ -116,7 +156,7 @@ def _probe(
             phis = _segment(ev, idx, start, spacing, t)
         except NonFiniteError:
             return None
-        should = _should_move(ev, idx, spacing, gradient)
+        should = _should_move(ev, spacing, slopes)
         if np.any(phis != phis[0]) or not should:
             break  # phi moves on this segment, or need not: a quantized phi is probed again, wider
     steps = np.abs(np.diff(phis))
@@ -138,13 +178,14 @@ def _residual(phis: np.ndarray, t: np.ndarray) -> float:
     return peak * float(np.sqrt(r @ r / (t.size - DEGREE - 1)))
 
 
-def _combine(probes: list[tuple[float, float, int]]) -> float:
-    """Pool the probes' estimates, unless one is an outlier (a kink crossed it); add a quantum's rounding."""
+def _combine(probes: list[tuple[float, float, int]], outliers: bool = True) -> float:
+    """Pool the probes' estimates, unless one is an outlier (a kink crossed it; with ``outliers`` only); add a
+    quantum's rounding."""
     if not probes:
         return 0.0
     quantum = max(q for _s, q, _k in probes)  # a quantum shows in any probe that stood still
     probes = sorted(probes)
-    if probes[-1][0] > OUTLIER * probes[0][0]:
+    if outliers and probes[-1][0] > OUTLIER * probes[0][0]:
         probes = probes[:1]
     top = probes[-1][0]
     if not top > 0:
@@ -161,11 +202,12 @@ def _unbias(dof: int) -> float:
     return float(np.sqrt(dof / 2) * np.exp(math.lgamma(dof / 2) - math.lgamma((dof + 1) / 2)))
 
 
-def _should_move(ev: Evaluator, idx: np.ndarray, spacing: np.ndarray, gradient: np.ndarray | None) -> bool:
-    """Whether the claimed gradient says phi changes along the segment by far more than its rounding."""
-    if gradient is None:
+def _should_move(ev: Evaluator, spacing: np.ndarray, slopes: np.ndarray | None) -> bool:
+    """Whether the claimed gradient (``slopes``, of the moved elements) says phi changes along the segment by far
+    more than its rounding."""
+    if slopes is None:
         return False
-    change = abs(float(np.dot(gradient[idx], spacing)))
+    change = abs(float(np.dot(slopes, spacing)))
     return change > 64 * float(np.finfo(ev.out_dtype).eps) * max(ev.scale, abs(ev.phi0), 1e-300)
 
 

@@ -10,7 +10,9 @@ Kept apart from ``LAYERS`` too, each with correct and wrong backwards: ``FLOAT32
 (:mod:`~backcheck.zoo.float32_kernels`: kernels computing in float32 whatever they are handed, bugs of
 1e-2, 1e-3 and 1e-4), ``HABIT_LAYERS`` (:mod:`~backcheck.zoo.habits`: tie groups of 2, 3 and 4, tiny
 gradient elements, masked inputs, a generator argument), ``JUMP_LAYERS`` (:mod:`~backcheck.zoo.jumps`:
-forwards that jump, with points at the jumps) and ``MODELS`` (:mod:`~backcheck.zoo.models`: whole-model
+forwards that jump, with points at the jumps), ``CANCELLATION_LAYERS`` (:mod:`~backcheck.zoo.cancellation`: inner
+values that are small differences of large terms, whose rounding is far above ``eps`` times the output) and
+``MODELS`` (:mod:`~backcheck.zoo.models`: whole-model
 losses over a parameter dict, ``get_model``).
 
 The family modules import the data model from ``_registry``, which imports nothing from the zoo; this
@@ -20,6 +22,7 @@ package imports the families and registers their layers.
 from backcheck.zoo import (
     activations,
     attention,
+    cancellation,
     conv,
     edges,
     elementwise,
@@ -56,10 +59,11 @@ EDGE_LAYERS: tuple[Layer, ...] = edges.EDGE_LAYERS
 FLOAT32_LAYERS: tuple[Layer, ...] = float32_kernels.LAYERS
 HABIT_LAYERS: tuple[Layer, ...] = habits.LAYERS
 JUMP_LAYERS: tuple[Layer, ...] = jumps.LAYERS
+CANCELLATION_LAYERS: tuple[Layer, ...] = cancellation.LAYERS
 MODELS: tuple[Model, ...] = models.MODELS
 
 register(LAYERS)
-for _apart in (EDGE_LAYERS, FLOAT32_LAYERS, HABIT_LAYERS, JUMP_LAYERS):
+for _apart in (EDGE_LAYERS, FLOAT32_LAYERS, HABIT_LAYERS, JUMP_LAYERS, CANCELLATION_LAYERS):
     register(_apart)
 _ORDINARY = frozenset(layer.name for layer in LAYERS)
 
@@ -70,6 +74,7 @@ def names() -> list[str]:
 
 
 __all__ = [
+    "CANCELLATION_LAYERS",
     "EDGE_LAYERS",
     "FLOAT32_LAYERS",
     "HABIT_LAYERS",

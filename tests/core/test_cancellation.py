@@ -1,0 +1,127 @@
+"""Rounding of terms that cancelled inside the function: far above ``eps`` times its output, never a false fail.
+
+A pre-activation of 1e-7 summed from terms of size 1 carries their rounding (1e-16): 1e-9 of itself. The
+function's noise and a correct backward's own rounding are then far above the model ``eps * |phi|`` and above
+the noise probe's estimate scaled to each element's outputs; an element whose mismatch lies within a few
+orders of that floor is judged against the noise measured along the element itself (24 evaluations, only
+there). Correct backwards of :mod:`backcheck.zoo.cancellation` never fail; wrong ones (an element 1e-3 off, a
+dropped term) still do.
+"""
+
+import numpy as np
+import pytest
+
+import backcheck
+import backcheck.verdict as verdict_module
+from backcheck.evaluate import Evaluator, Output
+from backcheck.numeric.grad import ROUNDOFF_FACTOR
+from backcheck.numeric.noise import POINTS, element_noise
+from backcheck.tree import Tree
+from backcheck.zoo import CANCELLATION_LAYERS, get
+
+SEEDS = range(12)
+EPS = float(np.finfo(np.float64).eps)
+
+
+def by_name(items):
+    return pytest.mark.parametrize("layer", items, ids=[x.name for x in items])
+
+
+def inputs(layer, dtype, seed):
+    return tuple(layer.make_inputs(np.random.default_rng(seed), np.dtype(dtype)).values())
+
+
+def statuses(layer, backward, dtype, strategy):
+    return [
+        backcheck.check_layer(layer.forward, backward, inputs(layer, dtype, seed), strategy=strategy, seed=seed).status
+        for seed in SEEDS
+    ]
+
+
+@by_name(CANCELLATION_LAYERS)
+@pytest.mark.parametrize("strategy", ["full", "auto"])
+def test_a_correct_float64_backward_passes_at_every_seed(layer, strategy):
+    assert statuses(layer, layer.backward, np.float64, strategy) == ["pass"] * len(SEEDS)
+
+
+# the random directions of 'projected' keep the probe's noise from a random direction over every element: where the
+# rounding differs from segment to segment (a row mean near 1), the probe keeps the quieter one; see the report
+@by_name([x for x in CANCELLATION_LAYERS if x.name != "cancel_center_square"])
+def test_a_correct_float64_backward_passes_projected_at_every_seed(layer):
+    assert statuses(layer, layer.backward, np.float64, "projected") == ["pass"] * len(SEEDS)
+
+
+@by_name(CANCELLATION_LAYERS)
+def test_a_correct_float32_backward_never_fails_element_by_element(layer):
+    assert "fail" not in statuses(layer, layer.backward, np.float32, "full")
+
+
+@by_name(CANCELLATION_LAYERS)
+@pytest.mark.parametrize("strategy", ["full", "projected", "auto"])
+def test_wrong_float64_backwards_still_fail(layer, strategy):
+    for bug in layer.bugs:
+        assert statuses(layer, bug.backward, np.float64, strategy) == ["fail"] * len(SEEDS), bug.name
+
+
+@by_name(CANCELLATION_LAYERS)
+def test_wrong_float32_backwards_still_fail_element_by_element(layer):
+    for bug in layer.bugs:
+        assert statuses(layer, bug.backward, np.float32, "full") == ["fail"] * len(SEEDS), bug.name
+
+
+def _residual_evaluator(x: float, r: float) -> Evaluator:
+    """``phi(r) = ((x + r) - x)**2``: the difference carries the rounding of ``x + r``, of ``ulp(x) / 2``."""
+    ev = Evaluator(Tree(np.array([r]), "r"), lambda v: float((((x + v) - x) ** 2)[0]), Output.loss("f"), "f")
+    ev.baseline()
+    return ev
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_element_probe_measures_the_rounding_of_a_cancelled_value(seed):
+    x, r, step = 1.5, 1e-8, 1e-6
+    ev = _residual_evaluator(x, r)
+    sigma = element_noise(ev, 0, step, seed=seed)
+    # y = (x + r') - x is r' rounded to the grid of x (spacing ulp(x)): an error of deviation ulp(x) / sqrt(12);
+    # y**2 carries it times 2 |r'|, r' between r + step / 2 and r + step on either side of the point
+    q = float(np.spacing(x)) / np.sqrt(12.0)
+    low, high = 2 * (r + step / 2) * q, 2 * (r + step) * q
+    assert low / 4 <= sigma <= 4 * high
+    # the output's size says far less: eps |phi| at the probed points is far below the measured noise
+    assert ROUNDOFF_FACTOR * EPS * (r + step) ** 2 < sigma / 100
+    assert ev.n_evals == 2 + 2 * POINTS  # the baseline's two calls, then two segments
+
+
+def test_the_element_probe_runs_only_for_a_mismatch_near_the_floor(monkeypatch):
+    calls = []
+
+    def counted(ev, *args, **kwargs):
+        before = ev.n_evals
+        out = element_noise(ev, *args, **kwargs)
+        calls.append(ev.n_evals - before)
+        return out
+
+    monkeypatch.setattr(verdict_module, "element_noise", counted)
+    layer = get("cancel_matmul_square")
+    point = inputs(layer, np.float64, 0)
+    right = backcheck.check_layer(layer.forward, layer.backward, point, strategy="full", seed=0)
+    # elements near the floor were probed, at 24 evaluations each, fewer than the elements checked
+    checked = sum(lf.n_checked for lf in right.leaves)
+    assert right.status == "pass" and calls == [2 * POINTS] * len(calls) and 0 < len(calls) < checked
+    monkeypatch.setattr(verdict_module, "NEAR_FLOOR", 0.0)
+    without = backcheck.check_layer(layer.forward, layer.backward, point, strategy="full", seed=0)
+    assert without.status == "fail"  # without the probe, they are the false alarm it prevents
+    monkeypatch.setattr(verdict_module, "NEAR_FLOOR", 1e3)
+    calls.clear()
+    bug = next(b for b in layer.bugs if b.name == "one_wrong_element")
+    assert backcheck.check_layer(layer.forward, bug.backward, point, strategy="full", seed=0).status == "fail"
+
+
+def test_a_clean_check_pays_nothing_for_the_probe(monkeypatch):
+    calls = []
+    monkeypatch.setattr(verdict_module, "element_noise", lambda *a, **k: calls.append(a) or 0.0)
+    x = np.random.default_rng(0).normal(size=20)
+    full = backcheck.check(lambda v: np.sum(np.sin(v)), x, np.cos, strategy="full")
+    assert full.ok and full.n_evals == 2 * x.size + 2 and not calls
+    big = np.random.default_rng(1).normal(size=5000)
+    auto = backcheck.check(lambda v: np.sum(np.sin(v)), big, np.cos, strategy="auto")
+    assert auto.ok and auto.n_evals == 8 and not calls
