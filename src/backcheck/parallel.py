@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.errors import BadInputError, EvaluationError, UserFunctionError
+from backcheck.errors import BackcheckError, BadInputError, EvaluationError, NotScalarError, UserFunctionError
 
 __all__ = ["EvaluationError", "run_pairs"]
+
 
 def _chunk_values(
     f: Callable[[Any], Any], point: Any, pairs: Sequence[tuple[int, float]]
@@ -37,7 +38,13 @@ def _chunk_values(
             out = f(tree.current())
         finally:
             flat[local] = x0
-        values.append(float(np.asarray(out).reshape(())))
+        try:
+            values.append(float(np.asarray(out, dtype=np.float64).reshape(())))
+        except (TypeError, ValueError):
+            raise NotScalarError(
+                f"{getattr(f, '__name__', 'f')} returned a {type(out).__name__} in a worker, not one real number.",
+                "return a float loss at every point.",
+            ) from None
         disps.append(float(xk) - float(x0))
     return values, disps
 
@@ -61,17 +68,15 @@ def run_pairs(
     workers = _workers(executor)
     n_chunks = n_chunks or max(1, min(len(pairs), 4 * workers))
     bounds = np.linspace(0, len(pairs), n_chunks + 1).astype(int)
-    futures = [
-        executor.submit(_chunk_values, f, point, pairs[a:b])
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
-        if b > a
-    ]
+    futures = _submit(
+        executor, [(f, point, pairs[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a], fname
+    )
     values: list[float] = []
     disps: list[float] = []
     for fut in futures:
         try:
             v, d = fut.result()
-        except (KeyboardInterrupt, SystemExit):
+        except (KeyboardInterrupt, SystemExit, BackcheckError):
             for other in futures:
                 other.cancel()
             raise
@@ -91,6 +96,29 @@ def run_pairs(
         values.extend(v)
         disps.extend(d)
     return np.asarray(values), np.asarray(disps)
+
+
+def _submit(executor: Any, tasks: list[tuple[Any, ...]], fname: str) -> list[Any]:
+    """One future per task, or :class:`EvaluationError` when the executor refuses them (shut down, broken) or
+    answers with something that is not a future; futures already submitted are cancelled."""
+    futures: list[Any] = []
+    try:
+        for task in tasks:
+            fut = executor.submit(_chunk_values, *task)
+            if not callable(getattr(fut, "result", None)):
+                raise TypeError(f"submit returned a {type(fut).__name__}, not a future")
+            futures.append(fut)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:
+        for fut in futures:
+            fut.cancel()
+        raise EvaluationError(
+            f"the executor did not take the evaluations of {fname} ({type(exc).__name__}: {exc}).",
+            "pass a running concurrent.futures.Executor or dask Client (not one shut down), or run without "
+            "executor=; your arrays are intact.",
+        ) from exc
+    return futures
 
 
 def _workers(executor: Any) -> int:

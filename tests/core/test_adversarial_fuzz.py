@@ -338,3 +338,55 @@ def test_check_object_names_a_bad_argument(kwargs: dict[str, Any], culprit: str)
 @pytest.mark.parametrize("layer", [3, None, "Dense"], ids=["int", "None", "str"])
 def test_check_object_names_a_layer_that_is_not_one(layer: Any) -> None:
     typed(lambda: backcheck.check_object(layer, np.ones((4, 3))), BadInputError, "has no method 'forward'")
+
+
+# -- executors ------------------------------------------------------------------------------------------------
+def pickled_sq(p: Any) -> Any:
+    return np.sum(p**2)
+
+
+def pickled_str_off_the_point(p: Any) -> Any:
+    return "loss" if p[0] != 1.0 else np.sum(p**2)
+
+
+class _Refusing:
+    def submit(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("no workers")
+
+
+class _Junk:
+    def submit(self, *args: Any, **kwargs: Any) -> Any:
+        return 3
+
+
+def _shut_down() -> Any:
+    from concurrent.futures import ThreadPoolExecutor
+
+    ex = ThreadPoolExecutor(1)
+    ex.shutdown()
+    return ex
+
+
+@pytest.mark.parametrize("make", [_shut_down, _Refusing, _Junk], ids=["shut down", "submit raises", "no future"])
+def test_an_executor_that_cannot_take_the_work_is_an_evaluation_error(make: Any) -> None:
+    x = X()
+    typed(
+        lambda: backcheck.check(pickled_sq, x, dsq, executor=make()),
+        backcheck.EvaluationError,
+        "executor",
+        watched=(x,),
+    )
+
+
+def test_a_worker_returning_junk_names_the_function() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    x = X()
+    with ThreadPoolExecutor(2) as ex:
+        typed(
+            lambda: backcheck.check(pickled_str_off_the_point, x, dsq, executor=ex),
+            backcheck.NotScalarError,
+            "pickled_str_off_the_point",
+            watched=(x,),
+        )
+        assert outcome(lambda: backcheck.check(pickled_sq, x, dsq, executor=ex), x).status == "pass"
