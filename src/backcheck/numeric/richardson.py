@@ -367,23 +367,31 @@ class _Refiner:
 
         A function whose period aliases with the halving steps (``sin(w h_k)`` the same for every ``k``) gives a
         table that looks converged; at ``CONFIRM_STEP * h_k`` a stencil jumps away. On a smooth function it moves
-        from ``h_k`` to ``0.7 h_k`` by less than from ``2 h_k`` to ``h_k`` (plus rounding). The check uses the
-        plain central difference for every symmetric stencil (2 evaluations; its values at ``h_k`` and ``2 h_k``
-        are already there), the stencil itself for a one-sided one (1 evaluation).
+        from ``h_k`` to ``0.7 h_k`` by less than from ``2 h_k`` to ``h_k`` (plus rounding), or than the change
+        from ``4 h_k`` to ``2 h_k`` predicts (``/ 2**p``) where that is larger: two error terms of opposite signs
+        that nearly cancel between ``2 h_k`` and ``h_k`` (an inflection point under a one-sided stencil) make
+        that one change small, and the next move grows back, as in a dip of the table (:func:`_restart`). The
+        check uses the plain central difference for every symmetric stencil (2 evaluations; its values at
+        ``h_k``, ``2 h_k`` and ``4 h_k`` are already there), the stencil itself for a one-sided one (1 evaluation).
         """
         st = self.rows.stencil
         probe = STENCILS["central"] if st.increment == 2 else st
         k = np.maximum(self.prev["k"][idx], 1)
         hk = self.rows.h0[idx] * RATIO ** -k.astype(np.float64)
+        # the change before, only from a row the table still trusts (not from steps above the function's scale)
+        k2 = np.where(k - 2 >= self.start[idx], k - 2, k - 1)
         parts = [
             self.rows.cached(idx, probe, k),
             self.rows.cached(idx, probe, k - 1),
             self.rows.at(idx, probe, CONFIRM_STEP * hk),
+            self.rows.cached(idx, probe, k2),
         ]
-        here, coarser, extra = (p[0] for p in parts)
+        here, coarser, extra, before = (p[0] for p in parts)
         rnd = [self.bound(idx, p[1][:, None], p[2][:, None], p[0])[:, 0] for p in parts]
+        shrink = RATIO**probe.order
         with np.errstate(invalid="ignore"):
-            slack = CONFIRM_TOLERANCE * (np.abs(here - coarser) + rnd[0] + rnd[1] + rnd[2])
+            predicted = (np.abs(coarser - before) + rnd[3]) / shrink
+            slack = CONFIRM_TOLERANCE * (np.fmax(np.abs(here - coarser), predicted) + rnd[0] + rnd[1] + rnd[2])
             return np.abs(extra - here) <= slack
 
     def finish(self, fin: np.ndarray, converged: np.ndarray, pick: dict, stop: np.ndarray) -> None:
