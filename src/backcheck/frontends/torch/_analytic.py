@@ -267,9 +267,12 @@ def _equal(a: torch.Tensor, b: torch.Tensor, times: float = 1.0) -> bool:
     if a.shape != b.shape or a.dtype != b.dtype:
         return False
     a, b = a.reshape(-1), b.reshape(-1)
+    buf = torch.empty(min(a.numel(), EQUAL_CHUNK), dtype=a.dtype, device=a.device) if times != 1.0 else None
     for k in range(0, max(a.numel(), 1), EQUAL_CHUNK):
         sa, sb = a[k : k + EQUAL_CHUNK], b[k : k + EQUAL_CHUNK]
-        if not bool(torch.equal(sb, sa * times if times != 1.0 else sa)):
+        if buf is not None:
+            sa = torch.mul(sa, times, out=buf[: sa.numel()])
+        if not bool(torch.equal(sb, sa)):
             return False
     return True
 
