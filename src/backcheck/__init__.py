@@ -10,6 +10,7 @@ from backcheck._version import __version__ as __version__
 from backcheck.api import assert_grad, check
 from backcheck.cases import case
 from backcheck.errors import (
+    ArgumentError,
     BackcheckError,
     BadInputError,
     CaseError,
@@ -48,6 +49,7 @@ __all__ = [
     "case",
     "BackcheckError",
     "BadInputError",
+    "ArgumentError",
     "ParamsError",
     "GradientStructureError",
     "NotScalarError",

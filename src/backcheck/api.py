@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.calls import call_user, first_parameter_name, function_name, require_callable
+from backcheck.calls import call_user, first_parameter_name, function_name, require_callable, typed_arguments
 from backcheck.contract import Analytic, Contract, Section
 from backcheck.errors import GradientMismatch, NotScalarError
 from backcheck.evaluate import Output
@@ -23,6 +23,7 @@ from backcheck.tree import Tree, map_leaves
 __all__ = ["assert_grad", "check", "loss_contract", "replay_randomness"]
 
 
+@typed_arguments
 def check(
     f: Callable[[Any], Any],
     params: Any,

@@ -2,11 +2,39 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from backcheck.errors import BackcheckError, BadInputError, UserFunctionError
+from backcheck.errors import ArgumentError, BackcheckError, BadInputError, UserFunctionError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def typed_arguments(fn: F) -> F:
+    """Make a public entry point raise :class:`ArgumentError` (a typed ``TypeError``) naming the argument when it
+    is called with one it does not take or without one it needs; ``TypeError`` s from its body pass unchanged."""
+
+    @functools.wraps(fn)
+    def entry(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TypeError as exc:
+            if isinstance(exc, BackcheckError) or exc.__traceback__ is None or exc.__traceback__.tb_next is not None:
+                raise  # raised inside the entry point, not by the call itself
+            raise ArgumentError(f"{exc}.", _arguments_hint(fn)) from None
+
+    return cast(F, entry)
+
+
+def _arguments_hint(fn: Callable[..., Any]) -> str:
+    params = inspect.signature(fn).parameters.values()
+    positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    star = [f"*{p.name}" for p in params if p.kind == p.VAR_POSITIONAL]
+    options = sorted(p.name for p in params if p.kind == p.KEYWORD_ONLY)
+    call = f"{fn.__name__}({', '.join(positional + star)}, ...)"
+    return f"call {call}; its options are {', '.join(options)}." if options else f"call {call}."
 
 
 def call_user(fn: Callable[..., Any], args: tuple[Any, ...], what: str, restore: Any = None) -> Any:

@@ -22,6 +22,12 @@ class ParamsError(BadInputError):
     """The parameters to differentiate are empty, of a non-float dtype, or of an unsupported type."""
 
 
+class ArgumentError(BadInputError, TypeError):
+    """An entry point was called with an argument it does not take (a misspelt option), or without one it needs.
+
+    Also a ``TypeError``, as Python's own error for such a call is."""
+
+
 class GradientStructureError(BadInputError):
     """The analytic gradient does not have the structure, shape or dtype of the parameters."""
 

@@ -13,12 +13,13 @@ from typing import Any
 import numpy as np
 
 from backcheck.api import check
-from backcheck.calls import first_parameter_name, require_callable
+from backcheck.calls import first_parameter_name, require_callable, typed_arguments
 from backcheck.options import Options
 from backcheck.report import Report
 from backcheck.tree import Tree
 
 
+@typed_arguments
 def check_hvp(
     f: Callable[[Any], Any] | None,
     grad: Callable[[Any], Any],
@@ -77,6 +78,7 @@ def check_hvp(
     return check(directional_gradient, params, product, seed=seed, **options)
 
 
+@typed_arguments
 def check_grad_of_grad(
     grad: Callable[[Any], Any], hessian_vector: Callable[[Any, Any], Any], params: Any, **options: Any
 ) -> Report:

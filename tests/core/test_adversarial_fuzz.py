@@ -390,3 +390,58 @@ def test_a_worker_returning_junk_names_the_function() -> None:
             watched=(x,),
         )
         assert outcome(lambda: backcheck.check(pickled_sq, x, dsq, executor=ex), x).status == "pass"
+
+
+# -- arguments an entry point does not take ---------------------------------------------------------------------
+def _entry_points() -> list[tuple[str, Any]]:
+    x = X()
+    layer = (lambda a: a * a, lambda d, a: 2 * a * d, (x,))
+    return [
+        ("check", lambda **kw: backcheck.check(sq, x, dsq, **kw)),
+        ("assert_grad", lambda **kw: backcheck.assert_grad(sq, x, dsq, **kw)),
+        ("check_layer", lambda **kw: backcheck.check_layer(*layer, **kw)),
+        ("assert_layer", lambda **kw: backcheck.assert_layer(*layer, **kw)),
+        ("numerical_grad", lambda **kw: backcheck.numerical_grad(sq, x, **kw)),
+        ("check_hvp", lambda **kw: backcheck.check_hvp(sq, dsq, lambda p, v: 2 * v, x, **kw)),
+    ]
+
+
+@pytest.mark.parametrize("call", [c for _, c in _entry_points()], ids=[n for n, _ in _entry_points()])
+@pytest.mark.parametrize("keyword", ["eps", "tol", "Strategy"])
+def test_a_misspelt_option_is_a_typed_error_naming_it(call: Any, keyword: str) -> None:
+    err = typed(lambda: call(**{keyword: -1}), backcheck.ArgumentError, repr(keyword))
+    assert isinstance(err, TypeError) and ("strategy" in err.hint or "step" in err.hint)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: backcheck.check(),
+        lambda: backcheck.check(sq, X()),
+        lambda: backcheck.check(sq, X(), dsq, "full"),
+        lambda: backcheck.assert_grad(sq),
+        lambda: backcheck.check_layer(sq),
+        lambda: backcheck.numerical_grad(),
+        lambda: backcheck.check_object(),
+        lambda: backcheck.check_hvp(sq, dsq),
+    ],
+    ids=[
+        "check()",
+        "check without grad",
+        "check with a 4th positional",
+        "assert_grad(f)",
+        "check_layer(f)",
+        "numerical_grad()",
+        "check_object()",
+        "check_hvp without hvp",
+    ],
+)
+def test_a_call_missing_or_adding_arguments_is_a_typed_error(call: Any) -> None:
+    err = typed(call, backcheck.ArgumentError, "argument")
+    assert isinstance(err, TypeError) and "call " in err.hint
+
+
+def test_a_type_error_inside_the_users_function_is_still_theirs() -> None:
+    x = X()
+    err = typed(lambda: backcheck.check(lambda p: p + "a", x, dsq), UserFunctionError, "TypeError", watched=(x,))
+    assert not isinstance(err, backcheck.ArgumentError) and isinstance(err.__cause__, TypeError)

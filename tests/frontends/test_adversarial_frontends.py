@@ -266,3 +266,15 @@ def test_a_function_that_is_not_one_is_named(fn: Any) -> None:
     x, xj = T(4), J()
     typed(lambda: bt.check(fn, x), BadInputError, "fn", "not a function", watched=(x,))
     typed(lambda: bj.check(fn, xj), BadInputError, "fn", "not a function", watched=(xj,))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [lambda: bt.check(), lambda: bt.check_function(), lambda: bt.check_module(), lambda: bj.check()],
+    ids=["torch check", "torch check_function", "torch check_module", "jax check"],
+)
+def test_a_frontend_called_without_its_function_is_a_typed_error(call: Any) -> None:
+    from backcheck import ArgumentError
+
+    err = typed(call, ArgumentError, "missing")
+    assert isinstance(err, TypeError)

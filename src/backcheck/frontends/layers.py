@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from backcheck.api import replay_randomness
-from backcheck.calls import arg_names, call_user, function_name, require_callable
+from backcheck.calls import arg_names, call_user, function_name, require_callable, typed_arguments
 from backcheck.contract import Analytic, Contract, Section
 from backcheck.errors import BadInputError, GradientMismatch, GradientStructureError, NonFiniteError
 from backcheck.evaluate import Output
@@ -32,6 +32,7 @@ def _is_float(x: Any) -> bool:
     return isinstance(x, float) or (isinstance(x, (np.ndarray, np.generic)) and np.asarray(x).dtype.kind == "f")
 
 
+@typed_arguments
 def check_layer(
     forward: Callable[..., Any],
     backward: Callable[..., Any],

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.calls import arg_names, call_user
+from backcheck.calls import arg_names, call_user, typed_arguments
 from backcheck.errors import BadInputError, GradientStructureError
 from backcheck.frontends.layers import check_layer
 from backcheck.report import Report
@@ -77,6 +77,7 @@ class Slot:
 Where = Slot | int
 
 
+@typed_arguments
 def check_object(
     layer: Any,
     *inputs: Any,

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.calls import first_parameter_name, function_name
+from backcheck.calls import first_parameter_name, function_name, typed_arguments
 from backcheck.errors import BadInputError, NonFiniteError, NotScalarError, NumericWarning, UserFunctionError
 from backcheck.evaluate import Evaluator, Output
 from backcheck.numeric.noise import estimate_noise
@@ -62,6 +62,7 @@ def one_sided(ev: Evaluator, fp: float, fm: float, dp: float, dm: float) -> tupl
     return (fp - fm) / (dp - dm), (fp - ev.phi0) / dp, (ev.phi0 - fm) / -dm
 
 
+@typed_arguments
 def numerical_grad(
     f: Callable[[Any], Any],
     params: Any,

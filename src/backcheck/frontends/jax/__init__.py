@@ -23,7 +23,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from backcheck.calls import function_name, require_callable
+from backcheck.calls import function_name, require_callable, typed_arguments
 from backcheck.errors import BadInputError
 from backcheck.frontends.jax._check import Settings, run_check
 from backcheck.frontends.jax._numeric import NUMERIC_DTYPES, x64_enabled
@@ -33,6 +33,7 @@ from backcheck.report import Report
 __all__ = ["check", "x64_enabled"]
 
 
+@typed_arguments
 def check(
     fn: Callable[..., Any],
     *args: Any,

@@ -39,7 +39,7 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from backcheck.calls import arg_names, function_name
+from backcheck.calls import arg_names, function_name, typed_arguments
 from backcheck.errors import BadInputError
 from backcheck.frontends.common import JVP_PREFIX
 from backcheck.frontends.torch._blame import Blame, BlameRow, blame
@@ -116,6 +116,7 @@ def _binds(sig: Any, args: tuple[Any, ...]) -> bool:
     return True
 
 
+@typed_arguments
 def check(
     fn: Callable[..., Any],
     *inputs: Any,
@@ -207,6 +208,7 @@ def check(
     return check_torch(target, knobs)
 
 
+@typed_arguments
 def check_function(
     function: type[torch.autograd.Function],
     *inputs: Any,
@@ -287,6 +289,7 @@ def check_function(
     return check_torch(target, knobs)
 
 
+@typed_arguments
 def check_module(
     module: Any,
     *inputs: Any,
