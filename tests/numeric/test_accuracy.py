@@ -92,8 +92,10 @@ def _measure(name, method, dtype, seed):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("method", METHODS)
 def test_estimates_bound_the_error_everywhere_and_exceed_it_tenfold_rarely(method, dtype):
-    """est >= err on every element; est <= 10 err for the gradient as a whole on most points (measured: 85 to 95%
-    for symmetric stencils, about 80% for one-sided ones, whose tables restart more often), never 100x."""
+    """est >= err on every element; est <= 10 err for the gradient as a whole on most points (measured: 83 to 98%
+    of points, median 3.4 to 6.3, worst 21; before the table allowed one deviation of the probe's noise instead of
+    three and capped the model of the terms' rounding by it, 80 to 95%, worst 50), never 40x. Per function (RMS over
+    seeds) the benchmark's criterion is 10x; ``test_heldout.py`` checks it on functions the benchmark never sees."""
     eps = float(np.finfo(dtype).eps)
     ratios = []
     for name in FUNCTIONS:
@@ -104,14 +106,15 @@ def test_estimates_bound_the_error_everywhere_and_exceed_it_tenfold_rarely(metho
             # gradient is rounding noise, not a measure of the estimate
             ratios.append(np.max(est) / max(np.max(err), eps * scale))
     ratios = np.array(ratios)
-    assert np.mean(ratios <= 10) >= (0.65 if method in ("forward", "backward") else 0.75), np.sort(ratios)
-    assert np.median(ratios) <= 8 and np.max(ratios) <= 100, np.sort(ratios)
+    assert np.mean(ratios <= 10) >= 0.75, np.sort(ratios)
+    assert np.median(ratios) <= 7 and np.max(ratios) <= 40, np.sort(ratios)
 
 
 def test_complex_step_estimates_bound_the_error():
-    """The complex step's error is rounding alone (about one unit of the gradient, up to 10 where terms
-    cancel); its estimate allows 5 units of the element and 5 of its argument's largest element: est/err
-    about 10 against an error of one rounding unit."""
+    """The complex step's error is rounding alone (about one unit of the gradient, up to 7 where terms
+    cancel); its estimate is the larger difference from two further imaginary steps, doubled, plus 3 units of
+    its argument's largest element: est/err median 4.5, worst 8 (it was about 11 on every point, 5 units of
+    the element and 5 of the largest by construction)."""
     eps = float(np.finfo(np.float64).eps)
     ratios = []
     for name in FUNCTIONS:
@@ -124,7 +127,7 @@ def test_complex_step_estimates_bound_the_error():
             err = np.maximum(np.abs(np.asarray(g, np.longdouble) - exact).astype(float) - 64 * REF_EPS * scale, 0)
             assert np.all(err <= est), (name, seed)
             ratios.append(np.max(est) / max(np.max(err), eps * scale))
-    assert np.median(ratios) <= 12 and np.max(ratios) <= 30, np.sort(ratios)
+    assert np.median(ratios) <= 7 and np.max(ratios) <= 12, np.sort(ratios)
 
 
 @pytest.mark.parametrize("method", ["central", "central4", "central6"])
