@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.tree import Tree
+from backcheck.tree import Tree, unravel
 from backcheck.verdict import DEAD, FAILING, JUMP, KINK, MISMATCH, NOISY, OK, rms
 
 #: Version of the dictionary layout of :meth:`Report.to_dict`.
@@ -307,23 +307,26 @@ def _leaf_report(
     a, n, b, st = analytic[idx], outcome.numeric[sel], outcome.bound[sel], outcome.status[sel]
     tally = Counter(st.tolist())
     counts = {s: tally[s] for s in (OK, KINK, JUMP, NOISY, MISMATCH, DEAD) if tally[s]}
-    judged = (st != KINK) & (st != JUMP)
+    # (every mask below is built only when some element needs it: most reports are all 'ok')
+    judged = (st != KINK) & (st != JUMP) if tally[KINK] or tally[JUMP] else np.ones(st.size, dtype=bool)
+    bad = np.isin(st, FAILING) if any(tally[s] for s in FAILING) else np.zeros(st.size, dtype=bool)
+    aj, nj = a[judged], n[judged]
     diff = np.abs(a - n)
-    max_abs = float(diff[judged].max()) if judged.any() else 0.0
+    max_abs = float(diff[judged].max()) if aj.size else 0.0
     scale = np.maximum(np.abs(a), np.abs(n))
     rel = np.divide(diff, scale, out=np.zeros_like(diff), where=scale > 0)
-    max_rel = float(rel[judged].max()) if judged.any() else 0.0
-    denom = np.linalg.norm(a[judged]) + np.linalg.norm(n[judged])
-    rel_diff = float(np.linalg.norm((a - n)[judged]) / denom) if denom > 0 else 0.0
-    bad = np.logical_or.reduce([st == s for s in FAILING])
+    max_rel = float(rel[judged].max()) if aj.size else 0.0
+    denom = math.hypot(*aj) + math.hypot(*nj) if aj.size <= 32 else np.linalg.norm(aj) + np.linalg.norm(nj)
+    rel_diff = float(rms(aj - nj) * math.sqrt(aj.size) / denom) if denom > 0 else 0.0
     ratio = np.divide(diff, b, out=np.full_like(diff, np.inf), where=b > 0)
     ratio[~judged] = -1.0
-    order = np.lexsort((-ratio, ~bad))  # failing first, then by how close to the bound
-    worst = [_element(tree, int(idx[j]), a[j], n[j], b[j], st[j]) for j in order[:WORST] if judged[j]]
-    kinks = [_element(tree, int(idx[j]), a[j], n[j], b[j], st[j]) for j in np.flatnonzero(st == KINK)[:WORST]]
-    ok = st == OK
-    floor = float(b[ok].max()) if ok.any() else math.nan
-    typical = rms(n[judged])
+    order = np.lexsort((-ratio, ~bad)) if bad.any() else np.argsort(-ratio, kind="stable")
+    worst = [_element(leaf, int(idx[j]), a[j], n[j], b[j], st[j]) for j in order[:WORST] if judged[j]]
+    at_kinks = np.flatnonzero(st == KINK)[:WORST] if tally[KINK] else ()
+    kinks = [_element(leaf, int(idx[j]), a[j], n[j], b[j], st[j]) for j in at_kinks]
+    ok = st == OK if tally[OK] != st.size else np.ones(st.size, dtype=bool)
+    floor = float(b[ok].max()) if tally[OK] else math.nan
+    typical = rms(nj)
     floor_rel = floor / typical if typical > 0 and not math.isnan(floor) else math.nan
     kind = "element"
     projected = getattr(outcome, "floors", {}).get(leaf.name)
@@ -335,7 +338,7 @@ def _leaf_report(
         lstatus, note = "skipped", skipped[leaf.name]
     elif bad.any():
         lstatus, note = "fail", failed.get(leaf.name, "")
-        if np.all(st == DEAD) and idx.size == leaf.size:
+        if tally[DEAD] == st.size and idx.size == leaf.size:
             note = (
                 f"{leaf.name} receives a zero gradient everywhere while the output depends on it: the "
                 "gradient does not flow here (a detached branch, a missing backward term). " + note
@@ -344,7 +347,7 @@ def _leaf_report(
         lstatus, note = "fail", failed[leaf.name]
     elif leaf.name in unsure:
         lstatus, note = "inconclusive", unsure[leaf.name]
-    elif np.any((st == NOISY) | (st == JUMP)):
+    elif tally[NOISY] or tally[JUMP]:
         lstatus, note = "inconclusive", ""
     else:
         lstatus, note = "pass", ""
@@ -368,5 +371,7 @@ def _leaf_report(
     )
 
 
-def _element(tree: Tree, i: int, a: float, n: float, b: float, st: str) -> Element:
-    return Element(tree.element_name(i), tree.element_index(i), float(a), float(n), float(b), str(st))
+def _element(leaf: Any, i: int, a: float, n: float, b: float, st: str) -> Element:
+    """Element ``i`` (a flat position of the check, inside ``leaf``)."""
+    local = i - leaf.offset
+    return Element(leaf.element_name(local), unravel(local, leaf.shape), float(a), float(n), float(b), str(st))

@@ -344,8 +344,8 @@ class Tree:
         return self.per_leaf(eps) if coarser else None
 
     def per_leaf(self, values: Sequence[float]) -> np.ndarray:
-        """One value per leaf over its elements (read-only; a single leaf's costs no memory)."""
-        if len(self.leaves) == 1:
+        """One value per leaf over its elements (read-only; a large single leaf's costs no memory)."""
+        if len(self.leaves) == 1 and self.size > 4096:  # (a broadcast takes longer to make than a small array)
             return np.broadcast_to(np.float64(values[0]), (self.size,))
         return np.repeat(np.asarray(values, dtype=np.float64), [leaf.size for leaf in self.leaves])
 
