@@ -25,7 +25,11 @@ def typed_arguments(fn: F) -> F:
                 raise  # raised inside the entry point, not by the call itself
             raise ArgumentError(f"{exc}.", _arguments_hint(fn)) from None
 
-    return cast(F, entry)
+    # the signature is fn's, but no __wrapped__: tools that unwrap (the pytest plugin's patching) see one function
+    public: Any = entry
+    public.__signature__ = inspect.signature(fn)
+    del public.__wrapped__
+    return cast(F, public)
 
 
 def _arguments_hint(fn: Callable[..., Any]) -> str:
