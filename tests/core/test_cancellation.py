@@ -15,7 +15,7 @@ import backcheck
 import backcheck.verdict as verdict_module
 from backcheck.evaluate import Evaluator, Output
 from backcheck.numeric.grad import ROUNDOFF_FACTOR
-from backcheck.numeric.noise import POINTS, element_noise
+from backcheck.numeric.noise import POINTS, element_noise, local_noise
 from backcheck.tree import Tree
 from backcheck.zoo import CANCELLATION_LAYERS, get
 
@@ -89,6 +89,22 @@ def test_the_element_probe_measures_the_rounding_of_a_cancelled_value(seed):
     # the output's size says far less: eps |phi| at the probed points is far below the measured noise
     assert ROUNDOFF_FACTOR * EPS * (r + step) ** 2 < sigma / 100
     assert ev.n_evals == 2 + 2 * POINTS  # the baseline's two calls, then two segments
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_probe_along_a_direction_measures_the_rounding_of_every_cancelled_value(seed):
+    # the probe a random direction's difference may ask for (the probe of the whole point is scaled to it instead)
+    n, x, step = 16, 1.5, 1e-6
+    rng = np.random.default_rng(seed)
+    r = 1e-8 * rng.standard_normal(n)
+    ev = Evaluator(Tree(r.copy(), "r"), lambda v: float(np.sum(((x + v) - x) ** 2)), Output.loss("f"), "f")
+    ev.baseline()
+    move = step * np.where(rng.random(n) < 0.5, -1.0, 1.0)
+    sigma = local_noise(ev, np.arange(n), move, seed=seed)
+    # each element's y**2 carries ulp(x) / sqrt(12) times 2 |r_j'|, r_j' between half and all of its move
+    q = float(np.spacing(x)) / np.sqrt(12.0)
+    low, high = 2 * (step / 2 - 1e-7) * q * np.sqrt(n), 2 * (step + 1e-7) * q * np.sqrt(n)
+    assert low / 4 <= sigma <= 4 * high
 
 
 def test_the_element_probe_runs_only_for_a_mismatch_near_the_floor(monkeypatch):

@@ -94,24 +94,33 @@ def estimate_noise(ev: Evaluator, steps: np.ndarray, seed: int = 0, gradient: np
 
 def element_noise(ev: Evaluator, i: int, step: float, slope: float | None = None, seed: int = 0) -> float:
     """The noise of ``phi`` along element ``i`` alone, about ``step`` away from the point on either side (24
-    evaluations).
+    evaluations): :func:`local_noise` of one element, ``slope`` its claimed derivative."""
+    slopes = None if slope is None or not np.isfinite(slope) else np.array([float(slope)])
+    return local_noise(ev, np.array([i], dtype=np.int64), np.array([float(step)]), slopes, seed)
+
+
+def local_noise(
+    ev: Evaluator, idx: np.ndarray, move: np.ndarray, slopes: np.ndarray | None = None, seed: int = 0
+) -> float:
+    """The noise of ``phi`` where a difference along ``x[idx] +- move`` takes its values (24 evaluations).
 
     The model ``eps * |phi|`` and the probe of :func:`estimate_noise` (taken along a random direction over all
     elements, and scaled to each element's outputs in proportion to their size) both miss rounding of terms
     that cancelled into a small value: ``z = x @ w + b`` of 1e-7 from terms of size 1 carries their rounding,
     1e-16, whatever the size of ``z``, and ``z**2`` then jitters by 1e-9 of itself. This probe measures it
-    where the element's differences were taken: one segment (as in :func:`_probe`) on each side of the point.
-    The two are pooled, even when one is many times the other: a difference carries the rounding of both of
-    its values, and rounding may differ from side to side (a mean of values near 1 rounds more coarsely above
-    1 than below it), so the quieter side is no sign of a kink crossed by the other. Where ``phi`` stands still
-    along a segment although ``slope`` (the claimed derivative) says it should move, the segment is widened until
-    its quantum shows, as in :func:`estimate_noise`.
+    where the difference was taken: one segment (as in :func:`_probe`) about ``x + move`` and one about
+    ``x - move`` (each element between half and all of its move). The two are pooled, even when one is many
+    times the other: a difference carries the rounding of both of its values, and rounding may differ from side
+    to side (a mean of values near 1 rounds more coarsely above 1 than below it), so the quieter side is no sign
+    of a kink crossed by the other. Where ``phi`` stands still along a segment although ``slopes`` (the claimed
+    derivatives of ``idx``) say it should move, the segment is widened until its quantum shows, as in
+    :func:`estimate_noise`.
     """
-    rng = np.random.default_rng([ELEMENT_SEED, seed, i])
-    idx = np.array([i], dtype=np.int64)
-    h = np.array([float(step)])
-    slopes = None if slope is None or not np.isfinite(slope) else np.array([float(slope)])
-    probes = [_probe(ev, idx, h, rng, slopes, side) for side in (1.0, -1.0)]
+    seeds = [ELEMENT_SEED, seed, int(idx[0]) if idx.size == 1 else int(idx.size)]
+    rng = np.random.default_rng(seeds)
+    move = np.asarray(move, dtype=np.float64)
+    sign = np.where(move < 0, -1.0, 1.0)
+    probes = [_probe(ev, idx, np.abs(move), rng, slopes, side * sign) for side in (1.0, -1.0)]
     return _combine([p for p in probes if p is not None], outliers=False)
 
 
@@ -121,16 +130,16 @@ def _probe(
     h: np.ndarray,
     rng: np.random.Generator,
     slopes: np.ndarray | None,
-    side: float = 0.0,
+    side: np.ndarray | None = None,
 ) -> tuple[float, float, int] | None:
     """One segment's ``(sigma, quantum, dof)``: the residual's deviation, the quantum phi showed (0 if none)
     and the residual's degrees of freedom. None where phi is not finite on the segment (at the edge of the
-    domain: the elementwise differences name the culprit). ``side`` (+1 or -1) offsets every element to that
-    side of the point; 0, to a random side each."""
+    domain: the elementwise differences name the culprit). ``side`` (+1 or -1 per element) offsets each element
+    to that side of the point; None, to a random side each."""
     n = idx.size
     x = ev.tree.values()[idx]
     signs = np.where(rng.random(n) < 0.5, -1.0, 1.0)
-    base = h * rng.uniform(0.5, 1.0, size=n) * (np.where(rng.random(n) < 0.5, -1.0, 1.0) if not side else side)
+    base = h * rng.uniform(0.5, 1.0, size=n) * (np.where(rng.random(n) < 0.5, -1.0, 1.0) if side is None else side)
     factor = rng.uniform(0.5, 1.0, size=n)
     t = np.arange(POINTS, dtype=np.float64) - POINTS // 2
     jitter = rng.uniform(-JITTER, JITTER, size=POINTS)
