@@ -267,7 +267,7 @@ def verdicts(sel: list[dict]) -> tuple[str, str]:
     acc, over, bounded = criteria(sel)
     return (
         f"{'PASS' if acc <= 2 else 'MISS'} ({acc:.2g})",
-        f"{'PASS' if over <= 10 and bounded == 1.0 else 'MISS'} ({over:.3g}, bounded {bounded:.4f})",
+        f"{'PASS' if over <= 10 and bounded == 1.0 else 'MISS'} ({over:.1f}, bounded {bounded:.4f})",
     )
 
 

@@ -26,11 +26,12 @@ not finite (or the function raises a typed error) is unusable, not fatal: the ed
   halves the step again, up to ``max_rows``.
 
 It returns the trusted entry of least estimated error, that error, and the evaluations spent. On smooth
-functions the estimate bounds the actual error, typically 3 to 6 times it, and at most 10 times on about 85% of
-points (symmetric stencils; 80% one-sided, whose tables restart more often); ``benchmarks/numeric.py`` measures
-both against numdifftools and scipy. Cost per element on smooth functions, including the confirming stencil, on
-average: central 17 evaluations in float64 and 14 in float32 (11 on low-degree polynomials); forward/backward 11
-and 8; central4 18 and 15; central6 30 and 25 (numdifftools spends 30, or 15 one-sided). At most
+functions the estimate bounds the actual error; with the allowances of ``numerical_grad`` (one deviation of the
+measured noise, the rounding of the terms an element enters capped at three: ``term_cap``) typically 3 to 5 times
+it, at most 10 times on 93 to 100% of the benchmark's points; ``benchmarks/numeric.py`` measures both against
+numdifftools and scipy. Cost per element on smooth functions, including the confirming stencil, on average:
+central 17 evaluations in float64 and 14 in float32 (11 on low-degree polynomials); forward/backward 11 and 9;
+central4 18 and 15; central6 31 and 25 (numdifftools spends 30, or 15 one-sided). At most
 ``n_offsets * max_rows + 2`` where every step works; a step past the edge of the domain (where phi is NaN or the
 function raises) does not count against ``max_rows``, up to as many again: an element at 1e-4 of the edge of
 ``sqrt`` gets its full table on steps below 1e-4.
