@@ -141,12 +141,18 @@ def _projected(
                 f"{leaf.name} holds non-finite entries: {sub.checked.size} of its elements were checked one by one."
             )
             continue
-        if leaf.size <= SMALL_ARRAY:
+        if leaf.size <= SMALL_ARRAY or (plan[0] is not None and plan[0] >= leaf.size):
             # a small array is cheaper to check element by element than to project and localize
-            idx = np.setdiff1d(np.arange(leaf.offset, leaf.offset + leaf.size), ev.tree.excluded)
-            out.add_outcome(run(ev, claim, idx, rng))
+            out.add_outcome(run(ev, claim, _elements(ev, leaf), rng))
+            if leaf.size > SMALL_ARRAY:
+                out.notes.append(_exhaustive(leaf, plan[0]))
             continue
         proj = project_leaf(ev, claim, leaf, rng, plan, stop_on_failure=localize_failures)
+        if proj.wanted >= leaf.size and not proj.failed:
+            # the detection size asked for needs as many directions as elements: every element instead
+            out.add_outcome(run(ev, claim, _elements(ev, leaf), rng))
+            out.notes.append(_exhaustive(leaf, proj.wanted))
+            continue
         k = len(proj.measurements)
         worst = max(abs(m.mismatch) / m.bound if m.bound > 0 else 0.0 for m in proj.measurements)
         if proj.kinky and not proj.failed:
@@ -189,6 +195,18 @@ def _projected(
             continue
         _localize_leaf(ev, claim, leaf, proj, rng, plan, sample, out)
     return out.outcome()
+
+
+def _elements(ev: Evaluator, leaf: Any) -> np.ndarray:
+    """The array's elements, masks (non-finite entries) left out."""
+    return np.setdiff1d(np.arange(leaf.offset, leaf.offset + leaf.size), ev.tree.excluded)
+
+
+def _exhaustive(leaf: Any, directions: int) -> str:
+    return (
+        f"{leaf.name}: {directions} random directions on {leaf.size} elements would cost more than checking each "
+        "element, so each element was checked one by one."
+    )
 
 
 def _localize_leaf(

@@ -211,6 +211,8 @@ def project_leaf(
                 break  # the array is wrong; localization takes over
             if count is None and len(results) == 1 and scale > 0:
                 wanted = directions_needed(m.bound / scale, detect, confidence)
+                if wanted >= leaf.size:
+                    break  # as many directions as elements: the caller checks each element instead
     failed = any(m.failed for m in results)
     kinky = sum(m.kinky for m in results)
     detectable = detectable_size([m.bound for m in results], scale, confidence)
