@@ -228,7 +228,9 @@ def test_point_next_to_a_pole_gets_a_step_inside_the_domain(dtype: type, near: f
     edge = [n for n in report.notes if "edge of" in n]
     assert len(edge) == 1 and "x[0]" in edge[0] and "x[1]" not in edge[0] and "shrunk" in edge[0]
     wrong = bj.check(log1mexp_wrong, x, numeric_dtype="native")
-    assert wrong.leaf("x").n_mismatch >= 2 and {e.index for e in wrong.leaf("x").worst[:2]} >= {(1,), (2,)}
+    # 1/x for 1/expm1(x) is wrong everywhere: by x/2 relative, 5e-4 at x[0] (above float32's 2.5e-4 floor)
+    mismatched = {e.index for e in wrong.leaf("x").worst if e.status == "mismatch"}
+    assert wrong.leaf("x").n_mismatch >= 2 and mismatched >= {(1,), (2,)}
 
 
 def test_point_on_the_edge_is_a_typed_error(x64: None) -> None:
