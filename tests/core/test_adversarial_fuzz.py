@@ -175,6 +175,27 @@ def test_any_float_point_gets_an_honest_verdict_and_stays_unchanged(x: np.ndarra
     assert isinstance(wrong, backcheck.Report) and wrong.status != "pass", str(wrong)
 
 
+@given(float_points(), st.data())
+def test_any_float_layer_input_gets_an_honest_verdict_and_stays_unchanged(x: np.ndarray, data: Any) -> None:
+    def forward(a: Any) -> Any:
+        return 0.5 * a * a + np.sin(a)
+
+    def backward(d: Any, a: Any) -> Any:
+        return d * smooth_grad(a)
+
+    right = outcome(lambda: backcheck.check_layer(forward, backward, (x,)), x)
+    assert isinstance(right, backcheck.Report) and right.status != "fail", str(right)
+    k = data.draw(st.integers(0, x.size - 1))
+
+    def wrong(d: Any, a: Any) -> Any:
+        g = np.array(backward(d, a), dtype=a.dtype, order="C")
+        g.reshape(-1)[k] += 0.5 * max(1.0, float(np.max(np.abs(g))))
+        return g
+
+    report = outcome(lambda: backcheck.check_layer(forward, wrong, (x,)), x)
+    assert isinstance(report, backcheck.Report) and report.status != "pass", str(report)
+
+
 def junk() -> Any:
     """Values a user function might return by mistake: anything but one real number (sometimes one)."""
     arrays = hnp.arrays(
@@ -441,3 +462,32 @@ def test_a_type_error_inside_the_users_function_is_still_theirs() -> None:
     x = X()
     err = typed(lambda: backcheck.check(lambda p: p + "a", x, dsq), UserFunctionError, "TypeError", watched=(x,))
     assert not isinstance(err, backcheck.ArgumentError) and isinstance(err.__cause__, TypeError)
+
+
+@given(
+    hnp.arrays(
+        st.one_of(hnp.scalar_dtypes(), st.just(np.dtype(object))),
+        hnp.array_shapes(min_dims=0, max_dims=2, min_side=0, max_side=3),
+    )
+)
+def test_parameters_of_any_dtype_are_checked_or_refused_by_name(params: np.ndarray) -> None:
+    result = outcome(
+        lambda: backcheck.check(lambda p: np.sum(np.asarray(p, dtype=np.float64)), params, np.ones_like), params
+    )
+    if isinstance(result, BackcheckError):
+        assert isinstance(result, (ParamsError, backcheck.NonFiniteError)) and "p" in str(result), str(result)
+    else:
+        assert params.dtype.kind == "f"
+    layer = outcome(lambda: backcheck.check_layer(lambda a: a * 2.0, lambda d, a: 2.0 * d, (params,)), params)
+    assert isinstance(layer, (backcheck.Report, BackcheckError))
+    if isinstance(layer, BackcheckError):
+        assert isinstance(layer, BadInputError), str(layer)
+
+
+@given(junk(), junk())
+def test_whatever_a_layer_returns_is_a_verdict_or_a_typed_error(out: Any, grad: Any) -> None:
+    x = X()
+    result = outcome(lambda: backcheck.check_layer(lambda a: out, lambda d, a: grad, (x,)), x)
+    assert isinstance(result, (backcheck.Report, BackcheckError))
+    result = outcome(lambda: backcheck.check_layer(lambda a: a * a, lambda d, a: 2 * a * d, (x,), dout=out), x)
+    assert isinstance(result, (backcheck.Report, BackcheckError))
