@@ -44,9 +44,8 @@ def test_a_correct_float64_backward_passes_at_every_seed(layer, strategy):
     assert statuses(layer, layer.backward, np.float64, strategy) == ["pass"] * len(SEEDS)
 
 
-# the random directions of 'projected' keep the probe's noise from a random direction over every element: where the
-# rounding differs from segment to segment (a row mean near 1), the probe keeps the quieter one; see the report
-@by_name([x for x in CANCELLATION_LAYERS if x.name != "cancel_center_square"])
+# a random direction that fails within a few orders of its floor is judged again with the noise measured along it
+@by_name(CANCELLATION_LAYERS)
 def test_a_correct_float64_backward_passes_projected_at_every_seed(layer):
     assert statuses(layer, layer.backward, np.float64, "projected") == ["pass"] * len(SEEDS)
 
