@@ -23,7 +23,7 @@ def snapshot(obj: Any) -> Any:
     """Dtype, shape, strides, grad flag and bits of a tensor / array (or a tree of them)."""
     if isinstance(obj, torch.Tensor):
         t = obj.detach()
-        bits = t.contiguous().view(-1).view(torch.uint8) if t.numel() else t
+        bits = torch.empty(t.shape, dtype=t.dtype).copy_(t).view(-1).view(torch.uint8) if t.numel() else t
         return ("torch", t.dtype, tuple(t.shape), t.stride(), obj.requires_grad, bits.tolist())
     if isinstance(obj, jax.Array):
         return ("jax", str(obj.dtype), obj.shape, np.asarray(obj).tobytes())
@@ -278,3 +278,54 @@ def test_a_frontend_called_without_its_function_is_a_typed_error(call: Any) -> N
 
     err = typed(call, ArgumentError, "missing")
     assert isinstance(err, TypeError)
+
+
+# -- Hypothesis over torch layouts and dtypes ---------------------------------------------------------------------
+hypothesis = pytest.importorskip("hypothesis")
+st = pytest.importorskip("hypothesis.strategies")
+hnp = pytest.importorskip("hypothesis.extra.numpy")
+
+
+class _Smooth(torch.autograd.Function):
+    """0.5 x^2 + sin x with a hand-written backward that may be wrong at one element."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, wrong_at: int) -> Any:
+        ctx.save_for_backward(x)
+        ctx.wrong_at = wrong_at
+        return 0.5 * x * x + torch.sin(x)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (x,) = ctx.saved_tensors
+        grad = (g * (x + torch.cos(x))).contiguous()
+        if ctx.wrong_at >= 0:
+            flat = grad.view(-1)
+            flat[ctx.wrong_at] += 0.5 * max(1.0, float(flat.abs().max()))
+        return grad, None
+
+
+@st.composite
+def torch_points(draw: Any) -> Any:
+    dtype = draw(st.sampled_from([torch.float64, torch.float32, torch.float16, torch.bfloat16]))
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4))
+    values = draw(hnp.arrays(np.float64, shape, elements=st.floats(-4.0, 4.0, allow_subnormal=False)))
+    scale = draw(st.sampled_from([1e-3, 1.0, 10.0]))
+    t = torch.from_numpy(values * scale).to(dtype)
+    layout = draw(st.sampled_from(["contiguous", "transposed", "strided", "flipped"]))
+    if layout == "transposed" and t.dim() > 1:
+        t = t.transpose(0, -1).contiguous().transpose(0, -1)
+    elif layout == "strided":
+        t = torch.repeat_interleave(t, 2, dim=-1)[..., ::2]
+    elif layout == "flipped":
+        t = torch.flip(t, dims=[0])
+    return t
+
+
+@hypothesis.given(torch_points(), st.data())
+def test_any_torch_point_gets_an_honest_verdict_and_stays_unchanged(x: Any, data: Any) -> None:
+    right = outcome(lambda: bt.check(lambda v: _Smooth.apply(v, -1), x), x)
+    assert not isinstance(right, BackcheckError) and right.status != "fail", str(right)
+    k = data.draw(st.integers(0, x.numel() - 1))
+    wrong = outcome(lambda: bt.check(lambda v: _Smooth.apply(v, k), x), x)
+    assert not isinstance(wrong, BackcheckError) and wrong.status != "pass", str(wrong)
