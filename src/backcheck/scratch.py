@@ -17,7 +17,7 @@ import numpy as np
 #: Buffers of fewer elements are allocated as usual (small allocations are reused by the allocator).
 LEND_FROM = 1 << 16
 #: The most memory kept for the next check.
-KEEP_BYTES = 96 << 20
+KEEP_BYTES = 64 << 20
 
 _kept: list[np.ndarray] = []
 _lock = threading.Lock()
