@@ -329,3 +329,36 @@ def test_any_torch_point_gets_an_honest_verdict_and_stays_unchanged(x: Any, data
     k = data.draw(st.integers(0, x.numel() - 1))
     wrong = outcome(lambda: bt.check(lambda v: _Smooth.apply(v, k), x), x)
     assert not isinstance(wrong, BackcheckError) and wrong.status != "pass", str(wrong)
+
+
+def _smooth_jax(wrong_at: int) -> Any:
+    @jax.custom_vjp
+    def f(x: Any) -> Any:
+        return 0.5 * x * x + jnp.sin(x)
+
+    def fwd(x: Any) -> Any:
+        return f(x), x
+
+    def bwd(x: Any, g: Any) -> Any:
+        grad = g * (x + jnp.cos(x))
+        if wrong_at >= 0:
+            flat = grad.reshape(-1)
+            grad = flat.at[wrong_at].add(0.5 * jnp.maximum(1.0, jnp.max(jnp.abs(flat)))).reshape(grad.shape)
+        return (grad,)
+
+    f.defvjp(fwd, bwd)
+    return f
+
+
+@hypothesis.given(
+    st.sampled_from([jnp.float64, jnp.float32, jnp.float16, jnp.bfloat16]),
+    hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=2, max_side=4), elements=st.floats(-4.0, 4.0)),
+    st.data(),
+)
+def test_any_jax_point_gets_an_honest_verdict_and_stays_unchanged(dtype: Any, values: np.ndarray, data: Any) -> None:
+    x = jnp.asarray(values, dtype=dtype)
+    right = outcome(lambda: bj.check(_smooth_jax(-1), x), x)
+    assert not isinstance(right, BackcheckError) and right.status != "fail", str(right)
+    k = data.draw(st.integers(0, x.size - 1))
+    wrong = outcome(lambda: bj.check(_smooth_jax(k), x), x)
+    assert not isinstance(wrong, BackcheckError) and wrong.status != "pass", str(wrong)
