@@ -12,7 +12,7 @@ from backcheck.calls import first_parameter_name, function_name, typed_arguments
 from backcheck.errors import BadInputError, NonFiniteError, NotScalarError, NumericWarning, UserFunctionError
 from backcheck.evaluate import Evaluator, Output
 from backcheck.numeric.noise import estimate_noise
-from backcheck.numeric.richardson import FIRST_STEP, MAX_ROWS, Refined, refine
+from backcheck.numeric.richardson import FIRST_STEP, MAX_ROWS, Refined, RefineOptions, refine
 from backcheck.numeric.stencils import STENCILS, Stencil
 from backcheck.numeric.steps import default_steps
 from backcheck.tree import Tree
@@ -276,8 +276,7 @@ def refine_elements(
         stencil=STENCILS[method],
         noise=noise,
         phi0=ev.phi0,
-        options=(target, MAX_ROWS),
-        term_cap=term_cap,
+        options=RefineOptions(target, MAX_ROWS, term_cap),
     )
     res.failures = failures
     return res

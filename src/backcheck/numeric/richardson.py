@@ -101,6 +101,18 @@ class Refined:
 
 
 @dataclass(frozen=True)
+class RefineOptions:
+    """How far :func:`refine` goes: ``target`` (scalar or per element) stops an element once its error estimate
+    is below it (0: as accurate as the dtype allows); at most ``max_rows`` steps; ``term_cap`` (scalar or per
+    element) caps the modelled rounding of the terms an element enters, ``eps |x| |phi'|`` per value, where a
+    noise probe measured the rounding of all terms together."""
+
+    target: Any = 0.0
+    max_rows: int = MAX_ROWS
+    term_cap: Any = np.inf
+
+
+@dataclass(frozen=True)
 class SharpDerivative:
     """One sharp derivative; unpacks as ``value, error, evaluations``."""
 
@@ -191,7 +203,7 @@ def sharp_derivative(
         stencil=stencil,
         noise=noise,
         phi0=np.nan if phi0 is None else float(phi0),
-        options=(float(target), int(max_rows)),
+        options=RefineOptions(float(target), int(max_rows)),
     )
     if not np.isfinite(res.value[0]) and last:
         raise last[0]
@@ -289,12 +301,12 @@ def _apply(phis: np.ndarray, nodes: np.ndarray, h: np.ndarray) -> tuple[np.ndarr
 class _Refiner:
     """The state of :func:`refine` between rounds."""
 
-    def __init__(self, rows: _Rows, x_abs: np.ndarray, eps: float, noise: np.ndarray, options: tuple[Any, int]):
+    def __init__(self, rows: _Rows, x_abs: np.ndarray, eps: float, noise: np.ndarray, options: RefineOptions):
         m = rows.h0.size
         self.rows, self.x_abs, self.eps, self.noise = rows, x_abs, eps, noise
-        self.term_cap = np.full(m, np.inf)
-        self.target = np.broadcast_to(np.asarray(options[0], dtype=np.float64), (m,))
-        self.max_rows = int(options[1])
+        self.term_cap = np.broadcast_to(np.asarray(options.term_cap, dtype=np.float64), (m,))
+        self.target = np.broadcast_to(np.asarray(options.target, dtype=np.float64), (m,))
+        self.max_rows = int(options.max_rows)
         self.start = np.zeros(m, dtype=np.int64)
         # rows where phi failed (the edge of its domain) or the changes grew (steps above the function's scale)
         self.failed = np.zeros(m, dtype=np.int64)
@@ -416,32 +428,30 @@ def refine(
     stencil: Stencil = STENCILS["central"],
     noise: Any = 0.0,
     phi0: Any = np.nan,
-    options: tuple[Any, int] = (0.0, MAX_ROWS),
-    term_cap: Any = np.inf,
+    options: RefineOptions | None = None,
 ) -> Refined:
     """Sharp derivatives of many elements, in rounds: every open element gets its next step, then the tables
     of all of them are rebuilt and judged at once (numpy over elements; the calls themselves stay serial).
 
     ``first_step`` and ``x_abs`` have one entry per element; ``eps`` is the machine epsilon of ``phi``;
     ``noise`` (a bound on the error of one value of ``phi``, measured) and ``phi0`` are scalars or per element;
-    ``options`` is ``(target error (scalar or per element), max rows)``; ``term_cap`` (scalar or per element)
-    caps the modelled rounding of the terms an element enters, ``eps |x| |phi'|`` per value, where a noise probe
-    measured the rounding of all terms together.
+    ``options`` (:class:`RefineOptions`) holds the target error, the most rows and the cap on the modelled
+    rounding of the terms an element enters.
     """
+    options = RefineOptions() if options is None else options
     first_step = np.asarray(first_step, dtype=np.float64)
     m = first_step.size
     phi0 = np.broadcast_to(np.asarray(phi0, np.float64), (m,)).copy()
     # rows where phi failed (past the edge of its domain), or before a restart, or whose change grew (steps above
     # the function's scale) do not count against max_rows, up to as many again
-    capacity = options[1] * 2 if options[1] > 1 else 1
+    capacity = options.max_rows * 2 if options.max_rows > 1 else 1
     rows = _Rows(evaluate, first_step, stencil, phi0, capacity)
     x_abs = np.broadcast_to(np.asarray(x_abs, dtype=np.float64), (m,))
     noise = np.broadcast_to(np.asarray(noise, dtype=np.float64), (m,))
     state = _Refiner(rows, x_abs, eps, noise, options)
-    state.term_cap = np.broadcast_to(np.asarray(term_cap, dtype=np.float64), (m,))
     for k in range(capacity):
         state.round(k)
-    if options[1] == 1:  # one row has no error estimate: the stencil itself, unconverged
+    if options.max_rows == 1:  # one row has no error estimate: the stencil itself, unconverged
         state.out.value[:] = rows.base[:, 0]
         state.out.step[:], state.out.order[:] = first_step, stencil.order
     return state.out
