@@ -9,7 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.calls import call_user, first_parameter_name, function_name, require_callable, typed_arguments
+from backcheck.calls import (
+    call_user,
+    first_parameter_name,
+    function_name,
+    params_tree,
+    require_callable,
+    typed_arguments,
+)
 from backcheck.contract import Analytic, Contract, Section
 from backcheck.errors import GradientMismatch, NotScalarError
 from backcheck.evaluate import Output
@@ -167,7 +174,7 @@ def loss_contract(f: Callable[[Any], Any], params: Any, grad: Any, options: Opti
     """The contract of a scalar loss ``f(params)`` and its claimed gradient (a tree, or a function of params)."""
     require_callable(f, "f", "pass the loss function first: check(f, params, grad).")
     fname = function_name(f)
-    tree = Tree(params, first_parameter_name(f))
+    tree = params_tree(params, first_parameter_name(f))
     point, probed = _numeric_point(_batch_of_one(f, fname) if options.vectorized else f, tree, options.upcast)
 
     strict = options.strict_dtype

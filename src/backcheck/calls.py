@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from backcheck.errors import ArgumentError, BackcheckError, BadInputError, UserFunctionError
+from backcheck.errors import ArgumentError, BackcheckError, BadInputError, ParamsError, UserFunctionError
+
+if TYPE_CHECKING:
+    from backcheck.tree import Tree
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -55,6 +59,21 @@ def call_user(fn: Callable[..., Any], args: tuple[Any, ...], what: str, restore:
     finally:
         if restore is not None:
             restore.restore()
+
+
+def params_tree(params: Any, root: str, **kwargs: Any) -> Tree:
+    """The user's parameters as a :class:`~backcheck.tree.Tree`, or :class:`ParamsError` when they contain
+    themselves (a list holding itself) or nest deeper than Python can walk."""
+    from backcheck.tree import Tree
+
+    try:
+        return Tree(params, root, **kwargs)
+    except RecursionError:
+        raise ParamsError(
+            f"{root} contains itself, or nests containers deeper than Python's recursion limit "
+            f"({sys.getrecursionlimit()}).",
+            "pass a tree of arrays without cycles: dicts, lists and tuples a few levels deep.",
+        ) from None
 
 
 def require_callable(fn: Any, what: str, hint: str) -> None:

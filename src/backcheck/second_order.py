@@ -13,10 +13,9 @@ from typing import Any
 import numpy as np
 
 from backcheck.api import check
-from backcheck.calls import first_parameter_name, require_callable, typed_arguments
+from backcheck.calls import first_parameter_name, params_tree, require_callable, typed_arguments
 from backcheck.options import Options
 from backcheck.report import Report
-from backcheck.tree import Tree
 
 
 @typed_arguments
@@ -60,7 +59,7 @@ def check_hvp(
         require_callable(f, "f", "pass the loss (or None) first: check_hvp(f, grad, hvp, params).")
     require_callable(grad, "grad", "pass the gradient function second: check_hvp(f, grad, hvp, params).")
     require_callable(hvp, "hvp", "pass the Hessian-vector product third: check_hvp(f, grad, hvp, params).")
-    shape_tree = Tree(params, first_parameter_name(grad), in_place=False)
+    shape_tree = params_tree(params, first_parameter_name(grad), in_place=False)
     if v is None:
         rng = Options.make(seed=seed).rng("hvp vector")
         v = shape_tree.fresh(rng.standard_normal(shape_tree.size))
