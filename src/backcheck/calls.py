@@ -76,6 +76,20 @@ def params_tree(params: Any, root: str, **kwargs: Any) -> Tree:
         ) from None
 
 
+def flat_outputs(obj: Any, prefix: str, what: str) -> list[tuple[str, Any]]:
+    """``tree.flatten(obj, prefix)`` of a value the user handed over or returned (an output, a ``dout``), or
+    :class:`BadInputError` naming ``what`` when it contains itself or nests deeper than Python can walk."""
+    from backcheck.tree import flatten
+
+    try:
+        return flatten(obj, prefix)
+    except RecursionError:
+        raise BadInputError(
+            f"{what} contains itself, or nests containers deeper than Python's recursion limit.",
+            "return (or pass) arrays, or a few levels of dicts, lists and tuples of them, without cycles.",
+        ) from None
+
+
 def require_callable(fn: Any, what: str, hint: str) -> None:
     """Raise :class:`BadInputError` naming ``what`` when ``fn`` is not a function (before it is ever called)."""
     if not callable(fn):

@@ -516,3 +516,10 @@ def test_a_tree_that_contains_itself_or_nests_too_deep_is_refused(make: Any) -> 
     params = make()
     typed(lambda: backcheck.check(lambda p: 0.0, params, lambda p: p), ParamsError, "contains itself")
     typed(lambda: backcheck.check_hvp(None, lambda p: p, lambda p, v: v, params), ParamsError, "contains itself")
+
+
+@pytest.mark.parametrize("make", [_self_list, _self_dict], ids=["list in itself", "dict in itself"])
+def test_a_layer_output_or_dout_that_contains_itself_is_refused(make: Any) -> None:
+    x = X()
+    typed(lambda: backcheck.check_layer(lambda a: make(), lambda d, a: d, (x,)), BadInputError, "output", watched=(x,))
+    typed(lambda: backcheck.check_layer(lambda a: 2 * a, lambda d, a: 2 * d, (x,), dout=make()), BadInputError, "dout")

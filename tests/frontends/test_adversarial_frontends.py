@@ -350,6 +350,7 @@ def _smooth_jax(wrong_at: int) -> Any:
     return f
 
 
+@hypothesis.settings(max_examples=10)  # every example traces and compiles anew: a few cover the dtypes
 @hypothesis.given(
     st.sampled_from([jnp.float64, jnp.float32, jnp.float16, jnp.bfloat16]),
     hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=2, max_side=4), elements=st.floats(-4.0, 4.0)),
@@ -362,3 +363,17 @@ def test_any_jax_point_gets_an_honest_verdict_and_stays_unchanged(dtype: Any, va
     k = data.draw(st.integers(0, x.size - 1))
     wrong = outcome(lambda: bj.check(_smooth_jax(k), x), x)
     assert not isinstance(wrong, BackcheckError) and wrong.status != "pass", str(wrong)
+
+
+def _cyclic(x: Any) -> Any:
+    loop: list[Any] = [x]
+    loop.append(loop)
+    return loop
+
+
+def test_pytrees_that_contain_themselves_are_refused() -> None:
+    x, xj = T(2), J()
+    typed(lambda: bt.check(_cyclic, x), BadInputError, "output", "contains itself", watched=(x,))
+    typed(lambda: bt.check(lambda v: 2 * v, x, dout=_cyclic(T(2))), BadInputError, "dout", watched=(x,))
+    typed(lambda: bj.check(lambda a: a[0] * 2, _cyclic(xj)), BadInputError, "contains itself")
+    typed(lambda: bj.check(lambda v: 2 * v, xj, dout=_cyclic(J())), BadInputError, "dout", watched=(xj,))

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from backcheck.api import replay_randomness
-from backcheck.calls import arg_names, call_user, function_name, require_callable, typed_arguments
+from backcheck.calls import arg_names, call_user, flat_outputs, function_name, require_callable, typed_arguments
 from backcheck.contract import Analytic, Contract, Section
 from backcheck.errors import BadInputError, GradientMismatch, GradientStructureError, NonFiniteError
 from backcheck.evaluate import Output
@@ -264,7 +264,7 @@ class Layer:
             changed = self.tree.changed()
         finally:
             self.tree.restore()
-        parts = [(n, np.asarray(p)) for n, p in flatten(out0, "out")]
+        parts = [(n, np.asarray(p)) for n, p in flat_outputs(out0, "out", f"{fname}'s output")]
         _check_outputs(parts, fname)
         u = _dout(dout, parts, options.rng("dout"), fname)
         findings = (mutation_finding(fname, changed),) if changed else ()
@@ -446,7 +446,7 @@ def _check_outputs(parts: list[tuple[str, np.ndarray]], fname: str) -> None:
 def _dout(dout: Any, parts: list[tuple[str, np.ndarray]], rng: np.random.Generator, fname: str) -> list[np.ndarray]:
     if dout is None:
         return [rng.standard_normal(p.shape).astype(p.dtype) for _, p in parts]
-    given = flatten(dout, "dout")
+    given = flat_outputs(dout, "dout", "dout")
     if len(given) != len(parts):
         raise GradientStructureError(
             f"dout has {len(given)} array(s), but {fname} returns {len(parts)} ({', '.join(n for n, _ in parts)}).",

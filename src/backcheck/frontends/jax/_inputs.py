@@ -78,13 +78,27 @@ def _selection(argnums: Any, args: tuple[Any, ...], kwargs: dict[str, Any], fnam
     return wanted
 
 
+def _flatten_arguments(args: tuple[Any, ...], kwargs: dict[str, Any], fname: str) -> Any:
+    """``jax.tree_util.tree_flatten_with_path`` of the arguments, or :class:`BadInputError` when a pytree
+    contains itself (jax reports the recursion as a SystemError)."""
+    try:
+        return jax.tree_util.tree_flatten_with_path((tuple(args), dict(kwargs)))
+    except (RecursionError, SystemError) as exc:
+        if not isinstance(exc, RecursionError) and not isinstance(exc.__cause__, RecursionError):
+            raise
+        raise BadInputError(
+            f"an argument of {fname} contains itself, or nests containers deeper than Python can walk.",
+            "pass pytrees of arrays without cycles.",
+        ) from None
+
+
 def split_inputs(
     fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], argnums: Any, fname: str
 ) -> Inputs:
     """Split the arguments; raise :class:`BadInputError` when nothing can be differentiated."""
     names = arg_names(fn, len(args))
     wanted = _selection(argnums, args, kwargs, fname)
-    with_path, treedef = jax.tree_util.tree_flatten_with_path((tuple(args), dict(kwargs)))
+    with_path, treedef = _flatten_arguments(args, kwargs, fname)
     kinds: list[str] = []
     leaf_names: list[str] = []
     for path, leaf in with_path:
@@ -203,7 +217,12 @@ def _cotangent(
         if len(shapes) == 1 and int(np.prod(shapes[0], dtype=np.int64)) == 1:
             return [np.ones(shapes[0])]
         return [rng.standard_normal(shape) for shape in shapes]
-    given = jax.tree_util.tree_leaves(dout)
+    try:
+        given = jax.tree_util.tree_leaves(dout)
+    except (RecursionError, SystemError) as exc:
+        if not isinstance(exc, RecursionError) and not isinstance(exc.__cause__, RecursionError):
+            raise
+        raise BadInputError("dout contains itself.", "pass a pytree of arrays without cycles.") from None
     if len(given) == n_all and n_all != len(shapes):
         given = [given[i] for i in sel]
     if len(given) != len(shapes):

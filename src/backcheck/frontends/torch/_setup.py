@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.calls import first_line
+from backcheck.calls import first_line, flat_outputs
 from backcheck.errors import BackcheckError, BadInputError, GradientStructureError, NonFiniteError, UserFunctionError
 from backcheck.evaluate import Evaluator, Output
 from backcheck.frontends.common import CachedEvaluator
@@ -15,7 +15,6 @@ from backcheck.frontends.torch._session import Session
 from backcheck.frontends.torch._tensors import (
     Slot,
     dtype_name,
-    flatten,
     is_diff_tensor,
     np_dtype,
     parts,
@@ -100,7 +99,7 @@ def choose_outputs(sess: Session, out0: Any) -> tuple[list[tuple[str, Any]], str
     statistics, anything computed without grad) have no gradient to check, so they are left out of both
     sides; when no float output is differentiable they all stay in, and a missing gradient fails.
     """
-    flat0 = flatten(out0)
+    flat0 = flat_outputs(out0, "out", f"{sess.fname}'s output")
     for n, t in flat0:
         refuse_sparse(t, f"{sess.fname}'s output {n}")
     floats = [is_diff_tensor(t) for _, t in flat0]
@@ -183,7 +182,7 @@ def parse_dout(
     if dout is None:
         given = [torch.from_numpy(np.asarray(u)) for u in default_dout(outs, rng)]
     else:
-        given = [t for _, t in flatten(dout, "dout")]
+        given = [t for _, t in flat_outputs(dout, "dout", "dout")]
         if len(given) != len(outs):
             raise GradientStructureError(
                 f"dout has {len(given)} tensor(s), but {fname} returns {len(outs)} differentiable output(s) "
