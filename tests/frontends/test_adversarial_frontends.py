@@ -135,6 +135,8 @@ def test_a_torch_function_raising_is_chained_and_the_module_restored() -> None:
         (dict(step={"x": 1e-6}), BadInputError, "step="),
         (dict(params=3), BadInputError, "params"),
         (dict(params={"a": torch.arange(3)}), BadInputError, "a"),
+        (dict(forward_mode="x"), BadInputError, "forward_mode"),
+        (dict(forward_mode=1), BadInputError, "forward_mode"),
     ],
     ids=lambda v: repr(v)[:40],
 )

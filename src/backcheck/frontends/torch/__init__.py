@@ -39,6 +39,8 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from backcheck.calls import arg_names, function_name, typed_arguments
 from backcheck.errors import BadInputError
 from backcheck.frontends.common import JVP_PREFIX
@@ -63,6 +65,13 @@ def _knobs(
         raise BadInputError(f"vectorized={vectorized!r} is not True, False or 'auto'.", "use True, False or 'auto'.")
     named_dtype(numeric_dtype)  # a typed error for an unknown dtype
     return Knobs(Options.make(**options), dout, numeric_dtype, vectorized, forward_mode, note)
+
+
+def _forward_mode(value: Any) -> bool | None:
+    """``forward_mode=`` as given (True, False or None), or :class:`BadInputError` naming it."""
+    if value is not None and not isinstance(value, (bool, np.bool_)):
+        raise BadInputError(f"forward_mode={value!r} must be True, False or None.", "pass forward_mode=True.")
+    return None if value is None else bool(value)
 
 
 def _positional(fn: Callable[..., Any], inputs: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
@@ -195,7 +204,7 @@ def check(
         dout,
         numeric_dtype,
         vectorized,
-        bool(forward_mode),
+        bool(_forward_mode(forward_mode)),
     )
     args = _positional(fn, inputs, kwargs)
     module = fn if isinstance(fn, torch.nn.Module) else None
@@ -266,6 +275,7 @@ def check_function(
             "for a plain function use backcheck.torch.check(fn, *inputs).",
         )
     has_jvp = getattr(function, "jvp", None) is not torch.autograd.Function.jvp
+    forward_mode = _forward_mode(forward_mode)
     if forward_mode is True and not has_jvp:
         raise BadInputError(
             f"{function.__name__} defines no jvp staticmethod, so forward mode cannot be checked.",
