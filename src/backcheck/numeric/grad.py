@@ -11,7 +11,7 @@ import numpy as np
 from backcheck.calls import first_parameter_name, function_name, typed_arguments
 from backcheck.errors import BadInputError, NonFiniteError, NotScalarError, NumericWarning, UserFunctionError
 from backcheck.evaluate import Evaluator, Output
-from backcheck.numeric.noise import estimate_noise
+from backcheck.numeric.noise import element_noise, estimate_noise
 from backcheck.numeric.richardson import FIRST_STEP, MAX_ROWS, Refined, RefineOptions, refine
 from backcheck.numeric.stencils import STENCILS, Stencil
 from backcheck.numeric.steps import default_steps
@@ -209,9 +209,12 @@ def _table_grad(ev: Evaluator, stencil: Stencil, step: Any) -> tuple[np.ndarray,
     # every term; moving one element alone stirs only the terms that element enters (measured along single
     # elements: 3 to 4 times less on smooth float64 functions). One deviation of the probe stands for the
     # MEASURED_NOISE deviations of one element's noise, and MEASURED_NOISE of them bound the rounding of the
-    # terms any one element enters (the model's eps |x| |phi'| is their size for a power x**p, p times too large)
+    # terms any one element enters (the model's eps |x| |phi'| is their size for a power x**p, p times too large).
+    # Where the model exceeds that cap, the element's own terms are measured along it alone, unless it is the
+    # only element (the probe then measured it alone)
     cap = MEASURED_NOISE * ev.noise if ev.noise > 0 else np.inf
-    res = refine_elements(ev, method=stencil.name, first_step=first, noise=ev.noise, term_cap=cap)
+    others = tree.size > 1
+    res = refine_elements(ev, method=stencil.name, first_step=first, noise=ev.noise, term_cap=cap, measure_terms=others)
     bad = np.flatnonzero(~np.isfinite(res.value))
     if bad.size:
         i = int(bad[0])
@@ -233,6 +236,7 @@ def refine_elements(
     first_step: Any = None,
     noise: Any = None,
     term_cap: Any = np.inf,
+    measure_terms: bool = False,
 ) -> Refined:
     """Sharp derivatives of ``phi`` along elements ``idx`` of an evaluator (all by default), in rounds.
 
@@ -240,9 +244,12 @@ def refine_elements(
     measured, ``ev.noise``); ``target`` (one number or one per element) stops an element as soon as its error
     estimate is below it; ``first_step`` defaults to ``FIRST_STEP * max(|x_i|, 1)``; ``noise`` (per value of
     ``phi``) defaults to ``MEASURED_NOISE * ev.noise``; ``term_cap`` as in
-    :func:`~backcheck.numeric.richardson.refine`. A step where ``phi`` is not finite or the function raises
-    is skipped (the edge of a domain); an element where none worked comes back NaN with an infinite error and
-    its last failure in ``failures`` (keyed by position in ``idx``). Results are in the order of ``idx``.
+    :func:`~backcheck.numeric.richardson.refine`; ``measure_terms`` measures the noise along an element alone
+    (:func:`~backcheck.numeric.noise.element_noise`, 24 evaluations) where the modelled rounding of its terms
+    exceeds ``term_cap``, and caps it at ``MEASURED_NOISE`` deviations of that. A step where ``phi`` is not
+    finite or the function raises is skipped (the edge of a domain); an element where none worked comes back
+    NaN with an infinite error and its last failure in ``failures`` (keyed by position in ``idx``). Results
+    are in the order of ``idx``.
     """
     x = ev.tree.values()
     idx = np.arange(x.size) if idx is None else np.asarray(idx, dtype=np.int64).reshape(-1)
@@ -266,6 +273,15 @@ def refine_elements(
             phis[t], disp[t] = p[0], d[0]
         return phis, disp
 
+    def measure(ms: np.ndarray, slopes: np.ndarray) -> np.ndarray:
+        near = default_steps(ev.tree)  # where the probe of the whole input took its values
+        return np.array(
+            [
+                MEASURED_NOISE * element_noise(ev, int(idx[m]), float(near[idx[m]]), float(d))
+                for m, d in zip(ms, slopes, strict=True)
+            ]
+        )
+
     eps = float(np.finfo(ev.out_dtype).eps)
     noise = MEASURED_NOISE * ev.noise if noise is None else noise
     res = refine(
@@ -276,7 +292,7 @@ def refine_elements(
         stencil=STENCILS[method],
         noise=noise,
         phi0=ev.phi0,
-        options=RefineOptions(target, MAX_ROWS, term_cap),
+        options=RefineOptions(target, MAX_ROWS, term_cap, measure if measure_terms else None),
     )
     res.failures = failures
     return res

@@ -80,6 +80,9 @@ ROUNDING_SPREAD = 1.5
 CONFIRM_STEP = 0.7
 #: The confirming estimate must agree within this many times the chosen error plus its own rounding.
 CONFIRM_TOLERANCE = 2.0
+#: The rounding of the terms an element enters is measured along the element alone (``RefineOptions.measure``)
+#: only where the cap on it is over this many times the rounding of ``phi`` itself, ``eps |phi|``.
+MEASURE_ABOVE = 3.0
 #: How much an estimate that never converged is inflated.
 UNCONVERGED_FACTOR = 10.0
 
@@ -110,6 +113,9 @@ class RefineOptions:
     target: Any = 0.0
     max_rows: int = MAX_ROWS
     term_cap: Any = np.inf
+    #: ``measure(positions, derivatives) -> caps``: the rounding of the terms those elements enter, measured along
+    #: each alone; asked once per element whose modelled rounding exceeds ``term_cap`` (see :meth:`_Refiner.measure`)
+    measure: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -304,7 +310,8 @@ class _Refiner:
     def __init__(self, rows: _Rows, x_abs: np.ndarray, eps: float, noise: np.ndarray, options: RefineOptions):
         m = rows.h0.size
         self.rows, self.x_abs, self.eps, self.noise = rows, x_abs, eps, noise
-        self.term_cap = np.broadcast_to(np.asarray(options.term_cap, dtype=np.float64), (m,))
+        self.term_cap = np.broadcast_to(np.asarray(options.term_cap, dtype=np.float64), (m,)).copy()
+        self.measurer, self.measured = options.measure, np.zeros(m, dtype=bool)
         self.target = np.broadcast_to(np.asarray(options.target, dtype=np.float64), (m,))
         self.max_rows = int(options.max_rows)
         self.start = np.zeros(m, dtype=np.int64)
@@ -323,6 +330,28 @@ class _Refiner:
         ``x``), at most ``term_cap`` (where a probe measured the rounding of every term at once)."""
         known = np.where(np.isfinite(value), np.abs(value), 0.0)
         return np.minimum(ROUNDING_MODEL * self.eps * self.x_abs[idx] * known, self.term_cap[idx])
+
+    def measure(self, idx: np.ndarray) -> None:
+        """Measure the rounding of the terms an element enters where the model exceeds the cap, once per element.
+
+        The cap is what a probe along all elements at once measured; the model ``eps |x| |phi'|`` is ``p`` times
+        the size of a term ``x**p``. Where the model exceeds the cap, the cap stands for the element's rounding,
+        and it measured every element's terms together: several times one element's own where other elements
+        enter terms as large. Asked with the trusted estimate of ``phi'`` (none before the table trusts one),
+        and only where the cap is over ``MEASURE_ABOVE`` times the rounding of ``phi`` itself: an element's
+        measured rounding includes that of ``phi``, so a cap below it cannot come down severalfold.
+        """
+        if self.measurer is None:
+            return
+        value, cap = self.prev["value"][idx], self.term_cap[idx]
+        phi0 = np.where(np.isfinite(self.rows.phi0[idx]), np.abs(self.rows.phi0[idx]), 0.0)
+        with np.errstate(invalid="ignore"):
+            over = ROUNDING_MODEL * self.eps * self.x_abs[idx] * np.abs(value) > cap
+            over &= ~self.measured[idx] & (cap > MEASURE_ABOVE * ROUNDING_MODEL * self.eps * phi0)
+        ask = idx[over]
+        if ask.size:
+            self.measured[ask] = True
+            self.term_cap[ask] = np.minimum(self.term_cap[ask], self.measurer(ask, value[over]))
 
     def bound(self, idx: np.ndarray, unit: np.ndarray, weighted: np.ndarray, value: np.ndarray) -> np.ndarray:
         """Rounding bound of stencil estimates: every value off by ``eps |phi|`` plus :meth:`term`, or the noise."""
@@ -346,6 +375,7 @@ class _Refiner:
         if active.size == 0:
             return
         rows.add(active, k)
+        self.measure(active)
         base = rows.base[active, : k + 1]
         self.failed[active] += ~np.isfinite(base[:, -1])
         rounding = self.bound(active, rows.unit[active, : k + 1], rows.weighted[active, : k + 1], base[:, -1])
