@@ -379,3 +379,59 @@ def test_pytrees_that_contain_themselves_are_refused() -> None:
     typed(lambda: bt.check(lambda v: 2 * v, x, dout=_cyclic(T(2))), BadInputError, "dout", watched=(x,))
     typed(lambda: bj.check(lambda a: a[0] * 2, _cyclic(xj)), BadInputError, "contains itself")
     typed(lambda: bj.check(lambda v: 2 * v, xj, dout=_cyclic(J())), BadInputError, "dout", watched=(xj,))
+
+
+def _mlp_point() -> tuple[Any, np.ndarray, np.ndarray]:
+    from backcheck.nn import MLP
+
+    return MLP([4, 5, 3]), np.random.default_rng(0).normal(size=(5, 4)), np.array([0, 1, 2, 0, 1])
+
+
+@pytest.mark.parametrize(
+    "change, error, culprit",
+    [
+        (lambda m, x, y: (3, x, y, {}), BadInputError, "blame takes"),
+        (lambda m, x, y: (m, x, y, dict(loss_fn=3)), BadInputError, "loss_fn is a int"),
+        (lambda m, x, y: (m, x, y, dict(loss_fn=lambda o, t: 1 / 0)), UserFunctionError, "ZeroDivisionError"),
+        (lambda m, x, y: (m, x, y, dict(loss_fn=lambda o, t: "loss")), BadInputError, "loss_fn returned a str"),
+        (lambda m, x, y: (m, x, np.array([0, 1, 7, 0, 1]), {}), BadInputError, "label 7"),
+        (lambda m, x, y: (m, x[:, :3], y, {}), BadInputError, "(5, 3)"),
+        (lambda m, x, y: (m, x, y, dict(foo=1)), BadInputError, "foo"),
+    ],
+    ids=[
+        "not a model",
+        "loss_fn an int",
+        "loss_fn raises",
+        "loss_fn returns a str",
+        "label out of range",
+        "input of the wrong width",
+        "unknown option",
+    ],
+)
+def test_bad_input_to_nn_blame_is_named_and_the_model_restored(change: Any, error: type, culprit: str) -> None:
+    from backcheck.nn.check import blame
+
+    model, x, y = _mlp_point()
+    m, xx, yy, kwargs = change(model, x, y)
+    before = {k: np.array(v, copy=True) for k, v in model.state_dict().items()}
+    typed(lambda: blame(m, xx, yy, **kwargs), error, culprit, watched=(x, y))
+    after = model.state_dict()
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize(
+    "fn, inputs, error, culprit",
+    [
+        (3, (np.ones(3),), BadInputError, "fn is a int"),
+        (lambda a: 1 / 0, (np.ones(3),), UserFunctionError, "ZeroDivisionError"),
+        (lambda a: np.ones(3), (np.ones(3),), BadInputError, "returned a ndarray"),
+        (lambda a: a * a, (), BadInputError, "no inputs"),
+    ],
+    ids=["not a function", "raises", "returns numpy", "no inputs"],
+)
+def test_bad_input_to_the_nn_double_backward_check_is_named(
+    fn: Any, inputs: tuple[Any, ...], error: type, culprit: str
+) -> None:
+    from backcheck.nn.check import check_grad_of_grad
+
+    typed(lambda: check_grad_of_grad(fn, *inputs), error, culprit, watched=inputs)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from backcheck.blame import Blame, BlameRow
+from backcheck.calls import call_user, function_name, require_callable
 from backcheck.errors import BadInputError
 from backcheck.frontends.layers import check_layer
 from backcheck.nn.module import Module
@@ -82,11 +83,7 @@ _OWN_ARGUMENTS = ("forward", "backward", "inputs", "dout", "names")
 def _validated(module: Any, params: Any, options: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """The module's parameter values by name, once ``module``, ``params`` and ``options`` are known to be
     usable (:class:`BadInputError` naming the culprit otherwise)."""
-    if not isinstance(module, Module):
-        raise BadInputError(
-            f"check_module takes a backcheck.nn Module, not a {type(module).__name__}.",
-            "pass a module such as Linear(3, 2); for a pair of functions use backcheck.check_layer.",
-        )
+    _require_module(module, "check_module")
     current = {n: p.data for n, p in module.named_parameters()}
     if params is not None and not isinstance(params, Mapping):
         raise BadInputError(
@@ -106,6 +103,24 @@ def _validated(module: Any, params: Any, options: Mapping[str, Any]) -> dict[str
             f"check_module got the option(s) {bad}, which it does not take.", f"the options are {sorted(known)}."
         )
     return current
+
+
+def _require_module(module: Any, entry: str) -> None:
+    if not isinstance(module, Module):
+        raise BadInputError(
+            f"{entry} takes a backcheck.nn Module, not a {type(module).__name__}.",
+            "pass a module such as Linear(3, 2); for a pair of functions use backcheck.check_layer.",
+        )
+
+
+def _tensor(value: Any, what: str) -> Tensor:
+    """``value`` when it is an engine Tensor, or :class:`BadInputError` naming ``what`` returned it."""
+    if not isinstance(value, Tensor):
+        raise BadInputError(
+            f"{what} returned a {type(value).__name__}, not a backcheck.nn Tensor.",
+            "build it from engine ops on the tensors it is given, so that it can be differentiated.",
+        )
+    return value
 
 
 def blame(
@@ -130,12 +145,14 @@ def blame(
     >>> table.ok
     True
     """
+    _require_module(model, "blame")
+    require_callable(loss_fn, "loss_fn", "pass a function loss_fn(output, y) -> Tensor, e.g. cross_entropy.")
     grads = {n: p.grad for n, p in model.named_parameters()}
     state = {n: np.array(v, copy=True) for n, v in model.state_dict().items()}
     try:
         with model.capture() as records:
-            out = model(Tensor(np.asarray(x)))
-            loss = loss_fn(out, y) if y is not None else loss_fn(out, None)
+            out = call_user(model, (Tensor(np.asarray(x)),), type(model).__name__)
+            loss = _tensor(call_user(loss_fn, (out, y), function_name(loss_fn, "loss_fn")), "loss_fn")
             loss.backward()
         rows = []
         for name, rec in records.items():
@@ -184,8 +201,11 @@ def check_grad_of_grad(
     from backcheck.nn.higher import grad
     from backcheck.second_order import check_grad_of_grad as check_second_order
 
+    require_callable(fn, "fn", "pass fn(*tensors) -> Tensor built from engine ops, then its inputs.")
+    if not inputs:
+        raise BadInputError("check_grad_of_grad got no inputs for fn.", "pass them after fn: check_grad_of_grad(fn, x)")
     arrays = [np.asarray(x) for x in inputs]
-    out0 = fn(*[Tensor(a) for a in arrays])
+    out0 = _tensor(call_user(fn, tuple(Tensor(a) for a in arrays), function_name(fn, "fn")), "fn")
     rng = Options.make(seed=seed).rng("dout")
     u = dout if dout is not None else rng.standard_normal(out0.shape).astype(out0.dtype)
 
