@@ -257,6 +257,11 @@ def test_a_torch_dout_that_is_not_finite_numbers_is_named(dout: Any, error: type
     typed(lambda: bt.check(torch.sin, x, dout=dout), error, culprit, watched=(x,))
 
 
+def test_nested_tensors_are_refused_by_name() -> None:
+    nested = torch.nested.nested_tensor([T(2), T(3)])
+    typed(lambda: bt.check(lambda a: a * 2, nested), BadInputError, "nested tensor")
+
+
 def test_meta_tensors_are_refused_as_inputs_and_outputs() -> None:
     typed(lambda: bt.check(torch.sin, torch.empty(3, device="meta", dtype=torch.float64)), BadInputError, "meta")
     x = T(4)

@@ -128,9 +128,14 @@ def is_diff_tensor(x: Any) -> bool:
 
 
 def refuse_sparse(t: Any, what: str) -> None:
-    """Sparse (and other non-strided) tensors, and tensors on the meta device (shapes without values), are not
-    supported as inputs or outputs: a typed error says so."""
+    """Sparse (and other non-strided) tensors, nested tensors, and tensors on the meta device (shapes without
+    values) are not supported as inputs or outputs: a typed error says so."""
     torch = torch_module()
+    if isinstance(t, torch.Tensor) and t.is_nested:
+        raise BadInputError(
+            f"{what} is a nested tensor, which is not supported: backcheck.torch checks dense (strided) tensors only.",
+            "check each of its tensors (t.unbind()) as an input of its own.",
+        )
     if isinstance(t, torch.Tensor) and t.device.type == "meta":
         raise BadInputError(
             f"{what} is on the meta device: it has a shape but no values, so nothing can be differenced.",
