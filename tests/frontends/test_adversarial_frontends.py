@@ -257,6 +257,7 @@ def test_a_torch_dout_that_is_not_finite_numbers_is_named(dout: Any, error: type
     typed(lambda: bt.check(torch.sin, x, dout=dout), error, culprit, watched=(x,))
 
 
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors is in prototype stage")
 def test_nested_tensors_are_refused_by_name() -> None:
     nested = torch.nested.nested_tensor([T(2), T(3)])
     typed(lambda: bt.check(lambda a: a * 2, nested), BadInputError, "nested tensor")
