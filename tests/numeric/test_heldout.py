@@ -10,6 +10,7 @@ from numeric_heldout import HELD_OUT
 
 from backcheck import numerical_grad
 from backcheck.numeric import sharp_derivative
+from backcheck.numeric.richardson import ONE_SIDED_FIRST_STEP
 
 N = 12
 SEEDS = range(4)
@@ -83,9 +84,10 @@ def test_one_sided_table_at_an_inflection_is_confirmed_without_a_restart(sign, m
     steps of the table (at h = pi / 511), so the change between them is small while the next move, to the
     confirming step 0.7 h, is not. The confirmation allows what the change before predicts; it used to take
     this for aliasing and restart the table at steps 64 times smaller (20 evaluations, an estimate 35 times the
-    error of 1e-13)."""
+    error of 1e-13). The scale is given so that the table starts at |x0| (a one-sided table starts at
+    ONE_SIDED_FIRST_STEP times the scale): the steps the cancellation was built on."""
     x0 = sign * np.pi / (1 - 2.0**-9)
-    d = sharp_derivative(lambda t: np.sin(x0 + t), abs(x0), method=method)
+    d = sharp_derivative(lambda t: np.sin(x0 + t), abs(x0) / ONE_SIDED_FIRST_STEP, method=method)
     err = abs(d.value - np.cos(x0))
     eps = float(np.finfo(np.float64).eps)
     assert err <= d.error <= 10 * max(err, eps)

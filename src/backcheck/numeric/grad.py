@@ -12,7 +12,7 @@ from backcheck.calls import first_parameter_name, function_name, typed_arguments
 from backcheck.errors import BadInputError, NonFiniteError, NotScalarError, NumericWarning, UserFunctionError
 from backcheck.evaluate import Evaluator, Output
 from backcheck.numeric.noise import element_noise, estimate_noise
-from backcheck.numeric.richardson import FIRST_STEP, MAX_ROWS, Refined, RefineOptions, refine
+from backcheck.numeric.richardson import MAX_ROWS, Refined, RefineOptions, largest_step, refine
 from backcheck.numeric.stencils import STENCILS, Stencil
 from backcheck.numeric.steps import default_steps
 from backcheck.tree import Tree
@@ -242,8 +242,9 @@ def refine_elements(
 
     The checker's entry to :func:`backcheck.numeric.richardson.refine`: ``ev`` has its baseline (and, if
     measured, ``ev.noise``); ``target`` (one number or one per element) stops an element as soon as its error
-    estimate is below it; ``first_step`` defaults to ``FIRST_STEP * max(|x_i|, 1)``; ``noise`` (per value of
-    ``phi``) defaults to ``MEASURED_NOISE * ev.noise``; ``term_cap`` as in
+    estimate is below it; ``first_step`` defaults to ``max(|x_i|, 1)`` times
+    :func:`~backcheck.numeric.richardson.largest_step` (4 for a one-sided stencil, else 1); ``noise`` (per value
+    of ``phi``) defaults to ``MEASURED_NOISE * ev.noise``; ``term_cap`` as in
     :func:`~backcheck.numeric.richardson.refine`; ``measure_terms`` measures the noise along an element alone
     (:func:`~backcheck.numeric.noise.element_noise`, 24 evaluations) where the modelled rounding of its terms
     exceeds ``term_cap``, and caps it at ``MEASURED_NOISE`` deviations of that. A step where ``phi`` is not
@@ -253,7 +254,11 @@ def refine_elements(
     """
     x = ev.tree.values()
     idx = np.arange(x.size) if idx is None else np.asarray(idx, dtype=np.int64).reshape(-1)
-    first = FIRST_STEP * np.maximum(np.abs(x[idx]), 1.0) if first_step is None else np.asarray(first_step)
+    first = (
+        np.asarray(first_step)
+        if first_step is not None
+        else largest_step(STENCILS[method]) * np.maximum(np.abs(x[idx]), 1.0)
+    )
     failures: dict[int, Exception] = {}
 
     def evaluate(m: int, steps: list[float]) -> tuple[np.ndarray, np.ndarray]:
