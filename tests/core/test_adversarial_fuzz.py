@@ -536,11 +536,6 @@ def test_a_layer_output_or_dout_that_contains_itself_is_refused(make: Any) -> No
     typed(lambda: backcheck.check_layer(lambda a: 2 * a, lambda d, a: 2 * d, (x,), dout=make()), BadInputError, "dout")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="numeric/grad.py builds its Tree directly (lines 144 and 335): a tree that contains itself escapes as "
-    "RecursionError; calls.params_tree (as check and check_hvp use) would make it a ParamsError",
-)
 def test_numerical_grad_refuses_a_tree_that_contains_itself() -> None:
     params = _self_list()
     typed(lambda: backcheck.numerical_grad(lambda p: 0.0, params), ParamsError, "contains itself")

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.calls import first_parameter_name, function_name, typed_arguments
+from backcheck.calls import first_parameter_name, function_name, params_tree, typed_arguments
 from backcheck.errors import BadInputError, NonFiniteError, NotScalarError, NumericWarning, UserFunctionError
 from backcheck.evaluate import Evaluator, Output
 from backcheck.numeric.noise import element_noise, estimate_noise
@@ -141,7 +141,7 @@ def numerical_grad(
             f"use one of {sorted([*STENCILS, 'richardson', 'complex'])}.",
         )
     fname = function_name(f)
-    tree = Tree(params, first_parameter_name(f))
+    tree = params_tree(params, first_parameter_name(f))
     ev = Evaluator(tree, f, Output.loss(fname), fname)
     ev.baseline()
     stencil = STENCILS["central" if method == "richardson" else method]
@@ -353,7 +353,7 @@ COMPLEX_ROUNDING = 3.0
 def _complex_grad(f: Callable[[Any], Any], params: Any, step: Any, return_error: bool) -> Any:
     """``Im f(x + i h e_k) / h`` per element; with ``return_error``, again at ``h * sqrt(3)`` and ``h * sqrt(5)``."""
     fname = function_name(f)
-    tree = Tree(params, first_parameter_name(f), in_place=False)
+    tree = params_tree(params, first_parameter_name(f), in_place=False)
     h = 1e-20 if step is None else float(step)
     obj, arrays = tree.fresh_arrays(np.complex128)
     saved = [arr.copy() for arr in arrays]
