@@ -30,12 +30,12 @@ def _children(obj: Any) -> list[tuple[Any, str, Any]]:
     return [(i, f"[{i}]", v) for i, v in enumerate(obj)]
 
 
-def _rebuild(template: Any, values: list[Any]) -> Any:
+def _rebuild(template: Any, values: list[Any], keys: Any = None) -> Any:
+    """A new container of ``template``'s kind holding ``values`` (under ``keys`` for a mapping: by default its own)."""
     if isinstance(template, Mapping):
-        out = dict(zip(template.keys(), values, strict=True))
-        kind: Any = type(template)
+        out = dict(zip(template.keys() if keys is None else keys, values, strict=True))
         try:
-            return kind(out)
+            return out if type(template) is dict else type(template)(out)
         except TypeError:
             return out
     if _is_namedtuple(template):
@@ -43,6 +43,15 @@ def _rebuild(template: Any, values: list[Any]) -> Any:
     if isinstance(template, tuple):
         return tuple(values)
     return list(values)
+
+
+def _build(node: tuple[Any, list[tuple[Any, Any]]], values: list[Any]) -> Any:
+    """A new container for a node of :attr:`Tree.structure`, its keys as they were when the tree was built (the
+    user's container is only read for its kind: the function under test may have edited it since)."""
+    kind = type(node[0])
+    if kind is list or kind is tuple:
+        return values if kind is list else tuple(values)
+    return _rebuild(node[0], values, [key for key, _ in node[1]])
 
 
 def _is_container(obj: Any) -> bool:
@@ -195,7 +204,6 @@ class Tree:
         self.obj = obj
         self.root = root
         self.leaves: list[Leaf] = []
-        self._rebuild_needed = False
         self.structure = self._walk(obj, root, in_place, bare_keys, top=True)
         self.size = sum(leaf.size for leaf in self.leaves)
         if not self.leaves:
@@ -228,29 +236,36 @@ class Tree:
             original = np.array(base, order="C", copy=True)
             writable = in_place and base.flags.writeable
             work = base if writable else original.copy()
-            if not writable:
-                self._rebuild_needed = True
             leaf = Leaf(name, base.shape, dtype, offset, obj, work, writable, original=original)
         else:
             # scalars: perturbed in a private 0-d array and handed over rebuilt
             work = np.array(obj, dtype=dtype)
-            self._rebuild_needed = True
             leaf = Leaf(name, (), dtype, offset, obj, work, False, scalar=True, original=work.copy())
         self.leaves.append(leaf)
         return len(self.leaves) - 1
 
     # -- what the user's function receives --------------------------------------------------------------
     def current(self) -> Any:
-        """The tree to hand to the user's function, holding the current (possibly perturbed) values."""
-        if not self._rebuild_needed:
-            return self.obj
-        return self._current(self.structure)
+        """The tree to hand to the user's function, holding the current (possibly perturbed) values.
+
+        Its containers are new on every call (a shallow rebuild: the arrays are the working ones), so a function
+        that adds, replaces or deletes entries changes neither the user's containers nor what later calls get.
+        """
+        node = self.structure
+        return self.leaves[node].handover() if isinstance(node, int) else self._current(node)
 
     def _current(self, node: Any) -> Any:
-        if isinstance(node, int):
-            return self.leaves[node].handover()
         template, kids = node
-        return _rebuild(template, [self._current(k) for _, k in kids])
+        leaves = self.leaves
+        if type(template) is dict:  # the common case, built directly (loops: cheaper than comprehensions here)
+            out = {}
+            for key, k in kids:
+                out[key] = leaves[k].handover() if k.__class__ is int else self._current(k)
+            return out
+        values = []
+        for _, k in kids:
+            values.append(leaves[k].handover() if k.__class__ is int else self._current(k))
+        return _build(node, values)
 
     def fresh(self, flat: np.ndarray | None = None, dtype: Any = None, copy: bool = True) -> Any:
         """A new tree of private arrays holding ``flat`` (or the original values); ``copy=False`` lets the
@@ -268,8 +283,7 @@ class Tree:
             if leaf.scalar and flat is None and isinstance(leaf.source, float):
                 return float(arr)
             return _as_kind(leaf.source, arr) if flat is None else arr
-        template, kids = node
-        return _rebuild(template, [self._fresh(k, flat, dtype, copy) for _, k in kids])
+        return _build(node, [self._fresh(k, flat, dtype, copy) for _, k in node[1]])
 
     def fresh_arrays(self, dtype: Any) -> tuple[Any, list[np.ndarray]]:
         """A new tree of private arrays of ``dtype`` (scalars as 0-d arrays), and those arrays in leaf order."""
@@ -279,8 +293,7 @@ class Tree:
     def _with(self, node: Any, arrays: list[np.ndarray]) -> Any:
         if isinstance(node, int):
             return arrays[node]
-        template, kids = node
-        return _rebuild(template, [self._with(k, arrays) for _, k in kids])
+        return _build(node, [self._with(k, arrays) for _, k in node[1]])
 
     # -- flat views ---------------------------------------------------------------------------------------
     def values(self) -> np.ndarray:
@@ -294,12 +307,7 @@ class Tree:
         return leaf, int(i - leaf.offset)
 
     def element_name(self, i: int) -> str:
-        leaf, local = self.locate(i)
-        return leaf.element_name(local)
-
-    def element_index(self, i: int) -> tuple[int, ...]:
-        leaf, local = self.locate(i)
-        return unravel(local, leaf.shape)
+        return self.locate(i)[0].element_name(self.locate(i)[1])
 
     def notes(self) -> list[str]:
         """What the report should say about the point itself: empty arrays, non-finite entries left out."""
@@ -307,8 +315,7 @@ class Tree:
         if self.size == 0:
             out.append(f"no elements to check: every array of {self.root} is empty, so the check passes trivially.")
         for leaf in self.leaves:
-            bad = int(np.count_nonzero(~np.isfinite(leaf.original)))
-            if bad:
+            if bad := int(np.count_nonzero(~np.isfinite(leaf.original))):
                 out.append(
                     f"{leaf.name}: {bad} of {leaf.size} element(s) are NaN or +-inf (masks, padding): they are "
                     "not coordinates to differentiate, so they keep their value and are not checked."
@@ -374,33 +381,26 @@ class Tree:
             return
         template, kids = node
         if isinstance(template, Mapping):
+            keys = [key for key, _ in kids]  # as they were when the tree was built
             if not isinstance(other, Mapping):
                 raise GradientStructureError(
                     f"the {what} for {name} is a {_describe(other)}, but the parameters there are a dict "
-                    f"with keys {list(template.keys())}.",
+                    f"with keys {keys}.",
                     "return a dict with the same keys as the parameters.",
                 )
-            missing = [k for k in template.keys() if k not in other]
-            extra = [k for k in other.keys() if k not in template]
+            missing = ", ".join(repr(k) for k in keys if k not in other)
+            extra = ", ".join(repr(k) for k in other.keys() if k not in keys)
             if missing or extra:
-                parts = []
-                if missing:
-                    parts.append(f"missing {', '.join(repr(k) for k in missing)}")
-                if extra:
-                    parts.append(f"unexpected {', '.join(repr(k) for k in extra)}")
+                parts = ([f"missing {missing}"] if missing else []) + ([f"unexpected {extra}"] if extra else [])
                 raise GradientStructureError(
                     f"the {what} for {name} has the wrong keys: {'; '.join(parts)}.",
-                    f"the {what} must have exactly the keys of the parameters: {list(template.keys())}.",
+                    f"the {what} must have exactly the keys of the parameters: {keys}.",
                 )
             for key, kid in kids:
                 self._pack(kid, other[key], name + f"[{key!r}]", ctx)
             return
         if not isinstance(other, (list, tuple)) or len(other) != len(kids):
-            got = (
-                f"a {_describe(other)} of length {len(other)}"
-                if isinstance(other, (list, tuple))
-                else (f"a {_describe(other)}")
-            )
+            got = f"a {_describe(other)}" + (f" of length {len(other)}" if isinstance(other, (list, tuple)) else "")
             raise GradientStructureError(
                 f"the {what} for {name} is {got}, but the parameters there are a "
                 f"{_describe(template)} of length {len(kids)}.",
