@@ -75,15 +75,17 @@ def numerical_grad(
     """Estimate the gradient of a scalar function by finite differences, one element at a time.
 
     Every difference method builds a Richardson table per element (:mod:`backcheck.numeric.richardson`): its
-    stencil on the steps ``h_0 / 2**k``, ``h_0 = max(|x_i|, 1)`` (large steps first: a polynomial's table is exact
-    there, and rounding is divided by the step), with error terms removed one order at a time; the entry of least
-    estimated error is kept, once that error is at the rounding floor and the next step agrees. The rounding
+    stencil on the steps ``h_0 / 2**k``, ``h_0 = max(|x_i|, 1)`` (4 times that for 'forward' and 'backward', whose
+    tables need twice the levels of a symmetric one for the same order; large steps first: a polynomial's table
+    is exact there, and rounding is divided by the step), with error terms removed one order at a time; the entry
+    of least estimated error is kept, once that error is at the rounding floor and the next step agrees. The rounding
     model is the loss's dtype (a float32 loss of float64 parameters is differenced at float32's precision) plus
     the rounding of the terms the element enters (``eps |x| |f'|``, at most three deviations of the measured
-    noise), or one deviation of the measured noise, whichever is larger. On smooth functions this is as accurate
-    as numdifftools (mostly several times more) with about half its evaluations, and the error estimate bounds
-    the actual error on every element, typically 3 to 5 times above it, at most 10 times per function
-    (``benchmarks/numeric.py``: RMS over seeds; float32 'backward' reaches 10.0 on one function).
+    noise; where that cap binds and stands far above the rounding of ``f``, three deviations of the noise
+    measured along the element alone), or one deviation of the measured noise, whichever is larger. On smooth
+    functions this is as accurate as numdifftools (mostly several times more) with about half its evaluations
+    (two thirds one-sided), and the error estimate bounds the actual error on every element, typically 3 to 5
+    times above it, at most 10 times per function (``benchmarks/numeric.py``: RMS over seeds; at most 8.4).
 
     Parameters
     ----------
@@ -118,9 +120,11 @@ def numerical_grad(
     Notes
     -----
     Cost with ``extrapolate``, per element, on smooth functions (``benchmarks/numeric.py``): 'central' about
-    17 evaluations in float64 and 14 in float32 (numdifftools: 30), 'forward'/'backward' 11 and 9 (15),
+    17 evaluations in float64 and 14 in float32 (numdifftools: 30), 'forward'/'backward' 12 and 10 (15),
     'central4' 18 and 15, 'central6' 31 and 25; at most ``n_offsets * 18 + 2``. Plus 26 per call: the base point
-    twice and 24 for the noise probe (:func:`backcheck.numeric.noise.estimate_noise`). Elements are refined in
+    twice and 24 for the noise probe (:func:`backcheck.numeric.noise.estimate_noise`); and 24 per element whose
+    terms' rounding is measured alone (counted in the averages above: 0 to 2 of 30 elements, on polynomials of
+    degree 4 and more, Rosenbrock, ``exp(sin x) x**3``; never on an input of one element). Elements are refined in
     rounds, so the table arithmetic is vectorized over all elements while the calls stay serial. A function
     that is NaN or raises at the larger steps (the edge of its domain) is tried at smaller ones.
 

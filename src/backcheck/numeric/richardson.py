@@ -8,7 +8,7 @@ optionally, the displacements actually taken: a float32 coordinate rounds ``x + 
 not finite (or the function raises a typed error) is unusable, not fatal: the edge of a domain. The primitive
 
 - evaluates ``phi`` at ``o * h_k`` for every offset ``o`` of the stencil (central by default: ``o = +-1``), on the
-  steps ``h_k = h_0 / 2**k`` with ``h_0 = FIRST_STEP * x_scale``, and never evaluates the same point twice (a
+  steps ``h_k = h_0 / 2**k`` with ``h_0 = largest_step(stencil) * x_scale``, and never evaluates the same point twice (a
   central4 stencil at ``h_k`` reuses ``+-2 h_k = +-h_(k-1)``);
 - builds the Richardson table ``T[j, k]``: the stencil at ``h_k`` with ``j`` terms of its error series removed
   (error ``O(h_k**(p + j q))``; ``p, q = 2, 2`` for central), with weights computed from the actual nodes;
@@ -28,10 +28,11 @@ not finite (or the function raises a typed error) is unusable, not fatal: the ed
 It returns the trusted entry of least estimated error, that error, and the evaluations spent. On smooth
 functions the estimate bounds the actual error; with the allowances of ``numerical_grad`` (one deviation of the
 measured noise, the rounding of the terms an element enters capped at three: ``term_cap``) typically 3 to 5 times
-it, at most 10 times on 93 to 100% of the benchmark's points; ``benchmarks/numeric.py`` measures both against
+it, at most 10 times on 90 to 100% of the benchmark's points; ``benchmarks/numeric.py`` measures both against
 numdifftools and scipy. Cost per element on smooth functions, including the confirming stencil, on average:
-central 17 evaluations in float64 and 14 in float32 (11 on low-degree polynomials); forward/backward 11 and 9;
-central4 18 and 15; central6 31 and 25 (numdifftools spends 30, or 15 one-sided). At most
+central 17 evaluations in float64 and 14 in float32 (11 on low-degree polynomials); forward/backward 12 and 10;
+central4 18 and 15; central6 31 and 25 (numdifftools spends 30, or 15 one-sided), with 24 for each element whose
+terms' rounding is measured alone (:meth:`_Refiner.measure`: 0 to 2 of 30, on some of the functions). At most
 ``n_offsets * max_rows + 2`` where every step works; a step past the edge of the domain (where phi is NaN or the
 function raises) does not count against ``max_rows``, up to as many again: an element at 1e-4 of the edge of
 ``sqrt`` gets its full table on steps below 1e-4.
@@ -50,16 +51,14 @@ from typing import Any
 import numpy as np
 
 from backcheck.errors import NonFiniteError, UserFunctionError
-from backcheck.numeric.stencils import STENCILS, Stencil, node_weights
+from backcheck.numeric.stencils import STENCILS, Stencil, apply_nodes
 
 #: The largest step, relative to the coordinate's scale ``max(|x|, 1)``: high orders need large steps, and where
 #: the table converges there (polynomials, slowly varying functions) rounding is divided by the largest step.
 FIRST_STEP = 1.0
-#: ... times this for a one-sided stencil. Its error series has every power of ``h`` (a symmetric one every other
-#: power), so a table reaches a given order with twice the levels, and an entry of level ``j`` is trusted only
-#: ``j + 2`` rows below the first step (two changes of its column): on the same steps as a central table it ends
-#: 4 to 8 times finer, with as many times its rounding. Starting two halvings higher gives it back (float32
-#: Rosenbrock, forward: 1.8 to 2.7 times numdifftools' error on 3 of 4 points, 0.07 to 0.72 with it).
+#: ... times this one-sided: every power of ``h`` in the error series (every other one if symmetric) takes twice the
+#: levels for an order, and level ``j`` is trusted ``j + 2`` rows down: 4 to 8 times finer steps than a central
+#: table's, as many times the rounding (float32 Rosenbrock, forward: 1.8-2.7x numdifftools' error, 0.07-0.72 now).
 ONE_SIDED_FIRST_STEP = 4.0
 #: Ratio of consecutive steps; powers of 2 keep ``2 * h_k == h_(k-1)`` exact, so stencil points are reused.
 RATIO = 2.0
@@ -114,13 +113,12 @@ class RefineOptions:
     """How far :func:`refine` goes: ``target`` (scalar or per element) stops an element once its error estimate
     is below it (0: as accurate as the dtype allows); at most ``max_rows`` steps; ``term_cap`` (scalar or per
     element) caps the modelled rounding of the terms an element enters, ``eps |x| |phi'|`` per value, where a
-    noise probe measured the rounding of all terms together."""
+    noise probe measured the rounding of all terms together; ``measure(positions, derivatives) -> caps`` measures
+    it along each element alone (:meth:`_Refiner.measure`)."""
 
     target: Any = 0.0
     max_rows: int = MAX_ROWS
     term_cap: Any = np.inf
-    #: ``measure(positions, derivatives) -> caps``: the rounding of the terms those elements enter, measured along
-    #: each alone; asked once per element whose modelled rounding exceeds ``term_cap`` (see :meth:`_Refiner.measure`)
     measure: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
 
 
@@ -160,7 +158,8 @@ def sharp_derivative(
         A :class:`~backcheck.errors.NonFiniteError` or :class:`~backcheck.errors.UserFunctionError` marks those
         steps as unusable (the edge of the domain); smaller steps are tried.
     x_scale : float
-        The coordinate's scale, ``max(|x_i|, 1)`` for one element: the largest step is ``FIRST_STEP * x_scale``,
+        The coordinate's scale, ``max(|x_i|, 1)`` for one element: the largest step is
+        ``largest_step(stencil) * x_scale``,
         and ``x_scale * |phi'|`` enters the rounding model.
     dtype : dtype
         The precision ``phi`` is computed in (its machine epsilon sets the rounding model).
@@ -267,7 +266,7 @@ class _Rows:
                     cache[key] = (v, d)
             for c, key in enumerate(keys):
                 phis[a, c], nodes[a, c] = (self.phi0[m], 0.0) if key == 0.0 else cache[key]
-        found = _apply(phis, nodes, self.h0[active] * RATIO**-k)
+        found = apply_nodes(phis, nodes, self.h0[active] * RATIO**-k)
         self.base[active, k], self.unit[active, k], self.weighted[active, k] = found[:3]
         self.rms[active, k], self.rms_unit[active, k], self.w0[active, k] = found[3:]
 
@@ -282,7 +281,7 @@ class _Rows:
             got = dict(zip(offsets, zip(vals.tolist(), disp.tolist(), strict=True), strict=True))
             for c, o in enumerate(stencil.offsets):
                 phis[a, c], nodes[a, c] = (self.phi0[m], 0.0) if o == 0.0 else got[o]
-        est, unit, weighted = _apply(phis, nodes, h)[:3]
+        est, unit, weighted = apply_nodes(phis, nodes, h)[:3]
         return est, unit, weighted
 
     def cached(self, idx: np.ndarray, stencil: Stencil, k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -293,26 +292,8 @@ class _Rows:
             for c, o in enumerate(stencil.offsets):
                 key = o * RATIO**-kk
                 phis[a, c], nodes[a, c] = (self.phi0[m], 0.0) if o == 0.0 else self.cache[m].get(key, (np.nan, 0.0))
-        est, unit, weighted = _apply(phis, nodes, self.h0[idx] * RATIO ** -k.astype(np.float64))[:3]
+        est, unit, weighted = apply_nodes(phis, nodes, self.h0[idx] * RATIO ** -k.astype(np.float64))[:3]
         return est, unit, weighted
-
-
-def _apply(phis: np.ndarray, nodes: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, ...]:
-    """The stencil on its actual nodes: estimate, ``sum |w| / h``, ``sum |w phi| / h``, and, over the nodes off
-    the base point, ``sqrt(sum (w phi)**2) / h`` and ``sqrt(sum w**2) / h``; the base point's ``w / h``."""
-    finite = np.isfinite(phis).all(axis=1)
-    w = node_weights(np.where(finite[:, None], nodes / h[:, None], 0.0))
-    vals = np.where(finite[:, None], phis, 0.0)
-    off = nodes != 0.0
-    bad = np.where(finite, 1.0, np.nan)
-    return (
-        bad * np.sum(w * vals, axis=1) / h,
-        bad * np.sum(np.abs(w), axis=1) / h,
-        bad * np.sum(np.abs(w * vals), axis=1) / h,
-        bad * np.sqrt(np.sum(np.where(off, w * vals, 0.0) ** 2, axis=1)) / h,
-        bad * np.sqrt(np.sum(np.where(off, w, 0.0) ** 2, axis=1)) / h,
-        np.where(finite, np.sum(np.where(off, 0.0, w), axis=1) / h, 0.0),
-    )
 
 
 class _Refiner:
@@ -343,9 +324,8 @@ class _Refiner:
         return np.minimum(ROUNDING_MODEL * self.eps * self.x_abs[idx] * known, self.term_cap[idx])
 
     def measure(self, idx: np.ndarray) -> None:
-        """Measure the rounding of the terms an element enters where the model exceeds the cap, once per element.
-
-        The cap is what a probe along all elements at once measured; the model ``eps |x| |phi'|`` is ``p`` times
+        """Measure the rounding of the terms an element enters where the model exceeds the cap, once per element:
+        the cap is what a probe along all elements at once measured; the model ``eps |x| |phi'|`` is ``p`` times
         the size of a term ``x**p``. Where the model exceeds the cap, the cap stands for the element's rounding,
         and it measured every element's terms together: several times one element's own where other elements
         enter terms as large. Asked once the trusted estimate of ``phi'``, less its estimated error, says so,

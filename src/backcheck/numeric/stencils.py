@@ -58,3 +58,21 @@ def node_weights(nodes: np.ndarray) -> np.ndarray:
     if distinct.any():
         out[distinct] = np.linalg.solve(powers[distinct], rhs[distinct])[:, :, 0]
     return out
+
+
+def apply_nodes(phis: np.ndarray, nodes: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The stencil on its actual nodes: estimate, ``sum |w| / h``, ``sum |w phi| / h``, and, over the nodes off
+    the base point, ``sqrt(sum (w phi)**2) / h`` and ``sqrt(sum w**2) / h``; the base point's ``w / h``."""
+    finite = np.isfinite(phis).all(axis=1)
+    w = node_weights(np.where(finite[:, None], nodes / h[:, None], 0.0))
+    vals = np.where(finite[:, None], phis, 0.0)
+    off = nodes != 0.0
+    bad = np.where(finite, 1.0, np.nan)
+    return (
+        bad * np.sum(w * vals, axis=1) / h,
+        bad * np.sum(np.abs(w), axis=1) / h,
+        bad * np.sum(np.abs(w * vals), axis=1) / h,
+        bad * np.sqrt(np.sum(np.where(off, w * vals, 0.0) ** 2, axis=1)) / h,
+        bad * np.sqrt(np.sum(np.where(off, w, 0.0) ** 2, axis=1)) / h,
+        np.where(finite, np.sum(np.where(off, 0.0, w), axis=1) / h, 0.0),
+    )
