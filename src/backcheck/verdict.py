@@ -99,6 +99,28 @@ def is_jump(moves: tuple[float, float], before: tuple[float, float], noise: floa
     )
 
 
+#: Noise (its allowance in one value of ``phi``, as :func:`~backcheck.numeric.grad.noise_level` gives it) above
+#: this power of the output dtype's epsilon times the outputs' size (1.2e-4 in float64, 0.019 in float32) is no
+#: rounding, even of terms that cancelled (1e-9 of the outputs in zoo.cancellation): ``phi`` varies on a scale finer
+#: than the noise probe's spacing (``sin`` at 1e20, where one unit in the input's last place spans 2600 periods).
+UNRELATED_POWER = 0.25
+
+
+def unrelated(ev: Evaluator, i: int, change: float) -> bool:
+    """Whether ``phi``'s values at the steps of element ``i`` are unrelated to a derivative: the largest
+    ``change`` between them is of the size of the noise measured near the point, and that noise is no rounding.
+
+    Then ``phi`` moves as much at every step tried as it does at the noise probe's far finer spacing: no
+    difference shows a derivative (whose changes shrink with the step), and a mismatch against the rule would
+    only say that the function is not smooth on the scale of the step. A change far below that noise (an element
+    ``phi`` barely reads, beside one that oscillates) or none at all (see :func:`_unless_coarse`) is no sign.
+    """
+    level = float(noise_level(ev, ev.local_scale[i]))
+    size = float(ev.local_scale[i]) or max(ev.scale, abs(ev.phi0))
+    rounding = float(np.finfo(ev.out_dtype).eps) ** UNRELATED_POWER * size
+    return level > rounding and level / (SAFETY * NOISE_FACTOR) < change <= SAFETY * level
+
+
 def rms(values: np.ndarray) -> float:
     """The root mean square of the finite values, scaled so that values near 1e200 do not overflow (0 if none)."""
     v = np.asarray(values, dtype=np.float64).reshape(-1)
@@ -112,8 +134,6 @@ def rms(values: np.ndarray) -> float:
 
 #: Elements above this multiple of a tensor's median (nonzero) size are outliers for its typical size.
 OUTLIER = 100.0
-
-
 #: Above this many elements, a tensor's typical size is taken from an evenly strided sample of this size.
 TYPICAL_SAMPLE = 65536
 
@@ -264,17 +284,11 @@ def screen(
 
 
 Verdict = tuple[str, float, float, float, tuple[float, float]]
+#: ``phi(x + h)``, ``phi(x - h)`` and the actual displacements of one element's first difference.
+Four = tuple[float, float, float, float]
 
 
-def refine(
-    ev: Evaluator,
-    i: int,
-    a: float,
-    h: float,
-    first: tuple[float, float, float, float],
-    res: float,
-    tol: Tolerance,
-) -> Verdict:
+def refine(ev: Evaluator, i: int, a: float, h: float, first: Four, res: float, tol: Tolerance) -> Verdict:
     """Stage 2 for element ``i``: halve the step until the verdict is clear.
 
     Returns (status, numeric, bound, jump, hull): at a kink, ``jump`` is the gap between the one-sided
@@ -291,15 +305,7 @@ def refine(
 ROUGH = 0.2
 
 
-def _refine(
-    ev: Evaluator,
-    i: int,
-    a: float,
-    h: float,
-    first: tuple[float, float, float, float],
-    res: float,
-    tol: Tolerance,
-) -> tuple[Verdict, bool]:
+def _refine(ev: Evaluator, i: int, a: float, h: float, first: Four, res: float, tol: Tolerance) -> tuple[Verdict, bool]:
     """:func:`refine`, and whether the gap between the one-sided slopes ever failed to halve with the step."""
     fp, fm, dp, dm = first
     d_prev, f_prev, b_prev = one_sided(ev, fp, fm, dp, dm)
@@ -309,6 +315,7 @@ def _refine(
     moves_prev = (abs(fp - ev.phi0), abs(ev.phi0 - fm))
     still = moves_prev == (0.0, 0.0)  # f has not moved at any step so far
     numeric, limit = d_prev, np.inf
+    spread = max(*moves_prev, abs(fp - fm))  # the largest change of phi between its values at the steps
     last_change, last_err, last_step = 0.0, 1.0, (h, dp - dm, 0.0, res)
     for level in range(1, MAX_LEVELS + 1):
         s = h / 2.0**level
@@ -326,6 +333,7 @@ def _refine(
         err = abs(a - d)
         settled = change <= SETTLED * max(abs(a), abs(d)) or change <= bound(0.0, r, res)
         moves = (abs(phis[0] - ev.phi0), abs(ev.phi0 - phis[1]))
+        spread = max(spread, *moves, abs(phis[0] - phis[1]))
         jumpy = is_jump(moves, moves_prev, r * (disp[0] - disp[1]))
         gap = abs(f - b)
         off_half = abs(gap - gap_prev / 2)
@@ -354,6 +362,8 @@ def _refine(
             return (AMBIGUOUS, d, slack, np.nan, (lo, hi)), rough
         if not kinky and change <= 0.25 * err and not kinky_prev and not jumpy:
             # the estimates agree with each other, not with the analytic value
+            if unrelated(ev, i, spread):
+                return (JUMP, d, limit, spread, NO_HULL), rough
             verdict = _unless_coarse(ev, i, h, (MISMATCH, d, limit, np.nan, NO_HULL), a, still)
             return _unless_noise(ev, i, a, (s, disp[0] - disp[1], change + r, res), verdict, tol), rough
         d_prev, f_prev, b_prev, gap_prev, kinky_prev = d, f, b, gap, kinky
@@ -361,6 +371,8 @@ def _refine(
     if last_change > 0.25 * last_err or last_err <= limit:
         # the estimates never settled: the function is too rough at every step tried to judge this element
         return (NOISY, numeric, limit, np.nan, NO_HULL), rough
+    if unrelated(ev, i, spread):
+        return (JUMP, numeric, limit, spread, NO_HULL), rough
     verdict = _unless_coarse(ev, i, h, (MISMATCH, numeric, limit, np.nan, NO_HULL), a, still)
     return _unless_noise(ev, i, a, last_step, verdict, tol), rough
 
@@ -368,11 +380,10 @@ def _refine(
 #: A mismatch within this many of its numeric floor (the estimate's truncation and modelled rounding, where they
 #: exceed the analytic value's resolution: else that resolution, a float32 gradient's own rounding, limits the
 #: comparison, and a float64 run of the backward pass tells it apart) may be rounding of terms that cancelled inside
-#: the function (a
-#: pre-activation of 1e-7 summed from terms of size 1 carries their rounding, 1e-16: 1e-9 of itself, far above
-#: ``eps * |phi|`` and above the probe's noise scaled to the element's outputs). Such an element is judged again
-#: against the noise ``phi`` shows along the element itself (:func:`backcheck.numeric.noise.element_noise`, 24
-#: evaluations, only for these elements); a wrong rule (an element 1e-3 off) lies many orders beyond.
+#: the function (a pre-activation of 1e-7 summed from terms of size 1 carries their rounding, 1e-16: 1e-9 of itself,
+#: far above ``eps * |phi|`` and above the probe's noise scaled to the element's outputs). Such an element is judged
+#: again against the noise ``phi`` shows along the element itself (:func:`backcheck.numeric.noise.element_noise`,
+#: 24 evaluations, only for these elements); a wrong rule (an element 1e-3 off) lies many orders beyond.
 NEAR_FLOOR = 1e3
 
 
@@ -458,7 +469,7 @@ KINK_SETTLED = 1e-3
 KINK_GAP = 1e-3
 
 
-def _kinks_within(ev: Evaluator, i: int, first: tuple[float, float, float, float]) -> bool:
+def _kinks_within(ev: Evaluator, i: int, first: Four) -> bool:
     """Whether the one-sided slopes of element ``i``'s first difference disagree beyond curvature and rounding."""
     _, f, b = one_sided(ev, *first)
     gap = abs(f - b)
@@ -466,9 +477,7 @@ def _kinks_within(ev: Evaluator, i: int, first: tuple[float, float, float, float
     return gap > KINK_GAP * max(abs(f), abs(b)) and gap > SAFETY * noise
 
 
-def _kinks_off_the_point(
-    ev: Evaluator, i: int, a: float, verdict: Verdict, rough: bool, first: tuple[float, float, float, float]
-) -> bool:
+def _kinks_off_the_point(ev: Evaluator, i: int, a: float, verdict: Verdict, rough: bool, first: Four) -> bool:
     """Whether a verdict other than a clean pass may come from kinks inside the step rather than at the point.
 
     A point a little off one or more kinks (ReLU inputs within 1e-7 of 0, moved by the same input) is
@@ -530,14 +539,7 @@ def _stands_for(finer: Verdict, verdict: Verdict, a: float, size: float) -> bool
 
 
 def _judge_one(
-    ev: Evaluator,
-    i: int,
-    a: float,
-    h: float,
-    first: tuple[float, float, float, float],
-    res: float,
-    tol: Tolerance,
-    typical: float | None,
+    ev: Evaluator, i: int, a: float, h: float, first: Four, res: float, tol: Tolerance, typical: float | None
 ) -> Verdict:
     """Refine element ``i``; judge it again at finer steps where its verdict may belong to a finer scale."""
     verdict, rough = _refine(ev, i, a, h, first, res, tol)
