@@ -73,7 +73,7 @@ def run_strategy(
         eligible = np.setdiff1d(eligible, ev.tree.excluded, assume_unique=True)  # masks: non-finite entries
         idx = eligible[choose(strategy, eligible.size, samples, rng)] if eligible.size else eligible
         return run(ev, claim, idx, rng)
-    return _projected(ev, claim.bare(), strategy == "auto", (samples, *target), rng, skip)
+    return _projected(ev, dataclasses.replace(claim, regrad=None), strategy == "auto", (samples, *target), rng, skip)
 
 
 class _Collected:

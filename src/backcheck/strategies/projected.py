@@ -22,7 +22,7 @@ sibling's, so one measurement (2 evaluations) per level suffices for a single wr
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -78,33 +78,43 @@ def measure(
     gs: np.ndarray,
     idx: slice,
     coef: np.ndarray,
-    grad_eps: float,
     tol: Tolerance,
-    typical: float = 0.0,
+    scales: tuple[float, float],
     moments: tuple[float, float, float] | None = None,
+    wide: np.ndarray | None = None,
 ) -> Measurement:
     """Difference along ``x + t * coef`` (on elements ``idx``, gradient ``gs`` there) at ``t = 1`` and, if
     doubtful, ``t = 1/2``.
 
-    ``moments``: ``sum |g c|``, ``|g c|_2`` and ``|c|_2`` when the caller knows them (a large array's expected
-    values, see :func:`_moments`); else they are summed here.
+    ``scales``: the analytic dtype's machine epsilon and the typical gradient of the array. ``moments``: ``sum
+    |g c|``, ``|g c|_2`` and ``|c|_2`` when the caller knows them (a large array's expected values, see
+    :func:`_moments`); else they are summed here. ``wide``: the same backward pass run in float64 (a
+    low-precision gradient against float64 numerics): the formula is then judged at float64's resolution, and
+    the gradient's own rounding along the direction, ``|<g - g_wide, v>|``, measured and added to the bound
+    (a value computed with cancellation carries rounding far above its dtype's resolution).
     """
 
-    def at(t: float) -> tuple[float, float, float]:
+    def at(t: float) -> tuple[float, float, float, float]:
         with lend(coef.size) as d0, lend(coef.size) as d1:
             phis, disps = ev.direction(idx, coef, (t, -t), (d0, d1))
             analytic = (float(np.dot(gs, disps[0])) - float(np.dot(gs, disps[1]))) / (2 * t)
+            if wide is not None:
+                formula = (float(np.dot(wide, disps[0])) - float(np.dot(wide, disps[1]))) / (2 * t)
         numeric = (phis[0] - phis[1]) / (2 * t)
         gap = abs((phis[0] - ev.phi0) - (ev.phi0 - phis[1])) / t  # forward minus backward slope
-        return numeric, analytic, gap
+        rounding = 0.0 if wide is None else abs(analytic - formula)
+        return numeric, analytic, gap, rounding
 
+    grad_eps, typical = scales
+    if wide is not None:
+        grad_eps = float(np.finfo(np.float64).eps)
     if moments is None:
         gc = gs * coef
         l2 = math.sqrt(float(np.dot(gc, gc)))
         l1 = float(np.sum(np.abs(gc, out=gc)))
         moments = (l1, l2, math.sqrt(float(np.dot(coef, coef))))
     l1, l2, norm = moments
-    n1, a1, gap1 = at(1.0)
+    n1, a1, gap1, rounding1 = at(1.0)
     # the analytic side's rounding: of the product itself, and of gradients of the typical size (an array
     # whose true gradient is zero still carries rounding of its neighbours' size)
     res = RES_FACTOR * grad_eps * (abs(a1) + l2 + typical * norm)
@@ -114,18 +124,19 @@ def measure(
     # as in verdict.screen: a balanced step's truncation is about its round-off, eps^(2/3) of the derivative;
     # rounding alone clears (the noise probe runs only for a direction that rounding cannot clear)
     trunc = eps_out ** (2 / 3) * (abs(n1) + l1)
-    if abs(n1 - a1) <= bound(trunc, noise_level(ev, lazy=True) / 2, res):
-        return Measurement(n1 - a1, bound(trunc, noise_level(ev, lazy=True) / 2, res), n1, a1)
+    first = bound(trunc, noise_level(ev, lazy=True) / 2, res) + rounding1
+    if abs(n1 - a1) <= first:
+        return Measurement(n1 - a1, first, n1, a1)
     noise = noise_level(ev)
-    screen = bound(trunc, noise / 2, res)
+    screen = bound(trunc, noise / 2, res) + rounding1
     smooth = gap1 < abs(n1 - a1) / 4  # a kink along the direction would show as a large gap
     if abs(n1 - a1) <= screen or (smooth and abs(n1 - a1) > CLEAR * screen):
         return Measurement(n1 - a1, screen, n1, a1)  # clearly right, or clearly wrong: no need to refine
-    n2, a2, gap2 = at(0.5)
+    n2, a2, gap2, rounding2 = at(0.5)
     limit = bound(abs((n1 - a1) - (n2 - a2)), noise, res)
     kinky = is_kink(gap2, gap1, 4 * noise)  # the gap at t = 1/2 carries 2 x 2 noise / t
-    m = Measurement(n2 - a2, limit, n2, a2, kinky)
-    if m.failed and res <= limit / SAFETY and abs(m.mismatch) <= NEAR_FLOOR * limit:
+    m = Measurement(n2 - a2, limit + rounding2, n2, a2, kinky)
+    if m.failed and res <= limit / SAFETY and abs(m.mismatch) - rounding2 <= NEAR_FLOOR * limit:
         # within a few orders of its floor: rounding of terms that cancelled inside f can be this large (see
         # numeric.noise.local_noise); judged again with the noise measured along the direction (24 evaluations)
         where = np.arange(idx.start, idx.stop) if isinstance(idx, slice) else np.asarray(idx)
@@ -213,6 +224,7 @@ def project_leaf(
     count, detect, confidence = plan
     sl = slice(leaf.offset, leaf.offset + leaf.size)
     g, h = claim.g[sl], claim.steps[sl]
+    wide = None if claim.g_wide is None else claim.g_wide[sl]
     grad_eps, typical = float(claim.grad_eps[leaf.offset]), float(claim.rms[leaf.offset])
     results: list[Measurement] = []
     failure = None
@@ -223,7 +235,7 @@ def project_leaf(
         moments = _moments(g, hc, buffer) if leaf.size >= MOMENTS_FROM else None
         while len(results) < wanted:
             coef = direction(rng, hc, buffer)
-            m = measure(ev, g, sl, coef, grad_eps, claim.tol, typical, moments)
+            m = measure(ev, g, sl, coef, claim.tol, (grad_eps, typical), moments, wide)
             results.append(m)
             if m.failed and failure is None:
                 failure = coef / h
@@ -263,9 +275,9 @@ def localize(ev: Evaluator, claim: Claim, leaf: Leaf, weights: np.ndarray, root:
             g[offset + lo : offset + hi],
             sub,
             steps[offset + lo : offset + hi] * ws / norm,
-            float(claim.grad_eps[offset]),
             claim.tol,
-            float(claim.rms[offset]),
+            (float(claim.grad_eps[offset]), float(claim.rms[offset])),
+            wide=None if claim.g_wide is None else claim.g_wide[offset + lo : offset + hi],
         )
 
     out = Localized([], {}, {}, {}, True)
@@ -303,7 +315,7 @@ def localize(ev: Evaluator, claim: Claim, leaf: Leaf, weights: np.ndarray, root:
 
 def _judge_one(ev: Evaluator, claim: Claim, i: int, out: Localized) -> None:
     """Judge one localized element exactly as the full check would; keep it if wrong or at a kink."""
-    sub = run(ev, claim.bare(), np.array([i]))
+    sub = run(ev, replace(claim, regrad=None), np.array([i]))
     st = str(sub.status[0])
     if st in FAILING or st == KINK:
         out.found.append(int(i))

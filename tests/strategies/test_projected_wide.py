@@ -1,0 +1,69 @@
+"""Random directions on float32 parameters differenced in float64: the formula is judged along each direction at
+float64's resolution (the float64 run of the same gradient function), and the float32 gradient's own rounding
+along it, ``|<g - g_wide, v>|``, is measured and added to the bound instead of being modelled from float32's eps."""
+
+import numpy as np
+import pytest
+
+import backcheck
+from backcheck.verdict import RES_FACTOR, SAFETY
+
+EPS32 = float(np.finfo(np.float32).eps)
+
+
+def _loss(v):
+    return np.sum(np.sin(v))
+
+
+def _point(n, seed=1):
+    return np.random.default_rng(seed).normal(size=n)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_correct_float32_gradient_costs_what_a_float64_one_does_and_vouches_far_below_float32(seed):
+    x = _point(5000, seed)
+    wide = backcheck.check(_loss, x, np.cos, strategy="auto", seed=seed)
+    narrow = backcheck.check(_loss, x.astype(np.float32), np.cos, strategy="auto", seed=seed)
+    assert wide.ok and narrow.ok, narrow
+    assert narrow.n_evals == wide.n_evals + 2  # the two evaluations that decide to difference on float64 copies
+    # float32's modelled resolution would vouch for no less than SAFETY * RES_FACTOR * eps32 of the gradient
+    assert narrow.leaves[0].floor_rel < RES_FACTOR * EPS32 < SAFETY * RES_FACTOR * EPS32
+
+
+@pytest.mark.parametrize("strategy", ["full", "projected"])
+def test_a_formula_wrong_below_float32s_resolution_fails_as_it_does_element_by_element(strategy):
+    # a uniform factor of 1 + 2e-6: within SAFETY * RES_FACTOR * eps32 (7.6e-6) of every float32 element, but the
+    # float64 run of the same gradient function carries it too
+    x = _point(200 if strategy == "full" else 5000).astype(np.float32)
+    scale = 16 * EPS32
+    assert scale < SAFETY * RES_FACTOR * EPS32
+    right = backcheck.check(_loss, x, np.cos, strategy=strategy)
+    wrong = backcheck.check(_loss, x, lambda v: np.cos(v) * (1 + scale), strategy=strategy)
+    assert right.ok and wrong.status == "fail", (right, wrong)
+
+
+def test_the_float32_rounding_of_a_cancelled_gradient_is_measured_not_modelled():
+    # d/dr ((x + r) - x)**2 = 2 ((x + r) - x): in float32 the backward's value carries the rounding of x + r, far
+    # above eps32 times itself; in float64 it is the formula to 1e-16
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=4096)
+    r = 1e-3 * rng.normal(size=4096)
+
+    def loss(p):
+        return np.sum(((p[0] + p[1]) - p[0]) ** 2)
+
+    def grad(p):
+        y = (p[0] + p[1]) - p[0]
+        return [np.zeros_like(p[0]), 2 * y]
+
+    params = [x.astype(np.float32), r.astype(np.float32)]
+    y32 = (params[0] + params[1]) - params[0]
+    assert np.max(np.abs(y32 - params[1]) / np.abs(params[1])) > 1e3 * EPS32  # rounding far above the model
+    right = backcheck.check(loss, params, grad, strategy="projected")
+    assert right.ok, right
+
+    def wrong(p):
+        y = (p[0] + p[1]) - p[0]
+        return [np.zeros_like(p[0]), 2 * y * (1 + 1e-2 * (np.arange(y.size) % 2))]
+
+    assert backcheck.check(loss, params, wrong, strategy="projected").status == "fail"
