@@ -349,6 +349,15 @@ def _leaf_report(
         lstatus, note = "inconclusive", unsure[leaf.name]
     elif tally[NOISY] or tally[JUMP]:
         lstatus, note = "inconclusive", ""
+    elif leaf.size and not idx.size and projected is None and _all_masks(tree, leaf):
+        # nothing of this array could be compared: nothing is vouched for
+        lstatus, note = (
+            "inconclusive",
+            (
+                f"no element of {leaf.name} was compared: every entry is non-finite (a mask, not a coordinate to "
+                "differentiate)."
+            ),
+        )
     else:
         lstatus, note = "pass", ""
     return LeafReport(
@@ -369,6 +378,11 @@ def _leaf_report(
         floor_rel,
         kind,
     )
+
+
+def _all_masks(tree: Tree, leaf: Any) -> bool:
+    excluded = tree.excluded
+    return bool(np.count_nonzero((excluded >= leaf.offset) & (excluded < leaf.offset + leaf.size)) == leaf.size)
 
 
 def _element(leaf: Any, i: int, a: float, n: float, b: float, st: str) -> Element:
