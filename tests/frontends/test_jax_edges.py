@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -259,3 +260,27 @@ def test_bfloat16_is_judged_at_its_own_resolution(seed: int) -> None:
     assert any("bfloat16's resolution" in n for n in report.notes)
     flipped = _vjp_rule(lambda x: jnp.sum(x * x) / 2, lambda x, g: (-g * x,))
     assert bj.check(flipped, x).leaf("x").n_mismatch == 16
+
+
+def _float32_rule(scale: float) -> Callable[..., Any]:
+    @jax.custom_vjp
+    def f(x: Any) -> Any:
+        return jnp.sum(jnp.sin(x))
+
+    def fwd(x: Any) -> Any:
+        return f(x), x
+
+    def bwd(x: Any, g: Any) -> Any:
+        return ((scale * g * jnp.cos(x)).astype(jnp.float32),)  # float32 for a float64 input
+
+    f.defvjp(fwd, bwd)
+    return f
+
+
+def test_a_float32_gradient_for_a_float64_input_is_judged_at_float32s_resolution(x64: None) -> None:
+    x = np.random.default_rng(0).standard_normal(7)
+    report = bj.check(_float32_rule(1.0), x)
+    assert report.ok, str(report)
+    assert any("float32 for a float64 input" in n for n in report.notes)
+    wrong = bj.check(_float32_rule(1.0 + 1e-3), x)  # a formula error above float32's resolution still fails
+    assert wrong.status == "fail"

@@ -33,6 +33,9 @@ class Sides:
     def __init__(self, run: Runner, inputs: Inputs, outs: Outputs, tree: Tree, fname: str):
         self.run, self.inputs, self.outs, self.tree, self.fname = run, inputs, outs, tree, fname
         self.u = outs.u
+        #: the dtypes of the reverse-mode gradient's parts at the original point (a rule may return float32
+        #: for a float64 input: judged at the coarser resolution)
+        self.grad_dtypes: list[np.dtype] = []
         self.keep = np.concatenate(
             [
                 np.ones(d.size, bool) if m is None else ~m.reshape(-1)
@@ -55,6 +58,8 @@ class Sides:
 
     def reverse(self, point: Sequence[np.ndarray] | None = None) -> np.ndarray:
         grads = call_user(self.run.rev, (self._point(point), self.outs.cot), f"jax.vjp of {self.fname}")
+        if point is None:
+            self.grad_dtypes = [np.asarray(p).dtype for p in grads]
         return self._flat(grads)
 
     def forward(self, point: Sequence[np.ndarray] | None = None) -> np.ndarray:

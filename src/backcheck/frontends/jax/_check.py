@@ -76,7 +76,7 @@ def run_check(
         point=point,
         call=call,
         output=ev.output,
-        analytic=_analytic(Sides(runner, inputs, outs, tree, fname), opt.mode, _grad_eps(tree, inputs)),
+        analytic=_analytic(Sides(runner, inputs, outs, tree, fname), opt.mode),
         fname=fname,
         evaluator=ev,
         notes=tuple(notes),
@@ -86,12 +86,17 @@ def run_check(
     return _finish(run(contract, options), inputs, [*ev.notes(), *runner.notes])
 
 
-def _analytic(sides: Sides, mode: str, grad_eps: np.ndarray | None) -> Callable[[], Analytic]:
+def _analytic(sides: Sides, mode: str) -> Callable[[], Analytic]:
     def analytic() -> Analytic:
-        sections, why = sections_of(
-            sides, mode, lambda g, at, prefix, note: Section(g, at, prefix, note, grad_eps=grad_eps), JVP_PREFIX
-        )
-        return Analytic(tuple(sections), notes=tuple(why))
+        said: list[str] = []
+
+        def section(g: np.ndarray, at: Any, prefix: str, note: str) -> Section:
+            eps, coarse = _grad_eps(sides.tree, sides.inputs, [] if prefix else sides.grad_dtypes)
+            said.extend(n for n in coarse if n not in said)
+            return Section(g, at, prefix, note, grad_eps=eps)
+
+        sections, why = sections_of(sides, mode, section, JVP_PREFIX)
+        return Analytic(tuple(sections), notes=(*why, *said))
 
     return analytic
 
@@ -120,16 +125,29 @@ def _prefetch(
     return notes
 
 
-def _grad_eps(tree: Tree, inputs: Inputs) -> np.ndarray | None:
-    """Per element, the resolution of the analytic dtype; bfloat16 (which numpy lacks) at its own."""
-    if not any(num.is_bfloat16(dt) for dt in inputs.natives):
-        return None
-    return np.concatenate(
-        [
-            np.full(lf.size, BFLOAT16_EPS if num.is_bfloat16(dt) else float(np.finfo(lf.dtype).eps))
-            for lf, dt in zip(tree.leaves, inputs.natives, strict=True)
-        ]
-    )
+def _grad_eps(tree: Tree, inputs: Inputs, grad_dtypes: list[np.dtype]) -> tuple[np.ndarray | None, list[str]]:
+    """Per element, the resolution of the analytic dtype: the input's (bfloat16, which numpy lacks, at its own),
+    or the gradient's where it is coarser (a rule returning float32 for a float64 input); and notes saying so."""
+    eps, notes = [], []
+    for k, (lf, dt) in enumerate(zip(tree.leaves, inputs.natives, strict=True)):
+        own = BFLOAT16_EPS if num.is_bfloat16(dt) else float(np.finfo(lf.dtype).eps)
+        got = grad_dtypes[k] if k < len(grad_dtypes) else None
+        coarser = _eps_of(got) if got is not None else 0.0
+        if coarser > own:
+            notes.append(
+                f"the gradient of {lf.name} is {got} for a {dt} input: accepted, and judged at {got}'s "
+                "resolution (the coarser of the two)."
+            )
+        eps.append(max(own, coarser))
+    if all(e == float(np.finfo(lf.dtype).eps) for e, lf in zip(eps, tree.leaves, strict=True)):
+        return None, notes
+    return tree.per_leaf(eps), notes
+
+
+def _eps_of(dtype: Any) -> float:
+    if num.is_bfloat16(dtype):
+        return BFLOAT16_EPS
+    return float(np.finfo(dtype).eps) if np.dtype(dtype).kind == "f" else 0.0
 
 
 def _finish(report: Report, inputs: Inputs, late: list[str]) -> Report:
