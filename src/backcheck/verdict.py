@@ -99,26 +99,25 @@ def is_jump(moves: tuple[float, float], before: tuple[float, float], noise: floa
     )
 
 
-#: Noise (its allowance in one value of ``phi``, as :func:`~backcheck.numeric.grad.noise_level` gives it) above
-#: this power of the output dtype's epsilon times the outputs' size (1.2e-4 in float64, 0.019 in float32) is no
-#: rounding, even of terms that cancelled (1e-9 of the outputs in zoo.cancellation): ``phi`` varies on a scale finer
-#: than the noise probe's spacing (``sin`` at 1e20, where one unit in the input's last place spans 2600 periods).
+#: Noise (its allowance in one value of ``phi``, ``NOISE_FACTOR`` deviations) above this power of the output dtype's
+#: epsilon times the outputs' size (1.2e-4 in float64, 0.019 in float32) is no rounding, even of terms that cancelled
+#: (1e-9 of the outputs in zoo.cancellation): ``phi`` varies on a scale finer than the noise probe's spacing.
 UNRELATED_POWER = 0.25
 
 
-def unrelated(ev: Evaluator, i: int, change: float) -> bool:
+def unrelated(ev: Evaluator, i: int, change: float, step: float, a: float) -> bool:
     """Whether ``phi``'s values at the steps of element ``i`` are unrelated to a derivative: the largest
-    ``change`` between them is of the size of the noise measured near the point, and that noise is no rounding.
-
-    Then ``phi`` moves as much at every step tried as it does at the noise probe's far finer spacing: no
-    difference shows a derivative (whose changes shrink with the step), and a mismatch against the rule would
-    only say that the function is not smooth on the scale of the step. A change far below that noise (an element
-    ``phi`` barely reads, beside one that oscillates) or none at all (see :func:`_unless_coarse`) is no sign.
+    ``change`` between them lies within the noise measured near the point, noise no rounding makes, and is as loud,
+    or the noise along the element itself (24 evaluations, only then) is (``sin`` at 1e20: one unit in the last
+    place of the input spans 2600 periods). Then no difference shows a derivative (the steps halve, so an oscillation
+    aliases to changes as small as it likes, as a smooth function's), and a mismatch against the rule would only
+    say that ``phi`` is not smooth on the scale of the step. An element quiet along itself beside a loud one keeps
+    its verdict, as does one along which ``phi`` stood still (see :func:`_unless_coarse`).
     """
-    level = float(noise_level(ev, ev.local_scale[i]))
-    size = float(ev.local_scale[i]) or max(ev.scale, abs(ev.phi0))
-    rounding = float(np.finfo(ev.out_dtype).eps) ** UNRELATED_POWER * size
-    return level > rounding and level / (SAFETY * NOISE_FACTOR) < change <= SAFETY * level
+    sigma, rounding = ev.noise, float(np.finfo(ev.out_dtype).eps) ** UNRELATED_POWER * ev.scale
+    if not (0 < change <= SAFETY * NOISE_FACTOR * sigma and NOISE_FACTOR * sigma > rounding):
+        return False
+    return change * SAFETY > sigma or NOISE_FACTOR * element_noise(ev, i, step, a) > rounding
 
 
 def rms(values: np.ndarray) -> float:
@@ -293,8 +292,6 @@ def refine(ev: Evaluator, i: int, a: float, h: float, first: Four, res: float, t
 
     Returns (status, numeric, bound, jump, hull): at a kink, ``jump`` is the gap between the one-sided
     slopes and ``hull`` the interval between them widened by their error.
-
-    ``first`` is (phi(x+h), phi(x-h), actual +displacement, actual -displacement) from the screen.
     """
     return _refine(ev, i, a, h, first, res, tol)[0]
 
@@ -352,6 +349,8 @@ def _refine(ev: Evaluator, i: int, a: float, h: float, first: Four, res: float, 
             return (OK, d, limit, np.nan, NO_HULL), rough
         kinky = is_kink(gap, gap_prev, 2 * r)  # each one-sided slope carries twice the central round-off
         if kinky and (kinky_prev or level == MAX_LEVELS):
+            if unrelated(ev, i, spread, h, a):  # slopes of values unrelated to each other, no kink's
+                return (JUMP, d, limit, spread, NO_HULL), rough
             # not differentiable here: a valid subgradient lies between the one-sided derivatives
             slack = bound(max(abs(f - f_prev), abs(b - b_prev)), 2 * r, res)
             lo, hi = min(f, b) - slack, max(f, b) + slack
@@ -362,7 +361,7 @@ def _refine(ev: Evaluator, i: int, a: float, h: float, first: Four, res: float, 
             return (AMBIGUOUS, d, slack, np.nan, (lo, hi)), rough
         if not kinky and change <= 0.25 * err and not kinky_prev and not jumpy:
             # the estimates agree with each other, not with the analytic value
-            if unrelated(ev, i, spread):
+            if unrelated(ev, i, spread, h, a):
                 return (JUMP, d, limit, spread, NO_HULL), rough
             verdict = _unless_coarse(ev, i, h, (MISMATCH, d, limit, np.nan, NO_HULL), a, still)
             return _unless_noise(ev, i, a, (s, disp[0] - disp[1], change + r, res), verdict, tol), rough
@@ -371,7 +370,7 @@ def _refine(ev: Evaluator, i: int, a: float, h: float, first: Four, res: float, 
     if last_change > 0.25 * last_err or last_err <= limit:
         # the estimates never settled: the function is too rough at every step tried to judge this element
         return (NOISY, numeric, limit, np.nan, NO_HULL), rough
-    if unrelated(ev, i, spread):
+    if unrelated(ev, i, spread, h, a):
         return (JUMP, numeric, limit, spread, NO_HULL), rough
     verdict = _unless_coarse(ev, i, h, (MISMATCH, numeric, limit, np.nan, NO_HULL), a, still)
     return _unless_noise(ev, i, a, last_step, verdict, tol), rough

@@ -90,3 +90,25 @@ def test_check_layer_with_an_unresolvable_input_element_is_inconclusive() -> Non
     report = backcheck.check_layer(np.sin, lambda d, x: (d * np.cos(x),), (x,))
     assert report.status == "inconclusive", report
     assert report.element_status["x"][0, 0] == "jump", report
+
+
+@pytest.mark.parametrize(
+    "x0",
+    # points where halving steps alias the oscillation to small, smooth-looking changes, or to slopes that look like
+    # a kink's: the noise along the element itself tells them apart
+    [1.0654967481704363e17, 1.1966392397721237e17, 1.448544100760376e17, 1.4084732054199986e20],
+)
+def test_aliased_oscillations_are_inconclusive(x0: float) -> None:
+    x = np.array([x0, 1.0])
+    report = check(sin_sum, x, np.cos)
+    assert report.status == "inconclusive", report
+    assert report.element_status[0] == "jump", report
+
+
+def test_an_element_quiet_along_itself_keeps_its_mismatch_beside_a_loud_one() -> None:
+    # the oscillation at 1e20 makes the scalar loss noisy for every element; a rule off by far more than that noise
+    # allows, on an element along which phi is smooth, is still a mismatch
+    x = np.array([1e20, 0.5])
+    report = check(sin_sum, x, lambda p: np.cos(p) + np.array([0.0, 1e8]))
+    assert report.status == "fail", report
+    assert list(report.element_status) == ["jump", "mismatch"], report
