@@ -349,15 +349,14 @@ def _leaf_report(
         lstatus, note = "inconclusive", unsure[leaf.name]
     elif tally[NOISY] or tally[JUMP]:
         lstatus, note = "inconclusive", ""
-    elif leaf.size and not idx.size and projected is None and _all_masks(tree, leaf):
-        # nothing of this array could be compared: nothing is vouched for
-        lstatus, note = (
-            "inconclusive",
-            (
-                f"no element of {leaf.name} was compared: every entry is non-finite (a mask, not a coordinate to "
-                "differentiate)."
-            ),
+    elif leaf.size and not idx.size and projected is None:
+        # nothing of this array was compared: nothing is vouched for
+        why = (
+            "every entry is non-finite (a mask, not a coordinate to differentiate)."
+            if _all_masks(tree, leaf)
+            else "none was in the sample (pass samples= at least the number of arrays, or strategy='full')."
         )
+        lstatus, note = "inconclusive", f"no element of {leaf.name} was compared: {why}"
     else:
         lstatus, note = "pass", ""
     return LeafReport(

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -222,10 +222,6 @@ class Claim:
     g_wide: np.ndarray | None = None
     #: per element, its tensor's typical gradient (outliers capped), the size errors are measured against
     typical: np.ndarray | None = None
-
-    def bare(self) -> Claim:
-        """The same claim without re-checks at moved points or a float64 run (for samples and localization)."""
-        return replace(self, regrad=None, g_wide=None)
 
 
 @dataclass(frozen=True)

@@ -167,7 +167,7 @@ def prefetch_first_differences(
     strategy = resolve(strategy, ev.tree.size)
     if strategy not in ("full", "sparse"):
         return False
-    idx = choose(strategy, ev.tree.size, samples, np.random.default_rng(seed))
+    idx = choose(strategy, [np.arange(ev.tree.size)], samples, np.random.default_rng(seed))
     steps = default_steps(ev.tree, step)
     chunk = max(8, rows_per_call(8 * ev.tree.size, ev.max_batch_bytes))  # float64 rows of the point
     try:

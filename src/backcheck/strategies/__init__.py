@@ -40,14 +40,27 @@ def resolve(strategy: str | None, n: int) -> str:
     return strategy
 
 
-def choose(strategy: str, n: int, samples: int | None, rng: np.random.Generator) -> np.ndarray:
-    """The elements an elementwise strategy differences."""
+def choose(strategy: str, pools: list[np.ndarray], samples: int | None, rng: np.random.Generator) -> np.ndarray:
+    """The elements an elementwise strategy differences, from ``pools`` (each array's eligible positions).
+
+    'sparse' draws ``samples`` of them: one from every array first (when there are enough samples), the rest
+    in proportion to the arrays' sizes, so that no array goes unchecked because a large one took the sample.
+    """
+    every = np.concatenate(pools) if pools else np.empty(0, dtype=np.int64)
     if strategy == "full":
-        return np.arange(n)
-    k = min(n, samples if samples is not None else 100)
-    if k <= 0:
+        return every
+    k = min(every.size, samples if samples is not None else 100)
+    if samples is not None and samples <= 0:
         raise BadInputError(f"samples={samples} must be positive.", "pass samples=100, for example.")
-    return np.sort(rng.choice(n, size=k, replace=False))
+    sizes = np.array([p.size for p in pools], dtype=np.int64)
+    first = (sizes > 0).astype(np.int64) if k >= np.count_nonzero(sizes) else np.zeros_like(sizes)
+    rest = sizes - first
+    share = rest * (k - first.sum()) / max(int(rest.sum()), 1)
+    counts = first + np.floor(share).astype(np.int64)
+    for j in np.argsort(-(share - np.floor(share)), kind="stable")[: k - int(counts.sum())]:
+        counts[j] += 1  # the largest remainders take what rounding down left
+    picked = [rng.choice(p, size=int(c), replace=False) for p, c in zip(pools, counts, strict=True) if c]
+    return np.sort(np.concatenate(picked)) if picked else every[:0]
 
 
 def run_strategy(
@@ -66,13 +79,8 @@ def run_strategy(
     it with; ``samples`` fixes the number of directions instead.
     """
     if strategy in ("full", "sparse"):
-        eligible = np.concatenate(
-            [np.arange(lf.offset, lf.offset + lf.size) for lf in ev.tree.leaves if lf.name not in skip]
-            or [np.empty(0, dtype=np.int64)]
-        )
-        eligible = np.setdiff1d(eligible, ev.tree.excluded, assume_unique=True)  # masks: non-finite entries
-        idx = eligible[choose(strategy, eligible.size, samples, rng)] if eligible.size else eligible
-        return run(ev, claim, idx, rng)
+        pools = [_elements(ev, lf) for lf in ev.tree.leaves if lf.name not in skip]  # masks left out
+        return run(ev, claim, choose(strategy, pools, samples, rng), rng)
     return _projected(ev, dataclasses.replace(claim, regrad=None), strategy == "auto", (samples, *target), rng, skip)
 
 
