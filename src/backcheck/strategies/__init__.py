@@ -156,6 +156,12 @@ def _projected(
                 out.notes.append(_exhaustive(leaf, plan[0]))
             continue
         proj = project_leaf(ev, claim, leaf, rng, plan, stop_on_failure=localize_failures)
+        shrunk = min(m.shrunk for m in proj.measurements)
+        if shrunk < 1.0:
+            out.notes.append(
+                f"{leaf.name}: random directions left f's domain (NaN or inf at a step) and were shrunk "
+                f"{1 / shrunk:.3g}x to stay inside it; their bounds grew as much."
+            )
         if proj.wanted >= leaf.size and not proj.failed:
             # the detection size asked for needs as many directions as elements: every element instead
             out.add_outcome(run(ev, claim, _elements(ev, leaf), rng))

@@ -26,7 +26,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from backcheck.evaluate import Evaluator
+from backcheck.errors import NonFiniteError
+from backcheck.evaluate import EDGE_RETRIES, EDGE_SHRINK, Evaluator
 from backcheck.numeric.grad import NOISE_FACTOR, noise_level
 from backcheck.numeric.noise import local_noise
 from backcheck.scratch import lend
@@ -67,6 +68,7 @@ class Measurement:
     numeric: float
     analytic: float
     kinky: bool = False  # the direction crosses a kink at the point: its central difference proves nothing
+    shrunk: float = 1.0  # the factor the direction was shrunk by to stay inside f's domain
 
     @property
     def failed(self) -> bool:
@@ -74,6 +76,37 @@ class Measurement:
 
 
 def measure(
+    ev: Evaluator,
+    gs: np.ndarray,
+    idx: slice,
+    coef: np.ndarray,
+    tol: Tolerance,
+    scales: tuple[float, float],
+    moments: tuple[float, float, float] | None = None,
+    wide: np.ndarray | None = None,
+) -> Measurement:
+    """:func:`measure_once`; a direction that leaves f's domain (a log barrier near its edge: NaN or inf at a
+    step) is shrunk by ``EDGE_SHRINK``, up to ``EDGE_RETRIES`` times, as an element's step is. The result is
+    given per unit of the direction asked for (its bound grows as the direction shrinks); ``coef`` is left as
+    it was given."""
+    shrink = 1.0
+    for _ in range(EDGE_RETRIES):
+        try:
+            m = measure_once(ev, gs, idx, coef, tol, scales, moments, wide)
+            break
+        except NonFiniteError:
+            coef /= EDGE_SHRINK
+            shrink /= EDGE_SHRINK
+            moments = None if moments is None else tuple(v / EDGE_SHRINK for v in moments)  # linear in coef
+    else:
+        m = measure_once(ev, gs, idx, coef, tol, scales, moments, wide)  # still not finite: the error names it
+    if shrink == 1.0:
+        return m
+    coef /= shrink
+    return Measurement(m.mismatch / shrink, m.bound / shrink, m.numeric / shrink, m.analytic / shrink, m.kinky, shrink)
+
+
+def measure_once(
     ev: Evaluator,
     gs: np.ndarray,
     idx: slice,
