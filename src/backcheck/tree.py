@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from backcheck.bits import bitsum, differ, overlaps_itself, span
 from backcheck.errors import GradientStructureError, ParamsError, UserFunctionError
 
 
@@ -418,7 +419,7 @@ class Tree:
         if stuck:
             leaf, err = stuck[0]
             raise UserFunctionError(
-                f"{leaf.name} cannot be put back: the function under test changed the array itself ({err}).",
+                f"{leaf.name} cannot be put back as it was: the function under test changed the array itself ({err}).",
                 "do not resize arrays being checked or change their memory; work on a copy inside the function.",
             )
 
@@ -436,45 +437,21 @@ class Tree:
             if leaf.size == 0:
                 continue
             ref = leaf.original if against is None else np.ascontiguousarray(against[k])
-            diff = _differ(np.ascontiguousarray(w), ref)
+            diff = differ(np.ascontiguousarray(w), ref)
             if diff.size:
                 out.append((leaf, diff))
         return out
 
     def sums(self) -> list[int]:
         """A checksum of every working array's bits (cheap: one integer sum per array)."""
-        return [_bitsum(leaf.work) for leaf in self.leaves]
+        return [bitsum(leaf.work) for leaf in self.leaves]
 
     def intact(self, sums: list[int]) -> bool:
         """Whether every working array still has the checksum ``sums``, its shape and its writeable flag."""
         for leaf, s in zip(self.leaves, sums, strict=True):
-            if _bitsum(leaf.work) != s or _reshaped(leaf):
+            if _reshaped(leaf) or bitsum(leaf.work) != s:  # (a resized array's old memory is not read)
                 return False
         return True
-
-
-_UINTS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
-
-
-def _differ(now: np.ndarray, was: np.ndarray) -> np.ndarray:
-    """The flat indices where two contiguous arrays of one dtype differ bitwise."""
-    u = _UINTS.get(now.dtype.itemsize)
-    if u is not None:
-        return np.flatnonzero(now.reshape(-1).view(u) != was.reshape(-1).view(u))
-    rows = now.size
-    return np.flatnonzero(
-        (now.reshape(-1).view(np.uint8).reshape(rows, -1) != was.reshape(-1).view(np.uint8).reshape(rows, -1)).any(
-            axis=1
-        )
-    )
-
-
-def _bitsum(a: np.ndarray) -> int:
-    """The sum (modulo 2**64) of an array's elements read as unsigned integers of their width."""
-    u = _UINTS.get(a.dtype.itemsize)
-    if u is None:
-        return int(np.ascontiguousarray(a).view(np.uint8).sum(dtype=np.uint64))
-    return int(a.view(u).sum(dtype=np.uint64))
 
 
 def _arrays(leaf: Leaf) -> tuple[np.ndarray, ...]:
@@ -484,22 +461,40 @@ def _arrays(leaf: Leaf) -> tuple[np.ndarray, ...]:
     return (leaf.work,)
 
 
+def _data(a: np.ndarray) -> int:
+    return int(a.__array_interface__["data"][0])
+
+
 def _reshaped(leaf: Leaf) -> bool:
-    return any(a.shape != leaf.shape or not a.flags.writeable for a in _arrays(leaf))
+    """Whether the function changed an array itself: its shape, dtype, writeable flag or (resized) its memory."""
+    if any(a.shape != leaf.shape or a.dtype != leaf.dtype or not a.flags.writeable for a in _arrays(leaf)):
+        return True
+    return leaf.in_place and _data(leaf.work) != _data(leaf.source)
 
 
 def _restore_leaf(leaf: Leaf) -> str:
-    """Restore one working array (values, shape, writeable flag); return why it could not be ('' when done)."""
+    """Restore one working array (dtype, shape, writeable flag, values); return why the check cannot go on with
+    it ('' when it can). A resized array is sized back and refilled, in the memory it has now: views of the
+    memory it had (the evaluator's among them) are stale, so that stops the check."""
+    resized = ""
     try:
         for a in _arrays(leaf):
-            if a.shape != leaf.shape:
+            if a.dtype != leaf.dtype:
+                a.dtype = leaf.dtype  # type: ignore[misc]  # (numpy types the attribute read-only)
+            if a.shape != leaf.shape and a.size != leaf.size and a.flags.owndata:
+                a.resize(leaf.shape, refcheck=False)
+                resized = "resized, which moves its memory: its shape and values are put back, in new memory"
+            elif a.shape != leaf.shape:
                 a.shape = leaf.shape
             if not a.flags.writeable:
                 a.flags.writeable = True
+        if leaf.in_place and _data(leaf.work) != _data(leaf.source):
+            leaf.work = leaf.source.view(np.ndarray)
+            resized = resized or "its memory moved: its values are put back, in its new memory"
         np.copyto(leaf.work, leaf.original)
     except (AttributeError, ValueError) as exc:
         return str(exc)
-    return ""
+    return resized
 
 
 def _refuse_leaf(obj: Any, name: str) -> None:
@@ -519,22 +514,19 @@ def _refuse_leaf(obj: Any, name: str) -> None:
         )
 
 
-def _span(a: np.ndarray) -> tuple[int, int]:
-    """The byte interval an array's elements lie in."""
-    lo = hi = int(a.__array_interface__["data"][0])
-    for n, stride in zip(a.shape, a.strides, strict=True):
-        if stride < 0:
-            lo += (n - 1) * stride
-        else:
-            hi += (n - 1) * stride
-    return lo, hi + a.itemsize
-
-
 def _refuse_aliasing(leaves: list[Leaf]) -> None:
-    """Raise when two arrays perturbed in place share memory: perturbing one would move the other."""
-    if len(leaves) < 2:
-        return
-    spans = sorted((_span(leaf.work), k) for k, leaf in enumerate(leaves))
+    """Raise when two arrays perturbed in place share memory, or one array's own elements do: perturbing one
+    element would move others."""
+    for leaf in leaves:
+        if overlaps_itself(leaf.work):
+            raise ParamsError(
+                f"{leaf.name} has elements that share memory (strides {leaf.work.strides} for shape {leaf.shape}: "
+                "a broadcast or as_strided view): perturbing one element moves others, so its gradient cannot be "
+                "checked element by element.",
+                "pass a copy (np.copy) to make every element a parameter of its own, or pass the array before "
+                "broadcasting and broadcast it inside the function.",
+            )
+    spans = sorted((span(leaf.work), k) for k, leaf in enumerate(leaves))
     for a, ((_, hi), ka) in enumerate(spans):
         for (lo2, _), kb in spans[a + 1 :]:
             if lo2 >= hi:

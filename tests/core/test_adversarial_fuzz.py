@@ -42,23 +42,12 @@ def _poisoned_longdouble() -> np.ndarray:
     np.dtype(np.longdouble).itemsize != 16 or np.finfo(np.longdouble).nmant != 63,
     reason="padding bytes exist only in x87 extended precision",
 )
-@pytest.mark.xfail(
-    strict=True,
-    reason="tree.py: Tree.changed / _differ compare all 16 bytes of a float128, padding included, so arithmetic "
-    "that leaves other padding reports a pure function as writing into its input (a false 'mutation' fail)",
-)
 def test_longdouble_padding_is_no_mutation() -> None:
     a = _poisoned_longdouble()
     assert outcome(lambda: backcheck.check(sq, a, dsq), a).status == "pass"
     assert outcome(lambda: backcheck.check_layer(lambda x: x**2, lambda d, x: 2 * x * d, (a,)), a).status == "pass"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tree.py: _refuse_aliasing compares leaves with each other only; a writable leaf whose own elements "
-    "share memory (as_strided with a zero stride) moves several elements per perturbation: a false fail, where "
-    "a ParamsError naming the leaf is due",
-)
 def test_a_self_overlapping_array_is_refused() -> None:
     base = np.arange(1.0, 4.0)
     p = np.lib.stride_tricks.as_strided(base, shape=(2, 3), strides=(0, 8))
@@ -76,11 +65,6 @@ def _retype(p: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("f", [_resize, _retype], ids=["resize", "dtype attribute"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="tree.py: _restore_leaf puts back shape, writeable flag and values, not a resized buffer or a changed "
-    "dtype attribute: the user's own array stays changed",
-)
 def test_a_function_that_changes_the_array_object_leaves_it_restored(f: Any) -> None:
     x = X()
     outcome(lambda: backcheck.check(f, x, dsq), x)

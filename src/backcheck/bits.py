@@ -1,0 +1,95 @@
+"""Arrays as bits: which elements of two arrays differ, a cheap checksum of an array, and where its elements lie
+in memory (whether two arrays, or one array's own elements, overlap).
+
+Every dtype is compared bit for bit, except those whose elements hold padding (x87 extended precision: 10
+bytes of value in 16): numpy arithmetic leaves those bytes as it likes, so they are compared by value, NaN
+equal to NaN and bit-exact otherwise (-0.0 is not 0.0).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_UINTS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def by_value(dtype: np.dtype) -> bool:
+    """Whether ``dtype``'s elements are compared by value (floats wider than 8 bytes, complex longdouble)."""
+    return (dtype.kind == "f" and dtype.itemsize > 8) or (dtype.kind == "c" and dtype.itemsize > 16)
+
+
+def _parts(a: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The real arrays an array's values are made of (one, or a complex array's real and imaginary parts)."""
+    flat = a.reshape(-1)
+    return (flat.real, flat.imag) if a.dtype.kind == "c" else (flat,)
+
+
+def differ(now: np.ndarray, was: np.ndarray) -> np.ndarray:
+    """The flat indices where two contiguous arrays of one dtype differ (bitwise; by value where
+    :func:`by_value`)."""
+    if by_value(now.dtype):
+        same = np.ones(now.size, dtype=bool)
+        for x, y in zip(_parts(now), _parts(was), strict=True):
+            same &= ((x == y) & (np.signbit(x) == np.signbit(y))) | (np.isnan(x) & np.isnan(y))
+        return np.flatnonzero(~same)
+    u = _UINTS.get(now.dtype.itemsize)
+    if u is not None:
+        return np.flatnonzero(now.reshape(-1).view(u) != was.reshape(-1).view(u))
+    rows = now.size
+    now_b, was_b = now.reshape(-1).view(np.uint8).reshape(rows, -1), was.reshape(-1).view(np.uint8).reshape(rows, -1)
+    return np.flatnonzero((now_b != was_b).any(axis=1))
+
+
+def bitsum(a: np.ndarray) -> int:
+    """The sum (modulo 2**64) of an array's elements read as unsigned integers of their width; where
+    :func:`by_value`, of each value's float64 high part and float64 remainder (every NaN alike)."""
+    if by_value(a.dtype):
+        total = 0
+        for x in _parts(a):
+            with np.errstate(all="ignore"):
+                hi = x.astype(np.float64)
+                rest = (x - hi).astype(np.float64)
+            nan = np.isnan(x)
+            hi[nan], rest[nan] = np.nan, 0.0
+            total += int(hi.view(np.uint64).sum(dtype=np.uint64)) + 3 * int(rest.view(np.uint64).sum(dtype=np.uint64))
+        return total % 2**64
+    u = _UINTS.get(a.dtype.itemsize)
+    if u is None:
+        return int(np.ascontiguousarray(a).view(np.uint8).sum(dtype=np.uint64))
+    return int(a.view(u).sum(dtype=np.uint64))
+
+
+def span(a: np.ndarray) -> tuple[int, int]:
+    """The byte interval an array's elements lie in."""
+    lo = hi = int(a.__array_interface__["data"][0])
+    for n, stride in zip(a.shape, a.strides, strict=True):
+        if stride < 0:
+            lo += (n - 1) * stride
+        else:
+            hi += (n - 1) * stride
+    return lo, hi + a.itemsize
+
+
+def overlaps_itself(a: np.ndarray) -> bool:
+    """Whether two elements of ``a`` share a byte (a zero stride, as broadcasting and ``as_strided`` make).
+
+    O(ndim) for any layout whose strides nest (each axis's stride at least the extent of the smaller ones:
+    every C/F-ordered array, slice and transpose); other layouts compare the elements' byte offsets.
+    """
+    axes = sorted((abs(s), n) for n, s in zip(a.shape, a.strides, strict=True) if n > 1)
+    if a.size <= 1 or not axes:
+        return False
+    if axes[0][0] == 0:
+        return True
+    extent = a.itemsize
+    for stride, n in axes:
+        if stride < extent:
+            break
+        extent = stride * (n - 1) + extent
+    else:
+        return False
+    starts = np.zeros(1, dtype=np.int64)  # a rare layout (interleaved strides): every element's first byte
+    for stride, n in axes:
+        starts = (starts[:, None] + stride * np.arange(n, dtype=np.int64)).reshape(-1)
+    starts.sort()
+    return bool(np.any(np.diff(starts) < a.itemsize))
