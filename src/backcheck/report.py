@@ -325,7 +325,8 @@ def _leaf_report(
     at_kinks = np.flatnonzero(st == KINK)[:WORST] if tally[KINK] else ()
     kinks = [_element(leaf, int(idx[j]), a[j], n[j], b[j], st[j]) for j in at_kinks]
     ok = st == OK if tally[OK] != st.size else np.ones(st.size, dtype=bool)
-    floor = float(b[ok].max()) if tally[OK] else math.nan
+    reach = b + diff if getattr(outcome, "reach", None) is None else outcome.reach[sel]  # see run._reach
+    floor = float(reach[ok].max()) if tally[OK] else math.nan
     typical = rms(nj)
     floor_rel = floor / typical if typical > 0 and not math.isnan(floor) else math.nan
     kind = "element"

@@ -26,7 +26,7 @@ from backcheck.contract import Analytic, Contract, Section
 from backcheck.errors import NondeterministicError, NonFiniteError
 from backcheck.evaluate import Evaluator
 from backcheck.findings import UNREAD_ULPS, mutation_finding, unread_findings
-from backcheck.numeric.grad import noise_level
+from backcheck.numeric.grad import noise_level, roundoff
 from backcheck.numeric.noise import estimate_noise
 from backcheck.numeric.steps import default_steps
 from backcheck.options import Options, seed_int
@@ -36,7 +36,7 @@ from backcheck.strategies import resolve, run_strategy
 from backcheck.strategies.elementwise import Outcome
 from backcheck.strategies.sharp import sharpen, sharpen_low_precision
 from backcheck.tree import Tree
-from backcheck.verdict import JUMP, NOISY, VOUCH_FLOOR, Claim, Tolerance, rms, typical_size, unvouched
+from backcheck.verdict import JUMP, NOISY, OK, VOUCH_FLOOR, Claim, Tolerance, bound, rms, typical_size, unvouched
 
 #: Steps tried for a V curve, as powers of two of the chosen step.
 CURVE_POWERS = range(-16, 6)
@@ -238,6 +238,8 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: d
         outcome.notes.extend(sharpen(ev, claim, outcome, options.floor))
     elif np.finfo(ev.out_dtype).eps > 1e-10 and not tol.custom:
         outcome.notes.extend(sharpen_low_precision(ev, claim, outcome, options.rng("sharp")))
+    if not tol.custom and outcome.checked.size:
+        _reach(ev, claim, outcome, options.floor)
     _vouch(tree, g, outcome, lambda: _value_gradient(ev), typical)
     leaves = summarize(tree, g, outcome, dict(skipped))
     notes = list(outcome.notes)
@@ -267,6 +269,28 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: d
         _status=functools.partial(_status_tree, tree, outcome.checked, outcome.status),
         _analytic=tree.fresh(g, np.float64, copy=False),
     )
+
+
+def _reach(ev: Evaluator, claim: Claim, outcome: Outcome, floor: float | None) -> None:
+    """Per element that passed, the smallest error in it that would certainly have failed: the floor a pass
+    states. An error e moves the difference to ``numeric - analytic - e``; past the element's bound it sends the
+    element on to refinement at half the step, which holds it to a bound of its own: the truncation change
+    (about the element's own difference), twice the round-off (half the span) and the noise measured by then.
+    With ``floor=``, every bound left wider than the floor is refined sharp: an error passes within the floor
+    of the element's size at most."""
+    ok = outcome.status == OK
+    idx = outcome.checked[ok]
+    a, n = claim.g[idx], outcome.numeric[ok]
+    own = np.abs(n - a)
+    if floor is None:
+        beyond = outcome.bound[ok] + bound(own, roundoff(ev, claim.steps[idx], ev.local_scale[idx], lazy=True), 0.0)
+    else:
+        size = np.maximum(np.abs(a), np.abs(n))
+        typical = claim.typical[idx] if claim.typical is not None else np.zeros(idx.size)
+        beyond = np.maximum(outcome.bound[ok], floor * np.where(size > 0, size, typical))
+    reach = np.full(outcome.checked.size, np.nan)
+    reach[ok] = beyond + own
+    outcome.reach = reach
 
 
 def _value_gradient(ev: Evaluator) -> float:

@@ -1,4 +1,5 @@
-"""Every renderer states a passing array's detection floor: the largest bound an element that passed was held to.
+"""Every renderer states a passing array's detection floor: the smallest error in any element that would certainly
+have failed (at least the largest bound a passing element was held to, plus its own difference).
 
 A floor that is not a number (nothing passed one by one, or a projected check whose floor is in its note) is
 never printed as 'nan': the array shows the note, or nothing.
@@ -47,12 +48,16 @@ def _floor_cells(page: str) -> list[str]:
 
 
 def _expected_floor(report: Report) -> list[float]:
-    """Each array's floor recomputed from the per-element bounds and verdicts the report stores."""
+    """Each array's floor, checked against the per-element bounds and verdicts the report stores: never below
+    what an element that passed was held to (its bound plus its own difference)."""
     out = []
     for d in leaf_data(report):
-        assert d.bound is not None and d.status is not None
+        assert d.bound is not None and d.status is not None and d.analytic is not None and d.numeric is not None
         ok = d.status == "ok"
-        out.append(float(d.bound[ok].max()) if ok.any() else math.nan)
+        if ok.any():
+            held = float((d.bound[ok] + np.abs(d.analytic[ok] - d.numeric[ok])).max())
+            assert d.leaf.floor >= held * (1 - 1e-12)
+        out.append(d.leaf.floor if ok.any() else math.nan)
     return out
 
 

@@ -55,6 +55,9 @@ class Outcome:
     vouch_bound: np.ndarray | None = None
     #: per array checked by random directions: the RMS error (relative to its gradient) they would have caught
     floors: dict[str, float] = field(default_factory=dict)
+    #: per element that passed, the smallest error in it that would certainly have failed (see run.py); None:
+    #: ``bound`` plus the element's own difference
+    reach: np.ndarray | None = None
 
 
 def run(ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator | None = None) -> Outcome:

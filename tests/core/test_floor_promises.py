@@ -1,0 +1,68 @@
+"""What a detection floor promises, checked: an element wrong by 1e-6 fails by default on a smooth float64
+function; no correct backward of the zoo's smooth layers fails at any floor (seeds 0-11); and the floor a pass
+prints is never below what the check could see: an error just above it, in any element, fails."""
+
+import numpy as np
+import pytest
+
+import backcheck
+from backcheck.zoo import get
+
+SMOOTH = ("tanh", "sigmoid", "gelu", "softmax", "layernorm", "affine", "rnn_step", "l2_normalize")
+SEEDS = range(12)
+
+
+def f(x):
+    return float(np.sum(np.exp(np.sin(x)) * x**3))
+
+
+def g(x):
+    return np.exp(np.sin(x)) * (np.cos(x) * x**3 + 3 * x**2)
+
+
+def point(seed):
+    return np.random.default_rng(seed).uniform(-2, 2, 30)
+
+
+def one_wrong(k, rel):
+    def wrong(x):
+        out = g(x)
+        out[k] *= 1 + rel
+        return out
+
+    return wrong
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_an_element_wrong_by_1e6_fails_by_default(seed):
+    k = int(np.random.default_rng(100 + seed).integers(30))
+    r = backcheck.check(f, point(seed), one_wrong(k, 1e-6))
+    assert r.status == "fail" and [e.name for e in r.leaves[0].worst if e.status == "mismatch"] == [f"x[{k}]"]
+
+
+@pytest.mark.parametrize("name", SMOOTH)
+@pytest.mark.parametrize("floor", [None, 1e-6, 1e-9])
+def test_no_smooth_layer_fails_at_any_floor(name, floor):
+    layer = get(name)
+    statuses = []
+    for seed in SEEDS:
+        inputs = tuple(layer.make_inputs(np.random.default_rng(seed), np.dtype(np.float64)).values())
+        statuses.append(backcheck.check_layer(layer.forward, layer.backward, inputs, floor=floor, seed=seed).status)
+    assert "fail" not in statuses, statuses
+    if floor != 1e-9:  # 1e-9 may be out of the rounding's reach for a layer: inconclusive there, never a fail
+        assert statuses == ["pass"] * len(SEEDS), statuses
+
+
+@pytest.mark.parametrize("floor", [None, 1e-8])
+@pytest.mark.parametrize("seed", range(3))
+def test_an_error_just_above_the_printed_floor_fails_in_any_element(seed, floor):
+    x = point(seed)
+    passed = backcheck.check(f, x, g, floor=floor)
+    assert passed.ok
+    printed = passed.leaves[0].floor  # the largest bound a passing element was held to (absolute)
+    for k in np.random.default_rng(seed).choice(30, size=6, replace=False):
+        k = int(k)
+        rel = 1.2 * printed / abs(g(x)[k])  # |error| = 1.2 x the printed floor
+        r = backcheck.check(f, x, one_wrong(k, rel), floor=floor)
+        assert r.status == "fail", (k, rel, str(r))
+        assert [e.name for e in r.leaves[0].worst if e.status == "mismatch"] == [f"x[{k}]"]
