@@ -8,7 +8,13 @@ import pytest
 import backcheck
 from backcheck.zoo import get
 
-SMOOTH = ("tanh", "sigmoid", "gelu", "softmax", "layernorm", "affine", "rnn_step", "l2_normalize")
+#: the zoo's smooth layers (no kinks, ties or jumps at their inputs), as benchmarks/scaling.py's target (d)
+SMOOTH = (
+    "tanh", "sigmoid", "gelu", "softplus", "softmax", "log_softmax", "softmax_cross_entropy", "mse",
+    "bce_with_logits", "affine", "bilinear", "matmul", "batchnorm_train", "layernorm", "groupnorm",
+    "l2_normalize", "rnn_step", "gru_step", "attention", "exp", "log", "sqrt", "divide", "det", "inverse",
+    "solve", "frobenius_norm", "avgpool2d",
+)  # fmt: skip
 SEEDS = range(12)
 
 
