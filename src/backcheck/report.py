@@ -72,8 +72,9 @@ class LeafReport:
     worst: list[Element] = field(default_factory=list)
     kinks: list[Element] = field(default_factory=list)
     note: str = ""
-    #: the detection floor: the largest bound an element that passed was held to, i.e. an error in one element
-    #: at least this large (absolute) would have failed anywhere in the array; NaN when no element passed
+    #: the detection floor: the smallest error in one element that would certainly have failed, anywhere in the
+    #: array (absolute; at least the bound an element that passed was held to, see run._reach); NaN when no
+    #: element passed
     floor: float = math.nan
     #: the same relative to the array's typical (RMS) gradient
     floor_rel: float = math.nan

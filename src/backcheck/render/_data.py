@@ -31,8 +31,8 @@ KINK_PHRASE = "not differentiable there; the analytic value is a valid subgradie
 def floor_sentence(lf: LeafReport) -> str:
     """What a pass vouches for: 'pass: no element wrong by more than X (Y of its typical gradient)'.
 
-    ``lf.floor`` is the largest bound an element that passed was held to; the relative part is left out when
-    the array's typical gradient is zero. An array checked along random directions only (``floor_kind`` 'rms')
+    ``lf.floor`` is the smallest error in one element that would certainly have failed; the relative part is left
+    out when the array's typical gradient is zero. An array checked along random directions only (``floor_kind`` 'rms')
     vouches for an RMS error over the whole array instead, and says so. Callers check :func:`has_floor` first.
     """
     rel = f" ({lf.floor_rel:.2g} of its typical gradient)" if math.isfinite(lf.floor_rel) else ""

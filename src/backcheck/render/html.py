@@ -141,8 +141,8 @@ def _floor_cell(lf: LeafReport, line: str) -> str:
 def _leaves_table(leaves: Sequence[LeafReport], anchor: str, why: dict[str, str], floors: dict[str, str]) -> str:
     rows = ["<table><tr><th>input</th><th>shape</th><th>dtype</th><th>verdict</th><th>checked</th>"
             "<th>wrong</th><th>kinks</th><th>max abs err</th><th>max rel err</th><th>rel diff</th>"
-            '<th title="the largest bound a passing element was held to (RMS: an error over the whole array, along '
-            'random directions)">detection floor</th></tr>']
+            '<th title="the smallest error in one element that would certainly have failed (RMS: an error over the '
+            'whole array, along random directions)">detection floor</th></tr>']
     for k, lf in enumerate(leaves):
         rows.append(f'<tr><td class="name"><a href="#{anchor}-l{k}">{_e(lf.name)}</a></td>'
                     f"<td>{_e(_shape(lf.shape))}</td><td>{_e(lf.dtype)}</td><td>{_badge(lf.status)}</td>"
