@@ -213,7 +213,8 @@ def _projected(
 
 def _elements(ev: Evaluator, leaf: Any) -> np.ndarray:
     """The array's elements, masks (non-finite entries) left out."""
-    return np.setdiff1d(np.arange(leaf.offset, leaf.offset + leaf.size), ev.tree.excluded)
+    every = np.arange(leaf.offset, leaf.offset + leaf.size)
+    return np.setdiff1d(every, ev.tree.excluded) if ev.tree.excluded.size else every
 
 
 def _exhaustive(leaf: Any, directions: int) -> str:
