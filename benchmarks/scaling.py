@@ -21,7 +21,8 @@ Then one table over problem sizes: a two-layer MLP loss (tanh hidden layer, soft
 of 1 example by default), every strategy, the classic elementwise loop and gradcheck's two modes.
 
 ``--markdown`` prints the same results as markdown tables (for the README); ``--profile`` adds where the CPU time
-of (a) (numpy and torch) and (b) goes, function by function and line by line (sampled). ``--only a b`` measures just those targets.
+of (a) (numpy and torch) and (b) goes, function by function and line by line (sampled). ``--only a b`` measures
+just those targets.
 """
 
 from __future__ import annotations
