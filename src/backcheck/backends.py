@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from backcheck.errors import BackcheckError, NotScalarError, UserFunctionError
-from backcheck.tree import flat_view
+from backcheck.tree import Leaf, Tree, flat_view
 
 if TYPE_CHECKING:
     from backcheck.evaluate import Evaluator
@@ -39,6 +39,28 @@ class Backend:
     remote: tuple[Callable[[Any], Any], Any] | None = None
 
 
+def put_back(tree: Tree, leaf: Leaf, flat: np.ndarray, local: Any, values: Any, restore: bool = True) -> None:
+    """Write ``values`` back through ``flat``, a view of ``leaf``'s array taken before the function was called,
+    unless the function changed that array's shape: resized in place (``ndarray.resize(refcheck=False)``), its
+    old memory is freed and the view stale. Then nothing is written through the view; with ``restore`` the
+    array is put back (:meth:`Tree.restore`, which stops the check with a typed error naming a resized array),
+    and the values written once its memory is known to be the view's."""
+    if leaf.work.shape == leaf.shape and leaf.name not in tree.stale:
+        flat[local] = values
+        return
+    tree.stale.add(leaf.name)  # (a restore sizes it back, in new memory: the view stays stale)
+    if not restore:
+        return
+    tree.restore()
+    if not np.shares_memory(flat, leaf.work):  # (compares addresses only: reads no freed memory)
+        raise UserFunctionError(
+            f"{leaf.name} cannot be put back as it was: the function under test resized it, which moves its memory.",
+            "do not resize arrays being checked or change their memory; work on a copy inside the function.",
+        )
+    tree.stale.discard(leaf.name)  # its shape only had changed: the memory is the view's
+    flat[local] = values
+
+
 #: Pairs of the serial fast loop between two checksums of the inputs.
 CHECK_EVERY = 16
 
@@ -54,7 +76,8 @@ def serial_first_differences(ev: Evaluator, idx: np.ndarray, steps: np.ndarray) 
     tree, call, reduce, phi0 = ev.tree, ev.call, ev.output.reduce, ev.phi0
     which = (np.searchsorted(tree.offsets, idx, side="right") - 1).tolist()
     offsets = tree.offsets.tolist()
-    flats = [flat_view(leaf.work) for leaf in tree.leaves]
+    leaves = tree.leaves
+    flats = [flat_view(leaf.work) for leaf in leaves]
     casters = [leaf.dtype.type for leaf in tree.leaves]
     order = np.argsort(which, kind="stable").tolist()  # leaf by leaf
     idx_l = idx.tolist()
@@ -78,7 +101,7 @@ def serial_first_differences(ev: Evaluator, idx: np.ndarray, steps: np.ndarray) 
                 where: Any = (gi, h)
                 raw = call(tree.current())
                 vp = raw if type(raw) is float else reduce(raw)[0]
-                flat[local] = xm
+                put_back(tree, leaves[kk], flat, local, xm)
                 where = (gi, -h)
                 raw = call(tree.current())
                 vm = raw if type(raw) is float else reduce(raw)[0]
@@ -87,7 +110,7 @@ def serial_first_differences(ev: Evaluator, idx: np.ndarray, steps: np.ndarray) 
             except Exception as exc:
                 raise ev._user_error(exc, where) from exc
             finally:
-                flat[local] = x0
+                put_back(tree, leaves[kk], flat, local, x0, restore=False)
             ev.n_evals += 2
             probed[kk] += 1
             if vp != phi0 or vm != phi0:

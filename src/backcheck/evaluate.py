@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.backends import Backend, batched_first_differences, serial_first_differences
+from backcheck.backends import Backend, batched_first_differences, put_back, serial_first_differences
 from backcheck.errors import (
     BackcheckError,
     NondeterministicError,
@@ -320,12 +320,12 @@ class Evaluator:
                 phis[k] = self._value((i, s))
                 if self._track_scale:  # refinement only, so that every backend records the same
                     self.local_scale[i] = max(self.local_scale[i], self.last_scale)
-                flat[local] = x0
+                put_back(self.tree, leaf, flat, local, x0)
                 self._after_call()
                 if not math.isfinite(phis[k]):
                     return phis, disp, (float(phis[k]), float(s))
         finally:
-            flat[local] = x0
+            put_back(self.tree, leaf, flat, local, x0, restore=False)
             if self.mutated:
                 self._reset()
         return phis, disp, None
@@ -355,14 +355,14 @@ class Evaluator:
                 parts = [_move(group, keep, s, buf) for group, keep in zip(groups, fixed, strict=True)]
                 disps.append(np.concatenate(parts) if len(parts) > 1 else parts[0] if parts else np.empty(0))
                 phis[k] = self._eval_checked((idx, s))
-                for _leaf, local, _c, flat, _x0, native in groups:
-                    flat[local] = native
+                for leaf, local, _c, flat, _x0, native in groups:
+                    put_back(self.tree, leaf, flat, local, native)
                 moved = False
                 self._after_call()
         finally:
             if moved:  # interrupted between a move and its restore
-                for _leaf, local, _c, flat, _x0, native in groups:
-                    flat[local] = native
+                for leaf, local, _c, flat, _x0, native in groups:
+                    put_back(self.tree, leaf, flat, local, native, restore=False)
             if self.mutated:
                 self._reset()
         if len(groups) == 1:

@@ -205,6 +205,7 @@ class Tree:
         self.obj = obj
         self.root = root
         self.leaves: list[Leaf] = []
+        self.stale: set[str] = set()  # leaves the function resized: views taken of their memory before are stale
         self.structure = self._walk(obj, root, in_place, bare_keys, top=True)
         self.size = sum(leaf.size for leaf in self.leaves)
         if not self.leaves:

@@ -113,3 +113,25 @@ def test_check_layer_never_writes_the_callers_arrays_even_when_backward_mutates(
     assert x.tobytes() == before_x and dout.tobytes() == before_d
     assert r.status == "fail" and r.findings and r.findings[0].kind == "mutation"
     assert "dout" in r.findings[0].message and "dout[0]" in r.findings[0].elements
+
+
+def _resizes_at(call_no: int):
+    calls = {"n": 0}
+
+    def f(x):
+        calls["n"] += 1
+        if calls["n"] == call_no:
+            x.resize(x.size + 4096, refcheck=False)  # moves its memory: views taken before are stale
+        return float(np.sum(np.sin(x[:5])))
+
+    return f
+
+
+@pytest.mark.parametrize("strategy, n, call_no", [("full", 5, 5), ("full", 5, 9), ("auto", 5000, 4), ("auto", 5000, 6)])
+def test_a_function_that_resizes_its_input_mid_check_is_named_and_the_array_put_back(strategy, n, call_no):
+    x = np.linspace(0.1, 1.0, n)
+    before = x.copy()
+    with pytest.raises(UserFunctionError, match="x"):
+        backcheck.check(_resizes_at(call_no), x, lambda x: np.where(np.arange(x.size) < 5, np.cos(x), 0.0),
+                        strategy=strategy)  # fmt: skip
+    assert x.shape == before.shape and np.array_equal(x, before)
