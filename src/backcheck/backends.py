@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from backcheck.errors import BackcheckError, NotScalarError, UserFunctionError
-from backcheck.tree import Leaf, Tree, flat_view
+from backcheck.tree import Leaf, Tree, flat_view, resized
 
 if TYPE_CHECKING:
     from backcheck.evaluate import Evaluator
@@ -41,11 +41,11 @@ class Backend:
 
 def put_back(tree: Tree, leaf: Leaf, flat: np.ndarray, local: Any, values: Any, restore: bool = True) -> None:
     """Write ``values`` back through ``flat``, a view of ``leaf``'s array taken before the function was called,
-    unless the function changed that array's shape: resized in place (``ndarray.resize(refcheck=False)``), its
-    old memory is freed and the view stale. Then nothing is written through the view; with ``restore`` the
-    array is put back (:meth:`Tree.restore`, which stops the check with a typed error naming a resized array),
-    and the values written once its memory is known to be the view's."""
-    if leaf.work.shape == leaf.shape and leaf.name not in tree.stale:
+    unless the function changed the shape of that array or of the user's array it views: resized in place
+    (``ndarray.resize(refcheck=False)``), its old memory is freed and the view stale. Then nothing is written
+    through the view; with ``restore`` the array is put back (:meth:`Tree.restore`, which stops the check with a
+    typed error naming a resized array), and the values written once its memory is known to be the view's."""
+    if leaf.name not in tree.stale and not resized(leaf):
         flat[local] = values
         return
     tree.stale.add(leaf.name)  # (a restore sizes it back, in new memory: the view stays stale)

@@ -462,6 +462,11 @@ def _arrays(leaf: Leaf) -> tuple[np.ndarray, ...]:
     return (leaf.work,)
 
 
+def resized(leaf: Leaf) -> bool:
+    """Whether the function changed the shape of the leaf's array or of the user's array it views (cheap)."""
+    return any(a.shape != leaf.shape for a in _arrays(leaf))
+
+
 def _data(a: np.ndarray) -> int:
     return int(a.__array_interface__["data"][0])
 

@@ -152,8 +152,8 @@ def test_the_probe_along_a_direction_measures_the_rounding_of_every_cancelled_va
     assert low / 4 <= sigma <= 4 * high
 
 
-def test_the_element_probe_runs_only_for_a_mismatch_near_the_floor(monkeypatch):
-    calls = []
+def _counting_element_noise(calls):
+    """:func:`element_noise`, appending the evaluations each probe costs to ``calls``."""
 
     def counted(ev, *args, **kwargs):
         before = ev.n_evals
@@ -161,6 +161,12 @@ def test_the_element_probe_runs_only_for_a_mismatch_near_the_floor(monkeypatch):
         calls.append(ev.n_evals - before)
         return out
 
+    return counted
+
+
+def test_the_element_probe_runs_only_for_a_mismatch_near_the_floor(monkeypatch):
+    calls = []
+    counted = _counting_element_noise(calls)
     monkeypatch.setattr(verdict_module, "element_noise", counted)
     layer = get("cancel_matmul_square")
     point = inputs(layer, np.float64, 0)
@@ -192,13 +198,7 @@ def test_a_float32_function_refines_again_only_elements_called_wrong_near_their_
     import backcheck.strategies.sharp as sharp_module
 
     calls = []
-
-    def counted(ev, *args, **kwargs):
-        before = ev.n_evals
-        out = element_noise(ev, *args, **kwargs)
-        calls.append(ev.n_evals - before)
-        return out
-
+    counted = _counting_element_noise(calls)
     monkeypatch.setattr(sharp_module, "element_noise", counted)
     layer = get("cancel_center_square")
     point = inputs(layer, np.float32, 7)  # an element's float32 rounding sits just beyond its sharp bound
