@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,11 @@ if TYPE_CHECKING:
 
 #: Most points one vectorized call evaluates, whatever the memory budget allows.
 MAX_ROWS = 512
+#: Inputs per call of a batched numpy function by default: rows that stay in a core's cache (its L2, a few
+#: MB) beat fewer, larger calls (an MLP loss at N = 1e4: 61 ms at 1 MB, 75 ms at 2 MB, 80 ms at 16 MB).
+BATCH_BYTES = 2**20
+#: The same for a framework's batched function (jax.vmap, torch.func.vmap): each call pays a dispatch.
+FRAMEWORK_BATCH_BYTES = 16 * 2**20
 
 
 def rows_per_call(row_bytes: int, budget: int) -> int:
@@ -33,8 +39,8 @@ class Backend:
     """
 
     batch_call: Callable[[Any], Any] | None = None
-    #: rows that stay in cache beat fewer, larger calls
-    max_batch_bytes: int = 16 * 2**20
+    #: None: :data:`BATCH_BYTES` (numpy), :data:`FRAMEWORK_BATCH_BYTES` (a framework's vmap)
+    max_batch_bytes: int | None = None
     executor: Any = None
     remote: tuple[Callable[[Any], Any], Any] | None = None
 
@@ -133,7 +139,7 @@ def batched_first_differences(ev: Evaluator, idx: np.ndarray, steps: np.ndarray)
     assert ev.batch_call is not None
     leaves = ev.tree.leaves
     row_bytes = sum(leaf.size * leaf.dtype.itemsize for leaf in leaves)
-    per_call = rows_per_call(row_bytes, ev.max_batch_bytes)
+    per_call = rows_per_call(row_bytes, ev.max_batch_bytes or BATCH_BYTES)
     pair_idx = np.repeat(np.asarray(idx, dtype=np.int64), 2)
     pair_step = np.stack([steps[idx], -steps[idx]], axis=1).reshape(-1)
     which = np.searchsorted(ev.tree.offsets, pair_idx, side="right") - 1
@@ -149,21 +155,18 @@ def batched_first_differences(ev: Evaluator, idx: np.ndarray, steps: np.ndarray)
     local_all = pair_idx - ev.tree.offsets[which]
     # one buffer of rows holding the original point; each chunk writes its perturbed entries and puts
     # them back afterwards, so a chunk costs O(rows) writes rather than a copy of rows x N
-    buffer = [np.repeat(leaf.original.reshape(1, -1), min(per_call, pair_idx.size), axis=0) for leaf in leaves]
+    rows = min(per_call, pair_idx.size)
+    buffer = [np.repeat(leaf.original.reshape(1, -1), rows, axis=0) for leaf in leaves]
+    full = [buf.reshape((rows, *leaf.shape)) for buf, leaf in zip(buffer, leaves, strict=True)]
     originals = [leaf.original.reshape(-1) for leaf in leaves]
+    # the leaf of each chunk's first and last row: with points in ascending order (the usual case) a chunk's
+    # rows of one leaf are a contiguous run, found without a pass over the chunk
+    ascending = bool(np.all(which[1:] >= which[:-1]))
     for start in range(0, pair_idx.size, per_call):
         stop = min(start + per_call, pair_idx.size)
         b = stop - start
-        stacks = [buf[:b] for buf in buffer]
-        w = which[start:stop]
-        groups = [int(w[0])] if w[0] == w[-1] and (w == w[0]).all() else [int(k) for k in np.unique(w)]
-        touched = []
-        for k in groups:
-            rows = np.arange(b) if len(groups) == 1 else np.flatnonzero(w == k)
-            local = local_all[start + rows]
-            stacks[k][rows, local] = new_all[start + rows]
-            touched.append((k, rows, local))
-        stacks = [st.reshape((b, *leaf.shape)) for st, leaf in zip(stacks, leaves, strict=True)]
+        touched = _touch(buffer, which, start, stop, ascending, local_all, new_all)
+        stacks = full if b == rows else [st[:b] for st in full]
         batched = ev.tree._with(ev.tree.structure, stacks)
         ev.n_evals += b
         try:
@@ -185,12 +188,59 @@ def batched_first_differences(ev: Evaluator, idx: np.ndarray, steps: np.ndarray)
                 "reduce over every axis but the first (e.g. .sum(axis=tuple(range(1, x.ndim)))), or pass "
                 "vectorized=False.",
             )
-        for k, rows, local in touched:
-            buffer[k][rows, local] = originals[k][local]
+        for k, sel, local in touched:
+            buffer[k][sel, local] = originals[k][local]
         values[start:stop] = out
         if ev.progress is not None:
             ev.progress(stop // 2, idx.size)
     return values[0::2], values[1::2], disps[0::2], disps[1::2]
 
 
-__all__ = ["MAX_ROWS", "Backend", "batched_first_differences", "rows_per_call", "serial_first_differences"]
+def _touch(
+    buffer: list[np.ndarray],
+    which: np.ndarray,
+    start: int,
+    stop: int,
+    ascending: bool,
+    local_all: np.ndarray,
+    new_all: np.ndarray,
+) -> list[tuple[int, Any, np.ndarray]]:
+    """Write rows ``start:stop``'s perturbed entries into the buffer (row ``r`` of the chunk is point
+    ``start + r``); return (leaf, rows, local indices) of every write, to put back after the call."""
+    first, last = int(which[start]), int(which[stop - 1])
+    if first == last and (ascending or bool((which[start:stop] == first).all())):
+        runs = [(first, slice(0, stop - start))]
+    elif ascending:
+        cuts = np.searchsorted(which[start:stop], np.arange(first, last + 2)).tolist()
+        runs = [(first + j, slice(a, b)) for j, (a, b) in enumerate(itertools.pairwise(cuts)) if b > a]
+    else:
+        w = which[start:stop]
+        runs = [(int(k), np.flatnonzero(w == k)) for k in np.unique(w)]
+    touched = []
+    for k, sel in runs:
+        if isinstance(sel, slice):
+            rows, local, new = (
+                _ROWS[sel],
+                local_all[start + sel.start : start + sel.stop],
+                new_all[start + sel.start : start + sel.stop],
+            )
+        else:
+            rows, local, new = sel, local_all[start + sel], new_all[start + sel]
+        buffer[k][rows, local] = new
+        touched.append((k, rows, local))
+    return touched
+
+
+#: Row numbers of a chunk (sliced, never copied).
+_ROWS = np.arange(MAX_ROWS)
+
+
+__all__ = [
+    "BATCH_BYTES",
+    "FRAMEWORK_BATCH_BYTES",
+    "MAX_ROWS",
+    "Backend",
+    "batched_first_differences",
+    "rows_per_call",
+    "serial_first_differences",
+]

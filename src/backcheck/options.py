@@ -112,7 +112,7 @@ class Options:
     upcast: bool | None = None
     curves: bool = False
     vectorized: bool = False
-    max_batch_bytes: int = 16 * 2**20
+    max_batch_bytes: int | None = None  # None: each batched path picks its own (backends.BATCH_BYTES)
     executor: Any = None
     progress: bool | None = None
     random: str = "auto"
@@ -139,7 +139,7 @@ class Options:
         random = kwargs.get("random", "auto")
         if random not in RANDOM_MODES:
             raise BadInputError(f"random={random!r} is not one of {list(RANDOM_MODES)}.", "use random='auto'.")
-        max_bytes = _positive_int("max_batch_bytes", kwargs.get("max_batch_bytes", 16 * 2**20))
+        max_bytes = _positive_int("max_batch_bytes", kwargs.get("max_batch_bytes"))
         for flag in ("curves", "vectorized", "strict_dtype"):
             if not isinstance(kwargs.get(flag, False), (bool, np.bool_)):
                 raise BadInputError(f"{flag}={kwargs[flag]!r} must be True or False.", f"pass {flag}=True.")
@@ -162,7 +162,7 @@ class Options:
             upcast=kwargs.get("upcast"),
             curves=bool(kwargs.get("curves", False)),
             vectorized=bool(kwargs.get("vectorized", False)),
-            max_batch_bytes=max_bytes or 16 * 2**20,
+            max_batch_bytes=max_bytes,
             executor=executor,
             progress=kwargs.get("progress"),
             random=random,

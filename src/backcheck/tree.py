@@ -293,8 +293,10 @@ class Tree:
         return self._with(self.structure, arrays), arrays
 
     def _with(self, node: Any, arrays: list[np.ndarray]) -> Any:
-        if isinstance(node, int):
+        if node.__class__ is int:
             return arrays[node]
+        if type(node[0]) is dict:  # the common case, built directly (as in _current)
+            return {key: arrays[k] if k.__class__ is int else self._with(k, arrays) for key, k in node[1]}
         return _build(node, [self._with(k, arrays) for _, k in node[1]])
 
     # -- flat views ---------------------------------------------------------------------------------------

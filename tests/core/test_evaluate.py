@@ -170,6 +170,37 @@ def test_the_batched_path_recovers_non_finite_rows_by_shrinking():
     assert list(ev.shrunk) == [0]
 
 
+@pytest.mark.parametrize("order", ["ascending", "shuffled"])
+@pytest.mark.parametrize("budget", [1, 200, None])  # 2 rows per call, a few, the default
+def test_batched_chunks_across_arrays_in_any_order_evaluate_the_points_asked_for(order, budget):
+    params = {"a": np.linspace(0.5, 1.5, 3), "e": np.zeros(0), "b": np.arange(4.0).reshape(2, 2), "c": np.ones(5)}
+    weights = np.arange(1.0, 13.0)
+
+    def phi(p):
+        return float(np.dot(weights, np.concatenate([np.ravel(p[k]) for k in "abc"]) ** 3))
+
+    base = np.concatenate([np.ravel(params[k]) for k in "abc"])
+
+    def rows(p):
+        flat = np.concatenate([p[k].reshape(len(p[k]), -1) for k in "abc"], axis=1)
+        assert p["e"].shape == (len(flat), 0)
+        assert ((flat != base).sum(axis=1) == 1).all()  # each row one point: earlier chunks' entries put back
+        return (flat**3) @ weights
+
+    serial, batched = evaluator(phi, params), evaluator(phi, params, backend=Backend(rows, budget))
+    idx = np.arange(12)
+    if order == "shuffled":
+        idx = np.random.default_rng(0).permutation(idx)
+    steps = default_steps(serial.tree)
+    want, got = serial.first_differences(idx, steps), batched.first_differences(idx, steps)
+    for w, g in zip(want, got, strict=True):
+        # one loss per row, summed in another order: equal to the rounding of a 12-term sum
+        np.testing.assert_allclose(g, w, rtol=16 * 12 * np.finfo(np.float64).eps, atol=0)
+    np.testing.assert_array_equal(got[2], want[2])  # displacements are exact
+    assert batched.n_evals == serial.n_evals
+    np.testing.assert_array_equal(batched.tree.leaves[0].work, params["a"])
+
+
 def test_an_output_coarser_than_the_inputs_or_integer_is_said():
     x = np.linspace(0.5, 1.5, 4)
     assert any("float32 for float64 inputs" in n for n in evaluator(lambda v: np.float32(np.sum(v**2)), x).notes())

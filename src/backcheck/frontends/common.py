@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.backends import rows_per_call
+from backcheck.backends import FRAMEWORK_BATCH_BYTES, rows_per_call
 from backcheck.calls import first_line
 from backcheck.evaluate import Evaluator, Output
 from backcheck.numeric.steps import default_steps
@@ -169,7 +169,8 @@ def prefetch_first_differences(
         return False
     idx = choose(strategy, [np.arange(ev.tree.size)], samples, np.random.default_rng(seed))
     steps = default_steps(ev.tree, step)
-    chunk = max(8, rows_per_call(8 * ev.tree.size, ev.max_batch_bytes))  # float64 rows of the point
+    budget = ev.max_batch_bytes or FRAMEWORK_BATCH_BYTES
+    chunk = max(8, rows_per_call(8 * ev.tree.size, budget))  # float64 rows of the point
     try:
         ev.prefetch(idx, steps, batch, chunk)
     except (KeyboardInterrupt, SystemExit):

@@ -53,7 +53,7 @@ def check_layer(
     random: str = "auto",
     names: Sequence[str] | None = None,
     vectorized: bool = False,
-    max_batch_bytes: int = 16 * 2**20,
+    max_batch_bytes: int | None = None,
     executor: Any = None,
     progress: bool | None = None,
     strict_dtype: bool = False,
@@ -99,7 +99,8 @@ def check_layer(
     vectorized : bool
         ``forward`` accepts its float inputs with a leading batch axis (labels and other fixed inputs as
         they are) and returns outputs with that axis: the first differences are then evaluated many points
-        per call, in chunks of at most ``max_batch_bytes`` of inputs. ``backward`` is called unbatched.
+        per call, in chunks of at most ``max_batch_bytes`` of inputs (default about 1 MB, as in
+        :func:`backcheck.check`). ``backward`` is called unbatched.
     executor : concurrent.futures.Executor or dask.distributed.Client, optional
         Spread the first differences over its workers, as in :func:`backcheck.check` (``forward`` must be
         picklable: defined at module level).

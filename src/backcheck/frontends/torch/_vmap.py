@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from backcheck.backends import rows_per_call
+from backcheck.backends import FRAMEWORK_BATCH_BYTES, rows_per_call
 from backcheck.evaluate import Evaluator
 from backcheck.frontends.common import CachedEvaluator
 from backcheck.frontends.torch._session import Session
@@ -32,7 +32,8 @@ def prefetch(sess: Session, ev: Evaluator, options: Options, vectorized: bool | 
         return ""
     idx = np.arange(ev.tree.size)
     steps = default_steps(ev.tree, options.step)
-    chunk = max(8, rows_per_call(8 * ev.tree.size, ev.max_batch_bytes))  # float64 rows of the point
+    budget = ev.max_batch_bytes or FRAMEWORK_BATCH_BYTES
+    chunk = max(8, rows_per_call(8 * ev.tree.size, budget))  # float64 rows of the point
     try:
         n = ev.prefetch(idx, steps, sess.batch_call(ev.tree), chunk)
     except (KeyboardInterrupt, SystemExit):
