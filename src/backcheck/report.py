@@ -286,11 +286,14 @@ def summarize(
     """
     skipped = skipped or {}
     failed, unsure = outcome.failed_leaves, getattr(outcome, "inconclusive_leaves", {})
-    checked = outcome.checked
-    which = np.searchsorted(tree.offsets, checked, side="right") - 1
+    if len(tree.leaves) == 1:
+        sels: list[Any] = [slice(None)]  # every element checked is the one leaf's: no masks to build
+    else:
+        which = np.searchsorted(tree.offsets, outcome.checked, side="right") - 1
+        sels = [which == k for k in range(len(tree.leaves))]
     return [
-        _leaf_report(tree, leaf, analytic, outcome, which == k, skipped, failed, unsure)
-        for k, leaf in enumerate(tree.leaves)
+        _leaf_report(tree, leaf, analytic, outcome, sel, skipped, failed, unsure)
+        for leaf, sel in zip(tree.leaves, sels, strict=True)
     ]
 
 
@@ -299,7 +302,7 @@ def _leaf_report(
     leaf: Any,
     analytic: np.ndarray,
     outcome: Any,
-    sel: np.ndarray,
+    sel: Any,
     skipped: dict[str, str],
     failed: dict[str, str],
     unsure: dict[str, str],
@@ -308,26 +311,36 @@ def _leaf_report(
     a, n, b, st = analytic[idx], outcome.numeric[sel], outcome.bound[sel], outcome.status[sel]
     tally = Counter(st.tolist())
     counts = {s: tally[s] for s in (OK, KINK, JUMP, NOISY, MISMATCH, DEAD) if tally[s]}
-    # (every mask below is built only when some element needs it: most reports are all 'ok')
-    judged = (st != KINK) & (st != JUMP) if tally[KINK] or tally[JUMP] else np.ones(st.size, dtype=bool)
-    bad = np.isin(st, FAILING) if any(tally[s] for s in FAILING) else np.zeros(st.size, dtype=bool)
-    aj, nj = a[judged], n[judged]
+    # (a mask is built only when some element needs it: most reports are all 'ok', every element judged)
+    judged = (st != KINK) & (st != JUMP) if tally[KINK] or tally[JUMP] else None
+    aj, nj = (a, n) if judged is None else (a[judged], n[judged])
     diff = np.abs(a - n)
-    max_abs = float(diff[judged].max()) if aj.size else 0.0
     scale = np.maximum(np.abs(a), np.abs(n))
     rel = np.divide(diff, scale, out=np.zeros_like(diff), where=scale > 0)
-    max_rel = float(rel[judged].max()) if aj.size else 0.0
-    denom = math.hypot(*aj) + math.hypot(*nj) if aj.size <= 32 else np.linalg.norm(aj) + np.linalg.norm(nj)
+    if judged is not None:
+        diff_j, rel_j = diff[judged], rel[judged]
+    else:
+        diff_j, rel_j = diff, rel
+    max_abs = float(diff_j.max()) if aj.size else 0.0
+    max_rel = float(rel_j.max()) if aj.size else 0.0
+    if aj.size <= 32:
+        denom = math.hypot(*aj.tolist()) + math.hypot(*nj.tolist())
+    else:
+        denom = np.linalg.norm(aj) + np.linalg.norm(nj)
     rel_diff = float(rms(aj - nj) * math.sqrt(aj.size) / denom) if denom > 0 else 0.0
     ratio = np.divide(diff, b, out=np.full_like(diff, np.inf), where=b > 0)
-    ratio[~judged] = -1.0
-    order = np.lexsort((-ratio, ~bad)) if bad.any() else np.argsort(-ratio, kind="stable")
-    worst = [_element(leaf, int(idx[j]), a[j], n[j], b[j], st[j]) for j in order[:WORST] if judged[j]]
-    at_kinks = np.flatnonzero(st == KINK)[:WORST] if tally[KINK] else ()
+    if judged is not None:
+        ratio[~judged] = -1.0
+    failing = tally[MISMATCH] + tally[DEAD]
+    order = np.lexsort((-ratio, ~np.isin(st, FAILING))) if failing else np.argsort(-ratio, kind="stable")
+    top = order[:WORST].tolist()
+    worst = [_element(leaf, int(idx[j]), a[j], n[j], b[j], st[j]) for j in top if judged is None or judged[j]]
+    at_kinks = np.flatnonzero(st == KINK)[:WORST].tolist() if tally[KINK] else ()
     kinks = [_element(leaf, int(idx[j]), a[j], n[j], b[j], st[j]) for j in at_kinks]
-    ok = st == OK if tally[OK] != st.size else np.ones(st.size, dtype=bool)
-    reach = b + diff if getattr(outcome, "reach", None) is None else outcome.reach[sel]  # see run._reach
-    floor = float(reach[ok].max()) if tally[OK] else math.nan
+    floor = math.nan
+    if tally[OK]:
+        reach = b + diff if getattr(outcome, "reach", None) is None else outcome.reach[sel]  # see run._reach
+        floor = float((reach if tally[OK] == st.size else reach[st == OK]).max())
     typical = rms(nj)
     floor_rel = floor / typical if typical > 0 and not math.isnan(floor) else math.nan
     kind = "element"
@@ -338,7 +351,7 @@ def _leaf_report(
         floor = projected * rms(analytic[leaf.offset : leaf.offset + leaf.size])
     if leaf.name in skipped:
         lstatus, note = "skipped", skipped[leaf.name]
-    elif bad.any():
+    elif failing:
         lstatus, note = "fail", failed.get(leaf.name, "")
         if tally[DEAD] == st.size and idx.size == leaf.size:
             note = (
@@ -364,7 +377,7 @@ def _leaf_report(
     return LeafReport(
         leaf.name,
         leaf.shape,
-        str(leaf.dtype),
+        _dtype_name(leaf.dtype),
         lstatus,
         leaf.size,
         int(idx.size),
@@ -379,6 +392,17 @@ def _leaf_report(
         floor_rel,
         kind,
     )
+
+
+_DTYPE_NAMES: dict[Any, str] = {}
+
+
+def _dtype_name(dtype: Any) -> str:
+    """``str(dtype)``, remembered (numpy builds the string anew each time)."""
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        name = _DTYPE_NAMES[dtype] = str(dtype)
+    return name
 
 
 def _all_masks(tree: Tree, leaf: Any) -> bool:
