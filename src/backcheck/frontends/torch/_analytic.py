@@ -213,9 +213,12 @@ def _same(t: Any) -> Any:
 
 
 def reverse_repeated(sess: Session) -> tuple[np.ndarray, bool] | None:
-    """The gradient from the graph kept at the original point (:attr:`Session.graph`), with two more backward
-    passes over that graph, with ``2 dout`` and ``dout`` again; and whether they gave exactly twice the first
-    gradient and the first gradient again.
+    """The gradient from the graph kept at the original point (:attr:`Session.graph`), with one more backward
+    pass over that graph, with ``2 dout``; and whether it gave exactly twice the first gradient.
+
+    Exactly twice tells three things at once: the backward left its saved state alone, it is deterministic (a
+    random one, or one that changes its state, misses an exact factor of two but by chance) and it is linear
+    in its cotangent's scale. A pass with ``dout`` again would tell nothing more.
 
     This saves the forward passes of :func:`reverse` and :func:`repeat_backward` when the backward leaves its
     saved state alone and is linear in its cotangent's scale (a power of two scales every rounding exactly),
@@ -236,12 +239,8 @@ def reverse_repeated(sess: Session) -> tuple[np.ndarray, bool] | None:
         return None
     g = flat(sess, first)
     try:
-        # one pass at a time, each compared and dropped before the next: its memory serves the next one
-        second = grads(sess, outs, [REPEAT_SCALE * d for d in sess.douts], targets, True)
-        if not _agree(first, second, REPEAT_SCALE):
-            return g, False
-        del second
-        return g, _agree(first, grads(sess, outs, sess.douts, targets, False))
+        second = grads(sess, outs, [REPEAT_SCALE * d for d in sess.douts], targets, False)
+        return g, _agree(first, second, REPEAT_SCALE)
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception:  # a saved tensor changed (autograd's version counter) or the graph refuses a second pass
