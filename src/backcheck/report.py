@@ -240,7 +240,7 @@ class Report:
     @property
     def analytic(self) -> Any:
         """The analytic gradient under test, as a tree like the inputs."""
-        return self._analytic
+        return self._built("_analytic")
 
     def leaf(self, name: str) -> LeafReport:
         for lf in self.leaves:

@@ -14,10 +14,10 @@ The user's arrays are restored whatever happens.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import functools
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +36,7 @@ from backcheck.strategies import resolve, run_strategy
 from backcheck.strategies.elementwise import Outcome
 from backcheck.strategies.sharp import sharpen, sharpen_low_precision
 from backcheck.tree import Tree
-from backcheck.verdict import JUMP, NOISY, OK, VOUCH_FLOOR, Claim, Tolerance, bound, rms, typical_size, unvouched
+from backcheck.verdict import JUMP, NOISY, OK, VOUCH_FLOOR, Claim, Tolerance, bound, rms, typical_size, vouched
 
 #: Steps tried for a V curve, as powers of two of the chosen step.
 CURVE_POWERS = range(-16, 6)
@@ -67,8 +67,7 @@ def _run(contract: Contract, options: Options, started: float, notes: list[str])
         notes.append(note)
         report, analytic = _attempt(contract, options, notes)
     notes = [*notes, *report.notes, *contract.notes, *analytic.notes]
-    seconds = time.perf_counter() - started
-    report = dataclasses.replace(report, notes=list(dict.fromkeys(notes)), seconds=seconds)
+    report.notes, report.seconds = list(dict.fromkeys(notes)), time.perf_counter() - started  # (a report of its own)
     for lf in report.leaves:
         base = lf.name.split(":", 1)[-1]
         if base in contract.dtype_labels:
@@ -171,9 +170,9 @@ def _judge_sections(
     cost evaluations only where its verdict needs refinement.
     """
     first, *rest = analytic.sections
-    report = _judge(contract.tree, ev, first, options, analytic.skipped)
-    report = dataclasses.replace(report, title=contract.title, kind=contract.kind, findings=findings)
-    leaves, notes, curves = list(report.leaves), list(report.notes), list(report.curves)
+    report = _judge(contract.tree, ev, first, options, analytic.skipped)  # a new report: filled in here
+    report.title, report.kind, report.findings = contract.title, contract.kind, findings
+    leaves, notes, curves = report.leaves, report.notes, report.curves
     for sec in rest:
         tree2 = _prefixed(contract.tree, sec.prefix, contract.root)
         ev2 = copy.copy(ev)  # shares the remembered points
@@ -186,7 +185,8 @@ def _judge_sections(
         curves.extend(r2.curves)
         notes.extend(n for n in r2.notes if n not in notes)
     notes.extend(s.note for s in analytic.sections if s.note)
-    return dataclasses.replace(report, leaves=leaves, notes=notes, curves=curves, n_evals=ev.n_evals)
+    report.n_evals = ev.n_evals
+    return report
 
 
 def _leaf_scales(tree: Tree, g: np.ndarray, grad_eps: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -267,7 +267,7 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: d
         _numeric=functools.partial(_values_tree, tree, outcome.checked, outcome.numeric),
         _bound=functools.partial(_values_tree, tree, outcome.checked, outcome.bound),
         _status=functools.partial(_status_tree, tree, outcome.checked, outcome.status),
-        _analytic=tree.fresh(g, np.float64, copy=False),
+        _analytic=functools.partial(tree.fresh, g, np.float64, copy=False),
     )
 
 
@@ -278,7 +278,10 @@ def _reach(ev: Evaluator, claim: Claim, outcome: Outcome, floor: float | None) -
     (about the element's own difference), twice the round-off (half the span) and the noise measured by then.
     With ``floor=``, every bound left wider than the floor is refined sharp: an error passes within the floor
     of the element's size at most."""
-    ok = outcome.status == OK
+    ok: Any = outcome.status == OK
+    everywhere = bool(ok.all())
+    if everywhere:
+        ok = slice(None)  # (no copies where every element passed)
     idx = outcome.checked[ok]
     a, n = claim.g[idx], outcome.numeric[ok]
     own = np.abs(n - a)
@@ -289,6 +292,9 @@ def _reach(ev: Evaluator, claim: Claim, outcome: Outcome, floor: float | None) -
         typical = claim.typical[idx] if claim.typical is not None else np.zeros(idx.size)
         beyond = np.maximum(outcome.bound[ok], floor * np.where(size > 0, size, typical))
     reach = np.full(outcome.checked.size, np.nan)
+    if everywhere:
+        outcome.reach = beyond + own
+        return
     reach[ok] = beyond + own
     outcome.reach = reach
 
@@ -302,25 +308,37 @@ def _value_gradient(ev: Evaluator) -> float:
 
 def _vouch(tree: Tree, g: np.ndarray, outcome: Outcome, value_gradient: Callable[[], float], sizes: np.ndarray) -> None:
     """Pass means vouched: elements whose bound could not see an error that matters become inconclusive."""
-    which = np.searchsorted(tree.offsets, outcome.checked, side="right") - 1
-    ref = np.zeros(outcome.checked.size)
-    derivative = (outcome.status != JUMP) & (outcome.status != NOISY)
-    for k in range(len(tree.leaves)):
-        sel = which == k if len(tree.leaves) > 1 else np.ones(which.size, dtype=bool)
-        # the tensor's typical size, from the elements that have a derivative (not a pole's jump)
-        ref[sel] = rms(outcome.numeric[sel & derivative])
+    checked, status, numeric = outcome.checked, outcome.status, outcome.numeric
+    labels = set(status.tolist())
+    if OK not in labels:
+        return  # nothing passed: nothing to vouch for
+    # (no mask where it would select everything: one array, every element a derivative)
+    derivative = (status != JUMP) & (status != NOISY) if JUMP in labels or NOISY in labels else None
+    if len(tree.leaves) == 1:
+        which = None
+        ref = np.full(checked.size, rms(numeric if derivative is None else numeric[derivative]))
+    else:
+        which = np.searchsorted(tree.offsets, checked, side="right") - 1
+        ref = np.zeros(checked.size)
+        for k in range(len(tree.leaves)):
+            sel = which == k
+            # the tensor's typical size, from the elements that have a derivative (not a pole's jump)
+            ref[sel] = rms(numeric[sel if derivative is None else sel & derivative])
     # a tensor whose true gradient is about zero is judged against the largest typical gradient of the check
     typical = max((rms(g[lf.offset : lf.offset + lf.size]) for lf in tree.leaves if lf.size), default=0.0)
     # ... and a check whose gradient is zero everywhere (a constant) against the function's own size
     biggest = max(typical, float(ref.max()) if ref.size else 0.0)
     ref = np.maximum(ref, VOUCH_FLOOR * (biggest if biggest > 0 else value_gradient()))
-    ref = np.maximum(ref, sizes[outcome.checked])  # never stricter than the screen was
-    a = g[outcome.checked]
+    ref = np.maximum(ref, sizes[checked])  # never stricter than the screen was
     limit = outcome.bound if outcome.vouch_bound is None else outcome.vouch_bound
-    blind = unvouched(outcome.status, a, outcome.numeric, limit, ref)
-    for k in np.unique(which[blind]):
-        leaf = tree.leaves[int(k)]
-        here = blind & (which == k)
+    blind = ~vouched(g[checked], numeric, limit, ref)
+    if len(labels) > 1:
+        blind &= status == OK
+    if not blind.any():
+        return
+    for k in np.unique(which[blind]).tolist() if which is not None else (0,):
+        leaf = tree.leaves[k]
+        here = blind if which is None else blind & (which == k)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(np.isfinite(limit[here]), limit[here] / ref[here], np.inf)
         worst = float(np.max(ratio))
@@ -331,7 +349,7 @@ def _vouch(tree: Tree, g: np.ndarray, outcome: Outcome, value_gradient: Callable
             "cannot see smaller errors here (the function's noise or rounding, an overflow, a pole or a dtype "
             "too narrow), so they are inconclusive rather than passed.",
         )
-    outcome.status[blind] = NOISY
+    status[blind] = NOISY
 
 
 def _values_tree(tree: Tree, checked: np.ndarray, values: np.ndarray) -> object:

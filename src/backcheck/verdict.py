@@ -19,8 +19,8 @@ elements it cannot clear are refined with smaller steps (2 more evaluations per 
 
 from __future__ import annotations
 
+import functools
 import math
-import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -149,8 +149,15 @@ def typical_size(values: np.ndarray) -> float:
     nonzero = v[v > 0]
     if not nonzero.size:
         return 0.0
-    median = statistics.median(nonzero.tolist()) if nonzero.size <= 64 else float(np.median(nonzero))
+    median = _median(nonzero.tolist()) if nonzero.size <= 64 else float(np.median(nonzero))
     return rms(np.minimum(v, OUTLIER * median))
+
+
+def _median(values: list[float]) -> float:
+    """The median of a short list, as ``statistics.median`` computes it (the mean of the middle two if even)."""
+    values.sort()
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
 def bound(truncation: Any, roundoff: Any, res: Any) -> Any:
@@ -174,15 +181,18 @@ def is_kink(gap: float, gap_before: float, gap_noise: float) -> bool:
     return gap > SAFETY * gap_noise and gap > KINK_PERSISTENCE * gap_before
 
 
-def unvouched(status: np.ndarray, analytic: np.ndarray, numeric: np.ndarray, limit: np.ndarray, ref: Any) -> Any:
-    """Elements judged ``ok`` whose bound could not have seen an error that matters (see ``VOUCH``).
+def vouched(analytic: np.ndarray, numeric: np.ndarray, limit: np.ndarray, ref: Any) -> Any:
+    """Elements whose bound ``limit`` could have seen an error that matters (see ``VOUCH``); only those may pass.
 
     ``ref`` is the typical gradient size of each element's tensor; a non-finite bound never vouches.
     """
-    size = np.maximum(np.maximum(np.abs(analytic), np.abs(numeric)), ref)
+    return _sees(limit, np.maximum(np.maximum(np.abs(analytic), np.abs(numeric)), ref))
+
+
+def _sees(limit: np.ndarray, size: np.ndarray) -> Any:
+    """:func:`vouched`, given each element's size (the larger of its values and its tensor's typical size)."""
     # with nothing to compare to (the function and every gradient exactly zero), any finite bound sees all
-    seen = np.isfinite(limit) & ((limit <= VOUCH * size) | (size == 0))
-    return (status == OK) & ~seen
+    return np.isfinite(limit) & ((limit <= VOUCH * size) | (size == 0))
 
 
 #: An element this much smaller than its tensor's typical gradient ...
@@ -195,13 +205,25 @@ CANCELLATION = 0.05
 
 def cancellation(analytic: np.ndarray, numeric: np.ndarray, typical: np.ndarray) -> np.ndarray:
     """The analytic side's allowance for cancellation in elements far below their tensor's size."""
-    size = np.maximum(np.abs(analytic), np.abs(numeric))
+    return _cancellation(np.maximum(np.abs(analytic), np.abs(numeric)), typical)
+
+
+def _cancellation(size: np.ndarray, typical: np.ndarray) -> np.ndarray:
     return np.where(size < TINY * typical, CANCELLATION * size, 0.0)
 
 
 def resolution(analytic: np.ndarray, numeric: np.ndarray, eps: float, leaf_rms: np.ndarray) -> np.ndarray:
     """How finely an analytic value of this dtype can be trusted."""
     return RES_FACTOR * eps * (np.maximum(np.abs(analytic), np.abs(numeric)) + leaf_rms)
+
+
+def allowance(
+    analytic: np.ndarray, numeric: np.ndarray, grad_eps: np.ndarray, leaf_rms: np.ndarray, typical: np.ndarray
+) -> np.ndarray:
+    """``resolution(analytic, numeric, 1.0, leaf_rms) * grad_eps + cancellation(analytic, numeric, typical)``:
+    what the analytic side is granted (``grad_eps`` per element), the larger of its two values taken once."""
+    size = np.maximum(np.abs(analytic), np.abs(numeric))
+    return RES_FACTOR * 1.0 * (size + leaf_rms) * grad_eps + _cancellation(size, typical)
 
 
 @dataclass(frozen=True)
@@ -236,9 +258,15 @@ class FirstDifferences:
     def take(self, k: np.ndarray) -> FirstDifferences:
         return FirstDifferences(self.plus[k], self.minus[k], self.disp_plus[k], self.disp_minus[k])
 
-    @property
+    @functools.cached_property
+    def span(self) -> np.ndarray:
+        """The actual distance between the two points, per element (computed once: not to be written to)."""
+        return self.disp_plus - self.disp_minus
+
+    @functools.cached_property
     def central(self) -> np.ndarray:
-        return (self.plus - self.minus) / (self.disp_plus - self.disp_minus)
+        """The central differences (computed once: not to be written to; copy it first)."""
+        return (self.plus - self.minus) / self.span
 
 
 @dataclass
@@ -253,14 +281,17 @@ class Judgement:
 
 def screen(
     ev: Evaluator,
-    idx: np.ndarray,
     analytic: np.ndarray,
     numeric: np.ndarray,
     span: np.ndarray,
     res: np.ndarray,
     tol: Tolerance,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Stage 1: which elements are clearly consistent after one central difference. Returns (ok, bound)."""
+    abs_numeric: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stage 1: which elements are clearly consistent after one central difference, given ``|numeric|``.
+
+    Returns (ok, bound, size): ``size`` is each element's ``max(|analytic|, |numeric|)``.
+    """
     err = np.abs(analytic - numeric)
     if tol.custom:
         limit = np.asarray(tol.allowed(numeric), dtype=np.float64) * np.ones_like(numeric)
@@ -270,12 +301,15 @@ def screen(
         # i.e. truncation ~ round-off relative to the derivative: eps^(2/3) |n|
         # Each element is screened by its own size only: a bound set by its large neighbours would clear a
         # tiny element 10x wrong. An element whose truncation is larger goes on to refinement, which measures it.
-        trunc = eps_out ** (2.0 / 3.0) * np.abs(numeric)
+        trunc = eps_out ** (2.0 / 3.0) * abs_numeric
         limit = bound(trunc, roundoff(ev, np.abs(span), lazy=True), res)
-    # the screen's round-off is that of the largest outputs; an element far smaller than they are is cleared
-    # only if it also agrees to SCREEN_RELATIVE, else refinement bounds it by the outputs it moves itself
-    close = err <= SCREEN_RELATIVE * np.maximum(np.abs(analytic), np.abs(numeric))
-    return (err <= limit) & (close | tol.custom), limit
+    size = np.maximum(np.abs(analytic), abs_numeric)
+    ok = err <= limit
+    if not tol.custom:
+        # the screen's round-off is that of the largest outputs; an element far smaller than they are is cleared
+        # only if it also agrees to SCREEN_RELATIVE, else refinement bounds it by the outputs it moves itself
+        ok &= err <= SCREEN_RELATIVE * size
+    return ok, limit, size
 
 
 Verdict = tuple[str, float, float, float, tuple[float, float]]
@@ -570,20 +604,21 @@ def judge(
     ``typical`` (per element, its tensor's typical gradient) lets the screen clear only elements its bound can
     vouch for; the others are refined, where each element's round-off comes from the outputs it moves.
     """
-    span = first.disp_plus - first.disp_minus
-    numeric = first.central
+    numeric = first.central.copy()  # refined in place below
     # a NaN or inf analytic value where the function is finite is wrong, whatever the bound: named, not refined
-    broken = ~np.isfinite(analytic) & np.isfinite(numeric)
+    finite = np.isfinite(analytic)
+    broken = None if finite.all() else ~finite & np.isfinite(numeric)
     res = np.where(np.isfinite(res), res, 0.0)
-    ok, limit = screen(ev, idx, analytic, numeric, span, res, tol)
-    ok &= ~broken
+    ok, limit, size = screen(ev, analytic, numeric, first.span, res, tol, np.abs(numeric))
     if typical is not None and not tol.custom:
-        ok &= ~unvouched(np.where(ok, OK, ""), analytic, numeric, limit, typical)
+        ok &= _sees(limit, np.maximum(size, typical))
     status = np.full(idx.size, OK, dtype=object)
-    status[broken] = MISMATCH
     jump = np.full(idx.size, np.nan)
     hull = np.full((idx.size, 2), np.nan)
-    for k in np.flatnonzero(~ok & ~broken):
+    if broken is not None:
+        status[broken] = MISMATCH
+        ok |= broken  # decided: not refined
+    for k in np.flatnonzero(~ok):
         four = (float(first.plus[k]), float(first.minus[k]), float(first.disp_plus[k]), float(first.disp_minus[k]))
         typ = None if typical is None else float(typical[k])
         st, n, b, jump[k], hull[k] = _judge_one(
