@@ -291,11 +291,11 @@ def _reach(ev: Evaluator, claim: Claim, outcome: Outcome, floor: float | None) -
         size = np.maximum(np.abs(a), np.abs(n))
         typical = claim.typical[idx] if claim.typical is not None else np.zeros(idx.size)
         beyond = np.maximum(outcome.bound[ok], floor * np.where(size > 0, size, typical))
-    reach = np.full(outcome.checked.size, np.nan)
     if everywhere:
         outcome.reach = beyond + own
         return
     reach[ok] = beyond + own
+    reach = np.full(outcome.checked.size, np.nan)
     outcome.reach = reach
 
 
