@@ -294,8 +294,8 @@ def _reach(ev: Evaluator, claim: Claim, outcome: Outcome, floor: float | None) -
     if everywhere:
         outcome.reach = beyond + own
         return
-    reach[ok] = beyond + own
     reach = np.full(outcome.checked.size, np.nan)
+    reach[ok] = beyond + own
     outcome.reach = reach
 
 
