@@ -8,6 +8,7 @@ of one ``np.random.SeedSequence``, so streams never overlap and one seed reprodu
 
 from __future__ import annotations
 
+import functools
 import math
 import zlib
 from dataclasses import dataclass, field, replace
@@ -92,7 +93,14 @@ def _seed(value: Any) -> np.random.SeedSequence:
             f"seed={value!r} is not a non-negative int, None or a numpy Generator.",
             "pass seed=0 for a reproducible check, or seed=None for fresh entropy.",
         )
-    return np.random.SeedSequence(int(value))
+    return _seed_of(int(value))
+
+
+@functools.lru_cache(maxsize=256)
+def _seed_of(value: int) -> np.random.SeedSequence:
+    """The ``SeedSequence`` of an int seed, made once per seed: a check reads only its entropy and spawn key
+    (:meth:`Options.rng` derives new sequences from them; nothing spawns from the shared one)."""
+    return np.random.SeedSequence(value)
 
 
 @dataclass(frozen=True)
@@ -129,10 +137,9 @@ class Options:
     @classmethod
     def make(cls, **kwargs: Any) -> Options:
         """Validate user options; unknown names and bad values raise :class:`BadInputError` naming the option."""
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = sorted(set(kwargs) - known)
+        unknown = sorted(kwargs.keys() - cls.__dataclass_fields__.keys())
         if unknown:
-            raise BadInputError(f"unknown option(s) {unknown}.", f"the options are {sorted(known)}.")
+            raise BadInputError(f"unknown option(s) {unknown}.", f"the options are {sorted(cls.__dataclass_fields__)}.")
         strategy = kwargs.get("strategy")
         if strategy is not None and strategy not in STRATEGIES:
             raise BadInputError(f"unknown strategy={strategy!r}.", _hint_choices(STRATEGIES))

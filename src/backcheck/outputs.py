@@ -149,16 +149,23 @@ def computed_dtype(ys: Sequence[np.ndarray], dtype: np.dtype) -> np.dtype:
     Values with short mantissas (exact in float16: 0.5, 3.25, integers) are no evidence either way; a float64
     computation gives a float32-exact value otherwise with probability about 2**-29.
     """
-    if dtype != np.float64:
+    if dtype != _FLOAT64:
         return dtype
-    values = np.concatenate([np.ravel(y) for y in ys]) if len(ys) else np.empty(0)
+    if len(ys) == 1:
+        values = np.ravel(ys[0])  # (read only)
+    else:
+        values = np.concatenate([np.ravel(y) for y in ys]) if len(ys) else np.empty(0)
     values = values[np.isfinite(values) & (values != np.round(values))]  # integers (1e10) tell nothing
     mantissa = np.frexp(values)[0]
     telling = mantissa.astype(np.float16) != mantissa  # more digits than float16 holds (0.5, 2**-51 tell nothing)
-    if telling.sum() < min(NARROW_EVIDENCE, len(values)) or not telling.any():
+    told = np.count_nonzero(telling)
+    if told < min(NARROW_EVIDENCE, len(values)) or not told:
         return dtype
     m = mantissa[telling]
-    return np.dtype(np.float32) if np.all(m.astype(np.float32) == m) else dtype
+    return _FLOAT32 if (m.astype(np.float32) == m).all() else dtype
+
+
+_FLOAT64, _FLOAT32 = np.dtype(np.float64), np.dtype(np.float32)
 
 
 def narrow_inputs(values: np.ndarray) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -41,15 +42,29 @@ def noise_level(ev: Evaluator, scale: Any = None, lazy: bool = False) -> Any:
     eps = float(np.finfo(ev.out_dtype).eps)
     whole = max(ev.scale, abs(ev.phi0))
     measured = ev.noise_known if lazy else ev.noise
-    if scale is None:
-        size: Any = whole
-        noise = measured
+    if scale is None or not ev.noise_scale > 0:
+        # one noise for every element: the two floors taken together first (np.maximum is associative)
+        floor = _maximum(NOISE_FACTOR * measured, TINY)
+        if scale is None:
+            return _maximum(ROUNDOFF_FACTOR * eps * whole, floor)
+        size = np.where(np.asarray(scale) > 0, scale, whole)
+        level = np.maximum(ROUNDOFF_FACTOR * eps * size, floor)
     else:
         size = np.where(np.asarray(scale) > 0, scale, whole)
-        ratio = size / ev.noise_scale if ev.noise_scale > 0 else 1.0
-        noise = measured * np.minimum(ratio, 1.0) if ev.noise_scale > 0 else measured
-    level = np.maximum(np.maximum(ROUNDOFF_FACTOR * eps * size, NOISE_FACTOR * noise), np.finfo(np.float64).tiny)
+        noise = measured * np.minimum(size / ev.noise_scale, 1.0)
+        level = np.maximum(np.maximum(ROUNDOFF_FACTOR * eps * size, NOISE_FACTOR * noise), TINY)
     return float(level) if np.ndim(level) == 0 else level
+
+
+#: The smallest normal float64: no noise level is below it (a difference is divided by it).
+TINY = float(np.finfo(np.float64).tiny)
+
+
+def _maximum(a: float, b: float) -> float:
+    """``np.maximum`` of two floats, NaN included (NaN if either is), without a ufunc call."""
+    if a != a or b != b:
+        return math.nan
+    return a if a >= b else b
 
 
 def roundoff(ev: Evaluator, span: Any, scale: Any = None, lazy: bool = False) -> Any:
