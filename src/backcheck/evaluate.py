@@ -80,6 +80,7 @@ class Evaluator:
         self._coarse = ""  # a note when the output is in a coarser dtype than the inputs
         self._integer = False  # the function returns integers
         self.ready = False  # True once the baseline has been evaluated
+        self.repeat_due = False  # the baseline's second call at the point is still to be made (recheck)
         backend = backend or Backend()
         # optional ways to evaluate many points at once (first differences only), chosen when built
         self.batch_call = backend.batch_call  # phi on a tree whose arrays have a batch axis
@@ -122,19 +123,28 @@ class Evaluator:
         return self._noise
 
     # -- the original point -----------------------------------------------------------------------------
-    def baseline(self) -> float:
-        """Evaluate at the original point; detect a function that writes into its inputs."""
+    def baseline(self, repeat: bool = True) -> float:
+        """Evaluate at the original point; detect a function that writes into its inputs.
+
+        A second call at the point tells a random function (:class:`NondeterministicError`). ``repeat=False``
+        defers it to :meth:`recheck`, which the noise probe and any verdict but a pass call first: a check
+        whose every difference clears on rounding alone has measured no noise, random or not, and pays for
+        one evaluation less (random directions, whose check is 7 evaluations, not 8).
+        """
         try:
             phi, scale, dtype = self._eval(None, anchor=True)
             self.mutated = self.tree.changed()
             if self.mutated:
                 self.tree.restore()
-            again = self._eval(None)[0]
-            self._note_mutation()
+            again = phi
+            if repeat:
+                again = self._eval(None)[0]
+                self._note_mutation()
         except BaseException:
             self.tree.restore()
             raise
         self._sums = self.tree.sums()
+        self.repeat_due = not repeat
         self._same(phi, again)
         if not np.isfinite(phi):
             raise NonFiniteError(
@@ -163,11 +173,13 @@ class Evaluator:
 
     def recheck(self) -> None:
         """Evaluate at the point once more: a random function whose two baseline calls agreed by chance (a mask
-        of a few bits) differs now, and raises :class:`NondeterministicError` as the baseline would have."""
+        of a few bits), or whose baseline made one call (``repeat=False``), differs now, and raises
+        :class:`NondeterministicError` as the baseline would have."""
         if self._shifted or not self.ready:
             return
         again = self._value(None)
         self._after_call()
+        self.repeat_due = False
         self._same(self.phi0, again)
 
     def _same(self, phi: float, again: float) -> None:

@@ -20,7 +20,7 @@ from backcheck.errors import BadInputError
 from backcheck.evaluate import Evaluator
 from backcheck.strategies.elementwise import Outcome, run
 from backcheck.strategies.projected import MAX_DIRECTIONS, localize, project_leaf
-from backcheck.verdict import FAILING, KINK, VOUCH, Claim
+from backcheck.verdict import FAILING, KINK, OK, VOUCH, Claim
 
 STRATEGIES = ("full", "sparse", "projected", "auto")
 #: Arrays this small are checked element by element even under 'projected' and 'auto' (2 evaluations per
@@ -80,8 +80,19 @@ def run_strategy(
     """
     if strategy in ("full", "sparse"):
         pools = [_elements(ev, lf) for lf in ev.tree.leaves if lf.name not in skip]  # masks left out
-        return run(ev, claim, choose(strategy, pools, samples, rng), rng)
-    return _projected(ev, dataclasses.replace(claim, regrad=None), strategy == "auto", (samples, *target), rng, skip)
+        outcome = run(ev, claim, choose(strategy, pools, samples, rng), rng)
+    else:
+        claim = dataclasses.replace(claim, regrad=None)
+        outcome = _projected(ev, claim, strategy == "auto", (samples, *target), rng, skip)
+    if ev.repeat_due and (outcome.failed_leaves or np.any(outcome.status != OK)):
+        ev.recheck()  # a verdict but a pass: the deferred second call tells whether f is random first
+    return outcome
+
+
+def defers_repeat(strategy: str | None, n: int) -> bool:
+    """Whether a check of ``n`` elements may defer the baseline's second call (:meth:`Evaluator.baseline`):
+    random directions, whose few evaluations it would add to by an eighth."""
+    return resolve(strategy, n) in ("projected", "auto")
 
 
 class _Collected:
@@ -292,4 +303,4 @@ def _localize_leaf(
         )
 
 
-__all__ = ["STRATEGIES", "Outcome", "choose", "resolve", "run_strategy"]
+__all__ = ["STRATEGIES", "Outcome", "choose", "defers_repeat", "resolve", "run_strategy"]

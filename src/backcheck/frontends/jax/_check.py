@@ -25,7 +25,7 @@ from backcheck.frontends.jax._trace import Runner
 from backcheck.options import Options
 from backcheck.report import LeafReport, Report
 from backcheck.run import run
-from backcheck.strategies import resolve
+from backcheck.strategies import defers_repeat, resolve
 from backcheck.tree import Tree
 
 #: Machine epsilon of bfloat16 (8 bits of significand): the resolution its gradients are judged at.
@@ -67,7 +67,7 @@ def run_check(
             "gradient is judged at bfloat16's resolution (eps 2**-7)."
         )
     ev = CachedEvaluator(point, call, Output.cotangent(fname, outs.u, outs.names, outs.shapes, lambda o: o), fname)
-    ev.baseline()
+    ev.baseline(not defers_repeat(options.strategy, point.size))
     notes += _prefetch(ev, runner, inputs, outs, opt, options)
     contract = Contract(
         title=fname,

@@ -37,6 +37,7 @@ from backcheck.frontends.torch._vmap import prefetch
 from backcheck.options import Options
 from backcheck.report import Finding, Report
 from backcheck.run import run
+from backcheck.strategies import defers_repeat
 from backcheck.tree import Tree
 
 #: A float32 (or narrower) backward pass whose result differs from its float64 run by more than this many
@@ -127,7 +128,8 @@ def _contract(sess: Session, target: Target, knobs: Knobs) -> tuple[Contract, np
     sess.part_names = [pn for n, t in outs for pn in ([f"{n}.real", f"{n}.imag"] if t.is_complex() else [n])]
     sess.part_shapes = [tuple(t.shape) for _, t in outs for _ in range(2 if t.is_complex() else 1)]
     rep_tree, grad_eps, labels = _report_tree(sess)
-    _, ev, notes = numeric_side(sess, rep_tree, knobs.numeric_dtype, sess.output_parts(out0))
+    repeat = not defers_repeat(knobs.options.strategy, rep_tree.size)
+    _, ev, notes = numeric_side(sess, rep_tree, knobs.numeric_dtype, sess.output_parts(out0), repeat)
     ev.remember_directions = knobs.forward_mode  # the forward-mode section asks for the same directions
     if out_note:
         notes.append(out_note)

@@ -263,16 +263,16 @@ def _native_is(sess: Session, real: Any) -> bool:
 
 
 def numeric_side(
-    sess: Session, rep_tree: Tree, numeric_dtype: Any, native: list[np.ndarray]
+    sess: Session, rep_tree: Tree, numeric_dtype: Any, native: list[np.ndarray], repeat: bool = True
 ) -> tuple[Any, CachedEvaluator, list[str]]:
     """Choose the numeric dtype (float64 where fn allows it), build the evaluator, evaluate the point.
 
-    ``native`` holds the checked outputs at the inputs' own dtype. A wider dtype is used only where ``fn``
-    runs in it, returns it, and computes the same function there: at the original point its value agrees with
-    the native one up to the native dtype's rounding (a function that draws random numbers in its input's
-    dtype, or takes another path for float64, is another function in float64). When every candidate dtype
-    fails, the error names the first failure (the widest dtype's), with the later ones after it: a fallback's
-    error is a consequence, not the cause.
+    ``native`` holds the checked outputs at the inputs' own dtype; ``repeat`` as in :meth:`Evaluator.baseline`. A
+    wider dtype is used only where ``fn`` runs in it, returns it, and computes the same function there: at the
+    original point its value agrees with the native one up to the native dtype's rounding (a function that draws
+    random numbers in its input's dtype, or takes another path for float64, is another function in float64). When
+    every candidate dtype fails, the error names the first failure (the widest dtype's), with the later ones after
+    it: a fallback's error is a consequence, not the cause.
     """
     torch = sess.torch
     cands = candidates(sess.slots, numeric_dtype)
@@ -314,7 +314,7 @@ def numeric_side(
         # the baseline's first call at the point is the native call, made already; its second call is made
         sess.primed = list(native) if same else None
         try:
-            ev.baseline()
+            ev.baseline(repeat)
         finally:
             sess.primed = None
         notes = []
