@@ -7,6 +7,13 @@ import pytest
 import backcheck
 
 
+def _sine(seed, n):
+    """x, c and the counted ``sum(sin(x) * c)`` (with its call count)."""
+    rng = np.random.default_rng(seed)
+    x, c = rng.standard_normal(n), rng.standard_normal(n)
+    return (x, c, *_counted(c))
+
+
 def _counted(c):
     calls = {"n": 0}
 
@@ -85,10 +92,7 @@ def test_random_directions_defer_the_second_call_at_the_point_but_still_tell_a_r
 
 @pytest.mark.parametrize("strategy", ["auto", "projected"])
 def test_a_failing_verdict_makes_the_deferred_second_call_first(strategy):
-    rng = np.random.default_rng(5)
-    n = 10_000
-    x, c = rng.standard_normal(n), rng.standard_normal(n)
-    f, calls = _counted(c)
+    x, c, f, _ = _sine(5, 10_000)
     seen = []
 
     def watched(x):
