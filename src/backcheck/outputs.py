@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -65,7 +66,7 @@ class Output:
             value, size, dtype = reduce(out)
             # an integer loss declares no float precision: the evaluator explains it and steps as for float64
             output.declared = dtype if dtype.kind == "f" else np.dtype(np.float64)
-            return value, size, computed_dtype([np.asarray(value)], dtype) if dtype.kind == "f" else dtype
+            return value, size, computed_dtype_of(value, dtype) if dtype.kind == "f" else dtype
 
         output = cls(reduce, scalar=True, anchor=anchor)
         return output
@@ -166,6 +167,17 @@ def computed_dtype(ys: Sequence[np.ndarray], dtype: np.dtype) -> np.dtype:
 
 
 _FLOAT64, _FLOAT32 = np.dtype(np.float64), np.dtype(np.float32)
+
+
+def computed_dtype_of(value: float, dtype: np.dtype) -> np.dtype:
+    """:func:`computed_dtype` of one value (a loss), the same answer in float arithmetic: one value is evidence
+    when it is finite, no integer and its mantissa has more digits than float16 holds."""
+    if dtype != _FLOAT64 or not math.isfinite(value) or float(value).is_integer():
+        return dtype
+    mantissa = math.frexp(value)[0]
+    if float(np.float16(mantissa)) == mantissa:
+        return dtype  # a short mantissa (0.5, 3.25): no evidence either way
+    return _FLOAT32 if float(np.float32(mantissa)) == mantissa else dtype
 
 
 def narrow_inputs(values: np.ndarray) -> bool:

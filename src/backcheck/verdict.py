@@ -612,7 +612,8 @@ def judge(
     ok, limit, size = screen(ev, analytic, numeric, first.span, res, tol, np.abs(numeric))
     if typical is not None and not tol.custom:
         ok &= _sees(limit, np.maximum(size, typical))
-    status = np.full(idx.size, OK, dtype=object)
+    status = np.empty(idx.size, dtype=object)
+    status.fill(OK)  # (np.full of an object array is slower)
     jump = np.full(idx.size, np.nan)
     hull = np.full((idx.size, 2), np.nan)
     if broken is not None:

@@ -123,3 +123,26 @@ def test_the_refined_sample_of_a_large_float32_kernel_is_stated_against_its_whol
     r = backcheck.check_layer(gelu, gelu_backward, (x,), strategy="full")
     assert r.ok, r
     assert any("a random sample of 512 of 768" in n for n in r.notes), r.notes
+
+
+def test_a_loss_value_tells_its_computed_dtype_as_an_array_of_one_does():
+    from backcheck.outputs import computed_dtype, computed_dtype_of
+
+    rng = np.random.default_rng(0)
+    wide = rng.normal(size=200) * 10.0 ** rng.integers(-30, 30, size=200)
+    mantissa, exponent = np.frexp(wide)
+    values = [
+        *wide,  # float64 computations: more digits than float32 holds
+        *wide.astype(np.float32).astype(np.float64),  # exactly float32: a float32 kernel's
+        *np.ldexp(mantissa.astype(np.float16).astype(np.float64), exponent),  # short mantissas: no evidence
+        0.0, -0.0, 3.0, 1e10, -2.0**60, 0.5, 3.25, np.inf, -np.inf, np.nan, 2.0**-1074, 1.0 + 2.0**-52,
+    ]
+    answers = set()
+    for v in values:
+        for dtype in (np.dtype(np.float64), np.dtype(np.float32)):
+            expected = computed_dtype([np.asarray(v)], dtype)
+            assert computed_dtype_of(float(v), dtype) == expected, (v, dtype)
+            answers.add((dtype, expected))
+    # both answers occur for float64 outputs, so the comparison above could fail either way
+    assert (np.dtype(np.float64), np.dtype(np.float32)) in answers
+    assert (np.dtype(np.float64), np.dtype(np.float64)) in answers
