@@ -32,7 +32,7 @@ from backcheck.numeric.steps import default_steps
 from backcheck.options import Options, seed_int
 from backcheck.progress import Progress
 from backcheck.report import Curve, Finding, LeafReport, Report, summarize
-from backcheck.strategies import resolve, run_strategy
+from backcheck.strategies import defers_repeat, resolve, run_strategy
 from backcheck.strategies.elementwise import Outcome
 from backcheck.strategies.sharp import sharpen, sharpen_low_precision
 from backcheck.tree import Tree
@@ -132,8 +132,9 @@ def _baseline(contract: Contract, options: Options, notes: list[str]) -> tuple[C
     if ev.ready:
         return contract, ev
     ev.n_evals += contract.evaluations
+    repeat = not defers_repeat(options.strategy, ev.tree.size)
     try:
-        ev.baseline()
+        ev.baseline(repeat)
     except NondeterministicError:
         if options.random != "auto" or contract.replay is None:
             raise
@@ -142,7 +143,7 @@ def _baseline(contract: Contract, options: Options, notes: list[str]) -> tuple[C
         notes.append(note)
         ev = build_evaluator(contract, options)
         ev.n_evals = count
-        ev.baseline()
+        ev.baseline(repeat)
     return contract, ev
 
 
