@@ -93,9 +93,17 @@ class Evaluator:
         self._track_scale = True
         # per element, the size of the outputs its refinement moved (0 where not recorded: ``scale`` stands in);
         # the largest since last reset (a direction, a probe); the size the noise probe moved
-        self.local_scale, self.last_scale, self.noise_scale = np.zeros(tree.size), 0.0, 0.0
+        self._local_scale: np.ndarray | None = None  # made on first use: a check by directions never needs it
+        self.last_scale, self.noise_scale = 0.0, 0.0
 
     # -- the function's noise -----------------------------------------------------------------------------
+    @property
+    def local_scale(self) -> np.ndarray:
+        """Per element, the size of the outputs its own evaluations moved (0 where none was recorded)."""
+        if self._local_scale is None:
+            self._local_scale = np.zeros(self.tree.size)
+        return self._local_scale
+
     @property
     def noise(self) -> float:
         """The measured noise of ``phi`` (one standard deviation), measured by :attr:`noise_probe` on first use.

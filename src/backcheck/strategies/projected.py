@@ -216,16 +216,16 @@ def detectable_size(bounds: list[float], scale: float, confidence: float) -> flo
 MOMENTS_FROM = 65536
 
 
-def _moments(g: np.ndarray, hc: np.ndarray, out: np.ndarray) -> tuple[float, float, float]:
-    """``sum |g c|``, ``|g c|_2`` and ``|c|_2`` of a direction ``c = hc (u - 1/2)``, ``u`` uniform, from their
+def _moments(gh: np.ndarray, h: np.ndarray, k: float, scale: float) -> tuple[float, float, float]:
+    """``sum |g c|``, ``|g c|_2`` and ``|c|_2`` of a direction ``c = k h (u - 1/2)``, ``u`` uniform, from their
     expectations (``E|u - 1/2| = 1/4``, ``E (u - 1/2)^2 = 1/12``), 5% up: over this many elements a sum of
     independent terms stays within a few tenths of a percent of its mean, and three passes per direction
-    are saved. ``out``: a buffer of the array's size to work in."""
-    a = np.abs(np.multiply(g, hc, out=out), out=out)
+    are saved. ``gh``: the products ``g h`` (made absolute here), whose RMS is ``scale``."""
+    l1 = float(np.sum(np.abs(gh, out=gh)))
     return (
-        1.05 * float(np.sum(a)) / 4,
-        1.05 * math.sqrt(float(np.dot(a, a)) / 12),
-        1.05 * math.sqrt(float(np.dot(hc, hc)) / 12),
+        1.05 * k * l1 / 4,
+        1.05 * k * scale * math.sqrt(gh.size / 12),
+        1.05 * k * math.sqrt(float(np.dot(h, h)) / 12),
     )
 
 
@@ -264,8 +264,9 @@ def project_leaf(
     wanted = count or 1
     with lend(leaf.size) as buffer, lend(leaf.size) as hc:
         scale = rms(np.multiply(g, h, out=buffer))  # the step-weighted gradient, errors are measured against it
-        np.multiply(h, math.sqrt(12.0 / max(leaf.size, 1)), out=hc)
-        moments = _moments(g, hc, buffer) if leaf.size >= MOMENTS_FROM else None
+        k = math.sqrt(12.0 / max(leaf.size, 1))
+        np.multiply(h, k, out=hc)
+        moments = _moments(buffer, h, k, scale) if leaf.size >= MOMENTS_FROM else None
         while len(results) < wanted:
             coef = direction(rng, hc, buffer)
             m = measure(ev, g, sl, coef, claim.tol, (grad_eps, typical), moments, wide)
