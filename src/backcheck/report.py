@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from backcheck.tree import Tree, unravel
+from backcheck.tree import Tree, format_index, unravel
 from backcheck.verdict import DEAD, FAILING, JUMP, KINK, MISMATCH, NOISY, OK, rms
 
 #: Version of the dictionary layout of :meth:`Report.to_dict`.
@@ -82,6 +84,31 @@ class LeafReport:
     #: directions, and the floor is the RMS error over the array caught with the confidence the notes state
     floor_kind: str = "element"
 
+    @classmethod
+    def deferred(cls, details: Callable[[], dict[str, Any]], **fields: Any) -> LeafReport:
+        """A leaf report whose :data:`DETAILS` are ``details()``, computed on first access to any of them: a check
+        whose report is only asked whether it passed never computes its worst elements."""
+        lf = cls(max_abs_err=math.nan, max_rel_err=math.nan, rel_diff=math.nan, **fields)
+        for key in DETAILS:
+            del lf.__dict__[key]
+        lf.__dict__["_details"] = details
+        return lf
+
+    def __getattr__(self, name: str) -> Any:
+        # reached only for an attribute that is not set: one of the details of a deferred report, not yet computed
+        details = self.__dict__.get("_details") if name in DETAILS else None
+        if details is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        del self.__dict__["_details"]
+        for key, value in details().items():
+            self.__dict__.setdefault(key, value)  # (a detail assigned meanwhile stays)
+        return self.__dict__[name]
+
+    def __getstate__(self) -> dict[str, Any]:
+        for key in DETAILS:  # (copies and pickles carry the details, not the function computing them)
+            getattr(self, key)
+        return self.__dict__
+
     @property
     def n_mismatch(self) -> int:
         return self.counts.get(MISMATCH, 0) + self.counts.get(DEAD, 0)
@@ -110,6 +137,9 @@ class LeafReport:
             "floor_kind": self.floor_kind,
         }
 
+
+#: The fields of a :class:`LeafReport` made by :meth:`LeafReport.deferred` that are computed on first access.
+DETAILS = ("max_abs_err", "max_rel_err", "rel_diff", "worst", "kinks")
 
 #: Findings that fail a check whatever its elements say.
 FAILING_FINDINGS = ("mutation", "missing gradient", "saved state")
@@ -308,40 +338,18 @@ def _leaf_report(
     unsure: dict[str, str],
 ) -> LeafReport:
     idx = outcome.checked[sel]
-    a, n, b, st = analytic[idx], outcome.numeric[sel], outcome.bound[sel], outcome.status[sel]
+    n, b, st = outcome.numeric[sel], outcome.bound[sel], outcome.status[sel]
     tally = Counter(st.tolist())
     counts = {s: tally[s] for s in (OK, KINK, JUMP, NOISY, MISMATCH, DEAD) if tally[s]}
     # (a mask is built only when some element needs it: most reports are all 'ok', every element judged)
     judged = (st != KINK) & (st != JUMP) if tally[KINK] or tally[JUMP] else None
-    aj, nj = (a, n) if judged is None else (a[judged], n[judged])
-    diff = np.abs(a - n)
-    scale = np.maximum(np.abs(a), np.abs(n))
-    rel = np.divide(diff, scale, out=np.zeros_like(diff), where=scale > 0)
-    if judged is not None:
-        diff_j, rel_j = diff[judged], rel[judged]
-    else:
-        diff_j, rel_j = diff, rel
-    max_abs = float(diff_j.max()) if aj.size else 0.0
-    max_rel = float(rel_j.max()) if aj.size else 0.0
-    if aj.size <= 32:
-        denom = math.hypot(*aj.tolist()) + math.hypot(*nj.tolist())
-    else:
-        denom = np.linalg.norm(aj) + np.linalg.norm(nj)
-    rel_diff = float(rms(aj - nj) * math.sqrt(aj.size) / denom) if denom > 0 else 0.0
-    ratio = np.divide(diff, b, out=np.full_like(diff, np.inf), where=b > 0)
-    if judged is not None:
-        ratio[~judged] = -1.0
-    failing = tally[MISMATCH] + tally[DEAD]
-    order = np.lexsort((-ratio, ~np.isin(st, FAILING))) if failing else np.argsort(-ratio, kind="stable")
-    top = order[:WORST].tolist()
-    worst = [_element(leaf, int(idx[j]), a[j], n[j], b[j], st[j]) for j in top if judged is None or judged[j]]
-    at_kinks = np.flatnonzero(st == KINK)[:WORST].tolist() if tally[KINK] else ()
-    kinks = [_element(leaf, int(idx[j]), a[j], n[j], b[j], st[j]) for j in at_kinks]
     floor = math.nan
     if tally[OK]:
-        reach = b + diff if getattr(outcome, "reach", None) is None else outcome.reach[sel]  # see run._reach
+        reach = outcome.reach[sel] if getattr(outcome, "reach", None) is not None else None  # see run._reach
+        if reach is None:
+            reach = b + np.abs(analytic[idx] - n)
         floor = float((reach if tally[OK] == st.size else reach[st == OK]).max())
-    typical = rms(nj)
+    typical = rms(n if judged is None else n[judged])
     floor_rel = floor / typical if typical > 0 and not math.isnan(floor) else math.nan
     kind = "element"
     projected = getattr(outcome, "floors", {}).get(leaf.name)
@@ -349,6 +357,7 @@ def _leaf_report(
         # checked along random directions only: the RMS error they would have caught
         kind, floor_rel = "rms", projected
         floor = projected * rms(analytic[leaf.offset : leaf.offset + leaf.size])
+    failing = tally[MISMATCH] + tally[DEAD]
     if leaf.name in skipped:
         lstatus, note = "skipped", skipped[leaf.name]
     elif failing:
@@ -374,24 +383,48 @@ def _leaf_report(
         lstatus, note = "inconclusive", f"no element of {leaf.name} was compared: {why}"
     else:
         lstatus, note = "pass", ""
-    return LeafReport(
-        leaf.name,
-        leaf.shape,
-        _dtype_name(leaf.dtype),
-        lstatus,
-        leaf.size,
-        int(idx.size),
-        counts,
-        max_abs,
-        max_rel,
-        rel_diff,
-        worst,
-        kinks,
-        note,
-        floor,
-        floor_rel,
-        kind,
+    return LeafReport.deferred(
+        functools.partial(_details, leaf, (idx, analytic[idx], n, b, st), judged, bool(failing), bool(tally[KINK])),
+        name=leaf.name,
+        shape=leaf.shape,
+        dtype=_dtype_name(leaf.dtype),
+        status=lstatus,
+        n_elements=leaf.size,
+        n_checked=int(idx.size),
+        counts=counts,
+        note=note,
+        floor=floor,
+        floor_rel=floor_rel,
+        floor_kind=kind,
     )
+
+
+def _details(leaf: Any, arrays: tuple[np.ndarray, ...], judged: Any, failing: bool, kinked: bool) -> dict[str, Any]:
+    """A leaf report's :data:`DETAILS`: the error maxima over the judged elements (not those at kinks or jumps),
+    the classic relative difference, the worst elements (failing ones first) and those at kinks."""
+    idx, a, n, b, st = arrays
+    aj, nj = (a, n) if judged is None else (a[judged], n[judged])
+    diff = np.abs(a - n)
+    scale = np.maximum(np.abs(a), np.abs(n))
+    rel = np.divide(diff, scale, out=np.zeros_like(diff), where=scale > 0)
+    diff_j, rel_j = (diff, rel) if judged is None else (diff[judged], rel[judged])
+    if aj.size <= 32:
+        denom = math.hypot(*aj.tolist()) + math.hypot(*nj.tolist())
+    else:
+        denom = np.linalg.norm(aj) + np.linalg.norm(nj)
+    ratio = np.divide(diff, b, out=np.full_like(diff, np.inf), where=b > 0)
+    if judged is not None:
+        ratio[~judged] = -1.0
+    order = np.lexsort((-ratio, ~np.isin(st, FAILING))) if failing else np.argsort(-ratio, kind="stable")
+    top = order[:WORST].tolist()
+    at_kinks = np.flatnonzero(st == KINK)[:WORST].tolist() if kinked else ()
+    return {
+        "max_abs_err": float(diff_j.max()) if aj.size else 0.0,
+        "max_rel_err": float(rel_j.max()) if aj.size else 0.0,
+        "rel_diff": float(rms(aj - nj) * math.sqrt(aj.size) / denom) if denom > 0 else 0.0,
+        "worst": [_element(leaf, int(idx[j]), a[j], n[j], b[j], st[j]) for j in top if judged is None or judged[j]],
+        "kinks": [_element(leaf, int(idx[j]), a[j], n[j], b[j], st[j]) for j in at_kinks],
+    }
 
 
 _DTYPE_NAMES: dict[Any, str] = {}
@@ -412,5 +445,5 @@ def _all_masks(tree: Tree, leaf: Any) -> bool:
 
 def _element(leaf: Any, i: int, a: float, n: float, b: float, st: str) -> Element:
     """Element ``i`` (a flat position of the check, inside ``leaf``)."""
-    local = i - leaf.offset
-    return Element(leaf.element_name(local), unravel(local, leaf.shape), float(a), float(n), float(b), str(st))
+    index = unravel(i - leaf.offset, leaf.shape)
+    return Element(leaf.name + format_index(index), index, float(a), float(n), float(b), str(st))  # (element_name)
