@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -239,9 +240,10 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: d
         outcome.notes.extend(sharpen(ev, claim, outcome, options.floor))
     elif np.finfo(ev.out_dtype).eps > 1e-10 and not tol.custom:
         outcome.notes.extend(sharpen_low_precision(ev, claim, outcome, options.rng("sharp")))
+    labels = set(outcome.status.tolist())  # the verdicts present (a mask for an absent one is never built)
     if not tol.custom and outcome.checked.size:
-        _reach(ev, claim, outcome, options.floor)
-    _vouch(tree, g, outcome, lambda: _value_gradient(ev), typical)
+        _reach(ev, claim, outcome, options.floor, labels == {OK})
+    _vouch(tree, g, outcome, lambda: _value_gradient(ev), typical, labels)
     leaves = summarize(tree, g, outcome, dict(skipped))
     notes = list(outcome.notes)
     if ev.tree is not tree and ev.tree.leaves and ev.tree.leaves[0].dtype != tree.leaves[0].dtype:
@@ -272,17 +274,14 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: d
     )
 
 
-def _reach(ev: Evaluator, claim: Claim, outcome: Outcome, floor: float | None) -> None:
+def _reach(ev: Evaluator, claim: Claim, outcome: Outcome, floor: float | None, everywhere: bool) -> None:
     """Per element that passed, the smallest error in it that would certainly have failed: the floor a pass
     states. An error e moves the difference to ``numeric - analytic - e``; past the element's bound it sends the
     element on to refinement at half the step, which holds it to a bound of its own: the truncation change
     (about the element's own difference), twice the round-off (half the span) and the noise measured by then.
     With ``floor=``, every bound left wider than the floor is refined sharp: an error passes within the floor
-    of the element's size at most."""
-    ok: Any = outcome.status == OK
-    everywhere = bool(ok.all())
-    if everywhere:
-        ok = slice(None)  # (no copies where every element passed)
+    of the element's size at most. ``everywhere``: every element passed (no masks, no copies)."""
+    ok: Any = slice(None) if everywhere else outcome.status == OK
     idx = outcome.checked[ok]
     a, n = claim.g[idx], outcome.numeric[ok]
     own = np.abs(n - a)
@@ -307,29 +306,39 @@ def _value_gradient(ev: Evaluator) -> float:
     return max(ev.scale, abs(ev.phi0)) / max(spread, 1.0)
 
 
-def _vouch(tree: Tree, g: np.ndarray, outcome: Outcome, value_gradient: Callable[[], float], sizes: np.ndarray) -> None:
-    """Pass means vouched: elements whose bound could not see an error that matters become inconclusive."""
-    checked, status, numeric = outcome.checked, outcome.status, outcome.numeric
-    labels = set(status.tolist())
+def _vouch(
+    tree: Tree,
+    g: np.ndarray,
+    outcome: Outcome,
+    value_gradient: Callable[[], float],
+    sizes: np.ndarray,
+    labels: set[str],
+) -> None:
+    """Pass means vouched: elements whose bound could not see an error that matters become inconclusive.
+    ``labels``: the verdicts present in ``outcome``."""
     if OK not in labels:
         return  # nothing passed: nothing to vouch for
-    # (no mask where it would select everything: one array, every element a derivative)
+    checked, status, numeric = outcome.checked, outcome.status, outcome.numeric
+    # (no mask where it would select everything: every element a derivative)
     derivative = (status != JUMP) & (status != NOISY) if JUMP in labels or NOISY in labels else None
-    if len(tree.leaves) == 1:
-        which = None
-        ref = np.full(checked.size, rms(numeric if derivative is None else numeric[derivative]))
+    # the typical size of each tensor, from the elements that have a derivative (not a pole's jump): one
+    # number for a check of one tensor, else one per element
+    which = None if len(tree.leaves) == 1 else np.searchsorted(tree.offsets, checked, side="right") - 1
+    if which is None:
+        ref: Any = rms(numeric if derivative is None else numeric[derivative])
+        largest = ref if checked.size else 0.0
     else:
-        which = np.searchsorted(tree.offsets, checked, side="right") - 1
         ref = np.zeros(checked.size)
         for k in range(len(tree.leaves)):
             sel = which == k
-            # the tensor's typical size, from the elements that have a derivative (not a pole's jump)
             ref[sel] = rms(numeric[sel if derivative is None else sel & derivative])
+        largest = float(ref.max()) if ref.size else 0.0
     # a tensor whose true gradient is about zero is judged against the largest typical gradient of the check
     typical = max((rms(g[lf.offset : lf.offset + lf.size]) for lf in tree.leaves if lf.size), default=0.0)
     # ... and a check whose gradient is zero everywhere (a constant) against the function's own size
-    biggest = max(typical, float(ref.max()) if ref.size else 0.0)
-    ref = np.maximum(ref, VOUCH_FLOOR * (biggest if biggest > 0 else value_gradient()))
+    biggest = max(typical, largest)
+    least = VOUCH_FLOOR * (biggest if biggest > 0 else value_gradient())
+    ref = _maximum(ref, least) if which is None else np.maximum(ref, least)
     ref = np.maximum(ref, sizes[checked])  # never stricter than the screen was
     limit = outcome.bound if outcome.vouch_bound is None else outcome.vouch_bound
     blind = ~vouched(g[checked], numeric, limit, ref)
@@ -351,6 +360,11 @@ def _vouch(tree: Tree, g: np.ndarray, outcome: Outcome, value_gradient: Callable
             "too narrow), so they are inconclusive rather than passed.",
         )
     status[blind] = NOISY
+
+
+def _maximum(a: float, b: float) -> float:
+    """``np.maximum`` of two floats, NaN included, without a ufunc call."""
+    return math.nan if a != a or b != b else (a if a >= b else b)
 
 
 def _values_tree(tree: Tree, checked: np.ndarray, values: np.ndarray) -> object:
