@@ -351,12 +351,19 @@ class Evaluator:
         return phis, disp, None
 
     def direction(
-        self, idx: Any, coef: np.ndarray, steps: Sequence[float], out: Sequence[np.ndarray] | None = None
+        self,
+        idx: Any,
+        coef: np.ndarray,
+        steps: Sequence[float],
+        out: Sequence[np.ndarray] | None = None,
+        weights: Sequence[np.ndarray] | None = None,
     ) -> tuple[np.ndarray, list]:
         """``phi`` at ``x + s v`` with ``v`` zero except ``v[idx] = coef``.
 
         Returns the phi values and, per step, the actual displacement of the touched elements (float64, in
         ascending order of ``idx``; written into ``out``, one buffer of ``coef``'s size per step, if given).
+        With ``weights`` (arrays in that order), per step the list of their dot products with the displacement
+        instead: a move of one float64 run then never writes its displacement out (:func:`_move_dots`).
         A run of consecutive elements is written as one slice, so a direction over a million elements costs a
         few vectorized passes, not a gather and scatter each. Non-finite entries (masks) are not moved: their
         displacement is 0.
@@ -365,15 +372,21 @@ class Evaluator:
         groups = self._group(idx, coef)
         # non-finite entries (masks) stay put; None where there are none (the common case, and the fast one)
         fixed = [None if self._finite(x0) else ~np.isfinite(x0) for _l, _i, _c, _f, x0, _n in groups]
+        fused = weights is not None and len(groups) == 1 and fixed[0] is None and _in_place(groups[0])
         phis = np.empty(len(steps))
-        disps = []
+        disps: list = []
         moved = False
         try:
             for k, s in enumerate(steps):
                 moved = True
-                buf = out[k] if out is not None and len(groups) == 1 else None
-                parts = [_move(group, keep, s, buf) for group, keep in zip(groups, fixed, strict=True)]
-                disps.append(np.concatenate(parts) if len(parts) > 1 else parts[0] if parts else np.empty(0))
+                if fused:
+                    assert weights is not None
+                    disps.append(_move_dots(groups[0], s, weights))
+                else:
+                    buf = out[k] if out is not None and len(groups) == 1 else None
+                    parts = [_move(group, keep, s, buf) for group, keep in zip(groups, fixed, strict=True)]
+                    disp = np.concatenate(parts) if len(parts) > 1 else parts[0] if parts else np.empty(0)
+                    disps.append(disp if weights is None else [float(np.dot(w, disp)) for w in weights])
                 phis[k] = self._eval_checked((idx, s))
                 for leaf, local, _c, flat, _x0, native in groups:
                     put_back(self.tree, leaf, flat, local, native)
@@ -541,6 +554,39 @@ class Evaluator:
             return f"with {self.tree.element_name(int(i))} perturbed by {s:+.3g}"
         count = i.stop - i.start if isinstance(i, slice) else len(i)
         return f"along a direction over {count} element(s) with step {s:+.3g}"
+
+
+#: Elements moved at a time by :func:`_move_dots` (its displacements stay in a core's cache).
+DOTS_CHUNK = 1 << 15
+
+
+def _in_place(group: tuple[Any, ...]) -> bool:
+    """Whether a group's move is written in place (one float64 run of its array)."""
+    leaf, local, _c, flat, _x0, _native = group
+    return leaf.dtype == np.float64 and isinstance(local, slice) and isinstance(flat, np.ndarray)
+
+
+def _move_dots(group: tuple[Any, ...], s: float, weights: Sequence[np.ndarray]) -> list[float]:
+    """Write ``x0 + s * c`` into one float64 run (as :func:`_move`) and return the dot product of each of
+    ``weights`` with the actual displacement, a chunk at a time: the displacement is never written out."""
+    _leaf, local, c, flat, x0, _native = group
+    new = flat[local]
+    n = c.size
+    tmp = np.empty(min(n, DOTS_CHUNK))
+    sums = [0.0] * len(weights)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for a in range(0, n, DOTS_CHUNK):
+            b = min(a + DOTS_CHUNK, n)
+            xs, nw, t = x0[a:b], new[a:b], tmp[: b - a]
+            if s in (1.0, -1.0):
+                (np.add if s > 0 else np.subtract)(xs, c[a:b], out=nw)
+            else:
+                np.multiply(c[a:b], s, out=nw)
+                nw += xs
+            np.subtract(nw, xs, out=t)
+            for j, w in enumerate(weights):
+                sums[j] += float(np.dot(w[a:b], t))
+    return sums
 
 
 def _move(group: tuple[Any, ...], keep: np.ndarray | None, s: float, out: np.ndarray | None = None) -> np.ndarray:

@@ -70,18 +70,26 @@ class CachedEvaluator(Evaluator):
         return phis, disp, factor
 
     def direction(
-        self, idx: np.ndarray, coef: np.ndarray, steps: Sequence[float], out: Sequence[np.ndarray] | None = None
+        self,
+        idx: np.ndarray,
+        coef: np.ndarray,
+        steps: Sequence[float],
+        out: Sequence[np.ndarray] | None = None,
+        weights: Sequence[np.ndarray] | None = None,
     ) -> tuple[np.ndarray, list]:
         if self._depth:
-            return super().direction(idx, coef, steps, out)
+            return super().direction(idx, coef, steps, out, weights)
         coef = np.asarray(coef, dtype=np.float64)
         key = (_positions_key(idx), _fingerprint(coef), tuple(float(s) for s in steps))
         hit = self._directions.get(key)
         if hit is None or not np.array_equal(hit[2], coef):  # a fingerprint is confirmed on the full values
-            phis, disps = super().direction(idx, coef, steps, out)
+            phis, disps = super().direction(idx, coef, steps, out)  # displacements kept: a later section's
             self._directions[key] = (phis.copy(), [d.copy() for d in disps], coef.copy())
+        else:
+            phis, disps = hit[0].copy(), [d.copy() for d in hit[1]]
+        if weights is None:
             return phis, disps
-        return hit[0].copy(), [d.copy() for d in hit[1]]
+        return phis, [[float(np.dot(w, d)) for w in weights] for d in disps]
 
     @contextmanager
     def shifted(self, delta: np.ndarray, evaluate: bool = True) -> Iterator[float]:

@@ -129,10 +129,9 @@ def measure_once(
 
     def at(t: float) -> tuple[float, float, float, float]:
         with lend(coef.size) as d0, lend(coef.size) as d1:
-            phis, disps = ev.direction(idx, coef, (t, -t), (d0, d1))
-            analytic = (float(np.dot(gs, disps[0])) - float(np.dot(gs, disps[1]))) / (2 * t)
-            if wide is not None:
-                formula = (float(np.dot(wide, disps[0])) - float(np.dot(wide, disps[1]))) / (2 * t)
+            phis, dots = ev.direction(idx, coef, (t, -t), (d0, d1), (gs,) if wide is None else (gs, wide))
+        analytic = (dots[0][0] - dots[1][0]) / (2 * t)
+        formula = analytic if wide is None else (dots[0][1] - dots[1][1]) / (2 * t)
         numeric = (phis[0] - phis[1]) / (2 * t)
         gap = abs((phis[0] - ev.phi0) - (ev.phi0 - phis[1])) / t  # forward minus backward slope
         rounding = 0.0 if wide is None else abs(analytic - formula)
