@@ -225,5 +225,6 @@ def test_a_direction_gives_the_dot_products_of_its_exact_displacements(n):
     for d, (dg, dw) in zip(disps, dots, strict=True):
         # a dot product summed by chunks: equal to the rounding of an n-term sum of |g d|
         for weight, got in ((g, dg), (w, dw)):
-            assert abs(got - float(np.dot(weight, d))) <= 4 * n * np.finfo(float).eps * float(np.abs(weight) @ np.abs(d))
+            allowed = 4 * n * np.finfo(float).eps * float(np.abs(weight) @ np.abs(d))
+            assert abs(got - float(np.dot(weight, d))) <= allowed
     np.testing.assert_array_equal(ev.tree.leaves[0].work, x)  # put back
