@@ -19,7 +19,6 @@ elements it cannot clear are refined with smaller steps (2 more evaluations per 
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -258,15 +257,21 @@ class FirstDifferences:
     def take(self, k: np.ndarray) -> FirstDifferences:
         return FirstDifferences(self.plus[k], self.minus[k], self.disp_plus[k], self.disp_minus[k])
 
-    @functools.cached_property
+    @property
     def span(self) -> np.ndarray:
         """The actual distance between the two points, per element (computed once: not to be written to)."""
-        return self.disp_plus - self.disp_minus
+        span = self.__dict__.get("_span")
+        if span is None:
+            span = self.__dict__["_span"] = self.disp_plus - self.disp_minus
+        return span
 
-    @functools.cached_property
+    @property
     def central(self) -> np.ndarray:
         """The central differences (computed once: not to be written to; copy it first)."""
-        return (self.plus - self.minus) / self.span
+        central = self.__dict__.get("_central")
+        if central is None:
+            central = self.__dict__["_central"] = (self.plus - self.minus) / self.span
+        return central
 
 
 @dataclass
@@ -614,12 +619,12 @@ def judge(
         ok &= _sees(limit, np.maximum(size, typical))
     status = np.empty(idx.size, dtype=object)
     status.fill(OK)  # (np.full of an object array is slower)
-    jump = np.full(idx.size, np.nan)
-    hull = np.full((idx.size, 2), np.nan)
+    unknown = np.full((idx.size, 3), np.nan)  # (one block: the jumps and the hulls are views of it)
+    jump, hull = unknown[:, 0], unknown[:, 1:]
     if broken is not None:
         status[broken] = MISMATCH
         ok |= broken  # decided: not refined
-    for k in np.flatnonzero(~ok):
+    for k in () if ok.all() else np.flatnonzero(~ok):
         four = (float(first.plus[k]), float(first.minus[k]), float(first.disp_plus[k]), float(first.disp_minus[k]))
         typ = None if typical is None else float(typical[k])
         st, n, b, jump[k], hull[k] = _judge_one(

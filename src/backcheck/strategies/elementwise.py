@@ -335,8 +335,11 @@ def _hidden_kinks(ev: Evaluator, idx: np.ndarray, first: FirstDifferences, j: Ju
     bwd = (ev.phi0 - first.minus) / back
     gap = fwd - bwd
     size = np.abs(gap)
+    hidden = size > KINK_GAP * np.maximum(np.abs(fwd), np.abs(bwd))
+    if not hidden.any():
+        return hidden  # (slopes that agree as a smooth function's do: no rounding to weigh the gap against)
     noise = 2 * noise_level(ev, ev.local_scale[idx], lazy=True) / np.minimum(first.disp_plus, back)
-    hidden = (size > KINK_GAP * np.maximum(np.abs(fwd), np.abs(bwd))) & (size > SAFETY * noise)
+    hidden &= size > SAFETY * noise
     if hidden.any():  # (most checks have none: no status compared, no jump written)
         hidden &= j.status == OK
         j.jump[hidden] = gap[hidden]
