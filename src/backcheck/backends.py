@@ -151,21 +151,23 @@ def batched_first_differences(ev: Evaluator, idx: np.ndarray, steps: np.ndarray)
         if leaf.dtype != np.float64:
             sel = which == k
             new_all[sel] = new_all[sel].astype(leaf.dtype).astype(np.float64)
-    disps = new_all - x0[pair_idx]
-    local_all = pair_idx - ev.tree.offsets[which]
+    old_all = x0[pair_idx]
+    disps = new_all - old_all
     # one buffer of rows holding the original point; each chunk writes its perturbed entries and puts
     # them back afterwards, so a chunk costs O(rows) writes rather than a copy of rows x N
     rows = min(per_call, pair_idx.size)
-    buffer = [np.repeat(leaf.original.reshape(1, -1), rows, axis=0) for leaf in leaves]
+    buffer = [np.repeat(leaf.original.reshape(1, -1), rows, axis=0).reshape(-1) for leaf in leaves]
     full = [buf.reshape((rows, *leaf.shape)) for buf, leaf in zip(buffer, leaves, strict=True)]
-    originals = [leaf.original.reshape(-1) for leaf in leaves]
+    # each point's position in its leaf's buffer (row-major): its row in its chunk, then its element
+    sizes = np.array([leaf.size for leaf in leaves], dtype=np.int64)
+    pos_all = np.arange(pair_idx.size) % per_call * sizes[which] + (pair_idx - ev.tree.offsets[which])
     # the leaf of each chunk's first and last row: with points in ascending order (the usual case) a chunk's
     # rows of one leaf are a contiguous run, found without a pass over the chunk
     ascending = bool(np.all(which[1:] >= which[:-1]))
     for start in range(0, pair_idx.size, per_call):
         stop = min(start + per_call, pair_idx.size)
         b = stop - start
-        touched = _touch(buffer, which, start, stop, ascending, local_all, new_all)
+        touched = _touch(buffer, which, start, stop, ascending, pos_all, new_all)
         stacks = full if b == rows else [st[:b] for st in full]
         batched = ev.tree._with(ev.tree.structure, stacks)
         ev.n_evals += b
@@ -188,8 +190,8 @@ def batched_first_differences(ev: Evaluator, idx: np.ndarray, steps: np.ndarray)
                 "reduce over every axis but the first (e.g. .sum(axis=tuple(range(1, x.ndim)))), or pass "
                 "vectorized=False.",
             )
-        for k, sel, local in touched:
-            buffer[k][sel, local] = originals[k][local]
+        for k, pos, sel in touched:
+            buffer[k][pos] = old_all[sel]
         values[start:stop] = out
         if ev.progress is not None:
             ev.progress(stop // 2, idx.size)
@@ -202,37 +204,27 @@ def _touch(
     start: int,
     stop: int,
     ascending: bool,
-    local_all: np.ndarray,
+    pos_all: np.ndarray,
     new_all: np.ndarray,
-) -> list[tuple[int, Any, np.ndarray]]:
-    """Write rows ``start:stop``'s perturbed entries into the buffer (row ``r`` of the chunk is point
-    ``start + r``); return (leaf, rows, local indices) of every write, to put back after the call."""
+) -> list[tuple[int, np.ndarray, Any]]:
+    """Write points ``start:stop``'s perturbed entries into their leaves' flat buffers (at ``pos_all``);
+    return (leaf, positions, points) of every write, to put back after the call."""
     first, last = int(which[start]), int(which[stop - 1])
+    runs: list[tuple[int, Any]]
     if first == last and (ascending or bool((which[start:stop] == first).all())):
-        runs = [(first, slice(0, stop - start))]
+        runs = [(first, slice(start, stop))]
     elif ascending:
-        cuts = np.searchsorted(which[start:stop], np.arange(first, last + 2)).tolist()
+        cuts = (start + np.searchsorted(which[start:stop], np.arange(first, last + 2))).tolist()
         runs = [(first + j, slice(a, b)) for j, (a, b) in enumerate(itertools.pairwise(cuts)) if b > a]
     else:
         w = which[start:stop]
-        runs = [(int(k), np.flatnonzero(w == k)) for k in np.unique(w)]
+        runs = [(int(k), start + np.flatnonzero(w == k)) for k in np.unique(w)]
     touched = []
     for k, sel in runs:
-        if isinstance(sel, slice):
-            rows, local, new = (
-                _ROWS[sel],
-                local_all[start + sel.start : start + sel.stop],
-                new_all[start + sel.start : start + sel.stop],
-            )
-        else:
-            rows, local, new = sel, local_all[start + sel], new_all[start + sel]
-        buffer[k][rows, local] = new
-        touched.append((k, rows, local))
+        pos = pos_all[sel]
+        buffer[k][pos] = new_all[sel]
+        touched.append((k, pos, sel))
     return touched
-
-
-#: Row numbers of a chunk (sliced, never copied).
-_ROWS = np.arange(MAX_ROWS)
 
 
 __all__ = [
