@@ -88,10 +88,8 @@ class LeafReport:
     def deferred(cls, details: Callable[[], dict[str, Any]], **fields: Any) -> LeafReport:
         """A leaf report whose :data:`DETAILS` are ``details()``, computed on first access to any of them: a check
         whose report is only asked whether it passed never computes its worst elements."""
-        lf = cls(max_abs_err=math.nan, max_rel_err=math.nan, rel_diff=math.nan, **fields)
-        for key in DETAILS:
-            del lf.__dict__[key]
-        lf.__dict__["_details"] = details
+        lf = cls.__new__(cls)  # (every other field is given, or has its class default)
+        lf.__dict__.update(fields, _details=details)
         return lf
 
     def __getattr__(self, name: str) -> Any:

@@ -148,7 +148,13 @@ def typical_size(values: np.ndarray) -> float:
     nonzero = v[v > 0]
     if not nonzero.size:
         return 0.0
-    median = _median(nonzero.tolist()) if nonzero.size <= 64 else float(np.median(nonzero))
+    if nonzero.size <= 64:
+        short = nonzero.tolist()
+        median = _median(short)  # (sorts it)
+        if short[-1] <= OUTLIER * median:
+            return rms(v)  # no outlier to cap
+    else:
+        median = float(np.median(nonzero))
     return rms(np.minimum(v, OUTLIER * median))
 
 
