@@ -17,7 +17,7 @@ import copy
 import functools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -206,7 +206,7 @@ def _leaf_scales(tree: Tree, g: np.ndarray, grad_eps: np.ndarray | None) -> tupl
     return eps, tree.per_leaf(typical)
 
 
-def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: dict[str, str]) -> Report:
+def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: Mapping[str, str]) -> Report:
     """Run the strategy over one section and build its report."""
     g = sec.g
     strategy = resolve(options.strategy, tree.size)
