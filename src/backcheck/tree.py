@@ -7,6 +7,7 @@ shapes (``params['W1'][3, 7]``) and owns the only code that writes into user arr
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -105,9 +106,9 @@ class Leaf:
     scalar: bool = False  # a Python/numpy scalar, rebuilt on every call
     original: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
 
-    @property
+    @functools.cached_property
     def size(self) -> int:
-        return math.prod(self.shape)
+        return math.prod(self.shape)  # (the shape is the one registered: it never changes)
 
     def element_name(self, local: int) -> str:
         return self.name + format_index(unravel(local, self.shape))
@@ -351,13 +352,16 @@ class Tree:
         """Per element, the machine epsilon to judge a gradient at: the coarser of its parameter's dtype and
         its own (``dtypes`` as :meth:`pack_dtypes` gives them); None when that is the parameter's everywhere."""
         coarser = any(np.finfo(d).eps > np.finfo(self._leaf(n).dtype).eps for n, d in dtypes.items())
+        if not coarser:
+            return None
         eps = [max(np.finfo(lf.dtype).eps, np.finfo(dtypes.get(lf.name, lf.dtype)).eps) for lf in self.leaves]
-        return self.per_leaf(eps) if coarser else None
+        return self.per_leaf(eps)
 
     def per_leaf(self, values: Sequence[float]) -> np.ndarray:
         """One value per leaf over its elements (read-only; a large single leaf's costs no memory)."""
-        if len(self.leaves) == 1 and self.size > 4096:  # (a broadcast takes longer to make than a small array)
-            return np.broadcast_to(np.float64(values[0]), (self.size,))
+        if len(self.leaves) == 1:  # (a broadcast takes longer to make than a small array)
+            value = float(values[0])
+            return np.broadcast_to(np.float64(value), (self.size,)) if self.size > 4096 else np.full(self.size, value)
         return np.repeat(np.asarray(values, dtype=np.float64), [leaf.size for leaf in self.leaves])
 
     def dtype_notes(self, dtypes: Mapping[str, np.dtype], what: str = "gradient") -> list[str]:
