@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import backcheck
+import backcheck.refinement as refinement_module
 import backcheck.verdict as verdict_module
 from backcheck.evaluate import Evaluator, Output
 from backcheck.numeric.grad import ROUNDOFF_FACTOR
@@ -167,17 +168,17 @@ def _counting_element_noise(calls):
 def test_the_element_probe_runs_only_for_a_mismatch_near_the_floor(monkeypatch):
     calls = []
     counted = _counting_element_noise(calls)
-    monkeypatch.setattr(verdict_module, "element_noise", counted)
+    monkeypatch.setattr(refinement_module, "element_noise", counted)
     layer = get("cancel_matmul_square")
     point = inputs(layer, np.float64, 0)
     right = backcheck.check_layer(layer.forward, layer.backward, point, strategy="full", seed=0)
     # elements near the floor were probed, at 24 evaluations each, fewer than the elements checked
     checked = sum(lf.n_checked for lf in right.leaves)
     assert right.status == "pass" and calls == [2 * POINTS] * len(calls) and 0 < len(calls) < checked
-    monkeypatch.setattr(verdict_module, "NEAR_FLOOR", 0.0)
+    monkeypatch.setattr(refinement_module, "NEAR_FLOOR", 0.0)
     without = backcheck.check_layer(layer.forward, layer.backward, point, strategy="full", seed=0)
     assert without.status == "fail"  # without the probe, they are the false alarm it prevents
-    monkeypatch.setattr(verdict_module, "NEAR_FLOOR", 1e3)
+    monkeypatch.setattr(refinement_module, "NEAR_FLOOR", 1e3)
     calls.clear()
     bug = next(b for b in layer.bugs if b.name == "one_wrong_element")
     assert backcheck.check_layer(layer.forward, bug.backward, point, strategy="full", seed=0).status == "fail"
@@ -185,7 +186,8 @@ def test_the_element_probe_runs_only_for_a_mismatch_near_the_floor(monkeypatch):
 
 def test_a_clean_check_pays_nothing_for_the_probe(monkeypatch):
     calls = []
-    monkeypatch.setattr(verdict_module, "element_noise", lambda *a, **k: calls.append(a) or 0.0)
+    for module in (verdict_module, refinement_module):  # (unrelated values, and mismatches near the floor)
+        monkeypatch.setattr(module, "element_noise", lambda *a, **k: calls.append(a) or 0.0)
     x = np.random.default_rng(0).normal(size=20)
     full = backcheck.check(lambda v: np.sum(np.sin(v)), x, np.cos, strategy="full")
     assert full.ok and full.n_evals == 2 * x.size + 2 and not calls

@@ -269,7 +269,8 @@ def test_float32_rounding_in_a_correct_formula_is_told_apart_from_a_bug():
 
 
 def test_estimates_that_never_settle_are_noisy_not_a_mismatch():
-    from backcheck.verdict import NOISY, Tolerance, refine
+    from backcheck.refinement import refine
+    from backcheck.verdict import NOISY, Tolerance
 
     class Oscillating:
         """A numeric side whose slope estimate alternates between 1 and 3 as the step halves."""

@@ -11,8 +11,9 @@ import pytest
 
 import backcheck
 from backcheck.evaluate import Evaluator, Output
+from backcheck.refinement import FINER, judge
 from backcheck.tree import Tree
-from backcheck.verdict import AMBIGUOUS, FINER, KINK, MAX_LEVELS, MISMATCH, OK, FirstDifferences, Tolerance, judge
+from backcheck.verdict import AMBIGUOUS, KINK, MAX_LEVELS, MISMATCH, OK, FirstDifferences, Tolerance
 
 #: How far the pre-activations lie from the ReLU kink: inside every step the checker tries before its finer ones.
 NEAR = (1e-7, 1e-6)

@@ -5,6 +5,7 @@ import pytest
 
 from backcheck.evaluate import Evaluator, Output
 from backcheck.numeric.grad import noise_level
+from backcheck.refinement import judge
 from backcheck.tree import Tree
 from backcheck.verdict import (
     KINK,
@@ -16,7 +17,6 @@ from backcheck.verdict import (
     Tolerance,
     bound,
     is_kink,
-    judge,
     resolution,
 )
 

@@ -15,13 +15,13 @@ import numpy as np
 
 from backcheck.evaluate import Evaluator
 from backcheck.numeric.grad import noise_level, roundoff
+from backcheck.refinement import KINK_GAP, judge
 from backcheck.verdict import (
     AMBIGUOUS,
     DEAD,
     FAILING,
     JUMP,
     KINK,
-    KINK_GAP,
     MISMATCH,
     NOISY,
     OK,
@@ -31,7 +31,6 @@ from backcheck.verdict import (
     Judgement,
     allowance,
     bound,
-    judge,
     resolution,
     rms,
 )
@@ -318,8 +317,6 @@ def _confirm_scale(
     if abs(r_fit) <= threshold / 2 or abs(r_med) <= threshold / 2:
         return False  # the fit was the step's truncation, or a few elements next to a kink
     return None
-
-
 
 
 def _hidden_kinks(ev: Evaluator, idx: np.ndarray, first: FirstDifferences, j: Judgement) -> np.ndarray:

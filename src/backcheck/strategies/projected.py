@@ -30,22 +30,11 @@ from backcheck.errors import NonFiniteError
 from backcheck.evaluate import EDGE_RETRIES, EDGE_SHRINK, Evaluator
 from backcheck.numeric.grad import NOISE_FACTOR, noise_level
 from backcheck.numeric.noise import local_noise
+from backcheck.refinement import NEAR_FLOOR
 from backcheck.scratch import lend
 from backcheck.strategies.elementwise import run
 from backcheck.tree import Leaf
-from backcheck.verdict import (
-    FAILING,
-    KINK,
-    NEAR_FLOOR,
-    OK,
-    RES_FACTOR,
-    SAFETY,
-    Claim,
-    Tolerance,
-    bound,
-    is_kink,
-    rms,
-)
+from backcheck.verdict import FAILING, KINK, OK, RES_FACTOR, SAFETY, Claim, Tolerance, bound, is_kink, rms
 
 #: ``P(|<e, v>| <= B) <= SMALL_BALL * B / rms(e)`` for one direction (see the module docstring).
 SMALL_BALL = math.sqrt(2.0 / 3.0)

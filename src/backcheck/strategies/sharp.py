@@ -16,8 +16,9 @@ from backcheck.evaluate import Evaluator
 from backcheck.numeric.grad import MEASURED_NOISE, refine_elements
 from backcheck.numeric.noise import POINTS, element_noise
 from backcheck.numeric.richardson import Refined
+from backcheck.refinement import NEAR_FLOOR
 from backcheck.strategies.elementwise import Outcome
-from backcheck.verdict import MISMATCH, NEAR_FLOOR, NOISY, OK, Claim, bound, resolution
+from backcheck.verdict import MISMATCH, NOISY, OK, Claim, bound, resolution
 
 #: A function that computes in float32 (or coarser) is judged this finely by default: its single central
 #: difference resolves only a few percent of a gradient, so elements are refined on a Richardson table until
@@ -74,7 +75,7 @@ def _unless_noise(
     The table's rounding allowance is the noise of ``phi`` measured over the whole point, scaled to its outputs;
     rounding of terms that cancelled inside the function (``x - mean(x)`` of rows near 1) is far larger where it
     arises, and a correct backward pass computed from the same rounded values carries it too (see
-    :func:`backcheck.verdict._unless_noise`). A wrong rule (an element 1e-3 off) lies orders beyond. Elements go
+    :func:`backcheck.refinement._unless_noise`). A wrong rule (an element 1e-3 off) lies orders beyond. Elements go
     in groups of :data:`CONFIRMED`, those nearest their floor first, until that many stay wrong.
     """
     err = np.abs(a - sharp.value)

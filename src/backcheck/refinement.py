@@ -1,0 +1,358 @@
+"""Judging the elements the screen could not clear: stage two of the tolerance model (:mod:`backcheck.verdict`).
+
+Each such element is refined at halved steps until its verdict is clear (a pass, a mismatch, a kink with its
+one-sided slopes, a jump, or noise), and then retried where its verdict may belong to another scale or cause:
+at much finer steps (kinks inside the step, a function bending on a scale below it), at wider steps (a value
+that changes only in coarse steps), or against the noise measured along the element itself (rounding of terms
+that cancelled inside the function, near its floor).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from backcheck.evaluate import Evaluator
+from backcheck.numeric.grad import NOISE_FACTOR, noise_level, one_sided, roundoff
+from backcheck.numeric.noise import element_noise
+from backcheck.verdict import (
+    AMBIGUOUS,
+    DEAD,
+    JUMP,
+    KINK,
+    MAX_LEVELS,
+    MISMATCH,
+    NO_HULL,
+    NOISY,
+    OK,
+    SAFETY,
+    SCREEN_RELATIVE,
+    SETTLED,
+    VOUCH,
+    FirstDifferences,
+    Four,
+    Judgement,
+    Tolerance,
+    Verdict,
+    bound,
+    is_jump,
+    is_kink,
+    screen,
+    sees,
+    unrelated,
+)
+
+
+def refine(ev: Evaluator, i: int, a: float, h: float, first: Four, res: float, tol: Tolerance) -> Verdict:
+    """Stage 2 for element ``i``: halve the step until the verdict is clear.
+
+    Returns (status, numeric, bound, jump, hull): at a kink, ``jump`` is the gap between the one-sided
+    slopes and ``hull`` the interval between them widened by their error.
+    """
+    return _refine(ev, i, a, h, first, res, tol)[0]
+
+
+#: A smooth function's one-sided slopes differ by f'' h: their gap halves with the step, to within its
+#: f'''' h^3 term. A gap that departs from half its previous size by more than this fraction of it, and by more
+#: than its rounding, has met a kink inside the step: one it keeps (at the point), or one it has just passed.
+ROUGH = 0.2
+
+
+def _refine(ev: Evaluator, i: int, a: float, h: float, first: Four, res: float, tol: Tolerance) -> tuple[Verdict, bool]:
+    """:func:`refine`, and whether the gap between the one-sided slopes ever failed to halve with the step."""
+    fp, fm, dp, dm = first
+    d_prev, f_prev, b_prev = one_sided(ev, fp, fm, dp, dm)
+    gap_prev = abs(f_prev - b_prev)
+    kinky_prev = jumpy_prev = rough = False
+    jumped = 0.0  # the largest one-sided jump of f seen at any level (a step function's)
+    moves_prev = (abs(fp - ev.phi0), abs(ev.phi0 - fm))
+    still = moves_prev == (0.0, 0.0)  # f has not moved at any step so far
+    numeric, limit = d_prev, np.inf
+    spread = max(*moves_prev, abs(fp - fm))  # the largest change of phi between its values at the steps
+    last_change, last_err, last_step = 0.0, 1.0, (h, dp - dm, 0.0, res)
+    for level in range(1, MAX_LEVELS + 1):
+        s = h / 2.0**level
+        phis, disp = ev.element(i, (s, -s))
+        if disp[0] == 0.0 or disp[1] == 0.0:
+            break  # the step no longer resolves in this dtype
+        d, f, b = one_sided(ev, phis[0], phis[1], disp[0], disp[1])
+        r = roundoff(ev, disp[0] - disp[1], ev.local_scale[i])
+        change = abs(d - d_prev)
+        if tol.custom:
+            limit = float(tol.allowed(d))
+        else:
+            limit = bound(change, r, res)
+        numeric = d
+        err = abs(a - d)
+        settled = change <= SETTLED * max(abs(a), abs(d)) or change <= bound(0.0, r, res)
+        moves = (abs(phis[0] - ev.phi0), abs(ev.phi0 - phis[1]))
+        spread = max(spread, *moves, abs(phis[0] - phis[1]))
+        jumpy = is_jump(moves, moves_prev, r * (disp[0] - disp[1]))
+        gap = abs(f - b)
+        off_half = abs(gap - gap_prev / 2)
+        rough = rough or (off_half > ROUGH * gap_prev and off_half > SAFETY * 2 * r)
+        if jumpy and jumpy_prev:
+            # f itself jumps here: no derivative to compare with, whatever the rule claims
+            return (JUMP, d, limit, max(moves), NO_HULL), rough
+        moves_prev, jumpy_prev = moves, jumpy
+        still = still and moves == (0.0, 0.0)
+        jumped = max(jumped, max(moves)) if jumpy else jumped
+        if jumped and moves == (0.0, 0.0) and err > limit:
+            # f jumped at a larger step and stands still at this one: piecewise constant (inputs quantized to
+            # a coarse dtype, an argmax), a step within the step; no derivative for a rule to match here
+            return (JUMP, d, limit, jumped, NO_HULL), rough
+        if err <= limit and (settled or tol.custom) and not jumpy:
+            return (OK, d, limit, np.nan, NO_HULL), rough
+        kinky = is_kink(gap, gap_prev, 2 * r)  # each one-sided slope carries twice the central round-off
+        if kinky and (kinky_prev or level == MAX_LEVELS):
+            if unrelated(ev, i, spread, h, a):  # slopes of values unrelated to each other, no kink's
+                return (JUMP, d, limit, spread, NO_HULL), rough
+            # not differentiable here: a valid subgradient lies between the one-sided derivatives
+            slack = bound(max(abs(f - f_prev), abs(b - b_prev)), 2 * r, res)
+            lo, hi = min(f, b) - slack, max(f, b) + slack
+            if lo <= a <= hi:
+                return (KINK, d, slack, f - b, (lo, hi)), rough
+            # several kinks may meet here (e.g. two ReLUs at 0 at once): then a chain-rule subgradient can lie
+            # outside the slopes along this one axis, so the strategy re-checks at a nearby point
+            return (AMBIGUOUS, d, slack, np.nan, (lo, hi)), rough
+        if not kinky and change <= 0.25 * err and not kinky_prev and not jumpy:
+            # the estimates agree with each other, not with the analytic value
+            if unrelated(ev, i, spread, h, a):
+                return (JUMP, d, limit, spread, NO_HULL), rough
+            verdict = _unless_coarse(ev, i, h, (MISMATCH, d, limit, np.nan, NO_HULL), a, still)
+            return _unless_noise(ev, i, a, (s, disp[0] - disp[1], change + r, res), verdict, tol), rough
+        d_prev, f_prev, b_prev, gap_prev, kinky_prev = d, f, b, gap, kinky
+        last_change, last_err, last_step = change, err, (s, disp[0] - disp[1], change + r, res)
+    if last_change > 0.25 * last_err or last_err <= limit:
+        # the estimates never settled: the function is too rough at every step tried to judge this element
+        return (NOISY, numeric, limit, np.nan, NO_HULL), rough
+    if unrelated(ev, i, spread, h, a):
+        return (JUMP, numeric, limit, spread, NO_HULL), rough
+    verdict = _unless_coarse(ev, i, h, (MISMATCH, numeric, limit, np.nan, NO_HULL), a, still)
+    return _unless_noise(ev, i, a, last_step, verdict, tol), rough
+
+
+#: A mismatch within this many of its numeric floor (the estimate's truncation and modelled rounding, where they
+#: exceed the analytic value's resolution: else that resolution, a float32 gradient's own rounding, limits the
+#: comparison, and a float64 run of the backward pass tells it apart) may be rounding of terms that cancelled inside
+#: the function (a pre-activation of 1e-7 summed from terms of size 1 carries their rounding, 1e-16: 1e-9 of itself,
+#: far above ``eps * |phi|`` and above the probe's noise scaled to the element's outputs). Such an element is judged
+#: again against the noise ``phi`` shows along the element itself (:func:`backcheck.numeric.noise.element_noise`,
+#: 24 evaluations, only for these elements); a wrong rule (an element 1e-3 off) lies many orders beyond.
+NEAR_FLOOR = 1e3
+
+
+def _unless_noise(
+    ev: Evaluator, i: int, a: float, where: tuple[float, float, float, float], verdict: Verdict, tol: Tolerance
+) -> Verdict:
+    """A mismatch within :data:`NEAR_FLOOR` of its numeric floor, judged again with the noise measured along
+    element ``i`` (``where``: the step of the verdict's difference, its span, whose rounding the noise makes, the
+    floor: its truncation and modelled rounding, and the analytic value's resolution).
+
+    The bound grows by that noise's round-off; the element passes if the difference now lies within it. It also
+    bounds the analytic side's rounding: a backward pass computed from the same rounded intermediates carries
+    their rounding ``delta`` times the gradient's sensitivity to them, while ``phi`` one step away carries
+    ``delta`` times its own, about the step times that: the noise over the step covers it.
+    """
+    st, d, limit = verdict[:3]
+    err = abs(a - d)
+    step, span, floor, res = where
+    if st != MISMATCH or tol.custom or not (0 < span and res <= floor and err <= NEAR_FLOOR * SAFETY * floor):
+        return verdict
+    sigma = element_noise(ev, i, step, a)
+    if not sigma > 0:
+        return verdict
+    limit = limit + bound(0.0, NOISE_FACTOR * sigma / span, 0.0)
+    if err <= limit:
+        return (OK, d, limit, np.nan, NO_HULL)
+    return (st, d, limit, *verdict[3:])
+
+
+#: Factor by which a step that left f exactly unchanged is widened, up to ``WIDEST`` of the element's size, to
+#: tell a function that changes only in coarse steps (a value computed with cancellation: 1 + erf(x) near -8)
+#: from one that does not read the element.
+WIDER = 8.0
+WIDEST = 0.1
+#: Elements of one array tried wider before the array counts as not moving f at any step.
+WIDER_TRIES = 2
+
+
+def _unless_coarse(ev: Evaluator, i: int, h: float, verdict: Verdict, a: float, still: bool) -> Verdict:
+    """A mismatch where f stood exactly ``still`` at every step, although the rule says it moves: inconclusive
+    if a wider step moves f (its value changes only in steps coarser than these differences), else the mismatch."""
+    if not still or a == 0.0 or not np.isfinite(a):
+        return verdict
+    leaf, local = ev.tree.locate(i)
+    tried = ev.flat_tries.get(leaf.name, 0)
+    if tried >= WIDER_TRIES:
+        return verdict  # this array's first elements did not move f at any width: it does not read them
+    widest = WIDEST * max(abs(float(leaf.original.reshape(-1)[local])), 1.0)
+    s, moved = h, False
+    while s < widest:
+        s = min(s * WIDER, widest)
+        phis, disp = ev.element(i, (s, -s))
+        if disp[0] == 0.0 or disp[1] == 0.0 or not np.all(np.isfinite(phis)):
+            return verdict
+        up, down = phis[0] - ev.phi0, ev.phi0 - phis[1]
+        if up * down > 0:
+            # it moves through the point, in coarse steps: no difference this fine can judge the rule here
+            return (NOISY, 0.0, np.inf, np.nan, NO_HULL)
+        moved = moved or bool(up or down)  # one side only, so far: a flat piece beside a kink or a max stays so
+    if not moved:
+        ev.flat_tries[leaf.name] = tried + 1
+    return verdict
+
+
+#: Steps, as fractions of the first, at which an element that looks like a jump is tried again: a function
+#: that bends on a scale far below the step (x / |x| for a row of norm 1e-8) is continuous there.
+FINER = (2.0**-10, 2.0**-20)
+
+
+def _below_step(ev: Evaluator, i: int, h: float) -> bool:
+    """Whether element ``i`` is smaller than its step: the function may bend on its own, finer scale."""
+    leaf, local = ev.tree.locate(i)
+    return bool(abs(float(leaf.original.reshape(-1)[local])) < h)
+
+
+#: A kink at the point keeps its one-sided slopes as the step halves, but for a smooth piece's f'' h; one inside
+#: the step moves the slope that crosses it by its jump times its distance over the step. Slopes that moved by
+#: more than this fraction of their gap are not settled on a kink at the point.
+KINK_SETTLED = 1e-3
+#: One-sided slopes of a first difference that differ by this fraction of their size may have crossed a kink
+#: inside the step: a smooth function's differ by f'' h, a tiny fraction of f' at the default step (except
+#: where f' is tiny, where a finer step costs a few evaluations and changes nothing).
+KINK_GAP = 1e-3
+
+
+def _kinks_within(ev: Evaluator, i: int, first: Four) -> bool:
+    """Whether the one-sided slopes of element ``i``'s first difference disagree beyond curvature and rounding."""
+    _, f, b = one_sided(ev, *first)
+    gap = abs(f - b)
+    noise = 2 * noise_level(ev, ev.local_scale[i]) / min(first[2], -first[3])
+    return gap > KINK_GAP * max(abs(f), abs(b)) and gap > SAFETY * noise
+
+
+def _kinks_off_the_point(ev: Evaluator, i: int, a: float, verdict: Verdict, rough: bool, first: Four) -> bool:
+    """Whether a verdict other than a clean pass may come from kinks inside the step rather than at the point.
+
+    A point a little off one or more kinks (ReLU inputs within 1e-7 of 0, moved by the same input) is
+    differentiable, but the one-sided slopes of a larger step cross the kinks: each side averages the slopes
+    beyond them, and the averages shift as the halved step passes each kink in turn, so that two central
+    differences may even agree by chance. A mismatch, a noisy, loose or unvouched estimate, or a value outside
+    the slopes decided there says nothing about the derivative when the gaps between the slopes did not halve
+    with the step (``rough``) or were no curvature to begin with; below the nearest kink the central difference
+    is the derivative itself. A value at one of the slopes of a settled kink is what a correct backward gives
+    (ReLU'(0) at the kink); strictly between them, it is a subgradient only if the kink is at the point, which
+    a finer step tells.
+    """
+    st, _, slack, jump, (lo, hi) = verdict
+    if st == AMBIGUOUS:
+        return True
+    if st == KINK:
+        settled = slack <= SAFETY * KINK_SETTLED * abs(jump)
+        at_a_slope = a - lo <= 2 * slack or hi - a <= 2 * slack
+        return not (settled and at_a_slope)
+    return rough or _kinks_within(ev, i, first)
+
+
+def _finer(ev: Evaluator, i: int, a: float, h: float, res: float, tol: Tolerance, size: float) -> Any:
+    """Judge element ``i`` again at much smaller steps; None if it still jumps (a true discontinuity).
+
+    A pass whose bound sees errors of ``VOUCH * size`` is taken at the first scale that gives one; any other
+    verdict (a mismatch, a kink) only at the finest scale the dtype resolves, where the function is smoothest;
+    failing both, the tightest pass found on the way, or the finest verdict.
+    """
+    found = []
+    for fraction in FINER:
+        s = h * fraction
+        phis, disp = ev.element(i, (s, -s))
+        if disp[0] == 0.0 or disp[1] == 0.0:
+            break  # the step no longer resolves in this dtype
+        out = refine(ev, i, a, s, (float(phis[0]), float(phis[1]), float(disp[0]), float(disp[1])), res, tol)
+        if out[0] == OK and out[2] <= VOUCH * size:
+            return out
+        found.append(out)
+    if not found or found[-1][0] == JUMP:
+        return None
+    passes = [out for out in found if out[0] == OK]
+    if found[-1][0] in (OK, NOISY) and passes:
+        return min(passes, key=lambda out: out[2])
+    return found[-1]
+
+
+def _stands_for(finer: Verdict, verdict: Verdict, a: float, size: float) -> bool:
+    """Whether a verdict at finer steps replaces ``verdict``, taken where kinks may lie inside the step.
+
+    Only a sharper one does: its bound below the coarse bound, or below the error a coarse mismatch claimed
+    (else it could not have seen it), and for a pass, one that sees ``VOUCH * size``. Where the function's
+    rounding grows faster than the kinks recede (a float32 kernel), the coarse verdict stands.
+    """
+    sharp = finer[2] < (abs(a - verdict[1]) if verdict[0] == MISMATCH else verdict[2])
+    if finer[0] in (MISMATCH, KINK, AMBIGUOUS):
+        return sharp
+    return finer[0] == OK and finer[2] <= VOUCH * size and sharp
+
+
+def _judge_one(
+    ev: Evaluator, i: int, a: float, h: float, first: Four, res: float, tol: Tolerance, typical: float | None
+) -> Verdict:
+    """Refine element ``i``; judge it again at finer steps where its verdict may belong to a finer scale."""
+    verdict, rough = _refine(ev, i, a, h, first, res, tol)
+    st, n, b = verdict[:3]
+    size = max(abs(a), abs(n), 0.0 if typical is None else typical)
+    unsure = st == NOISY or (st == OK and typical is not None and not b <= VOUCH * size)
+    if st == JUMP or (unsure and _below_step(ev, i, h)):
+        finer = _finer(ev, i, a, h, res, tol, size)
+        if finer is not None and (finer[0] != OK or st != OK or finer[2] < b):
+            return finer
+        return verdict
+    # a pass looser than the screen's precision may have averaged the slopes across kinks inside the step
+    loose = st == OK and not b <= SCREEN_RELATIVE * max(abs(a), abs(n))
+    if (unsure or loose or st in (MISMATCH, KINK, AMBIGUOUS)) and _kinks_off_the_point(ev, i, a, verdict, rough, first):
+        finer = _finer(ev, i, a, h, res, tol, size)
+        if finer is not None and (_stands_for(finer, verdict, a, size) or (unsure and finer[0] == NOISY)):
+            return finer
+    return verdict
+
+
+def judge(
+    ev: Evaluator,
+    idx: np.ndarray,
+    analytic: np.ndarray,
+    h: np.ndarray,
+    first: FirstDifferences,
+    res: np.ndarray,
+    tol: Tolerance,
+    typical: np.ndarray | None = None,
+) -> Judgement:
+    """Judge elements ``idx`` from their first central differences, refining those the screen cannot clear.
+
+    ``typical`` (per element, its tensor's typical gradient) lets the screen clear only elements its bound can
+    vouch for; the others are refined, where each element's round-off comes from the outputs it moves.
+    """
+    numeric = first.central.copy()  # refined in place below
+    # a NaN or inf analytic value where the function is finite is wrong, whatever the bound: named, not refined
+    finite = np.isfinite(analytic)
+    broken = None if finite.all() else ~finite & np.isfinite(numeric)
+    res = np.where(np.isfinite(res), res, 0.0)
+    ok, limit, size = screen(ev, analytic, numeric, first.span, res, tol, np.abs(numeric))
+    if typical is not None and not tol.custom:
+        ok &= sees(limit, np.maximum(size, typical))
+    status = np.empty(idx.size, dtype=object)
+    status.fill(OK)  # (np.full of an object array is slower)
+    unknown = np.full((idx.size, 3), np.nan)  # (one block: the jumps and the hulls are views of it)
+    jump, hull = unknown[:, 0], unknown[:, 1:]
+    if broken is not None:
+        status[broken] = MISMATCH
+        ok |= broken  # decided: not refined
+    for k in () if ok.all() else np.flatnonzero(~ok):
+        four = (float(first.plus[k]), float(first.minus[k]), float(first.disp_plus[k]), float(first.disp_minus[k]))
+        typ = None if typical is None else float(typical[k])
+        st, n, b, jump[k], hull[k] = _judge_one(
+            ev, int(idx[k]), float(analytic[k]), float(h[k]), four, float(res[k]), tol, typ
+        )
+        if st == MISMATCH and analytic[k] == 0.0:
+            st = DEAD
+        status[k], numeric[k], limit[k] = st, n, b
+    return Judgement(numeric, limit, status, jump, hull)
