@@ -17,6 +17,7 @@ from backcheck.calls import (
     require_callable,
     typed_arguments,
 )
+from backcheck.containers import map_leaves
 from backcheck.contract import Analytic, Contract, Section
 from backcheck.errors import GradientMismatch, NotScalarError
 from backcheck.evaluate import Output
@@ -25,7 +26,7 @@ from backcheck.options import Options
 from backcheck.outputs import computes_alike
 from backcheck.report import Report
 from backcheck.run import run
-from backcheck.tree import Tree, map_leaves
+from backcheck.tree import Tree
 
 __all__ = ["assert_grad", "check", "loss_contract", "replay_randomness"]
 

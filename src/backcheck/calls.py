@@ -77,9 +77,9 @@ def params_tree(params: Any, root: str, **kwargs: Any) -> Tree:
 
 
 def flat_outputs(obj: Any, prefix: str, what: str) -> list[tuple[str, Any]]:
-    """``tree.flatten(obj, prefix)`` of a value the user handed over or returned (an output, a ``dout``), or
+    """``containers.flatten(obj, prefix)`` of a value the user handed over or returned (an output, a ``dout``), or
     :class:`BadInputError` naming ``what`` when it contains itself or nests deeper than Python can walk."""
-    from backcheck.tree import flatten
+    from backcheck.containers import flatten
 
     try:
         return flatten(obj, prefix)

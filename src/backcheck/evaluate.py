@@ -22,6 +22,7 @@ from backcheck.errors import (
     NonFiniteError,
     UserFunctionError,
 )
+from backcheck.moves import in_place, move, move_dots
 from backcheck.outputs import Output, narrow_inputs
 from backcheck.tree import Leaf, Tree, flat_view
 
@@ -363,7 +364,7 @@ class Evaluator:
         Returns the phi values and, per step, the actual displacement of the touched elements (float64, in
         ascending order of ``idx``; written into ``out``, one buffer of ``coef``'s size per step, if given).
         With ``weights`` (arrays in that order), per step the list of their dot products with the displacement
-        instead: a move of one float64 run then never writes its displacement out (:func:`_move_dots`).
+        instead: a move of one float64 run then never writes its displacement out (:func:`backcheck.moves.move_dots`).
         A run of consecutive elements is written as one slice, so a direction over a million elements costs a
         few vectorized passes, not a gather and scatter each. Non-finite entries (masks) are not moved: their
         displacement is 0.
@@ -372,7 +373,7 @@ class Evaluator:
         groups = self._group(idx, coef)
         # non-finite entries (masks) stay put; None where there are none (the common case, and the fast one)
         fixed = [None if self._finite(x0) else ~np.isfinite(x0) for _l, _i, _c, _f, x0, _n in groups]
-        fused = weights is not None and len(groups) == 1 and fixed[0] is None and _in_place(groups[0])
+        fused = weights is not None and len(groups) == 1 and fixed[0] is None and in_place(groups[0])
         phis = np.empty(len(steps))
         disps: list = []
         moved = False
@@ -381,10 +382,10 @@ class Evaluator:
                 moved = True
                 if fused:
                     assert weights is not None
-                    disps.append(_move_dots(groups[0], s, weights))
+                    disps.append(move_dots(groups[0], s, weights))
                 else:
                     buf = out[k] if out is not None and len(groups) == 1 else None
-                    parts = [_move(group, keep, s, buf) for group, keep in zip(groups, fixed, strict=True)]
+                    parts = [move(group, keep, s, buf) for group, keep in zip(groups, fixed, strict=True)]
                     disp = np.concatenate(parts) if len(parts) > 1 else parts[0] if parts else np.empty(0)
                     disps.append(disp if weights is None else [float(np.dot(w, disp)) for w in weights])
                 phis[k] = self._eval_checked((idx, s))
@@ -554,63 +555,3 @@ class Evaluator:
             return f"with {self.tree.element_name(int(i))} perturbed by {s:+.3g}"
         count = i.stop - i.start if isinstance(i, slice) else len(i)
         return f"along a direction over {count} element(s) with step {s:+.3g}"
-
-
-#: Elements moved at a time by :func:`_move_dots` (its displacements stay in a core's cache).
-DOTS_CHUNK = 1 << 15
-
-
-def _in_place(group: tuple[Any, ...]) -> bool:
-    """Whether a group's move is written in place (one float64 run of its array)."""
-    leaf, local, _c, flat, _x0, _native = group
-    return leaf.dtype == np.float64 and isinstance(local, slice) and isinstance(flat, np.ndarray)
-
-
-def _move_dots(group: tuple[Any, ...], s: float, weights: Sequence[np.ndarray]) -> list[float]:
-    """Write ``x0 + s * c`` into one float64 run (as :func:`_move`) and return the dot product of each of
-    ``weights`` with the actual displacement, a chunk at a time: the displacement is never written out."""
-    _leaf, local, c, flat, x0, _native = group
-    new = flat[local]
-    n = c.size
-    tmp = np.empty(min(n, DOTS_CHUNK))
-    sums = [0.0] * len(weights)
-    with np.errstate(invalid="ignore", over="ignore"):
-        for a in range(0, n, DOTS_CHUNK):
-            b = min(a + DOTS_CHUNK, n)
-            xs, nw, t = x0[a:b], new[a:b], tmp[: b - a]
-            if s in (1.0, -1.0):
-                (np.add if s > 0 else np.subtract)(xs, c[a:b], out=nw)
-            else:
-                np.multiply(c[a:b], s, out=nw)
-                nw += xs
-            np.subtract(nw, xs, out=t)
-            for j, w in enumerate(weights):
-                sums[j] += float(np.dot(w[a:b], t))
-    return sums
-
-
-def _move(group: tuple[Any, ...], keep: np.ndarray | None, s: float, out: np.ndarray | None = None) -> np.ndarray:
-    """Write ``x0 + s * c`` (rounded to the array's dtype) into one group's elements; return the actual
-    displacement in float64 (0 at the ``keep`` entries, which stay put), in ``out`` when given."""
-    leaf, local, c, flat, x0, native = group
-    with np.errstate(invalid="ignore", over="ignore"):
-        if leaf.dtype == np.float64 and isinstance(local, slice) and isinstance(flat, np.ndarray) and keep is None:
-            new = flat[local]  # a float64 run: written in place, no temporary
-            if s in (1.0, -1.0):  # one pass: the steps of every first measurement along a direction
-                (np.add if s > 0 else np.subtract)(x0, c, out=new)
-            else:
-                np.multiply(c, s, out=new)
-                new += x0
-            return np.subtract(new, x0, out=out)
-        new = np.multiply(c, s)
-        np.add(new, x0, out=new)
-        if leaf.dtype != np.float64:
-            new = new.astype(leaf.dtype)  # the value the array can hold
-    if keep is not None:
-        new[keep] = native[keep]
-    flat[local] = new
-    if keep is None:
-        return np.subtract(new, x0, dtype=np.float64, out=out)
-    disp = np.zeros(x0.shape) if out is None else out
-    disp[keep] = 0.0
-    return np.subtract(new, x0, dtype=np.float64, where=~keep, out=disp)

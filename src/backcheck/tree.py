@@ -16,80 +16,14 @@ from typing import Any
 import numpy as np
 
 from backcheck.bits import bitsum, differ, overlaps_itself, span
+from backcheck.containers import (
+    build_node,
+    children,
+    describe,
+    is_container,
+    is_namedtuple,
+)
 from backcheck.errors import GradientStructureError, ParamsError, UserFunctionError
-
-
-def _is_namedtuple(obj: Any) -> bool:
-    return isinstance(obj, tuple) and hasattr(obj, "_fields")
-
-
-def _children(obj: Any) -> list[tuple[Any, str, Any]]:
-    """(key, path suffix, child) of a container, in a deterministic order."""
-    if isinstance(obj, Mapping):
-        return [(k, f"[{k!r}]", v) for k, v in obj.items()]
-    if _is_namedtuple(obj):
-        return [(f, f".{f}", getattr(obj, f)) for f in obj._fields]
-    return [(i, f"[{i}]", v) for i, v in enumerate(obj)]
-
-
-def _rebuild(template: Any, values: list[Any], keys: Any = None) -> Any:
-    """A new container of ``template``'s kind holding ``values`` (under ``keys`` for a mapping: by default its own)."""
-    if isinstance(template, Mapping):
-        out = dict(zip(template.keys() if keys is None else keys, values, strict=True))
-        try:
-            return out if type(template) is dict else type(template)(out)
-        except TypeError:
-            return out
-    if _is_namedtuple(template):
-        return type(template)(*values)
-    if isinstance(template, tuple):
-        return tuple(values)
-    return list(values)
-
-
-def _build(node: tuple[Any, list[tuple[Any, Any]]], values: list[Any]) -> Any:
-    """A new container for a node of :attr:`Tree.structure`, its keys as they were when the tree was built (the
-    user's container is only read for its kind: the function under test may have edited it since)."""
-    kind = type(node[0])
-    if kind is list or kind is tuple:
-        return values if kind is list else tuple(values)
-    return _rebuild(node[0], values, [key for key, _ in node[1]])
-
-
-def _is_container(obj: Any) -> bool:
-    return isinstance(obj, (Mapping, list, tuple))
-
-
-def flatten(obj: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    """The leaves of a tree (anything not a dict, list or tuple), depth first, named by their paths.
-
-    ``flatten({'a': [x, y]}, 'out')`` is ``[("out['a'][0]", x), ("out['a'][1]", y)]``.
-    """
-    if not _is_container(obj):
-        return [(prefix, obj)]
-    return [item for _, suffix, child in _children(obj) for item in flatten(child, prefix + suffix)]
-
-
-def rebuild_like(template: Any, leaves: list[Any]) -> Any:
-    """A tree of ``template``'s structure holding ``leaves`` (in :func:`flatten`'s order)."""
-    it = iter(leaves)
-
-    def build(t: Any) -> Any:
-        if not _is_container(t):
-            return next(it)
-        return _rebuild(t, [build(child) for _, _, child in _children(t)])
-
-    return build(template)
-
-
-def map_leaves(fn: Any, obj: Any) -> Any:
-    """``obj`` with ``fn`` applied to every leaf."""
-    return rebuild_like(obj, [fn(x) for _, x in flatten(obj)])
-
-
-def _describe(obj: Any) -> str:
-    t = type(obj)
-    return f"{t.__module__}.{t.__qualname__}" if t.__module__ != "builtins" else t.__qualname__
 
 
 @dataclass
@@ -212,7 +146,7 @@ class Tree:
         if not self.leaves:
             raise ParamsError(
                 f"{root} holds no arrays to differentiate"
-                + (" (an empty container)" if _is_container(obj) else "")
+                + (" (an empty container)" if is_container(obj) else "")
                 + ".",
                 "pass at least one float array.",
             )
@@ -223,9 +157,9 @@ class Tree:
 
     # -- building -------------------------------------------------------------------------------------
     def _walk(self, obj: Any, name: str, in_place: bool, bare_keys: bool, top: bool = False) -> Any:
-        if _is_container(obj):
+        if is_container(obj):
             kids = []
-            for key, suffix, child in _children(obj):
+            for key, suffix, child in children(obj):
                 child_name = str(key) if (top and bare_keys and isinstance(obj, Mapping)) else name + suffix
                 kids.append((key, self._walk(child, child_name, in_place, bare_keys)))
             return (obj, kids)
@@ -268,7 +202,7 @@ class Tree:
         values = []
         for _, k in kids:
             values.append(leaves[k].handover() if k.__class__ is int else self._current(k))
-        return _build(node, values)
+        return build_node(node, values)
 
     def fresh(self, flat: np.ndarray | None = None, dtype: Any = None, copy: bool = True) -> Any:
         """A new tree of private arrays holding ``flat`` (or the original values); ``copy=False`` lets the
@@ -286,7 +220,7 @@ class Tree:
             if leaf.scalar and flat is None and isinstance(leaf.source, float):
                 return float(arr)
             return _as_kind(leaf.source, arr) if flat is None else arr
-        return _build(node, [self._fresh(k, flat, dtype, copy) for _, k in node[1]])
+        return build_node(node, [self._fresh(k, flat, dtype, copy) for _, k in node[1]])
 
     def fresh_arrays(self, dtype: Any) -> tuple[Any, list[np.ndarray]]:
         """A new tree of private arrays of ``dtype`` (scalars as 0-d arrays), and those arrays in leaf order."""
@@ -298,7 +232,7 @@ class Tree:
             return arrays[node]
         if type(node[0]) is dict:  # the common case, built directly (as in _current)
             return {key: arrays[k] if k.__class__ is int else self._with(k, arrays) for key, k in node[1]}
-        return _build(node, [self._with(k, arrays) for _, k in node[1]])
+        return build_node(node, [self._with(k, arrays) for _, k in node[1]])
 
     # -- flat views ---------------------------------------------------------------------------------------
     def values(self) -> np.ndarray:
@@ -392,7 +326,7 @@ class Tree:
             keys = [key for key, _ in kids]  # as they were when the tree was built
             if not isinstance(other, Mapping):
                 raise GradientStructureError(
-                    f"the {what} for {name} is a {_describe(other)}, but the parameters there are a dict "
+                    f"the {what} for {name} is a {describe(other)}, but the parameters there are a dict "
                     f"with keys {keys}.",
                     "return a dict with the same keys as the parameters.",
                 )
@@ -408,14 +342,14 @@ class Tree:
                 self._pack(kid, other[key], name + f"[{key!r}]", ctx)
             return
         if not isinstance(other, (list, tuple)) or len(other) != len(kids):
-            got = f"a {_describe(other)}" + (f" of length {len(other)}" if isinstance(other, (list, tuple)) else "")
+            got = f"a {describe(other)}" + (f" of length {len(other)}" if isinstance(other, (list, tuple)) else "")
             raise GradientStructureError(
                 f"the {what} for {name} is {got}, but the parameters there are a "
-                f"{_describe(template)} of length {len(kids)}.",
+                f"{describe(template)} of length {len(kids)}.",
                 f"return one {what} per parameter, in the same order.",
             )
         for (key, kid), item in zip(kids, other, strict=True):
-            suffix = f".{key}" if _is_namedtuple(template) else f"[{key}]"
+            suffix = f".{key}" if is_namedtuple(template) else f"[{key}]"
             self._pack(kid, item, name + suffix, ctx)
 
     # -- restoring --------------------------------------------------------------------------------------
@@ -521,7 +455,7 @@ def _refuse_leaf(obj: Any, name: str) -> None:
         )
     if not isinstance(obj, (np.ndarray, np.generic, float, int)):
         raise ParamsError(
-            f"{name} is a {_describe(obj)}; backcheck's numpy checker takes numpy arrays and floats.",
+            f"{name} is a {describe(obj)}; backcheck's numpy checker takes numpy arrays and floats.",
             "convert it with np.asarray(...), or use backcheck.torch / backcheck.jax for tensors.",
         )
 
@@ -564,15 +498,15 @@ def _gradient_leaf(other: Any, leaf: Leaf, what: str, strict_dtype: bool = False
             f"the {what} for {leaf.name} is None.",
             f"return an array of shape {leaf.shape} (zeros if it is zero).",
         )
-    if _is_container(other):
+    if is_container(other):
         raise GradientStructureError(
-            f"the {what} for {leaf.name} is a {_describe(other)}, but {leaf.name} is a single array "
+            f"the {what} for {leaf.name} is a {describe(other)}, but {leaf.name} is a single array "
             f"of shape {leaf.shape}.",
             "return one array per parameter array, in the parameters' structure.",
         )
     if not isinstance(other, (np.ndarray, np.generic, float, int)):
         raise GradientStructureError(
-            f"the {what} for {leaf.name} is a {_describe(other)}, not a numpy array.",
+            f"the {what} for {leaf.name} is a {describe(other)}, not a numpy array.",
             "convert it with np.asarray(...) (or .detach().numpy() for a torch tensor).",
         )
     arr = np.asarray(other)

@@ -170,12 +170,12 @@ def _layouts() -> list[tuple[str, Any]]:
 
 
 def _tree_sq(p: Any) -> float:
-    leaves = [a for _, a in backcheck.tree.flatten(p)]
+    leaves = [a for _, a in backcheck.containers.flatten(p)]
     return float(sum(np.sum(np.multiply(np.asarray(a), np.asarray(a))) for a in leaves))
 
 
 def _tree_dsq(p: Any) -> Any:
-    return backcheck.tree.map_leaves(lambda a: 2 * a, p)
+    return backcheck.containers.map_leaves(lambda a: 2 * a, p)
 
 
 @pytest.mark.parametrize("params", [p for _, p in _layouts()], ids=[n for n, _ in _layouts()])
@@ -183,11 +183,11 @@ def test_every_layout_of_float_parameters_is_checked_and_left_unchanged(params: 
     report = outcome(lambda: backcheck.check(_tree_sq, params, _tree_dsq), params)
     assert isinstance(report, backcheck.Report)
     # a gradient of about 1e-300 is below what differences see: inconclusive, said so; never a fail
-    values = np.concatenate([np.ravel(a) for _, a in backcheck.tree.flatten(params)])
+    values = np.concatenate([np.ravel(a) for _, a in backcheck.containers.flatten(params)])
     tiny = bool(np.any(values != 0)) and float(np.max(np.abs(values))) < 1e-200
     assert report.status == ("inconclusive" if tiny else "pass"), str(report)
     wrong = outcome(
-        lambda: backcheck.check(_tree_sq, params, lambda p: backcheck.tree.map_leaves(lambda a: 3 * a + 1, p))
+        lambda: backcheck.check(_tree_sq, params, lambda p: backcheck.containers.map_leaves(lambda a: 3 * a + 1, p))
     )
     assert wrong.status == "fail", str(wrong)
 

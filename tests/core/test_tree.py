@@ -5,8 +5,9 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 import pytest
 
+from backcheck.containers import flatten, map_leaves, rebuild_like
 from backcheck.errors import GradientStructureError, ParamsError, UserFunctionError
-from backcheck.tree import Tree, flatten, map_leaves, rebuild_like
+from backcheck.tree import Tree
 
 Pair = namedtuple("Pair", "w b")
 

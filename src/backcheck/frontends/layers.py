@@ -17,6 +17,7 @@ import numpy as np
 
 from backcheck.api import replay_randomness
 from backcheck.calls import arg_names, call_user, flat_outputs, function_name, require_callable, typed_arguments
+from backcheck.containers import flatten, rebuild_like
 from backcheck.contract import Analytic, Contract, Section
 from backcheck.errors import BadInputError, GradientMismatch, GradientStructureError, NonFiniteError
 from backcheck.evaluate import Output
@@ -25,7 +26,7 @@ from backcheck.options import Options
 from backcheck.outputs import computes_alike
 from backcheck.report import Finding, Report
 from backcheck.run import run
-from backcheck.tree import Tree, flatten, rebuild_like
+from backcheck.tree import Tree
 
 
 def _is_float(x: Any) -> bool:

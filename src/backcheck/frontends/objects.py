@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 
 from backcheck.calls import arg_names, call_user, typed_arguments
+from backcheck.containers import flatten, rebuild_like
 from backcheck.errors import BadInputError, GradientStructureError
 from backcheck.frontends.layers import check_layer
 from backcheck.report import Report
-from backcheck.tree import flatten, rebuild_like
 
 #: Dict attributes searched for the parameters, then for the gradients, when they are not named.
 PARAM_DICTS = ("parameters", "params")

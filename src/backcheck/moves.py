@@ -1,0 +1,73 @@
+"""Writing a step along a direction into the point's arrays, and what it actually moved.
+
+A move of ``x0 + s * c`` is rounded to the array's dtype; its actual displacement (the rounded value minus
+``x0``, exact in float64) is what the analytic side is weighed with. A run of consecutive float64 elements is
+written in place, and its displacement can be reduced to dot products on the way (:func:`move_dots`), never
+written out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+#: Elements moved at a time by :func:`move_dots` (its displacements stay in a core's cache).
+DOTS_CHUNK = 1 << 15
+
+
+def in_place(group: tuple[Any, ...]) -> bool:
+    """Whether a group's move is written in place (one float64 run of its array)."""
+    leaf, local, _c, flat, _x0, _native = group
+    return leaf.dtype == np.float64 and isinstance(local, slice) and isinstance(flat, np.ndarray)
+
+
+def move_dots(group: tuple[Any, ...], s: float, weights: Sequence[np.ndarray]) -> list[float]:
+    """Write ``x0 + s * c`` into one float64 run (as :func:`move`) and return the dot product of each of
+    ``weights`` with the actual displacement, a chunk at a time: the displacement is never written out."""
+    _leaf, local, c, flat, x0, _native = group
+    new = flat[local]
+    n = c.size
+    tmp = np.empty(min(n, DOTS_CHUNK))
+    sums = [0.0] * len(weights)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for a in range(0, n, DOTS_CHUNK):
+            b = min(a + DOTS_CHUNK, n)
+            xs, nw, t = x0[a:b], new[a:b], tmp[: b - a]
+            if s in (1.0, -1.0):
+                (np.add if s > 0 else np.subtract)(xs, c[a:b], out=nw)
+            else:
+                np.multiply(c[a:b], s, out=nw)
+                nw += xs
+            np.subtract(nw, xs, out=t)
+            for j, w in enumerate(weights):
+                sums[j] += float(np.dot(w[a:b], t))
+    return sums
+
+
+def move(group: tuple[Any, ...], keep: np.ndarray | None, s: float, out: np.ndarray | None = None) -> np.ndarray:
+    """Write ``x0 + s * c`` (rounded to the array's dtype) into one group's elements; return the actual
+    displacement in float64 (0 at the ``keep`` entries, which stay put), in ``out`` when given."""
+    leaf, local, c, flat, x0, native = group
+    with np.errstate(invalid="ignore", over="ignore"):
+        if leaf.dtype == np.float64 and isinstance(local, slice) and isinstance(flat, np.ndarray) and keep is None:
+            new = flat[local]  # a float64 run: written in place, no temporary
+            if s in (1.0, -1.0):  # one pass: the steps of every first measurement along a direction
+                (np.add if s > 0 else np.subtract)(x0, c, out=new)
+            else:
+                np.multiply(c, s, out=new)
+                new += x0
+            return np.subtract(new, x0, out=out)
+        new = np.multiply(c, s)
+        np.add(new, x0, out=new)
+        if leaf.dtype != np.float64:
+            new = new.astype(leaf.dtype)  # the value the array can hold
+    if keep is not None:
+        new[keep] = native[keep]
+    flat[local] = new
+    if keep is None:
+        return np.subtract(new, x0, dtype=np.float64, out=out)
+    disp = np.zeros(x0.shape) if out is None else out
+    disp[keep] = 0.0
+    return np.subtract(new, x0, dtype=np.float64, where=~keep, out=disp)
