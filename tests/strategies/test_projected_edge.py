@@ -49,3 +49,18 @@ def test_the_shrunk_measurement_is_given_per_unit_of_the_direction_asked_for():
     assert m.shrunk == 1 / 64 and not m.failed
     assert m.numeric == pytest.approx(3.0, rel=1e-9) and m.analytic == pytest.approx(3.0, rel=1e-12)
     assert np.array_equal(coef, np.full(4, 0.25))  # the caller's coefficients are given back
+
+
+@pytest.mark.parametrize("strategy", ["auto", "full"])
+def test_an_element_where_f_oscillates_finer_than_its_step_is_inconclusive_not_a_failure(strategy):
+    # sin at 1e20: float64's spacing there is 16384, so f takes unrelated values at every step of that element
+    x = np.random.default_rng(0).standard_normal(300)
+    x[17] = 1e20
+    r = backcheck.check(lambda v: float(np.sum(np.sin(v))), x, np.cos, strategy=strategy)
+    assert r.status == "inconclusive", str(r)
+    assert r.leaves[0].counts.get("jump") == 1 and not r.leaves[0].n_mismatch
+    wrong = np.cos(x)
+    wrong[5] *= -1.0
+    bad = backcheck.check(lambda v: float(np.sum(np.sin(v))), x, lambda v: wrong, strategy=strategy)
+    # never a pass: the noise f shows through the jumping element hides a wrong one beside it (see the note)
+    assert bad.status == "inconclusive"

@@ -20,7 +20,7 @@ from backcheck.errors import BadInputError
 from backcheck.evaluate import Evaluator
 from backcheck.strategies.elementwise import Outcome, run
 from backcheck.strategies.projected import MAX_DIRECTIONS, localize, project_leaf
-from backcheck.verdict import FAILING, KINK, OK, VOUCH, Claim
+from backcheck.verdict import FAILING, JUMP, KINK, OK, VOUCH, Claim
 
 STRATEGIES = ("full", "sparse", "projected", "auto")
 #: Arrays this small are checked element by element even under 'projected' and 'auto' (2 evaluations per
@@ -265,14 +265,26 @@ def _localize_leaf(
     )
     n_wrong = sum(s in FAILING for s in found.status.values())
     n_kinks = sum(s == KINK for s in found.status.values())
+    n_jumps = sum(s == JUMP for s in found.status.values())
     if n_wrong and found.complete:
         out.notes.append(f"{leaf.name}: a random direction disagrees; group testing found {n_wrong} wrong element(s).")
         return
-    if n_kinks and found.complete:
+    if n_kinks and not n_jumps and found.complete:
         out.notes.append(
             f"{leaf.name}: a random direction disagrees, but group testing traced it to elements at kinks "
             f"only ({n_kinks} found; they are not differentiable there and their analytic values are valid "
             "one-sided slopes)."
+        )
+        return
+    if n_jumps and found.complete:
+        # f jumps along these elements (a step, a value oscillating finer than the step): every direction that
+        # moves them disagrees, so neither fresh directions nor the function's noise, which they inflate, can
+        # judge the others; their halves agreed along the failing direction
+        out.notes.append(
+            f"{leaf.name}: a random direction disagrees, but group testing traced it to elements where f has no "
+            f"derivative only ({n_jumps} where it jumps" + (f", {n_kinks} at kinks" if n_kinks else "") + "): they "
+            "are inconclusive, and so is the array, whose other elements agreed along the direction only within "
+            "the noise f shows through them."
         )
         return
     # localization ran out of budget, or pinned the disagreement on no element: a random sample decides

@@ -34,7 +34,7 @@ from backcheck.refinement import NEAR_FLOOR
 from backcheck.scratch import lend
 from backcheck.strategies.elementwise import run
 from backcheck.tree import Leaf
-from backcheck.verdict import FAILING, KINK, OK, RES_FACTOR, SAFETY, Claim, Tolerance, bound, is_kink, rms
+from backcheck.verdict import FAILING, JUMP, KINK, OK, RES_FACTOR, SAFETY, Claim, Tolerance, bound, is_kink, rms
 
 #: ``P(|<e, v>| <= B) <= SMALL_BALL * B / rms(e)`` for one direction (see the module docstring).
 SMALL_BALL = math.sqrt(2.0 / 3.0)
@@ -336,10 +336,11 @@ def localize(ev: Evaluator, claim: Claim, leaf: Leaf, weights: np.ndarray, root:
 
 
 def _judge_one(ev: Evaluator, claim: Claim, i: int, out: Localized) -> None:
-    """Judge one localized element exactly as the full check would; keep it if wrong or at a kink."""
+    """Judge one localized element exactly as the full check would; keep it if wrong, at a kink or where f
+    jumps (what made the direction disagree)."""
     sub = run(ev, replace(claim, regrad=None), np.array([i]))
     st = str(sub.status[0])
-    if st in FAILING or st == KINK:
+    if st in FAILING or st in (KINK, JUMP):
         out.found.append(int(i))
         out.numeric[int(i)] = float(sub.numeric[0])
         out.bound[int(i)] = float(sub.bound[0])
