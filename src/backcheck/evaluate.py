@@ -374,6 +374,9 @@ class Evaluator:
         # non-finite entries (masks) stay put; None where there are none (the common case, and the fast one)
         fixed = [None if self._finite(x0) else ~np.isfinite(x0) for _l, _i, _c, _f, x0, _n in groups]
         fused = weights is not None and len(groups) == 1 and fixed[0] is None and in_place(groups[0])
+        # a move over a whole array: each step writes all of it (put back after the last), and its checksum
+        # after a call says nothing (the function's writes into it are overwritten by the next move)
+        whole = groups[0][0] if len(groups) == 1 and _covers(groups[0]) else None
         phis = np.empty(len(steps))
         disps: list = []
         moved = False
@@ -389,10 +392,12 @@ class Evaluator:
                     disp = np.concatenate(parts) if len(parts) > 1 else parts[0] if parts else np.empty(0)
                     disps.append(disp if weights is None else [float(np.dot(w, disp)) for w in weights])
                 phis[k] = self._eval_checked((idx, s))
+                if whole is not None and k + 1 < len(steps) and self._untouched(whole):
+                    continue  # the next step rewrites every element of this array: put back after the last
                 for leaf, local, _c, flat, _x0, native in groups:
                     put_back(self.tree, leaf, flat, local, native)
                 moved = False
-                self._after_call()
+                self._after_call(whole)
         finally:
             if moved:  # interrupted between a move and its restore
                 for leaf, local, _c, flat, _x0, native in groups:
@@ -498,13 +503,23 @@ class Evaluator:
         return phi
 
     # -- the inputs between calls -------------------------------------------------------------------------
-    def _after_call(self) -> None:
+    def _after_call(self, moving: Leaf | None = None) -> None:
         """After a call, with the evaluator's own perturbation undone: a function that wrote into its inputs
-        is recorded (at whatever call it starts) and the base point restored, so every call sees its input."""
+        is recorded (at whatever call it starts) and the base point restored, so every call sees its input.
+        ``moving``: an array the evaluator rewrites whole at every step of a direction, whose values are not
+        checked (only its shape, dtype and flags)."""
         if self.mutated:
             self._reset()
-        elif self._sums and not self.tree.intact(self._sums):
+        elif self._sums and not self.tree.intact(self._sums, moving):
             self._note_mutation()
+
+    def _untouched(self, moving: Leaf) -> bool:
+        """Whether the function left every input as it was, ``moving`` aside (its values are the evaluator's)."""
+        return (
+            not self.mutated
+            and self.tree.unaltered(moving)
+            and (not self._sums or self.tree.intact(self._sums, moving))
+        )
 
     def _note_mutation(self) -> None:
         """Record the elements the function changed (against the base point) and restore them."""
@@ -555,3 +570,9 @@ class Evaluator:
             return f"with {self.tree.element_name(int(i))} perturbed by {s:+.3g}"
         count = i.stop - i.start if isinstance(i, slice) else len(i)
         return f"along a direction over {count} element(s) with step {s:+.3g}"
+
+
+def _covers(group: tuple[Any, ...]) -> bool:
+    """Whether a group's elements are its whole array, as one slice."""
+    leaf, local = group[0], group[1]
+    return isinstance(local, slice) and local.start == 0 and local.stop == leaf.size and local.step in (None, 1)

@@ -387,12 +387,18 @@ class Tree:
         """A checksum of every working array's bits (cheap: one integer sum per array)."""
         return [bitsum(leaf.work) for leaf in self.leaves]
 
-    def intact(self, sums: list[int]) -> bool:
-        """Whether every working array still has the checksum ``sums``, its shape and its writeable flag."""
+    def intact(self, sums: list[int], moving: Leaf | None = None) -> bool:
+        """Whether every working array still has the checksum ``sums``, its shape and its writeable flag
+        (``moving``: only the latter two)."""
         for leaf, s in zip(self.leaves, sums, strict=True):
-            if _reshaped(leaf) or bitsum(leaf.work) != s:  # (a resized array's old memory is not read)
-                return False
+            if _reshaped(leaf) or (leaf is not moving and bitsum(leaf.work) != s):  # (a resized array's old
+                return False  # memory is not read)
         return True
+
+    def unaltered(self, leaf: Leaf) -> bool:
+        """Whether ``leaf``'s working array is still the one it was: its shape, dtype, flags and memory (a view
+        of it may be written through)."""
+        return leaf.name not in self.stale and not _reshaped(leaf)
 
 
 def _arrays(leaf: Leaf) -> tuple[np.ndarray, ...]:

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import backcheck
 from backcheck.backends import CHECK_EVERY
 from backcheck.errors import NonFiniteError, UserFunctionError
 from backcheck.evaluate import Backend, Evaluator, Output
@@ -228,3 +229,24 @@ def test_a_direction_gives_the_dot_products_of_its_exact_displacements(n):
             allowed = 4 * n * np.finfo(float).eps * float(np.abs(weight) @ np.abs(d))
             assert abs(got - float(np.dot(weight, d))) <= allowed
     np.testing.assert_array_equal(ev.tree.leaves[0].work, x)  # put back
+
+
+@pytest.mark.parametrize("call", [2, 3])  # during a direction's first step (not put back after it) and its last
+def test_a_write_into_another_array_during_a_direction_is_found_and_undone(call):
+    params = {"a": np.linspace(0.1, 1.0, 5000), "b": np.array([1.0, 2.0, 3.0])}
+    before = {k: v.copy() for k, v in params.items()}
+    seen = []
+
+    def f(p):
+        seen.append(p["b"].copy())
+        out = float(np.sum(np.sin(p["a"])) + np.sum(p["b"] ** 2))
+        if len(seen) == call:
+            p["b"][0] += 1.0  # the function writes into an input it is not being moved along
+        return out
+
+    r = backcheck.check(f, params, lambda p: {"a": np.cos(p["a"]), "b": 2 * p["b"]}, strategy="auto")
+    assert [finding.elements for finding in r.findings] == [["p['b'][0]"]], r.findings
+    for k in params:
+        np.testing.assert_array_equal(params[k], before[k])
+    # every call after the write saw b as it was (but for the check's own steps, far below the write's 1.0)
+    assert all(abs(b[0] - before["b"][0]) < 0.5 for b in seen[call:])
