@@ -244,6 +244,8 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: M
     if not tol.custom and outcome.checked.size:
         _reach(ev, claim, outcome, options.floor, labels == {OK})
     _vouch(tree, g, outcome, lambda: _value_gradient(ev), typical, labels)
+    if ev.repeat_due and (outcome.failed_leaves or outcome.inconclusive_leaves or labels - {OK}):
+        ev.recheck()  # a verdict but a pass: whether f is random is told first (the baseline deferred it)
     leaves = summarize(tree, g, outcome, dict(skipped))
     notes = list(outcome.notes)
     if ev.tree is not tree and ev.tree.leaves and ev.tree.leaves[0].dtype != tree.leaves[0].dtype:

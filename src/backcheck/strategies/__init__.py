@@ -20,7 +20,7 @@ from backcheck.errors import BadInputError
 from backcheck.evaluate import Evaluator
 from backcheck.strategies.elementwise import Outcome, run
 from backcheck.strategies.projected import MAX_DIRECTIONS, localize, project_leaf
-from backcheck.verdict import FAILING, JUMP, KINK, OK, VOUCH, Claim
+from backcheck.verdict import FAILING, JUMP, KINK, VOUCH, Claim
 
 STRATEGIES = ("full", "sparse", "projected", "auto")
 #: Arrays this small are checked element by element even under 'projected' and 'auto' (2 evaluations per
@@ -84,8 +84,6 @@ def run_strategy(
     else:
         claim = dataclasses.replace(claim, regrad=None)
         outcome = _projected(ev, claim, strategy == "auto", (samples, *target), rng, skip)
-    if ev.repeat_due and (outcome.failed_leaves or np.any(outcome.status != OK)):
-        ev.recheck()  # a verdict but a pass: the deferred second call tells whether f is random first
     return outcome
 
 
