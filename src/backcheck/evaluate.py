@@ -65,6 +65,7 @@ class Evaluator:
         self.scale = 0.0
         self.out_dtype = np.dtype(np.float64)
         self._noise = 0.0  # measured noise of phi (numeric.noise), 0 until estimated
+        self.noise_quantum = 0.0  # the step phi moves in where the noise probe found it standing still
         #: measures the noise the first time :attr:`noise` is read (a check that needs it only to refine)
         self.noise_probe: Callable[[], float] | None = None
         #: arrays the function wrote into, with the elements, found at any evaluation (restored each time)

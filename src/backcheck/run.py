@@ -35,7 +35,7 @@ from backcheck.progress import Progress
 from backcheck.report import Curve, Finding, LeafReport, Report, summarize
 from backcheck.strategies import defers_repeat, resolve, run_strategy
 from backcheck.strategies.elementwise import Outcome
-from backcheck.strategies.sharp import sharpen, sharpen_low_precision
+from backcheck.strategies.sharp import coarse_inside, sharpen, sharpen_low_precision
 from backcheck.tree import Tree
 from backcheck.verdict import JUMP, NOISY, OK, VOUCH_FLOOR, Claim, Tolerance, bound, rms, typical_size, vouched
 
@@ -238,7 +238,7 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: M
     )
     if options.floor is not None:
         outcome.notes.extend(sharpen(ev, claim, outcome, options.floor))
-    elif np.finfo(ev.out_dtype).eps > 1e-10 and not tol.custom:
+    elif coarse_inside(ev) and not tol.custom:
         outcome.notes.extend(sharpen_low_precision(ev, claim, outcome, options.rng("sharp")))
     labels = set(outcome.status.tolist())  # the verdicts present (a mask for an absent one is never built)
     if not tol.custom and outcome.checked.size:

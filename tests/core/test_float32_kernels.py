@@ -146,3 +146,36 @@ def test_a_loss_value_tells_its_computed_dtype_as_an_array_of_one_does():
     # both answers occur for float64 outputs, so the comparison above could fail either way
     assert (np.dtype(np.float64), np.dtype(np.float32)) in answers
     assert (np.dtype(np.float64), np.dtype(np.float64)) in answers
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("name", sorted(KERNELS))
+def test_a_float64_loss_around_a_float32_kernel_is_judged_as_the_kernel(name, seed):
+    # the habit: a float32 model, its output cast to float64 for the loss; check() sees a float64 function whose
+    # noise is float32's rounding, and refines as it would a float32 one (no longer inconclusive everywhere)
+    fwd, bwd, make = KERNELS[name]
+    x, *rest = make(np.random.default_rng(seed), np.float64)
+    dout = np.random.default_rng(99).normal(size=np.shape(fwd(x, *rest)))
+
+    def loss(v):
+        return float(np.sum(np.asarray(fwd(v, *rest), dtype=np.float64) * dout))
+
+    def grad(k):  # (the kernels' own k scales another input's gradient for matmul)
+        return lambda v: k * np.asarray(bwd(dout, v, *rest)[0], dtype=np.float64)
+
+    right = backcheck.check(loss, x.copy(), grad(1.0))
+    assert right.ok, right
+    assert any("coarser than the float64 it returns" in note for note in right.notes), right.notes
+    assert backcheck.check(loss, x.copy(), grad(1 + 1e-2)).status == "fail"
+
+
+def test_an_oscillation_finer_than_the_step_is_no_float32_rounding():
+    # noise far above float32's rounding is no coarse dtype inside: refining at larger steps would average the
+    # oscillation away and call the right rule wrong
+    x = 1 + np.random.default_rng(0).random(5)
+    r = backcheck.check(
+        lambda p: float(np.sum(np.sin(p)) + 1e-4 * np.sum(np.sin(1e10 * p))),
+        x,
+        lambda p: np.cos(p) + 1e-4 * 1e10 * np.cos(1e10 * p),
+    )
+    assert r.status == "inconclusive", r

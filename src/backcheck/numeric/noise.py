@@ -88,8 +88,9 @@ def estimate_noise(ev: Evaluator, steps: np.ndarray, seed: int = 0, gradient: np
         keep = np.sort(rng.choice(idx.size, size=MAX_MOVED, replace=False))
         idx, h = idx[keep], h[keep]
     slopes = None if gradient is None else gradient[idx]
-    probes = [_probe(ev, idx, h, rng, slopes) for _ in range(2)]
-    return _combine([p for p in probes if p is not None])
+    probes = [p for p in (_probe(ev, idx, h, rng, slopes) for _ in range(2)) if p is not None]
+    ev.noise_quantum = max((q for _s, q, _k in probes), default=0.0)  # (a quantized phi: piecewise constant)
+    return _combine(probes)
 
 
 def element_noise(ev: Evaluator, i: int, step: float, slope: float | None = None, seed: int = 0) -> float:

@@ -32,6 +32,28 @@ LOW_PRECISION_SAMPLE = 512
 CONFIRMED = 8
 
 
+#: A float64 ``phi`` whose measured noise is this many times its float64 rounding computes in a coarser dtype
+#: inside (a float32 kernel whose result the loss casts to float64), and is refined as a float32 one is.
+COARSE_INSIDE = 1e4
+#: ... up to this many times float32's rounding of the outputs' size.
+FLOAT32_ROUNDING = 100.0
+
+
+def coarse_inside(ev: Evaluator) -> bool:
+    """Whether ``phi`` computes in float32 or coarser: it returns such a dtype, or its measured noise (measured
+    only where some difference could not be cleared on rounding) is far above float64's rounding, and no
+    quantum (a quantized ``phi`` is piecewise constant: no table makes a derivative of it)."""
+    if np.finfo(ev.out_dtype).eps > 1e-10:
+        return True
+    size = max(ev.scale, abs(ev.phi0))
+    noise = ev.noise_known
+    loud = noise > COARSE_INSIDE * float(np.finfo(np.float64).eps) * size
+    # ... and no louder than float32's rounding of a long computation: louder is no rounding (an oscillation
+    # finer than the step, whose average over larger steps is no derivative of f)
+    rounding = noise <= FLOAT32_ROUNDING * float(np.finfo(np.float32).eps) * size
+    return bool(loud and rounding and not ev.noise_quantum > 0)
+
+
 def sharpen_low_precision(ev: Evaluator, claim: Claim, outcome: Outcome, rng: np.random.Generator) -> list[str]:
     """Refine the ``ok`` elements of a check whose function computes in float32 or coarser, in place.
 
@@ -46,8 +68,9 @@ def sharpen_low_precision(ev: Evaluator, claim: Claim, outcome: Outcome, rng: np
     if not notes:
         return []
     sampled = f" (a random sample of {pos.size} of {whole})" if whole > pos.size else ""
+    where = ev.out_dtype if np.finfo(ev.out_dtype).eps > 1e-10 else "a dtype coarser than the float64 it returns"
     return [
-        f"{ev.fname} computes in {ev.out_dtype}, where one central difference resolves only a few percent of a "
+        f"{ev.fname} computes in {where}, where one central difference resolves only a few percent of a "
         f"gradient: elements were refined on a Richardson table{sampled} so that errors of "
         f"{LOW_PRECISION_FLOOR:.2g} of the gradient or more fail; " + notes[0]
     ]
