@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 import backcheck
+from backcheck.zoo import SMOOTH_LAYERS  # (d): smooth layers (no kinks, ties or jumps at their inputs)
 
 #: Set before numpy loads (the script runs itself again when they are not), so that BLAS uses one thread.
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -56,13 +57,6 @@ TINY_REPEATS = 200
 WARMUP = 20
 #: (c): parameters of the MLP loss.
 VECTOR_N = 10**4
-#: (d): smooth layers of the zoo (no kinks, ties or jumps at their inputs), checked in full mode.
-SMOOTH_LAYERS = (
-    "tanh", "sigmoid", "gelu", "softplus", "softmax", "log_softmax", "softmax_cross_entropy", "mse",
-    "bce_with_logits", "affine", "bilinear", "matmul", "batchnorm_train", "layernorm", "groupnorm",
-    "l2_normalize", "rnn_step", "gru_step", "attention", "exp", "log", "sqrt", "divide", "det", "inverse",
-    "solve", "frobenius_norm", "avgpool2d",
-)  # fmt: skip
 #: (d): only layers of this many elements (a few dozen) count.
 LAYER_SIZES = (10, 100)
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ import pytest
 
 import backcheck
 from backcheck.errors import BadInputError
-from backcheck.zoo import get
+from backcheck.zoo import SMOOTH_LAYERS, get
 
 
 def f(x):
@@ -69,13 +69,7 @@ def test_a_floor_is_a_relative_error_between_0_and_1(bad):
         backcheck.check(f, point(0), g, floor=bad)
 
 
-#: the zoo's smooth layers (no kinks, ties or jumps at their inputs), as benchmarks/scaling.py's target (d)
-SMOOTH = (
-    "tanh", "sigmoid", "gelu", "softplus", "softmax", "log_softmax", "softmax_cross_entropy", "mse",
-    "bce_with_logits", "affine", "bilinear", "matmul", "batchnorm_train", "layernorm", "groupnorm",
-    "l2_normalize", "rnn_step", "gru_step", "attention", "exp", "log", "sqrt", "divide", "det", "inverse",
-    "solve", "frobenius_norm", "avgpool2d",
-)  # fmt: skip
+SMOOTH = SMOOTH_LAYERS
 SEEDS = range(12)
 
 

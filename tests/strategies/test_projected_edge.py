@@ -6,7 +6,7 @@ import pytest
 
 import backcheck
 from backcheck.evaluate import Evaluator, Output
-from backcheck.strategies.projected import measure
+from backcheck.strategies.projected import Along, measure
 from backcheck.tree import Tree
 from backcheck.verdict import Tolerance
 
@@ -45,7 +45,7 @@ def test_the_shrunk_measurement_is_given_per_unit_of_the_direction_asked_for():
     ev = Evaluator(Tree(x0.copy(), "x"), f, Output.loss("f"), "f")
     ev.baseline()
     coef = np.full(4, 0.25)
-    m = measure(ev, np.full(4, 3.0), slice(0, 4), coef, Tolerance(None, None), (2.2e-16, 3.0))
+    m = measure(ev, Along(np.full(4, 3.0), slice(0, 4), Tolerance(None, None), (2.2e-16, 3.0)), coef)
     assert m.shrunk == 1 / 64 and not m.failed
     assert m.numeric == pytest.approx(3.0, rel=1e-9) and m.analytic == pytest.approx(3.0, rel=1e-12)
     assert np.array_equal(coef, np.full(4, 0.25))  # the caller's coefficients are given back

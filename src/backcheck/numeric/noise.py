@@ -71,7 +71,8 @@ def estimate_noise(ev: Evaluator, steps: np.ndarray, seed: int = 0, gradient: np
     passes one drawn from its ``"noise"`` stream (:meth:`backcheck.options.Options.rng`). Where ``phi`` stands
     still along a segment although ``gradient`` (the claimed one) says it should move, ``phi`` is quantized:
     the probe is taken again, wider, until the quantization shows, and its quantum ``q`` counts as noise of
-    ``q / sqrt(12)`` (the deviation of rounding to a grid of ``q``).
+    ``q / sqrt(12)`` (the deviation of rounding to a grid of ``q``); the quantum found is left in
+    ``ev.noise_quantum`` (0 when ``phi`` moved along both segments): a quantized ``phi`` is piecewise constant.
     """
     rng = np.random.default_rng(seed)  # the caller draws it from its own named stream
     # the noise of phi shows along any direction: on a large input, move a random subset of its elements only

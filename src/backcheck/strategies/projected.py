@@ -64,15 +64,21 @@ class Measurement:
         return abs(self.mismatch) > self.bound and not self.kinky
 
 
+@dataclass(frozen=True)
+class Along:
+    """What stays the same for every direction over one run of an array's elements: the elements ``idx``, the
+    claimed gradient there ``gs``, the tolerance, ``scales`` (the analytic dtype's machine epsilon and the array's
+    typical gradient) and ``wide`` (the same backward pass run in float64, see :func:`measure_once`)."""
+
+    gs: np.ndarray
+    idx: slice
+    tol: Tolerance
+    scales: tuple[float, float]
+    wide: np.ndarray | None = None
+
+
 def measure(
-    ev: Evaluator,
-    gs: np.ndarray,
-    idx: slice,
-    coef: np.ndarray,
-    tol: Tolerance,
-    scales: tuple[float, float],
-    moments: tuple[float, float, float] | None = None,
-    wide: np.ndarray | None = None,
+    ev: Evaluator, along: Along, coef: np.ndarray, moments: tuple[float, float, float] | None = None
 ) -> Measurement:
     """:func:`measure_once`; a direction that leaves f's domain (a log barrier near its edge: NaN or inf at a
     step) is shrunk by ``EDGE_SHRINK``, up to ``EDGE_RETRIES`` times, as an element's step is. The result is
@@ -81,14 +87,14 @@ def measure(
     shrink = 1.0
     for _ in range(EDGE_RETRIES):
         try:
-            m = measure_once(ev, gs, idx, coef, tol, scales, moments, wide)
+            m = measure_once(ev, along, coef, moments)
             break
         except NonFiniteError:
             coef /= EDGE_SHRINK
             shrink /= EDGE_SHRINK
             moments = None if moments is None else tuple(v / EDGE_SHRINK for v in moments)  # linear in coef
     else:
-        m = measure_once(ev, gs, idx, coef, tol, scales, moments, wide)  # still not finite: the error names it
+        m = measure_once(ev, along, coef, moments)  # still not finite: the error names it
     if shrink == 1.0:
         return m
     coef /= shrink
@@ -96,25 +102,19 @@ def measure(
 
 
 def measure_once(
-    ev: Evaluator,
-    gs: np.ndarray,
-    idx: slice,
-    coef: np.ndarray,
-    tol: Tolerance,
-    scales: tuple[float, float],
-    moments: tuple[float, float, float] | None = None,
-    wide: np.ndarray | None = None,
+    ev: Evaluator, along: Along, coef: np.ndarray, moments: tuple[float, float, float] | None = None
 ) -> Measurement:
-    """Difference along ``x + t * coef`` (on elements ``idx``, gradient ``gs`` there) at ``t = 1`` and, if
-    doubtful, ``t = 1/2``.
+    """Difference along ``x + t * coef`` (on the elements ``along.idx``, gradient ``along.gs`` there) at ``t = 1``
+    and, if doubtful, ``t = 1/2``.
 
-    ``scales``: the analytic dtype's machine epsilon and the typical gradient of the array. ``moments``: ``sum
+    ``moments``: ``sum
     |g c|``, ``|g c|_2`` and ``|c|_2`` when the caller knows them (a large array's expected values, see
-    :func:`_moments`); else they are summed here. ``wide``: the same backward pass run in float64 (a
+    :func:`_moments`); else they are summed here. ``along.wide``: the same backward pass run in float64 (a
     low-precision gradient against float64 numerics): the formula is then judged at float64's resolution, and
     the gradient's own rounding along the direction, ``|<g - g_wide, v>|``, measured and added to the bound
     (a value computed with cancellation carries rounding far above its dtype's resolution).
     """
+    gs, idx, tol, wide = along.gs, along.idx, along.tol, along.wide
 
     def at(t: float) -> tuple[float, float, float, float]:
         with lend(coef.size) as d0, lend(coef.size) as d1:
@@ -126,7 +126,7 @@ def measure_once(
         rounding = 0.0 if wide is None else abs(analytic - formula)
         return numeric, analytic, gap, rounding
 
-    grad_eps, typical = scales
+    grad_eps, typical = along.scales
     if wide is not None:
         grad_eps = float(np.finfo(np.float64).eps)
     if moments is None:
@@ -246,7 +246,7 @@ def project_leaf(
     sl = slice(leaf.offset, leaf.offset + leaf.size)
     g, h = claim.g[sl], claim.steps[sl]
     wide = None if claim.g_wide is None else claim.g_wide[sl]
-    grad_eps, typical = float(claim.grad_eps[leaf.offset]), float(claim.rms[leaf.offset])
+    along = Along(g, sl, claim.tol, (float(claim.grad_eps[leaf.offset]), float(claim.rms[leaf.offset])), wide)
     results: list[Measurement] = []
     failure = None
     wanted = count or 1
@@ -257,7 +257,7 @@ def project_leaf(
         moments = _moments(buffer, h, k, scale) if leaf.size >= MOMENTS_FROM else None
         while len(results) < wanted:
             coef = direction(rng, hc, buffer)
-            m = measure(ev, g, sl, coef, claim.tol, (grad_eps, typical), moments, wide)
+            m = measure(ev, along, coef, moments)
             results.append(m)
             if m.failed and failure is None:
                 failure = coef / h
@@ -292,15 +292,9 @@ def localize(ev: Evaluator, claim: Claim, leaf: Leaf, weights: np.ndarray, root:
         sub = slice(offset + lo, offset + hi)
         ws = w[lo:hi]
         norm = float(np.linalg.norm(ws))
-        return measure(
-            ev,
-            g[offset + lo : offset + hi],
-            sub,
-            steps[offset + lo : offset + hi] * ws / norm,
-            claim.tol,
-            (float(claim.grad_eps[offset]), float(claim.rms[offset])),
-            wide=None if claim.g_wide is None else claim.g_wide[offset + lo : offset + hi],
-        )
+        wide = None if claim.g_wide is None else claim.g_wide[sub]
+        along = Along(g[sub], sub, claim.tol, (float(claim.grad_eps[offset]), float(claim.rms[offset])), wide)
+        return measure(ev, along, steps[sub] * ws / norm)
 
     out = Localized([], {}, {}, {}, True)
     tests, budget = 0, 8 * MAX_LOCALIZED * max(1, math.ceil(math.log2(max(size, 2))))
@@ -347,4 +341,4 @@ def _judge_one(ev: Evaluator, claim: Claim, i: int, out: Localized) -> None:
         out.status[int(i)] = st
 
 
-__all__ = ["MAX_LOCALIZED", "OK", "detectable_size", "directions_needed", "localize", "project_leaf"]
+__all__ = ["MAX_LOCALIZED", "OK", "Along", "detectable_size", "directions_needed", "localize", "project_leaf"]

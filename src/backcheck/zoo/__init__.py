@@ -66,6 +66,14 @@ register(LAYERS)
 for _apart in (EDGE_LAYERS, FLOAT32_LAYERS, HABIT_LAYERS, JUMP_LAYERS, CANCELLATION_LAYERS):
     register(_apart)
 _ORDINARY = frozenset(layer.name for layer in LAYERS)
+#: Names of the layers of ``LAYERS`` that are smooth at their inputs (no kinks, ties, jumps or random draws):
+#: those whose correct backward a check must pass at any floor, and whose cost is about 2N evaluations.
+SMOOTH_LAYERS: tuple[str, ...] = (
+    "tanh", "sigmoid", "gelu", "softplus", "softmax", "log_softmax", "softmax_cross_entropy", "mse",
+    "bce_with_logits", "affine", "bilinear", "matmul", "batchnorm_train", "layernorm", "groupnorm",
+    "l2_normalize", "rnn_step", "gru_step", "attention", "exp", "log", "sqrt", "divide", "det", "inverse",
+    "solve", "frobenius_norm", "avgpool2d",
+)  # fmt: skip
 
 
 def names() -> list[str]:
@@ -81,6 +89,7 @@ __all__ = [
     "JUMP_LAYERS",
     "LAYERS",
     "MODELS",
+    "SMOOTH_LAYERS",
     "Bug",
     "Layer",
     "Model",
