@@ -34,7 +34,7 @@ from backcheck.refinement import NEAR_FLOOR
 from backcheck.scratch import lend
 from backcheck.strategies.elementwise import run
 from backcheck.tree import Leaf
-from backcheck.verdict import FAILING, JUMP, KINK, OK, RES_FACTOR, SAFETY, Claim, Tolerance, bound, is_kink, rms
+from backcheck.verdict import FAILING, JUMP, KINK, RES_FACTOR, SAFETY, Claim, Tolerance, bound, is_kink, rms
 
 #: ``P(|<e, v>| <= B) <= SMALL_BALL * B / rms(e)`` for one direction (see the module docstring).
 SMALL_BALL = math.sqrt(2.0 / 3.0)
@@ -341,4 +341,4 @@ def _judge_one(ev: Evaluator, claim: Claim, i: int, out: Localized) -> None:
         out.status[int(i)] = st
 
 
-__all__ = ["MAX_LOCALIZED", "OK", "Along", "detectable_size", "directions_needed", "localize", "project_leaf"]
+__all__ = ["MAX_LOCALIZED", "Along", "detectable_size", "directions_needed", "localize", "measure", "project_leaf"]
