@@ -8,6 +8,7 @@ mask at ``x + h`` and ``x - h``, and the same mask in the gradient function as i
 from __future__ import annotations
 
 import functools
+import random
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 
 _LEGACY = object()  # marker for numpy's global RandomState
+_PYTHON = object()  # marker for the random module's global generator (random.random() and friends)
 _TORCH = object()  # marker for torch's default CPU generator
 
 
@@ -24,9 +26,10 @@ class FrozenRandom:
     Parameters
     ----------
     generators : iterable
-        ``numpy.random.Generator``, ``numpy.random.RandomState`` or ``torch.Generator`` objects.
+        ``numpy.random.Generator``, ``numpy.random.RandomState``, ``random.Random`` or ``torch.Generator``
+        objects.
     legacy : bool
-        Also freeze numpy's global state (``np.random.rand`` and friends).
+        Also freeze numpy's global state (``np.random.rand`` and friends) and the ``random`` module's.
     torch : bool or None
         Also freeze torch's default generator; None: when torch is already imported.
     """
@@ -39,7 +42,7 @@ class FrozenRandom:
                 seen.add(id(g))
                 self.items.append(g)
         if legacy:
-            self.items.append(_LEGACY)
+            self.items.extend((_LEGACY, _PYTHON))
         if torch or (torch is None and "torch" in sys.modules):
             self.items.append(_TORCH)
         self.states = [_get_state(g) for g in self.items]
@@ -64,6 +67,8 @@ class FrozenRandom:
             names.append(
                 "numpy's global state"
                 if g is _LEGACY
+                else "the random module's"
+                if g is _PYTHON
                 else "torch's default generator"
                 if g is _TORCH
                 else type(g).__name__
@@ -144,6 +149,8 @@ def find_generators(*fns: Any, depth: int = 3) -> list[Any]:
 def _is_generator(obj: Any) -> bool:
     if isinstance(obj, (np.random.Generator, np.random.RandomState)):
         return True
+    if isinstance(obj, random.Random):
+        return not isinstance(obj, random.SystemRandom)  # the OS's entropy has no state to replay
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(obj, torch.Generator)
 
@@ -151,19 +158,27 @@ def _is_generator(obj: Any) -> bool:
 def _get_state(g: Any) -> Any:
     if g is _LEGACY:
         return np.random.get_state()
+    if g is _PYTHON:
+        return random.getstate()
     if g is _TORCH:
         return sys.modules["torch"].get_rng_state()
     if isinstance(g, np.random.Generator):
         return g.bit_generator.state
+    if isinstance(g, random.Random):
+        return g.getstate()
     return g.get_state()
 
 
 def _set_state(g: Any, state: Any) -> None:
     if g is _LEGACY:
         np.random.set_state(state)
+    elif g is _PYTHON:
+        random.setstate(state)
     elif g is _TORCH:
         sys.modules["torch"].set_rng_state(state)
     elif isinstance(g, np.random.Generator):
         g.bit_generator.state = state
+    elif isinstance(g, random.Random):
+        g.setstate(state)
     else:
         g.set_state(state)

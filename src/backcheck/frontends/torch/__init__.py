@@ -141,6 +141,7 @@ def check(
     forward_mode: bool | None = None,
     vectorized: bool | str = "auto",
     curves: bool = False,
+    random: str = "auto",
     **kwargs: Any,
 ) -> Report:
     """Check torch autograd's gradient of ``fn`` (including custom Functions inside it) by finite differences.
@@ -168,6 +169,12 @@ def check(
         their own storage again, bit for bit unchanged, also when ``fn`` raises.
     strategy, samples, atol, rtol, step, seed, curves
         As in :func:`backcheck.check`.
+    random : {'auto', 'freeze', 'error'}
+        A random function (dropout, sampling): 'auto' checks it again, once it is seen to be random, with the
+        same random stream replayed at every call (torch's and numpy's global generators, the ``random``
+        module's, and the generators ``fn``, its arguments and its module reach); 'freeze' replays from the
+        start; 'error' raises :class:`~backcheck.errors.NondeterministicError`. The report's notes say when
+        a stream was replayed.
     numeric_dtype : {'auto', 'native', 'float64', 'float32', 'float16'} or torch.dtype
         The dtype of the numeric side. 'auto' tries float64 and falls back to the inputs' own dtype when
         ``fn`` raises or returns another dtype (report.notes says so). The analytic gradient is always
@@ -200,7 +207,9 @@ def check(
     """
     torch = torch_module()
     knobs = _knobs(
-        dict(strategy=strategy, samples=samples, atol=atol, rtol=rtol, step=step, seed=seed, curves=curves),
+        dict(
+            strategy=strategy, samples=samples, atol=atol, rtol=rtol, step=step, seed=seed, curves=curves, random=random
+        ),
         dout,
         numeric_dtype,
         vectorized,
@@ -232,6 +241,7 @@ def check_function(
     forward_mode: bool | None = None,
     vectorized: bool | str = "auto",
     curves: bool = False,
+    random: str = "auto",
     **kwargs: Any,
 ) -> Report:
     """Check a custom ``torch.autograd.Function``: its ``backward`` and, if it has one, its ``jvp``.
@@ -245,7 +255,7 @@ def check_function(
         The point (see :func:`check`).
     forward_mode : bool, optional
         Check the ``jvp`` too (leaves ``jvp:<name>``). Default: when the Function defines ``jvp``.
-    dout, strategy, samples, atol, rtol, step, seed, numeric_dtype, vectorized, curves
+    dout, strategy, samples, atol, rtol, step, seed, numeric_dtype, vectorized, curves, random
         As in :func:`check`.
 
     Returns
@@ -287,7 +297,9 @@ def check_function(
         "finite differences."
     )
     knobs = _knobs(
-        dict(strategy=strategy, samples=samples, atol=atol, rtol=rtol, step=step, seed=seed, curves=curves),
+        dict(
+            strategy=strategy, samples=samples, atol=atol, rtol=rtol, step=step, seed=seed, curves=curves, random=random
+        ),
         dout,
         numeric_dtype,
         vectorized,
@@ -313,6 +325,7 @@ def check_module(
     numeric_dtype: Any = "auto",
     vectorized: bool | str = "auto",
     curves: bool = False,
+    random: str = "auto",
     **kwargs: Any,
 ) -> Report:
     """Check an ``nn.Module``'s gradients for its inputs and its parameters, by the parameters' own names.
@@ -327,7 +340,7 @@ def check_module(
     *inputs, **kwargs
         The point, as ``module`` takes it; float inputs are checked too (those with ``requires_grad``, or all
         when none has it).
-    dout, strategy, samples, atol, rtol, step, seed, numeric_dtype, vectorized, curves
+    dout, strategy, samples, atol, rtol, step, seed, numeric_dtype, vectorized, curves, random
         As in :func:`check`; vectorization uses ``torch.func.functional_call``.
 
     Returns
@@ -351,7 +364,9 @@ def check_module(
             "for a function use backcheck.torch.check(fn, *inputs).",
         )
     knobs = _knobs(
-        dict(strategy=strategy, samples=samples, atol=atol, rtol=rtol, step=step, seed=seed, curves=curves),
+        dict(
+            strategy=strategy, samples=samples, atol=atol, rtol=rtol, step=step, seed=seed, curves=curves, random=random
+        ),
         dout,
         numeric_dtype,
         vectorized,

@@ -19,7 +19,7 @@ import numpy as np
 import backcheck.frontends.torch._analytic as side
 from backcheck.calls import call_user, require_callable
 from backcheck.contract import Analytic, Contract, Section
-from backcheck.errors import BadInputError, NonFiniteError
+from backcheck.errors import BadInputError, NondeterministicError, NonFiniteError
 from backcheck.evaluate import Output
 from backcheck.findings import mutation_finding
 from backcheck.frontends.common import AUTO_MIN_ELEMENTS, JVP_PREFIX, CachedEvaluator
@@ -35,6 +35,7 @@ from backcheck.frontends.torch._setup import (
 from backcheck.frontends.torch._tensors import BFLOAT16_EPS, dtype_name, np_dtype, own_storage, parts, real_of
 from backcheck.frontends.torch._vmap import prefetch
 from backcheck.options import Options
+from backcheck.randomness import FrozenRandom, find_generators
 from backcheck.report import Finding, Report
 from backcheck.run import run
 from backcheck.strategies import defers_repeat
@@ -95,17 +96,43 @@ def check_torch(target: Target, knobs: Knobs) -> Report:
             "forward_mode=True checks the inputs' jvp; it does not support params.",
             "check the parameters with forward_mode=False.",
         )
+    random, found = knobs.options.random, (slots, pslots, consts, module)
+    try:
+        return _check_session(target, knobs, found, _frozen(target) if random == "freeze" else None)
+    except NondeterministicError:
+        if random != "auto":
+            raise
+        # random (dropout, sampling): checked again with the same random stream at every call
+        return _check_session(target, knobs, found, _frozen(target))
+
+
+def _frozen(target: Target) -> FrozenRandom:
+    """torch's and numpy's global generators, and every generator ``fn`` or its arguments reach, frozen."""
+    reach = (target.fn, *target.args, *target.kwargs.values(), target.params, target.module)
+    return FrozenRandom(find_generators(*reach), legacy=True, torch=True)
+
+
+def _check_session(target: Target, knobs: Knobs, found: tuple[Any, ...], frozen: FrozenRandom | None) -> Report:
+    """One check of ``target`` with its random streams replayed at every call when ``frozen`` is given."""
+    slots, pslots, consts, module = found
     sess = Session(target.fn, target.args, target.kwargs, slots + pslots)
     sess.fname = target.title
     sess.module = module if module is not None and module is target.module else None
     sess.set_consts([*consts, *target.consts])
+    sess.frozen = frozen
     try:
         contract, grad_eps = _contract(sess, target, knobs)
         report = run(contract, knobs.options)
         alone = [run(c, knobs.options) for c in _alone_contracts(sess, contract, knobs, grad_eps)]
     finally:
         sess.restore()
-    return _merge(report, alone) if alone else report
+    report = _merge(report, alone) if alone else report
+    if frozen is not None:
+        report.notes.append(
+            f"{target.title} is random; every evaluation replayed the same random stream ({frozen.describe()}), "
+            "so the check is of the function with that stream fixed (for example one dropout mask)."
+        )
+    return report
 
 
 def _contract(sess: Session, target: Target, knobs: Knobs) -> tuple[Contract, np.ndarray | None]:
@@ -160,6 +187,11 @@ def _vmap_plan(sess: Session, tree: Tree, knobs: Knobs) -> tuple[bool, str]:
     """Whether to try torch.func.vmap for the first differences, and a note when asked for and impossible."""
     if not knobs.vectorized:
         return False, ""
+    if sess.frozen is not None:  # a random stream replayed at every call: one call at a time
+        return False, (
+            "the function is random and its random stream is replayed at every call, which vmap's batches would"
+            " not do; the function was evaluated one point at a time."
+        ) if knobs.vectorized is True else ""
     if sess.params and sess.module is None:
         if knobs.vectorized is True:
             return False, (

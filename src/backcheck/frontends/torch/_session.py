@@ -17,6 +17,7 @@ import numpy as np
 from backcheck.errors import GradientStructureError
 from backcheck.frontends.common import VectorizeError
 from backcheck.frontends.torch._tensors import Slot, Swap, cast, flatten, laid_out, parts, torch_module
+from backcheck.randomness import FrozenRandom
 from backcheck.tree import Tree
 
 if TYPE_CHECKING:
@@ -57,6 +58,8 @@ class Session:
         self.out_names: list[str] = []
         self.part_names: list[str] = []
         self.part_shapes: list[tuple[int, ...]] = []
+        #: the random streams replayed before every call of ``fn`` (a random function, checked with one stream)
+        self.frozen: FrozenRandom | None = None
 
     def set_consts(self, consts: Sequence[torch.Tensor]) -> None:
         self.const_swap = Swap(consts)
@@ -138,6 +141,8 @@ class Session:
 
     def call(self, by_slot: Mapping[Any, Any]) -> Any:
         args, kwargs = self.args_with(by_slot)
+        if self.frozen is not None:
+            self.frozen.restore()
         return self.fn(*args, **kwargs)
 
     # -- outputs ---------------------------------------------------------------------------------------------
@@ -166,8 +171,9 @@ class Session:
         assert real is not None
         with torch.enable_grad():
             tensors = [
-                (laid_out(self.assemble(s, ps, real), s.tensor) if s.kind == "input" else self.assemble(s, ps, real))
-                .requires_grad_(True)
+                (
+                    laid_out(self.assemble(s, ps, real), s.tensor) if s.kind == "input" else self.assemble(s, ps, real)
+                ).requires_grad_(True)
                 for s, ps in zip(self.slots, self.split(list(current.values())), strict=True)
             ]
             self.param_swap.set([t for s, t in zip(self.slots, tensors, strict=True) if s.kind == "param"])
