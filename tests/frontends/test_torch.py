@@ -190,6 +190,39 @@ def test_half_precision_no_false_alarm(name: str, dtype: torch.dtype) -> None:
     assert bt.check_function(WrongSign, _r(_gen(3), 5, dtype=dtype)).status == "fail"
 
 
+class ScaledSin(torch.autograd.Function):
+    """sin whose backward is ``scale`` times too large."""
+
+    scale = 1.0
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.sin(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return torch.cos(x) * g * ScaledSin.scale
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_outputs_of_a_float64_numeric_side_stay_float64(dtype: torch.dtype) -> None:
+    # a bfloat16 function's outputs enter the numeric side as float16 only when they are bfloat16: the float64
+    # run's outputs stay float64, so the numeric side is float64 and a right rule passes, vouched by the float64
+    # run of the backward; a rule 3% off fails
+    x = _r(_gen(4), 3, 4, dtype=dtype)
+    report = bt.check(torch.sin, x)
+    assert report.ok, str(report)
+    assert not any("evaluated in float32" in n for n in report.notes), report.notes
+    assert any("numeric side was evaluated in float64" in n for n in report.notes), report.notes
+    ScaledSin.scale = 1.03
+    try:
+        assert bt.check(ScaledSin.apply, x).status == "fail"
+    finally:
+        ScaledSin.scale = 1.0
+
+
 def test_gradcheck_and_backcheck_both_fail_a_wrong_backward() -> None:
     x = _r(_gen(0), 5)
     assert not bt.check_function(WrongSign, x).ok

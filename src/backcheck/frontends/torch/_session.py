@@ -156,9 +156,14 @@ class Session:
         return [t for (_, t), keep in zip(flat, self.out_mask, strict=True) if keep]
 
     def output_parts(self, out: Any) -> list[np.ndarray]:
-        """The checked outputs as numpy arrays; bfloat16 ones as float16, whose rounding is nearer theirs."""
-        half = self.half_outputs
-        return [p for k, t in enumerate(self.float_outputs(out)) for p in parts(t, np.float16 if k in half else None)]
+        """The checked outputs as numpy arrays; bfloat16 ones as float16, whose rounding is nearer theirs (an
+        output the numeric side computes in a wider dtype keeps it)."""
+        half, bf16 = self.half_outputs, self.torch.bfloat16
+        return [
+            p
+            for k, t in enumerate(self.float_outputs(out))
+            for p in parts(t, np.float16 if k in half and t.dtype == bf16 else None)
+        ]
 
     # -- the numeric side ------------------------------------------------------------------------------------
     def numeric_call(self, current: Mapping[str, np.ndarray]) -> list[np.ndarray]:
