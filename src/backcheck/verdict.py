@@ -30,6 +30,9 @@ from backcheck.evaluate import Evaluator
 from backcheck.numeric.grad import NOISE_FACTOR, roundoff
 from backcheck.numeric.noise import element_noise
 
+#: Units of the native dtype's epsilon, of the element itself, granted to the float64 run of a low-precision
+#: gradient function (see :func:`wide_resolution`): the rounding of native-dtype constants it still carries.
+NATIVE_GRANT = 4.0
 #: Multiple of the estimated error beyond which a difference is called a mismatch.
 SAFETY = 4.0
 #: Machine epsilons of resolution granted to the analytic gradient.
@@ -220,6 +223,25 @@ def _cancellation(size: np.ndarray, typical: np.ndarray) -> np.ndarray:
 def resolution(analytic: np.ndarray, numeric: np.ndarray, eps: float, leaf_rms: np.ndarray) -> np.ndarray:
     """How finely an analytic value of this dtype can be trusted."""
     return RES_FACTOR * eps * (np.maximum(np.abs(analytic), np.abs(numeric)) + leaf_rms)
+
+
+def wide_resolution(
+    analytic: np.ndarray, numeric: np.ndarray, native_eps: np.ndarray | float, leaf_rms: np.ndarray
+) -> np.ndarray:
+    """How finely the float64 run of a low-precision gradient function can be trusted: float64's resolution, and
+    the native dtype's (``native_eps``) of the element itself: a gradient function whose constants are in the
+    native dtype (float32 data in a closure, ``X[i] * count`` rounded in float32) carries their rounding into its
+    float64 run. An element tiny beside its tensor's typical gradient is still judged far below the native
+    resolution of the tensor (an error 1e-8 of the largest element, 10 times the element itself, fails)."""
+    size = np.maximum(np.abs(analytic), np.abs(numeric))
+    return RES_FACTOR * float(np.finfo(np.float64).eps) * (size + leaf_rms) + native_grant(native_eps) * size
+
+
+def native_grant(native_eps: Any) -> Any:
+    """The relative rounding granted to native-dtype constants in a float64 run (:func:`wide_resolution`):
+    ``NATIVE_GRANT`` epsilons, at most half of what a pass must see once ``SAFETY`` multiplies it (bfloat16's
+    four epsilons would leave no verdict possible)."""
+    return np.minimum(NATIVE_GRANT * native_eps, VOUCH / (2 * SAFETY))
 
 
 def allowance(

@@ -34,7 +34,19 @@ from backcheck.refinement import NEAR_FLOOR
 from backcheck.scratch import lend
 from backcheck.strategies.elementwise import run
 from backcheck.tree import Leaf
-from backcheck.verdict import FAILING, JUMP, KINK, RES_FACTOR, SAFETY, Claim, Tolerance, bound, is_kink, rms
+from backcheck.verdict import (
+    FAILING,
+    JUMP,
+    KINK,
+    RES_FACTOR,
+    SAFETY,
+    Claim,
+    Tolerance,
+    bound,
+    is_kink,
+    native_grant,
+    rms,
+)
 
 #: ``P(|<e, v>| <= B) <= SMALL_BALL * B / rms(e)`` for one direction (see the module docstring).
 SMALL_BALL = math.sqrt(2.0 / 3.0)
@@ -127,8 +139,9 @@ def measure_once(
         return numeric, analytic, gap, rounding
 
     grad_eps, typical = along.scales
-    if wide is not None:
-        grad_eps = float(np.finfo(np.float64).eps)
+    native = 0.0
+    if wide is not None:  # float64's resolution, and the native dtype's of each element (verdict.wide_resolution)
+        native, grad_eps = grad_eps, float(np.finfo(np.float64).eps)
     if moments is None:
         gc = gs * coef
         l2 = math.sqrt(float(np.dot(gc, gc)))
@@ -138,7 +151,7 @@ def measure_once(
     n1, a1, gap1, rounding1 = at(1.0)
     # the analytic side's rounding: of the product itself, and of gradients of the typical size (an array
     # whose true gradient is zero still carries rounding of its neighbours' size)
-    res = RES_FACTOR * grad_eps * (abs(a1) + l2 + typical * norm)
+    res = RES_FACTOR * grad_eps * (abs(a1) + l2 + typical * norm) + float(native_grant(native)) * l2
     if tol.custom:
         return Measurement(n1 - a1, float(tol.allowed(n1)), n1, a1)
     eps_out = float(np.finfo(ev.out_dtype).eps)
