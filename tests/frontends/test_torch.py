@@ -190,20 +190,21 @@ def test_half_precision_no_false_alarm(name: str, dtype: torch.dtype) -> None:
     assert bt.check_function(WrongSign, _r(_gen(3), 5, dtype=dtype)).status == "fail"
 
 
-class ScaledSin(torch.autograd.Function):
-    """sin whose backward is ``scale`` times too large."""
+def _scaled_sin(scale: float) -> type[torch.autograd.Function]:
+    """sin whose backward is ``scale`` times the derivative."""
 
-    scale = 1.0
+    class ScaledSin(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return torch.sin(x)
 
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return torch.sin(x)
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return torch.cos(x) * g * scale
 
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        return torch.cos(x) * g * ScaledSin.scale
+    return ScaledSin
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
@@ -216,11 +217,7 @@ def test_half_precision_outputs_of_a_float64_numeric_side_stay_float64(dtype: to
     assert report.ok, str(report)
     assert not any("evaluated in float32" in n for n in report.notes), report.notes
     assert any("numeric side was evaluated in float64" in n for n in report.notes), report.notes
-    ScaledSin.scale = 1.03
-    try:
-        assert bt.check(ScaledSin.apply, x).status == "fail"
-    finally:
-        ScaledSin.scale = 1.0
+    assert bt.check(_scaled_sin(1.03).apply, x).status == "fail"
 
 
 def test_gradcheck_and_backcheck_both_fail_a_wrong_backward() -> None:
@@ -260,16 +257,7 @@ class MatMulOneWrong(MatMul):
         return g @ w.T, gw
 
 
-class WrongSign(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return torch.sin(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        return -torch.cos(x) * g
+WrongSign = _scaled_sin(-1.0)
 
 
 class SumSquaresMean(torch.autograd.Function):
