@@ -277,26 +277,40 @@ def test_backward_returning_the_wrong_number_of_input_gradients_is_named() -> No
         def backward(self, dout: np.ndarray) -> Any:
             return super().backward(dout)[0]
 
+    class Pair(TwoInputs):  # two float inputs, one gradient returned
+        def forward(self, x: np.ndarray, s: np.ndarray) -> np.ndarray:
+            return super().forward(x * s, np.array([0, 3, 1, 2, 3]))
+
+        def backward(self, dout: np.ndarray) -> Any:
+            return super().backward(dout)[0]
+
     x, y = np.random.default_rng(9).normal(size=(5, 3)), np.array([0, 3, 1, 2, 3])
-    with pytest.raises(GradientStructureError, match=r"One\.backward returned a ndarray for 2 inputs \(x, y\)"):
-        backcheck.check_object(One(), x, y)
+    report = backcheck.check_object(One(), x, y)  # one float input: the bare gradient is x's
+    assert report.ok and [leaf.name for leaf in report.leaves] == ["x", "W"], str(report)
+    with pytest.raises(GradientStructureError, match=r"Pair\.backward returned a ndarray for 2 inputs \(x, s\)"):
+        backcheck.check_object(Pair(), x, np.ones((5, 3)))
 
 
-def test_no_parameters_needs_saying_so() -> None:
+def test_no_parameters_checks_the_inputs_with_a_note() -> None:
     class Relu:
         def forward(self, x: np.ndarray) -> np.ndarray:
             self.mask = x > 0
-            return x * self.mask
+            self.out = x * self.mask  # a float activation kept by forward: state, not a parameter
+            return self.out
 
         def backward(self, g: np.ndarray) -> np.ndarray:
             return g * self.mask
 
+    class WrongRelu(Relu):
+        def backward(self, g: np.ndarray) -> np.ndarray:
+            return g
+
     x = np.array([[-1.0, 0.5], [2.0, -0.3]])
-    with pytest.raises(BadInputError, match="found no parameters on Relu") as info:
-        backcheck.check_object(Relu(), x)
-    assert "params=()" in (info.value.hint or "")
-    report = backcheck.check_object(Relu(), x, params=())
-    assert report.ok and [leaf.name for leaf in report.leaves] == ["x"]
+    for params in (None, ()):
+        report = backcheck.check_object(Relu(), x, params=params)
+        assert report.ok and [leaf.name for leaf in report.leaves] == ["x"], str(report)
+    assert any("found no parameters on Relu" in n for n in backcheck.check_object(Relu(), x).notes)
+    assert failing(backcheck.check_object(WrongRelu(), x)) == {"x"}
 
 
 def test_readme_block_names_the_bias(capsys: pytest.CaptureFixture[str]) -> None:

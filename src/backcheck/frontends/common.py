@@ -4,6 +4,7 @@ evaluated in batches (vmap) before a strategy asks for them. Framework-free: num
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -207,3 +208,73 @@ def _fingerprint(coef: np.ndarray) -> bytes:
     """A short digest of a direction's coefficients: a strided sample, its size and its sum."""
     stride = max(1, coef.size // FINGERPRINT)
     return coef[::stride].tobytes() + np.array([coef.size, float(np.sum(coef))]).tobytes()
+
+
+#: A float64 run of a backward pass stands in for the native one's formula only where the two differ by less
+#: than this many times the native dtype's rounding (of the gradient's largest element, or of unit-sized
+#: intermediates: a confident softmax's ``p - 1`` is a small difference of values near 1) or of its measured
+#: spread; more is another computation (a backward that takes another path for float64).
+WIDE_AGREEMENT = 16.0
+
+
+def wide_disagreement(tree: Tree, g: np.ndarray, wide: np.ndarray, eps: np.ndarray, spread: Any = None) -> str:
+    """Why the float64 run ``wide`` of the backward pass cannot stand in for the native gradient ``g``'s
+    formula ('' when it can): per tensor, their gap against the native rounding (``eps`` per element, and the
+    measured ``spread`` of the native result when every input moves by a unit in the last place)."""
+    for leaf in tree.leaves:
+        sl = slice(leaf.offset, leaf.offset + leaf.size)
+        if not leaf.size:
+            continue
+        scale = max(float(np.max(np.abs(wide[sl]))), 1.0)
+        gap = float(np.max(np.abs(g[sl] - wide[sl])))
+        moved = 0.0 if spread is None else float(np.max(spread[sl]))
+        allowed = WIDE_AGREEMENT * max(moved, float(eps[leaf.offset]) * scale)
+        if not gap <= allowed:
+            return (
+                f"the float64 run of the backward pass differs from its own-dtype result for {leaf.name} by "
+                f"{gap:.3g}, more than the own-dtype result's rounding ({allowed / WIDE_AGREEMENT:.3g}): the gradient "
+                "is judged at its own dtype's resolution, not through the float64 run."
+            )
+    return ""
+
+
+# -- the inputs of a layer (check_layer, check_object) -------------------------------------------------------
+def float_input(x: Any) -> bool:
+    return isinstance(x, float) or (isinstance(x, (np.ndarray, np.generic)) and np.asarray(x).dtype.kind == "f")
+
+
+def float_list(x: Any) -> bool:
+    """A list or tuple of float arrays (``forward(X)`` with ``X = [a, b]``): one input, differentiated whole."""
+    return (
+        isinstance(x, (list, tuple))
+        and len(x) > 0
+        and all(isinstance(v, np.ndarray) and v.dtype.kind == "f" for v in x)
+    )
+
+
+def python_float(x: Any) -> bool:
+    """A bare Python float (not np.float64, not a 0-d array): a hyperparameter unless backward claims it."""
+    return type(x) is float
+
+
+#: Values passed to every evaluation as they are (immutable, or random generators the check replays).
+_SHARED = (int, float, complex, bool, str, bytes, type(None), np.generic)
+
+
+def mutable_input(x: Any) -> bool:
+    """A config dict, list or object that ``forward`` may write into (not an array, not a generator)."""
+    from backcheck.randomness import _is_generator
+
+    return not (isinstance(x, (*_SHARED, np.ndarray)) or _is_generator(x) or callable(x))
+
+
+def private_copy(x: Any) -> Any:
+    """A private copy of a fixed input, or the value itself when it cannot be written (or is a generator)."""
+    if isinstance(x, np.ndarray):
+        return x.copy()
+    if not mutable_input(x):
+        return x
+    try:
+        return copy.deepcopy(x)
+    except (TypeError, AttributeError, RecursionError, copy.Error):  # cannot be copied: passed as it is
+        return x

@@ -22,15 +22,12 @@ from backcheck.contract import Analytic, Contract, Section
 from backcheck.errors import BadInputError, GradientMismatch, GradientStructureError, NonFiniteError
 from backcheck.evaluate import Output
 from backcheck.findings import changed_elements, mutation_finding
+from backcheck.frontends.common import float_input, float_list, mutable_input, private_copy, python_float
 from backcheck.options import Options
 from backcheck.outputs import computes_alike
 from backcheck.report import Finding, Report
 from backcheck.run import run
 from backcheck.tree import Tree
-
-
-def _is_float(x: Any) -> bool:
-    return isinstance(x, float) or (isinstance(x, (np.ndarray, np.generic)) and np.asarray(x).dtype.kind == "f")
 
 
 @typed_arguments
@@ -152,7 +149,7 @@ class LayerPhi:
         self.__name__ = function_name(layer.forward, "forward")
 
     def __call__(self, current: Mapping[str, Any]) -> float:
-        out = self.forward(*[current[n] if n in current else self.fixed[n] for n in self.names])
+        out = self.forward(*[current[n] if n in current else private_copy(self.fixed[n]) for n in self.names])
         out = out[0] if self.cache else out
         parts = [np.asarray(x, dtype=np.float64).reshape(-1) for _, x in flatten(out, "out")]
         if self.base:  # as Output.reduce computes it: relative to the base point's outputs
@@ -172,6 +169,7 @@ class Layer:
     fixed: Mapping[str, Any]  # inputs passed through unperturbed (labels, masks, constants)
     tree: Tree
     constant: frozenset[str]
+    maybe: tuple[str, ...] = ()  # bare Python floats, differentiated only if backward returns their gradient
 
     @classmethod
     def make(
@@ -208,21 +206,58 @@ class Layer:
                     f"{what} names {unknown}, which are not inputs of {fname}: {names}.", f"choose from {names}."
                 )
         skip = set(constant or ())
-        diff = [n for n, x in zip(names, inputs, strict=True) if _is_float(x) and (wrt is None or n in wrt)]
-        diff = [n for n in diff if n not in skip]
+        by_name = dict(zip(names, inputs, strict=True))
+        diff = [
+            n
+            for n, x in by_name.items()
+            if (float_input(x) or float_list(x)) and (wrt is None or n in wrt) and n not in skip
+        ]
         if not diff:
             raise BadInputError(
                 f"none of {fname}'s inputs ({', '.join(names)}) is a float array to differentiate.",
                 "pass float arrays (integer labels and masks are passed through unperturbed).",
             )
-        by_name = dict(zip(names, inputs, strict=True))
-        fixed = {n: (x.copy() if isinstance(x, np.ndarray) else x) for n, x in by_name.items() if n not in diff}
+        # bare Python floats beside arrays are hyperparameters until backward returns a gradient for them
+        maybe = [n for n in diff if python_float(by_name[n]) and wrt is None]
+        if len(maybe) < len(diff):
+            diff = [n for n in diff if n not in maybe]
+        else:
+            maybe = []
+        return cls._of(forward, backward, cache, names, diff, by_name, frozenset(skip), tuple(maybe))
+
+    @classmethod
+    def _of(
+        cls,
+        forward: Callable[..., Any],
+        backward: Callable[..., Any],
+        cache: bool,
+        names: Sequence[str],
+        diff: Sequence[str],
+        by_name: Mapping[str, Any],
+        constant: frozenset[str],
+        maybe: tuple[str, ...] = (),
+    ) -> Layer:
+        # the inputs passed through are private copies: the caller's dicts and arrays are never written
+        fixed = {n: private_copy(x) for n, x in by_name.items() if n not in diff}
         tree = Tree({n: by_name[n] for n in diff}, "inputs", in_place=False, bare_keys=True)
-        return cls(forward, backward, cache, tuple(names), tuple(diff), fixed, tree, frozenset(skip))
+        return cls(forward, backward, cache, tuple(names), tuple(diff), fixed, tree, constant, maybe)
+
+    def claim(self, maybe: Sequence[str]) -> Layer:
+        """This layer with the undecided Python floats ``maybe`` differentiated too (in input order)."""
+        by_name = {**self.fixed, **self.tree.obj}
+        diff = [n for n in self.names if n in self.diff_names or n in maybe]
+        return Layer._of(self.forward, self.backward, self.cache, self.names, diff, by_name, self.constant)
+
+    @property
+    def listed(self) -> bool:
+        """The one differentiated input is a list of arrays (``forward(X)`` with ``X = [a, b]``)."""
+        return len(self.diff_names) == 1 and isinstance(self.tree.obj[self.diff_names[0]], (list, tuple))
 
     # -- calling the layer ---------------------------------------------------------------------------------
     def args(self, current: Mapping[str, Any]) -> list[Any]:
-        return [current[n] if n in current else self.fixed[n] for n in self.names]
+        """The arguments at ``current``: every input passed through is a fresh copy of its value at the start, so
+        what one evaluation writes into a config dict (running statistics) never reaches another one."""
+        return [current[n] if n in current else private_copy(self.fixed[n]) for n in self.names]
 
     def out(self, current: Mapping[str, Any]) -> Any:
         """The forward pass's output (without the cache) at ``current``."""
@@ -241,6 +276,9 @@ class Layer:
         """What ``backward`` returns for ``dout`` at the inputs ``args`` (through the cache if there is one)."""
         if self.cache:
             return self.backward(dout, self.forward(*args)[1])
+        if any(mutable_input(v) for v in self.fixed.values()):
+            # a config dict or object: backward sees what this call's forward pass wrote into it, as in training
+            self.forward(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])
         return self.backward(dout, *args)
 
     def pack(
@@ -249,12 +287,9 @@ class Layer:
         """The flat gradient of the differentiated inputs, the names whose gradient is None (zeros), and the
         gradients' dtypes where they differ from their input's."""
         tree = tree or self.tree
-        grads = _match_grads(raw, list(self.names), list(self.diff_names), bname)
+        grads = _match_grads(raw, list(self.names), list(self.diff_names), bname, self.listed)
         missing = [n for n, gr in grads.items() if gr is None]
-        filled = {
-            n: (gr if gr is not None else np.zeros(np.shape(tree.obj[n]), np.asarray(tree.obj[n]).dtype))
-            for n, gr in grads.items()
-        }
+        filled = {n: (gr if gr is not None else _zeros_like(tree.obj[n])) for n, gr in grads.items()}
         g, dtypes = tree.pack_dtypes(filled, "gradient", strict_dtype=strict_dtype)
         return g, missing, dtypes
 
@@ -266,11 +301,41 @@ class Layer:
             changed = self.tree.changed()
         finally:
             self.tree.restore()
+        if out0 is None:
+            raise BadInputError(
+                f"{fname} returned None (dtype object); a layer's output must be float.",
+                "return the layer's output (a forward pass left as a TODO returns None).",
+            )
         parts = [(n, np.asarray(p)) for n, p in flat_outputs(out0, "out", f"{fname}'s output")]
         _check_outputs(parts, fname)
         u = _dout(dout, parts, options.rng("dout"), fname)
         findings = (mutation_finding(fname, changed),) if changed else ()
-        return self._build(self, out0, parts, u, options, findings, replayed=False)
+        layer, notes = self._decide(out0, u)
+        return self._build(layer, out0, parts, u, options, findings, replayed=False, notes=notes)
+
+    def _decide(self, out0: Any, u: list[np.ndarray]) -> tuple[Layer, tuple[str, ...]]:
+        """Differentiate the bare Python floats (``p=0.5``) for which ``backward`` returns a gradient; the others
+        are hyperparameters, passed through unperturbed."""
+        if not self.maybe:
+            return self, ()
+        d = [x.copy() for x in u]
+        dout = rebuild_like(out0, d) if len(u) > 1 or isinstance(out0, (list, tuple, Mapping)) else d[0]
+        try:
+            raw = self.grads(dout, self.args(self.tree.fresh()))
+        except Exception:  # the analytic side calls backward again and reports its error
+            raw = None
+        claimed = []
+        if isinstance(raw, (list, tuple)) and len(raw) == len(self.names):
+            claimed = [n for n, g in zip(self.names, raw, strict=True) if n in self.maybe and g is not None]
+        left = [n for n in self.maybe if n not in claimed]
+        notes = ()
+        if left:
+            bname = function_name(self.backward, "backward")
+            notes = (
+                f"{', '.join(left)}: Python float(s), passed through unperturbed as hyperparameters ({bname} "
+                "returned no gradient for them); name them in wrt=[...] to check them.",
+            )
+        return (self.claim(claimed) if claimed else self), notes
 
     @staticmethod
     def _build(
@@ -281,6 +346,7 @@ class Layer:
         options: Options,
         findings: tuple[Finding, ...],
         replayed: bool,
+        notes: tuple[str, ...] = (),
     ) -> Contract:
         fname = function_name(layer.forward, "forward")
         bname = function_name(layer.backward, "backward")
@@ -295,7 +361,7 @@ class Layer:
                 fname, layer.forward, layer.backward, tuple(layer.fixed.values())
             )
             again = dataclasses.replace(layer, forward=forward, backward=backward)
-            return Layer._build(again, out0, parts, u, options, findings, replayed=True), note
+            return Layer._build(again, out0, parts, u, options, findings, replayed=True, notes=notes), note
 
         def call(current: Mapping[str, Any]) -> Any:
             if options.vectorized:
@@ -316,7 +382,7 @@ class Layer:
             remote=LayerPhi(layer, output),
             replay=None if replayed else replay,
             findings=findings,
-            notes=tuple(layer.tree.notes()),
+            notes=(*layer.tree.notes(), *notes),
         )
 
     def _point(self, parts: list[tuple[str, np.ndarray]], options: Options) -> Tree:
@@ -401,7 +467,7 @@ class _Backward:
         wide = self.point.fresh()
         try:
             raw = layer.grads(self.dout(np.float64), layer.args(wide))
-            grads = _match_grads(raw, list(layer.names), list(layer.diff_names), "backward")
+            grads = _match_grads(raw, list(layer.names), list(layer.diff_names), "backward", layer.listed)
             if any(gr is not None and np.asarray(gr).dtype != np.float64 for gr in grads.values()):
                 return None
             return layer.pack(raw, "backward", self.point)[0]
@@ -433,6 +499,11 @@ def _names_option(what: str, given: Any) -> Sequence[str] | None:
 
 def _check_outputs(parts: list[tuple[str, np.ndarray]], fname: str) -> None:
     for n, p in parts:
+        if p.dtype.kind == "O" and p.shape == () and p.item() is None:
+            raise BadInputError(
+                f"{fname}'s output {n} is None (dtype object); a layer's output must be a float array.",
+                "return the computed array (a forward pass left as a TODO returns None).",
+            )
         if p.dtype.kind != "f":
             raise BadInputError(
                 f"{fname}'s output {n} has dtype {p.dtype}; a layer's output must be float.",
@@ -470,9 +541,14 @@ def _dout(dout: Any, parts: list[tuple[str, np.ndarray]], rng: np.random.Generat
     return out
 
 
-def _match_grads(raw: Any, names: list[str], diff_names: list[str], bname: str) -> dict[str, Any]:
-    if len(names) == 1 and not isinstance(raw, (list, tuple)):
-        raw = (raw,)
+def _zeros_like(x: Any) -> Any:
+    return rebuild_like(x, [np.zeros(np.shape(v), np.asarray(v).dtype) for _, v in flatten(x)])
+
+
+def _match_grads(raw: Any, names: list[str], diff_names: list[str], bname: str, listed: bool) -> dict[str, Any]:
+    # one differentiated input (labels, masks and config beside it): a bare gradient is its gradient
+    if len(diff_names) == 1 and not isinstance(raw, (list, tuple)):
+        return {diff_names[0]: raw}
     if not isinstance(raw, (list, tuple)):
         raise GradientStructureError(
             f"{bname} returned a {type(raw).__name__}; expected one gradient per input ({', '.join(names)}).",
@@ -482,6 +558,8 @@ def _match_grads(raw: Any, names: list[str], diff_names: list[str], bname: str) 
         by_name = dict(zip(names, raw, strict=True))
     elif len(raw) == len(diff_names):
         by_name = dict(zip(diff_names, raw, strict=True))
+    elif listed:  # the one differentiated input is itself a list of arrays: this is its gradient
+        by_name = {diff_names[0]: raw}
     else:
         raise GradientStructureError(
             f"{bname} returned {len(raw)} gradient(s), but the layer has {len(names)} input(s) "

@@ -11,8 +11,8 @@ updates inside backward never leak into another evaluation, nor into the caller'
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,59 +22,23 @@ import numpy as np
 from backcheck.calls import arg_names, call_user, typed_arguments
 from backcheck.containers import flatten, rebuild_like
 from backcheck.errors import BadInputError, GradientStructureError
+from backcheck.frontends.common import float_input, float_list, python_float
 from backcheck.frontends.layers import check_layer
+from backcheck.frontends.slots import (
+    MISSING,
+    Slot,
+    Where,
+    declared,
+    dict_slots,
+    grad_slots,
+    is_float_array,
+    named,
+    zero,
+)
 from backcheck.report import Report
 
-#: Dict attributes searched for the parameters, then for the gradients, when they are not named.
-PARAM_DICTS = ("parameters", "params")
-GRAD_DICTS = ("gradients", "grads", "grad")
-#: Attribute names searched for the gradient of a parameter ``{}`` when it is not named.
-GRAD_ATTRS = ("d{}", "d_{}", "grad_{}", "{}_grad", "grad{}")
 #: check_layer's arguments that check_object builds itself (every other keyword passes through).
 _BUILT = frozenset({"forward", "backward", "inputs", "dout", "cache", "names"})
-_MISSING = object()
-_SLOT = re.compile(r"^([A-Za-z_]\w*)(?:\[['\"]?([^'\"\]]+)['\"]?\])?$")
-
-
-def _is_float_array(v: Any) -> bool:
-    return isinstance(v, np.ndarray) and v.dtype.kind == "f"
-
-
-@dataclass(frozen=True)
-class Slot:
-    """Where a value lives on the object: the attribute ``attr``, or the entry ``key`` of the dict ``attr``."""
-
-    attr: str
-    key: Any = None
-
-    @classmethod
-    def parse(cls, text: Any, what: str) -> Slot:
-        match = _SLOT.match(text) if isinstance(text, str) else None
-        if match is None:
-            raise BadInputError(
-                f"{what} names {text!r}, which is not an attribute name.",
-                "use an attribute name ('W') or a dict attribute's entry ('parameters[W]').",
-            )
-        return cls(match.group(1), match.group(2))
-
-    @property
-    def name(self) -> str:
-        """The name in the report: the attribute's, or the dict entry's."""
-        return self.attr if self.key is None else str(self.key)
-
-    @property
-    def label(self) -> str:
-        return f"self.{self.attr}" if self.key is None else f"self.{self.attr}[{self.key!r}]"
-
-    def get(self, obj: Any) -> Any:
-        value = getattr(obj, self.attr, _MISSING)
-        if self.key is None or value is _MISSING:
-            return value
-        return value.get(self.key, _MISSING) if isinstance(value, Mapping) else _MISSING
-
-
-#: Where a parameter's gradient is found: a slot on the object, or a position in backward's returned tuple.
-Where = Slot | int
 
 
 @typed_arguments
@@ -157,9 +121,18 @@ def check_object(
     """
     spec = _validate(layer, inputs, forward, backward, reset, options)
     _validate_slots(params, grads)
-    template, slots, notes = _params(_copy(layer, spec.cls), params, inputs, spec)
+    pristine = _copy(layer, spec.cls)
+    template, slots, notes = _params(pristine, params, inputs, spec)
     probe = _probe(template, slots, grads, inputs, dout, spec)
-    slots, notes = _keep(slots, probe, params is None and not _dict_slots(slots), notes, spec)
+    slots, notes = _keep(slots, probe, params is None or isinstance(params, str), notes, spec)
+    if template is not pristine:
+        if slots:  # every evaluation re-creates them at its own input, then takes the point's values
+            spec = dataclasses.replace(spec, pristine=pristine)
+        else:
+            template, notes = pristine, [n for n in notes if "first forward pass" not in n]
+    if not slots and params is None:
+        notes = [*notes, f"found no parameters on {spec.cls}: only the inputs were checked (params=[...] names them)."]
+    dout, notes = _loss_dout(dout, layer, probe, notes, spec)
     where = {s.name: probe.where[s] for s in slots}
     names = [*spec.input_names, *(s.name for s in slots)]
     clash = sorted({n for n in spec.input_names if n in where})
@@ -192,6 +165,26 @@ class _Spec:
     n_in: int
     input_names: list[str]
     reset: Any = None
+    diff_in: tuple[int, ...] = ()  # the inputs that are differentiated (float arrays, lists of them)
+    list_in: bool = False  # an input is a list of arrays
+    pristine: Any = None  # a layer that creates its parameters in its first forward pass, before that pass
+
+    def make(self, template: Any, slots: list[Slot], values: Sequence[Any], inputs: Sequence[Any]) -> Any:
+        """A fresh copy of the layer holding the parameters ``values``, ready for its forward pass at ``inputs``.
+
+        A lazily initialised layer is initialised again by a forward pass at ``inputs`` on a copy of the
+        pristine layer (numpy's global generator left as it was), then given ``values``: what that pass stores
+        (inputs appended to a list) belongs to this evaluation, never to the point where the parameters were
+        first created."""
+        if self.pristine is None:
+            return self.fresh(_with_params(template, slots, values))
+        obj = copy.deepcopy(self.pristine)
+        state = np.random.get_state()
+        try:
+            getattr(obj, self.forward)(*copy.deepcopy(tuple(inputs)))
+        finally:
+            np.random.set_state(state)
+        return self.fresh(_with_params(obj, slots, values))
 
     def fresh(self, obj: Any) -> Any:
         """``obj`` (a private copy) after the user's reset, ready for its forward pass."""
@@ -221,7 +214,10 @@ def _validate(
             )
     if reset is not None and not isinstance(reset, str) and not callable(reset):
         raise BadInputError(f"reset is a {type(reset).__name__}.", "pass a method name or a function of the layer.")
-    return _Spec(cls, forward, backward, len(inputs), arg_names(getattr(layer, forward), len(inputs)), reset)
+    arrays = tuple(i for i, x in enumerate(inputs) if (float_input(x) and not python_float(x)) or float_list(x))
+    diff_in = arrays or tuple(i for i, x in enumerate(inputs) if python_float(x))
+    names = arg_names(getattr(layer, forward), len(inputs))
+    return _Spec(cls, forward, backward, len(inputs), names, reset, diff_in, any(float_list(x) for x in inputs))
 
 
 def _validate_slots(params: Any, grads: Any) -> None:
@@ -261,80 +257,35 @@ def _with_params(template: Any, slots: list[Slot], values: Sequence[Any]) -> Any
     return copy.deepcopy(template, memo)
 
 
-# -- finding the parameters -------------------------------------------------------------------------------------
-def _dict_slots(slots: list[Slot]) -> bool:
-    return any(s.key is not None for s in slots)
-
-
-def _declared(obj: Any, params: Any, cls: str) -> list[Slot]:
-    """The parameters' slots on ``obj`` (candidates only, when they are searched for)."""
-    if isinstance(params, str):
-        value = getattr(obj, params, _MISSING)
-        if isinstance(value, Mapping):
-            found = [Slot(params, k) for k, v in value.items() if _is_float_array(v)]
-            if found:
-                return found
-            raise BadInputError(f"{cls}.{params} holds no float array.", _params_hint(obj))
-        if value is _MISSING and "[" not in params:
-            raise BadInputError(f"{cls} has no attribute {params!r} (given as params).", _params_hint(obj))
-        params = [params]
-    if params is not None:
-        slots = [Slot.parse(p, "params") for p in params]
-        for s in slots:
-            if not _is_float_array(s.get(obj)):
-                value = s.get(obj)
-                what = "is missing" if value is _MISSING else f"is a {type(value).__name__}, not a float array"
-                raise BadInputError(f"{cls}'s parameter {s.label} {what}.", _params_hint(obj))
-        return slots
-    for name in PARAM_DICTS:
-        value = getattr(obj, name, None)
-        if isinstance(value, Mapping) and any(_is_float_array(v) for v in value.values()):
-            return [Slot(name, k) for k, v in value.items() if _is_float_array(v)]
-    attrs = _attributes(obj)
-    arrays = [a for a, v in attrs.items() if _is_float_array(v)]
-    candidates = [a for a in arrays if not any(a == p.format(b) for b in arrays for p in GRAD_ATTRS)]
-    if not candidates:
-        raise BadInputError(
-            f"found no parameters on {cls}: no dict attribute {' or '.join(PARAM_DICTS)} holding float arrays, "
-            "and no float array attribute.",
-            "name them: params=['W', 'b'] (attributes) or params='weights' (a dict attribute); params=() for a "
-            "layer without parameters.",
-        )
-    return [Slot(a) for a in candidates]
-
-
-def _attributes(obj: Any) -> dict[str, Any]:
-    try:
-        return dict(vars(obj))
-    except TypeError:
-        return {a: getattr(obj, a, None) for a in getattr(type(obj), "__slots__", ())}
-
-
-def _params_hint(obj: Any) -> str:
-    attrs = _attributes(obj)
-    arrays = [a for a, v in attrs.items() if _is_float_array(v)]
-    dicts = [a for a, v in attrs.items() if isinstance(v, Mapping)]
-    return (
-        f"its float array attributes are {arrays or 'none'}, its dict attributes {dicts or 'none'}; name the "
-        "parameters with params=['W', 'b'] or params='parameters'."
-    )
-
-
 def _params(template: Any, params: Any, inputs: tuple[Any, ...], spec: _Spec) -> tuple[Any, list[Slot], list[str]]:
     """The template to copy, the parameters' slots on it, and a note when a first forward pass created them."""
     if params is not None and not isinstance(params, str) and len(params) == 0:
         return template, [], []
     try:
-        return template, _declared(template, params, spec.cls), []
-    except BadInputError as first:
-        init = copy.deepcopy(template)
-        try:
-            getattr(init, spec.forward)(*copy.deepcopy(inputs))
-            slots = _declared(init, params, spec.cls)
-        except Exception:
+        slots = declared(template, params, spec.cls)
+        if slots:
+            return template, named(slots, spec.input_names), []
+        first = None
+    except BadInputError as exc:
+        first = exc
+    init = copy.deepcopy(template)
+    state = np.random.get_state()
+    try:
+        getattr(init, spec.forward)(*copy.deepcopy(inputs))
+        slots = declared(init, params, spec.cls)
+    except Exception:
+        if first is not None:
             raise first from None
-    note = f"{spec.cls} creates its parameters in its first forward pass: they were created on a copy of the layer."
-    return init, slots, [note]
+        return template, [], []  # no parameters, and a forward pass the check itself will report on
+    finally:
+        np.random.set_state(state)
+    if not slots:
+        return template, [], []
+    note = (
+        f"{spec.cls} creates its parameters in its first forward pass: they were created on a copy of the layer, "
+        "and every evaluation re-created them at its own input before taking the point's values."
+    )
+    return init, named(slots, spec.input_names), [note]
 
 
 # -- one forward and backward pass to see where things are ------------------------------------------------------
@@ -344,6 +295,7 @@ class _Probe:
     updated: list[Slot]
     where: dict[Slot, Where]
     looked: dict[Slot, list[str]]
+    out: Any = None
 
 
 def _snap(value: Any) -> Any:
@@ -356,27 +308,6 @@ def _differs(before: Any, now: Any) -> bool:
     return before is not now
 
 
-def _grad_slots(slot: Slot, grads: Any) -> list[Slot]:
-    name = slot.name
-    if isinstance(grads, Mapping):
-        if name in grads:
-            return [Slot.parse(grads[name], "grads")]
-        grads = None
-    if isinstance(grads, str) and grads != "return":
-        return [Slot(grads.format(name))] if "{}" in grads else [Slot(grads, name)]
-    if grads == "return":
-        return []
-    return [Slot(d, name) for d in GRAD_DICTS] + [Slot(p.format(name)) for p in GRAD_ATTRS]
-
-
-def _zero(obj: Any, slots: Sequence[Slot]) -> None:
-    """Zero the gradient arrays already on the copy: a backward pass that accumulates starts from zero."""
-    for s in slots:
-        value = s.get(obj)
-        if _is_float_array(value) and value.flags.writeable:
-            value[...] = 0
-
-
 def _probe(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any, ...], dout: Any, spec: _Spec) -> _Probe:
     obj = spec.fresh(copy.deepcopy(template))
     before = {s: (id(s.get(obj)), _snap(s.get(obj))) for s in slots}
@@ -384,11 +315,11 @@ def _probe(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any, ...]
     # set by forward (reassigned, even to equal values, or written): state such as a stored input
     changed = {s for s in slots if id(s.get(obj)) != before[s][0] or _differs(before[s][1], s.get(obj))}
     at_backward = {s: _snap(s.get(obj)) for s in slots}
-    candidates = {s: _grad_slots(s, grads) for s in slots}
+    candidates = {s: grad_slots(s, grads) for s in slots}
     flat = [c for cs in candidates.values() for c in cs]
-    _zero(obj, flat)
+    zero(obj, flat)
     zeroed = {c: (id(c.get(obj)), _snap(c.get(obj))) for c in flat}
-    if dout is None:
+    if dout is None and out is not None:
         dout = rebuild_like(out, [np.ones_like(np.asarray(x)) for _, x in flatten(out, "out")])
     ret = call_user(getattr(obj, spec.backward), (copy.deepcopy(dout),), f"{spec.cls}.{spec.backward}")
     updated = [s for s in slots if _differs(at_backward[s], s.get(obj))]
@@ -396,7 +327,7 @@ def _probe(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any, ...]
     where: dict[Slot, Where] = {}
     for k, s in enumerate(slots):
         shape = np.shape(at_backward[s])
-        found = [c for c in candidates[s] if _is_float_array(c.get(obj)) and c.get(obj).shape == shape]
+        found = [c for c in candidates[s] if is_float_array(c.get(obj)) and c.get(obj).shape == shape]
         written = [c for c in found if id(c.get(obj)) != zeroed[c][0] or _differs(zeroed[c][1], c.get(obj))]
         if written or found:
             where[s] = (written or found)[0]
@@ -404,35 +335,53 @@ def _probe(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any, ...]
             where[s] = spec.n_in + k
     tail = ["backward's return value (one gradient per input, then per parameter)"] if grads is None else []
     looked = {s: [c.label for c in candidates[s]] + tail for s in slots}
-    return _Probe(changed, updated, where, looked)
+    return _Probe(changed, updated, where, looked, out)
 
 
 def _keep(
     slots: list[Slot], probe: _Probe, searched: bool, notes: list[str], spec: _Spec
 ) -> tuple[list[Slot], list[str]]:
-    """The parameters to check: when attributes were searched for, those forward leaves alone and whose gradient
-    backward writes; otherwise every one, each with a gradient (or a typed error naming it)."""
+    """The parameters to check: when they were searched for (or named as a whole dict), those forward leaves alone
+    and whose gradient backward writes; otherwise every one, each with a gradient (or a typed error naming it)."""
     if searched:
         state = [s for s in slots if s in probe.changed_by_forward]
         kept = [s for s in slots if s not in probe.changed_by_forward and s in probe.where]
         lost = [s for s in slots if s not in probe.changed_by_forward and s not in probe.where]
         hidden = [s for s in lost if s in probe.updated]
-        if kept and not hidden:
+        if (kept or not lost) and not hidden:
             if lost:
+                what = "entries" if dict_slots(lost) else "float array attributes"
                 notes = [
                     *notes,
-                    f"not checked: {', '.join(s.name for s in lost)} (float array attributes of "
-                    f"{spec.cls} with no gradient after {spec.backward}; name them in params= and grads= to "
-                    "check them).",
+                    f"not checked: {', '.join(s.name for s in lost)} ({what} of {spec.cls} with no gradient after "
+                    f"{spec.backward}, such as buffers; name them in params= and grads= to check them).",
                 ]
             if state:
                 notes = [*notes, f"{', '.join(s.name for s in state)}: set by {spec.forward} (state, not parameters)."]
             return kept, notes
-        slots = hidden or lost or state
+        slots = hidden or lost
     for s in slots:
         if s not in probe.where:
             raise _no_gradient(s, probe, spec)
     return slots, notes
+
+
+def _loss_dout(dout: Any, layer: Any, probe: _Probe, notes: list[str], spec: _Spec) -> tuple[Any, list[str]]:
+    """``dout`` filled with the default of ``backward``'s first parameter (``backward(self, dout=1)`` of a loss
+    layer, which may ignore it), when none is given; else ``dout`` as it is."""
+    if dout is not None or probe.out is None:
+        return dout, notes
+    try:
+        first = next(iter(inspect.signature(getattr(layer, spec.backward)).parameters.values()), None)
+    except (TypeError, ValueError):
+        return dout, notes
+    default = None if first is None else first.default
+    if isinstance(default, bool) or not isinstance(default, (int, float)):
+        return dout, notes
+    leaves = [np.asarray(x) for _, x in flatten(probe.out, "out")]
+    filled = [np.full(x.shape, default, dtype=x.dtype if x.dtype.kind == "f" else np.float64) for x in leaves]
+    note = f"dout = {default} everywhere: {spec.cls}.{spec.backward}'s dout defaults to {default} (dout= sets another)."
+    return rebuild_like(probe.out, filled), [*notes, note]
 
 
 def _no_gradient(s: Slot, probe: _Probe, spec: _Spec) -> BadInputError:
@@ -449,7 +398,8 @@ def _no_gradient(s: Slot, probe: _Probe, spec: _Spec) -> BadInputError:
         f"found no gradient of {s.label} after {spec.cls}.{spec.backward}: looked in {looked} (for an array of "
         f"{s.name}'s shape).",
         "name where backward writes it: grads='gradients' (a dict attribute), grads='d{}' (a pattern), "
-        f"grads={{{s.name!r}: 'attribute'}}, or grads='return' if backward returns it after the inputs' gradients.",
+        f"grads={{{s.name!r}: 'attribute'}}, or grads='return' if backward returns it after the inputs' gradients; "
+        "or leave it out of params=[...] if it is not a parameter.",
     )
 
 
@@ -481,7 +431,7 @@ class _Forward:
 
     def __call__(self, *args: Any) -> Any:
         n = self.spec.n_in
-        obj = self.spec.fresh(_with_params(self.template, self.slots, args[n:]))
+        obj = self.spec.make(self.template, self.slots, args[n:], args[:n])
         return getattr(obj, self.spec.forward)(*args[:n])
 
 
@@ -495,22 +445,32 @@ class _Backward:
 
     def __call__(self, dout: Any, *args: Any) -> tuple[Any, ...]:
         spec = self.spec
-        obj = spec.fresh(_with_params(self.template, self.slots, args[spec.n_in :]))
+        obj = spec.make(self.template, self.slots, args[spec.n_in :], args[: spec.n_in])
         getattr(obj, spec.forward)(*args[: spec.n_in])
-        _zero(obj, [w for w in self.where.values() if isinstance(w, Slot)])
+        zero(obj, [w for w in self.where.values() if isinstance(w, Slot)])
         ret = getattr(obj, spec.backward)(dout)
         positional = any(isinstance(w, int) for w in self.where.values())
         grads = []
         for s in self.slots:
             w = self.where[s.name]
             value = (ret[w] if len(ret) > w else None) if isinstance(w, int) else w.get(obj)
-            grads.append(None if value is _MISSING else value)
+            grads.append(None if value is MISSING else value)
         return (*self._inputs(ret[: spec.n_in] if positional else ret), *grads)
 
     def _inputs(self, ret: Any) -> tuple[Any, ...]:
         spec = self.spec
+        if (
+            self.slots
+            and not spec.list_in
+            and isinstance(ret, (tuple, list))
+            and len(ret) == spec.n_in + len(self.slots)
+        ):
+            ret = ret[: spec.n_in]  # (dX, dW, db), the parameters' gradients also stored on the object
         if spec.n_in == 1:
             return (ret[0] if isinstance(ret, (tuple, list)) and len(ret) == 1 else ret,)
+        if not isinstance(ret, (tuple, list)) and len(spec.diff_in) == 1:
+            # a bare gradient when one input is differentiated (labels beside it): that input's
+            return tuple(ret if i == spec.diff_in[0] else None for i in range(spec.n_in))
         if not isinstance(ret, (tuple, list)) or len(ret) != spec.n_in:
             got = f"{len(ret)} values" if isinstance(ret, (tuple, list)) else f"a {type(ret).__name__}"
             raise GradientStructureError(

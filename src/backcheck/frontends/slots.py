@@ -1,0 +1,176 @@
+"""Where a layer object keeps its parameters and their gradients: attributes (``self.W``), entries of a dict
+attribute (``self.parameters['W']``), or a dict of one parameter and its gradient (``self.W = {'val': W, 'grad': dW}``),
+and the search :func:`~backcheck.check_object` runs when they are not named."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from backcheck.errors import BadInputError
+
+#: Dict attributes searched for the parameters, then for the gradients, when they are not named.
+PARAM_DICTS = ("parameters", "params")
+GRAD_DICTS = ("gradients", "grads", "grad")
+#: Attribute names searched for the gradient of a parameter ``{}`` when it is not named.
+GRAD_ATTRS = ("d{}", "d_{}", "grad_{}", "{}_grad", "grad{}")
+#: A parameter kept in a dict of its own with its gradient: ``self.W = {"val": W, "grad": dW}``.
+VALUE_KEYS = ("val", "value", "data")
+GRAD_KEY = "grad"
+
+
+MISSING = object()
+_SLOT = re.compile(r"^([A-Za-z_]\w*)(?:\[['\"]?([^'\"\]]+)['\"]?\])?$")
+
+
+def is_float_array(v: Any) -> bool:
+    return isinstance(v, np.ndarray) and v.dtype.kind == "f"
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where a value lives on the object: the attribute ``attr``, or the entry ``key`` of the dict ``attr``."""
+
+    attr: str
+    key: Any = None
+    full: bool = False  # named by its path (W[val]): the entry's key alone repeats or is an input's name
+
+    @classmethod
+    def parse(cls, text: Any, what: str) -> Slot:
+        match = _SLOT.match(text) if isinstance(text, str) else None
+        if match is None:
+            raise BadInputError(
+                f"{what} names {text!r}, which is not an attribute name.",
+                "use an attribute name ('W') or a dict attribute's entry ('parameters[W]').",
+            )
+        return cls(match.group(1), match.group(2))
+
+    @property
+    def name(self) -> str:
+        """The name in the report: the attribute's, the dict entry's, or the path ``W[val]`` when keys repeat."""
+        if self.key is None:
+            return self.attr
+        return self.path if self.full else str(self.key)
+
+    @property
+    def path(self) -> str:
+        return self.attr if self.key is None else f"{self.attr}[{self.key}]"
+
+    @property
+    def label(self) -> str:
+        return f"self.{self.attr}" if self.key is None else f"self.{self.attr}[{self.key!r}]"
+
+    def get(self, obj: Any) -> Any:
+        value = getattr(obj, self.attr, MISSING)
+        if self.key is None or value is MISSING:
+            return value
+        return value.get(self.key, MISSING) if isinstance(value, Mapping) else MISSING
+
+
+#: Where a parameter's gradient is found: a slot on the object, or a position in backward's returned tuple.
+Where = Slot | int
+
+
+def dict_slots(slots: list[Slot]) -> bool:
+    return any(s.key is not None for s in slots)
+
+
+def declared(obj: Any, params: Any, cls: str) -> list[Slot]:
+    """The parameters' slots on ``obj`` (candidates only, when they are searched for)."""
+    if isinstance(params, str):
+        value = getattr(obj, params, MISSING)
+        if isinstance(value, Mapping):
+            found = [Slot(params, k) for k, v in value.items() if is_float_array(v)]
+            if found:
+                return found
+            raise BadInputError(f"{cls}.{params} holds no float array.", params_hint(obj))
+        if value is MISSING and "[" not in params:
+            raise BadInputError(f"{cls} has no attribute {params!r} (given as params).", params_hint(obj))
+        params = [params]
+    if params is not None:
+        slots = [Slot.parse(p, "params") for p in params]
+        for s in slots:
+            if not is_float_array(s.get(obj)):
+                value = s.get(obj)
+                what = "is missing" if value is MISSING else f"is a {type(value).__name__}, not a float array"
+                raise BadInputError(f"{cls}'s parameter {s.label} {what}.", params_hint(obj))
+        return slots
+    for name in PARAM_DICTS:
+        value = getattr(obj, name, None)
+        if isinstance(value, Mapping) and any(is_float_array(v) for v in value.values()):
+            return [Slot(name, k) for k, v in value.items() if is_float_array(v)]
+    attrs = attributes(obj)
+    boxed = [Slot(a, k) for a, v in attrs.items() for k in (value_key(v),) if k is not None]
+    if boxed:
+        return boxed
+    arrays = [a for a, v in attrs.items() if is_float_array(v)]
+    candidates = [a for a in arrays if not any(a == p.format(b) for b in arrays for p in GRAD_ATTRS)]
+    return [Slot(a) for a in candidates]  # none: a layer without parameters (or created by forward)
+
+
+def value_key(value: Any) -> Any:
+    """The key of the parameter in a dict of its own with its gradient (``{"val": W, "grad": dW}``), or None."""
+    if not isinstance(value, Mapping) or GRAD_KEY not in value:
+        return None
+    return next((k for k in VALUE_KEYS if is_float_array(value.get(k))), None)
+
+
+def named(slots: list[Slot], input_names: Sequence[str]) -> list[Slot]:
+    """The slots, named by their path (``W[val]``) where a dict key alone would repeat or be an input's name."""
+    keys = [s.name for s in slots if s.key is not None]
+    return [
+        dataclasses.replace(s, full=True)
+        if s.key is not None and (keys.count(s.name) > 1 or s.name in input_names)
+        else s
+        for s in slots
+    ]
+
+
+def attributes(obj: Any) -> dict[str, Any]:
+    try:
+        return dict(vars(obj))
+    except TypeError:
+        return {a: getattr(obj, a, None) for a in getattr(type(obj), "__slots__", ())}
+
+
+def params_hint(obj: Any) -> str:
+    attrs = attributes(obj)
+    arrays = [a for a, v in attrs.items() if is_float_array(v)]
+    dicts = [a for a, v in attrs.items() if isinstance(v, Mapping)]
+    return (
+        f"its float array attributes are {arrays or 'none'}, its dict attributes {dicts or 'none'}; name the "
+        "parameters with params=['W', 'b'] or params='parameters'."
+    )
+
+
+def grad_slots(slot: Slot, grads: Any) -> list[Slot]:
+    name = slot.name
+    if isinstance(grads, Mapping):
+        for key in (name, slot.path, slot.label):
+            if key in grads:
+                return [Slot.parse(grads[key], "grads")]
+        grads = None
+    if isinstance(grads, str) and grads != "return":
+        return [Slot(grads.format(name))] if "{}" in grads else [Slot(grads, name)]
+    if grads == "return":
+        return []
+    boxed = slot.key in VALUE_KEYS
+    base = slot.attr if boxed or slot.key is None else str(slot.key)
+    return (
+        [Slot(slot.attr, GRAD_KEY)] * boxed
+        + [Slot(d, base) for d in GRAD_DICTS]
+        + [Slot(p.format(base)) for p in GRAD_ATTRS]
+    )
+
+
+def zero(obj: Any, slots: Sequence[Slot]) -> None:
+    """Zero the gradient arrays already on the copy: a backward pass that accumulates starts from zero."""
+    for s in slots:
+        value = s.get(obj)
+        if is_float_array(value) and value.flags.writeable:
+            value[...] = 0
