@@ -69,10 +69,18 @@ def check_layer(
     backward : callable
         ``backward(dout, *inputs) -> grads``; with ``cache=True``, ``backward(dout, cache) -> grads``.
         ``grads`` holds one gradient per input (``None`` for inputs that are not differentiable, such as
-        integer labels), or one per float input, or a single array when there is one input.
+        integer labels), or one per differentiated input, or a single array when one input is differentiated
+        (labels, masks and config beside it).
     inputs : array or sequence of arrays
-        The point. Integer and boolean inputs are passed through unperturbed. Names in reports come from
-        ``forward``'s parameter names.
+        The point. Names in reports come from ``forward``'s parameter names. Integer and boolean inputs,
+        dicts, lists and other objects (CS231n's ``bn_param``) are passed through unperturbed: every evaluation
+        gets a fresh deep copy of them as they were given, so the caller's are never written and what one
+        evaluation's forward writes into them (running statistics) never reaches another; without ``cache``,
+        ``backward`` is called after a forward pass on the same copies, so it sees what that pass wrote. A bare
+        Python ``float`` beside float arrays (a dropout probability, a margin, ``eps``) is a hyperparameter,
+        passed through unperturbed, unless ``backward`` returns a gradient for it or ``wrt=`` names it
+        (``np.float64`` scalars and 0-d arrays are always differentiated). A list or tuple of float arrays is
+        one input, differentiated whole (``forward(X)`` with ``X = [a, b]``).
     dout : array or tree like ``out``, optional
         The upstream gradient. Default: a seeded standard normal array of ``out``'s shape and dtype.
     wrt : sequence of str, optional

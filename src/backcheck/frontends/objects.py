@@ -63,14 +63,23 @@ def check_object(
     layer : object
         The layer. It is never called nor changed: every evaluation works on a deep copy of it (its random
         generators are copied too, so a dropout mask is the same at every evaluation). A layer whose
-        parameters are created by its first forward pass (lazy initialisation) is initialised on a copy.
+        parameters are created by its first forward pass (lazy initialisation) is initialised on a copy to find
+        them; then every evaluation initialises a fresh copy of the untouched layer at its own input (numpy's
+        global generator left as it was) and installs the point's parameter values, so what the first pass
+        stored (inputs appended to a list) is never read by another evaluation.
     *inputs : arrays
-        The point, as ``forward`` takes it. Integer inputs (labels) are passed through unperturbed.
+        The point, as ``forward`` takes it, passed as :func:`~backcheck.check_layer` passes its inputs: labels
+        and config unperturbed, a list of float arrays as one input.
     params : str, sequence of str or None
         Where the parameters are: a dict attribute (``"parameters"``), or attribute names (``["W", "b"]``,
-        also ``"parameters[W]"``), or ``()`` for a layer without parameters. Default: the dict attribute
-        ``parameters`` or ``params``; else every float array attribute that ``forward`` leaves alone and whose
-        gradient ``backward`` writes (the others are listed in the report's notes).
+        also ``"parameters[W]"``, ``"W[val]"``), or ``()`` for a layer without parameters. Default: the dict
+        attribute ``parameters`` or ``params``; else the attributes that are dicts of a parameter and its
+        gradient (``self.W = {"val": W, "grad": dW}``, also ``"value"`` or ``"data"``); else every float array
+        attribute that ``forward`` leaves alone and whose gradient ``backward`` writes. When none is found,
+        only the inputs are checked, with a note. Found by default or named as a whole dict, entries without a
+        gradient after ``backward`` (buffers such as ``running_mean``) are left out with a note; parameters
+        named one by one must each have one. Dict entries are named by their key (``W``), or by their path
+        (``W[val]``) when keys repeat or are an input's name.
     grads : str, mapping or None
         Where ``backward`` puts the parameters' gradients: a dict attribute (``"gradients"``), an attribute
         pattern (``"d{}"``, ``"grad_{}"``), a mapping ``{"W": "dW"}``, or ``"return"`` (``backward`` returns the
@@ -81,9 +90,12 @@ def check_object(
         so an update of the weights inside ``backward`` does not change what is checked.
     forward, backward : str
         The names of the methods. ``backward(dout)`` returns the gradient of the input (a tuple of one per
-        input when there are several; ``None`` for integer inputs).
+        input when there are several, ``None`` for integer inputs; a single array when one input is
+        differentiated), possibly followed by the parameters' gradients.
     dout : array or tree like ``forward``'s output, optional
-        The upstream gradient, as in :func:`~backcheck.check_layer`.
+        The upstream gradient, as in :func:`~backcheck.check_layer`. When it is not given and ``backward``'s
+        first parameter defaults to a number (a loss layer's ``backward(self, dout=1)``, which may ignore it),
+        ``dout`` is that number everywhere, with a note.
     **options
         Every other keyword of :func:`~backcheck.check_layer`: ``wrt``, ``constant``, ``strategy``,
         ``samples``, ``atol``, ``rtol``, ``step``, ``seed``, ``upcast``, ``curves``, ``random``,
