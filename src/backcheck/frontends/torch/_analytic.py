@@ -1,17 +1,20 @@
 """The side under test: torch.autograd's reverse-mode gradient (and forward-mode jvp) of ``<dout, fn(*inputs)>``.
 
-Gradients come from ``torch.autograd.grad``; a graph that refuses it (a reentrant ``torch.utils.checkpoint``)
-is driven with ``.backward()`` and read from ``.grad``. The ``.grad`` of every leaf the graph shows before the
-backward pass, and of the checked parameters, is put back afterwards; a tensor read through a closure inside
-the checkpointed function (its graph is built only during the backward pass) and not passed as ``params``
+Gradients are what ``loss.backward()`` would leave in ``.grad``: ``torch.autograd.grad``'s, plus what the
+backward pass accumulates into the checked tensors' ``.grad`` itself (a backward that recomputes a submodule
+and calls ``torch.autograd.backward``); a graph that refuses ``torch.autograd.grad`` (a reentrant
+``torch.utils.checkpoint``) is driven with ``.backward()`` and read from ``.grad``. The ``.grad`` of the
+checked tensors, of every leaf the graph shows before the backward pass, and of the swapped parameters and
+constants is put back afterwards; a tensor read through a closure inside a backward (not passed as ``params``)
 keeps what the backward pass accumulated into its ``.grad``. The backward pass is also run repeatedly over one
-graph, to catch a backward that writes into its saved tensors.
+graph, to catch a backward that writes into its saved tensors, and with scaled cotangents, to catch one that
+is not linear in its cotangent (clipping it).
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,6 +30,14 @@ if TYPE_CHECKING:
 #: The cotangent of the second of the repeated backward passes is the first one times this: a power of two, so
 #: a backward that is linear in its cotangent (every correct one) gives exactly twice the first gradient.
 REPEAT_SCALE = 2.0
+#: The larger of the cotangent scales that test a backward's linearity (and its inverse the smaller): a backward
+#: that clips, normalizes or thresholds its incoming gradient is not linear in it, and a cotangent a thousand
+#: times larger or smaller than the default crosses a clipping threshold the default does not reach. float16's
+#: narrow range takes a smaller one.
+LINEAR_SCALE, LINEAR_SCALE_HALF = 2.0**10, 2.0**4
+#: A scaled cotangent's gradient, scaled back, must differ from the first by more than epsilon to this power
+#: (relative to the largest element) to count as not linear (see :func:`linearity_finding`).
+LINEAR_ROOT = 1.0 / 3.0
 #: Repeated backward passes that differ by less than this many units of the gradient dtype's epsilon (of the
 #: largest element) differ by rounding (a reduction in another order), not by changed state.
 REPEAT_ULPS = 64.0
@@ -66,17 +77,21 @@ def _graph_leaves(outs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     return leaves
 
 
-def _accumulated(sess: Session, pairs: list[tuple[Any, Any]], targets: list[Any], retain: bool) -> list[Any]:
-    """Gradients by ``.backward()`` read from ``.grad`` (for graphs ``torch.autograd.grad`` cannot drive)."""
-    torch = sess.torch
-    swapped = {id(t) for t in sess.param_swap.tensors}
-    touched = {id(t): t for t in [*targets, *_graph_leaves([o for o, _ in pairs]), *sess.param_swap.tensors]}
-    saved = [(t, t.grad) for t in touched.values()]
+def _guarded(sess: Session, pairs: list[tuple[Any, Any]], targets: list[Any]) -> list[Any]:
+    """The tensors whose ``.grad`` a backward pass may write: the targets, the graph's leaves, the parameters
+    and constants the check swaps (a backward that recomputes a submodule reaches them through ``ctx``)."""
+    found = [*targets, *_graph_leaves([o for o, _ in pairs]), *sess.param_swap.tensors, *sess.const_swap.tensors]
+    return list({id(t): t for t in found}.values())
+
+
+def _grads_kept(sess: Session, touched: list[Any], run: Callable[[], list[Any]]) -> list[Any]:
+    """``run()`` with the ``.grad`` of ``touched`` set to None first and put back afterwards."""
+    swapped = {id(t) for t in [*sess.param_swap.tensors, *sess.const_swap.tensors]}
+    saved = [(t, t.grad) for t in touched]
     try:
-        for t in touched.values():
+        for t in touched:
             t.grad = None
-        torch.autograd.backward([o for o, _ in pairs], [d for _, d in pairs], retain_graph=retain)
-        return [None if t.grad is None else t.grad.detach().clone() for t in targets]
+        return run()
     finally:
         for t, g in saved:
             # a parameter's own .grad goes back with its own storage (Session.restore): its dtype may differ now
@@ -84,21 +99,39 @@ def _accumulated(sess: Session, pairs: list[tuple[Any, Any]], targets: list[Any]
 
 
 def grads(sess: Session, outs: list[Any], douts: Sequence[Any], targets: list[Any], retain: bool) -> list[Any]:
-    """``d<douts, outs>/d targets``; a None cotangent leaves its output's gradient undefined."""
+    """``d<douts, outs>/d targets`` as ``loss.backward()`` leaves it in ``.grad``; a None cotangent leaves its
+    output's gradient undefined.
+
+    The gradient flowing through the graph comes from ``torch.autograd.grad``, plus what the backward pass
+    accumulates into the targets' ``.grad`` itself (a custom backward that recomputes a submodule and calls
+    ``torch.autograd.backward`` on it: manual checkpointing, reversible layers). A graph that refuses
+    ``torch.autograd.grad`` (a reentrant ``torch.utils.checkpoint``) is driven with ``.backward()``.
+    """
     torch = sess.torch
     pairs = [(o, d) for o, d in zip(outs, douts, strict=True) if d is not None and o.requires_grad]
     if not pairs:
         return [None] * len(targets)
+    os, ds = [o for o, _ in pairs], [d for _, d in pairs]
+
+    def through_graph() -> list[Any]:
+        got = torch.autograd.grad(os, targets, ds, allow_unused=True, retain_graph=retain)
+        side = [None if t.grad is None else dense(t.grad.detach()).clone() for t in targets]
+        sess.side_grads.update(sess.slots[k].name for k, s in enumerate(side) if s is not None)
+        res = [s if g is None else (g if s is None else dense(g) + s) for g, s in zip(got, side, strict=True)]
+        sess.undefined = {sess.slots[k].name for k, r in enumerate(res) if r is None}
+        return res
+
+    def accumulated() -> list[Any]:
+        torch.autograd.backward(os, ds, retain_graph=retain)
+        return [None if t.grad is None else t.grad.detach().clone() for t in targets]
+
+    touched = _guarded(sess, pairs, targets)
     try:
-        return list(
-            torch.autograd.grad(
-                [o for o, _ in pairs], targets, [d for _, d in pairs], allow_unused=True, retain_graph=retain
-            )
-        )
+        return _grads_kept(sess, touched, through_graph)
     except RuntimeError as exc:
         if "use_reentrant" not in str(exc):
             raise
-    return _accumulated(sess, pairs, targets, retain)
+    return _grads_kept(sess, touched, accumulated)
 
 
 def flat(sess: Session, gradients: Sequence[Any]) -> np.ndarray:
@@ -179,15 +212,29 @@ def _nudged(t: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.view_as_complex(moved.contiguous()) if t.is_complex() else moved
 
 
-def repeat_backward(sess: Session) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | str:
-    """Three backward passes over one graph: with ``dout``, ``2 dout``, ``dout`` again; and ``2 dout`` on a fresh one.
+Runs = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[tuple[float, np.ndarray]]]
+
+
+def linear_scales(sess: Session) -> list[float]:
+    """The cotangent scales the linearity of the backward is tested at: 2, and a large power of two and its
+    inverse (smaller for a float16 output, whose range is narrow)."""
+    torch = sess.torch
+    narrow = any(d is not None and torch.finfo(real_of(d.dtype)).max < 1e30 for d in sess.douts)
+    big = LINEAR_SCALE_HALF if narrow else LINEAR_SCALE
+    return [REPEAT_SCALE, big, 1.0 / big]
+
+
+def repeat_backward(sess: Session) -> Runs | str:
+    """Three backward passes over one graph: with ``dout``, ``2 dout``, ``dout`` again; and each cotangent scale of
+    :func:`linear_scales` on a fresh graph.
 
     Returns the first three gradients (the second halved), which a backward that leaves its saved state alone
-    gives equal, and the fresh graph's (halved): the reference of the second pass, since a backward that is
-    not linear in its cotangent's rounding (logcumsumexp's works in log space) rounds ``2 dout`` differently.
-    Or a sentence saying why they could not be computed. The forward pass runs with identity saved-tensor
-    hooks, so autograd's version counter does not stop a backward whose saved tensors changed: the changed
-    gradients themselves show which input is affected.
+    gives equal, and the fresh graphs' (scaled back, with their scales): the first is the reference of the
+    second pass, since a backward that is not linear in its cotangent's rounding (logcumsumexp's works in log
+    space) rounds ``2 dout`` differently; all of them equal the first gradient up to rounding for a backward
+    that is linear in its cotangent. Or a sentence saying why they could not be computed. The forward pass
+    runs with identity saved-tensor hooks, so autograd's version counter does not stop a backward whose saved
+    tensors changed: the changed gradients themselves show which input is affected.
     """
     torch = sess.torch
     try:
@@ -199,13 +246,16 @@ def repeat_backward(sess: Session) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
             g1 = flat(sess, grads(sess, outs, sess.douts, targets, True))
             g2 = flat(sess, grads(sess, outs, double, targets, True))
             g3 = flat(sess, grads(sess, outs, sess.douts, targets, False))
-            out, targets = call_native(sess, analytic_tensors(sess, None))
-            fresh = flat(sess, grads(sess, sess.float_outputs(out), double, targets, False))
+            scaled = []
+            for k in linear_scales(sess):
+                out, targets = call_native(sess, analytic_tensors(sess, None))
+                gk = flat(sess, grads(sess, sess.float_outputs(out), [k * d for d in sess.douts], targets, False))
+                scaled.append((k, gk / k))
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:  # reported as a note: the main check has run the backward already
         return f"a second backward pass over the same graph raised {type(exc).__name__}, so saved state was not checked"
-    return g1, g2 / REPEAT_SCALE, g3, fresh / REPEAT_SCALE
+    return g1, g2 / REPEAT_SCALE, g3, scaled[0][1], scaled
 
 
 def _same(t: Any) -> Any:
@@ -213,12 +263,15 @@ def _same(t: Any) -> Any:
 
 
 def reverse_repeated(sess: Session) -> tuple[np.ndarray, bool] | None:
-    """The gradient from the graph kept at the original point (:attr:`Session.graph`), with one more backward
-    pass over that graph, with ``2 dout``; and whether it gave exactly twice the first gradient.
+    """The gradient from the graph kept at the original point (:attr:`Session.graph`), with one more backward pass
+    over that graph, with the cotangent times the large scale of :func:`linear_scales` (a power of two); and
+    whether it gave exactly that multiple of the first gradient.
 
-    Exactly twice tells three things at once: the backward left its saved state alone, it is deterministic (a
-    random one, or one that changes its state, misses an exact factor of two but by chance) and it is linear
-    in its cotangent's scale. A pass with ``dout`` again would tell nothing more.
+    Exactly that multiple tells three things at once: the backward left its saved state alone, it is
+    deterministic (a random one, or one that changes its state, misses an exact factor but by chance) and it is
+    linear in its cotangent's scale (a power of two scales every rounding exactly; a backward that clips its
+    cotangent, at a threshold a thousand times the cotangent's size or less, does not). A pass with ``dout``
+    again would tell nothing more.
 
     This saves the forward passes of :func:`reverse` and :func:`repeat_backward` when the backward leaves its
     saved state alone and is linear in its cotangent's scale (a power of two scales every rounding exactly),
@@ -239,8 +292,9 @@ def reverse_repeated(sess: Session) -> tuple[np.ndarray, bool] | None:
         return None
     g = flat(sess, first)
     try:
-        second = grads(sess, outs, [REPEAT_SCALE * d for d in sess.douts], targets, False)
-        return g, _agree(first, second, REPEAT_SCALE)
+        times = linear_scales(sess)[1]
+        again = grads(sess, outs, [times * d for d in sess.douts], targets, False)
+        return g, _agree(first, again, times)
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception:  # a saved tensor changed (autograd's version counter) or the graph refuses a second pass
@@ -276,15 +330,18 @@ def _equal(a: torch.Tensor, b: torch.Tensor, times: float = 1.0) -> bool:
     return True
 
 
-def state_finding(
-    fname: str, tree: Tree, runs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], eps: np.ndarray
-) -> Finding | None:
+def _tensor_names(leaves: list[str]) -> str:
+    """The tensors of some leaves, once each (a complex tensor's two parts are one tensor)."""
+    return ", ".join(dict.fromkeys(n.removesuffix(".real").removesuffix(".imag") for n in leaves))
+
+
+def state_finding(fname: str, tree: Tree, runs: Runs, eps: np.ndarray) -> Finding | None:
     """A failing finding when repeated backward passes over one graph disagree beyond rounding.
 
     The second pass (cotangent doubled) is compared with the same cotangent on a fresh graph, the third with
     the first.
     """
-    g1, g2, g3, ref2 = runs
+    g1, g2, g3, ref2, _ = runs
     changed = np.zeros(g1.size, dtype=bool)
     for leaf in tree.leaves:
         sl = slice(leaf.offset, leaf.offset + leaf.size)
@@ -298,12 +355,11 @@ def state_finding(
     leaf, _ = tree.locate(i)
     names = [tree.element_name(int(k)) for k in where[:5]]
     hit = [lf.name for lf in tree.leaves if changed[lf.offset : lf.offset + lf.size].any()]
-    inputs = list(dict.fromkeys(n.removesuffix(".real").removesuffix(".imag") for n in hit))
     return Finding(
         kind="saved state",
         message=(
             f"backward changes saved state: a second backward pass over the same graph of {fname} gives another "
-            f"gradient for {', '.join(inputs)} ({tree.element_name(i)}: {g1[i]:.6g} the first time, "
+            f"gradient for {_tensor_names(hit)} ({tree.element_name(i)}: {g1[i]:.6g} the first time, "
             f"{g2[i]:.6g} with the cotangent doubled (halved back; {ref2[i]:.6g} on a fresh graph), {g3[i]:.6g} "
             "with the first cotangent again). "
             "The backward pass writes into a tensor it saved in the forward pass, so retain_graph, double "
@@ -311,6 +367,54 @@ def state_finding(
         ),
         where=leaf.name,
         elements=names,
+    )
+
+
+def linearity_finding(fname: str, tree: Tree, runs: Runs, eps: np.ndarray) -> Finding | None:
+    """A failing finding when the gradient for a scaled cotangent, scaled back, is not the gradient for the
+    cotangent itself beyond rounding: the backward is not linear in its incoming gradient.
+
+    A backward that works in log space (logcumsumexp's) rounds a scaled cotangent differently, by its dtype's
+    epsilon times the size of what it adds in log space (1e-12 of the gradient at inputs of 1e4 in float64); a
+    difference counts only beyond the cube root of epsilon of the largest gradient element (6e-6 in float64,
+    5e-3 in float32), as large as what central differences resolve: a clipping or normalizing backward moves
+    the gradient by a good part of itself. A scale whose gradient is not finite (overflow of a large gradient
+    times the large scale) tells nothing.
+    """
+    g1, _, _, _, scaled = runs
+    worst: tuple[float, int, float, np.ndarray] | None = None
+    hit: list[str] = []
+    for leaf in tree.leaves:
+        sl = slice(leaf.offset, leaf.offset + leaf.size)
+        for times, gk in scaled:
+            if not np.all(np.isfinite(gk[sl])):
+                continue
+            scale = max(float(np.max(np.abs(g1[sl]), initial=0.0)), float(np.max(np.abs(gk[sl]), initial=0.0)))
+            gap = np.abs(gk[sl] - g1[sl])
+            if not np.any(gap > np.maximum(REPEAT_ULPS * eps[sl], eps[sl] ** LINEAR_ROOT) * scale):
+                continue
+            hit.append(leaf.name)
+            j = int(np.argmax(gap))
+            if worst is None or gap[j] / scale > worst[0]:
+                worst = (float(gap[j] / scale), leaf.offset + j, times, gk)
+            break
+    if worst is None:
+        return None
+    _, i, times, gk = worst
+    leaf, _ = tree.locate(i)
+    factor = f"{times:g}" if times >= 1 else f"1/{1 / times:g}"
+    return Finding(
+        kind="nonlinear backward",
+        message=(
+            f"backward is not linear in its cotangent: the backward pass of {fname} with the upstream gradient "
+            f"times {factor} gives, scaled back, another gradient for {_tensor_names(hit)} than with the upstream "
+            f"gradient itself ({tree.element_name(i)}: {gk[i]:.6g} against {g1[i]:.6g}). The gradient of a "
+            "function is linear in the incoming gradient; a backward that clips, normalizes or thresholds it "
+            "(gradient clipping inside backward) is not the function's derivative, and passes or fails depending "
+            "on the cotangent. Clip the gradients outside the backward (torch.nn.utils.clip_grad_norm_)."
+        ),
+        where=leaf.name,
+        elements=[tree.element_name(i)],
     )
 
 

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 import backcheck.frontends.torch._analytic as side
-from backcheck.calls import call_user, require_callable
+from backcheck.calls import call_user, first_line, require_callable
 from backcheck.contract import Analytic, Contract, Section
-from backcheck.errors import BadInputError, NondeterministicError, NonFiniteError
+from backcheck.errors import BadInputError, NondeterministicError, NonFiniteError, UserFunctionError
 from backcheck.evaluate import Output
 from backcheck.findings import mutation_finding
 from backcheck.frontends.common import AUTO_MIN_ELEMENTS, JVP_PREFIX, CachedEvaluator
@@ -33,6 +33,7 @@ from backcheck.frontends.torch._setup import (
     parse_dout,
 )
 from backcheck.frontends.torch._tensors import BFLOAT16_EPS, dtype_name, np_dtype, own_storage, parts, real_of
+from backcheck.frontends.torch._unchecked import declared, unchecked_notes
 from backcheck.frontends.torch._vmap import prefetch
 from backcheck.options import Options
 from backcheck.randomness import FrozenRandom, find_generators
@@ -127,6 +128,9 @@ def _check_session(target: Target, knobs: Knobs, found: tuple[Any, ...], frozen:
     finally:
         sess.restore()
     report = _merge(report, alone) if alone else report
+    for lf in report.leaves:
+        if lf.status == "fail" and lf.name in sess.dead_notes and "zero gradient everywhere" in lf.note:
+            lf.note = sess.dead_notes[lf.name]
     if frozen is not None:
         report.notes.append(
             f"{target.title} is random; every evaluation replayed the same random stream ({frozen.describe()}), "
@@ -144,6 +148,8 @@ def _contract(sess: Session, target: Target, knobs: Knobs) -> tuple[Contract, np
     if not sess.params and not sess.const_swap.tensors:  # nothing swaps storage under the graph: keep it
         sess.graph = (out0, targets)
     outs, out_note = choose_outputs(sess, out0)
+    sess.declared = declared(sess, [t for _, t in outs], targets)
+    left_out = unchecked_notes(sess, target, [t for _, t in outs], targets)
     for n, t in outs:
         if not bool(torch.all(torch.isfinite(t.detach()))):
             raise NonFiniteError(
@@ -160,6 +166,7 @@ def _contract(sess: Session, target: Target, knobs: Knobs) -> tuple[Contract, np
     ev.remember_directions = knobs.forward_mode  # the forward-mode section asks for the same directions
     if out_note:
         notes.append(out_note)
+    notes.extend(left_out)
     vmap, vmap_note = _vmap_plan(sess, rep_tree, knobs)
     if vmap_note:
         notes.append(vmap_note)
@@ -251,20 +258,25 @@ class _Side:
     def sections(self) -> Analytic:
         sess, fname, douts = self.sess, self.sess.fname, self.douts
         kept = side.reverse_repeated(sess) if self.repeat and douts is None else None
-        if kept is None:
-            g = call_user(lambda: side.reverse(sess, None, douts), (), f"torch.autograd.grad through {fname}")
+        if kept is not None:
+            g, undefined = kept[0], set(sess.undefined)
         else:
-            g = kept[0]
+            try:
+                g = call_user(lambda: side.reverse(sess, None, douts), (), f"torch.autograd.grad through {fname}")
+            except UserFunctionError as exc:
+                if not isinstance(exc.__cause__, NotImplementedError):
+                    raise
+                if not (self.knobs.forward_mode and douts is None):
+                    raise UserFunctionError(
+                        str(exc), "a function with forward mode only (a jvp): pass forward_mode=True to check it."
+                    ) from exc.__cause__
+                return self._forward_only(exc)
+            undefined = set(sess.undefined)
         notes: list[str] = []
         wide = self._wide(g, notes)
         secs = [Section(g, lambda v: side.reverse(sess, v, douts), g_wide=wide, grad_eps=self.grad_eps)]
         if self.knobs.forward_mode and douts is None:
-            g_fwd = call_user(lambda: side.forward(sess), (), f"forward-mode AD through {fname}")
-            note = self.knobs.forward_note or (
-                f"forward mode checked too: the leaves {JVP_PREFIX}<name> compare forward-mode AD (a custom "
-                "Function's jvp) with the same finite differences."
-            )
-            secs.append(Section(g_fwd, lambda v: side.forward(sess, v), JVP_PREFIX, note, grad_eps=self.grad_eps))
+            secs.append(self._forward_section())
         findings: list[Finding] = []
         if self.repeat and not (kept is not None and kept[1]):  # passes that agreed exactly found nothing
             runs = side.repeat_backward(sess)
@@ -272,8 +284,73 @@ class _Side:
                 notes.append(runs + ".")
             else:
                 found = side.state_finding(fname, self.tree, runs, self.eps())
+                found = found or side.linearity_finding(fname, self.tree, runs, self.eps())
                 findings.extend([found] if found is not None else [])
-        return Analytic(tuple(secs), tuple(findings), notes=tuple(notes))
+        if sess.side_grads:
+            notes.append(
+                f"the backward pass of {fname} accumulates gradients into the .grad of "
+                f"{', '.join(sorted(sess.side_grads))} itself (a part recomputed and differentiated inside a "
+                "backward: manual checkpointing, reversible layers); they are checked as loss.backward() leaves "
+                ".grad: the gradient through the graph plus the accumulated one."
+            )
+        return Analytic(tuple(secs), tuple(findings), skipped=self._declared(undefined), notes=tuple(notes))
+
+    def _forward_section(self) -> Section:
+        sess, fname = self.sess, self.sess.fname
+        g_fwd = call_user(lambda: side.forward(sess), (), f"forward-mode AD through {fname}")
+        note = self.knobs.forward_note or (
+            f"forward mode checked too: the leaves {JVP_PREFIX}<name> compare forward-mode AD (a custom "
+            "Function's jvp) with the same finite differences."
+        )
+        return Section(g_fwd, lambda v: side.forward(sess, v), JVP_PREFIX, note, grad_eps=self.grad_eps)
+
+    def _forward_only(self, exc: UserFunctionError) -> Analytic:
+        """The analytic side of a function without reverse mode (a Function with a jvp and no backward):
+        forward mode alone, the reverse-mode leaves skipped."""
+        cause = first_line(exc.__cause__) if exc.__cause__ is not None else str(exc)
+        why = (
+            f"{self.sess.fname} has no reverse mode (torch.autograd.grad raised NotImplementedError: {cause}), so "
+            f"only forward mode is checked: the leaves {JVP_PREFIX}<name>."
+        )
+        self.sess.no_reverse = why
+        skipped = {lf.name: why for lf in self.tree.leaves}
+        secs = (Section(np.zeros(self.tree.size), None, grad_eps=self.grad_eps), self._forward_section())
+        return Analytic(secs, skipped=skipped)
+
+    def _declared(self, undefined: set[str]) -> dict[str, str]:
+        """The leaves to skip: inputs that only custom Functions consume, whose backwards give them no gradient
+        at all, when the check chose its inputs itself (none requires grad) and others remain to check.
+
+        Returning None for an input is autograd's way of saying the Function does not differentiate it (a label,
+        a target); torch.autograd.gradcheck checks only the inputs marked with requires_grad, and so does a
+        check whose inputs are marked, where such an input fails with a note saying why.
+        """
+        sess, found, k = self.sess, {}, 0
+        for s in sess.slots:
+            leaves = self.tree.leaves[k : k + len(s.leaf_names)]
+            k += len(leaves)
+            if s.name in sess.declared and s.name in undefined:
+                found.update((lf.name, sess.declared[s.name]) for lf in leaves)
+        if not found:
+            return {}
+        who = {n: f"{fn}.backward" for n, fn in found.items()}
+        if sess.marked or len(found) == len(self.tree.leaves):
+            for n, b in who.items():
+                sess.dead_notes[n] = (
+                    f"{n} receives no gradient: {b} returns None for it while the output depends on it. "
+                    "If it is a label or a target, check only the other inputs: mark them with requires_grad_() "
+                    "and leave it unmarked (only the marked inputs are checked); if it is meant to be "
+                    "differentiated, the backward is missing its term."
+                )
+            return {}
+        return {
+            n: (
+                f"not checked: {b} returns no gradient (None) for {n}, autograd's way of saying it is not "
+                "differentiated (a label, a target). To check it, mark the inputs to check with requires_grad_() "
+                "(only those are checked then, and a missing term fails)."
+            )
+            for n, b in who.items()
+        }
 
     def _wide(self, g: np.ndarray, notes: list[str]) -> np.ndarray | None:
         """The backward in float64, when the numeric side is float64 and the gradient is narrower.
@@ -332,7 +409,7 @@ def _prefixed(tree: Tree, prefix: str) -> Tree:
 
 def _alone_contracts(sess: Session, main: Contract, knobs: Knobs, grad_eps: np.ndarray | None) -> list[Contract]:
     """One contract per differentiable output (when there are several): that output's cotangent alone."""
-    if len(sess.douts) < 2:
+    if len(sess.douts) < 2 or sess.no_reverse:
         return []
     torch = sess.torch
     contracts = []

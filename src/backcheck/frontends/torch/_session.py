@@ -16,7 +16,7 @@ import numpy as np
 
 from backcheck.errors import GradientStructureError
 from backcheck.frontends.common import VectorizeError
-from backcheck.frontends.torch._tensors import Slot, Swap, cast, flatten, laid_out, parts, torch_module
+from backcheck.frontends.torch._tensors import Slot, Swap, cast, flatten, laid_out, parts, real_of, torch_module
 from backcheck.randomness import FrozenRandom
 from backcheck.tree import Tree
 
@@ -46,6 +46,8 @@ class Session:
         given = [*enumerate(self.args), *self.kwargs.items()]
         self.pristine = {k: a.detach().clone() for k, a in given if isinstance(a, torch.Tensor) and k not in taken}
         self.numeric_real: Any = None  # a torch.dtype once chosen
+        #: the dtype the unchecked float arguments (labels, targets, masks) are widened to, None: as given
+        self.arg_real: Any = None
         #: (outputs, leaves) of the native call at the original point, whose graph the analytic side may use
         self.graph: tuple[Any, list[Any]] | None = None
         #: the checked outputs of the native call at the original point, served to the next numeric call (the
@@ -60,6 +62,18 @@ class Session:
         self.part_shapes: list[tuple[int, ...]] = []
         #: the random streams replayed before every call of ``fn`` (a random function, checked with one stream)
         self.frozen: FrozenRandom | None = None
+        #: the slots whose ``.grad`` the backward pass itself accumulated into (counted in their gradient)
+        self.side_grads: set[str] = set()
+        #: whether the checked inputs were chosen by the user (requires_grad) rather than all float tensors
+        self.marked = any(s.tensor.requires_grad for s in self.input_slots)
+        #: checked inputs consumed only by custom Functions, with those Functions' names (see _unchecked)
+        self.declared: dict[str, str] = {}
+        #: a leaf's note replacing the generic one when it fails with no gradient at all
+        self.dead_notes: dict[str, str] = {}
+        #: the slots whose gradient the last backward pass left undefined (None)
+        self.undefined: set[str] = set()
+        #: why reverse mode is not checked (a Function with a jvp and no backward), or ""
+        self.no_reverse = ""
 
     def set_consts(self, consts: Sequence[torch.Tensor]) -> None:
         self.const_swap = Swap(consts)
@@ -83,26 +97,31 @@ class Session:
         """Parameters and constants on private native-dtype copies (the analytic side)."""
         self.param_swap.set([t.detach().clone() for t in self.param_swap.saved])
         self.const_swap.set([t.detach().clone() for t in self.const_swap.saved])
+        self.arg_real = None
 
     def use_numeric(self, real: torch.dtype) -> None:
         """Constants on private copies in the numeric dtype; parameters are set at every evaluation."""
         self.numeric_real = real
         self.const_swap.set([cast(t, real) for t in self.const_swap.saved])
+        self.arg_real = real
 
     @contextmanager
     def storage(self, real: torch.dtype | None = None) -> Iterator[None]:
-        """Parameters and constants on private copies for a while: native (None) or cast to ``real``."""
-        params, consts = self.param_swap.current(), self.const_swap.current()
+        """Parameters and constants on private copies for a while: native (None) or cast to ``real``, the
+        unchecked float arguments widened to ``real`` too."""
+        params, consts, args = self.param_swap.current(), self.const_swap.current(), self.arg_real
         try:
             if real is None:
                 self.use_native()
             else:
                 self.param_swap.set([cast(t, real) for t in self.param_swap.saved])
                 self.const_swap.set([cast(t, real) for t in self.const_swap.saved])
+                self.arg_real = real
             yield
         finally:
             self.param_swap.set(params)
             self.const_swap.set(consts)
+            self.arg_real = args
 
     # -- building tensors and calls --------------------------------------------------------------------------
     def assemble(self, slot: Slot, values: list[Any], real: torch.dtype) -> torch.Tensor:
@@ -132,12 +151,33 @@ class Session:
             if k in by_slot:
                 return by_slot[k]
             if k in self.pristine:
-                return self.pristine[k].clone()
-            if type(a) in (list, tuple) and any((k, j) in by_slot for j in range(len(a))):
-                return type(a)(by_slot.get((k, j), t) for j, t in enumerate(a))  # a TensorList's checked tensors
+                return self.widened(self.pristine[k], fresh=True)
+            if type(a) in (list, tuple) and any(isinstance(t, self.torch.Tensor) for t in a):
+                # a TensorList: its checked tensors in their places, the others widened
+                return type(a)(by_slot.get((k, j), self.widened(t)) for j, t in enumerate(a))
             return a
 
         return [pick(k, a) for k, a in enumerate(self.args)], {k: pick(k, a) for k, a in self.kwargs.items()}
+
+    def widened(self, t: Any, fresh: bool = False) -> Any:
+        """An unchecked argument as ``fn`` gets it: a float tensor narrower than :attr:`arg_real` as a private
+        copy in that dtype (a float32 label in the float64 runs), else itself (a private copy if ``fresh``)."""
+        if not isinstance(t, self.torch.Tensor) or not self.narrower(t, self.arg_real):
+            return t.clone() if fresh else t
+        return cast(t, self.arg_real)
+
+    def narrower(self, t: Any, real: Any) -> bool:
+        """Whether ``t`` is a float (or complex) tensor whose real dtype has fewer bits than ``real``."""
+        torch = self.torch
+        if real is None or not isinstance(t, torch.Tensor) or not (t.is_floating_point() or t.is_complex()):
+            return False
+        return bool(torch.finfo(real_of(t.dtype)).bits < torch.finfo(real).bits)
+
+    def widens(self, real: Any) -> bool:
+        """Whether some unchecked float argument is narrower than ``real`` (so a call in ``real`` widens it)."""
+        given = [*self.args, *self.kwargs.values()]
+        tensors = [t for a in given for t in (a if type(a) in (list, tuple) else (a,))]
+        return any(self.narrower(t, real) for t in tensors if not any(t is s.tensor for s in self.input_slots))
 
     def call(self, by_slot: Mapping[Any, Any]) -> Any:
         args, kwargs = self.args_with(by_slot)

@@ -257,9 +257,9 @@ def _another_function(sess: Session, output: Output, got: list[np.ndarray], nati
 
 def _native_is(sess: Session, real: Any) -> bool:
     """Whether the numeric side in ``real`` calls ``fn`` exactly as the native call did: every checked tensor
-    and every constant the check casts is in ``real`` already."""
+    and every constant the check casts is in ``real`` already, and no unchecked float argument is widened."""
     floats = [t.dtype for t in sess.const_swap.saved if t.is_floating_point() or t.is_complex()]
-    return all(real_of(d) == real for d in [*(s.dtype for s in sess.slots), *floats])
+    return all(real_of(d) == real for d in [*(s.dtype for s in sess.slots), *floats]) and not sess.widens(real)
 
 
 def numeric_side(
