@@ -343,3 +343,46 @@ def test_backward_that_rounds_a_scaled_cotangent_differently_is_linear(dtype: to
     report = bt.check(lambda t: torch.logcumsumexp(t, 0), x.requires_grad_())
     assert "nonlinear backward" not in _kinds(report), str(report)
     assert bt.check(lambda t: torch.sin(_clipping(-1e9, 1e9).apply(t)), _r(22, 5)).ok
+
+
+# -- errors that say where they happened and what to do ------------------------------------------------------
+
+
+class TwoOutputs(torch.autograd.Function):
+    """``(2x, 3x)`` whose backward assumes both gradients are defined (grads not materialized)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.set_materialize_grads(False)
+        return x * 2, x * 3
+
+    @staticmethod
+    def backward(ctx, g1, g2):
+        return 2 * g1 + 3 * g2
+
+
+def test_backward_that_crashes_on_an_undefined_gradient_says_which_output_was_alone() -> None:
+    with pytest.raises(UserFunctionError, match=r"checking out\[0\] alone") as info:
+        bt.check_function(TwoOutputs, _r(23, 3))
+    assert isinstance(info.value.__cause__, TypeError)
+
+
+class DoubleInPlace(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.mark_dirty(x)
+        return x.mul_(2)
+
+    @staticmethod
+    def backward(ctx, g):
+        return 2 * g
+
+
+def test_in_place_forward_on_an_input_is_told_to_check_a_copy() -> None:
+    x = _r(24, 3)
+    with pytest.raises(UserFunctionError, match=r"DoubleInPlace\.apply\(t\.clone\(\)\)"):
+        bt.check_function(DoubleInPlace, x)
+    with pytest.raises(UserFunctionError, match=r"fn\(t\.clone\(\)\)"):
+        bt.check(torch.relu_, x)
+    assert torch.equal(x, _r(24, 3))
+    assert bt.check(lambda t: DoubleInPlace.apply(t.clone()), x).ok

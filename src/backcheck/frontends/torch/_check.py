@@ -144,7 +144,7 @@ def _contract(sess: Session, target: Target, knobs: Knobs) -> tuple[Contract, np
     torch = sess.torch
     fname = sess.fname
     sess.use_native()
-    out0, targets = call_user(side.call_native, (sess, [sess.original(s).clone() for s in sess.slots]), fname)
+    out0, targets = _first_call(sess, target)
     if not sess.params and not sess.const_swap.tensors:  # nothing swaps storage under the graph: keep it
         sess.graph = (out0, targets)
     outs, out_note = choose_outputs(sess, out0)
@@ -188,6 +188,27 @@ def _contract(sess: Session, target: Target, knobs: Knobs) -> tuple[Contract, np
         dtype_labels=labels,
     )
     return contract, grad_eps
+
+
+#: torch's errors for an in-place operation on a leaf that requires grad (an in-place forward on an input) say
+#: both of these ("is being used in an in-place operation", "has been used in an in-place operation")
+IN_PLACE_ON_LEAF = ("leaf Variable that requires grad", "in-place operation")
+
+
+def _first_call(sess: Session, target: Target) -> tuple[Any, list[Any]]:
+    """The native call at the original point; an in-place forward on an input is told how to be checked."""
+    try:
+        return call_user(side.call_native, (sess, [sess.original(s).clone() for s in sess.slots]), sess.fname)
+    except UserFunctionError as exc:
+        cause = exc.__cause__
+        if not (isinstance(cause, RuntimeError) and all(w in str(cause) for w in IN_PLACE_ON_LEAF)):
+            raise
+        call = f"{target.title}.apply(t.clone())" if target.kind == "function" else "fn(t.clone())"
+        raise UserFunctionError(
+            exc.message,
+            f"{sess.fname} writes into its input in place, which autograd refuses for an input it differentiates; "
+            f"check it on a copy, which autograd differentiates through: backcheck.torch.check(lambda t: {call}, x).",
+        ) from cause
 
 
 def _vmap_plan(sess: Session, tree: Tree, knobs: Knobs) -> tuple[bool, str]:
@@ -262,7 +283,7 @@ class _Side:
             g, undefined = kept[0], set(sess.undefined)
         else:
             try:
-                g = call_user(lambda: side.reverse(sess, None, douts), (), f"torch.autograd.grad through {fname}")
+                g = call_user(lambda: side.reverse(sess, None, douts), (), self._what())
             except UserFunctionError as exc:
                 if not isinstance(exc.__cause__, NotImplementedError):
                     raise
@@ -294,6 +315,18 @@ class _Side:
                 ".grad: the gradient through the graph plus the accumulated one."
             )
         return Analytic(tuple(secs), tuple(findings), skipped=self._declared(undefined), notes=tuple(notes))
+
+    def _what(self) -> str:
+        """The analytic call, as an error names it: with the output checked alone, when it is."""
+        what = f"torch.autograd.grad through {self.sess.fname}"
+        if self.douts is None:
+            return what
+        alone = [n for n, d in zip(self.sess.out_names, self.douts, strict=True) if d is not None]
+        return (
+            f"{what}, checking {', '.join(alone)} alone (the other outputs' gradients undefined, None in a "
+            "backward with ctx.set_materialize_grads(False), as autograd passes them when they do not reach the "
+            "loss),"
+        )
 
     def _forward_section(self) -> Section:
         sess, fname = self.sess, self.sess.fname
@@ -365,8 +398,7 @@ class _Side:
         wide = side.reverse_wide(self.sess, self.douts)
         if wide is None:
             return None
-        what = f"torch.autograd.grad through {self.sess.fname}"
-        spread = call_user(side.rounding_spread, (self.sess, self.douts, g), what)
+        spread = call_user(side.rounding_spread, (self.sess, self.douts, g), self._what())
         eps = self.eps()
         for leaf in self.tree.leaves:
             sl = slice(leaf.offset, leaf.offset + leaf.size)
