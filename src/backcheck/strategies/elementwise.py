@@ -166,10 +166,13 @@ def split_formula_from_rounding(
         )
         # their bound shown: the formula's, plus the rounding measured between the two runs
         j.bound[excused] = bound64[excused] + np.abs(claim.g[idx[excused]] - a64[excused])
-    # what is vouched for is the formula, to the float64 bound, wherever the float64 run met it
+    # what is vouched for is the formula, to the float64 bound, wherever the float64 run met it; the bound
+    # stated for the element's own value is that and its measured rounding, where tighter than the modelled one
     j.vouch = j.bound.copy()
     formula = (j.status == OK) & (np.abs(a64 - j.numeric) <= bound64)
     j.vouch[formula] = bound64[formula]
+    measured = bound64 + np.abs(claim.g[idx] - a64)
+    j.bound[formula] = np.minimum(j.bound[formula], measured[formula])
     return notes
 
 

@@ -62,6 +62,21 @@ class Sides:
             self.grad_dtypes = [np.asarray(p).dtype for p in grads]
         return self._flat(grads)
 
+    def reverse_wide(self) -> np.ndarray | None:
+        """The same reverse pass run in float64 at the original point (x64 mode), or None when it does not run
+        there or answers in another dtype."""
+        diff = [np.asarray(d).astype(np.float64) for d in self.inputs.diff]
+        cot = [np.asarray(c).astype(np.float64) for c in self.outs.cot]
+        try:
+            grads = self.run.rev_wide(diff, cot)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception:  # a rule that refuses float64 is judged at its own dtype only
+            return None
+        if any(np.asarray(p).dtype != np.float64 for p in grads):
+            return None
+        return self._flat(grads)
+
     def forward(self, point: Sequence[np.ndarray] | None = None) -> np.ndarray:
         prim = self._point(point)
         n = self.tree.size

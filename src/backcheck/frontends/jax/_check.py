@@ -18,7 +18,13 @@ import backcheck.frontends.jax._numeric as num
 from backcheck.calls import call_user, function_name
 from backcheck.contract import Analytic, Contract, Section
 from backcheck.evaluate import Output
-from backcheck.frontends.common import AUTO_MIN_ELEMENTS, JVP_PREFIX, CachedEvaluator, prefetch_first_differences
+from backcheck.frontends.common import (
+    AUTO_MIN_ELEMENTS,
+    JVP_PREFIX,
+    CachedEvaluator,
+    prefetch_first_differences,
+    wide_disagreement,
+)
 from backcheck.frontends.jax._analytic import Sides, sections_of
 from backcheck.frontends.jax._inputs import Inputs, Outputs, mask_outputs, outputs, split_inputs
 from backcheck.frontends.jax._trace import Runner
@@ -76,7 +82,9 @@ def run_check(
         point=point,
         call=call,
         output=ev.output,
-        analytic=_analytic(Sides(runner, inputs, outs, tree, fname), opt.mode),
+        analytic=_analytic(
+            Sides(runner, inputs, outs, tree, fname), opt.mode, wide=point is not tree and real == np.float64
+        ),
         fname=fname,
         evaluator=ev,
         notes=tuple(notes),
@@ -86,19 +94,37 @@ def run_check(
     return _finish(run(contract, options), inputs, [*ev.notes(), *runner.notes])
 
 
-def _analytic(sides: Sides, mode: str) -> Callable[[], Analytic]:
+def _analytic(sides: Sides, mode: str, wide: bool = False) -> Callable[[], Analytic]:
+    """The analytic side; ``wide``: the numeric side is float64 and wider than the gradient, so the reverse pass
+    also runs in float64 to tell its rounding from a wrong formula (as the torch frontend does)."""
+
     def analytic() -> Analytic:
         said: list[str] = []
 
         def section(g: np.ndarray, at: Any, prefix: str, note: str) -> Section:
             eps, coarse = _grad_eps(sides.tree, sides.inputs, [] if prefix else sides.grad_dtypes)
             said.extend(n for n in coarse if n not in said)
-            return Section(g, at, prefix, note, grad_eps=eps)
+            g_wide = _wide(sides, g, eps, said) if wide and not prefix and at == sides.reverse else None
+            return Section(g, at, prefix, note, g_wide=g_wide, grad_eps=eps)
 
         sections, why = sections_of(sides, mode, section, JVP_PREFIX)
         return Analytic(tuple(sections), notes=(*why, *said))
 
     return analytic
+
+
+def _wide(sides: Sides, g: np.ndarray, eps: np.ndarray | None, said: list[str]) -> np.ndarray | None:
+    """The float64 run of the reverse pass where it stands in for the formula (see
+    :func:`~backcheck.frontends.common.wide_disagreement`); else None, with a note saying why."""
+    wide = sides.reverse_wide()
+    if wide is None:
+        return None
+    per = eps if eps is not None else sides.tree.per_leaf([float(np.finfo(lf.dtype).eps) for lf in sides.tree.leaves])
+    why = wide_disagreement(sides.tree, g, wide, per)
+    if why:
+        said.append(why)
+        return None
+    return wide
 
 
 def _prefetch(

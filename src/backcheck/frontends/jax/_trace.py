@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import numpy as np
 
 from backcheck.calls import call_user, first_line
 from backcheck.errors import BadInputError
@@ -159,6 +160,16 @@ class Runner:
 
     def rev(self, diff: Sequence[Any], cot: Sequence[Any]) -> tuple[Any, ...]:
         return self._run(_jit_rev, _rev, tuple(diff), self.arrays, tuple(cot))
+
+    def rev_wide(self, diff: Sequence[Any], cot: Sequence[Any]) -> tuple[Any, ...]:
+        """:meth:`rev` in x64 mode with every floating argument in float64 (the other arrays too: a float32
+        constant would keep float32's rounding in the run)."""
+        arrays = tuple(
+            np.asarray(a).astype(np.float64) if jax.numpy.issubdtype(np.asarray(a).dtype, jax.numpy.floating) else a
+            for a in self.arrays
+        )
+        with jax.enable_x64(True):
+            return self._run(_jit_rev, _rev, tuple(diff), arrays, tuple(cot))
 
     def fwd(self, diff: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, ...]:
         return self._run(_jit_fwd, _fwd, tuple(diff), self.arrays, tuple(tangents))

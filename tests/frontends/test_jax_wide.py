@@ -1,0 +1,92 @@
+"""A low-precision jax rule against float64 finite differences: the same reverse pass runs in float64 (x64 mode,
+every floating argument widened), judges the formula at float64's resolution, and the rule's own rounding is
+measured against it, as the torch frontend does. A confident softmax's ``p - 1`` is a small difference of values
+near 1: its float32 rounding is far above float32's epsilon times the element, and no bug."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+jnp = pytest.importorskip("jax.numpy")
+bj = pytest.importorskip("backcheck.jax")
+
+LABELS = np.arange(6) % 4
+
+
+@pytest.fixture
+def x64() -> Iterator[None]:
+    """jax's x64 mode for one test, restored afterwards."""
+    with jax.enable_x64(True):
+        yield
+
+
+def _confident_logits(seed: int, margin: float = 9.0) -> np.ndarray:
+    logits = np.random.default_rng(seed).normal(size=(6, 4)).astype(np.float32)
+    logits[np.arange(6), LABELS] += margin
+    return logits
+
+
+def _cross_entropy(scale: float) -> Callable[[Any], Any]:
+    """Per-row softmax cross-entropy with the textbook rule ``(p - onehot) * g``, ``scale`` times."""
+
+    @jax.custom_vjp
+    def loss(x):
+        return -jnp.take_along_axis(jax.nn.log_softmax(x, 1), jnp.asarray(LABELS)[:, None], 1)[:, 0]
+
+    def bwd(x, g):
+        p = jax.nn.softmax(x, 1)
+        return ((p - jax.nn.one_hot(LABELS, 4, dtype=x.dtype)) * g[:, None] * scale,)
+
+    loss.defvjp(lambda x: (loss(x), x), bwd)
+    return loss
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_confident_float32_softmax_cross_entropy_passes_and_a_1_percent_error_fails(seed: int, x64: None) -> None:
+    x = jnp.asarray(_confident_logits(seed))
+    p = jax.nn.softmax(x, 1)
+    # the label's p - 1 is about 1e-4, but p itself rounds at float32's epsilon: far above eps32 * |p - 1|
+    assert float(jnp.max(1 - p[np.arange(6), LABELS])) < 3e-3
+    right = bj.check(_cross_entropy(1.0), x)
+    assert right.ok, str(right)
+    native = bj.check(lambda t: -jnp.take_along_axis(jax.nn.log_softmax(t, 1), jnp.asarray(LABELS)[:, None], 1), x)
+    assert native.ok, str(native)
+    assert bj.check(_cross_entropy(1.01), x).status == "fail"
+
+
+def test_the_float64_run_serves_a_float64_numeric_side_with_x64_off_too() -> None:
+    x = jnp.asarray(_confident_logits(7))
+    report = bj.check(_cross_entropy(1.0), x, numeric_dtype="float64")
+    assert report.ok, str(report)
+    assert bj.check(_cross_entropy(1.01), x, numeric_dtype="float64").status == "fail"
+
+
+def _scaled_sin(scale: float, narrow_only: bool = False) -> Callable[[Any], Any]:
+    @jax.custom_vjp
+    def f(x):
+        return jnp.sin(x)
+
+    def bwd(x, g):
+        k = scale if not narrow_only or x.dtype != jnp.float64 else 1.0
+        return (g * jnp.cos(x) * k,)
+
+    f.defvjp(lambda x: (f(x), x), bwd)
+    return f
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_rules_are_judged_through_the_float64_run(dtype: str, x64: None) -> None:
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(3, 4)), dtype=getattr(jnp, dtype))
+    right = bj.check(_scaled_sin(1.0), x)
+    assert right.ok, str(right)
+    assert right.leaves[0].floor_rel < 0.25  # a few bfloat16 epsilons, not the modelled 16 of them
+    assert bj.check(_scaled_sin(1.03), x).status == "fail"
+    # a rule wrong only in the narrow dtype: its float64 run is another computation and stands in for nothing
+    narrow = bj.check(_scaled_sin(1.5, narrow_only=True), x)
+    assert narrow.status != "pass", str(narrow)
+    assert any("float64 run" in n for n in narrow.notes), narrow.notes
