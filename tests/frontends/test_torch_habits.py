@@ -330,10 +330,30 @@ def test_backward_that_clips_its_cotangent_fails_at_the_default_cotangent(thresh
     assert "not linear in its cotangent" in message and "clips" in message
 
 
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16])
 def test_backward_that_normalizes_its_cotangent_fails(dtype: torch.dtype) -> None:
     report = bt.check(lambda t: Normalize.apply(t) * 3.0, _r(20, 6, dtype=dtype))
     assert report.status == "fail" and "nonlinear backward" in _kinds(report), str(report)
+
+
+class Decayed(torch.autograd.Function):
+    """The identity whose backward adds a weight decay: affine in its cotangent, not linear."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g + 1e-3 * x
+
+
+def test_backward_that_adds_a_term_independent_of_its_cotangent_is_not_linear() -> None:
+    report = bt.check(lambda t: torch.sin(Decayed.apply(t)), _r(25, 6))
+    message = next(f.message for f in report.findings if f.kind == "nonlinear backward")
+    assert "weight decay" in message, str(report)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])

@@ -123,7 +123,9 @@ def grads(sess: Session, outs: list[Any], douts: Sequence[Any], targets: list[An
 
     def accumulated() -> list[Any]:
         torch.autograd.backward(os, ds, retain_graph=retain)
-        return [None if t.grad is None else t.grad.detach().clone() for t in targets]
+        res = [None if t.grad is None else t.grad.detach().clone() for t in targets]
+        sess.undefined = {sess.slots[k].name for k, r in enumerate(res) if r is None}
+        return res
 
     touched = _guarded(sess, pairs, targets)
     try:
@@ -410,8 +412,9 @@ def linearity_finding(fname: str, tree: Tree, runs: Runs, eps: np.ndarray) -> Fi
             f"times {factor} gives, scaled back, another gradient for {_tensor_names(hit)} than with the upstream "
             f"gradient itself ({tree.element_name(i)}: {gk[i]:.6g} against {g1[i]:.6g}). The gradient of a "
             "function is linear in the incoming gradient; a backward that clips, normalizes or thresholds it "
-            "(gradient clipping inside backward) is not the function's derivative, and passes or fails depending "
-            "on the cotangent. Clip the gradients outside the backward (torch.nn.utils.clip_grad_norm_)."
+            "(gradient clipping inside backward), or adds a term that does not depend on it (a weight decay), is "
+            "not the function's derivative, and passes or fails depending on the cotangent. Clip the gradients "
+            "outside the backward (torch.nn.utils.clip_grad_norm_), and add regularizers to the loss."
         ),
         where=leaf.name,
         elements=[tree.element_name(i)],

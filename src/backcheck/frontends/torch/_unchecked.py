@@ -118,8 +118,11 @@ def unchecked_notes(sess: Session, target: Any, outs: Sequence[Any], targets: Se
             if is_diff_tensor(t) and id(t) not in mine
         ]
         if rest:
+            one = len(rest) == 1
             notes.append(
-                f"not checked: {_listed(rest)}, float input(s) without requires_grad: when some inputs require "
-                "grad, only those are checked (call .requires_grad_() on an input to check it too)."
+                f"not checked: {_listed(rest)} ({'a float input' if one else 'float inputs'} without requires_grad; "
+                "when some inputs require grad, only those are checked: call "
+                f"{rest[0] + '.requires_grad_()' if one else '.requires_grad_() on them'} to check "
+                f"{'it' if one else 'them'} too)."
             )
     return notes
