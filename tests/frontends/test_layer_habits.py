@@ -235,6 +235,36 @@ def test_a_lazily_initialised_relu_layer_at_kinks() -> None:
     assert report.ok and [leaf.name for leaf in report.leaves] == ["X", "W"], str(report)
 
 
+class LazyCell:
+    """A recurrent step, numpy-ml RNNCell style: lazily created weights, each forward pass one more time step
+    whose hidden state feeds the next; backward reads the current step."""
+
+    def __init__(self, n_out: int, bug: float = 0.0) -> None:
+        self.n_out, self.bug, self.W = n_out, bug, None
+
+    def forward(self, X: np.ndarray) -> np.ndarray:
+        if self.W is None:
+            self.W = np.random.default_rng(0).normal(size=(X.shape[1], self.n_out))
+            self.steps, self.A, self.X = 0, [np.zeros((X.shape[0], self.n_out))], []
+        self.steps += 1
+        self.X.append(X)
+        self.A.append(np.tanh(X @ self.W + self.A[-1]))
+        return self.A[-1]
+
+    def backward(self, dA: np.ndarray) -> np.ndarray:
+        dz = dA * (1 - self.A[self.steps] ** 2)
+        self.dW = self.X[self.steps - 1].T @ dz * (1 + self.bug)
+        return dz @ self.W.T
+
+
+def test_a_lazily_initialised_recurrent_step_continues_from_its_first_pass() -> None:
+    X = np.random.default_rng(3).normal(size=(4, 3))
+    report = backcheck.check_object(LazyCell(2), X)
+    assert report.ok and [leaf.name for leaf in report.leaves] == ["X", "W"], str(report)
+    assert any("carries state from one call to the next" in n for n in report.notes), report.notes
+    assert failing(backcheck.check_object(LazyCell(2, bug=0.01), X)) == {"W"}
+
+
 # -- check_object: parameters in dicts of their own ------------------------------------------------------------
 class Fc:
     """CNNumpy style: ``self.W = {'val': ..., 'grad': ...}``; backward also returns (dX, dW, db)."""

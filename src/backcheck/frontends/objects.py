@@ -66,7 +66,10 @@ def check_object(
         parameters are created by its first forward pass (lazy initialisation) is initialised on a copy to find
         them; then every evaluation initialises a fresh copy of the untouched layer at its own input (numpy's
         global generator left as it was) and installs the point's parameter values, so what the first pass
-        stored (inputs appended to a list) is never read by another evaluation.
+        stored (inputs appended to a list) is never read by another evaluation. A layer whose forward pass
+        carries state to the next call (a recurrent step: a second pass at the point gives another output)
+        continues from the initialised copy instead, with a note; ``reset=`` then starts every evaluation
+        from a flushed layer.
     *inputs : arrays
         The point, as ``forward`` takes it, passed as :func:`~backcheck.check_layer` passes its inputs: labels
         and config unperturbed, a list of float arrays as one input.
@@ -134,14 +137,14 @@ def check_object(
     spec = _validate(layer, inputs, forward, backward, reset, options)
     _validate_slots(params, grads)
     pristine = _copy(layer, spec.cls)
-    template, slots, notes = _params(pristine, params, inputs, spec)
+    template, slots, notes, carries = _params(pristine, params, inputs, spec)
     probe = _probe(template, slots, grads, inputs, dout, spec)
     slots, notes = _keep(slots, probe, params is None or isinstance(params, str), notes, spec)
     if template is not pristine:
-        if slots:  # every evaluation re-creates them at its own input, then takes the point's values
-            spec = dataclasses.replace(spec, pristine=pristine)
-        else:
+        if not slots:
             template, notes = pristine, [n for n in notes if "first forward pass" not in n]
+        elif not carries:  # every evaluation re-creates them at its own input, then takes the values
+            spec = dataclasses.replace(spec, pristine=pristine)
     if not slots and params is None:
         notes = [*notes, f"found no parameters on {spec.cls}: only the inputs were checked (params=[...] names them)."]
     dout, notes = _loss_dout(dout, layer, probe, notes, spec)
@@ -191,11 +194,7 @@ class _Spec:
         if self.pristine is None:
             return self.fresh(_with_params(template, slots, values))
         obj = copy.deepcopy(self.pristine)
-        state = np.random.get_state()
-        try:
-            getattr(obj, self.forward)(*copy.deepcopy(tuple(inputs)))
-        finally:
-            np.random.set_state(state)
+        _kept_rng(lambda: getattr(obj, self.forward)(*copy.deepcopy(tuple(inputs))))
         return self.fresh(_with_params(obj, slots, values))
 
     def fresh(self, obj: Any) -> Any:
@@ -269,35 +268,63 @@ def _with_params(template: Any, slots: list[Slot], values: Sequence[Any]) -> Any
     return copy.deepcopy(template, memo)
 
 
-def _params(template: Any, params: Any, inputs: tuple[Any, ...], spec: _Spec) -> tuple[Any, list[Slot], list[str]]:
-    """The template to copy, the parameters' slots on it, and a note when a first forward pass created them."""
+def _params(
+    template: Any, params: Any, inputs: tuple[Any, ...], spec: _Spec
+) -> tuple[Any, list[Slot], list[str], bool]:
+    """The template to copy, the parameters' slots on it, a note when a first forward pass created them, and
+    whether that layer carries state from one forward pass to the next (then every evaluation continues from
+    the initialised copy; otherwise each re-creates the parameters at its own input)."""
     if params is not None and not isinstance(params, str) and len(params) == 0:
-        return template, [], []
+        return template, [], [], False
     try:
         slots = declared(template, params, spec.cls)
         if slots:
-            return template, named(slots, spec.input_names), []
+            return template, named(slots, spec.input_names), [], False
         first = None
     except BadInputError as exc:
         first = exc
     init = copy.deepcopy(template)
-    state = np.random.get_state()
     try:
-        getattr(init, spec.forward)(*copy.deepcopy(inputs))
+        out = _kept_rng(lambda: getattr(init, spec.forward)(*copy.deepcopy(inputs)))
         slots = declared(init, params, spec.cls)
     except Exception:
         if first is not None:
             raise first from None
-        return template, [], []  # no parameters, and a forward pass the check itself will report on
+        return template, [], [], False  # no parameters, and a forward pass the check itself will report on
+    if not slots:
+        return template, [], [], False
+    note = f"{spec.cls} creates its parameters in its first forward pass: they were created on a copy of the layer"
+    if spec.reset is None and _carries(init, out, inputs, spec):
+        note += (
+            f", and every evaluation continued from that copy: {spec.forward} carries state from one call to the "
+            "next (a recurrent step), so the point's first pass is part of every evaluation. reset= starts each "
+            "evaluation from a flushed layer instead."
+        )
+        return init, named(slots, spec.input_names), [note], True
+    note += "; every evaluation re-created them at its own input, then took the point's values."
+    return init, named(slots, spec.input_names), [note], False
+
+
+def _kept_rng(call: Callable[[], Any]) -> Any:
+    """``call()`` with numpy's global generator left as it was (a lazy initialisation drawing from it)."""
+    state = np.random.get_state()
+    try:
+        return call()
     finally:
         np.random.set_state(state)
-    if not slots:
-        return template, [], []
-    note = (
-        f"{spec.cls} creates its parameters in its first forward pass: they were created on a copy of the layer, "
-        "and every evaluation re-created them at its own input before taking the point's values."
-    )
-    return init, named(slots, spec.input_names), [note]
+
+
+def _carries(init: Any, out: Any, inputs: tuple[Any, ...], spec: _Spec) -> bool:
+    """Whether a second forward pass at the same point, after the initialising one, gives another output."""
+    try:
+        again = _kept_rng(lambda: getattr(copy.deepcopy(init), spec.forward)(*copy.deepcopy(inputs)))
+        first, second = flatten(out, "out"), flatten(again, "out")
+        return len(first) != len(second) or not all(
+            np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)
+            for (_, a), (_, b) in zip(first, second, strict=True)
+        )
+    except Exception:  # a second pass that fails: the layer is not re-initialised at every evaluation
+        return True
 
 
 # -- one forward and backward pass to see where things are ------------------------------------------------------
