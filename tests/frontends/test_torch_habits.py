@@ -201,7 +201,7 @@ def test_nothing_left_out_gives_no_note() -> None:
     assert report.ok and not any(n.startswith("not checked:") for n in report.notes), report.notes
 
 
-# -- inputs a backward gives None (targets) ------------------------------------------------------------------
+# -- inputs a backward gives None (targets, or a term forgotten) -----------------------------------------------
 
 
 class TargetBCE(torch.autograd.Function):
@@ -223,21 +223,36 @@ def _target() -> torch.Tensor:
     return (_r(16, 4, 5) > 0).double()
 
 
-def test_target_the_backward_gives_none_is_skipped_when_no_input_is_marked() -> None:
+def test_target_the_backward_gives_none_fails_saying_how_to_check_the_others() -> None:
     report = bt.check_function(TargetBCE, _r(15, 4, 5), _target())
-    assert report.ok, str(report)
-    assert report.leaf("logits").status == "pass"
-    leaf = report.leaf("target")
-    assert leaf.status == "skipped" and "TargetBCE.backward returns no gradient (None)" in leaf.note, leaf.note
-    assert "requires_grad_()" in leaf.note
-    assert bt.check_function(TargetBCE, _r(15, 4, 5), _target(), 1.01).status == "fail"
+    assert report.status == "fail" and report.leaf("logits").status == "pass", str(report)
+    note = report.leaf("target").note
+    assert report.leaf("target").status == "fail" and "TargetBCE.backward returns None for target" in note, note
+    assert "mark logits with requires_grad_()" in note and "missing its gradient" in note
+    marked = bt.check_function(TargetBCE, _r(15, 4, 5).requires_grad_(), _target())
+    assert marked.ok and [lf.name for lf in marked.leaves] == ["logits"], str(marked)
+    assert bt.check_function(TargetBCE, _r(15, 4, 5).requires_grad_(), _target(), 1.01).status == "fail"
 
 
 def test_marked_target_the_backward_gives_none_fails_saying_why() -> None:
     report = bt.check_function(TargetBCE, _r(15, 4, 5).requires_grad_(), _target().requires_grad_())
     leaf = report.leaf("target")
-    assert leaf.status == "fail" and "TargetBCE.backward returns None for it" in leaf.note, str(report)
-    assert "leave it unmarked" in leaf.note
+    assert leaf.status == "fail" and "TargetBCE.backward returns None for target" in leaf.note, str(report)
+    assert "leave target unmarked" in leaf.note
+
+
+def test_zero_gradient_the_output_does_not_need_keeps_its_pass() -> None:
+    class Masked(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, w):
+            return x + 0 * w
+
+        @staticmethod
+        def backward(ctx, g):
+            return g, None
+
+    report = bt.check_function(Masked, _r(26, 3), _r(27, 3))
+    assert report.ok and report.leaf("w").note == "", str(report)
 
 
 class NoGradient(torch.autograd.Function):
@@ -253,7 +268,7 @@ class NoGradient(torch.autograd.Function):
 def test_the_only_input_given_none_still_fails() -> None:
     report = bt.check_function(NoGradient, _r(17, 4))
     assert report.status == "fail" and report.leaf("x").status == "fail", str(report)
-    assert "NoGradient.backward returns None" in report.leaf("x").note
+    assert "NoGradient.backward returns None for x" in report.leaf("x").note
 
 
 # -- a Function with a jvp only -----------------------------------------------------------------------------

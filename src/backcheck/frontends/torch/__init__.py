@@ -18,9 +18,11 @@ backcheck compares its real part with the numeric ``dphi/dRe(z)`` and its imagin
 ``grad_outputs``.
 
 The numeric side runs ``fn`` as torch runs it under autograd (grad mode on, the checked tensors requiring
-grad, the outputs detached afterwards). The backward pass also runs three times over one graph, to catch a
-backward that writes into its saved tensors; a function with several differentiable outputs is also checked
-one output at a time, the others' gradients undefined.
+grad, the outputs detached afterwards). The backward pass also runs again over one graph, to catch a backward
+that writes into its saved tensors, and with its cotangent scaled by powers of two, to catch one that is not
+linear in it (clipping it); a function with several differentiable outputs is also checked one output at a
+time, the others' gradients undefined. The gradient checked is what ``loss.backward()`` leaves in ``.grad``:
+a backward that accumulates parameter gradients itself (manual checkpointing) is counted.
 
 This package imports torch on first use only. Layout: ``_tensors`` (dtypes, numpy copies, storage swaps),
 ``_session`` (one check's state and the numeric side), ``_analytic`` (autograd's side), ``_setup`` (slots,
@@ -154,7 +156,11 @@ def check(
     *inputs, **kwargs
         The point, as ``fn`` takes it: ``check(fn, x, w, mask=m)`` calls ``fn(x, w, mask=m)``. The tensors with
         ``requires_grad`` are checked, or every floating (and complex) tensor when none has it; keyword tensors
-        are checked too, under their keywords; other arguments are passed through unchanged. Names come from
+        are checked too, under their keywords; other arguments are passed through unchanged (float ones
+        widened with the checked tensors in the float64 runs). A note names the float inputs left out, and
+        tensors requiring grad that the output depends on but that are not checked (a closure's parameters:
+        pass ``params``). An input that a custom Function's backward gives None (a float target, or a term
+        forgotten) fails with a note saying so: mark only the inputs to check with ``requires_grad_()``. Names come from
         ``fn``'s signature. Without keyword inputs, ``check(fn, (x, w))`` (the inputs as one tuple or list) is
         the same as ``check(fn, x, w)``, unless ``fn`` takes a sequence: ``check(torch.cat, [x, y])`` calls
         ``torch.cat([x, y])``. Tensors in a list or tuple argument are inputs too (``tensors[1]``); tensors
@@ -191,8 +197,10 @@ def check(
     -------
     Report
         Besides the per-element verdicts: a 'saved state' finding when a second backward pass over the same
-        graph gives another gradient, and for several differentiable outputs the leaves
-        ``<output> alone:<input>``, each output checked with the others' gradients undefined.
+        graph gives another gradient, a 'nonlinear backward' finding when a scaled cotangent's gradient, scaled
+        back, is another gradient beyond rounding (a backward that clips or normalizes its incoming gradient),
+        and for several differentiable outputs the leaves ``<output> alone:<input>``, each output checked with
+        the others' gradients undefined.
 
     Examples
     --------
@@ -254,7 +262,8 @@ def check_function(
     *inputs, **kwargs
         The point (see :func:`check`).
     forward_mode : bool, optional
-        Check the ``jvp`` too (leaves ``jvp:<name>``). Default: when the Function defines ``jvp``.
+        Check the ``jvp`` too (leaves ``jvp:<name>``). Default: when the Function defines ``jvp``. A Function
+        with a ``jvp`` and no ``backward`` is checked in forward mode alone, its reverse-mode leaves skipped.
     dout, strategy, samples, atol, rtol, step, seed, numeric_dtype, vectorized, curves, random
         As in :func:`check`.
 

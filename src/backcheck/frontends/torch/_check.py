@@ -314,7 +314,8 @@ class _Side:
                 "backward: manual checkpointing, reversible layers); they are checked as loss.backward() leaves "
                 ".grad: the gradient through the graph plus the accumulated one."
             )
-        return Analytic(tuple(secs), tuple(findings), skipped=self._declared(undefined), notes=tuple(notes))
+        self._declared(undefined)
+        return Analytic(tuple(secs), tuple(findings), notes=tuple(notes))
 
     def _what(self) -> str:
         """The analytic call, as an error names it: with the output checked alone, when it is."""
@@ -350,40 +351,36 @@ class _Side:
         secs = (Section(np.zeros(self.tree.size), None, grad_eps=self.grad_eps), self._forward_section())
         return Analytic(secs, skipped=skipped)
 
-    def _declared(self, undefined: set[str]) -> dict[str, str]:
-        """The leaves to skip: inputs that only custom Functions consume, whose backwards give them no gradient
-        at all, when the check chose its inputs itself (none requires grad) and others remain to check.
+    def _declared(self, undefined: set[str]) -> None:
+        """Notes for inputs that only custom Functions consume and whose backwards return None for them, told
+        when such an input fails for want of any gradient (:attr:`Session.dead_notes`).
 
-        Returning None for an input is autograd's way of saying the Function does not differentiate it (a label,
-        a target); torch.autograd.gradcheck checks only the inputs marked with requires_grad, and so does a
-        check whose inputs are marked, where such an input fails with a note saying why.
+        Returning None is how a backward says it does not differentiate an input (a label, a target), and also
+        what a forgotten term gives (a ``needs_input_grad`` branch left out): the check cannot tell which was
+        meant, so the input still fails, and the note says how to check only the others. Like
+        torch.autograd.gradcheck, a check whose inputs are marked with requires_grad checks only those.
         """
-        sess, found, k = self.sess, {}, 0
+        sess, k = self.sess, 0
+        names = []
         for s in sess.slots:
             leaves = self.tree.leaves[k : k + len(s.leaf_names)]
             k += len(leaves)
             if s.name in sess.declared and s.name in undefined:
-                found.update((lf.name, sess.declared[s.name]) for lf in leaves)
-        if not found:
-            return {}
-        who = {n: f"{fn}.backward" for n, fn in found.items()}
-        if sess.marked or len(found) == len(self.tree.leaves):
-            for n, b in who.items():
-                sess.dead_notes[n] = (
-                    f"{n} receives no gradient: {b} returns None for it while the output depends on it. "
-                    "If it is a label or a target, check only the other inputs: mark them with requires_grad_() "
-                    "and leave it unmarked (only the marked inputs are checked); if it is meant to be "
-                    "differentiated, the backward is missing its term."
-                )
-            return {}
-        return {
-            n: (
-                f"not checked: {b} returns no gradient (None) for {n}, autograd's way of saying it is not "
-                "differentiated (a label, a target). To check it, mark the inputs to check with requires_grad_() "
-                "(only those are checked then, and a missing term fails)."
+                names.extend((lf.name, s.name) for lf in leaves)
+        others = [s.name for s in sess.input_slots if s.name not in {n for _, n in names}]
+        mark = f"mark {', '.join(others)} with requires_grad_()" if others else "mark the inputs to check"
+        for leaf, name in names:
+            how = (
+                f"leave {name} unmarked (only the inputs with requires_grad are checked)"
+                if sess.marked
+                else f"{mark} and leave {name} as it is: only the inputs with requires_grad are checked then"
             )
-            for n, b in who.items()
-        }
+            sess.dead_notes[leaf] = (
+                f"{leaf} receives no gradient: {sess.declared[name]}.backward returns None for {name}, while the "
+                f"output depends on it. If {name} is not differentiated (a label, a target), {how}. If it is "
+                "meant to be differentiated, the backward is missing its gradient (a needs_input_grad branch left "
+                "out returns None)."
+            )
 
     def _wide(self, g: np.ndarray, notes: list[str]) -> np.ndarray | None:
         """The backward in float64, when the numeric side is float64 and the gradient is narrower.
