@@ -2,9 +2,11 @@
 
 Run: ``python examples/jax_log_domain.py``. A masked-attention row softmax takes its mask as a keyword
 array of 0 and -inf; backcheck leaves the -inf entries out (they are masks, not coordinates) and checks the
-rest. ``log1mexp(x) = log(1 - exp(-x))`` has a pole at 0: at ``x = 1e-3`` the default float32 step would
-cross it, so that element is differenced with a smaller step inside the domain, and the report says so.
-A rule that uses the small-x slope ``1/x`` everywhere fails, and the report names the elements.
+rest. ``log1mexp(x) = log(1 - exp(-x))`` has a pole at 0. By default the differences run in float64 (jax's
+x64 mode for the numeric side only, the rule as you run it), whose step at ``x = 1e-3`` stays inside the
+domain; with float32 differences (``numeric_dtype='float32'``) the step would cross the pole, so that element
+is differenced with a smaller step inside the domain, and the report says so. A rule that uses the small-x
+slope ``1/x`` everywhere fails, and the report names the elements.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ def main() -> None:
     print()
     x = np.array([1e-3, 0.5, 2.0], dtype=np.float32)
     print(bj.check(log1mexp, x))
+    print()
+    print(bj.check(log1mexp, x, numeric_dtype="float32"))
     print()
     print(bj.check(log1mexp_small_x, x))
 

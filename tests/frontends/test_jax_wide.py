@@ -90,3 +90,29 @@ def test_half_precision_rules_are_judged_through_the_float64_run(dtype: str, x64
     narrow = bj.check(_scaled_sin(1.5, narrow_only=True), x)
     assert narrow.status != "pass", str(narrow)
     assert any("float64 run" in n for n in narrow.notes), narrow.notes
+
+
+def test_x64_off_differences_run_in_float64_by_default() -> None:
+    # the user's jax without x64: the rule runs as they run it (float32); the differences in float64
+    assert not bj.x64_enabled()
+    x = jnp.asarray(_confident_logits(11))
+    report = bj.check(_cross_entropy(1.0), x)
+    assert report.ok and any("x64 mode was on for the finite differences only" in n for n in report.notes), report
+    assert bj.check(_cross_entropy(1.01), x).status == "fail"
+    assert not bj.x64_enabled()
+
+
+def test_a_function_that_is_another_one_in_x64_mode_keeps_float32_differences() -> None:
+    # random draws from a key come out differently in x64 mode: another function, so float32 differences
+    key = jax.random.PRNGKey(3)
+
+    def noisy_scale(x):
+        return jnp.sum(jnp.sin(x) * jax.random.normal(key, x.shape))
+
+    x = jnp.asarray(np.random.default_rng(2).normal(size=5), dtype=jnp.float32)
+    with jax.enable_x64(True):
+        wide = jax.random.normal(key, (5,))
+    assert not np.allclose(np.asarray(wide), np.asarray(jax.random.normal(key, (5,))), rtol=1e-3)
+    report = bj.check(noisy_scale, x)
+    assert report.ok, str(report)
+    assert any("another function than as you run it" in n for n in report.notes), report.notes

@@ -12,9 +12,11 @@ narrows it) and named by its path, ``params['w'][2]``. Python floats are 0-d par
 when nothing else is to check); strings, integer arrays and other values are passed through unchanged.
 The numeric side calls ``jax.jit(fn)`` (compiled once per function, shapes and dtypes, and shared by later
 checks of the same function) with numpy arrays, and evaluates the first differences in batches with
-``jax.vmap``. It runs in float64 when jax's x64 mode is on; otherwise in float32, which the report's notes
-say. ``numeric_dtype='float64'`` turns x64 on for the finite differences of one check only: the rule under
-test always runs as the user runs it.
+``jax.vmap``. It runs in float64: with jax's x64 mode off, x64 is turned on for the finite differences of one
+check only, where the function computes the same function there (at the original point its value agrees with
+the user's run up to that run's measured rounding; random draws from a key differ, and keep float32
+differences, which the report's notes say). The rule under test always runs as the user runs it; a
+low-precision rule is also run in float64 to tell its rounding from a wrong formula.
 """
 
 from __future__ import annotations
@@ -81,10 +83,11 @@ def check(
         As in :func:`backcheck.check`. An element next to an edge of ``fn``'s domain (``x +- h`` not
         finite) gets a smaller step that stays inside it, named in the report.
     numeric_dtype : {'auto', 'float64', 'float32', 'native'}
-        'auto' evaluates the finite differences in float64 when jax's x64 mode is on (falling back to the
-        inputs' dtype if ``fn`` does not return float64), else in float32. 'float64' turns x64 on for the
-        finite differences of this check only. The analytic side always runs as you run it (x64 as you set
-        it) and is judged at the inputs' own dtypes (bfloat16 at bfloat16's resolution).
+        'auto' evaluates the finite differences in float64 (turning x64 on for them only when it is off),
+        falling back to the inputs' dtype if ``fn`` does not return float64, and to float32 with x64 off if
+        ``fn`` computes another function in x64 mode; 'float64' insists; 'float32' keeps float32 differences.
+        The analytic side always runs as you run it (x64 as you set it) and is judged at the inputs' own dtypes
+        (bfloat16 at bfloat16's resolution).
     vectorized : bool or 'auto'
         Evaluate the first differences in batches with ``jax.jit(jax.vmap(fn))``; falls back to one point at a
         time if that fails. Verdicts and evaluation counts are the same either way.

@@ -61,7 +61,7 @@ def run_check(
         return _trivial(fname, inputs, started)
     outs = outputs(runner.abstract(inputs.diff), opt.dout, options.rng("dout"), fname)
     runner.out_sel = outs.sel
-    real, notes = num.choose_dtype(opt.numeric_dtype, inputs, runner, fname)
+    real, notes = num.choose_dtype(opt.numeric_dtype, inputs, runner, fname, outs)
     tree = num.tree_of(inputs, [num.held_as(dt) for dt in inputs.natives])
     point = tree if all(lf.dtype == real for lf in tree.leaves) else num.tree_of(inputs, [real] * len(tree.leaves))
     call = num.caller(runner, inputs, outs, point)

@@ -46,21 +46,45 @@ def tree_of(inputs: Inputs, dtypes: Sequence[Any]) -> Tree:
     return Tree(arrays, "args", in_place=False, bare_keys=True)
 
 
-def choose_dtype(numeric_dtype: str, inputs: Inputs, run: Runner, fname: str) -> tuple[np.dtype, list[str]]:
+#: The float64 function may differ from the user's at the original point by this many times the native
+#: forward's own rounding (measured: the change of ``<u, f>`` when every input moves by a unit in the last
+#: place) or this many units of the native epsilon of ``sum |u f|``, and still be the same function.
+SAME_FUNCTION = 16.0
+SAME_FUNCTION_ULPS = 1024.0
+
+
+def choose_dtype(
+    numeric_dtype: str, inputs: Inputs, run: Runner, fname: str, outs: Outputs | None = None
+) -> tuple[np.dtype, list[str]]:
     """The dtype of the finite differences, and notes on how it was chosen. Turns ``run.wide`` on when the
-    numeric side needs x64 mode and the user's jax runs without it."""
+    numeric side needs x64 mode and the user's jax runs without it.
+
+    'auto' with x64 off takes float64 (x64 mode for the numeric side only) where the function computes the
+    same function there: at the original point ``<u, f>`` agrees with the user's run up to that run's rounding
+    (a function that draws random numbers, or takes another path, in float64 computes another function);
+    else float32, with a note saying why."""
     low = held_as(min((np.dtype(dt) for dt in inputs.natives), key=lambda d: d.itemsize))
     if numeric_dtype == "native":
         return low, []
-    if numeric_dtype == "float32" or (numeric_dtype == "auto" and not x64_enabled()):
-        notes = []
-        if numeric_dtype == "auto":
-            notes.append(
-                "jax's x64 mode is off, so the finite differences run in float32 and are judged at "
-                "float32 resolution (a subtle error can pass); turn on jax_enable_x64, or pass "
-                "numeric_dtype='float64', for float64 finite differences."
-            )
-        return np.dtype(np.float32), notes
+    if numeric_dtype == "float32":
+        return np.dtype(np.float32), []
+    reason = _float64_refused(inputs, run, fname)
+    if not reason and numeric_dtype == "auto" and not x64_enabled() and outs is not None:
+        reason = _another_function(inputs, run, fname, outs)
+    if reason:
+        run.wide = False
+        fallback = low if numeric_dtype != "auto" or x64_enabled() else np.dtype(np.float32)
+        return fallback, [f"{reason}, so the finite differences run in {fallback}."]
+    if run.wide:
+        return np.dtype(np.float64), [
+            "jax's x64 mode was on for the finite differences only (float64); the rule under test ran as you "
+            "run it, with x64 off."
+        ]
+    return np.dtype(np.float64), []
+
+
+def _float64_refused(inputs: Inputs, run: Runner, fname: str) -> str:
+    """Why the function cannot be evaluated in float64 ('' when it can); turns ``run.wide`` on with x64 off."""
     run.wide = not x64_enabled()
     wide = [np.asarray(d).astype(np.float64) for d in inputs.diff]
     try:
@@ -72,20 +96,49 @@ def choose_dtype(numeric_dtype: str, inputs: Inputs, run: Runner, fname: str) ->
             except Exception:  # a function jax cannot trace abstractly is run once, eagerly
                 outs = apply_raw(run, wide)
         bad = [o.dtype for o in outs if np.dtype(o.dtype) != np.dtype(np.float64)]
-        reason = f"{fname} returns {bad[0]} for float64 inputs" if bad else ""
+        return f"{fname} returns {bad[0]} for float64 inputs" if bad else ""
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:  # a function that refuses float64 is checked at its own dtype
-        reason = f"{fname} raised {type(exc).__name__} on float64 inputs"
-    if reason:
-        run.wide = False
-        return low, [f"{reason}, so the finite differences run in {low}."]
-    if run.wide:
-        return np.dtype(np.float64), [
-            "jax's x64 mode was on for the finite differences only (numeric_dtype='float64'); the rule under "
-            "test ran as you run it, with x64 off."
-        ]
-    return np.dtype(np.float64), []
+        return f"{fname} raised {type(exc).__name__} on float64 inputs"
+
+
+def _another_function(inputs: Inputs, run: Runner, fname: str, outs: Outputs) -> str:
+    """Why the float64 function is another one than the user's at the original point ('' when the same)."""
+    u = [np.asarray(c, dtype=np.float64) for c in outs.u]
+
+    def phi(values: Sequence[Any]) -> tuple[float, float]:
+        ys = [np.where(np.isfinite(y), y, 0.0) for y in (np.asarray(o, dtype=np.float64) for o in values)]
+        return (
+            sum(float(np.sum(uu * y)) for uu, y in zip(u, ys, strict=True)),
+            sum(float(np.sum(np.abs(uu * y))) for uu, y in zip(u, ys, strict=True)),
+        )
+
+    try:
+        native, size = phi(run.apply_as_user(inputs.diff))
+        gen = np.random.default_rng(0)
+        nudged = [_nudged(d, gen) for d in inputs.diff]
+        moved = abs(phi(run.apply_as_user(nudged))[0] - native)
+        with run.numeric_mode():
+            wide, _ = phi(run.apply([np.asarray(d).astype(np.float64) for d in inputs.diff]))
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # the baseline names the failure; here it only keeps float32
+        return f"{fname} raised {type(exc).__name__} at the original point"
+    eps = max(float(jax.numpy.finfo(dt).eps) for dt in inputs.natives)
+    if abs(wide - native) <= max(SAME_FUNCTION * moved, SAME_FUNCTION_ULPS * eps * size):
+        return ""
+    return (
+        f"{fname} in float64 is another function than as you run it (<dout, output> {wide:.6g} against "
+        f"{native:.6g} at the original point, beyond rounding: random draws or another path in x64 mode)"
+    )
+
+
+def _nudged(d: Any, gen: np.random.Generator) -> np.ndarray:
+    """``d`` with every element moved by one unit in the last place of its dtype, up or down at random."""
+    a = np.asarray(d)
+    sign = np.where(gen.random(a.shape) < 0.5, -1, 1).astype(a.dtype)
+    return a + a * sign * np.asarray(jax.numpy.finfo(a.dtype).eps, dtype=a.dtype)
 
 
 def _fills(inputs: Inputs, dtypes: Sequence[Any]) -> list[tuple[np.ndarray, np.ndarray] | None]:
