@@ -196,6 +196,16 @@ def test_closure_parameters_that_require_grad_are_named() -> None:
     assert full.leaf("bias").status == "fail" and not any(n.startswith("not checked:") for n in full.notes), str(full)
 
 
+def test_a_module_checked_as_a_function_names_its_parameters_in_order() -> None:
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)).double()
+    report = bt.check(mlp, _r(28, 5, 3))
+    note = [n for n in report.notes if n.startswith("not checked:")]
+    assert len(note) == 1 and note[0].startswith("not checked: 0.weight, 0.bias, 2.weight, 2.bias:"), report.notes
+    assert "check_module" in note[0]
+    assert not any(n.startswith("not checked:") for n in bt.check_module(mlp, _r(28, 5, 3)).notes)
+
+
 def test_nothing_left_out_gives_no_note() -> None:
     report = bt.check(lambda x, w: torch.tanh(x @ w), _r(13, 3, 4), _r(14, 4, 2))
     assert report.ok and not any(n.startswith("not checked:") for n in report.notes), report.notes

@@ -100,11 +100,17 @@ def unchecked_notes(sess: Session, target: Any, outs: Sequence[Any], targets: Se
     left = [t for t in leaves if t.requires_grad and id(t) not in checked]
     if left:
         known = _known_names(target.fn, target.args, target.names)
+        order = {k: n for n, k in enumerate(known)}
+        left.sort(key=lambda t: order.get(id(t), len(order)))
         named = [known.get(id(t), f"a {dtype_name(t.dtype)} tensor of shape {tuple(t.shape)}") for t in left]
+        one = len(named) == 1
+        module = isinstance(target.fn, torch_module().nn.Module)
+        own = " (check_module checks a module's own parameters)" if module else ""
+        it, needs, outside = ("it", "it requires", "it is not an input") if one else ("them", "they require", "")
+        outside = outside or "they are not inputs"
         notes.append(
-            f"not checked: {_listed(named)}, which the output depends on through autograd (they require "
-            "grad) but which are not inputs of the check (a closure's or a module's parameters); pass "
-            "params=<the module> (or a list or dict of the tensors) to check them too."
+            f"not checked: {_listed(named)}: the output depends on {it} through autograd ({needs} grad), but "
+            f"{outside} of the check; pass params=<the module> (or a list or dict of tensors) to check {it} too{own}."
         )
     if any(s.tensor.requires_grad for s in sess.input_slots):
         given = [(n, a) for n, a in zip(target.names, target.args, strict=False)] + list(target.kwargs.items())
