@@ -76,6 +76,20 @@ def test_parameter_gradients_accumulated_inside_backward_are_checked(dtype: torc
     ]
     assert any("accumulates gradients into the .grad" in n for n in report.notes), report.notes
     assert all(p.grad is m for p, m in zip(net.parameters(), marker, strict=True))  # the user's .grad untouched
+    assert all(bool(torch.all(p.grad == 7.0)) for p in net.parameters())
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_module_checked_as_a_function_keeps_its_parameters_grad(dtype: torch.dtype) -> None:
+    # its parameters are constants of the check; the backward pass accumulates into their .grad
+    torch.manual_seed(0)
+    net = Checkpointed().to(dtype)
+    marker = [torch.full_like(p, 7.0) for p in net.parameters()]
+    for p, m in zip(net.parameters(), marker, strict=True):
+        p.grad = m
+    assert bt.check(net, _r(1, 5, 3, dtype=dtype)).ok
+    assert all(p.grad is m for p, m in zip(net.parameters(), marker, strict=True))
+    assert all(bool(torch.all(p.grad == 7.0)) for p in net.parameters())  # nothing accumulated into them
 
 
 def test_wrong_parameter_gradients_accumulated_inside_backward_fail() -> None:

@@ -77,6 +77,9 @@ class Session:
 
     def set_consts(self, consts: Sequence[torch.Tensor]) -> None:
         self.const_swap = Swap(consts)
+        mine = {id(t) for t, _ in self.user_grads}
+        # a backward pass may write their .grad too (a module's parameters, recomputed inside a backward)
+        self.user_grads += [(t, t.grad) for t in self.const_swap.tensors if id(t) not in mine]
 
     # -- storage ---------------------------------------------------------------------------------------------
     def original(self, slot: Slot) -> torch.Tensor:
