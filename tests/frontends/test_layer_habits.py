@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import backcheck
-from backcheck.errors import BadInputError
+from backcheck.errors import BadInputError, GradientStructureError
 
 
 def failing(report: backcheck.Report) -> set[str]:
@@ -375,6 +375,28 @@ def test_a_list_of_arrays_is_one_input() -> None:
     assert report.ok and report.leaves[0].name.startswith("X"), str(report)
     assert len(report.leaves) == 2
     assert failing(backcheck.check_object(Wrong(), X)) == {report.leaves[1].name}
+
+
+def test_a_bare_dx_beside_a_float_input_declared_constant() -> None:
+    class Scaled:
+        def __init__(self, bug: float = 0.0) -> None:
+            self.W, self.bug = np.linspace(-1, 1, 6).reshape(3, 2), bug
+
+        def forward(self, x: np.ndarray, s: np.ndarray) -> np.ndarray:
+            self.x, self.s = x, s
+            return np.tanh(x @ self.W) * s
+
+        def backward(self, g: np.ndarray) -> np.ndarray:
+            dz = g * self.s * (1 - np.tanh(self.x @ self.W) ** 2)
+            self.dW = self.x.T @ dz
+            return dz @ self.W.T * (1 + self.bug)
+
+    x, s = np.random.default_rng(0).normal(size=(4, 3)), np.full((4, 2), 0.5)
+    report = backcheck.check_object(Scaled(), x, s, constant=["s"])
+    assert report.ok and [leaf.name for leaf in report.leaves] == ["x", "W"], str(report)
+    assert failing(backcheck.check_object(Scaled(bug=0.01), x, s, constant="s")) == {"x"}
+    with pytest.raises(GradientStructureError, match=r"returned a ndarray for 2 inputs \(x, s\)"):
+        backcheck.check_object(Scaled(), x, s)  # two float inputs: which one the bare array is for is unknown
 
 
 def test_a_loss_layer_with_backward_dout_1_returning_dx() -> None:

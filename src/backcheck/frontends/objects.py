@@ -225,9 +225,15 @@ def _validate(
             )
     if reset is not None and not isinstance(reset, str) and not callable(reset):
         raise BadInputError(f"reset is a {type(reset).__name__}.", "pass a method name or a function of the layer.")
-    arrays = tuple(i for i, x in enumerate(inputs) if (float_input(x) and not python_float(x)) or float_list(x))
-    diff_in = arrays or tuple(i for i, x in enumerate(inputs) if python_float(x))
     names = arg_names(getattr(layer, forward), len(inputs))
+    constant = options.get("constant") or ()
+    constant = [constant] if isinstance(constant, str) else list(constant) if isinstance(constant, Sequence) else []
+    arrays = tuple(
+        i
+        for i, x in enumerate(inputs)
+        if ((float_input(x) and not python_float(x)) or float_list(x)) and names[i] not in constant
+    )
+    diff_in = arrays or tuple(i for i, x in enumerate(inputs) if python_float(x) and names[i] not in constant)
     return _Spec(cls, forward, backward, len(inputs), names, reset, diff_in, any(float_list(x) for x in inputs))
 
 
