@@ -58,38 +58,38 @@ class Checkpointed(torch.nn.Module):
         return Recompute.apply(x, self.inner, self.scale)
 
 
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_parameter_gradients_accumulated_inside_backward_are_checked(dtype: torch.dtype) -> None:
+def _marked(dtype: torch.dtype) -> tuple[Checkpointed, list[torch.Tensor]]:
+    """A checkpointed net whose parameters' .grad holds 7s already, and those .grad tensors."""
     torch.manual_seed(0)
     net = Checkpointed().to(dtype)
-    marker = [torch.full_like(p, 7.0) for p in net.parameters()]
-    for p, m in zip(net.parameters(), marker, strict=True):
-        p.grad = m
+    for p in net.parameters():
+        p.grad = torch.full_like(p, 7.0)
+    return net, [p.grad for p in net.parameters()]
+
+
+def _kept(net: Checkpointed, grads: list[torch.Tensor]) -> bool:
+    """Whether the parameters' .grad are the same tensors, still all 7s (nothing accumulated into them)."""
+    same = all(p.grad is g for p, g in zip(net.parameters(), grads, strict=True))
+    return same and all(bool(torch.all(p.grad == 7.0)) for p in net.parameters())
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_parameter_gradients_accumulated_inside_backward_are_checked(dtype: torch.dtype) -> None:
+    net, grads = _marked(dtype)
     report = bt.check_module(net, _r(1, 5, 3, dtype=dtype))
     assert report.ok, str(report)
-    assert [lf.name for lf in report.leaves] == [
-        "x",
-        "inner.0.weight",
-        "inner.0.bias",
-        "inner.2.weight",
-        "inner.2.bias",
-    ]
+    names = ["x", "inner.0.weight", "inner.0.bias", "inner.2.weight", "inner.2.bias"]
+    assert [lf.name for lf in report.leaves] == names
     assert any("accumulates gradients into the .grad" in n for n in report.notes), report.notes
-    assert all(p.grad is m for p, m in zip(net.parameters(), marker, strict=True))  # the user's .grad untouched
-    assert all(bool(torch.all(p.grad == 7.0)) for p in net.parameters())
+    assert _kept(net, grads)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_module_checked_as_a_function_keeps_its_parameters_grad(dtype: torch.dtype) -> None:
     # its parameters are constants of the check; the backward pass accumulates into their .grad
-    torch.manual_seed(0)
-    net = Checkpointed().to(dtype)
-    marker = [torch.full_like(p, 7.0) for p in net.parameters()]
-    for p, m in zip(net.parameters(), marker, strict=True):
-        p.grad = m
+    net, grads = _marked(dtype)
     assert bt.check(net, _r(1, 5, 3, dtype=dtype)).ok
-    assert all(p.grad is m for p, m in zip(net.parameters(), marker, strict=True))
-    assert all(bool(torch.all(p.grad == 7.0)) for p in net.parameters())  # nothing accumulated into them
+    assert _kept(net, grads)
 
 
 def test_wrong_parameter_gradients_accumulated_inside_backward_fail() -> None:
