@@ -155,12 +155,9 @@ def check(
         outputs autograd does not differentiate, are left out; the report says so).
     *inputs, **kwargs
         The point, as ``fn`` takes it: ``check(fn, x, w, mask=m)`` calls ``fn(x, w, mask=m)``. The tensors with
-        ``requires_grad`` are checked, or every floating (and complex) tensor when none has it; keyword tensors
-        are checked too, under their keywords; other arguments are passed through unchanged (float ones
-        widened with the checked tensors in the float64 runs). A note names the float inputs left out, and
-        tensors requiring grad that the output depends on but that are not checked (a closure's parameters:
-        pass ``params``). An input that a custom Function's backward gives None (a float target, or a term
-        forgotten) fails with a note saying so: mark only the inputs to check with ``requires_grad_()``. Names come from
+        ``requires_grad`` are checked, or every floating (and complex) tensor when none has it (a note names
+        what is left out, tensors requiring grad included); keyword tensors are checked too, under their
+        keywords; other arguments are passed through (float ones widened in the float64 runs). Names come from
         ``fn``'s signature. Without keyword inputs, ``check(fn, (x, w))`` (the inputs as one tuple or list) is
         the same as ``check(fn, x, w)``, unless ``fn`` takes a sequence: ``check(torch.cat, [x, y])`` calls
         ``torch.cat([x, y])``. Tensors in a list or tuple argument are inputs too (``tensors[1]``); tensors
@@ -197,10 +194,9 @@ def check(
     -------
     Report
         Besides the per-element verdicts: a 'saved state' finding when a second backward pass over the same
-        graph gives another gradient, a 'nonlinear backward' finding when a scaled cotangent's gradient, scaled
-        back, is another gradient beyond rounding (a backward that clips or normalizes its incoming gradient),
-        and for several differentiable outputs the leaves ``<output> alone:<input>``, each output checked with
-        the others' gradients undefined.
+        graph gives another gradient, a 'nonlinear backward' finding for a backward that clips or normalizes
+        its cotangent, and for several differentiable outputs the leaves ``<output> alone:<input>``, each
+        output checked with the others' gradients undefined.
 
     Examples
     --------
