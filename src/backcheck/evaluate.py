@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from backcheck.backends import Backend, batched_first_differences, put_back, serial_first_differences
+from backcheck.edges import one_sided
 from backcheck.errors import (
     BackcheckError,
     NondeterministicError,
@@ -75,6 +76,8 @@ class Evaluator:
         self.moved = np.zeros(len(tree.leaves), dtype=bool)
         #: elements whose step was shrunk at the edge of the function's domain: flat index -> factor
         self.shrunk: dict[int, float] = {}
+        #: elements on the edge of the domain, differenced from one side (see :mod:`backcheck.edges`)
+        self.one_sided: set[int] = set()
         #: per array, elements widened without moving f at any step (a function that does not read them)
         self.flat_tries: dict[str, int] = {}
         self._sums: list[int] = []  # checksums of the inputs at the current base point
@@ -314,8 +317,13 @@ class Evaluator:
             phis, disp, factor = kept
             bad = None
         if bad is not None or (factor < 1.0 and np.any(disp == 0.0)):
-            phi, s = bad if bad is not None else (float("nan"), float(steps[0]))
-            self._nonfinite(phi, (i, s / factor), retried=factor < 1.0)
+            # on the edge of the domain (x = 0 of sqrt): the finite side alone, if there is one
+            edge = one_sided(self, i, steps) if retries or i in self.one_sided else None
+            if edge is None:
+                phi, s = bad if bad is not None else (float("nan"), float(steps[0]))
+                self._nonfinite(phi, (i, s / factor), retried=factor < 1.0)
+            else:
+                phis, disp, factor = edge
         self.probed[k_leaf] += 1
         if np.any(phis != self.phi0):
             self.moved[k_leaf] = True
@@ -546,6 +554,15 @@ class Evaluator:
         """What the report should say about the evaluations themselves: an output coarser than the inputs,
         steps shrunk at the edge of the function's domain."""
         out = [self._coarse] if self._coarse else []
+        if self.one_sided:
+            items = sorted(self.one_sided)
+            shown = ", ".join(self.tree.element_name(i) for i in items[:3]) + (
+                f" and {len(items) - 3} more" if len(items) > 3 else "")  # fmt: skip
+            out.append(
+                f"{len(items)} element(s) sit on the edge of {self.fname}'s domain ({shown}): {self.fname} is not "
+                "finite on one side at any step, so they were differenced from the other side (a second-order "
+                "one-sided stencil), the one-sided derivative a rule there should give."
+            )
         if not self.shrunk:
             return out
         items = sorted(self.shrunk.items())

@@ -404,13 +404,14 @@ def _details(leaf: Any, arrays: tuple[np.ndarray, ...], judged: Any, failing: bo
     aj, nj = (a, n) if judged is None else (a[judged], n[judged])
     diff = np.abs(a - n)
     scale = np.maximum(np.abs(a), np.abs(n))
-    rel = np.divide(diff, scale, out=np.zeros_like(diff), where=scale > 0)
+    with np.errstate(invalid="ignore"):  # inf / inf (an infinite analytic value): NaN, shown as such
+        rel = np.divide(diff, scale, out=np.zeros_like(diff), where=scale > 0)
+        ratio = np.divide(diff, b, out=np.full_like(diff, np.inf), where=b > 0)
     diff_j, rel_j = (diff, rel) if judged is None else (diff[judged], rel[judged])
     if aj.size <= 32:
         denom = math.hypot(*aj.tolist()) + math.hypot(*nj.tolist())
     else:
         denom = np.linalg.norm(aj) + np.linalg.norm(nj)
-    ratio = np.divide(diff, b, out=np.full_like(diff, np.inf), where=b > 0)
     if judged is not None:
         ratio[~judged] = -1.0
     order = np.lexsort((-ratio, ~np.isin(st, FAILING))) if failing else np.argsort(-ratio, kind="stable")

@@ -39,9 +39,23 @@ def test_nan_in_the_loss(params):
 
 
 def test_nan_at_a_perturbed_point_names_the_element():
+    # NaN on both sides of x[1] at every step (an isolated point of the domain): no difference exists
     x = np.array([1.0, 0.0])
-    with pytest.raises(NonFiniteError, match=r"x\[1\] perturbed by -"):
-        backcheck.check(lambda x: np.sum(np.where(x >= 0, np.sqrt(np.abs(x)) * 0 + x, np.nan)), x, np.ones_like)
+    with pytest.raises(NonFiniteError, match=r"x\[1\] perturbed by"):
+        backcheck.check(lambda x: x[0] + (0.0 if x[1] == 0 else np.nan), x, np.ones_like)
+
+
+def test_an_element_on_the_edge_of_the_domain_is_differenced_from_its_finite_side():
+    # f = x for x >= 0, NaN below: at x[1] = 0 only the right side exists, and its slope is judged
+    x = np.array([1.0, 0.0])
+
+    def f(x):
+        return np.sum(np.where(x >= 0, x, np.nan))
+
+    right = backcheck.check(f, x, np.ones_like)
+    assert right.ok and any("edge of f's domain (x[1])" in n for n in right.notes), right
+    wrong = backcheck.check(f, x, lambda x: np.where(x == 0, 0.5, 1.0))
+    assert wrong.status == "fail" and [e.name for e in wrong.mismatches] == ["x[1]"], wrong
 
 
 def test_nan_in_the_gradient_names_leaf_and_element(params):

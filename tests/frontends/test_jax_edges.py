@@ -234,10 +234,19 @@ def test_point_next_to_a_pole_gets_a_step_inside_the_domain(dtype: type, near: f
     assert wrong.leaf("x").n_mismatch >= 2 and mismatched >= {(1,), (2,)}
 
 
-def test_point_on_the_edge_is_a_typed_error(x64: None) -> None:
+def test_point_on_the_edge_is_differenced_from_its_finite_side(x64: None) -> None:
+    # no step keeps x - h inside the domain at x[0] = 0: the right side alone gives the slope (0 there)
     pow15 = _vjp_rule(lambda x: jnp.sum(x * jnp.sqrt(x)), lambda x, g: (1.5 * g * jnp.sqrt(x),))  # finite at 0
+    report = bj.check(pow15, np.array([0.0, 1.0]))
+    assert report.ok and any("edge of" in n and "x[0]" in n for n in report.notes), str(report)
+    off = _vjp_rule(lambda x: jnp.sum(x * jnp.sqrt(x)), lambda x, g: (1.5 * g * jnp.sqrt(x) + 0.1 * (x == 0),))
+    assert [e.name for e in bj.check(off, np.array([0.0, 1.0])).mismatches] == ["x[0]"]
+    # NaN on both sides (an isolated point of the domain): still a typed error naming the element
+    isolated = _vjp_rule(
+        lambda x: jnp.sum(x) + jnp.where(x[0] == 0, 0.0, jnp.nan), lambda x, g: (g * jnp.ones_like(x),)
+    )
     with pytest.raises(NonFiniteError, match=r"x\[0\]"):
-        bj.check(pow15, np.array([0.0, 1.0]))  # no step keeps x - h inside the domain
+        bj.check(isolated, np.array([0.0, 1.0]))
 
 
 # ------------------------------------------------------------------------------------------------------------

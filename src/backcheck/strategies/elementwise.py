@@ -83,6 +83,8 @@ def run(ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator |
         labels = set(j.status.tolist())
     hidden = _hidden_kinks(ev, idx, first, j)
     kinks = np.flatnonzero((j.status == KINK) | hidden if KINK in labels else hidden)
+    if ev.one_sided:  # on the edge of the domain: no joint move stays inside it
+        kinks = kinks[~np.isin(idx[kinks], list(ev.one_sided))]
     if kinks.size >= 2:
         bad = joint_kink_test(ev, idx[kinks], j.jump[kinks], claim)
         if bad is not None:

@@ -1,0 +1,46 @@
+"""One-sided differences for an element that sits on the edge of the function's domain.
+
+At ``x = 0`` of ``sqrt`` (or of a rule defined on ``x >= 0``) no central difference exists: one side is NaN at
+every step. The side that stays finite gives the derivative from three points, ``x``, ``x + d1`` and
+``x + d2`` (``d2`` about ``2 d1``): the second-order one-sided stencil, whose truncation is of the central
+difference's order, so refinement and Richardson's tables treat it the same way. It is handed on as a central
+pair: the real value at ``+d1`` and, at ``-d1``, the value a function with that one-sided slope and curvature
+would take there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from backcheck.evaluate import Evaluator
+
+#: Step factors tried on the finite side, each a further shrink (see :data:`backcheck.evaluate.EDGE_SHRINK`).
+ONE_SIDED_FACTORS = (1.0, 1.0 / 8, 1.0 / 64, 1.0 / 512)
+
+
+def one_sided(ev: Evaluator, i: int, steps: Sequence[float]) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """For a symmetric pair of steps ``(h, -h)`` of element ``i`` whose one side is not finite: ``(phis,
+    displacements, factor)`` as a central pair built from the finite side (see the module docstring), or None
+    when neither side is finite at ``h`` and ``2 h`` (at any of :data:`ONE_SIDED_FACTORS`)."""
+    if len(steps) != 2 or steps[1] != -steps[0] or steps[0] == 0:
+        return None
+    h = float(steps[0])
+    for factor in ONE_SIDED_FACTORS:
+        for side in (1.0, -1.0):
+            s = side * h * factor
+            phis, disp, bad = ev._at_steps(i, [s, 2 * s])
+            d1, d2 = float(disp[0]), float(disp[1])
+            if bad is not None or d1 == 0.0 or d2 == d1:
+                continue
+            f0, f1, f2 = ev.phi0, float(phis[0]), float(phis[1])
+            slope = (f1 * d2 * d2 - f2 * d1 * d1 - f0 * (d2 * d2 - d1 * d1)) / (d1 * d2 * (d2 - d1))
+            mirrored = f1 - 2 * d1 * slope
+            ev.one_sided.add(i)
+            pair = (np.array([f1, mirrored]), np.array([d1, -d1])) if d1 > 0 else (
+                np.array([mirrored, f1]), np.array([-d1, d1]))  # fmt: skip
+            return pair[0], pair[1], factor
+    return None
