@@ -741,3 +741,36 @@ def test_sparse_strategy_vectorized_equals_serial() -> None:
     assert vec.ok and ser.ok and vec.n_evals == ser.n_evals
     assert [lf.n_checked for lf in vec.leaves] == [lf.n_checked for lf in ser.leaves]
     assert sum(lf.n_checked for lf in vec.leaves) == 15
+
+
+class ScaledCrossEntropy(torch.autograd.Function):
+    """Per-row softmax cross-entropy with the textbook backward ``(p - onehot) * g``, ``scale`` times."""
+
+    @staticmethod
+    def forward(ctx, logits, labels, scale):
+        ctx.save_for_backward(logits, labels)
+        ctx.scale = scale
+        return torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+
+    @staticmethod
+    def backward(ctx, g):
+        logits, labels = ctx.saved_tensors
+        p = torch.softmax(logits, 1)
+        onehot = torch.nn.functional.one_hot(labels, logits.shape[1]).to(p.dtype)
+        return (p - onehot) * g[:, None] * ctx.scale, None, None
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_confident_float32_cross_entropy_is_no_false_alarm(seed: int) -> None:
+    # a trained classifier's logits: the label's p - 1 is a small difference of values near 1, whose float32
+    # rounding is far above eps32 times the element; the float64 run of the backward tells it from a bug
+    g = _gen(seed)
+    labels = torch.arange(6) % 4
+    logits = torch.randn(6, 4, generator=g)
+    logits[torch.arange(6), labels] += 9.0
+    p = torch.softmax(logits.double(), 1)[torch.arange(6), labels]
+    assert float((1 - p).max()) < 3e-3
+    report = bt.check(lambda t: torch.nn.functional.cross_entropy(t, labels, reduction="none"), logits)
+    assert report.ok, str(report)
+    assert bt.check(lambda t: ScaledCrossEntropy.apply(t, labels, 1.0), logits).ok
+    assert bt.check(lambda t: ScaledCrossEntropy.apply(t, labels, 1.01), logits).status == "fail"

@@ -22,7 +22,7 @@ from backcheck.contract import Analytic, Contract, Section
 from backcheck.errors import BadInputError, NondeterministicError, NonFiniteError, UserFunctionError
 from backcheck.evaluate import Output
 from backcheck.findings import mutation_finding
-from backcheck.frontends.common import AUTO_MIN_ELEMENTS, JVP_PREFIX, CachedEvaluator
+from backcheck.frontends.common import AUTO_MIN_ELEMENTS, JVP_PREFIX, CachedEvaluator, wide_disagreement
 from backcheck.frontends.torch._session import Session
 from backcheck.frontends.torch._setup import (
     TorchEvaluator,
@@ -48,11 +48,6 @@ from backcheck.tree import Tree
 #: layers (matmul, conv, norms, attention on small tensors) stay within a few dozen units; an SVD backward at
 #: singular values 1e-3 apart is at several hundred.
 ILL_CONDITIONED_ULPS = 128.0
-#: The float64 run of a backward pass stands in for its formula only where the native result is within this
-#: factor of how far its own rounding moves it (moving every input by one unit in the last place, four times;
-#: the largest of four draws of rounding noise is typically within a factor of 3 of its true extent), or
-#: within this many units of the dtype's epsilon for a well-conditioned backward.
-ROUNDING_SPREAD = 16.0
 
 
 @dataclass(frozen=True)
@@ -397,18 +392,10 @@ class _Side:
             return None
         spread = call_user(side.rounding_spread, (self.sess, self.douts, g), self._what())
         eps = self.eps()
-        for leaf in self.tree.leaves:
-            sl = slice(leaf.offset, leaf.offset + leaf.size)
-            scale = float(np.max(np.abs(wide[sl]), initial=0.0))
-            gap = float(np.max(np.abs(g[sl] - wide[sl]), initial=0.0))
-            allowed = ROUNDING_SPREAD * max(float(np.max(spread[sl], initial=0.0)), float(eps[leaf.offset]) * scale)
-            if gap > allowed:
-                notes.append(
-                    f"the float64 run of the backward pass differs from its own-dtype result for {leaf.name} by "
-                    f"{gap:.3g}, more than the own-dtype result's rounding moves it ({allowed / ROUNDING_SPREAD:.3g}):"
-                    " the gradient is judged at its own dtype's resolution, not through the float64 run."
-                )
-                return None
+        why = wide_disagreement(self.tree, g, wide, eps, spread)
+        if why:
+            notes.append(why)
+            return None
         notes.extend(_conditioning(self.tree, g, wide, eps))
         return wide
 
