@@ -116,3 +116,39 @@ def test_a_function_that_is_another_one_in_x64_mode_keeps_float32_differences() 
     report = bj.check(noisy_scale, x)
     assert report.ok, str(report)
     assert any("another function than as you run it" in n for n in report.notes), report.notes
+
+
+def _clip_rule(lo: float, hi: float) -> Callable[[Any], Any]:
+    """sin of x whose rule clips its incoming gradient to [lo, hi] (jax's clip_gradient example)."""
+
+    @jax.custom_vjp
+    def clipped(x):
+        return x
+
+    clipped.defvjp(lambda x: (x, None), lambda _, g: (jnp.clip(g, lo, hi),))
+    return lambda x: jnp.sin(clipped(x))
+
+
+def test_a_rule_that_clips_its_cotangent_fails_whatever_the_cotangent() -> None:
+    x = jnp.asarray([0.1, 3.0, 6.2], dtype=jnp.float32)
+    # with the default cotangent the clip need not bite (the gradient is then right there) ...
+    report = bj.check(_clip_rule(-0.75, 0.75), x)
+    assert report.status == "fail", str(report)
+    (found,) = [f for f in report.findings if f.kind == "nonlinear backward"]
+    assert "clips, normalizes or thresholds" in found.message and found.where == "x"
+    # ... and a clip far beyond every cotangent tried is the identity: right
+    assert bj.check(_clip_rule(-1e30, 1e30), x).ok
+
+
+def test_linear_rules_that_round_a_scaled_cotangent_differently_pass(x64: None) -> None:
+    @jax.custom_vjp
+    def lse(x):
+        return jax.nn.logsumexp(x)
+
+    def bwd(x, g):  # in log space: exp(log|g| + x - lse), not g times a softmax
+        return (jnp.sign(g) * jnp.exp(jnp.log(jnp.abs(g)) + x - jax.nn.logsumexp(x)),)
+
+    lse.defvjp(lambda x: (lse(x), x), bwd)
+    x = jnp.asarray(np.random.default_rng(5).normal(size=8) * 30)
+    report = bj.check(lse, x)
+    assert report.ok and not report.findings, str(report)

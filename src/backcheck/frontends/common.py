@@ -15,6 +15,7 @@ from backcheck.backends import FRAMEWORK_BATCH_BYTES, rows_per_call
 from backcheck.calls import first_line
 from backcheck.evaluate import Evaluator, Output
 from backcheck.numeric.steps import default_steps
+from backcheck.report import Finding
 from backcheck.strategies import choose, resolve
 from backcheck.tree import Tree
 
@@ -278,3 +279,62 @@ def private_copy(x: Any) -> Any:
         return copy.deepcopy(x)
     except (TypeError, AttributeError, RecursionError, copy.Error):  # cannot be copied: passed as it is
         return x
+
+
+#: A scaled cotangent's gradient, scaled back, must differ from the first by more than epsilon to this power
+#: (relative to the largest element) to count as not linear (see :func:`linearity_finding`).
+LINEAR_ROOT = 1.0 / 3.0
+#: ... and by more than this many units of the gradient dtype's epsilon (rounding in another order).
+LINEAR_ULPS = 64.0
+
+
+def linearity_finding(
+    fname: str, tree: Tree, g1: np.ndarray, scaled: Sequence[tuple[float, np.ndarray]], eps: np.ndarray
+) -> Finding | None:
+    """A failing finding when the gradient for a scaled cotangent (``scaled``: (times, gradient scaled back)),
+    is not the gradient ``g1`` for the cotangent itself beyond rounding: the backward is not linear in its
+    incoming gradient.
+
+    A backward that works in log space (logcumsumexp's) rounds a scaled cotangent differently, by its dtype's
+    epsilon times the size of what it adds in log space (1e-12 of the gradient at inputs of 1e4 in float64); a
+    difference counts only beyond the cube root of epsilon of the largest gradient element (6e-6 in float64,
+    5e-3 in float32), as large as what central differences resolve: a clipping or normalizing backward moves
+    the gradient by a good part of itself. A scale whose gradient is not finite (overflow of a large gradient
+    times the large scale) tells nothing.
+    """
+    worst: tuple[float, int, float, np.ndarray] | None = None
+    hit: list[str] = []
+    for leaf in tree.leaves:
+        sl = slice(leaf.offset, leaf.offset + leaf.size)
+        for times, gk in scaled:
+            if not np.all(np.isfinite(gk[sl])):
+                continue
+            scale = max(float(np.max(np.abs(g1[sl]), initial=0.0)), float(np.max(np.abs(gk[sl]), initial=0.0)))
+            gap = np.abs(gk[sl] - g1[sl])
+            if not np.any(gap > np.maximum(LINEAR_ULPS * eps[sl], eps[sl] ** LINEAR_ROOT) * scale):
+                continue
+            hit.append(leaf.name)
+            j = int(np.argmax(gap))
+            if worst is None or gap[j] / scale > worst[0]:
+                worst = (float(gap[j] / scale), leaf.offset + j, times, gk)
+            break
+    if worst is None:
+        return None
+    _, i, times, gk = worst
+    leaf, _ = tree.locate(i)
+    factor = f"{times:g}" if times >= 1 else f"1/{1 / times:g}"
+    names = ", ".join(dict.fromkeys(n.removesuffix(".real").removesuffix(".imag") for n in hit))
+    return Finding(
+        kind="nonlinear backward",
+        message=(
+            f"backward is not linear in its cotangent: the backward pass of {fname} with the upstream gradient "
+            f"times {factor} gives, scaled back, another gradient for {names} than with the upstream "
+            f"gradient itself ({tree.element_name(i)}: {gk[i]:.6g} against {g1[i]:.6g}). The gradient of a "
+            "function is linear in the incoming gradient; a backward that clips, normalizes or thresholds it "
+            "(gradient clipping inside backward), or adds a term that does not depend on it (a weight decay), is "
+            "not the function's derivative, and passes or fails depending on the cotangent. Clip the gradients "
+            "outside the backward (in the optimizer's step), and add regularizers to the loss."
+        ),
+        where=leaf.name,
+        elements=[tree.element_name(i)],
+    )

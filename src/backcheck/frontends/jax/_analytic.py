@@ -62,6 +62,12 @@ class Sides:
             self.grad_dtypes = [np.asarray(p).dtype for p in grads]
         return self._flat(grads)
 
+    def reverse_scaled(self, times: float) -> np.ndarray:
+        """The reverse pass at the original point with the cotangent ``times`` larger, scaled back."""
+        cot = [np.asarray(c) * np.asarray(times, dtype=np.asarray(c).dtype) for c in self.outs.cot]
+        grads = call_user(self.run.rev, (self.inputs.diff, cot), f"jax.vjp of {self.fname}")
+        return self._flat(grads) / times
+
     def reverse_wide(self) -> np.ndarray | None:
         """The same reverse pass run in float64 at the original point (x64 mode), or None when it does not run
         there or answers in another dtype."""

@@ -22,6 +22,7 @@ from backcheck.frontends.common import (
     AUTO_MIN_ELEMENTS,
     JVP_PREFIX,
     CachedEvaluator,
+    linearity_finding,
     prefetch_first_differences,
     wide_disagreement,
 )
@@ -29,7 +30,7 @@ from backcheck.frontends.jax._analytic import Sides, sections_of
 from backcheck.frontends.jax._inputs import Inputs, Outputs, mask_outputs, outputs, split_inputs
 from backcheck.frontends.jax._trace import Runner
 from backcheck.options import Options
-from backcheck.report import LeafReport, Report
+from backcheck.report import Finding, LeafReport, Report
 from backcheck.run import run
 from backcheck.strategies import defers_repeat, resolve
 from backcheck.tree import Tree
@@ -108,9 +109,27 @@ def _analytic(sides: Sides, mode: str, wide: bool = False) -> Callable[[], Analy
             return Section(g, at, prefix, note, g_wide=g_wide, grad_eps=eps)
 
         sections, why = sections_of(sides, mode, section, JVP_PREFIX)
-        return Analytic(tuple(sections), notes=(*why, *said))
+        found = _linearity(sides, sections[0]) if mode in ("rev", "both") else None
+        return Analytic(tuple(sections), (found,) if found is not None else (), notes=(*why, *said))
 
     return analytic
+
+
+#: Cotangent scales that test a rule's linearity in its cotangent: powers of two (a linear rule scales exactly),
+#: a thousand times larger and smaller (crossing a clipping threshold the default cotangent does not reach);
+#: a half-precision output's narrow range takes smaller ones.
+LINEAR_SCALES, LINEAR_SCALES_HALF = (2.0**10, 2.0**-10), (2.0**4, 2.0**-4)
+
+
+def _linearity(sides: Sides, sec: Section) -> Finding | None:
+    """A 'nonlinear backward' finding when the rule's gradient for a scaled cotangent, scaled back, is another
+    (a rule that clips or normalizes its incoming gradient: jax's clip_gradient example)."""
+    half = any(np.dtype(c.dtype).itemsize <= 2 for c in (np.asarray(c) for c in sides.outs.cot))
+    scaled = [(t, sides.reverse_scaled(t)) for t in (LINEAR_SCALES_HALF if half else LINEAR_SCALES)]
+    eps = sec.grad_eps
+    if eps is None:
+        eps = sides.tree.per_leaf([float(np.finfo(lf.dtype).eps) for lf in sides.tree.leaves])
+    return linearity_finding(sides.fname, sides.tree, sec.g, scaled, eps)
 
 
 def _wide(sides: Sides, g: np.ndarray, eps: np.ndarray | None, said: list[str]) -> np.ndarray | None:

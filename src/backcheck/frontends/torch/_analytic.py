@@ -35,9 +35,6 @@ REPEAT_SCALE = 2.0
 #: times larger or smaller than the default crosses a clipping threshold the default does not reach. float16's
 #: narrow range takes a smaller one.
 LINEAR_SCALE, LINEAR_SCALE_HALF = 2.0**10, 2.0**4
-#: A scaled cotangent's gradient, scaled back, must differ from the first by more than epsilon to this power
-#: (relative to the largest element) to count as not linear (see :func:`linearity_finding`).
-LINEAR_ROOT = 1.0 / 3.0
 #: Repeated backward passes that differ by less than this many units of the gradient dtype's epsilon (of the
 #: largest element) differ by rounding (a reduction in another order), not by changed state.
 REPEAT_ULPS = 64.0
@@ -369,55 +366,6 @@ def state_finding(fname: str, tree: Tree, runs: Runs, eps: np.ndarray) -> Findin
         ),
         where=leaf.name,
         elements=names,
-    )
-
-
-def linearity_finding(fname: str, tree: Tree, runs: Runs, eps: np.ndarray) -> Finding | None:
-    """A failing finding when the gradient for a scaled cotangent, scaled back, is not the gradient for the
-    cotangent itself beyond rounding: the backward is not linear in its incoming gradient.
-
-    A backward that works in log space (logcumsumexp's) rounds a scaled cotangent differently, by its dtype's
-    epsilon times the size of what it adds in log space (1e-12 of the gradient at inputs of 1e4 in float64); a
-    difference counts only beyond the cube root of epsilon of the largest gradient element (6e-6 in float64,
-    5e-3 in float32), as large as what central differences resolve: a clipping or normalizing backward moves
-    the gradient by a good part of itself. A scale whose gradient is not finite (overflow of a large gradient
-    times the large scale) tells nothing.
-    """
-    g1, _, _, _, scaled = runs
-    worst: tuple[float, int, float, np.ndarray] | None = None
-    hit: list[str] = []
-    for leaf in tree.leaves:
-        sl = slice(leaf.offset, leaf.offset + leaf.size)
-        for times, gk in scaled:
-            if not np.all(np.isfinite(gk[sl])):
-                continue
-            scale = max(float(np.max(np.abs(g1[sl]), initial=0.0)), float(np.max(np.abs(gk[sl]), initial=0.0)))
-            gap = np.abs(gk[sl] - g1[sl])
-            if not np.any(gap > np.maximum(REPEAT_ULPS * eps[sl], eps[sl] ** LINEAR_ROOT) * scale):
-                continue
-            hit.append(leaf.name)
-            j = int(np.argmax(gap))
-            if worst is None or gap[j] / scale > worst[0]:
-                worst = (float(gap[j] / scale), leaf.offset + j, times, gk)
-            break
-    if worst is None:
-        return None
-    _, i, times, gk = worst
-    leaf, _ = tree.locate(i)
-    factor = f"{times:g}" if times >= 1 else f"1/{1 / times:g}"
-    return Finding(
-        kind="nonlinear backward",
-        message=(
-            f"backward is not linear in its cotangent: the backward pass of {fname} with the upstream gradient "
-            f"times {factor} gives, scaled back, another gradient for {_tensor_names(hit)} than with the upstream "
-            f"gradient itself ({tree.element_name(i)}: {gk[i]:.6g} against {g1[i]:.6g}). The gradient of a "
-            "function is linear in the incoming gradient; a backward that clips, normalizes or thresholds it "
-            "(gradient clipping inside backward), or adds a term that does not depend on it (a weight decay), is "
-            "not the function's derivative, and passes or fails depending on the cotangent. Clip the gradients "
-            "outside the backward (torch.nn.utils.clip_grad_norm_), and add regularizers to the loss."
-        ),
-        where=leaf.name,
-        elements=[tree.element_name(i)],
     )
 
 

@@ -22,7 +22,13 @@ from backcheck.contract import Analytic, Contract, Section
 from backcheck.errors import BadInputError, NondeterministicError, NonFiniteError, UserFunctionError
 from backcheck.evaluate import Output
 from backcheck.findings import mutation_finding
-from backcheck.frontends.common import AUTO_MIN_ELEMENTS, JVP_PREFIX, CachedEvaluator, wide_disagreement
+from backcheck.frontends.common import (
+    AUTO_MIN_ELEMENTS,
+    JVP_PREFIX,
+    CachedEvaluator,
+    linearity_finding,
+    wide_disagreement,
+)
 from backcheck.frontends.torch._session import Session
 from backcheck.frontends.torch._setup import (
     TorchEvaluator,
@@ -300,7 +306,7 @@ class _Side:
                 notes.append(runs + ".")
             else:
                 found = side.state_finding(fname, self.tree, runs, self.eps())
-                found = found or side.linearity_finding(fname, self.tree, runs, self.eps())
+                found = found or linearity_finding(fname, self.tree, runs[0], runs[4], self.eps())
                 findings.extend([found] if found is not None else [])
         if sess.side_grads:
             notes.append(
