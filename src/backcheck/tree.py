@@ -141,6 +141,7 @@ class Tree:
         self.root = root
         self.leaves: list[Leaf] = []
         self.stale: set[str] = set()  # leaves the function resized: views taken of their memory before are stale
+        self.reshaped: dict[str, tuple[int, ...]] = {}  # gradients accepted in a shape but for axes of size 1
         self.structure = self._walk(obj, root, in_place, bare_keys, top=True)
         self.size = sum(leaf.size for leaf in self.leaves)
         if not self.leaves:
@@ -299,7 +300,12 @@ class Tree:
         return np.repeat(np.asarray(values, dtype=np.float64), [leaf.size for leaf in self.leaves])
 
     def dtype_notes(self, dtypes: Mapping[str, np.dtype], what: str = "gradient") -> list[str]:
-        out = []
+        """Notes on gradients accepted in another dtype or shape than their parameter's."""
+        out = [
+            f"the {what} of {name} has shape {shape} for a parameter of shape {self._leaf(name).shape}: the same "
+            "elements but for axes of size 1, accepted."
+            for name, shape in self.reshaped.items()
+        ]
         for name, dt in dtypes.items():
             leaf = self._leaf(name)
             low = dt if np.finfo(dt).eps > np.finfo(leaf.dtype).eps else leaf.dtype
@@ -319,6 +325,8 @@ class Tree:
             arr = _gradient_leaf(other, leaf, what, strict)
             if not isinstance(leaf.source, float) and arr.dtype != leaf.dtype:
                 dtypes[leaf.name] = arr.dtype
+            if same_but_ones(arr.shape, leaf.shape):
+                self.reshaped[leaf.name] = arr.shape
             out[leaf.offset : leaf.offset + leaf.size] = arr.reshape(-1)
             return
         template, kids = node
@@ -522,7 +530,11 @@ def _gradient_leaf(other: Any, leaf: Leaf, what: str, strict_dtype: bool = False
             f"like {leaf.name} ({leaf.dtype}).",
             "check for an integer or boolean array where a float one was meant (e.g. np.zeros_like(labels)).",
         )
-    if arr.shape != leaf.shape and not (leaf.shape == () and arr.size == 1):
+    if (
+        arr.shape != leaf.shape
+        and not (leaf.shape == () and arr.size == 1)
+        and not same_but_ones(arr.shape, leaf.shape)
+    ):
         raise GradientStructureError(
             f"the {what} for {leaf.name} has shape {arr.shape}, but {leaf.name} has shape {leaf.shape}.",
             "a gradient has the shape of its parameter; look for a missing sum over the batch axis "
@@ -535,6 +547,12 @@ def _gradient_leaf(other: Any, leaf: Leaf, what: str, strict_dtype: bool = False
             "drop strict_dtype=True to judge it at the coarser of the two dtypes.",
         )
     return arr
+
+
+def same_but_ones(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    """Whether two shapes hold the same elements in the same order but for axes of size 1 (a bias stored as
+    ``(1, D)`` and its gradient summed to ``(D,)``)."""
+    return a != b and tuple(n for n in a if n != 1) == tuple(n for n in b if n != 1)
 
 
 def flat_view(arr: np.ndarray) -> Any:
