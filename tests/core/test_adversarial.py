@@ -377,6 +377,23 @@ def test_a_gradient_in_a_shape_but_for_axes_of_size_1_is_accepted_with_a_note(gr
     assert wrong.status == "fail"
 
 
+def test_a_bias_stored_as_a_row_takes_its_summed_gradient() -> None:
+    rng = np.random.default_rng(4)
+    X_, W, b = rng.normal(size=(5, 3)), rng.normal(size=(3, 2)), rng.normal(size=(1, 2))
+
+    def loss(p):
+        return float(np.sum(np.tanh(X_ @ p["W"] + p["b"])))
+
+    def grad(p, first_row_only=False):
+        d = 1 - np.tanh(X_ @ p["W"] + p["b"]) ** 2
+        return {"W": X_.T @ d, "b": d[0] if first_row_only else d.sum(0)}  # (2,) for a (1, 2) parameter
+
+    params = {"W": W, "b": b}
+    report = outcome(lambda: backcheck.check(loss, params, grad), params)
+    assert report.ok and any("p['b'] has shape (2,)" in n for n in report.notes), report
+    assert outcome(lambda: backcheck.check(loss, params, lambda p: grad(p, True)), params).status == "fail"
+
+
 TREE_GRADIENTS = [
     ("missing key", lambda p: {"a": 2 * p["a"]}, "missing 'b'"),
     ("extra key", lambda p: {"a": 2 * p["a"], "b": 2 * p["b"], "c": 1.0}, "unexpected 'c'"),
