@@ -24,7 +24,7 @@ import numpy as np
 
 from backcheck.backends import Backend
 from backcheck.contract import Analytic, Contract, Section
-from backcheck.errors import NondeterministicError, NonFiniteError
+from backcheck.errors import BackcheckError, NondeterministicError, NonFiniteError
 from backcheck.evaluate import Evaluator
 from backcheck.findings import UNREAD_ULPS, mutation_finding, unread_findings
 from backcheck.numeric.grad import noise_level, roundoff
@@ -110,7 +110,36 @@ def _unread(contract: Contract, ev: Evaluator, analytic: Analytic, options: Opti
     steps = default_steps(ev.tree, options.step, out_dtype=ev.out_dtype)
     # a change below the function's measured noise (a quantized loss) is no sign of an unread input
     size = max(abs(ev.phi0) or ev.scale, noise_level(ev, lazy=True) / (UNREAD_ULPS * eps))
-    return unread_findings(contract.fname, ev.tree, ev.unmoved(), g, steps, size, eps)
+    unmoved = ev.unmoved()
+    found = unread_findings(contract.fname, ev.tree, unmoved, g, steps, size, eps)
+    return [_locally_constant(contract.fname, ev, unmoved, f) for f in found]
+
+
+def _locally_constant(fname: str, ev: Evaluator, unmoved: list[int], found: Finding) -> Finding:
+    """``found`` (an unread input), or, when a move of every element by about its own size changes ``f``, the
+    finding that ``f`` reads the array but is locally constant there (a step, a rounding: a straight-through
+    estimator's forward), whose derivative is 0 whatever a rule claims."""
+    k = next(k for k in unmoved if ev.tree.leaves[k].name in found.elements)
+    leaf = ev.tree.leaves[k]
+    x = leaf.original.reshape(-1).astype(np.float64)
+    signs = np.where(np.random.default_rng(0).random(leaf.size) < 0.5, -1.0, 1.0)
+    coef = np.where(np.isfinite(x), np.maximum(np.abs(x), 1.0), 0.0) * signs
+    try:
+        phi, _ = ev.direction(slice(leaf.offset, leaf.offset + leaf.size), coef, (0.5,))
+        moved = bool(phi[0] != ev.phi0)
+    except BackcheckError:
+        moved = True  # not finite there: it reads the array
+    if not moved:
+        return found
+    return Finding(
+        "locally constant",
+        f"{fname} reads {leaf.name} but is locally constant there: no step of the differences changed it, and a "
+        f"move of every element by half its size does. It is piecewise constant at this point (a step, a "
+        "threshold, a rounding), so its derivative is 0; a rule that returns anything else (a straight-through "
+        "estimator, a surrogate gradient) is a chosen approximation, not the derivative, and its elements fail.",
+        where=fname,
+        elements=[leaf.name],
+    )
 
 
 def build_evaluator(contract: Contract, options: Options) -> Evaluator:
@@ -248,7 +277,7 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: M
         ev.recheck()  # a verdict but a pass: whether f is random is told first (the baseline deferred it)
     leaves = summarize(tree, g, outcome, dict(skipped))
     notes = list(outcome.notes)
-    if ev.tree is not tree and ev.tree.leaves and ev.tree.leaves[0].dtype != tree.leaves[0].dtype:
+    if ev.tree is not tree and ev.tree.leaves and ev.tree.leaves[0].dtype == np.float64 != tree.leaves[0].dtype:
         notes.append(
             "the numeric side was evaluated in float64 (the function accepts float64 inputs); the "
             "analytic gradient is judged at its own dtype's resolution."

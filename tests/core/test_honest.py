@@ -206,3 +206,22 @@ def test_a_random_function_whose_baseline_calls_agree_by_chance_is_still_caught(
 
     r = backcheck.check(late_coin, np.arange(1.0, 4.0), lambda x: 2 * x)
     assert r.status == "pass" and any("random" in n for n in r.notes), r
+
+
+def test_a_locally_constant_function_is_told_from_an_unread_input() -> None:
+    # a threshold (a straight-through estimator's forward) reads its input but stands still at every step: its
+    # derivative is 0 whatever the rule says; a closure over a copy never reads the input at all
+    x = np.random.default_rng(3).normal(size=6)
+    w = np.arange(1.0, 7.0)
+
+    def step(p):
+        return float(np.sum((p > 0) * w))
+
+    ste = backcheck.check(step, x, lambda p: w)  # the straight-through rule
+    assert ste.status == "fail" and [f.kind for f in ste.findings] == ["locally constant"], ste
+    assert "straight-through" in ste.findings[0].message
+    assert backcheck.check(step, x, lambda p: 0 * w).ok  # its derivative
+    copy = x.copy()
+    unread = backcheck.check(lambda p: float(np.sum(copy**2)), x, lambda p: 2 * p)
+    assert [f.kind for f in unread.findings] == ["unread input"]
+    assert np.array_equal(copy, x)
