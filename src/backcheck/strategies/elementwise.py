@@ -194,6 +194,25 @@ def _vouch_through_wide(j: Judgement, claim: Claim, idx: np.ndarray, a64: np.nda
     j.bound[rescued] = bound64[rescued] + rounding[rescued]
 
 
+def _steepening(ev: Evaluator, idx: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Per element, whether a one-sided slope grows as the step shrinks (by more than half again from ``h`` to
+    ``h / 16``, where a kink's slopes stay put and a smooth one's move by its curvature): a vertical tangent."""
+    out = np.zeros(idx.size, dtype=bool)
+    for k, (i, s) in enumerate(zip(idx.tolist(), h.tolist(), strict=True)):
+        wide, wide_d = ev.element(i, (s, -s), shrink=True)
+        near, near_d = ev.element(i, (s / 16, -s / 16), shrink=True)
+        slopes = [abs((p - ev.phi0) / d) for p, d in zip((*wide, *near), (*wide_d, *near_d), strict=True) if d]
+        if len(slopes) == 4:
+            out[k] = max(slopes[2:]) > STEEPENING * max(max(slopes[:2]), 1e-300)
+    return out
+
+
+#: A one-sided slope that grows by this factor from the step to a sixteenth of it is unbounded (``1/sqrt(h)``
+#: grows by 4 over that range; a kink's or a smooth function's slope changes by far less).
+STEEPENING = 1.5
+#: Shifts of the point that sample gradients around a kink move every element at least this many units in the
+#: last place of its gradient's dtype.
+ULPS_AWAY = 4.0
 #: How far the nearby points lie, in finite-difference steps.
 NEARBY = 32.0
 #: How many nearby gradients outline the valid subgradients where several kinks meet.
@@ -238,20 +257,33 @@ def recheck_nearby(
     lo, hi = j.hull[ambiguous, 0].copy(), j.hull[ambiguous, 1].copy()
     a0 = claim.g[sub]
     leaf_of = np.searchsorted(ev.tree.offsets, np.arange(steps.size), side="right") - 1
+    # a shift below a few units in the last place of the gradient's dtype rounds back onto the point itself
+    # there (a float32 layer), and the gradient at the point is the one under test: never sampled
+    floor = ULPS_AWAY * claim.grad_eps * np.abs(ev.tree.values())
     for _ in range(NEARBY_SAMPLES):
         if np.all((lo <= a0) & (a0 <= hi)):
             break
         scale = 10.0 ** rng.uniform(-3, 0, size=len(ev.tree.leaves))[leaf_of] * np.exp(rng.standard_normal(steps.size))
-        with ev.shifted(SAMPLE_RADIUS * steps * scale * rng.standard_normal(steps.size), evaluate=False):
+        shift = SAMPLE_RADIUS * steps * scale * rng.standard_normal(steps.size)
+        shift = np.where(np.abs(shift) < floor, np.copysign(floor, shift), shift)
+        with ev.shifted(shift, evaluate=False):
             around = regrad()[sub]
         lo, hi = np.minimum(lo, around - j.bound[ambiguous]), np.maximum(hi, around + j.bound[ambiguous])
     fine = right_nearby & (lo <= a0) & (a0 <= hi)
-    j.status[ambiguous[fine]] = KINK
+    poles = fine & _steepening(ev, sub, steps[sub])
+    j.status[ambiguous[fine & ~poles]] = KINK
     j.status[ambiguous[~fine]] = MISMATCH
+    j.status[ambiguous[poles]], j.bound[ambiguous[poles]] = NOISY, np.inf
     notes = []
-    if fine.any():
+    if poles.any():
         notes.append(
-            f"{int(fine.sum())} element(s) sit where several kinks meet: their analytic values lie outside "
+            f"{int(poles.sum())} element(s) sit where a one-sided slope grows without bound as the step shrinks (a "
+            "vertical tangent: sqrt at 0): no finite slope is the derivative there, and gradients around the point "
+            "take any size, so they are inconclusive whatever the rule claims."
+        )
+    if (fine & ~poles).any():
+        notes.append(
+            f"{int((fine & ~poles).sum())} element(s) sit where several kinks meet: their analytic values lie outside "
             "the one-sided slopes along their own axis, but among the gradients around the point, and "
             "the backward pass is right at a nearby differentiable point; taken as kinks."
         )
