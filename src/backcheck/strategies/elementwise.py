@@ -149,8 +149,10 @@ def split_formula_from_rounding(
             j.status[wrong] = MISMATCH
             j.bound[wrong] = again.bound[np.isin(again.status, FAILING)]
             notes.append(
-                f"{wrong.size} element(s) are within the float32 resolution but wrong in the float64 run of the "
-                "same backward pass: the formula is wrong, by less than float32 can show element by element."
+                f"{wrong.size} element(s) are within the {_eps_name(claim.grad_eps[idx[wrong[0]]])} resolution but "
+                "wrong in the float64 run of the same backward pass: the formula is wrong, by less than that dtype can "
+                "show element by element (or the backward is exact only where the forward's iterative solve has "
+                "converged, and it was stopped at a tolerance)."
             )
     _vouch_through_wide(j, claim, idx, a64, bound64)
     excused = np.flatnonzero(np.isin(j.status, FAILING) & (np.abs(a64 - j.numeric) <= j.bound))
@@ -176,6 +178,14 @@ def split_formula_from_rounding(
     measured = bound64 + np.abs(claim.g[idx] - a64)
     j.bound[formula] = np.minimum(j.bound[formula], measured[formula])
     return notes
+
+
+def _eps_name(eps: float) -> str:
+    """The dtype whose machine epsilon ``eps`` is (bfloat16's is 2**-7)."""
+    for name, e in (("float16", 2.0**-10), ("bfloat16", 2.0**-7), ("float32", 2.0**-23), ("float64", 2.0**-52)):
+        if eps == e:
+            return name
+    return f"gradient dtype's (eps {eps:.2g})"
 
 
 def _vouch_through_wide(j: Judgement, claim: Claim, idx: np.ndarray, a64: np.ndarray, bound64: np.ndarray) -> None:
