@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from backcheck.errors import BackcheckError
 from backcheck.evaluate import Evaluator
 from backcheck.numeric.grad import NOISE_FACTOR, noise_level, one_sided, roundoff
 from backcheck.numeric.noise import element_noise
@@ -29,6 +30,7 @@ from backcheck.verdict import (
     SAFETY,
     SCREEN_RELATIVE,
     SETTLED,
+    TINY,
     VOUCH,
     FirstDifferences,
     Four,
@@ -364,4 +366,48 @@ def judge(
         if st == MISMATCH and analytic[k] == 0.0:
             st = DEAD
         status[k], numeric[k], limit[k] = st, n, b
+    if typical is not None and MISMATCH in set(status.tolist()):
+        _tiny_beside_rounding(ev, idx, (analytic, numeric), first, res, typical, (status, limit))
     return Judgement(numeric, limit, status, jump, hull)
+
+
+def _tiny_beside_rounding(
+    ev: Evaluator,
+    idx: np.ndarray,
+    values: tuple[np.ndarray, np.ndarray],
+    first: FirstDifferences,
+    res: np.ndarray,
+    typical: np.ndarray,
+    verdicts: tuple[np.ndarray, np.ndarray],
+) -> None:
+    """Mismatches of elements far below their tensor's typical gradient that the rounding of the whole output
+    explains. Such an element moves few outputs by a visible amount; the others' true changes fall below their
+    resolution and round to nothing (the far coefficients of an iterative solve), so a difference over the
+    outputs that moved misses them. Bounded by the rounding of every output, the element is judged against
+    its tensor's size, as :data:`VOUCH` asks."""
+    (analytic, numeric), (status, limit) = values, verdicts
+    size = np.maximum(np.abs(analytic), np.abs(numeric))
+    tiny = (status == MISMATCH) & (size < TINY * typical)
+    if not tiny.any():
+        return
+    whole = bound(0.0, roundoff(ev, np.abs(first.span)), res)  # every output's rounding (no scale: the largest)
+    for k in np.flatnonzero(tiny & (np.abs(analytic - numeric) <= whole)).tolist():
+        if _coupled_below_resolution(ev, int(idx[k]), float(first.disp_plus[k])):
+            status[k], limit[k] = OK, max(float(limit[k]), float(whole[k]))
+
+
+#: A step this many times the element's own moves the outputs its true change rounded away at that step.
+COUPLING_STEP = 1024.0
+#: ... and the outputs it moves then are this much larger than those its own step moved.
+COUPLING_SCALE = 1e3
+
+
+def _coupled_below_resolution(ev: Evaluator, i: int, h: float) -> bool:
+    """Whether element ``i`` moves outputs at a much larger step that its own step left exactly unchanged (an
+    iterative solve's far coefficients), rather than outputs of its own only (an elementwise unit)."""
+    own = float(ev.local_scale[i])
+    try:
+        ev.element(i, (COUPLING_STEP * h,))
+    except BackcheckError:
+        return False
+    return ev.last_scale > COUPLING_SCALE * max(own, np.finfo(np.float64).tiny)

@@ -84,3 +84,31 @@ def test_elements_far_below_their_tensors_scale_are_judged_by_their_own_estimate
     r = backcheck.check_layer(fwd, wrong_on_slow, x)
     assert r.status == "fail", r
     assert {e.index[0] for e in r.leaves[0].worst if e.status == "mismatch"} == {4, 5, 6, 7}
+
+
+def softmax_rows(z):
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def softmax_rows_backward(d, z):
+    p = softmax_rows(z)
+    return p * (d - np.sum(d * p, axis=-1, keepdims=True))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_logit_far_below_its_row_is_judged_against_every_outputs_rounding(seed):
+    # p = e^-25 of its row: moving its logit moves p itself, but the row's other probabilities change by p times
+    # the step, far below their resolution, and round to nothing; the difference misses that coupling, which the
+    # rounding of every output bounds (a larger step shows those outputs move), so a right rule is no mismatch
+    z = np.random.default_rng(0).normal(size=(3, 5))
+    z[:, 4] -= 25.0
+    report = backcheck.check_layer(softmax_rows, softmax_rows_backward, (z,), seed=seed)
+    assert report.ok, report
+
+    def wrong(d, z):
+        g = softmax_rows_backward(d, z)
+        g[:, 1] *= 1.001
+        return g
+
+    assert backcheck.check_layer(softmax_rows, wrong, (z,), seed=seed).status == "fail"
