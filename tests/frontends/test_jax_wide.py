@@ -152,3 +152,42 @@ def test_linear_rules_that_round_a_scaled_cotangent_differently_pass(x64: None) 
     x = jnp.asarray(np.random.default_rng(5).normal(size=8) * 30)
     report = bj.check(lse, x)
     assert report.ok and not report.findings, str(report)
+
+
+def _implicit_sqrt() -> Callable[[Any], Any]:
+    """sqrt(a) as the fixed point of Newton's map, differentiated implicitly: the adjoint u solves
+    u = g + (dmap/dx)^T u by iteration to an absolute tolerance of 1e-6, in the input's dtype, as implicit layers
+    do. On a cotangent a thousand times larger that tolerance lies below float32's spacing: it never converges."""
+
+    def newton(a, x):
+        return 0.5 * (x + a / x)
+
+    def solve(step, x0):
+        def go(carry):
+            return jnp.abs(carry[0] - carry[1]) > 1e-6
+
+        return jax.lax.while_loop(go, lambda c: (c[1], step(c[1])), (x0, step(x0)))[1]
+
+    @jax.custom_vjp
+    def root(a):
+        return solve(lambda x: newton(a, x), a)
+
+    def bwd(res, g):
+        a, x = res
+        _, pull_x = jax.vjp(lambda x: newton(a, x), x)
+        u = solve(lambda u: g + pull_x(u)[0], g)
+        return (jax.vjp(lambda a: newton(a, x), a)[1](u)[0],)
+
+    root.defvjp(lambda a: (root(a), (a, root(a))), bwd)
+    return root
+
+
+def test_the_linearity_probe_keeps_to_cotangents_an_iterative_rule_converges_on() -> None:
+    import threading
+
+    done: list[Any] = []
+    worker = threading.Thread(target=lambda: done.append(bj.check(_implicit_sqrt(), jnp.float32(2.0))), daemon=True)
+    worker.start()
+    worker.join(timeout=120)
+    assert done, "the check did not return: a probe at a far larger cotangent never converges"
+    assert done[0].ok, str(done[0])

@@ -355,7 +355,7 @@ class Normalize(torch.autograd.Function):
         return g / g.norm()
 
 
-@pytest.mark.parametrize("threshold", [0.75, 100.0])
+@pytest.mark.parametrize("threshold", [0.75, 2.0])  # below the cotangent's size, and within 4 times it
 def test_backward_that_clips_its_cotangent_fails_at_the_default_cotangent(threshold: float) -> None:
     clip = _clipping(-threshold, threshold)
     report = bt.check(lambda t: torch.sin(clip.apply(t)), torch.tensor([0.1, 3.0, 6.2, 1.0], dtype=torch.float64))

@@ -31,10 +31,11 @@ if TYPE_CHECKING:
 #: a backward that is linear in its cotangent (every correct one) gives exactly twice the first gradient.
 REPEAT_SCALE = 2.0
 #: The larger of the cotangent scales that test a backward's linearity (and its inverse the smaller): a backward
-#: that clips, normalizes or thresholds its incoming gradient is not linear in it, and a cotangent a thousand
-#: times larger or smaller than the default crosses a clipping threshold the default does not reach. float16's
-#: narrow range takes a smaller one.
-LINEAR_SCALE, LINEAR_SCALE_HALF = 2.0**10, 2.0**4
+#: that clips, normalizes or thresholds its incoming gradient is not linear in it, and a cotangent a few times
+#: larger or smaller than the default crosses a clipping threshold near its size. Not more: a backward that
+#: iterates to an absolute tolerance (an implicit layer's fixed point) may never converge on a cotangent far
+#: larger than the one it was written for.
+LINEAR_SCALE, LINEAR_SCALE_HALF = 4.0, 4.0
 #: Repeated backward passes that differ by less than this many units of the gradient dtype's epsilon (of the
 #: largest element) differ by rounding (a reduction in another order), not by changed state.
 REPEAT_ULPS = 64.0
@@ -269,7 +270,7 @@ def reverse_repeated(sess: Session) -> tuple[np.ndarray, bool] | None:
     Exactly that multiple tells three things at once: the backward left its saved state alone, it is
     deterministic (a random one, or one that changes its state, misses an exact factor but by chance) and it is
     linear in its cotangent's scale (a power of two scales every rounding exactly; a backward that clips its
-    cotangent, at a threshold a thousand times the cotangent's size or less, does not). A pass with ``dout``
+    cotangent, at a threshold within a few times the cotangent's size, does not). A pass with ``dout``
     again would tell nothing more.
 
     This saves the forward passes of :func:`reverse` and :func:`repeat_backward` when the backward leaves its
