@@ -53,7 +53,10 @@ from backcheck.errors import BackcheckError
 
 #: backcheck.torch.check's own keywords: a sample keyword of the same name is bound in ``fn`` instead.
 CHECK_KEYWORDS = frozenset(
-    "dout params strategy samples atol rtol step seed numeric_dtype forward_mode vectorized curves random".split()
+    (
+        "dout params strategy samples atol rtol step seed numeric_dtype forward_mode vectorized curves random "
+        "constant"
+    ).split()
 )
 #: Words of a leaf's note that name the reason of an inconclusive verdict (the first that matches).
 REASONS = (

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from backcheck.errors import UserFunctionError
+from backcheck.errors import BadInputError, UserFunctionError
 from backcheck.report import Report
 
 torch = pytest.importorskip("torch")
@@ -440,3 +440,31 @@ def test_in_place_forward_on_an_input_is_told_to_check_a_copy() -> None:
         bt.check(torch.relu_, x)
     assert torch.equal(x, _r(24, 3))
     assert bt.check(lambda t: DoubleInPlace.apply(t.clone()), x).ok
+
+
+class _BCEWithLogits(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.save_for_backward(x, y)
+        return torch.clamp(x, min=0) - x * y + torch.log1p(torch.exp(-x.abs()))
+
+    @staticmethod
+    def backward(ctx, g):
+        x, y = ctx.saved_tensors
+        return g * (torch.sigmoid(x) - y) * _BCEWithLogits.scale, None
+
+    scale = 1.0
+
+
+def test_constant_names_inputs_passed_through_as_the_numpy_checks_do() -> None:
+    x, y = _r(30, 4, 3), (_r(31, 4, 3) > 0).double()
+    report = bt.check_function(_BCEWithLogits, x, y, constant=["y"])
+    assert report.ok and [lf.name for lf in report.leaves] == ["x"], str(report)
+    assert bt.check(lambda x, y: _BCEWithLogits.apply(x, y), x, y, constant="y").ok
+    _BCEWithLogits.scale = 1.01
+    try:
+        assert bt.check_function(_BCEWithLogits, x, y, constant=["y"]).status == "fail"
+    finally:
+        _BCEWithLogits.scale = 1.0
+    with pytest.raises(BadInputError, match="'z'"):
+        bt.check_function(_BCEWithLogits, x, y, constant=["z"])

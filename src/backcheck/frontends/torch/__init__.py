@@ -69,6 +69,22 @@ def _knobs(
     return Knobs(Options.make(**options), dout, numeric_dtype, vectorized, forward_mode, note)
 
 
+def _constant(value: Any) -> tuple[str, ...]:
+    """``constant=``: names of float inputs passed through unperturbed (a target, a mask), as one name or several."""
+    if value is None:
+        return ()
+    names = (value,) if isinstance(value, str) else value
+    try:
+        out = tuple(names)
+    except TypeError:
+        out = (None,)
+    if not all(isinstance(n, str) for n in out):
+        raise BadInputError(
+            f"constant={value!r} is not a list of input names.", "pass constant=['target'] (the inputs' names)."
+        )
+    return out
+
+
 def _forward_mode(value: Any) -> bool | None:
     """``forward_mode=`` as given (True, False or None), or :class:`BadInputError` naming it."""
     if value is not None and not isinstance(value, (bool, np.bool_)):
@@ -144,6 +160,7 @@ def check(
     vectorized: bool | str = "auto",
     curves: bool = False,
     random: str = "auto",
+    constant: Any = None,
     **kwargs: Any,
 ) -> Report:
     """Check torch autograd's gradient of ``fn`` (including custom Functions inside it) by finite differences.
@@ -172,6 +189,9 @@ def check(
         their own storage again, bit for bit unchanged, also when ``fn`` raises.
     strategy, samples, atol, rtol, step, seed, curves
         As in :func:`backcheck.check`.
+    constant : str or list of str, optional
+        Float inputs passed through unperturbed and not checked (a target, a mask), by name: the other way to
+        say what ``requires_grad`` on the checked inputs says.
     random : {'auto', 'freeze', 'error'}
         A random function (dropout, sampling): 'auto' checks it again, once it is seen to be random, with the
         same random stream replayed at every call (torch's and numpy's global generators, the ``random``
@@ -226,7 +246,7 @@ def check(
     if module is not None and params is None:
         consts = (*module.parameters(), *module.buffers())
     names = arg_names(module.forward if module is not None else fn, len(args))
-    target = Target(fn, args, kwargs, tuple(names), title, "torch", params, fn, consts)
+    target = Target(fn, args, kwargs, tuple(names), title, "torch", params, fn, consts, _constant(constant))
     return check_torch(target, knobs)
 
 
@@ -246,6 +266,7 @@ def check_function(
     vectorized: bool | str = "auto",
     curves: bool = False,
     random: str = "auto",
+    constant: Any = None,
     **kwargs: Any,
 ) -> Report:
     """Check a custom ``torch.autograd.Function``: its ``backward`` and, if it has one, its ``jvp``.
@@ -260,7 +281,7 @@ def check_function(
     forward_mode : bool, optional
         Check the ``jvp`` too (leaves ``jvp:<name>``). Default: when the Function defines ``jvp``. A Function
         with a ``jvp`` and no ``backward`` is checked in forward mode alone, its reverse-mode leaves skipped.
-    dout, strategy, samples, atol, rtol, step, seed, numeric_dtype, vectorized, curves, random
+    dout, strategy, samples, atol, rtol, step, seed, numeric_dtype, vectorized, curves, random, constant
         As in :func:`check`.
 
     Returns
@@ -312,7 +333,9 @@ def check_function(
         note if fwd else "",
     )
     names = arg_names(function.forward, len(inputs), skip_ctx=True)
-    target = Target(function.apply, tuple(inputs), kwargs, tuple(names), function.__name__, "function")
+    target = Target(
+        function.apply, tuple(inputs), kwargs, tuple(names), function.__name__, "function", constant=_constant(constant)
+    )
     return check_torch(target, knobs)
 
 
@@ -331,6 +354,7 @@ def check_module(
     vectorized: bool | str = "auto",
     curves: bool = False,
     random: str = "auto",
+    constant: Any = None,
     **kwargs: Any,
 ) -> Report:
     """Check an ``nn.Module``'s gradients for its inputs and its parameters, by the parameters' own names.
@@ -345,7 +369,7 @@ def check_module(
     *inputs, **kwargs
         The point, as ``module`` takes it; float inputs are checked too (those with ``requires_grad``, or all
         when none has it).
-    dout, strategy, samples, atol, rtol, step, seed, numeric_dtype, vectorized, curves, random
+    dout, strategy, samples, atol, rtol, step, seed, numeric_dtype, vectorized, curves, random, constant
         As in :func:`check`; vectorization uses ``torch.func.functional_call``.
 
     Returns
@@ -378,5 +402,15 @@ def check_module(
         False,
     )
     names = arg_names(module.forward, len(inputs))
-    target = Target(module, tuple(inputs), kwargs, tuple(names), type(module).__name__, "module", module, module)
+    target = Target(
+        module,
+        tuple(inputs),
+        kwargs,
+        tuple(names),
+        type(module).__name__,
+        "module",
+        module,
+        module,
+        constant=_constant(constant),
+    )
     return check_torch(target, knobs)

@@ -69,6 +69,7 @@ class Target:
     params: Any = None  # an nn.Module, a dict or a list of tensors fn reads through a closure
     module: Any = None  # the nn.Module that is fn itself (vmap batches its parameters with functional_call)
     consts: tuple[Any, ...] = ()  # tensors cast with the numeric dtype (a module's buffers)
+    constant: tuple[str, ...] = ()  # inputs passed through unperturbed, by name (constant=)
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ class Knobs:
 def check_torch(target: Target, knobs: Knobs) -> Report:
     """Check ``target`` as ``knobs`` say; the user's tensors and parameters are unchanged afterwards."""
     require_callable(target.fn, "fn", "pass the function (or nn.Module) to check first: check(fn, *inputs).")
-    slots = input_slots(target.args, target.kwargs, list(target.names))
+    slots = _unless_constant(input_slots(target.args, target.kwargs, list(target.names)), target)
     pslots, consts, module = param_slots(target.params, {s.name for s in slots})
     if not slots + pslots:
         raise BadInputError(
@@ -106,6 +107,21 @@ def check_torch(target: Target, knobs: Knobs) -> Report:
             raise
         # random (dropout, sampling): checked again with the same random stream at every call
         return _check_session(target, knobs, found, _frozen(target))
+
+
+def _unless_constant(slots: list[Any], target: Target) -> list[Any]:
+    """The checked inputs but those ``constant=`` names (a name that is no float input is a typed error)."""
+    if not target.constant:
+        return slots
+    names = {s.name for s in slots} | set(target.names) | set(target.kwargs)
+    unknown = [n for n in target.constant if n not in names and not any(s.name.startswith(n + "[") for s in slots)]
+    if unknown:
+        raise BadInputError(
+            f"constant= names {', '.join(map(repr, unknown))}, which is no input of {target.title} (its inputs: "
+            f"{', '.join(sorted(map(str, names)))}).",
+            "name the inputs as the function's signature does.",
+        )
+    return [s for s in slots if s.name not in target.constant and s.name.split("[")[0] not in target.constant]
 
 
 def _frozen(target: Target) -> FrozenRandom:
