@@ -165,3 +165,14 @@ def test_readme_quotes_the_floor_line_as_reports_print_it(passing32: Report) -> 
     assert quoted, "README no longer quotes a floor line"
     lf = replace(passing32.leaves[0], name="x", floor=float(quoted.group(2)), floor_rel=float(quoted.group(3)))
     assert floor_sentence(lf) == quoted.group(1)
+
+
+def test_a_function_that_stands_still_says_so_beside_its_tiny_floor() -> None:
+    import backcheck
+
+    report = backcheck.check_layer(lambda x: x * 0.0, lambda d, x: d * 0.0, np.linspace(-1.0, 1.0, 6))
+    (lf,) = report.leaves
+    assert report.ok and lf.floor < 1e-290
+    assert "does not change with x here" in floor_sentence(lf)
+    moving = backcheck.check_layer(lambda x: x * 2.0, lambda d, x: d * 2.0, np.linspace(-1.0, 1.0, 6))
+    assert "does not change" not in floor_sentence(moving.leaves[0])

@@ -38,6 +38,11 @@ def floor_sentence(lf: LeafReport) -> str:
     rel = f" ({lf.floor_rel:.2g} of its typical gradient)" if math.isfinite(lf.floor_rel) else ""
     if getattr(lf, "floor_kind", "element") == "rms":
         return f"pass: along random directions, an RMS error of {lf.floor:.2g}{rel} or more would have failed"
+    if not math.isfinite(lf.floor_rel) and lf.floor < 1e-290:  # no gradient at all, and f stood still
+        return (
+            f"pass: no element wrong by more than {lf.floor:.2g} (the function does not change with {lf.name} "
+            "here: its derivative is exactly 0, as the gradient says)"
+        )
     return f"pass: no element wrong by more than {lf.floor:.2g}{rel}"
 
 
