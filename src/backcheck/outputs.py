@@ -209,6 +209,29 @@ def computes_alike(wide: Any, narrow: Any, eps: float | None = None) -> bool:
     return bool(np.all(np.abs(w - n) <= np.maximum(AGREEMENT * eps * scale, np.finfo(np.float64).tiny)))
 
 
+#: A function evaluated on float64 copies may differ from its narrow run by this many times how far the narrow
+#: run's own outputs move when every input moves by a unit in the last place, and still be the same function.
+SPREAD_AGREEMENT = 16.0
+
+
+def within_spread(wide: Any, narrow: Any, nudged: Any) -> bool:
+    """Whether outputs from float64 copies differ from the narrow ones by no more than the narrow run's own
+    rounding: measured (``nudged`` is that run at inputs moved by a unit in the last place), or that of
+    unit-sized intermediates (``-log p`` at ``p`` near 1 in float32 rounds far above eps32 of itself, and a
+    nudge of its inputs may not move the rounded ``p`` at all)."""
+    n = np.asarray(narrow)
+    eps = float(np.finfo(n.dtype).eps) if n.dtype.kind == "f" else 0.0
+    w, n, m = (np.asarray(a, dtype=np.float64).reshape(-1) for a in (wide, narrow, nudged))
+    if not (w.shape == n.shape == m.shape) or not np.array_equal(np.isfinite(w), np.isfinite(n)):
+        return False
+    if np.any((n == 0) & (w != 0)):
+        return False  # underflow to 0 in the narrow dtype: another function there
+    finite = np.isfinite(n) & np.isfinite(m)
+    spread = float(np.max(np.abs(m[finite] - n[finite]), initial=0.0))
+    unit = eps * max(float(np.max(np.abs(n[finite]), initial=0.0)), 1.0)
+    return bool(np.max(np.abs(w[finite] - n[finite]), initial=0.0) <= SPREAD_AGREEMENT * max(spread, unit))
+
+
 def _as_array(out: Any, what: str) -> np.ndarray:
     if type(out).__module__.startswith(("torch", "jax", "jaxlib")):
         raise NotScalarError(

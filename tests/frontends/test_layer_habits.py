@@ -421,3 +421,32 @@ def test_a_loss_layer_with_backward_dout_1_returning_dx() -> None:
     assert report.ok and [leaf.name for leaf in report.leaves] == ["x"], str(report)
     assert any("dout = 1" in n for n in report.notes), report.notes
     assert failing(backcheck.check_object(Wrong(), x, t)) == {"x"}
+
+
+LABELS6 = np.arange(6) % 4
+
+
+def _ce_forward(x):
+    p = np.exp(x - x.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    return -np.log(p[np.arange(6), LABELS6])
+
+
+def _ce_backward(dout, x, scale=1.0):
+    p = np.exp(x - x.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    p[np.arange(6), LABELS6] -= 1
+    return (p * dout[:, None] * scale,)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_confident_float32_cross_entropy_layer_is_differenced_in_float64(seed):
+    # -log p at p near 1 in float32 is off by far more than eps32 of itself, yet within float32's rounding of
+    # the unit-sized p: the float64 copies compute the same function, and the layer is judged through them
+    x = np.random.default_rng(seed).normal(size=(6, 4)).astype(np.float32)
+    x[np.arange(6), LABELS6] += 9.0
+    report = backcheck.check_layer(_ce_forward, _ce_backward, (x,))
+    assert report.ok, report
+    assert any("float64" in n for n in report.notes), report.notes
+    wrong = backcheck.check_layer(_ce_forward, lambda d, x: _ce_backward(d, x, 1.01), (x,))
+    assert wrong.status == "fail"
