@@ -468,3 +468,14 @@ def test_constant_names_inputs_passed_through_as_the_numpy_checks_do() -> None:
         _BCEWithLogits.scale = 1.0
     with pytest.raises(BadInputError, match="'z'"):
         bt.check_function(_BCEWithLogits, x, y, constant=["z"])
+
+
+def test_a_lazy_module_not_created_yet_is_a_typed_error_and_stays_lazy() -> None:
+    lazy = torch.nn.Sequential(torch.nn.LazyLinear(3), torch.nn.Tanh()).double()
+    x = _r(40, 2, 4)
+    with pytest.raises(BadInputError, match="lazy"):
+        bt.check_module(lazy, x)
+    with pytest.raises(BadInputError, match="lazy"):
+        bt.check(lazy, x)
+    assert lazy(x).shape == (2, 3)  # still usable: it creates its parameters on this first call
+    assert bt.check_module(lazy, x).ok

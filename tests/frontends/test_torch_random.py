@@ -137,3 +137,25 @@ def test_the_random_module_is_replayed_for_numpy_functions(wrong: bool) -> None:
     report = backcheck.check(loss, np.random.default_rng(8).normal(size=12), grad)
     assert _replayed(report) and "the random module's" in report.notes[-1], str(report)
     assert report.status == ("fail" if wrong else "pass"), str(report)
+
+
+def test_the_users_generators_are_as_they_were_after_the_check() -> None:
+    def noisy(x, gen):
+        return (x * torch.rand(x.shape, generator=gen, dtype=x.dtype)).sin()
+
+    gen = torch.Generator().manual_seed(3)
+    before = gen.get_state().clone()
+    torch.manual_seed(0)
+    global_before = torch.get_rng_state().clone()
+    assert bt.check(noisy, _x(7, 6), gen).ok
+    assert bt.check(lambda x: torch.nn.functional.dropout(x.sin(), 0.5, True), _x(8, 6)).ok
+    assert torch.equal(gen.get_state(), before) and torch.equal(torch.get_rng_state(), global_before)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
+def test_draws_in_the_inputs_dtype_are_another_function_in_float64_and_no_false_alarm(dtype) -> None:
+    # float64 copies draw other numbers than the inputs' dtype: the numeric side stays in that dtype
+    gen = torch.Generator().manual_seed(1)
+    x = _x(9, 8).to(dtype)
+    report = bt.check(lambda x, g: x.sin() * torch.rand(x.shape, generator=g, dtype=x.dtype), x, gen)
+    assert report.status != "fail", str(report)

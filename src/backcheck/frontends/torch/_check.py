@@ -38,7 +38,15 @@ from backcheck.frontends.torch._setup import (
     param_slots,
     parse_dout,
 )
-from backcheck.frontends.torch._tensors import BFLOAT16_EPS, dtype_name, np_dtype, own_storage, parts, real_of
+from backcheck.frontends.torch._tensors import (
+    BFLOAT16_EPS,
+    dtype_name,
+    np_dtype,
+    own_storage,
+    parts,
+    real_of,
+    torch_module,
+)
 from backcheck.frontends.torch._unchecked import declared, unchecked_notes
 from backcheck.frontends.torch._vmap import prefetch
 from backcheck.options import Options
@@ -87,6 +95,7 @@ class Knobs:
 def check_torch(target: Target, knobs: Knobs) -> Report:
     """Check ``target`` as ``knobs`` say; the user's tensors and parameters are unchanged afterwards."""
     require_callable(target.fn, "fn", "pass the function (or nn.Module) to check first: check(fn, *inputs).")
+    _refuse_lazy(target)
     slots = _unless_constant(input_slots(target.args, target.kwargs, list(target.names)), target)
     pslots, consts, module = param_slots(target.params, {s.name for s in slots})
     if not slots + pslots:
@@ -100,13 +109,33 @@ def check_torch(target: Target, knobs: Knobs) -> Report:
             "check the parameters with forward_mode=False.",
         )
     random, found = knobs.options.random, (slots, pslots, consts, module)
+    start = _frozen(target)  # the generators as the user left them: so they are again afterwards
     try:
-        return _check_session(target, knobs, found, _frozen(target) if random == "freeze" else None)
+        return _check_session(target, knobs, found, start if random == "freeze" else None)
     except NondeterministicError:
         if random != "auto":
             raise
         # random (dropout, sampling): checked again with the same random stream at every call
-        return _check_session(target, knobs, found, _frozen(target))
+        start.restore()
+        return _check_session(target, knobs, found, start)
+    finally:
+        start.restore()
+
+
+def _refuse_lazy(target: Target) -> None:
+    """A typed error for a module whose lazy parameters (nn.LazyLinear) do not exist yet: the check would
+    create them on the user's own module, and its storage swaps would leave them broken."""
+    torch = torch_module()
+    for m in (target.module, target.params):
+        if not isinstance(m, torch.nn.Module):
+            continue
+        lazy = [n for n, p in m.named_parameters() if torch.nn.parameter.is_lazy(p)]
+        if lazy:
+            raise BadInputError(
+                f"{target.title}'s parameters {', '.join(lazy[:3])} are lazy and not created yet (a LazyLinear or "
+                "LazyConv before its first call).",
+                "call the module once on an input of the right shape (module(x)) to create them, then check it.",
+            )
 
 
 def _unless_constant(slots: list[Any], target: Target) -> list[Any]:
