@@ -189,6 +189,8 @@ def narrow_inputs(values: np.ndarray) -> bool:
 #: Machine epsilons of the narrow dtype, of each value's own size and of its array's RMS, within which a
 #: function evaluated on float64 copies is the same function as on the narrow values themselves.
 AGREEMENT = 1024.0
+#: ... but never more than this relative part (a thousand float16 epsilons is the whole value).
+AGREEMENT_MOST = 2.0**-6
 
 
 def computes_alike(wide: Any, narrow: Any, eps: float | None = None) -> bool:
@@ -206,7 +208,8 @@ def computes_alike(wide: Any, narrow: Any, eps: float | None = None) -> bool:
     finite = np.isfinite(n)
     w, n = w[finite], n[finite]
     scale = np.abs(n) + (float(np.sqrt(np.mean(n * n))) if n.size else 0.0)
-    return bool(np.all(np.abs(w - n) <= np.maximum(AGREEMENT * eps * scale, np.finfo(np.float64).tiny)))
+    rel = min(AGREEMENT * eps, AGREEMENT_MOST)
+    return bool(np.all(np.abs(w - n) <= np.maximum(rel * scale, np.finfo(np.float64).tiny)))
 
 
 #: A function evaluated on float64 copies may differ from its narrow run by this many times how far the narrow

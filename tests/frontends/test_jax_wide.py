@@ -191,3 +191,13 @@ def test_the_linearity_probe_keeps_to_cotangents_an_iterative_rule_converges_on(
     worker.join(timeout=120)
     assert done, "the check did not return: a probe at a far larger cotangent never converges"
     assert done[0].ok, str(done[0])
+
+
+def test_an_inf_mask_beside_the_points_own_rounding_probe_warns_nothing() -> None:
+    import warnings
+
+    x = jnp.asarray([0.0, 1.0, -jnp.inf, 2.0], dtype=jnp.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        report = bj.check(lambda x: jnp.sum(jnp.where(jnp.isfinite(x), x**2.5, 0.0)), x)
+    assert report.status != "fail", str(report)

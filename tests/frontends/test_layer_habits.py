@@ -450,3 +450,47 @@ def test_a_confident_float32_cross_entropy_layer_is_differenced_in_float64(seed)
     assert any("float64" in n for n in report.notes), report.notes
     wrong = backcheck.check_layer(_ce_forward, lambda d, x: _ce_backward(d, x, 1.01), (x,))
     assert wrong.status == "fail"
+
+
+def test_a_config_that_cannot_be_deep_copied_is_still_never_written():
+    import threading
+
+    class Stubborn:
+        scale = 2.0
+
+        def __deepcopy__(self, memo):
+            raise RuntimeError("no copies")
+
+    cfg = {"lock": threading.Lock(), "calls": 0}
+
+    def forward(x, cfg):
+        cfg["calls"] += 1
+        return x * 2.0
+
+    report = backcheck.check_layer(forward, lambda d, x, cfg: (d * 2.0, None), (np.ones(3), cfg))
+    assert report.ok and cfg["calls"] == 0
+    # a config whose deep copy raises is copied one level, not a raw error
+    report = backcheck.check_layer(
+        lambda x, c: x * c.scale, lambda d, x, c: (d * c.scale, None), (np.ones(3), Stubborn())
+    )
+    assert report.ok
+
+
+def test_an_object_input_that_cannot_be_deep_copied_is_a_typed_error():
+    import threading
+
+    class Scale:
+        def __init__(self):
+            self.w = np.ones(3)
+            self.dw = np.zeros(3)
+
+        def forward(self, x, cfg):
+            self.x = x
+            return x * self.w
+
+        def backward(self, d):
+            self.dw += (d * self.x).sum(0)
+            return d * self.w
+
+    with pytest.raises(backcheck.BadInputError, match="cannot be deep-copied"):
+        backcheck.check_object(Scale(), np.ones((2, 3)), {"lock": threading.Lock()})

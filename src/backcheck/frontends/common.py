@@ -239,6 +239,14 @@ def wide_disagreement(tree: Tree, g: np.ndarray, wide: np.ndarray, eps: np.ndarr
     return ""
 
 
+def nudge_ulp(v: np.ndarray, gen: np.random.Generator) -> None:
+    """Move every finite entry of ``v`` (in place) by one unit in the last place, up or down at random; masks
+    (inf, NaN entries) stay what they are."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        step = v * np.where(gen.random(v.shape) < 0.5, -1, 1).astype(v.dtype) * np.finfo(v.dtype).eps
+    v += np.where(np.isfinite(v), step, 0).astype(v.dtype)
+
+
 # -- the inputs of a layer (check_layer, check_object) -------------------------------------------------------
 def float_input(x: Any) -> bool:
     return isinstance(x, float) or (isinstance(x, (np.ndarray, np.generic)) and np.asarray(x).dtype.kind == "f")
@@ -277,8 +285,19 @@ def private_copy(x: Any) -> Any:
         return x
     try:
         return copy.deepcopy(x)
-    except (TypeError, AttributeError, RecursionError, copy.Error):  # cannot be copied: passed as it is
-        return x
+    except Exception:  # noqa: BLE001 - a lock or file inside: its container copied one level deep instead
+        pass
+    try:
+        return copy.copy(x)
+    except Exception as exc:  # noqa: BLE001 - the user's object refuses every copy: named, typed
+        from backcheck.errors import BadInputError
+
+        raise BadInputError(
+            f"an input passed through unperturbed ({type(x).__name__}) can be neither deep-copied nor copied "
+            f"({type(exc).__name__}: {exc}); the check gives every evaluation a private copy, so that the "
+            "function's writes into it never reach yours.",
+            "pass a copyable config (a dict of plain values), or close over the object in the function instead.",
+        ) from exc
 
 
 #: A scaled cotangent's gradient, scaled back, must differ from the first by more than epsilon to this power

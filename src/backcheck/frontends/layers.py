@@ -22,7 +22,7 @@ from backcheck.contract import Analytic, Contract, Section
 from backcheck.errors import BadInputError, GradientMismatch, GradientStructureError, NonFiniteError
 from backcheck.evaluate import Output
 from backcheck.findings import changed_elements, mutation_finding
-from backcheck.frontends.common import float_input, float_list, mutable_input, private_copy, python_float
+from backcheck.frontends.common import float_input, float_list, mutable_input, nudge_ulp, private_copy, python_float
 from backcheck.options import Options
 from backcheck.outputs import computes_alike, within_spread
 from backcheck.report import Finding, Report
@@ -412,8 +412,7 @@ class Layer:
             nudged = Tree(self.tree.fresh(), "inputs", in_place=False, bare_keys=True)
             gen = np.random.default_rng(0)
             for leaf in nudged.leaves:
-                v = leaf.work
-                v += v * np.where(gen.random(v.shape) < 0.5, -1, 1).astype(v.dtype) * np.finfo(v.dtype).eps
+                nudge_ulp(leaf.work, gen)
             try:
                 moved = [np.asarray(p) for _, p in flatten(self.out(nudged.current()), "out")]
             except Exception:  # noqa: BLE001 - no measure: the narrow dtype it is

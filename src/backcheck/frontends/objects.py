@@ -136,6 +136,7 @@ def check_object(
     """
     spec = _validate(layer, inputs, forward, backward, reset, options)
     _validate_slots(params, grads)
+    _copyable(inputs, spec)
     pristine = _copy(layer, spec.cls)
     template, slots, notes, carries = _params(pristine, params, inputs, spec)
     probe = _probe(template, slots, grads, inputs, dout, spec)
@@ -166,6 +167,21 @@ def check_object(
     )
     report.notes.extend(notes + _where_notes(slots, where, probe, spec))
     return report
+
+
+def _copyable(inputs: tuple[Any, ...], spec: Any) -> None:
+    """Every evaluation runs on deep copies of the inputs: one that refuses to be copied is named, typed."""
+    for k, x in enumerate(inputs):
+        try:
+            copy.deepcopy(x)
+        except Exception as exc:  # noqa: BLE001 - the user's object refuses the copy: named, typed
+            name = spec.input_names[k] if k < len(spec.input_names) else f"inputs[{k}]"
+            raise BadInputError(
+                f"{spec.cls}.{spec.forward}'s input {name} ({type(x).__name__}) cannot be deep-copied "
+                f"({type(exc).__name__}: {exc}); every evaluation runs on private copies of the inputs.",
+                "pass copyable inputs (arrays, plain dicts), and keep locks, files or sessions on the layer or in a "
+                "closure.",
+            ) from exc
 
 
 def _passthrough() -> set[str]:

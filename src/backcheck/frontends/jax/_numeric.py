@@ -126,7 +126,7 @@ def _another_function(inputs: Inputs, run: Runner, fname: str, outs: Outputs) ->
     except Exception as exc:  # the baseline names the failure; here it only keeps float32
         return f"{fname} raised {type(exc).__name__} at the original point"
     eps = max(float(jax.numpy.finfo(dt).eps) for dt in inputs.natives)
-    if abs(wide - native) <= max(SAME_FUNCTION * moved, SAME_FUNCTION_ULPS * eps * size):
+    if abs(wide - native) <= max(SAME_FUNCTION * moved, min(SAME_FUNCTION_ULPS * eps, 2.0**-6) * size):
         return ""
     return (
         f"{fname} in float64 is another function than as you run it (<dout, output> {wide:.6g} against "
@@ -138,7 +138,9 @@ def _nudged(d: Any, gen: np.random.Generator) -> np.ndarray:
     """``d`` with every element moved by one unit in the last place of its dtype, up or down at random."""
     a = np.asarray(d)
     sign = np.where(gen.random(a.shape) < 0.5, -1, 1).astype(a.dtype)
-    return a + a * sign * np.asarray(jax.numpy.finfo(a.dtype).eps, dtype=a.dtype)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf and NaN entries (masks) stay what they are
+        moved = a + a * sign * np.asarray(jax.numpy.finfo(a.dtype).eps, dtype=a.dtype)
+    return np.where(np.isfinite(a), moved, a)
 
 
 def _fills(inputs: Inputs, dtypes: Sequence[Any]) -> list[tuple[np.ndarray, np.ndarray] | None]:
