@@ -68,6 +68,19 @@ class Sides:
         grads = call_user(self.run.rev, (self.inputs.diff, cot), f"jax.vjp of {self.fname}")
         return self._flat(grads) / times
 
+    def rounding_spread(self, g0: np.ndarray, times: int = 4) -> np.ndarray:
+        """How far the native gradient moves when every input moves by a unit in the last place, per element
+        (the rounding of a rule that computes in a coarser dtype inside, float16 beside a float32 input)."""
+        from backcheck.frontends.jax._numeric import nudge
+
+        gen = np.random.default_rng(0)
+        spread = np.zeros_like(g0)
+        for _ in range(times):
+            moved = [nudge(d, gen) for d in self.inputs.diff]
+            grads = call_user(self.run.rev, (moved, self.outs.cot), f"jax.vjp of {self.fname}")
+            spread = np.maximum(spread, np.abs(self._flat(grads) - g0))
+        return spread
+
     def reverse_wide(self) -> np.ndarray | None:
         """The same reverse pass run in float64 at the original point (x64 mode), or None when it does not run
         there or answers in another dtype."""

@@ -140,6 +140,8 @@ def _wide(sides: Sides, g: np.ndarray, eps: np.ndarray | None, said: list[str]) 
         return None
     per = eps if eps is not None else sides.tree.per_leaf([float(np.finfo(lf.dtype).eps) for lf in sides.tree.leaves])
     why = wide_disagreement(sides.tree, g, wide, per)
+    if why:  # beyond the modelled rounding: within the rule's measured rounding (float16 inside)?
+        why = wide_disagreement(sides.tree, g, wide, per, sides.rounding_spread(g))
     if why:
         said.append(why)
         return None

@@ -117,7 +117,7 @@ def _another_function(inputs: Inputs, run: Runner, fname: str, outs: Outputs) ->
     try:
         native, size = phi(run.apply_as_user(inputs.diff))
         gen = np.random.default_rng(0)
-        nudged = [_nudged(d, gen) for d in inputs.diff]
+        nudged = [nudge(d, gen) for d in inputs.diff]
         moved = abs(phi(run.apply_as_user(nudged))[0] - native)
         with run.numeric_mode():
             wide, _ = phi(run.apply([np.asarray(d).astype(np.float64) for d in inputs.diff]))
@@ -134,7 +134,7 @@ def _another_function(inputs: Inputs, run: Runner, fname: str, outs: Outputs) ->
     )
 
 
-def _nudged(d: Any, gen: np.random.Generator) -> np.ndarray:
+def nudge(d: Any, gen: np.random.Generator) -> np.ndarray:
     """``d`` with every element moved by one unit in the last place of its dtype, up or down at random."""
     a = np.asarray(d)
     sign = np.where(gen.random(a.shape) < 0.5, -1, 1).astype(a.dtype)
