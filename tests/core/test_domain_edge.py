@@ -92,3 +92,18 @@ def test_the_frameworks_check_a_rule_on_the_edge() -> None:
 
     report = bj.check(soft_jax, jax.numpy.asarray(POINT, dtype=jax.numpy.float32), mode="both")
     assert report.ok and _edge_note(report), report
+
+
+def test_random_directions_that_leave_the_domain_fall_back_to_elements() -> None:
+    # auto above a few thousand elements moves every element at once: with one on the edge every direction
+    # leaves the domain, so every element is differenced on its own (the edge one from its finite side)
+    x = np.random.default_rng(0).uniform(0.5, 2.0, 5000)
+    x[7] = 0.0
+
+    def f(x):
+        return float(np.sum(x**1.5))
+
+    report = backcheck.check(f, x, lambda x: 1.5 * np.sqrt(x), strategy="auto")
+    assert report.ok and any("left f's domain" in n for n in report.notes), report
+    wrong = backcheck.check(f, x, lambda x: 1.5 * np.sqrt(x) * np.where(np.arange(x.size) == 100, 1.01, 1.0))
+    assert wrong.status == "fail" and [e.name for e in wrong.mismatches] == ["x[100]"]

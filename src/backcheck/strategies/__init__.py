@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.errors import BadInputError
+from backcheck.errors import BadInputError, NonFiniteError
 from backcheck.evaluate import Evaluator
 from backcheck.strategies.elementwise import Outcome, run
 from backcheck.strategies.projected import MAX_DIRECTIONS, localize, project_leaf
@@ -82,9 +82,31 @@ def run_strategy(
         pools = [_elements(ev, lf) for lf in ev.tree.leaves if lf.name not in skip]  # masks left out
         outcome = run(ev, claim, choose(strategy, pools, samples, rng), rng)
     else:
-        claim = dataclasses.replace(claim, regrad=None)
-        outcome = _projected(ev, claim, strategy == "auto", (samples, *target), rng, skip)
+        try:
+            outcome = _projected(
+                ev, dataclasses.replace(claim, regrad=None), strategy == "auto", (samples, *target), rng, skip
+            )
+        except NonFiniteError as exc:
+            # every direction leaves f's domain (an element on its edge: x = 0 of a square root): element by
+            # element, where such an element is differenced from its finite side
+            if ev.tree.size > EDGE_FALLBACK:
+                raise NonFiniteError(
+                    f"{exc.message} Random directions move every element at once and cannot stay inside the domain.",
+                    "check with strategy='full' (or 'sparse'), which differences an element on the edge of the domain "
+                    "from its finite side, or move the point away from the edge.",
+                ) from exc
+            pools = [_elements(ev, lf) for lf in ev.tree.leaves if lf.name not in skip]
+            outcome = run(ev, claim, choose("full", pools, samples, rng), rng)
+            outcome.notes.append(
+                "random directions left f's domain at every step (an element on its edge), so every element was "
+                "differenced on its own instead."
+            )
     return outcome
+
+
+#: Up to this many elements, a check whose random directions cannot stay inside f's domain is made element by
+#: element instead (2 evaluations each); above, it is a typed error that says so.
+EDGE_FALLBACK = 65536
 
 
 def defers_repeat(strategy: str | None, n: int) -> bool:
