@@ -316,3 +316,17 @@ def test_closure_style_functions_see_in_place_perturbations():
 def test_unknown_method_is_named():
     with pytest.raises(BadInputError, match="unknown method='simpson'"):
         numerical_grad(lambda x: x**2, 1.0, method="simpson")
+
+
+def test_numerical_grad_at_the_edge_of_a_domain_warns_nothing_of_numpys():
+    import warnings
+
+    from backcheck.errors import NonFiniteError
+
+    x = np.array([0.0, 1.0, 2.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # x ** 1.5 at -h: numpy's 'invalid value' stays inside
+        with pytest.raises(NonFiniteError, match=r"v\[0\]"):
+            numerical_grad(lambda v: np.sum(v**1.5), x)
+        g = numerical_grad(lambda v: np.sum(v**1.5), x, method="forward")
+    assert abs(g[1] - 1.5) < 1e-8 and abs(g[2] - 1.5 * np.sqrt(2.0)) < 1e-8
