@@ -253,14 +253,11 @@ def replay_randomness(
     random. ``arguments`` are values passed to ``f`` unperturbed (a layer's numpy Generator argument): their
     generators are replayed too. Returns the wrapped callables and a note for the report.
     """
-    from backcheck.randomness import FrozenRandom, find_generators
+    from backcheck.randomness import FrozenRandom, find_generators, replay_note
 
     frozen = FrozenRandom(find_generators(f, other, *arguments))
     wrapped_other = frozen.wrap(other) if callable(other) else other
-    note = (
-        f"{fname} is random; every evaluation replayed the same random stream ({frozen.describe()}), so "
-        "the check is of the function with that stream fixed (for example one dropout mask)."
-    )
+    note = replay_note(fname, frozen)
     return frozen.wrap(f), wrapped_other, note
 
 

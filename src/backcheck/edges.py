@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from backcheck.errors import NonFiniteError
+
 if TYPE_CHECKING:
     from backcheck.evaluate import Evaluator
 
@@ -32,9 +34,12 @@ def one_sided(ev: Evaluator, i: int, steps: Sequence[float]) -> tuple[np.ndarray
     for factor in ONE_SIDED_FACTORS:
         for side in (1.0, -1.0):
             s = side * h * factor
-            phis, disp, bad = ev._at_steps(i, [s, 2 * s])
+            try:
+                phis, disp = ev.element(i, (s, 2 * s))
+            except NonFiniteError:
+                continue  # this side leaves the domain too
             d1, d2 = float(disp[0]), float(disp[1])
-            if bad is not None or d1 == 0.0 or d2 == d1:
+            if d1 == 0.0 or d2 == d1:
                 continue
             f0, f1, f2 = ev.phi0, float(phis[0]), float(phis[1])
             slope = (f1 * d2 * d2 - f2 * d1 * d1 - f0 * (d2 * d2 - d1 * d1)) / (d1 * d2 * (d2 - d1))

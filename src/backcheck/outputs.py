@@ -208,8 +208,14 @@ def computes_alike(wide: Any, narrow: Any, eps: float | None = None) -> bool:
     finite = np.isfinite(n)
     w, n = w[finite], n[finite]
     scale = np.abs(n) + (float(np.sqrt(np.mean(n * n))) if n.size else 0.0)
-    rel = min(AGREEMENT * eps, AGREEMENT_MOST)
-    return bool(np.all(np.abs(w - n) <= np.maximum(rel * scale, np.finfo(np.float64).tiny)))
+    return bool(np.all(np.abs(w - n) <= np.maximum(same_function_tolerance(eps) * scale, np.finfo(np.float64).tiny)))
+
+
+def same_function_tolerance(eps: float) -> float:
+    """How far, relative to its size, a function evaluated on float64 copies may differ from its run at the narrow
+    dtype (machine epsilon ``eps``) and still be the same function rounded differently: ``AGREEMENT`` epsilons,
+    at most ``AGREEMENT_MOST`` (random draws made in the narrow dtype differ by far more)."""
+    return min(AGREEMENT * eps, AGREEMENT_MOST)
 
 
 #: A function evaluated on float64 copies may differ from its narrow run by this many times how far the narrow

@@ -76,6 +76,14 @@ class FrozenRandom:
         return ", ".join(names)
 
 
+def replay_note(fname: str, frozen: FrozenRandom) -> str:
+    """The report's note on a random function checked with its streams replayed."""
+    return (
+        f"{fname} is random; every evaluation replayed the same random stream ({frozen.describe()}), so the check "
+        "is of the function with that stream fixed (for example one dropout mask)."
+    )
+
+
 def freeze_rng(
     fn: Callable[..., Any], *generators: Any, legacy: bool = True, torch: bool | None = None
 ) -> Callable[..., Any]:

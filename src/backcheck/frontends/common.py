@@ -239,11 +239,12 @@ def wide_disagreement(tree: Tree, g: np.ndarray, wide: np.ndarray, eps: np.ndarr
     return ""
 
 
-def nudge_ulp(v: np.ndarray, gen: np.random.Generator) -> None:
-    """Move every finite entry of ``v`` (in place) by one unit in the last place, up or down at random; masks
-    (inf, NaN entries) stay what they are."""
+def nudge_ulp(v: np.ndarray, gen: np.random.Generator, eps: float | None = None) -> None:
+    """Move every finite entry of ``v`` (in place) by one unit in the last place (``eps``: its dtype's machine
+    epsilon, for a dtype numpy's finfo does not know), up or down at random; masks (inf, NaN) stay as they are."""
+    eps = float(np.finfo(v.dtype).eps) if eps is None else eps
     with np.errstate(invalid="ignore", over="ignore"):
-        step = v * np.where(gen.random(v.shape) < 0.5, -1, 1).astype(v.dtype) * np.finfo(v.dtype).eps
+        step = v * np.where(gen.random(v.shape) < 0.5, -1, 1).astype(v.dtype) * np.asarray(eps, dtype=v.dtype)
     v += np.where(np.isfinite(v), step, 0).astype(v.dtype)
 
 

@@ -13,8 +13,10 @@ import jax
 import numpy as np
 
 from backcheck.backends import MAX_ROWS as MAX_BATCH
+from backcheck.frontends.common import nudge_ulp
 from backcheck.frontends.jax._inputs import Inputs, Outputs
 from backcheck.frontends.jax._trace import Runner, apply_raw
+from backcheck.outputs import same_function_tolerance
 from backcheck.tree import Tree
 
 #: Numeric dtypes the check can be asked for.
@@ -50,7 +52,6 @@ def tree_of(inputs: Inputs, dtypes: Sequence[Any]) -> Tree:
 #: forward's own rounding (measured: the change of ``<u, f>`` when every input moves by a unit in the last
 #: place) or this many units of the native epsilon of ``sum |u f|``, and still be the same function.
 SAME_FUNCTION = 16.0
-SAME_FUNCTION_ULPS = 1024.0
 
 
 def choose_dtype(
@@ -126,7 +127,7 @@ def _another_function(inputs: Inputs, run: Runner, fname: str, outs: Outputs) ->
     except Exception as exc:  # the baseline names the failure; here it only keeps float32
         return f"{fname} raised {type(exc).__name__} at the original point"
     eps = max(float(jax.numpy.finfo(dt).eps) for dt in inputs.natives)
-    if abs(wide - native) <= max(SAME_FUNCTION * moved, min(SAME_FUNCTION_ULPS * eps, 2.0**-6) * size):
+    if abs(wide - native) <= max(SAME_FUNCTION * moved, same_function_tolerance(eps) * size):
         return ""
     return (
         f"{fname} in float64 is another function than as you run it (<dout, output> {wide:.6g} against "
@@ -135,12 +136,10 @@ def _another_function(inputs: Inputs, run: Runner, fname: str, outs: Outputs) ->
 
 
 def nudge(d: Any, gen: np.random.Generator) -> np.ndarray:
-    """``d`` with every element moved by one unit in the last place of its dtype, up or down at random."""
-    a = np.asarray(d)
-    sign = np.where(gen.random(a.shape) < 0.5, -1, 1).astype(a.dtype)
-    with np.errstate(invalid="ignore", over="ignore"):  # inf and NaN entries (masks) stay what they are
-        moved = a + a * sign * np.asarray(jax.numpy.finfo(a.dtype).eps, dtype=a.dtype)
-    return np.where(np.isfinite(a), moved, a)
+    """A copy of ``d`` with every element moved by one unit in the last place of its dtype (bfloat16's too)."""
+    a = np.array(d, copy=True)
+    nudge_ulp(a, gen, float(jax.numpy.finfo(a.dtype).eps))
+    return a
 
 
 def _fills(inputs: Inputs, dtypes: Sequence[Any]) -> list[tuple[np.ndarray, np.ndarray] | None]:

@@ -50,7 +50,7 @@ from backcheck.frontends.torch._tensors import (
 from backcheck.frontends.torch._unchecked import declared, unchecked_notes
 from backcheck.frontends.torch._vmap import prefetch
 from backcheck.options import Options
-from backcheck.randomness import FrozenRandom, find_generators
+from backcheck.randomness import FrozenRandom, find_generators, replay_note
 from backcheck.report import Finding, Report
 from backcheck.run import run
 from backcheck.strategies import defers_repeat
@@ -178,10 +178,7 @@ def _check_session(target: Target, knobs: Knobs, found: tuple[Any, ...], frozen:
         if lf.status == "fail" and lf.name in sess.dead_notes and "zero gradient everywhere" in lf.note:
             lf.note = sess.dead_notes[lf.name]
     if frozen is not None:
-        report.notes.append(
-            f"{target.title} is random; every evaluation replayed the same random stream ({frozen.describe()}), "
-            "so the check is of the function with that stream fixed (for example one dropout mask)."
-        )
+        report.notes.append(replay_note(target.title, frozen))
     return report
 
 

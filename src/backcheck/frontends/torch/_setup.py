@@ -22,6 +22,7 @@ from backcheck.frontends.torch._tensors import (
     refuse_sparse,
     torch_module,
 )
+from backcheck.outputs import same_function_tolerance
 from backcheck.tree import Tree
 
 
@@ -233,15 +234,6 @@ def numeric_tree(sess: Session, real: Any, rep_tree: Tree) -> Tree:
     return Tree(arrays, "inputs", in_place=False, bare_keys=True)
 
 
-#: The numeric side's value at the original point may differ from the native one by this many units of the
-#: native dtype's epsilon (of the sum of |u * y|) and still be the same function rounded differently: a
-#: forward pass of a few thousand operations rounds by far less.
-SAME_FUNCTION_ULPS = 1024.0
-#: ... but never more than this relative part of it: a thousand float16 epsilons is the whole value, and random
-#: draws made in the inputs' dtype (another function in float64) would pass for rounding.
-SAME_FUNCTION_MOST = 2.0**-6
-
-
 def _another_function(sess: Session, output: Output, got: list[np.ndarray], native: list[np.ndarray], real: Any) -> str:
     """A reason not to use ``real`` when ``fn`` computes another function in it than at its own dtype."""
     torch = sess.torch
@@ -250,7 +242,7 @@ def _another_function(sess: Session, output: Output, got: list[np.ndarray], nati
         return ""
     phi, scale, _ = output.reduce(got)
     phi_n, scale_n, _ = output.reduce(native)
-    if abs(phi - phi_n) <= min(SAME_FUNCTION_ULPS * lowest, SAME_FUNCTION_MOST) * max(scale, scale_n):
+    if abs(phi - phi_n) <= same_function_tolerance(lowest) * max(scale, scale_n):
         return ""
     return (
         f"{sess.fname} in {dtype_name(real)} is another function than at its inputs' own dtype (<dout, output> "
