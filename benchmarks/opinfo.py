@@ -1,8 +1,9 @@
 """PyTorch's own operators through backcheck.torch and torch.autograd.gradcheck, sample by sample.
 
-Every OpInfo of ``torch.testing._internal.common_methods_invocations.op_db`` that supports autograd and float64
-on the CPU gives its first ``--max-samples`` samples (``sample_inputs('cpu', torch.float64,
-requires_grad=True)``). Each sample is checked as a user would check the operator::
+Every OpInfo of ``torch.testing._internal.common_methods_invocations.op_db`` that supports autograd and
+``--dtype`` (float64 by default, or float32) on the CPU gives its first ``--max-samples`` samples
+(``sample_inputs('cpu', dtype, requires_grad=True)``). Each sample is checked as a user would check the
+operator, with backcheck's defaults::
 
     backcheck.torch.check(fn, sample.input, *sample.args, **sample.kwargs)
 
@@ -11,13 +12,19 @@ applies it before gradcheck: it drops outputs whose gradient is not defined, suc
 backcheck checks the tensors that require grad, also inside lists (``torch.cat``'s TensorList), and reduces the
 outputs with its default cotangent. gradcheck runs with its defaults on the same tensors and the same function.
 
+In float32 (``--dtype float32``) backcheck checks the float32 sample with its defaults (``numeric_dtype='auto'``:
+it differences float64 copies where the operator computes the same function from them). gradcheck needs
+float64, so it runs on the float64 copy of the same sample (the same values, float32 tensors and dtype
+arguments widened); and where backcheck fails or crashes in float32, it checks that float64 copy too (the
+record's ``backcheck64``), so that a float32 'fail' where both pass in float64 is a false alarm of float32's.
+
 These operators' gradients are correct, so a backcheck 'fail' where gradcheck passes is a false alarm, a raw
 exception from inside backcheck a crash, and 'inconclusive' is acceptable with its stated reason. Samples are
 taken round-robin (the first sample of every operator, then the second...) until ``--budget`` seconds have gone,
 so a short budget still covers every operator once; ``--timeout`` bounds each of a sample's two checks.
 
 Run:  python benchmarks/opinfo.py [--ops NAME ...] [--max-samples 4] [--budget 240] [--timeout 10] [--json PATH]
-                                  [--inplace] [--progress]
+                                  [--dtype {float64,float32}] [--inplace] [--progress]
 
 ``--inplace`` checks the operators' in-place variants instead, on a copy of the input (``x.clone().add_(y)``).
 
@@ -95,6 +102,8 @@ class Record:
     gradcheck: str = ""  # pass | fail | error | timeout
     gradcheck_detail: str = ""
     gradcheck_s: float = 0.0
+    backcheck64: str = ""  # float32 runs: backcheck on the float64 copy, where float32 failed or crashed
+    detail64: str = ""
     notes: list[str] = field(default_factory=list)
 
 
@@ -102,11 +111,11 @@ def op_name(op: Any) -> str:
     return op.name + (f".{op.variant_test_name}" if op.variant_test_name else "")
 
 
-def selected_ops(patterns: list[str] | None) -> list[Any]:
-    """The OpInfos with autograd and float64 on the CPU, those ``patterns`` match (fnmatch) if given."""
+def selected_ops(patterns: list[str] | None, dtype: torch.dtype = torch.float64) -> list[Any]:
+    """The OpInfos with autograd and ``dtype`` on the CPU, those ``patterns`` match (fnmatch) if given."""
     from torch.testing._internal.common_methods_invocations import op_db
 
-    ops = [o for o in op_db if o.supports_autograd and torch.float64 in o.supported_dtypes("cpu")]
+    ops = [o for o in op_db if o.supports_autograd and dtype in o.supported_dtypes("cpu")]
     if patterns:
         ops = [o for o in ops if any(fnmatch.fnmatch(op_name(o), p) or o.name == p for p in patterns)]
     return ops
@@ -130,6 +139,20 @@ class InPlace:
         for s in self.base.sample_inputs(*args, **kwargs):  # an in-place op cannot broadcast its input
             if isinstance(s.input, torch.Tensor) and not s.broadcasts_input:
                 yield s
+
+
+def widened(s: Any) -> Any:
+    """The float64 copy of a float32 sample: the same values, tensors requiring grad as before, dtype arguments
+    (``sum(dtype=torch.float32)``) widened too."""
+
+    def wide(t: Any) -> Any:
+        if isinstance(t, torch.dtype):
+            return torch.float64 if t == torch.float32 else t
+        if t.dtype != torch.float32:
+            return t
+        return t.detach().to(torch.float64).requires_grad_(t.requires_grad)
+
+    return s.transform(wide)
 
 
 def describe(x: Any) -> str:
@@ -266,38 +289,51 @@ def run_backcheck(op: Any, s: Any, rec: Record) -> None:
     rec.backcheck_s = time.perf_counter() - t0
 
 
+def timed(run: Callable[[Any, Any, Record], None], op: Any, s: Any, rec: Record, timeout: float) -> None:
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        run(op, s, rec)
+    except Timeout:  # raised outside the checkers' own handlers
+        rec.backcheck = rec.backcheck or "timeout"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
 def check_sample(op: Any, k: int, s: Any, timeout: float) -> Record:
+    """gradcheck and backcheck on one sample; a float32 sample's gradcheck runs on its float64 copy, and so does
+    a second backcheck where the float32 one fails or crashes."""
     rec = Record(op_name(op), k, sample_text(s))
     if not differentiable([s.input, *s.args, *s.kwargs.values()]):
         rec.backcheck = rec.gradcheck = "no input"
         return rec
-    for run in (run_gradcheck, run_backcheck):
-        signal.setitimer(signal.ITIMER_REAL, timeout)
-        try:
-            run(op, s, rec)
-        except Timeout:  # raised outside the checkers' own handlers
-            rec.backcheck = rec.backcheck or "timeout"
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+    narrow = any(t.dtype == torch.float32 for t in differentiable([s.input, *s.args, *s.kwargs.values()]))
+    wide = widened(s) if narrow else s
+    timed(run_gradcheck, op, wide, rec, timeout)
+    timed(run_backcheck, op, s, rec, timeout)
+    if narrow and rec.backcheck in ("fail", "crash"):
+        again = Record(rec.op, k, rec.shapes)
+        timed(run_backcheck, op, wide, again, timeout)
+        rec.backcheck64, rec.detail64 = again.backcheck, again.detail
     return rec
 
 
-def samples_of(op: Any, limit: int) -> list[Any]:
+def samples_of(op: Any, limit: int, dtype: torch.dtype = torch.float64) -> list[Any]:
     try:
-        return list(itertools.islice(op.sample_inputs("cpu", torch.float64, requires_grad=True), limit))
+        return list(itertools.islice(op.sample_inputs("cpu", dtype, requires_grad=True), limit))
     except Exception:  # an operator whose samples cannot be built on this machine is left out
         return []
 
 
 def run_all(
-    ops: list[Any], limit: int, budget: float, timeout: float, progress: bool = False
+    ops: list[Any], limit: int, budget: float, timeout: float, progress: bool = False,
+    dtype: torch.dtype = torch.float64,
 ) -> tuple[list[Record], int]:
     """Records round-robin over the operators until ``budget`` seconds; the number of samples not reached."""
     def on_alarm(signum: int, frame: Any) -> None:
         raise Timeout()
 
     signal.signal(signal.SIGALRM, on_alarm)
-    pending = [(op, samples_of(op, limit)) for op in ops]
+    pending = [(op, samples_of(op, limit, dtype)) for op in ops]
     records: list[Record] = []
     start = time.perf_counter()
     left = 0
@@ -312,7 +348,8 @@ def run_all(
             if progress:
                 r = records[-1]
                 print(f"{r.op}#{r.sample}: {r.backcheck} {r.backcheck_s:.2f}s, gradcheck {r.gradcheck} "
-                      f"{r.gradcheck_s:.2f}s {r.detail[:100]}", file=sys.stderr, flush=True)
+                      f"{r.gradcheck_s:.2f}s {r.detail[:100]}"
+                      + (f" [float64: {r.backcheck64}]" if r.backcheck64 else ""), file=sys.stderr, flush=True)
     return records, left
 
 
@@ -329,6 +366,8 @@ def fail_kind(r: Record) -> str:
         return "torch's gradient wrong beyond rounding"
     if r.gradcheck in ("fail", "error"):
         return "gradcheck fails too"
+    if r.backcheck64 and r.backcheck64 != "pass":
+        return f"false alarm (float64 copy: {r.backcheck64} too)"
     return "false alarm"
 
 
@@ -372,6 +411,7 @@ def listing(records: list[Record]) -> str:
                 f"  {r.op}#{r.sample} ({r.shapes}): {r.detail}"
                 + (f"  [known: {known(r.op)}]" if status == "fail" and known(r.op) else "")
                 + (f"  [gradcheck {r.gradcheck}: {r.gradcheck_detail[:120]}]" if r.gradcheck != "pass" else "")
+                + (f"  [float64 copy: {r.backcheck64} {r.detail64[:120]}]" if r.backcheck64 else "")
                 for r in rs
             ]
     return "\n".join(out)
@@ -387,18 +427,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", help="write every record to this file")
     p.add_argument("--progress", action="store_true", help="one line per sample on stderr as it is checked")
     p.add_argument("--inplace", action="store_true", help="the in-place variants instead, on a copy of the input")
+    p.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                   help="the samples' dtype (default float64; in float32 gradcheck runs on float64 copies)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
-    ops = selected_ops(args.ops)
+    dtype = getattr(torch, args.dtype)
+    ops = selected_ops(args.ops, dtype)
     if args.inplace:
         ops = [InPlace(o) for o in ops if o.inplace_variant is not None]
     if not ops:
         print("no operator matches", args.ops, file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    records, left = run_all(ops, args.max_samples, args.budget, args.timeout, args.progress)
-    print(f"torch {torch.__version__}; {len(ops)} operators, up to {args.max_samples} samples each; "
+    records, left = run_all(ops, args.max_samples, args.budget, args.timeout, args.progress, dtype)
+    print(f"torch {torch.__version__}; {args.dtype}; {len(ops)} operators, up to {args.max_samples} samples each; "
           f"{time.perf_counter() - t0:.0f} s" + (f"; {left} samples not reached within the budget" if left else ""))
     print(table(records))
     print(listing(records))
