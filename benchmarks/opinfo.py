@@ -85,8 +85,10 @@ KNOWN_WRONG = {
 }
 
 
-class Timeout(Exception):
-    """One sample's checks took longer than --timeout."""
+class Timeout(BaseException):
+    """One sample's checks took longer than --timeout. Not an Exception: the checkers' own fallbacks (``except
+    Exception``: a vmap batch falls back to serial calls, a backward refusing float64 is judged without its float64
+    run) would swallow it and carry on, changing the verdict's basis and overrunning the timeout."""
 
 
 @dataclass
