@@ -347,6 +347,7 @@ def judge(
     ok, limit, size = screen(ev, analytic, numeric, first.span, res, tol, np.abs(numeric))
     if typical is not None and not tol.custom:
         ok &= sees(limit, np.maximum(size, typical))
+    cleared = None if tol.custom or ev.noise_probe is None else ok.copy()  # on rounding alone, before any probe
     status = np.empty(idx.size, dtype=object)
     status.fill(OK)  # (np.full of an object array is slower)
     unknown = np.full((idx.size, 3), np.nan)  # (one block: the jumps and the hulls are views of it)
@@ -368,7 +369,19 @@ def judge(
         status[k], numeric[k], limit[k] = st, n, b
     if typical is not None and MISMATCH in set(status.tolist()):
         _tiny_beside_rounding(ev, idx, (analytic, numeric), first, res, typical, (status, limit))
+    if cleared is not None and ev.noise_probe is None and cleared.any():
+        _noise_since(ev, cleared, limit, (np.abs(numeric), first.span, res))
     return Judgement(numeric, limit, status, jump, hull)
+
+
+def _noise_since(ev: Evaluator, cleared: np.ndarray, limit: np.ndarray, first: tuple[Any, Any, Any]) -> None:
+    """Widen, in place, the bounds of the elements the screen ``cleared`` on rounding alone by the noise the probe
+    measured since (refining other elements ran it): a quantized ``phi`` (a value rounded to float16 inside)
+    moves in steps far above its rounding, and a difference that agreed within rounding did so by chance."""
+    size, span, res = (a[cleared] for a in first)
+    eps_out = float(np.finfo(ev.out_dtype).eps)
+    now = bound(eps_out ** (2.0 / 3.0) * size, roundoff(ev, np.abs(span), lazy=True), res)
+    limit[cleared] = np.maximum(limit[cleared], now)
 
 
 def _tiny_beside_rounding(

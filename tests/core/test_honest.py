@@ -225,3 +225,57 @@ def test_a_locally_constant_function_is_told_from_an_unread_input() -> None:
     unread = backcheck.check(lambda p: float(np.sum(copy**2)), x, lambda p: 2 * p)
     assert [f.kind for f in unread.findings] == ["unread input"]
     assert np.array_equal(copy, x)
+
+
+def _float16_inside():
+    x = np.linspace(0.1, 1.0, 5).astype(np.float32)
+    return x, np.cos(x.astype(np.float16)).astype(np.float32)
+
+
+def test_a_float32_function_rounded_to_float16_inside_never_fails_a_right_rule():
+    # f moves in float16 steps: the screen's first differences agree within rounding by chance, and a Richardson
+    # table of a step function makes no derivative; a right rule is inconclusive, never a fail
+    x, g = _float16_inside()
+    f = lambda x: np.sum(np.sin(x.astype(np.float16))).astype(np.float32)  # noqa: E731
+    assert backcheck.check(f, x, lambda x: g).status == "inconclusive"
+    assert backcheck.check(f, x, lambda x: 2 * g).status != "pass"
+
+
+def test_a_torch_function_rounded_to_float16_inside_is_inconclusive():
+    torch = pytest.importorskip("torch")
+    import backcheck.torch as bt
+
+    x, g = _float16_inside()
+
+    class Half(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, k):
+            ctx.save_for_backward(x)
+            ctx.k = k
+            return torch.sin(x.half()).float()
+
+        @staticmethod
+        def backward(ctx, gy):
+            (x,) = ctx.saved_tensors
+            return gy * torch.cos(x.half()).float() * ctx.k, None
+
+    for k, expected in ((1.0, "inconclusive"), (2.0, "fail")):
+        r = bt.check(lambda x, k=k: Half.apply(x, k).sum(), torch.from_numpy(x).requires_grad_())
+        assert r.status == expected, r
+
+
+def test_a_jax_function_rounded_to_float16_inside_is_inconclusive():
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    import backcheck.jax as bj
+
+    x, _ = _float16_inside()
+    for k, expected in ((1.0, "inconclusive"), (2.0, "fail")):
+
+        @jax.custom_vjp
+        def h(x):
+            return jnp.sin(x.astype(jnp.float16)).astype(jnp.float32)
+
+        h.defvjp(lambda x: (h(x), x), lambda x, gy, k=k: (gy * jnp.cos(x.astype(jnp.float16)).astype(jnp.float32) * k,))
+        r = bj.check(lambda x: h(x).sum(), jnp.asarray(x))
+        assert r.status == expected, r

@@ -167,9 +167,11 @@ def _probe(
             phis = _segment(ev, idx, start, spacing, t)
         except NonFiniteError:
             return None
-        should = _should_move(ev, spacing, slopes)
-        if np.any(phis != phis[0]) or not should:
-            break  # phi moves on this segment, or need not: a quantized phi is probed again, wider
+        should = _should_move(ev, spacing, slopes, STEP_ULPS)
+        if np.any(phis != phis[0]) or not _should_move(ev, spacing * (POINTS - 1), slopes, STILL_ULPS):
+            # phi moves on this segment, or need not from its first point to its last: a quantized phi (whose
+            # steps may span many neighbours) is probed again, wider
+            break
     steps = np.abs(np.diff(phis))
     # phi stands still between neighbours although it should move there: it is quantized, by its smallest step
     quantum = float(np.min(steps[steps > 0])) if should and (steps == 0).any() and (steps > 0).any() else 0.0
@@ -213,13 +215,22 @@ def _unbias(dof: int) -> float:
     return float(np.sqrt(dof / 2) * np.exp(math.lgamma(dof / 2) - math.lgamma((dof + 1) / 2)))
 
 
-def _should_move(ev: Evaluator, spacing: np.ndarray, slopes: np.ndarray | None) -> bool:
-    """Whether the claimed gradient (``slopes``, of the moved elements) says phi changes along the segment by far
-    more than its rounding."""
+#: A segment along which phi stood exactly still is widened if the claimed gradient says phi changes from its
+#: first point to its last by this many units of its rounding (a quantized phi's steps may span many points).
+STILL_ULPS = 64
+#: Neighbours equal although the claimed gradient says they differ by this many units of phi's rounding are a
+#: quantum's sign (rounding alone cannot make values so far apart equal; a long computation's jitter may, and
+#: then its smallest step is about that jitter, which the noise already is).
+STEP_ULPS = 4
+
+
+def _should_move(ev: Evaluator, spacing: np.ndarray, slopes: np.ndarray | None, ulps: float) -> bool:
+    """Whether the claimed gradient (``slopes``, of the moved elements) says phi changes over ``spacing`` by
+    more than ``ulps`` units of its rounding."""
     if slopes is None:
         return False
     change = abs(float(np.dot(slopes, spacing)))
-    return change > 64 * float(np.finfo(ev.out_dtype).eps) * max(ev.scale, abs(ev.phi0), 1e-300)
+    return change > ulps * float(np.finfo(ev.out_dtype).eps) * max(ev.scale, abs(ev.phi0), 1e-300)
 
 
 def _grid(ev: Evaluator, idx: np.ndarray, size: np.ndarray, spacing: np.ndarray) -> np.ndarray:

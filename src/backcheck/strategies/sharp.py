@@ -37,15 +37,20 @@ CONFIRMED = 8
 COARSE_INSIDE = 1e4
 #: ... up to this many times float32's rounding of the outputs' size.
 FLOAT32_ROUNDING = 100.0
+#: A quantum of ``phi`` this many times its dtype's rounding of the outputs' size: ``phi`` is quantized inside.
+QUANTIZED = 16.0
 
 
 def coarse_inside(ev: Evaluator) -> bool:
     """Whether ``phi`` computes in float32 or coarser: it returns such a dtype, or its measured noise (measured
-    only where some difference could not be cleared on rounding) is far above float64's rounding, and no
-    quantum (a quantized ``phi`` is piecewise constant: no table makes a derivative of it)."""
+    only where some difference could not be cleared on rounding) is far above float64's rounding; and no
+    quantum far above its rounding (a quantized ``phi``, a value rounded to float16 inside, is piecewise
+    constant: no table makes a derivative of it)."""
+    size = max(ev.scale, abs(ev.phi0))
+    if ev.noise_quantum > QUANTIZED * float(np.finfo(ev.out_dtype).eps) * size:
+        return False
     if np.finfo(ev.out_dtype).eps > 1e-10:
         return True
-    size = max(ev.scale, abs(ev.phi0))
     noise = ev.noise_known
     loud = noise > COARSE_INSIDE * float(np.finfo(np.float64).eps) * size
     # ... and no louder than float32's rounding of a long computation: louder is no rounding (an oscillation
