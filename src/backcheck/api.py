@@ -24,6 +24,7 @@ from backcheck.evaluate import Output
 from backcheck.findings import mutation_finding
 from backcheck.options import Options
 from backcheck.outputs import computes_alike
+from backcheck.randomness import keeps_random
 from backcheck.report import Report
 from backcheck.run import run
 from backcheck.tree import Tree
@@ -31,6 +32,7 @@ from backcheck.tree import Tree
 __all__ = ["assert_grad", "check", "loss_contract", "replay_randomness"]
 
 
+@keeps_random  # the user's random streams are left as they were found
 @typed_arguments
 def check(
     f: Callable[[Any], Any],

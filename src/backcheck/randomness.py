@@ -7,13 +7,16 @@ mask at ``x + h`` and ``x - h``, and the same mask in the gradient function as i
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import random
 import sys
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar, cast
 
 import numpy as np
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 _LEGACY = object()  # marker for numpy's global RandomState
 _PYTHON = object()  # marker for the random module's global generator (random.random() and friends)
@@ -103,6 +106,31 @@ def freeze_rng(
     True
     """
     return FrozenRandom([*generators, *find_generators(fn)], legacy=legacy, torch=torch).wrap(fn)
+
+
+@contextlib.contextmanager
+def kept_random(*reach: Any) -> Iterator[FrozenRandom]:
+    """Leave every generator ``reach`` can reach (closures, globals, bound objects, arguments), numpy's global
+    state, the ``random`` module's and torch's default generator (when torch is imported) as they were found,
+    however the block ends: a check calls the user's function many times, and must not advance their streams."""
+    kept = FrozenRandom(find_generators(*reach), legacy=True)
+    try:
+        yield kept
+    finally:
+        kept.restore()
+
+
+def keeps_random(fn: F) -> F:
+    """A check entry point that leaves the random streams its arguments reach as it found them (see
+    :func:`kept_random`); the generator given as ``seed=`` is the check's own, drawn from as asked."""
+
+    @functools.wraps(fn)
+    def kept(*args: Any, **kwargs: Any) -> Any:
+        with kept_random(*args, *(v for k, v in kwargs.items() if k != "seed")):
+            return fn(*args, **kwargs)
+
+    del kept.__wrapped__  # (one function for tools that unwrap, as calls.typed_arguments leaves it)
+    return cast(F, kept)
 
 
 def find_generators(*fns: Any, depth: int = 3) -> list[Any]:

@@ -25,11 +25,13 @@ from backcheck.findings import changed_elements, mutation_finding
 from backcheck.frontends.common import float_input, float_list, mutable_input, nudge_ulp, private_copy, python_float
 from backcheck.options import Options
 from backcheck.outputs import computes_alike, within_spread
+from backcheck.randomness import keeps_random
 from backcheck.report import Finding, Report
 from backcheck.run import run
 from backcheck.tree import Tree
 
 
+@keeps_random  # the user's random streams are left as they were found
 @typed_arguments
 def check_layer(
     forward: Callable[..., Any],

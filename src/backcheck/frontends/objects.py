@@ -35,12 +35,14 @@ from backcheck.frontends.slots import (
     named,
     zero,
 )
+from backcheck.randomness import keeps_random
 from backcheck.report import Report
 
 #: check_layer's arguments that check_object builds itself (every other keyword passes through).
 _BUILT = frozenset({"forward", "backward", "inputs", "dout", "cache", "names"})
 
 
+@keeps_random  # the user's random streams are left as they were found
 @typed_arguments
 def check_object(
     layer: Any,
