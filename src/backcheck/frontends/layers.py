@@ -22,9 +22,9 @@ from backcheck.contract import Analytic, Contract, Section
 from backcheck.errors import BadInputError, GradientMismatch, GradientStructureError, NonFiniteError
 from backcheck.evaluate import Output
 from backcheck.findings import changed_elements, mutation_finding
-from backcheck.frontends.common import float_input, float_list, mutable_input, nudge_ulp, private_copy, python_float
+from backcheck.frontends.common import float_input, float_list, mutable_input, private_copy, python_float
+from backcheck.frontends.upcast import upcast_point
 from backcheck.options import Options
-from backcheck.outputs import computes_alike, within_spread
 from backcheck.randomness import keeps_random
 from backcheck.report import Finding, Report
 from backcheck.run import run
@@ -319,9 +319,9 @@ class Layer:
         parts = [(n, np.asarray(p)) for n, p in flat_outputs(out0, "out", f"{fname}'s output")]
         _check_outputs(parts, fname)
         u = _dout(dout, parts, options.rng("dout"), fname)
-        findings = (mutation_finding(fname, changed),) if changed else ()
+        # (a write into the inputs is reported by the evaluator, which sees every evaluation's)
         layer, notes = self._decide(out0, u)
-        return self._build(layer, out0, parts, u, options, findings, replayed=False, notes=notes)
+        return self._build(layer, out0, parts, u, options, bool(changed), replayed=False, notes=notes)
 
     def _decide(self, out0: Any, u: list[np.ndarray]) -> tuple[Layer, tuple[str, ...]]:
         """Differentiate the bare Python floats (``p=0.5``) for which ``backward`` returns a gradient; the others
@@ -354,7 +354,7 @@ class Layer:
         parts: list[tuple[str, np.ndarray]],
         u: list[np.ndarray],
         options: Options,
-        findings: tuple[Finding, ...],
+        writes: bool,
         replayed: bool,
         notes: tuple[str, ...] = (),
     ) -> Contract:
@@ -362,6 +362,7 @@ class Layer:
         bname = function_name(layer.backward, "backward")
         point = layer._point(parts, options)
         side = _Backward(layer, out0, u, point, bname, options.strict_dtype)
+        side.forward_writes = writes
         output = Output.cotangent(
             fname, u, [n for n, _ in parts], [p.shape for _, p in parts], lambda o: [x for _, x in flatten(o)]
         )
@@ -371,7 +372,7 @@ class Layer:
                 fname, layer.forward, layer.backward, tuple(layer.fixed.values())
             )
             again = dataclasses.replace(layer, forward=forward, backward=backward)
-            return Layer._build(again, out0, parts, u, options, findings, replayed=True, notes=notes), note
+            return Layer._build(again, out0, parts, u, options, writes, replayed=True, notes=notes), note
 
         def call(current: Mapping[str, Any]) -> Any:
             if options.vectorized:
@@ -391,38 +392,12 @@ class Layer:
             batch_call=_RowsPhi(layer, output),
             remote=LayerPhi(layer, output),
             replay=None if replayed else replay,
-            findings=findings,
             notes=(*layer.tree.notes(), *notes),
         )
 
     def _point(self, parts: list[tuple[str, np.ndarray]], options: Options) -> Tree:
         """Where the numeric side is evaluated: float64 copies when the forward pass keeps float64 for them."""
-        low = any(leaf.dtype.itemsize < 8 for leaf in self.tree.leaves)
-        if not (options.upcast or (options.upcast is None and low)):
-            return self.tree
-        wide = Tree(self.tree.fresh(dtype=np.float64), "inputs", in_place=False, bare_keys=True)
-        try:
-            wide_out = [np.asarray(p) for _, p in flatten(self.out(wide.current()), "out")]
-        except Exception:  # noqa: BLE001 - a function that refuses float64 is checked at its own dtype
-            return self.tree
-        same = len(wide_out) == len(parts) and all(
-            w.dtype == np.float64 and w.shape == p.shape for w, (_, p) in zip(wide_out, parts, strict=True)
-        )
-        if same and not all(computes_alike(w, np.asarray(p)) for w, (_, p) in zip(wide_out, parts, strict=True)):
-            # beyond the dtype's rounding of each value: within the forward's own measured rounding (-log p at
-            # p near 1 in float32 is off by far more than eps32 of itself)?
-            nudged = Tree(self.tree.fresh(), "inputs", in_place=False, bare_keys=True)
-            gen = np.random.default_rng(0)
-            for leaf in nudged.leaves:
-                nudge_ulp(leaf.work, gen)
-            try:
-                moved = [np.asarray(p) for _, p in flatten(self.out(nudged.current()), "out")]
-            except Exception:  # noqa: BLE001 - no measure: the narrow dtype it is
-                return self.tree
-            same = all(
-                within_spread(w, np.asarray(p), m) for w, (_, p), m in zip(wide_out, parts, moved, strict=True)
-            )
-        return wide if same else self.tree
+        return upcast_point(self.tree, self.out, parts, options.upcast)
 
 
 class _Backward:
@@ -431,6 +406,7 @@ class _Backward:
     def __init__(self, layer: Layer, out0: Any, u: list[np.ndarray], point: Tree, bname: str, strict: bool) -> None:
         self.layer, self.out0, self.u, self.point, self.bname = layer, out0, u, point, bname
         self.strict = strict
+        self.forward_writes = False  # the forward pass writes into its inputs: those writes are not backward's
 
     def dout(self, dtype: Any = None) -> Any:
         d = [x.astype(dtype) if dtype is not None else x.copy() for x in self.u]
@@ -450,8 +426,11 @@ class _Backward:
             if hit is not None:
                 changed.append(hit)
         if not layer.cache:
-            for n, before, now in zip(layer.names, inputs_before, bargs, strict=True):
+            after = self._forward_alone(layer) if self.forward_writes else None
+            for k, (n, before, now) in enumerate(zip(layer.names, inputs_before, bargs, strict=True)):
                 hit = changed_elements(n, before, now) if isinstance(before, np.ndarray) else None
+                if hit is not None and after is not None:
+                    hit = _not_forwards(hit, after[k], now)
                 if hit is not None:
                     changed.append(hit)
         findings = [mutation_finding(bname, [c], "argument") for c in changed]
@@ -471,6 +450,16 @@ class _Backward:
         sec = Section(g, self.at, g_wide=self.wide(), grad_eps=layer.tree.grad_eps(dtypes))
         notes = tuple(layer.tree.dtype_notes(dtypes))
         return Analytic((sec,), tuple(findings), skipped, notes)
+
+    @staticmethod
+    def _forward_alone(layer: Layer) -> list[Any] | None:
+        """The inputs as a forward pass alone leaves them (a layer object's backward runs its forward first)."""
+        args = [x.copy() if isinstance(x, np.ndarray) else x for x in layer.args(layer.tree.fresh())]
+        try:
+            layer.forward(*args)
+        except Exception:  # the analytic side reports backward's own errors; no attribution then
+            return None
+        return args
 
     def at(self, values: list[np.ndarray]) -> np.ndarray:
         """The analytic gradient at the point the evaluator has moved to (a nearby re-check), same dout."""
@@ -562,6 +551,18 @@ def _dout(dout: Any, parts: list[tuple[str, np.ndarray]], rng: np.random.Generat
             raise NonFiniteError(f"{gname} contains NaN or Inf.", "pass a finite upstream gradient dout.")
         out.append(arr.copy())
     return out
+
+
+def _not_forwards(hit: tuple[str, Any, np.ndarray], after: Any, now: Any) -> tuple[str, Any, np.ndarray] | None:
+    """The elements of ``hit`` (written during a backward call) that the forward pass alone does not leave as
+    they are now: a backward that runs its forward first is not blamed for that forward's writes."""
+    name, shape, idx = hit
+    a, b = np.asarray(after), np.asarray(now)
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return hit
+    a, b = a.reshape(-1)[idx], b.reshape(-1)[idx]
+    keep = idx[~((a == b) | ((a != a) & (b != b)))]
+    return (name, shape, keep) if keep.size else None
 
 
 def _zeros_like(x: Any) -> Any:

@@ -1,0 +1,72 @@
+"""Whether a layer's numeric side may be evaluated on float64 copies of its narrow inputs (check_layer,
+check_object): only when the forward pass computes the same function from them, judged at the precision of the
+inputs, not of the output (a float32 layer that casts to float64 inside returns float64 from float32 inputs)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from backcheck.containers import flatten
+from backcheck.frontends.common import nudge_ulp
+from backcheck.outputs import SPREAD_AGREEMENT, computes_alike
+from backcheck.tree import Tree
+
+
+def upcast_point(
+    tree: Tree, out: Callable[[Any], Any], parts: list[tuple[str, np.ndarray]], upcast: bool | None
+) -> Tree:
+    """Where the numeric side is evaluated: float64 copies of ``tree`` when the forward pass ``out`` (a function
+    of ``tree.current()``-like inputs) computes from them what it computes from the narrow inputs, up to their
+    rounding; else ``tree`` itself. ``parts``: the outputs at the narrow inputs."""
+    narrow = [leaf.dtype for leaf in tree.leaves if leaf.dtype.kind == "f" and leaf.dtype.itemsize < 8]
+    if not (upcast or (upcast is None and narrow)):
+        return tree
+    # the inputs' precision: a float64 output computed from float32 inputs carries float32's rounding
+    eps = max(float(np.finfo(d).eps) for d in narrow) if narrow else None
+    wide = Tree(tree.fresh(dtype=np.float64), "inputs", in_place=False, bare_keys=True)
+    try:
+        wide_out = [np.asarray(p) for _, p in flatten(out(wide.current()), "out")]
+    except Exception:  # a function that refuses float64 is checked at its own dtype
+        return tree
+    finally:
+        wide.restore()  # a forward pass that writes into its inputs leaves the copies as they were
+    same = len(wide_out) == len(parts) and all(
+        w.dtype == np.float64 and w.shape == p.shape for w, (_, p) in zip(wide_out, parts, strict=True)
+    )
+    if same and not all(computes_alike(w, np.asarray(p), eps) for w, (_, p) in zip(wide_out, parts, strict=True)):
+        # beyond the dtype's rounding of each value: within the forward's own measured rounding (-log p at
+        # p near 1 in float32 is off by far more than eps32 of itself)?
+        nudged = Tree(tree.fresh(), "inputs", in_place=False, bare_keys=True)
+        gen = np.random.default_rng(0)
+        for leaf in nudged.leaves:
+            nudge_ulp(leaf.work, gen)
+        try:
+            moved = [np.asarray(p) for _, p in flatten(out(nudged.current()), "out")]
+        except Exception:  # no measure: the narrow dtype it is
+            return tree
+        same = len(moved) == len(parts) and all(
+            within_spread(w, np.asarray(p), m, eps) for w, (_, p), m in zip(wide_out, parts, moved, strict=True)
+        )
+    return wide if same else tree
+
+
+def within_spread(wide: Any, narrow: Any, nudged: Any, eps: float | None = None) -> bool:
+    """Whether outputs from float64 copies differ from the narrow ones by no more than the narrow run's own
+    rounding: measured (``nudged`` is that run at inputs moved by a unit in the last place), or that of
+    unit-sized intermediates at the inputs' precision ``eps`` (default: ``narrow``'s dtype's)."""
+    n = np.asarray(narrow)
+    if eps is None:
+        eps = float(np.finfo(n.dtype).eps) if n.dtype.kind == "f" else 0.0
+    w, n, m = (np.asarray(a, dtype=np.float64).reshape(-1) for a in (wide, narrow, nudged))
+    if not (w.shape == n.shape == m.shape) or not np.array_equal(np.isfinite(w), np.isfinite(n)):
+        return False
+    if np.any((n == 0) & (w != 0)):
+        return False  # underflow to 0 in the narrow dtype: another function there
+    finite = np.isfinite(n) & np.isfinite(m)
+    with np.errstate(all="ignore"):  # outputs near float64's edges: a difference may overflow to inf
+        spread = float(np.max(np.abs(m[finite] - n[finite]), initial=0.0))
+        unit = eps * max(float(np.max(np.abs(n[finite]), initial=0.0)), 1.0)
+        return bool(np.max(np.abs(w[finite] - n[finite]), initial=0.0) <= SPREAD_AGREEMENT * max(spread, unit))
