@@ -302,7 +302,7 @@ def private_copy(x: Any) -> Any:
 
 
 #: A scaled cotangent's gradient, scaled back, must differ from the first by more than epsilon to this power
-#: (relative to the largest element) to count as not linear (see :func:`linearity_finding`).
+#: (relative to the check's largest gradient element) to count as not linear (see :func:`linearity_finding`).
 LINEAR_ROOT = 1.0 / 3.0
 #: ... and by more than this many units of the gradient dtype's epsilon (rounding in another order).
 LINEAR_ULPS = 64.0
@@ -317,26 +317,31 @@ def linearity_finding(
 
     A backward that works in log space (logcumsumexp's) rounds a scaled cotangent differently, by its dtype's
     epsilon times the size of what it adds in log space (1e-12 of the gradient at inputs of 1e4 in float64); a
-    difference counts only beyond the cube root of epsilon of the largest gradient element (6e-6 in float64,
-    5e-3 in float32), as large as what central differences resolve: a clipping or normalizing backward moves
-    the gradient by a good part of itself. A scale whose gradient is not finite (overflow of a large gradient
-    times the large scale) tells nothing.
+    rule solved to a tolerance whose step control follows the cotangent's size (an adaptive ODE adjoint, an
+    implicit layer's fixed point) is linear only up to that tolerance. A difference counts only beyond the cube
+    root of epsilon of the check's largest gradient element, over every tensor (6e-6 in float64, 5e-3 in
+    float32): as large as what central differences resolve, whose bounds follow the size of the whole
+    computation, not of one small tensor's gradient; a clipping or normalizing backward moves the gradient by a
+    good part of itself. A scale whose gradient is not finite (overflow of a large gradient times the large
+    scale) tells nothing.
     """
     worst: tuple[float, int, float, np.ndarray] | None = None
     hit: list[str] = []
+    largest = _largest(g1)
+    for _, gk in scaled:
+        largest = max(largest, _largest(gk))
     for leaf in tree.leaves:
         sl = slice(leaf.offset, leaf.offset + leaf.size)
         for times, gk in scaled:
             if not np.all(np.isfinite(gk[sl])):
                 continue
-            scale = max(float(np.max(np.abs(g1[sl]), initial=0.0)), float(np.max(np.abs(gk[sl]), initial=0.0)))
             gap = np.abs(gk[sl] - g1[sl])
-            if not np.any(gap > np.maximum(LINEAR_ULPS * eps[sl], eps[sl] ** LINEAR_ROOT) * scale):
+            if not np.any(gap > np.maximum(LINEAR_ULPS * eps[sl], eps[sl] ** LINEAR_ROOT) * largest):
                 continue
             hit.append(leaf.name)
             j = int(np.argmax(gap))
-            if worst is None or gap[j] / scale > worst[0]:
-                worst = (float(gap[j] / scale), leaf.offset + j, times, gk)
+            if worst is None or gap[j] / largest > worst[0]:
+                worst = (float(gap[j] / largest), leaf.offset + j, times, gk)
             break
     if worst is None:
         return None
@@ -358,3 +363,9 @@ def linearity_finding(
         where=leaf.name,
         elements=[tree.element_name(i)],
     )
+
+
+def _largest(g: np.ndarray) -> float:
+    """The largest finite magnitude of a gradient (0 when it has none)."""
+    finite = np.abs(g[np.isfinite(g)])
+    return float(np.max(finite, initial=0.0))
