@@ -7,7 +7,8 @@
     (see :mod:`backcheck.cases`); write ``--html`` and ``--json`` reports if asked.
 
 Exit status: 0 when every check passes, 1 when one fails (a mismatch, an input written in place, or an
-inconclusive verdict), 2 on a usage error or an error raised by the user's code (which takes precedence).
+inconclusive verdict), 2 on a usage error (a report that cannot be written among them) or an error raised by the
+user's code, or a case file that calls ``sys.exit()`` (which take precedence).
 """
 
 from __future__ import annotations
@@ -53,11 +54,16 @@ def _seed(text: str) -> int:
 def _output(text: str) -> str:
     """A report path whose folder exists (the folder is never created behind the user's back)."""
     path = Path(text)
-    if path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name in it, e.g. {path / 'report'}")
-    folder = path.parent
-    if not folder.is_dir():
-        raise argparse.ArgumentTypeError(f"the folder {folder} does not exist (create it first: mkdir -p {folder})")
+    try:
+        if path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name in it, e.g. {path / 'report'}")
+        folder = path.parent
+        if not folder.is_dir():
+            raise argparse.ArgumentTypeError(
+                f"the folder {folder} does not exist (create it first: mkdir -p {folder})"
+            )
+    except OSError as exc:  # the system cannot even look at it (a name too long)
+        raise argparse.ArgumentTypeError(f"{text}: {exc.strerror or exc}") from None
     return text
 
 
@@ -167,6 +173,24 @@ def _print(report: Report, out: TextIO) -> None:
     print_report(report, file=out)
 
 
+def _write_reports(args: argparse.Namespace, reports: list[Report], labels: list[str], err: TextIO) -> bool:
+    """Write the --json and --html reports; False, with the reason on ``err``, when one cannot be written."""
+    from backcheck.errors import BadInputError
+    from backcheck.render.html import write_html
+    from backcheck.render.json import write_json
+
+    try:
+        if args.json:
+            write_json(reports, args.json, labels=labels)
+        if args.html:
+            write_html(reports, args.html, title=f"backcheck: {', '.join(Path(f).name for f in args.files)}",
+                       labels=labels)
+    except BadInputError as exc:
+        err.write(f"backcheck: {exc}\n")
+        return False
+    return True
+
+
 def run_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """``backcheck check``: load, select and run the cases; print, write reports, return the exit status."""
     import numpy as np
@@ -185,6 +209,10 @@ def run_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             module = load_file(path)
         except Exception as exc:  # any error importing the user's file is reported
             err.write(f"backcheck: importing {f} failed.\n{brief_traceback(exc, files)}")
+            return EXIT_ERROR
+        except SystemExit as exc:  # a script's sys.exit() at import: nothing was checked, whatever its code
+            err.write(f"backcheck: importing {f} called sys.exit({exc.code!r}); no case was checked.\n"
+                      "Hint: guard the file's script part with `if __name__ == '__main__':`.\n")
             return EXIT_ERROR
         prefix = f"{path.name}::" if len(args.files) > 1 else ""
         found.extend((prefix + c.name, c) for c in collect(module))
@@ -221,7 +249,7 @@ def run_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             if not isinstance(exc, CaseError) and exc.__cause__ is not None:
                 err.write(brief_traceback(exc, files))
             continue
-        except Exception as exc:  # the user's code raised
+        except (Exception, SystemExit) as exc:  # the user's code raised (or called sys.exit())
             errors += 1
             err.write(f"\nERROR {label}: {type(exc).__name__} raised while running the case.\n")
             err.write(brief_traceback(exc, files))
@@ -235,21 +263,13 @@ def run_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         else:
             out.write(f"\n{label}\n")
             _print(report, out)
-    if args.json:
-        from backcheck.render.json import write_json
-
-        write_json(reports, args.json, labels=labels)
-    if args.html:
-        from backcheck.render.html import write_html
-
-        write_html(reports, args.html, title=f"backcheck: {', '.join(Path(f).name for f in args.files)}",
-                   labels=labels)
+    written = _write_reports(args, reports, labels, err)
     passed = len(reports) - failures
     summary = f"{len(chosen)} case(s): {passed} passed, {failures} failed, {errors} error(s)"
     out.write(f"\n{summary}\n")
     for what, path in (("JSON", args.json), ("HTML", args.html)):
-        if path:
+        if path and written:
             out.write(f"{what} report: {path}\n")
-    if errors:
+    if errors or not written:
         return EXIT_ERROR
     return EXIT_FAIL if failures else EXIT_OK

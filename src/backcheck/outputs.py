@@ -207,8 +207,17 @@ def computes_alike(wide: Any, narrow: Any, eps: float | None = None) -> bool:
         return False
     finite = np.isfinite(n)
     w, n = w[finite], n[finite]
-    scale = np.abs(n) + (float(np.sqrt(np.mean(n * n))) if n.size else 0.0)
-    return bool(np.all(np.abs(w - n) <= np.maximum(same_function_tolerance(eps) * scale, np.finfo(np.float64).tiny)))
+    with np.errstate(all="ignore"):  # outputs near float64's edges: a difference may overflow to inf (unlike)
+        scale = np.abs(n) + _rms(n)
+        return bool(
+            np.all(np.abs(w - n) <= np.maximum(same_function_tolerance(eps) * scale, np.finfo(np.float64).tiny))
+        )
+
+
+def _rms(v: np.ndarray) -> float:
+    """The root mean square of finite values, scaled by the largest so that values near 1e200 do not overflow."""
+    peak = float(np.max(np.abs(v), initial=0.0))
+    return peak * float(np.sqrt(np.mean((v / peak) ** 2))) if peak > 0 else 0.0
 
 
 def same_function_tolerance(eps: float) -> float:
@@ -236,9 +245,10 @@ def within_spread(wide: Any, narrow: Any, nudged: Any) -> bool:
     if np.any((n == 0) & (w != 0)):
         return False  # underflow to 0 in the narrow dtype: another function there
     finite = np.isfinite(n) & np.isfinite(m)
-    spread = float(np.max(np.abs(m[finite] - n[finite]), initial=0.0))
-    unit = eps * max(float(np.max(np.abs(n[finite]), initial=0.0)), 1.0)
-    return bool(np.max(np.abs(w[finite] - n[finite]), initial=0.0) <= SPREAD_AGREEMENT * max(spread, unit))
+    with np.errstate(all="ignore"):  # outputs near float64's edges: a difference may overflow to inf
+        spread = float(np.max(np.abs(m[finite] - n[finite]), initial=0.0))
+        unit = eps * max(float(np.max(np.abs(n[finite]), initial=0.0)), 1.0)
+        return bool(np.max(np.abs(w[finite] - n[finite]), initial=0.0) <= SPREAD_AGREEMENT * max(spread, unit))
 
 
 def _as_array(out: Any, what: str) -> np.ndarray:

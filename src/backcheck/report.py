@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from backcheck.errors import BadInputError
 from backcheck.tree import Tree, format_index, unravel
 from backcheck.verdict import DEAD, FAILING, JUMP, KINK, MISMATCH, NOISY, OK, rms
 
@@ -22,6 +23,13 @@ WORST = 5
 
 def _num(x: float) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
+
+
+class UnknownLeafError(BadInputError, KeyError):
+    """:meth:`Report.leaf` was asked for a name the report has no leaf of (also a ``KeyError``, as a lookup)."""
+
+    def __str__(self) -> str:
+        return Exception.__str__(self)  # (a KeyError would show the message quoted, on one line)
 
 
 @dataclass
@@ -97,8 +105,13 @@ class LeafReport:
         details = self.__dict__.get("_details") if name in DETAILS else None
         if details is None:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        del self.__dict__["_details"]
-        for key, value in details().items():
+        # values near float64's edges (1e308) overflow into inf on purpose, shown as such: numpy's warnings would
+        # only alarm, or raise under -W error. The details are dropped only once computed: whatever interrupts
+        # them (KeyboardInterrupt), the next access computes them again
+        with np.errstate(all="ignore"):
+            computed = details()
+        self.__dict__.pop("_details", None)
+        for key, value in computed.items():
             self.__dict__.setdefault(key, value)  # (a detail assigned meanwhile stays)
         return self.__dict__[name]
 
@@ -241,7 +254,8 @@ class Report:
         """A per-element tree, built on first access (a million NaN or '' entries cost more than the check)."""
         value = getattr(self, name)
         if callable(value):
-            value = value()
+            with np.errstate(all="ignore"):  # (as LeafReport's details: inf where values overflow)
+                value = value()
             object.__setattr__(self, name, value)
         return value
 
@@ -274,7 +288,8 @@ class Report:
         for lf in self.leaves:
             if lf.name == name:
                 return lf
-        raise KeyError(f"no leaf named {name!r}; the leaves are {[lf.name for lf in self.leaves]}")
+        names = [lf.name for lf in self.leaves]
+        raise UnknownLeafError(f"no leaf named {name!r} in the report of {self.title}.", f"the leaves are {names}.")
 
     @property
     def mismatches(self) -> list[Element]:

@@ -125,12 +125,13 @@ def unrelated(ev: Evaluator, i: int, change: float, step: float, a: float) -> bo
 def rms(values: np.ndarray) -> float:
     """The root mean square of the finite values, scaled so that values near 1e200 do not overflow (0 if none)."""
     v = np.asarray(values, dtype=np.float64).reshape(-1)
-    total = float(np.dot(v, v)) if v.size else 0.0
-    if 1e-290 < total < 1e300:  # finite, no overflow or underflow to fear: one pass
-        return math.sqrt(total / v.size)
-    v = v[np.isfinite(v)]
-    peak = float(np.max(np.abs(v))) if v.size else 0.0
-    return peak * float(np.sqrt(np.mean((v / peak) ** 2))) if peak > 0 else 0.0
+    with np.errstate(all="ignore"):  # an overflow of the one pass is caught below, without numpy's warning
+        total = float(np.dot(v, v)) if v.size else 0.0
+        if 1e-290 < total < 1e300:  # finite, no overflow or underflow to fear: one pass
+            return math.sqrt(total / v.size)
+        v = v[np.isfinite(v)]
+        peak = float(np.max(np.abs(v))) if v.size else 0.0
+        return peak * float(np.sqrt(np.mean((v / peak) ** 2))) if peak > 0 else 0.0
 
 
 #: Elements above this multiple of a tensor's median (nonzero) size are outliers for its typical size.

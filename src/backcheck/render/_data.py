@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
 
 if TYPE_CHECKING:
     from backcheck.report import Curve, Finding, LeafReport, Report
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: A passing array whose largest relative error reaches this gets a sentence saying why the pass stands: a
 #: reader who sees "max rel err 0.5" next to "pass" deserves the reason (the element's gradient is close to
@@ -66,16 +71,107 @@ def floor_line(report: Report, lf: LeafReport) -> str:
     return f"pass: {said}" if said else ""
 
 
-def as_list(reports: Report | Sequence[Report]) -> list[Report]:
-    """A single report or a sequence of them, as a list."""
+def quiet(fn: F) -> F:
+    """A renderer computing under ``np.errstate(all='ignore')``: a report of values near float64's edges (1e308)
+    shows their overflow as inf, and numpy's warnings would only alarm (or raise, under ``-W error``)."""
+
+    @functools.wraps(fn)
+    def quietly(*args: Any, **kwargs: Any) -> Any:
+        with np.errstate(all="ignore"):
+            return fn(*args, **kwargs)
+
+    return cast(F, quietly)
+
+
+def a_kind(value: Any) -> str:
+    """``value``'s type with its article, for a message: 'a str', 'an int', 'None'."""
+    if value is None:
+        return "None"
+    name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
+_REPORTS_HINT = "pass the Report a check returned (backcheck.check(...)), or a list of them."
+
+
+def as_list(reports: Report | Sequence[Report], what: str = "reports") -> list[Report]:
+    """A single report or a sequence of them, as a list; :class:`~backcheck.errors.ArgumentError` (a
+    ``TypeError``) naming ``what`` for anything else."""
+    from backcheck.errors import ArgumentError
     from backcheck.report import Report
 
     if isinstance(reports, Report):
         return [reports]
+    if isinstance(reports, (str, bytes, Mapping)) or not isinstance(reports, Sequence):
+        raise ArgumentError(f"{what} is {a_kind(reports)}, not a backcheck Report.", _REPORTS_HINT)
     out = list(reports)
-    for r in out:
+    for k, r in enumerate(out):
         if not isinstance(r, Report):
-            raise TypeError(f"expected backcheck Report objects, got a {type(r).__name__}")
+            raise ArgumentError(f"{what}[{k}] is {a_kind(r)}, not a backcheck Report.", _REPORTS_HINT)
+    return out
+
+
+def one_report(report: Any, what: str = "report") -> Report:
+    """``report`` itself, or :class:`~backcheck.errors.ArgumentError` naming ``what`` if it is no Report."""
+    from backcheck.errors import ArgumentError
+    from backcheck.report import Report
+
+    if not isinstance(report, Report):
+        hint = "pass the Report a check returned (backcheck.check(...))."
+        raise ArgumentError(f"{what} is {a_kind(report)}, not a backcheck Report.", hint)
+    return report
+
+
+def label_list(labels: Sequence[str] | None, reports: Sequence[Report], default: Sequence[str]) -> list[str]:
+    """One caption per report: ``labels``, or ``default``; :class:`~backcheck.errors.BadInputError` naming
+    ``labels`` when they are not a list of strings of the reports' number."""
+    from backcheck.errors import BadInputError
+
+    if labels is None:
+        return list(default)
+    if isinstance(labels, (str, bytes)) or not isinstance(labels, Sequence):
+        raise BadInputError(
+            f"labels is {a_kind(labels)}, not a list of strings.",
+            "pass one caption per report, e.g. labels=['first', 'second'], or leave labels out.",
+        )
+    names = [str(x) for x in labels]
+    if len(names) != len(reports):
+        raise BadInputError(
+            f"{len(names)} labels for {len(reports)} reports.",
+            "pass one caption per report, in the reports' order, or leave labels out.",
+        )
+    return names
+
+
+def _is_dir(path: Path) -> bool:
+    """``path.is_dir()``, False where the system cannot even look (a name too long: the write then says why)."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
+def write_text(path: str | os.PathLike[str], text: str, what: str) -> Path:
+    """Write ``text`` to ``path`` (UTF-8, creating its folder); :class:`~backcheck.errors.BadInputError` naming
+    the path for a folder, a path that cannot be written, or a folder that cannot be created."""
+    from backcheck.errors import BadInputError
+
+    try:
+        out = Path(path)
+    except TypeError:
+        raise BadInputError(
+            f"the {what} path is {a_kind(path)}, not a file name.", "pass a path such as 'report.html'."
+        ) from None
+    if _is_dir(out):
+        raise BadInputError(f"the {what} path {out} is a folder.", f"give a file name in it, e.g. {out / 'report'}.")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise BadInputError(
+            f"could not write the {what} to {out}: {exc.strerror or exc}.",
+            "give a path in a folder you can write to.",
+        ) from exc
     return out
 
 

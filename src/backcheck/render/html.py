@@ -31,14 +31,18 @@ from backcheck.render import svg
 from backcheck.render._data import (
     KINK_PHRASE,
     LeafData,
+    a_kind,
     as_list,
     floor_line,
     has_floor,
     headline,
     kind_phrase,
+    label_list,
     leaf_data,
     overall_status,
+    quiet,
     rel_err_note,
+    write_text,
 )
 
 if TYPE_CHECKING:
@@ -290,6 +294,7 @@ def _nav(items: Sequence[Report], names: Sequence[str]) -> str:
     return "".join(rows)
 
 
+@quiet
 def render_html(reports: Report | Sequence[Report], title: str = "backcheck report",
                 labels: Sequence[str] | None = None) -> str:
     """Render reports as one self-contained HTML page.
@@ -311,9 +316,11 @@ def render_html(reports: Report | Sequence[Report], title: str = "backcheck repo
         ``curves``, a histogram of error/bound ratios and a heatmap of ``|analytic - numeric|``).
     """
     items = as_list(reports)
-    names = list(labels) if labels is not None else [r.title for r in items]
-    if len(names) != len(items):
-        raise ValueError(f"{len(names)} labels for {len(items)} reports")
+    names = label_list(labels, items, [r.title for r in items])
+    if not isinstance(title, str):
+        from backcheck.errors import ArgumentError
+
+        raise ArgumentError(f"title is {a_kind(title)}, not a string.", "pass title='my checks'.")
     overall = overall_status(items)
     counts = {s: sum(r.status == s for r in items) for s in ("pass", "fail", "inconclusive")}
     summary = ", ".join(f"{n} {'passed' if s == 'pass' else ('failed' if s == 'fail' else s)}"
@@ -339,9 +346,6 @@ def render_html(reports: Report | Sequence[Report], title: str = "backcheck repo
 
 def write_html(reports: Report | Sequence[Report], path: str | os.PathLike[str],
                title: str = "backcheck report", labels: Sequence[str] | None = None) -> Path:
-    """Write :func:`render_html` to ``path`` (UTF-8); return the path."""
-    out = Path(path)
-    if out.parent and not out.parent.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_html(reports, title=title, labels=labels), encoding="utf-8")
-    return out
+    """Write :func:`render_html` to ``path`` (UTF-8, creating its folder); return the path. A folder, or a path
+    that cannot be written, is a :class:`~backcheck.errors.BadInputError` naming it."""
+    return write_text(path, render_html(reports, title=title, labels=labels), "HTML report")

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from backcheck._version import __version__ as version
-from backcheck.render._data import as_list, overall_status, reason
+from backcheck.render._data import as_list, label_list, overall_status, quiet, reason, write_text
 
 if TYPE_CHECKING:
     from backcheck.report import Report
@@ -56,6 +56,7 @@ def _clean(obj: Any) -> Any:
     return str(obj)
 
 
+@quiet
 def to_document(reports: Report | Sequence[Report], labels: Sequence[str] | None = None) -> dict[str, Any]:
     """The JSON document as a Python dict (see the module docstring)."""
     items = as_list(reports)
@@ -63,9 +64,7 @@ def to_document(reports: Report | Sequence[Report], labels: Sequence[str] | None
     for d, r in zip(dicts, items, strict=True):
         d["reason"] = reason(r)
     if labels is not None:
-        names = list(labels)
-        if len(names) != len(items):
-            raise ValueError(f"{len(names)} labels for {len(items)} reports")
+        names = label_list(labels, items, ())
         for d, name in zip(dicts, names, strict=True):
             d["label"] = name
     return _clean({
@@ -83,7 +82,4 @@ def to_json(reports: Report | Sequence[Report], *, labels: Sequence[str] | None 
 def write_json(reports: Report | Sequence[Report], path: str | os.PathLike[str], *,
                labels: Sequence[str] | None = None) -> Path:
     """Write :func:`to_json` to ``path`` (UTF-8); return the path."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(to_json(reports, labels=labels) + "\n", encoding="utf-8")
-    return out
+    return write_text(path, to_json(reports, labels=labels) + "\n", "JSON report")

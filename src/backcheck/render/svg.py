@@ -12,6 +12,8 @@ from html import escape
 
 import numpy as np
 
+from backcheck.render._data import quiet
+
 WIDTH, HEIGHT = 380, 250
 MARGIN = (42, 16, 44, 58)  # top, right, bottom, left
 #: Baselines of the title and of the legend row above the plot area.
@@ -164,6 +166,7 @@ def _decade_ticks(lo: float, hi: float, most: int = 7) -> list[tuple[float, str]
     return [(float(k), _pow10(k)) for k in range(first, last + 1) if k % stride == 0]
 
 
+@quiet
 def v_curve(steps: Sequence[float], errors: Sequence[float], *, chosen: float, bound: float | None = None,
             name: str = "", dtype: str = "") -> str:
     """Error of the central difference against the analytic value, versus the step (log-log).
@@ -216,6 +219,7 @@ def v_curve(steps: Sequence[float], errors: Sequence[float], *, chosen: float, b
     return fr.svg()
 
 
+@quiet
 def histogram(ratios: np.ndarray, *, name: str = "", per_element: bool = True) -> str:
     """Histogram of log10(|analytic - numeric| / bound); elements right of 1 are beyond their bound."""
     r = np.asarray(ratios, dtype=float)
@@ -277,6 +281,7 @@ def _block_reduce(a: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return out
 
 
+@quiet
 def heatmap(values: np.ndarray, *, name: str = "", shape: tuple[int, ...] = (), max_cells: int = 64,
             marked: Sequence[tuple[int, int]] = ()) -> str:
     """Heatmap of ``values`` (2-D, e.g. |analytic - numeric|) on a log colour scale; NaN cells are grey.

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from backcheck.render._data import KINK_PHRASE, floor_sentence, has_floor, headline, rel_err_notes
+from backcheck.render._data import KINK_PHRASE, floor_sentence, has_floor, headline, one_report, quiet, rel_err_notes
 from backcheck.render.text import render_report
 
 if TYPE_CHECKING:
@@ -55,8 +55,10 @@ def _elements_table(elements: Sequence[Element], title: str) -> Any:
     return t
 
 
+@quiet
 def renderables(report: Report) -> list[Any]:
     """The rich renderables that draw ``report`` (a heading, the per-input table, details)."""
+    one_report(report)
     from rich.table import Table
     from rich.text import Text
 
@@ -100,6 +102,7 @@ def renderables(report: Report) -> list[Any]:
     return out
 
 
+@quiet
 def print_report(report: Report, file: TextIO | None = None, *, color: bool | None = None) -> None:
     """Print a report: rich tables and colour on a terminal, plain text elsewhere.
 
@@ -120,6 +123,7 @@ def print_report(report: Report, file: TextIO | None = None, *, color: bool | No
     >>> buf.getvalue().startswith("backcheck PASS")
     True
     """
+    one_report(report)
     stream = sys.stdout if file is None else file
     rich_ok = use_rich(stream) if color is None else color
     if rich_ok:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from backcheck.render._data import KINK_PHRASE, floor_sentence, has_floor, headline, rel_err_notes
+from backcheck.render._data import KINK_PHRASE, floor_sentence, has_floor, headline, one_report, quiet, rel_err_notes
 
 if TYPE_CHECKING:
     from backcheck.report import Element, Report
@@ -35,7 +35,9 @@ def element_rows(elements: list[Element]) -> list[list[str]]:
     return rows
 
 
+@quiet
 def render_report(report: Report) -> str:
+    one_report(report)
     head = (f"backcheck {headline(report)}: {report.title} ({report.kind}, {report.strategy}, "
             f"{report.method}; {report.n_evals} evaluations, {report.seconds:.3g} s)")
     rows = [["input", "shape", "dtype", "verdict", "checked", "wrong", "kinks", "max abs err", "max rel err",
