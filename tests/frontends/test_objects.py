@@ -134,7 +134,7 @@ def test_update_without_gradient_is_a_typed_error_naming_the_parameter() -> None
 
 
 class Renamed:
-    """Gradients where nothing is searched: ``self.delta_W``; weights ``self.kernel``."""
+    """Gradients where nothing is searched: ``self.slope_kernel``; weights ``self.kernel``."""
 
     def __init__(self) -> None:
         self.kernel = np.linspace(-1, 1, 6).reshape(3, 2)
@@ -145,7 +145,7 @@ class Renamed:
 
     def backward(self, g: np.ndarray) -> np.ndarray:
         dz = g * np.cos(self.x @ self.kernel)
-        self.delta_kernel = self.x.T @ dz
+        self.slope_kernel = self.x.T @ dz
         return dz @ self.kernel.T
 
 
@@ -154,9 +154,9 @@ def test_missing_gradient_names_the_parameter_and_where_it_looked() -> None:
     with pytest.raises(BadInputError, match=r"no gradient of self\.kernel .*self\.dkernel") as info:
         backcheck.check_object(Renamed(), x, params=["kernel"])
     assert "grads=" in (info.value.hint or "")
-    report = backcheck.check_object(Renamed(), x, grads="delta_{}")
+    report = backcheck.check_object(Renamed(), x, grads="slope_{}")
     assert report.ok and [leaf.name for leaf in report.leaves] == ["x", "kernel"], str(report)
-    assert backcheck.check_object(Renamed(), x, grads={"kernel": "delta_kernel"}).ok
+    assert backcheck.check_object(Renamed(), x, grads={"kernel": "slope_kernel"}).ok
 
 
 def test_missing_parameter_attribute_is_named() -> None:

@@ -19,10 +19,11 @@ from backcheck.api import replay_randomness
 from backcheck.calls import arg_names, call_user, flat_outputs, function_name, require_callable, typed_arguments
 from backcheck.containers import flatten, rebuild_like
 from backcheck.contract import Analytic, Contract, Section
-from backcheck.errors import BadInputError, GradientMismatch, GradientStructureError, NonFiniteError
+from backcheck.errors import BadInputError, GradientMismatch, GradientStructureError
 from backcheck.evaluate import Output
 from backcheck.findings import changed_elements, mutation_finding
 from backcheck.frontends.common import float_input, float_list, mutable_input, private_copy, python_float
+from backcheck.frontends.hints import cache_error, check_outputs, constant_hint, cotangents
 from backcheck.frontends.upcast import upcast_point
 from backcheck.options import Options
 from backcheck.randomness import keeps_random
@@ -316,9 +317,13 @@ class Layer:
                 f"{fname} returned None (dtype object); a layer's output must be float.",
                 "return the layer's output (a forward pass left as a TODO returns None).",
             )
+        bname = function_name(self.backward, "backward")
+        wrong_convention = None if self.cache else cache_error(fname, bname, self.backward, out0, len(self.names))
+        if wrong_convention is not None:
+            raise wrong_convention
         parts = [(n, np.asarray(p)) for n, p in flat_outputs(out0, "out", f"{fname}'s output")]
-        _check_outputs(parts, fname)
-        u = _dout(dout, parts, options.rng("dout"), fname)
+        check_outputs(parts, fname, out0)
+        u = cotangents(dout, parts, options.rng("dout"), fname)
         # (a write into the inputs is reported by the evaluator, which sees every evaluation's)
         layer, notes = self._decide(out0, u)
         return self._build(layer, out0, parts, u, options, bool(changed), replayed=False, notes=notes)
@@ -509,50 +514,6 @@ def _names_option(what: str, given: Any) -> Sequence[str] | None:
         ) from None
 
 
-def _check_outputs(parts: list[tuple[str, np.ndarray]], fname: str) -> None:
-    for n, p in parts:
-        if p.dtype.kind == "O" and p.shape == () and p.item() is None:
-            raise BadInputError(
-                f"{fname}'s output {n} is None (dtype object); a layer's output must be a float array.",
-                "return the computed array (a forward pass left as a TODO returns None).",
-            )
-        if p.dtype.kind != "f":
-            raise BadInputError(
-                f"{fname}'s output {n} has dtype {p.dtype}; a layer's output must be float.",
-                "return float arrays.",
-            )
-        if not np.all(np.isfinite(p)):
-            raise NonFiniteError(
-                f"{fname}'s output {n} contains NaN or Inf at the original point.",
-                "check the inputs and the forward pass for log(0), 0/0 or overflow.",
-            )
-
-
-def _dout(dout: Any, parts: list[tuple[str, np.ndarray]], rng: np.random.Generator, fname: str) -> list[np.ndarray]:
-    if dout is None:
-        return [rng.standard_normal(p.shape).astype(p.dtype) for _, p in parts]
-    given = flat_outputs(dout, "dout", "dout")
-    if len(given) != len(parts):
-        raise GradientStructureError(
-            f"dout has {len(given)} array(s), but {fname} returns {len(parts)} ({', '.join(n for n, _ in parts)}).",
-            "pass one upstream gradient per output, in the output's structure.",
-        )
-    out = []
-    for (gname, gval), (pname, p) in zip(given, parts, strict=True):
-        arr = np.asarray(gval)
-        if arr.shape != p.shape:
-            raise GradientStructureError(
-                f"{gname} has shape {arr.shape}, but {fname}'s output {pname} has shape {p.shape}.",
-                "dout must have the shape of the output it is the gradient of.",
-            )
-        if arr.dtype.kind != "f":
-            raise GradientStructureError(f"{gname} has dtype {arr.dtype}; it must be float.", "pass a float array.")
-        if not np.all(np.isfinite(arr)):
-            raise NonFiniteError(f"{gname} contains NaN or Inf.", "pass a finite upstream gradient dout.")
-        out.append(arr.copy())
-    return out
-
-
 def _not_forwards(hit: tuple[str, Any, np.ndarray], after: Any, now: Any) -> tuple[str, Any, np.ndarray] | None:
     """The elements of ``hit`` (written during a backward call) that the forward pass alone does not leave as
     they are now: a backward that runs its forward first is not blamed for that forward's writes."""
@@ -576,7 +537,8 @@ def _match_grads(raw: Any, names: list[str], diff_names: list[str], bname: str, 
     if not isinstance(raw, (list, tuple)):
         raise GradientStructureError(
             f"{bname} returned a {type(raw).__name__}; expected one gradient per input ({', '.join(names)}).",
-            "return a tuple such as (dx, dw, db), with None for inputs that are not differentiable.",
+            "return a tuple such as (dx, dw, db), with None for inputs that are not differentiable."
+            + constant_hint(diff_names),
         )
     if len(raw) == len(names):
         by_name = dict(zip(names, raw, strict=True))
@@ -588,7 +550,8 @@ def _match_grads(raw: Any, names: list[str], diff_names: list[str], bname: str, 
         raise GradientStructureError(
             f"{bname} returned {len(raw)} gradient(s), but the layer has {len(names)} input(s) "
             f"({', '.join(names)}), {len(diff_names)} of them differentiable.",
-            "return one gradient per input, in forward's parameter order, with None for labels and masks.",
+            "return one gradient per input, in forward's parameter order, with None for labels and masks."
+            + (constant_hint(diff_names) if len(raw) < len(diff_names) else ""),
         )
     return {n: by_name.get(n) for n in diff_names}
 

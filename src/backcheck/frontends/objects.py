@@ -23,6 +23,7 @@ from backcheck.calls import arg_names, call_user, typed_arguments
 from backcheck.containers import flatten, rebuild_like
 from backcheck.errors import BadInputError, GradientStructureError
 from backcheck.frontends.common import float_input, float_list, python_float
+from backcheck.frontends.hints import constant_hint, object_output_error
 from backcheck.frontends.layers import check_layer
 from backcheck.frontends.slots import (
     MISSING,
@@ -32,7 +33,10 @@ from backcheck.frontends.slots import (
     dict_slots,
     grad_slots,
     is_float_array,
+    looked_labels,
     named,
+    snapshot,
+    written_like,
     zero,
 )
 from backcheck.randomness import keeps_random
@@ -89,10 +93,13 @@ def check_object(
         Where ``backward`` puts the parameters' gradients: a dict attribute (``"gradients"``), an attribute
         pattern (``"d{}"``, ``"grad_{}"``), a mapping ``{"W": "dW"}``, or ``"return"`` (``backward`` returns the
         inputs' gradients followed by the parameters'). Default: the dict ``gradients``, ``grads`` or
-        ``grad``, then the attributes ``dW``, ``d_W``, ``grad_W``, ``W_grad``, ``gradW``, then a returned
-        tuple of one gradient per input and parameter. Gradients on the object are zeroed before each backward
-        pass (a layer that accumulates with ``+=`` starts from zero), and read where ``backward`` wrote them,
-        so an update of the weights inside ``backward`` does not change what is checked.
+        ``grad``, then the attributes ``dW``, ``d_W``, ``grad_W``, ``W_grad``, ``gradW`` (``_dw`` for a
+        private ``_w``), then a returned tuple of one gradient per input and parameter, then the one array
+        ``backward`` writes in the parameter's shape under a gradient's name that names the parameter or ends in
+        its initial (``self.d_c_w`` for ``self.weights``; only when no other parameter left has that shape).
+        Gradients on the object are zeroed before each backward pass (a layer that accumulates with ``+=``
+        starts from zero), and read where ``backward`` wrote them, so an update of the weights inside
+        ``backward`` does not change what is checked.
     forward, backward : str
         The names of the methods. ``backward(dout)`` returns the gradient of the input (a tuple of one per
         input when there are several, ``None`` for integer inputs; a single array when one input is
@@ -375,6 +382,8 @@ def _probe(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any, ...]
     obj = spec.fresh(copy.deepcopy(template))
     before = {s: (id(s.get(obj)), _snap(s.get(obj))) for s in slots}
     out = call_user(getattr(obj, spec.forward), copy.deepcopy(inputs), f"{spec.cls}.{spec.forward}")
+    if out is None or any(np.asarray(x).dtype.kind == "O" for _, x in flatten(out, "out")):
+        raise object_output_error(f"{spec.cls}.{spec.forward}", out, obj)
     # set by forward (reassigned, even to equal values, or written): state such as a stored input
     changed = {s for s in slots if id(s.get(obj)) != before[s][0] or _differs(before[s][1], s.get(obj))}
     at_backward = {s: _snap(s.get(obj)) for s in slots}
@@ -382,6 +391,7 @@ def _probe(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any, ...]
     flat = [c for cs in candidates.values() for c in cs]
     zero(obj, flat)
     zeroed = {c: (id(c.get(obj)), _snap(c.get(obj))) for c in flat}
+    attrs = snapshot(obj)
     if dout is None and out is not None:
         dout = rebuild_like(out, [np.ones_like(np.asarray(x)) for _, x in flatten(out, "out")])
     ret = call_user(getattr(obj, spec.backward), (copy.deepcopy(dout),), f"{spec.cls}.{spec.backward}")
@@ -396,8 +406,11 @@ def _probe(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any, ...]
             where[s] = (written or found)[0]
         elif grads == "return" or (grads is None and positional):
             where[s] = spec.n_in + k
+    if grads is None:  # a gradient no name pattern finds (self.d_c_w for self.weights), told by its shape
+        taken = {s.attr for s in slots} | {w.attr for w in where.values() if isinstance(w, Slot)}
+        where.update(written_like(obj, attrs, {s: np.shape(at_backward[s]) for s in slots if s not in where}, taken))
     tail = ["backward's return value (one gradient per input, then per parameter)"] if grads is None else []
-    looked = {s: [c.label for c in candidates[s]] + tail for s in slots}
+    looked = {s: looked_labels(obj, candidates[s]) + tail for s in slots}
     return _Probe(changed, updated, where, looked, out)
 
 
@@ -538,6 +551,7 @@ class _Backward:
             got = f"{len(ret)} values" if isinstance(ret, (tuple, list)) else f"a {type(ret).__name__}"
             raise GradientStructureError(
                 f"{spec.cls}.{spec.backward} returned {got} for {spec.n_in} inputs ({', '.join(spec.input_names)}).",
-                "return one gradient per input of forward, in order (None for integer inputs).",
+                "return one gradient per input of forward, in order (None for integer inputs)."
+                + constant_hint([spec.input_names[i] for i in spec.diff_in]),
             )
         return tuple(ret)

@@ -109,8 +109,17 @@ def declared(obj: Any, params: Any, cls: str) -> list[Slot]:
     if boxed:
         return boxed
     arrays = [a for a, v in attrs.items() if is_float_array(v)]
-    candidates = [a for a in arrays if not any(a == p.format(b) for b in arrays for p in GRAD_ATTRS)]
+    candidates = [a for a in arrays if not any(a in grad_names(b) for b in arrays)]
     return [Slot(a) for a in candidates]  # none: a layer without parameters (or created by forward)
+
+
+def grad_names(base: str) -> list[str]:
+    """The attribute names searched for the gradient of ``base``: ``dW``, ``grad_W``..., and for a private
+    ``_w`` also ``_dw``, ``_grad_w``... (the private pair)."""
+    names = [p.format(base) for p in GRAD_ATTRS]
+    if base.startswith("_") and len(base) > 1:
+        names += ["_" + p.format(base[1:]) for p in GRAD_ATTRS]
+    return names
 
 
 def value_key(value: Any) -> Any:
@@ -162,10 +171,60 @@ def grad_slots(slot: Slot, grads: Any) -> list[Slot]:
     boxed = slot.key in VALUE_KEYS
     base = slot.attr if boxed or slot.key is None else str(slot.key)
     return (
-        [Slot(slot.attr, GRAD_KEY)] * boxed
-        + [Slot(d, base) for d in GRAD_DICTS]
-        + [Slot(p.format(base)) for p in GRAD_ATTRS]
+        [Slot(slot.attr, GRAD_KEY)] * boxed + [Slot(d, base) for d in GRAD_DICTS] + [Slot(n) for n in grad_names(base)]
     )
+
+
+def looked_labels(obj: Any, candidates: Sequence[Slot]) -> list[str]:
+    """Where the search looked for a gradient, as the user reads it: an entry of a dict attribute only when that
+    attribute is a dict (or absent); an attribute of another kind (a tuple property) is named with its kind."""
+    labels: list[str] = []
+    for c in candidates:
+        holder = getattr(obj, c.attr, MISSING) if c.key is not None else MISSING
+        label = (
+            c.label
+            if holder is MISSING or isinstance(holder, Mapping)
+            else (f"self.{c.attr} (a {type(holder).__name__}, not a dict)")
+        )
+        if label not in labels:
+            labels.append(label)
+    return labels
+
+
+def gradient_named(attr: str, param: str) -> bool:
+    """A name the gradient of ``param`` may have when no pattern fits it: a gradient's (``d...``, ``...grad...``)
+    that names the parameter (``delta_kernel`` for ``kernel``) or ends in its initial (``d_c_w`` for
+    ``weights``)."""
+    a, p = attr.lower().lstrip("_"), param.lower().lstrip("_")
+    if not p or not (a.startswith("d") or "grad" in a):
+        return False
+    return p in a or a.split("_")[-1] == p[0]
+
+
+def snapshot(obj: Any) -> dict[str, tuple[int, np.ndarray]]:
+    """The float array attributes of ``obj``: identity and a copy of the values."""
+    return {a: (id(v), v.copy()) for a, v in attributes(obj).items() if is_float_array(v)}
+
+
+def written_like(
+    obj: Any, before: Mapping[str, tuple[int, np.ndarray]], shapes: Mapping[Slot, tuple[int, ...]], taken: set[str]
+) -> dict[Slot, Slot]:
+    """Gradients that no name pattern finds (``self.d_c_w`` for ``self.weights``): the one float array attribute
+    with a gradient's name that backward wrote (or created) in a parameter's shape, when no other parameter
+    left to place has that shape. ``taken``: attributes that are parameters or gradients already."""
+    written = {
+        a: v
+        for a, v in attributes(obj).items()
+        if is_float_array(v)
+        and a not in taken
+        and (a not in before or before[a][0] != id(v) or not np.array_equal(before[a][1], v, equal_nan=True))
+    }
+    found = {}
+    for s, shape in shapes.items():
+        fits = [a for a, v in written.items() if v.shape == shape and gradient_named(a, s.name)]
+        if len(fits) == 1 and sum(sh == shape for sh in shapes.values()) == 1:
+            found[s] = Slot(fits[0])
+    return found
 
 
 def zero(obj: Any, slots: Sequence[Slot]) -> None:

@@ -1,0 +1,146 @@
+"""What check_layer and check_object tell a user whose layer does not follow their conventions: a forward pass
+that returns the layer object (keeping its output on an attribute), one that returns ``(out, cache)`` without
+``cache=True``, and a backward pass that returns one gradient where a float input beside it is a constant; and
+the checks of a layer's output and of the ``dout`` given for it."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from backcheck.calls import flat_outputs
+from backcheck.errors import BadInputError, GradientStructureError, NonFiniteError
+
+
+def output_described(value: Any) -> str:
+    """What a forward pass returned instead of float arrays: ``None``, ``the layer object itself``, ``a dict``."""
+    if value is None:
+        return "None"
+    if isinstance(value, np.ndarray):
+        return f"an array of dtype {value.dtype}"
+    return f"a {type(value).__name__} object"
+
+
+def kept_outputs(obj: Any) -> list[str]:
+    """The float array attributes of ``obj`` a forward pass may keep its output on (``self.output``, ``self.out``)
+    , the likely names first."""
+    try:
+        attrs = vars(obj)
+    except TypeError:
+        return []
+    arrays = [a for a, v in attrs.items() if isinstance(v, np.ndarray) and v.dtype.kind == "f"]
+    likely = [a for a in arrays if a.lower().strip("_") in ("output", "out", "y", "a", "activation", "outputs")]
+    return likely + [a for a in arrays if a not in likely]
+
+
+def object_output_error(fname: str, value: Any, layer: Any = None) -> BadInputError:
+    """A forward pass returned an object (the layer itself, as darknet-style layers do) instead of its output."""
+    itself = layer is not None and value is layer
+    what = "the layer object itself (self)" if itself else output_described(value)
+    kept = kept_outputs(value if value is not None and not isinstance(value, np.ndarray) else layer)
+    where = f"self.{kept[0]}" if kept else "an attribute"
+    hint = (
+        f"return the output array from forward. A layer that keeps its output on {where} can be wrapped: a subclass "
+        f"whose forward calls the layer's and returns {where}, and whose backward(dout) returns the input's "
+        "gradient (setting the attribute the layer reads its upstream gradient from, such as self.delta)."
+    )
+    return BadInputError(f"{fname} returned {what}; a layer's output must be a float array.", hint)
+
+
+def cache_error(fname: str, bname: str, backward: Callable[..., Any], out: Any, n_inputs: int) -> BadInputError | None:
+    """The CS231n convention without ``cache=True``: ``forward`` returned a pair and ``backward`` takes
+    ``(dout, cache)``, not ``(dout, *inputs)``; None when it does not look like that."""
+    if not (isinstance(out, tuple) and len(out) == 2):
+        return None
+    try:
+        sig = inspect.signature(backward)
+    except (TypeError, ValueError):
+        return None
+    if _binds(sig, 1 + n_inputs) or not _binds(sig, 2):
+        return None
+    return BadInputError(
+        f"{fname} returned a pair and {bname} takes two arguments, as in the (out, cache) convention; without "
+        f"cache=True, check_layer calls {bname}(dout, *inputs), with {n_inputs} inputs.",
+        "pass cache=True for the forward(*inputs) -> (out, cache), backward(dout, cache) convention.",
+    )
+
+
+def cache_hint(out: Any, part: str) -> str:
+    """A sentence for an output of an unusual dtype: the second item of a returned pair may be a cache."""
+    if isinstance(out, tuple) and len(out) == 2 and part.startswith("out[1]"):
+        return " If forward returns (out, cache), pass cache=True."
+    return ""
+
+
+def _binds(sig: inspect.Signature, n: int) -> bool:
+    try:
+        sig.bind(*([None] * n))
+    except TypeError:
+        return False
+    return True
+
+
+def constant_hint(diff_names: Sequence[str]) -> str:
+    """For a backward that returned fewer gradients than there are float inputs: the others may be constants."""
+    if len(diff_names) < 2:
+        return ""
+    rest = list(diff_names[1:])
+    return (
+        f" If {', '.join(rest)} {'is a constant' if len(rest) == 1 else 'are constants'} of the layer (a target, "
+        f"a mask, a fixed weight), declare {'it' if len(rest) == 1 else 'them'}: constant={rest!r} (or check "
+        f"only {diff_names[0]} with wrt={[diff_names[0]]!r})."
+    )
+
+
+def check_outputs(parts: list[tuple[str, np.ndarray]], fname: str, out0: Any) -> None:
+    """Every output of the forward pass (``out0``, flattened to ``parts``) a finite float array, or a typed error
+    naming it."""
+    for n, p in parts:
+        if p.dtype.kind == "O" and p.shape == () and p.item() is None:
+            raise BadInputError(
+                f"{fname}'s output {n} is None (dtype object); a layer's output must be a float array.",
+                "return the computed array (a forward pass left as a TODO returns None).",
+            )
+        if p.dtype.kind == "O" and p.shape == () and n == "out":
+            raise object_output_error(fname, p.item())
+        if p.dtype.kind != "f":
+            raise BadInputError(
+                f"{fname}'s output {n} has dtype {p.dtype}; a layer's output must be float.",
+                "return float arrays." + cache_hint(out0, n),
+            )
+        if not np.all(np.isfinite(p)):
+            raise NonFiniteError(
+                f"{fname}'s output {n} contains NaN or Inf at the original point.",
+                "check the inputs and the forward pass for log(0), 0/0 or overflow.",
+            )
+
+
+def cotangents(
+    dout: Any, parts: list[tuple[str, np.ndarray]], rng: np.random.Generator, fname: str
+) -> list[np.ndarray]:
+    """The cotangent of every output: ``dout`` checked against the outputs ``parts``, or a seeded normal draw."""
+    if dout is None:
+        return [rng.standard_normal(p.shape).astype(p.dtype) for _, p in parts]
+    given = flat_outputs(dout, "dout", "dout")
+    if len(given) != len(parts):
+        raise GradientStructureError(
+            f"dout has {len(given)} array(s), but {fname} returns {len(parts)} ({', '.join(n for n, _ in parts)}).",
+            "pass one upstream gradient per output, in the output's structure.",
+        )
+    out = []
+    for (gname, gval), (pname, p) in zip(given, parts, strict=True):
+        arr = np.asarray(gval)
+        if arr.shape != p.shape:
+            raise GradientStructureError(
+                f"{gname} has shape {arr.shape}, but {fname}'s output {pname} has shape {p.shape}.",
+                "dout must have the shape of the output it is the gradient of.",
+            )
+        if arr.dtype.kind != "f":
+            raise GradientStructureError(f"{gname} has dtype {arr.dtype}; it must be float.", "pass a float array.")
+        if not np.all(np.isfinite(arr)):
+            raise NonFiniteError(f"{gname} contains NaN or Inf.", "pass a finite upstream gradient dout.")
+        out.append(arr.copy())
+    return out
