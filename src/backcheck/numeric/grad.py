@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.calls import first_parameter_name, function_name, params_tree, typed_arguments
+from backcheck.calls import first_parameter_name, function_name, params_tree, require_callable, typed_arguments
 from backcheck.errors import BadInputError, NonFiniteError, NotScalarError, NumericWarning, UserFunctionError
 from backcheck.evaluate import Evaluator, Output
 from backcheck.numeric.noise import element_noise, estimate_noise
@@ -152,6 +152,10 @@ def numerical_grad(
     >>> bool(np.all(np.abs(g - exact) <= err)) and bool(np.all(err < 1e-12))
     True
     """
+    require_callable(f, "f", "pass the function first: numerical_grad(f, params).")
+    for name, flag in (("return_error", return_error), ("extrapolate", extrapolate)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise BadInputError(f"{name}={flag!r} is not True or False.", f"pass {name}=True or {name}=False.")
     if method == "complex":
         return _complex_grad(f, params, step, return_error)
     if method != "richardson" and method not in STENCILS:
@@ -171,15 +175,47 @@ def numerical_grad(
             grad, err = _table_grad(ev, stencil, step)
         else:
             grad, err = _single_step_grad(ev, stencil, step, return_error)
-    _caveats(ev)
+        far = _far_steps(ev, stencil, step, grad, err, extrapolate) if return_error and step is not None else ""
+    _caveats(ev, far)
     out = tree.fresh(grad, np.float64)
     return (out, tree.fresh(err, np.float64)) if return_error else out
 
 
-def _caveats(ev: Evaluator) -> None:
+def _far_steps(ev: Evaluator, stencil: Stencil, step: Any, grad: np.ndarray, err: np.ndarray, table: bool) -> str:
+    """Make the error estimate of elements differenced at a user's step beyond the default table's first one
+    honest, in place, and say so ('' when nothing changed). At a step far above the scale on which ``f`` is
+    smooth (``sin`` at 1e300) the differences at ``h``, ``h/2``, ... agree with each other and say nothing of the
+    derivative, so their spread is no error estimate: each such element is refined again from the default steps,
+    and its error is at least its distance from that reference plus the reference's own error."""
+    tree = ev.tree
+    user = default_steps(tree, step)
+    far = np.flatnonzero(user > largest_step(stencil) * np.maximum(np.abs(tree.values()), 1.0))
+    if not far.size:
+        return ""
+    if not table:  # the noise was probed at the user's steps: probe it where the reference is taken
+        ev.noise = estimate_noise(ev, default_steps(tree))
+    ref = refine_elements(ev, far, method=stencil.name, noise=MEASURED_NOISE * ev.noise)
+    apart = np.abs(grad[far] - ref.value)
+    honest = apart + ref.error
+    off = far[~(apart <= err[far] + ref.error)]  # (NaN: no reference could be formed; its error is then inf)
+    err[far] = np.where(np.isfinite(honest), np.maximum(err[far], honest), np.inf)
+    if not off.size:
+        return ""
+    i = int(off[0])
+    return (
+        f"step={float(user[i]):g} for {tree.element_name(i)} ({off.size} element(s)) is far above the scale on "
+        f"which {ev.fname} is smooth there: the estimate disagrees with one from the default steps by "
+        f"{float(abs(grad[i] - ref.value[np.searchsorted(far, i)])):.3g}, beyond both error estimates; the "
+        "error returned covers that disagreement."
+    )
+
+
+def _caveats(ev: Evaluator, far: str = "") -> None:
     """Warn (:class:`~backcheck.errors.NumericWarning`) where the gradient just computed may mislead: an argument
     whose moves never changed the function, a loss coarser than its parameters, a function that changed its
-    input."""
+    input, a step far above the function's scale (``far``)."""
+    if far:
+        _warn(far, "leave step= out (the default steps follow each element's size), or pass a smaller one.")
     still = [ev.tree.leaves[k] for k in ev.unmoved()]
     if still:
         copied = [leaf.name for leaf in still if not leaf.in_place]
@@ -355,7 +391,8 @@ def _stencil_at(ev: Evaluator, stencil: Stencil, offs: list[float], i: int, h: f
             "pass a larger step= for this dtype.",
         )
     value = float(np.dot(stencil.weights, [full[o] for o in stencil.offsets]) / unit)
-    return value, float(np.max(disp) - min(np.min(disp), 0.0))
+    # the nodes and the point itself: a one-sided stencil's span is its step, on either side
+    return value, float(max(np.max(disp), 0.0) - min(np.min(disp), 0.0))
 
 
 #: The further imaginary steps of the complex step's error estimate, relative to the first: not powers of 2 (nor
