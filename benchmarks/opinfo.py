@@ -75,6 +75,7 @@ REASONS = (
     ("overflow", "overflow"),
     ("pole", "pole"),
     ("nothing", "nothing compared"),
+    ("was compared", "nothing compared"),
 )
 
 #: Words of a report's notes that say why a leaf's bounds could not vouch for its elements (its own note, "agree
