@@ -8,12 +8,13 @@ from typing import Any
 import numpy as np
 
 from backcheck.blame import Blame, BlameRow
-from backcheck.calls import arg_names, first_line
-from backcheck.errors import BadInputError
+from backcheck.calls import arg_names, call_user, first_line, function_name, require_callable
+from backcheck.errors import BadInputError, NotScalarError
 from backcheck.frontends.torch._check import Knobs, Target, check_torch
 from backcheck.frontends.torch._setup import default_dout
 from backcheck.frontends.torch._tensors import Swap, flatten, is_diff_tensor, torch_module
 from backcheck.options import Options
+from backcheck.randomness import kept_random
 
 
 def blame(
@@ -60,9 +61,12 @@ def blame(
     torch = torch_module()
     if not isinstance(module, torch.nn.Module):
         raise BadInputError(f"blame takes an nn.Module, not a {type(module).__name__}.", "pass the model.")
+    if loss_fn is not None:
+        require_callable(loss_fn, "loss_fn", "pass loss_fn(output) -> scalar tensor, or leave it out.")
     options = Options.make(strategy=strategy, samples=samples, seed=seed)
     knobs = Knobs(options, numeric_dtype=numeric_dtype, vectorized=vectorized)
-    calls = _record(module, inputs, loss_fn, options)
+    with kept_random(module, inputs, loss_fn):  # (dropout in the recording pass draws from torch's generator)
+        calls = _record(module, inputs, loss_fn, options)
     counts: dict[str, int] = {}
     rows = []
     for rec in calls:
@@ -106,8 +110,11 @@ def _record(module: Any, inputs: tuple[Any, ...], loss_fn: Any, options: Options
             handles.append(m.register_forward_hook(post_hook, with_kwargs=True))
         ins = [a.detach().clone().requires_grad_(True) if is_diff_tensor(a) else a for a in inputs]
         with torch.enable_grad():
-            out = module(*ins)
-            loss = loss_fn(out) if loss_fn is not None else _default_loss(out, options)
+            out = call_user(module, tuple(ins), type(module).__name__)
+            if loss_fn is not None:
+                loss = _loss(call_user(loss_fn, (out,), function_name(loss_fn, "loss_fn")), "loss_fn")
+            else:
+                loss = _loss(_default_loss(out, options), f"{type(module).__name__}'s output")
             targets = [t for t in [*ins, *module.parameters()] if isinstance(t, torch.Tensor) and t.requires_grad]
             torch.autograd.grad(loss, targets, allow_unused=True)
     finally:
@@ -117,9 +124,33 @@ def _record(module: Any, inputs: tuple[Any, ...], loss_fn: Any, options: Options
     return calls
 
 
+def _loss(loss: Any, what: str) -> Any:
+    """``loss`` when it is a one-element float tensor that depends on the module; otherwise a typed error."""
+    torch = torch_module()
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        got = f"a tensor of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else f"a {type(loss).__name__}"
+        raise NotScalarError(
+            f"{what} gave {got}, not a one-element tensor.",
+            "return a scalar tensor computed from the module's output, e.g. loss_fn=lambda out: out.pow(2).sum().",
+        )
+    if not loss.dtype.is_floating_point or not loss.requires_grad:
+        why = f"of dtype {loss.dtype}" if not loss.dtype.is_floating_point else "that does not depend on the module"
+        raise BadInputError(
+            f"{what} gave a loss {why}: no gradient flows back to the module's submodules.",
+            "compute a float loss from the module's output with differentiable operations (no .long(), "
+            ".detach() or torch.no_grad()).",
+        )
+    return loss
+
+
 def _default_loss(out: Any, options: Options) -> Any:
     torch = torch_module()
     outs = [(n, t) for n, t in flatten(out) if is_diff_tensor(t)]
+    if not outs:
+        raise BadInputError(
+            "the module's output has no floating-point tensor to take a default loss of.",
+            "pass loss_fn=... that computes a scalar tensor from the output.",
+        )
     us = default_dout(outs, options.rng("dout"))
     terms = [
         torch.sum(t * torch.from_numpy(np.asarray(u)).to(t.device, t.dtype)).real
