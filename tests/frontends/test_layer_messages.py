@@ -190,3 +190,19 @@ def test_a_gradient_found_by_shape_must_be_the_only_one_that_fits():
     w = RNG.normal(size=(3, 2))
     with pytest.raises(BadInputError, match=r"no gradient of self\.weights"):
         backcheck.check_object(_SameShapes(w, B[None]), X, params=["weights"])
+
+
+def test_a_one_input_pair_whose_backward_fails_hints_cache_true():
+    # forward(x) -> (out, cache) and backward(dout, cache): its signature reads as backward(dout, x) too
+    def forward(x):
+        y = np.tanh(x)
+        return y, (x, y)
+
+    def backward(dout, cache):
+        _, y = cache
+        return dout * (1 - y**2)
+
+    with pytest.raises(backcheck.errors.UserFunctionError, match="backward raised") as info:
+        backcheck.check_layer(forward, backward, (X,))
+    assert "cache=True" in (info.value.hint or ""), info.value.hint
+    assert backcheck.check_layer(forward, backward, (X,), cache=True).ok

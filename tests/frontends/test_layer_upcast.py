@@ -135,3 +135,30 @@ def test_a_backward_that_writes_after_its_forward_did_is_still_named():
     x = np.random.default_rng(3).normal(size=(3, 4))
     found = _mutations(backcheck.check_object(_ReluInPlaceBoth(), x))
     assert sorted(f.where for f in found) == ["_ReluInPlaceBoth.backward", "_ReluInPlaceBoth.forward"], found
+
+
+class _DropoutInPlace:
+    """Draws its mask from numpy's global generator and writes into its input and into dout."""
+
+    def __init__(self, keep):
+        self.keep = keep
+
+    def forward(self, a):
+        self.mask = np.random.rand(*a.shape) < self.keep
+        a *= self.mask
+        a /= self.keep
+        return a
+
+    def backward(self, d):
+        d *= self.mask
+        d /= self.keep
+        return d
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_random_forward_writing_into_its_input_is_a_mutation_not_randomness(dtype):
+    x = np.random.default_rng(4).normal(size=(3, 4)).astype(dtype)
+    report = backcheck.check_object(_DropoutInPlace(0.6), x)
+    assert report.status == "fail", report
+    found = sorted((f.where, "dout" in f.message) for f in _mutations(report))
+    assert found == [("_DropoutInPlace.backward", True), ("_DropoutInPlace.forward", False)], found

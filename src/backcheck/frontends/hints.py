@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from backcheck.calls import flat_outputs
-from backcheck.errors import BadInputError, GradientStructureError, NonFiniteError
+from backcheck.errors import BadInputError, GradientStructureError, NonFiniteError, UserFunctionError
 
 
 def output_described(value: Any) -> str:
@@ -73,6 +73,19 @@ def cache_hint(out: Any, part: str) -> str:
     if isinstance(out, tuple) and len(out) == 2 and part.startswith("out[1]"):
         return " If forward returns (out, cache), pass cache=True."
     return ""
+
+
+def pair_hint(exc: UserFunctionError, out: Any, cache: bool) -> UserFunctionError:
+    """``backward``'s error, with a hint when ``forward`` returned a pair and ``cache=True`` was not given: the
+    pair may be ``(out, cache)``, handed to backward as a two-part ``dout``."""
+    if cache or not (isinstance(out, tuple) and len(out) == 2):
+        return exc
+    message = str(exc).split("\nHint:", 1)[0]
+    return UserFunctionError(
+        message,
+        f"{exc.hint} forward returned a pair, taken as two outputs (dout is a pair too): if it is (out, cache), "
+        "pass cache=True.",
+    )
 
 
 def _binds(sig: inspect.Signature, n: int) -> bool:

@@ -19,11 +19,11 @@ from backcheck.api import replay_randomness
 from backcheck.calls import arg_names, call_user, flat_outputs, function_name, require_callable, typed_arguments
 from backcheck.containers import flatten, rebuild_like
 from backcheck.contract import Analytic, Contract, Section
-from backcheck.errors import BadInputError, GradientMismatch, GradientStructureError
+from backcheck.errors import BadInputError, GradientMismatch, GradientStructureError, UserFunctionError
 from backcheck.evaluate import Output
 from backcheck.findings import changed_elements, mutation_finding
 from backcheck.frontends.common import float_input, float_list, mutable_input, private_copy, python_float
-from backcheck.frontends.hints import cache_error, check_outputs, constant_hint, cotangents
+from backcheck.frontends.hints import cache_error, check_outputs, constant_hint, cotangents, pair_hint
 from backcheck.frontends.upcast import upcast_point
 from backcheck.options import Options
 from backcheck.randomness import keeps_random
@@ -424,7 +424,10 @@ class _Backward:
         dout_arg = self.dout()
         bargs = [x.copy() if isinstance(x, np.ndarray) else x for x in layer.args(layer.tree.fresh())]
         inputs_before = [x.copy() if isinstance(x, np.ndarray) else x for x in bargs]
-        raw = call_user(layer.grads, (dout_arg, bargs), bname)
+        try:
+            raw = call_user(layer.grads, (dout_arg, bargs), bname)
+        except UserFunctionError as exc:
+            raise pair_hint(exc, self.out0, layer.cache) from exc.__cause__
         changed = []
         for k, (before, now) in enumerate(zip(self.u, [x for _, x in flatten(dout_arg, "out")], strict=True)):
             hit = changed_elements("dout" if len(self.u) == 1 else f"dout[{k}]", before, now)

@@ -391,7 +391,7 @@ def _probe(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any, ...]
     flat = [c for cs in candidates.values() for c in cs]
     zero(obj, flat)
     zeroed = {c: (id(c.get(obj)), _snap(c.get(obj))) for c in flat}
-    attrs = snapshot(obj)
+    attrs = snapshot(obj) if grads is None else {}
     if dout is None and out is not None:
         dout = rebuild_like(out, [np.ones_like(np.asarray(x)) for _, x in flatten(out, "out")])
     ret = call_user(getattr(obj, spec.backward), (copy.deepcopy(dout),), f"{spec.cls}.{spec.backward}")
@@ -549,9 +549,10 @@ class _Backward:
             return tuple(ret if i == spec.diff_in[0] else None for i in range(spec.n_in))
         if not isinstance(ret, (tuple, list)) or len(ret) != spec.n_in:
             got = f"{len(ret)} values" if isinstance(ret, (tuple, list)) else f"a {type(ret).__name__}"
+            n_got = len(ret) if isinstance(ret, (tuple, list)) else 1
             raise GradientStructureError(
                 f"{spec.cls}.{spec.backward} returned {got} for {spec.n_in} inputs ({', '.join(spec.input_names)}).",
                 "return one gradient per input of forward, in order (None for integer inputs)."
-                + constant_hint([spec.input_names[i] for i in spec.diff_in]),
+                + (constant_hint([spec.input_names[i] for i in spec.diff_in]) if len(spec.diff_in) > n_got else ""),
             )
         return tuple(ret)
