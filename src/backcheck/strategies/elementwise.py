@@ -15,6 +15,7 @@ import numpy as np
 
 from backcheck.evaluate import Evaluator
 from backcheck.numeric.grad import noise_level, roundoff
+from backcheck.outputs import AGREEMENT_MOST
 from backcheck.refinement import KINK_GAP, judge
 from backcheck.verdict import (
     AMBIGUOUS,
@@ -154,8 +155,9 @@ def split_formula_from_rounding(
                 "show element by element (or the backward is exact only where the forward's iterative solve has "
                 "converged, and it was stopped at a tolerance)."
             )
-    _vouch_through_wide(j, claim, idx, a64, bound64)
-    excused = np.flatnonzero(np.isin(j.status, FAILING) & (np.abs(a64 - j.numeric) <= j.bound))
+    rounding = _plausible_rounding(claim, idx, a64)
+    _vouch_through_wide(j, claim, idx, a64, bound64, rounding)
+    excused = np.flatnonzero(np.isin(j.status, FAILING) & (np.abs(a64 - j.numeric) <= j.bound) & rounding)
     if excused.size:
         j.status[excused] = OK
         shown = ", ".join(
@@ -173,7 +175,7 @@ def split_formula_from_rounding(
     # what is vouched for is the formula, to the float64 bound, wherever the float64 run met it; the bound
     # stated for the element's own value is that and its measured rounding, where tighter than the modelled one
     j.vouch = j.bound.copy()
-    formula = (j.status == OK) & (np.abs(a64 - j.numeric) <= bound64)
+    formula = (j.status == OK) & (np.abs(a64 - j.numeric) <= bound64) & rounding
     j.vouch[formula] = bound64[formula]
     measured = bound64 + np.abs(claim.g[idx] - a64)
     j.bound[formula] = np.minimum(j.bound[formula], measured[formula])
@@ -188,17 +190,37 @@ def _eps_name(eps: float) -> str:
     return f"gradient dtype's (eps {eps:.2g})"
 
 
-def _vouch_through_wide(j: Judgement, claim: Claim, idx: np.ndarray, a64: np.ndarray, bound64: np.ndarray) -> None:
+def _plausible_rounding(claim: Claim, idx: np.ndarray, a64: np.ndarray) -> np.ndarray:
+    """Per element, whether the native gradient's gap from its float64 run can be rounding in the native dtype:
+    within ``AGREEMENT_MOST`` of the element's size or its tensor's typical one, the most a function run at
+    another precision may differ by (:func:`backcheck.outputs.same_function_tolerance`; rounding of terms that
+    cancelled, 8 sqrt(eps) from terms of size 1, reaches thousands of float32 epsilons of the gradient), or a few
+    epsilons of unit-sized intermediates (a saturated sigmoid's ``1 - s`` is 0 in float32). A backward that takes
+    another path for its own dtype (a float32 kernel off by 0.3) differs by far more, and is judged at its own
+    dtype's resolution."""
+    ref = claim.rms[idx] if claim.typical is None else claim.typical[idx]
+    allowed = np.maximum(AGREEMENT_MOST * np.maximum(np.abs(a64), ref), UNIT_ROUNDING * claim.grad_eps[idx])
+    return np.abs(claim.g[idx] - a64) <= allowed
+
+
+#: Epsilons of the native dtype granted to a gradient computed from unit-sized intermediates (the frontends'
+#: ``WIDE_AGREEMENT``).
+UNIT_ROUNDING = 16.0
+
+
+def _vouch_through_wide(
+    j: Judgement, claim: Claim, idx: np.ndarray, a64: np.ndarray, bound64: np.ndarray, plausible: np.ndarray
+) -> None:
     """Elements left unvouched only by their dtype's modelled resolution (a bfloat16 gradient is granted 16
     epsilons, 12%): where the float64 run meets the numeric derivative within its own bound, the formula is
-    vouched to that bound and the native value's rounding is measured (``|g - g_wide|``), not modelled; the
-    element passes when the two together could have seen an error that matters."""
+    vouched to that bound and the native value's rounding is measured (``|g - g_wide|``, where ``plausible`` as
+    rounding), not modelled; the element passes when the two together could have seen an error that matters."""
     if NOISY not in set(j.status.tolist()):
         return
     rounding = np.abs(claim.g[idx] - a64)
     ref = claim.rms[idx] if claim.typical is None else claim.typical[idx]
     size = np.maximum(np.maximum(np.abs(a64), np.abs(j.numeric)), ref)
-    met = (j.status == NOISY) & np.isfinite(j.bound) & (np.abs(a64 - j.numeric) <= bound64)
+    met = (j.status == NOISY) & np.isfinite(j.bound) & (np.abs(a64 - j.numeric) <= bound64) & plausible
     rescued = np.flatnonzero(met & sees(bound64 + rounding, size))
     j.status[rescued] = OK
     j.bound[rescued] = bound64[rescued] + rounding[rescued]
