@@ -106,6 +106,7 @@ def split_inputs(
         name = (names[key] if isinstance(key, int) else str(key)) + jax.tree_util.keystr(tuple(path[2:]))
         chosen = wanted is None or key in wanted
         leaf_names.append(name)
+        refuse_tracer(leaf, name, fname)
         if is_array(leaf) and chosen and jnp.issubdtype(leaf.dtype, jnp.complexfloating):
             raise BadInputError(
                 f"{name} is complex ({leaf.dtype}); backcheck.jax checks real arrays.",
@@ -152,6 +153,19 @@ def split_inputs(
             "check at a point with finite entries; -inf masks are left out of the check.",
         )
     return inputs
+
+
+def refuse_tracer(value: Any, name: str, fname: str) -> None:
+    """:class:`BadInputError` when ``value`` is a jax tracer: the check was called inside a transformation (jit,
+    vmap, grad), where values are abstract and a check, which evaluates the function at many concrete points and
+    reads the results, cannot run."""
+    if isinstance(value, jax.core.Tracer):
+        raise BadInputError(
+            f"{name} of {fname} is a jax tracer ({type(value).__name__}): backcheck.jax.check was called inside a "
+            "jax transformation (jit, vmap, grad, scan, ...), where it cannot evaluate the function at concrete "
+            "points.",
+            "call the check outside jit / vmap / grad, on concrete arrays (a test, or before the training step).",
+        )
 
 
 def _add_checked(inputs: Inputs, leaf: Any, name: str) -> str:
