@@ -24,8 +24,10 @@ def upcast_point(
     narrow = [leaf.dtype for leaf in tree.leaves if leaf.dtype.kind == "f" and leaf.dtype.itemsize < 8]
     if not (upcast or (upcast is None and narrow)):
         return tree
-    # the inputs' precision: a float64 output computed from float32 inputs carries float32's rounding
-    eps = max(float(np.finfo(d).eps) for d in narrow) if narrow else None
+    # the precision of the narrow run: a narrow output's own, or for a float64 output the inputs' (a float32
+    # layer that casts to float64 inside carries float32's rounding, not float64's)
+    eps_in = max(float(np.finfo(d).eps) for d in narrow) if narrow else None
+    eps = [_eps(p, eps_in) for _, p in parts]
     wide = Tree(tree.fresh(dtype=np.float64), "inputs", in_place=False, bare_keys=True)
     try:
         wide_out = [np.asarray(p) for _, p in flatten(out(wide.current()), "out")]
@@ -36,7 +38,7 @@ def upcast_point(
     same = len(wide_out) == len(parts) and all(
         w.dtype == np.float64 and w.shape == p.shape for w, (_, p) in zip(wide_out, parts, strict=True)
     )
-    if same and not all(computes_alike(w, np.asarray(p), eps) for w, (_, p) in zip(wide_out, parts, strict=True)):
+    if same and not all(computes_alike(w, p, e) for w, (_, p), e in zip(wide_out, parts, eps, strict=True)):
         # beyond the dtype's rounding of each value: within the forward's own measured rounding (-log p at
         # p near 1 in float32 is off by far more than eps32 of itself)?
         nudged = Tree(tree.fresh(), "inputs", in_place=False, bare_keys=True)
@@ -48,9 +50,15 @@ def upcast_point(
         except Exception:  # no measure: the narrow dtype it is
             return tree
         same = len(moved) == len(parts) and all(
-            within_spread(w, np.asarray(p), m, eps) for w, (_, p), m in zip(wide_out, parts, moved, strict=True)
+            within_spread(w, p, m, e) for w, (_, p), m, e in zip(wide_out, parts, moved, eps, strict=True)
         )
     return wide if same else tree
+
+
+def _eps(out: np.ndarray, eps_in: float | None) -> float | None:
+    """The rounding of a narrow run's output: its dtype's when narrower than float64, else the inputs'."""
+    dtype = np.asarray(out).dtype
+    return float(np.finfo(dtype).eps) if dtype.kind == "f" and dtype.itemsize < 8 else eps_in
 
 
 def within_spread(wide: Any, narrow: Any, nudged: Any, eps: float | None = None) -> bool:
