@@ -72,3 +72,15 @@ def test_flags_that_are_not_booleans_are_a_typed_error_naming_them(name, value):
     with pytest.raises(BadInputError, match=f"^{name}=") as info:
         backcheck.numerical_grad(_sin, np.ones(3), **{name: value})
     assert "Hint:" in str(info.value)
+
+
+@pytest.mark.parametrize("method", [[1, 2], {"a": 1}, np.array(["central"]), 3, "centre"])
+def test_a_method_that_is_not_one_of_the_names_is_a_typed_error(method):
+    with pytest.raises(BadInputError, match=r"^unknown method=[\s\S]*Hint: use one of"):
+        backcheck.numerical_grad(_sin, np.ones(3), method=method)
+
+
+@pytest.mark.parametrize("step", ["abc", [1e-20, 1e-20], object(), np.inf, -1e-20, 0.0, np.nan])
+def test_a_complex_step_that_is_not_one_finite_positive_number_is_a_typed_error(step):
+    with pytest.raises(BadInputError, match=r"^step=.*method='complex'[\s\S]*Hint:"):
+        backcheck.numerical_grad(_sin, np.ones(3), method="complex", step=step)

@@ -119,7 +119,10 @@ def numerical_grad(
     step : float or array, optional
         With ``extrapolate``, the largest step of the table (per element or one for all); without, the step.
         Default: ``max(|x|, 1)`` with ``extrapolate``; without, ``eps**(1/(order+1)) * max(|x|, 1)`` with the
-        ``eps`` of the coarser of the element's and the loss's dtype.
+        ``eps`` of the coarser of the element's and the loss's dtype. With ``return_error``, an element whose step
+        exceeds the default table's first one is refined again from the default steps, and its error covers the
+        distance from that reference (a :class:`~backcheck.errors.NumericWarning` names a step whose estimate
+        disagrees with it: a step far above the scale on which ``f`` is smooth). For 'complex', one positive number.
     return_error : bool
         Also return an error estimate per element. With ``extrapolate`` it costs nothing more; without, one
         more stencil at ``h/2`` per element.
@@ -156,13 +159,13 @@ def numerical_grad(
     for name, flag in (("return_error", return_error), ("extrapolate", extrapolate)):
         if not isinstance(flag, (bool, np.bool_)):
             raise BadInputError(f"{name}={flag!r} is not True or False.", f"pass {name}=True or {name}=False.")
-    if method == "complex":
-        return _complex_grad(f, params, step, return_error)
-    if method != "richardson" and method not in STENCILS:
+    if not isinstance(method, str) or (method not in ("complex", "richardson") and method not in STENCILS):
         raise BadInputError(
             f"unknown method={method!r}.",
             f"use one of {sorted([*STENCILS, 'richardson', 'complex'])}.",
         )
+    if method == "complex":
+        return _complex_grad(f, params, step, return_error)
     fname = function_name(f)
     tree = params_tree(params, first_parameter_name(f))
     ev = Evaluator(tree, f, Output.loss(fname), fname)
@@ -413,7 +416,7 @@ def _complex_grad(f: Callable[[Any], Any], params: Any, step: Any, return_error:
     """``Im f(x + i h e_k) / h`` per element; with ``return_error``, again at ``h * sqrt(3)`` and ``h * sqrt(5)``."""
     fname = function_name(f)
     tree = params_tree(params, first_parameter_name(f), in_place=False)
-    h = 1e-20 if step is None else float(step)
+    h = 1e-20 if step is None else _complex_step_size(step)
     obj, arrays = tree.fresh_arrays(np.complex128)
     saved = [arr.copy() for arr in arrays]
     touched: list[str] = []
@@ -449,6 +452,20 @@ def _complex_grad(f: Callable[[Any], Any], params: Any, step: Any, return_error:
         )
     out_tree = tree.fresh(grad, np.float64)
     return (out_tree, tree.fresh(err, np.float64)) if return_error else out_tree
+
+
+def _complex_step_size(step: Any) -> float:
+    """The user's step of the complex step: one finite positive number, or :class:`BadInputError`."""
+    try:
+        h = float(step)
+    except (TypeError, ValueError):
+        h = math.nan
+    if not (math.isfinite(h) and h > 0):
+        raise BadInputError(
+            f"step={step!r} is not one finite positive number, as method='complex' takes.",
+            "leave step out (1e-20), or pass a tiny number such as step=1e-30.",
+        )
+    return h
 
 
 def _reset_complex(tree: Tree, arrays: list[np.ndarray], saved: list[np.ndarray], touched: list[str], fname: str):
