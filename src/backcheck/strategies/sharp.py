@@ -149,18 +149,31 @@ def _refine(ev: Evaluator, claim: Claim, outcome: Outcome, pos: np.ndarray, floo
         wrong = np.isfinite(sharp.value) & (np.abs(a - sharp.value) > limit)
     reached = np.isfinite(limit) & (limit <= floor * size)
     better = np.isfinite(limit) & (limit < outcome.bound[pos])
+    # a rule that claims 0 where the check's own step could not tell f's change from 0 (f stood still, or its
+    # jumps fill the bound), and the table's wider steps find a slope: a piecewise constant f (floor(1000 x), a
+    # value rounded inside) whose table averages its jumps, not a derivative
+    still = wrong & (a == 0.0) & (np.abs(outcome.numeric[pos]) <= outcome.bound[pos])
+    wrong &= ~still
     take = wrong | (reached if demand else better)
     outcome.numeric[pos] = np.where(take, sharp.value, outcome.numeric[pos])
     outcome.bound[pos] = np.where(take, limit, outcome.bound[pos])
     outcome.status[pos[wrong]] = MISMATCH
+    outcome.status[pos[still]] = NOISY
+    outcome.bound[pos[still]] = np.inf
     if demand:
         outcome.status[pos[~wrong & ~reached]] = NOISY
     if outcome.vouch_bound is not None:
         outcome.vouch_bound[pos] = outcome.bound[pos]
-    missed = int((~wrong & ~reached).sum())
+    missed = int((~wrong & ~reached & ~still).sum())
     short = f"{missed} could not reach it" + (" (inconclusive)" if demand else " (they keep their first bound)")
     head = f"floor {floor:.2g}: " if demand else ""
+    flat = (
+        f" {int(still.sum())} claimed 0 where the check's step could not tell f's change from 0 but wider steps move "
+        "it (f piecewise constant there: no derivative to compare with; inconclusive)."
+        if still.any()
+        else ""
+    )
     return [
         f"{head}{pos.size} element(s) refined ({int(sharp.evaluations.sum())} evaluations); "
-        f"{int(wrong.sum())} wrong" + (f", {short}." if missed else ".")
+        f"{int(wrong.sum())} wrong" + (f", {short}." if missed else ".") + flat
     ]
