@@ -10,6 +10,8 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from backcheck.errors import UserFunctionError
+
 jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
 bj = pytest.importorskip("backcheck.jax")
@@ -66,3 +68,59 @@ def test_a_clipping_rule_beside_a_small_gradient_still_fails(x64: None) -> None:
     y, a = jnp.asarray(rng.normal(size=5)), jnp.asarray(rng.normal(size=4))
     report = bj.check(_tolerant(clip=2.0), y, a)
     assert report.status == "fail" and "nonlinear backward" in [f.kind for f in report.findings], str(report)
+
+
+def _narrow_rule():
+    """sin, whose rule refuses float64 (a kernel written for float32 only)."""
+
+    @jax.custom_vjp
+    def f(x):
+        return jnp.sin(x)
+
+    def bwd(x, g):
+        if g.dtype == jnp.float64:
+            raise TypeError("kernel compiled for float32 only")
+        return (g * jnp.cos(x),)
+
+    f.defvjp(lambda x: (jnp.sin(x), x), bwd)
+    return f
+
+
+def test_a_rule_refusing_float64_is_judged_at_its_own_dtype_with_a_note_naming_its_error() -> None:
+    x = jnp.asarray(np.random.default_rng(2).normal(size=6), dtype=jnp.float32)
+    report = bj.check(_narrow_rule(), x)
+    assert report.ok, str(report)
+    said = [n for n in report.notes if "kernel compiled for float32 only" in n]
+    assert said and "jax.vjp of f" in said[0] and "own dtype" in said[0], report.notes
+
+
+def _jvp_by_iteration():
+    """sqrt whose custom_jvp solves ``2 y dy = da`` for the tangent by a while_loop (as a solver such as gmres
+    does): right in forward mode, and jax cannot transpose it into reverse mode."""
+
+    @jax.custom_jvp
+    def root(a):
+        return jnp.sqrt(a)
+
+    @root.defjvp
+    def _(primals, tangents):
+        (a,), (t,) = primals, tangents
+        y = root(a)
+
+        def body(state):
+            dy, k = state
+            return dy + (t - 2 * y * dy) / (2 * y), k + 1
+
+        dy, _ = jax.lax.while_loop(lambda s: s[1] < 3, body, (jnp.zeros_like(t), 0))
+        return y, dy
+
+    return root
+
+
+@pytest.mark.parametrize("mode", ["both", "rev"])
+def test_a_custom_jvp_jax_cannot_transpose_says_so_and_points_to_forward_mode(mode: str) -> None:
+    a = jnp.asarray([0.5, 1.5, 2.0], dtype=jnp.float32)
+    with pytest.raises(UserFunctionError, match="cannot derive reverse mode") as info:
+        bj.check(_jvp_by_iteration(), a, mode=mode)
+    assert "custom_jvp" in str(info.value) and "mode='fwd'" in str(info.value)
+    assert bj.check(_jvp_by_iteration(), a, mode="fwd").ok

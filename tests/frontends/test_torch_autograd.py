@@ -80,7 +80,8 @@ def test_numeric_side_runs_as_under_autograd(dtype: torch.dtype) -> None:
     x, w = _r(4, 3, 4, dtype=dtype), _r(5, 3, 4, dtype=dtype)
     report = bt.check(zoo.sample, x, w)
     assert report.ok, str(report)
-    assert not any("raised" in n for n in report.notes), report.notes  # float64 was not refused
+    # float64 was not refused (vmap's batches, which take the inference path, may be: a note says so)
+    assert not any("raised" in n and "vmap" not in n for n in report.notes), report.notes
     assert bt.check_function(zoo.Bilinear, x, w).ok
     only_w = bt.check(zoo.sample, x, w.clone().requires_grad_())
     assert [lf.name for lf in only_w.leaves] == ["w"] and only_w.ok

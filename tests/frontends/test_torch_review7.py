@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 
+from backcheck.errors import UserFunctionError
 from backcheck.report import Report
 
 torch = pytest.importorskip("torch")
@@ -78,3 +79,84 @@ class ClipSmall(torch.autograd.Function):
 def test_a_clipping_rule_beside_a_small_gradient_still_fails() -> None:
     report = bt.check_function(ClipSmall, _r(1, 5), _r(2, 4))
     assert report.status == "fail" and "nonlinear backward" in _kinds(report), str(report)
+
+
+# -- a forward that raises on one call only ---------------------------------------------------------------------
+
+
+class Scale(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, w):
+        ctx.save_for_backward(x, w)
+        return x * w
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        return g * w, (g * x).sum(0)
+
+
+def _raising_on(call: int):
+    """``Scale(x, w)`` that raises on its ``call``-th call, at whatever point of the check that is."""
+    calls = [0]
+
+    def f(x, w):
+        calls[0] += 1
+        if calls[0] == call:
+            raise RuntimeError(f"boom on call {call}")
+        return Scale.apply(x, w)
+
+    return f
+
+
+class Flaky(torch.nn.Module):
+    """``Scale(x, self.w)`` that raises on its ``call``-th call (a module: no graph is kept between passes, so the
+    backward is run again on fresh forward passes)."""
+
+    def __init__(self, call: int) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(_r(4, 4))
+        self.f = _raising_on(call)
+
+    def forward(self, x):
+        return self.f(x, self.w)
+
+
+@pytest.mark.parametrize("call", range(1, 13))
+@pytest.mark.parametrize("how", ["function", "module"])
+def test_a_forward_raising_on_any_call_is_named_with_its_error(call: int, how: str) -> None:
+    x = _r(3, 5, 4)
+    try:
+        if how == "module":
+            report = bt.check_module(Flaky(call), x)
+        else:
+            report = bt.check(_raising_on(call), x, _r(4, 4))
+    except UserFunctionError as exc:
+        assert f"boom on call {call}" in str(exc) and " raised RuntimeError" in str(exc)
+        return
+    # where the check falls back (a batch of vmap failing), a note names the function and its error
+    said = [n for n in report.notes if f"boom on call {call}" in n]
+    assert said and report.title in said[0], report.notes
+
+
+class NarrowBackward(torch.autograd.Function):
+    """sin, whose backward refuses float64 (a kernel written for float32 only)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.sin(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        if g.dtype == torch.float64:
+            raise TypeError("kernel compiled for float32 only")
+        (x,) = ctx.saved_tensors
+        return g * torch.cos(x)
+
+
+def test_a_backward_refusing_float64_is_judged_at_its_own_dtype_with_a_note_naming_its_error() -> None:
+    report = bt.check_function(NarrowBackward, _r(5, 6, dtype=torch.float32))
+    assert report.ok, str(report)
+    said = [n for n in report.notes if "kernel compiled for float32 only" in n]
+    assert said and "NarrowBackward" in said[0] and "own dtype" in said[0], report.notes

@@ -187,8 +187,8 @@ def prefetch_first_differences(
         raise
     except Exception as exc:  # noqa: BLE001 - any failure of the fast path falls back to the serial one
         notes.append(
-            f"{what} failed ({type(exc).__name__}: {first_line(exc)}); the function was evaluated "
-            "one point at a time instead."
+            f"{what} of {ev.fname} failed ({type(exc).__name__}: {first_line(exc)}); it was evaluated one point "
+            "at a time instead."
         )
         return False
     return True
@@ -237,6 +237,14 @@ def wide_disagreement(tree: Tree, g: np.ndarray, wide: np.ndarray, eps: np.ndarr
                 "is judged at its own dtype's resolution, not through the float64 run."
             )
     return ""
+
+
+def wide_refused(what: str, exc: BaseException) -> str:
+    """The note for a backward pass whose float64 run raised: the gradient is judged at its own dtype alone."""
+    return (
+        f"the float64 run of the backward pass of {what} raised {type(exc).__name__} ({first_line(exc)}), so the "
+        "gradient is judged at its own dtype's resolution only."
+    )
 
 
 def nudge_ulp(v: np.ndarray, gen: np.random.Generator, eps: float | None = None) -> None:

@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.calls import call_user
+from backcheck.calls import call_user, first_line
 from backcheck.errors import BadInputError, UserFunctionError
+from backcheck.frontends.common import wide_refused
 from backcheck.frontends.jax._inputs import Inputs, Outputs
 from backcheck.frontends.jax._trace import Runner
 from backcheck.tree import Tree
@@ -57,7 +58,21 @@ class Sides:
         return np.where(self.keep, g, 0.0)
 
     def reverse(self, point: Sequence[np.ndarray] | None = None) -> np.ndarray:
-        grads = call_user(self.run.rev, (self._point(point), self.outs.cot), f"jax.vjp of {self.fname}")
+        try:
+            grads = call_user(self.run.rev, (self._point(point), self.outs.cot), f"jax.vjp of {self.fname}")
+        except UserFunctionError as exc:
+            if not _untransposable(exc.__cause__):
+                raise
+            raise UserFunctionError(
+                f"jax cannot derive reverse mode (jax.vjp) for {self.fname}: jax builds it by transposing forward "
+                "mode (a custom_jvp rule's jvp, a loop's derivative), and this one cannot be transposed (a "
+                "while_loop, or an iterative solver built on one such as gmres or cg, applied to the tangents; a "
+                "loop with dynamic bounds). jax raised "
+                f"{type(exc.__cause__).__name__}: {first_line(exc.__cause__)}",
+                "check the rule in forward mode with mode='fwd', where it runs as written; for reverse mode, give "
+                "the function a custom_vjp rule, or solve for the tangent with jax.lax.custom_linear_solve, which "
+                "jax can transpose.",
+            ) from exc.__cause__
         if point is None:
             self.grad_dtypes = [np.asarray(p).dtype for p in grads]
         return self._flat(grads)
@@ -81,17 +96,17 @@ class Sides:
             spread = np.maximum(spread, np.abs(self._flat(grads) - g0))
         return spread
 
-    def reverse_wide(self) -> np.ndarray | None:
-        """The same reverse pass run in float64 at the original point (x64 mode), or None when it does not run
-        there or answers in another dtype."""
+    def reverse_wide(self) -> np.ndarray | str | None:
+        """The same reverse pass run in float64 at the original point (x64 mode); None when it answers in another
+        dtype, or a sentence naming the function and its exception when it raises there."""
         diff = [np.asarray(d).astype(np.float64) for d in self.inputs.diff]
         cot = [np.asarray(c).astype(np.float64) for c in self.outs.cot]
         try:
             grads = self.run.rev_wide(diff, cot)
         except (KeyboardInterrupt, SystemExit):
             raise
-        except Exception:  # a rule that refuses float64 is judged at its own dtype only
-            return None
+        except Exception as exc:  # a rule that refuses float64 is judged at its own dtype only
+            return wide_refused(f"jax.vjp of {self.fname}", exc)
         if any(np.asarray(p).dtype != np.float64 for p in grads):
             return None
         return self._flat(grads)
@@ -136,6 +151,18 @@ class Sides:
                 f"forward mode was not checked: {self.fname} contains a custom_vjp function, which jax cannot "
                 "differentiate in forward mode (jvp); reverse mode was checked."
             )
+
+
+#: What jax says when it cannot transpose a linearized computation (a custom_jvp rule whose jvp runs a while_loop).
+_NO_TRANSPOSE = ("open an issue at", "transpose rule", "reverse-mode differentiation does not work")
+
+
+def _untransposable(cause: BaseException | None) -> bool:
+    """Whether jax's error says it cannot build reverse mode (transpose), not that the user's rule raised."""
+    if not isinstance(cause, (NotImplementedError, ValueError)):
+        return False
+    text = str(cause).lower()
+    return any(w in text for w in _NO_TRANSPOSE) or (isinstance(cause, NotImplementedError) and "transpose" in text)
 
 
 def sections_of(sides: Sides, mode: str, section: Callable[..., Any], prefix: str) -> tuple[list[Any], list[str]]:

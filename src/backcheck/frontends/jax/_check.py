@@ -136,7 +136,8 @@ def _wide(sides: Sides, g: np.ndarray, eps: np.ndarray | None, said: list[str]) 
     """The float64 run of the reverse pass where it stands in for the formula (see
     :func:`~backcheck.frontends.common.wide_disagreement`); else None, with a note saying why."""
     wide = sides.reverse_wide()
-    if wide is None:
+    if not isinstance(wide, np.ndarray):
+        said.extend([wide] if wide else [])
         return None
     per = eps if eps is not None else sides.tree.per_leaf([float(np.finfo(lf.dtype).eps) for lf in sides.tree.leaves])
     why = wide_disagreement(sides.tree, g, wide, per)

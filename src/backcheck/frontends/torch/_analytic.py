@@ -19,6 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from backcheck.calls import call_user, first_line
+from backcheck.errors import BackcheckError
+from backcheck.frontends.common import wide_refused
 from backcheck.frontends.torch._session import Session
 from backcheck.frontends.torch._tensors import cast, dense, laid_out, parts, real_of, torch_module
 from backcheck.report import Finding
@@ -164,8 +167,9 @@ def reverse(sess: Session, point: Sequence[np.ndarray] | None = None, douts: Seq
         return flat(sess, grads(sess, sess.float_outputs(out), sess.douts if douts is None else douts, targets, False))
 
 
-def reverse_wide(sess: Session, douts: Sequence[Any] | None = None) -> np.ndarray | None:
-    """The same backward pass run in float64 at the original point, or None when it does not run there."""
+def reverse_wide(sess: Session, douts: Sequence[Any] | None = None) -> np.ndarray | str | None:
+    """The same backward pass run in float64 at the original point; None when it answers in another dtype, or a
+    sentence naming the function and its exception when it raises there."""
     torch = sess.torch
     wide = torch.float64
     try:
@@ -175,8 +179,8 @@ def reverse_wide(sess: Session, douts: Sequence[Any] | None = None) -> np.ndarra
             got = grads(sess, sess.float_outputs(out), ds, targets, False)
     except (KeyboardInterrupt, SystemExit):
         raise
-    except Exception:  # a backward pass that refuses float64 is judged at its own dtype only
-        return None
+    except Exception as exc:  # a backward pass that refuses float64 is judged at its own dtype only
+        return wide_refused(sess.fname, exc)
     if any(g is not None and real_of(g.dtype) != wide for g in got):
         return None
     return flat(sess, got)
@@ -237,10 +241,11 @@ def repeat_backward(sess: Session) -> Runs | str:
     tensors changed: the changed gradients themselves show which input is affected.
     """
     torch = sess.torch
+    what = "a second backward pass over the same graph"
     try:
         with sess.storage():
             with torch.autograd.graph.saved_tensors_hooks(_same, _same):
-                out, targets = call_native(sess, analytic_tensors(sess, None))
+                out, targets = _forward(sess)
             outs = sess.float_outputs(out)
             double = [REPEAT_SCALE * d for d in sess.douts]
             g1 = flat(sess, grads(sess, outs, sess.douts, targets, True))
@@ -248,14 +253,24 @@ def repeat_backward(sess: Session) -> Runs | str:
             g3 = flat(sess, grads(sess, outs, sess.douts, targets, False))
             scaled = []
             for k in linear_scales(sess):
-                out, targets = call_native(sess, analytic_tensors(sess, None))
+                out, targets = _forward(sess)
+                what = f"the backward pass with the cotangent times {k:g}"
                 gk = flat(sess, grads(sess, sess.float_outputs(out), [k * d for d in sess.douts], targets, False))
                 scaled.append((k, gk / k))
-    except (KeyboardInterrupt, SystemExit):
-        raise
+    except (KeyboardInterrupt, SystemExit, BackcheckError):
+        raise  # the forward's own error (UserFunctionError), or a typed one, is the user's to see
     except Exception as exc:  # reported as a note: the main check has run the backward already
-        return f"a second backward pass over the same graph raised {type(exc).__name__}, so saved state was not checked"
+        return (
+            f"{what} of {sess.fname} raised {type(exc).__name__} ({first_line(exc)}), so saved state and "
+            "linearity in the cotangent were not checked"
+        )
     return g1, g2 / REPEAT_SCALE, g3, scaled[0][1], scaled
+
+
+def _forward(sess: Session) -> tuple[Any, list[torch.Tensor]]:
+    """:func:`call_native` at the original point, as the user's call: an exception it raises is a
+    :class:`~backcheck.errors.UserFunctionError` naming the function (a forward that ran before and raises now)."""
+    return call_user(call_native, (sess, analytic_tensors(sess, None)), sess.fname)
 
 
 def _same(t: Any) -> Any:

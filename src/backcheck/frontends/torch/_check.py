@@ -436,7 +436,8 @@ class _Side:
         if self.ev.tree is self.tree or self.sess.numeric_real != torch.float64:
             return None
         wide = side.reverse_wide(self.sess, self.douts)
-        if wide is None:
+        if not isinstance(wide, np.ndarray):
+            notes.extend([wide] if wide else [])
             return None
         spread = call_user(side.rounding_spread, (self.sess, self.douts, g), self._what())
         eps = self.eps()

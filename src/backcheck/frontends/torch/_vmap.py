@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from backcheck.backends import FRAMEWORK_BATCH_BYTES, rows_per_call
+from backcheck.calls import first_line
 from backcheck.evaluate import Evaluator
-from backcheck.frontends.common import CachedEvaluator
+from backcheck.frontends.common import CachedEvaluator, VectorizeError
 from backcheck.frontends.torch._session import Session
 from backcheck.numeric.steps import default_steps
 from backcheck.options import Options
@@ -39,12 +40,25 @@ def prefetch(sess: Session, ev: Evaluator, options: Options, vectorized: bool | 
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:  # any failure of the fast path falls back to the serial one
-        if vectorized is not True:
-            return ""
         text = str(exc)
-        cause = next((why for key, why in CAUSES if key in text), f"it raised {type(exc).__name__} under vmap")
+        cause = next((why for key, why in CAUSES if key in text), "")
+        if vectorized is not True and (cause or _vmap_limit(exc)):
+            return ""  # what vmap cannot do is no news under 'auto'; the function's own error is
+        cause = cause or f"it raised {type(exc).__name__}: {first_line(exc)}"
         return (
             f"torch.func.vmap cannot evaluate {sess.fname} in batches ({cause}), so it was evaluated one point "
             "at a time; the verdicts are the same."
         )
     return f"first differences evaluated in batches with torch.func.vmap ({n} points)."
+
+
+#: Words of torch's messages for what vmap cannot batch (an operator without a batching rule, an in-place write
+#: into an unbatched tensor, a Python read of a batched value), as opposed to an error of the function itself.
+VMAP_WORDS = ("vmap", "batch", "functorch", "functionalize", "storage", "data pointer", ".numpy()")
+
+
+def _vmap_limit(exc: Exception) -> bool:
+    """Whether ``exc`` says what vmap cannot do (or the batch disagreed with the serial call), rather than being
+    an error the function raises on its own."""
+    text = str(exc).lower()
+    return isinstance(exc, VectorizeError) or any(w in text for w in VMAP_WORDS)
