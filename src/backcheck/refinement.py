@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.errors import BackcheckError
+from backcheck.errors import BackcheckError, NonFiniteError
 from backcheck.evaluate import Evaluator
 from backcheck.numeric.grad import NOISE_FACTOR, noise_level, one_sided, roundoff
 from backcheck.numeric.noise import element_noise
@@ -193,7 +193,10 @@ def _unless_coarse(ev: Evaluator, i: int, h: float, verdict: Verdict, a: float, 
     s, moved = h, False
     while s < widest:
         s = min(s * WIDER, widest)
-        phis, disp = ev.element(i, (s, -s))
+        try:
+            phis, disp = ev.element(i, (s, -s))
+        except NonFiniteError:
+            return verdict  # the wider step leaves f's domain (log of a masked entry gone negative)
         if disp[0] == 0.0 or disp[1] == 0.0 or not np.all(np.isfinite(phis)):
             return verdict
         up, down = phis[0] - ev.phi0, ev.phi0 - phis[1]

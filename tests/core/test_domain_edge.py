@@ -107,3 +107,14 @@ def test_random_directions_that_leave_the_domain_fall_back_to_elements() -> None
     assert report.ok and any("left f's domain" in n for n in report.notes), report
     wrong = backcheck.check(f, x, lambda x: 1.5 * np.sqrt(x) * np.where(np.arange(x.size) == 100, 1.01, 1.0))
     assert wrong.status == "fail" and [e.name for e in wrong.mismatches] == ["x[100]"]
+
+
+def test_a_mask_forgotten_by_the_rule_fails_although_wider_steps_leave_the_domain():
+    # masked entries do not move f; the rule gives them -1/x. Telling a coarse f from one that does not read an
+    # element widens the step, which takes a masked entry below 0 (0 * log(-0.05) is NaN): still the mismatch
+    x = np.array([[0.30, 0.05, 0.60], [0.20, 0.70, 0.08]])
+    m = np.array([[1.0, 0.0, 1.0], [1.0, 1.0, 0.0]])
+    f = lambda x: -np.sum(m * np.log(x))  # noqa: E731
+    assert backcheck.check(f, x, lambda x: -m / x).status == "pass"
+    r = backcheck.check(f, x, lambda x: -1.0 / x)
+    assert r.status == "fail" and r.leaves[0].n_mismatch == 2, r
