@@ -413,3 +413,29 @@ def test_a_stored_input_from_an_earlier_call_is_state_not_a_parameter() -> None:
     report = backcheck.check_object(layer, x)
     assert report.ok and [leaf.name for leaf in report.leaves] == ["x", "W", "b"], str(report)
     assert any(n.startswith("x: set by forward") for n in report.notes), report.notes
+
+
+class _DictDense:
+    def __init__(self, W, b):
+        self.parameters = {"W": W, "b": b}
+        self.gradients = {"W": np.zeros_like(W), "b": np.zeros_like(b)}
+
+    def forward(self, X):
+        self.X = X
+        return np.tanh(X @ self.parameters["W"] + self.parameters["b"])
+
+    def backward(self, d):
+        dz = d * (1 - self.forward(self.X) ** 2)
+        self.gradients["W"] += 3 * self.X.T @ dz  # W's gradient 3x too large
+        self.gradients["b"] += dz.sum(0)
+        return dz @ self.parameters["W"].T
+
+
+def test_a_gradient_named_in_grads_is_never_left_out_silently():
+    rng = np.random.default_rng(0)
+    layer, x = _DictDense(rng.normal(size=(3, 2)), rng.normal(size=2)), rng.normal(size=(4, 3))
+    assert backcheck.check_object(layer, x).status == "fail"
+    with pytest.raises(backcheck.BadInputError, match=r"no gradient of self.parameters\['W'\].*self.nope"):
+        backcheck.check_object(layer, x, grads={"W": "nope"})
+    with pytest.raises(backcheck.BadInputError, match="grads= names Q, which is not a parameter of _DictDense"):
+        backcheck.check_object(layer, x, grads={"Q": "nope"})

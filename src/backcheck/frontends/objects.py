@@ -149,7 +149,8 @@ def check_object(
     pristine = _copy(layer, spec.cls)
     template, slots, notes, carries = _params(pristine, params, inputs, spec)
     probe = _probe(template, slots, grads, inputs, dout, spec)
-    slots, notes = _keep(slots, probe, params is None or isinstance(params, str), notes, spec)
+    named = _named_grads(slots, grads, spec)
+    slots, notes = _keep(slots, probe, params is None or isinstance(params, str), notes, spec, named)
     if template is not pristine:
         if not slots:
             template, notes = pristine, [n for n in notes if "first forward pass" not in n]
@@ -414,11 +415,32 @@ def _probe(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any, ...]
     return _Probe(changed, updated, where, looked, out)
 
 
+def _named_grads(slots: list[Slot], grads: Any, spec: _Spec) -> set[Slot]:
+    """The parameters whose gradient ``grads=`` names one by one (a dict), or :class:`BadInputError` for a key
+    that names no parameter of the layer."""
+    if not isinstance(grads, Mapping):
+        return set()
+    named = {s for s in slots if any(k in grads for k in (s.name, s.path, s.label))}
+    known = {k for s in slots for k in (s.name, s.path, s.label)}
+    unknown = sorted(str(k) for k in grads if k not in known)
+    if unknown:
+        raise BadInputError(
+            f"grads= names {', '.join(unknown)}, which {'is' if len(unknown) == 1 else 'are'} not a parameter of "
+            f"{spec.cls} (its parameters: {', '.join(s.name for s in slots) or 'none found'}).",
+            "key grads= by the parameters' names, e.g. grads={'W': 'dW'}; params=[...] names the parameters.",
+        )
+    return named
+
+
 def _keep(
-    slots: list[Slot], probe: _Probe, searched: bool, notes: list[str], spec: _Spec
+    slots: list[Slot], probe: _Probe, searched: bool, notes: list[str], spec: _Spec, named: set[Slot]
 ) -> tuple[list[Slot], list[str]]:
     """The parameters to check: when they were searched for (or named as a whole dict), those forward leaves alone
-    and whose gradient backward writes; otherwise every one, each with a gradient (or a typed error naming it)."""
+    and whose gradient backward writes; otherwise every one, each with a gradient (or a typed error naming it).
+    A parameter whose gradient ``grads=`` names (``named``) is never left out: it has that gradient, or the error."""
+    missing = [s for s in slots if s in named and s not in probe.where]
+    if missing:
+        raise _no_gradient(missing[0], probe, spec)
     if searched:
         state = [s for s in slots if s in probe.changed_by_forward]
         kept = [s for s in slots if s not in probe.changed_by_forward and s in probe.where]
