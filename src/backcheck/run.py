@@ -124,19 +124,26 @@ def _locally_constant(fname: str, ev: Evaluator, unmoved: list[int], found: Find
     x = leaf.original.reshape(-1).astype(np.float64)
     signs = np.where(np.random.default_rng(0).random(leaf.size) < 0.5, -1.0, 1.0)
     coef = np.where(np.isfinite(x), np.maximum(np.abs(x), 1.0), 0.0) * signs
-    try:
-        phi, _ = ev.direction(slice(leaf.offset, leaf.offset + leaf.size), coef, (0.5,))
-        moved = bool(phi[0] != ev.phi0)
-    except BackcheckError:
-        moved = True  # not finite there: it reads the array
+    # ... and a move of every element to minus itself: a threshold at 0 (a spike's Heaviside) lies between
+    flip = np.where(np.isfinite(x), np.where(x != 0, -2.0 * x, coef), 0.0)
+    moved = False
+    for move, t in ((coef, 0.5), (flip, 1.0)):
+        try:
+            phi, _ = ev.direction(slice(leaf.offset, leaf.offset + leaf.size), move, (t,))
+            moved = bool(phi[0] != ev.phi0)
+        except BackcheckError:
+            moved = True  # not finite there: it reads the array
+        if moved:
+            break
     if not moved:
         return found
     return Finding(
         "locally constant",
         f"{fname} reads {leaf.name} but is locally constant there: no step of the differences changed it, and a "
-        f"move of every element by half its size does. It is piecewise constant at this point (a step, a "
-        "threshold, a rounding), so its derivative is 0; a rule that returns anything else (a straight-through "
-        "estimator, a surrogate gradient) is a chosen approximation, not the derivative, and its elements fail.",
+        f"move of every element by half its size (or to minus itself) does. It is piecewise constant at this point "
+        "(a step, a threshold, a rounding), so its derivative is 0; a rule that returns anything else (a "
+        "straight-through estimator, a surrogate gradient) is a chosen approximation, not the derivative, and its "
+        "elements fail.",
         where=fname,
         elements=[leaf.name],
     )

@@ -287,3 +287,15 @@ def test_a_staircase_with_a_zero_rule_is_never_a_fail_under_auto():
     x = np.random.default_rng(0).normal(size=20000)
     r = backcheck.check(lambda x: np.sum(np.floor(x * 1000)), x, np.zeros_like)
     assert r.status != "fail", r
+
+
+def test_a_threshold_far_from_every_element_is_still_told_locally_constant() -> None:
+    # a spike's Heaviside at 0 with inputs all farther from it than half their size: the probe also moves every
+    # element to minus itself, which crosses the threshold
+    x = np.array([0.9, -1.3, 0.7, -2.0, 1.1, 0.8])
+
+    def spike(p):
+        return float(np.sum(p > 0))
+
+    r = backcheck.check(spike, x, lambda p: 1 / (1 + np.abs(p)) ** 2)  # a surrogate gradient
+    assert r.status == "fail" and [f.kind for f in r.findings] == ["locally constant"], r
