@@ -100,3 +100,34 @@ def test_a_near_tie_is_no_tie_the_max_alone_gets_the_gradient(apart, seed):
     wrong = {e.name for e in bad.leaves[0].worst if e.status in ("mismatch", "dead")}
     # within 2^-4 of the step the pair is still a tie numerically: then both are named, as a tie's group
     assert "x[0, 1]" in wrong and wrong <= {"x[0, 0]", "x[0, 1]"}, bad
+
+
+def _pooled_relu_input(seed):
+    """96 x 96 post-ReLU values: half exactly 0, so that many 2x2 windows tie at 0 (9,216 elements: auto projects)."""
+    return np.maximum(np.random.default_rng(seed).normal(size=(96, 96)), 0.0)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_ties_at_scale_fail_under_auto_where_single_elements_look_valid(seed):
+    # random directions cross the ties (kinks) and a sample of elements shows valid one-sided slopes; moving each
+    # class of equal values together is differentiable, and a gradient routed to every tied element fails there
+    x = _pooled_relu_input(seed)
+    d = np.random.default_rng(10 + seed).normal(size=(48, 48))
+    good = backcheck.check_layer(pool_forward, routed_to_one, x, dout=d, seed=seed)
+    assert good.status != "fail" and good.strategy == "auto", good
+    bad = backcheck.check_layer(pool_forward, routed_to_all, x, dout=d, seed=seed)
+    assert bad.status == "fail" and "tied" in str(bad), bad
+
+
+def test_moving_ties_together_through_a_relu_concludes_nothing():
+    # relu(x) at exact zeros is a kink along any direction that moves them: no conclusion, no false alarm
+    x = _pooled_relu_input(0)
+    d = np.random.default_rng(1).normal(size=(48, 48))
+
+    def relu_pool(x):
+        return pool_forward(np.maximum(x, 0.0))
+
+    def back(d, x):
+        return routed_to_one(d, np.maximum(x, 0.0)) * (x > 0)
+
+    assert backcheck.check_layer(relu_pool, back, x, dout=d).status != "fail"

@@ -19,7 +19,7 @@ import numpy as np
 from backcheck.errors import BadInputError, NonFiniteError
 from backcheck.evaluate import Evaluator
 from backcheck.strategies.elementwise import Outcome, run
-from backcheck.strategies.projected import MAX_DIRECTIONS, localize, project_leaf
+from backcheck.strategies.projected import MAX_DIRECTIONS, localize, project_leaf, tied_together
 from backcheck.verdict import FAILING, JUMP, KINK, VOUCH, Claim
 
 STRATEGIES = ("full", "sparse", "projected", "auto")
@@ -150,6 +150,21 @@ class _Collected:
         )
 
 
+def _ties(ev: Evaluator, claim: Claim, leaf: Any, rng: np.random.Generator, out: _Collected) -> None:
+    """Fail ``leaf`` where moving its tied elements together disagrees with their claimed gradient (see
+    :func:`backcheck.strategies.projected.tied_together`): single elements at a tie each show a valid slope."""
+    tied = tied_together(ev, claim, leaf, rng)
+    if tied is None or not tied[0].failed:
+        return
+    m, moved = tied
+    out.failed_leaves[leaf.name] = (
+        f"moving its {moved} elements that share their value with another together (each value by one random "
+        f"amount, ties moving as one) changes f at {m.numeric:.6g} per unit, but their claimed gradient says "
+        f"{m.analytic:.6g} (bound {m.bound:.3g}): a gradient routed to every tied element of a max, or split "
+        "among them wrongly? strategy='full' names the elements."
+    )
+
+
 def _projected(
     ev: Evaluator,
     claim: Claim,
@@ -207,6 +222,7 @@ def _projected(
                 f"{leaf.name}: {proj.kinky} of {len(proj.measurements)} random directions cross a kink at the point "
                 f"(ties, ReLU inputs at 0), so {sub.checked.size} random elements were checked one by one instead."
             )
+            _ties(ev, claim, leaf, rng, out)
             continue
         if not proj.failed and not proj.detectable <= VOUCH:
             # directions this coarse cannot see errors that matter (a function computing in float32): pass means
@@ -295,6 +311,7 @@ def _localize_leaf(
             f"only ({n_kinks} found; they are not differentiable there and their analytic values are valid "
             "one-sided slopes)."
         )
+        _ties(ev, claim, leaf, rng, out)
         return
     if n_jumps and found.complete:
         # f jumps along these elements (a step, a value oscillating finer than the step): every direction that
@@ -327,6 +344,7 @@ def _localize_leaf(
             f"{leaf.name}: a random direction disagreed, but no element is wrong: group testing and a sample of "
             f"{sub.checked.size} elements found none (the point has kinks, or fresh directions agree)."
         )
+        _ties(ev, claim, leaf, rng, out)
     else:
         out.failed_leaves[leaf.name] = (
             f"{failing} of {k} random directions disagree, and fresh ones too, but no single element is "

@@ -355,3 +355,27 @@ def _judge_one(ev: Evaluator, claim: Claim, i: int, out: Localized) -> None:
 
 
 __all__ = ["MAX_LOCALIZED", "Along", "detectable_size", "directions_needed", "localize", "measure", "project_leaf"]
+
+
+def tied_together(ev: Evaluator, claim: Claim, leaf: Leaf, rng: np.random.Generator) -> tuple[Measurement, int] | None:
+    """Move the elements of ``leaf`` that share their value with another (ties: a max-pool window at 0, a sort's
+    equal keys) together, each class of equal values by one random amount, and compare with the claimed gradient.
+
+    A max of tied values is not differentiable along a direction that moves them apart, but is along one that
+    moves them together (it moves with them): there a gradient routed to every tied element fails, where random
+    directions (through the kinks) prove nothing and a sample of single elements sees valid one-sided slopes.
+    Returns the measurement and how many elements moved; None when no value repeats or the inputs hold masks."""
+    x = leaf.original.reshape(-1)
+    if leaf.size < 2 or not bool(np.all(np.isfinite(x))):
+        return None
+    values, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    shared = counts[inverse] > 1
+    if not shared.any():
+        return None
+    sl = slice(leaf.offset, leaf.offset + leaf.size)
+    g, h = claim.g[sl], claim.steps[sl]
+    wide = None if claim.g_wide is None else claim.g_wide[sl]
+    along = Along(g, sl, claim.tol, (float(claim.grad_eps[leaf.offset]), float(claim.rms[leaf.offset])), wide)
+    amount = rng.random(values.size) - 0.5  # one per class: equal values move by equal amounts (their steps agree)
+    coef = np.where(shared, amount[inverse] * h, 0.0)
+    return measure(ev, along, coef), int(shared.sum())
