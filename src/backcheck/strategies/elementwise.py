@@ -142,8 +142,16 @@ def split_formula_from_rounding(
     bound64 = np.maximum(j.bound - SAFETY * res, 0.0) + SAFETY * res64
     suspect = np.flatnonzero(judged & (j.status == OK) & (np.abs(a64 - j.numeric) > bound64))
     if suspect.size:
+        typical = None if claim.typical is None else claim.typical[idx[suspect]]  # (tiny elements' safeguards)
         again = judge(
-            ev, idx[suspect], a64[suspect], claim.steps[idx[suspect]], first.take(suspect), res64[suspect], claim.tol
+            ev,
+            idx[suspect],
+            a64[suspect],
+            claim.steps[idx[suspect]],
+            first.take(suspect),
+            res64[suspect],
+            claim.tol,
+            typical,
         )
         wrong = suspect[np.isin(again.status, FAILING)]
         if wrong.size:
