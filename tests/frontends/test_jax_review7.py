@@ -124,3 +124,43 @@ def test_a_custom_jvp_jax_cannot_transpose_says_so_and_points_to_forward_mode(mo
         bj.check(_jvp_by_iteration(), a, mode=mode)
     assert "custom_jvp" in str(info.value) and "mode='fwd'" in str(info.value)
     assert bj.check(_jvp_by_iteration(), a, mode="fwd").ok
+
+
+# -- a rule off by a small error spread over the gradient (solved to a tolerance) --------------------------------
+
+
+def _sine(error: float, drift: float = 0.0):
+    """``sum(sin(x))`` whose rule is off by ``error`` of the gradient in every element, and (``drift``) by that
+    much more per factor e of the cotangent's size: a rule solved to a tolerance, or an approximate formula."""
+
+    @jax.custom_vjp
+    def f(x):
+        return jnp.sum(jnp.sin(x))
+
+    def bwd(x, g):
+        return (g * jnp.cos(x) * (1.0 + error + drift * jnp.log(jnp.abs(g))),)
+
+    f.defvjp(lambda x: (f(x), x), bwd)
+    return f
+
+
+def test_a_rule_off_by_a_small_uniform_error_fails_with_a_note_on_solver_tolerance(x64: None) -> None:
+    x = jnp.asarray(np.random.default_rng(3).uniform(-1.0, 1.0, size=8))
+    report = bj.check(_sine(2e-5), x)
+    assert report.status == "fail", str(report)
+    (said,) = [n for n in report.notes if "small error spread over it" in n]
+    assert "8 of the 8 elements" in said and "tolerance" in said and "atol=1e-04" in said
+    # a wrong term (off by a good part of the gradient) is not called small; nor is a check with its own atol
+    assert not [n for n in bj.check(_sine(0.3), x).notes if "small error" in n]
+    assert not [n for n in bj.check(_sine(2e-5), x, atol=1e-9).notes if "small error" in n]
+
+
+def test_a_rule_whose_cotangent_dependence_is_within_its_own_error_is_not_called_nonlinear(x64: None) -> None:
+    x = jnp.asarray(np.random.default_rng(3).uniform(-1.0, 1.0, size=8))
+    report = bj.check(_sine(1e-3, drift=1e-4), x)
+    assert report.status == "fail" and not report.findings, str(report)
+    assert [n for n in report.notes if "linear in its cotangent only up to" in n], report.notes
+    assert [n for n in report.notes if "small error spread over it" in n], report.notes
+    # the same dependence on a rule right at the default cotangent is beyond the check's bounds: nonlinear
+    right = bj.check(_sine(0.0, drift=1e-4), x)
+    assert "nonlinear backward" in [f.kind for f in right.findings], str(right)

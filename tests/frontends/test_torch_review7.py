@@ -160,3 +160,104 @@ def test_a_backward_refusing_float64_is_judged_at_its_own_dtype_with_a_note_nami
     assert report.ok, str(report)
     said = [n for n in report.notes if "kernel compiled for float32 only" in n]
     assert said and "NarrowBackward" in said[0] and "own dtype" in said[0], report.notes
+
+
+# -- a backward that reads ctx.needs_input_grad for the wrong input ----------------------------------------------
+
+
+def _product(slip: bool) -> type:
+    """``x * w`` whose backward computes each gradient under its own ``ctx.needs_input_grad`` entry, or (``slip``)
+    x's under w's: right when both require grad, missing for a user whose w is fixed."""
+
+    class Product(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, w):
+            ctx.save_for_backward(x, w)
+            return x * w
+
+        @staticmethod
+        def backward(ctx, g):
+            x, w = ctx.saved_tensors
+            gx = g * w if ctx.needs_input_grad[1 if slip else 0] else None
+            gw = (g * x).sum(0) if ctx.needs_input_grad[1] else None
+            return gx, gw
+
+    return Product
+
+
+def test_a_gradient_computed_under_another_inputs_needs_input_grad_fails_naming_the_input() -> None:
+    x, w = _r(6, 3, 4), _r(7, 4)
+    report = bt.check_function(_product(slip=True), x, w)
+    assert report.status == "fail", str(report)
+    (found,) = [f for f in report.findings if "require grad" in f.message]
+    assert found.where == "x" and "ctx.needs_input_grad" in found.message and "only x requiring grad" in found.message
+    # every element is right with both requiring grad: only the finding fails the check
+    assert all(lf.status == "pass" for lf in report.leaves), str(report)
+    right = bt.check_function(_product(slip=False), x, w)
+    assert right.ok and not right.findings, str(right)
+
+
+class Scaled(torch.nn.Module):
+    """``Product(x, y) * w``: two inputs and a parameter."""
+
+    def __init__(self, slip: bool) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(_r(8, 4))
+        self.fn = _product(slip)
+
+    def forward(self, x, y):
+        return self.fn.apply(x, y) * self.w
+
+
+def test_an_input_alone_is_differentiated_beside_the_parameters_and_their_flags_stay() -> None:
+    m = Scaled(slip=True)
+    report = bt.check_module(m, _r(9, 3, 4), _r(10, 4))
+    assert [f.where for f in report.findings if "require grad" in f.message] == ["x"], str(report)
+    assert m.w.requires_grad and m.w.grad is None
+    assert bt.check_module(Scaled(slip=False), _r(9, 3, 4), _r(10, 4)).ok
+
+
+# -- a rule off by a small error spread over the gradient (solved to a tolerance) --------------------------------
+
+
+def _sine(error: float, drift: float = 0.0) -> type:
+    """``sum(sin(x))`` whose backward is off by ``error`` of the gradient in every element, and (``drift``) by that
+    much more per factor e of the cotangent's size: a rule solved to a tolerance, or an approximate formula."""
+
+    class Sine(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return torch.sin(x).sum()
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return g * torch.cos(x) * (1.0 + error + drift * math.log(abs(float(g))))
+
+    return Sine
+
+
+def _uniform(seed: int, n: int) -> torch.Tensor:
+    return torch.rand(n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 2 - 1
+
+
+def test_a_rule_off_by_a_small_uniform_error_fails_with_a_note_on_solver_tolerance() -> None:
+    x = _uniform(3, 8)
+    report = bt.check_function(_sine(2e-5), x)
+    assert report.status == "fail", str(report)
+    (said,) = [n for n in report.notes if "small error spread over it" in n]
+    assert "8 of the 8 elements" in said and "tolerance" in said and "atol=1e-04" in said
+    # a wrong term (off by a good part of the gradient) is not called small; nor is a check with its own atol
+    assert not [n for n in bt.check_function(_sine(0.3), x).notes if "small error" in n]
+    assert not [n for n in bt.check_function(_sine(2e-5), x, atol=1e-9).notes if "small error" in n]
+
+
+def test_a_rule_whose_cotangent_dependence_is_within_its_own_error_is_not_called_nonlinear() -> None:
+    x = _uniform(3, 8)
+    report = bt.check_function(_sine(1e-3, drift=1e-4), x)
+    assert report.status == "fail" and not report.findings, str(report)
+    assert [n for n in report.notes if "linear in its cotangent only up to" in n], report.notes
+    assert [n for n in report.notes if "small error spread over it" in n], report.notes
+    right = bt.check_function(_sine(0.0, drift=1e-4), x)
+    assert "nonlinear backward" in _kinds(right), str(right)

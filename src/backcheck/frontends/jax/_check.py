@@ -24,6 +24,8 @@ from backcheck.frontends.common import (
     CachedEvaluator,
     linearity_finding,
     prefetch_first_differences,
+    settle_linearity,
+    small_error_note,
     wide_disagreement,
 )
 from backcheck.frontends.jax._analytic import Sides, sections_of
@@ -92,7 +94,11 @@ def run_check(
         dtype_labels=dict.fromkeys(bf16, "bfloat16"),
         root="args",
     )
-    return _finish(run(contract, options), inputs, [*ev.notes(), *runner.notes])
+    report = _finish(run(contract, options), inputs, [*ev.notes(), *runner.notes])
+    settle_linearity(report, tree, fname)
+    if options.atol is None and options.rtol is None:  # (with the user's own tolerance, no hint of one)
+        report.notes.extend(n for n in [small_error_note(report, tree, fname)] if n)
+    return report
 
 
 def _analytic(sides: Sides, mode: str, wide: bool = False) -> Callable[[], Analytic]:

@@ -21,7 +21,7 @@ import numpy as np
 
 from backcheck.calls import call_user, first_line
 from backcheck.errors import BackcheckError
-from backcheck.frontends.common import wide_refused
+from backcheck.frontends.common import LINEAR_ROOT, LINEAR_ULPS, wide_refused
 from backcheck.frontends.torch._session import Session
 from backcheck.frontends.torch._tensors import cast, dense, laid_out, parts, real_of, torch_module
 from backcheck.report import Finding
@@ -382,6 +382,70 @@ def state_finding(fname: str, tree: Tree, runs: Runs, eps: np.ndarray) -> Findin
         ),
         where=leaf.name,
         elements=names,
+    )
+
+
+#: The most checked inputs whose gradients are also computed one at a time, the other inputs not requiring grad
+#: (one forward and backward pass each): beyond it the check does not pay for them.
+ALONE_MAX = 8
+
+
+def reverse_alone(sess: Session, k: int) -> np.ndarray | None:
+    """The gradient of ``phi`` for the input slot ``k`` alone, flat (None when undefined), from a forward pass
+    where it is the only input that requires grad, as a user who differentiates only that input runs it (the
+    other inputs plain tensors; parameters as ever, requiring grad)."""
+    torch = sess.torch
+    undefined, side_grads = sess.undefined, set(sess.side_grads)
+    try:
+        with sess.storage():
+            ins: dict[Any, Any] = {}
+            for j, (s, t) in enumerate(zip(sess.slots, analytic_tensors(sess, None), strict=True)):
+                if s.kind == "param":
+                    s.tensor.data = t.detach()
+                else:
+                    ins[s.pos] = laid_out(t.detach(), s.tensor).requires_grad_(j == k)
+            with torch.enable_grad():
+                out = sess.call(ins)
+            (got,) = grads(sess, sess.float_outputs(out), sess.douts, [ins[sess.slots[k].pos]], False)
+    finally:
+        sess.undefined, sess.side_grads = undefined, side_grads  # (grads() names slots by position: not these)
+    if got is None:
+        return None
+    return np.concatenate([p.reshape(-1).astype(np.float64) for p in parts(dense(got.detach()))])
+
+
+def alone_finding(
+    fname: str, tree: Tree, name: str, sl: slice, full: np.ndarray, alone: np.ndarray | None, eps: np.ndarray
+) -> Finding | None:
+    """A failing finding when the gradient of the tensor ``name`` (the elements ``sl`` of the tree) differs with
+    only it requiring grad (``alone``; None: undefined) from its part of the gradient ``full`` with every checked
+    tensor requiring grad, beyond what another order of the same arithmetic rounds to (the cube root of epsilon
+    of its largest element, as for a backward's linearity): a backward that reads ``ctx.needs_input_grad`` for
+    the wrong input gives no gradient, or another, to a user whose other inputs are fixed."""
+    mine = full[sl]
+    other = np.zeros_like(mine) if alone is None else alone
+    with np.errstate(invalid="ignore"):
+        gap = np.where(np.isnan(mine) & np.isnan(other), 0.0, np.abs(other - mine))
+    scale = max(float(np.max(np.abs(mine), initial=0.0)), float(np.max(np.abs(other), initial=0.0)))
+    tol = np.maximum(LINEAR_ULPS * eps[sl], eps[sl] ** LINEAR_ROOT) * scale
+    bad = np.flatnonzero(~(gap <= tol))
+    if not bad.size:
+        return None
+    j = int(bad[np.argmax(np.where(np.isfinite(gap[bad]), gap[bad], np.inf))])
+    i = sl.start + j
+    got = "no gradient (None)" if alone is None else "another gradient"
+    return Finding(
+        kind="missing gradient",
+        message=(
+            f"gradient depends on which inputs require grad: with only {name} requiring grad (the other inputs "
+            f"fixed, as a hyperparameter tensor or a frozen weight is), the backward pass of {fname} gives {name} "
+            f"{got} ({tree.element_name(i)}: {other[j]:.6g} against {mine[j]:.6g} with every checked input "
+            "requiring grad). A backward that reads ctx.needs_input_grad for the wrong input (computing one "
+            "input's gradient under another's entry) gives such a user a missing or wrong gradient; compute each "
+            "input's gradient under its own ctx.needs_input_grad entry."
+        ),
+        where=name,
+        elements=[tree.element_name(sl.start + int(b)) for b in bad[:5]],
     )
 
 

@@ -19,7 +19,13 @@ import numpy as np
 import backcheck.frontends.torch._analytic as side
 from backcheck.calls import call_user, first_line, require_callable
 from backcheck.contract import Analytic, Contract, Section
-from backcheck.errors import BadInputError, NondeterministicError, NonFiniteError, UserFunctionError
+from backcheck.errors import (
+    BackcheckError,
+    BadInputError,
+    NondeterministicError,
+    NonFiniteError,
+    UserFunctionError,
+)
 from backcheck.evaluate import Output
 from backcheck.findings import mutation_finding
 from backcheck.frontends.common import (
@@ -27,6 +33,8 @@ from backcheck.frontends.common import (
     JVP_PREFIX,
     CachedEvaluator,
     linearity_finding,
+    settle_linearity,
+    small_error_note,
     wide_disagreement,
 )
 from backcheck.frontends.torch._session import Session
@@ -174,6 +182,9 @@ def _check_session(target: Target, knobs: Knobs, found: tuple[Any, ...], frozen:
     finally:
         sess.restore()
     report = _merge(report, alone) if alone else report
+    settle_linearity(report, contract.tree, target.title)
+    if knobs.options.atol is None and knobs.options.rtol is None:  # (with the user's own tolerance, no hint of one)
+        report.notes.extend(n for n in [small_error_note(report, contract.tree, target.title)] if n)
     for lf in report.leaves:
         if lf.status == "fail" and lf.name in sess.dead_notes and "zero gradient everywhere" in lf.note:
             lf.note = sess.dead_notes[lf.name]
@@ -350,6 +361,8 @@ class _Side:
                 found = side.state_finding(fname, self.tree, runs, self.eps())
                 found = found or linearity_finding(fname, self.tree, runs[0], runs[4], self.eps())
                 findings.extend([found] if found is not None else [])
+        if self.repeat:
+            findings.extend(self._alone(g, notes))
         if sess.side_grads:
             notes.append(
                 f"the backward pass of {fname} accumulates gradients into the .grad of "
@@ -359,6 +372,38 @@ class _Side:
             )
         self._declared(undefined)
         return Analytic(tuple(secs), tuple(findings), notes=tuple(notes))
+
+    def _alone(self, g: np.ndarray, notes: list[str]) -> list[Finding]:
+        """Each checked input's gradient with only it requiring grad among the inputs, against its part of ``g``
+        (two to :data:`~._analytic.ALONE_MAX` inputs; one forward and backward pass each): a finding per input
+        whose gradient depends on which inputs require grad (a ``ctx.needs_input_grad`` slip).
+
+        Parameters keep requiring grad: a module's parameters reached other than as a Function's inputs (a
+        reentrant checkpoint, a backward recomputing a submodule) get no gradient through a Function none of whose
+        inputs requires grad, by torch's design, which is another matter than a backward's slip."""
+        sess, found, k_leaf = self.sess, [], 0
+        if not 2 <= len(sess.input_slots) <= side.ALONE_MAX:
+            return []
+        for k, s in enumerate(sess.slots):
+            leaves = self.tree.leaves[k_leaf : k_leaf + len(s.leaf_names)]
+            k_leaf += len(leaves)
+            sl = slice(leaves[0].offset, leaves[-1].offset + leaves[-1].size)
+            if s.kind != "input" or sl.stop == sl.start:
+                continue
+            try:
+                alone = side.reverse_alone(sess, k)
+            except (KeyboardInterrupt, SystemExit, BackcheckError):
+                raise
+            except Exception as exc:  # noted: the gradient with every input requiring grad is what is checked
+                notes.append(
+                    f"with only {s.name} requiring grad, {sess.fname} raised {type(exc).__name__} "
+                    f"({first_line(exc)}), so whether its gradient depends on which inputs require grad was not "
+                    "checked."
+                )
+                continue
+            hit = side.alone_finding(sess.fname, self.tree, s.name, sl, g, alone, self.eps())
+            found.extend([hit] if hit is not None else [])
+        return found
 
     def _what(self) -> str:
         """The analytic call, as an error names it: with the output checked alone, when it is."""
