@@ -159,8 +159,10 @@ class Options:
                 f"executor={executor!r} has no submit method.",
                 "pass a concurrent.futures.Executor or a dask.distributed.Client.",
             )
+        floor = _floor(kwargs.get("floor"))
         return cls(
-            strategy=strategy,
+            # a floor is asked of every element: random directions state an RMS detection size, not that
+            strategy="full" if strategy is None and floor is not None else strategy,
             samples=_positive_int("samples", kwargs.get("samples")),
             atol=_tolerance("atol", kwargs.get("atol")),
             rtol=_tolerance("rtol", kwargs.get("rtol")),
@@ -174,7 +176,7 @@ class Options:
             progress=kwargs.get("progress"),
             random=random,
             strict_dtype=bool(kwargs.get("strict_dtype", False)),
-            floor=_floor(kwargs.get("floor")),
+            floor=floor,
             detect=_fraction("detect", kwargs.get("detect"), open_top=False),
             confidence=_fraction("confidence", kwargs.get("confidence", 0.999), open_top=True),
         )

@@ -106,3 +106,19 @@ def test_an_error_just_above_the_printed_floor_fails_in_any_element(seed, floor)
         r = backcheck.check(f, x, one_wrong(k, rel), floor=floor)
         assert r.status == "fail", (k, rel, str(r))
         assert [e.name for e in r.leaves[0].worst if e.status == "mismatch"] == [f"x[{k}]"]
+
+
+def test_a_floor_is_held_for_every_element_above_the_size_auto_projects_at():
+    # floor= asks every element to a precision: random directions state an RMS size instead, so a check of more
+    # elements than 'auto' projects at checks each element; an explicit 'projected' says what the floor covered
+    x = np.random.default_rng(0).normal(size=4100)
+
+    def wrong(x):
+        g = np.cos(x)
+        g[5] *= 1 + 1e-7
+        return g
+
+    r = backcheck.check(lambda x: np.sum(np.sin(x)), x, wrong, floor=1e-8)
+    assert r.status == "fail" and r.strategy == "full", r
+    p = backcheck.check(lambda x: np.sum(np.sin(x)), x, np.cos, floor=1e-8, strategy="projected")
+    assert any("none was here" in n for n in p.notes) and not any("every checked element" in n for n in p.notes)

@@ -83,9 +83,15 @@ def sharpen_low_precision(ev: Evaluator, claim: Claim, outcome: Outcome, rng: np
 
 def sharpen(ev: Evaluator, claim: Claim, outcome: Outcome, floor: float) -> list[str]:
     """Refine the ``ok`` elements of ``outcome`` whose bound is wider than ``floor`` of their size, in place."""
-    return _refine(ev, claim, outcome, np.flatnonzero(outcome.status == OK), floor, demand=True) or [
-        f"every checked element's bound is within the floor asked for ({floor:.2g} of its size)."
-    ]
+    notes = _refine(ev, claim, outcome, np.flatnonzero(outcome.status == OK), floor, demand=True)
+    if notes:
+        return notes
+    if not outcome.checked.size:
+        return [
+            f"the floor asked for ({floor:.2g} of each element's size) holds for elements checked one by one: none "
+            "was here (random directions state their own detection size); strategy='full' checks every element."
+        ]
+    return [f"every checked element's bound is within the floor asked for ({floor:.2g} of its size)."]
 
 
 def _unless_noise(
