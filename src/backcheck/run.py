@@ -14,6 +14,7 @@ The user's arrays are restored whatever happens.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import math
 import time
@@ -35,9 +36,10 @@ from backcheck.progress import Progress
 from backcheck.report import Curve, Finding, LeafReport, Report, summarize
 from backcheck.strategies import defers_repeat, resolve, run_strategy
 from backcheck.strategies.elementwise import Outcome
+from backcheck.strategies.elementwise import run as run_elementwise
 from backcheck.strategies.sharp import coarse_inside, sharpen, sharpen_low_precision
 from backcheck.tree import Tree
-from backcheck.verdict import JUMP, NOISY, OK, VOUCH_FLOOR, Claim, Tolerance, bound, rms, typical_size, vouched
+from backcheck.verdict import FAILING, JUMP, NOISY, OK, VOUCH_FLOOR, Claim, Tolerance, bound, rms, typical_size, vouched
 
 #: Steps tried for a V curve, as powers of two of the chosen step.
 CURVE_POWERS = range(-16, 6)
@@ -272,6 +274,8 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: M
         frozenset(skipped),
         (options.detect, options.confidence),
     )
+    if options.step is not None and not tol.custom:
+        outcome.notes.extend(_beyond_user_step(ev, claim, outcome))
     if options.floor is not None:
         outcome.notes.extend(sharpen(ev, claim, outcome, options.floor))
     elif coarse_inside(ev) and not tol.custom:
@@ -335,6 +339,36 @@ def _reach(ev: Evaluator, claim: Claim, outcome: Outcome, floor: float | None, e
     reach = np.full(outcome.checked.size, np.nan)
     reach[ok] = beyond + own
     outcome.reach = reach
+
+
+#: A user step this many times the default one may lie beyond the scale on which f is smooth.
+STEP_BEYOND = 4.0
+
+
+def _beyond_user_step(ev: Evaluator, claim: Claim, outcome: Outcome) -> list[str]:
+    """Elements that fail at the user's ``step=`` but pass at the default steps, where that step is far larger:
+    inconclusive, in place (``sin`` differenced over 1e10 aliases to 0 at every halving, and agrees with
+    itself). Their verdict belongs to the step asked for, not to the rule."""
+    bad = np.flatnonzero(np.isin(outcome.status, FAILING))
+    if not bad.size:
+        return []
+    idx = outcome.checked[bad]
+    usual = default_steps(ev.tree, None, out_dtype=ev.out_dtype)
+    far = claim.steps[idx] > STEP_BEYOND * usual[idx]
+    if not far.any():
+        return []
+    again = run_elementwise(ev, dataclasses.replace(claim, steps=usual), idx[far])
+    fine = bad[far][again.status == OK]
+    if not fine.size:
+        return []
+    outcome.status[fine], outcome.bound[fine] = NOISY, np.inf
+    shown = ", ".join(ev.tree.element_name(int(i)) for i in outcome.checked[fine][:3])
+    more = f" and {fine.size - 3} more" if fine.size > 3 else ""
+    return [
+        f"{shown}{more} fail at the step= given but agree at the default steps, which are smaller: the step "
+        "given lies beyond the scale on which f is smooth there, so these elements are inconclusive (leave step= "
+        "out, or pass a smaller one)."
+    ]
 
 
 def _value_gradient(ev: Evaluator) -> float:

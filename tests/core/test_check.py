@@ -285,3 +285,14 @@ def test_estimates_that_never_settle_are_noisy_not_a_mismatch():
 
     status, *_ = refine(Oscillating(), 0, 2.0, 1.0, (1.0, -1.0, 1.0, -1.0), 1e-12, Tolerance())
     assert status == NOISY
+
+
+@pytest.mark.parametrize("step", [1e10, 1e300])
+def test_a_step_beyond_the_scale_of_f_makes_a_right_rule_inconclusive_not_wrong(step):
+    # sin differenced over 1e10 aliases to about 0 at every halving and agrees with itself; at the default steps
+    # the rule agrees: the verdict belongs to the step asked for
+    x = np.linspace(-1, 1, 6)
+    f = lambda x: np.sum(np.sin(x))  # noqa: E731
+    r = backcheck.check(f, x, np.cos, step=step)
+    assert r.status == "inconclusive" and any("beyond the scale" in n for n in r.notes), r
+    assert backcheck.check(f, x, lambda x: 1.5 * np.cos(x), step=step).status == "fail"
