@@ -20,9 +20,11 @@ backcheck compares its real part with the numeric ``dphi/dRe(z)`` and its imagin
 The numeric side runs ``fn`` as torch runs it under autograd (grad mode on, the checked tensors requiring
 grad, the outputs detached afterwards). The backward pass also runs again over one graph, to catch a backward
 that writes into its saved tensors, and with its cotangent scaled by powers of two, to catch one that is not
-linear in it (clipping it); a function with several differentiable outputs is also checked one output at a
-time, the others' gradients undefined. The gradient checked is what ``loss.backward()`` leaves in ``.grad``:
-a backward that accumulates parameter gradients itself (manual checkpointing) is counted.
+linear in it (clipping it); with 2 to 8 checked inputs, each input's gradient is also computed with only it
+requiring grad, to catch a backward that reads ``ctx.needs_input_grad`` for the wrong input; a function with
+several differentiable outputs is also checked one output at a time, the others' gradients undefined. The
+gradient checked is what ``loss.backward()`` leaves in ``.grad``: a backward that accumulates parameter gradients
+itself (manual checkpointing) is counted.
 
 This package imports torch on first use only. Layout: ``_tensors`` (dtypes, numpy copies, storage swaps),
 ``_session`` (one check's state and the numeric side), ``_analytic`` (autograd's side), ``_setup`` (slots,
@@ -215,8 +217,10 @@ def check(
     Report
         Besides the per-element verdicts: a 'saved state' finding when a second backward pass over the same
         graph gives another gradient, a 'nonlinear backward' finding for a backward that clips or normalizes
-        its cotangent, and for several differentiable outputs the leaves ``<output> alone:<input>``, each
-        output checked with the others' gradients undefined.
+        its cotangent, a 'missing gradient' finding for an input whose gradient changes when it is the only
+        input that requires grad (a ``ctx.needs_input_grad`` slip; checked for 2 to 8 inputs), and for several
+        differentiable outputs the leaves ``<output> alone:<input>``, each output checked with the others'
+        gradients undefined.
 
     Examples
     --------
