@@ -103,3 +103,15 @@ def test_a_failing_verdict_makes_the_deferred_second_call_first(strategy):
     bad = backcheck.check(watched, x, lambda x: 1.01 * np.cos(x) * c, strategy=strategy, atol=1e-9, rtol=0.0)
     assert bad.status == "fail"
     assert sum(seen) == 2  # the point twice: its first call and the deferred one before the verdict
+
+
+@pytest.mark.parametrize("k", [1.0, 1.5])
+def test_directions_over_elements_smaller_than_their_steps_are_measured_finer(k):
+    # f bends on the scale of its tiny parameters (tanh(x / 1e-8) at x ~ 1e-8), far below the default step
+    # (about 6e-6 of max(|x|, 1)): a failing direction is measured again at finer steps, where a right rule
+    # agrees and a wrong one still disagrees
+    rng = np.random.default_rng(2039)
+    x, c = rng.normal(size=5000) * 1e-8, rng.uniform(0.5, 1.5, size=5000)
+    f = lambda x: np.sum(c * np.tanh(x / 1e-8))  # noqa: E731
+    r = backcheck.check(f, x, lambda x: k * c * (1 - np.tanh(x / 1e-8) ** 2) / 1e-8, strategy="projected")
+    assert r.status == ("pass" if k == 1.0 else "fail"), r
