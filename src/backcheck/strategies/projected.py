@@ -184,6 +184,12 @@ def measure_once(
 FINER = (2.0**-10, 2.0**-20)
 
 
+def _below(leaf: Leaf, h: np.ndarray) -> bool:
+    """Whether the array's typical element is smaller than its step: f may bend on the elements' own, finer
+    scale (tanh(x / 1e-8) at x ~ 1e-8)."""
+    return bool(np.median(np.abs(leaf.original.reshape(-1))) < np.median(h)) if leaf.size else False
+
+
 def _finer(
     ev: Evaluator, along: Along, coef: np.ndarray, moments: tuple[float, float, float] | None, m: Measurement
 ) -> Measurement:
@@ -286,12 +292,10 @@ def project_leaf(
         k = math.sqrt(12.0 / max(leaf.size, 1))
         np.multiply(h, k, out=hc)
         moments = _moments(buffer, h, k, scale) if leaf.size >= MOMENTS_FROM else None
-        # elements smaller than their steps: f may bend on their own, finer scale (tanh(x / 1e-8) at x ~ 1e-8)
-        below = bool(np.median(np.abs(leaf.original.reshape(-1))) < np.median(h)) if leaf.size else False
         while len(results) < wanted:
             coef = direction(rng, hc, buffer)
             m = measure(ev, along, coef, moments)
-            if m.failed and below:
+            if m.failed and _below(leaf, h):
                 m = _finer(ev, along, coef, moments, m)
             results.append(m)
             if m.failed and failure is None:
