@@ -13,6 +13,7 @@ import jax
 import numpy as np
 
 from backcheck.backends import MAX_ROWS as MAX_BATCH
+from backcheck.calls import first_line
 from backcheck.frontends.common import nudge_ulp
 from backcheck.frontends.jax._inputs import Inputs, Outputs
 from backcheck.frontends.jax._trace import Runner, apply_raw
@@ -101,7 +102,7 @@ def _float64_refused(inputs: Inputs, run: Runner, fname: str) -> str:
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:  # a function that refuses float64 is checked at its own dtype
-        return f"{fname} raised {type(exc).__name__} on float64 inputs"
+        return f"{fname} raised {type(exc).__name__} on float64 inputs ({first_line(exc)})"
 
 
 def _another_function(inputs: Inputs, run: Runner, fname: str, outs: Outputs) -> str:
@@ -125,7 +126,7 @@ def _another_function(inputs: Inputs, run: Runner, fname: str, outs: Outputs) ->
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:  # the baseline names the failure; here it only keeps float32
-        return f"{fname} raised {type(exc).__name__} at the original point"
+        return f"{fname} raised {type(exc).__name__} at the original point ({first_line(exc)})"
     eps = max(float(jax.numpy.finfo(dt).eps) for dt in inputs.natives)
     if abs(wide - native) <= max(SAME_FUNCTION * moved, same_function_tolerance(eps) * size):
         return ""
