@@ -153,8 +153,25 @@ def _numeric_point(f: Callable[[Any], Any], tree: Tree, upcast: bool | None) -> 
             high = _as_float(f(wide.fresh()))
         except Exception:  # noqa: BLE001 - a function that refuses float64 copies is checked in its own dtype
             return tree, 2
-    same = computes_alike(high, low, max(float(np.finfo(d).eps) for d in narrow))
-    return (wide if same and high != low else tree), 2  # equal to the bit: f reads a closure, or casts inside
+    eps = max(float(np.finfo(d).eps) for d in narrow)
+    if high == low:  # equal to the bit: f reads a closure, or casts inside, or the point is exact (x * x at 1, 2)
+        return _nudged_point(f, tree, wide, eps)
+    return (wide if computes_alike(high, low, eps) else tree), 2
+
+
+def _nudged_point(f: Callable[[Any], Any], tree: Tree, wide: Tree, eps: float) -> tuple[Tree, int]:
+    """:func:`_numeric_point` where ``f`` gave the same value to the bit at the point and at its float64 copy:
+    asked again one unit in the last place up, where an exact point (small integers) rounds in the narrow
+    dtype; a closure or a cast inside still gives equal values there."""
+    flat = [leaf.original.reshape(-1) for leaf in tree.leaves]
+    moved = np.concatenate([(np.nextafter(a, np.inf) if a.dtype.kind == "f" else a).astype(np.float64) for a in flat])
+    with np.errstate(all="ignore"):
+        try:
+            low = _as_float(f(tree.fresh(moved)))
+            high = _as_float(f(tree.fresh(moved, dtype=np.float64)))
+        except Exception:  # noqa: BLE001 - no second look: its own dtype, as before
+            return tree, 4
+    return (wide if high != low and computes_alike(high, low, eps) else tree), 4
 
 
 def _as_float(value: Any) -> float:

@@ -40,3 +40,12 @@ def test_a_float16_path_bug_beyond_its_rounding_fails():
     d = rng.normal(size=(3, 4)).astype(np.float16)
     assert backcheck.check_layer(np.tanh, _tanh_backward(0.0), (x,), dout=d).status != "fail"
     assert backcheck.check_layer(np.tanh, _tanh_backward(0.3), (x,), dout=d).status == "fail"
+
+
+def test_a_float16_point_of_small_integers_is_differenced_in_float64_too():
+    # x * x at 1 and 2 is exact in float16, so f gives the same value to the bit from the float64 copies; one unit
+    # up it rounds in float16: f computes the same function there, and a rule 10% off fails as at 1.3 and 2.7
+    for values in ([1.0, 2.0], [1.3, 2.7]):
+        x = np.array(values, dtype=np.float16)
+        assert backcheck.check(lambda x: np.sum(x * x), x, lambda x: 2 * x).status == "pass"
+        assert backcheck.check(lambda x: np.sum(x * x), x, lambda x: 2.2 * x).status == "fail"
