@@ -222,13 +222,17 @@ WIDE_AGREEMENT = 16.0
 
 def wide_disagreement(tree: Tree, g: np.ndarray, wide: np.ndarray, eps: np.ndarray, spread: Any = None) -> str:
     """Why the float64 run ``wide`` of the backward pass cannot stand in for the native gradient ``g``'s
-    formula ('' when it can): per tensor, their gap against the native rounding (``eps`` per element, and the
-    measured ``spread`` of the native result when every input moves by a unit in the last place)."""
+    formula ('' when it can): per tensor, their gap against the native rounding (``eps`` per element, of
+    intermediates of unit size or of the inputs' own, times the gradient's largest element; and the measured
+    ``spread`` of the native result when every input moves by a unit in the last place). A log-space backward
+    at inputs near 1e4 (logcumsumexp's ``exp(log|g| - result)``) rounds ``result`` on a grid of 1e-3 in float32,
+    which a nudge of its inputs by one unit does not move."""
+    inputs = max((_largest_finite(lf.original) for lf in tree.leaves if lf.size), default=0.0)
     for leaf in tree.leaves:
         sl = slice(leaf.offset, leaf.offset + leaf.size)
         if not leaf.size:
             continue
-        scale = max(float(np.max(np.abs(wide[sl]))), 1.0)
+        scale = max(float(np.max(np.abs(wide[sl]))), 1.0) * max(inputs, 1.0)
         gap = float(np.max(np.abs(g[sl] - wide[sl])))
         moved = 0.0 if spread is None else float(np.max(spread[sl]))
         allowed = WIDE_AGREEMENT * max(moved, float(eps[leaf.offset]) * scale)
@@ -247,6 +251,13 @@ def wide_refused(what: str, exc: BaseException) -> str:
         f"the float64 run of the backward pass of {what} raised {type(exc).__name__} ({first_line(exc)}), so the "
         "gradient is judged at its own dtype's resolution only."
     )
+
+
+def _largest_finite(a: np.ndarray) -> float:
+    """The largest finite magnitude in ``a`` (0 where none: masks of -inf)."""
+    v = np.abs(np.asarray(a, dtype=np.float64).reshape(-1))
+    v = v[np.isfinite(v)]
+    return float(v.max()) if v.size else 0.0
 
 
 def nudge_ulp(v: np.ndarray, gen: np.random.Generator, eps: float | None = None) -> None:

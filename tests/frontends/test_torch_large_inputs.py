@@ -1,0 +1,40 @@
+"""A float32 backward at inputs of a large magnitude rounds intermediates of that size: torch's logcumsumexp
+backward computes exp(log|g| - result) with result near 1e4, on a grid of 1e-3 in float32. Its float64 run stands
+in for the formula; a float32 path wrong beyond that rounding still fails."""
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import backcheck.torch as bt  # noqa: E402
+
+
+def _large():
+    return torch.tensor([[1e4, 5.1, 4.8, 5.1, -2.5]] * 3, dtype=torch.float32).T.contiguous()
+
+
+def test_a_log_space_backward_at_large_inputs_passes_in_float32():
+    x = _large().requires_grad_()
+    assert bt.check(lambda t: torch.logcumsumexp(t, 0), x).status == "pass"
+
+
+class _Scaled(torch.autograd.Function):
+    """logcumsumexp whose float32 backward is 10% off (right in float64)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = torch.logcumsumexp(x, 0)
+        ctx.save_for_backward(x, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, y = ctx.saved_tensors
+        with torch.enable_grad():
+            xx = x.detach().requires_grad_()
+            (g,) = torch.autograd.grad(torch.logcumsumexp(xx, 0), xx, gy)
+        return g * 1.1 if g.dtype == torch.float32 else g
+
+
+def test_a_float32_path_wrong_beyond_that_rounding_still_fails():
+    x = _large().requires_grad_()
+    assert bt.check(_Scaled.apply, x).status == "fail"
