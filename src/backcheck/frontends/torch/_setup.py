@@ -298,7 +298,12 @@ def numeric_side(
             continue
         finally:
             tree.restore()
-        wrong = [(n, p.dtype) for n, p in zip(sess.part_names, got, strict=True) if p.dtype != np.dtype(np_dtype(real))]
+        bf16 = {sess.out_names[k] for k in sess.half_outputs}  # (bfloat16 outputs enter as float16)
+        wrong = [
+            (n, "bfloat16" if n in bf16 and p.dtype == np.float16 else p.dtype)
+            for n, p in zip(sess.part_names, got, strict=True)
+            if p.dtype != np.dtype(np_dtype(real))
+        ]
         if wrong and not (forced or last):
             reasons.append(f"{sess.fname} returns {wrong[0][1]} for {dtype_name(real)} inputs ({wrong[0][0]})")
             continue
