@@ -38,3 +38,9 @@ class _Scaled(torch.autograd.Function):
 def test_a_float32_path_wrong_beyond_that_rounding_still_fails():
     x = _large().requires_grad_()
     assert bt.check(_Scaled.apply, x).status == "fail"
+
+
+def test_a_bfloat16_output_is_named_bfloat16_in_the_notes():
+    x = torch.randn(4, dtype=torch.float64, requires_grad=True)
+    r = bt.check(lambda t: t.bfloat16(), x)
+    assert any("returns bfloat16 for float64 inputs" in n for n in r.notes), r.notes
