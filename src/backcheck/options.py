@@ -141,10 +141,10 @@ class Options:
         if unknown:
             raise BadInputError(f"unknown option(s) {unknown}.", f"the options are {sorted(cls.__dataclass_fields__)}.")
         strategy = kwargs.get("strategy")
-        if strategy is not None and strategy not in STRATEGIES:
+        if strategy is not None and not (isinstance(strategy, str) and strategy in STRATEGIES):
             raise BadInputError(f"unknown strategy={strategy!r}.", _hint_choices(STRATEGIES))
         random = kwargs.get("random", "auto")
-        if random not in RANDOM_MODES:
+        if not (isinstance(random, str) and random in RANDOM_MODES):
             raise BadInputError(f"random={random!r} is not one of {list(RANDOM_MODES)}.", "use random='auto'.")
         max_bytes = _positive_int("max_batch_bytes", kwargs.get("max_batch_bytes"))
         for flag in ("curves", "vectorized", "strict_dtype"):

@@ -216,3 +216,17 @@ def test_detection_options_are_validated_and_named(options, name):
     with pytest.raises(backcheck.BadInputError, match=name) as e:
         backcheck.check(lambda x: float(np.sum(x**2)), x, lambda x: 2 * x, strategy="auto", **options)
     assert "Hint:" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"strategy": np.array(["full", "auto"])},
+        {"strategy": np.array([])},
+        {"strategy": np.array(["full"])},
+        {"random": np.array(["auto", "freeze"])},
+    ],
+)
+def test_an_array_for_a_named_choice_is_a_typed_error(options):
+    with pytest.raises(backcheck.BadInputError, match=next(iter(options))):
+        backcheck.check(lambda x: float(np.sum(x**2)), np.ones(3), lambda x: 2 * x, **options)
