@@ -84,3 +84,12 @@ def test_a_method_that_is_not_one_of_the_names_is_a_typed_error(method):
 def test_a_complex_step_that_is_not_one_finite_positive_number_is_a_typed_error(step):
     with pytest.raises(BadInputError, match=r"^step=.*method='complex'[\s\S]*Hint:"):
         backcheck.numerical_grad(_sin, np.ones(3), method="complex", step=step)
+
+
+def test_a_function_standing_still_at_float64s_edge_warns_only_its_own_warning():
+    # every table entry NaN for a constant 1e308: numpy's 'All-NaN slice' warning stays inside
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.simplefilter("ignore", backcheck.NumericWarning)
+        g = backcheck.numerical_grad(lambda x: 1e308, np.ones(2))
+    assert np.array_equal(g, np.zeros(2))

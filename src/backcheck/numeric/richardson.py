@@ -591,7 +591,7 @@ def _select(base: np.ndarray, spread: tuple[np.ndarray, np.ndarray], start: np.n
         "k": best % (n_rows - 1) + 1,
         "row_error": row_err[rows_, row_j],
         "row_value": T[rows_, row_j, -1],
-        "row_rounding": np.nanmin(R[:, :, -1], axis=1),
+        "row_rounding": np.fmin.reduce(R[:, :, -1], axis=1),  # (nanmin, without its 'All-NaN slice' warning)
         "any_error": flat_any[rows_, anyb],
         "any_value": np.where(np.isfinite(flat_any[rows_, anyb]), values[rows_, anyb], base[:, -1]),
         "any_rounding": rounding[rows_, anyb],
