@@ -131,3 +131,22 @@ def test_moving_ties_together_through_a_relu_concludes_nothing():
         return routed_to_one(d, np.maximum(x, 0.0)) * (x > 0)
 
     assert backcheck.check_layer(relu_pool, back, x, dout=d).status != "fail"
+
+
+@pytest.mark.parametrize(
+    ("claim", "expected"),
+    [((1.0, 1.0, 1.0), "fail"), ((0.0, 0.0, 0.0), "pass"), ((0.5, 0.5, 0.5), "pass"), ((1.0, 0.0, 0.0), "pass")],
+)
+def test_a_claim_outside_a_norms_unit_ball_fails_at_its_cone_point(claim, expected):
+    # ||x|| at 0: every element alone has slopes -1 and 1, and no move of a group is differentiable; along the
+    # claimed gradient's own direction the slopes are -1 and 1 too, so |g| must lie between them
+    x = np.zeros(3)
+    r = backcheck.check(lambda x: float(np.linalg.norm(x)), x, lambda x: np.array(claim))
+    assert r.status == expected, r
+
+
+def test_a_max_of_ties_keeps_its_valid_piece_gradients_along_their_own_direction():
+    # max(x) and min(x) at a three-way tie: each piece's gradient (one element 1) is valid along its own direction
+    x = np.zeros(3)
+    for f in (np.max, np.min):
+        assert backcheck.check(lambda x, f=f: float(f(x)), x, lambda x: np.array([1.0, 0.0, 0.0])).status == "pass"

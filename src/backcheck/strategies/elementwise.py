@@ -9,6 +9,7 @@ subgradient that is valid element by element but not as a whole (a max routed to
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -471,13 +472,37 @@ def joint_kink_test(ev: Evaluator, kink_idx: np.ndarray, jump: np.ndarray, claim
     bad: list[int] = []
     for group in tie_groups(kink_idx, jump)[:MAX_TIE_GROUPS]:
         verdict = _moved_together(ev, group, claim)
+        if verdict is False:
+            bad.extend(int(i) for i in group)
+            continue
         if verdict is None and group.size > 2:
             pairs = [group[k : k + 2] for k in range(group.size - 1)]
             wrong = [pair for pair in pairs if _moved_together(ev, pair, claim) is False]
             bad.extend(int(i) for pair in wrong for i in pair)
-        elif verdict is False:
-            bad.extend(int(i) for i in group)
+            if wrong:
+                continue
+        if verdict is None and _along_claim(ev, group, claim) is False:
+            bad.extend(int(i) for i in group)  # (a cone point: ||x|| at 0 claimed (1, 1, 1))
     return np.unique(bad) if bad else None
+
+
+def _along_claim(ev: Evaluator, group: np.ndarray, claim: Claim) -> bool | None:
+    """Where no move of the group is differentiable (a cone point: ``||x||`` at 0), whether the claimed gradient's
+    own direction ``v = g / |g|`` sees ``g . v = |g|`` between the one-sided slopes along it, as every piece's
+    gradient of a max or a min does (a valid subgradient of a norm lies in its unit ball); None for a zero claim."""
+    gs = claim.g[group]
+    norm = float(np.linalg.norm(gs))
+    if not (norm > 0 and math.isfinite(norm)):
+        return None
+    v = gs / norm
+    t = float(np.min(claim.steps[group]))
+    phis, disps = ev.direction(group, v, (t, -t, t / 2, -t / 2))
+    fwd1, bwd1 = (phis[0] - ev.phi0) / t, (ev.phi0 - phis[1]) / t
+    fwd, bwd = (phis[2] - ev.phi0) / (t / 2), (ev.phi0 - phis[3]) / (t / 2)
+    res = float(np.sum(resolution(gs, gs, 1.0, claim.rms[group]) * claim.grad_eps[group]))
+    slack = bound(max(abs(fwd - fwd1), abs(bwd - bwd1)), 2 * roundoff(ev, t / 2), res)
+    disp_err = (abs(float(np.dot(gs, disps[2] - t / 2 * v))) + abs(float(np.dot(gs, disps[3] + t / 2 * v)))) / t
+    return bool(min(fwd, bwd) - slack - disp_err <= norm <= max(fwd, bwd) + slack + disp_err)
 
 
 def _moved_together(ev: Evaluator, group: np.ndarray, claim: Claim) -> bool | None:
