@@ -105,9 +105,11 @@ def _attempt(contract: Contract, options: Options, notes: list[str]) -> tuple[Re
 
 def _unread(contract: Contract, ev: Evaluator, analytic: Analytic, options: Options) -> list[Finding]:
     """Arrays the function never moved along, although their gradient says it should have (read a copy?)."""
-    g = analytic.sections[0].g
+    g, wide = analytic.sections[0].g, analytic.sections[0].g_wide
     if g.size != ev.tree.size or not ev.unmoved():
         return []
+    if wide is not None and wide.shape == g.shape:  # a native gradient of pure rounding says nothing moves
+        g = np.where(np.abs(wide) < np.abs(g), wide, g)
     eps = float(np.finfo(ev.out_dtype).eps)
     steps = default_steps(ev.tree, options.step, out_dtype=ev.out_dtype)
     # a change below the function's measured noise (a quantized loss) is no sign of an unread input

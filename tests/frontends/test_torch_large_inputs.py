@@ -44,3 +44,13 @@ def test_a_bfloat16_output_is_named_bfloat16_in_the_notes():
     x = torch.randn(4, dtype=torch.float64, requires_grad=True)
     r = bt.check(lambda t: t.bfloat16(), x)
     assert any("returns bfloat16 for float64 inputs" in n for n in r.notes), r.notes
+
+
+def test_a_locally_constant_op_whose_backward_returns_rounding_is_not_called_a_straight_through_rule():
+    # normalize over a dimension of size 1 with p = 0.5 is x / |x| = sign(x): its gradient is 0, and torch's
+    # float32 backward returns rounding (2e-7, its float64 run 4e-16): no finding, and a note that says 0
+    torch.manual_seed(0)
+    x = torch.randn(1, 2, 4, 5, requires_grad=True)
+    r = bt.check(lambda t: torch.nn.functional.normalize(t, p=0.5, dim=0), x)
+    assert r.status != "fail" and not r.findings, r
+    assert any("0 up to rounding" in n for n in r.notes) and not any("ill-conditioned" in n for n in r.notes)

@@ -504,7 +504,13 @@ def _conditioning(tree: Tree, g: np.ndarray, wide: np.ndarray, eps: np.ndarray) 
             continue
         rel = float(np.max(np.abs(g[sl] - wide[sl]))) / scale
         ulps = rel / float(eps[leaf.offset])
-        if ulps > ILL_CONDITIONED_ULPS:
+        if ulps > ILL_CONDITIONED_ULPS and scale < float(eps[leaf.offset]):
+            # a float64 run below the native dtype's rounding of unit-sized terms: a gradient of 0, rounded
+            notes.append(
+                f"the gradient of {leaf.name} is 0 up to rounding here: its float64 run is at most {scale:.2g}, its "
+                f"result in its own dtype at most {float(np.max(np.abs(g[sl]))):.2g} (that dtype's rounding)."
+            )
+        elif ulps > ILL_CONDITIONED_ULPS:
             notes.append(
                 f"the backward pass is ill-conditioned at this point: for {leaf.name} its result in its own dtype "
                 f"differs from its float64 run by up to {rel:.2g} of the largest element ({ulps:.3g} times the "
