@@ -37,7 +37,7 @@ from backcheck.report import Curve, Finding, LeafReport, Report, summarize
 from backcheck.strategies import defers_repeat, resolve, run_strategy
 from backcheck.strategies.elementwise import Outcome
 from backcheck.strategies.elementwise import run as run_elementwise
-from backcheck.strategies.sharp import coarse_inside, sharpen, sharpen_low_precision
+from backcheck.strategies.sharp import COARSE_INSIDE, QUANTIZED, coarse_inside, sharpen, sharpen_low_precision
 from backcheck.tree import Tree
 from backcheck.verdict import FAILING, JUMP, NOISY, OK, VOUCH_FLOOR, Claim, Tolerance, bound, rms, typical_size, vouched
 
@@ -285,7 +285,7 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: M
     labels = set(outcome.status.tolist())  # the verdicts present (a mask for an absent one is never built)
     if not tol.custom and outcome.checked.size:
         _reach(ev, claim, outcome, options.floor, labels == {OK})
-    _vouch(tree, g, outcome, lambda: _value_gradient(ev), typical, labels)
+    _vouch(tree, g, outcome, lambda: _value_gradient(ev), typical, labels, _blind_cause(ev))
     if ev.repeat_due and (outcome.failed_leaves or outcome.inconclusive_leaves or labels - {OK}):
         ev.recheck()  # a verdict but a pass: whether f is random is told first (the baseline deferred it)
     leaves = summarize(tree, g, outcome, dict(skipped))
@@ -380,6 +380,19 @@ def _value_gradient(ev: Evaluator) -> float:
     return max(ev.scale, abs(ev.phi0)) / max(spread, 1.0)
 
 
+def _blind_cause(ev: Evaluator) -> str:
+    """Why differences may not see an error that matters here, as far as the check measured it."""
+    size = max(ev.scale, abs(ev.phi0))
+    eps = float(np.finfo(ev.out_dtype).eps)
+    if ev.noise_quantum > QUANTIZED * eps * size:
+        return f"f moves in steps of {ev.noise_quantum:.2g} (a value rounded inside)"
+    if eps > 1e-10:
+        return f"f returns {ev.out_dtype}, whose rounding of |f| ({eps:.2g} relative) limits the differences"
+    if ev.noise_known > COARSE_INSIDE * eps * size:
+        return f"f's measured noise, {ev.noise_known / max(eps * size, 1e-300):.2g} times its dtype's rounding of |f|"
+    return "the function's noise or rounding, an overflow, a pole or a dtype too narrow"
+
+
 def _vouch(
     tree: Tree,
     g: np.ndarray,
@@ -387,6 +400,7 @@ def _vouch(
     value_gradient: Callable[[], float],
     sizes: np.ndarray,
     labels: set[str],
+    cause: str = "the function's noise or rounding, an overflow, a pole or a dtype too narrow",
 ) -> None:
     """Pass means vouched: elements whose bound could not see an error that matters become inconclusive.
     ``labels``: the verdicts present in ``outcome``."""
@@ -430,8 +444,7 @@ def _vouch(
         outcome.inconclusive_leaves.setdefault(
             leaf.name,
             f"{int(here.sum())} element(s) of {leaf.name} agree only within {size}: the finite differences "
-            "cannot see smaller errors here (the function's noise or rounding, an overflow, a pole or a dtype "
-            "too narrow), so they are inconclusive rather than passed.",
+            f"cannot see smaller errors here ({cause}), so they are inconclusive rather than passed.",
         )
     status[blind] = NOISY
 

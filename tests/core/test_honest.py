@@ -299,3 +299,10 @@ def test_a_threshold_far_from_every_element_is_still_told_locally_constant() -> 
 
     r = backcheck.check(spike, x, lambda p: 1 / (1 + np.abs(p)) ** 2)  # a surrogate gradient
     assert r.status == "fail" and [f.kind for f in r.findings] == ["locally constant"], r
+
+
+def test_an_inconclusive_array_names_the_cause_the_check_measured():
+    x = np.linspace(0.1, 2, 20)
+    r = backcheck.check(lambda x: float(np.round(np.sum(np.sin(x)), 3)), x, np.cos)
+    assert r.status == "inconclusive" and "f moves in steps of 0.001" in str(r), r
+    assert "a pole or a dtype too narrow" not in str(r)
