@@ -93,7 +93,8 @@ def flat_outputs(obj: Any, prefix: str, what: str) -> list[tuple[str, Any]]:
 def require_callable(fn: Any, what: str, hint: str) -> None:
     """Raise :class:`BadInputError` naming ``what`` when ``fn`` is not a function (before it is ever called)."""
     if not callable(fn):
-        raise BadInputError(f"{what} is a {type(fn).__name__}, not a function.", hint)
+        kind = type(fn).__name__
+        raise BadInputError(f"{what} is {'an' if kind[:1] in 'aeiou' else 'a'} {kind}, not a function.", hint)
 
 
 def function_name(f: Callable[..., Any], default: str = "f") -> str:
@@ -136,7 +137,7 @@ def _lambda_text(f: Callable[..., Any]) -> str:
     for k, ch in enumerate(body):
         if k <= colon:
             continue
-        if ch == "#" and depth == 0:
+        if ch in "#;" and depth == 0:  # a comment, or the next statement on the line
             body = body[:k]
             break
         if ch in "([{":
