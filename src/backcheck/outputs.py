@@ -232,13 +232,15 @@ def same_function_tolerance(eps: float) -> float:
 SPREAD_AGREEMENT = 16.0
 
 
-def within_spread(wide: Any, narrow: Any, nudged: Any) -> bool:
+def within_spread(wide: Any, narrow: Any, nudged: Any, eps: float | None = None) -> bool:
     """Whether outputs from float64 copies differ from the narrow ones by no more than the narrow run's own
     rounding: measured (``nudged`` is that run at inputs moved by a unit in the last place), or that of
     unit-sized intermediates (``-log p`` at ``p`` near 1 in float32 rounds far above eps32 of itself, and a
-    nudge of its inputs may not move the rounded ``p`` at all)."""
+    nudge of its inputs may not move the rounded ``p`` at all) at the narrow precision ``eps`` (default:
+    ``narrow``'s dtype's; a float32 layer returning float64 passes its inputs')."""
     n = np.asarray(narrow)
-    eps = float(np.finfo(n.dtype).eps) if n.dtype.kind == "f" else 0.0
+    if eps is None:
+        eps = float(np.finfo(n.dtype).eps) if n.dtype.kind == "f" else 0.0
     w, n, m = (np.asarray(a, dtype=np.float64).reshape(-1) for a in (wide, narrow, nudged))
     if not (w.shape == n.shape == m.shape) or not np.array_equal(np.isfinite(w), np.isfinite(n)):
         return False

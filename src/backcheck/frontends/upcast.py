@@ -11,7 +11,7 @@ import numpy as np
 
 from backcheck.containers import flatten
 from backcheck.frontends.common import nudge_ulp
-from backcheck.outputs import SPREAD_AGREEMENT, computes_alike
+from backcheck.outputs import computes_alike, within_spread
 from backcheck.tree import Tree
 
 
@@ -60,21 +60,3 @@ def _eps(out: np.ndarray, eps_in: float | None) -> float | None:
     dtype = np.asarray(out).dtype
     return float(np.finfo(dtype).eps) if dtype.kind == "f" and dtype.itemsize < 8 else eps_in
 
-
-def within_spread(wide: Any, narrow: Any, nudged: Any, eps: float | None = None) -> bool:
-    """Whether outputs from float64 copies differ from the narrow ones by no more than the narrow run's own
-    rounding: measured (``nudged`` is that run at inputs moved by a unit in the last place), or that of
-    unit-sized intermediates at the inputs' precision ``eps`` (default: ``narrow``'s dtype's)."""
-    n = np.asarray(narrow)
-    if eps is None:
-        eps = float(np.finfo(n.dtype).eps) if n.dtype.kind == "f" else 0.0
-    w, n, m = (np.asarray(a, dtype=np.float64).reshape(-1) for a in (wide, narrow, nudged))
-    if not (w.shape == n.shape == m.shape) or not np.array_equal(np.isfinite(w), np.isfinite(n)):
-        return False
-    if np.any((n == 0) & (w != 0)):
-        return False  # underflow to 0 in the narrow dtype: another function there
-    finite = np.isfinite(n) & np.isfinite(m)
-    with np.errstate(all="ignore"):  # outputs near float64's edges: a difference may overflow to inf
-        spread = float(np.max(np.abs(m[finite] - n[finite]), initial=0.0))
-        unit = eps * max(float(np.max(np.abs(n[finite]), initial=0.0)), 1.0)
-        return bool(np.max(np.abs(w[finite] - n[finite]), initial=0.0) <= SPREAD_AGREEMENT * max(spread, unit))
