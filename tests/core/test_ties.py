@@ -150,3 +150,23 @@ def test_a_max_of_ties_keeps_its_valid_piece_gradients_along_their_own_direction
     x = np.zeros(3)
     for f in (np.max, np.min):
         assert backcheck.check(lambda x, f=f: float(f(x)), x, lambda x: np.array([1.0, 0.0, 0.0])).status == "pass"
+
+
+def test_valid_subgradients_of_nested_kinks_are_not_failed_along_their_own_direction():
+    # min(max(x0 + x1, x0), -x1) at 0: torch's (0.5, -0.25) is a Clarke subgradient (0.25 (1, 1) + 0.25 (1, 0)
+    # + 0.5 (0, -1)), and f is differentiable along it with another slope: no conclusion there, not a fail
+    def nested(x):
+        return float(min(max(x[0] + x[1], x[0]), -x[1]))
+
+    assert backcheck.check(nested, np.zeros(2), lambda x: np.array([0.5, -0.25])).status == "pass"
+
+
+@pytest.mark.parametrize("point", [0.0, 1.0])
+def test_a_kink_with_a_flat_side_is_no_quantum(point):
+    # max(0, x0 - x1, c - x1) at a three-way tie: a noise probe across the kink stands still on the flat side
+    # and moves smoothly on the other, which is no quantized value; the even split (0.25, -0.5) is valid
+    def f(x, c=point):
+        return float(max(0.0, x[0] - x[1], c - x[1]))
+
+    x = np.full(2, point)
+    assert backcheck.check(f, x, lambda x: np.array([0.25, -0.5])).status == "pass"

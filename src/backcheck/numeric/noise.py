@@ -172,10 +172,22 @@ def _probe(
             # phi moves on this segment, or need not from its first point to its last: a quantized phi (whose
             # steps may span many neighbours) is probed again, wider
             break
-    steps = np.abs(np.diff(phis))
-    # phi stands still between neighbours although it should move there: it is quantized, by its smallest step
-    quantum = float(np.min(steps[steps > 0])) if should and (steps == 0).any() and (steps > 0).any() else 0.0
-    return _residual(phis, t), quantum, POINTS - DEGREE - 1
+    return _residual(phis, t), _quantum(np.abs(np.diff(phis)), should), POINTS - DEGREE - 1
+
+
+def _quantum(steps: np.ndarray, should: bool) -> float:
+    """The step a quantized phi moves in along a segment (its smallest nonzero change between neighbours), or 0:
+    phi stands still between some neighbours although it ``should`` move there, and either its moves lie among
+    the still ones, or they are all one size. A kink with one flat side (max(0, x) across 0) stands still on that
+    side and moves smoothly, by ever other amounts, on the other: no quantum."""
+    moving = steps > 0
+    if not (should and moving.any() and not moving.all()):
+        return 0.0
+    where = np.flatnonzero(moving)
+    moves = steps[moving]
+    if (~moving[where[0] : where[-1] + 1]).any() or bool(np.all(moves == moves[0])):
+        return float(np.min(moves))
+    return 0.0
 
 
 def _residual(phis: np.ndarray, t: np.ndarray) -> float:
