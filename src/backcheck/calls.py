@@ -93,8 +93,13 @@ def flat_outputs(obj: Any, prefix: str, what: str) -> list[tuple[str, Any]]:
 def require_callable(fn: Any, what: str, hint: str) -> None:
     """Raise :class:`BadInputError` naming ``what`` when ``fn`` is not a function (before it is ever called)."""
     if not callable(fn):
-        kind = type(fn).__name__
-        raise BadInputError(f"{what} is {'an' if kind[:1] in 'aeiou' else 'a'} {kind}, not a function.", hint)
+        raise BadInputError(f"{what} is {kind_of(fn)}, not a function.", hint)
+
+
+def kind_of(value: Any) -> str:
+    """``value``'s type with its article, as a message says it ('an int', 'a str')."""
+    kind = type(value).__name__
+    return f"{'an' if kind[:1].lower() in 'aeiou' else 'a'} {kind}"
 
 
 def function_name(f: Callable[..., Any], default: str = "f") -> str:

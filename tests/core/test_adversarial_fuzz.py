@@ -269,8 +269,8 @@ def _hvp(p: Any, v: Any) -> Any:
 @pytest.mark.parametrize(
     "args, culprit",
     [
-        ((3, dsq, _hvp), "f is a int"),
-        ((sq, 3, _hvp), "grad is a int"),
+        ((3, dsq, _hvp), "f is an int"),
+        ((sq, 3, _hvp), "grad is an int"),
         ((sq, dsq, None), "hvp is a NoneType"),
         ((None, "dsq", _hvp), "grad is a str"),
     ],
@@ -317,9 +317,9 @@ class Dense:
 @pytest.mark.parametrize(
     "kwargs, culprit",
     [
-        (dict(params=3), "params is a int"),
+        (dict(params=3), "params is an int"),
         (dict(params=["Z"]), "self.Z"),
-        (dict(grads=3), "grads is a int"),
+        (dict(grads=3), "grads is an int"),
         (dict(grads="{}{}"), "grads='{}{}'"),
         (dict(grads="d{x}"), "grads='d{x}'"),
         (dict(grads="d{"), "grads='d{'"),

@@ -397,7 +397,7 @@ def _mlp_point() -> tuple[Any, np.ndarray, np.ndarray]:
     "change, error, culprit",
     [
         (lambda m, x, y: (3, x, y, {}), BadInputError, "blame takes"),
-        (lambda m, x, y: (m, x, y, dict(loss_fn=3)), BadInputError, "loss_fn is a int"),
+        (lambda m, x, y: (m, x, y, dict(loss_fn=3)), BadInputError, "loss_fn is an int"),
         (lambda m, x, y: (m, x, y, dict(loss_fn=lambda o, t: 1 / 0)), UserFunctionError, "ZeroDivisionError"),
         (lambda m, x, y: (m, x, y, dict(loss_fn=lambda o, t: "loss")), BadInputError, "loss_fn returned a str"),
         (lambda m, x, y: (m, x, np.array([0, 1, 7, 0, 1]), {}), BadInputError, "label 7"),
@@ -428,7 +428,7 @@ def test_bad_input_to_nn_blame_is_named_and_the_model_restored(change: Any, erro
 @pytest.mark.parametrize(
     "fn, inputs, error, culprit",
     [
-        (3, (np.ones(3),), BadInputError, "fn is a int"),
+        (3, (np.ones(3),), BadInputError, "fn is an int"),
         (lambda a: 1 / 0, (np.ones(3),), UserFunctionError, "ZeroDivisionError"),
         (lambda a: np.ones(3), (np.ones(3),), BadInputError, "returned a ndarray"),
         (lambda a: a * a, (), BadInputError, "no inputs"),

@@ -33,7 +33,7 @@ def _state(m):
         (lambda o: o, NotScalarError, "shape (5, 1)"),
         (lambda o: o.long().sum(), BadInputError, "torch.int64"),
         (lambda o: o.detach().sum(), BadInputError, "does not depend"),
-        (3, BadInputError, "loss_fn is a int"),
+        (3, BadInputError, "loss_fn is an int"),
     ],
 )
 def test_a_bad_loss_function_is_a_typed_error_and_the_module_is_left_as_it_was(loss_fn, error, words):

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.calls import arg_names, call_user, typed_arguments
+from backcheck.calls import arg_names, call_user, kind_of, typed_arguments
 from backcheck.containers import flatten, rebuild_like
 from backcheck.errors import BadInputError, GradientStructureError
 from backcheck.frontends.common import float_input, float_list, python_float
@@ -250,7 +250,7 @@ def _validate(
                 "name the methods: check_object(layer, x, forward='fprop', backward='bprop', reset='clear').",
             )
     if reset is not None and not isinstance(reset, str) and not callable(reset):
-        raise BadInputError(f"reset is a {type(reset).__name__}.", "pass a method name or a function of the layer.")
+        raise BadInputError(f"reset is {kind_of(reset)}.", "pass a method name or a function of the layer.")
     names = arg_names(getattr(layer, forward), len(inputs))
     constant = options.get("constant") or ()
     constant = [constant] if isinstance(constant, str) else list(constant) if isinstance(constant, Sequence) else []
@@ -267,11 +267,11 @@ def _validate_slots(params: Any, grads: Any) -> None:
     """``params=`` and ``grads=`` of a kind check_object reads, or :class:`BadInputError` naming them."""
     if params is not None and not isinstance(params, (str, list, tuple)):
         raise BadInputError(
-            f"params is a {type(params).__name__}.", "name the parameters: params='parameters' or params=['W', 'b']."
+            f"params is {kind_of(params)}.", "name the parameters: params='parameters' or params=['W', 'b']."
         )
     if grads is not None and not isinstance(grads, (str, Mapping)):
         raise BadInputError(
-            f"grads is a {type(grads).__name__}.", "pass a pattern (grads='d{}'), a dict ({'W': 'dW'}) or 'return'."
+            f"grads is {kind_of(grads)}.", "pass a pattern (grads='d{}'), a dict ({'W': 'dW'}) or 'return'."
         )
     if isinstance(grads, str):
         try:
