@@ -97,7 +97,9 @@ def require_callable(fn: Any, what: str, hint: str) -> None:
 
 
 def kind_of(value: Any) -> str:
-    """``value``'s type with its article, as a message says it ('an int', 'a str')."""
+    """``value``'s type with its article, as a message says it ('an int', 'a str', 'None')."""
+    if value is None:
+        return "None"
     kind = type(value).__name__
     return f"{'an' if kind[:1].lower() in 'aeiou' else 'a'} {kind}"
 

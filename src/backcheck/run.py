@@ -400,10 +400,10 @@ def _vouch(
     value_gradient: Callable[[], float],
     sizes: np.ndarray,
     labels: set[str],
-    cause: str = "the function's noise or rounding, an overflow, a pole or a dtype too narrow",
+    cause: str,
 ) -> None:
     """Pass means vouched: elements whose bound could not see an error that matters become inconclusive.
-    ``labels``: the verdicts present in ``outcome``."""
+    ``labels``: the verdicts present in ``outcome``; ``cause``: why, as far as measured (:func:`_blind_cause`)."""
     if OK not in labels:
         return  # nothing passed: nothing to vouch for
     checked, status, numeric = outcome.checked, outcome.status, outcome.numeric

@@ -56,6 +56,12 @@ STABLE = 0.25
 #: or its tensor's typical size, whichever is larger) would have failed. Larger bounds say nothing a user can
 #: rely on ("relative error 50% passes"), so such elements are inconclusive instead.
 VOUCH = 0.05
+#: A float64 run of a backward pass stands in for the native one's formula only where the two differ by less
+#: than this many times the native dtype's rounding (of the gradient's largest element, or of unit-sized
+#: intermediates: a confident softmax's ``p - 1`` is a small difference of values near 1, a saturated sigmoid's
+#: ``1 - s`` is 0 in float32) or of its measured spread; more is another computation (a backward that takes
+#: another path for its own dtype).
+WIDE_AGREEMENT = 16.0
 #: A tensor whose whole gradient is below this fraction of the check's largest typical gradient is judged
 #: against that size instead of its own (a bias before a batch norm has a true gradient of zero).
 VOUCH_FLOOR = 1e-3

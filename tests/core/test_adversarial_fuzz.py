@@ -271,7 +271,7 @@ def _hvp(p: Any, v: Any) -> Any:
     [
         ((3, dsq, _hvp), "f is an int"),
         ((sq, 3, _hvp), "grad is an int"),
-        ((sq, dsq, None), "hvp is a NoneType"),
+        ((sq, dsq, None), "hvp is None"),
         ((None, "dsq", _hvp), "grad is a str"),
     ],
     ids=["f", "grad", "hvp", "grad a str"],

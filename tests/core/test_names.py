@@ -12,7 +12,7 @@ def test_a_lambda_is_named_by_its_own_source_not_the_statements_after_it():
     assert function_name(f) == "lambda x: np.sum(x**2)" and g is np.cos
 
 
-@pytest.mark.parametrize(("value", "phrase"), [(3, "is an int"), ("f", "is a str"), (None, "is a NoneType")])
+@pytest.mark.parametrize(("value", "phrase"), [(3, "is an int"), ("f", "is a str"), (None, "is None")])
 def test_a_function_that_is_not_one_is_named_with_its_kind(value, phrase):
     with pytest.raises(backcheck.BadInputError, match=phrase):
         backcheck.numerical_grad(value, np.ones(2))

@@ -35,8 +35,7 @@ def test_check_leaves_every_stream_it_reaches_as_found(draw):
     np.random.seed(5)
     random.seed(5)
     before, g0, l0 = _global_state(), gen.bit_generator.state, legacy.get_state()[1].copy()
-    r = backcheck.check(lambda x: np.sum(np.sin(x)) * (1 + 1e-3 * noise()), X, lambda x: np.cos(x))
-    assert r.status in ("pass", "fail", "inconclusive")
+    backcheck.check(lambda x: np.sum(np.sin(x)) * (1 + 1e-3 * noise()), X, lambda x: np.cos(x))
     assert gen.bit_generator.state == g0
     assert np.array_equal(legacy.get_state()[1], l0)
     assert _same_global(_global_state(), before)

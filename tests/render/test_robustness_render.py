@@ -167,3 +167,11 @@ def test_an_unknown_leaf_name_is_a_typed_key_error_listing_the_leaves(report):
     text = str(info.value)
     assert "'nope'" in text and "['x']" in text and "Hint:" in text and not text.startswith("'")
     assert report.leaf("x") is report.leaves[0]
+
+
+def test_print_report_names_a_file_that_is_not_a_stream():
+    from backcheck.render.terminal import print_report
+
+    r = backcheck.check(lambda x: float(np.sum(x**2)), np.ones(3), lambda x: 2 * x)
+    with pytest.raises(backcheck.errors.ArgumentError, match="file is an int, not a text stream"):
+        print_report(r, file=3)

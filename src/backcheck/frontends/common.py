@@ -19,7 +19,7 @@ from backcheck.numeric.steps import default_steps
 from backcheck.report import FAILING_FINDINGS, Finding, Report
 from backcheck.strategies import choose, resolve
 from backcheck.tree import Tree
-from backcheck.verdict import DEAD, typical_size
+from backcheck.verdict import DEAD, WIDE_AGREEMENT, typical_size
 
 #: Below this many elements 'auto' does not vectorize: a few dozen serial calls cost less than vmap's setup.
 AUTO_MIN_ELEMENTS = 8
@@ -213,12 +213,6 @@ def _fingerprint(coef: np.ndarray) -> bytes:
     return coef[::stride].tobytes() + np.array([coef.size, float(np.sum(coef))]).tobytes()
 
 
-#: A float64 run of a backward pass stands in for the native one's formula only where the two differ by less
-#: than this many times the native dtype's rounding (of the gradient's largest element, or of unit-sized
-#: intermediates: a confident softmax's ``p - 1`` is a small difference of values near 1) or of its measured
-#: spread; more is another computation (a backward that takes another path for float64).
-WIDE_AGREEMENT = 16.0
-
 
 def wide_disagreement(tree: Tree, g: np.ndarray, wide: np.ndarray, eps: np.ndarray, spread: Any = None) -> str:
     """Why the float64 run ``wide`` of the backward pass cannot stand in for the native gradient ``g``'s
@@ -357,9 +351,9 @@ def linearity_finding(
     """
     worst: tuple[float, int, float, np.ndarray] | None = None
     hit: list[str] = []
-    largest = _largest(g1)
+    largest = _largest_finite(g1)
     for _, gk in scaled:
-        largest = max(largest, _largest(gk))
+        largest = max(largest, _largest_finite(gk))
     for leaf in tree.leaves:
         sl = slice(leaf.offset, leaf.offset + leaf.size)
         for times, gk in scaled:
@@ -437,12 +431,6 @@ def _linear_enough(fname: str, found: Nonlinear) -> str:
         "error against the numeric derivative, in every element, so it is not reported as a nonlinear backward; a "
         "rule solved to a tolerance whose steps follow the cotangent's size does this."
     )
-
-
-def _largest(g: np.ndarray) -> float:
-    """The largest finite magnitude of a gradient (0 when it has none)."""
-    finite = np.abs(g[np.isfinite(g)])
-    return float(np.max(finite, initial=0.0))
 
 
 def small_error_note(report: Report, tree: Tree, fname: str) -> str:

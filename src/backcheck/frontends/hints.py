@@ -80,10 +80,10 @@ def pair_hint(exc: UserFunctionError, out: Any, cache: bool) -> UserFunctionErro
     pair may be ``(out, cache)``, handed to backward as a two-part ``dout``."""
     if cache or not (isinstance(out, tuple) and len(out) == 2):
         return exc
-    message = str(exc).split("\nHint:", 1)[0]
+    before = f"{exc.hint} " if exc.hint else ""
     return UserFunctionError(
-        message,
-        f"{exc.hint} forward returned a pair, taken as two outputs (dout is a pair too): if it is (out, cache), "
+        exc.message,
+        f"{before}forward returned a pair, taken as two outputs (dout is a pair too): if it is (out, cache), "
         "pass cache=True.",
     )
 

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
 
+from backcheck.calls import kind_of
+
 if TYPE_CHECKING:
     from backcheck.report import Curve, Finding, LeafReport, Report
 
@@ -83,12 +85,7 @@ def quiet(fn: F) -> F:
     return cast(F, quietly)
 
 
-def a_kind(value: Any) -> str:
-    """``value``'s type with its article, for a message: 'a str', 'an int', 'None'."""
-    if value is None:
-        return "None"
-    name = type(value).__name__
-    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+a_kind = kind_of  # ``value``'s type with its article, for a message: 'a str', 'an int', 'None'
 
 
 _REPORTS_HINT = "pass the Report a check returned (backcheck.check(...)), or a list of them."

@@ -13,7 +13,16 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from backcheck.render._data import KINK_PHRASE, floor_sentence, has_floor, headline, one_report, quiet, rel_err_notes
+from backcheck.render._data import (
+    KINK_PHRASE,
+    a_kind,
+    floor_sentence,
+    has_floor,
+    headline,
+    one_report,
+    quiet,
+    rel_err_notes,
+)
 from backcheck.render.text import render_report
 
 if TYPE_CHECKING:
@@ -125,6 +134,10 @@ def print_report(report: Report, file: TextIO | None = None, *, color: bool | No
     """
     one_report(report)
     stream = sys.stdout if file is None else file
+    if not callable(getattr(stream, "write", None)):
+        from backcheck.errors import ArgumentError
+
+        raise ArgumentError(f"file is {a_kind(file)}, not a text stream.", "pass file=sys.stderr or an open file.")
     rich_ok = use_rich(stream) if color is None else color
     if rich_ok:
         try:

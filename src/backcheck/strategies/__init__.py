@@ -150,12 +150,13 @@ class _Collected:
         )
 
 
-def _ties(ev: Evaluator, claim: Claim, leaf: Any, rng: np.random.Generator, out: _Collected) -> None:
+def _ties(ev: Evaluator, claim: Claim, leaf: Any, rng: np.random.Generator, out: _Collected) -> bool:
     """Fail ``leaf`` where moving its tied elements together disagrees with their claimed gradient (see
-    :func:`backcheck.strategies.projected.tied_together`): single elements at a tie each show a valid slope."""
+    :func:`backcheck.strategies.projected.tied_together`): single elements at a tie each show a valid slope.
+    Whether it failed."""
     tied = tied_together(ev, claim, leaf, rng)
     if tied is None or not tied[0].failed:
-        return
+        return False
     m, moved = tied
     out.failed_leaves[leaf.name] = (
         f"moving its {moved} elements that share their value with another together (each value by one random "
@@ -163,6 +164,7 @@ def _ties(ev: Evaluator, claim: Claim, leaf: Any, rng: np.random.Generator, out:
         f"{m.analytic:.6g} (bound {m.bound:.3g}): a gradient routed to every tied element of a max, or split "
         "among them wrongly? strategy='full' names the elements."
     )
+    return True
 
 
 def _projected(
@@ -306,12 +308,12 @@ def _localize_leaf(
         out.notes.append(f"{leaf.name}: a random direction disagrees; group testing found {n_wrong} wrong element(s).")
         return
     if n_kinks and not n_jumps and found.complete:
-        out.notes.append(
-            f"{leaf.name}: a random direction disagrees, but group testing traced it to elements at kinks "
-            f"only ({n_kinks} found; they are not differentiable there and their analytic values are valid "
-            "one-sided slopes)."
-        )
-        _ties(ev, claim, leaf, rng, out)
+        if not _ties(ev, claim, leaf, rng, out):
+            out.notes.append(
+                f"{leaf.name}: a random direction disagrees, but group testing traced it to elements at kinks "
+                f"only ({n_kinks} found; they are not differentiable there and their analytic values are valid "
+                "one-sided slopes)."
+            )
         return
     if n_jumps and found.complete:
         # f jumps along these elements (a step, a value oscillating finer than the step): every direction that
@@ -340,11 +342,11 @@ def _localize_leaf(
         or np.any(sub.status == KINK)
         or not project_leaf(ev, claim, leaf, rng, (max(k, 3), None, plan[2])).failed
     ):
-        out.notes.append(
-            f"{leaf.name}: a random direction disagreed, but no element is wrong: group testing and a sample of "
-            f"{sub.checked.size} elements found none (the point has kinks, or fresh directions agree)."
-        )
-        _ties(ev, claim, leaf, rng, out)
+        if not _ties(ev, claim, leaf, rng, out):
+            out.notes.append(
+                f"{leaf.name}: a random direction disagreed, but no element is wrong: group testing and a sample "
+                f"of {sub.checked.size} elements found none (the point has kinks, or fresh directions agree)."
+            )
     else:
         out.failed_leaves[leaf.name] = (
             f"{failing} of {k} random directions disagree, and fresh ones too, but no single element is "

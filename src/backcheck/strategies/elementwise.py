@@ -28,6 +28,7 @@ from backcheck.verdict import (
     NOISY,
     OK,
     SAFETY,
+    WIDE_AGREEMENT,
     Claim,
     FirstDifferences,
     Judgement,
@@ -208,13 +209,8 @@ def _plausible_rounding(claim: Claim, idx: np.ndarray, a64: np.ndarray) -> np.nd
     another path for its own dtype (a float32 kernel off by 0.3) differs by far more, and is judged at its own
     dtype's resolution."""
     ref = claim.rms[idx] if claim.typical is None else claim.typical[idx]
-    allowed = np.maximum(AGREEMENT_MOST * np.maximum(np.abs(a64), ref), UNIT_ROUNDING * claim.grad_eps[idx])
+    allowed = np.maximum(AGREEMENT_MOST * np.maximum(np.abs(a64), ref), WIDE_AGREEMENT * claim.grad_eps[idx])
     return np.abs(claim.g[idx] - a64) <= allowed
-
-
-#: Epsilons of the native dtype granted to a gradient computed from unit-sized intermediates (the frontends'
-#: ``WIDE_AGREEMENT``).
-UNIT_ROUNDING = 16.0
 
 
 def _vouch_through_wide(
@@ -495,32 +491,31 @@ def _along_claim(ev: Evaluator, group: np.ndarray, claim: Claim) -> bool | None:
     norm = float(np.linalg.norm(gs))
     if not (norm > 0 and math.isfinite(norm)):
         return None
-    v = gs / norm
+    fwd, bwd, slack = _slopes_along(ev, group, gs / norm, claim)
+    if abs(fwd - bwd) <= slack:
+        # differentiable along v: a nested min of maxes may have a valid Clarke subgradient whose g . v is not
+        # that slope (torch's (0.5, -0.25) for min(max(x0 + x1, x0), -x1) at 0): no conclusion
+        return None
+    return bool(min(fwd, bwd) - slack <= norm <= max(fwd, bwd) + slack)
+
+
+def _moved_together(ev: Evaluator, group: np.ndarray, claim: Claim) -> bool | None:
+    """Whether moving ``group`` together agrees with its summed gradient; None where that is not differentiable."""
+    fwd, bwd, slack = _slopes_along(ev, group, np.ones(group.size), claim)
+    if abs(fwd - bwd) > slack:
+        return None  # not a differentiable direction: no conclusion
+    return bool(abs(float(np.sum(claim.g[group])) - (fwd + bwd) / 2) <= slack)
+
+
+def _slopes_along(ev: Evaluator, group: np.ndarray, v: np.ndarray, claim: Claim) -> tuple[float, float, float]:
+    """The one-sided slopes of ``f`` along ``v`` (over ``group``) at half the group's smallest step, and their
+    slack: how far they moved from the full step, the round-off, the analytic side's resolution, and what the
+    rounded displacements take from ``g . v`` (the claim is weighed against ``t v``, the move asked for)."""
+    gs = claim.g[group]
     t = float(np.min(claim.steps[group]))
     phis, disps = ev.direction(group, v, (t, -t, t / 2, -t / 2))
     fwd1, bwd1 = (phis[0] - ev.phi0) / t, (ev.phi0 - phis[1]) / t
     fwd, bwd = (phis[2] - ev.phi0) / (t / 2), (ev.phi0 - phis[3]) / (t / 2)
     res = float(np.sum(resolution(gs, gs, 1.0, claim.rms[group]) * claim.grad_eps[group]))
-    slack = bound(max(abs(fwd - fwd1), abs(bwd - bwd1)), 2 * roundoff(ev, t / 2), res)
-    if abs(fwd - bwd) <= slack:
-        # differentiable along v: a nested min of maxes may have a valid Clarke subgradient whose g . v is not
-        # that slope (torch's (0.5, -0.25) for min(max(x0 + x1, x0), -x1) at 0): no conclusion
-        return None
     disp_err = (abs(float(np.dot(gs, disps[2] - t / 2 * v))) + abs(float(np.dot(gs, disps[3] + t / 2 * v)))) / t
-    return bool(min(fwd, bwd) - slack - disp_err <= norm <= max(fwd, bwd) + slack + disp_err)
-
-
-def _moved_together(ev: Evaluator, group: np.ndarray, claim: Claim) -> bool | None:
-    """Whether moving ``group`` together agrees with its summed gradient; None where that is not differentiable."""
-    g, steps = claim.g, claim.steps
-    t = float(np.min(steps[group]))
-    phis, disps = ev.direction(group, np.ones(group.size), (t, -t, t / 2, -t / 2))
-    fwd1, bwd1 = (phis[0] - ev.phi0) / t, (ev.phi0 - phis[1]) / t
-    fwd, bwd = (phis[2] - ev.phi0) / (t / 2), (ev.phi0 - phis[3]) / (t / 2)
-    gs = g[group]
-    res = float(np.sum(resolution(gs, gs, 1.0, claim.rms[group]) * claim.grad_eps[group]))
-    slack = bound(max(abs(fwd - fwd1), abs(bwd - bwd1)), 2 * roundoff(ev, t / 2), res)
-    if abs(fwd - bwd) > slack:
-        return None  # not a differentiable direction: no conclusion
-    disp_err = (abs(float(np.dot(gs, disps[2] - t / 2))) + abs(float(np.dot(gs, disps[3] + t / 2)))) / t
-    return bool(abs(float(np.sum(gs)) - (fwd + bwd) / 2) <= slack + disp_err)
+    return fwd, bwd, bound(max(abs(fwd - fwd1), abs(bwd - bwd1)), 2 * roundoff(ev, t / 2), res) + disp_err

@@ -38,7 +38,7 @@ REPEAT_SCALE = 2.0
 #: larger or smaller than the default crosses a clipping threshold near its size. Not more: a backward that
 #: iterates to an absolute tolerance (an implicit layer's fixed point) may never converge on a cotangent far
 #: larger than the one it was written for.
-LINEAR_SCALE, LINEAR_SCALE_HALF = 4.0, 4.0
+LINEAR_SCALE = 4.0
 #: Repeated backward passes that differ by less than this many units of the gradient dtype's epsilon (of the
 #: largest element) differ by rounding (a reduction in another order), not by changed state.
 REPEAT_ULPS = 64.0
@@ -220,12 +220,9 @@ Runs = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[tuple[float, n
 
 
 def linear_scales(sess: Session) -> list[float]:
-    """The cotangent scales the linearity of the backward is tested at: 2, and a large power of two and its
-    inverse (smaller for a float16 output, whose range is narrow)."""
-    torch = sess.torch
-    narrow = any(d is not None and torch.finfo(real_of(d.dtype)).max < 1e30 for d in sess.douts)
-    big = LINEAR_SCALE_HALF if narrow else LINEAR_SCALE
-    return [REPEAT_SCALE, big, 1.0 / big]
+    """The cotangent scales the linearity of the backward is tested at: 2, and :data:`LINEAR_SCALE` and its
+    inverse (a few times the cotangent: a rule that iterates to an absolute tolerance still converges there)."""
+    return [REPEAT_SCALE, LINEAR_SCALE, 1.0 / LINEAR_SCALE]
 
 
 def repeat_backward(sess: Session) -> Runs | str:
