@@ -317,8 +317,38 @@ def _judge_one(
     if (unsure or loose or st in (MISMATCH, KINK, AMBIGUOUS)) and _kinks_off_the_point(ev, i, a, verdict, rough, first):
         finer = _finer(ev, i, a, h, res, tol, size)
         if finer is not None and (_stands_for(finer, verdict, a, size) or (unsure and finer[0] == NOISY)):
-            return finer
-    return verdict
+            verdict = finer
+    return _on_own_scale(ev, i, (a, h, size), res, tol, verdict) if verdict[0] == KINK else verdict
+
+
+#: An element smaller than its step is judged again at this fraction of its own size (see :func:`_on_own_scale`).
+OWN_SCALE = 1.0 / 8.0
+
+
+def _on_own_scale(
+    ev: Evaluator, i: int, element: tuple[float, float, float], res: float, tol: Tolerance, verdict: Verdict
+) -> Verdict:
+    """A kink verdict of an element ``x`` with ``0 < |x| < h``, judged again at a step of ``|x| / 8``.
+
+    A step larger than the element itself crosses the element's own zero: ReLU at ``x = 1e-9`` or the norm of a
+    vector of size 1e-12 look like kinks at the point at every step above the element's size, and any value
+    between (or at) the one-sided slopes would pass as a subgradient, an inverted mask included. At an eighth of
+    the element the function's kinks at zero lie beyond the step: a smooth verdict there (a pass or a mismatch)
+    replaces the kink (a pass only where it sees errors of ``VOUCH * size``); a kink that stays (a tie with
+    another element) or noise keeps it. ``element``: the analytic value, the step and the size to judge against.
+    """
+    a, h, size = element
+    leaf, local = ev.tree.locate(i)
+    x = abs(float(leaf.original.reshape(-1)[local]))
+    if not 0.0 < x < h:
+        return verdict
+    s = x * OWN_SCALE
+    phis, disp = ev.element(i, (s, -s))
+    if disp[0] == 0.0 or disp[1] == 0.0 or not np.all(np.isfinite(phis)):
+        return verdict
+    out = refine(ev, i, a, s, (float(phis[0]), float(phis[1]), float(disp[0]), float(disp[1])), res, tol)
+    vouched = out[0] == MISMATCH or (out[0] == OK and out[2] <= VOUCH * size)
+    return out if vouched else verdict
 
 
 def judge(

@@ -233,3 +233,59 @@ def test_a_smooth_function_with_gradients_small_against_its_curvature_still_fail
 def test_a_wrong_gradient_at_a_stationary_point_still_fails(off):
     report = backcheck.check(lambda x: float(np.sum(np.cos(x))), np.zeros(5), lambda x: -np.sin(x) + off)
     assert report.status == "fail", report
+
+
+# --- elements smaller than their step: a kink at the element's own zero lies inside every default step -----------
+
+#: Sizes of the elements, all far below the default step (about 6e-6 in float64, 5e-3 in float32).
+TINY_SCALES = (1e-9, 1e-12, 1e-15)
+
+
+def _relu_sum(y):
+    return float(np.sum(np.maximum(y, 0.0)))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("scale", TINY_SCALES)
+def test_relu_of_elements_far_below_the_step_judges_each_side_not_a_kink(scale, dtype):
+    """ReLU at y = 1e-9 is differentiable (slope 1 or 0); a step of 6e-6 crosses its zero, where either slope is a
+    subgradient. A mask that is inverted or all zeros fails; the right one passes."""
+    y = (np.array([1.0, -2.0, 3.0, -0.5]) * scale).astype(dtype)
+    right = backcheck.check(_relu_sum, y, lambda y: (y > 0).astype(y.dtype))
+    assert right.status == "pass", right
+    for wrong in (lambda y: (y < 0).astype(y.dtype), lambda y: np.zeros_like(y)):
+        report = backcheck.check(_relu_sum, y, wrong)
+        assert report.status == "fail", report
+
+
+@pytest.mark.parametrize("scale", TINY_SCALES)
+def test_the_norm_of_a_tiny_vector_is_smooth_there_and_a_flipped_sign_fails(scale):
+    """||x|| is differentiable away from 0; for x of size 1e-12, every default step sees the cone at 0, where
+    any vector of norm <= 1 is a subgradient, the flipped one too."""
+    x = np.array([0.3, -0.5, 0.8]) * scale
+    right = backcheck.check(lambda x: float(np.linalg.norm(x)), x, lambda x: x / np.linalg.norm(x))
+    assert right.status == "pass", right
+    flipped = backcheck.check(lambda x: float(np.linalg.norm(x)), x, lambda x: -x / np.linalg.norm(x))
+    assert flipped.status == "fail", flipped
+    assert {e.index for e in flipped.mismatches} == {(0,), (1,), (2,)}, flipped
+
+
+def test_a_tiny_element_at_a_true_tie_stays_a_kink():
+    """max(x0, x1) with x0 = x1 = 1e-9: a kink at the point at every scale; either slope passes, as at x = 0."""
+    x = np.array([1e-9, 1e-9, 5e-10])
+    for claim in ([1.0, 0.0, 0.0], [0.0, 1.0, 0.0]):
+        report = backcheck.check(lambda x: float(np.max(x)), x, lambda x, c=claim: np.array(c))
+        assert report.status == "pass", report
+    report = backcheck.check(lambda x: float(np.max(x)), x, lambda x: np.array([0.0, 0.0, 1.0]))
+    assert report.status == "fail", report
+
+
+def test_a_large_array_of_tiny_relu_inputs_with_an_inverted_mask_fails_under_auto():
+    y = np.random.default_rng(3).normal(size=20_000) * 1e-9
+    w = np.linspace(0.5, 1.5, y.size)
+
+    def f(y):
+        return float(np.sum(np.maximum(y, 0.0) * w))
+
+    assert backcheck.check(f, y, lambda y: (y > 0) * w).status == "pass"
+    assert backcheck.check(f, y, lambda y: (y < 0) * w).status == "fail"
