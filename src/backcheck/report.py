@@ -366,9 +366,10 @@ def _leaf_report(
     floor_rel = floor / typical if typical > 0 and not math.isnan(floor) else math.nan
     kind = "element"
     projected = getattr(outcome, "floors", {}).get(leaf.name)
-    if projected is not None and not idx.size:
-        # checked along random directions only: the RMS error they would have caught
-        kind, floor_rel = "rms", projected
+    if projected is not None and idx.size < leaf.size:
+        # checked along random directions (all but the elements judged one by one, at kinks): the RMS error they
+        # would have caught, the weaker of the two statements
+        kind, floor_rel = "rms", projected if not idx.size else max(projected, np.nan_to_num(floor_rel))
         floor = projected * rms(analytic[leaf.offset : leaf.offset + leaf.size])
     failing = tally[MISMATCH] + tally[DEAD]
     if leaf.name in skipped:

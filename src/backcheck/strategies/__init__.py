@@ -19,7 +19,14 @@ import numpy as np
 from backcheck.errors import BadInputError, NonFiniteError
 from backcheck.evaluate import Evaluator
 from backcheck.strategies.elementwise import Outcome, run
-from backcheck.strategies.projected import MAX_DIRECTIONS, localize, project_leaf, tied_together
+from backcheck.strategies.projected import (
+    MAX_DIRECTIONS,
+    MAX_KINKED,
+    kinked,
+    localize,
+    project_leaf,
+    tied_together,
+)
 from backcheck.verdict import FAILING, JUMP, KINK, VOUCH, Claim
 
 STRATEGIES = ("full", "sparse", "projected", "auto")
@@ -215,17 +222,34 @@ def _projected(
             out.add_outcome(run(ev, claim, _elements(ev, leaf), rng))
             out.notes.append(_exhaustive(leaf, proj.wanted))
             continue
+        if proj.kinky and not proj.failed:
+            # directions through a kink prove nothing: the few elements at kinks are found and judged one by one,
+            # and the others projected again; many kinks, and a sample of elements is judged instead
+            kinks = kinked(ev, claim, leaf, rng)
+            again = None
+            if kinks is not None:
+                out.add_outcome(run(ev, claim, kinks + leaf.offset, rng))
+                again = project_leaf(ev, claim, leaf, rng, plan, stop_on_failure=localize_failures, still=kinks)
+            if again is None or (again.kinky and not again.failed):
+                sub = sample(leaf)
+                out.notes.append(
+                    f"{leaf.name}: {proj.kinky} of {len(proj.measurements)} random directions cross a kink at the "
+                    f"point (ties, ReLU inputs at 0) at more than {MAX_KINKED} elements, so {sub.checked.size} "
+                    "random elements were checked one by one instead: an error confined to a few elements may "
+                    "go unseen (strategy='full' checks every one)."
+                )
+                _ties(ev, claim, leaf, rng, out)
+                continue
+            out.notes.append(
+                f"{leaf.name}: random directions cross a kink at the point (ties, ReLU inputs at 0, jumps) at "
+                f"{kinks.size} element(s), found by bisection and judged one by one; the other elements were "
+                "projected again without them."
+            )
+            if _ties(ev, claim, leaf, rng, out):
+                continue
+            proj = again
         k = len(proj.measurements)
         worst = max(abs(m.mismatch) / m.bound if m.bound > 0 else 0.0 for m in proj.measurements)
-        if proj.kinky and not proj.failed:
-            # directions through a kink prove nothing: check a sample of elements one by one instead
-            sub = sample(leaf)
-            out.notes.append(
-                f"{leaf.name}: {proj.kinky} of {len(proj.measurements)} random directions cross a kink at the point "
-                f"(ties, ReLU inputs at 0), so {sub.checked.size} random elements were checked one by one instead."
-            )
-            _ties(ev, claim, leaf, rng, out)
-            continue
         if not proj.failed and not proj.detectable <= VOUCH:
             # directions this coarse cannot see errors that matter (a function computing in float32): pass means
             # vouched, so a sample of elements is judged one by one instead, each against its own bound

@@ -273,15 +273,20 @@ def project_leaf(
     rng: np.random.Generator,
     plan: tuple[int | None, float | None, float],
     stop_on_failure: bool = False,
+    still: np.ndarray | None = None,
 ) -> LeafProjection:
     """Compare random directional derivatives over ``leaf`` with the claimed gradient.
 
     ``plan`` is (directions, detect, confidence): a fixed number of directions, or None to derive it from the
     first direction's bound, the RMS error to detect (None: ``DETECT_BOUNDS`` bounds) and the confidence.
+    ``still``: positions in the array the directions leave where they are (elements judged one by one).
     """
     count, detect, confidence = plan
     sl = slice(leaf.offset, leaf.offset + leaf.size)
     g, h = claim.g[sl], claim.steps[sl]
+    if still is not None and still.size:
+        h = h.copy()
+        h[still] = 0.0
     wide = None if claim.g_wide is None else claim.g_wide[sl]
     along = Along(g, sl, claim.tol, (float(claim.grad_eps[leaf.offset]), float(claim.rms[leaf.offset])), wide)
     results: list[Measurement] = []
@@ -289,7 +294,7 @@ def project_leaf(
     wanted = count or 1
     with lend(leaf.size) as buffer, lend(leaf.size) as hc:
         scale = rms(np.multiply(g, h, out=buffer))  # the step-weighted gradient, errors are measured against it
-        k = math.sqrt(12.0 / max(leaf.size, 1))
+        k = math.sqrt(12.0 / max(leaf.size - (0 if still is None else still.size), 1))
         np.multiply(h, k, out=hc)
         moments = _moments(buffer, h, k, scale) if leaf.size >= MOMENTS_FROM else None
         while len(results) < wanted:
@@ -310,6 +315,52 @@ def project_leaf(
     kinky = sum(m.kinky for m in results)
     detectable = detectable_size([m.bound for m in results], scale, confidence)
     return LeafProjection(failed, kinky, results, detectable, failure, wanted)
+
+
+#: At most this many elements that random directions cross kinks at are located by bisection (then judged one
+#: by one, and the others projected again); beyond, a random sample of elements is judged instead.
+MAX_KINKED = 32
+
+
+def kinked(ev: Evaluator, claim: Claim, leaf: Leaf, rng: np.random.Generator) -> np.ndarray | None:
+    """The positions in ``leaf`` (local) of the elements a random direction cannot cross cleanly: halves whose
+    direction crosses a kink (or disagrees) are halved again, level by level, down to single elements. A
+    direction over a million elements crosses a kink if one of them sits at a ReLU's zero, a tie or a jump, and
+    proves nothing about the others; bisection finds a few such elements in about ``2 log2(N)`` directions
+    each. None when more than :data:`MAX_KINKED` turn up at one level, or when the array holds that many zeros
+    and repeated values to begin with (post-ReLU activations, integers: kinks everywhere)."""
+    x = leaf.original.reshape(-1)
+    if _suspects(x) > 4 * MAX_KINKED:
+        return None
+    g, steps, offset = claim.g, claim.steps, leaf.offset
+    w = rng.random(leaf.size) - 0.5
+
+    def crosses(lo: int, hi: int) -> bool:
+        sub = slice(offset + lo, offset + hi)
+        norm = float(np.linalg.norm(w[lo:hi]))
+        wide = None if claim.g_wide is None else claim.g_wide[sub]
+        along = Along(g[sub], sub, claim.tol, (float(claim.grad_eps[offset]), float(claim.rms[offset])), wide)
+        m = measure(ev, along, steps[sub] * w[lo:hi] / norm)
+        return m.kinky or m.failed
+
+    found: list[int] = []  # single elements whose own direction crosses
+    level = [(0, leaf.size)]
+    while level:
+        halves = [half for lo, hi in level for half in ((lo, (lo + hi) // 2), ((lo + hi) // 2, hi))]
+        level = [(lo, hi) for lo, hi in halves if crosses(lo, hi)]
+        found += [lo for lo, hi in level if hi - lo == 1]
+        level = [(lo, hi) for lo, hi in level if hi - lo > 1]
+        if len(found) + len(level) > MAX_KINKED:
+            return None
+    return np.array(sorted(found), dtype=np.int64)
+
+
+def _suspects(x: np.ndarray) -> int:
+    """How many elements sit where kinks usually are: at zero, or at a value another element shares."""
+    if x.dtype.kind not in "fc":
+        return 0
+    _, counts = np.unique(x, return_counts=True)
+    return int(np.count_nonzero(x == 0)) + int(counts[counts > 1].sum())
 
 
 @dataclass
@@ -380,7 +431,17 @@ def _judge_one(ev: Evaluator, claim: Claim, i: int, out: Localized) -> None:
         out.status[int(i)] = st
 
 
-__all__ = ["MAX_LOCALIZED", "Along", "detectable_size", "directions_needed", "localize", "measure", "project_leaf"]
+__all__ = [
+    "MAX_KINKED",
+    "MAX_LOCALIZED",
+    "Along",
+    "detectable_size",
+    "directions_needed",
+    "kinked",
+    "localize",
+    "measure",
+    "project_leaf",
+]
 
 
 def tied_together(ev: Evaluator, claim: Claim, leaf: Leaf, rng: np.random.Generator) -> tuple[Measurement, int] | None:
