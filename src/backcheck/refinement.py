@@ -30,7 +30,6 @@ from backcheck.verdict import (
     SAFETY,
     SCREEN_RELATIVE,
     SETTLED,
-    TINY,
     VOUCH,
     FirstDifferences,
     Four,
@@ -400,8 +399,8 @@ def judge(
         if st == MISMATCH and analytic[k] == 0.0:
             st = DEAD
         status[k], numeric[k], limit[k] = st, n, b
-    if typical is not None and MISMATCH in set(status.tolist()):
-        _tiny_beside_rounding(ev, idx, (analytic, numeric), first, res, typical, (status, limit))
+    if MISMATCH in set(status.tolist()) and not tol.custom:
+        _rounded_away(ev, idx, (analytic, numeric), first, res, typical, (status, limit))
     if cleared is not None and ev.noise_probe is None and cleared.any():
         _noise_since(ev, cleared, limit, (np.abs(numeric), first.span, res))
     return Judgement(numeric, limit, status, jump, hull)
@@ -417,29 +416,31 @@ def _noise_since(ev: Evaluator, cleared: np.ndarray, limit: np.ndarray, first: t
     limit[cleared] = np.maximum(limit[cleared], now)
 
 
-def _tiny_beside_rounding(
+def _rounded_away(
     ev: Evaluator,
     idx: np.ndarray,
     values: tuple[np.ndarray, np.ndarray],
     first: FirstDifferences,
     res: np.ndarray,
-    typical: np.ndarray,
+    typical: np.ndarray | None,
     verdicts: tuple[np.ndarray, np.ndarray],
 ) -> None:
-    """Mismatches of elements far below their tensor's typical gradient that the rounding of the whole output
-    explains. Such an element moves few outputs by a visible amount; the others' true changes fall below their
-    resolution and round to nothing (the far coefficients of an iterative solve), so a difference over the
-    outputs that moved misses them. Bounded by the rounding of every output, the element is judged against
-    its tensor's size, as :data:`VOUCH` asks."""
+    """Mismatches that the rounding of the whole output explains, where the element's true change of some
+    outputs fell below their resolution and rounded to nothing: a confident softmax's largest probability, which
+    moves by the tiny others' change, 1e-17 against its rounding of 1e-16; an iterative solve's far
+    coefficients. A difference over the outputs that moved misses those changes. Confirmed by a much larger
+    step moving much larger outputs (:func:`_coupled_below_resolution`), the element is bounded by every
+    output's rounding: a pass where that sees errors of :data:`VOUCH` of its size or of its tensor's typical
+    one, else inconclusive (a wrong element of that size cannot be told from the rounding)."""
     (analytic, numeric), (status, limit) = values, verdicts
     size = np.maximum(np.abs(analytic), np.abs(numeric))
-    tiny = (status == MISMATCH) & (size < TINY * typical)
-    if not tiny.any():
-        return
+    if typical is not None:
+        size = np.maximum(size, typical)
     whole = bound(0.0, roundoff(ev, np.abs(first.span)), res)  # every output's rounding (no scale: the largest)
-    for k in np.flatnonzero(tiny & (np.abs(analytic - numeric) <= whole)).tolist():
+    for k in np.flatnonzero((status == MISMATCH) & (np.abs(analytic - numeric) <= whole)).tolist():
         if _coupled_below_resolution(ev, int(idx[k]), float(first.disp_plus[k])):
-            status[k], limit[k] = OK, max(float(limit[k]), float(whole[k]))
+            limit[k] = max(float(limit[k]), float(whole[k]))
+            status[k] = OK if limit[k] <= VOUCH * size[k] else NOISY
 
 
 #: A step this many times the element's own moves the outputs its true change rounded away at that step.

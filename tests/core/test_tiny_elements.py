@@ -112,3 +112,41 @@ def test_a_logit_far_below_its_row_is_judged_against_every_outputs_rounding(seed
         return g
 
     assert backcheck.check_layer(softmax_rows, wrong, (z,), seed=seed).status == "fail"
+
+
+# --- every element tiny: outputs whose true change rounds to nothing --------------------------------------------
+
+
+def confident_logits(seed, margin=25.0, rows=6, classes=7):
+    """One logit per row ``margin`` above the others: every probability but one near 1e-11, and every gradient
+    element of <dout, softmax(z)> near 1e-11; moving a small logit changes the largest probability by 1e-17,
+    below its rounding (1e-16), so that output stands still though it moves."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(rows, classes))
+    z[np.arange(rows), rng.integers(0, classes, size=rows)] += margin
+    return z
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_confident_softmax_is_not_a_false_alarm_and_a_wrong_one_still_fails(seed):
+    z = confident_logits(seed)
+    right = backcheck.check_layer(softmax, softmax_backward, (z,), seed=seed)
+    assert right.status in ("pass", "inconclusive"), right
+    wrong = backcheck.check_layer(softmax, lambda d, z: 1.5 * softmax_backward(d, z), (z,), seed=seed)
+    assert wrong.status == "fail", wrong
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_confident_rows_beside_ordinary_ones_pass(seed):
+    z = np.concatenate([confident_logits(seed), np.random.default_rng(seed + 10).normal(size=(6, 7))])
+    assert backcheck.check_layer(softmax, softmax_backward, (z,), seed=seed).status == "pass"
+    assert backcheck.check_layer(softmax, lambda d, z: 1.01 * softmax_backward(d, z), (z,), seed=seed).status == "fail"
+
+
+def test_torch_softmax_of_confident_logits_is_not_a_false_alarm():
+    torch = pytest.importorskip("torch")
+    import backcheck.torch as bt
+
+    z = torch.tensor(confident_logits(0), requires_grad=True)
+    report = bt.check(lambda t: torch.softmax(t, -1), z)
+    assert report.status in ("pass", "inconclusive"), report
