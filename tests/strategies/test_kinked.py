@@ -79,3 +79,21 @@ def test_an_array_full_of_kinks_is_sampled_and_says_what_a_sample_cannot_see():
     report = backcheck.check(lambda x: float(np.sum(np.abs(x) * 0.5)), x, lambda x: np.where(x >= 0, 0.5, -0.5))
     assert report.status == "pass", report
     assert any("may go unseen" in note for note in report.notes), report.notes
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_post_relu_inputs_project_their_nonzero_elements_so_one_wrong_one_fails(seed):
+    """Half the elements at 0, where |x| has a kink that the rule's right-hand slope makes every direction see:
+    the zeros are left out of the directions (a sample of them judged one by one) and the others projected, so
+    a single wrong nonzero element fails."""
+    x = np.maximum(_point(seed), 0.0)
+    wrong = int(np.flatnonzero(x)[1000 + seed])
+
+    def grad(x):
+        g = np.where(x >= 0, 0.5, -0.5)
+        g[wrong] *= 1 + WRONG_BY
+        return g
+
+    report = backcheck.check(lambda x: float(np.sum(np.abs(x) * 0.5)), x, grad)
+    assert report.status == "fail", report
+    assert [e.index for e in report.mismatches] == [(wrong,)], report

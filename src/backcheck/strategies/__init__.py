@@ -22,9 +22,11 @@ from backcheck.strategies.elementwise import Outcome, run
 from backcheck.strategies.projected import (
     MAX_DIRECTIONS,
     MAX_KINKED,
+    LeafProjection,
     kinked,
     localize,
     project_leaf,
+    suspects,
     tied_together,
 )
 from backcheck.verdict import FAILING, JUMP, KINK, VOUCH, Claim
@@ -185,9 +187,11 @@ def _projected(
     confidence = plan[2]
     out = _Collected()
 
-    def sample(leaf: Any) -> Outcome:
-        """A random sample of the array's elements, judged one by one (not those judged already)."""
-        pool = np.setdiff1d(np.arange(leaf.offset, leaf.offset + leaf.size), ev.tree.excluded)
+    def sample(leaf: Any, among: np.ndarray | None = None) -> Outcome:
+        """A random sample of the array's elements (of ``among``, flat positions, if given), judged one by one
+        (not those judged already)."""
+        every = np.arange(leaf.offset, leaf.offset + leaf.size) if among is None else among
+        pool = np.setdiff1d(every, ev.tree.excluded)
         idx = np.sort(rng.choice(pool, size=min(KINKY_SAMPLES, pool.size), replace=False))
         idx = idx[~np.isin(idx, out.checked)]
         sub = run(ev, claim, idx, rng)
@@ -223,31 +227,9 @@ def _projected(
             out.notes.append(_exhaustive(leaf, proj.wanted))
             continue
         if proj.kinky and not proj.failed:
-            # directions through a kink prove nothing: the few elements at kinks are found and judged one by one,
-            # and the others projected again; many kinks, and a sample of elements is judged instead
-            kinks = kinked(ev, claim, leaf, rng)
-            again = None
-            if kinks is not None:
-                out.add_outcome(run(ev, claim, kinks + leaf.offset, rng))
-                again = project_leaf(ev, claim, leaf, rng, plan, stop_on_failure=localize_failures, still=kinks)
-            if again is None or (again.kinky and not again.failed):
-                sub = sample(leaf)
-                out.notes.append(
-                    f"{leaf.name}: {proj.kinky} of {len(proj.measurements)} random directions cross a kink at the "
-                    f"point (ties, ReLU inputs at 0) at more than {MAX_KINKED} elements, so {sub.checked.size} "
-                    "random elements were checked one by one instead: an error confined to a few elements may "
-                    "go unseen (strategy='full' checks every one)."
-                )
-                _ties(ev, claim, leaf, rng, out)
+            proj = _around_kinks(ev, claim, leaf, rng, (plan, localize_failures), sample, out)
+            if proj is None:
                 continue
-            out.notes.append(
-                f"{leaf.name}: random directions cross a kink at the point (ties, ReLU inputs at 0, jumps) at "
-                f"{kinks.size} element(s), found by bisection and judged one by one; the other elements were "
-                "projected again without them."
-            )
-            if _ties(ev, claim, leaf, rng, out):
-                continue
-            proj = again
         k = len(proj.measurements)
         worst = max(abs(m.mismatch) / m.bound if m.bound > 0 else 0.0 for m in proj.measurements)
         if not proj.failed and not proj.detectable <= VOUCH:
@@ -282,6 +264,54 @@ def _projected(
             continue
         _localize_leaf(ev, claim, leaf, proj, rng, plan, sample, out)
     return out.outcome()
+
+
+def _around_kinks(
+    ev: Evaluator,
+    claim: Claim,
+    leaf: Any,
+    rng: np.random.Generator,
+    how: tuple[tuple[int | None, float | None, float], bool],
+    sample: Callable[..., Outcome],
+    out: _Collected,
+) -> LeafProjection | None:
+    """Random directions over ``leaf`` crossed a kink, and prove nothing about its other elements: leave the
+    elements at kinks out and project the others again. Those are the elements at zero or at a shared value
+    where the array holds many (post-ReLU activations, integers), else the few found by bisection; they are
+    judged one by one (a sample of them if many). The new projection, or None where the leaf was decided
+    otherwise (directions still crossing kinks: a sample of all its elements; tied elements failing)."""
+    plan, localize_failures = how
+    at = suspects(leaf)
+    many = at.size > 4 * MAX_KINKED
+    still = at if many else kinked(ev, claim, leaf, rng)
+    again = None
+    if still is not None and still.size < leaf.size:
+        again = project_leaf(ev, claim, leaf, rng, plan, stop_on_failure=localize_failures, still=still)
+    if again is None or (again.kinky and not again.failed):
+        sub = sample(leaf)
+        out.notes.append(
+            f"{leaf.name}: random directions cross kinks at the point (ties, ReLU inputs at 0) at more than "
+            f"{MAX_KINKED} elements, so {sub.checked.size} random elements were checked one by one instead: an "
+            "error confined to a few elements may go unseen (strategy='full' checks every one)."
+        )
+        _ties(ev, claim, leaf, rng, out)
+        return None
+    assert still is not None
+    if still.size > KINKY_SAMPLES:
+        judged = sample(leaf, still + leaf.offset)  # (added to ``out`` by ``sample``)
+        where = (
+            f"{still.size} of its elements sit at zero or share their value with another, where random directions "
+            f"cross kinks: {judged.checked.size} of them were checked one by one (an error confined to a few of "
+            "the others may go unseen), and the rest"
+        )
+    else:
+        out.add_outcome(run(ev, claim, still + leaf.offset, rng))
+        where = (
+            f"random directions cross a kink at the point (ties, ReLU inputs at 0, jumps) at {still.size} "
+            f"element(s), {'those at zero or tied' if many else 'found by bisection'}, judged one by one; the others"
+        )
+    out.notes.append(f"{leaf.name}: {where} were projected again without them.")
+    return None if _ties(ev, claim, leaf, rng, out) else again
 
 
 def _elements(ev: Evaluator, leaf: Any) -> np.ndarray:

@@ -304,7 +304,7 @@ def project_leaf(
                 m = _finer(ev, along, coef, moments, m)
             results.append(m)
             if m.failed and failure is None:
-                failure = coef / h
+                failure = np.divide(coef, h, out=np.zeros_like(coef), where=h != 0)  # (0 where still)
             if m.failed and stop_on_failure:
                 break  # the array is wrong; localization takes over
             if count is None and len(results) == 1 and scale > 0:
@@ -327,11 +327,7 @@ def kinked(ev: Evaluator, claim: Claim, leaf: Leaf, rng: np.random.Generator) ->
     direction crosses a kink (or disagrees) are halved again, level by level, down to single elements. A
     direction over a million elements crosses a kink if one of them sits at a ReLU's zero, a tie or a jump, and
     proves nothing about the others; bisection finds a few such elements in about ``2 log2(N)`` directions
-    each. None when more than :data:`MAX_KINKED` turn up at one level, or when the array holds that many zeros
-    and repeated values to begin with (post-ReLU activations, integers: kinks everywhere)."""
-    x = leaf.original.reshape(-1)
-    if _suspects(x) > 4 * MAX_KINKED:
-        return None
+    each. None when more than :data:`MAX_KINKED` turn up at one level."""
     g, steps, offset = claim.g, claim.steps, leaf.offset
     w = rng.random(leaf.size) - 0.5
 
@@ -355,12 +351,14 @@ def kinked(ev: Evaluator, claim: Claim, leaf: Leaf, rng: np.random.Generator) ->
     return np.array(sorted(found), dtype=np.int64)
 
 
-def _suspects(x: np.ndarray) -> int:
-    """How many elements sit where kinks usually are: at zero, or at a value another element shares."""
-    if x.dtype.kind not in "fc":
-        return 0
-    _, counts = np.unique(x, return_counts=True)
-    return int(np.count_nonzero(x == 0)) + int(counts[counts > 1].sum())
+def suspects(leaf: Leaf) -> np.ndarray:
+    """The positions of ``leaf``'s elements that sit where kinks usually are: at zero (a ReLU's input, a
+    post-ReLU activation), or at a value another element shares (a max's ties, integers)."""
+    x = leaf.original.reshape(-1)
+    if not x.size:
+        return np.empty(0, dtype=np.int64)
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    return np.flatnonzero((x == 0) | (counts[inverse.reshape(-1)] > 1))
 
 
 @dataclass
@@ -441,6 +439,7 @@ __all__ = [
     "localize",
     "measure",
     "project_leaf",
+    "suspects",
 ]
 
 
