@@ -54,6 +54,13 @@ class FrozenRandom:
         for g, state in zip(self.items, self.states, strict=True):
             _set_state(g, state)
 
+    def now(self) -> FrozenRandom:
+        """The same generators frozen at their current states (where a call has left them)."""
+        later = FrozenRandom(legacy=False, torch=False)
+        later.items = list(self.items)
+        later.states = [_get_state(g) for g in self.items]
+        return later
+
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """``fn`` with every generator restored before each call."""
 

@@ -6,12 +6,14 @@ the checks of a layer's output and of the ``dout`` given for it."""
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from backcheck.calls import flat_outputs
+from backcheck.containers import flatten
 from backcheck.errors import BadInputError, GradientStructureError, NonFiniteError, UserFunctionError
 
 
@@ -75,17 +77,98 @@ def cache_hint(out: Any, part: str) -> str:
     return ""
 
 
-def pair_hint(exc: UserFunctionError, out: Any, cache: bool) -> UserFunctionError:
-    """``backward``'s error, with a hint when ``forward`` returned a pair and ``cache=True`` was not given: the
-    pair may be ``(out, cache)``, handed to backward as a two-part ``dout``."""
-    if cache or not (isinstance(out, tuple) and len(out) == 2):
+def pair_hint(
+    exc: UserFunctionError, out: Any, cache: bool | None, names: tuple[str, str] = ("forward", "backward")
+) -> UserFunctionError:
+    """``backward``'s error, with a hint when ``forward`` returned several outputs: ``backward`` then received a
+    tuple of as many douts, one per output (a backward written for the first output's gradient alone fails on
+    it); for a pair without ``cache=True``, the pair may be ``(out, cache)``. ``names``: forward's and
+    backward's names; ``cache=None`` for a layer object (no cache convention)."""
+    if cache or not isinstance(out, (tuple, list, Mapping)):
         return exc
+    try:
+        parts = [n for n, _ in flatten(out, "out")]
+    except Exception:  # an output the check reports on by itself
+        return exc
+    if len(parts) < 2:
+        return exc
+    fname, bname = names
     before = f"{exc.hint} " if exc.hint else ""
-    return UserFunctionError(
-        exc.message,
-        f"{before}forward returned a pair, taken as two outputs (dout is a pair too): if it is (out, cache), "
-        "pass cache=True.",
+    shown = ", ".join(parts[:4]) + (", ..." if len(parts) > 4 else "")
+    hint = (
+        f"{fname} returned {len(parts)} outputs ({shown}), so {bname} received a {type(out).__name__} of "
+        f"{len(parts)} douts, one per output, as dout."
     )
+    if cache is False and isinstance(out, tuple) and len(out) == 2:
+        hint += " If the pair is (out, cache), pass cache=True."
+    hint += (
+        f" If {bname} takes the gradient of one output alone (the others' reaching it another way, as an LSTM "
+        "cell's state), check a forward that returns only that output: a wrapper whose forward returns it."
+    )
+    return UserFunctionError(exc.message, before + hint)
+
+
+def torch_inputs(fname: str, names: Sequence[str], inputs: Sequence[Any]) -> BadInputError | None:
+    """The error for float torch tensors given to the numpy layer checks (check_layer, check_object), which
+    would pass them through unperturbed; None when there are none."""
+    torch = sys.modules.get("torch")
+    tensors = [n for n, x in zip(names, inputs, strict=True) if torch is not None and isinstance(x, torch.Tensor)]
+    if not tensors or not any(inputs[list(names).index(n)].is_floating_point() for n in tensors):
+        return None
+    return BadInputError(
+        f"{fname}'s input(s) {', '.join(tensors)} are torch tensors, not numpy arrays: check_layer and "
+        "check_object perturb numpy arrays only.",
+        "for torch code, wrap forward and backward in a torch.autograd.Function (backward from ctx's saved "
+        "tensors) and check it with backcheck.torch.check_function(Fn, *tensors); for numpy code, pass "
+        "x.detach().numpy() instead of each tensor.",
+    )
+
+
+def order_error(
+    grads: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]], order: Sequence[str], bname: str
+) -> GradientStructureError | None:
+    """The error for gradients returned in another order than forward's parameters (``dW, dx, db``): a gradient
+    of the wrong shape that has another input's shape; None when none does."""
+    for n, g in grads.items():
+        shape = np.shape(g) if g is not None else None
+        if shape is None or n not in shapes or shape == shapes[n]:
+            continue
+        like = [m for m in order if m != n and shapes.get(m) == shape]
+        if not like:
+            continue
+        return GradientStructureError(
+            f"the gradient {bname} returned for {n} has shape {shape}, the shape of {like[0]}, but {n} has shape "
+            f"{shapes[n]}.",
+            f"the gradients look out of order: return them in forward's parameter order ({', '.join(order)}); the "
+            f"one in {n}'s place has {' or '.join(like)}'s shape.",
+        )
+    return None
+
+
+def stale_note(stale: Sequence[str], spec: Any) -> str:
+    """The note for a layer object that fails everywhere and holds inputs from a forward pass run before the
+    check (``stale``: :func:`~backcheck.frontends.slots.stale_arrays`)."""
+    shown = ", ".join(stale[:3]) + (", ..." if len(stale) > 3 else "")
+    return (
+        f"every element of every input fails, and {spec.cls} already holds {shown} from before the check: a "
+        f"{spec.forward} run earlier stored its input, and {spec.backward} may read that one instead of the "
+        f"evaluation's (a list it appends to, an attribute it keeps). Every evaluation runs on a copy of the layer "
+        "as you passed it: pass reset= (the layer's method that clears that state, e.g. reset='flush_gradients', "
+        "or a function of the layer) or a layer that has not run forward yet."
+    )
+
+
+def stale_hint(exc: UserFunctionError, stale: Sequence[str], spec: Any) -> UserFunctionError:
+    """A layer object's error, with :func:`stale_note`'s advice when it holds inputs from an earlier forward."""
+    if not stale or spec.reset is not None:
+        return exc
+    shown = ", ".join(stale[:3]) + (", ..." if len(stale) > 3 else "")
+    hint = (
+        f"{spec.cls} already holds {shown} from a {spec.forward} run before the check, and every evaluation runs "
+        "on a copy of the layer as you passed it: pass reset= (the method that clears that state, e.g. "
+        "reset='flush_gradients') or a layer that has not run forward yet."
+    )
+    return UserFunctionError(exc.message, f"{exc.hint} {hint}" if exc.hint else hint)
 
 
 def _binds(sig: inspect.Signature, n: int) -> bool:

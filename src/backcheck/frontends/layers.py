@@ -15,21 +15,21 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.api import replay_randomness
 from backcheck.calls import arg_names, call_user, flat_outputs, function_name, require_callable, typed_arguments
 from backcheck.containers import flatten, rebuild_like
-from backcheck.contract import Analytic, Contract, Section
-from backcheck.errors import BadInputError, GradientMismatch, GradientStructureError, UserFunctionError
+from backcheck.contract import Contract
+from backcheck.errors import BadInputError, GradientMismatch
 from backcheck.evaluate import Output
-from backcheck.findings import changed_elements, mutation_finding
-from backcheck.frontends.common import float_input, float_list, mutable_input, private_copy, python_float
-from backcheck.frontends.hints import cache_error, check_outputs, constant_hint, cotangents, pair_hint
+from backcheck.frontends.common import Nonlinear, float_input, float_list, private_copy, python_float, settle_linearity
+from backcheck.frontends.hints import cache_error, check_outputs, cotangents, order_error, torch_inputs
+from backcheck.frontends.layer_backward import Backward, backward_call, match_grads, runs_forward
 from backcheck.frontends.upcast import upcast_point
 from backcheck.options import Options
-from backcheck.randomness import keeps_random
-from backcheck.report import Finding, Report
+from backcheck.randomness import FrozenRandom, find_generators, keeps_random, replay_note
+from backcheck.report import Report
 from backcheck.run import run
 from backcheck.tree import Tree
+from backcheck.verdict import JUMP
 
 
 @keeps_random  # the user's random streams are left as they were found
@@ -147,7 +147,32 @@ def check_layer(
     """
     options = Options.pick(locals())
     layer = Layer.make(forward, backward, inputs, cache=cache, names=names, wrt=wrt, constant=constant)
-    return run(layer.contract(dout, options), options)
+    contract = layer.contract(dout, options)
+    report = run(contract, options)
+    bname = function_name(layer.backward, "backward")
+    settle_linearity(report, contract.tree, bname)
+    _settle_at_jumps(report, contract.tree, bname)
+    return report
+
+
+def _settle_at_jumps(report: Report, tree: Tree, bname: str) -> None:
+    """Drop a 'nonlinear backward' finding (for a note) whose gaps beyond their elements' bounds all lie at jumps
+    of the forward pass, where no derivative exists and whatever the rule claims is not judged."""
+    for found in [f for f in report.findings if isinstance(f, Nonlinear) and f.gaps is not None]:
+        status = [np.asarray(a).reshape(-1) for _, a in flatten(report.element_status)]
+        flat = np.concatenate(status) if status else np.empty(0, dtype=str)
+        if flat.size != tree.size or not np.any(flat == JUMP):
+            continue
+        with np.errstate(invalid="ignore"):
+            beyond = ~(found.gaps <= tree.pack(report.bound, "report")) & np.isfinite(found.gaps)
+        if np.any(beyond & (flat != JUMP)):
+            continue
+        report.findings.remove(found)
+        report.notes.append(
+            f"{bname}'s gradient for a scaled dout, scaled back, differs from its gradient for dout only at jumps of "
+            "the forward pass, where no derivative exists and what the rule claims is not judged; elsewhere it is "
+            "linear in dout."
+        )
 
 
 class LayerPhi:
@@ -181,6 +206,7 @@ class Layer:
     tree: Tree
     constant: frozenset[str]
     maybe: tuple[str, ...] = ()  # bare Python floats, differentiated only if backward returns their gradient
+    frozen: FrozenRandom | None = None  # the random streams every forward pass replays (random='auto'/'freeze')
 
     @classmethod
     def make(
@@ -223,6 +249,9 @@ class Layer:
             for n, x in by_name.items()
             if (float_input(x) or float_list(x)) and (wrt is None or n in wrt) and n not in skip
         ]
+        tensors = torch_inputs(fname, names, inputs)
+        if tensors is not None:
+            raise tensors
         if not diff:
             raise BadInputError(
                 f"none of {fname}'s inputs ({', '.join(names)}) is a float array to differentiate.",
@@ -283,14 +312,14 @@ class Layer:
             )
         return out[0]
 
+    @property
+    def fname(self) -> str:
+        return function_name(self.forward, "forward")
+
     def grads(self, dout: Any, args: list[Any]) -> Any:
-        """What ``backward`` returns for ``dout`` at the inputs ``args`` (through the cache if there is one)."""
-        if self.cache:
-            return self.backward(dout, self.forward(*args)[1])
-        if any(mutable_input(v) for v in self.fixed.values()):
-            # a config dict or object: backward sees what this call's forward pass wrote into it, as in training
-            self.forward(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])
-        return self.backward(dout, *args)
+        """What ``backward`` returns for ``dout`` at the inputs ``args`` (through the cache if there is one),
+        called after the forward pass, as in training (see :func:`backward_call`)."""
+        return backward_call(self, dout, args).raw
 
     def pack(
         self, raw: Any, bname: str, tree: Tree | None = None, strict_dtype: bool = False
@@ -298,7 +327,11 @@ class Layer:
         """The flat gradient of the differentiated inputs, the names whose gradient is None (zeros), and the
         gradients' dtypes where they differ from their input's."""
         tree = tree or self.tree
-        grads = _match_grads(raw, list(self.names), list(self.diff_names), bname, self.listed)
+        grads = match_grads(raw, list(self.names), list(self.diff_names), bname, self.listed)
+        shapes = {n: np.shape(v) for n, v in {**self.fixed, **tree.obj}.items() if isinstance(v, np.ndarray)}
+        swapped = order_error(grads, shapes, [n for n in self.names if n in shapes], bname)
+        if swapped is not None:
+            raise swapped
         missing = [n for n, gr in grads.items() if gr is None]
         filled = {n: (gr if gr is not None else _zeros_like(tree.obj[n])) for n, gr in grads.items()}
         g, dtypes = tree.pack_dtypes(filled, "gradient", strict_dtype=strict_dtype)
@@ -366,17 +399,21 @@ class Layer:
         fname = function_name(layer.forward, "forward")
         bname = function_name(layer.backward, "backward")
         point = layer._point(parts, options)
-        side = _Backward(layer, out0, u, point, bname, options.strict_dtype)
+        side = Backward(layer, out0, u, point, bname, options.strict_dtype)
         side.forward_writes = writes
         output = Output.cotangent(
             fname, u, [n for n, _ in parts], [p.shape for _, p in parts], lambda o: [x for _, x in flatten(o)]
         )
 
         def replay() -> tuple[Contract, str]:
-            forward, backward, note = replay_randomness(
-                fname, layer.forward, layer.backward, tuple(layer.fixed.values())
+            # every forward pass replays the same streams; backward runs on them as the forward pass that made its
+            # cache left them, as in training (a backward that runs its forward itself replays them too)
+            frozen = FrozenRandom(find_generators(layer.forward, layer.backward, *layer.fixed.values()))
+            backward = frozen.wrap(layer.backward) if runs_forward(layer.backward) else layer.backward
+            again = dataclasses.replace(layer, forward=frozen.wrap(layer.forward), backward=backward, frozen=frozen)
+            note = replay_note(fname, frozen) + (
+                f" {bname} was called after the forward pass, on the stream as that pass left it, as in training."
             )
-            again = dataclasses.replace(layer, forward=forward, backward=backward)
             return Layer._build(again, out0, parts, u, options, writes, replayed=True, notes=notes), note
 
         def call(current: Mapping[str, Any]) -> Any:
@@ -405,96 +442,6 @@ class Layer:
         return upcast_point(self.tree, self.out, parts, options.upcast)
 
 
-class _Backward:
-    """The analytic side of a layer: ``backward`` at the point, checked for writes into its arguments."""
-
-    def __init__(self, layer: Layer, out0: Any, u: list[np.ndarray], point: Tree, bname: str, strict: bool) -> None:
-        self.layer, self.out0, self.u, self.point, self.bname = layer, out0, u, point, bname
-        self.strict = strict
-        self.forward_writes = False  # the forward pass writes into its inputs: those writes are not backward's
-
-    def dout(self, dtype: Any = None) -> Any:
-        d = [x.astype(dtype) if dtype is not None else x.copy() for x in self.u]
-        if len(self.u) > 1 or isinstance(self.out0, (list, tuple, Mapping)):
-            return rebuild_like(self.out0, d)
-        return d[0]
-
-    def analytic(self) -> Analytic:
-        layer, bname = self.layer, self.bname
-        dout_arg = self.dout()
-        bargs = [x.copy() if isinstance(x, np.ndarray) else x for x in layer.args(layer.tree.fresh())]
-        inputs_before = [x.copy() if isinstance(x, np.ndarray) else x for x in bargs]
-        try:
-            raw = call_user(layer.grads, (dout_arg, bargs), bname)
-        except UserFunctionError as exc:
-            raise pair_hint(exc, self.out0, layer.cache) from exc.__cause__
-        changed = []
-        for k, (before, now) in enumerate(zip(self.u, [x for _, x in flatten(dout_arg, "out")], strict=True)):
-            hit = changed_elements("dout" if len(self.u) == 1 else f"dout[{k}]", before, now)
-            if hit is not None:
-                changed.append(hit)
-        if not layer.cache:
-            after = self._forward_alone(layer) if self.forward_writes else None
-            for k, (n, before, now) in enumerate(zip(layer.names, inputs_before, bargs, strict=True)):
-                hit = changed_elements(n, before, now) if isinstance(before, np.ndarray) else None
-                if hit is not None and after is not None:
-                    hit = _not_forwards(hit, after[k], now)
-                if hit is not None:
-                    changed.append(hit)
-        findings = [mutation_finding(bname, [c], "argument") for c in changed]
-        g, missing, dtypes = layer.pack(raw, bname, strict_dtype=self.strict)
-        skipped = {}
-        for n in missing:
-            skipped[n] = f"{bname} returned None for {n}: not checked."
-            findings.append(
-                Finding(
-                    "missing gradient",
-                    f"{bname} returned None for the float input {n}, whose gradient the output depends on "
-                    "(or may). Return its gradient, or declare it with constant=[...] if it is a constant.",
-                    where=bname,
-                    elements=[n],
-                )
-            )
-        sec = Section(g, self.at, g_wide=self.wide(), grad_eps=layer.tree.grad_eps(dtypes))
-        notes = tuple(layer.tree.dtype_notes(dtypes))
-        return Analytic((sec,), tuple(findings), skipped, notes)
-
-    @staticmethod
-    def _forward_alone(layer: Layer) -> list[Any] | None:
-        """The inputs as a forward pass alone leaves them (a layer object's backward runs its forward first)."""
-        args = [x.copy() if isinstance(x, np.ndarray) else x for x in layer.args(layer.tree.fresh())]
-        try:
-            layer.forward(*args)
-        except Exception:  # the analytic side reports backward's own errors; no attribution then
-            return None
-        return args
-
-    def at(self, values: list[np.ndarray]) -> np.ndarray:
-        """The analytic gradient at the point the evaluator has moved to (a nearby re-check), same dout."""
-        layer = self.layer
-        near = {
-            lf.name: np.asarray(v).astype(low.dtype)
-            for lf, low, v in zip(self.point.leaves, layer.tree.leaves, values, strict=True)
-        }
-        raw = call_user(layer.grads, (self.dout(), layer.args(near)), self.bname)
-        return layer.pack(raw, self.bname, strict_dtype=self.strict)[0]
-
-    def wide(self) -> np.ndarray | None:
-        """The backward pass run on float64 copies (when the numeric side is), to tell rounding from bugs."""
-        if self.point is self.layer.tree:
-            return None
-        layer = self.layer
-        wide = self.point.fresh()
-        try:
-            raw = layer.grads(self.dout(np.float64), layer.args(wide))
-            grads = _match_grads(raw, list(layer.names), list(layer.diff_names), "backward", layer.listed)
-            if any(gr is not None and np.asarray(gr).dtype != np.float64 for gr in grads.values()):
-                return None
-            return layer.pack(raw, "backward", self.point)[0]
-        except Exception:  # noqa: BLE001 - a backward pass that refuses float64 is judged at its own dtype only
-            return None
-
-
 class _RowsPhi:
     """``phi`` for every row of a batch (``vectorized=True``): forward on inputs with a leading batch axis."""
 
@@ -517,46 +464,8 @@ def _names_option(what: str, given: Any) -> Sequence[str] | None:
         ) from None
 
 
-def _not_forwards(hit: tuple[str, Any, np.ndarray], after: Any, now: Any) -> tuple[str, Any, np.ndarray] | None:
-    """The elements of ``hit`` (written during a backward call) that the forward pass alone does not leave as
-    they are now: a backward that runs its forward first is not blamed for that forward's writes."""
-    name, shape, idx = hit
-    a, b = np.asarray(after), np.asarray(now)
-    if a.shape != b.shape or a.dtype != b.dtype:
-        return hit
-    a, b = a.reshape(-1)[idx], b.reshape(-1)[idx]
-    keep = idx[~((a == b) | ((a != a) & (b != b)))]
-    return (name, shape, keep) if keep.size else None
-
-
 def _zeros_like(x: Any) -> Any:
     return rebuild_like(x, [np.zeros(np.shape(v), np.asarray(v).dtype) for _, v in flatten(x)])
-
-
-def _match_grads(raw: Any, names: list[str], diff_names: list[str], bname: str, listed: bool) -> dict[str, Any]:
-    # one differentiated input (labels, masks and config beside it): a bare gradient is its gradient
-    if len(diff_names) == 1 and not isinstance(raw, (list, tuple)):
-        return {diff_names[0]: raw}
-    if not isinstance(raw, (list, tuple)):
-        raise GradientStructureError(
-            f"{bname} returned a {type(raw).__name__}; expected one gradient per input ({', '.join(names)}).",
-            "return a tuple such as (dx, dw, db), with None for inputs that are not differentiable."
-            + constant_hint(diff_names),
-        )
-    if len(raw) == len(names):
-        by_name = dict(zip(names, raw, strict=True))
-    elif len(raw) == len(diff_names):
-        by_name = dict(zip(diff_names, raw, strict=True))
-    elif listed:  # the one differentiated input is itself a list of arrays: this is its gradient
-        by_name = {diff_names[0]: raw}
-    else:
-        raise GradientStructureError(
-            f"{bname} returned {len(raw)} gradient(s), but the layer has {len(names)} input(s) "
-            f"({', '.join(names)}), {len(diff_names)} of them differentiable.",
-            "return one gradient per input, in forward's parameter order, with None for labels and masks."
-            + (constant_hint(diff_names) if len(raw) < len(diff_names) else ""),
-        )
-    return {n: by_name.get(n) for n in diff_names}
 
 
 def assert_layer(*args: Any, **kwargs: Any) -> Report:

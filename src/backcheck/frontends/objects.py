@@ -21,9 +21,9 @@ import numpy as np
 
 from backcheck.calls import arg_names, call_user, kind_of, typed_arguments
 from backcheck.containers import flatten, rebuild_like
-from backcheck.errors import BadInputError, GradientStructureError
+from backcheck.errors import BadInputError, GradientStructureError, UserFunctionError
 from backcheck.frontends.common import float_input, float_list, python_float
-from backcheck.frontends.hints import constant_hint, object_output_error
+from backcheck.frontends.hints import constant_hint, object_output_error, pair_hint, stale_hint, stale_note
 from backcheck.frontends.layers import check_layer
 from backcheck.frontends.slots import (
     MISSING,
@@ -36,11 +36,14 @@ from backcheck.frontends.slots import (
     looked_labels,
     named,
     snapshot,
+    stale_arrays,
+    where_notes,
     written_like,
     zero,
 )
 from backcheck.randomness import keeps_random
 from backcheck.report import Report
+from backcheck.verdict import OK
 
 #: check_layer's arguments that check_object builds itself (every other keyword passes through).
 _BUILT = frozenset({"forward", "backward", "inputs", "dout", "cache", "names"})
@@ -144,6 +147,23 @@ def check_object(
     True
     """
     spec = _validate(layer, inputs, forward, backward, reset, options)
+    try:
+        report = _check(layer, inputs, spec, params, grads, dout, options)
+    except UserFunctionError as exc:  # a layer that ran forward before the check: said so, with reset=
+        raise stale_hint(exc, stale_arrays(layer, inputs, spec.diff_in, spec.input_names), spec) from exc.__cause__
+    if report.status == "fail" and all(
+        lf.status == "fail" and not lf.counts.get(OK, 0)
+        for lf in report.leaves
+        if lf.name in {spec.input_names[i] for i in spec.diff_in}
+    ):
+        stale = stale_arrays(layer, inputs, spec.diff_in, spec.input_names)
+        report.notes.extend([stale_note(stale, spec)] if stale and spec.reset is None else [])
+    return report
+
+
+def _check(
+    layer: Any, inputs: tuple[Any, ...], spec: _Spec, params: Any, grads: Any, dout: Any, options: dict[str, Any]
+) -> Report:
     _validate_slots(params, grads)
     _copyable(inputs, spec)
     pristine = _copy(layer, spec.cls)
@@ -164,7 +184,7 @@ def check_object(
     clash = sorted({n for n in spec.input_names if n in where})
     if clash:
         raise BadInputError(
-            f"{spec.cls}.{forward}'s input(s) {clash} have the name of a parameter.", "rename forward's argument."
+            f"{spec.cls}.{spec.forward}'s input(s) {clash} have the name of a parameter.", "rename forward's argument."
         )
     values = tuple(np.array(s.get(template), copy=True) for s in slots)
     report = check_layer(
@@ -175,7 +195,7 @@ def check_object(
         names=names,
         **options,
     )
-    report.notes.extend(notes + _where_notes(slots, where, probe, spec))
+    report.notes.extend(notes + where_notes(slots, where, probe.updated, spec))
     return report
 
 
@@ -395,7 +415,11 @@ def _probe(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any, ...]
     attrs = snapshot(obj) if grads is None else {}
     if dout is None and out is not None:
         dout = rebuild_like(out, [np.ones_like(np.asarray(x)) for _, x in flatten(out, "out")])
-    ret = call_user(getattr(obj, spec.backward), (copy.deepcopy(dout),), f"{spec.cls}.{spec.backward}")
+    names = (f"{spec.cls}.{spec.forward}", f"{spec.cls}.{spec.backward}")
+    try:
+        ret = call_user(getattr(obj, spec.backward), (copy.deepcopy(dout),), names[1])
+    except UserFunctionError as exc:  # a backward taking one dout of a forward with several outputs: said so
+        raise pair_hint(exc, out, None, names) from exc.__cause__
     updated = [s for s in slots if _differs(at_backward[s], s.get(obj))]
     positional = isinstance(ret, (tuple, list)) and len(ret) == spec.n_in + len(slots) and len(slots) > 0
     where: dict[Slot, Where] = {}
@@ -501,24 +525,6 @@ def _no_gradient(s: Slot, probe: _Probe, spec: _Spec) -> BadInputError:
     )
 
 
-def _where_notes(slots: list[Slot], where: dict[str, Where], probe: _Probe, spec: _Spec) -> list[str]:
-    if not slots:
-        return []
-    found = "; ".join(
-        f"{s.name} = {s.label}, gradient in " + (w.label if isinstance(w, Slot) else f"{spec.backward}()[{w}]")
-        for s in slots
-        for w in (where[s.name],)
-    )
-    notes = [f"{spec.cls}: {found}."]
-    if probe.updated:
-        notes.append(
-            f"{spec.cls}.{spec.backward} updates {', '.join(s.name for s in probe.updated)} (an optimizer step "
-            "inside backward): the gradients were read where backward wrote them, and every evaluation ran on a "
-            "fresh copy of the layer."
-        )
-    return notes
-
-
 # -- the functions check_layer calls (classes, so that an executor can pickle them with the layer) ---------------
 class _Forward:
     """``forward(*inputs, *params)`` on a fresh copy of the layer holding ``params``."""
@@ -536,6 +542,9 @@ class _Forward:
 class _Backward:
     """``backward(dout, *inputs, *params)``: forward then backward on a fresh copy, the gradients read from where
     backward wrote them (before any update of the parameters inside backward)."""
+
+    #: it runs the forward pass itself: replayed random streams are restored before it, not left as forward left them
+    runs_forward = True
 
     def __init__(self, template: Any, slots: list[Slot], where: dict[str, Where], spec: _Spec) -> None:
         self.template, self.slots, self.where, self.spec = template, slots, where, spec

@@ -233,3 +233,43 @@ def zero(obj: Any, slots: Sequence[Slot]) -> None:
         value = s.get(obj)
         if is_float_array(value) and value.flags.writeable:
             value[...] = 0
+
+
+def stale_arrays(obj: Any, inputs: Sequence[Any], diff_in: Sequence[int], names: Sequence[str]) -> list[str]:
+    """What an earlier forward pass may have left on the user's ``obj``: its arrays (attributes, items of its list
+    and dict attributes, a few levels deep, but for the parameter and gradient dicts) in the shape of a
+    differentiated input (a stored input ``self.X``), as ``"self.X[0] (x's shape)"``."""
+    shapes = {np.shape(inputs[i]): names[i] for i in diff_in if isinstance(inputs[i], np.ndarray)}
+    found: list[str] = []
+
+    def visit(x: Any, label: str, level: int) -> None:
+        if is_float_array(x) and x.shape in shapes:
+            found.append(f"{label} ({shapes[x.shape]}'s shape)")
+        elif level < 3 and isinstance(x, (list, tuple, Mapping)):
+            for k, item in x.items() if isinstance(x, Mapping) else enumerate(x):
+                visit(item, f"{label}[{k!r}]", level + 1)
+
+    for attr, v in attributes(obj).items():
+        if attr not in PARAM_DICTS + GRAD_DICTS:  # (parameters and their gradients are no state)
+            visit(v, f"self.{attr}", 0)
+    return found
+
+
+def where_notes(slots: list[Slot], where: Mapping[str, Where], updated: Sequence[Slot], spec: Any) -> list[str]:
+    """check_object's notes on where each parameter and its gradient were found (``updated``: the parameters
+    ``backward`` updates itself)."""
+    if not slots:
+        return []
+    found = "; ".join(
+        f"{s.name} = {s.label}, gradient in " + (w.label if isinstance(w, Slot) else f"{spec.backward}()[{w}]")
+        for s in slots
+        for w in (where[s.name],)
+    )
+    notes = [f"{spec.cls}: {found}."]
+    if updated:
+        notes.append(
+            f"{spec.cls}.{spec.backward} updates {', '.join(s.name for s in updated)} (an optimizer step "
+            "inside backward): the gradients were read where backward wrote them, and every evaluation ran on a "
+            "fresh copy of the layer."
+        )
+    return notes

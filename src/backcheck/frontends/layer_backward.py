@@ -1,0 +1,279 @@
+"""The analytic side of :func:`~backcheck.check_layer`: ``backward`` called as training calls it, right after the
+forward pass that made its cache (on the random streams as that pass left them), watched for writes into its
+arguments and into the inputs its cache holds, and called once more with a scaled ``dout`` to see that it is
+linear in it."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from backcheck.calls import call_user
+from backcheck.containers import flatten, rebuild_like
+from backcheck.contract import Analytic, Section
+from backcheck.errors import GradientStructureError, UserFunctionError
+from backcheck.findings import changed_elements, mutation_finding
+from backcheck.frontends.common import linearity_finding, mutable_input
+from backcheck.frontends.hints import constant_hint, pair_hint
+from backcheck.report import Finding
+
+#: The upstream gradient's scale for the linearity probe: a power of two, so that a linear backward's gradient
+#: for it, scaled back, is the first one bit for bit (but for underflow).
+LINEAR_SCALE = 4.0
+#: How deep the arrays reachable from a layer's inputs are watched (a list of arrays, a config dict's).
+WATCH_DEPTH = 3
+
+
+def runs_forward(backward: Any) -> bool:
+    """A backward that runs the forward pass itself before its own work (check_object's, backcheck.nn's): it needs
+    the random streams as they were before the forward pass, not as that pass left them."""
+    return bool(getattr(backward, "runs_forward", False))
+
+
+@dataclass
+class Call:
+    """One backward call: what it returned, the arrays reachable from the inputs it wrote into through the cache
+    (``(name, shape, flat indices)``), and how to call it again at the same state with another ``dout``."""
+
+    raw: Any
+    written: list[tuple[str, tuple[int, ...], np.ndarray]]
+    again: Callable[[Any], Any]
+
+
+def backward_call(layer: Any, dout: Any, args: list[Any], watch: bool = False) -> Call:
+    """``backward(dout, ...)`` at the inputs ``args``, after the forward pass as in training: with a cache,
+    ``backward(dout, forward(*args)[1])``; without one, a forward pass first when the random streams are
+    replayed (backward draws where forward stopped) or a config input may be written by it. ``watch``: record
+    the writes through the cache, and keep a copy of the cache for :attr:`Call.again`."""
+    if layer.cache:
+        return _through_cache(layer, dout, args, watch)
+    replayed = layer.frozen is not None and not runs_forward(layer.backward)
+    if replayed or any(mutable_input(v) for v in layer.fixed.values()):
+        # a config dict or object: backward sees what this call's forward pass wrote into it, as in training
+        layer.forward(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])
+    raw = layer.backward(dout, *args)
+    return Call(raw, [], lambda d: backward_call(layer, d, _copies(layer.args(layer.tree.fresh()))).raw)
+
+
+def _through_cache(layer: Any, dout: Any, args: list[Any], watch: bool) -> Call:
+    cache = layer.forward(*args)[1]
+    seen = reachable(args, layer.names) if watch else []
+    before = [a.copy() for _, a in seen]
+    spare, state = None, None
+    if watch:
+        try:
+            spare = copy.deepcopy(cache)  # the cache as forward left it, for the second call
+        except Exception:  # noqa: BLE001 - a cache that refuses the copy: the second call runs forward again
+            spare = None
+        state = layer.frozen.now() if layer.frozen is not None else None
+    raw = layer.backward(dout, cache)
+    written = [hit for (n, a), b in zip(seen, before, strict=True) if (hit := changed_elements(n, b, a)) is not None]
+
+    def again(d: Any) -> Any:
+        if spare is None:
+            return backward_call(layer, d, _copies(layer.args(layer.tree.fresh()))).raw
+        if state is not None:
+            state.restore()
+        return layer.backward(d, spare)
+
+    return Call(raw, written, again)
+
+
+def _copies(args: list[Any]) -> list[Any]:
+    return [x.copy() if isinstance(x, np.ndarray) else x for x in args]
+
+
+def reachable(values: list[Any], names: tuple[str, ...]) -> list[tuple[str, np.ndarray]]:
+    """The arrays reachable from ``values`` (an array, the arrays in a list, tuple or dict, a few levels deep),
+    each once, named by their path from its input's name."""
+    found: list[tuple[str, np.ndarray]] = []
+    seen: set[int] = set()
+
+    def visit(v: Any, label: str, level: int) -> None:
+        if isinstance(v, np.ndarray):
+            if id(v) not in seen:
+                seen.add(id(v))
+                found.append((label, v))
+        elif level < WATCH_DEPTH and isinstance(v, (list, tuple)):
+            for k, item in enumerate(v):
+                visit(item, f"{label}[{k}]", level + 1)
+        elif level < WATCH_DEPTH and isinstance(v, Mapping):
+            for k, item in v.items():
+                visit(item, f"{label}[{k!r}]", level + 1)
+
+    for n, v in zip(names, values, strict=True):
+        visit(v, n, 0)
+    return found
+
+
+class Backward:
+    """The analytic side of a layer: ``backward`` at the point, checked for writes into its arguments and for
+    linearity in ``dout``."""
+
+    def __init__(self, layer: Any, out0: Any, u: list[np.ndarray], point: Any, bname: str, strict: bool) -> None:
+        self.layer, self.out0, self.u, self.point, self.bname = layer, out0, u, point, bname
+        self.strict = strict
+        self.forward_writes = False  # the forward pass writes into its inputs: those writes are not backward's
+
+    def dout(self, dtype: Any = None, scale: float = 1.0) -> Any:
+        d = [x.astype(dtype) if dtype is not None else x.copy() for x in self.u]
+        if scale != 1.0:
+            d = [x * x.dtype.type(scale) for x in d]
+        if len(self.u) > 1 or isinstance(self.out0, (list, tuple, Mapping)):
+            return rebuild_like(self.out0, d)
+        return d[0]
+
+    def analytic(self) -> Analytic:
+        layer, bname = self.layer, self.bname
+        dout_arg = self.dout()
+        bargs = _copies(layer.args(layer.tree.fresh()))
+        inputs_before = _copies(bargs)
+        try:
+            first = call_user(lambda: backward_call(layer, dout_arg, bargs, watch=True), (), bname)
+        except UserFunctionError as exc:
+            names = (layer.fname, bname)
+            raise pair_hint(exc, self.out0, layer.cache, names) from exc.__cause__
+        raw = first.raw
+        changed = []
+        for k, (before, now) in enumerate(zip(self.u, [x for _, x in flatten(dout_arg, "out")], strict=True)):
+            hit = changed_elements("dout" if len(self.u) == 1 else f"dout[{k}]", before, now)
+            if hit is not None:
+                changed.append(hit)
+        if not layer.cache:
+            after = self._forward_alone(layer) if self.forward_writes else None
+            for k, (n, before, now) in enumerate(zip(layer.names, inputs_before, bargs, strict=True)):
+                hit = changed_elements(n, before, now) if isinstance(before, np.ndarray) else None
+                if hit is not None and after is not None:
+                    hit = _not_forwards(hit, after[k], now)
+                if hit is not None:
+                    changed.append(hit)
+        findings = [mutation_finding(bname, [c], "argument") for c in changed]
+        findings += [_through_cache_finding(bname, c) for c in first.written]
+        g, missing, dtypes = layer.pack(raw, bname, strict_dtype=self.strict)
+        skipped = {}
+        for n in missing:
+            skipped[n] = f"{bname} returned None for {n}: not checked."
+            findings.append(
+                Finding(
+                    "missing gradient",
+                    f"{bname} returned None for the float input {n}, whose gradient the output depends on "
+                    "(or may). Return its gradient, or declare it with constant=[...] if it is a constant.",
+                    where=bname,
+                    elements=[n],
+                )
+            )
+        grad_eps = layer.tree.grad_eps(dtypes)
+        found = self._linearity(first, g, grad_eps)
+        findings += [found] if found is not None else []
+        sec = Section(g, self.at, g_wide=self.wide(), grad_eps=grad_eps)
+        notes = tuple(layer.tree.dtype_notes(dtypes))
+        return Analytic((sec,), tuple(findings), skipped, notes)
+
+    def _linearity(self, first: Call, g: np.ndarray, grad_eps: np.ndarray | None) -> Finding | None:
+        """A 'nonlinear backward' finding when ``backward`` with ``LINEAR_SCALE * dout`` gives, scaled back,
+        another gradient than ``g`` (one more backward call); None when it does not, or cannot tell."""
+        layer = self.layer
+        try:
+            raw = first.again(self.dout(scale=LINEAR_SCALE))
+            scaled = layer.pack(raw, self.bname, strict_dtype=self.strict)[0] / LINEAR_SCALE
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception:  # noqa: BLE001 - a second call that fails tells nothing about linearity
+            return None
+        if np.array_equal(scaled * LINEAR_SCALE, g) and all(np.all(x == 1) for x in self.u):
+            return None  # a loss layer's backward that ignores its dout of ones (backward(self, dout=1))
+        eps = grad_eps
+        if eps is None:
+            eps = layer.tree.per_leaf([float(np.finfo(lf.dtype).eps) for lf in layer.tree.leaves])
+        return linearity_finding(self.bname, layer.tree, g, [(LINEAR_SCALE, scaled)], eps)
+
+    @staticmethod
+    def _forward_alone(layer: Any) -> list[Any] | None:
+        """The inputs as a forward pass alone leaves them (a layer object's backward runs its forward first)."""
+        args = _copies(layer.args(layer.tree.fresh()))
+        try:
+            layer.forward(*args)
+        except Exception:  # the analytic side reports backward's own errors; no attribution then
+            return None
+        return args
+
+    def at(self, values: list[np.ndarray]) -> np.ndarray:
+        """The analytic gradient at the point the evaluator has moved to (a nearby re-check), same dout."""
+        layer = self.layer
+        near = {
+            lf.name: np.asarray(v).astype(low.dtype)
+            for lf, low, v in zip(self.point.leaves, layer.tree.leaves, values, strict=True)
+        }
+        raw = call_user(layer.grads, (self.dout(), layer.args(near)), self.bname)
+        return layer.pack(raw, self.bname, strict_dtype=self.strict)[0]
+
+    def wide(self) -> np.ndarray | None:
+        """The backward pass run on float64 copies (when the numeric side is), to tell rounding from bugs."""
+        if self.point is self.layer.tree:
+            return None
+        layer = self.layer
+        wide = self.point.fresh()
+        try:
+            raw = layer.grads(self.dout(np.float64), layer.args(wide))
+            grads = match_grads(raw, list(layer.names), list(layer.diff_names), "backward", layer.listed)
+            if any(gr is not None and np.asarray(gr).dtype != np.float64 for gr in grads.values()):
+                return None
+            return layer.pack(raw, "backward", self.point)[0]
+        except Exception:  # noqa: BLE001 - a backward pass that refuses float64 is judged at its own dtype only
+            return None
+
+
+def _through_cache_finding(bname: str, hit: tuple[str, tuple[int, ...], np.ndarray]) -> Finding:
+    """A failing 'mutation' finding: ``backward`` wrote, through the cache, into an array of forward's inputs."""
+    found = mutation_finding(bname, [hit], "input")
+    name = hit[0]
+    message = found.message.replace(f"{bname} modified its input", f"{bname} modified, through the cache, the input", 1)
+    message += (
+        f" The cache holds forward's {name} itself, not a copy: in training, this backward changes the caller's "
+        f"{name}, and a second backward over the same cache gives another gradient."
+    )
+    return dataclasses.replace(found, message=message)
+
+
+def _not_forwards(hit: tuple[str, Any, np.ndarray], after: Any, now: Any) -> tuple[str, Any, np.ndarray] | None:
+    """The elements of ``hit`` (written during a backward call) that the forward pass alone does not leave as
+    they are now: a backward that runs its forward first is not blamed for that forward's writes."""
+    name, shape, idx = hit
+    a, b = np.asarray(after), np.asarray(now)
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return hit
+    a, b = a.reshape(-1)[idx], b.reshape(-1)[idx]
+    keep = idx[~((a == b) | ((a != a) & (b != b)))]
+    return (name, shape, keep) if keep.size else None
+
+
+def match_grads(raw: Any, names: list[str], diff_names: list[str], bname: str, listed: bool) -> dict[str, Any]:
+    """``backward``'s result by input name (the differentiated inputs'), or :class:`GradientStructureError`."""
+    # one differentiated input (labels, masks and config beside it): a bare gradient is its gradient
+    if len(diff_names) == 1 and not isinstance(raw, (list, tuple)):
+        return {diff_names[0]: raw}
+    if not isinstance(raw, (list, tuple)):
+        raise GradientStructureError(
+            f"{bname} returned a {type(raw).__name__}; expected one gradient per input ({', '.join(names)}).",
+            "return a tuple such as (dx, dw, db), with None for inputs that are not differentiable."
+            + constant_hint(diff_names),
+        )
+    if len(raw) == len(names):
+        by_name = dict(zip(names, raw, strict=True))
+    elif len(raw) == len(diff_names):
+        by_name = dict(zip(diff_names, raw, strict=True))
+    elif listed:  # the one differentiated input is itself a list of arrays: this is its gradient
+        by_name = {diff_names[0]: raw}
+    else:
+        raise GradientStructureError(
+            f"{bname} returned {len(raw)} gradient(s), but the layer has {len(names)} input(s) "
+            f"({', '.join(names)}), {len(diff_names)} of them differentiable.",
+            "return one gradient per input, in forward's parameter order, with None for labels and masks."
+            + (constant_hint(diff_names) if len(raw) < len(diff_names) else ""),
+        )
+    return {n: by_name.get(n) for n in diff_names}
