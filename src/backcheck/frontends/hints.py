@@ -84,28 +84,35 @@ def pair_hint(
     tuple of as many douts, one per output (a backward written for the first output's gradient alone fails on
     it); for a pair without ``cache=True``, the pair may be ``(out, cache)``. ``names``: forward's and
     backward's names; ``cache=None`` for a layer object (no cache convention)."""
-    if cache or not isinstance(out, (tuple, list, Mapping)):
+    said = outputs_sentence(out, cache, names)
+    if not said:
         return exc
+    return UserFunctionError(exc.message, f"{exc.hint} {said}" if exc.hint else said)
+
+
+def outputs_sentence(out: Any, cache: bool | None, names: tuple[str, str]) -> str:
+    """What :func:`pair_hint` adds ('' when ``forward`` returned one output, or ``cache=True``)."""
+    if cache or not isinstance(out, (tuple, list, Mapping)):
+        return ""
     try:
         parts = [n for n, _ in flatten(out, "out")]
-    except Exception:  # an output the check reports on by itself
-        return exc
+    except Exception:  # noqa: BLE001 - an output the check reports on by itself
+        return ""
     if len(parts) < 2:
-        return exc
+        return ""
     fname, bname = names
-    before = f"{exc.hint} " if exc.hint else ""
     shown = ", ".join(parts[:4]) + (", ..." if len(parts) > 4 else "")
-    hint = (
+    said = (
         f"{fname} returned {len(parts)} outputs ({shown}), so {bname} received a {type(out).__name__} of "
-        f"{len(parts)} douts, one per output, as dout."
+        f"{len(parts)} douts, one per output, as dout (numpy stacks it into one array with a leading axis of "
+        f"{len(parts)} where it meets an array)."
     )
     if cache is False and isinstance(out, tuple) and len(out) == 2:
-        hint += " If the pair is (out, cache), pass cache=True."
-    hint += (
+        said += " If the pair is (out, cache), pass cache=True."
+    return said + (
         f" If {bname} takes the gradient of one output alone (the others' reaching it another way, as an LSTM "
         "cell's state), check a forward that returns only that output: a wrapper whose forward returns it."
     )
-    return UserFunctionError(exc.message, before + hint)
 
 
 def torch_inputs(fname: str, names: Sequence[str], inputs: Sequence[Any]) -> BadInputError | None:
@@ -169,6 +176,17 @@ def stale_hint(exc: UserFunctionError, stale: Sequence[str], spec: Any) -> UserF
         "reset='flush_gradients') or a layer that has not run forward yet."
     )
     return UserFunctionError(exc.message, f"{exc.hint} {hint}" if exc.hint else hint)
+
+
+def updated_step(report: Any, updated: Sequence[str], bname: str) -> None:
+    """A 'nonlinear backward' finding of a layer object whose backward updates parameters (``updated``) itself,
+    told where the nonlinearity may come from: gradients computed after the step, from the new values."""
+    for found in report.findings if updated else ():
+        if found.kind == "nonlinear backward":
+            found.message += (
+                f" {bname} updates {', '.join(updated)} itself: a gradient computed after that step, from the new "
+                "values, depends on dout through the step too; compute every gradient before updating."
+            )
 
 
 def _binds(sig: inspect.Signature, n: int) -> bool:

@@ -19,7 +19,7 @@ from backcheck.contract import Analytic, Section
 from backcheck.errors import GradientStructureError, UserFunctionError
 from backcheck.findings import changed_elements, mutation_finding
 from backcheck.frontends.common import linearity_finding, mutable_input
-from backcheck.frontends.hints import constant_hint, pair_hint
+from backcheck.frontends.hints import constant_hint, outputs_sentence, pair_hint
 from backcheck.report import Finding
 
 #: The upstream gradient's scale for the linearity probe: a power of two, so that a linear backward's gradient
@@ -136,8 +136,8 @@ class Backward:
         try:
             first = call_user(lambda: backward_call(layer, dout_arg, bargs, watch=True), (), bname)
         except UserFunctionError as exc:
-            names = (layer.fname, bname)
-            raise pair_hint(exc, self.out0, layer.cache, names) from exc.__cause__
+            cache = None if runs_forward(layer.backward) else layer.cache
+            raise pair_hint(exc, self.out0, cache, (layer.fname, bname)) from exc.__cause__
         raw = first.raw
         changed = []
         for k, (before, now) in enumerate(zip(self.u, [x for _, x in flatten(dout_arg, "out")], strict=True)):
@@ -154,7 +154,10 @@ class Backward:
                     changed.append(hit)
         findings = [mutation_finding(bname, [c], "argument") for c in changed]
         findings += [_through_cache_finding(bname, c) for c in first.written]
-        g, missing, dtypes = layer.pack(raw, bname, strict_dtype=self.strict)
+        try:
+            g, missing, dtypes = layer.pack(raw, bname, strict_dtype=self.strict)
+        except GradientStructureError as exc:
+            raise self._stacked(exc, raw) from None
         skipped = {}
         for n in missing:
             skipped[n] = f"{bname} returned None for {n}: not checked."
@@ -173,6 +176,18 @@ class Backward:
         sec = Section(g, self.at, g_wide=self.wide(), grad_eps=grad_eps)
         notes = tuple(layer.tree.dtype_notes(dtypes))
         return Analytic((sec,), tuple(findings), skipped, notes)
+
+    def _stacked(self, exc: GradientStructureError, raw: Any) -> GradientStructureError:
+        """A gradient of the wrong shape, with :func:`outputs_sentence` when it has a leading axis of as many
+        elements as ``forward`` has outputs (backward computed with the stacked tuple of douts)."""
+        layer = self.layer
+        n = len(self.u)
+        grads = raw if isinstance(raw, (list, tuple)) else [raw]
+        shapes = [np.shape(layer.tree.obj[name]) for name in layer.diff_names]
+        stacked = any(isinstance(gr, np.ndarray) and gr.shape[:1] == (n,) and gr.shape[1:] in shapes for gr in grads)
+        cache = None if runs_forward(layer.backward) else layer.cache
+        said = outputs_sentence(self.out0, cache, (layer.fname, self.bname)) if stacked else ""
+        return GradientStructureError(exc.message, f"{exc.hint} {said}") if said else exc
 
     def _linearity(self, first: Call, g: np.ndarray, grad_eps: np.ndarray | None) -> Finding | None:
         """A 'nonlinear backward' finding when ``backward`` with ``LINEAR_SCALE * dout`` gives, scaled back,

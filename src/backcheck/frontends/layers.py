@@ -102,7 +102,9 @@ def check_layer(
         Record the error-versus-step curve of each input's worst element (``report.curves``).
     random : {'auto', 'freeze', 'error'}
         As in :func:`backcheck.check`: a random forward pass (dropout drawing its own mask) is checked with
-        the same random stream replayed at every evaluation, in forward and backward alike.
+        the same random stream replayed at every forward pass; ``backward`` is called after a forward pass, on
+        the stream as that pass left it, as in training, so it must take the mask from its cache (or its
+        inputs' state), not draw it again.
     names : sequence of str, optional
         The inputs' names in the report (default: ``forward``'s parameter names).
     vectorized : bool

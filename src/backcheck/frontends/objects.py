@@ -23,7 +23,15 @@ from backcheck.calls import arg_names, call_user, kind_of, typed_arguments
 from backcheck.containers import flatten, rebuild_like
 from backcheck.errors import BadInputError, GradientStructureError, UserFunctionError
 from backcheck.frontends.common import float_input, float_list, python_float
-from backcheck.frontends.hints import constant_hint, object_output_error, pair_hint, stale_hint, stale_note
+from backcheck.frontends.hints import (
+    constant_hint,
+    object_output_error,
+    outputs_sentence,
+    pair_hint,
+    stale_hint,
+    stale_note,
+    updated_step,
+)
 from backcheck.frontends.layers import check_layer
 from backcheck.frontends.slots import (
     MISSING,
@@ -196,6 +204,7 @@ def _check(
         **options,
     )
     report.notes.extend(notes + where_notes(slots, where, probe.updated, spec))
+    updated_step(report, [s.name for s in probe.updated], f"{spec.cls}.{spec.backward}")
     return report
 
 
@@ -508,6 +517,7 @@ def _loss_dout(dout: Any, layer: Any, probe: _Probe, notes: list[str], spec: _Sp
 
 def _no_gradient(s: Slot, probe: _Probe, spec: _Spec) -> BadInputError:
     looked = ", ".join(probe.looked[s]) or "backward's return value"
+    said = outputs_sentence(probe.out, None, (f"{spec.cls}.{spec.forward}", f"{spec.cls}.{spec.backward}"))
     if s in probe.updated:
         return BadInputError(
             f"{spec.cls}.{spec.backward} updates the parameter {s.label} (an optimizer step inside backward) and "
@@ -521,7 +531,7 @@ def _no_gradient(s: Slot, probe: _Probe, spec: _Spec) -> BadInputError:
         f"{s.name}'s shape).",
         "name where backward writes it: grads='gradients' (a dict attribute), grads='d{}' (a pattern), "
         f"grads={{{s.name!r}: 'attribute'}}, or grads='return' if backward returns it after the inputs' gradients; "
-        "or leave it out of params=[...] if it is not a parameter.",
+        "or leave it out of params=[...] if it is not a parameter." + (f" {said}" if said else ""),
     )
 
 
