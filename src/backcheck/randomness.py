@@ -61,6 +61,10 @@ class FrozenRandom:
         later.states = [_get_state(g) for g in self.items]
         return later
 
+    def moved(self) -> bool:
+        """Whether any of the generators has drawn since these states were taken."""
+        return not all(_same(_get_state(g), state) for g, state in zip(self.items, self.states, strict=True))
+
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """``fn`` with every generator restored before each call."""
 
@@ -187,6 +191,17 @@ def find_generators(*fns: Any, depth: int = 3) -> list[Any]:
     for fn in fns:
         visit(fn, 0)
     return found
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Two generator states equal (tuples, dicts and arrays of numbers, bytes, tensors)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(_same(u, v) for u, v in zip(a, b, strict=True))
+    if isinstance(a, (int, float, str, bytes, type(None))) and isinstance(b, (int, float, str, bytes, type(None))):
+        return a == b
+    return bool(np.array_equal(np.asarray(a), np.asarray(b)))
 
 
 def _is_generator(obj: Any) -> bool:

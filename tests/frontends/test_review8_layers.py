@@ -41,9 +41,11 @@ def test_a_backward_that_draws_its_own_noise_from_the_global_stream_fails_and_th
     before = _global_state()
     r = backcheck.check_layer(noisy_forward, noisy_backward_redraws, (X,))
     assert r.status == "fail" and r.leaf("x").status == "fail", r
+    assert any("draws from the random stream itself" in n for n in r.notes), r.notes
     assert _same_state(_global_state(), before)
     # the cache convention: backward reading the noise from its cache passes, redrawing it fails
-    assert backcheck.check_layer(noisy_forward_cached, lambda d, noise: d * noise, (X,), cache=True).ok
+    good = backcheck.check_layer(noisy_forward_cached, lambda d, noise: d * noise, (X,), cache=True)
+    assert good.ok and not any("draws from the random stream itself" in n for n in good.notes), good.notes
     redraw = backcheck.check_layer(
         noisy_forward_cached, lambda d, noise: noisy_backward_redraws(d, noise), (X,), cache=True
     )

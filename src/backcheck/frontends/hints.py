@@ -147,7 +147,8 @@ def order_error(
             f"the gradient {bname} returned for {n} has shape {shape}, the shape of {like[0]}, but {n} has shape "
             f"{shapes[n]}.",
             f"the gradients look out of order: return them in forward's parameter order ({', '.join(order)}); the "
-            f"one in {n}'s place has {' or '.join(like)}'s shape.",
+            f"one in {n}'s place has {' or '.join(like)}'s shape. If they are in order, look for a missing sum over "
+            "the batch axis or a missing transpose.",
         )
     return None
 

@@ -43,6 +43,7 @@ class Call:
     raw: Any
     written: list[tuple[str, tuple[int, ...], np.ndarray]]
     again: Callable[[Any], Any]
+    draws: bool = False  # backward drew from the replayed random streams itself
 
 
 def backward_call(layer: Any, dout: Any, args: list[Any], watch: bool = False) -> Call:
@@ -56,8 +57,10 @@ def backward_call(layer: Any, dout: Any, args: list[Any], watch: bool = False) -
     if replayed or any(mutable_input(v) for v in layer.fixed.values()):
         # a config dict or object: backward sees what this call's forward pass wrote into it, as in training
         layer.forward(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])
+    state = layer.frozen.now() if watch and replayed else None
     raw = layer.backward(dout, *args)
-    return Call(raw, [], lambda d: backward_call(layer, d, _copies(layer.args(layer.tree.fresh()))).raw)
+    draws = state is not None and state.moved()
+    return Call(raw, [], lambda d: backward_call(layer, d, _copies(layer.args(layer.tree.fresh()))).raw, draws)
 
 
 def _through_cache(layer: Any, dout: Any, args: list[Any], watch: bool) -> Call:
@@ -73,6 +76,7 @@ def _through_cache(layer: Any, dout: Any, args: list[Any], watch: bool) -> Call:
         state = layer.frozen.now() if layer.frozen is not None else None
     raw = layer.backward(dout, cache)
     written = [hit for (n, a), b in zip(seen, before, strict=True) if (hit := changed_elements(n, b, a)) is not None]
+    draws = state is not None and state.moved()
 
     def again(d: Any) -> Any:
         if spare is None:
@@ -81,7 +85,7 @@ def _through_cache(layer: Any, dout: Any, args: list[Any], watch: bool) -> Call:
             state.restore()
         return layer.backward(d, spare)
 
-    return Call(raw, written, again)
+    return Call(raw, written, again, draws)
 
 
 def _copies(args: list[Any]) -> list[Any]:
@@ -175,6 +179,12 @@ class Backward:
         findings += [found] if found is not None else []
         sec = Section(g, self.at, g_wide=self.wide(), grad_eps=grad_eps)
         notes = tuple(layer.tree.dtype_notes(dtypes))
+        if first.draws:
+            notes += (
+                f"{bname} draws from the random stream itself ({layer.frozen.describe()}): in training it runs after "
+                "the forward pass, so its draw is not the forward pass's (a dropout mask drawn again is another "
+                "mask). Keep what forward drew in the cache, or on the layer, for backward to use.",
+            )
         return Analytic((sec,), tuple(findings), skipped, notes)
 
     def _stacked(self, exc: GradientStructureError, raw: Any) -> GradientStructureError:
