@@ -219,6 +219,28 @@ def test_a_backward_writing_into_the_cached_input_is_a_mutation_and_the_callers_
     assert backcheck.check_layer(fwd, bwd_own, (X, W), cache=True).ok
 
 
+def test_writes_inside_a_list_input_or_a_config_dict_are_backwards_only_when_backward_makes_them():
+    def fwd(xs, w, cfg):
+        cfg["running"] = 0.9 * cfg["running"] + 0.1 * xs[0].mean(0)  # forward's own write into its config
+        return (xs[0] + xs[1]) @ w
+
+    def bwd(dout, xs, w, cfg):
+        dxs = dout @ w.T
+        return [dxs, dxs.copy()], (xs[0] + xs[1]).T @ dout, None
+
+    def bwd_writes(dout, xs, w, cfg):
+        grads = bwd(dout, xs, w, cfg)
+        xs[1] -= xs[0]  # reuses the input list's array as scratch
+        return grads
+
+    cfg = {"running": np.zeros(4)}
+    assert backcheck.check_layer(fwd, bwd, ([X, 2 * X], W, cfg)).ok
+    r = backcheck.check_layer(fwd, bwd_writes, ([X, 2 * X], W, cfg))
+    found = [f for f in r.findings if f.kind == "mutation"]
+    assert r.status == "fail" and found and "xs[1]" in found[0].message, r
+    assert np.array_equal(cfg["running"], np.zeros(4))
+
+
 # -- 4. a layer object that ran forward before the check ----------------------------------------------------------
 class Remembering:
     """Keeps every forward input in a list and differentiates at the first one (as numpy-ml's layers do)."""

@@ -53,14 +53,20 @@ def backward_call(layer: Any, dout: Any, args: list[Any], watch: bool = False) -
     the writes through the cache, and keep a copy of the cache for :attr:`Call.again`."""
     if layer.cache:
         return _through_cache(layer, dout, args, watch)
-    replayed = layer.frozen is not None and not runs_forward(layer.backward)
+    own = not runs_forward(layer.backward)  # (one that runs its forward itself: those writes are forward's)
+    replayed = layer.frozen is not None and own
     if replayed or any(mutable_input(v) for v in layer.fixed.values()):
         # a config dict or object: backward sees what this call's forward pass wrote into it, as in training
         layer.forward(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])
     state = layer.frozen.now() if watch and replayed else None
+    # arrays inside its arguments (a list input's, a config dict's), as the forward pass left them; the arguments
+    # themselves are compared by the caller
+    inside = [(n, a) for n, a in reachable(args, layer.names) if "[" in n] if watch and own else []
+    before = [a.copy() for _, a in inside]
     raw = layer.backward(dout, *args)
+    written = [hit for (n, a), b in zip(inside, before, strict=True) if (hit := changed_elements(n, b, a)) is not None]
     draws = state is not None and state.moved()
-    return Call(raw, [], lambda d: backward_call(layer, d, _copies(layer.args(layer.tree.fresh()))).raw, draws)
+    return Call(raw, written, lambda d: backward_call(layer, d, _copies(layer.args(layer.tree.fresh()))).raw, draws)
 
 
 def _through_cache(layer: Any, dout: Any, args: list[Any], watch: bool) -> Call:
@@ -157,7 +163,10 @@ class Backward:
                 if hit is not None:
                     changed.append(hit)
         findings = [mutation_finding(bname, [c], "argument") for c in changed]
-        findings += [_through_cache_finding(bname, c) for c in first.written]
+        if layer.cache:
+            findings += [_through_cache_finding(bname, c) for c in first.written]
+        else:
+            findings += [mutation_finding(bname, [c], "argument") for c in first.written]
         try:
             g, missing, dtypes = layer.pack(raw, bname, strict_dtype=self.strict)
         except GradientStructureError as exc:
