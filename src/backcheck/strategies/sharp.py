@@ -16,9 +16,18 @@ from backcheck.evaluate import Evaluator
 from backcheck.numeric.grad import MEASURED_NOISE, NOISE_FACTOR, refine_elements
 from backcheck.numeric.noise import POINTS, element_noise
 from backcheck.numeric.richardson import Refined
-from backcheck.refinement import NEAR_FLOOR
+from backcheck.refinement import NEAR_FLOOR, below_rounding_of_inputs
 from backcheck.strategies.elementwise import Outcome
-from backcheck.verdict import KINK, KINK_PERSISTENCE, MISMATCH, NOISY, OK, Claim, bound, resolution
+from backcheck.verdict import (
+    KINK,
+    KINK_PERSISTENCE,
+    MISMATCH,
+    NOISY,
+    OK,
+    Claim,
+    bound,
+    resolution,
+)
 
 #: A function that computes in float32 (or coarser) is judged this finely by default: its single central
 #: difference resolves only a few percent of a gradient, so elements are refined on a Richardson table until
@@ -184,6 +193,7 @@ def _refine(ev: Evaluator, claim: Claim, outcome: Outcome, pos: np.ndarray, floo
     # jumps fill the bound), and the table's wider steps find a slope: a piecewise constant f (floor(1000 x), a
     # value rounded inside) whose table averages its jumps, not a derivative
     still = wrong & (a == 0.0) & (np.abs(outcome.numeric[pos]) <= outcome.bound[pos])
+    still |= wrong & below_rounding_of_inputs(ev, idx, a, claim.steps[idx], outcome.checked[outcome.numeric != 0])
     wrong &= ~still
     kinks = _at_kinks(ev, claim, idx, a, wrong)  # a table averages a kink's one-sided slopes
     wrong &= ~kinks
