@@ -37,8 +37,9 @@ def runs_forward(backward: Any) -> bool:
 
 @dataclass
 class Call:
-    """One backward call: what it returned, the arrays reachable from the inputs it wrote into through the cache
-    (``(name, shape, flat indices)``), and how to call it again at the same state with another ``dout``."""
+    """One backward call: what it returned, the arrays reachable from the inputs it wrote into (through the cache,
+    or inside its arguments: ``(name, shape, flat indices)``), how to call it again at the same state with another
+    ``dout``, and whether it drew from the replayed random streams."""
 
     raw: Any
     written: list[tuple[str, tuple[int, ...], np.ndarray]]
@@ -50,7 +51,7 @@ def backward_call(layer: Any, dout: Any, args: list[Any], watch: bool = False) -
     """``backward(dout, ...)`` at the inputs ``args``, after the forward pass as in training: with a cache,
     ``backward(dout, forward(*args)[1])``; without one, a forward pass first when the random streams are
     replayed (backward draws where forward stopped) or a config input may be written by it. ``watch``: record
-    the writes through the cache, and keep a copy of the cache for :attr:`Call.again`."""
+    backward's writes and draws, and keep a copy of the cache for :attr:`Call.again`."""
     if layer.cache:
         return _through_cache(layer, dout, args, watch)
     own = not runs_forward(layer.backward)  # (one that runs its forward itself: those writes are forward's)
