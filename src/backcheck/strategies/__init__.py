@@ -37,6 +37,9 @@ STRATEGIES = ("full", "sparse", "projected", "auto")
 SMALL_ARRAY = 3
 #: Elements checked one by one in an array whose random directions cross kinks.
 KINKY_SAMPLES = 256
+#: A sample of an array's elements that finds none wrong is followed by the rest of them up to this many elements
+#: (a pass from a sample alone vouches only for errors spread over a few percent of the elements).
+ELEMENTWISE_FALLBACK = 8192
 #: Below this many elements, strategy=None means 'full'; above, 'auto'.
 AUTO_THRESHOLD = 4096
 
@@ -187,26 +190,31 @@ def _projected(
     confidence = plan[2]
     out = _Collected()
 
-    def sample(leaf: Any, among: np.ndarray | None = None) -> Outcome:
+    def sample(leaf: Any, among: np.ndarray | None = None) -> tuple[Outcome, int]:
         """A random sample of the array's elements (of ``among``, flat positions, if given), judged one by one
-        (not those judged already)."""
+        (not those judged already); where none of it is wrong and the pool holds at most
+        :data:`ELEMENTWISE_FALLBACK` elements, the rest of the pool too: a pass then vouches for every element,
+        not for errors spread over a few percent of them. With the number of elements it was drawn from."""
         every = np.arange(leaf.offset, leaf.offset + leaf.size) if among is None else among
         pool = np.setdiff1d(every, ev.tree.excluded)
+        pool = pool[~np.isin(pool, out.checked)]
         idx = np.sort(rng.choice(pool, size=min(KINKY_SAMPLES, pool.size), replace=False))
-        idx = idx[~np.isin(idx, out.checked)]
         sub = run(ev, claim, idx, rng)
         out.add_outcome(sub)
-        return sub
+        if pool.size > idx.size and pool.size <= ELEMENTWISE_FALLBACK and not np.isin(sub.status, FAILING).any():
+            rest = run(ev, claim, np.setdiff1d(pool, idx), rng)
+            out.add_outcome(rest)
+            c, n, b, st = (np.concatenate([x, y]) for x, y in zip(_arrays(sub), _arrays(rest), strict=True))
+            sub = Outcome(c, n, b, st, sub.notes + rest.notes, {**sub.failed_leaves, **rest.failed_leaves})
+        return sub, pool.size
 
     for leaf in ev.tree.leaves:
         if leaf.name in skip:
             continue
         masked = bool(np.any((ev.tree.excluded >= leaf.offset) & (ev.tree.excluded < leaf.offset + leaf.size)))
         if masked and leaf.size > SMALL_ARRAY:
-            sub = sample(leaf)  # directions through non-finite entries (masks) are not defined
-            out.notes.append(
-                f"{leaf.name} holds non-finite entries: {sub.checked.size} of its elements were checked one by one."
-            )
+            # directions through non-finite entries (masks) are not defined
+            out.notes.append(f"{leaf.name} holds non-finite entries: {_how_many(*sample(leaf))}.")
             continue
         if leaf.size <= SMALL_ARRAY or (plan[0] is not None and plan[0] >= leaf.size):
             # a small array is cheaper to check element by element than to project and localize
@@ -227,19 +235,18 @@ def _projected(
             out.notes.append(_exhaustive(leaf, proj.wanted))
             continue
         if proj.kinky and not proj.failed:
-            proj = _around_kinks(ev, claim, leaf, rng, (plan, localize_failures), sample, out)
-            if proj is None:
+            around = _around_kinks(ev, claim, leaf, rng, (plan, localize_failures), sample, out)
+            if around is None:
                 continue
+            proj = around
         k = len(proj.measurements)
         worst = max(abs(m.mismatch) / m.bound if m.bound > 0 else 0.0 for m in proj.measurements)
         if not proj.failed and not proj.detectable <= VOUCH:
             # directions this coarse cannot see errors that matter (a function computing in float32): pass means
             # vouched, so a sample of elements is judged one by one instead, each against its own bound
-            sub = sample(leaf)
             out.notes.append(
                 f"{leaf.name}: {k} random directions agree, but only an error of {proj.detectable:.2g} of the "
-                f"gradient or more would have failed them; {sub.checked.size} random elements were checked one by "
-                "one instead."
+                f"gradient or more would have failed them; instead {_how_many(*sample(leaf))}."
             )
             continue
         if not proj.failed:
@@ -272,7 +279,7 @@ def _around_kinks(
     leaf: Any,
     rng: np.random.Generator,
     how: tuple[tuple[int | None, float | None, float], bool],
-    sample: Callable[..., Outcome],
+    sample: Callable[..., tuple[Outcome, int]],
     out: _Collected,
 ) -> LeafProjection | None:
     """Random directions over ``leaf`` crossed a kink, and prove nothing about its other elements: leave the
@@ -288,21 +295,17 @@ def _around_kinks(
     if still is not None and still.size < leaf.size:
         again = project_leaf(ev, claim, leaf, rng, plan, stop_on_failure=localize_failures, still=still)
     if again is None or (again.kinky and not again.failed):
-        sub = sample(leaf)
         out.notes.append(
             f"{leaf.name}: random directions cross kinks at the point (ties, ReLU inputs at 0) at more than "
-            f"{MAX_KINKED} elements, so {sub.checked.size} random elements were checked one by one instead: an "
-            "error confined to a few elements may go unseen (strategy='full' checks every one)."
+            f"{MAX_KINKED} elements, so instead {_how_many(*sample(leaf))}."
         )
         _ties(ev, claim, leaf, rng, out)
         return None
     assert still is not None
     if still.size > KINKY_SAMPLES:
-        judged = sample(leaf, still + leaf.offset)  # (added to ``out`` by ``sample``)
         where = (
             f"{still.size} of its elements sit at zero or share their value with another, where random directions "
-            f"cross kinks: {judged.checked.size} of them were checked one by one (an error confined to a few of "
-            "the others may go unseen), and the rest"
+            f"cross kinks: of these, {_how_many(*sample(leaf, still + leaf.offset))}; the rest"
         )
     else:
         out.add_outcome(run(ev, claim, still + leaf.offset, rng))
@@ -312,6 +315,20 @@ def _around_kinks(
         )
     out.notes.append(f"{leaf.name}: {where} were projected again without them.")
     return None if _ties(ev, claim, leaf, rng, out) else again
+
+
+def _how_many(sub: Outcome, pool: int) -> str:
+    """What a (possibly sampled) check of ``pool`` elements judged one by one covered, in words."""
+    if sub.checked.size >= pool:
+        return f"each of these {pool} elements was checked one by one"
+    return (
+        f"{sub.checked.size} random elements of {pool} were checked one by one (an error confined to a few of the "
+        "others may go unseen; strategy='full' checks every one)"
+    )
+
+
+def _arrays(o: Outcome) -> tuple[np.ndarray, ...]:
+    return o.checked, o.numeric, o.bound, o.status
 
 
 def _elements(ev: Evaluator, leaf: Any) -> np.ndarray:
@@ -334,7 +351,7 @@ def _localize_leaf(
     proj: Any,
     rng: np.random.Generator,
     plan: tuple[int | None, float | None, float],
-    sample: Callable[[Any], Outcome],
+    sample: Callable[..., tuple[Outcome, int]],
     out: _Collected,
 ) -> None:
     """A random direction failed on ``leaf``: find the wrong elements by group testing, or let a sample decide."""
@@ -381,7 +398,7 @@ def _localize_leaf(
         )
         return
     # localization ran out of budget, or pinned the disagreement on no element: a random sample decides
-    sub = sample(leaf)
+    sub, _ = sample(leaf)
     wrong = int(np.isin(sub.status, FAILING).sum())
     if not found.complete and (n_wrong or wrong):
         out.failed_leaves[leaf.name] = (

@@ -84,7 +84,7 @@ def run(ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator |
         ambiguous = np.flatnonzero(j.status == AMBIGUOUS)
         notes.extend(recheck_nearby(ev, idx, ambiguous, j, claim, rng or np.random.default_rng(0)))
         labels = set(j.status.tolist())
-    hidden = _hidden_kinks(ev, idx, first, j)
+    hidden = _hidden_kinks(ev, idx, first, j, a)
     kinks = np.flatnonzero((j.status == KINK) | hidden if KINK in labels else hidden)
     if ev.one_sided:  # on the edge of the domain: no joint move stays inside it
         kinks = kinks[~np.isin(idx[kinks], list(ev.one_sided))]
@@ -414,8 +414,9 @@ def _confirm_scale(
     return None
 
 
-def _hidden_kinks(ev: Evaluator, idx: np.ndarray, first: FirstDifferences, j: Judgement) -> np.ndarray:
+def _hidden_kinks(ev: Evaluator, idx: np.ndarray, first: FirstDifferences, j: Judgement, a: np.ndarray) -> np.ndarray:
     """Elements the screen cleared although they sit at a kink: their analytic value is the central difference.
+    (An element that passed only at finer steps, where f bends below the first step, is no such element.)
 
     At a tie of three maxima, a backward that gives each tied element half the gradient matches the central
     difference (the mean of the one-sided slopes) of every element, so no element is refined; yet the three
@@ -433,7 +434,7 @@ def _hidden_kinks(ev: Evaluator, idx: np.ndarray, first: FirstDifferences, j: Ju
     noise = 2 * noise_level(ev, ev.local_scale[idx], lazy=True) / np.minimum(first.disp_plus, back)
     hidden &= size > SAFETY * noise
     if hidden.any():  # (most checks have none: no status compared, no jump written)
-        hidden &= j.status == OK
+        hidden &= (j.status == OK) & (np.abs(a - first.central) <= j.bound)
         j.jump[hidden] = gap[hidden]
     return hidden
 

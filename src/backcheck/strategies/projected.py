@@ -380,6 +380,8 @@ def localize(ev: Evaluator, claim: Claim, leaf: Leaf, weights: np.ndarray, root:
         sub = slice(offset + lo, offset + hi)
         ws = w[lo:hi]
         norm = float(np.linalg.norm(ws))
+        if norm == 0.0:  # only elements the direction leaves still (judged one by one): nothing moves here
+            return Measurement(0.0, 0.0, 0.0, 0.0)
         wide = None if claim.g_wide is None else claim.g_wide[sub]
         along = Along(g[sub], sub, claim.tol, (float(claim.grad_eps[offset]), float(claim.rms[offset])), wide)
         return measure(ev, along, steps[sub] * ws / norm)

@@ -113,11 +113,14 @@ def _at_kinks(ev: Evaluator, claim: Claim, idx: np.ndarray, a: np.ndarray, wrong
     let such an element through at a bound widened by the noise other kinks stir up, and the kink shows only
     against the noise along the element itself (:func:`element_noise`, 24 evaluations)."""
     kinks = np.zeros(wrong.size, dtype=bool)
+    eps_out = float(np.finfo(ev.out_dtype).eps)
     for k in np.flatnonzero(wrong)[:KINK_RECHECKS]:
         i, h = int(idx[k]), float(claim.steps[idx[k]])
         phis, disp = ev.element(i, (h, -h, h / 2, -h / 2), shrink=True)
         fwd, bwd = (phis[0::2] - ev.phi0) / disp[0::2], (ev.phi0 - phis[1::2]) / -disp[1::2]
-        slack = NOISE_FACTOR * element_noise(ev, i, h, float(a[k])) / min(disp[2], -disp[3])
+        # the noise along the element, and the rounding of phi itself (two values each side, of its size)
+        noise = NOISE_FACTOR * element_noise(ev, i, h, float(a[k])) + 4 * eps_out * max(abs(ev.phi0), ev.scale)
+        slack = noise / min(disp[2], -disp[3])
         gaps = np.abs(fwd - bwd)  # a kink's gap stays as the step halves; a smooth f's halves with it
         kinks[k] = (
             gaps[1] > max(2 * slack, KINK_PERSISTENCE * gaps[0])
