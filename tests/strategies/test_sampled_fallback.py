@@ -1,0 +1,53 @@
+"""Where random directions cannot vouch for an array (too coarse, through masks or kinks), elements are judged one by
+one: a sample that finds none wrong is followed by the rest of the array up to a size, so that one wrong element
+among thousands fails rather than passing on the sample."""
+
+import numpy as np
+import pytest
+
+import backcheck
+from backcheck.strategies import ELEMENTWISE_FALLBACK, KINKY_SAMPLES
+
+
+def _float32_sine(shape, seed=0):
+    x = (np.random.default_rng(seed).normal(size=shape) * 0.5).astype(np.float32)
+
+    def f(p):  # computes in float32: one direction resolves only a few percent of the gradient
+        return np.sum(np.sin(np.asarray(p, dtype=np.float32)), dtype=np.float32)
+
+    return x, f
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_one_wrong_element_of_a_float32_kernel_fails_under_auto(seed):
+    x, f = _float32_sine((70, 70), seed)
+    assert KINKY_SAMPLES < x.size <= ELEMENTWISE_FALLBACK
+    at = (40 + seed, 13)
+
+    def wrong(p):
+        g = np.cos(np.asarray(p, dtype=np.float64))
+        g[at] *= 2.0
+        return g.astype(np.float32)
+
+    report = backcheck.check(f, x, wrong, strategy="auto", seed=seed)
+    assert report.status == "fail", report
+    assert [e.index for e in report.mismatches] == [at], report
+    right = backcheck.check(f, x, lambda p: np.cos(p.astype(np.float64)).astype(np.float32), strategy="auto")
+    assert right.status == "pass", right
+    assert right.leaves[0].n_checked == x.size, right  # every element judged: the pass vouches for each
+
+
+def test_a_function_bending_below_the_step_passes_element_by_element():
+    """tanh(x / 1e-8) at x ~ 1e-8: at the default step its first differences look like jumps with one-sided slopes
+    that differ, but each element passes at finer steps; those are no hidden kinks to be moved together."""
+    rng = np.random.default_rng(2039)
+    x, c = rng.normal(size=5000) * 1e-8, rng.uniform(0.5, 1.5, size=5000)
+
+    def f(x):
+        return float(np.sum(c * np.tanh(x / 1e-8)))
+
+    def grad(x):
+        return c * (1 - np.tanh(x / 1e-8) ** 2) / 1e-8
+
+    assert backcheck.check(f, x, grad, strategy="full").status == "pass"
+    assert backcheck.check(f, x, lambda x: 1.5 * grad(x), strategy="full").status == "fail"
