@@ -39,8 +39,8 @@ def test_every_class_has_cases_and_its_group():
     assert {c.id for c in model_cases} == {"patch_convnet_tie4/correct/float32",
                                            "patch_convnet_tie4/bug:ties_to_every_element/float32"}
     dropout = next(c for c in cases if c.layer.name == "dropout_rng" and c.kind == "correct")
-    a, b = dropout.fresh()["rng"], dropout.fresh()["rng"]
-    assert a is not b and a.random() == b.random()  # private copies with the same state
+    a, b = dropout.fresh(), dropout.fresh()
+    assert a["x"] is not b["x"] and a["seed"] == b["seed"]  # private copies of the same point
     assert dropout.float_names == ["x"]
 
 
@@ -54,7 +54,7 @@ def test_class_counts_add_up(results):
         for name in CHECKERS:
             cells = results["classes"][dtype][name]
             assert cells["float32 1e-2"]["of"] + cells["float32 1e-3"]["of"] + cells["float32 1e-4"]["of"] == 3
-            assert cells["ties"]["of"] == 1 and cells["generator"]["of"] <= 2 and cells["passes at jumps"]["of"] <= 1
+            assert cells["ties"]["of"] == 1 and cells["generator"]["of"] <= 3 and cells["passes at jumps"]["of"] <= 1
             assert cells["models' bugs"]["of"] <= 1
     assert results["summary"] == {}  # no case of the zoo's LAYERS: the main table is empty, the classes are not
 

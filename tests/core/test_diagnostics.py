@@ -17,26 +17,36 @@ def dropout_layer(x, w):
     return (x * mask / 0.7) @ w, mask
 
 
-def test_dropout_drawing_its_own_mask_is_checked_with_the_stream_replayed():
+def test_dropout_drawing_its_own_mask_is_replayed_and_a_backward_drawing_again_fails():
     def fwd(x, w):
         return dropout_layer(x, w)[0]
 
-    def bwd(dout, x, w):
-        out, mask = dropout_layer(x, w)  # the same draw as the forward pass it belongs to
+    def fwd_cached(x, w):
+        out, mask = dropout_layer(x, w)
+        return out, (x, w, mask)
+
+    def bwd_cached(dout, cache):
+        x, w, mask = cache
         return (dout @ w.T) * mask / 0.7, (x * mask / 0.7).T @ dout
 
-    def bwd_mask_missing(dout, x, w):
-        _, mask = dropout_layer(x, w)
+    def bwd_drawing_again(dout, x, w):
+        out, mask = dropout_layer(x, w)  # in training: the next draw, another mask than the forward's
+        return (dout @ w.T) * mask / 0.7, (x * mask / 0.7).T @ dout
+
+    def bwd_mask_missing(dout, cache):
+        x, w, mask = cache
         return (dout @ w.T) / 0.7, (x * mask / 0.7).T @ dout
 
     rng = np.random.default_rng(0)
     x, w = rng.normal(size=(6, 5)), rng.normal(size=(5, 3))
     with pytest.raises(NondeterministicError):
-        backcheck.check_layer(fwd, bwd, (x, w), random="error")
-    r = backcheck.check_layer(fwd, bwd, (x, w))
+        backcheck.check_layer(fwd, bwd_drawing_again, (x, w), random="error")
+    r = backcheck.check_layer(fwd_cached, bwd_cached, (x, w), cache=True)
     assert r.ok, r
     assert "replayed the same random stream" in r.notes[0] and "Generator" in r.notes[0]
-    bad = backcheck.check_layer(fwd, bwd_mask_missing, (x, w))
+    again = backcheck.check_layer(fwd, bwd_drawing_again, (x, w))
+    assert again.status == "fail" and any("draws from the random stream itself" in n for n in again.notes), again
+    bad = backcheck.check_layer(fwd_cached, bwd_mask_missing, (x, w), cache=True)
     assert bad.status == "fail" and bad.leaf("x").status == "fail" and bad.leaf("w").status == "pass"
 
 

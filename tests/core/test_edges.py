@@ -218,25 +218,39 @@ def test_a_gradient_in_float32_for_float64_inputs_is_still_held_to_float32_resol
 
 def dropout_forward(x, w, rng):
     mask = rng.random(x.shape) > 0.5
-    return (x * mask) @ w
+    return (x * mask) @ w, (x, w, mask)
 
 
-def dropout_backward(dout, x, w, rng):
-    mask = rng.random(x.shape) > 0.5
+def dropout_backward(dout, cache):
+    x, w, mask = cache
     return (dout @ w.T) * mask, (x * mask).T @ dout, None
 
 
-def test_a_generator_passed_as_an_input_is_replayed_in_forward_and_backward():
+def dropout_backward_drawing_again(dout, x, w, rng):
+    mask = rng.random(x.shape) > 0.5  # in training the generator has moved on: another mask
+    return (dout @ w.T) * mask, (x * mask).T @ dout, None
+
+
+def test_a_generator_passed_as_an_input_is_replayed_in_forward_and_a_backward_drawing_from_it_fails():
     rng = np.random.default_rng(0)
     x, w = rng.normal(size=(4, 3)), rng.normal(size=(3, 2))
-    r = backcheck.check_layer(dropout_forward, dropout_backward, (x, w, np.random.default_rng(5)))
+    r = backcheck.check_layer(dropout_forward, dropout_backward, (x, w, np.random.default_rng(5)), cache=True)
     assert r.ok and any("replayed" in n for n in r.notes)
 
-    def wrong_backward(dout, x, w, rng):
-        dx, dw, _ = dropout_backward(dout, x, w, rng)
+    def wrong_backward(dout, cache):
+        dx, dw, _ = dropout_backward(dout, cache)
         return dx, dw * 1.1, None
 
-    assert backcheck.check_layer(dropout_forward, wrong_backward, (x, w, np.random.default_rng(5))).status == "fail"
+    wrong = backcheck.check_layer(dropout_forward, wrong_backward, (x, w, np.random.default_rng(5)), cache=True)
+    assert wrong.status == "fail"
+
+    def forward_only(x, w, rng):
+        return dropout_forward(x, w, rng)[0]
+
+    gen = np.random.default_rng(5)
+    state = gen.bit_generator.state
+    again = backcheck.check_layer(forward_only, dropout_backward_drawing_again, (x, w, gen))
+    assert again.status == "fail" and gen.bit_generator.state == state, again
 
 
 def test_a_layer_backward_in_another_dtype_is_accepted_with_a_note_or_refused_when_strict():

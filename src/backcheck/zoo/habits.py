@@ -8,11 +8,12 @@
 - **Tiny elements**: gradients many orders of magnitude below the largest in the same tensor (rows of norm
   1e-8 beside ordinary rows, long products, a wide softmax), with backwards wrong by a factor 10 only there.
 - **Masked inputs**: a softmax and a logsumexp whose input holds -inf entries (masked logits).
-- **Generator arguments**: a dropout whose ``np.random.Generator`` is an argument, ``forward(x, rng)``; its
-  backward draws the same mask from the same generator state.
+- **Random arguments**: a dropout whose seed is an argument, ``forward(x, seed)``; its backward draws the same
+  mask from a generator seeded the same (a backward drawing again from a ``Generator`` argument would get the
+  next mask in training, and fails: see ``check_layer``).
 
 Every bug shows at ``make_inputs``; the layers are kept out of ``LAYERS`` (their points are deliberately
-extreme, and a generator is not an array) in ``HABIT_LAYERS``.
+extreme, and a seed is not a float array) in ``HABIT_LAYERS``.
 """
 
 from __future__ import annotations
@@ -366,34 +367,39 @@ MASKED_LOGSUMEXP = Layer(
 DROP_P = 0.4
 
 
-def dropout_rng_forward(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Inverted dropout: x * mask / (1 - p), the mask drawn from ``rng`` (p = 0.4)."""
-    mask = rng.random(x.shape) >= DROP_P
+def dropout_rng_forward(x: np.ndarray, seed: int) -> np.ndarray:
+    """Inverted dropout: x * mask / (1 - p), the mask drawn from a generator seeded with ``seed`` (p = 0.4), as a
+    layer taking its seed as an argument does (CS231n's ``dropout_param['seed']``)."""
+    mask = np.random.default_rng(seed).random(x.shape) >= DROP_P
     return x * mask / (1 - DROP_P)
 
 
-def _dropout_rng_grad(dout: np.ndarray, x: np.ndarray, rng: np.random.Generator, apply_mask: bool = True,
+def _dropout_rng_grad(dout: np.ndarray, x: np.ndarray, seed: int, apply_mask: bool = True,
                       scale: float = 1 / (1 - DROP_P)) -> Grads:
-    mask = rng.random(x.shape) >= DROP_P  # the same draw as the forward's, from the same generator state
+    mask = np.random.default_rng(seed).random(x.shape) >= DROP_P  # the forward's draw: the same seed
     return ((dout * (mask if apply_mask else 1.0) * scale).astype(x.dtype), None)
 
 
-def dropout_rng_backward(dout: np.ndarray, x: np.ndarray, rng: np.random.Generator) -> Grads:
-    """dout * mask / (1 - p) with the mask drawn again from ``rng``; no gradient for the generator."""
-    return _dropout_rng_grad(dout, x, rng)
+def dropout_rng_backward(dout: np.ndarray, x: np.ndarray, seed: int) -> Grads:
+    """dout * mask / (1 - p) with the mask drawn again from the same seed; no gradient for the seed."""
+    return _dropout_rng_grad(dout, x, seed)
 
 
-def _dropout_rng_no_mask(dout: np.ndarray, x: np.ndarray, rng: np.random.Generator) -> Grads:
-    return _dropout_rng_grad(dout, x, rng, apply_mask=False)
+def _dropout_rng_no_mask(dout: np.ndarray, x: np.ndarray, seed: int) -> Grads:
+    return _dropout_rng_grad(dout, x, seed, apply_mask=False)
 
 
-def _dropout_rng_keep_scale(dout: np.ndarray, x: np.ndarray, rng: np.random.Generator) -> Grads:
-    return _dropout_rng_grad(dout, x, rng, scale=1 / DROP_P)
+def _dropout_rng_keep_scale(dout: np.ndarray, x: np.ndarray, seed: int) -> Grads:
+    return _dropout_rng_grad(dout, x, seed, scale=1 / DROP_P)
+
+
+def _dropout_rng_other_stream(dout: np.ndarray, x: np.ndarray, seed: int) -> Grads:
+    mask = np.random.default_rng(seed + 1).random(x.shape) >= DROP_P  # another stream: not the forward's mask
+    return ((dout * mask / (1 - DROP_P)).astype(x.dtype), None)
 
 
 def _dropout_rng_inputs(rng: np.random.Generator, dtype: DTypeLike) -> dict[str, object]:
-    seed = int(rng.integers(2**31))
-    return {"x": randn(rng, (5, 6), dtype), "rng": np.random.default_rng(seed)}
+    return {"x": randn(rng, (5, 6), dtype), "seed": int(rng.integers(2**31))}
 
 
 def fresh_inputs(inputs: dict[str, object]) -> dict[str, object]:
@@ -412,6 +418,8 @@ DROPOUT_RNG = Layer(
             "Scales dout by 1 / (1 - p) but forgets the mask: dropped units get a gradient.", size=1.5),
         Bug("scale_of_dropped_fraction", _dropout_rng_keep_scale, "gross",
             "Scales by 1 / p (the dropped fraction) instead of 1 / (1 - p).", size=0.5),
+        Bug("mask_from_another_stream", _dropout_rng_other_stream, "gross",
+            "Draws the backward's mask from another seed than the forward's: another mask.", size=1.5),
     ),
 )
 
