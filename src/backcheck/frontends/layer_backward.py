@@ -23,8 +23,10 @@ from backcheck.frontends.hints import constant_hint, outputs_sentence, pair_hint
 from backcheck.report import Finding
 
 #: The upstream gradient's scale for the linearity probe: a power of two, so that a linear backward's gradient
-#: for it, scaled back, is the first one bit for bit (but for underflow).
-LINEAR_SCALE = 4.0
+#: for it, scaled back, is the first one bit for bit (but for underflow); negative, so that a backward that is
+#: only positively homogeneous in dout (one that drops or flips its negative elements: ``np.maximum(dout, 0)``,
+#: ``np.abs(dout)``) fails as well as one that clips it or adds a term to it.
+LINEAR_SCALE = -4.0
 #: How deep the arrays reachable from a layer's inputs are watched (a list of arrays, a config dict's).
 WATCH_DEPTH = 3
 
