@@ -258,4 +258,11 @@ def cotangents(
         if not np.all(np.isfinite(arr)):
             raise NonFiniteError(f"{gname} contains NaN or Inf.", "pass a finite upstream gradient dout.")
         out.append(arr.copy())
+    if sum(x.size for x in out) and not any(np.any(x != 0) for x in out):
+        raise BadInputError(
+            f"dout is zero everywhere: the check compares the gradient of <dout, {fname}'s output>, which is 0 "
+            "whatever the layer computes, so any backward linear in dout would pass.",
+            "a zero upstream gradient compares nothing: pass a random dout (rng.standard_normal(out.shape)), or "
+            "leave dout=None for a seeded normal draw.",
+        )
     return out
