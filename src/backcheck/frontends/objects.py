@@ -14,17 +14,17 @@ import copy
 import dataclasses
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from backcheck.calls import arg_names, call_user, kind_of, typed_arguments
+from backcheck.calls import arg_names, call_user, flat_outputs, kind_of, typed_arguments
 from backcheck.containers import flatten, rebuild_like
-from backcheck.errors import BadInputError, GradientStructureError, UserFunctionError
+from backcheck.errors import BadInputError, UserFunctionError
 from backcheck.frontends.common import float_input, float_list, python_float
 from backcheck.frontends.hints import (
-    constant_hint,
+    cotangents,
     object_output_error,
     outputs_sentence,
     pair_hint,
@@ -33,8 +33,8 @@ from backcheck.frontends.hints import (
     updated_step,
 )
 from backcheck.frontends.layers import check_layer
+from backcheck.frontends.object_passes import Backward, Forward, tie
 from backcheck.frontends.slots import (
-    MISSING,
     Slot,
     Where,
     declared,
@@ -179,6 +179,8 @@ def _check(
     probe = _probe(template, slots, grads, inputs, dout, spec)
     named = _named_grads(slots, grads, spec)
     slots, notes = _keep(slots, probe, params is None or isinstance(params, str), notes, spec, named)
+    slots, tied, said = tie(slots, template, probe.where)
+    notes = [*notes, *said]
     if template is not pristine:
         if not slots:
             template, notes = pristine, [n for n in notes if "first forward pass" not in n]
@@ -196,8 +198,8 @@ def _check(
         )
     values = tuple(np.array(s.get(template), copy=True) for s in slots)
     report = check_layer(
-        _Forward(template, slots, spec),
-        _Backward(template, slots, where, spec),
+        Forward(template, slots, spec),
+        Backward(template, slots, where, spec, tied),
         (*inputs, *values),
         dout,
         names=names,
@@ -396,6 +398,7 @@ class _Probe:
     where: dict[Slot, Where]
     looked: dict[Slot, list[str]]
     out: Any = None
+    shapes: dict[Slot, tuple[int, ...]] = field(default_factory=dict)  # the parameters' shapes, before backward
 
 
 def _snap(value: Any) -> Any:
@@ -424,6 +427,9 @@ def _probe(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any, ...]
     attrs = snapshot(obj) if grads is None else {}
     if dout is None and out is not None:
         dout = rebuild_like(out, [np.ones_like(np.asarray(x)) for _, x in flatten(out, "out")])
+    elif dout is not None:  # named with the output's shape, as check_layer names it, before backward meets it
+        parts = [(n, np.asarray(p)) for n, p in flat_outputs(out, "out", f"{spec.cls}.{spec.forward}'s output")]
+        cotangents(dout, parts, np.random.default_rng(0), f"{spec.cls}.{spec.forward}")
     names = (f"{spec.cls}.{spec.forward}", f"{spec.cls}.{spec.backward}")
     try:
         ret = call_user(getattr(obj, spec.backward), (copy.deepcopy(dout),), names[1])
@@ -445,7 +451,7 @@ def _probe(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any, ...]
         where.update(written_like(obj, attrs, {s: np.shape(at_backward[s]) for s in slots if s not in where}, taken))
     tail = ["backward's return value (one gradient per input, then per parameter)"] if grads is None else []
     looked = {s: looked_labels(obj, candidates[s]) + tail for s in slots}
-    return _Probe(changed, updated, where, looked, out)
+    return _Probe(changed, updated, where, looked, out, {s: np.shape(at_backward[s]) for s in slots})
 
 
 def _named_grads(slots: list[Slot], grads: Any, spec: _Spec) -> set[Slot]:
@@ -515,9 +521,28 @@ def _loss_dout(dout: Any, layer: Any, probe: _Probe, notes: list[str], spec: _Sp
     return rebuild_like(probe.out, filled), [*notes, note]
 
 
+def _gradient_of(s: Slot, probe: _Probe) -> Slot | None:
+    """The parameter ``s`` may be the gradient of, by its name (``gW``, ``dW`` for ``_W``) and its shape."""
+    for other in probe.where:
+        base = other.name.lstrip("_").lower()
+        if other != s and probe.shapes.get(other) == probe.shapes.get(s) and base and base in s.name.lower():
+            return other
+    return None
+
+
 def _no_gradient(s: Slot, probe: _Probe, spec: _Spec) -> BadInputError:
     looked = ", ".join(probe.looked[s]) or "backward's return value"
     said = outputs_sentence(probe.out, None, (f"{spec.cls}.{spec.forward}", f"{spec.cls}.{spec.backward}"))
+    like = _gradient_of(s, probe)
+    if s in probe.updated and like is not None:
+        return BadInputError(
+            f"{spec.cls}.{spec.backward} writes {s.label}, which backcheck took for a parameter (a float array "
+            f"attribute {spec.forward} leaves alone); by its name and shape it may be the gradient of {like.label}, "
+            f"whose gradient backcheck looked for in {', '.join(probe.looked[like]) or 'its return value'}.",
+            f"if {s.label} is {like.name}'s gradient, name it: grads={{{like.name!r}: {s.path!r}}} (and "
+            f"params=[{like.path!r}, ...]); if it is a parameter updated inside backward, store its gradient on the "
+            f"object before the update and name it in grads=.",
+        )
     if s in probe.updated:
         return BadInputError(
             f"{spec.cls}.{spec.backward} updates the parameter {s.label} (an optimizer step inside backward) and "
@@ -533,67 +558,3 @@ def _no_gradient(s: Slot, probe: _Probe, spec: _Spec) -> BadInputError:
         f"grads={{{s.name!r}: 'attribute'}}, or grads='return' if backward returns it after the inputs' gradients; "
         "or leave it out of params=[...] if it is not a parameter." + (f" {said}" if said else ""),
     )
-
-
-# -- the functions check_layer calls (classes, so that an executor can pickle them with the layer) ---------------
-class _Forward:
-    """``forward(*inputs, *params)`` on a fresh copy of the layer holding ``params``."""
-
-    def __init__(self, template: Any, slots: list[Slot], spec: _Spec) -> None:
-        self.template, self.slots, self.spec = template, slots, spec
-        self.__name__ = f"{spec.cls}.{spec.forward}"
-
-    def __call__(self, *args: Any) -> Any:
-        n = self.spec.n_in
-        obj = self.spec.make(self.template, self.slots, args[n:], args[:n])
-        return getattr(obj, self.spec.forward)(*args[:n])
-
-
-class _Backward:
-    """``backward(dout, *inputs, *params)``: forward then backward on a fresh copy, the gradients read from where
-    backward wrote them (before any update of the parameters inside backward)."""
-
-    #: it runs the forward pass itself: replayed random streams are restored before it, not left as forward left them
-    runs_forward = True
-
-    def __init__(self, template: Any, slots: list[Slot], where: dict[str, Where], spec: _Spec) -> None:
-        self.template, self.slots, self.where, self.spec = template, slots, where, spec
-        self.__name__ = f"{spec.cls}.{spec.backward}"
-
-    def __call__(self, dout: Any, *args: Any) -> tuple[Any, ...]:
-        spec = self.spec
-        obj = spec.make(self.template, self.slots, args[spec.n_in :], args[: spec.n_in])
-        getattr(obj, spec.forward)(*args[: spec.n_in])
-        zero(obj, [w for w in self.where.values() if isinstance(w, Slot)])
-        ret = getattr(obj, spec.backward)(dout)
-        positional = any(isinstance(w, int) for w in self.where.values())
-        grads = []
-        for s in self.slots:
-            w = self.where[s.name]
-            value = (ret[w] if len(ret) > w else None) if isinstance(w, int) else w.get(obj)
-            grads.append(None if value is MISSING else value)
-        return (*self._inputs(ret[: spec.n_in] if positional else ret), *grads)
-
-    def _inputs(self, ret: Any) -> tuple[Any, ...]:
-        spec = self.spec
-        if (
-            self.slots
-            and not spec.list_in
-            and isinstance(ret, (tuple, list))
-            and len(ret) == spec.n_in + len(self.slots)
-        ):
-            ret = ret[: spec.n_in]  # (dX, dW, db), the parameters' gradients also stored on the object
-        if spec.n_in == 1:
-            return (ret[0] if isinstance(ret, (tuple, list)) and len(ret) == 1 else ret,)
-        if not isinstance(ret, (tuple, list)) and len(spec.diff_in) == 1:
-            # a bare gradient when one input is differentiated (labels beside it): that input's
-            return tuple(ret if i == spec.diff_in[0] else None for i in range(spec.n_in))
-        if not isinstance(ret, (tuple, list)) or len(ret) != spec.n_in:
-            got = f"{len(ret)} values" if isinstance(ret, (tuple, list)) else f"a {type(ret).__name__}"
-            n_got = len(ret) if isinstance(ret, (tuple, list)) else 1
-            raise GradientStructureError(
-                f"{spec.cls}.{spec.backward} returned {got} for {spec.n_in} inputs ({', '.join(spec.input_names)}).",
-                "return one gradient per input of forward, in order (None for integer inputs)."
-                + (constant_hint([spec.input_names[i] for i in spec.diff_in]) if len(spec.diff_in) > n_got else ""),
-            )
-        return tuple(ret)

@@ -115,10 +115,11 @@ def declared(obj: Any, params: Any, cls: str) -> list[Slot]:
 
 def grad_names(base: str) -> list[str]:
     """The attribute names searched for the gradient of ``base``: ``dW``, ``grad_W``..., and for a private
-    ``_w`` also ``_dw``, ``_grad_w``... (the private pair)."""
+    ``_w`` also ``_dw``, ``_grad_w``... (the private pair), then ``dw``, ``grad_w``... (a parameter kept as
+    ``self._w`` behind a property ``w``, its gradient public)."""
     names = [p.format(base) for p in GRAD_ATTRS]
     if base.startswith("_") and len(base) > 1:
-        names += ["_" + p.format(base[1:]) for p in GRAD_ATTRS]
+        names += ["_" + p.format(base[1:]) for p in GRAD_ATTRS] + [p.format(base[1:]) for p in GRAD_ATTRS]
     return names
 
 
