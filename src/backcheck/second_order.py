@@ -7,6 +7,8 @@ first-order checker's machinery (error bounds, kinks, localization).
 
 from __future__ import annotations
 
+import copy
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +16,9 @@ import numpy as np
 
 from backcheck.api import check
 from backcheck.calls import first_parameter_name, params_tree, require_callable, typed_arguments
+from backcheck.containers import flatten
+from backcheck.errors import ArgumentError, BadInputError
+from backcheck.findings import changed_elements, mutation_finding
 from backcheck.options import Options
 from backcheck.report import Report
 
@@ -42,7 +47,9 @@ def check_hvp(
     params : tree
         The point.
     v : tree, optional
-        The vector; default a standard normal tree like ``params``, from the seed's ``"hvp vector"`` stream.
+        The vector; default a standard normal tree like ``params``, from the seed's ``"hvp vector"`` stream. A
+        ``v`` zero everywhere is refused (it compares nothing). ``hvp`` gets a private copy of it at every call:
+        one that writes into it fails with a 'mutation' finding, and the caller's ``v`` is never written.
     **options
         Passed to :func:`backcheck.check` (strategy, atol, rtol, step, ...).
 
@@ -55,6 +62,14 @@ def check_hvp(
     >>> backcheck.check_hvp(None, grad, hvp, np.array([0.5, -1.0])).ok
     True
     """
+    return _check_hvp(f, grad, hvp, params, v, seed, options, "check_hvp")
+
+
+def _check_hvp(
+    f: Any, grad: Any, hvp: Any, params: Any, v: Any, seed: int, options: dict[str, Any], entry: str
+) -> Report:
+    """:func:`check_hvp`, its errors naming ``entry`` (the public function called)."""
+    _known_options(options, entry)
     if f is not None:
         require_callable(f, "f", "pass the loss (or None) first: check_hvp(f, grad, hvp, params).")
     require_callable(grad, "grad", "pass the gradient function second: check_hvp(f, grad, hvp, params).")
@@ -64,17 +79,53 @@ def check_hvp(
         rng = Options.make(seed=seed).rng("hvp vector")
         v = shape_tree.fresh(rng.standard_normal(shape_tree.size))
     v_flat = shape_tree.pack(v, "vector v")
+    if v_flat.size and not np.any(v_flat != 0):
+        raise BadInputError(
+            "v is zero everywhere: the check compares the gradient of <v, grad(params)>, which is 0 whatever hvp "
+            "computes, so any hvp linear in v would pass.",
+            "a zero vector compares nothing: pass a random v (a standard normal tree like params), or leave v=None "
+            "for a seeded normal draw.",
+        )
 
     def directional_gradient(p: Any) -> float:
         return float(np.dot(v_flat, shape_tree.pack(grad(p), "gradient")))
 
     directional_gradient.__name__ = f"<v, {getattr(grad, '__name__', 'grad')}>"
+    hname = getattr(hvp, "__name__", "hvp")
+    pristine = [(n, np.array(x, copy=True)) for n, x in flatten(v, "v")]
+    written: list[tuple[str, tuple[int, ...], np.ndarray]] = []
 
     def product(p: Any) -> Any:
-        return hvp(p, v)
+        mine = copy.deepcopy(v)  # a private copy: the caller's v is never written
+        out = hvp(p, mine)
+        if not written:  # the first call that writes into v is reported
+            now = [x for _, x in flatten(mine, "v")]
+            written.extend(
+                hit for (n, b), x in zip(pristine, now, strict=True) if (hit := changed_elements(n, b, x)) is not None
+            )
+        return out
 
-    product.__name__ = getattr(hvp, "__name__", "hvp")
-    return check(directional_gradient, params, product, seed=seed, **options)
+    product.__name__ = hname
+    report = check(directional_gradient, params, product, seed=seed, **options)
+    if written:
+        report.findings.insert(0, mutation_finding(hname, written, "argument"))
+    return report
+
+
+def _known_options(options: dict[str, Any], entry: str) -> None:
+    """:class:`ArgumentError` naming ``entry`` for a keyword :func:`backcheck.check` does not take either."""
+    known = set(inspect.signature(check).parameters) - {"f", "params", "grad", "seed"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        call = (
+            "check_hvp(f, grad, hvp, params, ...)"
+            if entry == "check_hvp"
+            else f"{entry}(grad, hessian_vector, params, ...)"
+        )
+        raise ArgumentError(
+            f"{entry}() got an unexpected keyword argument {unknown[0]!r}.",
+            f"call {call}; its options are {', '.join(sorted({*known, 'v', 'seed'}))}.",
+        )
 
 
 @typed_arguments
@@ -87,4 +138,5 @@ def check_grad_of_grad(
     derivative along ``v``; :func:`backcheck.nn.check.check_grad_of_grad` builds both from engine ops and
     calls this.
     """
-    return check_hvp(None, grad, hessian_vector, params, **options)
+    v, seed = options.pop("v", None), options.pop("seed", 0)
+    return _check_hvp(None, grad, hessian_vector, params, v, seed, options, "check_grad_of_grad")
