@@ -260,8 +260,8 @@ def cotangents(
         out.append(arr.copy())
     if sum(x.size for x in out) and not any(np.any(x != 0) for x in out):
         raise BadInputError(
-            f"dout is zero everywhere: the check compares the gradient of <dout, {fname}'s output>, which is 0 "
-            "whatever the layer computes, so any backward linear in dout would pass.",
+            f"dout is zero everywhere: the scalar checked, <dout, out> (out: the output of {fname}), is then 0 at "
+            "every point, so any backward linear in dout would pass against it.",
             "a zero upstream gradient compares nothing: pass a random dout (rng.standard_normal(out.shape)), or "
             "leave dout=None for a seeded normal draw.",
         )
