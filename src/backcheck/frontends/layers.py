@@ -85,7 +85,8 @@ def check_layer(
         (``np.float64`` scalars and 0-d arrays are always differentiated). A list or tuple of float arrays is
         one input, differentiated whole (``forward(X)`` with ``X = [a, b]``).
     dout : array or tree like ``out``, optional
-        The upstream gradient. Default: a seeded standard normal array of ``out``'s shape and dtype.
+        The upstream gradient. Default: a seeded standard normal array of ``out``'s shape and dtype. One zero
+        everywhere is refused (it compares nothing).
     wrt : sequence of str, optional
         Check only these inputs (by name).
     constant : sequence of str, optional

@@ -99,7 +99,8 @@ def check_object(
         only the inputs are checked, with a note. Found by default or named as a whole dict, entries without a
         gradient after ``backward`` (buffers such as ``running_mean``) are left out with a note; parameters
         named one by one must each have one. Dict entries are named by their key (``W``), or by their path
-        (``W[val]``) when keys repeat or are an input's name.
+        (``W[val]``) when keys repeat or are an input's name. Slots holding the same array (tied weights) are one
+        parameter, named by the first, whose gradient is the sum of their gradients.
     grads : str, mapping or None
         Where ``backward`` puts the parameters' gradients: a dict attribute (``"gradients"``), an attribute
         pattern (``"d{}"``, ``"grad_{}"``), a mapping ``{"W": "dW"}``, or ``"return"`` (``backward`` returns the
