@@ -206,3 +206,53 @@ def test_an_attribute_named_like_a_gradient_is_not_called_an_updated_parameter()
     text = f"{info.value.message} {info.value.hint}"
     assert "dgW" not in text and "optimizer step" not in text, text
     assert "gradient of self._W" in info.value.message and "grads={'_W': 'gW'}" in info.value.hint
+
+
+class ZeroDefaultLoss:
+    """A loss layer whose backward's dout defaults to 0: a default that compares nothing is not used."""
+
+    def forward(self, x):
+        self.x = x
+        return lse_forward(x)
+
+    wrong = 0.0
+
+    def backward(self, dout=0.0):
+        return dout * softmax(self.x) * (1.0 + self.wrong)  # linear in dout: at dout = 0 any factor passed
+
+
+def test_a_backward_whose_dout_defaults_to_zero_is_checked_at_a_random_dout():
+    x = np.array([0.3, -1.2, 2.0])
+    r = backcheck.check_object(ZeroDefaultLoss(), x)
+    assert r.ok and not any("dout = 0" in n for n in r.notes), r
+    bad = ZeroDefaultLoss()
+    bad.wrong = 0.5
+    assert backcheck.check_object(bad, x).status == "fail"
+
+
+class TiedAttributes:
+    """Tied weights as two attributes holding the same array, each slot's gradient on its own attribute."""
+
+    def __init__(self, w, forget=False):
+        self.W = w
+        self.V = w
+        self.forget = forget
+
+    def forward(self, x):
+        self.x = x
+        return np.tanh(x @ self.W) @ self.V
+
+    def backward(self, d):
+        h = np.tanh(self.x @ self.W)
+        self.dV = h.T @ d
+        dh = d @ self.V.T * (1 - h**2)
+        self.dW = self.x.T @ dh * (0.0 if self.forget else 1.0)
+        return dh @ self.W.T
+
+
+def test_tied_attributes_pass_and_a_forgotten_slot_gradient_fails():
+    w = RNG.normal(size=(3, 3))
+    x = RNG.normal(size=(4, 3))
+    r = backcheck.check_object(TiedAttributes(w), x, params=["W", "V"])
+    assert r.ok and [lf.name for lf in r.leaves] == ["x", "W"], r
+    assert backcheck.check_object(TiedAttributes(w, forget=True), x, params=["W", "V"]).status == "fail"

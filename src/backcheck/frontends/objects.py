@@ -514,7 +514,7 @@ def _loss_dout(dout: Any, layer: Any, probe: _Probe, notes: list[str], spec: _Sp
     except (TypeError, ValueError):
         return dout, notes
     default = None if first is None else first.default
-    if isinstance(default, bool) or not isinstance(default, (int, float)):
+    if isinstance(default, bool) or not isinstance(default, (int, float)) or default == 0:  # (0 compares nothing)
         return dout, notes
     leaves = [np.asarray(x) for _, x in flatten(probe.out, "out")]
     filled = [np.full(x.shape, default, dtype=x.dtype if x.dtype.kind == "f" else np.float64) for x in leaves]
