@@ -51,3 +51,22 @@ def test_a_function_bending_below_the_step_passes_element_by_element():
 
     assert backcheck.check(f, x, grad, strategy="full").status == "pass"
     assert backcheck.check(f, x, lambda x: 1.5 * grad(x), strategy="full").status == "fail"
+
+
+@pytest.mark.parametrize("n", [50, 5000])
+def test_a_bug_of_the_float32_path_at_one_element_fails_under_auto(n):
+    """The backward runs on float32 inputs and on float64 copies; only its float32 path is off, at one element.
+    Random directions would count the gap between the two runs as rounding and widen their bound over it."""
+    x = np.random.default_rng(n).normal(size=n).astype(np.float32)
+
+    def grad(p):
+        g = np.cos(p)
+        if p.dtype == np.float32:  # the path the user's float32 training runs
+            g = g.copy()
+            g[n // 2] *= 1.5
+        return g
+
+    report = backcheck.check(lambda p: np.sum(np.sin(p)), x, grad)
+    assert report.status == "fail", report
+    assert [e.index for e in report.mismatches] == [(n // 2,)], report
+    assert backcheck.check(lambda p: np.sum(np.sin(p)), x, np.cos).status == "pass"

@@ -18,7 +18,7 @@ import numpy as np
 
 from backcheck.errors import BadInputError, NonFiniteError
 from backcheck.evaluate import Evaluator
-from backcheck.strategies.elementwise import Outcome, run
+from backcheck.strategies.elementwise import Outcome, plausible_rounding, run
 from backcheck.strategies.projected import (
     MAX_DIRECTIONS,
     MAX_KINKED,
@@ -222,7 +222,10 @@ def _projected(
             if leaf.size > SMALL_ARRAY:
                 out.notes.append(_exhaustive(leaf, plan[0]))
             continue
-        proj = project_leaf(ev, claim, leaf, rng, plan, stop_on_failure=localize_failures)
+        own_path = _own_path(ev, claim, leaf, rng, out)
+        if own_path is None:
+            continue
+        proj = project_leaf(ev, claim, leaf, rng, plan, stop_on_failure=localize_failures, still=own_path)
         shrunk = min(m.shrunk for m in proj.measurements)
         if shrunk < 1.0:
             out.notes.append(
@@ -315,6 +318,29 @@ def _around_kinks(
         )
     out.notes.append(f"{leaf.name}: {where} were projected again without them.")
     return None if _ties(ev, claim, leaf, rng, out) else again
+
+
+def _own_path(ev: Evaluator, claim: Claim, leaf: Any, rng: np.random.Generator, out: _Collected) -> np.ndarray | None:
+    """The positions of ``leaf`` whose native gradient is farther from its float64 run than rounding can be (a
+    float32 path of the backward off at one element): judged one by one at their own dtype's resolution, and
+    left out of the directions, whose bound would count the gap as rounding. None when that is every element
+    (judged one by one, or a sample of them, here); an empty array when there is no float64 run or no gap."""
+    if claim.g_wide is None:
+        return np.empty(0, dtype=np.int64)
+    idx = np.arange(leaf.offset, leaf.offset + leaf.size)
+    far = np.flatnonzero(~plausible_rounding(claim, idx, claim.g_wide[idx]))
+    if not far.size:
+        return far
+    out.notes.append(
+        f"{leaf.name}: {far.size} element(s) of the gradient differ from the same backward pass run in float64 by "
+        "more than rounding can: they were judged one by one at their own dtype's resolution."
+    )
+    if far.size < leaf.size:
+        out.add_outcome(run(ev, claim, far + leaf.offset, rng))
+        return far
+    some = idx if idx.size <= ELEMENTWISE_FALLBACK else np.sort(rng.choice(idx, KINKY_SAMPLES, replace=False))
+    out.add_outcome(run(ev, claim, some, rng))
+    return None
 
 
 def _how_many(sub: Outcome, pool: int) -> str:

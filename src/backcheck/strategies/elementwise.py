@@ -165,7 +165,7 @@ def split_formula_from_rounding(
                 "show element by element (or the backward is exact only where the forward's iterative solve has "
                 "converged, and it was stopped at a tolerance)."
             )
-    rounding = _plausible_rounding(claim, idx, a64)
+    rounding = plausible_rounding(claim, idx, a64)
     _vouch_through_wide(j, claim, idx, a64, bound64, rounding)
     excused = np.flatnonzero(np.isin(j.status, FAILING) & (np.abs(a64 - j.numeric) <= j.bound) & rounding)
     if excused.size:
@@ -200,7 +200,7 @@ def _eps_name(eps: float) -> str:
     return f"gradient dtype's (eps {eps:.2g})"
 
 
-def _plausible_rounding(claim: Claim, idx: np.ndarray, a64: np.ndarray) -> np.ndarray:
+def plausible_rounding(claim: Claim, idx: np.ndarray, a64: np.ndarray) -> np.ndarray:
     """Per element, whether the native gradient's gap from its float64 run can be rounding in the native dtype:
     within ``AGREEMENT_MOST`` of the element's size or its tensor's typical one, the most a function run at
     another precision may differ by (:func:`backcheck.outputs.same_function_tolerance`; rounding of terms that
