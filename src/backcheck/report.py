@@ -153,7 +153,7 @@ class LeafReport:
 DETAILS = ("max_abs_err", "max_rel_err", "rel_diff", "worst", "kinks")
 
 #: Findings that fail a check whatever its elements say.
-FAILING_FINDINGS = ("mutation", "missing gradient", "saved state", "nonlinear backward")
+FAILING_FINDINGS = ("mutation", "missing gradient", "saved state", "nonlinear backward", "nonlinear jvp")
 
 
 @dataclass

@@ -213,7 +213,6 @@ def _fingerprint(coef: np.ndarray) -> bytes:
     return coef[::stride].tobytes() + np.array([coef.size, float(np.sum(coef))]).tobytes()
 
 
-
 def wide_disagreement(tree: Tree, g: np.ndarray, wide: np.ndarray, eps: np.ndarray, spread: Any = None) -> str:
     """Why the float64 run ``wide`` of the backward pass cannot stand in for the native gradient ``g``'s
     formula ('' when it can): per tensor, their gap against the native rounding (``eps`` per element, of
@@ -316,6 +315,20 @@ def private_copy(x: Any) -> Any:
         ) from exc
 
 
+def zero_dout_error(fname: str) -> Exception:
+    """The error for a ``dout`` that is zero everywhere: ``<dout, fn(x)>`` is then identically zero, its every
+    derivative too, and any backward that multiplies by its cotangent agrees with it; nothing is compared."""
+    from backcheck.errors import BadInputError
+
+    return BadInputError(
+        f"dout is zero everywhere, so <dout, {fname}(...)> is identically zero and so is its gradient: every "
+        "backward that multiplies by its incoming gradient, right or wrong, gives 0, and the check would compare "
+        "nothing.",
+        "a zero upstream gradient compares nothing: pass a nonzero dout (or leave dout=None for a seeded random "
+        "one); to check some outputs alone, give the others' cotangent as zeros and theirs nonzero.",
+    )
+
+
 #: A scaled cotangent's gradient, scaled back, must differ from the first by more than epsilon to this power
 #: (relative to the check's largest gradient element) to count as not linear (see :func:`linearity_finding`).
 LINEAR_ROOT = 1.0 / 3.0
@@ -330,6 +343,12 @@ class Nonlinear(Finding):
     elements' verdicts."""
 
     gaps: Any = field(default=None, repr=False, compare=False)
+
+
+def scale_name(times: float) -> str:
+    """A cotangent's scale as the messages write it: 4, -4, 1/4, -1/4."""
+    sign, size = ("-" if times < 0 else ""), abs(times)
+    return f"{sign}{size:g}" if size >= 1 else f"{sign}1/{1 / size:g}"
 
 
 def linearity_finding(
@@ -369,23 +388,23 @@ def linearity_finding(
             break
     if worst is None:
         return None
-    _, i, times, gk = worst
+    _, i, times, g_worst = worst
     leaf, _ = tree.locate(i)
-    factor = f"{times:g}" if times >= 1 else f"1/{1 / times:g}"
     names = ", ".join(dict.fromkeys(n.removesuffix(".real").removesuffix(".imag") for n in hit))
     gaps = np.zeros(g1.size)
-    for _, gk in scaled:
+    for _, g_times in scaled:
         with np.errstate(invalid="ignore"):
-            gaps = np.fmax(gaps, np.where(np.isfinite(gk), np.abs(gk - g1), np.nan))
+            gaps = np.fmax(gaps, np.where(np.isfinite(g_times), np.abs(g_times - g1), np.nan))
     return Nonlinear(
         gaps=gaps,
         kind="nonlinear backward",
         message=(
             f"backward is not linear in its cotangent: the backward pass of {fname} with the upstream gradient "
-            f"times {factor} gives, scaled back, another gradient for {names} than with the upstream "
-            f"gradient itself ({tree.element_name(i)}: {gk[i]:.6g} against {g1[i]:.6g}). The gradient of a "
+            f"times {scale_name(times)} gives, scaled back, another gradient for {names} than with the upstream "
+            f"gradient itself ({tree.element_name(i)}: {g_worst[i]:.6g} against {g1[i]:.6g}). The gradient of a "
             "function is linear in the incoming gradient; a backward that clips, normalizes or thresholds it "
-            "(gradient clipping inside backward), or adds a term that does not depend on it (a weight decay), is "
+            "(gradient clipping inside backward, or keeping only its positive part or its size: guided "
+            "backpropagation's clamp(min=0), abs), or adds a term that does not depend on it (a weight decay), is "
             "not the function's derivative, and passes or fails depending on the cotangent. Clip the gradients "
             "outside the backward (in the optimizer's step), and add regularizers to the loss. (A backward solved "
             "to a tolerance whose steps follow the cotangent's size, an adaptive ODE adjoint, is linear only up to "
@@ -393,6 +412,47 @@ def linearity_finding(
         ),
         where=leaf.name,
         elements=[tree.element_name(i)],
+    )
+
+
+def tangent_coefficients(n: int) -> np.ndarray:
+    """The scales of the unit tangents summed into the tangent that probes a forward-mode rule's linearity:
+    negative (a rule that uses its tangent's size, abs(t), agrees with a linear one on positive tangents), not of
+    unit size (one that squares it agrees on 0 and 1), and unequal (their effects do not cancel in a sum): -1.5,
+    -0.75, -0.375 in turn, exact in every float dtype."""
+    return -1.5 * 2.0 ** -(np.arange(n) % 3)
+
+
+def jvp_linearity_finding(
+    fname: str, probe: np.ndarray, expected: np.ndarray, size: np.ndarray, eps: float, names: Sequence[str]
+) -> Finding | None:
+    """A failing 'nonlinear jvp' finding when the forward-mode rule's output tangent for the probing tangent
+    (``probe``: the unit tangents scaled by :func:`tangent_coefficients` and summed) is not the same combination of
+    the unit tangents' outputs (``expected``) beyond rounding, judged as :func:`linearity_finding` judges a
+    backward: beyond the cube root of ``eps`` (the tangents' dtype) of the largest term (``size``: the sum of the
+    terms' magnitudes, per output element). ``names``: each output element's name. Elements where either side
+    is not finite tell nothing."""
+    with np.errstate(invalid="ignore"):
+        told = np.isfinite(probe) & np.isfinite(expected) & np.isfinite(size)
+        if not np.any(told):
+            return None
+        largest = max(float(np.max(size[told])), float(np.max(np.abs(probe[told]))))
+        gap = np.where(told, np.abs(probe - expected), 0.0)
+    if not np.any(gap > max(LINEAR_ULPS * eps, eps**LINEAR_ROOT) * largest):
+        return None
+    j = int(np.argmax(gap))
+    return Finding(
+        kind="nonlinear jvp",
+        message=(
+            f"the forward-mode rule (jvp) of {fname} is not linear in its tangent: pushed through it, the sum of the "
+            "unit tangents of the inputs' elements, scaled by -1.5, -0.75, -0.375 in turn, gives another output "
+            f"tangent than the same sum of the unit tangents' own results ({names[j]}: {probe[j]:.6g} against "
+            f"{expected[j]:.6g}). The derivative is linear in the tangent; a rule that uses the tangent's size "
+            "(abs(t)), squares it, or clips it agrees with it on unit tangents only, and is wrong for every other "
+            "direction a user pushes through it. Multiply the tangent by the derivative, and use nothing else of it."
+        ),
+        where=names[j].split("[")[0],
+        elements=[names[j]],
     )
 
 

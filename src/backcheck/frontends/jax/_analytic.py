@@ -16,9 +16,10 @@ import numpy as np
 
 from backcheck.calls import call_user, first_line
 from backcheck.errors import BadInputError, UserFunctionError
-from backcheck.frontends.common import wide_refused
+from backcheck.frontends.common import jvp_linearity_finding, tangent_coefficients, wide_refused
 from backcheck.frontends.jax._inputs import Inputs, Outputs
 from backcheck.frontends.jax._trace import Runner
+from backcheck.report import Finding
 from backcheck.tree import Tree
 
 #: Basis tangents pushed through ``jax.jvp`` per compiled call in forward mode.
@@ -37,6 +38,8 @@ class Sides:
         #: the dtypes of the reverse-mode gradient's parts at the original point (a rule may return float32
         #: for a float64 input: judged at the coarser resolution)
         self.grad_dtypes: list[np.dtype] = []
+        #: the 'nonlinear jvp' finding of the forward pass at the original point, if any
+        self.jvp_finding: Finding | None = None
         self.keep = np.concatenate(
             [
                 np.ones(d.size, bool) if m is None else ~m.reshape(-1)
@@ -112,25 +115,39 @@ class Sides:
         return self._flat(grads)
 
     def forward(self, point: Sequence[np.ndarray] | None = None) -> np.ndarray:
+        """``<dout, jvp(e_i)>`` for every element; at the original point, one more tangent probes the rule's
+        linearity (see :func:`~backcheck.frontends.common.tangent_coefficients`): its finding, if any, is left in
+        :attr:`jvp_finding`."""
         prim = self._point(point)
         n = self.tree.size
+        probe = Probe(n, self.outs) if point is None else None
+        rows_total = n + (probe is not None)
         res = np.empty(n)
-        for start in range(0, n, FWD_BATCH):
-            rows = np.arange(start, min(start + FWD_BATCH, n))
+        for start in range(0, rows_total, FWD_BATCH):
+            rows = np.arange(start, min(start + FWD_BATCH, rows_total))
+            unit = rows[rows < n]
             basis = np.zeros((FWD_BATCH, n))
-            basis[np.arange(rows.size), rows] = 1.0
+            basis[np.arange(unit.size), unit] = 1.0
+            if probe is not None and unit.size < rows.size:
+                basis[unit.size] = probe.coef
             tangents = [
                 basis[:, lf.offset : lf.offset + lf.size].reshape((FWD_BATCH, *lf.shape)).astype(d.dtype)
                 for lf, d in zip(self.tree.leaves, self.inputs.diff, strict=True)
             ]
             touts = call_user(self.run.fwd, (prim, tangents), f"jax.jvp of {self.fname}")
             total = np.zeros(FWD_BATCH)
+            full = []
             for t, u, m in zip(touts, self.u, self.outs.masks, strict=True):
                 t64 = np.asarray(t).astype(np.float64).reshape(FWD_BATCH, -1)
                 if m is not None:
                     t64 = np.where(m.reshape(1, -1), 0.0, t64)
                 total += t64 @ u.reshape(-1)
-            res[rows] = total[: rows.size]
+                full.append(t64)
+            res[unit] = total[: unit.size]
+            if probe is not None:
+                probe.add(np.concatenate(full, axis=1), unit, unit.size < rows.size, _eps(touts))
+        if probe is not None:
+            self.jvp_finding = probe.finding(self.fname)
         return np.where(self.keep, res, 0.0)
 
     def forward_or_why(self, mode: str) -> tuple[np.ndarray | None, str]:
@@ -151,6 +168,45 @@ class Sides:
                 f"forward mode was not checked: {self.fname} contains a custom_vjp function, which jax cannot "
                 "differentiate in forward mode (jvp); reverse mode was checked."
             )
+
+
+class Probe:
+    """The tangent that probes a forward-mode rule's linearity, and the same combination of the unit tangents'
+    output tangents, gathered batch by batch (every output element, not only their dot with ``dout``)."""
+
+    def __init__(self, n: int, outs: Outputs):
+        self.coef = tangent_coefficients(n)
+        self.names = [
+            f"{name}[{', '.join(map(str, k))}]" if len(shape) else name
+            for name, shape in zip(outs.names, outs.shapes, strict=True)
+            for k in np.ndindex(*shape)
+        ]
+        self.expected = np.zeros(len(self.names))
+        self.size = np.zeros(len(self.names))
+        self.probe: np.ndarray | None = None
+        self.eps = 0.0
+
+    def add(self, full: np.ndarray, unit: np.ndarray, has_probe: bool, eps: float) -> None:
+        """One batch's output tangents (rows: the unit tangents ``unit``, then the probe's if ``has_probe``)."""
+        c = self.coef[unit]
+        with np.errstate(invalid="ignore", over="ignore"):
+            self.expected += c @ full[: unit.size]
+            self.size += np.abs(c) @ np.abs(full[: unit.size])
+        if has_probe:
+            self.probe = full[unit.size]
+        self.eps = max(self.eps, eps)
+
+    def finding(self, fname: str) -> Finding | None:
+        if self.probe is None or self.probe.size != self.expected.size:
+            return None
+        return jvp_linearity_finding(fname, self.probe, self.expected, self.size, self.eps, self.names)
+
+
+def _eps(touts: Sequence[Any]) -> float:
+    """The coarsest machine epsilon of the output tangents' dtypes."""
+    import jax.numpy as jnp
+
+    return max((float(jnp.finfo(np.asarray(t).dtype).eps) for t in touts), default=0.0)
 
 
 #: What jax says when it cannot transpose a linearized computation (a custom_jvp rule whose jvp runs a while_loop).

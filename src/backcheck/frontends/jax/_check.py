@@ -116,7 +116,8 @@ def _analytic(sides: Sides, mode: str, wide: bool = False) -> Callable[[], Analy
 
         sections, why = sections_of(sides, mode, section, JVP_PREFIX)
         found = _linearity(sides, sections[0]) if mode in ("rev", "both") else None
-        return Analytic(tuple(sections), (found,) if found is not None else (), notes=(*why, *said))
+        findings = tuple(f for f in (found, sides.jvp_finding) if f is not None)
+        return Analytic(tuple(sections), findings, notes=(*why, *said))
 
     return analytic
 
@@ -124,8 +125,10 @@ def _analytic(sides: Sides, mode: str, wide: bool = False) -> Callable[[], Analy
 #: Cotangent scales that test a rule's linearity in its cotangent: powers of two (a linear rule scales exactly),
 #: a few times larger and smaller (crossing a clipping threshold near the default cotangent's size). Not more: a
 #: rule that iterates to an absolute tolerance (the docs' fixed_point) may never converge on a cotangent far
-#: larger than the one it was written for.
-LINEAR_SCALES = (4.0, 0.25)
+#: larger than the one it was written for. The larger one negative: a rule that keeps only the positive part of
+#: its cotangent (guided backpropagation's ``maximum(g, 0)``) or its size (``abs(g)``) is positively homogeneous,
+#: and positive scales alone do not tell it from a linear one at a scalar output's cotangent of 1.
+LINEAR_SCALES = (-4.0, 0.25)
 
 
 def _linearity(sides: Sides, sec: Section) -> Finding | None:

@@ -20,6 +20,7 @@ import numpy as np
 
 from backcheck.calls import arg_names
 from backcheck.errors import BadInputError, GradientStructureError, NonFiniteError
+from backcheck.frontends.common import zero_dout_error
 from backcheck.tree import format_index
 
 
@@ -78,11 +79,20 @@ def _selection(argnums: Any, args: tuple[Any, ...], kwargs: dict[str, Any], fnam
     return wanted
 
 
-def _flatten_arguments(args: tuple[Any, ...], kwargs: dict[str, Any], fname: str) -> Any:
+def _flatten_arguments(args: tuple[Any, ...], kwargs: dict[str, Any], fname: str, names: list[str]) -> Any:
     """``jax.tree_util.tree_flatten_with_path`` of the arguments, or :class:`BadInputError` when a pytree
-    contains itself (jax reports the recursion as a SystemError)."""
+    contains itself (jax reports the recursion as a SystemError) or a dict whose keys cannot be sorted."""
     try:
         return jax.tree_util.tree_flatten_with_path((tuple(args), dict(kwargs)))
+    except ValueError:
+        where = unsortable_keys([*zip(names, args, strict=False), *kwargs.items()])
+        if where is None:
+            raise
+        raise BadInputError(
+            f"the dict {where} passed to {fname} has keys of types that do not sort together "
+            "(jax orders a dict's entries by sorting its keys).",
+            "give the dict keys of one type (all strings, say), or pass its arrays as separate arguments.",
+        ) from None
     except (RecursionError, SystemError) as exc:
         if not isinstance(exc, RecursionError) and not isinstance(exc.__cause__, RecursionError):
             raise
@@ -92,13 +102,32 @@ def _flatten_arguments(args: tuple[Any, ...], kwargs: dict[str, Any], fname: str
         ) from None
 
 
+def unsortable_keys(named: list[tuple[Any, Any]]) -> str | None:
+    """The name (``arg['k'][0]``) of the first dict among ``named`` values, nested in dicts, lists and tuples,
+    whose keys do not sort, with its keys; None when there is none."""
+    todo = [(str(n), v, 0) for n, v in named]
+    while todo:
+        name, v, depth = todo.pop(0)
+        if depth > 64:
+            continue
+        if isinstance(v, dict):
+            try:
+                sorted(v)
+            except TypeError:
+                return f"{name} (keys {', '.join(repr(k) for k in list(v)[:6])})"
+            todo.extend((f"{name}[{k!r}]", x, depth + 1) for k, x in v.items())
+        elif isinstance(v, (list, tuple)):
+            todo.extend((f"{name}[{k}]", x, depth + 1) for k, x in enumerate(v))
+    return None
+
+
 def split_inputs(
     fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], argnums: Any, fname: str
 ) -> Inputs:
     """Split the arguments; raise :class:`BadInputError` when nothing can be differentiated."""
     names = arg_names(fn, len(args))
     wanted = _selection(argnums, args, kwargs, fname)
-    with_path, treedef = _flatten_arguments(args, kwargs, fname)
+    with_path, treedef = _flatten_arguments(args, kwargs, fname, names)
     kinds: list[str] = []
     leaf_names: list[str] = []
     for path, leaf in with_path:
@@ -233,6 +262,15 @@ def _cotangent(
         return [rng.standard_normal(shape) for shape in shapes]
     try:
         given = jax.tree_util.tree_leaves(dout)
+    except ValueError:
+        where = unsortable_keys([("dout", dout)])
+        if where is None:
+            raise
+        raise BadInputError(
+            f"the dict {where} has keys of types that do not sort together (jax orders a dict's entries by "
+            "sorting its keys).",
+            "give dout the structure of the output, with keys of one type.",
+        ) from None
     except (RecursionError, SystemError) as exc:
         if not isinstance(exc, RecursionError) and not isinstance(exc.__cause__, RecursionError):
             raise
@@ -261,6 +299,8 @@ def _cotangent(
         if not np.all(np.isfinite(arr)):
             raise NonFiniteError("dout contains NaN or Inf.", "pass a finite cotangent.")
         us.append(arr)
+    if not any(np.any(u != 0) for u in us):
+        raise zero_dout_error(fname)
     return us
 
 

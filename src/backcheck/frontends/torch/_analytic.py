@@ -13,7 +13,7 @@ is not linear in its cotangent (clipping it).
 
 from __future__ import annotations
 
-import warnings
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ import numpy as np
 
 from backcheck.calls import call_user, first_line
 from backcheck.errors import BackcheckError
+from backcheck.findings import mutation_finding
 from backcheck.frontends.common import LINEAR_ROOT, LINEAR_ULPS, wide_refused
 from backcheck.frontends.torch._session import Session
 from backcheck.frontends.torch._tensors import cast, dense, laid_out, parts, real_of, torch_module
@@ -39,6 +40,11 @@ REPEAT_SCALE = 2.0
 #: iterates to an absolute tolerance (an implicit layer's fixed point) may never converge on a cotangent far
 #: larger than the one it was written for.
 LINEAR_SCALE = 4.0
+#: ... taken negative (its inverse not): a backward that keeps only the positive part of its cotangent (guided
+#: backpropagation's ``g.clamp(min=0)``) or its size (``g.abs()``) is positively homogeneous, and a positive scale
+#: alone does not tell it from a linear one at a scalar output's cotangent of 1. A negative power of two scales
+#: every rounding of a linear backward exactly, as a positive one does.
+LINEAR_SIGN = -1.0
 #: Repeated backward passes that differ by less than this many units of the gradient dtype's epsilon (of the
 #: largest element) differ by rounding (a reduction in another order), not by changed state.
 REPEAT_ULPS = 64.0
@@ -112,7 +118,9 @@ def grads(sess: Session, outs: list[Any], douts: Sequence[Any], targets: list[An
     pairs = [(o, d) for o, d in zip(outs, douts, strict=True) if d is not None and o.requires_grad]
     if not pairs:
         return [None] * len(targets)
-    os, ds = [o for o, _ in pairs], [d for _, d in pairs]
+    os, given = [o for o, _ in pairs], [d for _, d in pairs]
+    ds = [d.clone() for d in given]  # a backward that writes into its grad_output writes into a private copy
+    before = [t.detach().clone() for t in targets]
 
     def through_graph() -> list[Any]:
         got = torch.autograd.grad(os, targets, ds, allow_unused=True, retain_graph=retain)
@@ -130,11 +138,76 @@ def grads(sess: Session, outs: list[Any], douts: Sequence[Any], targets: list[An
 
     touched = _guarded(sess, pairs, targets)
     try:
-        return _grads_kept(sess, touched, through_graph)
+        res = _grads_kept(sess, touched, through_graph)
     except RuntimeError as exc:
         if "use_reentrant" not in str(exc):
             raise
-    return _grads_kept(sess, touched, accumulated)
+        res = _grads_kept(sess, touched, accumulated)
+    which = [k for k, (o, d) in enumerate(zip(outs, douts, strict=True)) if d is not None and o.requires_grad]
+    _note_writes(sess, [(d, c, k) for k, d, c in zip(which, given, ds, strict=True)], before, targets)
+    return res
+
+
+def _note_writes(sess: Session, cotangents: list[tuple[Any, Any, Any]], before: list[Any], after: list[Any]) -> None:
+    """Remember (in :attr:`Session.backward_writes`, the first time) what a backward pass wrote into: the
+    cotangents it was given (``(given, passed, k)``: the check's, the copy passed, the output's position) or the
+    inputs it saved (``before`` and ``after`` the pass)."""
+    if sess.backward_writes:
+        return
+    for given, passed, k in cotangents:
+        idx = _changed(given, passed)
+        if idx.size:
+            of = f" of {sess.out_names[k]}" if len(sess.out_names) > 1 and k < len(sess.out_names) else ""
+            sess.backward_writes.append(("grad_output", f"grad_output{of}", tuple(given.shape), idx))
+    if len(after) != len(sess.slots):
+        return  # one input alone (reverse_alone): the full passes watch the inputs
+    for s, b, a in zip(sess.slots, before, after, strict=True):
+        idx = _changed(b, a.detach())
+        if idx.size:
+            sess.backward_writes.append(("input", s.name, tuple(b.shape), idx))
+
+
+def write_findings(sess: Session, findings: list[Finding]) -> None:
+    """A failing 'mutation' finding in ``findings`` for each of :attr:`Session.backward_writes`; a write into an
+    input that a 'saved state' finding names already (its gradient changed on a second pass) is said there."""
+    for what, name, shape, idx in sess.backward_writes:
+        state = [f for f in findings if f.kind == "saved state" and f.where == name and what == "input"]
+        if state:
+            k = findings.index(state[0])
+            findings[k] = dataclasses.replace(
+                state[0],
+                message=state[0].message + f" It wrote into {name} itself ({idx.size} element(s)): "
+                "ctx.saved_tensors are the forward's inputs, so the caller's tensor changes too.",
+            )
+            continue
+        base = mutation_finding(
+            f"the backward pass of {sess.fname}", [(name, shape, idx)], "argument" if what == "grad_output" else what
+        )
+        why = (
+            " autograd hands a backward the caller's cotangent itself (the tensor passed to .backward() or "
+            "torch.autograd.grad, or the gradient shared by every branch that reads the output), so a write into "
+            "grad_output changes the caller's tensor and the other branches' gradients; clone it first, or compute "
+            "out of place (g * mask, not g[mask] = 0)."
+            if what == "grad_output"
+            else " ctx.saved_tensors are the forward's inputs themselves, so the caller's tensor changes, and so "
+            "does every later use of it (the next step's forward, another backward over the graph); compute out "
+            "of place, or save a clone."
+        )
+        findings.append(dataclasses.replace(base, message=base.message + why))
+
+
+def _changed(a: Any, b: Any) -> np.ndarray:
+    """The flat positions where ``b`` is not ``a`` (NaN where NaN was is unchanged); all of them when its shape,
+    dtype or layout changed."""
+    torch = torch_module()
+    if a.shape != b.shape or a.dtype != b.dtype or a.layout != b.layout or a.layout != torch.strided:
+        return np.zeros(0, dtype=np.int64) if a.layout != torch.strided else np.arange(max(a.numel(), 1))
+    if bool(torch.equal(a, b)):
+        return np.zeros(0, dtype=np.int64)
+    diff = a != b
+    if a.is_floating_point() or a.is_complex():
+        diff &= ~(torch.isnan(a) & torch.isnan(b))
+    return torch.nonzero(diff.reshape(-1)).reshape(-1).cpu().numpy()
 
 
 def flat(sess: Session, gradients: Sequence[Any]) -> np.ndarray:
@@ -220,9 +293,10 @@ Runs = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[tuple[float, n
 
 
 def linear_scales(sess: Session) -> list[float]:
-    """The cotangent scales the linearity of the backward is tested at: 2, and :data:`LINEAR_SCALE` and its
-    inverse (a few times the cotangent: a rule that iterates to an absolute tolerance still converges there)."""
-    return [REPEAT_SCALE, LINEAR_SCALE, 1.0 / LINEAR_SCALE]
+    """The cotangent scales the linearity of the backward is tested at: 2, and :data:`LINEAR_SCALE` (negative:
+    :data:`LINEAR_SIGN`) and its inverse (a few times the cotangent: a rule that iterates to an absolute tolerance
+    still converges there)."""
+    return [REPEAT_SCALE, LINEAR_SIGN * LINEAR_SCALE, 1.0 / LINEAR_SCALE]
 
 
 def repeat_backward(sess: Session) -> Runs | str:
@@ -444,42 +518,3 @@ def alone_finding(
         where=name,
         elements=[tree.element_name(sl.start + int(b)) for b in bad[:5]],
     )
-
-
-def forward(sess: Session, point: Sequence[np.ndarray] | None = None) -> np.ndarray:
-    """``<dout, J e_i>`` for every input element by forward-mode AD (a custom Function's ``jvp``)."""
-    torch = sess.torch
-    import torch.autograd.forward_ad as fwAD
-
-    with warnings.catch_warnings(), fwAD.dual_level():
-        # the first make_dual loads torch's jvp decompositions, which use the deprecated torch.jit.script
-        warnings.simplefilter("ignore", DeprecationWarning)
-        fwAD.make_dual(torch.zeros(1), torch.zeros(1))
-
-    base = analytic_tensors(sess, point)
-    res = []
-    with sess.storage(), torch.no_grad():
-        for k, s in enumerate(sess.slots):
-            for unit in (1.0, 1j) if s.is_complex else (1.0,):
-                for j in range(s.tensor.numel()):
-                    tangent = torch.zeros_like(base[k])
-                    tangent.view(-1)[j] = unit
-                    with fwAD.dual_level():
-                        ins = {
-                            q.pos: (fwAD.make_dual(base[m], tangent) if m == k else base[m])
-                            for m, q in enumerate(sess.slots)
-                        }
-                        outs = sess.float_outputs(sess.call(ins))
-                        tans = [fwAD.unpack_dual(o).tangent if isinstance(o, torch.Tensor) else None for o in outs]
-                    res.append(_dot(tans, outs, sess.douts))
-    return np.asarray(res, dtype=np.float64)
-
-
-def _dot(tangents: list[Any], outs: list[Any], douts: list[Any]) -> float:
-    total = 0.0
-    for t, o, d in zip(tangents, outs, douts, strict=True):
-        if t is None:
-            continue
-        for tp, dp in zip(parts(t.to(o.dtype)), parts(d), strict=True):
-            total += float(np.dot(tp.reshape(-1).astype(np.float64), dp.reshape(-1).astype(np.float64)))
-    return total

@@ -165,6 +165,14 @@ def _row(rec: dict[str, Any], label: str, knobs: Knobs) -> BlameRow:
     if not rec["grads"]:
         return BlameRow(label, mtype, "unused", message="its output does not reach the loss.")
     douts = [rec["grads"].get(k, z) for k, z in enumerate(rec["outs"])]
+    if not any(bool(torch_module().any(d != 0)) for d in douts):
+        return BlameRow(
+            label,
+            mtype,
+            "unused",
+            message="its upstream gradient is zero at these inputs (its output does not move the loss here), so "
+            "there is nothing to compare.",
+        )
     mod, kwargs = rec["module"], rec["kwargs"]
     ins = tuple(a.detach().clone() if is_diff_tensor(a) else a for a in rec["args"])
     # keyword arguments of the call (masks, flags) are passed through, not checked

@@ -37,6 +37,7 @@ from backcheck.frontends.common import (
     small_error_note,
     wide_disagreement,
 )
+from backcheck.frontends.torch._jvp import forward, forward_probed
 from backcheck.frontends.torch._session import Session
 from backcheck.frontends.torch._setup import (
     TorchEvaluator,
@@ -324,6 +325,7 @@ class _Side:
         self.sess, self.tree, self.ev, self.knobs, self.grad_eps = sess, tree, ev, knobs, grad_eps
         self.douts: list[Any] | None = None  # None: the session's cotangent; else one per output, None = undefined
         self.repeat = True  # run the backward repeatedly over one graph (the main contract only)
+        self.jvp_findings: list[Finding] = []  # the forward-mode rule's 'nonlinear jvp', if any
 
     def eps(self) -> np.ndarray:
         if self.grad_eps is not None:
@@ -371,6 +373,8 @@ class _Side:
                 ".grad: the gradient through the graph plus the accumulated one."
             )
         self._declared(undefined)
+        findings.extend(self.jvp_findings)
+        side.write_findings(sess, findings)
         return Analytic(tuple(secs), tuple(findings), notes=tuple(notes))
 
     def _alone(self, g: np.ndarray, notes: list[str]) -> list[Finding]:
@@ -419,12 +423,13 @@ class _Side:
 
     def _forward_section(self) -> Section:
         sess, fname = self.sess, self.sess.fname
-        g_fwd = call_user(lambda: side.forward(sess), (), f"forward-mode AD through {fname}")
+        g_fwd, found = call_user(lambda: forward_probed(sess), (), f"forward-mode AD through {fname}")
+        self.jvp_findings = [found] if found is not None else []
         note = self.knobs.forward_note or (
             f"forward mode checked too: the leaves {JVP_PREFIX}<name> compare forward-mode AD (a custom "
             "Function's jvp) with the same finite differences."
         )
-        return Section(g_fwd, lambda v: side.forward(sess, v), JVP_PREFIX, note, grad_eps=self.grad_eps)
+        return Section(g_fwd, lambda v: forward(sess, v), JVP_PREFIX, note, grad_eps=self.grad_eps)
 
     def _forward_only(self, exc: UserFunctionError) -> Analytic:
         """The analytic side of a function without reverse mode (a Function with a jvp and no backward):
@@ -437,7 +442,7 @@ class _Side:
         self.sess.no_reverse = why
         skipped = {lf.name: why for lf in self.tree.leaves}
         secs = (Section(np.zeros(self.tree.size), None, grad_eps=self.grad_eps), self._forward_section())
-        return Analytic(secs, skipped=skipped)
+        return Analytic(secs, tuple(self.jvp_findings), skipped=skipped)
 
     def _declared(self, undefined: set[str]) -> None:
         """Notes for inputs that only custom Functions consume and whose backwards return None for them, told

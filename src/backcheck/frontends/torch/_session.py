@@ -74,6 +74,9 @@ class Session:
         self.undefined: set[str] = set()
         #: why reverse mode is not checked (a Function with a jvp and no backward), or ""
         self.no_reverse = ""
+        #: the first backward pass's writes into its cotangent or its inputs, as ``(what, name, shape, flat
+        #: indices)`` (what: 'grad_output' or 'input'), found by :func:`._analytic.grads`
+        self.backward_writes: list[tuple[str, str, tuple[int, ...], np.ndarray]] = []
 
     def set_consts(self, consts: Sequence[torch.Tensor]) -> None:
         self.const_swap = Swap(consts)

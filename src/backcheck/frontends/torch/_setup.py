@@ -8,9 +8,16 @@ from typing import Any
 import numpy as np
 
 from backcheck.calls import first_line, flat_outputs
-from backcheck.errors import BackcheckError, BadInputError, GradientStructureError, NonFiniteError, UserFunctionError
+from backcheck.errors import (
+    BackcheckError,
+    BadInputError,
+    GradientStructureError,
+    NonFiniteError,
+    ParamsError,
+    UserFunctionError,
+)
 from backcheck.evaluate import Evaluator, Output
-from backcheck.frontends.common import CachedEvaluator
+from backcheck.frontends.common import CachedEvaluator, zero_dout_error
 from backcheck.frontends.torch._session import Session
 from backcheck.frontends.torch._tensors import (
     Slot,
@@ -90,7 +97,27 @@ def param_slots(params: Any, names_taken: set[str]) -> tuple[list[Slot], list[An
             )
         name = str(n) if str(n) not in names_taken else f"param:{n}"
         slots.append(Slot(name, p, "param", k, key=str(n)))
+    _refuse_shared(slots)
     return slots, consts, module
+
+
+def _refuse_shared(slots: list[Slot]) -> None:
+    """:class:`ParamsError` naming two parameters that are one tensor (or views of the same memory, laid out
+    alike): the check gives every parameter storage of its own, and one tensor cannot hold two."""
+    seen: dict[tuple[Any, ...], Slot] = {}
+    for s in slots:
+        t = s.tensor
+        if not t.numel():
+            continue  # empty tensors hold no memory to share
+        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()), t.dtype)
+        first = seen.setdefault(key, s)
+        if first is not s:
+            raise ParamsError(
+                f"params {first.key!r} and {s.key!r} are the same tensor: perturbing one moves the other, so their "
+                "gradients cannot be checked apart.",
+                "pass the tensor once (the gradient of a parameter used twice is the sum over its uses), or pass a "
+                "clone where they are meant to be separate parameters.",
+            )
 
 
 def choose_outputs(sess: Session, out0: Any) -> tuple[list[tuple[str, Any]], str]:
@@ -205,6 +232,8 @@ def parse_dout(
         if not bool(torch.all(torch.isfinite(g))):
             raise NonFiniteError(f"dout for {name} contains NaN or Inf.", "pass a finite upstream gradient dout.")
         douts.append(g.detach().to(device=o.device, dtype=o.dtype).clone())
+    if not any(bool(torch.any(d != 0)) for d in douts):
+        raise zero_dout_error(fname)
     return douts, [p.astype(np.float64) for d in douts for p in parts(d)]
 
 
