@@ -417,3 +417,22 @@ def test_torch_saved_state_write_is_said_once_with_the_caller_tensor():
     assert [f.kind for f in r.findings] == ["saved state"]
     assert "It wrote into x itself (3 element(s))" in r.findings[0].message
     assert torch.equal(x, x0)
+
+
+class SinAbsTangentOnly(torch.autograd.Function):
+    """sin with a jvp that uses |t|, and no backward: checked in forward mode alone."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.x = x
+        return x.sin()
+
+    @staticmethod
+    def jvp(ctx, t):
+        return ctx.x.cos() * t.abs()
+
+
+def test_torch_forward_only_jvp_nonlinear_in_tangent_fails():
+    r = bt.check_function(SinAbsTangentOnly, torch.tensor(X, dtype=torch.float64), forward_mode=True)
+    assert r.status == "fail"
+    assert "nonlinear jvp" in [f.kind for f in r.findings]

@@ -3,7 +3,8 @@
 
 Both give the gradient of ``phi = <dout, fn(*args)>`` as one flat float64 vector in the trees' order:
 reverse mode pulls ``dout`` back; forward mode pushes every basis tangent forward (``jax.vmap`` over
-batches of them) and dots the results with ``dout``. Non-finite input entries are not coordinates: their
+batches of them) and dots the results with ``dout``, with one more tangent (the unit tangents scaled and
+summed) that probes the rule's linearity in its tangent. Non-finite input entries are not coordinates: their
 entries are 0.
 """
 
@@ -120,7 +121,7 @@ class Sides:
         :attr:`jvp_finding`."""
         prim = self._point(point)
         n = self.tree.size
-        probe = Probe(n, self.outs) if point is None else None
+        probe = Probe(n, self.outs, self.keep) if point is None else None
         rows_total = n + (probe is not None)
         res = np.empty(n)
         for start in range(0, rows_total, FWD_BATCH):
@@ -174,8 +175,8 @@ class Probe:
     """The tangent that probes a forward-mode rule's linearity, and the same combination of the unit tangents'
     output tangents, gathered batch by batch (every output element, not only their dot with ``dout``)."""
 
-    def __init__(self, n: int, outs: Outputs):
-        self.coef = tangent_coefficients(n)
+    def __init__(self, n: int, outs: Outputs, keep: np.ndarray):
+        self.coef = np.where(keep, tangent_coefficients(n), 0.0)  # not a non-finite input's element
         self.names = [
             f"{name}[{', '.join(map(str, k))}]" if len(shape) else name
             for name, shape in zip(outs.names, outs.shapes, strict=True)
@@ -189,9 +190,10 @@ class Probe:
     def add(self, full: np.ndarray, unit: np.ndarray, has_probe: bool, eps: float) -> None:
         """One batch's output tangents (rows: the unit tangents ``unit``, then the probe's if ``has_probe``)."""
         c = self.coef[unit]
+        rows = np.where(c[:, None] != 0, full[: unit.size], 0.0)
         with np.errstate(invalid="ignore", over="ignore"):
-            self.expected += c @ full[: unit.size]
-            self.size += np.abs(c) @ np.abs(full[: unit.size])
+            self.expected += c @ rows
+            self.size += np.abs(c) @ np.abs(rows)
         if has_probe:
             self.probe = full[unit.size]
         self.eps = max(self.eps, eps)

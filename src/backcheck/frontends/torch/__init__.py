@@ -19,17 +19,18 @@ backcheck compares its real part with the numeric ``dphi/dRe(z)`` and its imagin
 
 The numeric side runs ``fn`` as torch runs it under autograd (grad mode on, the checked tensors requiring
 grad, the outputs detached afterwards). The backward pass also runs again over one graph, to catch a backward
-that writes into its saved tensors, and with its cotangent scaled by powers of two, to catch one that is not
-linear in it (clipping it); with 2 to 8 checked inputs, each input's gradient is also computed with only it
-requiring grad, to catch a backward that reads ``ctx.needs_input_grad`` for the wrong input; a function with
-several differentiable outputs is also checked one output at a time, the others' gradients undefined. The
-gradient checked is what ``loss.backward()`` leaves in ``.grad``: a backward that accumulates parameter gradients
-itself (manual checkpointing) is counted.
+that writes into its saved tensors, and with its cotangent scaled by powers of two (one negative), to catch one
+that is not linear in it (clipping it, or keeping its positive part); the cotangent and the inputs are compared
+before and after each backward pass, to catch a backward that writes into them; with 2 to 8 checked inputs,
+each input's gradient is also computed with only it requiring grad, to catch a backward that reads
+``ctx.needs_input_grad`` for the wrong input; a function with several differentiable outputs is also checked
+one output at a time, the others' gradients undefined. The gradient checked is what ``loss.backward()`` leaves
+in ``.grad``: a backward that accumulates parameter gradients itself (manual checkpointing) is counted.
 
 This package imports torch on first use only. Layout: ``_tensors`` (dtypes, numpy copies, storage swaps),
-``_session`` (one check's state and the numeric side), ``_analytic`` (autograd's side), ``_setup`` (slots,
-outputs, cotangent, numeric dtype), ``_vmap`` (batched first differences), ``_check`` (the contract and
-:func:`backcheck.run.run`), ``_blame``.
+``_session`` (one check's state and the numeric side), ``_analytic`` (autograd's side), ``_jvp`` (its forward
+mode), ``_setup`` (slots, outputs, cotangent, numeric dtype), ``_vmap`` (batched first differences), ``_check``
+(the contract and :func:`backcheck.run.run`), ``_blame``.
 
 >>> import torch
 >>> import backcheck.torch as bt
