@@ -331,6 +331,9 @@ def _reach(ev: Evaluator, claim: Claim, outcome: Outcome, floor: float | None, e
     own = np.abs(n - a)
     if floor is None:
         beyond = outcome.bound[ok] + bound(own, roundoff(ev, claim.steps[idx], ev.local_scale[idx], lazy=True), 0.0)
+        if outcome.sharp is not None:  # judged on a table: its bound is the last word
+            table = outcome.sharp[ok]
+            beyond = np.where(table, outcome.bound[ok], beyond)
     else:
         size = np.maximum(np.abs(a), np.abs(n))
         typical = claim.typical[idx] if claim.typical is not None else np.zeros(idx.size)

@@ -62,6 +62,9 @@ class Outcome:
     #: per element that passed, the smallest error in it that would certainly have failed (see run.py); None:
     #: ``bound`` plus the element's own difference
     reach: np.ndarray | None = None
+    #: per element, whether its bound comes from a Richardson table (``floor=``, a float32 kernel): an error
+    #: beyond it fails there, with no refinement at half the step left to loosen it (see run._reach)
+    sharp: np.ndarray | None = None
 
 
 def run(ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator | None = None) -> Outcome:

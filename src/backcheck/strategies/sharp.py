@@ -203,6 +203,9 @@ def _refine(ev: Evaluator, claim: Claim, outcome: Outcome, pos: np.ndarray, floo
     take = wrong | (reached if demand else better)
     outcome.numeric[pos] = np.where(take, sharp.value, outcome.numeric[pos])
     outcome.bound[pos] = np.where(take, limit, outcome.bound[pos])
+    if outcome.sharp is None:
+        outcome.sharp = np.zeros(outcome.checked.size, dtype=bool)
+    outcome.sharp[pos[take]] = True
     outcome.status[pos[wrong]] = MISMATCH
     outcome.status[pos[still]] = NOISY
     outcome.bound[pos[still]] = np.inf
