@@ -51,8 +51,14 @@ def _seed(text: str) -> int:
     return value
 
 
+#: ``--json -`` writes the JSON report to standard output (and the human-readable one to standard error).
+STDOUT = "-"
+
+
 def _output(text: str) -> str:
-    """A report path whose folder exists (the folder is never created behind the user's back)."""
+    """A report path whose folder exists (the folder is never created behind the user's back), or ``-``."""
+    if text == STDOUT:
+        return text
     path = Path(text)
     try:
         if path.is_dir():
@@ -89,7 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("--html", metavar="PATH", type=_output,
                      help="write an HTML report (with error-versus-step curves); its folder must exist")
     chk.add_argument("--json", metavar="PATH", type=_output,
-                     help="write a JSON report (schema: docs/report-schema.json); its folder must exist")
+                     help="write a JSON report (schema: docs/report-schema.json); its folder must exist; "
+                          "'-' writes it to standard output (the text report then goes to standard error)")
     chk.add_argument("--strategy", choices=STRATEGIES, help="override the strategy of every case")
     chk.add_argument("--samples", type=_positive_int, metavar="N",
                      help="elements to sample with --strategy sparse")
@@ -117,7 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_explore(args, sys.stdout, sys.stderr)
     if args.command == "check":
-        return run_check(args, sys.stdout, sys.stderr)
+        # with the JSON report on standard output, the human-readable one goes to standard error
+        return run_check(args, sys.stderr if args.json == STDOUT else sys.stdout, sys.stderr)
     parser.print_help(sys.stderr)
     return EXIT_ERROR
 
@@ -177,10 +185,12 @@ def _write_reports(args: argparse.Namespace, reports: list[Report], labels: list
     """Write the --json and --html reports; False, with the reason on ``err``, when one cannot be written."""
     from backcheck.errors import BadInputError
     from backcheck.render.html import write_html
-    from backcheck.render.json import write_json
+    from backcheck.render.json import to_json, write_json
 
     try:
-        if args.json:
+        if args.json == STDOUT:
+            sys.stdout.write(to_json(reports, labels=labels) + "\n")
+        elif args.json:
             write_json(reports, args.json, labels=labels)
         if args.html:
             write_html(reports, args.html, title=f"backcheck: {', '.join(Path(f).name for f in args.files)}",
@@ -203,7 +213,12 @@ def run_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     for f in args.files:
         path = Path(f)
         if not path.is_file():
-            err.write(f"backcheck: no such file: {f}\n")
+            if not path.exists():
+                err.write(f"backcheck: no such file: {f}\n")
+            elif path.is_dir():
+                err.write(f"backcheck: {f} is a folder; give the Python files in it.\n")
+            else:
+                err.write(f"backcheck: {f} is not a regular file; give a Python file of @backcheck.case functions.\n")
             return EXIT_ERROR
         try:
             module = load_file(path)
@@ -268,7 +283,7 @@ def run_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     summary = f"{len(chosen)} case(s): {passed} passed, {failures} failed, {errors} error(s)"
     out.write(f"\n{summary}\n")
     for what, path in (("JSON", args.json), ("HTML", args.html)):
-        if path and written:
+        if path and path != STDOUT and written:
             out.write(f"{what} report: {path}\n")
     if errors or not written:
         return EXIT_ERROR

@@ -58,3 +58,23 @@ def test_a_case_that_calls_sys_exit_is_counted_as_an_error(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert "ERROR quits: SystemExit" in err
     assert "2 case(s): 1 passed, 0 failed, 1 error(s)" in out
+
+
+def test_json_to_standard_output_is_the_json_alone(tmp_path, capsys, monkeypatch):
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    path = _write(tmp_path, OK_CASE)
+    assert main(["check", str(path), "--json", "-"]) == 0
+    out, err = capsys.readouterr()
+    data = json.loads(out)  # standard output holds the JSON report and nothing else
+    assert data["status"] == "pass" and data["reports"][0]["status"] == "pass"
+    assert "1 case(s): 1 passed" in err and not (tmp_path / "-").exists()
+
+
+@pytest.mark.parametrize("kind", ["folder", "device"])
+def test_a_path_that_is_no_file_is_named_for_what_it_is(tmp_path, capsys, kind):
+    target = str(tmp_path) if kind == "folder" else "/dev/null"
+    assert main(["check", target]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert ("is a folder" if kind == "folder" else "is not a regular file") in err and "no such file" not in err
