@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import re
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
-import torch
 
-import backcheck.jax as bj
-import backcheck.torch as bt
+torch = pytest.importorskip("torch")
+jax = pytest.importorskip("jax")
+jnp = pytest.importorskip("jax.numpy")
+bj = pytest.importorskip("backcheck.jax")
+bt = pytest.importorskip("backcheck.torch")
 
 X = [0.3, -1.2, 2.0]
 
@@ -436,3 +436,9 @@ def test_torch_forward_only_jvp_nonlinear_in_tangent_fails():
     r = bt.check_function(SinAbsTangentOnly, torch.tensor(X, dtype=torch.float64), forward_mode=True)
     assert r.status == "fail"
     assert "nonlinear jvp" in [f.kind for f in r.findings]
+
+
+# -- an empty output has no element to be zero: not a zero dout ---------------------------------------------------
+def test_an_empty_output_is_no_zero_dout():
+    assert bt.check(torch.sin, torch.zeros(1, 0, 3, dtype=torch.float64)).status == "pass"
+    assert bj.check(jnp.sin, np.zeros((1, 0, 3))).status == "pass"

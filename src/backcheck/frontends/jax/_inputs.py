@@ -299,8 +299,8 @@ def _cotangent(
         if not np.all(np.isfinite(arr)):
             raise NonFiniteError("dout contains NaN or Inf.", "pass a finite cotangent.")
         us.append(arr)
-    if not any(np.any(u != 0) for u in us):
-        raise zero_dout_error(fname)
+    if sum(np.size(u) for u in us) and not any(np.any(u != 0) for u in us):
+        raise zero_dout_error(fname)  # (an empty output has no element to be zero)
     return us
 
 
