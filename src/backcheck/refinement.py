@@ -192,6 +192,7 @@ def _unless_coarse(ev: Evaluator, i: int, h: float, verdict: Verdict, a: float, 
         return verdict  # this array's first elements did not move f at any width: it does not read them
     widest = WIDEST * max(abs(float(leaf.original.reshape(-1)[local])), 1.0)
     s, moved = h, False
+    kept = ev.moved.copy()
     while s < widest:
         s = min(s * WIDER, widest)
         try:
@@ -203,11 +204,24 @@ def _unless_coarse(ev: Evaluator, i: int, h: float, verdict: Verdict, a: float, 
         up, down = phis[0] - ev.phi0, ev.phi0 - phis[1]
         if up * down > 0:
             # it moves through the point, in coarse steps: no difference this fine can judge the rule here
+            if min(abs(up), abs(down)) > _rounding_unit(ev, i):
+                # ... by steps no rounding makes (round(x), a threshold): f is piecewise constant, and stood
+                # still at every step of the differences (the 'locally constant' finding judges the rule)
+                ev.moved[:] = kept
             return (NOISY, 0.0, np.inf, np.nan, NO_HULL)
         moved = moved or bool(up or down)  # one side only, so far: a flat piece beside a kink or a max stays so
     if not moved:
         ev.flat_tries[leaf.name] = tried + 1
     return verdict
+
+
+def _rounding_unit(ev: Evaluator, i: int) -> float:
+    """The largest step of ``phi`` rounding can make near element ``i``: :data:`WIDE_AGREEMENT` units of the
+    output's dtype at the size of the element, of ``phi`` or of 1 (a value computed with cancellation moves by
+    whole units of its largest intermediate: ``(1 + 1e-14 e^x) - 1`` by units of 1)."""
+    leaf, local = ev.tree.locate(i)
+    size = max(abs(float(leaf.original.reshape(-1)[local])), abs(ev.phi0), ev.scale, 1.0)
+    return WIDE_AGREEMENT * float(np.finfo(ev.out_dtype).eps) * size
 
 
 #: Steps, as fractions of the first, at which an element that looks like a jump is tried again: a function

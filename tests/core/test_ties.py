@@ -190,3 +190,25 @@ def test_a_tie_the_screen_lets_through_is_not_failed_by_a_table_averaging_its_sl
 
     r = backcheck.check(f, x, grad, seed=7)
     assert r.strategy == "auto" and (r.status == "fail") == every, r
+
+
+@pytest.mark.parametrize("claim", [2.8, -0.8])
+def test_a_claim_outside_a_kinks_slopes_fails_beside_a_large_float32_loss(claim):
+    """sum(w relu(x)) + 5000 in float32, x[0] = 0 with slopes 0 and 2: phi's rounding (about half the gap over the
+    step) must not widen the slopes' range a claim is held to."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=40).astype(np.float32)
+    x[0] = 0.0
+    w = (np.sign(rng.normal(size=40)) * 10).astype(np.float32)
+    w[0] = 2.0
+
+    def f(x):
+        return np.float32(np.sum(w * np.maximum(x, 0), dtype=np.float32) + np.float32(5000))
+
+    def grad(x):
+        g = (w * (x > 0)).astype(np.float32)
+        g[0] = claim
+        return g
+
+    report = backcheck.check(f, x, grad)
+    assert report.status == "fail" and (0,) in [e.index for e in report.mismatches], report

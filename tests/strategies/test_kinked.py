@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import backcheck
+from backcheck.strategies import KINKY_SAMPLES
 from backcheck.strategies.projected import MAX_KINKED
 
 N = 50_000
@@ -97,3 +98,15 @@ def test_post_relu_inputs_project_their_nonzero_elements_so_one_wrong_one_fails(
     report = backcheck.check(lambda x: float(np.sum(np.abs(x) * 0.5)), x, grad)
     assert report.status == "fail", report
     assert [e.index for e in report.mismatches] == [(wrong,)], report
+
+
+def test_kinks_at_thousands_of_zeros_cost_a_sample_not_every_element():
+    """27,000 ReLU inputs, 30% of them exactly 0: the others are projected, a sample of the zeros is judged one by
+    one (any value between their slopes is valid), not all 8,100 of them (tens of thousands of evaluations)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=27_000)
+    x[rng.random(x.size) < 0.3] = 0.0
+    w = rng.normal(size=x.size)
+    report = backcheck.check(lambda x: float(np.sum(w * np.maximum(x, 0))), x, lambda x: w * (x > 0))
+    assert report.status == "pass", report
+    assert report.n_evals <= 8 * KINKY_SAMPLES + 100, report.n_evals

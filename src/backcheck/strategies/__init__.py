@@ -37,8 +37,8 @@ STRATEGIES = ("full", "sparse", "projected", "auto")
 SMALL_ARRAY = 3
 #: Elements checked one by one in an array whose random directions cross kinks.
 KINKY_SAMPLES = 256
-#: A sample of an array's elements that finds none wrong is followed by the rest of them up to this many elements
-#: (a pass from a sample alone vouches only for errors spread over a few percent of the elements).
+#: A sample of an array's elements that finds none wrong is followed by the rest of them, up to this many elements
+#: in all in one check (a pass from a sample alone vouches only for errors spread over a few percent of them).
 ELEMENTWISE_FALLBACK = 8192
 #: Below this many elements, strategy=None means 'full'; above, 'auto'.
 AUTO_THRESHOLD = 4096
@@ -190,18 +190,25 @@ def _projected(
     confidence = plan[2]
     out = _Collected()
 
+    budget = [ELEMENTWISE_FALLBACK]  # elements the whole check may still judge past its samples
+
     def sample(leaf: Any, among: np.ndarray | None = None) -> tuple[Outcome, int]:
         """A random sample of the array's elements (of ``among``, flat positions, if given), judged one by one
-        (not those judged already); where none of it is wrong and the pool holds at most
-        :data:`ELEMENTWISE_FALLBACK` elements, the rest of the pool too: a pass then vouches for every element,
-        not for errors spread over a few percent of them. With the number of elements it was drawn from."""
+        (not those judged already). Where none of it is wrong, the sample was of the whole array and the rest
+        of it fits in what is left of :data:`ELEMENTWISE_FALLBACK` for the check, the rest too: a pass then
+        vouches for every element, not for errors spread over a few percent of them. (A sample ``among`` the
+        elements at kinks of an array whose others were projected stays a sample: any value between their
+        one-sided slopes is valid there, and judging thousands of them one by one costs tens of thousands of
+        evaluations.) With the number of elements it was drawn from."""
         every = np.arange(leaf.offset, leaf.offset + leaf.size) if among is None else among
         pool = np.setdiff1d(every, ev.tree.excluded)
         pool = pool[~np.isin(pool, out.checked)]
         idx = np.sort(rng.choice(pool, size=min(KINKY_SAMPLES, pool.size), replace=False))
         sub = run(ev, claim, idx, rng)
         out.add_outcome(sub)
-        if pool.size > idx.size and pool.size <= ELEMENTWISE_FALLBACK and not np.isin(sub.status, FAILING).any():
+        left = pool.size - idx.size
+        if among is None and 0 < left <= budget[0] and not np.isin(sub.status, FAILING).any():
+            budget[0] -= left
             rest = run(ev, claim, np.setdiff1d(pool, idx), rng)
             out.add_outcome(rest)
             c, n, b, st = (np.concatenate([x, y]) for x, y in zip(_arrays(sub), _arrays(rest), strict=True))

@@ -109,8 +109,10 @@ def run(ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator |
         more = f" and {coarse.size - 3} more" if coarse.size > 3 else ""
         notes.append(
             f"f stood exactly still at every step tried along {shown}{more}, but wider steps move it: its value "
-            "changes there only in coarse steps (computed with cancellation, like 1 + erf(x) far in its tail), "
-            "so no difference fine enough to judge the rule exists; these elements are inconclusive."
+            "changes there only in coarse steps (a rounding or threshold of the input, or a value computed with "
+            "cancellation, like 1 + erf(x) far in its tail), so no difference this fine can judge the rule; these "
+            "elements are inconclusive (where f stands still and the rule claims a change f would show, a "
+            "'locally constant' finding fails the check)."
         )
     jumps = np.flatnonzero(j.status == JUMP) if JUMP in labels else idx[:0]
     if jumps.size:

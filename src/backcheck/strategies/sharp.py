@@ -16,7 +16,7 @@ from backcheck.evaluate import Evaluator
 from backcheck.numeric.grad import MEASURED_NOISE, NOISE_FACTOR, refine_elements
 from backcheck.numeric.noise import POINTS, element_noise
 from backcheck.numeric.richardson import Refined
-from backcheck.refinement import NEAR_FLOOR, below_rounding_of_inputs
+from backcheck.refinement import KINK_GAP, NEAR_FLOOR, below_rounding_of_inputs
 from backcheck.strategies.elementwise import Outcome
 from backcheck.verdict import (
     KINK,
@@ -119,12 +119,16 @@ def _at_kinks(ev: Evaluator, claim: Claim, idx: np.ndarray, a: np.ndarray, wrong
         phis, disp = ev.element(i, (h, -h, h / 2, -h / 2), shrink=True)
         fwd, bwd = (phis[0::2] - ev.phi0) / disp[0::2], (ev.phi0 - phis[1::2]) / -disp[1::2]
         # the noise along the element, and the rounding of phi itself (two values each side, of its size)
-        noise = NOISE_FACTOR * element_noise(ev, i, h, float(a[k])) + 4 * eps_out * max(abs(ev.phi0), ev.scale)
-        slack = noise / min(disp[2], -disp[3])
+        half = min(disp[2], -disp[3])
+        slack = NOISE_FACTOR * element_noise(ev, i, h, float(a[k])) / half
+        rounding = 4 * eps_out * max(abs(ev.phi0), ev.scale) / half
         gaps = np.abs(fwd - bwd)  # a kink's gap stays as the step halves; a smooth f's halves with it
+        # the rounding of phi widens the slopes' range by a sliver of the gap at most: a large float32 loss
+        # rounds by up to half a gap, and a claim outside the slopes by that much is no subgradient
+        wider = slack + min(rounding, KINK_GAP * gaps[1])
         kinks[k] = (
-            gaps[1] > max(2 * slack, KINK_PERSISTENCE * gaps[0])
-            and min(fwd[1], bwd[1]) - slack <= a[k] <= max(fwd[1], bwd[1]) + slack
+            gaps[1] > max(2 * (slack + rounding), KINK_PERSISTENCE * gaps[0])
+            and min(fwd[1], bwd[1]) - wider <= a[k] <= max(fwd[1], bwd[1]) + wider
         )
         if not kinks[k]:
             break  # a wrong element off every kink: the rule is wrong, the others keep the table's verdict
