@@ -202,6 +202,8 @@ def _changed(a: Any, b: Any) -> np.ndarray:
     torch = torch_module()
     if a.shape != b.shape or a.dtype != b.dtype or a.layout != b.layout or a.layout != torch.strided:
         return np.zeros(0, dtype=np.int64) if a.layout != torch.strided else np.arange(max(a.numel(), 1))
+    if a.dtype == torch.complex32:  # (no comparison is implemented for it on the CPU: widened exactly)
+        a, b = a.to(torch.complex64), b.to(torch.complex64)
     if bool(torch.equal(a, b)):
         return np.zeros(0, dtype=np.int64)
     diff = a != b
