@@ -49,8 +49,7 @@ def test_a_function_bending_below_the_step_passes_element_by_element():
     def grad(x):
         return c * (1 - np.tanh(x / 1e-8) ** 2) / 1e-8
 
-    assert backcheck.check(f, x, grad, strategy="full").status == "pass"
-    assert backcheck.check(f, x, lambda x: 1.5 * grad(x), strategy="full").status == "fail"
+    assert backcheck.check(f, x, grad, strategy="full").status == "pass"  # (a wrong rule: test_projected_cost)
 
 
 @pytest.mark.parametrize("n", [50, 5000])
