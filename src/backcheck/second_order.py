@@ -17,8 +17,9 @@ import numpy as np
 from backcheck.api import check
 from backcheck.calls import first_parameter_name, params_tree, require_callable, typed_arguments
 from backcheck.containers import flatten
-from backcheck.errors import ArgumentError, BadInputError
+from backcheck.errors import ArgumentError
 from backcheck.findings import changed_elements, mutation_finding
+from backcheck.frontends.common import zero_dout_error
 from backcheck.options import Options
 from backcheck.report import Report
 
@@ -80,12 +81,7 @@ def _check_hvp(
         v = shape_tree.fresh(rng.standard_normal(shape_tree.size))
     v_flat = shape_tree.pack(v, "vector v")
     if v_flat.size and not np.any(v_flat != 0):
-        raise BadInputError(
-            "v is zero everywhere: the check compares the gradient of <v, grad(params)>, which is 0 whatever hvp "
-            "computes, so any hvp linear in v would pass.",
-            "a zero vector compares nothing: pass a random v (a standard normal tree like params), or leave v=None "
-            "for a seeded normal draw.",
-        )
+        raise zero_dout_error(getattr(grad, "__name__", "grad"), what="v")
 
     def directional_gradient(p: Any) -> float:
         return float(np.dot(v_flat, shape_tree.pack(grad(p), "gradient")))

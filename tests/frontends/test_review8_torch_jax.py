@@ -430,4 +430,4 @@ def test_a_complex_half_output_is_compared_for_writes_without_an_error():
     # torch implements no comparison for complex32 on the CPU: the write check widens it exactly
     x = torch.tensor([0.5, -1.25, 2.0], dtype=torch.float64)
     report = bt.check(lambda t: t.chalf(), x)
-    assert report.status in ("pass", "inconclusive") and not report.findings, report
+    assert report.status == "pass" and not report.findings, report

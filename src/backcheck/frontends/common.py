@@ -315,16 +315,18 @@ def private_copy(x: Any) -> Any:
         ) from exc
 
 
-def zero_dout_error(fname: str) -> Exception:
-    """The error for a ``dout`` that is zero everywhere: ``<dout, fn(x)>`` is then identically zero, its every
-    derivative too, and any backward that multiplies by its cotangent agrees with it; nothing is compared."""
+def zero_dout_error(fname: str, what: str = "dout") -> Exception:
+    """The error for a ``dout`` (``what``) that is zero everywhere: ``<dout, fn(x)>`` is then identically zero,
+    its every derivative too, and any backward that multiplies by its cotangent agrees with it; nothing is
+    compared."""
     from backcheck.errors import BadInputError
 
     return BadInputError(
-        f"dout is zero everywhere, so <dout, {fname}(...)> is identically zero and so is its gradient: every "
-        "backward that multiplies by its incoming gradient, right or wrong, gives 0, and the check would compare "
+        f"{what} is zero everywhere, so <{what}, {fname}(...)> is identically zero and so is its gradient: every "
+        f"rule that multiplies by its incoming {what}, right or wrong, gives 0, and the check would compare "
         "nothing.",
-        "a zero upstream gradient compares nothing: pass a nonzero dout (or leave dout=None for a seeded random "
+        f"a zero {'upstream gradient' if what == 'dout' else what} compares nothing: pass a nonzero {what} (or "
+        f"leave {what}=None for a seeded random "
         "one); to check some outputs alone, give the others' cotangent as zeros and theirs nonzero.",
     )
 

@@ -15,6 +15,7 @@ import numpy as np
 from backcheck.calls import flat_outputs
 from backcheck.containers import flatten
 from backcheck.errors import BadInputError, GradientStructureError, NonFiniteError, UserFunctionError
+from backcheck.frontends.common import zero_dout_error
 
 
 def output_described(value: Any) -> str:
@@ -259,10 +260,5 @@ def cotangents(
             raise NonFiniteError(f"{gname} contains NaN or Inf.", "pass a finite upstream gradient dout.")
         out.append(arr.copy())
     if sum(x.size for x in out) and not any(np.any(x != 0) for x in out):
-        raise BadInputError(
-            f"dout is zero everywhere: the scalar checked, <dout, out> (out: the output of {fname}), is then 0 at "
-            "every point, so any backward linear in dout would pass against it.",
-            "a zero upstream gradient compares nothing: pass a random dout (rng.standard_normal(out.shape)), or "
-            "leave dout=None for a seeded normal draw.",
-        )
+        raise zero_dout_error(fname)
     return out

@@ -21,7 +21,7 @@ from backcheck.frontends.common import jvp_linearity_finding, tangent_coefficien
 from backcheck.frontends.jax._inputs import Inputs, Outputs
 from backcheck.frontends.jax._trace import Runner
 from backcheck.report import Finding
-from backcheck.tree import Tree
+from backcheck.tree import Tree, format_index
 
 #: Basis tangents pushed through ``jax.jvp`` per compiled call in forward mode.
 FWD_BATCH = 64
@@ -178,7 +178,7 @@ class Probe:
     def __init__(self, n: int, outs: Outputs, keep: np.ndarray):
         self.coef = np.where(keep, tangent_coefficients(n), 0.0)  # not a non-finite input's element
         self.names = [
-            f"{name}[{', '.join(map(str, k))}]" if len(shape) else name
+            name + format_index(k)
             for name, shape in zip(outs.names, outs.shapes, strict=True)
             for k in np.ndindex(*shape)
         ]

@@ -15,6 +15,7 @@ from backcheck.frontends.torch._analytic import analytic_tensors
 from backcheck.frontends.torch._session import Session
 from backcheck.frontends.torch._tensors import parts
 from backcheck.report import Finding
+from backcheck.tree import format_index
 
 
 def forward(sess: Session, point: Sequence[np.ndarray] | None = None) -> np.ndarray:
@@ -90,7 +91,7 @@ def _value_names(name: str, o: Any) -> list[str]:
     """The names of an output's real values, in :func:`_tangent_values`' order."""
     if not _n_values(o):
         return []
-    at = [f"{name}[{', '.join(map(str, k))}]" if o.dim() else name for k in np.ndindex(*o.shape)]
+    at = [name + format_index(k) for k in np.ndindex(*o.shape)]
     return [f"{a}.{p}" for a in at for p in ("real", "imag")] if o.is_complex() else at
 
 
