@@ -55,10 +55,15 @@ def _seed(text: str) -> int:
 STDOUT = "-"
 
 
+def _json_output(text: str) -> str:
+    """:func:`_output`, or ``-`` for standard output."""
+    return text if text == STDOUT else _output(text)
+
+
 def _output(text: str) -> str:
-    """A report path whose folder exists (the folder is never created behind the user's back), or ``-``."""
+    """A report path whose folder exists (the folder is never created behind the user's back)."""
     if text == STDOUT:
-        return text
+        raise argparse.ArgumentTypeError("'-' (standard output) is for --json only; give a file name")
     path = Path(text)
     try:
         if path.is_dir():
@@ -94,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="run only cases whose name contains PATTERN (or matches it as a glob); repeatable")
     chk.add_argument("--html", metavar="PATH", type=_output,
                      help="write an HTML report (with error-versus-step curves); its folder must exist")
-    chk.add_argument("--json", metavar="PATH", type=_output,
+    chk.add_argument("--json", metavar="PATH", type=_json_output,
                      help="write a JSON report (schema: docs/report-schema.json); its folder must exist; "
                           "'-' writes it to standard output (the text report then goes to standard error)")
     chk.add_argument("--strategy", choices=STRATEGIES, help="override the strategy of every case")

@@ -78,3 +78,9 @@ def test_a_path_that_is_no_file_is_named_for_what_it_is(tmp_path, capsys, kind):
     assert main(["check", target]) == EXIT_ERROR
     err = capsys.readouterr().err
     assert ("is a folder" if kind == "folder" else "is not a regular file") in err and "no such file" not in err
+
+
+def test_html_to_standard_output_is_refused(tmp_path, capsys):
+    path = _write(tmp_path, OK_CASE)
+    assert main(["check", str(path), "--html", "-"]) == EXIT_ERROR
+    assert "--json only" in capsys.readouterr().err
