@@ -21,6 +21,7 @@ from backcheck.containers import map_leaves
 from backcheck.contract import Analytic, Contract, Section
 from backcheck.errors import GradientMismatch, NotScalarError
 from backcheck.evaluate import Output
+from backcheck.extended import extended_run
 from backcheck.findings import mutation_finding
 from backcheck.options import Options
 from backcheck.outputs import computes_alike
@@ -223,6 +224,8 @@ def loss_contract(f: Callable[[Any], Any], params: Any, grad: Any, options: Opti
             sec, notes = section(raw, gradient_at(gname))
             if point is not tree:
                 sec = dataclasses.replace(sec, g_wide=_wide_gradient(grad, point))
+            elif sec.grad_eps is None:
+                sec = dataclasses.replace(sec, extended=extended_run(lambda p: call_user(grad, (p,), gname), tree))
             return Analytic((sec,), findings, notes=tuple(notes))
 
         def gradient_at(gname: str) -> Callable[[list[np.ndarray]], np.ndarray]:

@@ -35,7 +35,8 @@ class Section:
     re-check elements at kinks nearby); ``prefix`` names the section's leaves (``jvp:x``); ``g_wide`` is the
     same backward pass run in float64, when the numeric side is wider than the gradient's dtype;
     ``grad_eps`` overrides the per-element machine epsilon of the analytic dtype (bfloat16, which numpy
-    lacks).
+    lacks); ``extended()`` runs a float64 backward pass in long double on first need (see
+    :mod:`backcheck.extended`).
     """
 
     g: np.ndarray
@@ -44,6 +45,7 @@ class Section:
     note: str = ""
     g_wide: np.ndarray | None = None
     grad_eps: np.ndarray | None = None
+    extended: Callable[[], np.ndarray | None] | None = None
 
 
 @dataclass(frozen=True)

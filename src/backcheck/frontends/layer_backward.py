@@ -17,6 +17,7 @@ from backcheck.calls import call_user
 from backcheck.containers import flatten, rebuild_like
 from backcheck.contract import Analytic, Section
 from backcheck.errors import GradientStructureError, UserFunctionError
+from backcheck.extended import extended_run
 from backcheck.findings import changed_elements, mutation_finding
 from backcheck.frontends.common import linearity_finding, mutable_input
 from backcheck.frontends.hints import constant_hint, outputs_sentence, pair_hint
@@ -190,6 +191,8 @@ class Backward:
         found = self._linearity(first, g, grad_eps)
         findings += [found] if found is not None else []
         sec = Section(g, self.at, g_wide=self.wide(), grad_eps=grad_eps)
+        if self.point is layer.tree and grad_eps is None:
+            sec = dataclasses.replace(sec, extended=extended_run(self._extended, layer.tree))
         notes = tuple(layer.tree.dtype_notes(dtypes))
         if first.draws:
             notes += (
@@ -263,6 +266,18 @@ class Backward:
             return layer.pack(raw, "backward", self.point)[0]
         except Exception:  # noqa: BLE001 - a backward pass that refuses float64 is judged at its own dtype only
             return None
+
+    def _extended(self, point: Any) -> Any:
+        """The backward pass's gradients at ``point`` (long double copies, see :mod:`backcheck.extended`), with
+        dout in long double: raw, as the backward returns them."""
+        layer = self.layer
+        return match_grads(
+            layer.grads(self.dout(np.longdouble), layer.args(point)),
+            list(layer.names),
+            list(layer.diff_names),
+            "backward",
+            layer.listed,
+        )
 
 
 def _through_cache_finding(bname: str, hit: tuple[str, tuple[int, ...], np.ndarray]) -> Finding:

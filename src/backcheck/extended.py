@@ -1,0 +1,104 @@
+"""A float64 backward pass's own rounding, told from a wrong formula by running it in long double.
+
+A float64 gradient computed through unit-sized intermediates carries their rounding: a saturated sigmoid's
+``s - t`` with ``s`` within 1e-11 of 1 is off by up to ``eps * 1``, which is 1e-5 of the element. A numeric
+derivative of a loss computed stably (``logaddexp``) sees the true slope to far better than that, so the element
+mismatches although the formula is right. Where long double is wider than float64 (x86's 80-bit format, or
+quad precision), the same backward pass run on long double copies of the point computes the same formula
+with 11 or more bits to spare: where that run meets the numeric derivative and the float64 value differs
+from it by no more than rounding of the same formula can, the element is off through rounding, not wrong.
+The run is made only where elements mismatch, so a check that passes never pays for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from backcheck.outputs import same_function_tolerance
+from backcheck.tree import Tree
+from backcheck.verdict import FAILING, NOISY, OK, WIDE_AGREEMENT, Claim, sees
+
+#: Whether numpy's long double has more precision than float64 on this platform (not on Windows or Apple's
+#: ARM, where it is float64 itself).
+WIDER = bool(np.finfo(np.longdouble).eps < np.finfo(np.float64).eps)
+EPS64 = float(np.finfo(np.float64).eps)
+EPS_LONG = float(np.finfo(np.longdouble).eps)
+
+
+def _rounding(size: np.ndarray) -> np.ndarray:
+    """The most a float64 run may be off through rounding of the same formula: relative to the element's or
+    its tensor's size, or a few epsilons of unit-sized intermediates that cancelled."""
+    return np.maximum(same_function_tolerance(EPS64) * size, WIDE_AGREEMENT * EPS64)
+
+
+def extended_run(call: Callable[[Any], Any], tree: Tree) -> Callable[[], np.ndarray | None] | None:
+    """The gradient ``call(point)`` of a float64 ``tree``, run on long double copies of its point when first
+    asked and packed as float64; the callable answers None where the run raises or answers in another dtype
+    (a backward that casts to float64 itself measures nothing). None when long double is no wider here, or
+    the tree is not all float64."""
+    if not WIDER or not tree.leaves or any(leaf.dtype != np.float64 for leaf in tree.leaves):
+        return None
+    done: list[np.ndarray | None] = []
+
+    def run() -> np.ndarray | None:
+        if not done:
+            done.append(_run(call, tree))
+        return done[0]
+
+    return run
+
+
+def _run(call: Callable[[Any], Any], tree: Tree) -> np.ndarray | None:
+    try:
+        wide = Tree(tree.fresh(dtype=np.longdouble), tree.root, in_place=False)
+        g, dtypes = wide.pack_dtypes(call(wide.fresh()), "gradient")
+    except Exception:  # noqa: BLE001 - a backward that refuses long double is judged at float64 alone
+        return None
+    return None if dtypes else g  # (a leaf answered in float64: computed there after all)
+
+
+def excuse_rounding(claim: Claim, outcome: Any, extended: Callable[[], np.ndarray | None], name: Any) -> list[str]:
+    """Failing float64 elements of ``outcome`` (a strategy's) whose backward pass, run in long double, meets
+    the numeric derivative within the element's bound, and whose float64 value is off from that run by no more
+    than rounding of the same formula: they pass, held to their bound plus the rounding measured, or are
+    inconclusive where that sum could not have seen an error that matters. ``name(i)`` names element ``i``.
+    Returns the notes; ``outcome`` is changed in place."""
+    ks = np.flatnonzero(np.isin(outcome.status, FAILING))
+    ks = ks[claim.grad_eps[outcome.checked[ks]] == EPS64]
+    if not ks.size:
+        return []
+    wide = extended()
+    if wide is None:
+        return []
+    idx = outcome.checked[ks]
+    a, w, n, b = claim.g[idx], wide[idx], outcome.numeric[ks], outcome.bound[ks]
+    ref = claim.rms[idx] if claim.typical is None else claim.typical[idx]
+    gap, size = np.abs(a - w), np.maximum(np.abs(w), ref)
+    # the long double run rounds the same terms EPS_LONG / EPS64 as finely as the float64 one: its own rounding
+    # is the gap measured, scaled down (no absolute floor: a function of size 1e-300 has no unit-sized terms)
+    own = np.maximum(same_function_tolerance(EPS_LONG) * size, WIDE_AGREEMENT * gap * (EPS_LONG / EPS64))
+    met = np.isfinite(w) & (np.abs(w - n) <= b + own) & (gap <= _rounding(size))
+    if not met.any():
+        return []
+    ks, idx, limit = ks[met], idx[met], b[met] + gap[met]
+    size = np.maximum(np.maximum(np.abs(w[met]), np.abs(n[met])), ref[met])
+    seen = sees(limit, size)
+    outcome.status[ks] = np.where(seen, OK, NOISY)
+    outcome.bound[ks] = limit
+    shown = ", ".join(
+        f"{name(int(i))} (gradient {x:.6g}: off its long double run by {abs(x - y):.2g}, that run off the numeric "
+        f"derivative by {abs(y - z):.2g})"
+        for i, x, y, z in zip(idx[:3], a[met][:3], w[met][:3], n[met][:3], strict=True)
+    )
+    more = f" and {idx.size - 3} more" if idx.size > 3 else ""
+    said = (
+        f"{idx.size} element(s) are off only through the float64 rounding of the backward pass (terms of unit "
+        f"size that cancel, like a saturated sigmoid's s - t): the same backward run in long double matches the "
+        f"numeric derivative: {shown}{more}; each is held to its bound plus the rounding measured"
+    )
+    if not seen.all():
+        said += f", which leaves {int((~seen).sum())} of them inconclusive (too coarse to see an error that matters)"
+    return [said + "."]
