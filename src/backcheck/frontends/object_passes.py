@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.errors import GradientStructureError
+from backcheck.errors import GradientStructureError, ParamsError
 from backcheck.frontends.hints import constant_hint
-from backcheck.frontends.slots import MISSING, Slot, Where, zero
+from backcheck.frontends.slots import MISSING, Slot, Where, is_float_array, zero
 
 
 # -- the functions check_layer calls (classes, so that an executor can pickle them with the layer) ---------------
@@ -113,3 +113,59 @@ def tie(slots: list[Slot], obj: Any, where: Mapping[Slot, Where]) -> tuple[list[
             f"once, as {first.name}, against the sum of their gradients."
         )
     return kept, tied, notes
+
+
+# -- parameters that are views of one another (self.W_out = self.E.T) --------------------------------------------
+def _pairs(cls: str, a: Slot, b: Slot, x: np.ndarray, y: np.ndarray) -> tuple[str, Slot]:
+    """``a`` and ``b`` as the user reads them (which one is a view of which, when numpy says so), and the one
+    that holds the weight."""
+    if x.base is y:
+        return f"{cls}'s parameter {a.label} is a view of {b.label}", b
+    if y.base is x:
+        return f"{cls}'s parameter {b.label} is a view of {a.label}", a
+    return f"{cls}'s parameters {a.label} and {b.label} share memory (views of one array)", a
+
+
+def _share(x: np.ndarray, y: np.ndarray) -> bool:
+    try:
+        return bool(np.shares_memory(x, y))
+    except np.exceptions.TooHardError:
+        return True
+
+
+def view_groups(obj: Any, slots: Sequence[Slot], cls: str) -> list[list[tuple[Slot, np.ndarray]]]:
+    """The parameter slots of ``obj`` (the user's layer, before any copy) whose arrays share memory without being
+    the same array (views of one another: ``self.W_out = self.E.T``), in groups."""
+    arrays = [(s, s.get(obj)) for s in slots if is_float_array(s.get(obj))]
+    group = list(range(len(arrays)))
+
+    def root(i: int) -> int:
+        while group[i] != i:
+            i = group[i]
+        return i
+
+    for i, (_, x) in enumerate(arrays):
+        for j, (_, y) in enumerate(arrays[:i]):
+            if x is y or root(i) == root(j) or not np.may_share_memory(x, y):
+                continue
+            if _share(x, y):
+                group[root(i)] = root(j)
+    found: dict[int, list[tuple[Slot, np.ndarray]]] = {}
+    for i, item in enumerate(arrays):
+        found.setdefault(root(i), []).append(item)
+    return [g for g in found.values() if len({id(x) for _, x in g}) > 1]
+
+
+def refuse_views(obj: Any, slots: Sequence[Slot], cls: str) -> None:
+    """:class:`ParamsError` naming two parameter slots of ``obj`` that are views of one another: the deep copy every
+    evaluation runs on would make them arrays of their own, and check them apart."""
+    for g in view_groups(obj, slots, cls):
+        (a, x), (b, y) = next((p, q) for k, p in enumerate(g) for q in g[:k] if p[1] is not q[1] and _share(p[1], q[1]))
+        said, base = _pairs(cls, a, b, x, y)
+        raise ParamsError(
+            f"{said}: perturbing one moves the other, but every evaluation runs on a deep copy "
+            "of the layer, where a view becomes an array of its own, so they cannot be checked as one weight.",
+            f"hold the weight once ({base.label}) and build the other view inside the methods (e.g. "
+            f"{base.label}.T), or give both slots the same array object (tied weights, checked once against the sum "
+            "of their gradients).",
+        )

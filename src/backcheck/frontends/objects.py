@@ -33,7 +33,7 @@ from backcheck.frontends.hints import (
     updated_step,
 )
 from backcheck.frontends.layers import check_layer
-from backcheck.frontends.object_passes import Backward, Forward, tie
+from backcheck.frontends.object_passes import Backward, Forward, refuse_views, tie
 from backcheck.frontends.slots import (
     Slot,
     Where,
@@ -177,6 +177,7 @@ def _check(
     _copyable(inputs, spec)
     pristine = _copy(layer, spec.cls)
     template, slots, notes, carries = _params(pristine, params, inputs, spec)
+    refuse_views(layer if template is pristine else template, slots, spec.cls)  # (before any copy of them)
     probe = _probe(template, slots, grads, inputs, dout, spec)
     named = _named_grads(slots, grads, spec)
     slots, notes = _keep(slots, probe, params is None or isinstance(params, str), notes, spec, named)

@@ -1,0 +1,140 @@
+"""check_object and parameters tied through a numpy view (``self.W_out = self.E.T``): every evaluation runs on a
+deep copy of the layer, which would make the view an array of its own and check the two slots apart."""
+
+import numpy as np
+import pytest
+
+import backcheck
+from backcheck.errors import ParamsError
+
+V, D, N = 6, 4, 5
+
+
+class TiedLM:
+    """An embedding ``E`` and an output projection ``W_out`` tied to it (``tie``: how ``W_out`` is held).
+
+    ``grads``: where backward puts the shared weight's gradient: all of it in ``dE`` ("total"), the embedding side
+    in ``dE`` and the projection side in ``dW_out`` ("split": the reviewer's "tie forgotten" layer, right when the
+    slots' gradients are summed), the embedding side only ("lost"), or the total in ``dE`` and the projection side
+    again in ``dW_out`` ("twice")."""
+
+    def __init__(self, E, grads, tie="view"):
+        self.E = E
+        self.W_out = {"view": lambda: E.T, "same": lambda: E, "copy": lambda: E.T.copy()}[tie]()
+        self.same = tie == "same"
+        self.grads = grads
+        self.dE = np.zeros_like(E)
+        self.dW_out = np.zeros_like(self.W_out)
+
+    def _W(self):  # the output projection as a (V, D) matrix
+        return self.W_out if self.same else self.W_out.T
+
+    def forward(self, h):
+        self.h = h
+        a = np.tanh(h @ self.E.T)
+        return a @ self._W()
+
+    def backward(self, dout):
+        a = np.tanh(self.h @ self.E.T)
+        d_out_side = a.T @ dout  # (V, D): through W_out
+        dz = (dout @ self._W().T) * (1 - a**2)
+        d_in_side = dz.T @ self.h  # (V, D): through E
+        self.dE += d_in_side + (d_out_side if self.grads in ("total", "twice") else 0)
+        if self.grads in ("split", "twice"):
+            self.dW_out += d_out_side if self.same else d_out_side.T
+        return dz @ self.E
+
+
+@pytest.fixture
+def point():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(V, D)), rng.normal(size=(N, D)), rng.normal(size=(N, D))
+
+
+def true_dE(E, h, dout):
+    """dL/dE of the tied layer, by central differences on the weight itself (both slots move)."""
+    eps = 1e-6
+    num = np.zeros_like(E)
+    for i in np.ndindex(E.shape):
+        plus, minus = E.copy(), E.copy()
+        plus[i] += eps
+        minus[i] -= eps
+        fp = np.sum(TiedLM(plus, "total").forward(h) * dout)
+        fm = np.sum(TiedLM(minus, "total").forward(h) * dout)
+        num[i] = (fp - fm) / (2 * eps)
+    return num
+
+
+def test_the_layers_differ_only_in_where_the_gradient_is(point):
+    # the premise: "total" holds the shared weight's gradient in dE, "split" in dE + dW_out.T, "lost" nowhere
+    E, h, dout = point
+    true = true_dE(E, h, dout)
+    tol = 1e-6 * (1 + np.abs(true).max())
+    off = {}
+    for grads in ("total", "split", "lost", "twice"):
+        lay = TiedLM(E.copy(), grads)
+        lay.forward(h)
+        lay.backward(dout)
+        off[grads] = (np.abs(lay.dE - true).max(), np.abs(lay.dE + lay.dW_out.T - true).max())
+    assert off["total"][0] < tol < off["split"][0] and off["split"][1] < tol
+    assert off["lost"][1] > tol and off["twice"][1] > tol
+
+
+@pytest.mark.parametrize("grads", ["total", "split"])
+def test_a_view_tie_is_refused_naming_both_slots(point, grads):
+    E, h, dout = point
+    with pytest.raises(ParamsError) as info:
+        backcheck.check_object(TiedLM(E.copy(), grads), h, dout=dout)
+    assert "self.W_out is a view of self.E" in info.value.message, info.value.message
+    assert "self.E" in info.value.hint
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda E: E[:], lambda E: E.reshape(D, V), lambda E: E.ravel()[: V * D // 2]],
+    ids=["slice", "reshape", "part"],
+)
+def test_other_views_are_refused_too(point, make):
+    E, h, _ = point
+
+    class TwoViews:
+        def __init__(self):
+            self.parameters = {"E": E.copy()}
+            self.parameters["F"] = make(self.parameters["E"])
+            self.gradients = {k: np.zeros_like(v) for k, v in self.parameters.items()}
+
+        def forward(self, x):
+            self.x = x
+            return x @ self.parameters["E"].T + np.sum(self.parameters["F"])
+
+        def backward(self, d):
+            self.gradients["E"] += d.T @ self.x
+            self.gradients["F"] += np.sum(d)
+            return d @ self.parameters["E"]
+
+    with pytest.raises(ParamsError) as info:
+        backcheck.check_object(TwoViews(), h)
+    assert "self.parameters['E']" in info.value.message and "self.parameters['F']" in info.value.message
+
+
+def test_a_same_array_tie_still_checks_against_the_sum(point):
+    E, h, dout = point
+    for grads in ("total", "split"):
+        lay = TiedLM(E.copy(), grads, tie="same")
+        r = backcheck.check_object(lay, h, dout=dout, params=["E", "W_out"])
+        assert r.ok and [lf.name for lf in r.leaves] == ["h", "E"], r
+        assert any("W_out" in n and "same array" in n for n in r.notes), r.notes
+        assert lay.W_out is lay.E  # the user's tie is left as it was
+    for grads in ("lost", "twice"):
+        wrong = backcheck.check_object(TiedLM(E.copy(), grads, tie="same"), h, dout=dout, params=["E", "W_out"])
+        assert wrong.status == "fail", (grads, wrong)
+
+
+def test_independent_copies_are_two_parameters(point):
+    E, h, dout = point
+    lay = TiedLM(E.copy(), "split", tie="copy")
+    before = (lay.E.copy(), lay.W_out.copy())
+    r = backcheck.check_object(lay, h, dout=dout)
+    assert r.ok and [lf.name for lf in r.leaves] == ["h", "E", "W_out"], r
+    assert np.array_equal(lay.E, before[0]) and np.array_equal(lay.W_out, before[1])
+    assert not np.shares_memory(lay.E, lay.W_out)
