@@ -333,7 +333,10 @@ def _judge_one(
         finer = _finer(ev, i, a, h, res, tol, size)
         if finer is not None and (_stands_for(finer, verdict, a, size) or (unsure and finer[0] == NOISY)):
             verdict = finer
-    return _on_own_scale(ev, i, (a, h, size), res, tol, verdict) if verdict[0] == KINK else verdict
+    if verdict[0] != KINK:
+        return verdict
+    verdict = _on_own_scale(ev, i, (a, h, size), res, tol, verdict)
+    return _beside_the_point(ev, i, (a, h, size), first, res, tol, verdict) if verdict[0] == KINK else verdict
 
 
 #: An element smaller than its step is judged again at this fraction of its own size (see :func:`_on_own_scale`).
@@ -364,6 +367,54 @@ def _on_own_scale(
     out = refine(ev, i, a, s, (float(phis[0]), float(phis[1]), float(disp[0]), float(disp[1])), res, tol)
     vouched = out[0] == MISMATCH or (out[0] == OK and out[2] <= VOUCH * size)
     return out if vouched else verdict
+
+
+#: Steps tried below a kink found off the point, each this fraction of the one before (see
+#: :func:`_beside_the_point`), and how many.
+BESIDE_SHRINK = 1.0 / 8.0
+BESIDE_TRIES = 3
+
+
+def _beside_the_point(
+    ev: Evaluator,
+    i: int,
+    element: tuple[float, float, float],
+    first: Four,
+    res: float,
+    tol: Tolerance,
+    verdict: Verdict,
+) -> Verdict:
+    """A kink verdict whose one-sided slopes moved, from the first step to the last, by more than rounding:
+    judged again below the kink's distance from the point.
+
+    At a kink at the point the one-sided slopes stay put as the step shrinks; at a kink a distance ``d`` away
+    (``|x - y|`` with ``x - y = 1e-12``, a ReLU whose pre-activation is 1e-12, moved by an input of size 1),
+    the slope of the side that crosses it averages both pieces, ``b + (a - b) d / s``, and moves by ``(a - b)
+    d (1 / s - 1 / h)``: the point is differentiable, its derivative is the near piece's slope, and the far
+    one, which would pass as a subgradient (a sign-flipped rule), is wrong. ``d`` is at most ``h`` times the
+    movement over the jump; steps from an eighth of that, shrinking by :data:`BESIDE_SHRINK`, judge the element
+    as smooth (a pass only where it sees ``VOUCH * size``); a kink that stays, or a step no longer resolved,
+    keeps the verdict."""
+    a, h, size = element
+    _, slack, jump, (lo, hi) = verdict[1:]
+    _, f, b = one_sided(ev, *first)
+    moved = max(abs(min(f, b) - (lo + slack)), abs(max(f, b) - (hi - slack)))
+    # the rounding of a slope at the last step, at most 2 ** MAX_LEVELS times finer than the first
+    noise = 2 * noise_level(ev, ev.local_scale[i]) / min(first[2], -first[3]) * 2.0**MAX_LEVELS
+    if not (np.isfinite(moved) and abs(jump) > 0 and moved > SAFETY * noise):
+        return verdict
+    s = h * min(moved / abs(jump), 1.0) * BESIDE_SHRINK
+    for _ in range(BESIDE_TRIES):
+        phis, disp = ev.element(i, (s, -s))
+        if disp[0] == 0.0 or disp[1] == 0.0 or not np.all(np.isfinite(phis)):
+            return verdict
+        out = refine(ev, i, a, s, (float(phis[0]), float(phis[1]), float(disp[0]), float(disp[1])), res, tol)
+        if out[0] == MISMATCH or (out[0] == OK and out[2] <= VOUCH * size):
+            return out
+        if out[0] != KINK:
+            return verdict
+        s *= BESIDE_SHRINK
+    return verdict
 
 
 def judge(
