@@ -80,7 +80,9 @@ def excuse_rounding(claim: Claim, outcome: Any, extended: Callable[[], np.ndarra
     # the long double run rounds the same terms EPS_LONG / EPS64 as finely as the float64 one: its own rounding
     # is the gap measured, scaled down (no absolute floor: a function of size 1e-300 has no unit-sized terms)
     own = np.maximum(same_function_tolerance(EPS_LONG) * size, WIDE_AGREEMENT * gap * (EPS_LONG / EPS64))
-    met = np.isfinite(w) & (np.abs(w - n) <= b + own) & (gap <= _rounding(size))
+    # (an element failed by a joint test, a tie whose shares do not sum, mismatches on no value of its own)
+    own_mismatch = np.abs(a - n) > b
+    met = own_mismatch & (gap > 0) & np.isfinite(w) & (np.abs(w - n) <= b + own) & (gap <= _rounding(size))
     if not met.any():
         return []
     ks, idx, limit = ks[met], idx[met], b[met] + gap[met]

@@ -390,6 +390,9 @@ def linearity_finding(
             break
     if worst is None:
         return None
+    clipped = clip_finding(fname, tree, g1, scaled, eps)
+    if clipped is not None:
+        return clipped
     _, i, times, g_worst = worst
     leaf, _ = tree.locate(i)
     names = ", ".join(dict.fromkeys(n.removesuffix(".real").removesuffix(".imag") for n in hit))
@@ -414,6 +417,48 @@ def linearity_finding(
         ),
         where=leaf.name,
         elements=[tree.element_name(i)],
+    )
+
+
+def clip_finding(
+    fname: str, tree: Tree, g1: np.ndarray, scaled: Sequence[tuple[float, np.ndarray]], eps: np.ndarray
+) -> Finding | None:
+    """A 'clipped backward' finding (not failing) when the only way the gradients for scaled cotangents differ
+    from ``g1`` is a clip of the returned gradients, not reached at the cotangent checked: for each scale, every
+    element that moved came back at exactly ``+-c`` (one ``c`` per array, with the sign of the unclipped value,
+    which lies beyond ``c``), no element lies beyond ``c``, and ``g1`` lies strictly within it. Then the
+    gradients compared are the function's own (a min-char-rnn's ``np.clip(dparam, -5, 5, out=dparam)`` at the
+    end of its backward pass); a clip of the incoming gradient, a normalization or guided backpropagation's
+    clamp give other values, and stay 'nonlinear backward'."""
+    bounds: dict[str, float] = {}
+    for leaf in tree.leaves:
+        sl = slice(leaf.offset, leaf.offset + leaf.size)
+        for times, gk in scaled:
+            raw, want = gk[sl] * times, g1[sl] * times
+            moved = np.abs(raw - want) > np.maximum(LINEAR_ULPS * eps[sl], eps[sl] ** LINEAR_ROOT) * np.abs(want)
+            if not np.any(moved):
+                continue
+            c = float(np.abs(raw[moved]).max())
+            at_c = np.abs(np.abs(raw[moved]) - c) <= LINEAR_ULPS * eps[sl][moved] * c
+            beyond = np.abs(want[moved]) > c
+            same_sign = np.sign(raw[moved]) == np.sign(want[moved])
+            inside = np.abs(raw) <= c * (1 + LINEAR_ULPS * eps[sl])
+            if not (c > 0 and at_c.all() and beyond.all() and same_sign.all() and inside.all()):
+                return None
+            if not np.abs(g1[sl]).max(initial=0.0) < c or bounds.get(leaf.name, c) != c:
+                return None
+            bounds[leaf.name] = c
+    if not bounds:
+        return None
+    said = ", ".join(f"{name} at +-{c:g}" for name, c in bounds.items())
+    return Finding(
+        "clipped backward",
+        f"the backward pass of {fname} clips the gradients it returns ({said}): with a larger upstream gradient "
+        "they come back at the clip. At the upstream gradient checked no element reached it, so the gradients "
+        "compared are the function's own; where the clip engages, what backward returns is not the gradient. "
+        "Clipping usually belongs in the optimizer's step; kept inside backward, it is checked below the clip only.",
+        where=", ".join(bounds),
+        elements=list(bounds),
     )
 
 
