@@ -80,41 +80,124 @@ def test_the_layers_differ_only_in_where_the_gradient_is(point):
     assert off["lost"][1] > tol and off["twice"][1] > tol
 
 
+def status(report):
+    return {lf.name: lf.status for lf in report.leaves}
+
+
+def _unchanged(lay, E):
+    """The user's layer after a check: its weight's values, and W_out still a view of E."""
+    return np.array_equal(lay.E, E) and lay.W_out.base is lay.E and not lay.dE.any()
+
+
 @pytest.mark.parametrize("grads", ["total", "split"])
-def test_a_view_tie_is_refused_naming_both_slots(point, grads):
+def test_a_view_tie_is_one_weight_checked_against_its_total_gradient(point, grads):
+    # "total": the shared weight's gradient in dE (a false alarm before); "split": dE + dW_out.T, the sum a
+    # same-array tie is checked against
     E, h, dout = point
+    lay = TiedLM(E.copy(), grads)
+    r = backcheck.check_object(lay, h, dout=dout)
+    assert r.ok and [lf.name for lf in r.leaves] == ["h", "E"], r
+    assert any(n.startswith("W_out is a view of E") for n in r.notes), r.notes
+    assert _unchanged(lay, E)
+    # named view first: still checked as the array the view is taken of
+    named = backcheck.check_object(lay, h, dout=dout, params=["W_out", "E"], grads={"W_out": "dW_out", "E": "dE"})
+    assert named.ok and [lf.name for lf in named.leaves] == ["h", "E"], named
+
+
+@pytest.mark.parametrize("grads", ["lost", "twice"])
+def test_a_view_tie_with_a_wrong_total_fails(point, grads):
+    # "lost": the projection side nowhere; "twice": the total in dE and the projection side again in dW_out
+    E, h, dout = point
+    lay = TiedLM(E.copy(), grads)
+    r = backcheck.check_object(lay, h, dout=dout)
+    assert r.status == "fail" and status(r) == {"h": "pass", "E": "fail"}, r
+    assert _unchanged(lay, E)
+
+
+def test_a_view_without_a_gradient_moves_with_the_weight(point):
+    # no dW_out at all: W_out is left out (no gradient) and still moves with E in every evaluation (before, it
+    # stayed put in the copies: the total in dE failed, the embedding side alone passed)
+    E, h, dout = point
+    lay = TiedLM(E.copy(), "total")
+    del lay.dW_out
+    r = backcheck.check_object(lay, h, dout=dout)
+    assert r.ok and [lf.name for lf in r.leaves] == ["h", "E"], r
+    assert any(n.startswith("W_out (self.W_out) shares memory with E") for n in r.notes), r.notes
+    lay = TiedLM(E.copy(), "lost")
+    del lay.dW_out
+    assert backcheck.check_object(lay, h, dout=dout).status == "fail"
+
+
+class TwoViews:
+    """A weight ``E`` and a parameter ``F`` made from it by ``make`` (a slice, a reshape, a part), in dicts;
+    ``wrong``: F's gradient left out."""
+
+    def __init__(self, E, make, wrong=False):
+        self.parameters = {"E": E}
+        self.parameters["F"] = make(E)
+        self.gradients = {k: np.zeros_like(v) for k, v in self.parameters.items()}
+        self.wrong = wrong
+
+    def forward(self, x):
+        self.x = x
+        return x @ self.parameters["E"].T + np.sum(self.parameters["F"] ** 2)
+
+    def backward(self, d):
+        self.gradients["E"] += d.T @ self.x
+        self.gradients["F"] += 0.0 if self.wrong else 2 * self.parameters["F"] * np.sum(d)
+        return d @ self.parameters["E"]
+
+
+VIEWS = {
+    "slice": lambda E: E[:],
+    "reshape": lambda E: E.reshape(D, V),
+    "part": lambda E: E.ravel()[: V * D // 2],
+    "strided": lambda E: E[1::2, ::-1],
+}
+
+
+@pytest.mark.parametrize("make", VIEWS.values(), ids=VIEWS.keys())
+def test_other_views_are_tied_too(point, make):
+    E, h, _ = point
+    lay = TwoViews(E.copy(), make)
+    r = backcheck.check_object(lay, h)
+    assert r.ok and [lf.name for lf in r.leaves] == ["x", "E"], r
+    assert any(n.startswith("F is a view of E") for n in r.notes), r.notes
+    assert np.array_equal(lay.parameters["E"], E) and np.shares_memory(lay.parameters["F"], lay.parameters["E"])
+    bad = backcheck.check_object(TwoViews(E.copy(), make, wrong=True), h)
+    assert bad.status == "fail" and status(bad) == {"x": "pass", "E": "fail"}, bad
+
+
+def test_a_view_tie_upcast_keeps_the_tie(point):
+    E, h, dout = point
+    lay = TiedLM(E.astype(np.float32), "total")
+    r = backcheck.check_object(lay, h.astype(np.float32), dout=dout.astype(np.float32), upcast=True)
+    assert r.ok and [lf.name for lf in r.leaves] == ["h", "E"], r
+    lay = TiedLM(E.astype(np.float32), "lost")
+    bad = backcheck.check_object(lay, h.astype(np.float32), dout=dout.astype(np.float32), upcast=True)
+    assert bad.status == "fail", bad
+
+
+def test_a_broadcast_view_is_refused_naming_both_slots(point):
+    E, h, _ = point
+    lay = TwoViews(E.copy(), lambda E: np.broadcast_to(E[0], (3, D)))
     with pytest.raises(ParamsError) as info:
-        backcheck.check_object(TiedLM(E.copy(), grads), h, dout=dout)
-    assert "self.W_out is a view of self.E" in info.value.message, info.value.message
-    assert "self.E" in info.value.hint
+        backcheck.check_object(lay, h)
+    message = info.value.message
+    assert "self.parameters['F']" in message and "self.parameters['E']" in message and "broadcast" in message
 
 
-@pytest.mark.parametrize(
-    "make",
-    [lambda E: E[:], lambda E: E.reshape(D, V), lambda E: E.ravel()[: V * D // 2]],
-    ids=["slice", "reshape", "part"],
-)
-def test_other_views_are_refused_too(point, make):
+def test_views_that_overlap_without_a_holder_are_refused(point):
     E, h, _ = point
 
-    class TwoViews:
-        def __init__(self):
-            self.parameters = {"E": E.copy()}
-            self.parameters["F"] = make(self.parameters["E"])
-            self.gradients = {k: np.zeros_like(v) for k, v in self.parameters.items()}
-
-        def forward(self, x):
-            self.x = x
-            return x @ self.parameters["E"].T + np.sum(self.parameters["F"])
-
-        def backward(self, d):
-            self.gradients["E"] += d.T @ self.x
-            self.gradients["F"] += np.sum(d)
-            return d @ self.parameters["E"]
+    class Halves(TwoViews):
+        def __init__(self, buf):
+            super().__init__(buf[: V * D].reshape(V, D), lambda E: buf[V * D // 2 :])
 
     with pytest.raises(ParamsError) as info:
-        backcheck.check_object(TwoViews(), h)
+        backcheck.check_object(Halves(np.concatenate([E.ravel(), E.ravel()])), h)
     assert "self.parameters['E']" in info.value.message and "self.parameters['F']" in info.value.message
+    assert "holds all the others" in info.value.message
 
 
 def test_a_same_array_tie_still_checks_against_the_sum(point):

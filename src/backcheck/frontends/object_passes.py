@@ -1,15 +1,18 @@
 """The functions :func:`~backcheck.check_object` hands to check_layer: ``forward(*inputs, *params)`` and
 ``backward(dout, *inputs, *params)`` on a fresh copy of the layer (classes, so that an executor can pickle them
-with the layer); and parameters held in two slots at once (tied weights), checked once against the sum of their
-slots' gradients."""
+with the layer); and parameters held in two slots at once (tied weights: the same array, or views of one array),
+checked once against the sum of their slots' gradients."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
+from backcheck.bits import overlaps_itself, span
 from backcheck.errors import GradientStructureError, ParamsError
 from backcheck.frontends.hints import constant_hint
 from backcheck.frontends.slots import MISSING, Slot, Where, is_float_array, zero
@@ -42,7 +45,7 @@ class Backward:
         slots: list[Slot],
         where: dict[str, Where],
         spec: Any,
-        tied: Mapping[str, Sequence[Where]] | None = None,
+        tied: Mapping[str, Sequence[Where | Through]] | None = None,
     ) -> None:
         self.template, self.slots, self.where, self.spec = template, slots, where, spec
         self.tied = dict(tied or {})  # a parameter's other slots' gradients (tied weights), added to its own
@@ -56,7 +59,7 @@ class Backward:
         spec = self.spec
         obj = spec.make(self.template, self.slots, args[spec.n_in :], args[: spec.n_in])
         getattr(obj, spec.forward)(*args[: spec.n_in])
-        every = [*self.where.values(), *(w for ws in self.tied.values() for w in ws)]
+        every = [*self.where.values(), *(getattr(w, "where", w) for ws in self.tied.values() for w in ws)]
         zero(obj, [w for w in every if isinstance(w, Slot)])
         ret = getattr(obj, spec.backward)(dout)
         positional = any(isinstance(w, int) for w in every)
@@ -64,7 +67,7 @@ class Backward:
         for s in self.slots:
             value = self._read(self.where[s.name], ret, obj)
             for w in self.tied.get(s.name, ()):
-                more = self._read(w, ret, obj)
+                more = w.map(self._read(w.where, ret, obj)) if isinstance(w, Through) else self._read(w, ret, obj)
                 value = more if value is None else value if more is None else np.asarray(value) + more
             grads.append(value)
         return (*self._inputs(ret[: spec.n_in] if positional else ret), *grads)
@@ -97,7 +100,7 @@ class Backward:
 def tie(slots: list[Slot], obj: Any, where: Mapping[Slot, Where]) -> tuple[list[Slot], dict, list[str]]:
     """Parameters held in several slots at once (the same array: tied weights) kept once, under the first slot's
     name, with the other slots' gradient places (their gradients are added to its own), and a note. (Views of
-    one array are not the same array: the layer's deep copies hold them as arrays of their own.)"""
+    one array are not the same array: :func:`tie_views` keeps them once.)"""
     kept: list[Slot] = []
     tied: dict[str, list[Where]] = {}
     notes = []
@@ -156,16 +159,166 @@ def view_groups(obj: Any, slots: Sequence[Slot], cls: str) -> list[list[tuple[Sl
     return [g for g in found.values() if len({id(x) for _, x in g}) > 1]
 
 
-def refuse_views(obj: Any, slots: Sequence[Slot], cls: str) -> None:
-    """:class:`ParamsError` naming two parameter slots of ``obj`` that are views of one another: the deep copy every
-    evaluation runs on would make them arrays of their own, and check them apart."""
+def _refuse(cls: str, a: Slot, b: Slot, x: np.ndarray, y: np.ndarray, why: str, hint: str) -> ParamsError:
+    said, _ = _pairs(cls, a, b, x, y)
+    return ParamsError(f"{said}, {why}", hint)
+
+
+@dataclass(frozen=True)
+class Member:
+    """A parameter slot's array as a view of its group's buffer: its first element at item ``offset``, its
+    ``strides`` counted in items (so that the buffer may take another dtype, an upcast one)."""
+
+    slot: Slot
+    offset: int
+    shape: tuple[int, ...]
+    strides: tuple[int, ...]
+    rank: int = 0  # 0: the array owns its memory, 1: C-contiguous, 2: another view (the parameter: the lowest)
+
+    def over(self, buf: np.ndarray) -> np.ndarray:
+        """The view of ``buf`` this member is."""
+        return as_strided(buf[self.offset :], self.shape, tuple(k * buf.itemsize for k in self.strides))
+
+    def cells(self, size: int) -> np.ndarray:
+        """The buffer's items this member holds, sorted."""
+        return np.sort(self.over(np.arange(size, dtype=np.intp)), axis=None)
+
+
+@dataclass(frozen=True)
+class Shared:
+    """Parameter slots whose arrays share memory (views of one array: ``self.W_out = self.E.T``), rebuilt in every
+    copy of the layer as views of one fresh buffer of ``size`` items, so that perturbing one moves the others as it
+    does on the user's layer."""
+
+    members: tuple[Member, ...]
+    size: int
+
+    def memo(self, obj: Any, values: Mapping[Slot, Any]) -> dict[int, np.ndarray]:
+        """Deep-copy memo entries: each member's array on ``obj`` -> its view of a fresh buffer holding ``obj``'s
+        values, then the parameters' ``values`` (the point being evaluated)."""
+        now = [(m, m.slot.get(obj)) for m in self.members if is_float_array(m.slot.get(obj))]
+        given = [(m, np.asarray(values[m.slot])) for m in self.members if m.slot in values]
+        dtype = np.result_type(*(v.dtype for _, v in given)) if given else now[0][1].dtype
+        buf = np.zeros(self.size, dtype)
+        for m, v in [*now, *given]:
+            m.over(buf)[...] = v
+        return {id(x): m.over(buf) for m, x in now}
+
+
+def _member(cls: str, a: Slot, x: np.ndarray, lo: int, group: list[tuple[Slot, np.ndarray]]) -> Member:
+    """``a``'s array ``x`` as a member of a buffer starting at byte ``lo``, or :class:`ParamsError` naming it and a
+    slot it shares memory with for a view that cannot be one (elements that share memory, misaligned)."""
+    size = x.itemsize
+    start = int(x.__array_interface__["data"][0]) - lo
+    b, y = next(q for q in group if q[1] is not x and _share(q[1], x))
+    if overlaps_itself(x):
+        raise _refuse(
+            cls, a, b, x, y,
+            f"and {a.label} has elements that share memory (strides {x.strides} for shape {x.shape}: a broadcast "
+            "or as_strided view): perturbing one element of the weight would move several of its elements.",
+            "hold the weight itself as the parameter and broadcast it inside the methods.",
+        )  # fmt: skip
+    if start % size or any(k % size for k in x.strides):
+        raise _refuse(
+            cls, a, b, x, y,
+            f"and {a.label}'s elements do not fall on its elements' boundaries (a view at a byte offset).",
+            "hold the weight once and build the other view inside the methods.",
+        )  # fmt: skip
+    rank = 0 if x.base is None else 1 if x.flags.c_contiguous else 2
+    return Member(a, start // size, x.shape, tuple(k // size for k in x.strides), rank)
+
+
+def shared(obj: Any, slots: Sequence[Slot], cls: str) -> tuple[Shared, ...]:
+    """The groups of parameter slots of ``obj`` (the layer before any copy of its parameters) that are views of one
+    another, each to be rebuilt over one buffer in every copy; :class:`ParamsError` naming two slots for views that
+    cannot be perturbed element by element (broadcast, another dtype's view)."""
+    found = []
     for g in view_groups(obj, slots, cls):
-        (a, x), (b, y) = next((p, q) for k, p in enumerate(g) for q in g[:k] if p[1] is not q[1] and _share(p[1], q[1]))
-        said, base = _pairs(cls, a, b, x, y)
-        raise ParamsError(
-            f"{said}: perturbing one moves the other, but every evaluation runs on a deep copy "
-            "of the layer, where a view becomes an array of its own, so they cannot be checked as one weight.",
-            f"hold the weight once ({base.label}) and build the other view inside the methods (e.g. "
-            f"{base.label}.T), or give both slots the same array object (tied weights, checked once against the sum "
-            "of their gradients).",
+        (a, x), (b, y) = next(
+            ((p, q) for k, p in enumerate(g) for q in g[:k] if p[1].dtype != q[1].dtype), (g[0], g[0])
         )
+        if a != b:
+            raise _refuse(
+                cls, a, b, x, y,
+                f"as arrays of other dtypes ({x.dtype} and {y.dtype}: a .view of another dtype).",
+                "hold the weight once, in one dtype, and build the other view inside the methods.",
+            )  # fmt: skip
+        spans = [span(x) for _, x in g]
+        lo, hi = min(s[0] for s in spans), max(s[1] for s in spans)
+        members = tuple(_member(cls, a, x, lo, g) for a, x in g)
+        found.append(Shared(members, (hi - lo) // g[0][1].itemsize))
+    return tuple(found)
+
+
+@dataclass(frozen=True)
+class Through:
+    """A gradient place of a slot that is a view of a parameter (``member`` of the parameter ``param``): its
+    gradient mapped back through the view (scattered into a zero array of the parameter's shape)."""
+
+    where: Where
+    member: Member
+    param: Member
+    size: int
+
+    def map(self, g: Any) -> Any:
+        if g is None:
+            return None
+        g = np.asarray(g)
+        if g.shape != self.member.shape:
+            raise GradientStructureError(
+                f"the gradient of {self.member.slot.label} has shape {g.shape}, not its shape {self.member.shape}.",
+                f"leave the gradient of {self.member.slot.label} in its shape ({self.member.slot.name} is a view "
+                f"of {self.param.slot.name}: its gradient is mapped back through the view).",
+            )
+        acc = np.zeros(self.size, g.dtype if g.dtype.kind in "fc" else np.float64)
+        self.member.over(acc)[...] = g
+        return np.array(self.param.over(acc))
+
+
+def tie_views(
+    kept: list[Slot], groups: Sequence[Shared], where: Mapping[Slot, Where], cls: str
+) -> tuple[list[Slot], dict[str, list[Through]], list[str]]:
+    """Parameters that are views of another parameter kept once, as the one holding the others (the base array's
+    slot), with the others' gradient places (mapped back through their views and added to its own), and a note;
+    a slot left out (no gradient) that is a view of a parameter follows it, with a note. Views that overlap
+    without one holding the others: :class:`ParamsError`."""
+    tied: dict[str, list[Through]] = {}
+    notes: list[str] = []
+    out = list(kept)
+    for g in groups:
+        cells = {m: m.cells(g.size) for m in g.members}
+        params = [m for s in kept for m in g.members if m.slot == s]
+        for m in params:
+            if m.slot not in out:
+                continue
+            near = [o for o in params if o.slot in out and np.intersect1d(cells[o], cells[m]).size]
+            union = np.unique(np.concatenate([cells[o] for o in near]))
+            base = min((o for o in near if cells[o].size == union.size), key=lambda o: o.rank, default=None)
+            if base is None:
+                o = next(o for o in near if not np.isin(cells[o], cells[m]).all() and o != m)
+                raise ParamsError(
+                    f"{cls}'s parameters {m.slot.label} and {o.slot.label} are views of one array that overlap, and "
+                    "no parameter among them holds all the others: they cannot be checked as one weight.",
+                    "hold the weight once as a parameter and take both views of it inside the methods.",
+                )
+            for o in near:
+                if o is base:
+                    continue
+                out.remove(o.slot)
+                if where[o.slot] != where[base.slot]:
+                    tied.setdefault(base.slot.name, []).append(Through(where[o.slot], o, base, g.size))
+                notes.append(
+                    f"{o.slot.name} is a view of {base.slot.name} ({o.slot.label} shares {base.slot.label}'s "
+                    f"memory: tied weights): checked once, as {base.slot.name}, against its gradient plus "
+                    f"{o.slot.name}'s mapped back through the view."
+                )
+        for m in g.members:
+            holder = next((p for p in params if p.slot in out and np.isin(cells[m], cells[p]).all()), None)
+            if m.slot not in kept and holder is not None and (m.offset, m.shape, m.strides) != (
+                holder.offset, holder.shape, holder.strides,
+            ):  # fmt: skip
+                notes.append(
+                    f"{m.slot.name} ({m.slot.label}) shares memory with {holder.slot.name} (views of one array): it "
+                    f"moved with {holder.slot.name} in every evaluation."
+                )
+    return out, tied, notes

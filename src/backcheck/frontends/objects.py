@@ -33,7 +33,7 @@ from backcheck.frontends.hints import (
     updated_step,
 )
 from backcheck.frontends.layers import check_layer
-from backcheck.frontends.object_passes import Backward, Forward, refuse_views, tie
+from backcheck.frontends.object_passes import Backward, Forward, Shared, shared, tie, tie_views
 from backcheck.frontends.slots import (
     Slot,
     Where,
@@ -100,7 +100,9 @@ def check_object(
         gradient after ``backward`` (buffers such as ``running_mean``) are left out with a note; parameters
         named one by one must each have one. Dict entries are named by their key (``W``), or by their path
         (``W[val]``) when keys repeat or are an input's name. Slots holding the same array (tied weights) are one
-        parameter, named by the first, whose gradient is the sum of their gradients.
+        parameter, named by the first, whose gradient is the sum of their gradients; slots that are views of one
+        array (``self.W_out = self.E.T``) move together in every evaluation, and are one parameter, named by the
+        slot the others are views of, whose gradient is its own plus theirs mapped back through their views.
     grads : str, mapping or None
         Where ``backward`` puts the parameters' gradients: a dict attribute (``"gradients"``), an attribute
         pattern (``"d{}"``, ``"grad_{}"``), a mapping ``{"W": "dW"}``, or ``"return"`` (``backward`` returns the
@@ -134,7 +136,9 @@ def check_object(
     ------
     BadInputError
         A method, parameter or gradient cannot be found (the message names the attribute and where it looked),
-        or ``backward`` updates a parameter without leaving its gradient anywhere.
+        or ``backward`` updates a parameter without leaving its gradient anywhere. :class:`ParamsError` (one of
+        them) names two parameter slots that are views of one array but cannot be checked as one weight (a
+        broadcast view, views that overlap without one holding the others).
 
     Examples
     --------
@@ -177,12 +181,15 @@ def _check(
     _copyable(inputs, spec)
     pristine = _copy(layer, spec.cls)
     template, slots, notes, carries = _params(pristine, params, inputs, spec)
-    refuse_views(layer if template is pristine else template, slots, spec.cls)  # (before any copy of them)
+    # views of one another (W_out = E.T), found before any copy of them, rebuilt as views in every copy
+    spec = dataclasses.replace(spec, shared=shared(layer if template is pristine else template, slots, spec.cls))
     probe = _probe(template, slots, grads, inputs, dout, spec)
     named = _named_grads(slots, grads, spec)
     slots, notes = _keep(slots, probe, params is None or isinstance(params, str), notes, spec, named)
     slots, tied, said = tie(slots, template, probe.where)
-    notes = [*notes, *said]
+    slots, through, more = tie_views(slots, spec.shared, probe.where, spec.cls)
+    tied = {k: [*tied.get(k, ()), *through.get(k, ())] for k in {*tied, *through}}
+    notes = [*notes, *said, *more]
     if template is not pristine:
         if not slots:
             template, notes = pristine, [n for n in notes if "first forward pass" not in n]
@@ -242,6 +249,7 @@ class _Spec:
     diff_in: tuple[int, ...] = ()  # the inputs that are differentiated (float arrays, lists of them)
     list_in: bool = False  # an input is a list of arrays
     pristine: Any = None  # a layer that creates its parameters in its first forward pass, before that pass
+    shared: tuple[Shared, ...] = ()  # parameter slots that are views of one another, rebuilt so in every copy
 
     def make(self, template: Any, slots: list[Slot], values: Sequence[Any], inputs: Sequence[Any]) -> Any:
         """A fresh copy of the layer holding the parameters ``values``, ready for its forward pass at ``inputs``.
@@ -251,10 +259,10 @@ class _Spec:
         (inputs appended to a list) belongs to this evaluation, never to the point where the parameters were
         first created."""
         if self.pristine is None:
-            return self.fresh(_with_params(template, slots, values))
+            return self.fresh(_with_params(template, slots, values, self.shared))
         obj = copy.deepcopy(self.pristine)
         _kept_rng(lambda: getattr(obj, self.forward)(*copy.deepcopy(tuple(inputs))))
-        return self.fresh(_with_params(obj, slots, values))
+        return self.fresh(_with_params(obj, slots, values, self.shared))
 
     def fresh(self, obj: Any) -> Any:
         """``obj`` (a private copy) after the user's reset, ready for its forward pass."""
@@ -327,9 +335,12 @@ def _copy(obj: Any, cls: str) -> Any:
         ) from exc
 
 
-def _with_params(template: Any, slots: list[Slot], values: Sequence[Any]) -> Any:
-    """A deep copy of ``template`` whose parameter arrays are fresh copies of ``values`` (aliases follow)."""
+def _with_params(template: Any, slots: list[Slot], values: Sequence[Any], shared: Sequence[Shared] = ()) -> Any:
+    """A deep copy of ``template`` whose parameter arrays are fresh copies of ``values`` (aliases follow, and
+    views of one another stay views of one fresh array)."""
     memo: dict[int, Any] = {id(s.get(template)): np.array(v, copy=True) for s, v in zip(slots, values, strict=True)}
+    for group in shared:
+        memo.update(group.memo(template, dict(zip(slots, values, strict=True))))
     return copy.deepcopy(template, memo)
 
 
@@ -414,7 +425,7 @@ def _differs(before: Any, now: Any) -> bool:
 
 
 def _probe(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any, ...], dout: Any, spec: _Spec) -> _Probe:
-    obj = spec.fresh(copy.deepcopy(template))
+    obj = spec.fresh(_with_params(template, [], [], spec.shared))
     before = {s: (id(s.get(obj)), _snap(s.get(obj))) for s in slots}
     out = call_user(getattr(obj, spec.forward), copy.deepcopy(inputs), f"{spec.cls}.{spec.forward}")
     if out is None or any(np.asarray(x).dtype.kind == "O" for _, x in flatten(out, "out")):
