@@ -221,3 +221,36 @@ def test_independent_copies_are_two_parameters(point):
     assert r.ok and [lf.name for lf in r.leaves] == ["h", "E", "W_out"], r
     assert np.array_equal(lay.E, before[0]) and np.array_equal(lay.W_out, before[1])
     assert not np.shares_memory(lay.E, lay.W_out)
+
+
+class OneGradient:
+    """Tied weights with one gradient array for both slots (``self.gradients = {"W": g, "W2": g}``), or, for
+    ``tie="view"``, W2 = W.T with its gradient the view dW.T of W's; ``scale``: the second use's part scaled."""
+
+    def __init__(self, w, tie="same", scale=1.0):
+        g = np.zeros_like(w)
+        self.parameters = {"W": w, "W2": w if tie == "same" else w.T}
+        self.gradients = {"W": g, "W2": g if tie == "same" else g.T}
+        self.t = (lambda a: a) if tie == "same" else (lambda a: a.T)
+        self.scale = scale
+
+    def forward(self, x):
+        self.x = x
+        return np.tanh(x @ self.parameters["W"]) @ self.t(self.parameters["W2"])
+
+    def backward(self, d):
+        h = np.tanh(self.x @ self.parameters["W"])
+        self.gradients["W2"] += self.t(h.T @ d) * self.scale
+        dh = d @ self.t(self.parameters["W2"]).T * (1 - h**2)
+        self.gradients["W"] += self.x.T @ dh
+        return dh @ self.parameters["W"].T
+
+
+@pytest.mark.parametrize("tie", ["same", "view"])
+def test_one_gradient_array_for_tied_slots_is_read_once(tie):
+    rng = np.random.default_rng(1)
+    w, x = rng.normal(size=(3, 3)), rng.normal(size=(4, 3))
+    r = backcheck.check_object(OneGradient(w, tie), x)
+    assert r.ok and [lf.name for lf in r.leaves] == ["x", "W"], r
+    bad = backcheck.check_object(OneGradient(w, tie, scale=1.5), x)
+    assert bad.status == "fail" and status(bad) == {"x": "pass", "W": "fail"}, bad

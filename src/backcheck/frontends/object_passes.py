@@ -66,8 +66,13 @@ class Backward:
         grads = []
         for s in self.slots:
             value = self._read(self.where[s.name], ret, obj)
+            read = [value]
             for w in self.tied.get(s.name, ()):
-                more = w.map(self._read(w.where, ret, obj)) if isinstance(w, Through) else self._read(w, ret, obj)
+                raw = self._read(getattr(w, "where", w), ret, obj)
+                if any(_one_memory(raw, r) for r in read):
+                    continue  # one gradient array for the tied slots (or a view of it): its sum is already there
+                read.append(raw)
+                more = w.map(raw) if isinstance(w, Through) else raw
                 value = more if value is None else value if more is None else np.asarray(value) + more
             grads.append(value)
         return (*self._inputs(ret[: spec.n_in] if positional else ret), *grads)
@@ -116,6 +121,11 @@ def tie(slots: list[Slot], obj: Any, where: Mapping[Slot, Where]) -> tuple[list[
             f"once, as {first.name}, against the sum of their gradients."
         )
     return kept, tied, notes
+
+
+def _one_memory(x: Any, y: Any) -> bool:
+    """Whether two gradients read are one array (or views of one array)."""
+    return isinstance(x, np.ndarray) and isinstance(y, np.ndarray) and np.may_share_memory(x, y) and _share(x, y)
 
 
 # -- parameters that are views of one another (self.W_out = self.E.T) --------------------------------------------
