@@ -473,7 +473,20 @@ def judge(
         status[unseen], limit[unseen] = NOISY, np.inf
     if cleared is not None and ev.noise_probe is None and cleared.any():
         _noise_since(ev, cleared, limit, (np.abs(numeric), first.span, res))
+    if ev.phi0 == 0.0 and ev.scale == 0.0 and not tol.custom:
+        _still_at_zero(ev, first, status, limit)
     return Judgement(numeric, limit, status, jump, hull)
+
+
+def _still_at_zero(ev: Evaluator, first: FirstDifferences, status: np.ndarray, limit: np.ndarray) -> None:
+    """Passing elements along which a ``phi`` of exactly 0, with no outputs of any size, stood exactly still: held
+    to the change of one rounding unit of terms of unit size over their span, not to the rounding of 0. A value of
+    exactly 0 is as often terms that cancelled (a sum of saturated tanh at +-1) as nothing; a rule claiming 0
+    there is right only to what ``phi`` can show, and the bound a pass states says so (it stated 1e-304)."""
+    still = (status == OK) & (first.plus == 0.0) & (first.minus == 0.0) & (first.span > 0)
+    if still.any():
+        unit = WIDE_AGREEMENT * float(np.finfo(ev.out_dtype).eps)
+        limit[still] = np.maximum(limit[still], unit / first.span[still])
 
 
 def below_rounding_of_inputs(
@@ -533,8 +546,10 @@ def _rounded_away(
             status[k] = OK if limit[k] <= VOUCH * size[k] else NOISY
 
 
-#: A step this many times the element's own moves the outputs its true change rounded away at that step.
-COUPLING_STEP = 1024.0
+#: Steps this many times the element's own move the outputs its true change rounded away at that step (the
+#: second about a fifth of the element's size at the default step: a softmax probability of 1e-15 moves the
+#: largest one by its rounding only there).
+COUPLING_STEPS = (1024.0, 32768.0)
 #: ... and the outputs it moves then are this much larger than those its own step moved.
 COUPLING_SCALE = 1e3
 
@@ -543,8 +558,11 @@ def _coupled_below_resolution(ev: Evaluator, i: int, h: float) -> bool:
     """Whether element ``i`` moves outputs at a much larger step that its own step left exactly unchanged (an
     iterative solve's far coefficients), rather than outputs of its own only (an elementwise unit)."""
     own = float(ev.local_scale[i])
-    try:
-        ev.element(i, (COUPLING_STEP * h,))
-    except BackcheckError:
-        return False
-    return ev.last_scale > COUPLING_SCALE * max(own, np.finfo(np.float64).tiny)
+    for t in COUPLING_STEPS:  # (the far outputs of the tiniest elements move only at the wider one)
+        try:
+            ev.element(i, (t * h,))
+        except BackcheckError:
+            return False
+        if ev.last_scale > COUPLING_SCALE * max(own, np.finfo(np.float64).tiny):
+            return True
+    return False

@@ -113,8 +113,10 @@ def _unread(contract: Contract, ev: Evaluator, analytic: Analytic, options: Opti
         g = np.where(np.abs(wide) < np.abs(g), wide, g)
     eps = float(np.finfo(ev.out_dtype).eps)
     steps = default_steps(ev.tree, options.step, out_dtype=ev.out_dtype)
-    # a change below the function's measured noise (a quantized loss) is no sign of an unread input
-    size = max(abs(ev.phi0) or ev.scale, noise_level(ev, lazy=True) / (UNREAD_ULPS * eps))
+    # a change below the function's measured noise (a quantized loss) is no sign of an unread input; a value of
+    # exactly 0 with no outputs of any size is as often terms that cancelled (a sum of saturated tanh at +-1, a
+    # BCE's -z + z) as nothing, and carries the rounding of terms of unit size: a change below that is no sign
+    size = max(abs(ev.phi0) or ev.scale or 1.0, noise_level(ev, lazy=True) / (UNREAD_ULPS * eps))
     unmoved = ev.unmoved()
     found = unread_findings(contract.fname, ev.tree, unmoved, g, steps, size, eps)
     return [_locally_constant(contract.fname, ev, unmoved, f) for f in found]

@@ -1,0 +1,65 @@
+"""Functions whose value saturates or cancels to exactly 0 (a sum of tanh at +-1, a BCE's -z + z, a confident
+softmax whose largest probability rounds): what f cannot show is inconclusive, never a failure, and a pass states
+the bound f could resolve."""
+
+import numpy as np
+import pytest
+
+import backcheck
+
+Z = np.array([[25.3, -24.7, 21.0], [26.1, -25.9, -20.5]])  # tanh is exactly +-1, and their sum exactly 0
+
+
+def test_the_exact_derivative_of_a_saturated_tanh_is_inconclusive_not_locally_constant():
+    r = backcheck.check(lambda z: float(np.sum(np.tanh(z))), Z.copy(), lambda z: 1 / np.cosh(z) ** 2)
+    assert r.status == "inconclusive", r
+    assert not [f for f in r.findings if f.kind == "locally constant"]
+
+
+def test_a_zero_rule_where_f_stands_at_zero_passes_with_the_bound_f_resolves():
+    r = backcheck.check(lambda z: float(np.sum(np.tanh(z))), Z.copy(), lambda z: 1 - np.tanh(z) ** 2)
+    assert r.status == "pass", r
+    # one unit of rounding of terms of size 1 over the step, not the rounding of 0 (1e-304)
+    assert min(e.bound for e in r.leaf("z").worst) >= np.finfo(np.float64).eps / (2 * 26 * 1e-3)
+
+
+def test_a_rule_claiming_a_change_f_would_show_still_fails():
+    x = np.array([3.2, -1.7, 1.4])  # round(x) sums to exactly 0 here, like the tanh above
+    r = backcheck.check(lambda x: float(np.sum(np.round(x))), x, lambda x: np.ones_like(x))
+    assert r.status == "fail", r
+
+
+def softmax(z):
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def softmax_backward(dout, z):
+    p = softmax(z)
+    return p * (dout - (dout * p).sum(1, keepdims=True))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_confident_softmax_layer_never_fails_its_correct_backward(seed):
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(4, 5))
+    z[np.arange(4), rng.integers(0, 5, 4)] += 30  # the largest probability is 1 - 1e-13: its change rounds away
+    dout = np.random.default_rng(seed + 100).normal(size=(4, 5))
+    r = backcheck.check_layer(softmax, softmax_backward, (z,), dout=dout)
+    assert r.status != "fail", r
+
+
+def test_a_wrong_softmax_backward_of_visible_size_still_fails_beside_confident_rows():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(4, 5))
+    z[:2, 0] += 30  # two confident rows, two ordinary ones
+    dout = np.random.default_rng(1).normal(size=(4, 5))
+
+    def wrong(dout, z):
+        g = softmax_backward(dout, z)
+        g[3, 2] *= 1.01  # an ordinary row's element
+        return g
+
+    r = backcheck.check_layer(softmax, wrong, (z,), dout=dout)
+    assert r.status == "fail"
+    assert [e.name for e in r.leaf("z").worst if e.status == "mismatch"] == ["z[3, 2]"]
