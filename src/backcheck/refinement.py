@@ -474,19 +474,33 @@ def judge(
     if cleared is not None and ev.noise_probe is None and cleared.any():
         _noise_since(ev, cleared, limit, (np.abs(numeric), first.span, res))
     if ev.phi0 == 0.0 and ev.scale == 0.0 and not tol.custom:
-        _still_at_zero(ev, first, status, limit)
+        _still_at_zero(ev, idx, first, status, limit)
     return Judgement(numeric, limit, status, jump, hull)
 
 
-def _still_at_zero(ev: Evaluator, first: FirstDifferences, status: np.ndarray, limit: np.ndarray) -> None:
+def _still_at_zero(
+    ev: Evaluator, idx: np.ndarray, first: FirstDifferences, status: np.ndarray, limit: np.ndarray
+) -> None:
     """Passing elements along which a ``phi`` of exactly 0, with no outputs of any size, stood exactly still: held
     to the change of one rounding unit of terms of unit size over their span, not to the rounding of 0. A value of
     exactly 0 is as often terms that cancelled (a sum of saturated tanh at +-1) as nothing; a rule claiming 0
-    there is right only to what ``phi`` can show, and the bound a pass states says so (it stated 1e-304)."""
+    there is right only to what ``phi`` can show, and the bound a pass states says so (it stated 1e-304), where
+    a wider move shows ``phi`` is not 0 everywhere."""
     still = (status == OK) & (first.plus == 0.0) & (first.minus == 0.0) & (first.span > 0)
-    if still.any():
+    if still.any() and _moves_wider(ev, idx[still]):  # (a function that is 0 everywhere keeps its bound of 0)
         unit = WIDE_AGREEMENT * float(np.finfo(ev.out_dtype).eps)
         limit[still] = np.maximum(limit[still], unit / first.span[still])
+
+
+def _moves_wider(ev: Evaluator, idx: np.ndarray) -> bool:
+    """Whether a move of elements ``idx`` by half their size (at least 1/2) changes ``phi``: one evaluation."""
+    x = ev.tree.values()[idx]
+    coef = np.where(np.isfinite(x), np.maximum(np.abs(x), 1.0), 0.0)
+    try:
+        phi, _ = ev.direction(idx, coef, (0.5,))
+    except BackcheckError:
+        return True  # not finite there: f reads them
+    return bool(phi[0] != ev.phi0)
 
 
 def below_rounding_of_inputs(

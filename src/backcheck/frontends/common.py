@@ -390,9 +390,6 @@ def linearity_finding(
             break
     if worst is None:
         return None
-    clipped = clip_finding(fname, tree, g1, scaled, eps)
-    if clipped is not None:
-        return clipped
     _, i, times, g_worst = worst
     leaf, _ = tree.locate(i)
     names = ", ".join(dict.fromkeys(n.removesuffix(".real").removesuffix(".imag") for n in hit))
@@ -406,7 +403,8 @@ def linearity_finding(
         message=(
             f"backward is not linear in its cotangent: the backward pass of {fname} with the upstream gradient "
             f"times {scale_name(times)} gives, scaled back, another gradient for {names} than with the upstream "
-            f"gradient itself ({tree.element_name(i)}: {g_worst[i]:.6g} against {g1[i]:.6g}). The gradient of a "
+            f"gradient itself ({tree.element_name(i)}: {g_worst[i]:.6g} against {g1[i]:.6g}). "
+            f"{_clipped_sentence(clip_bounds(tree, g1, scaled, eps))}The gradient of a "
             "function is linear in the incoming gradient; a backward that clips, normalizes or thresholds it "
             "(gradient clipping inside backward, or keeping only its positive part or its size: guided "
             "backpropagation's clamp(min=0), abs), or adds a term that does not depend on it (a weight decay), is "
@@ -420,16 +418,15 @@ def linearity_finding(
     )
 
 
-def clip_finding(
-    fname: str, tree: Tree, g1: np.ndarray, scaled: Sequence[tuple[float, np.ndarray]], eps: np.ndarray
-) -> Finding | None:
-    """A 'clipped backward' finding (not failing) when the only way the gradients for scaled cotangents differ
-    from ``g1`` is a clip of the returned gradients, not reached at the cotangent checked: for each scale, every
-    element that moved came back at exactly ``+-c`` (one ``c`` per array, with the sign of the unclipped value,
-    which lies beyond ``c``), no element lies beyond ``c``, and ``g1`` lies strictly within it. Then the
-    gradients compared are the function's own (a min-char-rnn's ``np.clip(dparam, -5, 5, out=dparam)`` at the
-    end of its backward pass); a clip of the incoming gradient, a normalization or guided backpropagation's
-    clamp give other values, and stay 'nonlinear backward'."""
+def clip_bounds(
+    tree: Tree, g1: np.ndarray, scaled: Sequence[tuple[float, np.ndarray]], eps: np.ndarray
+) -> dict[str, float]:
+    """Per array, the bound ``c`` at which the backward clips the gradients it returns, when that is the only
+    way the gradients for scaled cotangents differ from ``g1``, and the cotangent checked does not reach it: for
+    each scale, every element that moved came back at exactly ``+-c`` (with the sign of the unclipped value,
+    which lies beyond ``c``), no element lies beyond ``c``, and ``g1`` lies strictly within it (a min-char-rnn's
+    ``np.clip(dparam, -5, 5, out=dparam)`` at the end of its backward pass). Empty otherwise: a normalization or
+    guided backpropagation's clamp give other values."""
     bounds: dict[str, float] = {}
     for leaf in tree.leaves:
         sl = slice(leaf.offset, leaf.offset + leaf.size)
@@ -444,21 +441,22 @@ def clip_finding(
             same_sign = np.sign(raw[moved]) == np.sign(want[moved])
             inside = np.abs(raw) <= c * (1 + LINEAR_ULPS * eps[sl])
             if not (c > 0 and at_c.all() and beyond.all() and same_sign.all() and inside.all()):
-                return None
+                return {}
             if not np.abs(g1[sl]).max(initial=0.0) < c or bounds.get(leaf.name, c) != c:
-                return None
+                return {}
             bounds[leaf.name] = c
+    return bounds
+
+
+def _clipped_sentence(bounds: dict[str, float]) -> str:
+    """The sentence the nonlinear-backward message gives a backward that clips its results ("" if it does not)."""
     if not bounds:
-        return None
+        return ""
     said = ", ".join(f"{name} at +-{c:g}" for name, c in bounds.items())
-    return Finding(
-        "clipped backward",
-        f"the backward pass of {fname} clips the gradients it returns ({said}): with a larger upstream gradient "
-        "they come back at the clip. At the upstream gradient checked no element reached it, so the gradients "
-        "compared are the function's own; where the clip engages, what backward returns is not the gradient. "
-        "Clipping usually belongs in the optimizer's step; kept inside backward, it is checked below the clip only.",
-        where=", ".join(bounds),
-        elements=list(bounds),
+    return (
+        f"It clips the gradients it returns ({said}): at the upstream gradient checked no element reached the "
+        "clip, so the gradients compared there are right, but where the clip engages they are not the "
+        "function's. "
     )
 
 
