@@ -244,13 +244,20 @@ def within_spread(wide: Any, narrow: Any, nudged: Any, eps: float | None = None)
     w, n, m = (np.asarray(a, dtype=np.float64).reshape(-1) for a in (wide, narrow, nudged))
     if not (w.shape == n.shape == m.shape) or not np.array_equal(np.isfinite(w), np.isfinite(n)):
         return False
-    if np.any((n == 0) & (w != 0)):
-        return False  # underflow to 0 in the narrow dtype: another function there
+    if np.any((n == 0) & (w != 0) & (np.abs(w) < _smallest_normal(eps))):
+        return False  # underflow to 0 in the narrow dtype: another function there (not x - mean, exactly 0)
     finite = np.isfinite(n) & np.isfinite(m)
     with np.errstate(all="ignore"):  # outputs near float64's edges: a difference may overflow to inf
         spread = float(np.max(np.abs(m[finite] - n[finite]), initial=0.0))
         unit = eps * max(float(np.max(np.abs(n[finite]), initial=0.0)), 1.0)
         return bool(np.max(np.abs(w[finite] - n[finite]), initial=0.0) <= SPREAD_AGREEMENT * max(spread, unit))
+
+
+def _smallest_normal(eps: float) -> float:
+    """The smallest normal number of the narrow dtype whose machine epsilon is ``eps`` (float16's, or float32's
+    range for float32 and bfloat16): below it a value may underflow to 0 there."""
+    half = np.finfo(np.float16)
+    return float(half.tiny) if eps == float(half.eps) else float(np.finfo(np.float32).tiny)
 
 
 def _as_array(out: Any, what: str) -> np.ndarray:

@@ -333,8 +333,10 @@ def _judge_one(
         finer = _finer(ev, i, a, h, res, tol, size)
         if finer is not None and (_stands_for(finer, verdict, a, size) or (unsure and finer[0] == NOISY)):
             verdict = finer
-    if verdict[0] != KINK:
+    if verdict[0] not in (KINK, AMBIGUOUS):
         return verdict
+    # (slopes that disagree at every step above an element's own size may be a function bending on that finer
+    # scale, sin(x / 1e-10) at x of 1e-10, as well as kinks at its zero)
     verdict = _on_own_scale(ev, i, (a, h, size), res, tol, verdict)
     return _beside_the_point(ev, i, (a, h, size), first, res, tol, verdict) if verdict[0] == KINK else verdict
 
@@ -346,7 +348,8 @@ OWN_SCALE = 1.0 / 8.0
 def _on_own_scale(
     ev: Evaluator, i: int, element: tuple[float, float, float], res: float, tol: Tolerance, verdict: Verdict
 ) -> Verdict:
-    """A kink verdict of an element ``x`` with ``0 < |x| < h``, judged again at a step of ``|x| / 8``.
+    """A kink verdict (or one of kinks meeting) of an element ``x`` with ``0 < |x| < h``, judged again at a step of
+    ``|x| / 8``.
 
     A step larger than the element itself crosses the element's own zero: ReLU at ``x = 1e-9`` or the norm of a
     vector of size 1e-12 look like kinks at the point at every step above the element's size, and any value

@@ -52,3 +52,18 @@ def test_a_kink_at_the_point_stays_a_kink_and_both_slopes_pass():
         )
         assert r.status == "pass", r
         assert r.leaf("x").n_kinks == 2
+
+
+FINE = np.array([-1.91076866e-10, 1.47064166e-11, -9.06943251e-11, 1.77538939e-10, 8.86849076e-11, 9.49349483e-11])
+
+
+def test_a_function_bending_on_a_scale_below_the_step_is_no_meeting_of_kinks():
+    def f(x):
+        return float(np.sum(np.sin(x / 1e-10)))  # oscillates 1e4 times within the default step
+
+    def grad(x, flip=1):
+        return np.cos(x / 1e-10) / 1e-10 * np.where(np.arange(x.size) == 1, flip, 1)
+
+    assert backcheck.check(f, FINE.copy(), grad).status == "pass"
+    wrong = backcheck.check(f, FINE.copy(), lambda x: grad(x, -1))
+    assert [e.name for e in wrong.leaf("x").worst if e.status == "mismatch"] == ["x[1]"]

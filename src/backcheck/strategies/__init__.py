@@ -335,7 +335,7 @@ def _own_path(ev: Evaluator, claim: Claim, leaf: Any, rng: np.random.Generator, 
     if claim.g_wide is None:
         return np.empty(0, dtype=np.int64)
     idx = np.arange(leaf.offset, leaf.offset + leaf.size)
-    far = np.flatnonzero(~plausible_rounding(claim, idx, claim.g_wide[idx]))
+    far = np.flatnonzero(~plausible_rounding(claim, idx, claim.g_wide[idx], ev))
     if not far.size:
         return far
     out.notes.append(

@@ -17,7 +17,7 @@ from backcheck.numeric.grad import MEASURED_NOISE, NOISE_FACTOR, refine_elements
 from backcheck.numeric.noise import POINTS, element_noise
 from backcheck.numeric.richardson import Refined
 from backcheck.refinement import KINK_GAP, NEAR_FLOOR, below_rounding_of_inputs
-from backcheck.strategies.elementwise import Outcome
+from backcheck.strategies.elementwise import Outcome, plausible_rounding
 from backcheck.verdict import (
     KINK,
     KINK_PERSISTENCE,
@@ -27,6 +27,7 @@ from backcheck.verdict import (
     Claim,
     bound,
     resolution,
+    wide_resolution,
 )
 
 #: A function that computes in float32 (or coarser) is judged this finely by default: its single central
@@ -101,6 +102,17 @@ def sharpen(ev: Evaluator, claim: Claim, outcome: Outcome, floor: float) -> list
             "was here (random directions state their own detection size); strategy='full' checks every element."
         ]
     return [f"every checked element's bound is within the floor asked for ({floor:.2g} of its size)."]
+
+
+def _formula_through_wide(ev: Evaluator, claim: Claim, idx: np.ndarray, sharp: Refined) -> np.ndarray:
+    """Which elements a table calls wrong at their own dtype are right through the float64 run of the same
+    backward pass, and off from it by rounding alone (see ``elementwise.split_formula_from_rounding``): a float32
+    ``expit(13) - 1`` is off by 2e-3 of itself, the formula not at all."""
+    assert claim.g_wide is not None
+    a64 = claim.g_wide[idx]
+    res64 = wide_resolution(a64, sharp.value, claim.grad_eps[idx], claim.rms[idx])
+    met = np.isfinite(sharp.value) & (np.abs(a64 - sharp.value) <= bound(sharp.error, 0.0, res64))
+    return met & plausible_rounding(claim, idx, a64, ev)
 
 
 #: Most elements a table calls wrong that are tried for a kink first (one confirmed wrong ends the tries).
@@ -199,6 +211,8 @@ def _refine(ev: Evaluator, claim: Claim, outcome: Outcome, pos: np.ndarray, floo
     # a rule that claims 0 where the check's own step could not tell f's change from 0 (f stood still, or its
     # jumps fill the bound), and the table's wider steps find a slope: a piecewise constant f (floor(1000 x), a
     # value rounded inside) whose table averages its jumps, not a derivative
+    if claim.g_wide is not None and wrong.any():
+        wrong &= ~_formula_through_wide(ev, claim, idx, sharp)
     still = wrong & (a == 0.0) & (np.abs(outcome.numeric[pos]) <= outcome.bound[pos])
     still |= wrong & below_rounding_of_inputs(ev, idx, a, claim.steps[idx], outcome.checked[outcome.numeric != 0])
     wrong &= ~still
