@@ -8,6 +8,11 @@ quad precision), the same backward pass run on long double copies of the point c
 with 11 or more bits to spare: where that run meets the numeric derivative and the float64 value differs
 from it by no more than rounding of the same formula can, the element is off through rounding, not wrong.
 The run is made only where elements mismatch, so a check that passes never pays for it.
+
+Where no wider run exists (torch and jax have no dtype wider than float64; a backward that refuses long double
+or casts to float64 itself), the rounding is measured instead (:func:`excuse_measured`): the backward pass runs
+at points along a line through the point, each element moved by up to its own step, and what a quadratic in
+the offset cannot follow is its rounding; a mismatch within a few times that is no wrong formula.
 """
 
 from __future__ import annotations
@@ -104,3 +109,77 @@ def excuse_rounding(claim: Claim, outcome: Any, extended: Callable[[], np.ndarra
     if not seen.all():
         said += f", which leaves {int((~seen).sum())} of them inconclusive (too coarse to see an error that matters)"
     return [said + "."]
+
+
+#: Backward calls along a line through the point that measure a gradient's own rounding where no wider run
+#: exists (:func:`excuse_measured`), and the residual of their quadratic fit a mismatch may reach, in multiples.
+ALONG = 9
+RESIDUALS = 4.0
+#: A residual above this part of the element's size is no rounding but the gradient changing its formula
+#: along the line (a ReLU mask flipping within a step of the point).
+SMOOTH = 2.0**-10
+
+
+def excuse_measured(ev: Any, claim: Claim, outcome: Any, name: Any) -> list[str]:
+    """Failing elements of ``outcome`` (their own value off the numeric derivative beyond their bound) whose
+    mismatch lies within :data:`RESIDUALS` times the rounding the backward pass shows along a line through the
+    point (:data:`ALONG` backward calls, each element moved by up to its own step in a random sign; the residual
+    of a quadratic fit per element): they pass, held to their bound plus that, or are inconclusive where that
+    sum could not have seen an error that matters. A residual beyond :data:`SMOOTH` of the element is the
+    gradient changing along the line (a kink crossed), and excuses nothing. ``outcome`` is changed in place."""
+    if claim.regrad is None:
+        return []
+    ks = np.flatnonzero(np.isin(outcome.status, FAILING))
+    idx = outcome.checked[ks]
+    a, n, b = claim.g[idx], outcome.numeric[ks], outcome.bound[ks]
+    own = np.isfinite(a) & np.isfinite(n) & (np.abs(a - n) > b)
+    if not own.any():
+        return []
+    ks, idx, a, n, b = ks[own], idx[own], a[own], n[own], b[own]
+    signs = np.where(np.random.default_rng(0).random(claim.steps.size) < 0.5, -1.0, 1.0)
+    ts = np.linspace(-1.0, 1.0, ALONG)
+    rows = []
+    for t in ts:
+        with ev.shifted(t * signs * claim.steps, evaluate=False):
+            rows.append(claim.regrad()[idx])
+    fit = np.vander(ts, 3)
+    along = np.array(rows)
+    resid = along - fit @ np.linalg.lstsq(fit, along, rcond=None)[0]
+    ref = claim.rms[idx] if claim.typical is None else claim.typical[idx]
+    size = np.maximum(np.maximum(np.abs(a), np.abs(n)), ref)
+    # what a quadratic cannot follow, or the grid every value lies on (a difference of unit-sized terms scaled
+    # by a power of two keeps their grid: constant along the line, or moving by whole steps of it)
+    r = np.maximum(np.max(np.abs(resid), axis=0), _grid(along) / 2)
+    met = np.isfinite(r) & (r > 0) & (r <= SMOOTH * size) & (np.abs(a - n) <= b + RESIDUALS * r)
+    if not met.any():
+        return []
+    ks, idx, limit, size = ks[met], idx[met], b[met] + RESIDUALS * r[met], size[met]
+    seen = sees(limit, size)
+    outcome.status[ks] = np.where(seen, OK, NOISY)
+    outcome.bound[ks] = limit
+    shown = ", ".join(
+        f"{name(int(i))} (off the numeric derivative by {abs(x - y):.2g}; rounding along the line {z:.2g})"
+        for i, x, y, z in zip(idx[:3], a[met][:3], n[met][:3], r[met][:3], strict=True)
+    )
+    more = f" and {idx.size - 3} more" if idx.size > 3 else ""
+    said = (
+        f"{idx.size} element(s) are off only through the rounding of the backward pass itself (terms of unit size "
+        f"that cancel, like a saturated sigmoid's s - t), measured along a line through the point ({ALONG} more "
+        f"backward calls): {shown}{more}; each is held to its bound plus {RESIDUALS:g} times that rounding"
+    )
+    if not seen.all():
+        said += f", which leaves {int((~seen).sum())} of them inconclusive (too coarse to see an error that matters)"
+    return [said + "."]
+
+
+def _grid(values: np.ndarray) -> np.ndarray:
+    """Per column of ``values``, the largest power of two every nonzero finite value is a multiple of (0 where
+    none is): the spacing of the grid they lie on, far coarser than their own last place when they were
+    computed as differences of larger terms."""
+    v = np.where(np.isfinite(values), values, 0.0)
+    mant, exp = np.frexp(v)
+    whole = np.abs(mant * 2.0**53).astype(np.int64)
+    low = (whole & -whole).astype(np.float64)  # the lowest set bit of each mantissa
+    bit = np.where(whole != 0, np.ldexp(low, exp - 53), np.inf)
+    out = bit.min(axis=0)
+    return np.where(np.isfinite(out), out, 0.0)

@@ -27,7 +27,7 @@ from backcheck.backends import Backend
 from backcheck.contract import Analytic, Contract, Section
 from backcheck.errors import BackcheckError, NondeterministicError, NonFiniteError
 from backcheck.evaluate import Evaluator
-from backcheck.extended import excuse_rounding
+from backcheck.extended import excuse_measured, excuse_rounding
 from backcheck.findings import UNREAD_ULPS, mutation_finding, unread_findings
 from backcheck.numeric.grad import noise_level, roundoff
 from backcheck.numeric.noise import estimate_noise
@@ -285,8 +285,11 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: M
         outcome.notes.extend(sharpen(ev, claim, outcome, options.floor))
     elif coarse_inside(ev) and not tol.custom:
         outcome.notes.extend(sharpen_low_precision(ev, claim, outcome, options.rng("sharp")))
-    if sec.extended is not None and not tol.custom:
-        outcome.notes.extend(excuse_rounding(claim, outcome, sec.extended, tree.element_name))
+    if not tol.custom and bool(np.isin(outcome.status, FAILING).any()):
+        if sec.extended is not None:
+            outcome.notes.extend(excuse_rounding(claim, outcome, sec.extended, tree.element_name))
+        if sec.extended is None or sec.extended() is None:  # no wider run: the rounding measured instead
+            outcome.notes.extend(excuse_measured(ev, claim, outcome, tree.element_name))
     labels = set(outcome.status.tolist())  # the verdicts present (a mask for an absent one is never built)
     if not tol.custom and outcome.checked.size:
         _reach(ev, claim, outcome, options.floor, labels == {OK})
