@@ -92,20 +92,31 @@ def excuse_rounding(claim: Claim, outcome: Any, extended: Callable[[], np.ndarra
         return []
     ks, idx, limit = ks[met], idx[met], b[met] + gap[met]
     size = np.maximum(np.maximum(np.abs(w[met]), np.abs(n[met])), ref[met])
-    seen = sees(limit, size)
-    outcome.status[ks] = np.where(seen, OK, NOISY)
-    outcome.bound[ks] = limit
-    shown = ", ".join(
+    shown = [
         f"{name(int(i))} (gradient {x:.6g}: off its long double run by {abs(x - y):.2g}, that run off the numeric "
         f"derivative by {abs(y - z):.2g})"
         for i, x, y, z in zip(idx[:3], a[met][:3], w[met][:3], n[met][:3], strict=True)
-    )
-    more = f" and {idx.size - 3} more" if idx.size > 3 else ""
-    said = (
+    ]
+    head = (
         f"{idx.size} element(s) are off only through the float64 rounding of the backward pass (terms of unit "
         f"size that cancel, like a saturated sigmoid's s - t): the same backward run in long double matches the "
-        f"numeric derivative: {shown}{more}; each is held to its bound plus the rounding measured"
+        "numeric derivative"
     )
+    return _excused(outcome, (ks, limit, size), head, shown, "the rounding measured")
+
+
+def _excused(
+    outcome: Any, held: tuple[np.ndarray, np.ndarray, np.ndarray], head: str, shown: list[str], plus: str
+) -> list[str]:
+    """Elements at positions ``ks`` of ``outcome`` pass, held to ``limit``, or are inconclusive where that could
+    not see an error that matters against ``size`` (``held``); the note says so, ``head`` first, then the first
+    elements ``shown`` and what their bound adds (``plus``)."""
+    ks, limit, size = held
+    seen = sees(limit, size)
+    outcome.status[ks] = np.where(seen, OK, NOISY)
+    outcome.bound[ks] = limit
+    more = f" and {ks.size - 3} more" if ks.size > 3 else ""
+    said = f"{head}: {', '.join(shown)}{more}; each is held to its bound plus {plus}"
     if not seen.all():
         said += f", which leaves {int((~seen).sum())} of them inconclusive (too coarse to see an error that matters)"
     return [said + "."]
@@ -154,22 +165,16 @@ def excuse_measured(ev: Any, claim: Claim, outcome: Any, name: Any) -> list[str]
     if not met.any():
         return []
     ks, idx, limit, size = ks[met], idx[met], b[met] + RESIDUALS * r[met], size[met]
-    seen = sees(limit, size)
-    outcome.status[ks] = np.where(seen, OK, NOISY)
-    outcome.bound[ks] = limit
-    shown = ", ".join(
+    shown = [
         f"{name(int(i))} (off the numeric derivative by {abs(x - y):.2g}; rounding along the line {z:.2g})"
         for i, x, y, z in zip(idx[:3], a[met][:3], n[met][:3], r[met][:3], strict=True)
-    )
-    more = f" and {idx.size - 3} more" if idx.size > 3 else ""
-    said = (
+    ]
+    head = (
         f"{idx.size} element(s) are off only through the rounding of the backward pass itself (terms of unit size "
         f"that cancel, like a saturated sigmoid's s - t), measured along a line through the point ({ALONG} more "
-        f"backward calls): {shown}{more}; each is held to its bound plus {RESIDUALS:g} times that rounding"
+        "backward calls)"
     )
-    if not seen.all():
-        said += f", which leaves {int((~seen).sum())} of them inconclusive (too coarse to see an error that matters)"
-    return [said + "."]
+    return _excused(outcome, (ks, limit, size), head, shown, f"{RESIDUALS:g} times that rounding")
 
 
 def _grid(values: np.ndarray) -> np.ndarray:
