@@ -218,3 +218,24 @@ def test_a_float32_input_beside_a_float16_one_carries_its_rounding_and_passes() 
         lambda r, g: (g * jnp.cos(r[0]) * r[1], (g * jnp.sin(r[0]) * 1.03).astype(r[1].dtype)),
     )
     assert bj.check(prod, a, b).status == "fail"
+
+
+def _bce_rule(factor: Any) -> Callable[[Any], Any]:
+    def loss(z: Any) -> Any:
+        return jnp.mean(jnp.logaddexp(0.0, -z))
+
+    @jax.custom_vjp
+    def bce(z: Any) -> Any:
+        return loss(z)
+
+    bce.defvjp(lambda z: (loss(z), z), lambda z, g: (g * (jax.nn.sigmoid(z) - 1) / z.size * factor,))
+    return bce
+
+
+def test_a_float64_bce_rule_at_confident_logits_has_its_rounding_measured(x64: None) -> None:
+    z = jnp.asarray(np.random.default_rng(0).normal(size=8) * 3 + 25)  # sigmoid(z) - 1 keeps sigmoid's rounding
+    report = bj.check(_bce_rule(1.0), z)
+    assert report.status == "pass", str(report)
+    assert any("measured along a line" in n for n in report.notes)
+    wrong = bj.check(_bce_rule(jnp.where(jnp.arange(8) == 3, 1.001, 1.0)), z)
+    assert [e.name for e in wrong.leaf("z").worst if e.status == "mismatch"] == ["z[3]"], str(wrong)
