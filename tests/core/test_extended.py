@@ -100,3 +100,32 @@ def test_a_layer_backward_at_confident_logits_passes_and_a_wrong_element_fails()
     assert bad.status == "fail"
     assert [e.name for e in bad.leaf("x").worst if e.status == "mismatch"] == ["x[1, 2]"]
     assert np.array_equal(x, LOGITS.reshape(2, 4))
+
+
+def _zoo_case(name, bug, dtype, shift=0.0, scale=1.0, seed=0):
+    from backcheck import zoo
+
+    layer = zoo.get(name)
+    point = layer.make_inputs(np.random.default_rng(seed), dtype)
+    point["x"] = (point["x"] * scale + shift).astype(dtype)
+    backward = {b.name: b for b in layer.bugs}[bug].backward
+    return backcheck.check_layer(layer.forward, backward, tuple(point.values()))
+
+
+@pytest.mark.parametrize(
+    "name, bug, shift, scale",
+    [
+        ("softmax", "scale_1e-5", 1e3, 1.0),
+        ("groupnorm", "one_wrong_element", 1e4, 0.3),
+        ("softmax_cross_entropy", "scale_1e-5", 1e4, 1.0),
+    ],
+)
+def test_the_measured_rounding_never_overrules_a_float32_gradients_float64_run(name, bug, shift, scale):
+    r = _zoo_case(name, bug, np.float32, shift=shift, scale=scale)
+    assert r.status == "fail", r
+    assert not any("measured along a line" in n for n in r.notes)
+
+
+def test_an_elementwise_float32_kernels_bug_in_its_tail_still_fails():
+    r = _zoo_case("gelu_f32", "constant_rounded_1e-3", np.float64, scale=10.0)
+    assert r.status == "fail", r
