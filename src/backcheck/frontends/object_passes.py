@@ -59,7 +59,8 @@ class Backward:
         spec = self.spec
         obj = spec.make(self.template, self.slots, args[spec.n_in :], args[: spec.n_in])
         getattr(obj, spec.forward)(*args[: spec.n_in])
-        every = [*self.where.values(), *(getattr(w, "where", w) for ws in self.tied.values() for w in ws)]
+        tied = (w.where if isinstance(w, Through) else w for ws in self.tied.values() for w in ws)
+        every = [*self.where.values(), *tied]
         zero(obj, [w for w in every if isinstance(w, Slot)])
         ret = getattr(obj, spec.backward)(dout)
         positional = any(isinstance(w, int) for w in every)
@@ -68,7 +69,7 @@ class Backward:
             value = self._read(self.where[s.name], ret, obj)
             read = [value]
             for w in self.tied.get(s.name, ()):
-                raw = self._read(getattr(w, "where", w), ret, obj)
+                raw = self._read(w.where if isinstance(w, Through) else w, ret, obj)
                 if any(_one_memory(raw, r) for r in read):
                     continue  # one gradient array for the tied slots (or a view of it): its sum is already there
                 read.append(raw)
