@@ -452,6 +452,9 @@ def _vouch(
             ratio = np.where(np.isfinite(limit[here]), limit[here] / ref[here], np.inf)
         worst = float(np.max(ratio))
         size = "an unbounded error" if not np.isfinite(worst) else f"errors up to {worst:.2g} of the gradient's size"
+        if np.isfinite(worst) and not np.any(g[checked][here]) and not np.any(numeric[here]):
+            # (a gradient of 0 both ways has no size to weigh the bound against: the bound itself is said)
+            size = f"errors up to {float(np.max(limit[here])):.2g}, in a gradient that is 0 both ways here"
         outcome.inconclusive_leaves.setdefault(
             leaf.name,
             f"{int(here.sum())} element(s) of {leaf.name} agree only within {size}: the finite differences "

@@ -58,3 +58,11 @@ def test_a_wrong_softmax_backward_of_visible_size_still_fails_beside_confident_r
     r = backcheck.check_layer(softmax, wrong, (z,), dout=dout)
     assert r.status == "fail"
     assert "z[3, 2]" in [e.name for e in r.leaf("z").worst if e.status == "mismatch"]
+
+
+def test_an_inconclusive_zero_gradient_states_its_bound_not_a_ratio_to_zero():
+    z = np.array([[30.3, -34.7, 31.0], [36.1, -35.9, -30.5]])
+    r = backcheck.check(lambda z: float(np.sum(np.tanh(z)) - np.sum(np.sign(z))), z, lambda z: 0 * z)
+    assert r.status == "inconclusive", r
+    (said,) = [line for line in str(r).splitlines() if "agree only within" in line]
+    assert "in a gradient that is 0 both ways here" in said and "of the gradient's size" not in said
