@@ -331,6 +331,15 @@ def zero_dout_error(fname: str, what: str = "dout") -> Exception:
     )
 
 
+#: The upstream-gradient scales every frontend probes a backward's linearity at (a layer's backward, costlier to
+#: call, at the first only). Powers of two, so that a linear backward's gradient for them, scaled back, is the
+#: first one bit for bit (but for underflow). A few times larger and smaller than the cotangent: a backward that
+#: clips, normalizes or thresholds it crosses a threshold near its size; not more, since a backward iterated to
+#: an absolute tolerance (an implicit layer's fixed point) may never converge on a cotangent far larger than the
+#: one it was written for. The larger negative: a backward only positively homogeneous in it (guided
+#: backpropagation's ``maximum(g, 0)``, ``abs(g)``) agrees with a linear one on positive scales at a scalar
+#: output's cotangent of 1.
+LINEAR_PROBES = (-4.0, 0.25)
 #: A scaled cotangent's gradient, scaled back, must differ from the first by more than epsilon to this power
 #: (relative to the check's largest gradient element) to count as not linear (see :func:`linearity_finding`).
 LINEAR_ROOT = 1.0 / 3.0

@@ -19,15 +19,12 @@ from backcheck.contract import Analytic, Section
 from backcheck.errors import GradientStructureError, UserFunctionError
 from backcheck.extended import extended_run
 from backcheck.findings import changed_elements, mutation_finding
-from backcheck.frontends.common import linearity_finding, mutable_input
+from backcheck.frontends.common import LINEAR_PROBES, linearity_finding, mutable_input
 from backcheck.frontends.hints import constant_hint, outputs_sentence, pair_hint
 from backcheck.report import Finding
 
-#: The upstream gradient's scale for the linearity probe: a power of two, so that a linear backward's gradient
-#: for it, scaled back, is the first one bit for bit (but for underflow); negative, so that a backward that is
-#: only positively homogeneous in dout (one that drops or flips its negative elements: ``np.maximum(dout, 0)``,
-#: ``np.abs(dout)``) fails as well as one that clips it or adds a term to it.
-LINEAR_SCALE = -4.0
+#: The upstream gradient's scale for the linearity probe (one more backward call: the first of the probes).
+LINEAR_SCALE = LINEAR_PROBES[0]
 #: How deep the arrays reachable from a layer's inputs are watched (a list of arrays, a config dict's).
 WATCH_DEPTH = 3
 

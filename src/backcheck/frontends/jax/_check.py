@@ -21,6 +21,7 @@ from backcheck.evaluate import Output
 from backcheck.frontends.common import (
     AUTO_MIN_ELEMENTS,
     JVP_PREFIX,
+    LINEAR_PROBES,
     CachedEvaluator,
     linearity_finding,
     prefetch_first_differences,
@@ -122,19 +123,10 @@ def _analytic(sides: Sides, mode: str, wide: bool = False) -> Callable[[], Analy
     return analytic
 
 
-#: Cotangent scales that test a rule's linearity in its cotangent: powers of two (a linear rule scales exactly),
-#: a few times larger and smaller (crossing a clipping threshold near the default cotangent's size). Not more: a
-#: rule that iterates to an absolute tolerance (the docs' fixed_point) may never converge on a cotangent far
-#: larger than the one it was written for. The larger one negative: a rule that keeps only the positive part of
-#: its cotangent (guided backpropagation's ``maximum(g, 0)``) or its size (``abs(g)``) is positively homogeneous,
-#: and positive scales alone do not tell it from a linear one at a scalar output's cotangent of 1.
-LINEAR_SCALES = (-4.0, 0.25)
-
-
 def _linearity(sides: Sides, sec: Section) -> Finding | None:
     """A 'nonlinear backward' finding when the rule's gradient for a scaled cotangent, scaled back, is another
     (a rule that clips or normalizes its incoming gradient: jax's clip_gradient example)."""
-    scaled = [(t, sides.reverse_scaled(t)) for t in LINEAR_SCALES]
+    scaled = [(t, sides.reverse_scaled(t)) for t in LINEAR_PROBES]
     eps = sec.grad_eps
     if eps is None:
         eps = sides.tree.per_leaf([float(np.finfo(lf.dtype).eps) for lf in sides.tree.leaves])

@@ -22,7 +22,7 @@ import numpy as np
 from backcheck.calls import call_user, first_line
 from backcheck.errors import BackcheckError
 from backcheck.findings import mutation_finding
-from backcheck.frontends.common import LINEAR_ROOT, LINEAR_ULPS, wide_refused
+from backcheck.frontends.common import LINEAR_PROBES, LINEAR_ROOT, LINEAR_ULPS, wide_refused
 from backcheck.frontends.torch._session import Session
 from backcheck.frontends.torch._tensors import cast, dense, laid_out, parts, real_of, torch_module
 from backcheck.report import Finding
@@ -34,17 +34,6 @@ if TYPE_CHECKING:
 #: The cotangent of the second of the repeated backward passes is the first one times this: a power of two, so
 #: a backward that is linear in its cotangent (every correct one) gives exactly twice the first gradient.
 REPEAT_SCALE = 2.0
-#: The larger of the cotangent scales that test a backward's linearity (and its inverse the smaller): a backward
-#: that clips, normalizes or thresholds its incoming gradient is not linear in it, and a cotangent a few times
-#: larger or smaller than the default crosses a clipping threshold near its size. Not more: a backward that
-#: iterates to an absolute tolerance (an implicit layer's fixed point) may never converge on a cotangent far
-#: larger than the one it was written for.
-LINEAR_SCALE = 4.0
-#: ... taken negative (its inverse not): a backward that keeps only the positive part of its cotangent (guided
-#: backpropagation's ``g.clamp(min=0)``) or its size (``g.abs()``) is positively homogeneous, and a positive scale
-#: alone does not tell it from a linear one at a scalar output's cotangent of 1. A negative power of two scales
-#: every rounding of a linear backward exactly, as a positive one does.
-LINEAR_SIGN = -1.0
 #: Repeated backward passes that differ by less than this many units of the gradient dtype's epsilon (of the
 #: largest element) differ by rounding (a reduction in another order), not by changed state.
 REPEAT_ULPS = 64.0
@@ -295,10 +284,9 @@ Runs = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[tuple[float, n
 
 
 def linear_scales(sess: Session) -> list[float]:
-    """The cotangent scales the linearity of the backward is tested at: 2, and :data:`LINEAR_SCALE` (negative:
-    :data:`LINEAR_SIGN`) and its inverse (a few times the cotangent: a rule that iterates to an absolute tolerance
-    still converges there)."""
-    return [REPEAT_SCALE, LINEAR_SIGN * LINEAR_SCALE, 1.0 / LINEAR_SCALE]
+    """The cotangent scales the linearity of the backward is tested at, each on a fresh graph: 2 (the repeat's
+    scale), then ``LINEAR_PROBES`` (common.py says why those)."""
+    return [REPEAT_SCALE, *LINEAR_PROBES]
 
 
 def repeat_backward(sess: Session) -> Runs | str:
