@@ -24,7 +24,7 @@ from backcheck.evaluate import Output
 from backcheck.extended import extended_run
 from backcheck.findings import mutation_finding
 from backcheck.options import Options
-from backcheck.outputs import computes_alike, within_spread
+from backcheck.outputs import computes_alike, nudge_ulp, within_spread
 from backcheck.randomness import keeps_random
 from backcheck.report import Report
 from backcheck.run import run
@@ -166,11 +166,16 @@ def _within_own_rounding(f: Callable[[Any], Any], tree: Tree, values: tuple[floa
     """Whether ``f``'s float64 value differs from its narrow one by no more than the narrow run's own rounding,
     measured one unit in the last place away (a float32 BCE's ``softplus(13) - 13`` cancels to a few units of
     13, far above eps32 of the loss): then it is the same function, and is differenced on float64 copies."""
-    flat = tree.values()
-    signs = np.where(np.random.default_rng(0).random(flat.size) < 0.5, -1.0, 1.0)
+    gen = np.random.default_rng(0)
+    moved = []
+    for leaf in tree.leaves:
+        a = leaf.original.reshape(-1).copy()
+        if a.dtype.kind == "f":
+            nudge_ulp(a, gen)
+        moved.append(a.astype(np.float64))
     with np.errstate(all="ignore"):
         try:
-            nudged = _as_float(f(tree.fresh(flat * (1.0 + signs * eps))))
+            nudged = _as_float(f(tree.fresh(np.concatenate(moved) if moved else np.zeros(0))))
         except Exception:  # noqa: BLE001 - no measure: its own dtype, as before
             return False
     return math.isfinite(nudged) and within_spread(*values, nudged, eps)

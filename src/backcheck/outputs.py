@@ -253,6 +253,15 @@ def within_spread(wide: Any, narrow: Any, nudged: Any, eps: float | None = None)
         return bool(np.max(np.abs(w[finite] - n[finite]), initial=0.0) <= SPREAD_AGREEMENT * max(spread, unit))
 
 
+def nudge_ulp(v: np.ndarray, gen: np.random.Generator, eps: float | None = None) -> None:
+    """Move every finite entry of ``v`` (in place) by one unit in the last place (``eps``: its dtype's machine
+    epsilon, for a dtype numpy's finfo does not know), up or down at random; masks (inf, NaN) stay as they are."""
+    eps = float(np.finfo(v.dtype).eps) if eps is None else eps
+    with np.errstate(invalid="ignore", over="ignore"):
+        step = v * np.where(gen.random(v.shape) < 0.5, -1, 1).astype(v.dtype) * np.asarray(eps, dtype=v.dtype)
+    v += np.where(np.isfinite(v), step, 0).astype(v.dtype)
+
+
 def _smallest_normal(eps: float) -> float:
     """The smallest normal number of the narrow dtype whose machine epsilon is ``eps`` (float16's, or float32's
     range for float32 and bfloat16): below it a value may underflow to 0 there."""

@@ -253,15 +253,6 @@ def _largest_finite(a: np.ndarray) -> float:
     return float(v.max()) if v.size else 0.0
 
 
-def nudge_ulp(v: np.ndarray, gen: np.random.Generator, eps: float | None = None) -> None:
-    """Move every finite entry of ``v`` (in place) by one unit in the last place (``eps``: its dtype's machine
-    epsilon, for a dtype numpy's finfo does not know), up or down at random; masks (inf, NaN) stay as they are."""
-    eps = float(np.finfo(v.dtype).eps) if eps is None else eps
-    with np.errstate(invalid="ignore", over="ignore"):
-        step = v * np.where(gen.random(v.shape) < 0.5, -1, 1).astype(v.dtype) * np.asarray(eps, dtype=v.dtype)
-    v += np.where(np.isfinite(v), step, 0).astype(v.dtype)
-
-
 # -- the inputs of a layer (check_layer, check_object) -------------------------------------------------------
 def float_input(x: Any) -> bool:
     return isinstance(x, float) or (isinstance(x, (np.ndarray, np.generic)) and np.asarray(x).dtype.kind == "f")

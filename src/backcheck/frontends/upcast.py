@@ -10,8 +10,7 @@ from typing import Any
 import numpy as np
 
 from backcheck.containers import flatten
-from backcheck.frontends.common import nudge_ulp
-from backcheck.outputs import computes_alike, within_spread
+from backcheck.outputs import computes_alike, nudge_ulp, within_spread
 from backcheck.tree import Tree
 
 

@@ -14,10 +14,9 @@ import numpy as np
 
 from backcheck.backends import MAX_ROWS as MAX_BATCH
 from backcheck.calls import first_line
-from backcheck.frontends.common import nudge_ulp
 from backcheck.frontends.jax._inputs import Inputs, Outputs
 from backcheck.frontends.jax._trace import Runner, apply_raw
-from backcheck.outputs import same_function_tolerance
+from backcheck.outputs import nudge_ulp, same_function_tolerance
 from backcheck.tree import Tree
 
 #: Numeric dtypes the check can be asked for.

@@ -17,7 +17,7 @@ from backcheck.errors import (
     UserFunctionError,
 )
 from backcheck.evaluate import Evaluator, Output
-from backcheck.frontends.common import CachedEvaluator, nudge_ulp, zero_dout_error
+from backcheck.frontends.common import CachedEvaluator, zero_dout_error
 from backcheck.frontends.torch._session import Session
 from backcheck.frontends.torch._tensors import (
     Slot,
@@ -29,7 +29,7 @@ from backcheck.frontends.torch._tensors import (
     refuse_sparse,
     torch_module,
 )
-from backcheck.outputs import same_function_tolerance, within_spread
+from backcheck.outputs import nudge_ulp, same_function_tolerance, within_spread
 from backcheck.tree import Tree
 
 
