@@ -7,9 +7,6 @@ import pytest
 
 import backcheck
 
-torch = pytest.importorskip("torch")
-bt = pytest.importorskip("backcheck.torch")
-
 RNG = np.random.default_rng(1)
 X, W = RNG.normal(size=(6, 4)), RNG.normal(size=(4, 3)) * 0.5
 
@@ -67,6 +64,7 @@ def test_a_clip_of_the_incoming_gradient_is_nonlinear_without_naming_a_clip_of_r
 
 def _clipped_tanh() -> type:
     """The zoo's tanh Function with its returned gradient clamped to [-1, 1]."""
+    pytest.importorskip("torch")
     from backcheck.zoo.torch_functions import Tanh
 
     class ClippedTanh(Tanh):
@@ -78,6 +76,8 @@ def _clipped_tanh() -> type:
 
 
 def test_a_torch_function_that_clamps_its_returned_gradient_below_the_clamp_fails_naming_it():
+    torch = pytest.importorskip("torch")
+    bt = pytest.importorskip("backcheck.torch")
     x = torch.linspace(-2, 2, 9, dtype=torch.float64)
     c = torch.linspace(0.6, 0.9, 9, dtype=torch.float64)  # 2 c reaches the clamp at 1, c does not
     clipped = _clipped_tanh()

@@ -443,3 +443,24 @@ def test_a_gradient_named_in_grads_is_never_left_out_silently():
         backcheck.check_object(layer, x, grads={"W": "nope"})
     with pytest.raises(backcheck.BadInputError, match="grads= names Q, which is not a parameter of _DictDense"):
         backcheck.check_object(layer, x, grads={"Q": "nope"})
+
+
+def test_a_second_weight_is_not_taken_for_the_first_ones_gradient_in_a_hint():
+    class TwoWeights:
+        def __init__(self):
+            rng = np.random.default_rng(0)
+            self.W, self.W2 = rng.normal(size=(3, 3)), rng.normal(size=(3, 3))
+
+        def forward(self, x):
+            self.x, self.h = x, x @ self.W
+            return self.h @ self.W2
+
+        def backward(self, d):
+            dh = d @ self.W2.T
+            self.dW = self.x.T @ dh
+            self.W2 -= 0.1 * (self.h.T @ d)  # an optimizer step: W2's gradient is lost
+            return dh @ self.W.T
+
+    with pytest.raises(backcheck.errors.BadInputError) as info:
+        backcheck.check_object(TwoWeights(), np.ones((2, 3)))
+    assert "self.W2" in str(info.value) and "gradient of self.W" not in str(info.value)

@@ -59,7 +59,7 @@ class Backward:
         spec = self.spec
         obj = spec.make(self.template, self.slots, args[spec.n_in :], args[: spec.n_in])
         getattr(obj, spec.forward)(*args[: spec.n_in])
-        tied = (w.where if isinstance(w, Through) else w for ws in self.tied.values() for w in ws)
+        tied = (_place(w) for ws in self.tied.values() for w in ws)
         every = [*self.where.values(), *tied]
         zero(obj, [w for w in every if isinstance(w, Slot)])
         ret = getattr(obj, spec.backward)(dout)
@@ -69,7 +69,7 @@ class Backward:
             value = self._read(self.where[s.name], ret, obj)
             read = [value]
             for w in self.tied.get(s.name, ()):
-                raw = self._read(w.where if isinstance(w, Through) else w, ret, obj)
+                raw = self._read(_place(w), ret, obj)
                 if any(_one_memory(raw, r) for r in read):
                     continue  # one gradient array for the tied slots (or a view of it): its sum is already there
                 read.append(raw)
@@ -103,7 +103,9 @@ class Backward:
         return tuple(ret)
 
 
-def tie(slots: list[Slot], obj: Any, where: Mapping[Slot, Where]) -> tuple[list[Slot], dict, list[str]]:
+def tie(
+    slots: list[Slot], obj: Any, where: Mapping[Slot, Where]
+) -> tuple[list[Slot], dict[str, list[Where]], list[str]]:
     """Parameters held in several slots at once (the same array: tied weights) kept once, under the first slot's
     name, with the other slots' gradient places (their gradients are added to its own), and a note. (Views of
     one array are not the same array: :func:`tie_views` keeps them once.)"""
@@ -124,20 +126,24 @@ def tie(slots: list[Slot], obj: Any, where: Mapping[Slot, Where]) -> tuple[list[
     return kept, tied, notes
 
 
+def _place(w: Where | Through) -> Where:
+    """Where a tied slot's gradient is read (a view's: its own place, mapped back afterwards)."""
+    return w.where if isinstance(w, Through) else w
+
+
 def _one_memory(x: Any, y: Any) -> bool:
     """Whether two gradients read are one array (or views of one array)."""
     return isinstance(x, np.ndarray) and isinstance(y, np.ndarray) and np.may_share_memory(x, y) and _share(x, y)
 
 
 # -- parameters that are views of one another (self.W_out = self.E.T) --------------------------------------------
-def _pairs(cls: str, a: Slot, b: Slot, x: np.ndarray, y: np.ndarray) -> tuple[str, Slot]:
-    """``a`` and ``b`` as the user reads them (which one is a view of which, when numpy says so), and the one
-    that holds the weight."""
+def _pairs(cls: str, a: Slot, b: Slot, x: np.ndarray, y: np.ndarray) -> str:
+    """``a`` and ``b`` as the user reads them: which one is a view of which, when numpy says so."""
     if x.base is y:
-        return f"{cls}'s parameter {a.label} is a view of {b.label}", b
+        return f"{cls}'s parameter {a.label} is a view of {b.label}"
     if y.base is x:
-        return f"{cls}'s parameter {b.label} is a view of {a.label}", a
-    return f"{cls}'s parameters {a.label} and {b.label} share memory (views of one array)", a
+        return f"{cls}'s parameter {b.label} is a view of {a.label}"
+    return f"{cls}'s parameters {a.label} and {b.label} share memory (views of one array)"
 
 
 def _share(x: np.ndarray, y: np.ndarray) -> bool:
@@ -147,7 +153,7 @@ def _share(x: np.ndarray, y: np.ndarray) -> bool:
         return True
 
 
-def view_groups(obj: Any, slots: Sequence[Slot], cls: str) -> list[list[tuple[Slot, np.ndarray]]]:
+def view_groups(obj: Any, slots: Sequence[Slot]) -> list[list[tuple[Slot, np.ndarray]]]:
     """The parameter slots of ``obj`` (the user's layer, before any copy) whose arrays share memory without being
     the same array (views of one another: ``self.W_out = self.E.T``), in groups."""
     arrays = [(s, s.get(obj)) for s in slots if is_float_array(s.get(obj))]
@@ -171,8 +177,7 @@ def view_groups(obj: Any, slots: Sequence[Slot], cls: str) -> list[list[tuple[Sl
 
 
 def _refuse(cls: str, a: Slot, b: Slot, x: np.ndarray, y: np.ndarray, why: str, hint: str) -> ParamsError:
-    said, _ = _pairs(cls, a, b, x, y)
-    return ParamsError(f"{said}, {why}", hint)
+    return ParamsError(f"{_pairs(cls, a, b, x, y)}, {why}", hint)
 
 
 @dataclass(frozen=True)
@@ -244,7 +249,7 @@ def shared(obj: Any, slots: Sequence[Slot], cls: str) -> tuple[Shared, ...]:
     another, each to be rebuilt over one buffer in every copy; :class:`ParamsError` naming two slots for views that
     cannot be perturbed element by element (broadcast, another dtype's view)."""
     found = []
-    for g in view_groups(obj, slots, cls):
+    for g in view_groups(obj, slots):
         (a, x), (b, y) = next(
             ((p, q) for k, p in enumerate(g) for q in g[:k] if p[1].dtype != q[1].dtype), (g[0], g[0])
         )

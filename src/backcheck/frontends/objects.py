@@ -534,11 +534,17 @@ def _loss_dout(dout: Any, layer: Any, probe: _Probe, notes: list[str], spec: _Sp
     return rebuild_like(probe.out, filled), [*notes, note]
 
 
+#: What is left of a slot's name around another's when it is that one's gradient (``gW``, ``dW``, ``W_grad``).
+GRADIENT_MARKS = ("d", "g", "grad", "grads", "delta", "gradient")
+
+
 def _gradient_of(s: Slot, probe: _Probe) -> Slot | None:
     """The parameter ``s`` may be the gradient of, by its name (``gW``, ``dW`` for ``_W``) and its shape."""
     for other in probe.where:
         base = other.name.lstrip("_").lower()
-        if other != s and probe.shapes.get(other) == probe.shapes.get(s) and base and base in s.name.lower():
+        mark = s.name.lower().replace(base, "", 1).strip("_") if base and base in s.name.lower() else None
+        # a gradient's marker around the name (gW, dW, W_grad), not another parameter (W2 beside W)
+        if other != s and probe.shapes.get(other) == probe.shapes.get(s) and mark in GRADIENT_MARKS:
             return other
     return None
 

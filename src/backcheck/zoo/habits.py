@@ -18,8 +18,6 @@ extreme, and a seed is not a float array) in ``HABIT_LAYERS``.
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 from numpy.typing import DTypeLike
 
@@ -400,11 +398,6 @@ def _dropout_rng_other_stream(dout: np.ndarray, x: np.ndarray, seed: int) -> Gra
 
 def _dropout_rng_inputs(rng: np.random.Generator, dtype: DTypeLike) -> dict[str, object]:
     return {"x": randn(rng, (5, 6), dtype), "seed": int(rng.integers(2**31))}
-
-
-def fresh_inputs(inputs: dict[str, object]) -> dict[str, object]:
-    """Private copies of a layer's inputs: arrays copied, generators copied with their state."""
-    return {k: (v.copy() if isinstance(v, np.ndarray) else copy.deepcopy(v)) for k, v in inputs.items()}
 
 
 DROPOUT_RNG = Layer(

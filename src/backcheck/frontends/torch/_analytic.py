@@ -109,7 +109,9 @@ def grads(sess: Session, outs: list[Any], douts: Sequence[Any], targets: list[An
         return [None] * len(targets)
     os, given = [o for o, _ in pairs], [d for _, d in pairs]
     ds = [d.clone() for d in given]  # a backward that writes into its grad_output writes into a private copy
-    before = [t.detach().clone() for t in targets]
+    # (the inputs before the pass: only while no write is known yet, and every input is a target)
+    watch = not sess.backward_writes and len(targets) == len(sess.slots)
+    before = [t.detach().clone() for t in targets] if watch else []
 
     def through_graph() -> list[Any]:
         got = torch.autograd.grad(os, targets, ds, allow_unused=True, retain_graph=retain)
@@ -138,7 +140,7 @@ def grads(sess: Session, outs: list[Any], douts: Sequence[Any], targets: list[An
 
 
 def _note_writes(sess: Session, cotangents: list[tuple[Any, Any, Any]], before: list[Any], after: list[Any]) -> None:
-    """Remember (in :attr:`Session.backward_writes`, the first time) what a backward pass wrote into: the
+    """Remember (in :attr:`Session.backward_writes`, until a write is found) what a backward pass wrote into: the
     cotangents it was given (``(given, passed, k)``: the check's, the copy passed, the output's position) or the
     inputs it saved (``before`` and ``after`` the pass)."""
     if sess.backward_writes:
