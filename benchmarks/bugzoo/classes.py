@@ -1,5 +1,5 @@
 """The hard classes of the bug zoo, counted beside the main table: float32-only kernels, tie groups, tiny
-elements, masked inputs, generator arguments, jumps and whole models.
+elements, masked inputs, random-seed arguments, jumps and whole models.
 
 Per dtype and checker: bugs caught (float32 kernels by size: about 1e-2, 1e-3 and 1e-4), false alarms on the
 correct backwards, and *silent passes at jumps*: a correct backward exactly where the forward jumps, which no

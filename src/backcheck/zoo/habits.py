@@ -1,4 +1,4 @@
-"""Layers at the points real code meets: tie groups, tiny gradient elements, masked inputs, generator arguments.
+"""Layers at the points real code meets: tie groups, tiny gradient elements, masked inputs, random-seed arguments.
 
 - **Tie groups**: max pooling whose windows hold ties of 2, 3 or 4 equal maxima (one layer per size, the tie
   in ``make_inputs``), and a row maximum that splits the gradient evenly among tied maxima. The bug routes the
@@ -360,7 +360,7 @@ MASKED_LOGSUMEXP = Layer(
 )
 
 
-# --- a dropout whose random generator is an argument ----------------------------------------------
+# --- a dropout whose random seed is an argument -----------------------------------------------------
 
 DROP_P = 0.4
 
