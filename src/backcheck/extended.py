@@ -115,6 +115,8 @@ def _excused(
     seen = sees(limit, size)
     outcome.status[ks] = np.where(seen, OK, NOISY)
     outcome.bound[ks] = limit
+    if outcome.sharp is not None:
+        outcome.sharp[ks] = False  # (held to more than a table's bound now: refinement at half the step applies)
     more = f" and {ks.size - 3} more" if ks.size > 3 else ""
     said = f"{head}: {', '.join(shown)}{more}; each is held to its bound plus {plus}"
     if not seen.all():

@@ -7,7 +7,8 @@ import pytest
 import backcheck
 from backcheck.extended import WIDER
 
-pytestmark = pytest.mark.skipif(not WIDER, reason="long double is float64 itself on this platform")
+#: the tests of the long double run (where long double is float64 itself, the rounding is measured instead)
+long_double = pytest.mark.skipif(not WIDER, reason="long double is float64 itself on this platform")
 
 N = 8
 LOGITS = np.random.default_rng(0).normal(size=N) * 3 + 25  # confident: sigmoid within 1e-8 of 1
@@ -29,6 +30,7 @@ def bce_grad(x, bug=None):
     return g
 
 
+@long_double
 def test_a_saturated_sigmoid_backward_passes_with_its_rounding_measured():
     x = LOGITS.copy()
     r = backcheck.check(bce, x, bce_grad)
@@ -40,6 +42,7 @@ def test_a_saturated_sigmoid_backward_passes_with_its_rounding_measured():
     assert leaf.max_abs_err < 1e-4 * np.abs(bce_grad(LOGITS)).max()
 
 
+@long_double
 @pytest.mark.parametrize("bug, where", [("element", "x[3]"), ("sign", "x[5]"), ("float64-only", None)])
 def test_a_wrong_formula_still_fails_beside_the_rounding(bug, where):
     r = backcheck.check(bce, LOGITS.copy(), lambda x: bce_grad(x, bug))
@@ -65,6 +68,7 @@ def test_a_backward_that_refuses_long_double_has_its_rounding_measured_instead()
     assert [e.name for e in wrong.leaf("x").worst if e.status == "mismatch"] == ["x[2]"]
 
 
+@long_double
 def test_the_long_double_run_is_made_only_where_elements_mismatch():
     calls = []
 
@@ -91,6 +95,7 @@ def bce_backward(dout, cache, bug=False):
     return dx, None
 
 
+@long_double
 def test_a_layer_backward_at_confident_logits_passes_and_a_wrong_element_fails():
     x, y = LOGITS.reshape(2, 4).copy(), np.ones((2, 4))
     r = backcheck.check_layer(bce_forward, bce_backward, (x, y), cache=True, wrt=["x"])

@@ -69,3 +69,17 @@ def test_a_bug_of_the_float32_path_at_one_element_fails_under_auto(n):
     assert report.status == "fail", report
     assert [e.index for e in report.mismatches] == [(n // 2,)], report
     assert backcheck.check(lambda p: np.sum(np.sin(p)), x, np.cos).status == "pass"
+
+
+def test_a_float32_path_wrong_everywhere_is_judged_within_the_checks_budget():
+    n = 40_000
+    x = np.random.default_rng(0).normal(size=n).astype(np.float32)
+    c = np.random.default_rng(1).normal(size=n).astype(np.float32)
+
+    def grad(x):  # right in its float64 run, 1.5 times too large on the float32 path: every element far
+        g = np.cos(x) * c
+        return (g * 1.5).astype(np.float32) if x.dtype == np.float32 else g
+
+    r = backcheck.check(lambda x: float(np.sum(np.sin(x) * c)), x, grad)
+    assert r.status == "fail"
+    assert r.n_evals <= 10 * ELEMENTWISE_FALLBACK // 8  # a sample, not 40,000 elements one by one (165,000)

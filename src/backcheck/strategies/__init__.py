@@ -229,7 +229,7 @@ def _projected(
             if leaf.size > SMALL_ARRAY:
                 out.notes.append(_exhaustive(leaf, plan[0]))
             continue
-        own_path = _own_path(ev, claim, leaf, rng, out)
+        own_path = _own_path(ev, claim, leaf, rng, out, budget)
         if own_path is None:
             continue
         proj = project_leaf(ev, claim, leaf, rng, plan, stop_on_failure=localize_failures, still=own_path)
@@ -327,27 +327,36 @@ def _around_kinks(
     return None if _ties(ev, claim, leaf, rng, out) else again
 
 
-def _own_path(ev: Evaluator, claim: Claim, leaf: Any, rng: np.random.Generator, out: _Collected) -> np.ndarray | None:
+def _own_path(
+    ev: Evaluator, claim: Claim, leaf: Any, rng: np.random.Generator, out: _Collected, budget: list[int]
+) -> np.ndarray | None:
     """The positions of ``leaf`` whose native gradient is farther from its float64 run than rounding can be (a
-    float32 path of the backward off at one element): judged one by one at their own dtype's resolution, and
-    left out of the directions, whose bound would count the gap as rounding. None when that is every element
-    (judged one by one, or a sample of them, here); an empty array when there is no float64 run or no gap."""
+    float32 path of the backward off at one element): judged one by one at their own dtype's resolution (all of
+    them while they fit in what is left of the check's ``budget``, else a sample), and left out of the
+    directions, whose bound would count the gap as rounding. None when that is every element (judged here); an
+    empty array when there is no float64 run or no gap."""
     if claim.g_wide is None:
         return np.empty(0, dtype=np.int64)
     idx = np.arange(leaf.offset, leaf.offset + leaf.size)
     far = np.flatnonzero(~plausible_rounding(claim, idx, claim.g_wide[idx], ev))
     if not far.size:
         return far
+    judged = far + leaf.offset
+    if far.size <= budget[0]:
+        budget[0] -= far.size
+        how = "they were judged one by one"
+    else:
+        judged = np.sort(rng.choice(judged, min(KINKY_SAMPLES, judged.size), replace=False))
+        how = (
+            f"{judged.size} random ones of them were judged one by one (an error confined to a few of the others "
+            "may go unseen; strategy='full' judges every one)"
+        )
     out.notes.append(
         f"{leaf.name}: {far.size} element(s) of the gradient differ from the same backward pass run in float64 by "
-        "more than rounding can: they were judged one by one at their own dtype's resolution."
+        f"more than rounding can: {how}, at their own dtype's resolution."
     )
-    if far.size < leaf.size:
-        out.add_outcome(run(ev, claim, far + leaf.offset, rng))
-        return far
-    some = idx if idx.size <= ELEMENTWISE_FALLBACK else np.sort(rng.choice(idx, KINKY_SAMPLES, replace=False))
-    out.add_outcome(run(ev, claim, some, rng))
-    return None
+    out.add_outcome(run(ev, claim, judged, rng))
+    return far if far.size < leaf.size else None
 
 
 def _how_many(sub: Outcome, pool: int) -> str:
