@@ -8,6 +8,7 @@ mask at ``x + h`` and ``x - h``, and the same mask in the gradient function as i
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import random
 import sys
@@ -195,6 +196,8 @@ def find_generators(*fns: Any, depth: int = 3) -> list[Any]:
 
 def _same(a: Any, b: Any) -> bool:
     """Two generator states equal (tuples, dicts and arrays of numbers, bytes, tensors)."""
+    if isinstance(a, LegacyState) or isinstance(b, LegacyState):
+        return isinstance(a, LegacyState) and isinstance(b, LegacyState) and a.same(b)
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
@@ -215,7 +218,7 @@ def _is_generator(obj: Any) -> bool:
 
 def _get_state(g: Any) -> Any:
     if g is _LEGACY:
-        return np.random.get_state()
+        return LegacyState.take()
     if g is _PYTHON:
         return random.getstate()
     if g is _TORCH:
@@ -229,7 +232,7 @@ def _get_state(g: Any) -> Any:
 
 def _set_state(g: Any, state: Any) -> None:
     if g is _LEGACY:
-        np.random.set_state(state)
+        state.put()
     elif g is _PYTHON:
         random.setstate(state)
     elif g is _TORCH:
@@ -240,3 +243,93 @@ def _set_state(g: Any, state: Any) -> None:
         g.setstate(state)
     else:
         g.set_state(state)
+
+
+# -- numpy's global state -----------------------------------------------------------------------------------
+# ``np.random.get_state()`` and ``set_state()`` copy MT19937's 624-word key one word at a time (about 30 us
+# each), as much as a tiny check costs in all. The key and position are read and written whole instead, at the
+# address the documented ``BitGenerator.ctypes`` interface gives; what the legacy RandomState keeps beside
+# them (the second normal of its last pair, ``has_gauss`` and ``gauss``) has no such interface, and is told
+# by one draw of a normal: it comes from the kept value without touching the key, or else from a new pair.
+# (With no normal kept, numpy holds ``gauss`` at 0.0, and so does a restored state; only a state set by hand
+# with another value there would read back different, with the same draws.)
+
+#: MT19937's state as its C struct lays it out: 624 32-bit words of key, then the position (a C int).
+MT_WORDS = 624
+MT_BYTES = 4 * MT_WORDS + ctypes.sizeof(ctypes.c_int)
+
+
+class LegacyState:
+    """numpy's global RandomState, frozen: its bit generator and, for an MT19937 that keeps no normal (the
+    usual case), the raw bytes of its key and position (``raw``), else the state as ``get_state`` gives it
+    (``full``). :meth:`put` brings back exactly that state, the kept normal included."""
+
+    def __init__(self, bit_generator: Any, raw: bytes | None, full: Any) -> None:
+        self.bit_generator, self.raw, self.full = bit_generator, raw, full
+
+    @classmethod
+    def take(cls) -> LegacyState:
+        bg = _global_bit_generator()
+        address = _raw_address(bg)
+        if address is None:
+            return cls(bg, None, np.random.get_state(legacy=False))
+        raw = ctypes.string_at(address, MT_BYTES)
+        kept = np.random.standard_normal()  # the kept normal if there is one, else the first of a new pair
+        if ctypes.string_at(address, MT_BYTES) == raw:  # it was kept (no draw): put it back as it was
+            full = {"bit_generator": "MT19937", "state": _mt_state(raw), "has_gauss": 1, "gauss": kept}
+            np.random.set_state(full)
+            return cls(bg, None, full)
+        _forget_normal(address, raw)
+        return cls(bg, raw, None)
+
+    def put(self) -> None:
+        if _global_bit_generator() is not self.bit_generator:  # the function swapped numpy's generator
+            np.random.mtrand.set_bit_generator(self.bit_generator)
+        if self.raw is None:
+            np.random.set_state(self.full)
+            return
+        address = self.bit_generator.ctypes.state_address
+        ctypes.memmove(address, self.raw, MT_BYTES)
+        np.random.standard_normal()  # uses up a normal kept by the function's draws, or draws a pair (and keeps one)
+        if ctypes.string_at(address, MT_BYTES) != self.raw:
+            _forget_normal(address, self.raw)
+
+    def same(self, other: LegacyState) -> bool:
+        if self.bit_generator is not other.bit_generator or (self.raw is None) != (other.raw is None):
+            return False
+        return self.raw == other.raw if self.raw is not None else _same(self.full, other.full)
+
+
+def _forget_normal(address: int, raw: bytes) -> None:
+    """From the state just after a new pair was drawn from ``raw`` (one normal of it kept): back to ``raw``, no
+    normal kept. Taking the kept normal touches no key."""
+    ctypes.memmove(address, raw, MT_BYTES)
+    np.random.standard_normal()
+
+
+def _mt_state(raw: bytes) -> dict[str, Any]:
+    """MT19937's ``state['state']`` from its raw bytes."""
+    key = np.frombuffer(raw, dtype=np.uint32, count=MT_WORDS).copy()
+    return {"key": key, "pos": int(np.frombuffer(raw, dtype=np.intc, count=1, offset=4 * MT_WORDS)[0])}
+
+
+#: Whether MT19937's raw state is laid out as assumed (told once, against its documented ``state``).
+_raw_layout: list[bool] = []
+
+
+def _global_bit_generator() -> Any:
+    """The bit generator of numpy's global state (None before numpy 1.25, which cannot tell it)."""
+    get = getattr(np.random, "get_bit_generator", None)
+    return None if get is None else get()
+
+
+def _raw_address(bg: Any) -> int | None:
+    """The address of ``bg``'s raw state when it is an MT19937 laid out as :data:`MT_BYTES` says, else None."""
+    if type(bg) is not np.random.MT19937:
+        return None
+    address = int(bg.ctypes.state_address)
+    if not _raw_layout:
+        state = bg.state["state"]
+        expected = np.asarray(state["key"], dtype=np.uint32).tobytes() + np.intc(state["pos"]).tobytes()
+        _raw_layout.append(ctypes.string_at(address, MT_BYTES) == expected)
+    return address if _raw_layout[0] else None
