@@ -80,12 +80,15 @@ def serial_first_differences(ev: Evaluator, idx: np.ndarray, steps: np.ndarray) 
     m = idx.size
     out = np.empty((4, m))
     tree, call, reduce, phi0 = ev.tree, ev.call, ev.output.reduce, ev.phi0
-    which = (np.searchsorted(tree.offsets, idx, side="right") - 1).tolist()
     offsets = tree.offsets.tolist()
     leaves = tree.leaves
     flats = [flat_view(leaf.work) for leaf in leaves]
     casters = [leaf.dtype.type for leaf in tree.leaves]
-    order = np.argsort(which, kind="stable").tolist()  # leaf by leaf
+    if len(leaves) == 1:  # (one array: no leaf to look up, nothing to sort)
+        which, order = [0] * m, list(range(m))
+    else:
+        which = (np.searchsorted(tree.offsets, idx, side="right") - 1).tolist()
+        order = np.argsort(which, kind="stable").tolist()  # leaf by leaf
     idx_l = idx.tolist()
     probed, moved, isfinite = ev.probed, ev.moved, math.isfinite
     for start in range(0, m, CHECK_EVERY):

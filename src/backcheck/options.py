@@ -136,7 +136,17 @@ class Options:
 
     @classmethod
     def make(cls, **kwargs: Any) -> Options:
-        """Validate user options; unknown names and bad values raise :class:`BadInputError` naming the option."""
+        """Validate user options; unknown names and bad values raise :class:`BadInputError` naming the option.
+
+        Options given as plain values alone (None, bools, ints, floats, strings: every default) are validated
+        once per set of values and shared (they are frozen); ``seed=None`` asks for fresh entropy every time.
+        """
+        if kwargs.get("seed", 0) is not None and all(type(v) in _PLAIN for v in kwargs.values()):
+            return _made(**kwargs)
+        return cls._validated(**kwargs)
+
+    @classmethod
+    def _validated(cls, **kwargs: Any) -> Options:
         unknown = sorted(kwargs.keys() - cls.__dataclass_fields__.keys())
         if unknown:
             raise BadInputError(f"unknown option(s) {unknown}.", f"the options are {sorted(cls.__dataclass_fields__)}.")
@@ -208,6 +218,15 @@ class Options:
 
     def with_(self, **changes: Any) -> Options:
         return replace(self, **changes)
+
+
+#: Types of option values whose validated :class:`Options` are kept (see :meth:`Options.make`).
+_PLAIN = (type(None), bool, int, float, str)
+
+
+@functools.lru_cache(maxsize=64, typed=True)  # (typed: samples=True is refused, samples=1 is not)
+def _made(**kwargs: Any) -> Options:
+    return Options._validated(**kwargs)
 
 
 class _LazyGenerator:

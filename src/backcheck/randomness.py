@@ -138,8 +138,12 @@ def keeps_random(fn: F) -> F:
 
     @functools.wraps(fn)
     def kept(*args: Any, **kwargs: Any) -> Any:
-        with kept_random(*args, *(v for k, v in kwargs.items() if k != "seed")):
+        # (kept_random's work, without a generator-based context manager around every check)
+        frozen = FrozenRandom(find_generators(*args, *(v for k, v in kwargs.items() if k != "seed")), legacy=True)
+        try:
             return fn(*args, **kwargs)
+        finally:
+            frozen.restore()
 
     del kept.__wrapped__  # (one function for tools that unwrap, as calls.typed_arguments leaves it)
     return cast(F, kept)

@@ -285,15 +285,16 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: M
         outcome.notes.extend(sharpen(ev, claim, outcome, options.floor))
     elif coarse_inside(ev) and not tol.custom:
         outcome.notes.extend(sharpen_low_precision(ev, claim, outcome, options.rng("sharp")))
-    if not tol.custom and bool(np.isin(outcome.status, FAILING).any()):
+    labels = set(outcome.status.tolist())  # the verdicts present (a mask for an absent one is never built)
+    if not tol.custom and not labels.isdisjoint(FAILING):
         if sec.extended is not None:
             outcome.notes.extend(excuse_rounding(claim, outcome, sec.extended, tree.element_name))
         if sec.extended is None or sec.extended() is None:  # no wider run: the rounding measured instead
             outcome.notes.extend(excuse_measured(ev, claim, outcome, tree.element_name))
-    labels = set(outcome.status.tolist())  # the verdicts present (a mask for an absent one is never built)
+        labels = set(outcome.status.tolist())
     if not tol.custom and outcome.checked.size:
         _reach(ev, claim, outcome, options.floor, labels == {OK})
-    _vouch(tree, g, outcome, lambda: _value_gradient(ev), typical, labels, _blind_cause(ev))
+    _vouch(tree, g, outcome, lambda: _value_gradient(ev), typical, labels, lambda: _blind_cause(ev))
     if ev.repeat_due and (outcome.failed_leaves or outcome.inconclusive_leaves or labels - {OK}):
         ev.recheck()  # a verdict but a pass: whether f is random is told first (the baseline deferred it)
     leaves = summarize(tree, g, outcome, dict(skipped))
@@ -411,7 +412,7 @@ def _vouch(
     value_gradient: Callable[[], float],
     sizes: np.ndarray,
     labels: set[str],
-    cause: str,
+    cause: Callable[[], str],
 ) -> None:
     """Pass means vouched: elements whose bound could not see an error that matters become inconclusive.
     ``labels``: the verdicts present in ``outcome``; ``cause``: why, as far as measured (:func:`_blind_cause`)."""
@@ -458,7 +459,7 @@ def _vouch(
         outcome.inconclusive_leaves.setdefault(
             leaf.name,
             f"{int(here.sum())} element(s) of {leaf.name} agree only within {size}: the finite differences "
-            f"cannot see smaller errors here ({cause}), so they are inconclusive rather than passed.",
+            f"cannot see smaller errors here ({cause()}), so they are inconclusive rather than passed.",
         )
     status[blind] = NOISY
 

@@ -7,7 +7,6 @@ shapes (``params['W1'][3, 7]``) and owns the only code that writes into user arr
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,10 +38,13 @@ class Leaf:
     in_place: bool  # True when ``work`` is the user's memory
     scalar: bool = False  # a Python/numpy scalar, rebuilt on every call
     original: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
+    size: int = field(init=False)  # (the shape is the one registered: it never changes)
+    #: where ``work``'s memory starts (read once: the user's array moving away from it is a resize)
+    address: int = field(init=False, repr=False)
 
-    @functools.cached_property
-    def size(self) -> int:
-        return math.prod(self.shape)  # (the shape is the one registered: it never changes)
+    def __post_init__(self) -> None:
+        self.size = math.prod(self.shape)
+        self.address = _data(self.work)
 
     def element_name(self, local: int) -> str:
         return self.name + format_index(unravel(local, self.shape))
@@ -153,8 +155,12 @@ class Tree:
             )
         self.offsets = np.array([leaf.offset for leaf in self.leaves], dtype=np.int64)
         _refuse_aliasing([leaf for leaf in self.leaves if leaf.in_place and leaf.size])
-        bad = [np.flatnonzero(~np.isfinite(leaf.original.reshape(-1))) + leaf.offset for leaf in self.leaves]
-        self.excluded = np.concatenate(bad) if bad else np.empty(0, dtype=np.int64)
+        bad = [
+            np.flatnonzero(~np.isfinite(leaf.original.reshape(-1))) + leaf.offset
+            for leaf in self.leaves
+            if not np.isfinite(leaf.original).all()
+        ]
+        self.excluded = np.concatenate(bad) if bad else np.empty(0, dtype=np.intp)
 
     # -- building -------------------------------------------------------------------------------------
     def _walk(self, obj: Any, name: str, in_place: bool, bare_keys: bool, top: bool = False) -> Any:
@@ -254,7 +260,7 @@ class Tree:
         out = []
         if self.size == 0:
             out.append(f"no elements to check: every array of {self.root} is empty, so the check passes trivially.")
-        for leaf in self.leaves:
+        for leaf in self.leaves if self.excluded.size else ():  # (the non-finite elements are the excluded ones)
             if bad := int(np.count_nonzero(~np.isfinite(leaf.original))):
                 out.append(
                     f"{leaf.name}: {bad} of {leaf.size} element(s) are NaN or +-inf (masks, padding): they are "
@@ -418,7 +424,10 @@ def _arrays(leaf: Leaf) -> tuple[np.ndarray, ...]:
 
 def resized(leaf: Leaf) -> bool:
     """Whether the function changed the shape of the leaf's array or of the user's array it views (cheap)."""
-    return any(a.shape != leaf.shape for a in _arrays(leaf))
+    for a in _arrays(leaf):
+        if a.shape != leaf.shape:
+            return True
+    return False
 
 
 def _data(a: np.ndarray) -> int:
@@ -427,9 +436,10 @@ def _data(a: np.ndarray) -> int:
 
 def _reshaped(leaf: Leaf) -> bool:
     """Whether the function changed an array itself: its shape, dtype, writeable flag or (resized) its memory."""
-    if any(a.shape != leaf.shape or a.dtype != leaf.dtype or not a.flags.writeable for a in _arrays(leaf)):
-        return True
-    return leaf.in_place and _data(leaf.work) != _data(leaf.source)
+    for a in _arrays(leaf):
+        if a.shape != leaf.shape or a.dtype != leaf.dtype or not a.flags.writeable:
+            return True
+    return leaf.in_place and _data(leaf.source) != leaf.address  # (``work`` is a view: its memory stays)
 
 
 def _restore_leaf(leaf: Leaf) -> str:
@@ -448,8 +458,9 @@ def _restore_leaf(leaf: Leaf) -> str:
                 a.shape = leaf.shape
             if not a.flags.writeable:
                 a.flags.writeable = True
-        if leaf.in_place and _data(leaf.work) != _data(leaf.source):
+        if leaf.in_place and _data(leaf.source) != leaf.address:
             leaf.work = leaf.source.view(np.ndarray)
+            leaf.address = _data(leaf.work)
             resized = resized or "its memory moved: its values are put back, in its new memory"
         np.copyto(leaf.work, leaf.original)
     except (AttributeError, ValueError) as exc:
@@ -486,6 +497,8 @@ def _refuse_aliasing(leaves: list[Leaf]) -> None:
                 "pass a copy (np.copy) to make every element a parameter of its own, or pass the array before "
                 "broadcasting and broadcast it inside the function.",
             )
+    if len(leaves) < 2:
+        return
     spans = sorted((span(leaf.work), k) for k, leaf in enumerate(leaves))
     for a, ((_, hi), ka) in enumerate(spans):
         for (lo2, _), kb in spans[a + 1 :]:
