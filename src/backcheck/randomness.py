@@ -278,7 +278,7 @@ class LegacyState:
         if address is None:
             return cls(bg, None, np.random.get_state(legacy=False))
         raw = ctypes.string_at(address, MT_BYTES)
-        kept = np.random.standard_normal()  # the kept normal if there is one, else the first of a new pair
+        kept = _draw_normal()  # the kept normal if there is one, else the first of a new pair
         if ctypes.string_at(address, MT_BYTES) == raw:  # it was kept (no draw): put it back as it was
             full = {"bit_generator": "MT19937", "state": _mt_state(raw), "has_gauss": 1, "gauss": kept}
             np.random.set_state(full)
@@ -294,7 +294,7 @@ class LegacyState:
             return
         address = self.bit_generator.ctypes.state_address
         ctypes.memmove(address, self.raw, MT_BYTES)
-        np.random.standard_normal()  # uses up a normal kept by the function's draws, or draws a pair (and keeps one)
+        _draw_normal()  # uses up a normal kept by the function's draws, or draws a pair (and keeps one)
         if ctypes.string_at(address, MT_BYTES) != self.raw:
             _forget_normal(address, self.raw)
 
@@ -304,11 +304,16 @@ class LegacyState:
         return self.raw == other.raw if self.raw is not None else _same(self.full, other.full)
 
 
+def _draw_normal() -> float:
+    """One normal from numpy's global RandomState itself (``np.random.standard_normal`` may be mocked)."""
+    return float(np.random.mtrand._rand.standard_normal())
+
+
 def _forget_normal(address: int, raw: bytes) -> None:
     """From the state just after a new pair was drawn from ``raw`` (one normal of it kept): back to ``raw``, no
     normal kept. Taking the kept normal touches no key."""
     ctypes.memmove(address, raw, MT_BYTES)
-    np.random.standard_normal()
+    _draw_normal()
 
 
 def _mt_state(raw: bytes) -> dict[str, Any]:

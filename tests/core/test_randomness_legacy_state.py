@@ -209,3 +209,15 @@ def test_a_global_generator_other_than_mt19937_is_kept_without_a_warning():
         assert np.array_equal(np.random.randn(4), expected)
     finally:
         np.random.set_bit_generator(original)
+
+
+@pytest.mark.parametrize("kept", [False, True], ids=["no-normal-kept", "normal-kept"])
+def test_a_mocked_standard_normal_does_not_mislead_the_snapshot(monkeypatch, kept):
+    # (a test suite may mock numpy's module functions; the snapshot asks numpy's global RandomState itself)
+    _setup(kept)
+    expected = _next_draws()
+    _setup(kept)
+    monkeypatch.setattr(np.random, "standard_normal", lambda *args, **kwargs: 0.0)
+    backcheck.check(_quiet, X.copy(), lambda x: 3 * x**2)
+    monkeypatch.undo()
+    _assert_same(_next_draws(), expected)
