@@ -241,17 +241,36 @@ def detectable_size(bounds: list[float], scale: float, confidence: float) -> flo
 MOMENTS_FROM = 65536
 
 
-def _moments(gh: np.ndarray, h: np.ndarray, k: float, scale: float) -> tuple[float, float, float]:
+def _moments(l1: float, scale: float, hh: float, k: float, n: int) -> tuple[float, float, float]:
     """``sum |g c|``, ``|g c|_2`` and ``|c|_2`` of a direction ``c = k h (u - 1/2)``, ``u`` uniform, from their
     expectations (``E|u - 1/2| = 1/4``, ``E (u - 1/2)^2 = 1/12``), 5% up: over this many elements a sum of
     independent terms stays within a few tenths of a percent of its mean, and three passes per direction
-    are saved. ``gh``: the products ``g h`` (made absolute here), whose RMS is ``scale``."""
-    l1 = float(np.sum(np.abs(gh, out=gh)))
-    return (
-        1.05 * k * l1 / 4,
-        1.05 * k * scale * math.sqrt(gh.size / 12),
-        1.05 * k * math.sqrt(float(np.dot(h, h)) / 12),
-    )
+    are saved. ``l1``: ``sum |g h|``; ``scale``: the RMS of ``g h``; ``hh``: ``|h|_2**2``; ``n`` elements."""
+    return 1.05 * k * l1 / 4, 1.05 * k * scale * math.sqrt(n / 12), 1.05 * k * math.sqrt(hh / 12)
+
+
+#: Elements read at a time by :func:`_sums` (its temporaries stay in cache).
+SUMS_CHUNK = 1 << 15
+
+
+def _sums(g: np.ndarray, h: np.ndarray, k: float, hc: np.ndarray, buffer: np.ndarray) -> tuple[float, float, float]:
+    """One pass over the array: ``hc = k h``, and the RMS of ``g h`` (finite values only, as :func:`rms`),
+    ``sum |g h|`` and ``|h|_2**2``."""
+    n = g.size
+    tmp = buffer[: min(n, SUMS_CHUNK)]
+    ss = l1 = hh = 0.0
+    with np.errstate(all="ignore"):  # a sum that overflows (or is not finite) is taken again below
+        for a in range(0, n, SUMS_CHUNK):
+            b = min(a + SUMS_CHUNK, n)
+            ga, ha, t = g[a:b], h[a:b], tmp[: b - a]
+            np.multiply(ga, ha, out=t)
+            ss += float(np.dot(t, t))
+            l1 += float(np.sum(np.abs(t, out=t)))
+            hh += float(np.dot(ha, ha))
+            np.multiply(ha, k, out=hc[a:b])
+    if not 1e-290 < ss < 1e300:  # not finite, or beyond one pass's range: the careful way
+        return rms(np.multiply(g, h, out=buffer)), l1, hh
+    return math.sqrt(ss / n), l1, hh
 
 
 @dataclass
@@ -293,10 +312,9 @@ def project_leaf(
     failure = None
     wanted = count or 1
     with lend(leaf.size) as buffer, lend(leaf.size) as hc:
-        scale = rms(np.multiply(g, h, out=buffer))  # the step-weighted gradient, errors are measured against it
         k = math.sqrt(12.0 / max(leaf.size - (0 if still is None else still.size), 1))
-        np.multiply(h, k, out=hc)
-        moments = _moments(buffer, h, k, scale) if leaf.size >= MOMENTS_FROM else None
+        scale, l1, hh = _sums(g, h, k, hc, buffer)  # scale: the step-weighted gradient's RMS, errors are its share
+        moments = _moments(l1, scale, hh, k, leaf.size) if leaf.size >= MOMENTS_FROM else None
         while len(results) < wanted:
             coef = direction(rng, hc, buffer)
             m = measure(ev, along, coef, moments)

@@ -111,7 +111,7 @@ def grads(sess: Session, outs: list[Any], douts: Sequence[Any], targets: list[An
     ds = [d.clone() for d in given]  # a backward that writes into its grad_output writes into a private copy
     # (the inputs before the pass: only while no write is known yet, and every input is a target)
     watch = not sess.backward_writes and len(targets) == len(sess.slots)
-    before = [t.detach().clone() for t in targets] if watch else []
+    before = _watched(sess, targets) if watch else []
 
     def through_graph() -> list[Any]:
         got = torch.autograd.grad(os, targets, ds, allow_unused=True, retain_graph=retain)
@@ -137,6 +137,18 @@ def grads(sess: Session, outs: list[Any], douts: Sequence[Any], targets: list[An
     which = [k for k, (o, d) in enumerate(zip(outs, douts, strict=True)) if d is not None and o.requires_grad]
     _note_writes(sess, [(d, c, k) for k, d, c in zip(which, given, ds, strict=True)], before, targets)
     return res
+
+
+def _watched(sess: Session, targets: list[Any]) -> list[Any]:
+    """The checked tensors as they are before a backward pass, to find its writes: the user's own tensor where
+    a target equals it (no copy of a large input), else a copy."""
+    torch = sess.torch
+    out = []
+    for s, t in zip(sess.slots, targets, strict=True):
+        mine, t = sess.original(s), t.detach()
+        alike = mine.dtype == t.dtype and mine.shape == t.shape and mine.layout == t.layout == torch.strided
+        out.append(mine if alike and bool(torch.equal(mine, t)) else t.clone())
+    return out
 
 
 def _note_writes(sess: Session, cotangents: list[tuple[Any, Any, Any]], before: list[Any], after: list[Any]) -> None:
