@@ -35,6 +35,8 @@ class Output:
         self.peak = 0.0
         #: the dtype the outputs declare at the base point (``anchor`` may find a narrower one computed)
         self.declared = np.dtype(np.float64)
+        #: a cotangent output's flat outputs at the last reduced call, in float64 (empty for a loss)
+        self.last: list[np.ndarray] = []
 
     def rows(self, parts: Sequence[np.ndarray]) -> np.ndarray:
         """``phi`` of each row of outputs that carry a leading batch axis, as :attr:`reduce` computes it."""
@@ -132,6 +134,7 @@ class Output:
                 moved = delta != 0
                 if moved.any():
                     scale += float(np.dot(au[moved], np.abs(y[moved])))
+            output.last = ys
             return phi, scale, dtype
 
         output = cls(reduce, anchor=anchor)

@@ -563,21 +563,47 @@ def _rounded_away(
             status[k] = OK if limit[k] <= VOUCH * size[k] else NOISY
 
 
-#: A step this many times the element's own moves the outputs its true change rounded away at that step. (A
-#: wider one, a fifth of the element's size, would reach a softmax probability of 1e-15, whose change moves the
-#: largest one by its rounding only there; but a float32 GELU kernel's element then passed for coupled, and a
-#: real bug there went inconclusive.)
+#: Steps, as multiples of the element's own (the first) and of its size (at least 1, the others), at which an
+#: element is moved to see whether outputs its own step left exactly unchanged depend on it: a confident
+#: softmax's largest probability moves by a tiny one's change, which rounds away below a tenth of its size
+#: where the tiny one is 1e-15 and needs a step of its size where it is 1e-17.
 COUPLING_STEP = 1024.0
-#: ... and the outputs it moves then are this much larger than those its own step moved.
-COUPLING_SCALE = 1e3
+COUPLING_SIZES = (WIDEST, 1.0)
 
 
 def _coupled_below_resolution(ev: Evaluator, i: int, h: float) -> bool:
-    """Whether element ``i`` moves outputs at a much larger step that its own step left exactly unchanged (an
-    iterative solve's far coefficients), rather than outputs of its own only (an elementwise unit)."""
-    own = float(ev.local_scale[i])
-    try:
-        ev.element(i, (COUPLING_STEP * h,))
-    except BackcheckError:
+    """Whether element ``i`` moves, at a larger step, outputs that its own steps ``+-h`` moved by their rounding at
+    most (:data:`WIDE_AGREEMENT` units in their last place: a confident softmax's largest probability, moved by a
+    tiny one's change; an iterative solve's far coefficients), rather than outputs of its own only (an
+    elementwise unit: its other outputs never move, whatever the step, and its own moved clearly; a float32
+    GELU's tail stays its own). Up to eight evaluations, only for mismatches that every output's rounding
+    explains."""
+    plus, minus = _output_changes(ev, i, h), _output_changes(ev, i, -h)
+    if plus is None or minus is None:
         return False
-    return ev.last_scale > COUPLING_SCALE * max(own, np.finfo(np.float64).tiny)
+    unit = WIDE_AGREEMENT * float(np.finfo(ev.out_dtype).eps)
+    floors = [unit * np.abs(y0) for y0 in ev.output.base]
+    blurred = [(p <= f) & (m <= f) for p, m, f in zip(plus, minus, floors, strict=True)]
+    if not any(b.any() for b in blurred):
+        return False  # every output moved clearly at the element's own step: none rounded away
+    leaf, local = ev.tree.locate(i)
+    size = max(abs(float(leaf.original.reshape(-1)[local])), 1.0)
+    for w in (COUPLING_STEP * h, *(f * size for f in COUPLING_SIZES)):
+        for step in (w, -w) if w > h else ():  # (both ways: a larger logit leaves the largest probability at 1)
+            wide = _output_changes(ev, i, step)
+            if wide is not None and any(bool((b & (c > f)).any()) for b, c, f in zip(blurred, wide, floors, strict=True)):
+                return True
+    return False
+
+
+def _output_changes(ev: Evaluator, i: int, step: float) -> list[np.ndarray] | None:
+    """How far a move of element ``i`` by ``step`` moves each output from the base point (per output array); None
+    for a loss (one output), or where ``phi`` is not finite there or the move raises (a domain's edge)."""
+    try:
+        phis, _ = ev.element(i, (step,))
+    except BackcheckError:
+        return None
+    last, base = ev.output.last, ev.output.base
+    if not last or len(last) != len(base) or not np.all(np.isfinite(phis)):
+        return None
+    return [np.abs(y - y0) for y, y0 in zip(last, base, strict=True)]
