@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from backcheck.coupling import rounded_away
 from backcheck.errors import BackcheckError, NonFiniteError
 from backcheck.evaluate import Evaluator
 from backcheck.numeric.grad import NOISE_FACTOR, noise_level, one_sided, roundoff
@@ -30,7 +31,6 @@ from backcheck.verdict import (
     SAFETY,
     SCREEN_RELATIVE,
     SETTLED,
-    TINY,
     VOUCH,
     WIDE_AGREEMENT,
     FirstDifferences,
@@ -333,12 +333,55 @@ def _judge_one(
         finer = _finer(ev, i, a, h, res, tol, size)
         if finer is not None and (_stands_for(finer, verdict, a, size) or (unsure and finer[0] == NOISY)):
             verdict = finer
+    unvouched = verdict[0] == NOISY or (verdict[0] == OK and not verdict[2] <= VOUCH * size)
+    if unvouched and not tol.custom and not _below_step(ev, i, h):
+        return _on_wider_scale(ev, i, (a, h, size), first, res, verdict)
     if verdict[0] not in (KINK, AMBIGUOUS):
         return verdict
     # (slopes that disagree at every step above an element's own size may be a function bending on that finer
     # scale, sin(x / 1e-10) at x of 1e-10, as well as kinks at its zero)
     verdict = _on_own_scale(ev, i, (a, h, size), res, tol, verdict)
     return _beside_the_point(ev, i, (a, h, size), first, res, tol, verdict) if verdict[0] == KINK else verdict
+
+
+#: An element whose step moves f by at most this many units of its rounding (of the largest output: the
+#: dtype's, not a measured noise, which a function rounded to float16 inside moves by), in either direction,
+#: and not at all in neither, is below f's resolution there (see :func:`_on_wider_scale`).
+RESOLUTION_UNITS = 64.0
+
+
+def _on_wider_scale(
+    ev: Evaluator, i: int, element: tuple[float, float, float], first: Four, res: float, verdict: Verdict
+) -> Verdict:
+    """A noisy verdict (or a pass that does not see ``VOUCH * size``) of an element whose step moved f by a few
+    rounding units only, judged again at a step as much wider as its bound is above what a pass must see (at
+    most :data:`WIDEST` of the element's size).
+
+    A saturated sigmoid at z of 25 has a derivative of 1e-11 and moves a loss of size 10 by 4e-15 at its step,
+    a few units of its rounding: no difference there resolves the derivative, one at a step of 0.05 does (its
+    rounding shrinks with the step, the truncation of the Richardson table stays far below). A vouched pass or
+    a mismatch there replaces the verdict; a function that only changes in quanta (rounded to float16 inside)
+    moves by far more than its dtype's rounding, or not at all, and keeps it. ``element``: the analytic value,
+    the step and the size to judge at.
+    """
+    a, h, size = element
+    moves = (abs(first[0] - ev.phi0), abs(first[1] - ev.phi0))
+    unit = float(np.finfo(ev.out_dtype).eps) * max(ev.scale, abs(ev.phi0))  # f's rounding, not measured noise
+    if not (0.0 < max(moves) <= RESOLUTION_UNITS * unit) or not size > 0:
+        return verdict
+    leaf, local = ev.tree.locate(i)
+    top = WIDEST * max(abs(float(leaf.original.reshape(-1)[local])), 1.0)
+    s = min(h * SAFETY * verdict[2] / (VOUCH * size), top)
+    if not s > 2 * h:
+        return verdict
+    try:
+        phis, disp = ev.element(i, (s, -s))
+    except BackcheckError:
+        return verdict
+    if disp[0] == 0.0 or disp[1] == 0.0 or not np.all(np.isfinite(phis)):
+        return verdict
+    out = refine(ev, i, a, s, (float(phis[0]), float(phis[1]), float(disp[0]), float(disp[1])), res, Tolerance())
+    return out if out[0] == MISMATCH or (out[0] == OK and out[2] <= VOUCH * size) else verdict
 
 
 #: An element smaller than its step is judged again at this fraction of its own size (see :func:`_on_own_scale`).
@@ -470,7 +513,7 @@ def judge(
             st = DEAD
         status[k], numeric[k], limit[k] = st, n, b
     if MISMATCH in set(status.tolist()) and not tol.custom:
-        _rounded_away(ev, idx, (analytic, numeric), first, res, typical, (status, limit))
+        rounded_away(ev, idx, (analytic, numeric), first, res, typical, (status, limit))
         moved = idx[(first.plus != ev.phi0) | (first.minus != ev.phi0)]
         unseen = (status == MISMATCH) & below_rounding_of_inputs(ev, idx, analytic, h, moved)
         status[unseen], limit[unseen] = NOISY, np.inf
@@ -530,80 +573,3 @@ def _noise_since(ev: Evaluator, cleared: np.ndarray, limit: np.ndarray, first: t
     eps_out = float(np.finfo(ev.out_dtype).eps)
     now = bound(eps_out ** (2.0 / 3.0) * size, roundoff(ev, np.abs(span), lazy=True), res)
     limit[cleared] = np.maximum(limit[cleared], now)
-
-
-def _rounded_away(
-    ev: Evaluator,
-    idx: np.ndarray,
-    values: tuple[np.ndarray, np.ndarray],
-    first: FirstDifferences,
-    res: np.ndarray,
-    typical: np.ndarray | None,
-    verdicts: tuple[np.ndarray, np.ndarray],
-) -> None:
-    """Mismatches that the rounding of the whole output explains, where the element's true change of some
-    outputs fell below their resolution and rounded to nothing: a confident softmax's largest probability, which
-    moves by the tiny others' change, 1e-17 against its rounding of 1e-16; an iterative solve's far
-    coefficients. A difference over the outputs that moved misses those changes. Confirmed by a much larger
-    step moving much larger outputs (:func:`_coupled_below_resolution`), the element is bounded by every
-    output's rounding: a pass where that sees errors of :data:`VOUCH` of its size or of its tensor's typical
-    one, else inconclusive (a wrong element of that size cannot be told from the rounding)."""
-    (analytic, numeric), (status, limit) = values, verdicts
-    size = np.maximum(np.abs(analytic), np.abs(numeric))
-    # an element tiny beside its tensor, or one whose own step moved f (outputs of its own moved, others may
-    # have rounded away); one that left f exactly still is no such case (a forgotten mask: a kink a larger
-    # step crosses would look coupled)
-    candidate = (numeric != 0) if typical is None else (numeric != 0) | (size < TINY * typical)
-    if typical is not None:
-        size = np.maximum(size, typical)
-    whole = bound(0.0, roundoff(ev, np.abs(first.span)), res)  # every output's rounding (no scale: the largest)
-    for k in np.flatnonzero((status == MISMATCH) & candidate & (np.abs(analytic - numeric) <= whole)).tolist():
-        if _coupled_below_resolution(ev, int(idx[k]), float(first.disp_plus[k])):
-            limit[k] = max(float(limit[k]), float(whole[k]))
-            status[k] = OK if limit[k] <= VOUCH * size[k] else NOISY
-
-
-#: Steps, as multiples of the element's own (the first) and of its size (at least 1, the others), at which an
-#: element is moved to see whether outputs its own step left exactly unchanged depend on it: a confident
-#: softmax's largest probability moves by a tiny one's change, which rounds away below a tenth of its size
-#: where the tiny one is 1e-15 and needs a step of its size where it is 1e-17.
-COUPLING_STEP = 1024.0
-COUPLING_SIZES = (WIDEST, 1.0)
-
-
-def _coupled_below_resolution(ev: Evaluator, i: int, h: float) -> bool:
-    """Whether element ``i`` moves, at a larger step, outputs that its own steps ``+-h`` moved by their rounding at
-    most (:data:`WIDE_AGREEMENT` units in their last place: a confident softmax's largest probability, moved by a
-    tiny one's change; an iterative solve's far coefficients), rather than outputs of its own only (an
-    elementwise unit: its other outputs never move, whatever the step, and its own moved clearly; a float32
-    GELU's tail stays its own). Up to eight evaluations, only for mismatches that every output's rounding
-    explains."""
-    plus, minus = _output_changes(ev, i, h), _output_changes(ev, i, -h)
-    if plus is None or minus is None:
-        return False
-    unit = WIDE_AGREEMENT * float(np.finfo(ev.out_dtype).eps)
-    floors = [unit * np.abs(y0) for y0 in ev.output.base]
-    blurred = [(p <= f) & (m <= f) for p, m, f in zip(plus, minus, floors, strict=True)]
-    if not any(b.any() for b in blurred):
-        return False  # every output moved clearly at the element's own step: none rounded away
-    leaf, local = ev.tree.locate(i)
-    size = max(abs(float(leaf.original.reshape(-1)[local])), 1.0)
-    for w in (COUPLING_STEP * h, *(f * size for f in COUPLING_SIZES)):
-        for step in (w, -w) if w > h else ():  # (both ways: a larger logit leaves the largest probability at 1)
-            wide = _output_changes(ev, i, step)
-            if wide is not None and any(bool((b & (c > f)).any()) for b, c, f in zip(blurred, wide, floors, strict=True)):
-                return True
-    return False
-
-
-def _output_changes(ev: Evaluator, i: int, step: float) -> list[np.ndarray] | None:
-    """How far a move of element ``i`` by ``step`` moves each output from the base point (per output array); None
-    for a loss (one output), or where ``phi`` is not finite there or the move raises (a domain's edge)."""
-    try:
-        phis, _ = ev.element(i, (step,))
-    except BackcheckError:
-        return None
-    last, base = ev.output.last, ev.output.base
-    if not last or len(last) != len(base) or not np.all(np.isfinite(phis)):
-        return None
-    return [np.abs(y - y0) for y, y0 in zip(last, base, strict=True)]
