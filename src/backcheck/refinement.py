@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.coupling import rounded_away
 from backcheck.errors import BackcheckError, NonFiniteError
 from backcheck.evaluate import Evaluator
 from backcheck.numeric.grad import NOISE_FACTOR, noise_level, one_sided, roundoff
 from backcheck.numeric.noise import element_noise
+from backcheck.rounding import below_rounding_of_inputs, rounded_away, still_at_zero
 from backcheck.verdict import (
     AMBIGUOUS,
     DEAD,
@@ -123,7 +123,7 @@ def _refine(ev: Evaluator, i: int, a: float, h: float, first: Four, res: float, 
             # the estimates agree with each other, not with the analytic value
             if unrelated(ev, i, spread, h, a):
                 return (JUMP, d, limit, spread, NO_HULL), rough
-            verdict = _unless_coarse(ev, i, h, (MISMATCH, d, limit, np.nan, NO_HULL), a, still)
+            verdict = _unless_coarse(ev, i, h, (MISMATCH, d, limit, np.nan, NO_HULL), a, still, res)
             return _unless_noise(ev, i, a, (s, disp[0] - disp[1], change + r, res), verdict, tol), rough
         d_prev, f_prev, b_prev, gap_prev, kinky_prev = d, f, b, gap, kinky
         last_change, last_err, last_step = change, err, (s, disp[0] - disp[1], change + r, res)
@@ -132,7 +132,7 @@ def _refine(ev: Evaluator, i: int, a: float, h: float, first: Four, res: float, 
         return (NOISY, numeric, limit, np.nan, NO_HULL), rough
     if unrelated(ev, i, spread, h, a):
         return (JUMP, numeric, limit, spread, NO_HULL), rough
-    verdict = _unless_coarse(ev, i, h, (MISMATCH, numeric, limit, np.nan, NO_HULL), a, still)
+    verdict = _unless_coarse(ev, i, h, (MISMATCH, numeric, limit, np.nan, NO_HULL), a, still, res)
     return _unless_noise(ev, i, a, last_step, verdict, tol), rough
 
 
@@ -181,9 +181,13 @@ WIDEST = 0.1
 WIDER_TRIES = 2
 
 
-def _unless_coarse(ev: Evaluator, i: int, h: float, verdict: Verdict, a: float, still: bool) -> Verdict:
+def _unless_coarse(
+    ev: Evaluator, i: int, h: float, verdict: Verdict, a: float, still: bool, res: float = 0.0
+) -> Verdict:
     """A mismatch where f stood exactly ``still`` at every step, although the rule says it moves: inconclusive
-    if a wider step moves f (its value changes only in steps coarser than these differences), else the mismatch."""
+    if a wider step moves f by steps no rounding makes (its value changes only in coarse steps), judged at a
+    wider step where it moves by rounding units (a value computed with cancellation: a BCE's ``log(1 + e^z)`` at
+    z of -25 moves by units of 1; ``res``: the analytic value's resolution), else the mismatch."""
     if not still or a == 0.0 or not np.isfinite(a):
         return verdict
     leaf, local = ev.tree.locate(i)
@@ -208,7 +212,11 @@ def _unless_coarse(ev: Evaluator, i: int, h: float, verdict: Verdict, a: float, 
                 # ... by steps no rounding makes (round(x), a threshold): f is piecewise constant, and stood
                 # still at every step of the differences (the 'locally constant' finding judges the rule)
                 ev.moved[:] = kept
-            return (NOISY, 0.0, np.inf, np.nan, NO_HULL)
+                return (NOISY, 0.0, np.inf, np.nan, NO_HULL)
+            # ... by rounding (a value computed with cancellation): judged where it moves by hundreds of them
+            wide = min(RESOLUTION_WIDER * s, widest)
+            judged = _judged_at(ev, i, a, wide, res, (abs(a), max(abs(up), abs(down)))) if wide > 2 * s else None
+            return (NOISY, 0.0, np.inf, np.nan, NO_HULL) if judged is None else judged
         moved = moved or bool(up or down)  # one side only, so far: a flat piece beside a kink or a max stays so
     if not moved:
         ev.flat_tries[leaf.name] = tried + 1
@@ -333,8 +341,10 @@ def _judge_one(
         finer = _finer(ev, i, a, h, res, tol, size)
         if finer is not None and (_stands_for(finer, verdict, a, size) or (unsure and finer[0] == NOISY)):
             verdict = finer
-    unvouched = verdict[0] == NOISY or (verdict[0] == OK and not verdict[2] <= VOUCH * size)
-    if unvouched and not tol.custom and not _below_step(ev, i, h):
+    # unsure, or a mismatch where f moved in quanta of its rounding (not half as far at half the step)
+    unsure = verdict[0] == NOISY or (verdict[0] == OK and not verdict[2] <= VOUCH * size)
+    wider = (unsure or verdict[0] == MISMATCH) and not tol.custom and not _below_step(ev, i, h)
+    if wider and _moves_by_rounding(ev, i, first) and (unsure or _in_quanta(ev, i, first)):
         return _on_wider_scale(ev, i, (a, h, size), first, res, verdict)
     if verdict[0] not in (KINK, AMBIGUOUS):
         return verdict
@@ -344,44 +354,93 @@ def _judge_one(
     return _beside_the_point(ev, i, (a, h, size), first, res, tol, verdict) if verdict[0] == KINK else verdict
 
 
-#: An element whose step moves f by at most this many units of its rounding (of the largest output: the
-#: dtype's, not a measured noise, which a function rounded to float16 inside moves by), in either direction,
-#: and not at all in neither, is below f's resolution there (see :func:`_on_wider_scale`).
+#: An element whose step moves f by at most this many units of its rounding, in either direction (and not at all
+#: in neither), is below f's resolution there (see :func:`_on_wider_scale`).
 RESOLUTION_UNITS = 64.0
+#: ... and is judged again at a step this many times its own at least (where its moves span hundreds of the
+#: quanta rounding made them of).
+RESOLUTION_WIDER = 256.0
+
+
+def _moves_by_rounding(ev: Evaluator, i: int, first: Four) -> bool:
+    """Whether element ``i``'s step moved f, by no more than rounding makes f move: :data:`RESOLUTION_UNITS` units
+    of the output's dtype at the size of the element, of f or of 1 (a value computed with cancellation moves by
+    units of its largest intermediate, a BCE's ``log(1 + e^z)`` at z of -25 by units of 1). A function rounded
+    to float16 inside, or a threshold's, moves by far more, or not at all."""
+    moves = max(abs(first[0] - ev.phi0), abs(first[1] - ev.phi0))
+    return 0.0 < moves <= RESOLUTION_UNITS / WIDE_AGREEMENT * _rounding_unit(ev, i)
+
+
+#: Moves of f at half the step that depart from half its moves at the step by more than this fraction of
+#: them are quanta, not a smooth function's (see :func:`_in_quanta`).
+QUANTA_DEPART = 0.25
+
+
+def _in_quanta(ev: Evaluator, i: int, first: Four) -> bool:
+    """Whether f moves in quanta along element ``i``: at half its step, not by half as much either way (two
+    evaluations). torch's BCE at a logit of -25 and label 0 moves by one quantum one way and none the other at
+    its step, and by none at half of it; a smooth f, however small its moves, halves them."""
+    phis, disp = ev.element(i, (first[2] / 2, first[3] / 2))
+    for k in (0, 1):
+        whole, half = abs(first[k] - ev.phi0), abs(float(phis[k]) - ev.phi0)
+        if not (disp[k] and abs(half - whole / 2) <= QUANTA_DEPART * whole / 2):
+            return True
+    return False
 
 
 def _on_wider_scale(
     ev: Evaluator, i: int, element: tuple[float, float, float], first: Four, res: float, verdict: Verdict
 ) -> Verdict:
-    """A noisy verdict (or a pass that does not see ``VOUCH * size``) of an element whose step moved f by a few
-    rounding units only, judged again at a step as much wider as its bound is above what a pass must see (at
-    most :data:`WIDEST` of the element's size).
+    """An unsettled verdict (noise, a pass that does not see ``VOUCH * size``, or a mismatch where f moves in
+    quanta, :func:`_in_quanta`) of an element whose step moved f by rounding units only
+    (:func:`_moves_by_rounding`), judged again at a wider step: as much wider
+    as its bound is above what a pass must see, and at least :data:`RESOLUTION_WIDER` times (at most
+    :data:`WIDEST` of the element's size). A vouched pass or a mismatch there replaces the verdict.
 
     A saturated sigmoid at z of 25 has a derivative of 1e-11 and moves a loss of size 10 by 4e-15 at its step,
-    a few units of its rounding: no difference there resolves the derivative, one at a step of 0.05 does (its
-    rounding shrinks with the step, the truncation of the Richardson table stays far below). A vouched pass or
-    a mismatch there replaces the verdict; a function that only changes in quanta (rounded to float16 inside)
-    moves by far more than its dtype's rounding, or not at all, and keeps it. ``element``: the analytic value,
-    the step and the size to judge at.
+    a few units of its rounding: no difference there resolves the derivative (inconclusive). torch's BCE with
+    logits of -25 and label 0 computes ``log(1 + e^z)`` from a sum with 1, so its loss of 1e-11 moves in quanta
+    of 1e-16: at its step one quantum one way and none the other, at half of it none, and a right rule failed.
+    At a step of 0.04 both move by hundreds of quanta, and the Richardson table from there stays far below a
+    percent. ``element``: the analytic value, the step and the size to judge at.
     """
     a, h, size = element
-    moves = (abs(first[0] - ev.phi0), abs(first[1] - ev.phi0))
-    unit = float(np.finfo(ev.out_dtype).eps) * max(ev.scale, abs(ev.phi0))  # f's rounding, not measured noise
-    if not (0.0 < max(moves) <= RESOLUTION_UNITS * unit) or not size > 0:
+    if not size > 0:
         return verdict
     leaf, local = ev.tree.locate(i)
     top = WIDEST * max(abs(float(leaf.original.reshape(-1)[local])), 1.0)
-    s = min(h * SAFETY * verdict[2] / (VOUCH * size), top)
-    if not s > 2 * h:
-        return verdict
+    s = min(h * max(SAFETY * verdict[2] / (VOUCH * size), RESOLUTION_WIDER), top)
+    quantum = max(abs(first[0] - ev.phi0), abs(first[1] - ev.phi0))
+    wider = _judged_at(ev, i, a, s, res, (size, quantum)) if s > 2 * h else None
+    if wider is not None:
+        return wider
+    # undecided there too: a mismatch within the quanta f moved by at the first step is no evidence of one
+    floor = SAFETY * quantum / (first[2] - first[3])
+    if verdict[0] == MISMATCH and abs(a - verdict[1]) <= floor:
+        return (NOISY, verdict[1], max(float(verdict[2]), floor), np.nan, NO_HULL)
+    return verdict
+
+
+def _judged_at(ev: Evaluator, i: int, a: float, s: float, res: float, scales: tuple[float, float]) -> Verdict | None:
+    """Element ``i`` refined from a step of ``s``: a mismatch, or a pass that sees ``VOUCH * size``, else None.
+
+    ``scales``: the size to judge at, and the quantum f moved by at narrower steps (it may move in such quanta
+    here too, which the modelled rounding does not see): the bound is at least that quantum over the step's
+    span, for a pass and a mismatch alike."""
+    size, quantum = scales
     try:
         phis, disp = ev.element(i, (s, -s))
     except BackcheckError:
-        return verdict
+        return None
     if disp[0] == 0.0 or disp[1] == 0.0 or not np.all(np.isfinite(phis)):
-        return verdict
+        return None
     out = refine(ev, i, a, s, (float(phis[0]), float(phis[1]), float(disp[0]), float(disp[1])), res, Tolerance())
-    return out if out[0] == MISMATCH or (out[0] == OK and out[2] <= VOUCH * size) else verdict
+    limit = max(float(out[2]), SAFETY * quantum / (disp[0] - disp[1]))
+    if out[0] == MISMATCH and abs(a - out[1]) > limit:
+        return (MISMATCH, out[1], limit, out[3], out[4])
+    if out[0] == OK and limit <= VOUCH * size:
+        return (OK, out[1], limit, out[3], out[4])
+    return None
 
 
 #: An element smaller than its step is judged again at this fraction of its own size (see :func:`_on_own_scale`).
@@ -520,49 +579,8 @@ def judge(
     if cleared is not None and ev.noise_probe is None and cleared.any():
         _noise_since(ev, cleared, limit, (np.abs(numeric), first.span, res))
     if ev.phi0 == 0.0 and ev.scale == 0.0 and not tol.custom:
-        _still_at_zero(ev, idx, first, status, limit)
+        still_at_zero(ev, idx, first, status, limit)
     return Judgement(numeric, limit, status, jump, hull)
-
-
-def _still_at_zero(
-    ev: Evaluator, idx: np.ndarray, first: FirstDifferences, status: np.ndarray, limit: np.ndarray
-) -> None:
-    """Passing elements along which a ``phi`` of exactly 0, with no outputs of any size, stood exactly still: held
-    to the change of one rounding unit of terms of unit size over their span, not to the rounding of 0. A value of
-    exactly 0 is as often terms that cancelled (a sum of saturated tanh at +-1) as nothing; a rule claiming 0
-    there is right only to what ``phi`` can show, and the bound a pass states says so (it stated 1e-304), where
-    a wider move shows ``phi`` is not 0 everywhere."""
-    still = (status == OK) & (first.plus == 0.0) & (first.minus == 0.0) & (first.span > 0)
-    if still.any() and _moves_wider(ev, idx[still]):  # (a function that is 0 everywhere keeps its bound of 0)
-        unit = WIDE_AGREEMENT * float(np.finfo(ev.out_dtype).eps)
-        limit[still] = np.maximum(limit[still], unit / first.span[still])
-
-
-def _moves_wider(ev: Evaluator, idx: np.ndarray) -> bool:
-    """Whether a move of elements ``idx`` by half their size (at least 1/2) changes ``phi``: one evaluation."""
-    x = ev.tree.values()[idx]
-    coef = np.where(np.isfinite(x), np.maximum(np.abs(x), 1.0), 0.0)
-    try:
-        phi, _ = ev.direction(idx, coef, (0.5,))
-    except BackcheckError:
-        return True  # not finite there: f reads them
-    return bool(phi[0] != ev.phi0)
-
-
-def below_rounding_of_inputs(
-    ev: Evaluator, idx: np.ndarray, a: np.ndarray, h: np.ndarray, moved: np.ndarray
-) -> np.ndarray:
-    """Which elements ``idx`` belong to arrays none of whose checked elements moved f (``moved``: the positions
-    that did) and claim a change over their step ``h`` below the rounding of intermediates of their own size
-    (:data:`WIDE_AGREEMENT` units of the output's dtype). A float32 loss of a confident classifier, ``lse - z_y``
-    from logits near 25, cancels to exactly 0 wherever they move, and its gradients of 1e-12 are beyond its
-    resolution: inconclusive, not wrong. A rule claiming a visible change (a forgotten mask passes ``dout``
-    itself) still fails, and so does one claiming a change where other elements of the array move f."""
-    offsets = ev.tree.offsets
-    still = ~np.isin(np.searchsorted(offsets, idx, side="right"), np.searchsorted(offsets, moved, side="right"))
-    size = np.maximum(np.abs(ev.tree.values()[idx]), 1.0)
-    eps_out = float(np.finfo(ev.out_dtype).eps)
-    return still & (np.abs(a) * h <= WIDE_AGREEMENT * eps_out * size)
 
 
 def _noise_since(ev: Evaluator, cleared: np.ndarray, limit: np.ndarray, first: tuple[Any, Any, Any]) -> None:

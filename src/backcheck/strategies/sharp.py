@@ -16,7 +16,8 @@ from backcheck.evaluate import Evaluator
 from backcheck.numeric.grad import MEASURED_NOISE, NOISE_FACTOR, refine_elements
 from backcheck.numeric.noise import POINTS, element_noise
 from backcheck.numeric.richardson import Refined
-from backcheck.refinement import KINK_GAP, NEAR_FLOOR, below_rounding_of_inputs
+from backcheck.refinement import KINK_GAP, NEAR_FLOOR
+from backcheck.rounding import below_rounding_of_inputs
 from backcheck.strategies.elementwise import Outcome, plausible_rounding
 from backcheck.verdict import (
     KINK,

@@ -1,10 +1,13 @@
-"""Outputs whose true change rounds away at an element's step, and the elements they leave wrongly judged.
+"""What the rounding of f's value hides from a difference, judged after the elements' own refinement.
 
-A layer's difference is taken over the outputs that moved: an output whose true change is below its rounding
-(a confident softmax's largest probability, moved by 1e-19 when a tiny logit moves by its step, against a
-rounding of 1e-16) adds nothing, and the element's numeric derivative misses its term, with a bound from the
-moved outputs' tiny rounding alone. Where wider moves of the element show it moves such outputs, the element is
-bounded by every output's rounding instead (:func:`rounded_away`).
+- Outputs whose true change rounds away at an element's step (:func:`rounded_away`): a layer's difference is
+  taken over the outputs that moved, and an output whose true change is below its rounding (a confident
+  softmax's largest probability, moved by 1e-19 when a tiny logit moves by its step, against a rounding of
+  1e-16) adds nothing; the element's numeric derivative misses its term, with a bound from the moved outputs'
+  tiny rounding alone. Where wider moves of the element show it moves such outputs, the element is bounded by
+  every output's rounding instead.
+- A rule claiming a change below the rounding of intermediates of its elements' size, where no element of its
+  array moves f (:func:`below_rounding_of_inputs`), and a phi of exactly 0 (:func:`still_at_zero`).
 """
 
 from __future__ import annotations
@@ -94,3 +97,44 @@ def _output_changes(ev: Evaluator, i: int, step: float) -> list[np.ndarray] | No
     if not last or len(last) != len(base) or not np.all(np.isfinite(phis)):
         return None
     return [np.abs(y - y0) for y, y0 in zip(last, base, strict=True)]
+
+
+def still_at_zero(
+    ev: Evaluator, idx: np.ndarray, first: FirstDifferences, status: np.ndarray, limit: np.ndarray
+) -> None:
+    """Passing elements along which a ``phi`` of exactly 0, with no outputs of any size, stood exactly still: held
+    to the change of one rounding unit of terms of unit size over their span, not to the rounding of 0. A value of
+    exactly 0 is as often terms that cancelled (a sum of saturated tanh at +-1) as nothing; a rule claiming 0
+    there is right only to what ``phi`` can show, and the bound a pass states says so (it stated 1e-304), where
+    a wider move shows ``phi`` is not 0 everywhere."""
+    still = (status == OK) & (first.plus == 0.0) & (first.minus == 0.0) & (first.span > 0)
+    if still.any() and _moves_wider(ev, idx[still]):  # (a function that is 0 everywhere keeps its bound of 0)
+        unit = WIDE_AGREEMENT * float(np.finfo(ev.out_dtype).eps)
+        limit[still] = np.maximum(limit[still], unit / first.span[still])
+
+
+def _moves_wider(ev: Evaluator, idx: np.ndarray) -> bool:
+    """Whether a move of elements ``idx`` by half their size (at least 1/2) changes ``phi``: one evaluation."""
+    x = ev.tree.values()[idx]
+    coef = np.where(np.isfinite(x), np.maximum(np.abs(x), 1.0), 0.0)
+    try:
+        phi, _ = ev.direction(idx, coef, (0.5,))
+    except BackcheckError:
+        return True  # not finite there: f reads them
+    return bool(phi[0] != ev.phi0)
+
+
+def below_rounding_of_inputs(
+    ev: Evaluator, idx: np.ndarray, a: np.ndarray, h: np.ndarray, moved: np.ndarray
+) -> np.ndarray:
+    """Which elements ``idx`` belong to arrays none of whose checked elements moved f (``moved``: the positions
+    that did) and claim a change over their step ``h`` below the rounding of intermediates of their own size
+    (:data:`WIDE_AGREEMENT` units of the output's dtype). A float32 loss of a confident classifier, ``lse - z_y``
+    from logits near 25, cancels to exactly 0 wherever they move, and its gradients of 1e-12 are beyond its
+    resolution: inconclusive, not wrong. A rule claiming a visible change (a forgotten mask passes ``dout``
+    itself) still fails, and so does one claiming a change where other elements of the array move f."""
+    offsets = ev.tree.offsets
+    still = ~np.isin(np.searchsorted(offsets, idx, side="right"), np.searchsorted(offsets, moved, side="right"))
+    size = np.maximum(np.abs(ev.tree.values()[idx]), 1.0)
+    eps_out = float(np.finfo(ev.out_dtype).eps)
+    return still & (np.abs(a) * h <= WIDE_AGREEMENT * eps_out * size)
