@@ -166,6 +166,17 @@ def test_an_unexpected_raw_layout_falls_back_to_get_state(monkeypatch):
         _assert_same(_next_draws(), expected)
 
 
+def test_a_numpy_without_the_global_randomstate_name_takes_the_documented_path(monkeypatch):
+    # the kept normal is told through np.random.mtrand._rand: where that name is gone, get_state and set_state
+    bg = np.random.get_bit_generator()
+    monkeypatch.setattr(randomness, "_raw_layout", [])
+    monkeypatch.setattr(np.random.mtrand, "_rand", object())
+    assert randomness._raw_address(bg) is None
+    monkeypatch.undo()
+    monkeypatch.setattr(randomness, "_raw_layout", [])
+    assert randomness._raw_address(np.random.get_bit_generator()) is not None
+
+
 def test_the_raw_bytes_are_the_documented_state():
     # the layout the cheap path assumes, against the documented state, at a position inside the key
     _setup(kept=False)
