@@ -9,6 +9,7 @@ that cancelled inside the function, near its floor).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -215,7 +216,7 @@ def _unless_coarse(
                 return (NOISY, 0.0, np.inf, np.nan, NO_HULL)
             # ... by rounding (a value computed with cancellation): judged where it moves by hundreds of them
             wide = min(RESOLUTION_WIDER * s, widest)
-            judged = _judged_at(ev, i, a, wide, res, (abs(a), max(abs(up), abs(down)))) if wide > 2 * s else None
+            judged = _judged_at(ev, i, a, wide, res, (abs(a), quantum(up, down))) if wide > 2 * s else None
             return (NOISY, 0.0, np.inf, np.nan, NO_HULL) if judged is None else judged
         moved = moved or bool(up or down)  # one side only, so far: a flat piece beside a kink or a max stays so
     if not moved:
@@ -341,10 +342,10 @@ def _judge_one(
         finer = _finer(ev, i, a, h, res, tol, size)
         if finer is not None and (_stands_for(finer, verdict, a, size) or (unsure and finer[0] == NOISY)):
             verdict = finer
-    # unsure, or a mismatch where f moved in quanta of its rounding (not half as far at half the step)
+    # unsure, or a mismatch that the quanta f moved by explain
     unsure = verdict[0] == NOISY or (verdict[0] == OK and not verdict[2] <= VOUCH * size)
-    wider = (unsure or verdict[0] == MISMATCH) and not tol.custom and not _below_step(ev, i, h)
-    if wider and _moves_by_rounding(ev, i, first) and (unsure or _in_quanta(ev, i, first)):
+    quanta = verdict[0] == MISMATCH and abs(a - verdict[1]) <= quanta_floor(ev, first)
+    if (unsure or quanta) and not tol.custom and not _below_step(ev, i, h) and _moves_by_rounding(ev, i, first):
         return _on_wider_scale(ev, i, (a, h, size), first, res, verdict)
     if verdict[0] not in (KINK, AMBIGUOUS):
         return verdict
@@ -371,31 +372,36 @@ def _moves_by_rounding(ev: Evaluator, i: int, first: Four) -> bool:
     return 0.0 < moves <= RESOLUTION_UNITS / WIDE_AGREEMENT * _rounding_unit(ev, i)
 
 
-#: Moves of f at half the step that depart from half its moves at the step by more than this fraction of
-#: them are quanta, not a smooth function's (see :func:`_in_quanta`).
-QUANTA_DEPART = 0.25
+def quanta_floor(ev: Evaluator, first: Four) -> float:
+    """How far the quanta of f's moves at the element's first step can put its central difference off: the largest
+    power of two both moves are multiples of, over their span (:data:`SAFETY` of it). torch's BCE at a logit of
+    -25 and label 0 computes ``log(1 + e^z)`` from a sum with 1, and its mean of 1e-11 moves by 2**-53 one way
+    and not at all the other: its difference is off by up to that over the step, 1e-12, where its modelled
+    rounding said 1e-21; a smooth f's moves, however small, are multiples of its own last place only."""
+    return SAFETY * quantum(first[0] - ev.phi0, first[1] - ev.phi0) / (first[2] - first[3])
 
 
-def _in_quanta(ev: Evaluator, i: int, first: Four) -> bool:
-    """Whether f moves in quanta along element ``i``: at half its step, not by half as much either way (two
-    evaluations). torch's BCE at a logit of -25 and label 0 moves by one quantum one way and none the other at
-    its step, and by none at half of it; a smooth f, however small its moves, halves them."""
-    phis, disp = ev.element(i, (first[2] / 2, first[3] / 2))
-    for k in (0, 1):
-        whole, half = abs(first[k] - ev.phi0), abs(float(phis[k]) - ev.phi0)
-        if not (disp[k] and abs(half - whole / 2) <= QUANTA_DEPART * whole / 2):
-            return True
-    return False
+def quantum(*moves: float) -> float:
+    """The largest power of two all the nonzero ``moves`` are multiples of (0 if none moved): the spacing of the
+    values f moves between, at most."""
+    powers = []
+    for move in moves:
+        if move and math.isfinite(move):
+            mantissa, exponent = math.frexp(abs(move))
+            whole = int(mantissa * 2**53)  # (exact: a float's mantissa has 53 bits)
+            powers.append(math.ldexp(1.0, exponent - 53 + (whole & -whole).bit_length() - 1))
+    return min(powers, default=0.0)
 
 
 def _on_wider_scale(
     ev: Evaluator, i: int, element: tuple[float, float, float], first: Four, res: float, verdict: Verdict
 ) -> Verdict:
-    """An unsettled verdict (noise, a pass that does not see ``VOUCH * size``, or a mismatch where f moves in
-    quanta, :func:`_in_quanta`) of an element whose step moved f by rounding units only
+    """An unsettled verdict (noise, a pass that does not see ``VOUCH * size``, or a mismatch within the quanta f
+    moves by, :func:`quanta_floor`) of an element whose step moved f by rounding units only
     (:func:`_moves_by_rounding`), judged again at a wider step: as much wider
     as its bound is above what a pass must see, and at least :data:`RESOLUTION_WIDER` times (at most
-    :data:`WIDEST` of the element's size). A vouched pass or a mismatch there replaces the verdict.
+    :data:`WIDEST` of the element's size). A vouched pass there replaces the verdict, and so does a mismatch
+    where the first steps found one too (see :func:`_judged_at`).
 
     A saturated sigmoid at z of 25 has a derivative of 1e-11 and moves a loss of size 10 by 4e-15 at its step,
     a few units of its rounding: no difference there resolves the derivative (inconclusive). torch's BCE with
@@ -410,24 +416,28 @@ def _on_wider_scale(
     leaf, local = ev.tree.locate(i)
     top = WIDEST * max(abs(float(leaf.original.reshape(-1)[local])), 1.0)
     s = min(h * max(SAFETY * verdict[2] / (VOUCH * size), RESOLUTION_WIDER), top)
-    quantum = max(abs(first[0] - ev.phi0), abs(first[1] - ev.phi0))
-    wider = _judged_at(ev, i, a, s, res, (size, quantum)) if s > 2 * h else None
+    q = quantum(first[0] - ev.phi0, first[1] - ev.phi0)
+    wider = _judged_at(ev, i, a, s, res, (size, q), verdict[0] == MISMATCH) if s > 2 * h else None
     if wider is not None:
         return wider
-    # undecided there too: a mismatch within the quanta f moved by at the first step is no evidence of one
-    floor = SAFETY * quantum / (first[2] - first[3])
-    if verdict[0] == MISMATCH and abs(a - verdict[1]) <= floor:
-        return (NOISY, verdict[1], max(float(verdict[2]), floor), np.nan, NO_HULL)
+    if verdict[0] == MISMATCH:  # undecided there too: a mismatch the quanta explain is no evidence of one
+        return (NOISY, verdict[1], max(float(verdict[2]), quanta_floor(ev, first)), np.nan, NO_HULL)
     return verdict
 
 
-def _judged_at(ev: Evaluator, i: int, a: float, s: float, res: float, scales: tuple[float, float]) -> Verdict | None:
-    """Element ``i`` refined from a step of ``s``: a mismatch, or a pass that sees ``VOUCH * size``, else None.
+def _judged_at(
+    ev: Evaluator, i: int, a: float, s: float, res: float, scales: tuple[float, float], mismatch: bool = False
+) -> Verdict | None:
+    """Element ``i`` refined from a step of ``s``: a pass that sees ``VOUCH * size`` (or, with ``mismatch``, where
+    the narrower steps found one too, a mismatch), where a difference at a step :data:`CORROBORATE` times smaller
+    agrees (else None); recorded in :attr:`Evaluator.wider` (its bound is the last word on it). A mismatch at the
+    wider step alone proves nothing: f may bend on a scale between the steps (``1000 + 1e-12 sin(1e4 x)``,
+    whose wider differences span periods and average to 0, and whose narrower ones are lost in its rounding).
 
     ``scales``: the size to judge at, and the quantum f moved by at narrower steps (it may move in such quanta
     here too, which the modelled rounding does not see): the bound is at least that quantum over the step's
     span, for a pass and a mismatch alike."""
-    size, quantum = scales
+    size, q = scales
     try:
         phis, disp = ev.element(i, (s, -s))
     except BackcheckError:
@@ -435,12 +445,36 @@ def _judged_at(ev: Evaluator, i: int, a: float, s: float, res: float, scales: tu
     if disp[0] == 0.0 or disp[1] == 0.0 or not np.all(np.isfinite(phis)):
         return None
     out = refine(ev, i, a, s, (float(phis[0]), float(phis[1]), float(disp[0]), float(disp[1])), res, Tolerance())
-    limit = max(float(out[2]), SAFETY * quantum / (disp[0] - disp[1]))
-    if out[0] == MISMATCH and abs(a - out[1]) > limit:
-        return (MISMATCH, out[1], limit, out[3], out[4])
-    if out[0] == OK and limit <= VOUCH * size:
-        return (OK, out[1], limit, out[3], out[4])
-    return None
+    limit = max(float(out[2]), SAFETY * q / (disp[0] - disp[1]))
+    if mismatch and out[0] == MISMATCH and abs(a - out[1]) > limit:
+        verdict: Verdict = (MISMATCH, out[1], limit, out[3], out[4])
+    elif out[0] == OK and limit <= VOUCH * size:
+        verdict = (OK, out[1], limit, out[3], out[4])
+    else:
+        return None
+    if not _corroborated(ev, i, s / CORROBORATE, (float(out[1]), limit), q):
+        return None
+    ev.wider.add(i)
+    return verdict
+
+
+#: A verdict at a wider step stands only where a difference this many times finer agrees with it, within its
+#: rounding.
+CORROBORATE = 16.0
+
+
+def _corroborated(ev: Evaluator, i: int, s: float, wide: tuple[float, float], q: float) -> bool:
+    """Whether the central difference of element ``i`` at step ``s`` agrees with ``wide`` (a numeric derivative
+    and its bound, found at a wider step), within its own rounding and the quanta ``q`` f moves by."""
+    try:
+        phis, disp = ev.element(i, (s, -s))
+    except BackcheckError:
+        return False
+    span = disp[0] - disp[1]
+    if not span > 0 or not np.all(np.isfinite(phis)):
+        return False
+    rounding = SAFETY * (float(noise_level(ev, ev.local_scale[i] or None)) + q) / span
+    return abs((float(phis[0]) - float(phis[1])) / span - wide[0]) <= rounding + wide[1]
 
 
 #: An element smaller than its step is judged again at this fraction of its own size (see :func:`_on_own_scale`).

@@ -343,6 +343,8 @@ def _reach(ev: Evaluator, claim: Claim, outcome: Outcome, floor: float | None, e
         if outcome.sharp is not None:  # judged on a table: its bound is the last word
             table = outcome.sharp[ok]
             beyond = np.where(table, outcome.bound[ok], beyond)
+        if ev.wider:  # judged at a wider step, where an error would be judged too
+            beyond = np.where(np.isin(idx, list(ev.wider)), outcome.bound[ok], beyond)
     else:
         size = np.maximum(np.abs(a), np.abs(n))
         typical = claim.typical[idx] if claim.typical is not None else np.zeros(idx.size)

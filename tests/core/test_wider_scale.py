@@ -26,7 +26,7 @@ def _saturated(seed: int, level: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_a_saturated_sigmoid_passes_and_its_doubled_rule_fails(seed: int) -> None:
+def test_a_saturated_sigmoid_passes_and_its_doubled_rule_does_not(seed: int) -> None:
     z, w = _saturated(seed, 25.0)
 
     def f(z: np.ndarray) -> float:
@@ -39,11 +39,22 @@ def test_a_saturated_sigmoid_passes_and_its_doubled_rule_fails(seed: int) -> Non
     right = backcheck.check(f, z, g)
     assert right.status == "pass", right
     # its bound sees errors of 5% of each element or of the array's typical one, where the default step saw errors
-    # of several times their size
+    # of several times their size; and the floor the pass states is that bound's, not the first step's
     a = np.abs(g(z))
     assert np.all(right.bound <= 0.05 * np.maximum(a, np.sqrt(np.mean(a**2))) * (1 + 1e-9))
-    wrong = backcheck.check(f, z, lambda z: 2 * g(z))
-    assert wrong.status == "fail" and wrong.leaves[0].n_mismatch == z.size, wrong
+    assert right.leaves[0].floor_rel <= 0.1
+    # a mismatch seen at the wider step alone is no evidence (f may bend between the steps): not a pass, though
+    assert backcheck.check(f, z, lambda z: 2 * g(z)).status != "pass"
+
+
+def test_a_wider_step_alone_does_not_fail_a_function_bending_between_the_steps() -> None:
+    """1000 + 1e-12 sin(1e4 x): its derivative of 1e-8 is lost in the rounding of 1000 at the first step, and the
+    wider differences span periods and average to 0; the right rule stays inconclusive, not a failure."""
+    x = np.random.default_rng(0).standard_normal(5)
+    r = backcheck.check_layer(
+        lambda x: 1000 + 1e-12 * np.sin(1e4 * x), lambda d, x: (d * 1e-8 * np.cos(1e4 * x),), (x,)
+    )
+    assert r.status == "inconclusive", r
 
 
 def test_a_sigmoid_standing_still_at_its_step_stays_inconclusive() -> None:
@@ -90,9 +101,9 @@ def _sigmoid_of(x: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("level", [25.0, 28.0])
-def test_a_softplus_written_as_log_of_one_plus_exp_passes_and_its_bug_fails(level: float) -> None:
+def test_a_softplus_written_as_log_of_one_plus_exp_passes_and_its_bug_does_not(level: float) -> None:
     """``log(1 + e^x)`` at x of -25 is a sum with 1: the loss of 1e-10 moves in quanta of 1e-16, ten of them at
-    the default step, and neither the right rule nor a rule 1.5 times too large could be told (inconclusive)."""
+    the default step, and the right rule was inconclusive; a rule 1.5 times too large never passes."""
     x = -level + np.random.default_rng(0).standard_normal(8)
 
     def f(x: np.ndarray) -> float:
@@ -100,7 +111,7 @@ def test_a_softplus_written_as_log_of_one_plus_exp_passes_and_its_bug_fails(leve
 
     if level < 26:
         assert backcheck.check(f, x, _sigmoid_of).status == "pass"
-    assert backcheck.check(f, x, lambda x: 1.5 * _sigmoid_of(x)).status == "fail"
+    assert backcheck.check(f, x, lambda x: 1.5 * _sigmoid_of(x)).status != "pass"
 
 
 def test_the_same_softplus_in_torch_passes_and_a_custom_rule_too_large_fails() -> None:
