@@ -9,7 +9,6 @@ that cancelled inside the function, near its floor).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -18,7 +17,15 @@ from backcheck.errors import BackcheckError, NonFiniteError
 from backcheck.evaluate import Evaluator
 from backcheck.numeric.grad import NOISE_FACTOR, noise_level, one_sided, roundoff
 from backcheck.numeric.noise import element_noise
-from backcheck.rounding import below_rounding_of_inputs, rounded_away, still_at_zero
+from backcheck.rounding import (
+    below_rounding_of_inputs,
+    moves_by_rounding,
+    quanta_floor,
+    quantum,
+    rounded_away,
+    rounding_unit,
+    still_at_zero,
+)
 from backcheck.verdict import (
     AMBIGUOUS,
     DEAD,
@@ -33,7 +40,6 @@ from backcheck.verdict import (
     SCREEN_RELATIVE,
     SETTLED,
     VOUCH,
-    WIDE_AGREEMENT,
     FirstDifferences,
     Four,
     Judgement,
@@ -209,7 +215,7 @@ def _unless_coarse(
         up, down = phis[0] - ev.phi0, ev.phi0 - phis[1]
         if up * down > 0:
             # it moves through the point, in coarse steps: no difference this fine can judge the rule here
-            if min(abs(up), abs(down)) > _rounding_unit(ev, i):
+            if min(abs(up), abs(down)) > rounding_unit(ev, i):
                 # ... by steps no rounding makes (round(x), a threshold): f is piecewise constant, and stood
                 # still at every step of the differences (the 'locally constant' finding judges the rule)
                 ev.moved[:] = kept
@@ -222,15 +228,6 @@ def _unless_coarse(
     if not moved:
         ev.flat_tries[leaf.name] = tried + 1
     return verdict
-
-
-def _rounding_unit(ev: Evaluator, i: int) -> float:
-    """The largest step of ``phi`` rounding can make near element ``i``: :data:`WIDE_AGREEMENT` units of the
-    output's dtype at the size of the element, of ``phi`` or of 1 (a value computed with cancellation moves by
-    whole units of its largest intermediate: ``(1 + 1e-14 e^x) - 1`` by units of 1)."""
-    leaf, local = ev.tree.locate(i)
-    size = max(abs(float(leaf.original.reshape(-1)[local])), abs(ev.phi0), ev.scale, 1.0)
-    return WIDE_AGREEMENT * float(np.finfo(ev.out_dtype).eps) * size
 
 
 #: Steps, as fractions of the first, at which an element that looks like a jump is tried again: a function
@@ -345,7 +342,7 @@ def _judge_one(
     # unsure, or a mismatch that the quanta f moved by explain
     unsure = verdict[0] == NOISY or (verdict[0] == OK and not verdict[2] <= VOUCH * size)
     quanta = verdict[0] == MISMATCH and abs(a - verdict[1]) <= quanta_floor(ev, first)
-    if (unsure or quanta) and not tol.custom and not _below_step(ev, i, h) and _moves_by_rounding(ev, i, first):
+    if (unsure or quanta) and not tol.custom and not _below_step(ev, i, h) and moves_by_rounding(ev, i, first):
         return _on_wider_scale(ev, i, (a, h, size), first, res, verdict)
     if verdict[0] not in (KINK, AMBIGUOUS):
         return verdict
@@ -355,50 +352,17 @@ def _judge_one(
     return _beside_the_point(ev, i, (a, h, size), first, res, tol, verdict) if verdict[0] == KINK else verdict
 
 
-#: An element whose step moves f by at most this many units of its rounding, in either direction (and not at all
-#: in neither), is below f's resolution there (see :func:`_on_wider_scale`).
-RESOLUTION_UNITS = 64.0
-#: ... and is judged again at a step this many times its own at least (where its moves span hundreds of the
-#: quanta rounding made them of).
+#: An element below f's resolution at its step (:func:`backcheck.rounding.moves_by_rounding`) is judged again at a
+#: step this many times its own at least (where its moves span hundreds of the quanta rounding made them of).
 RESOLUTION_WIDER = 256.0
-
-
-def _moves_by_rounding(ev: Evaluator, i: int, first: Four) -> bool:
-    """Whether element ``i``'s step moved f, by no more than rounding makes f move: :data:`RESOLUTION_UNITS` units
-    of the output's dtype at the size of the element, of f or of 1 (a value computed with cancellation moves by
-    units of its largest intermediate, a BCE's ``log(1 + e^z)`` at z of -25 by units of 1). A function rounded
-    to float16 inside, or a threshold's, moves by far more, or not at all."""
-    moves = max(abs(first[0] - ev.phi0), abs(first[1] - ev.phi0))
-    return 0.0 < moves <= RESOLUTION_UNITS / WIDE_AGREEMENT * _rounding_unit(ev, i)
-
-
-def quanta_floor(ev: Evaluator, first: Four) -> float:
-    """How far the quanta of f's moves at the element's first step can put its central difference off: the largest
-    power of two both moves are multiples of, over their span (:data:`SAFETY` of it). torch's BCE at a logit of
-    -25 and label 0 computes ``log(1 + e^z)`` from a sum with 1, and its mean of 1e-11 moves by 2**-53 one way
-    and not at all the other: its difference is off by up to that over the step, 1e-12, where its modelled
-    rounding said 1e-21; a smooth f's moves, however small, are multiples of its own last place only."""
-    return SAFETY * quantum(first[0] - ev.phi0, first[1] - ev.phi0) / (first[2] - first[3])
-
-
-def quantum(*moves: float) -> float:
-    """The largest power of two all the nonzero ``moves`` are multiples of (0 if none moved): the spacing of the
-    values f moves between, at most."""
-    powers = []
-    for move in moves:
-        if move and math.isfinite(move):
-            mantissa, exponent = math.frexp(abs(move))
-            whole = int(mantissa * 2**53)  # (exact: a float's mantissa has 53 bits)
-            powers.append(math.ldexp(1.0, exponent - 53 + (whole & -whole).bit_length() - 1))
-    return min(powers, default=0.0)
 
 
 def _on_wider_scale(
     ev: Evaluator, i: int, element: tuple[float, float, float], first: Four, res: float, verdict: Verdict
 ) -> Verdict:
     """An unsettled verdict (noise, a pass that does not see ``VOUCH * size``, or a mismatch within the quanta f
-    moves by, :func:`quanta_floor`) of an element whose step moved f by rounding units only
-    (:func:`_moves_by_rounding`), judged again at a wider step: as much wider
+    moves by, :func:`backcheck.rounding.quanta_floor`) of an element whose step moved f by rounding units only
+    (:func:`backcheck.rounding.moves_by_rounding`), judged again at a wider step: as much wider
     as its bound is above what a pass must see, and at least :data:`RESOLUTION_WIDER` times (at most
     :data:`WIDEST` of the element's size). A vouched pass there replaces the verdict, and so does a mismatch
     where the first steps found one too (see :func:`_judged_at`).

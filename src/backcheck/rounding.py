@@ -8,16 +8,21 @@
   every output's rounding instead.
 - A rule claiming a change below the rounding of intermediates of its elements' size, where no element of its
   array moves f (:func:`below_rounding_of_inputs`), and a phi of exactly 0 (:func:`still_at_zero`).
+- The size of f's rounding steps near an element (:func:`rounding_unit`), and the quanta its moves are multiples
+  of (:func:`quantum`, :func:`quanta_floor`): where an element's step moves f by such units only
+  (:func:`moves_by_rounding`), refinement judges it again at a wider step.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from backcheck.errors import BackcheckError
 from backcheck.evaluate import Evaluator
 from backcheck.numeric.grad import roundoff
-from backcheck.verdict import MISMATCH, NOISY, OK, TINY, VOUCH, WIDE_AGREEMENT, FirstDifferences, bound
+from backcheck.verdict import MISMATCH, NOISY, OK, SAFETY, TINY, VOUCH, WIDE_AGREEMENT, FirstDifferences, Four, bound
 
 
 def rounded_away(
@@ -138,3 +143,47 @@ def below_rounding_of_inputs(
     size = np.maximum(np.abs(ev.tree.values()[idx]), 1.0)
     eps_out = float(np.finfo(ev.out_dtype).eps)
     return still & (np.abs(a) * h <= WIDE_AGREEMENT * eps_out * size)
+
+
+def rounding_unit(ev: Evaluator, i: int) -> float:
+    """The largest step of ``phi`` rounding can make near element ``i``: :data:`WIDE_AGREEMENT` units of the
+    output's dtype at the size of the element, of ``phi`` or of 1 (a value computed with cancellation moves by
+    whole units of its largest intermediate: ``(1 + 1e-14 e^x) - 1`` by units of 1)."""
+    leaf, local = ev.tree.locate(i)
+    size = max(abs(float(leaf.original.reshape(-1)[local])), abs(ev.phi0), ev.scale, 1.0)
+    return WIDE_AGREEMENT * float(np.finfo(ev.out_dtype).eps) * size
+
+
+#: An element whose step moves f by at most this many units of its rounding, in either direction (and not at all
+#: in neither), is below f's resolution there (refinement judges it again at a wider step).
+RESOLUTION_UNITS = 64.0
+
+
+def moves_by_rounding(ev: Evaluator, i: int, first: Four) -> bool:
+    """Whether element ``i``'s step moved f, by no more than rounding makes f move: :data:`RESOLUTION_UNITS` units
+    of the output's dtype at the size of the element, of f or of 1 (a value computed with cancellation moves by
+    units of its largest intermediate, a BCE's ``log(1 + e^z)`` at z of -25 by units of 1). A function rounded
+    to float16 inside, or a threshold's, moves by far more, or not at all."""
+    moves = max(abs(first[0] - ev.phi0), abs(first[1] - ev.phi0))
+    return 0.0 < moves <= RESOLUTION_UNITS / WIDE_AGREEMENT * rounding_unit(ev, i)
+
+
+def quanta_floor(ev: Evaluator, first: Four) -> float:
+    """How far the quanta of f's moves at the element's first step can put its central difference off: the largest
+    power of two both moves are multiples of, over their span (:data:`SAFETY` of it). torch's BCE at a logit of
+    -25 and label 0 computes ``log(1 + e^z)`` from a sum with 1, and its mean of 1e-11 moves by 2**-53 one way
+    and not at all the other: its difference is off by up to that over the step, 1e-12, where its modelled
+    rounding said 1e-21; a smooth f's moves, however small, are multiples of its own last place only."""
+    return SAFETY * quantum(first[0] - ev.phi0, first[1] - ev.phi0) / (first[2] - first[3])
+
+
+def quantum(*moves: float) -> float:
+    """The largest power of two all the nonzero ``moves`` are multiples of (0 if none moved): the spacing of the
+    values f moves between, at most."""
+    powers = []
+    for move in moves:
+        if move and math.isfinite(move):
+            mantissa, exponent = math.frexp(abs(move))
+            whole = int(mantissa * 2**53)  # (exact: a float's mantissa has 53 bits)
+            powers.append(math.ldexp(1.0, exponent - 53 + (whole & -whole).bit_length() - 1))
+    return min(powers, default=0.0)
