@@ -128,6 +128,10 @@ def _excused(
 #: exists (:func:`excuse_measured`), and the residual of their quadratic fit a mismatch may reach, in multiples.
 ALONG = 9
 RESIDUALS = 4.0
+#: Two more backward calls, at these fractions of the line's steps: a gradient quantized so that each step of the
+#: line moves it by whole quanta (torch's BCE at a logit of 24, whose sigmoid moves in units of 2**-52 and by 8
+#: of them per step) lies exactly on a line there, and off it by a part of a quantum here.
+FRACTIONS = (-1.0 / 64.0, 1.0 / 45.0)
 #: A residual above this part of the element's size is no rounding but the gradient changing its formula
 #: along the line (a ReLU mask flipping within a step of the point).
 SMOOTH = 2.0**-10
@@ -136,8 +140,9 @@ SMOOTH = 2.0**-10
 def excuse_measured(ev: Any, claim: Claim, outcome: Any, name: Any) -> list[str]:
     """Failing float64 elements of ``outcome`` (their own value off the numeric derivative beyond their bound) whose
     mismatch lies within :data:`RESIDUALS` times the rounding the backward pass shows along a line through the
-    point (:data:`ALONG` backward calls, each element moved by up to its own step in a random sign; the residual
-    of a quadratic fit per element): they pass, held to their bound plus that, or are inconclusive where that
+    point (:data:`ALONG` backward calls and two at :data:`FRACTIONS` of a step, each element moved by up to its
+    own step in a random sign; the residual of a quadratic fit per element): they pass, held to their bound plus
+    that, or are inconclusive where that
     sum could not have seen an error that matters. A residual beyond :data:`SMOOTH` of the element is the
     gradient changing along the line (a kink crossed), and excuses nothing. ``outcome`` is changed in place."""
     if claim.regrad is None or claim.g_wide is not None:
@@ -151,7 +156,7 @@ def excuse_measured(ev: Any, claim: Claim, outcome: Any, name: Any) -> list[str]
         return []
     ks, idx, a, n, b = ks[own], idx[own], a[own], n[own], b[own]
     signs = np.where(np.random.default_rng(0).random(claim.steps.size) < 0.5, -1.0, 1.0)
-    ts = np.linspace(-1.0, 1.0, ALONG)
+    ts = np.concatenate([np.linspace(-1.0, 1.0, ALONG), FRACTIONS])
     rows = []
     for t in ts:
         with ev.shifted(t * signs * claim.steps, evaluate=False):
@@ -174,8 +179,8 @@ def excuse_measured(ev: Any, claim: Claim, outcome: Any, name: Any) -> list[str]
     ]
     head = (
         f"{idx.size} element(s) are off only through the rounding of the backward pass itself (terms of unit size "
-        f"that cancel, like a saturated sigmoid's s - t), measured along a line through the point ({ALONG} more "
-        "backward calls)"
+        f"that cancel, like a saturated sigmoid's s - t), measured along a line through the point "
+        f"({ALONG + len(FRACTIONS)} more backward calls)"
     )
     return _excused(outcome, (ks, limit, size), head, shown, f"{RESIDUALS:g} times that rounding")
 

@@ -134,3 +134,19 @@ def test_the_measured_rounding_never_overrules_a_float32_gradients_float64_run(n
 def test_an_elementwise_float32_kernels_bug_in_its_tail_still_fails():
     r = _zoo_case("gelu_f32", "constant_rounded_1e-3", np.float64, scale=10.0)
     assert r.status == "fail", r
+
+
+def test_a_gradient_that_moves_by_whole_quanta_along_the_line_has_its_rounding_measured():
+    """torch's BCE at a logit of 24 and label 1: sigmoid moves in units of 2**-52, eight of them per step of the
+    line, so the backward's values lie exactly on a line there (no residual); two calls at fractions of a step
+    fall off it by part of a unit, which is the rounding. A batch of 10 keeps them off every power-of-two grid."""
+    torch = pytest.importorskip("torch")
+    bt = pytest.importorskip("backcheck.torch")
+    rng = np.random.default_rng(0)
+    z = (25.0 + rng.standard_normal(10)) * rng.choice([-1.0, 1.0], 10)
+    y = torch.tensor((z > 0).astype(np.float64))
+    r = bt.check(
+        lambda z: torch.nn.functional.binary_cross_entropy_with_logits(z, y), torch.tensor(z, requires_grad=True)
+    )
+    assert r.status != "fail", r
+    assert any("measured along a line" in n for n in r.notes), r.notes
