@@ -1,5 +1,6 @@
-"""Arrays as bits: which elements of two arrays differ, a cheap checksum of an array, and where its elements lie
-in memory (whether two arrays, or one array's own elements, overlap).
+"""Arrays as bits: which elements of two arrays differ, a cheap checksum of an array, where its elements lie
+in memory (whether two arrays, or one array's own elements, overlap), and the power-of-two grid float64 values
+lie on.
 
 Every dtype is compared bit for bit, except those whose elements hold padding (x87 extended precision: 10
 bytes of value in 16): numpy arithmetic leaves those bytes as it likes, so they are compared by value, NaN
@@ -99,3 +100,16 @@ def overlaps_itself(a: np.ndarray) -> bool:
         starts = (starts[:, None] + stride * np.arange(n, dtype=np.int64)).reshape(-1)
     starts.sort()
     return bool(np.any(np.diff(starts) < a.itemsize))
+
+
+def power_of_two_grid(values: np.ndarray) -> np.ndarray:
+    """Per column of ``values``, the largest power of two every nonzero finite value is a multiple of (0 where
+    none is): the spacing of the grid they lie on, far coarser than their own last place when they were
+    computed as differences of larger terms."""
+    v = np.where(np.isfinite(values), values, 0.0)
+    mant, exp = np.frexp(v)
+    whole = np.abs(mant * 2.0**53).astype(np.int64)
+    low = (whole & -whole).astype(np.float64)  # the lowest set bit of each mantissa
+    bit = np.where(whole != 0, np.ldexp(low, exp - 53), np.inf)
+    out = bit.min(axis=0)
+    return np.where(np.isfinite(out), out, 0.0)

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from backcheck.bits import power_of_two_grid
 from backcheck.outputs import same_function_tolerance
 from backcheck.tree import Tree
 from backcheck.verdict import FAILING, NOISY, OK, WIDE_AGREEMENT, Claim, sees
@@ -168,7 +169,7 @@ def excuse_measured(ev: Any, claim: Claim, outcome: Any, name: Any) -> list[str]
     size = np.maximum(np.maximum(np.abs(a), np.abs(n)), ref)
     # what a quadratic cannot follow, or the grid every value lies on (a difference of unit-sized terms scaled
     # by a power of two keeps their grid: constant along the line, or moving by whole steps of it)
-    r = np.maximum(np.max(np.abs(resid), axis=0), _grid(along) / 2)
+    r = np.maximum(np.max(np.abs(resid), axis=0), power_of_two_grid(along) / 2)
     met = np.isfinite(r) & (r > 0) & (r <= SMOOTH * size) & (np.abs(a - n) <= b + RESIDUALS * r)
     if not met.any():
         return []
@@ -183,16 +184,3 @@ def excuse_measured(ev: Any, claim: Claim, outcome: Any, name: Any) -> list[str]
         f"({ALONG + len(FRACTIONS)} more backward calls)"
     )
     return _excused(outcome, (ks, limit, size), head, shown, f"{RESIDUALS:g} times that rounding")
-
-
-def _grid(values: np.ndarray) -> np.ndarray:
-    """Per column of ``values``, the largest power of two every nonzero finite value is a multiple of (0 where
-    none is): the spacing of the grid they lie on, far coarser than their own last place when they were
-    computed as differences of larger terms."""
-    v = np.where(np.isfinite(values), values, 0.0)
-    mant, exp = np.frexp(v)
-    whole = np.abs(mant * 2.0**53).astype(np.int64)
-    low = (whole & -whole).astype(np.float64)  # the lowest set bit of each mantissa
-    bit = np.where(whole != 0, np.ldexp(low, exp - 53), np.inf)
-    out = bit.min(axis=0)
-    return np.where(np.isfinite(out), out, 0.0)

@@ -9,7 +9,6 @@ that cancelled inside the function, near its floor).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -19,6 +18,7 @@ from backcheck.evaluate import Evaluator
 from backcheck.numeric.grad import NOISE_FACTOR, noise_level, one_sided, roundoff
 from backcheck.numeric.noise import element_noise
 from backcheck.rounding import (
+    agrees,
     below_rounding_of_inputs,
     moves_by_rounding,
     quanta_floor,
@@ -382,10 +382,7 @@ def _on_wider_scale(
     top = WIDEST * max(abs(float(leaf.original.reshape(-1)[local])), 1.0)
     s = min(h * max(SAFETY * verdict[2] / (VOUCH * size), RESOLUTION_WIDER), top)
     q = quantum(first[0] - ev.phi0, first[1] - ev.phi0)
-    wider = _judged_at(ev, i, a, s, res, (size, q), verdict[0] == MISMATCH) if s > 2 * h else None
-    if wider is not None and not _agrees(ev, i, first, (float(wider[1]), float(wider[2])), q):
-        ev.wider.discard(i)
-        wider = None  # the first step's difference, however noisy, says otherwise: f bends between the steps
+    wider = _judged_at(ev, i, a, s, res, (size, q), verdict[0] == MISMATCH, first) if s > 2 * h else None
     if wider is not None:
         return wider
     if verdict[0] == MISMATCH:  # undecided there too: a mismatch the quanta explain is no evidence of one
@@ -394,12 +391,19 @@ def _on_wider_scale(
 
 
 def _judged_at(
-    ev: Evaluator, i: int, a: float, s: float, res: float, scales: tuple[float, float], mismatch: bool = False
+    ev: Evaluator,
+    i: int,
+    a: float,
+    s: float,
+    res: float,
+    scales: tuple[float, float],
+    mismatch: bool = False,
+    first: Four | None = None,
 ) -> Verdict | None:
     """Element ``i`` refined from a step of ``s``: a pass that sees ``VOUCH * size`` (or, with ``mismatch``, where
     the narrower steps found one too, a mismatch), where a difference at a step :data:`CORROBORATE` times smaller
-    agrees (else None); recorded in :attr:`Evaluator.wider` (its bound is the last word on it). The caller
-    holds it to the first step's difference too (:func:`_agrees`). A mismatch at the
+    agrees, and so does the element's ``first`` difference when given, however noisy (else None); recorded in
+    :attr:`Evaluator.wider` (its bound is the last word on it). A mismatch at the
     wider step alone proves nothing: f may bend on a scale between the steps (``1000 + 1e-12 sin(1e4 x)``,
     whose wider differences span periods and average to 0, and whose narrower ones are lost in its rounding).
 
@@ -425,7 +429,8 @@ def _judged_at(
         phis, disp = ev.element(i, (s / CORROBORATE, -s / CORROBORATE))
     except BackcheckError:
         return None
-    if not _agrees(ev, i, (float(phis[0]), float(phis[1]), float(disp[0]), float(disp[1])), (out[1], limit), q):
+    finer = (float(phis[0]), float(phis[1]), float(disp[0]), float(disp[1]))
+    if not all(agrees(ev, i, four, (out[1], limit), q) for four in (finer, first) if four is not None):
         return None
     ev.wider.add(i)
     return verdict
@@ -434,17 +439,6 @@ def _judged_at(
 #: A verdict at a wider step stands only where a difference this many times finer agrees with it, within its
 #: rounding.
 CORROBORATE = 16.0
-
-
-def _agrees(ev: Evaluator, i: int, four: Four, wide: tuple[float, float], q: float) -> bool:
-    """Whether the central difference of element ``i`` in ``four`` (f at two steps, and the steps) agrees with
-    ``wide`` (a numeric derivative and its bound, found at a wider step), within its own rounding and the
-    quanta ``q`` f moves by."""
-    span = four[2] - four[3]
-    if not span > 0 or not (math.isfinite(four[0]) and math.isfinite(four[1])):
-        return False
-    rounding = SAFETY * (float(noise_level(ev, ev.local_scale[i] or None)) + q) / span
-    return abs((four[0] - four[1]) / span - wide[0]) <= rounding + wide[1]
 
 
 #: An element smaller than its step is judged again at this fraction of its own size (see :func:`_on_own_scale`).

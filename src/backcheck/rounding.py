@@ -10,18 +10,18 @@
   array moves f (:func:`below_rounding_of_inputs`), and a phi of exactly 0 (:func:`still_at_zero`).
 - The size of f's rounding steps near an element (:func:`rounding_unit`), and the quanta its moves are multiples
   of (:func:`quantum`, :func:`quanta_floor`): where an element's step moves f by such units only
-  (:func:`moves_by_rounding`), refinement judges it again at a wider step.
+  (:func:`moves_by_rounding`), refinement judges it again at a wider step, where a verdict must agree with finer
+  differences within their rounding (:func:`agrees`).
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
+from backcheck.bits import power_of_two_grid
 from backcheck.errors import BackcheckError
 from backcheck.evaluate import Evaluator
-from backcheck.numeric.grad import roundoff
+from backcheck.numeric.grad import noise_level, roundoff
 from backcheck.verdict import MISMATCH, NOISY, OK, SAFETY, TINY, VOUCH, WIDE_AGREEMENT, FirstDifferences, Four, bound
 
 
@@ -180,10 +180,15 @@ def quanta_floor(ev: Evaluator, first: Four) -> float:
 def quantum(*moves: float) -> float:
     """The largest power of two all the nonzero ``moves`` are multiples of (0 if none moved): the spacing of the
     values f moves between, at most."""
-    powers = []
-    for move in moves:
-        if move and math.isfinite(move):
-            mantissa, exponent = math.frexp(abs(move))
-            whole = int(mantissa * 2**53)  # (exact: a float's mantissa has 53 bits)
-            powers.append(math.ldexp(1.0, exponent - 53 + (whole & -whole).bit_length() - 1))
-    return min(powers, default=0.0)
+    return float(power_of_two_grid(np.array(moves, dtype=np.float64).reshape(-1, 1))[0])
+
+
+def agrees(ev: Evaluator, i: int, four: Four, wide: tuple[float, float], q: float) -> bool:
+    """Whether the central difference of element ``i`` in ``four`` (f at two steps, and the steps) agrees with
+    ``wide`` (a numeric derivative and its bound, found at a wider step), within its own rounding and the
+    quanta ``q`` f moves by."""
+    span = four[2] - four[3]
+    if not span > 0 or not np.isfinite(four[0] - four[1]):
+        return False
+    rounding = SAFETY * (float(noise_level(ev, ev.local_scale[i] or None)) + q) / span
+    return abs((four[0] - four[1]) / span - wide[0]) <= rounding + wide[1]
