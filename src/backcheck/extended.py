@@ -125,8 +125,9 @@ def _excused(
     return [said + "."]
 
 
-#: Backward calls along a line through the point that measure a gradient's own rounding where no wider run
-#: exists (:func:`excuse_measured`), and the residual of their quadratic fit a mismatch may reach, in multiples.
+#: Points along a line through the point (the point itself among them, whose gradient is known) where the backward
+#: pass measures a gradient's own rounding where no wider run exists (:func:`excuse_measured`), and the residual
+#: of their quadratic fit a mismatch may reach, in multiples.
 ALONG = 9
 RESIDUALS = 4.0
 #: Two more backward calls, at these fractions of the line's steps: a gradient quantized so that each step of the
@@ -141,11 +142,11 @@ SMOOTH = 2.0**-10
 def excuse_measured(ev: Any, claim: Claim, outcome: Any, name: Any) -> list[str]:
     """Failing float64 elements of ``outcome`` (their own value off the numeric derivative beyond their bound) whose
     mismatch lies within :data:`RESIDUALS` times the rounding the backward pass shows along a line through the
-    point (:data:`ALONG` backward calls and two at :data:`FRACTIONS` of a step, each element moved by up to its
-    own step in a random sign; the residual of a quadratic fit per element): they pass, held to their bound plus
-    that, or are inconclusive where that
-    sum could not have seen an error that matters. A residual beyond :data:`SMOOTH` of the element is the
-    gradient changing along the line (a kink crossed), and excuses nothing. ``outcome`` is changed in place."""
+    point (:data:`ALONG` points, one backward call each but at the point itself, and two at :data:`FRACTIONS` of a
+    step; each element moved by up to its own step in a random sign; the residual of a quadratic fit per
+    element): they pass, held to their bound plus that, or are inconclusive where that sum could not have seen
+    an error that matters. A residual beyond :data:`SMOOTH` of the element is the gradient changing along the
+    line (a kink crossed), and excuses nothing. ``outcome`` is changed in place."""
     if claim.regrad is None or claim.g_wide is not None:
         return []  # (a low-precision gradient's float64 run has judged its formula already: never overruled)
     ks = np.flatnonzero(np.isin(outcome.status, FAILING))
@@ -160,6 +161,9 @@ def excuse_measured(ev: Any, claim: Claim, outcome: Any, name: Any) -> list[str]
     ts = np.concatenate([np.linspace(-1.0, 1.0, ALONG), FRACTIONS])
     rows = []
     for t in ts:
+        if t == 0.0:  # the point itself: the gradient the check was given
+            rows.append(claim.g[idx])
+            continue
         with ev.shifted(t * signs * claim.steps, evaluate=False):
             rows.append(claim.regrad()[idx])
     fit = np.vander(ts, 3)
@@ -181,6 +185,6 @@ def excuse_measured(ev: Any, claim: Claim, outcome: Any, name: Any) -> list[str]
     head = (
         f"{idx.size} element(s) are off only through the rounding of the backward pass itself (terms of unit size "
         f"that cancel, like a saturated sigmoid's s - t), measured along a line through the point "
-        f"({ALONG + len(FRACTIONS)} more backward calls)"
+        f"({ALONG - 1 + len(FRACTIONS)} more backward calls)"
     )
     return _excused(outcome, (ks, limit, size), head, shown, f"{RESIDUALS:g} times that rounding")

@@ -340,11 +340,12 @@ def _judge_one(
         finer = _finer(ev, i, a, h, res, tol, size)
         if finer is not None and (_stands_for(finer, verdict, a, size) or (unsure and finer[0] == NOISY)):
             verdict = finer
-    # unsure, or a mismatch that the quanta f moved by explain
-    unsure = verdict[0] == NOISY or (verdict[0] == OK and not verdict[2] <= VOUCH * size)
-    quanta = verdict[0] == MISMATCH and abs(a - verdict[1]) <= quanta_floor(ev, first)
-    if (unsure or quanta) and not tol.custom and not _below_step(ev, i, h) and moves_by_rounding(ev, i, first):
-        return _on_wider_scale(ev, i, (a, h, size), first, res, verdict)
+    # not vouched for, or a mismatch that the quanta f moved by explain
+    q = quantum(first[0] - ev.phi0, first[1] - ev.phi0)
+    unvouched = verdict[0] == NOISY or (verdict[0] == OK and not verdict[2] <= VOUCH * size)
+    quanta = verdict[0] == MISMATCH and abs(a - verdict[1]) <= quanta_floor(q, first[2] - first[3])
+    if (unvouched or quanta) and not tol.custom and not _below_step(ev, i, h) and moves_by_rounding(ev, i, first):
+        return _on_wider_scale(ev, i, (a, h, size), (first, q), res, verdict)
     if verdict[0] not in (KINK, AMBIGUOUS):
         return verdict
     # (slopes that disagree at every step above an element's own size may be a function bending on that finer
@@ -359,7 +360,7 @@ RESOLUTION_WIDER = 256.0
 
 
 def _on_wider_scale(
-    ev: Evaluator, i: int, element: tuple[float, float, float], first: Four, res: float, verdict: Verdict
+    ev: Evaluator, i: int, element: tuple[float, float, float], moved: tuple[Four, float], res: float, verdict: Verdict
 ) -> Verdict:
     """An unsettled verdict (noise, a pass that does not see ``VOUCH * size``, or a mismatch within the quanta f
     moves by, :func:`backcheck.rounding.quanta_floor`) of an element whose step moved f by rounding units only
@@ -373,20 +374,21 @@ def _on_wider_scale(
     logits of -25 and label 0 computes ``log(1 + e^z)`` from a sum with 1, so its loss of 1e-11 moves in quanta
     of 1e-16: at its step one quantum one way and none the other, at half of it none, and a right rule failed.
     At a step of 0.04 both move by hundreds of quanta, and the Richardson table from there stays far below a
-    percent. ``element``: the analytic value, the step and the size to judge at.
+    percent. ``element``: the analytic value, the step and the size to judge at; ``moved``: the element's first
+    differences and the quantum f moved by there (:func:`backcheck.rounding.quantum`).
     """
     a, h, size = element
+    first, q = moved
     if not size > 0:
         return verdict
     leaf, local = ev.tree.locate(i)
     top = WIDEST * max(abs(float(leaf.original.reshape(-1)[local])), 1.0)
     s = min(h * max(SAFETY * verdict[2] / (VOUCH * size), RESOLUTION_WIDER), top)
-    q = quantum(first[0] - ev.phi0, first[1] - ev.phi0)
     wider = _judged_at(ev, i, a, s, res, (size, q), verdict[0] == MISMATCH, first) if s > 2 * h else None
     if wider is not None:
         return wider
     if verdict[0] == MISMATCH:  # undecided there too: a mismatch the quanta explain is no evidence of one
-        return (NOISY, verdict[1], max(float(verdict[2]), quanta_floor(ev, first)), np.nan, NO_HULL)
+        return (NOISY, verdict[1], max(float(verdict[2]), quanta_floor(q, first[2] - first[3])), np.nan, NO_HULL)
     return verdict
 
 
@@ -418,7 +420,7 @@ def _judged_at(
     if disp[0] == 0.0 or disp[1] == 0.0 or not np.all(np.isfinite(phis)):
         return None
     out = refine(ev, i, a, s, (float(phis[0]), float(phis[1]), float(disp[0]), float(disp[1])), res, Tolerance())
-    limit = max(float(out[2]), SAFETY * q / (disp[0] - disp[1]))
+    limit = max(float(out[2]), quanta_floor(q, disp[0] - disp[1]))
     if mismatch and out[0] == MISMATCH and abs(a - out[1]) > limit:
         verdict: Verdict = (MISMATCH, out[1], limit, out[3], out[4])
     elif out[0] == OK and limit <= VOUCH * size:

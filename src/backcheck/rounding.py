@@ -37,10 +37,11 @@ def rounded_away(
     """Mismatches that the rounding of the whole output explains, where the element's true change of some
     outputs fell below their resolution and rounded to nothing: a confident softmax's largest probability, which
     moves by the tiny others' change, 1e-17 against its rounding of 1e-16; an iterative solve's far
-    coefficients. A difference over the outputs that moved misses those changes. Confirmed by a much larger
-    step moving much larger outputs (:func:`_coupled_below_resolution`), the element is bounded by every
-    output's rounding: a pass where that sees errors of :data:`VOUCH` of its size or of its tensor's typical
-    one, else inconclusive (a wrong element of that size cannot be told from the rounding)."""
+    coefficients. A difference over the outputs that moved misses those changes. Where wider moves of the element
+    move outputs clearly that its own steps moved by their rounding at most (:func:`_coupled_below_resolution`),
+    the element is bounded by every output's rounding: a pass where that sees errors of :data:`VOUCH` of its size
+    or of its tensor's typical one, else inconclusive (a wrong element of that size cannot be told from the
+    rounding)."""
     (analytic, numeric), (status, limit) = values, verdicts
     size = np.maximum(np.abs(analytic), np.abs(numeric))
     # an element tiny beside its tensor, or one whose own step moved f (outputs of its own moved, others may
@@ -168,13 +169,13 @@ def moves_by_rounding(ev: Evaluator, i: int, first: Four) -> bool:
     return 0.0 < moves <= RESOLUTION_UNITS / WIDE_AGREEMENT * rounding_unit(ev, i)
 
 
-def quanta_floor(ev: Evaluator, first: Four) -> float:
-    """How far the quanta of f's moves at the element's first step can put its central difference off: the largest
-    power of two both moves are multiples of, over their span (:data:`SAFETY` of it). torch's BCE at a logit of
-    -25 and label 0 computes ``log(1 + e^z)`` from a sum with 1, and its mean of 1e-11 moves by 2**-53 one way
-    and not at all the other: its difference is off by up to that over the step, 1e-12, where its modelled
-    rounding said 1e-21; a smooth f's moves, however small, are multiples of its own last place only."""
-    return SAFETY * quantum(first[0] - ev.phi0, first[1] - ev.phi0) / (first[2] - first[3])
+def quanta_floor(q: float, span: float) -> float:
+    """How far quanta ``q`` of f's moves can put a central difference over ``span`` off (:data:`SAFETY` of
+    them). torch's BCE at a logit of -25 and label 0 computes ``log(1 + e^z)`` from a sum with 1, and its mean of
+    1e-11 moves by 2**-53 one way and not at all the other: its difference is off by up to that over the step,
+    1e-12, where its modelled rounding said 1e-21; a smooth f's moves, however small, are multiples of its own
+    last place only (:func:`quantum` of them)."""
+    return SAFETY * q / span
 
 
 def quantum(*moves: float) -> float:
@@ -190,5 +191,5 @@ def agrees(ev: Evaluator, i: int, four: Four, wide: tuple[float, float], q: floa
     span = four[2] - four[3]
     if not span > 0 or not np.isfinite(four[0] - four[1]):
         return False
-    rounding = SAFETY * (float(noise_level(ev, ev.local_scale[i] or None)) + q) / span
+    rounding = quanta_floor(float(noise_level(ev, ev.local_scale[i] or None)) + q, span)
     return abs((four[0] - four[1]) / span - wide[0]) <= rounding + wide[1]

@@ -464,3 +464,23 @@ def test_a_second_weight_is_not_taken_for_the_first_ones_gradient_in_a_hint():
     with pytest.raises(backcheck.errors.BadInputError) as info:
         backcheck.check_object(TwoWeights(), np.ones((2, 3)))
     assert "self.W2" in str(info.value) and "gradient of self.W" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "grad_name, param_name",
+    [("grad_a", "a"), ("grad_r", "r"), ("delta_e", "e"), ("grads_s", "s"), ("dW", "W"), ("W_grad", "W"), ("gb", "_b")],
+)
+def test_a_gradient_is_named_by_its_marker_at_either_end_of_the_parameters_name(grad_name, param_name):
+    """The parameter's name is taken from the end it stands at, not from inside the marker (grad_a's 'a')."""
+    from dataclasses import dataclass
+
+    from backcheck.frontends.objects import _gradient_of
+
+    @dataclass(frozen=True)
+    class Named:
+        name: str
+
+    param, grad, other = Named(param_name), Named(grad_name), Named(param_name + "2")
+    probe = type("Probe", (), {"where": [param, other, grad], "shapes": {param: (3,), other: (3,), grad: (3,)}})()
+    assert _gradient_of(grad, probe) == param
+    assert _gradient_of(other, probe) is None  # W2 beside W: another parameter, no gradient

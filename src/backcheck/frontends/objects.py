@@ -540,11 +540,14 @@ GRADIENT_MARKS = ("d", "g", "grad", "grads", "delta", "gradient")
 
 def _gradient_of(s: Slot, probe: _Probe) -> Slot | None:
     """The parameter ``s`` may be the gradient of, by its name (``gW``, ``dW`` for ``_W``) and its shape."""
+    name = s.name.lower()
     for other in probe.where:
         base = other.name.lstrip("_").lower()
-        mark = s.name.lower().replace(base, "", 1).strip("_") if base and base in s.name.lower() else None
-        # a gradient's marker around the name (gW, dW, W_grad), not another parameter (W2 beside W)
-        if other != s and probe.shapes.get(other) == probe.shapes.get(s) and mark in GRADIENT_MARKS:
+        # a gradient's marker before or after the name (gW, dW, grad_a, W_grad), not another parameter (W2 beside
+        # W); the name is taken from the end it stands at, not from inside the marker (grad_a for a)
+        marks = {name.removesuffix(base).strip("_")} if base and name.endswith(base) else set()
+        marks |= {name.removeprefix(base).strip("_")} if base and name.startswith(base) else set()
+        if other != s and probe.shapes.get(other) == probe.shapes.get(s) and marks & set(GRADIENT_MARKS):
             return other
     return None
 

@@ -347,6 +347,7 @@ def _own_path(
         how = "they were judged one by one"
     else:
         judged = np.sort(rng.choice(judged, min(KINKY_SAMPLES, judged.size), replace=False))
+        budget[0] = max(budget[0] - judged.size, 0)  # (the sample is judged one by one too)
         how = (
             f"{judged.size} random ones of them were judged one by one (an error confined to a few of the others "
             "may go unseen; strategy='full' judges every one)"

@@ -84,9 +84,14 @@ def _maxpool_ties_layer(size: int) -> Layer:
         backward=maxpool_ties_backward,
         make_inputs=make_inputs,
         bugs=(
-            Bug("ties_to_every_element", _maxpool_ties_to_all, "gross",
+            Bug(
+                "ties_to_every_element",
+                _maxpool_ties_to_all,
+                "gross",
                 f"Routes the gradient to every element equal to the window's maximum: {size} times too much "
-                f"where {size} elements tie.", size=0.12),
+                f"where {size} elements tie.",
+                size=0.12,
+            ),
         ),
     )
 
@@ -128,9 +133,14 @@ ROWMAX_TIES = Layer(
     backward=rowmax_backward,
     make_inputs=_rowmax_inputs,
     bugs=(
-        Bug("ties_to_every_element", _rowmax_to_all, "gross",
+        Bug(
+            "ties_to_every_element",
+            _rowmax_to_all,
+            "gross",
             "Gives every tied maximum the full gradient (np.where(x == x.max()) without dividing by the count): "
-            "2, 3 and 4 times too much in the rows with ties of 2, 3 and 4.", size=3.0),
+            "2, 3 and 4 times too much in the rows with ties of 2, 3 and 4.",
+            size=3.0,
+        ),
     ),
 )
 
@@ -178,12 +188,21 @@ NORMALIZE_TINY_ROWS = Layer(
     backward=normalize_rows_backward,
     make_inputs=_normalize_rows_inputs,
     bugs=(
-        Bug("norm_clamped_in_backward", _normalize_rows_clamped, "gross",
+        Bug(
+            "norm_clamped_in_backward",
+            _normalize_rows_clamped,
+            "gross",
             "Divides by max(|x|, 1e-7) in the backward only: 10 times too small on the rows of norm 1e-8.",
-            size=0.9),
-        Bug("ordinary_rows_10x", _normalize_rows_ordinary_10x, "subtle",
+            size=0.9,
+        ),
+        Bug(
+            "ordinary_rows_10x",
+            _normalize_rows_ordinary_10x,
+            "subtle",
             "10 times too large on the rows of ordinary norm, whose gradients are 1e-8 of the tiny rows' ones "
-            "(the error is about 4e-8 of the tensor's largest element).", size=4.2e-8),
+            "(the error is about 4e-8 of the tensor's largest element).",
+            size=4.2e-8,
+        ),
     ),
 )
 
@@ -224,9 +243,14 @@ ROW_PRODUCT = Layer(
     backward=row_product_backward,
     make_inputs=_row_product_inputs,
     bugs=(
-        Bug("product_floored", _row_product_floored, "subtle",
+        Bug(
+            "product_floored",
+            _row_product_floored,
+            "subtle",
             "Floors |prod| at 1e-9 before dividing by x_i: right on the rows whose product is larger, wrong by "
-            "up to 1e5 on the row of product 1e-14, whose gradients are 1e-13 of the largest.", size=9.5e-8),
+            "up to 1e5 on the row of product 1e-14, whose gradients are 1e-13 of the largest.",
+            size=9.5e-8,
+        ),
     ),
 )
 
@@ -266,9 +290,14 @@ WIDE_SOFTMAX = Layer(
     backward=wide_softmax_backward,
     make_inputs=_wide_softmax_inputs,
     bugs=(
-        Bug("probability_clipped", _wide_softmax_clipped, "subtle",
+        Bug(
+            "probability_clipped",
+            _wide_softmax_clipped,
+            "subtle",
             "Clips p at 1e-7 in the backward (np.clip(p, 1e-7, 1)): about 10 times too large on the entries of "
-            "probability 1e-8, whose gradients are 1e-8 of the largest.", size=5e-7),
+            "probability 1e-8, whose gradients are 1e-8 of the largest.",
+            size=5e-7,
+        ),
     ),
 )
 
@@ -315,11 +344,21 @@ MASKED_SOFTMAX = Layer(
     backward=masked_softmax_backward,
     make_inputs=_masked_logits,
     bugs=(
-        Bug("mask_filled_with_zero", _masked_softmax_filled, "gross",
+        Bug(
+            "mask_filled_with_zero",
+            _masked_softmax_filled,
+            "gross",
             "Recomputes p in the backward from logits whose masked entries were filled with 0 (np.nan_to_num "
-            "style) instead of -inf: the masked entries take probability mass.", size=0.4),
-        Bug("mean_term_dropped", _masked_softmax_no_sum, "gross",
-            "Returns p * dout, dropping the - p <p, dout> term of the softmax Jacobian.", size=0.2),
+            "style) instead of -inf: the masked entries take probability mass.",
+            size=0.4,
+        ),
+        Bug(
+            "mean_term_dropped",
+            _masked_softmax_no_sum,
+            "gross",
+            "Returns p * dout, dropping the - p <p, dout> term of the softmax Jacobian.",
+            size=0.2,
+        ),
     ),
 )
 
@@ -353,9 +392,14 @@ MASKED_LOGSUMEXP = Layer(
     backward=masked_logsumexp_backward,
     make_inputs=_masked_logits,
     bugs=(
-        Bug("uniform_weights", _masked_logsumexp_mean, "gross",
+        Bug(
+            "uniform_weights",
+            _masked_logsumexp_mean,
+            "gross",
             "Spreads each row's gradient evenly over the unmasked entries (the gradient of a masked mean), "
-            "not by their softmax weights.", size=0.44),
+            "not by their softmax weights.",
+            size=0.44,
+        ),
     ),
 )
 
@@ -372,8 +416,9 @@ def dropout_rng_forward(x: np.ndarray, seed: int) -> np.ndarray:
     return x * mask / (1 - DROP_P)
 
 
-def _dropout_rng_grad(dout: np.ndarray, x: np.ndarray, seed: int, apply_mask: bool = True,
-                      scale: float = 1 / (1 - DROP_P)) -> Grads:
+def _dropout_rng_grad(
+    dout: np.ndarray, x: np.ndarray, seed: int, apply_mask: bool = True, scale: float = 1 / (1 - DROP_P)
+) -> Grads:
     mask = np.random.default_rng(seed).random(x.shape) >= DROP_P  # the forward's draw: the same seed
     return ((dout * (mask if apply_mask else 1.0) * scale).astype(x.dtype), None)
 
@@ -407,16 +452,31 @@ DROPOUT_RNG = Layer(
     backward=dropout_rng_backward,
     make_inputs=_dropout_rng_inputs,  # type: ignore[arg-type]
     bugs=(
-        Bug("mask_not_applied", _dropout_rng_no_mask, "gross",
-            "Scales dout by 1 / (1 - p) but forgets the mask: dropped units get a gradient.", size=1.5),
-        Bug("scale_of_dropped_fraction", _dropout_rng_keep_scale, "gross",
-            "Scales by 1 / p (the dropped fraction) instead of 1 / (1 - p).", size=0.5),
-        Bug("mask_from_another_stream", _dropout_rng_other_stream, "gross",
-            "Draws the backward's mask from another seed than the forward's: another mask.", size=1.5),
+        Bug(
+            "mask_not_applied",
+            _dropout_rng_no_mask,
+            "gross",
+            "Scales dout by 1 / (1 - p) but forgets the mask: dropped units get a gradient.",
+            size=1.5,
+        ),
+        Bug(
+            "scale_of_dropped_fraction",
+            _dropout_rng_keep_scale,
+            "gross",
+            "Scales by 1 / p (the dropped fraction) instead of 1 / (1 - p).",
+            size=0.5,
+        ),
+        Bug(
+            "mask_from_another_stream",
+            _dropout_rng_other_stream,
+            "gross",
+            "Draws the backward's mask from another seed than the forward's: another mask.",
+            size=1.5,
+        ),
     ),
 )
 
-#: Layers at tie groups, tiny elements, masked inputs and generator arguments; every bug shows at make_inputs.
+#: Layers at tie groups, tiny elements, masked inputs and random-seed arguments; every bug shows at make_inputs.
 LAYERS: tuple[Layer, ...] = (
     _maxpool_ties_layer(2),
     _maxpool_ties_layer(3),

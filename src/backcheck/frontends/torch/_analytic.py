@@ -192,9 +192,9 @@ def write_findings(sess: Session, findings: list[Finding]) -> None:
             "grad_output changes the caller's tensor and the other branches' gradients; clone it first, or compute "
             "out of place (g * mask, not g[mask] = 0)."
             if what == "grad_output"
-            else " ctx.saved_tensors are the forward's inputs themselves, so the caller's tensor changes, and so "
-            "does every later use of it (the next step's forward, another backward over the graph); compute out "
-            "of place, or save a clone."
+            else " ctx.saved_tensors are the forward's inputs themselves (and a closure may hold the caller's own "
+            "tensor), so the caller's tensor changes, and so does every later use of it (the next step's forward, "
+            "another backward over the graph); compute out of place, or save a clone."
         )
         findings.append(dataclasses.replace(base, message=base.message + why))
 
