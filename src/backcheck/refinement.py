@@ -40,6 +40,7 @@ from backcheck.verdict import (
     SAFETY,
     SCREEN_RELATIVE,
     SETTLED,
+    TINY,
     VOUCH,
     FirstDifferences,
     Four,
@@ -324,6 +325,15 @@ def _stands_for(finer: Verdict, verdict: Verdict, a: float, size: float) -> bool
 def _judge_one(
     ev: Evaluator, i: int, a: float, h: float, first: Four, res: float, tol: Tolerance, typical: float | None
 ) -> Verdict:
+    """Refine element ``i``; judge it again at finer or wider steps where its verdict may belong to another scale
+    (:func:`_judge_steps`), or to an intermediate's rounding (:func:`_unless_hidden`)."""
+    verdict = _judge_steps(ev, i, a, h, first, res, tol, typical)
+    return _unless_hidden(ev, i, (a, h, typical), first, res, tol, verdict)
+
+
+def _judge_steps(
+    ev: Evaluator, i: int, a: float, h: float, first: Four, res: float, tol: Tolerance, typical: float | None
+) -> Verdict:
     """Refine element ``i``; judge it again at finer steps where its verdict may belong to a finer scale."""
     verdict, rough = _refine(ev, i, a, h, first, res, tol)
     st, n, b = verdict[:3]
@@ -341,7 +351,7 @@ def _judge_one(
         if finer is not None and (_stands_for(finer, verdict, a, size) or (unsure and finer[0] == NOISY)):
             verdict = finer
     # not vouched for, or a mismatch that the quanta f moved by explain
-    q = quantum(first[0] - ev.phi0, first[1] - ev.phi0)
+    q = quantum(first[0] - ev.phi0, first[1] - ev.phi0, tol=float(noise_level(ev, ev.local_scale[i] or None)))
     unvouched = verdict[0] == NOISY or (verdict[0] == OK and not verdict[2] <= VOUCH * size)
     quanta = verdict[0] == MISMATCH and abs(a - verdict[1]) <= quanta_floor(q, first[2] - first[3])
     if (unvouched or quanta) and not tol.custom and not _below_step(ev, i, h) and moves_by_rounding(ev, i, first):
@@ -352,6 +362,38 @@ def _judge_one(
     # scale, sin(x / 1e-10) at x of 1e-10, as well as kinks at its zero)
     verdict = _on_own_scale(ev, i, (a, h, size), res, tol, verdict)
     return _beside_the_point(ev, i, (a, h, size), first, res, tol, verdict) if verdict[0] == KINK else verdict
+
+
+def _unless_hidden(
+    ev: Evaluator,
+    i: int,
+    element: tuple[float, float, float | None],
+    first: Four,
+    res: float,
+    tol: Tolerance,
+    verdict: Verdict,
+) -> Verdict:
+    """A mismatch below :data:`~backcheck.verdict.TINY` of its tensor's typical gradient, and below what
+    rounding of an intermediate of the element's size (:func:`backcheck.rounding.rounding_unit`) can put its first
+    difference off, judged again at a wider step with that rounding in its bound (see :func:`_on_wider_scale`).
+
+    A tanh-approximation GELU at x of -6.6 computes ``1 + tanh(u)`` of 7e-14 in units of 1.1e-16, and its
+    ``0.5 x (1 + tanh(u))`` moves smoothly with x while that factor stands still for 3e-4 at a time: every
+    difference narrower than that finds ``0.5 (1 + tanh(u))``, not the derivative, -1e-12, which its backward
+    pass computes right. The difference looks converged and its modelled rounding (of the outputs, 1e-29) makes
+    it a mismatch. At a step of 256 times the first, f's hidden factor has moved by tens of its quanta, and
+    the pass there states that rounding over its step as its bound. A rule wrong by a share of the tensor's
+    gradient that matters never comes here; an undecided one is inconclusive."""
+    a, h, typical = element
+    if verdict[0] != MISMATCH or tol.custom or typical is None or _below_step(ev, i, h):
+        return verdict
+    err, span = abs(a - verdict[1]), first[2] - first[3]
+    unit = rounding_unit(ev, i)
+    if not (span > 0 and err <= TINY * typical and err <= quanta_floor(unit, span)):
+        return verdict
+    size = max(abs(a), abs(verdict[1]), typical)
+    wider = _wider(ev, i, (a, h, size), (first, unit), res, verdict)
+    return verdict if wider is None else wider  # (undecided: the mismatch stays, for the rounding judged later)
 
 
 #: An element below f's resolution at its step (:func:`backcheck.rounding.moves_by_rounding`) is judged again at a
@@ -377,19 +419,28 @@ def _on_wider_scale(
     percent. ``element``: the analytic value, the step and the size to judge at; ``moved``: the element's first
     differences and the quantum f moved by there (:func:`backcheck.rounding.quantum`).
     """
-    a, h, size = element
     first, q = moved
-    if not size > 0:
-        return verdict
-    leaf, local = ev.tree.locate(i)
-    top = WIDEST * max(abs(float(leaf.original.reshape(-1)[local])), 1.0)
-    s = min(h * max(SAFETY * verdict[2] / (VOUCH * size), RESOLUTION_WIDER), top)
-    wider = _judged_at(ev, i, a, s, res, (size, q), verdict[0] == MISMATCH, first) if s > 2 * h else None
+    wider = _wider(ev, i, element, moved, res, verdict)
     if wider is not None:
         return wider
     if verdict[0] == MISMATCH:  # undecided there too: a mismatch the quanta explain is no evidence of one
         return (NOISY, verdict[1], max(float(verdict[2]), quanta_floor(q, first[2] - first[3])), np.nan, NO_HULL)
     return verdict
+
+
+def _wider(
+    ev: Evaluator, i: int, element: tuple[float, float, float], moved: tuple[Four, float], res: float, verdict: Verdict
+) -> Verdict | None:
+    """The verdict of :func:`_judged_at` at the wider step :func:`_on_wider_scale` describes, or None (undecided
+    there, or no step wider than twice the first within the element's reach)."""
+    a, h, size = element
+    first, q = moved
+    if not size > 0:
+        return None
+    leaf, local = ev.tree.locate(i)
+    top = WIDEST * max(abs(float(leaf.original.reshape(-1)[local])), 1.0)
+    s = min(h * max(SAFETY * verdict[2] / (VOUCH * size), RESOLUTION_WIDER), top)
+    return _judged_at(ev, i, a, s, res, (size, q), verdict[0] == MISMATCH, first) if s > 2 * h else None
 
 
 def _judged_at(

@@ -178,10 +178,36 @@ def quanta_floor(q: float, span: float) -> float:
     return SAFETY * q / span
 
 
-def quantum(*moves: float) -> float:
-    """The largest power of two all the nonzero ``moves`` are multiples of (0 if none moved): the spacing of the
-    values f moves between, at most."""
-    return float(power_of_two_grid(np.array(moves, dtype=np.float64).reshape(-1, 1))[0])
+#: Odd denominators of the quanta f's moves may come in besides powers of two: a mean over a batch of 37 of terms
+#: that move by units of 2**-52 moves by units of 2**-52 / 37; a batch of 1000, by 2**-55 / 125.
+DENOMINATORS = np.arange(3, 256, 2, dtype=np.float64)
+#: Such a grid counts only where its spacing is this many times the moves' own rounding at least (a smooth f's
+#: moves, generic numbers, fall on none of them; a single move, on one by chance more often: it needs the second),
+#: and each move is this many of its spacings at most.
+LATTICE_CLEAR = (2.0**20, 1024.0)
+LATTICE_MOST = 4096.0
+
+
+def quantum(*moves: float, tol: float = 0.0) -> float:
+    """The spacing of the values f moves between, at most: the largest power of two all the nonzero ``moves`` are
+    multiples of (0 if none moved), or, where ``tol`` (the moves' own rounding) is given, a larger power of two
+    over one of :data:`DENOMINATORS` that they are all multiples of within that rounding (torch's BCE at confident
+    logits, a mean over 100, moves by 16 units of 2**-52 / 100 one way and not at all the other)."""
+    best = float(power_of_two_grid(np.array(moves, dtype=np.float64).reshape(-1, 1))[0])
+    m = np.abs(np.array([v for v in moves if v != 0.0 and np.isfinite(v)], dtype=np.float64))
+    if not (tol > 0 and m.size):
+        return best
+    d = DENOMINATORS[:, None]
+    scaled = m[None, :] * d  # (denominator, move)
+    levels = np.floor(np.log2(scaled.min(axis=1, keepdims=True))) - np.arange(13.0)  # (denominator, level)
+    p = 2.0**levels
+    fits = np.ones(p.shape, dtype=bool)
+    for j in range(m.size):
+        v = scaled[:, j : j + 1]
+        fits &= np.abs(v - np.round(v / p) * p) <= d * tol
+    fits &= (p >= LATTICE_CLEAR[m.size > 1] * d * tol) & (scaled.max(axis=1, keepdims=True) <= LATTICE_MOST * p)
+    grids = np.where(fits, p / d, 0.0)
+    return max(best, float(grids.max()))
 
 
 def agrees(ev: Evaluator, i: int, four: Four, wide: tuple[float, float], q: float) -> bool:

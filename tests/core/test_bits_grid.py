@@ -2,6 +2,7 @@
 built on it (backcheck.rounding.quantum)."""
 
 import numpy as np
+import pytest
 
 from backcheck.bits import power_of_two_grid
 from backcheck.rounding import quantum
@@ -21,3 +22,28 @@ def test_the_quantum_of_moves_is_their_common_grid_and_0_where_none_moved():
     assert quantum(2.0**-53, -(2.0**-54)) == 2.0**-54
     assert quantum(0.0, 0.0) == 0.0 and quantum(np.nan) == 0.0
     assert quantum(1e-16 / 37) < 1e-30  # a mean over 37 terms keeps no coarse power-of-two grid
+
+
+def test_quanta_over_an_odd_denominator_within_the_moves_rounding() -> None:
+    """Moves of 64 and 96 units of 2**-52 / 37 (a mean over 37), each off by its rounding: the quantum is 32 such
+    units; generic moves of a smooth f fall on no such grid, and without ``tol`` only powers of two count."""
+    unit = 2.0**-52 / 37
+    up, down = 64 * unit * (1 + 3e-12), -96 * unit * (1 - 2e-12)
+    tol = 1e-25
+    assert quantum(up, down, tol=tol) == pytest.approx(32 * unit, rel=1e-12)
+    assert quantum(up, down) < 1e-30
+    rng = np.random.default_rng(0)
+    for m in rng.uniform(1e-16, 1e-15, size=(50, 2)):
+        assert quantum(m[0], -m[1], tol=tol) < 1e-20
+    assert quantum(0.0, 0.0, tol=tol) == 0.0
+
+
+def test_one_move_alone_needs_a_grid_far_above_its_rounding() -> None:
+    """A single move is a multiple of some grid within its rounding by chance more often than two are: it counts
+    only where the grid is a million times its rounding (16 units of 2**-52 / 100, to 1e-25), not a thousand."""
+    unit = 2.0**-52 / 100
+    move = 16 * unit * (1 + 2e-11)
+    assert quantum(move, 0.0, tol=8e-26) == pytest.approx(16 * unit, rel=1e-9)
+    assert quantum(move, 0.0, tol=3e-21) == quantum(move)  # the grid 1e3-1e6 times the rounding: not enough
+    rng = np.random.default_rng(1)
+    assert all(quantum(m, 0.0, tol=1e-25) < 1e-20 for m in rng.uniform(1e-16, 1e-15, size=200))
