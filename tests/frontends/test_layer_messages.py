@@ -116,6 +116,27 @@ def test_check_layer_hints_constant_for_a_float_target():
     assert backcheck.check_layer(loss, grad, (X, T), constant=["t"]).ok
 
 
+def test_constant_and_wrt_take_input_positions_as_well_as_names():
+    def masked(x, w, mask):
+        return np.tanh(x @ w + mask)
+
+    def backward(d, x, w, mask):
+        g = d * (1 - masked(x, w, mask) ** 2)
+        return g @ w.T, x.T @ g, None
+
+    mask = np.where(RNG.normal(size=(4, 2)) > 0, 0.0, -1.0)
+    by_name = backcheck.check_layer(masked, backward, (X, W, mask), constant=["mask"])
+    assert by_name.ok
+    for given in ([2], 2, [-1]):
+        assert backcheck.check_layer(masked, backward, (X, W, mask), constant=given).ok, given
+    assert [lf.name for lf in backcheck.check_layer(masked, backward, (X, W, mask), wrt=[1]).leaves if lf.n_checked] == [
+        "w"
+    ]
+    with pytest.raises(BadInputError, match="position 3") as info:
+        backcheck.check_layer(masked, backward, (X, W, mask), constant=[3])
+    assert "from 0 to 2" in (info.value.hint or "")
+
+
 # -- gradients under private or unusual names -------------------------------------------------------------------
 class _PrivateDense:
     def __init__(self, w, b, k=1.0):
