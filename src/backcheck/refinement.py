@@ -56,13 +56,16 @@ from backcheck.verdict import (
 )
 
 
-def refine(ev: Evaluator, i: int, a: float, h: float, first: Four, res: float, tol: Tolerance) -> Verdict:
+def refine(
+    ev: Evaluator, i: int, a: float, h: float, first: Four, res: float, tol: Tolerance, size: float = 0.0
+) -> Verdict:
     """Stage 2 for element ``i``: halve the step until the verdict is clear.
 
     Returns (status, numeric, bound, jump, hull): at a kink, ``jump`` is the gap between the one-sided
-    slopes and ``hull`` the interval between them widened by their error.
+    slopes and ``hull`` the interval between them widened by their error. ``size``: the element's tensor's
+    typical gradient, which a pass found at a wider step must see a share of (see :func:`_unless_coarse`).
     """
-    return _refine(ev, i, a, h, first, res, tol)[0]
+    return _refine(ev, i, a, h, first, res, tol, size)[0]
 
 
 #: A smooth function's one-sided slopes differ by f'' h: their gap halves with the step, to within its
@@ -71,7 +74,9 @@ def refine(ev: Evaluator, i: int, a: float, h: float, first: Four, res: float, t
 ROUGH = 0.2
 
 
-def _refine(ev: Evaluator, i: int, a: float, h: float, first: Four, res: float, tol: Tolerance) -> tuple[Verdict, bool]:
+def _refine(
+    ev: Evaluator, i: int, a: float, h: float, first: Four, res: float, tol: Tolerance, size: float = 0.0
+) -> tuple[Verdict, bool]:
     """:func:`refine`, and whether the gap between the one-sided slopes ever failed to halve with the step."""
     fp, fm, dp, dm = first
     d_prev, f_prev, b_prev = one_sided(ev, fp, fm, dp, dm)
@@ -132,7 +137,7 @@ def _refine(ev: Evaluator, i: int, a: float, h: float, first: Four, res: float, 
             # the estimates agree with each other, not with the analytic value
             if unrelated(ev, i, spread, h, a):
                 return (JUMP, d, limit, spread, NO_HULL), rough
-            verdict = _unless_coarse(ev, i, h, (MISMATCH, d, limit, np.nan, NO_HULL), a, still, res)
+            verdict = _unless_coarse(ev, i, h, (MISMATCH, d, limit, np.nan, NO_HULL), (a, size), still, res)
             return _unless_noise(ev, i, a, (s, disp[0] - disp[1], change + r, res), verdict, tol), rough
         d_prev, f_prev, b_prev, gap_prev, kinky_prev = d, f, b, gap, kinky
         last_change, last_err, last_step = change, err, (s, disp[0] - disp[1], change + r, res)
@@ -141,7 +146,7 @@ def _refine(ev: Evaluator, i: int, a: float, h: float, first: Four, res: float, 
         return (NOISY, numeric, limit, np.nan, NO_HULL), rough
     if unrelated(ev, i, spread, h, a):
         return (JUMP, numeric, limit, spread, NO_HULL), rough
-    verdict = _unless_coarse(ev, i, h, (MISMATCH, numeric, limit, np.nan, NO_HULL), a, still, res)
+    verdict = _unless_coarse(ev, i, h, (MISMATCH, numeric, limit, np.nan, NO_HULL), (a, size), still, res)
     return _unless_noise(ev, i, a, last_step, verdict, tol), rough
 
 
@@ -191,12 +196,14 @@ WIDER_TRIES = 2
 
 
 def _unless_coarse(
-    ev: Evaluator, i: int, h: float, verdict: Verdict, a: float, still: bool, res: float = 0.0
+    ev: Evaluator, i: int, h: float, verdict: Verdict, element: tuple[float, float], still: bool, res: float = 0.0
 ) -> Verdict:
     """A mismatch where f stood exactly ``still`` at every step, although the rule says it moves: inconclusive
     if a wider step moves f by steps no rounding makes (its value changes only in coarse steps), judged at a
     wider step where it moves by rounding units (a value computed with cancellation: a BCE's ``log(1 + e^z)`` at
-    z of -25 moves by units of 1; ``res``: the analytic value's resolution), else the mismatch."""
+    z of -25 moves by units of 1; ``res``: the analytic value's resolution), else the mismatch. ``element``: the
+    analytic value and its tensor's typical gradient (a pass there must see a share of the larger)."""
+    a, typical = element
     if not still or a == 0.0 or not np.isfinite(a):
         return verdict
     leaf, local = ev.tree.locate(i)
@@ -224,7 +231,8 @@ def _unless_coarse(
                 return (NOISY, 0.0, np.inf, np.nan, NO_HULL)
             # ... by rounding (a value computed with cancellation): judged where it moves by hundreds of them
             wide = min(RESOLUTION_WIDER * s, widest)
-            judged = _judged_at(ev, i, a, wide, res, (abs(a), quantum(up, down))) if wide > 2 * s else None
+            scales = (max(abs(a), typical), quantum(up, down))
+            judged = _judged_at(ev, i, a, wide, res, scales) if wide > 2 * s else None
             return (NOISY, 0.0, np.inf, np.nan, NO_HULL) if judged is None else judged
         moved = moved or bool(up or down)  # one side only, so far: a flat piece beside a kink or a max stays so
     if not moved:
@@ -297,7 +305,7 @@ def _finer(ev: Evaluator, i: int, a: float, h: float, res: float, tol: Tolerance
         phis, disp = ev.element(i, (s, -s))
         if disp[0] == 0.0 or disp[1] == 0.0:
             break  # the step no longer resolves in this dtype
-        out = refine(ev, i, a, s, (float(phis[0]), float(phis[1]), float(disp[0]), float(disp[1])), res, tol)
+        out = refine(ev, i, a, s, (float(phis[0]), float(phis[1]), float(disp[0]), float(disp[1])), res, tol, size)
         if out[0] == OK and out[2] <= VOUCH * size:
             return out
         found.append(out)
@@ -335,7 +343,7 @@ def _judge_steps(
     ev: Evaluator, i: int, a: float, h: float, first: Four, res: float, tol: Tolerance, typical: float | None
 ) -> Verdict:
     """Refine element ``i``; judge it again at finer steps where its verdict may belong to a finer scale."""
-    verdict, rough = _refine(ev, i, a, h, first, res, tol)
+    verdict, rough = _refine(ev, i, a, h, first, res, tol, 0.0 if typical is None else typical)
     st, n, b = verdict[:3]
     size = max(abs(a), abs(n), 0.0 if typical is None else typical)
     unsure = st == NOISY or (st == OK and typical is not None and not b <= VOUCH * size)

@@ -140,10 +140,13 @@ def rms(values: np.ndarray) -> float:
         return peak * float(np.sqrt(np.mean((v / peak) ** 2))) if peak > 0 else 0.0
 
 
-#: Elements above this multiple of a tensor's upper quartile of (nonzero) sizes are outliers for its typical size.
-#: (Not its median: a GELU's or a sigmoid's gradient at inputs of size 30 is 1 at half its elements and below
-#: 1e-8 at the other half, and their median made the tensor's typical gradient 1e-7.)
+#: Elements above this multiple of a tensor's :data:`OUTLIERS_AT_MOST`-th largest (nonzero) size are outliers for
+#: its typical size: a pole (1e20 beside ordinary elements) is one of a few. (Not its median: an erf GELU's gradient
+#: at inputs of size 30 is 1 at half its elements and below 1e-8 at the other half, and ndtr's is above 1e-6 at a
+#: sixth of them only; their median made the typical gradient 1e-7 and 1e-14.)
 OUTLIER = 100.0
+#: At most this many elements, or a sixteenth of them, are outliers.
+OUTLIERS_AT_MOST = 2
 #: Above this many elements, a tensor's typical size is taken from an evenly strided sample of this size.
 TYPICAL_SAMPLE = 65536
 
@@ -160,14 +163,15 @@ def typical_size(values: np.ndarray) -> float:
     nonzero = v[v > 0]
     if not nonzero.size:
         return 0.0
+    k = min(max(OUTLIERS_AT_MOST, nonzero.size // 16) + 1, nonzero.size)  # the largest that is no outlier
     if nonzero.size <= 64:
         short = sorted(nonzero.tolist())
-        upper = short[(3 * (len(short) - 1)) // 4]
-        if short[-1] <= OUTLIER * upper:
+        ref = short[-k]
+        if short[-1] <= OUTLIER * ref:
             return rms(v)  # no outlier to cap
     else:
-        upper = float(np.quantile(nonzero, 0.75, method="lower"))
-    return rms(np.minimum(v, OUTLIER * upper))
+        ref = float(np.partition(nonzero, nonzero.size - k)[nonzero.size - k])
+    return rms(np.minimum(v, OUTLIER * ref))
 
 
 def bound(truncation: Any, roundoff: Any, res: Any) -> Any:

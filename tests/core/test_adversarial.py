@@ -520,9 +520,9 @@ def _xw() -> tuple[np.ndarray, np.ndarray]:
 
 
 LAYER_BAD_ARGUMENTS = [
-    ("wrt an int", dict(wrt=0), BadInputError, "wrt=0"),
+    ("wrt a position beyond the inputs", dict(wrt=5), BadInputError, "position 5"),
     ("wrt unknown", dict(wrt=["z"]), BadInputError, "'z'"),
-    ("constant an int", dict(constant=1), BadInputError, "constant=1"),
+    ("constant a bool", dict(constant=True), BadInputError, "True"),
     ("names repeated", dict(names=["a", "a"]), BadInputError, "repeat"),
     ("names too few", dict(names=["a"]), BadInputError, "names"),
     ("dout NaN", dict(dout=np.full((2, 2), np.nan)), NonFiniteError, "dout"),
