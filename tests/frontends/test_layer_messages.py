@@ -129,9 +129,8 @@ def test_constant_and_wrt_take_input_positions_as_well_as_names():
     assert by_name.ok
     for given in ([2], 2, [-1]):
         assert backcheck.check_layer(masked, backward, (X, W, mask), constant=given).ok, given
-    assert [lf.name for lf in backcheck.check_layer(masked, backward, (X, W, mask), wrt=[1]).leaves if lf.n_checked] == [
-        "w"
-    ]
+    only_w = backcheck.check_layer(masked, backward, (X, W, mask), wrt=[1])
+    assert [lf.name for lf in only_w.leaves if lf.n_checked] == ["w"]
     with pytest.raises(BadInputError, match="position 3") as info:
         backcheck.check_layer(masked, backward, (X, W, mask), constant=[3])
     assert "from 0 to 2" in (info.value.hint or "")

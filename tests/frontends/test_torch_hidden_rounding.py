@@ -28,7 +28,7 @@ class Gelu(torch.autograd.Function):
         return d * (0.5 * (1 + t) + 0.5 * x * (1 - t**2) * C * (1 + Gelu.cubic * x**2))
 
 
-def _x(seed: int, scale: float, dtype) -> "torch.Tensor":
+def _x(seed: int, scale: float, dtype: object) -> object:
     g = torch.Generator().manual_seed(seed)
     return (torch.randn(4, 16, generator=g, dtype=torch.float64) * scale).to(dtype).requires_grad_()
 
