@@ -391,13 +391,19 @@ def _unless_hidden(
     pass computes right. The difference looks converged and its modelled rounding (of the outputs, 1e-29) makes
     it a mismatch. At a step of 256 times the first, f's hidden factor has moved by tens of its quanta, and
     the pass there states that rounding over its step as its bound. A rule wrong by a share of the tensor's
-    gradient that matters never comes here; an undecided one is inconclusive."""
+    gradient that matters never comes here; an undecided mismatch stands. So is a jump of f by at most that
+    rounding (the same factor's steps, met inside the step at every scale tried) judged again: a pass at the
+    wider step replaces it."""
     a, h, typical = element
-    if verdict[0] != MISMATCH or tol.custom or typical is None or _below_step(ev, i, h):
+    if verdict[0] not in (MISMATCH, JUMP) or tol.custom or typical is None or _below_step(ev, i, h):
         return verdict
     err, span = abs(a - verdict[1]), first[2] - first[3]
     unit = rounding_unit(ev, i)
-    if not (span > 0 and err <= TINY * typical and err <= quanta_floor(unit, span)):
+    if verdict[0] == JUMP:
+        # f jumped by no more than an intermediate's rounding: its steps, not a discontinuity (a pass only)
+        if not (span > 0 and 0.0 < verdict[3] <= unit):
+            return verdict
+    elif not (span > 0 and err <= TINY * typical and err <= quanta_floor(unit, span)):
         return verdict
     size = max(abs(a), abs(verdict[1]), typical)
     wider = _wider(ev, i, (a, h, size), (first, unit), res, verdict)
