@@ -122,6 +122,15 @@ def run(ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator |
             f"f jumps at {shown}{more}: it is discontinuous there (a step, a sign, a tie where it jumps), so no "
             "derivative exists to compare with; these elements are inconclusive whatever the rule claims."
         )
+    wider = np.flatnonzero(np.isin(idx, list(ev.wider))) if ev.wider else idx[:0]
+    if wider.size:
+        shown = ", ".join(ev.tree.element_name(int(idx[k])) for k in wider[:3])
+        more = f" and {wider.size - 3} more" if wider.size > 3 else ""
+        notes.append(
+            f"{shown}{more} were judged at a wider step than their own: there f moved by a few units of its "
+            "rounding only, or in steps of an intermediate's rounding (1 + tanh(u) far in a GELU's tail), which no "
+            "narrower difference resolves; their verdicts state the wider step's bound."
+        )
     if claim.g_wide is not None:
         notes.extend(split_formula_from_rounding(ev, idx, j, claim, first, res))
     # with a float64 run of the backward pass, the formula check above sees a scale error element by element
