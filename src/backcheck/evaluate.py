@@ -19,12 +19,12 @@ from backcheck.backends import Backend, batched_first_differences, put_back, ser
 from backcheck.edges import one_sided
 from backcheck.errors import (
     BackcheckError,
-    NondeterministicError,
     NonFiniteError,
     UserFunctionError,
 )
 from backcheck.moves import in_place, move, move_dots
 from backcheck.outputs import Output, narrow_inputs
+from backcheck.randomness import jitter
 from backcheck.tree import Leaf, Tree, flat_view
 
 #: Each retry at the edge of a function's domain divides the step by this factor ...
@@ -32,10 +32,6 @@ EDGE_SHRINK = 8.0
 #: ... at most this many times (a step 8**12, about 7e10, times smaller), before NonFiniteError.
 EDGE_RETRIES = 12
 
-
-#: Two calls at the same point that differ by at most this many units of the output's last place at its size
-#: jitter (see :meth:`Evaluator._same`); beyond, the function is random.
-JITTER_UNITS = 256.0
 
 class Evaluator:
     """Evaluate ``phi`` at the original point and at points perturbed along sparse directions.
@@ -70,7 +66,7 @@ class Evaluator:
         self.scale = 0.0
         self.out_dtype = np.dtype(np.float64)
         self._noise = 0.0  # measured noise of phi (numeric.noise), 0 until estimated
-        self.jitter = 0.0  # how far two calls at the same point differed, within rounding (see _same)
+        self.jitter = 0.0  # how far two calls at the same point differed, within rounding (randomness.jitter)
         self.noise_quantum = 0.0  # the step phi moves in where the noise probe found it standing still
         #: measures the noise the first time :attr:`noise` is read (a check that needs it only to refine)
         self.noise_probe: Callable[[], float] | None = None
@@ -165,7 +161,7 @@ class Evaluator:
             raise
         self._sums = self.tree.sums()
         self.repeat_due = not repeat
-        self._same(phi, again, max(abs(scale), abs(phi)), dtype)
+        self.jitter = max(self.jitter, jitter(self.fname, (phi, again), max(abs(scale), abs(phi)), dtype))
         if not np.isfinite(phi):
             raise NonFiniteError(
                 f"{self.fname} returned {phi} at the original point, before any perturbation.",
@@ -200,26 +196,8 @@ class Evaluator:
         again = self._value(None)
         self._after_call()
         self.repeat_due = False
-        self._same(self.phi0, again, max(self.scale, abs(self.phi0)), self.out_dtype)
-
-    def _same(self, phi: float, again: float, scale: float, dtype: Any) -> None:
-        """Raise :class:`NondeterministicError` where two calls at the same point differ beyond rounding. A
-        difference of a few hundred units of the output's last place at its ``scale`` (a pivoting or threaded
-        LAPACK kernel: torch's lstsq with gelsy returned 0.0 and then 2.2e-15) is jitter, not randomness: kept in
-        :attr:`jitter`, a floor of the measured noise, and the report says so."""
-        if phi == again or (phi != phi and again != again):
-            return
-        kind = np.dtype(dtype) if np.dtype(dtype).kind == "f" else np.dtype(np.float64)
-        off = abs(phi - again)
-        if off <= JITTER_UNITS * float(np.finfo(kind).eps) * scale:
-            self.jitter = max(self.jitter, off)
-            return
-        raise NondeterministicError(
-            f"{self.fname} returned {phi!r} and then {again!r} for the same input: it is random "
-            "(dropout, sampling, an unseeded generator), so finite differences would measure noise.",
-            "fix the randomness: pass a seeded generator or a fixed dropout mask as an input, or "
-            "re-seed inside the function.",
-        )
+        size = max(self.scale, abs(self.phi0))
+        self.jitter = max(self.jitter, jitter(self.fname, (self.phi0, again), size, self.out_dtype))
 
     # -- many points at once ------------------------------------------------------------------------------
     def first_differences(

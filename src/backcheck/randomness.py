@@ -17,6 +17,8 @@ from typing import Any, TypeVar, cast
 
 import numpy as np
 
+from backcheck.errors import NondeterministicError
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 _LEGACY = object()  # marker for numpy's global RandomState
@@ -344,3 +346,27 @@ def _raw_address(bg: Any) -> int | None:
         legacy = getattr(getattr(np.random, "mtrand", None), "_rand", None)
         _raw_layout.append(ctypes.string_at(address, MT_BYTES) == expected and hasattr(legacy, "standard_normal"))
     return address if _raw_layout[0] else None
+
+
+#: Two calls at the same point that differ by at most this many units of the output's last place at its size
+#: jitter (see :func:`jitter`); beyond, the function is random.
+JITTER_UNITS = 256.0
+
+
+def jitter(fname: str, values: tuple[float, float], scale: float, dtype: Any) -> float:
+    """How far two calls of ``fname`` at the same point differed (0 if not at all), where that is within a few
+    hundred units of the output's last place at its ``scale``: a pivoting or threaded kernel (torch's lstsq with
+    gelsy returned 0.0 and then 2.2e-15) jitters, it is not random. Beyond that, :class:`NondeterministicError`."""
+    phi, again = values
+    if phi == again or (phi != phi and again != again):
+        return 0.0
+    kind = np.dtype(dtype) if np.dtype(dtype).kind == "f" else np.dtype(np.float64)
+    off = abs(phi - again)
+    if off <= JITTER_UNITS * float(np.finfo(kind).eps) * scale:
+        return off
+    raise NondeterministicError(
+        f"{fname} returned {phi!r} and then {again!r} for the same input: it is random "
+        "(dropout, sampling, an unseeded generator), so finite differences would measure noise.",
+        "fix the randomness: pass a seeded generator or a fixed dropout mask as an input, or "
+        "re-seed inside the function.",
+    )

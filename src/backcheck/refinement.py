@@ -19,17 +19,13 @@ from backcheck.numeric.grad import NOISE_FACTOR, noise_level, one_sided, roundof
 from backcheck.numeric.noise import element_noise
 from backcheck.rounding import (
     agrees,
-    below_rounding_of_inputs,
     moves_by_rounding,
     quanta_floor,
     quantum,
-    rounded_away,
     rounding_unit,
-    still_at_zero,
 )
 from backcheck.verdict import (
     AMBIGUOUS,
-    DEAD,
     JUMP,
     KINK,
     MAX_LEVELS,
@@ -42,16 +38,12 @@ from backcheck.verdict import (
     SETTLED,
     TINY,
     VOUCH,
-    FirstDifferences,
     Four,
-    Judgement,
     Tolerance,
     Verdict,
     bound,
     is_jump,
     is_kink,
-    screen,
-    sees,
     unrelated,
 )
 
@@ -330,7 +322,7 @@ def _stands_for(finer: Verdict, verdict: Verdict, a: float, size: float) -> bool
     return finer[0] == OK and finer[2] <= VOUCH * size and sharp
 
 
-def _judge_one(
+def judge_one(
     ev: Evaluator, i: int, a: float, h: float, first: Four, res: float, tol: Tolerance, typical: float | None
 ) -> Verdict:
     """Refine element ``i``; judge it again at finer or wider steps where its verdict may belong to another scale
@@ -585,74 +577,3 @@ def _beside_the_point(
             return verdict
         s *= BESIDE_SHRINK
     return verdict
-
-
-def judge(
-    ev: Evaluator,
-    idx: np.ndarray,
-    analytic: np.ndarray,
-    h: np.ndarray,
-    first: FirstDifferences,
-    res: np.ndarray,
-    tol: Tolerance,
-    typical: np.ndarray | None = None,
-) -> Judgement:
-    """Judge elements ``idx`` from their first central differences, refining those the screen cannot clear.
-
-    ``typical`` (per element, its tensor's typical gradient) lets the screen clear only elements its bound can
-    vouch for; the others are refined, where each element's round-off comes from the outputs it moves.
-    """
-    numeric = first.central.copy()  # refined in place below
-    # a NaN or inf analytic value where the function is finite is wrong, whatever the bound: named, not refined
-    finite = np.isfinite(analytic)
-    broken = None if finite.all() else ~finite & np.isfinite(numeric)
-    edge = None
-    if broken is not None and ev.one_sided:
-        # on the edge of the domain an infinite one-sided slope (sqrt at 0) is the rule's right limit: no
-        # finite difference can judge it (inconclusive, not refined)
-        edge = np.isin(idx, list(ev.one_sided)) & np.isinf(analytic) & (np.sign(analytic) == np.sign(numeric))
-        broken &= ~edge
-    res = np.where(np.isfinite(res), res, 0.0)
-    ok, limit, size = screen(ev, analytic, numeric, first.span, res, tol, np.abs(numeric))
-    if typical is not None and not tol.custom:
-        ok &= sees(limit, np.maximum(size, typical))
-    cleared = None if tol.custom or ev.noise_probe is None else ok.copy()  # on rounding alone, before any probe
-    status = np.empty(idx.size, dtype=object)
-    status.fill(OK)  # (np.full of an object array is slower)
-    unknown = np.full((idx.size, 3), np.nan)  # (one block: the jumps and the hulls are views of it)
-    jump, hull = unknown[:, 0], unknown[:, 1:]
-    if broken is not None:
-        status[broken] = MISMATCH
-        ok |= broken  # decided: not refined
-    if edge is not None and edge.any():
-        status[edge], limit[edge] = NOISY, np.inf
-        ok |= edge
-    for k in () if ok.all() else np.flatnonzero(~ok):
-        four = (float(first.plus[k]), float(first.minus[k]), float(first.disp_plus[k]), float(first.disp_minus[k]))
-        typ = None if typical is None else float(typical[k])
-        st, n, b, jump[k], hull[k] = _judge_one(
-            ev, int(idx[k]), float(analytic[k]), float(h[k]), four, float(res[k]), tol, typ
-        )
-        if st == MISMATCH and analytic[k] == 0.0:
-            st = DEAD
-        status[k], numeric[k], limit[k] = st, n, b
-    if MISMATCH in set(status.tolist()) and not tol.custom:
-        rounded_away(ev, idx, (analytic, numeric), first, res, typical, (status, limit))
-        moved = idx[(first.plus != ev.phi0) | (first.minus != ev.phi0)]
-        unseen = (status == MISMATCH) & below_rounding_of_inputs(ev, idx, analytic, h, moved)
-        status[unseen], limit[unseen] = NOISY, np.inf
-    if cleared is not None and ev.noise_probe is None and cleared.any():
-        _noise_since(ev, cleared, limit, (np.abs(numeric), first.span, res))
-    if ev.phi0 == 0.0 and ev.scale == 0.0 and not tol.custom:
-        still_at_zero(ev, idx, first, status, limit)
-    return Judgement(numeric, limit, status, jump, hull)
-
-
-def _noise_since(ev: Evaluator, cleared: np.ndarray, limit: np.ndarray, first: tuple[Any, Any, Any]) -> None:
-    """Widen, in place, the bounds of the elements the screen ``cleared`` on rounding alone by the noise the probe
-    measured since (refining other elements ran it): a quantized ``phi`` (a value rounded to float16 inside)
-    moves in steps far above its rounding, and a difference that agreed within rounding did so by chance."""
-    size, span, res = (a[cleared] for a in first)
-    eps_out = float(np.finfo(ev.out_dtype).eps)
-    now = bound(eps_out ** (2.0 / 3.0) * size, roundoff(ev, np.abs(span), lazy=True), res)
-    limit[cleared] = np.maximum(limit[cleared], now)

@@ -11,7 +11,8 @@ import pytest
 
 import backcheck
 from backcheck.evaluate import Evaluator, Output
-from backcheck.refinement import FINER, judge
+from backcheck.judgement import judge
+from backcheck.refinement import FINER
 from backcheck.tree import Tree
 from backcheck.verdict import AMBIGUOUS, KINK, MAX_LEVELS, MISMATCH, OK, FirstDifferences, Tolerance
 

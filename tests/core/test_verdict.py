@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from backcheck.evaluate import Evaluator, Output
+from backcheck.judgement import judge
 from backcheck.numeric.grad import noise_level
-from backcheck.refinement import judge
 from backcheck.tree import Tree
 from backcheck.verdict import (
     KINK,

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from backcheck.evaluate import Evaluator
+from backcheck.judgement import judge
 from backcheck.numeric.grad import noise_level, roundoff
 from backcheck.outputs import AGREEMENT_MOST, SPREAD_AGREEMENT
-from backcheck.refinement import KINK_GAP, judge
+from backcheck.refinement import KINK_GAP
 from backcheck.verdict import (
     AMBIGUOUS,
     DEAD,

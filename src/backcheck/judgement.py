@@ -1,0 +1,97 @@
+"""Judging a set of elements from their first central differences: the screen (:func:`backcheck.verdict.screen`)
+clears what rounding alone explains, :mod:`backcheck.refinement` judges each element it cannot clear, and what the
+rounding of f's value hides from a difference is judged last (:mod:`backcheck.rounding`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from backcheck.evaluate import Evaluator
+from backcheck.numeric.grad import roundoff
+from backcheck.refinement import judge_one
+from backcheck.rounding import below_rounding_of_inputs, rounded_away, still_at_zero
+from backcheck.verdict import (
+    DEAD,
+    MISMATCH,
+    NOISY,
+    OK,
+    FirstDifferences,
+    Judgement,
+    Tolerance,
+    bound,
+    screen,
+    sees,
+)
+
+
+def judge(
+    ev: Evaluator,
+    idx: np.ndarray,
+    analytic: np.ndarray,
+    h: np.ndarray,
+    first: FirstDifferences,
+    res: np.ndarray,
+    tol: Tolerance,
+    typical: np.ndarray | None = None,
+) -> Judgement:
+    """Judge elements ``idx`` from their first central differences, refining those the screen cannot clear.
+
+    ``typical`` (per element, its tensor's typical gradient) lets the screen clear only elements its bound can
+    vouch for; the others are refined, where each element's round-off comes from the outputs it moves.
+    """
+    numeric = first.central.copy()  # refined in place below
+    # a NaN or inf analytic value where the function is finite is wrong, whatever the bound: named, not refined
+    finite = np.isfinite(analytic)
+    broken = None if finite.all() else ~finite & np.isfinite(numeric)
+    edge = None
+    if broken is not None and ev.one_sided:
+        # on the edge of the domain an infinite one-sided slope (sqrt at 0) is the rule's right limit: no
+        # finite difference can judge it (inconclusive, not refined)
+        edge = np.isin(idx, list(ev.one_sided)) & np.isinf(analytic) & (np.sign(analytic) == np.sign(numeric))
+        broken &= ~edge
+    res = np.where(np.isfinite(res), res, 0.0)
+    ok, limit, size = screen(ev, analytic, numeric, first.span, res, tol, np.abs(numeric))
+    if typical is not None and not tol.custom:
+        ok &= sees(limit, np.maximum(size, typical))
+    cleared = None if tol.custom or ev.noise_probe is None else ok.copy()  # on rounding alone, before any probe
+    status = np.empty(idx.size, dtype=object)
+    status.fill(OK)  # (np.full of an object array is slower)
+    unknown = np.full((idx.size, 3), np.nan)  # (one block: the jumps and the hulls are views of it)
+    jump, hull = unknown[:, 0], unknown[:, 1:]
+    if broken is not None:
+        status[broken] = MISMATCH
+        ok |= broken  # decided: not refined
+    if edge is not None and edge.any():
+        status[edge], limit[edge] = NOISY, np.inf
+        ok |= edge
+    for k in () if ok.all() else np.flatnonzero(~ok):
+        four = (float(first.plus[k]), float(first.minus[k]), float(first.disp_plus[k]), float(first.disp_minus[k]))
+        typ = None if typical is None else float(typical[k])
+        st, n, b, jump[k], hull[k] = judge_one(
+            ev, int(idx[k]), float(analytic[k]), float(h[k]), four, float(res[k]), tol, typ
+        )
+        if st == MISMATCH and analytic[k] == 0.0:
+            st = DEAD
+        status[k], numeric[k], limit[k] = st, n, b
+    if MISMATCH in set(status.tolist()) and not tol.custom:
+        rounded_away(ev, idx, (analytic, numeric), first, res, typical, (status, limit))
+        moved = idx[(first.plus != ev.phi0) | (first.minus != ev.phi0)]
+        unseen = (status == MISMATCH) & below_rounding_of_inputs(ev, idx, analytic, h, moved)
+        status[unseen], limit[unseen] = NOISY, np.inf
+    if cleared is not None and ev.noise_probe is None and cleared.any():
+        _noise_since(ev, cleared, limit, (np.abs(numeric), first.span, res))
+    if ev.phi0 == 0.0 and ev.scale == 0.0 and not tol.custom:
+        still_at_zero(ev, idx, first, status, limit)
+    return Judgement(numeric, limit, status, jump, hull)
+
+
+def _noise_since(ev: Evaluator, cleared: np.ndarray, limit: np.ndarray, first: tuple[Any, Any, Any]) -> None:
+    """Widen, in place, the bounds of the elements the screen ``cleared`` on rounding alone by the noise the probe
+    measured since (refining other elements ran it): a quantized ``phi`` (a value rounded to float16 inside)
+    moves in steps far above its rounding, and a difference that agreed within rounding did so by chance."""
+    size, span, res = (a[cleared] for a in first)
+    eps_out = float(np.finfo(ev.out_dtype).eps)
+    now = bound(eps_out ** (2.0 / 3.0) * size, roundoff(ev, np.abs(span), lazy=True), res)
+    limit[cleared] = np.maximum(limit[cleared], now)
