@@ -476,7 +476,7 @@ def _names_option(what: str, given: Any, names: Sequence[str]) -> Sequence[str] 
                     f"{what} names input position {w}, but there are {len(names)} inputs ({names}).",
                     f"give a position from 0 to {len(names) - 1}, or a name.",
                 )
-            w = names[w]
+            w = names[int(w)]
         out.append(w)
     return out
 
