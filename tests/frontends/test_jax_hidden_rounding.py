@@ -5,21 +5,12 @@ stands still inside others (a mismatch). Both are judged at a wider step with th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 
 jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
 bj = pytest.importorskip("backcheck.jax")
-
-
-@pytest.fixture
-def x64() -> Iterator[None]:
-    """jax's x64 mode for one test, restored afterwards."""
-    with jax.enable_x64(True):
-        yield
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

@@ -68,6 +68,15 @@ class Outcome:
     sharp: np.ndarray | None = None
 
 
+def _listed(ev: Evaluator, idx: np.ndarray, ks: np.ndarray, by: np.ndarray | None = None) -> str:
+    """The first three of elements ``idx[ks]`` by name (each with ``by``, how far f jumped there), and how many
+    more."""
+    shown = ", ".join(
+        ev.tree.element_name(int(idx[k])) + ("" if by is None else f" (by {by[k]:.3g})") for k in ks[:3]
+    )
+    return shown + (f" and {ks.size - 3} more" if ks.size > 3 else "")
+
+
 def run(ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator | None = None) -> Outcome:
     """Difference along ``e_i`` for every ``i`` in ``idx`` and judge each element.
 
@@ -106,31 +115,26 @@ def run(ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator |
     if NOISY in labels:
         coarse = np.flatnonzero((j.status == NOISY) & ~np.isfinite(j.bound) & (j.numeric == 0))
     if coarse.size:
-        shown = ", ".join(ev.tree.element_name(int(idx[k])) for k in coarse[:3])
-        more = f" and {coarse.size - 3} more" if coarse.size > 3 else ""
         notes.append(
-            f"f stood exactly still at every step tried along {shown}{more}, but wider steps move it: its value "
-            "changes there only in coarse steps (a rounding or threshold of the input, or a value computed with "
-            "cancellation, like 1 + erf(x) far in its tail), so no difference this fine can judge the rule; these "
-            "elements are inconclusive (where f stands still and the rule claims a change f would show, a "
+            f"f stood exactly still at every step tried along {_listed(ev, idx, coarse)}, but wider steps move it: "
+            "its value changes there only in coarse steps (a rounding or threshold of the input, or a value computed "
+            "with cancellation, like 1 + erf(x) far in its tail), so no difference this fine can judge the rule; "
+            "these elements are inconclusive (where f stands still and the rule claims a change f would show, a "
             "'locally constant' finding fails the check)."
         )
     jumps = np.flatnonzero(j.status == JUMP) if JUMP in labels else idx[:0]
     if jumps.size:
-        shown = ", ".join(f"{ev.tree.element_name(int(idx[k]))} (by {j.jump[k]:.3g})" for k in jumps[:3])
-        more = f" and {jumps.size - 3} more" if jumps.size > 3 else ""
         notes.append(
-            f"f jumps at {shown}{more}: it is discontinuous there (a step, a sign, a tie where it jumps), so no "
-            "derivative exists to compare with; these elements are inconclusive whatever the rule claims."
+            f"f jumps at {_listed(ev, idx, jumps, j.jump)}: it is discontinuous there (a step, a sign, a tie where "
+            "it jumps), so no derivative exists to compare with; these elements are inconclusive whatever the rule "
+            "claims."
         )
     wider = np.flatnonzero(np.isin(idx, list(ev.wider))) if ev.wider else idx[:0]
     if wider.size:
-        shown = ", ".join(ev.tree.element_name(int(idx[k])) for k in wider[:3])
-        more = f" and {wider.size - 3} more" if wider.size > 3 else ""
         notes.append(
-            f"{shown}{more} were judged at a wider step than their own: there f moved by a few units of its "
-            "rounding only, or in steps of an intermediate's rounding (1 + tanh(u) far in a GELU's tail), which no "
-            "narrower difference resolves; their verdicts state the wider step's bound."
+            f"{_listed(ev, idx, wider)} were judged at a wider step than their own: there f moved by a few units of "
+            "its rounding only, or in steps of an intermediate's rounding (1 + tanh(u) far in a GELU's tail), which "
+            "no narrower difference resolves; their verdicts state the wider step's bound."
         )
     if claim.g_wide is not None:
         notes.extend(split_formula_from_rounding(ev, idx, j, claim, first, res))
