@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import backcheck
+import backcheck.judgement as judgement_module
 import backcheck.refinement as refinement_module
 import backcheck.verdict as verdict_module
 from backcheck.evaluate import Evaluator, Output
@@ -177,7 +178,7 @@ def test_the_element_probe_runs_only_for_a_mismatch_near_the_floor(monkeypatch):
     assert right.status == "pass" and calls == [2 * POINTS] * len(calls) and 0 < len(calls) < checked
     monkeypatch.setattr(refinement_module, "NEAR_FLOOR", 0.0)
     # (outputs whose change rounded away explain some of them too: that re-judge is switched off here as well)
-    monkeypatch.setattr(refinement_module, "rounded_away", lambda *a, **k: None)
+    monkeypatch.setattr(judgement_module, "rounded_away", lambda *a, **k: None)
     without = backcheck.check_layer(layer.forward, layer.backward, point, strategy="full", seed=0)
     assert without.status == "fail"  # without the probe, they are the false alarm it prevents
     monkeypatch.setattr(refinement_module, "NEAR_FLOOR", 1e3)
