@@ -145,7 +145,7 @@ def rms(values: np.ndarray) -> float:
 #: at inputs of size 30 is 1 at half its elements and below 1e-8 at the other half, and ndtr's is above 1e-6 at a
 #: sixth of them only; their median made the typical gradient 1e-7 and 1e-14.)
 OUTLIER = 100.0
-#: At most this many elements, or a sixteenth of them, are outliers.
+#: At most this many elements, or a sixteenth of them, are outliers (and fewer than half).
 OUTLIERS_AT_MOST = 2
 #: Above this many elements, a tensor's typical size is taken from an evenly strided sample of this size.
 TYPICAL_SAMPLE = 65536
@@ -163,7 +163,8 @@ def typical_size(values: np.ndarray) -> float:
     nonzero = v[v > 0]
     if not nonzero.size:
         return 0.0
-    k = min(max(OUTLIERS_AT_MOST, nonzero.size // 16) + 1, nonzero.size)  # the largest that is no outlier
+    # the largest that is no outlier: fewer than half of them may be outliers (of 3 or 4, one)
+    k = min(max(OUTLIERS_AT_MOST, nonzero.size // 16), (nonzero.size - 1) // 2) + 1
     if nonzero.size <= 64:
         short = sorted(nonzero.tolist())
         ref = short[-k]
