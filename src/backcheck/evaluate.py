@@ -64,7 +64,6 @@ class Evaluator:
         self.n_evals = 0
         self.phi0 = 0.0
         self.scale = 0.0
-        self.zero_at_point = False
         self.out_dtype = np.dtype(np.float64)
         self._noise = 0.0  # measured noise of phi (numeric.noise), 0 until estimated
         self.jitter = 0.0  # how far two calls at the same point differed, within rounding (randomness.jitter)
@@ -178,7 +177,6 @@ class Evaluator:
         if dtype != self.output.declared and narrow_inputs(self.tree.values()):
             dtype = self.output.declared  # outputs that copy float32-exact inputs are no float32 kernel
         self.phi0, self.scale, self.out_dtype = phi, scale, dtype
-        self.zero_at_point = phi == 0.0 and scale == 0.0  # every output exactly 0 here (a product with zeros)
         self.ready = True
         finest = min((leaf.dtype for leaf in self.tree.leaves), key=lambda d: np.finfo(d).eps, default=dtype)
         if not self._integer and np.finfo(dtype).eps > np.finfo(finest).eps:

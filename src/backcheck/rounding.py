@@ -114,7 +114,9 @@ def still_at_zero(
     there is right only to what ``phi`` can show, and the bound a pass states says so (it stated 1e-304), where
     a wider move shows ``phi`` is not 0 everywhere."""
     still = (status == OK) & (first.plus == 0.0) & (first.minus == 0.0) & (first.span > 0)
-    if still.any() and _moves_wider(ev, idx[still]):  # (a function that is 0 everywhere keeps its bound of 0)
+    # (a function that is 0 everywhere keeps its bound of 0, and so do elements that each leave it at 0 when moved
+    # alone however far: a product over a vector with two zeros moves only when both zeros do)
+    if still.any() and _moves_wider(ev, idx[still]) and not _flat_alone(ev, idx[still]):
         unit = WIDE_AGREEMENT * float(np.finfo(ev.out_dtype).eps)
         limit[still] = np.maximum(limit[still], unit / first.span[still])
 
@@ -128,6 +130,29 @@ def _moves_wider(ev: Evaluator, idx: np.ndarray) -> bool:
     except BackcheckError:
         return True  # not finite there: f reads them
     return bool(phi[0] != ev.phi0)
+
+
+#: Elements moved one at a time by :func:`_flat_alone` (the first of them).
+FLAT_ALONE = 8
+
+
+def _flat_alone(ev: Evaluator, idx: np.ndarray) -> bool:
+    """Whether moving each of the first :data:`FLAT_ALONE` elements ``idx`` alone, by half its size (at least
+    1/2) either way, leaves ``phi`` at exactly its value: f is flat along each of them (a product over a vector
+    with two zeros, whose gradient is exactly 0), not terms that cancel (a sum of saturated tanh moves when one
+    of them does)."""
+    x = ev.tree.values()
+    for i in idx[:FLAT_ALONE].tolist():
+        if not np.isfinite(x[i]):
+            return False
+        step = max(abs(float(x[i])), 1.0) / 2
+        try:
+            phis, _ = ev.element(i, (step, -step))
+        except BackcheckError:
+            return False
+        if np.any(phis != ev.phi0):
+            return False
+    return True
 
 
 def below_rounding_of_inputs(

@@ -388,14 +388,10 @@ def _beyond_user_step(ev: Evaluator, claim: Claim, outcome: Outcome) -> list[str
 
 
 def _value_gradient(ev: Evaluator) -> float:
-    """The gradient a function of this size has over unit distances: what matters when the gradient is 0. A
-    function whose every output is exactly 0 at the point (a product over a vector with two zeros) is taken to be
-    made of terms of unit size, as :func:`backcheck.rounding.still_at_zero` bounds it: the size its wider moves
-    showed (3e-14 for that product) says nothing of what matters there."""
+    """The gradient a function of this size has over unit distances: what matters when the gradient is 0."""
     x = ev.tree.values()
     spread = rms(x) if x.size else 1.0
-    size = max(ev.scale, abs(ev.phi0), 1.0 if ev.zero_at_point else 0.0)
-    return size / max(spread, 1.0)
+    return max(ev.scale, abs(ev.phi0)) / max(spread, 1.0)
 
 
 def _blind_cause(ev: Evaluator) -> str:

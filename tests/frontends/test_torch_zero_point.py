@@ -1,7 +1,8 @@
 """A function whose every output is exactly 0 at the point, with a gradient of exactly 0 everywhere (torch.prod
-over a vector with several zeros, one of PyTorch's own operator samples): a pass is judged against terms of unit
-size, as the rounding of a phi of 0 is (rounding.still_at_zero), not against the size a wider move of the
-elements showed (3e-14: some vectors were inconclusive, others passed). A wrong rule still fails."""
+over a vector with several zeros, one of PyTorch's own operator samples): each element moved alone, however far,
+leaves it at 0, so its elements keep the bound of 0's rounding (rounding.still_at_zero held them to a rounding
+unit of 1 over the step, because moving them all at once moves f: some vectors were inconclusive, others
+passed). A wrong rule still fails."""
 
 from __future__ import annotations
 
