@@ -114,7 +114,8 @@ class Evaluator:
 
     @property
     def noise(self) -> float:
-        """The measured noise of ``phi`` (one standard deviation), measured by :attr:`noise_probe` on first use.
+        """The measured noise of ``phi`` (one standard deviation), measured by :attr:`noise_probe` on first use, and
+        at least the :attr:`jitter` of two calls at the point.
 
         A check that clears every difference on the dtype's rounding alone never needs it, and never pays for
         it; the first comparison that cannot be cleared reads it, and so runs the probe.

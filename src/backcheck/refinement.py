@@ -187,6 +187,12 @@ WIDEST = 0.1
 WIDER_TRIES = 2
 
 
+def _reach(ev: Evaluator, i: int) -> float:
+    """The widest step element ``i`` is moved by: :data:`WIDEST` of its size, at least of 1."""
+    leaf, local = ev.tree.locate(i)
+    return WIDEST * max(abs(float(leaf.original.reshape(-1)[local])), 1.0)
+
+
 def _unless_coarse(
     ev: Evaluator, i: int, h: float, verdict: Verdict, element: tuple[float, float], still: bool, res: float = 0.0
 ) -> Verdict:
@@ -202,7 +208,7 @@ def _unless_coarse(
     tried = ev.flat_tries.get(leaf.name, 0)
     if tried >= WIDER_TRIES:
         return verdict  # this array's first elements did not move f at any width: it does not read them
-    widest = WIDEST * max(abs(float(leaf.original.reshape(-1)[local])), 1.0)
+    widest = _reach(ev, i)
     s, moved = h, False
     kept = ev.moved.copy()
     while s < widest:
@@ -443,9 +449,7 @@ def _wider(
     first, q = moved
     if not size > 0:
         return None
-    leaf, local = ev.tree.locate(i)
-    top = WIDEST * max(abs(float(leaf.original.reshape(-1)[local])), 1.0)
-    s = min(h * max(SAFETY * verdict[2] / (VOUCH * size), RESOLUTION_WIDER), top)
+    s = min(h * max(SAFETY * verdict[2] / (VOUCH * size), RESOLUTION_WIDER), _reach(ev, i))
     return _judged_at(ev, i, a, s, res, (size, q), verdict[0] == MISMATCH, first) if s > 2 * h else None
 
 

@@ -75,8 +75,7 @@ def _coupled_below_resolution(ev: Evaluator, i: int, h: float) -> bool:
     plus, minus = _output_changes(ev, i, h), _output_changes(ev, i, -h)
     if plus is None or minus is None:
         return False
-    unit = WIDE_AGREEMENT * float(np.finfo(ev.out_dtype).eps)
-    floors = [unit * np.abs(y0) for y0 in ev.output.base]
+    floors = [_unit(ev) * np.abs(y0) for y0 in ev.output.base]
     blurred = [(p <= f) & (m <= f) for p, m, f in zip(plus, minus, floors, strict=True)]
     if not any(b.any() for b in blurred):
         return False  # every output moved clearly at the element's own step: none rounded away
@@ -117,8 +116,7 @@ def still_at_zero(
     # (a function that is 0 everywhere keeps its bound of 0, and so do elements that each leave it at 0 when moved
     # alone however far: a product over a vector with two zeros moves only when both zeros do)
     if still.any() and _moves_wider(ev, idx[still]) and not _flat_alone(ev, idx[still]):
-        unit = WIDE_AGREEMENT * float(np.finfo(ev.out_dtype).eps)
-        limit[still] = np.maximum(limit[still], unit / first.span[still])
+        limit[still] = np.maximum(limit[still], _unit(ev) / first.span[still])
 
 
 def _moves_wider(ev: Evaluator, idx: np.ndarray) -> bool:
@@ -167,8 +165,7 @@ def below_rounding_of_inputs(
     offsets = ev.tree.offsets
     still = ~np.isin(np.searchsorted(offsets, idx, side="right"), np.searchsorted(offsets, moved, side="right"))
     size = np.maximum(np.abs(ev.tree.values()[idx]), 1.0)
-    eps_out = float(np.finfo(ev.out_dtype).eps)
-    return still & (np.abs(a) * h <= WIDE_AGREEMENT * eps_out * size)
+    return still & (np.abs(a) * h <= _unit(ev) * size)
 
 
 def rounding_unit(ev: Evaluator, i: int) -> float:
@@ -177,7 +174,12 @@ def rounding_unit(ev: Evaluator, i: int) -> float:
     whole units of its largest intermediate: ``(1 + 1e-14 e^x) - 1`` by units of 1)."""
     leaf, local = ev.tree.locate(i)
     size = max(abs(float(leaf.original.reshape(-1)[local])), abs(ev.phi0), ev.scale, 1.0)
-    return WIDE_AGREEMENT * float(np.finfo(ev.out_dtype).eps) * size
+    return _unit(ev) * size
+
+
+def _unit(ev: Evaluator) -> float:
+    """:data:`WIDE_AGREEMENT` units in the last place of the output's dtype, at a size of 1."""
+    return WIDE_AGREEMENT * float(np.finfo(ev.out_dtype).eps)
 
 
 #: An element whose step moves f by at most this many units of its rounding, in either direction (and not at all

@@ -99,6 +99,11 @@ def test_check_object_hints_constant_for_a_float_target():
     assert "constant=['t']" in (info.value.hint or ""), info.value.hint
     report = backcheck.check_object(_SoftmaxCrossEntropy(), X, T, forward="__call__", backward="delta", constant=["t"])
     assert report.ok
+    for given in ([1], 1, np.int64(1)):  # the target by its position
+        by_position = backcheck.check_object(
+            _SoftmaxCrossEntropy(), X, T, forward="__call__", backward="delta", constant=given
+        )
+        assert by_position.ok and [lf.name for lf in by_position.leaves if lf.n_checked] == ["x"], given
 
 
 def test_check_layer_hints_constant_for_a_float_target():
@@ -127,7 +132,7 @@ def test_constant_and_wrt_take_input_positions_as_well_as_names():
     mask = np.where(RNG.normal(size=(4, 2)) > 0, 0.0, -1.0)
     by_name = backcheck.check_layer(masked, backward, (X, W, mask), constant=["mask"])
     assert by_name.ok
-    for given in ([2], 2, [-1]):
+    for given in ([2], 2, [-1], np.int64(2)):
         assert backcheck.check_layer(masked, backward, (X, W, mask), constant=given).ok, given
     only_w = backcheck.check_layer(masked, backward, (X, W, mask), wrt=[1])
     assert [lf.name for lf in only_w.leaves if lf.n_checked] == ["w"]

@@ -238,7 +238,7 @@ class Layer:
         names = list(names) if names is not None else arg_names(forward, len(inputs))
         if len(set(names)) != len(names):
             raise BadInputError(f"names {names} repeat a name.", "give every input a name of its own.")
-        wrt, constant = _names_option("wrt", wrt, names), _names_option("constant", constant, names)
+        wrt, constant = names_option("wrt", wrt, names), names_option("constant", constant, names)
         for what, given in (("wrt", wrt), ("constant", constant)):
             unknown = [w for w in given or () if w not in names]
             if unknown:
@@ -455,30 +455,30 @@ class _RowsPhi:
         return self.output.rows([np.asarray(x) for _, x in flatten(self.layer.out(rows), "out")])
 
 
-def _names_option(what: str, given: Any, names: Sequence[str]) -> Sequence[str] | None:
-    """``wrt=`` / ``constant=`` as a list of input names (a lone name is one name; an int is an input's position,
-    ``constant=[3]`` the fourth input), or BadInputError."""
-    if given is None or isinstance(given, (str, int)):
-        given = None if given is None else [given]
+def names_option(what: str, given: Any, names: Sequence[str]) -> list[str] | None:
+    """``wrt=`` / ``constant=`` as a list of input names: a lone name is one name, an int an input's position
+    (``constant=[3]`` the fourth input); else BadInputError."""
+    if given is None:
+        return None
     try:
-        listed = None if given is None else list(given)
+        listed = [given] if isinstance(given, (str, int, np.integer)) else list(given)
     except TypeError:
         raise BadInputError(
             f"{what}={given!r} is not a list of input names.", f"pass {what}=['x'] (forward's parameter names)."
         ) from None
-    if listed is None:
-        return None
-    out = []
-    for w in listed:
-        if isinstance(w, (int, np.integer)) and not isinstance(w, bool):
-            if not -len(names) <= w < len(names):
-                raise BadInputError(
-                    f"{what} names input position {w}, but there are {len(names)} inputs ({names}).",
-                    f"give a position from 0 to {len(names) - 1}, or a name.",
-                )
-            w = names[int(w)]
-        out.append(w)
-    return out
+    return [_by_position(what, w, names) for w in listed]
+
+
+def _by_position(what: str, w: Any, names: Sequence[str]) -> Any:
+    """The name of input position ``w`` (an int, not a bool), or ``w`` itself."""
+    if not isinstance(w, (int, np.integer)) or isinstance(w, bool):
+        return w
+    if not -len(names) <= w < len(names):
+        raise BadInputError(
+            f"{what} names input position {w}, but there are {len(names)} inputs ({names}).",
+            f"give a position from 0 to {len(names) - 1}, or a name.",
+        )
+    return names[int(w)]
 
 
 def _zeros_like(x: Any) -> Any:

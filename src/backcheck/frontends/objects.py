@@ -32,7 +32,7 @@ from backcheck.frontends.hints import (
     stale_note,
     updated_step,
 )
-from backcheck.frontends.layers import check_layer
+from backcheck.frontends.layers import check_layer, names_option
 from backcheck.frontends.object_passes import Backward, Forward, Shared, shared, tie, tie_views
 from backcheck.frontends.slots import (
     Slot,
@@ -293,8 +293,7 @@ def _validate(
     if reset is not None and not isinstance(reset, str) and not callable(reset):
         raise BadInputError(f"reset is {kind_of(reset)}.", "pass a method name or a function of the layer.")
     names = arg_names(getattr(layer, forward), len(inputs))
-    constant = options.get("constant") or ()
-    constant = [constant] if isinstance(constant, str) else list(constant) if isinstance(constant, Sequence) else []
+    constant = names_option("constant", options.get("constant"), names) or []
     arrays = tuple(
         i
         for i, x in enumerate(inputs)
