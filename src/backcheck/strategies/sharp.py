@@ -183,6 +183,55 @@ def _unless_noise(
         confirmed += int(np.sum(np.abs(a[part] - again.value) > bound(again.error, 0.0, res[part])))
 
 
+#: An element a table calls wrong is refined again from first steps this many times below the step the table's
+#: estimate came from (see :func:`_unless_kinks_inside`).
+BELOW_THE_TABLE = (4.0, 16.0, 64.0, 256.0)
+
+
+def _unless_kinks_inside(
+    ev: Evaluator,
+    idx: np.ndarray,
+    a: np.ndarray,
+    wrong: np.ndarray,
+    sharp: Refined,
+    target: np.ndarray,
+    res: np.ndarray,
+) -> None:
+    """Refine again, from first steps :data:`BELOW_THE_TABLE` times below the one its estimate came from, each
+    element a table calls ``wrong``; where the new table contradicts the first and agrees with the claim, the
+    element is not wrong, and takes the new estimate (in place in ``sharp`` and ``wrong``).
+
+    A kink a little off the point lies inside the table's steps: a float32 ReLU layer whose pre-activation is
+    4e-4 from 0 is differentiable at the point, but every central difference wider than that averages the
+    slopes beyond the kink, and the column of such differences still shrinks as a smooth one does, to a value
+    10% off with an error estimate of 3e-3 of it. A table started below the kink finds the derivative. A wrong
+    rule agrees with neither table, or both tables agree; a table too noisy to tell contradicts nothing. Elements
+    go one by one until :data:`CONFIRMED` stay wrong.
+    """
+    target = np.broadcast_to(target, idx.shape)
+    confirmed = 0
+    for k in np.flatnonzero(wrong):
+        if confirmed >= CONFIRMED:
+            break  # this many elements wrong at every scale tried: the others keep their verdict
+        first, first_error = float(sharp.value[k]), float(sharp.error[k])
+        for below in BELOW_THE_TABLE:
+            again = refine_elements(
+                ev, idx[k : k + 1], target=target[k : k + 1], first_step=sharp.step[k : k + 1] / below
+            )
+            value, error = float(again.value[0]), float(again.error[0])
+            sharp.evaluations[k] += again.evaluations[0]
+            if not np.isfinite(value) or bound(error + first_error, 0.0, 2 * res[k]) >= abs(a[k] - first):
+                break  # too noisy to tell the claim from the first estimate: finer starts are noisier still
+            if abs(value - first) > bound(error + first_error, 0.0, 2 * res[k]) and abs(a[k] - value) <= bound(
+                error, 0.0, res[k]
+            ):
+                wrong[k] = False
+                sharp.value[k], sharp.error[k], sharp.step[k] = value, error, again.step[0]
+                break
+        if wrong[k]:
+            confirmed += 1
+
+
 def _refine(ev: Evaluator, claim: Claim, outcome: Outcome, pos: np.ndarray, floor: float, demand: bool) -> list[str]:
     """Refine the elements at positions ``pos`` of ``outcome`` whose bound is wider than ``floor`` of their size.
 
@@ -207,6 +256,8 @@ def _refine(ev: Evaluator, claim: Claim, outcome: Outcome, pos: np.ndarray, floo
         _unless_noise(ev, idx, a, wrong, sharp, floor * size / 4, res)
         limit = bound(sharp.error, 0.0, res)
         wrong = np.isfinite(sharp.value) & (np.abs(a - sharp.value) > limit)
+        _unless_kinks_inside(ev, idx, a, wrong, sharp, floor * size / 4, res)
+        limit = bound(sharp.error, 0.0, res)
     reached = np.isfinite(limit) & (limit <= floor * size)
     better = np.isfinite(limit) & (limit < outcome.bound[pos])
     # a rule that claims 0 where the check's own step could not tell f's change from 0 (f stood still, or its
