@@ -79,6 +79,8 @@ def judge(
         rounded_away(ev, idx, (analytic, numeric), first, res, typical, (status, limit))
         moved = idx[(first.plus != ev.phi0) | (first.minus != ev.phi0)]
         unseen = (status == MISMATCH) & below_rounding_of_inputs(ev, idx, analytic, h, moved)
+        if ev.wider:
+            unseen &= ~np.isin(idx, list(ev.wider))  # judged at a wider step, whose bound is the last word
         status[unseen], limit[unseen] = NOISY, np.inf
     if cleared is not None and ev.noise_probe is None and cleared.any():
         _noise_since(ev, cleared, limit, (np.abs(numeric), first.span, res))

@@ -362,6 +362,10 @@ def _judge_steps(
     quanta = verdict[0] == MISMATCH and abs(a - verdict[1]) <= quanta_floor(q, first[2] - first[3])
     if (unvouched or quanta) and not tol.custom and not _below_step(ev, i, h) and moves_by_rounding(ev, i, first):
         return _on_wider_scale(ev, i, (a, h, size), (first, q), res, verdict)
+    if unvouched and not tol.custom and ev.noise > 0 and ev.noise_quantum > 0 and not _below_step(ev, i, h):
+        across = _across_quanta(ev, i, (a, h, size), first, res)
+        if across is not None:
+            return across
     if verdict[0] not in (KINK, AMBIGUOUS):
         return verdict
     # (slopes that disagree at every step above an element's own size may be a function bending on that finer
@@ -406,6 +410,29 @@ def _unless_hidden(
     size = max(abs(a), abs(verdict[1]), typical)
     wider = _wider(ev, i, (a, h, size), (first, unit), res, verdict)
     return verdict if wider is None else wider  # (undecided: the mismatch stays, for the rounding judged later)
+
+
+def _across_quanta(
+    ev: Evaluator, i: int, element: tuple[float, float, float], first: Four, res: float
+) -> Verdict | None:
+    """An unvouched element of an ``f`` that moves in quanta (``ev.noise_quantum``: a value rounded to float16
+    inside, an input cast to a coarser dtype), judged at a step wide enough that the quanta cannot hide an error
+    of :data:`VOUCH` of its size: their span over the step's span is half of that. A tanh computed in float16
+    stands still at a float64 step of 6e-6 and moves by quanta of 4e-5, so that its first differences say
+    nothing, a wrong sign included; at a step of 2e-3 it moves by forty quanta. None where that step is not
+    within the element's reach (a straight-through rule's grid of 0.25 is as coarse as the element itself:
+    f is locally constant there) or where the wider step decides nothing (see :func:`_judged_at`)."""
+    a, h, size = element
+    q = ev.noise_quantum
+    s = SAFETY * q / (VOUCH * size) if size > 0 else np.inf
+    if not 2 * h < s <= _reach(ev, i) / OWN_REACH:
+        return None
+    s = _reach(ev, i) / OWN_REACH  # (the widest such step: the quanta measured may be finer than one element's)
+    return _judged_at(ev, i, a, s, res, (size, q), True, first)
+
+
+#: An element's quanta are spanned at a step this many times below its reach at most (see :func:`_across_quanta`).
+OWN_REACH = 8.0
 
 
 #: An element below f's resolution at its step (:func:`backcheck.rounding.moves_by_rounding`) is judged again at a

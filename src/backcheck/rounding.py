@@ -52,6 +52,8 @@ def rounded_away(
         size = np.maximum(size, typical)
     whole = bound(0.0, roundoff(ev, np.abs(first.span)), res)  # every output's rounding (no scale: the largest)
     for k in np.flatnonzero((status == MISMATCH) & candidate & (np.abs(analytic - numeric) <= whole)).tolist():
+        if int(idx[k]) in ev.wider:
+            continue  # judged at a wider step, whose bound is the last word on it
         if _coupled_below_resolution(ev, int(idx[k]), float(first.disp_plus[k])):
             limit[k] = max(float(limit[k]), float(whole[k]))
             status[k] = OK if limit[k] <= VOUCH * size[k] else NOISY
