@@ -5,6 +5,7 @@ evaluated in batches (vmap) before a strategy asks for them. Framework-free: num
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -13,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from backcheck.backends import FRAMEWORK_BATCH_BYTES, rows_per_call
-from backcheck.calls import first_line
+from backcheck.calls import first_line, function_name
+from backcheck.errors import BadInputError
 from backcheck.evaluate import Evaluator, Output
 from backcheck.numeric.steps import default_steps
 from backcheck.report import FAILING_FINDINGS, Finding, Report
@@ -573,3 +575,23 @@ def small_error_note(report: Report, tree: Tree, fname: str) -> str:
         "off by a good part of the gradient where it acts. If the rule is meant to be exact only to its solver's "
         f"tolerance, tighten that tolerance (its atol / rtol), or accept errors of this size with atol={atol:.0e}."
     )
+
+
+def check_keywords(fn: Callable[..., Any], kwargs: dict[str, Any], entry: str, options: str) -> None:
+    """Keyword inputs must be parameters of ``fn`` (a misspelt option would otherwise reach ``fn``, or be dropped
+    by its ``**kwargs``): a :class:`BadInputError` naming the keyword, the entry point and its ``options``."""
+    if not kwargs:
+        return
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return
+    if any(p.kind == p.VAR_KEYWORD for p in params):
+        return
+    names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    unknown = sorted(set(kwargs) - names)
+    if unknown:
+        raise BadInputError(
+            f"{unknown[0]}= is neither an option of {entry} nor a parameter of {function_name(fn)}.",
+            f"options: {options}; any other keyword is passed to the function as an input.",
+        )

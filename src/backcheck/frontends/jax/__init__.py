@@ -21,16 +21,22 @@ low-precision rule is also run in float64 to tell its rounding from a wrong form
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from backcheck.calls import function_name, require_callable, typed_arguments
+from backcheck.calls import require_callable, typed_arguments
 from backcheck.errors import BadInputError
+from backcheck.frontends.common import check_keywords
 from backcheck.frontends.jax._check import Settings, run_check
 from backcheck.frontends.jax._numeric import NUMERIC_DTYPES, x64_enabled
 from backcheck.options import Options
 from backcheck.report import Report
+
+#: The options of :func:`check`, named in the error for a keyword that is neither one nor a parameter of ``fn``.
+OPTIONS = (
+    "dout, argnums, mode, strategy, samples, atol, rtol, step, seed, numeric_dtype, vectorized, curves, floor, "
+    "detect, confidence"
+)
 
 __all__ = ["check", "x64_enabled"]
 
@@ -51,6 +57,9 @@ def check(
     numeric_dtype: str = "auto",
     vectorized: bool | str = True,
     curves: bool = False,
+    floor: float | None = None,
+    detect: float | None = None,
+    confidence: float = 0.999,
     **kwargs: Any,
 ) -> Report:
     """Check jax's derivatives of ``fn`` (``custom_vjp`` / ``custom_jvp`` rules in it) by finite differences.
@@ -79,7 +88,7 @@ def check(
         ``custom_jvp``), or both (the forward-mode leaves are then named ``jvp:<name>``; a ``custom_vjp``
         function has no forward mode, so 'both' checks reverse mode and says why forward mode was skipped).
         The numeric side is shared.
-    strategy, samples, atol, rtol, step, seed, curves
+    strategy, samples, atol, rtol, step, seed, curves, floor, detect, confidence
         As in :func:`backcheck.check`. An element next to an edge of ``fn``'s domain (``x +- h`` not
         finite) gets a smaller step that stays inside it, named in the report.
     numeric_dtype : {'auto', 'float64', 'float32', 'native'}
@@ -117,27 +126,8 @@ def check(
     if vectorized not in (True, False, "auto"):
         raise BadInputError(f"vectorized={vectorized!r}.", "use True, False or 'auto'.")
     options = Options.make(
-        strategy=strategy, samples=samples, atol=atol, rtol=rtol, step=step, seed=seed, curves=curves
-    )
-    _check_keywords(fn, kwargs)
+        strategy=strategy, samples=samples, atol=atol, rtol=rtol, step=step, seed=seed, curves=curves, floor=floor,
+        detect=detect, confidence=confidence,
+    )  # fmt: skip
+    check_keywords(fn, kwargs, "backcheck.jax.check", OPTIONS)
     return run_check(fn, args, kwargs, Settings(dout, argnums, mode, numeric_dtype, vectorized), options)
-
-
-def _check_keywords(fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
-    """Keyword inputs must be parameters of ``fn`` (a misspelt option would otherwise reach ``fn``)."""
-    if not kwargs:
-        return
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return
-    if any(p.kind == p.VAR_KEYWORD for p in params):
-        return
-    names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    unknown = sorted(set(kwargs) - names)
-    if unknown:
-        raise BadInputError(
-            f"{unknown[0]}= is neither an option of backcheck.jax.check nor a parameter of {function_name(fn)}.",
-            "options: dout, argnums, mode, strategy, samples, atol, rtol, step, seed, numeric_dtype, vectorized, "
-            "curves; any other keyword is passed to the function as an input.",
-        )

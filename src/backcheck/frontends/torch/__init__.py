@@ -48,13 +48,19 @@ import numpy as np
 
 from backcheck.calls import arg_names, function_name, typed_arguments
 from backcheck.errors import BadInputError
-from backcheck.frontends.common import JVP_PREFIX
+from backcheck.frontends.common import JVP_PREFIX, check_keywords
 from backcheck.frontends.torch._blame import Blame, BlameRow, blame
 from backcheck.frontends.torch._check import Knobs, Target, check_torch
 from backcheck.frontends.torch._setup import named_dtype
 from backcheck.frontends.torch._tensors import torch_module
 from backcheck.options import Options
 from backcheck.report import Report
+
+#: The options of :func:`check`, named in the error for a keyword that is neither one nor a parameter of ``fn``.
+OPTIONS = (
+    "dout, params, strategy, samples, atol, rtol, step, seed, numeric_dtype, forward_mode, vectorized, curves, "
+    "random, constant, floor, detect, confidence"
+)
 
 if TYPE_CHECKING:
     import torch
@@ -164,6 +170,9 @@ def check(
     curves: bool = False,
     random: str = "auto",
     constant: Any = None,
+    floor: float | None = None,
+    detect: float | None = None,
+    confidence: float = 0.999,
     **kwargs: Any,
 ) -> Report:
     """Check torch autograd's gradient of ``fn`` (including custom Functions inside it) by finite differences.
@@ -212,6 +221,9 @@ def check(
         Evaluate the first differences in batches with ``torch.func.vmap``; where vmap cannot (a custom
         Function without ``setup_context``, ``.item()``, randomness) the function is evaluated one point at a
         time (with ``True``, a note says why). Verdicts and evaluation counts are the same either way.
+    floor, detect, confidence
+        As in :func:`backcheck.check`: the detection floor asked of every element; for random directions
+        ('projected', 'auto'), the RMS error they must catch and the confidence to catch it with.
 
     Returns
     -------
@@ -237,7 +249,17 @@ def check(
     torch = torch_module()
     knobs = _knobs(
         dict(
-            strategy=strategy, samples=samples, atol=atol, rtol=rtol, step=step, seed=seed, curves=curves, random=random
+            strategy=strategy,
+            samples=samples,
+            atol=atol,
+            rtol=rtol,
+            step=step,
+            seed=seed,
+            curves=curves,
+            random=random,
+            floor=floor,
+            detect=detect,
+            confidence=confidence,
         ),
         dout,
         numeric_dtype,
@@ -246,6 +268,7 @@ def check(
     )
     args = _positional(fn, inputs, kwargs)
     module = fn if isinstance(fn, torch.nn.Module) else None
+    check_keywords(module.forward if module is not None else fn, kwargs, "backcheck.torch.check", OPTIONS)
     title = type(fn).__name__ if module is not None else function_name(fn)
     consts: tuple[Any, ...] = ()
     if module is not None and params is None:
@@ -272,6 +295,9 @@ def check_function(
     curves: bool = False,
     random: str = "auto",
     constant: Any = None,
+    floor: float | None = None,
+    detect: float | None = None,
+    confidence: float = 0.999,
     **kwargs: Any,
 ) -> Report:
     """Check a custom ``torch.autograd.Function``: its ``backward`` and, if it has one, its ``jvp``.
@@ -287,6 +313,8 @@ def check_function(
         Check the ``jvp`` too (leaves ``jvp:<name>``). Default: when the Function defines ``jvp``. A Function
         with a ``jvp`` and no ``backward`` is checked in forward mode alone, its reverse-mode leaves skipped.
     dout, strategy, samples, atol, rtol, step, seed, numeric_dtype, vectorized, curves, random, constant
+        As in :func:`check`.
+    floor, detect, confidence
         As in :func:`check`.
 
     Returns
@@ -329,7 +357,17 @@ def check_function(
     )
     knobs = _knobs(
         dict(
-            strategy=strategy, samples=samples, atol=atol, rtol=rtol, step=step, seed=seed, curves=curves, random=random
+            strategy=strategy,
+            samples=samples,
+            atol=atol,
+            rtol=rtol,
+            step=step,
+            seed=seed,
+            curves=curves,
+            random=random,
+            floor=floor,
+            detect=detect,
+            confidence=confidence,
         ),
         dout,
         numeric_dtype,
@@ -360,6 +398,9 @@ def check_module(
     curves: bool = False,
     random: str = "auto",
     constant: Any = None,
+    floor: float | None = None,
+    detect: float | None = None,
+    confidence: float = 0.999,
     **kwargs: Any,
 ) -> Report:
     """Check an ``nn.Module``'s gradients for its inputs and its parameters, by the parameters' own names.
@@ -376,6 +417,8 @@ def check_module(
         when none has it).
     dout, strategy, samples, atol, rtol, step, seed, numeric_dtype, vectorized, curves, random, constant
         As in :func:`check`; vectorization uses ``torch.func.functional_call``.
+    floor, detect, confidence
+        As in :func:`check`.
 
     Returns
     -------
@@ -399,13 +442,24 @@ def check_module(
         )
     knobs = _knobs(
         dict(
-            strategy=strategy, samples=samples, atol=atol, rtol=rtol, step=step, seed=seed, curves=curves, random=random
+            strategy=strategy,
+            samples=samples,
+            atol=atol,
+            rtol=rtol,
+            step=step,
+            seed=seed,
+            curves=curves,
+            random=random,
+            floor=floor,
+            detect=detect,
+            confidence=confidence,
         ),
         dout,
         numeric_dtype,
         vectorized,
         False,
     )
+    check_keywords(module.forward, kwargs, "backcheck.torch.check_module", OPTIONS)
     names = arg_names(module.forward, len(inputs))
     target = Target(
         module,

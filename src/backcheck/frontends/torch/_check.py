@@ -102,7 +102,14 @@ class Knobs:
 
 
 def check_torch(target: Target, knobs: Knobs) -> Report:
-    """Check ``target`` as ``knobs`` say; the user's tensors and parameters are unchanged afterwards."""
+    """Check ``target`` as ``knobs`` say; the user's tensors and parameters are unchanged afterwards. Under
+    ``torch.inference_mode()`` (where autograd records nothing, and ``enable_grad`` cannot turn it on) the check
+    runs with inference mode off, as it does with grad enabled under ``no_grad``."""
+    with torch_module().inference_mode(False):
+        return _check_torch(target, knobs)
+
+
+def _check_torch(target: Target, knobs: Knobs) -> Report:
     require_callable(target.fn, "fn", "pass the function (or nn.Module) to check first: check(fn, *inputs).")
     _refuse_lazy(target)
     slots = _unless_constant(input_slots(target.args, target.kwargs, list(target.names)), target)

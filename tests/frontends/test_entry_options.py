@@ -1,0 +1,101 @@
+"""The options of backcheck.check reach torch's and jax's entry points too: floor, detect and confidence are
+validated and used (not passed to the function as inputs); a keyword that is neither an option nor a
+parameter of the function is a typed error naming it; and a torch check under inference_mode runs with
+autograd on, as one under no_grad does."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backcheck.errors import BadInputError
+
+
+@pytest.fixture
+def torch():
+    torch = pytest.importorskip("torch")
+    return torch
+
+
+def test_torch_check_takes_detect_and_confidence(torch) -> None:
+    import backcheck.torch as bt
+
+    x = torch.randn(2000, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    fn = lambda x: torch.sin(x).sum()  # noqa: E731
+    default = bt.check(fn, x, strategy="projected")
+    one = bt.check(fn, x, strategy="projected", confidence=0.9)
+    assert default.status == one.status == "pass"
+    # the number of directions follows the confidence asked for: 3 by default, 1 at 0.9 (2 evaluations each)
+    assert default.n_evals - one.n_evals == 4
+    assert any("0.9" in n for n in one.notes), one.notes
+
+
+def test_torch_check_takes_floor(torch) -> None:
+    """A floor the differences reach passes; one below float64's rounding cannot be vouched for."""
+    import backcheck.torch as bt
+
+    x = torch.linspace(-2, 2, 7, dtype=torch.float64)
+    reached = bt.check(lambda x: torch.tanh(x).sum(), x, floor=1e-8)
+    assert reached.status == "pass", reached
+    assert reached.leaves[0].floor_rel < 1e-7
+    assert bt.check(lambda x: torch.tanh(x).sum(), x, floor=1e-15).status == "inconclusive"
+
+
+@pytest.mark.parametrize("option", [{"detect": 0}, {"confidence": 1.0}, {"floor": -5.0}])
+def test_torch_options_out_of_range_are_typed_errors_even_for_a_function_taking_kwargs(torch, option) -> None:
+    import backcheck.torch as bt
+
+    def fn(x, **kw):
+        return torch.tanh(x).sum()
+
+    with pytest.raises(BadInputError, match=next(iter(option))):
+        bt.check(fn, torch.ones(3, dtype=torch.float64), **option)
+
+
+def test_a_misspelt_torch_option_names_itself(torch) -> None:
+    import backcheck.torch as bt
+
+    with pytest.raises(BadInputError, match="stratgy= is neither an option of backcheck.torch.check"):
+        bt.check(lambda x: x.sum(), torch.ones(3, dtype=torch.float64), stratgy="full")
+    # a keyword input the function takes still goes to it
+    r = bt.check(lambda x, scale: (scale * x).sum(), torch.ones(3, dtype=torch.float64), scale=2.0)
+    assert r.status == "pass", r
+
+
+def test_a_misspelt_module_keyword_names_itself(torch) -> None:
+    import backcheck.torch as bt
+
+    lin = torch.nn.Linear(3, 2).double()
+    with pytest.raises(BadInputError, match="confidense= is neither an option of backcheck.torch.check_module"):
+        bt.check_module(lin, torch.ones(4, 3, dtype=torch.float64), confidense=0.9)
+
+
+def test_torch_check_under_inference_mode_checks_with_autograd_on(torch) -> None:
+    import backcheck.torch as bt
+
+    x = torch.randn(3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        right = bt.check(lambda x: torch.tanh(x).sum(), x)
+        wrong = bt.check(lambda x: torch.tanh(x).detach().sum() + 0 * x.sum(), x)
+        assert torch.is_inference_mode_enabled()  # the user's mode is as it was
+    assert right.status == "pass", right
+    assert wrong.status == "fail", wrong
+    assert not x.requires_grad
+
+
+def test_jax_check_takes_floor_detect_and_confidence(x64) -> None:
+    import jax.numpy as jnp
+
+    import backcheck.jax as bj
+
+    x = jnp.asarray(np.random.default_rng(0).normal(size=2000))
+    default = bj.check(lambda x: jnp.sin(x).sum(), x, strategy="projected")
+    one = bj.check(lambda x: jnp.sin(x).sum(), x, strategy="projected", confidence=0.9)
+    assert default.status == one.status == "pass"
+    assert default.n_evals - one.n_evals == 4
+    t = jnp.linspace(-2.0, 2.0, 7)
+    reached = bj.check(lambda x: jnp.tanh(x).sum(), t, floor=1e-8)
+    assert reached.status == "pass" and reached.leaves[0].floor_rel < 1e-7, reached
+    assert bj.check(lambda x: jnp.tanh(x).sum(), t, floor=1e-15).status == "inconclusive"
+    with pytest.raises(BadInputError, match="detect"):
+        bj.check(lambda x: jnp.sin(x).sum(), x, detect=0)
