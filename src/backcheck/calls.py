@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import sys
+import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -24,16 +26,47 @@ def typed_arguments(fn: F) -> F:
     def entry(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except BackcheckError:
+            raise
         except TypeError as exc:
-            if isinstance(exc, BackcheckError) or exc.__traceback__ is None or exc.__traceback__.tb_next is not None:
-                raise  # raised inside the entry point, not by the call itself
+            if exc.__traceback__ is None or exc.__traceback__.tb_next is not None:
+                raise _typed(fn, exc) from exc  # raised inside the entry point, not by the call itself
             raise ArgumentError(f"{exc}.", _arguments_hint(fn)) from None
+        except AssertionError:
+            raise  # (assert_* entry points fail with an AssertionError of their own)
+        except Exception as exc:
+            raise _typed(fn, exc) from exc
 
     # the signature is fn's, but no __wrapped__: tools that unwrap (the pytest plugin's patching) see one function
     public: Any = entry
     public.__signature__ = inspect.signature(fn)
     del public.__wrapped__
     return cast(F, public)
+
+
+def _typed(fn: Callable[..., Any], exc: Exception) -> BackcheckError:
+    """An exception that escaped the checks of an entry point's arguments, typed: the user's own code raised it
+    (a property of a layer, a ``__getattr__`` that raises) or an argument is of a kind the entry point does not
+    take (the message says what went wrong where)."""
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ is not None else None
+    where = f" (in {frame.filename}, line {frame.lineno})" if frame is not None else ""
+    if frame is not None and _user_file(frame.filename):
+        return UserFunctionError(
+            f"{fn.__name__}: the user's code raised {type(exc).__name__}: {exc}{where}",
+            "the original exception is chained above.",
+        )
+    return BadInputError(
+        f"{fn.__name__} could not use its arguments: {type(exc).__name__}: {exc}{where}",
+        "an argument is of a kind it does not take (the original exception is chained above); " + _arguments_hint(fn),
+    )
+
+
+def _user_file(filename: str) -> bool:
+    """Whether ``filename`` is the user's code: neither backcheck's nor an installed package's nor Python's."""
+    path = os.path.abspath(filename)
+    own = os.path.dirname(os.path.abspath(__file__))
+    installed = ("site-packages", "dist-packages")
+    return not (path.startswith(own) or any(p in path for p in installed) or path.startswith(sys.base_prefix))
 
 
 def _arguments_hint(fn: Callable[..., Any]) -> str:

@@ -151,6 +151,14 @@ def keeps_random(fn: F) -> F:
     return cast(F, kept)
 
 
+def _attr(obj: Any, name: str, default: Any) -> Any:
+    """``getattr`` that takes any exception of a user's ``__getattr__`` or property for a missing attribute."""
+    try:
+        return getattr(obj, name, default)
+    except Exception:
+        return default
+
+
 def find_generators(*fns: Any, depth: int = 3) -> list[Any]:
     """Generators a function can reach: closure cells, referenced globals, ``self`` attributes, partials."""
     found: list[Any] = []
@@ -176,21 +184,21 @@ def find_generators(*fns: Any, depth: int = 3) -> list[Any]:
             for item in obj.values():
                 visit(item, level + 1)
             return
-        func = getattr(obj, "__func__", obj)
-        code = getattr(func, "__code__", None)
+        func = _attr(obj, "__func__", obj)
+        code = _attr(func, "__code__", None)
         if code is not None:
-            for cell in getattr(func, "__closure__", None) or ():
+            for cell in _attr(func, "__closure__", None) or ():
                 try:
                     visit(cell.cell_contents, level + 1)
                 except ValueError:
                     continue
-            glob = getattr(func, "__globals__", {})
+            glob = _attr(func, "__globals__", {})
             for name in code.co_names:
                 if name in glob and not isinstance(glob[name], type(sys)):
                     visit(glob[name], level + 1)
-            visit(getattr(obj, "__self__", None), level + 1)
+            visit(_attr(obj, "__self__", None), level + 1)
             return
-        if hasattr(obj, "__dict__") and not isinstance(obj, type) and not isinstance(obj, type(sys)):
+        if _attr(obj, "__dict__", None) is not None and not isinstance(obj, type) and not isinstance(obj, type(sys)):
             if callable(obj) or level > 0:
                 for item in vars(obj).values():
                     visit(item, level + 1)
