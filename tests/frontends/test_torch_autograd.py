@@ -172,13 +172,15 @@ def test_ill_conditioned_backward_is_judged_through_its_float64_run(dtype: torch
     (a,) = zoo.near_degenerate(np.random.default_rng(0), dtype)
     (well,) = zoo.near_degenerate(np.random.default_rng(0), torch.float64, gap=0.3)
     assert torch.autograd.gradcheck(zoo.SVDRotation.apply, (well.requires_grad_(),))
-    for report in (
-        bt.check_function(zoo.SVDRotation, a),
-        bt.check(lambda a: (lambda u, s, vh: u @ vh)(*torch.linalg.svd(a)), a),  # torch's own SVD backward
-    ):
+    own = bt.check(lambda a: (lambda u, s, vh: u @ vh)(*torch.linalg.svd(a)), a)  # torch's own SVD backward
+    assert own.ok, str(own)  # (how far its float32 gradient lands depends on the machine's LAPACK)
+    for report in (bt.check_function(zoo.SVDRotation, a),):
         assert report.ok, str(report)
         if dtype == torch.float32:
-            assert any("ill-conditioned" in n and "float64 run" in n for n in report.notes), report.notes
+            # judged through its float64 run: the elements float32 puts off are named as ill-conditioned, or
+            # (where this machine's float32 SVD lands nearer) as off through rounding in its own dtype alone
+            through = ("ill-conditioned", "float64 run"), ("rounding in the gradient's own dtype", "in float64")
+            assert any(all(w in n for w in words) for words in through for n in report.notes), report.notes
     wrong = bt.check_function(zoo.SVDRotationWrong, a)
     assert wrong.status == "fail" and wrong.leaf("a").n_mismatch > 0
 
