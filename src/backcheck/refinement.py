@@ -240,7 +240,7 @@ def _unless_coarse(
 
 #: Steps, as fractions of the first, at which an element that looks like a jump is tried again: a function
 #: that bends on a scale far below the step (x / |x| for a row of norm 1e-8) is continuous there.
-FINER = (2.0**-10, 2.0**-20)
+FINER = (2.0**-10, 2.0**-15, 2.0**-20)
 
 
 def _below_step(ev: Evaluator, i: int, h: float) -> bool:
@@ -312,7 +312,20 @@ def _finer(ev: Evaluator, i: int, a: float, h: float, res: float, tol: Tolerance
     passes = [out for out in found if out[0] == OK]
     if found[-1][0] in (OK, NOISY) and passes:
         return min(passes, key=lambda out: out[2])
-    return found[-1]
+    return _within_intermediates(ev, i, a, 2 * h * FINER[len(found) - 1] / 2.0**MAX_LEVELS, found[-1])
+
+
+def _within_intermediates(ev: Evaluator, i: int, a: float, span: float, verdict: Verdict) -> Verdict:
+    """A mismatch at a step so fine (below a kink a little off the point) that an intermediate of the element's
+    size, rounded, could put it off by as much (:func:`backcheck.rounding.rounding_unit` over ``span``, the
+    finest span the difference may have come from): an agreement within that bound, which vouches only where it
+    is below :data:`VOUCH` of the element. A ReLU input 1e-8 from its kink, computed as a sum of terms of size 1,
+    rounds by 1e-16 whatever its own size; the bound models the rounding of outputs of 1e-8, and at a step below
+    the kink (1e-11) the difference is 6e-6 off the derivative the backward pass computes right."""
+    floor = quanta_floor(rounding_unit(ev, i), span)
+    if verdict[0] != MISMATCH or not abs(a - verdict[1]) <= floor:
+        return verdict
+    return (OK, verdict[1], floor, verdict[3], verdict[4])
 
 
 def _stands_for(finer: Verdict, verdict: Verdict, a: float, size: float) -> bool:
@@ -602,7 +615,9 @@ def _beside_the_point(
         if disp[0] == 0.0 or disp[1] == 0.0 or not np.all(np.isfinite(phis)):
             return verdict
         out = refine(ev, i, a, s, (float(phis[0]), float(phis[1]), float(disp[0]), float(disp[1])), res, tol)
-        if out[0] == MISMATCH or (out[0] == OK and out[2] <= VOUCH * size):
+        if out[0] == MISMATCH:
+            return _within_intermediates(ev, i, a, float(disp[0] - disp[1]) / 2.0**MAX_LEVELS, out)
+        if out[0] == OK and out[2] <= VOUCH * size:
             return out
         if out[0] != KINK:
             return verdict
