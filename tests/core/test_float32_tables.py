@@ -110,3 +110,55 @@ def test_a_float32_batchnorm_with_its_mean_term_wrong_fails(seed: int, mean_term
     r = backcheck.check_layer(_batchnorm, _batchnorm_backward(mean_term), _features(seed), cache=True)
     assert r.status == "fail", r
     assert r.leaf("x").n_mismatch >= 1
+
+
+def _smoothed_cross_entropy(x: np.ndarray, y: np.ndarray, eps: float = 0.1):
+    """Label-smoothed cross-entropy in float32, its loss returned as float32 (a loss of size 2.3)."""
+    x = x.astype(np.float32)
+    z = x - x.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    q = np.full(x.shape, eps / x.shape[1], dtype=np.float32)
+    q[np.arange(len(y)), y] += 1 - eps
+    loss = np.float32(-(q * logp).sum() / len(y))
+    return np.array(loss, dtype=np.float32), (np.exp(logp), q)
+
+
+def _smoothed_backward(scale: float = 1.0):
+    def backward(dout: np.ndarray, cache: tuple) -> tuple:
+        p, q = cache
+        dx = dout * (p - q) / len(p)
+        dx[0, 0] *= scale
+        return dx.astype(np.float32), None
+
+    return backward
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_float32_loss_relative_to_its_value_at_the_point_keeps_its_rounding(seed: int) -> None:
+    """phi is taken relative to the outputs at the point (0 there): the table's rounding is that of the loss
+    (2.4e-7 at 2.3), not of phi (none), or a table over steps where f stood still converges to exactly 0."""
+    rng = np.random.default_rng(seed)
+    x = (0.01 * rng.standard_normal((20, 10))).astype(np.float32)  # near-uniform logits
+    y = rng.integers(0, 10, 20)
+    r = backcheck.check_layer(_smoothed_cross_entropy, _smoothed_backward(), (x, y), cache=True, constant=["y"])
+    assert r.status == "pass", r
+    wrong = backcheck.check_layer(_smoothed_cross_entropy, _smoothed_backward(1.01), (x, y), cache=True, constant=["y"])
+    assert wrong.status == "fail", wrong
+
+
+def _naive_bce(z: np.ndarray, t: np.ndarray):
+    p = 1 / (1 + np.exp(-z))
+    return -np.mean(t * np.log(p) + (1 - t) * np.log(1 - p)), (p - t) / z.size
+
+
+def test_a_float32_staircase_that_no_step_resolves_is_inconclusive_not_wrong() -> None:
+    """log(1 - p) at p = sigmoid(13) in float32 moves in steps of 3% of itself: f stands still at the check's
+    step and at every step of the table, which says nothing of the rule."""
+    z = np.array([[13.04, 9.47, -7.04]], dtype=np.float32)
+    t = np.zeros((1, 3), dtype=np.float32)
+    backward = lambda dout, cache: (dout * cache, None)  # noqa: E731
+    r = backcheck.check_layer(_naive_bce, backward, (z, t), cache=True, constant=["t"])
+    assert r.status in ("pass", "inconclusive"), r
+    assert r.leaves[0].n_mismatch == 0
+    twice = backcheck.check_layer(_naive_bce, lambda d, c: (2 * d * c, None), (z, t), cache=True, constant=["t"])
+    assert twice.status == "fail", twice  # the element at 9.5 moves f clearly: a rule twice the slope is wrong

@@ -13,7 +13,7 @@ from backcheck.calls import first_parameter_name, function_name, params_tree, re
 from backcheck.errors import BadInputError, NonFiniteError, NotScalarError, NumericWarning, UserFunctionError
 from backcheck.evaluate import Evaluator, Output
 from backcheck.numeric.noise import element_noise, estimate_noise
-from backcheck.numeric.richardson import MAX_ROWS, Refined, RefineOptions, largest_step, refine
+from backcheck.numeric.richardson import MAX_ROWS, ROUNDING_MODEL, Refined, RefineOptions, largest_step, refine
 from backcheck.numeric.stencils import STENCILS, Stencil
 from backcheck.numeric.steps import default_steps
 from backcheck.tree import Tree
@@ -350,6 +350,10 @@ def refine_elements(
 
     eps = float(np.finfo(ev.out_dtype).eps)
     noise = MEASURED_NOISE * ev.noise if noise is None else noise
+    # at least the rounding of the outputs each element moves: phi is taken relative to the outputs at the point
+    # (a layer's phi0 is 0), so the model's eps |phi| would not see a float32 loss of size 2 round by 2.4e-7
+    local = ev.local_scale[idx]
+    noise = np.maximum(noise, ROUNDING_MODEL * eps * np.where(local > 0, local, max(ev.scale, abs(ev.phi0))))
     res = refine(
         evaluate,
         np.broadcast_to(first, idx.shape).astype(np.float64),

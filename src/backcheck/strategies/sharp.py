@@ -258,6 +258,9 @@ def _refine(ev: Evaluator, claim: Claim, outcome: Outcome, pos: np.ndarray, floo
         wrong = np.isfinite(sharp.value) & (np.abs(a - sharp.value) > limit)
         _unless_kinks_inside(ev, idx, a, wrong, sharp, floor * size / 4, res)
         limit = bound(sharp.error, 0.0, res)
+        # a table of exactly 0 (f stood still at every step it kept: a float32 loss of size 2 does not move for
+        # a change below 2.4e-7) where the screen's own step moved f: its steps fell below f's resolution
+        wrong &= ~((sharp.value == 0.0) & (outcome.numeric[pos] != 0.0))
     reached = np.isfinite(limit) & (limit <= floor * size)
     better = np.isfinite(limit) & (limit < outcome.bound[pos])
     # a rule that claims 0 where the check's own step could not tell f's change from 0 (f stood still, or its
@@ -266,6 +269,9 @@ def _refine(ev: Evaluator, claim: Claim, outcome: Outcome, pos: np.ndarray, floo
     if claim.g_wide is not None and wrong.any():
         wrong &= ~_formula_through_wide(ev, claim, idx, sharp)
     still = wrong & (a == 0.0) & (np.abs(outcome.numeric[pos]) <= outcome.bound[pos])
+    # ... and a claim of a change where f stood still at the screen's step and every step of the table, which the
+    # screen's bound could not tell from 0 (a float32 log(1 - p) at p near 1 moves in steps of 3% of itself)
+    still |= wrong & (sharp.value == 0.0) & (outcome.numeric[pos] == 0.0) & (outcome.bound[pos] >= np.abs(a))
     still |= wrong & below_rounding_of_inputs(ev, idx, a, claim.steps[idx], outcome.checked[outcome.numeric != 0])
     wrong &= ~still
     kinks = _at_kinks(ev, claim, idx, a, wrong)  # a table averages a kink's one-sided slopes
@@ -288,8 +294,9 @@ def _refine(ev: Evaluator, claim: Claim, outcome: Outcome, pos: np.ndarray, floo
     short = f"{missed} could not reach it" + (" (inconclusive)" if demand else " (they keep their first bound)")
     head = f"floor {floor:.2g}: " if demand else ""
     flat = (
-        f" {int(still.sum())} claimed 0 where the check's step could not tell f's change from 0 but wider steps move "
-        "it (f piecewise constant there: no derivative to compare with; inconclusive)."
+        f" {int(still.sum())} where the check's step could not tell f's change from 0 and f stood still at the "
+        "table's steps, or moved only at wider ones (f piecewise constant there, or below its resolution: no "
+        "derivative to compare with; inconclusive)."
         if still.any()
         else ""
     )
