@@ -24,12 +24,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from backcheck.calls import require_callable, typed_arguments
+from backcheck.calls import function_name, require_callable, typed_arguments
 from backcheck.errors import BadInputError
 from backcheck.frontends.common import check_keywords
 from backcheck.frontends.jax._check import Settings, run_check
 from backcheck.frontends.jax._numeric import NUMERIC_DTYPES, x64_enabled
 from backcheck.options import Options
+from backcheck.randomness import FrozenRandom, find_generators, replay_note
 from backcheck.report import Report
 
 #: The options of :func:`check`, named in the error for a keyword that is neither one nor a parameter of ``fn``.
@@ -130,4 +131,14 @@ def check(
         detect=detect, confidence=confidence,
     )  # fmt: skip
     check_keywords(fn, kwargs, "backcheck.jax.check", OPTIONS)
-    return run_check(fn, args, kwargs, Settings(dout, argnums, mode, numeric_dtype, vectorized), options)
+    settings = Settings(dout, argnums, mode, numeric_dtype, vectorized)
+    # numpy's and Python's streams fn can reach (a Generator argument, numpy's global state), replayed at every
+    # call (jax's own keys are explicit) and left as the user had them
+    frozen = FrozenRandom(find_generators(fn, *args, *kwargs.values()), legacy=True, torch=False)
+    try:
+        report = run_check(frozen.wrap(fn), args, kwargs, settings, options)
+        if frozen.moved():
+            report.notes.append(replay_note(function_name(fn), frozen))
+        return report
+    finally:
+        frozen.restore()
