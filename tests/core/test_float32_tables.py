@@ -162,3 +162,27 @@ def test_a_float32_staircase_that_no_step_resolves_is_inconclusive_not_wrong() -
     assert r.leaves[0].n_mismatch == 0
     twice = backcheck.check_layer(_naive_bce, lambda d, c: (2 * d * c, None), (z, t), cache=True, constant=["t"])
     assert twice.status == "fail", twice  # the element at 9.5 moves f clearly: a rule twice the slope is wrong
+
+
+def _elu32(x: np.ndarray):
+    x32 = x.astype(np.float32)
+    out = np.where(x32 > 0, x32, np.expm1(np.minimum(x32, 0))).astype(np.float32)
+    return out, (x32, out)
+
+
+def _elu_backward(missing_one: bool = False):
+    def backward(dout: np.ndarray, cache: tuple) -> tuple:
+        x, out = cache
+        return (dout * np.where(x > 0, 1.0, out + (0.0 if missing_one else 1.0))).astype(np.float32)
+
+    return backward
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_float32_elu_at_inputs_of_size_001_passes_and_its_wrong_rule_fails(seed: int) -> None:
+    """ELU's second derivative jumps at 0: a table whose steps reach past 0 converges to a value a hair off
+    (1e-3 of the gradient, 1.04 of its bound); one started below agrees with the claim but cannot contradict
+    the first, so the first table's hair-wide mismatch is not confirmed."""
+    x = (0.01 * np.random.default_rng(seed).standard_normal((4, 5))).astype(np.float32)
+    assert backcheck.check_layer(_elu32, _elu_backward(), (x,), cache=True).status == "pass"
+    assert backcheck.check_layer(_elu32, _elu_backward(True), (x,), cache=True).status == "fail"
