@@ -297,7 +297,7 @@ def _finer(ev: Evaluator, i: int, a: float, h: float, res: float, tol: Tolerance
     verdict (a mismatch, a kink) only at the finest scale the dtype resolves, where the function is smoothest;
     failing both, the tightest pass found on the way, or the finest verdict.
     """
-    found = []
+    found, spans = [], []
     for fraction in FINER:
         s = h * fraction
         phis, disp = ev.element(i, (s, -s))
@@ -307,25 +307,31 @@ def _finer(ev: Evaluator, i: int, a: float, h: float, res: float, tol: Tolerance
         if out[0] == OK and out[2] <= VOUCH * size:
             return out
         found.append(out)
+        spans.append(float(disp[0] - disp[1]))
     if not found or found[-1][0] == JUMP:
         return None
     passes = [out for out in found if out[0] == OK]
     if found[-1][0] in (OK, NOISY) and passes:
         return min(passes, key=lambda out: out[2])
-    return _within_intermediates(ev, i, a, 2 * h * FINER[len(found) - 1] / 2.0**MAX_LEVELS, found[-1])
+    if found[-1][0] != MISMATCH:
+        return found[-1]
+    # a mismatch: judged where its bound, with the rounding of intermediates over the step, is tightest
+    judged = [_within_intermediates(ev, i, (a, span), out) for out, span in zip(found, spans) if out[0] == MISMATCH]
+    return min(judged, key=lambda out: out[2])
 
 
-def _within_intermediates(ev: Evaluator, i: int, a: float, span: float, verdict: Verdict) -> Verdict:
-    """A mismatch at a step so fine (below a kink a little off the point) that an intermediate of the element's
-    size, rounded, could put it off by as much (:func:`backcheck.rounding.rounding_unit` over ``span``, the
-    finest span the difference may have come from): an agreement within that bound, which vouches only where it
-    is below :data:`VOUCH` of the element. A ReLU input 1e-8 from its kink, computed as a sum of terms of size 1,
+def _within_intermediates(ev: Evaluator, i: int, element: tuple[float, float], verdict: Verdict) -> Verdict:
+    """A mismatch at a fine step (below a kink a little off the point), its bound widened to what rounding of an
+    intermediate of the element's size can put a difference over ``span`` off by
+    (:func:`backcheck.rounding.rounding_unit`): a mismatch beyond it, else an agreement within it (which vouches
+    only where it is below :data:`VOUCH` of the element). A ReLU input 1e-8 from its kink, computed as a sum of terms of size 1,
     rounds by 1e-16 whatever its own size; the bound models the rounding of outputs of 1e-8, and at a step below
-    the kink (1e-11) the difference is 6e-6 off the derivative the backward pass computes right."""
-    floor = quanta_floor(rounding_unit(ev, i), span)
-    if verdict[0] != MISMATCH or not abs(a - verdict[1]) <= floor:
-        return verdict
-    return (OK, verdict[1], floor, verdict[3], verdict[4])
+    the kink (1e-11) the difference is 6e-6 off the derivative the backward pass computes right. ``element``: the
+    analytic value and the span."""
+    a, span = element
+    floor = max(float(verdict[2]), quanta_floor(rounding_unit(ev, i), span))
+    status = MISMATCH if abs(a - verdict[1]) > floor else OK
+    return (status, verdict[1], floor, verdict[3], verdict[4])
 
 
 def _stands_for(finer: Verdict, verdict: Verdict, a: float, size: float) -> bool:
@@ -410,11 +416,16 @@ def _unless_hidden(
     rounding (the same factor's steps, met inside the step at every scale tried) judged again: a pass at the
     wider step replaces it."""
     a, h, typical = element
-    if verdict[0] not in (MISMATCH, JUMP) or tol.custom or typical is None or _below_step(ev, i, h):
+    if verdict[0] not in (MISMATCH, JUMP, OK) or tol.custom or typical is None or _below_step(ev, i, h):
         return verdict
     err, span = abs(a - verdict[1]), first[2] - first[3]
     unit = rounding_unit(ev, i)
-    if verdict[0] == JUMP:
+    if verdict[0] == OK:
+        # an agreement held to that rounding at a finer step (_within_intermediates), too loose to vouch
+        loose = verdict[2] > VOUCH * max(abs(a), abs(verdict[1]), typical)
+        if not (loose and span > 0 and err <= TINY * typical):
+            return verdict
+    elif verdict[0] == JUMP:
         # f jumped by no more than an intermediate's rounding: its steps, not a discontinuity (a pass only)
         if not (span > 0 and 0.0 < verdict[3] <= unit):
             return verdict
@@ -436,12 +447,15 @@ def _across_quanta(
     within the element's reach (a straight-through rule's grid of 0.25 is as coarse as the element itself:
     f is locally constant there) or where the wider step decides nothing (see :func:`_judged_at`)."""
     a, h, size = element
-    q = ev.noise_quantum
-    s = SAFETY * q / (VOUCH * size) if size > 0 else np.inf
-    if not 2 * h < s <= _reach(ev, i) / OWN_REACH:
+    if not size > 0:
         return None
-    s = _reach(ev, i) / OWN_REACH  # (the widest such step: the quanta measured may be finer than one element's)
-    return _judged_at(ev, i, a, s, res, (size, q), True, first)
+    # the step at which the quanta, and the noise (a float32 rounding inside, beside quanta far finer), span
+    # VOUCH of the element: the first must be within its reach, the larger beyond its own step
+    q, noise = ev.noise_quantum, float(noise_level(ev, ev.local_scale[i] or None))
+    widest = _reach(ev, i) / OWN_REACH
+    if not (SAFETY * q / (VOUCH * size) <= widest and SAFETY * max(q, noise) / (VOUCH * size) > 2 * h):
+        return None
+    return _judged_at(ev, i, a, widest, res, (size, q), True, first)  # (the widest such step)
 
 
 #: An element's quanta are spanned at a step this many times below its reach at most (see :func:`_across_quanta`).
@@ -616,7 +630,7 @@ def _beside_the_point(
             return verdict
         out = refine(ev, i, a, s, (float(phis[0]), float(phis[1]), float(disp[0]), float(disp[1])), res, tol)
         if out[0] == MISMATCH:
-            return _within_intermediates(ev, i, a, float(disp[0] - disp[1]) / 2.0**MAX_LEVELS, out)
+            return _within_intermediates(ev, i, (a, float(disp[0] - disp[1])), out)
         if out[0] == OK and out[2] <= VOUCH * size:
             return out
         if out[0] != KINK:

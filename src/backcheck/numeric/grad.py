@@ -350,10 +350,11 @@ def refine_elements(
 
     eps = float(np.finfo(ev.out_dtype).eps)
     noise = MEASURED_NOISE * ev.noise if noise is None else noise
-    # at least the rounding of the outputs each element moves: phi is taken relative to the outputs at the point
-    # (a layer's phi0 is 0), so the model's eps |phi| would not see a float32 loss of size 2 round by 2.4e-7
-    local = ev.local_scale[idx]
-    noise = np.maximum(noise, ROUNDING_MODEL * eps * np.where(local > 0, local, max(ev.scale, abs(ev.phi0))))
+    # at least the rounding of the outputs each element moves where phi is taken relative to the outputs at the
+    # point (a layer's phi0 is 0): the model's eps |phi| would not see a float32 loss of size 2 round by 2.4e-7
+    if ev.output.base:  # phi relative to the outputs at the point
+        local = ev.local_scale[idx]  # (0 where no evaluation recorded it: the outputs' scale stands in)
+        noise = np.maximum(noise, ROUNDING_MODEL * eps * np.where(local > 0, local, ev.scale))
     res = refine(
         evaluate,
         np.broadcast_to(first, idx.shape).astype(np.float64),
