@@ -316,7 +316,8 @@ def _finer(ev: Evaluator, i: int, a: float, h: float, res: float, tol: Tolerance
     if found[-1][0] != MISMATCH:
         return found[-1]
     # a mismatch: judged where its bound, with the rounding of intermediates over the step, is tightest
-    judged = [_within_intermediates(ev, i, (a, span), out) for out, span in zip(found, spans) if out[0] == MISMATCH]
+    pairs = zip(found, spans, strict=True)
+    judged = [_within_intermediates(ev, i, (a, span), out) for out, span in pairs if out[0] == MISMATCH]
     return min(judged, key=lambda out: out[2])
 
 
