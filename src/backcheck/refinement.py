@@ -325,10 +325,10 @@ def _within_intermediates(ev: Evaluator, i: int, element: tuple[float, float], v
     """A mismatch at a fine step (below a kink a little off the point), its bound widened to what rounding of an
     intermediate of the element's size can put a difference over ``span`` off by
     (:func:`backcheck.rounding.rounding_unit`): a mismatch beyond it, else an agreement within it (which vouches
-    only where it is below :data:`VOUCH` of the element). A ReLU input 1e-8 from its kink, computed as a sum of terms of size 1,
-    rounds by 1e-16 whatever its own size; the bound models the rounding of outputs of 1e-8, and at a step below
-    the kink (1e-11) the difference is 6e-6 off the derivative the backward pass computes right. ``element``: the
-    analytic value and the span."""
+    only where it is below :data:`VOUCH` of the element). A ReLU input 1e-8 from its kink, computed as a sum of
+    terms of size 1, rounds by 1e-16 whatever its own size; the bound models the rounding of outputs of 1e-8, and
+    at a step below the kink (1e-11) the difference is 6e-6 off the derivative the backward pass computes right.
+    ``element``: the analytic value and the span."""
     a, span = element
     floor = max(float(verdict[2]), quanta_floor(rounding_unit(ev, i), span))
     status = MISMATCH if abs(a - verdict[1]) > floor else OK
