@@ -217,7 +217,7 @@ def _unless_kinks_inside(
         if confirmed >= CONFIRMED:
             break  # this many elements wrong at every scale tried: the others keep their verdict
         first, first_error = float(sharp.value[k]), float(sharp.error[k])
-        crossed = sharp.step[k] >= abs(float(x[idx[k]]))  # the table's steps reached past 0, where kinks sit
+        crossed = 0.0 < abs(float(x[idx[k]])) <= sharp.step[k]  # the table's steps reached past 0, where kinks sit
         for below in BELOW_THE_TABLE:
             again = refine_elements(
                 ev, idx[k : k + 1], target=target[k : k + 1], first_step=sharp.step[k : k + 1] / below
