@@ -179,6 +179,17 @@ def rounding_unit(ev: Evaluator, i: int) -> float:
     return _unit(ev) * size
 
 
+def hidden_window(ev: Evaluator, idx: np.ndarray, spans: np.ndarray, typical: np.ndarray) -> np.ndarray:
+    """Per element, the mismatch a judgement at a wider step may absorb as an intermediate's rounding (see
+    ``refinement._unless_hidden``): below :data:`~backcheck.verdict.TINY` of its tensor's typical gradient and
+    below what that rounding (:func:`rounding_unit`) puts a difference over its ``spans`` off by. A pass states
+    no finer floor than this: an error inside it may be judged wider, and pass there."""
+    x = np.abs(ev.tree.values()[idx])
+    unit = _unit(ev) * np.maximum(x, max(abs(ev.phi0), ev.scale, 1.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.minimum(TINY * typical, quanta_floor(unit, spans))
+
+
 def _unit(ev: Evaluator) -> float:
     """:data:`WIDE_AGREEMENT` units in the last place of the output's dtype, at a size of 1."""
     return WIDE_AGREEMENT * float(np.finfo(ev.out_dtype).eps)

@@ -34,6 +34,7 @@ from backcheck.numeric.noise import estimate_noise
 from backcheck.numeric.steps import default_steps
 from backcheck.options import Options, seed_int
 from backcheck.progress import Progress
+from backcheck.rounding import hidden_window
 from backcheck.report import Curve, Finding, LeafReport, Report, summarize
 from backcheck.strategies import defers_repeat, resolve, run_strategy
 from backcheck.strategies.elementwise import Outcome
@@ -345,6 +346,8 @@ def _reach(ev: Evaluator, claim: Claim, outcome: Outcome, floor: float | None, e
             beyond = np.where(table, outcome.bound[ok], beyond)
         if ev.wider:  # judged at a wider step, where an error would be judged too
             beyond = np.where(np.isin(idx, list(ev.wider)), outcome.bound[ok], beyond)
+        if claim.typical is not None and not claim.tol.custom:  # an error a wider step may take for rounding
+            beyond = np.maximum(beyond, hidden_window(ev, idx, 2 * claim.steps[idx], claim.typical[idx]))
     else:
         size = np.maximum(np.abs(a), np.abs(n))
         typical = claim.typical[idx] if claim.typical is not None else np.zeros(idx.size)
