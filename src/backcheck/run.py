@@ -34,8 +34,8 @@ from backcheck.numeric.noise import estimate_noise
 from backcheck.numeric.steps import default_steps
 from backcheck.options import Options, seed_int
 from backcheck.progress import Progress
-from backcheck.rounding import hidden_window
 from backcheck.report import Curve, Finding, LeafReport, Report, summarize
+from backcheck.rounding import hidden_window
 from backcheck.strategies import defers_repeat, resolve, run_strategy
 from backcheck.strategies.elementwise import Outcome
 from backcheck.strategies.elementwise import run as run_elementwise
