@@ -69,6 +69,9 @@ class Slot:
         value = getattr(obj, self.attr, MISSING)
         if self.key is None or value is MISSING:
             return value
+        if isinstance(value, (list, tuple)):  # parallel lists: self.params = [W, b], self.grads = [dW, db]
+            k = int(self.key) if isinstance(self.key, str) and self.key.isdigit() else self.key
+            return value[k] if isinstance(k, int) and -len(value) <= k < len(value) else MISSING
         return value.get(self.key, MISSING) if isinstance(value, Mapping) else MISSING
 
 
@@ -84,6 +87,8 @@ def declared(obj: Any, params: Any, cls: str) -> list[Slot]:
     """The parameters' slots on ``obj`` (candidates only, when they are searched for)."""
     if isinstance(params, str):
         value = getattr(obj, params, MISSING)
+        if _float_list(value):
+            return _list_slots(params, value)
         if isinstance(value, Mapping):
             found = [Slot(params, k) for k, v in value.items() if is_float_array(v)]
             if found:
@@ -104,6 +109,8 @@ def declared(obj: Any, params: Any, cls: str) -> list[Slot]:
         value = getattr(obj, name, None)
         if isinstance(value, Mapping) and any(is_float_array(v) for v in value.values()):
             return [Slot(name, k) for k, v in value.items() if is_float_array(v)]
+        if _float_list(value):
+            return _list_slots(name, value)
     attrs = attributes(obj)
     boxed = [Slot(a, k) for a, v in attrs.items() for k in (value_key(v),) if k is not None]
     if boxed:
@@ -111,6 +118,16 @@ def declared(obj: Any, params: Any, cls: str) -> list[Slot]:
     arrays = [a for a, v in attrs.items() if is_float_array(v)]
     candidates = [a for a in arrays if not any(a in grad_names(b) for b in arrays)]
     return [Slot(a) for a in candidates]  # none: a layer without parameters (or created by forward)
+
+
+def _float_list(value: Any) -> bool:
+    """A list or tuple of parameters: float arrays, at least one."""
+    return isinstance(value, (list, tuple)) and any(is_float_array(v) for v in value)
+
+
+def _list_slots(attr: str, value: Sequence[Any]) -> list[Slot]:
+    """The float arrays of a list of parameters, by position, named by their path (``params[0]``)."""
+    return [Slot(attr, k, full=True) for k, v in enumerate(value) if is_float_array(v)]
 
 
 def grad_names(base: str) -> list[str]:
@@ -165,10 +182,13 @@ def grad_slots(slot: Slot, grads: Any) -> list[Slot]:
             if key in grads:
                 return [Slot.parse(grads[key], "grads")]
         grads = None
+    position = slot.key if isinstance(slot.key, int) else None  # an entry of a list of parameters
     if isinstance(grads, str) and grads != "return":
-        return [Slot(grads.format(name))] if "{}" in grads else [Slot(grads, name)]
+        return [Slot(grads.format(name))] if "{}" in grads else [Slot(grads, name if position is None else position)]
     if grads == "return":
         return []
+    if position is not None:  # the gradient at the same position of a list beside it (self.grads[0])
+        return [Slot(d, position) for d in GRAD_DICTS]
     boxed = slot.key in VALUE_KEYS
     base = slot.attr if boxed or slot.key is None else str(slot.key)
     return (
