@@ -11,6 +11,7 @@ import numpy as np
 
 from backcheck.calls import (
     call_user,
+    first_line,
     first_parameter_name,
     function_name,
     params_tree,
@@ -137,29 +138,50 @@ def check(
     return run(loss_contract(f, params, grad, options), options)
 
 
-def _numeric_point(f: Callable[[Any], Any], tree: Tree, upcast: bool | None) -> tuple[Tree, int]:
-    """Where ``f`` is differenced, and the evaluations it took to decide: float64 copies when asked for, or for
-    float32 / float16 parameters when ``f`` computes the same value from them (it reads its argument, and does
-    not draw or round in its dtype). ``f`` raising on a copy of the point itself is the user's error."""
+def _numeric_point(f: Callable[[Any], Any], tree: Tree, upcast: bool | None) -> tuple[Tree, int, str]:
+    """Where ``f`` is differenced, the evaluations it took to decide, and a note when ``f`` raised on float64
+    copies: float64 copies when asked for, or for float32 / float16 parameters when ``f`` computes the same value
+    from them (it reads its argument, and does not draw or round in its dtype). ``f`` raising on a copy of the
+    point itself is the user's error."""
     narrow = [leaf.dtype for leaf in tree.leaves if leaf.dtype.kind == "f" and leaf.dtype.itemsize < 8]
     if upcast is False or (upcast is None and not narrow):
-        return tree, 0
+        return tree, 0, ""
     wide = Tree(tree.fresh(dtype=np.float64), tree.root, in_place=False)
     if upcast:
-        return wide, 0
+        return wide, 0, ""
     fname = function_name(f)
     with np.errstate(all="ignore"):
         low = _as_float(call_user(f, (tree.fresh(),), fname))
         try:
             high = _as_float(f(wide.fresh()))
-        except Exception:  # noqa: BLE001 - a function that refuses float64 copies is checked in its own dtype
-            return tree, 2
+        except Exception as exc:  # noqa: BLE001 - a function that refuses float64 copies is checked in its own dtype
+            return tree, 2, _refused(fname, exc, narrow)
     eps = max(float(np.finfo(d).eps) for d in narrow)
-    if high == low:  # equal to the bit: f reads a closure, or casts inside, or the point is exact (x * x at 1, 2)
-        return _nudged_point(f, tree, wide, eps)
-    if computes_alike(high, low, eps):
-        return wide, 2
-    return (wide if _within_own_rounding(f, tree, (high, low), eps) else tree), 3
+    try:
+        if high == low:  # equal to the bit: f reads a closure, casts inside, or the point is exact (x * x at 1, 2)
+            return (*_nudged_point(f, tree, wide, eps), "")
+        if computes_alike(high, low, eps):
+            return wide, 2, ""
+        return (wide if _within_own_rounding(f, tree, (high, low), eps) else tree), 3, ""
+    except _Refused as refused:  # no second look: its own dtype, as before, and a note says why
+        return tree, refused.evaluations, _refused(fname, refused.cause, narrow, nudged=True)
+
+
+class _Refused(Exception):
+    """``f`` raised at a point one unit in the last place from the point, asked to decide where to difference."""
+
+    def __init__(self, cause: Exception, evaluations: int) -> None:
+        super().__init__(str(cause))
+        self.cause, self.evaluations = cause, evaluations
+
+
+def _refused(fname: str, exc: Exception, narrow: list[np.dtype], nudged: bool = False) -> str:
+    """The note on a function that raised where it was asked whether it computes alike from float64 copies."""
+    where = "one unit in the last place from the point" if nudged else "on float64 copies of its parameters"
+    return (
+        f"{fname} raised {type(exc).__name__} ({first_line(exc)}) {where}, so the finite differences run in the "
+        f"parameters' own dtype ({', '.join(sorted({d.name for d in narrow}))}; upcast=True insists on float64)."
+    )
 
 
 def _within_own_rounding(f: Callable[[Any], Any], tree: Tree, values: tuple[float, float], eps: float) -> bool:
@@ -176,8 +198,8 @@ def _within_own_rounding(f: Callable[[Any], Any], tree: Tree, values: tuple[floa
     with np.errstate(all="ignore"):
         try:
             nudged = _as_float(f(tree.fresh(np.concatenate(moved) if moved else np.zeros(0))))
-        except Exception:  # noqa: BLE001 - no measure: its own dtype, as before
-            return False
+        except Exception as exc:  # noqa: BLE001 - no measure: its own dtype, as before
+            raise _Refused(exc, 3) from exc
     return math.isfinite(nudged) and within_spread(*values, nudged, eps)
 
 
@@ -191,8 +213,8 @@ def _nudged_point(f: Callable[[Any], Any], tree: Tree, wide: Tree, eps: float) -
         try:
             low = _as_float(f(tree.fresh(moved)))
             high = _as_float(f(tree.fresh(moved, dtype=np.float64)))
-        except Exception:  # noqa: BLE001 - no second look: its own dtype, as before
-            return tree, 4
+        except Exception as exc:  # noqa: BLE001 - no second look: its own dtype, as before
+            raise _Refused(exc, 4) from exc
     return (wide if high != low and computes_alike(high, low, eps) else tree), 4
 
 
@@ -219,7 +241,7 @@ def loss_contract(f: Callable[[Any], Any], params: Any, grad: Any, options: Opti
     require_callable(f, "f", "pass the loss function first: check(f, params, grad).")
     fname = function_name(f)
     tree = params_tree(params, first_parameter_name(f))
-    point, probed = _numeric_point(_batch_of_one(f, fname) if options.vectorized else f, tree, options.upcast)
+    point, probed, refused = _numeric_point(_batch_of_one(f, fname) if options.vectorized else f, tree, options.upcast)
 
     strict = options.strict_dtype
 
@@ -279,7 +301,7 @@ def loss_contract(f: Callable[[Any], Any], params: Any, grad: Any, options: Opti
             batch_call=f,
             remote=f,
             replay=None if replayed else replay,
-            notes=tuple(tree.notes()),
+            notes=(*tree.notes(), *([refused] if refused else [])),
             root=tree.root,
             evaluations=probed,
         )

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.calls import call_user
+from backcheck.calls import call_user, first_line
 from backcheck.containers import flatten, rebuild_like
 from backcheck.contract import Analytic, Section
 from backcheck.errors import GradientStructureError, UserFunctionError
@@ -185,12 +185,12 @@ class Backward:
                 )
             )
         grad_eps = layer.tree.grad_eps(dtypes)
-        found = self._linearity(first, g, grad_eps)
+        found, refused = self._linearity(first, g, grad_eps)
         findings += [found] if found is not None else []
         sec = Section(g, self.at, g_wide=self.wide(), grad_eps=grad_eps)
         if self.point is layer.tree and grad_eps is None:
             sec = dataclasses.replace(sec, extended=extended_run(self._extended, layer.tree))
-        notes = tuple(layer.tree.dtype_notes(dtypes))
+        notes = tuple(layer.tree.dtype_notes(dtypes)) + ((refused,) if refused else ())
         if first.draws:
             notes += (
                 f"{bname} draws from the random stream itself ({layer.frozen.describe()}): in training it runs after "
@@ -211,23 +211,28 @@ class Backward:
         said = outputs_sentence(self.out0, cache, (layer.fname, self.bname)) if stacked else ""
         return GradientStructureError(exc.message, f"{exc.hint} {said}") if said else exc
 
-    def _linearity(self, first: Call, g: np.ndarray, grad_eps: np.ndarray | None) -> Finding | None:
+    def _linearity(self, first: Call, g: np.ndarray, grad_eps: np.ndarray | None) -> tuple[Finding | None, str]:
         """A 'nonlinear backward' finding when ``backward`` with ``LINEAR_SCALE * dout`` gives, scaled back,
-        another gradient than ``g`` (one more backward call); None when it does not, or cannot tell."""
+        another gradient than ``g`` (one more backward call); None when it does not, or cannot tell, and then a
+        note where that call raised (a backward that refuses a negative upstream gradient)."""
         layer = self.layer
         try:
             raw = first.again(self.dout(scale=LINEAR_SCALE))
             scaled = layer.pack(raw, self.bname, strict_dtype=self.strict)[0] / LINEAR_SCALE
         except (KeyboardInterrupt, SystemExit):
             raise
-        except Exception:  # noqa: BLE001 - a second call that fails tells nothing about linearity
-            return None
+        except Exception as exc:  # noqa: BLE001 - a second call that fails tells nothing about linearity
+            cause = exc.__cause__ if isinstance(exc, UserFunctionError) and exc.__cause__ is not None else exc
+            return None, (
+                f"{self.bname} raised {type(cause).__name__} ({first_line(cause)}) when called again with "
+                f"{LINEAR_SCALE:g} times dout, so its linearity in dout was not checked."
+            )
         if np.array_equal(scaled * LINEAR_SCALE, g) and all(np.all(x == 1) for x in self.u):
-            return None  # a loss layer's backward that ignores its dout of ones (backward(self, dout=1))
+            return None, ""  # a loss layer's backward that ignores its dout of ones (backward(self, dout=1))
         eps = grad_eps
         if eps is None:
             eps = layer.tree.per_leaf([float(np.finfo(lf.dtype).eps) for lf in layer.tree.leaves])
-        return linearity_finding(self.bname, layer.tree, g, [(LINEAR_SCALE, scaled)], eps)
+        return linearity_finding(self.bname, layer.tree, g, [(LINEAR_SCALE, scaled)], eps), ""
 
     @staticmethod
     def _forward_alone(layer: Any) -> list[Any] | None:

@@ -401,7 +401,8 @@ class Layer:
     ) -> Contract:
         fname = function_name(layer.forward, "forward")
         bname = function_name(layer.backward, "backward")
-        point = layer._point(parts, options)
+        point, refused = layer._point(parts, options)
+        notes = (*notes, *([refused] if refused and refused not in notes else []))
         side = Backward(layer, out0, u, point, bname, options.strict_dtype)
         side.forward_writes = writes
         output = Output.cotangent(
@@ -440,8 +441,9 @@ class Layer:
             notes=(*layer.tree.notes(), *notes),
         )
 
-    def _point(self, parts: list[tuple[str, np.ndarray]], options: Options) -> Tree:
-        """Where the numeric side is evaluated: float64 copies when the forward pass keeps float64 for them."""
+    def _point(self, parts: list[tuple[str, np.ndarray]], options: Options) -> tuple[Tree, str]:
+        """Where the numeric side is evaluated: float64 copies when the forward pass keeps float64 for them (and
+        a note when it raised on them)."""
         return upcast_point(self.tree, self.out, parts, options.upcast)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from backcheck.calls import first_line
 from backcheck.containers import flatten
 from backcheck.outputs import computes_alike, nudge_ulp, within_spread
 from backcheck.tree import Tree
@@ -16,13 +17,14 @@ from backcheck.tree import Tree
 
 def upcast_point(
     tree: Tree, out: Callable[[Any], Any], parts: list[tuple[str, np.ndarray]], upcast: bool | None
-) -> Tree:
+) -> tuple[Tree, str]:
     """Where the numeric side is evaluated: float64 copies of ``tree`` when the forward pass ``out`` (a function
     of ``tree.current()``-like inputs) computes from them what it computes from the narrow inputs, up to their
-    rounding; else ``tree`` itself. ``parts``: the outputs at the narrow inputs."""
+    rounding; else ``tree`` itself. ``parts``: the outputs at the narrow inputs. And a note when the forward pass
+    raised on the copies it was asked at (it is then differenced at the inputs' own dtype)."""
     narrow = [leaf.dtype for leaf in tree.leaves if leaf.dtype.kind == "f" and leaf.dtype.itemsize < 8]
     if not (upcast or (upcast is None and narrow)):
-        return tree
+        return tree, ""
     # the precision of the narrow run: a narrow output's own, or for a float64 output the inputs' (a float32
     # layer that casts to float64 inside carries float32's rounding, not float64's)
     eps_in = max(float(np.finfo(d).eps) for d in narrow) if narrow else None
@@ -30,8 +32,8 @@ def upcast_point(
     wide = Tree(tree.fresh(dtype=np.float64), "inputs", in_place=False, bare_keys=True)
     try:
         wide_out = [np.asarray(p) for _, p in flatten(out(wide.current()), "out")]
-    except Exception:  # a function that refuses float64 is checked at its own dtype
-        return tree
+    except Exception as exc:  # a function that refuses float64 is checked at its own dtype
+        return tree, _refused(exc, "on float64 copies of its inputs")
     finally:
         wide.restore()  # a forward pass that writes into its inputs leaves the copies as they were
     same = len(wide_out) == len(parts) and all(
@@ -46,16 +48,22 @@ def upcast_point(
             nudge_ulp(leaf.work, gen)
         try:
             moved = [np.asarray(p) for _, p in flatten(out(nudged.current()), "out")]
-        except Exception:  # no measure: the narrow dtype it is
-            return tree
+        except Exception as exc:  # no measure: the narrow dtype it is
+            return tree, _refused(exc, "one unit in the last place from the point")
         same = len(moved) == len(parts) and all(
             within_spread(w, p, m, e) for w, (_, p), m, e in zip(wide_out, parts, moved, eps, strict=True)
         )
-    return wide if same else tree
+    return (wide if same else tree), ""
+
+
+def _refused(exc: Exception, where: str) -> str:
+    return (
+        f"the forward pass raised {type(exc).__name__} ({first_line(exc)}) {where}, so the finite differences "
+        "run in the inputs' own dtype (upcast=True insists on float64)."
+    )
 
 
 def _eps(out: np.ndarray, eps_in: float | None) -> float | None:
     """The rounding of a narrow run's output: its dtype's when narrower than float64, else the inputs'."""
     dtype = np.asarray(out).dtype
     return float(np.finfo(dtype).eps) if dtype.kind == "f" and dtype.itemsize < 8 else eps_in
-
