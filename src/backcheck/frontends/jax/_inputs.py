@@ -205,7 +205,7 @@ def _add_checked(inputs: Inputs, leaf: Any, name: str) -> str:
     if np.size(value) == 0:
         inputs.aside.append((name, shape, dt, "pass", f"{name} is empty: nothing to check."))
         return "a"
-    finite = np.isfinite(np.asarray(value).astype(np.float32))
+    finite = np.isfinite(np.asarray(value).astype(np.float64))  # (bfloat16 too; float32 would overflow 1e300)
     if not finite.any():
         note = f"{name} has no finite entry; non-finite entries are not coordinates, so it was left out."
         inputs.aside.append((name, shape, dt, "skipped", note))

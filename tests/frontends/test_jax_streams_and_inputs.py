@@ -1,7 +1,8 @@
 """backcheck.jax replays the numpy and Python streams a function reaches (a Generator argument or closure,
 numpy's global state, the random module) at every call, as backcheck.check does: a dropout mask drawn from
 them is the same at every evaluation, so a right gradient passes and a wrong one fails; the streams are left as
-the user had them, and a note says the stream was replayed."""
+the user had them, and a note says the stream was replayed. And its inputs' finite entries are coordinates,
+however large (1e300 in x64 mode)."""
 
 from __future__ import annotations
 
@@ -54,3 +55,19 @@ def test_a_deterministic_function_gets_no_replay_note() -> None:
     r = bj.check(lambda x: jnp.sum(jnp.tanh(x)), X)
     assert r.status == "pass"
     assert not any("random" in n for n in r.notes), r.notes
+
+
+def test_large_finite_float64_entries_are_coordinates_in_x64(x64) -> None:
+    """Entries above float32's range (1e300) are finite in float64: checked, not left out as non-finite."""
+    import jax
+
+    @jax.custom_vjp
+    def scaled(x):
+        return x * 1e-300
+
+    wrong = np.array([5e-300, 1e-300, 1e-300])
+    scaled.defvjp(lambda x: (scaled(x), None), lambda _, g: (g * wrong,))  # 5 times too large at x[0]
+    for x in (np.full(3, 1e300), np.array([1e300, 0.5, 0.2])):
+        r = bj.check(lambda x: jnp.sum(scaled(x)), x)
+        assert r.status == "fail", r
+        assert not any("non-finite" in n for n in r.notes), r.notes
