@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.errors import NotScalarError
+from backcheck.errors import NonFiniteError, NotScalarError
 
 
 class Output:
@@ -277,6 +277,11 @@ def _as_array(out: Any, what: str) -> np.ndarray:
         raise NotScalarError(
             f"{what} is a {type(out).__module__}.{type(out).__qualname__}; the numpy checker reads numpy values.",
             "use backcheck.torch / backcheck.jax for tensors, or return .item() / np.asarray(...).",
+        )
+    if np.ma.is_masked(out):  # (np.asarray would read a masked entry as whatever lies beneath it)
+        raise NonFiniteError(
+            f"{what} is masked ({type(out).__qualname__} with masked entries): it has no value there.",
+            "return plain numbers: fill the masked entries (np.ma.filled) or leave them out of the loss.",
         )
     try:
         return np.asarray(out)

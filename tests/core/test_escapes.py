@@ -83,3 +83,11 @@ def test_a_torch_fn_that_is_no_function_is_typed_whatever_the_inputs(fn) -> None
     for args in (([torch.ones(3)],), (torch.ones(3),)):
         with pytest.raises(BadInputError):
             bt.check(fn, *args)
+
+
+def test_a_masked_loss_is_a_typed_error_not_zero() -> None:
+    x = np.array([1.0, 2.0, 3.0])
+    with pytest.raises(backcheck.errors.NonFiniteError, match="masked"):
+        backcheck.check(lambda w: np.ma.masked, x, np.zeros_like)
+    with pytest.raises(backcheck.errors.NonFiniteError, match="masked"):
+        backcheck.check(lambda w: np.ma.masked_less(w, 2.0).sum() * np.ma.masked, x, np.zeros_like)
