@@ -183,6 +183,8 @@ def _unless_noise(
         confirmed += int(np.sum(np.abs(a[part] - again.value) > bound(again.error, 0.0, res[part])))
 
 
+#: A table's estimate extrapolates from rows at least this many times its last step (see _unless_kinks_inside).
+REACHED = 2.0
 #: A table calls an element wrong by a hair where its mismatch is at most this many of its bounds.
 MARGINAL = 1.5
 #: An element a table calls wrong is refined again from first steps this many times below the step the table's
@@ -217,7 +219,8 @@ def _unless_kinks_inside(
         if confirmed >= CONFIRMED:
             break  # this many elements wrong at every scale tried: the others keep their verdict
         first, first_error = float(sharp.value[k]), float(sharp.error[k])
-        crossed = 0.0 < abs(float(x[idx[k]])) <= sharp.step[k]  # the table's steps reached past 0, where kinks sit
+        # the table's steps (its estimate extrapolates from rows at twice its last step) reached past 0
+        crossed = 0.0 < abs(float(x[idx[k]])) <= REACHED * sharp.step[k]
         for below in BELOW_THE_TABLE:
             again = refine_elements(
                 ev, idx[k : k + 1], target=target[k : k + 1], first_step=sharp.step[k : k + 1] / below
