@@ -81,7 +81,7 @@ class Evaluator:
         self.one_sided: set[int] = set()
         #: per array, elements widened without moving f at any step (a function that does not read them)
         self.flat_tries: dict[str, int] = {}
-        #: elements judged at a wider step than their own (refinement's ``_judged_at``): their bound is the last word
+        #: elements judged at a wider step than their own (``refinement.judged_at``): their bound is the last word
         self.wider: set[int] = set()
         self._sums: list[int] = []  # checksums of the inputs at the current base point
         self._base: list[np.ndarray] | None = None  # the base point's values while shifted

@@ -9,21 +9,44 @@ from typing import Any
 import numpy as np
 
 from backcheck.evaluate import Evaluator
-from backcheck.numeric.grad import roundoff
-from backcheck.refinement import judge_one
-from backcheck.rounding import below_rounding_of_inputs, rounded_away, still_at_zero
+from backcheck.numeric.grad import noise_level, roundoff
+from backcheck.refinement import (
+    at_finer_steps,
+    below_step,
+    beside_the_point,
+    kinks_off_the_point,
+    on_own_scale,
+    refine_rough,
+    stands_for,
+)
+from backcheck.rounding import (
+    below_rounding_of_inputs,
+    moves_by_rounding,
+    quanta_floor,
+    quantum,
+    rounded_away,
+    still_at_zero,
+)
 from backcheck.verdict import (
+    AMBIGUOUS,
     DEAD,
+    JUMP,
+    KINK,
     MISMATCH,
     NOISY,
     OK,
+    SCREEN_RELATIVE,
+    VOUCH,
     FirstDifferences,
+    Four,
     Judgement,
     Tolerance,
+    Verdict,
     bound,
     screen,
     sees,
 )
+from backcheck.wider import across_quanta, on_wider_scale, unless_hidden
 
 
 def judge(
@@ -97,3 +120,49 @@ def _noise_since(ev: Evaluator, cleared: np.ndarray, limit: np.ndarray, first: t
     eps_out = float(np.finfo(ev.out_dtype).eps)
     now = bound(eps_out ** (2.0 / 3.0) * size, roundoff(ev, np.abs(span), lazy=True), res)
     limit[cleared] = np.maximum(limit[cleared], now)
+
+
+def judge_one(
+    ev: Evaluator, i: int, a: float, h: float, first: Four, res: float, tol: Tolerance, typical: float | None
+) -> Verdict:
+    """Refine element ``i``; judge it again at finer or wider steps where its verdict may belong to another scale
+    (:func:`_judge_steps`), or to an intermediate's rounding (:func:`unless_hidden`)."""
+    verdict = _judge_steps(ev, i, a, h, first, res, tol, typical)
+    return unless_hidden(ev, i, (a, h, typical), first, res, tol, verdict)
+
+
+def _judge_steps(
+    ev: Evaluator, i: int, a: float, h: float, first: Four, res: float, tol: Tolerance, typical: float | None
+) -> Verdict:
+    """Refine element ``i``; judge it again at finer steps where its verdict may belong to a finer scale."""
+    verdict, rough = refine_rough(ev, i, a, h, first, res, tol, 0.0 if typical is None else typical)
+    st, n, b = verdict[:3]
+    size = max(abs(a), abs(n), 0.0 if typical is None else typical)
+    unsure = st == NOISY or (st == OK and typical is not None and not b <= VOUCH * size)
+    if st == JUMP or (unsure and below_step(ev, i, h)):
+        finer = at_finer_steps(ev, i, a, h, res, tol, size)
+        if finer is not None and (finer[0] != OK or st != OK or finer[2] < b):
+            return finer
+        return verdict
+    # a pass looser than the screen's precision may have averaged the slopes across kinks inside the step
+    loose = st == OK and not b <= SCREEN_RELATIVE * max(abs(a), abs(n))
+    if (unsure or loose or st in (MISMATCH, KINK, AMBIGUOUS)) and kinks_off_the_point(ev, i, a, verdict, rough, first):
+        finer = at_finer_steps(ev, i, a, h, res, tol, size)
+        if finer is not None and (stands_for(finer, verdict, a, size) or (unsure and finer[0] == NOISY)):
+            verdict = finer
+    # not vouched for, or a mismatch that the quanta f moved by explain
+    q = quantum(first[0] - ev.phi0, first[1] - ev.phi0, tol=float(noise_level(ev, ev.local_scale[i] or None)))
+    unvouched = verdict[0] == NOISY or (verdict[0] == OK and not verdict[2] <= VOUCH * size)
+    quanta = verdict[0] == MISMATCH and abs(a - verdict[1]) <= quanta_floor(q, first[2] - first[3])
+    if (unvouched or quanta) and not tol.custom and not below_step(ev, i, h) and moves_by_rounding(ev, i, first):
+        return on_wider_scale(ev, i, (a, h, size), (first, q), res, verdict)
+    if unvouched and not tol.custom and ev.noise > 0 and ev.noise_quantum > 0 and not below_step(ev, i, h):
+        across = across_quanta(ev, i, (a, h, size), first, res)
+        if across is not None:
+            return across
+    if verdict[0] not in (KINK, AMBIGUOUS):
+        return verdict
+    # (slopes that disagree at every step above an element's own size may be a function bending on that finer
+    # scale, sin(x / 1e-10) at x of 1e-10, as well as kinks at its zero)
+    verdict = on_own_scale(ev, i, (a, h, size), res, tol, verdict)
+    return beside_the_point(ev, i, (a, h, size), first, res, tol, verdict) if verdict[0] == KINK else verdict

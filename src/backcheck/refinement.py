@@ -19,7 +19,6 @@ from backcheck.numeric.grad import NOISE_FACTOR, noise_level, one_sided, roundof
 from backcheck.numeric.noise import element_noise
 from backcheck.rounding import (
     agrees,
-    moves_by_rounding,
     quanta_floor,
     quantum,
     rounding_unit,
@@ -34,9 +33,7 @@ from backcheck.verdict import (
     NOISY,
     OK,
     SAFETY,
-    SCREEN_RELATIVE,
     SETTLED,
-    TINY,
     VOUCH,
     Four,
     Tolerance,
@@ -57,7 +54,7 @@ def refine(
     slopes and ``hull`` the interval between them widened by their error. ``size``: the element's tensor's
     typical gradient, which a pass found at a wider step must see a share of (see :func:`_unless_coarse`).
     """
-    return _refine(ev, i, a, h, first, res, tol, size)[0]
+    return refine_rough(ev, i, a, h, first, res, tol, size)[0]
 
 
 #: A smooth function's one-sided slopes differ by f'' h: their gap halves with the step, to within its
@@ -66,7 +63,7 @@ def refine(
 ROUGH = 0.2
 
 
-def _refine(
+def refine_rough(
     ev: Evaluator, i: int, a: float, h: float, first: Four, res: float, tol: Tolerance, size: float = 0.0
 ) -> tuple[Verdict, bool]:
     """:func:`refine`, and whether the gap between the one-sided slopes ever failed to halve with the step."""
@@ -187,7 +184,7 @@ WIDEST = 0.1
 WIDER_TRIES = 2
 
 
-def _reach(ev: Evaluator, i: int) -> float:
+def reach(ev: Evaluator, i: int) -> float:
     """The widest step element ``i`` is moved by: :data:`WIDEST` of its size, at least of 1."""
     leaf, local = ev.tree.locate(i)
     return WIDEST * max(abs(float(leaf.original.reshape(-1)[local])), 1.0)
@@ -208,7 +205,7 @@ def _unless_coarse(
     tried = ev.flat_tries.get(leaf.name, 0)
     if tried >= WIDER_TRIES:
         return verdict  # this array's first elements did not move f at any width: it does not read them
-    widest = _reach(ev, i)
+    widest = reach(ev, i)
     s, moved = h, False
     kept = ev.moved.copy()
     while s < widest:
@@ -230,7 +227,7 @@ def _unless_coarse(
             # ... by rounding (a value computed with cancellation): judged where it moves by hundreds of them
             wide = min(RESOLUTION_WIDER * s, widest)
             scales = (max(abs(a), typical), quantum(up, down))
-            judged = _judged_at(ev, i, a, wide, res, scales) if wide > 2 * s else None
+            judged = judged_at(ev, i, a, wide, res, scales) if wide > 2 * s else None
             return (NOISY, 0.0, np.inf, np.nan, NO_HULL) if judged is None else judged
         moved = moved or bool(up or down)  # one side only, so far: a flat piece beside a kink or a max stays so
     if not moved:
@@ -243,7 +240,7 @@ def _unless_coarse(
 FINER = (2.0**-10, 2.0**-15, 2.0**-20)
 
 
-def _below_step(ev: Evaluator, i: int, h: float) -> bool:
+def below_step(ev: Evaluator, i: int, h: float) -> bool:
     """Whether element ``i`` is smaller than its step: the function may bend on its own, finer scale."""
     leaf, local = ev.tree.locate(i)
     return bool(abs(float(leaf.original.reshape(-1)[local])) < h)
@@ -267,7 +264,7 @@ def _kinks_within(ev: Evaluator, i: int, first: Four) -> bool:
     return gap > KINK_GAP * max(abs(f), abs(b)) and gap > SAFETY * noise
 
 
-def _kinks_off_the_point(ev: Evaluator, i: int, a: float, verdict: Verdict, rough: bool, first: Four) -> bool:
+def kinks_off_the_point(ev: Evaluator, i: int, a: float, verdict: Verdict, rough: bool, first: Four) -> bool:
     """Whether a verdict other than a clean pass may come from kinks inside the step rather than at the point.
 
     A point a little off one or more kinks (ReLU inputs within 1e-7 of 0, moved by the same input) is
@@ -290,7 +287,7 @@ def _kinks_off_the_point(ev: Evaluator, i: int, a: float, verdict: Verdict, roug
     return rough or _kinks_within(ev, i, first)
 
 
-def _finer(ev: Evaluator, i: int, a: float, h: float, res: float, tol: Tolerance, size: float) -> Any:
+def at_finer_steps(ev: Evaluator, i: int, a: float, h: float, res: float, tol: Tolerance, size: float) -> Any:
     """Judge element ``i`` again at much smaller steps; None if it still jumps (a true discontinuity).
 
     A pass whose bound sees errors of ``VOUCH * size`` is taken at the first scale that gives one; any other
@@ -335,7 +332,7 @@ def _within_intermediates(ev: Evaluator, i: int, element: tuple[float, float], v
     return (status, verdict[1], floor, verdict[3], verdict[4])
 
 
-def _stands_for(finer: Verdict, verdict: Verdict, a: float, size: float) -> bool:
+def stands_for(finer: Verdict, verdict: Verdict, a: float, size: float) -> bool:
     """Whether a verdict at finer steps replaces ``verdict``, taken where kinks may lie inside the step.
 
     Only a sharper one does: its bound below the coarse bound, or below the error a coarse mismatch claimed
@@ -348,167 +345,12 @@ def _stands_for(finer: Verdict, verdict: Verdict, a: float, size: float) -> bool
     return finer[0] == OK and finer[2] <= VOUCH * size and sharp
 
 
-def judge_one(
-    ev: Evaluator, i: int, a: float, h: float, first: Four, res: float, tol: Tolerance, typical: float | None
-) -> Verdict:
-    """Refine element ``i``; judge it again at finer or wider steps where its verdict may belong to another scale
-    (:func:`_judge_steps`), or to an intermediate's rounding (:func:`_unless_hidden`)."""
-    verdict = _judge_steps(ev, i, a, h, first, res, tol, typical)
-    return _unless_hidden(ev, i, (a, h, typical), first, res, tol, verdict)
-
-
-def _judge_steps(
-    ev: Evaluator, i: int, a: float, h: float, first: Four, res: float, tol: Tolerance, typical: float | None
-) -> Verdict:
-    """Refine element ``i``; judge it again at finer steps where its verdict may belong to a finer scale."""
-    verdict, rough = _refine(ev, i, a, h, first, res, tol, 0.0 if typical is None else typical)
-    st, n, b = verdict[:3]
-    size = max(abs(a), abs(n), 0.0 if typical is None else typical)
-    unsure = st == NOISY or (st == OK and typical is not None and not b <= VOUCH * size)
-    if st == JUMP or (unsure and _below_step(ev, i, h)):
-        finer = _finer(ev, i, a, h, res, tol, size)
-        if finer is not None and (finer[0] != OK or st != OK or finer[2] < b):
-            return finer
-        return verdict
-    # a pass looser than the screen's precision may have averaged the slopes across kinks inside the step
-    loose = st == OK and not b <= SCREEN_RELATIVE * max(abs(a), abs(n))
-    if (unsure or loose or st in (MISMATCH, KINK, AMBIGUOUS)) and _kinks_off_the_point(ev, i, a, verdict, rough, first):
-        finer = _finer(ev, i, a, h, res, tol, size)
-        if finer is not None and (_stands_for(finer, verdict, a, size) or (unsure and finer[0] == NOISY)):
-            verdict = finer
-    # not vouched for, or a mismatch that the quanta f moved by explain
-    q = quantum(first[0] - ev.phi0, first[1] - ev.phi0, tol=float(noise_level(ev, ev.local_scale[i] or None)))
-    unvouched = verdict[0] == NOISY or (verdict[0] == OK and not verdict[2] <= VOUCH * size)
-    quanta = verdict[0] == MISMATCH and abs(a - verdict[1]) <= quanta_floor(q, first[2] - first[3])
-    if (unvouched or quanta) and not tol.custom and not _below_step(ev, i, h) and moves_by_rounding(ev, i, first):
-        return _on_wider_scale(ev, i, (a, h, size), (first, q), res, verdict)
-    if unvouched and not tol.custom and ev.noise > 0 and ev.noise_quantum > 0 and not _below_step(ev, i, h):
-        across = _across_quanta(ev, i, (a, h, size), first, res)
-        if across is not None:
-            return across
-    if verdict[0] not in (KINK, AMBIGUOUS):
-        return verdict
-    # (slopes that disagree at every step above an element's own size may be a function bending on that finer
-    # scale, sin(x / 1e-10) at x of 1e-10, as well as kinks at its zero)
-    verdict = _on_own_scale(ev, i, (a, h, size), res, tol, verdict)
-    return _beside_the_point(ev, i, (a, h, size), first, res, tol, verdict) if verdict[0] == KINK else verdict
-
-
-def _unless_hidden(
-    ev: Evaluator,
-    i: int,
-    element: tuple[float, float, float | None],
-    first: Four,
-    res: float,
-    tol: Tolerance,
-    verdict: Verdict,
-) -> Verdict:
-    """A mismatch below :data:`~backcheck.verdict.TINY` of its tensor's typical gradient, and below what
-    rounding of an intermediate of the element's size (:func:`backcheck.rounding.rounding_unit`) can put its first
-    difference off, judged again at a wider step with that rounding in its bound (see :func:`_on_wider_scale`).
-
-    A tanh-approximation GELU at x of -6.6 computes ``1 + tanh(u)`` of 7e-14 in units of 1.1e-16, and its
-    ``0.5 x (1 + tanh(u))`` moves smoothly with x while that factor stands still for 3e-4 at a time: every
-    difference narrower than that finds ``0.5 (1 + tanh(u))``, not the derivative, -1e-12, which its backward
-    pass computes right. The difference looks converged and its modelled rounding (of the outputs, 1e-29) makes
-    it a mismatch. At a step of 256 times the first, f's hidden factor has moved by tens of its quanta, and
-    the pass there states that rounding over its step as its bound. A rule wrong by a share of the tensor's
-    gradient that matters never comes here; an undecided mismatch stands. So is a jump of f by at most that
-    rounding (the same factor's steps, met inside the step at every scale tried) judged again: a pass at the
-    wider step replaces it."""
-    a, h, typical = element
-    if verdict[0] not in (MISMATCH, JUMP, OK) or tol.custom or typical is None or _below_step(ev, i, h):
-        return verdict
-    err, span = abs(a - verdict[1]), first[2] - first[3]
-    unit = rounding_unit(ev, i)
-    if verdict[0] == OK:
-        # an agreement held to that rounding at a finer step (_within_intermediates), too loose to vouch
-        loose = verdict[2] > VOUCH * max(abs(a), abs(verdict[1]), typical)
-        if not (loose and span > 0 and err <= TINY * typical):
-            return verdict
-    elif verdict[0] == JUMP:
-        # f jumped by no more than an intermediate's rounding: its steps, not a discontinuity (a pass only)
-        if not (span > 0 and 0.0 < verdict[3] <= unit):
-            return verdict
-    elif not (span > 0 and err <= TINY * typical and err <= quanta_floor(unit, span)):
-        return verdict
-    size = max(abs(a), abs(verdict[1]), typical)
-    wider = _wider(ev, i, (a, h, size), (first, unit), res, verdict)
-    return verdict if wider is None else wider  # (undecided: the mismatch stays, for the rounding judged later)
-
-
-def _across_quanta(
-    ev: Evaluator, i: int, element: tuple[float, float, float], first: Four, res: float
-) -> Verdict | None:
-    """An unvouched element of an ``f`` that moves in quanta (``ev.noise_quantum``: a value rounded to float16
-    inside, an input cast to a coarser dtype), judged at a step wide enough that the quanta cannot hide an error
-    of :data:`VOUCH` of its size: their span over the step's span is half of that. A tanh computed in float16
-    stands still at a float64 step of 6e-6 and moves by quanta of 4e-5, so that its first differences say
-    nothing, a wrong sign included; at a step of 2e-3 it moves by forty quanta. None where that step is not
-    within the element's reach (a straight-through rule's grid of 0.25 is as coarse as the element itself:
-    f is locally constant there) or where the wider step decides nothing (see :func:`_judged_at`)."""
-    a, h, size = element
-    if not size > 0:
-        return None
-    # the step at which the quanta, and the noise (a float32 rounding inside, beside quanta far finer), span
-    # VOUCH of the element: the first must be within its reach, the larger beyond its own step
-    q, noise = ev.noise_quantum, float(noise_level(ev, ev.local_scale[i] or None))
-    widest = _reach(ev, i) / OWN_REACH
-    if not (SAFETY * q / (VOUCH * size) <= widest and SAFETY * max(q, noise) / (VOUCH * size) > 2 * h):
-        return None
-    return _judged_at(ev, i, a, widest, res, (size, q), True, first)  # (the widest such step)
-
-
-#: An element's quanta are spanned at a step this many times below its reach at most (see :func:`_across_quanta`).
-OWN_REACH = 8.0
-
-
 #: An element below f's resolution at its step (:func:`backcheck.rounding.moves_by_rounding`) is judged again at a
 #: step this many times its own at least (where its moves span hundreds of the quanta rounding made them of).
 RESOLUTION_WIDER = 256.0
 
 
-def _on_wider_scale(
-    ev: Evaluator, i: int, element: tuple[float, float, float], moved: tuple[Four, float], res: float, verdict: Verdict
-) -> Verdict:
-    """An unsettled verdict (noise, a pass that does not see ``VOUCH * size``, or a mismatch within the quanta f
-    moves by, :func:`backcheck.rounding.quanta_floor`) of an element whose step moved f by rounding units only
-    (:func:`backcheck.rounding.moves_by_rounding`), judged again at a wider step: as much wider
-    as its bound is above what a pass must see, and at least :data:`RESOLUTION_WIDER` times (at most
-    :data:`WIDEST` of the element's size). A vouched pass there replaces the verdict, and so does a mismatch
-    where the first steps found one too (see :func:`_judged_at`).
-
-    A saturated sigmoid at z of 25 has a derivative of 1e-11 and moves a loss of size 10 by 4e-15 at its step,
-    a few units of its rounding: no difference there resolves the derivative (inconclusive). torch's BCE with
-    logits of -25 and label 0 computes ``log(1 + e^z)`` from a sum with 1, so its loss of 1e-11 moves in quanta
-    of 1e-16: at its step one quantum one way and none the other, at half of it none, and a right rule failed.
-    At a step of 0.04 both move by hundreds of quanta, and the Richardson table from there stays far below a
-    percent. ``element``: the analytic value, the step and the size to judge at; ``moved``: the element's first
-    differences and the quantum f moved by there (:func:`backcheck.rounding.quantum`).
-    """
-    first, q = moved
-    wider = _wider(ev, i, element, moved, res, verdict)
-    if wider is not None:
-        return wider
-    if verdict[0] == MISMATCH:  # undecided there too: a mismatch the quanta explain is no evidence of one
-        return (NOISY, verdict[1], max(float(verdict[2]), quanta_floor(q, first[2] - first[3])), np.nan, NO_HULL)
-    return verdict
-
-
-def _wider(
-    ev: Evaluator, i: int, element: tuple[float, float, float], moved: tuple[Four, float], res: float, verdict: Verdict
-) -> Verdict | None:
-    """The verdict of :func:`_judged_at` at the wider step :func:`_on_wider_scale` describes, or None (undecided
-    there, or no step wider than twice the first within the element's reach)."""
-    a, h, size = element
-    first, q = moved
-    if not size > 0:
-        return None
-    s = min(h * max(SAFETY * verdict[2] / (VOUCH * size), RESOLUTION_WIDER), _reach(ev, i))
-    return _judged_at(ev, i, a, s, res, (size, q), verdict[0] == MISMATCH, first) if s > 2 * h else None
-
-
-def _judged_at(
+def judged_at(
     ev: Evaluator,
     i: int,
     a: float,
@@ -559,11 +401,11 @@ def _judged_at(
 CORROBORATE = 16.0
 
 
-#: An element smaller than its step is judged again at this fraction of its own size (see :func:`_on_own_scale`).
+#: An element smaller than its step is judged again at this fraction of its own size (see :func:`on_own_scale`).
 OWN_SCALE = 1.0 / 8.0
 
 
-def _on_own_scale(
+def on_own_scale(
     ev: Evaluator, i: int, element: tuple[float, float, float], res: float, tol: Tolerance, verdict: Verdict
 ) -> Verdict:
     """A kink verdict (or one of kinks meeting) of an element ``x`` with ``0 < |x| < h``, judged again at a step of
@@ -594,16 +436,16 @@ def _on_own_scale(
 
 
 #: An output dtype this coarse or coarser (float32, float16) makes the rounding of an intermediate of size 1 a
-#: share of a difference at an element's own scale that matters (see :func:`_on_own_scale`).
+#: share of a difference at an element's own scale that matters (see :func:`on_own_scale`).
 COARSE_EPS = 1e-10
 
 #: Steps tried below a kink found off the point, each this fraction of the one before (see
-#: :func:`_beside_the_point`), and how many.
+#: :func:`beside_the_point`), and how many.
 BESIDE_SHRINK = 1.0 / 8.0
 BESIDE_TRIES = 3
 
 
-def _beside_the_point(
+def beside_the_point(
     ev: Evaluator,
     i: int,
     element: tuple[float, float, float],

@@ -181,7 +181,7 @@ def rounding_unit(ev: Evaluator, i: int) -> float:
 
 def hidden_window(ev: Evaluator, idx: np.ndarray, spans: np.ndarray, typical: np.ndarray) -> np.ndarray:
     """Per element, the mismatch a judgement at a wider step may absorb as an intermediate's rounding (see
-    ``refinement._unless_hidden``): below :data:`~backcheck.verdict.TINY` of its tensor's typical gradient and
+    ``wider.unless_hidden``): below :data:`~backcheck.verdict.TINY` of its tensor's typical gradient and
     below what that rounding (:func:`rounding_unit`) puts a difference over its ``spans`` off by. A pass states
     no finer floor than this: an error inside it may be judged wider, and pass there."""
     x = np.abs(ev.tree.values()[idx])

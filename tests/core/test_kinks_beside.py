@@ -1,6 +1,6 @@
 """A kink a little off the point (closer than the step, but not at it) is no kink of the point: the derivative
 there is the near piece's slope, and the far one, a valid subgradient at a kink, is wrong (refinement
-._beside_the_point)."""
+.beside_the_point)."""
 
 import numpy as np
 import pytest

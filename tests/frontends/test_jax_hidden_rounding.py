@@ -1,7 +1,7 @@
 """jax's tanh-approximation GELU at inputs of size 10: ``1 + tanh(u)`` in its tail moves in units far above f's
 rounding, so f jumps by such a unit inside some steps at every scale tried (reported as a discontinuity) and
 stands still inside others (a mismatch). Both are judged at a wider step with that rounding in the bound
-(refinement._unless_hidden): the right rule passes, and a wrong one still fails."""
+(wider.unless_hidden): the right rule passes, and a wrong one still fails."""
 
 from __future__ import annotations
 

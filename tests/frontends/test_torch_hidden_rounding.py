@@ -1,6 +1,6 @@
 """torch's own GELU (both forms) and a hand-written one at inputs of size 3 to 30: some inputs lie in the tail where
 ``1 + tanh(u)`` (or ``1 + erf``) is computed in units far above f's rounding, and narrow differences miss its
-term (refinement._unless_hidden). Their right gradients pass; a wrong rule fails."""
+term (wider.unless_hidden). Their right gradients pass; a wrong rule fails."""
 
 from __future__ import annotations
 

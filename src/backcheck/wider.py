@@ -1,0 +1,140 @@
+"""Judging an element again at a wider step than its own, where its first differences cannot tell: f moved by a
+few units of its rounding only (a saturated sigmoid), an intermediate's rounding hides its change (1 + tanh(u) far
+in a GELU's tail), or f moves in quanta (a value rounded to float16 inside). Each judgement states the wider
+step's bound (see :func:`backcheck.refinement.judged_at`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from backcheck.evaluate import Evaluator
+from backcheck.numeric.grad import noise_level
+from backcheck.refinement import (
+    RESOLUTION_WIDER,
+    below_step,
+    judged_at,
+    reach,
+)
+from backcheck.rounding import quanta_floor, rounding_unit
+from backcheck.verdict import (
+    JUMP,
+    MISMATCH,
+    NO_HULL,
+    NOISY,
+    OK,
+    SAFETY,
+    TINY,
+    VOUCH,
+    Four,
+    Tolerance,
+    Verdict,
+)
+
+
+def unless_hidden(
+    ev: Evaluator,
+    i: int,
+    element: tuple[float, float, float | None],
+    first: Four,
+    res: float,
+    tol: Tolerance,
+    verdict: Verdict,
+) -> Verdict:
+    """A mismatch below :data:`~backcheck.verdict.TINY` of its tensor's typical gradient, and below what
+    rounding of an intermediate of the element's size (:func:`backcheck.rounding.rounding_unit`) can put its first
+    difference off, judged again at a wider step with that rounding in its bound (see :func:`on_wider_scale`).
+
+    A tanh-approximation GELU at x of -6.6 computes ``1 + tanh(u)`` of 7e-14 in units of 1.1e-16, and its
+    ``0.5 x (1 + tanh(u))`` moves smoothly with x while that factor stands still for 3e-4 at a time: every
+    difference narrower than that finds ``0.5 (1 + tanh(u))``, not the derivative, -1e-12, which its backward
+    pass computes right. The difference looks converged and its modelled rounding (of the outputs, 1e-29) makes
+    it a mismatch. At a step of 256 times the first, f's hidden factor has moved by tens of its quanta, and
+    the pass there states that rounding over its step as its bound. A rule wrong by a share of the tensor's
+    gradient that matters never comes here; an undecided mismatch stands. So is a jump of f by at most that
+    rounding (the same factor's steps, met inside the step at every scale tried) judged again: a pass at the
+    wider step replaces it."""
+    a, h, typical = element
+    if verdict[0] not in (MISMATCH, JUMP, OK) or tol.custom or typical is None or below_step(ev, i, h):
+        return verdict
+    err, span = abs(a - verdict[1]), first[2] - first[3]
+    unit = rounding_unit(ev, i)
+    if verdict[0] == OK:
+        # an agreement held to that rounding at a finer step (_within_intermediates), too loose to vouch
+        loose = verdict[2] > VOUCH * max(abs(a), abs(verdict[1]), typical)
+        if not (loose and span > 0 and err <= TINY * typical):
+            return verdict
+    elif verdict[0] == JUMP:
+        # f jumped by no more than an intermediate's rounding: its steps, not a discontinuity (a pass only)
+        if not (span > 0 and 0.0 < verdict[3] <= unit):
+            return verdict
+    elif not (span > 0 and err <= TINY * typical and err <= quanta_floor(unit, span)):
+        return verdict
+    size = max(abs(a), abs(verdict[1]), typical)
+    wider = judge_wider(ev, i, (a, h, size), (first, unit), res, verdict)
+    return verdict if wider is None else wider  # (undecided: the mismatch stays, for the rounding judged later)
+
+
+def across_quanta(
+    ev: Evaluator, i: int, element: tuple[float, float, float], first: Four, res: float
+) -> Verdict | None:
+    """An unvouched element of an ``f`` that moves in quanta (``ev.noise_quantum``: a value rounded to float16
+    inside, an input cast to a coarser dtype), judged at a step wide enough that the quanta cannot hide an error
+    of :data:`VOUCH` of its size: their span over the step's span is half of that. A tanh computed in float16
+    stands still at a float64 step of 6e-6 and moves by quanta of 4e-5, so that its first differences say
+    nothing, a wrong sign included; at a step of 2e-3 it moves by forty quanta. None where that step is not
+    within the element's reach (a straight-through rule's grid of 0.25 is as coarse as the element itself:
+    f is locally constant there) or where the wider step decides nothing (see :func:`judged_at`)."""
+    a, h, size = element
+    if not size > 0:
+        return None
+    # the step at which the quanta, and the noise (a float32 rounding inside, beside quanta far finer), span
+    # VOUCH of the element: the first must be within its reach, the larger beyond its own step
+    q, noise = ev.noise_quantum, float(noise_level(ev, ev.local_scale[i] or None))
+    widest = reach(ev, i) / OWN_REACH
+    if not (SAFETY * q / (VOUCH * size) <= widest and SAFETY * max(q, noise) / (VOUCH * size) > 2 * h):
+        return None
+    return judged_at(ev, i, a, widest, res, (size, q), True, first)  # (the widest such step)
+
+
+#: An element's quanta are spanned at a step this many times below its reach at most (see :func:`across_quanta`).
+OWN_REACH = 8.0
+
+
+def on_wider_scale(
+    ev: Evaluator, i: int, element: tuple[float, float, float], moved: tuple[Four, float], res: float, verdict: Verdict
+) -> Verdict:
+    """An unsettled verdict (noise, a pass that does not see ``VOUCH * size``, or a mismatch within the quanta f
+    moves by, :func:`backcheck.rounding.quanta_floor`) of an element whose step moved f by rounding units only
+    (:func:`backcheck.rounding.moves_by_rounding`), judged again at a wider step: as much wider
+    as its bound is above what a pass must see, and at least :data:`RESOLUTION_WIDER` times (at most
+    :data:`WIDEST` of the element's size). A vouched pass there replaces the verdict, and so does a mismatch
+    where the first steps found one too (see :func:`judged_at`).
+
+    A saturated sigmoid at z of 25 has a derivative of 1e-11 and moves a loss of size 10 by 4e-15 at its step,
+    a few units of its rounding: no difference there resolves the derivative (inconclusive). torch's BCE with
+    logits of -25 and label 0 computes ``log(1 + e^z)`` from a sum with 1, so its loss of 1e-11 moves in quanta
+    of 1e-16: at its step one quantum one way and none the other, at half of it none, and a right rule failed.
+    At a step of 0.04 both move by hundreds of quanta, and the Richardson table from there stays far below a
+    percent. ``element``: the analytic value, the step and the size to judge at; ``moved``: the element's first
+    differences and the quantum f moved by there (:func:`backcheck.rounding.quantum`).
+    """
+    first, q = moved
+    wider = judge_wider(ev, i, element, moved, res, verdict)
+    if wider is not None:
+        return wider
+    if verdict[0] == MISMATCH:  # undecided there too: a mismatch the quanta explain is no evidence of one
+        return (NOISY, verdict[1], max(float(verdict[2]), quanta_floor(q, first[2] - first[3])), np.nan, NO_HULL)
+    return verdict
+
+
+def judge_wider(
+    ev: Evaluator, i: int, element: tuple[float, float, float], moved: tuple[Four, float], res: float, verdict: Verdict
+) -> Verdict | None:
+    """The verdict of :func:`judged_at` at the wider step :func:`on_wider_scale` describes, or None (undecided
+    there, or no step wider than twice the first within the element's reach)."""
+    a, h, size = element
+    first, q = moved
+    if not size > 0:
+        return None
+    s = min(h * max(SAFETY * verdict[2] / (VOUCH * size), RESOLUTION_WIDER), reach(ev, i))
+    return judged_at(ev, i, a, s, res, (size, q), verdict[0] == MISMATCH, first) if s > 2 * h else None
