@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from backcheck.bits import power_of_two_grid
@@ -209,7 +211,7 @@ def moves_by_rounding(ev: Evaluator, i: int, first: Four) -> bool:
     return 0.0 < moves <= RESOLUTION_UNITS / WIDE_AGREEMENT * rounding_unit(ev, i)
 
 
-def quanta_floor(q: float, span: float) -> float:
+def quanta_floor(q: Any, span: Any) -> Any:
     """How far quanta ``q`` of f's moves can put a central difference over ``span`` off (:data:`SAFETY` of
     them). torch's BCE at a logit of -25 and label 0 computes ``log(1 + e^z)`` from a sum with 1, and its mean of
     1e-11 moves by 2**-53 one way and not at all the other: its difference is off by up to that over the step,

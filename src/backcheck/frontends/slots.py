@@ -125,7 +125,7 @@ def _float_list(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and any(is_float_array(v) for v in value)
 
 
-def _list_slots(attr: str, value: Sequence[Any]) -> list[Slot]:
+def _list_slots(attr: str, value: Any) -> list[Slot]:
     """The float arrays of a list of parameters, by position, named by their path (``params[0]``)."""
     return [Slot(attr, k, full=True) for k, v in enumerate(value) if is_float_array(v)]
 
