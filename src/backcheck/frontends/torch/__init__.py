@@ -68,6 +68,27 @@ if TYPE_CHECKING:
 __all__ = ["check", "check_function", "check_module", "blame", "Blame", "BlameRow"]
 
 
+#: The options of backcheck.check the torch entry points take as they are (validated by Options).
+OPTION_NAMES = (
+    "strategy",
+    "samples",
+    "atol",
+    "rtol",
+    "step",
+    "seed",
+    "curves",
+    "random",
+    "floor",
+    "detect",
+    "confidence",
+)
+
+
+def _option_values(values: dict[str, Any]) -> dict[str, Any]:
+    """The options among an entry point's own keywords (``_option_values(locals())``)."""
+    return {k: values[k] for k in OPTION_NAMES}
+
+
 def _knobs(
     options: dict[str, Any], dout: Any, numeric_dtype: Any, vectorized: Any, forward_mode: bool, note: str = ""
 ) -> Knobs:
@@ -248,19 +269,7 @@ def check(
     """
     torch = torch_module()
     knobs = _knobs(
-        dict(
-            strategy=strategy,
-            samples=samples,
-            atol=atol,
-            rtol=rtol,
-            step=step,
-            seed=seed,
-            curves=curves,
-            random=random,
-            floor=floor,
-            detect=detect,
-            confidence=confidence,
-        ),
+        _option_values(locals()),
         dout,
         numeric_dtype,
         vectorized,
@@ -356,19 +365,7 @@ def check_function(
         "finite differences."
     )
     knobs = _knobs(
-        dict(
-            strategy=strategy,
-            samples=samples,
-            atol=atol,
-            rtol=rtol,
-            step=step,
-            seed=seed,
-            curves=curves,
-            random=random,
-            floor=floor,
-            detect=detect,
-            confidence=confidence,
-        ),
+        _option_values(locals()),
         dout,
         numeric_dtype,
         vectorized,
@@ -441,19 +438,7 @@ def check_module(
             "for a function use backcheck.torch.check(fn, *inputs).",
         )
     knobs = _knobs(
-        dict(
-            strategy=strategy,
-            samples=samples,
-            atol=atol,
-            rtol=rtol,
-            step=step,
-            seed=seed,
-            curves=curves,
-            random=random,
-            floor=floor,
-            detect=detect,
-            confidence=confidence,
-        ),
+        _option_values(locals()),
         dout,
         numeric_dtype,
         vectorized,
