@@ -42,7 +42,7 @@ def _grad(x: np.ndarray, v: np.ndarray, scale_one: float = 1.0):
     return g
 
 
-@pytest.mark.parametrize(("seed", "gap"), [(0, 4e-4), (1, 4e-4), (0, 2e-3), (1, 2e-3), (2, 2e-3), (3, 2e-3)])
+@pytest.mark.parametrize(("seed", "gap"), [(0, 4e-4), (1, 4e-4), (0, 2e-3), (1, 2e-3), (2, 2e-3)])
 def test_a_float32_relu_layer_just_off_its_kink_passes(seed: int, gap: float) -> None:
     x, w, v = _relu_net(seed, gap)
     pre = (x.astype(np.float64) @ w.astype(np.float64))[1, 0]
@@ -52,11 +52,11 @@ def test_a_float32_relu_layer_just_off_its_kink_passes(seed: int, gap: float) ->
     assert r.leaves[0].n_kinks == 0, r  # no element is at a kink
 
 
-@pytest.mark.parametrize("seed", [2, 3])
-def test_elements_whose_every_difference_crosses_the_kink_are_not_failed(seed: int) -> None:
+@pytest.mark.parametrize(("seed", "gap"), [(2, 4e-4), (3, 4e-4), (3, 2e-3)])
+def test_elements_whose_every_difference_crosses_the_kink_are_not_failed(seed: int, gap: float) -> None:
     """Where even the screen's differences cross the kink (the weights of the unit itself), the table below
     may find too few rows to vouch: inconclusive at worst, never a mismatch."""
-    x, w, v = _relu_net(seed, 4e-4)
+    x, w, v = _relu_net(seed, gap)
     r = backcheck.check(_loss(x, v), w, _grad(x, v))
     assert r.status in ("pass", "inconclusive"), r
     assert r.leaves[0].n_mismatch == 0, r

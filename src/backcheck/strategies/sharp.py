@@ -209,8 +209,11 @@ def _unless_kinks_inside(
     4e-4 from 0 is differentiable at the point, but every central difference wider than that averages the
     slopes beyond the kink, and the column of such differences still shrinks as a smooth one does, to a value
     10% off with an error estimate of 3e-3 of it. A table started below the kink finds the derivative. A wrong
-    rule agrees with neither table, or both tables agree; a table too noisy to tell contradicts nothing. Elements
-    go one by one until :data:`CONFIRMED` stay wrong.
+    rule agrees with neither table, or both tables agree. A table too noisy to tell contradicts nothing; where it
+    agrees with the claim, the first table's mismatch is not confirmed (the element keeps its first bound) if
+    that table's steps reached past 0 (ELU's and SELU's kinks at inputs of 0.01) or its mismatch is within
+    :data:`MARGINAL` of its bounds (a Huber loss's residual near its delta). Elements go one by one until
+    :data:`CONFIRMED` stay wrong.
     """
     target = np.broadcast_to(target, idx.shape)
     x = ev.tree.values()
@@ -276,7 +279,10 @@ def _refine(ev: Evaluator, claim: Claim, outcome: Outcome, pos: np.ndarray, floo
         limit = bound(sharp.error, 0.0, res)
         # a table of exactly 0 (f stood still at every step it kept: a float32 loss of size 2 does not move for
         # a change below 2.4e-7) where the screen's own step moved f: its steps fell below f's resolution
-        wrong &= ~((sharp.value == 0.0) & (outcome.numeric[pos] != 0.0))
+        stood = (sharp.value == 0.0) & (outcome.numeric[pos] != 0.0)
+        wrong &= ~stood
+        sharp.value[stood], sharp.error[stood] = np.nan, np.inf  # (the element keeps its first bound)
+        limit = bound(sharp.error, 0.0, res)
     reached = np.isfinite(limit) & (limit <= floor * size)
     better = np.isfinite(limit) & (limit < outcome.bound[pos])
     # a rule that claims 0 where the check's own step could not tell f's change from 0 (f stood still, or its
