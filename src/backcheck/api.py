@@ -10,11 +10,12 @@ from typing import Any
 import numpy as np
 
 from backcheck.calls import (
+    ONE_ULP_AWAY,
     call_user,
-    first_line,
     first_parameter_name,
     function_name,
     params_tree,
+    refusal_note,
     require_callable,
     typed_arguments,
 )
@@ -155,7 +156,7 @@ def _numeric_point(f: Callable[[Any], Any], tree: Tree, upcast: bool | None) -> 
         try:
             high = _as_float(f(wide.fresh()))
         except Exception as exc:  # noqa: BLE001 - a function that refuses float64 copies is checked in its own dtype
-            return tree, 2, _refused(fname, exc, narrow)
+            return tree, 2, refusal_note(fname, exc, "on float64 copies of its parameters", narrow)
     eps = max(float(np.finfo(d).eps) for d in narrow)
     try:
         if high == low:  # equal to the bit: f reads a closure, casts inside, or the point is exact (x * x at 1, 2)
@@ -164,7 +165,7 @@ def _numeric_point(f: Callable[[Any], Any], tree: Tree, upcast: bool | None) -> 
             return wide, 2, ""
         return (wide if _within_own_rounding(f, tree, (high, low), eps) else tree), 3, ""
     except _Refused as refused:  # no second look: its own dtype, as before, and a note says why
-        return tree, refused.evaluations, _refused(fname, refused.cause, narrow, nudged=True)
+        return tree, refused.evaluations, refusal_note(fname, refused.cause, ONE_ULP_AWAY, narrow)
 
 
 class _Refused(Exception):
@@ -173,15 +174,6 @@ class _Refused(Exception):
     def __init__(self, cause: Exception, evaluations: int) -> None:
         super().__init__(str(cause))
         self.cause, self.evaluations = cause, evaluations
-
-
-def _refused(fname: str, exc: Exception, narrow: list[np.dtype], nudged: bool = False) -> str:
-    """The note on a function that raised where it was asked whether it computes alike from float64 copies."""
-    where = "one unit in the last place from the point" if nudged else "on float64 copies of its parameters"
-    return (
-        f"{fname} raised {type(exc).__name__} ({first_line(exc)}) {where}, so the finite differences run in the "
-        f"parameters' own dtype ({', '.join(sorted({d.name for d in narrow}))}; upcast=True insists on float64)."
-    )
 
 
 def _within_own_rounding(f: Callable[[Any], Any], tree: Tree, values: tuple[float, float], eps: float) -> bool:

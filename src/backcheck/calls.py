@@ -228,6 +228,20 @@ def arg_names(fn: Callable[..., Any], n: int, *, skip_ctx: bool = False, default
 MAX_MESSAGE_LINE = 160
 
 
+#: Where a check's second look at a narrow function asks it (see :func:`refusal_note`).
+ONE_ULP_AWAY = "one unit in the last place from the point"
+
+
+def refusal_note(fname: str, exc: BaseException, where: str, dtypes: Any) -> str:
+    """The note on a function that raised where a check only asked whether it computes alike from float64 copies
+    of its narrow arguments (of ``dtypes``: numpy dtypes): it is then differenced in their own dtype."""
+    names = ", ".join(sorted({d.name for d in dtypes}))
+    return (
+        f"{fname} raised {type(exc).__name__} ({first_line(exc)}) {where}, so the finite differences run in its "
+        f"arguments' own dtype ({names}; upcast=True insists on float64)."
+    )
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of ``exc``'s message, cut to :data:`MAX_MESSAGE_LINE` characters (for one-line notes)."""
     text = str(exc).strip().splitlines()

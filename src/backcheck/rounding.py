@@ -177,8 +177,7 @@ def rounding_unit(ev: Evaluator, i: int) -> float:
     output's dtype at the size of the element, of ``phi`` or of 1 (a value computed with cancellation moves by
     whole units of its largest intermediate: ``(1 + 1e-14 e^x) - 1`` by units of 1)."""
     leaf, local = ev.tree.locate(i)
-    size = max(abs(float(leaf.original.reshape(-1)[local])), abs(ev.phi0), ev.scale, 1.0)
-    return _unit(ev) * size
+    return float(_units(ev, np.abs(leaf.original.reshape(-1)[local : local + 1]))[0])
 
 
 def hidden_window(ev: Evaluator, idx: np.ndarray, spans: np.ndarray, typical: np.ndarray) -> np.ndarray:
@@ -186,10 +185,13 @@ def hidden_window(ev: Evaluator, idx: np.ndarray, spans: np.ndarray, typical: np
     ``wider.unless_hidden``): below :data:`~backcheck.verdict.TINY` of its tensor's typical gradient and
     below what that rounding (:func:`rounding_unit`) puts a difference over its ``spans`` off by. A pass states
     no finer floor than this: an error inside it may be judged wider, and pass there."""
-    x = np.abs(ev.tree.values()[idx])
-    unit = _unit(ev) * np.maximum(x, max(abs(ev.phi0), ev.scale, 1.0))
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.minimum(TINY * typical, quanta_floor(unit, spans))
+        return np.minimum(TINY * typical, quanta_floor(_units(ev, np.abs(ev.tree.values()[idx])), spans))
+
+
+def _units(ev: Evaluator, sizes: np.ndarray) -> np.ndarray:
+    """:func:`rounding_unit` of elements of these ``sizes``: at the size of the element, of ``phi`` or of 1."""
+    return _unit(ev) * np.maximum(sizes, max(abs(ev.phi0), ev.scale, 1.0))
 
 
 def _unit(ev: Evaluator) -> float:

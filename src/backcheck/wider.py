@@ -59,7 +59,7 @@ def unless_hidden(
     err, span = abs(a - verdict[1]), first[2] - first[3]
     unit = rounding_unit(ev, i)
     if verdict[0] == OK:
-        # an agreement held to that rounding at a finer step (_within_intermediates), too loose to vouch
+        # an agreement held to that rounding at a finer step (refinement._within_intermediates), too loose to vouch
         loose = verdict[2] > VOUCH * max(abs(a), abs(verdict[1]), typical)
         if not (loose and span > 0 and err <= TINY * typical):
             return verdict
@@ -78,12 +78,13 @@ def across_quanta(
     ev: Evaluator, i: int, element: tuple[float, float, float], first: Four, res: float
 ) -> Verdict | None:
     """An unvouched element of an ``f`` that moves in quanta (``ev.noise_quantum``: a value rounded to float16
-    inside, an input cast to a coarser dtype), judged at a step wide enough that the quanta cannot hide an error
-    of :data:`VOUCH` of its size: their span over the step's span is half of that. A tanh computed in float16
-    stands still at a float64 step of 6e-6 and moves by quanta of 4e-5, so that its first differences say
-    nothing, a wrong sign included; at a step of 2e-3 it moves by forty quanta. None where that step is not
-    within the element's reach (a straight-through rule's grid of 0.25 is as coarse as the element itself:
-    f is locally constant there) or where the wider step decides nothing (see :func:`judged_at`)."""
+    inside, an input cast to a coarser dtype), judged at the widest step within its reach (:data:`OWN_REACH`
+    below it), where its quanta can hide no error of :data:`VOUCH` of its size. A tanh computed in float16 stands
+    still at a float64 step of 6e-6 and moves by quanta of 4e-5, so that its first differences say nothing, a
+    wrong sign included; at a step of 1e-2 it moves by hundreds of quanta. None where the step the quanta need
+    is beyond that (a straight-through rule's grid of 0.25 is as coarse as the element itself: f is locally
+    constant there), where neither they nor f's noise need a step wider than its own, or where the wider step
+    decides nothing (see :func:`backcheck.refinement.judged_at`)."""
     a, h, size = element
     if not size > 0:
         return None

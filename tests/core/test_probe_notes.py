@@ -5,6 +5,7 @@ exception is not swallowed without a word."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import backcheck
 
@@ -46,3 +47,17 @@ def test_a_backward_that_refuses_a_negative_dout_says_its_linearity_was_not_chec
     r = backcheck.check_layer(np.tanh, backward, (x,), dout=np.abs(np.random.default_rng(2).normal(size=(3, 4))))
     assert r.status == "pass", r
     assert any("raised ValueError (negative upstream gradient)" in n and "linearity" in n for n in r.notes), r.notes
+
+
+def test_upcast_true_insists_on_float64_copies() -> None:
+    """upcast=True is no question asked: a forward pass that refuses float64 copies is the user's error there."""
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        if x.dtype != np.float32:
+            raise TypeError("float32 layer")
+        return np.tanh(x)
+
+    with pytest.raises(backcheck.errors.UserFunctionError, match="float32 layer"):
+        backcheck.check_layer(forward, lambda d, x: d * (1 - np.tanh(x) ** 2), (W,), upcast=True)
+    with pytest.raises(backcheck.errors.UserFunctionError, match="expects float32"):
+        backcheck.check(float32_only, W, lambda w: (1 - np.tanh(w) ** 2).astype(np.float32), upcast=True)

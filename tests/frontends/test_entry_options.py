@@ -62,12 +62,32 @@ def test_a_misspelt_torch_option_names_itself(torch) -> None:
     assert r.status == "pass", r
 
 
-def test_a_misspelt_module_keyword_names_itself(torch) -> None:
+def test_a_misspelt_module_keyword_names_itself_and_the_modules_own_options(torch) -> None:
     import backcheck.torch as bt
 
     lin = torch.nn.Linear(3, 2).double()
-    with pytest.raises(BadInputError, match="confidense= is neither an option of backcheck.torch.check_module"):
+    with pytest.raises(BadInputError, match="confidense= is neither an option of backcheck.torch.check_module") as e:
         bt.check_module(lin, torch.ones(4, 3, dtype=torch.float64), confidense=0.9)
+    assert "confidence" in e.value.hint and "forward_mode" not in e.value.hint  # (check's option, not the module's)
+
+
+def test_a_misspelt_function_keyword_names_itself(torch) -> None:
+    import backcheck.torch as bt
+
+    class Scale(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, scale=2.0):
+            ctx.scale = scale
+            return x * scale
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * ctx.scale, None
+
+    x = torch.ones(3, dtype=torch.float64)
+    with pytest.raises(BadInputError, match="stratgy= is neither an option of backcheck.torch.check_function"):
+        bt.check_function(Scale, x, stratgy="full")
+    assert bt.check_function(Scale, x, scale=3.0).status == "pass"  # a keyword forward takes goes to it
 
 
 def test_torch_check_under_inference_mode_checks_with_autograd_on(torch) -> None:

@@ -577,9 +577,10 @@ def small_error_note(report: Report, tree: Tree, fname: str) -> str:
     )
 
 
-def check_keywords(fn: Callable[..., Any], kwargs: dict[str, Any], entry: str, options: str) -> None:
+def check_keywords(fn: Callable[..., Any], kwargs: dict[str, Any], entry: Callable[..., Any], where: str) -> None:
     """Keyword inputs must be parameters of ``fn`` (a misspelt option would otherwise reach ``fn``, or be dropped
-    by its ``**kwargs``): a :class:`BadInputError` naming the keyword, the entry point and its ``options``."""
+    by its ``**kwargs``): a :class:`BadInputError` naming the keyword, the entry point (``where``, the public
+    name of ``entry``) and its options (``entry``'s keyword-only parameters)."""
     if not kwargs:
         return
     try:
@@ -591,7 +592,8 @@ def check_keywords(fn: Callable[..., Any], kwargs: dict[str, Any], entry: str, o
     names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
     unknown = sorted(set(kwargs) - names)
     if unknown:
+        options = [p.name for p in inspect.signature(entry).parameters.values() if p.kind == p.KEYWORD_ONLY]
         raise BadInputError(
-            f"{unknown[0]}= is neither an option of {entry} nor a parameter of {function_name(fn)}.",
-            f"options: {options}; any other keyword is passed to the function as an input.",
+            f"{unknown[0]}= is neither an option of {where} nor a parameter of {function_name(fn)}.",
+            f"options: {', '.join(options)}; any other keyword is passed to the function as an input.",
         )

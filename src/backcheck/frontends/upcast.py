@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.calls import first_line
+from backcheck.calls import ONE_ULP_AWAY, refusal_note
 from backcheck.containers import flatten
 from backcheck.outputs import computes_alike, nudge_ulp, within_spread
 from backcheck.tree import Tree
@@ -25,6 +25,8 @@ def upcast_point(
     narrow = [leaf.dtype for leaf in tree.leaves if leaf.dtype.kind == "f" and leaf.dtype.itemsize < 8]
     if not (upcast or (upcast is None and narrow)):
         return tree, ""
+    if upcast:  # asked for: float64 copies, whatever the forward pass computes from them (as check's upcast=True)
+        return Tree(tree.fresh(dtype=np.float64), "inputs", in_place=False, bare_keys=True), ""
     # the precision of the narrow run: a narrow output's own, or for a float64 output the inputs' (a float32
     # layer that casts to float64 inside carries float32's rounding, not float64's)
     eps_in = max(float(np.finfo(d).eps) for d in narrow) if narrow else None
@@ -33,7 +35,7 @@ def upcast_point(
     try:
         wide_out = [np.asarray(p) for _, p in flatten(out(wide.current()), "out")]
     except Exception as exc:  # a function that refuses float64 is checked at its own dtype
-        return tree, _refused(exc, "on float64 copies of its inputs")
+        return tree, refusal_note("the forward pass", exc, "on float64 copies of its inputs", narrow)
     finally:
         wide.restore()  # a forward pass that writes into its inputs leaves the copies as they were
     same = len(wide_out) == len(parts) and all(
@@ -49,18 +51,11 @@ def upcast_point(
         try:
             moved = [np.asarray(p) for _, p in flatten(out(nudged.current()), "out")]
         except Exception as exc:  # no measure: the narrow dtype it is
-            return tree, _refused(exc, "one unit in the last place from the point")
+            return tree, refusal_note("the forward pass", exc, ONE_ULP_AWAY, narrow)
         same = len(moved) == len(parts) and all(
             within_spread(w, p, m, e) for w, (_, p), m, e in zip(wide_out, parts, moved, eps, strict=True)
         )
     return (wide if same else tree), ""
-
-
-def _refused(exc: Exception, where: str) -> str:
-    return (
-        f"the forward pass raised {type(exc).__name__} ({first_line(exc)}) {where}, so the finite differences "
-        "run in the inputs' own dtype (upcast=True insists on float64)."
-    )
 
 
 def _eps(out: np.ndarray, eps_in: float | None) -> float | None:

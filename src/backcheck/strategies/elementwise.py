@@ -132,10 +132,11 @@ def run(ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator |
     wider = np.flatnonzero(np.isin(idx, list(ev.wider))) if ev.wider else idx[:0]
     if wider.size:
         notes.append(
-            f"{_listed(ev, idx, wider)} {'was' if wider.size == 1 else 'were'} judged at a wider step than their "
-            "own: there f moved by a few units of its rounding only, in steps of an intermediate's rounding "
-            "(1 + tanh(u) far in a GELU's tail) or in quanta of a value rounded inside (an input cast to float16), "
-            "which no narrower difference resolves; their verdicts state the wider step's bound."
+            f"{_listed(ev, idx, wider)} {'was' if wider.size == 1 else 'were'} judged at a wider step than "
+            f"{'its' if wider.size == 1 else 'their'} own: there f moved by a few units of its rounding only, in "
+            "steps of an intermediate's rounding (1 + tanh(u) far in a GELU's tail) or in quanta of a value rounded "
+            "inside (an input cast to float16), which no narrower difference resolves; the verdicts state the wider "
+            "step's bound."
         )
     if claim.g_wide is not None:
         notes.extend(split_formula_from_rounding(ev, idx, j, claim, first, res))

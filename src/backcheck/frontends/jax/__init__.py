@@ -33,12 +33,6 @@ from backcheck.options import Options
 from backcheck.randomness import FrozenRandom, find_generators, replay_note
 from backcheck.report import Report
 
-#: The options of :func:`check`, named in the error for a keyword that is neither one nor a parameter of ``fn``.
-OPTIONS = (
-    "dout, argnums, mode, strategy, samples, atol, rtol, step, seed, numeric_dtype, vectorized, curves, floor, "
-    "detect, confidence"
-)
-
 __all__ = ["check", "x64_enabled"]
 
 
@@ -130,7 +124,7 @@ def check(
         strategy=strategy, samples=samples, atol=atol, rtol=rtol, step=step, seed=seed, curves=curves, floor=floor,
         detect=detect, confidence=confidence,
     )  # fmt: skip
-    check_keywords(fn, kwargs, "backcheck.jax.check", OPTIONS)
+    check_keywords(fn, kwargs, check, "backcheck.jax.check")
     settings = Settings(dout, argnums, mode, numeric_dtype, vectorized)
     # numpy's and Python's streams fn can reach (a Generator argument, numpy's global state), replayed at every
     # call (jax's own keys are explicit) and left as the user had them

@@ -56,12 +56,6 @@ from backcheck.frontends.torch._tensors import torch_module
 from backcheck.options import Options
 from backcheck.report import Report
 
-#: The options of :func:`check`, named in the error for a keyword that is neither one nor a parameter of ``fn``.
-OPTIONS = (
-    "dout, params, strategy, samples, atol, rtol, step, seed, numeric_dtype, forward_mode, vectorized, curves, "
-    "random, constant, floor, detect, confidence"
-)
-
 if TYPE_CHECKING:
     import torch
 
@@ -277,7 +271,7 @@ def check(
     )
     args = _positional(fn, inputs, kwargs)
     module = fn if isinstance(fn, torch.nn.Module) else None
-    check_keywords(module.forward if module is not None else fn, kwargs, "backcheck.torch.check", OPTIONS)
+    check_keywords(module.forward if module is not None else fn, kwargs, check, "backcheck.torch.check")
     title = type(fn).__name__ if module is not None else function_name(fn)
     consts: tuple[Any, ...] = ()
     if module is not None and params is None:
@@ -372,6 +366,7 @@ def check_function(
         fwd,
         note if fwd else "",
     )
+    check_keywords(function.forward, kwargs, check_function, "backcheck.torch.check_function")
     names = arg_names(function.forward, len(inputs), skip_ctx=True)
     target = Target(
         function.apply, tuple(inputs), kwargs, tuple(names), function.__name__, "function", constant=_constant(constant)
@@ -444,7 +439,7 @@ def check_module(
         vectorized,
         False,
     )
-    check_keywords(module.forward, kwargs, "backcheck.torch.check_module", OPTIONS)
+    check_keywords(module.forward, kwargs, check_module, "backcheck.torch.check_module")
     names = arg_names(module.forward, len(inputs))
     target = Target(
         module,
