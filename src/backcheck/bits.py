@@ -113,3 +113,18 @@ def power_of_two_grid(values: np.ndarray) -> np.ndarray:
     bit = np.where(whole != 0, np.ldexp(low, exp - 53), np.inf)
     out = bit.min(axis=0)
     return np.where(np.isfinite(out), out, 0.0)
+
+
+_EPS: dict[object, float] = {}
+
+
+def machine_eps(dtype: object) -> float:
+    """``np.finfo(dtype).eps`` as a float, remembered per dtype (finfo costs a microsecond a call, and a small
+    check asks it a dozen times)."""
+    try:
+        return _EPS[dtype]
+    except KeyError:
+        value = _EPS[dtype] = float(np.finfo(dtype).eps)  # type: ignore[call-overload]
+        return value
+    except TypeError:  # an unhashable dtype-like: finfo says whether it is one
+        return float(np.finfo(dtype).eps)  # type: ignore[call-overload]

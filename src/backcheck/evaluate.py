@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from backcheck.backends import Backend, batched_first_differences, put_back, serial_first_differences
+from backcheck.bits import machine_eps
 from backcheck.edges import one_sided
 from backcheck.errors import (
     BackcheckError,
@@ -179,11 +180,11 @@ class Evaluator:
             dtype = self.output.declared  # outputs that copy float32-exact inputs are no float32 kernel
         self.phi0, self.scale, self.out_dtype = phi, scale, dtype
         self.ready = True
-        finest = min((leaf.dtype for leaf in self.tree.leaves), key=lambda d: np.finfo(d).eps, default=dtype)
-        if not self._integer and np.finfo(dtype).eps > np.finfo(finest).eps:
+        finest = min((leaf.dtype for leaf in self.tree.leaves), key=machine_eps, default=dtype)
+        if not self._integer and machine_eps(dtype) > machine_eps(finest):
             self._coarse = (
                 f"{self.fname} returns {dtype} for {finest} inputs: its differences cannot resolve more than "
-                f"{dtype}'s rounding of |phi| ({np.finfo(dtype).eps:.2g} relative), and the bounds say so; return "
+                f"{dtype}'s rounding of |phi| ({machine_eps(dtype):.2g} relative), and the bounds say so; return "
                 f"{finest} to check the gradient more tightly."
             )
         return phi

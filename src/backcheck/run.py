@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from backcheck.backends import Backend
+from backcheck.bits import machine_eps
 from backcheck.contract import Analytic, Contract, Section
 from backcheck.errors import BackcheckError, NondeterministicError, NonFiniteError
 from backcheck.evaluate import Evaluator
@@ -112,7 +113,7 @@ def _unread(contract: Contract, ev: Evaluator, analytic: Analytic, options: Opti
         return []
     if wide is not None and wide.shape == g.shape:  # a native gradient of pure rounding says nothing moves
         g = np.where(np.abs(wide) < np.abs(g), wide, g)
-    eps = float(np.finfo(ev.out_dtype).eps)
+    eps = machine_eps(ev.out_dtype)
     steps = default_steps(ev.tree, options.step, out_dtype=ev.out_dtype)
     # a change below the function's measured noise (a quantized loss) is no sign of an unread input; a value of
     # exactly 0 with no outputs of any size is as often terms that cancelled (a sum of saturated tanh at +-1, a
@@ -237,7 +238,7 @@ def _judge_sections(
 
 def _leaf_scales(tree: Tree, g: np.ndarray, grad_eps: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Per element: the analytic dtype's machine epsilon, and the RMS of its tensor's gradient."""
-    eps = tree.per_leaf([np.finfo(leaf.dtype).eps for leaf in tree.leaves]) if grad_eps is None else grad_eps
+    eps = tree.per_leaf([machine_eps(leaf.dtype) for leaf in tree.leaves]) if grad_eps is None else grad_eps
     overall = typical_size(g)
     typical = []
     for leaf in tree.leaves:
@@ -400,7 +401,7 @@ def _value_gradient(ev: Evaluator) -> float:
 def _blind_cause(ev: Evaluator) -> str:
     """Why differences may not see an error that matters here, as far as the check measured it."""
     size = max(ev.scale, abs(ev.phi0))
-    eps = float(np.finfo(ev.out_dtype).eps)
+    eps = machine_eps(ev.out_dtype)
     if ev.noise_quantum > QUANTIZED * eps * size:
         return f"f moves in steps of {ev.noise_quantum:.2g} (a value rounded inside)"
     if eps > 1e-10:

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from backcheck.bits import machine_eps
 from backcheck.evaluate import Evaluator
 from backcheck.numeric.grad import NOISE_FACTOR, roundoff
 from backcheck.numeric.noise import element_noise
@@ -122,15 +123,23 @@ def unrelated(ev: Evaluator, i: int, change: float, step: float, a: float) -> bo
     say that ``phi`` is not smooth on the scale of the step. An element quiet along itself beside a loud one keeps
     its verdict, as does one along which ``phi`` stood still (see :func:`_unless_coarse`).
     """
-    sigma, rounding = ev.noise, float(np.finfo(ev.out_dtype).eps) ** UNRELATED_POWER * ev.scale
+    sigma, rounding = ev.noise, machine_eps(ev.out_dtype) ** UNRELATED_POWER * ev.scale
     if not (0 < change <= SAFETY * NOISE_FACTOR * sigma and NOISE_FACTOR * sigma > rounding):
         return False
     return change * SAFETY > sigma or NOISE_FACTOR * element_noise(ev, i, step, a) > rounding
 
 
+#: Up to this many values, :func:`rms` sums in Python floats.
+SMALL_RMS = 8
+
+
 def rms(values: np.ndarray) -> float:
     """The root mean square of the finite values, scaled so that values near 1e200 do not overflow (0 if none)."""
     v = np.asarray(values, dtype=np.float64).reshape(-1)
+    if v.size <= SMALL_RMS:  # in Python floats: no numpy call to set up (an overflow is inf, never a warning)
+        total = sum(x * x for x in v.tolist())
+        if 1e-290 < total < 1e300:
+            return math.sqrt(total / v.size)
     with np.errstate(all="ignore"):  # an overflow of the one pass is caught below, without numpy's warning
         total = float(np.dot(v, v)) if v.size else 0.0
         if 1e-290 < total < 1e300:  # finite, no overflow or underflow to fear: one pass
@@ -241,7 +250,7 @@ def wide_resolution(
     float64 run. An element tiny beside its tensor's typical gradient is still judged far below the native
     resolution of the tensor (an error 1e-8 of the largest element, 10 times the element itself, fails)."""
     size = np.maximum(np.abs(analytic), np.abs(numeric))
-    return RES_FACTOR * float(np.finfo(np.float64).eps) * (size + leaf_rms) + native_grant(native_eps) * size
+    return RES_FACTOR * machine_eps(np.float64) * (size + leaf_rms) + native_grant(native_eps) * size
 
 
 def native_grant(native_eps: Any) -> Any:
@@ -336,7 +345,7 @@ def screen(
     if tol.custom:
         limit = np.asarray(tol.allowed(numeric), dtype=np.float64) * np.ones_like(numeric)
     else:
-        eps_out = float(np.finfo(ev.out_dtype).eps)
+        eps_out = machine_eps(ev.out_dtype)
         # truncation of a central difference is ~ h^2 |f'''| / 6; without f''' assume the step is balanced,
         # i.e. truncation ~ round-off relative to the derivative: eps^(2/3) |n|
         # Each element is screened by its own size only: a bound set by its large neighbours would clear a

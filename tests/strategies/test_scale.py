@@ -72,6 +72,19 @@ def test_the_number_of_directions_follows_the_confidence_asked_for(confidence, d
     # one direction misses an error of 10 bounds with probability sqrt(2/3)/10 = 0.082
     assert r.ok and r.n_evals == 1 + 2 * directions
     assert f"probability >= {confidence:.6g}" in " ".join(r.notes)
+    said = "1 random direction agrees" if directions == 1 else f"{directions} random directions agree"
+    assert said in " ".join(r.notes)
+
+
+def test_a_detection_size_as_loose_as_gradchecks_takes_one_direction_and_states_what_it_catches():
+    # gradcheck's fast mode takes one random direction and a relative tolerance of 1e-3: asked to catch errors
+    # of that size, one direction's bound (about 1e-7 of the gradient in float64) catches them at 0.999
+    f, g, x = problem(10_000)
+    r = backcheck.check(f, x, g, strategy="auto", detect=1e-3)
+    assert r.ok and r.n_evals == 1 + 2
+    assert 0 < r.leaves[0].floor_rel <= 1e-3
+    wrong = backcheck.check(f, x, lambda x: g(x) * (1 + 3e-3), strategy="auto", detect=1e-3)
+    assert wrong.status == "fail"
 
 
 def test_a_smaller_detection_size_takes_more_directions_and_is_stated():

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from backcheck.bits import machine_eps
 from backcheck.calls import first_parameter_name, function_name, params_tree, require_callable, typed_arguments
 from backcheck.errors import BadInputError, NonFiniteError, NotScalarError, NumericWarning, UserFunctionError
 from backcheck.evaluate import Evaluator, Output
@@ -39,7 +40,7 @@ def noise_level(ev: Evaluator, scale: Any = None, lazy: bool = False) -> Any:
     so far (none, before the probe runs): a screen that clears a difference on rounding alone is only
     stricter, and the first difference it cannot clear pays for the probe.
     """
-    eps = float(np.finfo(ev.out_dtype).eps)
+    eps = machine_eps(ev.out_dtype)
     whole = max(ev.scale, abs(ev.phi0))
     measured = ev.noise_known if lazy else ev.noise
     if scale is None or not ev.noise_scale > 0:
@@ -348,7 +349,7 @@ def refine_elements(
             ]
         )
 
-    eps = float(np.finfo(ev.out_dtype).eps)
+    eps = machine_eps(ev.out_dtype)
     noise = MEASURED_NOISE * ev.noise if noise is None else noise
     # at least the rounding of the outputs each element moves where phi is taken relative to the outputs at the
     # point (a layer's phi0 is 0): the model's eps |phi| would not see a float32 loss of size 2 round by 2.4e-7
@@ -433,7 +434,7 @@ def _complex_grad(f: Callable[[Any], Any], params: Any, step: Any, return_error:
 
     grad = np.empty(tree.size)
     err = np.zeros(tree.size)
-    eps = float(np.finfo(np.float64).eps)
+    eps = machine_eps(np.float64)
     for leaf, arr in zip(tree.leaves, arrays, strict=True):
         flat = arr.reshape(-1)
         for j in range(leaf.size):

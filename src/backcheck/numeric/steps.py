@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from backcheck.bits import machine_eps
 from backcheck.errors import BadInputError
 from backcheck.tree import Tree
 
@@ -16,7 +17,7 @@ def step_base(dtype: Any, order: int = 2) -> float:
     For a central difference (order 2) this is ``eps ** (1/3)``: about 6.1e-6 in float64 and 4.9e-3 in
     float32; for a one-sided difference (order 1) it is ``sqrt(eps)``.
     """
-    eps = float(np.finfo(np.dtype(dtype)).eps)
+    eps = machine_eps(np.dtype(dtype))
     return eps ** (1.0 / (order + 1))
 
 
@@ -44,7 +45,7 @@ def default_steps(tree: Tree, step: Any = None, order: int = 2, out_dtype: Any =
     out = np.empty(tree.size)
     for leaf in tree.leaves:
         dtype = leaf.dtype
-        if out_dtype is not None and np.finfo(out_dtype).eps > np.finfo(dtype).eps:
+        if out_dtype is not None and machine_eps(out_dtype) > machine_eps(dtype):
             dtype = np.dtype(out_dtype)
         part = out[leaf.offset : leaf.offset + leaf.size]
         np.abs(leaf.original.reshape(-1), out=part, casting="unsafe")  # into float64, no temporary

@@ -255,8 +255,9 @@ def _projected(
             # directions this coarse cannot see errors that matter (a function computing in float32): pass means
             # vouched, so a sample of elements is judged one by one instead, each against its own bound
             out.notes.append(
-                f"{leaf.name}: {k} random directions agree, but only an error of {proj.detectable:.2g} of the "
-                f"gradient or more would have failed them; instead {_how_many(*sample(leaf))}."
+                f"{leaf.name}: {k} random direction{'s agree' if k > 1 else ' agrees'}, but only an error of "
+                f"{proj.detectable:.2g} of the gradient or more would have failed them; instead "
+                f"{_how_many(*sample(leaf))}."
             )
             continue
         if not proj.failed:
@@ -267,7 +268,7 @@ def _projected(
                 else ""
             )
             out.notes.append(
-                f"{leaf.name}: {k} random direction{'s' if k > 1 else ''} agree (worst |mismatch|/bound "
+                f"{leaf.name}: {k} random direction{'s agree' if k > 1 else ' agrees'} (worst |mismatch|/bound "
                 f"{worst:.2g}); an error of {proj.detectable:.2g} of the gradient (RMS, step-weighted) or more "
                 f"would have failed with probability >= {confidence:.6g}{short}."
             )

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from backcheck.bits import machine_eps
 from backcheck.evaluate import Evaluator
 from backcheck.judgement import judge
 from backcheck.numeric.grad import noise_level, roundoff
@@ -71,9 +72,7 @@ class Outcome:
 def _listed(ev: Evaluator, idx: np.ndarray, ks: np.ndarray, by: np.ndarray | None = None) -> str:
     """The first three of elements ``idx[ks]`` by name (each with ``by``, how far f jumped there), and how many
     more."""
-    shown = ", ".join(
-        ev.tree.element_name(int(idx[k])) + ("" if by is None else f" (by {by[k]:.3g})") for k in ks[:3]
-    )
+    shown = ", ".join(ev.tree.element_name(int(idx[k])) + ("" if by is None else f" (by {by[k]:.3g})") for k in ks[:3])
     return shown + (f" and {ks.size - 3} more" if ks.size > 3 else "")
 
 
@@ -400,7 +399,7 @@ def systematic_scale_test(
     Returns ``({array: explanation}, {array: why undecided})``.
     """
     n, status, grad_eps = j.numeric, j.status, claim.grad_eps
-    out_eps = float(np.finfo(ev.out_dtype).eps)
+    out_eps = machine_eps(ev.out_dtype)
     failed: dict[str, str] = {}
     unsure: dict[str, str] = {}
     which = None

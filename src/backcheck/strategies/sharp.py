@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from backcheck.bits import machine_eps
 from backcheck.evaluate import Evaluator
 from backcheck.numeric.grad import MEASURED_NOISE, NOISE_FACTOR, refine_elements
 from backcheck.numeric.noise import POINTS, element_noise
@@ -58,15 +59,15 @@ def coarse_inside(ev: Evaluator) -> bool:
     quantum far above its rounding (a quantized ``phi``, a value rounded to float16 inside, is piecewise
     constant: no table makes a derivative of it)."""
     size = max(ev.scale, abs(ev.phi0))
-    if ev.noise_quantum > QUANTIZED * float(np.finfo(ev.out_dtype).eps) * size:
+    if ev.noise_quantum > QUANTIZED * machine_eps(ev.out_dtype) * size:
         return False
-    if np.finfo(ev.out_dtype).eps > 1e-10:
+    if machine_eps(ev.out_dtype) > 1e-10:
         return True
     noise = ev.noise_known
-    loud = noise > COARSE_INSIDE * float(np.finfo(np.float64).eps) * size
+    loud = noise > COARSE_INSIDE * machine_eps(np.float64) * size
     # ... and no louder than float32's rounding of a long computation: louder is no rounding (an oscillation
     # finer than the step, whose average over larger steps is no derivative of f)
-    rounding = noise <= FLOAT32_ROUNDING * float(np.finfo(np.float32).eps) * size
+    rounding = noise <= FLOAT32_ROUNDING * machine_eps(np.float32) * size
     return bool(loud and rounding and not ev.noise_quantum > 0)
 
 
@@ -84,7 +85,7 @@ def sharpen_low_precision(ev: Evaluator, claim: Claim, outcome: Outcome, rng: np
     if not notes:
         return []
     sampled = f" (a random sample of {pos.size} of {whole})" if whole > pos.size else ""
-    where = ev.out_dtype if np.finfo(ev.out_dtype).eps > 1e-10 else "a dtype coarser than the float64 it returns"
+    where = ev.out_dtype if machine_eps(ev.out_dtype) > 1e-10 else "a dtype coarser than the float64 it returns"
     return [
         f"{ev.fname} computes in {where}, where one central difference resolves only a few percent of a "
         f"gradient: elements were refined on a Richardson table{sampled} so that errors of "
@@ -126,7 +127,7 @@ def _at_kinks(ev: Evaluator, claim: Claim, idx: np.ndarray, a: np.ndarray, wrong
     let such an element through at a bound widened by the noise other kinks stir up, and the kink shows only
     against the noise along the element itself (:func:`element_noise`, 24 evaluations)."""
     kinks = np.zeros(wrong.size, dtype=bool)
-    eps_out = float(np.finfo(ev.out_dtype).eps)
+    eps_out = machine_eps(ev.out_dtype)
     for k in np.flatnonzero(wrong)[:KINK_RECHECKS]:
         i, h = int(idx[k]), float(claim.steps[idx[k]])
         phis, disp = ev.element(i, (h, -h, h / 2, -h / 2), shrink=True)
