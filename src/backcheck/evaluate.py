@@ -66,6 +66,9 @@ class Evaluator:
         self.phi0 = 0.0
         self.scale = 0.0
         self.out_dtype = np.dtype(np.float64)
+        #: a rounding unit of the outputs coarser than their numpy dtype's, where a frontend knows one (bfloat16
+        #: outputs held as float16, which numpy has): 0 for none
+        self.out_unit = 0.0
         self._noise = 0.0  # measured noise of phi (numeric.noise), 0 until estimated
         self.jitter = 0.0  # how far two calls at the same point differed, within rounding (randomness.jitter)
         self.noise_quantum = 0.0  # the step phi moves in where the noise probe found it standing still
@@ -181,13 +184,23 @@ class Evaluator:
         self.phi0, self.scale, self.out_dtype = phi, scale, dtype
         self.ready = True
         finest = min((leaf.dtype for leaf in self.tree.leaves), key=machine_eps, default=dtype)
-        if not self._integer and machine_eps(dtype) > machine_eps(finest):
+        if not self._integer and self.out_eps > machine_eps(finest):
             self._coarse = (
-                f"{self.fname} returns {dtype} for {finest} inputs: its differences cannot resolve more than "
-                f"{dtype}'s rounding of |phi| ({machine_eps(dtype):.2g} relative), and the bounds say so; return "
-                f"{finest} to check the gradient more tightly."
+                f"{self.fname} returns {self.out_name} for {finest} inputs: its differences cannot resolve more "
+                f"than {self.out_name}'s rounding of |phi| ({self.out_eps:.2g} relative), and the bounds say so; "
+                f"return {finest} to check the gradient more tightly."
             )
         return phi
+
+    @property
+    def out_eps(self) -> float:
+        """The relative rounding of the function's value: its dtype's epsilon, or :attr:`out_unit`."""
+        return max(machine_eps(self.out_dtype), self.out_unit)
+
+    @property
+    def out_name(self) -> str:
+        """The name of the dtype the function's value rounds in (bfloat16 where :attr:`out_unit` says so)."""
+        return "bfloat16" if self.out_unit > machine_eps(self.out_dtype) else str(self.out_dtype)
 
     def recheck(self) -> None:
         """Evaluate at the point once more: a random function whose two baseline calls agreed by chance (a mask

@@ -117,7 +117,7 @@ def _noise_since(ev: Evaluator, cleared: np.ndarray, limit: np.ndarray, first: t
     measured since (refining other elements ran it): a quantized ``phi`` (a value rounded to float16 inside)
     moves in steps far above its rounding, and a difference that agreed within rounding did so by chance."""
     size, span, res = (a[cleared] for a in first)
-    eps_out = float(np.finfo(ev.out_dtype).eps)
+    eps_out = ev.out_eps
     now = bound(eps_out ** (2.0 / 3.0) * size, roundoff(ev, np.abs(span), lazy=True), res)
     limit[cleared] = np.maximum(limit[cleared], now)
 

@@ -428,7 +428,7 @@ def on_own_scale(
     if disp[0] == 0.0 or disp[1] == 0.0 or not np.all(np.isfinite(phis)):
         return verdict
     out = refine(ev, i, a, s, (float(phis[0]), float(phis[1]), float(disp[0]), float(disp[1])), res, tol)
-    if out[0] == MISMATCH and np.finfo(ev.out_dtype).eps > COARSE_EPS:
+    if out[0] == MISMATCH and ev.out_eps > COARSE_EPS:
         # a float32 exp(x) - 1 at x of -3e-5 rounds by units of 1 (its exp), 0.7% of its change over a step of 4e-6
         out = _within_intermediates(ev, i, (a, float(disp[0] - disp[1])), out)
     vouched = out[0] == MISMATCH or (out[0] == OK and out[2] <= VOUCH * size)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.bits import machine_eps, power_of_two_grid
+from backcheck.bits import power_of_two_grid
 from backcheck.errors import BackcheckError
 from backcheck.evaluate import Evaluator
 from backcheck.numeric.grad import noise_level, roundoff
@@ -196,7 +196,7 @@ def _units(ev: Evaluator, sizes: np.ndarray) -> np.ndarray:
 
 def _unit(ev: Evaluator) -> float:
     """:data:`WIDE_AGREEMENT` units in the last place of the output's dtype, at a size of 1."""
-    return WIDE_AGREEMENT * machine_eps(ev.out_dtype)
+    return WIDE_AGREEMENT * ev.out_eps
 
 
 #: An element whose step moves f by at most this many units of its rounding, in either direction (and not at all

@@ -113,8 +113,8 @@ def _unread(contract: Contract, ev: Evaluator, analytic: Analytic, options: Opti
         return []
     if wide is not None and wide.shape == g.shape:  # a native gradient of pure rounding says nothing moves
         g = np.where(np.abs(wide) < np.abs(g), wide, g)
-    eps = machine_eps(ev.out_dtype)
-    steps = default_steps(ev.tree, options.step, out_dtype=ev.out_dtype)
+    eps = ev.out_eps
+    steps = default_steps(ev.tree, options.step, out_eps=ev.out_eps)
     # a change below the function's measured noise (a quantized loss) is no sign of an unread input; a value of
     # exactly 0 with no outputs of any size is as often terms that cancelled (a sum of saturated tanh at +-1, a
     # BCE's -z + z) as nothing, and carries the rounding of terms of unit size: a change below that is no sign
@@ -255,7 +255,7 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: M
     """Run the strategy over one section and build its report."""
     g = sec.g
     strategy = resolve(options.strategy, tree.size)
-    steps = default_steps(ev.tree, options.step, out_dtype=ev.out_dtype)
+    steps = default_steps(ev.tree, options.step, out_eps=ev.out_eps)
 
     def probe() -> float:  # on first need only: after the point has been evaluated once more
         ev.recheck()
@@ -373,7 +373,7 @@ def _beyond_user_step(ev: Evaluator, claim: Claim, outcome: Outcome) -> list[str
     if not bad.size:
         return []
     idx = outcome.checked[bad]
-    usual = default_steps(ev.tree, None, out_dtype=ev.out_dtype)
+    usual = default_steps(ev.tree, None, out_eps=ev.out_eps)
     far = claim.steps[idx] > STEP_BEYOND * usual[idx]
     if not far.any():
         return []
@@ -401,11 +401,11 @@ def _value_gradient(ev: Evaluator) -> float:
 def _blind_cause(ev: Evaluator) -> str:
     """Why differences may not see an error that matters here, as far as the check measured it."""
     size = max(ev.scale, abs(ev.phi0))
-    eps = machine_eps(ev.out_dtype)
+    eps = ev.out_eps
     if ev.noise_quantum > QUANTIZED * eps * size:
         return f"f moves in steps of {ev.noise_quantum:.2g} (a value rounded inside)"
     if eps > 1e-10:
-        return f"f returns {ev.out_dtype}, whose rounding of |f| ({eps:.2g} relative) limits the differences"
+        return f"f returns {ev.out_name}, whose rounding of |f| ({eps:.2g} relative) limits the differences"
     if ev.noise_known > COARSE_INSIDE * eps * size:
         return f"f's measured noise, {ev.noise_known / max(eps * size, 1e-300):.2g} times its dtype's rounding of |f|"
     return "the function's noise or rounding, an overflow, a pole or a dtype too narrow"

@@ -123,7 +123,7 @@ def unrelated(ev: Evaluator, i: int, change: float, step: float, a: float) -> bo
     say that ``phi`` is not smooth on the scale of the step. An element quiet along itself beside a loud one keeps
     its verdict, as does one along which ``phi`` stood still (see :func:`_unless_coarse`).
     """
-    sigma, rounding = ev.noise, machine_eps(ev.out_dtype) ** UNRELATED_POWER * ev.scale
+    sigma, rounding = ev.noise, ev.out_eps ** UNRELATED_POWER * ev.scale
     if not (0 < change <= SAFETY * NOISE_FACTOR * sigma and NOISE_FACTOR * sigma > rounding):
         return False
     return change * SAFETY > sigma or NOISE_FACTOR * element_noise(ev, i, step, a) > rounding
@@ -345,7 +345,7 @@ def screen(
     if tol.custom:
         limit = np.asarray(tol.allowed(numeric), dtype=np.float64) * np.ones_like(numeric)
     else:
-        eps_out = machine_eps(ev.out_dtype)
+        eps_out = ev.out_eps
         # truncation of a central difference is ~ h^2 |f'''| / 6; without f''' assume the step is balanced,
         # i.e. truncation ~ round-off relative to the derivative: eps^(2/3) |n|
         # Each element is screened by its own size only: a bound set by its large neighbours would clear a

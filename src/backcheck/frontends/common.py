@@ -139,7 +139,7 @@ class CachedEvaluator(Evaluator):
         col, val, disp = np.concatenate(cols), np.concatenate(vals), np.concatenate(disps)
         rows = np.concatenate([[-1], np.arange(col.size)])  # -1: the original point, to validate the batch
         found: dict[tuple[int, float], list[Any]] = {}
-        eps = float(np.finfo(self.out_dtype).eps)
+        eps = self.out_eps
         for start in range(0, rows.size, chunk):
             sub = rows[start : start + chunk]
             X = np.repeat(base[None, :], sub.size, axis=0)

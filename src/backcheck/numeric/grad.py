@@ -40,7 +40,7 @@ def noise_level(ev: Evaluator, scale: Any = None, lazy: bool = False) -> Any:
     so far (none, before the probe runs): a screen that clears a difference on rounding alone is only
     stricter, and the first difference it cannot clear pays for the probe.
     """
-    eps = machine_eps(ev.out_dtype)
+    eps = ev.out_eps
     whole = max(ev.scale, abs(ev.phi0))
     measured = ev.noise_known if lazy else ev.noise
     if scale is None or not ev.noise_scale > 0:
@@ -349,7 +349,7 @@ def refine_elements(
             ]
         )
 
-    eps = machine_eps(ev.out_dtype)
+    eps = ev.out_eps
     noise = MEASURED_NOISE * ev.noise if noise is None else noise
     # at least the rounding of the outputs each element moves where phi is taken relative to the outputs at the
     # point (a layer's phi0 is 0): the model's eps |phi| would not see a float32 loss of size 2 round by 2.4e-7
@@ -373,7 +373,7 @@ def refine_elements(
 def _single_step_grad(ev: Evaluator, stencil: Stencil, step: Any, return_error: bool) -> tuple[np.ndarray, np.ndarray]:
     """The stencil once per element (and at half the step for the error estimate)."""
     tree = ev.tree
-    h = default_steps(tree, step, order=stencil.order, out_dtype=ev.out_dtype)
+    h = default_steps(tree, step, order=stencil.order, out_eps=ev.out_eps)
     if return_error:
         ev.noise = estimate_noise(ev, h)
     grad = np.empty(tree.size)

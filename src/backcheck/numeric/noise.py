@@ -242,7 +242,7 @@ def _should_move(ev: Evaluator, spacing: np.ndarray, slopes: np.ndarray | None, 
     if slopes is None:
         return False
     change = abs(float(np.dot(slopes, spacing)))
-    return change > ulps * float(np.finfo(ev.out_dtype).eps) * max(ev.scale, abs(ev.phi0), 1e-300)
+    return change > ulps * ev.out_eps * max(ev.scale, abs(ev.phi0), 1e-300)
 
 
 def _grid(ev: Evaluator, idx: np.ndarray, size: np.ndarray, spacing: np.ndarray) -> np.ndarray:

@@ -17,15 +17,19 @@ def step_base(dtype: Any, order: int = 2) -> float:
     For a central difference (order 2) this is ``eps ** (1/3)``: about 6.1e-6 in float64 and 4.9e-3 in
     float32; for a one-sided difference (order 1) it is ``sqrt(eps)``.
     """
-    eps = machine_eps(np.dtype(dtype))
-    return eps ** (1.0 / (order + 1))
+    return _base(machine_eps(np.dtype(dtype)), order)
 
 
-def default_steps(tree: Tree, step: Any = None, order: int = 2, out_dtype: Any = None) -> np.ndarray:
-    """One absolute step per element of ``tree``: ``base(dtype) * max(|x_i|, 1)``, or the user's ``step``.
+def _base(eps: float, order: int) -> float:
+    return float(eps ** (1.0 / (order + 1)))
 
-    ``dtype`` is the element's, or ``out_dtype`` (the function's output) where that is coarser: a float32 loss
-    of float64 parameters resolves differences only at float32's precision, so its steps are float32's.
+
+def default_steps(tree: Tree, step: Any = None, order: int = 2, out_eps: float = 0.0) -> np.ndarray:
+    """One absolute step per element of ``tree``: ``base(eps) * max(|x_i|, 1)``, or the user's ``step``.
+
+    ``eps`` is the element dtype's, or ``out_eps`` (the rounding of the function's output) where that is
+    coarser: a float32 loss of float64 parameters resolves differences only at float32's precision, so its
+    steps are float32's.
 
     ``step`` may be one positive number for every element, or an array of ``tree.size`` positive numbers.
     """
@@ -44,13 +48,10 @@ def default_steps(tree: Tree, step: Any = None, order: int = 2, out_dtype: Any =
         return arr
     out = np.empty(tree.size)
     for leaf in tree.leaves:
-        dtype = leaf.dtype
-        if out_dtype is not None and machine_eps(out_dtype) > machine_eps(dtype):
-            dtype = np.dtype(out_dtype)
         part = out[leaf.offset : leaf.offset + leaf.size]
         np.abs(leaf.original.reshape(-1), out=part, casting="unsafe")  # into float64, no temporary
         np.maximum(part, 1.0, out=part)
-        part *= step_base(dtype, order)
+        part *= _base(max(machine_eps(leaf.dtype), out_eps), order)
     return out
 
 

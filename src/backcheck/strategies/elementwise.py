@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from backcheck.bits import machine_eps
 from backcheck.evaluate import Evaluator
 from backcheck.judgement import judge
 from backcheck.numeric.grad import noise_level, roundoff
@@ -399,7 +398,7 @@ def systematic_scale_test(
     Returns ``({array: explanation}, {array: why undecided})``.
     """
     n, status, grad_eps = j.numeric, j.status, claim.grad_eps
-    out_eps = machine_eps(ev.out_dtype)
+    out_eps = ev.out_eps
     failed: dict[str, str] = {}
     unsure: dict[str, str] = {}
     which = None

@@ -154,7 +154,7 @@ def measure_once(
     res = RES_FACTOR * grad_eps * (abs(a1) + l2 + typical * norm) + float(native_grant(native)) * l2
     if tol.custom:
         return Measurement(n1 - a1, float(tol.allowed(n1)), n1, a1)
-    eps_out = float(np.finfo(ev.out_dtype).eps)
+    eps_out = ev.out_eps
     # as in verdict.screen: a balanced step's truncation is about its round-off, eps^(2/3) of the derivative;
     # rounding alone clears (the noise probe runs only for a direction that rounding cannot clear)
     trunc = eps_out ** (2 / 3) * (abs(n1) + l1)

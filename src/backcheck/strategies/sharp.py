@@ -59,9 +59,9 @@ def coarse_inside(ev: Evaluator) -> bool:
     quantum far above its rounding (a quantized ``phi``, a value rounded to float16 inside, is piecewise
     constant: no table makes a derivative of it)."""
     size = max(ev.scale, abs(ev.phi0))
-    if ev.noise_quantum > QUANTIZED * machine_eps(ev.out_dtype) * size:
+    if ev.noise_quantum > QUANTIZED * ev.out_eps * size:
         return False
-    if machine_eps(ev.out_dtype) > 1e-10:
+    if ev.out_eps > 1e-10:
         return True
     noise = ev.noise_known
     loud = noise > COARSE_INSIDE * machine_eps(np.float64) * size
@@ -85,7 +85,7 @@ def sharpen_low_precision(ev: Evaluator, claim: Claim, outcome: Outcome, rng: np
     if not notes:
         return []
     sampled = f" (a random sample of {pos.size} of {whole})" if whole > pos.size else ""
-    where = ev.out_dtype if machine_eps(ev.out_dtype) > 1e-10 else "a dtype coarser than the float64 it returns"
+    where = ev.out_name if ev.out_eps > 1e-10 else "a dtype coarser than the float64 it returns"
     return [
         f"{ev.fname} computes in {where}, where one central difference resolves only a few percent of a "
         f"gradient: elements were refined on a Richardson table{sampled} so that errors of "
@@ -127,7 +127,7 @@ def _at_kinks(ev: Evaluator, claim: Claim, idx: np.ndarray, a: np.ndarray, wrong
     let such an element through at a bound widened by the noise other kinks stir up, and the kink shows only
     against the noise along the element itself (:func:`element_noise`, 24 evaluations)."""
     kinks = np.zeros(wrong.size, dtype=bool)
-    eps_out = machine_eps(ev.out_dtype)
+    eps_out = ev.out_eps
     for k in np.flatnonzero(wrong)[:KINK_RECHECKS]:
         i, h = int(idx[k]), float(claim.steps[idx[k]])
         phis, disp = ev.element(i, (h, -h, h / 2, -h / 2), shrink=True)

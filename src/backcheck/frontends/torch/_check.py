@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 import backcheck.frontends.torch._analytic as side
+from backcheck.bits import machine_eps
 from backcheck.calls import call_user, first_line, require_callable
 from backcheck.contract import Analytic, Contract, Section
 from backcheck.errors import (
@@ -64,6 +65,7 @@ from backcheck.report import Finding, Report
 from backcheck.run import run
 from backcheck.strategies import defers_repeat
 from backcheck.tree import Tree
+from backcheck.verdict import RES_FACTOR
 
 #: A float32 (or narrower) backward pass whose result differs from its float64 run by more than this many
 #: units of its dtype's epsilon (of the largest gradient element) is ill-conditioned at the point, and the
@@ -225,6 +227,7 @@ def _contract(sess: Session, target: Target, knobs: Knobs) -> tuple[Contract, np
     rep_tree, grad_eps, labels = _report_tree(sess)
     repeat = not defers_repeat(knobs.options.strategy, rep_tree.size)
     _, ev, notes = numeric_side(sess, rep_tree, knobs.numeric_dtype, sess.output_parts(out0), repeat)
+    grad_eps = _through_narrow_outputs(rep_tree, grad_eps, _output_eps([t for _, t in outs]), ev.out_eps)
     ev.remember_directions = knobs.forward_mode  # the forward-mode section asks for the same directions
     if out_note:
         notes.append(out_note)
@@ -300,6 +303,19 @@ def _vmap_plan(sess: Session, tree: Tree, knobs: Knobs) -> tuple[bool, str]:
     return knobs.vectorized is True or tree.size >= AUTO_MIN_ELEMENTS, ""
 
 
+#: A gradient that passed through a narrower output's dtype is granted this many of its epsilons of rounding
+#: (the backward rounds there once or a few times: autocast's bfloat16 matmul accumulates in float32).
+NARROW_OUTPUT_ULPS = 4.0
+
+
+def _output_eps(outs: Sequence[Any]) -> float:
+    """The machine epsilon of the narrowest checked output (bfloat16's where one is)."""
+    torch = torch_module()
+    return max(
+        (BFLOAT16_EPS if real_of(t.dtype) == torch.bfloat16 else float(torch.finfo(real_of(t.dtype)).eps)) for t in outs
+    )
+
+
 def _report_tree(sess: Session) -> tuple[Tree, np.ndarray | None, dict[str, str]]:
     """The tree the report speaks of (the slots at their own dtypes), bfloat16's epsilon, and dtype labels."""
     arrays, stand_in, labels = {}, [], {}
@@ -315,12 +331,25 @@ def _report_tree(sess: Session) -> tuple[Tree, np.ndarray | None, dict[str, str]
     grad_eps = None
     if stand_in:
         grad_eps = np.concatenate(
-            [
-                np.full(lf.size, BFLOAT16_EPS if lf.name in stand_in else float(np.finfo(lf.dtype).eps))
-                for lf in tree.leaves
-            ]
+            [np.full(lf.size, BFLOAT16_EPS if lf.name in stand_in else machine_eps(lf.dtype)) for lf in tree.leaves]
         )
     return tree, grad_eps, labels
+
+
+def _through_narrow_outputs(
+    tree: Tree, grad_eps: np.ndarray | None, native: float, numeric: float
+) -> np.ndarray | None:
+    """``grad_eps``, widened where the gradient passed through outputs narrower than the numeric side's.
+
+    A function that returns bfloat16 or float16 from wider inputs (autocast, ``x.bfloat16()``) runs its backward
+    pass from a cotangent in that dtype, and rounds there, whatever dtype it hands back; where the numeric side
+    computes in float32 or float64 (autocast leaves float64 alone), its differences resolve finer than that
+    rounding, which is granted: :data:`NARROW_OUTPUT_ULPS` epsilons of the narrowest output (``native``). Where
+    the numeric side returns the narrow dtype too, its own rounding already bounds every comparison."""
+    if not numeric < machine_eps(np.float16) <= native:
+        return grad_eps
+    own = grad_eps if grad_eps is not None else tree.per_leaf([machine_eps(lf.dtype) for lf in tree.leaves])
+    return np.maximum(own, native * NARROW_OUTPUT_ULPS / RES_FACTOR)  # (grad_eps is granted RES_FACTOR times)
 
 
 class _Side:

@@ -55,6 +55,7 @@ class Session:
         self.primed: list[np.ndarray] | None = None
         self.out_mask: list[bool] = []  # which flattened outputs enter the check
         self.half_outputs: set[int] = set()  # checked bfloat16 outputs whose values float16 holds exactly
+        self.bfloat16_out = False  # whether the last outputs made numpy arrays of held bfloat16 values
         self.u_parts: list[np.ndarray] = []
         self.douts: list[Any] = []
         self.out_names: list[str] = []
@@ -205,11 +206,9 @@ class Session:
         """The checked outputs as numpy arrays; bfloat16 ones as float16, whose rounding is nearer theirs (an
         output the numeric side computes in a wider dtype keeps it)."""
         half, bf16 = self.half_outputs, self.torch.bfloat16
-        return [
-            p
-            for k, t in enumerate(self.float_outputs(out))
-            for p in parts(t, np.float16 if k in half and t.dtype == bf16 else None)
-        ]
+        outs = self.float_outputs(out)
+        self.bfloat16_out = any(real_of(t.dtype) == bf16 for t in outs)
+        return [p for k, t in enumerate(outs) for p in parts(t, np.float16 if k in half and t.dtype == bf16 else None)]
 
     # -- the numeric side ------------------------------------------------------------------------------------
     def numeric_call(self, current: Mapping[str, np.ndarray]) -> list[np.ndarray]:

@@ -20,6 +20,7 @@ from backcheck.evaluate import Evaluator, Output
 from backcheck.frontends.common import CachedEvaluator, zero_dout_error
 from backcheck.frontends.torch._session import Session
 from backcheck.frontends.torch._tensors import (
+    BFLOAT16_EPS,
     Slot,
     dtype_name,
     is_diff_tensor,
@@ -149,7 +150,7 @@ def choose_outputs(sess: Session, out0: Any) -> tuple[list[tuple[str, Any]], str
         halves = ", ".join(outs[k][0] for k in sorted(sess.half_outputs))
         note = (note + " " if note else "") + (
             f"{halves} (bfloat16) enter the numeric side as float16, which holds their values exactly (numpy has "
-            "no bfloat16); the bounds take float16's rounding, 8 times finer than bfloat16's."
+            "no bfloat16); the bounds take bfloat16's rounding."
         )
     return outs, note
 
@@ -368,6 +369,8 @@ def numeric_side(
         if other:
             reasons.append(other)
             continue
+        # bfloat16 outputs held as float16 or float32 round as bfloat16 does: the evaluator's bounds take its epsilon
+        ev.out_unit = BFLOAT16_EPS if sess.bfloat16_out else 0.0
         # the baseline's first call at the point is the native call, made already; its second call is made
         sess.primed = list(native) if same else None
         try:
