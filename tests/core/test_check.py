@@ -275,7 +275,14 @@ def test_estimates_that_never_settle_are_noisy_not_a_mismatch():
     class Oscillating:
         """A numeric side whose slope estimate alternates between 1 and 3 as the step halves."""
 
-        phi0, scale, noise, noise_scale, out_dtype = 0.0, 1.0, 0.0, 0.0, np.dtype(np.float64)
+        phi0, scale, noise, noise_scale, out_dtype, out_eps = (
+            0.0,
+            1.0,
+            0.0,
+            0.0,
+            np.dtype(np.float64),
+            float(np.finfo(np.float64).eps),
+        )
         local_scale = np.zeros(1)
 
         def element(self, i, steps):
