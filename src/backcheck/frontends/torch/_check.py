@@ -188,10 +188,16 @@ def _check_session(target: Target, knobs: Knobs, found: tuple[Any, ...], frozen:
     try:
         contract, grad_eps = _contract(sess, target, knobs)
         report = run(contract, knobs.options)
-        alone = [run(c, knobs.options) for c in _alone_contracts(sess, contract, knobs, grad_eps)]
+        alone, raised = [], []
+        for c in _alone_contracts(sess, contract, knobs, grad_eps):
+            try:
+                alone.append(run(c, knobs.options))
+            except _AloneRaised as exc:
+                raised.append(_alone_finding(target.title, exc))
     finally:
         sess.restore()
     report = _merge(report, alone) if alone else report
+    report.findings.extend(raised[:1])  # (one says it: the same backward raised for each output)
     settle_linearity(report, contract.tree, target.title)
     if knobs.options.atol is None and knobs.options.rtol is None:  # (with the user's own tolerance, no hint of one)
         report.notes.extend(n for n in [small_error_note(report, contract.tree, target.title)] if n)
@@ -352,6 +358,23 @@ def _through_narrow_outputs(
     return np.maximum(own, native * NARROW_OUTPUT_ULPS / RES_FACTOR)  # (grad_eps is granted RES_FACTOR times)
 
 
+class _AloneRaised(UserFunctionError):
+    """The backward pass raised with one output's cotangent alone (the others undefined), where it ran with all."""
+
+
+def _alone_finding(fname: str, exc: _AloneRaised) -> Finding:
+    cause = exc.__cause__
+    what = f"{type(cause).__name__}: {first_line(cause)}" if cause is not None else first_line(exc)
+    return Finding(
+        "undefined gradient",
+        f"the backward pass of {fname} raised {what}, with one output's gradient alone, where it runs with every "
+        "output's. Autograd passes an undefined gradient (None under ctx.set_materialize_grads(False)) for an "
+        "output that does not reach the loss, so a loss of one output raises it too: test each grad_output for "
+        "None before using it.",
+        where=fname,
+    )
+
+
 class _Side:
     """The analytic side of one contract: reverse mode (and forward mode), for one cotangent."""
 
@@ -377,6 +400,8 @@ class _Side:
             try:
                 g = call_user(lambda: side.reverse(sess, None, douts), (), self._what())
             except UserFunctionError as exc:
+                if douts is not None and not isinstance(exc.__cause__, NotImplementedError):
+                    raise _AloneRaised(first_line(exc), exc.hint) from exc.__cause__
                 if not isinstance(exc.__cause__, NotImplementedError):
                     raise
                 if not (self.knobs.forward_mode and douts is None):
