@@ -33,6 +33,7 @@ from backcheck.verdict import (
     JUMP,
     KINK,
     MISMATCH,
+    NO_HULL,
     NOISY,
     OK,
     SCREEN_RELATIVE,
@@ -122,6 +123,11 @@ def _noise_since(ev: Evaluator, cleared: np.ndarray, limit: np.ndarray, first: t
     limit[cleared] = np.maximum(limit[cleared], now)
 
 
+#: A kink whose one-sided slopes moved by more than this fraction of their gap as the step halved, where finer steps
+#: find slopes that agree, is no kink at the point (see :func:`_judge_steps`).
+KINK_UNSETTLED = 0.05
+
+
 def judge_one(
     ev: Evaluator, i: int, a: float, h: float, first: Four, res: float, tol: Tolerance, typical: float | None
 ) -> Verdict:
@@ -146,8 +152,10 @@ def _judge_steps(
         return verdict
     # a pass looser than the screen's precision may have averaged the slopes across kinks inside the step
     loose = st == OK and not b <= SCREEN_RELATIVE * max(abs(a), abs(n))
+    smooth_finer = False  # the finer steps found slopes that agree (no kink at the point)
     if (unsure or loose or st in (MISMATCH, KINK, AMBIGUOUS)) and kinks_off_the_point(ev, i, a, verdict, rough, first):
         finer = at_finer_steps(ev, i, a, h, res, tol, size)
+        smooth_finer = finer is not None and finer[0] in (OK, MISMATCH)
         if finer is not None and (stands_for(finer, verdict, a, size) or (unsure and finer[0] == NOISY)):
             verdict = finer
     # not vouched for, or a mismatch that the quanta f moved by explain
@@ -165,4 +173,10 @@ def _judge_steps(
     # (slopes that disagree at every step above an element's own size may be a function bending on that finer
     # scale, sin(x / 1e-10) at x of 1e-10, as well as kinks at its zero)
     verdict = on_own_scale(ev, i, (a, h, size), res, tol, verdict)
-    return beside_the_point(ev, i, (a, h, size), first, res, tol, verdict) if verdict[0] == KINK else verdict
+    verdict = beside_the_point(ev, i, (a, h, size), first, res, tol, verdict) if verdict[0] == KINK else verdict
+    if verdict[0] == KINK and smooth_finer and verdict[2] > KINK_UNSETTLED * abs(verdict[3]):
+        # one-sided slopes still moving with the step, and slopes that agree at finer steps: the kink lies inside
+        # the step, not at the point (logits of spread 0.01 near 1e4 in float32, stepped by 1e4's step, make a
+        # smooth f look like a max), and the finer steps could not vouch; no subgradient is vouched for
+        return (NOISY, verdict[1], np.inf, np.nan, NO_HULL)
+    return verdict

@@ -121,15 +121,23 @@ def _formula_through_wide(ev: Evaluator, claim: Claim, idx: np.ndarray, sharp: R
 KINK_RECHECKS = 16
 
 
-def _at_kinks(ev: Evaluator, claim: Claim, idx: np.ndarray, a: np.ndarray, wrong: np.ndarray) -> np.ndarray:
+def _at_kinks(
+    ev: Evaluator, claim: Claim, idx: np.ndarray, a: np.ndarray, wrong: np.ndarray, table: np.ndarray
+) -> np.ndarray:
     """Which of the ``wrong`` elements sit at a kink whose one-sided slopes hold the claim. A Richardson table's
     central differences converge to the slopes' mean (a max-pool tie: half the routed gradient); the screen
     let such an element through at a bound widened by the noise other kinks stir up, and the kink shows only
-    against the noise along the element itself (:func:`element_noise`, 24 evaluations)."""
+    against the noise along the element itself (:func:`element_noise`, 24 evaluations).
+
+    The slopes are taken at the element's step or the step of its table's estimate (``table``), the smaller: a
+    step far beyond the scale on which f bends (a float32 softmax of logits near 1e4, whose step follows 1e4)
+    saturates f, and slopes that saturate keep a gap at every step, which is no kink's."""
     kinks = np.zeros(wrong.size, dtype=bool)
     eps_out = ev.out_eps
     for k in np.flatnonzero(wrong)[:KINK_RECHECKS]:
         i, h = int(idx[k]), float(claim.steps[idx[k]])
+        if np.isfinite(table[k]) and 0 < table[k] < h:
+            h = float(table[k])
         phis, disp = ev.element(i, (h, -h, h / 2, -h / 2), shrink=True)
         fwd, bwd = (phis[0::2] - ev.phi0) / disp[0::2], (ev.phi0 - phis[1::2]) / -disp[1::2]
         # the noise along the element, and the rounding of phi itself (two values each side, of its size)
@@ -297,7 +305,7 @@ def _refine(ev: Evaluator, claim: Claim, outcome: Outcome, pos: np.ndarray, floo
     still |= wrong & (sharp.value == 0.0) & (outcome.numeric[pos] == 0.0) & (outcome.bound[pos] >= np.abs(a))
     still |= wrong & below_rounding_of_inputs(ev, idx, a, claim.steps[idx], outcome.checked[outcome.numeric != 0])
     wrong &= ~still
-    kinks = _at_kinks(ev, claim, idx, a, wrong)  # a table averages a kink's one-sided slopes
+    kinks = _at_kinks(ev, claim, idx, a, wrong, sharp.step)  # a table averages a kink's one-sided slopes
     wrong &= ~kinks
     take = wrong | (reached if demand else better)
     outcome.numeric[pos] = np.where(take, sharp.value, outcome.numeric[pos])

@@ -361,14 +361,18 @@ def _through_narrow_outputs(
 class _AloneRaised(UserFunctionError):
     """The backward pass raised with one output's cotangent alone (the others undefined), where it ran with all."""
 
+    def __init__(self, message: str, hint: str | None, alone: str) -> None:
+        super().__init__(message, hint)
+        self.alone = alone
+
 
 def _alone_finding(fname: str, exc: _AloneRaised) -> Finding:
     cause = exc.__cause__
     what = f"{type(cause).__name__}: {first_line(cause)}" if cause is not None else first_line(exc)
     return Finding(
         "undefined gradient",
-        f"the backward pass of {fname} raised {what}, with one output's gradient alone, where it runs with every "
-        "output's. Autograd passes an undefined gradient (None under ctx.set_materialize_grads(False)) for an "
+        f"the backward pass of {fname} raised {what}, with the gradient of {exc.alone} alone, where it runs with "
+        "every output's. Autograd passes an undefined gradient (None under ctx.set_materialize_grads(False)) for an "
         "output that does not reach the loss, so a loss of one output raises it too: test each grad_output for "
         "None before using it.",
         where=fname,
@@ -401,7 +405,8 @@ class _Side:
                 g = call_user(lambda: side.reverse(sess, None, douts), (), self._what())
             except UserFunctionError as exc:
                 if douts is not None and not isinstance(exc.__cause__, NotImplementedError):
-                    raise _AloneRaised(first_line(exc), exc.hint) from exc.__cause__
+                    alone = ", ".join(n for n, d in zip(sess.out_names, douts, strict=True) if d is not None)
+                    raise _AloneRaised(first_line(exc), exc.hint, alone) from exc.__cause__
                 if not isinstance(exc.__cause__, NotImplementedError):
                     raise
                 if not (self.knobs.forward_mode and douts is None):
