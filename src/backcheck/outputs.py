@@ -37,12 +37,19 @@ class Output:
         self.declared = np.dtype(np.float64)
         #: a cotangent output's flat outputs at the last reduced call, in float64 (empty for a loss)
         self.last: list[np.ndarray] = []
+        #: per flat output, its masked entries at the base point (positions and values, +-inf), or None
+        self.masks: list[tuple[np.ndarray, np.ndarray] | None] = []
 
     def rows(self, parts: Sequence[np.ndarray]) -> np.ndarray:
         """``phi`` of each row of outputs that carry a leading batch axis, as :attr:`reduce` computes it."""
         total = np.zeros(parts[0].shape[0] if len(parts) else 0)
         for k, (p, uu) in enumerate(zip(parts, self.weights, strict=True)):
             y = np.asarray(p).reshape(p.shape[0], -1).astype(np.float64)
+            m = self.masks[k] if self.masks else None
+            if m is not None:  # as :func:`unmasked`, row by row
+                moved = (y[:, m[0]] != m[1]).any(axis=1)
+                y[:, m[0]] = 0.0
+                y[moved] = np.nan
             total += (y - self.base[k] if self.base else y) @ uu
         return total
 
@@ -85,6 +92,7 @@ class Output:
         u64 = [np.asarray(a, dtype=np.float64).reshape(-1) for a in u]
         absu = [np.abs(a) for a in u64]
         base: list[np.ndarray] = []
+        masks: list[tuple[np.ndarray, np.ndarray] | None] = []  # per output: masked (+-inf) positions, values
 
         def arrays(out: Any) -> tuple[list[np.ndarray], np.dtype]:
             parts = flatten(out)
@@ -106,12 +114,17 @@ class Output:
                 if arr.dtype.kind == "f" and arr.dtype.itemsize < dtype.itemsize:
                     dtype = arr.dtype
                 ys.append(arr.reshape(-1).astype(np.float64, copy=False))
+            if masks and any(m is not None for m in masks):
+                ys = [y if m is None else unmasked(y, m) for y, m in zip(ys, masks, strict=True)]
             return ys, dtype
 
         def anchor(out: Any) -> tuple[float, float, np.dtype]:
             # phi is measured from the base point's outputs from now on: outputs a perturbation leaves
             # unchanged then add exactly zero, so a large output elsewhere (a pole) adds no rounding
+            masks[:] = []
             ys, output.declared = arrays(out)
+            masks[:] = [mask_of(y) for y in ys]  # masked entries (-inf scores) weigh 0 and must stay as they are
+            ys = [y if m is None else unmasked(y, m) for y, m in zip(ys, masks, strict=True)]
             dtype = computed_dtype(ys, output.declared)
             base[:] = [y.copy() for y in ys]
             # a backward pass mixes these terms through dout, so it cannot resolve its result below their rounding
@@ -139,7 +152,29 @@ class Output:
 
         output = cls(reduce, anchor=anchor)
         output.base, output.weights = base, u64  # for evaluations made elsewhere (batched rows, workers)
+        output.masks = masks
         return output
+
+
+def mask_of(y: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """An output's masked entries (+-inf, as ``masked_fill(mask, -inf)`` before a softmax leaves them): their
+    positions and values; None when every entry is finite (the common case, one pass)."""
+    if np.isfinite(y).all():
+        return None
+    where = np.flatnonzero(np.isinf(y))
+    return where, y[where].copy()
+
+
+def unmasked(y: np.ndarray, mask: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """``y`` with its masked entries at 0 (their cotangent is 0), all NaN where one of them moved: a mask that
+    changes with the inputs is a jump of f, and NaN sends the step back as at the edge of f's domain."""
+    where, values = mask
+    out = y.copy()
+    moved = not np.array_equal(out[where], values)
+    out[where] = 0.0
+    if moved:
+        out[:] = np.nan
+    return out
 
 
 #: Telling values (non-integer, more digits than float16) needed to call an array output float32-computed.

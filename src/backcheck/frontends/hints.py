@@ -227,19 +227,35 @@ def check_outputs(parts: list[tuple[str, np.ndarray]], fname: str, out0: Any) ->
                 f"{fname}'s output {n} has dtype {p.dtype}; a layer's output must be float.",
                 "return float arrays." + cache_hint(out0, n),
             )
-        if not np.all(np.isfinite(p)):
+        if np.isnan(p).any():
             raise NonFiniteError(
-                f"{fname}'s output {n} contains NaN or Inf at the original point.",
+                f"{fname}'s output {n} contains NaN at the original point.",
                 "check the inputs and the forward pass for log(0), 0/0 or overflow.",
             )
+    if sum(p.size for _, p in parts) and not any(np.isfinite(p).any() for _, p in parts):
+        raise NonFiniteError(
+            f"{fname}'s outputs are all infinite at the original point: nothing is left to check.",
+            "check the inputs and the forward pass for overflow; a mask (-inf) may cover some entries only.",
+        )
 
 
 def cotangents(
     dout: Any, parts: list[tuple[str, np.ndarray]], rng: np.random.Generator, fname: str
 ) -> list[np.ndarray]:
-    """The cotangent of every output: ``dout`` checked against the outputs ``parts``, or a seeded normal draw."""
-    if dout is None:
-        return [rng.standard_normal(p.shape).astype(p.dtype) for _, p in parts]
+    """The cotangent of every output: ``dout`` checked against the outputs ``parts``, or a seeded normal draw; 0 at
+    masked entries (+-inf: a softmax after the mask gives them no gradient, and phi leaves them out)."""
+    out = (
+        [rng.standard_normal(p.shape).astype(p.dtype) for _, p in parts] if dout is None else _given(dout, parts, fname)
+    )
+    for (_, p), d in zip(parts, out, strict=True):
+        d[np.isinf(p)] = 0.0
+    if dout is not None and sum(x.size for x in out) and not any(np.any(x != 0) for x in out):
+        raise zero_dout_error(fname)
+    return out
+
+
+def _given(dout: Any, parts: list[tuple[str, np.ndarray]], fname: str) -> list[np.ndarray]:
+    """The user's ``dout``, one float array per output in its shape (copies), or a typed error."""
     given = flat_outputs(dout, "dout", "dout")
     if len(given) != len(parts):
         raise GradientStructureError(
@@ -259,6 +275,15 @@ def cotangents(
         if not np.all(np.isfinite(arr)):
             raise NonFiniteError(f"{gname} contains NaN or Inf.", "pass a finite upstream gradient dout.")
         out.append(arr.copy())
-    if sum(x.size for x in out) and not any(np.any(x != 0) for x in out):
-        raise zero_dout_error(fname)
     return out
+
+
+def masked_note(parts: list[tuple[str, np.ndarray]]) -> str:
+    """A note naming the outputs with masked (+-inf) entries, or ''."""
+    said = ", ".join(f"{n} ({int(np.isinf(p).sum())} of {p.size})" for n, p in parts if np.isinf(p).any())
+    if not said:
+        return ""
+    return (
+        f"masked entries (+-inf at the original point) of {said} are left out: their dout is 0, as a softmax after "
+        "the mask gives them, and they must stay masked at every step."
+    )

@@ -21,7 +21,7 @@ from backcheck.contract import Contract
 from backcheck.errors import BadInputError, GradientMismatch
 from backcheck.evaluate import Output
 from backcheck.frontends.common import Nonlinear, float_input, float_list, private_copy, python_float, settle_linearity
-from backcheck.frontends.hints import cache_error, check_outputs, cotangents, order_error, torch_inputs
+from backcheck.frontends.hints import cache_error, check_outputs, cotangents, masked_note, order_error, torch_inputs
 from backcheck.frontends.layer_backward import Backward, backward_call, match_grads, runs_forward
 from backcheck.frontends.upcast import upcast_point
 from backcheck.options import Options
@@ -362,6 +362,7 @@ class Layer:
         u = cotangents(dout, parts, options.rng("dout"), fname)
         # (a write into the inputs is reported by the evaluator, which sees every evaluation's)
         layer, notes = self._decide(out0, u)
+        notes += tuple(n for n in [masked_note(parts)] if n)
         return self._build(layer, out0, parts, u, options, bool(changed), replayed=False, notes=notes)
 
     def _decide(self, out0: Any, u: list[np.ndarray]) -> tuple[Layer, tuple[str, ...]]:

@@ -220,12 +220,17 @@ def _contract(sess: Session, target: Target, knobs: Knobs) -> tuple[Contract, np
     outs, out_note = choose_outputs(sess, out0)
     sess.declared = declared(sess, [t for _, t in outs], targets)
     left_out = unchecked_notes(sess, target, [t for _, t in outs], targets)
-    for n, t in outs:
-        if not bool(torch.all(torch.isfinite(t.detach()))):
+    for n, t in outs:  # (+-inf entries of a real output are a mask, left out: see parse_dout and Output.cotangent)
+        if bool(torch.any(torch.isnan(t.detach()))) or (t.is_complex() and not bool(torch.all(torch.isfinite(t)))):
             raise NonFiniteError(
                 f"{fname}'s output {n} contains NaN or Inf at the original point.",
                 "check the inputs and the function for log(0), 0/0 or overflow.",
             )
+    if sum(t.numel() for _, t in outs) and not any(bool(torch.any(torch.isfinite(t.detach()))) for _, t in outs):
+        raise NonFiniteError(
+            f"{fname}'s outputs are all infinite at the original point: nothing is left to check.",
+            "check the inputs and the function for overflow; a mask (-inf) may cover some entries only.",
+        )
     sess.douts, sess.u_parts = parse_dout(knobs.dout, outs, knobs.options.rng("dout"), fname)
     sess.out_names = [n for n, _ in outs]
     sess.part_names = [pn for n, t in outs for pn in ([f"{n}.real", f"{n}.imag"] if t.is_complex() else [n])]

@@ -232,7 +232,10 @@ def parse_dout(
             )
         if not bool(torch.all(torch.isfinite(g))):
             raise NonFiniteError(f"dout for {name} contains NaN or Inf.", "pass a finite upstream gradient dout.")
-        douts.append(g.detach().to(device=o.device, dtype=o.dtype).clone())
+        d = g.detach().to(device=o.device, dtype=o.dtype).clone()
+        if not o.is_complex():
+            d[torch.isinf(o.detach())] = 0  # a masked entry (-inf) gets no gradient, as a softmax after the mask
+        douts.append(d)
     if sum(d.numel() for d in douts) and not any(bool(torch.any(d != 0)) for d in douts):
         raise zero_dout_error(fname)  # (an empty output has no element to be zero)
     return douts, [p.astype(np.float64) for d in douts for p in parts(d)]
