@@ -16,7 +16,7 @@ import numpy as np
 from backcheck.calls import call_user, first_line
 from backcheck.containers import flatten, rebuild_like
 from backcheck.contract import Analytic, Section
-from backcheck.errors import GradientStructureError, UserFunctionError
+from backcheck.errors import BadInputError, GradientStructureError, UserFunctionError
 from backcheck.extended import extended_run
 from backcheck.findings import changed_elements, mutation_finding
 from backcheck.frontends.common import LINEAR_PROBES, linearity_finding, mutable_input
@@ -70,8 +70,28 @@ def backward_call(layer: Any, dout: Any, args: list[Any], watch: bool = False) -
     return Call(raw, written, lambda d: backward_call(layer, d, _copies(layer.args(layer.tree.fresh()))).raw, draws)
 
 
+def split_cache(out: Any, fname: str) -> tuple[Any, Any]:
+    """(outputs, cache) of a forward pass under ``cache=True``: ``(out, cache)``, or ``(out_1, ..., out_k, cache)``
+    for a layer of several outputs (CS231n's ``lstm_step_forward -> (next_h, next_c, cache)``), whose outputs are
+    the tuple before the cache; a typed error else."""
+    if isinstance(out, tuple) and len(out) >= 2:
+        return (out[0] if len(out) == 2 else out[:-1]), out[-1]
+    raise BadInputError(
+        f"with cache=True, {fname} must return (out, cache), or (out_1, ..., out_k, cache); it returned a "
+        f"{type(out).__name__}{f' of {len(out)}' if isinstance(out, tuple) else ''}.",
+        "drop cache=True if forward returns only its output.",
+    )
+
+
+def _cached_backward(layer: Any, dout: Any, cache: Any, several: bool) -> Any:
+    """``backward(dout, cache)``, or ``backward(dout_1, ..., dout_k, cache)`` for a layer of several outputs."""
+    return layer.backward(*dout, cache) if several else layer.backward(dout, cache)
+
+
 def _through_cache(layer: Any, dout: Any, args: list[Any], watch: bool) -> Call:
-    cache = layer.forward(*args)[1]
+    out = layer.forward(*args)
+    several = isinstance(out, tuple) and len(out) > 2
+    cache = split_cache(out, layer.fname)[1]
     seen = reachable(args, layer.names) if watch else []
     before = [a.copy() for _, a in seen]
     spare, state = None, None
@@ -81,7 +101,7 @@ def _through_cache(layer: Any, dout: Any, args: list[Any], watch: bool) -> Call:
         except Exception:  # noqa: BLE001 - a cache that refuses the copy: the second call runs forward again
             spare = None
         state = layer.frozen.now() if layer.frozen is not None else None
-    raw = layer.backward(dout, cache)
+    raw = _cached_backward(layer, dout, cache, several)
     written = [hit for (n, a), b in zip(seen, before, strict=True) if (hit := changed_elements(n, b, a)) is not None]
     draws = state is not None and state.moved()
 
@@ -90,7 +110,7 @@ def _through_cache(layer: Any, dout: Any, args: list[Any], watch: bool) -> Call:
             return backward_call(layer, d, _copies(layer.args(layer.tree.fresh()))).raw
         if state is not None:
             state.restore()
-        return layer.backward(d, spare)
+        return _cached_backward(layer, d, spare, several)
 
     return Call(raw, written, again, draws)
 

@@ -1,6 +1,7 @@
 """Layers with a hand-written backward pass: ``forward(*inputs)`` and ``backward(dout, *inputs)``.
 
-Also the CS231n convention, ``forward(*inputs) -> (out, cache)`` and ``backward(dout, cache) -> grads``.
+Also the CS231n convention, ``forward(*inputs) -> (out, cache)`` and ``backward(dout, cache) -> grads`` (for a
+layer of several outputs, ``forward -> (out_1, ..., out_k, cache)`` and ``backward(dout_1, ..., dout_k, cache)``).
 The layer is reduced to the core contract by a cotangent ``dout``: the checked scalar is
 ``<dout, forward(*inputs)>``, whose gradient is exactly what ``backward(dout, ...)`` claims to return.
 check_layer works on private copies: the caller's arrays are never written.
@@ -22,7 +23,7 @@ from backcheck.errors import BadInputError, GradientMismatch
 from backcheck.evaluate import Output
 from backcheck.frontends.common import Nonlinear, float_input, float_list, private_copy, python_float, settle_linearity
 from backcheck.frontends.hints import cache_error, check_outputs, cotangents, masked_note, order_error, torch_inputs
-from backcheck.frontends.layer_backward import Backward, backward_call, match_grads, runs_forward
+from backcheck.frontends.layer_backward import Backward, backward_call, match_grads, runs_forward, split_cache
 from backcheck.frontends.upcast import upcast_point
 from backcheck.options import Options
 from backcheck.randomness import FrozenRandom, find_generators, keeps_random, replay_note
@@ -68,9 +69,11 @@ def check_layer(
     ----------
     forward : callable
         ``forward(*inputs) -> out`` (an array, or a tuple/list/dict of arrays); with ``cache=True``,
-        ``forward(*inputs) -> (out, cache)``.
+        ``forward(*inputs) -> (out, cache)``, or ``(out_1, ..., out_k, cache)`` for several outputs (CS231n's
+        ``lstm_step_forward``).
     backward : callable
-        ``backward(dout, *inputs) -> grads``; with ``cache=True``, ``backward(dout, cache) -> grads``.
+        ``backward(dout, *inputs) -> grads``; with ``cache=True``, ``backward(dout, cache) -> grads``, or
+        ``backward(dout_1, ..., dout_k, cache)``.
         ``grads`` holds one gradient per input (``None`` for inputs that are not differentiable, such as
         integer labels), or one per differentiated input, or a single array when one input is differentiated
         (labels, masks and config beside it).
@@ -189,7 +192,7 @@ class LayerPhi:
 
     def __call__(self, current: Mapping[str, Any]) -> float:
         out = self.forward(*[current[n] if n in current else private_copy(self.fixed[n]) for n in self.names])
-        out = out[0] if self.cache else out
+        out = split_cache(out, self.__name__)[0] if self.cache else out
         parts = [np.asarray(x, dtype=np.float64).reshape(-1) for _, x in flatten(out, "out")]
         if self.base:  # as Output.reduce computes it: relative to the base point's outputs
             parts = [p - b for p, b in zip(parts, self.base, strict=True)]
@@ -305,15 +308,7 @@ class Layer:
     def out(self, current: Mapping[str, Any]) -> Any:
         """The forward pass's output (without the cache) at ``current``."""
         out = self.forward(*self.args(current))
-        if not self.cache:
-            return out
-        if not (isinstance(out, tuple) and len(out) == 2):
-            raise BadInputError(
-                f"with cache=True, {function_name(self.forward, 'forward')} must return (out, cache); it returned "
-                f"a {type(out).__name__}.",
-                "drop cache=True if forward returns only its output.",
-            )
-        return out[0]
+        return split_cache(out, self.fname)[0] if self.cache else out
 
     @property
     def fname(self) -> str:

@@ -1,0 +1,59 @@
+"""CS231n layers of several outputs with a cache: ``lstm_step_forward -> (next_h, next_c, cache)`` and
+``lstm_step_backward(dnext_h, dnext_c, cache)``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import backcheck
+from backcheck.errors import BadInputError
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def lstm_step_forward(x, prev_h, prev_c, wx, wh, b):
+    a = x @ wx + prev_h @ wh + b
+    h = prev_h.shape[1]
+    i, f, o, g = sigmoid(a[:, :h]), sigmoid(a[:, h : 2 * h]), sigmoid(a[:, 2 * h : 3 * h]), np.tanh(a[:, 3 * h :])
+    next_c = f * prev_c + i * g
+    next_h = o * np.tanh(next_c)
+    return next_h, next_c, (x, prev_h, prev_c, wx, wh, i, f, o, g, next_c)
+
+
+def lstm_step_backward(dnext_h, dnext_c, cache, forget_tanh=False):
+    x, prev_h, prev_c, wx, wh, i, f, o, g, next_c = cache
+    tc = np.tanh(next_c)
+    through = dnext_h * o if forget_tanh else dnext_h * o * (1 - tc**2)  # the bug: tanh' of the cell left out
+    dc = dnext_c + through
+    da = np.hstack([dc * g * i * (1 - i), dc * prev_c * f * (1 - f), dnext_h * tc * o * (1 - o), dc * i * (1 - g**2)])
+    return da @ wx.T, da @ wh.T, dc * f, x.T @ da, prev_h.T @ da, da.sum(0)
+
+
+def _inputs(seed):
+    rng = np.random.default_rng(seed)
+    n, d, h = 3, 4, 5
+    return tuple(rng.normal(size=s) for s in [(n, d), (n, h), (n, h), (d, 4 * h), (h, 4 * h), (4 * h,)])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_right_lstm_step_with_its_cache_passes_and_a_wrong_one_fails(seed):
+    args = _inputs(seed)
+    kept = [a.copy() for a in args]
+    right = backcheck.check_layer(lstm_step_forward, lstm_step_backward, args, cache=True)
+    assert right.status == "pass", right
+    assert [lf.name for lf in right.leaves] == ["x", "prev_h", "prev_c", "wx", "wh", "b"]
+
+    def wrong(dnext_h, dnext_c, cache):
+        return lstm_step_backward(dnext_h, dnext_c, cache, forget_tanh=True)
+
+    report = backcheck.check_layer(lstm_step_forward, wrong, args, cache=True)
+    assert report.status == "fail", report
+    assert all(np.array_equal(a, b) for a, b in zip(args, kept, strict=True))
+
+
+def test_a_forward_that_returns_no_cache_is_told_what_cache_true_expects():
+    with pytest.raises(BadInputError, match=r"\(out_1, \.\.\., out_k, cache\)"):
+        backcheck.check_layer(lambda x: x * 2, lambda d, c: d * 2, (np.ones(3),), cache=True)
