@@ -596,13 +596,14 @@ class Evaluator:
         return [k for k in range(len(self.tree.leaves)) if self.probed[k] and not self.moved[k]]
 
     def _where(self, where: Any) -> str:
+        shifted = " (the point moved a few dozen steps, to be judged nearby)" if self._shifted else ""
         if where is None:
-            return "at the base point"
+            return "at the base point" + shifted
         i, s = where
         if isinstance(i, (int, np.integer)):
-            return f"with {self.tree.element_name(int(i))} perturbed by {s:+.3g}"
+            return f"with {self.tree.element_name(int(i))} perturbed by {s:+.3g}{shifted}"
         count = i.stop - i.start if isinstance(i, slice) else len(i)
-        return f"along a direction over {count} element(s) with step {s:+.3g}"
+        return f"along a direction over {count} element(s) with step {s:+.3g}{shifted}"
 
 
 def _covers(group: tuple[Any, ...]) -> bool:

@@ -92,3 +92,24 @@ def test_a_saturated_log_sum_exp_pool_is_no_kink_whatever_the_rule(seed):
         report = backcheck.check_layer(forward, backward, (x,), dout)
         assert report.status != "pass" or report.leaves[0].n_kinks < x.size, report
         assert report.status != "fail" or times != 1.0, report
+
+
+def test_elements_rechecked_nearby_where_f_leaves_its_domain_are_judged_closer_not_an_error():
+    # -log(softmax) of float32 logits near 1e4: steps of 49 saturate the softmax; elements whose claims lie
+    # outside the one-sided slopes are rechecked a few dozen steps away, where p underflows to 0 and f is inf.
+    # The shift is tried again closer; the rule (half the one-hot term) is wrong, and the check says so
+    rng = np.random.default_rng(3)
+    z = c32(rng.normal(size=(4, 6)) + 1e4)
+    y = rng.integers(0, 6, size=4)
+
+    def forward(z, y):
+        p = _softmax(c32(z))
+        return c32(-np.log(p[np.arange(len(y)), y]).mean())
+
+    def backward(d, z, y):
+        p = _softmax(c32(z))
+        p[np.arange(len(y)), y] -= 0.5  # the bug: half the one-hot term
+        return c32(d * p / len(y)), None
+
+    report = backcheck.check_layer(forward, backward, (z, y))
+    assert report.status == "fail", report

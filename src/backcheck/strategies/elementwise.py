@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from backcheck.errors import NonFiniteError
 from backcheck.evaluate import Evaluator
 from backcheck.judgement import judge
 from backcheck.numeric.grad import noise_level, roundoff
@@ -302,6 +303,8 @@ ULPS_AWAY = 4.0
 NEARBY = 32.0
 #: How many nearby gradients outline the valid subgradients where several kinks meet.
 NEARBY_SAMPLES = 512
+#: Fractions of the nearby shift tried in turn where f is not finite at the shifted point.
+NEARBY_SHRINK = (1.0, 1.0 / 16, 1.0 / 256)
 #: How far those gradients are sampled, in finite-difference steps (no differences are taken there).
 SAMPLE_RADIUS = 1e-3
 
@@ -328,12 +331,26 @@ def recheck_nearby(
             "(pass grad as a function to allow it)."
         ]
     sub = idx[ambiguous]
-    with ev.shifted(NEARBY * steps * rng.standard_normal(steps.size)):
-        g_near = regrad()
-        first = FirstDifferences(*ev.first_differences(sub, steps))
-        a = g_near[sub]
-        res = resolution(a, first.central, 1.0, rms(g_near) + 0 * a) * grad_eps[sub]
-        near = judge(ev, sub, a, steps[sub], first, res, tol)
+    direction = NEARBY * steps * rng.standard_normal(steps.size)
+    near = None
+    for shrink in NEARBY_SHRINK:  # a nearby point outside f's domain (a softmax saturated by large steps)
+        try:
+            with ev.shifted(direction * shrink):
+                g_near = regrad()
+                first = FirstDifferences(*ev.first_differences(sub, steps))
+                a = g_near[sub]
+                res = resolution(a, first.central, 1.0, rms(g_near) + 0 * a) * grad_eps[sub]
+                near = judge(ev, sub, a, steps[sub], first, res, tol)
+            break
+        except NonFiniteError:
+            continue
+    if near is None:
+        j.status[ambiguous], j.bound[ambiguous] = NOISY, np.inf
+        return [
+            f"{ambiguous.size} element(s) sit where several kinks meet and their analytic values lie outside "
+            "the one-sided slopes; f is not finite at the nearby points they would be re-checked at (nor closer), "
+            "so they are inconclusive."
+        ]
     right_nearby = np.isin(near.status, (OK, KINK))
     # the gradients a correct backward pass gives around the kink: their hull holds the valid subgradients.
     # Directions mix scales (per array and per element), so that every input in turn can dominate and the
