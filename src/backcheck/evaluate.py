@@ -23,7 +23,7 @@ from backcheck.errors import (
     NonFiniteError,
     UserFunctionError,
 )
-from backcheck.moves import in_place, move, move_dots
+from backcheck.moves import covers, in_place, move, move_dots, split
 from backcheck.outputs import Output, narrow_inputs
 from backcheck.randomness import jitter
 from backcheck.tree import Leaf, Tree, flat_view
@@ -389,13 +389,13 @@ class Evaluator:
         displacement is 0.
         """
         self.last_scale = 0.0
-        groups = self._group(idx, coef)
+        groups = split(self.tree, idx, coef, self._base is not None)
         # non-finite entries (masks) stay put; None where there are none (the common case, and the fast one)
         fixed = [None if self._finite(x0) else ~np.isfinite(x0) for _l, _i, _c, _f, x0, _n in groups]
         fused = weights is not None and len(groups) == 1 and fixed[0] is None and in_place(groups[0])
         # a move over a whole array: each step writes all of it (put back after the last), and its checksum
         # after a call says nothing (the function's writes into it are overwritten by the next move)
-        whole = groups[0][0] if len(groups) == 1 and _covers(groups[0]) else None
+        whole = groups[0][0] if len(groups) == 1 and covers(groups[0]) else None
         phis = np.empty(len(steps))
         disps: list = []
         moved = False
@@ -432,54 +432,6 @@ class Evaluator:
     def _finite(self, x0: np.ndarray) -> bool:
         """Whether every base value is finite (known without a pass when the inputs hold no masks)."""
         return (self._base is None and not self.tree.excluded.size) or bool(np.isfinite(x0).all())
-
-    def _group(
-        self, idx: np.ndarray, coef: np.ndarray
-    ) -> list[tuple[Leaf, Any, np.ndarray, Any, np.ndarray, np.ndarray]]:
-        """Split a sparse direction by leaf: (leaf, local index or slice, coefficients, flat view, x0 as float64,
-        x0 as stored). ``idx`` may be a slice of flat positions within one leaf (a whole array's direction)."""
-        if isinstance(idx, slice):
-            group = self._run_group(idx, np.asarray(coef, dtype=np.float64))
-            if group is not None:
-                return [group]
-            idx = np.arange(idx.start, idx.stop)
-        idx = np.asarray(idx)
-        coef = np.asarray(coef, dtype=np.float64)
-        if idx.size > 1 and not bool(np.all(idx[1:] > idx[:-1])):
-            order = np.argsort(idx, kind="stable")
-            idx, coef = idx[order], coef[order]
-        bounds = np.searchsorted(idx, self.tree.offsets, side="left")
-        groups = []
-        for k, leaf in enumerate(self.tree.leaves):
-            a = int(bounds[k])
-            b = int(bounds[k + 1]) if k + 1 < len(self.tree.leaves) else idx.size
-            if b <= a:
-                continue
-            local: Any = idx[a:b] - leaf.offset
-            if local[-1] - local[0] == b - a - 1:  # consecutive: one slice
-                local = slice(int(local[0]), int(local[-1]) + 1)
-            flat = flat_view(leaf.work)
-            native = np.array(flat[local], copy=True)
-            wide = native if native.dtype == np.float64 else native.astype(np.float64)
-            groups.append((leaf, local, coef[a:b], flat, wide, native))
-        return groups
-
-    def _run_group(
-        self, sl: slice, coef: np.ndarray
-    ) -> tuple[Leaf, Any, np.ndarray, Any, np.ndarray, np.ndarray] | None:
-        """The group of a run of positions inside one leaf, without an index array; None if it spans leaves."""
-        k = int(np.searchsorted(self.tree.offsets, sl.start, side="right")) - 1
-        leaf = self.tree.leaves[k]
-        if sl.stop > leaf.offset + leaf.size or sl.stop <= sl.start:
-            return None
-        local = slice(sl.start - leaf.offset, sl.stop - leaf.offset)
-        flat = flat_view(leaf.work)
-        if self._base is None and leaf.dtype == np.float64:
-            native = leaf.original.reshape(-1)[local]  # the base point itself: read, never written
-        else:
-            native = np.array(flat[local], copy=True)
-        wide = native if native.dtype == np.float64 else native.astype(np.float64)
-        return (leaf, local, coef, flat, wide, native)
 
     # -- one call -----------------------------------------------------------------------------------------
     def _eval(self, where: Any, anchor: bool = False) -> tuple[float, float, np.dtype]:
@@ -604,9 +556,3 @@ class Evaluator:
             return f"with {self.tree.element_name(int(i))} perturbed by {s:+.3g}{shifted}"
         count = i.stop - i.start if isinstance(i, slice) else len(i)
         return f"along a direction over {count} element(s) with step {s:+.3g}{shifted}"
-
-
-def _covers(group: tuple[Any, ...]) -> bool:
-    """Whether a group's elements are its whole array, as one slice."""
-    leaf, local = group[0], group[1]
-    return isinstance(local, slice) and local.start == 0 and local.stop == leaf.size and local.step in (None, 1)

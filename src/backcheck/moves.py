@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from backcheck.tree import Leaf, Tree, flat_view
+
 #: Elements moved at a time by :func:`move_dots` (its displacements stay in a core's cache).
 DOTS_CHUNK = 1 << 15
 
@@ -71,3 +73,60 @@ def move(group: tuple[Any, ...], keep: np.ndarray | None, s: float, out: np.ndar
     disp = np.zeros(x0.shape) if out is None else out
     disp[keep] = 0.0
     return np.subtract(new, x0, dtype=np.float64, where=~keep, out=disp)
+
+
+#: A direction's part in one leaf: (leaf, local index or slice, coefficients, flat view of the leaf's working
+#: array, x0 as float64, x0 as stored).
+Group = tuple[Leaf, Any, np.ndarray, Any, np.ndarray, np.ndarray]
+
+
+def split(tree: Tree, idx: Any, coef: np.ndarray, shifted: bool) -> list[Group]:
+    """Split a sparse direction by leaf (see :data:`Group`). ``idx`` may be a slice of flat positions within one
+    leaf (a whole array's direction); ``shifted``: the point is moved off the original (its values are copied)."""
+    if isinstance(idx, slice):
+        group = _run(tree, idx, np.asarray(coef, dtype=np.float64), shifted)
+        if group is not None:
+            return [group]
+        idx = np.arange(idx.start, idx.stop)
+    idx = np.asarray(idx)
+    coef = np.asarray(coef, dtype=np.float64)
+    if idx.size > 1 and not bool(np.all(idx[1:] > idx[:-1])):
+        order = np.argsort(idx, kind="stable")
+        idx, coef = idx[order], coef[order]
+    bounds = np.searchsorted(idx, tree.offsets, side="left")
+    groups = []
+    for k, leaf in enumerate(tree.leaves):
+        a = int(bounds[k])
+        b = int(bounds[k + 1]) if k + 1 < len(tree.leaves) else idx.size
+        if b <= a:
+            continue
+        local: Any = idx[a:b] - leaf.offset
+        if local[-1] - local[0] == b - a - 1:  # consecutive: one slice
+            local = slice(int(local[0]), int(local[-1]) + 1)
+        flat = flat_view(leaf.work)
+        native = np.array(flat[local], copy=True)
+        wide = native if native.dtype == np.float64 else native.astype(np.float64)
+        groups.append((leaf, local, coef[a:b], flat, wide, native))
+    return groups
+
+
+def _run(tree: Tree, sl: slice, coef: np.ndarray, shifted: bool) -> Group | None:
+    """The group of a run of positions inside one leaf, without an index array; None if it spans leaves."""
+    k = int(np.searchsorted(tree.offsets, sl.start, side="right")) - 1
+    leaf = tree.leaves[k]
+    if sl.stop > leaf.offset + leaf.size or sl.stop <= sl.start:
+        return None
+    local = slice(sl.start - leaf.offset, sl.stop - leaf.offset)
+    flat = flat_view(leaf.work)
+    if not shifted and leaf.dtype == np.float64:
+        native = leaf.original.reshape(-1)[local]  # the base point itself: read, never written
+    else:
+        native = np.array(flat[local], copy=True)
+    wide = native if native.dtype == np.float64 else native.astype(np.float64)
+    return (leaf, local, coef, flat, wide, native)
+
+
+def covers(group: Group) -> bool:
+    """Whether a group's elements are its whole array, as one slice."""
+    leaf, local = group[0], group[1]
+    return isinstance(local, slice) and local.start == 0 and local.stop == leaf.size and local.step in (None, 1)

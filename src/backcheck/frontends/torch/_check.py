@@ -24,7 +24,6 @@ from backcheck.errors import (
     BackcheckError,
     BadInputError,
     NondeterministicError,
-    NonFiniteError,
     UserFunctionError,
 )
 from backcheck.evaluate import Output
@@ -39,6 +38,13 @@ from backcheck.frontends.common import (
     wide_disagreement,
 )
 from backcheck.frontends.torch._jvp import forward, forward_probed
+from backcheck.frontends.torch._outputs import (
+    AloneRaised,
+    alone_finding,
+    output_eps,
+    refuse_nonfinite,
+    through_narrow_outputs,
+)
 from backcheck.frontends.torch._session import Session
 from backcheck.frontends.torch._setup import (
     TorchEvaluator,
@@ -65,7 +71,6 @@ from backcheck.report import Finding, Report
 from backcheck.run import run
 from backcheck.strategies import defers_repeat
 from backcheck.tree import Tree
-from backcheck.verdict import RES_FACTOR
 
 #: A float32 (or narrower) backward pass whose result differs from its float64 run by more than this many
 #: units of its dtype's epsilon (of the largest gradient element) is ill-conditioned at the point, and the
@@ -192,8 +197,8 @@ def _check_session(target: Target, knobs: Knobs, found: tuple[Any, ...], frozen:
         for c in _alone_contracts(sess, contract, knobs, grad_eps):
             try:
                 alone.append(run(c, knobs.options))
-            except _AloneRaised as exc:
-                raised.append(_alone_finding(target.title, exc))
+            except AloneRaised as exc:
+                raised.append(alone_finding(target.title, exc))
     finally:
         sess.restore()
     report = _merge(report, alone) if alone else report
@@ -211,7 +216,6 @@ def _check_session(target: Target, knobs: Knobs, found: tuple[Any, ...], frozen:
 
 def _contract(sess: Session, target: Target, knobs: Knobs) -> tuple[Contract, np.ndarray | None]:
     """Set-up at the original point: outputs, cotangent, the report tree, the numeric side, the analytic side."""
-    torch = sess.torch
     fname = sess.fname
     sess.use_native()
     out0, targets = _first_call(sess, target)
@@ -220,17 +224,7 @@ def _contract(sess: Session, target: Target, knobs: Knobs) -> tuple[Contract, np
     outs, out_note = choose_outputs(sess, out0)
     sess.declared = declared(sess, [t for _, t in outs], targets)
     left_out = unchecked_notes(sess, target, [t for _, t in outs], targets)
-    for n, t in outs:  # (+-inf entries of a real output are a mask, left out: see parse_dout and Output.cotangent)
-        if bool(torch.any(torch.isnan(t.detach()))) or (t.is_complex() and not bool(torch.all(torch.isfinite(t)))):
-            raise NonFiniteError(
-                f"{fname}'s output {n} contains NaN or Inf at the original point.",
-                "check the inputs and the function for log(0), 0/0 or overflow.",
-            )
-    if sum(t.numel() for _, t in outs) and not any(bool(torch.any(torch.isfinite(t.detach()))) for _, t in outs):
-        raise NonFiniteError(
-            f"{fname}'s outputs are all infinite at the original point: nothing is left to check.",
-            "check the inputs and the function for overflow; a mask (-inf) may cover some entries only.",
-        )
+    refuse_nonfinite(outs, fname)
     sess.douts, sess.u_parts = parse_dout(knobs.dout, outs, knobs.options.rng("dout"), fname)
     sess.out_names = [n for n, _ in outs]
     sess.part_names = [pn for n, t in outs for pn in ([f"{n}.real", f"{n}.imag"] if t.is_complex() else [n])]
@@ -238,7 +232,7 @@ def _contract(sess: Session, target: Target, knobs: Knobs) -> tuple[Contract, np
     rep_tree, grad_eps, labels = _report_tree(sess)
     repeat = not defers_repeat(knobs.options.strategy, rep_tree.size)
     _, ev, notes = numeric_side(sess, rep_tree, knobs.numeric_dtype, sess.output_parts(out0), repeat)
-    grad_eps = _through_narrow_outputs(rep_tree, grad_eps, _output_eps([t for _, t in outs]), ev.out_eps)
+    grad_eps = through_narrow_outputs(rep_tree, grad_eps, output_eps([t for _, t in outs]), ev.out_eps)
     ev.remember_directions = knobs.forward_mode  # the forward-mode section asks for the same directions
     if out_note:
         notes.append(out_note)
@@ -314,19 +308,6 @@ def _vmap_plan(sess: Session, tree: Tree, knobs: Knobs) -> tuple[bool, str]:
     return knobs.vectorized is True or tree.size >= AUTO_MIN_ELEMENTS, ""
 
 
-#: A gradient that passed through a narrower output's dtype is granted this many of its epsilons of rounding
-#: (the backward rounds there once or a few times: autocast's bfloat16 matmul accumulates in float32).
-NARROW_OUTPUT_ULPS = 4.0
-
-
-def _output_eps(outs: Sequence[Any]) -> float:
-    """The machine epsilon of the narrowest checked output (bfloat16's where one is)."""
-    torch = torch_module()
-    return max(
-        (BFLOAT16_EPS if real_of(t.dtype) == torch.bfloat16 else float(torch.finfo(real_of(t.dtype)).eps)) for t in outs
-    )
-
-
 def _report_tree(sess: Session) -> tuple[Tree, np.ndarray | None, dict[str, str]]:
     """The tree the report speaks of (the slots at their own dtypes), bfloat16's epsilon, and dtype labels."""
     arrays, stand_in, labels = {}, [], {}
@@ -345,43 +326,6 @@ def _report_tree(sess: Session) -> tuple[Tree, np.ndarray | None, dict[str, str]
             [np.full(lf.size, BFLOAT16_EPS if lf.name in stand_in else machine_eps(lf.dtype)) for lf in tree.leaves]
         )
     return tree, grad_eps, labels
-
-
-def _through_narrow_outputs(
-    tree: Tree, grad_eps: np.ndarray | None, native: float, numeric: float
-) -> np.ndarray | None:
-    """``grad_eps``, widened where the gradient passed through outputs narrower than the numeric side's.
-
-    A function that returns bfloat16 or float16 from wider inputs (autocast, ``x.bfloat16()``) runs its backward
-    pass from a cotangent in that dtype, and rounds there, whatever dtype it hands back; where the numeric side
-    computes in float32 or float64 (autocast leaves float64 alone), its differences resolve finer than that
-    rounding, which is granted: :data:`NARROW_OUTPUT_ULPS` epsilons of the narrowest output (``native``). Where
-    the numeric side returns the narrow dtype too, its own rounding already bounds every comparison."""
-    if not numeric < machine_eps(np.float16) <= native:
-        return grad_eps
-    own = grad_eps if grad_eps is not None else tree.per_leaf([machine_eps(lf.dtype) for lf in tree.leaves])
-    return np.maximum(own, native * NARROW_OUTPUT_ULPS / RES_FACTOR)  # (grad_eps is granted RES_FACTOR times)
-
-
-class _AloneRaised(UserFunctionError):
-    """The backward pass raised with one output's cotangent alone (the others undefined), where it ran with all."""
-
-    def __init__(self, message: str, hint: str | None, alone: str) -> None:
-        super().__init__(message, hint)
-        self.alone = alone
-
-
-def _alone_finding(fname: str, exc: _AloneRaised) -> Finding:
-    cause = exc.__cause__
-    what = f"{type(cause).__name__}: {first_line(cause)}" if cause is not None else first_line(exc)
-    return Finding(
-        "undefined gradient",
-        f"the backward pass of {fname} raised {what}, with the gradient of {exc.alone} alone, where it runs with "
-        "every output's. Autograd passes an undefined gradient (None under ctx.set_materialize_grads(False)) for an "
-        "output that does not reach the loss, so a loss of one output raises it too: test each grad_output for "
-        "None before using it.",
-        where=fname,
-    )
 
 
 class _Side:
@@ -411,7 +355,7 @@ class _Side:
             except UserFunctionError as exc:
                 if douts is not None and not isinstance(exc.__cause__, NotImplementedError):
                     alone = ", ".join(n for n, d in zip(sess.out_names, douts, strict=True) if d is not None)
-                    raise _AloneRaised(first_line(exc), exc.hint, alone) from exc.__cause__
+                    raise AloneRaised(first_line(exc), exc.hint, alone) from exc.__cause__
                 if not isinstance(exc.__cause__, NotImplementedError):
                     raise
                 if not (self.knobs.forward_mode and douts is None):
