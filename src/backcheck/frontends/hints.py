@@ -249,7 +249,7 @@ def cotangents(
     )
     for (_, p), d in zip(parts, out, strict=True):
         d[np.isinf(p)] = 0.0
-    if dout is not None and sum(x.size for x in out) and not any(bool(np.any(x != 0)) for x in out):
+    if dout is not None and any(x.size for x in out) and not any(bool(np.any(x != 0)) for x in out):
         raise zero_dout_error(fname)
     return out
 
