@@ -137,13 +137,15 @@ class Output:
             """``(phi, scale, dtype)``: ``scale`` sums ``|u| |y|`` over the outputs that moved, the size whose
             rounding the difference carries."""
             ys, dtype = arrays(out)
-            if not base:
+            if not base:  # (before the anchor: masked entries, weighed 0, add 0)
+                ys = [y if np.isfinite(y).all() else np.where(uu == 0, 0.0, y) for uu, y in zip(u64, ys, strict=True)]
                 phi = sum(float(np.dot(uu, y)) for uu, y in zip(u64, ys, strict=True))
                 return phi, sum(float(np.dot(au, np.abs(y))) for au, y in zip(absu, ys, strict=True)), dtype
             phi = scale = 0.0
             for y, y0, uu, au in zip(ys, base, u64, absu, strict=True):
                 delta = y - y0
-                phi += float(np.dot(uu, delta))
+                with np.errstate(invalid="ignore"):  # (a mask that moved is NaN: the evaluator says what it means)
+                    phi += float(np.dot(uu, delta))
                 moved = delta != 0
                 if moved.any():
                     scale += float(np.dot(au[moved], np.abs(y[moved])))

@@ -86,6 +86,7 @@ def _attempt(contract: Contract, options: Options, notes: list[str]) -> tuple[Re
     try:
         contract, ev = _baseline(contract, options, notes)
         analytic = contract.analytic()
+        _masks_hold(ev, analytic, contract.fname)
         findings = [*contract.findings, *analytic.findings]
         with Progress(contract.fname, options.progress) as bar:
             ev.progress = bar
@@ -104,6 +105,17 @@ def _attempt(contract: Contract, options: Options, notes: list[str]) -> tuple[Re
         if contract.point is not contract.tree:
             contract.point.restore()
     return report, analytic
+
+
+def _masks_hold(ev: Evaluator, analytic: Analytic, fname: str) -> None:
+    """A typed error where the outputs hold infinite entries and the gradient is not finite: a mask (-inf before a
+    softmax) gets a dout of 0 and adds nothing to the gradient; an overflow or a log(0) does (0 * inf)."""
+    if any(m is not None for m in ev.output.masks) and not np.isfinite(analytic.sections[0].g).all():
+        raise NonFiniteError(
+            f"{fname}'s outputs hold infinite entries at the original point and its gradient is not finite there: "
+            "they are no mask (a masked_fill(-inf) adds nothing to the gradient) but an overflow or a log(0).",
+            "check the inputs and the function for overflow or log(0); a mask's entries must not reach the gradient.",
+        )
 
 
 def _unread(contract: Contract, ev: Evaluator, analytic: Analytic, options: Options) -> list[Finding]:

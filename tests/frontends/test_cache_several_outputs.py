@@ -57,3 +57,33 @@ def test_a_right_lstm_step_with_its_cache_passes_and_a_wrong_one_fails(seed):
 def test_a_forward_that_returns_no_cache_is_told_what_cache_true_expects():
     with pytest.raises(BadInputError, match=r"\(out_1, \.\.\., out_k, cache\)"):
         backcheck.check_layer(lambda x: x * 2, lambda d, c: d * 2, (np.ones(3),), cache=True)
+
+
+def _float32_layer(seed, wrong=1.0):
+    """A float32 layer whose cache keeps float32 copies: its backward computes in float32 whatever it is handed."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(3, 4)).astype(np.float32)
+    w = rng.normal(size=(4, 20)).astype(np.float32)
+
+    def forward(x, w):
+        z = x @ w
+        return np.tanh(z), np.sin(z), (x.astype(np.float32), w.astype(np.float32))
+
+    def backward(d1, d2, cache):
+        x, w = cache
+        z = x @ w
+        dz = d1 * (1 - np.tanh(z) ** 2) + d2 * np.cos(z)
+        return wrong * (dz @ w.T), x.T @ dz
+
+    return forward, backward, (x, w)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_float32_cache_is_judged_at_float32_not_as_a_float64_run(seed):
+    # the backward run on float64 copies computes in float32 through its cache: its result is no float64 run
+    # (it does not move with inputs nudged below float32's resolution), and float32 rounding is no formula error
+    forward, backward, args = _float32_layer(seed)
+    report = backcheck.check_layer(forward, backward, args, cache=True)
+    assert report.status == "pass", report
+    forward, backward, args = _float32_layer(seed, wrong=1.01)
+    assert backcheck.check_layer(forward, backward, args, cache=True).status == "fail"

@@ -94,3 +94,42 @@ def test_torch_masked_fill_scores_and_their_softmax():
             return 2 * g.masked_fill(~mask, 0)
 
     assert bt.check(Doubled.apply, x).status == "fail"
+
+
+def test_an_overflow_is_no_mask_and_is_refused_as_before():
+    # exp(800) is inf: its entry's gradient is dout * inf, not 0 as a mask's; a typed error, never a verdict
+    x = np.array([1.0, 2.0, 800.0, -1.0])
+    with np.errstate(over="ignore"), pytest.raises(NonFiniteError, match="overflow"):
+        backcheck.check_layer(np.exp, lambda d, x: d * np.exp(x), (x,))
+    torch = pytest.importorskip("torch")
+    import backcheck.torch as bt
+
+    with pytest.raises(NonFiniteError, match="overflow"):
+        bt.check(torch.exp, torch.tensor(x))
+    with pytest.raises(NonFiniteError, match="overflows to inf"):  # exp(100) is inf in float32 only
+        bt.check(torch.exp, torch.tensor([1.0, 2.0, 100.0, -1.0], dtype=torch.float32))
+
+
+def test_doubts_at_masked_entries_are_set_to_zero_and_said_so():
+    dout = np.zeros((3, 3))
+    dout[~MASK] = 1.0  # nonzero only where the output is masked
+    with pytest.raises(backcheck.errors.BadInputError, match="outside the output's masked"):
+        backcheck.check_layer(scores, plain_backward, (X, W), dout)
+    dout = RNG.normal(size=(3, 3))
+    dout[~MASK] = np.nan  # whatever sits there is set to 0
+    assert backcheck.check_layer(scores, plain_backward, (X, W), dout).status == "pass"
+
+
+def test_torch_names_the_masked_entries_and_leaks_no_warning():
+    torch = pytest.importorskip("torch")
+    import warnings
+
+    import backcheck.torch as bt
+
+    mask = torch.tril(torch.ones(4, 5, dtype=torch.bool))
+    x = torch.randn(4, 5, generator=torch.Generator().manual_seed(1), requires_grad=True)  # float32
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        report = bt.check(lambda s: s.masked_fill(~mask, float("-inf")), x)
+    assert report.status == "pass", report
+    assert any("masked entries" in n and "out (10 of 20)" in n for n in report.notes), report.notes

@@ -308,14 +308,15 @@ def private_copy(x: Any) -> Any:
         ) from exc
 
 
-def zero_dout_error(fname: str, what: str = "dout") -> Exception:
+def zero_dout_error(fname: str, what: str = "dout", masked: bool = False) -> Exception:
     """The error for a ``dout`` (``what``) that is zero everywhere: ``<dout, fn(x)>`` is then identically zero,
     its every derivative too, and any backward that multiplies by its cotangent agrees with it; nothing is
-    compared."""
+    compared. ``masked``: its nonzero entries sat at masked (infinite) entries of the output, set to 0 there."""
     from backcheck.errors import BadInputError
 
+    where = " outside the output's masked (infinite) entries, where it is set to 0," if masked else ""
     return BadInputError(
-        f"{what} is zero everywhere, so <{what}, {fname}(...)> is identically zero and so is its gradient: every "
+        f"{what} is zero everywhere{where} so <{what}, {fname}(...)> is identically zero and so is its gradient: every "
         f"rule that multiplies by its incoming {what}, right or wrong, gives 0, and the check would compare "
         "nothing.",
         f"a zero {'upstream gradient' if what == 'dout' else what} compares nothing: pass a nonzero {what} (or "

@@ -250,7 +250,8 @@ def cotangents(
     for (_, p), d in zip(parts, out, strict=True):
         d[np.isinf(p)] = 0.0
     if dout is not None and any(x.size for x in out) and not any(bool(np.any(x != 0)) for x in out):
-        raise zero_dout_error(fname)
+        masked = any(bool(np.isinf(p).any()) for _, p in parts)
+        raise zero_dout_error(fname, masked=masked)
     return out
 
 
@@ -272,7 +273,7 @@ def _given(dout: Any, parts: list[tuple[str, np.ndarray]], fname: str) -> list[n
             )
         if arr.dtype.kind != "f":
             raise GradientStructureError(f"{gname} has dtype {arr.dtype}; it must be float.", "pass a float array.")
-        if not np.all(np.isfinite(arr)):
+        if not np.all(np.isfinite(arr) | np.isinf(p)):  # (at a masked entry of the output it is set to 0)
             raise NonFiniteError(f"{gname} contains NaN or Inf.", "pass a finite upstream gradient dout.")
         out.append(arr.copy())
     return out

@@ -89,7 +89,7 @@ def _cached_backward(layer: Any, dout: Any, cache: Any, several: bool) -> Any:
 
 
 def _through_cache(layer: Any, dout: Any, args: list[Any], watch: bool) -> Call:
-    out = layer.forward(*args)
+    out = call_user(layer.forward, tuple(args), f"{layer.fname} (run for the cache its backward takes)")
     several = isinstance(out, tuple) and len(out) > 2
     cache = split_cache(out, layer.fname)[1]
     seen = reachable(args, layer.names) if watch else []
@@ -285,7 +285,12 @@ class Backward:
             grads = match_grads(raw, list(layer.names), list(layer.diff_names), "backward", layer.listed)
             if any(gr is not None and np.asarray(gr).dtype != np.float64 for gr in grads.values()):
                 return None
-            return layer.pack(raw, "backward", self.point)[0]
+            g = layer.pack(raw, "backward", self.point)[0]
+            # a run that computes in float64 moves with inputs nudged below the native dtype's resolution; one that
+            # casts them back (a cache of float32 copies) does not, and its float64 result holds float32's rounding
+            nudged = self.point.fresh(self.point.values() * (1.0 + WIDE_NUDGE), np.float64)
+            again = layer.pack(layer.grads(self.dout(np.float64), layer.args(nudged)), "backward", self.point)[0]
+            return None if np.array_equal(g, again) and g.any() else g
         except Exception:  # noqa: BLE001 - a backward pass that refuses float64 is judged at its own dtype only
             return None
 
@@ -300,6 +305,11 @@ class Backward:
             "backward",
             layer.listed,
         )
+
+
+#: The relative nudge of every input that a float64 run of the backward pass must see: below half of float32's
+#: relative spacing (a cast to float32 rounds it away), far above float64's (a saturated sigmoid's 1 - s moves).
+WIDE_NUDGE = 2.0**-26
 
 
 def _through_cache_finding(bname: str, hit: tuple[str, tuple[int, ...], np.ndarray]) -> Finding:

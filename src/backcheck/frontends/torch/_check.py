@@ -41,6 +41,7 @@ from backcheck.frontends.torch._jvp import forward, forward_probed
 from backcheck.frontends.torch._outputs import (
     AloneRaised,
     alone_finding,
+    masks_held,
     output_eps,
     refuse_nonfinite,
     through_narrow_outputs,
@@ -232,6 +233,7 @@ def _contract(sess: Session, target: Target, knobs: Knobs) -> tuple[Contract, np
     rep_tree, grad_eps, labels = _report_tree(sess)
     repeat = not defers_repeat(knobs.options.strategy, rep_tree.size)
     _, ev, notes = numeric_side(sess, rep_tree, knobs.numeric_dtype, sess.output_parts(out0), repeat)
+    notes.extend(masks_held(outs, ev, fname))
     grad_eps = through_narrow_outputs(rep_tree, grad_eps, output_eps([t for _, t in outs]), ev.out_eps)
     ev.remember_directions = knobs.forward_mode  # the forward-mode section asks for the same directions
     if out_note:

@@ -34,6 +34,25 @@ def refuse_nonfinite(outs: Sequence[tuple[str, Any]], fname: str) -> None:
         )
 
 
+def masks_held(outs: Sequence[tuple[str, Any]], ev: Any, fname: str) -> list[str]:
+    """A note naming the outputs' masked (infinite) entries; a typed error where the numeric side finds them
+    finite (an overflow of the inputs' dtype, exp(100) in float32, that float64 does not have: no mask)."""
+    torch = torch_module()
+    said = [f"{n} ({int(torch.isinf(t.detach()).sum())} of {t.numel()})" for n, t in outs if bool(torch.isinf(t).any())]
+    if not said:
+        return []
+    if not any(m is not None for m in ev.output.masks):
+        raise NonFiniteError(
+            f"{fname}'s output {said[0]} overflows to inf at the original point, where the same function in a wider "
+            "dtype is finite: no mask, an overflow of the inputs' dtype.",
+            "check the inputs and the function for overflow (exp of large inputs); scale them, or check in float64.",
+        )
+    return [
+        f"masked entries (+-inf at the original point) of {', '.join(said)} are left out: their dout is 0, as a "
+        "softmax after the mask gives them, and they must stay masked at every step."
+    ]
+
+
 #: A gradient that passed through a narrower output's dtype is granted this many of its epsilons of rounding
 #: (the backward rounds there once or a few times: autocast's bfloat16 matmul accumulates in float32).
 NARROW_OUTPUT_ULPS = 4.0

@@ -230,14 +230,17 @@ def parse_dout(
             raise GradientStructureError(
                 f"dout for {name} has dtype {g.dtype}; it must be float.", "pass a float tensor."
             )
-        if not bool(torch.all(torch.isfinite(g))):
+        masked = torch.isinf(o.detach()) if not o.is_complex() else torch.zeros(o.shape, dtype=torch.bool)
+        if not bool(torch.all(torch.isfinite(g) | masked.to(g.device))):
             raise NonFiniteError(f"dout for {name} contains NaN or Inf.", "pass a finite upstream gradient dout.")
         d = g.detach().to(device=o.device, dtype=o.dtype).clone()
-        if not o.is_complex():
-            d[torch.isinf(o.detach())] = 0  # a masked entry (-inf) gets no gradient, as a softmax after the mask
+        if bool(masked.any()):
+            d[masked] = 0  # a masked entry (-inf) gets no gradient, as a softmax after the mask
         douts.append(d)
     if sum(d.numel() for d in douts) and not any(bool(torch.any(d != 0)) for d in douts):
-        raise zero_dout_error(fname)  # (an empty output has no element to be zero)
+        masked = any(not o.is_complex() and bool(torch.isinf(o.detach()).any()) for _, o in outs)
+        # (an empty output has no element to be zero)
+        raise zero_dout_error(fname, masked=masked)
     return douts, [p.astype(np.float64) for d in douts for p in parts(d)]
 
 
