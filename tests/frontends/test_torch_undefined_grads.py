@@ -54,3 +54,12 @@ def test_a_backward_that_uses_an_undefined_gradient_fails_and_says_why(careless)
     assert "TypeError" in found.message and "None" in found.message
     assert torch.equal(x.detach(), before) and x.grad is None
     assert report.to_dict()["findings"][0]["kind"] == "undefined gradient"
+
+
+def test_one_output_of_such_a_function_alone_is_an_error_that_says_why(careless):
+    from backcheck.errors import UserFunctionError
+
+    x = torch.randn(5, dtype=torch.float64, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    with pytest.raises(UserFunctionError, match="set_materialize_grads") as info:
+        bt.check(lambda t: _SinCos.apply(t)[0], x)
+    assert isinstance(info.value.__cause__, TypeError)

@@ -10,7 +10,7 @@ do not reach the loss.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,9 +39,11 @@ from backcheck.frontends.common import (
 )
 from backcheck.frontends.torch._jvp import forward, forward_probed
 from backcheck.frontends.torch._outputs import (
+    NONE_GRAD_HINT,
     AloneRaised,
     alone_finding,
     masks_held,
+    merge_alone,
     output_eps,
     refuse_nonfinite,
     through_narrow_outputs,
@@ -202,7 +204,7 @@ def _check_session(target: Target, knobs: Knobs, found: tuple[Any, ...], frozen:
                 raised.append(alone_finding(target.title, exc))
     finally:
         sess.restore()
-    report = _merge(report, alone) if alone else report
+    report = merge_alone(report, alone) if alone else report
     report.findings.extend(raised[:1])  # (one says it: the same backward raised for each output)
     settle_linearity(report, contract.tree, target.title)
     if knobs.options.atol is None and knobs.options.rtol is None:  # (with the user's own tolerance, no hint of one)
@@ -359,6 +361,8 @@ class _Side:
                     alone = ", ".join(n for n, d in zip(sess.out_names, douts, strict=True) if d is not None)
                     raise AloneRaised(first_line(exc), exc.hint, alone) from exc.__cause__
                 if not isinstance(exc.__cause__, NotImplementedError):
+                    if "NoneType" in str(exc.__cause__):  # a grad_output autograd leaves undefined, used anyway
+                        raise UserFunctionError(str(exc).split("\nHint:")[0], NONE_GRAD_HINT) from exc.__cause__
                     raise
                 if not (self.knobs.forward_mode and douts is None):
                     raise UserFunctionError(
@@ -585,17 +589,3 @@ def _alone_contracts(sess: Session, main: Contract, knobs: Knobs, grad_eps: np.n
             )
         )
     return contracts
-
-
-def _merge(main: Report, alone: Sequence[Report]) -> Report:
-    """The main report with the leaves, findings and notes of the outputs checked alone."""
-    notes = list(dict.fromkeys([*main.notes, *(n for r in alone for n in r.notes)]))
-    return dataclasses.replace(
-        main,
-        leaves=[*main.leaves, *(lf for r in alone for lf in r.leaves)],
-        findings=[*main.findings, *(f for r in alone for f in r.findings)],
-        curves=[*main.curves, *(c for r in alone for c in r.curves)],
-        notes=notes,
-        n_evals=main.n_evals + sum(r.n_evals for r in alone),
-        seconds=main.seconds + sum(r.seconds for r in alone),
-    )

@@ -3,6 +3,7 @@ autocast), and what a backward pass that raises with one output's gradient alone
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,7 +13,7 @@ from backcheck.bits import machine_eps
 from backcheck.calls import first_line
 from backcheck.errors import NonFiniteError, UserFunctionError
 from backcheck.frontends.torch._tensors import BFLOAT16_EPS, real_of, torch_module
-from backcheck.report import Finding
+from backcheck.report import Finding, Report
 from backcheck.tree import Tree
 from backcheck.verdict import RES_FACTOR
 
@@ -98,4 +99,25 @@ def alone_finding(fname: str, exc: AloneRaised) -> Finding:
         "output that does not reach the loss, so a loss of one output raises it too: test each grad_output for "
         "None before using it.",
         where=fname,
+    )
+
+
+#: The hint of a backward pass that raised on None: an output's gradient autograd leaves undefined.
+NONE_GRAD_HINT = (
+    "a backward pass gets None for an output whose gradient is undefined (an output that does not reach the loss, "
+    "under ctx.set_materialize_grads(False)): test each grad_output for None before using it."
+)
+
+
+def merge_alone(main: Report, alone: Sequence[Report]) -> Report:
+    """The main report with the leaves, findings and notes of the outputs checked alone."""
+    notes = list(dict.fromkeys([*main.notes, *(n for r in alone for n in r.notes)]))
+    return dataclasses.replace(
+        main,
+        leaves=[*main.leaves, *(lf for r in alone for lf in r.leaves)],
+        findings=[*main.findings, *(f for r in alone for f in r.findings)],
+        curves=[*main.curves, *(c for r in alone for c in r.curves)],
+        notes=notes,
+        n_evals=main.n_evals + sum(r.n_evals for r in alone),
+        seconds=main.seconds + sum(r.seconds for r in alone),
     )
