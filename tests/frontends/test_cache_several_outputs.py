@@ -87,3 +87,16 @@ def test_a_float32_cache_is_judged_at_float32_not_as_a_float64_run(seed):
     assert report.status == "pass", report
     forward, backward, args = _float32_layer(seed, wrong=1.01)
     assert backcheck.check_layer(forward, backward, args, cache=True).status == "fail"
+
+
+def test_a_backward_of_the_other_layout_is_told_how_cache_true_calls_it():
+    from backcheck.errors import UserFunctionError
+
+    def forward(x):
+        return x * 2, x * 3, (x,)
+
+    def backward(douts, cache):  # written for one tuple of douts
+        return 2 * douts[0] + 3 * douts[1]
+
+    with pytest.raises(UserFunctionError, match=r"backward\(dout_1, \.\.\., dout_k, cache\)"):
+        backcheck.check_layer(forward, backward, (np.ones(3),), cache=True)

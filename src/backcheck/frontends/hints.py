@@ -86,6 +86,12 @@ def pair_hint(
     it); for a pair without ``cache=True``, the pair may be ``(out, cache)``. ``names``: forward's and
     backward's names; ``cache=None`` for a layer object (no cache convention)."""
     said = outputs_sentence(out, cache, names)
+    if cache and isinstance(exc.__cause__, TypeError) and "argument" in str(exc.__cause__):
+        fname, bname = names
+        said = (
+            f"with cache=True, {bname} is called as {bname}(dout, cache) when {fname} returns (out, cache), and as "
+            f"{bname}(dout_1, ..., dout_k, cache) when it returns (out_1, ..., out_k, cache): one dout per output."
+        )
     if not said:
         return exc
     return UserFunctionError(exc.message, f"{exc.hint} {said}" if exc.hint else said)
