@@ -115,6 +115,9 @@ def power_of_two_grid(values: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(out), out, 0.0)
 
 
+#: Machine epsilon of bfloat16 (8 bits of significand), a dtype numpy lacks.
+BFLOAT16_EPS = 2.0**-7
+
 _EPS: dict[object, float] = {}
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from backcheck.backends import Backend, batched_first_differences, put_back, serial_first_differences
-from backcheck.bits import machine_eps
+from backcheck.bits import BFLOAT16_EPS, machine_eps
 from backcheck.edges import one_sided
 from backcheck.errors import (
     BackcheckError,
@@ -199,8 +199,8 @@ class Evaluator:
 
     @property
     def out_name(self) -> str:
-        """The name of the dtype the function's value rounds in (bfloat16 where :attr:`out_unit` says so)."""
-        return "bfloat16" if self.out_unit > machine_eps(self.out_dtype) else str(self.out_dtype)
+        """The name of the dtype the function's value rounds in (bfloat16 where :attr:`out_unit` is its epsilon)."""
+        return "bfloat16" if self.out_unit == BFLOAT16_EPS > machine_eps(self.out_dtype) else str(self.out_dtype)
 
     def recheck(self) -> None:
         """Evaluate at the point once more: a random function whose two baseline calls agreed by chance (a mask

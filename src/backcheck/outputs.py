@@ -46,10 +46,7 @@ class Output:
         for k, (p, uu) in enumerate(zip(parts, self.weights, strict=True)):
             y = np.asarray(p).reshape(p.shape[0], -1).astype(np.float64)
             m = self.masks[k] if self.masks else None
-            if m is not None:  # as :func:`unmasked`, row by row
-                moved = (y[:, m[0]] != m[1]).any(axis=1)
-                y[:, m[0]] = 0.0
-                y[moved] = np.nan
+            y = y if m is None else unmasked(y, m)
             total += (y - self.base[k] if self.base else y) @ uu
         return total
 
@@ -168,14 +165,14 @@ def mask_of(y: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def unmasked(y: np.ndarray, mask: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """``y`` with its masked entries at 0 (their cotangent is 0), all NaN where one of them moved: a mask that
-    changes with the inputs is a jump of f, and NaN sends the step back as at the edge of f's domain."""
+    """``y`` (flat outputs, or rows of them) with its masked entries at 0 (their cotangent is 0), all NaN where
+    one of them moved: a mask that changes with the inputs is a jump of f, and NaN sends the step back as at the
+    edge of f's domain."""
     where, values = mask
     out = y.copy()
-    moved = not np.array_equal(out[where], values)
-    out[where] = 0.0
-    if moved:
-        out[:] = np.nan
+    moved = (out[..., where] != values).any(axis=-1)  # (one boolean per row; a 0-d one for flat outputs)
+    out[..., where] = 0.0
+    out[moved] = np.nan
     return out
 
 

@@ -110,7 +110,7 @@ def test_an_overflow_is_no_mask_and_is_refused_as_before():
         bt.check(torch.exp, torch.tensor([1.0, 2.0, 100.0, -1.0], dtype=torch.float32))
 
 
-def test_doubts_at_masked_entries_are_set_to_zero_and_said_so():
+def test_douts_at_masked_entries_are_set_to_zero_and_said_so():
     dout = np.zeros((3, 3))
     dout[~MASK] = 1.0  # nonzero only where the output is masked
     with pytest.raises(backcheck.errors.BadInputError, match="outside the output's masked"):

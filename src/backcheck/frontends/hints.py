@@ -285,9 +285,9 @@ def _given(dout: Any, parts: list[tuple[str, np.ndarray]], fname: str) -> list[n
     return out
 
 
-def masked_note(parts: list[tuple[str, np.ndarray]]) -> str:
-    """A note naming the outputs with masked (+-inf) entries, or ''."""
-    said = ", ".join(f"{n} ({int(np.isinf(p).sum())} of {p.size})" for n, p in parts if np.isinf(p).any())
+def masked_note(counts: list[tuple[str, int, int]]) -> str:
+    """A note naming the outputs with masked (+-inf) entries, ``(name, masked, size)`` each, or ''."""
+    said = ", ".join(f"{n} ({k} of {size})" for n, k, size in counts if k)
     if not said:
         return ""
     return (

@@ -357,7 +357,7 @@ class Layer:
         u = cotangents(dout, parts, options.rng("dout"), fname)
         # (a write into the inputs is reported by the evaluator, which sees every evaluation's)
         layer, notes = self._decide(out0, u)
-        notes += tuple(n for n in [masked_note(parts)] if n)
+        notes += tuple(n for n in [masked_note([(n, int(np.isinf(p).sum()), p.size) for n, p in parts])] if n)
         return self._build(layer, out0, parts, u, options, bool(changed), replayed=False, notes=notes)
 
     def _decide(self, out0: Any, u: list[np.ndarray]) -> tuple[Layer, tuple[str, ...]]:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 import backcheck.frontends.jax._numeric as num
+from backcheck.bits import BFLOAT16_EPS
 from backcheck.calls import call_user, function_name
 from backcheck.contract import Analytic, Contract, Section
 from backcheck.evaluate import Output
@@ -37,9 +38,6 @@ from backcheck.report import Finding, LeafReport, Report
 from backcheck.run import run
 from backcheck.strategies import defers_repeat, resolve
 from backcheck.tree import Tree
-
-#: Machine epsilon of bfloat16 (8 bits of significand): the resolution its gradients are judged at.
-BFLOAT16_EPS = 2.0**-7
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 import backcheck.frontends.torch._analytic as side
-from backcheck.bits import machine_eps
+from backcheck.bits import BFLOAT16_EPS, machine_eps
 from backcheck.calls import call_user, first_line, require_callable
 from backcheck.contract import Analytic, Contract, Section
 from backcheck.errors import (
@@ -58,7 +58,6 @@ from backcheck.frontends.torch._setup import (
     parse_dout,
 )
 from backcheck.frontends.torch._tensors import (
-    BFLOAT16_EPS,
     dtype_name,
     np_dtype,
     own_storage,
@@ -362,7 +361,7 @@ class _Side:
                     raise AloneRaised(first_line(exc), exc.hint, alone) from exc.__cause__
                 if not isinstance(exc.__cause__, NotImplementedError):
                     if "NoneType" in str(exc.__cause__):  # a grad_output autograd leaves undefined, used anyway
-                        raise UserFunctionError(str(exc).split("\nHint:")[0], NONE_GRAD_HINT) from exc.__cause__
+                        raise UserFunctionError(exc.message, NONE_GRAD_HINT) from exc.__cause__
                     raise
                 if not (self.knobs.forward_mode and douts is None):
                     raise UserFunctionError(

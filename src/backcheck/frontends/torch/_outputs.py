@@ -9,10 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.bits import machine_eps
+from backcheck.bits import BFLOAT16_EPS, machine_eps
 from backcheck.calls import first_line
 from backcheck.errors import NonFiniteError, UserFunctionError
-from backcheck.frontends.torch._tensors import BFLOAT16_EPS, real_of, torch_module
+from backcheck.frontends.hints import masked_note
+from backcheck.frontends.torch._tensors import real_of, torch_module
 from backcheck.report import Finding, Report
 from backcheck.tree import Tree
 from backcheck.verdict import RES_FACTOR
@@ -39,19 +40,16 @@ def masks_held(outs: Sequence[tuple[str, Any]], ev: Any, fname: str) -> list[str
     """A note naming the outputs' masked (infinite) entries; a typed error where the numeric side finds them
     finite (an overflow of the inputs' dtype, exp(100) in float32, that float64 does not have: no mask)."""
     torch = torch_module()
-    said = [f"{n} ({int(torch.isinf(t.detach()).sum())} of {t.numel()})" for n, t in outs if bool(torch.isinf(t).any())]
-    if not said:
-        return []
-    if not any(m is not None for m in ev.output.masks):
+    counts = [(n, int(torch.isinf(t.detach()).sum()), t.numel()) for n, t in outs]
+    note = masked_note(counts)
+    if note and not any(m is not None for m in ev.output.masks):
+        n, k, size = next(c for c in counts if c[1])
         raise NonFiniteError(
-            f"{fname}'s output {said[0]} overflows to inf at the original point, where the same function in a wider "
-            "dtype is finite: no mask, an overflow of the inputs' dtype.",
+            f"{fname}'s output {n} ({k} of {size}) overflows to inf at the original point, where the same function "
+            "in a wider dtype is finite: no mask, an overflow of the inputs' dtype.",
             "check the inputs and the function for overflow (exp of large inputs); scale them, or check in float64.",
         )
-    return [
-        f"masked entries (+-inf at the original point) of {', '.join(said)} are left out: their dout is 0, as a "
-        "softmax after the mask gives them, and they must stay masked at every step."
-    ]
+    return [note] if note else []
 
 
 #: A gradient that passed through a narrower output's dtype is granted this many of its epsilons of rounding
@@ -81,6 +79,13 @@ def through_narrow_outputs(tree: Tree, grad_eps: np.ndarray | None, native: floa
     return np.maximum(own, native * NARROW_OUTPUT_ULPS / RES_FACTOR)  # (grad_eps is granted RES_FACTOR times)
 
 
+#: The hint of a backward pass that raised on None: an output's gradient autograd leaves undefined.
+NONE_GRAD_HINT = (
+    "a backward pass gets None for an output whose gradient is undefined (an output that does not reach the loss, "
+    "under ctx.set_materialize_grads(False)): test each grad_output for None before using it."
+)
+
+
 class AloneRaised(UserFunctionError):
     """The backward pass raised with one output's cotangent alone (the others undefined), where it ran with all."""
 
@@ -95,18 +100,9 @@ def alone_finding(fname: str, exc: AloneRaised) -> Finding:
     return Finding(
         "undefined gradient",
         f"the backward pass of {fname} raised {what}, with the gradient of {exc.alone} alone, where it runs with "
-        "every output's. Autograd passes an undefined gradient (None under ctx.set_materialize_grads(False)) for an "
-        "output that does not reach the loss, so a loss of one output raises it too: test each grad_output for "
-        "None before using it.",
+        "every output's, so a loss of one output raises it too: " + NONE_GRAD_HINT,
         where=fname,
     )
-
-
-#: The hint of a backward pass that raised on None: an output's gradient autograd leaves undefined.
-NONE_GRAD_HINT = (
-    "a backward pass gets None for an output whose gradient is undefined (an output that does not reach the loss, "
-    "under ctx.set_materialize_grads(False)): test each grad_output for None before using it."
-)
 
 
 def merge_alone(main: Report, alone: Sequence[Report]) -> Report:

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from backcheck.bits import BFLOAT16_EPS
 from backcheck.calls import first_line, flat_outputs
 from backcheck.errors import (
     BackcheckError,
@@ -20,7 +21,6 @@ from backcheck.evaluate import Evaluator, Output
 from backcheck.frontends.common import CachedEvaluator, zero_dout_error
 from backcheck.frontends.torch._session import Session
 from backcheck.frontends.torch._tensors import (
-    BFLOAT16_EPS,
     Slot,
     dtype_name,
     is_diff_tensor,

@@ -14,9 +14,6 @@ from backcheck.errors import BadInputError
 if TYPE_CHECKING:
     import torch
 
-#: Machine epsilon of bfloat16 (8 bits of significand), a dtype numpy lacks.
-BFLOAT16_EPS = 2.0**-7
-
 
 def torch_module() -> Any:
     """torch itself, imported on first use."""
