@@ -20,6 +20,7 @@ from backcheck.judgement import judge
 from backcheck.numeric.grad import noise_level, roundoff
 from backcheck.outputs import AGREEMENT_MOST, SPREAD_AGREEMENT
 from backcheck.refinement import KINK_GAP
+from backcheck.strategies.own_rounding import ULPS_AWAY, native_jitter, within_own_rounding
 from backcheck.verdict import (
     AMBIGUOUS,
     DEAD,
@@ -64,8 +65,9 @@ class Outcome:
     #: per element that passed, the smallest error in it that would certainly have failed (see run.py); None:
     #: ``bound`` plus the element's own difference
     reach: np.ndarray | None = None
-    #: per element, whether its bound comes from a Richardson table (``floor=``, a float32 kernel): an error
-    #: beyond it fails there, with no refinement at half the step left to loosen it (see run._reach)
+    #: per element, whether its bound comes from a Richardson table (``floor=``, a float32 kernel) or holds the
+    #: gradient's measured rounding (own_rounding.py): an error beyond it fails there, with no refinement at half
+    #: the step left to loosen it (see run._reach)
     sharp: np.ndarray | None = None
 
 
@@ -90,13 +92,14 @@ def run(ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator |
     size = rms[idx] if claim.typical is None else claim.typical[idx]  # the tensor's own size, not an outlier's
     res = allowance(a, first.central, grad_eps[idx], rms[idx], size)
     j = judge(ev, idx, a, steps[idx], first, res, tol, None if claim.typical is None else claim.typical[idx])
-    notes: list[str] = []
+    notes, own = within_own_rounding(ev, idx, j, claim)
     labels = set(j.status.tolist())  # (a verdict absent needs no mask)
     if AMBIGUOUS in labels:
         ambiguous = np.flatnonzero(j.status == AMBIGUOUS)
         notes.extend(recheck_nearby(ev, idx, ambiguous, j, claim, rng or np.random.default_rng(0)))
         labels = set(j.status.tolist())
     hidden = _hidden_kinks(ev, idx, first, j, a)
+    hidden[own] = False  # (they passed by a bound that holds their rounding, at finer steps than the first)
     kinks = np.flatnonzero((j.status == KINK) | hidden if KINK in labels else hidden)
     if ev.one_sided:  # on the edge of the domain: no joint move stays inside it
         kinks = kinks[~np.isin(idx[kinks], list(ev.one_sided))]
@@ -141,7 +144,10 @@ def run(ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator |
         notes.extend(split_formula_from_rounding(ev, idx, j, claim, first, res))
     # with a float64 run of the backward pass, the formula check above sees a scale error element by element
     failed, unsure = ({}, {}) if claim.g_wide is not None else systematic_scale_test(ev, idx, a, j, claim, first)
-    return Outcome(idx, j.numeric, j.bound, j.status, notes, failed, unsure, vouch_bound=j.vouch)
+    outcome = Outcome(idx, j.numeric, j.bound, j.status, notes, failed, unsure, vouch_bound=j.vouch)
+    if own.size:
+        outcome.sharp = np.isin(np.arange(idx.size), own)
+    return outcome
 
 
 def split_formula_from_rounding(
@@ -241,27 +247,6 @@ def plausible_rounding(claim: Claim, idx: np.ndarray, a64: np.ndarray, ev: Evalu
     return out
 
 
-def native_jitter(ev: Evaluator, claim: Claim, sub: np.ndarray) -> np.ndarray:
-    """Per element of ``sub``, how far the native gradient moves when the point moves by :data:`ULPS_AWAY` units
-    in the last place of each element's dtype, in random directions (two backward calls): the rounding the
-    native run carries, with the gradient's true change over so small a move."""
-    assert claim.regrad is not None
-    g0 = claim.g[sub]
-    floor = ULPS_AWAY * claim.grad_eps * np.abs(ev.tree.values())
-    signs = np.random.default_rng(0).integers(0, 2, size=(JITTER_RUNS, floor.size)) * 2.0 - 1.0
-    jitter = np.zeros(sub.size)
-    for sign in signs:
-        with ev.shifted(sign * floor, evaluate=False):
-            moved = claim.regrad()[sub]
-        with np.errstate(invalid="ignore"):
-            jitter = np.fmax(jitter, np.abs(moved - g0))
-    return jitter
-
-
-#: Backward calls at points a few units in the last place away that measure a native gradient's own rounding.
-JITTER_RUNS = 2
-
-
 def _vouch_through_wide(
     j: Judgement, claim: Claim, idx: np.ndarray, a64: np.ndarray, bound64: np.ndarray, plausible: np.ndarray
 ) -> None:
@@ -296,9 +281,6 @@ def _steepening(ev: Evaluator, idx: np.ndarray, h: np.ndarray) -> np.ndarray:
 #: A one-sided slope that grows by this factor from the step to a sixteenth of it is unbounded (``1/sqrt(h)``
 #: grows by 4 over that range; a kink's or a smooth function's slope changes by far less).
 STEEPENING = 1.5
-#: Shifts of the point that sample gradients around a kink move every element at least this many units in the
-#: last place of its gradient's dtype.
-ULPS_AWAY = 4.0
 #: How far the nearby points lie, in finite-difference steps.
 NEARBY = 32.0
 #: How many nearby gradients outline the valid subgradients where several kinks meet.

@@ -20,6 +20,7 @@ from backcheck.numeric.richardson import Refined
 from backcheck.refinement import KINK_GAP, NEAR_FLOOR
 from backcheck.rounding import below_rounding_of_inputs
 from backcheck.strategies.elementwise import Outcome, plausible_rounding
+from backcheck.strategies.own_rounding import OWN_ROUNDING_NOTE, unless_own_rounding
 from backcheck.verdict import (
     KINK,
     KINK_PERSISTENCE,
@@ -75,9 +76,11 @@ def sharpen_low_precision(ev: Evaluator, claim: Claim, outcome: Outcome, rng: np
     """Refine the ``ok`` elements of a check whose function computes in float32 or coarser, in place.
 
     Elements that reach :data:`LOW_PRECISION_FLOOR` of their tensor's typical gradient are held to the sharp
-    bound (an error of 1e-3 fails); the others keep the verdict and the bound of their first difference.
+    bound (an error of 1e-3 fails); the others keep the verdict and the bound of their first difference. Elements
+    whose bound holds their gradient's measured rounding (own_rounding.py) keep it: no table sees past that.
     """
-    pos = np.flatnonzero(outcome.status == OK)
+    ok = outcome.status == OK
+    pos = np.flatnonzero(ok if outcome.sharp is None else ok & ~outcome.sharp)
     whole = pos.size
     if pos.size > LOW_PRECISION_SAMPLE:
         pos = np.sort(rng.choice(pos, size=LOW_PRECISION_SAMPLE, replace=False))
@@ -90,7 +93,7 @@ def sharpen_low_precision(ev: Evaluator, claim: Claim, outcome: Outcome, rng: np
         f"{ev.fname} computes in {where}, where one central difference resolves only a few percent of a "
         f"gradient: elements were refined on a Richardson table{sampled} so that errors of "
         f"{LOW_PRECISION_FLOOR:.2g} of the gradient or more fail; " + notes[0]
-    ]
+    ] + notes[1:]
 
 
 def sharpen(ev: Evaluator, claim: Claim, outcome: Outcome, floor: float) -> list[str]:
@@ -292,8 +295,6 @@ def _refine(ev: Evaluator, claim: Claim, outcome: Outcome, pos: np.ndarray, floo
         wrong &= ~stood
         sharp.value[stood], sharp.error[stood] = np.nan, np.inf  # (the element keeps its first bound)
         limit = bound(sharp.error, 0.0, res)
-    reached = np.isfinite(limit) & (limit <= floor * size)
-    better = np.isfinite(limit) & (limit < outcome.bound[pos])
     # a rule that claims 0 where the check's own step could not tell f's change from 0 (f stood still, or its
     # jumps fill the bound), and the table's wider steps find a slope: a piecewise constant f (floor(1000 x), a
     # value rounded inside) whose table averages its jumps, not a derivative
@@ -307,6 +308,9 @@ def _refine(ev: Evaluator, claim: Claim, outcome: Outcome, pos: np.ndarray, floo
     wrong &= ~still
     kinks = _at_kinks(ev, claim, idx, a, wrong, sharp.step)  # a table averages a kink's one-sided slopes
     wrong &= ~kinks
+    own = unless_own_rounding(ev, claim, idx, sharp.value, limit, wrong) if wrong.any() else 0
+    reached = np.isfinite(limit) & (limit <= floor * size)
+    better = np.isfinite(limit) & (limit < outcome.bound[pos])
     take = wrong | (reached if demand else better)
     outcome.numeric[pos] = np.where(take, sharp.value, outcome.numeric[pos])
     outcome.bound[pos] = np.where(take, limit, outcome.bound[pos])
@@ -334,4 +338,4 @@ def _refine(ev: Evaluator, claim: Claim, outcome: Outcome, pos: np.ndarray, floo
     return [
         f"{head}{pos.size} element(s) refined ({int(sharp.evaluations.sum())} evaluations); "
         f"{int(wrong.sum())} wrong" + (f", {short}." if missed else ".") + flat
-    ]
+    ] + ([OWN_ROUNDING_NOTE.format(own)] if own else [])

@@ -1,0 +1,114 @@
+"""A low-precision gradient's own rounding, measured: how far it moves when the point moves by a few units in the
+last place.
+
+A float32 backward pass of data far from 0 beside its spread (a variance of values near 1e4 whose spread is 1)
+loses digits to cancellation: ``x - mean(x)`` carries the rounding of the mean, about a unit in the last place of
+1e4, and the gradient that of the centred values, a thousandth of them. No model of the gradient's dtype alone
+(sixteen epsilons of the element) sees that, but the backward pass itself shows it: moved by a few units in the
+last place of its inputs, the gradient moves by their rounding times its sensitivity to them, about as much as its
+rounding at the point. A wrong rule is off by a share of the gradient, orders beyond.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from backcheck.bits import machine_eps
+from backcheck.evaluate import Evaluator
+from backcheck.verdict import FAILING, OK, SAFETY, Claim, Judgement
+
+#: Units in the last place of each element's dtype that the point moves by to measure a gradient's rounding.
+ULPS_AWAY = 4.0
+#: Backward calls at points a few units in the last place away that measure a native gradient's own rounding.
+JITTER_RUNS = 2
+#: Gradients this coarse and coarser (float32, float16, bfloat16) are judged against their measured rounding.
+NARROW = 1e-10
+
+
+def native_jitter(ev: Evaluator, claim: Claim, sub: np.ndarray, eps: np.ndarray | None = None) -> np.ndarray:
+    """Per element of ``sub``, how far the native gradient moves when the point moves by :data:`ULPS_AWAY` units
+    in the last place of each element's dtype (``eps`` per element of the tree, or the gradient's), in random
+    directions (two backward calls): the rounding the native run carries, with the gradient's true change over so
+    small a move."""
+    assert claim.regrad is not None
+    g0 = claim.g[sub]
+    floor = ULPS_AWAY * (claim.grad_eps if eps is None else eps) * np.abs(ev.tree.values())
+    signs = np.random.default_rng(0).integers(0, 2, size=(JITTER_RUNS, floor.size)) * 2.0 - 1.0
+    jitter = np.zeros(sub.size)
+    for sign in signs:
+        with ev.shifted(sign * floor, evaluate=False):
+            moved = claim.regrad()[sub]
+        with np.errstate(invalid="ignore"):
+            jitter = np.fmax(jitter, np.abs(moved - g0))
+    return jitter
+
+
+def own_rounding(ev: Evaluator, claim: Claim, sub: np.ndarray) -> np.ndarray | None:
+    """Per element of ``sub``, the gradient's measured rounding (:func:`native_jitter`) where its computation is
+    low-precision and it has no float64 run (its arithmetic is in float32 whatever it is given); None where there
+    is none to measure (a float64 computation, a precomputed gradient, the user's own tolerance) or it cannot be
+    (a backward pass that returns another gradient when called again at the same point: a random one).
+
+    The inputs move by units of the coarsest precision the computation has (the inputs' dtype, the gradient's, or
+    the output's: a float32 kernel of float64 arrays).
+    """
+    if claim.g_wide is not None or claim.regrad is None or claim.tol.custom or not sub.size:
+        return None
+    inputs = ev.tree.per_leaf([machine_eps(leaf.dtype) for leaf in ev.tree.leaves])
+    eps = np.maximum(np.maximum(claim.grad_eps, inputs), ev.out_eps)
+    if not float(eps[sub].min()) >= NARROW:
+        return None
+    if not np.array_equal(claim.regrad()[sub], claim.g[sub], equal_nan=True):
+        return None
+    return native_jitter(ev, claim, sub, eps)
+
+
+def within_own_rounding(ev: Evaluator, idx: np.ndarray, j: Judgement, claim: Claim) -> tuple[list[str], np.ndarray]:
+    """Failing elements (of their own difference: not of a joint test) judged again with the gradient's
+    :func:`own_rounding` added to their bound: those within it pass with that bound (inconclusive where it cannot
+    see an error that matters). Returns the notes and the positions in ``idx`` of the elements that passed so:
+    their bound is the last word (an error beyond it fails here, whatever the step).
+
+    A gradient that jumps within the few units moved (a ReLU mask flipping) would excuse anything; but an element
+    judged failing was smooth along its own axis over its steps, and its gradient reads only masks its own axis
+    moves: such a kink would have shown there (and been judged as one). Where the data resolve their spread
+    poorly (values near 1e4 in float32 spread by 0.01: ten units of their last place), the gradient's rounding
+    reaches its size, and so does the bound: inconclusive, never failed for the arithmetic of the right rule."""
+    if not set(j.status.tolist()) & set(FAILING):
+        return [], idx[:0]
+    with np.errstate(invalid="ignore"):
+        beyond = np.abs(claim.g[idx] - j.numeric) > j.bound  # (mismatches of their own difference, not of a joint one)
+    bad = np.flatnonzero(np.isin(j.status, FAILING) & beyond)
+    jitter = own_rounding(ev, claim, idx[bad])
+    if jitter is None:
+        return [], bad[:0]
+    limit = j.bound[bad] + SAFETY * jitter
+    within = np.abs(claim.g[idx[bad]] - j.numeric[bad]) <= limit
+    if not within.any():
+        return [], bad[:0]
+    j.status[bad[within]] = OK
+    j.bound[bad[within]] = limit[within]
+    return [OWN_ROUNDING_NOTE.format(int(within.sum()))], bad[within]
+
+
+def unless_own_rounding(
+    ev: Evaluator, claim: Claim, idx: np.ndarray, value: np.ndarray, limit: np.ndarray, wrong: np.ndarray
+) -> int:
+    """Elements a sharp estimate ``value`` calls ``wrong`` judged again with the gradient's :func:`own_rounding`
+    added to their ``limit``; those within it are not wrong, and keep that limit (both in place). Returns how many."""
+    bad = np.flatnonzero(wrong)
+    jitter = own_rounding(ev, claim, idx[bad])
+    if jitter is None:
+        return 0
+    wider = limit[bad] + SAFETY * jitter
+    within = np.abs(claim.g[idx[bad]] - value[bad]) <= wider
+    limit[bad[within]] = wider[within]
+    wrong[bad[within]] = False
+    return int(within.sum())
+
+
+OWN_ROUNDING_NOTE = (
+    "{} element(s) differ from the numeric derivative by no more than the backward pass's own rounding: its "
+    "gradient moves by as much when the inputs move by a few units in their last place (a computation that cancels "
+    "digits, as of inputs far from 0 beside their spread); their bound includes that movement."
+)

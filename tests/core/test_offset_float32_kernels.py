@@ -1,0 +1,174 @@
+"""Float32 kernels of data far from 0 beside its spread (a batch of 100 + N(0, 1), features of mean 1e4): a
+normalization, a variance, a softmax or a log-sum-exp bends on the scale of the spread, while steps of |x|'s scale
+cross it many times over; and the backward pass's own float32 arithmetic loses digits to ``x - mean(x)``. A right
+rule must never fail there (it passes where the check can vouch for it, else it is inconclusive), and a wrong one
+must still fail where the function resolves its gradient."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import backcheck
+from backcheck.numeric.steps import FINEST_SHARE, FINEST_TABLE, SPREADS, step_scale
+from backcheck.tree import Tree
+
+
+def c32(a):
+    return np.asarray(a, np.float32)
+
+
+def _centred(x):
+    return x - x.mean(-1, keepdims=True)
+
+
+def layernorm(x):
+    return _centred(x) / np.sqrt(x.var(-1, keepdims=True) + 1e-5)
+
+
+def layernorm_backward(dout, x, bug=None):
+    std = np.sqrt(x.var(-1, keepdims=True) + 1e-5)
+    xh, m = _centred(x) / std, x.shape[-1]
+    if bug == "no_mean":  # the mean's own gradient dropped
+        return (m * dout - xh * (dout * xh).sum(-1, keepdims=True)) / (m * std)
+    return (m * dout - dout.sum(-1, keepdims=True) - xh * (dout * xh).sum(-1, keepdims=True)) / (m * std)
+
+
+def variance(x):
+    return x.var(-1, ddof=1)
+
+
+def variance_backward(dout, x, bug=None):
+    n = x.shape[-1] - (0 if bug == "ddof" else 1)  # the bug: the biased variance's rule for the unbiased one
+    return dout[..., None] * 2 * _centred(x) / n
+
+
+def softmax(x):
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def softmax_backward(dout, x, bug=None):
+    y = softmax(x)
+    if bug == "no_sum":
+        return y * dout
+    return y * (dout - (dout * y).sum(-1, keepdims=True))
+
+
+KERNELS = {
+    "layernorm": (layernorm, layernorm_backward, "no_mean"),
+    "variance": (variance, variance_backward, "ddof"),
+    "softmax": (softmax, softmax_backward, "no_sum"),
+}
+
+
+def _check(name, offset, spread, seed, bug=None):
+    f, b, _ = KERNELS[name]
+    rng = np.random.default_rng(seed)
+    x = c32(rng.normal(size=(3, 6)) * spread + offset)
+    dout = c32(rng.normal(size=np.shape(f(x))))
+    before = x.copy()
+    report = backcheck.check_layer(lambda x: c32(f(c32(x))), lambda d, x: c32(b(c32(d), c32(x), bug)), (x,), dout)
+    np.testing.assert_array_equal(x, before)
+    return report
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
+@pytest.mark.parametrize(("offset", "spread"), [(100.0, 1.0), (100.0, 0.01), (1e4, 1.0), (1e4, 0.01)])
+def test_a_right_rule_never_fails(name, offset, spread):
+    for seed in range(3):
+        report = _check(name, offset, spread, seed)
+        assert report.status in ("pass", "inconclusive"), f"seed {seed}:\n{report}"
+
+
+@pytest.mark.parametrize("name", ["layernorm", "variance"])
+def test_a_right_rule_passes_where_the_spread_is_resolved(name):
+    # (100 + N(0, 1) in float32: units in the last place of 7.6e-6, five decimal digits of the spread)
+    for seed in range(3):
+        report = _check(name, 100.0, 1.0, seed)
+        assert report.status == "pass", f"seed {seed}:\n{report}"
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
+@pytest.mark.parametrize(("offset", "spread"), [(100.0, 1.0), (1e4, 1.0), (100.0, 0.01)])
+def test_a_wrong_rule_still_fails(name, offset, spread):
+    for seed in range(2):
+        report = _check(name, offset, spread, seed, bug=KERNELS[name][2])
+        assert report.status == "fail", f"seed {seed}:\n{report}"
+
+
+def test_a_scaled_rule_never_passes():
+    f, b, _ = KERNELS["variance"]
+    for offset, spread in [(100.0, 1.0), (1e4, 1.0), (100.0, 0.01)]:
+        rng = np.random.default_rng(0)
+        x = c32(rng.normal(size=(3, 6)) * spread + offset)
+        dout = c32(rng.normal(size=3))
+        report = backcheck.check_layer(lambda x: c32(f(c32(x))), lambda d, x: c32(1.3 * b(c32(d), c32(x))), (x,), dout)
+        assert report.status == "fail", report
+
+
+def test_a_gradient_rounded_to_zero_is_not_dead():
+    # x equal to its row's float32 mean: x - mean(x) is exactly 0 in float32, its true gradient is not
+    rng = np.random.default_rng(1)
+    x = c32(rng.normal(size=(4, 6)) * 0.01 + 1e4)
+    dout = c32(rng.normal(size=4))
+    report = backcheck.check_layer(
+        lambda x: c32(variance(c32(x))), lambda d, x: c32(variance_backward(c32(d), c32(x))), (x,), dout
+    )
+    assert report.status != "fail", report
+
+
+def test_a_random_backward_is_not_excused_as_rounding():
+    # a backward pass that adds fresh noise at every call has no rounding to measure: its error stands
+    f, b, _ = KERNELS["variance"]
+    rng = np.random.default_rng(0)
+    x = c32(rng.normal(size=(3, 6)) + 1e4)
+    dout = c32(rng.normal(size=3))
+    noise = np.random.default_rng(5)
+
+    def noisy(d, x):
+        g = b(c32(d), c32(x))
+        return c32(g + 0.05 * np.abs(g).max() * noise.standard_normal(g.shape))
+
+    report = backcheck.check_layer(lambda x: c32(f(c32(x))), noisy, (x,), dout)
+    assert report.status == "fail", report
+    assert "own rounding" not in str(report)
+
+
+def test_own_rounding_is_said():
+    report = _check("variance", 1e4, 1.0, 0)
+    assert report.status == "pass", report
+    assert any("backward pass's own rounding" in n for n in report.notes), report.notes
+
+
+class TestStepScale:
+    def test_arrays_near_zero_keep_the_magnitude_rule(self):
+        x = c32(np.random.default_rng(0).normal(size=50) * 3)
+        np.testing.assert_array_equal(step_scale(Tree(x, "x")), np.maximum(np.abs(x), 1.0))
+
+    def test_offset_arrays_step_by_their_spread(self):
+        x = c32(1e3 + np.random.default_rng(0).normal(size=400) * 2.0)
+        spread = float(np.std(x, dtype=np.float64))
+        x64 = x.astype(np.float64)
+        np.testing.assert_allclose(step_scale(Tree(x, "x")), np.maximum(SPREADS * spread, FINEST_SHARE * np.abs(x64)))
+        np.testing.assert_allclose(step_scale(Tree(x, "x"), FINEST_TABLE), np.full(x.size, SPREADS * spread))
+
+    def test_float64_steps_keep_the_magnitude_rule_unless_the_output_is_narrow(self):
+        x = 1e3 + np.random.default_rng(0).normal(size=400) * 2.0
+        np.testing.assert_array_equal(step_scale(Tree(x, "x")), np.abs(x))
+        narrow = step_scale(Tree(x, "x"), out_eps=float(np.finfo(np.float32).eps))  # a float32 kernel inside
+        np.testing.assert_allclose(narrow, np.maximum(SPREADS * np.std(x), FINEST_SHARE * np.abs(x)))
+
+    def test_never_finer_than_a_share_of_the_magnitude(self):
+        x = c32(np.full(10, 1e4))  # no spread: steps stay within FINEST_SHARE of |x|'s
+        np.testing.assert_allclose(step_scale(Tree(x, "x")), FINEST_SHARE * 1e4)
+        assert step_scale(Tree(c32([1e4]), "x")).tolist() == [1e4]  # one value: no spread at all
+
+    def test_non_finite_entries_are_left_out_of_the_spread(self):
+        x = c32(100 + np.random.default_rng(1).normal(size=20)).astype(np.float64)
+        masked = c32(x)
+        masked[3] = -np.inf
+        keep = np.isfinite(masked)
+        scale = step_scale(Tree(masked, "x"))[keep]
+        expected = np.maximum(SPREADS * np.std(x[keep]), FINEST_SHARE * np.abs(x[keep]))
+        np.testing.assert_allclose(scale, np.minimum(np.abs(x[keep]), expected), rtol=1e-6)
