@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.report import Finding
+from backcheck.report import FAILING_FINDINGS, Finding, Report
 from backcheck.tree import Tree, format_index
+from backcheck.verdict import DEAD, typical_size
 
 #: Elements named in a finding's message.
 SHOWN = 5
@@ -47,6 +48,23 @@ def mutation_finding(function: str, changed: Sequence[Any], kind: str = "input")
     )
 
 
+def dout_written(function: str, changed: tuple[str, tuple[int, ...], np.ndarray]) -> Finding:
+    """A warning, not a failure: ``function`` (a backward pass) wrote into its upstream gradient ``dout`` in
+    place (``dx = dout; dx[x <= 0] = 0``), a habit of many correct layers. The check hands every call a fresh
+    copy, so its gradients are judged as they are; a network whose ``dout`` feeds two layers would not be."""
+    name, shape, idx = changed
+    names = [name + format_index(np.unravel_index(int(i), shape) if shape else ()) for i in idx[:SHOWN]]
+    return Finding(
+        "dout written",
+        f"{function} wrote into {name} in place ({len(idx)} element(s), e.g. {', '.join(names)}). Harmless where "
+        f"{name} feeds this layer alone, as here (every call was given a fresh copy, and the gradients were judged "
+        "as returned); wrong where it feeds two (a residual connection adds both branches' gradients into one "
+        f"array): write dx = {name}.copy() first, or dx = {name} * mask.",
+        where=function,
+        elements=names,
+    )
+
+
 #: How many rounding units of |phi| a perturbation must have moved phi by, by the gradient's account, before
 #: a function that did not move at all is said not to read the input.
 UNREAD_ULPS = 64.0
@@ -78,3 +96,47 @@ def unread_findings(
             )
         )
     return out
+
+
+#: A failing gradient whose every wrong element is off by at most this fraction of its typical size, with at least
+#: half of the elements checked wrong, is off by a small error spread over it (see :func:`small_error_note`): an
+#: adjoint solved to a relative tolerance of 1e-4 is off by about 1e-3 of the gradient.
+SMALL_ERROR = 1e-2
+
+
+def small_error_note(report: Report, tree: Tree, fname: str) -> str:
+    """A note for a report that fails only by small errors spread over the gradient ('' otherwise).
+
+    A rule solved to a tolerance (an iterative solve's adjoint stopped at a residual, an adaptive ODE adjoint)
+    is off everywhere by about that tolerance: at least half of the elements checked wrong, each by at most
+    :data:`SMALL_ERROR` of the gradient's typical size, where a wrong term is off by a good part of the gradient
+    in the elements it touches. The failure stands (the rule is off by far more than the check's bounds); the
+    note says what such errors come from, and how to accept them. ``tree``: the leaves of the reverse-mode
+    section (the report's other leaves, a forward-mode section, are not considered).
+    """
+    if report.status != "fail" or any(f.kind in FAILING_FINDINGS for f in report.findings):
+        return ""
+    names = {lf.name for lf in tree.leaves}
+    leaves = [lf for lf in report.leaves if lf.name in names]
+    if not any(lf.status == "fail" for lf in leaves) or any(lf.counts.get(DEAD, 0) for lf in leaves):
+        return ""
+    g, n, b = (tree.pack(t, "report") for t in (report.analytic, report.numeric, report.bound))
+    checked = np.isfinite(n) & np.isfinite(b) & np.isfinite(g)
+    wrong = checked & ~(np.abs(g - n) <= b)
+    k, total = int(np.count_nonzero(wrong)), int(np.count_nonzero(checked))
+    if not k or 2 * k < total:
+        return ""
+    typical = typical_size(g[checked])
+    worst = float(np.max(np.abs(g - n)[wrong]))
+    if not worst <= SMALL_ERROR * typical:
+        return ""
+    atol = 10.0 ** np.ceil(np.log10(worst))
+    return (
+        f"{fname}'s gradient is off by a small error spread over it: {k} of the {total} elements checked are "
+        f"wrong, each by at most {worst:.2g} ({worst / typical:.1g} of the gradient's typical size, {typical:.3g}). "
+        "That is what a backward solved to a tolerance gives (an iterative solve's adjoint stopped at a residual, "
+        "an adaptive ODE adjoint, a fixed point's implicit gradient), an approximate formula, or a forward whose "
+        "small guard the rule leaves out (log(p + 1e-7) with the gradient of log(p)); a wrong term is "
+        "off by a good part of the gradient where it acts. If the rule is meant to be exact only to its solver's "
+        f"tolerance, tighten that tolerance (its atol / rtol), or accept errors of this size with atol={atol:.0e}."
+    )

@@ -111,7 +111,8 @@ def test_check_layer_never_writes_the_callers_arrays_even_when_backward_mutates(
 
     r = backcheck.check_layer(lambda x: np.maximum(x, 0), relu_backward_inplace, x, dout=dout)
     assert x.tobytes() == before_x and dout.tobytes() == before_d
-    assert r.status == "fail" and r.findings and r.findings[0].kind == "mutation"
+    # (a habit of correct layers: said, not failed; every call had a fresh copy, and the gradient is right)
+    assert r.status == "pass" and r.findings and r.findings[0].kind == "dout written"
     assert "dout" in r.findings[0].message and "dout[0]" in r.findings[0].elements
 
 

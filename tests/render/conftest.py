@@ -58,14 +58,14 @@ def odd() -> Report:
 
 @pytest.fixture(scope="session")
 def mutating() -> Report:
-    """A backward pass that writes into its dout: a mutation finding."""
+    """A backward pass that writes into its input x: a mutation finding."""
 
     def forward(x: np.ndarray) -> np.ndarray:
         return 2.0 * x
 
     def backward(dout: np.ndarray, x: np.ndarray) -> np.ndarray:
-        dout *= 2.0
-        return dout
+        x *= 2.0
+        return 2.0 * dout
 
     return backcheck.check_layer(forward, backward, (np.linspace(-1, 1, 6).reshape(2, 3),))
 

@@ -18,14 +18,14 @@ from backcheck.report import Finding, Report
 
 def test_mutation_alone_is_named_in_the_headline(mutating: Report) -> None:
     assert all(lf.status == "pass" for lf in mutating.leaves) and mutating.status == "fail"
-    assert headline(mutating) == "FAIL (mutation: backward wrote into dout)"
-    assert render_report(mutating).startswith("backcheck FAIL (mutation: backward wrote into dout): ")
+    assert headline(mutating) == "FAIL (mutation: backward wrote into x)"
+    assert render_report(mutating).startswith("backcheck FAIL (mutation: backward wrote into x): ")
     buf = io.StringIO()
     print_report(mutating, file=buf, color=True)
-    assert "FAIL (mutation: backward wrote into dout)" in buf.getvalue()
+    assert "FAIL (mutation: backward wrote into x)" in buf.getvalue()
     page = render_html(mutating)
     # in the table of contents and in the section's heading
-    assert page.count(">FAIL (mutation: backward wrote into dout)</span>") == 2
+    assert page.count(">FAIL (mutation: backward wrote into x)</span>") == 2
 
 
 def test_mutation_with_mismatches_is_named_too(forward_mutates: Report) -> None:

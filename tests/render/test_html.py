@@ -29,7 +29,7 @@ def test_page_has_verdict_sections_tables_and_plots(all_reports: list[Report]) -
     worst = all_reports[0].leaves[0].worst[0]
     assert worst.name in page and "mismatch" in page
     # findings and notes
-    assert "MUTATION" in page and "modified its argument dout in place" in page
+    assert "MUTATION" in page and "modified its argument x in place" in page
     assert "sparse check: 40 of 601 elements sampled" in page
     assert "at a kink" in page
     assert "returned None for y" in page

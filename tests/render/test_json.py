@@ -63,4 +63,4 @@ def test_a_finding_is_named_in_the_reason(validator: jsonschema.Draft202012Valid
                                           failing: Report) -> None:
     doc = to_document([mutating, failing])
     validator.validate(doc)
-    assert [r["reason"] for r in doc["reports"]] == ["mutation: backward wrote into dout", ""]
+    assert [r["reason"] for r in doc["reports"]] == ["mutation: backward wrote into x", ""]

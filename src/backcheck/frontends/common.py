@@ -17,11 +17,12 @@ from backcheck.backends import FRAMEWORK_BATCH_BYTES, rows_per_call
 from backcheck.calls import first_line, function_name
 from backcheck.errors import BadInputError
 from backcheck.evaluate import Evaluator, Output
+from backcheck.findings import SMALL_ERROR
 from backcheck.numeric.steps import default_steps
-from backcheck.report import FAILING_FINDINGS, Finding, Report
+from backcheck.report import Finding, Report
 from backcheck.strategies import choose, resolve
 from backcheck.tree import Tree
-from backcheck.verdict import DEAD, WIDE_AGREEMENT, typical_size
+from backcheck.verdict import WIDE_AGREEMENT, typical_size
 
 #: Below this many elements 'auto' does not vectorize: a few dozen serial calls cost less than vmap's setup.
 AUTO_MIN_ELEMENTS = 8
@@ -504,12 +505,6 @@ def jvp_linearity_finding(
     )
 
 
-#: A failing gradient whose every wrong element is off by at most this fraction of its typical size, with at least
-#: half of the elements checked wrong, is off by a small error spread over it (see :func:`small_error_note`): an
-#: adjoint solved to a relative tolerance of 1e-4 is off by about 1e-3 of the gradient.
-SMALL_ERROR = 1e-2
-
-
 def settle_linearity(report: Report, tree: Tree, fname: str) -> None:
     """Drop a 'nonlinear backward' finding (for a note) when the check's elements show the scaled cotangents'
     gaps to be nothing new: every element's gap is within its bound (the element comparison could not see such a
@@ -538,43 +533,6 @@ def _linear_enough(fname: str, found: Nonlinear) -> str:
         "cotangent, scaled back, moves by that much), no more than what the check resolves, or than its own small "
         "error against the numeric derivative, in every element, so it is not reported as a nonlinear backward; a "
         "rule solved to a tolerance whose steps follow the cotangent's size does this."
-    )
-
-
-def small_error_note(report: Report, tree: Tree, fname: str) -> str:
-    """A note for a report that fails only by small errors spread over the gradient ('' otherwise).
-
-    A rule solved to a tolerance (an iterative solve's adjoint stopped at a residual, an adaptive ODE adjoint)
-    is off everywhere by about that tolerance: at least half of the elements checked wrong, each by at most
-    :data:`SMALL_ERROR` of the gradient's typical size, where a wrong term is off by a good part of the gradient
-    in the elements it touches. The failure stands (the rule is off by far more than the check's bounds); the
-    note says what such errors come from, and how to accept them. ``tree``: the leaves of the reverse-mode
-    section (the report's other leaves, a forward-mode section, are not considered).
-    """
-    if report.status != "fail" or any(f.kind in FAILING_FINDINGS for f in report.findings):
-        return ""
-    names = {lf.name for lf in tree.leaves}
-    leaves = [lf for lf in report.leaves if lf.name in names]
-    if not any(lf.status == "fail" for lf in leaves) or any(lf.counts.get(DEAD, 0) for lf in leaves):
-        return ""
-    g, n, b = (tree.pack(t, "report") for t in (report.analytic, report.numeric, report.bound))
-    checked = np.isfinite(n) & np.isfinite(b) & np.isfinite(g)
-    wrong = checked & ~(np.abs(g - n) <= b)
-    k, total = int(np.count_nonzero(wrong)), int(np.count_nonzero(checked))
-    if not k or 2 * k < total:
-        return ""
-    typical = typical_size(g[checked])
-    worst = float(np.max(np.abs(g - n)[wrong]))
-    if not worst <= SMALL_ERROR * typical:
-        return ""
-    atol = 10.0 ** np.ceil(np.log10(worst))
-    return (
-        f"{fname}'s gradient is off by a small error spread over it: {k} of the {total} elements checked are "
-        f"wrong, each by at most {worst:.2g} ({worst / typical:.1g} of the gradient's typical size, {typical:.3g}). "
-        "That is what a backward solved to a tolerance gives (an iterative solve's adjoint stopped at a residual, "
-        "an adaptive ODE adjoint, a fixed point's implicit gradient), or an approximate formula; a wrong term is "
-        "off by a good part of the gradient where it acts. If the rule is meant to be exact only to its solver's "
-        f"tolerance, tighten that tolerance (its atol / rtol), or accept errors of this size with atol={atol:.0e}."
     )
 
 

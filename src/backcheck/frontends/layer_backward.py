@@ -18,7 +18,7 @@ from backcheck.containers import flatten, rebuild_like
 from backcheck.contract import Analytic, Section
 from backcheck.errors import BadInputError, GradientStructureError, UserFunctionError
 from backcheck.extended import extended_run
-from backcheck.findings import changed_elements, mutation_finding
+from backcheck.findings import changed_elements, dout_written, mutation_finding
 from backcheck.frontends.common import LINEAR_PROBES, linearity_finding, mutable_input
 from backcheck.frontends.hints import constant_hint, outputs_sentence, pair_hint
 from backcheck.report import Finding
@@ -170,11 +170,12 @@ class Backward:
             cache = None if runs_forward(layer.backward) else layer.cache
             raise pair_hint(exc, self.out0, cache, (layer.fname, bname)) from exc.__cause__
         raw = first.raw
-        changed = []
+        findings = []
         for k, (before, now) in enumerate(zip(self.u, [x for _, x in flatten(dout_arg, "out")], strict=True)):
             hit = changed_elements("dout" if len(self.u) == 1 else f"dout[{k}]", before, now)
             if hit is not None:
-                changed.append(hit)
+                findings.append(dout_written(bname, hit))
+        changed = []
         if not layer.cache:
             after = self._forward_alone(layer) if self.forward_writes else None
             for k, (n, before, now) in enumerate(zip(layer.names, inputs_before, bargs, strict=True)):
@@ -183,7 +184,7 @@ class Backward:
                     hit = _not_forwards(hit, after[k], now)
                 if hit is not None:
                     changed.append(hit)
-        findings = [mutation_finding(bname, [c], "argument") for c in changed]
+        findings += [mutation_finding(bname, [c], "argument") for c in changed]
         if layer.cache:
             findings += [_through_cache_finding(bname, c) for c in first.written]
         else:

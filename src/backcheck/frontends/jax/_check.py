@@ -19,6 +19,7 @@ from backcheck.bits import BFLOAT16_EPS
 from backcheck.calls import call_user, function_name
 from backcheck.contract import Analytic, Contract, Section
 from backcheck.evaluate import Output
+from backcheck.findings import small_error_note
 from backcheck.frontends.common import (
     AUTO_MIN_ELEMENTS,
     JVP_PREFIX,
@@ -27,7 +28,6 @@ from backcheck.frontends.common import (
     linearity_finding,
     prefetch_first_differences,
     settle_linearity,
-    small_error_note,
     wide_disagreement,
 )
 from backcheck.frontends.jax._analytic import Sides, sections_of

@@ -27,14 +27,13 @@ from backcheck.errors import (
     UserFunctionError,
 )
 from backcheck.evaluate import Output
-from backcheck.findings import mutation_finding
+from backcheck.findings import mutation_finding, small_error_note
 from backcheck.frontends.common import (
     AUTO_MIN_ELEMENTS,
     JVP_PREFIX,
     CachedEvaluator,
     linearity_finding,
     settle_linearity,
-    small_error_note,
     wide_disagreement,
 )
 from backcheck.frontends.torch._jvp import forward, forward_probed
