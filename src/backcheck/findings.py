@@ -65,6 +65,50 @@ def dout_written(function: str, changed: tuple[str, tuple[int, ...], np.ndarray]
     )
 
 
+def unchecked_gradients(function: str, names: Sequence[str], values: Sequence[Any], raw: Any) -> list[Finding]:
+    """Findings for the inputs ``names`` (with their ``values``) that the check does not differentiate but are
+    numbers of a kind it does not perturb (complex, a list of numbers, a dict of arrays, a float dtype numpy does
+    not know), for which ``function`` (a backward returning one gradient per input, ``raw``) returned a gradient:
+    it was never compared, so nothing is vouched for it (the check is inconclusive, not passed)."""
+    out = []
+    for name, x, g in zip(names, values, raw, strict=True):
+        if g is None or not _numbers(x):
+            continue
+        out.append(
+            Finding(
+                "unchecked gradient",
+                f"{function} returned a gradient for {name}, which is {_kind(x)}: the check perturbs float arrays "
+                f"(and lists of them), so that gradient was never compared and nothing is vouched for it. Pass {name} "
+                f"as a float array (np.asarray({name}, dtype=np.float64)) to check it, or name it in "
+                "constant=[...] if it is a constant.",
+                where=function,
+                elements=[name],
+            )
+        )
+    return out
+
+
+def _numbers(x: Any) -> bool:
+    """Numbers the check could differentiate in another form: complex values, a float dtype numpy does not know
+    (bfloat16 from ml_dtypes), a list or tuple of numbers, a dict holding float arrays."""
+    if isinstance(x, complex) or (isinstance(x, (np.ndarray, np.generic)) and x.dtype.kind in "cV"):
+        return True
+    if isinstance(x, (list, tuple)):
+        numbers = all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in x)
+        return numbers and any(isinstance(v, (float, np.floating)) for v in x)  # (sizes and strides are ints)
+    if isinstance(x, dict):
+        return any(isinstance(v, np.ndarray) and v.dtype.kind == "f" or _numbers(v) for v in x.values())
+    return False
+
+
+def _kind(x: Any) -> str:
+    if isinstance(x, (np.ndarray, np.generic)):
+        return f"an array of {x.dtype}"
+    return {list: "a list of numbers", tuple: "a tuple of numbers", dict: "a dict of arrays"}.get(
+        type(x), f"a {type(x).__name__}"
+    )
+
+
 #: How many rounding units of |phi| a perturbation must have moved phi by, by the gradient's account, before
 #: a function that did not move at all is said not to read the input.
 UNREAD_ULPS = 64.0

@@ -162,6 +162,8 @@ FAILING_FINDINGS = (
     "undefined gradient",  # a backward that raises when an output does not reach the loss
     "locally constant",  # f piecewise constant where the rule claims a visible change: its derivative is 0
 )
+#: Findings that leave a check inconclusive where nothing fails: a gradient returned and never compared.
+INCONCLUSIVE_FINDINGS = ("unchecked gradient",)
 
 
 @dataclass
@@ -247,6 +249,8 @@ class Report:
             return "fail"
         if any(lf.status == "inconclusive" for lf in self.leaves):
             return "inconclusive"
+        if any(f.kind in INCONCLUSIVE_FINDINGS for f in self.findings):
+            return "inconclusive"  # a gradient the backward returned that was never compared: not vouched for
         if not self.leaves or all(lf.status == "skipped" for lf in self.leaves):
             return "inconclusive"  # nothing was compared: nothing is vouched for
         return "pass"

@@ -18,7 +18,7 @@ from backcheck.containers import flatten, rebuild_like
 from backcheck.contract import Analytic, Section
 from backcheck.errors import BadInputError, GradientStructureError, UserFunctionError
 from backcheck.extended import extended_run
-from backcheck.findings import changed_elements, dout_written, mutation_finding
+from backcheck.findings import changed_elements, dout_written, mutation_finding, unchecked_gradients
 from backcheck.frontends.common import LINEAR_PROBES, linearity_finding, mutable_input
 from backcheck.frontends.hints import constant_hint, outputs_sentence, pair_hint
 from backcheck.report import Finding
@@ -185,6 +185,7 @@ class Backward:
                 if hit is not None:
                     changed.append(hit)
         findings += [mutation_finding(bname, [c], "argument") for c in changed]
+        findings += self._unchecked(raw)
         if layer.cache:
             findings += [_through_cache_finding(bname, c) for c in first.written]
         else:
@@ -219,6 +220,18 @@ class Backward:
                 "mask). Keep what forward drew in the cache, or on the layer, for backward to use.",
             )
         return Analytic((sec,), tuple(findings), skipped, notes)
+
+    def _unchecked(self, raw: Any) -> list[Finding]:
+        """'unchecked gradient' findings for inputs passed through (not differentiated, not constant) for which
+        backward, returning one gradient per input, returned one (:func:`~backcheck.findings.unchecked_gradients`)."""
+        layer = self.layer
+        if not isinstance(raw, (list, tuple)) or len(raw) != len(layer.names):
+            return []
+        passed = [k for k, n in enumerate(layer.names) if n not in layer.diff_names and n not in layer.constant]
+        if not passed:
+            return []
+        names = [layer.names[k] for k in passed]
+        return unchecked_gradients(self.bname, names, [layer.fixed[n] for n in names], [raw[k] for k in passed])
 
     def _stacked(self, exc: GradientStructureError, raw: Any) -> GradientStructureError:
         """A gradient of the wrong shape, with :func:`outputs_sentence` when it has a leading axis of as many

@@ -15,6 +15,7 @@ from numpy.lib.stride_tricks import as_strided
 from backcheck.bits import overlaps_itself, span
 from backcheck.errors import GradientStructureError, ParamsError
 from backcheck.frontends.hints import constant_hint
+from backcheck.frontends.object_steps import Stepped, before_step, call_backward, read_step
 from backcheck.frontends.slots import MISSING, Slot, Where, is_float_array, zero
 
 
@@ -51,7 +52,9 @@ class Backward:
         self.tied = dict(tied or {})  # a parameter's other slots' gradients (tied weights), added to its own
         self.__name__ = f"{spec.cls}.{spec.backward}"
 
-    def _read(self, w: Where, ret: Any, obj: Any) -> Any:
+    def _read(self, w: Where | Stepped, ret: Any, obj: Any, before: Any = None) -> Any:
+        if isinstance(w, Stepped):
+            return read_step(w, obj, before)
         value = (ret[w] if len(ret) > w else None) if isinstance(w, int) else w.get(obj)
         return None if value is MISSING else value
 
@@ -62,11 +65,12 @@ class Backward:
         tied = (_place(w) for ws in self.tied.values() for w in ws)
         every = [*self.where.values(), *tied]
         zero(obj, [w for w in every if isinstance(w, Slot)])
-        ret = getattr(obj, spec.backward)(dout)
+        before = before_step(obj, every)
+        ret = call_backward(getattr(obj, spec.backward), dout, spec.step is not None)
         positional = any(isinstance(w, int) for w in every)
         grads = []
         for s in self.slots:
-            value = self._read(self.where[s.name], ret, obj)
+            value = self._read(self.where[s.name], ret, obj, before)
             read = [value]
             for w in self.tied.get(s.name, ()):
                 raw = self._read(_place(w), ret, obj)

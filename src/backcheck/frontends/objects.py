@@ -34,6 +34,7 @@ from backcheck.frontends.hints import (
 )
 from backcheck.frontends.layers import check_layer, names_option
 from backcheck.frontends.object_passes import Backward, Forward, Shared, shared, tie, tie_views
+from backcheck.frontends.object_steps import Stepped, call_backward, learning_rate_of, stepped_note
 from backcheck.frontends.slots import (
     Slot,
     Where,
@@ -214,7 +215,11 @@ def _check(
         names=names,
         **options,
     )
-    report.notes.extend(notes + where_notes(slots, where, probe.updated, spec))
+    plain = [s for s in probe.updated if not isinstance(where.get(s.name), Stepped)]  # (a step said below)
+    report.notes.extend(notes + where_notes(slots, where, plain, spec))
+    if spec.step is not None:
+        stepped = [n for n, w in where.items() if isinstance(w, Stepped)]
+        report.notes.append(stepped_note(report, f"{spec.cls}.{spec.backward}", spec.step, stepped))
     updated_step(report, [s.name for s in probe.updated], f"{spec.cls}.{spec.backward}")
     return report
 
@@ -250,6 +255,7 @@ class _Spec:
     list_in: bool = False  # an input is a list of arrays
     pristine: Any = None  # a layer that creates its parameters in its first forward pass, before that pass
     shared: tuple[Shared, ...] = ()  # parameter slots that are views of one another, rebuilt so in every copy
+    step: str | None = None  # backward's learning-rate parameter: it steps the parameters itself (object_steps.py)
 
     def make(self, template: Any, slots: list[Slot], values: Sequence[Any], inputs: Sequence[Any]) -> Any:
         """A fresh copy of the layer holding the parameters ``values``, ready for its forward pass at ``inputs``.
@@ -300,7 +306,18 @@ def _validate(
         if ((float_input(x) and not python_float(x)) or float_list(x)) and names[i] not in constant
     )
     diff_in = arrays or tuple(i for i, x in enumerate(inputs) if python_float(x) and names[i] not in constant)
-    return _Spec(cls, forward, backward, len(inputs), names, reset, diff_in, any(float_list(x) for x in inputs))
+    lists = any(float_list(x) for x in inputs)
+    return _Spec(
+        cls,
+        forward,
+        backward,
+        len(inputs),
+        names,
+        reset,
+        diff_in,
+        lists,
+        step=learning_rate_of(getattr(layer, backward)),
+    )
 
 
 def _validate_slots(params: Any, grads: Any) -> None:
@@ -444,7 +461,8 @@ def _probe(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any, ...]
         cotangents(dout, parts, np.random.default_rng(0), f"{spec.cls}.{spec.forward}")
     names = (f"{spec.cls}.{spec.forward}", f"{spec.cls}.{spec.backward}")
     try:
-        ret = call_user(getattr(obj, spec.backward), (copy.deepcopy(dout),), names[1])
+        method = getattr(obj, spec.backward)
+        ret = call_user(lambda d: call_backward(method, d, spec.step is not None), (copy.deepcopy(dout),), names[1])
     except UserFunctionError as exc:  # a backward taking one dout of a forward with several outputs: said so
         raise pair_hint(exc, out, None, names) from exc.__cause__
     updated = [s for s in slots if _differs(at_backward[s], s.get(obj))]
@@ -458,6 +476,8 @@ def _probe(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any, ...]
             where[s] = (written or found)[0]
         elif grads == "return" or (grads is None and positional):
             where[s] = spec.n_in + k
+        elif spec.step is not None and s in updated and grads is None:
+            where[s] = Stepped(s)  # (a backward given a learning rate, that keeps no gradient: read off its step)
     if grads is None:  # a gradient no name pattern finds (self.d_c_w for self.weights), told by its shape
         taken = {s.attr for s in slots} | {w.attr for w in where.values() if isinstance(w, Slot)}
         where.update(written_like(obj, attrs, {s: np.shape(at_backward[s]) for s in slots if s not in where}, taken))

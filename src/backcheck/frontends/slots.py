@@ -282,7 +282,7 @@ def where_notes(slots: list[Slot], where: Mapping[str, Where], updated: Sequence
     if not slots:
         return []
     found = "; ".join(
-        f"{s.name} = {s.label}, gradient in " + (w.label if isinstance(w, Slot) else f"{spec.backward}()[{w}]")
+        f"{s.name} = {s.label}, gradient in " + (f"{spec.backward}()[{w}]" if isinstance(w, int) else w.label)
         for s in slots
         for w in (where[s.name],)
     )

@@ -1,0 +1,81 @@
+"""Layer objects whose backward takes a learning rate and steps the parameters itself.
+
+``backward(self, output_gradient, learning_rate)``, which computes the input's gradient, subtracts
+``learning_rate * dW`` from ``self.weights`` and keeps no ``dW``, is a common design of layers written from
+scratch. :func:`~backcheck.check_object` calls such a backward with a learning rate of 1 and reads each parameter's
+gradient off its step: its value before backward minus its value after. A step that is no plain gradient step
+(momentum's later steps, Adam's normalized one) is not linear in ``dout``, and the check's linearity test says so.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from backcheck.frontends.slots import Slot
+
+#: Names of backward's second parameter that make it a learning rate (compared in lower case, without '_').
+LEARNING_RATES = frozenset({"learningrate", "lr", "eta", "alpha", "stepsize", "rate", "lrate"})
+#: The learning rate such a backward is called with: a step of 1 is the gradient itself, as exactly as the
+#: parameter's dtype holds ``x - g``.
+STEP = 1.0
+
+
+def learning_rate_of(method: Callable[..., Any]) -> str | None:
+    """The name of ``method``'s learning-rate parameter (its second, after the upstream gradient, by name), or None
+    (a backward of ``dout`` alone, or one whose other parameters cannot be filled)."""
+    try:
+        params = list(inspect.signature(method).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if len(params) < 2 or params[1].kind not in positional:
+        return None
+    rest = [p for p in params[2:] if p.default is inspect.Parameter.empty and p.kind in positional]
+    if rest or params[1].name.lower().replace("_", "") not in LEARNING_RATES:
+        return None
+    return params[1].name
+
+
+@dataclass(frozen=True)
+class Stepped:
+    """Where a parameter's gradient is read when backward steps it itself: ``(before - after) / STEP``."""
+
+    slot: Slot
+
+    @property
+    def label(self) -> str:
+        return f"its step ({self.slot.label} before backward minus after)"
+
+
+def call_backward(method: Callable[..., Any], dout: Any, stepped: bool) -> Any:
+    """``method(dout)``, or ``method(dout, STEP)`` for a backward that takes a learning rate."""
+    return method(dout, STEP) if stepped else method(dout)
+
+
+def before_step(obj: Any, places: list[Any]) -> dict[Slot, np.ndarray]:
+    """The values of the parameters whose gradient is read off their step (``Stepped`` places), before backward."""
+    return {w.slot: np.array(w.slot.get(obj), dtype=np.float64) for w in places if isinstance(w, Stepped)}
+
+
+def read_step(w: Stepped, obj: Any, before: dict[Slot, np.ndarray]) -> np.ndarray:
+    """A parameter's gradient from its step: its value before backward minus after, over the learning rate."""
+    return (before[w.slot] - np.asarray(w.slot.get(obj), dtype=np.float64)) / STEP
+
+
+def stepped_note(report: Any, bname: str, name: str, stepped: list[str]) -> str:
+    """What the report says of a backward called with a learning rate; a 'nonlinear backward' finding is told
+    that the step may be no plain gradient step."""
+    for found in report.findings if stepped else ():
+        if found.kind == "nonlinear backward":
+            found.message += (
+                f" The gradients of {', '.join(stepped)} were read off {bname}'s own step: a step that is no plain "
+                f"gradient step (Adam's, normalized by the gradient's size; momentum's) does not follow dout; store "
+                "the gradient on the object before the step (self.dW = ...) to check it."
+            )
+    read = f": the gradients of {', '.join(stepped)} were read off their step (before minus after)" if stepped else ""
+    return f"{bname} takes a learning rate ({name}); it was called with {name}={STEP:g}{read}."

@@ -1,0 +1,107 @@
+"""Layer objects whose backward takes a learning rate and steps the parameters itself (``backward(self,
+output_gradient, learning_rate)``, keeping no dW): called with a learning rate of 1, each parameter's gradient is
+read off its step. Right layers pass; a gradient computed after the step, a wrong dW, or a step that is no plain
+gradient step fails; the user's layer is never changed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import backcheck
+from backcheck.errors import UserFunctionError
+
+
+class Dense:
+    def __init__(self, n_in, n_out, seed=0):
+        rng = np.random.default_rng(seed)
+        self.weights = rng.normal(size=(n_out, n_in))
+        self.bias = rng.normal(size=(n_out, 1))
+
+    def forward(self, input):
+        self.input = input
+        return self.weights @ input + self.bias
+
+    def backward(self, output_gradient, learning_rate):
+        weights_gradient = output_gradient @ self.input.T
+        input_gradient = self.weights.T @ output_gradient
+        self.weights -= learning_rate * weights_gradient
+        self.bias -= learning_rate * output_gradient.sum(axis=1, keepdims=True)
+        return input_gradient
+
+
+class StepsFirst(Dense):  # the input's gradient taken from the weights after the step
+    def backward(self, output_gradient, learning_rate):
+        self.weights -= learning_rate * (output_gradient @ self.input.T)
+        self.bias -= learning_rate * output_gradient.sum(axis=1, keepdims=True)
+        return self.weights.T @ output_gradient
+
+
+class WrongStep(Dense):  # dW from the input's gradient instead of the input
+    def backward(self, output_gradient, learning_rate):
+        input_gradient = self.weights.T @ output_gradient
+        self.weights -= learning_rate * (output_gradient @ input_gradient.T)
+        self.bias -= learning_rate * output_gradient.sum(axis=1, keepdims=True)
+        return input_gradient
+
+
+class AdamStep(Dense):  # Adam's first step: the gradient over its own size
+    def backward(self, output_gradient, learning_rate):
+        input_gradient = self.weights.T @ output_gradient
+        g = output_gradient @ self.input.T
+        self.weights -= learning_rate * g / (np.abs(g) + 1e-8)
+        self.bias -= learning_rate * output_gradient.sum(axis=1, keepdims=True)
+        return input_gradient
+
+
+class Tanh:
+    def forward(self, input):
+        self.input = input
+        return np.tanh(input)
+
+    def backward(self, output_gradient, lr=0.01):  # takes the rate, ignores it
+        return output_gradient * (1 - np.tanh(self.input) ** 2)
+
+
+def _x(n=(3, 2)):
+    return np.random.default_rng(1).normal(size=n)
+
+
+def test_a_right_layer_stepping_itself_passes_and_is_left_as_it_was():
+    layer = Dense(3, 2)
+    w, b = layer.weights.copy(), layer.bias.copy()
+    report = backcheck.check_object(layer, _x())
+    assert report.status == "pass", report
+    assert {lf.name for lf in report.leaves} == {"input", "weights", "bias"}
+    assert any("read off their step" in n and "learning_rate=1" in n for n in report.notes), report.notes
+    np.testing.assert_array_equal(layer.weights, w)
+    np.testing.assert_array_equal(layer.bias, b)
+
+
+def test_an_activation_that_takes_the_rate_and_ignores_it_passes():
+    report = backcheck.check_object(Tanh(), _x())
+    assert report.status == "pass", report
+    assert any("takes a learning rate (lr)" in n for n in report.notes), report.notes
+
+
+@pytest.mark.parametrize(("layer", "wrong"), [(StepsFirst(3, 2), "input"), (WrongStep(3, 2), "weights")])
+def test_a_wrong_layer_stepping_itself_fails_where_it_is_wrong(layer, wrong):
+    report = backcheck.check_object(layer, _x())
+    assert report.status == "fail", report
+    assert [lf.name for lf in report.leaves if lf.status == "fail"] == [wrong], report
+
+
+def test_a_step_that_is_no_gradient_step_fails_and_says_why():
+    report = backcheck.check_object(AdamStep(3, 2), _x())
+    assert report.status == "fail", report
+    found = [f for f in report.findings if f.kind == "nonlinear backward"]
+    assert found and "no plain gradient step" in found[0].message, report.findings
+
+
+def test_a_second_parameter_of_another_name_is_no_learning_rate():
+    class Gated(Tanh):
+        def backward(self, output_gradient, training):
+            return output_gradient * (1 - np.tanh(self.input) ** 2)
+
+    with pytest.raises(UserFunctionError, match="training"):
+        backcheck.check_object(Gated(), _x())

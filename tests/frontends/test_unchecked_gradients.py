@@ -1,0 +1,70 @@
+"""Inputs of a kind check_layer does not perturb (a list of floats, a complex array, a dict of arrays, bfloat16
+from ml_dtypes) for which backward returns a gradient: that gradient is never compared, so the check must not
+pass; it is inconclusive with an 'unchecked gradient' finding naming the input, and a wrong gradient elsewhere
+still fails."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import backcheck
+from backcheck.report import FAILING_FINDINGS
+
+X = np.random.default_rng(0).normal(size=(4, 3))
+S = np.array([2.0, 3.0, 4.0])
+CASES = {
+    "list of floats": (S.tolist(), np.asarray, lambda g: g),
+    "complex array": (S + 0j, lambda s: s.real, lambda g: g + 0j),
+    "dict of arrays": ({"s": S}, lambda p: p["s"], lambda g: {"s": g}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_gradient_for_an_input_passed_through_is_not_vouched_for(case):
+    s, get, wrap = CASES[case]
+
+    def forward(x, s):
+        return x * get(s)
+
+    def backward(d, x, s):
+        return d * get(s), wrap(10 * np.sum(d * x, 0))  # s's gradient 10x wrong
+
+    report = backcheck.check_layer(forward, backward, (X, s))
+    assert report.status == "inconclusive", report
+    found = [f for f in report.findings if f.kind == "unchecked gradient"]
+    assert found and found[0].elements == ["s"] and "unchecked gradient" not in FAILING_FINDINGS
+    assert "np.asarray(s, dtype=np.float64)" in found[0].message
+
+
+def test_a_wrong_gradient_beside_it_still_fails():
+    s, get, wrap = CASES["dict of arrays"]
+    report = backcheck.check_layer(lambda x, s: x * get(s), lambda d, x, s: (2 * d * get(s), wrap(d.sum(0))), (X, s))
+    assert report.status == "fail", report
+
+
+def test_bfloat16_from_ml_dtypes_is_named():
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    x = X.astype(ml_dtypes.bfloat16)
+    w = np.random.default_rng(1).normal(size=(3, 2))
+
+    def forward(x, w):
+        return x.astype(np.float64) @ w
+
+    def backward(d, x, w):
+        return (d @ w.T).astype(ml_dtypes.bfloat16), x.astype(np.float64).T @ d
+
+    report = backcheck.check_layer(forward, backward, (x, w))
+    assert report.status == "inconclusive", report
+    assert [f.elements for f in report.findings if f.kind == "unchecked gradient"] == [["x"]]
+
+
+def test_configs_sizes_and_none_gradients_are_no_such_inputs():
+    def forward(x, shape, cfg):
+        return x.reshape(shape) * cfg["scale"]
+
+    def backward(d, x, shape, cfg):
+        return d.reshape(x.shape) * cfg["scale"], None, None
+
+    report = backcheck.check_layer(forward, backward, (X, [3, 4], {"scale": 2.0}))
+    assert report.status == "pass" and not report.findings, report
