@@ -17,7 +17,7 @@ from typing import Any, TypeVar, cast
 
 import numpy as np
 
-from backcheck.errors import NondeterministicError
+from backcheck.errors import BadInputError, NondeterministicError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -119,6 +119,11 @@ def freeze_rng(
     >>> f(np.ones(4)) == f(np.ones(4))
     True
     """
+    if not callable(fn):
+        raise BadInputError(
+            f"freeze_rng takes the function to freeze first, and got {type(fn).__name__} {fn!r}.",
+            "pass the function, then any generators it draws from: freeze_rng(f, rng).",
+        )
     return FrozenRandom([*generators, *find_generators(fn)], legacy=legacy, torch=torch).wrap(fn)
 
 
