@@ -165,7 +165,8 @@ def _attr(obj: Any, name: str, default: Any) -> Any:
 
 
 def find_generators(*fns: Any, depth: int = 3) -> list[Any]:
-    """Generators a function can reach: closure cells, referenced globals, ``self`` attributes, partials."""
+    """Generators a function can reach: closure cells, default arguments, referenced globals, ``self`` attributes,
+    partials."""
     found: list[Any] = []
     seen: set[int] = set()
 
@@ -197,6 +198,11 @@ def find_generators(*fns: Any, depth: int = 3) -> list[Any]:
                     visit(cell.cell_contents, level + 1)
                 except ValueError:
                     continue
+            for default in (
+                *(_attr(func, "__defaults__", None) or ()),
+                *(_attr(func, "__kwdefaults__", None) or {}).values(),
+            ):
+                visit(default, level + 1)  # (def f(x, rng=rng): a generator bound as a default)
             glob = _attr(func, "__globals__", {})
             for name in code.co_names:
                 if name in glob and not isinstance(glob[name], type(sys)):
