@@ -73,3 +73,16 @@ def test_a_generator_bound_as_a_default_argument_is_replayed():
     state = gen.bit_generator.state
     assert backcheck.check(f, X, np.cos).status == "pass"
     assert gen.bit_generator.state == state  # the user's stream is left where it was
+
+
+def test_a_float64_input_beyond_float32_range_under_jax_without_x64_is_named(recwarn):
+    jax = pytest.importorskip("jax")
+    bj = pytest.importorskip("backcheck.jax")
+    was = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", False)  # (the default: float64 inputs computed in float32)
+    try:
+        with pytest.raises(BadInputError, match=r"holds 1e\+300.*beyond the range of float32"):
+            bj.check(lambda a: a * 2, np.array([1e300, -1e300]))
+    finally:
+        jax.config.update("jax_enable_x64", was)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
