@@ -85,13 +85,20 @@ class Case:
 def _check_options(options: Mapping[str, Any], where: str) -> None:
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
-        raise CaseError(f"{where}: unknown option(s) {', '.join(unknown)}.",
-                        f"the options of a case are {', '.join(OPTIONS)}.")
+        raise CaseError(
+            f"{where}: unknown option(s) {', '.join(unknown)}.", f"the options of a case are {', '.join(OPTIONS)}."
+        )
 
 
-def case(func: Callable[[], Any] | None = None, *, name: str | None = None,
-         forward: str | Callable[..., Any] | None = None, backward: str | Callable[..., Any] | None = None,
-         cache: bool = False, **options: Any) -> Any:
+def case(
+    func: Callable[[], Any] | None = None,
+    *,
+    name: str | None = None,
+    forward: str | Callable[..., Any] | None = None,
+    backward: str | Callable[..., Any] | None = None,
+    cache: bool = False,
+    **options: Any,
+) -> Any:
     """Mark a function as a gradient case for ``backcheck check FILE.py``.
 
     Use it bare (``@backcheck.case``) on a function returning a Report or a dict describing a check, or
@@ -113,8 +120,10 @@ def case(func: Callable[[], Any] | None = None, *, name: str | None = None,
         Passed on to the check (``strategy``, ``atol``, ``dout``, ...).
     """
     if (forward is None) != (backward is None):
-        raise CaseError("@backcheck.case needs both forward= and backward=, or neither.",
-                        "name the layer pair, e.g. forward='affine_forward', backward='affine_backward'.")
+        raise CaseError(
+            "@backcheck.case needs both forward= and backward=, or neither.",
+            "name the layer pair, e.g. forward='affine_forward', backward='affine_backward'.",
+        )
     _check_options(options, "@backcheck.case")
 
     def mark(fn: Callable[[], Any]) -> Callable[[], Any]:
@@ -154,8 +163,11 @@ def load_file(path: str | Path) -> ModuleType:
     folder = str(file.parent)
     if folder not in sys.path:
         sys.path.insert(0, folder)
-    name = file.stem if file.stem.isidentifier() and file.stem not in sys.modules else (
-        f"backcheck_cases_{abs(hash(str(file)))}")
+    name = (
+        file.stem
+        if file.stem.isidentifier() and file.stem not in sys.modules
+        else (f"backcheck_cases_{abs(hash(str(file)))}")
+    )
     spec = importlib.util.spec_from_file_location(name, file)
     if spec is None or spec.loader is None:
         raise CaseError(f"{path} cannot be imported as a Python module.", "pass a .py file.")
@@ -197,15 +209,20 @@ def _resolve(ref: str | Callable[..., Any], c: Case, what: str) -> Callable[...,
         fn = getattr(module, ref, None)
     if not callable(fn):
         found = sorted(k for k, v in scope.items() if callable(v) and not k.startswith("_"))
-        raise CaseError(f"case {c.name!r}: {what}={ref!r} is not a function defined in its module.",
-                        f"functions there: {', '.join(found[:12]) or 'none'}.")
+        raise CaseError(
+            f"case {c.name!r}: {what}={ref!r} is not a function defined in its module.",
+            f"functions there: {', '.join(found[:12]) or 'none'}.",
+        )
     return fn
 
 
 def _inputs_by_name(forward: Callable[..., Any], given: Mapping[str, Any], c: Case) -> tuple[Any, ...]:
     try:
-        params = [p.name for p in inspect.signature(forward).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        params = [
+            p.name
+            for p in inspect.signature(forward).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
     except (TypeError, ValueError):
         params = list(given)
     missing = [p for p in params if p not in given]
@@ -222,6 +239,15 @@ def describe(c: Case) -> tuple[str, dict[str, Any]] | Report:
     """Call the case and return ('layer' | 'check', keyword arguments), or the Report it returned."""
     from backcheck.report import Report
 
+    try:
+        inspect.signature(c.func).bind()
+    except TypeError:
+        raise CaseError(
+            f"case {c.name!r} takes arguments ({inspect.signature(c.func)}); a case is called with none.",
+            "build the inputs inside the case function and return them (or a dict describing the check).",
+        ) from None
+    except ValueError:
+        pass  # (no signature to read: a builtin; called as it is)
     result = c.func()
     if isinstance(result, Report):
         return result
@@ -250,28 +276,40 @@ def describe(c: Case) -> tuple[str, dict[str, Any]] | Report:
             need, kind = ("f", "params", "grad"), "check"
             extra_ok = OPTIONS
         else:
-            raise CaseError(f"case {c.name!r} returned a dict with keys {sorted(spec)}.",
-                            "return {'forward', 'backward', 'inputs'} for a layer or {'f', 'params', 'grad'} "
-                            "for a scalar function.")
+            raise CaseError(
+                f"case {c.name!r} returned a dict with keys {sorted(spec)}.",
+                "return {'forward', 'backward', 'inputs'} for a layer or {'f', 'params', 'grad'} "
+                "for a scalar function.",
+            )
         missing = [k for k in need if k not in spec]
         if missing:
-            raise CaseError(f"case {c.name!r} describes a {kind} check but lacks {', '.join(missing)}.",
-                            f"a {kind} case needs the keys {', '.join(need)}.")
+            raise CaseError(
+                f"case {c.name!r} describes a {kind} check but lacks {', '.join(missing)}.",
+                f"a {kind} case needs the keys {', '.join(need)}.",
+            )
         unknown = sorted(set(spec) - set(need) - set(extra_ok))
         if unknown:
-            raise CaseError(f"case {c.name!r} returned unknown key(s) {', '.join(unknown)}.",
-                            f"allowed besides {', '.join(need)}: {', '.join(extra_ok)}.")
+            raise CaseError(
+                f"case {c.name!r} returned unknown key(s) {', '.join(unknown)}.",
+                f"allowed besides {', '.join(need)}: {', '.join(extra_ok)}.",
+            )
         return kind, {**options, **spec}
     raise CaseError(
-        f"case {c.name!r} returned a {type(result).__name__}; a case returns a Report or a dict describing "
-        "a check.",
+        f"case {c.name!r} returned a {type(result).__name__}; a case returns a Report or a dict describing a check.",
         "return {'forward': f, 'backward': b, 'inputs': (...)} or {'f': f, 'params': p, 'grad': g}, or use "
         "@backcheck.case(forward=..., backward=...) on a function returning the inputs.",
     )
 
 
-def run_case(c: Case, *, strategy: str | None = None, samples: int | None = None, dtype: Any = None,
-             seed: int | None = None, curves: bool | None = None) -> Report:
+def run_case(
+    c: Case,
+    *,
+    strategy: str | None = None,
+    samples: int | None = None,
+    dtype: Any = None,
+    seed: int | None = None,
+    curves: bool | None = None,
+) -> Report:
     """Run one case; arguments given here override the case's own options.
 
     ``dtype`` casts every float array of the inputs (and of ``dout``, or of ``params`` and a precomputed

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -59,7 +60,8 @@ def run_pairs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Evaluate all (element, step) pairs on ``executor``; return values and actual displacements in order."""
     try:
-        pickle.dumps(f)
+        if not isinstance(executor, ThreadPoolExecutor):  # (threads share the function: nothing to pickle)
+            pickle.dumps(f)
     except Exception as exc:
         raise BadInputError(
             f"executor= needs a picklable function, and {fname} cannot be pickled ({type(exc).__name__}: {exc}).",

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from backcheck.errors import BackcheckError
     from backcheck.report import Report
 
 #: The functions whose reports are recorded: the module that defines them, and their names.
@@ -72,6 +73,7 @@ class Recorder:
         self._replaced: list[tuple[ModuleType, str, Callable[..., Any]]] = []
         self._local = threading.local()
         self.written: Path | None = None
+        self.unwritten: BackcheckError | None = None  # why the report could not be written
 
     # -- collecting -----------------------------------------------------------------------------------
     def add(self, report: Report) -> None:
@@ -269,11 +271,22 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if worker:  # pytest-xdist: one file per worker
         p = Path(path)
         path = str(p.with_name(f"{p.stem}.{worker}{p.suffix}"))
-    recorder.written = recorder.write(path)
+    from backcheck.errors import BackcheckError
+
+    try:
+        recorder.written = recorder.write(path)
+    except BackcheckError as exc:  # said in the summary in one line, and the run fails: the report was asked for
+        recorder.unwritten = exc
+        if session.exitstatus == 0:
+            session.exitstatus = 1
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     recorder = _recorder(config)
+    if recorder is not None and recorder.unwritten is not None:
+        exc = recorder.unwritten
+        terminalreporter.write_line(f"backcheck: the report could not be written: {exc.message} Hint: {exc.hint}")
+        return
     if recorder is None or recorder.written is None:
         return
     failed = sum(not r.ok for _, r in recorder.entries)

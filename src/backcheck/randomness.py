@@ -17,7 +17,7 @@ from typing import Any, TypeVar, cast
 
 import numpy as np
 
-from backcheck.errors import NondeterministicError
+from backcheck.errors import BadInputError, NondeterministicError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -119,6 +119,11 @@ def freeze_rng(
     >>> f(np.ones(4)) == f(np.ones(4))
     True
     """
+    if not callable(fn):
+        raise BadInputError(
+            f"freeze_rng takes the function to freeze first, and got {type(fn).__name__} {fn!r}.",
+            "pass the function, then any generators it draws from: freeze_rng(f, rng).",
+        )
     return FrozenRandom([*generators, *find_generators(fn)], legacy=legacy, torch=torch).wrap(fn)
 
 
@@ -160,7 +165,8 @@ def _attr(obj: Any, name: str, default: Any) -> Any:
 
 
 def find_generators(*fns: Any, depth: int = 3) -> list[Any]:
-    """Generators a function can reach: closure cells, referenced globals, ``self`` attributes, partials."""
+    """Generators a function can reach: closure cells, default arguments, referenced globals, ``self`` attributes,
+    partials."""
     found: list[Any] = []
     seen: set[int] = set()
 
@@ -192,6 +198,11 @@ def find_generators(*fns: Any, depth: int = 3) -> list[Any]:
                     visit(cell.cell_contents, level + 1)
                 except ValueError:
                     continue
+            for default in (
+                *(_attr(func, "__defaults__", None) or ()),
+                *(_attr(func, "__kwdefaults__", None) or {}).values(),
+            ):
+                visit(default, level + 1)  # (def f(x, rng=rng): a generator bound as a default)
             glob = _attr(func, "__globals__", {})
             for name in code.co_names:
                 if name in glob and not isinstance(glob[name], type(sys)):

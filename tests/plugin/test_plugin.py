@@ -207,3 +207,20 @@ def test_fulltrace_keeps_backcheck_frames(layers: pytest.Pytester) -> None:
     result = layers.runpytest_inprocess("-p", "no:cacheprovider", "--fulltrace", "-k", "test_assert_layer")
     result.assert_outcomes(failed=1)
     assert "raise GradientMismatch(report)" in result.stdout.str()
+
+
+def test_an_unwritable_report_path_is_said_in_one_line_and_fails_the_run(layers: pytest.Pytester) -> None:
+    layers.makepyfile(test_unw='''
+        import numpy as np
+        import backcheck
+
+
+        def test_ok():
+            assert backcheck.check(lambda a: float(np.sum(a ** 2)), np.ones(3), lambda a: 2 * a).ok
+        ''')
+    (layers.path / "blocker").write_text("a file, not a folder")
+    out = layers.path / "blocker" / "r.html"
+    result = layers.runpytest_inprocess("-p", "no:cacheprovider", f"--backcheck-report={out}")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["backcheck: the report could not be written: *Hint: *"])
+    assert result.ret == 1 and "Traceback" not in result.stdout.str()

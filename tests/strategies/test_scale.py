@@ -282,3 +282,12 @@ def test_a_vectorized_float32_loss_is_probed_for_float64_copies_with_its_batch_a
     right = backcheck.check(f, x, g, strategy="full", vectorized=True)
     assert right.ok and any("evaluated in float64" in n for n in right.notes), right
     assert backcheck.check(f, x, lambda x: g(x) * np.float32(1.001), strategy="full", vectorized=True).status == "fail"
+
+
+def test_a_detection_size_the_directions_cannot_reach_is_inconclusive_not_passed() -> None:
+    x = np.random.default_rng(2).normal(size=20_000)
+    f = lambda a: float(np.sum(np.sin(a)))  # noqa: E731
+    unmet = backcheck.check(f, x, np.cos, detect=1e-12)  # below float64's rounding of the differences
+    assert unmet.status == "inconclusive", unmet
+    assert "detect=1e-12" in str(unmet)
+    assert backcheck.check(f, x, np.cos, detect=1e-3).status == "pass"

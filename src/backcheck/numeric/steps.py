@@ -77,7 +77,7 @@ def default_steps(tree: Tree, step: Any = None, order: int = 2, out_eps: float =
     ``step`` may be one positive number for every element, or an array of ``tree.size`` positive numbers.
     """
     if step is not None:
-        arr = _user_steps(step)
+        arr = _user_steps(step, tree)
         if arr.ndim == 0:
             arr = np.full(tree.size, float(arr))
         if arr.shape != (tree.size,):
@@ -95,10 +95,16 @@ def default_steps(tree: Tree, step: Any = None, order: int = 2, out_eps: float =
     return out
 
 
-def _user_steps(step: Any) -> np.ndarray:
-    """The user's ``step=`` as float64 numbers (one, or one per element), or :class:`BadInputError`."""
+def _user_steps(step: Any, tree: Tree) -> np.ndarray:
+    """The user's ``step=`` as float64 numbers: one, or one per element (an array of any shape holding them, as
+    the parameter is shaped, or one array per array checked, in order), or :class:`BadInputError`."""
+    if isinstance(step, (list, tuple)) and len(step) == len(tree.leaves) and any(np.ndim(s) > 0 for s in step):
+        sizes = [np.size(s) for s in step]
+        if sizes == [leaf.size for leaf in tree.leaves]:
+            step = np.concatenate([np.asarray(s, dtype=np.float64).reshape(-1) for s in step])
     try:
-        return np.asarray(step, dtype=np.float64)
+        arr = np.asarray(step, dtype=np.float64)
+        return arr.reshape(-1) if arr.ndim > 1 and arr.size == tree.size else arr
     except (TypeError, ValueError) as exc:
         raise BadInputError(
             f"step= is a {type(step).__name__} that is not one number or a flat list of numbers ({exc}).",

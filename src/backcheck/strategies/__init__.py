@@ -138,6 +138,7 @@ class _Collected:
         self.notes: list[str] = []
         self.failed_leaves: dict[str, str] = {}
         self.floors: dict[str, float] = {}
+        self.inconclusive_leaves: dict[str, str] = {}
 
     def add(self, idx: Any, numeric: Any, bound: Any, status: Any) -> None:
         self.checked.extend(int(i) for i in idx)
@@ -149,6 +150,7 @@ class _Collected:
         self.add(sub.checked, sub.numeric, sub.bound, sub.status)
         self.notes.extend(sub.notes)
         self.failed_leaves.update(sub.failed_leaves)
+        self.inconclusive_leaves.update(sub.inconclusive_leaves)
 
     def outcome(self) -> Outcome:
         return Outcome(
@@ -158,6 +160,7 @@ class _Collected:
             np.asarray(self.status, dtype=object),
             self.notes,
             self.failed_leaves,
+            self.inconclusive_leaves,
             floors=self.floors,
         )
 
@@ -267,6 +270,12 @@ def _projected(
                 if plan[0] is None and proj.wanted >= MAX_DIRECTIONS
                 else ""
             )
+            if plan[1] is not None and proj.detectable > UNMET * plan[1]:  # detect= asked for more: not vouched
+                out.inconclusive_leaves[leaf.name] = (
+                    f"detect={plan[1]:.2g} asks for errors of that size to fail, but {k} random directions catch "
+                    f"only {proj.detectable:.2g} of {leaf.name}'s gradient (their bounds, the function's rounding, "
+                    "set it); pass a larger detect=, or use floor= / strategy='full' to judge elements one by one."
+                )
             out.notes.append(
                 f"{leaf.name}: {k} random direction{'s agree' if k > 1 else ' agrees'} (worst |mismatch|/bound "
                 f"{worst:.2g}); an error of {proj.detectable:.2g} of the gradient (RMS, step-weighted) or more "
@@ -282,6 +291,11 @@ def _projected(
             continue
         _localize_leaf(ev, claim, leaf, proj, rng, plan, sample, out)
     return out.outcome()
+
+
+#: A detection size reached within this factor of the one asked for meets it (the bound of each direction is
+#: itself an estimate).
+UNMET = 1.5
 
 
 def _around_kinks(

@@ -197,10 +197,27 @@ def refuse_tracer(value: Any, name: str, fname: str) -> None:
         )
 
 
+def _as_computed(arr: np.ndarray, name: str) -> np.ndarray:
+    """``arr`` in the dtype jax computes it in (float64 is float32 unless x64 is on), or :class:`BadInputError`
+    where finite values of ``arr`` do not fit that dtype (1e300 in float32)."""
+    dtype = jax.dtypes.canonicalize_dtype(arr.dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        value = arr.astype(dtype)
+    lost = np.isfinite(arr) & ~np.isfinite(value)
+    if lost.any():
+        k = int(np.flatnonzero(lost.reshape(-1))[0])
+        raise BadInputError(
+            f"{name} holds {arr.reshape(-1)[k]:.3g} (and {int(lost.sum()) - 1} more), beyond the range of {dtype}, "
+            f"the dtype jax computes a {arr.dtype} input in here (x64 is off).",
+            "enable float64 in jax first (jax.config.update('jax_enable_x64', True)), or scale the input.",
+        )
+    return value
+
+
 def _add_checked(inputs: Inputs, leaf: Any, name: str) -> str:
     """Add one float leaf to the checked ones (``d``), or aside when it has nothing to check (``a``)."""
     # numpy leaves stay numpy (jnp.asarray would compile a copy), in the dtype jax computes them in
-    value = leaf if isinstance(leaf, jax.Array) else np.asarray(leaf).astype(jax.dtypes.canonicalize_dtype(leaf.dtype))
+    value = leaf if isinstance(leaf, jax.Array) else _as_computed(np.asarray(leaf), name)
     shape, dt = tuple(np.shape(value)), dtype_name(value.dtype)
     if np.size(value) == 0:
         inputs.aside.append((name, shape, dt, "pass", f"{name} is empty: nothing to check."))
