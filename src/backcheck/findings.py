@@ -104,9 +104,9 @@ def _numbers(x: Any) -> bool:
 def _kind(x: Any) -> str:
     if isinstance(x, (np.ndarray, np.generic)):
         return f"an array of {x.dtype}"
-    return {list: "a list of numbers", tuple: "a tuple of numbers", dict: "a dict of arrays"}.get(
-        type(x), f"a {type(x).__name__}"
-    )
+    if isinstance(x, dict):
+        return "a dict of arrays"
+    return f"a {type(x).__name__} of numbers" if isinstance(x, (list, tuple)) else f"a {type(x).__name__}"
 
 
 #: How many rounding units of |phi| a perturbation must have moved phi by, by the gradient's account, before

@@ -391,14 +391,17 @@ def test_an_executor_gives_the_serial_verdicts() -> None:
 
     x, y = np.random.default_rng(12).normal(size=(5, 3)).astype(np.float32), np.array([0, 3, 1, 2, 3])
     serial = backcheck.check_object(TwoInputsBuggy(), x, y)
-    with ThreadPoolExecutor(2) as pool:  # the layer travels with the functions (pickled)
+    with ThreadPoolExecutor(2) as pool:  # the layer travels with the functions
         spread = backcheck.check_object(TwoInputsBuggy(), x, y, executor=pool)
     assert [(lf.name, lf.status, lf.counts) for lf in spread.leaves] == [
         (lf.name, lf.status, lf.counts) for lf in serial.leaves
     ]
     assert failing(spread) == {"W"}
-    with pytest.raises(BadInputError, match="SGDLinear.forward cannot be pickled"), ThreadPoolExecutor(1) as pool:
-        backcheck.check_object(ex.SGDLinear(3, 2), np.ones((2, 3)), executor=pool)  # a class pickle cannot import
+    # a class pickle cannot import: threads share it, nothing to pickle (processes refuse it: test_scale.py)
+    alone = backcheck.check_object(ex.SGDLinear(3, 2), np.ones((2, 3)))
+    with ThreadPoolExecutor(1) as pool:
+        threaded = backcheck.check_object(ex.SGDLinear(3, 2), np.ones((2, 3)), executor=pool)
+    assert [(lf.name, lf.status) for lf in threaded.leaves] == [(lf.name, lf.status) for lf in alone.leaves]
 
 
 def test_docstring_example_runs() -> None:

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from backcheck.frontends.slots import Slot
+from backcheck.frontends.slots import Slot, Stepped
 
 #: Names of backward's second parameter that make it a learning rate (compared in lower case, without '_').
 LEARNING_RATES = frozenset({"learningrate", "lr", "eta", "alpha", "stepsize", "rate", "lrate"})
@@ -39,17 +38,6 @@ def learning_rate_of(method: Callable[..., Any]) -> str | None:
     if rest or params[1].name.lower().replace("_", "") not in LEARNING_RATES:
         return None
     return params[1].name
-
-
-@dataclass(frozen=True)
-class Stepped:
-    """Where a parameter's gradient is read when backward steps it itself: ``(before - after) / STEP``."""
-
-    slot: Slot
-
-    @property
-    def label(self) -> str:
-        return f"its step ({self.slot.label} before backward minus after)"
 
 
 def call_backward(method: Callable[..., Any], dout: Any, stepped: bool) -> Any:

@@ -306,18 +306,8 @@ def _validate(
         if ((float_input(x) and not python_float(x)) or float_list(x)) and names[i] not in constant
     )
     diff_in = arrays or tuple(i for i, x in enumerate(inputs) if python_float(x) and names[i] not in constant)
-    lists = any(float_list(x) for x in inputs)
-    return _Spec(
-        cls,
-        forward,
-        backward,
-        len(inputs),
-        names,
-        reset,
-        diff_in,
-        lists,
-        step=learning_rate_of(getattr(layer, backward)),
-    )
+    lists, step = any(float_list(x) for x in inputs), learning_rate_of(getattr(layer, backward))
+    return _Spec(cls, forward, backward, len(inputs), names, reset, diff_in, lists, step=step)
 
 
 def _validate_slots(params: Any, grads: Any) -> None:

@@ -75,8 +75,21 @@ class Slot:
         return value.get(self.key, MISSING) if isinstance(value, Mapping) else MISSING
 
 
-#: Where a parameter's gradient is found: a slot on the object, or a position in backward's returned tuple.
-Where = Slot | int
+@dataclass(frozen=True)
+class Stepped:
+    """Where a parameter's gradient is read when backward steps it itself: its value before minus after, over the
+    learning rate (:mod:`backcheck.frontends.object_steps`)."""
+
+    slot: Slot
+
+    @property
+    def label(self) -> str:
+        return f"its step ({self.slot.label} before backward minus after)"
+
+
+#: Where a parameter's gradient is found: a slot on the object, a position in backward's returned tuple, or the
+#: parameter's own step (a backward that takes a learning rate: object_steps.py).
+Where = Slot | int | Stepped
 
 
 def dict_slots(slots: list[Slot]) -> bool:

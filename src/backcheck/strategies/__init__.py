@@ -271,11 +271,7 @@ def _projected(
                 else ""
             )
             if plan[1] is not None and proj.detectable > UNMET * plan[1]:  # detect= asked for more: not vouched
-                out.inconclusive_leaves[leaf.name] = (
-                    f"detect={plan[1]:.2g} asks for errors of that size to fail, but {k} random directions catch "
-                    f"only {proj.detectable:.2g} of {leaf.name}'s gradient (their bounds, the function's rounding, "
-                    "set it); pass a larger detect=, or use floor= / strategy='full' to judge elements one by one."
-                )
+                out.inconclusive_leaves[leaf.name] = _unmet(plan[1], k, proj.detectable, leaf.name)
             out.notes.append(
                 f"{leaf.name}: {k} random direction{'s agree' if k > 1 else ' agrees'} (worst |mismatch|/bound "
                 f"{worst:.2g}); an error of {proj.detectable:.2g} of the gradient (RMS, step-weighted) or more "
@@ -296,6 +292,15 @@ def _projected(
 #: A detection size reached within this factor of the one asked for meets it (the bound of each direction is
 #: itself an estimate).
 UNMET = 1.5
+
+
+def _unmet(detect: float, k: int, reached: float, name: str) -> str:
+    """Why an array is inconclusive when its ``k`` directions reach only ``reached``, not ``detect=``."""
+    return (
+        f"detect={detect:.2g} asks for errors of that size to fail, but {k} random directions catch only "
+        f"{reached:.2g} of {name}'s gradient (their bounds, the function's rounding, set it); pass a larger "
+        "detect=, or use floor= / strategy='full' to judge elements one by one."
+    )
 
 
 def _around_kinks(
