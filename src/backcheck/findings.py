@@ -88,6 +88,22 @@ def unchecked_gradients(function: str, names: Sequence[str], values: Sequence[An
     return out
 
 
+def unchecked_attributes(function: str, names: Sequence[str]) -> list[Finding]:
+    """'unchecked gradient' findings for a layer object's attributes ``names`` that hold numbers the check does not
+    perturb (complex, bfloat16), for which ``function`` wrote a gradient (``self.dW``)."""
+    return [
+        Finding(
+            "unchecked gradient",
+            f"{function} wrote a gradient for self.{name}, which holds numbers the check does not perturb (complex, "
+            f"or a float dtype numpy does not know, such as bfloat16): that gradient was never compared, so nothing "
+            f"is vouched for it. Keep self.{name} a float32 or float64 array to check it.",
+            where=function,
+            elements=[name],
+        )
+        for name in names
+    ]
+
+
 def _numbers(x: Any) -> bool:
     """Numbers the check could differentiate in another form: complex values, a float dtype numpy does not know
     (bfloat16 from ml_dtypes), a list or tuple of numbers, a dict holding float arrays."""

@@ -68,3 +68,28 @@ def test_configs_sizes_and_none_gradients_are_no_such_inputs():
 
     report = backcheck.check_layer(forward, backward, (X, [3, 4], {"scale": 2.0}))
     assert report.status == "pass" and not report.findings, report
+
+
+@pytest.mark.parametrize("kind", ["bfloat16", "complex"])
+def test_a_layer_objects_parameter_of_such_a_kind_with_a_written_gradient(kind):
+    if kind == "bfloat16":
+        dtype = pytest.importorskip("ml_dtypes").bfloat16
+    else:
+        dtype = np.complex128
+    w = np.random.default_rng(1).normal(size=(3, 2))
+
+    class Dense:
+        def __init__(self):
+            self.W = w.astype(dtype)
+
+        def forward(self, x):
+            self.x = x
+            return x @ self.W.real.astype(np.float64)
+
+        def backward(self, d):
+            self.dW = (100 * self.x.T @ d).astype(dtype)  # 100x wrong, never compared
+            return d @ self.W.real.astype(np.float64).T
+
+    report = backcheck.check_object(Dense(), X)
+    assert report.status == "inconclusive", report
+    assert [f.elements for f in report.findings if f.kind == "unchecked gradient"] == [["W"]]

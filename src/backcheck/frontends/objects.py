@@ -22,6 +22,7 @@ import numpy as np
 from backcheck.calls import arg_names, call_user, flat_outputs, kind_of, typed_arguments
 from backcheck.containers import flatten, rebuild_like
 from backcheck.errors import BadInputError, UserFunctionError
+from backcheck.findings import unchecked_attributes
 from backcheck.frontends.common import float_input, float_list, python_float
 from backcheck.frontends.hints import (
     cotangents,
@@ -46,6 +47,7 @@ from backcheck.frontends.slots import (
     named,
     snapshot,
     stale_arrays,
+    unchecked_slots,
     where_notes,
     written_like,
     zero,
@@ -221,6 +223,7 @@ def _check(
         stepped = [n for n, w in where.items() if isinstance(w, Stepped)]
         report.notes.append(stepped_note(report, f"{spec.cls}.{spec.backward}", spec.step, stepped))
     updated_step(report, [s.name for s in probe.updated], f"{spec.cls}.{spec.backward}")
+    report.findings.extend(unchecked_attributes(f"{spec.cls}.{spec.backward}", probe.unchecked))
     return report
 
 
@@ -418,6 +421,7 @@ class _Probe:
     looked: dict[Slot, list[str]]
     out: Any = None
     shapes: dict[Slot, tuple[int, ...]] = field(default_factory=dict)  # the parameters' shapes, before backward
+    unchecked: list[str] = field(default_factory=list)  # parameters of a kind not perturbed, with a gradient
 
 
 def _snap(value: Any) -> Any:
@@ -471,9 +475,10 @@ def _probe(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any, ...]
     if grads is None:  # a gradient no name pattern finds (self.d_c_w for self.weights), told by its shape
         taken = {s.attr for s in slots} | {w.attr for w in where.values() if isinstance(w, Slot)}
         where.update(written_like(obj, attrs, {s: np.shape(at_backward[s]) for s in slots if s not in where}, taken))
+    unchecked = unchecked_slots(obj)
     tail = ["backward's return value (one gradient per input, then per parameter)"] if grads is None else []
     looked = {s: looked_labels(obj, candidates[s]) + tail for s in slots}
-    return _Probe(changed, updated, where, looked, out, {s: np.shape(at_backward[s]) for s in slots})
+    return _Probe(changed, updated, where, looked, out, {s: np.shape(at_backward[s]) for s in slots}, unchecked)
 
 
 def _named_grads(slots: list[Slot], grads: Any, spec: _Spec) -> set[Slot]:

@@ -153,6 +153,15 @@ def grad_names(base: str) -> list[str]:
     return names
 
 
+def unchecked_slots(obj: Any) -> list[str]:
+    """Attributes of ``obj`` holding numbers check_object does not perturb (complex arrays, bfloat16 from
+    ml_dtypes: kinds 'c' and 'V') next to a gradient backward wrote under one of their gradient names (``dW``):
+    a gradient never compared (see :func:`backcheck.findings.unchecked_gradients`)."""
+    attrs = attributes(obj)
+    odd = [a for a, v in attrs.items() if isinstance(v, np.ndarray) and v.dtype.kind in "cV"]
+    return [a for a in odd if any(isinstance(attrs.get(g), np.ndarray) for g in grad_names(a))]
+
+
 def value_key(value: Any) -> Any:
     """The key of the parameter in a dict of its own with its gradient (``{"val": W, "grad": dW}``), or None."""
     if not isinstance(value, Mapping) or GRAD_KEY not in value:
