@@ -481,3 +481,28 @@ def test_a_lazy_module_not_created_yet_is_a_typed_error_and_stays_lazy() -> None
         bt.check(lazy, x)
     assert lazy(x).shape == (2, 3)  # still usable: it creates its parameters on this first call
     assert bt.check_module(lazy, x).ok
+
+
+def test_tensors_inside_a_dict_argument_are_inputs() -> None:
+    torch = pytest.importorskip("torch")
+    bt = pytest.importorskip("backcheck.torch")
+
+    class Scaled(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, w):
+            ctx.save_for_backward(x, w)
+            return x * w
+
+        @staticmethod
+        def backward(ctx, g):
+            x, w = ctx.saved_tensors
+            return g * w, 2 * g * x  # w's gradient twice too large
+
+    gen = torch.Generator().manual_seed(0)
+    x, w = torch.randn(3, 4, dtype=torch.float64, generator=gen), torch.randn(3, 4, dtype=torch.float64, generator=gen)
+    before = (x.clone(), w.clone())
+    right = bt.check(lambda batch: batch["x"] * batch["w"], {"x": x, "w": w})
+    assert right.status == "pass" and [lf.name for lf in right.leaves] == ["batch['x']", "batch['w']"], right
+    wrong = bt.check(lambda batch: Scaled.apply(batch["x"], batch["w"]), {"x": x, "w": w})
+    assert wrong.status == "fail" and [lf.name for lf in wrong.leaves if lf.status == "fail"] == ["batch['w']"]
+    assert torch.equal(x, before[0]) and torch.equal(w, before[1])

@@ -162,6 +162,8 @@ class Session:
             if type(a) in (list, tuple) and any(isinstance(t, self.torch.Tensor) for t in a):
                 # a TensorList: its checked tensors in their places, the others widened
                 return type(a)(by_slot.get((k, j), self.widened(t)) for j, t in enumerate(a))
+            if type(a) is dict and any(isinstance(t, self.torch.Tensor) for t in a.values()):
+                return {j: by_slot.get((k, j), self.widened(t)) for j, t in a.items()}  # (a dict of tensors: alike)
             return a
 
         return [pick(k, a) for k, a in enumerate(self.args)], {k: pick(k, a) for k, a in self.kwargs.items()}
@@ -183,7 +185,9 @@ class Session:
     def widens(self, real: Any) -> bool:
         """Whether some unchecked float argument is narrower than ``real`` (so a call in ``real`` widens it)."""
         given = [*self.args, *self.kwargs.values()]
-        tensors = [t for a in given for t in (a if type(a) in (list, tuple) else (a,))]
+        tensors = [
+            t for a in given for t in (a if type(a) in (list, tuple) else a.values() if type(a) is dict else (a,))
+        ]
         return any(self.narrower(t, real) for t in tensors if not any(t is s.tensor for s in self.input_slots))
 
     def call(self, by_slot: Mapping[Any, Any]) -> Any:

@@ -49,9 +49,10 @@ class TorchEvaluator(CachedEvaluator):
 def input_slots(args: Sequence[Any], kwargs: Mapping[str, Any], names: list[str]) -> list[Slot]:
     """The checked inputs: those with ``requires_grad``, or every float (and complex) tensor when none has it.
 
-    Tensors inside a list or tuple argument (``torch.cat([x, y])``'s TensorList) are inputs too, named
-    ``tensors[1]`` and placed by ``(argument, index)``; when none has ``requires_grad`` they are checked only
-    if no argument is itself a float tensor.
+    Tensors inside a list or tuple argument (``torch.cat([x, y])``'s TensorList) or a dict argument (``f(batch)``
+    with ``batch = {"x": x, "w": w}``) are inputs too, named ``tensors[1]`` (``batch['x']``) and placed by
+    ``(argument, index or key)``; when none has ``requires_grad`` they are checked only if no argument is itself a
+    float tensor.
     """
     given: list[tuple[int | str, str, Any]] = [(k, names[k], a) for k, a in enumerate(args)]
     given += [(k, k, a) for k, a in kwargs.items()]
@@ -60,11 +61,12 @@ def input_slots(args: Sequence[Any], kwargs: Mapping[str, Any], names: list[str]
         refuse_sparse(a, f"input {n}")
         if is_diff_tensor(a):
             found.append((k, n, a, False))
-        elif type(a) in (list, tuple):
-            for j, t in enumerate(a):
-                refuse_sparse(t, f"input {n}[{j}]")
+        elif type(a) in (list, tuple, dict):
+            for j, t in a.items() if type(a) is dict else enumerate(a):
+                label = f"{n}[{j!r}]" if type(a) is dict else f"{n}[{j}]"
+                refuse_sparse(t, f"input {label}")
                 if is_diff_tensor(t):
-                    found.append(((k, j), f"{n}[{j}]", t, True))
+                    found.append(((k, j), label, t, True))
     marked = [f for f in found if f[2].requires_grad]
     top = [f for f in found if not f[3]]
     return [Slot(n, a, "input", k) for k, n, a, _ in (marked or top or found)]
