@@ -381,3 +381,24 @@ def test_a_gradient_computed_after_a_step_inside_backward_is_nonlinear_and_told_
     found = [f for f in r.findings if f.kind == "nonlinear backward"]
     assert r.leaf("x").status == "fail" and r.leaf("W").status == "pass", r
     assert found and "updates W itself" in found[0].message
+
+
+def test_stored_arrays_of_a_shape_several_inputs_share_name_them_all():
+    class TwoRemembered:
+        def __init__(self):
+            self.seen = []
+
+        def forward(self, q, k):
+            self.seen.append((q, k))
+            q0, k0 = self.seen[0]  # the first inputs ever seen: stale after a run before the check
+            return q0 * k0
+
+        def backward(self, dout):
+            q0, k0 = self.seen[0]
+            return dout * k0, dout * q0
+
+    used = TwoRemembered()
+    used.forward(RNG.normal(size=X.shape), X)
+    r = backcheck.check_object(used, X, X + 1)
+    note = [n for n in r.notes if "reset=" in n]
+    assert r.status == "fail" and len(note) == 1 and "(q / k's shape)" in note[0], r.notes

@@ -282,12 +282,15 @@ def stale_arrays(obj: Any, inputs: Sequence[Any], diff_in: Sequence[int], names:
     """What an earlier forward pass may have left on the user's ``obj``: its arrays (attributes, items of its list
     and dict attributes, a few levels deep, but for the parameter and gradient dicts) in the shape of a
     differentiated input (a stored input ``self.X``), as ``"self.X[0] (x's shape)"``."""
-    shapes = {np.shape(inputs[i]): names[i] for i in diff_in if isinstance(inputs[i], np.ndarray)}
+    shapes: dict[tuple[int, ...], list[str]] = {}
+    for i in diff_in:
+        if isinstance(inputs[i], np.ndarray):
+            shapes.setdefault(np.shape(inputs[i]), []).append(names[i])  # (Q, K and V may share one shape)
     found: list[str] = []
 
     def visit(x: Any, label: str, level: int) -> None:
         if is_float_array(x) and x.shape in shapes:
-            found.append(f"{label} ({shapes[x.shape]}'s shape)")
+            found.append(f"{label} ({' / '.join(shapes[x.shape])}'s shape)")
         elif level < 3 and isinstance(x, (list, tuple, Mapping)):
             for k, item in x.items() if isinstance(x, Mapping) else enumerate(x):
                 visit(item, f"{label}[{k!r}]", level + 1)
