@@ -351,6 +351,12 @@ class Layer:
                 "return the layer's output (a forward pass left as a TODO returns None).",
             )
         bname = function_name(self.backward, "backward")
+        ints = () if self.cache else integer_outputs(out0, self.backward)
+        if ints:  # (argmax, pool indices beside the output: no dout for them, as torch gives them none)
+            keep = tuple(k for k in range(len(out0)) if k not in ints)
+            layer = dataclasses.replace(self, forward=FloatOutputs(self.forward, keep, fname))
+            contract = layer.contract(_float_douts(dout, out0, keep), options)
+            return dataclasses.replace(contract, notes=(*contract.notes, _integer_note(fname, bname, out0, ints)))
         wrong_convention = None if self.cache else cache_error(fname, bname, self.backward, out0, len(self.names))
         if wrong_convention is not None:
             raise wrong_convention
@@ -491,3 +497,46 @@ def assert_layer(*args: Any, **kwargs: Any) -> Report:
     if not report.ok:
         raise GradientMismatch(report)
     return report
+
+
+class FloatOutputs:
+    """``forward`` with its integer outputs (argmax, pool indices) left out: the outputs ``backward`` has douts
+    for, a bare array where one is left (a class, so that an executor can pickle it with the layer)."""
+
+    def __init__(self, forward: Callable[..., Any], keep: tuple[int, ...], name: str) -> None:
+        self.forward, self.keep, self.__name__ = forward, keep, name
+
+    def __call__(self, *args: Any) -> Any:
+        out = self.forward(*args)
+        kept = [out[k] for k in self.keep]
+        return kept[0] if len(kept) == 1 else list(kept) if isinstance(out, list) else tuple(kept)
+
+
+def integer_outputs(out: Any, backward: Callable[..., Any]) -> tuple[int, ...]:
+    """Positions of integer (or boolean) arrays among the outputs of a forward that returns several, beside at
+    least one float one; none for an ``(out, cache)`` pair whose backward takes ``(dout, cache)`` (cache=True
+    forgotten: said so by :func:`backcheck.frontends.hints.cache_error`'s hint)."""
+    if not isinstance(out, (list, tuple)) or len(out) < 2:
+        return ()
+    ints = tuple(k for k, p in enumerate(out) if isinstance(p, (np.ndarray, np.generic)) and p.dtype.kind in "iub")
+    floats = [p for p in out if isinstance(p, (np.ndarray, np.generic)) and p.dtype.kind == "f"]
+    if not ints or not floats or len(ints) + len(floats) < len(out):
+        return ()
+    params = arg_names(backward, 2)
+    return () if len(out) == 2 and params[1:] == ["cache"] else ints
+
+
+def _float_douts(dout: Any, out: Any, keep: tuple[int, ...]) -> Any:
+    """``dout`` given for every output (None at the integer ones) kept for the float outputs alone."""
+    if isinstance(dout, (list, tuple)) and len(dout) == len(out):
+        kept = [dout[k] for k in keep]
+        return kept[0] if len(kept) == 1 else tuple(kept)
+    return dout
+
+
+def _integer_note(fname: str, bname: str, out: Any, ints: tuple[int, ...]) -> str:
+    said = ", ".join(f"out[{k}] ({np.asarray(out[k]).dtype})" for k in ints)
+    return (
+        f"{fname}'s integer output(s) {said} (indices, not values) are left out: {bname} is given the douts of "
+        "the float outputs alone (a bare array where one is left)."
+    )
