@@ -479,9 +479,13 @@ def _refuse_leaf(obj: Any, name: str) -> None:
             "closure holding x.mask.",
         )
     if not isinstance(obj, (np.ndarray, np.generic, float, int)):
+        tensor = type(obj).__module__.split(".")[0] in ("torch", "jax", "jaxlib", "tensorflow")
         raise ParamsError(
-            f"{name} is a {describe(obj)}; backcheck's numpy checker takes numpy arrays and floats.",
-            "convert it with np.asarray(...), or use backcheck.torch / backcheck.jax for tensors.",
+            f"{name} is a {describe(obj)}; backcheck's numpy checker takes numpy arrays and floats as parameters.",
+            "use backcheck.torch / backcheck.jax for tensors, or convert it with np.asarray(...)."
+            if tensor
+            else "keep what is not a parameter (a generator, a name, a config) out of params: pass it to f through "
+            "a closure or functools.partial, and params= the float arrays alone.",
         )
 
 

@@ -86,3 +86,20 @@ def test_a_float64_input_beyond_float32_range_under_jax_without_x64_is_named(rec
     finally:
         jax.config.update("jax_enable_x64", was)
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+@pytest.mark.parametrize("odd", [np.random.default_rng(0), "layer1"])
+def test_a_non_parameter_inside_params_is_told_to_stay_out_of_them(odd):
+    from backcheck.errors import ParamsError
+
+    with pytest.raises(ParamsError, match="out of params") as info:
+        backcheck.check(lambda p: 0.0, {"w": X, "extra": odd}, lambda p: p)
+    assert "extra" in info.value.message
+
+
+def test_a_torch_tensor_inside_params_is_pointed_to_the_torch_frontend():
+    torch = pytest.importorskip("torch")
+    from backcheck.errors import ParamsError
+
+    with pytest.raises(ParamsError, match="backcheck.torch"):
+        backcheck.check(lambda p: 0.0, {"w": torch.ones(3)}, lambda p: p)
