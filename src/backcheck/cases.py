@@ -284,8 +284,8 @@ def describe(c: Case) -> tuple[str, dict[str, Any]] | Report:
         missing = [k for k in need if k not in spec]
         if missing:
             raise CaseError(
-                f"case {c.name!r} describes a {kind} check but lacks {', '.join(missing)}.",
-                f"a {kind} case needs the keys {', '.join(need)}.",
+                f"case {c.name!r} describes a {_WHAT[kind]} check but lacks {', '.join(missing)}.",
+                f"a {_WHAT[kind]} case needs the keys {', '.join(need)}.",
             )
         unknown = sorted(set(spec) - set(need) - set(extra_ok))
         if unknown:
@@ -299,6 +299,10 @@ def describe(c: Case) -> tuple[str, dict[str, Any]] | Report:
         "return {'forward': f, 'backward': b, 'inputs': (...)} or {'f': f, 'params': p, 'grad': g}, or use "
         "@backcheck.case(forward=..., backward=...) on a function returning the inputs.",
     )
+
+
+#: A case's kind as the messages say it ('layer', or a gradient check of a scalar function).
+_WHAT = {"layer": "layer", "check": "scalar-function"}
 
 
 def run_case(

@@ -103,3 +103,12 @@ def test_a_torch_tensor_inside_params_is_pointed_to_the_torch_frontend():
 
     with pytest.raises(ParamsError, match="backcheck.torch"):
         backcheck.check(lambda p: 0.0, {"w": torch.ones(3)}, lambda p: p)
+
+
+def test_a_case_missing_keys_says_what_kind_of_check_it_describes():
+    @backcheck.case
+    def half():
+        return {"f": _sin_sum, "params": X}
+
+    with pytest.raises(CaseError, match="describes a scalar-function check but lacks grad"):
+        run_case(collect({"half": half})[0])
