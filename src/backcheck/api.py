@@ -81,8 +81,7 @@ def check(
         Replace the error model by ``|analytic - numeric| <= atol + rtol * |numeric|``.
     step : float or array, optional
         Absolute finite-difference step(s): one number, one per element (flat, or shaped like the parameter), or
-        one array per array checked; by default chosen per element from its magnitude (or its array's spread,
-        far from 0) and dtype.
+        one array per array checked; by default chosen per element from its magnitude and dtype.
     seed : int, None or numpy Generator
         Seed of every random choice of the check (sampled elements, directions); None draws fresh entropy.
     upcast : bool, optional

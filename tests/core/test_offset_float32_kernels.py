@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import backcheck
-from backcheck.numeric.steps import FINEST_SHARE, FINEST_TABLE, SPREADS, step_scale
+from backcheck.numeric.steps import FINEST_TABLE, SPREADS, default_steps, step_base, table_scale
 from backcheck.tree import Tree
 
 
@@ -141,34 +141,57 @@ def test_own_rounding_is_said():
     assert any("backward pass's own rounding" in n for n in report.notes), report.notes
 
 
-class TestStepScale:
+def batchnorm(x):
+    xc = x - x.mean(0)
+    return xc / np.sqrt((xc**2).mean(0) + np.float32(1e-5))
+
+
+def batchnorm_backward(d, x, scale=1.0):
+    n, xc = x.shape[0], x - x.mean(0)
+    istd = 1 / np.sqrt((xc**2).mean(0) + np.float32(1e-5))
+    xh = xc * istd
+    return np.float32(scale) * istd / n * (n * d - d.sum(0) - xh * (d * xh).sum(0))
+
+
+@pytest.mark.parametrize(("offset", "spread"), [(1e3, 1.0), (100.0, 0.1), (1e4, 1.0)])
+def test_a_batch_norm_right_never_fails_and_five_percent_off_never_passes(offset, spread):
+    for seed in range(3):
+        x = c32(offset + spread * np.random.default_rng(seed).standard_normal((8, 3)))
+        for scale in (1.0, 1.05):
+            report = backcheck.check_layer(
+                lambda x: c32(batchnorm(c32(x))), lambda d, x, s=scale: c32(batchnorm_backward(c32(d), c32(x), s)), x
+            )
+            assert report.status != ("fail" if scale == 1.0 else "pass"), f"seed {seed}, x{scale}:\n{report}"
+
+
+class TestTableScale:
     def test_arrays_near_zero_keep_the_magnitude_rule(self):
         x = c32(np.random.default_rng(0).normal(size=50) * 3)
-        np.testing.assert_array_equal(step_scale(Tree(x, "x")), np.maximum(np.abs(x), 1.0))
+        np.testing.assert_array_equal(table_scale(Tree(x, "x")), np.maximum(np.abs(x), 1.0))
 
-    def test_offset_arrays_step_by_their_spread(self):
+    def test_offset_arrays_start_their_tables_at_eight_spreads(self):
         x = c32(1e3 + np.random.default_rng(0).normal(size=400) * 2.0)
         spread = float(np.std(x, dtype=np.float64))
-        x64 = x.astype(np.float64)
-        np.testing.assert_allclose(step_scale(Tree(x, "x")), np.maximum(SPREADS * spread, FINEST_SHARE * np.abs(x64)))
-        np.testing.assert_allclose(step_scale(Tree(x, "x"), FINEST_TABLE), np.full(x.size, SPREADS * spread))
+        np.testing.assert_allclose(table_scale(Tree(x, "x")), np.full(x.size, SPREADS * spread))
+        # a single difference keeps |x|'s scale
+        np.testing.assert_allclose(default_steps(Tree(x, "x")), step_base(np.float32) * np.abs(x.astype(np.float64)))
 
-    def test_float64_steps_keep_the_magnitude_rule_unless_the_output_is_narrow(self):
+    def test_float64_keeps_the_magnitude_rule_unless_the_output_is_narrow(self):
         x = 1e3 + np.random.default_rng(0).normal(size=400) * 2.0
-        np.testing.assert_array_equal(step_scale(Tree(x, "x")), np.abs(x))
-        narrow = step_scale(Tree(x, "x"), out_eps=float(np.finfo(np.float32).eps))  # a float32 kernel inside
-        np.testing.assert_allclose(narrow, np.maximum(SPREADS * np.std(x), FINEST_SHARE * np.abs(x)))
+        np.testing.assert_array_equal(table_scale(Tree(x, "x")), np.abs(x))
+        narrow = table_scale(Tree(x, "x"), out_eps=float(np.finfo(np.float32).eps))  # a float32 kernel inside
+        np.testing.assert_allclose(narrow, np.full(x.size, SPREADS * np.std(x)))
 
     def test_never_finer_than_a_share_of_the_magnitude(self):
-        x = c32(np.full(10, 1e4))  # no spread: steps stay within FINEST_SHARE of |x|'s
-        np.testing.assert_allclose(step_scale(Tree(x, "x")), FINEST_SHARE * 1e4)
-        assert step_scale(Tree(c32([1e4]), "x")).tolist() == [1e4]  # one value: no spread at all
+        x = c32(np.full(10, 1e4))  # no spread: the tables start FINEST_TABLE of |x|'s scale
+        np.testing.assert_allclose(table_scale(Tree(x, "x")), FINEST_TABLE * 1e4)
+        assert table_scale(Tree(c32([1e4]), "x")).tolist() == [1e4]  # one value: no spread at all
 
     def test_non_finite_entries_are_left_out_of_the_spread(self):
         x = c32(100 + np.random.default_rng(1).normal(size=20)).astype(np.float64)
         masked = c32(x)
         masked[3] = -np.inf
         keep = np.isfinite(masked)
-        scale = step_scale(Tree(masked, "x"))[keep]
-        expected = np.maximum(SPREADS * np.std(x[keep]), FINEST_SHARE * np.abs(x[keep]))
+        scale = table_scale(Tree(masked, "x"))[keep]
+        expected = np.maximum(SPREADS * np.std(x[keep]), FINEST_TABLE * np.abs(x[keep]))
         np.testing.assert_allclose(scale, np.minimum(np.abs(x[keep]), expected), rtol=1e-6)

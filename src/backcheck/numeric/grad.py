@@ -16,7 +16,7 @@ from backcheck.evaluate import Evaluator, Output
 from backcheck.numeric.noise import element_noise, estimate_noise
 from backcheck.numeric.richardson import MAX_ROWS, ROUNDING_MODEL, Refined, RefineOptions, largest_step, refine
 from backcheck.numeric.stencils import STENCILS, Stencil
-from backcheck.numeric.steps import FINEST_TABLE, default_steps, step_scale
+from backcheck.numeric.steps import default_steps, table_scale
 from backcheck.tree import Tree
 
 #: How many machine epsilons of |phi| one evaluation of a function may be off by (accumulated rounding).
@@ -319,7 +319,7 @@ def refine_elements(
     first = (
         np.asarray(first_step)
         if first_step is not None
-        else largest_step(STENCILS[method]) * step_scale(ev.tree, FINEST_TABLE, ev.out_eps)[idx]
+        else largest_step(STENCILS[method]) * table_scale(ev.tree, ev.out_eps)[idx]
     )
     failures: dict[int, Exception] = {}
 

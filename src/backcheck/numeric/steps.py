@@ -25,35 +25,28 @@ def _base(eps: float, order: int) -> float:
 
 
 #: An array whose values sit far from 0 beside their spread (a batch of 100 + N(0, 1), features of mean 1e3) feeds
-#: functions that bend on the scale of the spread (a normalization, a softmax, a variance): steps of |x|'s scale
-#: cross it many times over, and a table of them can settle on a slope no function has. Its elements take steps of
-#: this many spreads instead ...
+#: functions that bend on the scale of the spread (a normalization, a softmax, a variance): a Richardson table that
+#: starts at |x|'s scale crosses it many times over before it comes near, and can settle on a slope no function has
+#: on the way. Its elements' tables start at this many spreads instead ...
 SPREADS = 8.0
-#: ... but no finer than this share of |x|'s scale: a step must stay many units in the last place of its
-#: element wide (in float32, 2**15 at |x|'s scale, 2**10 here), or the function's rounding swamps it.
-FINEST_SHARE = 2.0**-5
-#: A Richardson table, whose estimate and error come from many steps, halving its way down to the rounding it
-#: can bear, starts at most this much finer than |x|'s scale (where a single difference must not).
+#: ... but no finer than this share of |x|'s scale (a table halves its way down to the rounding it can bear; a
+#: single difference keeps |x|'s scale: finer, f's rounding swamps it).
 FINEST_TABLE = 2.0**-10
-
-
-#: The rule above holds where steps are taken at this precision or coarser (float32, float16): float64's steps
-#: are ``6e-6 |x|``, far inside the spread already, and a function rounded at the scale of 1 there (``log(1 +
-#: e^x)`` at x of -25 moves in quanta of 1e-16) needs all of their width.
+#: The rule above holds where steps are taken at this precision or coarser (float32, float16): float64's tables
+#: resolve |x|'s scale down to the spread's within their rows, and a function rounded at the scale of 1 there
+#: (``log(1 + e^x)`` at x of -25 moves in quanta of 1e-16) needs all of their width.
 NARROW = 1e-10
 
 
-def step_scale(tree: Tree, finest: float = FINEST_SHARE, out_eps: float = 0.0) -> np.ndarray:
-    """Per element, the size its steps are taken relative to: ``max(|x_i|, 1)``, or in an array whose values sit
-    far from 0 beside their spread, ``max(SPREADS * spread, finest * |x_i|)`` where that is smaller and ``|x_i|``
-    exceeds ``SPREADS``, in arrays whose steps are narrow (their dtype's epsilon, or the output's ``out_eps``, at
-    least ``NARROW``; the spread is the standard deviation of the array's finite values; a table's first steps
-    take ``finest=FINEST_TABLE``)."""
-    out = np.empty(tree.size)
+def table_scale(tree: Tree, out_eps: float = 0.0) -> np.ndarray:
+    """Per element, the size a Richardson table's first step is taken relative to: ``max(|x_i|, 1)``, or in an
+    array whose values sit far from 0 beside their spread, ``max(SPREADS * spread, FINEST_TABLE * |x_i|)`` where
+    that is smaller and ``|x_i|`` exceeds ``SPREADS``, in arrays whose steps are narrow (their dtype's epsilon, or
+    the output's ``out_eps``, at least ``NARROW``; the spread is the standard deviation of the array's finite
+    values)."""
+    out = _magnitudes(tree)
     for leaf in tree.leaves:
         part = out[leaf.offset : leaf.offset + leaf.size]
-        np.abs(leaf.original.reshape(-1), out=part, casting="unsafe")  # into float64, no temporary
-        np.maximum(part, 1.0, out=part)
         if leaf.size < 2 or max(machine_eps(leaf.dtype), out_eps) < NARROW or not float(part.max()) > SPREADS:
             continue  # (one value has no spread)
         values = leaf.original.reshape(-1)
@@ -62,13 +55,22 @@ def step_scale(tree: Tree, finest: float = FINEST_SHARE, out_eps: float = 0.0) -
         if not np.isfinite(spread):
             continue
         far = part > SPREADS  # (elements within a few units of 0 keep |x|'s scale, at least 1)
-        part[far] = np.minimum(part[far], np.maximum(SPREADS * spread, finest * part[far]))
+        part[far] = np.minimum(part[far], np.maximum(SPREADS * spread, FINEST_TABLE * part[far]))
+    return out
+
+
+def _magnitudes(tree: Tree) -> np.ndarray:
+    """``max(|x_i|, 1)`` per element, in float64."""
+    out = np.empty(tree.size)
+    for leaf in tree.leaves:
+        part = out[leaf.offset : leaf.offset + leaf.size]
+        np.abs(leaf.original.reshape(-1), out=part, casting="unsafe")  # into float64, no temporary
+        np.maximum(part, 1.0, out=part)
     return out
 
 
 def default_steps(tree: Tree, step: Any = None, order: int = 2, out_eps: float = 0.0) -> np.ndarray:
-    """One absolute step per element of ``tree``: ``base(eps)`` times its :func:`step_scale` (``max(|x_i|, 1)``
-    but in arrays far from 0 beside their spread), or the user's ``step``.
+    """One absolute step per element of ``tree``: ``base(eps) * max(|x_i|, 1)``, or the user's ``step``.
 
     ``eps`` is the element dtype's, or ``out_eps`` (the rounding of the function's output) where that is
     coarser: a float32 loss of float64 parameters resolves differences only at float32's precision, so its
@@ -89,7 +91,7 @@ def default_steps(tree: Tree, step: Any = None, order: int = 2, out_eps: float =
             raise BadInputError("step= must be finite and positive.", "pass a single float such as step=1e-6.")
         _refuse_lost_steps(tree, arr)
         return arr
-    out = step_scale(tree, out_eps=out_eps)
+    out = _magnitudes(tree)
     for leaf in tree.leaves:
         out[leaf.offset : leaf.offset + leaf.size] *= _base(max(machine_eps(leaf.dtype), out_eps), order)
     return out

@@ -60,7 +60,19 @@ def own_rounding(ev: Evaluator, claim: Claim, sub: np.ndarray) -> np.ndarray | N
         return None
     if not np.array_equal(claim.regrad()[sub], claim.g[sub], equal_nan=True):
         return None
-    return native_jitter(ev, claim, sub, eps)
+    every = native_jitter(ev, claim, np.arange(claim.g.size), eps)
+    return np.maximum(every[sub], _leaf_rms(ev, every)[sub])
+
+
+def _leaf_rms(ev: Evaluator, jitter: np.ndarray) -> np.ndarray:
+    """Per element, the RMS of the jitter over its array: an element's own can vanish by chance (the moves of a
+    row of a variance all of one sign leave x - mean(x) where it was), while its rounding is its computation's."""
+    out = np.zeros(jitter.size)
+    for leaf in ev.tree.leaves:
+        part = jitter[leaf.offset : leaf.offset + leaf.size]
+        finite = part[np.isfinite(part)]
+        out[leaf.offset : leaf.offset + leaf.size] = float(np.sqrt(np.mean(finite**2))) if finite.size else 0.0
+    return out
 
 
 def within_own_rounding(ev: Evaluator, idx: np.ndarray, j: Judgement, claim: Claim) -> tuple[list[str], np.ndarray]:
