@@ -105,3 +105,24 @@ def test_a_second_parameter_of_another_name_is_no_learning_rate():
 
     with pytest.raises(UserFunctionError, match="training"):
         backcheck.check_object(Gated(), _x())
+
+
+class MomentumDense(Dense):  # a velocity kept on the layer, which forward never reads
+    def __init__(self, n_in, n_out, seed=0):
+        super().__init__(n_in, n_out, seed)
+        self.velocity = np.zeros_like(self.weights)
+
+    def backward(self, output_gradient, learning_rate):
+        weights_gradient = output_gradient @ self.input.T
+        input_gradient = self.weights.T @ output_gradient
+        self.velocity = 0.9 * self.velocity + weights_gradient
+        self.weights -= learning_rate * self.velocity
+        self.bias -= learning_rate * output_gradient.sum(axis=1, keepdims=True)
+        return input_gradient
+
+
+def test_an_optimizers_state_on_the_layer_is_no_parameter():
+    report = backcheck.check_object(MomentumDense(3, 2), _x())
+    assert report.status == "pass", report
+    assert {lf.name for lf in report.leaves} == {"input", "weights", "bias"}
+    assert any("not checked: velocity" in n for n in report.notes), report.notes

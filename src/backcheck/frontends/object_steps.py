@@ -9,12 +9,14 @@ gradient off its step: its value before backward minus its value after. A step t
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from backcheck.containers import flatten
 from backcheck.frontends.slots import Slot, Stepped
 
 #: Names of backward's second parameter that make it a learning rate (compared in lower case, without '_').
@@ -43,6 +45,21 @@ def learning_rate_of(method: Callable[..., Any]) -> str | None:
 def call_backward(method: Callable[..., Any], dout: Any, stepped: bool) -> Any:
     """``method(dout)``, or ``method(dout, STEP)`` for a backward that takes a learning rate."""
     return method(dout, STEP) if stepped else method(dout)
+
+
+def read_by_forward(spec: Any, template: Any, slot: Slot, inputs: tuple[Any, ...], out: Any) -> bool:
+    """Whether ``forward``'s output at ``inputs`` moves when the array ``slot`` of the layer moves (by half its
+    size, at least 1/2, everywhere): a parameter does; an optimizer's state kept on the layer (momentum, Adam's
+    moments), which a stepping backward updates too, does not. A forward that raises there reads it."""
+    value = np.asarray(slot.get(template))
+    moved = (value + 0.5 * np.maximum(np.abs(value), 1.0)).astype(value.dtype)
+    try:
+        obj = spec.make(template, [slot], [moved], inputs)
+        again = getattr(obj, spec.forward)(*copy.deepcopy(inputs))
+    except Exception:  # noqa: BLE001 - the user's forward at a moved value: it reads it
+        return True
+    now, then = flatten(again, "out"), flatten(out, "out")
+    return len(now) != len(then) or any(not np.array_equal(a, b) for (_, a), (_, b) in zip(now, then, strict=True))
 
 
 def before_step(obj: Any, places: list[Any]) -> dict[Slot, np.ndarray]:

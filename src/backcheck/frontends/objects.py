@@ -35,7 +35,7 @@ from backcheck.frontends.hints import (
 )
 from backcheck.frontends.layers import check_layer, names_option
 from backcheck.frontends.object_passes import Backward, Forward, Shared, shared, tie, tie_views
-from backcheck.frontends.object_steps import Stepped, call_backward, learning_rate_of, stepped_note
+from backcheck.frontends.object_steps import Stepped, call_backward, learning_rate_of, read_by_forward, stepped_note
 from backcheck.frontends.slots import (
     Slot,
     Where,
@@ -217,7 +217,7 @@ def _check(
         names=names,
         **options,
     )
-    plain = [s for s in probe.updated if not isinstance(where.get(s.name), Stepped)]  # (a step said below)
+    plain = [s for s in probe.updated if s.name in where and not isinstance(where[s.name], Stepped)]
     report.notes.extend(notes + where_notes(slots, where, plain, spec))
     if spec.step is not None:
         stepped = [n for n, w in where.items() if isinstance(w, Stepped)]
@@ -422,6 +422,7 @@ class _Probe:
     out: Any = None
     shapes: dict[Slot, tuple[int, ...]] = field(default_factory=dict)  # the parameters' shapes, before backward
     unchecked: list[str] = field(default_factory=list)  # parameters of a kind not perturbed, with a gradient
+    state: set[Slot] = field(default_factory=set)  # arrays a stepping backward updates and forward never reads
 
 
 def _snap(value: Any) -> Any:
@@ -470,15 +471,18 @@ def _probe(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any, ...]
             where[s] = (written or found)[0]
         elif grads == "return" or (grads is None and positional):
             where[s] = spec.n_in + k
-        elif spec.step is not None and s in updated and grads is None:
+        elif (
+            spec.step is not None and s in updated and grads is None and read_by_forward(spec, template, s, inputs, out)
+        ):
             where[s] = Stepped(s)  # (a backward given a learning rate, that keeps no gradient: read off its step)
     if grads is None:  # a gradient no name pattern finds (self.d_c_w for self.weights), told by its shape
         taken = {s.attr for s in slots} | {w.attr for w in where.values() if isinstance(w, Slot)}
         where.update(written_like(obj, attrs, {s: np.shape(at_backward[s]) for s in slots if s not in where}, taken))
     unchecked = unchecked_slots(obj)
+    state = {s for s in updated if spec.step is not None and s not in where}  # (an optimizer's own, as momentum)
     tail = ["backward's return value (one gradient per input, then per parameter)"] if grads is None else []
     looked = {s: looked_labels(obj, candidates[s]) + tail for s in slots}
-    return _Probe(changed, updated, where, looked, out, {s: np.shape(at_backward[s]) for s in slots}, unchecked)
+    return _Probe(changed, updated, where, looked, out, {s: np.shape(at_backward[s]) for s in slots}, unchecked, state)
 
 
 def _named_grads(slots: list[Slot], grads: Any, spec: _Spec) -> set[Slot]:
@@ -511,7 +515,7 @@ def _keep(
         state = [s for s in slots if s in probe.changed_by_forward]
         kept = [s for s in slots if s not in probe.changed_by_forward and s in probe.where]
         lost = [s for s in slots if s not in probe.changed_by_forward and s not in probe.where]
-        hidden = [s for s in lost if s in probe.updated]
+        hidden = [s for s in lost if s in probe.updated and s not in probe.state]  # (momentum: forward reads none)
         if (kept or not lost) and not hidden:
             if lost:
                 what = "entries" if dict_slots(lost) else "float array attributes"
