@@ -93,3 +93,24 @@ def test_a_layer_objects_parameter_of_such_a_kind_with_a_written_gradient(kind):
     report = backcheck.check_object(Dense(), X)
     assert report.status == "inconclusive", report
     assert [f.elements for f in report.findings if f.kind == "unchecked gradient"] == [["W"]]
+
+
+def test_a_stepped_parameter_of_such_a_kind_is_named_too():
+    w = np.random.default_rng(2).normal(size=(3, 4)).astype(np.complex128)
+
+    class Stepping:
+        def __init__(self):
+            self.W = w.copy()
+
+        def forward(self, x):
+            self.x = x
+            return (self.W @ x).real
+
+        def backward(self, dout, lr):
+            grad_input = (self.W.T @ dout).real
+            self.W -= lr * 3.0 * (dout @ self.x.T)  # 3x the step, never compared
+            return grad_input
+
+    report = backcheck.check_object(Stepping(), np.random.default_rng(3).normal(size=(4, 5)))
+    assert report.status == "inconclusive", report
+    assert [f.elements for f in report.findings if f.kind == "unchecked gradient"] == [["W"]]

@@ -153,13 +153,23 @@ def grad_names(base: str) -> list[str]:
     return names
 
 
-def unchecked_slots(obj: Any) -> list[str]:
-    """Attributes of ``obj`` holding numbers check_object does not perturb (complex arrays, bfloat16 from
-    ml_dtypes: kinds 'c' and 'V') next to a gradient backward wrote under one of their gradient names (``dW``):
-    a gradient never compared (see :func:`backcheck.findings.unchecked_gradients`)."""
+def odd_arrays(obj: Any) -> dict[str, np.ndarray]:
+    """Copies of the attributes of ``obj`` holding numbers check_object does not perturb (complex arrays, bfloat16
+    from ml_dtypes: kinds 'c' and 'V')."""
+    return {a: v.copy() for a, v in attributes(obj).items() if isinstance(v, np.ndarray) and v.dtype.kind in "cV"}
+
+
+def unchecked_slots(obj: Any, before: dict[str, np.ndarray]) -> list[str]:
+    """Of the attributes ``before`` (:func:`odd_arrays`, taken before backward), those next to a gradient backward
+    wrote under one of their gradient names (``dW``), or that backward stepped itself: a gradient never compared
+    (see :func:`backcheck.findings.unchecked_gradients`)."""
     attrs = attributes(obj)
-    odd = [a for a, v in attrs.items() if isinstance(v, np.ndarray) and v.dtype.kind in "cV"]
-    return [a for a in odd if any(isinstance(attrs.get(g), np.ndarray) for g in grad_names(a))]
+    return [
+        a
+        for a, v in before.items()
+        if any(isinstance(attrs.get(g), np.ndarray) for g in grad_names(a))
+        or not (isinstance(attrs.get(a), np.ndarray) and np.array_equal(attrs[a], v, equal_nan=True))
+    ]
 
 
 def value_key(value: Any) -> Any:
