@@ -94,8 +94,9 @@ def unchecked_attributes(function: str, names: Sequence[str]) -> list[Finding]:
     return [
         Finding(
             "unchecked gradient",
-            f"{function} wrote a gradient for (or stepped) self.{name}, which holds numbers the check does not perturb (complex, "
-            f"or a float dtype numpy does not know, such as bfloat16): that gradient was never compared, so nothing "
+            f"{function} wrote a gradient for (or stepped) self.{name}, which holds numbers the check does not "
+            "perturb (complex, or a float dtype numpy does not know, such as bfloat16): that gradient was never "
+            "compared, so nothing "
             f"is vouched for it. Keep self.{name} a float32 or float64 array to check it.",
             where=function,
             elements=[name],
