@@ -113,9 +113,13 @@ def _numbers(x: Any) -> bool:
     if isinstance(x, (list, tuple)):
         numbers = all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in x)
         return numbers and any(isinstance(v, (float, np.floating)) for v in x)  # (sizes and strides are ints)
-    if isinstance(x, dict):
-        return any(isinstance(v, np.ndarray) and v.dtype.kind == "f" or _numbers(v) for v in x.values())
+    if isinstance(x, dict):  # (a config of floats and strings too: only a gradient returned for it is named)
+        return any(isinstance(v, (float, np.floating)) or _numbers(v) or _float_array(v) for v in x.values())
     return False
+
+
+def _float_array(x: Any) -> bool:
+    return isinstance(x, np.ndarray) and x.dtype.kind == "f"
 
 
 def _kind(x: Any) -> str:

@@ -112,3 +112,8 @@ def test_a_case_missing_keys_says_what_kind_of_check_it_describes():
 
     with pytest.raises(CaseError, match="describes a scalar-function check but lacks grad"):
         run_case(collect({"half": half})[0])
+
+
+def test_a_step_array_of_the_right_size_but_another_shape_is_refused():
+    with pytest.raises(BadInputError, match=r"shape \(4, 3\)"):
+        backcheck.check(_sin_sum, X, np.cos, step=np.full((4, 3), 1e-5))

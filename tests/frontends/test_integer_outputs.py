@@ -55,3 +55,15 @@ def test_several_float_outputs_get_their_douts_in_order():
 def test_the_cache_convention_forgotten_is_still_said():
     with pytest.raises(BadInputError, match="pass cache=True"):
         backcheck.check_layer(pool_forward, lambda dout, cache: dout, (X,))
+
+
+def test_an_index_output_before_the_cache():
+    def forward(x):
+        return x.max(1), x.argmax(1), x
+
+    def backward(d, cache):
+        return pool_backward(d, cache)
+
+    report = backcheck.check_layer(forward, backward, (X,), cache=True)
+    assert report.status == "pass", report
+    assert any("integer output(s) out[1]" in n for n in report.notes), report.notes

@@ -114,3 +114,14 @@ def test_a_stepped_parameter_of_such_a_kind_is_named_too():
     report = backcheck.check_object(Stepping(), np.random.default_rng(3).normal(size=(4, 5)))
     assert report.status == "inconclusive", report
     assert [f.elements for f in report.findings if f.kind == "unchecked gradient"] == [["W"]]
+
+
+def test_a_dict_of_python_floats_with_a_gradient_returned():
+    def forward(x, p):
+        return x * p["a"]
+
+    def backward(d, x, p):
+        return d * p["a"], {"a": 123.0}  # never compared
+
+    report = backcheck.check_layer(forward, backward, (X, {"a": 2.0}))
+    assert report.status == "inconclusive", report

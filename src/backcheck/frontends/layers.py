@@ -351,10 +351,10 @@ class Layer:
                 "return the layer's output (a forward pass left as a TODO returns None).",
             )
         bname = function_name(self.backward, "backward")
-        ints = () if self.cache else integer_outputs(out0, self.backward)
+        ints = integer_outputs(out0, self.backward, self.cache)
         if ints:  # (argmax, pool indices beside the output: no dout for them, as torch gives them none)
             keep = tuple(k for k in range(len(out0)) if k not in ints)
-            layer = dataclasses.replace(self, forward=FloatOutputs(self.forward, keep, fname))
+            layer = dataclasses.replace(self, forward=FloatOutputs(self.forward, keep, fname, self.cache))
             contract = layer.contract(_float_douts(dout, out0, keep), options)
             return dataclasses.replace(contract, notes=(*contract.notes, _integer_note(fname, bname, out0, ints)))
         wrong_convention = None if self.cache else cache_error(fname, bname, self.backward, out0, len(self.names))
@@ -503,27 +503,28 @@ class FloatOutputs:
     """``forward`` with its integer outputs (argmax, pool indices) left out: the outputs ``backward`` has douts
     for, a bare array where one is left (a class, so that an executor can pickle it with the layer)."""
 
-    def __init__(self, forward: Callable[..., Any], keep: tuple[int, ...], name: str) -> None:
-        self.forward, self.keep, self.__name__ = forward, keep, name
+    def __init__(self, forward: Callable[..., Any], keep: tuple[int, ...], name: str, cache: bool = False) -> None:
+        self.forward, self.keep, self.__name__, self.cache = forward, keep, name, cache
 
     def __call__(self, *args: Any) -> Any:
         out = self.forward(*args)
-        kept = [out[k] for k in self.keep]
+        kept = [out[k] for k in self.keep] + ([out[-1]] if self.cache else [])  # (the cache stays last)
         return kept[0] if len(kept) == 1 else list(kept) if isinstance(out, list) else tuple(kept)
 
 
-def integer_outputs(out: Any, backward: Callable[..., Any]) -> tuple[int, ...]:
-    """Positions of integer (or boolean) arrays among the outputs of a forward that returns several, beside at
-    least one float one; none for an ``(out, cache)`` pair whose backward takes ``(dout, cache)`` (cache=True
-    forgotten: said so by :func:`backcheck.frontends.hints.cache_error`'s hint)."""
+def integer_outputs(out: Any, backward: Callable[..., Any], cache: bool = False) -> tuple[int, ...]:
+    """Positions of integer (or boolean) arrays among the outputs ``out`` (before the cache, with ``cache``) of a
+    forward that returns several, beside at least one float one; none for an ``(out, cache)`` pair whose backward
+    takes ``(dout, cache)`` without ``cache`` (cache=True forgotten: said so by
+    :func:`backcheck.frontends.hints.cache_error`'s hint)."""
     if not isinstance(out, (list, tuple)) or len(out) < 2:
         return ()
     ints = tuple(k for k, p in enumerate(out) if isinstance(p, (np.ndarray, np.generic)) and p.dtype.kind in "iub")
     floats = [p for p in out if isinstance(p, (np.ndarray, np.generic)) and p.dtype.kind == "f"]
     if not ints or not floats or len(ints) + len(floats) < len(out):
         return ()
-    params = arg_names(backward, 2)
-    return () if len(out) == 2 and params[1:] == ["cache"] else ints
+    forgotten = not cache and len(out) == 2 and arg_names(backward, 2)[1:] == ["cache"]
+    return () if forgotten else ints
 
 
 def _float_douts(dout: Any, out: Any, keep: tuple[int, ...]) -> Any:

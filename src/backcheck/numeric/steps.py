@@ -85,7 +85,8 @@ def default_steps(tree: Tree, step: Any = None, order: int = 2, out_eps: float =
         if arr.shape != (tree.size,):
             raise BadInputError(
                 f"step= has shape {arr.shape}; expected one number or {tree.size} numbers (one per element).",
-                "pass a single float such as step=1e-6.",
+                "pass a single float such as step=1e-6, or one step per element: flat, shaped as the parameter, or "
+                "one array per array checked.",
             )
         if not np.all(np.isfinite(arr) & (arr > 0)):
             raise BadInputError("step= must be finite and positive.", "pass a single float such as step=1e-6.")
@@ -98,15 +99,16 @@ def default_steps(tree: Tree, step: Any = None, order: int = 2, out_eps: float =
 
 
 def _user_steps(step: Any, tree: Tree) -> np.ndarray:
-    """The user's ``step=`` as float64 numbers: one, or one per element (an array of any shape holding them, as
-    the parameter is shaped, or one array per array checked, in order), or :class:`BadInputError`."""
+    """The user's ``step=`` as float64 numbers: one, or one per element (flat, or shaped as the one parameter is,
+    or one array per array checked, in order), or :class:`BadInputError`."""
     if isinstance(step, (list, tuple)) and len(step) == len(tree.leaves) and any(np.ndim(s) > 0 for s in step):
         sizes = [np.size(s) for s in step]
         if sizes == [leaf.size for leaf in tree.leaves]:
             step = np.concatenate([np.asarray(s, dtype=np.float64).reshape(-1) for s in step])
     try:
         arr = np.asarray(step, dtype=np.float64)
-        return arr.reshape(-1) if arr.ndim > 1 and arr.size == tree.size else arr
+        shaped = len(tree.leaves) == 1 and arr.ndim > 1 and arr.shape == tree.leaves[0].shape  # (not a transpose)
+        return arr.reshape(-1) if shaped else arr
     except (TypeError, ValueError) as exc:
         raise BadInputError(
             f"step= is a {type(step).__name__} that is not one number or a flat list of numbers ({exc}).",
