@@ -506,3 +506,14 @@ def test_tensors_inside_a_dict_argument_are_inputs() -> None:
     wrong = bt.check(lambda batch: Scaled.apply(batch["x"], batch["w"]), {"x": x, "w": w})
     assert wrong.status == "fail" and [lf.name for lf in wrong.leaves if lf.status == "fail"] == ["batch['w']"]
     assert torch.equal(x, before[0]) and torch.equal(w, before[1])
+
+
+def test_a_tensor_requiring_grad_nested_deeper_is_refused_by_name() -> None:
+    torch = pytest.importorskip("torch")
+    bt = pytest.importorskip("backcheck.torch")
+    x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(BadInputError, match=r"d\['p'\]\['x'\] is a tensor that requires grad"):
+        bt.check(lambda d: d["p"]["x"] * d["w"], {"p": {"x": x}, "w": w})
+    mask = torch.ones(3, 4, dtype=torch.float64)  # a tensor without requires_grad deeper in: passed through
+    assert bt.check(lambda d: d["w"] * d["cfg"]["mask"], {"w": w, "cfg": {"mask": mask}}).status == "pass"

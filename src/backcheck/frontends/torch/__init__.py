@@ -204,8 +204,9 @@ def check(
         keywords; other arguments are passed through (float ones widened in the float64 runs). Names come from
         ``fn``'s signature. Without keyword inputs, ``check(fn, (x, w))`` (the inputs as one tuple or list) is
         the same as ``check(fn, x, w)``, unless ``fn`` takes a sequence: ``check(torch.cat, [x, y])`` calls
-        ``torch.cat([x, y])``. Tensors in a list or tuple argument are inputs too (``tensors[1]``); tensors
-        deeper inside containers are passed through, not checked.
+        ``torch.cat([x, y])``. Tensors in a list, tuple or dict argument are inputs too (``tensors[1]``,
+        ``batch['x']``); tensors deeper inside containers are passed through, not checked (one that requires grad
+        there is a typed error: its gradient would never be compared).
         A keyword that is one of the options below is the option; pass such an input positionally.
     dout : tensor or sequence of tensors, optional
         The upstream gradient, one per differentiable output. Default: 1 for a single scalar output (then

@@ -67,9 +67,30 @@ def input_slots(args: Sequence[Any], kwargs: Mapping[str, Any], names: list[str]
                 refuse_sparse(t, f"input {label}")
                 if is_diff_tensor(t):
                     found.append(((k, j), label, t, True))
+                elif isinstance(t, (list, tuple, dict)):
+                    _refuse_nested(t, label)
     marked = [f for f in found if f[2].requires_grad]
     top = [f for f in found if not f[3]]
     return [Slot(n, a, "input", k) for k, n, a, _ in (marked or top or found)]
+
+
+def _refuse_nested(x: Any, label: str, depth: int = 0) -> None:
+    """:class:`BadInputError` for a tensor that requires grad two or more levels inside an argument: it would be
+    passed through unchecked, its gradient never compared (tensors without requires_grad there, masks inside a
+    config, are passed through)."""
+    if depth > 4:
+        return
+    for j, t in x.items() if isinstance(x, dict) else enumerate(x):
+        inner = f"{label}[{j!r}]" if isinstance(x, dict) else f"{label}[{j}]"
+        if is_diff_tensor(t) and t.requires_grad:
+            raise BadInputError(
+                f"input {inner} is a tensor that requires grad two or more levels inside its argument; backcheck.torch "
+                "checks the tensors of an argument and of the lists and dicts directly in it, so its gradient would "
+                "never be compared.",
+                "pass the tensors one level deep ({'x': x, 'w': w}) or as arguments of their own.",
+            )
+        if isinstance(t, (list, tuple, dict)):
+            _refuse_nested(t, inner, depth + 1)
 
 
 def param_slots(params: Any, names_taken: set[str]) -> tuple[list[Slot], list[Any], Any]:
