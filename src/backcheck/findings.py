@@ -94,10 +94,13 @@ def unchecked_attributes(function: str, names: Sequence[str]) -> list[Finding]:
     return [
         Finding(
             "unchecked gradient",
-            f"{function} wrote a gradient for (or stepped) self.{name}, which holds numbers the check does not "
+            f"{function} stepped self.{name}, which is not among the parameters found: its gradient was never "
+            f"compared, so nothing is vouched for it. Name the parameters: params=['{name.partition('[')[0]}'] (or "
+            "their attributes)."
+            if "[" in name
+            else f"{function} wrote a gradient for (or stepped) self.{name}, which holds numbers the check does not "
             "perturb (complex, or a float dtype numpy does not know, such as bfloat16): that gradient was never "
-            "compared, so nothing "
-            f"is vouched for it. Keep self.{name} a float32 or float64 array to check it.",
+            f"compared, so nothing is vouched for it. Keep self.{name} a float32 or float64 array to check it.",
             where=function,
             elements=[name],
         )

@@ -126,3 +126,25 @@ def test_an_optimizers_state_on_the_layer_is_no_parameter():
     assert report.status == "pass", report
     assert {lf.name for lf in report.leaves} == {"input", "weights", "bias"}
     assert any("not checked: velocity" in n for n in report.notes), report.notes
+
+
+def test_parameters_in_a_list_a_backward_steps_unfound_leave_the_check_inconclusive():
+    class Listed:
+        def __init__(self):
+            self.layers = [np.random.default_rng(4).normal(size=(2, 3)), np.zeros((2, 1))]
+
+        def forward(self, x):
+            self.x = x
+            return self.layers[0] @ x + self.layers[1]
+
+        def backward(self, dout, eta):
+            grad_input = self.layers[0].T @ dout
+            self.layers[0] -= eta * 1.05 * (dout @ self.x.T)  # 5% off, on an array no name finds
+            self.layers[1] = self.layers[1] - eta * dout.sum(1, keepdims=True)
+            return grad_input
+
+    report = backcheck.check_object(Listed(), _x())
+    assert report.status == "inconclusive", report
+    found = [f.elements for f in report.findings if f.kind == "unchecked gradient"]
+    assert found == [["layers[0]"], ["layers[1]"]] and "params=['layers']" in str(report)
+    assert backcheck.check_object(Listed(), _x(), params="layers").status == "fail"

@@ -413,8 +413,7 @@ def _carries(init: Any, out: Any, inputs: tuple[Any, ...], spec: _Spec) -> bool:
         return True
 
 
-# -- one forward and backward pass to see where things are ------------------------------------------------------
-@dataclass
+@dataclass  # -- one forward and backward pass to see where things are ---------------------------------------------
 class _Probe:
     changed_by_forward: set[Slot]
     updated: list[Slot]
@@ -455,7 +454,7 @@ def _probe(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any, ...]
     elif dout is not None:  # named with the output's shape, as check_layer names it, before backward meets it
         parts = [(n, np.asarray(p)) for n, p in flat_outputs(out, "out", f"{spec.cls}.{spec.forward}'s output")]
         cotangents(dout, parts, np.random.default_rng(0), f"{spec.cls}.{spec.forward}")
-    names, odd = (f"{spec.cls}.{spec.forward}", f"{spec.cls}.{spec.backward}"), odd_arrays(obj)
+    names, odd = (f"{spec.cls}.{spec.forward}", f"{spec.cls}.{spec.backward}"), odd_arrays(obj, spec.step is not None)
     try:
         method = getattr(obj, spec.backward)
         ret = call_user(lambda d: call_backward(method, d, spec.step is not None), (copy.deepcopy(dout),), names[1])
@@ -479,7 +478,8 @@ def _probe(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any, ...]
     if grads is None:  # a gradient no name pattern finds (self.d_c_w for self.weights), told by its shape
         taken = {s.attr for s in slots} | {w.attr for w in where.values() if isinstance(w, Slot)}
         where.update(written_like(obj, attrs, {s: np.shape(at_backward[s]) for s in slots if s not in where}, taken))
-    unchecked, state = unchecked_slots(obj, odd), {s for s in updated if spec.step is not None and s not in where}
+    unchecked = unchecked_slots(obj, odd, {s.attr for s in slots})  # (and a stepping backward's state: momentum)
+    state = {s for s in updated if spec.step is not None and s not in where}
     tail = ["backward's return value (one gradient per input, then per parameter)"] if grads is None else []
     looked = {s: looked_labels(obj, candidates[s]) + tail for s in slots}
     return _Probe(changed, updated, where, looked, out, {s: np.shape(at_backward[s]) for s in slots}, unchecked, state)
