@@ -119,3 +119,27 @@ def test_jax_check_takes_floor_detect_and_confidence(x64) -> None:
     assert bj.check(lambda x: jnp.tanh(x).sum(), t, floor=1e-15).status == "inconclusive"
     with pytest.raises(BadInputError, match="detect"):
         bj.check(lambda x: jnp.sin(x).sum(), x, detect=0)
+
+
+def test_jax_an_option_named_like_a_parameter_of_f_is_said_to_be_the_option() -> None:
+    jnp = pytest.importorskip("jax.numpy")
+    bj = pytest.importorskip("backcheck.jax")
+
+    def f(a, mode="sq"):
+        return jnp.sum(a**2) if mode == "sq" else jnp.sum(a)
+
+    with pytest.raises(BadInputError, match="has a parameter mode too") as info:
+        bj.check(f, jnp.linspace(-1.0, 1.0, 6), mode="sq")
+    assert "positionally" in info.value.hint
+    assert bj.check(f, jnp.linspace(-1.0, 1.0, 6), "sq").status == "pass"
+
+
+def test_jax_argnums_at_an_argument_with_no_float_array_names_it() -> None:
+    jnp = pytest.importorskip("jax.numpy")
+    bj = pytest.importorskip("backcheck.jax")
+
+    def f(a, n):
+        return jnp.sum(a * n)
+
+    with pytest.raises(BadInputError, match="argnums=1 names n"):
+        bj.check(f, jnp.linspace(-1.0, 1.0, 6), 3, argnums=1)

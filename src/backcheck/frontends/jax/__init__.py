@@ -21,6 +21,7 @@ low-precision rule is also run in float64 to tell its rounding from a wrong form
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -115,11 +116,14 @@ def check(
     """
     require_callable(fn, "fn", "pass the function to check first: check(fn, *args).")
     if mode not in ("rev", "fwd", "both"):
-        raise BadInputError(f"mode={mode!r}.", "use 'rev', 'fwd' or 'both'.")
+        raise BadInputError(f"mode={mode!r}.", "use 'rev', 'fwd' or 'both'." + _shadowed(fn, "mode"))
     if numeric_dtype not in NUMERIC_DTYPES:
-        raise BadInputError(f"numeric_dtype={numeric_dtype!r}.", "use 'auto', 'float64', 'float32' or 'native'.")
+        raise BadInputError(
+            f"numeric_dtype={numeric_dtype!r}.",
+            "use 'auto', 'float64', 'float32' or 'native'." + _shadowed(fn, "numeric_dtype"),
+        )
     if vectorized not in (True, False, "auto"):
-        raise BadInputError(f"vectorized={vectorized!r}.", "use True, False or 'auto'.")
+        raise BadInputError(f"vectorized={vectorized!r}.", "use True, False or 'auto'." + _shadowed(fn, "vectorized"))
     options = Options.make(
         strategy=strategy, samples=samples, atol=atol, rtol=rtol, step=step, seed=seed, curves=curves, floor=floor,
         detect=detect, confidence=confidence,
@@ -136,3 +140,18 @@ def check(
         return report
     finally:
         frozen.restore()
+
+
+def _shadowed(fn: Callable[..., Any], option: str) -> str:
+    """A sentence for an option's bad value when ``fn`` has a parameter of that name: the keyword went to the
+    option, not to ``fn``."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return ""
+    if option not in params:
+        return ""
+    return (
+        f" {function_name(fn)} has a parameter {option} too: the keyword is the check's option; pass the function's "
+        f"{option} positionally (check(f, x, 'value'))."
+    )

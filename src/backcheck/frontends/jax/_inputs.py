@@ -121,6 +121,11 @@ def unsortable_keys(named: list[tuple[Any, Any]]) -> str | None:
     return None
 
 
+def _named(wanted: Any, names: list[str]) -> str:
+    """The arguments ``argnums`` chose, by name."""
+    return ", ".join(names[k] if isinstance(k, int) and k < len(names) else str(k) for k in sorted(wanted, key=str))
+
+
 def split_inputs(
     fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], argnums: Any, fname: str
 ) -> Inputs:
@@ -171,9 +176,12 @@ def split_inputs(
             statics.append(leaf)
     inputs.layout, inputs.statics = tuple(layout), tuple(statics)
     if not inputs.diff and not inputs.aside:
+        chosen = "" if wanted is None else f" argnums={argnums!r} names {_named(wanted, names)}, and"
         raise BadInputError(
-            f"none of {fname}'s arguments holds a floating-point array to differentiate.",
-            "pass float arrays or python floats (integer arrays and other values are passed through).",
+            f"{chosen} none of {fname}'s arguments {'there ' if chosen else ''}holds a floating-point array to "
+            "differentiate.".lstrip(),
+            "pass float arrays or python floats (integer arrays and other values are passed through)"
+            + (", and name them in argnums." if chosen else "."),
         )
     if not inputs.diff and any(a[3] == "skipped" for a in inputs.aside):
         raise BadInputError(
