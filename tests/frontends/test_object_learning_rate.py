@@ -148,3 +148,12 @@ def test_parameters_in_a_list_a_backward_steps_unfound_leave_the_check_inconclus
     found = [f.elements for f in report.findings if f.kind == "unchecked gradient"]
     assert found == [["layers[0]"], ["layers[1]"]] and "params=['layers']" in str(report)
     assert backcheck.check_object(Listed(), _x(), params="layers").status == "fail"
+
+
+def test_a_second_parameter_named_alpha_or_rate_is_no_learning_rate():
+    class Leaky(Tanh):
+        def backward(self, output_gradient, alpha):  # a leaky slope passed in, not a step size
+            return output_gradient * np.where(self.input > 0, 1.0, alpha)
+
+    with pytest.raises(UserFunctionError, match="alpha"):
+        backcheck.check_object(Leaky(), _x())

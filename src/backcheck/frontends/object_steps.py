@@ -19,8 +19,9 @@ import numpy as np
 from backcheck.containers import flatten
 from backcheck.frontends.slots import Slot, Stepped
 
-#: Names of backward's second parameter that make it a learning rate (compared in lower case, without '_').
-LEARNING_RATES = frozenset({"learningrate", "lr", "eta", "alpha", "stepsize", "rate", "lrate"})
+#: Names of backward's second parameter that make it a learning rate (compared in lower case, without '_'); not
+#: ``alpha`` nor ``rate``, which name a leaky slope or a dropout rate as often.
+LEARNING_RATES = frozenset({"learningrate", "lr", "eta", "stepsize", "lrate"})
 #: The learning rate such a backward is called with: a step of 1 is the gradient itself, as exactly as the
 #: parameter's dtype holds ``x - g``.
 STEP = 1.0
