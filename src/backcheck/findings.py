@@ -28,6 +28,11 @@ def changed_elements(name: str, before: np.ndarray, now: Any) -> tuple[str, tupl
     return name, before.shape, idx
 
 
+def _shown(name: str, shape: tuple[int, ...], idx: np.ndarray) -> list[str]:
+    """The first :data:`SHOWN` of the elements ``idx`` (flat) of the array ``name`` of this ``shape``, by name."""
+    return [name + format_index(np.unravel_index(int(i), shape) if shape else ()) for i in idx[:SHOWN]]
+
+
 def mutation_finding(function: str, changed: Sequence[Any], kind: str = "input") -> Finding:
     """A failing finding: ``function`` wrote into its ``kind`` (input, argument, dout) in place.
 
@@ -36,7 +41,7 @@ def mutation_finding(function: str, changed: Sequence[Any], kind: str = "input")
     """
     rows = [(c[0].name, c[0].shape, c[1]) if len(c) == 2 else c for c in changed]
     name, shape, idx = rows[0]
-    names = [name + format_index(np.unravel_index(int(i), shape) if shape else ()) for i in idx[:SHOWN]]
+    names = _shown(name, shape, idx)
     others = "".join(f", {n}" for n, _, _ in rows[1:])
     return Finding(
         "mutation",
@@ -53,7 +58,7 @@ def dout_written(function: str, changed: tuple[str, tuple[int, ...], np.ndarray]
     place (``dx = dout; dx[x <= 0] = 0``), a habit of many correct layers. The check hands every call a fresh
     copy, so its gradients are judged as they are; a network whose ``dout`` feeds two layers would not be."""
     name, shape, idx = changed
-    names = [name + format_index(np.unravel_index(int(i), shape) if shape else ()) for i in idx[:SHOWN]]
+    names = _shown(name, shape, idx)
     return Finding(
         "dout written",
         f"{function} wrote into {name} in place ({len(idx)} element(s), e.g. {', '.join(names)}). Harmless where "
@@ -89,23 +94,24 @@ def unchecked_gradients(function: str, names: Sequence[str], values: Sequence[An
 
 
 def unchecked_attributes(function: str, names: Sequence[str]) -> list[Finding]:
-    """'unchecked gradient' findings for a layer object's attributes ``names`` that hold numbers the check does not
-    perturb (complex, bfloat16), for which ``function`` wrote a gradient (``self.dW``)."""
-    return [
-        Finding(
-            "unchecked gradient",
+    """'unchecked gradient' findings for a layer object's arrays ``names`` whose gradient ``function`` wrote
+    (``self.dW``) or stepped and the check never compared: attributes of numbers it does not perturb (complex,
+    bfloat16), and arrays in a list or dict attribute no parameter name found (``layers[0]``)."""
+    return [Finding("unchecked gradient", _unchecked_message(function, n), where=function, elements=[n]) for n in names]
+
+
+def _unchecked_message(function: str, name: str) -> str:
+    if "[" in name:  # an item of a list or dict attribute
+        return (
             f"{function} stepped self.{name}, which is not among the parameters found: its gradient was never "
             f"compared, so nothing is vouched for it. Name the parameters: params=['{name.partition('[')[0]}'] (or "
             "their attributes)."
-            if "[" in name
-            else f"{function} wrote a gradient for (or stepped) self.{name}, which holds numbers the check does not "
-            "perturb (complex, or a float dtype numpy does not know, such as bfloat16): that gradient was never "
-            f"compared, so nothing is vouched for it. Keep self.{name} a float32 or float64 array to check it.",
-            where=function,
-            elements=[name],
         )
-        for name in names
-    ]
+    return (
+        f"{function} wrote a gradient for (or stepped) self.{name}, which holds numbers the check does not perturb "
+        "(complex, or a float dtype numpy does not know, such as bfloat16): that gradient was never compared, so "
+        f"nothing is vouched for it. Keep self.{name} a float32 or float64 array to check it."
+    )
 
 
 def _numbers(x: Any) -> bool:

@@ -52,7 +52,7 @@ class Backward:
         self.tied = dict(tied or {})  # a parameter's other slots' gradients (tied weights), added to its own
         self.__name__ = f"{spec.cls}.{spec.backward}"
 
-    def _read(self, w: Where | Stepped, ret: Any, obj: Any, before: Any = None) -> Any:
+    def _read(self, w: Where, ret: Any, obj: Any, before: Any = None) -> Any:
         if isinstance(w, Stepped):
             return read_step(w, obj, before)
         value = (ret[w] if len(ret) > w else None) if isinstance(w, int) else w.get(obj)

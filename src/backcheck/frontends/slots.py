@@ -153,53 +153,44 @@ def grad_names(base: str) -> list[str]:
     return names
 
 
-def odd_arrays(obj: Any, stepping: bool = False) -> dict[str, np.ndarray]:
-    """Copies of the arrays of ``obj`` whose gradient check_object does not compare, by label: attributes holding
-    numbers it does not perturb (complex arrays, bfloat16 from ml_dtypes: kinds 'c' and 'V'), and for a backward
-    that steps the parameters itself (``stepping``) the float arrays in its list and dict attributes too
-    (``layers[0]``), which it may step without their being found as parameters."""
-    out = {}
+def odd_arrays(obj: Any, stepping: bool = False) -> dict[tuple[str, Any], np.ndarray]:
+    """Copies of the arrays of ``obj`` whose gradient check_object does not compare, by ``(attribute, key)``: the
+    attributes holding numbers it does not perturb (complex arrays, bfloat16 from ml_dtypes: kinds 'c' and 'V'; key
+    None), and for a backward that steps the parameters itself (``stepping``) the float arrays in its list and dict
+    attributes too (``layers[0]``: key 0), which it may step without their being found as parameters."""
+    out: dict[tuple[str, Any], np.ndarray] = {}
     for a, v in attributes(obj).items():
         if isinstance(v, np.ndarray) and v.dtype.kind in "cV":
-            out[a] = v.copy()
+            out[(a, None)] = v.copy()
         elif stepping and isinstance(v, (list, tuple, dict)) and a not in PARAM_DICTS + GRAD_DICTS:
             for k, item in v.items() if isinstance(v, dict) else enumerate(v):
                 if is_float_array(item):
-                    out[f"{a}[{k!r}]"] = item.copy()
+                    out[(a, k)] = item.copy()
     return out
 
 
-def unchecked_slots(obj: Any, before: dict[str, np.ndarray], taken: set[str]) -> list[str]:
+def unchecked_slots(obj: Any, before: dict[tuple[str, Any], np.ndarray], taken: set[str]) -> list[str]:
     """Of the arrays ``before`` (:func:`odd_arrays`, taken before backward; none of an attribute in ``taken``, the
     parameters'), those next to a gradient backward wrote under one of their gradient names (``dW``), or that
-    backward changed (stepped) itself: a gradient never compared (:func:`backcheck.findings.unchecked_gradients`)."""
+    backward changed (stepped) itself, by label (``W``, ``layers[0]``): a gradient never compared."""
     attrs = attributes(obj)
     out = []
-    for label, v in before.items():
-        attr, _, key = label.partition("[")
+    for (attr, key), was in before.items():
         if attr in taken:
             continue
-        now = attrs.get(attr)
-        if key:  # an item of a list or dict attribute
-            k = eval_key(key[:-1])
-            now = (
-                now.get(k)
-                if isinstance(now, dict)
-                else now[k]
-                if isinstance(now, (list, tuple)) and k < len(now)
-                else None
-            )
-        written = not key and any(isinstance(attrs.get(g), np.ndarray) for g in grad_names(attr))
-        if written or not (isinstance(now, np.ndarray) and np.array_equal(now, v, equal_nan=True)):
-            out.append(label)
+        now = attrs.get(attr) if key is None else _item(attrs.get(attr), key)
+        written = key is None and any(isinstance(attrs.get(g), np.ndarray) for g in grad_names(attr))
+        if written or not (isinstance(now, np.ndarray) and np.array_equal(now, was, equal_nan=True)):
+            out.append(attr if key is None else f"{attr}[{key!r}]")
     return out
 
 
-def eval_key(text: str) -> Any:
-    """A list index or dict key written by ``repr`` (``0``, ``'W'``)."""
-    import ast
-
-    return ast.literal_eval(text)
+def _item(container: Any, key: Any) -> Any:
+    """``container[key]``, or None where it holds no such item any more."""
+    try:
+        return container[key]
+    except (KeyError, IndexError, TypeError):
+        return None
 
 
 def value_key(value: Any) -> Any:

@@ -91,16 +91,13 @@ def within_own_rounding(ev: Evaluator, idx: np.ndarray, j: Judgement, claim: Cla
     with np.errstate(invalid="ignore"):
         beyond = np.abs(claim.g[idx] - j.numeric) > j.bound  # (mismatches of their own difference, not of a joint one)
     bad = np.flatnonzero(np.isin(j.status, FAILING) & beyond)
-    jitter = own_rounding(ev, claim, idx[bad])
-    if jitter is None:
+    wider = _widened(ev, claim, idx[bad], j.numeric[bad], j.bound[bad])
+    if wider is None:
         return [], bad[:0]
-    limit = j.bound[bad] + SAFETY * jitter
-    within = np.abs(claim.g[idx[bad]] - j.numeric[bad]) <= limit
-    if not within.any():
-        return [], bad[:0]
+    within, limit = wider
     j.status[bad[within]] = OK
     j.bound[bad[within]] = limit[within]
-    return [OWN_ROUNDING_NOTE.format(int(within.sum()))], bad[within]
+    return ([OWN_ROUNDING_NOTE.format(int(within.sum()))] if within.any() else []), bad[within]
 
 
 def unless_own_rounding(
@@ -109,14 +106,26 @@ def unless_own_rounding(
     """Elements a sharp estimate ``value`` calls ``wrong`` judged again with the gradient's :func:`own_rounding`
     added to their ``limit``; those within it are not wrong, and keep that limit (both in place). Returns how many."""
     bad = np.flatnonzero(wrong)
-    jitter = own_rounding(ev, claim, idx[bad])
-    if jitter is None:
+    wider = _widened(ev, claim, idx[bad], value[bad], limit[bad])
+    if wider is None:
         return 0
-    wider = limit[bad] + SAFETY * jitter
-    within = np.abs(claim.g[idx[bad]] - value[bad]) <= wider
-    limit[bad[within]] = wider[within]
+    within, widened = wider
+    limit[bad[within]] = widened[within]
     wrong[bad[within]] = False
     return int(within.sum())
+
+
+def _widened(
+    ev: Evaluator, claim: Claim, sub: np.ndarray, numeric: np.ndarray, limit: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """For the elements ``sub`` with these ``numeric`` estimates and ``limit`` bounds: which lie within the limit
+    widened by ``SAFETY`` times the gradient's :func:`own_rounding`, and that widened limit (None: nothing to
+    measure)."""
+    jitter = own_rounding(ev, claim, sub)
+    if jitter is None:
+        return None
+    widened = limit + SAFETY * jitter
+    return np.abs(claim.g[sub] - numeric) <= widened, widened
 
 
 OWN_ROUNDING_NOTE = (

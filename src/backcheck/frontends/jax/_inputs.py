@@ -176,13 +176,14 @@ def split_inputs(
             statics.append(leaf)
     inputs.layout, inputs.statics = tuple(layout), tuple(statics)
     if not inputs.diff and not inputs.aside:
-        chosen = "" if wanted is None else f" argnums={argnums!r} names {_named(wanted, names)}, and"
-        raise BadInputError(
-            f"{chosen} none of {fname}'s arguments {'there ' if chosen else ''}holds a floating-point array to "
-            "differentiate.".lstrip(),
-            "pass float arrays or python floats (integer arrays and other values are passed through)"
-            + (", and name them in argnums." if chosen else "."),
-        )
+        message = f"none of {fname}'s arguments holds a floating-point array to differentiate."
+        hint = "pass float arrays or python floats (integer arrays and other values are passed through)"
+        if wanted is not None:
+            message = (
+                f"argnums={argnums!r} names {_named(wanted, names)}, and none of those holds a floating-point array."
+            )
+            hint += ", and name them in argnums"
+        raise BadInputError(message, hint + ".")
     if not inputs.diff and any(a[3] == "skipped" for a in inputs.aside):
         raise BadInputError(
             f"no entry of {fname}'s float arguments is finite ({', '.join(a[0] for a in inputs.aside)}), so "

@@ -16,7 +16,17 @@ import numpy as np
 
 from backcheck.errors import GradientStructureError
 from backcheck.frontends.common import VectorizeError
-from backcheck.frontends.torch._tensors import Slot, Swap, cast, flatten, laid_out, parts, real_of, torch_module
+from backcheck.frontends.torch._tensors import (
+    Slot,
+    Swap,
+    cast,
+    flatten,
+    items,
+    laid_out,
+    parts,
+    real_of,
+    torch_module,
+)
 from backcheck.randomness import FrozenRandom
 from backcheck.tree import Tree
 
@@ -159,11 +169,11 @@ class Session:
                 return by_slot[k]
             if k in self.pristine:
                 return self.widened(self.pristine[k], fresh=True)
-            if type(a) in (list, tuple) and any(isinstance(t, self.torch.Tensor) for t in a):
-                # a TensorList: its checked tensors in their places, the others widened
-                return type(a)(by_slot.get((k, j), self.widened(t)) for j, t in enumerate(a))
-            if type(a) is dict and any(isinstance(t, self.torch.Tensor) for t in a.values()):
-                return {j: by_slot.get((k, j), self.widened(t)) for j, t in a.items()}  # (a dict of tensors: alike)
+            pairs = items(a)
+            if pairs and any(isinstance(t, self.torch.Tensor) for _, t in pairs):
+                # a TensorList (or a dict of tensors): its checked tensors in their places, the others widened
+                new = [(j, by_slot.get((k, j), self.widened(t))) for j, t in pairs]
+                return dict(new) if type(a) is dict else type(a)(t for _, t in new)
             return a
 
         return [pick(k, a) for k, a in enumerate(self.args)], {k: pick(k, a) for k, a in self.kwargs.items()}
@@ -185,9 +195,7 @@ class Session:
     def widens(self, real: Any) -> bool:
         """Whether some unchecked float argument is narrower than ``real`` (so a call in ``real`` widens it)."""
         given = [*self.args, *self.kwargs.values()]
-        tensors = [
-            t for a in given for t in (a if type(a) in (list, tuple) else a.values() if type(a) is dict else (a,))
-        ]
+        tensors = [t for a in given for _, t in (items(a) or [(None, a)])]
         return any(self.narrower(t, real) for t in tensors if not any(t is s.tensor for s in self.input_slots))
 
     def call(self, by_slot: Mapping[Any, Any]) -> Any:

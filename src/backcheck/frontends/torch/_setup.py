@@ -24,6 +24,7 @@ from backcheck.frontends.torch._tensors import (
     Slot,
     dtype_name,
     is_diff_tensor,
+    items,
     np_dtype,
     parts,
     real_of,
@@ -61,13 +62,13 @@ def input_slots(args: Sequence[Any], kwargs: Mapping[str, Any], names: list[str]
         refuse_sparse(a, f"input {n}")
         if is_diff_tensor(a):
             found.append((k, n, a, False))
-        elif type(a) in (list, tuple, dict):
-            for j, t in a.items() if type(a) is dict else enumerate(a):
+        elif items(a) is not None:
+            for j, t in items(a):
                 label = f"{n}[{j!r}]" if type(a) is dict else f"{n}[{j}]"
                 refuse_sparse(t, f"input {label}")
                 if is_diff_tensor(t):
                     found.append(((k, j), label, t, True))
-                elif isinstance(t, (list, tuple, dict)):
+                elif items(t) is not None:
                     _refuse_nested(t, label)
     marked = [f for f in found if f[2].requires_grad]
     top = [f for f in found if not f[3]]
@@ -80,8 +81,8 @@ def _refuse_nested(x: Any, label: str, depth: int = 0) -> None:
     config, are passed through)."""
     if depth > 4:
         return
-    for j, t in x.items() if isinstance(x, dict) else enumerate(x):
-        inner = f"{label}[{j!r}]" if isinstance(x, dict) else f"{label}[{j}]"
+    for j, t in items(x) or ():
+        inner = f"{label}[{j!r}]" if type(x) is dict else f"{label}[{j}]"
         if is_diff_tensor(t) and t.requires_grad:
             raise BadInputError(
                 f"input {inner} is a tensor that requires grad two or more levels inside its argument; backcheck.torch "
@@ -89,7 +90,7 @@ def _refuse_nested(x: Any, label: str, depth: int = 0) -> None:
                 "never be compared.",
                 "pass the tensors one level deep ({'x': x, 'w': w}) or as arguments of their own.",
             )
-        if isinstance(t, (list, tuple, dict)):
+        if items(t) is not None:
             _refuse_nested(t, inner, depth + 1)
 
 

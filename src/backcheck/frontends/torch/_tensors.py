@@ -191,3 +191,11 @@ class Swap:
 
     def restore(self) -> None:
         self.set(self.saved)
+
+
+def items(arg: Any) -> Any:
+    """The ``(index or key, value)`` pairs of a list, tuple or dict argument, whose tensors are inputs too (a
+    TensorList, a batch dict); None for any other argument."""
+    if type(arg) in (list, tuple):
+        return list(enumerate(arg))
+    return list(arg.items()) if type(arg) is dict else None
