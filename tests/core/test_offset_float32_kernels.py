@@ -164,6 +164,32 @@ def test_a_batch_norm_right_never_fails_and_five_percent_off_never_passes(offset
             assert report.status != ("fail" if scale == 1.0 else "pass"), f"seed {seed}, x{scale}:\n{report}"
 
 
+def layernorm3(x):  # over 3 features, in float32 throughout (the arithmetic of a float32 model)
+    xc = x - x.mean(-1, keepdims=True)
+    return xc / np.sqrt((xc**2).mean(-1, keepdims=True) + np.float32(1e-5))
+
+
+def layernorm3_backward(d, x, scale=1.0):
+    m, xc = x.shape[-1], x - x.mean(-1, keepdims=True)
+    std = np.sqrt((xc**2).mean(-1, keepdims=True) + np.float32(1e-5))
+    xh = xc / std
+    return np.float32(scale) * (m * d - d.sum(-1, keepdims=True) - xh * (d * xh).sum(-1, keepdims=True)) / (m * std)
+
+
+@pytest.mark.parametrize(("offset", "spread", "seed"), [(100.0, 0.1, 0), (100.0, 0.1, 3), (1e3, 1.0, 0), (1e3, 1.0, 3)])
+def test_a_layer_norm_of_rows_tighter_than_the_array_never_fails(offset, spread, seed):
+    # rows of 3 values: some sit 0.02 spreads apart where the array's spread is 0.1, and the layer norm bends on
+    # the row's; tables that started at 8 of the array's spreads settled 20% off the right slope
+    x = c32(offset + spread * np.random.default_rng(seed).standard_normal((8, 3)))
+    rows = np.std(x.astype(np.float64), axis=1)
+    assert rows.min() < np.std(x.astype(np.float64)) / 4  # (what the case is about)
+    for scale in (1.0, 1.05):
+        report = backcheck.check_layer(
+            lambda x: c32(layernorm3(c32(x))), lambda d, x, s=scale: c32(layernorm3_backward(c32(d), c32(x), s)), x
+        )
+        assert report.status != ("fail" if scale == 1.0 else "pass"), f"x{scale}:\n{report}"
+
+
 class TestTableScale:
     def test_arrays_near_zero_keep_the_magnitude_rule(self):
         x = c32(np.random.default_rng(0).normal(size=50) * 3)
@@ -195,3 +221,24 @@ class TestTableScale:
         scale = table_scale(Tree(masked, "x"))[keep]
         expected = np.maximum(SPREADS * np.std(x[keep]), FINEST_TABLE * np.abs(x[keep]))
         np.testing.assert_allclose(scale, np.minimum(np.abs(x[keep]), expected), rtol=1e-6)
+
+    def test_an_element_takes_the_least_spread_of_its_lines(self):
+        rng = np.random.default_rng(2)
+        x = c32(1e3 + rng.normal(size=(6, 4)) * 2.0)
+        x[2] = c32(1e3 + np.array([0.0, 0.01, -0.01, 0.02]))  # one row far tighter than the rest
+        x64 = x.astype(np.float64)
+        lines = np.minimum(np.std(x64, axis=1, keepdims=True), np.std(x64, axis=0, keepdims=True))
+        least = np.minimum(lines, np.std(x64))
+        expected = np.minimum(np.abs(x64), np.maximum(SPREADS * least, FINEST_TABLE * np.abs(x64)))
+        np.testing.assert_allclose(table_scale(Tree(x, "x")), expected.reshape(-1), rtol=1e-6)
+        # the tight row starts at its finest (8 of its spreads are finer still), the array's spread says 8 x 2
+        np.testing.assert_allclose(table_scale(Tree(x, "x")).reshape(6, 4)[2], FINEST_TABLE * x64[2], rtol=1e-6)
+
+    def test_a_line_of_equal_values_has_no_spread_and_a_lone_value_no_line(self):
+        x = c32(1e3 + np.random.default_rng(3).normal(size=(4, 3)))
+        x[:, 1] = c32(1e3)  # a column of equal values: its tables start at their finest
+        scale = table_scale(Tree(x, "x")).reshape(4, 3)
+        np.testing.assert_allclose(scale[:, 1], FINEST_TABLE * 1e3)
+        column = c32(1e3 + np.random.default_rng(3).normal(size=(5, 1)))  # lines of one value along axis 1
+        spread = np.std(column.astype(np.float64))
+        np.testing.assert_allclose(table_scale(Tree(column, "x")), SPREADS * spread, rtol=1e-6)

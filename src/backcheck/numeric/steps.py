@@ -42,20 +42,40 @@ def table_scale(tree: Tree, out_eps: float = 0.0) -> np.ndarray:
     """Per element, the size a Richardson table's first step is taken relative to: ``max(|x_i|, 1)``, or in an
     array whose values sit far from 0 beside their spread, ``max(SPREADS * spread, FINEST_TABLE * |x_i|)`` where
     that is smaller and ``|x_i|`` exceeds ``SPREADS``, in arrays whose steps are narrow (their dtype's epsilon, or
-    the output's ``out_eps``, at least ``NARROW``; the spread is the standard deviation of the array's finite
-    values)."""
+    the output's ``out_eps``, at least ``NARROW``; the spread is the least of the array's and its lines', see
+    :func:`_spreads`)."""
     out = _magnitudes(tree)
     for leaf in tree.leaves:
         part = out[leaf.offset : leaf.offset + leaf.size]
         if leaf.size < 2 or max(machine_eps(leaf.dtype), out_eps) < NARROW or not float(part.max()) > SPREADS:
             continue  # (one value has no spread)
-        values = leaf.original.reshape(-1)
-        finite = np.isfinite(values)
-        spread = float(np.std(values[finite] if not finite.all() else values, dtype=np.float64))
-        if not np.isfinite(spread):
-            continue
-        far = part > SPREADS  # (elements within a few units of 0 keep |x|'s scale, at least 1)
-        part[far] = np.minimum(part[far], np.maximum(SPREADS * spread, FINEST_TABLE * part[far]))
+        spread = _spreads(leaf.original)
+        far = (part > SPREADS) & np.isfinite(spread)  # (elements within a few units of 0 keep |x|'s scale)
+        part[far] = np.minimum(part[far], np.maximum(SPREADS * spread[far], FINEST_TABLE * part[far]))
+    return out
+
+
+def _spreads(values: np.ndarray) -> np.ndarray:
+    """Per element, the least spread (standard deviation of finite values) among the array's and that of each
+    line through the element along one axis: a layer norm bends on a row's spread, a batch norm on a column's,
+    and a row of three close values beside rows far apart has a spread far below the array's. A line of fewer
+    than two finite values says nothing and is passed over; one of equal values has no spread (the tables then
+    start at their finest, as for an array of equal values)."""
+    v = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(v)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        whole = float(np.std(v[finite])) if finite.any() else np.nan
+        out = np.full(v.size, whole if finite.sum() > 1 else np.inf)
+        if v.ndim < 2:
+            return out
+        w = np.where(finite, v, 0.0)
+        for axis in range(v.ndim):
+            if v.shape[axis] < 2:
+                continue
+            count = finite.sum(axis=axis, keepdims=True)
+            centred = np.where(finite, w - w.sum(axis=axis, keepdims=True) / count, 0.0)
+            line = np.where(count > 1, np.sqrt((centred**2).sum(axis=axis, keepdims=True) / count), np.inf)
+            np.fmin(out, np.broadcast_to(line, v.shape).reshape(-1), out=out)
     return out
 
 
