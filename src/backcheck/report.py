@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from backcheck.containers import flatten
 from backcheck.errors import BadInputError
 from backcheck.tree import Tree, format_index, unravel
 from backcheck.verdict import DEAD, FAILING, JUMP, KINK, MISMATCH, NOISY, OK, rms
@@ -295,6 +296,22 @@ class Report:
     def analytic(self) -> Any:
         """The analytic gradient under test, as a tree like the inputs."""
         return self._built("_analytic")
+
+    def undecide(self, name: str, note: str) -> None:
+        """Make array ``name`` inconclusive, saying ``note``: its failing elements (mismatch, dead) become
+        inconclusive ones ('noisy') in its counts, its worst elements and :attr:`element_status`. For what a
+        frontend learns after the elements were judged: that what it compared was no gradient, right or wrong."""
+        k = next(j for j, lf in enumerate(self.leaves) if lf.name == name)
+        lf = self.leaves[k]
+        lf.status, lf.note = "inconclusive", note
+        failing = sum(lf.counts.pop(s, 0) for s in FAILING)
+        if failing:
+            lf.counts[NOISY] = lf.counts.get(NOISY, 0) + failing
+        for e in lf.worst:
+            e.status = NOISY if e.status in FAILING else e.status
+        status = [np.asarray(a) for _, a in flatten(self.element_status)]
+        if len(status) == len(self.leaves) and status[k].shape == lf.shape:  # (the same arrays: the tree is kept)
+            np.putmask(status[k], np.isin(status[k], FAILING), NOISY)
 
     def leaf(self, name: str) -> LeafReport:
         for lf in self.leaves:

@@ -349,6 +349,8 @@ class Nonlinear(Finding):
     elements' verdicts."""
 
     gaps: Any = field(default=None, repr=False, compare=False)
+    #: the gradient for the cotangent itself, and per scale ``(times, gradient scaled back)``: what was compared
+    probes: Any = field(default=None, repr=False, compare=False)
 
 
 def scale_name(times: float) -> str:
@@ -403,6 +405,7 @@ def linearity_finding(
             gaps = np.fmax(gaps, np.where(np.isfinite(g_times), np.abs(g_times - g1), np.nan))
     return Nonlinear(
         gaps=gaps,
+        probes=(g1, list(scaled)),
         kind="nonlinear backward",
         message=(
             f"backward is not linear in its cotangent: the backward pass of {fname} with the upstream gradient "

@@ -4,7 +4,9 @@
 ``learning_rate * dW`` from ``self.weights`` and keeps no ``dW``, is a common design of layers written from
 scratch. :func:`~backcheck.check_object` calls such a backward with a learning rate of 1 and reads each parameter's
 gradient off its step: its value before backward minus its value after. A step that is no plain gradient step
-(momentum's later steps, Adam's normalized one) is not linear in ``dout``, and the check's linearity test says so.
+(momentum's later steps, Adam's normalized one) is not linear in ``dout``, and the check's linearity test says so;
+a step that does not grow with ``dout`` at all (Adam's first, a sign) leaves its parameter inconclusive: no
+gradient can be read off it, right or wrong.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from backcheck.containers import flatten
+from backcheck.frontends.common import Nonlinear
 from backcheck.frontends.slots import Slot, Stepped
 
 #: Names of backward's second parameter that make it a learning rate (compared in lower case, without '_'); not
@@ -75,8 +78,10 @@ def read_step(w: Stepped, obj: Any, before: dict[Slot, np.ndarray]) -> np.ndarra
 
 def stepped_note(report: Any, bname: str, name: str, stepped: list[str]) -> str:
     """What the report says of a backward called with a learning rate; a 'nonlinear backward' finding is told
-    that the step may be no plain gradient step."""
-    for found in report.findings if stepped else ():
+    that the step may be no plain gradient step, and where it lies in stepped parameters alone, they are
+    inconclusive instead (:func:`_unreadable_steps`)."""
+    unreadable = _unreadable_steps(report, bname, stepped)
+    for found in report.findings if stepped and not unreadable else ():
         if found.kind == "nonlinear backward":
             found.message += (
                 f" The gradients of {', '.join(stepped)} were read off {bname}'s own step: a step that is no plain "
@@ -85,3 +90,56 @@ def stepped_note(report: Any, bname: str, name: str, stepped: list[str]) -> str:
             )
     read = f": the gradients of {', '.join(stepped)} were read off their step (before minus after)" if stepped else ""
     return f"{bname} takes a learning rate ({name}); it was called with {name}={STEP:g}{read}."
+
+
+def _unreadable_steps(report: Any, bname: str, stepped: list[str]) -> list[str]:
+    """The stepped parameters whose step does not grow with dout (an optimizer's: Adam's first step is the
+    gradient over its own size, the same for dout scaled) where the backward is linear in dout everywhere else:
+    no gradient can be read off such a step, right or wrong, so those parameters are inconclusive and the
+    'nonlinear backward' finding is dropped. A nonlinearity in a returned gradient (one computed after the
+    step), or a step that grows with dout otherwise than in proportion (a wrong rule quadratic in dout), keeps
+    the finding."""
+    found = next((f for f in report.findings if isinstance(f, Nonlinear) and f.probes is not None), None)
+    if found is None or not stepped:
+        return []
+    bounds = [np.asarray(b, dtype=np.float64).reshape(-1) for _, b in flatten(report.bound, "bound")]
+    sizes = [lf.n_elements for lf in report.leaves]
+    if [b.size for b in bounds] != sizes or sum(sizes) != found.gaps.size:
+        return []
+    g1, scaled = found.probes
+    moved, start = [], 0
+    for lf, b in zip(report.leaves, bounds, strict=True):
+        at = slice(start, start + b.size)
+        start += b.size
+        with np.errstate(invalid="ignore"):
+            beyond = ~(found.gaps[at] <= np.nan_to_num(b, nan=0.0)) & np.isfinite(found.gaps[at])
+        if not np.any(beyond):
+            continue
+        if lf.name not in stepped or not all(_flat(g1[at][beyond], t * gk[at][beyond], t) for t, gk in scaled):
+            return []
+        moved.append(lf)
+    if not moved:
+        return []
+    report.findings.remove(found)
+    for lf in moved:
+        report.undecide(
+            lf.name,
+            f"{lf.name}'s gradient was read off {bname}'s own step, and that step does not follow dout (scaled, "
+            "it does not scale with it): an optimizer's step (Adam's, normalized by the gradient's size) is no "
+            "gradient, right or wrong; store the gradient on the object before the step (self.dW = ...) to check it.",
+        )
+    return [lf.name for lf in moved]
+
+
+#: A step for ``t`` times dout that is at most ``|t|`` to this power times the step for dout (and as much the
+#: other way), at every element, does not grow with dout: a normalized step (Adam's, RMSprop's first, a sign).
+FLAT_DEGREE = 0.5
+
+
+def _flat(step: np.ndarray, step_t: np.ndarray, t: float) -> bool:
+    """Whether the step for ``t`` times dout is within ``|t| ** +-FLAT_DEGREE`` of the step for dout in size,
+    with its sign, or the opposite one for a negative ``t`` (element by element)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.sign(t) * step_t / step
+    reach = abs(t) ** FLAT_DEGREE
+    return bool(np.all((ratio > 0) & (ratio <= max(reach, 1 / reach)) & (ratio >= min(reach, 1 / reach))))
