@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import backcheck
-from backcheck.strategies import ELEMENTWISE_FALLBACK, KINKY_SAMPLES
+from backcheck.strategies import ELEMENTWISE_FALLBACK, FIRST_SAMPLES, KINKY_SAMPLES
 
 
 def _float32_sine(shape, seed=0):
@@ -83,3 +83,30 @@ def test_a_float32_path_wrong_everywhere_is_judged_within_the_checks_budget():
     r = backcheck.check(lambda x: float(np.sum(np.sin(x) * c)), x, grad)
     assert r.status == "fail"
     assert r.n_evals <= 10 * ELEMENTWISE_FALLBACK // 8  # a sample, not 40,000 elements one by one (165,000)
+
+
+def _float16_sum(n=20000):
+    rng = np.random.default_rng(0)
+    c = rng.normal(size=n).astype(np.float16)
+    x = rng.normal(size=n).astype(np.float16)
+
+    def f(p):  # float16 products: every difference of one element is rounding of the sum
+        return float(np.sum((np.sin(p) * c).astype(np.float32)))
+
+    return x, c, f
+
+
+def test_a_sample_whose_first_elements_see_nothing_stops_there():
+    x, c, f = _float16_sum()
+    report = backcheck.check(f, x, lambda p: np.cos(p) * c, strategy="auto")
+    assert report.status == "inconclusive", report
+    assert report.leaves[0].n_checked == FIRST_SAMPLES, report
+    assert any(f"none of the first {FIRST_SAMPLES} elements" in n for n in report.notes), report.notes
+    assert report.n_evals < 20 * FIRST_SAMPLES, report.n_evals  # (the whole sample cost 2,082 evaluations)
+
+
+def test_a_sample_whose_first_elements_find_an_error_judges_all_of_it():
+    x, c, f = _float16_sum()
+    report = backcheck.check(f, x, lambda p: 3 * np.cos(p) * c, strategy="auto")
+    assert report.status == "fail", report
+    assert report.leaves[0].n_checked == KINKY_SAMPLES, report
