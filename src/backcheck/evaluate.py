@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from backcheck.backends import Backend, batched_first_differences, put_back, serial_first_differences
-from backcheck.bits import BFLOAT16_EPS, machine_eps
+from backcheck.bits import BFLOAT16_EPS, dot, machine_eps
 from backcheck.edges import one_sided
 from backcheck.errors import (
     BackcheckError,
@@ -409,7 +409,7 @@ class Evaluator:
                     buf = out[k] if out is not None and len(groups) == 1 else None
                     parts = [move(group, keep, s, buf) for group, keep in zip(groups, fixed, strict=True)]
                     disp = np.concatenate(parts) if len(parts) > 1 else parts[0] if parts else np.empty(0)
-                    disps.append(disp if weights is None else [float(np.dot(w, disp)) for w in weights])
+                    disps.append(disp if weights is None else [dot(w, disp) for w in weights])
                 phis[k] = self._eval_checked((idx, s))
                 if whole is not None and k + 1 < len(steps) and self._untouched(whole):
                     continue  # the next step rewrites every element of this array: put back after the last

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from backcheck.bits import dot
 from backcheck.tree import Leaf, Tree, flat_view
 
 #: Elements moved at a time by :func:`move_dots` (its displacements stay in a core's cache).
@@ -44,7 +45,7 @@ def move_dots(group: tuple[Any, ...], s: float, weights: Sequence[np.ndarray]) -
                 nw += xs
             np.subtract(nw, xs, out=t)
             for j, w in enumerate(weights):
-                sums[j] += float(np.dot(w[a:b], t))
+                sums[j] += dot(w[a:b], t)
     return sums
 
 

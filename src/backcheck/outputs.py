@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from backcheck.bits import dot
 from backcheck.errors import NonFiniteError, NotScalarError
 
 
@@ -128,7 +129,7 @@ class Output:
             terms = [au * np.abs(y) for au, y in zip(absu, ys, strict=True) if y.size]
             many = sum(y.size for y in ys) > 1
             output.peak = max((float(np.max(t)) for t in terms), default=0.0) if many else 0.0
-            return 0.0, sum(float(np.dot(au, np.abs(y))) for au, y in zip(absu, ys, strict=True)), dtype
+            return 0.0, sum(dot(au, np.abs(y)) for au, y in zip(absu, ys, strict=True)), dtype
 
         def reduce(out: Any) -> tuple[float, float, np.dtype]:
             """``(phi, scale, dtype)``: ``scale`` sums ``|u| |y|`` over the outputs that moved, the size whose
@@ -136,16 +137,16 @@ class Output:
             ys, dtype = arrays(out)
             if not base:  # (before the anchor: masked entries, weighed 0, add 0)
                 ys = [y if np.isfinite(y).all() else np.where(uu == 0, 0.0, y) for uu, y in zip(u64, ys, strict=True)]
-                phi = sum(float(np.dot(uu, y)) for uu, y in zip(u64, ys, strict=True))
-                return phi, sum(float(np.dot(au, np.abs(y))) for au, y in zip(absu, ys, strict=True)), dtype
+                phi = sum(dot(uu, y) for uu, y in zip(u64, ys, strict=True))
+                return phi, sum(dot(au, np.abs(y)) for au, y in zip(absu, ys, strict=True)), dtype
             phi = scale = 0.0
             for y, y0, uu, au in zip(ys, base, u64, absu, strict=True):
                 delta = y - y0
                 with np.errstate(invalid="ignore"):  # (a mask that moved is NaN: the evaluator says what it means)
-                    phi += float(np.dot(uu, delta))
+                    phi += dot(uu, delta)
                 moved = delta != 0
                 if moved.any():
-                    scale += float(np.dot(au[moved], np.abs(y[moved])))
+                    scale += dot(au[moved], np.abs(y[moved]))
             output.last = ys
             return phi, scale, dtype
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from backcheck.api import check
+from backcheck.bits import dot
 from backcheck.calls import first_parameter_name, params_tree, require_callable, typed_arguments
 from backcheck.containers import flatten
 from backcheck.errors import ArgumentError
@@ -84,7 +85,7 @@ def _check_hvp(
         raise zero_dout_error(getattr(grad, "__name__", "grad"), what="v")
 
     def directional_gradient(p: Any) -> float:
-        return float(np.dot(v_flat, shape_tree.pack(grad(p), "gradient")))
+        return dot(v_flat, shape_tree.pack(grad(p), "gradient"))
 
     directional_gradient.__name__ = f"<v, {getattr(grad, '__name__', 'grad')}>"
     hname = getattr(hvp, "__name__", "hvp")

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.bits import machine_eps
+from backcheck.bits import dot, machine_eps
 from backcheck.evaluate import Evaluator
 from backcheck.numeric.grad import NOISE_FACTOR, roundoff
 from backcheck.numeric.noise import element_noise
@@ -123,7 +123,7 @@ def unrelated(ev: Evaluator, i: int, change: float, step: float, a: float) -> bo
     say that ``phi`` is not smooth on the scale of the step. An element quiet along itself beside a loud one keeps
     its verdict, as does one along which ``phi`` stood still (see :func:`_unless_coarse`).
     """
-    sigma, rounding = ev.noise, ev.out_eps ** UNRELATED_POWER * ev.scale
+    sigma, rounding = ev.noise, ev.out_eps**UNRELATED_POWER * ev.scale
     if not (0 < change <= SAFETY * NOISE_FACTOR * sigma and NOISE_FACTOR * sigma > rounding):
         return False
     return change * SAFETY > sigma or NOISE_FACTOR * element_noise(ev, i, step, a) > rounding
@@ -141,7 +141,7 @@ def rms(values: np.ndarray) -> float:
         if 1e-290 < total < 1e300:
             return math.sqrt(total / v.size)
     with np.errstate(all="ignore"):  # an overflow of the one pass is caught below, without numpy's warning
-        total = float(np.dot(v, v)) if v.size else 0.0
+        total = dot(v, v) if v.size else 0.0
         if 1e-290 < total < 1e300:  # finite, no overflow or underflow to fear: one pass
             return math.sqrt(total / v.size)
         v = v[np.isfinite(v)]

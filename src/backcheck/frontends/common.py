@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from backcheck.backends import FRAMEWORK_BATCH_BYTES, rows_per_call
+from backcheck.bits import dot
 from backcheck.calls import first_line, function_name
 from backcheck.errors import BadInputError
 from backcheck.evaluate import Evaluator, Output
@@ -96,7 +97,7 @@ class CachedEvaluator(Evaluator):
             phis, disps = hit[0].copy(), [d.copy() for d in hit[1]]
         if weights is None:
             return phis, disps
-        return phis, [[float(np.dot(w, d)) for w in weights] for d in disps]
+        return phis, [[dot(w, d) for w in weights] for d in disps]
 
     @contextmanager
     def shifted(self, delta: np.ndarray, evaluate: bool = True) -> Iterator[float]:

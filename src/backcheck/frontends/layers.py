@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from backcheck.bits import dot
 from backcheck.calls import arg_names, call_user, flat_outputs, function_name, require_callable, typed_arguments
 from backcheck.containers import flatten, rebuild_like
 from backcheck.contract import Contract
@@ -198,7 +199,7 @@ class LayerPhi:
         parts = [np.asarray(x, dtype=np.float64).reshape(-1) for _, x in flatten(out, "out")]
         if self.base:  # as Output.reduce computes it: relative to the base point's outputs
             parts = [p - b for p, b in zip(parts, self.base, strict=True)]
-        return float(sum(float(np.dot(uu, p)) for uu, p in zip(self.u, parts, strict=True)))
+        return float(sum(dot(uu, p) for uu, p in zip(self.u, parts, strict=True)))
 
 
 @dataclass(frozen=True)

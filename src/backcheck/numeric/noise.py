@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from backcheck.bits import dot
 from backcheck.errors import NonFiniteError
 from backcheck.evaluate import Evaluator
 
@@ -241,7 +242,7 @@ def _should_move(ev: Evaluator, spacing: np.ndarray, slopes: np.ndarray | None, 
     more than ``ulps`` units of its rounding."""
     if slopes is None:
         return False
-    change = abs(float(np.dot(slopes, spacing)))
+    change = abs(dot(slopes, spacing))
     return change > ulps * ev.out_eps * max(ev.scale, abs(ev.phi0), 1e-300)
 
 

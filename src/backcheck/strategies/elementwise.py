@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from backcheck.bits import dot
 from backcheck.errors import NonFiniteError
 from backcheck.evaluate import Evaluator
 from backcheck.judgement import judge
@@ -430,11 +431,11 @@ def systematic_scale_test(
 
 def _scale_fit(a: np.ndarray, n: np.ndarray, sigma: np.ndarray, eps: float) -> tuple[float, float]:
     """The least-squares ``r`` of ``a - n = r n`` and the size it must exceed to be told from rounding."""
-    denom = float(np.dot(n, n))
+    denom = dot(n, n)
     if denom == 0.0:
         return 0.0, np.inf
-    r = float(np.dot(a - n, n)) / denom
-    sigma_r = float(np.sqrt(np.dot(sigma * n, sigma * n))) / denom
+    r = dot(a - n, n) / denom
+    sigma_r = math.sqrt(dot(sigma * n, sigma * n)) / denom
     return r, max(SAFETY * sigma_r, SCALE_RESOLUTION * eps)
 
 
@@ -565,5 +566,5 @@ def _slopes_along(ev: Evaluator, group: np.ndarray, v: np.ndarray, claim: Claim)
     fwd1, bwd1 = (phis[0] - ev.phi0) / t, (ev.phi0 - phis[1]) / t
     fwd, bwd = (phis[2] - ev.phi0) / (t / 2), (ev.phi0 - phis[3]) / (t / 2)
     res = float(np.sum(resolution(gs, gs, 1.0, claim.rms[group]) * claim.grad_eps[group]))
-    disp_err = (abs(float(np.dot(gs, disps[2] - t / 2 * v))) + abs(float(np.dot(gs, disps[3] + t / 2 * v)))) / t
+    disp_err = (abs(dot(gs, disps[2] - t / 2 * v)) + abs(dot(gs, disps[3] + t / 2 * v))) / t
     return fwd, bwd, bound(max(abs(fwd - fwd1), abs(bwd - bwd1)), 2 * roundoff(ev, t / 2), res) + disp_err

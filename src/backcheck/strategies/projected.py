@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from backcheck.bits import dot
 from backcheck.errors import NonFiniteError
 from backcheck.evaluate import EDGE_RETRIES, EDGE_SHRINK, Evaluator
 from backcheck.numeric.grad import NOISE_FACTOR, noise_level
@@ -144,9 +145,9 @@ def measure_once(
         native, grad_eps = grad_eps, float(np.finfo(np.float64).eps)
     if moments is None:
         gc = gs * coef
-        l2 = math.sqrt(float(np.dot(gc, gc)))
+        l2 = math.sqrt(dot(gc, gc))
         l1 = float(np.sum(np.abs(gc, out=gc)))
-        moments = (l1, l2, math.sqrt(float(np.dot(coef, coef))))
+        moments = (l1, l2, math.sqrt(dot(coef, coef)))
     l1, l2, norm = moments
     n1, a1, gap1, rounding1 = at(1.0)
     # the analytic side's rounding: of the product itself, and of gradients of the typical size (an array
@@ -264,9 +265,9 @@ def _sums(g: np.ndarray, h: np.ndarray, k: float, hc: np.ndarray, buffer: np.nda
             b = min(a + SUMS_CHUNK, n)
             ga, ha, t = g[a:b], h[a:b], tmp[: b - a]
             np.multiply(ga, ha, out=t)
-            ss += float(np.dot(t, t))
+            ss += dot(t, t)
             l1 += float(np.sum(np.abs(t, out=t)))
-            hh += float(np.dot(ha, ha))
+            hh += dot(ha, ha)
             np.multiply(ha, k, out=hc[a:b])
     if not 1e-290 < ss < 1e300:  # not finite, or beyond one pass's range: the careful way
         return rms(np.multiply(g, h, out=buffer)), l1, hh

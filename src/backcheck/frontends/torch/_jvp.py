@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from backcheck.bits import dot
 from backcheck.frontends.common import jvp_linearity_finding, tangent_coefficients
 from backcheck.frontends.torch._analytic import analytic_tensors
 from backcheck.frontends.torch._session import Session
@@ -113,5 +114,5 @@ def _dot(tangents: list[Any], outs: list[Any], douts: list[Any]) -> float:
         if t is None:
             continue
         for tp, dp in zip(parts(t.to(o.dtype)), parts(d), strict=True):
-            total += float(np.dot(tp.reshape(-1).astype(np.float64), dp.reshape(-1).astype(np.float64)))
+            total += dot(tp.reshape(-1).astype(np.float64), dp.reshape(-1).astype(np.float64))
     return total
