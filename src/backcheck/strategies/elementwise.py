@@ -3,8 +3,11 @@
 - ``full``: every basis vector ``e_i`` (2N evaluations plus refinement of doubtful elements).
 - ``sparse``: ``e_i`` for a seeded random sample of ``samples`` elements.
 
-Both end with a joint test of tied elements found at kinks (see :func:`joint_kink_test`), which catches a
-subgradient that is valid element by element but not as a whole (a max routed to every tied element).
+Both end with a joint test of tied elements found at kinks (see :func:`backcheck.strategies.ties.joint_kink_test`),
+which catches a subgradient that is valid element by element but not as a whole (a max routed to every tied
+element); elements at kinks whose analytic value lies outside their one-sided slopes, or flat along their own
+axis where their value ties with others', are judged at a nearby point first (:mod:`backcheck.strategies.nearby`,
+:func:`backcheck.strategies.ties.recheck_tied`).
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from backcheck.bits import dot
-from backcheck.errors import NonFiniteError
 from backcheck.evaluate import Evaluator
 from backcheck.judgement import judge
-from backcheck.numeric.grad import noise_level, roundoff
+from backcheck.numeric.grad import noise_level
 from backcheck.outputs import AGREEMENT_MOST, SPREAD_AGREEMENT
 from backcheck.refinement import KINK_GAP
-from backcheck.strategies.own_rounding import ULPS_AWAY, native_jitter, within_own_rounding
+from backcheck.strategies.nearby import recheck_nearby
+from backcheck.strategies.own_rounding import native_jitter, within_own_rounding
+from backcheck.strategies.ties import joint_kink_test, recheck_tied
 from backcheck.verdict import (
     AMBIGUOUS,
     DEAD,
@@ -37,9 +41,6 @@ from backcheck.verdict import (
     FirstDifferences,
     Judgement,
     allowance,
-    bound,
-    resolution,
-    rms,
     sees,
     wide_resolution,
 )
@@ -95,6 +96,9 @@ def run(ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator |
     j = judge(ev, idx, a, steps[idx], first, res, tol, None if claim.typical is None else claim.typical[idx])
     notes, own = within_own_rounding(ev, idx, j, claim)
     labels = set(j.status.tolist())  # (a verdict absent needs no mask)
+    if MISMATCH in labels:  # (a median of equal values: flat along one alone)
+        notes.extend(recheck_tied(ev, idx, j, claim, rng or np.random.default_rng(0)))
+        labels = set(j.status.tolist())
     if AMBIGUOUS in labels:
         ambiguous = np.flatnonzero(j.status == AMBIGUOUS)
         notes.extend(recheck_nearby(ev, idx, ambiguous, j, claim, rng or np.random.default_rng(0)))
@@ -104,7 +108,7 @@ def run(ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator |
     kinks = np.flatnonzero((j.status == KINK) | hidden if KINK in labels else hidden)
     if ev.one_sided:  # on the edge of the domain: no joint move stays inside it
         kinks = kinks[~np.isin(idx[kinks], list(ev.one_sided))]
-    if kinks.size >= 2:
+    if kinks.size:
         bad = joint_kink_test(ev, idx[kinks], j.jump[kinks], claim)
         if bad is not None:
             j.status[kinks[np.isin(idx[kinks], bad)]] = MISMATCH
@@ -266,120 +270,6 @@ def _vouch_through_wide(
     j.bound[rescued] = bound64[rescued] + rounding[rescued]
 
 
-def _steepening(ev: Evaluator, idx: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """Per element, whether a one-sided slope grows as the step shrinks (by more than half again from ``h`` to
-    ``h / 16``, where a kink's slopes stay put and a smooth one's move by its curvature): a vertical tangent."""
-    out = np.zeros(idx.size, dtype=bool)
-    for k, (i, s) in enumerate(zip(idx.tolist(), h.tolist(), strict=True)):
-        wide, wide_d = ev.element(i, (s, -s), shrink=True)
-        near, near_d = ev.element(i, (s / 16, -s / 16), shrink=True)
-        slopes = [abs((p - ev.phi0) / d) for p, d in zip((*wide, *near), (*wide_d, *near_d), strict=True) if d]
-        if len(slopes) == 4:
-            out[k] = max(slopes[2:]) > STEEPENING * max(max(slopes[:2]), 1e-300)
-    return out
-
-
-#: A one-sided slope that grows by this factor from the step to a sixteenth of it is unbounded (``1/sqrt(h)``
-#: grows by 4 over that range; a kink's or a smooth function's slope changes by far less).
-STEEPENING = 1.5
-#: How far the nearby points lie, in finite-difference steps.
-NEARBY = 32.0
-#: How many nearby gradients outline the valid subgradients where several kinks meet.
-NEARBY_SAMPLES = 512
-#: Fractions of the nearby shift tried in turn where f is not finite at the shifted point.
-NEARBY_SHRINK = (1.0, 1.0 / 16, 1.0 / 256)
-#: How far those gradients are sampled, in finite-difference steps (no differences are taken there).
-SAMPLE_RADIUS = 1e-3
-
-
-def recheck_nearby(
-    ev: Evaluator, idx: np.ndarray, ambiguous: np.ndarray, j: Judgement, claim: Claim, rng: np.random.Generator
-) -> list[str]:
-    """Decide elements at kinks whose analytic value lies outside the one-sided slopes.
-
-    Where several kinks meet at one point, the gradient a correct backward pass returns (a chain-rule
-    subgradient, like ReLU'(0) = 0 in every unit at once) can lie outside the one-sided slopes along a single
-    axis, so those slopes cannot judge it. Two tests decide instead: move every input a few dozen steps in
-    a random direction, where the function is differentiable, and check these elements there (a backward
-    pass wrong there has a bug); and collect the analytic gradients at many such nearby points (no function
-    evaluations): a valid subgradient at the kink lies among them, as a limit of gradients around it.
-    Without ``regrad`` (a precomputed gradient), the elements count as mismatches.
-    """
-    steps, grad_eps, tol, regrad = claim.steps, claim.grad_eps, claim.tol, claim.regrad
-    if regrad is None:
-        j.status[ambiguous] = MISMATCH
-        return [
-            f"{ambiguous.size} element(s) sit where several kinks meet and their analytic values lie outside "
-            "the one-sided slopes; with a precomputed gradient they cannot be re-checked at a nearby point "
-            "(pass grad as a function to allow it)."
-        ]
-    sub = idx[ambiguous]
-    direction = NEARBY * steps * rng.standard_normal(steps.size)
-    near = None
-    for shrink in NEARBY_SHRINK:  # a nearby point outside f's domain (a softmax saturated by large steps)
-        try:
-            with ev.shifted(direction * shrink):
-                g_near = regrad()
-                first = FirstDifferences(*ev.first_differences(sub, steps))
-                a = g_near[sub]
-                res = resolution(a, first.central, 1.0, rms(g_near) + 0 * a) * grad_eps[sub]
-                near = judge(ev, sub, a, steps[sub], first, res, tol)
-            break
-        except NonFiniteError:
-            continue
-    if near is None:
-        j.status[ambiguous], j.bound[ambiguous] = NOISY, np.inf
-        return [
-            f"{ambiguous.size} element(s) sit where several kinks meet and their analytic values lie outside "
-            "the one-sided slopes; f is not finite at the nearby points they would be re-checked at (nor closer), "
-            "so they are inconclusive."
-        ]
-    right_nearby = np.isin(near.status, (OK, KINK))
-    # the gradients a correct backward pass gives around the kink: their hull holds the valid subgradients.
-    # Directions mix scales (per array and per element), so that every input in turn can dominate and the
-    # narrow cones of sign patterns (all units off, say) are reached too; sampling stops once every
-    # analytic value is inside.
-    lo, hi = j.hull[ambiguous, 0].copy(), j.hull[ambiguous, 1].copy()
-    a0 = claim.g[sub]
-    leaf_of = np.searchsorted(ev.tree.offsets, np.arange(steps.size), side="right") - 1
-    # a shift below a few units in the last place of the gradient's dtype rounds back onto the point itself
-    # there (a float32 layer), and the gradient at the point is the one under test: never sampled
-    floor = ULPS_AWAY * claim.grad_eps * np.abs(ev.tree.values())
-    for _ in range(NEARBY_SAMPLES):
-        if np.all((lo <= a0) & (a0 <= hi)):
-            break
-        scale = 10.0 ** rng.uniform(-3, 0, size=len(ev.tree.leaves))[leaf_of] * np.exp(rng.standard_normal(steps.size))
-        shift = SAMPLE_RADIUS * steps * scale * rng.standard_normal(steps.size)
-        shift = np.where(np.abs(shift) < floor, np.copysign(floor, shift), shift)
-        with ev.shifted(shift, evaluate=False):
-            around = regrad()[sub]
-        lo, hi = np.minimum(lo, around - j.bound[ambiguous]), np.maximum(hi, around + j.bound[ambiguous])
-    fine = right_nearby & (lo <= a0) & (a0 <= hi)
-    poles = fine & _steepening(ev, sub, steps[sub])
-    j.status[ambiguous[fine & ~poles]] = KINK
-    j.status[ambiguous[~fine]] = MISMATCH
-    j.status[ambiguous[poles]], j.bound[ambiguous[poles]] = NOISY, np.inf
-    notes = []
-    if poles.any():
-        notes.append(
-            f"{int(poles.sum())} element(s) sit where a one-sided slope grows without bound as the step shrinks (a "
-            "vertical tangent: sqrt at 0): no finite slope is the derivative there, and gradients around the point "
-            "take any size, so they are inconclusive whatever the rule claims."
-        )
-    if (fine & ~poles).any():
-        notes.append(
-            f"{int((fine & ~poles).sum())} element(s) sit where several kinks meet: their analytic values lie outside "
-            "the one-sided slopes along their own axis, but among the gradients around the point, and "
-            "the backward pass is right at a nearby differentiable point; taken as kinks."
-        )
-    if (~fine).any():
-        notes.append(
-            f"{int((~fine).sum())} element(s) at kinks are not valid subgradients: outside the one-sided "
-            "slopes and the gradients around the point, or wrong at a nearby differentiable point."
-        )
-    return notes
-
-
 #: Machine epsilons of the analytic dtype a uniform relative scale error must exceed to be called a bug.
 SCALE_RESOLUTION = 32.0
 
@@ -485,86 +375,3 @@ def _hidden_kinks(ev: Evaluator, idx: np.ndarray, first: FirstDifferences, j: Ju
         hidden &= (j.status == OK) & (np.abs(a - first.central) <= j.bound)
         j.jump[hidden] = gap[hidden]
     return hidden
-
-
-#: Relative agreement of two jumps (one-sided slope gaps) for their elements to count as tied.
-TIE_RTOL = 1e-6
-#: Most groups of tied elements moved together in one check (each costs 4 evaluations, or 4 per pair).
-MAX_TIE_GROUPS = 512
-
-
-def tie_groups(kink_idx: np.ndarray, jump: np.ndarray) -> list[np.ndarray]:
-    """Groups of kink elements with the same jump (tied at one max, sort or clip bound), largest first."""
-    order = np.argsort(jump, kind="stable")
-    idx, jmp = kink_idx[order], jump[order]
-    scale = np.maximum(np.abs(jmp[:-1]), np.abs(jmp[1:]))
-    same = np.abs(np.diff(jmp)) <= TIE_RTOL * scale + 1e-300
-    cuts = np.flatnonzero(~same) + 1
-    groups = [np.sort(grp) for grp in np.split(idx, cuts) if grp.size >= 2]
-    return sorted(groups, key=lambda grp: -grp.size)
-
-
-def joint_kink_test(ev: Evaluator, kink_idx: np.ndarray, jump: np.ndarray, claim: Claim) -> np.ndarray | None:
-    """Move tied kink elements together; return the elements whose gradients are jointly inconsistent.
-
-    Elements tied at one maximum (or at one clip bound) share the same jump between their one-sided slopes.
-    Moving the whole group together is the direction in which the function *is* differentiable (the max of
-    tied values moves with them, whatever their number), so there the analytic directional derivative must
-    match exactly. A gradient routed to every tied element passes element by element, but fails this test.
-    Where the whole group's direction still crosses a kink (independent kinks that happen to share a jump),
-    its pairs are tried instead; directions that are not differentiable give no conclusion.
-    """
-    bad: list[int] = []
-    for group in tie_groups(kink_idx, jump)[:MAX_TIE_GROUPS]:
-        verdict = _moved_together(ev, group, claim)
-        if verdict is False:
-            bad.extend(int(i) for i in group)
-            continue
-        if verdict is None and group.size > 2:
-            pairs = [group[k : k + 2] for k in range(group.size - 1)]
-            wrong = [pair for pair in pairs if _moved_together(ev, pair, claim) is False]
-            bad.extend(int(i) for pair in wrong for i in pair)
-            if wrong:
-                continue
-        if verdict is None and _along_claim(ev, group, claim) is False:
-            bad.extend(int(i) for i in group)  # (a cone point: ||x|| at 0 claimed (1, 1, 1))
-    return np.unique(bad) if bad else None
-
-
-def _along_claim(ev: Evaluator, group: np.ndarray, claim: Claim) -> bool | None:
-    """Where no move of the group is differentiable (a cone point: ``||x||`` at 0), whether the claimed gradient's
-    own direction ``v = g / |g|`` sees ``g . v = |g|`` between the one-sided slopes along it, as every piece's
-    gradient of a max or a min does (a valid subgradient of a norm lies in its unit ball); None for a zero claim
-    or where ``v`` itself is a differentiable direction."""
-    gs = claim.g[group]
-    norm = float(np.linalg.norm(gs))
-    if not (norm > 0 and math.isfinite(norm)):
-        return None
-    fwd, bwd, slack = _slopes_along(ev, group, gs / norm, claim)
-    if abs(fwd - bwd) <= slack:
-        # differentiable along v: a nested min of maxes may have a valid Clarke subgradient whose g . v is not
-        # that slope (torch's (0.5, -0.25) for min(max(x0 + x1, x0), -x1) at 0): no conclusion
-        return None
-    return bool(min(fwd, bwd) - slack <= norm <= max(fwd, bwd) + slack)
-
-
-def _moved_together(ev: Evaluator, group: np.ndarray, claim: Claim) -> bool | None:
-    """Whether moving ``group`` together agrees with its summed gradient; None where that is not differentiable."""
-    fwd, bwd, slack = _slopes_along(ev, group, np.ones(group.size), claim)
-    if abs(fwd - bwd) > slack:
-        return None  # not a differentiable direction: no conclusion
-    return bool(abs(float(np.sum(claim.g[group])) - (fwd + bwd) / 2) <= slack)
-
-
-def _slopes_along(ev: Evaluator, group: np.ndarray, v: np.ndarray, claim: Claim) -> tuple[float, float, float]:
-    """The one-sided slopes of ``f`` along ``v`` (over ``group``) at half the group's smallest step, and their
-    slack: how far they moved from the full step, the round-off, the analytic side's resolution, and what the
-    rounded displacements take from ``g . v`` (the claim is weighed against ``t v``, the move asked for)."""
-    gs = claim.g[group]
-    t = float(np.min(claim.steps[group]))
-    phis, disps = ev.direction(group, v, (t, -t, t / 2, -t / 2))
-    fwd1, bwd1 = (phis[0] - ev.phi0) / t, (ev.phi0 - phis[1]) / t
-    fwd, bwd = (phis[2] - ev.phi0) / (t / 2), (ev.phi0 - phis[3]) / (t / 2)
-    res = float(np.sum(resolution(gs, gs, 1.0, claim.rms[group]) * claim.grad_eps[group]))
-    disp_err = (abs(dot(gs, disps[2] - t / 2 * v)) + abs(dot(gs, disps[3] + t / 2 * v))) / t
-    return fwd, bwd, bound(max(abs(fwd - fwd1), abs(bwd - bwd1)), 2 * roundoff(ev, t / 2), res) + disp_err

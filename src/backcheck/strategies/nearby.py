@@ -1,0 +1,144 @@
+"""Elements judged again at points near the one checked, where the function is differentiable.
+
+Where several kinks meet, or where an element's value ties with others' (a median of three equal values),
+the gradient a correct backward pass returns is a valid subgradient that the one-sided slopes along the
+element's own axis cannot judge. :func:`nearby_verdicts` moves every input a few dozen steps in a random
+direction and checks the elements there (a backward pass wrong there has a bug), and collects the analytic
+gradients at many such nearby points (no function evaluations): a valid subgradient at the point lies among
+them, as a limit of gradients around it. :func:`recheck_nearby` decides the elements at kinks whose analytic
+value lies outside their one-sided slopes; :mod:`backcheck.strategies.ties` those tied in value.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from backcheck.errors import NonFiniteError
+from backcheck.evaluate import Evaluator
+from backcheck.judgement import judge
+from backcheck.strategies.own_rounding import ULPS_AWAY
+from backcheck.verdict import KINK, MISMATCH, NOISY, OK, Claim, FirstDifferences, Judgement, resolution, rms
+
+
+def _steepening(ev: Evaluator, idx: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Per element, whether a one-sided slope grows as the step shrinks (by more than half again from ``h`` to
+    ``h / 16``, where a kink's slopes stay put and a smooth one's move by its curvature): a vertical tangent."""
+    out = np.zeros(idx.size, dtype=bool)
+    for k, (i, s) in enumerate(zip(idx.tolist(), h.tolist(), strict=True)):
+        wide, wide_d = ev.element(i, (s, -s), shrink=True)
+        near, near_d = ev.element(i, (s / 16, -s / 16), shrink=True)
+        slopes = [abs((p - ev.phi0) / d) for p, d in zip((*wide, *near), (*wide_d, *near_d), strict=True) if d]
+        if len(slopes) == 4:
+            out[k] = max(slopes[2:]) > STEEPENING * max(max(slopes[:2]), 1e-300)
+    return out
+
+
+#: A one-sided slope that grows by this factor from the step to a sixteenth of it is unbounded (``1/sqrt(h)``
+#: grows by 4 over that range; a kink's or a smooth function's slope changes by far less).
+STEEPENING = 1.5
+#: How far the nearby points lie, in finite-difference steps.
+NEARBY = 32.0
+#: How many nearby gradients outline the valid subgradients where several kinks meet.
+NEARBY_SAMPLES = 512
+#: Fractions of the nearby shift tried in turn where f is not finite at the shifted point.
+NEARBY_SHRINK = (1.0, 1.0 / 16, 1.0 / 256)
+#: How far those gradients are sampled, in finite-difference steps (no differences are taken there).
+SAMPLE_RADIUS = 1e-3
+
+
+def recheck_nearby(
+    ev: Evaluator, idx: np.ndarray, ambiguous: np.ndarray, j: Judgement, claim: Claim, rng: np.random.Generator
+) -> list[str]:
+    """Decide elements at kinks whose analytic value lies outside the one-sided slopes (``ambiguous``: their
+    positions in ``idx``), with :func:`nearby_verdicts`: like ReLU'(0) = 0 in every unit at once, a chain-rule
+    subgradient where several kinks meet can lie outside the slopes along a single axis. Without ``regrad`` (a
+    precomputed gradient), the elements count as mismatches."""
+    if claim.regrad is None:
+        j.status[ambiguous] = MISMATCH
+        return [
+            f"{ambiguous.size} element(s) sit where several kinks meet and their analytic values lie outside "
+            "the one-sided slopes; with a precomputed gradient they cannot be re-checked at a nearby point "
+            "(pass grad as a function to allow it)."
+        ]
+    found = nearby_verdicts(ev, idx, ambiguous, j, claim, rng)
+    if found is None:
+        j.status[ambiguous], j.bound[ambiguous] = NOISY, np.inf
+        return [
+            f"{ambiguous.size} element(s) sit where several kinks meet and their analytic values lie outside "
+            "the one-sided slopes; f is not finite at the nearby points they would be re-checked at (nor closer), "
+            "so they are inconclusive."
+        ]
+    fine, poles = found
+    j.status[ambiguous[fine & ~poles]] = KINK
+    j.status[ambiguous[~fine]] = MISMATCH
+    j.status[ambiguous[poles]], j.bound[ambiguous[poles]] = NOISY, np.inf
+    notes = []
+    if poles.any():
+        notes.append(
+            f"{int(poles.sum())} element(s) sit where a one-sided slope grows without bound as the step shrinks (a "
+            "vertical tangent: sqrt at 0): no finite slope is the derivative there, and gradients around the point "
+            "take any size, so they are inconclusive whatever the rule claims."
+        )
+    if (fine & ~poles).any():
+        notes.append(
+            f"{int((fine & ~poles).sum())} element(s) sit where several kinks meet: their analytic values lie outside "
+            "the one-sided slopes along their own axis, but among the gradients around the point, and "
+            "the backward pass is right at a nearby differentiable point; taken as kinks."
+        )
+    if (~fine).any():
+        notes.append(
+            f"{int((~fine).sum())} element(s) at kinks are not valid subgradients: outside the one-sided "
+            "slopes and the gradients around the point, or wrong at a nearby differentiable point."
+        )
+    return notes
+
+
+def nearby_verdicts(
+    ev: Evaluator, idx: np.ndarray, which: np.ndarray, j: Judgement, claim: Claim, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """For the elements ``which`` (positions in ``idx``; ``claim.regrad`` given): whether each is right at a
+    nearby point and its analytic value lies among the gradients around the point (or within ``j.hull``, its
+    one-sided slopes), and whether a one-sided slope grows without bound there (a vertical tangent: sqrt at 0);
+    None where f is not finite at the nearby points (nor closer)."""
+    steps, grad_eps, tol, regrad = claim.steps, claim.grad_eps, claim.tol, claim.regrad
+    assert regrad is not None
+    sub = idx[which]
+    direction = NEARBY * steps * rng.standard_normal(steps.size)
+    near = None
+    for shrink in NEARBY_SHRINK:  # a nearby point outside f's domain (a softmax saturated by large steps)
+        try:
+            with ev.shifted(direction * shrink):
+                g_near = regrad()
+                first = FirstDifferences(*ev.first_differences(sub, steps))
+                a = g_near[sub]
+                res = resolution(a, first.central, 1.0, rms(g_near) + 0 * a) * grad_eps[sub]
+                near = judge(ev, sub, a, steps[sub], first, res, tol)
+            break
+        except NonFiniteError:
+            continue
+    if near is None:
+        return None
+    right_nearby = np.isin(near.status, (OK, KINK))
+    if not right_nearby.any():  # wrong at the nearby point, every one: no gradient around it excuses them
+        return right_nearby, right_nearby
+    # the gradients a correct backward pass gives around the point: their hull holds the valid subgradients.
+    # Directions mix scales (per array and per element), so that every input in turn can dominate and the
+    # narrow cones of sign patterns (all units off, say) are reached too; sampling stops once every
+    # analytic value is inside.
+    lo, hi = j.hull[which, 0].copy(), j.hull[which, 1].copy()
+    a0 = claim.g[sub]
+    leaf_of = np.searchsorted(ev.tree.offsets, np.arange(steps.size), side="right") - 1
+    # a shift below a few units in the last place of the gradient's dtype rounds back onto the point itself
+    # there (a float32 layer), and the gradient at the point is the one under test: never sampled
+    floor = ULPS_AWAY * claim.grad_eps * np.abs(ev.tree.values())
+    for _ in range(NEARBY_SAMPLES):
+        if np.all((lo <= a0) & (a0 <= hi)):
+            break
+        scale = 10.0 ** rng.uniform(-3, 0, size=len(ev.tree.leaves))[leaf_of] * np.exp(rng.standard_normal(steps.size))
+        shift = SAMPLE_RADIUS * steps * scale * rng.standard_normal(steps.size)
+        shift = np.where(np.abs(shift) < floor, np.copysign(floor, shift), shift)
+        with ev.shifted(shift, evaluate=False):
+            around = regrad()[sub]
+        lo, hi = np.minimum(lo, around - j.bound[which]), np.maximum(hi, around + j.bound[which])
+    fine = right_nearby & (lo <= a0) & (a0 <= hi)
+    return fine, fine & _steepening(ev, sub, steps[sub])

@@ -1,0 +1,168 @@
+"""Elements tied in value or at one kink, judged together.
+
+Elements tied at one maximum (or sort, or median) are each a valid one-sided slope alone, yet a gradient routed
+to every tied element is wrong: moved together, the group changes the output by one slope, not their sum
+(:func:`joint_kink_test`). The whole group moves along the ties, where every piece of the function that meets
+at the point moves alike, so every valid subgradient sums to the same change there; a part of a tie group may
+be flat (the median of three equal values does not move when one of them does) where a valid subgradient
+(one of the three routed the gradient) is not. So elements whose value ties with others' are moved with all of
+them first, and an element flat along its own axis whose value ties with others is judged at a nearby point
+where the tie is broken (:func:`recheck_tied`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from backcheck.bits import dot
+from backcheck.evaluate import Evaluator
+from backcheck.numeric.grad import roundoff
+from backcheck.strategies.nearby import nearby_verdicts
+from backcheck.verdict import KINK, MISMATCH, Claim, Judgement, bound, resolution
+
+#: Relative agreement of two jumps (one-sided slope gaps) for their elements to count as tied.
+TIE_RTOL = 1e-6
+#: Most groups of tied elements moved together in one check (each costs 4 evaluations, or 4 per pair).
+MAX_TIE_GROUPS = 512
+
+
+def tie_groups(kink_idx: np.ndarray, jump: np.ndarray) -> list[np.ndarray]:
+    """Groups of kink elements with the same jump (tied at one max, sort or clip bound), largest first."""
+    order = np.argsort(jump, kind="stable")
+    idx, jmp = kink_idx[order], jump[order]
+    scale = np.maximum(np.abs(jmp[:-1]), np.abs(jmp[1:]))
+    same = np.abs(np.diff(jmp)) <= TIE_RTOL * scale + 1e-300
+    cuts = np.flatnonzero(~same) + 1
+    groups = [np.sort(grp) for grp in np.split(idx, cuts) if grp.size >= 2]
+    return sorted(groups, key=lambda grp: -grp.size)
+
+
+def joint_kink_test(ev: Evaluator, kink_idx: np.ndarray, jump: np.ndarray, claim: Claim) -> np.ndarray | None:
+    """Move tied kink elements together; return the elements whose gradients are jointly inconsistent.
+
+    Elements tied at one maximum (or at one clip bound) share the same jump between their one-sided slopes.
+    Moving the whole group together is the direction in which the function *is* differentiable (the max of
+    tied values moves with them, whatever their number), so there the analytic directional derivative must
+    match exactly. A gradient routed to every tied element passes element by element, but fails this test.
+    Where the whole group's direction still crosses a kink (independent kinks that happen to share a jump),
+    its pairs are tried instead; directions that are not differentiable give no conclusion. First every
+    element of the input that shares a kink element's value moves with it (:func:`_value_groups`): a group
+    found by its jumps may be only part of a tie (an element whose one-sided slopes the tie leaves undefined).
+    """
+    bad, settled = _value_groups(ev, kink_idx, claim)
+    for group in tie_groups(kink_idx, jump)[:MAX_TIE_GROUPS]:
+        if np.isin(group, settled).all():
+            continue  # (moved with every element of its value already: a part of that tie says less)
+        verdict = _moved_together(ev, group, claim)
+        if verdict is False:
+            bad.extend(int(i) for i in group)
+            continue
+        if verdict is None and group.size > 2:
+            pairs = [group[k : k + 2] for k in range(group.size - 1)]
+            wrong = [pair for pair in pairs if _moved_together(ev, pair, claim) is False]
+            bad.extend(int(i) for pair in wrong for i in pair)
+            if wrong:
+                continue
+        if verdict is None and _along_claim(ev, group, claim) is False:
+            bad.extend(int(i) for i in group)  # (a cone point: ||x|| at 0 claimed (1, 1, 1))
+    return np.unique(bad) if bad else None
+
+
+def _along_claim(ev: Evaluator, group: np.ndarray, claim: Claim) -> bool | None:
+    """Where no move of the group is differentiable (a cone point: ``||x||`` at 0), whether the claimed gradient's
+    own direction ``v = g / |g|`` sees ``g . v = |g|`` between the one-sided slopes along it, as every piece's
+    gradient of a max or a min does (a valid subgradient of a norm lies in its unit ball); None for a zero claim
+    or where ``v`` itself is a differentiable direction."""
+    gs = claim.g[group]
+    norm = float(np.linalg.norm(gs))
+    if not (norm > 0 and math.isfinite(norm)):
+        return None
+    fwd, bwd, slack = _slopes_along(ev, group, gs / norm, claim)
+    if abs(fwd - bwd) <= slack:
+        # differentiable along v: a nested min of maxes may have a valid Clarke subgradient whose g . v is not
+        # that slope (torch's (0.5, -0.25) for min(max(x0 + x1, x0), -x1) at 0): no conclusion
+        return None
+    return bool(min(fwd, bwd) - slack <= norm <= max(fwd, bwd) + slack)
+
+
+def _moved_together(ev: Evaluator, group: np.ndarray, claim: Claim) -> bool | None:
+    """Whether moving ``group`` together agrees with its summed gradient; None where that is not differentiable."""
+    fwd, bwd, slack = _slopes_along(ev, group, np.ones(group.size), claim)
+    if abs(fwd - bwd) > slack:
+        return None  # not a differentiable direction: no conclusion
+    return bool(abs(float(np.sum(claim.g[group])) - (fwd + bwd) / 2) <= slack)
+
+
+def _slopes_along(ev: Evaluator, group: np.ndarray, v: np.ndarray, claim: Claim) -> tuple[float, float, float]:
+    """The one-sided slopes of ``f`` along ``v`` (over ``group``) at half the group's smallest step, and their
+    slack: how far they moved from the full step, the round-off, the analytic side's resolution, and what the
+    rounded displacements take from ``g . v`` (the claim is weighed against ``t v``, the move asked for)."""
+    gs = claim.g[group]
+    t = float(np.min(claim.steps[group]))
+    phis, disps = ev.direction(group, v, (t, -t, t / 2, -t / 2))
+    fwd1, bwd1 = (phis[0] - ev.phi0) / t, (ev.phi0 - phis[1]) / t
+    fwd, bwd = (phis[2] - ev.phi0) / (t / 2), (ev.phi0 - phis[3]) / (t / 2)
+    res = float(np.sum(resolution(gs, gs, 1.0, claim.rms[group]) * claim.grad_eps[group]))
+    disp_err = (abs(dot(gs, disps[2] - t / 2 * v)) + abs(dot(gs, disps[3] + t / 2 * v))) / t
+    return fwd, bwd, bound(max(abs(fwd - fwd1), abs(bwd - bwd1)), 2 * roundoff(ev, t / 2), res) + disp_err
+
+
+def _value_groups(ev: Evaluator, kink_idx: np.ndarray, claim: Claim) -> tuple[list[int], np.ndarray]:
+    """Every element of the input whose value is a kink element's, moved together (a value at a time, the most
+    shared first): the kink elements of a group whose summed gradient is not the change, and every element of
+    the groups that moved differentiably (settled: right or wrong)."""
+    bad: list[int] = []
+    settled: list[np.ndarray] = []
+    for group in _same_value(ev.tree.values(), kink_idx)[:MAX_TIE_GROUPS]:
+        verdict = _moved_together(ev, group, claim)
+        if verdict is None:
+            continue
+        settled.append(group)
+        if verdict is False:
+            bad.extend(int(i) for i in group[np.isin(group, kink_idx)])
+    return bad, np.concatenate(settled) if settled else np.empty(0, dtype=np.int64)
+
+
+def recheck_tied(ev: Evaluator, idx: np.ndarray, j: Judgement, claim: Claim, rng: np.random.Generator) -> list[str]:
+    """Elements that mismatch where their value ties with other elements of the input, flat along their own
+    axis (the median of three equal values), judged at a nearby point where the tie is broken: right there, and
+    their analytic value among the gradients around the point, they are kinks (and :func:`joint_kink_test`
+    moves them with the elements they tie with); else they stay mismatches."""
+    if claim.regrad is None:
+        return []
+    wrong = np.flatnonzero(j.status == MISMATCH)
+    shared = _same_value(ev.tree.values(), idx[wrong])
+    tied = wrong[np.isin(idx[wrong], np.concatenate(shared))] if shared else wrong[:0]
+    if not tied.size:
+        return []
+    j.hull[tied, 0] = j.hull[tied, 1] = j.numeric[tied]  # (their one-sided slopes agree)
+    found = nearby_verdicts(ev, idx, tied, j, claim, rng)
+    if found is None:
+        return []
+    fine, poles = found
+    kinks = tied[fine & ~poles]
+    if not kinks.size:
+        return []
+    j.status[kinks] = KINK
+    return [
+        f"{kinks.size} element(s) tie in value with other elements of the input (a median or a sort of equal "
+        "values): f does not move with one of them alone, yet is not differentiable at the point; their analytic "
+        "values lie among the gradients around it, and the backward pass is right at a nearby point where the tie "
+        "is broken: taken as kinks, and moved together with the elements of their value."
+    ]
+
+
+def _same_value(values: np.ndarray, of: np.ndarray) -> list[np.ndarray]:
+    """The groups of two or more elements of ``values`` (the input, flat) that share a finite value with an
+    element of ``of`` (flat positions), each sorted, the largest first."""
+    shared = np.unique(values[of])
+    shared = shared[np.isfinite(shared)]
+    members = np.flatnonzero(np.isin(values, shared)) if shared.size else np.empty(0, dtype=np.int64)
+    if members.size < 2:
+        return []
+    order = np.argsort(values[members], kind="stable")
+    members = members[order]
+    groups = np.split(members, np.flatnonzero(np.diff(values[members]) != 0) + 1)
+    return sorted((np.sort(g) for g in groups if g.size >= 2), key=lambda g: -g.size)
