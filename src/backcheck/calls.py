@@ -150,6 +150,10 @@ MAX_LAMBDA_NAME = 60
 
 
 def _lambda_source(f: Callable[..., Any]) -> str:
+    try:  # a wrapper (functools.wraps: a random stream replayed at each call) has its own code, one for all
+        f = inspect.unwrap(f)
+    except ValueError:  # (a cycle of __wrapped__)
+        pass
     code = getattr(f, "__code__", None)
     if code is None:
         return _lambda_text(f)
