@@ -323,7 +323,9 @@ def repeat_backward(sess: Session) -> Runs | str:
                 out, targets = _forward(sess)
             outs = sess.float_outputs(out)
             double = [REPEAT_SCALE * d for d in sess.douts]
+            drawn = sess.frozen.now() if sess.frozen is not None else None  # (the streams after the forward)
             g1 = flat(sess, grads(sess, outs, sess.douts, targets, True))
+            sess.backward_draws = drawn is not None and drawn.moved()
             g2 = flat(sess, grads(sess, outs, double, targets, True))
             g3 = flat(sess, grads(sess, outs, sess.douts, targets, False))
             scaled = []
@@ -425,11 +427,11 @@ def _tensor_names(leaves: list[str]) -> str:
     return ", ".join(dict.fromkeys(n.removesuffix(".real").removesuffix(".imag") for n in leaves))
 
 
-def state_finding(fname: str, tree: Tree, runs: Runs, eps: np.ndarray) -> Finding | None:
+def state_finding(fname: str, tree: Tree, runs: Runs, eps: np.ndarray, draws: bool = False) -> Finding | None:
     """A failing finding when repeated backward passes over one graph disagree beyond rounding.
 
     The second pass (cotangent doubled) is compared with the same cotangent on a fresh graph, the third with
-    the first.
+    the first. ``draws``: the backward pass drew from a random stream the function reaches, which says why.
     """
     g1, g2, g3, ref2, _ = runs
     changed = np.zeros(g1.size, dtype=bool)
@@ -448,16 +450,26 @@ def state_finding(fname: str, tree: Tree, runs: Runs, eps: np.ndarray) -> Findin
     return Finding(
         kind="saved state",
         message=(
-            f"backward changes saved state: a second backward pass over the same graph of {fname} gives another "
+            f"backward {'draws anew' if draws else 'changes saved state'}: a second backward pass over the same "
+            f"graph of {fname} gives another "
             f"gradient for {_tensor_names(hit)} ({tree.element_name(i)}: {g1[i]:.6g} the first time, "
             f"{g2[i]:.6g} with the cotangent doubled (halved back; {ref2[i]:.6g} on a fresh graph), {g3[i]:.6g} "
-            "with the first cotangent again). "
-            "The backward pass writes into a tensor it saved in the forward pass, so retain_graph, double "
-            "backward and torch.autograd.functional.jacobian give wrong gradients; write into a copy instead."
+            "with the first cotangent again). " + (_DRAWS if draws else _WRITES)
         ),
         where=leaf.name,
         elements=names,
     )
+
+
+_WRITES = (
+    "The backward pass writes into a tensor it saved in the forward pass, so retain_graph, double backward and "
+    "torch.autograd.functional.jacobian give wrong gradients; write into a copy instead."
+)
+_DRAWS = (
+    "The backward pass draws from a random stream the function reaches (a Generator argument, torch's default "
+    "generator): a new mask or noise at each pass, not the forward's, so its gradient is that of another draw; "
+    "save what the forward drew (ctx.save_for_backward(mask)) and use it in backward."
+)
 
 
 #: The most checked inputs whose gradients are also computed one at a time, the other inputs not requiring grad

@@ -379,7 +379,7 @@ class _Side:
             if isinstance(runs, str):
                 notes.append(runs + ".")
             else:
-                found = side.state_finding(fname, self.tree, runs, self.eps())
+                found = side.state_finding(fname, self.tree, runs, self.eps(), sess.backward_draws)
                 found = found or linearity_finding(fname, self.tree, runs[0], runs[4], self.eps())
                 findings.extend([found] if found is not None else [])
         if self.repeat:

@@ -88,6 +88,8 @@ class Session:
         #: the first backward pass's writes into its cotangent or its inputs, as ``(what, name, shape, flat
         #: indices)`` (what: 'grad_output' or 'input'), found by :func:`._analytic.grads`
         self.backward_writes: list[tuple[str, str, tuple[int, ...], np.ndarray]] = []
+        #: whether a backward pass drew from a random stream the function reaches (a dropout drawing its mask again)
+        self.backward_draws = False
 
     def set_consts(self, consts: Sequence[torch.Tensor]) -> None:
         self.const_swap = Swap(consts)
