@@ -96,8 +96,10 @@ def run(ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator |
     j = judge(ev, idx, a, steps[idx], first, res, tol, None if claim.typical is None else claim.typical[idx])
     notes, own = within_own_rounding(ev, idx, j, claim)
     labels = set(j.status.tolist())  # (a verdict absent needs no mask)
+    tied = idx[:0]
     if MISMATCH in labels:  # (a median of equal values: flat along one alone)
-        notes.extend(recheck_tied(ev, idx, j, claim, rng or np.random.default_rng(0)))
+        said, tied = recheck_tied(ev, idx, j, claim, rng or np.random.default_rng(0))
+        notes.extend(said)
         labels = set(j.status.tolist())
     if AMBIGUOUS in labels:
         ambiguous = np.flatnonzero(j.status == AMBIGUOUS)
@@ -108,8 +110,8 @@ def run(ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator |
     kinks = np.flatnonzero((j.status == KINK) | hidden if KINK in labels else hidden)
     if ev.one_sided:  # on the edge of the domain: no joint move stays inside it
         kinks = kinks[~np.isin(idx[kinks], list(ev.one_sided))]
-    if kinks.size:
-        bad = joint_kink_test(ev, idx[kinks], j.jump[kinks], claim)
+    if kinks.size >= 2 or tied.size:
+        bad = joint_kink_test(ev, idx[kinks], j.jump[kinks], claim, tied)
         if bad is not None:
             j.status[kinks[np.isin(idx[kinks], bad)]] = MISMATCH
             notes.append(

@@ -39,7 +39,9 @@ def tie_groups(kink_idx: np.ndarray, jump: np.ndarray) -> list[np.ndarray]:
     return sorted(groups, key=lambda grp: -grp.size)
 
 
-def joint_kink_test(ev: Evaluator, kink_idx: np.ndarray, jump: np.ndarray, claim: Claim) -> np.ndarray | None:
+def joint_kink_test(
+    ev: Evaluator, kink_idx: np.ndarray, jump: np.ndarray, claim: Claim, tied: np.ndarray | None = None
+) -> np.ndarray | None:
     """Move tied kink elements together; return the elements whose gradients are jointly inconsistent.
 
     Elements tied at one maximum (or at one clip bound) share the same jump between their one-sided slopes.
@@ -47,27 +49,37 @@ def joint_kink_test(ev: Evaluator, kink_idx: np.ndarray, jump: np.ndarray, claim
     tied values moves with them, whatever their number), so there the analytic directional derivative must
     match exactly. A gradient routed to every tied element passes element by element, but fails this test.
     Where the whole group's direction still crosses a kink (independent kinks that happen to share a jump),
-    its pairs are tried instead; directions that are not differentiable give no conclusion. First every
-    element of the input that shares a kink element's value moves with it (:func:`_value_groups`): a group
-    found by its jumps may be only part of a tie (an element whose one-sided slopes the tie leaves undefined).
+    its pairs are tried instead; directions that are not differentiable give no conclusion.
+
+    A group found by its jumps may be only part of a tie (a sort of three equal values: the middle one's
+    slopes are undefined): one that fails is moved again with every element of the input of its members'
+    values, and passes where that whole tie agrees (:func:`_rescued`). ``tied``: elements taken as kinks for
+    their value's ties (:func:`recheck_tied`), whose ties must agree as a whole.
     """
-    bad, settled = _value_groups(ev, kink_idx, claim)
+    bad = [] if tied is None or not tied.size else _value_groups(ev, tied, claim)
     for group in tie_groups(kink_idx, jump)[:MAX_TIE_GROUPS]:
-        if np.isin(group, settled).all():
-            continue  # (moved with every element of its value already: a part of that tie says less)
         verdict = _moved_together(ev, group, claim)
         if verdict is False:
-            bad.extend(int(i) for i in group)
+            bad.extend(int(i) for i in group if not _rescued(ev, group, claim))
             continue
         if verdict is None and group.size > 2:
             pairs = [group[k : k + 2] for k in range(group.size - 1)]
             wrong = [pair for pair in pairs if _moved_together(ev, pair, claim) is False]
-            bad.extend(int(i) for pair in wrong for i in pair)
+            bad.extend(int(i) for pair in wrong for i in pair if not _rescued(ev, pair, claim))
             if wrong:
                 continue
-        if verdict is None and _along_claim(ev, group, claim) is False:
+        if verdict is None and _along_claim(ev, group, claim) is False and not _rescued(ev, group, claim):
             bad.extend(int(i) for i in group)  # (a cone point: ||x|| at 0 claimed (1, 1, 1))
     return np.unique(bad) if bad else None
+
+
+def _rescued(ev: Evaluator, group: np.ndarray, claim: Claim) -> bool:
+    """Whether every element of the input that shares a value with ``group``, moved together a value at a time,
+    moves differentiably and agrees with its summed gradient (the whole tie ``group`` is part of)."""
+    ties = _same_value(ev.tree.values(), group)
+    if not ties or not np.isin(group, np.concatenate(ties)).all():
+        return False
+    return all(_moved_together(ev, t, claim) is True for t in ties)
 
 
 def _along_claim(ev: Evaluator, group: np.ndarray, claim: Claim) -> bool | None:
@@ -109,49 +121,47 @@ def _slopes_along(ev: Evaluator, group: np.ndarray, v: np.ndarray, claim: Claim)
     return fwd, bwd, bound(max(abs(fwd - fwd1), abs(bwd - bwd1)), 2 * roundoff(ev, t / 2), res) + disp_err
 
 
-def _value_groups(ev: Evaluator, kink_idx: np.ndarray, claim: Claim) -> tuple[list[int], np.ndarray]:
-    """Every element of the input whose value is a kink element's, moved together (a value at a time, the most
-    shared first): the kink elements of a group whose summed gradient is not the change, and every element of
-    the groups that moved differentiably (settled: right or wrong)."""
+def _value_groups(ev: Evaluator, of: np.ndarray, claim: Claim) -> list[int]:
+    """The elements of ``of`` whose ties (every element of the input of their value, moved together) move
+    differentiably but not as their summed gradient says."""
     bad: list[int] = []
-    settled: list[np.ndarray] = []
-    for group in _same_value(ev.tree.values(), kink_idx)[:MAX_TIE_GROUPS]:
-        verdict = _moved_together(ev, group, claim)
-        if verdict is None:
-            continue
-        settled.append(group)
-        if verdict is False:
-            bad.extend(int(i) for i in group[np.isin(group, kink_idx)])
-    return bad, np.concatenate(settled) if settled else np.empty(0, dtype=np.int64)
+    for group in _same_value(ev.tree.values(), of)[:MAX_TIE_GROUPS]:
+        if _moved_together(ev, group, claim) is False:
+            bad.extend(int(i) for i in group[np.isin(group, of)])
+    return bad
 
 
-def recheck_tied(ev: Evaluator, idx: np.ndarray, j: Judgement, claim: Claim, rng: np.random.Generator) -> list[str]:
+def recheck_tied(
+    ev: Evaluator, idx: np.ndarray, j: Judgement, claim: Claim, rng: np.random.Generator
+) -> tuple[list[str], np.ndarray]:
     """Elements that mismatch where their value ties with other elements of the input, flat along their own
     axis (the median of three equal values), judged at a nearby point where the tie is broken: right there, and
     their analytic value among the gradients around the point, they are kinks (and :func:`joint_kink_test`
-    moves them with the elements they tie with); else they stay mismatches."""
+    moves them with the elements they tie with); else they stay mismatches. With the notes, the flat
+    positions of the elements taken as kinks."""
+    none = idx[:0]
     if claim.regrad is None:
-        return []
+        return [], none
     wrong = np.flatnonzero(j.status == MISMATCH)
     shared = _same_value(ev.tree.values(), idx[wrong])
     tied = wrong[np.isin(idx[wrong], np.concatenate(shared))] if shared else wrong[:0]
     if not tied.size:
-        return []
+        return [], none
     j.hull[tied, 0] = j.hull[tied, 1] = j.numeric[tied]  # (their one-sided slopes agree)
     found = nearby_verdicts(ev, idx, tied, j, claim, rng)
     if found is None:
-        return []
+        return [], none
     fine, poles = found
     kinks = tied[fine & ~poles]
     if not kinks.size:
-        return []
+        return [], none
     j.status[kinks] = KINK
     return [
         f"{kinks.size} element(s) tie in value with other elements of the input (a median or a sort of equal "
         "values): f does not move with one of them alone, yet is not differentiable at the point; their analytic "
         "values lie among the gradients around it, and the backward pass is right at a nearby point where the tie "
         "is broken: taken as kinks, and moved together with the elements of their value."
-    ]
+    ], idx[kinks]
 
 
 def _same_value(values: np.ndarray, of: np.ndarray) -> list[np.ndarray]:
