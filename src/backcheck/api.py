@@ -154,6 +154,20 @@ def _numeric_point(f: Callable[[Any], Any], tree: Tree, upcast: bool | None) -> 
     wide = Tree(tree.fresh(dtype=np.float64), tree.root, in_place=False)
     if upcast:
         return wide, 0, ""
+    from backcheck.randomness import FrozenRandom, find_generators
+
+    # every stream f reaches replayed at each of these calls (a dropout mask drawn anew would differ between the
+    # narrow and the float64 run as no rounding does, and hide a closure that never reads its argument), and
+    # left as the user had it
+    frozen = FrozenRandom(find_generators(f))
+    try:
+        return _decided_point(frozen.wrap(f), tree, wide, narrow)
+    finally:
+        frozen.restore()
+
+
+def _decided_point(f: Callable[[Any], Any], tree: Tree, wide: Tree, narrow: list[np.dtype]) -> tuple[Tree, int, str]:
+    """:func:`_numeric_point` where ``f`` is asked: the narrow point or its float64 copies ``wide``."""
     fname = function_name(f)
     with np.errstate(all="ignore"):
         low = _as_float(call_user(f, (tree.fresh(),), fname))
