@@ -99,7 +99,7 @@ def run_strategy(
     else:
         try:
             outcome = _projected(
-                ev, dataclasses.replace(claim, regrad=None), strategy == "auto", (samples, *target), rng, skip
+                ev, claim, strategy == "auto", (samples, *target), rng, skip
             )
         except NonFiniteError as exc:
             # every direction leaves f's domain (an element on its edge: x = 0 of a square root): element by

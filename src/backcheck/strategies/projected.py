@@ -22,7 +22,7 @@ sibling's, so one measurement (2 evaluations) per level suffices for a single wr
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -441,7 +441,7 @@ def localize(ev: Evaluator, claim: Claim, leaf: Leaf, weights: np.ndarray, root:
 def _judge_one(ev: Evaluator, claim: Claim, i: int, out: Localized) -> None:
     """Judge one localized element exactly as the full check would; keep it if wrong, at a kink or where f
     jumps (what made the direction disagree)."""
-    sub = run(ev, replace(claim, regrad=None), np.array([i]))
+    sub = run(ev, claim, np.array([i]))
     st = str(sub.status[0])
     if st in FAILING or st in (KINK, JUMP):
         out.found.append(int(i))
