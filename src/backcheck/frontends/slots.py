@@ -28,44 +28,78 @@ MISSING = object()
 _SLOT = re.compile(r"^([A-Za-z_]\w*)(?:\[['\"]?([^'\"\]]+)['\"]?\])?$")
 
 
+def _index(key: str | None) -> Any:
+    """A step's key as written: a list's position (``layers[2]``) or a dict's key."""
+    return int(key) if key is not None and key.isdigit() else key
+
+
 def is_float_array(v: Any) -> bool:
     return isinstance(v, np.ndarray) and v.dtype.kind == "f"
 
 
 @dataclass(frozen=True)
 class Slot:
-    """Where a value lives on the object: the attribute ``attr``, or the entry ``key`` of the dict ``attr``."""
+    """Where a value lives on the object: the attribute ``attr``, or the entry ``key`` of the dict ``attr``; on a
+    sub-object ``via`` reaches (a layer of a network: ``(("layers", 2),)`` is ``self.layers[2]``)."""
 
     attr: str
     key: Any = None
     full: bool = False  # named by its path (W[val]): the entry's key alone repeats or is an input's name
+    #: the steps from the object to the one holding ``attr``: (attribute, index or key, or None for the attribute)
+    via: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def prefix(self) -> str:
+        """``via`` as a name's prefix: ``layers[2].``."""
+        return "".join(a + ("" if k is None else f"[{k!r}]") + "." for a, k in self.via)
+
+    def owner(self, obj: Any) -> Any:
+        """The object ``via`` reaches from ``obj`` (MISSING where a step finds nothing)."""
+        for a, k in self.via:
+            obj = getattr(obj, a, MISSING)
+            if obj is MISSING or k is None:
+                continue
+            try:
+                obj = obj[k]
+            except (KeyError, IndexError, TypeError):
+                return MISSING
+        return obj
 
     @classmethod
     def parse(cls, text: Any, what: str) -> Slot:
-        match = _SLOT.match(text) if isinstance(text, str) else None
-        if match is None:
+        """``W``, ``parameters[W]``, or either on a layer the object holds: ``layers[2].params[b]``."""
+        parts = text.split(".") if isinstance(text, str) else [None]
+        matches = [_SLOT.match(p) if isinstance(p, str) else None for p in parts]
+        if any(m is None for m in matches):
             raise BadInputError(
                 f"{what} names {text!r}, which is not an attribute name.",
-                "use an attribute name ('W') or a dict attribute's entry ('parameters[W]').",
+                "use an attribute name ('W'), a dict attribute's entry ('parameters[W]'), or either on a layer the "
+                "object holds ('layers[2].W').",
             )
-        return cls(match.group(1), match.group(2))
+        via = tuple((m.group(1), _index(m.group(2))) for m in matches[:-1] if m is not None)
+        last = matches[-1]
+        assert last is not None
+        return cls(last.group(1), last.group(2), via=via)
 
     @property
     def name(self) -> str:
-        """The name in the report: the attribute's, the dict entry's, or the path ``W[val]`` when keys repeat."""
+        """The name in the report: the attribute's, the dict entry's, or the path ``W[val]`` when keys repeat
+        (after the sub-object's path: ``layers[2].b``)."""
         if self.key is None:
-            return self.attr
-        return self.path if self.full else str(self.key)
+            return self.prefix + self.attr
+        return self.path if self.full else self.prefix + str(self.key)
 
     @property
     def path(self) -> str:
-        return self.attr if self.key is None else f"{self.attr}[{self.key}]"
+        return self.prefix + (self.attr if self.key is None else f"{self.attr}[{self.key}]")
 
     @property
     def label(self) -> str:
-        return f"self.{self.attr}" if self.key is None else f"self.{self.attr}[{self.key!r}]"
+        here = self.attr if self.key is None else f"{self.attr}[{self.key!r}]"
+        return f"self.{self.prefix}{here}"
 
     def get(self, obj: Any) -> Any:
+        obj = self.owner(obj) if self.via else obj
         value = getattr(obj, self.attr, MISSING)
         if self.key is None or value is MISSING:
             return value
@@ -96,8 +130,9 @@ def dict_slots(slots: list[Slot]) -> bool:
     return any(s.key is not None for s in slots)
 
 
-def declared(obj: Any, params: Any, cls: str) -> list[Slot]:
-    """The parameters' slots on ``obj`` (candidates only, when they are searched for)."""
+def declared(obj: Any, params: Any, cls: str, depth: int = 0) -> list[Slot]:
+    """The parameters' slots on ``obj`` (candidates only, when they are searched for); where ``obj`` holds none
+    itself, those of the layers it holds (:func:`_nested`)."""
     if isinstance(params, str):
         value = getattr(obj, params, MISSING)
         if _float_list(value):
@@ -130,7 +165,36 @@ def declared(obj: Any, params: Any, cls: str) -> list[Slot]:
         return boxed
     arrays = [a for a, v in attrs.items() if is_float_array(v)]
     candidates = [a for a in arrays if not any(a in grad_names(b) for b in arrays)]
-    return [Slot(a) for a in candidates]  # none: a layer without parameters (or created by forward)
+    if candidates or depth >= NESTED_DEPTH:
+        return [Slot(a) for a in candidates]  # none: a layer without parameters (or created by forward)
+    return _nested(obj, cls, depth)
+
+
+#: How deep :func:`declared` looks for the parameters of layers held by layers (a network of blocks of layers).
+NESTED_DEPTH = 3
+
+
+def _nested(obj: Any, cls: str, depth: int) -> list[Slot]:
+    """The parameters of the layer objects ``obj`` holds (a network's ``self.layers = [Dense(...), ReLU(), ...]``,
+    a dict of them, or ``self.fc1 = Dense(...)``), each found as that layer's own would be, reached through
+    ``via``; a layer held twice (one object at two places) is found once."""
+    out: list[Slot] = []
+    seen: set[int] = set()
+    for a, v in attributes(obj).items():
+        if a in PARAM_DICTS + GRAD_DICTS:
+            continue
+        items = v.items() if isinstance(v, Mapping) else enumerate(v) if isinstance(v, (list, tuple)) else [(None, v)]
+        for k, sub in items:
+            if not _layer_like(sub) or id(sub) in seen:
+                continue
+            seen.add(id(sub))
+            out += [dataclasses.replace(s, via=((a, k), *s.via)) for s in declared(sub, None, cls, depth + 1)]
+    return out
+
+
+def _layer_like(v: Any) -> bool:
+    """An object that may hold parameters: a forward and a backward method, and attributes of its own."""
+    return hasattr(v, "__dict__") and callable(getattr(v, "forward", None)) and callable(getattr(v, "backward", None))
 
 
 def _float_list(value: Any) -> bool:
@@ -229,6 +293,8 @@ def params_hint(obj: Any) -> str:
 
 
 def grad_slots(slot: Slot, grads: Any) -> list[Slot]:
+    if slot.via and grads is None:  # searched for beside the parameter, on the layer that holds it
+        return [dataclasses.replace(c, via=slot.via) for c in grad_slots(dataclasses.replace(slot, via=()), None)]
     name = slot.name
     if isinstance(grads, Mapping):
         for key in (name, slot.path, slot.label):

@@ -98,9 +98,7 @@ def run_strategy(
         outcome = run(ev, claim, choose(strategy, pools, samples, rng), rng)
     else:
         try:
-            outcome = _projected(
-                ev, claim, strategy == "auto", (samples, *target), rng, skip
-            )
+            outcome = _projected(ev, claim, strategy == "auto", (samples, *target), rng, skip)
         except NonFiniteError as exc:
             # every direction leaves f's domain (an element on its edge: x = 0 of a square root): element by
             # element, where such an element is differenced from its finite side
@@ -209,15 +207,7 @@ def _projected(
         every = np.arange(leaf.offset, leaf.offset + leaf.size) if among is None else among
         pool = np.setdiff1d(every, ev.tree.excluded)
         pool = pool[~np.isin(pool, out.checked)]
-        draw = rng.choice(pool, size=min(KINKY_SAMPLES, pool.size), replace=False)
-        sub = run(ev, claim, np.sort(draw[:FIRST_SAMPLES]), rng)
-        out.add_outcome(sub)
-        if draw.size > FIRST_SAMPLES and _sees_any(claim, sub):
-            more = run(ev, claim, np.sort(draw[FIRST_SAMPLES:]), rng)
-            out.add_outcome(more)
-            sub = _joined(sub, more)
-        elif draw.size > FIRST_SAMPLES:
-            out.notes.append(_blind_sample(leaf.name, sub.checked.size, draw.size))
+        sub = _judged_sample(ev, claim, rng.choice(pool, size=min(KINKY_SAMPLES, pool.size), replace=False), rng, out)
         idx = sub.checked
         left = pool.size - idx.size
         if among is None and 0 < left <= budget[0] and not np.isin(sub.status, FAILING).any():
@@ -401,6 +391,21 @@ def _how_many(sub: Outcome, pool: int) -> str:
 
 def _arrays(o: Outcome) -> tuple[np.ndarray, ...]:
     return o.checked, o.numeric, o.bound, o.status
+
+
+def _judged_sample(ev: Evaluator, claim: Claim, draw: np.ndarray, rng: np.random.Generator, out: Any) -> Outcome:
+    """The elements ``draw`` judged one by one (into the collector ``out`` too): its first :data:`FIRST_SAMPLES`,
+    then the rest where they saw something (:func:`_sees_any`), else a note says the rest was left."""
+    sub = run(ev, claim, np.sort(draw[:FIRST_SAMPLES]), rng)
+    out.add_outcome(sub)
+    if draw.size > FIRST_SAMPLES and _sees_any(claim, sub):
+        more = run(ev, claim, np.sort(draw[FIRST_SAMPLES:]), rng)
+        out.add_outcome(more)
+        return _joined(sub, more)
+    if draw.size > FIRST_SAMPLES:
+        name = ev.tree.leaves[int(np.searchsorted(ev.tree.offsets, draw[0], side="right")) - 1].name
+        out.notes.append(_blind_sample(name, sub.checked.size, draw.size))
+    return sub
 
 
 def _joined(a: Outcome, b: Outcome) -> Outcome:
