@@ -17,6 +17,7 @@ import numpy as np
 
 from backcheck.backends import Backend, batched_first_differences, put_back, serial_first_differences
 from backcheck.bits import BFLOAT16_EPS, dot, machine_eps
+from backcheck.containers import flatten
 from backcheck.edges import one_sided
 from backcheck.errors import (
     BackcheckError,
@@ -24,7 +25,7 @@ from backcheck.errors import (
     UserFunctionError,
 )
 from backcheck.moves import covers, in_place, move, move_dots, split
-from backcheck.outputs import Output, narrow_inputs
+from backcheck.outputs import Output, computed_dtype, narrow_inputs
 from backcheck.randomness import jitter
 from backcheck.tree import Leaf, Tree, flat_view
 
@@ -180,7 +181,7 @@ class Evaluator:
             )
             dtype = np.dtype(np.float64)
         if dtype != self.output.declared and narrow_inputs(self.tree.values()):
-            dtype = self.output.declared  # outputs that copy float32-exact inputs are no float32 kernel
+            dtype = self._off_the_grid(dtype)  # outputs may copy float32-exact inputs: asked off float32's grid
         self.phi0, self.scale, self.out_dtype = phi, scale, dtype
         self.ready = True
         finest = min((leaf.dtype for leaf in self.tree.leaves), key=machine_eps, default=dtype)
@@ -191,6 +192,30 @@ class Evaluator:
                 f"return {finest} to check the gradient more tightly."
             )
         return phi
+
+    def _off_the_grid(self, narrow: np.dtype) -> np.dtype:
+        """The dtype ``f`` computes in where its outputs and inputs are all float32-exact (float64 copies of
+        float32 tensors): asked again at the point moved off float32's grid (each value by 2**-30 of itself, far
+        below float32's spacing), where a function that casts to float32 inside (``f(x.float()).double()``) still
+        returns float32-exact values and one whose outputs copy its inputs (a ReLU, a pool) no longer does. One
+        evaluation; the declared dtype where the point cannot hold such values or ``f`` fails there."""
+        declared = self.output.declared
+        if any(leaf.dtype != np.float64 for leaf in self.tree.leaves):
+            return declared
+        try:
+            for leaf in self.tree.leaves:
+                with np.errstate(all="ignore"):
+                    np.add(leaf.work, np.ldexp(leaf.work, -30), out=leaf.work, where=np.isfinite(leaf.work))
+            self.n_evals += 1
+            raw = self.call(self.tree.current())
+            values = [np.asarray(p, dtype=np.float64).reshape(-1) for _, p in flatten(raw)]
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception:  # noqa: BLE001 - a point it refuses tells nothing: as declared
+            return declared
+        finally:
+            self.tree.restore()
+        return narrow if computed_dtype(values, declared) == narrow else declared
 
     @property
     def out_eps(self) -> float:

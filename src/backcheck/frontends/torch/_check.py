@@ -67,6 +67,7 @@ from backcheck.frontends.torch._tensors import (
 from backcheck.frontends.torch._unchecked import declared, unchecked_notes
 from backcheck.frontends.torch._vmap import prefetch
 from backcheck.options import Options
+from backcheck.outputs import computed_dtype
 from backcheck.randomness import FrozenRandom, find_generators, replay_note
 from backcheck.report import Finding, Report
 from backcheck.run import run
@@ -508,6 +509,8 @@ class _Side:
         if not isinstance(wide, np.ndarray):
             notes.extend([wide] if wide else [])
             return None
+        if machine_eps(computed_dtype([wide], np.dtype(np.float64))) >= float(np.min(self.eps())):
+            return None  # every value float32-exact for a float32 gradient: a backward that casts itself, no wider
         spread = call_user(side.rounding_spread, (self.sess, self.douts, g), self._what())
         eps = self.eps()
         why = wide_disagreement(self.tree, g, wide, eps, spread)
