@@ -54,3 +54,24 @@ def test_a_backward_writing_into_a_saved_tensor_is_still_told_so():
     report = bt.check_function(WritesSaved, x)
     found = [f for f in report.findings if f.kind == "saved state"]
     assert found and "writes into a tensor it saved" in found[0].message, report.findings
+
+
+class CumProd(Function):  # the division backward: NaN where the input is exactly 0 (a real bug)
+    @staticmethod
+    def forward(ctx, x):
+        y = x.cumprod(-1)
+        ctx.save_for_backward(x, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        x, y = ctx.saved_tensors
+        return (g * y).flip(-1).cumsum(-1).flip(-1) / x
+
+
+def test_a_gradient_nan_at_every_pass_fails_where_it_is_nan_not_as_saved_state():
+    x = torch.tensor([[1.5, 0.0, 2.0, 0.7], [0.9, 1.1, 0.0, 0.0]], dtype=torch.float64, requires_grad=True)
+    report = bt.check_function(CumProd, x)
+    assert report.status == "fail", report
+    assert not [f for f in report.findings if f.kind == "saved state"], report.findings
+    assert {e.index for e in report.mismatches} == {(0, 1), (1, 2), (1, 3)}, report

@@ -439,7 +439,7 @@ def state_finding(fname: str, tree: Tree, runs: Runs, eps: np.ndarray, draws: bo
         sl = slice(leaf.offset, leaf.offset + leaf.size)
         scale = float(np.max(np.abs(g1[sl]), initial=0.0))
         tol = REPEAT_ULPS * eps[sl] * scale
-        changed[sl] = (np.abs(g2[sl] - ref2[sl]) > tol) | (np.abs(g3[sl] - g1[sl]) > tol) | ~np.isfinite(g3[sl])
+        changed[sl] = _apart(g2[sl], ref2[sl], tol) | _apart(g3[sl], g1[sl], tol)
     where = np.flatnonzero(changed)
     if not where.size:
         return None
@@ -459,6 +459,13 @@ def state_finding(fname: str, tree: Tree, runs: Runs, eps: np.ndarray, draws: bo
         where=leaf.name,
         elements=names,
     )
+
+
+def _apart(a: np.ndarray, b: np.ndarray, tol: np.ndarray) -> np.ndarray:
+    """Where two runs' gradients differ beyond ``tol``: NaN in both, or the same infinity, is no difference (a
+    gradient that is NaN at every pass is wrong, not changed by the passes); NaN in one alone is."""
+    with np.errstate(invalid="ignore"):
+        return ~((np.abs(a - b) <= tol) | (a == b) | (np.isnan(a) & np.isnan(b)))
 
 
 _WRITES = (
