@@ -36,6 +36,7 @@ from backcheck.frontends.common import (
     settle_linearity,
     wide_disagreement,
 )
+from backcheck.frontends.torch._buffers import written_buffers
 from backcheck.frontends.torch._jvp import forward, forward_probed
 from backcheck.frontends.torch._outputs import (
     NONE_GRAD_HINT,
@@ -137,12 +138,16 @@ def _check_torch(target: Target, knobs: Knobs) -> Report:
     start = _frozen(target)  # the generators as the user left them: so they are again afterwards
     try:
         return _check_session(target, knobs, found, start if random == "freeze" else None)
-    except NondeterministicError:
+    except NondeterministicError as exc:
         if random != "auto":
-            raise
+            raise written_buffers(target, exc) from None
         # random (dropout, sampling): checked again with the same random stream at every call
         start.restore()
-        return _check_session(target, knobs, found, start)
+        try:
+            return _check_session(target, knobs, found, start)
+        except NondeterministicError as again:
+            start.restore()
+            raise written_buffers(target, again) from None
     finally:
         start.restore()
 

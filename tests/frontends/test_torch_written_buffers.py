@@ -1,0 +1,32 @@
+"""A module that writes its own buffers at every call (spectral_norm's power iteration in training mode) changes
+between evaluations for that reason: the error names the buffers and says nothing random is involved (it blamed
+randomness and hinted to seed a generator). The user's buffers are left as they were."""
+
+import pytest
+import torch
+from torch import nn
+
+import backcheck.torch as bt
+from backcheck.errors import NondeterministicError
+
+
+def test_a_module_writing_its_buffers_is_told_so_and_left_as_it_was():
+    torch.manual_seed(0)
+    m = nn.utils.spectral_norm(nn.Linear(4, 3)).double().train()
+    x = torch.randn(5, 4, dtype=torch.float64, requires_grad=True)
+    before = {n: b.clone() for n, b in m.named_buffers()}
+    with pytest.raises(NondeterministicError) as info:
+        bt.check_module(m, x)
+    assert "writes its buffers weight_u, weight_v" in info.value.message, info.value
+    assert "eval" in info.value.hint
+    for n, b in m.named_buffers():
+        assert torch.equal(b, before[n]), n
+    assert bt.check_module(m.eval(), x).status == "pass"
+
+
+def test_a_random_module_is_still_checked_with_its_stream_replayed():
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(4, 3), nn.Dropout(0.3)).double().train()
+    x = torch.randn(5, 4, dtype=torch.float64, requires_grad=True)
+    report = bt.check_module(m, x)
+    assert report.status == "pass", report
