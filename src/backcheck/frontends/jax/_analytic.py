@@ -226,8 +226,14 @@ def _untransposable(cause: BaseException | None) -> bool:
 def sections_of(sides: Sides, mode: str, section: Callable[..., Any], prefix: str) -> tuple[list[Any], list[str]]:
     """The sections to judge for ``mode`` (built with ``section(g, at, prefix, note)``) and notes."""
     sections, notes = [], []
+    refused: UserFunctionError | None = None
     if mode in ("rev", "both"):
-        sections.append(section(sides.reverse(), sides.reverse, "", ""))
+        try:
+            sections.append(section(sides.reverse(), sides.reverse, "", ""))
+        except UserFunctionError as exc:
+            if mode == "rev":
+                raise
+            refused = exc  # (reverse mode transposes the forward rule: told below when that rule is not linear)
     if mode in ("fwd", "both"):
         g_fwd, why = sides.forward_or_why(mode)
         if g_fwd is None:
@@ -241,4 +247,12 @@ def sections_of(sides: Sides, mode: str, section: Callable[..., Any], prefix: st
                 "same finite differences."
             )
             sections.append(section(g_fwd, sides.forward, prefix, note))
+    if refused is not None:
+        if sides.jvp_finding is None:
+            raise refused
+        cause = refused.__cause__ if refused.__cause__ is not None else refused
+        notes.append(
+            f"reverse mode was not checked: jax builds it by transposing the forward-mode rule, which is not linear "
+            f"in its tangent (the nonlinear jvp finding), and jax.vjp raised {type(cause).__name__}."
+        )
     return sections, notes

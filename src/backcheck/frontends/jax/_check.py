@@ -115,7 +115,7 @@ def _analytic(sides: Sides, mode: str, wide: bool = False) -> Callable[[], Analy
             return Section(g, at, prefix, note, g_wide=g_wide, grad_eps=eps)
 
         sections, why = sections_of(sides, mode, section, JVP_PREFIX)
-        found = _linearity(sides, sections[0]) if mode in ("rev", "both") else None
+        found = _linearity(sides, sections[0]) if mode in ("rev", "both") and not sections[0].prefix else None
         findings = tuple(f for f in (found, sides.jvp_finding) if f is not None)
         return Analytic(tuple(sections), findings, notes=(*why, *said))
 
