@@ -25,7 +25,7 @@ from backcheck.errors import (
     UserFunctionError,
 )
 from backcheck.moves import covers, in_place, move, move_dots, split
-from backcheck.outputs import Output, computed_dtype, narrow_inputs
+from backcheck.outputs import NARROW_EVIDENCE, Output, computed_dtype, narrow_inputs
 from backcheck.randomness import jitter
 from backcheck.tree import Leaf, Tree, flat_view
 
@@ -198,7 +198,8 @@ class Evaluator:
         float32 tensors): asked again at the point moved off float32's grid (each value by 2**-30 of itself, far
         below float32's spacing), where a function that casts to float32 inside (``f(x.float()).double()``) still
         returns float32-exact values and one whose outputs copy its inputs (a ReLU, a pool) no longer does. One
-        evaluation; the declared dtype where the point cannot hold such values or ``f`` fails there."""
+        evaluation; the declared dtype where the point cannot hold such values or ``f`` fails there, or for fewer
+        than NARROW_EVIDENCE output values."""
         declared = self.output.declared
         if any(leaf.dtype != np.float64 for leaf in self.tree.leaves):
             return declared
@@ -215,6 +216,8 @@ class Evaluator:
             return declared
         finally:
             self.tree.restore()
+        if sum(v.size for v in values) < NARROW_EVIDENCE:
+            return declared  # (one value, a loss that cancels to a few bits, is float32-exact by chance)
         return narrow if computed_dtype(values, declared) == narrow else declared
 
     @property
