@@ -323,5 +323,23 @@ def _as_array(out: Any, what: str) -> np.ndarray:
     except Exception as exc:  # noqa: BLE001 - anything numpy cannot read is the user's culprit
         raise NotScalarError(
             f"{what} ({type(out).__qualname__}) is not a number or an array.",
-            "return a float or a numpy array.",
+            "return a float or a numpy array." + (f" {PAIR_HINT}" if loss_pair(out) else ""),
         ) from exc
+
+
+#: What a function returning CS231n's ``(loss, dx)`` (or ``model.loss``'s ``(loss, grads)``) is told.
+PAIR_HINT = (
+    "It returns a pair, a loss and its gradient (CS231n's softmax_loss and model.loss do): check the loss with "
+    "its gradient as two functions, check(lambda x: f(x)[0], x, lambda x: f(x)[1])."
+)
+
+
+def loss_pair(out: Any) -> bool:
+    """Whether ``out`` is a loss with its gradient: a pair of one number and arrays (or a dict or list of them)."""
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        return False
+    first, second = out
+    number = isinstance(first, (int, float, np.generic)) or (isinstance(first, np.ndarray) and first.size == 1)
+    grads = list(second.values()) if isinstance(second, dict) else second
+    grads = grads if isinstance(grads, (tuple, list)) else [grads]
+    return number and bool(grads) and all(isinstance(g, np.ndarray) and g.dtype.kind == "f" for g in grads)

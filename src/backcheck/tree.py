@@ -530,10 +530,13 @@ def _gradient_leaf(other: Any, leaf: Leaf, what: str, strict_dtype: bool = False
             f"return an array of shape {leaf.shape} (zeros if it is zero).",
         )
     if is_container(other):
+        pair = isinstance(other, (tuple, list)) and len(other) == 2 and np.shape(other[1]) == leaf.shape  # (loss, dx)
+        pair = pair and np.size(other[0]) == 1
         raise GradientStructureError(
             f"the {what} for {leaf.name} is a {describe(other)}, but {leaf.name} is a single array "
             f"of shape {leaf.shape}.",
-            "return one array per parameter array, in the parameters' structure.",
+            "return one array per parameter array, in the parameters' structure."
+            + (" It looks like (loss, dx): pass lambda x: grad(x)[1] as the gradient." if pair else ""),
         )
     if not isinstance(other, (np.ndarray, np.generic, float, int)):
         raise GradientStructureError(

@@ -266,7 +266,14 @@ class Backward:
         eps = grad_eps
         if eps is None:
             eps = layer.tree.per_leaf([float(np.finfo(lf.dtype).eps) for lf in layer.tree.leaves])
-        return linearity_finding(self.bname, layer.tree, g, [(LINEAR_SCALE, scaled)], eps), ""
+        found = linearity_finding(self.bname, layer.tree, g, [(LINEAR_SCALE, scaled)], eps)
+        if found is not None and np.array_equal(scaled * LINEAR_SCALE, g):
+            found.message += (
+                f" {self.bname} returns the same gradient whatever dout is: it ignores dout. A loss that returns "
+                "its gradient beside it (CS231n's softmax_loss: (loss, dx)) is checked as two functions: "
+                "check(lambda x: f(x)[0], x, lambda x: f(x)[1])."
+            )
+        return found, ""
 
     @staticmethod
     def _forward_alone(layer: Any) -> list[Any] | None:
