@@ -477,7 +477,7 @@ def test_a_gradient_is_named_by_its_marker_at_either_end_of_the_parameters_name(
     """The parameter's name is taken from the end it stands at, not from inside the marker (grad_a's 'a')."""
     from dataclasses import dataclass
 
-    from backcheck.frontends.objects import _gradient_of
+    from backcheck.frontends.object_probe import _gradient_of
 
     @dataclass(frozen=True)
     class Named:

@@ -16,7 +16,7 @@ from backcheck.bits import overlaps_itself, span
 from backcheck.errors import GradientStructureError, ParamsError
 from backcheck.frontends.hints import constant_hint
 from backcheck.frontends.object_steps import Stepped, before_step, call_backward, read_step
-from backcheck.frontends.slots import MISSING, Slot, Where, is_float_array, zero
+from backcheck.frontends.slots import MISSING, Slot, Where, flat_return, is_float_array, zero
 
 
 # -- the functions check_layer calls (classes, so that an executor can pickle them with the layer) ---------------
@@ -66,7 +66,9 @@ class Backward:
         every = [*self.where.values(), *tied]
         zero(obj, [w for w in every if isinstance(w, Slot)])
         before = before_step(obj, every)
-        ret = call_backward(getattr(obj, spec.backward), dout, spec.step is not None)
+        ret = flat_return(
+            call_backward(getattr(obj, spec.backward), dout, spec.step is not None), spec.n_in, len(self.slots)
+        )
         positional = any(isinstance(w, int) for w in every)
         grads = []
         for s in self.slots:

@@ -315,20 +315,35 @@ def grad_slots(slot: Slot, grads: Any) -> list[Slot]:
     )
 
 
-def looked_labels(obj: Any, candidates: Sequence[Slot]) -> list[str]:
+def looked_labels(obj: Any, candidates: Sequence[Slot], shape: tuple[int, ...] | None = None) -> list[str]:
     """Where the search looked for a gradient, as the user reads it: an entry of a dict attribute only when that
-    attribute is a dict (or absent); an attribute of another kind (a tuple property) is named with its kind."""
+    attribute is a dict (or absent); an attribute of another kind (a tuple property) is named with its kind, and
+    an array of another shape than the parameter's ``shape`` with its shape."""
     labels: list[str] = []
     for c in candidates:
-        holder = getattr(obj, c.attr, MISSING) if c.key is not None else MISSING
+        holder = getattr(c.owner(obj), c.attr, MISSING) if c.key is not None else MISSING
+        found = c.get(obj)
         label = (
             c.label
             if holder is MISSING or isinstance(holder, Mapping)
             else (f"self.{c.attr} (a {type(holder).__name__}, not a dict)")
         )
+        if shape is not None and is_float_array(found) and found.shape != shape:
+            label += f" (of shape {found.shape}, not {shape})"
         if label not in labels:
             labels.append(label)
     return labels
+
+
+def flat_return(ret: Any, n_in: int, n_params: int) -> Any:
+    """``backward``'s return value with the parameters' gradients returned as one list after the inputs'
+    (``(dX, [dW, db])``) laid out flat, ``(dX, dW, db)``; else as it is."""
+    if not (isinstance(ret, (tuple, list)) and n_params and len(ret) == n_in + 1):
+        return ret
+    last = ret[-1]
+    if isinstance(last, (tuple, list)) and len(last) == n_params and all(is_float_array(g) for g in last):
+        return (*ret[:-1], *last)
+    return ret
 
 
 def gradient_named(attr: str, param: str) -> bool:

@@ -1,0 +1,236 @@
+"""check_object's look at a layer object before the check: one forward and backward pass on a fresh copy, to see
+where its parameters' gradients are written (attributes, dict entries, backward's return value, or the
+parameters' own step), which arrays forward sets (state) and which backward steps, and the typed errors that
+name a parameter whose gradient is nowhere."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from backcheck.calls import call_user, flat_outputs
+from backcheck.containers import flatten, rebuild_like
+from backcheck.errors import BadInputError, UserFunctionError
+from backcheck.frontends.hints import object_output_error, outputs_sentence, pair_hint
+from backcheck.frontends.layers import cotangents
+from backcheck.frontends.object_passes import Shared
+from backcheck.frontends.object_steps import Stepped, call_backward, read_by_forward
+from backcheck.frontends.slots import (
+    Slot,
+    Where,
+    dict_slots,
+    flat_return,
+    grad_slots,
+    is_float_array,
+    looked_labels,
+    odd_arrays,
+    snapshot,
+    unchecked_slots,
+    written_like,
+    zero,
+)
+
+
+def with_params(template: Any, slots: list[Slot], values: Sequence[Any], shared: Sequence[Shared] = ()) -> Any:
+    """A deep copy of ``template`` whose parameter arrays are fresh copies of ``values`` (aliases follow, and
+    views of one another stay views of one fresh array)."""
+    memo: dict[int, Any] = {id(s.get(template)): np.array(v, copy=True) for s, v in zip(slots, values, strict=True)}
+    for group in shared:
+        memo.update(group.memo(template, dict(zip(slots, values, strict=True))))
+    return copy.deepcopy(template, memo)
+
+
+@dataclass  # -- one forward and backward pass to see where things are ---------------------------------------------
+class Probe:
+    changed_by_forward: set[Slot]
+    updated: list[Slot]
+    where: dict[Slot, Where]
+    looked: dict[Slot, list[str]]
+    out: Any = None
+    shapes: dict[Slot, tuple[int, ...]] = field(default_factory=dict)  # the parameters' shapes, before backward
+    unchecked: list[str] = field(default_factory=list)  # parameters of a kind not perturbed, with a gradient
+    state: set[Slot] = field(default_factory=set)  # arrays a stepping backward updates and forward never reads
+
+
+def _snap(value: Any) -> Any:
+    return np.array(value, copy=True) if isinstance(value, np.ndarray) else value
+
+
+def _differs(before: Any, now: Any) -> bool:
+    if isinstance(before, np.ndarray) and isinstance(now, np.ndarray):
+        return before.shape != now.shape or not np.array_equal(before, now, equal_nan=True)
+    return before is not now
+
+
+def probe_layer(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any, ...], dout: Any, spec: Any) -> Probe:
+    obj = spec.fresh(with_params(template, [], [], spec.shared))
+    before = {s: (id(s.get(obj)), _snap(s.get(obj))) for s in slots}
+    out = call_user(getattr(obj, spec.forward), copy.deepcopy(inputs), f"{spec.cls}.{spec.forward}")
+    if out is None or any(np.asarray(x).dtype.kind == "O" for _, x in flatten(out, "out")):
+        raise object_output_error(f"{spec.cls}.{spec.forward}", out, obj)
+    # set by forward (reassigned, even to equal values, or written): state such as a stored input
+    changed = {s for s in slots if id(s.get(obj)) != before[s][0] or _differs(before[s][1], s.get(obj))}
+    at_backward = {s: _snap(s.get(obj)) for s in slots}
+    candidates = {s: grad_slots(s, grads) for s in slots}
+    flat = [c for cs in candidates.values() for c in cs]
+    zero(obj, flat)
+    zeroed = {c: (id(c.get(obj)), _snap(c.get(obj))) for c in flat}
+    attrs = snapshot(obj) if grads is None else {}
+    if dout is None and out is not None:
+        dout = rebuild_like(out, [np.ones_like(np.asarray(x)) for _, x in flatten(out, "out")])
+    elif dout is not None:  # named with the output's shape, as check_layer names it, before backward meets it
+        parts = [(n, np.asarray(p)) for n, p in flat_outputs(out, "out", f"{spec.cls}.{spec.forward}'s output")]
+        cotangents(dout, parts, np.random.default_rng(0), f"{spec.cls}.{spec.forward}")
+    names, odd = (f"{spec.cls}.{spec.forward}", f"{spec.cls}.{spec.backward}"), odd_arrays(obj, spec.step is not None)
+    try:
+        method = getattr(obj, spec.backward)
+        ret = flat_return(
+            call_user(lambda d: call_backward(method, d, spec.step is not None), (copy.deepcopy(dout),), names[1]),
+            spec.n_in,
+            len(slots),
+        )
+    except UserFunctionError as exc:  # a backward taking one dout of a forward with several outputs: said so
+        raise pair_hint(exc, out, None, names) from exc.__cause__
+    updated = [s for s in slots if _differs(at_backward[s], s.get(obj))]
+    positional = isinstance(ret, (tuple, list)) and len(ret) == spec.n_in + len(slots) and len(slots) > 0
+    where: dict[Slot, Where] = {}
+    for k, s in enumerate(slots):
+        shape = np.shape(at_backward[s])
+        found = [c for c in candidates[s] if is_float_array(c.get(obj)) and c.get(obj).shape == shape]
+        written = [c for c in found if id(c.get(obj)) != zeroed[c][0] or _differs(zeroed[c][1], c.get(obj))]
+        if written or found:
+            where[s] = (written or found)[0]
+        elif grads == "return" or (grads is None and positional):
+            where[s] = spec.n_in + k
+        elif (
+            spec.step is not None and s in updated and grads is None and read_by_forward(spec, template, s, inputs, out)
+        ):
+            where[s] = Stepped(s)  # (a backward given a learning rate, that keeps no gradient: read off its step)
+    if grads is None:  # a gradient no name pattern finds (self.d_c_w for self.weights), told by its shape
+        taken = {s.attr for s in slots} | {w.attr for w in where.values() if isinstance(w, Slot)}
+        where.update(written_like(obj, attrs, {s: np.shape(at_backward[s]) for s in slots if s not in where}, taken))
+    unchecked = unchecked_slots(obj, odd, {s.attr for s in slots})  # (and a stepping backward's state: momentum)
+    state = {s for s in updated if spec.step is not None and s not in where}
+    tail = ["backward's return value (one gradient per input, then per parameter)"] if grads is None else []
+    looked = {s: looked_labels(obj, candidates[s], np.shape(at_backward[s])) + tail for s in slots}
+    return Probe(changed, updated, where, looked, out, {s: np.shape(at_backward[s]) for s in slots}, unchecked, state)
+
+
+def named_grads(slots: list[Slot], grads: Any, spec: Any) -> set[Slot]:
+    """The parameters whose gradient ``grads=`` names one by one (a dict), or :class:`BadInputError` for a key
+    that names no parameter of the layer."""
+    if not isinstance(grads, Mapping):
+        return set()
+    named = {s for s in slots if any(k in grads for k in (s.name, s.path, s.label))}
+    known = {k for s in slots for k in (s.name, s.path, s.label)}
+    unknown = sorted(str(k) for k in grads if k not in known)
+    if unknown:
+        raise BadInputError(
+            f"grads= names {', '.join(unknown)}, which {'is' if len(unknown) == 1 else 'are'} not a parameter of "
+            f"{spec.cls} (its parameters: {', '.join(s.name for s in slots) or 'none found'}).",
+            "key grads= by the parameters' names, e.g. grads={'W': 'dW'}; params=[...] names the parameters.",
+        )
+    return named
+
+
+def keep_params(
+    slots: list[Slot], probe: Probe, searched: bool, notes: list[str], spec: Any, named: set[Slot]
+) -> tuple[list[Slot], list[str]]:
+    """The parameters to check: when they were searched for (or named as a whole dict), those forward leaves alone
+    and whose gradient backward writes; otherwise every one, each with a gradient (or a typed error naming it).
+    A parameter whose gradient ``grads=`` names (``named``) is never left out: it has that gradient, or the error."""
+    missing = [s for s in slots if s in named and s not in probe.where]
+    if missing:
+        raise _no_gradient(missing[0], probe, spec)
+    if searched:
+        state = [s for s in slots if s in probe.changed_by_forward]
+        kept = [s for s in slots if s not in probe.changed_by_forward and s in probe.where]
+        lost = [s for s in slots if s not in probe.changed_by_forward and s not in probe.where]
+        hidden = [s for s in lost if s in probe.updated and s not in probe.state]  # (momentum: forward reads none)
+        if (kept or not lost) and not hidden:
+            if lost:
+                what = "entries" if dict_slots(lost) else "float array attributes"
+                notes = [
+                    *notes,
+                    f"not checked: {', '.join(s.name for s in lost)} ({what} of {spec.cls} with no gradient after "
+                    f"{spec.backward}, such as buffers; name them in params= and grads= to check them).",
+                ]
+            if state:
+                notes = [*notes, f"{', '.join(s.name for s in state)}: set by {spec.forward} (state, not parameters)."]
+            return kept, notes
+        slots = hidden or lost
+    for s in slots:
+        if s not in probe.where:
+            raise _no_gradient(s, probe, spec)
+    return slots, notes
+
+
+def loss_dout(dout: Any, layer: Any, probe: Probe, notes: list[str], spec: Any) -> tuple[Any, list[str]]:
+    """``dout`` filled with the default of ``backward``'s first parameter (``backward(self, dout=1)`` of a loss
+    layer, which may ignore it), when none is given; else ``dout`` as it is."""
+    if dout is not None or probe.out is None:
+        return dout, notes
+    try:
+        first = next(iter(inspect.signature(getattr(layer, spec.backward)).parameters.values()), None)
+    except (TypeError, ValueError):
+        return dout, notes
+    default = None if first is None else first.default
+    if isinstance(default, bool) or not isinstance(default, (int, float)) or default == 0:  # (0 compares nothing)
+        return dout, notes
+    leaves = [np.asarray(x) for _, x in flatten(probe.out, "out")]
+    filled = [np.full(x.shape, default, dtype=x.dtype if x.dtype.kind == "f" else np.float64) for x in leaves]
+    note = f"dout = {default} everywhere: {spec.cls}.{spec.backward}'s dout defaults to {default} (dout= sets another)."
+    return rebuild_like(probe.out, filled), [*notes, note]
+
+
+#: What is left of a slot's name around another's when it is that one's gradient (``gW``, ``dW``, ``W_grad``).
+GRADIENT_MARKS = ("d", "g", "grad", "grads", "delta", "gradient")
+
+
+def _gradient_of(s: Slot, probe: Probe) -> Slot | None:
+    """The parameter ``s`` may be the gradient of, by its name (``gW``, ``dW`` for ``_W``) and its shape."""
+    name = s.name.lower()
+    for other in probe.where:
+        base = other.name.lstrip("_").lower()
+        # a gradient's marker before or after the name (gW, dW, grad_a, W_grad), not another parameter (W2 beside
+        # W); the name is taken from the end it stands at, not from inside the marker (grad_a for a)
+        marks = {name.removesuffix(base).strip("_")} if base and name.endswith(base) else set()
+        marks |= {name.removeprefix(base).strip("_")} if base and name.startswith(base) else set()
+        if other != s and probe.shapes.get(other) == probe.shapes.get(s) and marks & set(GRADIENT_MARKS):
+            return other
+    return None
+
+
+def _no_gradient(s: Slot, probe: Probe, spec: Any) -> BadInputError:
+    looked = ", ".join(probe.looked[s]) or "backward's return value"
+    said = outputs_sentence(probe.out, None, (f"{spec.cls}.{spec.forward}", f"{spec.cls}.{spec.backward}"))
+    like = _gradient_of(s, probe)
+    if s in probe.updated and like is not None:
+        return BadInputError(
+            f"{spec.cls}.{spec.backward} writes {s.label}, which backcheck took for a parameter (a float array "
+            f"attribute {spec.forward} leaves alone); by its name and shape it may be the gradient of {like.label}, "
+            f"whose gradient backcheck looked for in {', '.join(probe.looked[like]) or 'its return value'}.",
+            f"if {s.label} is {like.name}'s gradient, name it: grads={{{like.name!r}: {s.path!r}}} (and "
+            f"params=[{like.path!r}, ...]); if it is a parameter updated inside backward, store its gradient on the "
+            f"object before the update and name it in grads=.",
+        )
+    if s in probe.updated:
+        return BadInputError(
+            f"{spec.cls}.{spec.backward} updates the parameter {s.label} (an optimizer step inside backward) and "
+            f"leaves no gradient for it where backcheck looked ({looked}); the gradient cannot be recovered from "
+            "the update.",
+            f"store the gradient on the object before the update (self.d{s.name} = ...), or name where it is: "
+            f"grads={{{s.name!r}: 'attribute'}}.",
+        )
+    return BadInputError(
+        f"found no gradient of {s.label} after {spec.cls}.{spec.backward}: looked in {looked} (for an array of "
+        f"{s.name}'s shape).",
+        "name where backward writes it: grads='gradients' (a dict attribute), grads='d{}' (a pattern), "
+        f"grads={{{s.name!r}: 'attribute'}}, or grads='return' if backward returns it after the inputs' gradients; "
+        "or leave it out of params=[...] if it is not a parameter." + (f" {said}" if said else ""),
+    )
