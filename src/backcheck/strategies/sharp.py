@@ -14,7 +14,7 @@ import numpy as np
 
 from backcheck.bits import machine_eps
 from backcheck.evaluate import Evaluator
-from backcheck.numeric.grad import MEASURED_NOISE, NOISE_FACTOR, refine_elements
+from backcheck.numeric.grad import MEASURED_NOISE, NOISE_FACTOR, refine_elements, roundoff
 from backcheck.numeric.noise import POINTS, element_noise
 from backcheck.numeric.richardson import Refined
 from backcheck.refinement import KINK_GAP, NEAR_FLOOR
@@ -27,6 +27,7 @@ from backcheck.verdict import (
     MISMATCH,
     NOISY,
     OK,
+    SAFETY,
     Claim,
     bound,
     resolution,
@@ -249,7 +250,8 @@ def _unless_kinks_inside(
                 # whose steps crossed 0, or that called the element wrong by a hair, is not confirmed by one below
                 # that agrees with the claim (a Huber loss's residual near its delta, where f'' jumps)
                 marginal = abs(a[k] - first) <= MARGINAL * bound(first_error, 0.0, res[k])
-                if (crossed or marginal) and abs(a[k] - value) <= bound(error, 0.0, res[k]):
+                agrees = abs(a[k] - value) <= bound(error, 0.0, res[k])
+                if agrees and (crossed or marginal or _rough(ev, int(idx[k]), float(sharp.step[k]))):
                     wrong[k] = False  # unconfirmed: the element keeps its first bound
                     sharp.value[k], sharp.error[k] = np.nan, np.inf
                 break
@@ -261,6 +263,28 @@ def _unless_kinks_inside(
                 break
         if wrong[k]:
             confirmed += 1
+
+
+#: One-sided slopes whose gap shrinks to more than this share of itself as the step halves cross a kink within the
+#: step (a smooth function's gap, ``f'' h``, halves).
+ROUGH = 0.6
+#: The rounding of a gap between one-sided slopes, ``|phi(x + h) + phi(x - h) - 2 phi(x)| / h``, in units of one
+#: difference's (three values, the middle one twice: ``sqrt(6)``).
+GAP_NOISE = 2.5
+
+
+def _rough(ev: Evaluator, i: int, step: float) -> bool:
+    """Whether element ``i``'s one-sided slopes differ, at some step from four times the table's ``step`` down to a
+    quarter of it, by a gap that did not halve with the step, beyond their rounding: a kink inside the steps (a
+    float32 network's ReLU input a few 1e-3 from 0, crossed by the table's steps, whose column still converged to
+    a value some percent off). Ten evaluations."""
+    scales = [4 * step, 2 * step, step, step / 2, step / 4]
+    phis, disp = ev.element(i, [t for s in scales for t in (s, -s)])
+    if not (np.all(np.isfinite(phis)) and np.all(disp != 0.0)):
+        return False
+    gaps = [abs((phis[j] - ev.phi0) / disp[j] - (phis[j + 1] - ev.phi0) / disp[j + 1]) for j in range(0, 10, 2)]
+    noise = [GAP_NOISE * float(roundoff(ev, s)) for s in scales]
+    return any(gaps[k + 1] > ROUGH * gaps[k] and gaps[k + 1] > SAFETY * noise[k + 1] for k in range(len(scales) - 1))
 
 
 def _refine(ev: Evaluator, claim: Claim, outcome: Outcome, pos: np.ndarray, floor: float, demand: bool) -> list[str]:
