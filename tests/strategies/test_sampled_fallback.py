@@ -107,6 +107,30 @@ def test_a_sample_whose_first_elements_see_nothing_stops_there():
 
 def test_a_sample_whose_first_elements_find_an_error_judges_all_of_it():
     x, c, f = _float16_sum()
-    report = backcheck.check(f, x, lambda p: 3 * np.cos(p) * c, strategy="auto")
+    some = np.arange(x.size) % 8 == 0  # an eighth of the elements wrong: the rest of the sample is judged too
+
+    def wrong(p):
+        return np.where(some, 3.0, 1.0).astype(np.float16) * np.cos(p) * c
+
+    report = backcheck.check(f, x, wrong, strategy="auto")
     assert report.status == "fail", report
     assert report.leaves[0].n_checked == KINKY_SAMPLES, report
+
+
+def test_a_sample_whose_first_elements_are_mostly_wrong_stops_there():
+    x, c, f = _float16_sum()
+    report = backcheck.check(f, x, lambda p: 3 * np.cos(p) * c, strategy="auto")
+    assert report.status == "fail", report
+    assert report.leaves[0].n_checked == FIRST_SAMPLES, report
+
+
+def test_an_error_spread_over_a_large_array_is_measured_by_a_short_sample():
+    # every element 1e-3 off (a scale error): group testing stops after a few wrong elements, and a sample of 32
+    # whose elements are nearly all wrong tells the share (it localized 32 at 2 log2(N) directions each)
+    rng = np.random.default_rng(0)
+    c, x = rng.normal(size=20000), rng.normal(size=20000)
+    report = backcheck.check(lambda x: float(np.sum(np.sin(x) * c)), x, lambda x: 1.001 * np.cos(x) * c)
+    assert report.status == "fail", report
+    assert report.n_evals < 1000, report.n_evals  # (4,026 at 1e6 before, with 256 sampled)
+    assert any(f"of the first {FIRST_SAMPLES} elements" in n and "are wrong" in n for n in report.notes), report.notes
+    assert "too many wrong elements" in report.leaves[0].note, report.leaves[0].note

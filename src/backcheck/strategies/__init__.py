@@ -40,6 +40,8 @@ KINKY_SAMPLES = 256
 #: ... judged in two parts: the rest only where one of this many first ones was wrong or could see an error that
 #: matters (see :func:`_sees_any`).
 FIRST_SAMPLES = 32
+#: ... or where at least this share of them is wrong (a spread error: the share is what the rest would tell).
+DENSE_SAMPLE = 0.75
 #: A sample of an array's elements that finds none wrong is followed by the rest of them, up to this many elements
 #: in all in one check (a pass from a sample alone vouches only for errors spread over a few percent of them).
 ELEMENTWISE_FALLBACK = 8192
@@ -398,13 +400,15 @@ def _judged_sample(ev: Evaluator, claim: Claim, draw: np.ndarray, rng: np.random
     then the rest where they saw something (:func:`_sees_any`), else a note says the rest was left."""
     sub = run(ev, claim, np.sort(draw[:FIRST_SAMPLES]), rng)
     out.add_outcome(sub)
-    if draw.size > FIRST_SAMPLES and _sees_any(claim, sub):
+    wrong = int(np.isin(sub.status, FAILING).sum())
+    dense = wrong >= DENSE_SAMPLE * max(sub.checked.size, 1)  # (most wrong: a spread error, whose share is known)
+    if draw.size > FIRST_SAMPLES and _sees_any(claim, sub) and not dense:
         more = run(ev, claim, np.sort(draw[FIRST_SAMPLES:]), rng)
         out.add_outcome(more)
         return _joined(sub, more)
     if draw.size > FIRST_SAMPLES:
         name = ev.tree.leaves[int(np.searchsorted(ev.tree.offsets, draw[0], side="right")) - 1].name
-        out.notes.append(_blind_sample(name, sub.checked.size, draw.size))
+        out.notes.append(_blind_sample(name, sub.checked.size, draw.size, wrong if dense else None))
     return sub
 
 
@@ -426,11 +430,16 @@ def _sees_any(claim: Claim, sub: Outcome) -> bool:
     return bool(np.any(seen & (sub.status == OK)))
 
 
-def _blind_sample(name: str, judged: int, drawn: int) -> str:
-    """Why a sample of an array stopped after its first elements."""
+def _blind_sample(name: str, judged: int, drawn: int, wrong: int | None = None) -> str:
+    """Why a sample of an array stopped after its first elements (``wrong`` of them wrong: most)."""
+    if wrong is not None:
+        return (
+            f"{name}: {wrong} of the first {judged} elements of a random sample of {drawn} are wrong (an error spread "
+            f"over the array); the other {drawn - judged} were not judged."
+        )
     return (
-        f"{name}: none of the first {judged} elements of a random sample of {drawn} could see an error that "
-        f"matters (their bounds are beyond {VOUCH:g} of the gradient); the other {drawn - judged} were not judged."
+        f"{name}: none of the first {judged} elements of a random sample of {drawn} could see an error that matters "
+        f"(their bounds are beyond {VOUCH:g} of the gradient); the other {drawn - judged} were not judged."
     )
 
 

@@ -57,6 +57,11 @@ DETECT_BOUNDS = 10.0
 MAX_DIRECTIONS = 64
 #: The most wrong elements localization reports before it samples instead.
 MAX_LOCALIZED = 32
+#: ... or this many, where more than this share of the splits so far disagreed in both halves: an error spread over
+#: the array (a scale error: every element wrong), which a sample measures at a fraction of the cost; a few wrong
+#: elements among many split both ways at about one split in log2(N).
+DENSE_AFTER = 4
+DENSE_SHARE = 0.5
 #: A mismatch this many screening bounds large fails without refinement at a smaller step.
 CLEAR = 64.0
 
@@ -407,6 +412,7 @@ def localize(ev: Evaluator, claim: Claim, leaf: Leaf, weights: np.ndarray, root:
 
     out = Localized([], {}, {}, {}, True)
     tests, budget = 0, 8 * MAX_LOCALIZED * max(1, math.ceil(math.log2(max(size, 2))))
+    both = 0  # splits whose two halves both disagreed
     if root is None:
         root = test(0, size)
     stack: list[tuple[int, int, Measurement]] = [(0, size, root)] if root.failed else []
@@ -414,8 +420,9 @@ def localize(ev: Evaluator, claim: Claim, leaf: Leaf, weights: np.ndarray, root:
         lo, hi, m = stack.pop()
         if hi - lo == 1:
             _judge_one(ev, claim, int(idx_all[lo]), out)
-            if sum(s in FAILING for s in out.status.values()) >= MAX_LOCALIZED:
-                out.complete = False
+            wrong = sum(s in FAILING for s in out.status.values())
+            if wrong >= MAX_LOCALIZED or (wrong >= DENSE_AFTER and both > DENSE_SHARE * tests):
+                out.complete = False  # (a sample tells how many more: every element wrong costs 2 log2(N) each)
                 break
             continue
         mid = (lo + hi) // 2
@@ -429,6 +436,7 @@ def localize(ev: Evaluator, claim: Claim, leaf: Leaf, weights: np.ndarray, root:
         else:
             right = test(mid, hi)  # not clear from the inference: measure, do not guess
         tests += 1
+        both += left.failed and right.failed
         if tests > budget:
             out.complete = False
             break
