@@ -3,14 +3,15 @@ wrapper's code is one for every function it wraps, and a lambda's name read from
 so every later lambda was named after the first."""
 
 import numpy as np
+import pytest
 
 import backcheck
-import backcheck.jax as bj
 
 
 def test_jax_checks_of_two_lambdas_are_named_after_each():
-    import jax
-    import jax.numpy as jnp
+    jax = pytest.importorskip("jax")
+    jnp = pytest.importorskip("jax.numpy")
+    bj = pytest.importorskip("backcheck.jax")
 
     x = np.random.default_rng(0).normal(size=(3, 4))
     first = bj.check(lambda x: jnp.sum(jnp.sin(x) ** 2), x)

@@ -6,10 +6,10 @@ run. Right rules failed (tanh-GELU, 5 of 6 seeds) or stayed inconclusive (softpl
 
 import numpy as np
 import pytest
-import torch
-from torch.autograd import Function
 
-import backcheck.torch as bt
+torch = pytest.importorskip("torch")
+bt = pytest.importorskip("backcheck.torch")
+Function = torch.autograd.Function
 
 C = 0.7978845608
 
@@ -65,10 +65,9 @@ def test_a_relu_of_float32_inputs_is_no_float32_kernel():
 
 
 def test_a_jax_rule_in_float32_inside_passes():
-    import jax
-    import jax.numpy as jnp
-
-    import backcheck.jax as bj
+    jax = pytest.importorskip("jax")
+    jnp = pytest.importorskip("jax.numpy")
+    bj = pytest.importorskip("backcheck.jax")
 
     @jax.custom_vjp
     def gelu(x):

@@ -2,13 +2,14 @@
 reverse mode, and the check fails with the 'nonlinear jvp' finding and a note that reverse mode was not checked,
 as mode='fwd' does; it raised the transpose error (or a bare AssertionError from jax's internals)."""
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import backcheck.jax as bj
 from backcheck.errors import UserFunctionError
+
+jax = pytest.importorskip("jax")
+jnp = pytest.importorskip("jax.numpy")
+bj = pytest.importorskip("backcheck.jax")
 
 
 def _rule(kind):

@@ -3,10 +3,10 @@ instead of using the forward's fails, and says that it draws anew, not that it w
 backward that writes into a saved tensor is still told so."""
 
 import pytest
-import torch
-from torch.autograd import Function
 
-import backcheck.torch as bt
+torch = pytest.importorskip("torch")
+bt = pytest.importorskip("backcheck.torch")
+Function = torch.autograd.Function
 
 
 class RedrawnDropout(Function):

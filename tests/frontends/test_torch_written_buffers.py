@@ -3,11 +3,12 @@ between evaluations for that reason: the error names the buffers and says nothin
 randomness and hinted to seed a generator). The user's buffers are left as they were."""
 
 import pytest
-import torch
-from torch import nn
 
-import backcheck.torch as bt
 from backcheck.errors import NondeterministicError
+
+torch = pytest.importorskip("torch")
+bt = pytest.importorskip("backcheck.torch")
+nn = torch.nn
 
 
 def test_a_module_writing_its_buffers_is_told_so_and_left_as_it_was():
