@@ -143,9 +143,9 @@ def run(ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator |
         notes.append(
             f"{_listed(ev, idx, wider)} {'was' if wider.size == 1 else 'were'} judged at a wider step than "
             f"{'its' if wider.size == 1 else 'their'} own: there f moved by a few units of its rounding only, in "
-            "steps of an intermediate's rounding (1 + tanh(u) far in a GELU's tail) or in quanta of a value rounded "
-            "inside (an input cast to float16), which no narrower difference resolves; the verdicts state the wider "
-            "step's bound."
+            "steps no narrower difference resolves (the rounding of an intermediate, as 1 + tanh(u) far in a GELU's "
+            "tail, or of a value rounded inside, as an input cast to float16, are such); the verdicts state the "
+            "wider step's bound."
         )
     if claim.g_wide is not None:
         notes.extend(split_formula_from_rounding(ev, idx, j, claim, first, res))
