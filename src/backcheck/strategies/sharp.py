@@ -251,7 +251,7 @@ def _unless_kinks_inside(
                 # that agrees with the claim (a Huber loss's residual near its delta, where f'' jumps)
                 marginal = abs(a[k] - first) <= MARGINAL * bound(first_error, 0.0, res[k])
                 agrees = abs(a[k] - value) <= bound(error, 0.0, res[k])
-                if agrees and (crossed or marginal or _rough(ev, int(idx[k]), float(sharp.step[k]))):
+                if agrees and (crossed or marginal or _rough(ev, int(idx[k]), float(sharp.step[k]), float(a[k]))):
                     wrong[k] = False  # unconfirmed: the element keeps its first bound
                     sharp.value[k], sharp.error[k] = np.nan, np.inf
                 break
@@ -273,18 +273,22 @@ ROUGH = 0.6
 GAP_NOISE = 2.5
 
 
-def _rough(ev: Evaluator, i: int, step: float) -> bool:
+def _rough(ev: Evaluator, i: int, step: float, a: float) -> bool:
     """Whether element ``i``'s one-sided slopes differ, at some step from four times the table's ``step`` down to a
-    quarter of it, by a gap that did not halve with the step, beyond their rounding: a kink inside the steps (a
-    float32 network's ReLU input a few 1e-3 from 0, crossed by the table's steps, whose column still converged to
-    a value some percent off). Ten evaluations."""
+    quarter of it, by a gap that did not halve with the step, beyond their rounding, and the claim ``a`` lies
+    among those slopes: a kink inside the steps (a float32 network's ReLU input a few 1e-3 from 0, crossed by the
+    table's steps, whose column still converged to a value some percent off), not a claim outside a kink's
+    slopes at the point (ReLU at 0 claimed 2.8 with slopes 0 and 2). Ten evaluations."""
     scales = [4 * step, 2 * step, step, step / 2, step / 4]
     phis, disp = ev.element(i, [t for s in scales for t in (s, -s)])
     if not (np.all(np.isfinite(phis)) and np.all(disp != 0.0)):
         return False
-    gaps = [abs((phis[j] - ev.phi0) / disp[j] - (phis[j + 1] - ev.phi0) / disp[j + 1]) for j in range(0, 10, 2)]
+    slopes = (phis - ev.phi0) / disp
+    gaps = [abs(slopes[j] - slopes[j + 1]) for j in range(0, 10, 2)]
     noise = [GAP_NOISE * float(roundoff(ev, s)) for s in scales]
-    return any(gaps[k + 1] > ROUGH * gaps[k] and gaps[k + 1] > SAFETY * noise[k + 1] for k in range(len(scales) - 1))
+    among = float(np.min(slopes)) - SAFETY * noise[-1] <= a <= float(np.max(slopes)) + SAFETY * noise[-1]
+    bends = any(gaps[k + 1] > ROUGH * gaps[k] and gaps[k + 1] > SAFETY * noise[k + 1] for k in range(len(scales) - 1))
+    return among and bends
 
 
 def _refine(ev: Evaluator, claim: Claim, outcome: Outcome, pos: np.ndarray, floor: float, demand: bool) -> list[str]:
