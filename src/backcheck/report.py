@@ -92,6 +92,9 @@ class LeafReport:
     #: 'element': the floor bounds the error of any one element; 'rms': the array was checked along random
     #: directions, and the floor is the RMS error over the array caught with the confidence the notes state
     floor_kind: str = "element"
+    #: the largest typical (RMS) gradient of the check's arrays: what an array whose own gradient is about 0 (a bias
+    #: before a batch norm) is weighed against (see verdict.VOUCH_FLOOR)
+    check_scale: float = math.nan
 
     @classmethod
     def deferred(cls, details: Callable[[], dict[str, Any]], **fields: Any) -> LeafReport:
@@ -363,10 +366,14 @@ def summarize(
     else:
         which = np.searchsorted(tree.offsets, outcome.checked, side="right") - 1
         sels = [which == k for k in range(len(tree.leaves))]
-    return [
+    reports = [
         _leaf_report(tree, leaf, analytic, outcome, sel, skipped, failed, unsure)
         for leaf, sel in zip(tree.leaves, sels, strict=True)
     ]
+    largest = max((rms(analytic[lf.offset : lf.offset + lf.size]) for lf in tree.leaves if lf.size), default=0.0)
+    for lf in reports:
+        lf.check_scale = largest
+    return reports
 
 
 def _leaf_report(

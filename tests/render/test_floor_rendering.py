@@ -176,3 +176,19 @@ def test_a_function_that_stands_still_says_so_beside_its_tiny_floor() -> None:
     assert "does not change with x here" in floor_sentence(lf)
     moving = backcheck.check_layer(lambda x: x * 2.0, lambda d, x: d * 2.0, np.linspace(-1.0, 1.0, 6))
     assert "does not change" not in floor_sentence(moving.leaves[0])
+
+
+def test_an_array_whose_gradient_is_about_zero_states_its_floor_against_the_check():
+    # a bias before a batch norm: its true gradient is 0, its numeric one rounding (4.5e-5); "267 of its typical
+    # gradient" said nothing a reader could use
+    from backcheck.report import LeafReport
+
+    lf = LeafReport("b1", (6,), "float32", "pass", 6, 6, {"ok": 6}, 0.0, 0.0, 0.0, floor=0.012, floor_rel=267.0)
+    assert floor_sentence(lf) == "pass: no element wrong by more than 0.012 (2.7e+02 of its typical gradient)"
+    lf.check_scale = 0.8
+    assert floor_sentence(lf) == (
+        "pass: no element wrong by more than 0.012 (0.015 of the check's largest typical gradient; this array's own "
+        "is about 0)"
+    )
+    lf.floor_rel = 0.05  # an array of its own size: as before
+    assert floor_sentence(lf).endswith("(0.05 of its typical gradient)")

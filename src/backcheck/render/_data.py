@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import numpy as np
 
 from backcheck.calls import kind_of
+from backcheck.verdict import VOUCH_FLOOR
 
 if TYPE_CHECKING:
     from backcheck.report import Curve, Finding, LeafReport, Report
@@ -43,6 +44,10 @@ def floor_sentence(lf: LeafReport) -> str:
     vouches for an RMS error over the whole array instead, and says so. Callers check :func:`has_floor` first.
     """
     rel = f" ({lf.floor_rel:.2g} of its typical gradient)" if math.isfinite(lf.floor_rel) else ""
+    scale = getattr(lf, "check_scale", math.nan)
+    if math.isfinite(lf.floor_rel) and lf.floor_rel > 0 and scale > 0 and lf.floor / lf.floor_rel < VOUCH_FLOOR * scale:
+        # (an array whose own gradient is about 0, a bias before a batch norm: weighed against the check's size)
+        rel = f" ({lf.floor / scale:.2g} of the check's largest typical gradient; this array's own is about 0)"
     if getattr(lf, "floor_kind", "element") == "rms":
         return f"pass: along random directions, an RMS error of {lf.floor:.2g}{rel} or more would have failed"
     if not math.isfinite(lf.floor_rel) and lf.floor < 1e-290:  # no gradient at all, and f stood still
@@ -69,7 +74,7 @@ def floor_line(report: Report, lf: LeafReport) -> str:
     if lf.status != "pass":
         return ""
     prefix = f"{lf.name}: "
-    said = next((n[len(prefix):] for n in report.notes if n.startswith(prefix) and "would have failed" in n), "")
+    said = next((n[len(prefix) :] for n in report.notes if n.startswith(prefix) and "would have failed" in n), "")
     return f"pass: {said}" if said else ""
 
 
@@ -285,9 +290,14 @@ def leaf_data(report: Report) -> list[LeafData]:
     status = flatten(getattr(report, "element_status", None), str)
     curves = {c.name: c for c in report.curves}
     n = len(report.leaves)
-    usable = len(analytic) == n and len(numeric) == n and all(
-        a.shape == tuple(lf.shape) and m.shape == tuple(lf.shape)
-        for a, m, lf in zip(analytic, numeric, report.leaves, strict=True))
+    usable = (
+        len(analytic) == n
+        and len(numeric) == n
+        and all(
+            a.shape == tuple(lf.shape) and m.shape == tuple(lf.shape)
+            for a, m, lf in zip(analytic, numeric, report.leaves, strict=True)
+        )
+    )
     out = []
     for k, lf in enumerate(report.leaves):
         curve = curves.get(lf.worst[0].name) if lf.worst else None
@@ -316,9 +326,11 @@ def rel_err_note(d: LeafData) -> str:
         return ""
     found = _largest_rel_err(d)
     if found is None:
-        return (f"max rel err {_g(lf.max_rel_err)} comes from elements whose gradient is close to zero, tiny "
-                "against the bound finite differences can resolve; their |a - n| is within that bound, so they "
-                "pass (near zero the relative error means little: the bound is the judge).")
+        return (
+            f"max rel err {_g(lf.max_rel_err)} comes from elements whose gradient is close to zero, tiny "
+            "against the bound finite differences can resolve; their |a - n| is within that bound, so they "
+            "pass (near zero the relative error means little: the bound is the judge)."
+        )
     name, a, n, b = found
     mag = max(abs(a), abs(n))
     if b is None or not b > 0:
@@ -327,9 +339,11 @@ def rel_err_note(d: LeafData) -> str:
     else:
         size = f"tiny against the bound {_g(b)}" if mag <= b else f"only {_g(mag / b)} times the bound {_g(b)}"
         within = "within that bound"
-    return (f"max rel err {_g(lf.max_rel_err)} comes from {name}, whose gradient (analytic {a:.3g}, numeric "
-            f"{n:.3g}) is {size} the finite differences can resolve; its |a - n| = {_g(abs(a - n))} is "
-            f"{within}, so it passes (near zero the relative error means little: the bound is the judge).")
+    return (
+        f"max rel err {_g(lf.max_rel_err)} comes from {name}, whose gradient (analytic {a:.3g}, numeric "
+        f"{n:.3g}) is {size} the finite differences can resolve; its |a - n| = {_g(abs(a - n))} is "
+        f"{within}, so it passes (near zero the relative error means little: the bound is the judge)."
+    )
 
 
 def _element_name(leaf: LeafReport, index: tuple[int, ...]) -> str:
