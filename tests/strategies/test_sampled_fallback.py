@@ -134,3 +134,18 @@ def test_an_error_spread_over_a_large_array_is_measured_by_a_short_sample():
     assert report.n_evals < 1000, report.n_evals  # (4,026 at 1e6 before, with 256 sampled)
     assert any(f"of the first {FIRST_SAMPLES} elements" in n and "are wrong" in n for n in report.notes), report.notes
     assert "too many wrong elements" in report.leaves[0].note, report.leaves[0].note
+
+
+def test_a_sample_that_could_see_a_sign_flipped_is_judged_whole():
+    # float16 differences resolve the gradient to a few tenths of it: no 5%, but a sign flipped on 2% of the
+    # elements shows; the first 32 sampled may hold none of them
+    rng = np.random.default_rng(300)
+    x = rng.normal(size=(300, 300)).astype(np.float16)
+    flip = rng.random(x.shape) < 0.02
+
+    def wrong(d, x):
+        g = d * (1 - np.tanh(x.astype(np.float32)) ** 2)
+        return np.where(flip, -2 * g, g).astype(np.float16)
+
+    report = backcheck.check_layer(lambda x: np.tanh(x.astype(np.float16)), wrong, (x,))
+    assert report.status == "fail", report

@@ -58,3 +58,55 @@ def test_a_smooth_wrong_gradient_at_tied_values_is_not_excused():
     x = np.array([[1.0, 1.0, 2.0], [2.0, 3.0, 3.0]])  # integer data: values tie everywhere
     report = backcheck.check_layer(lambda x: x**3, lambda d, x: d * 3 * x**2 * 1.01, x)
     assert report.status == "fail" and report.leaves[0].n_mismatch == x.size, report
+
+
+def test_a_wrong_rule_at_values_that_repeat_is_not_excused_as_a_tie():
+    # float32 data rounded to 2 decimals: values repeat everywhere, but tanh moves with each element alone (its
+    # slope is no flat tie's), so a rule 1.5x off fails
+    x = np.round(np.random.default_rng(400).normal(size=(300, 300)), 2).astype(np.float32)
+    report = backcheck.check_layer(
+        lambda x: np.tanh(x.astype(np.float32)),
+        lambda d, x: (1.5 * d * (1 - np.tanh(x.astype(np.float64)) ** 2)).astype(x.dtype),
+        (x,),
+    )
+    assert report.status == "fail", report
+    assert report.leaves[0].n_kinks == 0, report
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_median_split_against_its_tie_fails_in_float32_too(dtype):
+    # (2g, -g) between two of three tied elements sums to g but is no subgradient; the gradients around the point
+    # are sampled where the tie is broken as the backward reads the values (float32's grid), not at the tie itself
+    def split(d, x):
+        k, g = x.shape[1] // 2, np.zeros_like(x)
+        for r in range(x.shape[0]):
+            t = np.flatnonzero(x[r] == np.sort(x[r])[k])
+            g[r, t[0]] = d[r] if len(t) == 1 else 2 * d[r]
+            if len(t) > 1:
+                g[r, t[1]] = -d[r]
+        return g
+
+    report = backcheck.check_layer(median, split, X.astype(dtype))
+    assert report.status == "fail", report
+
+
+def test_a_float32_max_pool_split_against_its_tie_fails():
+    def pool(x):
+        n, c, h, w = x.shape
+        return x.reshape(n, c, h // 2, 2, w // 2, 2).max(axis=(3, 5))
+
+    def split(dout, x):  # the tied window's gradient as (1 + 1.5, -1.5) over its first two tied elements
+        n, c, h, w = x.shape
+        xr = x.reshape(n, c, h // 2, 2, w // 2, 2).transpose(0, 1, 2, 4, 3, 5).reshape(n, c, h // 2, w // 2, 4)
+        top = xr == xr.max(-1, keepdims=True)
+        g = np.zeros_like(xr)
+        np.put_along_axis(g, np.argmax(xr, -1)[..., None], dout[..., None], -1)
+        for i in np.ndindex(*xr.shape[:-1]):
+            t = np.flatnonzero(top[i])
+            if len(t) > 1:
+                g[i][t[0]] -= 1.5 * dout[i]
+                g[i][t[1]] += 1.5 * dout[i]
+        return g.reshape(n, c, h // 2, w // 2, 2, 2).transpose(0, 1, 2, 4, 3, 5).reshape(n, c, h, w).astype(x.dtype)
+
+    x = np.random.default_rng(1).integers(0, 3, size=(2, 2, 4, 4)).astype(np.float32)
+    assert backcheck.check_layer(pool, split, x).status == "fail"

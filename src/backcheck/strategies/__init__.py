@@ -420,14 +420,17 @@ def _joined(a: Outcome, b: Outcome) -> Outcome:
 
 def _sees_any(claim: Claim, sub: Outcome) -> bool:
     """Whether a first sample's elements judged one by one found one wrong, or could see an error that matters
-    in one (its bound within VOUCH of the element's size or its array's typical size): else the rest of the
-    sample, judged at the same resolution, would only cost evaluations (a float16 function of a million inputs,
-    whose every difference is rounding: 2,000 evaluations of it, a minute)."""
+    in one (its bound within VOUCH of the element's size or its array's typical size), or one of that size itself
+    (a sign flipped): else the rest of the sample, judged at the same resolution, would only cost evaluations (a
+    float16 function of a million inputs, whose every difference is rounding: 2,000 evaluations of it, a
+    minute)."""
     if np.isin(sub.status, (*FAILING, KINK)).any() or not sub.checked.size:
         return True  # (a kink's verdict is its one-sided slopes', not its bound's)
     typical = claim.typical[sub.checked] if claim.typical is not None else rms(sub.numeric)
     seen = vouched(claim.g[sub.checked], sub.numeric, sub.bound, typical)
-    return bool(np.any(seen & (sub.status == OK)))
+    # ... or could see an error of the gradient's own size (a sign flipped, a factor of 2), which the rest may hold
+    size = np.maximum(np.maximum(np.abs(claim.g[sub.checked]), np.abs(sub.numeric)), typical)
+    return bool(np.any(seen & (sub.status == OK)) or np.any(sub.bound <= size))
 
 
 def _blind_sample(name: str, judged: int, drawn: int, wrong: int | None = None) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from backcheck.bits import BFLOAT16_EPS
 from backcheck.errors import NonFiniteError
 from backcheck.evaluate import Evaluator
 from backcheck.judgement import judge
@@ -131,14 +132,51 @@ def nearby_verdicts(
     # a shift below a few units in the last place of the gradient's dtype rounds back onto the point itself
     # there (a float32 layer), and the gradient at the point is the one under test: never sampled
     floor = ULPS_AWAY * claim.grad_eps * np.abs(ev.tree.values())
+    ties = _value_ties(ev.tree.values(), sub, claim.grad_eps[sub])
     for _ in range(NEARBY_SAMPLES):
         if np.all((lo <= a0) & (a0 <= hi)):
             break
         scale = 10.0 ** rng.uniform(-3, 0, size=len(ev.tree.leaves))[leaf_of] * np.exp(rng.standard_normal(steps.size))
         shift = SAMPLE_RADIUS * steps * scale * rng.standard_normal(steps.size)
-        shift = np.where(np.abs(shift) < floor, np.copysign(floor, shift), shift)
+        # raised to the floor by a random share more, each element its own: equal shifts keep tied elements tied
+        # (a float32 median of three equal values sampled at its own wrong rule), which no nearby point may
+        shift = np.where(np.abs(shift) < floor, np.copysign(floor * (1 + rng.random(steps.size)), shift), shift)
         with ev.shifted(shift, evaluate=False):
+            if ties is not None and _still_tied(_moved(ev), *ties):
+                continue  # a point where they still tie is the point itself, and its gradient the one under test
             around = regrad()[sub]
         lo, hi = np.minimum(lo, around - j.bound[which]), np.maximum(hi, around + j.bound[which])
     fine = right_nearby & (lo <= a0) & (a0 <= hi)
     return fine, fine & _steepening(ev, sub, steps[sub])
+
+
+def _value_ties(values: np.ndarray, sub: np.ndarray, eps: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """The elements of the input that share a value with one of ``sub`` (flat positions, with another of the
+    input), and the coarsest epsilon of their gradients' dtypes (the precision the backward pass reads them in);
+    None where no element of ``sub`` ties."""
+    shared = np.unique(values[sub])
+    members = np.flatnonzero(np.isin(values, shared[np.isfinite(shared)]))
+    _, counts = np.unique(values[members], return_counts=True)
+    if not (counts >= 2).any():
+        return None
+    return members, float(np.max(eps)) if eps.size else 0.0
+
+
+def _still_tied(values: np.ndarray, members: np.ndarray, eps: float) -> bool:
+    """Whether two of ``members`` hold one value at the moved point, as a backward pass whose dtype's epsilon is
+    ``eps`` reads them (bfloat16 emulated: float32 rounded to 8 bits of mantissa)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        moved = values[members]
+        if eps >= BFLOAT16_EPS:
+            bits = moved.astype(np.float32).view(np.uint32)
+            moved = ((bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000).astype(np.uint32).view(np.float32)
+        elif eps >= 2.0**-11:
+            moved = moved.astype(np.float16)
+        elif eps >= 2.0**-24:
+            moved = moved.astype(np.float32)
+    return bool(np.unique(moved).size < moved.size)
+
+
+def _moved(ev: Evaluator) -> np.ndarray:
+    """The point as the evaluator has moved it (its working arrays), as one float64 vector."""
+    return np.concatenate([leaf.work.reshape(-1).astype(np.float64) for leaf in ev.tree.leaves])
