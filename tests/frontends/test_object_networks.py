@@ -127,3 +127,49 @@ def test_one_activation_object_used_twice_fails_the_layers_below_it():
     report = backcheck.check_object(net, rng.standard_normal((5, 4)))
     failing = {lf.name for lf in report.leaves if lf.status == "fail"}
     assert failing == {"inputs", "layers[0].w", "layers[0].b"}, report
+
+
+class Scaled(Net):  # a parameter of its own beside its layers
+    def __init__(self, layers):
+        super().__init__(layers)
+        self.scale = np.array([1.5])
+
+    def forward(self, inputs):
+        self.out = super().forward(inputs)
+        return self.scale * self.out
+
+    def backward(self, grad):
+        self.dscale = np.array([np.sum(grad * self.out)])
+        return super().backward(grad * self.scale)
+
+
+def test_a_network_with_a_parameter_of_its_own_checks_its_layers_too():
+    net, x = _net(bug_at=1)
+    report = backcheck.check_object(Scaled(net.layers), x)
+    assert [lf.name for lf in report.leaves if lf.status == "fail"] == ["layers[2].b"], report
+    assert "scale" in [lf.name for lf in report.leaves], report
+
+
+class Block:  # a block of layers, nested in a block ... in a network
+    def __init__(self, inner):
+        self.layers = [inner]
+
+    def forward(self, x):
+        return self.layers[0].forward(x)
+
+    def backward(self, d):
+        return self.layers[0].backward(d)
+
+
+def test_layers_nested_deep_and_back_references_are_found_once():
+    rng = np.random.default_rng(5)
+    inner = Linear(3, 2, rng)
+    deep = Block(Block(Block(Block(Block(inner)))))
+    inner.parent = deep  # a reference back up: searched once
+    report = backcheck.check_object(deep, rng.standard_normal((4, 3)))
+    assert report.status == "pass", report
+    assert [lf.name for lf in report.leaves] == ["x", "layers[0]." * 5 + "W"], report
+    last = backcheck.check_object(
+        Net([Linear(3, 4, rng), Tanh(), Linear(4, 2, rng)]), rng.standard_normal((4, 3)), params=["layers[-1].W"]
+    )
+    assert [lf.name for lf in last.leaves] == ["inputs", "layers[-1].W"], last

@@ -138,8 +138,8 @@ FLAT_DEGREE = 0.5
 
 def _flat(step: np.ndarray, step_t: np.ndarray, t: float) -> bool:
     """Whether the step for ``t`` times dout is within ``|t| ** +-FLAT_DEGREE`` of the step for dout in size,
-    with its sign, or the opposite one for a negative ``t`` (element by element)."""
+    element by element (its sign aside: Adam's moments from earlier steps carry it as much as dout does)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.sign(t) * step_t / step
+        ratio = np.abs(step_t / step)
     reach = abs(t) ** FLAT_DEGREE
-    return bool(np.all((ratio > 0) & (ratio <= max(reach, 1 / reach)) & (ratio >= min(reach, 1 / reach))))
+    return bool(np.all((ratio <= max(reach, 1 / reach)) & (ratio >= min(reach, 1 / reach))))

@@ -29,8 +29,8 @@ _SLOT = re.compile(r"^([A-Za-z_]\w*)(?:\[['\"]?([^'\"\]]+)['\"]?\])?$")
 
 
 def _index(key: str | None) -> Any:
-    """A step's key as written: a list's position (``layers[2]``) or a dict's key."""
-    return int(key) if key is not None and key.isdigit() else key
+    """A step's key as written: a list's position (``layers[2]``, ``layers[-1]``) or a dict's key."""
+    return int(key) if key is not None and key.lstrip("-").isdigit() else key
 
 
 def is_float_array(v: Any) -> bool:
@@ -79,7 +79,8 @@ class Slot:
         via = tuple((m.group(1), _index(m.group(2))) for m in matches[:-1] if m is not None)
         last = matches[-1]
         assert last is not None
-        return cls(last.group(1), last.group(2), via=via)
+        key = last.group(2)  # (a list's position is named by its path: params[1], not 1)
+        return cls(last.group(1), key, full=key is not None and key.lstrip("-").isdigit(), via=via)
 
     @property
     def name(self) -> str:
@@ -104,7 +105,7 @@ class Slot:
         if self.key is None or value is MISSING:
             return value
         if isinstance(value, (list, tuple)):  # parallel lists: self.params = [W, b], self.grads = [dW, db]
-            k = int(self.key) if isinstance(self.key, str) and self.key.isdigit() else self.key
+            k = int(self.key) if isinstance(self.key, str) and self.key.lstrip("-").isdigit() else self.key
             return value[k] if isinstance(k, int) and -len(value) <= k < len(value) else MISSING
         return value.get(self.key, MISSING) if isinstance(value, Mapping) else MISSING
 
@@ -130,9 +131,18 @@ def dict_slots(slots: list[Slot]) -> bool:
     return any(s.key is not None for s in slots)
 
 
-def declared(obj: Any, params: Any, cls: str, depth: int = 0) -> list[Slot]:
-    """The parameters' slots on ``obj`` (candidates only, when they are searched for); where ``obj`` holds none
-    itself, those of the layers it holds (:func:`_nested`)."""
+def declared(obj: Any, params: Any, cls: str, seen: set[int] | None = None, depth: int = 0) -> list[Slot]:
+    """The parameters' slots on ``obj`` (candidates only, when they are searched for), and when searched for,
+    those of the layers it holds too (:func:`_nested`; ``seen``: the objects already searched)."""
+    own = _own(obj, params, cls)
+    if params is not None or depth >= NESTED_DEPTH:
+        return own
+    seen = {id(obj)} if seen is None else seen
+    return own + _nested(obj, cls, seen, depth)
+
+
+def _own(obj: Any, params: Any, cls: str) -> list[Slot]:
+    """The parameters' slots on ``obj`` itself (see :func:`declared`)."""
     if isinstance(params, str):
         value = getattr(obj, params, MISSING)
         if _float_list(value):
@@ -165,21 +175,19 @@ def declared(obj: Any, params: Any, cls: str, depth: int = 0) -> list[Slot]:
         return boxed
     arrays = [a for a, v in attrs.items() if is_float_array(v)]
     candidates = [a for a in arrays if not any(a in grad_names(b) for b in arrays)]
-    if candidates or depth >= NESTED_DEPTH:
-        return [Slot(a) for a in candidates]  # none: a layer without parameters (or created by forward)
-    return _nested(obj, cls, depth)
+    return [Slot(a) for a in candidates]  # none: a layer without parameters (or created by forward)
 
 
 #: How deep :func:`declared` looks for the parameters of layers held by layers (a network of blocks of layers).
-NESTED_DEPTH = 3
+NESTED_DEPTH = 8
 
 
-def _nested(obj: Any, cls: str, depth: int) -> list[Slot]:
+def _nested(obj: Any, cls: str, seen: set[int], depth: int) -> list[Slot]:
     """The parameters of the layer objects ``obj`` holds (a network's ``self.layers = [Dense(...), ReLU(), ...]``,
     a dict of them, or ``self.fc1 = Dense(...)``), each found as that layer's own would be, reached through
-    ``via``; a layer held twice (one object at two places) is found once."""
+    ``via``; an object met before (one layer at two places, a layer's reference back to its network) is not
+    searched again. A parameter in a dict of its own with its gradient is named by its path (``layers[0].W[val]``)."""
     out: list[Slot] = []
-    seen: set[int] = set()
     for a, v in attributes(obj).items():
         if a in PARAM_DICTS + GRAD_DICTS:
             continue
@@ -188,7 +196,10 @@ def _nested(obj: Any, cls: str, depth: int) -> list[Slot]:
             if not _layer_like(sub) or id(sub) in seen:
                 continue
             seen.add(id(sub))
-            out += [dataclasses.replace(s, via=((a, k), *s.via)) for s in declared(sub, None, cls, depth + 1)]
+            out += [
+                dataclasses.replace(s, via=((a, k), *s.via), full=s.full or s.key in VALUE_KEYS)
+                for s in declared(sub, None, cls, seen, depth + 1)
+            ]
     return out
 
 
