@@ -268,9 +268,10 @@ class Backward:
             eps = layer.tree.per_leaf([float(np.finfo(lf.dtype).eps) for lf in layer.tree.leaves])
         found = linearity_finding(self.bname, layer.tree, g, [(LINEAR_SCALE, scaled)], eps)
         if found is not None and np.array_equal(scaled * LINEAR_SCALE, g):
-            found.message += (
-                f" {self.bname} returns the same gradient whatever dout is: it ignores dout. A loss that returns "
-                "its gradient beside it (CS231n's softmax_loss: (loss, dx)) is checked as two functions: "
+            found.message = (  # (not the advice on clipping: nothing depends on dout at all)
+                f"backward ignores dout: {self.bname} returns the same gradient whatever dout is (for dout times "
+                f"{LINEAR_SCALE:g} too), which a layer's backward pass cannot. A loss that returns its gradient "
+                "beside it (CS231n's softmax_loss: (loss, dx)) is checked as two functions: "
                 "check(lambda x: f(x)[0], x, lambda x: f(x)[1])."
             )
         return found, ""
