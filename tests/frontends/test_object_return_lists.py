@@ -44,3 +44,18 @@ def test_a_named_gradient_of_another_shape_says_both_shapes():
             Linear(rng), rng.standard_normal((5, 4)), params=["W", "b"], grads={"W": "gradW", "b": "gradB"}
         )
     assert "self.gradB (of shape (3,), not (1, 3))" in info.value.message, info.value
+
+
+class MadeEarly(Linear):  # gradient attributes made in __init__, never written: the gradients are returned
+    def __init__(self, rng):
+        super().__init__(rng)
+        self.dW, self.db = np.zeros_like(self.W), np.zeros_like(self.b)
+
+    def backward(self, nextgrad):
+        return nextgrad @ self.W.T, [self.X.T @ nextgrad, nextgrad.sum(axis=0, keepdims=True)]
+
+
+def test_returned_gradients_win_over_attributes_backward_left_alone():
+    rng = np.random.default_rng(0)
+    report = backcheck.check_object(MadeEarly(rng), rng.standard_normal((5, 4)))
+    assert report.status == "pass", report

@@ -103,10 +103,12 @@ def probe_layer(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any,
         shape = np.shape(at_backward[s])
         found = [c for c in candidates[s] if is_float_array(c.get(obj)) and c.get(obj).shape == shape]
         written = [c for c in found if id(c.get(obj)) != zeroed[c][0] or _differs(zeroed[c][1], c.get(obj))]
-        if written or found:
-            where[s] = (written or found)[0]
+        if written:
+            where[s] = written[0]
         elif grads == "return" or (grads is None and positional):
-            where[s] = spec.n_in + k
+            where[s] = spec.n_in + k  # (before an attribute backward left as it was: self.dW made in __init__)
+        elif found:
+            where[s] = found[0]
         elif (
             spec.step is not None and s in updated and grads is None and read_by_forward(spec, template, s, inputs, out)
         ):
