@@ -116,6 +116,8 @@ def probe_layer(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any,
     if grads is None:  # a gradient no name pattern finds (self.d_c_w for self.weights), told by its shape
         taken = {s.attr for s in slots} | {w.attr for w in where.values() if isinstance(w, Slot)}
         where.update(written_like(obj, attrs, {s: np.shape(at_backward[s]) for s in slots if s not in where}, taken))
+    if spec.step is not None:  # an optimizer's state in a dict or list (Adam's moments), which forward never reads
+        odd = {k: v for k, v in odd.items() if k[1] is None or read_by_forward(spec, template, Slot(*k), inputs, out)}
     unchecked = unchecked_slots(obj, odd, {s.attr for s in slots})  # (and a stepping backward's state: momentum)
     state = {s for s in updated if spec.step is not None and s not in where}
     tail = ["backward's return value (one gradient per input, then per parameter)"] if grads is None else []
