@@ -210,3 +210,17 @@ def test_adam_after_training_steps_leaves_its_parameters_inconclusive_and_its_mo
     assert report.status == "inconclusive", report
     assert report.leaf("input").status == "pass", report
     assert not report.findings, report.findings  # no 'unchecked gradient' for m and v: forward never reads them
+
+
+class DecayOnly(Dense):  # the weights' gradient term forgotten: a step that does not depend on dout at all
+    def backward(self, output_gradient, learning_rate):
+        input_gradient = self.weights.T @ output_gradient
+        self.weights -= learning_rate * 0.01 * self.weights
+        self.bias -= learning_rate * output_gradient.sum(axis=1, keepdims=True)
+        return input_gradient
+
+
+def test_a_step_that_ignores_dout_fails():
+    report = backcheck.check_object(DecayOnly(3, 2), _x())
+    assert report.status == "fail", report
+    assert report.leaf("weights").status == "fail", report

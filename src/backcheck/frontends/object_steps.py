@@ -144,5 +144,7 @@ def _flat(step: np.ndarray, step_t: np.ndarray, t: float) -> bool:
     all but cancel one element's step for dout, and not for -4 dout), where a rule wrong by a power of dout, or
     a gradient step, grows with it."""
     top = float(np.max(np.abs(step))) if step.size else 0.0
+    if np.array_equal(step_t, step):
+        return False  # the same step whatever dout is: it ignores dout (a weight decay alone, a constant step)
     with np.errstate(invalid="ignore"):
         return bool(np.all(np.abs(step_t) <= abs(t) ** FLAT_DEGREE * top))

@@ -132,7 +132,7 @@ def nearby_verdicts(
     # a shift below a few units in the last place of the gradient's dtype rounds back onto the point itself
     # there (a float32 layer), and the gradient at the point is the one under test: never sampled
     floor = ULPS_AWAY * claim.grad_eps * np.abs(ev.tree.values())
-    ties = _value_ties(ev.tree.values(), sub, claim.grad_eps[sub])
+    ties = _value_ties(ev.tree.values(), sub, leaf_of, claim.grad_eps[sub])
     for _ in range(NEARBY_SAMPLES):
         if np.all((lo <= a0) & (a0 <= hi)):
             break
@@ -140,41 +140,58 @@ def nearby_verdicts(
         shift = SAMPLE_RADIUS * steps * scale * rng.standard_normal(steps.size)
         # raised to the floor by a random share more, each element its own: equal shifts keep tied elements tied
         # (a float32 median of three equal values sampled at its own wrong rule), which no nearby point may
-        shift = np.where(np.abs(shift) < floor, np.copysign(floor * (1 + rng.random(steps.size)), shift), shift)
+        shift = np.where(np.abs(shift) < floor, np.copysign(floor * (1 + 63 * rng.random(steps.size)), shift), shift)
         with ev.shifted(shift, evaluate=False):
-            if ties is not None and _still_tied(_moved(ev), *ties):
-                continue  # a point where they still tie is the point itself, and its gradient the one under test
+            # an element still tied there is at the point itself, and its gradient the one under test: not sampled
+            free = np.ones(sub.size, dtype=bool) if ties is None else ~_still_tied(_moved(ev), sub, *ties)
+            if not free.any():
+                continue
             around = regrad()[sub]
-        lo, hi = np.minimum(lo, around - j.bound[which]), np.maximum(hi, around + j.bound[which])
+        lo = np.where(free, np.minimum(lo, around - j.bound[which]), lo)
+        hi = np.where(free, np.maximum(hi, around + j.bound[which]), hi)
     fine = right_nearby & (lo <= a0) & (a0 <= hi)
     return fine, fine & _steepening(ev, sub, steps[sub])
 
 
-def _value_ties(values: np.ndarray, sub: np.ndarray, eps: np.ndarray) -> tuple[np.ndarray, float] | None:
-    """The elements of the input that share a value with one of ``sub`` (flat positions, with another of the
-    input), and the coarsest epsilon of their gradients' dtypes (the precision the backward pass reads them in);
-    None where no element of ``sub`` ties."""
-    shared = np.unique(values[sub])
-    members = np.flatnonzero(np.isin(values, shared[np.isfinite(shared)]))
-    _, counts = np.unique(values[members], return_counts=True)
-    if not (counts >= 2).any():
+def _value_ties(
+    values: np.ndarray, sub: np.ndarray, leaf_of: np.ndarray, eps: np.ndarray
+) -> tuple[list[np.ndarray], float] | None:
+    """The ties of ``sub``'s elements (flat positions): for each value one of them holds, the elements of its
+    array holding it too, where there are two or more; and the coarsest epsilon of their gradients' dtypes (the
+    precision the backward pass reads them in). None where no element of ``sub`` ties."""
+    groups = []
+    for v, leaf in {(float(values[i]), int(leaf_of[i])) for i in sub.tolist() if np.isfinite(values[i])}:
+        group = np.flatnonzero((values == v) & (leaf_of == leaf))
+        if group.size >= 2:
+            groups.append(group)
+    if not groups:
         return None
-    return members, float(np.max(eps)) if eps.size else 0.0
+    return groups, float(np.max(eps)) if eps.size else 0.0
 
 
-def _still_tied(values: np.ndarray, members: np.ndarray, eps: float) -> bool:
-    """Whether two of ``members`` hold one value at the moved point, as a backward pass whose dtype's epsilon is
-    ``eps`` reads them (bfloat16 emulated: float32 rounded to 8 bits of mantissa)."""
+def _still_tied(values: np.ndarray, sub: np.ndarray, groups: list[np.ndarray], eps: float) -> np.ndarray:
+    """Per element of ``sub``, whether two elements of its tie still hold one value at the moved point, as a
+    backward pass whose dtype's epsilon is ``eps`` reads them (bfloat16 emulated: float32 rounded to 8 bits of
+    mantissa): a rule that treats a tie apart may give any element of it another value there (a median's rule
+    written for a tie of three puts 2g on its first element while the other two still tie)."""
+    tied = np.zeros(values.size, dtype=bool)
+    for group in groups:
+        moved = _as_read(values[group], eps)
+        tied[group] = np.unique(moved).size < moved.size
+    return tied[sub]
+
+
+def _as_read(values: np.ndarray, eps: float) -> np.ndarray:
+    """``values`` rounded to the dtype whose epsilon is ``eps`` (bfloat16, float16, float32, or as they are)."""
     with np.errstate(over="ignore", invalid="ignore"):
-        moved = values[members]
         if eps >= BFLOAT16_EPS:
-            bits = moved.astype(np.float32).view(np.uint32)
-            moved = ((bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000).astype(np.uint32).view(np.float32)
-        elif eps >= 2.0**-11:
-            moved = moved.astype(np.float16)
-        elif eps >= 2.0**-24:
-            moved = moved.astype(np.float32)
-    return bool(np.unique(moved).size < moved.size)
+            bits = values.astype(np.float32).view(np.uint32)
+            return ((bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000).astype(np.uint32).view(np.float32)
+        if eps >= 2.0**-11:
+            return values.astype(np.float16)
+        if eps >= 2.0**-24:
+            return values.astype(np.float32)
+    return values
 
 
 def _moved(ev: Evaluator) -> np.ndarray:

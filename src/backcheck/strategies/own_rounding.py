@@ -64,6 +64,20 @@ def own_rounding(ev: Evaluator, claim: Claim, sub: np.ndarray) -> np.ndarray | N
     return np.maximum(every[sub], _leaf_rms(ev, every)[sub])
 
 
+def _tied(ev: Evaluator, idx: np.ndarray) -> np.ndarray:
+    """Per element of ``idx`` (flat positions), whether another element of its array holds its value."""
+    if not idx.size:
+        return np.zeros(0, dtype=bool)
+    values = ev.tree.values()
+    leaf_of = np.searchsorted(ev.tree.offsets, np.arange(values.size), side="right") - 1
+    mine = np.isin(values, values[idx])  # (only the values of idx can tie with idx: one pass, then a small sort)
+    cand = np.flatnonzero(mine)
+    pairs = np.stack([leaf_of[cand].astype(np.float64), values[cand]], axis=1)
+    _, inverse, counts = np.unique(pairs, axis=0, return_inverse=True, return_counts=True)
+    many = dict(zip(cand.tolist(), (counts[inverse.reshape(-1)] > 1).tolist(), strict=True))
+    return np.array([many.get(int(i), False) for i in idx.tolist()], dtype=bool)
+
+
 def _leaf_rms(ev: Evaluator, jitter: np.ndarray) -> np.ndarray:
     """Per element, the RMS of the jitter over its array: an element's own can vanish by chance (the moves of a
     row of a variance all of one sign leave x - mean(x) where it was), while its rounding is its computation's."""
@@ -91,6 +105,9 @@ def within_own_rounding(ev: Evaluator, idx: np.ndarray, j: Judgement, claim: Cla
     with np.errstate(invalid="ignore"):
         beyond = np.abs(claim.g[idx] - j.numeric) > j.bound  # (mismatches of their own difference, not of a joint one)
     bad = np.flatnonzero(np.isin(j.status, FAILING) & beyond)
+    # f flat along an element whose value ties with another's (a median of equal values): its gradient jumps as
+    # the moves break the tie, no rounding; the ties' own re-check judges it (strategies/ties.py)
+    bad = bad[~(_tied(ev, idx[bad]) & (np.abs(j.numeric[bad]) <= j.bound[bad]))]
     wider = _widened(ev, claim, idx[bad], j.numeric[bad], j.bound[bad])
     if wider is None:
         return [], bad[:0]
