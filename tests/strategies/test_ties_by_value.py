@@ -151,3 +151,18 @@ def test_a_float32_median_over_rows_of_ties_is_judged_by_its_ties(kind, right):
     x = torch.tensor(np.random.default_rng(35).integers(0, 3, size=(4, 31)), dtype=torch.float32)
     report = bt.check_function(_torch_median(kind), x)
     assert (report.status in ("pass", "inconclusive")) if right else (report.status == "fail"), report
+
+
+@pytest.mark.parametrize("op", ["pool3s2p1", "relu_conv"])
+def test_torch_ops_on_integer_images_pass(op):
+    # many elements hold -1, 0 or 1 by chance: points where two of them collide again are sampled as any other
+    f = {
+        "pool3s2p1": lambda x: torch.nn.functional.max_pool2d(x, 3, stride=2, padding=1),
+        "relu_conv": lambda x: torch.relu(
+            torch.nn.functional.conv2d(x, torch.tensor([[[[1.0, -1.0], [-1.0, 1.0]]]], dtype=x.dtype))
+        ),
+    }[op]
+    for seed in range(6):
+        x = torch.tensor(np.random.default_rng(seed).integers(-1, 2, (1, 1, 6, 6)), dtype=torch.float32)
+        report = bt.check(f, x)
+        assert report.status in ("pass", "inconclusive"), f"seed {seed}:\n{report}"

@@ -177,8 +177,16 @@ def _still_tied(values: np.ndarray, sub: np.ndarray, groups: list[np.ndarray], e
     tied = np.zeros(values.size, dtype=bool)
     for group in groups:
         moved = _as_read(values[group], eps)
-        tied[group] = np.unique(moved).size < moved.size
+        if group.size <= SMALL_TIE:
+            tied[group] = np.unique(moved).size < moved.size
     return tied[sub]
+
+
+#: A tie of at most this many elements is held as a whole while two of them still tie (a rule may treat the tie
+#: apart); a value that more elements hold (integer data, an image of 0s and 1s) is held by chance, and a point
+#: where two of them collide again is sampled as any other (skipping those cost the samples a ReLU network on
+#: integer data needed).
+SMALL_TIE = 8
 
 
 def _as_read(values: np.ndarray, eps: float) -> np.ndarray:
