@@ -224,3 +224,29 @@ def test_a_step_that_ignores_dout_fails():
     report = backcheck.check_object(DecayOnly(3, 2), _x())
     assert report.status == "fail", report
     assert report.leaf("weights").status == "fail", report
+
+
+class Momentum(Dense):  # SGD with momentum stepping in backward: the step holds 0.9 v of earlier steps
+    def __init__(self, n_in, n_out, seed=0, factor=1.0):
+        super().__init__(n_in, n_out, seed)
+        self.v_w, self.v_b, self.factor = np.zeros_like(self.weights), np.zeros_like(self.bias), factor
+
+    def backward(self, output_gradient, learning_rate):
+        input_gradient = self.weights.T @ output_gradient
+        self.v_w = 0.9 * self.v_w + self.factor * output_gradient @ self.input.T
+        self.v_b = 0.9 * self.v_b + output_gradient.sum(axis=1, keepdims=True)
+        self.weights -= learning_rate * self.v_w
+        self.bias -= learning_rate * self.v_b
+        return input_gradient
+
+
+@pytest.mark.parametrize(("factor", "status"), [(1.0, "pass"), (1.1, "fail")])
+def test_momentum_after_training_steps_reads_the_gradient_off_the_step_less_the_velocity(factor, status):
+    layer, rng = Momentum(3, 2, factor=factor), np.random.default_rng(6)
+    for _ in range(3):  # a velocity of earlier steps: the step for dout is 0.9 v + dW
+        layer.forward(rng.normal(size=(3, 2)))
+        layer.backward(rng.normal(size=(2, 2)), 1e-2)
+    report = backcheck.check_object(layer, _x())
+    assert report.status == status, report
+    if status == "fail":
+        assert report.leaf("weights").status == "fail" and report.leaf("bias").status == "pass", report
