@@ -173,3 +173,32 @@ def test_layers_nested_deep_and_back_references_are_found_once():
         Net([Linear(3, 4, rng), Tanh(), Linear(4, 2, rng)]), rng.standard_normal((4, 3)), params=["layers[-1].W"]
     )
     assert [lf.name for lf in last.leaves] == ["inputs", "layers[-1].W"], last
+
+
+def test_a_layers_links_to_other_layers_are_not_its_parameters():
+    rng = np.random.default_rng(8)
+    first, second = Linear(3, 4, rng), Linear(4, 2, rng)
+    first.next, second.prev = second, first  # a doubly linked list of layers
+    report = backcheck.check_object(first, rng.standard_normal((5, 3)))
+    assert report.status == "pass", report
+    assert [lf.name for lf in report.leaves] == ["x", "W"], report
+    assert any("next.W" in n and "never reads" in n for n in report.notes), report.notes
+
+
+def test_a_boxed_parameter_named_in_params_keeps_its_path():
+    class Boxed:
+        def __init__(self, rng, n_in, n_out):
+            self.W = {"val": rng.standard_normal((n_in, n_out)), "grad": np.zeros((n_in, n_out))}
+
+        def forward(self, x):
+            self.x = x
+            return x @ self.W["val"]
+
+        def backward(self, d):
+            self.W["grad"] = self.x.T @ d
+            return d @ self.W["val"].T
+
+    rng = np.random.default_rng(9)
+    net = Net([Boxed(rng, 3, 2), Tanh(), Boxed(rng, 2, 2)])
+    report = backcheck.check_object(net, rng.standard_normal((4, 3)), params=["layers[2].W[val]"])
+    assert [lf.name for lf in report.leaves] == ["inputs", "layers[2].W[val]"], report

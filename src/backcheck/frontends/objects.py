@@ -32,7 +32,7 @@ from backcheck.frontends.hints import (
 from backcheck.frontends.layers import check_layer, names_option
 from backcheck.frontends.object_passes import Backward, Forward, Shared, shared, tie, tie_views
 from backcheck.frontends.object_probe import keep_params, loss_dout, named_grads, probe_layer, with_params
-from backcheck.frontends.object_steps import Stepped, learning_rate_of, stepped_note
+from backcheck.frontends.object_steps import Stepped, learning_rate_of, read_by_forward, stepped_note
 from backcheck.frontends.slots import (
     Slot,
     declared,
@@ -177,6 +177,11 @@ def _check(
     probe = probe_layer(template, slots, grads, inputs, dout, spec)
     named = named_grads(slots, grads, spec)
     slots, notes = keep_params(slots, probe, params is None or isinstance(params, str), notes, spec, named)
+    if params is None:  # a layer's link to another (self.next, self.net) reaches arrays its forward never reads
+        unread = [s for s in slots if s.via and not read_by_forward(spec, template, s, inputs, probe.out)]
+        slots = [s for s in slots if s not in unread]
+        notes += [f"not checked: {', '.join(s.name for s in unread)} (arrays of objects {spec.cls} holds, which "
+                  f"{spec.forward} never reads: links to other layers)."] if unread else []  # fmt: skip
     slots, tied, said = tie(slots, template, probe.where)
     slots, through, more = tie_views(slots, spec.shared, probe.where, spec.cls)
     tied = {k: [*tied.get(k, ()), *through.get(k, ())] for k in {*tied, *through}}

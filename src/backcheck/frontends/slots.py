@@ -79,8 +79,9 @@ class Slot:
         via = tuple((m.group(1), _index(m.group(2))) for m in matches[:-1] if m is not None)
         last = matches[-1]
         assert last is not None
-        key = last.group(2)  # (a list's position is named by its path: params[1], not 1)
-        return cls(last.group(1), key, full=key is not None and key.lstrip("-").isdigit(), via=via)
+        key = last.group(2)  # (a list's position, or a boxed parameter's value, is named by its path: params[1])
+        full = key is not None and (key.lstrip("-").isdigit() or key in VALUE_KEYS)
+        return cls(last.group(1), key, full=full, via=via)
 
     @property
     def name(self) -> str:
