@@ -246,6 +246,20 @@ class Tree:
         """The original values as one float64 vector."""
         return np.concatenate([leaf.original.reshape(-1).astype(np.float64) for leaf in self.leaves])
 
+    def ties(self, of: np.ndarray, within_arrays: bool = False) -> list[np.ndarray]:
+        """The groups of two or more elements (flat positions, sorted; the largest group first) holding one finite
+        original value with an element of ``of``: across the tree, or ``within_arrays`` within each array."""
+        values = self.values()
+        shared = np.unique(values[of])
+        members = np.flatnonzero(np.isin(values, shared[np.isfinite(shared)])) if shared.size else np.zeros(0, int)
+        if members.size < 2:
+            return []
+        key = np.searchsorted(self.offsets, members, side="right") if within_arrays else np.zeros(members.size)
+        order = np.lexsort((values[members], key))
+        members, vals, key = members[order], values[members][order], key[order]
+        groups = np.split(members, np.flatnonzero((np.diff(vals) != 0) | (np.diff(key) != 0)) + 1)
+        return sorted((np.sort(g) for g in groups if g.size >= 2), key=lambda g: -g.size)
+
     def locate(self, i: int) -> tuple[Leaf, int]:
         """The leaf and the local flat index of global position ``i``."""
         k = int(np.searchsorted(self.offsets, i, side="right")) - 1  # past empty leaves sharing the offset

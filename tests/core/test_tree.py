@@ -169,3 +169,14 @@ def test_fresh_copies_never_share_memory_with_the_user():
     flat = np.arange(tree.size, dtype=np.float64)
     again = tree.fresh(flat, np.float32)
     assert again["extra"][0].dtype == np.float32 and again["extra"][0][0] == 9.0
+
+
+def test_ties_group_equal_values_across_the_tree_or_within_each_array():
+    from backcheck.tree import Tree
+
+    tree = Tree({"a": np.array([1.0, 2.0, 1.0, np.inf]), "b": np.array([1.0, 3.0, np.inf])}, "p")
+    across = tree.ties(np.array([0, 5]))  # a[0] holds 1 as a[2] and b[0] do; b[1] (3) ties with nothing
+    assert [g.tolist() for g in across] == [[0, 2, 4]]
+    within = tree.ties(np.array([0, 4]), within_arrays=True)  # b[0]'s 1 is alone in b
+    assert [g.tolist() for g in within] == [[0, 2]]
+    assert tree.ties(np.array([3, 6])) == []  # infinities (masks) tie nothing

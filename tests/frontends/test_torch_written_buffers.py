@@ -31,3 +31,26 @@ def test_a_random_module_is_still_checked_with_its_stream_replayed():
     x = torch.randn(5, 4, dtype=torch.float64, requires_grad=True)
     report = bt.check_module(m, x)
     assert report.status == "pass", report
+
+
+class Rebinds(nn.Module):  # a forward that replaces its buffer with a new tensor rather than writing into it
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(3, 2).double()
+        self.register_buffer("seen", torch.zeros(2, dtype=torch.float64))
+
+    def forward(self, x):
+        out = self.lin(x)
+        self.seen = self.seen + out.detach().mean(0)
+        return out * (1 + self.seen.sum())
+
+
+def test_a_module_rebinding_its_buffer_is_told_so_and_keeps_its_own_tensor():
+    torch.manual_seed(1)
+    m = Rebinds()
+    x = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    own = m.seen
+    with pytest.raises(NondeterministicError) as info:
+        bt.check_module(m, x)
+    assert "writes its buffers seen" in info.value.message, info.value
+    assert m.seen is own and torch.equal(own, torch.zeros(2, dtype=torch.float64))

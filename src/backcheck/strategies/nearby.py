@@ -132,7 +132,7 @@ def nearby_verdicts(
     # a shift below a few units in the last place of the gradient's dtype rounds back onto the point itself
     # there (a float32 layer), and the gradient at the point is the one under test: never sampled
     floor = ULPS_AWAY * claim.grad_eps * np.abs(ev.tree.values())
-    ties = _value_ties(ev.tree.values(), sub, leaf_of, claim.grad_eps[sub])
+    ties = _value_ties(ev, sub, claim.grad_eps[sub])
     for _ in range(NEARBY_SAMPLES):
         if np.all((lo <= a0) & (a0 <= hi)):
             break
@@ -153,20 +153,11 @@ def nearby_verdicts(
     return fine, fine & _steepening(ev, sub, steps[sub])
 
 
-def _value_ties(
-    values: np.ndarray, sub: np.ndarray, leaf_of: np.ndarray, eps: np.ndarray
-) -> tuple[list[np.ndarray], float] | None:
-    """The ties of ``sub``'s elements (flat positions): for each value one of them holds, the elements of its
-    array holding it too, where there are two or more; and the coarsest epsilon of their gradients' dtypes (the
-    precision the backward pass reads them in). None where no element of ``sub`` ties."""
-    groups = []
-    for v, leaf in {(float(values[i]), int(leaf_of[i])) for i in sub.tolist() if np.isfinite(values[i])}:
-        group = np.flatnonzero((values == v) & (leaf_of == leaf))
-        if group.size >= 2:
-            groups.append(group)
-    if not groups:
-        return None
-    return groups, float(np.max(eps)) if eps.size else 0.0
+def _value_ties(ev: Evaluator, sub: np.ndarray, eps: np.ndarray) -> tuple[list[np.ndarray], float] | None:
+    """The ties of ``sub``'s elements (flat positions) within their arrays, and the coarsest epsilon of their
+    gradients' dtypes (the precision the backward pass reads them in); None where no element of ``sub`` ties."""
+    groups = ev.tree.ties(sub, within_arrays=True)
+    return (groups, float(np.max(eps)) if eps.size else 0.0) if groups else None
 
 
 def _still_tied(values: np.ndarray, sub: np.ndarray, groups: list[np.ndarray], eps: float) -> np.ndarray:

@@ -66,16 +66,8 @@ def own_rounding(ev: Evaluator, claim: Claim, sub: np.ndarray) -> np.ndarray | N
 
 def _tied(ev: Evaluator, idx: np.ndarray) -> np.ndarray:
     """Per element of ``idx`` (flat positions), whether another element of its array holds its value."""
-    if not idx.size:
-        return np.zeros(0, dtype=bool)
-    values = ev.tree.values()
-    leaf_of = np.searchsorted(ev.tree.offsets, np.arange(values.size), side="right") - 1
-    mine = np.isin(values, values[idx])  # (only the values of idx can tie with idx: one pass, then a small sort)
-    cand = np.flatnonzero(mine)
-    pairs = np.stack([leaf_of[cand].astype(np.float64), values[cand]], axis=1)
-    _, inverse, counts = np.unique(pairs, axis=0, return_inverse=True, return_counts=True)
-    many = dict(zip(cand.tolist(), (counts[inverse.reshape(-1)] > 1).tolist(), strict=True))
-    return np.array([many.get(int(i), False) for i in idx.tolist()], dtype=bool)
+    ties = ev.tree.ties(idx, within_arrays=True) if idx.size else []
+    return np.isin(idx, np.concatenate(ties)) if ties else np.zeros(idx.size, dtype=bool)
 
 
 def _leaf_rms(ev: Evaluator, jitter: np.ndarray) -> np.ndarray:

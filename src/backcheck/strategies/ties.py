@@ -76,7 +76,7 @@ def joint_kink_test(
 def _rescued(ev: Evaluator, group: np.ndarray, claim: Claim) -> bool:
     """Whether every element of the input that shares a value with ``group``, moved together a value at a time,
     moves differentiably and agrees with its summed gradient (the whole tie ``group`` is part of)."""
-    ties = _same_value(ev.tree.values(), group)
+    ties = ev.tree.ties(group)
     if not ties or not np.isin(group, np.concatenate(ties)).all():
         return False
     return all(_moved_together(ev, t, claim) is True for t in ties)
@@ -125,7 +125,7 @@ def _value_groups(ev: Evaluator, of: np.ndarray, claim: Claim) -> list[int]:
     """The elements of ``of`` whose ties (every element of the input of their value, moved together) move
     differentiably but not as their summed gradient says."""
     bad: list[int] = []
-    for group in _same_value(ev.tree.values(), of)[:MAX_TIE_GROUPS]:
+    for group in ev.tree.ties(of)[:MAX_TIE_GROUPS]:
         if _moved_together(ev, group, claim) is False:
             bad.extend(int(i) for i in group[np.isin(group, of)])
     return bad
@@ -144,7 +144,7 @@ def recheck_tied(
         return [], none
     # flat along its own axis: f does not move with the element alone (a nonzero slope is judged as it is)
     wrong = np.flatnonzero((j.status == MISMATCH) & (np.abs(j.numeric) <= j.bound))
-    shared = _same_value(ev.tree.values(), idx[wrong])
+    shared = ev.tree.ties(idx[wrong])
     tied = wrong[np.isin(idx[wrong], np.concatenate(shared))] if shared else wrong[:0]
     if not tied.size:
         return [], none
@@ -172,25 +172,11 @@ def recheck_tied(
     ], idx[kinks]
 
 
-def _same_value(values: np.ndarray, of: np.ndarray) -> list[np.ndarray]:
-    """The groups of two or more elements of ``values`` (the input, flat) that share a finite value with an
-    element of ``of`` (flat positions), each sorted, the largest first."""
-    shared = np.unique(values[of])
-    shared = shared[np.isfinite(shared)]
-    members = np.flatnonzero(np.isin(values, shared)) if shared.size else np.empty(0, dtype=np.int64)
-    if members.size < 2:
-        return []
-    order = np.argsort(values[members], kind="stable")
-    members = members[order]
-    groups = np.split(members, np.flatnonzero(np.diff(values[members]) != 0) + 1)
-    return sorted((np.sort(g) for g in groups if g.size >= 2), key=lambda g: -g.size)
-
-
 def _tie_told(ev: Evaluator, i: int, claim: Claim, told: dict[int, bool]) -> bool:
     """Whether every element of element ``i``'s value, moved together, moves differentiably with a bound that
     tells the summed gradient to :data:`~backcheck.verdict.VOUCH` of its size (a bfloat16 median's tie did not:
     its rounding hid a rule twice the gradient). ``told``: answers by the tie's first element."""
-    ties = _same_value(ev.tree.values(), np.array([i]))
+    ties = ev.tree.ties(np.array([i]))
     if not ties:
         return False
     group = ties[0]

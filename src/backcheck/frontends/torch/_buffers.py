@@ -18,17 +18,16 @@ def written_buffers(target: Any, exc: NondeterministicError) -> Nondeterministic
     module = target.module
     if not isinstance(module, torch.nn.Module) or not any(True for _ in module.buffers()):
         return exc
-    saved = [(n, b, b.detach().clone()) for n, b in module.named_buffers()]
+    saved = [(n, b, b.detach().clone()) for n, b in module.named_buffers() if b is not None]
     try:
         with torch.no_grad():
             module(*copy.deepcopy(target.args), **copy.deepcopy(dict(target.kwargs)))
-        moved = [n for n, b, was in saved if not torch.equal(b.detach(), was)]
+        now = dict(module.named_buffers())
+        moved = [n for n, b, was in saved if now.get(n) is not b or not torch.equal(now[n].detach(), was)]
     except Exception:  # noqa: BLE001 - a module that cannot be called so: the error as it was
         return exc
     finally:
-        with torch.no_grad():
-            for _, b, was in saved:  # (the user's buffers as they were)
-                b.copy_(was)
+        _put_back(module, saved)
     if not moved:
         return exc
     return NondeterministicError(
@@ -37,3 +36,34 @@ def written_buffers(target: Any, exc: NondeterministicError) -> Nondeterministic
         "check it in eval mode (module.eval()), where it leaves its buffers alone, or check the function it "
         "computes with the buffers fixed.",
     )
+
+
+def _put_back(module: Any, saved: list[tuple[str, Any, Any]]) -> None:
+    """The user's buffers as they were: the same tensors (:func:`rebind`) holding the same values."""
+    rebind(module, [(name, b) for name, b, _ in saved])
+    with torch_module().no_grad():
+        for _, b, was in saved:
+            b.copy_(was)
+
+
+def rebind(module: Any, buffers: list[tuple[str, Any]]) -> None:
+    """Put each of ``buffers`` (name, tensor) back on ``module`` where a forward rebound the name to another tensor
+    (``self.seen = self.seen + ...``): the user's module keeps its own tensors."""
+    for name, b in buffers:
+        owner, _, attr = name.rpartition(".")
+        sub = module.get_submodule(owner) if owner else module
+        if getattr(sub, attr, None) is not b:
+            sub._buffers[attr] = b  # (registered as it was, without register_buffer's checks of the name)
+
+
+def own_buffers(*candidates: Any) -> list[tuple[Any, list[tuple[str, Any]]]]:
+    """Each module among ``candidates`` (once) with its buffers as they are: for :func:`rebind_all` after a check."""
+    torch = torch_module()
+    modules = {id(m): m for m in candidates if isinstance(m, torch.nn.Module)}
+    return [(m, list(m.named_buffers())) for m in modules.values()]
+
+
+def rebind_all(own: list[tuple[Any, list[tuple[str, Any]]]]) -> None:
+    """:func:`rebind` for each module :func:`own_buffers` listed."""
+    for module, buffers in own:
+        rebind(module, buffers)

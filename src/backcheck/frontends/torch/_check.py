@@ -36,7 +36,7 @@ from backcheck.frontends.common import (
     settle_linearity,
     wide_disagreement,
 )
-from backcheck.frontends.torch._buffers import written_buffers
+from backcheck.frontends.torch._buffers import own_buffers, rebind_all, written_buffers
 from backcheck.frontends.torch._jvp import forward, forward_probed
 from backcheck.frontends.torch._outputs import (
     NONE_GRAD_HINT,
@@ -136,6 +136,7 @@ def _check_torch(target: Target, knobs: Knobs) -> Report:
         )
     random, found = knobs.options.random, (slots, pslots, consts, module)
     start = _frozen(target)  # the generators as the user left them: so they are again afterwards
+    own = own_buffers(target.module, target.params)  # (a forward may rebind one: put back afterwards)
     try:
         return _check_session(target, knobs, found, start if random == "freeze" else None)
     except NondeterministicError as exc:
@@ -150,6 +151,7 @@ def _check_torch(target: Target, knobs: Knobs) -> Report:
             raise written_buffers(target, again) from None
     finally:
         start.restore()
+        rebind_all(own)
 
 
 def _refuse_lazy(target: Target) -> None:
