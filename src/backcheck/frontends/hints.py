@@ -144,7 +144,7 @@ def order_error(
     """The error for gradients returned in another order than forward's parameters (``dW, dx, db``): a gradient
     of the wrong shape that has another input's shape; None when none does."""
     for n, g in grads.items():
-        shape = np.shape(g) if g is not None else None
+        shape = _shape(g)
         if shape is None or n not in shapes or shape == shapes[n]:
             continue
         like = [m for m in order if m != n and shapes.get(m) == shape]
@@ -158,6 +158,14 @@ def order_error(
             "the batch axis or a missing transpose.",
         )
     return None
+
+
+def _shape(g: Any) -> tuple[int, ...] | None:
+    """``g``'s shape as numpy reads it; None for None and for a ragged sequence (told as such later)."""
+    try:
+        return None if g is None else np.shape(g)
+    except ValueError:
+        return None
 
 
 def stale_note(stale: Sequence[str], spec: Any) -> str:

@@ -131,6 +131,8 @@ class Backward:
             and len(ret) == spec.n_in + len(self.slots)
         ):
             ret = ret[: spec.n_in]  # (dX, dW, db), the parameters' gradients also stored on the object
+        elif self.slots and not spec.list_in and isinstance(ret, (tuple, list)) and len(ret) > spec.n_in:
+            raise self._some_returned(ret)
         if spec.n_in == 1:
             return (ret[0] if isinstance(ret, (tuple, list)) and len(ret) == 1 else ret,)
         if not isinstance(ret, (tuple, list)) and len(spec.diff_in) == 1:
@@ -145,6 +147,21 @@ class Backward:
                 + (constant_hint([spec.input_names[i] for i in spec.diff_in]) if len(spec.diff_in) > n_got else ""),
             )
         return tuple(ret)
+
+
+    def _some_returned(self, ret: Sequence[Any]) -> GradientStructureError:
+        """The error for a return value with more values than inputs but not one per parameter after them (``(dX,
+        db)`` with ``self.dW`` stored, or ``(dX, cache)``)."""
+        spec, k = self.spec, len(ret) - self.spec.n_in
+        shapes = ", ".join(str(np.shape(g)) if isinstance(g, np.ndarray) else type(g).__name__ for g in ret)
+        params = ", ".join(s.name for s in self.slots)
+        return GradientStructureError(
+            f"{spec.cls}.{spec.backward} returned {len(ret)} values ({shapes}) for {spec.n_in} input(s) "
+            f"({', '.join(spec.input_names)}) and {len(self.slots)} parameter(s) ({params}): {k} after the inputs' "
+            "gradients is neither none nor one per parameter.",
+            f"return the inputs' gradients, then either every parameter's gradient in order ({params}) or none "
+            "(each stored on the object, as self.dW); not some of each, and no other value (a cache) beside them.",
+        )
 
 
 def tie(

@@ -97,16 +97,18 @@ def probe_layer(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any,
     except UserFunctionError as exc:  # a backward taking one dout of a forward with several outputs: said so
         raise pair_hint(exc, out, None, names) from exc.__cause__
     updated = [s for s in slots if _differs(at_backward[s], s.get(obj))]
-    positional = isinstance(ret, (tuple, list)) and len(ret) == spec.n_in + len(slots) and len(slots) > 0
+    order = _returned_order(ret, spec.n_in, slots, changed)
     where: dict[Slot, Where] = {}
-    for k, s in enumerate(slots):
+    for s in slots:
         shape = np.shape(at_backward[s])
         found = [c for c in candidates[s] if is_float_array(c.get(obj)) and c.get(obj).shape == shape]
         written = [c for c in found if id(c.get(obj)) != zeroed[c][0] or _differs(zeroed[c][1], c.get(obj))]
         if written:
             where[s] = written[0]
-        elif grads == "return" or (grads is None and positional):
-            where[s] = spec.n_in + k  # (before an attribute backward left as it was: self.dW made in __init__)
+        elif s in order and (grads == "return" or grads is None):
+            where[s] = spec.n_in + order.index(s)  # (before an attribute backward left alone: self.dW from __init__)
+        elif grads == "return":
+            where[s] = spec.n_in + slots.index(s)
         elif found:
             where[s] = found[0]
         elif (
@@ -123,6 +125,18 @@ def probe_layer(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any,
     tail = ["backward's return value (one gradient per input, then per parameter)"] if grads is None else []
     looked = {s: looked_labels(obj, candidates[s], np.shape(at_backward[s])) + tail for s in slots}
     return Probe(changed, updated, where, looked, out, {s: np.shape(at_backward[s]) for s in slots}, unchecked, state)
+
+
+def _returned_order(ret: Any, n_in: int, slots: list[Slot], changed: set[Slot]) -> list[Slot]:
+    """The parameters whose gradients ``backward`` returns after the inputs', in order: every slot's (``(dX, dW,
+    db)``), or those of the slots forward leaves alone where the others are its state (a batch norm's running
+    statistics beside ``(dX, dgamma, dbeta)``); none when the return value holds neither count."""
+    if not isinstance(ret, (tuple, list)) or not slots:
+        return []
+    free = [s for s in slots if s not in changed]
+    if len(ret) == n_in + len(slots):
+        return slots
+    return free if free and len(ret) == n_in + len(free) else []
 
 
 def named_grads(slots: list[Slot], grads: Any, spec: Any) -> set[Slot]:
