@@ -487,3 +487,28 @@ def test_a_gradient_is_named_by_its_marker_at_either_end_of_the_parameters_name(
     probe = type("Probe", (), {"where": [param, other, grad], "shapes": {param: (3,), other: (3,), grad: (3,)}})()
     assert _gradient_of(grad, probe) == param
     assert _gradient_of(other, probe) is None  # W2 beside W: another parameter, no gradient
+
+
+class _Affine:
+    def __init__(self, bias_factor=1.0):
+        rng = np.random.default_rng(3)
+        self.W, self.b, self.bias_factor = rng.normal(size=(3, 2)), rng.normal(size=2), bias_factor
+
+    def forward(self, X):
+        self.X = X
+        return X @ self.W + self.b
+
+    def backward(self, d):
+        self.dW, self.db = self.X.T @ d, self.bias_factor * d.sum(0)
+        return d @ self.W.T
+
+
+def test_params_naming_a_subset_says_which_parameters_stay_constants():
+    x = np.random.default_rng(4).normal(size=(5, 3))
+    report = backcheck.check_object(_Affine(bias_factor=3.0), x, params=["W"])
+    assert report.status == "pass" and [lf.name for lf in report.leaves] == ["X", "W"], report
+    said = [n for n in report.notes if n.startswith("not checked")]
+    assert len(said) == 1 and "self.b" in said[0] and "constants in this check" in said[0], report.notes
+    whole = backcheck.check_object(_Affine(bias_factor=3.0), x, params=["W", "b"])
+    assert [lf.name for lf in whole.leaves if lf.status == "fail"] == ["b"], whole
+    assert not [n for n in whole.notes if n.startswith("not checked")], whole.notes

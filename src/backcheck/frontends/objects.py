@@ -177,6 +177,7 @@ def _check(
     probe = probe_layer(template, slots, grads, inputs, dout, spec)
     named = named_grads(slots, grads, spec)
     slots, notes = keep_params(slots, probe, params is None or isinstance(params, str), notes, spec, named)
+    notes += _unnamed(template, slots, inputs, dout, spec) if isinstance(params, (list, tuple)) else []
     if params is None:  # a layer's link to another (self.next, self.net) reaches arrays its forward never reads
         unread = [s for s in slots if s.via and not read_by_forward(spec, template, s, inputs, probe.out)]
         slots = [s for s in slots if s not in unread]
@@ -218,6 +219,25 @@ def _check(
     updated_step(report, [s.name for s in probe.updated], f"{spec.cls}.{spec.backward}")
     report.findings.extend(unchecked_attributes(f"{spec.cls}.{spec.backward}", probe.unchecked))
     return report
+
+
+def _unnamed(template: Any, slots: list[Slot], inputs: tuple[Any, ...], dout: Any, spec: _Spec) -> list[str]:
+    """A note naming the parameters params=[...] leaves out whose gradients backward leaves where the search finds
+    them (``self.db`` beside a checked ``self.W``): constants in this check, said so. None when there are none or
+    the search cannot run."""
+    paths = {s.path for s in slots}
+    try:
+        others = [s for s in declared(template, None, spec.cls) if s.path not in paths]
+        probe = probe_layer(template, others, None, inputs, dout, spec) if others else None
+    except Exception:  # noqa: BLE001 - the check itself runs and reports on the layer as named
+        return []
+    left = [s for s in others if probe is not None and s in probe.where and s not in probe.changed_by_forward]
+    if not left:
+        return []
+    return [
+        f"not checked: {', '.join(s.label for s in left)} (parameters of {spec.cls} that params= does not name, "
+        f"with gradients after {spec.backward}): constants in this check; name them in params= to check them."
+    ]
 
 
 def _copyable(inputs: tuple[Any, ...], spec: Any) -> None:
