@@ -503,12 +503,38 @@ class _Affine:
         return d @ self.W.T
 
 
-def test_params_naming_a_subset_says_which_parameters_stay_constants():
+@pytest.mark.parametrize("params", [["W"], "W"])
+def test_params_naming_a_subset_says_which_parameters_stay_constants(params):
     x = np.random.default_rng(4).normal(size=(5, 3))
-    report = backcheck.check_object(_Affine(bias_factor=3.0), x, params=["W"])
+    report = backcheck.check_object(_Affine(bias_factor=3.0), x, params=params)
     assert report.status == "pass" and [lf.name for lf in report.leaves] == ["X", "W"], report
     said = [n for n in report.notes if n.startswith("not checked")]
     assert len(said) == 1 and "self.b" in said[0] and "constants in this check" in said[0], report.notes
     whole = backcheck.check_object(_Affine(bias_factor=3.0), x, params=["W", "b"])
     assert [lf.name for lf in whole.leaves if lf.status == "fail"] == ["b"], whole
     assert not [n for n in whole.notes if n.startswith("not checked")], whole.notes
+
+
+class _Stack:
+    def __init__(self):
+        self.layers = [_Affine(), _Affine(bias_factor=2.0)]
+        self.layers[1].W = self.layers[1].W[:2]  # (3, 2) -> (2, 2): the second layer takes the first's output
+
+    def forward(self, X):
+        for layer in self.layers:
+            X = layer.forward(X)
+        return X
+
+    def backward(self, d):
+        for layer in reversed(self.layers):
+            d = layer.backward(d)
+        return d
+
+
+def test_params_naming_one_layers_weight_names_the_other_layers_parameters():
+    x = np.random.default_rng(5).normal(size=(4, 3))
+    report = backcheck.check_object(_Stack(), x, params="layers[0].W")
+    assert [lf.name for lf in report.leaves] == ["X", "layers[0].W"], report
+    said = " ".join(n for n in report.notes if n.startswith("not checked"))
+    for other in ("layers[0].b", "layers[1].W", "layers[1].b"):
+        assert other in said, report.notes

@@ -177,7 +177,7 @@ def _check(
     probe = probe_layer(template, slots, grads, inputs, dout, spec)
     named = named_grads(slots, grads, spec)
     slots, notes = keep_params(slots, probe, params is None or isinstance(params, str), notes, spec, named)
-    notes += _unnamed(template, slots, inputs, dout, spec) if isinstance(params, (list, tuple)) else []
+    notes += _unnamed(template, slots, inputs, dout, spec) if params is not None else []
     if params is None:  # a layer's link to another (self.next, self.net) reaches arrays its forward never reads
         unread = [s for s in slots if s.via and not read_by_forward(spec, template, s, inputs, probe.out)]
         slots = [s for s in slots if s not in unread]
