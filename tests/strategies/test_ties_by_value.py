@@ -166,3 +166,43 @@ def test_torch_ops_on_integer_images_pass(op):
         x = torch.tensor(np.random.default_rng(seed).integers(-1, 2, (1, 1, 6, 6)), dtype=torch.float32)
         report = bt.check(f, x)
         assert report.status in ("pass", "inconclusive"), f"seed {seed}:\n{report}"
+
+
+def top3(x):
+    return -np.sort(-x, kind="stable")[:3]
+
+
+def top3_backward(rule):
+    def backward(dout, x):
+        idx = np.argsort(-x, kind="stable")[:3]
+        g = np.zeros_like(x)
+        g[idx] = dout
+        if rule == "every_tie":  # the last output's gradient to every element of its value
+            g[x == x[idx[-1]]] = dout[-1]
+        elif rule == "first_doubled":  # wrong wherever an element leads: gradients around the tie take it too
+            g[idx[0]] *= 2
+        elif rule == "tie_reordered":  # another order of the tied elements: a valid subgradient at the tie
+            tied = idx[x[idx] == x[idx[0]]]
+            g[tied] = dout[: tied.size][::-1]
+        return g
+
+    return backward
+
+
+TOPK_POINTS = [np.array([5.0, 1, 3, 3, 3, 0]), np.array([4.0, 4, 4, 4, 1]), np.array([2.0, 7, 2, 7, 7])]
+
+
+@pytest.mark.parametrize("x", TOPK_POINTS, ids=["boundary", "four", "all_top"])
+@pytest.mark.parametrize("rule", ["every_tie", "first_doubled"])
+def test_a_top_k_rule_wrong_at_its_tie_fails(x, rule):
+    # (the elements outside their one-sided slopes were excused one by one by the gradients around the point: the
+    # backward pass's own, which a rule wrong where an element leads gives; their ties now move as a whole)
+    report = backcheck.check_layer(top3, top3_backward(rule), (x,))
+    assert report.status == "fail", report
+
+
+@pytest.mark.parametrize("x", TOPK_POINTS, ids=["boundary", "four", "all_top"])
+@pytest.mark.parametrize("rule", ["right", "tie_reordered"])
+def test_a_top_k_rule_right_at_its_tie_passes(x, rule):
+    report = backcheck.check_layer(top3, top3_backward(rule), (x,))
+    assert report.status == "pass", report

@@ -148,7 +148,6 @@ class Backward:
             )
         return tuple(ret)
 
-
     def _some_returned(self, ret: Sequence[Any]) -> GradientStructureError:
         """The error for a return value with more values than inputs but not one per parameter after them (``(dX,
         db)`` with ``self.dW`` stored, or ``(dX, cache)``)."""

@@ -103,7 +103,9 @@ def run(ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator |
         labels = set(j.status.tolist())
     if AMBIGUOUS in labels:
         ambiguous = np.flatnonzero(j.status == AMBIGUOUS)
-        notes.extend(recheck_nearby(ev, idx, ambiguous, j, claim, rng or np.random.default_rng(0)))
+        said, rescued = recheck_nearby(ev, idx, ambiguous, j, claim, rng or np.random.default_rng(0))
+        notes.extend(said)
+        tied = np.union1d(tied, rescued)
         labels = set(j.status.tolist())
     hidden = _hidden_kinks(ev, idx, first, j, a)
     hidden[own] = False  # (they passed by a bound that holds their rounding, at finer steps than the first)

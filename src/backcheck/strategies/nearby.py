@@ -49,18 +49,22 @@ SAMPLE_RADIUS = 1e-3
 
 def recheck_nearby(
     ev: Evaluator, idx: np.ndarray, ambiguous: np.ndarray, j: Judgement, claim: Claim, rng: np.random.Generator
-) -> list[str]:
+) -> tuple[list[str], np.ndarray]:
     """Decide elements at kinks whose analytic value lies outside the one-sided slopes (``ambiguous``: their
     positions in ``idx``), with :func:`nearby_verdicts`: like ReLU'(0) = 0 in every unit at once, a chain-rule
     subgradient where several kinks meet can lie outside the slopes along a single axis. Without ``regrad`` (a
-    precomputed gradient), the elements count as mismatches."""
+    precomputed gradient), the elements count as mismatches. With the notes, the flat positions of the elements
+    taken as kinks (whose ties by value :func:`~backcheck.strategies.ties.joint_kink_test` moves as a whole: the
+    gradients around the point are the backward pass's own, and a rule wrong only where an element leads its tie,
+    a top-k's first gradient doubled, gives them)."""
+    none = idx[:0]
     if claim.regrad is None:
         j.status[ambiguous] = MISMATCH
         return [
             f"{ambiguous.size} element(s) sit where several kinks meet and their analytic values lie outside "
             "the one-sided slopes; with a precomputed gradient they cannot be re-checked at a nearby point "
             "(pass grad as a function to allow it)."
-        ]
+        ], none
     found = nearby_verdicts(ev, idx, ambiguous, j, claim, rng)
     if found is None:
         j.status[ambiguous], j.bound[ambiguous] = NOISY, np.inf
@@ -68,7 +72,7 @@ def recheck_nearby(
             f"{ambiguous.size} element(s) sit where several kinks meet and their analytic values lie outside "
             "the one-sided slopes; f is not finite at the nearby points they would be re-checked at (nor closer), "
             "so they are inconclusive."
-        ]
+        ], none
     fine, poles = found
     j.status[ambiguous[fine & ~poles]] = KINK
     j.status[ambiguous[~fine]] = MISMATCH
@@ -91,7 +95,7 @@ def recheck_nearby(
             f"{int((~fine).sum())} element(s) at kinks are not valid subgradients: outside the one-sided "
             "slopes and the gradients around the point, or wrong at a nearby differentiable point."
         )
-    return notes
+    return notes, idx[ambiguous[fine & ~poles]]
 
 
 def nearby_verdicts(
