@@ -100,6 +100,24 @@ def unchecked_attributes(function: str, names: Sequence[str]) -> list[Finding]:
     return [Finding("unchecked gradient", _unchecked_message(function, n), where=function, elements=[n]) for n in names]
 
 
+def ungradiented(cls: str, forward: str, backward: str, names: Sequence[str]) -> list[Finding]:
+    """'unchecked gradient' findings for a layer object's float arrays ``names`` (``self.W``) that ``forward``
+    reads (its output moves with them) and for which ``backward`` leaves no gradient anywhere the search looks:
+    a forgotten gradient, or a buffer; either way nothing is vouched for them."""
+    return [
+        Finding(
+            "unchecked gradient",
+            f"{cls}.{forward} reads {n} (its output moves with it), but {cls}.{backward} leaves no gradient for it "
+            f"where backcheck looks: a gradient backward forgets, or a buffer. Nothing is vouched for it. If it is "
+            f"a parameter, store its gradient (self.d{n.rpartition('.')[2]}) or name where it is (params= and "
+            "grads=); if it is a buffer, name the parameters alone in params=[...].",
+            where=f"{cls}.{backward}",
+            elements=[n],
+        )
+        for n in names
+    ]
+
+
 def _unchecked_message(function: str, name: str) -> str:
     if "[" in name:  # an item of a list or dict attribute
         return (

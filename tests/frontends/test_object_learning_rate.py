@@ -250,3 +250,36 @@ def test_momentum_after_training_steps_reads_the_gradient_off_the_step_less_the_
     assert report.status == status, report
     if status == "fail":
         assert report.leaf("weights").status == "fail" and report.leaf("bias").status == "pass", report
+
+
+class RateTwice(Dense):  # the rate applied twice: right at a rate of 1, a hundred times too small at 0.01
+    def backward(self, output_gradient, learning_rate):
+        weights_gradient = learning_rate * (output_gradient @ self.input.T)
+        input_gradient = self.weights.T @ output_gradient
+        self.weights -= learning_rate * weights_gradient
+        self.bias -= learning_rate * output_gradient.sum(axis=1, keepdims=True)
+        return input_gradient
+
+
+class ScaledInput(Dense):  # the input's gradient scaled by the rate
+    def backward(self, output_gradient, learning_rate):
+        return learning_rate * super().backward(output_gradient, learning_rate)
+
+
+@pytest.mark.parametrize(("layer", "said"), [(RateTwice(3, 2), "weights"), (ScaledInput(3, 2), "returns other")])
+def test_a_learning_rate_used_otherwise_than_for_one_step_fails(layer, said):
+    # (called with a rate of 1 alone, both were exact there and passed)
+    report = backcheck.check_object(layer, _x())
+    assert report.status == "fail", report
+    found = [f for f in report.findings if f.kind == "learning rate"]
+    assert len(found) == 1 and said in found[0].message, report.findings
+
+
+def test_steps_affine_in_the_rate_raise_no_learning_rate_finding():
+    layer, rng = Momentum(3, 2), np.random.default_rng(6)
+    for _ in range(3):
+        layer.forward(rng.normal(size=(3, 2)))
+        layer.backward(rng.normal(size=(2, 2)), 1e-2)
+    for each in (layer, Dense(3, 2), AdamStep(3, 2)):
+        report = backcheck.check_object(each, _x())
+        assert not [f for f in report.findings if f.kind == "learning rate"], report

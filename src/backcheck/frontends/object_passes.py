@@ -61,6 +61,12 @@ class Backward:
         if isinstance(w, Stepped):
             return read_step(w, obj, before)
         value = (ret[w] if len(ret) > w else None) if isinstance(w, int) else w.get(obj)
+        if isinstance(value, (list, tuple)) and isinstance(w, Slot):  # a gradient kept as a list of floats
+            try:
+                as_array = np.asarray(value)
+            except ValueError:  # (ragged: told by the check as it is)
+                return value
+            return as_array if as_array.dtype.kind == "f" else value
         return None if value is MISSING else value
 
     def __call__(self, dout: Any, *args: Any) -> tuple[Any, ...]:

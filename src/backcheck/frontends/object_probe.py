@@ -21,6 +21,7 @@ from backcheck.frontends.layers import cotangents
 from backcheck.frontends.object_passes import Shared
 from backcheck.frontends.object_steps import Stepped, call_backward, read_by_forward
 from backcheck.frontends.slots import (
+    MISSING,
     Slot,
     Where,
     dict_slots,
@@ -103,6 +104,15 @@ def probe_layer(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any,
         shape = np.shape(at_backward[s])
         found = [c for c in candidates[s] if is_float_array(c.get(obj)) and c.get(obj).shape == shape]
         written = [c for c in found if id(c.get(obj)) != zeroed[c][0] or _differs(zeroed[c][1], c.get(obj))]
+        # written in another shape, dtype or kind (a transposed dW, a list): the gradient as backward left it, for
+        # the check to judge or refuse by name, never a parameter left out as a buffer
+        odd_grad = [
+            c
+            for c in candidates[s]
+            if c not in found
+            and c.get(obj) is not MISSING
+            and (id(c.get(obj)) != zeroed[c][0] or _differs(zeroed[c][1], c.get(obj)))
+        ]
         if written:
             where[s] = written[0]
         elif s in order and (grads == "return" or grads is None):
@@ -111,6 +121,8 @@ def probe_layer(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any,
             where[s] = spec.n_in + slots.index(s)
         elif found:
             where[s] = found[0]
+        elif odd_grad:
+            where[s] = odd_grad[0]
         elif (
             spec.step is not None and s in updated and grads is None and read_by_forward(spec, template, s, inputs, out)
         ):

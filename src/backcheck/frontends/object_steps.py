@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from backcheck.containers import flatten
+from backcheck.findings import Finding
 from backcheck.frontends.common import Nonlinear
 from backcheck.frontends.slots import Slot, Stepped
 
@@ -148,3 +149,64 @@ def _flat(step: np.ndarray, step_t: np.ndarray, t: float) -> bool:
         return False  # the same step whatever dout is: it ignores dout (a weight decay alone, a constant step)
     with np.errstate(invalid="ignore"):
         return bool(np.all(np.abs(step_t) <= abs(t) ** FLAT_DEGREE * top))
+
+
+#: The learning rates a stepping backward is called with again, beside :data:`STEP`: its returned gradients must
+#: not change with the rate, and each parameter's step must be affine in it (a velocity or a weight decay aside).
+RATES = (0.5, 0.25)
+#: Agreement asked of those calls, in units of the arrays' dtype epsilon times their largest value.
+RATE_ULPS = 64
+
+
+def rate_findings(spec: Any, made: Callable[[], Any], inputs: tuple[Any, ...], dout: Any, places: list[Any]) -> list:
+    """Findings for a backward that takes a learning rate and uses it otherwise than for one step: returned
+    gradients that change with the rate (computed from the stepped weights, or scaled by the rate), or a step
+    that is not affine in it (the rate applied twice: ``lr * lr * dW``), told by calls at :data:`RATES` on fresh
+    copies of the layer (``made()``); none where a call raises (the check reports on its own calls)."""
+    runs = []
+    for rate in (STEP, *RATES):
+        try:
+            obj = made()
+            getattr(obj, spec.forward)(*copy.deepcopy(inputs))
+            before = {w.slot: np.array(w.slot.get(obj), dtype=np.float64) for w in places}
+            ret = getattr(obj, spec.backward)(copy.deepcopy(dout), rate)
+            steps = {w.slot: before[w.slot] - np.asarray(w.slot.get(obj), dtype=np.float64) for w in places}
+            returned = [np.asarray(x) for _, x in flatten(ret, "ret")] if ret is not None else []
+        except Exception:  # noqa: BLE001 - no conclusion from calls that raise
+            return []
+        runs.append((returned, steps))
+    bname, out = f"{spec.cls}.{spec.backward}", []
+    (g1, s1), (g2, s2), (g3, s3) = runs
+    if len(g1) == len(g2) and any(not _near(a, b) for a, b in zip(g1, g2, strict=True)):
+        out.append(
+            Finding(
+                "learning rate",
+                f"{bname} returns other gradients at {spec.step}={RATES[0]:g} than at {STEP:g}: a gradient it "
+                "returns must not depend on the step it takes (one computed from the weights after their step, or "
+                "scaled by the rate).",
+                where=bname,
+            )
+        )
+    bent = [w.slot.name for w in places if not _near(s1[w.slot] - s2[w.slot], 2 * (s2[w.slot] - s3[w.slot]))]
+    if bent:
+        out.append(
+            Finding(
+                "learning rate",
+                f"{bname}'s step of {', '.join(bent)} does not grow in proportion to {spec.step} (at {STEP:g}, "
+                f"{RATES[0]:g} and {RATES[1]:g}): a gradient step is {spec.step} times the gradient (plus what a "
+                "velocity or a weight decay adds); the rate applied twice (lr * lr * dW) is not.",
+                where=bname,
+                elements=bent,
+            )
+        )
+    return out
+
+
+def _near(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two arrays of one computation agree to :data:`RATE_ULPS` of their dtype's epsilon at their size."""
+    if a.shape != b.shape or a.dtype.kind not in "fc" or b.dtype.kind not in "fc":
+        return a.shape == b.shape and bool(np.array_equal(a, b))
+    eps = float(np.finfo(np.result_type(a.dtype, b.dtype)).eps)
+    top = float(max(np.max(np.abs(a), initial=0.0), np.max(np.abs(b), initial=0.0)))
+    with np.errstate(invalid="ignore"):
+        return bool(np.all(np.abs(a - b) <= RATE_ULPS * eps * top + 1e-300) or not np.isfinite(top))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import inspect
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,9 +21,9 @@ from typing import Any
 import numpy as np
 
 from backcheck.calls import arg_names, kind_of, typed_arguments
-from backcheck.containers import flatten
-from backcheck.errors import BadInputError, UserFunctionError
-from backcheck.findings import unchecked_attributes
+from backcheck.containers import flatten, rebuild_like
+from backcheck.errors import BadInputError, GradientStructureError, UserFunctionError
+from backcheck.findings import unchecked_attributes, ungradiented
 from backcheck.frontends.common import float_input, float_list, python_float
 from backcheck.frontends.hints import (
     stale_hint,
@@ -32,7 +33,13 @@ from backcheck.frontends.hints import (
 from backcheck.frontends.layers import check_layer, names_option
 from backcheck.frontends.object_passes import Backward, Forward, Shared, shared, tie, tie_views
 from backcheck.frontends.object_probe import keep_params, loss_dout, named_grads, probe_layer, with_params
-from backcheck.frontends.object_steps import Stepped, learning_rate_of, read_by_forward, stepped_note
+from backcheck.frontends.object_steps import (
+    Stepped,
+    learning_rate_of,
+    rate_findings,
+    read_by_forward,
+    stepped_note,
+)
 from backcheck.frontends.slots import (
     Slot,
     declared,
@@ -176,7 +183,9 @@ def _check(
     spec = dataclasses.replace(spec, shared=shared(layer if template is pristine else template, slots, spec.cls))
     probe = probe_layer(template, slots, grads, inputs, dout, spec)
     named = named_grads(slots, grads, spec)
+    searched = slots
     slots, notes = keep_params(slots, probe, params is None or isinstance(params, str), notes, spec, named)
+    forgotten = _forgotten(searched, slots, probe, template, inputs, spec)
     notes += _unnamed(template, slots, inputs, dout, spec) if params is not None else []
     if params is None:  # a layer's link to another (self.next, self.net) reaches arrays its forward never reads
         unread = [s for s in slots if s.via and not read_by_forward(spec, template, s, inputs, probe.out)]
@@ -203,22 +212,68 @@ def _check(
             f"{spec.cls}.{spec.forward}'s input(s) {clash} have the name of a parameter.", "rename forward's argument."
         )
     values = tuple(np.array(s.get(template), copy=True) for s in slots)
-    report = check_layer(
-        Forward(template, slots, spec),
-        Backward(template, slots, where, spec, tied),
-        (*inputs, *values),
-        dout,
-        names=names,
-        **options,
-    )
+    try:
+        report = check_layer(
+            Forward(template, slots, spec),
+            Backward(template, slots, where, spec, tied),
+            (*inputs, *values),
+            dout,
+            names=names,
+            **options,
+        )
+    except GradientStructureError as exc:  # named as the layer keeps it: where each gradient was read
+        raise GradientStructureError(
+            f"{exc.message} ({' '.join(where_notes(slots, where, [], spec))})", exc.hint
+        ) from exc
     plain = [s for s in probe.updated if s.name in where and not isinstance(where[s.name], Stepped)]
     report.notes.extend(notes + where_notes(slots, where, plain, spec))
     if spec.step is not None:
         stepped = [n for n, w in where.items() if isinstance(w, Stepped)]
+        places = [w for w in where.values() if isinstance(w, Stepped)]
+        made = lambda: spec.make(template, slots, values, inputs)  # noqa: E731 - the layer at the point, afresh
+        report.findings.extend(rate_findings(spec, made, inputs, probe_dout(probe.out, dout), places))
         report.notes.append(stepped_note(report, f"{spec.cls}.{spec.backward}", spec.step, stepped))
     updated_step(report, [s.name for s in probe.updated], f"{spec.cls}.{spec.backward}")
     report.findings.extend(unchecked_attributes(f"{spec.cls}.{spec.backward}", probe.unchecked))
+    report.findings.extend(ungradiented(spec.cls, spec.forward, spec.backward, [s.label for s in forgotten]))
     return report
+
+
+def probe_dout(out: Any, dout: Any) -> Any:
+    """The dout of the check's own probes: the one given, or a fixed random one in the output's structure."""
+    if dout is not None:
+        return dout
+    rng = np.random.default_rng(0)
+    parts = [
+        rng.standard_normal(np.shape(x)).astype(np.result_type(np.asarray(x).dtype, np.float32))
+        for _, x in flatten(out, "out")
+    ]
+    return rebuild_like(out, parts)
+
+
+#: Words in an array's name that say it is a buffer (running statistics, a mask, a positional table), not a
+#: parameter whose gradient backward forgot.
+BUFFER_WORDS = frozenset(
+    "running moving mean var variance std stats stat mask buf buffer cache count eps pe pos position table const "
+    "constant fixed frozen ema avg noise encoding encodings causal tril triu eye identity freqs inv window".split()
+)
+
+
+def _forgotten(
+    searched: list[Slot], kept: list[Slot], probe: Any, template: Any, inputs: tuple[Any, ...], spec: _Spec
+) -> list[Slot]:
+    """The arrays left out as buffers that forward reads and whose names do not say buffer: parameters whose
+    gradient backward forgets (self.db written, self.dW never), or a stepping backward never steps."""
+    left = [s for s in searched if s not in kept and s not in probe.changed_by_forward and s not in probe.where]
+    # (a view of a checked weight, tied to it: it moves with that weight, whose gradient holds its part)
+    tied = {m.slot for g in spec.shared for m in g.members if any(n.slot in kept for n in g.members)}
+    return [
+        s
+        for s in left
+        if not BUFFER_WORDS & set(re.split(r"[^a-z0-9]+", s.name.lower()))
+        and s not in tied
+        and read_by_forward(spec, template, s, inputs, probe.out)
+    ]
 
 
 def _unnamed(template: Any, slots: list[Slot], inputs: tuple[Any, ...], dout: Any, spec: _Spec) -> list[str]:

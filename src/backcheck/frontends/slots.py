@@ -26,11 +26,25 @@ GRAD_KEY = "grad"
 
 MISSING = object()
 _SLOT = re.compile(r"^([A-Za-z_]\w*)(?:\[['\"]?([^'\"\]]+)['\"]?\])?$")
+#: A step through containers to a layer: ``blocks[enc][0]`` (a list of layers in a dict).
+_STEP = re.compile(r"^([A-Za-z_]\w*)((?:\[['\"]?[^'\"\]]+['\"]?\])*)$")
+_KEY = re.compile(r"\[['\"]?([^'\"\]]+)['\"]?\]")
 
 
 def _index(key: str | None) -> Any:
     """A step's key as written: a list's position (``layers[2]``, ``layers[-1]``) or a dict's key."""
     return int(key) if key is not None and key.lstrip("-").isdigit() else key
+
+
+def _keys(k: Any) -> tuple[Any, ...]:
+    """A step's keys: none (the attribute itself), one, or several (a list of layers in a dict)."""
+    return () if k is None else k if isinstance(k, tuple) else (k,)
+
+
+def _step_key(text: str) -> Any:
+    """A step's key as written after its attribute: none, one (``[2]``), or several (``[enc][0]``)."""
+    keys = tuple(_index(k) for k in _KEY.findall(text or ""))
+    return None if not keys else keys[0] if len(keys) == 1 else keys
 
 
 def is_float_array(v: Any) -> bool:
@@ -50,33 +64,35 @@ class Slot:
 
     @property
     def prefix(self) -> str:
-        """``via`` as a name's prefix: ``layers[2].``."""
-        return "".join(a + ("" if k is None else f"[{k!r}]") + "." for a, k in self.via)
+        """``via`` as a name's prefix: ``layers[2].`` (``blocks['enc'][0].`` through a list in a dict)."""
+        return "".join(a + "".join(f"[{kk!r}]" for kk in _keys(k)) + "." for a, k in self.via)
 
     def owner(self, obj: Any) -> Any:
         """The object ``via`` reaches from ``obj`` (MISSING where a step finds nothing)."""
         for a, k in self.via:
             obj = getattr(obj, a, MISSING)
-            if obj is MISSING or k is None:
-                continue
-            try:
-                obj = obj[k]
-            except (KeyError, IndexError, TypeError):
-                return MISSING
+            for kk in _keys(k):
+                if obj is MISSING:
+                    break
+                try:
+                    obj = obj[kk]
+                except (KeyError, IndexError, TypeError):
+                    return MISSING
         return obj
 
     @classmethod
     def parse(cls, text: Any, what: str) -> Slot:
         """``W``, ``parameters[W]``, or either on a layer the object holds: ``layers[2].params[b]``."""
         parts = text.split(".") if isinstance(text, str) else [None]
-        matches = [_SLOT.match(p) if isinstance(p, str) else None for p in parts]
+        steps = [_STEP.match(p) if isinstance(p, str) else None for p in parts[:-1]]
+        matches = [*steps, _SLOT.match(parts[-1]) if isinstance(parts[-1], str) else None]
         if any(m is None for m in matches):
             raise BadInputError(
                 f"{what} names {text!r}, which is not an attribute name.",
                 "use an attribute name ('W'), a dict attribute's entry ('parameters[W]'), or either on a layer the "
-                "object holds ('layers[2].W').",
+                "object holds ('layers[2].W', 'blocks[enc][0].W').",
             )
-        via = tuple((m.group(1), _index(m.group(2))) for m in matches[:-1] if m is not None)
+        via = tuple((m.group(1), _step_key(m.group(2))) for m in steps if m is not None)
         last = matches[-1]
         assert last is not None
         key = last.group(2)  # (a list's position, or a boxed parameter's value, is named by its path: params[1])
@@ -136,7 +152,14 @@ def declared(obj: Any, params: Any, cls: str, seen: set[int] | None = None, dept
     """The parameters' slots on ``obj`` (candidates only, when they are searched for), and when searched for,
     those of the layers it holds too (:func:`_nested`; ``seen``: the objects already searched)."""
     own = _own(obj, params, cls)
-    if params is not None or depth >= NESTED_DEPTH:
+    if params is not None:
+        return own
+    if depth >= NESTED_DEPTH:
+        if any(True for _ in _held_layers(obj)):
+            raise BadInputError(
+                f"{cls} holds layers nested more than {NESTED_DEPTH} deep: their parameters are not searched for.",
+                "name the parameters to check with params=['layers[0].layers[1].W', ...].",
+            )
         return own
     seen = {id(obj)} if seen is None else seen
     return own + _nested(obj, cls, seen, depth)
@@ -180,7 +203,7 @@ def _own(obj: Any, params: Any, cls: str) -> list[Slot]:
 
 
 #: How deep :func:`declared` looks for the parameters of layers held by layers (a network of blocks of layers).
-NESTED_DEPTH = 8
+NESTED_DEPTH = 16
 
 
 def _nested(obj: Any, cls: str, seen: set[int], depth: int) -> list[Slot]:
@@ -189,18 +212,38 @@ def _nested(obj: Any, cls: str, seen: set[int], depth: int) -> list[Slot]:
     ``via``; an object met before (one layer at two places, a layer's reference back to its network) is not
     searched again. A parameter in a dict of its own with its gradient is named by its path (``layers[0].W[val]``)."""
     out: list[Slot] = []
-    for a, v in attributes(obj).items():
-        if a in PARAM_DICTS + GRAD_DICTS:
+    for a, k, sub in _held_layers(obj):
+        if id(sub) in seen:
             continue
-        items = v.items() if isinstance(v, Mapping) else enumerate(v) if isinstance(v, (list, tuple)) else [(None, v)]
-        for k, sub in items:
-            if not _layer_like(sub) or id(sub) in seen:
-                continue
-            seen.add(id(sub))
-            out += [
-                dataclasses.replace(s, via=((a, k), *s.via), full=s.full or s.key in VALUE_KEYS)
-                for s in declared(sub, None, cls, seen, depth + 1)
-            ]
+        seen.add(id(sub))
+        out += [
+            dataclasses.replace(s, via=((a, k), *s.via), full=s.full or s.key in VALUE_KEYS)
+            for s in declared(sub, None, cls, seen, depth + 1)
+        ]
+    return out
+
+
+#: How many containers deep a layer is looked for in one attribute (``self.blocks = {'enc': [Dense, ...]}``: 2),
+#: in containers of at most so many items (a list of a million numbers kept on the object is no list of layers).
+CONTAINER_DEPTH = 3
+CONTAINER_ITEMS = 4096
+
+
+def _held_layers(obj: Any) -> list[tuple[str, Any, Any]]:
+    """The layer objects ``obj``'s attributes hold, with the attribute and the key (None, one, or a tuple through
+    containers nested up to :data:`CONTAINER_DEPTH` deep) that reach each."""
+    out: list[tuple[str, Any, Any]] = []
+
+    def visit(a: str, keys: tuple[Any, ...], v: Any) -> None:
+        if _layer_like(v):
+            out.append((a, None if not keys else keys[0] if len(keys) == 1 else keys, v))
+        elif len(keys) < CONTAINER_DEPTH and isinstance(v, (Mapping, list, tuple)) and len(v) <= CONTAINER_ITEMS:
+            for k, sub in v.items() if isinstance(v, Mapping) else enumerate(v):
+                visit(a, (*keys, k), sub)
+
+    for a, v in attributes(obj).items():
+        if a not in PARAM_DICTS + GRAD_DICTS:
+            visit(a, (), v)
     return out
 
 

@@ -1,0 +1,171 @@
+"""check_object never leaves out as a buffer a parameter whose gradient backward writes in another shape or kind
+(a transposed dW, an int-rounded db), forgets, or a stepping backward never steps; it reaches layers held in
+containers of containers (a dict of lists of layers) and refuses, by name, networks nested past its depth. Each
+of these passed, the parameter left out with a note 'such as buffers'."""
+
+import numpy as np
+import pytest
+
+import backcheck
+from backcheck.errors import BadInputError, GradientStructureError
+
+
+class Dense:
+    def __init__(self, n_in, n_out, seed=0, bug=None, style="attr"):
+        rng = np.random.default_rng(seed)
+        W, b = rng.normal(size=(n_in, n_out)), rng.normal(size=n_out)
+        self.bug, self.style = bug, style
+        if style == "attr":
+            self.W, self.b = W, b
+        else:
+            self.parameters = {"W": W, "b": b}
+            self.gradients = {"W": np.zeros_like(W), "b": np.zeros_like(b)}
+
+    def _wb(self):
+        return (self.W, self.b) if self.style == "attr" else (self.parameters["W"], self.parameters["b"])
+
+    def forward(self, X):
+        self.X = X
+        W, b = self._wb()
+        return X @ W + b
+
+    def backward(self, d):
+        W, _ = self._wb()
+        dW, db = self.X.T @ d, d.sum(0)
+        if self.bug == "transposed":
+            dW = dW.T
+        elif self.bug == "rounded":
+            db = np.round(db).astype(int)
+        elif self.bug == "doubled":
+            db = 2 * db
+        elif self.bug == "listed":  # a habit, right: kept as a list of floats
+            db = db.tolist()
+        if self.style == "attr":
+            if self.bug != "forgot":
+                self.dW = dW
+            self.db = db
+        else:
+            self.gradients["W"], self.gradients["b"] = dW, db
+        return d @ W.T
+
+
+class Tanh:
+    def forward(self, X):
+        self.out = np.tanh(X)
+        return self.out
+
+    def backward(self, d):
+        return d * (1 - self.out**2)
+
+
+X = np.random.default_rng(1).normal(size=(5, 3))
+
+
+@pytest.mark.parametrize("style", ["attr", "dict"])
+@pytest.mark.parametrize("bug", ["transposed", "rounded"])
+def test_a_gradient_of_another_shape_or_dtype_is_a_structure_error_naming_where_it_was_read(bug, style):
+    with pytest.raises(GradientStructureError) as info:
+        backcheck.check_object(Dense(3, 2, bug=bug, style=style), X)
+    message = str(info.value)
+    assert ("W" if bug == "transposed" else "b") in message and "gradient in self." in message, message
+
+
+def test_a_gradient_kept_as_a_list_of_floats_is_read_as_an_array():
+    report = backcheck.check_object(Dense(3, 2, bug="listed"), X)
+    assert report.status == "pass" and [lf.name for lf in report.leaves] == ["X", "W", "b"], report
+
+
+def test_a_bias_gradient_without_its_axis_of_size_one_is_checked():
+    layer = Dense(3, 2, bug="doubled")
+    layer.b = layer.b[None, :]  # (1, 2), its gradient d.sum(0) of shape (2,)
+    report = backcheck.check_object(layer, X)
+    assert [lf.name for lf in report.leaves if lf.status == "fail"] == ["b"], report
+
+
+class Stepping(Dense):
+    def backward(self, d, learning_rate):
+        self.b -= learning_rate * d.sum(0)  # W never stepped
+        return d @ self.W.T
+
+
+@pytest.mark.parametrize("layer", [Dense(3, 2, bug="forgot"), Stepping(3, 2)], ids=["forgot", "never_stepped"])
+def test_a_parameter_forward_reads_without_a_gradient_leaves_the_check_inconclusive(layer):
+    report = backcheck.check_object(layer, X)
+    assert report.status == "inconclusive", report
+    found = [f for f in report.findings if f.kind == "unchecked gradient"]
+    assert len(found) == 1 and "self.W" in found[0].message, report.findings
+
+
+class Norm:
+    """An eval-mode normalization: forward reads running statistics no backward gives a gradient."""
+
+    def __init__(self):
+        self.gamma, self.beta = np.ones(3), np.zeros(3)
+        self.running_mean, self.running_var = np.full(3, 0.1), np.full(3, 2.0)
+
+    def forward(self, X):
+        self.xh = (X - self.running_mean) / np.sqrt(self.running_var)
+        return self.gamma * self.xh + self.beta
+
+    def backward(self, d):
+        self.dgamma, self.dbeta = (d * self.xh).sum(0), d.sum(0)
+        return d * self.gamma / np.sqrt(self.running_var)
+
+
+def test_running_statistics_forward_reads_stay_buffers():
+    report = backcheck.check_object(Norm(), X)
+    assert report.status == "pass" and not report.findings, report
+    assert [lf.name for lf in report.leaves] == ["X", "gamma", "beta"], report
+
+
+class Blocks:
+    def __init__(self):
+        self.blocks = {"enc": [Dense(3, 4, 1), Tanh()], "dec": [[Dense(4, 2, 2, bug="doubled")]]}
+
+    def forward(self, X):
+        for layer in [*self.blocks["enc"], *self.blocks["dec"][0]]:
+            X = layer.forward(X)
+        return X
+
+    def backward(self, d):
+        for layer in reversed([*self.blocks["enc"], *self.blocks["dec"][0]]):
+            d = layer.backward(d)
+        return d
+
+
+def test_layers_in_containers_of_containers_are_found_and_nameable():
+    report = backcheck.check_object(Blocks(), X)
+    assert [lf.name for lf in report.leaves if lf.status == "fail"] == ["blocks['dec'][0][0].b"], report
+    named = backcheck.check_object(Blocks(), X, params=["blocks[enc][0].W", "blocks[dec][0][0].b"])
+    assert [lf.name for lf in named.leaves] == ["X", "blocks['enc'][0].W", "blocks['dec'][0][0].b"], named
+    assert [lf.name for lf in named.leaves if lf.status == "fail"] == ["blocks['dec'][0][0].b"], named
+
+
+class Net:
+    def __init__(self, layers):
+        self.layers = layers
+
+    def forward(self, X):
+        for layer in self.layers:
+            X = layer.forward(X)
+        return X
+
+    def backward(self, d):
+        for layer in reversed(self.layers):
+            d = layer.backward(d)
+        return d
+
+
+def _nested(layer, depth):
+    for _ in range(depth):
+        layer = Net([layer])
+    return layer
+
+
+def test_a_wrong_layer_deep_in_a_network_fails_and_past_the_depth_limit_is_refused():
+    from backcheck.frontends.slots import NESTED_DEPTH
+
+    report = backcheck.check_object(Net([Dense(3, 4, 1), _nested(Dense(4, 2, 2, bug="doubled"), 9)]), X)
+    assert [lf.name.rsplit(".", 1)[1] for lf in report.leaves if lf.status == "fail"] == ["b"], report
+    with pytest.raises(BadInputError, match="nested more than"):
+        backcheck.check_object(Net([_nested(Dense(3, 2, 2), NESTED_DEPTH + 1)]), X)
