@@ -516,7 +516,7 @@ class _Side:
         if not isinstance(wide, np.ndarray):
             notes.extend([wide] if wide else [])
             return None
-        if machine_eps(computed_dtype([wide], np.dtype(np.float64))) >= float(np.min(self.eps())):
+        if not wide.size or machine_eps(computed_dtype([wide], np.dtype(np.float64))) >= float(np.min(self.eps())):
             return None  # every value float32-exact for a float32 gradient: a backward that casts itself, no wider
         spread = call_user(side.rounding_spread, (self.sess, self.douts, g), self._what())
         eps = self.eps()
