@@ -54,3 +54,30 @@ def test_a_module_rebinding_its_buffer_is_told_so_and_keeps_its_own_tensor():
         bt.check_module(m, x)
     assert "writes its buffers seen" in info.value.message, info.value
     assert m.seen is own and torch.equal(own, torch.zeros(2, dtype=torch.float64))
+
+
+class _Keeps(torch.nn.Module):
+    """Keeps its last activation, a history list and a counter tensor as plain attributes."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 2).double()
+        self.last, self.history, self.calls = None, [], torch.zeros(())
+
+    def forward(self, z):
+        out = torch.tanh(self.lin(z))
+        self.last = out.detach()
+        self.history.append(out.detach())
+        self.calls += 1
+        self.made_here = True
+        return out
+
+
+def test_a_modules_plain_attributes_are_as_the_user_left_them_after_a_check():
+    # (the last evaluation's tensors stayed on the module: a float64 activation of a perturbed point)
+    module = _Keeps()
+    calls = module.calls
+    report = bt.check_module(module, torch.randn(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
+    assert report.status == "pass", report
+    assert module.last is None and module.history == [] and not hasattr(module, "made_here")
+    assert module.calls is calls and float(module.calls) == 0.0

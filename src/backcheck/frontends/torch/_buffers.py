@@ -57,13 +57,59 @@ def rebind(module: Any, buffers: list[tuple[str, Any]]) -> None:
 
 
 def own_buffers(*candidates: Any) -> list[tuple[Any, list[tuple[str, Any]]]]:
-    """Each module among ``candidates`` (once) with its buffers as they are: for :func:`rebind_all` after a check."""
+    """Each module among ``candidates`` (once) with its buffers as they are, and each of their submodules with its
+    plain attributes (:class:`_Attributes`): for :func:`rebind_all` after a check."""
     torch = torch_module()
     modules = {id(m): m for m in candidates if isinstance(m, torch.nn.Module)}
-    return [(m, list(m.named_buffers())) for m in modules.values()]
+    subs = {id(s): s for m in modules.values() for s in m.modules()}
+    return [(m, list(m.named_buffers())) for m in modules.values()] + [(_Attributes(s), []) for s in subs.values()]
 
 
 def rebind_all(own: list[tuple[Any, list[tuple[str, Any]]]]) -> None:
-    """:func:`rebind` for each module :func:`own_buffers` listed."""
+    """:func:`rebind` for each module :func:`own_buffers` listed, and its plain attributes put back."""
     for module, buffers in own:
-        rebind(module, buffers)
+        if isinstance(module, _Attributes):
+            module.put_back()
+        else:
+            rebind(module, buffers)
+
+
+class _Attributes:
+    """A module's plain attributes (``self.last = out.detach()``, a recurrent ``self.h``, a list it appends to),
+    as a forward run during the check may set them: the same objects put back afterwards, tensors and lists
+    holding what they held, and attributes the check's calls created removed."""
+
+    def __init__(self, module: Any) -> None:
+        torch = torch_module()
+        self.module = module
+        self.saved = {k: v for k, v in vars(module).items() if not k.startswith("_")}
+        self.values = {
+            k: v.detach().clone() if isinstance(v, torch.Tensor) else list(v) if isinstance(v, list) else dict(v)
+            for k, v in self.saved.items()
+            if isinstance(v, (torch.Tensor, list, dict))
+        }
+
+    def put_back(self) -> None:
+        torch = torch_module()
+        now = vars(self.module)
+        for k in [k for k in now if not k.startswith("_") and k not in self.saved]:
+            del now[k]
+        for k, v in self.saved.items():
+            now[k] = v
+            was = self.values.get(k)
+            if isinstance(v, torch.Tensor) and not (v.shape == was.shape and torch.equal(v.detach(), was)):
+                with torch.no_grad():
+                    v.set_(was) if v.shape != was.shape else v.copy_(was)
+            elif isinstance(v, list) and _moved(v, was):
+                v[:] = was
+            elif isinstance(v, dict) and _moved(list(v.items()), list(was.items())):
+                v.clear()
+                v.update(was)
+
+
+def _moved(now: list[Any], was: list[Any]) -> bool:
+    """Whether a list's items (or a dict's) are other objects than they were (compared by identity: tensors)."""
+    return len(now) != len(was) or any(
+        (a is not b) if not isinstance(a, tuple) else (a[0] != b[0] or a[1] is not b[1])
+        for a, b in zip(now, was, strict=True)
+    )
