@@ -147,3 +147,32 @@ def test_jax_argnums_at_an_argument_with_no_float_array_names_it() -> None:
     with pytest.raises(BadInputError) as info:
         bj.check(lambda n: jnp.sum(n), 3)
     assert info.value.message.startswith("none of"), info.value.message
+
+
+def test_a_misspelt_option_is_an_argument_error_at_every_entry_point(torch) -> None:
+    # (check_object and the torch and jax checks raised BadInputError, not the TypeError an ArgumentError is; a
+    # builtin's unknown signature let bt.check(torch.sin, x, stratgy=...) reach torch.sin, told as its error)
+    import numpy as np
+
+    import backcheck
+    import backcheck.jax as bj
+    import backcheck.torch as bt
+    from backcheck.errors import ArgumentError
+
+    class Layer:
+        def forward(self, x):
+            return np.tanh(x)
+
+        def backward(self, d):
+            return d
+
+    x = torch.ones(3, dtype=torch.float64)
+    calls = [
+        lambda: backcheck.check_object(Layer(), np.ones(3), stratgy="full"),
+        lambda: bt.check(torch.sin, x, stratgy="full"),
+        lambda: bt.check(lambda t: t.sin(), x, stratgy="full"),
+        lambda: bj.check(lambda t: t.sum(), np.ones(3), stratgy="full"),
+    ]
+    for call in calls:
+        with pytest.raises(ArgumentError, match=r"did you mean strategy=\?"):
+            call()

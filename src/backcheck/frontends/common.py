@@ -5,6 +5,7 @@ evaluated in batches (vmap) before a strategy asks for them. Framework-free: num
 from __future__ import annotations
 
 import copy
+import difflib
 import inspect
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ import numpy as np
 from backcheck.backends import FRAMEWORK_BATCH_BYTES, rows_per_call
 from backcheck.bits import dot
 from backcheck.calls import first_line, function_name
-from backcheck.errors import BadInputError
+from backcheck.errors import ArgumentError, BadInputError
 from backcheck.evaluate import Evaluator, Output
 from backcheck.findings import SMALL_ERROR
 from backcheck.numeric.steps import default_steps
@@ -546,17 +547,20 @@ def check_keywords(fn: Callable[..., Any], kwargs: dict[str, Any], entry: Callab
     name of ``entry``) and its options (``entry``'s keyword-only parameters)."""
     if not kwargs:
         return
+    options = [p.name for p in inspect.signature(entry).parameters.values() if p.kind == p.KEYWORD_ONLY]
     try:
         params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return
-    if any(p.kind == p.VAR_KEYWORD for p in params):
-        return
-    names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    unknown = sorted(set(kwargs) - names)
+    except (TypeError, ValueError):  # (a builtin: a keyword one letter off an option is a misspelt option)
+        params, unknown = None, sorted(k for k in kwargs if difflib.get_close_matches(k, options, 1, 0.85))
+    else:
+        if any(p.kind == p.VAR_KEYWORD for p in params):
+            return
+        names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        unknown = sorted(set(kwargs) - names)
     if unknown:
-        options = [p.name for p in inspect.signature(entry).parameters.values() if p.kind == p.KEYWORD_ONLY]
-        raise BadInputError(
-            f"{unknown[0]}= is neither an option of {where} nor a parameter of {function_name(fn)}.",
+        close = difflib.get_close_matches(unknown[0], options, 1, 0.6)
+        raise ArgumentError(
+            f"{unknown[0]}= is neither an option of {where} nor a parameter of {function_name(fn)}"
+            + (f" (did you mean {close[0]}=?)." if close else "."),
             f"options: {', '.join(options)}; any other keyword is passed to the function as an input.",
         )

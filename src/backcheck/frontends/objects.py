@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import inspect
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -22,7 +23,7 @@ import numpy as np
 
 from backcheck.calls import arg_names, kind_of, typed_arguments
 from backcheck.containers import flatten, rebuild_like
-from backcheck.errors import BadInputError, GradientStructureError, UserFunctionError
+from backcheck.errors import ArgumentError, BadInputError, GradientStructureError, UserFunctionError
 from backcheck.findings import unchecked_attributes, ungradiented
 from backcheck.frontends.common import float_input, float_list, python_float
 from backcheck.frontends.hints import (
@@ -355,7 +356,11 @@ def _validate(
 ) -> _Spec:
     unknown = sorted(set(options) - _passthrough())
     if unknown:
-        raise BadInputError(f"check_object got unknown keyword(s) {unknown}.", f"choose from {sorted(_passthrough())}.")
+        close = difflib.get_close_matches(unknown[0], sorted(_passthrough()), 1, 0.6)
+        raise ArgumentError(
+            f"check_object got unknown keyword(s) {unknown}" + (f" (did you mean {close[0]}=?)." if close else "."),
+            f"choose from {sorted(_passthrough())}.",
+        )
     cls = type(layer).__name__
     if not inputs:
         raise BadInputError(
