@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import backcheck
-from backcheck.errors import UserFunctionError
+from backcheck.errors import ArgumentError
 
 
 class Dense:
@@ -126,7 +126,7 @@ def test_a_second_parameter_of_another_name_is_no_learning_rate():
         def backward(self, output_gradient, training):
             return output_gradient * (1 - np.tanh(self.input) ** 2)
 
-    with pytest.raises(UserFunctionError, match="training"):
+    with pytest.raises(ArgumentError, match="requires a parameter training after dout, which check_object cannot"):
         backcheck.check_object(Gated(), _x())
 
 
@@ -178,8 +178,9 @@ def test_a_second_parameter_named_alpha_or_rate_is_no_learning_rate():
         def backward(self, output_gradient, alpha):  # a leaky slope passed in, not a step size
             return output_gradient * np.where(self.input > 0, 1.0, alpha)
 
-    with pytest.raises(UserFunctionError, match="alpha"):
+    with pytest.raises(ArgumentError, match="requires a parameter alpha after dout") as info:
         backcheck.check_object(Leaky(), _x())
+    assert "name it lr" in (info.value.hint or "")
 
 
 class WarmAdam(Dense):  # Adam with its moments in dicts, after a few training steps

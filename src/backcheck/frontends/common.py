@@ -315,7 +315,6 @@ def zero_dout_error(fname: str, what: str = "dout", masked: bool = False) -> Exc
     """The error for a ``dout`` (``what``) that is zero everywhere: ``<dout, fn(x)>`` is then identically zero,
     its every derivative too, and any backward that multiplies by its cotangent agrees with it; nothing is
     compared. ``masked``: its nonzero entries sat at masked (infinite) entries of the output, set to 0 there."""
-    from backcheck.errors import BadInputError
 
     where = " outside the output's masked (infinite) entries, where it is set to 0," if masked else ""
     return BadInputError(

@@ -47,6 +47,20 @@ def learning_rate_of(method: Callable[..., Any]) -> str | None:
     return params[1].name
 
 
+def unfilled(method: Callable[..., Any]) -> str | None:
+    """The name of a parameter ``method`` requires after dout that is no learning rate (``backward(self, g,
+    alpha)``), which check_object cannot fill; None where there is none (or the signature cannot be read)."""
+    try:
+        params = list(inspect.signature(method).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    required = [p for p in params[1:] if p.default is inspect.Parameter.empty and p.kind in positional]
+    if not required or learning_rate_of(method) is not None:
+        return None
+    return required[0].name
+
+
 def call_backward(method: Callable[..., Any], dout: Any, stepped: bool) -> Any:
     """``method(dout)``, or ``method(dout, STEP)`` for a backward that takes a learning rate."""
     return method(dout, STEP) if stepped else method(dout)

@@ -40,6 +40,7 @@ from backcheck.frontends.object_steps import (
     rate_findings,
     read_by_forward,
     stepped_note,
+    unfilled,
 )
 from backcheck.frontends.slots import (
     Slot,
@@ -383,6 +384,15 @@ def _validate(
     )
     diff_in = arrays or tuple(i for i, x in enumerate(inputs) if python_float(x) and names[i] not in constant)
     lists, step = any(float_list(x) for x in inputs), learning_rate_of(getattr(layer, backward))
+    extra = unfilled(getattr(layer, backward))
+    if extra is not None:
+        raise ArgumentError(
+            f"{cls}.{backward} requires a parameter {extra} after dout, which check_object cannot fill: it calls "
+            "backward(dout), or backward(dout, learning_rate) where the second parameter is named learning_rate, lr, "
+            "eta, step_size or lrate.",
+            f"if {extra} is a learning rate, name it lr; otherwise give it a default, or check a wrapper whose "
+            f"backward(dout) calls {cls}.{backward}(dout, ...).",
+        )
     return _Spec(cls, forward, backward, len(inputs), names, reset, diff_in, lists, step=step)
 
 
