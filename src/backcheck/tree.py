@@ -112,6 +112,8 @@ def _as_float_dtype(obj: Any, name: str) -> np.dtype:
             f"{name} has complex dtype {dt}; backcheck checks real parameters.",
             "split it into real and imaginary parts, each a float array.",
         )
+    if foreign_float(dt):
+        raise foreign_float_error(name, dt)
     raise ParamsError(f"{name} has dtype {dt}, which cannot be differentiated.", "pass float arrays.")
 
 
@@ -594,3 +596,17 @@ def flat_view(arr: np.ndarray) -> Any:
     if arr.flags.c_contiguous:
         return arr.reshape(-1)
     return arr.flat
+
+
+def foreign_float(dt: np.dtype) -> bool:
+    """A float dtype numpy holds but does not compute in (ml_dtypes' bfloat16 and float8 kinds)."""
+    return dt.kind == "V" and (dt.name == "bfloat16" or dt.name.startswith("float8"))
+
+
+def foreign_float_error(name: str, dt: np.dtype) -> ParamsError:
+    """The error for an array of such a dtype given to be differentiated."""
+    return ParamsError(
+        f"{name} has dtype {dt.name} (ml_dtypes), a float numpy does not compute in: the check cannot perturb it.",
+        f"pass {name}.astype(np.float32) (a function that rounds to {dt.name} inside is checked so too), or check "
+        "torch or jax code with backcheck.torch / backcheck.jax, which take bfloat16 tensors.",
+    )

@@ -125,3 +125,18 @@ def test_a_dict_of_python_floats_with_a_gradient_returned():
 
     report = backcheck.check_layer(forward, backward, (X, {"a": 2.0}))
     assert report.status == "inconclusive", report
+
+
+def test_bfloat16_alone_to_differentiate_says_how_to_check_it():
+    # (the hint said 'pass float arrays' of a float dtype; check_layer said no input was a float array)
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    from backcheck.errors import ParamsError
+
+    x = X.astype(ml_dtypes.bfloat16)
+    for call in (
+        lambda: backcheck.check(lambda a: float(np.sum(a)), x, lambda a: np.ones(a.shape)),
+        lambda: backcheck.check_layer(lambda a: a * 2, lambda d, a: 2 * d, (x,)),
+    ):
+        with pytest.raises(ParamsError, match="bfloat16 \\(ml_dtypes\\)") as info:
+            call()
+        assert "astype(np.float32)" in (info.value.hint or "") and "backcheck.torch" in (info.value.hint or "")

@@ -31,7 +31,7 @@ from backcheck.options import Options
 from backcheck.randomness import FrozenRandom, find_generators, keeps_random, replay_note
 from backcheck.report import Report
 from backcheck.run import run
-from backcheck.tree import Tree
+from backcheck.tree import Tree, foreign_float, foreign_float_error
 from backcheck.verdict import JUMP
 
 
@@ -261,6 +261,9 @@ class Layer:
         tensors = torch_inputs(fname, names, inputs)
         if tensors is not None:
             raise tensors
+        foreign = [n for n, x in by_name.items() if isinstance(x, np.ndarray) and foreign_float(x.dtype)]
+        if not diff and foreign:
+            raise foreign_float_error(foreign[0], by_name[foreign[0]].dtype)
         if not diff:
             raise BadInputError(
                 f"none of {fname}'s inputs ({', '.join(names)}) is a float array to differentiate.",
