@@ -169,3 +169,61 @@ def test_a_wrong_layer_deep_in_a_network_fails_and_past_the_depth_limit_is_refus
     assert [lf.name.rsplit(".", 1)[1] for lf in report.leaves if lf.status == "fail"] == ["b"], report
     with pytest.raises(BadInputError, match="nested more than"):
         backcheck.check_object(Net([_nested(Dense(3, 2, 2), NESTED_DEPTH + 1)]), X)
+
+
+class CachedStepping:
+    """Steps its parameters in backward and keeps a cache dict that starts as {'X': None} (filled by forward)."""
+
+    def __init__(self, factor=1.0):
+        rng = np.random.default_rng(0)
+        self.params = {"W": rng.normal(size=(3, 2)), "b": rng.normal(size=2)}
+        self.cache, self.factor = {"X": None}, factor
+
+    def forward(self, X):
+        self.cache["X"] = X
+        return X @ self.params["W"] + self.params["b"]
+
+    def backward(self, dZ, lr):
+        dX = dZ @ self.params["W"].T
+        self.params["W"] = self.params["W"] - lr * self.factor * (self.cache["X"].T @ dZ)
+        self.params["b"] = self.params["b"] - lr * dZ.sum(0)
+        return dX
+
+
+def test_a_stepping_layer_with_a_cache_entry_none_before_forward_is_checked():
+    # (reading whether forward reads the None entry raised numpy's TypeError, told as a bad argument)
+    assert backcheck.check_object(CachedStepping(), X).status == "pass"
+    bad = backcheck.check_object(CachedStepping(factor=1.1), X)
+    assert [lf.name for lf in bad.leaves if lf.status == "fail"] == ["W"], bad
+
+
+class Masked:
+    """forward(a, b, mask) -> backward returns (da, db): one gradient per differentiated input."""
+
+    def __init__(self, with_weight=False, bug=1.0):
+        self.w = np.random.default_rng(2).normal(size=2) if with_weight else None
+        self.bug = bug
+
+    def forward(self, a, b, m):
+        self.a, self.b, self.m = a, b, m
+        out = np.where(m, 0.0, a @ b)
+        return out * self.w if self.w is not None else out
+
+    def backward(self, d):
+        if self.w is not None:
+            self.dw = (d * np.where(self.m, 0.0, self.a @ self.b)).sum(0)
+            d = d * self.w
+        d = np.where(self.m, 0.0, d)
+        return d @ self.b.T, self.bug * (self.a.T @ d)
+
+
+@pytest.mark.parametrize("with_weight", [False, True])
+def test_gradients_of_the_differentiated_inputs_alone_are_placed_beside_a_mask(with_weight):
+    # (one gradient per differentiated input, a mask beside them, was refused as too few values)
+    rng = np.random.default_rng(0)
+    a, b, m = rng.normal(size=(3, 4)), rng.normal(size=(4, 2)), rng.random((3, 2)) > 0.5
+    for mask in (m, m.astype(int)):
+        report = backcheck.check_object(Masked(with_weight), a, b, mask)
+        assert report.status == "pass", report
+    bad = backcheck.check_object(Masked(with_weight, bug=1.5), a, b, m)
+    assert [lf.name for lf in bad.leaves if lf.status == "fail"] == ["b"], bad

@@ -130,13 +130,9 @@ class Backward:
 
     def _inputs(self, ret: Any) -> tuple[Any, ...]:
         spec = self.spec
-        if (
-            self.slots
-            and not spec.list_in
-            and isinstance(ret, (tuple, list))
-            and len(ret) == spec.n_in + len(self.slots)
-        ):
-            ret = ret[: spec.n_in]  # (dX, dW, db), the parameters' gradients also stored on the object
+        heads = returned_heads(spec, ret, len(self.slots))
+        if self.slots and not spec.list_in and isinstance(ret, (tuple, list)) and heads:
+            ret = tuple(ret[: heads[0]])  # (dX, dW, db), the parameters' gradients also stored on the object
         elif self.slots and not spec.list_in and isinstance(ret, (tuple, list)) and len(ret) > spec.n_in:
             raise self._some_returned(ret)
         if spec.n_in == 1:
@@ -144,6 +140,10 @@ class Backward:
         if not isinstance(ret, (tuple, list)) and len(spec.diff_in) == 1:
             # a bare gradient when one input is differentiated (labels beside it): that input's
             return tuple(ret if i == spec.diff_in[0] else None for i in range(spec.n_in))
+        if isinstance(ret, (tuple, list)) and len(ret) == len(spec.diff_in) < spec.n_in:
+            # one gradient per differentiated input ((dQ, dK, dV) beside a mask): placed on those inputs
+            placed = dict(zip(spec.diff_in, ret, strict=True))
+            return tuple(placed.get(i) for i in range(spec.n_in))
         if not isinstance(ret, (tuple, list)) or len(ret) != spec.n_in:
             got = f"{len(ret)} values" if isinstance(ret, (tuple, list)) else f"a {type(ret).__name__}"
             n_got = len(ret) if isinstance(ret, (tuple, list)) else 1
@@ -167,6 +167,14 @@ class Backward:
             f"return the inputs' gradients, then either every parameter's gradient in order ({params}) or none "
             "(each stored on the object, as self.dW); not some of each, and no other value (a cache) beside them.",
         )
+
+
+def returned_heads(spec: Any, ret: Any, n_params: int) -> list[int]:
+    """How many inputs' gradients lead ``backward``'s return value where ``n_params`` parameters' gradients follow
+    them: one per input (``(dX, dW, db)``), or one per differentiated input (``(dQ, dK, dV, dW)`` beside a mask)."""
+    if not isinstance(ret, (tuple, list)) or not n_params:
+        return []
+    return [h for h in dict.fromkeys((spec.n_in, len(spec.diff_in))) if len(ret) == h + n_params]
 
 
 def tie(

@@ -18,7 +18,7 @@ from backcheck.containers import flatten, rebuild_like
 from backcheck.errors import BadInputError, UserFunctionError
 from backcheck.frontends.hints import object_output_error, outputs_sentence, pair_hint
 from backcheck.frontends.layers import cotangents
-from backcheck.frontends.object_passes import Shared
+from backcheck.frontends.object_passes import Shared, returned_heads
 from backcheck.frontends.object_steps import Stepped, call_backward, read_by_forward
 from backcheck.frontends.slots import (
     MISSING,
@@ -98,7 +98,7 @@ def probe_layer(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any,
     except UserFunctionError as exc:  # a backward taking one dout of a forward with several outputs: said so
         raise pair_hint(exc, out, None, names) from exc.__cause__
     updated = [s for s in slots if _differs(at_backward[s], s.get(obj))]
-    order = _returned_order(ret, spec.n_in, slots, changed)
+    head, order = _returned_order(ret, spec, slots, changed)
     where: dict[Slot, Where] = {}
     for s in slots:
         shape = np.shape(at_backward[s])
@@ -116,7 +116,7 @@ def probe_layer(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any,
         if written:
             where[s] = written[0]
         elif s in order and (grads == "return" or grads is None):
-            where[s] = spec.n_in + order.index(s)  # (before an attribute backward left alone: self.dW from __init__)
+            where[s] = head + order.index(s)  # (before an attribute backward left alone: self.dW from __init__)
         elif grads == "return":
             where[s] = spec.n_in + slots.index(s)
         elif found:
@@ -139,16 +139,17 @@ def probe_layer(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any,
     return Probe(changed, updated, where, looked, out, {s: np.shape(at_backward[s]) for s in slots}, unchecked, state)
 
 
-def _returned_order(ret: Any, n_in: int, slots: list[Slot], changed: set[Slot]) -> list[Slot]:
-    """The parameters whose gradients ``backward`` returns after the inputs', in order: every slot's (``(dX, dW,
-    db)``), or those of the slots forward leaves alone where the others are its state (a batch norm's running
-    statistics beside ``(dX, dgamma, dbeta)``); none when the return value holds neither count."""
-    if not isinstance(ret, (tuple, list)) or not slots:
-        return []
+def _returned_order(ret: Any, spec: Any, slots: list[Slot], changed: set[Slot]) -> tuple[int, list[Slot]]:
+    """Where the parameters' gradients start in ``backward``'s return value (after one gradient per input, or per
+    differentiated input: :func:`returned_heads`), and the parameters whose gradients it returns there, in order:
+    every slot's (``(dX, dW, db)``), or those of the slots forward leaves alone where the others are its state (a
+    batch norm's running statistics beside ``(dX, dgamma, dbeta)``); none when the return value holds neither."""
     free = [s for s in slots if s not in changed]
-    if len(ret) == n_in + len(slots):
-        return slots
-    return free if free and len(ret) == n_in + len(free) else []
+    for order in (slots, free):
+        heads = returned_heads(spec, ret, len(order))
+        if heads and order:
+            return heads[0], order
+    return spec.n_in, []
 
 
 def named_grads(slots: list[Slot], grads: Any, spec: Any) -> set[Slot]:

@@ -70,7 +70,9 @@ def read_by_forward(spec: Any, template: Any, slot: Slot, inputs: tuple[Any, ...
     """Whether ``forward``'s output at ``inputs`` moves when the array ``slot`` of the layer moves (by half its
     size, at least 1/2, everywhere): a parameter does; an optimizer's state kept on the layer (momentum, Adam's
     moments), which a stepping backward updates too, does not. A forward that raises there reads it."""
-    value = np.asarray(slot.get(template))
+    value = slot.get(template)
+    if not (isinstance(value, np.ndarray) and value.dtype.kind == "f"):
+        return False  # (None before forward fills it, as a cache entry: nothing forward could read to move)
     moved = (value + 0.5 * np.maximum(np.abs(value), 1.0)).astype(value.dtype)
     try:
         obj = spec.make(template, [slot], [moved], inputs)
