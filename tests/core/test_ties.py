@@ -212,3 +212,43 @@ def test_a_claim_outside_a_kinks_slopes_fails_beside_a_large_float32_loss(claim)
 
     report = backcheck.check(f, x, grad)
     assert report.status == "fail" and (0,) in [e.index for e in report.mismatches], report
+
+
+def _conv_relu(s):
+    """A 3x3 convolution (padding 1) and a ReLU whose backward takes ``s`` for its slope at 0 (any s in [0, 1] is a
+    valid subgradient)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    def windows(x):
+        return sliding_window_view(np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1))), (3, 3), axis=(2, 3))
+
+    def forward(x, w):
+        return np.maximum(np.einsum("nchwij,fcij->nfhw", windows(x), w), 0.0)
+
+    def backward(d, x, w):
+        z = np.einsum("nchwij,fcij->nfhw", windows(x), w)
+        dz = d * ((z > 0) + s * (z == 0))
+        dxp = np.zeros((x.shape[0], x.shape[1], x.shape[2] + 2, x.shape[3] + 2))
+        for i in range(3):
+            for j in range(3):
+                dxp[:, :, i : i + x.shape[2], j : j + x.shape[3]] += np.einsum("nfhw,fc->nchw", dz, w[:, :, i, j])
+        return dxp[:, :, 1:-1, 1:-1], np.einsum("nchwij,nfhw->fcij", windows(x), dz)
+
+    return forward, backward
+
+
+@pytest.mark.parametrize("seed", [0, 1, 4, 5])
+def test_a_relus_slope_between_0_and_1_at_kinks_of_both_signs_passes(seed):
+    # integer data and weights put many pre-activations at 0, under a dout of both signs: elements feeding one such
+    # ReLU share their jumps and were taken for a tie whose claim must lie between the slopes along it (true of a
+    # max or a norm, not of kinks of both signs); their claims lie among the gradients around the point
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-1, 2, size=(2, 2, 5, 5)).astype(float)
+    w = rng.integers(-1, 2, size=(3, 2, 3, 3)).astype(float)
+    for s in (0.25, 0.75):
+        report = backcheck.check_layer(*_conv_relu(s), (x, w))
+        assert report.status == "pass", report
+    wrong_forward, _ = _conv_relu(0.5)
+    _, right = _conv_relu(0.5)
+    report = backcheck.check_layer(wrong_forward, lambda d, x, w: tuple(2 * g for g in right(d, x, w)), (x, w))
+    assert report.status == "fail", report

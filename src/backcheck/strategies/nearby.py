@@ -105,25 +105,12 @@ def nearby_verdicts(
     nearby point and its analytic value lies among the gradients around the point (or within ``j.hull``, its
     one-sided slopes), and whether a one-sided slope grows without bound there (a vertical tangent: sqrt at 0);
     None where f is not finite at the nearby points (nor closer)."""
-    steps, grad_eps, tol, regrad = claim.steps, claim.grad_eps, claim.tol, claim.regrad
+    steps, regrad = claim.steps, claim.regrad
     assert regrad is not None
     sub = idx[which]
-    direction = NEARBY * steps * rng.standard_normal(steps.size)
-    near = None
-    for shrink in NEARBY_SHRINK:  # a nearby point outside f's domain (a softmax saturated by large steps)
-        try:
-            with ev.shifted(direction * shrink):
-                g_near = regrad()
-                first = FirstDifferences(*ev.first_differences(sub, steps))
-                a = g_near[sub]
-                res = resolution(a, first.central, 1.0, rms(g_near) + 0 * a) * grad_eps[sub]
-                near = judge(ev, sub, a, steps[sub], first, res, tol)
-            break
-        except NonFiniteError:
-            continue
-    if near is None:
+    right_nearby = right_at_a_nearby_point(ev, sub, claim, rng)
+    if right_nearby is None:
         return None
-    right_nearby = np.isin(near.status, (OK, KINK))
     if not right_nearby.any():  # wrong at the nearby point, every one: no gradient around it excuses them
         return right_nearby, right_nearby
     # the gradients a correct backward pass gives around the point: their hull holds the valid subgradients.
@@ -155,6 +142,45 @@ def nearby_verdicts(
         hi = np.where(free, np.maximum(hi, around + j.bound[which]), hi)
     fine = right_nearby & (lo <= a0) & (a0 <= hi)
     return fine, fine & _steepening(ev, sub, steps[sub])
+
+
+def right_at_a_nearby_point(
+    ev: Evaluator, sub: np.ndarray, claim: Claim, rng: np.random.Generator
+) -> np.ndarray | None:
+    """Per element of ``sub`` (flat positions; ``claim.regrad`` given), whether the backward pass is right there at
+    a point a few dozen steps away in a random direction (or closer, where f is not finite there); None where f is
+    not finite at any of them."""
+    steps, grad_eps, tol, regrad = claim.steps, claim.grad_eps, claim.tol, claim.regrad
+    assert regrad is not None
+    direction = NEARBY * steps * rng.standard_normal(steps.size)
+    for shrink in NEARBY_SHRINK:  # a nearby point outside f's domain (a softmax saturated by large steps)
+        try:
+            with ev.shifted(direction * shrink):
+                g_near = regrad()
+                first = FirstDifferences(*ev.first_differences(sub, steps))
+                a = g_near[sub]
+                res = resolution(a, first.central, 1.0, rms(g_near) + 0 * a) * grad_eps[sub]
+                near = judge(ev, sub, a, steps[sub], first, res, tol)
+            return np.isin(near.status, (OK, KINK))
+        except NonFiniteError:
+            continue
+    return None
+
+
+def gradients_around(ev: Evaluator, claim: Claim, rng: np.random.Generator, n: int):  # noqa: ANN201 - a generator
+    """The analytic gradients at ``n`` random points around the checked one (``claim.regrad`` given), as
+    :func:`nearby_verdicts` samples them: scales mixed per array and per element, each shift at least a few units
+    in the last place of the gradient's dtype; no function evaluations."""
+    assert claim.regrad is not None
+    steps = claim.steps
+    leaf_of = np.searchsorted(ev.tree.offsets, np.arange(steps.size), side="right") - 1
+    floor = ULPS_AWAY * claim.grad_eps * np.abs(ev.tree.values())
+    for _ in range(n):
+        scale = 10.0 ** rng.uniform(-3, 0, size=len(ev.tree.leaves))[leaf_of] * np.exp(rng.standard_normal(steps.size))
+        shift = SAMPLE_RADIUS * steps * scale * rng.standard_normal(steps.size)
+        shift = np.where(np.abs(shift) < floor, np.copysign(floor * (1 + 63 * rng.random(steps.size)), shift), shift)
+        with ev.shifted(shift, evaluate=False):
+            yield claim.regrad()
 
 
 def _value_ties(ev: Evaluator, sub: np.ndarray, eps: np.ndarray) -> tuple[list[np.ndarray], float] | None:

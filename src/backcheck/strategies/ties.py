@@ -19,7 +19,7 @@ import numpy as np
 from backcheck.bits import dot
 from backcheck.evaluate import Evaluator
 from backcheck.numeric.grad import roundoff
-from backcheck.strategies.nearby import nearby_verdicts
+from backcheck.strategies.nearby import gradients_around, nearby_verdicts, right_at_a_nearby_point
 from backcheck.verdict import KINK, MISMATCH, NOISY, VOUCH, Claim, Judgement, bound, resolution
 
 #: Relative agreement of two jumps (one-sided slope gaps) for their elements to count as tied.
@@ -91,12 +91,34 @@ def _along_claim(ev: Evaluator, group: np.ndarray, claim: Claim) -> bool | None:
     norm = float(np.linalg.norm(gs))
     if not (norm > 0 and math.isfinite(norm)):
         return None
-    fwd, bwd, slack = _slopes_along(ev, group, gs / norm, claim)
+    v = gs / norm
+    fwd, bwd, slack = _slopes_along(ev, group, v, claim)
     if abs(fwd - bwd) <= slack:
         # differentiable along v: a nested min of maxes may have a valid Clarke subgradient whose g . v is not
         # that slope (torch's (0.5, -0.25) for min(max(x0 + x1, x0), -x1) at 0): no conclusion
         return None
-    return bool(min(fwd, bwd) - slack <= norm <= max(fwd, bwd) + slack)
+    if min(fwd, bwd) - slack <= norm <= max(fwd, bwd) + slack:
+        return True
+    if claim.regrad is None:
+        return False
+    # the slopes bound g . v for a max or a norm (convex pieces); kinks of both signs meeting there (ReLUs under
+    # a dout of mixed signs) give valid chain-rule subgradients beyond them, among the gradients around the point
+    # (the backward pass's own: it must be right at a nearby point, as a constant claim is not)
+    rng = np.random.default_rng(len(group))
+    right = right_at_a_nearby_point(ev, group, claim, rng)
+    if right is None or not right.all():
+        return False
+    lo, hi = math.inf, -math.inf
+    for g_near in gradients_around(ev, claim, rng, AROUND_SAMPLES):
+        p = float(dot(g_near[group], v))
+        lo, hi = min(lo, p), max(hi, p)
+        if lo - slack <= norm <= hi + slack:
+            return None
+    return False
+
+
+#: Gradients sampled around a point where a claim lies beyond the one-sided slopes along its own direction.
+AROUND_SAMPLES = 64
 
 
 def _moved_together(ev: Evaluator, group: np.ndarray, claim: Claim) -> bool | None:
