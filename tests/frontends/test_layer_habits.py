@@ -500,3 +500,32 @@ def test_an_object_input_that_cannot_be_deep_copied_is_a_typed_error():
 
     with pytest.raises(backcheck.BadInputError, match="cannot be deep-copied"):
         backcheck.check_object(Scale(), np.ones((2, 3)), {"lock": threading.Lock()})
+
+
+def _relu_random_at_zero(dout: np.ndarray, x: np.ndarray, factor: float = 1.0) -> np.ndarray:
+    """A ReLU backward that draws its slope at 0 from numpy's global stream (any value in [0, 1] is valid)."""
+    return factor * (np.where(x <= 0, 0.0, 1.0) + np.where(x == 0, np.random.uniform(0.5, 1), 0.0)) * dout
+
+
+class _ReluDraws:
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        return np.maximum(x, 0.0)
+
+    def backward(self, d: np.ndarray) -> np.ndarray:
+        return _relu_random_at_zero(d, self.x)
+
+
+def test_a_backward_drawing_its_subgradient_at_a_kink_is_one_rule_at_every_dout() -> None:
+    # (its call at -4 dout drew another slope: a 'nonlinear backward' blaming clipping or a step)
+    x = np.array([[-1.0, 0.0, 2.0], [0.0, 1.0, -2.0]])
+    state = np.random.get_state()
+    report = backcheck.check_layer(lambda x: (np.maximum(x, 0.0), x), _relu_random_at_zero, (x,), cache=True)
+    assert report.status == "pass" and not report.findings, report
+    assert backcheck.check_object(_ReluDraws(), x).status == "pass"
+    after = np.random.get_state()
+    assert all(np.array_equal(a, b) for a, b in zip(state[1:2], after[1:2], strict=True))  # the user's stream
+    wrong = backcheck.check_layer(
+        lambda x: (np.maximum(x, 0.0), x), lambda d, x: _relu_random_at_zero(d, x, 1.5), (x,), cache=True
+    )
+    assert wrong.status == "fail", wrong

@@ -64,6 +64,7 @@ def backward_call(layer: Any, dout: Any, args: list[Any], watch: bool = False) -
     # themselves are compared by the caller
     inside = [(n, a) for n, a in reachable(args, layer.names) if "[" in n] if watch and own else []
     before = [a.copy() for _, a in inside]
+    _same_draws(layer)
     raw = layer.backward(dout, *args)
     written = [hit for (n, a), b in zip(inside, before, strict=True) if (hit := changed_elements(n, b, a)) is not None]
     draws = state is not None and state.moved()
@@ -85,7 +86,15 @@ def split_cache(out: Any, fname: str) -> tuple[Any, Any]:
 
 def _cached_backward(layer: Any, dout: Any, cache: Any, several: bool) -> Any:
     """``backward(dout, cache)``, or ``backward(dout_1, ..., dout_k, cache)`` for a layer of several outputs."""
+    _same_draws(layer)
     return layer.backward(*dout, cache) if several else layer.backward(dout, cache)
+
+
+def _same_draws(layer: Any) -> None:
+    """The random streams as the check found them, before a backward call, where forward's are not replayed: a
+    backward that draws (a random subgradient at a kink) then draws the same at every call."""
+    if layer.frozen is None and getattr(layer, "own_draws", None) is not None:
+        layer.own_draws.restore()
 
 
 def _through_cache(layer: Any, dout: Any, args: list[Any], watch: bool) -> Call:

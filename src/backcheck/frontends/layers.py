@@ -216,6 +216,9 @@ class Layer:
     constant: frozenset[str]
     maybe: tuple[str, ...] = ()  # bare Python floats, differentiated only if backward returns their gradient
     frozen: FrozenRandom | None = None  # the random streams every forward pass replays (random='auto'/'freeze')
+    #: the streams as the check found them, restored before every backward call where forward draws nothing: a
+    #: backward that draws (a random subgradient at a kink) gives one rule at every dout
+    own_draws: FrozenRandom | None = None
 
     @classmethod
     def make(
@@ -292,7 +295,8 @@ class Layer:
         # the inputs passed through are private copies: the caller's dicts and arrays are never written
         fixed = {n: private_copy(x) for n, x in by_name.items() if n not in diff}
         tree = Tree({n: by_name[n] for n in diff}, "inputs", in_place=False, bare_keys=True)
-        return cls(forward, backward, cache, tuple(names), tuple(diff), fixed, tree, constant, maybe)
+        draws = FrozenRandom(find_generators(backward, *fixed.values()))
+        return cls(forward, backward, cache, tuple(names), tuple(diff), fixed, tree, constant, maybe, own_draws=draws)
 
     def claim(self, maybe: Sequence[str]) -> Layer:
         """This layer with the undecided Python floats ``maybe`` differentiated too (in input order)."""
