@@ -542,3 +542,49 @@ def test_params_naming_one_layers_weight_names_the_other_layers_parameters():
     said = " ".join(n for n in report.notes if n.startswith("not checked"))
     for other in ("layers[0].b", "layers[1].W", "layers[1].b"):
         assert other in said, report.notes
+
+
+class _LossLayer:
+    """A loss whose backward takes no dout (backward(self)), with a temperature it stores a gradient for."""
+
+    def __init__(self, bug=1.0):
+        self.T, self.bug = np.array([1.5]), bug
+
+    def forward(self, x, y):
+        z = x / self.T
+        p = np.exp(z - z.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        self.x, self.p, self.y = x, p, y
+        return -np.log(p[np.arange(len(y)), y]).mean()
+
+    def backward(self):
+        dz = self.p.copy()
+        dz[np.arange(len(self.y)), self.y] -= 1
+        dz /= len(self.y)
+        self.dT = np.array([-(dz * self.x).sum() / self.T[0] ** 2])
+        return self.bug * dz / self.T
+
+
+def test_a_loss_whose_backward_takes_no_dout_is_checked_as_a_loss():
+    # (it was called with a dout and raised the user's TypeError)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(6, 4)), rng.integers(0, 4, 6)
+    report = backcheck.check_object(_LossLayer(), x, y)
+    assert report.status == "pass" and [lf.name for lf in report.leaves] == ["x", "T"], report
+    bad = backcheck.check_object(_LossLayer(bug=1.2), x, y)
+    assert [lf.name for lf in bad.leaves if lf.status == "fail"] == ["x"], bad
+
+
+def test_a_backward_without_dout_on_a_layer_of_many_outputs_says_why_it_cannot_be_read():
+    from backcheck.errors import ArgumentError
+
+    class Tanh:
+        def forward(self, x):
+            self.out = np.tanh(x)
+            return self.out
+
+        def backward(self):
+            return 1 - self.out**2
+
+    with pytest.raises(ArgumentError, match="takes no dout"):
+        backcheck.check_object(Tanh(), np.ones((2, 3)))

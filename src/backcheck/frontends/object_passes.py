@@ -16,7 +16,7 @@ from backcheck.bits import overlaps_itself, span
 from backcheck.containers import flatten, rebuild_like
 from backcheck.errors import GradientStructureError, ParamsError
 from backcheck.frontends.hints import constant_hint
-from backcheck.frontends.object_steps import Stepped, before_step, call_backward, read_step
+from backcheck.frontends.object_steps import Stepped, before_step, call_backward, dout_scale, read_step
 from backcheck.frontends.slots import MISSING, Slot, Where, flat_return, is_float_array, zero
 
 
@@ -57,9 +57,12 @@ class Backward:
         self.tied = dict(tied or {})  # a parameter's other slots' gradients (tied weights), added to its own
         self.__name__ = f"{spec.cls}.{spec.backward}"
 
-    def _read(self, w: Where, ret: Any, obj: Any, before: Any = None) -> Any:
+    def _read(self, w: Where, ret: Any, obj: Any, before: Any = None, scale: float = 1.0) -> Any:
         if isinstance(w, Stepped):
             return read_step(w, obj, before)
+        if scale != 1.0 and isinstance(w, Slot):  # a stored gradient of a loss's backward(self), times its dout
+            value = self._read(w, ret, obj, before)
+            return value if value is None else scale * np.asarray(value)
         value = (ret[w] if len(ret) > w else None) if isinstance(w, int) else w.get(obj)
         if isinstance(value, (list, tuple)) and isinstance(w, Slot):  # a gradient kept as a list of floats
             try:
@@ -81,12 +84,13 @@ class Backward:
             call_backward(getattr(obj, spec.backward), dout, spec.step is not None), spec.n_in, len(self.slots)
         )
         positional = any(isinstance(w, int) for w in every)
+        scale = dout_scale(getattr(obj, spec.backward), dout)  # (a loss's backward(self): its stored gradients too)
         grads = []
         for s in self.slots:
-            value = self._read(self.where[s.name], ret, obj, before)
+            value = self._read(self.where[s.name], ret, obj, before, scale)
             read = [value]
             for w in self.tied.get(s.name, ()):
-                raw = self._read(_place(w), ret, obj)
+                raw = self._read(_place(w), ret, obj, scale=scale)
                 if any(_one_memory(raw, r) for r in read):
                     continue  # one gradient array for the tied slots (or a view of it): its sum is already there
                 read.append(raw)

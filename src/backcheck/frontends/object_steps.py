@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.containers import flatten
+from backcheck.containers import flatten, rebuild_like
+from backcheck.errors import ArgumentError
 from backcheck.findings import Finding
 from backcheck.frontends.common import Nonlinear
 from backcheck.frontends.slots import Slot, Stepped
@@ -62,8 +63,37 @@ def unfilled(method: Callable[..., Any]) -> str | None:
 
 
 def call_backward(method: Callable[..., Any], dout: Any, stepped: bool) -> Any:
-    """``method(dout)``, or ``method(dout, STEP)`` for a backward that takes a learning rate."""
+    """``method(dout)``, or ``method(dout, STEP)`` for a backward that takes a learning rate, or for a loss's
+    backward that takes no dout (``backward(self)``), ``method()`` with its returned gradients times the scalar dout
+    (its stored ones: :func:`dout_scale`)."""
+    if takes_no_dout(method):
+        ret = method()
+        scale = dout_scale(method, dout)
+        return rebuild_like(ret, [scale * np.asarray(g) for _, g in flatten(ret, "ret")]) if ret is not None else ret
     return method(dout, STEP) if stepped else method(dout)
+
+
+def takes_no_dout(method: Callable[..., Any]) -> bool:
+    """Whether ``method`` (a bound backward) takes no argument at all: a loss layer's ``backward(self)``."""
+    try:
+        params = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return not any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params)
+
+
+def dout_scale(method: Callable[..., Any], dout: Any) -> float:
+    """The scalar a no-dout backward's gradients are multiplied by (the loss's dout); 1 for any other backward."""
+    if not takes_no_dout(method):
+        return 1.0
+    parts = [np.asarray(x) for _, x in flatten(dout, "dout")]
+    if len(parts) != 1 or parts[0].size != 1:
+        raise ArgumentError(
+            f"{getattr(method, '__qualname__', 'backward')} takes no dout, so it is read as a loss's backward; but "
+            "forward's output is not one number.",
+            "give backward a dout parameter (backward(self, dout)), or check a layer whose output is the scalar loss.",
+        )
+    return float(parts[0].reshape(()))
 
 
 def read_by_forward(spec: Any, template: Any, slot: Slot, inputs: tuple[Any, ...], out: Any) -> bool:
