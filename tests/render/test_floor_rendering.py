@@ -187,8 +187,8 @@ def test_an_array_whose_gradient_is_about_zero_states_its_floor_against_the_chec
     assert floor_sentence(lf) == "pass: no element wrong by more than 0.012 (2.7e+02 of its typical gradient)"
     lf.check_scale = 0.8
     assert floor_sentence(lf) == (
-        "pass: no element wrong by more than 0.012 (0.015 of the check's largest typical gradient; this array's own "
-        "is about 0)"
+        "pass: no element wrong by more than 0.012 (0.015 of the check's largest typical gradient, 0.8; this array's "
+        "own is 4.5e-05)"
     )
     lf.floor_rel = 0.05  # an array of its own size: as before
     assert floor_sentence(lf).endswith("(0.05 of its typical gradient)")

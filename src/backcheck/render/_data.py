@@ -47,7 +47,11 @@ def floor_sentence(lf: LeafReport) -> str:
     scale = getattr(lf, "check_scale", math.nan)
     if math.isfinite(lf.floor_rel) and lf.floor_rel > 0 and scale > 0 and lf.floor / lf.floor_rel < VOUCH_FLOOR * scale:
         # (an array whose own gradient is about 0, a bias before a batch norm: weighed against the check's size)
-        rel = f" ({lf.floor / scale:.2g} of the check's largest typical gradient; this array's own is about 0)"
+        own = lf.floor / lf.floor_rel
+        rel = (
+            f" ({lf.floor / scale:.2g} of the check's largest typical gradient, {scale:.2g}; this array's own is "
+            f"{own:.2g})"
+        )
     if getattr(lf, "floor_kind", "element") == "rms":
         return f"pass: along random directions, an RMS error of {lf.floor:.2g}{rel} or more would have failed"
     if not math.isfinite(lf.floor_rel) and lf.floor < 1e-290:  # no gradient at all, and f stood still
