@@ -284,3 +284,18 @@ def test_steps_affine_in_the_rate_raise_no_learning_rate_finding():
     for each in (layer, Dense(3, 2), AdamStep(3, 2)):
         report = backcheck.check_object(each, _x())
         assert not [f for f in report.findings if f.kind == "learning rate"], report
+
+
+@pytest.mark.parametrize(("dtype", "scale"), [(np.float32, 1.0), (np.float32, 100.0), (np.float64, 100.0)])
+def test_steps_rounded_to_the_parameters_dtype_raise_no_learning_rate_finding(dtype, scale):
+    # (the steps' agreement across rates was asked to float64's epsilon at the step's size: a float32 SGD step,
+    # or float64 weights 100x their gradient, failed a right layer; the steps round to the weights' dtype and size)
+    for layer in (Dense(3, 2), AdamStep(3, 2)):
+        layer.weights, layer.bias = (scale * layer.weights).astype(dtype), (scale * layer.bias).astype(dtype)
+        report = backcheck.check_object(layer, _x().astype(dtype))
+        assert not [f for f in report.findings if f.kind == "learning rate"], report
+        if type(layer) is Dense or scale == 1.0:  # (Adam's float32 steps on weights of 100: 'nonlinear', as before)
+            assert report.status == ("pass" if type(layer) is Dense else "inconclusive"), report
+    twice = RateTwice(3, 2)
+    twice.weights, twice.bias = (scale * twice.weights).astype(dtype), (scale * twice.bias).astype(dtype)
+    assert [f.kind for f in backcheck.check_object(twice, _x().astype(dtype)).findings] == ["learning rate"]

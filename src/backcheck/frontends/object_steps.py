@@ -214,7 +214,8 @@ def rate_findings(spec: Any, made: Callable[[], Any], inputs: tuple[Any, ...], d
         try:
             obj = made()
             getattr(obj, spec.forward)(*copy.deepcopy(inputs))
-            before = {w.slot: np.array(w.slot.get(obj), dtype=np.float64) for w in places}
+            held = {w.slot: np.asarray(w.slot.get(obj)) for w in places}
+            before = {w.slot: np.array(held[w.slot], dtype=np.float64) for w in places}
             ret = getattr(obj, spec.backward)(copy.deepcopy(dout), rate)
             steps = {w.slot: before[w.slot] - np.asarray(w.slot.get(obj), dtype=np.float64) for w in places}
             returned = [np.asarray(x) for _, x in flatten(ret, "ret")] if ret is not None else []
@@ -233,7 +234,7 @@ def rate_findings(spec: Any, made: Callable[[], Any], inputs: tuple[Any, ...], d
                 where=bname,
             )
         )
-    bent = [w.slot.name for w in places if not _near(s1[w.slot] - s2[w.slot], 2 * (s2[w.slot] - s3[w.slot]))]
+    bent = [w.slot.name for w in places if not _affine(s1[w.slot], s2[w.slot], s3[w.slot], held[w.slot])]
     if bent:
         out.append(
             Finding(
@@ -246,6 +247,20 @@ def rate_findings(spec: Any, made: Callable[[], Any], inputs: tuple[Any, ...], d
             )
         )
     return out
+
+
+def _affine(s1: np.ndarray, s2: np.ndarray, s3: np.ndarray, w: np.ndarray) -> bool:
+    """Whether steps at rates 1, 1/2 and 1/4 are affine in the rate, to the rounding of the parameter ``w`` they
+    were taken off (each step is ``w`` less its value after, both rounded to ``w``'s dtype) and of the step."""
+    eps = float(np.finfo(w.dtype).eps) if w.dtype.kind == "f" else float(np.finfo(np.float64).eps)
+    tol = RATE_ULPS_STEP * eps * (np.abs(w.astype(np.float64)) + np.abs(s1))
+    with np.errstate(invalid="ignore"):
+        return bool(np.all(np.abs((s1 - s2) - 2 * (s2 - s3)) <= tol + 1e-300))
+
+
+#: The steps' agreement asked for, in units of the parameter's dtype epsilon times its size (and the step's):
+#: four steps, each a difference of two values rounded to that dtype.
+RATE_ULPS_STEP = 16
 
 
 def _near(a: np.ndarray, b: np.ndarray) -> bool:
