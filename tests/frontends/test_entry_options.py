@@ -176,3 +176,16 @@ def test_a_misspelt_option_is_an_argument_error_at_every_entry_point(torch) -> N
     for call in calls:
         with pytest.raises(ArgumentError, match=r"did you mean strategy=\?"):
             call()
+
+
+def test_a_builtins_own_keywords_near_an_option_reach_it(torch) -> None:
+    # out= lies near dout=: torch's own error about it is the user's, not a misspelt option
+    import backcheck.torch as bt
+    from backcheck.errors import ArgumentError, UserFunctionError
+
+    x, y = torch.ones(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
+    with pytest.raises(UserFunctionError, match="out="):
+        bt.check(torch.add, x, y, out=torch.empty(3, dtype=torch.float64))
+    for typo, meant in (("strategie", "strategy"), ("sead", "seed")):
+        with pytest.raises(ArgumentError, match=f"did you mean {meant}="):
+            bt.check(torch.sin, x, **{typo: 1})

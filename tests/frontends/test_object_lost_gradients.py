@@ -227,3 +227,23 @@ def test_gradients_of_the_differentiated_inputs_alone_are_placed_beside_a_mask(w
         assert report.status == "pass", report
     bad = backcheck.check_object(Masked(with_weight, bug=1.5), a, b, m)
     assert [lf.name for lf in bad.leaves if lf.status == "fail"] == ["b"], bad
+
+
+class EvalNormCamel(Norm):
+    def __init__(self):
+        super().__init__()
+        self.runningMean, self.runningVar = self.running_mean, self.running_var
+        del self.running_mean, self.running_var
+
+    def forward(self, X):
+        self.xh = (X - self.runningMean) / np.sqrt(self.runningVar)
+        return self.gamma * self.xh + self.beta
+
+    def backward(self, d):
+        self.dgamma, self.dbeta = (d * self.xh).sum(0), d.sum(0)
+        return d * self.gamma / np.sqrt(self.runningVar)
+
+
+def test_buffer_words_are_read_in_camel_case_names_too():
+    report = backcheck.check_object(EvalNormCamel(), X)
+    assert report.status == "pass" and not report.findings, report

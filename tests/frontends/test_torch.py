@@ -161,8 +161,7 @@ def test_op_float64_agrees_with_gradcheck(name: str) -> None:
     report = bt.check(fn, inputs)
     assert report.ok, str(report)
     wrt = tuple(
-        a.detach().clone().requires_grad_(a.is_floating_point()) if isinstance(a, torch.Tensor) else a
-        for a in inputs
+        a.detach().clone().requires_grad_(a.is_floating_point()) if isinstance(a, torch.Tensor) else a for a in inputs
     )
     assert torch.autograd.gradcheck(fn, wrt)
 
@@ -312,9 +311,7 @@ def test_mean_instead_of_sum_fails() -> None:
 
 def test_one_wrong_element_float32() -> None:
     g = _gen(6)
-    report = bt.check_function(
-        MatMulOneWrong, _r(g, 4, 3, dtype=torch.float32), _r(g, 3, 3, dtype=torch.float32)
-    )
+    report = bt.check_function(MatMulOneWrong, _r(g, 4, 3, dtype=torch.float32), _r(g, 3, 3, dtype=torch.float32))
     assert report.leaf("w").n_mismatch == 1 and report.leaf("w").worst[0].index == (1, 2)
 
 
@@ -361,9 +358,7 @@ def test_jvp_is_checked_when_defined() -> None:
 
 
 def test_forward_mode_on_request_and_refused_without_jvp() -> None:
-    assert [lf.name for lf in bt.check_function(WrongSign, _r(_gen(8), 3), forward_mode=False).leaves] == [
-        "x"
-    ]
+    assert [lf.name for lf in bt.check_function(WrongSign, _r(_gen(8), 3), forward_mode=False).leaves] == ["x"]
     with pytest.raises(BadInputError):
         bt.check_function(WrongSign, _r(_gen(8), 3), forward_mode=True)
     report = bt.check(torch.sin, _r(_gen(8), 3), forward_mode=True)  # torch's own forward AD
@@ -481,9 +476,7 @@ class BadTanhModule(torch.nn.Module):
 
 
 def _snapshot(module: torch.nn.Module) -> dict[str, tuple[torch.Tensor, int, torch.dtype]]:
-    return {
-        k: (v.detach().clone(), v.data_ptr(), v.dtype) for k, v in module.state_dict(keep_vars=True).items()
-    }
+    return {k: (v.detach().clone(), v.data_ptr(), v.dtype) for k, v in module.state_dict(keep_vars=True).items()}
 
 
 def _unchanged(module: torch.nn.Module, snap: dict[str, tuple[torch.Tensor, int, torch.dtype]]) -> bool:
@@ -727,9 +720,7 @@ def test_closure_params_dict_by_name_and_restored() -> None:
     assert [lf.name for lf in report.leaves] == ["x", "weight", "bias"]
     assert torch.equal(weight, w_before) and torch.equal(bias, b_before) and weight.data_ptr() == ptr
     assert weight.dtype == torch.float32
-    wrong = bt.check(
-        lambda x: torch.sigmoid(x @ weight + bias.detach()), x, params={"weight": weight, "bias": bias}
-    )
+    wrong = bt.check(lambda x: torch.sigmoid(x @ weight + bias.detach()), x, params={"weight": weight, "bias": bias})
     assert wrong.leaf("bias").status == "fail" and wrong.leaf("weight").status == "pass"
 
 

@@ -81,3 +81,25 @@ def test_a_modules_plain_attributes_are_as_the_user_left_them_after_a_check():
     assert report.status == "pass", report
     assert module.last is None and module.history == [] and not hasattr(module, "made_here")
     assert module.calls is calls and float(module.calls) == 0.0
+
+
+class _Graph(torch.nn.Module):
+    """A graph convolution keeping its adjacency as a sparse plain attribute."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 2).double()
+        dense = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 1.0], [0.0, 0.0, 1.0, 1.0]])
+        self.adj = dense.double().to_sparse()
+
+    def forward(self, z):
+        return torch.sparse.mm(self.adj, self.lin(z))
+
+
+def test_a_sparse_plain_attribute_is_read_and_left_as_it_was():
+    # (putting plain attributes back compared the sparse tensor's values, which torch.equal does not take)
+    module = _Graph()
+    adj = module.adj
+    report = bt.check_module(module, torch.randn(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1)))
+    assert report.status == "pass", report
+    assert module.adj is adj and module.adj.layout == torch.sparse_coo

@@ -540,6 +540,11 @@ def _linear_enough(fname: str, found: Nonlinear) -> str:
     )
 
 
+#: Keywords of torch's own builtin functions (whose signatures cannot be read) that lie near an option's name:
+#: passed to the function, never taken for a misspelt option.
+OP_KEYWORDS = frozenset({"out", "tol", "scales", "num_samples", "dropout", "pad_mode"})
+
+
 def check_keywords(fn: Callable[..., Any], kwargs: dict[str, Any], entry: Callable[..., Any], where: str) -> None:
     """Keyword inputs must be parameters of ``fn`` (a misspelt option would otherwise reach ``fn``, or be dropped
     by its ``**kwargs``): a :class:`BadInputError` naming the keyword, the entry point (``where``, the public
@@ -550,7 +555,8 @@ def check_keywords(fn: Callable[..., Any], kwargs: dict[str, Any], entry: Callab
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):  # (a builtin: a keyword one letter off an option is a misspelt option)
-        params, unknown = None, sorted(k for k in kwargs if difflib.get_close_matches(k, options, 1, 0.85))
+        near = [k for k in kwargs if k not in OP_KEYWORDS and difflib.get_close_matches(k, options, 1, 0.75)]
+        params, unknown = None, sorted(near)
     else:
         if any(p.kind == p.VAR_KEYWORD for p in params):
             return

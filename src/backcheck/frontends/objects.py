@@ -224,9 +224,10 @@ def _check(
             **options,
         )
     except GradientStructureError as exc:  # named as the layer keeps it: where each gradient was read
-        raise GradientStructureError(
-            f"{exc.message} ({' '.join(where_notes(slots, where, [], spec))})", exc.hint
-        ) from exc
+        said = " ".join(where_notes(slots, where, [], spec))
+        if not said:
+            raise
+        raise GradientStructureError(f"{exc.message} ({said})", exc.hint) from exc
     plain = [s for s in probe.updated if s.name in where and not isinstance(where[s.name], Stepped)]
     report.notes.extend(notes + where_notes(slots, where, plain, spec))
     if spec.step is not None:
@@ -261,6 +262,12 @@ BUFFER_WORDS = frozenset(
 )
 
 
+def _words(name: str) -> set[str]:
+    """The words of an attribute's name, lower case: split at underscores, dots, brackets and CamelCase humps
+    (``runningMean``: running, mean)."""
+    return set(re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower())) - {""}
+
+
 def _forgotten(
     searched: list[Slot], kept: list[Slot], probe: Any, template: Any, inputs: tuple[Any, ...], spec: _Spec
 ) -> list[Slot]:
@@ -272,9 +279,7 @@ def _forgotten(
     return [
         s
         for s in left
-        if not BUFFER_WORDS & set(re.split(r"[^a-z0-9]+", s.name.lower()))
-        and s not in tied
-        and read_by_forward(spec, template, s, inputs, probe.out)
+        if not BUFFER_WORDS & _words(s.name) and s not in tied and read_by_forward(spec, template, s, inputs, probe.out)
     ]
 
 

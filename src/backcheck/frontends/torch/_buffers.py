@@ -86,8 +86,8 @@ class _Attributes:
         self.values = {
             k: v.detach().clone() if isinstance(v, torch.Tensor) else list(v) if isinstance(v, list) else dict(v)
             for k, v in self.saved.items()
-            if isinstance(v, (torch.Tensor, list, dict))
-        }
+            if (isinstance(v, torch.Tensor) and v.layout == torch.strided) or isinstance(v, (list, dict))
+        }  # (a sparse tensor, an adjacency the module reads: put back as the same object, its values left alone)
 
     def put_back(self) -> None:
         torch = torch_module()
@@ -97,6 +97,8 @@ class _Attributes:
         for k, v in self.saved.items():
             now[k] = v
             was = self.values.get(k)
+            if was is None:
+                continue
             if isinstance(v, torch.Tensor) and not (v.shape == was.shape and torch.equal(v.detach(), was)):
                 with torch.no_grad():
                     v.set_(was) if v.shape != was.shape else v.copy_(was)
