@@ -247,3 +247,70 @@ class EvalNormCamel(Norm):
 def test_buffer_words_are_read_in_camel_case_names_too():
     report = backcheck.check_object(EvalNormCamel(), X)
     assert report.status == "pass" and not report.findings, report
+
+
+class SoftmaxDense:
+    """softmax(x @ W + b): a softmax does not move with a uniform shift of b, but does with b."""
+
+    def __init__(self, bias_rule="right"):
+        rng = np.random.default_rng(0)
+        self.W, self.b, self.bias_rule = rng.normal(size=(3, 4)), 0.3 * rng.normal(size=4), bias_rule
+
+    def forward(self, x):
+        self.x = x
+        z = x @ self.W + self.b
+        e = np.exp(z - z.max(1, keepdims=True))
+        self.p = e / e.sum(1, keepdims=True)
+        return self.p
+
+    def backward(self, d):
+        dz = self.p * (d - (d * self.p).sum(1, keepdims=True))
+        self.dW = self.x.T @ dz
+        if self.bias_rule != "forgot":
+            self.db = dz.sum(0) * (3.0 if self.bias_rule == "wrong" else 1.0)
+        return dz @ self.W.T
+
+
+def test_a_bias_before_a_softmax_is_read_by_forward():
+    # (whether forward reads an array was told by moving it by one constant everywhere, which a softmax ignores:
+    # the bias was left out as a link to another layer or a buffer, right, wrong or forgotten alike)
+    x = np.random.default_rng(1).normal(size=(5, 3))
+    assert backcheck.check_object(SoftmaxDense(), x).status == "pass"
+    assert [lf.name for lf in backcheck.check_object(SoftmaxDense("wrong"), x).leaves if lf.status == "fail"] == ["b"]
+    assert backcheck.check_object(SoftmaxDense("forgot"), x).status == "inconclusive"
+    y = np.array([0, 2, 1, 1, 0])
+    for bug, status in ((None, "pass"), ("doubled", "fail"), ("forgot", "inconclusive")):
+        report = backcheck.check_object(Classifier(bug), x, y)
+        assert report.status == status, report
+        assert "layers[1].b" in [lf.name for lf in report.leaves] or bug == "forgot", report
+
+
+class SoftmaxCE:
+    def forward(self, x, y):
+        e = np.exp(x - x.max(1, keepdims=True))
+        self.y, self.p = y, e / e.sum(1, keepdims=True)
+        return -np.mean(np.log(self.p[np.arange(len(y)), y]))
+
+    def backward(self, d=1.0):
+        g = self.p.copy()
+        g[np.arange(len(self.y)), self.y] -= 1
+        return d * g / len(self.y)
+
+
+class Classifier:
+    """Two dense layers and a softmax cross-entropy: the last bias is read through a softmax alone."""
+
+    def __init__(self, bug):
+        self.layers, self.loss = [Dense(3, 4, 1), Dense(4, 3, 2, bug=bug)], SoftmaxCE()
+        self.layers[1].b = 0.3 * self.layers[1].b
+
+    def forward(self, x, y):
+        for layer in self.layers:
+            x = layer.forward(x)
+        return self.loss.forward(x, y)
+
+    def backward(self, d=1.0):
+        d = self.loss.backward(d)
+        for layer in reversed(self.layers):
+            d = layer.backward(d)
+        return d

@@ -97,13 +97,16 @@ def dout_scale(method: Callable[..., Any], dout: Any) -> float:
 
 
 def read_by_forward(spec: Any, template: Any, slot: Slot, inputs: tuple[Any, ...], out: Any) -> bool:
-    """Whether ``forward``'s output at ``inputs`` moves when the array ``slot`` of the layer moves (by half its
-    size, at least 1/2, everywhere): a parameter does; an optimizer's state kept on the layer (momentum, Adam's
-    moments), which a stepping backward updates too, does not. A forward that raises there reads it."""
+    """Whether ``forward``'s output at ``inputs`` moves when the array ``slot`` of the layer moves (by a quarter to
+    three quarters of its size, at least that of 1, a different share at every element): a parameter does; an
+    optimizer's state kept on the layer (momentum, Adam's moments), which a stepping backward updates too, does
+    not. A forward that raises there reads it."""
     value = slot.get(template)
     if not (isinstance(value, np.ndarray) and value.dtype.kind == "f"):
         return False  # (None before forward fills it, as a cache entry: nothing forward could read to move)
-    moved = (value + 0.5 * np.maximum(np.abs(value), 1.0)).astype(value.dtype)
+    # moved by a different share at every element: a uniform shift is invisible to a softmax or a normalization
+    share = np.random.default_rng(0).uniform(0.25, 0.75, value.shape)
+    moved = (value + share * np.maximum(np.abs(value), 1.0)).astype(value.dtype)
     try:
         obj = spec.make(template, [slot], [moved], inputs)
         again = getattr(obj, spec.forward)(*copy.deepcopy(inputs))
