@@ -314,3 +314,43 @@ class Classifier:
         for layer in reversed(self.layers):
             d = layer.backward(d)
         return d
+
+
+class EvalNormReturns:
+    """An eval-mode normalization returning (dX, dgamma, dbeta), its statistics read by forward as mu and sigma2."""
+
+    def __init__(self, factor=1.0):
+        self.gamma, self.beta = np.array([1.0, 0.5, 2.0]), np.zeros(3)
+        self.mu, self.sigma2, self.factor = np.full(3, 0.1), np.full(3, 2.0), factor
+
+    def forward(self, X):
+        self.xh = (X - self.mu) / np.sqrt(self.sigma2)
+        return self.gamma * self.xh + self.beta
+
+    def backward(self, d):
+        return d * self.gamma / np.sqrt(self.sigma2), self.factor * (d * self.xh).sum(0), d.sum(0)
+
+
+class PositionalTable:
+    """A parameter-free layer adding a fixed table."""
+
+    def __init__(self):
+        self.pe = np.sin(np.arange(12.0)).reshape(4, 3)
+
+    def forward(self, X):
+        return X + self.pe
+
+    def backward(self, d):
+        return d
+
+
+def test_returned_gradients_beside_statistics_forward_reads_and_a_table_alone_are_read():
+    # (the return value's three values were counted against five slots, and refused; a layer holding only a
+    # positional table was refused for want of its gradient)
+    x = np.random.default_rng(3).normal(size=(4, 3))
+    report = backcheck.check_object(EvalNormReturns(), x)
+    assert report.status == "pass" and [lf.name for lf in report.leaves] == ["X", "gamma", "beta"], report
+    bad = backcheck.check_object(EvalNormReturns(factor=1.5), x)
+    assert [lf.name for lf in bad.leaves if lf.status == "fail"] == ["gamma"], bad
+    table = backcheck.check_object(PositionalTable(), x)
+    assert table.status == "pass" and any("not checked: pe" in n for n in table.notes), table

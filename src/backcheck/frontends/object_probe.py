@@ -24,6 +24,7 @@ from backcheck.frontends.slots import (
     MISSING,
     Slot,
     Where,
+    buffer_named,
     dict_slots,
     flat_return,
     grad_slots,
@@ -145,7 +146,7 @@ def _returned_order(ret: Any, spec: Any, slots: list[Slot], changed: set[Slot]) 
     every slot's (``(dX, dW, db)``), or those of the slots forward leaves alone where the others are its state (a
     batch norm's running statistics beside ``(dX, dgamma, dbeta)``); none when the return value holds neither."""
     free = [s for s in slots if s not in changed]
-    for order in (slots, free):
+    for order in (slots, free, [s for s in free if not buffer_named(s)]):  # (eval mode: running statistics read)
         heads = returned_heads(spec, ret, len(order))
         if heads and order:
             return heads[0], order
@@ -183,7 +184,7 @@ def keep_params(
         kept = [s for s in slots if s not in probe.changed_by_forward and s in probe.where]
         lost = [s for s in slots if s not in probe.changed_by_forward and s not in probe.where]
         hidden = [s for s in lost if s in probe.updated and s not in probe.state]  # (momentum: forward reads none)
-        if (kept or not lost) and not hidden:
+        if (kept or all(buffer_named(s) for s in lost)) and not hidden:  # (a positional table beside no weight)
             if lost:
                 what = "entries" if dict_slots(lost) else "float array attributes"
                 notes = [

@@ -14,7 +14,6 @@ import copy
 import dataclasses
 import difflib
 import inspect
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +43,7 @@ from backcheck.frontends.object_steps import (
 )
 from backcheck.frontends.slots import (
     Slot,
+    buffer_named,
     declared,
     named,
     stale_arrays,
@@ -254,20 +254,6 @@ def probe_dout(out: Any, dout: Any) -> Any:
     return rebuild_like(out, parts)
 
 
-#: Words in an array's name that say it is a buffer (running statistics, a mask, a positional table), not a
-#: parameter whose gradient backward forgot.
-BUFFER_WORDS = frozenset(
-    "running moving mean var variance std stats stat mask buf buffer cache count eps pe pos position table const "
-    "constant fixed frozen ema avg noise encoding encodings causal tril triu eye identity freqs inv window".split()
-)
-
-
-def _words(name: str) -> set[str]:
-    """The words of an attribute's name, lower case: split at underscores, dots, brackets and CamelCase humps
-    (``runningMean``: running, mean)."""
-    return set(re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower())) - {""}
-
-
 def _forgotten(
     searched: list[Slot], kept: list[Slot], probe: Any, template: Any, inputs: tuple[Any, ...], spec: _Spec
 ) -> list[Slot]:
@@ -279,7 +265,7 @@ def _forgotten(
     return [
         s
         for s in left
-        if not BUFFER_WORDS & _words(s.name) and s not in tied and read_by_forward(spec, template, s, inputs, probe.out)
+        if not buffer_named(s) and s not in tied and read_by_forward(spec, template, s, inputs, probe.out)
     ]
 
 

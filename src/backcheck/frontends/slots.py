@@ -486,3 +486,19 @@ def where_notes(slots: list[Slot], where: Mapping[str, Where], updated: Sequence
             "fresh copy of the layer."
         )
     return notes
+
+
+#: Words in an array's name that say it is a buffer (running statistics, a mask, a positional table), not a
+#: parameter whose gradient backward forgot.
+BUFFER_WORDS = frozenset(
+    "running moving mean var variance std stats stat mask buf buffer cache count eps pe pos position table const "
+    "constant fixed frozen ema avg noise encoding encodings causal tril triu eye identity freqs inv window mu sigma "
+    "sigma2 positional".split()
+)
+
+
+def buffer_named(slot: Slot) -> bool:
+    """Whether the words of ``slot``'s name (split at underscores, dots, brackets and CamelCase humps:
+    ``runningMean`` is running, mean) say buffer (:data:`BUFFER_WORDS`)."""
+    words = set(re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", slot.name).lower()))
+    return bool(BUFFER_WORDS & words)
