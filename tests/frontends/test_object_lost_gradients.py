@@ -354,3 +354,36 @@ def test_returned_gradients_beside_statistics_forward_reads_and_a_table_alone_ar
     assert [lf.name for lf in bad.leaves if lf.status == "fail"] == ["gamma"], bad
     table = backcheck.check_object(PositionalTable(), x)
     assert table.status == "pass" and any("not checked: pe" in n for n in table.notes), table
+
+
+class Stages:
+    def __init__(self, depth, bug=None, data_depth=0):
+        held = Dense(3, 2, 3, bug=bug)
+        for _ in range(depth):
+            held = [held]
+        self.stages = held
+        data = [1.0, 2.0]
+        for _ in range(data_depth):
+            data = [data]
+        self.config = data  # nested plain data: no layers in it
+
+    def _layer(self):
+        held = self.stages
+        while isinstance(held, list):
+            held = held[0]
+        return held
+
+    def forward(self, X):
+        return self._layer().forward(X)
+
+    def backward(self, d):
+        return self._layer().backward(d)
+
+
+def test_layers_in_containers_are_found_or_refused_by_name_never_passed_over():
+    from backcheck.frontends.slots import CONTAINER_DEPTH
+
+    report = backcheck.check_object(Stages(4, bug="doubled", data_depth=CONTAINER_DEPTH + 2), X)
+    assert [lf.name for lf in report.leaves if lf.status == "fail"] == ["stages[0][0][0][0].b"], report
+    with pytest.raises(BadInputError, match="containers nested more than"):
+        backcheck.check_object(Stages(CONTAINER_DEPTH + 1), X)

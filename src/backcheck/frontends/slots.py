@@ -225,7 +225,7 @@ def _nested(obj: Any, cls: str, seen: set[int], depth: int) -> list[Slot]:
 
 #: How many containers deep a layer is looked for in one attribute (``self.blocks = {'enc': [Dense, ...]}``: 2),
 #: in containers of at most so many items (a list of a million numbers kept on the object is no list of layers).
-CONTAINER_DEPTH = 3
+CONTAINER_DEPTH = 6
 CONTAINER_ITEMS = 4096
 
 
@@ -237,14 +237,33 @@ def _held_layers(obj: Any) -> list[tuple[str, Any, Any]]:
     def visit(a: str, keys: tuple[Any, ...], v: Any) -> None:
         if _layer_like(v):
             out.append((a, None if not keys else keys[0] if len(keys) == 1 else keys, v))
-        elif len(keys) < CONTAINER_DEPTH and isinstance(v, (Mapping, list, tuple)) and len(v) <= CONTAINER_ITEMS:
-            for k, sub in v.items() if isinstance(v, Mapping) else enumerate(v):
+        elif isinstance(v, (Mapping, list, tuple)) and len(v) <= CONTAINER_ITEMS:
+            items = list(v.items() if isinstance(v, Mapping) else enumerate(v))
+            if len(keys) >= CONTAINER_DEPTH:
+                if any(_holds_layer(sub, NESTED_DEPTH) for _, sub in items):
+                    raise BadInputError(
+                        f"self.{a} holds containers nested more than {CONTAINER_DEPTH} deep: layers in them are not "
+                        "searched for.",
+                        f"name the parameters to check with params=['{a}[0][0]...W', ...].",
+                    )
+                return
+            for k, sub in items:
                 visit(a, (*keys, k), sub)
 
     for a, v in attributes(obj).items():
         if a not in PARAM_DICTS + GRAD_DICTS:
             visit(a, (), v)
     return out
+
+
+def _holds_layer(v: Any, depth: int) -> bool:
+    """Whether ``v`` is a layer object or holds one in containers up to ``depth`` deep (of at most
+    :data:`CONTAINER_ITEMS` items each)."""
+    if _layer_like(v):
+        return True
+    if depth <= 0 or not isinstance(v, (Mapping, list, tuple)) or len(v) > CONTAINER_ITEMS:
+        return False
+    return any(_holds_layer(sub, depth - 1) for sub in (v.values() if isinstance(v, Mapping) else v))
 
 
 def _layer_like(v: Any) -> bool:
