@@ -206,3 +206,62 @@ def test_a_top_k_rule_wrong_at_its_tie_fails(x, rule):
 def test_a_top_k_rule_right_at_its_tie_passes(x, rule):
     report = backcheck.check_layer(top3, top3_backward(rule), (x,))
     assert report.status == "pass", report
+
+
+def _pool3(x):
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    return sliding_window_view(x, (3, 3)).max(axis=(-2, -1))
+
+
+def _pool3_backward(rule):
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    def backward(d, x):
+        windows = sliding_window_view(x, (3, 3))
+        top = windows == windows.max(axis=(-2, -1), keepdims=True)
+        g = np.zeros_like(x)
+        for i, j in np.ndindex(d.shape):
+            hits = np.argwhere(top[i, j])
+            share = {"first": hits[:1], "every": hits}[rule]
+            for a, b in share:
+                g[i + a, j + b] += d[i, j]
+        return g
+
+    return backward
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_an_overlapping_max_pool_routed_to_every_tied_maximum_fails(seed):
+    # (3x3 windows at stride 1 on an image of -1/0/1: tied maxima have unequal jumps, no jump-equal group formed,
+    # and each claim was its own forward slope; the image's ties by value, moved whole, show the sum)
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-1, 2, size=(6, 6)).astype(float)
+    assert backcheck.check_layer(_pool3, _pool3_backward("first"), (x,)).status == "pass"
+    assert backcheck.check_layer(_pool3, _pool3_backward("every"), (x,)).status == "fail"
+
+
+def _relu_net(x, w1, w2):
+    return np.maximum(x @ w1, 0) @ w2
+
+
+def _relu_net_backward(d, x, w1, w2):
+    h = x @ w1
+    dh = (d @ w2.T) * (h > 0)
+    return dh @ w1.T, x.T @ dh, np.maximum(h, 0).T @ d
+
+
+@pytest.mark.parametrize("seed", [20, 26, 27])
+def test_a_relu_network_on_integer_data_whose_kinks_cancel_passes(seed):
+    # kinks of both signs cancelling along one element's axis, or along a tie group's direction, leave f
+    # differentiable there; relu'(0) = 0 is a valid subgradient whose value is not that derivative (torch's own
+    # autograd failed so); checked right at a nearby point and among the gradients around it
+    rng = np.random.default_rng(seed)
+    args = (
+        rng.integers(-1, 2, (5, 4)).astype(float),
+        rng.integers(-1, 2, (4, 6)).astype(float),
+        rng.integers(-2, 3, (6, 2)).astype(float),
+    )
+    assert backcheck.check_layer(_relu_net, _relu_net_backward, args).status == "pass"
+    doubled = backcheck.check_layer(_relu_net, lambda d, *a: tuple(2 * g for g in _relu_net_backward(d, *a)), args)
+    assert doubled.status == "fail"

@@ -23,7 +23,7 @@ from backcheck.judgement import judge
 from backcheck.numeric.grad import noise_level
 from backcheck.outputs import AGREEMENT_MOST, SPREAD_AGREEMENT
 from backcheck.refinement import KINK_GAP
-from backcheck.strategies.nearby import recheck_nearby
+from backcheck.strategies.nearby import nearby_verdicts, recheck_nearby
 from backcheck.strategies.own_rounding import native_jitter, within_own_rounding
 from backcheck.strategies.ties import joint_kink_test, recheck_tied
 from backcheck.verdict import (
@@ -107,12 +107,20 @@ def run(ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator |
         notes.extend(said)
         tied = np.union1d(tied, rescued)
         labels = set(j.status.tolist())
+    if MISMATCH in labels and KINK in labels and claim.regrad is not None:
+        said, rescued = _cancelling_kinks(ev, idx, j, claim, rng or np.random.default_rng(0))
+        notes.extend(said)
+        tied = np.union1d(tied, rescued)
+        labels = set(j.status.tolist())
     hidden = _hidden_kinks(ev, idx, first, j, a)
     hidden[own] = False  # (they passed by a bound that holds their rounding, at finer steps than the first)
     kinks = np.flatnonzero((j.status == KINK) | hidden if KINK in labels else hidden)
     if ev.one_sided:  # on the edge of the domain: no joint move stays inside it
         kinks = kinks[~np.isin(idx[kinks], list(ev.one_sided))]
     if kinks.size >= 2 or tied.size:
+        # every kink whose value ties with others' moves with its whole tie too: overlapping windows of a max pool
+        # give tied maxima unequal jumps, and a gradient routed to each of them shows only as the tie's sum
+        tied = np.union1d(tied, idx[kinks[j.status[kinks] == KINK]])
         bad = joint_kink_test(ev, idx[kinks], j.jump[kinks], claim, tied)
         if bad is not None:
             j.status[kinks[np.isin(idx[kinks], bad)]] = MISMATCH
@@ -354,6 +362,38 @@ def _confirm_scale(
     if abs(r_fit) <= threshold / 2 or abs(r_med) <= threshold / 2:
         return False  # the fit was the step's truncation, or a few elements next to a kink
     return None
+
+
+def _cancelling_kinks(
+    ev: Evaluator, idx: np.ndarray, j: Judgement, claim: Claim, rng: np.random.Generator
+) -> tuple[list[str], np.ndarray]:
+    """A few mismatches where f is differentiable along the element's own axis, in a check with kinks: two kinks
+    of opposite signs that cancel along that axis (integer data: c relu(a t) - c relu(-a t), a line) leave f
+    differentiable there, and a ReLU's slope of 0 at each is a valid chain-rule subgradient still, whose value is
+    not that derivative. Right at a nearby point and among the gradients around the point, they are kinks (and
+    their ties move as a whole); otherwise they stay mismatches. With the notes, the flat positions taken."""
+    wrong = np.flatnonzero(j.status == MISMATCH)
+    if not wrong.size or wrong.size > LONE_MISMATCHES:
+        return [], idx[:0]
+    j.hull[wrong, 0] = j.hull[wrong, 1] = j.numeric[wrong]
+    found = nearby_verdicts(ev, idx, wrong, j, claim, rng)
+    if found is None:
+        return [], idx[:0]
+    fine, poles = found
+    kinks = wrong[fine & ~poles]
+    if not kinks.size:
+        return [], idx[:0]
+    j.status[kinks] = KINK
+    return [
+        f"{kinks.size} element(s) differ from the derivative along their own axis, where kinks of both signs meet "
+        "and cancel along it; their analytic values lie among the gradients around the point, and the backward "
+        "pass is right at a nearby differentiable point: taken as kinks (valid subgradients, as a ReLU's 0 is)."
+    ], idx[kinks]
+
+
+#: At most this many mismatches of a check with kinks are re-checked for kinks cancelling along their axis (a
+#: wrong rule fails more elements than that, and is not re-checked element by element).
+LONE_MISMATCHES = 8
 
 
 def _hidden_kinks(ev: Evaluator, idx: np.ndarray, first: FirstDifferences, j: Judgement, a: np.ndarray) -> np.ndarray:
