@@ -387,3 +387,38 @@ def test_layers_in_containers_are_found_or_refused_by_name_never_passed_over():
     assert [lf.name for lf in report.leaves if lf.status == "fail"] == ["stages[0][0][0][0].b"], report
     with pytest.raises(BadInputError, match="containers nested more than"):
         backcheck.check_object(Stages(CONTAINER_DEPTH + 1), X)
+
+
+class Parameter:
+    """A micro-framework's parameter: its value and its gradient on one object."""
+
+    def __init__(self, data):
+        self.data, self.grad = data, np.zeros_like(data)
+
+
+class ParamDense:
+    def __init__(self, seed, factor=1.0):
+        rng = np.random.default_rng(seed)
+        self.W, self.b, self.factor = Parameter(rng.normal(size=(3, 3))), Parameter(np.zeros(3)), factor
+
+    def forward(self, x):
+        self.x = x
+        return x @ self.W.data + self.b.data
+
+    def backward(self, d):
+        self.W.grad += self.factor * (self.x.T @ d)
+        self.b.grad += d.sum(0)
+        return d @ self.W.data.T
+
+
+def test_parameter_objects_holding_data_and_grad_are_found():
+    # (found no parameters: only the inputs were checked, a 3x wrong dW passed)
+    x = np.random.default_rng(4).normal(size=(5, 3))
+    layer = ParamDense(0)
+    before = layer.W.data.copy()
+    report = backcheck.check_object(layer, x)
+    assert report.status == "pass" and [lf.name for lf in report.leaves] == ["x", "W[data]", "b[data]"], report
+    assert np.array_equal(layer.W.data, before) and not layer.W.grad.any()
+    net = Net([ParamDense(1), ParamDense(2, factor=3.0)])
+    bad = backcheck.check_object(net, x)
+    assert [lf.name for lf in bad.leaves if lf.status == "fail"] == ["layers[1].W[data]"], bad

@@ -124,7 +124,11 @@ class Slot:
         if isinstance(value, (list, tuple)):  # parallel lists: self.params = [W, b], self.grads = [dW, db]
             k = int(self.key) if isinstance(self.key, str) and self.key.lstrip("-").isdigit() else self.key
             return value[k] if isinstance(k, int) and -len(value) <= k < len(value) else MISSING
-        return value.get(self.key, MISSING) if isinstance(value, Mapping) else MISSING
+        if isinstance(value, Mapping):
+            return value.get(self.key, MISSING)
+        if _boxing(value) and self.key in (*VALUE_KEYS, GRAD_KEY):  # a Parameter object: .data and .grad
+            return getattr(value, self.key, MISSING)
+        return MISSING
 
 
 @dataclass(frozen=True)
@@ -332,10 +336,23 @@ def _item(container: Any, key: Any) -> Any:
 
 
 def value_key(value: Any) -> Any:
-    """The key of the parameter in a dict of its own with its gradient (``{"val": W, "grad": dW}``), or None."""
+    """The key of the parameter in a dict of its own with its gradient (``{"val": W, "grad": dW}``), or in an
+    object holding both (a micro-framework's ``Parameter`` with ``.data`` and ``.grad``); None else."""
+    if _boxing(value):
+        return next((k for k in VALUE_KEYS if is_float_array(getattr(value, k, None))), None)
     if not isinstance(value, Mapping) or GRAD_KEY not in value:
         return None
     return next((k for k in VALUE_KEYS if is_float_array(value.get(k))), None)
+
+
+def _boxing(value: Any) -> bool:
+    """An object (no layer, no container) with a ``grad`` attribute beside its value: a parameter's box."""
+    return (
+        hasattr(value, "__dict__")
+        and not isinstance(value, (Mapping, list, tuple, np.ndarray, type))
+        and not _layer_like(value)
+        and GRAD_KEY in vars(value)
+    )
 
 
 def named(slots: list[Slot], input_names: Sequence[str]) -> list[Slot]:
