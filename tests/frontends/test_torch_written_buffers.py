@@ -2,6 +2,7 @@
 between evaluations for that reason: the error names the buffers and says nothing random is involved (it blamed
 randomness and hinted to seed a generator). The user's buffers are left as they were."""
 
+import numpy as np
 import pytest
 
 from backcheck.errors import NondeterministicError
@@ -103,3 +104,30 @@ def test_a_sparse_plain_attribute_is_read_and_left_as_it_was():
     report = bt.check_module(module, torch.randn(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1)))
     assert report.status == "pass", report
     assert module.adj is adj and module.adj.layout == torch.sparse_coo
+
+
+class _KeepsMore(torch.nn.Module):
+    """Private lists, numpy statistics and tensors inside a list and a dict, all written in place by forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 2).double()
+        self._hist, self.stats = [], np.zeros(2)
+        self.tlist, self.tdict = [torch.zeros(2, dtype=torch.float64)], {"m": torch.zeros(2, dtype=torch.float64)}
+
+    def forward(self, z):
+        y = self.lin(z)
+        self._hist.append(1)
+        self.stats += 1
+        self.tlist[0].add_(y.detach().sum(0))
+        self.tdict["m"].mul_(0.5).add_(y.detach().mean(0))
+        return y
+
+
+def test_private_attributes_arrays_and_tensors_in_containers_are_put_back():
+    module = _KeepsMore()
+    report = bt.check_module(module, torch.randn(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2)))
+    assert report.status == "pass", report
+    assert module._hist == [] and not module.stats.any()
+    assert not module.tlist[0].any() and not module.tdict["m"].any()
+    assert module.lin.weight.dtype == torch.float64 and len(list(module.parameters())) == 2

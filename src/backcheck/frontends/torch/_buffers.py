@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import numpy as np
+
 from backcheck.errors import NondeterministicError
 from backcheck.frontends.torch._tensors import torch_module
 
@@ -75,38 +77,69 @@ def rebind_all(own: list[tuple[Any, list[tuple[str, Any]]]]) -> None:
 
 
 class _Attributes:
-    """A module's plain attributes (``self.last = out.detach()``, a recurrent ``self.h``, a list it appends to),
-    as a forward run during the check may set them: the same objects put back afterwards, tensors and lists
-    holding what they held, and attributes the check's calls created removed."""
+    """A module's plain attributes (``self.last = out.detach()``, a recurrent ``self.h``, a list it appends to, a
+    private ``self._hist``), as a forward run during the check may set them: the same objects put back afterwards,
+    tensors and numpy arrays (alone or as the items of a list or dict) holding what they held, lists and dicts
+    their items, and attributes the check's calls created removed. torch's own (hooks, parameters) are its own."""
 
     def __init__(self, module: Any) -> None:
-        torch = torch_module()
         self.module = module
-        self.saved = {k: v for k, v in vars(module).items() if not k.startswith("_")}
-        self.values = {
-            k: v.detach().clone() if isinstance(v, torch.Tensor) else list(v) if isinstance(v, list) else dict(v)
+        own = _module_internals()
+        self.saved = {k: v for k, v in vars(module).items() if k not in own}
+        self.values = {k: _held(v) for k, v in self.saved.items()}
+        self.items = {
+            k: [(item, _held(item)) for item in (v.values() if isinstance(v, dict) else v)]
             for k, v in self.saved.items()
-            if (isinstance(v, torch.Tensor) and v.layout == torch.strided) or isinstance(v, (list, dict))
-        }  # (a sparse tensor, an adjacency the module reads: put back as the same object, its values left alone)
+            if isinstance(v, (list, dict))
+        }
 
     def put_back(self) -> None:
-        torch = torch_module()
         now = vars(self.module)
-        for k in [k for k in now if not k.startswith("_") and k not in self.saved]:
+        own = _module_internals()
+        for k in [k for k in now if k not in own and k not in self.saved]:
             del now[k]
         for k, v in self.saved.items():
             now[k] = v
-            was = self.values.get(k)
-            if was is None:
-                continue
-            if isinstance(v, torch.Tensor) and not (v.shape == was.shape and torch.equal(v.detach(), was)):
-                with torch.no_grad():
-                    v.set_(was) if v.shape != was.shape else v.copy_(was)
-            elif isinstance(v, list) and _moved(v, was):
-                v[:] = was
-            elif isinstance(v, dict) and _moved(list(v.items()), list(was.items())):
+            _restore(v, self.values[k])
+            if isinstance(v, list) and _moved(v, self.values[k]):
+                v[:] = self.values[k]
+            elif isinstance(v, dict) and _moved(list(v.items()), list(self.values[k].items())):
                 v.clear()
-                v.update(was)
+                v.update(self.values[k])
+            for item, was in self.items.get(k, ()):
+                _restore(item, was)
+
+
+def _module_internals() -> frozenset[str]:
+    """The attributes torch's own Module keeps in its ``__dict__`` (hooks, parameters, buffers, submodules)."""
+    return frozenset(vars(torch_module().nn.Module()))
+
+
+def _held(v: Any) -> Any:
+    """What ``v`` holds, to be put back: a copy of a dense tensor's or a numpy array's values, a list's or a
+    dict's items; None for anything else (a sparse tensor, an adjacency the module reads, is left alone)."""
+    torch = torch_module()
+    if isinstance(v, torch.Tensor):
+        return v.detach().clone() if v.layout == torch.strided else None
+    if isinstance(v, np.ndarray):
+        return v.copy()
+    if isinstance(v, list):
+        return list(v)
+    if isinstance(v, dict):
+        return dict(v)
+    return None
+
+
+def _restore(v: Any, was: Any) -> None:
+    """A tensor's or a numpy array's values put back in place where they changed (a list or dict: its caller)."""
+    torch = torch_module()
+    if isinstance(v, torch.Tensor) and isinstance(was, torch.Tensor):
+        if not (v.shape == was.shape and torch.equal(v.detach(), was)):
+            with torch.no_grad():
+                v.set_(was) if v.shape != was.shape else v.copy_(was)
+    elif isinstance(v, np.ndarray) and isinstance(was, np.ndarray) and v.flags.writeable:
+        if v.shape == was.shape and not np.array_equal(v, was, equal_nan=True):
+            v[...] = was
 
 
 def _moved(now: list[Any], was: list[Any]) -> bool:
