@@ -243,3 +243,29 @@ class TestTableScale:
         column = c32(1e3 + np.random.default_rng(3).normal(size=(5, 1)))  # lines of one value along axis 1
         spread = np.std(column.astype(np.float64))
         np.testing.assert_allclose(table_scale(Tree(column, "x")), SPREADS * spread, rtol=1e-6)
+
+
+@pytest.mark.parametrize("factor", [2.0, -1.0])
+def test_a_move_that_crosses_a_branch_is_no_rounding(factor):
+    # where(t != 1, 3x, x) with t exactly +-1 checked too: moving every input by a few units in the last place
+    # flips t != 1, and the gradient's jump there was taken for the backward pass's own rounding (inconclusive)
+    torch = pytest.importorskip("torch")
+    bt = pytest.importorskip("backcheck.torch")
+
+    def f(x, t):
+        return torch.where(t != 1, 3 * x, x)
+
+    class Scaled(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, t):
+            ctx.save_for_backward(t)
+            return f(x, t)
+
+        @staticmethod
+        def backward(ctx, go):
+            (t,) = ctx.saved_tensors
+            return factor * torch.where(t != 1, 3 * go, go), torch.zeros_like(t)
+
+    x = torch.tensor([-8.48, -1.77, -4.32, -2.40, -7.95]).requires_grad_()
+    t = torch.tensor([1.0, 1.0, 1.0, 1.0, -1.0]).requires_grad_()
+    assert bt.check(Scaled.apply, x, t).leaves[0].status == "fail"

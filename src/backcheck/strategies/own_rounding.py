@@ -60,8 +60,31 @@ def own_rounding(ev: Evaluator, claim: Claim, sub: np.ndarray) -> np.ndarray | N
         return None
     if not np.array_equal(claim.regrad()[sub], claim.g[sub], equal_nan=True):
         return None
+    if _crosses(ev, claim, eps):
+        return None
     every = native_jitter(ev, claim, np.arange(claim.g.size), eps)
     return np.maximum(every[sub], _leaf_rms(ev, every)[sub])
+
+
+def _crosses(ev: Evaluator, claim: Claim, eps: np.ndarray) -> bool:
+    """Whether the point moved by :data:`ULPS_AWAY` units in the last place (as :func:`native_jitter` moves it)
+    moves ``f`` by far more than the gradient says and its noise allows: the move crosses a branch (a target of
+    exactly 1 read as ``t != 1``), and the gradient's change there is a jump, not rounding."""
+    floor = ULPS_AWAY * eps * np.abs(ev.tree.values())
+    signs = np.random.default_rng(0).integers(0, 2, size=(JITTER_RUNS, floor.size)) * 2.0 - 1.0
+    allowed = ev.noise + JUMP_ULPS * ev.out_eps * abs(ev.phi0)
+    for sign in signs:
+        with ev.shifted(sign * floor) as phi:
+            expected = abs(float(np.dot(np.nan_to_num(claim.g), sign * floor)))
+        if not abs(phi - ev.phi0) <= CROSSING * (expected + allowed):
+            return True
+    return False
+
+
+#: A move of f beyond this many times what the gradient and the noise allow is a crossing, not rounding.
+CROSSING = 16.0
+#: The rounding of f's value allowed beside its measured noise, in units of its dtype's epsilon.
+JUMP_ULPS = 64.0
 
 
 def _tied(ev: Evaluator, idx: np.ndarray) -> np.ndarray:
