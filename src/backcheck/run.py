@@ -74,11 +74,29 @@ def _run(contract: Contract, options: Options, started: float, notes: list[str])
         report, analytic = _attempt(contract, options, notes)
     notes = [*notes, *report.notes, *contract.notes, *analytic.notes]
     report.notes, report.seconds = list(dict.fromkeys(notes)), time.perf_counter() - started  # (a report of its own)
+    report.notes.extend(_slow_note(report, options))
     for lf in report.leaves:
         base = lf.name.split(":", 1)[-1]
         if base in contract.dtype_labels:
             lf.dtype = contract.dtype_labels[base]
     return report
+
+
+def _slow_note(report: Report, options: Options) -> list[str]:
+    """A note for a slow element-by-element check chosen by default (the function costs much per call): what
+    strategy='auto' would vouch for in a few evaluations instead."""
+    if options.strategy is not None or report.strategy != "full" or report.seconds < SLOW_CHECK:
+        return []
+    per_call = report.seconds / max(report.n_evals, 1)
+    return [
+        f"this check took {report.seconds:.0f} s ({report.n_evals} evaluations of about {per_call * 1e3:.2g} ms): "
+        "below 4,096 elements every element is differenced by default; strategy='auto' checks along random "
+        "directions first (a few dozen evaluations for a right gradient, the wrong elements found when one is not)."
+    ]
+
+
+#: A default element-by-element check slower than this (seconds) says what strategy='auto' would cost.
+SLOW_CHECK = 20.0
 
 
 def _attempt(contract: Contract, options: Options, notes: list[str]) -> tuple[Report, Analytic]:

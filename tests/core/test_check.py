@@ -303,3 +303,14 @@ def test_a_step_beyond_the_scale_of_f_makes_a_right_rule_inconclusive_not_wrong(
     r = backcheck.check(f, x, np.cos, step=step)
     assert r.status == "inconclusive" and any("beyond the scale" in n for n in r.notes), r
     assert backcheck.check(f, x, lambda x: 1.5 * np.cos(x), step=step).status == "fail"
+
+
+def test_a_slow_default_check_says_what_auto_would_cost(monkeypatch):
+    import backcheck.run
+
+    x = np.linspace(-1.0, 1.0, 12)
+    monkeypatch.setattr(backcheck.run, "SLOW_CHECK", 0.0)  # (every check counts as slow here: no clock is read)
+    report = backcheck.check(lambda v: float(np.sum(np.sin(v))), x, np.cos)
+    assert any("strategy='auto'" in n and "evaluations of about" in n for n in report.notes), report.notes
+    chosen = backcheck.check(lambda v: float(np.sum(np.sin(v))), x, np.cos, strategy="full")
+    assert not any("strategy='auto' checks" in n for n in chosen.notes), chosen.notes
