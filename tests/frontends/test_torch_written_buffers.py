@@ -131,3 +131,26 @@ def test_private_attributes_arrays_and_tensors_in_containers_are_put_back():
     assert module._hist == [] and not module.stats.any()
     assert not module.tlist[0].any() and not module.tdict["m"].any()
     assert module.lin.weight.dtype == torch.float64 and len(list(module.parameters())) == 2
+
+
+class _Labelled(torch.nn.Module):
+    """Holds arrays of strings and objects, and a meta tensor, beside its layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 2).double()
+        self.classes, self.tags = np.array(["cat", "dog"]), np.array([{"a": 1}, None], dtype=object)
+        self.shape_only = torch.empty(2, 2, device="meta")
+
+    def forward(self, z):
+        return self.lin(z)
+
+
+def test_attributes_torch_or_numpy_cannot_compare_are_left_alone():
+    # (putting them back compared their values: numpy's equal_nan on strings and torch.equal on a meta tensor raised,
+    # told as a bad argument)
+    module = _Labelled()
+    classes = module.classes
+    report = bt.check_module(module, torch.randn(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(3)))
+    assert report.status == "pass", report
+    assert module.classes is classes and module.classes.tolist() == ["cat", "dog"]

@@ -116,13 +116,14 @@ def _module_internals() -> frozenset[str]:
 
 
 def _held(v: Any) -> Any:
-    """What ``v`` holds, to be put back: a copy of a dense tensor's or a numpy array's values, a list's or a
-    dict's items; None for anything else (a sparse tensor, an adjacency the module reads, is left alone)."""
+    """What ``v`` holds, to be put back: a copy of a dense tensor's or a numeric numpy array's values, a list's or
+    a dict's items; None for anything else (a sparse, meta or nested tensor, an array of strings: left alone)."""
     torch = torch_module()
     if isinstance(v, torch.Tensor):
-        return v.detach().clone() if v.layout == torch.strided else None
+        plain = v.layout == torch.strided and v.device.type != "meta" and not getattr(v, "is_nested", False)
+        return v.detach().clone() if plain and type(v) is torch.Tensor else None
     if isinstance(v, np.ndarray):
-        return v.copy()
+        return v.copy() if v.dtype.kind in "biufc" else None
     if isinstance(v, list):
         return list(v)
     if isinstance(v, dict):
@@ -133,13 +134,16 @@ def _held(v: Any) -> Any:
 def _restore(v: Any, was: Any) -> None:
     """A tensor's or a numpy array's values put back in place where they changed (a list or dict: its caller)."""
     torch = torch_module()
-    if isinstance(v, torch.Tensor) and isinstance(was, torch.Tensor):
-        if not (v.shape == was.shape and torch.equal(v.detach(), was)):
-            with torch.no_grad():
-                v.set_(was) if v.shape != was.shape else v.copy_(was)
-    elif isinstance(v, np.ndarray) and isinstance(was, np.ndarray) and v.flags.writeable:
-        if v.shape == was.shape and not np.array_equal(v, was, equal_nan=True):
-            v[...] = was
+    try:
+        if isinstance(v, torch.Tensor) and isinstance(was, torch.Tensor):
+            if not (v.shape == was.shape and v.dtype == was.dtype and torch.equal(v.detach(), was)):
+                with torch.no_grad():
+                    v.set_(was) if v.shape != was.shape or v.dtype != was.dtype else v.copy_(was)
+        elif isinstance(v, np.ndarray) and isinstance(was, np.ndarray) and v.flags.writeable:
+            if v.shape == was.shape and not np.array_equal(v, was, equal_nan=v.dtype.kind in "fc"):
+                v[...] = was
+    except Exception:  # noqa: BLE001 - a kind torch cannot compare or copy: left as the check left it
+        return
 
 
 def _moved(now: list[Any], was: list[Any]) -> bool:
