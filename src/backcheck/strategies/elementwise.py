@@ -120,7 +120,7 @@ def run(ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator |
     if kinks.size >= 2 or tied.size:
         # every kink whose value ties with others' moves with its whole tie too: overlapping windows of a max pool
         # give tied maxima unequal jumps, and a gradient routed to each of them shows only as the tie's sum
-        tied = np.union1d(tied, idx[kinks[j.status[kinks] == KINK]])
+        tied = np.union1d(tied, idx[kinks])
         bad = joint_kink_test(ev, idx[kinks], j.jump[kinks], claim, tied)
         if bad is not None:
             j.status[kinks[np.isin(idx[kinks], bad)]] = MISMATCH
