@@ -107,7 +107,7 @@ def run(ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator |
         notes.extend(said)
         tied = np.union1d(tied, rescued)
         labels = set(j.status.tolist())
-    if MISMATCH in labels and KINK in labels and claim.regrad is not None:
+    if (MISMATCH in labels or DEAD in labels) and KINK in labels and claim.regrad is not None:
         said, rescued = _cancelling_kinks(ev, idx, j, claim, rng or np.random.default_rng(0))
         notes.extend(said)
         tied = np.union1d(tied, rescued)
@@ -372,7 +372,7 @@ def _cancelling_kinks(
     differentiable there, and a ReLU's slope of 0 at each is a valid chain-rule subgradient still, whose value is
     not that derivative. Right at a nearby point and among the gradients around the point, they are kinks (and
     their ties move as a whole); otherwise they stay mismatches. With the notes, the flat positions taken."""
-    wrong = np.flatnonzero(j.status == MISMATCH)
+    wrong = np.flatnonzero((j.status == MISMATCH) | (j.status == DEAD))  # (a claim of 0: relu'(0) in every unit)
     if not wrong.size or wrong.size > LONE_MISMATCHES:
         return [], idx[:0]
     j.hull[wrong, 0] = j.hull[wrong, 1] = j.numeric[wrong]
@@ -391,9 +391,9 @@ def _cancelling_kinks(
     ], idx[kinks]
 
 
-#: At most this many mismatches of a check with kinks are re-checked for kinks cancelling along their axis (a
-#: wrong rule fails more elements than that, and is not re-checked element by element).
-LONE_MISMATCHES = 8
+#: At most this many mismatches of a check with kinks are re-checked for kinks cancelling along their axis (each
+#: costs two evaluations at a nearby point; a rule wrong everywhere is wrong there too, and stays a mismatch).
+LONE_MISMATCHES = 64
 
 
 def _hidden_kinks(ev: Evaluator, idx: np.ndarray, first: FirstDifferences, j: Judgement, a: np.ndarray) -> np.ndarray:
