@@ -269,3 +269,27 @@ def test_a_relu_network_on_integer_data_whose_kinks_cancel_passes(seed):
     assert backcheck.check_layer(_relu_net, _relu_net_backward, args).status == "pass"
     doubled = backcheck.check_layer(_relu_net, lambda d, *a: tuple(2 * g for g in _relu_net_backward(d, *a)), args)
     assert doubled.status == "fail"
+
+
+def _mlp2(x, w1, b1, w2, b2):
+    return np.maximum(np.maximum(x @ w1 + b1, 0) @ w2 + b2, 0).sum(1)
+
+
+def _mlp2_backward(d, x, w1, b1, w2, b2):
+    h1 = x @ w1 + b1
+    a1 = np.maximum(h1, 0)
+    dh2 = d[:, None] * (a1 @ w2 + b2 > 0)
+    dh1 = (dh2 @ w2.T) * (h1 > 0)
+    return dh1 @ w1.T, x.T @ dh1, dh1.sum(0), a1.T @ dh2, dh2.sum(0)
+
+
+@pytest.mark.parametrize("seed", [0, 4, 5, 6])
+def test_a_two_layer_relu_network_with_integer_biases_is_never_failed(seed):
+    # integer data, weights and biases put hundreds of units at 0: many elements' claims (relu'(0) = 0) differ from
+    # f's derivative along their own axis where kinks of both signs cancel; every one of them failed
+    rng = np.random.default_rng(seed)
+    shapes = (((0, 2), (16, 12)), ((-1, 2), (12, 20)), ((-1, 2), (20,)), ((-1, 2), (20, 10)), ((-1, 2), (10,)))
+    args = tuple(rng.integers(lo, hi, shape).astype(float) for (lo, hi), shape in shapes)
+    assert backcheck.check_layer(_mlp2, _mlp2_backward, args).status != "fail"
+    doubled = backcheck.check_layer(_mlp2, lambda d, *a: tuple(2 * g for g in _mlp2_backward(d, *a)), args)
+    assert doubled.status == "fail"
