@@ -1,6 +1,7 @@
 """Arrays as bits: which elements of two arrays differ, a cheap checksum of an array, where its elements lie
 in memory (whether two arrays, or one array's own elements, overlap), the power-of-two grid float64 values
-lie on, and dot products kept on one thread (:func:`dot`).
+lie on, dot products kept on one thread (:func:`dot`), and float dtypes numpy holds but does not compute in
+(ml_dtypes' bfloat16 and float8: :func:`foreign_float`).
 
 Every dtype is compared bit for bit, except those whose elements hold padding (x87 extended precision: 10
 bytes of value in 16): numpy arithmetic leaves those bytes as it likes, so they are compared by value, NaN
@@ -10,6 +11,8 @@ equal to NaN and bit-exact otherwise (-0.0 is not 0.0).
 from __future__ import annotations
 
 import numpy as np
+
+from backcheck.errors import ParamsError
 
 _UINTS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 #: Arrays up to this size are compared as bytes first by :func:`differ`.
@@ -147,3 +150,17 @@ def dot(a: np.ndarray, b: np.ndarray) -> float:
     if n <= SERIAL_DOT:
         return float(np.dot(a, b))
     return float(sum(float(np.dot(a[k : k + SERIAL_DOT], b[k : k + SERIAL_DOT])) for k in range(0, n, SERIAL_DOT)))
+
+
+def foreign_float(dt: np.dtype) -> bool:
+    """A float dtype numpy holds but does not compute in (ml_dtypes' bfloat16 and float8 kinds)."""
+    return dt.kind == "V" and (dt.name == "bfloat16" or dt.name.startswith("float8"))
+
+
+def foreign_float_error(name: str, dt: np.dtype) -> ParamsError:
+    """The error for an array of such a dtype given to be differentiated."""
+    return ParamsError(
+        f"{name} has dtype {dt.name} (ml_dtypes), a float numpy does not compute in: the check cannot perturb it.",
+        f"pass {name}.astype(np.float32) (a function that rounds to {dt.name} inside is checked so too), or check "
+        "torch or jax code with backcheck.torch / backcheck.jax, which take bfloat16 tensors.",
+    )

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.bits import bitsum, differ, overlaps_itself, span
+from backcheck.bits import bitsum, differ, foreign_float, foreign_float_error, overlaps_itself, span
 from backcheck.containers import (
     build_node,
     children,
@@ -596,17 +596,3 @@ def flat_view(arr: np.ndarray) -> Any:
     if arr.flags.c_contiguous:
         return arr.reshape(-1)
     return arr.flat
-
-
-def foreign_float(dt: np.dtype) -> bool:
-    """A float dtype numpy holds but does not compute in (ml_dtypes' bfloat16 and float8 kinds)."""
-    return dt.kind == "V" and (dt.name == "bfloat16" or dt.name.startswith("float8"))
-
-
-def foreign_float_error(name: str, dt: np.dtype) -> ParamsError:
-    """The error for an array of such a dtype given to be differentiated."""
-    return ParamsError(
-        f"{name} has dtype {dt.name} (ml_dtypes), a float numpy does not compute in: the check cannot perturb it.",
-        f"pass {name}.astype(np.float32) (a function that rounds to {dt.name} inside is checked so too), or check "
-        "torch or jax code with backcheck.torch / backcheck.jax, which take bfloat16 tensors.",
-    )

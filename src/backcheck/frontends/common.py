@@ -547,7 +547,7 @@ OP_KEYWORDS = frozenset({"out", "tol", "scales", "num_samples", "dropout", "pad_
 
 def check_keywords(fn: Callable[..., Any], kwargs: dict[str, Any], entry: Callable[..., Any], where: str) -> None:
     """Keyword inputs must be parameters of ``fn`` (a misspelt option would otherwise reach ``fn``, or be dropped
-    by its ``**kwargs``): a :class:`BadInputError` naming the keyword, the entry point (``where``, the public
+    by its ``**kwargs``): an :class:`ArgumentError` naming the keyword, the entry point (``where``, the public
     name of ``entry``) and its options (``entry``'s keyword-only parameters)."""
     if not kwargs:
         return
@@ -555,8 +555,7 @@ def check_keywords(fn: Callable[..., Any], kwargs: dict[str, Any], entry: Callab
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):  # (a builtin: a keyword one letter off an option is a misspelt option)
-        near = [k for k in kwargs if k not in OP_KEYWORDS and difflib.get_close_matches(k, options, 1, 0.75)]
-        params, unknown = None, sorted(near)
+        unknown = sorted(k for k in kwargs if k not in OP_KEYWORDS and difflib.get_close_matches(k, options, 1, 0.75))
     else:
         if any(p.kind == p.VAR_KEYWORD for p in params):
             return

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.bits import dot
+from backcheck.bits import dot, foreign_float, foreign_float_error
 from backcheck.calls import arg_names, call_user, flat_outputs, function_name, require_callable, typed_arguments
 from backcheck.containers import flatten, rebuild_like
 from backcheck.contract import Contract
@@ -31,7 +31,7 @@ from backcheck.options import Options
 from backcheck.randomness import FrozenRandom, find_generators, keeps_random, replay_note
 from backcheck.report import Report
 from backcheck.run import run
-from backcheck.tree import Tree, foreign_float, foreign_float_error
+from backcheck.tree import Tree
 from backcheck.verdict import JUMP
 
 

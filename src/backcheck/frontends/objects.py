@@ -224,10 +224,10 @@ def _check(
             **options,
         )
     except GradientStructureError as exc:  # named as the layer keeps it: where each gradient was read
-        said = " ".join(where_notes(slots, where, [], spec))
-        if not said:
+        placed = " ".join(where_notes(slots, where, [], spec))
+        if not placed:
             raise
-        raise GradientStructureError(f"{exc.message} ({said})", exc.hint) from exc
+        raise GradientStructureError(f"{exc.message} ({placed})", exc.hint) from exc
     plain = [s for s in probe.updated if s.name in where and not isinstance(where[s.name], Stepped)]
     report.notes.extend(notes + where_notes(slots, where, plain, spec))
     if spec.step is not None:
