@@ -293,3 +293,14 @@ def test_a_two_layer_relu_network_with_integer_biases_is_never_failed(seed):
     assert backcheck.check_layer(_mlp2, _mlp2_backward, args).status != "fail"
     doubled = backcheck.check_layer(_mlp2, lambda d, *a: tuple(2 * g for g in _mlp2_backward(d, *a)), args)
     assert doubled.status == "fail"
+
+
+def test_the_auto_tie_screen_takes_kinks_of_both_signs_it_crosses_for_valid():
+    # torch's own max_pool2d(relu(conv2d)) on a 1x4x48x48 image of -1/0/1 ('auto': 9,216 elements): moving every
+    # value's elements together crosses ReLU kinks of both signs; the claim lies among the gradients around the
+    # point there (it failed the right gradient); a pool routed to every tied maximum still fails
+    F = torch.nn.functional
+    w = torch.tensor(np.random.default_rng(5).integers(-1, 2, (4, 4, 3, 3)), dtype=torch.float64)
+    x = torch.tensor(np.random.default_rng(0).integers(-1, 2, (1, 4, 48, 48)), dtype=torch.float64)
+    report = bt.check(lambda x: F.max_pool2d(F.relu(F.conv2d(x, w, padding=1)), 2), x)
+    assert report.status != "fail", report

@@ -19,6 +19,7 @@ import numpy as np
 from backcheck.errors import BadInputError, NonFiniteError
 from backcheck.evaluate import Evaluator
 from backcheck.strategies.elementwise import Outcome, plausible_rounding, run
+from backcheck.strategies.nearby import agrees_around
 from backcheck.strategies.projected import (
     MAX_DIRECTIONS,
     MAX_KINKED,
@@ -175,7 +176,9 @@ def _ties(ev: Evaluator, claim: Claim, leaf: Any, rng: np.random.Generator, out:
     tied = tied_together(ev, claim, leaf, rng)
     if tied is None or not tied[0].failed:
         return False
-    m, moved = tied
+    m, moved, direction = tied
+    if agrees_around(ev, claim, direction, rng):
+        return False  # (kinks of both signs the move crosses: a valid chain-rule subgradient, as around the point)
     out.failed_leaves[leaf.name] = (
         f"moving its {moved} elements that share their value with another together (each value by one random "
         f"amount, ties moving as one) changes f at {m.numeric:.6g} per unit, but their claimed gradient says "

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from backcheck.bits import BFLOAT16_EPS
+from backcheck.bits import BFLOAT16_EPS, dot
 from backcheck.errors import NonFiniteError
 from backcheck.evaluate import Evaluator
 from backcheck.judgement import judge
@@ -165,6 +165,37 @@ def right_at_a_nearby_point(
         except NonFiniteError:
             continue
     return None
+
+
+def agrees_around(ev: Evaluator, claim: Claim, v: np.ndarray, rng: np.random.Generator) -> bool:
+    """Whether the claimed gradient's derivative along ``v`` (over the whole point) lies among the gradients' around
+    the point, the backward pass right at a nearby point at up to :data:`AROUND_CHECKED` of the moved elements:
+    a valid chain-rule subgradient where the move crosses kinks of both signs (integer data under ReLUs), which a
+    wrong rule at a tie is not (its sum lies beyond every sum around the point, where the tie is broken)."""
+    if claim.regrad is None:
+        return False
+    moved = np.flatnonzero(v)
+    checked = moved if moved.size <= AROUND_CHECKED else rng.choice(moved, AROUND_CHECKED, replace=False)
+    right = right_at_a_nearby_point(ev, np.sort(checked), claim, rng)
+    if right is None or not right.all():
+        return False
+    target = float(dot(np.nan_to_num(claim.g[moved]), v[moved]))
+    slack = float(
+        dot(resolution(claim.g[moved], claim.g[moved], 1.0, claim.rms[moved]) * claim.grad_eps[moved], np.abs(v[moved]))
+    )
+    lo, hi = np.inf, -np.inf
+    for g_near in gradients_around(ev, claim, rng, AROUND_SAMPLES):
+        p = float(dot(np.nan_to_num(g_near[moved]), v[moved]))
+        lo, hi = min(lo, p), max(hi, p)
+        if lo - slack <= target <= hi + slack:
+            return True
+    return False
+
+
+#: At most this many moved elements are checked at a nearby point before the gradients around it are trusted.
+AROUND_CHECKED = 32
+#: Gradients sampled around a point to outline the valid subgradients along one direction.
+AROUND_SAMPLES = 64
 
 
 def gradients_around(ev: Evaluator, claim: Claim, rng: np.random.Generator, n: int):  # noqa: ANN201 - a generator

@@ -472,14 +472,17 @@ __all__ = [
 ]
 
 
-def tied_together(ev: Evaluator, claim: Claim, leaf: Leaf, rng: np.random.Generator) -> tuple[Measurement, int] | None:
+def tied_together(
+    ev: Evaluator, claim: Claim, leaf: Leaf, rng: np.random.Generator
+) -> tuple[Measurement, int, np.ndarray] | None:
     """Move the elements of ``leaf`` that share their value with another (ties: a max-pool window at 0, a sort's
     equal keys) together, each class of equal values by one random amount, and compare with the claimed gradient.
 
     A max of tied values is not differentiable along a direction that moves them apart, but is along one that
     moves them together (it moves with them): there a gradient routed to every tied element fails, where random
     directions (through the kinks) prove nothing and a sample of single elements sees valid one-sided slopes.
-    Returns the measurement and how many elements moved; None when no value repeats or the inputs hold masks."""
+    Returns the measurement, how many elements moved and the direction (over the whole point); None when no value
+    repeats or the inputs hold masks."""
     x = leaf.original.reshape(-1)
     if leaf.size < 2 or not bool(np.all(np.isfinite(x))):
         return None
@@ -493,4 +496,6 @@ def tied_together(ev: Evaluator, claim: Claim, leaf: Leaf, rng: np.random.Genera
     along = Along(g, sl, claim.tol, (float(claim.grad_eps[leaf.offset]), float(claim.rms[leaf.offset])), wide)
     amount = rng.random(values.size) - 0.5  # one per class: equal values move by equal amounts (their steps agree)
     coef = np.where(shared, amount[inverse] * h, 0.0)
-    return measure(ev, along, coef), int(shared.sum())
+    whole = np.zeros(claim.g.size)
+    whole[sl] = coef
+    return measure(ev, along, coef), int(shared.sum()), whole

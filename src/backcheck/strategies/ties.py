@@ -19,7 +19,7 @@ import numpy as np
 from backcheck.bits import dot
 from backcheck.evaluate import Evaluator
 from backcheck.numeric.grad import roundoff
-from backcheck.strategies.nearby import gradients_around, nearby_verdicts, right_at_a_nearby_point
+from backcheck.strategies.nearby import agrees_around, nearby_verdicts
 from backcheck.verdict import KINK, MISMATCH, NOISY, VOUCH, Claim, Judgement, bound, resolution
 
 #: Relative agreement of two jumps (one-sided slope gaps) for their elements to count as tied.
@@ -109,21 +109,9 @@ def _along_claim(ev: Evaluator, group: np.ndarray, claim: Claim) -> bool | None:
     # the slopes bound g . v for a max or a norm (convex pieces); kinks of both signs meeting there (ReLUs under
     # a dout of mixed signs) give valid chain-rule subgradients beyond them, among the gradients around the point
     # (the backward pass's own: it must be right at a nearby point, as a constant claim is not)
-    rng = np.random.default_rng(len(group))
-    right = right_at_a_nearby_point(ev, group, claim, rng)
-    if right is None or not right.all():
-        return False
-    lo, hi = math.inf, -math.inf
-    for g_near in gradients_around(ev, claim, rng, AROUND_SAMPLES):
-        p = float(dot(g_near[group], v))
-        lo, hi = min(lo, p), max(hi, p)
-        if lo - slack <= norm <= hi + slack:
-            return None
-    return False
-
-
-#: Gradients sampled around a point where a claim lies beyond the one-sided slopes along its own direction.
-AROUND_SAMPLES = 64
+    whole = np.zeros(claim.g.size)
+    whole[group] = v
+    return None if agrees_around(ev, claim, whole, np.random.default_rng(len(group))) else False
 
 
 def _moved_together(ev: Evaluator, group: np.ndarray, claim: Claim) -> bool | None:
@@ -160,31 +148,13 @@ def _value_groups(ev: Evaluator, of: np.ndarray, claim: Claim) -> list[int]:
 
 def _summed_around(ev: Evaluator, group: np.ndarray, claim: Claim) -> bool:
     """Whether a group whose summed gradient disagrees with its move together is a valid chain-rule subgradient
-    still: the backward pass right at a nearby point (at up to :data:`AROUND_CHECKED` of the group's elements),
-    and the summed gradient among the sums around the point. Kinks of both signs that cancel along the group's
-    direction (integer data: relu(a t) - relu(a t) beside the group) make it differentiable there, and a ReLU's
-    slope of 0 at its kinks is valid yet does not sum to that derivative; a max's gradient routed to every tied
-    element sums beyond every sum around the point, where the tie is broken."""
-    if claim.regrad is None:
-        return False
-    rng = np.random.default_rng(group.size)
-    checked = group if group.size <= AROUND_CHECKED else rng.choice(group, AROUND_CHECKED, replace=False)
-    right = right_at_a_nearby_point(ev, np.sort(checked), claim, rng)
-    if right is None or not right.all():
-        return False
-    total = float(np.sum(claim.g[group]))
-    slack = float(np.sum(resolution(claim.g[group], claim.g[group], 1.0, claim.rms[group]) * claim.grad_eps[group]))
-    lo, hi = math.inf, -math.inf
-    for g_near in gradients_around(ev, claim, rng, AROUND_SAMPLES):
-        near = float(np.sum(g_near[group]))
-        lo, hi = min(lo, near), max(hi, near)
-        if lo - slack <= total <= hi + slack:
-            return True
-    return False
-
-
-#: At most this many elements of a group are checked at a nearby point before the sums around it are trusted.
-AROUND_CHECKED = 32
+    still (:func:`~backcheck.strategies.nearby.agrees_around` along the group's move). Kinks of both signs that
+    cancel along the group's direction (integer data: relu(a t) - relu(a t) beside the group) make it
+    differentiable there, and a ReLU's slope of 0 at its kinks is valid yet does not sum to that derivative; a
+    max's gradient routed to every tied element sums beyond every sum around the point, where the tie is broken."""
+    v = np.zeros(claim.g.size)
+    v[group] = 1.0
+    return agrees_around(ev, claim, v, np.random.default_rng(group.size))
 
 
 def recheck_tied(
