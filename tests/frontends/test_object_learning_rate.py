@@ -299,3 +299,21 @@ def test_steps_rounded_to_the_parameters_dtype_raise_no_learning_rate_finding(dt
     twice = RateTwice(3, 2)
     twice.weights, twice.bias = (scale * twice.weights).astype(dtype), (scale * twice.bias).astype(dtype)
     assert [f.kind for f in backcheck.check_object(twice, _x().astype(dtype)).findings] == ["learning rate"]
+
+
+class Nesterov(Dense):  # Nesterov's step, (1 + mu) times the gradient at its first step
+    def backward(self, output_gradient, learning_rate):
+        input_gradient = self.weights.T @ output_gradient
+        self.weights -= 1.9 * learning_rate * (output_gradient @ self.input.T)
+        self.bias -= learning_rate * output_gradient.sum(axis=1, keepdims=True)
+        return input_gradient
+
+
+def test_a_step_off_by_one_factor_at_every_element_says_so():
+    # (it failed with no word of why: a step 1.9 times the gradient reads as a gradient 1.9 times too large)
+    report = backcheck.check_object(Nesterov(3, 2), _x())
+    assert report.status == "fail" and report.leaf("weights").status == "fail", report
+    said = [n for n in report.notes if "off by one factor" in n]
+    factor = said[0].split("Every element of ")[1].split(" is off")[0] if len(said) == 1 else ""
+    assert factor == "weights (1.9)", report.notes
+    assert not [n for n in backcheck.check_object(WrongStep(3, 2), _x()).notes if "off by one factor" in n]

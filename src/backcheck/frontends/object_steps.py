@@ -139,7 +139,39 @@ def stepped_note(report: Any, bname: str, name: str, stepped: list[str]) -> str:
                 "the gradient on the object before the step (self.dW = ...) to check it."
             )
     read = f": the gradients of {', '.join(stepped)} were read off their step (before minus after)" if stepped else ""
-    return f"{bname} takes a learning rate ({name}); it was called with {name}={STEP:g}{read}."
+    return f"{bname} takes a learning rate ({name}); it was called with {name}={STEP:g}{read}." + _scaled_steps(
+        report, name, stepped
+    )
+
+
+def _scaled_steps(report: Any, name: str, stepped: list[str]) -> str:
+    """A sentence for stepped parameters that fail with every element off by one factor: a step that is that many
+    times the gradient (Nesterov's 1 + mu, a schedule of the rate inside backward) reads so, as a gradient off by
+    it does; '' where there is none."""
+    failing = {lf.name for lf in report.leaves if lf.status == "fail"} & set(stepped)
+    if not failing:
+        return ""
+    said = []
+    pairs = zip(report.leaves, flatten(report.analytic, "a"), flatten(report.numeric, "n"), strict=False)
+    for lf, (_, a), (_, n) in pairs:
+        a, n = np.asarray(a, dtype=np.float64).reshape(-1), np.asarray(n, dtype=np.float64).reshape(-1)
+        seen = np.isfinite(n) & (np.abs(n) > 1e-12 * float(np.max(np.abs(n), initial=0.0)))
+        if lf.name not in failing or a.shape != n.shape or seen.sum() < 2:
+            continue
+        ratio = a[seen] / n[seen]
+        if np.ptp(ratio) <= SAME_FACTOR * abs(float(np.median(ratio))):
+            said.append(f"{lf.name} ({float(np.median(ratio)):.4g})")
+    if not said:
+        return ""
+    return (
+        f" Every element of {', '.join(said)} is off by one factor: a step that is that many times the gradient "
+        f"(Nesterov's 1 + mu, a schedule of {name} inside backward) reads so, as a gradient off by it does; store the "
+        "gradient on the object before the step (self.dW = ...) to tell them apart."
+    )
+
+
+#: Ratios of analytic to numeric values that agree to this share are one factor.
+SAME_FACTOR = 1e-3
 
 
 def _unreadable_steps(report: Any, bname: str, stepped: list[str]) -> list[str]:
