@@ -540,6 +540,13 @@ def _linear_enough(fname: str, found: Nonlinear) -> str:
     )
 
 
+def did_you_mean(name: str, options: Sequence[str]) -> str:
+    """The end of a sentence on a keyword no option has: ``' (did you mean strategy=?).'`` naming the nearest
+    option, or ``'.'`` where none is near."""
+    close = difflib.get_close_matches(name, list(options), 1, 0.6)
+    return f" (did you mean {close[0]}=?)." if close else "."
+
+
 #: Keywords of torch's own builtin functions (whose signatures cannot be read) that lie near an option's name:
 #: passed to the function, never taken for a misspelt option.
 OP_KEYWORDS = frozenset({"out", "tol", "scales", "num_samples", "dropout", "pad_mode"})
@@ -562,9 +569,8 @@ def check_keywords(fn: Callable[..., Any], kwargs: dict[str, Any], entry: Callab
         names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
         unknown = sorted(set(kwargs) - names)
     if unknown:
-        close = difflib.get_close_matches(unknown[0], options, 1, 0.6)
         raise ArgumentError(
             f"{unknown[0]}= is neither an option of {where} nor a parameter of {function_name(fn)}"
-            + (f" (did you mean {close[0]}=?)." if close else "."),
+            + did_you_mean(unknown[0], options),
             f"options: {', '.join(options)}; any other keyword is passed to the function as an input.",
         )

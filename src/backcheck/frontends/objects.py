@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from backcheck.calls import arg_names, kind_of, typed_arguments
 from backcheck.containers import flatten, rebuild_like
 from backcheck.errors import ArgumentError, BadInputError, GradientStructureError, UserFunctionError
 from backcheck.findings import unchecked_attributes, ungradiented
-from backcheck.frontends.common import float_input, float_list, python_float
+from backcheck.frontends.common import did_you_mean, float_input, float_list, python_float
 from backcheck.frontends.hints import (
     stale_hint,
     stale_note,
@@ -348,9 +347,8 @@ def _validate(
 ) -> _Spec:
     unknown = sorted(set(options) - _passthrough())
     if unknown:
-        close = difflib.get_close_matches(unknown[0], sorted(_passthrough()), 1, 0.6)
         raise ArgumentError(
-            f"check_object got unknown keyword(s) {unknown}" + (f" (did you mean {close[0]}=?)." if close else "."),
+            f"check_object got unknown keyword(s) {unknown}" + did_you_mean(unknown[0], sorted(_passthrough())),
             f"choose from {sorted(_passthrough())}.",
         )
     cls = type(layer).__name__

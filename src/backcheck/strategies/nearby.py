@@ -113,26 +113,16 @@ def nearby_verdicts(
         return None
     if not right_nearby.any():  # wrong at the nearby point, every one: no gradient around it excuses them
         return right_nearby, right_nearby
-    # the gradients a correct backward pass gives around the point: their hull holds the valid subgradients.
-    # Directions mix scales (per array and per element), so that every input in turn can dominate and the
-    # narrow cones of sign patterns (all units off, say) are reached too; sampling stops once every
-    # analytic value is inside.
+    # the gradients a correct backward pass gives around the point: their hull holds the valid subgradients;
+    # sampling stops once every analytic value is inside
     lo, hi = j.hull[which, 0].copy(), j.hull[which, 1].copy()
     a0 = claim.g[sub]
-    leaf_of = np.searchsorted(ev.tree.offsets, np.arange(steps.size), side="right") - 1
-    # a shift below a few units in the last place of the gradient's dtype rounds back onto the point itself
-    # there (a float32 layer), and the gradient at the point is the one under test: never sampled
-    floor = ULPS_AWAY * claim.grad_eps * np.abs(ev.tree.values())
     ties = _value_ties(ev, sub, claim.grad_eps[sub])
+    shifts = _shifts_around(ev, claim, rng)
     for _ in range(NEARBY_SAMPLES):
         if np.all((lo <= a0) & (a0 <= hi)):
             break
-        scale = 10.0 ** rng.uniform(-3, 0, size=len(ev.tree.leaves))[leaf_of] * np.exp(rng.standard_normal(steps.size))
-        shift = SAMPLE_RADIUS * steps * scale * rng.standard_normal(steps.size)
-        # raised to the floor by a random share more, each element its own: equal shifts keep tied elements tied
-        # (a float32 median of three equal values sampled at its own wrong rule), which no nearby point may
-        shift = np.where(np.abs(shift) < floor, np.copysign(floor * (1 + 63 * rng.random(steps.size)), shift), shift)
-        with ev.shifted(shift, evaluate=False):
+        with ev.shifted(next(shifts), evaluate=False):
             # an element still tied there is at the point itself, and its gradient the one under test: not sampled
             free = np.ones(sub.size, dtype=bool) if ties is None else ~_still_tied(_moved(ev), sub, *ties)
             if not free.any():
@@ -203,15 +193,26 @@ def gradients_around(ev: Evaluator, claim: Claim, rng: np.random.Generator, n: i
     :func:`nearby_verdicts` samples them: scales mixed per array and per element, each shift at least a few units
     in the last place of the gradient's dtype; no function evaluations."""
     assert claim.regrad is not None
+    shifts = _shifts_around(ev, claim, rng)
+    for _ in range(n):
+        with ev.shifted(next(shifts), evaluate=False):
+            yield claim.regrad()
+
+
+def _shifts_around(ev: Evaluator, claim: Claim, rng: np.random.Generator):  # noqa: ANN202 - an endless generator
+    """Random moves of the point within :data:`SAMPLE_RADIUS` steps, their scales mixed per array and per element
+    (every input in turn can dominate, and narrow cones of sign patterns, all units off, are reached too)."""
     steps = claim.steps
     leaf_of = np.searchsorted(ev.tree.offsets, np.arange(steps.size), side="right") - 1
+    # a shift below a few units in the last place of the gradient's dtype rounds back onto the point itself
+    # there (a float32 layer), and the gradient at the point is the one under test: never sampled
     floor = ULPS_AWAY * claim.grad_eps * np.abs(ev.tree.values())
-    for _ in range(n):
+    while True:
         scale = 10.0 ** rng.uniform(-3, 0, size=len(ev.tree.leaves))[leaf_of] * np.exp(rng.standard_normal(steps.size))
         shift = SAMPLE_RADIUS * steps * scale * rng.standard_normal(steps.size)
-        shift = np.where(np.abs(shift) < floor, np.copysign(floor * (1 + 63 * rng.random(steps.size)), shift), shift)
-        with ev.shifted(shift, evaluate=False):
-            yield claim.regrad()
+        # raised to the floor by a random share more, each element its own: equal shifts keep tied elements tied
+        # (a float32 median of three equal values sampled at its own wrong rule), which no nearby point may
+        yield np.where(np.abs(shift) < floor, np.copysign(floor * (1 + 63 * rng.random(steps.size)), shift), shift)
 
 
 def _value_ties(ev: Evaluator, sub: np.ndarray, eps: np.ndarray) -> tuple[list[np.ndarray], float] | None:

@@ -32,11 +32,9 @@ def native_jitter(ev: Evaluator, claim: Claim, sub: np.ndarray, eps: np.ndarray 
     small a move."""
     assert claim.regrad is not None
     g0 = claim.g[sub]
-    floor = ULPS_AWAY * (claim.grad_eps if eps is None else eps) * np.abs(ev.tree.values())
-    signs = np.random.default_rng(0).integers(0, 2, size=(JITTER_RUNS, floor.size)) * 2.0 - 1.0
     jitter = np.zeros(sub.size)
-    for sign in signs:
-        with ev.shifted(sign * floor, evaluate=False):
+    for move in _jitter_moves(ev, claim.grad_eps if eps is None else eps):
+        with ev.shifted(move, evaluate=False):
             moved = claim.regrad()[sub]
         with np.errstate(invalid="ignore"):
             jitter = np.fmax(jitter, np.abs(moved - g0))
@@ -70,15 +68,20 @@ def _crosses(ev: Evaluator, claim: Claim, eps: np.ndarray) -> bool:
     """Whether the point moved by :data:`ULPS_AWAY` units in the last place (as :func:`native_jitter` moves it)
     moves ``f`` by far more than the gradient says and its noise allows: the move crosses a branch (a target of
     exactly 1 read as ``t != 1``), and the gradient's change there is a jump, not rounding."""
-    floor = ULPS_AWAY * eps * np.abs(ev.tree.values())
-    signs = np.random.default_rng(0).integers(0, 2, size=(JITTER_RUNS, floor.size)) * 2.0 - 1.0
     allowed = ev.noise + JUMP_ULPS * ev.out_eps * abs(ev.phi0)
-    for sign in signs:
-        with ev.shifted(sign * floor) as phi:
-            expected = abs(float(np.dot(np.nan_to_num(claim.g), sign * floor)))
+    for move in _jitter_moves(ev, eps):
+        with ev.shifted(move) as phi:
+            expected = abs(float(np.dot(np.nan_to_num(claim.g), move)))
         if not abs(phi - ev.phi0) <= CROSSING * (expected + allowed):
             return True
     return False
+
+
+def _jitter_moves(ev: Evaluator, eps: np.ndarray) -> np.ndarray:
+    """The :data:`JITTER_RUNS` moves of the point by :data:`ULPS_AWAY` units in the last place (``eps`` per
+    element) of random signs, the same at every call: what :func:`native_jitter` and :func:`_crosses` move by."""
+    floor = ULPS_AWAY * eps * np.abs(ev.tree.values())
+    return (np.random.default_rng(0).integers(0, 2, size=(JITTER_RUNS, floor.size)) * 2.0 - 1.0) * floor
 
 
 #: A move of f beyond this many times what the gradient and the noise allow is a crossing, not rounding.
