@@ -26,6 +26,7 @@ This module knows tensors only by their attributes (``data``, ``grad``, ``requir
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -48,10 +49,9 @@ __all__ = [
 ]
 
 
-class _GradMode:
-    """Whether ops record a graph; read by every op, so one attribute on one object."""
-
-    __slots__ = ("enabled",)
+class _GradMode(threading.local):
+    """Whether ops record a graph; read by every op, so one attribute on one object, per thread (as torch's grad
+    mode: a ``no_grad()`` evaluation in one thread leaves another thread's training step recording)."""
 
     def __init__(self) -> None:
         self.enabled = True
@@ -146,20 +146,15 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...], op: str) -> np.ndarray
     """Sum ``grad`` over the axes along which an input of ``shape`` was broadcast."""
     extra = grad.ndim - len(shape)
     if extra < 0:
-        raise ShapeError(
-            f"{op}: backward returned a gradient of shape {grad.shape} for an input of shape {shape}"
-        )
-    axes = tuple(range(extra)) + tuple(
-        i + extra for i, s in enumerate(shape) if s == 1 and grad.shape[i + extra] != 1
-    )
+        raise ShapeError(f"{op}: backward returned a gradient of shape {grad.shape} for an input of shape {shape}")
+    axes = tuple(range(extra)) + tuple(i + extra for i, s in enumerate(shape) if s == 1 and grad.shape[i + extra] != 1)
     if axes:
         grad = grad.sum(axis=axes, keepdims=True)
     if extra:
         grad = grad.reshape(grad.shape[extra:])
     if grad.shape != shape:
         raise ShapeError(
-            f"{op}: backward returned a gradient of shape {grad.shape} that does not reduce to "
-            f"the input shape {shape}"
+            f"{op}: backward returned a gradient of shape {grad.shape} that does not reduce to the input shape {shape}"
         )
     return grad
 
@@ -192,11 +187,12 @@ def topo_order(root: Tensor) -> list[Tensor]:
 
 
 def _store_leaf(node: Tensor, g: np.ndarray, handed: set[int]) -> None:
-    """Add ``g`` into a leaf's ``.grad``, never storing an array the caller may still write into."""
+    """Add ``g`` into a leaf's ``.grad``, never storing an array the caller may still write into (and always an
+    array: numpy's arithmetic on 0-d arrays gives scalars)."""
     if not g.flags.writeable or g.base is not None or id(g) in handed:
-        g = g.copy()
+        g = np.array(g)
     handed.add(id(g))
-    node.grad = g if node.grad is None else node.grad + g
+    node.grad = g if node.grad is None else np.asarray(node.grad + g)
 
 
 def _local_grads(ctx: Context, g: np.ndarray) -> tuple[np.ndarray | None, ...]:
@@ -233,6 +229,7 @@ def run_backward(root: Tensor, g: np.ndarray, retain_graph: bool) -> None:
             for parent, pg in zip(ctx.parents, _local_grads(ctx, g), strict=True):
                 if pg is None or not parent.requires_grad:
                     continue
+                pg = np.asarray(pg)  # (an op's arithmetic on 0-d arrays returns numpy scalars)
                 pdata = parent.data
                 if pg.shape != pdata.shape:
                     pg = unbroadcast(pg, pdata.shape, ctx.op.name)
@@ -243,9 +240,9 @@ def run_backward(root: Tensor, g: np.ndarray, retain_graph: bool) -> None:
                 if acc is None:
                     grads[key] = pg
                 elif key in owned:
-                    acc += pg
+                    acc += pg  # in place: every owned buffer is an array, 0-d ones too
                 else:
-                    grads[key] = acc + pg
+                    grads[key] = np.asarray(acc + pg)  # (a 0-d sum is a scalar, which += would rebind)
                     owned.add(key)
             if not retain_graph:
                 ctx.free()

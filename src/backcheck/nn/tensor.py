@@ -19,7 +19,7 @@ reach them through ``_ops``, which imports an op family on first use.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,7 @@ from backcheck.nn.autograd import (
     no_grad,
     run_backward,
 )
+from backcheck.nn.dtypes import DTYPE, GRAD_DTYPES, TENSOR_KINDS, default_dtype, set_default_dtype, to_array, weak_to
 from backcheck.nn.errors import DTypeError, GraphError, ShapeError
 from backcheck.nn.validate import flag
 
@@ -51,38 +52,9 @@ __all__ = [
 
 ArrayLike = Any
 
-_GRAD_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-# numeric kinds a tensor may hold: bool, signed and unsigned integers, floats
-_TENSOR_KINDS = "biuf"
-
-
-class _DTypeState:
-    __slots__ = ("default",)
-
-    def __init__(self) -> None:
-        self.default = np.dtype(np.float32)
-
-
-_DTYPE = _DTypeState()
-
-
-def default_dtype() -> np.dtype:
-    """The dtype given to Python floats and lists of floats (float32 unless changed)."""
-    return _DTYPE.default
-
-
-def set_default_dtype(dtype: Any) -> None:
-    """Set the dtype given to Python floats and lists of floats: float32 or float64."""
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        dt = None
-    if dt not in _GRAD_DTYPES:
-        raise DTypeError(
-            f"set_default_dtype: expected float32 or float64, got {dtype!r}",
-            "the default dtype is the dtype of new float tensors, which must be able to carry gradients",
-        )
-    _DTYPE.default = dt
+_GRAD_DTYPES = GRAD_DTYPES
+_TENSOR_KINDS = TENSOR_KINDS
+_DTYPE = DTYPE
 
 
 class _Ops:
@@ -146,7 +118,7 @@ class Function:
         ctx = Context(cls, needs)
         data = cls.forward(ctx, *[t.data for t in inputs], **params)
         out = Tensor.__new__(Tensor)
-        out.data = data
+        out.data = data if type(data) is np.ndarray else np.asarray(data)  # (0-d arithmetic gives numpy scalars)
         out.grad = None
         out._hooks = None
         out.name = None
@@ -158,29 +130,6 @@ class Function:
             out.requires_grad = False
             out._ctx = None
         return out
-
-
-def _to_array(data: ArrayLike, dtype: Any) -> np.ndarray:
-    try:
-        if isinstance(data, np.ndarray | Tensor):
-            arr = data.data if isinstance(data, Tensor) else data
-            arr = arr if dtype is None else arr.astype(dtype, copy=False)
-        else:
-            arr = np.asarray(data, dtype=dtype)
-            python_floats = isinstance(data, float | list | tuple) and not isinstance(data, np.generic)
-            if dtype is None and python_floats and arr.dtype == np.float64 and _DTYPE.default != np.float64:
-                arr = arr.astype(_DTYPE.default)
-    except (TypeError, ValueError) as exc:
-        raise DTypeError(
-            f"Tensor: cannot make a numeric array of {type(data).__name__} data (dtype {dtype!r}): {exc}",
-            "pass numbers, a (non-ragged) nested list of numbers or a numpy array, and a numeric dtype",
-        ) from None
-    if arr.dtype.kind not in _TENSOR_KINDS:
-        raise DTypeError(
-            f"Tensor: data of dtype {arr.dtype} is not numeric; a tensor holds bools, integers or floats",
-            "convert strings or objects to numbers first, e.g. np.asarray(values, dtype=np.float32)",
-        )
-    return arr
 
 
 class Tensor:
@@ -231,7 +180,7 @@ class Tensor:
     def __init__(
         self, data: ArrayLike, requires_grad: bool = False, dtype: Any = None, name: str | None = None
     ) -> None:
-        arr = _to_array(data, dtype)
+        arr = to_array(data.data if isinstance(data, Tensor) else data, dtype)
         if type(requires_grad) is not bool:
             requires_grad = flag("Tensor", "requires_grad", requires_grad)
         if requires_grad and arr.dtype not in _GRAD_DTYPES:
@@ -283,7 +232,41 @@ class Tensor:
         return self._ctx is None
 
     def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
         return len(self.data)
+
+    def __iter__(self) -> Iterator[Tensor]:
+        """The rows along the first axis, each ``self[i]`` (recorded in the graph as indexing is)."""
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self.data)))
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        """``np.asarray(t)``: the data. Refused for a tensor that requires grad, as torch refuses it: numpy's
+        functions record no op, so its gradient would be lost without a word."""
+        if self.requires_grad:
+            raise GraphError(
+                "numpy cannot take a tensor that requires grad (np.asarray, np.concatenate, ...): the gradient "
+                "would not flow through numpy's functions",
+                "use the tensor's own ops (backcheck.nn.functional.cat, ...) to keep the gradient, or "
+                "t.detach().numpy() / t.data for the values alone",
+            )
+        if copy:
+            return np.array(self.data, dtype=dtype, copy=True)
+        return self.data if dtype is None else self.data.astype(dtype, copy=False)
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __format__(self, spec: str) -> str:
+        """A one-element tensor formats as its value (``f"{loss:.3f}"``); any tensor without a spec as its repr."""
+        if not spec:
+            return str(self)
+        return format(self.item(), spec)
 
     def __repr__(self) -> str:
         extra = ""
@@ -319,13 +302,10 @@ class Tensor:
         """Set ``requires_grad`` in place (leaves only) and return ``self``."""
         if flag and self.data.dtype not in _GRAD_DTYPES:
             raise DTypeError(
-                "requires_grad_: only float32 and float64 tensors can require grad, "
-                f"got dtype {self.data.dtype}"
+                f"requires_grad_: only float32 and float64 tensors can require grad, got dtype {self.data.dtype}"
             )
         if not flag and self._ctx is not None:
-            raise GraphError(
-                "requires_grad_: cannot turn off requires_grad of a non-leaf tensor; use detach()"
-            )
+            raise GraphError("requires_grad_: cannot turn off requires_grad of a non-leaf tensor; use detach()")
         self.requires_grad = bool(flag)
         return self
 
@@ -387,9 +367,7 @@ class Tensor:
         else:
             g = np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=self.data.dtype, copy=True)
             if g.shape != self.data.shape:
-                raise ShapeError(
-                    f"backward: grad has shape {g.shape} but the tensor has shape {self.data.shape}"
-                )
+                raise ShapeError(f"backward: grad has shape {g.shape} but the tensor has shape {self.data.shape}")
         if self._ctx is not None and self._ctx.freed:
             raise GraphError(FREED_MSG.format(op=self._ctx.op.name))
         run_backward(self, g, retain_graph)
@@ -573,13 +551,18 @@ def as_tensor(x: ArrayLike, like: Tensor | None = None) -> Tensor:
     """Return ``x`` as a :class:`Tensor` (unchanged if it already is one).
 
     Python scalars take the dtype of ``like`` when ``like`` is a float tensor, so ``x * 2.0`` stays
-    float32 for a float32 ``x``.
+    float32 for a float32 ``x``; so do integer and bool arrays, and 0-d float arrays beside a ``like`` with
+    dimensions (:func:`backcheck.nn.dtypes.weak_to`).
     """
     if isinstance(x, Tensor):
         return x
     if like is not None and isinstance(x, int | float) and not isinstance(x, bool):
         if like.data.dtype.kind == "f":
             return Tensor(np.asarray(x, dtype=like.data.dtype))
+    if like is not None and isinstance(x, np.ndarray | np.generic):
+        to = weak_to(np.asarray(x), like.data)  # an integer mask, a 0-d float64: like's float dtype (see dtypes)
+        if to is not None:
+            return Tensor(np.asarray(x, dtype=to))
     return Tensor(x)
 
 
@@ -591,4 +574,4 @@ def tensor(data: ArrayLike, requires_grad: bool = False, dtype: Any = None) -> T
     >>> tensor([1.0, 2.0], requires_grad=True).shape
     (2,)
     """
-    return Tensor(np.array(_to_array(data, dtype), copy=True), requires_grad=requires_grad)
+    return Tensor(np.array(to_array(_raw(data), dtype), copy=True), requires_grad=requires_grad)

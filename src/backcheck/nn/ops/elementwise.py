@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from backcheck.nn.autograd import Context
+from backcheck.nn.dtypes import weak_to
 from backcheck.nn.errors import DTypeError, ShapeError
 from backcheck.nn.tensor import Function, Tensor, as_tensor
 from backcheck.nn.validate import choice, number
@@ -46,9 +47,7 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _GELU_C = 0.044715
 
 
-def _broadcast(
-    op: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray], a: np.ndarray, b: np.ndarray
-) -> np.ndarray:
+def _broadcast(op: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray], a: np.ndarray, b: np.ndarray) -> np.ndarray:
     try:
         return fn(a, b)
     except ValueError as exc:
@@ -61,10 +60,19 @@ def _broadcast(
 
 
 def _pair(a: Any, b: Any) -> tuple[Tensor, Tensor]:
+    """The operands of a binary op as tensors, promoted as torch promotes them where numpy would widen a float32
+    computation (:func:`backcheck.nn.dtypes.weak_to`): an integer tensor or a 0-d float tensor is cast to the
+    other's float dtype, differentiably."""
     if isinstance(a, Tensor):
-        return a, as_tensor(b, like=a)
-    b = as_tensor(b)
-    return as_tensor(a, like=b), b
+        b = as_tensor(b, like=a)
+    else:
+        b = as_tensor(b)
+        a = as_tensor(a, like=b)
+    if a.data.dtype != b.data.dtype:
+        to_a, to_b = weak_to(a.data, b.data), weak_to(b.data, a.data)
+        a = a if to_a is None else a.astype(to_a)
+        b = b if to_b is None else b.astype(to_b)
+    return a, b
 
 
 # ---------------------------------------------------------------------- arithmetic
@@ -424,9 +432,7 @@ class Where(Function):
         try:
             return np.where(cond, a, b)
         except ValueError:
-            raise ShapeError(
-                f"where: cannot broadcast shapes {cond.shape} (cond), {a.shape} and {b.shape}"
-            ) from None
+            raise ShapeError(f"where: cannot broadcast shapes {cond.shape} (cond), {a.shape} and {b.shape}") from None
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:

@@ -1,0 +1,152 @@
+"""The tensor as Python and numpy see it: 0-d tensors used many times, iteration and conversions, promotion of
+mixed dtypes, and grad mode per thread; torch is the reference."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from backcheck.nn import GraphError, Tensor, no_grad
+from backcheck.nn.tensor import is_grad_enabled
+
+torch = pytest.importorskip("torch")
+
+
+def _close(ours: object, theirs: object, dtype: type = np.float64, terms: int = 16) -> None:
+    np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=8 * terms * np.finfo(dtype).eps)
+
+
+# -- 0-d tensors ------------------------------------------------------------------------------------------------------
+def test_a_0d_tensor_used_three_or_more_times_keeps_every_contribution():
+    a = Tensor(np.array(2.0), requires_grad=True)
+    (a * a * a).backward()
+    assert type(a.grad) is np.ndarray and a.grad.shape == () and float(a.grad) == 12.0
+    b = Tensor(np.array(1.5), requires_grad=True)
+    y = b
+    for _ in range(20):
+        y = y * b
+    y.backward()
+    _close(b.grad, 21 * 1.5**20)
+
+
+def test_a_scalar_weight_with_an_l2_term_matches_torch():
+    rng = np.random.default_rng(0)
+    x, t = rng.normal(size=7), rng.normal(size=7)
+    w = Tensor(np.array(0.3), requires_grad=True)
+    (((w * x - t) ** 2).mean() + 0.01 * (w * w)).backward()
+    tw = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+    tx, tt = torch.from_numpy(x), torch.from_numpy(t)
+    (((tw * tx - tt) ** 2).mean() + 0.01 * (tw * tw)).backward()
+    _close(w.grad, tw.grad.numpy())
+
+
+def test_a_reused_0d_loss_gives_array_leaves_torchs_gradient():
+    v0 = np.array([1.0, 2.0, 3.0])
+    v = Tensor(v0.copy(), requires_grad=True)
+    m = (v * v).mean()
+    (m + 0.1 * m + m * m).backward()
+    tv = torch.tensor(v0, requires_grad=True)
+    tm = (tv * tv).mean()
+    (tm + 0.1 * tm + tm * tm).backward()
+    _close(v.grad, tv.grad.numpy())
+
+
+def test_0d_results_and_gradients_are_arrays():
+    a = Tensor(np.array(2.0, dtype=np.float32), requires_grad=True)
+    y = a * a + a
+    assert type(y.data) is np.ndarray and y.data.dtype == np.float32
+    y.backward()
+    assert type(a.grad) is np.ndarray and a.grad.dtype == np.float32 and float(a.grad) == 5.0
+
+
+# -- iteration and conversions ----------------------------------------------------------------------------------------
+def test_iteration_and_unpacking_give_rows_that_carry_the_gradient():
+    t = Tensor(np.arange(6.0).reshape(3, 2), requires_grad=True)
+    rows = list(t)
+    assert [r.shape for r in rows] == [(2,)] * 3
+    first, second, third = t
+    (first.sum() * 1.0 + second.sum() * 2.0 + third.sum() * 3.0).backward()
+    np.testing.assert_array_equal(t.grad, [[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]])
+    with pytest.raises(TypeError):
+        iter(Tensor(np.array(1.0)))
+    with pytest.raises(TypeError):
+        len(Tensor(np.array(1.0)))
+
+
+def test_numpy_conversion_of_values_and_refusal_where_the_gradient_would_be_lost():
+    data = np.arange(4.0, dtype=np.float32).reshape(2, 2)
+    t = Tensor(data)
+    assert np.asarray(t) is data and np.array(t) is not data
+    np.testing.assert_array_equal(np.array(t, dtype=np.float64), data)
+    g = Tensor(data.copy(), requires_grad=True)
+    with pytest.raises(GraphError) as err:
+        np.concatenate([g, g])
+    assert "detach" in err.value.hint
+    np.testing.assert_array_equal(np.asarray(g.detach()), data)
+
+
+def test_python_scalar_conversions_and_formatting_as_torch():
+    loss = Tensor(np.array([[1.0, 2.0], [3.0, 4.5]], dtype=np.float32)).sum()
+    tl = torch.tensor([[1.0, 2.0], [3.0, 4.5]]).sum()
+    assert float(loss) == float(tl) == 10.5 and int(loss) == int(tl) == 10
+    assert f"{loss:.3f}" == f"{tl:.3f}" == "10.500"
+    assert f"{loss}" == str(loss)
+    with pytest.raises(Exception) as err:
+        float(Tensor(np.ones(2)))
+    assert "one-element" in str(err.value)
+
+
+# -- promotion --------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "other",
+    [np.arange(3), np.array([1, 0, 1], dtype=bool), np.array(2.0), Tensor(np.array(2.0)), Tensor(np.arange(3))],
+    ids=["int array", "bool mask", "0-d float64 array", "0-d float64 tensor", "int tensor"],
+)
+def test_a_float32_operand_stays_float32_as_in_torch(other):
+    x = Tensor(np.array([0.5, -1.0, 2.0], dtype=np.float32), requires_grad=True)
+    y = x * other
+    raw = other.data if isinstance(other, Tensor) else other
+    theirs = torch.tensor([0.5, -1.0, 2.0]) * torch.from_numpy(np.asarray(raw))
+    assert y.dtype == np.float32 and str(theirs.dtype) == "torch.float32"
+    _close(y.data, theirs.numpy(), np.float32)
+    y.sum().backward()
+    assert x.grad.dtype == np.float32
+    _close(x.grad, np.broadcast_to(raw, (3,)).astype(np.float32), np.float32)
+
+
+def test_a_0d_float64_tensor_beside_float32_gets_its_gradient_in_its_own_dtype():
+    x = Tensor(np.array([0.5, -1.0, 2.0], dtype=np.float32), requires_grad=True)
+    s = Tensor(np.array(3.0), requires_grad=True)
+    (x * s).sum().backward()
+    assert s.grad.dtype == np.float64 and float(s.grad) == pytest.approx(1.5, rel=1e-6)
+
+
+def test_operands_with_dimensions_promote_as_numpy_does():
+    a = Tensor(np.ones(3, dtype=np.float32))
+    assert (a * Tensor(np.ones(3))).dtype == np.float64 == (a * np.ones(3)).dtype
+    assert (Tensor(np.array(1.0, dtype=np.float32)) * np.array(2.0)).dtype == np.float64  # both 0-d
+
+
+# -- grad mode --------------------------------------------------------------------------------------------------------
+def test_no_grad_in_one_thread_leaves_another_recording():
+    inside, done = threading.Event(), threading.Event()
+    seen: list[bool] = []
+
+    def evaluate() -> None:
+        with no_grad():
+            seen.append(is_grad_enabled())
+            inside.set()
+            done.wait(5)
+
+    worker = threading.Thread(target=evaluate)
+    worker.start()
+    assert inside.wait(5)
+    w = Tensor(np.ones(2), requires_grad=True)
+    y = (w * 2.0).sum()
+    done.set()
+    worker.join(5)
+    assert seen == [False] and is_grad_enabled() and y.requires_grad
+    y.backward()
+    np.testing.assert_array_equal(w.grad, [2.0, 2.0])
