@@ -150,3 +150,34 @@ def test_no_grad_in_one_thread_leaves_another_recording():
     assert seen == [False] and is_grad_enabled() and y.requires_grad
     y.backward()
     np.testing.assert_array_equal(w.grad, [2.0, 2.0])
+
+
+# -- writes in place after use ----------------------------------------------------------------------------------------
+def test_a_graph_refuses_to_backward_through_parameters_loaded_after_it_ran():
+    from backcheck.nn import Linear
+
+    layer = Linear(3, 2)
+    saved = layer.state_dict()
+    loss = layer(Tensor(np.ones((4, 3), dtype=np.float32))).sum()
+    layer.load_state_dict({k: v * 2 for k, v in saved.items()})
+    with pytest.raises(GraphError) as err:
+        loss.backward()
+    assert "modified in place" in str(err.value) and "backward()" in err.value.hint
+    fresh = layer(Tensor(np.ones((4, 3), dtype=np.float32))).sum()  # the forward run again: no complaint
+    fresh.backward()
+    np.testing.assert_allclose(layer.bias.grad, [4.0, 4.0])
+
+
+def test_versions_count_only_engine_writes_and_leave_untouched_graphs_alone():
+    from backcheck.nn.autograd import modified
+
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    other = Tensor(np.array([3.0]), requires_grad=True)
+    y = (w * w).sum()
+    modified(other)  # a tensor the graph never read
+    y.backward()
+    np.testing.assert_array_equal(w.grad, [2.0, 4.0])
+    z = (w * 3.0).sum()
+    modified(w)
+    with pytest.raises(GraphError):
+        z.backward()

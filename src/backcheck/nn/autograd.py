@@ -46,6 +46,7 @@ __all__ = [
     "topo_order",
     "unbroadcast",
     "run_backward",
+    "modified",
 ]
 
 
@@ -104,13 +105,14 @@ class Context:
     them all once the node's backward has run, unless the graph is retained.
     """
 
-    __slots__ = ("op", "parents", "needs_input_grad", "freed", "__dict__")
+    __slots__ = ("op", "parents", "needs_input_grad", "freed", "versions", "__dict__")
 
     def __init__(self, op: type[Function], needs_input_grad: tuple[bool, ...]) -> None:
         self.op = op
         self.parents: tuple[Tensor, ...] = ()
         self.needs_input_grad = needs_input_grad
         self.freed = False
+        self.versions: tuple[int, ...] = ()  # the inputs' versions when the op ran (see :func:`modified`)
 
     if TYPE_CHECKING:  # saved state is set as arbitrary named attributes
 
@@ -125,6 +127,7 @@ class Context:
         """Drop the saved state and the links to the inputs."""
         self.__dict__.clear()
         self.parents = ()
+        self.versions = ()
         self.freed = True
 
     def saved(self) -> dict[str, Any]:
@@ -134,6 +137,26 @@ class Context:
     def __repr__(self) -> str:
         state = "freed" if self.freed else ", ".join(sorted(self.__dict__))
         return f"<Context {self.op.name} [{state}]>"
+
+
+def modified(t: Tensor) -> None:
+    """Count a write into ``t.data`` in place (an optimizer step, ``load_state_dict``): a graph that used the old
+    values refuses to backward through them, as torch's version counters do. Writes made with numpy directly
+    into the array are not seen."""
+    t._version += 1
+
+
+def _check_versions(ctx: Context) -> None:
+    """:class:`GraphError` where an input of the node was written in place after the op read it."""
+    for k, (parent, v) in enumerate(zip(ctx.parents, ctx.versions, strict=True)):
+        if parent._version != v:
+            raise GraphError(
+                f"backward: input {k} of op '{ctx.op.name}' (shape {parent.data.shape}) was modified in place "
+                f"after the op used it (version {v} then, {parent._version} now): its gradient would be computed "
+                "from the new values",
+                "call backward() before optimizer.step() or load_state_dict(), or run the forward again after "
+                "the update (torch refuses it too)",
+            )
 
 
 FREED_MSG = (
@@ -226,6 +249,8 @@ def run_backward(root: Tensor, g: np.ndarray, retain_graph: bool) -> None:
                 continue
             if ctx.freed:
                 raise GraphError(FREED_MSG.format(op=ctx.op.name))
+            if ctx.versions:
+                _check_versions(ctx)
             for parent, pg in zip(ctx.parents, _local_grads(ctx, g), strict=True):
                 if pg is None or not parent.requires_grad:
                     continue

@@ -41,7 +41,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from backcheck.nn.autograd import enable_grad, no_grad
+from backcheck.nn.autograd import enable_grad, modified, no_grad
 from backcheck.nn.errors import DTypeError, ShapeError, StateDictError
 from backcheck.nn.tensor import Tensor
 from backcheck.nn.validate import generator, integer
@@ -313,6 +313,8 @@ class Module:
                     f"but {dest.shape} in the module"
                 )
             np.copyto(dest, src, casting="unsafe")
+        for p in self.parameters():
+            modified(p)  # a graph built before the load refuses to backward through the old values
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Save the state dict to an ``.npz`` file."""

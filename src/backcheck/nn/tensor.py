@@ -122,8 +122,10 @@ class Function:
         out.grad = None
         out._hooks = None
         out.name = None
+        out._version = 0
         if record:
             ctx.parents = inputs
+            ctx.versions = tuple([t._version for t in inputs])
             out.requires_grad = True
             out._ctx = ctx
         else:
@@ -167,7 +169,7 @@ class Tensor:
            [6., 8.]], dtype=float32)
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_hooks", "name", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_hooks", "name", "_version", "__weakref__")
     __array_ufunc__ = None  # make ``ndarray <op> Tensor`` defer to Tensor's reflected operators
 
     data: np.ndarray
@@ -194,6 +196,7 @@ class Tensor:
         self._ctx = None
         self._hooks = None
         self.name = name
+        self._version = 0  # writes in place counted by autograd.modified
 
     # ------------------------------------------------------------------ properties
     @property

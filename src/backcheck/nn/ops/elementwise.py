@@ -47,7 +47,9 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _GELU_C = 0.044715
 
 
-def _broadcast(op: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray], a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _broadcast(
+    op: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray], a: np.ndarray, b: np.ndarray
+) -> np.ndarray:
     try:
         return fn(a, b)
     except ValueError as exc:
@@ -432,7 +434,9 @@ class Where(Function):
         try:
             return np.where(cond, a, b)
         except ValueError:
-            raise ShapeError(f"where: cannot broadcast shapes {cond.shape} (cond), {a.shape} and {b.shape}") from None
+            raise ShapeError(
+                f"where: cannot broadcast shapes {cond.shape} (cond), {a.shape} and {b.shape}"
+            ) from None
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
