@@ -69,3 +69,18 @@ def test_a_wrong_term_gets_no_such_note():
 
     report = backcheck.check(loss, x, grad)
     assert report.status == "fail" and not any("small error spread" in n for n in report.notes), report
+
+
+def test_a_float32_constant_in_a_float64_rule_is_told_where_the_gradient_acts():
+    """torch's own hardsigmoid: its float64 backward multiplies by 1/6 held in float32 (3e-8 off); outside
+    [-3, 3] its gradient is exactly 0, so fewer than half of all the elements are wrong, but every one where it
+    acts is."""
+    import torch
+
+    import backcheck.torch as bt
+
+    x = torch.linspace(-6.0, 6.0, 26, dtype=torch.float64).reshape(2, 13) + 0.01
+    report = bt.check(torch.nn.functional.hardsigmoid, x)
+    assert report.status == "fail", report
+    note = next(n for n in report.notes if "small error spread over it" in n)
+    assert "narrower dtype" in note
