@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from backcheck.errors import BadInputError
-from backcheck.frontends.jax._trace import EAGER_UP_TO
 
 jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
 logsumexp = pytest.importorskip("jax.scipy.special").logsumexp
 check_grads = pytest.importorskip("jax.test_util").check_grads
 bj = pytest.importorskip("backcheck.jax")
+EAGER_UP_TO = pytest.importorskip("backcheck.frontends.jax._trace").EAGER_UP_TO
 
 
 @pytest.fixture
