@@ -24,9 +24,7 @@ class Reshape(Function):
         try:
             return x.reshape(shape)
         except ValueError:
-            raise ShapeError(
-                f"reshape: cannot reshape an array of shape {x.shape} into shape {shape}"
-            ) from None
+            raise ShapeError(f"reshape: cannot reshape an array of shape {x.shape} into shape {shape}") from None
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
@@ -38,22 +36,32 @@ class Permute(Function):
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, *, axes: tuple[int, ...]) -> np.ndarray:
-        if sorted(a % max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
-            raise ShapeError(f"permute: axes {axes} are not a permutation of the axes of shape {x.shape}")
-        ctx.axes = axes
-        return x.transpose(axes)
+        # negative axes count from the end; stored non-negative so argsort inverts the permutation
+        ctx.axes = _normalised_axes(axes, x.shape)
+        return x.transpose(ctx.axes)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
         return (grad.transpose(np.argsort(ctx.axes)),)
 
 
+def _normalised_axes(axes: tuple[int, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
+    """``axes`` with negative entries counted from the end; a ShapeError unless they permute ``shape``'s axes."""
+    nd = len(shape)
+    normal = tuple(a + nd if -nd <= a < 0 else a for a in axes)
+    if sorted(normal) != list(range(nd)):
+        raise ShapeError(
+            f"permute: axes {axes} are not a permutation of the axes of shape {shape}",
+            f"give each of the {nd} axes once, as 0..{nd - 1} or counted from the end as -{nd}..-1",
+        )
+    return normal
+
+
 def _is_basic(index: Any) -> bool:
     """True if ``index`` selects without advanced indexing (so no element is picked twice)."""
     items = index if isinstance(index, tuple) else (index,)
     return all(
-        i is None or i is Ellipsis or isinstance(i, slice | int | np.integer) and not isinstance(i, bool)
-        for i in items
+        i is None or i is Ellipsis or isinstance(i, slice | int | np.integer) and not isinstance(i, bool) for i in items
     )
 
 
@@ -109,9 +117,7 @@ class Stack(Function):
         try:
             out = np.stack(xs, axis=axis)
         except (ValueError, np.exceptions.AxisError):
-            raise ShapeError(
-                f"stack: shapes {[x.shape for x in xs]} cannot be stacked along axis {axis}"
-            ) from None
+            raise ShapeError(f"stack: shapes {[x.shape for x in xs]} cannot be stacked along axis {axis}") from None
         ctx.axis, ctx.n = axis % out.ndim, len(xs)
         return out
 
@@ -126,13 +132,9 @@ class Pad(Function):
     name = "pad"
 
     @staticmethod
-    def forward(
-        ctx: Context, x: np.ndarray, *, pad_width: tuple[tuple[int, int], ...], value: float
-    ) -> np.ndarray:
+    def forward(ctx: Context, x: np.ndarray, *, pad_width: tuple[tuple[int, int], ...], value: float) -> np.ndarray:
         if len(pad_width) != x.ndim:
-            raise ShapeError(
-                f"pad: {len(pad_width)} (before, after) pairs given for an input of shape {x.shape}"
-            )
+            raise ShapeError(f"pad: {len(pad_width)} (before, after) pairs given for an input of shape {x.shape}")
         ctx.slices = tuple(slice(b, b + n) for (b, _), n in zip(pad_width, x.shape, strict=True))
         return np.pad(x, pad_width, mode="constant", constant_values=value)
 

@@ -1,0 +1,133 @@
+"""Edge cases of backcheck.nn against torch: negative axes, the tails of sigmoid, pow at 0, fully masked
+attention rows, empty axes, -inf pooling windows, 0-d parameters in optimizers, non-finite losses in
+``fit``, dropout seeding, and the warnings and messages of intended forward results."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from backcheck.nn import Tensor
+from backcheck.nn import functional as F
+from backcheck.nn.errors import ShapeError
+from backcheck.nn.higher import grad as higher_grad
+
+torch = pytest.importorskip("torch")
+tF = pytest.importorskip("torch.nn.functional")
+
+DTYPES = (np.float32, np.float64)
+TORCH_DTYPE = {np.float32: torch.float32, np.float64: torch.float64}
+
+
+def eps(dtype) -> float:
+    return float(np.finfo(dtype).eps)
+
+
+def torch_leaf(a: np.ndarray):
+    return torch.tensor(a, requires_grad=True)
+
+
+# ---------------------------------------------------------------------- permute with negative axes
+@pytest.mark.parametrize(
+    ("shape", "axes"),
+    [((3, 3), (-1, 0)), ((2, 3, 4), (0, -1, 1)), ((2, 3, 4), (-1, -3, -2)), ((2, 3, 4, 5), (-2, 0, -1, 1))],
+)
+def test_permute_negative_axes_gradient_matches_torch(shape, axes):
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal(shape)
+    w = rng.standard_normal(np.transpose(a, axes).shape)
+    for call in (lambda t: t.permute(*axes), lambda t: t.transpose(tuple(axes))):
+        x, xt = Tensor(a.copy(), requires_grad=True), torch_leaf(a)
+        (call(x) * Tensor(w)).sum().backward()
+        (xt.permute(*axes) * torch.tensor(w)).sum().backward()
+        np.testing.assert_array_equal(x.grad, xt.grad.numpy())
+
+
+def test_permute_negative_axes_double_backward_matches_torch():
+    a = np.arange(6.0).reshape(2, 3) / 7
+    w = np.arange(6.0).reshape(3, 2) + 1
+    x, xt = Tensor(a.copy(), requires_grad=True), torch_leaf(a)
+    (g,) = higher_grad((x.permute(-1, 0) ** 2 * Tensor(w)).sum(), [x])
+    (gt,) = torch.autograd.grad((xt.permute(-1, 0) ** 2 * torch.tensor(w)).sum(), [xt], create_graph=True)
+    np.testing.assert_allclose(g.data, gt.detach().numpy(), rtol=4 * eps(np.float64))
+    (h,) = higher_grad(g.sum(), [x])
+    (ht,) = torch.autograd.grad(gt.sum(), [xt])
+    np.testing.assert_allclose(h.data, ht.numpy(), rtol=4 * eps(np.float64))
+
+
+@pytest.mark.parametrize("axes", [(0, 0), (0, 2), (-3, 1), (0,)])
+def test_permute_rejects_non_permutations_with_a_typed_error(axes):
+    with pytest.raises(ShapeError, match="not a permutation") as info:
+        Tensor(np.zeros((2, 3))).permute(*axes)
+    assert info.value.hint
+
+
+# ---------------------------------------------------------------------- sigmoid and softplus tails
+NEG_TAIL = np.array([-80.0, -40.0, -20.0, -17.5, -10.0, -3.0, -1e-3, 0.0, 1e-3, 3.0, 10.0, 30.0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sigmoid_keeps_relative_precision_in_the_negative_tail(dtype):
+    x = NEG_TAIL.astype(dtype)
+    if dtype == np.float64:
+        x = np.concatenate([x, [-300.0, -700.0]])
+    ref = torch.sigmoid(torch.tensor(x, dtype=torch.float64)).numpy()  # the exact sigmoid of the rounded x
+    got = F.sigmoid(Tensor(x)).data
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got, ref, rtol=4 * eps(dtype), atol=0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_log_sigmoid_is_finite_with_torch_gradient_far_in_the_tail(dtype):
+    x = np.array([-20.0, -40.0, -60.0], dtype=dtype)
+    t = Tensor(x, requires_grad=True)
+    F.log(F.sigmoid(t)).sum().backward()
+    tt = torch_leaf(x)
+    torch.log(torch.sigmoid(tt)).sum().backward()
+    np.testing.assert_allclose(F.log(F.sigmoid(Tensor(x))).data, np.log(torch.sigmoid(tt).detach().numpy()))
+    assert np.isfinite(t.grad).all()
+    np.testing.assert_allclose(t.grad, tt.grad.numpy(), rtol=4 * eps(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softplus_gradient_keeps_relative_precision_in_the_negative_tail(dtype):
+    x = NEG_TAIL.astype(dtype)
+    for beta in (1.0, 2.0):
+        t = Tensor(x, requires_grad=True)
+        F.softplus(t, beta=beta).sum().backward()
+        ref = torch.sigmoid(beta * torch.tensor(x.astype(np.float64))).numpy()
+        ref = np.where(beta * x > 20, 1.0, ref).astype(dtype)  # below dtype's range it is 0 on both sides
+        np.testing.assert_allclose(t.grad, ref, rtol=8 * eps(dtype), atol=float(np.finfo(dtype).tiny))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sigmoid_and_softplus_raise_no_warnings_at_extreme_inputs(dtype):
+    x = np.array([-np.inf, -1e30, -1000.0, 0.0, 1000.0, 1e30, np.inf], dtype=dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t = Tensor(x, requires_grad=True)
+        (F.sigmoid(t).sum() + F.softplus(t).sum()).backward()
+        out = F.sigmoid(Tensor(x)).data
+    np.testing.assert_array_equal(out, torch.sigmoid(torch.tensor(x)).numpy())
+
+
+# ---------------------------------------------------------------------- pow at base 0
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_pow_gradients_at_base_zero_match_torch(dtype):
+    base = np.array([0.0, 0.0, 0.0, 0.0, 2.0, 0.5], dtype=dtype)
+    expo = np.array([0.0, 1.0, 2.0, 0.5, 0.0, 3.0], dtype=dtype)
+    a, b = Tensor(base, requires_grad=True), Tensor(expo, requires_grad=True)
+    (a**b).sum().backward()
+    at, bt = torch_leaf(base), torch_leaf(expo)
+    (at**bt).sum().backward()
+    np.testing.assert_allclose(a.grad, at.grad.numpy(), rtol=4 * eps(dtype))
+    np.testing.assert_allclose(b.grad, bt.grad.numpy(), rtol=4 * eps(dtype))
+    assert np.isfinite(b.grad).all()  # d(0**0.5)/da is inf, as torch
+
+
+def test_pow_with_scalar_zero_exponent_at_zero_has_zero_gradient():
+    x = Tensor(np.array([0.0, 1.0, -2.0]), requires_grad=True)
+    (x**0).sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0, 0.0])
