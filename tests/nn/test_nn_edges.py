@@ -11,7 +11,7 @@ import pytest
 
 from backcheck.nn import Tensor
 from backcheck.nn import functional as F
-from backcheck.nn.errors import ShapeError
+from backcheck.nn.errors import ArgumentError, ShapeError
 from backcheck.nn.higher import grad as higher_grad
 
 torch = pytest.importorskip("torch")
@@ -131,3 +131,87 @@ def test_pow_with_scalar_zero_exponent_at_zero_has_zero_gradient():
     x = Tensor(np.array([0.0, 1.0, -2.0]), requires_grad=True)
     (x**0).sum().backward()
     np.testing.assert_array_equal(x.grad, [0.0, 0.0, 0.0])
+
+
+# ---------------------------------------------------------------------- attention with a fully masked row
+def _sdpa_inputs(dtype):
+    rng = np.random.default_rng(3)
+    return [rng.standard_normal(s).astype(dtype) for s in ((2, 3, 4), (2, 5, 4), (2, 5, 6))]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ["bool", "float"])
+def test_sdpa_fully_masked_row_gives_zero_output_and_finite_gradients_as_torch(dtype, kind):
+    keep = np.ones((3, 5), dtype=bool)
+    keep[1] = False  # query 1 may attend to nothing
+    keep[2, :2] = False
+    mask = keep if kind == "bool" else np.where(keep, 0.0, -np.inf).astype(dtype)
+    arrays = _sdpa_inputs(dtype)
+    ours = [Tensor(a.copy(), requires_grad=True) for a in arrays]
+    theirs = [torch_leaf(a) for a in arrays]
+    g = np.random.default_rng(4).standard_normal((2, 3, 6)).astype(dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = F.scaled_dot_product_attention(*ours, mask=mask)
+        out.backward(g)
+    tout = tF.scaled_dot_product_attention(*theirs, attn_mask=torch.from_numpy(mask))
+    tout.backward(torch.from_numpy(g))
+    tol = dict(rtol=100 * eps(dtype), atol=100 * eps(dtype))
+    np.testing.assert_array_equal(out.data[:, 1], 0)
+    np.testing.assert_allclose(out.data, tout.detach().numpy(), **tol)
+    for mine, ref in zip(ours, theirs, strict=True):
+        assert np.isfinite(mine.grad).all()
+        np.testing.assert_allclose(mine.grad, ref.grad.numpy(), **tol)
+
+
+def test_softmax_of_a_fully_masked_row_stays_nan_as_torch_without_warnings():
+    x = np.array([[-np.inf, -np.inf, -np.inf], [1.0, -np.inf, 2.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        soft, logsoft = F.softmax(Tensor(x)).data, F.log_softmax(Tensor(x)).data
+    np.testing.assert_allclose(soft, torch.softmax(torch.tensor(x), -1).numpy(), equal_nan=True)
+    np.testing.assert_allclose(logsoft, torch.log_softmax(torch.tensor(x), -1).numpy(), equal_nan=True)
+    assert np.isnan(soft[0]).all() and np.isnan(logsoft[0]).all()
+
+
+# ---------------------------------------------------------------------- empty axes and malformed axes
+@pytest.mark.parametrize("shape", [(3, 0), (0, 3), (2, 0, 4)])
+def test_softmax_family_over_empty_axes_matches_torch(shape):
+    a = np.zeros(shape)
+    for axis in range(len(shape)):
+        cases = [
+            (lambda t: F.softmax(t, axis), lambda t: torch.softmax(t, axis)),
+            (lambda t: F.log_softmax(t, axis), lambda t: torch.log_softmax(t, axis)),
+            (lambda t: F.logsumexp(t, axis), lambda t: torch.logsumexp(t, axis)),
+        ]
+        for ours, theirs in cases:
+            x, xt = Tensor(a.copy(), requires_grad=True), torch_leaf(a)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                out = ours(x)
+                out.sum().backward()
+            tout = theirs(xt)
+            tout.sum().backward()
+            assert out.shape == tuple(tout.shape)
+            np.testing.assert_array_equal(out.data, tout.detach().numpy())
+            assert x.grad.shape == shape
+
+
+def test_max_and_min_reduce_a_non_empty_axis_of_an_empty_tensor_as_torch():
+    x = Tensor(np.zeros((0, 3)), requires_grad=True)
+    for op, top in ((F.max, torch.amax), (F.min, torch.amin)):
+        out = op(x, axis=1)
+        assert out.shape == tuple(top(torch.zeros(0, 3), 1).shape) == (0,)
+        out.sum().backward()
+        assert x.grad.shape == (0, 3)
+        with pytest.raises(ShapeError, match="axis 0 of length 0") as info:
+            op(x, axis=0)
+        assert info.value.hint
+
+
+@pytest.mark.parametrize("axis", [1.0, "1", (0, 1.0), True, [None]])
+@pytest.mark.parametrize("op", ["sum", "mean", "max", "min", "logsumexp"])
+def test_malformed_axis_raises_a_typed_error_with_a_hint(op, axis):
+    with pytest.raises(ArgumentError, match=f"{op}: axis must be") as info:
+        getattr(F, op)(Tensor(np.ones((2, 3))), axis=axis)
+    assert info.value.hint and info.value.argument == "axis"

@@ -40,6 +40,7 @@ from backcheck.nn.ops.nnfunc import (
     dropout_mask,
     embedding,
     log_softmax,
+    safe_softmax,
     mse_loss,
     softmax,
 )
@@ -115,7 +116,9 @@ def scaled_dot_product_attention(
     v : Tensor, shape (..., S, dv)
     mask : array_like, broadcastable to (..., L, S), optional
         Boolean: True where a query may attend to a key (torch's convention); positions with
-        False get probability 0.  A float mask is added to the scores instead.
+        False get probability 0.  A float mask is added to the scores instead.  A query row with
+        every key masked (all False, or all -inf) attends to nothing: its output row is 0 and its
+        gradients are 0, as torch's.
     scale : float, optional
         Defaults to ``1 / sqrt(d)``.
 
@@ -139,4 +142,4 @@ def scaled_dot_product_attention(
             scores = where(m, scores, -np.inf)
         else:
             scores = scores + as_tensor(m.astype(scores.data.dtype, copy=False))
-    return matmul(softmax(scores, axis=-1), v)
+    return matmul(safe_softmax(scores, axis=-1), v)

@@ -15,11 +15,13 @@ import numpy as np
 
 from backcheck.nn.autograd import Context
 from backcheck.nn.errors import DTypeError, IndexRangeError, LabelError, ShapeError
+from backcheck.nn.ops.reduce import kept_max
 from backcheck.nn.tensor import Function, Tensor, as_tensor
 from backcheck.nn.validate import choice, flag, float_array, generator, integer, probability
 
 __all__ = [
     "softmax",
+    "safe_softmax",
     "log_softmax",
     "cross_entropy",
     "mse_loss",
@@ -70,11 +72,14 @@ class Softmax(Function):
     name = "softmax"
 
     @staticmethod
-    def forward(ctx: Context, x: np.ndarray, *, axis: int) -> np.ndarray:
+    def forward(ctx: Context, x: np.ndarray, *, axis: int, safe: bool = False) -> np.ndarray:
         # x - max(x) <= 0; where it overflows to -inf (|x| near the float maximum) exp gives the exact 0
-        with np.errstate(over="ignore"):
-            e = np.exp(x - x.max(axis=axis, keepdims=True))
-        e /= e.sum(axis=axis, keepdims=True)
+        with np.errstate(over="ignore", invalid="ignore"):
+            e = np.exp(x - kept_max(x, (axis,)))
+            total = e.sum(axis=axis, keepdims=True)
+            # the sum is >= 1 except over a slice of all -inf: 0/0 is NaN there (as torch's softmax),
+            # and 0 for the safe softmax of attention (as torch's scaled_dot_product_attention)
+            e /= np.where(total == 0, 1, total) if safe else total
         ctx.out, ctx.axis = e, axis
         return e
 
@@ -89,9 +94,10 @@ class LogSoftmax(Function):
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, *, axis: int) -> np.ndarray:
-        with np.errstate(over="ignore"):  # as in Softmax; a log-probability below -max float is -inf
-            z = x - x.max(axis=axis, keepdims=True)
-        z -= np.log(np.exp(z).sum(axis=axis, keepdims=True))
+        # as in Softmax; a log-probability below -max float is -inf, a slice of all -inf is NaN (as torch)
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            z = x - kept_max(x, (axis,))
+            z -= np.log(np.exp(z).sum(axis=axis, keepdims=True))
         ctx.out, ctx.axis = z, axis
         return z
 
@@ -111,6 +117,21 @@ def softmax(x: Any, axis: int = -1) -> Tensor:
     x = as_tensor(x)
     float_array("softmax", "input", x.data)
     return Softmax.apply(x, axis=_axis("softmax", axis, x.data.ndim))
+
+
+def safe_softmax(x: Any, axis: int = -1) -> Tensor:
+    """:func:`softmax`, except that a slice of all -inf (a fully masked attention row) gives 0, not NaN,
+    and so a zero gradient (torch's safe softmax inside ``scaled_dot_product_attention``).
+
+    Examples
+    --------
+    >>> safe_softmax(Tensor([[0.0, 0.0], [-np.inf, -np.inf]])).data
+    array([[0.5, 0.5],
+           [0. , 0. ]], dtype=float32)
+    """
+    x = as_tensor(x)
+    float_array("safe_softmax", "input", x.data)
+    return Softmax.apply(x, axis=_axis("safe_softmax", axis, x.data.ndim), safe=True)
 
 
 def log_softmax(x: Any, axis: int = -1) -> Tensor:
