@@ -40,8 +40,8 @@ from backcheck.nn.ops.nnfunc import (
     dropout_mask,
     embedding,
     log_softmax,
-    safe_softmax,
     mse_loss,
+    safe_softmax,
     softmax,
 )
 from backcheck.nn.ops.norm import batch_norm, layer_norm
@@ -104,9 +104,7 @@ __all__ = [
 cat = concatenate
 
 
-def scaled_dot_product_attention(
-    q: Any, k: Any, v: Any, mask: Any = None, scale: float | None = None
-) -> Tensor:
+def scaled_dot_product_attention(q: Any, k: Any, v: Any, mask: Any = None, scale: float | None = None) -> Tensor:
     """Attention ``softmax(q @ k^T * scale + mask) @ v``, composed from primitive ops.
 
     Parameters

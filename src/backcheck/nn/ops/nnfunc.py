@@ -269,6 +269,7 @@ def mse_loss(pred: Any, target: Any, reduction: str = "mean") -> Tensor:
     float_array("mse_loss", "input", pred.data)
     return MSE.apply(pred, as_tensor(target, like=pred), reduction=reduction)
 
+
 # ---------------------------------------------------------------------- dropout and embedding
 class Dropout(Function):
     """Multiply by a fixed mask (zeros and ``1 / (1 - p)``), kept on the node as ``ctx.mask``."""
@@ -287,9 +288,7 @@ class Dropout(Function):
         return (grad * ctx.mask,)
 
 
-def dropout_mask(
-    shape: Sequence[int], p: float, rng: np.random.Generator, dtype: Any = np.float32
-) -> np.ndarray:
+def dropout_mask(shape: Sequence[int], p: float, rng: np.random.Generator, dtype: Any = np.float32) -> np.ndarray:
     """A dropout mask: 0 with probability ``p``, else ``1 / (1 - p)`` (inverted dropout).
 
     Examples
@@ -341,9 +340,7 @@ def dropout(
     if not flag("dropout", "training", training) or (p == 0.0 and mask is None):
         return x
     if mask is None:
-        mask = dropout_mask(
-            x.data.shape, p, rng if rng is not None else np.random.default_rng(), x.data.dtype
-        )
+        mask = dropout_mask(x.data.shape, p, rng if rng is not None else np.random.default_rng(), x.data.dtype)
     return Dropout.apply(x, mask=mask)
 
 
@@ -389,14 +386,10 @@ def embedding(indices: Any, weight: Any) -> Tensor:
     idx = indices.data if isinstance(indices, Tensor) else np.asarray(indices)
     weight = as_tensor(weight)
     if idx.dtype.kind not in "iu":
-        raise DTypeError(
-            f"embedding: indices must be integers, got dtype {idx.dtype}", "e.g. indices.astype(np.int64)"
-        )
+        raise DTypeError(f"embedding: indices must be integers, got dtype {idx.dtype}", "e.g. indices.astype(np.int64)")
     float_array("embedding", "weight", weight.data)
     if weight.data.ndim != 2:
-        raise ShapeError(
-            f"embedding: weight must be 2-D (num_embeddings, dim), got shape {weight.data.shape}"
-        )
+        raise ShapeError(f"embedding: weight must be 2-D (num_embeddings, dim), got shape {weight.data.shape}")
     num = weight.data.shape[0]
     if idx.size and (idx.min() < 0 or idx.max() >= num):
         bad = int(idx.min()) if idx.min() < 0 else int(idx.max())

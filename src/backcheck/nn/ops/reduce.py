@@ -122,11 +122,7 @@ class _Extreme(Function):
             )
         kept = cls.reducer(x, axis=axes, keepdims=True)
         ctx.x, ctx.kept, ctx.axes, ctx.keepdims = x, kept, axes, keepdims
-        return (
-            kept
-            if keepdims
-            else np.asarray(kept.reshape([s for i, s in enumerate(x.shape) if i not in axes]))
-        )
+        return kept if keepdims else np.asarray(kept.reshape([s for i, s in enumerate(x.shape) if i not in axes]))
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
@@ -168,9 +164,7 @@ class LogSumExp(Function):
         with np.errstate(over="ignore", divide="ignore"):
             out = np.log(np.exp(x - m).sum(axis=axes, keepdims=True)) + m
         ctx.x, ctx.out, ctx.axes, ctx.keepdims = x, out, axes, keepdims
-        return (
-            out if keepdims else np.asarray(out.reshape([s for i, s in enumerate(x.shape) if i not in axes]))
-        )
+        return out if keepdims else np.asarray(out.reshape([s for i, s in enumerate(x.shape) if i not in axes]))
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
