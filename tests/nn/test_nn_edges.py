@@ -210,3 +210,22 @@ def test_malformed_axis_raises_a_typed_error_with_a_hint(op, axis):
     with pytest.raises(ArgumentError, match=f"{op}: axis must be") as info:
         getattr(F, op)(Tensor(np.ones((2, 3))), axis=axis)
     assert info.value.hint and info.value.argument == "axis"
+
+
+# ---------------------------------------------------------------------- max_pool2d with -inf windows
+@pytest.mark.parametrize(("kernel", "stride", "padding"), [(2, 2, 1), (3, 1, 1), ((3, 2), (2, 1), (1, 1)), (2, 1, 1)])
+def test_max_pool2d_routes_the_gradient_of_a_minus_inf_window_to_an_input_element_as_torch(kernel, stride, padding):
+    rng = np.random.default_rng(5)
+    x = rng.permutation(2 * 2 * 5 * 6).reshape(2, 2, 5, 6).astype(np.float64)
+    x[rng.random(x.shape) < 0.7] = -np.inf  # masked feature maps: most windows are all -inf
+    xb, xt = Tensor(x.copy(), requires_grad=True), torch_leaf(x)
+    out = F.max_pool2d(xb, kernel, stride, padding)
+    tout = tF.max_pool2d(xt, kernel, stride, padding)
+    g = rng.standard_normal(out.shape)
+    out.backward(g)
+    tout.backward(torch.from_numpy(g))
+    np.testing.assert_array_equal(out.data, tout.detach().numpy())
+    # overlapping windows add several gradients into one element, in another order than torch's
+    tol = 8 * eps(np.float64) * np.abs(g).max() * g.size
+    np.testing.assert_allclose(xb.grad, xt.grad.numpy(), rtol=0, atol=tol)
+    np.testing.assert_allclose(xb.grad.sum(), g.sum(), rtol=0, atol=tol)  # nothing dropped
