@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pytest
 
+from backcheck import nn
 from backcheck.nn import Tensor
 from backcheck.nn import functional as F
 from backcheck.nn.errors import ArgumentError, ShapeError
@@ -229,3 +230,40 @@ def test_max_pool2d_routes_the_gradient_of_a_minus_inf_window_to_an_input_elemen
     tol = 8 * eps(np.float64) * np.abs(g).max() * g.size
     np.testing.assert_allclose(xb.grad, xt.grad.numpy(), rtol=0, atol=tol)
     np.testing.assert_allclose(xb.grad.sum(), g.sum(), rtol=0, atol=tol)  # nothing dropped
+
+
+# ---------------------------------------------------------------------- optimizers on 0-d parameters
+OPTIMIZERS = [
+    ("SGD", dict(lr=0.1)),
+    ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)),
+    ("Adam", dict(lr=0.1)),
+    ("Adam", dict(lr=0.1, weight_decay=0.01, amsgrad=True)),
+    ("AdamW", dict(lr=0.1, weight_decay=0.1)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("name", "kwargs"), OPTIMIZERS)
+def test_optimizers_step_a_0d_parameter_with_a_numpy_scalar_grad_as_torch(dtype, name, kwargs):
+    q = nn.Parameter(np.array(1.5, dtype=dtype))
+    qt = torch.nn.Parameter(torch.tensor(1.5, dtype=TORCH_DTYPE[dtype]))
+    opt, topt = getattr(nn, name)([q], **kwargs), getattr(torch.optim, name)([qt], **kwargs)
+    for step in range(5):
+        g = dtype(0.3 * step - 0.5)
+        q.grad = g  # a numpy scalar, as a 0-d graph's backward may leave it
+        qt.grad = torch.tensor(float(g), dtype=TORCH_DTYPE[dtype])
+        opt.step()
+        topt.step()
+    assert isinstance(q.data, np.ndarray) and q.data.shape == () and q.data.dtype == dtype
+    np.testing.assert_allclose(q.data, qt.detach().numpy(), rtol=16 * eps(dtype))
+
+
+@pytest.mark.parametrize(("name", "kwargs"), OPTIMIZERS)
+def test_optimizer_step_with_a_wrong_shaped_grad_raises_a_typed_error(name, kwargs):
+    w = nn.Parameter(np.ones((2, 3)))
+    w.grad = np.ones(3)
+    expected = r"params\[0\]\.grad has shape \(3,\) but the parameter has shape \(2, 3\)"
+    with pytest.raises(ShapeError, match=expected) as info:
+        getattr(nn, name)([w], **kwargs).step()
+    assert info.value.hint
+    np.testing.assert_array_equal(w.data, 1.0)
