@@ -12,7 +12,7 @@ import pytest
 from backcheck import nn
 from backcheck.nn import Tensor
 from backcheck.nn import functional as F
-from backcheck.nn.errors import ArgumentError, ShapeError
+from backcheck.nn.errors import ArgumentError, GraphError, ShapeError
 from backcheck.nn.higher import grad as higher_grad
 
 torch = pytest.importorskip("torch")
@@ -267,3 +267,17 @@ def test_optimizer_step_with_a_wrong_shaped_grad_raises_a_typed_error(name, kwar
         getattr(nn, name)([w], **kwargs).step()
     assert info.value.hint
     np.testing.assert_array_equal(w.data, 1.0)
+
+
+# ---------------------------------------------------------------------- higher.grad on a freed graph
+def test_higher_grad_on_a_freed_graph_raises_graph_error_with_the_retain_graph_hint():
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    y = (x * x).sum()
+    y.backward()
+    with pytest.raises(GraphError, match="freed") as info:
+        higher_grad(y, [x])
+    assert "retain_graph=True" in info.value.hint
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    (g,) = higher_grad(y, [x])
+    np.testing.assert_array_equal(g.data, 2 * x.data)

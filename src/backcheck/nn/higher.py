@@ -143,6 +143,12 @@ def grad(output: Tensor, inputs: Sequence[Tensor], grad_output: Any = None) -> l
         ctx = node._ctx
         if g is None or ctx is None:
             continue
+        if ctx.freed:
+            raise GraphError(
+                f"grad: the graph was freed by an earlier backward (the saved state of op '{ctx.op.name}' is "
+                "gone), so it cannot be walked again",
+                "pass retain_graph=True to that backward, or compute the output again before calling grad",
+            )
         rule = TENSOR_RULES.get(ctx.op)
         if rule is None:
             raise DoubleBackwardError(
