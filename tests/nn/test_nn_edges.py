@@ -12,7 +12,7 @@ import pytest
 from backcheck import nn
 from backcheck.nn import Tensor
 from backcheck.nn import functional as F
-from backcheck.nn.errors import ArgumentError, GraphError, ShapeError
+from backcheck.nn.errors import ArgumentError, GraphError, NNError, NonFiniteLossError, ShapeError
 from backcheck.nn.higher import grad as higher_grad
 
 torch = pytest.importorskip("torch")
@@ -281,3 +281,44 @@ def test_higher_grad_on_a_freed_graph_raises_graph_error_with_the_retain_graph_h
     y.backward(retain_graph=True)
     (g,) = higher_grad(y, [x])
     np.testing.assert_array_equal(g.data, 2 * x.data)
+
+
+# ---------------------------------------------------------------------- fit with a non-finite loss
+def _fit_data(n=64, features=8, classes=3):
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((n, features)).astype(np.float32), rng.integers(0, classes, n)
+
+
+@pytest.mark.parametrize("check", ["never", "first"])
+def test_fit_stops_at_the_first_nan_loss_naming_the_step_and_batch(check):
+    X, y = _fit_data()
+    X[40, 0] = np.nan
+    nn.manual_seed(0)
+    model = nn.MLP([8, 16, 3])
+    with pytest.raises(NonFiniteLossError, match=r"loss is nan at step (\d+) \(epoch 1/2, batch (\d+)/4\)") as info:
+        nn.fit(model, (X, y), epochs=2, batch_size=16, check=check, progress=False)
+    err = info.value
+    # the shuffled batch holding sample 40 is where it stops, in the first epoch
+    order = np.concatenate([yb for _, yb in nn.batches(np.arange(64), np.arange(64), 16, rng=np.random.default_rng(0))])
+    assert (err.epoch, err.batch, err.step) == (0, int(np.flatnonzero(order == 40)[0]) // 16, err.batch)
+    assert "1 NaN or infinite values" in str(err) and "np.isfinite" in err.hint
+    assert all(np.isfinite(p.data).all() for p in model.parameters())  # the bad step updated nothing
+
+
+def test_fit_stops_when_training_diverges_with_a_hint_about_the_learning_rate():
+    X, y = _fit_data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the overflow itself is real and worth a warning
+        with pytest.raises(NonFiniteLossError, match="inputs are finite") as info:
+            nn.fit(
+                nn.MLP([8, 16, 3]),
+                (X, y),
+                epochs=3,
+                batch_size=16,
+                check="never",
+                progress=False,
+                optimizer=None,
+                lr_schedule=lambda epoch: 1e30,
+            )
+    assert "learning rate" in info.value.hint and not np.isfinite(info.value.loss)
+    assert isinstance(info.value, NNError) and isinstance(info.value, FloatingPointError)
