@@ -322,3 +322,73 @@ def test_fit_stops_when_training_diverges_with_a_hint_about_the_learning_rate():
             )
     assert "learning rate" in info.value.hint and not np.isfinite(info.value.loss)
     assert isinstance(info.value, NNError) and isinstance(info.value, FloatingPointError)
+
+
+# ---------------------------------------------------------------------- dropout seeding
+def _masks(model, shape, n=3):
+    model.train()
+    x = Tensor(np.ones(shape, dtype=np.float32))
+    return [model(x).data.copy() for _ in range(n)]
+
+
+def test_manual_seed_governs_dropout_layers_made_without_a_seed():
+    nn.manual_seed(0)
+    first = _masks(nn.Dropout(0.5), (4, 50))
+    nn.manual_seed(0)
+    again = _masks(nn.Dropout(0.5), (4, 50))
+    nn.manual_seed(1)
+    other = _masks(nn.Dropout(0.5), (4, 50))
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(first[0], other[0])
+    assert not np.array_equal(first[0], first[1])  # a new mask every pass
+    np.testing.assert_array_equal(
+        _masks(nn.Dropout(0.5, seed=3), (4, 50))[0], _masks(nn.Dropout(0.5, seed=3), (4, 50))[0]
+    )
+
+
+def test_mlp_dropout_masks_follow_manual_seed_and_leave_initialization_unchanged():
+    def make(seed, p=0.5):
+        nn.manual_seed(seed)
+        return nn.MLP([8, 32, 32, 2], dropout=p, flatten=False)
+
+    assert not np.array_equal(_masks(make(1), (4, 8))[0], _masks(make(2), (4, 8))[0])
+    for a, b in zip(_masks(make(1), (4, 8)), _masks(make(1), (4, 8)), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # dropout layers take generators spawned from manual_seed's, so the parameters are those without dropout
+    for (name, p), (_, q) in zip(make(5).named_parameters(), make(5, p=0.0).named_parameters(), strict=True):
+        np.testing.assert_array_equal(p.data, q.data, err_msg=name)
+    # an explicit rng governs the dropout generators too, whatever manual_seed was
+    nn.manual_seed(7)
+    a = nn.MLP([8, 32, 2], dropout=0.5, flatten=False, rng=np.random.default_rng(11))
+    nn.manual_seed(8)
+    b = nn.MLP([8, 32, 2], dropout=0.5, flatten=False, rng=np.random.default_rng(11))
+    np.testing.assert_array_equal(_masks(a, (4, 8))[0], _masks(b, (4, 8))[0])
+
+
+def test_blame_leaves_dropout_generators_and_masks_as_they_were():
+    from backcheck.nn.check import blame
+
+    nn.manual_seed(0)
+    model = nn.MLP([8, 16, 16, 3], dropout=0.5, flatten=False, dtype=np.float64)
+    X, y = _fit_data(n=6)
+    model(Tensor(X.astype(np.float64)))
+    drops = [m for m in model.modules() if isinstance(m, nn.Dropout)]
+    before = [(d.rng.bit_generator.state, d.last_mask.copy()) for d in drops]
+    assert blame(model, X.astype(np.float64), y).ok
+    for d, (state, mask) in zip(drops, before, strict=True):
+        assert d.rng.bit_generator.state == state
+        np.testing.assert_array_equal(d.last_mask, mask)
+
+
+def test_fit_with_check_first_trains_the_same_model_as_check_never():
+    X, y = _fit_data(n=48)
+    trained = []
+    for check in ("first", "never", "every:2"):
+        nn.manual_seed(3)
+        model = nn.MLP([8, 16, 3], dropout=0.3)
+        nn.fit(model, (X, y), epochs=2, batch_size=16, check=check, progress=False)
+        trained.append(model.state_dict())
+    for other in trained[1:]:
+        for name, value in trained[0].items():
+            np.testing.assert_array_equal(value, other[name], err_msg=name)

@@ -14,7 +14,7 @@ import numpy as np
 
 import backcheck.nn.functional as F
 from backcheck.nn.errors import ArgumentError, ShapeError
-from backcheck.nn.module import Module, Parameter, init_rng
+from backcheck.nn.module import Module, Parameter, derived_rng, init_rng
 from backcheck.nn.ops.conv import pool_geometry
 from backcheck.nn.ops.norm import as_normalized_shape
 from backcheck.nn.tensor import Tensor
@@ -237,17 +237,20 @@ class LayerNorm(Module):
 class Dropout(Module):
     """Inverted dropout with its own seeded generator; ``p`` (the probability of zeroing) in [0, 1).
 
-    The mask of the last training forward is kept in ``last_mask``; under :meth:`Module.replay` it
-    is reused, so the layer is a deterministic function of its input.  In eval mode the input is
-    returned unchanged.
+    The generator is ``np.random.default_rng(seed)`` when ``seed`` is given, else spawned from ``rng``
+    or, without one, from the generator :func:`~backcheck.nn.module.manual_seed` seeds (so after the
+    same ``manual_seed`` the masks are the same).  The mask of the last training forward is kept in
+    ``last_mask``; under :meth:`Module.replay` it is reused, so the layer is a deterministic function of
+    its input.  In eval mode the input is returned unchanged.
     """
 
-    def __init__(self, p: float = 0.5, seed: int | None = None) -> None:
+    def __init__(self, p: float = 0.5, seed: int | None = None, rng: np.random.Generator | None = None) -> None:
         super().__init__()
         self.p = probability("Dropout", "p", p, hint="p is the probability of zeroing an element; 0 disables dropout")
         if seed is not None:
-            integer("Dropout", "seed", seed, minimum=0)
-        self.rng = np.random.default_rng(seed)
+            self.rng = np.random.default_rng(integer("Dropout", "seed", seed, minimum=0))
+        else:
+            self.rng = derived_rng("Dropout", rng)
         self.last_mask: np.ndarray | None = None
 
     def forward(self, x: Tensor) -> Tensor:

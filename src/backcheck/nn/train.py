@@ -22,7 +22,7 @@ import numpy as np
 from backcheck.nn.data import Digits, batches
 from backcheck.nn.errors import ArgumentError, NonFiniteLossError, ShapeError
 from backcheck.nn.losses import cross_entropy
-from backcheck.nn.module import Module
+from backcheck.nn.module import Module, random_state_kept
 from backcheck.nn.optim import Adam, Optimizer
 from backcheck.nn.perf import tune_malloc
 from backcheck.nn.tensor import Tensor, no_grad
@@ -382,7 +382,8 @@ def _fit(
                     xb = plan.augment(xb, rng)
                 if check_fn is not None and period is not None and (step == 0 if period == 0 else step % period == 0):
                     model.train()
-                    hist.checks.append((step, check_fn(model, xb, yb)))
+                    with random_state_kept(model):  # a check's forward must not change the training run
+                        hist.checks.append((step, check_fn(model, xb, yb)))
                     model.train()  # whatever the check did, the step itself trains
                 opt.zero_grad()
                 logits = model(Tensor(xb))
