@@ -392,3 +392,74 @@ def test_fit_with_check_first_trains_the_same_model_as_check_never():
     for other in trained[1:]:
         for name, value in trained[0].items():
             np.testing.assert_array_equal(value, other[name], err_msg=name)
+
+
+# ---------------------------------------------------------------------- intended forward results are quiet
+MASKED_ROWS = np.array([[-np.inf, -np.inf], [0.0, 1.0]])
+QUIET = {
+    "exp overflow": (lambda: F.exp(Tensor([1000.0, 1.0])), lambda: torch.exp(torch.tensor([1000.0, 1.0]))),
+    "log(0)": (lambda: F.log(Tensor([0.0, 1.0])), lambda: torch.log(torch.tensor([0.0, 1.0]))),
+    "fully masked softmax": (
+        lambda: F.softmax(Tensor(MASKED_ROWS)),
+        lambda: torch.softmax(torch.tensor(MASKED_ROWS), -1),
+    ),
+    "cross_entropy, empty batch": (
+        lambda: F.cross_entropy(Tensor(np.zeros((0, 3))), np.zeros(0, np.int64)),
+        lambda: tF.cross_entropy(torch.zeros((0, 3), dtype=torch.float64), torch.zeros(0, dtype=torch.int64)),
+    ),
+    "cross_entropy, a row of -inf logits": (
+        lambda: F.cross_entropy(Tensor(MASKED_ROWS), np.array([0, 1]), reduction="none"),
+        lambda: tF.cross_entropy(torch.tensor(MASKED_ROWS), torch.tensor([0, 1]), reduction="none"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(QUIET))
+def test_intended_non_finite_forward_results_match_torch_without_warnings(case):
+    ours, theirs = QUIET[case]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = ours()
+    np.testing.assert_allclose(out.data, theirs().numpy(), equal_nan=True)
+
+
+def test_unintended_nan_still_warns_and_the_silencing_is_local():
+    with pytest.warns(RuntimeWarning, match="invalid value"):
+        F.log(Tensor(np.array([-1.0])))
+    with pytest.warns(RuntimeWarning, match="invalid value"):
+        Tensor(np.array([-1.0])) ** 0.5
+    F.exp(Tensor(np.array([1000.0])))
+    with pytest.warns(RuntimeWarning, match="overflow"):
+        np.exp(np.array([1000.0]))  # numpy's own setting is untouched
+
+
+def test_cross_entropy_with_zero_classes_says_so():
+    with pytest.raises(ShapeError, match="0 classes") as info:
+        F.cross_entropy(Tensor(np.zeros((2, 0))), np.zeros(2, np.int64))
+    assert "[0, -1]" not in str(info.value) and "out_features" in info.value.hint
+
+
+@pytest.mark.parametrize(
+    ("layer", "shape", "message"),
+    [
+        (
+            lambda: nn.BatchNorm1d(3),
+            (2, 5),
+            r"BatchNorm1d\(3\): expects 3 channels \(axis 1\), got an input of shape \(2, 5\)",
+        ),
+        (lambda: nn.BatchNorm2d(3), (2, 5, 4, 4), r"BatchNorm2d\(3\): expects 3 channels \(axis 1\)"),
+        (
+            lambda: nn.BatchNorm2d(4),
+            (4, 3),
+            r"BatchNorm2d\(4\): expected an input of shape \(N, C, H, W\), got shape \(4, 3\)",
+        ),
+        (lambda: nn.BatchNorm1d(4), (4,), r"BatchNorm1d\(4\): expected an input of shape \(N, C\) or \(N, C, L\)"),
+    ],
+)
+def test_batch_norm_input_errors_name_the_layer_and_its_channels(layer, shape, message):
+    module = layer()
+    for mode in (module.train, module.eval):
+        mode()
+        with pytest.raises(ShapeError, match=message) as info:
+            module(Tensor(np.zeros(shape, dtype=np.float32)))
+        assert info.value.hint and "running_mean" not in str(info.value)

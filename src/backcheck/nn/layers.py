@@ -141,6 +141,7 @@ class Conv2d(Module):
 class _BatchNorm(Module):
     buffer_names = ("running_mean", "running_var", "num_batches_tracked")
     _ndims: tuple[int, ...] = ()
+    _layout = ""
 
     def __init__(
         self,
@@ -168,10 +169,7 @@ class _BatchNorm(Module):
         self.num_batches_tracked = np.zeros((), dtype=np.int64) if track else None
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.data.ndim not in self._ndims:
-            raise ShapeError(
-                f"{type(self).__name__}: expected an input with {self._ndims} dimensions, got shape {x.shape}"
-            )
+        self._check_input(x.data.shape)
         use_batch = self.training or self.running_mean is None
         update = self.training and self.running_mean is not None and not self._replaying
         if update and self.num_batches_tracked is not None:
@@ -187,6 +185,21 @@ class _BatchNorm(Module):
             eps=self.eps,
         )
 
+    def _check_input(self, shape: tuple[int, ...]) -> None:
+        """A ShapeError naming the layer unless ``shape`` is one of its layouts with ``num_features`` channels."""
+        me, c = f"{type(self).__name__}({self.num_features})", self.num_features
+        if len(shape) not in self._ndims:
+            raise ShapeError(
+                f"{me}: expected an input of shape {self._layout}, got shape {shape}",
+                "batch norm normalizes each channel (axis 1) over a batch: BatchNorm1d takes (N, C) or "
+                "(N, C, L), BatchNorm2d takes (N, C, H, W)",
+            )
+        if shape[1] != c:
+            raise ShapeError(
+                f"{me}: expects {c} channels (axis 1), got an input of shape {shape} with {shape[1]}",
+                "num_features must equal the channels of its input (the previous layer's out_features or out_channels)",
+            )
+
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
 
@@ -198,6 +211,7 @@ class BatchNorm1d(_BatchNorm):
     """
 
     _ndims = (2, 3)
+    _layout = "(N, C) or (N, C, L)"
 
 
 class BatchNorm2d(_BatchNorm):
@@ -207,6 +221,7 @@ class BatchNorm2d(_BatchNorm):
     """
 
     _ndims = (4,)
+    _layout = "(N, C, H, W)"
 
 
 class LayerNorm(Module):

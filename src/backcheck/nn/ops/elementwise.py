@@ -212,7 +212,8 @@ class Exp(Function):
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
-        ctx.out = np.exp(x)
+        with np.errstate(over="ignore"):  # exp above the float maximum is inf, as torch (no warning)
+            ctx.out = np.exp(x)
         return ctx.out
 
     @staticmethod
@@ -226,7 +227,8 @@ class Log(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
         ctx.x = x
-        return np.log(x)
+        with np.errstate(divide="ignore"):  # log(0) is -inf, as torch; log of a negative still warns
+            return np.log(x)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:

@@ -47,6 +47,11 @@ def class_labels(op: str, labels: np.ndarray, classes: int | None) -> None:
         )
     if classes is None or not labels.size:
         return
+    if classes == 0:
+        raise ShapeError(
+            f"{op}: the scores have 0 classes (size 0 along the class axis), so no label can be valid",
+            "the scores need one column per class; check the out_features of the last layer",
+        )
     lo, hi = labels.min(), labels.max()
     if lo < 0 or hi >= classes:
         bad = int(lo) if lo < 0 else int(hi)
@@ -163,16 +168,16 @@ class SoftmaxCrossEntropy(Function):
         float_array("cross_entropy", "logits", logits)
         rows = np.arange(n)
         # as in Softmax: x - max(x) overflows to -inf only where exp gives the exact 0; a loss above the
-        # float maximum is inf
-        with np.errstate(over="ignore"):
-            z = logits - logits.max(axis=1, keepdims=True)
+        # float maximum is inf; a row of all -inf logits gives NaN (as torch)
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            z = logits - kept_max(logits, (1,))
             e = np.exp(z)
             s = e.sum(axis=1, keepdims=True)
             losses = np.log(s[:, 0]) - z[rows, labels]
-        e /= s
+            e /= s
         ctx.probs, ctx.labels, ctx.reduction = e, labels, reduction
-        if reduction == "mean":
-            return np.asarray(losses.mean(), dtype=logits.dtype)
+        if reduction == "mean":  # the mean over an empty batch is NaN (as torch), without numpy's warning
+            return np.asarray(losses.sum() / n if n else np.nan, dtype=logits.dtype)
         if reduction == "sum":
             return np.asarray(losses.sum(), dtype=logits.dtype)
         return losses
