@@ -17,6 +17,8 @@ from backcheck.nn.higher import grad as higher_grad
 
 torch = pytest.importorskip("torch")
 tF = pytest.importorskip("torch.nn.functional")
+_util = pytest.importorskip("nn_testutil")  # the shared helpers (they import torch and hypothesis)
+check_against_torch, check_with_backcheck = _util.check_against_torch, _util.check_with_backcheck
 
 DTYPES = (np.float32, np.float64)
 TORCH_DTYPE = {np.float32: torch.float32, np.float64: torch.float64}
@@ -463,3 +465,81 @@ def test_batch_norm_input_errors_name_the_layer_and_its_channels(layer, shape, m
         with pytest.raises(ShapeError, match=message) as info:
             module(Tensor(np.zeros(shape, dtype=np.float32)))
         assert info.value.hint and "running_mean" not in str(info.value)
+
+
+# ---------------------------------------------------------------------- cross_entropy: ignore_index, label_smoothing
+CE_CASES = [
+    dict(),
+    dict(ignore_index=-100),
+    dict(ignore_index=2),
+    dict(label_smoothing=0.1),
+    dict(label_smoothing=1.0),
+    dict(ignore_index=-100, label_smoothing=0.25),
+]
+
+
+@pytest.mark.parametrize("kwargs", CE_CASES)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_ignore_index_and_label_smoothing_match_torch(kwargs, reduction):
+    rng = np.random.default_rng(6)
+    logits = rng.standard_normal((7, 4)) * 3
+    labels = np.array([0, 3, -100, 2, 1, -100, 2])
+    if kwargs.get("ignore_index", -100) != -100:
+        labels[labels == -100] = 1
+    ignore = kwargs.get("ignore_index", -100)
+
+    def ours(t):
+        return F.cross_entropy(t, labels, reduction, **kwargs)
+
+    def theirs(t):
+        return tF.cross_entropy(t, torch.from_numpy(labels), reduction=reduction, **kwargs)
+
+    check_against_torch(ours, theirs, [logits], grad_seed=7)
+    if reduction == "none":
+        assert (ours(Tensor(logits)).data[labels == ignore] == 0).all()
+
+
+def test_cross_entropy_label_smoothing_and_ignore_index_pass_backchecks_checker():
+    rng = np.random.default_rng(8)
+    logits = rng.standard_normal((5, 3))
+    labels = np.array([2, -100, 0, 1, -100])
+
+    def loss(x):
+        return F.cross_entropy(x, labels, label_smoothing=0.3)
+
+    check_with_backcheck(loss, [logits], np.array(1.3))
+
+
+def test_cross_entropy_with_every_row_ignored_is_nan_with_zero_gradient_as_torch():
+    x = Tensor(np.ones((3, 4)), requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss = F.cross_entropy(x, np.full(3, -100), label_smoothing=0.2)
+        loss.backward()
+    assert np.isnan(loss.item())
+    np.testing.assert_array_equal(x.grad, 0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "argument"),
+    [
+        (dict(ignore_index=1.5), "ignore_index"),
+        (dict(label_smoothing=1.5), "label_smoothing"),
+        (dict(label_smoothing=-0.1), "label_smoothing"),
+    ],
+)
+def test_cross_entropy_refuses_bad_ignore_index_and_label_smoothing(kwargs, argument):
+    for call in (
+        lambda: F.cross_entropy(Tensor(np.zeros((2, 3))), np.array([0, 1]), **kwargs),
+        lambda: nn.CrossEntropyLoss(**kwargs),
+    ):
+        with pytest.raises(ArgumentError) as info:
+            call()
+        assert info.value.argument == argument
+
+
+def test_cross_entropy_labels_other_than_ignore_index_are_still_checked():
+    with pytest.raises(nn.LabelError, match="label -1 .* out of range for 3 classes"):
+        F.cross_entropy(Tensor(np.zeros((2, 3))), np.array([0, -1]))
+    loss = nn.CrossEntropyLoss(ignore_index=-1, label_smoothing=0.1)
+    assert np.isfinite(loss(Tensor(np.zeros((2, 3))), np.array([0, -1])).item())

@@ -17,7 +17,7 @@ from backcheck.nn.autograd import Context
 from backcheck.nn.errors import DTypeError, IndexRangeError, LabelError, ShapeError
 from backcheck.nn.ops.reduce import kept_max
 from backcheck.nn.tensor import Function, Tensor, as_tensor
-from backcheck.nn.validate import choice, flag, float_array, generator, integer, probability
+from backcheck.nn.validate import choice, flag, float_array, generator, integer, number, probability
 
 __all__ = [
     "softmax",
@@ -147,37 +147,26 @@ def log_softmax(x: Any, axis: int = -1) -> Tensor:
 
 
 class SoftmaxCrossEntropy(Function):
-    """Fused ``-log softmax(logits)[label]``; backward ``(softmax - onehot) * grad``."""
+    """Fused ``-log softmax(logits)[label]``, with torch's ``ignore_index`` and ``label_smoothing``; backward
+    ``(softmax - target) * grad`` where the target is the (smoothed) one-hot row, 0 on ignored rows."""
 
     name = "cross_entropy"
 
     @staticmethod
-    def forward(ctx: Context, logits: np.ndarray, labels: np.ndarray, *, reduction: str) -> np.ndarray:
-        if logits.ndim != 2:
-            raise ShapeError(
-                f"cross_entropy: logits must have shape (N, C), got {logits.shape}",
-                "one row of class scores per sample; flatten extra axes first",
-            )
-        n, c = logits.shape
-        if labels.shape != (n,):
-            raise ShapeError(
-                f"cross_entropy: labels of shape {labels.shape} do not match logits of shape {logits.shape}",
-                "one integer label per row of logits, shape (N,)",
-            )
-        class_labels("cross_entropy", labels, c)
+    def forward(
+        ctx: Context, logits: np.ndarray, labels: np.ndarray, *, reduction: str, ignore_index: int, smoothing: float
+    ) -> np.ndarray:
+        _ce_shapes(logits, labels)
+        keep = labels != ignore_index
+        safe = np.where(keep, labels, 0)  # ignored rows pick class 0, then count for nothing
+        class_labels("cross_entropy", safe, logits.shape[1])
         float_array("cross_entropy", "logits", logits)
-        rows = np.arange(n)
-        # as in Softmax: x - max(x) overflows to -inf only where exp gives the exact 0; a loss above the
-        # float maximum is inf; a row of all -inf logits gives NaN (as torch)
-        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-            z = logits - kept_max(logits, (1,))
-            e = np.exp(z)
-            s = e.sum(axis=1, keepdims=True)
-            losses = np.log(s[:, 0]) - z[rows, labels]
-            e /= s
-        ctx.probs, ctx.labels, ctx.reduction = e, labels, reduction
-        if reduction == "mean":  # the mean over an empty batch is NaN (as torch), without numpy's warning
-            return np.asarray(losses.sum() / n if n else np.nan, dtype=logits.dtype)
+        probs, losses = _ce_rows(logits, safe, smoothing)
+        losses = np.where(keep, losses, 0).astype(logits.dtype, copy=False)
+        ctx.probs, ctx.labels, ctx.keep, ctx.smoothing = probs, safe, keep, smoothing
+        ctx.reduction, ctx.count = reduction, int(keep.sum())
+        if reduction == "mean":  # over the rows not ignored; NaN when there are none (as torch), quietly
+            return np.asarray(losses.sum() / ctx.count if ctx.count else np.nan, dtype=logits.dtype)
         if reduction == "sum":
             return np.asarray(losses.sum(), dtype=logits.dtype)
         return losses
@@ -185,10 +174,14 @@ class SoftmaxCrossEntropy(Function):
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
         d = ctx.probs.copy()
-        n = d.shape[0]
-        d[np.arange(n), ctx.labels] -= 1
+        n, c = d.shape
+        eps = ctx.smoothing
+        d[np.arange(n), ctx.labels] -= 1 - eps
+        if eps:
+            d -= eps / c
+        d *= ctx.keep[:, None]
         if ctx.reduction == "mean":
-            d *= grad / max(n, 1)
+            d *= grad / max(ctx.count, 1)
         elif ctx.reduction == "sum":
             d *= grad
         else:
@@ -196,36 +189,81 @@ class SoftmaxCrossEntropy(Function):
         return d, None
 
 
-def cross_entropy(logits: Any, labels: Any, reduction: str = "mean") -> Tensor:
-    """Softmax cross-entropy with integer class labels (one fused op).
+def _ce_shapes(logits: np.ndarray, labels: np.ndarray) -> None:
+    if logits.ndim != 2:
+        raise ShapeError(
+            f"cross_entropy: logits must have shape (N, C), got {logits.shape}",
+            "one row of class scores per sample; flatten extra axes first",
+        )
+    if labels.shape != (logits.shape[0],):
+        raise ShapeError(
+            f"cross_entropy: labels of shape {labels.shape} do not match logits of shape {logits.shape}",
+            "one integer label per row of logits, shape (N,)",
+        )
+
+
+def _ce_rows(logits: np.ndarray, labels: np.ndarray, smoothing: float) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax probabilities and per-row losses ``(1 - eps) * nll + eps * mean_c(-log p_c)``."""
+    rows = np.arange(logits.shape[0])
+    # as in Softmax: x - max(x) overflows to -inf only where exp gives the exact 0; a loss above the
+    # float maximum is inf; a row of all -inf logits gives NaN (as torch)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        z = logits - kept_max(logits, (1,))
+        e = np.exp(z)
+        s = e.sum(axis=1, keepdims=True)
+        log_s = np.log(s[:, 0])
+        losses = log_s - z[rows, labels]
+        if smoothing:
+            losses = (1 - smoothing) * losses + smoothing * (log_s - z.mean(axis=1))
+        e /= s
+    return e, losses
+
+
+def cross_entropy(
+    logits: Any, labels: Any, reduction: str = "mean", ignore_index: int = -100, label_smoothing: float = 0.0
+) -> Tensor:
+    """Softmax cross-entropy with integer class labels (one fused op), as ``torch.nn.functional.cross_entropy``.
 
     Parameters
     ----------
     logits : Tensor, shape (N, C)
         Unnormalized scores.
     labels : array_like of int, shape (N,)
-        Class indices in ``[0, C)``.
+        Class indices in ``[0, C)``, or ``ignore_index``.
     reduction : {'mean', 'sum', 'none'}
+        'mean' averages over the rows that are not ignored.
+    ignore_index : int
+        Rows with this label add nothing to the loss or the gradient (-100, as torch).
+    label_smoothing : float in [0, 1]
+        The target puts ``1 - label_smoothing + label_smoothing / C`` on the label and
+        ``label_smoothing / C`` on every other class.
 
     Returns
     -------
     Tensor
-        Shape () for 'mean' and 'sum', (N,) for 'none'.
+        Shape () for 'mean' and 'sum', (N,) for 'none' (0 on ignored rows).
 
     Raises
     ------
     LabelError
-        If a label is outside ``[0, C)`` (the message names the label and ``C``) or not an integer.
+        If a label is outside ``[0, C)`` and not ``ignore_index`` (the message names the label and ``C``),
+        or not an integer.
 
     Examples
     --------
     >>> round(cross_entropy(Tensor(np.zeros((2, 4))), np.array([0, 3])).item(), 4)
     1.3863
+    >>> round(cross_entropy(Tensor([[2.0, 0.0], [0.0, 9.0]]), np.array([0, -100])).item(), 4)
+    0.1269
     """
     check_reduction("cross_entropy", reduction)
+    ignore_index = integer("cross_entropy", "ignore_index", ignore_index)
+    smoothing = number("cross_entropy", "label_smoothing", label_smoothing, 0.0, 1.0)
     labels_arr = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
     class_labels("cross_entropy", labels_arr, None)  # the dtype before the array becomes a tensor
-    return SoftmaxCrossEntropy.apply(as_tensor(logits), Tensor(labels_arr), reduction=reduction)
+    return SoftmaxCrossEntropy.apply(
+        as_tensor(logits), Tensor(labels_arr), reduction=reduction, ignore_index=ignore_index, smoothing=smoothing
+    )
 
 
 class MSE(Function):
