@@ -543,3 +543,68 @@ def test_cross_entropy_labels_other_than_ignore_index_are_still_checked():
         F.cross_entropy(Tensor(np.zeros((2, 3))), np.array([0, -1]))
     loss = nn.CrossEntropyLoss(ignore_index=-1, label_smoothing=0.1)
     assert np.isfinite(loss(Tensor(np.zeros((2, 3))), np.array([0, -1])).item())
+
+
+# ---------------------------------------------------------------------- squeeze, unsqueeze, var, std
+@pytest.mark.parametrize(("shape", "axis"), [((2, 3), 0), ((2, 3), 2), ((2, 3), -1), ((2, 3), -3), ((), 0), ((4,), -2)])
+def test_unsqueeze_matches_torch_with_gradient(shape, axis):
+    a = np.random.default_rng(9).standard_normal(shape)
+    check_against_torch(lambda t: F.unsqueeze(t, axis), lambda t: torch.unsqueeze(t, axis), [a], grad_seed=1)
+
+
+@pytest.mark.parametrize(
+    ("shape", "axis"),
+    [((2, 1, 3, 1), None), ((2, 1, 3), 1), ((2, 1, 3), 0), ((2, 1, 3), (0, 1)), ((1, 1), -1), ((), None)],
+)
+def test_squeeze_matches_torch_with_gradient(shape, axis):
+    a = np.random.default_rng(10).standard_normal(shape)
+
+    def theirs(t):
+        return torch.squeeze(t) if axis is None else torch.squeeze(t, axis)
+
+    check_against_torch(lambda t: F.squeeze(t, axis), theirs, [a], grad_seed=2)
+
+
+def test_squeeze_and_unsqueeze_refuse_out_of_range_axes():
+    for call in (lambda: F.unsqueeze(Tensor(np.zeros((2, 3))), 3), lambda: F.squeeze(Tensor(np.zeros((2, 1))), 2)):
+        with pytest.raises(ShapeError, match="out of range") as info:
+            call()
+        assert info.value.hint
+    with pytest.raises(ArgumentError):
+        F.unsqueeze(Tensor(np.zeros(2)), 1.0)
+
+
+@pytest.mark.parametrize("op", ["var", "std"])
+@pytest.mark.parametrize(
+    ("shape", "axis", "correction", "keepdims"),
+    [
+        ((5,), None, 1, False),
+        ((3, 4), 1, 1, False),
+        ((3, 4), 0, 0, True),
+        ((2, 3, 4), (0, 2), 1, False),
+        ((2, 3, 4), -1, 2, True),
+    ],
+)
+def test_var_and_std_match_torch_with_gradient(op, shape, axis, correction, keepdims):
+    a = np.random.default_rng(11).standard_normal(shape)
+
+    def ours(t):
+        return getattr(F, op)(t, axis, correction=correction, keepdims=keepdims)
+
+    def theirs(t):
+        return getattr(torch, op)(t, dim=axis, correction=correction, keepdim=keepdims)
+
+    check_against_torch(ours, theirs, [a], grad_seed=3)
+
+
+def test_var_defaults_to_torchs_unbiased_estimate_and_has_no_degrees_of_freedom_like_torch():
+    a = np.array([1.0, 2.0, 4.0])
+    assert F.var(Tensor(a)).item() == pytest.approx(torch.tensor(a).var().item(), rel=4 * eps(np.float64))
+    for x, correction in ((np.array([3.0]), 1), (np.array([1.0, 2.0]), 2)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # torch warns about the degrees of freedom
+            expected = torch.var(torch.tensor(x), correction=correction).numpy()
+        np.testing.assert_array_equal(F.var(Tensor(x), correction=correction).data, expected)
+    with pytest.raises(ArgumentError, match="correction"):
+        F.var(Tensor(a), correction=-1)
+    assert F.var(Tensor(a.astype(np.float32))).dtype == np.float32

@@ -45,8 +45,19 @@ from backcheck.nn.ops.nnfunc import (
     softmax,
 )
 from backcheck.nn.ops.norm import batch_norm, layer_norm
-from backcheck.nn.ops.reduce import logsumexp, max, mean, min, sum
-from backcheck.nn.ops.shape import broadcast_to, concatenate, flatten, getitem, pad, permute, reshape, stack
+from backcheck.nn.ops.reduce import logsumexp, max, mean, min, std, sum, var
+from backcheck.nn.ops.shape import (
+    broadcast_to,
+    concatenate,
+    flatten,
+    getitem,
+    pad,
+    permute,
+    reshape,
+    squeeze,
+    stack,
+    unsqueeze,
+)
 from backcheck.nn.tensor import Tensor, as_tensor
 from backcheck.nn.validate import number
 
@@ -93,10 +104,14 @@ __all__ = [
     "softmax",
     "softplus",
     "sqrt",
+    "squeeze",
     "stack",
+    "std",
     "sub",
     "sum",
     "tanh",
+    "unsqueeze",
+    "var",
     "where",
     "cat",
 ]

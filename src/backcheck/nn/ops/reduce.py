@@ -16,7 +16,7 @@ from backcheck.nn.autograd import Context
 from backcheck.nn.errors import ArgumentError, ShapeError
 from backcheck.nn.tensor import Function, Tensor, as_tensor
 
-__all__ = ["sum", "mean", "max", "min", "logsumexp", "kept_max"]
+__all__ = ["sum", "mean", "max", "min", "logsumexp", "var", "std", "kept_max"]
 
 Axis = int | Sequence[int] | None
 
@@ -224,3 +224,53 @@ def logsumexp(x: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """
     x = as_tensor(x)
     return LogSumExp.apply(x, axes=_norm_axis("logsumexp", axis, x.data.ndim), keepdims=keepdims)
+
+
+def var(x: Any, axis: Axis = None, correction: int = 1, keepdims: bool = False) -> Tensor:
+    """Variance over ``axis``: the sum of squared deviations from the mean divided by ``n - correction``
+    (``correction=1``, the unbiased estimate, is torch's default; 0 gives the population variance).
+
+    Composed from engine ops, so its gradient is theirs. With ``n - correction <= 0`` the result is NaN
+    (or inf), as torch.
+
+    Examples
+    --------
+    >>> var(Tensor([1.0, 2.0, 3.0, 4.0], dtype="float64")).item(), var(Tensor([1.0, 3.0]), correction=0).item()
+    (1.6666666666666667, 1.0)
+    """
+    x = as_tensor(x)
+    axes = _norm_axis("var", axis, x.data.ndim)
+    correction = _correction("var", correction)
+    count = 1
+    for ax in axes:
+        count *= x.data.shape[ax]
+    dev = x - mean(x, axes, keepdims=True)
+    total = sum(dev * dev, axes, keepdims=keepdims)
+    dof = count - correction
+    if dof > 0:
+        return total / float(dof)
+    with np.errstate(invalid="ignore"):  # no degrees of freedom: 0 * inf is NaN, as torch's 0/0
+        return total * np.inf
+
+
+def std(x: Any, axis: Axis = None, correction: int = 1, keepdims: bool = False) -> Tensor:
+    """Standard deviation ``sqrt(var(x, axis, correction))``; see :func:`var` (torch's unbiased default).
+
+    Examples
+    --------
+    >>> std(Tensor([1.0, 3.0], dtype="float64")).item()
+    1.4142135623730951
+    """
+    return var(x, axis, correction, keepdims).sqrt()
+
+
+def _correction(op: str, correction: Any) -> int:
+    if not _is_int(correction) or correction < 0:
+        raise ArgumentError(
+            f"{op}: correction must be an integer >= 0, got {correction!r}",
+            "1 divides by n - 1 (the unbiased estimate, torch's default), 0 by n",
+            argument="correction",
+            allowed="an integer >= 0",
+            value=correction,
+        )
+    return int(correction)

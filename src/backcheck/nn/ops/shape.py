@@ -12,7 +12,18 @@ from backcheck.nn.errors import ShapeError
 from backcheck.nn.tensor import Function, Tensor, as_tensor
 from backcheck.nn.validate import integer
 
-__all__ = ["reshape", "permute", "getitem", "concatenate", "stack", "pad", "broadcast_to", "flatten"]
+__all__ = [
+    "reshape",
+    "permute",
+    "getitem",
+    "concatenate",
+    "stack",
+    "pad",
+    "broadcast_to",
+    "flatten",
+    "squeeze",
+    "unsqueeze",
+]
 
 
 class Reshape(Function):
@@ -173,6 +184,52 @@ def flatten(x: Any, start_dim: int = 1) -> Tensor:
     """Collapse axes ``start_dim..`` into one: (N, C, H, W) -> (N, C*H*W) for ``start_dim=1``."""
     x = as_tensor(x)
     return Reshape.apply(x, shape=x.data.shape[:start_dim] + (-1,))
+
+
+def unsqueeze(x: Any, axis: int) -> Tensor:
+    """Insert an axis of size 1 at position ``axis`` of the result (as torch; ``-1`` appends one).
+
+    Examples
+    --------
+    >>> unsqueeze(Tensor(np.zeros((2, 3))), 1).shape, unsqueeze(Tensor(np.zeros((2, 3))), -1).shape
+    ((2, 1, 3), (2, 3, 1))
+    """
+    x = as_tensor(x)
+    shape, nd = x.data.shape, x.data.ndim
+    axis = integer("unsqueeze", "axis", axis)
+    if not -nd - 1 <= axis <= nd:
+        raise ShapeError(
+            f"unsqueeze: axis {axis} is out of range for an input with {nd} dimensions",
+            f"the new axis goes at a position in [{-nd - 1}, {nd}]",
+        )
+    at = axis % (nd + 1)
+    return Reshape.apply(x, shape=shape[:at] + (1,) + shape[at:])
+
+
+def squeeze(x: Any, axis: int | Sequence[int] | None = None) -> Tensor:
+    """Remove axes of size 1: all of them (``axis=None``) or those among ``axis`` (as torch, an axis
+    given whose size is not 1 is kept).
+
+    Examples
+    --------
+    >>> squeeze(Tensor(np.zeros((2, 1, 3, 1)))).shape, squeeze(Tensor(np.zeros((2, 1, 3))), (0, 1)).shape
+    ((2, 3), (2, 3))
+    """
+    x = as_tensor(x)
+    shape, nd = x.data.shape, x.data.ndim
+    if axis is None:
+        axes = set(range(nd))
+    else:
+        given = (axis,) if not isinstance(axis, tuple | list) else tuple(axis)
+        axes = {integer("squeeze", "axis", a) for a in given}
+        bad = [a for a in axes if not -max(nd, 1) <= a < max(nd, 1)]
+        if bad:
+            raise ShapeError(
+                f"squeeze: axis {bad[0]} is out of range for an input with {nd} dimensions",
+                f"use axes in [{-max(nd, 1)}, {max(nd, 1) - 1}]",
+            )
+        axes = {a % max(nd, 1) for a in axes}
+    return Reshape.apply(x, shape=tuple(n for i, n in enumerate(shape) if not (i in axes and n == 1)))
 
 
 def permute(x: Any, axes: Sequence[int]) -> Tensor:
