@@ -130,6 +130,16 @@ def test_pow_gradients_at_base_zero_match_torch(dtype):
     assert np.isfinite(b.grad).all()  # d(0**0.5)/da is inf, as torch
 
 
+def test_pow_double_backward_rule_at_base_zero_matches_torch():
+    base, expo = np.array([0.0, 0.0, 0.0, 2.0, 0.5]), np.array([0.0, 1.0, 2.0, 0.0, 3.0])
+    a, b = Tensor(base, requires_grad=True), Tensor(expo, requires_grad=True)
+    ours = higher_grad((a**b).sum(), [a, b])
+    at, bt = torch_leaf(base), torch_leaf(expo)
+    theirs = torch.autograd.grad((at**bt).sum(), [at, bt], create_graph=True)
+    for mine, ref in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(mine.data, ref.detach().numpy(), rtol=4 * eps(np.float64))
+
+
 def test_pow_with_scalar_zero_exponent_at_zero_has_zero_gradient():
     x = Tensor(np.array([0.0, 1.0, -2.0]), requires_grad=True)
     (x**0).sum().backward()
