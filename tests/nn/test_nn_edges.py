@@ -338,9 +338,15 @@ def test_fit_stops_when_training_diverges_with_a_hint_about_the_learning_rate():
 
 # ---------------------------------------------------------------------- dropout seeding
 def _masks(model, shape, n=3):
+    """The masks every Dropout layer of ``model`` draws on ``n`` training passes."""
     model.train()
     x = Tensor(np.ones(shape, dtype=np.float32))
-    return [model(x).data.copy() for _ in range(n)]
+    drops = [m for m in model.modules() if isinstance(m, nn.Dropout)]
+    masks = []
+    for _ in range(n):
+        model(x)
+        masks.append(np.concatenate([d.last_mask.ravel() for d in drops]))
+    return masks
 
 
 def test_manual_seed_governs_dropout_layers_made_without_a_seed():
