@@ -35,6 +35,7 @@ from backcheck.nn.errors import (
     IndexRangeError,
     LabelError,
     NNError,
+    NonFiniteLossError,
     ShapeError,
     StateDictError,
 )
@@ -110,6 +111,7 @@ __all__ = [
     "MaxPool2d",
     "Module",
     "NNError",
+    "NonFiniteLossError",
     "Optimizer",
     "Parameter",
     "ReLU",

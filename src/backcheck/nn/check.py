@@ -18,7 +18,7 @@ from backcheck.blame import Blame, BlameRow
 from backcheck.calls import call_user, function_name, require_callable
 from backcheck.errors import BadInputError
 from backcheck.frontends.layers import check_layer
-from backcheck.nn.module import Module
+from backcheck.nn.module import Module, random_state_kept
 from backcheck.nn.ops.nnfunc import cross_entropy
 from backcheck.nn.tensor import Tensor
 from backcheck.options import Options
@@ -149,27 +149,29 @@ def blame(
     require_callable(loss_fn, "loss_fn", "pass a function loss_fn(output, y) -> Tensor, e.g. cross_entropy.")
     grads = {n: p.grad for n, p in model.named_parameters()}
     state = {n: np.array(v, copy=True) for n, v in model.state_dict().items()}
-    try:
-        with model.capture() as records:
-            out = call_user(model, (Tensor(np.asarray(x)),), type(model).__name__)
-            loss = _tensor(call_user(loss_fn, (out, y), function_name(loss_fn, "loss_fn")), "loss_fn")
-            loss.backward()
-        rows = []
-        for name, rec in records.items():
-            module = rec.module
-            if any(True for _ in module.children()) or rec.grad_output is None:
-                continue
-            float_inputs = [i for i in rec.inputs if isinstance(i, np.ndarray)]
-            if not float_inputs:
-                continue
-            with module.replay():
-                report = check_module(module, *rec.inputs, dout=rec.grad_output, params=rec.params, **options)
-            rows.append(BlameRow.of(name or type(module).__name__, type(module).__name__, report))
-        return Blame(type(model).__name__, rows, unit="layer")
-    finally:
-        model.load_state_dict(state)
-        for n, p in model.named_parameters():
-            p.grad = grads[n]
+    # the extra forward draws dropout masks: the generators are put back, so training is not disturbed
+    with random_state_kept(model):
+        try:
+            with model.capture() as records:
+                out = call_user(model, (Tensor(np.asarray(x)),), type(model).__name__)
+                loss = _tensor(call_user(loss_fn, (out, y), function_name(loss_fn, "loss_fn")), "loss_fn")
+                loss.backward()
+            rows = []
+            for name, rec in records.items():
+                module = rec.module
+                if any(True for _ in module.children()) or rec.grad_output is None:
+                    continue
+                float_inputs = [i for i in rec.inputs if isinstance(i, np.ndarray)]
+                if not float_inputs:
+                    continue
+                with module.replay():
+                    report = check_module(module, *rec.inputs, dout=rec.grad_output, params=rec.params, **options)
+                rows.append(BlameRow.of(name or type(module).__name__, type(module).__name__, report))
+            return Blame(type(model).__name__, rows, unit="layer")
+        finally:
+            model.load_state_dict(state)
+            for n, p in model.named_parameters():
+                p.grad = grads[n]
 
 
 def check_grad_of_grad(

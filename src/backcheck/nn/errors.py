@@ -22,6 +22,7 @@ __all__ = [
     "LabelError",
     "IndexRangeError",
     "StateDictError",
+    "NonFiniteLossError",
 ]
 
 
@@ -86,3 +87,20 @@ class IndexRangeError(NNError, BadInputError, IndexError):
 
 class StateDictError(NNError, BadInputError):
     """A state dict does not fit a module (missing or unexpected keys, wrong shapes)."""
+
+
+class NonFiniteLossError(NNError, FloatingPointError):
+    """A training loss is NaN or infinite: :func:`~backcheck.nn.train.fit` stops at that step, before its
+    backward and optimizer step would spread the value into every parameter.
+
+    Attributes
+    ----------
+    loss : float
+        The non-finite loss.
+    epoch, batch, step : int
+        Where it appeared, counted from 0 (``step`` counts optimizer steps over the whole fit).
+    """
+
+    def __init__(self, message: str, hint: str | None = None, *, loss: float, epoch: int, batch: int, step: int):
+        super().__init__(message, hint)
+        self.loss, self.epoch, self.batch, self.step = loss, epoch, batch, step

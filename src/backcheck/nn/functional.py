@@ -41,11 +41,23 @@ from backcheck.nn.ops.nnfunc import (
     embedding,
     log_softmax,
     mse_loss,
+    safe_softmax,
     softmax,
 )
 from backcheck.nn.ops.norm import batch_norm, layer_norm
-from backcheck.nn.ops.reduce import logsumexp, max, mean, min, sum
-from backcheck.nn.ops.shape import broadcast_to, concatenate, flatten, getitem, pad, permute, reshape, stack
+from backcheck.nn.ops.reduce import logsumexp, max, mean, min, std, sum, var
+from backcheck.nn.ops.shape import (
+    broadcast_to,
+    concatenate,
+    flatten,
+    getitem,
+    pad,
+    permute,
+    reshape,
+    squeeze,
+    stack,
+    unsqueeze,
+)
 from backcheck.nn.tensor import Tensor, as_tensor
 from backcheck.nn.validate import number
 
@@ -92,10 +104,14 @@ __all__ = [
     "softmax",
     "softplus",
     "sqrt",
+    "squeeze",
     "stack",
+    "std",
     "sub",
     "sum",
     "tanh",
+    "unsqueeze",
+    "var",
     "where",
     "cat",
 ]
@@ -103,9 +119,7 @@ __all__ = [
 cat = concatenate
 
 
-def scaled_dot_product_attention(
-    q: Any, k: Any, v: Any, mask: Any = None, scale: float | None = None
-) -> Tensor:
+def scaled_dot_product_attention(q: Any, k: Any, v: Any, mask: Any = None, scale: float | None = None) -> Tensor:
     """Attention ``softmax(q @ k^T * scale + mask) @ v``, composed from primitive ops.
 
     Parameters
@@ -115,7 +129,9 @@ def scaled_dot_product_attention(
     v : Tensor, shape (..., S, dv)
     mask : array_like, broadcastable to (..., L, S), optional
         Boolean: True where a query may attend to a key (torch's convention); positions with
-        False get probability 0.  A float mask is added to the scores instead.
+        False get probability 0.  A float mask is added to the scores instead.  A query row with
+        every key masked (all False, or all -inf) attends to nothing: its output row is 0 and its
+        gradients are 0, as torch's.
     scale : float, optional
         Defaults to ``1 / sqrt(d)``.
 
@@ -139,4 +155,4 @@ def scaled_dot_product_attention(
             scores = where(m, scores, -np.inf)
         else:
             scores = scores + as_tensor(m.astype(scores.data.dtype, copy=False))
-    return matmul(softmax(scores, axis=-1), v)
+    return matmul(safe_softmax(scores, axis=-1), v)

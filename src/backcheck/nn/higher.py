@@ -50,8 +50,12 @@ def _matmul(ctx: Context, g: Tensor) -> tuple[Tensor | None, ...]:
 
 def _pow(ctx: Context, g: Tensor) -> tuple[Tensor | None, ...]:
     a, b = _parents(ctx)
-    ga = g * b * a ** (b - 1.0)
-    gb = g * (a**b) * a.log() if b.requires_grad else None
+    # 0 where Pow.backward (and torch) give 0: for b == 0 the exponent b - 1 becomes 0 (so 0 * a**0, not
+    # 0 * 0**-1), and for the exponent's gradient at a == 0, b >= 0 the log's argument becomes 1
+    b_zero = Tensor((b.data == 0).astype(g.dtype))
+    a_zero = Tensor(((a.data == 0) & (b.data >= 0)).astype(g.dtype))
+    ga = g * b * a ** (b - 1.0 + b_zero)
+    gb = g * (a**b) * (a + a_zero).log() if b.requires_grad else None
     return ga, gb
 
 
@@ -143,6 +147,12 @@ def grad(output: Tensor, inputs: Sequence[Tensor], grad_output: Any = None) -> l
         ctx = node._ctx
         if g is None or ctx is None:
             continue
+        if ctx.freed:
+            raise GraphError(
+                f"grad: the graph was freed by an earlier backward (the saved state of op '{ctx.op.name}' is "
+                "gone), so it cannot be walked again",
+                "pass retain_graph=True to that backward, or compute the output again before calling grad",
+            )
         rule = TENSOR_RULES.get(ctx.op)
         if rule is None:
             raise DoubleBackwardError(

@@ -14,7 +14,7 @@ import numpy as np
 
 import backcheck.nn.functional as F
 from backcheck.nn.errors import ArgumentError, ShapeError
-from backcheck.nn.module import Module, Parameter, init_rng
+from backcheck.nn.module import Module, Parameter, derived_rng, init_rng
 from backcheck.nn.ops.conv import pool_geometry
 from backcheck.nn.ops.norm import as_normalized_shape
 from backcheck.nn.tensor import Tensor
@@ -141,6 +141,7 @@ class Conv2d(Module):
 class _BatchNorm(Module):
     buffer_names = ("running_mean", "running_var", "num_batches_tracked")
     _ndims: tuple[int, ...] = ()
+    _layout = ""
 
     def __init__(
         self,
@@ -168,10 +169,7 @@ class _BatchNorm(Module):
         self.num_batches_tracked = np.zeros((), dtype=np.int64) if track else None
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.data.ndim not in self._ndims:
-            raise ShapeError(
-                f"{type(self).__name__}: expected an input with {self._ndims} dimensions, got shape {x.shape}"
-            )
+        self._check_input(x.data.shape)
         use_batch = self.training or self.running_mean is None
         update = self.training and self.running_mean is not None and not self._replaying
         if update and self.num_batches_tracked is not None:
@@ -187,6 +185,21 @@ class _BatchNorm(Module):
             eps=self.eps,
         )
 
+    def _check_input(self, shape: tuple[int, ...]) -> None:
+        """A ShapeError naming the layer unless ``shape`` is one of its layouts with ``num_features`` channels."""
+        me, c = f"{type(self).__name__}({self.num_features})", self.num_features
+        if len(shape) not in self._ndims:
+            raise ShapeError(
+                f"{me}: expected an input of shape {self._layout}, got shape {shape}",
+                "batch norm normalizes each channel (axis 1) over a batch: BatchNorm1d takes (N, C) or "
+                "(N, C, L), BatchNorm2d takes (N, C, H, W)",
+            )
+        if shape[1] != c:
+            raise ShapeError(
+                f"{me}: expects {c} channels (axis 1), got an input of shape {shape} with {shape[1]}",
+                "num_features must equal the channels of its input (the previous layer's out_features or out_channels)",
+            )
+
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
 
@@ -198,6 +211,7 @@ class BatchNorm1d(_BatchNorm):
     """
 
     _ndims = (2, 3)
+    _layout = "(N, C) or (N, C, L)"
 
 
 class BatchNorm2d(_BatchNorm):
@@ -207,6 +221,7 @@ class BatchNorm2d(_BatchNorm):
     """
 
     _ndims = (4,)
+    _layout = "(N, C, H, W)"
 
 
 class LayerNorm(Module):
@@ -237,17 +252,20 @@ class LayerNorm(Module):
 class Dropout(Module):
     """Inverted dropout with its own seeded generator; ``p`` (the probability of zeroing) in [0, 1).
 
-    The mask of the last training forward is kept in ``last_mask``; under :meth:`Module.replay` it
-    is reused, so the layer is a deterministic function of its input.  In eval mode the input is
-    returned unchanged.
+    The generator is ``np.random.default_rng(seed)`` when ``seed`` is given, else spawned from ``rng``
+    or, without one, from the generator :func:`~backcheck.nn.module.manual_seed` seeds (so after the
+    same ``manual_seed`` the masks are the same).  The mask of the last training forward is kept in
+    ``last_mask``; under :meth:`Module.replay` it is reused, so the layer is a deterministic function of
+    its input.  In eval mode the input is returned unchanged.
     """
 
-    def __init__(self, p: float = 0.5, seed: int | None = None) -> None:
+    def __init__(self, p: float = 0.5, seed: int | None = None, rng: np.random.Generator | None = None) -> None:
         super().__init__()
         self.p = probability("Dropout", "p", p, hint="p is the probability of zeroing an element; 0 disables dropout")
         if seed is not None:
-            integer("Dropout", "seed", seed, minimum=0)
-        self.rng = np.random.default_rng(seed)
+            self.rng = np.random.default_rng(integer("Dropout", "seed", seed, minimum=0))
+        else:
+            self.rng = derived_rng("Dropout", rng)
         self.last_mask: np.ndarray | None = None
 
     def forward(self, x: Tensor) -> Tensor:

@@ -16,7 +16,7 @@ from backcheck.nn.ops.elementwise import softplus
 from backcheck.nn.ops.nnfunc import check_reduction, class_labels, cross_entropy, mse_loss
 from backcheck.nn.ops.shape import getitem
 from backcheck.nn.tensor import Tensor, as_tensor
-from backcheck.nn.validate import float_array
+from backcheck.nn.validate import float_array, integer, number
 
 __all__ = [
     "cross_entropy",
@@ -64,9 +64,7 @@ def l1_loss(pred: Any, target: Any, reduction: str = "mean") -> Tensor:
     float_array("l1_loss", "input", pred.data)
     target = as_tensor(target, like=pred)
     if pred.data.shape != target.data.shape:
-        raise ShapeError(
-            f"l1_loss: input shape {pred.data.shape} differs from target shape {target.data.shape}"
-        )
+        raise ShapeError(f"l1_loss: input shape {pred.data.shape} differs from target shape {target.data.shape}")
     return _reduce(_abs(pred - target), reduction)
 
 
@@ -87,12 +85,14 @@ def binary_cross_entropy_with_logits(logits: Any, targets: Any, reduction: str =
 class CrossEntropyLoss(Module):
     """Module form of :func:`cross_entropy`: ``loss_fn(logits, labels)``."""
 
-    def __init__(self, reduction: str = "mean") -> None:
+    def __init__(self, reduction: str = "mean", ignore_index: int = -100, label_smoothing: float = 0.0) -> None:
         super().__init__()
         self.reduction = check_reduction("CrossEntropyLoss", reduction)
+        self.ignore_index = integer("CrossEntropyLoss", "ignore_index", ignore_index)
+        self.label_smoothing = number("CrossEntropyLoss", "label_smoothing", label_smoothing, 0.0, 1.0)
 
     def forward(self, logits: Tensor, labels: Any) -> Tensor:
-        return cross_entropy(logits, labels, self.reduction)
+        return cross_entropy(logits, labels, self.reduction, self.ignore_index, self.label_smoothing)
 
 
 class MSELoss(Module):

@@ -92,7 +92,8 @@ class MLP(Module):
     flatten : bool
         Flatten inputs of shape (N, ...) to (N, -1) first (so images can be fed directly).
     dtype, rng
-        Parameter dtype (float32 or float64) and initialization generator.
+        Parameter dtype (float32 or float64) and initialization generator (without one, the generator
+        :func:`~backcheck.nn.module.manual_seed` seeds); the Dropout layers' generators are spawned from it.
 
     Examples
     --------
@@ -121,7 +122,7 @@ class MLP(Module):
             if i < len(widths) - 2:
                 layers.append(make_activation())
                 if p:
-                    layers.append(Dropout(p, seed=i))
+                    layers.append(Dropout(p, rng=rng))  # from rng, else from manual_seed's generator
         self.sizes = widths
         self.layers = Sequential(*layers)
 

@@ -46,7 +46,7 @@ from backcheck.nn.errors import DTypeError, ShapeError, StateDictError
 from backcheck.nn.tensor import Tensor
 from backcheck.nn.validate import generator, integer
 
-__all__ = ["Parameter", "Module", "Capture", "manual_seed", "init_rng"]
+__all__ = ["Parameter", "Module", "Capture", "manual_seed", "init_rng", "derived_rng", "random_state_kept"]
 
 
 class _InitRNG:
@@ -62,7 +62,8 @@ _INIT = _InitRNG()
 
 
 def manual_seed(seed: int) -> None:
-    """Seed the generator used to initialize parameters when a layer gets no ``rng``.
+    """Seed the generator used to initialize parameters when a layer gets no ``rng``, and from which a
+    :class:`~backcheck.nn.layers.Dropout` made without ``seed`` or ``rng`` derives its own generator.
 
     Examples
     --------
@@ -75,6 +76,35 @@ def init_rng(owner: str, rng: Any) -> np.random.Generator:
     """``rng`` if it is a Generator, else (None) the generator seeded by :func:`manual_seed`."""
     given = generator(owner, "rng", rng)
     return _INIT.rng if given is None else given
+
+
+def derived_rng(owner: str, rng: Any) -> np.random.Generator:
+    """A new generator spawned from ``rng`` (None: the one :func:`manual_seed` seeds), for a layer that draws
+    random numbers while training (Dropout's masks).
+
+    Spawning leaves the parent's stream where it was, so adding such a layer to a model does not change
+    how the other layers are initialized; after the same :func:`manual_seed`, the n-th layer made gets
+    the same generator.
+    """
+    given = generator(owner, "rng", rng)
+    return (_INIT.rng if given is None else given).spawn(1)[0]
+
+
+@contextlib.contextmanager
+def random_state_kept(module: Module) -> Iterator[None]:
+    """Run the block, then put back the state of every generator held by ``module`` or its submodules
+    (Dropout's) and the masks they last drew: an extra forward pass (a gradient check) then leaves
+    training exactly as it would have been without it."""
+    mods = list(module.modules())
+    states = [(g, g.bit_generator.state) for m in mods for g in vars(m).values() if isinstance(g, np.random.Generator)]
+    masks = [(m, m.__dict__["last_mask"]) for m in mods if "last_mask" in m.__dict__]
+    try:
+        yield
+    finally:
+        for g, state in states:
+            g.bit_generator.state = state
+        for m, mask in masks:
+            m.last_mask = mask
 
 
 class Parameter(Tensor):
@@ -299,8 +329,7 @@ class Module:
         unexpected = [k for k in state if k not in targets]
         if strict and (missing or unexpected):
             raise StateDictError(
-                f"load_state_dict: missing keys {missing}, unexpected keys {unexpected} "
-                f"for {type(self).__name__}",
+                f"load_state_dict: missing keys {missing}, unexpected keys {unexpected} for {type(self).__name__}",
                 "the state dict comes from another architecture; pass strict=False to load the common keys",
             )
         for name, dest in targets.items():
@@ -309,8 +338,7 @@ class Module:
             src = np.asarray(state[name].data if isinstance(state[name], Tensor) else state[name])
             if src.shape != dest.shape:
                 raise StateDictError(
-                    f"load_state_dict: {name} has shape {src.shape} in the state dict "
-                    f"but {dest.shape} in the module"
+                    f"load_state_dict: {name} has shape {src.shape} in the state dict but {dest.shape} in the module"
                 )
             np.copyto(dest, src, casting="unsafe")
         for p in self.parameters():
@@ -429,9 +457,7 @@ class Module:
             out = self(*tensors)
             if out.requires_grad:
                 out.backward(np.asarray(grad_output, dtype=out.data.dtype))
-            pgrads = {
-                n: (p.grad.copy() if p.grad is not None else np.zeros_like(p.data)) for n, p in named.items()
-            }
+            pgrads = {n: (p.grad.copy() if p.grad is not None else np.zeros_like(p.data)) for n, p in named.items()}
         igrads = [
             (t.grad if t.grad is not None else np.zeros_like(t.data))
             if isinstance(t, Tensor) and t.requires_grad

@@ -8,12 +8,12 @@ and parameters are never reallocated.  Gradients (``param.grad``) are only read.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
 
-from backcheck.nn.errors import ArgumentError, DTypeError
+from backcheck.nn.errors import ArgumentError, DTypeError, ShapeError
 from backcheck.nn.tensor import Tensor
 from backcheck.nn.validate import flag, number
 
@@ -66,6 +66,22 @@ class Optimizer:
         for p in self.params:
             p.grad = None
 
+    def _with_grads(self) -> Iterator[tuple[Tensor, dict[str, Any], np.ndarray]]:
+        """``(param, state, grad)`` for each parameter with a gradient, the gradient as an array (a numpy
+        scalar from a 0-d graph becomes a 0-d array) of the parameter's shape, or a ShapeError."""
+        for i, (p, state) in enumerate(zip(self.params, self.state, strict=True)):
+            if p.grad is None:
+                continue
+            g = np.asarray(p.grad)
+            if g.shape != np.shape(p.data):
+                raise ShapeError(
+                    f"{type(self).__name__}.step: params[{i}].grad has shape {g.shape} but the parameter has "
+                    f"shape {np.shape(p.data)}",
+                    "a gradient must have its parameter's shape: let backward() set .grad, or assign an array "
+                    "of that shape",
+                )
+            yield p, state, g
+
     def step(self) -> None:  # pragma: no cover - abstract
         """Update every parameter that has a gradient."""
         raise NotImplementedError
@@ -115,10 +131,7 @@ class SGD(Optimizer):
 
     def step(self) -> None:
         lr, mom, wd = self.lr, self.momentum, self.weight_decay
-        for p, state in zip(self.params, self.state, strict=True):
-            g = p.grad
-            if g is None:
-                continue
+        for p, state, g in self._with_grads():
             if wd:
                 g = g + wd * p.data
             if mom:
@@ -180,10 +193,7 @@ class Adam(Optimizer):
 
     def step(self) -> None:
         lr, (b1, b2), eps, wd = self.lr, self.betas, self.eps, self.weight_decay
-        for p, state in zip(self.params, self.state, strict=True):
-            g = p.grad
-            if g is None:
-                continue
+        for p, state, g in self._with_grads():
             if not state:
                 state["step"] = 0
                 state["exp_avg"] = np.zeros_like(p.data)
@@ -199,7 +209,7 @@ class Adam(Optimizer):
                 else:
                     g = g + wd * p.data
             # m.lerp_(g, 1 - b1), with torch's formula for a weight below 0.5
-            tmp = np.subtract(g, m)
+            tmp = np.subtract(g, m, out=np.empty_like(m))  # an array even for a 0-d parameter
             tmp *= 1 - b1
             m += tmp
             np.multiply(g, g, out=tmp)

@@ -10,6 +10,7 @@ backward, and stores ``(step, result)`` in ``History.checks``.  A check function
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -19,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from backcheck.nn.data import Digits, batches
-from backcheck.nn.errors import ArgumentError, ShapeError
+from backcheck.nn.errors import ArgumentError, NonFiniteLossError, ShapeError
 from backcheck.nn.losses import cross_entropy
-from backcheck.nn.module import Module
+from backcheck.nn.module import Module, random_state_kept
 from backcheck.nn.optim import Adam, Optimizer
 from backcheck.nn.perf import tune_malloc
 from backcheck.nn.tensor import Tensor, no_grad
@@ -328,6 +329,32 @@ def _blame_check(loss_fn: Callable[[Tensor, np.ndarray], Tensor]) -> CheckFn:
     return check_layers
 
 
+def _non_finite(
+    value: float, xb: np.ndarray, epoch: tuple[int, int], batch: tuple[int, int], step: int
+) -> NonFiniteLossError:
+    """The error for a NaN or infinite loss, saying where it appeared and whether the batch itself is to blame."""
+    bad = int(np.size(xb) - np.count_nonzero(np.isfinite(xb))) if np.asarray(xb).dtype.kind == "f" else 0
+    cause = (
+        f"this batch's inputs hold {bad} NaN or infinite values"
+        if bad
+        else "this batch's inputs are finite, so the model's outputs or the loss overflowed"
+    )
+    hint = (
+        "clean the data (np.isfinite(X).all() must be True)"
+        if bad
+        else "lower the learning rate, clip gradients with nn.clip_grad_norm_, or check the loss function"
+    )
+    return NonFiniteLossError(
+        f"fit: the training loss is {value} at step {step} (epoch {epoch[0] + 1}/{epoch[1]}, batch "
+        f"{batch[0] + 1}/{batch[1]}); {cause}. Training stopped before this step's update",
+        hint,
+        loss=value,
+        epoch=epoch[0],
+        batch=batch[0],
+        step=step,
+    )
+
+
 def _fit(
     model: Module,
     data: tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None],
@@ -350,19 +377,22 @@ def _fit(
             if plan.lr_schedule is not None:
                 opt.lr = number("fit", f"lr_schedule({epoch})", plan.lr_schedule(epoch), low=0.0)
             total_loss, correct, seen = 0.0, 0, 0
-            for xb, yb in batches(X, y, plan.batch_size, shuffle=True, rng=rng):
+            for batch, (xb, yb) in enumerate(batches(X, y, plan.batch_size, shuffle=True, rng=rng)):
                 if plan.augment is not None:
                     xb = plan.augment(xb, rng)
                 if check_fn is not None and period is not None and (step == 0 if period == 0 else step % period == 0):
                     model.train()
-                    hist.checks.append((step, check_fn(model, xb, yb)))
+                    with random_state_kept(model):  # a check's forward must not change the training run
+                        hist.checks.append((step, check_fn(model, xb, yb)))
                     model.train()  # whatever the check did, the step itself trains
                 opt.zero_grad()
                 logits = model(Tensor(xb))
                 loss = plan.loss_fn(logits, yb)
+                value = float(loss.data)
+                if not math.isfinite(value):
+                    raise _non_finite(value, xb, (epoch, epochs), (batch, steps_per_epoch), step)
                 loss.backward()
                 opt.step()
-                value = float(loss.data)
                 total_loss += value * len(xb)
                 correct += int((logits.data.argmax(axis=1) == yb).sum())
                 seen += len(xb)

@@ -157,9 +157,7 @@ class Conv2d(Function):
                 q = (kh - 1 - p[0], kw - 1 - p[1])
                 gp = _pad_nhwc(g2.reshape(n, ho, wo, f), q, 0.0)
                 gcols = im2col(gp, (kh, kw), (1, 1), (h, wd)).reshape(n * h * wd, kh * kw * f)
-                wflip = (
-                    wmat.reshape(f, kh, kw, c)[:, ::-1, ::-1, :].transpose(1, 2, 0, 3).reshape(kh * kw * f, c)
-                )
+                wflip = wmat.reshape(f, kh, kw, c)[:, ::-1, ::-1, :].transpose(1, 2, 0, 3).reshape(kh * kw * f, c)
                 gx = (gcols @ wflip).reshape(n, h, wd, c).transpose(0, 3, 1, 2)
             else:
                 dcols = (g2 @ wmat).reshape(n, ho, wo, kh, kw, c)
@@ -172,7 +170,8 @@ class Conv2d(Function):
 
 
 class MaxPool2d(Function):
-    """Max over windows; the gradient goes to the first maximum of each window (as torch)."""
+    """Max over windows; the gradient goes to the first maximum of each window that is an input element,
+    not padding (as torch)."""
 
     name = "max_pool2d"
 
@@ -207,9 +206,12 @@ class MaxPool2d(Function):
         g = np.ascontiguousarray(grad.transpose(0, 2, 3, 1))
         dxp = np.zeros(xp.shape, dtype=grad.dtype)
         free = np.ones(out.shape, dtype=bool)  # windows whose maximum has not been routed yet
+        # padding cells never take the gradient, even when a window's maximum is -inf like them
+        inside = _pad_nhwc(np.ones((1, h, w, 1), dtype=bool), p, False)
         for i in range(k[0]):
             for j in range(k[1]):
                 hit = _window(xp, i, j, s, hw) == out
+                hit &= _window(inside, i, j, s, hw)
                 hit &= free
                 free ^= hit
                 _window(dxp, i, j, s, hw)[...] += g * hit

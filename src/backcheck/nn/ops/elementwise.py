@@ -47,9 +47,7 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _GELU_C = 0.044715
 
 
-def _broadcast(
-    op: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray], a: np.ndarray, b: np.ndarray
-) -> np.ndarray:
+def _broadcast(op: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray], a: np.ndarray, b: np.ndarray) -> np.ndarray:
     try:
         return fn(a, b)
     except ValueError as exc:
@@ -144,7 +142,7 @@ class Neg(Function):
 
 
 class Pow(Function):
-    """``a ** b``; the gradient w.r.t. ``b`` is ``out * log(a)`` (needs ``a > 0``)."""
+    """``a ** b``; the gradient w.r.t. ``b`` is ``out * log(a)`` (needs ``a > 0``; 0 at ``a = 0``, ``b >= 0``)."""
 
     name = "pow"
 
@@ -158,8 +156,9 @@ class Pow(Function):
     def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
         a, b = ctx.a, ctx.b
         need_a, need_b = ctx.needs_input_grad
-        ga = grad * b * np.power(a, b - 1) if need_a else None
-        gb = grad * ctx.out * np.log(a) if need_b else None
+        # as torch: d(a**0)/da is 0 even at a = 0 (not 0 * 0**-1), and d(a**b)/db is 0 at a = 0, b >= 0
+        ga = np.where(b == 0, 0, grad * b * np.power(a, b - 1)) if need_a else None
+        gb = np.where((a == 0) & (b >= 0), 0, grad * ctx.out * np.log(a)) if need_b else None
         return ga, gb
 
 
@@ -223,7 +222,8 @@ class Exp(Function):
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
-        ctx.out = np.exp(x)
+        with np.errstate(over="ignore"):  # exp above the float maximum is inf, as torch (no warning)
+            ctx.out = np.exp(x)
         return ctx.out
 
     @staticmethod
@@ -237,7 +237,8 @@ class Log(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
         ctx.x = x
-        return np.log(x)
+        with np.errstate(divide="ignore"):  # log(0) is -inf, as torch; log of a negative still warns
+            return np.log(x)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
@@ -286,17 +287,23 @@ class Tanh(Function):
         return (grad * (1 - out * out),)
 
 
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """The logistic sigmoid to full relative precision on both sides, without overflow.
+
+    ``1 / (1 + e)`` for ``x >= 0`` and ``e / (1 + e)`` for ``x < 0``, with ``e = exp(-|x|)`` in ``(0, 1]``:
+    nothing cancels, so sigmoid(-20) in float32 is 2.06e-9 (as torch), not 0.
+    """
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1, e) / (1 + e)
+
+
 class Sigmoid(Function):
     name = "sigmoid"
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
-        # 0.5 * (1 + tanh(x / 2)) is exact and never overflows
-        out = np.tanh(x * 0.5)
-        out += 1
-        out *= 0.5
-        ctx.out = out
-        return out
+        ctx.out = _sigmoid(x)
+        return ctx.out
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
@@ -398,7 +405,7 @@ class Softplus(Function):
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
-        sig = 0.5 * (1 + np.tanh(0.5 * ctx.bx))
+        sig = _sigmoid(ctx.bx)
         return (np.where(ctx.linear, grad, grad * sig),)
 
 
@@ -434,9 +441,7 @@ class Where(Function):
         try:
             return np.where(cond, a, b)
         except ValueError:
-            raise ShapeError(
-                f"where: cannot broadcast shapes {cond.shape} (cond), {a.shape} and {b.shape}"
-            ) from None
+            raise ShapeError(f"where: cannot broadcast shapes {cond.shape} (cond), {a.shape} and {b.shape}") from None
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:

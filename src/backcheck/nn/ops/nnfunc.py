@@ -15,11 +15,13 @@ import numpy as np
 
 from backcheck.nn.autograd import Context
 from backcheck.nn.errors import DTypeError, IndexRangeError, LabelError, ShapeError
+from backcheck.nn.ops.reduce import kept_max
 from backcheck.nn.tensor import Function, Tensor, as_tensor
-from backcheck.nn.validate import choice, flag, float_array, generator, integer, probability
+from backcheck.nn.validate import choice, flag, float_array, generator, integer, number, probability
 
 __all__ = [
     "softmax",
+    "safe_softmax",
     "log_softmax",
     "cross_entropy",
     "mse_loss",
@@ -45,6 +47,11 @@ def class_labels(op: str, labels: np.ndarray, classes: int | None) -> None:
         )
     if classes is None or not labels.size:
         return
+    if classes == 0:
+        raise ShapeError(
+            f"{op}: the scores have 0 classes (size 0 along the class axis), so no label can be valid",
+            "the scores need one column per class; check the out_features of the last layer",
+        )
     lo, hi = labels.min(), labels.max()
     if lo < 0 or hi >= classes:
         bad = int(lo) if lo < 0 else int(hi)
@@ -70,11 +77,14 @@ class Softmax(Function):
     name = "softmax"
 
     @staticmethod
-    def forward(ctx: Context, x: np.ndarray, *, axis: int) -> np.ndarray:
+    def forward(ctx: Context, x: np.ndarray, *, axis: int, safe: bool = False) -> np.ndarray:
         # x - max(x) <= 0; where it overflows to -inf (|x| near the float maximum) exp gives the exact 0
-        with np.errstate(over="ignore"):
-            e = np.exp(x - x.max(axis=axis, keepdims=True))
-        e /= e.sum(axis=axis, keepdims=True)
+        with np.errstate(over="ignore", invalid="ignore"):
+            e = np.exp(x - kept_max(x, (axis,)))
+            total = e.sum(axis=axis, keepdims=True)
+            # the sum is >= 1 except over a slice of all -inf: 0/0 is NaN there (as torch's softmax),
+            # and 0 for the safe softmax of attention (as torch's scaled_dot_product_attention)
+            e /= np.where(total == 0, 1, total) if safe else total
         ctx.out, ctx.axis = e, axis
         return e
 
@@ -89,9 +99,10 @@ class LogSoftmax(Function):
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, *, axis: int) -> np.ndarray:
-        with np.errstate(over="ignore"):  # as in Softmax; a log-probability below -max float is -inf
-            z = x - x.max(axis=axis, keepdims=True)
-        z -= np.log(np.exp(z).sum(axis=axis, keepdims=True))
+        # as in Softmax; a log-probability below -max float is -inf, a slice of all -inf is NaN (as torch)
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            z = x - kept_max(x, (axis,))
+            z -= np.log(np.exp(z).sum(axis=axis, keepdims=True))
         ctx.out, ctx.axis = z, axis
         return z
 
@@ -113,6 +124,21 @@ def softmax(x: Any, axis: int = -1) -> Tensor:
     return Softmax.apply(x, axis=_axis("softmax", axis, x.data.ndim))
 
 
+def safe_softmax(x: Any, axis: int = -1) -> Tensor:
+    """:func:`softmax`, except that a slice of all -inf (a fully masked attention row) gives 0, not NaN,
+    and so a zero gradient (torch's safe softmax inside ``scaled_dot_product_attention``).
+
+    Examples
+    --------
+    >>> safe_softmax(Tensor([[0.0, 0.0], [-np.inf, -np.inf]])).data
+    array([[0.5, 0.5],
+           [0. , 0. ]], dtype=float32)
+    """
+    x = as_tensor(x)
+    float_array("safe_softmax", "input", x.data)
+    return Softmax.apply(x, axis=_axis("safe_softmax", axis, x.data.ndim), safe=True)
+
+
 def log_softmax(x: Any, axis: int = -1) -> Tensor:
     """``x - logsumexp(x, axis)``, computed stably.  Same shape as ``x``."""
     x = as_tensor(x)
@@ -121,37 +147,26 @@ def log_softmax(x: Any, axis: int = -1) -> Tensor:
 
 
 class SoftmaxCrossEntropy(Function):
-    """Fused ``-log softmax(logits)[label]``; backward ``(softmax - onehot) * grad``."""
+    """Fused ``-log softmax(logits)[label]``, with torch's ``ignore_index`` and ``label_smoothing``; backward
+    ``(softmax - target) * grad`` where the target is the (smoothed) one-hot row, 0 on ignored rows."""
 
     name = "cross_entropy"
 
     @staticmethod
-    def forward(ctx: Context, logits: np.ndarray, labels: np.ndarray, *, reduction: str) -> np.ndarray:
-        if logits.ndim != 2:
-            raise ShapeError(
-                f"cross_entropy: logits must have shape (N, C), got {logits.shape}",
-                "one row of class scores per sample; flatten extra axes first",
-            )
-        n, c = logits.shape
-        if labels.shape != (n,):
-            raise ShapeError(
-                f"cross_entropy: labels of shape {labels.shape} do not match logits of shape {logits.shape}",
-                "one integer label per row of logits, shape (N,)",
-            )
-        class_labels("cross_entropy", labels, c)
+    def forward(
+        ctx: Context, logits: np.ndarray, labels: np.ndarray, *, reduction: str, ignore_index: int, smoothing: float
+    ) -> np.ndarray:
+        _ce_shapes(logits, labels)
+        keep = labels != ignore_index
+        safe = np.where(keep, labels, 0)  # ignored rows pick class 0, then count for nothing
+        class_labels("cross_entropy", safe, logits.shape[1])
         float_array("cross_entropy", "logits", logits)
-        rows = np.arange(n)
-        # as in Softmax: x - max(x) overflows to -inf only where exp gives the exact 0; a loss above the
-        # float maximum is inf
-        with np.errstate(over="ignore"):
-            z = logits - logits.max(axis=1, keepdims=True)
-            e = np.exp(z)
-            s = e.sum(axis=1, keepdims=True)
-            losses = np.log(s[:, 0]) - z[rows, labels]
-        e /= s
-        ctx.probs, ctx.labels, ctx.reduction = e, labels, reduction
-        if reduction == "mean":
-            return np.asarray(losses.mean(), dtype=logits.dtype)
+        probs, losses = _ce_rows(logits, safe, smoothing)
+        losses = np.where(keep, losses, 0).astype(logits.dtype, copy=False)
+        ctx.probs, ctx.labels, ctx.keep, ctx.smoothing = probs, safe, keep, smoothing
+        ctx.reduction, ctx.count = reduction, int(keep.sum())
+        if reduction == "mean":  # over the rows not ignored; NaN when there are none (as torch), quietly
+            return np.asarray(losses.sum() / ctx.count if ctx.count else np.nan, dtype=logits.dtype)
         if reduction == "sum":
             return np.asarray(losses.sum(), dtype=logits.dtype)
         return losses
@@ -159,10 +174,14 @@ class SoftmaxCrossEntropy(Function):
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
         d = ctx.probs.copy()
-        n = d.shape[0]
-        d[np.arange(n), ctx.labels] -= 1
+        n, c = d.shape
+        eps = ctx.smoothing
+        d[np.arange(n), ctx.labels] -= 1 - eps
+        if eps:
+            d -= eps / c
+        d *= ctx.keep[:, None]
         if ctx.reduction == "mean":
-            d *= grad / max(n, 1)
+            d *= grad / max(ctx.count, 1)
         elif ctx.reduction == "sum":
             d *= grad
         else:
@@ -170,36 +189,81 @@ class SoftmaxCrossEntropy(Function):
         return d, None
 
 
-def cross_entropy(logits: Any, labels: Any, reduction: str = "mean") -> Tensor:
-    """Softmax cross-entropy with integer class labels (one fused op).
+def _ce_shapes(logits: np.ndarray, labels: np.ndarray) -> None:
+    if logits.ndim != 2:
+        raise ShapeError(
+            f"cross_entropy: logits must have shape (N, C), got {logits.shape}",
+            "one row of class scores per sample; flatten extra axes first",
+        )
+    if labels.shape != (logits.shape[0],):
+        raise ShapeError(
+            f"cross_entropy: labels of shape {labels.shape} do not match logits of shape {logits.shape}",
+            "one integer label per row of logits, shape (N,)",
+        )
+
+
+def _ce_rows(logits: np.ndarray, labels: np.ndarray, smoothing: float) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax probabilities and per-row losses ``(1 - eps) * nll + eps * mean_c(-log p_c)``."""
+    rows = np.arange(logits.shape[0])
+    # as in Softmax: x - max(x) overflows to -inf only where exp gives the exact 0; a loss above the
+    # float maximum is inf; a row of all -inf logits gives NaN (as torch)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        z = logits - kept_max(logits, (1,))
+        e = np.exp(z)
+        s = e.sum(axis=1, keepdims=True)
+        log_s = np.log(s[:, 0])
+        losses = log_s - z[rows, labels]
+        if smoothing:
+            losses = (1 - smoothing) * losses + smoothing * (log_s - z.mean(axis=1))
+        e /= s
+    return e, losses
+
+
+def cross_entropy(
+    logits: Any, labels: Any, reduction: str = "mean", ignore_index: int = -100, label_smoothing: float = 0.0
+) -> Tensor:
+    """Softmax cross-entropy with integer class labels (one fused op), as ``torch.nn.functional.cross_entropy``.
 
     Parameters
     ----------
     logits : Tensor, shape (N, C)
         Unnormalized scores.
     labels : array_like of int, shape (N,)
-        Class indices in ``[0, C)``.
+        Class indices in ``[0, C)``, or ``ignore_index``.
     reduction : {'mean', 'sum', 'none'}
+        'mean' averages over the rows that are not ignored.
+    ignore_index : int
+        Rows with this label add nothing to the loss or the gradient (-100, as torch).
+    label_smoothing : float in [0, 1]
+        The target puts ``1 - label_smoothing + label_smoothing / C`` on the label and
+        ``label_smoothing / C`` on every other class.
 
     Returns
     -------
     Tensor
-        Shape () for 'mean' and 'sum', (N,) for 'none'.
+        Shape () for 'mean' and 'sum', (N,) for 'none' (0 on ignored rows).
 
     Raises
     ------
     LabelError
-        If a label is outside ``[0, C)`` (the message names the label and ``C``) or not an integer.
+        If a label is outside ``[0, C)`` and not ``ignore_index`` (the message names the label and ``C``),
+        or not an integer.
 
     Examples
     --------
     >>> round(cross_entropy(Tensor(np.zeros((2, 4))), np.array([0, 3])).item(), 4)
     1.3863
+    >>> round(cross_entropy(Tensor([[2.0, 0.0], [0.0, 9.0]]), np.array([0, -100])).item(), 4)
+    0.1269
     """
     check_reduction("cross_entropy", reduction)
+    ignore_index = integer("cross_entropy", "ignore_index", ignore_index)
+    smoothing = number("cross_entropy", "label_smoothing", label_smoothing, 0.0, 1.0)
     labels_arr = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
     class_labels("cross_entropy", labels_arr, None)  # the dtype before the array becomes a tensor
-    return SoftmaxCrossEntropy.apply(as_tensor(logits), Tensor(labels_arr), reduction=reduction)
+    return SoftmaxCrossEntropy.apply(
+        as_tensor(logits), Tensor(labels_arr), reduction=reduction, ignore_index=ignore_index, smoothing=smoothing
+    )
 
 
 class MSE(Function):
@@ -248,6 +312,7 @@ def mse_loss(pred: Any, target: Any, reduction: str = "mean") -> Tensor:
     float_array("mse_loss", "input", pred.data)
     return MSE.apply(pred, as_tensor(target, like=pred), reduction=reduction)
 
+
 # ---------------------------------------------------------------------- dropout and embedding
 class Dropout(Function):
     """Multiply by a fixed mask (zeros and ``1 / (1 - p)``), kept on the node as ``ctx.mask``."""
@@ -266,9 +331,7 @@ class Dropout(Function):
         return (grad * ctx.mask,)
 
 
-def dropout_mask(
-    shape: Sequence[int], p: float, rng: np.random.Generator, dtype: Any = np.float32
-) -> np.ndarray:
+def dropout_mask(shape: Sequence[int], p: float, rng: np.random.Generator, dtype: Any = np.float32) -> np.ndarray:
     """A dropout mask: 0 with probability ``p``, else ``1 / (1 - p)`` (inverted dropout).
 
     Examples
@@ -320,9 +383,7 @@ def dropout(
     if not flag("dropout", "training", training) or (p == 0.0 and mask is None):
         return x
     if mask is None:
-        mask = dropout_mask(
-            x.data.shape, p, rng if rng is not None else np.random.default_rng(), x.data.dtype
-        )
+        mask = dropout_mask(x.data.shape, p, rng if rng is not None else np.random.default_rng(), x.data.dtype)
     return Dropout.apply(x, mask=mask)
 
 
@@ -368,14 +429,10 @@ def embedding(indices: Any, weight: Any) -> Tensor:
     idx = indices.data if isinstance(indices, Tensor) else np.asarray(indices)
     weight = as_tensor(weight)
     if idx.dtype.kind not in "iu":
-        raise DTypeError(
-            f"embedding: indices must be integers, got dtype {idx.dtype}", "e.g. indices.astype(np.int64)"
-        )
+        raise DTypeError(f"embedding: indices must be integers, got dtype {idx.dtype}", "e.g. indices.astype(np.int64)")
     float_array("embedding", "weight", weight.data)
     if weight.data.ndim != 2:
-        raise ShapeError(
-            f"embedding: weight must be 2-D (num_embeddings, dim), got shape {weight.data.shape}"
-        )
+        raise ShapeError(f"embedding: weight must be 2-D (num_embeddings, dim), got shape {weight.data.shape}")
     num = weight.data.shape[0]
     if idx.size and (idx.min() < 0 or idx.max() >= num):
         bad = int(idx.min()) if idx.min() < 0 else int(idx.max())

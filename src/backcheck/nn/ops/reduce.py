@@ -13,18 +13,38 @@ from typing import Any
 import numpy as np
 
 from backcheck.nn.autograd import Context
-from backcheck.nn.errors import ShapeError
+from backcheck.nn.errors import ArgumentError, ShapeError
 from backcheck.nn.tensor import Function, Tensor, as_tensor
 
-__all__ = ["sum", "mean", "max", "min", "logsumexp"]
+__all__ = ["sum", "mean", "max", "min", "logsumexp", "var", "std", "kept_max"]
 
 Axis = int | Sequence[int] | None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
+def _axis_tuple(op: str, axis: Any) -> tuple[int, ...]:
+    """``axis`` as a tuple of ints, or an ArgumentError naming the op and the value given."""
+    if _is_int(axis):
+        return (int(axis),)
+    if isinstance(axis, tuple | list) and all(_is_int(ax) for ax in axis):
+        return tuple(int(ax) for ax in axis)
+    allowed = "an int, a tuple of ints or None"
+    raise ArgumentError(
+        f"{op}: axis must be {allowed}, got {axis!r}",
+        "e.g. axis=1, axis=-1 or axis=(0, 2); float axes such as 1.0 are not accepted",
+        argument="axis",
+        allowed=allowed,
+        value=axis,
+    )
 
 
 def _norm_axis(op: str, axis: Axis, ndim: int) -> tuple[int, ...]:
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int | np.integer) else tuple(axis)
+    axes = _axis_tuple(op, axis)
     out = []
     for ax in axes:
         if not -ndim <= ax < builtins.max(ndim, 1):
@@ -33,6 +53,15 @@ def _norm_axis(op: str, axis: Axis, ndim: int) -> tuple[int, ...]:
     if len(set(out)) != len(out):
         raise ShapeError(f"{op}: repeated axis in {axes}")
     return tuple(sorted(out))
+
+
+def kept_max(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """The maximum over ``axes`` with the axes kept, as a shift before ``exp``: 0 for slices that are
+    empty or all -inf (their exp is 0 whatever the shift), so no ``-inf - -inf`` appears."""
+    if any(x.shape[ax] == 0 for ax in axes):
+        return np.zeros([1 if i in axes else n for i, n in enumerate(x.shape)], dtype=x.dtype)
+    m = x.max(axis=axes, keepdims=True)
+    return np.where(m == -np.inf, 0, m)
 
 
 def _expand(grad: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
@@ -85,15 +114,15 @@ class _Extreme(Function):
 
     @classmethod
     def _forward(cls, ctx: Context, x: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
-        if x.size == 0:
-            raise ShapeError(f"{cls.name}: cannot reduce an empty array of shape {x.shape}")
+        empty = [ax for ax in axes if x.shape[ax] == 0] if x.ndim else []
+        if empty:  # as torch: other axes may be empty (the result is then empty), a reduced one may not
+            raise ShapeError(
+                f"{cls.name}: cannot reduce over axis {empty[0]} of length 0 (input shape {x.shape})",
+                "an empty slice has no extreme value; reduce over non-empty axes only",
+            )
         kept = cls.reducer(x, axis=axes, keepdims=True)
         ctx.x, ctx.kept, ctx.axes, ctx.keepdims = x, kept, axes, keepdims
-        return (
-            kept
-            if keepdims
-            else np.asarray(kept.reshape([s for i, s in enumerate(x.shape) if i not in axes]))
-        )
+        return kept if keepdims else np.asarray(kept.reshape([s for i, s in enumerate(x.shape) if i not in axes]))
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
@@ -128,15 +157,14 @@ class LogSumExp(Function):
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, *, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
-        m = x.max(axis=axes, keepdims=True)
+        m = kept_max(x, axes)
         m = np.where(np.isfinite(m), m, 0)
-        # x - m <= 0; it overflows to -inf only where exp gives the exact 0
-        with np.errstate(over="ignore"):
+        # x - m <= 0; it overflows to -inf only where exp gives the exact 0, and the log of an empty or
+        # all -inf slice's sum 0 is the intended -inf (as torch)
+        with np.errstate(over="ignore", divide="ignore"):
             out = np.log(np.exp(x - m).sum(axis=axes, keepdims=True)) + m
         ctx.x, ctx.out, ctx.axes, ctx.keepdims = x, out, axes, keepdims
-        return (
-            out if keepdims else np.asarray(out.reshape([s for i, s in enumerate(x.shape) if i not in axes]))
-        )
+        return out if keepdims else np.asarray(out.reshape([s for i, s in enumerate(x.shape) if i not in axes]))
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
@@ -196,3 +224,53 @@ def logsumexp(x: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """
     x = as_tensor(x)
     return LogSumExp.apply(x, axes=_norm_axis("logsumexp", axis, x.data.ndim), keepdims=keepdims)
+
+
+def var(x: Any, axis: Axis = None, correction: int = 1, keepdims: bool = False) -> Tensor:
+    """Variance over ``axis``: the sum of squared deviations from the mean divided by ``n - correction``
+    (``correction=1``, the unbiased estimate, is torch's default; 0 gives the population variance).
+
+    Composed from engine ops, so its gradient is theirs. With ``n - correction <= 0`` the result is NaN
+    (or inf), as torch.
+
+    Examples
+    --------
+    >>> var(Tensor([1.0, 2.0, 3.0, 4.0], dtype="float64")).item(), var(Tensor([1.0, 3.0]), correction=0).item()
+    (1.6666666666666667, 1.0)
+    """
+    x = as_tensor(x)
+    axes = _norm_axis("var", axis, x.data.ndim)
+    correction = _correction("var", correction)
+    count = 1
+    for ax in axes:
+        count *= x.data.shape[ax]
+    dev = x - mean(x, axes, keepdims=True)
+    total = sum(dev * dev, axes, keepdims=keepdims)
+    dof = count - correction
+    if dof > 0:
+        return total / float(dof)
+    with np.errstate(invalid="ignore"):  # no degrees of freedom: 0 * inf is NaN, as torch's 0/0
+        return total * np.inf
+
+
+def std(x: Any, axis: Axis = None, correction: int = 1, keepdims: bool = False) -> Tensor:
+    """Standard deviation ``sqrt(var(x, axis, correction))``; see :func:`var` (torch's unbiased default).
+
+    Examples
+    --------
+    >>> std(Tensor([1.0, 3.0], dtype="float64")).item()
+    1.4142135623730951
+    """
+    return var(x, axis, correction, keepdims).sqrt()
+
+
+def _correction(op: str, correction: Any) -> int:
+    if not _is_int(correction) or correction < 0:
+        raise ArgumentError(
+            f"{op}: correction must be an integer >= 0, got {correction!r}",
+            "1 divides by n - 1 (the unbiased estimate, torch's default), 0 by n",
+            argument="correction",
+            allowed="an integer >= 0",
+            value=correction,
+        )
+    return int(correction)

@@ -12,7 +12,18 @@ from backcheck.nn.errors import ShapeError
 from backcheck.nn.tensor import Function, Tensor, as_tensor
 from backcheck.nn.validate import integer
 
-__all__ = ["reshape", "permute", "getitem", "concatenate", "stack", "pad", "broadcast_to", "flatten"]
+__all__ = [
+    "reshape",
+    "permute",
+    "getitem",
+    "concatenate",
+    "stack",
+    "pad",
+    "broadcast_to",
+    "flatten",
+    "squeeze",
+    "unsqueeze",
+]
 
 
 class Reshape(Function):
@@ -24,9 +35,7 @@ class Reshape(Function):
         try:
             return x.reshape(shape)
         except ValueError:
-            raise ShapeError(
-                f"reshape: cannot reshape an array of shape {x.shape} into shape {shape}"
-            ) from None
+            raise ShapeError(f"reshape: cannot reshape an array of shape {x.shape} into shape {shape}") from None
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
@@ -38,22 +47,32 @@ class Permute(Function):
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, *, axes: tuple[int, ...]) -> np.ndarray:
-        if sorted(a % max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
-            raise ShapeError(f"permute: axes {axes} are not a permutation of the axes of shape {x.shape}")
-        ctx.axes = axes
-        return x.transpose(axes)
+        # negative axes count from the end; stored non-negative so argsort inverts the permutation
+        ctx.axes = _normalised_axes(axes, x.shape)
+        return x.transpose(ctx.axes)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
         return (grad.transpose(np.argsort(ctx.axes)),)
 
 
+def _normalised_axes(axes: tuple[int, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
+    """``axes`` with negative entries counted from the end; a ShapeError unless they permute ``shape``'s axes."""
+    nd = len(shape)
+    normal = tuple(a + nd if -nd <= a < 0 else a for a in axes)
+    if sorted(normal) != list(range(nd)):
+        raise ShapeError(
+            f"permute: axes {axes} are not a permutation of the axes of shape {shape}",
+            f"give each of the {nd} axes once, as 0..{nd - 1} or counted from the end as -{nd}..-1",
+        )
+    return normal
+
+
 def _is_basic(index: Any) -> bool:
     """True if ``index`` selects without advanced indexing (so no element is picked twice)."""
     items = index if isinstance(index, tuple) else (index,)
     return all(
-        i is None or i is Ellipsis or isinstance(i, slice | int | np.integer) and not isinstance(i, bool)
-        for i in items
+        i is None or i is Ellipsis or isinstance(i, slice | int | np.integer) and not isinstance(i, bool) for i in items
     )
 
 
@@ -109,9 +128,7 @@ class Stack(Function):
         try:
             out = np.stack(xs, axis=axis)
         except (ValueError, np.exceptions.AxisError):
-            raise ShapeError(
-                f"stack: shapes {[x.shape for x in xs]} cannot be stacked along axis {axis}"
-            ) from None
+            raise ShapeError(f"stack: shapes {[x.shape for x in xs]} cannot be stacked along axis {axis}") from None
         ctx.axis, ctx.n = axis % out.ndim, len(xs)
         return out
 
@@ -126,13 +143,9 @@ class Pad(Function):
     name = "pad"
 
     @staticmethod
-    def forward(
-        ctx: Context, x: np.ndarray, *, pad_width: tuple[tuple[int, int], ...], value: float
-    ) -> np.ndarray:
+    def forward(ctx: Context, x: np.ndarray, *, pad_width: tuple[tuple[int, int], ...], value: float) -> np.ndarray:
         if len(pad_width) != x.ndim:
-            raise ShapeError(
-                f"pad: {len(pad_width)} (before, after) pairs given for an input of shape {x.shape}"
-            )
+            raise ShapeError(f"pad: {len(pad_width)} (before, after) pairs given for an input of shape {x.shape}")
         ctx.slices = tuple(slice(b, b + n) for (b, _), n in zip(pad_width, x.shape, strict=True))
         return np.pad(x, pad_width, mode="constant", constant_values=value)
 
@@ -171,6 +184,52 @@ def flatten(x: Any, start_dim: int = 1) -> Tensor:
     """Collapse axes ``start_dim..`` into one: (N, C, H, W) -> (N, C*H*W) for ``start_dim=1``."""
     x = as_tensor(x)
     return Reshape.apply(x, shape=x.data.shape[:start_dim] + (-1,))
+
+
+def unsqueeze(x: Any, axis: int) -> Tensor:
+    """Insert an axis of size 1 at position ``axis`` of the result (as torch; ``-1`` appends one).
+
+    Examples
+    --------
+    >>> unsqueeze(Tensor(np.zeros((2, 3))), 1).shape, unsqueeze(Tensor(np.zeros((2, 3))), -1).shape
+    ((2, 1, 3), (2, 3, 1))
+    """
+    x = as_tensor(x)
+    shape, nd = x.data.shape, x.data.ndim
+    axis = integer("unsqueeze", "axis", axis)
+    if not -nd - 1 <= axis <= nd:
+        raise ShapeError(
+            f"unsqueeze: axis {axis} is out of range for an input with {nd} dimensions",
+            f"the new axis goes at a position in [{-nd - 1}, {nd}]",
+        )
+    at = axis % (nd + 1)
+    return Reshape.apply(x, shape=shape[:at] + (1,) + shape[at:])
+
+
+def squeeze(x: Any, axis: int | Sequence[int] | None = None) -> Tensor:
+    """Remove axes of size 1: all of them (``axis=None``) or those among ``axis`` (as torch, an axis
+    given whose size is not 1 is kept).
+
+    Examples
+    --------
+    >>> squeeze(Tensor(np.zeros((2, 1, 3, 1)))).shape, squeeze(Tensor(np.zeros((2, 1, 3))), (0, 1)).shape
+    ((2, 3), (2, 3))
+    """
+    x = as_tensor(x)
+    shape, nd = x.data.shape, x.data.ndim
+    if axis is None:
+        axes = set(range(nd))
+    else:
+        given = (axis,) if not isinstance(axis, tuple | list) else tuple(axis)
+        axes = {integer("squeeze", "axis", a) for a in given}
+        bad = [a for a in axes if not -max(nd, 1) <= a < max(nd, 1)]
+        if bad:
+            raise ShapeError(
+                f"squeeze: axis {bad[0]} is out of range for an input with {nd} dimensions",
+                f"use axes in [{-max(nd, 1)}, {max(nd, 1) - 1}]",
+            )
+        axes = {a % max(nd, 1) for a in axes}
+    return Reshape.apply(x, shape=tuple(n for i, n in enumerate(shape) if not (i in axes and n == 1)))
 
 
 def permute(x: Any, axes: Sequence[int]) -> Tensor:
