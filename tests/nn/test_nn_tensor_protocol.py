@@ -181,3 +181,38 @@ def test_versions_count_only_engine_writes_and_leave_untouched_graphs_alone():
     modified(w)
     with pytest.raises(GraphError):
         z.backward()
+
+
+def test_an_optimizer_step_between_forward_and_backward_is_refused_as_in_torch():
+    from backcheck.nn import SGD, Adam, Linear
+
+    for make in (lambda ps: SGD(ps, lr=0.1), lambda ps: Adam(ps, lr=0.1)):
+        layer = Linear(3, 2)
+        opt = make(layer.parameters())
+        first = layer(Tensor(np.ones((2, 3), dtype=np.float32))).sum()
+        first.backward()
+        opt.step()  # the usual order: backward, then step
+        second = layer(Tensor(np.ones((2, 3), dtype=np.float32))).sum()
+        opt.step()  # a step before the graph that read the weights is differentiated (the GAN slip)
+        with pytest.raises(GraphError):
+            second.backward()
+
+
+def test_an_op_applied_to_numpy_arrays_is_a_typed_error_naming_the_input():
+    from backcheck.nn import ArgumentError
+    from backcheck.nn.ops.elementwise import Mul
+
+    with pytest.raises(ArgumentError) as err:
+        Mul.apply(Tensor(np.ones(2)), np.ones(2))
+    assert err.value.argument == "inputs[1]" and "Tensor(" in err.value.hint
+
+
+def test_squeeze_unsqueeze_var_and_std_are_tensor_methods_matching_torch():
+    data = np.random.default_rng(0).normal(size=(3, 1, 4))
+    t, tt = Tensor(data.copy(), requires_grad=True), torch.tensor(data, requires_grad=True)
+    ours = t.squeeze(1).unsqueeze(0).var(axis=2).sum() + t.std()
+    theirs = tt.squeeze(1).unsqueeze(0).var(dim=2).sum() + tt.std()
+    _close(ours.data, theirs.detach().numpy())
+    ours.backward()
+    theirs.backward()
+    _close(t.grad, tt.grad.numpy())

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from backcheck.nn.autograd import modified
 from backcheck.nn.errors import ArgumentError, DTypeError, ShapeError
 from backcheck.nn.tensor import Tensor
 from backcheck.nn.validate import flag, number
@@ -146,6 +147,7 @@ class SGD(Optimizer):
                         buf += g
                 g = g + mom * buf if self.nesterov else buf
             p.data -= lr * g
+            modified(p)  # a graph built before the step refuses to backward through the new values
 
 
 class Adam(Optimizer):
@@ -229,6 +231,7 @@ class Adam(Optimizer):
             np.divide(m, tmp, out=tmp)
             tmp *= lr / bc1
             p.data -= tmp
+            modified(p)
 
 
 class AdamW(Adam):

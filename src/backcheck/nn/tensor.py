@@ -19,7 +19,7 @@ reach them through ``_ops``, which imports an op family on first use.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,8 +33,9 @@ from backcheck.nn.autograd import (
     no_grad,
     run_backward,
 )
+from backcheck.nn.conversions import Conversions
 from backcheck.nn.dtypes import DTYPE, GRAD_DTYPES, TENSOR_KINDS, default_dtype, set_default_dtype, to_array, weak_to
-from backcheck.nn.errors import DTypeError, GraphError, ShapeError
+from backcheck.nn.errors import ArgumentError, DTypeError, GraphError, ShapeError
 from backcheck.nn.validate import flag
 
 __all__ = [
@@ -110,7 +111,10 @@ class Function:
     def apply(cls, *inputs: Tensor, **params: Any) -> Tensor:
         """Run the op on tensors and, if any input requires grad, record it in the graph."""
         if GRAD_MODE.enabled:
-            needs = tuple([t.requires_grad for t in inputs])
+            try:
+                needs = tuple([t.requires_grad for t in inputs])
+            except AttributeError:
+                raise _not_tensors(cls.name, inputs) from None
             record = True in needs
         else:
             needs = (False,) * len(inputs)
@@ -134,7 +138,19 @@ class Function:
         return out
 
 
-class Tensor:
+def _not_tensors(name: str, inputs: Sequence[Any]) -> ArgumentError:
+    """The error for an op applied to something other than tensors (a custom op given numpy arrays)."""
+    k, bad = next((k, t) for k, t in enumerate(inputs) if not isinstance(t, Tensor))
+    return ArgumentError(
+        f"{name}: input {k} is a {type(bad).__name__}, not a Tensor",
+        "wrap arrays with Tensor(...) or as_tensor(...) before Op.apply",
+        argument=f"inputs[{k}]",
+        allowed="a Tensor",
+        value=bad,
+    )
+
+
+class Tensor(Conversions):
     """A numpy array with an autograd history.
 
     Parameters
@@ -238,38 +254,6 @@ class Tensor:
         if self.data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
         return len(self.data)
-
-    def __iter__(self) -> Iterator[Tensor]:
-        """The rows along the first axis, each ``self[i]`` (recorded in the graph as indexing is)."""
-        if self.data.ndim == 0:
-            raise TypeError("iteration over a 0-d tensor")
-        return (self[i] for i in range(len(self.data)))
-
-    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-        """``np.asarray(t)``: the data. Refused for a tensor that requires grad, as torch refuses it: numpy's
-        functions record no op, so its gradient would be lost without a word."""
-        if self.requires_grad:
-            raise GraphError(
-                "numpy cannot take a tensor that requires grad (np.asarray, np.concatenate, ...): the gradient "
-                "would not flow through numpy's functions",
-                "use the tensor's own ops (backcheck.nn.functional.cat, ...) to keep the gradient, or "
-                "t.detach().numpy() / t.data for the values alone",
-            )
-        if copy:
-            return np.array(self.data, dtype=dtype, copy=True)
-        return self.data if dtype is None else self.data.astype(dtype, copy=False)
-
-    def __float__(self) -> float:
-        return float(self.item())
-
-    def __int__(self) -> int:
-        return int(self.item())
-
-    def __format__(self, spec: str) -> str:
-        """A one-element tensor formats as its value (``f"{loss:.3f}"``); any tensor without a spec as its repr."""
-        if not spec:
-            return str(self)
-        return format(self.item(), spec)
 
     def __repr__(self) -> str:
         extra = ""
@@ -540,6 +524,19 @@ class Tensor:
 
     def logsumexp(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
         return _ops.reduce.logsumexp(self, axis, keepdims)
+
+    def unsqueeze(self, axis: int) -> Tensor:
+        return _ops.shape.unsqueeze(self, axis)
+
+    def squeeze(self, axis: int | None = None) -> Tensor:
+        return _ops.shape.squeeze(self, axis)
+
+    def var(self, axis: int | Sequence[int] | None = None, correction: int = 1, keepdims: bool = False) -> Tensor:
+        """The variance with ``correction`` (torch's default: 1, the unbiased estimate)."""
+        return _ops.reduce.var(self, axis, correction, keepdims)
+
+    def std(self, axis: int | Sequence[int] | None = None, correction: int = 1, keepdims: bool = False) -> Tensor:
+        return _ops.reduce.std(self, axis, correction, keepdims)
 
     def argmax(self, axis: int | None = None) -> Tensor:
         """Indices of the maxima (never requires grad)."""
