@@ -244,6 +244,23 @@ def test_max_pool2d_routes_the_gradient_of_a_minus_inf_window_to_an_input_elemen
     np.testing.assert_allclose(xb.grad.sum(), g.sum(), rtol=0, atol=tol)  # nothing dropped
 
 
+@pytest.mark.parametrize(("kernel", "stride", "padding"), [(2, 2, 0), (3, 1, 1)])
+def test_max_pool2d_routes_the_gradient_of_a_nan_window_to_its_nan_as_torch(kernel, stride, padding):
+    rng = np.random.default_rng(6)
+    x = rng.permutation(2 * 5 * 6).reshape(1, 2, 5, 6).astype(np.float64)
+    x[rng.random(x.shape) < 0.2] = np.nan
+    xb, xt = Tensor(x.copy(), requires_grad=True), torch_leaf(x)
+    out = F.max_pool2d(xb, kernel, stride, padding)
+    tout = tF.max_pool2d(xt, kernel, stride, padding)
+    g = rng.standard_normal(out.shape)
+    out.backward(g)
+    tout.backward(torch.from_numpy(g))
+    np.testing.assert_array_equal(out.data, tout.detach().numpy())
+    tol = 8 * eps(np.float64) * np.abs(g).max() * g.size
+    np.testing.assert_allclose(xb.grad, xt.grad.numpy(), rtol=0, atol=tol)
+    np.testing.assert_allclose(xb.grad.sum(), g.sum(), rtol=0, atol=tol)  # nothing dropped
+
+
 # ---------------------------------------------------------------------- optimizers on 0-d parameters
 OPTIMIZERS = [
     ("SGD", dict(lr=0.1)),

@@ -171,7 +171,7 @@ class Conv2d(Function):
 
 class MaxPool2d(Function):
     """Max over windows; the gradient goes to the first maximum of each window that is an input element,
-    not padding (as torch)."""
+    not padding, and where the maximum is NaN to the window's last NaN (as torch)."""
 
     name = "max_pool2d"
 
@@ -215,6 +215,13 @@ class MaxPool2d(Function):
                 hit &= free
                 free ^= hit
                 _window(dxp, i, j, s, hw)[...] += g * hit
+        if np.isnan(out).any():  # a NaN maximum goes to the window's last NaN, as torch's scan leaves it
+            free = np.isnan(out)
+            for i in reversed(range(k[0])):
+                for j in reversed(range(k[1])):
+                    hit = np.isnan(_window(xp, i, j, s, hw)) & free
+                    free ^= hit
+                    _window(dxp, i, j, s, hw)[...] += g * hit
         return (dxp[:, p[0] : p[0] + h, p[1] : p[1] + w, :].transpose(0, 3, 1, 2),)
 
 
