@@ -60,6 +60,15 @@ class BlameRow:
         return self.type
 
     @property
+    def checked(self) -> str:
+        """What the check covered: the elements judged one by one, and ``directions`` where arrays were
+        checked along random directions instead (their elements are not counted one by one)."""
+        along = self.report is not None and any(lf.floor_kind == "rms" for lf in self.report.leaves)
+        if not along:
+            return str(self.n_checked)
+        return f"{self.n_checked} + directions" if self.n_checked else "directions"
+
+    @property
     def worst_ratio(self) -> float:
         """The largest |analytic - numeric| / bound over the layer's shown elements (above 1 means wrong)."""
         if self.report is None:
@@ -133,8 +142,10 @@ class Blame:
         table[0] += ["|diff|/bound", "evals", ""]
         for r in self.rows:
             verdict = r.status if r.status in PASSING else r.status.upper()
-            table.append([r.name, r.type, verdict, str(r.n_checked), r.worst, f"{r.max_rel_err:.3g}"])
-            table[-1] += [f"{r.worst_ratio:.3g}", str(r.n_evals), "<-- first failing" if r is first else ""]
+            judged = r.checked != "directions"  # element errors exist where elements were judged one by one
+            table.append([r.name, r.type, verdict, r.checked, r.worst, f"{r.max_rel_err:.3g}" if judged else "-"])
+            ratio = f"{r.worst_ratio:.3g}" if judged else "-"
+            table[-1] += [ratio, str(r.n_evals), "<-- first failing" if r is first else ""]
         widths = [max(len(row[c]) for row in table) for c in range(len(table[0]))]
         lines = [self._headline()]
         lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table]

@@ -117,3 +117,15 @@ def test_one_blame_type_judges_rows_by_status():
     assert broken.to_dict()["first_failing"] == "c" and broken.to_dict()["rows"][0]["report"] is None
     with pytest.raises(KeyError, match="'z'.*'a'"):
         broken.row("z")
+
+
+def test_a_layer_checked_along_random_directions_says_so_in_the_table():
+    """Large layers are checked along random directions (no element is judged one by one): the table's
+    'checked' column says 'directions' and the element columns '-', not 0 elements and an error of 0."""
+    x = np.random.default_rng(0).normal(size=(64, 64)).astype(np.float32)
+    table = blame(MLP([64, 128, 10]), x, np.arange(64) % 10)
+    assert table.ok, str(table)
+    along = [r for r in table.rows if r.checked == "directions"]
+    assert along and all(r.n_checked == 0 for r in along)
+    lines = {line.split()[0]: line.split() for line in str(table).splitlines()[2:]}
+    assert all(lines[r.name][3:6] == ["directions", "-", "-"] for r in along), str(table)
