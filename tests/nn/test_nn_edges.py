@@ -641,3 +641,20 @@ def test_var_defaults_to_torchs_unbiased_estimate_and_has_no_degrees_of_freedom_
     with pytest.raises(ArgumentError, match="correction"):
         F.var(Tensor(a), correction=-1)
     assert F.var(Tensor(a.astype(np.float32))).dtype == np.float32
+
+
+def test_flatten_refuses_a_start_dim_past_the_input_axes_as_torch():
+    """MLP([4, 8, 2]) given one unbatched sample of shape (4,): Flatten(start_dim=1) made it (4, 1) and the
+    first Linear complained of an input the user never passed."""
+    from backcheck.nn import MLP
+
+    with pytest.raises(ShapeError) as info:
+        MLP([4, 8, 2])(Tensor(np.ones(4, dtype=np.float32)))
+    assert "x[None]" in info.value.hint and "(4,)" in str(info.value)
+    with pytest.raises(IndexError):  # torch's "Dimension out of range"
+        torch.flatten(torch.ones(4), start_dim=1)
+    x = np.arange(24.0).reshape(2, 3, 4)
+    for start in (-3, -1, 0, 1, 2):
+        np.testing.assert_array_equal(
+            F.flatten(Tensor(x), start).data, torch.flatten(torch.from_numpy(x), start).numpy()
+        )

@@ -183,7 +183,13 @@ def reshape(x: Any, shape: Sequence[int]) -> Tensor:
 def flatten(x: Any, start_dim: int = 1) -> Tensor:
     """Collapse axes ``start_dim..`` into one: (N, C, H, W) -> (N, C*H*W) for ``start_dim=1``."""
     x = as_tensor(x)
-    return Reshape.apply(x, shape=x.data.shape[:start_dim] + (-1,))
+    ndim = x.data.ndim
+    if ndim and not -ndim <= start_dim < ndim:
+        raise ShapeError(
+            f"flatten: start_dim {start_dim} is out of range for an input of shape {x.data.shape} ({ndim} axes)",
+            "a batch axis is expected first: pass x[None] for one unbatched sample (as torch, which refuses it too)",
+        )
+    return Reshape.apply(x, shape=x.data.shape[: start_dim % max(ndim, 1)] + (-1,))
 
 
 def unsqueeze(x: Any, axis: int) -> Tensor:
