@@ -216,3 +216,18 @@ def test_squeeze_unsqueeze_var_and_std_are_tensor_methods_matching_torch():
     ours.backward()
     theirs.backward()
     _close(t.grad, tt.grad.numpy())
+
+
+def test_a_hook_returning_a_wrong_shape_is_named_not_the_op():
+    from backcheck.nn import ShapeError
+
+    x = Tensor(np.ones(5), requires_grad=True)
+    y = x * 2.0
+
+    def halve_and_sum(g):
+        return g.sum(keepdims=True) / 2
+
+    y.register_hook(halve_and_sum)
+    with pytest.raises(ShapeError) as err:
+        y.sum().backward()
+    assert "halve_and_sum" in str(err.value) and "(1,)" in str(err.value) and err.value.hint

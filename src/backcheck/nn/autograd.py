@@ -228,6 +228,24 @@ def _local_grads(ctx: Context, g: np.ndarray) -> tuple[np.ndarray | None, ...]:
     return local
 
 
+def _hooked(node: Tensor, g: np.ndarray) -> np.ndarray:
+    """``g`` after the tensor's hooks, each of which may replace it by a gradient of the same shape."""
+    for hook in node._hooks or ():
+        new = hook(g)
+        if new is None:
+            continue
+        new = np.asarray(new)
+        if new.shape != node.data.shape:
+            name = getattr(hook, "__qualname__", type(hook).__name__)
+            raise ShapeError(
+                f"backward: hook {name} returned a gradient of shape {new.shape} for a tensor of shape "
+                f"{node.data.shape}",
+                "a hook returns None (to keep the gradient) or a gradient of the tensor's own shape",
+            )
+        g = new
+    return g
+
+
 def run_backward(root: Tensor, g: np.ndarray, retain_graph: bool) -> None:
     """Accumulate ``d root / d leaf`` (with upstream gradient ``g``) into ``.grad`` of every leaf."""
     grads: dict[int, np.ndarray] = {id(root): g}
@@ -239,10 +257,7 @@ def run_backward(root: Tensor, g: np.ndarray, retain_graph: bool) -> None:
                 continue
             g = grads.pop(id(node))
             if node._hooks:
-                for hook in node._hooks:
-                    new = hook(g)
-                    if new is not None:
-                        g = new
+                g = _hooked(node, g)
             ctx = node._ctx
             if ctx is None:
                 _store_leaf(node, g, handed)
