@@ -127,3 +127,26 @@ def test_evaluate_restores_mode(digits):
     model.train()
     acc = nn.evaluate(model, digits.X_test, digits.y_test)
     assert 0.0 <= acc <= 1.0 and model.training
+
+
+def test_fit_casts_float64_data_to_a_float32_models_dtype():
+    """np.random's float64 data given to a float32 model: every layer computes in float32 (torch would refuse the
+    mix; X.float() is what its users write), not silently in float64."""
+    from backcheck.nn import MLP, Module
+
+    seen: list[np.dtype] = []
+
+    class Spy(Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = MLP([4, 8, 3])
+
+        def forward(self, x):
+            seen.append(x.dtype)
+            return self.inner(x)
+
+    rng = np.random.default_rng(0)
+    X, y = rng.random((16, 4)), rng.integers(0, 3, 16)
+    assert X.dtype == np.float64
+    nn.fit(Spy(), (X, y, X, y), epochs=1, batch_size=8, check="never", progress=False)
+    assert seen and set(seen) == {np.dtype(np.float32)}

@@ -355,6 +355,15 @@ def _non_finite(
     )
 
 
+def _in_model_dtype(model: Module, X: np.ndarray) -> np.ndarray:
+    """Float data in the float dtype of the model's parameters (float64 data read by a float32 model would run
+    every layer in float64, which torch refuses; fit casts it, as ``X.float()`` would)."""
+    dtype = next((p.data.dtype for p in model.parameters() if p.data.dtype.kind == "f"), None)
+    if dtype is None or X.dtype.kind != "f" or X.dtype == dtype:
+        return X
+    return X.astype(dtype)
+
+
 def _fit(
     model: Module,
     data: tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None],
@@ -362,6 +371,7 @@ def _fit(
     plan: _FitPlan,
 ) -> History:
     X, y, X_test, y_test = data
+    X, X_test = _in_model_dtype(model, X), None if X_test is None else _in_model_dtype(model, X_test)
     check_fn, period, epochs = plan.check_fn, plan.period, plan.epochs
     if check_fn is None and period is not None:
         check_fn = _blame_check(plan.loss_fn)
