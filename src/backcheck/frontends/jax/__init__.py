@@ -10,13 +10,13 @@ derivatives.
 Inputs are pytrees, passed positionally or by keyword; every floating array leaf is checked (``argnums``
 narrows it) and named by its path, ``params['w'][2]``. Python floats are 0-d parameters when chosen (or
 when nothing else is to check); strings, integer arrays and other values are passed through unchanged.
-The numeric side calls ``jax.jit(fn)`` (compiled once per check; a check of at most 256 elements runs eagerly,
-one operation at a time, as ``jax.test_util.check_grads`` does) with jax arrays, and evaluates the first
-differences in batches with ``jax.vmap``. It runs in float64: with jax's x64 mode off, x64 is turned on for
-the finite differences of one check only, where the function computes the same function there (at the original
-point its value agrees with the user's run up to that run's measured rounding; random draws from a key differ,
-and keep float32 differences, which the report's notes say). The rule under test always runs as the user runs
-it; a low-precision rule is also run in float64 to tell its rounding from a wrong formula.
+The numeric side calls ``jax.jit(fn)`` (compiled once per function, shapes and dtypes, and shared by later
+checks of the same function) with numpy arrays, and evaluates the first differences in batches with
+``jax.vmap``. It runs in float64: with jax's x64 mode off, x64 is turned on for the finite differences of one
+check only, where the function computes the same function there (at the original point its value agrees with
+the user's run up to that run's measured rounding; random draws from a key differ, and keep float32
+differences, which the report's notes say). The rule under test always runs as the user runs it; a
+low-precision rule is also run in float64 to tell its rounding from a wrong formula.
 """
 
 from __future__ import annotations

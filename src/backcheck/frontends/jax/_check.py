@@ -58,8 +58,7 @@ def run_check(
     started = time.perf_counter()
     fname = function_name(fn)
     inputs = split_inputs(fn, args, kwargs, opt.argnums, fname)
-    size = sum(int(np.size(d)) for d in inputs.diff)
-    runner = Runner(fn, inputs.treedef, inputs.layout, inputs.statics, inputs.arrays, fname, size)
+    runner = Runner(fn, inputs.treedef, inputs.layout, inputs.statics, inputs.arrays, fname)
     if not inputs.diff:
         call_user(runner.apply_as_user, ([],), fname)
         return _trivial(fname, inputs, started)

@@ -1,13 +1,8 @@
-"""The function of the differentiable leaves and its jax transformations, compiled per check, or run eagerly.
+"""The function of the differentiable leaves and its jax transformations, compiled once per function.
 
-The transformations live at module level and are compiled by ``jax.jit`` for the function a check wraps (a
-new wrapper each check, which replays its random streams: a function that reads a global is traced as it is
-now). A small check runs them eagerly instead, one operation at a time as ``jax.test_util.check_grads`` does:
-its few evaluations cost less than compiling five transformations (about 30 ms each), and jax keeps each
-operation's compiled kernel for every later check. :class:`Runner` calls them, or the plain ones for a
-function jit cannot trace, and runs the numeric side in x64 mode when the check asked for it while the
-analytic side runs as the user runs it. Every call of one check runs the same way, so that its differences
-never mix two compilations' rounding.
+The transformations live at module level, so ``jax.jit`` caches them across checks of the same function,
+shapes and dtypes. :class:`Runner` calls them, or the plain ones for a function jit cannot trace, and runs
+the numeric side in x64 mode when the check asked for it while the analytic side runs as the user runs it.
 """
 
 from __future__ import annotations
@@ -24,8 +19,6 @@ from backcheck.errors import BadInputError
 
 #: Static arguments of the compiled transformations: fn, treedef, layout, statics, out_sel.
 _STATIC = (0, 1, 2, 3, 4)
-#: Checks of at most this many differentiated elements run eagerly (their evaluations are few, or batched).
-EAGER_UP_TO = 256
 
 
 def merge(layout: tuple[str, ...], diff: Sequence[Any], arrays: Sequence[Any], statics: tuple[Any, ...]) -> list:
@@ -101,12 +94,6 @@ _jit_rev = jax.jit(_rev, static_argnums=_STATIC)
 _jit_fwd = jax.jit(_fwd, static_argnums=_STATIC)
 
 
-def _on_device(values: Sequence[Any]) -> tuple[Any, ...]:
-    """Numpy arrays as jax arrays (in the current x64 mode), as jit hands them to the function: an eager call
-    gives the function what a traced one does (``x.at[...]``, jax's dtype rules), not numpy arrays."""
-    return tuple(jax.numpy.asarray(v) if isinstance(v, np.ndarray) else v for v in values)
-
-
 class Runner:
     """Calls the compiled transformations of one function at one layout of its arguments.
 
@@ -122,37 +109,33 @@ class Runner:
         statics: tuple[Any, ...],
         arrays: Sequence[Any],
         fname: str,
-        size: int = EAGER_UP_TO + 1,
     ):
-        """``size``: the number of differentiated elements (a check of at most :data:`EAGER_UP_TO` runs
-        eagerly)."""
         self.fn, self.treedef, self.layout, self.statics, self.fname = fn, treedef, layout, statics, fname
         self.arrays = tuple(arrays)
         self.out_sel: tuple[int, ...] = ()
         self.wide = False
         self.notes: list[str] = []
-        self.jit = size > EAGER_UP_TO
         try:
             hash(statics)
+            self.jit = True
         except TypeError:
-            if self.jit:
-                self.notes.append(
-                    "an argument holds an unhashable non-array leaf, so jax.jit cannot cache the function; it "
-                    "was run without jit (slower)."
-                )
             self.jit = False
+            self.notes.append(
+                "an argument holds an unhashable non-array leaf, so jax.jit cannot cache the function; it "
+                "was run without jit (slower)."
+            )
 
     def _run(self, jitted: Callable[..., Any], plain: Callable[..., Any], *rest: Any) -> Any:
         head = (self.fn, self.treedef, self.layout, self.statics, self.out_sel)
         if not self.jit:
-            return plain(*head, *map(_on_device, rest))
+            return plain(*head, *rest)
         try:
             return jitted(*head, *rest)
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:  # a function jit cannot trace runs eagerly; one that fails eagerly too raises
             failure = exc
-        out = plain(*head, *map(_on_device, rest))
+        out = plain(*head, *rest)
         self.jit = False
         self.notes.append(
             f"jax.jit could not compile {self.fname} ({type(failure).__name__}: {first_line(failure)[:120]}); "
