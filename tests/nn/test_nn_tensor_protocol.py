@@ -231,3 +231,24 @@ def test_a_hook_returning_a_wrong_shape_is_named_not_the_op():
     with pytest.raises(ShapeError) as err:
         y.sum().backward()
     assert "halve_and_sum" in str(err.value) and "(1,)" in str(err.value) and err.value.hint
+
+
+def test_loading_identical_or_other_parameters_leaves_a_graph_differentiable():
+    """blame() puts the model back with load_state_dict between a forward and its backward: the same values are
+    no write; nor is a partial load of parameters the graph never read."""
+    from backcheck.nn import Linear, Sequential
+    from backcheck.nn.check import blame
+
+    model = Sequential(Linear(3, 4), Linear(4, 2))
+    x = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+    loss = model(Tensor(x)).sum()
+    assert blame(model, x, np.arange(5) % 2).ok
+    model.load_state_dict(model.state_dict())
+    loss.backward(retain_graph=True)
+    assert model[0].weight.grad is not None
+    enc = Linear(3, 3)
+    head = Linear(3, 2)
+    used = enc(Tensor(x)).sum()
+    head.load_state_dict({k: v + 1 for k, v in head.state_dict().items()}, strict=False)
+    used.backward()  # the graph read enc only
+    assert enc.weight.grad is not None

@@ -96,6 +96,18 @@ def enable_grad() -> contextlib.AbstractContextManager[None]:
     return _grad_mode(True)
 
 
+class _Writes:
+    """The writes in place counted so far (one number for the process: an op records it, one store)."""
+
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
+
+
+WRITES = _Writes()
+
+
 class Context:
     """One node of the graph: the op that ran, its inputs, and the state its backward needs.
 
@@ -105,14 +117,14 @@ class Context:
     them all once the node's backward has run, unless the graph is retained.
     """
 
-    __slots__ = ("op", "parents", "needs_input_grad", "freed", "versions", "__dict__")
+    __slots__ = ("op", "parents", "needs_input_grad", "freed", "epoch", "__dict__")
 
     def __init__(self, op: type[Function], needs_input_grad: tuple[bool, ...]) -> None:
         self.op = op
         self.parents: tuple[Tensor, ...] = ()
         self.needs_input_grad = needs_input_grad
         self.freed = False
-        self.versions: tuple[int, ...] = ()  # the inputs' versions when the op ran (see :func:`modified`)
+        self.epoch = WRITES.n  # the writes in place counted when the op ran (see :func:`modified`)
 
     if TYPE_CHECKING:  # saved state is set as arbitrary named attributes
 
@@ -127,7 +139,6 @@ class Context:
         """Drop the saved state and the links to the inputs."""
         self.__dict__.clear()
         self.parents = ()
-        self.versions = ()
         self.freed = True
 
     def saved(self) -> dict[str, Any]:
@@ -140,20 +151,23 @@ class Context:
 
 
 def modified(t: Tensor) -> None:
-    """Count a write into ``t.data`` in place (an optimizer step, ``load_state_dict``): a graph that used the old
-    values refuses to backward through them, as torch's version counters do. Writes made with numpy directly
-    into the array are not seen."""
-    t._version += 1
+    """Count a write into ``t.data`` in place (an optimizer step, ``load_state_dict``): a graph whose op read
+    ``t`` before it refuses to backward through the new values, as torch's version counters do. ``t._version``
+    keeps the count at its last write; an op keeps the count when it ran, so a backward compares them only
+    where some write happened since (never within an ordinary training step). Writes made with numpy
+    directly into the array are not seen."""
+    WRITES.n += 1
+    t._version = WRITES.n
 
 
 def _check_versions(ctx: Context) -> None:
     """:class:`GraphError` where an input of the node was written in place after the op read it."""
-    for k, (parent, v) in enumerate(zip(ctx.parents, ctx.versions, strict=True)):
-        if parent._version != v:
+    for k, parent in enumerate(ctx.parents):
+        if getattr(parent, "_version", 0) > ctx.epoch:
             raise GraphError(
                 f"backward: input {k} of op '{ctx.op.name}' (shape {parent.data.shape}) was modified in place "
-                f"after the op used it (version {v} then, {parent._version} now): its gradient would be computed "
-                "from the new values",
+                "after the op used it (an optimizer step, load_state_dict): its gradient would be computed from "
+                "the new values",
                 "call backward() before optimizer.step() or load_state_dict(), or run the forward again after "
                 "the update (torch refuses it too)",
             )
@@ -264,12 +278,13 @@ def run_backward(root: Tensor, g: np.ndarray, retain_graph: bool) -> None:
                 continue
             if ctx.freed:
                 raise GraphError(FREED_MSG.format(op=ctx.op.name))
-            if ctx.versions:
+            if ctx.epoch != WRITES.n:
                 _check_versions(ctx)
             for parent, pg in zip(ctx.parents, _local_grads(ctx, g), strict=True):
                 if pg is None or not parent.requires_grad:
                     continue
-                pg = np.asarray(pg)  # (an op's arithmetic on 0-d arrays returns numpy scalars)
+                if type(pg) is not np.ndarray:
+                    pg = np.asarray(pg)  # (an op's arithmetic on 0-d arrays returns numpy scalars)
                 pdata = parent.data
                 if pg.shape != pdata.shape:
                     pg = unbroadcast(pg, pdata.shape, ctx.op.name)

@@ -323,7 +323,8 @@ class Module:
         StateDictError
             On missing or unexpected keys (when ``strict``) or a shape mismatch.
         """
-        targets: dict[str, np.ndarray] = {n: p.data for n, p in self.named_parameters()}
+        params = dict(self.named_parameters())
+        targets: dict[str, np.ndarray] = {n: p.data for n, p in params.items()}
         targets.update(dict(self.named_buffers()))
         missing = [k for k in targets if k not in state]
         unexpected = [k for k in state if k not in targets]
@@ -340,9 +341,9 @@ class Module:
                 raise StateDictError(
                     f"load_state_dict: {name} has shape {src.shape} in the state dict but {dest.shape} in the module"
                 )
+            if name in params and not np.array_equal(dest, src.astype(dest.dtype, copy=False), equal_nan=True):
+                modified(params[name])  # a graph built before the load refuses to backward through new values
             np.copyto(dest, src, casting="unsafe")
-        for p in self.parameters():
-            modified(p)  # a graph built before the load refuses to backward through the old values
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Save the state dict to an ``.npz`` file."""

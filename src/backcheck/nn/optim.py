@@ -73,11 +73,13 @@ class Optimizer:
         for i, (p, state) in enumerate(zip(self.params, self.state, strict=True)):
             if p.grad is None:
                 continue
-            g = np.asarray(p.grad)
-            if g.shape != np.shape(p.data):
+            g = p.grad
+            if type(g) is not np.ndarray:
+                g = np.asarray(g)
+            if g.shape != p.data.shape:
                 raise ShapeError(
                     f"{type(self).__name__}.step: params[{i}].grad has shape {g.shape} but the parameter has "
-                    f"shape {np.shape(p.data)}",
+                    f"shape {p.data.shape}",
                     "a gradient must have its parameter's shape: let backward() set .grad, or assign an array "
                     "of that shape",
                 )
@@ -211,7 +213,9 @@ class Adam(Optimizer):
                 else:
                     g = g + wd * p.data
             # m.lerp_(g, 1 - b1), with torch's formula for a weight below 0.5
-            tmp = np.subtract(g, m, out=np.empty_like(m))  # an array even for a 0-d parameter
+            tmp = np.subtract(g, m)
+            if type(tmp) is not np.ndarray:  # a 0-d parameter's: a numpy scalar, which out= cannot take
+                tmp = np.asarray(tmp)
             tmp *= 1 - b1
             m += tmp
             np.multiply(g, g, out=tmp)

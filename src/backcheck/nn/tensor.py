@@ -129,7 +129,6 @@ class Function:
         out._version = 0
         if record:
             ctx.parents = inputs
-            ctx.versions = tuple([t._version for t in inputs])
             out.requires_grad = True
             out._ctx = ctx
         else:
@@ -212,7 +211,7 @@ class Tensor(Conversions):
         self._ctx = None
         self._hooks = None
         self.name = name
-        self._version = 0  # writes in place counted by autograd.modified
+        self._version = 0  # the count of writes in place at its last one (autograd.modified)
 
     # ------------------------------------------------------------------ properties
     @property

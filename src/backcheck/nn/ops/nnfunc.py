@@ -157,14 +157,19 @@ class SoftmaxCrossEntropy(Function):
         ctx: Context, logits: np.ndarray, labels: np.ndarray, *, reduction: str, ignore_index: int, smoothing: float
     ) -> np.ndarray:
         _ce_shapes(logits, labels)
-        keep = labels != ignore_index
-        safe = np.where(keep, labels, 0)  # ignored rows pick class 0, then count for nothing
+        keep: np.ndarray | None = labels != ignore_index
+        if keep is not None and keep.all():
+            keep, safe = None, labels  # (the usual batch: no row ignored, nothing to mask)
+        else:
+            safe = np.where(keep, labels, 0)  # ignored rows pick class 0, then count for nothing
         class_labels("cross_entropy", safe, logits.shape[1])
         float_array("cross_entropy", "logits", logits)
         probs, losses = _ce_rows(logits, safe, smoothing)
-        losses = np.where(keep, losses, 0).astype(logits.dtype, copy=False)
+        if keep is not None:
+            losses = np.where(keep, losses, 0)
+        losses = losses.astype(logits.dtype, copy=False)
         ctx.probs, ctx.labels, ctx.keep, ctx.smoothing = probs, safe, keep, smoothing
-        ctx.reduction, ctx.count = reduction, int(keep.sum())
+        ctx.reduction, ctx.count = reduction, len(labels) if keep is None else int(keep.sum())
         if reduction == "mean":  # over the rows not ignored; NaN when there are none (as torch), quietly
             return np.asarray(losses.sum() / ctx.count if ctx.count else np.nan, dtype=logits.dtype)
         if reduction == "sum":
@@ -179,7 +184,8 @@ class SoftmaxCrossEntropy(Function):
         d[np.arange(n), ctx.labels] -= 1 - eps
         if eps:
             d -= eps / c
-        d *= ctx.keep[:, None]
+        if ctx.keep is not None:
+            d *= ctx.keep[:, None]
         if ctx.reduction == "mean":
             d *= grad / max(ctx.count, 1)
         elif ctx.reduction == "sum":
@@ -257,8 +263,11 @@ def cross_entropy(
     0.1269
     """
     check_reduction("cross_entropy", reduction)
-    ignore_index = integer("cross_entropy", "ignore_index", ignore_index)
-    smoothing = number("cross_entropy", "label_smoothing", label_smoothing, 0.0, 1.0)
+    if type(ignore_index) is not int or ignore_index != -100:  # (the defaults need no validation: every step)
+        ignore_index = integer("cross_entropy", "ignore_index", ignore_index)
+    smoothing = 0.0
+    if type(label_smoothing) is not float or label_smoothing != 0.0:
+        smoothing = number("cross_entropy", "label_smoothing", label_smoothing, 0.0, 1.0)
     labels_arr = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
     class_labels("cross_entropy", labels_arr, None)  # the dtype before the array becomes a tensor
     return SoftmaxCrossEntropy.apply(
