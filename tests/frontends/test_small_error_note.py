@@ -84,3 +84,18 @@ def test_a_float32_constant_in_a_float64_rule_is_told_where_the_gradient_acts():
     assert report.status == "fail", report
     note = next(n for n in report.notes if "small error spread over it" in n)
     assert "narrower dtype" in note
+
+
+def test_a_wrong_term_beside_one_large_element_gets_no_such_note():
+    """Elements off by twice their own gradient are a wrong term however small beside one large element."""
+    x = np.array([3.0, 0.4, -0.7, 0.9])
+
+    def loss(x):
+        return float(500 * x[0] ** 2 + 0.5 * np.sum(x[1:] ** 2))
+
+    def grad(x):
+        g = np.concatenate([[1000 * x[0]], 2 * x[1:]])  # the others' half is missing: 2x theirs
+        return g
+
+    report = backcheck.check(loss, x, grad)
+    assert report.status == "fail" and not any("small error spread" in n for n in report.notes), report
