@@ -17,19 +17,24 @@ from backcheck.bits import BFLOAT16_EPS, dot
 from backcheck.errors import NonFiniteError
 from backcheck.evaluate import Evaluator
 from backcheck.judgement import judge
+from backcheck.numeric.grad import noise_level
 from backcheck.strategies.own_rounding import ULPS_AWAY
-from backcheck.verdict import KINK, MISMATCH, NOISY, OK, Claim, FirstDifferences, Judgement, resolution, rms
+from backcheck.verdict import KINK, MISMATCH, NOISY, OK, SAFETY, Claim, FirstDifferences, Judgement, resolution, rms
 
 
 def _steepening(ev: Evaluator, idx: np.ndarray, h: np.ndarray) -> np.ndarray:
     """Per element, whether a one-sided slope grows as the step shrinks (by more than half again from ``h`` to
-    ``h / 16``, where a kink's slopes stay put and a smooth one's move by its curvature): a vertical tangent."""
+    ``h / 16``, where a kink's slopes stay put and a smooth one's move by its curvature): a vertical tangent. f must
+    move by more than its rounding at ``h / 16`` (along an axis where f is flat, kinks of both signs cancelling
+    there, its rounding alone, divided by a step 16 times smaller, grows 16 times)."""
     out = np.zeros(idx.size, dtype=bool)
+    noise = SAFETY * np.broadcast_to(noise_level(ev, ev.local_scale[idx], lazy=True), idx.shape)
     for k, (i, s) in enumerate(zip(idx.tolist(), h.tolist(), strict=True)):
         wide, wide_d = ev.element(i, (s, -s), shrink=True)
         near, near_d = ev.element(i, (s / 16, -s / 16), shrink=True)
         slopes = [abs((p - ev.phi0) / d) for p, d in zip((*wide, *near), (*wide_d, *near_d), strict=True) if d]
-        if len(slopes) == 4:
+        moved = max(abs(p - ev.phi0) for p in near) > noise[k]
+        if len(slopes) == 4 and moved:
             out[k] = max(slopes[2:]) > STEEPENING * max(max(slopes[:2]), 1e-300)
     return out
 
