@@ -46,6 +46,9 @@ STEEPENING = 1.5
 NEARBY = 32.0
 #: How many nearby gradients outline the valid subgradients where several kinks meet.
 NEARBY_SAMPLES = 512
+#: The gap opened on either side of a tied element tried again at a nearby point, in its steps (its differences,
+#: and the refinement's, stay clear of every other element of its value).
+TIE_CLEARANCE = 4.0
 #: Fractions of the nearby shift tried in turn where f is not finite at the shifted point.
 NEARBY_SHRINK = (1.0, 1.0 / 16, 1.0 / 256)
 #: How far those gradients are sampled, in finite-difference steps (no differences are taken there).
@@ -144,10 +147,26 @@ def right_at_a_nearby_point(
 ) -> np.ndarray | None:
     """Per element of ``sub`` (flat positions; ``claim.regrad`` given), whether the backward pass is right there at
     a point a few dozen steps away in a random direction (or closer, where f is not finite there); None where f is
-    not finite at any of them."""
+    not finite at any of them. An element wrong there whose value ties with others' is tried once more, clear of the
+    rest of its tie (:func:`_clear_of_its_tie`)."""
+    direction = NEARBY * claim.steps * rng.standard_normal(claim.steps.size)
+    right = _right_at(ev, sub, claim, direction)
+    if right is None or right.all():
+        return right
+    wrong = np.flatnonzero(~right)
+    apart = _clear_of_its_tie(ev, sub[wrong], claim, direction)
+    if apart is not None:
+        again = _right_at(ev, sub[wrong], claim, apart)
+        if again is not None:
+            right[wrong] = again
+    return right
+
+
+def _right_at(ev: Evaluator, sub: np.ndarray, claim: Claim, direction: np.ndarray) -> np.ndarray | None:
+    """Per element of ``sub``, whether the backward pass is right at the point moved by ``direction`` (or by a
+    fraction of it, where f is not finite there); None where f is not finite at any of them."""
     steps, grad_eps, tol, regrad = claim.steps, claim.grad_eps, claim.tol, claim.regrad
     assert regrad is not None
-    direction = NEARBY * steps * rng.standard_normal(steps.size)
     for shrink in NEARBY_SHRINK:  # a nearby point outside f's domain (a softmax saturated by large steps)
         try:
             with ev.shifted(direction * shrink):
@@ -160,6 +179,25 @@ def right_at_a_nearby_point(
         except NonFiniteError:
             continue
     return None
+
+
+def _clear_of_its_tie(ev: Evaluator, sub: np.ndarray, claim: Claim, direction: np.ndarray) -> np.ndarray | None:
+    """``direction`` with a gap of :data:`TIE_CLEARANCE` steps opened on either side of each element of ``sub``
+    whose value ties with others' in its array, the tie's order kept (each element of it moved up by the gaps
+    opened below it); None where no element of ``sub`` ties. A tie of many elements (a sort of a row of -1/0/1)
+    moved a few dozen steps at random lies closer than one step apart somewhere, and an element's own differences
+    there cross its neighbours'; with the gaps they cross none, and the elements keep their order: the same piece
+    of f (the same element still leads, or is the median), a few steps farther only."""
+    groups = ev.tree.ties(sub, within_arrays=True)
+    if not groups:
+        return None
+    apart = direction.copy()
+    for group in groups:
+        order = group[np.argsort(direction[group], kind="stable")]
+        mine = np.isin(order, sub).astype(float)
+        below = np.cumsum(mine) - mine
+        apart[order] = direction[order] + TIE_CLEARANCE * np.max(claim.steps[group]) * (2 * below + mine)
+    return apart
 
 
 def agrees_around(ev: Evaluator, claim: Claim, v: np.ndarray, rng: np.random.Generator) -> bool:
