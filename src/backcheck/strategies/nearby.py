@@ -244,7 +244,16 @@ def gradients_around(ev: Evaluator, claim: Claim, rng: np.random.Generator, n: i
 
 def _shifts_around(ev: Evaluator, claim: Claim, rng: np.random.Generator):  # noqa: ANN202 - an endless generator
     """Random moves of the point within :data:`SAMPLE_RADIUS` steps, their scales mixed per array and per element
-    (every input in turn can dominate, and narrow cones of sign patterns, all units off, are reached too)."""
+    (every input in turn can dominate, and narrow cones of sign patterns, all units off, are reached too); the
+    first two with the ties within each array broken in the order of their elements, each way (:func:`_in_order`)."""
+    moves = _random_shifts(ev, claim, rng)
+    for sign in (-1.0, 1.0):
+        yield _in_order(ev, claim, sign, next(moves))
+    yield from moves
+
+
+def _random_shifts(ev: Evaluator, claim: Claim, rng: np.random.Generator):  # noqa: ANN202 - an endless generator
+    """The random moves of :func:`_shifts_around`."""
     steps = claim.steps
     leaf_of = np.searchsorted(ev.tree.offsets, np.arange(steps.size), side="right") - 1
     # a shift below a few units in the last place of the gradient's dtype rounds back onto the point itself
@@ -256,6 +265,40 @@ def _shifts_around(ev: Evaluator, claim: Claim, rng: np.random.Generator):  # no
         # raised to the floor by a random share more, each element its own: equal shifts keep tied elements tied
         # (a float32 median of three equal values sampled at its own wrong rule), which no nearby point may
         yield np.where(np.abs(shift) < floor, np.copysign(floor * (1 + 63 * rng.random(steps.size)), shift), shift)
+
+
+def _in_order(ev: Evaluator, claim: Claim, sign: float, shift: np.ndarray) -> np.ndarray:
+    """``shift`` with the elements of every value tie within an array moved in their order instead: the first
+    least, each next one more, all down (``sign`` -1: the first highest) or all up (+1: the first lowest), by
+    :data:`~backcheck.strategies.own_rounding.ULPS_AWAY` units in the last place of the gradient's dtype apart (or
+    by :data:`SAMPLE_RADIUS` steps over the whole tie, if wider). Frameworks break ties so (a max pool's or an
+    argmax's first maximum, a stable sort), and their gradient at a tie is the limit of the gradients along that
+    move, one a random move reaches by chance only (an element of a 0/1 image leading every window it ties in,
+    among a dozen others). Every element of a tie moves: none is sampled at the point itself."""
+    values = ev.tree.values()
+    out = shift.copy()
+    for leaf in ev.tree.leaves:
+        span = slice(leaf.offset, leaf.offset + leaf.size)
+        rank, size = _tie_ranks(values[span])
+        tied = (size > 1) & np.isfinite(values[span])
+        unit = np.maximum(
+            SAMPLE_RADIUS * claim.steps[span] / size, ULPS_AWAY * claim.grad_eps[span] * np.abs(values[span])
+        )
+        out[span][tied] = sign * (rank[tied] + 1) * unit[tied]
+    return out
+
+
+def _tie_ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per element, its place among the elements of its value (0 for the first) and how many hold that value."""
+    order = np.lexsort((np.arange(values.size), values))
+    ordered = values[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    sizes = np.diff(np.r_[starts, values.size])
+    run = np.repeat(np.arange(starts.size), sizes)
+    rank, size = np.empty(values.size), np.empty(values.size)
+    rank[order] = np.arange(values.size) - starts[run]
+    size[order] = sizes[run]
+    return rank, size
 
 
 def _value_ties(ev: Evaluator, sub: np.ndarray, eps: np.ndarray) -> tuple[list[np.ndarray], float] | None:
