@@ -254,17 +254,41 @@ def _shifts_around(ev: Evaluator, claim: Claim, rng: np.random.Generator):  # no
 
 def _random_shifts(ev: Evaluator, claim: Claim, rng: np.random.Generator):  # noqa: ANN202 - an endless generator
     """The random moves of :func:`_shifts_around`."""
-    steps = claim.steps
+    steps, values = claim.steps, ev.tree.values()
     leaf_of = np.searchsorted(ev.tree.offsets, np.arange(steps.size), side="right") - 1
     # a shift below a few units in the last place of the gradient's dtype rounds back onto the point itself
     # there (a float32 layer), and the gradient at the point is the one under test: never sampled
-    floor = ULPS_AWAY * claim.grad_eps * np.abs(ev.tree.values())
+    floor = ULPS_AWAY * claim.grad_eps * _sizes(ev, values, leaf_of)
+    tied = (_rank_in_groups(np.arange(steps.size), leaf_of, values)[1] > 1) & (values != 0)
     while True:
         scale = 10.0 ** rng.uniform(-3, 0, size=len(ev.tree.leaves))[leaf_of] * np.exp(rng.standard_normal(steps.size))
         shift = SAMPLE_RADIUS * steps * scale * rng.standard_normal(steps.size)
         # raised to the floor by a random share more, each element its own: equal shifts keep tied elements tied
         # (a float32 median of three equal values sampled at its own wrong rule), which no nearby point may
-        yield np.where(np.abs(shift) < floor, np.copysign(floor * (1 + 63 * rng.random(steps.size)), shift), shift)
+        low = np.abs(shift) < floor
+        share = 1 + 63 * rng.random(steps.size)
+        apart = low & tied
+        if apart.any():  # ... and tied elements a share of their own each: random shares collide on float32's grid
+            up = shift[apart] > 0
+            rank, size = _rank_in_groups(rng.random(up.size), leaf_of[apart], values[apart], up)
+            spacing = np.maximum(63 / size, 1.0)  # (the shares' range, in a random order, whole units apart)
+            share[apart] = 1 + spacing * (rank + rng.random(up.size) / 2)
+        yield np.where(low, np.copysign(floor * share, shift), shift)
+
+
+def _sizes(ev: Evaluator, values: np.ndarray, leaf_of: np.ndarray) -> np.ndarray:
+    """Per element, its magnitude, or where it is 0 its array's mean magnitude: a tied element's move lies on its
+    dtype's grid, a few units in its last place, and an element at 0 moves as far (a float32 ReLU input summing
+    two tied values of opposite signs, -1 + 1, and two zeros is off only where the zeros' moves exceed the tied
+    values' apart)."""
+    size = np.abs(values)
+    zero = values == 0
+    if zero.any():
+        finite = np.where(np.isfinite(size), size, 0.0)
+        counts = np.maximum(np.bincount(leaf_of, np.isfinite(size), len(ev.tree.leaves)), 1)
+        means = np.bincount(leaf_of, finite, len(ev.tree.leaves)) / counts
+        size[zero] = means[leaf_of[zero]]
+    return size
 
 
 def _in_order(ev: Evaluator, claim: Claim, sign: float, shift: np.ndarray) -> np.ndarray:
@@ -276,27 +300,30 @@ def _in_order(ev: Evaluator, claim: Claim, sign: float, shift: np.ndarray) -> np
     move, one a random move reaches by chance only (an element of a 0/1 image leading every window it ties in,
     among a dozen others). Every element of a tie moves: none is sampled at the point itself."""
     values = ev.tree.values()
+    leaf_of = np.searchsorted(ev.tree.offsets, np.arange(values.size), side="right") - 1
+    rank, size = _rank_in_groups(np.arange(values.size), leaf_of, values)
+    tied = (size > 1) & np.isfinite(values)
+    unit = np.maximum(SAMPLE_RADIUS * claim.steps / size, ULPS_AWAY * claim.grad_eps * np.abs(values))
     out = shift.copy()
-    for leaf in ev.tree.leaves:
-        span = slice(leaf.offset, leaf.offset + leaf.size)
-        rank, size = _tie_ranks(values[span])
-        tied = (size > 1) & np.isfinite(values[span])
-        unit = np.maximum(
-            SAMPLE_RADIUS * claim.steps[span] / size, ULPS_AWAY * claim.grad_eps[span] * np.abs(values[span])
-        )
-        out[span][tied] = sign * (rank[tied] + 1) * unit[tied]
+    out[tied] = sign * (rank[tied] + 1) * unit[tied]
     return out
 
 
-def _tie_ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per element, its place among the elements of its value (0 for the first) and how many hold that value."""
-    order = np.lexsort((np.arange(values.size), values))
-    ordered = values[order]
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-    sizes = np.diff(np.r_[starts, values.size])
+def _rank_in_groups(within: np.ndarray, *by: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per element, its place by ``within`` (0 for the first) among the elements equal to it in every key of
+    ``by`` (one array's elements of one value), and how many those are."""
+    n = within.size
+    order = np.lexsort((within, *by[::-1]))
+    new = np.zeros(n, dtype=bool)
+    new[:1] = True
+    for key in by:
+        ordered = key[order]
+        new[1:] |= ordered[1:] != ordered[:-1]
+    starts = np.flatnonzero(new)
+    sizes = np.diff(np.r_[starts, n])
     run = np.repeat(np.arange(starts.size), sizes)
-    rank, size = np.empty(values.size), np.empty(values.size)
-    rank[order] = np.arange(values.size) - starts[run]
+    rank, size = np.empty(n), np.empty(n)
+    rank[order] = np.arange(n) - starts[run]
     size[order] = sizes[run]
     return rank, size
 
