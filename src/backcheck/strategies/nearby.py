@@ -233,33 +233,40 @@ AROUND_SAMPLES = 64
 
 def gradients_around(ev: Evaluator, claim: Claim, rng: np.random.Generator, n: int):  # noqa: ANN201 - a generator
     """The analytic gradients at ``n`` random points around the checked one (``claim.regrad`` given), as
-    :func:`nearby_verdicts` samples them: scales mixed per array and per element, each shift at least a few units
-    in the last place of the gradient's dtype; no function evaluations."""
+    :func:`nearby_verdicts` samples them, but with every tie kept apart (:func:`_shifts_around`): scales mixed per
+    array and per element, each shift at least a few units in the last place of the gradient's dtype; no function
+    evaluations."""
     assert claim.regrad is not None
-    shifts = _shifts_around(ev, claim, rng)
+    shifts = _shifts_around(ev, claim, rng, apart=True)
     for _ in range(n):
         with ev.shifted(next(shifts), evaluate=False):
             yield claim.regrad()
 
 
-def _shifts_around(ev: Evaluator, claim: Claim, rng: np.random.Generator):  # noqa: ANN202 - an endless generator
+def _shifts_around(ev: Evaluator, claim: Claim, rng: np.random.Generator, apart: bool = False):  # noqa: ANN202
     """Random moves of the point within :data:`SAMPLE_RADIUS` steps, their scales mixed per array and per element
     (every input in turn can dominate, and narrow cones of sign patterns, all units off, are reached too); the
-    first two with the ties within each array broken in the order of their elements, each way (:func:`_in_order`)."""
-    moves = _random_shifts(ev, claim, rng)
+    first two with the ties within each array broken in the order of their elements, each way (:func:`_in_order`).
+    ``apart``: tied elements never share a value where the moves fall below their floor (:func:`_random_shifts`)."""
+    moves = _random_shifts(ev, claim, rng, apart)
     for sign in (-1.0, 1.0):
         yield _in_order(ev, claim, sign, next(moves))
     yield from moves
 
 
-def _random_shifts(ev: Evaluator, claim: Claim, rng: np.random.Generator):  # noqa: ANN202 - an endless generator
-    """The random moves of :func:`_shifts_around`."""
+def _random_shifts(ev: Evaluator, claim: Claim, rng: np.random.Generator, apart: bool):  # noqa: ANN202 - endless
+    """The random moves of :func:`_shifts_around`. A move below a few units in the last place of the gradient's
+    dtype (a float32 layer) is raised to that floor by a random share more. With ``apart``, tied elements take
+    shares of their own each, whole units apart in a random order: random shares collide on float32's grid, and a
+    rule's own tie rule at the collision is no gradient around the point (a sort doubling the gradient of each
+    tie's first element summed, along its tie, within the sums so sampled); without, they collide by chance (a
+    float32 ReLU input summing two tied values of opposite signs, -1 + 1, and two zeros is off where they do)."""
     steps, values = claim.steps, ev.tree.values()
     leaf_of = np.searchsorted(ev.tree.offsets, np.arange(steps.size), side="right") - 1
     # a shift below a few units in the last place of the gradient's dtype rounds back onto the point itself
     # there (a float32 layer), and the gradient at the point is the one under test: never sampled
-    floor = ULPS_AWAY * claim.grad_eps * _sizes(ev, values, leaf_of)
-    tied = (_rank_in_groups(np.arange(steps.size), leaf_of, values)[1] > 1) & (values != 0)
+    floor = ULPS_AWAY * claim.grad_eps * np.abs(values)
+    tied = (_rank_in_groups(np.arange(steps.size), leaf_of, values)[1] > 1) & (floor > 0) if apart else None
     while True:
         scale = 10.0 ** rng.uniform(-3, 0, size=len(ev.tree.leaves))[leaf_of] * np.exp(rng.standard_normal(steps.size))
         shift = SAMPLE_RADIUS * steps * scale * rng.standard_normal(steps.size)
@@ -267,28 +274,13 @@ def _random_shifts(ev: Evaluator, claim: Claim, rng: np.random.Generator):  # no
         # (a float32 median of three equal values sampled at its own wrong rule), which no nearby point may
         low = np.abs(shift) < floor
         share = 1 + 63 * rng.random(steps.size)
-        apart = low & tied
-        if apart.any():  # ... and tied elements a share of their own each: random shares collide on float32's grid
-            up = shift[apart] > 0
-            rank, size = _rank_in_groups(rng.random(up.size), leaf_of[apart], values[apart], up)
+        if tied is not None and (low & tied).any():
+            own = low & tied
+            up = shift[own] > 0
+            rank, size = _rank_in_groups(rng.random(up.size), leaf_of[own], values[own], up)
             spacing = np.maximum(63 / size, 1.0)  # (the shares' range, in a random order, whole units apart)
-            share[apart] = 1 + spacing * (rank + rng.random(up.size) / 2)
+            share[own] = 1 + spacing * (rank + rng.random(up.size) / 2)
         yield np.where(low, np.copysign(floor * share, shift), shift)
-
-
-def _sizes(ev: Evaluator, values: np.ndarray, leaf_of: np.ndarray) -> np.ndarray:
-    """Per element, its magnitude, or where it is 0 its array's mean magnitude: a tied element's move lies on its
-    dtype's grid, a few units in its last place, and an element at 0 moves as far (a float32 ReLU input summing
-    two tied values of opposite signs, -1 + 1, and two zeros is off only where the zeros' moves exceed the tied
-    values' apart)."""
-    size = np.abs(values)
-    zero = values == 0
-    if zero.any():
-        finite = np.where(np.isfinite(size), size, 0.0)
-        counts = np.maximum(np.bincount(leaf_of, np.isfinite(size), len(ev.tree.leaves)), 1)
-        means = np.bincount(leaf_of, finite, len(ev.tree.leaves)) / counts
-        size[zero] = means[leaf_of[zero]]
-    return size
 
 
 def _in_order(ev: Evaluator, claim: Claim, sign: float, shift: np.ndarray) -> np.ndarray:
