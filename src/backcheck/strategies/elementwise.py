@@ -124,7 +124,7 @@ def run(ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator |
         # float32-equal values are no tie of the function; only a float64 one's moves with its tie)
         wide = max(ev.out_eps, float(np.max(claim.grad_eps[idx], initial=0.0))) < WIDE_EPS
         tied = np.union1d(tied, idx[kinks if wide else kinks[j.status[kinks] == KINK]])
-        bad = joint_kink_test(ev, idx[kinks], j.jump[kinks], claim, tied, wide)
+        bad = joint_kink_test(ev, idx[kinks], j.jump[kinks], claim, tied)
         if bad is not None:
             j.status[kinks[np.isin(idx[kinks], bad)]] = MISMATCH
             notes.append(

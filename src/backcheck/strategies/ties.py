@@ -26,11 +26,6 @@ from backcheck.verdict import KINK, MISMATCH, NOISY, VOUCH, Claim, Judgement, bo
 TIE_RTOL = 1e-6
 #: Most groups of tied elements moved together in one check (each costs 4 evaluations, or 4 per pair).
 MAX_TIE_GROUPS = 512
-#: Ties by value of more elements are not moved as a whole to condemn them in a computation coarser than float64: a
-#: value hundreds of elements hold (an image of -1/0/1) moves a direction across many kinks at once, whose float32
-#: rounding the slack does not hold. A float64 one's are moved whatever their size (a 3x3 max pool at stride 1 on a
-#: 24x24 image of 0s and 1s, giving every tied maximum the gradient, passed: its ties hold hundreds of elements).
-MAX_VALUE_TIE = 64
 
 
 def tie_groups(kink_idx: np.ndarray, jump: np.ndarray) -> list[np.ndarray]:
@@ -45,12 +40,7 @@ def tie_groups(kink_idx: np.ndarray, jump: np.ndarray) -> list[np.ndarray]:
 
 
 def joint_kink_test(
-    ev: Evaluator,
-    kink_idx: np.ndarray,
-    jump: np.ndarray,
-    claim: Claim,
-    tied: np.ndarray | None = None,
-    wide: bool = False,
+    ev: Evaluator, kink_idx: np.ndarray, jump: np.ndarray, claim: Claim, tied: np.ndarray | None = None
 ) -> np.ndarray | None:
     """Move tied kink elements together; return the elements whose gradients are jointly inconsistent.
 
@@ -64,10 +54,9 @@ def joint_kink_test(
     A group found by its jumps may be only part of a tie (a sort of three equal values: the middle one's
     slopes are undefined): one that fails is moved again with every element of the input of its members'
     values, and passes where that whole tie agrees (:func:`_rescued`). ``tied``: elements taken as kinks for
-    their value's ties (:func:`recheck_tied`), whose ties must agree as a whole; ``wide``: the computation is
-    float64's, and ties of any size are moved (else up to :data:`MAX_VALUE_TIE` elements).
+    their value's ties (:func:`recheck_tied`), whose ties must agree as a whole, whatever their size.
     """
-    bad = [] if tied is None or not tied.size else _value_groups(ev, tied, claim, None if wide else MAX_VALUE_TIE)
+    bad = [] if tied is None or not tied.size else _value_groups(ev, tied, claim)
     for group in tie_groups(kink_idx, jump)[:MAX_TIE_GROUPS]:
         verdict = _moved_together(ev, group, claim)
         if verdict is False:
@@ -144,11 +133,14 @@ def _slopes_along(ev: Evaluator, group: np.ndarray, v: np.ndarray, claim: Claim)
     return fwd, bwd, bound(max(abs(fwd - fwd1), abs(bwd - bwd1)), 2 * roundoff(ev, t / 2), res) + disp_err
 
 
-def _value_groups(ev: Evaluator, of: np.ndarray, claim: Claim, most: int | None) -> list[int]:
-    """The elements of ``of`` whose ties (every element of the input of their value, moved together; ties of at
-    most ``most`` elements, or of any size) move differentiably but not as their summed gradient says."""
+def _value_groups(ev: Evaluator, of: np.ndarray, claim: Claim) -> list[int]:
+    """The elements of ``of`` whose ties (every element of the input of their value, moved together, whatever their
+    number: a 3x3 max pool at stride 1 on a 24x24 image of 0s and 1s, giving every tied maximum the gradient, passed
+    while ties of more than 64 were left unmoved) move differentiably but not as their summed gradient says (and
+    whose sum lies beyond the sums around the point, :func:`_summed_around`: a direction across hundreds of kinks,
+    whose float32 rounding the slack does not hold, is one whose sums around it hold a right rule's)."""
     bad: list[int] = []
-    for group in [t for t in ev.tree.ties(of) if most is None or t.size <= most][:MAX_TIE_GROUPS]:
+    for group in ev.tree.ties(of)[:MAX_TIE_GROUPS]:
         if _moved_together(ev, group, claim) is False and not _summed_around(ev, group, claim):
             bad.extend(int(i) for i in group[np.isin(group, of)])
     return bad
