@@ -17,19 +17,24 @@ from backcheck.bits import BFLOAT16_EPS, dot
 from backcheck.errors import NonFiniteError
 from backcheck.evaluate import Evaluator
 from backcheck.judgement import judge
+from backcheck.numeric.grad import noise_level
 from backcheck.strategies.own_rounding import ULPS_AWAY
-from backcheck.verdict import KINK, MISMATCH, NOISY, OK, Claim, FirstDifferences, Judgement, resolution, rms
+from backcheck.verdict import KINK, MISMATCH, NOISY, OK, SAFETY, Claim, FirstDifferences, Judgement, resolution, rms
 
 
 def _steepening(ev: Evaluator, idx: np.ndarray, h: np.ndarray) -> np.ndarray:
     """Per element, whether a one-sided slope grows as the step shrinks (by more than half again from ``h`` to
-    ``h / 16``, where a kink's slopes stay put and a smooth one's move by its curvature): a vertical tangent."""
+    ``h / 16``, where a kink's slopes stay put and a smooth one's move by its curvature): a vertical tangent. f must
+    move by more than its rounding at ``h / 16`` (along an axis where f is flat, kinks of both signs cancelling
+    there, its rounding alone, divided by a step 16 times smaller, grows 16 times)."""
     out = np.zeros(idx.size, dtype=bool)
+    noise = SAFETY * np.broadcast_to(noise_level(ev, ev.local_scale[idx], lazy=True), idx.shape)
     for k, (i, s) in enumerate(zip(idx.tolist(), h.tolist(), strict=True)):
         wide, wide_d = ev.element(i, (s, -s), shrink=True)
         near, near_d = ev.element(i, (s / 16, -s / 16), shrink=True)
         slopes = [abs((p - ev.phi0) / d) for p, d in zip((*wide, *near), (*wide_d, *near_d), strict=True) if d]
-        if len(slopes) == 4:
+        moved = max(abs(p - ev.phi0) for p in near) > noise[k]
+        if len(slopes) == 4 and moved:
             out[k] = max(slopes[2:]) > STEEPENING * max(max(slopes[:2]), 1e-300)
     return out
 
@@ -41,6 +46,9 @@ STEEPENING = 1.5
 NEARBY = 32.0
 #: How many nearby gradients outline the valid subgradients where several kinks meet.
 NEARBY_SAMPLES = 512
+#: The gap opened on either side of a tied element tried again at a nearby point, in its steps (its differences,
+#: and the refinement's, stay clear of every other element of its value).
+TIE_CLEARANCE = 4.0
 #: Fractions of the nearby shift tried in turn where f is not finite at the shifted point.
 NEARBY_SHRINK = (1.0, 1.0 / 16, 1.0 / 256)
 #: How far those gradients are sampled, in finite-difference steps (no differences are taken there).
@@ -139,10 +147,26 @@ def right_at_a_nearby_point(
 ) -> np.ndarray | None:
     """Per element of ``sub`` (flat positions; ``claim.regrad`` given), whether the backward pass is right there at
     a point a few dozen steps away in a random direction (or closer, where f is not finite there); None where f is
-    not finite at any of them."""
+    not finite at any of them. An element wrong there whose value ties with others' is tried once more, clear of the
+    rest of its tie (:func:`_clear_of_its_tie`)."""
+    direction = NEARBY * claim.steps * rng.standard_normal(claim.steps.size)
+    right = _right_at(ev, sub, claim, direction)
+    if right is None or right.all():
+        return right
+    wrong = np.flatnonzero(~right)
+    apart = _clear_of_its_tie(ev, sub[wrong], claim, direction)
+    if apart is not None:
+        again = _right_at(ev, sub[wrong], claim, apart)
+        if again is not None:
+            right[wrong] = again
+    return right
+
+
+def _right_at(ev: Evaluator, sub: np.ndarray, claim: Claim, direction: np.ndarray) -> np.ndarray | None:
+    """Per element of ``sub``, whether the backward pass is right at the point moved by ``direction`` (or by a
+    fraction of it, where f is not finite there); None where f is not finite at any of them."""
     steps, grad_eps, tol, regrad = claim.steps, claim.grad_eps, claim.tol, claim.regrad
     assert regrad is not None
-    direction = NEARBY * steps * rng.standard_normal(steps.size)
     for shrink in NEARBY_SHRINK:  # a nearby point outside f's domain (a softmax saturated by large steps)
         try:
             with ev.shifted(direction * shrink):
@@ -155,6 +179,25 @@ def right_at_a_nearby_point(
         except NonFiniteError:
             continue
     return None
+
+
+def _clear_of_its_tie(ev: Evaluator, sub: np.ndarray, claim: Claim, direction: np.ndarray) -> np.ndarray | None:
+    """``direction`` with a gap of :data:`TIE_CLEARANCE` steps opened on either side of each element of ``sub``
+    whose value ties with others' in its array, the tie's order kept (each element of it moved up by the gaps
+    opened below it); None where no element of ``sub`` ties. A tie of many elements (a sort of a row of -1/0/1)
+    moved a few dozen steps at random lies closer than one step apart somewhere, and an element's own differences
+    there cross its neighbours'; with the gaps they cross none, and the elements keep their order: the same piece
+    of f (the same element still leads, or is the median), a few steps farther only."""
+    groups = ev.tree.ties(sub, within_arrays=True)
+    if not groups:
+        return None
+    apart = direction.copy()
+    for group in groups:
+        order = group[np.argsort(direction[group], kind="stable")]
+        mine = np.isin(order, sub).astype(float)
+        below = np.cumsum(mine) - mine
+        apart[order] = direction[order] + TIE_CLEARANCE * np.max(claim.steps[group]) * (2 * below + mine)
+    return apart
 
 
 def agrees_around(ev: Evaluator, claim: Claim, v: np.ndarray, rng: np.random.Generator) -> bool:
@@ -190,29 +233,91 @@ AROUND_SAMPLES = 64
 
 def gradients_around(ev: Evaluator, claim: Claim, rng: np.random.Generator, n: int):  # noqa: ANN201 - a generator
     """The analytic gradients at ``n`` random points around the checked one (``claim.regrad`` given), as
-    :func:`nearby_verdicts` samples them: scales mixed per array and per element, each shift at least a few units
-    in the last place of the gradient's dtype; no function evaluations."""
+    :func:`nearby_verdicts` samples them, but with every tie kept apart (:func:`_shifts_around`): scales mixed per
+    array and per element, each shift at least a few units in the last place of the gradient's dtype; no function
+    evaluations."""
     assert claim.regrad is not None
-    shifts = _shifts_around(ev, claim, rng)
+    shifts = _shifts_around(ev, claim, rng, apart=True)
     for _ in range(n):
         with ev.shifted(next(shifts), evaluate=False):
             yield claim.regrad()
 
 
-def _shifts_around(ev: Evaluator, claim: Claim, rng: np.random.Generator):  # noqa: ANN202 - an endless generator
+def _shifts_around(ev: Evaluator, claim: Claim, rng: np.random.Generator, apart: bool = False):  # noqa: ANN202
     """Random moves of the point within :data:`SAMPLE_RADIUS` steps, their scales mixed per array and per element
-    (every input in turn can dominate, and narrow cones of sign patterns, all units off, are reached too)."""
-    steps = claim.steps
+    (every input in turn can dominate, and narrow cones of sign patterns, all units off, are reached too); the
+    first two with the ties within each array broken in the order of their elements, each way (:func:`_in_order`).
+    ``apart``: tied elements never share a value where the moves fall below their floor (:func:`_random_shifts`)."""
+    moves = _random_shifts(ev, claim, rng, apart)
+    for sign in (-1.0, 1.0):
+        yield _in_order(ev, claim, sign, next(moves))
+    yield from moves
+
+
+def _random_shifts(ev: Evaluator, claim: Claim, rng: np.random.Generator, apart: bool):  # noqa: ANN202 - endless
+    """The random moves of :func:`_shifts_around`. A move below a few units in the last place of the gradient's
+    dtype (a float32 layer) is raised to that floor by a random share more. With ``apart``, tied elements take
+    shares of their own each, whole units apart in a random order: random shares collide on float32's grid, and a
+    rule's own tie rule at the collision is no gradient around the point (a sort doubling the gradient of each
+    tie's first element summed, along its tie, within the sums so sampled); without, they collide by chance (a
+    float32 ReLU input summing two tied values of opposite signs, -1 + 1, and two zeros is off where they do)."""
+    steps, values = claim.steps, ev.tree.values()
     leaf_of = np.searchsorted(ev.tree.offsets, np.arange(steps.size), side="right") - 1
     # a shift below a few units in the last place of the gradient's dtype rounds back onto the point itself
     # there (a float32 layer), and the gradient at the point is the one under test: never sampled
-    floor = ULPS_AWAY * claim.grad_eps * np.abs(ev.tree.values())
+    floor = ULPS_AWAY * claim.grad_eps * np.abs(values)
+    tied = (_rank_in_groups(np.arange(steps.size), leaf_of, values)[1] > 1) & (floor > 0) if apart else None
     while True:
         scale = 10.0 ** rng.uniform(-3, 0, size=len(ev.tree.leaves))[leaf_of] * np.exp(rng.standard_normal(steps.size))
         shift = SAMPLE_RADIUS * steps * scale * rng.standard_normal(steps.size)
         # raised to the floor by a random share more, each element its own: equal shifts keep tied elements tied
         # (a float32 median of three equal values sampled at its own wrong rule), which no nearby point may
-        yield np.where(np.abs(shift) < floor, np.copysign(floor * (1 + 63 * rng.random(steps.size)), shift), shift)
+        low = np.abs(shift) < floor
+        share = 1 + 63 * rng.random(steps.size)
+        if tied is not None and (low & tied).any():
+            own = low & tied
+            up = shift[own] > 0
+            rank, size = _rank_in_groups(rng.random(up.size), leaf_of[own], values[own], up)
+            spacing = np.maximum(63 / size, 1.0)  # (the shares' range, in a random order, whole units apart)
+            share[own] = 1 + spacing * (rank + rng.random(up.size) / 2)
+        yield np.where(low, np.copysign(floor * share, shift), shift)
+
+
+def _in_order(ev: Evaluator, claim: Claim, sign: float, shift: np.ndarray) -> np.ndarray:
+    """``shift`` with the elements of every value tie within an array moved in their order instead: the first
+    least, each next one more, all down (``sign`` -1: the first highest) or all up (+1: the first lowest), by
+    :data:`~backcheck.strategies.own_rounding.ULPS_AWAY` units in the last place of the gradient's dtype apart (or
+    by :data:`SAMPLE_RADIUS` steps over the whole tie, if wider). Frameworks break ties so (a max pool's or an
+    argmax's first maximum, a stable sort), and their gradient at a tie is the limit of the gradients along that
+    move, one a random move reaches by chance only (an element of a 0/1 image leading every window it ties in,
+    among a dozen others). Every element of a tie moves: none is sampled at the point itself."""
+    values = ev.tree.values()
+    leaf_of = np.searchsorted(ev.tree.offsets, np.arange(values.size), side="right") - 1
+    rank, size = _rank_in_groups(np.arange(values.size), leaf_of, values)
+    tied = (size > 1) & np.isfinite(values)
+    unit = np.maximum(SAMPLE_RADIUS * claim.steps / size, ULPS_AWAY * claim.grad_eps * np.abs(values))
+    out = shift.copy()
+    out[tied] = sign * (rank[tied] + 1) * unit[tied]
+    return out
+
+
+def _rank_in_groups(within: np.ndarray, *by: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per element, its place by ``within`` (0 for the first) among the elements equal to it in every key of
+    ``by`` (one array's elements of one value), and how many those are."""
+    n = within.size
+    order = np.lexsort((within, *by[::-1]))
+    new = np.zeros(n, dtype=bool)
+    new[:1] = True
+    for key in by:
+        ordered = key[order]
+        new[1:] |= ordered[1:] != ordered[:-1]
+    starts = np.flatnonzero(new)
+    sizes = np.diff(np.r_[starts, n])
+    run = np.repeat(np.arange(starts.size), sizes)
+    rank, size = np.empty(n), np.empty(n)
+    rank[order] = np.arange(n) - starts[run]
+    size[order] = sizes[run]
+    return rank, size
 
 
 def _value_ties(ev: Evaluator, sub: np.ndarray, eps: np.ndarray) -> tuple[list[np.ndarray], float] | None:

@@ -135,30 +135,41 @@ def _at_kinks(
 
     The slopes are taken at the element's step or the step of its table's estimate (``table``), the smaller: a
     step far beyond the scale on which f bends (a float32 softmax of logits near 1e4, whose step follows 1e4)
-    saturates f, and slopes that saturate keep a gap at every step, which is no kink's."""
+    saturates f, and slopes that saturate keep a gap at every step, which is no kink's. Where they show no kink
+    that holds the claim, at :data:`KINK_SCALES` of that step too: other kinks a little off the point (a float32
+    ReLU network on an image of values in steps of 0.01) lie within a float32 step."""
     kinks = np.zeros(wrong.size, dtype=bool)
-    eps_out = ev.out_eps
     for k in np.flatnonzero(wrong)[:KINK_RECHECKS]:
         i, h = int(idx[k]), float(claim.steps[idx[k]])
         if np.isfinite(table[k]) and 0 < table[k] < h:
             h = float(table[k])
-        phis, disp = ev.element(i, (h, -h, h / 2, -h / 2), shrink=True)
-        fwd, bwd = (phis[0::2] - ev.phi0) / disp[0::2], (ev.phi0 - phis[1::2]) / -disp[1::2]
-        # the noise along the element, and the rounding of phi itself (two values each side, of its size)
-        half = min(disp[2], -disp[3])
-        slack = NOISE_FACTOR * element_noise(ev, i, h, float(a[k])) / half
-        rounding = 4 * eps_out * max(abs(ev.phi0), ev.scale) / half
-        gaps = np.abs(fwd - bwd)  # a kink's gap stays as the step halves; a smooth f's halves with it
-        # the rounding of phi widens the slopes' range by a sliver of the gap at most: a large float32 loss
-        # rounds by up to half a gap, and a claim outside the slopes by that much is no subgradient
-        wider = slack + min(rounding, KINK_GAP * gaps[1])
-        kinks[k] = (
-            gaps[1] > max(2 * (slack + rounding), KINK_PERSISTENCE * gaps[0])
-            and min(fwd[1], bwd[1]) - wider <= a[k] <= max(fwd[1], bwd[1]) + wider
-        )
+        noise = element_noise(ev, i, h, float(a[k]))  # (of phi's values, at every scale below)
+        kinks[k] = any(all(_kink_along(ev, i, h * scale, float(a[k]), noise)) for scale in KINK_SCALES)
         if not kinks[k]:
             break  # a wrong element off every kink: the rule is wrong, the others keep the table's verdict
     return kinks
+
+
+#: Fractions of an element's step at which :func:`_at_kinks` looks for a kink at the point, in turn (a sixteenth:
+#: below kinks off the point by a float32 step, and above the noise of phi's float32 values).
+KINK_SCALES = (1.0, 1.0 / 16)
+
+
+def _kink_along(ev: Evaluator, i: int, h: float, a: float, noise: float) -> tuple[bool, bool]:
+    """Whether element ``i``'s one-sided slopes at ``h`` and ``h / 2`` keep a gap beyond ``noise`` (of phi's
+    values along it) and phi's rounding, and whether the claim ``a`` lies between them."""
+    phis, disp = ev.element(i, (h, -h, h / 2, -h / 2), shrink=True)
+    fwd, bwd = (phis[0::2] - ev.phi0) / disp[0::2], (ev.phi0 - phis[1::2]) / -disp[1::2]
+    # the noise along the element, and the rounding of phi itself (two values each side, of its size)
+    half = min(disp[2], -disp[3])
+    slack = NOISE_FACTOR * noise / half
+    rounding = 4 * ev.out_eps * max(abs(ev.phi0), ev.scale) / half
+    gaps = np.abs(fwd - bwd)  # a kink's gap stays as the step halves; a smooth f's halves with it
+    # the rounding of phi widens the slopes' range by a sliver of the gap at most: a large float32 loss
+    # rounds by up to half a gap, and a claim outside the slopes by that much is no subgradient
+    wider = slack + min(rounding, KINK_GAP * gaps[1])
+    gap = bool(gaps[1] > max(2 * (slack + rounding), KINK_PERSISTENCE * gaps[0]))
+    return gap, bool(min(fwd[1], bwd[1]) - wider <= a <= max(fwd[1], bwd[1]) + wider)
 
 
 def _unless_noise(

@@ -26,9 +26,6 @@ from backcheck.verdict import KINK, MISMATCH, NOISY, VOUCH, Claim, Judgement, bo
 TIE_RTOL = 1e-6
 #: Most groups of tied elements moved together in one check (each costs 4 evaluations, or 4 per pair).
 MAX_TIE_GROUPS = 512
-#: Ties by value of more elements are not moved as a whole to condemn them: a value hundreds of elements hold (an
-#: image of -1/0/1) moves a direction across many kinks at once, whose float32 rounding the slack does not hold.
-MAX_VALUE_TIE = 64
 
 
 def tie_groups(kink_idx: np.ndarray, jump: np.ndarray) -> list[np.ndarray]:
@@ -57,7 +54,7 @@ def joint_kink_test(
     A group found by its jumps may be only part of a tie (a sort of three equal values: the middle one's
     slopes are undefined): one that fails is moved again with every element of the input of its members'
     values, and passes where that whole tie agrees (:func:`_rescued`). ``tied``: elements taken as kinks for
-    their value's ties (:func:`recheck_tied`), whose ties must agree as a whole.
+    their value's ties (:func:`recheck_tied`), whose ties must agree as a whole, whatever their size.
     """
     bad = [] if tied is None or not tied.size else _value_groups(ev, tied, claim)
     for group in tie_groups(kink_idx, jump)[:MAX_TIE_GROUPS]:
@@ -137,10 +134,13 @@ def _slopes_along(ev: Evaluator, group: np.ndarray, v: np.ndarray, claim: Claim)
 
 
 def _value_groups(ev: Evaluator, of: np.ndarray, claim: Claim) -> list[int]:
-    """The elements of ``of`` whose ties (every element of the input of their value, moved together) move
-    differentiably but not as their summed gradient says."""
+    """The elements of ``of`` whose ties (every element of the input of their value, moved together, whatever their
+    number: a 3x3 max pool at stride 1 on a 24x24 image of 0s and 1s, giving every tied maximum the gradient, passed
+    while ties of more than 64 were left unmoved) move differentiably but not as their summed gradient says (and
+    whose sum lies beyond the sums around the point, :func:`_summed_around`: a direction across hundreds of kinks,
+    whose float32 rounding the slack does not hold, is one whose sums around it hold a right rule's)."""
     bad: list[int] = []
-    for group in [t for t in ev.tree.ties(of) if t.size <= MAX_VALUE_TIE][:MAX_TIE_GROUPS]:
+    for group in ev.tree.ties(of)[:MAX_TIE_GROUPS]:
         if _moved_together(ev, group, claim) is False and not _summed_around(ev, group, claim):
             bad.extend(int(i) for i in group[np.isin(group, of)])
     return bad
