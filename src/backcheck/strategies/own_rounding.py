@@ -30,15 +30,44 @@ def native_jitter(ev: Evaluator, claim: Claim, sub: np.ndarray, eps: np.ndarray 
     in the last place of each element's dtype (``eps`` per element of the tree, or the gradient's), in random
     directions (two backward calls): the rounding the native run carries, with the gradient's true change over so
     small a move."""
-    assert claim.regrad is not None
     g0 = claim.g[sub]
     jitter = np.zeros(sub.size)
-    for move in _jitter_moves(ev, claim.grad_eps if eps is None else eps):
-        with ev.shifted(move, evaluate=False):
-            moved = claim.regrad()[sub]
+    for moved in _moved_gradients(ev, claim, sub, eps):
         with np.errstate(invalid="ignore"):
             jitter = np.fmax(jitter, np.abs(moved - g0))
     return jitter
+
+
+def _moved_gradients(ev: Evaluator, claim: Claim, sub: np.ndarray, eps: np.ndarray | None) -> list[np.ndarray]:
+    """The native gradient at ``sub`` at each of the points :func:`_jitter_moves` moves to."""
+    assert claim.regrad is not None
+    out = []
+    for move in _jitter_moves(ev, claim.grad_eps if eps is None else eps):
+        with ev.shifted(move, evaluate=False):
+            out.append(claim.regrad()[sub])
+    return out
+
+
+def _broken_at_the_point(
+    ev: Evaluator, claim: Claim, sub: np.ndarray, numeric: np.ndarray, limit: np.ndarray, eps: np.ndarray
+) -> np.ndarray:
+    """Per element of ``sub``, whether the gradient is wrong at the point alone: a few units in the last place
+    away it agrees with the numeric derivative (well within ``limit``), or turns NaN or infinite, while at the
+    point it is far off. Rounding scatters the gradient about the truth on both sides of the point; a rule
+    broken at one value (0 at x = 1, the derivative an ulp away) lands on the truth there, and excuses nothing."""
+    g0 = claim.g[sub]
+    far = np.abs(g0 - numeric) > POINT_APART * limit
+    close, broken = np.ones(sub.size, dtype=bool), np.zeros(sub.size, dtype=bool)
+    for moved in _moved_gradients(ev, claim, sub, eps):
+        with np.errstate(invalid="ignore"):
+            close &= np.abs(moved - numeric) <= limit / POINT_APART
+        broken |= ~np.isfinite(moved) & np.isfinite(g0)
+    return (far & close) | broken
+
+
+#: A gradient off at the point by this many bounds, and within a bound over this of the numeric derivative a few
+#: units in the last place away, is broken at the point, not rounded (:func:`_broken_at_the_point`).
+POINT_APART = 4.0
 
 
 def own_rounding(ev: Evaluator, claim: Claim, sub: np.ndarray) -> np.ndarray | None:
@@ -52,8 +81,7 @@ def own_rounding(ev: Evaluator, claim: Claim, sub: np.ndarray) -> np.ndarray | N
     """
     if claim.g_wide is not None or claim.regrad is None or claim.tol.custom or not sub.size:
         return None
-    inputs = ev.tree.per_leaf([machine_eps(leaf.dtype) for leaf in ev.tree.leaves])
-    eps = np.maximum(np.maximum(claim.grad_eps, inputs), ev.out_eps)
+    eps = _coarsest_eps(ev, claim)
     if not float(eps[sub].min()) >= NARROW:
         return None
     if not np.array_equal(claim.regrad()[sub], claim.g[sub], equal_nan=True):
@@ -62,6 +90,13 @@ def own_rounding(ev: Evaluator, claim: Claim, sub: np.ndarray) -> np.ndarray | N
         return None
     every = native_jitter(ev, claim, np.arange(claim.g.size), eps)
     return np.maximum(every[sub], _leaf_rms(ev, every)[sub])
+
+
+def _coarsest_eps(ev: Evaluator, claim: Claim) -> np.ndarray:
+    """Per element, the coarsest precision its computation has: the input's dtype, the gradient's, or the
+    output's (a float32 kernel of float64 arrays)."""
+    inputs = ev.tree.per_leaf([machine_eps(leaf.dtype) for leaf in ev.tree.leaves])
+    return np.maximum(np.maximum(claim.grad_eps, inputs), ev.out_eps)
 
 
 def _crosses(ev: Evaluator, claim: Claim, eps: np.ndarray) -> bool:
@@ -160,7 +195,11 @@ def _widened(
     if jitter is None:
         return None
     widened = limit + SAFETY * jitter
-    return np.abs(claim.g[sub] - numeric) <= widened, widened
+    within = np.abs(claim.g[sub] - numeric) <= widened
+    if within.any():
+        eps = _coarsest_eps(ev, claim)
+        within &= ~_broken_at_the_point(ev, claim, sub, numeric, limit, eps)
+    return within, widened
 
 
 OWN_ROUNDING_NOTE = (
