@@ -98,6 +98,7 @@ def run_check(
     settle_linearity(report, tree, fname)
     if options.atol is None and options.rtol is None:  # (with the user's own tolerance, no hint of one)
         report.notes.extend(n for n in [small_error_note(report, tree, fname)] if n)
+    report.seconds = time.perf_counter() - started  # the whole check: the baseline and batched differences too
     return report
 
 

@@ -10,6 +10,7 @@ do not reach the loss.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -193,6 +194,7 @@ def _frozen(target: Target) -> FrozenRandom:
 
 def _check_session(target: Target, knobs: Knobs, found: tuple[Any, ...], frozen: FrozenRandom | None) -> Report:
     """One check of ``target`` with its random streams replayed at every call when ``frozen`` is given."""
+    started = time.perf_counter()
     slots, pslots, consts, module = found
     sess = Session(target.fn, target.args, target.kwargs, slots + pslots)
     sess.fname = target.title
@@ -220,6 +222,7 @@ def _check_session(target: Target, knobs: Knobs, found: tuple[Any, ...], frozen:
             lf.note = sess.dead_notes[lf.name]
     if frozen is not None:
         report.notes.append(replay_note(target.title, frozen))
+    report.seconds = time.perf_counter() - started  # the whole check: the outputs checked alone too
     return report
 
 
