@@ -412,7 +412,8 @@ def _leaf_report(
     if leaf.name in skipped:
         lstatus, note = "skipped", skipped[leaf.name]
     elif failing:
-        lstatus, note = "fail", failed.get(leaf.name, "")
+        said = _nonfinite_note(tree, leaf, idx, analytic[idx])
+        lstatus, note = "fail", f"{said} {failed.get(leaf.name, '')}".strip()
         if tally[DEAD] == st.size and idx.size == leaf.size:
             note = (
                 f"{leaf.name} receives a zero gradient everywhere while the output depends on it: the "
@@ -448,6 +449,17 @@ def _leaf_report(
         floor_rel=floor_rel,
         floor_kind=kind,
     )
+
+
+def _nonfinite_note(tree: Tree, leaf: Any, idx: np.ndarray, a: np.ndarray) -> str:
+    """A sentence for the checked elements where the gradient itself is NaN or infinite ('' where none is): the
+    table's error columns read NaN or 0 there, which says nothing."""
+    bad = np.flatnonzero(~np.isfinite(a))
+    if not bad.size:
+        return ""
+    names = ", ".join(tree.element_name(int(i)) for i in idx[bad[:3]]) + (", ..." if bad.size > 3 else "")
+    what = "NaN" if np.isnan(a[bad]).all() else "not finite"
+    return f"{leaf.name}'s gradient is {what} at {bad.size} element(s) ({names})."
 
 
 def _details(leaf: Any, arrays: tuple[np.ndarray, ...], judged: Any, failing: bool, kinked: bool) -> dict[str, Any]:

@@ -36,3 +36,18 @@ def test_a_gradient_broken_at_one_value_fails_there(nan_above):
 def test_the_right_rule_at_the_same_point_passes():
     x = np.array([1.0, 2.0, 3.0, 0.5], dtype=np.float32)
     assert backcheck.check(_loss, x, lambda x: np.full(x.shape, -1.5, dtype=np.float32)).status == "pass"
+
+
+def test_a_nan_gradient_is_said_in_the_arrays_note():
+    """The table's error columns read NaN (or a relative difference of 0) where the gradient is NaN: the array's
+    note names the elements."""
+    x = np.array([0.5, 1.0, 2.0])
+
+    def grad(x):
+        g = 2 * x
+        g[1] = np.nan
+        return g
+
+    report = backcheck.check(lambda x: float(np.sum(x**2)), x, grad)
+    assert report.status == "fail"
+    assert "gradient is NaN at 1 element(s) (x[1])" in report.leaf("x").note
