@@ -94,14 +94,25 @@ def _float64_refused(inputs: Inputs, run: Runner, fname: str) -> str:
                 outs = jax.eval_shape(lambda *d: apply_raw(run, d), *wide)
             except (KeyboardInterrupt, SystemExit):
                 raise
-            except Exception:  # a function jax cannot trace abstractly is run once, eagerly
-                outs = apply_raw(run, wide)
+            except Exception:  # a function jax cannot trace abstractly is run once, eagerly, on jax arrays
+                outs = apply_raw(run, [jax.numpy.asarray(w) for w in wide])
         bad = [o.dtype for o in outs if np.dtype(o.dtype) != np.dtype(np.float64)]
         return f"{fname} returns {bad[0]} for float64 inputs" if bad else ""
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:  # a function that refuses float64 is checked at its own dtype
-        return f"{fname} raised {type(exc).__name__} on float64 inputs ({first_line(exc)})"
+        return f"{fname} raised {type(exc).__name__} on float64 inputs ({first_line(exc)}){_x64_mix(exc)}"
+
+
+def _x64_mix(exc: Exception) -> str:
+    """A clause for jax's failure to mix the int32 arrays it made with x64 off and int64 ones ('' otherwise)."""
+    if "int32" not in str(exc) or "int64" not in str(exc):
+        return ""
+    return (
+        " (jax's x64 mode, switched on for the differences, mixes int32 arrays jax made with x64 off and int64 "
+        "ones: a numpy index array the function closes over; make it a jnp array, or turn x64 on before the "
+        "check, to have float64 differences)"
+    )
 
 
 def _another_function(inputs: Inputs, run: Runner, fname: str, outs: Outputs) -> str:
@@ -125,7 +136,7 @@ def _another_function(inputs: Inputs, run: Runner, fname: str, outs: Outputs) ->
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:  # the baseline names the failure; here it only keeps float32
-        return f"{fname} raised {type(exc).__name__} at the original point ({first_line(exc)})"
+        return f"{fname} raised {type(exc).__name__} at the original point ({first_line(exc)}){_x64_mix(exc)}"
     eps = max(float(jax.numpy.finfo(dt).eps) for dt in inputs.natives)
     if abs(wide - native) <= max(SAME_FUNCTION * moved, same_function_tolerance(eps) * size):
         return ""

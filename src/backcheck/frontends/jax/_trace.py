@@ -94,6 +94,13 @@ _jit_rev = jax.jit(_rev, static_argnums=_STATIC)
 _jit_fwd = jax.jit(_fwd, static_argnums=_STATIC)
 
 
+def _on_device(values: Sequence[Any]) -> tuple[Any, ...]:
+    """Numpy arrays as jax arrays (in the current x64 mode), as jit hands them to the function: an eager call
+    gives the function what a traced one does (``x.at[...]`` on a closure's index, jax's operators and dtypes),
+    not numpy arrays, on which ``.at`` fails and ``x @ w`` computes in numpy."""
+    return tuple(jax.numpy.asarray(v) if isinstance(v, np.ndarray) else v for v in values)
+
+
 class Runner:
     """Calls the compiled transformations of one function at one layout of its arguments.
 
@@ -128,14 +135,14 @@ class Runner:
     def _run(self, jitted: Callable[..., Any], plain: Callable[..., Any], *rest: Any) -> Any:
         head = (self.fn, self.treedef, self.layout, self.statics, self.out_sel)
         if not self.jit:
-            return plain(*head, *rest)
+            return plain(*head, *map(_on_device, rest))
         try:
             return jitted(*head, *rest)
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:  # a function jit cannot trace runs eagerly; one that fails eagerly too raises
             failure = exc
-        out = plain(*head, *rest)
+        out = plain(*head, *map(_on_device, rest))
         self.jit = False
         self.notes.append(
             f"jax.jit could not compile {self.fname} ({type(failure).__name__}: {first_line(failure)[:120]}); "
