@@ -197,3 +197,27 @@ def test_a_top_k_rule_doubling_the_lead_of_a_tie_of_twenty_fails(dtype, seed):
     x = np.random.default_rng(seed).integers(-1, 2, (4, 64)).astype(dtype)
     assert backcheck.check_layer(_top8, _top8_backward(False), (x,)).status == "pass"
     assert backcheck.check_layer(_top8, _top8_backward(True), (x,)).status == "fail"
+
+
+def _sort_swapping_at_tie_boundaries(d, x):
+    """A sort's backward that swaps the gradients of each tie's last element and the next value's first: wrong
+    only at ties (at a nearby point where they are broken it is the right rule)."""
+    order = np.argsort(x, -1, kind="stable")
+    ranked = np.take_along_axis(x, order, -1)
+    dd = d.copy()
+    for r in range(x.shape[0]):
+        starts = np.flatnonzero(np.r_[True, ranked[r, 1:] != ranked[r, :-1]])
+        for a, e in zip(starts, np.r_[starts[1:], x.shape[1]], strict=True):
+            if e - a >= 2 and e < x.shape[1]:
+                dd[r, e - 1], dd[r, e] = dd[r, e], dd[r, e - 1]
+    g = np.zeros_like(x)
+    np.put_along_axis(g, order, dd, -1)
+    return g
+
+
+def test_a_sort_rule_wrong_at_tie_boundaries_fails_where_its_rows_errors_cancel():
+    """Seed 2: the rule's errors over each value's tie cancel between the two rows (the -1 tie +0.52 in one row,
+    -0.57 in the other), so the tie moved whole over the array agreed; each row's part of it is told apart."""
+    x = np.random.default_rng(2).integers(-1, 2, (2, 512)).astype(np.float64)
+    report = backcheck.check_layer(lambda x: np.sort(x, 1), _sort_swapping_at_tie_boundaries, (x,))
+    assert report.status == "fail", report

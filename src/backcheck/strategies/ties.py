@@ -141,9 +141,30 @@ def _value_groups(ev: Evaluator, of: np.ndarray, claim: Claim) -> list[int]:
     whose float32 rounding the slack does not hold, is one whose sums around it hold a right rule's)."""
     bad: list[int] = []
     for group in ev.tree.ties(of)[:MAX_TIE_GROUPS]:
-        if _moved_together(ev, group, claim) is False and not _summed_around(ev, group, claim):
-            bad.extend(int(i) for i in group[np.isin(group, of)])
+        for part in [group, *_rows_of(ev, group)]:
+            if _moved_together(ev, part, claim) is False and not _summed_around(ev, part, claim):
+                bad.extend(int(i) for i in group[np.isin(group, of)])
+                break
     return bad
+
+
+#: Most rows of one tie moved on their own (each costs 4 evaluations, more where it disagrees).
+MAX_TIE_ROWS = 16
+
+
+def _rows_of(ev: Evaluator, group: np.ndarray) -> list[np.ndarray]:
+    """A tie's parts in each index of its array's first axis, where it spans several (at most
+    :data:`MAX_TIE_ROWS`, the largest): a function of each row alone (a sort of rows) is differentiable along each
+    part too, and a rule wrong at ties in rows whose errors cancel across the rows (one row's tie +0.5, another's
+    -0.5) is told there. A function that mixes rows is not differentiable along a part: no conclusion."""
+    leaf = ev.tree.locate(int(group[0]))[0]
+    if len(leaf.shape) < 2 or int(group[-1]) >= leaf.offset + leaf.size:
+        return []
+    rows = (group - leaf.offset) // (leaf.size // leaf.shape[0])
+    if rows[0] == rows[-1]:
+        return []
+    parts = [p for p in np.split(group, np.flatnonzero(np.diff(rows)) + 1) if p.size >= 2]
+    return sorted(parts, key=lambda p: -p.size)[:MAX_TIE_ROWS]
 
 
 def _summed_around(ev: Evaluator, group: np.ndarray, claim: Claim) -> bool:
