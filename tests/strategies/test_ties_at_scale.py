@@ -221,3 +221,23 @@ def test_a_sort_rule_wrong_at_tie_boundaries_fails_where_its_rows_errors_cancel(
     x = np.random.default_rng(2).integers(-1, 2, (2, 512)).astype(np.float64)
     report = backcheck.check_layer(lambda x: np.sort(x, 1), _sort_swapping_at_tie_boundaries, (x,))
     assert report.status == "fail", report
+
+
+def _sort_rows_swapping_their_first_tied(d, x):
+    """A row-wise sort's backward that swaps the gradients of each value's first tied element between the two rows:
+    each value's sum over the whole array is unchanged."""
+    order = np.argsort(x, -1, kind="stable")
+    g = np.zeros_like(x)
+    np.put_along_axis(g, order, d, -1)
+    for v in np.unique(x):
+        a, b = np.flatnonzero(x[0] == v), np.flatnonzero(x[1] == v)
+        if a.size > 1 and b.size > 1:
+            g[0, a[0]], g[1, b[0]] = g[1, b[0]], g[0, a[0]]
+    return g
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_sort_rule_mixing_rows_at_ties_fails(seed):
+    x = np.random.default_rng(seed).integers(-1, 2, (2, 64)).astype(np.float64)
+    report = backcheck.check_layer(lambda x: np.sort(x, 1), _sort_rows_swapping_their_first_tied, (x,))
+    assert report.status == "fail", report
