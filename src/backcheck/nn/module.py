@@ -104,7 +104,7 @@ def random_state_kept(module: Module) -> Iterator[None]:
         for g, state in states:
             g.bit_generator.state = state
         for m, mask in masks:
-            m.last_mask = mask
+            m.__dict__["last_mask"] = mask
 
 
 class Parameter(Tensor):

@@ -21,12 +21,7 @@ import backcheck.frontends.torch._analytic as side
 from backcheck.bits import BFLOAT16_EPS, machine_eps
 from backcheck.calls import call_user, first_line, require_callable
 from backcheck.contract import Analytic, Contract, Section
-from backcheck.errors import (
-    BackcheckError,
-    BadInputError,
-    NondeterministicError,
-    UserFunctionError,
-)
+from backcheck.errors import BackcheckError, BadInputError, NondeterministicError, UserFunctionError
 from backcheck.evaluate import Output
 from backcheck.findings import mutation_finding, small_error_note
 from backcheck.frontends.common import (

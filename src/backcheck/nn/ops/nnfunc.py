@@ -157,11 +157,11 @@ class SoftmaxCrossEntropy(Function):
         ctx: Context, logits: np.ndarray, labels: np.ndarray, *, reduction: str, ignore_index: int, smoothing: float
     ) -> np.ndarray:
         _ce_shapes(logits, labels)
-        keep: np.ndarray | None = labels != ignore_index
-        if keep is not None and keep.all():
-            keep, safe = None, labels  # (the usual batch: no row ignored, nothing to mask)
-        else:
-            safe = np.where(keep, labels, 0)  # ignored rows pick class 0, then count for nothing
+        kept = labels != ignore_index
+        keep: np.ndarray | None = None  # (the usual batch: no row ignored, nothing to mask)
+        safe = labels
+        if not kept.all():
+            keep, safe = kept, np.where(kept, labels, 0)  # ignored rows pick class 0, then count for nothing
         class_labels("cross_entropy", safe, logits.shape[1])
         float_array("cross_entropy", "logits", logits)
         probs, losses = _ce_rows(logits, safe, smoothing)
