@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from backcheck.nn.errors import DTypeError
+from backcheck.nn.validate import float_dtype
 
 __all__ = ["GRAD_DTYPES", "TENSOR_KINDS", "default_dtype", "set_default_dtype", "to_array", "weak_to"]
 
@@ -39,17 +40,9 @@ def default_dtype() -> np.dtype:
 
 
 def set_default_dtype(dtype: Any) -> None:
-    """Set the dtype given to Python floats and lists of floats: float32 or float64."""
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        dt = None
-    if dt not in GRAD_DTYPES:
-        raise DTypeError(
-            f"set_default_dtype: expected float32 or float64, got {dtype!r}",
-            "the default dtype is the dtype of new float tensors, which must be able to carry gradients",
-        )
-    DTYPE.default = dt
+    """Set the dtype given to Python floats and lists of floats: float32 or float64 (the dtypes that carry
+    gradients)."""
+    DTYPE.default = float_dtype("set_default_dtype", "dtype", dtype)
 
 
 def weak_to(data: np.ndarray, other: np.ndarray) -> np.dtype | None:
