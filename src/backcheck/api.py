@@ -232,7 +232,7 @@ def _as_float(value: Any) -> float:
     """A loss as a float (NaN for anything that is not one number: the evaluator names that error later)."""
     try:
         return float(np.asarray(value, dtype=np.float64))
-    except (TypeError, ValueError):
+    except Exception:  # noqa: BLE001 - (TypeError, ValueError; an nn tensor requiring grad refuses numpy)
         return math.nan
 
 

@@ -321,6 +321,12 @@ def _as_array(out: Any, what: str) -> np.ndarray:
     try:
         return np.asarray(out)
     except Exception as exc:  # noqa: BLE001 - anything numpy cannot read is the user's culprit
+        if type(out).__module__.startswith("backcheck.nn"):  # a backcheck.nn tensor that requires grad
+            raise NotScalarError(
+                f"{what} is a backcheck.nn {type(out).__qualname__} that requires grad: numpy cannot read it.",
+                "return loss.item() (or .data), or compute it under backcheck.nn.no_grad(); to check an nn layer's "
+                "backward pass, use backcheck.nn.check.check_module.",
+            ) from exc
         raise NotScalarError(
             f"{what} ({type(out).__qualname__}) is not a number or an array.",
             "return a float or a numpy array." + (f" {PAIR_HINT}" if loss_pair(out) else ""),

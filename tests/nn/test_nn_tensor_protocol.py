@@ -252,3 +252,18 @@ def test_loading_identical_or_other_parameters_leaves_a_graph_differentiable():
     head.load_state_dict({k: v + 1 for k, v in head.state_dict().items()}, strict=False)
     used.backward()  # the graph read enc only
     assert enc.weight.grad is not None
+
+
+def test_a_check_of_a_function_returning_an_nn_loss_that_requires_grad_says_how_to_read_it():
+    import backcheck
+    from backcheck.errors import NotScalarError
+    from backcheck.nn import Linear
+
+    layer = Linear(3, 1)
+
+    def loss(x):
+        return (layer(Tensor(x)) ** 2).sum()  # a Tensor requiring grad: the weights feed it
+
+    with pytest.raises(NotScalarError) as err:
+        backcheck.check(loss, np.ones((2, 3), dtype=np.float32), lambda x: np.zeros_like(x))
+    assert ".item()" in err.value.hint and "check_module" in err.value.hint
