@@ -654,3 +654,12 @@ def test_flatten_refuses_a_start_dim_past_the_input_axes_as_torch():
         np.testing.assert_array_equal(
             F.flatten(Tensor(x), start).data, torch.flatten(torch.from_numpy(x), start).numpy()
         )
+
+
+@pytest.mark.parametrize(("call", "argument"), [(lambda t: F.var(t, correction=-1), "correction"),
+                                                (lambda t: F.var(t, correction=1.0), "correction"),
+                                                (lambda t: F.flatten(t, 1.0), "start_dim")])  # fmt: skip
+def test_var_and_flatten_refuse_malformed_arguments_by_name(call, argument):
+    with pytest.raises(ArgumentError) as info:
+        call(Tensor(np.ones((2, 3))))
+    assert info.value.argument == argument and "integer" in str(info.value)

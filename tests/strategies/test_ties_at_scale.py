@@ -4,7 +4,7 @@ a wrong one still fails."""
 
 import numpy as np
 import pytest
-from numpy.lib.stride_tricks import sliding_window_view
+from tie_rules import pool3, pool3_backward
 
 import backcheck
 
@@ -67,31 +67,6 @@ def test_torch_overlapping_max_pool_on_an_integer_image_passes(dtype, seed, low)
     assert report.status == "pass", report
 
 
-def _pool3(x):
-    return sliding_window_view(x, (3, 3)).max(axis=(-2, -1))
-
-
-def _pool3_backward(rule):
-    def backward(d, x):
-        windows = sliding_window_view(x, (3, 3))
-        top = windows == windows.max(axis=(-2, -1), keepdims=True)
-        g = np.zeros_like(x)
-        for i, j in np.ndindex(d.shape):
-            hits = np.argwhere(top[i, j])
-            tied = len(hits) > 1
-            share, part = {
-                "first": (hits[:1], 1.0),
-                "every": (hits, 1.0),
-                "half": (hits, 0.5 if tied else 1.0),
-                "first_doubled": (hits[:1], 2.0 if tied else 1.0),
-            }[rule]
-            for a, b in share:
-                g[i + a, j + b] += part * d[i, j]
-        return g
-
-    return backward
-
-
 @pytest.mark.parametrize(
     ("rule", "seed", "dtype", "right"),
     [("first", 0, np.float64, True), ("every", 0, np.float64, False), ("every", 2, np.float64, False)]
@@ -102,7 +77,7 @@ def test_an_overlapping_max_pool_rule_on_a_large_binary_image_is_judged_by_its_t
     # a 24x24 image of 0s and 1s: each value's tie holds hundreds of elements, moved whole (a gradient to every
     # tied maximum, or half of it to each, passed while ties of more than 64 were left unmoved)
     x = np.random.default_rng(seed).integers(0, 2, (24, 24)).astype(dtype)
-    report = backcheck.check_layer(_pool3, _pool3_backward(rule), (x,))
+    report = backcheck.check_layer(pool3, pool3_backward(rule), (x,))
     assert report.status == ("pass" if right else "fail"), report
 
 

@@ -5,6 +5,7 @@ must sum to the change, so a gradient routed to every tied element still fails."
 
 import numpy as np
 import pytest
+from tie_rules import pool3, pool3_backward
 
 import backcheck
 
@@ -208,41 +209,17 @@ def test_a_top_k_rule_right_at_its_tie_passes(x, rule):
     assert report.status == "pass", report
 
 
-def _pool3(x):
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    return sliding_window_view(x, (3, 3)).max(axis=(-2, -1))
-
-
-def _pool3_backward(rule):
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    def backward(d, x):
-        windows = sliding_window_view(x, (3, 3))
-        top = windows == windows.max(axis=(-2, -1), keepdims=True)
-        g = np.zeros_like(x)
-        for i, j in np.ndindex(d.shape):
-            hits = np.argwhere(top[i, j])
-            share = {"first": hits[:1], "every": hits, "half": hits}[rule]
-            part = 0.5 if rule == "half" and len(hits) > 1 else 1.0  # (each tied maximum: the central difference)
-            for a, b in share:
-                g[i + a, j + b] += part * d[i, j]
-        return g
-
-    return backward
-
-
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_an_overlapping_max_pool_routed_to_every_tied_maximum_fails(seed):
     # (3x3 windows at stride 1 on an image of -1/0/1: tied maxima have unequal jumps, no jump-equal group formed,
     # and each claim was its own forward slope; the image's ties by value, moved whole, show the sum)
     rng = np.random.default_rng(seed)
     x = rng.integers(-1, 2, size=(6, 6)).astype(float)
-    assert backcheck.check_layer(_pool3, _pool3_backward("first"), (x,)).status == "pass"
-    assert backcheck.check_layer(_pool3, _pool3_backward("every"), (x,)).status == "fail"
+    assert backcheck.check_layer(pool3, pool3_backward("first"), (x,)).status == "pass"
+    assert backcheck.check_layer(pool3, pool3_backward("every"), (x,)).status == "fail"
     # half the gradient to each tied maximum (ties of 3 or more sum beyond it): its elements pass as hidden kinks,
     # moved with their ties too
-    assert backcheck.check_layer(_pool3, _pool3_backward("half"), (x,)).status == "fail"
+    assert backcheck.check_layer(pool3, pool3_backward("half"), (x,)).status == "fail"
 
 
 def _relu_net(x, w1, w2):

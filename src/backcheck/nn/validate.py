@@ -37,7 +37,8 @@ def _fail(owner: str, name: str, allowed: str, value: Any, hint: str | None = No
     )
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
+    """An int or numpy integer, not a bool."""
     return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
 
 
@@ -54,7 +55,7 @@ def integer(owner: str, name: str, value: Any, minimum: int | None = None, hint:
     backcheck.nn.errors.ArgumentError: Linear: in_features must be an integer >= 1, got 0
     """
     allowed = "an integer" if minimum is None else f"an integer >= {minimum}"
-    if not _is_int(value) or (minimum is not None and value < minimum):
+    if not is_int(value) or (minimum is not None and value < minimum):
         raise _fail(owner, name, allowed, value, hint)
     return int(value)
 
@@ -68,13 +69,13 @@ def int_pair(owner: str, name: str, value: Any, minimum: int, hint: str | None =
     ((2, 2), (0, 1))
     """
     allowed = f"an integer >= {minimum} or a pair of them"
-    if _is_int(value):
+    if is_int(value):
         pair: tuple[Any, ...] = (value, value)
     elif isinstance(value, tuple | list) and len(value) == 2:
         pair = tuple(value)
     else:
         raise _fail(owner, name, allowed, value, hint)
-    if not all(_is_int(v) and v >= minimum for v in pair):
+    if not all(is_int(v) and v >= minimum for v in pair):
         raise _fail(owner, name, allowed, value, hint)
     return int(pair[0]), int(pair[1])
 

@@ -15,21 +15,18 @@ import numpy as np
 from backcheck.nn.autograd import Context
 from backcheck.nn.errors import ArgumentError, ShapeError
 from backcheck.nn.tensor import Function, Tensor, as_tensor
+from backcheck.nn.validate import integer, is_int
 
 __all__ = ["sum", "mean", "max", "min", "logsumexp", "var", "std", "kept_max"]
 
 Axis = int | Sequence[int] | None
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
-
-
 def _axis_tuple(op: str, axis: Any) -> tuple[int, ...]:
     """``axis`` as a tuple of ints, or an ArgumentError naming the op and the value given."""
-    if _is_int(axis):
+    if is_int(axis):
         return (int(axis),)
-    if isinstance(axis, tuple | list) and all(_is_int(ax) for ax in axis):
+    if isinstance(axis, tuple | list) and all(is_int(ax) for ax in axis):
         return tuple(int(ax) for ax in axis)
     allowed = "an int, a tuple of ints or None"
     raise ArgumentError(
@@ -240,7 +237,7 @@ def var(x: Any, axis: Axis = None, correction: int = 1, keepdims: bool = False) 
     """
     x = as_tensor(x)
     axes = _norm_axis("var", axis, x.data.ndim)
-    correction = _correction("var", correction)
+    correction = integer("var", "correction", correction, minimum=0)
     count = 1
     for ax in axes:
         count *= x.data.shape[ax]
@@ -264,13 +261,3 @@ def std(x: Any, axis: Axis = None, correction: int = 1, keepdims: bool = False) 
     return var(x, axis, correction, keepdims).sqrt()
 
 
-def _correction(op: str, correction: Any) -> int:
-    if not _is_int(correction) or correction < 0:
-        raise ArgumentError(
-            f"{op}: correction must be an integer >= 0, got {correction!r}",
-            "1 divides by n - 1 (the unbiased estimate, torch's default), 0 by n",
-            argument="correction",
-            allowed="an integer >= 0",
-            value=correction,
-        )
-    return int(correction)

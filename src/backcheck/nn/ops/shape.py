@@ -184,6 +184,7 @@ def flatten(x: Any, start_dim: int = 1) -> Tensor:
     """Collapse axes ``start_dim..`` into one: (N, C, H, W) -> (N, C*H*W) for ``start_dim=1``."""
     x = as_tensor(x)
     ndim = x.data.ndim
+    start_dim = integer("flatten", "start_dim", start_dim)
     if ndim and not -ndim <= start_dim < ndim:
         raise ShapeError(
             f"flatten: start_dim {start_dim} is out of range for an input of shape {x.data.shape} ({ndim} axes)",
