@@ -251,8 +251,18 @@ class Evaluator:
         Returns (phi plus, phi minus, actual plus displacement, actual minus displacement). Where a value is
         not finite (the step crosses the edge of the function's domain: log or sqrt near 0), the step of that
         element is shrunk until it is: ``steps[i]`` is updated in place, so that refinement continues from
-        the shrunk step, :attr:`shrunk` records it and :meth:`notes` says so.
+        the shrunk step, :attr:`shrunk` records it and :meth:`notes` says so. The outputs they move are recorded
+        (:attr:`Output.ever`).
         """
+        self.output.track = True
+        try:
+            return self._first_differences(idx, steps)
+        finally:
+            self.output.track = False
+
+    def _first_differences(
+        self, idx: np.ndarray, steps: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         m = idx.size
         if m == 0:
             return np.empty(0), np.empty(0), np.empty(0), np.empty(0)

@@ -38,6 +38,11 @@ class Output:
         self.declared = np.dtype(np.float64)
         #: a cotangent output's flat outputs at the last reduced call, in float64 (empty for a loss)
         self.last: list[np.ndarray] = []
+        #: per flat output, whether a first difference (an element moved by its own step, while :attr:`track` is
+        #: on) moved each entry to another finite value, where :attr:`reduce` and :meth:`rows` saw it (empty for a
+        #: loss; see mixing.py)
+        self.ever: list[np.ndarray] = []
+        self.track = False
         #: per flat output, its masked entries at the base point (positions and values, +-inf), or None
         self.masks: list[tuple[np.ndarray, np.ndarray] | None] = []
 
@@ -48,7 +53,10 @@ class Output:
             y = np.asarray(p).reshape(p.shape[0], -1).astype(np.float64)
             m = self.masks[k] if self.masks else None
             y = y if m is None else unmasked(y, m)
-            total += (y - self.base[k] if self.base else y) @ uu
+            delta = y - self.base[k] if self.base else y
+            if self.track and self.ever:
+                self.ever[k] |= ((delta != 0) & np.isfinite(delta)).any(axis=0)
+            total += delta @ uu
         return total
 
     @classmethod
@@ -125,6 +133,7 @@ class Output:
             ys = [y if m is None else unmasked(y, m) for y, m in zip(ys, masks, strict=True)]
             dtype = computed_dtype(ys, output.declared)
             base[:] = [y.copy() for y in ys]
+            output.ever = [np.zeros(y.size, dtype=bool) for y in ys]
             # a backward pass mixes these terms through dout, so it cannot resolve its result below their rounding
             terms = [au * np.abs(y) for au, y in zip(absu, ys, strict=True) if y.size]
             many = sum(y.size for y in ys) > 1
@@ -140,13 +149,15 @@ class Output:
                 phi = sum(dot(uu, y) for uu, y in zip(u64, ys, strict=True))
                 return phi, sum(dot(au, np.abs(y)) for au, y in zip(absu, ys, strict=True)), dtype
             phi = scale = 0.0
-            for y, y0, uu, au in zip(ys, base, u64, absu, strict=True):
+            for y, y0, uu, au, ever in zip(ys, base, u64, absu, output.ever, strict=True):
                 delta = y - y0
                 with np.errstate(invalid="ignore"):  # (a mask that moved is NaN: the evaluator says what it means)
                     phi += dot(uu, delta)
                 moved = delta != 0
                 if moved.any():
                     scale += dot(au[moved], np.abs(y[moved]))
+                    if output.track:
+                        ever |= moved & np.isfinite(delta)
             output.last = ys
             return phi, scale, dtype
 

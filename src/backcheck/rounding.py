@@ -76,7 +76,7 @@ def _coupled_below_resolution(ev: Evaluator, i: int, h: float) -> bool:
     elementwise unit: its other outputs never move, whatever the step, and its own moved clearly; a float32
     GELU's tail stays its own). Up to eight evaluations, only for mismatches that every output's rounding
     explains."""
-    plus, minus = _output_changes(ev, i, h), _output_changes(ev, i, -h)
+    plus, minus = output_changes(ev, i, h), output_changes(ev, i, -h)
     if plus is None or minus is None:
         return False
     floors = [_unit(ev) * np.abs(y0) for y0 in ev.output.base]
@@ -87,7 +87,7 @@ def _coupled_below_resolution(ev: Evaluator, i: int, h: float) -> bool:
     size = max(abs(float(leaf.original.reshape(-1)[local])), 1.0)
     for w in (COUPLING_STEP * h, *(f * size for f in COUPLING_SIZES)):
         for step in (w, -w) if w > h else ():  # (both ways: a larger logit leaves the largest probability at 1)
-            wide = _output_changes(ev, i, step)
+            wide = output_changes(ev, i, step)
             if wide is not None and any(
                 bool((b & (c > f)).any()) for b, c, f in zip(blurred, wide, floors, strict=True)
             ):
@@ -95,7 +95,7 @@ def _coupled_below_resolution(ev: Evaluator, i: int, h: float) -> bool:
     return False
 
 
-def _output_changes(ev: Evaluator, i: int, step: float) -> list[np.ndarray] | None:
+def output_changes(ev: Evaluator, i: int, step: float) -> list[np.ndarray] | None:
     """How far a move of element ``i`` by ``step`` moves each output from the base point (per output array); None
     for a loss (one output), or where ``phi`` is not finite there or the move raises (a domain's edge)."""
     try:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from backcheck import mixing
 from backcheck.backends import Backend
 from backcheck.bits import machine_eps
 from backcheck.contract import Analytic, Contract, Section
@@ -294,10 +295,8 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: M
     ev.noise_probe = probe
     grad_eps, typical = _leaf_scales(tree, g, sec.grad_eps)
     # a layer's backward pass mixes its outputs' terms through dout: it cannot be trusted below their rounding
-    # (a softmax's 1 - p where p rounds to 1), whatever the size of the element itself
-    resolved = typical
-    if ev.output.peak > float(typical.min(initial=np.inf)):
-        resolved = np.maximum(typical, ev.output.peak / np.maximum(np.abs(ev.tree.values()), 1.0))
+    # (a softmax's 1 - p where p rounds to 1), whatever the size of the element itself (see mixing.py)
+    resolved = mixing.floor(ev, typical)
     at = sec.at
     regrad = None if at is None else (lambda: at([lf.work for lf in ev.tree.leaves]))
     tol = Tolerance(options.atol, options.rtol)
@@ -311,6 +310,8 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: M
         frozenset(skipped),
         (options.detect, options.confidence),
     )
+    if strategy in ("full", "sparse"):
+        mixing.unmix(ev, claim, outcome, options.lazy_rng("strategy"))
     if options.step is not None and not tol.custom:
         outcome.notes.extend(_beyond_user_step(ev, claim, outcome))
     if options.floor is not None:

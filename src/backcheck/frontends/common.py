@@ -150,7 +150,11 @@ class CachedEvaluator(Evaluator):
             X[np.flatnonzero(pts), col[sub[pts]]] = val[sub[pts]]
             parts = batch(X)
             for r, j in enumerate(sub):
-                phi, scale, _dtype = self.output.reduce([p[r] for p in parts])
+                self.output.track = j >= 0  # (first differences: the outputs they move are recorded)
+                try:
+                    phi, scale, _dtype = self.output.reduce([p[r] for p in parts])
+                finally:
+                    self.output.track = False
                 if j < 0:
                     if not abs(phi - self.phi0) <= 64 * eps * max(scale, abs(self.phi0)) + 1e-300:
                         raise VectorizeError(
