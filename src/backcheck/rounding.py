@@ -99,7 +99,7 @@ def output_changes(ev: Evaluator, i: int, step: float) -> list[np.ndarray] | Non
     """How far a move of element ``i`` by ``step`` moves each output from the base point (per output array); None
     for a loss (one output), or where ``phi`` is not finite there or the move raises (a domain's edge)."""
     try:
-        phis, _ = ev.element(i, (step,))
+        phis, _ = ev.element_anew(i, (step,))  # (a remembered value would leave another call's outputs to read)
     except BackcheckError:
         return None
     last, base = ev.output.last, ev.output.base
