@@ -127,9 +127,14 @@ def _attempt(contract: Contract, options: Options, notes: list[str]) -> tuple[Re
 
 
 def _masks_hold(ev: Evaluator, analytic: Analytic, fname: str) -> None:
-    """A typed error where the outputs hold infinite entries and the gradient is not finite: a mask (-inf before a
-    softmax) gets a dout of 0 and adds nothing to the gradient; an overflow or a log(0) does (0 * inf)."""
-    if any(m is not None for m in ev.output.masks) and not np.isfinite(analytic.sections[0].g).all():
+    masks_hold(any(m is not None for m in ev.output.masks), analytic.sections[0].g, fname)
+
+
+def masks_hold(masked: bool, g: np.ndarray, fname: str) -> None:
+    """A typed error where the outputs hold infinite entries (``masked``) and the gradient ``g`` is not finite: a
+    mask (-inf before a softmax) gets a dout of 0 and adds nothing to the gradient; an overflow or a log(0) does
+    (0 * inf)."""
+    if masked and not np.isfinite(g).all():
         raise NonFiniteError(
             f"{fname}'s outputs hold infinite entries at the original point and its gradient is not finite there: "
             "they are no mask (a masked_fill(-inf) adds nothing to the gradient) but an overflow or a log(0).",

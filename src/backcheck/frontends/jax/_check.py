@@ -36,7 +36,7 @@ from backcheck.frontends.jax._trace import Runner
 from backcheck.options import Options
 from backcheck.outputs import computed_dtype
 from backcheck.report import Finding, LeafReport, Report
-from backcheck.run import run
+from backcheck.run import masks_hold, run
 from backcheck.strategies import defers_repeat, resolve
 from backcheck.tree import Tree
 
@@ -116,6 +116,7 @@ def _analytic(sides: Sides, mode: str, wide: bool = False) -> Callable[[], Analy
             return Section(g, at, prefix, note, g_wide=g_wide, grad_eps=eps)
 
         sections, why = sections_of(sides, mode, section, JVP_PREFIX)
+        masks_hold(any(m is not None and m.any() for m in sides.outs.masks), sections[0].g, sides.fname)
         found = _linearity(sides, sections[0]) if mode in ("rev", "both") and not sections[0].prefix else None
         findings = tuple(f for f in (found, sides.jvp_finding) if f is not None)
         return Analytic(tuple(sections), findings, notes=(*why, *said))
