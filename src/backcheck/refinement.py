@@ -91,7 +91,7 @@ def refine_rough(
             limit = bound(change, r, res)
         numeric = d
         err = abs(a - d)
-        settled = change <= SETTLED * max(abs(a), abs(d)) or change <= bound(0.0, r, res)
+        settled = change <= SETTLED * max(abs(a), abs(d), size) or change <= bound(0.0, r, res)
         moves = (abs(phis[0] - ev.phi0), abs(ev.phi0 - phis[1]))
         spread = max(spread, *moves, abs(phis[0] - phis[1]))
         jumpy = is_jump(moves, moves_prev, r * (disp[0] - disp[1]))

@@ -333,6 +333,7 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: M
     if not tol.custom and outcome.checked.size:
         _reach(ev, claim, outcome, options.floor, labels == {OK})
     _vouch(tree, g, outcome, lambda: _value_gradient(ev), typical, labels, lambda: _blind_cause(ev))
+    _unsettled(tree, outcome)
     if ev.repeat_due and (outcome.failed_leaves or outcome.inconclusive_leaves or labels - {OK}):
         ev.recheck()  # a verdict but a pass: whether f is random is told first (the baseline deferred it)
     leaves = summarize(tree, g, outcome, dict(skipped))
@@ -504,6 +505,21 @@ def _vouch(
             f"cannot see smaller errors here ({cause()}), so they are inconclusive rather than passed.",
         )
     status[blind] = NOISY
+
+
+def _unsettled(tree: Tree, outcome: Outcome) -> None:
+    """A reason for arrays with inconclusive elements that no other reason names: their refinement never settled
+    (the estimates kept moving as the step shrank, or stayed within the noise)."""
+    noisy = outcome.checked[outcome.status == NOISY]
+    for leaf in tree.leaves:
+        here = noisy[(noisy >= leaf.offset) & (noisy < leaf.offset + leaf.size)]
+        if here.size and leaf.name not in outcome.inconclusive_leaves:
+            names = ", ".join(tree.element_name(int(i)) for i in here[:3]) + (" ..." if here.size > 3 else "")
+            outcome.inconclusive_leaves[leaf.name] = (
+                f"{here.size} element(s) of {leaf.name} ({names}) are inconclusive: their differences did not "
+                "settle as the step shrank (f bends differently on the two sides of the point, is rough there, or "
+                "moves within its noise), so no bound could be vouched for."
+            )
 
 
 def _maximum(a: float, b: float) -> float:
