@@ -24,7 +24,7 @@ from backcheck.errors import BackcheckError
 from backcheck.findings import mutation_finding
 from backcheck.frontends.common import LINEAR_PROBES, LINEAR_ROOT, LINEAR_ULPS, wide_refused
 from backcheck.frontends.torch._session import Session
-from backcheck.frontends.torch._tensors import cast, dense, laid_out, parts, real_of, torch_module
+from backcheck.frontends.torch._tensors import cast, dense, equal_values, laid_out, parts, real_of, torch_module
 from backcheck.report import Finding
 from backcheck.tree import Tree
 
@@ -147,7 +147,7 @@ def _watched(sess: Session, targets: list[Any]) -> list[Any]:
     for s, t in zip(sess.slots, targets, strict=True):
         mine, t = sess.original(s), t.detach()
         alike = mine.dtype == t.dtype and mine.shape == t.shape and mine.layout == t.layout == torch.strided
-        out.append(mine if alike and bool(torch.equal(mine, t)) else t.clone())
+        out.append(mine if alike and equal_values(mine, t) else t.clone())
     return out
 
 
@@ -207,7 +207,7 @@ def _changed(a: Any, b: Any) -> np.ndarray:
         return np.zeros(0, dtype=np.int64) if a.layout != torch.strided else np.arange(max(a.numel(), 1))
     if a.dtype == torch.complex32:  # (no comparison is implemented for it on the CPU: widened exactly)
         a, b = a.to(torch.complex64), b.to(torch.complex64)
-    if bool(torch.equal(a, b)):
+    if equal_values(a, b):
         return np.zeros(0, dtype=np.int64)
     diff = a != b
     if a.is_floating_point() or a.is_complex():
@@ -401,25 +401,10 @@ def _agree(first: Sequence[Any], again: Sequence[Any], times: float = 1.0) -> bo
     )
 
 
-#: Elements compared at a time by :func:`_equal` (its temporaries stay in cache; no pass over the whole array).
-EQUAL_CHUNK = 1 << 15
-
-
 def _equal(a: torch.Tensor, b: torch.Tensor, times: float = 1.0) -> bool:
-    """Whether ``b`` equals ``times * a`` bitwise (NaN never does: a gradient with NaN goes the long way)."""
-    torch = torch_module()
+    """Whether ``b`` equals ``times * a`` (NaN never does: a gradient with NaN goes the long way)."""
     a, b = dense(a.detach()), dense(b.detach())
-    if a.shape != b.shape or a.dtype != b.dtype:
-        return False
-    a, b = a.reshape(-1), b.reshape(-1)
-    buf = torch.empty(min(a.numel(), EQUAL_CHUNK), dtype=a.dtype, device=a.device) if times != 1.0 else None
-    for k in range(0, max(a.numel(), 1), EQUAL_CHUNK):
-        sa, sb = a[k : k + EQUAL_CHUNK], b[k : k + EQUAL_CHUNK]
-        if buf is not None:
-            sa = torch.mul(sa, times, out=buf[: sa.numel()])
-        if not bool(torch.equal(sb, sa)):
-            return False
-    return True
+    return a.shape == b.shape and a.dtype == b.dtype and equal_values(a, b, times)
 
 
 def _tensor_names(leaves: list[str]) -> str:

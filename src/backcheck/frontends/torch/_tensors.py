@@ -199,3 +199,61 @@ def items(arg: Any) -> Any:
     if type(arg) in (list, tuple):
         return list(enumerate(arg))
     return list(arg.items()) if type(arg) is dict else None
+
+
+#: Elements compared at a time by :func:`equal_values` when one side is scaled (its temporary stays in cache).
+EQUAL_CHUNK = 1 << 15
+
+
+def equal_values(a: torch.Tensor, b: torch.Tensor, times: float = 1.0) -> bool:
+    """Whether ``b`` equals ``times * a`` element by element, as ``torch.equal`` says (NaN equals nothing), for two
+    tensors of one shape and dtype. CPU tensors of numpy's dtypes are compared as numpy views (torch.equal and a
+    chunked torch.mul cost several times numpy's pass over a large gradient); others by torch."""
+    x, y = _numpy_view(a), _numpy_view(b)
+    if x is None or y is None:
+        torch = torch_module()
+        a, b = a.detach().reshape(-1), b.detach().reshape(-1)
+        if times == 1.0:
+            return bool(torch.equal(a, b))
+        buf = torch.empty(min(a.numel(), EQUAL_CHUNK), dtype=a.dtype, device=a.device)
+        for k in range(0, a.numel(), EQUAL_CHUNK):
+            sa = torch.mul(a[k : k + EQUAL_CHUNK], times, out=buf[: min(EQUAL_CHUNK, a.numel() - k)])
+            if not bool(torch.equal(b[k : k + EQUAL_CHUNK], sa)):
+                return False
+        return True
+    if times == 1.0:
+        return bool(np.array_equal(x, y))
+    buf = np.empty(min(x.size, EQUAL_CHUNK), dtype=x.dtype)
+    for k in range(0, x.size, EQUAL_CHUNK):
+        sa = np.multiply(x[k : k + EQUAL_CHUNK], times, out=buf[: min(EQUAL_CHUNK, x.size - k)])
+        if not np.array_equal(y[k : k + EQUAL_CHUNK], sa):
+            return False
+    return True
+
+
+#: torch dtypes numpy holds (a view of their memory needs no copy)
+_NUMPY_KINDS = (
+    "float64",
+    "float32",
+    "float16",
+    "complex128",
+    "complex64",
+    "int64",
+    "int32",
+    "int16",
+    "int8",
+    "uint8",
+    "bool",
+)
+
+
+def _numpy_view(t: torch.Tensor) -> np.ndarray | None:
+    """A flat numpy view of a strided CPU tensor of a dtype numpy holds (a copy where it is not contiguous), else
+    None (bfloat16, complex32, a lazily conjugated or negated view, another device)."""
+    t = t.detach()
+    torch = torch_module()
+    if t.device.type != "cpu" or t.layout != torch.strided or dtype_name(t.dtype) not in _NUMPY_KINDS:
+        return None
+    if t.is_conj() or t.is_neg():
+        return None
+    return t.numpy().reshape(-1)
