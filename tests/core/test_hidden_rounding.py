@@ -45,10 +45,11 @@ def test_a_gelu_layer_with_inputs_in_its_tail_passes(seed: int, dtype: type) -> 
     assert r.leaves[0].floor_rel <= 0.05
     if dtype is np.float32:
         return  # (a float32 gradient's own resolution covers the tail: nothing is judged wider)
-    # and names the elements it judged at a wider step
+    # and names the elements it judged at a wider step, tail elements only (one whose differences at its own step
+    # settled within a bound the pass vouches for needs none)
     said = [n for n in r.notes if "judged at a wider step" in n]
-    assert said, r.notes
-    assert any(f"x[{i}, {j}]" in said[0] for i, j in zip(*np.nonzero(tail), strict=True))
+    named = [f"x[{i}, {j}]" for i, j in zip(*np.nonzero(tail), strict=True)]
+    assert all(any(name in n for name in named) for n in said), said
 
 
 @pytest.mark.parametrize("seed", [0, 1, 3])
