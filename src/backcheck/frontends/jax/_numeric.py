@@ -186,14 +186,50 @@ def batcher(run: Runner, inputs: Inputs, outs: Outputs, point: Tree) -> Callable
     padded to one width so jax compiles one shape."""
     fills = _fills(inputs, [lf.dtype for lf in point.leaves])
     width = int(min(MAX_BATCH, 1 << max(2 * point.size, 1).bit_length()))
+    base = np.concatenate([lf.original.reshape(-1).astype(np.float64) for lf in point.leaves])
 
-    def batch(X: np.ndarray) -> list[np.ndarray]:
+    def batched(X: np.ndarray, k: int | None) -> list[np.ndarray]:
+        """The outputs at the rows of ``X``: every leaf batched, or only leaf ``k`` (the others at the point)."""
         rows = X.shape[0]
         pad = np.concatenate([X, np.repeat(X[:1], width - rows, axis=0)]) if rows < width else X
         leaves = [
-            pad[:, lf.offset : lf.offset + lf.size].reshape((pad.shape[0], *lf.shape)).astype(lf.dtype)
-            for lf in point.leaves
+            (pad[:, lf.offset : lf.offset + lf.size] if k in (None, j) else pad[0, lf.offset : lf.offset + lf.size])
+            .reshape(((pad.shape[0],) if k in (None, j) else ()) + lf.shape)
+            .astype(lf.dtype)
+            for j, lf in enumerate(point.leaves)
         ]
-        return [o[:rows] for o in _clean(run.batched(_refill(leaves, fills)), outs)]
+        axes = None if k is None else tuple(0 if j == k else None for j in range(len(leaves)))
+        return [o[:rows] for o in _clean(run.batched(_refill(leaves, fills), axes), outs)]
+
+    def batch(X: np.ndarray) -> list[np.ndarray]:
+        # each row moves one element: rows are batched leaf by leaf, the other leaves shared (a conv batched over
+        # its input and its weights at once runs XLA's batched-weights path, ten times slower than either alone)
+        which = _moved_leaf(X, base, point)
+        if len(point.leaves) == 1 or which is None:
+            return batched(X, None)
+        parts: list[np.ndarray] | None = None
+        home = max(int(which.max()), 0)  # the leaf whose batch also evaluates the rows at the point itself
+        for k in np.unique(which[which >= 0]).tolist() or [0]:
+            sel = np.flatnonzero((which == k) | ((which < 0) & (k == home)))
+            got = batched(X[sel], k)
+            if parts is None:
+                parts = [np.empty((X.shape[0], *o.shape[1:]), dtype=o.dtype) for o in got]
+            for p, o in zip(parts, got, strict=True):
+                p[sel] = o
+        assert parts is not None
+        return parts
 
     return batch
+
+
+def _moved_leaf(X: np.ndarray, base: np.ndarray, point: Tree) -> np.ndarray | None:
+    """Per row of ``X``, the leaf whose values differ from the point's (-1: none); None where a row moves
+    several leaves (then every leaf is batched)."""
+    moved = (X != base) & ~(np.isnan(X) & np.isnan(base))
+    which = np.full(X.shape[0], -1)
+    for k, lf in enumerate(point.leaves):
+        here = moved[:, lf.offset : lf.offset + lf.size].any(axis=1)
+        if (here & (which >= 0)).any():
+            return None
+        which[here] = k
+    return which

@@ -52,10 +52,11 @@ def _batched(
     layout: tuple[str, ...],
     statics: tuple[Any, ...],
     out_sel: tuple[int, ...],
+    axes: tuple[int | None, ...],
     diff: Sequence[Any],
     arrays: Sequence[Any],
 ) -> tuple[Any, ...]:
-    return jax.vmap(lambda *d: _apply(fn, treedef, layout, statics, out_sel, d, arrays))(*diff)
+    return jax.vmap(lambda *d: _apply(fn, treedef, layout, statics, out_sel, d, arrays), in_axes=axes)(*diff)
 
 
 def _rev(
@@ -89,7 +90,7 @@ def _fwd(
 
 
 _jit_apply = jax.jit(_apply, static_argnums=_STATIC)
-_jit_batched = jax.jit(_batched, static_argnums=_STATIC)
+_jit_batched = jax.jit(_batched, static_argnums=(*_STATIC, len(_STATIC)))  # (the batched axes too)
 _jit_rev = jax.jit(_rev, static_argnums=_STATIC)
 _jit_fwd = jax.jit(_fwd, static_argnums=_STATIC)
 
@@ -161,9 +162,12 @@ class Runner:
     def apply_as_user(self, diff: Sequence[Any]) -> tuple[Any, ...]:
         return self._run(_jit_apply, _apply, tuple(diff), self.arrays)
 
-    def batched(self, diff: Sequence[Any]) -> tuple[Any, ...]:
+    def batched(self, diff: Sequence[Any], axes: tuple[int | None, ...] | None = None) -> tuple[Any, ...]:
+        """The outputs at a batch of points: ``diff`` leaves with a leading batch axis where ``axes`` says 0, the
+        others shared by every point (None: every leaf batched)."""
+        axes = (0,) * len(diff) if axes is None else tuple(axes)
         with self.numeric_mode():
-            return self._run(_jit_batched, _batched, tuple(diff), self.arrays)
+            return self._run(_jit_batched, _batched, axes, tuple(diff), self.arrays)
 
     def rev(self, diff: Sequence[Any], cot: Sequence[Any]) -> tuple[Any, ...]:
         return self._run(_jit_rev, _rev, tuple(diff), self.arrays, tuple(cot))
