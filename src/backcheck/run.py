@@ -509,8 +509,9 @@ def _vouch(
 
 def _unsettled(tree: Tree, outcome: Outcome) -> None:
     """A reason for arrays with inconclusive elements that no other reason names: their refinement never settled
-    (the estimates kept moving as the step shrank, or stayed within the noise)."""
-    noisy = outcome.checked[outcome.status == NOISY]
+    (the estimates kept moving as the step shrank, or stayed within the noise). Elements with no finite bound have
+    a reason of their own (a vertical tangent, the edge of f's domain), said in a note."""
+    noisy = outcome.checked[(outcome.status == NOISY) & np.isfinite(outcome.bound)]
     for leaf in tree.leaves:
         here = noisy[(noisy >= leaf.offset) & (noisy < leaf.offset + leaf.size)]
         if here.size and leaf.name not in outcome.inconclusive_leaves:
