@@ -384,8 +384,10 @@ def params_hint(obj: Any) -> str:
 
 
 def grad_slots(slot: Slot, grads: Any) -> list[Slot]:
-    if slot.via and grads is None:  # searched for beside the parameter, on the layer that holds it
-        return [dataclasses.replace(c, via=slot.via) for c in grad_slots(dataclasses.replace(slot, via=()), None)]
+    # searched for beside the parameter, on the layer that holds it (a pattern too: '{}_gradient' of a network's
+    # layers[0].weights is layers[0].weights_gradient)
+    if slot.via and (grads is None or (isinstance(grads, str) and "{}" in grads)):
+        return [dataclasses.replace(c, via=slot.via) for c in grad_slots(dataclasses.replace(slot, via=()), grads)]
     name = slot.name
     if isinstance(grads, Mapping):
         for key in (name, slot.path, slot.label):
