@@ -48,7 +48,7 @@ def _give(buf: np.ndarray) -> None:
     with _lock:
         _kept.append(buf)
         while sum(b.nbytes for b in _kept) > KEEP_BYTES:
-            _kept.remove(min(_kept, key=lambda b: b.size))
+            _kept.pop(min(range(len(_kept)), key=lambda k: _kept[k].size))  # (by position: == compares arrays)
 
 
 def release() -> None:

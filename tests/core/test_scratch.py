@@ -77,3 +77,19 @@ def test_a_check_inside_a_checked_function_uses_its_own_buffers():
     inner.clear()
     wrong = backcheck.check(f, x, lambda x: np.cos(x) * c * (1 + 1e-4), strategy="projected")
     assert wrong.status == "fail" and inner[0].status == "pass"
+
+
+def test_evicting_among_buffers_of_other_sizes_never_compares_them():
+    # a kept buffer was evicted with list.remove, which compares with ==: against kept buffers of another size
+    # before it, numpy's broadcast raised, and every later large check of the process failed with it
+    scratch.release()
+    unit = scratch.LEND_FROM
+    with scratch.lend(unit), scratch.lend(2 * unit):
+        pass
+    big = scratch.KEEP_BYTES // 8  # with the two kept, beyond the bound: the smallest goes
+    with scratch.lend(big):
+        pass
+    assert sum(b.nbytes for b in scratch._kept) <= scratch.KEEP_BYTES
+    with scratch.lend(unit) as again:  # (and the module keeps working)
+        assert again.size == unit
+    scratch.release()
