@@ -354,15 +354,22 @@ def _around_kinks(
 def _own_path(
     ev: Evaluator, claim: Claim, leaf: Any, rng: np.random.Generator, out: _Collected, budget: list[int]
 ) -> np.ndarray | None:
-    """The positions of ``leaf`` whose native gradient is farther from its float64 run than rounding can be (a
-    float32 path of the backward off at one element): judged one by one at their own dtype's resolution (all of
-    them while they fit in what is left of the check's ``budget``, else a sample), and left out of the
+    """The positions of ``leaf`` whose gradient is NaN or infinite (a direction through one has no finite bound:
+    the whole array fell to a sample), or whose native gradient is farther from its float64 run than rounding can
+    be (a float32 path of the backward off at one element): judged one by one at their own dtype's resolution (all
+    of them while they fit in what is left of the check's ``budget``, else a sample), and left out of the
     directions, whose bound would count the gap as rounding. None when that is every element (judged here); an
-    empty array when there is no float64 run or no gap."""
-    if claim.g_wide is None:
-        return np.empty(0, dtype=np.int64)
+    empty array when there is none."""
     idx = np.arange(leaf.offset, leaf.offset + leaf.size)
-    far = np.flatnonzero(~plausible_rounding(claim, idx, claim.g_wide[idx], ev))
+    nonfinite = np.flatnonzero(~np.isfinite(claim.g[idx]))
+    if nonfinite.size:
+        out.notes.append(
+            f"{leaf.name}: {nonfinite.size} element(s) of the gradient are NaN or infinite: judged one by one (a "
+            "sample of them if many), and left out of the random directions."
+        )
+    far = nonfinite
+    if claim.g_wide is not None:
+        far = np.union1d(far, np.flatnonzero(~plausible_rounding(claim, idx, claim.g_wide[idx], ev)))
     if not far.size:
         return far
     judged = far + leaf.offset
@@ -376,10 +383,11 @@ def _own_path(
             f"{judged.size} random ones of them were judged one by one (an error confined to a few of the others "
             "may go unseen; strategy='full' judges every one)"
         )
-    out.notes.append(
-        f"{leaf.name}: {far.size} element(s) of the gradient differ from the same backward pass run in float64 by "
-        f"more than rounding can: {how}, at their own dtype's resolution."
-    )
+    if far.size > nonfinite.size:
+        out.notes.append(
+            f"{leaf.name}: {far.size - nonfinite.size} element(s) of the gradient differ from the same backward pass "
+            f"run in float64 by more than rounding can: {how}, at their own dtype's resolution."
+        )
     out.add_outcome(run(ev, claim, judged, rng))
     return far if far.size < leaf.size else None
 

@@ -312,6 +312,8 @@ def project_leaf(
     if still is not None and still.size:
         h = h.copy()
         h[still] = 0.0
+        g = g.copy()
+        g[still] = np.where(np.isfinite(g[still]), g[still], 0.0)  # (judged on their own: a NaN there weighs 0)
     wide = None if claim.g_wide is None else claim.g_wide[sl]
     along = Along(g, sl, claim.tol, (float(claim.grad_eps[leaf.offset]), float(claim.rms[leaf.offset])), wide)
     results: list[Measurement] = []
