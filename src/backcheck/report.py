@@ -408,6 +408,8 @@ def _leaf_report(
         # would have caught, the weaker of the two statements
         kind, floor_rel = "rms", projected if not idx.size else max(projected, np.nan_to_num(floor_rel))
         floor = projected * rms(analytic[leaf.offset : leaf.offset + leaf.size])
+    elif 0 < idx.size < leaf.size - _masked(tree, leaf):
+        kind = "sample"  # elements judged one by one, a sample of them: the others are vouched for as a fraction
     failing = tally[MISMATCH] + tally[DEAD]
     if leaf.name in skipped:
         lstatus, note = "skipped", skipped[leaf.name]
@@ -449,6 +451,12 @@ def _leaf_report(
         floor_rel=floor_rel,
         floor_kind=kind,
     )
+
+
+def _masked(tree: Tree, leaf: Any) -> int:
+    """How many of ``leaf``'s entries are non-finite (masks), left out of every check."""
+    ex = tree.excluded
+    return int(np.count_nonzero((ex >= leaf.offset) & (ex < leaf.offset + leaf.size))) if ex.size else 0
 
 
 def _nonfinite_note(tree: Tree, leaf: Any, idx: np.ndarray, a: np.ndarray) -> str:

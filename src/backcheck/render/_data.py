@@ -34,6 +34,8 @@ _INDEX = re.compile(r"\[[0-9, ]*\]$")
 
 #: What a kink element means, in every renderer: not a bug, and why.
 KINK_PHRASE = "not differentiable there; the analytic value is a valid subgradient, not a bug"
+#: The probability a sample of elements meets at least one wrong element, in what a sampled pass states.
+SAMPLE_CONFIDENCE = 0.999
 
 
 def floor_sentence(lf: LeafReport) -> str:
@@ -54,6 +56,13 @@ def floor_sentence(lf: LeafReport) -> str:
         )
     if getattr(lf, "floor_kind", "element") == "rms":
         return f"pass: along random directions, an RMS error of {lf.floor:.2g}{rel} or more would have failed"
+    if getattr(lf, "floor_kind", "element") == "sample":
+        share = 1.0 - (1.0 - SAMPLE_CONFIDENCE) ** (1.0 / max(lf.n_checked, 1))
+        return (
+            f"pass: none of {lf.n_checked} sampled elements (of {lf.n_elements}) wrong by more than {lf.floor:.2g}"
+            f"{rel}; an error confined to a few of the others may go unseen (wrong elements making up "
+            f"{100 * share:.2g}% of the array or more would have been sampled with probability {SAMPLE_CONFIDENCE:g})"
+        )
     if not math.isfinite(lf.floor_rel) and lf.floor < 1e-290:  # no gradient at all, and f stood still
         return (
             f"pass: no element wrong by more than {lf.floor:.2g} (the function does not change with {lf.name} "

@@ -135,8 +135,8 @@ def _floor_cell(lf: LeafReport, line: str) -> str:
     if not has_floor(lf):
         return f'<td title="{_e(line)}">see note</td>' if line else "<td></td>"
     what = ["rel."] if math.isfinite(lf.floor_rel) else []
-    if getattr(lf, "floor_kind", "element") == "rms":
-        what.append("RMS")
+    if getattr(lf, "floor_kind", "element") in ("rms", "sample"):
+        what.append("RMS" if lf.floor_kind == "rms" else "sampled")
     rel = f"{lf.floor_rel:.2g} " if math.isfinite(lf.floor_rel) else ""
     tail = f' <span class="rel">({_e(rel + ", ".join(what))})</span>' if what else ""
     return f"<td>{_e(f'{lf.floor:.2g}')}{tail}</td>"

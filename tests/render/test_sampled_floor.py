@@ -1,0 +1,37 @@
+"""A pass whose elements were judged one by one in a sample only says so: "none of 256 sampled elements (of N)
+wrong by more than ...", the share of wrong elements the sample would have met, and floor_kind 'sample' (it said
+"no element wrong by more than", of the whole array, while one wrong element among the others went unseen)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+import backcheck
+from backcheck.render._data import floor_sentence
+
+
+def _relu_on_integers():
+    rng = np.random.default_rng(1)
+    x = rng.integers(-3, 4, size=100_000).astype(np.float64)  # kinks at every 0: directions cross too many
+    c = rng.normal(size=x.size)
+    return (lambda x: float(np.sum(c * np.maximum(x, 0)))), (lambda x: c * (x > 0)), x
+
+
+def test_a_sampled_pass_states_its_sample():
+    f, g, x = _relu_on_integers()
+    report = backcheck.check(f, x, g)
+    leaf = report.leaves[0]
+    assert report.status == "pass" and leaf.floor_kind == "sample", report
+    assert leaf.n_checked < leaf.n_elements
+    sentence = floor_sentence(leaf)
+    assert sentence.startswith(f"pass: none of {leaf.n_checked} sampled elements (of {leaf.n_elements})"), sentence
+    assert "may go unseen" in sentence and "2.7%" in sentence  # 1 - 0.001 ** (1 / 256)
+    assert json.loads(json.dumps(report.to_dict()))["leaves"][0]["floor_kind"] == "sample"
+
+
+def test_a_full_check_keeps_its_element_floor():
+    report = backcheck.check(lambda x: float(np.sum(np.sin(x))), np.linspace(-1, 1, 50), np.cos)
+    assert report.leaves[0].floor_kind == "element"
+    assert floor_sentence(report.leaves[0]).startswith("pass: no element wrong by more than")
