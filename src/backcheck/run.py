@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from backcheck import flat, mixing
+from backcheck import mixing
 from backcheck.backends import Backend
 from backcheck.bits import machine_eps
 from backcheck.contract import Analytic, Contract, Section
@@ -317,7 +317,6 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: M
     )
     if strategy in ("full", "sparse"):
         mixing.unmix(ev, claim, outcome, options.lazy_rng("strategy"))
-        outcome.notes.extend(flat.refute(ev, claim, outcome))
     if options.step is not None and not tol.custom:
         outcome.notes.extend(_beyond_user_step(ev, claim, outcome))
     if options.floor is not None:
