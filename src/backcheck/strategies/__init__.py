@@ -18,6 +18,7 @@ import numpy as np
 
 from backcheck.errors import BadInputError, NonFiniteError
 from backcheck.evaluate import Evaluator
+from backcheck.strategies.bands import project_banded
 from backcheck.strategies.elementwise import Outcome, plausible_rounding, run
 from backcheck.strategies.nearby import agrees_around
 from backcheck.strategies.projected import (
@@ -239,7 +240,17 @@ def _projected(
         own_path = _own_path(ev, claim, leaf, rng, out, budget)
         if own_path is None:
             continue
-        proj = project_leaf(ev, claim, leaf, rng, plan, stop_on_failure=localize_failures, still=own_path)
+        proj = project_banded(
+            ev,
+            claim,
+            leaf,
+            rng,
+            (plan, localize_failures),
+            own_path,
+            lambda idx: out.add_outcome(run(ev, claim, idx, rng)),
+        )
+        if proj is None:
+            continue
         shrunk = min(m.shrunk for m in proj.measurements)
         if shrunk < 1.0:
             out.notes.append(
@@ -326,7 +337,14 @@ def _around_kinks(
     many = at.size > 4 * MAX_KINKED
     still = at if many else kinked(ev, claim, leaf, rng)
     again = None
-    if still is not None and still.size < leaf.size:
+    zeros = np.flatnonzero(leaf.original.reshape(-1) == 0)
+    if many and 0 < zeros.size < at.size:
+        # a ReLU's kinks are at zero: integers' other shared values are no kinks of it, and the elements left
+        # to the directions then include the nonzero ones a sample would mostly miss
+        again = project_leaf(ev, claim, leaf, rng, plan, stop_on_failure=localize_failures, still=zeros)
+        still = zeros if not again.kinky or again.failed else still
+        again = again if still is zeros else None
+    if again is None and still is not None and still.size < leaf.size:
         again = project_leaf(ev, claim, leaf, rng, plan, stop_on_failure=localize_failures, still=still)
     if again is None or (again.kinky and not again.failed):
         out.notes.append(
@@ -479,8 +497,10 @@ def _localize_leaf(
     plan: tuple[int | None, float | None, float],
     sample: Callable[..., tuple[Outcome, int]],
     out: _Collected,
+    retry: bool = True,
 ) -> None:
-    """A random direction failed on ``leaf``: find the wrong elements by group testing, or let a sample decide."""
+    """A random direction failed on ``leaf``: find the wrong elements by group testing, or let a sample decide.
+    ``retry``: where group testing finds kinks only, project again without the elements at kinks (once)."""
     failing = sum(m.failed for m in proj.measurements)
     k = len(proj.measurements)
     weights = proj.failure
@@ -505,13 +525,24 @@ def _localize_leaf(
         out.notes.append(f"{leaf.name}: a random direction disagrees; group testing found {n_wrong} wrong element(s).")
         return
     if n_kinks and not n_jumps and found.complete:
-        if not _ties(ev, claim, leaf, rng, out):
+        if _ties(ev, claim, leaf, rng, out):
+            return
+        # the bisection follows one half where both disagree: a wrong element may sit in the other, beside kinks
+        # that hid it there; directions that leave the elements at kinks still tell (judged one by one)
+        again = _around_kinks(ev, claim, leaf, rng, (plan, True), sample, out) if retry else None
+        if again is None and retry:
+            return  # (decided there: a sample, or tied elements)
+        if again is not None and again.failed:
+            _localize_leaf(ev, claim, leaf, again, rng, plan, sample, out, retry=False)
+            return
+        if again is not None and again.detectable <= VOUCH:
+            out.floors[leaf.name] = again.detectable
             out.notes.append(
                 f"{leaf.name}: a random direction disagrees, but group testing traced it to elements at kinks "
                 f"only ({n_kinks} found; they are not differentiable there and their analytic values are valid "
-                "one-sided slopes)."
+                f"one-sided slopes); {len(again.measurements)} random directions that leave them still agree."
             )
-        return
+            return
     if n_jumps and found.complete:
         # f jumps along these elements (a step, a value oscillating finer than the step): every direction that
         # moves them disagrees, so neither fresh directions nor the function's noise, which they inflate, can
