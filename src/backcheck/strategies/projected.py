@@ -164,13 +164,19 @@ def measure_once(
     # as in verdict.screen: a balanced step's truncation is about its round-off, eps^(2/3) of the derivative;
     # rounding alone clears (the noise probe runs only for a direction that rounding cannot clear)
     trunc = eps_out ** (2 / 3) * (abs(n1) + l1)
-    first = bound(trunc, noise_level(ev, lazy=True) / 2, res) + rounding1
-    if abs(n1 - a1) <= first:
+    lazy = noise_level(ev, lazy=True)
+    first = bound(trunc, lazy / 2, res) + rounding1
+    # f's forward and backward slopes differ by its curvature over the move, far below the sum of the slope's own
+    # terms; by far more where a step crosses a jump (two jumps whose halves cancel in the central difference):
+    # then the direction is measured again at half the move, where a jump's gap doubles
+    steep = gap1 > max(l1, abs(n1)) + SAFETY * lazy
+    if abs(n1 - a1) <= first and not steep:
         return Measurement(n1 - a1, first, n1, a1)
     noise = noise_level(ev)
     screen = bound(trunc, noise / 2, res) + rounding1
     smooth = gap1 < abs(n1 - a1) / 4  # a kink along the direction would show as a large gap
-    if abs(n1 - a1) <= screen or (smooth and abs(n1 - a1) > CLEAR * screen):
+    steep = steep and gap1 > max(l1, abs(n1)) + SAFETY * noise
+    if (abs(n1 - a1) <= screen and not steep) or (smooth and abs(n1 - a1) > CLEAR * screen):
         return Measurement(n1 - a1, screen, n1, a1)  # clearly right, or clearly wrong: no need to refine
     n2, a2, gap2, rounding2 = at(0.5)
     limit = bound(abs((n1 - a1) - (n2 - a2)), noise, res)
