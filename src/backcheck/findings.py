@@ -196,6 +196,10 @@ def unread_findings(
 SMALL_ERROR = 1e-2
 
 
+#: How a report says that group testing found an array's wrong elements among all of them.
+LOCALIZED = "a random direction disagrees; group testing found"
+
+
 def small_error_note(report: Report, tree: Tree, fname: str) -> str:
     """A note for a report that fails only by small errors spread over the gradient ('' otherwise).
 
@@ -224,7 +228,13 @@ def small_error_note(report: Report, tree: Tree, fname: str) -> str:
     # bound is below that size (an error at the edge of the bounds shows at some elements only)
     size = float(np.median(np.abs(g - n)[wrong]))
     seen = wrong | (checked & ((g != 0) | (np.abs(n) > b)) & (b < size))
-    if 2 * k < int(np.count_nonzero(seen)):
+    # an array group testing went through found its wrong elements among all of its own: none spread over it
+    localized = sum(
+        lf.n_elements - lf.n_checked
+        for lf in leaves
+        if lf.status == "fail" and any(note.startswith(f"{lf.name}: {LOCALIZED}") for note in report.notes)
+    )
+    if 2 * k < int(np.count_nonzero(seen)) + localized:
         return ""
     typical = typical_size(g[checked])
     err = np.abs(g - n)[wrong]

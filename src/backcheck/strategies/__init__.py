@@ -18,6 +18,7 @@ import numpy as np
 
 from backcheck.errors import BadInputError, NonFiniteError
 from backcheck.evaluate import Evaluator
+from backcheck.findings import LOCALIZED
 from backcheck.strategies.bands import project_banded
 from backcheck.strategies.elementwise import Outcome, plausible_rounding, run
 from backcheck.strategies.nearby import agrees_around
@@ -522,7 +523,7 @@ def _localize_leaf(
     n_kinks = sum(s == KINK for s in found.status.values())
     n_jumps = sum(s == JUMP for s in found.status.values())
     if n_wrong and found.complete:
-        out.notes.append(f"{leaf.name}: a random direction disagrees; group testing found {n_wrong} wrong element(s).")
+        out.notes.append(f"{leaf.name}: {LOCALIZED} {n_wrong} wrong element(s).")
         return
     if n_kinks and not n_jumps and found.complete:
         if _ties(ev, claim, leaf, rng, out):
