@@ -38,9 +38,9 @@ class Output:
         self.declared = np.dtype(np.float64)
         #: a cotangent output's flat outputs at the last reduced call, in float64 (empty for a loss)
         self.last: list[np.ndarray] = []
-        #: per flat output, whether a first difference (an element moved by its own step, while :attr:`track` is
-        #: on) moved each entry to another finite value, where :attr:`reduce` and :meth:`rows` saw it (empty for a
-        #: loss; see mixing.py)
+        #: per flat output, whether a first difference or a random direction (a move of about one step per
+        #: element, while :attr:`track` is on) moved each entry to another finite value, where :attr:`reduce` and
+        #: :meth:`rows` saw it (empty for a loss; see mixing.py)
         self.ever: list[np.ndarray] = []
         self.track = False
         #: per flat output, its masked entries at the base point (positions and values, +-inf), or None

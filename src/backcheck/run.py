@@ -315,7 +315,7 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: M
         frozenset(skipped),
         (options.detect, options.confidence),
     )
-    if strategy in ("full", "sparse"):
+    if outcome.checked.size:  # (elements judged one by one, whatever the strategy)
         mixing.unmix(ev, claim, outcome, options.lazy_rng("strategy"))
     if options.step is not None and not tol.custom:
         outcome.notes.extend(_beyond_user_step(ev, claim, outcome))

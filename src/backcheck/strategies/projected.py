@@ -135,8 +135,12 @@ def measure_once(
     gs, idx, tol, wide = along.gs, along.idx, along.tol, along.wide
 
     def at(t: float) -> tuple[float, float, float, float]:
-        with lend(coef.size) as d0, lend(coef.size) as d1:
-            phis, dots = ev.direction(idx, coef, (t, -t), (d0, d1), (gs,) if wide is None else (gs, wide))
+        ev.output.track = True  # (a move of about one step per element: the outputs it moves are recorded)
+        try:
+            with lend(coef.size) as d0, lend(coef.size) as d1:
+                phis, dots = ev.direction(idx, coef, (t, -t), (d0, d1), (gs,) if wide is None else (gs, wide))
+        finally:
+            ev.output.track = False
         analytic = (dots[0][0] - dots[1][0]) / (2 * t)
         formula = analytic if wide is None else (dots[0][1] - dots[1][1]) / (2 * t)
         numeric = (phis[0] - phis[1]) / (2 * t)
