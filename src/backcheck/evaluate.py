@@ -349,8 +349,7 @@ class Evaluator:
         return self._element(i, steps, EDGE_RETRIES if shrink else 0)[:2]
 
     def element_anew(self, i: int, steps: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`element`, evaluated anew even by an evaluator that remembers its points: the outputs a caller
-        reads after it (:attr:`Output.last`) are those of its last step."""
+        """:meth:`element` evaluated anew by any evaluator: :attr:`Output.last` is then its last step's."""
         return Evaluator._element(self, i, steps, 0)[:2]
 
     def _element(self, i: int, steps: Sequence[float], retries: int) -> tuple[np.ndarray, np.ndarray, float]:

@@ -2,8 +2,8 @@
 
 A backward pass ``g = J^T u`` run in a low-precision dtype sums terms of its outputs' size: a softmax's ``1 - p``
 where ``p`` rounds to 1 carries the rounding of ``u_k p_k``, whatever the element's own gradient. Every element
-is first held to the rounding of the largest term ``|u_k y_k|`` of all the outputs (:func:`floor`). Where that
-alone leaves an element unvouched, :func:`unmix` finds the outputs it can mix: those a step of its own moves,
+is first held to the rounding of the largest term ``|u_k y_k|`` of all the outputs (:func:`worst_term_floor`).
+Where that alone leaves an element unvouched, :func:`unmix` finds the outputs it can mix: those a step of its own moves,
 and those that no difference of any element, nor a random direction (a step's size per element), moved (their
 dependence rounds away at every step, as a confident softmax's largest probability's does). An output that
 other elements move and this one leaves exactly where it was (a large entry of an elementwise or linear map, a
@@ -24,7 +24,7 @@ from backcheck.strategies.elementwise import run as run_elementwise
 from backcheck.verdict import NOISY, OK, Claim, sees
 
 
-def floor(ev: Evaluator, typical: np.ndarray) -> np.ndarray:
+def worst_term_floor(ev: Evaluator, typical: np.ndarray) -> np.ndarray:
     """Per element, the gradient size its analytic rounding is modelled on: its tensor's ``typical`` gradient,
     or the largest output term over the element's size where that is larger."""
     if ev.output.peak > float(typical.min(initial=np.inf)):
@@ -33,8 +33,8 @@ def floor(ev: Evaluator, typical: np.ndarray) -> np.ndarray:
 
 
 def unmix(ev: Evaluator, claim: Claim, outcome: Outcome, rng: np.random.Generator | None) -> None:
-    """Judge again the elements left inconclusive only by :func:`floor`, at the rounding of the outputs they can
-    mix (see the module docstring): two evaluations each to find them, and the element's own differences."""
+    """Judge again the elements left inconclusive only by :func:`worst_term_floor`, at the rounding of the outputs
+    they can mix (see the module docstring): two evaluations each to find them, and the element's own differences."""
     out, typical = ev.output, claim.typical
     if not out.peak or not out.ever or typical is None or claim.tol.custom:
         return

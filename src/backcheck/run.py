@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 
-from backcheck import mixing
 from backcheck.backends import Backend
 from backcheck.bits import machine_eps
 from backcheck.contract import Analytic, Contract, Section
@@ -31,6 +30,7 @@ from backcheck.errors import BackcheckError, NondeterministicError, NonFiniteErr
 from backcheck.evaluate import Evaluator
 from backcheck.extended import excuse_measured, excuse_rounding
 from backcheck.findings import UNREAD_ULPS, mutation_finding, unread_findings
+from backcheck.mixing import unmix, worst_term_floor
 from backcheck.numeric.grad import noise_level, roundoff
 from backcheck.numeric.noise import estimate_noise
 from backcheck.numeric.steps import default_steps
@@ -301,7 +301,7 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: M
     grad_eps, typical = _leaf_scales(tree, g, sec.grad_eps)
     # a layer's backward pass mixes its outputs' terms through dout: it cannot be trusted below their rounding
     # (a softmax's 1 - p where p rounds to 1), whatever the size of the element itself (see mixing.py)
-    resolved = mixing.floor(ev, typical)
+    resolved = worst_term_floor(ev, typical)
     at = sec.at
     regrad = None if at is None else (lambda: at([lf.work for lf in ev.tree.leaves]))
     tol = Tolerance(options.atol, options.rtol)
@@ -316,7 +316,7 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: M
         (options.detect, options.confidence),
     )
     if outcome.checked.size:  # (elements judged one by one, whatever the strategy)
-        mixing.unmix(ev, claim, outcome, options.lazy_rng("strategy"))
+        unmix(ev, claim, outcome, options.lazy_rng("strategy"))
     if options.step is not None and not tol.custom:
         outcome.notes.extend(_beyond_user_step(ev, claim, outcome))
     if options.floor is not None:

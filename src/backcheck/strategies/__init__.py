@@ -224,6 +224,10 @@ def _projected(
             sub = _joined(sub, rest)
         return sub, pool.size
 
+    def alone(idx: np.ndarray) -> None:
+        """Judge flat positions one by one (a band of a few elements)."""
+        out.add_outcome(run(ev, claim, idx, rng))
+
     for leaf in ev.tree.leaves:
         if leaf.name in skip:
             continue
@@ -241,23 +245,10 @@ def _projected(
         own_path = _own_path(ev, claim, leaf, rng, out, budget)
         if own_path is None:
             continue
-        proj = project_banded(
-            ev,
-            claim,
-            leaf,
-            rng,
-            (plan, localize_failures),
-            own_path,
-            lambda idx: out.add_outcome(run(ev, claim, idx, rng)),
-        )
+        proj = project_banded(ev, claim, leaf, rng, (plan, localize_failures), own_path, alone)
         if proj is None:
             continue
-        shrunk = min(m.shrunk for m in proj.measurements)
-        if shrunk < 1.0:
-            out.notes.append(
-                f"{leaf.name}: random directions left f's domain (NaN or inf at a step) and were shrunk "
-                f"{1 / shrunk:.3g}x to stay inside it; their bounds grew as much."
-            )
+        out.notes.extend(_shrunk(leaf, proj))
         if proj.wanted >= leaf.size and not proj.failed:
             # the detection size asked for needs as many directions as elements: every element instead
             out.add_outcome(run(ev, claim, _elements(ev, leaf), rng))
@@ -301,8 +292,19 @@ def _projected(
                 f"{worst:.3g}); use strategy='auto' or 'full' to find the elements."
             )
             continue
-        _localize_leaf(ev, claim, leaf, proj, rng, plan, sample, out)
+        _localize_leaf(ev, claim, leaf, proj, rng, (plan, True), sample, out)
     return out.outcome()
+
+
+def _shrunk(leaf: Any, proj: Any) -> list[str]:
+    """A note where random directions were shrunk to stay inside f's domain."""
+    shrunk = min(m.shrunk for m in proj.measurements)
+    if shrunk >= 1.0:
+        return []
+    return [
+        f"{leaf.name}: random directions left f's domain (NaN or inf at a step) and were shrunk "
+        f"{1 / shrunk:.3g}x to stay inside it; their bounds grew as much."
+    ]
 
 
 #: A detection size reached within this factor of the one asked for meets it (the bound of each direction is
@@ -495,13 +497,14 @@ def _localize_leaf(
     leaf: Any,
     proj: Any,
     rng: np.random.Generator,
-    plan: tuple[int | None, float | None, float],
+    how: tuple[tuple[int | None, float | None, float], bool],
     sample: Callable[..., tuple[Outcome, int]],
     out: _Collected,
-    retry: bool = True,
 ) -> None:
     """A random direction failed on ``leaf``: find the wrong elements by group testing, or let a sample decide.
-    ``retry``: where group testing finds kinks only, project again without the elements at kinks (once)."""
+    ``plan`` as :func:`project_leaf`'s, with whether group testing that finds kinks only may project again without
+    the elements at kinks (once)."""
+    plan, retry = how
     failing = sum(m.failed for m in proj.measurements)
     k = len(proj.measurements)
     weights = proj.failure
@@ -534,7 +537,7 @@ def _localize_leaf(
         if again is None and retry:
             return  # (decided there: a sample, or tied elements)
         if again is not None and again.failed:
-            _localize_leaf(ev, claim, leaf, again, rng, plan, sample, out, retry=False)
+            _localize_leaf(ev, claim, leaf, again, rng, (plan, False), sample, out)
             return
         if again is not None and again.detectable <= VOUCH:
             out.floors[leaf.name] = again.detectable

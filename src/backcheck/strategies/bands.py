@@ -28,9 +28,9 @@ FEW = 16
 def bands(steps: np.ndarray, still: np.ndarray) -> list[np.ndarray]:
     """The array's positions (``still`` left out) grouped by step into bands of :data:`STEP_BAND`, the largest
     band first; a single band where every step is within it of the others (the common case)."""
-    free = steps > 0
-    free[still] = False  # (a mask, not setdiff1d: a sort or hash of a million positions costs 0.25 s)
-    free = np.flatnonzero(free)
+    moving = steps > 0
+    moving[still] = False  # (a mask, not setdiff1d: a sort or hash of a million positions costs 0.25 s)
+    free = np.flatnonzero(moving)
     if free.size < 2:
         return [free]
     h = steps[free]
