@@ -71,17 +71,18 @@ def _differs(before: Any, now: Any) -> bool:
 
 def probe_layer(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any, ...], dout: Any, spec: Any) -> Probe:
     obj = spec.fresh(with_params(template, [], [], spec.shared))
-    before = {s: (id(s.get(obj)), _snap(s.get(obj))) for s in slots}
+    # (the objects themselves, not their ids: an array forward replaces is freed, and its id reused by the next)
+    before = {s: (s.get(obj), _snap(s.get(obj))) for s in slots}
     out = call_user(getattr(obj, spec.forward), copy.deepcopy(inputs), f"{spec.cls}.{spec.forward}")
     if out is None or any(np.asarray(x).dtype.kind == "O" for _, x in flatten(out, "out")):
         raise object_output_error(f"{spec.cls}.{spec.forward}", out, obj)
     # set by forward (reassigned, even to equal values, or written): state such as a stored input
-    changed = {s for s in slots if id(s.get(obj)) != before[s][0] or _differs(before[s][1], s.get(obj))}
+    changed = {s for s in slots if s.get(obj) is not before[s][0] or _differs(before[s][1], s.get(obj))}
     at_backward = {s: _snap(s.get(obj)) for s in slots}
     candidates = {s: grad_slots(s, grads) for s in slots}
     flat = [c for cs in candidates.values() for c in cs]
     zero(obj, flat)
-    zeroed = {c: (id(c.get(obj)), _snap(c.get(obj))) for c in flat}
+    zeroed = {c: (c.get(obj), _snap(c.get(obj))) for c in flat}
     attrs = snapshot(obj) if grads is None else {}
     if dout is None and out is not None:
         dout = rebuild_like(out, [np.ones_like(np.asarray(x)) for _, x in flatten(out, "out")])
@@ -104,7 +105,7 @@ def probe_layer(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any,
     for s in slots:
         shape = np.shape(at_backward[s])
         found = [c for c in candidates[s] if is_float_array(c.get(obj)) and c.get(obj).shape == shape]
-        written = [c for c in found if id(c.get(obj)) != zeroed[c][0] or _differs(zeroed[c][1], c.get(obj))]
+        written = [c for c in found if c.get(obj) is not zeroed[c][0] or _differs(zeroed[c][1], c.get(obj))]
         # written in another shape, dtype or kind (a transposed dW, a list): the gradient as backward left it, for
         # the check to judge or refuse by name, never a parameter left out as a buffer
         odd_grad = [
@@ -112,7 +113,7 @@ def probe_layer(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any,
             for c in candidates[s]
             if c not in found
             and c.get(obj) is not MISSING
-            and (id(c.get(obj)) != zeroed[c][0] or _differs(zeroed[c][1], c.get(obj)))
+            and (c.get(obj) is not zeroed[c][0] or _differs(zeroed[c][1], c.get(obj)))
         ]
         if written:
             where[s] = written[0]
