@@ -24,7 +24,7 @@ from backcheck.contract import Analytic, Contract, Section
 from backcheck.errors import GradientMismatch, NotScalarError
 from backcheck.evaluate import Output
 from backcheck.extended import extended_run
-from backcheck.findings import mutation_finding, small_error_note
+from backcheck.findings import error_notes, mutation_finding
 from backcheck.options import Options
 from backcheck.outputs import computes_alike, nudge_ulp, within_spread
 from backcheck.randomness import keeps_random
@@ -139,7 +139,7 @@ def check(
     options = Options.pick(locals())
     contract = loss_contract(f, params, grad, options)
     report = run(contract, options)
-    report.notes.extend(n for n in [small_error_note(report, contract.tree, contract.fname)] if n)
+    report.notes.extend(error_notes(report, contract.tree, contract.fname))
     return report
 
 

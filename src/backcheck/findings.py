@@ -257,3 +257,37 @@ def small_error_note(report: Report, tree: Tree, fname: str) -> str:
         "off by a good part of the gradient where it acts. If the rule is meant to be exact only to its solver's "
         f"tolerance, tighten that tolerance (its atol / rtol), or accept errors of this size with atol={atol:.0e}."
     )
+
+
+#: Elements whose numeric derivative stands clear of its bound, at least, for a constant factor to be named.
+SCALE_ELEMENTS = 3
+#: How far (relative) each such element's ratio may be from their median for the factor to be constant.
+SCALE_SPREAD = 0.01
+
+
+def scale_note(report: Report, tree: Tree, fname: str) -> str:
+    """A note for a failing report whose gradient is one constant factor times the numeric derivative at every
+    element that shows it ('' otherwise): a sign, a missing or extra 1/N, a learning rate, a gradient reversal.
+    Factors within a few percent of 1 are the small-error note's (:func:`small_error_note`)."""
+    if report.status != "fail":
+        return ""
+    g, n, b = (tree.pack(t, "report") for t in (report.analytic, report.numeric, report.bound))
+    shows = np.isfinite(n) & np.isfinite(b) & np.isfinite(g) & (np.abs(n) > b)
+    if int(np.count_nonzero(shows)) < SCALE_ELEMENTS:
+        return ""
+    ratio = g[shows] / n[shows]
+    factor = float(np.median(ratio))
+    if abs(factor - 1.0) <= 0.05 or not np.all(np.abs(ratio - factor) <= SCALE_SPREAD * abs(factor)):
+        return ""
+    return (
+        f"{fname}'s gradient is {factor:.3g} times the numeric derivative at every element that shows it "
+        f"({int(np.count_nonzero(shows))} elements, within {SCALE_SPREAD:.0%}): one constant factor (a sign, a "
+        "missing or extra 1/N, a learning rate or step size, a gradient reversal), not a wrong formula element by "
+        "element."
+    )
+
+
+def error_notes(report: Report, tree: Tree, fname: str) -> list[str]:
+    """What a failing report's errors look like as a whole, where they look like one thing: a small error spread
+    over the gradient, or a constant factor."""
+    return [n for n in (small_error_note(report, tree, fname), scale_note(report, tree, fname)) if n]

@@ -22,7 +22,7 @@ from backcheck.containers import flatten, rebuild_like
 from backcheck.contract import Contract
 from backcheck.errors import BadInputError, GradientMismatch
 from backcheck.evaluate import Output
-from backcheck.findings import small_error_note
+from backcheck.findings import error_notes
 from backcheck.frontends.common import Nonlinear, float_input, float_list, private_copy, python_float, settle_linearity
 from backcheck.frontends.hints import cache_error, check_outputs, cotangents, masked_note, order_error, torch_inputs
 from backcheck.frontends.layer_backward import Backward, backward_call, match_grads, runs_forward, split_cache
@@ -160,7 +160,7 @@ def check_layer(
     bname = function_name(layer.backward, "backward")
     settle_linearity(report, contract.tree, bname)
     _settle_at_jumps(report, contract.tree, bname)
-    report.notes.extend(n for n in [small_error_note(report, contract.tree, bname)] if n)
+    report.notes.extend(error_notes(report, contract.tree, bname))
     return report
 
 

@@ -19,7 +19,7 @@ from backcheck.bits import BFLOAT16_EPS, machine_eps
 from backcheck.calls import call_user, function_name
 from backcheck.contract import Analytic, Contract, Section
 from backcheck.evaluate import Output
-from backcheck.findings import small_error_note
+from backcheck.findings import error_notes
 from backcheck.frontends.common import (
     AUTO_MIN_ELEMENTS,
     JVP_PREFIX,
@@ -97,7 +97,7 @@ def run_check(
     report = _finish(run(contract, options), inputs, [*ev.notes(), *runner.notes])
     settle_linearity(report, tree, fname)
     if options.atol is None and options.rtol is None:  # (with the user's own tolerance, no hint of one)
-        report.notes.extend(n for n in [small_error_note(report, tree, fname)] if n)
+        report.notes.extend(error_notes(report, tree, fname))
     report.seconds = time.perf_counter() - started  # the whole check: the baseline and batched differences too
     return report
 

@@ -23,7 +23,7 @@ from backcheck.calls import call_user, first_line, require_callable
 from backcheck.contract import Analytic, Contract, Section
 from backcheck.errors import BackcheckError, BadInputError, NondeterministicError, UserFunctionError
 from backcheck.evaluate import Output
-from backcheck.findings import mutation_finding, small_error_note
+from backcheck.findings import error_notes, mutation_finding
 from backcheck.frontends.common import (
     AUTO_MIN_ELEMENTS,
     JVP_PREFIX,
@@ -211,7 +211,7 @@ def _check_session(target: Target, knobs: Knobs, found: tuple[Any, ...], frozen:
     report.findings.extend(raised[:1])  # (one says it: the same backward raised for each output)
     settle_linearity(report, contract.tree, target.title)
     if knobs.options.atol is None and knobs.options.rtol is None:  # (with the user's own tolerance, no hint of one)
-        report.notes.extend(n for n in [small_error_note(report, contract.tree, target.title)] if n)
+        report.notes.extend(error_notes(report, contract.tree, target.title))
     for lf in report.leaves:
         if lf.status == "fail" and lf.name in sess.dead_notes and "zero gradient everywhere" in lf.note:
             lf.note = sess.dead_notes[lf.name]
