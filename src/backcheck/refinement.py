@@ -57,6 +57,10 @@ def refine(
     return refine_rough(ev, i, a, h, first, res, tol, size)[0]
 
 
+#: A change between levels this small beside the element's tensor's typical gradient settles an estimate whose own
+#: size is about 0 (a C1 junction, sparse_plus at -1, approaches its derivative linearly in the step); a garbage
+#: estimate of a step far too wide (sin at 1e8 stepped by 600) changes by far more, and keeps being refined.
+SETTLED_BESIDE = 1e-6
 #: A smooth function's one-sided slopes differ by f'' h: their gap halves with the step, to within its
 #: f'''' h^3 term. A gap that departs from half its previous size by more than this fraction of it, and by more
 #: than its rounding, has met a kink inside the step: one it keeps (at the point), or one it has just passed.
@@ -91,7 +95,7 @@ def refine_rough(
             limit = bound(change, r, res)
         numeric = d
         err = abs(a - d)
-        settled = change <= SETTLED * max(abs(a), abs(d), size) or change <= bound(0.0, r, res)
+        settled = change <= max(SETTLED * max(abs(a), abs(d)), SETTLED_BESIDE * size) or change <= bound(0.0, r, res)
         moves = (abs(phis[0] - ev.phi0), abs(ev.phi0 - phis[1]))
         spread = max(spread, *moves, abs(phis[0] - phis[1]))
         jumpy = is_jump(moves, moves_prev, r * (disp[0] - disp[1]))

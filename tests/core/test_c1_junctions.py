@@ -83,3 +83,17 @@ def test_a_reason_for_inconclusive_elements_that_no_other_names():
     said = outcome.inconclusive_leaves[x]
     assert tree.element_name(1) in said and "did not settle" in said, said
     assert outcome.inconclusive_leaves[w] == "w's own reason"
+
+
+def test_estimates_of_a_step_far_too_wide_do_not_settle_beside_the_typical_gradient():
+    # sin at 1e8 is stepped by about 600 (a hundred periods): the first levels' estimates are near 0 and change
+    # little beside the array's typical gradient; a claim of 0 there must keep being refined, and fail
+    y = np.array([1.0, 1e8, 0.5])
+
+    def grad(v):
+        d = np.cos(v)
+        d[1] = 0.0
+        return d
+
+    report = backcheck.check(lambda v: float(np.sum(np.sin(v))), y, grad)
+    assert report.status == "fail", report
