@@ -502,8 +502,8 @@ def _localize_leaf(
     out: _Collected,
 ) -> None:
     """A random direction failed on ``leaf``: find the wrong elements by group testing, or let a sample decide.
-    ``plan`` as :func:`project_leaf`'s, with whether group testing that finds kinks only may project again without
-    the elements at kinks (once)."""
+    ``how``: ``plan`` as :func:`project_leaf`'s, and whether group testing that finds kinks only may project again
+    without the elements at kinks (once)."""
     plan, retry = how
     failing = sum(m.failed for m in proj.measurements)
     k = len(proj.measurements)
