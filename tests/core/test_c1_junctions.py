@@ -97,3 +97,19 @@ def test_estimates_of_a_step_far_too_wide_do_not_settle_beside_the_typical_gradi
 
     report = backcheck.check(lambda v: float(np.sum(np.sin(v))), y, grad)
     assert report.status == "fail", report
+
+
+def test_a_small_wrong_value_at_a_float32_c1_junction_still_fails():
+    # x * |x| at 0 (derivative 0, a C1 junction) in float32, claimed 0.3% of the typical gradient there: the
+    # junction's estimates settle only where they change by under 1e-6 of the typical gradient
+    rng = np.random.default_rng(3)
+    x = np.r_[[0.0, 0.0], rng.standard_normal(8)].astype(np.float32)
+    w = rng.standard_normal(x.size)
+
+    def grad(x):
+        g = 2 * w * np.abs(x.astype(np.float64))
+        g[0] += 0.003 * np.abs(g).mean()
+        return g.astype(np.float32)
+
+    report = backcheck.check(lambda x: float(np.sum(w * x * np.abs(x))), x, grad, seed=3)
+    assert report.status == "fail", report
