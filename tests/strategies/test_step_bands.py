@@ -72,3 +72,17 @@ def test_a_sort_of_distinct_integers_passes_band_by_band():
     x = torch.randperm(8000, generator=torch.Generator().manual_seed(0)).float().requires_grad_()
     report = bt.check(lambda t: torch.sort(t).values, x)
     assert report.status == "pass", report
+
+
+def test_a_spread_error_in_one_band_is_not_bisected_element_by_element():
+    # a 0.1% scale error over an array of mixed magnitudes: the large band's direction fails, and no element shows
+    # the error alone at its own bound; bisection chased it through 75,000 evaluations before a sample decided
+    rng = np.random.default_rng(1000)
+    n = 10_000
+    x = np.where(rng.random(n) < 0.5, 1e5 + rng.standard_normal(n), rng.standard_normal(n))
+    w = rng.standard_normal(n)
+    report = backcheck.check(
+        lambda x: float(np.sum(w * np.sin(x / 10) * 10)), x, lambda x: 1.001 * w * np.cos(x / 10), seed=0
+    )
+    assert report.status == "fail", report
+    assert report.n_evals <= 20_000, report.n_evals

@@ -424,7 +424,10 @@ def localize(ev: Evaluator, claim: Claim, leaf: Leaf, weights: np.ndarray, root:
 
     out = Localized([], {}, {}, {}, True)
     tests, budget = 0, 8 * MAX_LOCALIZED * max(1, math.ceil(math.log2(max(size, 2))))
-    both = 0  # splits whose two halves both disagreed
+    # evaluations too: halves near their bound are measured again with the noise along them (24 each), and a
+    # disagreement no element shows alone (a 0.1% scale error) reaches few elements at all
+    spent, evaluations = ev.n_evals, 2 * budget
+    both = judged = 0  # splits whose two halves both disagreed; elements judged
     if root is None:
         root = test(0, size)
     stack: list[tuple[int, int, Measurement]] = [(0, size, root)] if root.failed else []
@@ -432,8 +435,11 @@ def localize(ev: Evaluator, claim: Claim, leaf: Leaf, weights: np.ndarray, root:
         lo, hi, m = stack.pop()
         if hi - lo == 1:
             _judge_one(ev, claim, int(idx_all[lo]), out)
+            judged += 1
             wrong = sum(s in FAILING for s in out.status.values())
-            if wrong >= MAX_LOCALIZED or (wrong >= DENSE_AFTER and both > DENSE_SHARE * tests):
+            # an error spread over the array ends bisection after a few elements: most splits disagree in both
+            # halves, or the elements reached show nothing alone (a 0.1% scale error, below each one's own bound)
+            if wrong >= MAX_LOCALIZED or (judged >= DENSE_AFTER and (both > DENSE_SHARE * tests or not out.found)):
                 out.complete = False  # (a sample tells how many more: every element wrong costs 2 log2(N) each)
                 break
             continue
@@ -449,7 +455,7 @@ def localize(ev: Evaluator, claim: Claim, leaf: Leaf, weights: np.ndarray, root:
             right = test(mid, hi)  # not clear from the inference: measure, do not guess
         tests += 1
         both += left.failed and right.failed
-        if tests > budget:
+        if tests > budget or ev.n_evals - spent > evaluations:
             out.complete = False
             break
         for part in ((mid, hi, right), (lo, mid, left)):
