@@ -137,6 +137,12 @@ def judge_one(
     return unless_hidden(ev, i, (a, h, typical), first, res, tol, verdict)
 
 
+#: A mismatch whose numeric derivative is this many times smaller than the claim, at a step wider than this (an
+#: element's own step is eps^(1/3) of its size: float64 elements beyond 1.6e5), is judged at finer steps too.
+AVERAGED_AWAY = 16.0
+AVERAGED_STEP = 1.0
+
+
 def _judge_steps(
     ev: Evaluator, i: int, a: float, h: float, first: Four, res: float, tol: Tolerance, typical: float | None
 ) -> Verdict:
@@ -144,6 +150,13 @@ def _judge_steps(
     verdict, rough = refine_rough(ev, i, a, h, first, res, tol, 0.0 if typical is None else typical)
     st, n, b = verdict[:3]
     size = max(abs(a), abs(n), 0.0 if typical is None else typical)
+    if st == MISMATCH and h > AVERAGED_STEP and 0.0 < abs(n) <= abs(a) / AVERAGED_AWAY:
+        # estimates that agree with each other far below the claim, at a step wider than f's usual scale: a step
+        # spanning many of f's oscillations averages them away (sin at 1e8, stepped by 600); at much finer steps
+        # the derivative shows
+        finer = at_finer_steps(ev, i, a, h, res, tol, size)
+        if finer is not None and finer[0] == OK:
+            return finer
     unsure = st == NOISY or (st == OK and typical is not None and not b <= VOUCH * size)
     if st == JUMP or (unsure and below_step(ev, i, h)):
         finer = at_finer_steps(ev, i, a, h, res, tol, size)
