@@ -3,12 +3,12 @@
 A backward pass ``g = J^T u`` run in a low-precision dtype sums terms of its outputs' size: a softmax's ``1 - p``
 where ``p`` rounds to 1 carries the rounding of ``u_k p_k``, whatever the element's own gradient. Every element
 is first held to the rounding of the largest term ``|u_k y_k|`` of all the outputs (:func:`worst_term_floor`).
-Where that alone leaves an element unvouched, :func:`unmix` finds the outputs it can mix: those a step of its own moves,
-and those that no difference of any element, nor a random direction (a step's size per element), moved (their
-dependence rounds away at every step, as a confident softmax's largest probability's does). An output that
-other elements move and this one leaves exactly where it was (a large entry of an elementwise or linear map, a
-sort, a gather) holds no term of its gradient, and the element is judged again at the rounding of its own
-outputs.
+Where that alone leaves an element unvouched, :func:`unmix` finds the outputs it can mix: those a step of its
+own moves, and those that no difference of any element, nor a random direction (a step's size per element),
+moved (their dependence rounds away at every step, as a confident softmax's largest probability's does). An
+output that other elements move and this one leaves exactly where it was (a large entry of an elementwise or
+linear map, a sort, a gather) holds no term of its gradient, and the element is judged again at the rounding of
+its own outputs.
 """
 
 from __future__ import annotations

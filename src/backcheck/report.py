@@ -408,9 +408,9 @@ def _leaf_report(
         # would have caught, the weaker of the two statements
         kind, floor_rel = "rms", projected if not idx.size else max(projected, np.nan_to_num(floor_rel))
         floor = projected * rms(analytic[leaf.offset : leaf.offset + leaf.size])
-    elif 0 < idx.size < leaf.size - _masked(tree, leaf):
-        kind = "sample"  # elements judged one by one, a sample of them: the others are vouched for as a fraction
     failing = tally[MISMATCH] + tally[DEAD]
+    if kind == "element" and not failing and 0 < idx.size < leaf.size - _masked(tree, leaf):
+        kind = "sample"  # elements judged one by one, a sample of them: the others are vouched for as a fraction
     if leaf.name in skipped:
         lstatus, note = "skipped", skipped[leaf.name]
     elif failing:

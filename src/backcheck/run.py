@@ -419,12 +419,10 @@ def _beyond_user_step(ev: Evaluator, claim: Claim, outcome: Outcome) -> list[str
     if not fine.size:
         return []
     outcome.status[fine], outcome.bound[fine] = NOISY, np.inf
-    shown = ", ".join(ev.tree.element_name(int(i)) for i in outcome.checked[fine][:3])
-    more = f" and {fine.size - 3} more" if fine.size > 3 else ""
     return [
-        f"{shown}{more} fail at the step= given but agree at the default steps, which are smaller: the step "
-        "given lies beyond the scale on which f is smooth there, so these elements are inconclusive (leave step= "
-        "out, or pass a smaller one)."
+        f"{ev.tree.listed(outcome.checked[fine])} fail at the step= given but agree at the default steps, which "
+        "are smaller: the step given lies beyond the scale on which f is smooth there, so these elements are "
+        "inconclusive (leave step= out, or pass a smaller one)."
     ]
 
 
@@ -515,11 +513,10 @@ def _unsettled(tree: Tree, outcome: Outcome) -> None:
     for leaf in tree.leaves:
         here = noisy[(noisy >= leaf.offset) & (noisy < leaf.offset + leaf.size)]
         if here.size and leaf.name not in outcome.inconclusive_leaves:
-            names = ", ".join(tree.element_name(int(i)) for i in here[:3]) + (" ..." if here.size > 3 else "")
             outcome.inconclusive_leaves[leaf.name] = (
-                f"{here.size} element(s) of {leaf.name} ({names}) are inconclusive: their differences did not "
-                "settle as the step shrank (f bends differently on the two sides of the point, is rough there, or "
-                "moves within its noise), so no bound could be vouched for."
+                f"{here.size} element(s) of {leaf.name} ({tree.listed(here)}) are inconclusive: their differences "
+                "did not settle as the step shrank (f bends differently on the two sides of the point, is rough "
+                "there, or moves within its noise), so no bound could be vouched for."
             )
 
 

@@ -41,3 +41,17 @@ def test_a_full_check_keeps_its_element_floor():
     report = backcheck.check(lambda x: float(np.sum(np.sin(x))), np.linspace(-1, 1, 50), np.cos)
     assert report.leaves[0].floor_kind == "element"
     assert floor_sentence(report.leaves[0]).startswith("pass: no element wrong by more than")
+
+
+def test_a_localized_failure_is_no_sample():
+    # group testing found the one wrong element among 1e5: one element checked, but nothing was sampled
+    x = np.random.default_rng(0).normal(size=100_000)
+
+    def grad(x):
+        d = np.cos(x)
+        d[12345] *= 1.01
+        return d
+
+    report = backcheck.check(lambda x: float(np.sum(np.sin(x))), x, grad)
+    assert report.status == "fail" and report.leaves[0].n_checked < report.leaves[0].n_elements, report
+    assert report.leaves[0].floor_kind == "element", report.leaves[0].floor_kind
