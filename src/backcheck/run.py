@@ -420,7 +420,7 @@ def _beyond_user_step(ev: Evaluator, claim: Claim, outcome: Outcome) -> list[str
         return []
     outcome.status[fine], outcome.bound[fine] = NOISY, np.inf
     return [
-        f"{ev.tree.listed(outcome.checked[fine])} fail at the step= given but agree at the default steps, which "
+        f"{_listed(ev.tree, outcome.checked[fine])} fail at the step= given but agree at the default steps, which "
         "are smaller: the step given lies beyond the scale on which f is smooth there, so these elements are "
         "inconclusive (leave step= out, or pass a smaller one)."
     ]
@@ -514,10 +514,16 @@ def _unsettled(tree: Tree, outcome: Outcome) -> None:
         here = noisy[(noisy >= leaf.offset) & (noisy < leaf.offset + leaf.size)]
         if here.size and leaf.name not in outcome.inconclusive_leaves:
             outcome.inconclusive_leaves[leaf.name] = (
-                f"{here.size} element(s) of {leaf.name} ({tree.listed(here)}) are inconclusive: their differences "
+                f"{here.size} element(s) of {leaf.name} ({_listed(tree, here)}) are inconclusive: their differences "
                 "did not settle as the step shrank (f bends differently on the two sides of the point, is rough "
                 "there, or moves within its noise), so no bound could be vouched for."
             )
+
+
+def _listed(tree: Tree, flat: np.ndarray) -> str:
+    """The first three of the elements at flat positions ``flat`` by name, and how many more."""
+    names = [tree.element_name(int(i)) for i in flat]
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def _maximum(a: float, b: float) -> float:

@@ -271,12 +271,6 @@ class Tree:
     def element_name(self, i: int) -> str:
         return self.locate(i)[0].element_name(self.locate(i)[1])
 
-    def listed(self, flat: Any) -> str:
-        """The first three of the elements at flat positions ``flat`` by name, and how many more."""
-        flat = [int(i) for i in flat]
-        more = f" and {len(flat) - 3} more" if len(flat) > 3 else ""
-        return ", ".join(self.element_name(i) for i in flat[:3]) + more
-
     def notes(self) -> list[str]:
         """What the report should say about the point itself: empty arrays, non-finite entries left out."""
         out = []
