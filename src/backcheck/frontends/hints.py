@@ -27,6 +27,10 @@ def output_described(value: Any) -> str:
     return f"a {type(value).__name__} object"
 
 
+#: Names a layer keeps its output under (lower case, without leading or trailing underscores).
+OUTPUT_NAMES = ("output", "out", "y", "a", "activation", "outputs")
+
+
 def kept_outputs(obj: Any) -> list[str]:
     """The float array attributes of ``obj`` a forward pass may keep its output on (``self.output``, ``self.out``)
     , the likely names first."""
@@ -35,7 +39,7 @@ def kept_outputs(obj: Any) -> list[str]:
     except TypeError:
         return []
     arrays = [a for a, v in attrs.items() if isinstance(v, np.ndarray) and v.dtype.kind == "f"]
-    likely = [a for a in arrays if a.lower().strip("_") in ("output", "out", "y", "a", "activation", "outputs")]
+    likely = [a for a in arrays if a.lower().strip("_") in OUTPUT_NAMES]
     return likely + [a for a in arrays if a not in likely]
 
 

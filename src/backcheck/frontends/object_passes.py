@@ -16,7 +16,7 @@ from backcheck.bits import overlaps_itself, span
 from backcheck.containers import flatten, rebuild_like
 from backcheck.errors import GradientStructureError, ParamsError
 from backcheck.frontends.hints import constant_hint
-from backcheck.frontends.object_steps import Stepped, before_step, call_backward, dout_scale, read_step
+from backcheck.frontends.object_steps import Stepped, before_step, dout_scale, read_step
 from backcheck.frontends.slots import MISSING, Slot, Where, flat_return, is_float_array, zero
 
 
@@ -31,7 +31,7 @@ class Forward:
     def __call__(self, *args: Any) -> Any:
         n = self.spec.n_in
         obj = self.spec.make(self.template, self.slots, args[n:], args[:n])
-        return getattr(obj, self.spec.forward)(*args[:n])
+        return self.spec.call_forward(obj, args[:n])
 
 
 #: A step for twice dout within this share of its size of the affine extension of the steps for 0 and dout.
@@ -80,9 +80,7 @@ class Backward:
         every = [*self.where.values(), *tied]
         zero(obj, [w for w in every if isinstance(w, Slot)])
         before = before_step(obj, every)
-        ret = flat_return(
-            call_backward(getattr(obj, spec.backward), dout, spec.step is not None), spec.n_in, len(self.slots)
-        )
+        ret = flat_return(spec.call_backward(obj, dout, args, spec.step is not None), spec.n_in, len(self.slots))
         positional = any(isinstance(w, int) for w in every)
         scale = dout_scale(getattr(obj, spec.backward), dout)  # (a loss's backward(self): its stored gradients too)
         grads = []
@@ -127,7 +125,7 @@ class Backward:
         try:
             getattr(obj, spec.forward)(*args[: spec.n_in])
             before = before_step(obj, places)
-            call_backward(getattr(obj, spec.backward), dout, True)
+            spec.call_backward(obj, dout, args, True)
         except Exception:  # noqa: BLE001 - no resting step to take off
             return None
         return {w.slot.name: read_step(w, obj, before) for w in places}

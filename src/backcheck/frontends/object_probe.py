@@ -19,7 +19,7 @@ from backcheck.errors import BadInputError, UserFunctionError
 from backcheck.frontends.hints import object_output_error, outputs_sentence, pair_hint
 from backcheck.frontends.layers import cotangents
 from backcheck.frontends.object_passes import Shared, returned_heads
-from backcheck.frontends.object_steps import Stepped, call_backward, read_by_forward
+from backcheck.frontends.object_steps import Stepped, read_by_forward
 from backcheck.frontends.slots import (
     MISSING,
     Slot,
@@ -73,7 +73,7 @@ def probe_layer(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any,
     obj = spec.fresh(with_params(template, [], [], spec.shared))
     # (the objects themselves, not their ids: an array forward replaces is freed, and its id reused by the next)
     before = {s: (s.get(obj), _snap(s.get(obj))) for s in slots}
-    out = call_user(getattr(obj, spec.forward), copy.deepcopy(inputs), f"{spec.cls}.{spec.forward}")
+    out = call_user(lambda *a: spec.call_forward(obj, a), copy.deepcopy(inputs), f"{spec.cls}.{spec.forward}")
     if out is None or any(np.asarray(x).dtype.kind == "O" for _, x in flatten(out, "out")):
         raise object_output_error(f"{spec.cls}.{spec.forward}", out, obj)
     # set by forward (reassigned, even to equal values, or written): state such as a stored input
@@ -91,9 +91,9 @@ def probe_layer(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any,
         cotangents(dout, parts, np.random.default_rng(0), f"{spec.cls}.{spec.forward}")
     names, odd = (f"{spec.cls}.{spec.forward}", f"{spec.cls}.{spec.backward}"), odd_arrays(obj, spec.step is not None)
     try:
-        method = getattr(obj, spec.backward)
+        stepped = spec.step is not None
         ret = flat_return(
-            call_user(lambda d: call_backward(method, d, spec.step is not None), (copy.deepcopy(dout),), names[1]),
+            call_user(lambda d: spec.call_backward(obj, d, inputs, stepped), (copy.deepcopy(dout),), names[1]),
             spec.n_in,
             len(slots),
         )

@@ -62,15 +62,15 @@ def unfilled(method: Callable[..., Any]) -> str | None:
     return required[0].name
 
 
-def call_backward(method: Callable[..., Any], dout: Any, stepped: bool) -> Any:
-    """``method(dout)``, or ``method(dout, STEP)`` for a backward that takes a learning rate, or for a loss's
-    backward that takes no dout (``backward(self)``), ``method()`` with its returned gradients times the scalar dout
-    (its stored ones: :func:`dout_scale`)."""
+def call_backward(method: Callable[..., Any], dout: Any, stepped: bool, extra: tuple[Any, ...] = ()) -> Any:
+    """``method(dout, *extra)`` (``extra``: forward's inputs it takes again), or ``method(dout, STEP)`` for a
+    backward that takes a learning rate, or for a loss's backward that takes no dout (``backward(self)``),
+    ``method()`` with its returned gradients times the scalar dout (its stored ones: :func:`dout_scale`)."""
     if takes_no_dout(method):
         ret = method()
         scale = dout_scale(method, dout)
         return rebuild_like(ret, [scale * np.asarray(g) for _, g in flatten(ret, "ret")]) if ret is not None else ret
-    return method(dout, STEP) if stepped else method(dout)
+    return method(dout, STEP) if stepped else method(dout, *extra)
 
 
 def takes_no_dout(method: Callable[..., Any]) -> bool:
@@ -109,7 +109,7 @@ def read_by_forward(spec: Any, template: Any, slot: Slot, inputs: tuple[Any, ...
     moved = (value + share * np.maximum(np.abs(value), 1.0)).astype(value.dtype)
     try:
         obj = spec.make(template, [slot], [moved], inputs)
-        again = getattr(obj, spec.forward)(*copy.deepcopy(inputs))
+        again = spec.call_forward(obj, copy.deepcopy(inputs))
     except Exception:  # noqa: BLE001 - the user's forward at a moved value: it reads it
         return True
     now, then = flatten(again, "out"), flatten(out, "out")

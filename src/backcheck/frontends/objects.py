@@ -30,10 +30,12 @@ from backcheck.frontends.hints import (
     updated_step,
 )
 from backcheck.frontends.layers import check_layer, names_option
+from backcheck.frontends.object_kept import backward_inputs, find_kept, kept_note
 from backcheck.frontends.object_passes import Backward, Forward, Shared, shared, tie, tie_views
 from backcheck.frontends.object_probe import keep_params, loss_dout, named_grads, probe_layer, with_params
 from backcheck.frontends.object_steps import (
     Stepped,
+    call_backward,
     learning_rate_of,
     rate_findings,
     read_by_forward,
@@ -179,6 +181,8 @@ def _check(
     _validate_slots(params, grads)
     _copyable(inputs, spec)
     pristine = _copy(layer, spec.cls)
+    kept_output, kept_dinput = find_kept(pristine, inputs, spec)
+    spec = dataclasses.replace(spec, kept_output=kept_output, kept_dinput=kept_dinput)
     template, slots, notes, carries = _params(pristine, params, inputs, spec)
     # views of one another (W_out = E.T), found before any copy of them, rebuilt as views in every copy
     spec = dataclasses.replace(spec, shared=shared(layer if template is pristine else template, slots, spec.cls))
@@ -228,7 +232,7 @@ def _check(
             raise
         raise GradientStructureError(f"{exc.message} ({placed})", exc.hint) from exc
     plain = [s for s in probe.updated if s.name in where and not isinstance(where[s.name], Stepped)]
-    report.notes.extend(notes + where_notes(slots, where, plain, spec))
+    report.notes.extend(notes + kept_note(spec) + where_notes(slots, where, plain, spec))
     if spec.step is not None:
         stepped = [n for n, w in where.items() if isinstance(w, Stepped)]
         places = [w for w in where.values() if isinstance(w, Stepped)]
@@ -319,6 +323,25 @@ class _Spec:
     pristine: Any = None  # a layer that creates its parameters in its first forward pass, before that pass
     shared: tuple[Shared, ...] = ()  # parameter slots that are views of one another, rebuilt so in every copy
     step: str | None = None  # backward's learning-rate parameter: it steps the parameters itself (object_steps.py)
+    kept_output: str | None = None  # the attribute forward keeps its output on, returning None (object_kept.py)
+    kept_dinput: str | None = None  # the attribute backward keeps the input's gradient on, returning None
+    backward_inputs: tuple[int, ...] = ()  # forward's inputs backward takes again after dout (by name)
+
+    def call_forward(self, obj: Any, args: Sequence[Any]) -> Any:
+        """``obj.forward(*args)``: its output, read where the layer keeps it when it returns None or itself."""
+        out = getattr(obj, self.forward)(*args)
+        if self.kept_output is not None and (out is None or out is obj):
+            return getattr(obj, self.kept_output)
+        return out
+
+    def call_backward(self, obj: Any, dout: Any, args: Sequence[Any], stepped: bool) -> Any:
+        """``obj.backward(dout)`` (:func:`call_backward`), given the inputs it takes again (from ``args``, this
+        evaluation's inputs); the input's gradient read where the layer keeps it when it returns None or itself."""
+        extra = tuple(copy.deepcopy(args[k]) for k in self.backward_inputs)
+        ret = call_backward(getattr(obj, self.backward), dout, stepped, extra)
+        if (ret is None or ret is obj) and self.kept_dinput is not None:
+            return getattr(obj, self.kept_dinput)
+        return ret
 
     def make(self, template: Any, slots: list[Slot], values: Sequence[Any], inputs: Sequence[Any]) -> Any:
         """A fresh copy of the layer holding the parameters ``values``, ready for its forward pass at ``inputs``.
@@ -373,7 +396,8 @@ def _validate(
     )
     diff_in = arrays or tuple(i for i, x in enumerate(inputs) if python_float(x) and names[i] not in constant)
     lists, step = any(float_list(x) for x in inputs), learning_rate_of(getattr(layer, backward))
-    extra = unfilled(getattr(layer, backward))
+    again = backward_inputs(getattr(layer, backward), names)
+    extra = None if again else unfilled(getattr(layer, backward))
     if extra is not None:
         raise ArgumentError(
             f"{cls}.{backward} requires a parameter {extra} after dout, which check_object cannot fill: it calls "
@@ -382,7 +406,7 @@ def _validate(
             f"if {extra} is a learning rate, name it lr; otherwise give it a default, or check a wrapper whose "
             f"backward(dout) calls {cls}.{backward}(dout, ...).",
         )
-    return _Spec(cls, forward, backward, len(inputs), names, reset, diff_in, lists, step=step)
+    return _Spec(cls, forward, backward, len(inputs), names, reset, diff_in, lists, step=step, backward_inputs=again)
 
 
 def _validate_slots(params: Any, grads: Any) -> None:
@@ -433,7 +457,7 @@ def _params(
         first = exc
     init = copy.deepcopy(template)
     try:
-        out = _kept_rng(lambda: getattr(init, spec.forward)(*copy.deepcopy(inputs)))
+        out = _kept_rng(lambda: spec.call_forward(init, copy.deepcopy(inputs)))
         slots = declared(init, params, spec.cls)
     except Exception:
         if first is not None:
@@ -465,7 +489,7 @@ def _kept_rng(call: Callable[[], Any]) -> Any:
 def _carries(init: Any, out: Any, inputs: tuple[Any, ...], spec: _Spec) -> bool:
     """Whether a second forward pass at the same point, after the initialising one, gives another output."""
     try:
-        again = _kept_rng(lambda: getattr(copy.deepcopy(init), spec.forward)(*copy.deepcopy(inputs)))
+        again = _kept_rng(lambda: spec.call_forward(copy.deepcopy(init), copy.deepcopy(inputs)))
         first, second = flatten(out, "out"), flatten(again, "out")
         return len(first) != len(second) or not all(
             np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)

@@ -1,0 +1,128 @@
+"""Layers that keep their results on themselves instead of returning them (the convention of the book "Neural
+Networks from Scratch" and of many layers written after it): ``forward`` returns None (or the layer itself) and
+leaves its output on ``self.output``; ``backward`` returns None and leaves the input's gradient on
+``self.dinputs``. check_object finds those attributes by one forward and backward pass on a copy of the layer,
+and reads them after every call as it reads a returned value.
+
+A backward that takes forward's inputs again after dout (``backward(self, dvalues, y_true)``) is given them."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from backcheck.containers import flatten, rebuild_like
+from backcheck.frontends.hints import OUTPUT_NAMES
+from backcheck.frontends.object_steps import call_backward
+from backcheck.frontends.slots import attributes, is_float_array
+
+#: Names an input's gradient is kept under (lower case, without underscores), after ``d`` + the input's name
+#: (``dinputs`` for ``forward(self, inputs)``, ``dX`` for ``forward(self, X)``) and its ``grad_``, ``_grad`` forms.
+DINPUT_NAMES = (
+    "dinputs", "dinput", "dinp", "din", "dx", "dxs", "gradinput", "gradinputs", "gradin", "gradx", "inputgrad",
+    "inputgradient", "inputsgrad", "delta", "dprev", "daprev", "dxprev",
+)  # fmt: skip
+
+
+def backward_inputs(backward: Callable[..., Any], input_names: list[str]) -> tuple[int, ...]:
+    """The inputs of forward that ``backward`` takes again after dout, by name (``backward(self, dvalues, y_true)``
+    for ``forward(self, inputs, y_true)``), in its order; () when it takes other parameters or none."""
+    try:
+        params = list(inspect.signature(backward).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return ()
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    required = [p.name for p in params if p.default is inspect.Parameter.empty and p.kind in positional]
+    if not required or any(n not in input_names for n in required):
+        return ()
+    return tuple(input_names.index(n) for n in required)
+
+
+def _written(before: dict[str, Any], obj: Any) -> dict[str, np.ndarray]:
+    """The float array attributes of ``obj`` assigned or written since ``before`` (:func:`_held`)."""
+    out = {}
+    for a, v in attributes(obj).items():
+        was = before.get(a)
+        if is_float_array(v) and (was is None or was[0] is not v or not np.array_equal(was[1], v, equal_nan=True)):
+            out[a] = v
+    return out
+
+
+def _held(obj: Any) -> dict[str, tuple[Any, Any]]:
+    """Every attribute of ``obj`` with a copy of its value where it is an array (the objects themselves are held:
+    an array freed by the call would lend its id to the next)."""
+    return {a: (v, v.copy() if isinstance(v, np.ndarray) else None) for a, v in attributes(obj).items()}
+
+
+def _output(written: dict[str, np.ndarray], args: tuple[Any, ...]) -> str | None:
+    """Of the arrays forward wrote, the one under an output's name (``self.output = inputs`` too, an identity), or
+    else the only one that is not the input itself or a view of it (``self.inputs = inputs``); None when that is
+    not clear."""
+    named = [a for a in written if a.lower().strip("_") in OUTPUT_NAMES]
+    if named:
+        return named[0]
+    given = [x for x in args if isinstance(x, np.ndarray)]
+    own = [a for a, v in written.items() if not any(np.shares_memory(v, x) for x in given)]
+    return own[0] if len(own) == 1 else None
+
+
+def find_kept(layer: Any, inputs: tuple[Any, ...], spec: Any) -> tuple[str | None, str | None]:
+    """The attribute ``forward`` keeps its output on when it returns None or the layer itself, and the one
+    ``backward`` keeps the input's gradient on when it returns None or the layer (one differentiated input, no
+    learning rate), found by a forward and backward pass on a copy of the layer; None for each where the layer returns
+    its results, or where a pass raises or the attribute is not clear (the check then says what it got)."""
+    obj, args = copy.deepcopy(layer), copy.deepcopy(inputs)
+    state = np.random.get_state()
+    output = None
+    try:
+        held = _held(obj)
+        value = getattr(obj, spec.forward)(*args)
+        if value is None or value is obj:
+            output = _output(_written(held, obj), args)
+            if output is None:
+                return None, None
+            value = getattr(obj, output)
+        if len(spec.diff_in) != 1 or spec.step is not None:
+            return output, None
+        held = _held(obj)
+        dout = rebuild_like(value, [np.ones_like(np.asarray(x)) for _, x in flatten(value, "out")])
+        extra = tuple(copy.deepcopy(inputs[k]) for k in spec.backward_inputs)
+        ret = call_backward(getattr(obj, spec.backward), dout, False, extra)
+        if ret is not None and ret is not obj:
+            return output, None
+        dinput = _kept_dinput(_written(held, obj), inputs, spec)
+        # (a backward returning the layer and keeping no input gradient: darknet's, told by the check's error)
+        return (None, None) if ret is obj and dinput is None else (output, dinput)
+    except Exception:  # noqa: BLE001 - the check's own calls report the user's error
+        return output, None
+    finally:
+        np.random.set_state(state)
+
+
+def _kept_dinput(written: dict[str, np.ndarray], inputs: tuple[Any, ...], spec: Any) -> str | None:
+    """Of the arrays backward wrote, the one in the differentiated input's shape under an input gradient's name
+    (``d`` + the input's name first, then :data:`DINPUT_NAMES`); None when none is."""
+    shape = np.shape(inputs[spec.diff_in[0]])
+    name = spec.input_names[spec.diff_in[0]].lower().replace("_", "")
+    names = (f"d{name}", f"grad{name}", f"{name}grad", *DINPUT_NAMES)
+    fits = [a for a, v in written.items() if v.shape == shape and a.lower().replace("_", "") in names]
+    return min(fits, key=lambda a: names.index(a.lower().replace("_", "")), default=None)
+
+
+def kept_note(spec: Any) -> list[str]:
+    """Where the check read what the layer kept instead of returning it, and what backward was given again."""
+    said = []
+    if spec.kept_output is not None:
+        said.append(f"{spec.cls}.{spec.forward} returns no output: it was read from self.{spec.kept_output}")
+    if spec.kept_dinput is not None:
+        name = spec.input_names[spec.diff_in[0]]
+        kept = f"self.{spec.kept_dinput}"
+        said.append(f"{spec.cls}.{spec.backward} returns no gradient: that of {name} was read from {kept}")
+    if spec.backward_inputs:
+        again = ", ".join(spec.input_names[k] for k in spec.backward_inputs)
+        said.append(f"{spec.cls}.{spec.backward} was given {again} after dout, as {spec.forward} was")
+    return [f"{'; '.join(said)}."] if said else []
