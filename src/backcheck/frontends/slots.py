@@ -449,13 +449,17 @@ def gradient_named(attr: str, param: str) -> bool:
     return p in a or a.split("_")[-1] == p[0]
 
 
-def snapshot(obj: Any) -> dict[str, tuple[int, np.ndarray]]:
-    """The float array attributes of ``obj``: identity and a copy of the values."""
-    return {a: (id(v), v.copy()) for a, v in attributes(obj).items() if is_float_array(v)}
+def snapshot(obj: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The float array attributes of ``obj``: the arrays themselves (not their ids, which a freed array lends to the
+    next) and copies of their values."""
+    return {a: (v, v.copy()) for a, v in attributes(obj).items() if is_float_array(v)}
 
 
 def written_like(
-    obj: Any, before: Mapping[str, tuple[int, np.ndarray]], shapes: Mapping[Slot, tuple[int, ...]], taken: set[str]
+    obj: Any,
+    before: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    shapes: Mapping[Slot, tuple[int, ...]],
+    taken: set[str],
 ) -> dict[Slot, Slot]:
     """Gradients that no name pattern finds (``self.d_c_w`` for ``self.weights``): the one float array attribute
     with a gradient's name that backward wrote (or created) in a parameter's shape, when no other parameter
@@ -465,7 +469,7 @@ def written_like(
         for a, v in attributes(obj).items()
         if is_float_array(v)
         and a not in taken
-        and (a not in before or before[a][0] != id(v) or not np.array_equal(before[a][1], v, equal_nan=True))
+        and (a not in before or before[a][0] is not v or not np.array_equal(before[a][1], v, equal_nan=True))
     }
     found = {}
     for s, shape in shapes.items():
