@@ -80,7 +80,8 @@ class Backward:
         every = [*self.where.values(), *tied]
         zero(obj, [w for w in every if isinstance(w, Slot)])
         before = before_step(obj, every)
-        ret = flat_return(spec.call_backward(obj, dout, args, spec.step is not None), spec.n_in, len(self.slots))
+        raw = spec.call_backward(obj, dout, args, spec.step is not None)
+        ret = flat_return(raw, spec.n_in, self.slots, spec.input_names)
         positional = any(isinstance(w, int) for w in every)
         scale = dout_scale(getattr(obj, spec.backward), dout)  # (a loss's backward(self): its stored gradients too)
         grads = []

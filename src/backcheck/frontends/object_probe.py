@@ -57,6 +57,7 @@ class Probe:
     shapes: dict[Slot, tuple[int, ...]] = field(default_factory=dict)  # the parameters' shapes, before backward
     unchecked: list[str] = field(default_factory=list)  # parameters of a kind not perturbed, with a gradient
     state: set[Slot] = field(default_factory=set)  # arrays a stepping backward updates and forward never reads
+    keyed: bool = False  # backward returns the parameters' gradients in a dict keyed by their names
 
 
 def _snap(value: Any) -> Any:
@@ -92,11 +93,8 @@ def probe_layer(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any,
     names, odd = (f"{spec.cls}.{spec.forward}", f"{spec.cls}.{spec.backward}"), odd_arrays(obj, spec.step is not None)
     try:
         stepped = spec.step is not None
-        ret = flat_return(
-            call_user(lambda d: spec.call_backward(obj, d, inputs, stepped), (copy.deepcopy(dout),), names[1]),
-            spec.n_in,
-            len(slots),
-        )
+        raw = call_user(lambda d: spec.call_backward(obj, d, inputs, stepped), (copy.deepcopy(dout),), names[1])
+        ret = flat_return(raw, spec.n_in, slots, spec.input_names)
     except UserFunctionError as exc:  # a backward taking one dout of a forward with several outputs: said so
         raise pair_hint(exc, out, None, names) from exc.__cause__
     updated = [s for s in slots if _differs(at_backward[s], s.get(obj))]
@@ -138,7 +136,9 @@ def probe_layer(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any,
     state = {s for s in updated if spec.step is not None and s not in where}
     tail = ["backward's return value (one gradient per input, then per parameter)"] if grads is None else []
     looked = {s: looked_labels(obj, candidates[s], np.shape(at_backward[s])) + tail for s in slots}
-    return Probe(changed, updated, where, looked, out, {s: np.shape(at_backward[s]) for s in slots}, unchecked, state)
+    shapes = {s: np.shape(at_backward[s]) for s in slots}
+    keyed = ret is not raw and (isinstance(raw, Mapping) or isinstance(raw[-1], Mapping))
+    return Probe(changed, updated, where, looked, out, shapes, unchecked, state, keyed)
 
 
 def _returned_order(ret: Any, spec: Any, slots: list[Slot], changed: set[Slot]) -> tuple[int, list[Slot]]:

@@ -227,12 +227,12 @@ def _check(
             **options,
         )
     except GradientStructureError as exc:  # named as the layer keeps it: where each gradient was read
-        placed = " ".join(where_notes(slots, where, [], spec))
+        placed = " ".join(where_notes(slots, where, [], spec, probe.keyed))
         if not placed:
             raise
         raise GradientStructureError(f"{exc.message} ({placed})", exc.hint) from exc
     plain = [s for s in probe.updated if s.name in where and not isinstance(where[s.name], Stepped)]
-    report.notes.extend(notes + kept_note(spec) + where_notes(slots, where, plain, spec))
+    report.notes.extend(notes + kept_note(spec) + where_notes(slots, where, plain, spec, probe.keyed))
     if spec.step is not None:
         stepped = [n for n, w in where.items() if isinstance(w, Stepped)]
         places = [w for w in where.values() if isinstance(w, Stepped)]
