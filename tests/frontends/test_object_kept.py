@@ -217,3 +217,49 @@ def test_a_forward_whose_kept_output_is_not_clear_is_refused_with_a_hint():
     with pytest.raises(BadInputError, match=r"_WritesTwoArrays\.forward returned None") as info:
         backcheck.check_object(_WritesTwoArrays(), X)
     assert "return the output array from forward" in (info.value.hint or "")
+
+
+class LabelLoss:
+    """A loss whose backward takes the labels and no dout (the FAU Deep Learning exercises' convention):
+    forward(prediction_tensor, label_tensor) -> loss, backward(label_tensor) -> dloss/dprediction. The labels are
+    one-hot floats."""
+
+    def forward(self, prediction_tensor, label_tensor):
+        self.preds = prediction_tensor
+        return -np.sum(label_tensor * np.log(prediction_tensor))
+
+    def backward(self, label_tensor):
+        return -label_tensor / self.preds
+
+
+class _LabelLossHalved(LabelLoss):
+    def backward(self, label_tensor):
+        return -0.5 * label_tensor / self.preds
+
+
+def test_a_loss_whose_backward_takes_the_labels_alone_is_given_them_not_dout():
+    onehot = np.eye(4)[LABELS]
+    report = backcheck.check_object(LabelLoss(), _probabilities(), onehot)
+    assert report.status == "pass", report
+    assert [leaf.name for leaf in report.leaves] == ["prediction_tensor"], report
+    notes = " ".join(report.notes)
+    assert "was given label_tensor and no dout" in notes and "held constant" in notes, notes
+    wrong = backcheck.check_object(_LabelLossHalved(), _probabilities(), onehot)
+    assert wrong.status == "fail" and wrong.leaves[0].status == "fail", wrong
+
+
+class _FloatLabelsAfterDout(CrossEntropy):
+    """backward(dvalues, y_true) given one-hot float labels: they are constants, the predictions' gradient kept."""
+
+    def backward(self, dvalues, y_true):
+        self.dinputs = dvalues * (-y_true / self.y_pred) / len(self.y_pred)
+
+    def forward(self, y_pred, y_true):
+        self.y_pred = y_pred
+        return np.mean(-np.sum(y_true * np.log(y_pred), axis=1))
+
+
+def test_float_labels_taken_again_after_dout_are_constants():
+    report = backcheck.check_object(_FloatLabelsAfterDout(), _probabilities(), np.eye(4)[LABELS])
+    assert report.status == "pass", report
+    assert [leaf.name for leaf in report.leaves] == ["y_pred"], report

@@ -28,18 +28,23 @@ DINPUT_NAMES = (
 )  # fmt: skip
 
 
-def backward_inputs(backward: Callable[..., Any], input_names: list[str]) -> tuple[int, ...]:
-    """The inputs of forward that ``backward`` takes again after dout, by name (``backward(self, dvalues, y_true)``
-    for ``forward(self, inputs, y_true)``), in its order; () when it takes other parameters or none."""
+def backward_inputs(backward: Callable[..., Any], input_names: list[str]) -> tuple[tuple[int, ...], bool]:
+    """The inputs of forward that ``backward`` takes again, by name, in its order, and whether it takes them
+    instead of a dout: after dout (``backward(self, dvalues, y_true)`` for ``forward(self, inputs, y_true)``), or
+    alone (a loss's ``backward(self, label_tensor)``: no dout, its gradients times the scalar dout); ``((),
+    False)`` when it takes other parameters or none."""
     try:
-        params = list(inspect.signature(backward).parameters.values())[1:]
+        params = list(inspect.signature(backward).parameters.values())
     except (TypeError, ValueError):
-        return ()
+        return (), False
     positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    required = [p.name for p in params if p.default is inspect.Parameter.empty and p.kind in positional]
+    free = bool(params) and params[0].kind in positional and params[0].name in input_names
+    required = [
+        p.name for p in params[0 if free else 1 :] if p.default is inspect.Parameter.empty and p.kind in positional
+    ]
     if not required or any(n not in input_names for n in required):
-        return ()
-    return tuple(input_names.index(n) for n in required)
+        return (), False
+    return tuple(input_names.index(n) for n in required), free
 
 
 def _written(before: dict[str, Any], obj: Any) -> dict[str, np.ndarray]:
@@ -70,11 +75,14 @@ def _output(written: dict[str, np.ndarray], args: tuple[Any, ...]) -> str | None
     return own[0] if len(own) == 1 else None
 
 
-def find_kept(layer: Any, inputs: tuple[Any, ...], spec: Any) -> tuple[str | None, str | None]:
-    """The attribute ``forward`` keeps its output on when it returns None or the layer itself, and the one
-    ``backward`` keeps the input's gradient on when it returns None or the layer (one differentiated input, no
-    learning rate), found by a forward and backward pass on a copy of the layer; None for each where the layer returns
-    its results, or where a pass raises or the attribute is not clear (the check then says what it got)."""
+def find_kept(layer: Any, inputs: tuple[Any, ...], spec: Any) -> tuple[str | None, str | None, tuple[int, ...]]:
+    """What one forward and backward pass on a copy of the layer tells of its conventions: the attribute
+    ``forward`` keeps its output on when it returns None or the layer itself; the one ``backward`` keeps the
+    input's gradient on when it returns None or the layer (one differentiated input, no learning rate); and the
+    float inputs backward takes again by name that are labels, not inputs to differentiate (after the first, when
+    backward returns one gradient or keeps it, for the one input left: ``backward(self, label_tensor)`` of a
+    loss given one-hot labels). None, None, () where the layer returns its results, or where a pass raises or the
+    attribute is not clear (the check then says what it got)."""
     obj, args = copy.deepcopy(layer), copy.deepcopy(inputs)
     state = np.random.get_state()
     output = None
@@ -84,36 +92,38 @@ def find_kept(layer: Any, inputs: tuple[Any, ...], spec: Any) -> tuple[str | Non
         if value is None or value is obj:
             output = _output(_written(held, obj), args)
             if output is None:
-                return None, None
+                return None, None, ()
             value = getattr(obj, output)
-        if len(spec.diff_in) != 1 or spec.step is not None:
-            return output, None
+        if spec.step is not None:
+            return output, None, ()
         held = _held(obj)
         dout = rebuild_like(value, [np.ones_like(np.asarray(x)) for _, x in flatten(value, "out")])
         extra = tuple(copy.deepcopy(inputs[k]) for k in spec.backward_inputs)
-        ret = call_backward(getattr(obj, spec.backward), dout, False, extra)
-        if ret is not None and ret is not obj:
-            return output, None
-        dinput = _kept_dinput(_written(held, obj), inputs, spec)
+        ret = call_backward(getattr(obj, spec.backward), dout, False, extra, spec.dout_free)
+        labels = tuple(k for k in spec.backward_inputs if k in spec.diff_in and k > 0)
+        rest = [k for k in spec.diff_in if k not in labels]
+        labels = labels if len(rest) == 1 and (ret is None or ret is obj or is_float_array(ret)) else ()
+        if (ret is not None and ret is not obj) or len(rest) != 1:
+            return output, None, labels
+        dinput = _kept_dinput(_written(held, obj), inputs[rest[0]], spec.input_names[rest[0]])
         # (a backward returning the layer and keeping no input gradient: darknet's, told by the check's error)
-        return (None, None) if ret is obj and dinput is None else (output, dinput)
+        return (None, None, ()) if ret is obj and dinput is None else (output, dinput, labels)
     except Exception:  # noqa: BLE001 - the check's own calls report the user's error
-        return output, None
+        return output, None, ()
     finally:
         np.random.set_state(state)
 
 
-def _kept_dinput(written: dict[str, np.ndarray], inputs: tuple[Any, ...], spec: Any) -> str | None:
-    """Of the arrays backward wrote, the one in the differentiated input's shape under an input gradient's name
-    (``d`` + the input's name first, then :data:`DINPUT_NAMES`); None when none is."""
-    shape = np.shape(inputs[spec.diff_in[0]])
-    name = spec.input_names[spec.diff_in[0]].lower().replace("_", "")
+def _kept_dinput(written: dict[str, np.ndarray], x: Any, name: str) -> str | None:
+    """Of the arrays backward wrote, the one in the shape of the differentiated input ``x`` (named ``name``) under
+    an input gradient's name (``d`` + the input's name first, then :data:`DINPUT_NAMES`); None when none is."""
+    name = name.lower().replace("_", "")
     names = (f"d{name}", f"grad{name}", f"{name}grad", *DINPUT_NAMES)
-    fits = [a for a, v in written.items() if v.shape == shape and a.lower().replace("_", "") in names]
+    fits = [a for a, v in written.items() if v.shape == np.shape(x) and a.lower().replace("_", "") in names]
     return min(fits, key=lambda a: names.index(a.lower().replace("_", "")), default=None)
 
 
-def kept_note(spec: Any) -> list[str]:
+def kept_note(spec: Any, labels: tuple[int, ...] = ()) -> list[str]:
     """Where the check read what the layer kept instead of returning it, and what backward was given again."""
     said = []
     if spec.kept_output is not None:
@@ -124,5 +134,12 @@ def kept_note(spec: Any) -> list[str]:
         said.append(f"{spec.cls}.{spec.backward} returns no gradient: that of {name} was read from {kept}")
     if spec.backward_inputs:
         again = ", ".join(spec.input_names[k] for k in spec.backward_inputs)
-        said.append(f"{spec.cls}.{spec.backward} was given {again} after dout, as {spec.forward} was")
+        said.append(
+            f"{spec.cls}.{spec.backward} was given {again} and no dout, as a loss's (its gradient times the dout)"
+            if spec.dout_free
+            else f"{spec.cls}.{spec.backward} was given {again} after dout, as {spec.forward} was"
+        )
+    if labels:
+        named = ", ".join(spec.input_names[k] for k in labels)
+        said.append(f"{named}: taken again by {spec.backward}, held constant (labels; constant=[...] says so too)")
     return [f"{'; '.join(said)}."] if said else []

@@ -83,7 +83,8 @@ class Backward:
         raw = spec.call_backward(obj, dout, args, spec.step is not None)
         ret = flat_return(raw, spec.n_in, self.slots, spec.input_names)
         positional = any(isinstance(w, int) for w in every)
-        scale = dout_scale(getattr(obj, spec.backward), dout)  # (a loss's backward(self): its stored gradients too)
+        # (a loss's backward(self): its stored gradients times dout too)
+        scale = dout_scale(getattr(obj, spec.backward), dout, spec.dout_free)
         grads = []
         for s in self.slots:
             value = self._read(self.where[s.name], ret, obj, before, scale)

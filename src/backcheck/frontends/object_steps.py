@@ -62,13 +62,16 @@ def unfilled(method: Callable[..., Any]) -> str | None:
     return required[0].name
 
 
-def call_backward(method: Callable[..., Any], dout: Any, stepped: bool, extra: tuple[Any, ...] = ()) -> Any:
+def call_backward(
+    method: Callable[..., Any], dout: Any, stepped: bool, extra: tuple[Any, ...] = (), free: bool = False
+) -> Any:
     """``method(dout, *extra)`` (``extra``: forward's inputs it takes again), or ``method(dout, STEP)`` for a
-    backward that takes a learning rate, or for a loss's backward that takes no dout (``backward(self)``),
-    ``method()`` with its returned gradients times the scalar dout (its stored ones: :func:`dout_scale`)."""
-    if takes_no_dout(method):
-        ret = method()
-        scale = dout_scale(method, dout)
+    backward that takes a learning rate, or for a loss's backward that takes no dout (``backward(self)``, or
+    ``free``: only forward's inputs, ``backward(self, label_tensor)``), ``method(*extra)`` with its returned
+    gradients times the scalar dout (its stored ones: :func:`dout_scale`)."""
+    if free or takes_no_dout(method):
+        ret = method(*extra)
+        scale = dout_scale(method, dout, free)
         return rebuild_like(ret, [scale * np.asarray(g) for _, g in flatten(ret, "ret")]) if ret is not None else ret
     return method(dout, STEP) if stepped else method(dout, *extra)
 
@@ -82,9 +85,10 @@ def takes_no_dout(method: Callable[..., Any]) -> bool:
     return not any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params)
 
 
-def dout_scale(method: Callable[..., Any], dout: Any) -> float:
-    """The scalar a no-dout backward's gradients are multiplied by (the loss's dout); 1 for any other backward."""
-    if not takes_no_dout(method):
+def dout_scale(method: Callable[..., Any], dout: Any, free: bool = False) -> float:
+    """The scalar a no-dout backward's gradients are multiplied by (the loss's dout); 1 for any other backward.
+    ``free``: it takes forward's inputs and no dout (``backward(self, label_tensor)``)."""
+    if not (free or takes_no_dout(method)):
         return 1.0
     parts = [np.asarray(x) for _, x in flatten(dout, "dout")]
     if len(parts) != 1 or parts[0].size != 1:

@@ -181,8 +181,12 @@ def _check(
     _validate_slots(params, grads)
     _copyable(inputs, spec)
     pristine = _copy(layer, spec.cls)
-    kept_output, kept_dinput = find_kept(pristine, inputs, spec)
+    kept_output, kept_dinput, labels = find_kept(pristine, inputs, spec)
     spec = dataclasses.replace(spec, kept_output=kept_output, kept_dinput=kept_dinput)
+    if labels:  # float labels backward takes again: constants of the check, as constant=[...] makes them
+        held = names_option("constant", options.get("constant"), spec.input_names) or []
+        options = {**options, "constant": [*held, *(spec.input_names[k] for k in labels)]}
+        spec = dataclasses.replace(spec, diff_in=tuple(k for k in spec.diff_in if k not in labels))
     template, slots, notes, carries = _params(pristine, params, inputs, spec)
     # views of one another (W_out = E.T), found before any copy of them, rebuilt as views in every copy
     spec = dataclasses.replace(spec, shared=shared(layer if template is pristine else template, slots, spec.cls))
@@ -232,7 +236,7 @@ def _check(
             raise
         raise GradientStructureError(f"{exc.message} ({placed})", exc.hint) from exc
     plain = [s for s in probe.updated if s.name in where and not isinstance(where[s.name], Stepped)]
-    report.notes.extend(notes + kept_note(spec) + where_notes(slots, where, plain, spec, probe.keyed))
+    report.notes.extend(notes + kept_note(spec, labels) + where_notes(slots, where, plain, spec, probe.keyed))
     if spec.step is not None:
         stepped = [n for n, w in where.items() if isinstance(w, Stepped)]
         places = [w for w in where.values() if isinstance(w, Stepped)]
@@ -325,7 +329,8 @@ class _Spec:
     step: str | None = None  # backward's learning-rate parameter: it steps the parameters itself (object_steps.py)
     kept_output: str | None = None  # the attribute forward keeps its output on, returning None (object_kept.py)
     kept_dinput: str | None = None  # the attribute backward keeps the input's gradient on, returning None
-    backward_inputs: tuple[int, ...] = ()  # forward's inputs backward takes again after dout (by name)
+    backward_inputs: tuple[int, ...] = ()  # forward's inputs backward takes again (by name)
+    dout_free: bool = False  # backward takes them instead of a dout (a loss's backward(self, label_tensor))
 
     def call_forward(self, obj: Any, args: Sequence[Any]) -> Any:
         """``obj.forward(*args)``: its output, read where the layer keeps it when it returns None or itself."""
@@ -338,7 +343,7 @@ class _Spec:
         """``obj.backward(dout)`` (:func:`call_backward`), given the inputs it takes again (from ``args``, this
         evaluation's inputs); the input's gradient read where the layer keeps it when it returns None or itself."""
         extra = tuple(copy.deepcopy(args[k]) for k in self.backward_inputs)
-        ret = call_backward(getattr(obj, self.backward), dout, stepped, extra)
+        ret = call_backward(getattr(obj, self.backward), dout, stepped, extra, self.dout_free)
         if (ret is None or ret is obj) and self.kept_dinput is not None:
             return getattr(obj, self.kept_dinput)
         return ret
@@ -396,7 +401,7 @@ def _validate(
     )
     diff_in = arrays or tuple(i for i, x in enumerate(inputs) if python_float(x) and names[i] not in constant)
     lists, step = any(float_list(x) for x in inputs), learning_rate_of(getattr(layer, backward))
-    again = backward_inputs(getattr(layer, backward), names)
+    again, free = backward_inputs(getattr(layer, backward), names)
     extra = None if again else unfilled(getattr(layer, backward))
     if extra is not None:
         raise ArgumentError(
@@ -406,7 +411,8 @@ def _validate(
             f"if {extra} is a learning rate, name it lr; otherwise give it a default, or check a wrapper whose "
             f"backward(dout) calls {cls}.{backward}(dout, ...).",
         )
-    return _Spec(cls, forward, backward, len(inputs), names, reset, diff_in, lists, step=step, backward_inputs=again)
+    spec = _Spec(cls, forward, backward, len(inputs), names, reset, diff_in, lists, step=step)
+    return dataclasses.replace(spec, backward_inputs=again, dout_free=free)
 
 
 def _validate_slots(params: Any, grads: Any) -> None:
