@@ -24,9 +24,11 @@ from backcheck.frontends.slots import (
     MISSING,
     Slot,
     Where,
+    attributes,
     buffer_named,
     dict_slots,
     flat_return,
+    grad_names,
     grad_slots,
     is_float_array,
     looked_labels,
@@ -84,7 +86,7 @@ def probe_layer(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any,
     flat = [c for cs in candidates.values() for c in cs]
     zero(obj, flat)
     zeroed = {c: (c.get(obj), _snap(c.get(obj))) for c in flat}
-    attrs = snapshot(obj) if grads is None else {}
+    attrs, entries = (snapshot(obj), _entries(obj)) if grads is None else ({}, {})
     if dout is None and out is not None:
         dout = rebuild_like(out, [np.ones_like(np.asarray(x)) for _, x in flatten(out, "out")])
     elif dout is not None:  # named with the output's shape, as check_layer names it, before backward meets it
@@ -130,6 +132,7 @@ def probe_layer(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any,
     if grads is None:  # a gradient no name pattern finds (self.d_c_w for self.weights), told by its shape
         taken = {s.attr for s in slots} | {w.attr for w in where.values() if isinstance(w, Slot)}
         where.update(written_like(obj, attrs, {s: np.shape(at_backward[s]) for s in slots if s not in where}, taken))
+        where.update(_written_in_dicts(obj, entries, {s: np.shape(at_backward[s]) for s in slots if s not in where}))
     if spec.step is not None:  # an optimizer's state in a dict or list (Adam's moments), which forward never reads
         odd = {k: v for k, v in odd.items() if k[1] is None or read_by_forward(spec, template, Slot(*k), inputs, out)}
     unchecked = unchecked_slots(obj, odd, {s.attr for s in slots})  # (and a stepping backward's state: momentum)
@@ -139,6 +142,43 @@ def probe_layer(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any,
     shapes = {s: np.shape(at_backward[s]) for s in slots}
     keyed = ret is not raw and (isinstance(raw, Mapping) or isinstance(raw[-1], Mapping))
     return Probe(changed, updated, where, looked, out, shapes, unchecked, state, keyed)
+
+
+def _entries(obj: Any) -> dict[tuple[str, Any], tuple[np.ndarray, np.ndarray]]:
+    """The float arrays in the dict attributes of ``obj``, by ``(attribute, key)``: the arrays and copies."""
+    return {
+        (a, k): (x, x.copy())
+        for a, v in attributes(obj).items()
+        if isinstance(v, Mapping)
+        for k, x in v.items()
+        if is_float_array(x)
+    }
+
+
+def _written_in_dicts(
+    obj: Any, before: Mapping[tuple[str, Any], tuple[np.ndarray, np.ndarray]], shapes: Mapping[Slot, tuple[int, ...]]
+) -> dict[Slot, Slot]:
+    """Gradients of parameters held in a dict attribute (``self.p["W"]``) that backward writes into another dict
+    attribute under the parameter's key or a gradient's name for it (``self.g["dW"]``): the one such entry in the
+    parameter's shape, when there is one."""
+    found = {}
+    for s, shape in shapes.items():
+        if not isinstance(s.key, str) or s.via:
+            continue
+        names = (s.key, *grad_names(s.key))
+        fits = [
+            (a, k)
+            for a, v in attributes(obj).items()
+            if isinstance(v, Mapping) and a != s.attr
+            for k, x in v.items()
+            if k in names
+            and is_float_array(x)
+            and x.shape == shape
+            and _differs(before.get((a, k), (None, None))[1], x)
+        ]
+        if len(fits) == 1:
+            found[s] = Slot(*fits[0])
+    return found
 
 
 def _returned_order(ret: Any, spec: Any, slots: list[Slot], changed: set[Slot]) -> tuple[int, list[Slot]]:

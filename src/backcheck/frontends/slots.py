@@ -203,7 +203,13 @@ def _own(obj: Any, params: Any, cls: str) -> list[Slot]:
         return boxed
     arrays = [a for a, v in attrs.items() if is_float_array(v)]
     candidates = [a for a in arrays if not any(a in grad_names(b) for b in arrays)]
-    return [Slot(a) for a in candidates]  # none: a layer without parameters (or created by forward)
+    # and the arrays of dict attributes of other names (self.p = {"W": W}), but gradients beside their parameters
+    # and entries keyed by an array attribute's name (an optimizer's moments: self.m["weights"])
+    held = [(a, k) for a, v in attrs.items() if isinstance(v, Mapping) and a not in PARAM_DICTS + GRAD_DICTS
+            for k, x in v.items() if isinstance(k, str) and is_float_array(x)]  # fmt: skip
+    keys = {k for _, k in held}
+    entries = [Slot(a, k) for a, k in held if k not in arrays and not any(k in grad_names(b) for b in keys)]
+    return [Slot(a) for a in candidates] + entries  # none: a layer without parameters (or created by forward)
 
 
 #: How deep :func:`declared` looks for the parameters of layers held by layers (a network of blocks of layers).
