@@ -469,12 +469,13 @@ def _entry(ret: Mapping[Any, Any], s: Slot) -> Any:
 
 def gradient_named(attr: str, param: str) -> bool:
     """A name the gradient of ``param`` may have when no pattern fits it: a gradient's (``d...``, ``...grad...``)
-    that names the parameter (``delta_kernel`` for ``kernel``) or ends in its initial (``d_c_w`` for
-    ``weights``)."""
+    that names the parameter (``delta_kernel`` for ``kernel``, ``gradient_weights``), ends in its initial (``d_c_w``
+    for ``weights``), or is ``d`` and the start of its name (``dw`` for ``weight``, ``dgam`` for ``gamma``)."""
     a, p = attr.lower().lstrip("_"), param.lower().lstrip("_")
     if not p or not (a.startswith("d") or "grad" in a):
         return False
-    return p in a or a.split("_")[-1] == p[0]
+    stem = a[1:].lstrip("_") if a.startswith("d") else ""  # (dw for weight, d_gam for gamma)
+    return p in a or a.split("_")[-1] == p[0] or (bool(stem) and p.startswith(stem))
 
 
 def snapshot(obj: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -502,7 +503,11 @@ def written_like(
     found = {}
     for s, shape in shapes.items():
         fits = [a for a, v in written.items() if v.shape == shape and gradient_named(a, s.name)]
-        if len(fits) == 1 and sum(sh == shape for sh in shapes.values()) == 1:
+        # the only parameter of its shape, or the only one the name fits (gamma's dgamma beside beta's dbeta)
+        if len(fits) == 1 and (
+            sum(sh == shape for sh in shapes.values()) == 1
+            or not any(gradient_named(fits[0], o.name) for o in shapes if o != s)
+        ):
             found[s] = Slot(fits[0])
     return found
 
