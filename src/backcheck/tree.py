@@ -23,6 +23,7 @@ from backcheck.containers import (
     is_namedtuple,
 )
 from backcheck.errors import GradientStructureError, ParamsError, UserFunctionError
+from backcheck.gradients import gradient_leaf, keys_note, matched_keys, same_but_ones
 
 
 @dataclass
@@ -146,6 +147,7 @@ class Tree:
         self.leaves: list[Leaf] = []
         self.stale: set[str] = set()  # leaves the function resized: views taken of their memory before are stale
         self.reshaped: dict[str, tuple[int, ...]] = {}  # gradients accepted in a shape but for axes of size 1
+        self.keyed: dict[str, list[str]] = {}  # dicts of gradients read under d-prefixed keys, and keys left out
         self.structure = self._walk(obj, root, in_place, bare_keys, top=True)
         self.size = sum(leaf.size for leaf in self.leaves)
         if not self.leaves:
@@ -327,7 +329,7 @@ class Tree:
             f"the {what} of {name} has shape {shape} for a parameter of shape {self._leaf(name).shape}: the same "
             "elements but for axes of size 1, accepted."
             for name, shape in self.reshaped.items()
-        ]
+        ] + [keys_note(name, left, what) for name, left in self.keyed.items()]
         for name, dt in dtypes.items():
             leaf = self._leaf(name)
             low = dt if np.finfo(dt).eps > np.finfo(leaf.dtype).eps else leaf.dtype
@@ -344,7 +346,7 @@ class Tree:
         what, strict, out, dtypes = ctx
         if isinstance(node, int):
             leaf = self.leaves[node]
-            arr = _gradient_leaf(other, leaf, what, strict)
+            arr = gradient_leaf(other, leaf, what, strict)
             if not isinstance(leaf.source, float) and arr.dtype != leaf.dtype:
                 dtypes[leaf.name] = arr.dtype
             if same_but_ones(arr.shape, leaf.shape):
@@ -360,6 +362,7 @@ class Tree:
                     f"with keys {keys}.",
                     "return a dict with the same keys as the parameters.",
                 )
+            other = matched_keys(other, keys, name, self.keyed)
             missing = ", ".join(repr(k) for k in keys if k not in other)
             extra = ", ".join(repr(k) for k in other.keys() if k not in keys)
             if missing or extra:
@@ -537,58 +540,6 @@ def _refuse_aliasing(leaves: list[Leaf]) -> None:
                     "pass the array once (the gradient of a parameter used twice is the sum over its uses), "
                     "or pass a copy (np.copy) where they are meant to be separate parameters.",
                 )
-
-
-def _gradient_leaf(other: Any, leaf: Leaf, what: str, strict_dtype: bool = False) -> np.ndarray:
-    if other is None:
-        raise GradientStructureError(
-            f"the {what} for {leaf.name} is None.",
-            f"return an array of shape {leaf.shape} (zeros if it is zero).",
-        )
-    if is_container(other):
-        pair = isinstance(other, (tuple, list)) and len(other) == 2 and np.shape(other[1]) == leaf.shape  # (loss, dx)
-        pair = pair and np.size(other[0]) == 1
-        raise GradientStructureError(
-            f"the {what} for {leaf.name} is a {describe(other)}, but {leaf.name} is a single array "
-            f"of shape {leaf.shape}.",
-            "return one array per parameter array, in the parameters' structure."
-            + (" It looks like (loss, dx): pass lambda x: grad(x)[1] as the gradient." if pair else ""),
-        )
-    if not isinstance(other, (np.ndarray, np.generic, float, int)):
-        raise GradientStructureError(
-            f"the {what} for {leaf.name} is a {describe(other)}, not a numpy array.",
-            "convert it with np.asarray(...) (or .detach().numpy() for a torch tensor).",
-        )
-    arr = np.asarray(other)
-    if arr.dtype.kind != "f":
-        raise GradientStructureError(
-            f"the {what} for {leaf.name} has dtype {arr.dtype}; a gradient must be a float array "
-            f"like {leaf.name} ({leaf.dtype}).",
-            "check for an integer or boolean array where a float one was meant (e.g. np.zeros_like(labels)).",
-        )
-    if (
-        arr.shape != leaf.shape
-        and not (leaf.shape == () and arr.size == 1)
-        and not same_but_ones(arr.shape, leaf.shape)
-    ):
-        raise GradientStructureError(
-            f"the {what} for {leaf.name} has shape {arr.shape}, but {leaf.name} has shape {leaf.shape}.",
-            "a gradient has the shape of its parameter; look for a missing sum over the batch axis "
-            "or a missing transpose.",
-        )
-    if strict_dtype and not isinstance(leaf.source, float) and arr.dtype != leaf.dtype:
-        raise GradientStructureError(
-            f"the {what} for {leaf.name} has dtype {arr.dtype}, but {leaf.name} has dtype {leaf.dtype}.",
-            f"compute the gradient in {leaf.dtype}, as the forward pass does (or cast it with .astype), or "
-            "drop strict_dtype=True to judge it at the coarser of the two dtypes.",
-        )
-    return arr
-
-
-def same_but_ones(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
-    """Whether two shapes hold the same elements in the same order but for axes of size 1 (a bias stored as
-    ``(1, D)`` and its gradient summed to ``(D,)``)."""
-    return a != b and tuple(n for n in a if n != 1) == tuple(n for n in b if n != 1)
 
 
 def flat_view(arr: np.ndarray) -> Any:
