@@ -117,3 +117,26 @@ class _UnknownKeys(DictParams):
 def test_keys_that_name_no_parameter_are_told_as_before():
     with pytest.raises(BadInputError, match="found no gradient of self.params"):
         backcheck.check_object(_UnknownKeys(), X)
+
+
+class _Tanh:  # deepnet's convention: every layer returns (dX, [its parameters' gradients]), none here
+    def __init__(self) -> None:
+        self.params: list[np.ndarray] = []
+
+    def forward(self, X):
+        self.out = np.tanh(X)
+        return self.out
+
+    def backward(self, dout):
+        return dout * (1 - self.out**2), []
+
+
+class _TanhWrong(_Tanh):
+    def backward(self, dout):
+        return dout * (1 + self.out**2), ()
+
+
+def test_a_layer_without_parameters_returning_an_empty_list_beside_dx_is_read():
+    assert backcheck.check_object(_Tanh(), X).status == "pass"
+    wrong = backcheck.check_object(_TanhWrong(), X)
+    assert wrong.status == "fail" and wrong.leaves[0].status == "fail", wrong

@@ -438,12 +438,17 @@ def flat_return(ret: Any, n_in: int, slots: Sequence[Slot], input_names: Sequenc
     """``backward``'s return value with the parameters' gradients returned as one list after the inputs'
     (``(dX, [dW, db])``), as one dict keyed by the parameters' names (``(dX, {"W": dW, "b": db})``), or everything
     as one dict keyed by the inputs' and parameters' names (``{"x": dx, "W": dW}``) laid out flat, ``(dX, dW, db)``
-    (None for a parameter the dict leaves out); else as it is."""
+    (None for a parameter the dict leaves out), and an empty one after the inputs' of a layer without parameters
+    left out (``(dX, [])``); else as it is."""
     if isinstance(ret, Mapping) and any(k in input_names for k in ret) and _names_all(ret, slots, input_names):
         return (*(ret.get(n) for n in input_names), *(_entry(ret, s) for s in slots))
-    if not (isinstance(ret, (tuple, list)) and slots and len(ret) >= 2):
+    if not (isinstance(ret, (tuple, list)) and len(ret) >= 2):
         return ret
     last = ret[-1]
+    if not slots and len(ret) == n_in + 1 and isinstance(last, (tuple, list, Mapping)) and not last:
+        return tuple(ret[:-1])  # ((dX, []) of a layer without parameters, beside its siblings' (dX, [dW, db]))
+    if not slots:
+        return ret
     if isinstance(last, Mapping) and last and _names_all(last, slots, ()):
         return (*ret[:-1], *(_entry(last, s) for s in slots))
     if len(ret) == n_in + 1 and isinstance(last, (tuple, list)) and len(last) == len(slots):
