@@ -46,6 +46,7 @@ from backcheck.frontends.slots import (
     Slot,
     buffer_named,
     declared,
+    is_float_array,
     named,
     stale_arrays,
     where_notes,
@@ -53,6 +54,8 @@ from backcheck.frontends.slots import (
 from backcheck.randomness import keeps_random
 from backcheck.report import Report
 from backcheck.verdict import OK
+
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 #: check_layer's arguments that check_object builds itself (every other keyword passes through).
 _BUILT = frozenset({"forward", "backward", "inputs", "dout", "cache", "names"})
@@ -181,6 +184,7 @@ def _check(
     _validate_slots(params, grads)
     _copyable(inputs, spec)
     pristine = _copy(layer, spec.cls)
+    spec = _douts(pristine, inputs, spec)
     kept_output, kept_dinput, labels = find_kept(pristine, inputs, spec)
     spec = dataclasses.replace(spec, kept_output=kept_output, kept_dinput=kept_dinput)
     if labels:  # float labels backward takes again: constants of the check, as constant=[...] makes them
@@ -331,6 +335,8 @@ class _Spec:
     kept_dinput: str | None = None  # the attribute backward keeps the input's gradient on, returning None
     backward_inputs: tuple[int, ...] = ()  # forward's inputs backward takes again (by name)
     dout_free: bool = False  # backward takes them instead of a dout (a loss's backward(self, label_tensor))
+    unfilled: str | None = None  # a parameter backward requires after dout that is no learning rate (_douts)
+    split_douts: bool = False  # backward takes one dout per output of forward: backward(dh, dc)
 
     def call_forward(self, obj: Any, args: Sequence[Any]) -> Any:
         """``obj.forward(*args)``: its output, read where the layer keeps it when it returns None or itself."""
@@ -343,6 +349,8 @@ class _Spec:
         """``obj.backward(dout)`` (:func:`call_backward`), given the inputs it takes again (from ``args``, this
         evaluation's inputs); the input's gradient read where the layer keeps it when it returns None or itself."""
         extra = tuple(copy.deepcopy(args[k]) for k in self.backward_inputs)
+        if self.split_douts:  # (one dout per output, as forward returned them)
+            return getattr(obj, self.backward)(*dout)
         ret = call_backward(getattr(obj, self.backward), dout, stepped, extra, self.dout_free)
         if (ret is None or ret is obj) and self.kept_dinput is not None:
             return getattr(obj, self.kept_dinput)
@@ -403,16 +411,32 @@ def _validate(
     lists, step = any(float_list(x) for x in inputs), learning_rate_of(getattr(layer, backward))
     again, free = backward_inputs(getattr(layer, backward), names)
     extra = None if again else unfilled(getattr(layer, backward))
-    if extra is not None:
-        raise ArgumentError(
-            f"{cls}.{backward} requires a parameter {extra} after dout, which check_object cannot fill: it calls "
-            "backward(dout), or backward(dout, learning_rate) where the second parameter is named learning_rate, lr, "
-            "eta, step_size or lrate.",
-            f"if {extra} is a learning rate, name it lr; otherwise give it a default, or check a wrapper whose "
-            f"backward(dout) calls {cls}.{backward}(dout, ...).",
-        )
     spec = _Spec(cls, forward, backward, len(inputs), names, reset, diff_in, lists, step=step)
-    return dataclasses.replace(spec, backward_inputs=again, dout_free=free)
+    return dataclasses.replace(spec, backward_inputs=again, dout_free=free, unfilled=extra)
+
+
+def _douts(layer: Any, inputs: tuple[Any, ...], spec: _Spec) -> _Spec:
+    """``spec`` for a backward that requires a parameter after dout that is no learning rate: one dout per output
+    of a forward that returns several arrays (an LSTM cell's ``forward(x, h, c) -> (h, c)``, ``backward(dh,
+    dc)``), given them one by one; else :class:`ArgumentError` naming the parameter."""
+    if spec.unfilled is None:
+        return spec
+    try:
+        out = _kept_rng(lambda: spec.call_forward(copy.deepcopy(layer), copy.deepcopy(inputs)))
+        params = inspect.signature(getattr(layer, spec.backward)).parameters.values()
+    except Exception:  # noqa: BLE001 - the error below names the parameter
+        out, params = None, []
+    required = [p for p in params if p.default is inspect.Parameter.empty and p.kind in _POSITIONAL]
+    if isinstance(out, (tuple, list)) and len(out) == len(required) > 1 and all(is_float_array(o) for o in out):
+        return dataclasses.replace(spec, unfilled=None, split_douts=True)
+    raise ArgumentError(
+        f"{spec.cls}.{spec.backward} requires a parameter {spec.unfilled} after dout, which check_object cannot "
+        "fill: it calls backward(dout), backward(dout, learning_rate) where the second parameter is named "
+        "learning_rate, lr, eta, step_size or lrate, or backward(*douts) with one dout per output of a forward that "
+        "returns several arrays.",
+        f"if {spec.unfilled} is a learning rate, name it lr; otherwise give it a default, or check a wrapper whose "
+        f"backward(dout) calls {spec.cls}.{spec.backward}(dout, ...).",
+    )
 
 
 def _validate_slots(params: Any, grads: Any) -> None:

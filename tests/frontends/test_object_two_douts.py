@@ -1,0 +1,58 @@
+"""check_object gives a backward one dout per output where forward returns several arrays and backward takes as
+many (an LSTM-like cell's ``forward(x, c) -> (h, c)`` and ``backward(dh, dc)``), as check_layer does for CS231n's
+step functions; a parameter it cannot fill otherwise is still a typed error naming it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import backcheck
+from backcheck.errors import ArgumentError
+
+RNG = np.random.default_rng(9)
+
+
+class Cell:
+    def __init__(self) -> None:
+        self.W = np.random.default_rng(0).normal(size=(3, 2))
+
+    def forward(self, x, c):
+        self.x, self.c = x, c
+        self.z = np.tanh(self.W @ x)
+        return self.z * c, c + self.z
+
+    def backward(self, dh, dc):
+        da = (dh * self.c + dc) * (1 - self.z**2)
+        self.dW = da @ self.x.T
+        return self.W.T @ da, dh * self.z + dc
+
+
+class _ForgetsDc(Cell):
+    def backward(self, dh, dc):
+        da = dh * self.c * (1 - self.z**2)
+        self.dW = da @ self.x.T
+        return self.W.T @ da, dh * self.z + dc
+
+
+def test_a_dout_per_output():
+    x, c = RNG.normal(size=(2, 4)), RNG.normal(size=(3, 4))
+    assert backcheck.check_object(Cell(), x, c).status == "pass"
+    wrong = backcheck.check_object(_ForgetsDc(), x, c)
+    assert {leaf.name for leaf in wrong.leaves if leaf.status == "fail"} == {"x", "W"}, wrong
+
+
+class _Slope:
+    def __init__(self) -> None:
+        self.W = np.ones(3)
+
+    def forward(self, x):
+        return x * self.W
+
+    def backward(self, dout, alpha):
+        return dout * alpha
+
+
+def test_a_parameter_after_dout_of_a_single_output_is_still_refused():
+    with pytest.raises(ArgumentError, match="requires a parameter alpha after dout"):
+        backcheck.check_object(_Slope(), np.ones(3))
