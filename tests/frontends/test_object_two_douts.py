@@ -56,3 +56,28 @@ class _Slope:
 def test_a_parameter_after_dout_of_a_single_output_is_still_refused():
     with pytest.raises(ArgumentError, match="requires a parameter alpha after dout"):
         backcheck.check_object(_Slope(), np.ones(3))
+
+
+class _ProbsAndLoss:  # forward(x, y) -> (probs, loss), backward() differentiates the loss: no dout
+    def forward(self, x, y):
+        e = np.exp(x - x.max(1, keepdims=True))
+        self.p, self.y = e / e.sum(1, keepdims=True), y
+        return self.p, -np.mean(np.log(self.p[np.arange(len(y)), y]))
+
+    def backward(self):
+        d = self.p.copy()
+        d[np.arange(len(self.y)), self.y] -= 1
+        return d / len(self.y)
+
+
+class _ProbsAndLossUnaveraged(_ProbsAndLoss):
+    def backward(self):
+        return super().backward() * len(self.y)
+
+
+def test_a_loss_beside_other_outputs_is_the_one_a_doutless_backward_differentiates():
+    x, y = RNG.normal(size=(4, 5)), RNG.integers(0, 5, 4)
+    report = backcheck.check_object(_ProbsAndLoss(), x, y)
+    assert report.status == "pass", report
+    assert any("output 1 is the loss" in n for n in report.notes), report.notes
+    assert backcheck.check_object(_ProbsAndLossUnaveraged(), x, y).status == "fail"

@@ -19,7 +19,7 @@ from backcheck.errors import BadInputError, UserFunctionError
 from backcheck.frontends.hints import object_output_error, outputs_sentence, pair_hint
 from backcheck.frontends.layers import cotangents
 from backcheck.frontends.object_passes import Shared, returned_heads
-from backcheck.frontends.object_steps import Stepped, read_by_forward
+from backcheck.frontends.object_steps import Stepped, read_by_forward, takes_no_dout
 from backcheck.frontends.slots import (
     MISSING,
     Slot,
@@ -88,7 +88,9 @@ def probe_layer(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any,
     zeroed = {c: (c.get(obj), _snap(c.get(obj))) for c in flat}
     attrs, entries = (snapshot(obj), _entries(obj)) if grads is None else ({}, {})
     if dout is None and out is not None:
-        dout = rebuild_like(out, [np.ones_like(np.asarray(x)) for _, x in flatten(out, "out")])
+        ones = rebuild_like(out, [np.ones_like(np.asarray(x)) for _, x in flatten(out, "out")])
+        dout = loss_among(out, obj, spec)
+        dout = ones if dout is None else dout
     elif dout is not None:  # named with the output's shape, as check_layer names it, before backward meets it
         parts = [(n, np.asarray(p)) for n, p in flat_outputs(out, "out", f"{spec.cls}.{spec.forward}'s output")]
         cotangents(dout, parts, np.random.default_rng(0), f"{spec.cls}.{spec.forward}")
@@ -243,11 +245,28 @@ def keep_params(
     return slots, notes
 
 
+def loss_among(out: Any, layer: Any, spec: Any) -> Any:
+    """For a loss's backward that takes no dout beside several outputs of forward of which one is a single number
+    (``forward(x, y) -> (probs, loss)``, ``backward(self)``): a dout of 1 on that number and 0 on the others (the
+    loss is what backward differentiates); None for any other layer."""
+    leaves = [np.asarray(x) for _, x in flatten(out, "out")]
+    scalars = [k for k, x in enumerate(leaves) if x.size == 1]
+    if len(leaves) < 2 or len(scalars) != 1 or not (spec.dout_free or takes_no_dout(getattr(layer, spec.backward))):
+        return None
+    return rebuild_like(out, [np.full(x.shape, float(k in scalars), np.float64) for k, x in enumerate(leaves)])
+
+
 def loss_dout(dout: Any, layer: Any, probe: Probe, notes: list[str], spec: Any) -> tuple[Any, list[str]]:
     """``dout`` filled with the default of ``backward``'s first parameter (``backward(self, dout=1)`` of a loss
     layer, which may ignore it), when none is given; else ``dout`` as it is."""
     if dout is not None or probe.out is None:
         return dout, notes
+    picked = loss_among(probe.out, layer, spec)
+    if picked is not None:
+        k = next(k for k, (_, x) in enumerate(flatten(picked, "out")) if np.any(x))
+        said = f"{spec.cls}.{spec.forward}'s output {k} is the loss {spec.cls}.{spec.backward} differentiates"
+        return picked, [*notes, f"{said} (its one number): dout 1 on it, 0 on the others."]
+    leaves = [np.asarray(x) for _, x in flatten(probe.out, "out")]
     try:
         first = next(iter(inspect.signature(getattr(layer, spec.backward)).parameters.values()), None)
     except (TypeError, ValueError):
@@ -255,7 +274,6 @@ def loss_dout(dout: Any, layer: Any, probe: Probe, notes: list[str], spec: Any) 
     default = None if first is None else first.default
     if isinstance(default, bool) or not isinstance(default, (int, float)) or default == 0:  # (0 compares nothing)
         return dout, notes
-    leaves = [np.asarray(x) for _, x in flatten(probe.out, "out")]
     filled = [np.full(x.shape, default, dtype=x.dtype if x.dtype.kind == "f" else np.float64) for x in leaves]
     note = f"dout = {default} everywhere: {spec.cls}.{spec.backward}'s dout defaults to {default} (dout= sets another)."
     return rebuild_like(probe.out, filled), [*notes, note]

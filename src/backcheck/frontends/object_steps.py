@@ -91,6 +91,8 @@ def dout_scale(method: Callable[..., Any], dout: Any, free: bool = False) -> flo
     if not (free or takes_no_dout(method)):
         return 1.0
     parts = [np.asarray(x) for _, x in flatten(dout, "dout")]
+    if len(parts) > 1:  # (a loss beside other outputs, whose douts are 0: see object_probe.loss_dout)
+        parts = [x for x in parts if x.size == 1] if all(x.size == 1 or not x.any() for x in parts) else parts
     if len(parts) != 1 or parts[0].size != 1:
         raise ArgumentError(
             f"{getattr(method, '__qualname__', 'backward')} takes no dout, so it is read as a loss's backward; but "
