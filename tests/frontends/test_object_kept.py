@@ -263,3 +263,16 @@ def test_float_labels_taken_again_after_dout_are_constants():
     report = backcheck.check_object(_FloatLabelsAfterDout(), _probabilities(), np.eye(4)[LABELS])
     assert report.status == "pass", report
     assert [leaf.name for leaf in report.leaves] == ["y_pred"], report
+
+
+class _DinputsMisshapen(Dense):  # keeps an input gradient of the wrong shape (a padding of 0 sliced away)
+    def backward(self, dvalues):
+        super().backward(dvalues)
+        self.dinputs = self.dinputs[:, :0]
+
+
+def test_an_input_gradient_kept_in_the_wrong_shape_is_named_so():
+    from backcheck.errors import GradientStructureError
+
+    with pytest.raises(GradientStructureError, match=r"has shape \(5, 0\), but inputs has shape \(5, 4\)"):
+        backcheck.check_object(_DinputsMisshapen(4, 3), X)

@@ -115,12 +115,18 @@ def find_kept(layer: Any, inputs: tuple[Any, ...], spec: Any) -> tuple[str | Non
 
 
 def _kept_dinput(written: dict[str, np.ndarray], x: Any, name: str) -> str | None:
-    """Of the arrays backward wrote, the one in the shape of the differentiated input ``x`` (named ``name``) under
-    an input gradient's name (``d`` + the input's name first, then :data:`DINPUT_NAMES`); None when none is."""
+    """Of the arrays backward wrote, the one under an input gradient's name (``d`` + the input's name first, then
+    :data:`DINPUT_NAMES`) in the shape of the differentiated input ``x`` (named ``name``), or else in another shape;
+    None when none is."""
     name = name.lower().replace("_", "")
     names = (f"d{name}", f"grad{name}", f"{name}grad", *DINPUT_NAMES)
-    fits = [a for a, v in written.items() if v.shape == np.shape(x) and a.lower().replace("_", "") in names]
-    return min(fits, key=lambda a: names.index(a.lower().replace("_", "")), default=None)
+    named = sorted(
+        (a for a in written if a.lower().replace("_", "") in names),
+        key=lambda a: names.index(a.lower().replace("_", "")),
+    )
+    fits = [a for a in named if written[a].shape == np.shape(x)]
+    # (else the likely name in another shape: the check names both shapes, not a gradient missing)
+    return fits[0] if fits else named[0] if named else None
 
 
 def kept_note(spec: Any, labels: tuple[int, ...] = ()) -> list[str]:
