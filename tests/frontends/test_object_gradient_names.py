@@ -74,3 +74,17 @@ def test_a_wrong_gradient_under_such_a_name_fails(layer, wrong):
     report = backcheck.check_object(layer, X)
     assert report.status == "fail", report
     assert {leaf.name for leaf in report.leaves if leaf.status == "fail"} == wrong, report
+
+
+class _BiasNotSummed(BatchNorm):
+    def backward(self, dout):
+        dx = super().backward(dout)
+        self.gradient_beta = dout  # not summed over the batch: the shape of the output, not of beta
+        return dx
+
+
+def test_a_gradient_under_its_name_in_another_shape_is_named_so():
+    from backcheck.errors import GradientStructureError
+
+    with pytest.raises(GradientStructureError, match=r"has shape \(6, 4\).* but beta has shape \(4,\)"):
+        backcheck.check_object(_BiasNotSummed(), X)

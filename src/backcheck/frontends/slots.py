@@ -507,13 +507,14 @@ def written_like(
     }
     found = {}
     for s, shape in shapes.items():
-        fits = [a for a, v in written.items() if v.shape == shape and gradient_named(a, s.name)]
+        named = [a for a in written if gradient_named(a, s.name)]
+        fits = [a for a in named if written[a].shape == shape]
+        alone = len(fits) == 1 and not any(gradient_named(fits[0], o.name) for o in shapes if o != s)
         # the only parameter of its shape, or the only one the name fits (gamma's dgamma beside beta's dbeta)
-        if len(fits) == 1 and (
-            sum(sh == shape for sh in shapes.values()) == 1
-            or not any(gradient_named(fits[0], o.name) for o in shapes if o != s)
-        ):
+        if len(fits) == 1 and (sum(sh == shape for sh in shapes.values()) == 1 or alone):
             found[s] = Slot(fits[0])
+        elif not fits and len(named) == 1 and not any(gradient_named(named[0], o.name) for o in shapes if o != s):
+            found[s] = Slot(named[0])  # (in another shape: the check names both shapes, not a gradient missing)
     return found
 
 
