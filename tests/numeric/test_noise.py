@@ -96,6 +96,17 @@ KINKS = {
         lambda rng: np.where(rng.random(30) < 0.5, 0.0, rng.normal(size=30)),
     ),
     "abs": (lambda v: float(np.sum(np.abs(v))), lambda rng: np.zeros(8)),
+    # a sort of values rounded to 0.1 (hundreds of ties, each a kink where two tied values cross: a segment
+    # whose elements move each in its own direction crossed some of them and measured 1e5 times the rounding)
+    "sort of ties": (
+        lambda v: float(np.sum(np.linspace(-1, 2, v.size) ** 3 * np.sort(v))),
+        lambda rng: np.round(rng.normal(size=300), 1),
+    ),
+    # hidden kinks: ReLUs of sums of the inputs that are 0 at the point
+    "hidden relu": (
+        lambda v: float(np.sum(np.maximum(np.diff(v), 0) * np.linspace(1, 2, v.size - 1))),
+        lambda rng: np.repeat(rng.normal(size=4), 8),
+    ),
     # a jump of 1 at the point
     "step": (lambda v: float(np.sum(np.sin(v)) + (v[0] >= 0)), lambda rng: np.r_[0.0, rng.normal(size=5)]),
 }

@@ -144,6 +144,12 @@ def _probe(
     signs = np.where(rng.random(n) < 0.5, -1.0, 1.0)
     base = h * rng.uniform(0.5, 1.0, size=n) * (np.where(rng.random(n) < 0.5, -1.0, 1.0) if side is None else side)
     factor = rng.uniform(0.5, 1.0, size=n)
+    # elements that share their value with another move on a ray from the point (each in proportion to its own
+    # offset): two tied values then never cross on the segment, where each moving in its own direction crossed
+    # somewhere in a tie of hundreds (a sort of values rounded to 0.1), and the slopes' jolt posed as noise
+    tied = _tied(x)
+    signs = np.where(tied, np.where(base < 0, -1.0, 1.0), signs)
+    factor = np.where(tied, np.abs(base) / np.where(h > 0, h, 1.0), factor)
     t = np.arange(POINTS, dtype=np.float64) - POINTS // 2
     jitter = rng.uniform(-JITTER, JITTER, size=POINTS)
     fine = 0.0
@@ -174,6 +180,15 @@ def _probe(
             # steps may span many neighbours) is probed again, wider
             break
     return _residual(phis, t), _quantum(np.abs(np.diff(phis)), should), POINTS - DEGREE - 1
+
+
+def _tied(x: np.ndarray) -> np.ndarray:
+    """Per element of ``x``, whether another element holds its value."""
+    order = np.argsort(x, kind="stable")
+    same = np.diff(x[order]) == 0
+    tied = np.zeros(x.size, dtype=bool)
+    tied[order[1:][same]] = tied[order[:-1][same]] = True
+    return tied
 
 
 def _quantum(steps: np.ndarray, should: bool) -> float:
