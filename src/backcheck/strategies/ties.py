@@ -16,11 +16,9 @@ import math
 
 import numpy as np
 
-from backcheck.bits import dot
 from backcheck.evaluate import Evaluator
-from backcheck.numeric.grad import roundoff
-from backcheck.strategies.nearby import agrees_around, nearby_verdicts
-from backcheck.verdict import KINK, MISMATCH, NOISY, SAFETY, VOUCH, Claim, Judgement, bound, resolution
+from backcheck.strategies.nearby import agrees_around, nearby_verdicts, slopes_along
+from backcheck.verdict import KINK, MISMATCH, NOISY, VOUCH, Claim, Judgement
 
 #: Relative agreement of two jumps (one-sided slope gaps) for their elements to count as tied.
 TIE_RTOL = 1e-6
@@ -94,7 +92,7 @@ def _along_claim(ev: Evaluator, group: np.ndarray, claim: Claim) -> bool | None:
     if not (norm > 0 and math.isfinite(norm)):
         return None
     v = gs / norm
-    fwd, bwd, slack = _slopes_along(ev, group, v, claim)
+    fwd, bwd, slack = slopes_along(ev, group, v, claim)
     if abs(fwd - bwd) <= slack:
         # differentiable along v: a nested min of maxes may have a valid Clarke subgradient whose g . v is not
         # that slope (torch's (0.5, -0.25) for min(max(x0 + x1, x0), -x1) at 0): no conclusion
@@ -113,41 +111,10 @@ def _along_claim(ev: Evaluator, group: np.ndarray, claim: Claim) -> bool | None:
 
 def _moved_together(ev: Evaluator, group: np.ndarray, claim: Claim) -> bool | None:
     """Whether moving ``group`` together agrees with its summed gradient; None where that is not differentiable."""
-    fwd, bwd, slack = _slopes_along(ev, group, np.ones(group.size), claim)
+    fwd, bwd, slack = slopes_along(ev, group, np.ones(group.size), claim)
     if abs(fwd - bwd) > slack:
         return None  # not a differentiable direction: no conclusion
     return bool(abs(float(np.sum(claim.g[group])) - (fwd + bwd) / 2) <= slack)
-
-
-#: Halvings of a group's step at most while its one-sided slopes still move by more than :data:`UNSETTLED` of
-#: their size: f bends on a scale finer than the step there (``-log(p)`` clipped at 1e-7, stepped by 6e-6, whose
-#: slopes at that step are a tenth of the ones at the bound), and the slopes of a step that wide decide nothing.
-GROUP_HALVINGS = 24
-UNSETTLED = 0.125
-
-
-def _slopes_along(ev: Evaluator, group: np.ndarray, v: np.ndarray, claim: Claim) -> tuple[float, float, float]:
-    """The one-sided slopes of ``f`` along ``v`` (over ``group``) at half the group's smallest step, or at a finer
-    step where they still move with it, and their slack: how far they moved from twice the step, the round-off,
-    the analytic side's resolution, and what the rounded displacements take from ``g . v`` (the claim is weighed
-    against ``t v``, the move asked for)."""
-    gs = claim.g[group]
-    t = float(np.min(claim.steps[group]))
-    phis, disps = ev.direction(group, v, (t, -t, t / 2, -t / 2))
-    fwd1, bwd1 = (phis[0] - ev.phi0) / t, (ev.phi0 - phis[1]) / t
-    fwd, bwd = (phis[2] - ev.phi0) / (t / 2), (ev.phi0 - phis[3]) / (t / 2)
-    plus, minus = disps[2], disps[3]
-    for _ in range(GROUP_HALVINGS):
-        moving = max(abs(fwd - fwd1), abs(bwd - bwd1))
-        if moving <= UNSETTLED * max(abs(fwd), abs(bwd)) or moving <= SAFETY * 2 * roundoff(ev, t / 2):
-            break
-        t /= 2
-        phis, (plus, minus) = ev.direction(group, v, (t / 2, -t / 2))
-        fwd1, bwd1 = fwd, bwd
-        fwd, bwd = (phis[0] - ev.phi0) / (t / 2), (ev.phi0 - phis[1]) / (t / 2)
-    res = float(np.sum(resolution(gs, gs, 1.0, claim.rms[group]) * claim.grad_eps[group]))
-    disp_err = (abs(dot(gs, plus - t / 2 * v)) + abs(dot(gs, minus + t / 2 * v))) / t
-    return fwd, bwd, bound(max(abs(fwd - fwd1), abs(bwd - bwd1)), 2 * roundoff(ev, t / 2), res) + disp_err
 
 
 def _value_groups(ev: Evaluator, of: np.ndarray, claim: Claim) -> list[int]:
@@ -245,7 +212,7 @@ def _tie_told(ev: Evaluator, i: int, claim: Claim, told: dict[int, bool]) -> boo
         return False
     group = ties[0]
     if int(group[0]) not in told:
-        fwd, bwd, slack = _slopes_along(ev, group, np.ones(group.size), claim)
+        fwd, bwd, slack = slopes_along(ev, group, np.ones(group.size), claim)
         size = max(abs(fwd + bwd) / 2, abs(float(np.sum(claim.g[group]))))
         told[int(group[0])] = abs(fwd - bwd) <= slack and slack <= VOUCH * size
     return told[int(group[0])]
