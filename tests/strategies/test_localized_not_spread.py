@@ -31,3 +31,23 @@ def test_a_scale_error_over_the_array_still_is():
     report = backcheck.check(_f, X, lambda x: np.cos(x) * 1.001)
     assert report.status == "fail", report
     assert any("spread over it" in n for n in report.notes), report.notes
+
+
+def test_an_array_failed_as_spread_thinly_names_what_refining_found_after():
+    # random directions disagreed, a sample of 256 elements agreed ('no single element is wrong beyond its own
+    # bound'), then the float32 refinement run after the strategy called one of the sample wrong: the report said
+    # both (a top-k of 1e5 tied values whose noise was overestimated); the reason now says what refining found
+    from backcheck.evaluate import Evaluator, Output
+    from backcheck.strategies.elementwise import SPREAD_FOUND, SPREAD_THIN, Outcome
+    from backcheck.strategies.sharp import restate_spread
+    from backcheck.tree import Tree
+
+    ev = Evaluator(Tree({"a": np.zeros(3), "b": np.zeros(4)}, "p"), lambda p: 0.0, Output.loss("f"), "f")
+    status = np.array(["ok"] * 7, dtype=object)
+    reason = f"1 of 2 random directions disagree, and fresh ones too{SPREAD_THIN}"
+    thin = {leaf.name: reason for leaf in ev.tree.leaves}
+    outcome = Outcome(np.arange(7), np.zeros(7), np.ones(7), status, [], dict(thin))
+    restate_spread(ev, outcome, np.array([4]))  # an element of b
+    a, b = (outcome.failed_leaves[leaf.name] for leaf in ev.tree.leaves)
+    assert b.endswith(SPREAD_FOUND) and "no single element" not in b
+    assert a == reason

@@ -20,7 +20,7 @@ from backcheck.errors import BadInputError, NonFiniteError
 from backcheck.evaluate import Evaluator
 from backcheck.findings import LOCALIZED
 from backcheck.strategies.bands import project_banded
-from backcheck.strategies.elementwise import Outcome, plausible_rounding, run
+from backcheck.strategies.elementwise import SPREAD_THIN, Outcome, plausible_rounding, run
 from backcheck.strategies.nearby import agrees_around
 from backcheck.strategies.projected import (
     MAX_DIRECTIONS,
@@ -580,11 +580,7 @@ def _localize_leaf(
                 f"of {sub.checked.size} elements found none (the point has kinks, or fresh directions agree)."
             )
     else:
-        out.failed_leaves[leaf.name] = (
-            f"{failing} of {k} random directions disagree, and fresh ones too, but no single element is "
-            "wrong beyond its own bound: the error is spread thinly over many elements (for example a "
-            "small constant factor)."
-        )
+        out.failed_leaves[leaf.name] = f"{failing} of {k} random directions disagree, and fresh ones too{SPREAD_THIN}"
 
 
 __all__ = ["STRATEGIES", "Outcome", "choose", "defers_repeat", "resolve", "run_strategy"]

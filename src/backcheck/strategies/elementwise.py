@@ -73,6 +73,18 @@ class Outcome:
     sharp: np.ndarray | None = None
 
 
+#: Why an array fails whose random directions disagree while no element checked one by one is wrong (its end:
+#: the strategy writes how many directions disagree before it); :data:`SPREAD_FOUND` once refining finds some.
+SPREAD_THIN = (
+    ", but no single element is wrong beyond its own bound: the error is spread thinly over many elements (for "
+    "example a small constant factor)."
+)
+SPREAD_FOUND = (
+    "; elements checked one by one were judged again more finely (on a Richardson table), and those listed are "
+    "wrong."
+)
+
+
 def _listed(ev: Evaluator, idx: np.ndarray, ks: np.ndarray, by: np.ndarray | None = None) -> str:
     """The first three of elements ``idx[ks]`` by name (each with ``by``, how far f jumped there), and how many
     more."""

@@ -19,7 +19,7 @@ from backcheck.numeric.noise import POINTS, element_noise
 from backcheck.numeric.richardson import Refined
 from backcheck.refinement import KINK_GAP, NEAR_FLOOR
 from backcheck.rounding import below_rounding_of_inputs
-from backcheck.strategies.elementwise import Outcome, plausible_rounding
+from backcheck.strategies.elementwise import SPREAD_FOUND, SPREAD_THIN, Outcome, plausible_rounding
 from backcheck.strategies.own_rounding import OWN_ROUNDING_NOTE, unless_own_rounding
 from backcheck.verdict import (
     KINK,
@@ -95,6 +95,16 @@ def sharpen_low_precision(ev: Evaluator, claim: Claim, outcome: Outcome, rng: np
         f"gradient: elements were refined on a Richardson table{sampled} so that errors of "
         f"{LOW_PRECISION_FLOOR:.2g} of the gradient or more fail; " + notes[0]
     ] + notes[1:]
+
+
+def restate_spread(ev: Evaluator, outcome: Outcome, wrong: np.ndarray) -> None:
+    """The arrays of the ``wrong`` elements (flat positions) that failed as an error spread thinly, no element
+    checked one by one wrong (random directions that disagree, a sample that agrees), say what refining found
+    instead, in place: a report said both '1 wrong of 256 checked' and 'no single element is wrong'."""
+    for name in {ev.tree.locate(int(i))[0].name for i in wrong}:
+        reason = outcome.failed_leaves.get(name, "")
+        if reason.endswith(SPREAD_THIN):
+            outcome.failed_leaves[name] = reason[: -len(SPREAD_THIN)] + SPREAD_FOUND
 
 
 def sharpen(ev: Evaluator, claim: Claim, outcome: Outcome, floor: float) -> list[str]:
@@ -357,6 +367,7 @@ def _refine(ev: Evaluator, claim: Claim, outcome: Outcome, pos: np.ndarray, floo
         outcome.sharp = np.zeros(outcome.checked.size, dtype=bool)
     outcome.sharp[pos[take]] = True
     outcome.status[pos[wrong]] = MISMATCH
+    restate_spread(ev, outcome, outcome.checked[pos[wrong]])
     outcome.status[pos[still]] = NOISY
     outcome.bound[pos[still]] = np.inf
     outcome.status[pos[kinks]] = KINK
