@@ -71,3 +71,18 @@ def test_a_sort_weighted_by_integers_is_never_failed_where_its_tie_ends_weigh_al
     assert backcheck.check(_sorted(w), x, _rule(w, "stable", x.size), strategy="full").status != "fail"
     wrong = backcheck.check(_sorted(w), x, _rule(w, "one_rank_plus", x.size), strategy="full")
     assert wrong.status == "fail", wrong
+
+
+def test_a_float32_sort_of_finely_rounded_values_is_not_failed_and_a_wrong_rank_is():
+    # float32 steps (5e-3) are a twentieth of the gaps between values, and a point 32 steps away scrambles them:
+    # elements checked one by one there crossed other values' kinks and were failed; a tie whose end weights
+    # differ by less than the slopes' rounding was failed by the Richardson table, which sees their mean
+    x, w = _problem(1200, 1, 1)
+    x, w = x.astype(np.float32), w.astype(np.float32)
+
+    def f(v):
+        return np.sum(w * np.sort(v, kind="stable")).astype(np.float32)
+
+    assert backcheck.check(f, x, _rule(w, "stable", x.size), strategy="full", seed=1).status != "fail"
+    wrong = backcheck.check(f, x, _rule(w, "one_rank_plus", x.size), strategy="full", seed=1)
+    assert wrong.status == "fail", wrong

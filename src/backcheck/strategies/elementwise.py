@@ -23,7 +23,7 @@ from backcheck.judgement import judge
 from backcheck.numeric.grad import noise_level
 from backcheck.outputs import AGREEMENT_MOST, SPREAD_AGREEMENT
 from backcheck.refinement import KINK_GAP
-from backcheck.strategies.nearby import nearby_verdicts, recheck_nearby
+from backcheck.strategies.nearby import crowded_note, nearby_verdicts, recheck_nearby
 from backcheck.strategies.own_rounding import native_jitter, within_own_rounding
 from backcheck.strategies.ties import joint_kink_test, recheck_tied
 from backcheck.verdict import (
@@ -396,7 +396,7 @@ def _cancelling_kinks(
     first = wrong if wrong.size <= LONE_MISMATCHES else np.sort(rng.choice(wrong, LONE_MISMATCHES, replace=False))
     j.hull[wrong, 0] = j.hull[wrong, 1] = j.numeric[wrong]
     found = nearby_verdicts(ev, idx, first, j, claim, rng)
-    if found is not None and first.size < wrong.size and (found[0] & ~found[1]).all():
+    if found is not None and first.size < wrong.size and (found[0] & ~found[1] | found[2]).all():
         rest = np.setdiff1d(wrong, first)
         more = nearby_verdicts(ev, idx, rest, j, claim, rng)
         order = np.argsort(np.r_[first, rest])
@@ -405,12 +405,14 @@ def _cancelling_kinks(
     if found is None:
         return [], idx[:0]
     wrong = first
-    fine, poles = found
+    fine, poles, unsure = found
+    j.status[wrong[unsure]], j.bound[wrong[unsure]] = NOISY, np.inf
+    said = crowded_note(int(unsure.sum()))
     kinks = wrong[fine & ~poles]
     if not kinks.size:
-        return [], idx[:0]
+        return said, idx[:0]
     j.status[kinks] = KINK
-    return [
+    return said + [
         f"{kinks.size} element(s) differ from the derivative along their own axis, where kinks of both signs meet "
         "and cancel along it; their analytic values lie among the gradients around the point, and the backward "
         "pass is right at a nearby differentiable point: taken as kinks (valid subgradients, as a ReLU's 0 is)."

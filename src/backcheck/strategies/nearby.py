@@ -93,11 +93,11 @@ def recheck_nearby(
             "the one-sided slopes; f is not finite at the nearby points they would be re-checked at (nor closer), "
             "so they are inconclusive."
         ], none
-    fine, poles = found
+    fine, poles, unsure = found
     j.status[ambiguous[fine & ~poles]] = KINK
     j.status[ambiguous[~fine]] = MISMATCH
-    j.status[ambiguous[poles]], j.bound[ambiguous[poles]] = NOISY, np.inf
-    notes = []
+    j.status[ambiguous[poles | unsure]], j.bound[ambiguous[poles | unsure]] = NOISY, np.inf
+    notes = crowded_note(int(unsure.sum()))
     if poles.any():
         notes.append(
             f"{int(poles.sum())} element(s) sit where a one-sided slope grows without bound as the step shrinks (a "
@@ -110,29 +110,44 @@ def recheck_nearby(
             "the one-sided slopes along their own axis, but among the gradients around the point, and "
             "the backward pass is right at a nearby differentiable point; taken as kinks."
         )
-    if (~fine).any():
+    if (~fine & ~unsure).any():
         notes.append(
-            f"{int((~fine).sum())} element(s) at kinks are not valid subgradients: outside the one-sided "
+            f"{int((~fine & ~unsure).sum())} element(s) at kinks are not valid subgradients: outside the one-sided "
             "slopes and the gradients around the point, or wrong at a nearby differentiable point."
         )
     return notes, idx[ambiguous[fine & ~poles]]
 
 
+def crowded_note(n: int) -> list[str]:
+    """The note for ``n`` elements :func:`nearby_verdicts` could not judge at a nearby point (none if 0)."""
+    if not n:
+        return []
+    return [
+        f"{n} element(s) tied in value could not be judged at a nearby point: their analytic values lie among "
+        "the gradients around the point, but the nearby points lie farther than the gaps between the array's "
+        "distinct values, where other values come within their step (f has kinks closer than a step everywhere "
+        "around: a float32 sort of finely rounded values); they are inconclusive."
+    ]
+
+
 def nearby_verdicts(
     ev: Evaluator, idx: np.ndarray, which: np.ndarray, j: Judgement, claim: Claim, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray] | None:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """For the elements ``which`` (positions in ``idx``; ``claim.regrad`` given): whether each is right at a
     nearby point and its analytic value lies among the gradients around the point (or within ``j.hull``, its
-    one-sided slopes), and whether a one-sided slope grows without bound there (a vertical tangent: sqrt at 0);
-    None where f is not finite at the nearby points (nor closer)."""
+    one-sided slopes), whether a one-sided slope grows without bound there (a vertical tangent: sqrt at 0), and
+    whether, its analytic value among those gradients, it could not be judged at the nearby point (other values
+    within its step there: :func:`_crowded`); None where f is not finite at the nearby points (nor closer)."""
     steps, regrad = claim.steps, claim.regrad
     assert regrad is not None
     sub = idx[which]
-    right_nearby = right_at_a_nearby_point(ev, sub, claim, rng)
+    crowded = np.zeros(sub.size, dtype=bool)
+    right_nearby = right_at_a_nearby_point(ev, sub, claim, rng, crowded)
     if right_nearby is None:
         return None
-    if not right_nearby.any():  # wrong at the nearby point, every one: no gradient around it excuses them
-        return right_nearby, right_nearby
+    crowded &= ~right_nearby
+    if not (right_nearby | crowded).any():  # wrong at the nearby point, every one: no gradient around it excuses them
+        return right_nearby, right_nearby, right_nearby
     # the gradients a correct backward pass gives around the point: their hull holds the valid subgradients;
     # sampling stops once every analytic value is inside
     lo, hi = j.hull[which, 0].copy(), j.hull[which, 1].copy()
@@ -150,17 +165,19 @@ def nearby_verdicts(
             around = regrad()[sub]
         lo = np.where(free, np.minimum(lo, around - j.bound[which]), lo)
         hi = np.where(free, np.maximum(hi, around + j.bound[which]), hi)
-    fine = right_nearby & (lo <= a0) & (a0 <= hi)
-    return fine, fine & _steepening(ev, sub, steps[sub])
+    among = (lo <= a0) & (a0 <= hi)
+    fine = right_nearby & among
+    return fine, fine & _steepening(ev, sub, steps[sub]), crowded & among
 
 
 def right_at_a_nearby_point(
-    ev: Evaluator, sub: np.ndarray, claim: Claim, rng: np.random.Generator
+    ev: Evaluator, sub: np.ndarray, claim: Claim, rng: np.random.Generator, crowded: np.ndarray | None = None
 ) -> np.ndarray | None:
     """Per element of ``sub`` (flat positions; ``claim.regrad`` given), whether the backward pass is right there at
     a point a few dozen steps away in a random direction (or closer, where f is not finite there); None where f is
     not finite at any of them. An element wrong there whose value ties with others' is tried once more, clear of the
-    rest of its tie (:func:`_clear_of_its_tie`)."""
+    rest of its tie (:func:`_clear_of_its_tie`); ``crowded`` (if given) is set, in place, where it is wrong there
+    too but other values came within its step (:func:`_crowded`)."""
     direction = NEARBY * claim.steps * rng.standard_normal(claim.steps.size)
     right = _right_at(ev, sub, claim, direction)
     if right is None or right.all():
@@ -171,7 +188,31 @@ def right_at_a_nearby_point(
         again = _right_at(ev, sub[wrong], claim, apart)
         if again is not None:
             right[wrong] = again
+            if crowded is not None:
+                still = wrong[~again]
+                crowded[still] = _crowded(ev, sub[still], claim.steps, apart)
     return right
+
+
+def _crowded(ev: Evaluator, sub: np.ndarray, steps: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """Per element of ``sub`` (flat positions, each in a tie of values at the point), whether at the point moved
+    by ``shift`` (its tie cleared around it) another element of its array lies within its step of it: the move
+    went farther than the gaps between the array's distinct values (a float32 sort of values rounded to 0.1,
+    stepped by 5e-3 and moved 32 steps), its differences there cross other kinks, and being wrong there is no
+    sign of a wrong rule (:func:`nearby_verdicts` calls them inconclusive)."""
+    out = np.zeros(sub.size, dtype=bool)
+    if not sub.size:
+        return out
+    now = ev.tree.values() + shift
+    tied = np.isin(sub, np.concatenate(ev.tree.ties(sub, within_arrays=True) or [sub[:0]]))
+    leaf_of = np.searchsorted(ev.tree.offsets, sub, side="right") - 1
+    for k in np.flatnonzero(tied):
+        leaf = ev.tree.leaves[int(leaf_of[k])]
+        values = np.sort(now[leaf.offset : leaf.offset + leaf.size])
+        i, h = int(sub[k]), float(steps[sub[k]])
+        lo, hi = np.searchsorted(values, [now[i] - h, now[i] + h])
+        out[k] = hi - lo > 1  # (itself, and another)
+    return out
 
 
 def _right_at(ev: Evaluator, sub: np.ndarray, claim: Claim, direction: np.ndarray) -> np.ndarray | None:
@@ -240,31 +281,51 @@ def agrees_around(ev: Evaluator, claim: Claim, v: np.ndarray, rng: np.random.Gen
 
 
 def _right_along(ev: Evaluator, claim: Claim, v: np.ndarray, moved: np.ndarray) -> bool | None:
-    """Whether the backward pass's derivative along ``v`` (nonzero at ``moved``) is right at a point a few dozen
-    steps away in a random direction, with gaps opened around the moved elements within their ties where it
-    moves part of one (:func:`_clear_of_its_tie`: the move stays on one piece of f there); None where f is not
-    differentiable along ``v`` there, or not finite. A rule wrong at one element of a tie of 72 values (a sort's
-    gradient 5% off at one rank) sums along the tie beyond its derivative at every point around: up to
-    :data:`AROUND_CHECKED` of the moved elements, checked one by one, missed the one that takes the error; along
-    ``v`` it shows whichever does.
+    """Whether the backward pass's derivative along ``v`` (nonzero at ``moved``) is right beside the point, where
+    every tie is broken in the order of its elements, each way (:func:`_shifts_around`: a thousandth of a step,
+    far inside the gaps between distinct values); None where the move along ``v`` leaves the piece of f there
+    (:func:`_one_piece`), or f is not finite. A rule wrong at one element of a tie of 72 values (a sort's gradient
+    5% off at one rank) sums along the tie beyond its derivative at every point around: up to
+    :data:`AROUND_CHECKED` of the moved elements, checked one by one at a point 32 steps away, missed the one that
+    takes the error; along ``v`` it shows whichever does.
     """
     assert claim.regrad is not None
-    direction = NEARBY * claim.steps * np.random.default_rng(moved.size).standard_normal(claim.steps.size)
-    # gaps where the move takes part of a tie only (a whole tie moving as one crosses none of its own values)
-    part = any(not np.isin(tie, moved).all() for tie in ev.tree.ties(moved, within_arrays=True))
-    apart = _clear_of_its_tie(ev, moved, claim, direction) if part else None
     coef = v[moved] / np.max(np.abs(v[moved]))  # (a move of the group's own steps: v may be scaled by them)
-    for shrink in NEARBY_SHRINK:
+    shifts = _shifts_around(ev, claim, np.random.default_rng(moved.size), apart=True)
+    verdict = None
+    for shift in (next(shifts), next(shifts)):
         try:
-            with ev.shifted((direction if apart is None else apart) * shrink):
-                g_near = claim.regrad()
-                fwd, bwd, slack = slopes_along(ev, moved, coef, claim, g_near[moved])
+            with ev.shifted(shift):
+                g_near = claim.regrad()[moved]
+                fwd, bwd, slack = slopes_along(ev, moved, coef, claim, g_near)
+            if not (abs(fwd - bwd) <= slack and _one_piece(ev, claim, (shift, moved, coef), g_near, slack)):
+                continue  # a kink crossed (ReLU inputs at 0 moved a hair, whose kinks cancel along v): no conclusion
         except NonFiniteError:
             continue
-        if not (abs(fwd - bwd) <= slack):
-            return None  # a kink crossed there too: no conclusion
-        return bool(abs(float(dot(np.nan_to_num(g_near[moved]), coef)) - (fwd + bwd) / 2) <= slack)
-    return None
+        verdict = bool(abs(float(dot(np.nan_to_num(g_near), coef)) - (fwd + bwd) / 2) <= slack)
+        if not verdict:
+            return False
+    return verdict
+
+
+def _one_piece(ev: Evaluator, claim: Claim, move: tuple, g_near: np.ndarray, slack: float) -> bool:
+    """Whether the backward pass's derivative along the move (``(shift, moved, coef)``: from the point shifted by
+    ``shift``, ``coef`` over ``moved``, a step of theirs either way) stays within ``slack`` of the one at the
+    shifted point (``g_near``): the move stays on one piece of f. Kinks that cancel along it (ReLU inputs a hair
+    from 0 under integer weights) leave f's slopes alike on both sides, and a gradient there that is no
+    derivative along it; the gradient across them changes."""
+    shift, moved, coef = move
+    assert claim.regrad is not None
+    t = float(np.min(claim.steps[moved]))
+    here = float(dot(np.nan_to_num(g_near), coef))
+    for side in (t, -t):
+        delta = shift.copy()
+        delta[moved] += side * coef
+        with ev.shifted(delta, evaluate=False):
+            there = float(dot(np.nan_to_num(claim.regrad()[moved]), coef))
+        if not abs(there - here) <= slack:
+            return False
+    return True
 
 
 #: At most this many moved elements are checked at a nearby point before the gradients around it are trusted.

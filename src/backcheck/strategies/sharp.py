@@ -137,27 +137,39 @@ KINK_RECHECKS = 16
 
 def _at_kinks(
     ev: Evaluator, claim: Claim, idx: np.ndarray, a: np.ndarray, wrong: np.ndarray, table: np.ndarray
-) -> np.ndarray:
-    """Which of the ``wrong`` elements sit at a kink whose one-sided slopes hold the claim. A Richardson table's
-    central differences converge to the slopes' mean (a max-pool tie: half the routed gradient); the screen
-    let such an element through at a bound widened by the noise other kinks stir up, and the kink shows only
-    against the noise along the element itself (:func:`element_noise`, 24 evaluations).
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which of the ``wrong`` elements sit at a kink whose one-sided slopes hold the claim, and which cannot be
+    told from one. A Richardson table's central differences converge to the slopes' mean (a max-pool tie: half
+    the routed gradient); the screen let such an element through at a bound widened by the noise other kinks stir
+    up, and the kink shows only against the noise along the element itself (:func:`element_noise`, 24
+    evaluations). An element tied in value whose claim lies among its slopes, their gap hidden by their rounding,
+    cannot be told from one (a float32 sort's tie whose end weights differ by 1%: the table sees their mean, the
+    slopes no gap); nor can those left untried after :data:`KINK_RECHECKS` that each sat at a kink or so.
 
     The slopes are taken at the element's step or the step of its table's estimate (``table``), the smaller: a
     step far beyond the scale on which f bends (a float32 softmax of logits near 1e4, whose step follows 1e4)
     saturates f, and slopes that saturate keep a gap at every step, which is no kink's. Where they show no kink
     that holds the claim, at :data:`KINK_SCALES` of that step too: other kinks a little off the point (a float32
     ReLU network on an image of values in steps of 0.01) lie within a float32 step."""
-    kinks = np.zeros(wrong.size, dtype=bool)
-    for k in np.flatnonzero(wrong)[:KINK_RECHECKS]:
+    kinks, unsure = np.zeros(wrong.size, dtype=bool), np.zeros(wrong.size, dtype=bool)
+    tried = np.flatnonzero(wrong)
+    tied = np.isin(idx[tried], np.concatenate(ev.tree.ties(idx[tried]) or [tried[:0]]))
+    for n, k in enumerate(tried):
+        if n == KINK_RECHECKS:  # every one tried sat at a kink: the others are not wrong for sure (untried)
+            unsure[tried[n:]] = True
+            break
         i, h = int(idx[k]), float(claim.steps[idx[k]])
         if np.isfinite(table[k]) and 0 < table[k] < h:
             h = float(table[k])
         noise = element_noise(ev, i, h, float(a[k]))  # (of phi's values, at every scale below)
-        kinks[k] = any(all(_kink_along(ev, i, h * scale, float(a[k]), noise)) for scale in KINK_SCALES)
-        if not kinks[k]:
+        found = [_kink_along(ev, i, h * scale, float(a[k]), noise) for scale in KINK_SCALES]
+        kinks[k] = any(all(f) for f in found)
+        # a tied element whose claim lies among its slopes, whose gap the rounding hides: a kink the table's
+        # precision sees and the slopes cannot (a float32 sort's tie whose end weights differ by 1%)
+        unsure[k] = not kinks[k] and bool(tied[n]) and found[0][1] and not found[0][0]
+        if not (kinks[k] or unsure[k]):
             break  # a wrong element off every kink: the rule is wrong, the others keep the table's verdict
-    return kinks
+    return kinks, unsure
 
 
 #: Fractions of an element's step at which :func:`_at_kinks` looks for a kink at the point, in turn (a sixteenth:
@@ -355,8 +367,8 @@ def _refine(ev: Evaluator, claim: Claim, outcome: Outcome, pos: np.ndarray, floo
     still |= wrong & (sharp.value == 0.0) & (outcome.numeric[pos] == 0.0) & (outcome.bound[pos] >= np.abs(a))
     still |= wrong & below_rounding_of_inputs(ev, idx, a, claim.steps[idx], outcome.checked[outcome.numeric != 0])
     wrong &= ~still
-    kinks = _at_kinks(ev, claim, idx, a, wrong, sharp.step)  # a table averages a kink's one-sided slopes
-    wrong &= ~kinks
+    kinks, unsure = _at_kinks(ev, claim, idx, a, wrong, sharp.step)  # a table averages a kink's one-sided slopes
+    wrong &= ~kinks & ~unsure
     own = unless_own_rounding(ev, claim, idx, sharp.value, limit, wrong) if wrong.any() else 0
     reached = np.isfinite(limit) & (limit <= floor * size)
     better = np.isfinite(limit) & (limit < outcome.bound[pos])
@@ -371,11 +383,12 @@ def _refine(ev: Evaluator, claim: Claim, outcome: Outcome, pos: np.ndarray, floo
     outcome.status[pos[still]] = NOISY
     outcome.bound[pos[still]] = np.inf
     outcome.status[pos[kinks]] = KINK
+    outcome.status[pos[unsure]], outcome.bound[pos[unsure]] = NOISY, np.inf
     if demand:
         outcome.status[pos[~wrong & ~reached]] = NOISY
     if outcome.vouch_bound is not None:
         outcome.vouch_bound[pos] = outcome.bound[pos]
-    missed = int((~wrong & ~reached & ~still & ~kinks).sum())
+    missed = int((~wrong & ~reached & ~still & ~kinks & ~unsure).sum())
     short = f"{missed} could not reach it" + (" (inconclusive)" if demand else " (they keep their first bound)")
     head = f"floor {floor:.2g}: " if demand else ""
     flat = (
@@ -385,6 +398,12 @@ def _refine(ev: Evaluator, claim: Claim, outcome: Outcome, pos: np.ndarray, floo
         if still.any()
         else ""
     )
+    if unsure.any():
+        flat += (
+            f" {int(unsure.sum())} tied in value where the table differs from the claim by less than the rounding "
+            "of the one-sided slopes, which hides any kink there (a tie's slopes differing by less: the table takes "
+            "their mean), or left untried after that many at kinks (inconclusive)."
+        )
     return [
         f"{head}{pos.size} element(s) refined ({int(sharp.evaluations.sum())} evaluations); "
         f"{int(wrong.sum())} wrong" + (f", {short}." if missed else ".") + flat

@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from backcheck.evaluate import Evaluator
-from backcheck.strategies.nearby import agrees_around, nearby_verdicts, slopes_along
+from backcheck.strategies.nearby import agrees_around, crowded_note, nearby_verdicts, slopes_along
 from backcheck.verdict import KINK, MISMATCH, NOISY, VOUCH, Claim, Judgement
 
 #: Relative agreement of two jumps (one-sided slope gaps) for their elements to count as tied.
@@ -183,19 +183,21 @@ def recheck_tied(
     found = nearby_verdicts(ev, idx, tied, j, claim, rng)
     if found is None:
         return [], none
-    fine, poles = found
+    fine, poles, unsure = found
+    j.status[tied[unsure]], j.bound[tied[unsure]] = NOISY, np.inf
+    said = crowded_note(int(unsure.sum()))
     kinks = tied[fine & ~poles]
     if not kinks.size:
-        return [], none
+        return said, none
     # the tie moved as a whole must tell its summed gradient to VOUCH of its size, or the excuse vouches nothing
     told: dict[int, bool] = {}
     vouch = np.array([_tie_told(ev, int(idx[k]), claim, told) for k in kinks], dtype=bool)
     j.status[kinks[~vouch]], j.bound[kinks[~vouch]] = NOISY, np.inf
     kinks = kinks[vouch]
     if not kinks.size:
-        return [], none
+        return said, none
     j.status[kinks] = KINK
-    return [
+    return said + [
         f"{kinks.size} element(s) tie in value with other elements of the input (a median or a sort of equal "
         "values): f does not move with one of them alone, yet is not differentiable at the point; their analytic "
         "values lie among the gradients around it, and the backward pass is right at a nearby point where the tie "
