@@ -14,7 +14,7 @@ import numpy as np
 
 from backcheck.bits import machine_eps
 from backcheck.evaluate import Evaluator
-from backcheck.numeric.grad import MEASURED_NOISE, NOISE_FACTOR, refine_elements, roundoff
+from backcheck.numeric.grad import MEASURED_NOISE, NOISE_FACTOR, refine_elements
 from backcheck.numeric.noise import POINTS, element_noise
 from backcheck.numeric.richardson import Refined
 from backcheck.refinement import KINK_GAP, NEAR_FLOOR
@@ -246,10 +246,11 @@ def _unless_kinks_inside(
     sharp: Refined,
     target: np.ndarray,
     res: np.ndarray,
-) -> None:
+) -> np.ndarray:
     """Refine again, from first steps :data:`BELOW_THE_TABLE` times below the one its estimate came from, each
     element a table calls ``wrong``; where the new table contradicts the first and agrees with the claim, the
-    element is not wrong, and takes the new estimate (in place in ``sharp`` and ``wrong``).
+    element is not wrong, and takes the new estimate (in place in ``sharp`` and ``wrong``). Returns the elements
+    neither table can judge (see below).
 
     A kink a little off the point lies inside the table's steps: a float32 ReLU layer whose pre-activation is
     4e-4 from 0 is differentiable at the point, but every central difference wider than that averages the
@@ -258,10 +259,14 @@ def _unless_kinks_inside(
     rule agrees with neither table, or both tables agree. A table too noisy to tell contradicts nothing; where it
     agrees with the claim, the first table's mismatch is not confirmed (the element keeps its first bound) if
     that table's steps reached past 0 (ELU's and SELU's kinks at inputs of 0.01) or its mismatch is within
-    :data:`MARGINAL` of its bounds (a Huber loss's residual near its delta). Elements go one by one until
-    :data:`CONFIRMED` stay wrong.
+    :data:`MARGINAL` of its bounds (a Huber loss's residual near its delta), or where the differences at steps
+    about the table's show a kink inside them (:func:`_rough`). Where they show it inside a quarter of the step,
+    the table below crossed it too, and its disagreement with the claim confirms nothing: such an element (a
+    float32 ReLU input 1e-3 from 0, where f's rounding drowns every difference below the kink) is returned,
+    to be judged inconclusive. Elements go one by one until :data:`CONFIRMED` stay wrong.
     """
     target = np.broadcast_to(target, idx.shape)
+    blurred = np.zeros(idx.shape, dtype=bool)
     x = ev.tree.values()
     confirmed = 0
     for k in np.flatnonzero(wrong):
@@ -281,12 +286,16 @@ def _unless_kinks_inside(
             if bound(error + first_error, 0.0, 2 * res[k]) >= abs(a[k] - first):
                 # too noisy to tell the claim from the first estimate (finer starts are noisier still): a table
                 # whose steps crossed 0, or that called the element wrong by a hair, is not confirmed by one below
-                # that agrees with the claim (a Huber loss's residual near its delta, where f'' jumps)
+                # that agrees with the claim (a Huber loss's residual near its delta, where f'' jumps); nor by one
+                # whose own steps cross the kink the first one's did (a ReLU input 1e-3 from 0: both tables off)
                 marginal = abs(a[k] - first) <= MARGINAL * bound(first_error, 0.0, res[k])
                 agrees = abs(a[k] - value) <= bound(error, 0.0, res[k])
-                if agrees and (crossed or marginal or _rough(ev, int(idx[k]), float(sharp.step[k]), float(a[k]))):
+                where = (int(idx[k]), float(sharp.step[k]), float(a[k]), first, bound(first_error, 0.0, res[k]))
+                rough, deep = (True, False) if agrees and (crossed or marginal) else _rough(ev, *where)
+                if (agrees and rough) or deep:
                     wrong[k] = False  # unconfirmed: the element keeps its first bound
                     sharp.value[k], sharp.error[k] = np.nan, np.inf
+                    blurred[k] = not agrees  # (both tables crossed the kink: inconclusive)
                 break
             if abs(value - first) > bound(error + first_error, 0.0, 2 * res[k]) and abs(a[k] - value) <= bound(
                 error, 0.0, res[k]
@@ -296,6 +305,7 @@ def _unless_kinks_inside(
                 break
         if wrong[k]:
             confirmed += 1
+    return blurred
 
 
 #: One-sided slopes whose gap shrinks to more than this share of itself as the step halves cross a kink within the
@@ -306,22 +316,80 @@ ROUGH = 0.6
 GAP_NOISE = 2.5
 
 
-def _rough(ev: Evaluator, i: int, step: float, a: float) -> bool:
-    """Whether element ``i``'s one-sided slopes differ, at some step from four times the table's ``step`` down to a
-    quarter of it, by a gap that did not halve with the step, beyond their rounding, and the claim ``a`` lies
-    among those slopes: a kink inside the steps (a float32 network's ReLU input a few 1e-3 from 0, crossed by the
-    table's steps, whose column still converged to a value some percent off), not a claim outside a kink's
-    slopes at the point (ReLU at 0 claimed 2.8 with slopes 0 and 2). Ten evaluations."""
+def _rough(ev: Evaluator, i: int, step: float, a: float, first: float, first_bound: float) -> tuple[bool, bool]:
+    """Whether element ``i``'s differences, at steps from four times the table's ``step`` down to a quarter of
+    it, show a kink inside the table's steps where the claim ``a`` is consistent with f: the one-sided slopes
+    differ by a gap that did not halve with the step, beyond their rounding, and ``a`` lies among those slopes (a
+    float32 network's ReLU input a few 1e-3 from 0, crossed by the table's steps, whose column still converged
+    to a value some percent off), not a claim outside a kink's slopes at the point (ReLU at 0 claimed 2.8 with
+    slopes 0 and 2); or a central difference at a half or a quarter of the step departs from the table's
+    estimate ``first`` (bound ``first_bound``), toward ``a``, beyond its rounding and the truncation the wider
+    differences imply (kinks between a quarter of the step and twice it, which the table's rows crossed and the
+    finer ones do not). And whether the gap was kept down to the quarter of the step, with ``a`` among the
+    slopes: the kink lies inside a quarter of the step, and a table started there crosses it too. Ten
+    evaluations, and 24 to measure the noise along the element."""
     scales = [4 * step, 2 * step, step, step / 2, step / 4]
     phis, disp = ev.element(i, [t for s in scales for t in (s, -s)])
     if not (np.all(np.isfinite(phis)) and np.all(disp != 0.0)):
-        return False
+        return False, False
+    # one value's deviation where these steps take their values (24 evaluations), at least the rounding of the
+    # values themselves (half a unit in their last place): the model of a whole evaluation's worst rounding (8 eps
+    # of the largest |phi| seen anywhere, by SAFETY again) hid a float32 loss's gaps of 3e-4 at steps below 0.06,
+    # where a ReLU input 6e-4 from 0 kept them
+    sigma = max(element_noise(ev, i, step, a), ev.out_eps * max(abs(ev.phi0), float(np.max(np.abs(phis)))) / 2)
     slopes = (phis - ev.phi0) / disp
-    gaps = [abs(slopes[j] - slopes[j + 1]) for j in range(0, 10, 2)]
-    noise = [GAP_NOISE * float(roundoff(ev, s)) for s in scales]
-    among = float(np.min(slopes)) - SAFETY * noise[-1] <= a <= float(np.max(slopes)) + SAFETY * noise[-1]
-    bends = any(gaps[k + 1] > ROUGH * gaps[k] and gaps[k + 1] > SAFETY * noise[k + 1] for k in range(len(scales) - 1))
-    return among and bends
+    central = (phis[0::2] - phis[1::2]) / (disp[0::2] - disp[1::2])
+    kept = _kept_gaps(slopes, scales, sigma, a)
+    rough = any(kept) or _kept_jump(slopes, scales, sigma, a)
+    return rough or _finer_departs(central, scales, sigma, a, first, first_bound), kept[-1]
+
+
+def _kept_gaps(slopes: np.ndarray, scales: list[float], sigma: float, a: float) -> list[bool]:
+    """Whether the one-sided ``slopes`` (forward, backward at each of ``scales``) keep a gap as the step halves
+    beyond its rounding (``sigma`` per value of phi), with ``a`` among them, at each halving."""
+    gaps = [abs(slopes[j] - slopes[j + 1]) for j in range(0, 2 * len(scales), 2)]
+    bounds = [SAFETY * GAP_NOISE * sigma / s for s in scales]
+    among = float(np.min(slopes)) - bounds[-1] <= a <= float(np.max(slopes)) + bounds[-1]
+    # kept more than ROUGH of itself as the step halved, even were the wider gap rounded down by its bound and the
+    # narrower one up by its: the rounding of gaps near their bounds does not make a smooth f's halving look kept
+    return [among and gaps[k + 1] - bounds[k + 1] > ROUGH * (gaps[k] + bounds[k]) for k in range(len(scales) - 1)]
+
+
+def _kept_jump(slopes: np.ndarray, scales: list[float], sigma: float, a: float) -> bool:
+    """Whether the one-sided ``slopes`` differ by a jump that stays as the step halves, with ``a`` among them: a
+    gap ``f'' h + J`` (a kink inside the steps, of jump ``J``) leaves ``2 gap(h / 2) - gap(h) = J`` at every
+    halving, where a smooth f's gap leaves a remainder that shrinks eightfold (of ``h**3``). Curvature hid the
+    kink from :func:`_kept_gaps`: a gap of 4e-4 at 1.3 falling to 6e-6 at 0.08, a ReLU input 5e-4 from 0 under
+    a jump of 3e-5."""
+    gaps = slopes[0::2] - slopes[1::2]
+    bounds = [SAFETY * GAP_NOISE * sigma / s for s in scales]
+    jumps = [2 * gaps[k + 1] - gaps[k] for k in range(len(scales) - 1)]
+    rounding = [2 * bounds[k + 1] + bounds[k] for k in range(len(scales) - 1)]
+    # the claim between the one-sided slopes at the point, each drawn straight from the two finest steps (the
+    # slopes at the widest ones differ by the curvature, not the jump: a rule 5% off lay among them)
+    limits = 2 * slopes[-2:] - slopes[-4:-2]
+    among = float(np.min(limits)) - rounding[-1] <= a <= float(np.max(limits)) + rounding[-1]
+    return among and any(
+        jumps[k] * jumps[k + 1] > 0 and abs(jumps[k + 1]) - rounding[k + 1] > ROUGH * (abs(jumps[k]) + rounding[k])
+        for k in range(len(jumps) - 1)
+    )
+
+
+def _finer_departs(
+    central: np.ndarray, scales: list[float], sigma: float, a: float, first: float, first_bound: float
+) -> bool:
+    """Whether a ``central`` difference at one of the two finest ``scales`` departs from the table's estimate
+    ``first`` toward the claim ``a`` by more than the table's bound and the difference's rounding (``sigma`` per
+    value of phi), taken together, and the truncation a smooth f's wider differences imply (their departure, by
+    the square of the ratio of the steps; the largest of them)."""
+    for j in range(len(scales) - 2, len(scales)):
+        truncation = max(abs(central[k] - first) * (scales[j] / scales[k]) ** 2 for k in range(j))
+        off = central[j] - first
+        # the table's bound and the difference's rounding (two values: sigma / sqrt(2) over the step) independent
+        beyond = abs(off) > truncation + float(np.hypot(first_bound, SAFETY * sigma / (np.sqrt(2) * scales[j])))
+        if beyond and np.sign(off) == np.sign(a - first):
+            return True
+    return False
 
 
 def _refine(ev: Evaluator, claim: Claim, outcome: Outcome, pos: np.ndarray, floor: float, demand: bool) -> list[str]:
@@ -344,11 +412,12 @@ def _refine(ev: Evaluator, claim: Claim, outcome: Outcome, pos: np.ndarray, floo
     res = resolution(a, sharp.value, 1.0, claim.rms[idx]) * claim.grad_eps[idx]
     limit = bound(sharp.error, 0.0, res)
     wrong = np.isfinite(sharp.value) & (np.abs(a - sharp.value) > limit)
+    blurred = np.zeros(idx.size, dtype=bool)
     if not claim.tol.custom:
         _unless_noise(ev, idx, a, wrong, sharp, floor * size / 4, res)
         limit = bound(sharp.error, 0.0, res)
         wrong = np.isfinite(sharp.value) & (np.abs(a - sharp.value) > limit)
-        _unless_kinks_inside(ev, idx, a, wrong, sharp, floor * size / 4, res)
+        blurred = _unless_kinks_inside(ev, idx, a, wrong, sharp, floor * size / 4, res)
         limit = bound(sharp.error, 0.0, res)
         # a table of exactly 0 (f stood still at every step it kept: a float32 loss of size 2 does not move for
         # a change below 2.4e-7) where the screen's own step moved f: its steps fell below f's resolution
@@ -384,11 +453,12 @@ def _refine(ev: Evaluator, claim: Claim, outcome: Outcome, pos: np.ndarray, floo
     outcome.bound[pos[still]] = np.inf
     outcome.status[pos[kinks]] = KINK
     outcome.status[pos[unsure]], outcome.bound[pos[unsure]] = NOISY, np.inf
+    outcome.status[pos[blurred]] = NOISY  # (with their first bound)
     if demand:
         outcome.status[pos[~wrong & ~reached]] = NOISY
     if outcome.vouch_bound is not None:
         outcome.vouch_bound[pos] = outcome.bound[pos]
-    missed = int((~wrong & ~reached & ~still & ~kinks & ~unsure).sum())
+    missed = int((~wrong & ~reached & ~still & ~kinks & ~unsure & ~blurred).sum())
     short = f"{missed} could not reach it" + (" (inconclusive)" if demand else " (they keep their first bound)")
     head = f"floor {floor:.2g}: " if demand else ""
     flat = (
@@ -403,6 +473,12 @@ def _refine(ev: Evaluator, claim: Claim, outcome: Outcome, pos: np.ndarray, floo
             f" {int(unsure.sum())} tied in value where the table differs from the claim by less than the rounding "
             "of the one-sided slopes, which hides any kink there (a tie's slopes differing by less: the table takes "
             "their mean), or left untried after that many at kinks (inconclusive)."
+        )
+    if blurred.any():
+        flat += (
+            f" {int(blurred.sum())} where a kink lies a little off the point, crossed by the table's steps and by one "
+            "started at a quarter of them, and f's rounding drowns every difference below it (a ReLU input "
+            "1e-3 from 0 in float32): neither table tells the rule's value (inconclusive)."
         )
     return [
         f"{head}{pos.size} element(s) refined ({int(sharp.evaluations.sum())} evaluations); "
