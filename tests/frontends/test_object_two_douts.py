@@ -81,3 +81,31 @@ def test_a_loss_beside_other_outputs_is_the_one_a_doutless_backward_differentiat
     assert report.status == "pass", report
     assert any("output 1 is the loss" in n for n in report.notes), report.notes
     assert backcheck.check_object(_ProbsAndLossUnaveraged(), x, y).status == "fail"
+
+
+class _PerSampleLoss:  # forward -> one loss per sample; backward() is the gradient of their sum
+    def forward(self, z, y):
+        self.z, self.y = z, y
+        m = z.max(1, keepdims=True)
+        return m[:, 0] + np.log(np.exp(z - m).sum(1)) - z[np.arange(len(y)), y]
+
+    def backward(self):
+        p = np.exp(self.z - self.z.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        p[np.arange(len(self.y)), self.y] -= 1
+        return p
+
+
+class _PerSampleMean(_PerSampleLoss):  # backward() is the gradient of their mean
+    def backward(self):
+        return super().backward() / len(self.y)
+
+
+def test_one_loss_per_sample_is_checked_with_the_reduction_the_user_names():
+    z, y = RNG.normal(size=(4, 5)), RNG.integers(0, 5, 4)
+    with pytest.raises(ArgumentError, match="not one number") as info:
+        backcheck.check_object(_PerSampleLoss(), z, y)
+    assert "dout=np.ones(n)" in (info.value.hint or "")
+    assert backcheck.check_object(_PerSampleLoss(), z, y, dout=np.ones(4)).status == "pass"
+    assert backcheck.check_object(_PerSampleMean(), z, y, dout=np.full(4, 0.25)).status == "pass"
+    assert backcheck.check_object(_PerSampleMean(), z, y, dout=np.ones(4)).status == "fail"

@@ -84,7 +84,7 @@ class Backward:
         ret = flat_return(raw, spec.n_in, self.slots, spec.input_names)
         positional = any(isinstance(w, int) for w in every)
         # (a loss's backward(self): its stored gradients times dout too)
-        scale = dout_scale(getattr(obj, spec.backward), dout, spec.dout_free)
+        scale = dout_scale(getattr(obj, spec.backward), dout, spec.dout_free, spec.dout_unit)
         grads = []
         for s in self.slots:
             value = self._read(self.where[s.name], ret, obj, before, scale)

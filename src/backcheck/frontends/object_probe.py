@@ -6,6 +6,7 @@ name a parameter whose gradient is nowhere."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -86,7 +87,7 @@ def probe_layer(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any,
     flat = [c for cs in candidates.values() for c in cs]
     zero(obj, flat)
     zeroed = {c: (c.get(obj), _snap(c.get(obj))) for c in flat}
-    attrs, entries = (snapshot(obj), _entries(obj)) if grads is None else ({}, {})
+    attrs, entries = (_snapshots(obj, slots), _entries(obj)) if grads is None else ({}, {})
     if dout is None and out is not None:
         ones = rebuild_like(out, [np.ones_like(np.asarray(x)) for _, x in flatten(out, "out")])
         dout = loss_among(out, obj, spec)
@@ -132,8 +133,7 @@ def probe_layer(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any,
         ):
             where[s] = Stepped(s)  # (a backward given a learning rate, that keeps no gradient: read off its step)
     if grads is None:  # a gradient no name pattern finds (self.d_c_w for self.weights), told by its shape
-        taken = {s.attr for s in slots} | {w.attr for w in where.values() if isinstance(w, Slot)}
-        where.update(written_like(obj, attrs, {s: np.shape(at_backward[s]) for s in slots if s not in where}, taken))
+        where.update(_written_like(obj, attrs, slots, where, at_backward))
         where.update(_written_in_dicts(obj, entries, {s: np.shape(at_backward[s]) for s in slots if s not in where}))
     if spec.step is not None:  # an optimizer's state in a dict or list (Adam's moments), which forward never reads
         odd = {k: v for k, v in odd.items() if k[1] is None or read_by_forward(spec, template, Slot(*k), inputs, out)}
@@ -146,32 +146,69 @@ def probe_layer(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any,
     return Probe(changed, updated, where, looked, out, shapes, unchecked, state, keyed)
 
 
+def _snapshots(obj: Any, slots: list[Slot]) -> dict[tuple, Any]:
+    """:func:`snapshot` of ``obj`` and of every layer it holds that holds a parameter, by the steps that reach it."""
+    return {via: snapshot(Slot("", via=via).owner(obj)) for via in {(), *(s.via for s in slots)}}
+
+
+def _written_like(
+    obj: Any, snaps: dict[tuple, Any], slots: list[Slot], where: dict[Slot, Where], at: dict[Slot, Any]
+) -> dict[Slot, Slot]:
+    """:func:`written_like` on ``obj`` and on each layer it holds, for the parameters no pattern placed (a network's
+    ``fc1.dw`` for ``fc1.weight``)."""
+    found: dict[Slot, Slot] = {}
+    for via, before in snaps.items():
+        group = {s: np.shape(at[s]) for s in slots if s.via == via and s not in where}
+        taken = {s.attr for s in slots if s.via == via} | {
+            w.attr for w in where.values() if isinstance(w, Slot) and w.via == via
+        }
+        owner = Slot("", via=via).owner(obj) if via else obj
+        if group and owner is not MISSING:
+            placed = written_like(owner, before, group, taken)
+            found.update({s: dataclasses.replace(g, via=via) for s, g in placed.items()})
+    return found
+
+
+def _holders(obj: Any) -> dict[str, Any]:
+    """The entries of ``obj``'s dict attributes and of its plain objects' attributes (``self.g =
+    SimpleNamespace()``), by holder: where a backward may keep gradients beside the parameters' own holder."""
+    out = {}
+    for a, v in attributes(obj).items():
+        if isinstance(v, Mapping):
+            out[a] = dict(v)
+        elif (
+            hasattr(v, "__dict__")
+            and not isinstance(v, type)
+            and not callable(v)
+            and not callable(getattr(v, "backward", None))
+        ):
+            out[a] = attributes(v)
+    return out
+
+
 def _entries(obj: Any) -> dict[tuple[str, Any], tuple[np.ndarray, np.ndarray]]:
-    """The float arrays in the dict attributes of ``obj``, by ``(attribute, key)``: the arrays and copies."""
-    return {
-        (a, k): (x, x.copy())
-        for a, v in attributes(obj).items()
-        if isinstance(v, Mapping)
-        for k, x in v.items()
-        if is_float_array(x)
-    }
+    """The float arrays :func:`_holders` finds, by ``(holder, key)``: the arrays and copies."""
+    return {(a, k): (x, x.copy()) for a, v in _holders(obj).items() for k, x in v.items() if is_float_array(x)}
 
 
 def _written_in_dicts(
     obj: Any, before: Mapping[tuple[str, Any], tuple[np.ndarray, np.ndarray]], shapes: Mapping[Slot, tuple[int, ...]]
 ) -> dict[Slot, Slot]:
-    """Gradients of parameters held in a dict attribute (``self.p["W"]``) that backward writes into another dict
-    attribute under the parameter's key or a gradient's name for it (``self.g["dW"]``): the one such entry in the
-    parameter's shape, when there is one."""
+    """Gradients of parameters held in a dict attribute (``self.p["W"]``) or a plain object (``self.p.W``) that
+    backward writes into another such holder under the parameter's key or a gradient's name for it
+    (``self.g["dW"]``, ``self.g.W``): the one such entry in the parameter's shape, when there is one."""
     found = {}
+    holders = _holders(obj)
     for s, shape in shapes.items():
-        if not isinstance(s.key, str) or s.via:
+        own = s.via[0][0] if len(s.via) == 1 and s.via[0][1] is None and s.key is None else s.attr
+        key = s.key if isinstance(s.key, str) and not s.via else s.attr if own != s.attr else None
+        if key is None:
             continue
-        names = (s.key, *grad_names(s.key))
+        names = (key, *grad_names(key))
         fits = [
             (a, k)
-            for a, v in attributes(obj).items()
-            if isinstance(v, Mapping) and a != s.attr
+            for a, v in holders.items()
+            if a != own
             for k, x in v.items()
             if k in names
             and is_float_array(x)
@@ -179,7 +216,8 @@ def _written_in_dicts(
             and _differs(before.get((a, k), (None, None))[1], x)
         ]
         if len(fits) == 1:
-            found[s] = Slot(*fits[0])
+            a, k = fits[0]
+            found[s] = Slot(a, k) if isinstance(attributes(obj)[a], Mapping) else Slot(k, via=((a, None),))
     return found
 
 

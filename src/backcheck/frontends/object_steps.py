@@ -63,7 +63,12 @@ def unfilled(method: Callable[..., Any]) -> str | None:
 
 
 def call_backward(
-    method: Callable[..., Any], dout: Any, stepped: bool, extra: tuple[Any, ...] = (), free: bool = False
+    method: Callable[..., Any],
+    dout: Any,
+    stepped: bool,
+    extra: tuple[Any, ...] = (),
+    free: bool = False,
+    unit: float = 1.0,
 ) -> Any:
     """``method(dout, *extra)`` (``extra``: forward's inputs it takes again), or ``method(dout, STEP)`` for a
     backward that takes a learning rate, or for a loss's backward that takes no dout (``backward(self)``, or
@@ -71,7 +76,7 @@ def call_backward(
     gradients times the scalar dout (its stored ones: :func:`dout_scale`)."""
     if free or takes_no_dout(method):
         ret = method(*extra)
-        scale = dout_scale(method, dout, free)
+        scale = dout_scale(method, dout, free, unit)
         return rebuild_like(ret, [scale * np.asarray(g) for _, g in flatten(ret, "ret")]) if ret is not None else ret
     return method(dout, STEP) if stepped else method(dout, *extra)
 
@@ -85,19 +90,25 @@ def takes_no_dout(method: Callable[..., Any]) -> bool:
     return not any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params)
 
 
-def dout_scale(method: Callable[..., Any], dout: Any, free: bool = False) -> float:
+def dout_scale(method: Callable[..., Any], dout: Any, free: bool = False, unit: float = 1.0) -> float:
     """The scalar a no-dout backward's gradients are multiplied by (the loss's dout); 1 for any other backward.
-    ``free``: it takes forward's inputs and no dout (``backward(self, label_tensor)``)."""
+    For one loss per sample, a dout the same for each over ``unit``, the one the user gave: the weight of the sum
+    (ones) or mean (1 / n) that ``backward()`` differentiates, as the user says. ``free``: it takes forward's
+    inputs and no dout (``backward(self, label_tensor)``)."""
     if not (free or takes_no_dout(method)):
         return 1.0
     parts = [np.asarray(x) for _, x in flatten(dout, "dout")]
     if len(parts) > 1:  # (a loss beside other outputs, whose douts are 0: see object_probe.loss_dout)
         parts = [x for x in parts if x.size == 1] if all(x.size == 1 or not x.any() for x in parts) else parts
+    if len(parts) == 1 and parts[0].size > 1 and np.all(parts[0] == parts[0].reshape(-1)[0]):
+        return float(parts[0].reshape(-1)[0]) / unit  # (one loss per sample: unit is the dout the user gave)
     if len(parts) != 1 or parts[0].size != 1:
         raise ArgumentError(
             f"{getattr(method, '__qualname__', 'backward')} takes no dout, so it is read as a loss's backward; but "
             "forward's output is not one number.",
-            "give backward a dout parameter (backward(self, dout)), or check a layer whose output is the scalar loss.",
+            "give backward a dout parameter (backward(self, dout)), or check a layer whose output is the scalar loss; "
+            "for one loss per sample, pass dout=np.ones(n) if backward() differentiates their sum (np.full(n, 1 / n) "
+            "for their mean).",
         )
     return float(parts[0].reshape(()))
 

@@ -185,6 +185,9 @@ def _check(
     _copyable(inputs, spec)
     pristine = _copy(layer, spec.cls)
     spec = _douts(pristine, inputs, spec)
+    parts = [np.asarray(x) for _, x in flatten(dout, "dout")] if dout is not None else []
+    if len(parts) == 1 and parts[0].size > 1 and parts[0].ravel()[0] != 0 and np.all(parts[0] == parts[0].ravel()[0]):
+        spec = dataclasses.replace(spec, dout_unit=float(parts[0].ravel()[0]))  # (see object_steps.dout_scale)
     kept_output, kept_dinput, labels = find_kept(pristine, inputs, spec)
     spec = dataclasses.replace(spec, kept_output=kept_output, kept_dinput=kept_dinput)
     if labels:  # float labels backward takes again: constants of the check, as constant=[...] makes them
@@ -337,6 +340,7 @@ class _Spec:
     dout_free: bool = False  # backward takes them instead of a dout (a loss's backward(self, label_tensor))
     unfilled: str | None = None  # a parameter backward requires after dout that is no learning rate (_douts)
     split_douts: bool = False  # backward takes one dout per output of forward: backward(dh, dc)
+    dout_unit: float = 1.0  # a doutless backward of one loss per sample: the same dout for each the user gave
 
     def call_forward(self, obj: Any, args: Sequence[Any]) -> Any:
         """``obj.forward(*args)``: its output, read where the layer keeps it when it returns None or itself."""
@@ -351,7 +355,7 @@ class _Spec:
         extra = tuple(copy.deepcopy(args[k]) for k in self.backward_inputs)
         if self.split_douts:  # (one dout per output, as forward returned them)
             return getattr(obj, self.backward)(*dout)
-        ret = call_backward(getattr(obj, self.backward), dout, stepped, extra, self.dout_free)
+        ret = call_backward(getattr(obj, self.backward), dout, stepped, extra, self.dout_free, self.dout_unit)
         if (ret is None or ret is obj) and self.kept_dinput is not None:
             return getattr(obj, self.kept_dinput)
         return ret

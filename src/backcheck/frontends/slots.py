@@ -277,8 +277,19 @@ def _holds_layer(v: Any, depth: int) -> bool:
 
 
 def _layer_like(v: Any) -> bool:
-    """An object that may hold parameters: a forward and a backward method, and attributes of its own."""
-    return hasattr(v, "__dict__") and callable(getattr(v, "forward", None)) and callable(getattr(v, "backward", None))
+    """An object that may hold parameters: a backward method beside a forward one or a ``__call__`` (a layer called
+    as ``fc1(x)``), and attributes of its own; or a plain object holding float arrays (``self.p =
+    SimpleNamespace(W1=...)``), searched as a layer is. Not a class (an autograd Function kept on the layer)."""
+    if not hasattr(v, "__dict__") or isinstance(v, type) or _boxing_attrs(v):
+        return False
+    if callable(getattr(v, "backward", None)):
+        return callable(getattr(v, "forward", None)) or callable(v)
+    return not callable(v) and any(is_float_array(x) for x in attributes(v).values())
+
+
+def _boxing_attrs(v: Any) -> bool:
+    """A parameter's box (see :func:`_boxing`): its arrays are one parameter, not a layer's."""
+    return not isinstance(v, (Mapping, list, tuple, np.ndarray)) and GRAD_KEY in attributes(v)
 
 
 def _float_list(value: Any) -> bool:
@@ -356,7 +367,7 @@ def _boxing(value: Any) -> bool:
     return (
         hasattr(value, "__dict__")
         and not isinstance(value, (Mapping, list, tuple, np.ndarray, type))
-        and not _layer_like(value)
+        and not callable(getattr(value, "backward", None))
         and GRAD_KEY in vars(value)
     )
 
@@ -507,15 +518,20 @@ def written_like(
     }
     found = {}
     for s, shape in shapes.items():
-        named = [a for a in written if gradient_named(a, s.name)]
+        named = [a for a in written if gradient_named(a, _bare(s))]
         fits = [a for a in named if written[a].shape == shape]
-        alone = len(fits) == 1 and not any(gradient_named(fits[0], o.name) for o in shapes if o != s)
+        alone = len(fits) == 1 and not any(gradient_named(fits[0], _bare(o)) for o in shapes if o != s)
         # the only parameter of its shape, or the only one the name fits (gamma's dgamma beside beta's dbeta)
         if len(fits) == 1 and (sum(sh == shape for sh in shapes.values()) == 1 or alone):
             found[s] = Slot(fits[0])
-        elif not fits and len(named) == 1 and not any(gradient_named(named[0], o.name) for o in shapes if o != s):
+        elif not fits and len(named) == 1 and not any(gradient_named(named[0], _bare(o)) for o in shapes if o != s):
             found[s] = Slot(named[0])  # (in another shape: the check names both shapes, not a gradient missing)
     return found
+
+
+def _bare(s: Slot) -> str:
+    """A parameter's own name, without the path to the layer holding it (``weight`` of ``fc1.weight``)."""
+    return s.attr if s.key is None else str(s.key)
 
 
 def zero(obj: Any, slots: Sequence[Slot]) -> None:

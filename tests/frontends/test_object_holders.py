@@ -1,0 +1,92 @@
+"""check_object finds the parameters of a network whose layers are called (``fc1(x)``: ``__call__`` and
+``backward``, no ``forward``) and of plain objects holding arrays (``self.p = SimpleNamespace(W1=...)``), with
+their gradients under short names on the layer (``fc1.dw`` for ``fc1.weight``) or in a sibling holder
+(``self.g.W1``). Such a network passed on its input alone before, a wrong gradient unseen."""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+import pytest
+
+import backcheck
+
+RNG = np.random.default_rng(21)
+X = RNG.normal(size=(5, 4))
+
+
+class Linear:
+    def __init__(self, n_in: int, n_out: int, seed: int, scale: float = 1.0) -> None:
+        rng = np.random.default_rng(seed)
+        self.weight, self.bias, self.scale = rng.normal(size=(n_in, n_out)), rng.normal(size=n_out), scale
+
+    def __call__(self, x):
+        self.x = x
+        return x @ self.weight + self.bias
+
+    def backward(self, dout):
+        self.dw = self.scale * self.x.T @ dout
+        self.db = dout.sum(axis=0)
+        return dout @ self.weight.T
+
+
+class Tanh:
+    def __call__(self, x):
+        self.out = np.tanh(x)
+        return self.out
+
+    def backward(self, d):
+        return d * (1 - self.out**2)
+
+
+class CalledNet:
+    def __init__(self, scale: float = 1.0) -> None:
+        self.fc1, self.act, self.fc2 = Linear(4, 3, 1, scale), Tanh(), Linear(3, 2, 2)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x)))
+
+    def backward(self, d):
+        return self.fc1.backward(self.act.backward(self.fc2.backward(d)))
+
+
+class NamespaceNet:
+    def __init__(self, scale: float = 1.0) -> None:
+        rng = np.random.default_rng(3)
+        self.p = types.SimpleNamespace(W1=rng.normal(size=(4, 3)), W2=rng.normal(size=(3, 2)))
+        self.g = types.SimpleNamespace()
+        self.scale = scale
+
+    def forward(self, x):
+        self.x, self.h = x, np.tanh(x @ self.p.W1)
+        return self.h @ self.p.W2
+
+    def backward(self, d):
+        self.g.W2 = self.h.T @ d
+        dz = (d @ self.p.W2.T) * (1 - self.h**2)
+        self.g.W1 = self.scale * self.x.T @ dz
+        return dz @ self.p.W1.T
+
+
+@pytest.mark.parametrize(
+    "net, names",
+    [
+        (CalledNet(), {"x", "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}),
+        (NamespaceNet(), {"x", "p.W1", "p.W2"}),
+    ],
+    ids=["called-layers", "namespace"],
+)
+def test_parameters_of_called_layers_and_plain_holders_are_checked(net, names):
+    report = backcheck.check_object(net, X)
+    assert report.status == "pass", report
+    assert {leaf.name for leaf in report.leaves} == names, report
+
+
+@pytest.mark.parametrize(
+    "net, wrong", [(CalledNet(scale=2.0), "fc1.weight"), (NamespaceNet(scale=3.0), "p.W1")], ids=["dw", "g.W1"]
+)
+def test_a_wrong_gradient_there_fails(net, wrong):
+    report = backcheck.check_object(net, X)
+    assert report.status == "fail", report
+    assert [leaf.name for leaf in report.leaves if leaf.status == "fail"] == [wrong], report
