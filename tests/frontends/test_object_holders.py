@@ -90,3 +90,22 @@ def test_a_wrong_gradient_there_fails(net, wrong):
     report = backcheck.check_object(net, X)
     assert report.status == "fail", report
     assert [leaf.name for leaf in report.leaves if leaf.status == "fail"] == [wrong], report
+
+
+def test_a_layer_called_as_a_function_is_checked_through_its_call_and_a_missing_method_is_told_by_name():
+    from backcheck.errors import BadInputError
+
+    layer = Linear(4, 3, 5)
+    report = backcheck.check_object(layer, X)
+    assert report.status == "pass" and {leaf.name for leaf in report.leaves} == {"x", "weight", "bias"}, report
+    assert backcheck.check_object(Linear(4, 3, 5, scale=1.5), X).status == "fail"
+
+    class Backwards:
+        def forward(self, x):
+            return 2 * x
+
+        def backwards(self, d):
+            return 2 * d
+
+    with pytest.raises(BadInputError, match=r"no method 'backward' \(did you mean 'backwards'\?\)"):
+        backcheck.check_object(Backwards(), X)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -396,10 +397,16 @@ def _validate(
         raise BadInputError(
             f"check_object got no inputs for {cls}.{forward}.", "pass them after the layer: check_object(layer, x)."
         )
+    if forward == "forward" and not callable(getattr(layer, forward, None)) and callable(layer):
+        forward = "__call__"  # (a layer called as layer(x), PyTorch's way)
     for method in (forward, backward, *([reset] if isinstance(reset, str) else [])):
         if not callable(getattr(layer, method, None)):
+            own = [m for m in dir(type(layer)) if not m.startswith("_") and callable(getattr(layer, m, None))]
+            near = difflib.get_close_matches(method, own, 1, 0.6)
             raise BadInputError(
-                f"{cls} has no method {method!r}.",
+                f"{cls} has no method {method!r}"
+                + (f" (did you mean {near[0]!r}?)." if near else ".")
+                + (f" Its methods: {', '.join(own[:12])}." if own else ""),
                 "name the methods: check_object(layer, x, forward='fprop', backward='bprop', reset='clear').",
             )
     if reset is not None and not isinstance(reset, str) and not callable(reset):
