@@ -61,6 +61,7 @@ class Probe:
     unchecked: list[str] = field(default_factory=list)  # parameters of a kind not perturbed, with a gradient
     state: set[Slot] = field(default_factory=set)  # arrays a stepping backward updates and forward never reads
     keyed: bool = False  # backward returns the parameters' gradients in a dict keyed by their names
+    returned_none: bool = False  # backward returns nothing (and keeps no input gradient found)
 
 
 def _snap(value: Any) -> Any:
@@ -143,7 +144,7 @@ def probe_layer(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any,
     looked = {s: looked_labels(obj, candidates[s], np.shape(at_backward[s])) + tail for s in slots}
     shapes = {s: np.shape(at_backward[s]) for s in slots}
     keyed = ret is not raw and (isinstance(raw, Mapping) or isinstance(raw[-1], Mapping))
-    return Probe(changed, updated, where, looked, out, shapes, unchecked, state, keyed)
+    return Probe(changed, updated, where, looked, out, shapes, unchecked, state, keyed, raw is None)
 
 
 def _snapshots(obj: Any, slots: list[Slot]) -> dict[tuple, Any]:

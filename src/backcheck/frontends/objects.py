@@ -202,6 +202,13 @@ def _check(
     named = named_grads(slots, grads, spec)
     searched = slots
     slots, notes = keep_params(slots, probe, params is None or isinstance(params, str), notes, spec, named)
+    if probe.returned_none and slots and spec.diff_in:  # (a network's backward that computes no input gradient)
+        unclaimed = [spec.input_names[k] for k in spec.diff_in]
+        held = names_option("constant", options.get("constant"), spec.input_names) or []
+        options = {**options, "constant": [*held, *unclaimed]}
+        spec = dataclasses.replace(spec, diff_in=())
+        notes = [*notes, f"{spec.cls}.{spec.backward} returns no gradient of {', '.join(unclaimed)} and keeps none "
+                 "where check_object looks: only the parameters' gradients were checked."]  # fmt: skip
     forgotten = _forgotten(searched, slots, probe, template, inputs, spec)
     notes += _unnamed(template, slots, inputs, dout, spec) if params is not None else []
     if params is None:  # a layer's link to another (self.next, self.net) reaches arrays its forward never reads
