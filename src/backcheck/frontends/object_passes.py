@@ -16,8 +16,9 @@ from backcheck.bits import overlaps_itself, span
 from backcheck.containers import flatten, rebuild_like
 from backcheck.errors import GradientStructureError, ParamsError
 from backcheck.frontends.hints import constant_hint
+from backcheck.frontends.object_returns import flat_return
 from backcheck.frontends.object_steps import Stepped, before_step, dout_scale, read_step
-from backcheck.frontends.slots import MISSING, Slot, Where, flat_return, is_float_array, zero
+from backcheck.frontends.slots import MISSING, Slot, Where, is_float_array, zero
 
 
 # -- the functions check_layer calls (classes, so that an executor can pickle them with the layer) ---------------

@@ -20,6 +20,7 @@ from backcheck.errors import BadInputError, UserFunctionError
 from backcheck.frontends.hints import object_output_error, outputs_sentence, pair_hint
 from backcheck.frontends.layers import cotangents
 from backcheck.frontends.object_passes import Shared, returned_heads
+from backcheck.frontends.object_returns import flat_return
 from backcheck.frontends.object_steps import Stepped, read_by_forward, takes_no_dout
 from backcheck.frontends.slots import (
     MISSING,
@@ -28,7 +29,6 @@ from backcheck.frontends.slots import (
     attributes,
     buffer_named,
     dict_slots,
-    flat_return,
     grad_names,
     grad_slots,
     is_float_array,
