@@ -80,8 +80,7 @@ SPREAD_THIN = (
     "example a small constant factor)."
 )
 SPREAD_FOUND = (
-    "; elements checked one by one were judged again more finely (on a Richardson table), and those listed are "
-    "wrong."
+    "; elements checked one by one were judged again more finely (on a Richardson table), and those listed are wrong."
 )
 
 
