@@ -131,3 +131,25 @@ def test_a_backward_that_returns_nothing_is_checked_on_its_parameters():
     assert any("returns no gradient of x" in n for n in report.notes), report.notes
     wrong = backcheck.check_object(_NetNoInputGradient(k=1.1), X)
     assert [leaf.name for leaf in wrong.leaves if leaf.status == "fail"] == ["W1"], wrong
+
+
+def test_torch_tensor_inputs_are_refused_before_any_call_of_the_layer():
+    import torch
+
+    from backcheck.errors import BadInputError
+
+    class TorchLinear:  # torch tensors as plain arrays, no autograd (the NNDL book's style)
+        def __init__(self) -> None:
+            self.params = {"W": torch.ones(4, 3, dtype=torch.float64)}
+            self.grads: dict = {}
+
+        def forward(self, x):
+            self.x = x
+            return x @ self.params["W"]
+
+        def backward(self, g):
+            self.grads["W"] = self.x.T @ g
+            return g @ self.params["W"].T
+
+    with pytest.raises(BadInputError, match="are torch tensors, not numpy arrays"):
+        backcheck.check_object(TorchLinear(), torch.ones(5, 4, dtype=torch.float64))

@@ -28,6 +28,7 @@ from backcheck.frontends.common import did_you_mean, float_input, float_list, py
 from backcheck.frontends.hints import (
     stale_hint,
     stale_note,
+    torch_inputs,
     updated_step,
 )
 from backcheck.frontends.layers import check_layer, names_option
@@ -419,6 +420,9 @@ def _validate(
     if reset is not None and not isinstance(reset, str) and not callable(reset):
         raise BadInputError(f"reset is {kind_of(reset)}.", "pass a method name or a function of the layer.")
     names = arg_names(getattr(layer, forward), len(inputs))
+    tensors = torch_inputs(f"{cls}.{forward}", names, inputs)
+    if tensors is not None:  # (before any call: a backward given numpy douts would raise as the user's error)
+        raise tensors
     constant = names_option("constant", options.get("constant"), names) or []
     arrays = tuple(
         i
