@@ -105,14 +105,12 @@ def estimate_noise(ev: Evaluator, steps: np.ndarray, seed: int = 0, gradient: np
     scale, last = ev.scale, ev.last_scale
     here = max(scale, abs(ev.phi0))
     try:
-        for away in FARTHER:  # (on while the estimate is loud: 64 steps out still crossed kinks by the hundred)
+        for away in FARTHER:
             ev.scale = 0.0
             farther = [p for p in (_probe(ev, idx, h, rng, slopes, farther=away) for _ in range(2)) if p is not None]
             quieter = _combine(farther) if len(farther) == 2 else noise
             if 0 < quieter < noise / OUTLIER:
-                noise = quieter * min(1.0, here / ev.scale) if ev.scale > 0 else quieter
-            if not _loud_for_float64(ev, noise, here):
-                break
+                return quieter * min(1.0, here / ev.scale) if ev.scale > 0 else quieter
         return noise
     finally:
         ev.scale, ev.last_scale = scale, last
@@ -124,10 +122,9 @@ LOUD_FLOAT64 = 1e3
 FARTHER = (64.0, 4096.0)
 
 
-def _loud_for_float64(ev: Evaluator, noise: float, size: float | None = None) -> bool:
-    """Whether a float64 ``phi``'s measured ``noise`` is :data:`LOUD_FLOAT64` times its rounding (of ``size``, by
-    default the largest value seen) or more."""
-    size = max(ev.scale, abs(ev.phi0)) if size is None else size
+def _loud_for_float64(ev: Evaluator, noise: float) -> bool:
+    """Whether a float64 ``phi``'s measured ``noise`` is :data:`LOUD_FLOAT64` times its rounding or more."""
+    size = max(ev.scale, abs(ev.phi0))
     return ev.out_eps < 1e-10 and noise > LOUD_FLOAT64 * ev.out_eps * size
 
 
