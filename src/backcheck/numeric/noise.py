@@ -99,27 +99,16 @@ def estimate_noise(ev: Evaluator, steps: np.ndarray, seed: int = 0, gradient: np
     # lie within one segment in a hundred each, and a segment that crosses them bends like noise far above
     # float64's rounding, which would call phi computed in float32 inside. Rounding (and an oscillation finer
     # than the spacing) is the same on segments FARTHER times farther out; kinks at the point, cones through it,
-    # cross them that many times less often (by the hundred thousand, they still cross the first such segments)
-    # (the sizes of the values out there bound no rounding at the point: the evaluator's scale stays as it was, and
-    # rounding measured among larger values is scaled down to the point's)
-    scale, last = ev.scale, ev.last_scale
-    here = max(scale, abs(ev.phi0))
-    try:
-        for away in FARTHER:
-            ev.scale = 0.0
-            farther = [p for p in (_probe(ev, idx, h, rng, slopes, farther=away) for _ in range(2)) if p is not None]
-            quieter = _combine(farther) if len(farther) == 2 else noise
-            if 0 < quieter < noise / OUTLIER:
-                return quieter * min(1.0, here / ev.scale) if ev.scale > 0 else quieter
-        return noise
-    finally:
-        ev.scale, ev.last_scale = scale, last
+    # cross them that many times less often
+    farther = [p for p in (_probe(ev, idx, h, rng, slopes, farther=FARTHER) for _ in range(2)) if p is not None]
+    quieter = _combine(farther) if len(farther) == 2 else noise
+    return quieter if 0 < quieter < noise / OUTLIER else noise
 
 
 #: A float64 phi whose probes measure noise this many times its rounding may have crossed kinks at the point ...
 LOUD_FLOAT64 = 1e3
-#: ... and is probed again on segments this many times farther from it, then (still loud) this many.
-FARTHER = (64.0, 4096.0)
+#: ... and is probed again on segments this many times farther from it.
+FARTHER = 64.0
 
 
 def _loud_for_float64(ev: Evaluator, noise: float) -> bool:
