@@ -92,29 +92,7 @@ def estimate_noise(ev: Evaluator, steps: np.ndarray, seed: int = 0, gradient: np
     slopes = None if gradient is None else gradient[idx]
     probes = [p for p in (_probe(ev, idx, h, rng, slopes) for _ in range(2)) if p is not None]
     ev.noise_quantum = max((q for _s, q, _k in probes), default=0.0)  # (a quantized phi: piecewise constant)
-    noise = _combine(probes)
-    if not _loud_for_float64(ev, noise):
-        return noise
-    # kinks at the point (ReLU inputs exactly 0 by the thousand: a bias-free convolution over an image of zeros)
-    # lie within one segment in a hundred each, and a segment that crosses them bends like noise far above
-    # float64's rounding, which would call phi computed in float32 inside. Rounding (and an oscillation finer
-    # than the spacing) is the same on segments FARTHER times farther out; kinks at the point, cones through it,
-    # cross them that many times less often
-    farther = [p for p in (_probe(ev, idx, h, rng, slopes, farther=FARTHER) for _ in range(2)) if p is not None]
-    quieter = _combine(farther) if len(farther) == 2 else noise
-    return quieter if 0 < quieter < noise / OUTLIER else noise
-
-
-#: A float64 phi whose probes measure noise this many times its rounding may have crossed kinks at the point ...
-LOUD_FLOAT64 = 1e3
-#: ... and is probed again on segments this many times farther from it.
-FARTHER = 64.0
-
-
-def _loud_for_float64(ev: Evaluator, noise: float) -> bool:
-    """Whether a float64 ``phi``'s measured ``noise`` is :data:`LOUD_FLOAT64` times its rounding or more."""
-    size = max(ev.scale, abs(ev.phi0))
-    return ev.out_eps < 1e-10 and noise > LOUD_FLOAT64 * ev.out_eps * size
+    return _combine(probes)
 
 
 def element_noise(ev: Evaluator, i: int, step: float, slope: float | None = None, seed: int = 0) -> float:
@@ -156,18 +134,15 @@ def _probe(
     rng: np.random.Generator,
     slopes: np.ndarray | None,
     side: np.ndarray | None = None,
-    farther: float = 1.0,
 ) -> tuple[float, float, int] | None:
     """One segment's ``(sigma, quantum, dof)``: the residual's deviation, the quantum phi showed (0 if none)
     and the residual's degrees of freedom. None where phi is not finite on the segment (at the edge of the
     domain: the elementwise differences name the culprit). ``side`` (+1 or -1 per element) offsets each element
-    to that side of the point; None, to a random side each. ``farther``: the segment's offset that many times
-    farther out."""
+    to that side of the point; None, to a random side each."""
     n = idx.size
     x = ev.tree.values()[idx]
     signs = np.where(rng.random(n) < 0.5, -1.0, 1.0)
     base = h * rng.uniform(0.5, 1.0, size=n) * (np.where(rng.random(n) < 0.5, -1.0, 1.0) if side is None else side)
-    base = farther * base
     factor = rng.uniform(0.5, 1.0, size=n)
     # elements that share their value with another move on a ray from the point (each in proportion to its own
     # offset): two tied values then never cross on the segment, where each moving in its own direction crossed
