@@ -66,7 +66,12 @@ def chain_rule_range(
     # (a change within a few units of the gradient's rounding is none either)
     quiet = np.maximum(QUIET_SHARE * slack, ROUNDING_UNITS * claim.grad_eps[sub] * np.abs(center))
     rise, fall = _jumps(at, d0, d1, ends, quiet)
-    return center, (rise + fall) / 2, symmetric & np.isfinite(rise + fall)
+    # a kink of ReLUs of linear maps is crossed once by any half circle; a curved one (a hinge of a quadratic) may
+    # be crossed back and forth, its jump counted thrice: the smaller total of two half circles stands
+    d2 = next(shifts)
+    other = _jumps(at, d1, d2, (at(d1), at(-d1)), quiet)
+    total = np.minimum(rise + fall, other[0] + other[1])
+    return center, total / 2, symmetric & np.isfinite(total)
 
 
 def _moves(ev: Evaluator, claim: Claim, rng: np.random.Generator):  # noqa: ANN202 - an endless generator
@@ -104,8 +109,11 @@ def _jumps(at, d0: np.ndarray, d1: np.ndarray, ends: tuple[np.ndarray, np.ndarra
         step = rb - ra
         changed = np.abs(step) > quiet
         if not changed.any() or calm >= QUIET or spent >= CHAIN_SAMPLES:
-            rise += np.maximum(step, 0.0)
-            fall -= np.minimum(step, 0.0)
+            # a jump is a change that stays as its arc shrinks; a change that shrank below ``quiet`` with it is f's
+            # curvature (a hinge of a quadratic: the gradient moves along the arc on its open side), no kink's
+            jump = np.where(changed, step, 0.0)
+            rise += np.maximum(jump, 0.0)
+            fall -= np.minimum(jump, 0.0)
             continue
         mid = (a + b) / 2
         rm = point(mid)
