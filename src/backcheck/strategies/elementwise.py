@@ -394,10 +394,10 @@ def _cancelling_kinks(
     # agree within float32's rounding, had 143 such elements, and was failed untried beyond 64)
     first = wrong if wrong.size <= LONE_MISMATCHES else np.sort(rng.choice(wrong, LONE_MISMATCHES, replace=False))
     j.hull[wrong, 0] = j.hull[wrong, 1] = j.numeric[wrong]
-    found = nearby_verdicts(ev, idx, first, j, claim, rng, chain=True)
+    found = nearby_verdicts(ev, idx, first, j, claim, rng)
     if found is not None and first.size < wrong.size and (found[0] & ~found[1] | found[2]).all():
         rest = np.setdiff1d(wrong, first)
-        more = nearby_verdicts(ev, idx, rest, j, claim, rng, chain=True)
+        more = nearby_verdicts(ev, idx, rest, j, claim, rng)
         order = np.argsort(np.r_[first, rest])
         found = None if more is None else tuple(np.r_[a, b][order] for a, b in zip(found, more, strict=True))
         first = wrong
@@ -413,9 +413,8 @@ def _cancelling_kinks(
     j.status[kinks] = KINK
     return said + [
         f"{kinks.size} element(s) differ from the derivative along their own axis, where kinks of both signs meet "
-        "and cancel along it; their analytic values lie among the gradients around the point (or among the values a "
-        "chain rule takes there), and the backward pass is right at a nearby differentiable point: taken as kinks "
-        "(valid subgradients, as a ReLU's 0 is)."
+        "and cancel along it; their analytic values lie among the gradients around the point, and the backward "
+        "pass is right at a nearby differentiable point: taken as kinks (valid subgradients, as a ReLU's 0 is)."
     ], idx[kinks]
 
 

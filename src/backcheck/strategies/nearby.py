@@ -18,7 +18,6 @@ from backcheck.errors import NonFiniteError
 from backcheck.evaluate import Evaluator
 from backcheck.judgement import judge
 from backcheck.numeric.grad import noise_level, roundoff
-from backcheck.strategies.chainrule import chain_rule_range
 from backcheck.strategies.own_rounding import ULPS_AWAY
 from backcheck.verdict import (
     KINK,
@@ -86,7 +85,7 @@ def recheck_nearby(
             "the one-sided slopes; with a precomputed gradient they cannot be re-checked at a nearby point "
             "(pass grad as a function to allow it)."
         ], none
-    found = nearby_verdicts(ev, idx, ambiguous, j, claim, rng, chain=True)
+    found = nearby_verdicts(ev, idx, ambiguous, j, claim, rng)
     if found is None:
         j.status[ambiguous], j.bound[ambiguous] = NOISY, np.inf
         return [
@@ -108,9 +107,8 @@ def recheck_nearby(
     if (fine & ~poles).any():
         notes.append(
             f"{int((fine & ~poles).sum())} element(s) sit where several kinks meet: their analytic values lie outside "
-            "the one-sided slopes along their own axis, but among the gradients around the point (or among the "
-            "values a chain rule takes there, each ReLU's slope between its sides), and the backward pass is "
-            "right at a nearby differentiable point; taken as kinks."
+            "the one-sided slopes along their own axis, but among the gradients around the point, and "
+            "the backward pass is right at a nearby differentiable point; taken as kinks."
         )
     if (~fine & ~unsure).any():
         notes.append(
@@ -133,21 +131,13 @@ def crowded_note(n: int) -> list[str]:
 
 
 def nearby_verdicts(
-    ev: Evaluator,
-    idx: np.ndarray,
-    which: np.ndarray,
-    j: Judgement,
-    claim: Claim,
-    rng: np.random.Generator,
-    chain: bool = False,
+    ev: Evaluator, idx: np.ndarray, which: np.ndarray, j: Judgement, claim: Claim, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """For the elements ``which`` (positions in ``idx``; ``claim.regrad`` given): whether each is right at a
     nearby point and its analytic value lies among the gradients around the point (or within ``j.hull``, its
     one-sided slopes), whether a one-sided slope grows without bound there (a vertical tangent: sqrt at 0), and
     whether, its analytic value among those gradients, it could not be judged at the nearby point (other values
-    within its step there: :func:`_crowded`); None where f is not finite at the nearby points (nor closer). With
-    ``chain`` (kinks meeting along the element's axis), a value outside those gradients may be a chain-rule value
-    of ReLU kinks of both signs still (:func:`~backcheck.strategies.chainrule.chain_rule_range`)."""
+    within its step there: :func:`_crowded`); None where f is not finite at the nearby points (nor closer)."""
     steps, regrad = claim.steps, claim.regrad
     assert regrad is not None
     sub = idx[which]
@@ -176,33 +166,8 @@ def nearby_verdicts(
         lo = np.where(free, np.minimum(lo, around - j.bound[which]), lo)
         hi = np.where(free, np.maximum(hi, around + j.bound[which]), hi)
     among = (lo <= a0) & (a0 <= hi)
-    if chain and not np.all(among | ~right_nearby):
-        out = ~among & right_nearby
-        among |= _chain_rule_value(ev, claim, sub, which, j, out, rng)
     fine = right_nearby & among
     return fine, fine & _steepening(ev, sub, steps[sub]), crowded & among
-
-
-def _chain_rule_value(
-    ev: Evaluator,
-    claim: Claim,
-    sub: np.ndarray,
-    which: np.ndarray,
-    j: Judgement,
-    out: np.ndarray,
-    rng: np.random.Generator,
-) -> np.ndarray:
-    """Per element of ``sub`` (flat positions; ``which``: theirs in ``j``), whether its analytic value is a
-    chain-rule value of ReLU kinks meeting at the point (only the elements ``out`` are asked): within the range
-    :func:`~backcheck.strategies.chainrule.chain_rule_range` finds, whose local model holds there and whose center
-    is the central difference along the element's axis (``j.numeric``), each within the element's bound."""
-    found = np.zeros(sub.size, dtype=bool)
-    ask = np.flatnonzero(out)
-    w, slack = which[ask], j.bound[which[ask]]
-    center, half, model = chain_rule_range(ev, claim, sub[ask], slack, rng)
-    near = np.abs(center - j.numeric[w]) <= slack
-    found[ask] = model & near & (np.abs(claim.g[sub[ask]] - center) <= half + slack)
-    return found
 
 
 def right_at_a_nearby_point(
