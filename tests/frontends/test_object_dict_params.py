@@ -81,3 +81,40 @@ def test_such_a_parameter_with_no_gradient_anywhere_is_no_pass():
     with pytest.raises(BadInputError, match=r"found no gradient of self\.p\['W'\]") as info:
         backcheck.check_object(_Forgets(), X)
     assert "grads=" in (info.value.hint or "")
+
+
+class _WithMomentum(Dense):  # an optimizer's state in a dict keyed as the parameters, filled in __init__
+    def __init__(self, lr: float = 0.0) -> None:
+        super().__init__()
+        self.momentum = {k: np.zeros_like(v) for k, v in self.p.items()}
+
+    def backward(self, dA):
+        dx = super().backward(dA)
+        for k in self.p:
+            self.momentum[k] = 0.9 * self.momentum[k] + self.g["d" + k]
+        return dx
+
+
+class _GradsFilledEarly(Dense):  # the gradients' holder filled with zeros before any backward
+    def __init__(self) -> None:
+        super().__init__()
+        self.g = {"dW": np.zeros((4, 3)), "db": np.zeros(3)}
+
+
+@pytest.mark.parametrize("layer", [_WithMomentum(), _GradsFilledEarly()], ids=["momentum", "grads-filled"])
+def test_dicts_forward_never_reads_are_no_parameters(layer):
+    report = backcheck.check_object(layer, X)
+    assert report.status == "pass", report
+    # (named by their path, p[W], where another dict repeats their keys)
+    assert {leaf.name.removeprefix("p[").removesuffix("]") for leaf in report.leaves} == {"X", "W", "b"}, report
+
+
+class _ForgetsReturn(Dense):  # a single layer that forgets to return dx: a missing gradient, not a pass
+    def backward(self, dA):
+        super().backward(dA)
+
+
+def test_a_single_layer_that_returns_nothing_fails_on_its_missing_input_gradient():
+    report = backcheck.check_object(_ForgetsReturn(), X)
+    assert report.status == "fail", report
+    assert any(f.kind == "missing gradient" for f in report.findings), report

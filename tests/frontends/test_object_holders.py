@@ -111,26 +111,24 @@ def test_a_layer_called_as_a_function_is_checked_through_its_call_and_a_missing_
         backcheck.check_object(Backwards(), X)
 
 
-class _NetNoInputGradient:  # a whole network's backward: parameters' gradients only, nothing returned
+class _NetNoInputGradient:  # a whole network's backward: its layers' gradients only, nothing returned
     def __init__(self, k: float = 1.0) -> None:
-        rng = np.random.default_rng(6)
-        self.W1, self.W2, self.k = rng.normal(size=(4, 3)), rng.normal(size=(3, 2)), k
+        self.fc1, self.act, self.fc2 = Linear(4, 3, 1, k), Tanh(), Linear(3, 2, 2)
 
     def forward(self, x):
-        self.x, self.h = x, np.tanh(x @ self.W1)
-        return self.h @ self.W2
+        return self.fc2(self.act(self.fc1(x)))
 
     def backward(self, d):
-        self.dW2 = self.h.T @ d
-        self.dW1 = self.k * self.x.T @ ((d @ self.W2.T) * (1 - self.h**2))
+        self.fc1.backward(self.act.backward(self.fc2.backward(d)))
 
 
 def test_a_backward_that_returns_nothing_is_checked_on_its_parameters():
     report = backcheck.check_object(_NetNoInputGradient(), X)
-    assert report.status == "pass" and {leaf.name for leaf in report.leaves} == {"W1", "W2"}, report
+    names = {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}
+    assert report.status == "pass" and {leaf.name for leaf in report.leaves} == names, report
     assert any("returns no gradient of x" in n for n in report.notes), report.notes
     wrong = backcheck.check_object(_NetNoInputGradient(k=1.1), X)
-    assert [leaf.name for leaf in wrong.leaves if leaf.status == "fail"] == ["W1"], wrong
+    assert [leaf.name for leaf in wrong.leaves if leaf.status == "fail"] == ["fc1.weight"], wrong
 
 
 def test_torch_tensor_inputs_are_refused_before_any_call_of_the_layer():

@@ -216,8 +216,9 @@ def _written_in_dicts(
             and x.shape == shape
             and _differs(before.get((a, k), (None, None))[1], x)
         ]
-        if len(fits) == 1:
-            a, k = fits[0]
+        named = [f for f in fits if f[1] != key]  # (a gradient's name, dW, before the key itself: momentum["W"])
+        if len(named) == 1 or len(fits) == 1:
+            a, k = named[0] if len(named) == 1 else fits[0]
             found[s] = Slot(a, k) if isinstance(attributes(obj)[a], Mapping) else Slot(k, via=((a, None),))
     return found
 

@@ -45,6 +45,8 @@ from backcheck.frontends.object_steps import (
     unfilled,
 )
 from backcheck.frontends.slots import (
+    PARAM_DICTS,
+    VALUE_KEYS,
     Slot,
     buffer_named,
     declared,
@@ -197,13 +199,15 @@ def _check(
         options = {**options, "constant": [*held, *(spec.input_names[k] for k in labels)]}
         spec = dataclasses.replace(spec, diff_in=tuple(k for k in spec.diff_in if k not in labels))
     template, slots, notes, carries = _params(pristine, params, inputs, spec)
+    slots = _read_entries(template, slots, inputs, spec) if params is None else slots
     # views of one another (W_out = E.T), found before any copy of them, rebuilt as views in every copy
     spec = dataclasses.replace(spec, shared=shared(layer if template is pristine else template, slots, spec.cls))
     probe = probe_layer(template, slots, grads, inputs, dout, spec)
     named = named_grads(slots, grads, spec)
     searched = slots
     slots, notes = keep_params(slots, probe, params is None or isinstance(params, str), notes, spec, named)
-    if probe.returned_none and slots and spec.diff_in:  # (a network's backward that computes no input gradient)
+    if probe.returned_none and slots and spec.diff_in and all(s.via for s in slots):  # (a network's backward that
+        # computes no input gradient; a layer's that forgets to return it fails on its missing gradient)
         unclaimed = [spec.input_names[k] for k in spec.diff_in]
         held = names_option("constant", options.get("constant"), spec.input_names) or []
         options = {**options, "constant": [*held, *unclaimed]}
@@ -527,6 +531,29 @@ def _params(
         return init, named(slots, spec.input_names), [note], True
     note += "; every evaluation re-created them at its own input, then took the point's values."
     return init, named(slots, spec.input_names), [note], False
+
+
+def _read_entries(template: Any, slots: list[Slot], inputs: tuple[Any, ...], spec: _Spec) -> list[Slot]:
+    """``slots`` without the entries of dict attributes of other names than ``parameters``/``params`` that forward
+    never reads (``self.momentum = {"W": ...}`` beside ``self.weights = {"W": ...}``, a gradients' holder filled
+    before backward): only the arrays forward reads are parameters there."""
+    loose = [
+        s
+        for s in slots
+        if s.key is not None
+        and not s.via
+        and s.attr not in PARAM_DICTS
+        and s.key not in VALUE_KEYS
+        and isinstance(getattr(template, s.attr, None), Mapping)
+    ]
+    if not loose:
+        return slots
+    try:
+        out = _kept_rng(lambda: spec.call_forward(spec.make(template, [], [], inputs), copy.deepcopy(inputs)))
+    except Exception:  # noqa: BLE001 - the check's own calls report the user's error
+        return slots
+    unread = {s for s in loose if not read_by_forward(spec, template, s, inputs, out)}
+    return [s for s in slots if s not in unread]
 
 
 def _kept_rng(call: Callable[[], Any]) -> Any:
