@@ -276,3 +276,20 @@ def test_an_input_gradient_kept_in_the_wrong_shape_is_named_so():
 
     with pytest.raises(GradientStructureError, match=r"has shape \(5, 0\), but inputs has shape \(5, 4\)"):
         backcheck.check_object(_DinputsMisshapen(4, 3), X)
+
+
+class _NnfsLoss:  # the book's loss: backward(dvalues, y_true) takes the predictions as dvalues
+    def forward(self, y_pred, y_true):
+        return -np.log(y_pred[range(len(y_pred)), y_true])
+
+    def backward(self, dvalues, y_true):
+        samples, labels = len(dvalues), len(dvalues[0])
+        self.dinputs = -np.eye(labels)[y_true] / dvalues / samples
+
+
+def test_a_loss_whose_backward_takes_the_predictions_is_told_how_to_check_it():
+    from backcheck.errors import UserFunctionError
+
+    with pytest.raises(UserFunctionError) as info:
+        backcheck.check_object(_NnfsLoss(), _probabilities(), LABELS)
+    assert "takes the predictions instead" in (info.value.hint or ""), info.value.hint

@@ -102,7 +102,7 @@ def probe_layer(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any,
         raw = call_user(lambda d: spec.call_backward(obj, d, inputs, stepped), (copy.deepcopy(dout),), names[1])
         ret = flat_return(raw, spec.n_in, slots, spec.input_names)
     except UserFunctionError as exc:  # a backward taking one dout of a forward with several outputs: said so
-        raise pair_hint(exc, out, None, names) from exc.__cause__
+        raise _loss_hint(pair_hint(exc, out, None, names), out, spec) from exc.__cause__
     updated = [s for s in slots if _differs(at_backward[s], s.get(obj))]
     head, order = _returned_order(ret, spec, slots, changed)
     where: dict[Slot, Where] = {}
@@ -145,6 +145,21 @@ def probe_layer(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any,
     shapes = {s: np.shape(at_backward[s]) for s in slots}
     keyed = ret is not raw and (isinstance(raw, Mapping) or isinstance(raw[-1], Mapping))
     return Probe(changed, updated, where, looked, out, shapes, unchecked, state, keyed, raw is None)
+
+
+def _loss_hint(exc: UserFunctionError, out: Any, spec: Any) -> UserFunctionError:
+    """``exc`` with a hint for a loss whose backward takes the predictions where check_object gives a dout
+    (``backward(self, dvalues, y_true)`` of "Neural Networks from Scratch", given its output as ``dvalues``)."""
+    if not spec.backward_inputs or spec.dout_free or np.ndim(out) > 1 or not isinstance(out, (np.ndarray, float)):
+        return exc
+    first = spec.input_names[0]
+    said = (
+        f"{spec.cls}.{spec.backward} was given a dout of {spec.cls}.{spec.forward}'s loss and "
+        f"{', '.join(spec.input_names[k] for k in spec.backward_inputs)}; a loss whose backward takes the "
+        f"predictions instead ({first} again, as nnfs' loss.backward(output, y) does) is checked as one function: "
+        "backcheck.check(lambda p: <the mean loss at p>, p, lambda p: <the gradient its backward leaves at p>)."
+    )
+    return UserFunctionError(exc.message, f"{exc.hint} {said}" if exc.hint else said)
 
 
 def _snapshots(obj: Any, slots: list[Slot]) -> dict[tuple, Any]:
