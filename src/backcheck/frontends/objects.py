@@ -449,7 +449,7 @@ def _douts(layer: Any, inputs: tuple[Any, ...], spec: _Spec) -> _Spec:
         return spec
     try:
         out = _kept_rng(lambda: spec.call_forward(copy.deepcopy(layer), copy.deepcopy(inputs)))
-        params = inspect.signature(getattr(layer, spec.backward)).parameters.values()
+        params = list(inspect.signature(getattr(layer, spec.backward)).parameters.values())
     except Exception:  # noqa: BLE001 - the error below names the parameter
         out, params = None, []
     required = [p for p in params if p.default is inspect.Parameter.empty and p.kind in _POSITIONAL]
