@@ -195,9 +195,7 @@ def _check(
     kept_output, kept_dinput, labels = find_kept(pristine, inputs, spec)
     spec = dataclasses.replace(spec, kept_output=kept_output, kept_dinput=kept_dinput)
     if labels:  # float labels backward takes again: constants of the check, as constant=[...] makes them
-        held = names_option("constant", options.get("constant"), spec.input_names) or []
-        options = {**options, "constant": [*held, *(spec.input_names[k] for k in labels)]}
-        spec = dataclasses.replace(spec, diff_in=tuple(k for k in spec.diff_in if k not in labels))
+        spec, options = _held_constant(spec, options, labels)
     template, slots, notes, carries = _params(pristine, params, inputs, spec)
     slots = _read_entries(template, slots, inputs, spec) if params is None else slots
     # views of one another (W_out = E.T), found before any copy of them, rebuilt as views in every copy
@@ -209,9 +207,7 @@ def _check(
     if probe.returned_none and slots and spec.diff_in and all(s.via for s in slots):  # (a network's backward that
         # computes no input gradient; a layer's that forgets to return it fails on its missing gradient)
         unclaimed = [spec.input_names[k] for k in spec.diff_in]
-        held = names_option("constant", options.get("constant"), spec.input_names) or []
-        options = {**options, "constant": [*held, *unclaimed]}
-        spec = dataclasses.replace(spec, diff_in=())
+        spec, options = _held_constant(spec, options, spec.diff_in)
         notes = [*notes, f"{spec.cls}.{spec.backward} returns no gradient of {', '.join(unclaimed)} and keeps none "
                  "where check_object looks: only the parameters' gradients were checked."]  # fmt: skip
     forgotten = _forgotten(searched, slots, probe, template, inputs, spec)
@@ -531,6 +527,14 @@ def _params(
         return init, named(slots, spec.input_names), [note], True
     note += "; every evaluation re-created them at its own input, then took the point's values."
     return init, named(slots, spec.input_names), [note], False
+
+
+def _held_constant(spec: _Spec, options: dict[str, Any], which: tuple[int, ...]) -> tuple[_Spec, dict[str, Any]]:
+    """``spec`` and check_layer's ``options`` with the inputs ``which`` (positions) held constant, as
+    ``constant=[...]`` holds them: no longer differentiated, and passed on as constants."""
+    held = names_option("constant", options.get("constant"), spec.input_names) or []
+    options = {**options, "constant": [*held, *(spec.input_names[k] for k in which)]}
+    return dataclasses.replace(spec, diff_in=tuple(k for k in spec.diff_in if k not in which)), options
 
 
 def _read_entries(template: Any, slots: list[Slot], inputs: tuple[Any, ...], spec: _Spec) -> list[Slot]:

@@ -339,32 +339,33 @@ def _rough(ev: Evaluator, i: int, step: float, a: float, first: float, first_bou
     sigma = max(element_noise(ev, i, step, a), ev.out_eps * max(abs(ev.phi0), float(np.max(np.abs(phis)))) / 2)
     slopes = (phis - ev.phi0) / disp
     central = (phis[0::2] - phis[1::2]) / (disp[0::2] - disp[1::2])
-    kept = _kept_gaps(slopes, scales, sigma, a)
-    rough = any(kept) or _kept_jump(slopes, scales, sigma, a) or _kept_steps(central, scales, sigma)
-    return rough or _finer_departs(central, scales, sigma, a, first, first_bound), kept[-1]
+    # the rounding of a gap between one-sided slopes, and of a central difference, at each of the scales
+    gap_bounds = [SAFETY * GAP_NOISE * sigma / s for s in scales]
+    rounding = [SAFETY * sigma / (np.sqrt(2) * s) for s in scales]
+    kept = _kept_gaps(slopes, gap_bounds, a)
+    rough = any(kept) or _kept_jump(slopes, gap_bounds, a) or _kept_steps(central, rounding)
+    return rough or _finer_departs(central, scales, rounding, a, (first, first_bound)), kept[-1]
 
 
-def _kept_gaps(slopes: np.ndarray, scales: list[float], sigma: float, a: float) -> list[bool]:
-    """Whether the one-sided ``slopes`` (forward, backward at each of ``scales``) keep a gap as the step halves
-    beyond its rounding (``sigma`` per value of phi), with ``a`` among them, at each halving."""
-    gaps = [abs(slopes[j] - slopes[j + 1]) for j in range(0, 2 * len(scales), 2)]
-    bounds = [SAFETY * GAP_NOISE * sigma / s for s in scales]
+def _kept_gaps(slopes: np.ndarray, bounds: list[float], a: float) -> list[bool]:
+    """Whether the one-sided ``slopes`` (forward, backward at each scale) keep a gap as the step halves beyond its
+    rounding (``bounds``, one per scale), with ``a`` among them, at each halving."""
+    gaps = [abs(slopes[j] - slopes[j + 1]) for j in range(0, 2 * len(bounds), 2)]
     among = float(np.min(slopes)) - bounds[-1] <= a <= float(np.max(slopes)) + bounds[-1]
     # kept more than ROUGH of itself as the step halved, even were the wider gap rounded down by its bound and the
     # narrower one up by its: the rounding of gaps near their bounds does not make a smooth f's halving look kept
-    return [among and gaps[k + 1] - bounds[k + 1] > ROUGH * (gaps[k] + bounds[k]) for k in range(len(scales) - 1)]
+    return [among and gaps[k + 1] - bounds[k + 1] > ROUGH * (gaps[k] + bounds[k]) for k in range(len(bounds) - 1)]
 
 
-def _kept_jump(slopes: np.ndarray, scales: list[float], sigma: float, a: float) -> bool:
+def _kept_jump(slopes: np.ndarray, bounds: list[float], a: float) -> bool:
     """Whether the one-sided ``slopes`` differ by a jump that stays as the step halves, with ``a`` among them: a
     gap ``f'' h + J`` (a kink inside the steps, of jump ``J``) leaves ``2 gap(h / 2) - gap(h) = J`` at every
     halving, where a smooth f's gap leaves a remainder that shrinks eightfold (of ``h**3``). Curvature hid the
     kink from :func:`_kept_gaps`: a gap of 4e-4 at 1.3 falling to 6e-6 at 0.08, a ReLU input 5e-4 from 0 under
     a jump of 3e-5."""
     gaps = slopes[0::2] - slopes[1::2]
-    bounds = [SAFETY * GAP_NOISE * sigma / s for s in scales]
-    jumps = [2 * gaps[k + 1] - gaps[k] for k in range(len(scales) - 1)]
-    rounding = [2 * bounds[k + 1] + bounds[k] for k in range(len(scales) - 1)]
+    jumps = [2 * gaps[k + 1] - gaps[k] for k in range(len(bounds) - 1)]
+    rounding = [2 * bounds[k + 1] + bounds[k] for k in range(len(bounds) - 1)]
     # the claim between the one-sided slopes at the point, each drawn straight from the two finest steps (the
     # slopes at the widest ones differ by the curvature, not the jump: a rule 5% off lay among them)
     limits = 2 * slopes[-2:] - slopes[-4:-2]
@@ -375,29 +376,29 @@ def _kept_jump(slopes: np.ndarray, scales: list[float], sigma: float, a: float) 
     )
 
 
-def _kept_steps(central: np.ndarray, scales: list[float], sigma: float) -> bool:
+def _kept_steps(central: np.ndarray, rounding: list[float]) -> bool:
     """Whether the ``central`` differences move, as the step halves, by more than ROUGH of their previous move,
-    beyond their rounding (``sigma`` per value of phi): a smooth f's move shrinks fourfold (``f''' h**2``), one
+    beyond their ``rounding`` (one per scale): a smooth f's move shrinks fourfold (``f''' h**2``), one
     across a kink a little off the point (``J d / h``) grows, or turns back (several kinks, 2e-3 and 6e-3 off,
     whose gaps kept no pattern while the differences crept 1e-4 per halving toward the rule)."""
-    rounding = [SAFETY * sigma / (np.sqrt(2) * s) for s in scales]
-    moves = [central[k + 1] - central[k] for k in range(len(scales) - 1)]
-    bounds = [rounding[k] + rounding[k + 1] for k in range(len(scales) - 1)]
+    moves = [central[k + 1] - central[k] for k in range(len(rounding) - 1)]
+    bounds = [rounding[k] + rounding[k + 1] for k in range(len(rounding) - 1)]
     return any(abs(moves[k + 1]) - bounds[k + 1] > ROUGH * (abs(moves[k]) + bounds[k]) for k in range(len(moves) - 1))
 
 
 def _finer_departs(
-    central: np.ndarray, scales: list[float], sigma: float, a: float, first: float, first_bound: float
+    central: np.ndarray, scales: list[float], rounding: list[float], a: float, table: tuple[float, float]
 ) -> bool:
     """Whether a ``central`` difference at one of the two finest ``scales`` departs from the table's estimate
-    ``first`` toward the claim ``a`` by more than the table's bound and the difference's rounding (``sigma`` per
-    value of phi), taken together, and the truncation a smooth f's wider differences imply (their departure, by
-    the square of the ratio of the steps; the largest of them)."""
+    ``first`` toward the claim ``a`` by more than the table's bound and the difference's ``rounding`` (one per
+    scale), taken together, and the truncation a smooth f's wider differences imply (their departure, by
+    the square of the ratio of the steps; the largest of them). ``table``: the estimate and its bound."""
+    first, first_bound = table
     for j in range(len(scales) - 2, len(scales)):
         truncation = max(abs(central[k] - first) * (scales[j] / scales[k]) ** 2 for k in range(j))
         off = central[j] - first
         # the table's bound and the difference's rounding (two values: sigma / sqrt(2) over the step) independent
-        beyond = abs(off) > truncation + float(np.hypot(first_bound, SAFETY * sigma / (np.sqrt(2) * scales[j])))
+        beyond = abs(off) > truncation + float(np.hypot(first_bound, rounding[j]))
         if beyond and np.sign(off) == np.sign(a - first):
             return True
     return False
