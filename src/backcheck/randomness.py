@@ -164,6 +164,10 @@ def _attr(obj: Any, name: str, default: Any) -> Any:
         return default
 
 
+#: Values that hold no generator (arrays and numbers are most of what a check is given).
+_HOLD_NONE = (np.ndarray, np.generic, int, float, complex, str, bytes)
+
+
 def find_generators(*fns: Any, depth: int = 3) -> list[Any]:
     """Generators a function can reach: closure cells, default arguments, referenced globals, ``self`` attributes,
     partials."""
@@ -171,7 +175,7 @@ def find_generators(*fns: Any, depth: int = 3) -> list[Any]:
     seen: set[int] = set()
 
     def visit(obj: Any, level: int) -> None:
-        if obj is None or id(obj) in seen or level > depth:
+        if obj is None or isinstance(obj, _HOLD_NONE) or id(obj) in seen or level > depth:
             return
         seen.add(id(obj))
         if _is_generator(obj):
@@ -221,8 +225,8 @@ def find_generators(*fns: Any, depth: int = 3) -> list[Any]:
 
 def _same(a: Any, b: Any) -> bool:
     """Two generator states equal (tuples, dicts and arrays of numbers, bytes, tensors)."""
-    if isinstance(a, LegacyState) or isinstance(b, LegacyState):
-        return isinstance(a, LegacyState) and isinstance(b, LegacyState) and a.same(b)
+    if isinstance(a, (LegacyState, PythonState)) or isinstance(b, (LegacyState, PythonState)):
+        return type(a) is type(b) and a.same(b)
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
@@ -245,7 +249,7 @@ def _get_state(g: Any) -> Any:
     if g is _LEGACY:
         return LegacyState.take()
     if g is _PYTHON:
-        return random.getstate()
+        return PythonState.take()
     if g is _TORCH:
         return sys.modules["torch"].get_rng_state()
     if isinstance(g, np.random.Generator):
@@ -259,7 +263,7 @@ def _set_state(g: Any, state: Any) -> None:
     if g is _LEGACY:
         state.put()
     elif g is _PYTHON:
-        random.setstate(state)
+        state.put()
     elif g is _TORCH:
         sys.modules["torch"].set_rng_state(state)
     elif isinstance(g, np.random.Generator):
@@ -365,6 +369,77 @@ def _raw_address(bg: Any) -> int | None:
         legacy = getattr(getattr(np.random, "mtrand", None), "_rand", None)
         _raw_layout.append(ctypes.string_at(address, MT_BYTES) == expected and hasattr(legacy, "standard_normal"))
     return address if _raw_layout[0] else None
+
+
+# -- the random module's global generator --------------------------------------------------------------------
+# ``random.getstate()`` builds a tuple of 625 Python ints (about 8 us, a few percent of a tiny check), and
+# ``setstate`` reads them back. CPython's generator keeps its MT19937 state in the object itself, after the
+# object header: the position (a C int), then the 624-word key; both are read and written whole, where that
+# layout is confirmed once against ``getstate``. What the Python class keeps beside them (``gauss_next``, the
+# second normal of ``random.gauss``'s last pair) is an attribute, kept as it is.
+
+#: Bytes of CPython's generator state: the position, then the key.
+PY_MT_BYTES = ctypes.sizeof(ctypes.c_int) + 4 * MT_WORDS
+
+
+class PythonState:
+    """The random module's global generator, frozen: its instance, the raw bytes of its state where the layout
+    is confirmed (``raw``, else ``full``: ``getstate``'s tuple) and its kept normal."""
+
+    def __init__(self, inst: random.Random, raw: bytes | None, full: Any, gauss: Any) -> None:
+        self.inst, self.raw, self.full, self.gauss = inst, raw, full, gauss
+
+    @classmethod
+    def take(cls) -> PythonState:
+        inst = random._inst  # type: ignore[attr-defined]
+        address = _py_raw_address(inst)
+        if address is None:
+            return cls(inst, None, inst.getstate(), None)
+        return cls(inst, ctypes.string_at(address, PY_MT_BYTES), None, inst.__dict__.get("gauss_next"))
+
+    def put(self) -> None:
+        if self.raw is None:
+            self.inst.setstate(self.full)
+            return
+        address = _py_raw_address(self.inst)
+        assert address is not None
+        ctypes.memmove(address, self.raw, PY_MT_BYTES)
+        self.inst.gauss_next = self.gauss
+
+    def same(self, other: PythonState) -> bool:
+        if self.inst is not other.inst or (self.raw is None) != (other.raw is None):
+            return False
+        if self.raw is None:
+            return _same(self.full, other.full)
+        return self.raw == other.raw and self.gauss == other.gauss
+
+
+#: The object header's size, where CPython's generator is laid out as :class:`PythonState` reads it (told once).
+_py_layout: list[int | None] = []
+
+
+def _py_raw_address(inst: random.Random) -> int | None:
+    """The address of ``inst``'s position and key when its type lays them out as confirmed, else None."""
+    if not _py_layout:
+        _py_layout.append(_py_header(inst))
+    header = _py_layout[0]
+    return None if header is None or type(inst) is not random.Random else id(inst) + header
+
+
+def _py_header(inst: random.Random) -> int | None:
+    """Where CPython's generator keeps its position and key, after the object header: confirmed against
+    ``getstate`` on a private generator (two different states), or None (another Python, another layout)."""
+    if sys.implementation.name != "cpython" or type(inst) is not random.Random:
+        return None
+    header = object.__basicsize__
+    probe = random.Random(12345)
+    for _ in range(2):
+        _version, words, _gauss = probe.getstate()
+        expected = np.intc(words[-1]).tobytes() + np.asarray(words[:-1], dtype=np.uint32).tobytes()
+        if len(words) != MT_WORDS + 1 or ctypes.string_at(id(probe) + header, PY_MT_BYTES) != expected:
+            return None
+        probe.random()
+    return header
 
 
 #: Two calls at the same point that differ by at most this many units of the output's last place at its size
