@@ -95,7 +95,7 @@ def check(
     vectorized : bool
         ``f`` accepts every array with a leading batch axis and returns one loss per row: many perturbed
         points are then evaluated per call, in chunks of at most ``max_batch_bytes`` of inputs (default
-        about 1 MB: rows that stay in a core's cache beat fewer, larger calls; 16 MB for a framework's vmap,
+        about 2 MB: rows that stay in a core's cache beat fewer, larger calls; 16 MB for a framework's vmap,
         whose calls cost a dispatch each).
     executor : concurrent.futures.Executor or dask.distributed.Client, optional
         Spread the evaluations over its workers (``f`` must be picklable and use its argument). Results are

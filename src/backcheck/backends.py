@@ -19,8 +19,11 @@ if TYPE_CHECKING:
 #: Most points one vectorized call evaluates, whatever the memory budget allows.
 MAX_ROWS = 512
 #: Inputs per call of a batched numpy function by default: rows that stay in a core's cache (its L2, a few
-#: MB) beat fewer, larger calls (an MLP loss at N = 1e4: 61 ms at 1 MB, 75 ms at 2 MB, 80 ms at 16 MB).
-BATCH_BYTES = 2**20
+#: MB) beat fewer, larger calls once each row computes much; below that, each call's own overhead (a few
+#: microseconds per numpy operation) is what is saved. An MLP loss at N = 1e4 (benchmarks/scaling.py (c)), a
+#: batch of 1, 8 and 64 examples per row: 51, 152 and 782 ms at 1 MB; 41, 140 and 769 ms at 2 MB; 35, 134 and
+#: 939 ms at 4 MB; 34, 168 and 1310 ms at 16 MB (a 2 MB L2 per core).
+BATCH_BYTES = 2 * 2**20
 #: The same for a framework's batched function (jax.vmap, torch.func.vmap): each call pays a dispatch.
 FRAMEWORK_BATCH_BYTES = 16 * 2**20
 

@@ -116,7 +116,7 @@ def check_layer(
     vectorized : bool
         ``forward`` accepts its float inputs with a leading batch axis (labels and other fixed inputs as
         they are) and returns outputs with that axis: the first differences are then evaluated many points
-        per call, in chunks of at most ``max_batch_bytes`` of inputs (default about 1 MB, as in
+        per call, in chunks of at most ``max_batch_bytes`` of inputs (default about 2 MB, as in
         :func:`backcheck.check`). ``backward`` is called unbatched.
     executor : concurrent.futures.Executor or dask.distributed.Client, optional
         Spread the first differences over its workers, as in :func:`backcheck.check` (``forward`` must be
