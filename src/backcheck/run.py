@@ -459,7 +459,12 @@ def _vouch(
     ``labels``: the verdicts present in ``outcome``; ``cause``: why, as far as measured (:func:`_blind_cause`)."""
     if OK not in labels:
         return  # nothing passed: nothing to vouch for
-    checked, status, numeric = outcome.checked, outcome.status, outcome.numeric
+    checked, status = outcome.checked, outcome.status
+    limit = outcome.bound if outcome.vouch_bound is None else outcome.vouch_bound
+    # a numeric derivative within its own bound of 0 shows no size: rounding of a locally constant f over the step
+    # (hard ranks, a sort's plateau) is no gradient to weigh the bound against, and 0 lets the fallbacks below
+    # (the other arrays' gradients, the function's own size) take its place
+    numeric = np.where(np.abs(outcome.numeric) > limit, outcome.numeric, 0.0)
     # (no mask where it would select everything: every element a derivative)
     derivative = (status != JUMP) & (status != NOISY) if JUMP in labels or NOISY in labels else None
     # the typical size of each tensor, from the elements that have a derivative (not a pole's jump): one
@@ -481,7 +486,6 @@ def _vouch(
     least = VOUCH_FLOOR * (biggest if biggest > 0 else value_gradient())
     ref = _maximum(ref, least) if which is None else np.maximum(ref, least)
     ref = np.maximum(ref, sizes[checked])  # never stricter than the screen was
-    limit = outcome.bound if outcome.vouch_bound is None else outcome.vouch_bound
     blind = ~vouched(g[checked], numeric, limit, ref)
     if len(labels) > 1:
         blind &= status == OK
