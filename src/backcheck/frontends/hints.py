@@ -217,15 +217,17 @@ def _binds(sig: inspect.Signature, n: int) -> bool:
     return True
 
 
-def constant_hint(diff_names: Sequence[str]) -> str:
-    """For a backward that returned fewer gradients than there are float inputs: the others may be constants."""
+def constant_hint(diff_names: Sequence[str], returned: int = 1) -> str:
+    """For a backward that returned ``returned`` gradients, fewer than there are float inputs: the inputs after
+    those (a mask after q, k, v; labels after the predictions) may be constants."""
+    returned = max(1, min(returned, len(diff_names) - 1))
     if len(diff_names) < 2:
         return ""
-    rest = list(diff_names[1:])
+    rest, first = list(diff_names[returned:]), list(diff_names[:returned])
     return (
         f" If {', '.join(rest)} {'is a constant' if len(rest) == 1 else 'are constants'} of the layer (a target, "
         f"a mask, a fixed weight), declare {'it' if len(rest) == 1 else 'them'}: constant={rest!r} (or check "
-        f"only {diff_names[0]} with wrt={[diff_names[0]]!r})."
+        f"only {', '.join(first)} with wrt={first!r})."
     )
 
 

@@ -389,6 +389,6 @@ def match_grads(raw: Any, names: list[str], diff_names: list[str], bname: str, l
             f"{bname} returned {len(raw)} gradient(s), but the layer has {len(names)} input(s) "
             f"({', '.join(names)}), {len(diff_names)} of them differentiable.",
             "return one gradient per input, in forward's parameter order, with None for labels and masks."
-            + (constant_hint(diff_names) if len(raw) < len(diff_names) else ""),
+            + (constant_hint(diff_names, len(raw)) if len(raw) < len(diff_names) else ""),
         )
     return {n: by_name.get(n) for n in diff_names}

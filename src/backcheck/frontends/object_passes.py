@@ -152,10 +152,11 @@ class Backward:
         if not isinstance(ret, (tuple, list)) or len(ret) != spec.n_in:
             got = f"{len(ret)} values" if isinstance(ret, (tuple, list)) else f"a {type(ret).__name__}"
             n_got = len(ret) if isinstance(ret, (tuple, list)) else 1
+            diff = [spec.input_names[i] for i in spec.diff_in]
             raise GradientStructureError(
                 f"{spec.cls}.{spec.backward} returned {got} for {spec.n_in} inputs ({', '.join(spec.input_names)}).",
                 "return one gradient per input of forward, in order (None for integer inputs)."
-                + (constant_hint([spec.input_names[i] for i in spec.diff_in]) if len(spec.diff_in) > n_got else ""),
+                + (constant_hint(diff, n_got) if len(diff) > n_got else ""),
             )
         return tuple(ret)
 

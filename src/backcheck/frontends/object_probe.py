@@ -31,6 +31,7 @@ from backcheck.frontends.slots import (
     dict_slots,
     grad_names,
     grad_slots,
+    gradient_named,
     is_float_array,
     looked_labels,
     odd_arrays,
@@ -62,6 +63,7 @@ class Probe:
     state: set[Slot] = field(default_factory=set)  # arrays a stepping backward updates and forward never reads
     keyed: bool = False  # backward returns the parameters' gradients in a dict keyed by their names
     returned_none: bool = False  # backward returns nothing (and keeps no input gradient found)
+    stale: set[Slot] = field(default_factory=set)  # parameters whose gradient is an array backward left as it was
 
 
 def _snap(value: Any) -> Any:
@@ -106,6 +108,7 @@ def probe_layer(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any,
     updated = [s for s in slots if _differs(at_backward[s], s.get(obj))]
     head, order = _returned_order(ret, spec, slots, changed)
     where: dict[Slot, Where] = {}
+    untouched: dict[Slot, Slot] = {}  # an array of the gradient's name backward left alone: the last resort
     for s in slots:
         shape = np.shape(at_backward[s])
         found = [c for c in candidates[s] if is_float_array(c.get(obj)) and c.get(obj).shape == shape]
@@ -126,16 +129,19 @@ def probe_layer(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any,
         elif grads == "return":
             where[s] = spec.n_in + slots.index(s)
         elif found:
-            where[s] = found[0]
+            untouched[s] = found[0]
         elif odd_grad:
             where[s] = odd_grad[0]
-        elif (
-            spec.step is not None and s in updated and grads is None and read_by_forward(spec, template, s, inputs, out)
-        ):
-            where[s] = Stepped(s)  # (a backward given a learning rate, that keeps no gradient: read off its step)
     if grads is None:  # a gradient no name pattern finds (self.d_c_w for self.weights), told by its shape
         where.update(_written_like(obj, attrs, slots, where, at_backward))
-        where.update(_written_in_dicts(obj, entries, {s: np.shape(at_backward[s]) for s in slots if s not in where}))
+        left = {s: np.shape(at_backward[s]) for s in slots if s not in where}
+        where.update(_written_in_dicts(obj, entries, left, named_only=spec.step is not None))
+        # a backward given a learning rate that keeps no gradient anywhere: read off its step (one that stores the
+        # gradient too, self.gradients['dW'] beside its own step, is checked on what it stores)
+        stepped = [s for s in updated if spec.step is not None and s not in where]
+        where.update({s: Stepped(s) for s in stepped if read_by_forward(spec, template, s, inputs, out)})
+    stale = {s for s in untouched if s not in where}
+    where.update({s: untouched[s] for s in stale})
     if spec.step is not None:  # an optimizer's state in a dict or list (Adam's moments), which forward never reads
         odd = {k: v for k, v in odd.items() if k[1] is None or read_by_forward(spec, template, Slot(*k), inputs, out)}
     unchecked = unchecked_slots(obj, odd, {s.attr for s in slots})  # (and a stepping backward's state: momentum)
@@ -144,7 +150,31 @@ def probe_layer(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any,
     looked = {s: looked_labels(obj, candidates[s], np.shape(at_backward[s])) + tail for s in slots}
     shapes = {s: np.shape(at_backward[s]) for s in slots}
     keyed = ret is not raw and (isinstance(raw, Mapping) or isinstance(raw[-1], Mapping))
-    return Probe(changed, updated, where, looked, out, shapes, unchecked, state, keyed, raw is None)
+    return Probe(changed, updated, where, looked, out, shapes, unchecked, state, keyed, raw is None, stale)
+
+
+def probe_searched(
+    template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any, ...], dout: Any, spec: Any
+) -> tuple[list[Slot], Probe, list[str]]:
+    """:func:`probe_layer` over parameters searched for, less the arrays backward writes and forward never reads
+    where no gradient of theirs was found: gradients kept on the object (CMU 11-785's ``self.dLdW``, a holder
+    ``self.g = SimpleNamespace(W=zeros)`` made in ``__init__``), which are no parameters, and whose parameters'
+    gradients they are (the probe is taken again without them)."""
+    probe = probe_layer(template, slots, grads, inputs, dout, spec)
+    written = [s for s in probe.updated if s not in probe.where and s not in probe.changed_by_forward]
+    kept = [s for s in written if not read_by_forward(spec, template, s, inputs, probe.out)]
+    if not kept:
+        return slots, probe, []
+    rest = [s for s in slots if s not in kept]
+    again = probe_layer(template, rest, grads, inputs, dout, spec)
+    shapes = {probe.shapes[s] for s in kept}
+    if any(again.shapes[s] in shapes for s in rest if s not in again.where or s in again.stale):
+        return slots, probe, []  # (one of them may be a parameter's gradient under a name no search knows: gW)
+    note = (
+        f"not checked: {', '.join(s.name for s in kept)} (written by {spec.cls}.{spec.backward}, never read by "
+        f"{spec.cls}.{spec.forward}: gradients or an optimizer's state kept on the object, not parameters)."
+    )
+    return rest, again, [note]
 
 
 def _loss_hint(exc: UserFunctionError, out: Any, spec: Any) -> UserFunctionError:
@@ -208,17 +238,22 @@ def _entries(obj: Any) -> dict[tuple[str, Any], tuple[np.ndarray, np.ndarray]]:
 
 
 def _written_in_dicts(
-    obj: Any, before: Mapping[tuple[str, Any], tuple[np.ndarray, np.ndarray]], shapes: Mapping[Slot, tuple[int, ...]]
+    obj: Any,
+    before: Mapping[tuple[str, Any], tuple[np.ndarray, np.ndarray]],
+    shapes: Mapping[Slot, tuple[int, ...]],
+    named_only: bool = False,
 ) -> dict[Slot, Slot]:
     """Gradients of parameters held in a dict attribute (``self.p["W"]``) or a plain object (``self.p.W``) that
     backward writes into another such holder under the parameter's key or a gradient's name for it
-    (``self.g["dW"]``, ``self.g.W``): the one such entry in the parameter's shape, when there is one."""
+    (``self.g["dW"]``, ``self.g.W``): the one such entry in the parameter's shape, when there is one.
+    ``named_only``: under a gradient's name only (a backward that steps keeps its momentum under the key)."""
     found = {}
     holders = _holders(obj)
     for s, shape in shapes.items():
         own = s.via[0][0] if len(s.via) == 1 and s.via[0][1] is None and s.key is None else s.attr
         key = s.key if isinstance(s.key, str) and not s.via else s.attr if own != s.attr else None
         if key is None:
+            found.update(_named_entry(obj, holders, before, s, shapes))
             continue
         names = (key, *grad_names(key))
         fits = [
@@ -232,10 +267,44 @@ def _written_in_dicts(
             and _differs(before.get((a, k), (None, None))[1], x)
         ]
         named = [f for f in fits if f[1] != key]  # (a gradient's name, dW, before the key itself: momentum["W"])
-        if len(named) == 1 or len(fits) == 1:
+        if len(named) == 1 or (len(fits) == 1 and not named_only):
             a, k = named[0] if len(named) == 1 else fits[0]
             found[s] = Slot(a, k) if isinstance(attributes(obj)[a], Mapping) else Slot(k, via=((a, None),))
+        else:
+            found.update(_named_entry(obj, holders, before, s, shapes))
     return found
+
+
+def _named_entry(
+    obj: Any,
+    holders: Mapping[str, Mapping[Any, Any]],
+    before: Mapping[tuple[str, Any], tuple[np.ndarray, np.ndarray]],
+    s: Slot,
+    shapes: Mapping[Slot, tuple[int, ...]],
+) -> dict[Slot, Slot]:
+    """The gradient of the attribute ``s`` that backward writes into a dict of its layer (``obj``'s, or of the
+    layer ``obj`` holds it in) under a gradient's name for it (``self.gradients['dLdW']`` for
+    ``self.weights``): the one such entry in its shape, named for no other parameter of that shape. ``holders``
+    and ``before``: ``obj``'s own, and their values before backward."""
+    if s.key is not None:
+        return {}
+    if s.via:
+        owner = Slot("", via=s.via).owner(obj)
+        holders, before = ({} if owner is MISSING else _holders(owner)), {}
+    shape = shapes[s]
+    fits = [
+        (a, k)
+        for a, v in holders.items()
+        if isinstance(v, Mapping)
+        for k, x in v.items()
+        if isinstance(k, str)
+        and gradient_named(k, s.attr)
+        and is_float_array(x)
+        and x.shape == shape
+        and _differs(before.get((a, k), (None, None))[1], x)
+        and not any(gradient_named(k, o.attr) for o, sh in shapes.items() if o != s and o.via == s.via and sh == shape)
+    ]
+    return {s: Slot(*fits[0], via=s.via)} if len(fits) == 1 else {}
 
 
 def _returned_order(ret: Any, spec: Any, slots: list[Slot], changed: set[Slot]) -> tuple[int, list[Slot]]:

@@ -22,7 +22,7 @@ from backcheck.containers import flatten, rebuild_like
 from backcheck.errors import ArgumentError
 from backcheck.findings import Finding
 from backcheck.frontends.common import Nonlinear
-from backcheck.frontends.slots import Slot, Stepped
+from backcheck.frontends.slots import Slot, Stepped, attributes, is_float_array
 
 #: Names of backward's second parameter that make it a learning rate (compared in lower case, without '_'); not
 #: ``alpha`` nor ``rate``, which name a leaky slope or a dropout rate as often.
@@ -131,6 +131,76 @@ def read_by_forward(spec: Any, template: Any, slot: Slot, inputs: tuple[Any, ...
         return True
     now, then = flatten(again, "out"), flatten(out, "out")
     return len(now) != len(then) or any(not np.array_equal(a, b) for (_, a), (_, b) in zip(now, then, strict=True))
+
+
+#: The most arrays :func:`unseen_reads` moves (one forward pass each).
+UNSEEN_LIMIT = 16
+
+
+def unseen_reads(spec: Any, template: Any, inputs: tuple[Any, ...], out: Any) -> list[str]:
+    """Float arrays of a layer in which no parameter was found that its forward pass reads (its output moves
+    with them): arrays in a list or tuple of an attribute (``self.params = [(W, dW), (b, db)]``, a pair's first
+    item) and arrays on its class (``W = np.zeros(...)`` in the class body), by label. Their gradients are never
+    compared; a check of the inputs alone vouches for nothing of theirs."""
+    found = []
+    for label, put in _held_elsewhere(template)[:UNSEEN_LIMIT]:
+        try:
+            obj = spec.fresh(put(copy.deepcopy(template)))
+            again = spec.call_forward(obj, copy.deepcopy(inputs))
+        except Exception:  # noqa: BLE001 - a forward that fails at a moved value reads it
+            found.append(label)
+            continue
+        now, then = flatten(again, "out"), flatten(out, "out")
+        if len(now) != len(then) or any(not np.array_equal(a, b) for (_, a), (_, b) in zip(now, then, strict=True)):
+            found.append(label)
+    return found
+
+
+def _moved(value: np.ndarray) -> np.ndarray:
+    """``value`` moved by a quarter to three quarters of its size (at least 1), a different share per element."""
+    share = np.random.default_rng(0).uniform(0.25, 0.75, value.shape)
+    return (value + share * np.maximum(np.abs(value), 1.0)).astype(value.dtype)
+
+
+def _held_elsewhere(obj: Any) -> list[tuple[str, Callable[[Any], Any]]]:
+    """(label, how to move it on a copy of ``obj``) of the float arrays :func:`unseen_reads` tries."""
+    out: list[tuple[str, Callable[[Any], Any]]] = []
+    for a, v in attributes(obj).items():
+        if not isinstance(v, (list, tuple)) or len(v) > UNSEEN_LIMIT:
+            continue
+        for i, item in enumerate(v):
+            nested = isinstance(item, (list, tuple)) and len(item) <= 4  # (a (param, grad) pair)
+            for j, x in enumerate(item if nested else [item]):
+                if is_float_array(x):
+                    label = f"{a}[{i}][{j}]" if nested else f"{a}[{i}]"
+                    out.append((label, lambda o, a=a, i=i, j=j, n=nested: _put_item(o, a, i, j, n)))
+    for klass in type(obj).__mro__[:-1]:
+        for name, x in vars(klass).items():
+            if is_float_array(x) and name not in attributes(obj) and all(name != lb for lb, _ in out):
+                out.append((name, lambda o, name=name, x=x: _put_class(o, name, x)))
+    return out
+
+
+def _put_item(obj: Any, attr: str, i: int, j: int, nested: bool) -> Any:
+    """``obj`` with ``obj.attr[i]`` (``[j]`` of it when ``nested``) moved; tuples rebuilt, lists written."""
+    holder = getattr(obj, attr)
+    item = holder[i]
+    if nested:
+        moved_item = list(item)
+        moved_item[j] = _moved(np.asarray(item[j]))
+        item = type(item)(moved_item) if isinstance(item, tuple) else moved_item
+    else:
+        item = _moved(np.asarray(item))
+    items = list(holder)
+    items[i] = item
+    setattr(obj, attr, type(holder)(items) if isinstance(holder, tuple) else items)
+    return obj
+
+
+def _put_class(obj: Any, name: str, x: np.ndarray) -> Any:
+    """``obj`` (a copy) of a subclass of its class whose attribute ``name`` is moved: the class is left alone."""
+    obj.__class__ = type(type(obj).__name__, (type(obj),), {name: _moved(x)})
+    return obj
 
 
 def before_step(obj: Any, places: list[Any]) -> dict[Slot, np.ndarray]:

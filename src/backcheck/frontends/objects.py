@@ -23,7 +23,7 @@ import numpy as np
 from backcheck.calls import arg_names, kind_of, typed_arguments
 from backcheck.containers import flatten, rebuild_like
 from backcheck.errors import ArgumentError, BadInputError, GradientStructureError, UserFunctionError
-from backcheck.findings import unchecked_attributes, ungradiented
+from backcheck.findings import unchecked_attributes, ungradiented, unseen_arrays
 from backcheck.frontends.common import did_you_mean, float_input, float_list, python_float
 from backcheck.frontends.hints import (
     stale_hint,
@@ -34,7 +34,14 @@ from backcheck.frontends.hints import (
 from backcheck.frontends.layers import check_layer, names_option
 from backcheck.frontends.object_kept import backward_inputs, find_kept, kept_note
 from backcheck.frontends.object_passes import Backward, Forward, Shared, shared, tie, tie_views
-from backcheck.frontends.object_probe import keep_params, loss_dout, named_grads, probe_layer, with_params
+from backcheck.frontends.object_probe import (
+    keep_params,
+    loss_dout,
+    named_grads,
+    probe_layer,
+    probe_searched,
+    with_params,
+)
 from backcheck.frontends.object_steps import (
     Stepped,
     call_backward,
@@ -43,6 +50,7 @@ from backcheck.frontends.object_steps import (
     read_by_forward,
     stepped_note,
     unfilled,
+    unseen_reads,
 )
 from backcheck.frontends.slots import (
     PARAM_DICTS,
@@ -200,7 +208,11 @@ def _check(
     slots = _read_entries(template, slots, inputs, spec) if params is None else slots
     # views of one another (W_out = E.T), found before any copy of them, rebuilt as views in every copy
     spec = dataclasses.replace(spec, shared=shared(layer if template is pristine else template, slots, spec.cls))
-    probe = probe_layer(template, slots, grads, inputs, dout, spec)
+    if params is None and grads is None:
+        slots, probe, held = probe_searched(template, slots, grads, inputs, dout, spec)
+        notes = [*notes, *held]
+    else:
+        probe = probe_layer(template, slots, grads, inputs, dout, spec)
     named = named_grads(slots, grads, spec)
     searched = slots
     slots, notes = keep_params(slots, probe, params is None or isinstance(params, str), notes, spec, named)
@@ -226,6 +238,7 @@ def _check(
             template, notes = pristine, [n for n in notes if "first forward pass" not in n]
         elif not carries:  # every evaluation re-creates them at its own input, then takes the values
             spec = dataclasses.replace(spec, pristine=pristine)
+    unseen = unseen_reads(spec, template, inputs, probe.out) if not slots and params is None else []
     if not slots and params is None:
         notes = [*notes, f"found no parameters on {spec.cls}: only the inputs were checked (params=[...] names them)."]
     dout, notes = loss_dout(dout, layer, probe, notes, spec)
@@ -262,6 +275,7 @@ def _check(
     updated_step(report, [s.name for s in probe.updated], f"{spec.cls}.{spec.backward}")
     report.findings.extend(unchecked_attributes(f"{spec.cls}.{spec.backward}", probe.unchecked))
     report.findings.extend(ungradiented(spec.cls, spec.forward, spec.backward, [s.label for s in forgotten]))
+    report.findings.extend(unseen_arrays(spec.cls, spec.forward, [n for n in unseen if n not in probe.unchecked]))
     return report
 
 

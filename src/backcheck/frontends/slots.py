@@ -18,7 +18,9 @@ from backcheck.errors import BadInputError
 PARAM_DICTS = ("parameters", "params")
 GRAD_DICTS = ("gradients", "grads", "grad")
 #: Attribute names searched for the gradient of a parameter ``{}`` when it is not named.
-GRAD_ATTRS = ("d{}", "d_{}", "grad_{}", "{}_grad", "grad{}")
+GRAD_ATTRS = ("d{}", "d_{}", "grad_{}", "{}_grad", "grad{}", "dLd{}", "dL_d{}")
+#: How a gradient's name may spell out the loss it is of (``dLdW``, ``dL_dw``): read as ``dW``, ``dw``.
+LOSS_PREFIXES = ("dl_d", "dld")
 #: A parameter kept in a dict of its own with its gradient: ``self.W = {"val": W, "grad": dW}``.
 VALUE_KEYS = ("val", "value", "data")
 GRAD_KEY = "grad"
@@ -450,6 +452,10 @@ def gradient_named(attr: str, param: str) -> bool:
     that names the parameter (``delta_kernel`` for ``kernel``, ``gradient_weights``), ends in its initial (``d_c_w``
     for ``weights``), or is ``d`` and the start of its name (``dw`` for ``weight``, ``dgam`` for ``gamma``)."""
     a, p = attr.lower().lstrip("_"), param.lower().lstrip("_")
+    for loss in LOSS_PREFIXES:  # (dL/dW written out: dLdW, dL_dw, CMU 11-785's dLdBW)
+        if a.startswith(loss) and len(a) > len(loss):
+            a = "d" + a[len(loss) :]
+            break
     if not p or not (a.startswith("d") or "grad" in a):
         return False
     stem = a[1:].lstrip("_") if a.startswith("d") else ""  # (dw for weight, d_gam for gamma)
