@@ -50,6 +50,8 @@ class Element:
 
     @property
     def rel_err(self) -> float:
+        if self.analytic != self.analytic or self.numeric != self.numeric:  # a NaN side: no relative error (not 0)
+            return float("nan")
         scale = max(abs(self.analytic), abs(self.numeric))
         return self.abs_err / scale if scale > 0 else 0.0
 

@@ -245,6 +245,11 @@ class Layer:
         if names is not None and len(names) != len(inputs):
             raise BadInputError(f"names has {len(names)} entries for {len(inputs)} inputs.", "give one name per input.")
         names = list(names) if names is not None else arg_names(forward, len(inputs))
+        odd = [n for n in names if not isinstance(n, str) or not n]
+        if odd:
+            raise BadInputError(
+                f"names {names} holds {odd[0]!r}, which is no name.", "give every input a name: names=['x', 'w', 'b']."
+            )
         if len(set(names)) != len(names):
             raise BadInputError(f"names {names} repeat a name.", "give every input a name of its own.")
         wrt, constant = names_option("wrt", wrt, names), names_option("constant", constant, names)
