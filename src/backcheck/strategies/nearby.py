@@ -476,14 +476,15 @@ UNSETTLED = 0.125
 
 
 def slopes_along(
-    ev: Evaluator, group: np.ndarray, v: np.ndarray, claim: Claim, g: np.ndarray | None = None
+    ev: Evaluator, group: np.ndarray, v: np.ndarray, claim: Claim, g: np.ndarray | None = None, most: float = np.inf
 ) -> tuple[float, float, float]:
     """The one-sided slopes of ``f`` along ``v`` (over ``group``) at half the group's smallest step, or at a finer
     step where they still move with it, and their slack: how far they moved from twice the step, the round-off,
     the analytic side's resolution, and what the rounded displacements take from ``g . v`` (the claim is weighed
-    against ``t v``, the move asked for). ``g``: the analytic values of ``group`` (the claim's at the point)."""
+    against ``t v``, the move asked for). ``g``: the analytic values of ``group`` (the claim's at the point);
+    ``most``: the largest step to start from (a tie's distance to the next value)."""
     gs = claim.g[group] if g is None else g
-    t = float(np.min(claim.steps[group]))
+    t = min(float(np.min(claim.steps[group])), most)
     phis, disps = ev.direction(group, v, (t, -t, t / 2, -t / 2))
     fwd1, bwd1 = (phis[0] - ev.phi0) / t, (ev.phi0 - phis[1]) / t
     fwd, bwd = (phis[2] - ev.phi0) / (t / 2), (ev.phi0 - phis[3]) / (t / 2)

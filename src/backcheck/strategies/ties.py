@@ -110,11 +110,28 @@ def _along_claim(ev: Evaluator, group: np.ndarray, claim: Claim) -> bool | None:
 
 
 def _moved_together(ev: Evaluator, group: np.ndarray, claim: Claim) -> bool | None:
-    """Whether moving ``group`` together agrees with its summed gradient; None where that is not differentiable."""
-    fwd, bwd, slack = slopes_along(ev, group, np.ones(group.size), claim)
+    """Whether moving ``group`` together agrees with its summed gradient; None where that is not differentiable.
+    A tie (one value) is moved by less than its distance to the next value of the input: a step relative to 1
+    (elements of 1e-6, whose step is 5e-3 in float32) would carry it across every other value, a move along which a
+    sort is no more differentiable than along one element."""
+    fwd, bwd, slack = slopes_along(ev, group, np.ones(group.size), claim, most=_tie_room(ev, group))
     if abs(fwd - bwd) > slack:
         return None  # not a differentiable direction: no conclusion
     return bool(abs(float(np.sum(claim.g[group])) - (fwd + bwd) / 2) <= slack)
+
+
+def _tie_room(ev: Evaluator, group: np.ndarray) -> float:
+    """A quarter of the distance from a tie's value to the nearest other value of the input (inf for a group of
+    several values, or a tie alone in its input); at least 2**10 units of the value's own last place."""
+    values = ev.tree.values()
+    v = float(values[group[0]])
+    if not np.all(values[group] == v):
+        return np.inf
+    gaps = np.abs(values[values != v] - v)
+    if not gaps.size:
+        return np.inf
+    unit = float(np.spacing(np.asarray(abs(v), dtype=ev.tree.locate(int(group[0]))[0].dtype)))
+    return max(float(gaps.min()) / 4, 2.0**10 * unit)
 
 
 def _value_groups(ev: Evaluator, of: np.ndarray, claim: Claim) -> list[int]:
