@@ -71,7 +71,8 @@ def estimate_noise(ev: Evaluator, steps: np.ndarray, seed: int = 0, gradient: np
     crossed one segment by chance): then the smaller is kept. ``seed`` seeds the probes' directions; a check
     passes one drawn from its ``"noise"`` stream (:meth:`backcheck.options.Options.rng`). Where ``phi`` stands
     still along a segment although ``gradient`` (the claimed one) says it should move, ``phi`` is quantized:
-    the probe is taken again, wider, until the quantization shows, and its quantum ``q`` counts as noise of
+    the probe is taken again, wider (within :data:`REACH` of the point), until the quantization shows (more than
+    one move: a single jump is a threshold crossed, f is locally constant), and its quantum ``q`` counts as noise of
     ``q / sqrt(12)`` (the deviation of rounding to a grid of ``q``); the quantum found is left in
     ``ev.noise_quantum`` (0 when ``phi`` moved along both segments): a quantized ``phi`` is piecewise constant.
     """
@@ -157,6 +158,9 @@ def _probe(
         spacing = h * RELATIVE_SPACING * widen * factor
         # a wider segment lies further out, so that it never reaches the point itself (where f may jump)
         away = base * max(1.0, widen * AWAY)
+        capped = False
+        if widen > 1:  # ... but within the reach of the point (see REACH)
+            away, spacing, capped = _within_reach(x, away, spacing)
         # every point on the grid of its element's dtype where the segment lies: rounding them (a point in the
         # next binade) would pose as noise. The segment reaches less than |x| + 1.7 |away| (see AWAY)
         grid = _grid(ev, idx, 2 * (np.abs(x) + np.abs(away)), spacing)
@@ -175,11 +179,32 @@ def _probe(
         except NonFiniteError:
             return None
         should = _should_move(ev, spacing, slopes, STEP_ULPS)
-        if np.any(phis != phis[0]) or not _should_move(ev, spacing * (POINTS - 1), slopes, STILL_ULPS):
+        if capped or np.any(phis != phis[0]) or not _should_move(ev, spacing * (POINTS - 1), slopes, STILL_ULPS):
             # phi moves on this segment, or need not from its first point to its last: a quantized phi (whose
             # steps may span many neighbours) is probed again, wider
             break
-    return _residual(phis, t), _quantum(np.abs(np.diff(phis)), should), POINTS - DEGREE - 1
+    moves = np.abs(np.diff(phis))
+    if capped and np.count_nonzero(moves) < 2:
+        # phi stood still wherever it was probed but for one jump at the edge of the reach: no quantum (that shows
+        # more than once), a threshold crossed; phi stands still near the point
+        return 0.0, 0.0, POINTS - DEGREE - 1
+    return _residual(phis, t), _quantum(moves, should), POINTS - DEGREE - 1
+
+
+#: A widened segment moves no element further from the point than this share of its size (at least of 1), the
+#: reach of the wider steps of :mod:`backcheck.refinement` (its ``WIDEST``): beyond, it would measure no rounding
+#: near the point but f's shape on the scale of the element itself (a float32 step, 5e-3 of |x|, widened 1e4
+#: times, moves x by about its own size, across a threshold at 0).
+REACH = 0.1
+
+
+def _within_reach(x: np.ndarray, away: np.ndarray, spacing: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """``away`` and ``spacing`` scaled down, per element, so that the segment stays within :data:`REACH` of
+    ``x``; and whether any was."""
+    extent = np.abs(away) + (POINTS // 2 + 1) * np.abs(spacing)
+    limit = REACH * np.maximum(np.abs(x), 1.0)
+    scale = np.minimum(1.0, limit / np.where(extent > 0, extent, 1.0))
+    return away * scale, spacing * scale, bool(np.any(scale < 1))
 
 
 def _tied(x: np.ndarray) -> np.ndarray:
