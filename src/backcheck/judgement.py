@@ -9,8 +9,10 @@ from typing import Any
 import numpy as np
 
 from backcheck.evaluate import Evaluator
-from backcheck.numeric.grad import noise_level, roundoff
+from backcheck.numeric.grad import MEASURED_NOISE, noise_level, roundoff
+from backcheck.numeric.noise import element_noise
 from backcheck.refinement import (
+    FINER,
     at_finer_steps,
     below_step,
     beside_the_point,
@@ -143,6 +145,33 @@ AVERAGED_AWAY = 16.0
 AVERAGED_STEP = 1.0
 
 
+def _in_quiet(ev: Evaluator, i: int, a: float, h: float, finer: Verdict, judge: Any) -> Verdict:
+    """``finer`` (an agreement at steps below kinks just off the point, too loose to vouch), or the same judgement
+    again with the noise measured along element ``i`` at those steps, where that is quieter than the check's: a
+    function's noise measured over wider moves counts the kinks they cross (a sort of values 1e-6 apart, stepped
+    by 6e-6, read as one computing in float32), and its bound over a step 1e3 times finer holds no derivative.
+    Where the function does compute coarsely, it is as loud along the element. Only where the check's noise is
+    that of a coarser dtype (:data:`COARSE_NOISE` times the output's rounding): a smooth function's is its own."""
+    loud = ev.noise
+    if not loud > COARSE_NOISE * ev.out_eps * max(ev.scale, abs(ev.phi0)):
+        return finer
+    quiet = MEASURED_NOISE * element_noise(ev, i, h * FINER[0], a)
+    if not quiet * QUIETER < loud:
+        return finer
+    ev.noise = quiet
+    try:
+        again = judge()
+    finally:
+        ev.noise = loud
+    return finer if again is None else again
+
+
+#: The noise along an element below kinks off the point replaces the check's where this many times quieter ...
+QUIETER = 16.0
+#: ... and the check's is this many times the output dtype's rounding of its size (as loud as a coarser dtype's).
+COARSE_NOISE = 1e4
+
+
 def _judge_steps(
     ev: Evaluator, i: int, a: float, h: float, first: Four, res: float, tol: Tolerance, typical: float | None
 ) -> Verdict:
@@ -169,6 +198,8 @@ def _judge_steps(
     if (unsure or loose or st in (MISMATCH, KINK, AMBIGUOUS)) and kinks_off_the_point(ev, i, a, verdict, rough, first):
         finer = at_finer_steps(ev, i, a, h, res, tol, size)
         smooth_finer = finer is not None and finer[0] in (OK, MISMATCH)
+        if finer is not None and finer[0] == OK and not stands_for(finer, verdict, a, size):
+            finer = _in_quiet(ev, i, a, h, finer, lambda: at_finer_steps(ev, i, a, h, res, tol, size))
         if finer is not None and (stands_for(finer, verdict, a, size) or (unsure and finer[0] == NOISY)):
             verdict = finer
     # not vouched for, or a mismatch that the quanta f moved by explain
