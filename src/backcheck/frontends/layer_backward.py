@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -85,9 +86,33 @@ def split_cache(out: Any, fname: str) -> tuple[Any, Any]:
 
 
 def _cached_backward(layer: Any, dout: Any, cache: Any, several: bool) -> Any:
-    """``backward(dout, cache)``, or ``backward(dout_1, ..., dout_k, cache)`` for a layer of several outputs."""
+    """``backward(dout, cache)``, or ``backward(dout_1, ..., dout_k, cache)`` for a layer of several outputs; the
+    cache where backward's parameters name it among the douts (Karpathy's LSTM gist and its forks:
+    ``backward(dH, cache, dhn=None)``, the last hidden state's dout after the cache)."""
     _same_draws(layer)
-    return layer.backward(*dout, cache) if several else layer.backward(dout, cache)
+    if not several:
+        return layer.backward(dout, cache)
+    at = cache_position(layer.backward, len(dout) + 1)
+    douts = list(dout)
+    return layer.backward(*douts[:at], cache, *douts[at:])
+
+
+#: Parameter names that say a backward takes the cache there.
+CACHE_NAMES = ("cache", "caches", "cached", "ctx")
+
+
+def cache_position(fn: Any, n: int) -> int:
+    """Where among ``n`` positional arguments ``fn`` takes the cache: the position of its parameter named as one
+    (:data:`CACHE_NAMES`), else the last."""
+    try:
+        params = [p for p in inspect.signature(fn).parameters.values() if p.kind in _POSITIONAL]
+    except (TypeError, ValueError):
+        return n - 1
+    named = [k for k, p in enumerate(params[:n]) if p.name.lower() in CACHE_NAMES]
+    return named[0] if len(named) == 1 else n - 1
+
+
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
 def _same_draws(layer: Any) -> None:
