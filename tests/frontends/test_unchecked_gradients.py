@@ -16,8 +16,10 @@ S = np.array([2.0, 3.0, 4.0])
 CASES = {
     "list of floats": (S.tolist(), np.asarray, lambda g: g),
     "complex array": (S + 0j, lambda s: s.real, lambda g: g + 0j),
-    "dict of arrays": ({"s": S}, lambda p: p["s"], lambda g: {"s": g}),
 }
+#: A dict of float arrays that backward claims a gradient for is differentiated, entry by entry (a cell's
+#: parameters, tests/frontends/test_layer_dict_parameters.py): its wrong gradient fails.
+DICT = ({"s": S}, lambda p: p["s"], lambda g: {"s": g})
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -37,8 +39,16 @@ def test_a_gradient_for_an_input_passed_through_is_not_vouched_for(case):
     assert "np.asarray(s, dtype=np.float64)" in found[0].message
 
 
+def test_a_dict_of_arrays_with_a_gradient_is_checked():
+    s, get, wrap = DICT
+    report = backcheck.check_layer(
+        lambda x, s: x * get(s), lambda d, x, s: (d * get(s), wrap(10 * np.sum(d * x, 0))), (X, s)
+    )
+    assert [lf.name for lf in report.leaves if lf.status == "fail"] == ["s['s']"], report
+
+
 def test_a_wrong_gradient_beside_it_still_fails():
-    s, get, wrap = CASES["dict of arrays"]
+    s, get, wrap = DICT
     report = backcheck.check_layer(lambda x, s: x * get(s), lambda d, x, s: (2 * d * get(s), wrap(d.sum(0))), (X, s))
     assert report.status == "fail", report
 

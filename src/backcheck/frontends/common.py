@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import difflib
 import inspect
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -273,6 +273,16 @@ def float_list(x: Any) -> bool:
         isinstance(x, (list, tuple))
         and len(x) > 0
         and all(isinstance(v, np.ndarray) and v.dtype.kind == "f" for v in x)
+    )
+
+
+def float_dict(x: Any) -> bool:
+    """A dict of float arrays (deeplearning.ai's ``parameters`` of a cell: ``{"Wax": ..., "ba": ...}``): one input,
+    differentiated entry by entry."""
+    return (
+        isinstance(x, Mapping)
+        and len(x) > 0
+        and all(isinstance(k, str) and isinstance(v, np.ndarray) and v.dtype.kind == "f" for k, v in x.items())
     )
 
 

@@ -338,7 +338,7 @@ class Backward:
         wide = self.point.fresh()
         try:
             raw = layer.grads(self.dout(np.float64), layer.args(wide))
-            grads = match_grads(raw, list(layer.names), list(layer.diff_names), "backward", layer.listed)
+            grads = match_grads(raw, list(layer.names), list(layer.diff_names), "backward", layer.listed, layer.keyed)
             if any(gr is not None and np.asarray(gr).dtype != np.float64 for gr in grads.values()):
                 return None
             g = layer.pack(raw, "backward", self.point)[0]
@@ -360,6 +360,7 @@ class Backward:
             list(layer.diff_names),
             "backward",
             layer.listed,
+            layer.keyed,
         )
 
 
@@ -392,8 +393,50 @@ def _not_forwards(hit: tuple[str, Any, np.ndarray], after: Any, now: Any) -> tup
     return (name, shape, keep) if keep.size else None
 
 
-def match_grads(raw: Any, names: list[str], diff_names: list[str], bname: str, listed: bool) -> dict[str, Any]:
-    """``backward``'s result by input name (the differentiated inputs'), or :class:`GradientStructureError`."""
+def _by_key(
+    raw: Mapping[Any, Any], diff_names: list[str], bname: str, keyed: Mapping[str, list[str]]
+) -> dict[str, Any]:
+    """The gradients of a backward that returns a dict keyed by the inputs' names or ``d`` and them
+    (deeplearning.ai's ``{"dxt": ..., "da_prev": ..., "dWax": ...}``; a dict input's entries by their own keys)."""
+
+    def entry(name: str) -> Any:
+        return raw.get(name, raw.get("d" + name, _NONE))
+
+    out: dict[str, Any] = {}
+    for n in diff_names:
+        got = entry(n)
+        if got is _NONE and n in keyed:
+            parts = {k: entry(k) for k in keyed[n]}
+            got = parts if all(v is not _NONE for v in parts.values()) else _NONE
+        if got is _NONE:
+            keys = ", ".join(repr(k) for k in raw)
+            raise GradientStructureError(
+                f"{bname} returned a dict ({keys}) with no gradient of {n}: looked for {n!r}, {'d' + n!r}"
+                + (f" and the entries of {n} ({', '.join(keyed[n])}, or d and them)" if n in keyed else "")
+                + ".",
+                f"key each input's gradient by its name or d and its name ({'d' + n!r}), or return a tuple in "
+                "forward's parameter order.",
+            )
+        out[n] = got
+    return out
+
+
+_NONE = object()
+
+
+def match_grads(
+    raw: Any,
+    names: list[str],
+    diff_names: list[str],
+    bname: str,
+    listed: bool,
+    keyed: Mapping[str, list[str]] | None = None,
+) -> dict[str, Any]:
+    """``backward``'s result by input name (the differentiated inputs'), or :class:`GradientStructureError`.
+    ``keyed``: the keys of the inputs that are dicts of arrays."""
+    keyed = keyed or {}
+    if isinstance(raw, Mapping):
+        return _by_key(raw, diff_names, bname, keyed)
     # one differentiated input (labels, masks and config beside it): a bare gradient is its gradient
     if len(diff_names) == 1 and not isinstance(raw, (list, tuple)):
         return {diff_names[0]: raw}

@@ -23,7 +23,15 @@ from backcheck.contract import Contract
 from backcheck.errors import BadInputError, GradientMismatch
 from backcheck.evaluate import Output
 from backcheck.findings import error_notes
-from backcheck.frontends.common import Nonlinear, float_input, float_list, private_copy, python_float, settle_linearity
+from backcheck.frontends.common import (
+    Nonlinear,
+    float_dict,
+    float_input,
+    float_list,
+    private_copy,
+    python_float,
+    settle_linearity,
+)
 from backcheck.frontends.hints import cache_error, check_outputs, cotangents, masked_note, order_error, torch_inputs
 from backcheck.frontends.layer_backward import Backward, backward_call, match_grads, runs_forward, split_cache
 from backcheck.frontends.upcast import upcast_point
@@ -264,7 +272,7 @@ class Layer:
         diff = [
             n
             for n, x in by_name.items()
-            if (float_input(x) or float_list(x)) and (wrt is None or n in wrt) and n not in skip
+            if (float_input(x) or float_list(x) or float_dict(x)) and (wrt is None or n in wrt) and n not in skip
         ]
         tensors = torch_inputs(fname, names, inputs)
         if tensors is not None:
@@ -278,7 +286,9 @@ class Layer:
                 "pass float arrays (integer labels and masks are passed through unperturbed).",
             )
         # bare Python floats beside arrays are hyperparameters until backward returns a gradient for them
-        maybe = [n for n in diff if python_float(by_name[n]) and wrt is None]
+        # ... and so are dicts of arrays (a config of running statistics), until it returns one for them (a cell's
+        # parameters)
+        maybe = [n for n in diff if (python_float(by_name[n]) or float_dict(by_name[n])) and wrt is None]
         if len(maybe) < len(diff):
             diff = [n for n in diff if n not in maybe]
         else:
@@ -314,6 +324,11 @@ class Layer:
         """The one differentiated input is a list of arrays (``forward(X)`` with ``X = [a, b]``)."""
         return len(self.diff_names) == 1 and isinstance(self.tree.obj[self.diff_names[0]], (list, tuple))
 
+    @property
+    def keyed(self) -> dict[str, list[str]]:
+        """The keys of each differentiated input that is a dict of arrays (a cell's ``parameters``)."""
+        return {n: list(v) for n, v in self.tree.obj.items() if isinstance(v, Mapping)}
+
     # -- calling the layer ---------------------------------------------------------------------------------
     def args(self, current: Mapping[str, Any]) -> list[Any]:
         """The arguments at ``current``: every input passed through is a fresh copy of its value at the start, so
@@ -340,7 +355,7 @@ class Layer:
         """The flat gradient of the differentiated inputs, the names whose gradient is None (zeros), and the
         gradients' dtypes where they differ from their input's."""
         tree = tree or self.tree
-        grads = match_grads(raw, list(self.names), list(self.diff_names), bname, self.listed)
+        grads = match_grads(raw, list(self.names), list(self.diff_names), bname, self.listed, self.keyed)
         shapes = {n: np.shape(v) for n, v in {**self.fixed, **tree.obj}.items() if isinstance(v, np.ndarray)}
         swapped = order_error(grads, shapes, [n for n in self.names if n in shapes], bname)
         if swapped is not None:
@@ -395,12 +410,15 @@ class Layer:
         claimed = []
         if isinstance(raw, (list, tuple)) and len(raw) == len(self.names):
             claimed = [n for n, g in zip(self.names, raw, strict=True) if n in self.maybe and g is not None]
+        elif isinstance(raw, Mapping):  # (keyed by name, d and the name, or a dict input's keys)
+            claimed = [n for n in self.maybe if _keys_claim(raw, n, self.fixed.get(n, self.tree.obj.get(n)))]
         left = [n for n in self.maybe if n not in claimed]
+        floats = [n for n in left if not isinstance(self.fixed.get(n, self.tree.obj.get(n)), Mapping)]
         notes = ()
-        if left:
+        if floats:
             bname = function_name(self.backward, "backward")
             notes = (
-                f"{', '.join(left)}: Python float(s), passed through unperturbed as hyperparameters ({bname} "
+                f"{', '.join(floats)}: Python float(s), passed through unperturbed as hyperparameters ({bname} "
                 "returned no gradient for them); name them in wrt=[...] to check them.",
             )
         return (self.claim(claimed) if claimed else self), notes
@@ -472,6 +490,14 @@ class _RowsPhi:
 
     def __call__(self, rows: Mapping[str, Any]) -> np.ndarray:
         return self.output.rows([np.asarray(x) for _, x in flatten(self.layer.out(rows), "out")])
+
+
+def _keys_claim(raw: Mapping[Any, Any], name: str, value: Any) -> bool:
+    """Whether a backward's dict of gradients holds one for input ``name``: under its name, ``d`` and its name,
+    or (a dict input) under one of its keys or ``d`` and it (the others missing are named then)."""
+    if raw.get(name) is not None or raw.get("d" + name) is not None:
+        return True
+    return isinstance(value, Mapping) and any(raw.get(k, raw.get("d" + k)) is not None for k in value)
 
 
 def names_option(what: str, given: Any, names: Sequence[str]) -> list[str] | None:
