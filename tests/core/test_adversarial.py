@@ -586,7 +586,7 @@ LAYER_BAD_GRADIENTS = [
     ("generator", lambda d, x: (v for v in [d]), GradientStructureError, "generator"),
     ("one too many", lambda d, x: (d, d), GradientStructureError, "2 gradient(s)"),
     ("none at all", lambda d, x: (), GradientStructureError, "0 gradient(s)"),
-    ("a dict", lambda d, x: {"x": d}, GradientStructureError, "dict"),
+    ("a dict", lambda d, x: {"y": d}, GradientStructureError, "dict"),  # (keyed by no input: {"x": d} is read)
     ("raises", lambda d, x: 1 / 0, UserFunctionError, "ZeroDivisionError"),
 ]
 
