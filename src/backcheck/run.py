@@ -332,7 +332,8 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: M
         labels = set(outcome.status.tolist())
     if not tol.custom and outcome.checked.size:
         _reach(ev, claim, outcome, options.floor, labels == {OK})
-    _vouch(tree, g, outcome, lambda: _value_gradient(ev), typical, labels, lambda: _blind_cause(ev))
+    still = _within_rounding(ev, outcome.numeric, claim.steps[outcome.checked])
+    _vouch(tree, g, outcome, lambda: _value_gradient(ev), (typical, still), labels, lambda: _blind_cause(ev))
     _unsettled(tree, outcome)
     if ev.repeat_due and (outcome.failed_leaves or outcome.inconclusive_leaves or labels - {OK}):
         ev.recheck()  # a verdict but a pass: whether f is random is told first (the baseline deferred it)
@@ -446,25 +447,40 @@ def _blind_cause(ev: Evaluator) -> str:
     return "the function's noise or rounding, an overflow, a pole or a dtype too narrow"
 
 
+#: A numeric derivative whose move over the step is at most this many units of f's last place shows no size.
+STILL_UNITS = 4.0
+
+
+def _within_rounding(ev: Evaluator, numeric: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """Per element checked, whether its numeric derivative moved ``f`` over its central difference by no more than
+    :data:`STILL_UNITS` units of f's last place: f stood still but for its rounding (hard ranks, a sort's plateau:
+    1e-14 over a step of 1e-3 beside f of 10), which is no gradient. A derivative that moved f by tens of units
+    (1e-6 sin(x) beside 1000) is one, if the differences cannot resolve it."""
+    return np.abs(numeric) * 2 * steps <= STILL_UNITS * ev.out_eps * max(ev.scale, abs(ev.phi0))
+
+
 def _vouch(
     tree: Tree,
     g: np.ndarray,
     outcome: Outcome,
     value_gradient: Callable[[], float],
-    sizes: np.ndarray,
+    sizes: tuple[np.ndarray, np.ndarray],
     labels: set[str],
     cause: Callable[[], str],
 ) -> None:
     """Pass means vouched: elements whose bound could not see an error that matters become inconclusive.
-    ``labels``: the verdicts present in ``outcome``; ``cause``: why, as far as measured (:func:`_blind_cause`)."""
+    ``labels``: the verdicts present in ``outcome``; ``cause``: why, as far as measured (:func:`_blind_cause`);
+    ``sizes``: per element, the screen's typical size and whether its numeric derivative shows no size
+    (:func:`_within_rounding`)."""
     if OK not in labels:
         return  # nothing passed: nothing to vouch for
     checked, status = outcome.checked, outcome.status
+    sizes, still = sizes
     limit = outcome.bound if outcome.vouch_bound is None else outcome.vouch_bound
-    # a numeric derivative within its own bound of 0 shows no size: rounding of a locally constant f over the step
-    # (hard ranks, a sort's plateau) is no gradient to weigh the bound against, and 0 lets the fallbacks below
-    # (the other arrays' gradients, the function's own size) take its place
-    numeric = np.where(np.abs(outcome.numeric) > limit, outcome.numeric, 0.0)
+    # a numeric derivative that is f's rounding over the step shows no size: a locally constant f's is no gradient
+    # to weigh the bound against, and 0 lets the fallbacks below (the other arrays' gradients, the function's own
+    # size) take its place
+    numeric = np.where(still, 0.0, outcome.numeric)
     # (no mask where it would select everything: every element a derivative)
     derivative = (status != JUMP) & (status != NOISY) if JUMP in labels or NOISY in labels else None
     # the typical size of each tensor, from the elements that have a derivative (not a pole's jump): one

@@ -63,3 +63,12 @@ def test_the_torch_frontend_passes_the_same_plateau():
 
     x = torch.from_numpy(X.copy())
     assert bt.check_function(HardRank, x).status == "pass"
+
+
+@pytest.mark.parametrize(("dtype", "offset", "c"), [(np.float64, 1e3, 1e-6), (np.float32, 1.0, 1e-9)])
+def test_a_forgotten_gradient_the_differences_cannot_resolve_is_not_vouched_for(dtype, offset, c):
+    # (a guard, inconclusive before too: the derivative moves f by tens of units of its last place, which the
+    # differences cannot tell from 0 within their bound, but it is a gradient: a zero claim is not passed)
+    x = np.random.default_rng(0).normal(size=6).astype(dtype)
+    r = backcheck.check(lambda t: float(offset + c * np.sum(np.sin(t))), x, lambda t: np.zeros_like(t))
+    assert r.status == "inconclusive", r
