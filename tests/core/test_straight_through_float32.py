@@ -106,3 +106,14 @@ def test_a_float32_function_rounded_to_bfloat16_inside_keeps_its_verdict() -> No
         x = torch.tensor(_normal(seed), dtype=torch.float32, requires_grad=True)
         r = bt.check(lambda v: torch.tanh(v.bfloat16().float()).sum(), x)
         assert r.status == "inconclusive", r
+
+
+@pytest.mark.parametrize("scale", [0.3, 0.1, 0.03])
+def test_a_straight_through_rule_at_small_inputs_fails(scale):
+    # (inputs below 1: a reach of a tenth of max(|x|, 1) still carried them across the threshold, and integer
+    # weights' jumps passed for a rounding grid's quanta; the reach is a tenth of |x| itself, or of its step)
+    weights = np.arange(1.0, 13).reshape(3, 4)
+    for seed in range(3):
+        x = (np.random.default_rng(seed).standard_normal((3, 4)) * scale).astype(np.float32)
+        r = backcheck.check(lambda p: float(np.sum((p > 0).astype(np.float32) * weights)), x, lambda p: weights)
+        assert r.status == "fail", (seed, r)

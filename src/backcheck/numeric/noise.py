@@ -160,7 +160,7 @@ def _probe(
         away = base * max(1.0, widen * AWAY)
         capped = False
         if widen > 1:  # ... but within the reach of the point (see REACH)
-            away, spacing, capped = _within_reach(x, away, spacing)
+            away, spacing, capped = _within_reach(x, h, away, spacing)
         # every point on the grid of its element's dtype where the segment lies: rounding them (a point in the
         # next binade) would pose as noise. The segment reaches less than |x| + 1.7 |away| (see AWAY)
         grid = _grid(ev, idx, 2 * (np.abs(x) + np.abs(away)), spacing)
@@ -184,25 +184,41 @@ def _probe(
             # steps may span many neighbours) is probed again, wider
             break
     moves = np.abs(np.diff(phis))
-    if capped and np.count_nonzero(moves) < 2:
-        # phi stood still wherever it was probed but for one jump at the edge of the reach: no quantum (that shows
-        # more than once), a threshold crossed; phi stands still near the point
+    if capped and not _quanta(moves[moves > 0]):
+        # phi stood still wherever it was probed but for one jump at the edge of the reach, or jumps of unrelated
+        # sizes (thresholds of several elements crossed, each moving phi by its own weight): no quantum (a rounding
+        # grid's moves are whole numbers of one quantum, and show more than once); phi stands still near the point
         return 0.0, 0.0, POINTS - DEGREE - 1
     return _residual(phis, t), _quantum(moves, should), POINTS - DEGREE - 1
 
 
-#: A widened segment moves no element further from the point than this share of its size (at least of 1), the
-#: reach of the wider steps of :mod:`backcheck.refinement` (its ``WIDEST``): beyond, it would measure no rounding
-#: near the point but f's shape on the scale of the element itself (a float32 step, 5e-3 of |x|, widened 1e4
-#: times, moves x by about its own size, across a threshold at 0).
+#: Moves of a quantized phi are whole numbers of its quantum to within this share of it (its own rounding).
+WHOLE = 1e-3
+
+
+def _quanta(moving: np.ndarray) -> bool:
+    """Whether the nonzero moves of phi along a segment are a rounding grid's: two or more, each a whole number of
+    the smallest."""
+    if moving.size < 2:
+        return False
+    k = moving / moving.min()
+    return bool(np.all(np.abs(k - np.round(k)) <= WHOLE * k))
+
+
+#: A widened segment moves no element further from the point than this share of its size (at least of its step),
+#: the reach of the wider steps of :mod:`backcheck.refinement` (its ``WIDEST``): beyond, it would measure no
+#: rounding near the point but f's shape on the scale of the element itself (a float32 step, 5e-3 of |x|, widened
+#: 1e4 times, moves x by about its own size, across a threshold at 0; so would a reach of 0.1 for x of 0.03).
 REACH = 0.1
 
 
-def _within_reach(x: np.ndarray, away: np.ndarray, spacing: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+def _within_reach(
+    x: np.ndarray, h: np.ndarray, away: np.ndarray, spacing: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, bool]:
     """``away`` and ``spacing`` scaled down, per element, so that the segment stays within :data:`REACH` of
-    ``x``; and whether any was."""
+    ``x`` (of its step ``h`` where that is larger); and whether any was."""
     extent = np.abs(away) + (POINTS // 2 + 1) * np.abs(spacing)
-    limit = REACH * np.maximum(np.abs(x), 1.0)
+    limit = REACH * np.maximum(np.abs(x), h)
     scale = np.minimum(1.0, limit / np.where(extent > 0, extent, 1.0))
     return away * scale, spacing * scale, bool(np.any(scale < 1))
 
