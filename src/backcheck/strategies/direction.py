@@ -32,6 +32,8 @@ class Measurement:
     analytic: float
     kinky: bool = False  # the direction crosses a kink at the point: its central difference proves nothing
     shrunk: float = 1.0  # the factor the direction was shrunk by to stay inside f's domain
+    pending: FullStep | None = None  # failed clearly at the full step, its half step not measured: see settle
+    blind: bool = False  # its gap within f's noise, its mismatch not far beyond: a kink at the point could carry it
 
     @property
     def failed(self) -> bool:
@@ -140,9 +142,12 @@ def measure_once(
     screen = bound(trunc, noise / 2, res) + rounding1
     smooth = gap1 < abs(n1 - a1) / 4  # a kink along the direction would show as a large gap
     steep = steep and gap1 > max(l1, abs(n1)) + SAFETY * noise
-    if (abs(n1 - a1) <= screen and not steep) or (smooth and abs(n1 - a1) > CLEAR * screen):
-        return Measurement(n1 - a1, screen, n1, a1)  # clearly right, or clearly wrong: no need to refine
-    return _halved(ev, along, coef, FullStep(n1, a1, gap1, rounding1, res, noise))
+    full = FullStep(n1, a1, gap1, rounding1, res, noise)
+    if abs(n1 - a1) <= screen and not steep:
+        return Measurement(n1 - a1, screen, n1, a1)  # clearly right: no need to refine
+    if smooth and abs(n1 - a1) > CLEAR * screen:  # clearly wrong, unless kinks at the point cancel in the gap
+        return Measurement(n1 - a1, screen, n1, a1, pending=full)
+    return _halved(ev, along, coef, full)
 
 
 def _at(ev: Evaluator, along: Along, coef: np.ndarray, t: float) -> tuple[float, float, float, float]:
@@ -170,7 +175,7 @@ def _halved(ev: Evaluator, along: Along, coef: np.ndarray, full: FullStep) -> Me
     n2, a2, gap2, rounding2 = _at(ev, along, coef, 0.5)
     limit = bound(abs((n1 - a1) - (n2 - a2)), noise, res)
     kinky = is_kink(gap2, full.gap, 4 * noise)  # the gap at t = 1/2 carries 2 x 2 noise / t
-    m = Measurement(n2 - a2, limit + rounding2, n2, a2, kinky)
+    m = Measurement(n2 - a2, limit + rounding2, n2, a2, kinky, blind=_blind(gap2, n2 - a2, noise))
     if m.failed and res <= limit / SAFETY and abs(m.mismatch) - rounding2 <= NEAR_FLOOR * limit:
         # within a few orders of its floor: rounding of terms that cancelled inside f can be this large (see
         # numeric.noise.local_noise); judged again with the noise measured along the direction (24 evaluations)
@@ -179,3 +184,30 @@ def _halved(ev: Evaluator, along: Along, coef: np.ndarray, full: FullStep) -> Me
         sigma = local_noise(ev, where, 0.5 * coef, along.gs)
         m.bound += bound(0.0, NOISE_FACTOR * sigma, 0.0)  # the difference at t = 1/2 spans 1
     return m
+
+
+def _blind(gap: float, mismatch: float, noise: float) -> bool:
+    """Whether a gap is too small beside f's noise to tell a kink (see :func:`_halved`), and the mismatch not
+    :data:`CLEAR` times larger: kinks at the point could carry it with their gap cancelled within the noise."""
+    quiet = SAFETY * 4 * noise
+    return gap <= quiet and abs(mismatch) <= CLEAR * quiet
+
+
+def settle(ev: Evaluator, along: Along, coef: np.ndarray, m: Measurement) -> Measurement:
+    """``m``, or where it failed clearly at its full step alone (``m.pending``), the direction ``coef`` measured
+    again at half its step (2 evaluations). Kinks exactly at the point make a central difference off by a constant,
+    as a wrong rule does (it sees the mean of each element's one-sided slopes, which a subgradient need not be), and
+    show only in the gap between the forward and backward slopes; kinks of both kinds (a ReLU weighted by both
+    signs) cancel there but not in the difference, so a small gap does not clear the direction of them. At half the
+    step a kink's gap stays where a curvature's halves. A gap within f's noise tells nothing more at half the step:
+    ``m``, marked ``blind`` where its mismatch is small enough for kinks to carry."""
+    full = m.pending
+    if full is None:
+        return m
+    if full.gap <= SAFETY * 4 * full.noise:
+        return dataclasses.replace(m, pending=None, blind=_blind(full.gap, m.mismatch * m.shrunk, full.noise))
+    try:
+        half = _halved(ev, along, coef * m.shrunk, full)
+    except NonFiniteError:
+        return m  # (f's domain ends within the half step: the full step's verdict stands)
+    return _per_unit(half, m.shrunk)

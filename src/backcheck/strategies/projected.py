@@ -21,6 +21,7 @@ sibling's, so one measurement (2 evaluations) per level suffices for a single wr
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -29,7 +30,7 @@ import numpy as np
 from backcheck.bits import dot
 from backcheck.evaluate import Evaluator
 from backcheck.scratch import lend
-from backcheck.strategies.direction import Along, Measurement, measure
+from backcheck.strategies.direction import Along, Measurement, measure, settle
 from backcheck.strategies.elementwise import run
 from backcheck.tree import Leaf
 from backcheck.verdict import FAILING, JUMP, KINK, Claim, rms
@@ -143,6 +144,42 @@ def _sums(g: np.ndarray, h: np.ndarray, k: float, hc: np.ndarray, buffer: np.nda
     return math.sqrt(ss / n), l1, hh
 
 
+def kinks_possible(leaf: Leaf, still: np.ndarray | None, results: list[Measurement]) -> bool:
+    """Whether random directions over ``leaf`` may cross kinks exactly at the point: a direction did (its gap stayed
+    at half the step), or an element they move sits at zero or shares its value with another (see
+    :func:`suspects`)."""
+    if any(m.kinky for m in results):
+        return True
+    at = suspects(leaf)
+    return bool(at.size and (still is None or np.setdiff1d(at, still).size))
+
+
+def _settled(
+    ev: Evaluator,
+    along: Along,
+    results: list[Measurement],
+    failing: list[tuple[int, dict]],
+    redraw: tuple[type, np.ndarray, np.ndarray],
+    h: np.ndarray,
+) -> np.ndarray | None:
+    """The failing directions ``failing`` (their positions in ``results`` and the state of the generator that drew
+    them) of an array where kinks at the point are possible, settled in turn (see :func:`settle`) until one fails at
+    half its step too; one whose gap cannot tell a kink (``blind``) is taken as crossing one (the array's elements
+    at kinks are then judged one by one, the others projected again). ``redraw``: the generator's type, the scaled
+    steps and a buffer to draw a direction into. ``results`` updated; the weights of the first direction still
+    failing, or None."""
+    kind, hc, buffer = redraw
+    for i, state in failing:
+        gen = kind()
+        gen.state = state
+        coef = direction(np.random.Generator(gen), hc, buffer)
+        m = settle(ev, along, coef, results[i])
+        results[i] = dataclasses.replace(m, kinky=True) if m.failed and m.blind else m
+        if results[i].failed:
+            return np.divide(coef, h, out=np.zeros_like(coef), where=h != 0)
+    return None  # (every one settled: none fails)
+
+
 @dataclass
 class LeafProjection:
     """What the projected check learned about one array."""
@@ -169,6 +206,8 @@ def project_leaf(
     ``plan`` is (directions, detect, confidence): a fixed number of directions, or None to derive it from the
     first direction's bound, the RMS error to detect (None: ``DETECT_BOUNDS`` bounds) and the confidence.
     ``still``: positions in the array the directions leave where they are (elements judged one by one).
+    Without ``stop_on_failure`` (the array's verdict is the directions', no localization follows), a direction
+    that fails clearly at its full step is settled (see :func:`settle`) where kinks at the point are possible.
     """
     count, detect, confidence = plan
     sl = slice(leaf.offset, leaf.offset + leaf.size)
@@ -182,12 +221,14 @@ def project_leaf(
     along = Along(g, sl, claim.tol, (float(claim.grad_eps[leaf.offset]), float(claim.rms[leaf.offset])), wide)
     results: list[Measurement] = []
     failure = None
+    failing: list[tuple[int, dict]] = []  # without stop_on_failure: the failing directions and the rng's state
     wanted = count or 1
     with lend(leaf.size) as buffer, lend(leaf.size) as hc:
         k = math.sqrt(12.0 / max(leaf.size - (0 if still is None else still.size), 1))
         scale, l1, hh = _sums(g, h, k, hc, buffer)  # scale: the step-weighted gradient's RMS, errors are its share
         moments = _moments(l1, scale, hh, k, leaf.size) if leaf.size >= MOMENTS_FROM else None
         while len(results) < wanted:
+            drawn = None if stop_on_failure else rng.bit_generator.state  # (to draw it again: see _settled)
             coef = direction(rng, hc, buffer)
             m = measure(ev, along, coef, moments)
             if m.failed and _below(leaf, h):
@@ -195,12 +236,17 @@ def project_leaf(
             results.append(m)
             if m.failed and failure is None:
                 failure = np.divide(coef, h, out=np.zeros_like(coef), where=h != 0)  # (0 where still)
+            if m.failed and not stop_on_failure:
+                failing.append((len(results) - 1, drawn))
             if m.failed and stop_on_failure:
                 break  # the array is wrong; localization takes over
             if count is None and len(results) == 1 and scale > 0:
                 wanted = directions_needed(m.bound / scale, detect, confidence)
                 if wanted >= leaf.size:
                     break  # as many directions as elements: the caller checks each element instead
+        if failing and kinks_possible(leaf, still, results):
+            redraw = (type(rng.bit_generator), hc, buffer)
+            failure = _settled(ev, along, results, failing, redraw, h)
     failed = any(m.failed for m in results)
     kinky = sum(m.kinky for m in results)
     detectable = detectable_size([m.bound for m in results], scale, confidence)
