@@ -404,7 +404,7 @@ class PythonState:
         address = _py_raw_address(self.inst)
         assert address is not None
         ctypes.memmove(address, self.raw, PY_MT_BYTES)
-        self.inst.gauss_next = self.gauss
+        self.inst.gauss_next = self.gauss  # type: ignore[attr-defined]  # (an attribute random.Random keeps)
 
     def same(self, other: PythonState) -> bool:
         if self.inst is not other.inst or (self.raw is None) != (other.raw is None):

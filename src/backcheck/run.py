@@ -475,7 +475,7 @@ def _vouch(
     if OK not in labels:
         return  # nothing passed: nothing to vouch for
     checked, status = outcome.checked, outcome.status
-    sizes, still = sizes
+    screen, still = sizes
     limit = outcome.bound if outcome.vouch_bound is None else outcome.vouch_bound
     # a numeric derivative that is f's rounding over the step shows no size: a locally constant f's is no gradient
     # to weigh the bound against, and 0 lets the fallbacks below (the other arrays' gradients, the function's own
@@ -501,7 +501,7 @@ def _vouch(
     biggest = max(typical, largest)
     least = VOUCH_FLOOR * (biggest if biggest > 0 else value_gradient())
     ref = _maximum(ref, least) if which is None else np.maximum(ref, least)
-    ref = np.maximum(ref, sizes[checked])  # never stricter than the screen was
+    ref = np.maximum(ref, screen[checked])  # never stricter than the screen was
     blind = ~vouched(g[checked], numeric, limit, ref)
     if len(labels) > 1:
         blind &= status == OK

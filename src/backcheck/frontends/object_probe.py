@@ -138,8 +138,8 @@ def probe_layer(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any,
         where.update(_written_in_dicts(obj, entries, left, named_only=spec.step is not None))
         # a backward given a learning rate that keeps no gradient anywhere: read off its step (one that stores the
         # gradient too, self.gradients['dW'] beside its own step, is checked on what it stores)
-        stepped = [s for s in updated if spec.step is not None and s not in where]
-        where.update({s: Stepped(s) for s in stepped if read_by_forward(spec, template, s, inputs, out)})
+        steps = [s for s in updated if spec.step is not None and s not in where]
+        where.update({s: Stepped(s) for s in steps if read_by_forward(spec, template, s, inputs, out)})
     stale = {s for s in untouched if s not in where}
     where.update({s: untouched[s] for s in stale})
     if spec.step is not None:  # an optimizer's state in a dict or list (Adam's moments), which forward never reads

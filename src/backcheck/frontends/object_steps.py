@@ -12,6 +12,7 @@ gradient can be read off it, right or wrong.
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -173,11 +174,11 @@ def _held_elsewhere(obj: Any) -> list[tuple[str, Callable[[Any], Any]]]:
             for j, x in enumerate(item if nested else [item]):
                 if is_float_array(x):
                     label = f"{a}[{i}][{j}]" if nested else f"{a}[{i}]"
-                    out.append((label, lambda o, a=a, i=i, j=j, n=nested: _put_item(o, a, i, j, n)))
+                    out.append((label, functools.partial(_put_item, attr=a, i=i, j=j, nested=nested)))
     for klass in type(obj).__mro__[:-1]:
         for name, x in vars(klass).items():
             if is_float_array(x) and name not in attributes(obj) and all(name != lb for lb, _ in out):
-                out.append((name, lambda o, name=name, x=x: _put_class(o, name, x)))
+                out.append((name, functools.partial(_put_class, name=name, x=x)))
     return out
 
 

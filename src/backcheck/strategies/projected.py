@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -158,7 +160,7 @@ def _settled(
     ev: Evaluator,
     along: Along,
     results: list[Measurement],
-    failing: list[tuple[int, dict]],
+    failing: list[tuple[int, Mapping[str, Any] | None]],
     redraw: tuple[type, np.ndarray, np.ndarray],
     h: np.ndarray,
 ) -> np.ndarray | None:
@@ -221,7 +223,8 @@ def project_leaf(
     along = Along(g, sl, claim.tol, (float(claim.grad_eps[leaf.offset]), float(claim.rms[leaf.offset])), wide)
     results: list[Measurement] = []
     failure = None
-    failing: list[tuple[int, dict]] = []  # without stop_on_failure: the failing directions and the rng's state
+    # without stop_on_failure: the failing directions and the rng's state
+    failing: list[tuple[int, Mapping[str, Any] | None]] = []
     wanted = count or 1
     with lend(leaf.size) as buffer, lend(leaf.size) as hc:
         k = math.sqrt(12.0 / max(leaf.size - (0 if still is None else still.size), 1))
