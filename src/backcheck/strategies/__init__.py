@@ -208,16 +208,18 @@ def _projected(
         (not those judged already). Where none of it is wrong, the sample was of the whole array and the rest
         of it fits in what is left of :data:`ELEMENTWISE_FALLBACK` for the check, the rest too: a pass then
         vouches for every element, not for errors spread over a few percent of them. (A sample ``among`` the
-        elements at kinks of an array whose others were projected stays a sample: any value between their
-        one-sided slopes is valid there, and judging thousands of them one by one costs tens of thousands of
-        evaluations.) With the number of elements it was drawn from."""
+        elements at kinks of an array whose others were projected stays a sample where more than another sample's
+        worth are left: any value between their one-sided slopes is valid there, and judging thousands of them one
+        by one costs tens of thousands of evaluations; a few dozen left of 300, one of them 1.5 times its slope,
+        are judged too.) With the number of elements it was drawn from."""
         every = np.arange(leaf.offset, leaf.offset + leaf.size) if among is None else among
         pool = np.setdiff1d(every, ev.tree.excluded)
         pool = pool[~np.isin(pool, out.checked)]
         sub = _judged_sample(ev, claim, rng.choice(pool, size=min(KINKY_SAMPLES, pool.size), replace=False), rng, out)
         idx = sub.checked
         left = pool.size - idx.size
-        if among is None and 0 < left <= budget[0] and not np.isin(sub.status, FAILING).any():
+        rest_too = among is None or left <= KINKY_SAMPLES
+        if rest_too and 0 < left <= budget[0] and not np.isin(sub.status, FAILING).any():
             budget[0] -= left
             rest = run(ev, claim, np.setdiff1d(pool, idx), rng)
             out.add_outcome(rest)
@@ -416,7 +418,7 @@ def _own_path(
 def _how_many(sub: Outcome, pool: int) -> str:
     """What a (possibly sampled) check of ``pool`` elements judged one by one covered, in words."""
     if sub.checked.size >= pool:
-        return f"each of these {pool} elements was checked one by one"
+        return f"every one of the {pool} was checked one by one"
     return (
         f"{sub.checked.size} random elements of {pool} were checked one by one (an error confined to a few of the "
         "others may go unseen; strategy='full' checks every one)"
