@@ -166,8 +166,8 @@ def _check_versions(ctx: Context) -> None:
         if getattr(parent, "_version", 0) > ctx.epoch:
             raise GraphError(
                 f"backward: input {k} of op '{ctx.op.name}' (shape {parent.data.shape}) was modified in place "
-                "after the op used it (an optimizer step, load_state_dict): its gradient would be computed from "
-                "the new values",
+                "after the op used it (an optimizer step, load_state_dict, an in-place operator such as +=): "
+                "its gradient would be computed from the new values",
                 "call backward() before optimizer.step() or load_state_dict(), or run the forward again after "
                 "the update (torch refuses it too)",
             )

@@ -61,7 +61,7 @@ _DTYPE = DTYPE
 class _Ops:
     """The op families of :mod:`backcheck.nn.ops`, each imported on first use (they import this module)."""
 
-    _FAMILIES = ("elementwise", "linalg", "nnfunc", "reduce", "shape")
+    _FAMILIES = ("elementwise", "inplace", "linalg", "nnfunc", "reduce", "shape")
 
     def __getattr__(self, family: str) -> Any:
         if family not in self._FAMILIES:
@@ -430,6 +430,22 @@ class Tensor(Conversions):
 
     def __getitem__(self, index: Any) -> Tensor:
         return _ops.shape.getitem(self, index)
+
+    # in place, as torch's (see :mod:`backcheck.nn.ops.inplace`): written into ``data`` where no graph records
+    def __setitem__(self, index: Any, value: ArrayLike) -> None:
+        _ops.inplace.setitem(self, index, value)
+
+    def __iadd__(self, other: ArrayLike) -> Tensor:
+        return _ops.inplace.update(self, other, "add")
+
+    def __isub__(self, other: ArrayLike) -> Tensor:
+        return _ops.inplace.update(self, other, "sub")
+
+    def __imul__(self, other: ArrayLike) -> Tensor:
+        return _ops.inplace.update(self, other, "mul")
+
+    def __itruediv__(self, other: ArrayLike) -> Tensor:
+        return _ops.inplace.update(self, other, "div")
 
     # ------------------------------------------------------------------ methods
     def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:

@@ -260,13 +260,18 @@ def getitem(x: Any, index: Any) -> Tensor:
     >>> getitem(Tensor(np.arange(5.0)), np.array([0, 0, 3])).data
     array([0., 0., 3.])
     """
+    return GetItem.apply(as_tensor(x), index=index_arrays(index))
+
+
+def index_arrays(index: Any) -> Any:
+    """An index with its tensors replaced by their arrays and a list by an array (numpy's reading of it)."""
     if isinstance(index, Tensor):
-        index = index.data
-    elif isinstance(index, tuple):
-        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
-    elif isinstance(index, list):
-        index = np.asarray(index)
-    return GetItem.apply(as_tensor(x), index=index)
+        return index.data
+    if isinstance(index, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    if isinstance(index, list):
+        return np.asarray(index)
+    return index
 
 
 def concatenate(xs: Sequence[Any], axis: int = 0) -> Tensor:
