@@ -9,13 +9,14 @@ from typing import Any
 
 import numpy as np
 
+from backcheck.nn.autograd import Context
 from backcheck.nn.errors import ShapeError
 from backcheck.nn.module import Module
+from backcheck.nn.ops.elementwise import _sigmoid
 from backcheck.nn.ops.elementwise import abs as _abs
-from backcheck.nn.ops.elementwise import softplus
 from backcheck.nn.ops.nnfunc import check_reduction, class_labels, cross_entropy, mse_loss
 from backcheck.nn.ops.shape import getitem
-from backcheck.nn.tensor import Tensor, as_tensor
+from backcheck.nn.tensor import Function, Tensor, as_tensor
 from backcheck.nn.validate import float_array, integer, number
 
 __all__ = [
@@ -69,7 +70,7 @@ def l1_loss(pred: Any, target: Any, reduction: str = "mean") -> Tensor:
 
 
 def binary_cross_entropy_with_logits(logits: Any, targets: Any, reduction: str = "mean") -> Tensor:
-    """Stable ``-[y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))]`` as ``softplus(x) - x y``."""
+    """``-[y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))]`` to full precision (see :class:`BCEWithLogits`)."""
     check_reduction("binary_cross_entropy_with_logits", reduction)
     logits = as_tensor(logits)
     float_array("binary_cross_entropy_with_logits", "logits", logits.data)
@@ -79,7 +80,27 @@ def binary_cross_entropy_with_logits(logits: Any, targets: Any, reduction: str =
             f"binary_cross_entropy_with_logits: logits shape {logits.data.shape} differs from "
             f"target shape {targets.data.shape}"
         )
-    return _reduce(softplus(logits) - logits * targets, reduction)
+    return _reduce(BCEWithLogits.apply(logits, targets), reduction)
+
+
+class BCEWithLogits(Function):
+    """The elementwise loss ``(1 - y) x + max(-x, 0) + log1p(exp(-|x|))`` (torch's form: ``softplus(x) - x y``
+    cancels for a confident right logit, to 0 in float32 from x = 15), with gradient ``(1 - y) sigmoid(x) - y
+    sigmoid(-x)`` (``sigmoid(x) - y`` without its cancellation) for the logits and ``-x`` for the targets."""
+
+    name = "binary_cross_entropy_with_logits"
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        ctx.x, ctx.y = x, y
+        return (1 - y) * x + np.maximum(-x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        x, y = ctx.x, ctx.y
+        gx = grad * ((1 - y) * _sigmoid(x) - y * _sigmoid(-x)) if ctx.needs_input_grad[0] else None
+        gy = -grad * x if ctx.needs_input_grad[1] else None
+        return gx, gy
 
 
 class CrossEntropyLoss(Module):
