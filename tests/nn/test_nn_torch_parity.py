@@ -56,3 +56,34 @@ def test_bce_with_logits_reductions_match_torch(reduction):
     ref.backward()
     np.testing.assert_allclose(loss.item(), ref.item(), rtol=1e-13)
     np.testing.assert_allclose(a.grad, b.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_std_of_a_constant_slice_has_torchs_zero_gradient(dt):
+    """sqrt's backward at a zero deviation was g / (2 * 0), times the zero deviations: NaN for the whole slice."""
+    x = np.array([[1.5, 1.5, 1.5], [1.0, 2.0, 4.0], [0.0, 0.0, 0.0]])
+    g = np.array([0.7, -1.3, 2.0])
+    for axis, keepdims in ((1, False), (None, False), (1, True)):
+        a = Tensor(x.astype(dt), requires_grad=True)
+        b = torch.tensor(x.astype(dt), requires_grad=True)
+        out, ref = a.std(axis, keepdims=keepdims), b.std(axis, keepdim=keepdims) if axis else b.std()
+        up = g.reshape(out.shape) if out.ndim else np.asarray(g[0])
+        out.backward(up.astype(dt))
+        ref.backward(torch.from_numpy(up.astype(dt)))
+        tol = 8 * np.finfo(dt).eps
+        np.testing.assert_allclose(out.data, ref.detach().numpy(), rtol=tol)
+        np.testing.assert_allclose(a.grad, b.grad.numpy(), rtol=tol, atol=tol)
+        assert np.isfinite(a.grad).all()
+
+
+def test_std_of_a_constant_slice_second_order_matches_torch():
+    from backcheck.nn import higher
+
+    x = np.array([[2.0, 2.0, 2.0], [1.0, 2.0, 4.0]])
+    a, b = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    (ga,) = higher.grad(a.std(1).sum(), [a])
+    (gb,) = torch.autograd.grad(b.std(1).sum(), [b], create_graph=True)
+    (ga * ga).sum().backward()
+    (gb * gb).sum().backward()
+    np.testing.assert_allclose(ga.data, gb.detach().numpy(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(a.grad, b.grad.numpy(), rtol=1e-10, atol=1e-12)

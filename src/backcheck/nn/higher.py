@@ -59,6 +59,13 @@ def _pow(ctx: Context, g: Tensor) -> tuple[Tensor | None, ...]:
     return ga, gb
 
 
+def _std_root(ctx: Context, g: Tensor) -> tuple[Tensor | None, ...]:
+    """sqrt's rule with a gradient of 0 where the deviation is 0 (the mask is constant: no derivative of its own)."""
+    zero = ctx.out == 0
+    at_zero, elsewhere = Tensor(zero.astype(g.dtype)), Tensor((~zero).astype(g.dtype))
+    return (g * elsewhere / (reduce.StdRoot.apply(_parents(ctx)[0]) * 2.0 + at_zero),)
+
+
 TENSOR_RULES: dict[type[Function], Rule] = {
     ew.Add: lambda ctx, g: (g, g),
     ew.Sub: lambda ctx, g: (g, -g),
@@ -72,6 +79,7 @@ TENSOR_RULES: dict[type[Function], Rule] = {
     ew.Exp: lambda ctx, g: (g * _parents(ctx)[0].exp(),),
     ew.Log: lambda ctx, g: (g / _parents(ctx)[0],),
     ew.Sqrt: lambda ctx, g: (g / (_parents(ctx)[0].sqrt() * 2.0),),
+    reduce.StdRoot: _std_root,
     ew.Tanh: lambda ctx, g: (g * (1.0 - _parents(ctx)[0].tanh() ** 2),),
     ew.Sigmoid: lambda ctx, g: (g * _parents(ctx)[0].sigmoid() * (1.0 - _parents(ctx)[0].sigmoid()),),
     # the mask is piecewise constant in the input: its own derivative is zero wherever it exists

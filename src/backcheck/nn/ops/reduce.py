@@ -258,6 +258,23 @@ def std(x: Any, axis: Axis = None, correction: int = 1, keepdims: bool = False) 
     >>> std(Tensor([1.0, 3.0], dtype="float64")).item()
     1.4142135623730951
     """
-    return var(x, axis, correction, keepdims).sqrt()
+    return StdRoot.apply(var(x, axis, correction, keepdims))
+
+
+class StdRoot(Function):
+    """The square root that makes :func:`std` of the variance, with torch's rule where the deviation is 0: a
+    gradient of 0 there (sqrt's ``g / (2 * 0)`` times the zero deviations of a constant slice is NaN)."""
+
+    name = "std"
+
+    @staticmethod
+    def forward(ctx: Context, v: np.ndarray) -> np.ndarray:
+        ctx.out = np.sqrt(v)
+        return ctx.out
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        out = ctx.out
+        return (np.where(out == 0, 0, grad / np.where(out == 0, 1, 2 * out)),)
 
 
