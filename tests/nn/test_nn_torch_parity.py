@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from backcheck import nn
 from backcheck.nn import Tensor
 from backcheck.nn.losses import binary_cross_entropy_with_logits as bce
 
@@ -87,3 +88,40 @@ def test_std_of_a_constant_slice_second_order_matches_torch():
     (gb * gb).sum().backward()
     np.testing.assert_allclose(ga.data, gb.detach().numpy(), rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(a.grad, b.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+_ZERO_D = {
+    "sum": (lambda x, ax, k: x.sum(ax, keepdims=k), lambda x, ax, k: x.sum(ax, keepdim=k)),
+    "mean": (lambda x, ax, k: x.mean(ax, keepdims=k), lambda x, ax, k: x.mean(ax, keepdim=k)),
+    "max": (lambda x, ax, k: x.max(ax, keepdims=k), lambda x, ax, k: x.amax(ax, keepdim=k)),
+    "min": (lambda x, ax, k: x.min(ax, keepdims=k), lambda x, ax, k: x.amin(ax, keepdim=k)),
+    "logsumexp": (lambda x, ax, k: x.logsumexp(ax, keepdims=k), lambda x, ax, k: x.logsumexp(ax, keepdim=k)),
+    "var": (lambda x, ax, k: x.var(ax, 0, keepdims=k), lambda x, ax, k: x.var(ax, correction=0, keepdim=k)),
+    "std": (lambda x, ax, k: x.std(ax, 0, keepdims=k), lambda x, ax, k: x.std(ax, correction=0, keepdim=k)),
+    "softmax": (lambda x, ax, k: nn.functional.softmax(x, ax), lambda x, ax, k: torch.softmax(x, ax)),
+    "log_softmax": (lambda x, ax, k: nn.functional.log_softmax(x, ax), lambda x, ax, k: torch.log_softmax(x, ax)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_ZERO_D))
+@pytest.mark.parametrize("axis", [0, -1])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_a_0d_tensor_reduces_over_axis_0_and_minus_1_as_torch(name, axis, keepdims):
+    """torch takes dim 0 and -1 on a 0-d tensor (nothing to reduce); numpy's AxisError/IndexError escaped."""
+    ours, theirs = _ZERO_D[name]
+    a, b = Tensor(np.array(3.0), requires_grad=True), torch.tensor(3.0, dtype=torch.float64, requires_grad=True)
+    out, ref = ours(a, axis, keepdims), theirs(b, axis, keepdims)
+    out.backward(np.array(0.7))
+    ref.backward(torch.tensor(0.7, dtype=torch.float64))
+    assert out.shape == tuple(ref.shape) == ()
+    np.testing.assert_allclose(out.data, ref.detach().numpy(), rtol=1e-15)
+    np.testing.assert_allclose(a.grad, b.grad.numpy(), rtol=1e-15)
+
+
+def test_a_0d_tensor_refuses_other_axes_with_a_typed_error():
+    from backcheck.nn.errors import ShapeError
+
+    x = Tensor(np.array(3.0))
+    for call in (lambda: x.sum(1), lambda: x.max(-2), lambda: nn.functional.softmax(x, 1)):
+        with pytest.raises(ShapeError, match="0-d input takes axis 0 or -1"):
+            call()

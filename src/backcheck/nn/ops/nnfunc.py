@@ -62,14 +62,15 @@ def class_labels(op: str, labels: np.ndarray, classes: int | None) -> None:
         )
 
 
-def _axis(op: str, axis: Any, ndim: int) -> int:
+def _axis(op: str, axis: Any, ndim: int) -> int | tuple[int, ...]:
+    """The axis to normalize over; for a 0-d input, 0 and -1 (as torch) name no axis at all: ``()``."""
     axis = integer(op, "axis", axis)
-    if not -ndim <= axis < max(ndim, 1):
+    if not -max(ndim, 1) <= axis < max(ndim, 1):
         raise ShapeError(
             f"{op}: axis {axis} is out of range for an input with {ndim} dimensions",
-            f"use an axis in [{-ndim}, {ndim - 1}]" if ndim else "a 0-d input has no axis to normalize over",
+            f"use an axis in [{-ndim}, {ndim - 1}]" if ndim else "a 0-d input takes axis 0 or -1 (as torch)",
         )
-    return axis
+    return axis if ndim else ()
 
 
 # ---------------------------------------------------------------------- softmax family
@@ -77,10 +78,11 @@ class Softmax(Function):
     name = "softmax"
 
     @staticmethod
-    def forward(ctx: Context, x: np.ndarray, *, axis: int, safe: bool = False) -> np.ndarray:
+    def forward(ctx: Context, x: np.ndarray, *, axis: int | tuple[int, ...], safe: bool = False) -> np.ndarray:
+        axis = axis if isinstance(axis, tuple) else (axis,)  # () for a 0-d input
         # x - max(x) <= 0; where it overflows to -inf (|x| near the float maximum) exp gives the exact 0
         with np.errstate(over="ignore", invalid="ignore"):
-            e = np.exp(x - kept_max(x, (axis,)))
+            e = np.exp(x - kept_max(x, axis))
             total = e.sum(axis=axis, keepdims=True)
             # the sum is >= 1 except over a slice of all -inf: 0/0 is NaN there (as torch's softmax),
             # and 0 for the safe softmax of attention (as torch's scaled_dot_product_attention)
@@ -98,10 +100,11 @@ class LogSoftmax(Function):
     name = "log_softmax"
 
     @staticmethod
-    def forward(ctx: Context, x: np.ndarray, *, axis: int) -> np.ndarray:
+    def forward(ctx: Context, x: np.ndarray, *, axis: int | tuple[int, ...]) -> np.ndarray:
+        axis = axis if isinstance(axis, tuple) else (axis,)  # () for a 0-d input
         # as in Softmax; a log-probability below -max float is -inf, a slice of all -inf is NaN (as torch)
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-            z = x - kept_max(x, (axis,))
+            z = x - kept_max(x, axis)
             z -= np.log(np.exp(z).sum(axis=axis, keepdims=True))
         ctx.out, ctx.axis = z, axis
         return z

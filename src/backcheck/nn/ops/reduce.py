@@ -39,17 +39,21 @@ def _axis_tuple(op: str, axis: Any) -> tuple[int, ...]:
 
 
 def _norm_axis(op: str, axis: Axis, ndim: int) -> tuple[int, ...]:
+    """The reduced axes, sorted; a 0-d input takes axis 0 or -1 (as torch), which reduce nothing: ``()``."""
     if axis is None:
         return tuple(range(ndim))
     axes = _axis_tuple(op, axis)
     out = []
     for ax in axes:
-        if not -ndim <= ax < builtins.max(ndim, 1):
-            raise ShapeError(f"{op}: axis {ax} is out of range for an input with {ndim} dimensions")
+        if not -builtins.max(ndim, 1) <= ax < builtins.max(ndim, 1):
+            raise ShapeError(
+                f"{op}: axis {ax} is out of range for an input with {ndim} dimensions",
+                f"use axes in [{-ndim}, {ndim - 1}]" if ndim else "a 0-d input takes axis 0 or -1 (as torch)",
+            )
         out.append(int(ax) % builtins.max(ndim, 1))
     if len(set(out)) != len(out):
         raise ShapeError(f"{op}: repeated axis in {axes}")
-    return tuple(sorted(out))
+    return tuple(sorted(out)) if ndim else ()
 
 
 def kept_max(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
