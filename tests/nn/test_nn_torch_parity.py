@@ -125,3 +125,37 @@ def test_a_0d_tensor_refuses_other_axes_with_a_typed_error():
     for call in (lambda: x.sum(1), lambda: x.max(-2), lambda: nn.functional.softmax(x, 1)):
         with pytest.raises(ShapeError, match="0-d input takes axis 0 or -1"):
             call()
+
+
+@pytest.mark.parametrize("name", ["checkpoint", "model.pt", "weights.npz"])
+def test_save_and_load_round_trip_any_path_as_torch(tmp_path, name):
+    """np.savez appended ".npz" to a name without it, so load(the same path) raised FileNotFoundError."""
+    import io
+    import pathlib
+
+    m = nn.Linear(3, 2, dtype=np.float64)
+    for path in (str(tmp_path / name), pathlib.Path(tmp_path / ("p_" + name))):
+        torch.save({"w": torch.zeros(1)}, str(path) + ".torch")  # torch keeps the path as given
+        assert torch.load(str(path) + ".torch")["w"].shape == (1,)
+        m.save(path)
+        assert pathlib.Path(path).exists()
+        fresh = nn.Linear(3, 2, dtype=np.float64)
+        fresh.load(path)
+        np.testing.assert_array_equal(fresh.weight.data, m.weight.data)
+        np.testing.assert_array_equal(fresh.bias.data, m.bias.data)
+    buf = io.BytesIO()
+    m.save(buf)
+    buf.seek(0)
+    fresh = nn.Linear(3, 2, dtype=np.float64)
+    fresh.load(buf)
+    np.testing.assert_array_equal(fresh.weight.data, m.weight.data)
+
+
+def test_load_reads_a_file_saved_with_the_old_suffix_and_names_both_paths_when_missing(tmp_path):
+    m = nn.Linear(3, 2, dtype=np.float64)
+    np.savez(tmp_path / "old", **m.state_dict())  # what save("old") wrote before: old.npz
+    fresh = nn.Linear(3, 2, dtype=np.float64)
+    fresh.load(str(tmp_path / "old"))
+    np.testing.assert_array_equal(fresh.weight.data, m.weight.data)
+    with pytest.raises(FileNotFoundError, match="nor"):
+        fresh.load(str(tmp_path / "missing"))

@@ -345,12 +345,23 @@ class Module:
                 modified(params[name])  # a graph built before the load refuses to backward through new values
             np.copyto(dest, src, casting="unsafe")
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Save the state dict to an ``.npz`` file."""
-        np.savez(path, **self.state_dict())  # type: ignore[arg-type]
+    def save(self, path: str | os.PathLike[str] | Any) -> None:
+        """Save the state dict in numpy's ``.npz`` format to exactly ``path`` (``"model.pt"`` too: numpy's
+        ``savez`` would append ``.npz`` to a name without it), or to an open binary file."""
+        if isinstance(path, str | os.PathLike):
+            with open(path, "wb") as f:
+                np.savez(f, **self.state_dict())  # type: ignore[arg-type]
+        else:
+            np.savez(path, **self.state_dict())  # type: ignore[arg-type]
 
-    def load(self, path: str | os.PathLike[str], strict: bool = True) -> None:
-        """Load a state dict saved by :meth:`save`."""
+    def load(self, path: str | os.PathLike[str] | Any, strict: bool = True) -> None:
+        """Load a state dict saved by :meth:`save` (from ``path``, or ``path + ".npz"`` where only that exists, as
+        :meth:`save` wrote it before it kept the path as given)."""
+        if isinstance(path, str | os.PathLike) and not os.path.exists(path):
+            suffixed = os.fspath(path) + ".npz"
+            if not os.path.exists(suffixed):
+                raise FileNotFoundError(f"load: no file {os.fspath(path)!r} (nor {suffixed!r})")
+            path = suffixed
         with np.load(path) as f:
             self.load_state_dict({k: f[k] for k in f.files}, strict=strict)
 
