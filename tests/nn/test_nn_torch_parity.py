@@ -159,3 +159,43 @@ def test_load_reads_a_file_saved_with_the_old_suffix_and_names_both_paths_when_m
     np.testing.assert_array_equal(fresh.weight.data, m.weight.data)
     with pytest.raises(FileNotFoundError, match="nor"):
         fresh.load(str(tmp_path / "missing"))
+
+
+def test_flatten_of_an_empty_batch_as_torch():
+    """Reshape to (0, -1) cannot infer the -1 in numpy: an empty batch was refused with a ShapeError."""
+    x = np.zeros((0, 1, 8, 8), np.float32)
+    t = torch.from_numpy(x)
+    assert nn.Flatten()(Tensor(x)).shape == tuple(torch.nn.Flatten()(t).shape) == (0, 64)
+    assert nn.functional.flatten(Tensor(x)).shape == tuple(torch.flatten(t, 1).shape)
+    assert Tensor(x).flatten(1).shape == tuple(t.flatten(1).shape)
+    assert Tensor(x).flatten().shape == tuple(t.flatten().shape) == (0,)
+    a = Tensor(np.zeros((0, 3, 2)), requires_grad=True)
+    nn.functional.flatten(a).sum().backward()
+    assert a.grad.shape == (0, 3, 2)
+    out = nn.MLP([64, 10])(Tensor(x))
+    assert out.shape == (0, 10)
+
+
+@pytest.mark.parametrize(("xs", "ws"), [((2, 3), (0, 3)), ((2, 0), (4, 0)), ((2, 5, 0), (4, 0)), ((0, 3), (4, 3))])
+def test_linear_with_a_zero_size_axis_has_torchs_gradients(xs, ws):
+    """Backward reshaped with -1 beside a 0: a bare ValueError."""
+    rng = np.random.default_rng(5)
+    xv, wv, bv = rng.normal(size=xs), rng.normal(size=ws), rng.normal(size=ws[0])
+    x, w, b = (Tensor(v, requires_grad=True) for v in (xv, wv, bv))
+    tx, tw, tb = (torch.tensor(v, requires_grad=True) for v in (xv, wv, bv))
+    out, ref = nn.functional.linear(x, w, b), TF.linear(tx, tw, tb)
+    g = rng.normal(size=out.shape)
+    out.backward(g)
+    ref.backward(torch.from_numpy(g))
+    assert out.shape == tuple(ref.shape)
+    for ours, theirs in ((x, tx), (w, tw), (b, tb)):
+        np.testing.assert_allclose(ours.grad, theirs.grad.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_embedding_of_dimension_0_as_torch():
+    w = Tensor(np.zeros((5, 0)), requires_grad=True)
+    out = nn.functional.embedding(np.array([[1, 2], [3, 3]]), w)
+    out.sum().backward()
+    tw = torch.zeros(5, 0, requires_grad=True)
+    TF.embedding(torch.tensor([[1, 2], [3, 3]]), tw).sum().backward()
+    assert out.shape == (2, 2, 0) and w.grad.shape == tuple(tw.grad.shape)

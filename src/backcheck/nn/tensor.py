@@ -501,7 +501,7 @@ class Tensor(Conversions):
     def flatten(self, start_dim: int = 0) -> Tensor:
         """Collapse the axes from ``start_dim`` on into one."""
         start = start_dim % max(self.data.ndim, 1)
-        return _ops.shape.reshape(self, self.data.shape[:start] + (-1,))
+        return _ops.shape.reshape(self, _ops.shape.flat_shape(self.data.shape, start))
 
     def astype(self, dtype: Any) -> Tensor:
         """Cast to ``dtype`` (differentiable between float dtypes)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -126,9 +127,10 @@ class Linear(Function):
     def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
         x, w = ctx.x, ctx.w
         needs = ctx.needs_input_grad
-        g2 = grad.reshape(-1, grad.shape[-1])
+        rows = math.prod(grad.shape[:-1])  # (not -1, which numpy cannot infer beside 0 features)
+        g2 = grad.reshape(rows, grad.shape[-1])
         gx = (grad @ w) if needs[0] else None
-        gw = (g2.T @ x.reshape(-1, x.shape[-1])) if needs[1] else None
+        gw = (g2.T @ x.reshape(rows, x.shape[-1])) if needs[1] else None
         if len(needs) == 2:
             return gx, gw
         gb = (np.ones(g2.shape[0], dtype=g2.dtype) @ g2) if needs[2] else None

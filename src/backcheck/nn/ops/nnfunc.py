@@ -412,7 +412,7 @@ class Embedding(Function):
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
         gw = np.zeros(ctx.shape, dtype=grad.dtype)
-        np.add.at(gw, ctx.indices.reshape(-1), grad.reshape(-1, ctx.shape[1]))
+        np.add.at(gw, ctx.indices.reshape(-1), grad.reshape(ctx.indices.size, ctx.shape[1]))  # (-1: not for dim 0)
         return (gw,)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -190,7 +191,13 @@ def flatten(x: Any, start_dim: int = 1) -> Tensor:
             f"flatten: start_dim {start_dim} is out of range for an input of shape {x.data.shape} ({ndim} axes)",
             "a batch axis is expected first: pass x[None] for one unbatched sample (as torch, which refuses it too)",
         )
-    return Reshape.apply(x, shape=x.data.shape[: start_dim % max(ndim, 1)] + (-1,))
+    return Reshape.apply(x, shape=flat_shape(x.data.shape, start_dim % max(ndim, 1)))
+
+
+def flat_shape(shape: tuple[int, ...], start: int) -> tuple[int, ...]:
+    """``shape`` with the axes from ``start`` on collapsed into one, their product (numpy cannot infer a -1
+    beside an axis of length 0: an empty batch (0, C, H, W) flattens to (0, C*H*W), as torch)."""
+    return shape[:start] + (math.prod(shape[start:]),)
 
 
 def unsqueeze(x: Any, axis: int) -> Tensor:
