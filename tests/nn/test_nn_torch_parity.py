@@ -199,3 +199,38 @@ def test_embedding_of_dimension_0_as_torch():
     tw = torch.zeros(5, 0, requires_grad=True)
     TF.embedding(torch.tensor([[1, 2], [3, 3]]), tw).sum().backward()
     assert out.shape == (2, 2, 0) and w.grad.shape == tuple(tw.grad.shape)
+
+
+_UNARY = {
+    "exp": (nn.functional.exp, torch.exp),
+    "log": (nn.functional.log, torch.log),
+    "sqrt": (nn.functional.sqrt, torch.sqrt),
+    "tanh": (nn.functional.tanh, torch.tanh),
+    "sigmoid": (nn.functional.sigmoid, torch.sigmoid),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_UNARY))
+@pytest.mark.parametrize("values", [np.array([1, 2, 7]), np.array([True, False, True])])
+@pytest.mark.parametrize("default", [np.float32, np.float64])
+def test_float_functions_of_integer_and_bool_tensors_give_the_default_float_dtype(name, values, default):
+    """numpy's promotion gave float64 for int64 and float16 for bool; sigmoid(bool) was numpy's bare TypeError."""
+    ours, theirs = _UNARY[name]
+    before, torch_before = nn.default_dtype(), torch.get_default_dtype()
+    nn.set_default_dtype(default)
+    torch.set_default_dtype(_TORCH_DTYPE[default])
+    try:
+        out, ref = ours(Tensor(values)), theirs(torch.from_numpy(values))
+    finally:
+        nn.set_default_dtype(before)
+        torch.set_default_dtype(torch_before)
+    assert out.dtype == default and ref.dtype == _TORCH_DTYPE[default]
+    np.testing.assert_allclose(out.data, ref.numpy(), rtol=4 * np.finfo(default).eps)
+
+
+def test_gelu_softplus_of_integers_and_integer_division_give_float32():
+    i = np.array([1, -2, 3])
+    assert nn.functional.gelu(Tensor(i)).dtype == nn.functional.softplus(Tensor(i)).dtype == np.float32
+    for ours, theirs in ((Tensor(i) / 2, torch.from_numpy(i) / 2), (2 / Tensor(i), 2 / torch.from_numpy(i))):
+        assert ours.dtype == np.float32 and theirs.dtype == torch.float32
+        np.testing.assert_allclose(ours.data, theirs.numpy(), rtol=1e-7)

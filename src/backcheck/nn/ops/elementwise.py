@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from backcheck.nn.autograd import Context
-from backcheck.nn.dtypes import weak_to
+from backcheck.nn.dtypes import default_dtype, weak_to
 from backcheck.nn.errors import DTypeError, ShapeError
 from backcheck.nn.tensor import Function, Tensor, as_tensor
 from backcheck.nn.validate import choice, number
@@ -195,7 +195,10 @@ def mul(a: Any, b: Any) -> Tensor:
 
 def div(a: Any, b: Any) -> Tensor:
     """Elementwise ``a / b`` with broadcasting.  Example: ``div(x, 2.0)``."""
-    return Div.apply(*_pair(a, b))
+    a, b = _pair(a, b)
+    if a.data.dtype.kind != "f" and b.data.dtype.kind != "f":  # int / int: the default float dtype, as torch
+        a, b = _floating(a), _floating(b)
+    return Div.apply(a, b)
 
 
 def neg(a: Any) -> Tensor:
@@ -465,19 +468,26 @@ class Cast(Function):
         return (grad.astype(ctx.in_dtype),)
 
 
+def _floating(x: Any) -> Tensor:
+    """The input of a float function as a float tensor: an integer or bool one in the default float dtype, as
+    torch reads it (numpy would give float64, and float16 for bool)."""
+    t = as_tensor(x)
+    return t if t.data.dtype.kind == "f" else Tensor(t.data.astype(default_dtype()))
+
+
 def exp(x: Any) -> Tensor:
     """Elementwise ``e**x``.  Example: ``exp(Tensor([0.0])).item() == 1.0``."""
-    return Exp.apply(as_tensor(x))
+    return Exp.apply(_floating(x))
 
 
 def log(x: Any) -> Tensor:
     """Elementwise natural log (inputs > 0).  Example: ``log(Tensor([1.0])).item() == 0.0``."""
-    return Log.apply(as_tensor(x))
+    return Log.apply(_floating(x))
 
 
 def sqrt(x: Any) -> Tensor:
     """Elementwise square root (inputs > 0 for a finite gradient)."""
-    return Sqrt.apply(as_tensor(x))
+    return Sqrt.apply(_floating(x))
 
 
 def abs(x: Any) -> Tensor:
@@ -487,12 +497,12 @@ def abs(x: Any) -> Tensor:
 
 def tanh(x: Any) -> Tensor:
     """Elementwise hyperbolic tangent."""
-    return Tanh.apply(as_tensor(x))
+    return Tanh.apply(_floating(x))
 
 
 def sigmoid(x: Any) -> Tensor:
     """Elementwise logistic sigmoid ``1 / (1 + exp(-x))``, computed without overflow."""
-    return Sigmoid.apply(as_tensor(x))
+    return Sigmoid.apply(_floating(x))
 
 
 def relu(x: Any) -> Tensor:
@@ -526,7 +536,7 @@ def gelu(x: Any, approximate: str = "none") -> Tensor:
     >>> round(gelu(Tensor([1.0], dtype="float64")).item(), 6)
     0.841345
     """
-    return Gelu.apply(as_tensor(x), approximate=choice("gelu", "approximate", approximate, ("none", "tanh")))
+    return Gelu.apply(_floating(x), approximate=choice("gelu", "approximate", approximate, ("none", "tanh")))
 
 
 def softplus(x: Any, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
@@ -535,7 +545,7 @@ def softplus(x: Any, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     ``beta > 0`` and ``threshold`` finite.
     """
     b = number("softplus", "beta", beta, low=0.0, interval="(]")
-    return Softplus.apply(as_tensor(x), beta=b, threshold=number("softplus", "threshold", threshold))
+    return Softplus.apply(_floating(x), beta=b, threshold=number("softplus", "threshold", threshold))
 
 
 def clip(x: Any, lo: float | None = None, hi: float | None = None) -> Tensor:
