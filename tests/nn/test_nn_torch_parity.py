@@ -234,3 +234,33 @@ def test_gelu_softplus_of_integers_and_integer_division_give_float32():
     for ours, theirs in ((Tensor(i) / 2, torch.from_numpy(i) / 2), (2 / Tensor(i), 2 / torch.from_numpy(i))):
         assert ours.dtype == np.float32 and theirs.dtype == torch.float32
         np.testing.assert_allclose(ours.data, theirs.numpy(), rtol=1e-7)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_cross_entropy_with_class_probability_targets_as_torch(reduction, smoothing, dt):
+    """torch takes float targets of the logits' shape; ours refused them with a hint (astype int) that misled."""
+    rng = np.random.default_rng(7)
+    logits = rng.normal(size=(5, 4)) * 3
+    probs = rng.dirichlet(np.ones(4), size=5)
+    probs[0] = np.eye(4)[2]  # a one-hot row
+    g = rng.normal(size=5) if reduction == "none" else np.array(1.3)
+    a, p = Tensor(logits.astype(dt), requires_grad=True), Tensor(probs.astype(dt), requires_grad=True)
+    out = nn.functional.cross_entropy(a, p, reduction=reduction, label_smoothing=smoothing)
+    out.backward(g.astype(dt))
+    b, q = torch.tensor(logits.astype(dt), requires_grad=True), torch.tensor(probs.astype(dt), requires_grad=True)
+    ref = TF.cross_entropy(b, q, reduction=reduction, label_smoothing=smoothing)
+    ref.backward(torch.tensor(g.astype(dt)))
+    tol = 50 * np.finfo(dt).eps
+    np.testing.assert_allclose(out.data, ref.detach().numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(a.grad, b.grad.numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(p.grad, q.grad.numpy(), rtol=tol, atol=tol)
+
+
+def test_cross_entropy_of_integer_one_hot_rows_says_what_to_pass():
+    from backcheck.nn.errors import ShapeError
+
+    with pytest.raises(ShapeError, match="do not match") as info:
+        nn.functional.cross_entropy(Tensor(np.zeros((4, 3))), np.eye(3, dtype=np.int64)[[0, 1, 2, 0]])
+    assert "argmax(1)" in info.value.hint

@@ -43,7 +43,8 @@ def class_labels(op: str, labels: np.ndarray, classes: int | None) -> None:
     if labels.dtype.kind not in "iu":
         raise LabelError(
             f"{op}: labels must be integers, got dtype {labels.dtype}",
-            "labels are class indices in [0, C), e.g. y.astype(np.int64)",
+            "labels are class indices in [0, C), e.g. y.astype(np.int64); cross_entropy also takes class "
+            "probabilities as a float array of the logits' shape (N, C)",
         )
     if classes is None or not labels.size:
         return
@@ -205,9 +206,11 @@ def _ce_shapes(logits: np.ndarray, labels: np.ndarray) -> None:
             "one row of class scores per sample; flatten extra axes first",
         )
     if labels.shape != (logits.shape[0],):
+        same = labels.shape == logits.shape  # (integer one-hot rows)
         raise ShapeError(
             f"cross_entropy: labels of shape {labels.shape} do not match logits of shape {logits.shape}",
-            "one integer label per row of logits, shape (N,)",
+            "one integer label per row of logits, shape (N,)"
+            + ("; for one-hot rows pass labels.argmax(1), or the rows as floats (class probabilities)" if same else ""),
         )
 
 
@@ -237,8 +240,9 @@ def cross_entropy(
     ----------
     logits : Tensor, shape (N, C)
         Unnormalized scores.
-    labels : array_like of int, shape (N,)
-        Class indices in ``[0, C)``, or ``ignore_index``.
+    labels : array_like of int, shape (N,), or of float, shape (N, C)
+        Class indices in ``[0, C)``, or ``ignore_index``; or class probabilities (one-hot rows, mixup,
+        distillation), as torch: the loss of a row is then ``-sum_c p_c log_softmax(logits)_c``.
     reduction : {'mean', 'sum', 'none'}
         'mean' averages over the rows that are not ignored.
     ignore_index : int
@@ -272,10 +276,28 @@ def cross_entropy(
     if type(label_smoothing) is not float or label_smoothing != 0.0:
         smoothing = number("cross_entropy", "label_smoothing", label_smoothing, 0.0, 1.0)
     labels_arr = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
+    logits = as_tensor(logits)
+    if labels_arr.dtype.kind == "f" and labels_arr.ndim == 2 and labels_arr.shape == logits.data.shape:
+        return _soft_cross_entropy(logits, labels, reduction, smoothing)
     class_labels("cross_entropy", labels_arr, None)  # the dtype before the array becomes a tensor
     return SoftmaxCrossEntropy.apply(
-        as_tensor(logits), Tensor(labels_arr), reduction=reduction, ignore_index=ignore_index, smoothing=smoothing
+        logits, Tensor(labels_arr), reduction=reduction, ignore_index=ignore_index, smoothing=smoothing
     )
+
+
+def _soft_cross_entropy(logits: Tensor, probs: Any, reduction: str, smoothing: float) -> Tensor:
+    """torch's cross-entropy with class-probability targets of the logits' shape (one-hot rows, mixup,
+    distillation): ``-sum_c p_c log_softmax(logits)_c`` per row, with ``p`` smoothed towards uniform by
+    ``label_smoothing``; 'mean' averages over the rows (``ignore_index`` does not apply, as torch). Composed of
+    engine ops, so the targets get a gradient too when they require one."""
+    float_array("cross_entropy", "logits", logits.data)
+    p = as_tensor(probs, like=logits)
+    if smoothing:
+        p = p * (1.0 - smoothing) + smoothing / logits.data.shape[1]
+    losses = -(p * log_softmax(logits, 1)).sum(axis=1)
+    if reduction == "mean":
+        return losses.mean()
+    return losses.sum() if reduction == "sum" else losses
 
 
 class MSE(Function):
