@@ -264,3 +264,41 @@ def test_cross_entropy_of_integer_one_hot_rows_says_what_to_pass():
     with pytest.raises(ShapeError, match="do not match") as info:
         nn.functional.cross_entropy(Tensor(np.zeros((4, 3))), np.eye(3, dtype=np.int64)[[0, 1, 2, 0]])
     assert "argmax(1)" in info.value.hint
+
+
+def test_check_module_of_a_training_dropout_model_without_a_mask_at_that_shape():
+    """A fresh model (or one whose last training forward had another batch size) raised a ShapeError about
+    'Dropout.replay'; the check now draws the mask it needs and puts the generators and masks back."""
+    from backcheck.nn.check import check_module
+    from backcheck.nn.ops import linalg
+
+    x = np.random.default_rng(0).standard_normal((5, 4))
+    m = nn.MLP([4, 8, 3], dropout=0.5, dtype=np.float64)
+    drops = [d for d in m.modules() if isinstance(d, nn.Dropout)]
+    states = [d.rng.bit_generator.state for d in drops]
+    assert check_module(m, x).ok
+    assert all(d.last_mask is None and d.rng.bit_generator.state == s for d, s in zip(drops, states, strict=True))
+    m(Tensor(x[:3]))  # the short last batch of an epoch
+    last = [d.last_mask for d in drops]
+    assert check_module(m, x).ok
+    assert all(d.last_mask is mask for d, mask in zip(drops, last, strict=True))
+    orig = linalg.Linear.backward
+
+    def planted(ctx, grad):  # one weight element 1% off
+        gx, gw, *rest = orig(ctx, grad)
+        gw = gw.copy()
+        gw[0, 0] *= 1.01
+        return (gx, gw, *rest)
+
+    linalg.Linear.backward = staticmethod(planted)
+    try:
+        assert not check_module(nn.MLP([4, 8, 3], dropout=0.5, dtype=np.float64), x).ok
+    finally:
+        linalg.Linear.backward = staticmethod(orig)
+
+
+def test_replay_without_a_mask_still_refuses_with_a_hint():
+    d = nn.Dropout(0.5)
+    with d.replay(), pytest.raises(nn.ShapeError, match="no stored mask") as info:
+        d(Tensor(np.ones(3)))
+    assert "eval()" in info.value.hint

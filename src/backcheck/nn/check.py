@@ -18,6 +18,7 @@ from backcheck.blame import Blame, BlameRow
 from backcheck.calls import call_user, function_name, require_callable
 from backcheck.errors import BadInputError
 from backcheck.frontends.layers import check_layer
+from backcheck.nn.layers import masks_drawn_when_missing
 from backcheck.nn.module import Module, random_state_kept
 from backcheck.nn.ops.nnfunc import cross_entropy
 from backcheck.nn.tensor import Tensor
@@ -71,9 +72,11 @@ def check_module(
 
     forward.__name__ = f"{type(module).__name__}.forward"
     backward.__name__ = f"{type(module).__name__}.backward"
-    return check_layer(
-        forward, backward, (*inputs, *pvalues.values()), dout=dout, names=[*in_names, *pnames], **options
-    )
+    # a training Dropout without a mask at these inputs' shapes (a fresh model, a short last batch) draws one
+    with masks_drawn_when_missing(module):
+        return check_layer(
+            forward, backward, (*inputs, *pvalues.values()), dout=dout, names=[*in_names, *pnames], **options
+        )
 
 
 #: check_layer's arguments that check_module sets itself: not options a caller may pass through

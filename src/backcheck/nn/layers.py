@@ -7,6 +7,7 @@ dtypes must be float32 or float64 (:class:`~backcheck.nn.errors.DTypeError` othe
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
@@ -14,7 +15,7 @@ import numpy as np
 
 import backcheck.nn.functional as F
 from backcheck.nn.errors import ArgumentError, ShapeError
-from backcheck.nn.module import Module, Parameter, derived_rng, init_rng
+from backcheck.nn.module import Module, Parameter, derived_rng, init_rng, random_state_kept
 from backcheck.nn.ops.conv import pool_geometry
 from backcheck.nn.ops.norm import as_normalized_shape
 from backcheck.nn.tensor import Tensor
@@ -268,15 +269,21 @@ class Dropout(Module):
             self.rng = derived_rng("Dropout", rng)
         self.last_mask: np.ndarray | None = None
 
+    #: under :func:`masks_drawn_when_missing`: a replay with no mask of the input's shape draws one (and keeps it)
+    draw_missing: ClassVar[bool] = False
+
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.p == 0.0:
             return x
-        if self._replaying:
-            if self.last_mask is None or self.last_mask.shape != x.data.shape:
+        if self._replaying and (self.last_mask is None or self.last_mask.shape != x.data.shape):
+            if not self.draw_missing:
                 raise ShapeError(
                     f"Dropout.replay: no stored mask for an input of shape {x.data.shape} "
-                    f"(last mask: {None if self.last_mask is None else self.last_mask.shape})"
+                    f"(last mask: {None if self.last_mask is None else self.last_mask.shape})",
+                    "replay reuses the mask of the last training forward: run one at this shape first, or call "
+                    "model.eval() to check without dropout",
                 )
+        if self._replaying and self.last_mask is not None and self.last_mask.shape == x.data.shape:
             mask = self.last_mask
         else:
             mask = F.dropout_mask(x.data.shape, self.p, self.rng, x.data.dtype)
@@ -285,6 +292,22 @@ class Dropout(Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+@contextlib.contextmanager
+def masks_drawn_when_missing(module: Module) -> Iterator[None]:
+    """Inside the block, a Dropout of ``module`` replayed at a shape it has no mask for draws one (which later
+    replays reuse) instead of refusing; afterwards the generators and the last masks are put back
+    (:func:`~backcheck.nn.module.random_state_kept`), so training is as it would have been without the block."""
+    drops = [m for m in module.modules() if isinstance(m, Dropout)]
+    with random_state_kept(module):
+        for d in drops:
+            d.__dict__["draw_missing"] = True
+        try:
+            yield
+        finally:
+            for d in drops:
+                d.__dict__.pop("draw_missing", None)
 
 
 class Embedding(Module):
