@@ -302,3 +302,21 @@ def test_replay_without_a_mask_still_refuses_with_a_hint():
     with d.replay(), pytest.raises(nn.ShapeError, match="no stored mask") as info:
         d(Tensor(np.ones(3)))
     assert "eval()" in info.value.hint
+
+
+def test_retain_grad_stores_the_gradient_after_the_other_hooks_as_torch():
+    """torch (>= 2.0) runs the retain_grad hook last; ours stored the gradient before later hooks changed it."""
+    x, xt = Tensor(np.arange(3.0), requires_grad=True), torch.arange(3.0, dtype=torch.float64, requires_grad=True)
+    h, ht = x * 2, xt * 2
+    h.register_hook(lambda g: g + 1.0)
+    ht.register_hook(lambda g: g + 1.0)
+    h.retain_grad()
+    ht.retain_grad()
+    h.retain_grad()  # twice: stored once, as torch
+    ht.retain_grad()
+    h.register_hook(lambda g: g * 10)
+    ht.register_hook(lambda g: g * 10)
+    ((h * h).sum() + h.sum()).backward()
+    ((ht * ht).sum() + ht.sum()).backward()
+    np.testing.assert_array_equal(h.grad, ht.grad.numpy())
+    np.testing.assert_array_equal(x.grad, xt.grad.numpy())

@@ -243,8 +243,13 @@ def _local_grads(ctx: Context, g: np.ndarray) -> tuple[np.ndarray | None, ...]:
 
 
 def _hooked(node: Tensor, g: np.ndarray) -> np.ndarray:
-    """``g`` after the tensor's hooks, each of which may replace it by a gradient of the same shape."""
-    for hook in node._hooks or ():
+    """``g`` after the tensor's hooks, each of which may replace it by a gradient of the same shape; the hook of
+    ``retain_grad`` (marked ``retains_grad``) runs after all the others, as torch's, so ``.grad`` is hooked."""
+    hooks = node._hooks or ()
+    retains = [hook for hook in hooks if getattr(hook, "retains_grad", False)]
+    for hook in hooks:
+        if retains and hook in retains:
+            continue
         new = hook(g)
         if new is None:
             continue
@@ -257,6 +262,8 @@ def _hooked(node: Tensor, g: np.ndarray) -> np.ndarray:
                 "a hook returns None (to keep the gradient) or a gradient of the tensor's own shape",
             )
         g = new
+    for hook in retains:
+        hook(g)
     return g
 
 

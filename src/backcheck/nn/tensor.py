@@ -312,13 +312,15 @@ class Tensor(Conversions):
         self._hooks.append(hook)
 
     def retain_grad(self) -> None:
-        """Store the gradient of a non-leaf tensor in ``.grad`` during backward."""
-        if self._ctx is None:
+        """Store the gradient of a non-leaf tensor in ``.grad`` during backward (after its other hooks, as torch;
+        a second call changes nothing)."""
+        if self._ctx is None or any(getattr(h, "retains_grad", False) for h in self._hooks or ()):
             return
 
         def _store(grad: np.ndarray) -> None:
             self.grad = grad if self.grad is None else self.grad + grad
 
+        _store.retains_grad = True  # type: ignore[attr-defined]
         self.register_hook(_store)
 
     # ------------------------------------------------------------------ backward
