@@ -147,3 +147,34 @@ def test_results_the_tensor_cannot_hold_are_typed_errors():
         t += np.ones((2, 3))
     with pytest.raises(ShapeError, match="setitem"):
         Tensor(np.zeros(3))[5] = 1.0
+
+
+def test_hooks_registered_before_a_recorded_write_see_the_old_value_as_torch():
+    seen = {"ours": [], "torch": []}
+    grads = {}
+    for lib, x in (
+        ("ours", Tensor(np.array([1.0, 2.0]), requires_grad=True)),
+        ("torch", torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)),
+    ):
+        h = x * 1.0
+        h.register_hook(lambda g, lib=lib: seen[lib].append(("before", np.asarray(g).tolist())))
+        h.retain_grad()
+        h *= 3.0
+        h.register_hook(lambda g, lib=lib: seen[lib].append(("after", np.asarray(g).tolist())))
+        h.sum().backward()
+        grads[lib] = (np.asarray(h.grad).tolist(), np.asarray(x.grad).tolist())
+    assert seen["ours"] == seen["torch"]
+    assert grads["ours"] == grads["torch"]
+
+
+def test_a_write_into_a_view_counts_for_the_tensor_it_views_as_torch():
+    """``v = a.reshape(...)`` shares a's memory: a graph that saved ``a`` refuses backward after ``v += 1``."""
+    w = Tensor(np.array([1.0, 2.0, 3.0, 4.0]), requires_grad=True)
+    a = w * 1.0
+    loss = (a * a).sum()
+    v = a.reshape(2, 2)
+    with no_grad():
+        v += 1.0
+    np.testing.assert_array_equal(a.data, [2.0, 3.0, 4.0, 5.0])  # (torch: a view writes into its base)
+    with pytest.raises(GraphError, match="modified in place"):
+        loss.backward()

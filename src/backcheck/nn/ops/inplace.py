@@ -109,12 +109,15 @@ def _become(t: Tensor, make: Callable[[Tensor], Tensor], what: str) -> Tensor:
     """Record the op on a stand-in for ``t``'s old value, then make ``t`` its output."""
     old = Tensor.__new__(Tensor)
     old.data, old.grad, old.requires_grad, old._ctx = t.data, None, t.requires_grad, t._ctx
-    old._hooks, old.name, old._version = None, t.name, t._version
+    # as torch: hooks registered so far see the gradient of the old value; retain_grad's follows the tensor
+    hooks = t._hooks or []
+    kept = [h for h in hooks if getattr(h, "retains_grad", False)]
+    old._hooks, old.name, old._version = [h for h in hooks if h not in kept] or None, t.name, t._version
     out = make(old)
     _check_result(t, out.data, what)
     if out.data.dtype != t.data.dtype:
         out = out.astype(t.data.dtype)
-    t.data, t._ctx, t.requires_grad = out.data, out._ctx, out.requires_grad
+    t.data, t._ctx, t.requires_grad, t._hooks = out.data, out._ctx, out.requires_grad, kept or None
     modified(t)
     return t
 
@@ -144,8 +147,21 @@ def update(t: Tensor, other: Any, op: str) -> Tensor:
     _check_result(t, result, what)
     _check_writable(t, what)
     np.copyto(t.data, result, casting="same_kind")
-    modified(t)
+    _count_write(t)
     return t
+
+
+def _count_write(t: Tensor) -> None:
+    """:func:`modified` for ``t`` and for the tensors up its graph whose arrays it is a view of (a reshape, a
+    transpose, basic indexing share the input's memory: the write changed them too)."""
+    modified(t)
+    stack = [t]
+    while stack:
+        ctx = stack.pop()._ctx
+        for parent in ctx.parents if ctx is not None else ():
+            if np.may_share_memory(parent.data, t.data):
+                modified(parent)
+                stack.append(parent)
 
 
 def setitem(t: Tensor, index: Any, value: Any) -> None:
@@ -158,4 +174,4 @@ def setitem(t: Tensor, index: Any, value: Any) -> None:
         return
     _check_writable(t, what)
     _assign(t.data, index, value.data if isinstance(value, Tensor) else value)
-    modified(t)
+    _count_write(t)
