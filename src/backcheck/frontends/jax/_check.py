@@ -62,7 +62,8 @@ def run_check(
     if not inputs.diff:
         call_user(runner.apply_as_user, ([],), fname)
         return _trivial(fname, inputs, started)
-    outs = outputs(runner.abstract(inputs.diff), opt.dout, options.rng("dout"), fname)
+    like = runner.structure(inputs.diff) if opt.dout is not None else None
+    outs = outputs(runner.abstract(inputs.diff), opt.dout, options.rng("dout"), fname, like)
     runner.out_sel = outs.sel
     real, notes = num.choose_dtype(opt.numeric_dtype, inputs, runner, fname, outs)
     tree = num.tree_of(inputs, [num.held_as(dt) for dt in inputs.natives])

@@ -258,8 +258,11 @@ class Outputs:
         return [np.asarray(c).astype(np.float64) for c in self.cot]
 
 
-def outputs(shapes: list[Any], dout: Any, rng: np.random.Generator, fname: str) -> Outputs:
-    """The float outputs among ``shapes`` (abstract output leaves) and their cotangent."""
+def outputs(shapes: list[Any], dout: Any, rng: np.random.Generator, fname: str, like: Any = None) -> Outputs:
+    """The float outputs among ``shapes`` (abstract output leaves) and their cotangent; ``like``: the output as a
+    pytree, which a given ``dout`` with dicts must match (see :func:`same_structure`)."""
+    if dout is not None and like is not None:
+        same_structure(dout, like, fname)
     for i, s in enumerate(shapes):
         if jnp.issubdtype(s.dtype, jnp.complexfloating):
             raise BadInputError(
@@ -275,6 +278,43 @@ def outputs(shapes: list[Any], dout: Any, rng: np.random.Generator, fname: str) 
     us = _cotangent(dout, out_shapes, len(shapes), sel, rng, fname)
     cot = [np.asarray(u).astype(s.dtype) for u, s in zip(us, outs, strict=True)]  # numpy: no device copy
     return Outputs(sel, names, out_shapes, [s.dtype for s in outs], cot, [None] * len(sel))
+
+
+def same_structure(dout: Any, like: Any, fname: str) -> None:
+    """A ``dout`` holding dicts in the output's structure (lists and tuples alike), or a typed error: its leaves
+    are paired with the outputs' in flattening order, where other keys, or a sequence for a dict, would pair them
+    silently by the keys' sorted order (jax.vjp refuses it too)."""
+    try:
+        mine, theirs = _plain(dout), _plain(like)
+    except Exception:  # noqa: BLE001 - (an unflattenable dout is named where its leaves are read)
+        return
+    if mine == theirs or not (_has_dict(dout) or _has_dict(like)):
+        return
+    raise GradientStructureError(
+        f"dout has the structure {mine}, but {fname} returns {theirs}.",
+        "give dout the output's structure: the same dict keys, each with a cotangent of its output's shape.",
+    )
+
+
+def _tuples(tree: Any) -> Any:
+    """``tree`` with its lists as tuples (a cotangent's sequence may be either)."""
+    if isinstance(tree, (list, tuple)) and not hasattr(tree, "_fields"):
+        return tuple(_tuples(v) for v in tree)
+    if isinstance(tree, dict):
+        return {k: _tuples(v) for k, v in tree.items()}
+    return tree
+
+
+def _plain(tree: Any) -> Any:
+    return jax.tree_util.tree_structure(_tuples(tree))
+
+
+def _has_dict(tree: Any) -> bool:
+    if isinstance(tree, dict):
+        return True
+    if isinstance(tree, (list, tuple)):
+        return any(_has_dict(v) for v in tree)
+    return False
 
 
 def _cotangent(

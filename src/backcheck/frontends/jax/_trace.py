@@ -185,6 +185,18 @@ class Runner:
     def fwd(self, diff: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, ...]:
         return self._run(_jit_fwd, _fwd, tuple(diff), self.arrays, tuple(tangents))
 
+    def structure(self, diff: Sequence[Any]) -> Any:
+        """The output as a pytree of abstract leaves (shapes and dtypes), or None where it cannot be traced
+        abstractly: what a given ``dout`` is held against."""
+        try:
+            return jax.eval_shape(
+                lambda *d: call_fn(self.fn, self.treedef, merge(self.layout, d, self.arrays, self.statics)), *diff
+            )
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception:  # noqa: BLE001 - (abstract() runs it once instead and says what fails)
+            return None
+
     def abstract(self, diff: Sequence[Any]) -> list[Any]:
         """Shapes and dtypes of every output leaf (traced abstractly, or run once if that fails)."""
 
