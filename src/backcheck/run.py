@@ -16,9 +16,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -41,9 +40,10 @@ from backcheck.rounding import hidden_window
 from backcheck.strategies import defers_repeat, resolve, run_strategy
 from backcheck.strategies.elementwise import Outcome
 from backcheck.strategies.elementwise import run as run_elementwise
-from backcheck.strategies.sharp import COARSE_INSIDE, QUANTIZED, coarse_inside, sharpen, sharpen_low_precision
+from backcheck.strategies.sharp import coarse_inside, sharpen, sharpen_low_precision
 from backcheck.tree import Tree
-from backcheck.verdict import FAILING, JUMP, NOISY, OK, VOUCH_FLOOR, Claim, Tolerance, bound, rms, typical_size, vouched
+from backcheck.verdict import FAILING, NOISY, OK, Claim, Tolerance, bound, typical_size
+from backcheck.vouching import blind_cause, value_gradient, vouch, within_rounding
 
 #: Steps tried for a V curve, as powers of two of the chosen step.
 CURVE_POWERS = range(-16, 6)
@@ -332,8 +332,8 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: M
         labels = set(outcome.status.tolist())
     if not tol.custom and outcome.checked.size:
         _reach(ev, claim, outcome, options.floor, labels == {OK})
-    still = _within_rounding(ev, outcome.numeric, claim.steps[outcome.checked])
-    _vouch(tree, g, outcome, lambda: _value_gradient(ev), (typical, still), labels, lambda: _blind_cause(ev))
+    still = lambda: within_rounding(ev, outcome.numeric, claim.steps[outcome.checked])  # noqa: E731 - on need
+    vouch(tree, g, outcome, lambda: value_gradient(ev), (typical, still), labels, lambda: blind_cause(ev))
     _unsettled(tree, outcome)
     if ev.repeat_due and (outcome.failed_leaves or outcome.inconclusive_leaves or labels - {OK}):
         ev.recheck()  # a verdict but a pass: whether f is random is told first (the baseline deferred it)
@@ -427,104 +427,6 @@ def _beyond_user_step(ev: Evaluator, claim: Claim, outcome: Outcome) -> list[str
     ]
 
 
-def _value_gradient(ev: Evaluator) -> float:
-    """The gradient a function of this size has over unit distances: what matters when the gradient is 0."""
-    x = ev.tree.values()
-    spread = rms(x) if x.size else 1.0
-    return max(ev.scale, abs(ev.phi0)) / max(spread, 1.0)
-
-
-def _blind_cause(ev: Evaluator) -> str:
-    """Why differences may not see an error that matters here, as far as the check measured it."""
-    size = max(ev.scale, abs(ev.phi0))
-    eps = ev.out_eps
-    if ev.noise_quantum > QUANTIZED * eps * size:
-        return f"f moves in steps of {ev.noise_quantum:.2g} (a value rounded inside)"
-    if eps > 1e-10:
-        return f"f returns {ev.out_name}, whose rounding of |f| ({eps:.2g} relative) limits the differences"
-    if ev.noise_known > COARSE_INSIDE * eps * size:
-        return f"f's measured noise, {ev.noise_known / max(eps * size, 1e-300):.2g} times its dtype's rounding of |f|"
-    return "the function's noise or rounding, an overflow, a pole or a dtype too narrow"
-
-
-#: A numeric derivative whose move over the step is at most this many units of f's last place shows no size.
-STILL_UNITS = 4.0
-
-
-def _within_rounding(ev: Evaluator, numeric: np.ndarray, steps: np.ndarray) -> np.ndarray:
-    """Per element checked, whether its numeric derivative moved ``f`` over its central difference by no more than
-    :data:`STILL_UNITS` units of f's last place: f stood still but for its rounding (hard ranks, a sort's plateau:
-    1e-14 over a step of 1e-3 beside f of 10), which is no gradient. A derivative that moved f by tens of units
-    (1e-6 sin(x) beside 1000) is one, if the differences cannot resolve it."""
-    return np.abs(numeric) * 2 * steps <= STILL_UNITS * ev.out_eps * max(ev.scale, abs(ev.phi0))
-
-
-def _vouch(
-    tree: Tree,
-    g: np.ndarray,
-    outcome: Outcome,
-    value_gradient: Callable[[], float],
-    sizes: tuple[np.ndarray, np.ndarray],
-    labels: set[str],
-    cause: Callable[[], str],
-) -> None:
-    """Pass means vouched: elements whose bound could not see an error that matters become inconclusive.
-    ``labels``: the verdicts present in ``outcome``; ``cause``: why, as far as measured (:func:`_blind_cause`);
-    ``sizes``: per element, the screen's typical size and whether its numeric derivative shows no size
-    (:func:`_within_rounding`)."""
-    if OK not in labels:
-        return  # nothing passed: nothing to vouch for
-    checked, status = outcome.checked, outcome.status
-    screen, still = sizes
-    limit = outcome.bound if outcome.vouch_bound is None else outcome.vouch_bound
-    # a numeric derivative that is f's rounding over the step shows no size: a locally constant f's is no gradient
-    # to weigh the bound against, and 0 lets the fallbacks below (the other arrays' gradients, the function's own
-    # size) take its place
-    numeric = np.where(still, 0.0, outcome.numeric)
-    # (no mask where it would select everything: every element a derivative)
-    derivative = (status != JUMP) & (status != NOISY) if JUMP in labels or NOISY in labels else None
-    # the typical size of each tensor, from the elements that have a derivative (not a pole's jump): one
-    # number for a check of one tensor, else one per element
-    which = None if len(tree.leaves) == 1 else np.searchsorted(tree.offsets, checked, side="right") - 1
-    if which is None:
-        ref: Any = rms(numeric if derivative is None else numeric[derivative])
-        largest = ref if checked.size else 0.0
-    else:
-        ref = np.zeros(checked.size)
-        for k in range(len(tree.leaves)):
-            sel = which == k
-            ref[sel] = rms(numeric[sel if derivative is None else sel & derivative])
-        largest = float(ref.max()) if ref.size else 0.0
-    # a tensor whose true gradient is about zero is judged against the largest typical gradient of the check
-    typical = max((rms(g[lf.offset : lf.offset + lf.size]) for lf in tree.leaves if lf.size), default=0.0)
-    # ... and a check whose gradient is zero everywhere (a constant) against the function's own size
-    biggest = max(typical, largest)
-    least = VOUCH_FLOOR * (biggest if biggest > 0 else value_gradient())
-    ref = _maximum(ref, least) if which is None else np.maximum(ref, least)
-    ref = np.maximum(ref, screen[checked])  # never stricter than the screen was
-    blind = ~vouched(g[checked], numeric, limit, ref)
-    if len(labels) > 1:
-        blind &= status == OK
-    if not blind.any():
-        return
-    for k in np.unique(which[blind]).tolist() if which is not None else (0,):
-        leaf = tree.leaves[k]
-        here = blind if which is None else blind & (which == k)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(np.isfinite(limit[here]), limit[here] / ref[here], np.inf)
-        worst = float(np.max(ratio))
-        size = "an unbounded error" if not np.isfinite(worst) else f"errors up to {worst:.2g} of the gradient's size"
-        if np.isfinite(worst) and not np.any(g[checked][here]) and not np.any(numeric[here]):
-            # (a gradient of 0 both ways has no size to weigh the bound against: the bound itself is said)
-            size = f"errors up to {float(np.max(limit[here])):.2g}, in a gradient that is 0 both ways here"
-        outcome.inconclusive_leaves.setdefault(
-            leaf.name,
-            f"{int(here.sum())} element(s) of {leaf.name} agree only within {size}: the finite differences "
-            f"cannot see smaller errors here ({cause()}), so they are inconclusive rather than passed.",
-        )
-    status[blind] = NOISY
-
-
 def _unsettled(tree: Tree, outcome: Outcome) -> None:
     """A reason for arrays with inconclusive elements that no other reason names: their refinement never settled
     (the estimates kept moving as the step shrank, or stayed within the noise). Elements with no finite bound have
@@ -544,11 +446,6 @@ def _listed(tree: Tree, flat: np.ndarray) -> str:
     """The first three of the elements at flat positions ``flat`` by name, and how many more."""
     names = [tree.element_name(int(i)) for i in flat]
     return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-
-
-def _maximum(a: float, b: float) -> float:
-    """``np.maximum`` of two floats, NaN included, without a ufunc call."""
-    return math.nan if a != a or b != b else (a if a >= b else b)
 
 
 def _values_tree(tree: Tree, checked: np.ndarray, values: np.ndarray) -> object:
