@@ -247,8 +247,13 @@ class Tree:
 
     # -- flat views ---------------------------------------------------------------------------------------
     def values(self) -> np.ndarray:
-        """The original values as one float64 vector."""
-        return np.concatenate([leaf.original.reshape(-1).astype(np.float64) for leaf in self.leaves])
+        """The original values as one float64 vector (read-only: made once, as the originals never change)."""
+        made = self.__dict__.get("_values")
+        if made is None:
+            made = np.concatenate([leaf.original.reshape(-1).astype(np.float64) for leaf in self.leaves])
+            made.flags.writeable = False
+            self.__dict__["_values"] = made
+        return made
 
     def ties(self, of: np.ndarray, within_arrays: bool = False) -> list[np.ndarray]:
         """The groups of two or more elements (flat positions, sorted; the largest group first) holding one finite
