@@ -69,9 +69,9 @@ class Sides:
                 raise
             raise UserFunctionError(
                 f"jax cannot derive reverse mode (jax.vjp) for {self.fname}: jax builds it by transposing forward "
-                "mode (a custom_jvp rule's jvp, a loop's derivative), and this one cannot be transposed (a "
-                "while_loop, or an iterative solver built on one such as gmres or cg, applied to the tangents; a "
-                "loop with dynamic bounds). jax raised "
+                "mode (a custom_jvp rule's jvp, a loop's derivative), and this one cannot be transposed (for "
+                "example a while_loop, or an iterative solver built on one such as gmres or cg, applied to the "
+                "tangents; a loop with dynamic bounds; a cond or stop_gradient on the tangents under vmap). jax raised "
                 f"{type(exc.__cause__).__name__}: {first_line(exc.__cause__)}",
                 "check the rule in forward mode with mode='fwd', where it runs as written; for reverse mode, give "
                 "the function a custom_vjp rule, or solve for the tangent with jax.lax.custom_linear_solve, which "
@@ -248,11 +248,18 @@ def sections_of(sides: Sides, mode: str, section: Callable[..., Any], prefix: st
             )
             sections.append(section(g_fwd, sides.forward, prefix, note))
     if refused is not None:
-        if sides.jvp_finding is None:
-            raise refused
         cause = refused.__cause__ if refused.__cause__ is not None else refused
-        notes.append(
-            f"reverse mode was not checked: jax builds it by transposing the forward-mode rule, which is not linear "
-            f"in its tangent (the nonlinear jvp finding), and jax.vjp raised {type(cause).__name__}."
-        )
+        if sides.jvp_finding is not None:
+            notes.append(
+                f"reverse mode was not checked: jax builds it by transposing the forward-mode rule, which is not "
+                f"linear in its tangent (the nonlinear jvp finding), and jax.vjp raised {type(cause).__name__}."
+            )
+        elif sections and _untransposable(cause):  # (forward mode was checked: its verdict stands, said so)
+            notes.append(
+                f"reverse mode was not checked: jax cannot transpose this function's forward-mode rule to build it "
+                f"(jax.vjp raised {type(cause).__name__}: {first_line(cause)}), so jax.grad cannot differentiate it "
+                "either; the check is of forward mode alone."
+            )
+        else:
+            raise refused
     return sections, notes
