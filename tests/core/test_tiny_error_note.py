@@ -1,0 +1,27 @@
+"""A failing check whose wrong elements are a few, each off by a hair (a small term of the forward the rule leaves
+out, 1e-7 x[2] beside x**2 / 2) says so, with the atol that accepts it; a wrong term, off by a good part of the
+gradient where it acts, gets no such note."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import backcheck
+
+P = np.array([0.3, 0.5, 0.7, 0.8, 1.1, 0.9, 0.4])
+
+
+def test_a_term_the_rule_leaves_out_is_said_to_be_a_hair():
+    r = backcheck.check(lambda p: float(np.sum(p**2) / 2 + 1e-7 * p[2]), P.copy(), lambda p: p.copy())
+    assert r.status == "fail" and [e.name for e in r.mismatches] == ["p[2]"], r
+    assert any("off at 1 element(s)" in n and "atol=" in n for n in r.notes), r.notes
+
+
+def test_a_wrong_term_gets_no_such_note():
+    def wrong(p):
+        g = 1 / p
+        g[2] *= 1.01
+        return g
+
+    r = backcheck.check(lambda p: float(np.sum(np.log(p))), P.copy(), wrong)  # (1% off at one element)
+    assert r.status == "fail" and not any("off at 1 element(s)" in n for n in r.notes), r.notes
