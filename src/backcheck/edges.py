@@ -17,6 +17,15 @@ import numpy as np
 
 from backcheck.errors import NonFiniteError
 
+#: What a non-finite value at a step says: before smaller steps were tried, and after none helped.
+EDGE_HINTS = (
+    "the step crosses the edge of the function's domain (log, sqrt, division near 0?), or the function is not finite "
+    "around this point; pass a smaller step= or move the point away from the edge.",
+    "the function is not finite arbitrarily close to the point along this element (an entry masked with -inf and "
+    "weighted 0, a value on the edge of the domain), so it has no derivative there: leave that input out of the "
+    "check (wrt=, argnums=, constant=) or move the point.",
+)
+
 if TYPE_CHECKING:
     from backcheck.evaluate import Evaluator
 

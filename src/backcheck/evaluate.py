@@ -18,7 +18,7 @@ import numpy as np
 from backcheck.backends import Backend, batched_first_differences, put_back, serial_first_differences
 from backcheck.bits import BFLOAT16_EPS, dot, machine_eps
 from backcheck.containers import flatten
-from backcheck.edges import one_sided
+from backcheck.edges import EDGE_HINTS, one_sided
 from backcheck.errors import (
     BackcheckError,
     NonFiniteError,
@@ -494,17 +494,9 @@ class Evaluator:
 
     def _nonfinite(self, phi: float, where: Any, retried: bool = False) -> None:
         tried = f" (steps down to {EDGE_SHRINK:g}**-{EDGE_RETRIES} times smaller did not help)" if retried else ""
-        hint = (
-            "the step crosses the edge of the function's domain (log, sqrt, division near 0?), or the function "
-            "is not finite around this point; pass a smaller step= or move the point away from the edge."
+        raise NonFiniteError(
+            f"{self.fname} returned {phi} when evaluated {self._where(where)}{tried}.", EDGE_HINTS[retried]
         )
-        if retried:  # (no step helps: f is not finite as close to the point as a step goes)
-            hint = (
-                "the function is not finite arbitrarily close to the point along this element (an entry masked "
-                "with -inf and weighted 0, a value on the edge of the domain), so it has no derivative there: "
-                "leave that input out of the check (wrt=, argnums=, constant=) or move the point."
-            )
-        raise NonFiniteError(f"{self.fname} returned {phi} when evaluated {self._where(where)}{tried}.", hint)
 
     def _value(self, where: Any) -> float:
         """``phi`` at the current point (NaN and inf returned as they are)."""
