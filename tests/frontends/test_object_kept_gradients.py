@@ -260,3 +260,24 @@ def test_the_constant_hint_names_the_inputs_after_the_gradients_returned():
         backcheck.check_object(Attention(), q, k, v, mask)
     assert "constant=['mask']" in info.value.hint and "wrt=['q', 'k', 'v']" in info.value.hint, info.value.hint
     assert backcheck.check_object(Attention(), q, k, v, mask, constant=["mask"]).status == "pass"
+
+
+class Final:
+    """A parameter-free layer whose class refuses subclasses: its class array cannot be moved on a copy (a subclass
+    holds the moved value), so it is not told either way, and a right layer passes."""
+
+    SCALE = np.array(2.0)
+
+    def __init_subclass__(cls, **kwargs):
+        raise TypeError("Final cannot be subclassed")
+
+    def forward(self, x):
+        return x * 2.0
+
+    def backward(self, d):
+        return d * 2.0
+
+
+def test_a_class_that_refuses_subclasses_is_no_unseen_array():
+    r = backcheck.check_object(Final(), X)
+    assert r.status == "pass" and not r.findings, r

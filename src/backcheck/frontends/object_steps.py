@@ -147,6 +147,9 @@ def unseen_reads(spec: Any, template: Any, inputs: tuple[Any, ...], out: Any) ->
     for label, put in _held_elsewhere(template)[:UNSEEN_LIMIT]:
         try:
             obj = spec.fresh(put(copy.deepcopy(template)))
+        except Exception:  # noqa: BLE001 - (a copy that cannot be moved so, a class that refuses a subclass: untold)
+            continue
+        try:
             again = spec.call_forward(obj, copy.deepcopy(inputs))
         except Exception:  # noqa: BLE001 - a forward that fails at a moved value reads it
             found.append(label)
