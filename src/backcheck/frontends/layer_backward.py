@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from backcheck.calls import call_user, first_line
+from backcheck.calls import arg_names, call_user, first_line
 from backcheck.containers import flatten, rebuild_like
 from backcheck.contract import Analytic, Section
 from backcheck.errors import BadInputError, GradientStructureError, UserFunctionError
@@ -104,15 +103,8 @@ CACHE_NAMES = ("cache", "caches", "cached", "ctx")
 def cache_position(fn: Any, n: int) -> int:
     """Where among ``n`` positional arguments ``fn`` takes the cache: the position of its parameter named as one
     (:data:`CACHE_NAMES`), else the last."""
-    try:
-        params = [p for p in inspect.signature(fn).parameters.values() if p.kind in _POSITIONAL]
-    except (TypeError, ValueError):
-        return n - 1
-    named = [k for k, p in enumerate(params[:n]) if p.name.lower() in CACHE_NAMES]
+    named = [k for k, name in enumerate(arg_names(fn, n)) if name.lower() in CACHE_NAMES]
     return named[0] if len(named) == 1 else n - 1
-
-
-_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
 def _same_draws(layer: Any) -> None:

@@ -122,11 +122,8 @@ def read_by_forward(spec: Any, template: Any, slot: Slot, inputs: tuple[Any, ...
     value = slot.get(template)
     if not (isinstance(value, np.ndarray) and value.dtype.kind == "f"):
         return False  # (None before forward fills it, as a cache entry: nothing forward could read to move)
-    # moved by a different share at every element: a uniform shift is invisible to a softmax or a normalization
-    share = np.random.default_rng(0).uniform(0.25, 0.75, value.shape)
-    moved = (value + share * np.maximum(np.abs(value), 1.0)).astype(value.dtype)
     try:
-        obj = spec.make(template, [slot], [moved], inputs)
+        obj = spec.make(template, [slot], [_moved(value)], inputs)
         again = spec.call_forward(obj, copy.deepcopy(inputs))
     except Exception:  # noqa: BLE001 - the user's forward at a moved value: it reads it
         return True
@@ -161,7 +158,8 @@ def unseen_reads(spec: Any, template: Any, inputs: tuple[Any, ...], out: Any) ->
 
 
 def _moved(value: np.ndarray) -> np.ndarray:
-    """``value`` moved by a quarter to three quarters of its size (at least 1), a different share per element."""
+    """``value`` moved by a quarter to three quarters of its size (at least 1), a different share per element (a
+    uniform shift is invisible to a softmax or a normalization)."""
     share = np.random.default_rng(0).uniform(0.25, 0.75, value.shape)
     return (value + share * np.maximum(np.abs(value), 1.0)).astype(value.dtype)
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from backcheck.bits import machine_eps
 from backcheck.evaluate import Evaluator
+from backcheck.judgement import COARSE_NOISE, QUIETER
 from backcheck.numeric.grad import MEASURED_NOISE, NOISE_FACTOR, refine_elements
 from backcheck.numeric.noise import POINTS, element_noise
 from backcheck.numeric.richardson import Refined
@@ -47,8 +48,9 @@ CONFIRMED = 8
 
 
 #: A float64 ``phi`` whose measured noise is this many times its float64 rounding computes in a coarser dtype
-#: inside (a float32 kernel whose result the loss casts to float64), and is refined as a float32 one is.
-COARSE_INSIDE = 1e4
+#: inside (a float32 kernel whose result the loss casts to float64), and is refined as a float32 one is (the level
+#: at which judgement judges agreements below kinks with the noise along the element too).
+COARSE_INSIDE = COARSE_NOISE
 #: ... up to this many times float32's rounding of the outputs' size.
 FLOAT32_ROUNDING = 100.0
 #: A quantum of ``phi`` this many times its dtype's rounding of the outputs' size: ``phi`` is quantized inside.
@@ -316,10 +318,6 @@ def _below_noise(ev: Evaluator, i: int, step: float, a: float) -> float | None:
     function does compute coarsely, it is as loud below."""
     sigma = MEASURED_NOISE * element_noise(ev, i, step, a)
     return sigma if sigma * QUIETER < MEASURED_NOISE * ev.noise else None
-
-
-#: The noise along an element replaces the check's in a table below the first where this many times quieter.
-QUIETER = 16.0
 
 
 #: One-sided slopes whose gap shrinks to more than this share of itself as the step halves cross a kink within the
