@@ -72,6 +72,8 @@ def put_back(tree: Tree, leaf: Leaf, flat: np.ndarray, local: Any, values: Any, 
 
 #: Pairs of the serial fast loop between two checksums of the inputs.
 CHECK_EVERY = 16
+#: Loss values the serial fast loop reads as they are (a Python float, numpy's float64 scalar of a sum).
+PLAIN = (float, np.float64)
 
 
 def serial_first_differences(ev: Evaluator, idx: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -112,11 +114,11 @@ def serial_first_differences(ev: Evaluator, idx: np.ndarray, steps: np.ndarray) 
                 flat[local] = xp
                 where: Any = (gi, h)
                 raw = call(tree.current())
-                vp = raw if type(raw) is float else reduce(raw)[0]
+                vp = float(raw) if type(raw) in PLAIN else reduce(raw)[0]
                 put_back(tree, leaves[kk], flat, local, xm)
                 where = (gi, -h)
                 raw = call(tree.current())
-                vm = raw if type(raw) is float else reduce(raw)[0]
+                vm = float(raw) if type(raw) in PLAIN else reduce(raw)[0]
             except (KeyboardInterrupt, SystemExit, BackcheckError):
                 raise
             except Exception as exc:
