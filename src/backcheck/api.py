@@ -216,16 +216,27 @@ def _within_own_rounding(f: Callable[[Any], Any], tree: Tree, values: tuple[floa
 def _nudged_point(f: Callable[[Any], Any], tree: Tree, wide: Tree, eps: float) -> tuple[Tree, int]:
     """:func:`_numeric_point` where ``f`` gave the same value to the bit at the point and at its float64 copy:
     asked again one unit in the last place up, where an exact point (small integers) rounds in the narrow
-    dtype; a closure or a cast inside still gives equal values there."""
-    flat = [leaf.original.reshape(-1) for leaf in tree.leaves]
-    moved = np.concatenate([(np.nextafter(a, np.inf) if a.dtype.kind == "f" else a).astype(np.float64) for a in flat])
+    dtype; a closure or a cast inside still gives equal values there. Equal there too, ``f`` is asked once more
+    a quarter of a narrow unit further, off the narrow grid: a function that promotes to float64 at its first
+    operation (a float64 weight times the parameter) moves with it, and is differenced on float64 copies; a
+    closure, or a cast inside (which rounds the quarter unit back), does not move."""
+    moved, off = [], []
+    for leaf in tree.leaves:
+        a = leaf.original.reshape(-1)
+        up = np.nextafter(a, np.inf) if a.dtype.kind == "f" else a
+        moved.append(up.astype(np.float64))
+        off.append(up + np.spacing(up).astype(np.float64) / 4 if a.dtype.kind == "f" else up.astype(np.float64))
+    point = np.concatenate(moved)
     with np.errstate(all="ignore"):
         try:
-            low = _as_float(f(tree.fresh(moved)))
-            high = _as_float(f(tree.fresh(moved, dtype=np.float64)))
+            low = _as_float(f(tree.fresh(point)))
+            high = _as_float(f(tree.fresh(point, dtype=np.float64)))
+            if high != low:
+                return (wide if computes_alike(high, low, eps) else tree), 4
+            further = _as_float(f(tree.fresh(np.concatenate(off), dtype=np.float64)))
         except Exception as exc:  # noqa: BLE001 - no second look: its own dtype, as before
             raise _Refused(exc, 4) from exc
-    return (wide if high != low and computes_alike(high, low, eps) else tree), 4
+    return (wide if math.isfinite(further) and further != high else tree), 5
 
 
 def _as_float(value: Any) -> float:
