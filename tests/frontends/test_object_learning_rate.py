@@ -317,3 +317,54 @@ def test_a_step_off_by_one_factor_at_every_element_says_so():
     factor = said[0].split("Every element of ")[1].split(" is off")[0] if len(said) == 1 else ""
     assert factor == "weights (1.9)", report.notes
     assert not [n for n in backcheck.check_object(WrongStep(3, 2), _x()).notes if "off by one factor" in n]
+
+
+class Conv1x1:  # backprop(d_L_d_out, learn_rate), as the widely copied numpy CNN tutorials name it
+    def __init__(self):
+        self.filters = np.random.default_rng(3).normal(size=(4,)) / 2
+
+    def forward(self, input):
+        self.last_input = input
+        return input[..., None] * self.filters
+
+    def backprop(self, d_L_d_out, learn_rate):
+        d_L_d_filters = (d_L_d_out * self.last_input[..., None]).sum(axis=(0, 1))
+        d_L_d_input = d_L_d_out @ self.filters
+        self.filters -= learn_rate * d_L_d_filters
+        return d_L_d_input
+
+
+class Conv1x1Wrong(Conv1x1):
+    def backprop(self, d_L_d_out, learn_rate):
+        d_L_d_input = d_L_d_out @ self.filters
+        self.filters -= learn_rate * 1.01 * (d_L_d_out * self.last_input[..., None]).sum(axis=(0, 1))
+        return d_L_d_input
+
+
+@pytest.mark.parametrize(("layer", "status"), [(Conv1x1(), "pass"), (Conv1x1Wrong(), "fail")])
+def test_learn_rate_is_a_learning_rate(layer, status):
+    report = backcheck.check_object(layer, _x((3, 5)), backward="backprop")
+    assert report.status == status, report
+    assert {lf.name: lf.status for lf in report.leaves}["filters"] == status
+
+
+class ReturnsItself:  # forward returns the layer (output on self.output); backward reads self.delta
+    def __init__(self):
+        self.w = np.array([1.5, -0.5, 2.0])
+
+    def forward(self, inpt):
+        self.output = inpt * self.w
+        self.delta = np.zeros_like(self.output)
+        return self
+
+    def backward(self, inpt, delta=None):
+        self.w_update = (self.delta * inpt).sum(0)
+        if delta is not None:
+            delta[:] += self.delta * self.w
+        return self
+
+
+def test_a_backward_that_returns_the_layer_is_refused_by_name_not_blamed_on_the_user():
+    with pytest.raises(ArgumentError, match=r"ReturnsItself\.backward .* returned the layer itself") as info:
+        backcheck.check_object(ReturnsItself(), _x((2, 3)))
+    assert "self.delta" in info.value.hint

@@ -27,7 +27,7 @@ from backcheck.frontends.slots import Slot, Stepped, attributes, is_float_array
 
 #: Names of backward's second parameter that make it a learning rate (compared in lower case, without '_'); not
 #: ``alpha`` nor ``rate``, which name a leaky slope or a dropout rate as often.
-LEARNING_RATES = frozenset({"learningrate", "lr", "eta", "stepsize", "lrate"})
+LEARNING_RATES = frozenset({"learningrate", "learnrate", "lr", "eta", "stepsize", "lrate"})
 #: The learning rate such a backward is called with: a step of 1 is the gradient itself, as exactly as the
 #: parameter's dtype holds ``x - g``.
 STEP = 1.0
@@ -77,9 +77,30 @@ def call_backward(
     gradients times the scalar dout (its stored ones: :func:`dout_scale`)."""
     if free or takes_no_dout(method):
         ret = method(*extra)
+        if ret is None:
+            return ret
+        parts = [g for _, g in flatten(ret, "ret")]
+        _gradients_only(method, parts)
         scale = dout_scale(method, dout, free, unit)
-        return rebuild_like(ret, [scale * np.asarray(g) for _, g in flatten(ret, "ret")]) if ret is not None else ret
+        return rebuild_like(ret, [scale * np.asarray(g) for g in parts])
     return method(dout, STEP) if stepped else method(dout, *extra)
+
+
+def _gradients_only(method: Callable[..., Any], parts: list[Any]) -> None:
+    """:class:`ArgumentError` where a backward called without a dout (a loss's) returns something that is no
+    array of numbers: a layer that returns itself, its upstream gradient kept on an attribute it reads."""
+    for g in parts:
+        if isinstance(g, (np.ndarray, np.generic, int, float)) and np.asarray(g).dtype.kind in "biuf":
+            continue
+        name = getattr(method, "__qualname__", "backward")
+        what = "the layer itself" if g is getattr(method, "__self__", None) else f"a {type(g).__qualname__}"
+        raise ArgumentError(
+            f"{name} takes no dout, so it is read as a loss's backward, whose returned arrays are its gradients; "
+            f"it returned {what}.",
+            "check_object passes the upstream gradient as backward's first argument (backward(dout), or "
+            "backward(dout, lr)); a layer that reads it from an attribute (self.delta) and returns itself needs a "
+            "wrapper whose backward(dout) sets that attribute, calls it and returns the input's gradient.",
+        )
 
 
 def takes_no_dout(method: Callable[..., Any]) -> bool:

@@ -468,8 +468,8 @@ def _douts(layer: Any, inputs: tuple[Any, ...], spec: _Spec) -> _Spec:
     raise ArgumentError(
         f"{spec.cls}.{spec.backward} requires a parameter {spec.unfilled} after dout, which check_object cannot "
         "fill: it calls backward(dout), backward(dout, learning_rate) where the second parameter is named "
-        "learning_rate, lr, eta, step_size or lrate, or backward(*douts) with one dout per output of a forward that "
-        "returns several arrays.",
+        "learning_rate, learn_rate, lr, eta, step_size or lrate, or backward(*douts) with one dout per output of a "
+        "forward that returns several arrays.",
         f"if {spec.unfilled} is a learning rate, name it lr; otherwise give it a default, or check a wrapper whose "
         f"backward(dout) calls {spec.cls}.{spec.backward}(dout, ...).",
     )
