@@ -444,6 +444,31 @@ def test_in_place_forward_on_an_input_is_told_to_check_a_copy() -> None:
     assert bt.check(lambda t: DoubleInPlace.apply(t.clone()), x).ok
 
 
+class ScaleInPlace(torch.autograd.Function):  # a quantizer's habit: the tensor, then numbers and an inplace flag
+    @staticmethod
+    def forward(ctx, x, scale, shift, inplace):
+        ctx.scale = scale
+        if inplace:
+            ctx.mark_dirty(x)
+            return x.mul_(scale).add_(shift)
+        return x * scale + shift
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * ctx.scale, None, None, None
+
+
+def test_in_place_forward_with_more_arguments_is_told_a_call_that_keeps_them() -> None:
+    x = _r(24, 3)
+    with pytest.raises(UserFunctionError, match=r"ScaleInPlace\.apply\(\*\(v\.clone\(\) if torch\.is_tensor") as info:
+        bt.check_function(ScaleInPlace, x, 3.0, 0.5, True)
+    call = str(info.value).split("differentiates through: ")[1].split("<the same arguments>")[0]
+    names = {"backcheck": __import__("backcheck.torch"), "torch": torch, "ScaleInPlace": ScaleInPlace, "x": x}
+    suggested = eval(call + "x, 3.0, 0.5, True)", names)  # the hint, run as written
+    assert suggested.ok, suggested
+    assert torch.equal(x, _r(24, 3))
+
+
 class _BCEWithLogits(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, y):

@@ -281,12 +281,22 @@ def _first_call(sess: Session, target: Target) -> tuple[Any, list[Any]]:
         cause = exc.__cause__
         if not (isinstance(cause, RuntimeError) and all(w in str(cause) for w in IN_PLACE_ON_LEAF)):
             raise
-        call = f"{target.title}.apply(t.clone())" if target.kind == "function" else "fn(t.clone())"
         raise UserFunctionError(
             exc.message,
             f"{sess.fname} writes into its input in place, which autograd refuses for an input it differentiates; "
-            f"check it on a copy, which autograd differentiates through: backcheck.torch.check(lambda t: {call}, x).",
+            f"check it on a copy, which autograd differentiates through: {_on_a_copy(target)}.",
         ) from cause
+
+
+def _on_a_copy(target: Target) -> str:
+    """The call that checks ``target`` on copies of its tensors (each argument kept, in its place)."""
+    fn = f"{target.title}.apply" if target.kind == "function" else "fn"
+    if len(target.args) <= 1 and not target.kwargs:
+        return f"backcheck.torch.check(lambda t: {fn}(t.clone()), x)"
+    return (
+        f"backcheck.torch.check(lambda *a: {fn}(*(v.clone() if torch.is_tensor(v) else v for v in a)), "
+        "<the same arguments>)"
+    )
 
 
 def _vmap_plan(sess: Session, tree: Tree, knobs: Knobs) -> tuple[bool, str]:
