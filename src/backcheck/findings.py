@@ -315,7 +315,37 @@ def scale_note(report: Report, tree: Tree, fname: str) -> str:
     )
 
 
+def offset_notes(report: Report, tree: Tree) -> list[str]:
+    """Notes for a failing report's arrays whose gradient differs from the numeric derivative by one constant at
+    every element (at least :data:`SCALE_ELEMENTS`): a gradient defined up to an added constant, or a term the
+    same for every element, missing or extra."""
+    if report.status != "fail":
+        return []
+    g, n, b = (tree.pack(t, "report") for t in (report.analytic, report.numeric, report.bound))
+    notes = []
+    for leaf in tree.leaves:
+        part = slice(leaf.offset, leaf.offset + leaf.size)
+        seen = np.isfinite(n[part]) & np.isfinite(b[part]) & np.isfinite(g[part])
+        if int(np.count_nonzero(seen)) < SCALE_ELEMENTS:
+            continue
+        d, bb, nn = (g[part] - n[part])[seen], b[part][seen], n[part][seen]
+        shift = float(np.median(d))
+        if not (np.all(np.abs(d) > bb) and np.all(np.abs(d - shift) <= bb + SCALE_SPREAD * abs(shift))):
+            continue
+        if np.all(np.abs(nn - np.median(nn)) <= bb):  # (a constant derivative: a factor says it as well)
+            continue
+        notes.append(
+            f"{leaf.name}'s gradient differs from the numeric derivative by one constant, {shift:.3g}, at every "
+            f"element ({int(np.count_nonzero(seen))}): a gradient defined only up to an added constant (of a "
+            "function meant on a simplex, or of potentials fixed up to a shift) differs so from the derivative "
+            "of f off that set, which the differences measure; so does a term the same for every element, "
+            "missing or extra (the derivative of a sum or a mean)."
+        )
+    return notes
+
+
 def error_notes(report: Report, tree: Tree, fname: str) -> list[str]:
     """What a failing report's errors look like as a whole, where they look like one thing: a small error spread
-    over the gradient, or a constant factor."""
-    return [n for n in (small_error_note(report, tree, fname), scale_note(report, tree, fname)) if n]
+    over the gradient, a constant factor, or an added constant."""
+    notes = [n for n in (small_error_note(report, tree, fname), scale_note(report, tree, fname)) if n]
+    return notes + offset_notes(report, tree)
