@@ -301,18 +301,44 @@ def scale_note(report: Report, tree: Tree, fname: str) -> str:
         return ""
     g, n, b = (tree.pack(t, "report") for t in (report.analytic, report.numeric, report.bound))
     shows = np.isfinite(n) & np.isfinite(b) & np.isfinite(g) & (np.abs(n) > b)
-    if int(np.count_nonzero(shows)) < SCALE_ELEMENTS:
+    whole = _factor(g[shows], n[shows])
+    if whole is not None:
+        return (
+            f"{fname}'s gradient is {whole:.3g} times the numeric derivative at every element that shows it "
+            f"({int(np.count_nonzero(shows))} elements, within {SCALE_SPREAD:.0%}): {ONE_FACTOR}"
+        )
+    parts = [slice(leaf.offset, leaf.offset + leaf.size) for leaf in tree.leaves]
+    each = [(leaf.name, _factor(g[p][shows[p]], n[p][shows[p]])) for leaf, p in zip(tree.leaves, parts, strict=True)]
+    named = [f"{name}'s {factor:.3g} times" for name, factor in each if factor is not None]
+    if not named:
         return ""
-    ratio = g[shows] / n[shows]
+    named[0] = named[0].replace("'s ", "'s gradient is ", 1)
+    return (
+        f"{_listed_names(named)} the numeric derivative at every element of the array that shows it (within "
+        f"{SCALE_SPREAD:.0%}): {ONE_FACTOR}"
+    )
+
+
+#: What a gradient one constant factor times the derivative is.
+ONE_FACTOR = (
+    "one constant factor (a sign, a missing or extra 1/N, a learning rate or step size, a gradient reversal), not a "
+    "wrong formula element by element."
+)
+
+
+def _factor(g: np.ndarray, n: np.ndarray) -> float | None:
+    """The one factor ``g / n`` shows over at least :data:`SCALE_ELEMENTS` elements, if any, and not near 1."""
+    if g.size < SCALE_ELEMENTS:
+        return None
+    ratio = g / n
     factor = float(np.median(ratio))
     if abs(factor - 1.0) <= 0.05 or not np.all(np.abs(ratio - factor) <= SCALE_SPREAD * abs(factor)):
-        return ""
-    return (
-        f"{fname}'s gradient is {factor:.3g} times the numeric derivative at every element that shows it "
-        f"({int(np.count_nonzero(shows))} elements, within {SCALE_SPREAD:.0%}): one constant factor (a sign, a "
-        "missing or extra 1/N, a learning rate or step size, a gradient reversal), not a wrong formula element by "
-        "element."
-    )
+        return None
+    return factor
+
+
+def _listed_names(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def offset_notes(report: Report, tree: Tree) -> list[str]:

@@ -48,3 +48,21 @@ def test_torch_gradient_reversal_is_named():
     t = torch.linspace(-1, 1, 6, dtype=torch.float64).requires_grad_()
     report = bt.check(lambda t: (Reverse.apply(t) ** 2).sum(), t)
     assert report.status == "fail" and any("is -0.5 times" in n for n in report.notes), report.notes
+
+
+def test_a_factor_in_some_arrays_is_named_by_array():
+    """A course's linear_backward: dW and db for the batch's mean, dx for its sum (dW = dZ A.T / m)."""
+
+    def forward(z, w, b):
+        return z @ w + b
+
+    def backward(g, z, w, b):
+        n = z.shape[0]
+        return g @ w.T, z.T @ g / n, g.sum(0) / n
+
+    rng = np.random.default_rng(0)
+    z, w, b = rng.normal(size=(3, 4)), rng.normal(size=(4, 5)), rng.normal(size=5)
+    report = backcheck.check_layer(forward, backward, (z, w, b))
+    assert [lf.status for lf in report.leaves] == ["pass", "fail", "fail"], report
+    (said,) = [n for n in report.notes if "times the numeric derivative" in n]
+    assert said.startswith("w's gradient is 0.333 times and b's 0.333 times the numeric"), said
