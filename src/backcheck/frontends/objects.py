@@ -42,6 +42,7 @@ from backcheck.frontends.object_probe import (
     probe_searched,
     with_params,
 )
+from backcheck.frontends.object_sequence import as_network, layer_list
 from backcheck.frontends.object_steps import (
     Stepped,
     call_backward,
@@ -61,6 +62,7 @@ from backcheck.frontends.slots import (
     is_float_array,
     named,
     stale_arrays,
+    validate_slots,
     where_notes,
 )
 from backcheck.randomness import keeps_random
@@ -94,7 +96,9 @@ def check_object(
     Parameters
     ----------
     layer : object
-        The layer. It is never called nor changed: every evaluation works on a deep copy of it (its random
+        The layer, or a list of layers run in sequence (a network kept as ``[Dense(3, 4), Tanh(), ...]``: forward
+        through them in order, backward in reverse, their parameters named ``layers[k].W``). It is never called nor
+        changed: every evaluation works on a deep copy of it (its random
         generators are copied too, so a dropout mask is the same at every evaluation). A layer whose
         parameters are created by its first forward pass (lazy initialisation) is initialised on a copy to find
         them; then every evaluation initialises a fresh copy of the untouched layer at its own input (numpy's
@@ -175,9 +179,13 @@ def check_object(
     >>> backcheck.check_object(layer, rng.normal(size=(4, 3))).ok
     True
     """
+    listed = ""
+    if layer_list(layer, forward, backward):  # a network kept as a list of layers: one layer, run in sequence
+        (layer, listed), forward, backward = as_network(layer, forward, backward), "forward", "backward"
     spec = _validate(layer, inputs, forward, backward, reset, options)
     try:
         report = _check(layer, inputs, spec, params, grads, dout, options)
+        report.notes.extend(filter(None, [listed]))
     except UserFunctionError as exc:  # a layer that ran forward before the check: said so, with reset=
         raise stale_hint(exc, stale_arrays(layer, inputs, spec.diff_in, spec.input_names), spec) from exc.__cause__
     if report.status == "fail" and all(
@@ -193,7 +201,7 @@ def check_object(
 def _check(
     layer: Any, inputs: tuple[Any, ...], spec: _Spec, params: Any, grads: Any, dout: Any, options: dict[str, Any]
 ) -> Report:
-    _validate_slots(params, grads)
+    validate_slots(params, grads)
     _copyable(inputs, spec)
     pristine = _copy(layer, spec.cls)
     spec = _douts(pristine, inputs, spec)
@@ -473,26 +481,6 @@ def _douts(layer: Any, inputs: tuple[Any, ...], spec: _Spec) -> _Spec:
         f"if {spec.unfilled} is a learning rate, name it lr; otherwise give it a default, or check a wrapper whose "
         f"backward(dout) calls {spec.cls}.{spec.backward}(dout, ...).",
     )
-
-
-def _validate_slots(params: Any, grads: Any) -> None:
-    """``params=`` and ``grads=`` of a kind check_object reads, or :class:`BadInputError` naming them."""
-    if params is not None and not isinstance(params, (str, list, tuple)):
-        raise BadInputError(
-            f"params is {kind_of(params)}.", "name the parameters: params='parameters' or params=['W', 'b']."
-        )
-    if grads is not None and not isinstance(grads, (str, Mapping)):
-        raise BadInputError(
-            f"grads is {kind_of(grads)}.", "pass a pattern (grads='d{}'), a dict ({'W': 'dW'}) or 'return'."
-        )
-    if isinstance(grads, str):
-        try:
-            grads.format("W")
-        except (IndexError, KeyError, ValueError):
-            raise BadInputError(
-                f"grads={grads!r} is not an attribute name or a pattern with one '{{}}' for the parameter's name.",
-                "pass e.g. grads='d{}', grads='grad_{}' or grads='gradients'.",
-            ) from None
 
 
 def _copy(obj: Any, cls: str) -> Any:

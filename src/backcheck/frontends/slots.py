@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from backcheck.calls import kind_of
 from backcheck.errors import BadInputError
 
 #: Dict attributes searched for the parameters, then for the gradients, when they are not named.
@@ -571,3 +572,23 @@ def buffer_named(slot: Slot) -> bool:
     ``runningMean`` is running, mean) say buffer (:data:`BUFFER_WORDS`)."""
     words = set(re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", slot.name).lower()))
     return bool(BUFFER_WORDS & words)
+
+
+def validate_slots(params: Any, grads: Any) -> None:
+    """``params=`` and ``grads=`` of a kind check_object reads, or :class:`BadInputError` naming them."""
+    if params is not None and not isinstance(params, (str, list, tuple)):
+        raise BadInputError(
+            f"params is {kind_of(params)}.", "name the parameters: params='parameters' or params=['W', 'b']."
+        )
+    if grads is not None and not isinstance(grads, (str, Mapping)):
+        raise BadInputError(
+            f"grads is {kind_of(grads)}.", "pass a pattern (grads='d{}'), a dict ({'W': 'dW'}) or 'return'."
+        )
+    if isinstance(grads, str):
+        try:
+            grads.format("W")
+        except (IndexError, KeyError, ValueError):
+            raise BadInputError(
+                f"grads={grads!r} is not an attribute name or a pattern with one '{{}}' for the parameter's name.",
+                "pass e.g. grads='d{}', grads='grad_{}' or grads='gradients'.",
+            ) from None

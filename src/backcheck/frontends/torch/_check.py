@@ -33,6 +33,7 @@ from backcheck.frontends.common import (
     wide_disagreement,
 )
 from backcheck.frontends.torch._buffers import own_buffers, rebind_all, written_buffers
+from backcheck.frontends.torch._in_place import first_call
 from backcheck.frontends.torch._jvp import forward, forward_probed
 from backcheck.frontends.torch._outputs import (
     NONE_GRAD_HINT,
@@ -225,7 +226,7 @@ def _contract(sess: Session, target: Target, knobs: Knobs) -> tuple[Contract, np
     """Set-up at the original point: outputs, cotangent, the report tree, the numeric side, the analytic side."""
     fname = sess.fname
     sess.use_native()
-    out0, targets = _first_call(sess, target)
+    out0, targets = first_call(sess, target.title, target.kind, len(target.args) + len(target.kwargs))
     if not sess.params and not sess.const_swap.tensors:  # nothing swaps storage under the graph: keep it
         sess.graph = (out0, targets)
     outs, out_note = choose_outputs(sess, out0)
@@ -266,37 +267,6 @@ def _contract(sess: Session, target: Target, knobs: Knobs) -> tuple[Contract, np
         dtype_labels=labels,
     )
     return contract, grad_eps
-
-
-#: torch's errors for an in-place operation on a leaf that requires grad (an in-place forward on an input) say
-#: both of these ("is being used in an in-place operation", "has been used in an in-place operation")
-IN_PLACE_ON_LEAF = ("leaf Variable that requires grad", "in-place operation")
-
-
-def _first_call(sess: Session, target: Target) -> tuple[Any, list[Any]]:
-    """The native call at the original point; an in-place forward on an input is told how to be checked."""
-    try:
-        return call_user(side.call_native, (sess, [sess.original(s).clone() for s in sess.slots]), sess.fname)
-    except UserFunctionError as exc:
-        cause = exc.__cause__
-        if not (isinstance(cause, RuntimeError) and all(w in str(cause) for w in IN_PLACE_ON_LEAF)):
-            raise
-        raise UserFunctionError(
-            exc.message,
-            f"{sess.fname} writes into its input in place, which autograd refuses for an input it differentiates; "
-            f"check it on a copy, which autograd differentiates through: {_on_a_copy(target)}.",
-        ) from cause
-
-
-def _on_a_copy(target: Target) -> str:
-    """The call that checks ``target`` on copies of its tensors (each argument kept, in its place)."""
-    fn = f"{target.title}.apply" if target.kind == "function" else "fn"
-    if len(target.args) <= 1 and not target.kwargs:
-        return f"backcheck.torch.check(lambda t: {fn}(t.clone()), x)"
-    return (
-        f"backcheck.torch.check(lambda *a: {fn}(*(v.clone() if torch.is_tensor(v) else v for v in a)), "
-        "<the same arguments>)"
-    )
 
 
 def _vmap_plan(sess: Session, tree: Tree, knobs: Knobs) -> tuple[bool, str]:

@@ -1,0 +1,75 @@
+"""A network kept as a plain list of layer objects (``network = [Dense(3, 4), Tanh(), Dense(4, 2)]`` run by a
+loop, each ``backward(output_gradient, learning_rate)`` stepping its own weights) is checked by check_object as
+one layer: forward in order, backward in reverse; its parameters are named by position, a wrong one fails there,
+and the user's layers are left as they were."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import backcheck
+
+
+class Dense:
+    def __init__(self, n_in, n_out, seed):
+        rng = np.random.default_rng(seed)
+        self.weights = rng.normal(size=(n_out, n_in))
+        self.bias = rng.normal(size=(n_out, 1))
+
+    def forward(self, input):
+        self.input = input
+        return self.weights @ input + self.bias
+
+    def backward(self, output_gradient, learning_rate):
+        weights_gradient = output_gradient @ self.input.T
+        input_gradient = self.weights.T @ output_gradient
+        self.weights -= learning_rate * weights_gradient
+        self.bias -= learning_rate * output_gradient
+        return input_gradient
+
+
+class Tanh:  # an activation's backward takes the gradient alone
+    def forward(self, input):
+        self.input = input
+        return np.tanh(input)
+
+    def backward(self, output_gradient):
+        return output_gradient * (1 - np.tanh(self.input) ** 2)
+
+
+class BiasTwice(Dense):
+    def backward(self, output_gradient, learning_rate):
+        out = super().backward(output_gradient, learning_rate)
+        self.bias[1] -= learning_rate * output_gradient[1]
+        return out
+
+
+X = np.random.default_rng(9).normal(size=(3, 1))
+
+
+@pytest.mark.parametrize("kind", [list, tuple])
+def test_a_list_of_layers_is_checked_as_one_network(kind):
+    network = kind([Dense(3, 4, 0), Tanh(), Dense(4, 2, 1), Tanh()])
+    before = [layer.weights.copy() for layer in network if isinstance(layer, Dense)]
+    report = backcheck.check_object(network, X)
+    assert report.status == "pass", report
+    names = [lf.name for lf in report.leaves]
+    assert names == ["input", "layers[0].weights", "layers[0].bias", "layers[2].weights", "layers[2].bias"]
+    assert any("checked as one network" in n for n in report.notes), report.notes
+    after = [layer.weights for layer in network if isinstance(layer, Dense)]
+    assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+def test_a_wrong_layer_in_the_list_fails_where_it_is_wrong():
+    report = backcheck.check_object([Dense(3, 4, 0), Tanh(), BiasTwice(4, 2, 1)], X)
+    assert report.status == "fail", report
+    assert [e.name for e in report.mismatches] == ["layers[2].bias[1, 0]"]
+
+
+def test_the_method_names_given_apply_to_every_layer():
+    class Fprop(Tanh):
+        fprop, bprop = Tanh.forward, Tanh.backward
+
+    report = backcheck.check_object([Fprop(), Fprop()], X, forward="fprop", backward="bprop")
+    assert report.status == "pass" and [lf.name for lf in report.leaves] == ["input"], report
