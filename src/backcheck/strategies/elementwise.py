@@ -25,7 +25,7 @@ from backcheck.outputs import AGREEMENT_MOST, SPREAD_AGREEMENT
 from backcheck.refinement import KINK_GAP
 from backcheck.strategies.nearby import crowded_note, nearby_verdicts, recheck_nearby
 from backcheck.strategies.own_rounding import native_jitter, within_own_rounding
-from backcheck.strategies.ties import joint_kink_test, recheck_tied
+from backcheck.strategies.ties import Alone, joint_kink_test, recheck_tied
 from backcheck.verdict import (
     AMBIGUOUS,
     DEAD,
@@ -42,6 +42,7 @@ from backcheck.verdict import (
     Judgement,
     allowance,
     sees,
+    vouched,
     wide_resolution,
 )
 
@@ -135,14 +136,10 @@ def run(ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator |
         # float32-equal values are no tie of the function; only a float64 one's moves with its tie)
         wide = max(ev.out_eps, float(np.max(claim.grad_eps[idx], initial=0.0))) < WIDE_EPS
         tied = np.union1d(tied, idx[kinks if wide else kinks[j.status[kinks] == KINK]])
-        bad = joint_kink_test(ev, idx[kinks], j.jump[kinks], claim, tied)
+        alone = _alone(idx, j, claim, (tied, kinks))
+        bad = joint_kink_test(ev, idx[kinks], j.jump[kinks], claim, tied, alone)
         if bad is not None:
-            j.status[kinks[np.isin(idx[kinks], bad)]] = MISMATCH
-            notes.append(
-                f"{bad.size} tied element(s) at kinks are each a valid one-sided slope, but not jointly: moving "
-                "them together changes the output by a different amount than their gradients sum to (for "
-                "example a max whose gradient is routed to every tied element)."
-            )
+            notes.append(_jointly_wrong(idx, j, bad, alone.kinks))
     # (the joint test above turns elements into mismatches only: no 'noisy' or 'jump' appears)
     coarse = idx[:0]
     if NOISY in labels:
@@ -179,6 +176,43 @@ def run(ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator |
     if own.size:
         outcome.sharp = np.isin(np.arange(idx.size), own)
     return outcome
+
+
+def _alone(idx: np.ndarray, j: Judgement, claim: Claim, at: tuple[np.ndarray, np.ndarray]) -> Alone:
+    """What the elements judged here said of themselves along their own axis, for the joint test of ties (``at``:
+    the flat positions taken as kinks for their ties, and the positions in ``idx`` of the kinks)."""
+    tied, kinks = at
+    smooth = ~np.isin(idx, tied) & ~np.isin(np.arange(idx.size), kinks)
+    ref = claim.rms[idx] if claim.typical is None else claim.typical[idx]
+    fine = np.flatnonzero(smooth & (j.status == OK) & vouched(claim.g[idx], j.numeric, j.bound, ref))
+    wrong = idx[smooth & np.isin(j.status, (MISMATCH, DEAD))]
+    return Alone(wrong, {int(idx[k]): float(j.bound[k]) for k in fine}, np.union1d(tied, idx[kinks]), idx)
+
+
+def _jointly_wrong(idx: np.ndarray, j: Judgement, bad: dict[int, tuple[float, float]], kinks: np.ndarray) -> str:
+    """Mark the elements the joint test blamed as mismatches, each shown with what the joint move says of it (its
+    claim less its share of the tie's excess, and its share of the move's slack), and the note saying so."""
+    blamed = np.flatnonzero(np.isin(idx, list(bad)))
+    unsure = blamed[~np.isin(idx[blamed], kinks)]  # (undecided alone: their bound was too coarse to vouch)
+    j.status[blamed] = MISMATCH
+    for k in blamed:
+        numeric, bound = bad[int(idx[k])]
+        if math.isfinite(numeric) and math.isfinite(bound):
+            j.numeric[k], j.bound[k] = numeric, bound
+    said = (
+        f"{blamed.size - unsure.size} tied element(s) at kinks are each a valid one-sided slope, but not jointly: "
+        "moving them together changes the output by a different amount than their gradients sum to (for example a "
+        "max whose gradient is routed to every tied element)"
+    )
+    if unsure.size:
+        said = (
+            f"{unsure.size} element(s) undecided alone share their value with a tie whose kinks, moved together, "
+            "agree with their gradients, while the tie moved with them does not: the difference is theirs"
+        ) + ("; " + said if unsure.size < blamed.size else "")
+    return said + (
+        "; each is shown with its gradient less an equal share of that difference, and an equal share of the "
+        "joint move's bound."
+    )
 
 
 def split_formula_from_rounding(

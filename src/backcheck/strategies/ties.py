@@ -13,6 +13,7 @@ where the tie is broken (:func:`recheck_tied`).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -38,8 +39,13 @@ def tie_groups(kink_idx: np.ndarray, jump: np.ndarray) -> list[np.ndarray]:
 
 
 def joint_kink_test(
-    ev: Evaluator, kink_idx: np.ndarray, jump: np.ndarray, claim: Claim, tied: np.ndarray | None = None
-) -> np.ndarray | None:
+    ev: Evaluator,
+    kink_idx: np.ndarray,
+    jump: np.ndarray,
+    claim: Claim,
+    tied: np.ndarray | None = None,
+    alone: Alone | None = None,
+) -> dict[int, tuple[float, float]] | None:
     """Move tied kink elements together; return the elements whose gradients are jointly inconsistent.
 
     Elements tied at one maximum (or at one clip bound) share the same jump between their one-sided slopes.
@@ -53,31 +59,56 @@ def joint_kink_test(
     slopes are undefined): one that fails is moved again with every element of the input of its members'
     values, and passes where that whole tie agrees (:func:`_rescued`). ``tied``: elements taken as kinks for
     their value's ties (:func:`recheck_tied`), whose ties must agree as a whole, whatever their size.
+
+    ``alone``: what the elements judged one by one said of themselves (:class:`Alone`). A tie by value is moved
+    without the elements already wrong along their own axis: their error is theirs, and moved with a tie of their
+    value it made every correctly routed kink of that value look wrong (a max pool on an integer image, one
+    window's unique maximum 0.5% off, blamed the tied maxima of other windows, and the culprit fell off the
+    report's table). A tie that still disagrees is moved again by its kinks alone (:func:`_tie_blamed`).
+
+    Returns, per element blamed, what the joint move says of it: its claim less an equal share of the group's
+    excess over the directional derivative, and an equal share of the move's slack (a tie of three given half the
+    gradient each matches every one-sided mean, and was listed with a difference of 0); a cone point's group,
+    which has no differentiable move, keeps its own (NaN).
     """
-    bad = [] if tied is None or not tied.size else _value_groups(ev, tied, claim)
+    alone = alone or Alone()
+    apart = alone.wrong
+    bad: dict[int, tuple[float, float]] = {}
+    if tied is not None and tied.size:
+        _value_groups(ev, tied, claim, alone, bad)
     for group in tie_groups(kink_idx, jump)[:MAX_TIE_GROUPS]:
-        verdict = _moved_together(ev, group, claim)
+        verdict, excess, slack = _move(ev, group, claim)
         if verdict is False:
-            if not _rescued(ev, group, claim) and not _summed_around(ev, group, claim):
-                bad.extend(int(i) for i in group)
+            if not _rescued(ev, group, claim, apart) and not _summed_around(ev, group, claim):
+                _blame(bad, group, claim, excess, slack)
             continue
         if verdict is None and group.size > 2:
-            pairs = [group[k : k + 2] for k in range(group.size - 1)]
-            wrong = [pair for pair in pairs if _moved_together(ev, pair, claim) is False]
-            wrong = [pair for pair in wrong if not _rescued(ev, pair, claim) and not _summed_around(ev, pair, claim)]
-            bad.extend(int(i) for pair in wrong for i in pair)
+            pairs = [(group[k : k + 2], *_move(ev, group[k : k + 2], claim)) for k in range(group.size - 1)]
+            wrong = [p for p in pairs if p[1] is False]
+            wrong = [p for p in wrong if not _rescued(ev, p[0], claim, apart) and not _summed_around(ev, p[0], claim)]
+            for pair, _, excess, slack in wrong:
+                _blame(bad, pair, claim, excess, slack)
             if wrong:
                 continue
-        if verdict is None and _along_claim(ev, group, claim) is False and not _rescued(ev, group, claim):
-            bad.extend(int(i) for i in group)  # (a cone point: ||x|| at 0 claimed (1, 1, 1))
-    return np.unique(bad) if bad else None
+        if verdict is None and _along_claim(ev, group, claim) is False and not _rescued(ev, group, claim, apart):
+            _blame(bad, group, claim, math.nan, math.nan)  # (a cone point: ||x|| at 0 claimed (1, 1, 1))
+    return bad or None
 
 
-def _rescued(ev: Evaluator, group: np.ndarray, claim: Claim) -> bool:
-    """Whether every element of the input that shares a value with ``group``, moved together a value at a time,
-    moves differentiably and agrees with its summed gradient (the whole tie ``group`` is part of)."""
-    ties = ev.tree.ties(group)
-    if not ties or not np.isin(group, np.concatenate(ties)).all():
+def _blame(bad: dict[int, tuple[float, float]], members: np.ndarray, claim: Claim, excess: float, slack: float) -> None:
+    """Record ``members`` as jointly wrong: each with its claim less an equal share of the group's ``excess`` (the
+    summed gradient over the directional derivative), and an equal share of the move's ``slack`` as its bound."""
+    share = members.size or 1
+    for i in members:
+        bad[int(i)] = (float(claim.g[int(i)]) - excess / share, slack / share)
+
+
+def _rescued(ev: Evaluator, group: np.ndarray, claim: Claim, apart: np.ndarray) -> bool:
+    """Whether every element of the input that shares a value with ``group``, moved together a value at a time
+    (without the elements ``apart``, wrong on their own), moves differentiably and agrees with its summed gradient
+    (the whole tie ``group`` is part of)."""
+    ties = [t[~np.isin(t, apart)] for t in ev.tree.ties(group)]
+    if not ties or min(t.size for t in ties) < 2 or not np.isin(group, np.concatenate(ties)).all():
         return False
     return all(_moved_together(ev, t, claim) is True for t in ties)
 
@@ -110,14 +141,21 @@ def _along_claim(ev: Evaluator, group: np.ndarray, claim: Claim) -> bool | None:
 
 
 def _moved_together(ev: Evaluator, group: np.ndarray, claim: Claim) -> bool | None:
-    """Whether moving ``group`` together agrees with its summed gradient; None where that is not differentiable.
+    """Whether moving ``group`` together agrees with its summed gradient; None where that is not differentiable."""
+    return _move(ev, group, claim)[0]
+
+
+def _move(ev: Evaluator, group: np.ndarray, claim: Claim) -> tuple[bool | None, float, float]:
+    """Whether moving ``group`` together agrees with its summed gradient (None where that is not differentiable),
+    the summed gradient's excess over the directional derivative, and the move's slack.
     A tie (one value) is moved by less than its distance to the next value of the input: a step relative to 1
     (elements of 1e-6, whose step is 5e-3 in float32) would carry it across every other value, a move along which a
     sort is no more differentiable than along one element."""
     fwd, bwd, slack = slopes_along(ev, group, np.ones(group.size), claim, most=_tie_room(ev, group))
+    excess = float(np.sum(claim.g[group])) - (fwd + bwd) / 2
     if abs(fwd - bwd) > slack:
-        return None  # not a differentiable direction: no conclusion
-    return bool(abs(float(np.sum(claim.g[group])) - (fwd + bwd) / 2) <= slack)
+        return None, excess, slack  # not a differentiable direction: no conclusion
+    return bool(abs(excess) <= slack), excess, slack
 
 
 def _tie_room(ev: Evaluator, group: np.ndarray) -> float:
@@ -134,19 +172,75 @@ def _tie_room(ev: Evaluator, group: np.ndarray) -> float:
     return max(float(gaps.min()) / 4, 2.0**10 * unit)
 
 
-def _value_groups(ev: Evaluator, of: np.ndarray, claim: Claim) -> list[int]:
+def _value_groups(
+    ev: Evaluator, of: np.ndarray, claim: Claim, alone: Alone, bad: dict[int, tuple[float, float]]
+) -> None:
     """The elements of ``of`` whose ties (every element of the input of their value, moved together, whatever their
     number: a 3x3 max pool at stride 1 on a 24x24 image of 0s and 1s, giving every tied maximum the gradient, passed
     while ties of more than 64 were left unmoved) move differentiably but not as their summed gradient says (and
     whose sum lies beyond the sums around the point, :func:`_summed_around`: a direction across hundreds of kinks,
-    whose float32 rounding the slack does not hold, is one whose sums around it hold a right rule's)."""
-    bad: list[int] = []
+    whose float32 rounding the slack does not hold, is one whose sums around it hold a right rule's), into ``bad``.
+    Each tie moves without the elements ``alone.wrong`` (wrong along their own axis), and one that disagrees
+    blames what :func:`_tie_blamed` finds in the part (a row) whose move disagrees."""
     for group in ev.tree.ties(of)[:MAX_TIE_GROUPS]:
         for part in [group, *_rows_of(ev, group)]:
-            if _moved_together(ev, part, claim) is False and not _summed_around(ev, part, claim):
-                bad.extend(int(i) for i in group[np.isin(group, of)])
+            part = part[~np.isin(part, alone.wrong)]
+            if part.size < 2:
+                continue
+            verdict, excess, slack = _move(ev, part, claim)
+            if verdict is False and not _summed_around(ev, part, claim):
+                _tie_blamed(ev, (group, part), of, claim, alone, bad, (excess, slack))
                 break
-    return bad
+
+
+@dataclass
+class Alone:
+    """What the elements judged one by one said of themselves: those ``wrong`` along their own axis (a
+    differentiable mismatch), those ``fine`` there with a bound that vouches (flat position: their bound), those
+    at ``kinks`` (hidden ones too), and every one ``checked``."""
+
+    wrong: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    fine: dict[int, float] = field(default_factory=dict)
+    kinks: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    checked: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+
+def _tie_blamed(
+    ev: Evaluator,
+    tie: tuple[np.ndarray, np.ndarray],
+    of: np.ndarray,
+    claim: Claim,
+    alone: Alone,
+    bad: dict[int, tuple[float, float]],
+    found: tuple[float, float],
+) -> None:
+    """Blame, in ``bad``, the elements a tie's disagreeing ``part`` (of its ``group``: ``tie``) holds the evidence
+    against, given its move's ``found`` excess and slack. A tie by value also holds elements differentiable along
+    their own axis that merely share its value (a max pool's unique maxima of other windows): its kinks (those of
+    ``of`` and hidden ones) are moved again without them. Where they agree there, the difference is those others':
+    the ones not judged fine alone are blamed, where the fine ones' bounds cannot hold it (a culprit whose own bound,
+    a float32 gradient's measured rounding, was too coarse to vouch); where the kinks disagree, they are blamed.
+    Else (no such move, or the difference lies with elements this check did not judge) the part's kinks are."""
+    group, part = tie
+    excess, slack = found
+    own = part[np.isin(part, of)]
+    kinks = part[np.isin(part, of) | np.isin(part, alone.kinks)]
+    others = part[~np.isin(part, kinks)]
+    if kinks.size >= 2 and others.size:
+        verdict, k_excess, k_slack = _move(ev, kinks, claim)
+        if verdict is True:
+            unsure = others[~np.isin(others, list(alone.fine))]
+            held = slack + sum(alone.fine.get(int(i), 0.0) for i in others)
+            if abs(excess) <= held:
+                return  # (the others' own bounds hold the difference: no evidence against any one)
+            if unsure.size and np.isin(unsure, alone.checked).all():
+                _blame(bad, unsure, claim, excess, slack)
+                return
+        elif verdict is False and not _summed_around(ev, kinks, claim):
+            _blame(bad, own if own.size else kinks, claim, k_excess, k_slack)
+            return
+    own = own if own.size else group[np.isin(group, of) & ~np.isin(group, alone.wrong)]
+    _blame(bad, own, claim, excess, slack)  # (a row of hidden kinks alone: the tie's elements of ``of`` at all)
 
 
 #: Most rows of one tie moved on their own (each costs 4 evaluations, more where it disagrees).
