@@ -174,8 +174,9 @@ class _Collected:
 def _ties(ev: Evaluator, claim: Claim, leaf: Any, rng: np.random.Generator, out: _Collected) -> bool:
     """Fail ``leaf`` where moving its tied elements together disagrees with their claimed gradient (see
     :func:`backcheck.strategies.projected.tied_together`): single elements at a tie each show a valid slope.
-    Whether it failed."""
-    tied = tied_together(ev, claim, leaf, rng)
+    Whether it failed. Elements already judged wrong one by one stay unmoved (their error is not the tie's)."""
+    wrong = np.asarray(out.checked, dtype=np.int64)[np.isin(np.asarray(out.status, dtype=object), FAILING)]
+    tied = tied_together(ev, claim, leaf, rng, wrong)
     if tied is None or not tied[0].failed:
         return False
     m, moved, direction = tied

@@ -394,7 +394,7 @@ __all__ = [
 
 
 def tied_together(
-    ev: Evaluator, claim: Claim, leaf: Leaf, rng: np.random.Generator
+    ev: Evaluator, claim: Claim, leaf: Leaf, rng: np.random.Generator, apart: np.ndarray | None = None
 ) -> tuple[Measurement, int, np.ndarray] | None:
     """Move the elements of ``leaf`` that share their value with another (ties: a max-pool window at 0, a sort's
     equal keys) together, each class of equal values by one random amount, and compare with the claimed gradient.
@@ -403,12 +403,17 @@ def tied_together(
     moves them together (it moves with them): there a gradient routed to every tied element fails, where random
     directions (through the kinks) prove nothing and a sample of single elements sees valid one-sided slopes.
     Returns the measurement, how many elements moved and the direction (over the whole point); None when no value
-    repeats or the inputs hold masks."""
+    repeats or the inputs hold masks. ``apart``: flat positions already wrong on their own, left unmoved (their error
+    is theirs: moved with a tie of their value, it read as the tie's, a row's std off beside a constant row of its
+    value)."""
     x = leaf.original.reshape(-1)
     if leaf.size < 2 or not bool(np.all(np.isfinite(x))):
         return None
     values, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
     shared = counts[inverse] > 1
+    if apart is not None and apart.size:
+        out = np.isin(np.arange(leaf.offset, leaf.offset + leaf.size), apart)
+        shared &= ~out & (np.bincount(inverse, weights=~out, minlength=values.size)[inverse] > 1)
     if not shared.any():
         return None
     sl = slice(leaf.offset, leaf.offset + leaf.size)
