@@ -50,8 +50,6 @@ def _wrong(report):
 def test_a_wrong_unique_maximum_is_named_not_the_ties_of_its_value(mode, strategy, dtype):
     x = IMAGE.astype(dtype)
     assert backcheck.check(f, x, lambda x: pool_backward(x, mode), strategy=strategy).status == "pass"
-    if mode == "half" and dtype == np.float32 and strategy in ("auto", "projected"):
-        return  # (x[2, 5] is judged apart from the tie's run there: see the report of session 21, F2)
     report = backcheck.check(f, x, lambda x: pool_backward(x, mode, 1.005), strategy=strategy)
     assert report.status == "fail", report
     assert _wrong(report) == {(2, 5)}, report
