@@ -149,3 +149,23 @@ def test_a_sample_that_could_see_a_sign_flipped_is_judged_whole():
 
     report = backcheck.check_layer(lambda x: np.tanh(x.astype(np.float16)), wrong, (x,))
     assert report.status == "fail", report
+
+
+def test_a_small_array_whose_directions_all_cross_is_not_said_to_have_many_kinks():
+    """A smooth float32 ratio with small denominators: every one of its 5 elements is rough along random
+    directions; the note says so, not 'more than 32 elements'."""
+    rng = np.random.default_rng(24)
+    a, b, w = rng.normal(size=5), 1e-4 * (1 + rng.random(5)), rng.normal(size=5)
+
+    def f(p):
+        return np.sum(w * p["a"] / p["b"])
+
+    def g(p):
+        return {"a": w / p["b"], "b": -w * p["a"] / p["b"] ** 2}
+
+    point = {"a": a.astype(np.float32), "b": b.astype(np.float32)}
+    report = backcheck.check(f, point, g, strategy="auto", upcast=False)
+    assert report.status == "pass", report
+    said = [n for n in report.notes if n.startswith("p['b']: random directions cross kinks")]
+    assert said and "along every one of its 5 elements" in said[0], report.notes
+    assert not any("more than" in n for n in report.notes), report.notes

@@ -315,6 +315,20 @@ def _shrunk(leaf: Any, proj: Any) -> list[str]:
 UNMET = 1.5
 
 
+def _crossed(leaf: Any, still: np.ndarray | None, again: Any) -> str:
+    """Why random directions over ``leaf`` were given up: where they crossed kinks (or rough ground)."""
+    if again is not None:
+        where = f"at {still.size} element(s) and, with those left out, still elsewhere" if still is not None else ""
+    elif still is None:
+        where = f"at more than {MAX_KINKED} elements"
+    else:
+        where = f"along every one of its {leaf.size} elements"
+    return (
+        f"random directions cross kinks at the point (ties, ReLU inputs at 0), or f is too rough along them to "
+        f"tell, {where}"
+    )
+
+
 def _unmet(detect: float, k: int, reached: float, name: str) -> str:
     """Why an array is inconclusive when its ``k`` directions reach only ``reached``, not ``detect=``."""
     return (
@@ -353,10 +367,7 @@ def _around_kinks(
     if again is None and still is not None and still.size < leaf.size:
         again = project_leaf(ev, claim, leaf, rng, plan, stop_on_failure=localize_failures, still=still)
     if again is None or (again.kinky and not again.failed):
-        out.notes.append(
-            f"{leaf.name}: random directions cross kinks at the point (ties, ReLU inputs at 0) at more than "
-            f"{MAX_KINKED} elements, so instead {_how_many(*sample(leaf))}."
-        )
+        out.notes.append(f"{leaf.name}: {_crossed(leaf, still, again)}, so instead {_how_many(*sample(leaf))}.")
         _ties(ev, claim, leaf, rng, out)
         return None
     assert still is not None
