@@ -282,8 +282,11 @@ def small_error_note(report: Report, tree: Tree, fname: str) -> str:
         "an adaptive ODE adjoint, a fixed point's implicit gradient), an approximate formula, a constant rounded to "
         "a narrower dtype (1/6 held in float32 is off by 3e-8 of itself), or a forward whose "
         "small guard the rule leaves out (log(p + 1e-7) with the gradient of log(p)); a wrong term is "
-        "off by a good part of the gradient where it acts. If the rule is meant to be exact only to its solver's "
-        f"tolerance, tighten that tolerance (its atol / rtol), or accept errors of this size with atol={atol:.0e}."
+        "off by a good part of the gradient where it acts. A forward solved to a tolerance (a fixed point iterated "
+        "until its steps fall below one) makes them too, on the numeric side: the differences follow where its "
+        "solver stopped, and an implicit gradient is the exact one of the solution. If the rule or the forward is "
+        "meant to be exact only to its solver's tolerance, tighten that tolerance (its atol / rtol; the forward's "
+        f"first), or accept errors of this size with atol={atol:.0e}."
     )
 
 

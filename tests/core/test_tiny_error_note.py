@@ -25,3 +25,25 @@ def test_a_wrong_term_gets_no_such_note():
 
     r = backcheck.check(lambda p: float(np.sum(np.log(p))), P.copy(), wrong)  # (1% off at one element)
     assert r.status == "fail" and not any("off at 1 element(s)" in n for n in r.notes), r.notes
+
+
+def test_a_forward_solved_to_a_tolerance_is_named_beside_the_rule():
+    """x*(a) = a cos x*, iterated until its steps fall below 1e-6: the implicit rule is exact for the solution,
+    the differences follow where the iteration stopped; the note names the forward's tolerance too."""
+
+    def solve(a):
+        x = np.zeros_like(a)
+        while True:
+            new = a * np.cos(x)
+            if np.max(np.abs(new - x)) < 1e-6:
+                return new
+            x = new
+
+    def implicit(a):
+        x = solve(a)
+        return np.cos(x) / (1 + a * np.sin(x))
+
+    for a in (0.5, 0.7, 0.9):
+        r = backcheck.check(lambda a: float(np.sum(solve(a))), np.array([a]), implicit)
+        assert r.status == "fail", r
+        assert any("A forward solved to a tolerance" in n and "the forward's first" in n for n in r.notes), r.notes
