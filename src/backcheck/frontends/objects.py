@@ -33,6 +33,7 @@ from backcheck.frontends.hints import (
 )
 from backcheck.frontends.layers import check_layer, names_option
 from backcheck.frontends.object_kept import backward_inputs, find_kept, kept_note
+from backcheck.frontends.object_optimizers import keep_gradients
 from backcheck.frontends.object_passes import Backward, Forward, Shared, shared, tie, tie_views
 from backcheck.frontends.object_probe import (
     keep_params,
@@ -204,6 +205,7 @@ def _check(
     validate_slots(params, grads)
     _copyable(inputs, spec)
     pristine = _copy(layer, spec.cls)
+    grads, kept = keep_gradients(pristine, grads)  # (optimizer objects of its own, W_opt beside W)
     spec = _douts(pristine, inputs, spec)
     parts = [np.asarray(x) for _, x in flatten(dout, "dout")] if dout is not None else []
     if len(parts) == 1 and parts[0].size > 1 and parts[0].ravel()[0] != 0 and np.all(parts[0] == parts[0].ravel()[0]):
@@ -213,6 +215,7 @@ def _check(
     if labels:  # float labels backward takes again: constants of the check, as constant=[...] makes them
         spec, options = _held_constant(spec, options, labels)
     template, slots, notes, carries = _params(pristine, params, inputs, spec)
+    notes = [*notes, *filter(None, [kept])]
     slots = _read_entries(template, slots, inputs, spec) if params is None else slots
     # views of one another (W_out = E.T), found before any copy of them, rebuilt as views in every copy
     spec = dataclasses.replace(spec, shared=shared(layer if template is pristine else template, slots, spec.cls))
