@@ -88,8 +88,37 @@ def own_rounding(ev: Evaluator, claim: Claim, sub: np.ndarray) -> np.ndarray | N
         return None
     if _crosses(ev, claim, eps):
         return None
-    every = native_jitter(ev, claim, np.arange(claim.g.size), eps)
-    return np.maximum(every[sub], _leaf_rms(ev, every)[sub])
+    every, jumped = _rounding_moves(ev, claim, eps)
+    return np.maximum(every[sub], _leaf_rms(ev, np.where(jumped, np.nan, every))[sub])
+
+
+def _rounding_moves(ev: Evaluator, claim: Claim, eps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per element, how far its gradient moves under :func:`_jitter_moves` (as :func:`native_jitter`) but for
+    the moves where it jumps, and whether it jumped under any: moved as far again, it moves :data:`JUMP_RATIO`
+    times less, and its array's gradients (RMS) too (four backward calls). Rounding moves a gradient about as much
+    again (a new rounding, or its true change over twice the move; a float32 gradient's rounding can repeat to the
+    bit, its array's does not), a jump not at all: a mask that flips under so small a move (a clip of integer data
+    at its bound, tied values of a sort or a max, or a wrong rule's own threshold on the point: ``|x| <= 2`` at
+    x = 2, where f is flat on both sides). Its jump is no rounding of the gradient: of a right rule, a kink of f
+    along that element's own axis (judged as one there), of a wrong one, the error itself."""
+    assert claim.regrad is not None
+    g0 = claim.g
+    out, jumped = np.zeros(g0.size), np.zeros(g0.size, dtype=bool)
+    for move in _jitter_moves(ev, eps):
+        with ev.shifted(move, evaluate=False):
+            near = claim.regrad()
+        with ev.shifted(2.0 * move, evaluate=False):
+            far = claim.regrad()
+        with np.errstate(invalid="ignore"):
+            moved, again = np.abs(near - g0), np.abs(far - near)
+            jump = moved > JUMP_RATIO * np.maximum(again, _leaf_rms(ev, again))
+        out = np.fmax(out, np.where(jump, 0.0, moved))
+        jumped |= jump
+    return out, jumped
+
+
+#: A gradient that moves this many times more under a move than under the same move again has jumped there.
+JUMP_RATIO = 16.0
 
 
 def _coarsest_eps(ev: Evaluator, claim: Claim) -> np.ndarray:
@@ -133,7 +162,9 @@ def _tied(ev: Evaluator, idx: np.ndarray) -> np.ndarray:
 
 def _leaf_rms(ev: Evaluator, jitter: np.ndarray) -> np.ndarray:
     """Per element, the RMS of the jitter over its array: an element's own can vanish by chance (the moves of a
-    row of a variance all of one sign leave x - mean(x) where it was), while its rounding is its computation's."""
+    row of a variance all of one sign leave x - mean(x) where it was), while its rounding is its computation's.
+    NaN leaves an element out: one whose gradient jumped (:func:`_rounding_moves`), whose jump in the RMS would
+    excuse every element any error below it (one element of integer data at a clip's bound, in float32)."""
     out = np.zeros(jitter.size)
     for leaf in ev.tree.leaves:
         part = jitter[leaf.offset : leaf.offset + leaf.size]
@@ -150,7 +181,8 @@ def within_own_rounding(ev: Evaluator, idx: np.ndarray, j: Judgement, claim: Cla
 
     A gradient that jumps within the few units moved (a ReLU mask flipping) would excuse anything; but an element
     judged failing was smooth along its own axis over its steps, and its gradient reads only masks its own axis
-    moves: such a kink would have shown there (and been judged as one). Where the data resolve their spread
+    moves: such a kink would have shown there (and been judged as one). Nor is a jump of the gradient under the
+    moves counted as rounding, its own or its array's (:func:`_rounding_moves`). Where the data resolve their spread
     poorly (values near 1e4 in float32 spread by 0.01: ten units of their last place), the gradient's rounding
     reaches its size, and so does the bound: inconclusive, never failed for the arithmetic of the right rule."""
     if not set(j.status.tolist()) & set(FAILING):
