@@ -283,8 +283,10 @@ class Backward:
             raise
         except Exception as exc:  # noqa: BLE001 - a second call that fails tells nothing about linearity
             cause = exc.__cause__ if isinstance(exc, UserFunctionError) and exc.__cause__ is not None else exc
+            named = isinstance(exc, UserFunctionError) and " raised " in exc.message  # (its own forward, re-run)
+            who = exc.message.split(" raised ")[0] if named else self.bname
             return None, (
-                f"{self.bname} raised {type(cause).__name__} ({first_line(cause)}) when called again with "
+                f"{who} raised {type(cause).__name__} ({first_line(cause)}) when {self.bname} was called again with "
                 f"{LINEAR_SCALE:g} times dout, so its linearity in dout was not checked."
             )
         if np.array_equal(scaled * LINEAR_SCALE, g) and all(np.all(x == 1) for x in self.u):

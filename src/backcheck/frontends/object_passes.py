@@ -13,6 +13,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from backcheck.bits import overlaps_itself, span
+from backcheck.calls import call_user
 from backcheck.containers import flatten, rebuild_like
 from backcheck.errors import GradientStructureError, ParamsError
 from backcheck.frontends.hints import constant_hint
@@ -76,7 +77,7 @@ class Backward:
     def __call__(self, dout: Any, *args: Any) -> tuple[Any, ...]:
         spec = self.spec
         obj = spec.make(self.template, self.slots, args[spec.n_in :], args[: spec.n_in])
-        getattr(obj, spec.forward)(*args[: spec.n_in])
+        call_user(getattr(obj, spec.forward), args[: spec.n_in], f"{spec.cls}.{spec.forward}")  # (named if it raises)
         tied = (_place(w) for ws in self.tied.values() for w in ws)
         every = [*self.where.values(), *tied]
         zero(obj, [w for w in every if isinstance(w, Slot)])
