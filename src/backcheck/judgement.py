@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from backcheck.evaluate import Evaluator
-from backcheck.numeric.grad import MEASURED_NOISE, noise_level, roundoff
+from backcheck.numeric.grad import MEASURED_NOISE, noise_level, one_sided, roundoff
 from backcheck.numeric.noise import element_noise
 from backcheck.refinement import (
     FINER,
@@ -218,9 +218,26 @@ def _judge_steps(
     # scale, sin(x / 1e-10) at x of 1e-10, as well as kinks at its zero)
     verdict = on_own_scale(ev, i, (a, h, size), res, tol, verdict)
     verdict = beside_the_point(ev, i, (a, h, size), first, res, tol, verdict) if verdict[0] == KINK else verdict
-    if verdict[0] == KINK and smooth_finer and verdict[2] > KINK_UNSETTLED * abs(verdict[3]):
+    if verdict[0] == KINK and smooth_finer and _unsettled(ev, i, first, verdict):
         # one-sided slopes still moving with the step, and slopes that agree at finer steps: the kink lies inside
         # the step, not at the point (logits of spread 0.01 near 1e4 in float32, stepped by 1e4's step, make a
         # smooth f look like a max), and the finer steps could not vouch; no subgradient is vouched for
         return (NOISY, verdict[1], np.inf, np.nan, NO_HULL)
     return verdict
+
+
+def _unsettled(ev: Evaluator, i: int, first: Four, verdict: Verdict) -> bool:
+    """Whether the one-sided slopes of element ``i``'s ``verdict``, a kink, moved with the step by more than
+    :data:`KINK_UNSETTLED` of their gap: its slack says so, and so do the slopes themselves, which lie that far
+    (counted as the slack counts it, ``SAFETY`` times) from those of the first difference (``first``) and beyond
+    that difference's rounding. A slack wide from rounding alone is no move: a float32 max pool's tie at integer
+    values keeps its slopes (0 and the window's dout) to 1e-4 of the gap from the first step on, where its
+    rounding makes the slack a tenth of the gap (a ReLU 4e-4 off the point, crossed by the steps, moves its slopes
+    by a tenth of their gap; a saturated log-sum-exp near 1e4 by 7%)."""
+    n, jump = float(verdict[1]), float(verdict[3])
+    if not verdict[2] > KINK_UNSETTLED * abs(jump):
+        return False
+    _, fwd, bwd = one_sided(ev, *first)
+    moved = max(abs(n + jump / 2 - fwd), abs(n - jump / 2 - bwd))  # (the central difference: the slopes' mean)
+    r = roundoff(ev, first[2] - first[3], ev.local_scale[i])
+    return bound(moved, 0.0, 0.0) > KINK_UNSETTLED * abs(jump) and moved > bound(0.0, 2 * r, 0.0)
