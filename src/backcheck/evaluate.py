@@ -88,6 +88,7 @@ class Evaluator:
         self.flat_tries: dict[str, int] = {}
         #: elements judged at a wider step than their own (``refinement.judged_at``): their bound is the last word
         self.wider: set[int] = set()
+        self.unsettled: set[int] = set()  # at kinks unsettled at the step, whose finer steps' slopes agree
         self._sums: list[int] = []  # checksums of the inputs at the current base point
         self._base: list[np.ndarray] | None = None  # the base point's values while shifted
         self._coarse = ""  # a note when the output is in a coarser dtype than the inputs

@@ -222,6 +222,7 @@ def _judge_steps(
         # one-sided slopes still moving with the step, and slopes that agree at finer steps: the kink lies inside
         # the step, not at the point (logits of spread 0.01 near 1e4 in float32, stepped by 1e4's step, make a
         # smooth f look like a max), and the finer steps could not vouch; no subgradient is vouched for
+        ev.unsettled.add(i)
         return (NOISY, verdict[1], np.inf, np.nan, NO_HULL)
     return verdict
 

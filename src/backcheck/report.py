@@ -474,7 +474,8 @@ def _nonfinite_note(tree: Tree, leaf: Any, idx: np.ndarray, a: np.ndarray) -> st
 
 def _details(leaf: Any, arrays: tuple[np.ndarray, ...], judged: Any, failing: bool, kinked: bool) -> dict[str, Any]:
     """A leaf report's :data:`DETAILS`: the error maxima over the judged elements (not those at kinks or jumps),
-    the classic relative difference, the worst elements (failing ones first) and those at kinks."""
+    the classic relative difference, the worst elements (failing ones first, then inconclusive ones) and those at
+    kinks."""
     idx, a, n, b, st = arrays
     aj, nj = (a, n) if judged is None else (a[judged], n[judged])
     diff = np.abs(a - n)
@@ -489,7 +490,12 @@ def _details(leaf: Any, arrays: tuple[np.ndarray, ...], judged: Any, failing: bo
         denom = np.linalg.norm(aj) + np.linalg.norm(nj)
     if judged is not None:
         ratio[~judged] = -1.0
-    order = np.lexsort((-ratio, ~np.isin(st, FAILING))) if failing else np.argsort(-ratio, kind="stable")
+    # failing elements first, then inconclusive ones (whose bound may be infinite: a ratio of 0 would hide them)
+    noisy = st == NOISY
+    if failing or noisy.any():
+        order = np.lexsort((-ratio, np.where(np.isin(st, FAILING), 0, np.where(noisy, 1, 2))))
+    else:
+        order = np.argsort(-ratio, kind="stable")
     top = order[:WORST].tolist()
     at_kinks = np.flatnonzero(st == KINK)[:WORST].tolist() if kinked else ()
     return {

@@ -334,6 +334,8 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: M
         _reach(ev, claim, outcome, options.floor, labels == {OK})
     still = lambda: within_rounding(ev, outcome.numeric, claim.steps[outcome.checked])  # noqa: E731 - on need
     vouch(tree, g, outcome, lambda: value_gradient(ev), (typical, still), labels, lambda: blind_cause(ev))
+    if ev.unsettled:
+        _inside_step(ev, tree, outcome)
     _unsettled(tree, outcome)
     if ev.repeat_due and (outcome.failed_leaves or outcome.inconclusive_leaves or labels - {OK}):
         ev.recheck()  # a verdict but a pass: whether f is random is told first (the baseline deferred it)
@@ -427,19 +429,46 @@ def _beyond_user_step(ev: Evaluator, claim: Claim, outcome: Outcome) -> list[str
     ]
 
 
+def _inside_step(ev: Evaluator, tree: Tree, outcome: Outcome) -> None:
+    """A note naming the elements left inconclusive at a kink that lies inside the step, not at the point
+    (:func:`backcheck.judgement._unsettled`)."""
+    noisy = outcome.status == NOISY
+    inside = outcome.checked[noisy & np.isin(outcome.checked, list(ev.unsettled))]
+    if inside.size:
+        outcome.notes.append(
+            f"{_listed(tree, inside)}: one-sided slopes that kept moving as the step halved, where finer steps "
+            "found slopes that agree: the kink lies inside the step rather than at the point (f bends on a "
+            "finer scale, or crosses a kink just off the point), and the finer steps could not vouch for a "
+            "bound, so no subgradient is vouched for: inconclusive."
+        )
+
+
 def _unsettled(tree: Tree, outcome: Outcome) -> None:
     """A reason for arrays with inconclusive elements that no other reason names: their refinement never settled
-    (the estimates kept moving as the step shrank, or stayed within the noise). Elements with no finite bound have
-    a reason of their own (a vertical tangent, the edge of f's domain), said in a note."""
-    noisy = outcome.checked[(outcome.status == NOISY) & np.isfinite(outcome.bound)]
+    (the estimates kept moving as the step shrank, or stayed within the noise), or no bound could be put on them
+    at all (a vertical tangent, the edge of f's domain, a kink inside the step: each said in a note, and named
+    here too, so that none goes unexplained)."""
+    noisy = outcome.status == NOISY
+    flat, finite = outcome.checked[noisy], np.isfinite(outcome.bound[noisy])
     for leaf in tree.leaves:
-        here = noisy[(noisy >= leaf.offset) & (noisy < leaf.offset + leaf.size)]
-        if here.size and leaf.name not in outcome.inconclusive_leaves:
-            outcome.inconclusive_leaves[leaf.name] = (
+        inside = (flat >= leaf.offset) & (flat < leaf.offset + leaf.size)
+        if not inside.any() or leaf.name in outcome.inconclusive_leaves:
+            continue
+        said = []
+        if (inside & finite).any():
+            here = flat[inside & finite]
+            said.append(
                 f"{here.size} element(s) of {leaf.name} ({_listed(tree, here)}) are inconclusive: their differences "
                 "did not settle as the step shrank (f bends differently on the two sides of the point, is rough "
                 "there, or moves within its noise), so no bound could be vouched for."
             )
+        if (inside & ~finite).any():
+            here = flat[inside & ~finite]
+            said.append(
+                f"{here.size} element(s) of {leaf.name} ({_listed(tree, here)}) are inconclusive with no bound at "
+                "all: no difference there could judge the rule (the notes give the cause)."
+            )
+        outcome.inconclusive_leaves[leaf.name] = " ".join(said)
 
 
 def _listed(tree: Tree, flat: np.ndarray) -> str:
