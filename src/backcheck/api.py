@@ -143,17 +143,22 @@ def check(
     return report
 
 
-def _numeric_point(f: Callable[[Any], Any], tree: Tree, upcast: bool | None) -> tuple[Tree, int, str]:
+#: Where ``f`` is differenced, the evaluations it took to decide, a note, and f's output there (or None).
+Decided = tuple[Tree, int, str, Any]
+
+
+def _numeric_point(f: Callable[[Any], Any], tree: Tree, upcast: bool | None) -> Decided:
     """Where ``f`` is differenced, the evaluations it took to decide, and a note when ``f`` raised on float64
     copies: float64 copies when asked for, or for float32 / float16 parameters when ``f`` computes the same value
     from them (it reads its argument, and does not draw or round in its dtype). ``f`` raising on a copy of the
-    point itself is the user's error."""
+    point itself is the user's error. And ``f``'s output at the float64 copies where it was asked there on the
+    way (the baseline's first call: its random streams were as the check found them)."""
     narrow = [leaf.dtype for leaf in tree.leaves if leaf.dtype.kind == "f" and leaf.dtype.itemsize < 8]
     if upcast is False or (upcast is None and not narrow):
-        return tree, 0, ""
+        return tree, 0, "", None
     wide = Tree(tree.fresh(dtype=np.float64), tree.root, in_place=False)
     if upcast:
-        return wide, 0, ""
+        return wide, 0, "", None
     from backcheck.randomness import FrozenRandom, find_generators
 
     # every stream f reaches replayed at each of these calls (a dropout mask drawn anew would differ between the
@@ -166,24 +171,26 @@ def _numeric_point(f: Callable[[Any], Any], tree: Tree, upcast: bool | None) -> 
         frozen.restore()
 
 
-def _decided_point(f: Callable[[Any], Any], tree: Tree, wide: Tree, narrow: list[np.dtype]) -> tuple[Tree, int, str]:
+def _decided_point(f: Callable[[Any], Any], tree: Tree, wide: Tree, narrow: list[np.dtype]) -> Decided:
     """:func:`_numeric_point` where ``f`` is asked: the narrow point or its float64 copies ``wide``."""
     fname = function_name(f)
     with np.errstate(all="ignore"):
         low = _as_float(call_user(f, (tree.fresh(),), fname))
         try:
-            high = _as_float(f(wide.fresh()))
+            at_wide = f(wide.fresh())
+            high = _as_float(at_wide)
         except Exception as exc:  # noqa: BLE001 - a function that refuses float64 copies is checked in its own dtype
-            return tree, 2, refusal_note(fname, exc, "on float64 copies of its parameters", narrow)
+            return tree, 2, refusal_note(fname, exc, "on float64 copies of its parameters", narrow), None
     eps = max(float(np.finfo(d).eps) for d in narrow)
     try:
-        if high == low:  # equal to the bit: f reads a closure, casts inside, or the point is exact (x * x at 1, 2)
-            return (*_nudged_point(f, tree, wide, eps), "")
+        if high == low:  # equal to the bit: f reads a closure, casts inside, promotes at once, or is exact here
+            point, asked = _off_grid(f, tree, wide, high)
+            return point, asked, "", at_wide if point is wide else None
         if computes_alike(high, low, eps):
-            return wide, 2, ""
-        return (wide if _within_own_rounding(f, tree, (high, low), eps) else tree), 3, ""
+            return wide, 2, "", at_wide
+        return (wide, 3, "", at_wide) if _within_own_rounding(f, tree, (high, low), eps) else (tree, 3, "", None)
     except _Refused as refused:  # no second look: its own dtype, as before, and a note says why
-        return tree, refused.evaluations, refusal_note(fname, refused.cause, ONE_ULP_AWAY, narrow)
+        return tree, refused.evaluations, refusal_note(fname, refused.cause, ONE_ULP_AWAY, narrow), None
 
 
 class _Refused(Exception):
@@ -213,30 +220,23 @@ def _within_own_rounding(f: Callable[[Any], Any], tree: Tree, values: tuple[floa
     return math.isfinite(nudged) and within_spread(*values, nudged, eps)
 
 
-def _nudged_point(f: Callable[[Any], Any], tree: Tree, wide: Tree, eps: float) -> tuple[Tree, int]:
-    """:func:`_numeric_point` where ``f`` gave the same value to the bit at the point and at its float64 copy:
-    asked again one unit in the last place up, where an exact point (small integers) rounds in the narrow
-    dtype; a closure or a cast inside still gives equal values there. Equal there too, ``f`` is asked once more
-    a quarter of a narrow unit further, off the narrow grid: a function that promotes to float64 at its first
-    operation (a float64 weight times the parameter) moves with it, and is differenced on float64 copies; a
-    closure, or a cast inside (which rounds the quarter unit back), does not move."""
-    moved, off = [], []
+def _off_grid(f: Callable[[Any], Any], tree: Tree, wide: Tree, high: float) -> tuple[Tree, int]:
+    """:func:`_numeric_point` where ``f`` gave the same value to the bit at the point and at its float64 copy
+    (``high``): asked once more, on float64 copies moved a quarter of a narrow unit in the last place up, off the
+    narrow grid. A closure, or a cast inside (which rounds the quarter unit back), gives ``high`` again; a
+    function that reads float64 bits moves with it: one that promotes to float64 at its first operation (a
+    float64 weight times the parameter), or computes in the narrow dtype but was exact at the point (x * x at
+    small integers), and is differenced on float64 copies."""
+    off = []
     for leaf in tree.leaves:
         a = leaf.original.reshape(-1)
-        up = np.nextafter(a, np.inf) if a.dtype.kind == "f" else a
-        moved.append(up.astype(np.float64))
-        off.append(up + np.spacing(up).astype(np.float64) / 4 if a.dtype.kind == "f" else up.astype(np.float64))
-    point = np.concatenate(moved)
+        off.append(a + np.spacing(a).astype(np.float64) / 4 if a.dtype.kind == "f" else a.astype(np.float64))
     with np.errstate(all="ignore"):
         try:
-            low = _as_float(f(tree.fresh(point)))
-            high = _as_float(f(tree.fresh(point, dtype=np.float64)))
-            if high != low:
-                return (wide if computes_alike(high, low, eps) else tree), 4
             further = _as_float(f(tree.fresh(np.concatenate(off), dtype=np.float64)))
         except Exception as exc:  # noqa: BLE001 - no second look: its own dtype, as before
-            raise _Refused(exc, 4) from exc
-    return (wide if math.isfinite(further) and further != high else tree), 5
+            raise _Refused(exc, 3) from exc
+    return (wide if math.isfinite(further) and further != high else tree), 3
 
 
 def _as_float(value: Any) -> float:
@@ -262,7 +262,9 @@ def loss_contract(f: Callable[[Any], Any], params: Any, grad: Any, options: Opti
     require_callable(f, "f", "pass the loss function first: check(f, params, grad).")
     fname = function_name(f)
     tree = params_tree(params, first_parameter_name(f))
-    point, probed, refused = _numeric_point(_batch_of_one(f, fname) if options.vectorized else f, tree, options.upcast)
+    point, probed, refused, at_point = _numeric_point(
+        _batch_of_one(f, fname) if options.vectorized else f, tree, options.upcast
+    )
 
     strict = options.strict_dtype
 
@@ -325,6 +327,7 @@ def loss_contract(f: Callable[[Any], Any], params: Any, grad: Any, options: Opti
             notes=(*tree.notes(), *([refused] if refused else [])),
             root=tree.root,
             evaluations=probed,
+            at_point=None if replayed else at_point,
         )
 
     return build(f, grad, False)

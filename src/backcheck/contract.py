@@ -116,6 +116,9 @@ class Contract:
     root: str = "inputs"
     #: evaluations the frontend made before the check (deciding where to evaluate), counted in the report
     evaluations: int = 0
+    #: f's output at ``point`` where the frontend evaluated it there on the way, with its random streams as the
+    #: check found them: the baseline's first call (None: the baseline makes it)
+    at_point: Any = None
 
     @property
     def widened(self) -> bool:

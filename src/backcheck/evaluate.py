@@ -146,16 +146,17 @@ class Evaluator:
         return max(self._noise, self.jitter)
 
     # -- the original point -----------------------------------------------------------------------------
-    def baseline(self, repeat: bool = True) -> float:
+    def baseline(self, repeat: bool = True, at_point: Any = None) -> float:
         """Evaluate at the original point; detect a function that writes into its inputs.
 
         A second call at the point tells a random function (:class:`NondeterministicError`). ``repeat=False``
         defers it to :meth:`recheck`, which the noise probe and any verdict but a pass call first: a check
         whose every difference clears on rounding alone has measured no noise, random or not, and pays for
-        one evaluation less (random directions, whose check is 7 evaluations, not 8).
+        one evaluation less (random directions, whose check is 7 evaluations, not 8). ``at_point``: f's output
+        at the point from a call the frontend made (on copies of it), taken for the first call.
         """
         try:
-            phi, scale, dtype = self._eval(None, anchor=True)
+            phi, scale, dtype = self._eval(None, anchor=True) if at_point is None else self.output.anchor(at_point)
             self.mutated = self.tree.changed()
             if self.mutated:
                 self.tree.restore()

@@ -216,7 +216,7 @@ def _baseline(contract: Contract, options: Options, notes: list[str]) -> tuple[C
     ev.n_evals += contract.evaluations
     repeat = not defers_repeat(options.strategy, ev.tree.size)
     try:
-        ev.baseline(repeat)
+        ev.baseline(repeat, contract.at_point)
     except NondeterministicError:
         if options.random != "auto" or contract.replay is None:
             raise

@@ -65,6 +65,27 @@ def test_auto_verdict_on_a_correct_gradient_costs_at_most_8_evaluations(n):
         assert r.n_evals == 1 + 2 * n  # tiny arrays are checked element by element
 
 
+@pytest.mark.parametrize("promotes", [False, True], ids=["float32-arithmetic", "promotes-at-once"])
+@pytest.mark.parametrize("n", [100_000, 1_000_000])
+def test_auto_on_float32_parameters_costs_at_most_8_evaluations_too(n, promotes):
+    """float32 parameters differenced on float64 copies: the call at the copies that decided it is the
+    baseline's first. Two calls decide for a function computing in float32 (its values at the point and at the
+    copies differ by rounding), three for one that promotes to float64 at once (equal to the bit, then asked off
+    float32's grid); three directions take six."""
+    _, g, x = problem(n)
+    a = np.random.default_rng(0).normal(size=n)  # (problem's own weights)
+    a = a if promotes else a.astype(np.float32)
+
+    def f(x):
+        return np.sum(np.tanh(a * x))
+
+    r = backcheck.check(f, x.astype(np.float32), g, strategy="auto")
+    assert r.ok and r.n_evals == (3 if promotes else 2) + 3 * 2, r
+    assert any("evaluated in float64" in n for n in r.notes), r.notes
+    wrong = backcheck.check(f, x.astype(np.float32), with_wrong(g, 7, 0.5), strategy="auto")
+    assert wrong.status == "fail" and [e.index for e in wrong.mismatches] == [(7,)], wrong
+
+
 @pytest.mark.parametrize("confidence, directions", [(0.9, 1), (0.999, 3), (0.999999, 6)])
 def test_the_number_of_directions_follows_the_confidence_asked_for(confidence, directions):
     f, g, x = problem(10_000)
