@@ -214,7 +214,7 @@ def test_a_float32_function_refines_again_only_elements_called_wrong_near_their_
 
     monkeypatch.setattr(run_module, "excuse_measured", lambda *args: [])
     # (and tables started below the first, which leave a hair-wide mismatch unconfirmed)
-    monkeypatch.setattr(sharp_module, "_unless_kinks_inside", lambda ev, idx, *args: np.zeros(idx.shape, dtype=bool))
+    monkeypatch.setattr(sharp_module, "_unless_kinks_inside", lambda ev, idx, *args: (np.zeros(idx.shape, bool),) * 2)
     # (and the backward's rounding measured a few units in the last place away)
     monkeypatch.setattr(sharp_module, "unless_own_rounding", lambda *args: 0)
     without = backcheck.check_layer(layer.forward, layer.backward, point, strategy="full", seed=7, upcast=False)

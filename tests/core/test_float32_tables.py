@@ -211,3 +211,35 @@ def test_a_float32_selu_at_inputs_of_size_001_is_not_failed(seed: int) -> None:
     r = backcheck.check_layer(_selu32, _selu_backward(), (x,), cache=True)
     assert r.status in ("pass", "inconclusive") and r.leaves[0].n_mismatch == 0, r
     assert backcheck.check_layer(_selu32, _selu_backward(False), (x,), cache=True).status == "fail"
+
+
+def _lse_sin(x: np.ndarray) -> np.float32:
+    """Computed in float64 and returned as float32 (a float64 kernel whose result is cast): the float32 path."""
+    s = np.outer(x, x).astype(np.float64)
+    return np.float32(np.log(np.exp(np.sin(s)).sum(axis=1)).sum())
+
+
+def _lse_sin_grad(err: float = 0.0, k: int = 0):
+    def g(x: np.ndarray) -> np.ndarray:
+        s = np.outer(x, x).astype(np.float64)
+        p = np.exp(np.sin(s))
+        m = p / p.sum(axis=1, keepdims=True) * np.cos(s)
+        out = m @ x + m.T @ x
+        out[k] += err
+        return out
+
+    return g
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("seed", [1, 7, 13])
+def test_an_error_past_the_floor_a_float32_pass_states_does_not_pass(seed: int, dtype: type) -> None:
+    """The floor a pass states is the sharp tables' bound; an element whose table calls it wrong and whose tables
+    started below are too noisy to confirm it (its steps past 0, or a mismatch of a hair) passed on its screen's
+    bound, some 30 times that floor: an error 1.3x the floor of the right rule's pass passed."""
+    x = np.random.default_rng(seed).standard_normal(12).astype(dtype)
+    right = backcheck.check(_lse_sin, x, _lse_sin_grad())
+    assert right.status == "pass", right
+    wrong = backcheck.check(_lse_sin, x, _lse_sin_grad(1.3 * right.leaves[0].floor, seed % 12))
+    assert wrong.status in ("fail", "inconclusive"), wrong
+    assert wrong.leaves[0].n_mismatch >= 1 or "too noisy to contradict the first" in str(wrong), wrong

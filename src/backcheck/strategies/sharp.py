@@ -252,23 +252,27 @@ def _unless_kinks_inside(
     """Refine again, from first steps :data:`BELOW_THE_TABLE` times below the one its estimate came from, each
     element a table calls ``wrong``; where the new table contradicts the first and agrees with the claim, the
     element is not wrong, and takes the new estimate (in place in ``sharp`` and ``wrong``). Returns the elements
-    neither table can judge (see below).
+    neither table can judge (see below): those the tables below disagree with, and those they agree with.
 
     A kink a little off the point lies inside the table's steps: a float32 ReLU layer whose pre-activation is
     4e-4 from 0 is differentiable at the point, but every central difference wider than that averages the
     slopes beyond the kink, and the column of such differences still shrinks as a smooth one does, to a value
     10% off with an error estimate of 3e-3 of it. A table started below the kink finds the derivative. A wrong
     rule agrees with neither table, or both tables agree. A table too noisy to tell contradicts nothing; where it
-    agrees with the claim, the first table's mismatch is not confirmed (the element keeps its first bound) if
-    that table's steps reached past 0 (ELU's and SELU's kinks at inputs of 0.01) or its mismatch is within
-    :data:`MARGINAL` of its bounds (a Huber loss's residual near its delta), or where the differences at steps
-    about the table's show a kink inside them (:func:`_rough`). Where they show it inside a quarter of the step,
-    the table below crossed it too, and its disagreement with the claim confirms nothing: such an element (a
-    float32 ReLU input 1e-3 from 0, where f's rounding drowns every difference below the kink) is returned,
-    to be judged inconclusive. Elements go one by one until :data:`CONFIRMED` stay wrong.
+    agrees with the claim, the first table's mismatch is not confirmed if that table's steps reached past 0
+    (ELU's and SELU's kinks at inputs of 0.01) or its mismatch is within :data:`MARGINAL` of its bounds (a Huber
+    loss's residual near its delta), or where the differences at steps about the table's show a kink inside them
+    (:func:`_rough`); nor is it settled: the element is returned, to be judged inconclusive. (It passed on its first
+    bound, the screen's: but where the claim had been right the first table would have agreed, the pass would have
+    stated that table's bound as its floor, and an error past it, this mismatch, then passed: a float32 loss's
+    element off by 1.3 to 30 of its floor, the tables below too noisy to tell, its steps past 0.) Where the
+    differences show a kink inside a quarter of the step, the table below crossed it too, and its disagreement
+    with the claim confirms nothing: such an element (a float32 ReLU input 1e-3 from 0, where f's rounding drowns
+    every difference below the kink) is inconclusive too. Elements go one by one until :data:`CONFIRMED` stay
+    wrong.
     """
     target = np.broadcast_to(target, idx.shape)
-    blurred = np.zeros(idx.shape, dtype=bool)
+    blurred, unsettled = np.zeros(idx.shape, dtype=bool), np.zeros(idx.shape, dtype=bool)
     x = ev.tree.values()
     confirmed = 0
     for k in np.flatnonzero(wrong):
@@ -295,9 +299,12 @@ def _unless_kinks_inside(
                 where = (int(idx[k]), float(sharp.step[k]), float(a[k]), first, bound(first_error, 0.0, res[k]))
                 rough, deep = (True, False) if agrees and (crossed or marginal) else _rough(ev, *where)
                 if (agrees and rough) or deep:
-                    wrong[k] = False  # unconfirmed: the element keeps its first bound
+                    # unconfirmed, and not contradicted: inconclusive. It cannot pass on its first bound: where the
+                    # claim had been right the table would have agreed, and the pass would have stated the table's
+                    # bound, which an error past it then passes (a float32 loss's element off by 1.3 of that floor)
+                    wrong[k] = False
                     sharp.value[k], sharp.error[k] = np.nan, np.inf
-                    blurred[k] = not agrees  # (both tables crossed the kink: inconclusive)
+                    blurred[k], unsettled[k] = not agrees, agrees  # (not agreeing: both tables crossed the kink)
                 break
             if abs(value - first) > bound(error + first_error, 0.0, 2 * res[k]) and abs(a[k] - value) <= bound(
                 error, 0.0, res[k]
@@ -307,7 +314,7 @@ def _unless_kinks_inside(
                 break
         if wrong[k]:
             confirmed += 1
-    return blurred
+    return blurred, unsettled
 
 
 def _below_noise(ev: Evaluator, i: int, step: float, a: float) -> float | None:
@@ -436,12 +443,12 @@ def _refine(ev: Evaluator, claim: Claim, outcome: Outcome, pos: np.ndarray, floo
     res = resolution(a, sharp.value, 1.0, claim.rms[idx]) * claim.grad_eps[idx]
     limit = bound(sharp.error, 0.0, res)
     wrong = np.isfinite(sharp.value) & (np.abs(a - sharp.value) > limit)
-    blurred = np.zeros(idx.size, dtype=bool)
+    blurred, unsettled = np.zeros(idx.size, dtype=bool), np.zeros(idx.size, dtype=bool)
     if not claim.tol.custom:
         _unless_noise(ev, idx, a, wrong, sharp, floor * size / 4, res)
         limit = bound(sharp.error, 0.0, res)
         wrong = np.isfinite(sharp.value) & (np.abs(a - sharp.value) > limit)
-        blurred = _unless_kinks_inside(ev, idx, a, wrong, sharp, floor * size / 4, res)
+        blurred, unsettled = _unless_kinks_inside(ev, idx, a, wrong, sharp, floor * size / 4, res)
         limit = bound(sharp.error, 0.0, res)
         # a table of exactly 0 (f stood still at every step it kept: a float32 loss of size 2 does not move for
         # a change below 2.4e-7) where the screen's own step moved f: its steps fell below f's resolution
@@ -477,12 +484,12 @@ def _refine(ev: Evaluator, claim: Claim, outcome: Outcome, pos: np.ndarray, floo
     outcome.bound[pos[still]] = np.inf
     outcome.status[pos[kinks]] = KINK
     outcome.status[pos[unsure]], outcome.bound[pos[unsure]] = NOISY, np.inf
-    outcome.status[pos[blurred]] = NOISY  # (with their first bound)
+    outcome.status[pos[blurred | unsettled]] = NOISY  # (with their first bound)
     if demand:
         outcome.status[pos[~wrong & ~reached]] = NOISY
     if outcome.vouch_bound is not None:
         outcome.vouch_bound[pos] = outcome.bound[pos]
-    missed = int((~wrong & ~reached & ~still & ~kinks & ~unsure & ~blurred).sum())
+    missed = int((~wrong & ~reached & ~still & ~kinks & ~unsure & ~blurred & ~unsettled).sum())
     short = f"{missed} could not reach it" + (" (inconclusive)" if demand else " (they keep their first bound)")
     head = f"floor {floor:.2g}: " if demand else ""
     flat = (
@@ -503,6 +510,12 @@ def _refine(ev: Evaluator, claim: Claim, outcome: Outcome, pos: np.ndarray, floo
             f" {int(blurred.sum())} where a kink lies a little off the point, crossed by the table's steps and by one "
             "started at a quarter of them, and f's rounding drowns every difference below it (a ReLU input "
             "1e-3 from 0 in float32): neither table tells the rule's value (inconclusive)."
+        )
+    if unsettled.any():
+        flat += (
+            f" {int(unsettled.sum())} the table called wrong, where tables started below it agree with the claim but "
+            "are too noisy to contradict the first (a kink, or a jump of f'', within the first table's steps, or an "
+            "error below the finer tables' resolution): neither settles the rule's value (inconclusive)."
         )
     return [
         f"{head}{pos.size} element(s) refined ({int(sharp.evaluations.sum())} evaluations); "
