@@ -40,7 +40,7 @@ from backcheck.rounding import hidden_window
 from backcheck.strategies import defers_repeat, resolve, run_strategy
 from backcheck.strategies.elementwise import Outcome
 from backcheck.strategies.elementwise import run as run_elementwise
-from backcheck.strategies.sharp import coarse_inside, sharpen, sharpen_low_precision
+from backcheck.strategies.sharp import MARGINAL, coarse_inside, sharpen, sharpen_low_precision
 from backcheck.tree import Tree
 from backcheck.verdict import FAILING, NOISY, OK, Claim, Tolerance, bound, typical_size
 from backcheck.vouching import blind_cause, value_gradient, vouch, within_rounding
@@ -382,9 +382,9 @@ def _reach(ev: Evaluator, claim: Claim, outcome: Outcome, floor: float | None, e
     own = np.abs(n - a)
     if floor is None:
         beyond = outcome.bound[ok] + bound(own, roundoff(ev, claim.steps[idx], ev.local_scale[idx], lazy=True), 0.0)
-        if outcome.sharp is not None:  # judged on a table: its bound is the last word
-            table = outcome.sharp[ok]
-            beyond = np.where(table, outcome.bound[ok], beyond)
+        if outcome.sharp is not None:  # judged on a table: a mismatch within MARGINAL of its bound may stand
+            table = outcome.sharp[ok]  # unconfirmed (sharp._unless_kinks_inside), beyond it it fails or is unsettled
+            beyond = np.where(table, MARGINAL * outcome.bound[ok], beyond)
         if ev.wider:  # judged at a wider step, where an error would be judged too
             beyond = np.where(np.isin(idx, list(ev.wider)), outcome.bound[ok], beyond)
         if claim.typical is not None and not claim.tol.custom:  # an error a wider step may take for rounding

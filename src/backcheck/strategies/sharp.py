@@ -248,7 +248,8 @@ def _unless_kinks_inside(
     sharp: Refined,
     target: np.ndarray,
     res: np.ndarray,
-) -> np.ndarray:
+    hair: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """Refine again, from first steps :data:`BELOW_THE_TABLE` times below the one its estimate came from, each
     element a table calls ``wrong``; where the new table contradicts the first and agrees with the claim, the
     element is not wrong, and takes the new estimate (in place in ``sharp`` and ``wrong``). Returns the elements
@@ -259,13 +260,15 @@ def _unless_kinks_inside(
     slopes beyond the kink, and the column of such differences still shrinks as a smooth one does, to a value
     10% off with an error estimate of 3e-3 of it. A table started below the kink finds the derivative. A wrong
     rule agrees with neither table, or both tables agree. A table too noisy to tell contradicts nothing; where it
-    agrees with the claim, the first table's mismatch is not confirmed if that table's steps reached past 0
-    (ELU's and SELU's kinks at inputs of 0.01) or its mismatch is within :data:`MARGINAL` of its bounds (a Huber
-    loss's residual near its delta), or where the differences at steps about the table's show a kink inside them
-    (:func:`_rough`); nor is it settled: the element is returned, to be judged inconclusive. (It passed on its first
-    bound, the screen's: but where the claim had been right the first table would have agreed, the pass would have
-    stated that table's bound as its floor, and an error past it, this mismatch, then passed: a float32 loss's
-    element off by 1.3 to 30 of its floor, the tables below too noisy to tell, its steps past 0.) Where the
+    agrees with the claim, the first table's mismatch is not confirmed if it is a ``hair`` (within
+    :data:`MARGINAL` of the first table's bound: a Huber loss's residual near its delta, where f'' jumps), if
+    that table's steps reached past 0 (ELU's and SELU's kinks at inputs of 0.01), or where the differences at
+    steps about the table's show a kink inside them (:func:`_rough`). A hair keeps the element's first bound: a
+    pass states MARGINAL of a table's bound as its floor (``run._reach``). Any other is returned, to be judged
+    inconclusive: had the claim been right, the first table would have agreed and the pass stated its bound, so
+    an error past it, this mismatch, passed on the screen's bound (a float32 loss's element off by 1.3 to 30 of
+    the floor, the tables below too noisy, its steps past 0). Steps past 0 and a hair excuse nothing once a table
+    below, its steps short of 0, has called the element wrong beyond a hair of its own bound. Where the
     differences show a kink inside a quarter of the step, the table below crossed it too, and its disagreement
     with the claim confirms nothing: such an element (a float32 ReLU input 1e-3 from 0, where f's rounding drowns
     every difference below the kink) is inconclusive too. Elements go one by one until :data:`CONFIRMED` stay
@@ -281,6 +284,7 @@ def _unless_kinks_inside(
         first, first_error = float(sharp.value[k]), float(sharp.error[k])
         # the table's steps (its estimate extrapolates from rows at twice its last step) reached past 0
         crossed = 0.0 < abs(float(x[idx[k]])) <= REACHED * sharp.step[k]
+        seconded = False  # a table below, off 0, has called the element wrong as the first did, beyond a hair
         for below in BELOW_THE_TABLE:
             start = sharp.step[k : k + 1] / below
             quiet = _below_noise(ev, int(idx[k]), float(start[0]), float(a[k]))
@@ -294,17 +298,20 @@ def _unless_kinks_inside(
                 # whose steps crossed 0, or that called the element wrong by a hair, is not confirmed by one below
                 # that agrees with the claim (a Huber loss's residual near its delta, where f'' jumps); nor by one
                 # whose own steps cross the kink the first one's did (a ReLU input 1e-3 from 0: both tables off)
-                marginal = abs(a[k] - first) <= MARGINAL * bound(first_error, 0.0, res[k])
+                marginal = abs(a[k] - first) <= hair[k]
                 agrees = abs(a[k] - value) <= bound(error, 0.0, res[k])
                 where = (int(idx[k]), float(sharp.step[k]), float(a[k]), first, bound(first_error, 0.0, res[k]))
-                rough, deep = (True, False) if agrees and (crossed or marginal) else _rough(ev, *where)
+                excused = (crossed or marginal) and not seconded
+                rough, deep = (True, False) if agrees and excused else _rough(ev, *where)
                 if (agrees and rough) or deep:
-                    # unconfirmed, and not contradicted: inconclusive. It cannot pass on its first bound: where the
-                    # claim had been right the table would have agreed, and the pass would have stated the table's
-                    # bound, which an error past it then passes (a float32 loss's element off by 1.3 of that floor)
+                    # unconfirmed, and not contradicted. A mismatch of a hair keeps the first bound (a pass states
+                    # MARGINAL of a table's bound as its floor: see run._reach); any other is inconclusive: where
+                    # the claim had been right the table would have agreed, the pass would have stated its bound,
+                    # and an error past it passed (a float32 loss's element off by 1.3 to 30 of that floor)
                     wrong[k] = False
                     sharp.value[k], sharp.error[k] = np.nan, np.inf
-                    blurred[k], unsettled[k] = not agrees, agrees  # (not agreeing: both tables crossed the kink)
+                    blurred[k] = not agrees  # (both tables crossed the kink)
+                    unsettled[k] = agrees and not (marginal and not seconded)
                 break
             if abs(value - first) > bound(error + first_error, 0.0, 2 * res[k]) and abs(a[k] - value) <= bound(
                 error, 0.0, res[k]
@@ -312,6 +319,12 @@ def _unless_kinks_inside(
                 wrong[k] = False
                 sharp.value[k], sharp.error[k], sharp.step[k] = value, error, again.step[0]
                 break
+            # as precise as needed, it agrees with the first, its steps short of 0, and is off the claim beyond a
+            # hair of its own bound: neither a jump of f'' at 0 nor a hair-wide bias explains the first's mismatch
+            seconded |= bool(
+                abs(a[k] - value) > MARGINAL * bound(error, 0.0, res[k])
+                and not 0.0 < abs(float(x[idx[k]])) <= REACHED * again.step[0]
+            )
         if wrong[k]:
             confirmed += 1
     return blurred, unsettled
@@ -445,10 +458,12 @@ def _refine(ev: Evaluator, claim: Claim, outcome: Outcome, pos: np.ndarray, floo
     wrong = np.isfinite(sharp.value) & (np.abs(a - sharp.value) > limit)
     blurred, unsettled = np.zeros(idx.size, dtype=bool), np.zeros(idx.size, dtype=bool)
     if not claim.tol.custom:
+        # a hair of the first table's bound, the floor a pass states (run._reach): not of one refined again below
+        hair = MARGINAL * limit
         _unless_noise(ev, idx, a, wrong, sharp, floor * size / 4, res)
         limit = bound(sharp.error, 0.0, res)
         wrong = np.isfinite(sharp.value) & (np.abs(a - sharp.value) > limit)
-        blurred, unsettled = _unless_kinks_inside(ev, idx, a, wrong, sharp, floor * size / 4, res)
+        blurred, unsettled = _unless_kinks_inside(ev, idx, a, wrong, sharp, floor * size / 4, res, hair)
         limit = bound(sharp.error, 0.0, res)
         # a table of exactly 0 (f stood still at every step it kept: a float32 loss of size 2 does not move for
         # a change below 2.4e-7) where the screen's own step moved f: its steps fell below f's resolution
