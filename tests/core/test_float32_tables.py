@@ -243,3 +243,16 @@ def test_an_error_past_the_floor_a_float32_pass_states_does_not_pass(seed: int, 
     wrong = backcheck.check(_lse_sin, x, _lse_sin_grad(1.3 * right.leaves[0].floor, seed % 12))
     assert wrong.status in ("fail", "inconclusive"), wrong
     assert wrong.leaves[0].n_mismatch >= 1 or "too noisy to contradict the first" in str(wrong), wrong
+
+
+@pytest.mark.parametrize(("seed", "dtype"), [(17, np.float32), (17, np.float64), (5, np.float64), (4, np.float32)])
+def test_an_error_ten_times_the_floor_a_float32_pass_states_fails(seed: int, dtype: type) -> None:
+    """Steps past 0 excused a table's mismatch of 20 of its bounds where a table started below, its steps short
+    of 0, had called the element wrong too (it passed, or was inconclusive). And an element whose first difference
+    passes only with the gradient's own rounding added is refined on a table as the others are (it was held to
+    that difference's bound, and ten times the floor passed)."""
+    x = np.random.default_rng(seed).standard_normal(12).astype(dtype)
+    right = backcheck.check(_lse_sin, x, _lse_sin_grad())
+    assert right.status == "pass", right
+    wrong = backcheck.check(_lse_sin, x, _lse_sin_grad(10 * right.leaves[0].floor, seed % 12))
+    assert wrong.status == "fail" and wrong.leaves[0].n_mismatch == 1, wrong
