@@ -418,8 +418,10 @@ def _cancelling_kinks(
     """A few mismatches where f is differentiable along the element's own axis, in a check with kinks: two kinks
     of opposite signs that cancel along that axis (integer data: c relu(a t) - c relu(-a t), a line) leave f
     differentiable there, and a ReLU's slope of 0 at each is a valid chain-rule subgradient still, whose value is
-    not that derivative. Right at a nearby point and among the gradients around the point, they are kinks (and
-    their ties move as a whole); otherwise they stay mismatches. With the notes, the flat positions taken."""
+    not that derivative. Right at nearby points on opposite sides (a rule whose own mask turns at the point, as
+    ``x >= -1`` at an integer -1, is right on one side only) and among the gradients around the point, they are
+    kinks (and their ties move as a whole); otherwise they stay mismatches. With the notes, the flat positions
+    taken."""
     wrong = np.flatnonzero((j.status == MISMATCH) | (j.status == DEAD))  # (a claim of 0: relu'(0) in every unit)
     if not wrong.size:
         return [], idx[:0]
@@ -448,7 +450,8 @@ def _cancelling_kinks(
     return said + [
         f"{kinks.size} element(s) differ from the derivative along their own axis, where kinks of both signs meet "
         "and cancel along it; their analytic values lie among the gradients around the point, and the backward "
-        "pass is right at a nearby differentiable point: taken as kinks (valid subgradients, as a ReLU's 0 is)."
+        "pass is right at nearby differentiable points on opposite sides: taken as kinks (valid subgradients, as a "
+        "ReLU's 0 is)."
     ], idx[kinks]
 
 

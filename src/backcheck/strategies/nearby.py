@@ -3,7 +3,8 @@
 Where several kinks meet, or where an element's value ties with others' (a median of three equal values),
 the gradient a correct backward pass returns is a valid subgradient that the one-sided slopes along the
 element's own axis cannot judge. :func:`nearby_verdicts` moves every input a few dozen steps in a random
-direction and checks the elements there (a backward pass wrong there has a bug), and collects the analytic
+direction, and in the opposite one, and checks the elements at both points (a backward pass wrong at either has a
+bug; one side alone passes a rule whose own threshold sits at the point), and collects the analytic
 gradients at many such nearby points (no function evaluations): a valid subgradient at the point lies among
 them, as a limit of gradients around it. :func:`recheck_nearby` decides the elements at kinks whose analytic
 value lies outside their one-sided slopes; :mod:`backcheck.strategies.ties` those tied in value.
@@ -85,7 +86,7 @@ def recheck_nearby(
             "the one-sided slopes; with a precomputed gradient they cannot be re-checked at a nearby point "
             "(pass grad as a function to allow it)."
         ], none
-    found = nearby_verdicts(ev, idx, ambiguous, j, claim, rng)
+    found = nearby_verdicts(ev, idx, ambiguous, j, claim, rng, tangents=True)
     if found is None:
         j.status[ambiguous], j.bound[ambiguous] = NOISY, np.inf
         return [
@@ -108,7 +109,7 @@ def recheck_nearby(
         notes.append(
             f"{int((fine & ~poles).sum())} element(s) sit where several kinks meet: their analytic values lie outside "
             "the one-sided slopes along their own axis, but among the gradients around the point, and "
-            "the backward pass is right at a nearby differentiable point; taken as kinks."
+            "the backward pass is right at nearby differentiable points on opposite sides; taken as kinks."
         )
     if (~fine & ~unsure).any():
         notes.append(
@@ -131,22 +132,30 @@ def crowded_note(n: int) -> list[str]:
 
 
 def nearby_verdicts(
-    ev: Evaluator, idx: np.ndarray, which: np.ndarray, j: Judgement, claim: Claim, rng: np.random.Generator
+    ev: Evaluator,
+    idx: np.ndarray,
+    which: np.ndarray,
+    j: Judgement,
+    claim: Claim,
+    rng: np.random.Generator,
+    tangents: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """For the elements ``which`` (positions in ``idx``; ``claim.regrad`` given): whether each is right at a
-    nearby point and its analytic value lies among the gradients around the point (or within ``j.hull``, its
-    one-sided slopes), whether a one-sided slope grows without bound there (a vertical tangent: sqrt at 0), and
-    whether, its analytic value among those gradients, it could not be judged at the nearby point (other values
-    within its step there: :func:`_crowded`); None where f is not finite at the nearby points (nor closer)."""
+    """For the elements ``which`` (positions in ``idx``; ``claim.regrad`` given): whether each is right at the
+    nearby points on both sides (:func:`right_at_a_nearby_point`) and its analytic value lies among the gradients
+    around the point (or within ``j.hull``, its one-sided slopes), whether a one-sided slope grows without bound
+    there (a vertical tangent: sqrt at 0; with ``tangents``, also where it is right on one side only: its one-sided
+    slopes differ along its own axis), and whether, its analytic value among those gradients, it could not be
+    judged at the nearby point (other values within its step there: :func:`_crowded`); None where f is not finite
+    at the nearby points (nor closer)."""
     steps, regrad = claim.steps, claim.regrad
     assert regrad is not None
     sub = idx[which]
-    crowded = np.zeros(sub.size, dtype=bool)
-    right_nearby = right_at_a_nearby_point(ev, sub, claim, rng, crowded)
+    crowded, partly = np.zeros(sub.size, dtype=bool), np.zeros(sub.size, dtype=bool)
+    right_nearby = right_at_a_nearby_point(ev, sub, claim, rng, crowded, partly if tangents else None)
     if right_nearby is None:
         return None
-    crowded &= ~right_nearby
-    if not (right_nearby | crowded).any():  # wrong at the nearby point, every one: no gradient around it excuses them
+    # wrong at the nearby points, every one, on both sides: no gradient around it excuses them
+    if not (right_nearby | crowded | partly).any():
         return right_nearby, right_nearby, right_nearby
     # the gradients a correct backward pass gives around the point: their hull holds the valid subgradients;
     # sampling stops once every analytic value is inside
@@ -166,32 +175,71 @@ def nearby_verdicts(
         lo = np.where(free, np.minimum(lo, around - j.bound[which]), lo)
         hi = np.where(free, np.maximum(hi, around + j.bound[which]), hi)
     among = (lo <= a0) & (a0 <= hi)
-    fine = right_nearby & among
-    return fine, fine & _steepening(ev, sub, steps[sub]), crowded & among
+    # a vertical tangent (sqrt at 0) is inconclusive whatever the rule claims, right on one side of it or both
+    poles = (right_nearby | partly) & among
+    poles[poles] = _steepening(ev, sub[poles], steps[sub[poles]])
+    return right_nearby & among | poles, poles, crowded & among
 
 
 def right_at_a_nearby_point(
-    ev: Evaluator, sub: np.ndarray, claim: Claim, rng: np.random.Generator, crowded: np.ndarray | None = None
+    ev: Evaluator,
+    sub: np.ndarray,
+    claim: Claim,
+    rng: np.random.Generator,
+    crowded: np.ndarray | None = None,
+    partly: np.ndarray | None = None,
 ) -> np.ndarray | None:
     """Per element of ``sub`` (flat positions; ``claim.regrad`` given), whether the backward pass is right there at
-    a point a few dozen steps away in a random direction (or closer, where f is not finite there); None where f is
-    not finite at any of them. An element wrong there whose value ties with others' is tried once more, clear of the
-    rest of its tie (:func:`_clear_of_its_tie`); ``crowded`` (if given) is set, in place, where it is wrong there
-    too but other values came within its step (:func:`_crowded`)."""
+    the points a few dozen steps away in a random direction and in the opposite one, both (or closer, where f is
+    not finite there); None where f is not finite at any of them on either side. One side alone vouches for
+    nothing: a rule whose own mask turns at the point (``x >= -1`` for a ReLU at an integer ``x = -1``, where the
+    ReLU is flat on both sides) is right on one side of its threshold and wrong on the other, and a random move
+    lands on its right side half the time; the opposite move then lands on the wrong one, whatever the direction.
+    A correct backward pass is right on both. An element wrong on a side whose value ties with others' is tried
+    once more there, clear of the rest of its tie (:func:`_clear_of_its_tie`); ``crowded`` (if given) is set, in
+    place, where it is wrong on a side but other values came within its step there (:func:`_crowded`), and right
+    or so on the other; ``partly`` (if given; every element is then tried on both sides) where it is right on one
+    side only."""
     direction = NEARBY * claim.steps * rng.standard_normal(claim.steps.size)
+    right, near = np.ones(sub.size, dtype=bool), np.zeros(sub.size, dtype=bool)
+    some = np.zeros(sub.size, dtype=bool)
+    for side in (direction, -direction):
+        # (wrong on the first side, and not crowded there: wrong, unless asked on which sides)
+        open_ = np.arange(sub.size) if partly is not None else np.flatnonzero(right | near)
+        if not open_.size:
+            break
+        now, close = _right_on_one_side(ev, sub[open_], claim, side)
+        if now is None:
+            return None
+        near[open_] = (near[open_] | right[open_]) & (now | close)
+        right[open_] &= now
+        some[open_] |= now
+    if crowded is not None:
+        crowded[:] = near & ~right
+    if partly is not None:
+        partly[:] = some & ~right
+    return right
+
+
+def _right_on_one_side(
+    ev: Evaluator, sub: np.ndarray, claim: Claim, direction: np.ndarray
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """Per element of ``sub``, whether the backward pass is right at the point moved by ``direction`` (tried again
+    clear of its tie where wrong and tied: :func:`_clear_of_its_tie`), and whether, wrong there still, other
+    values came within its step (:func:`_crowded`); None (first) where f is not finite there nor closer."""
+    crowded = np.zeros(sub.size, dtype=bool)
     right = _right_at(ev, sub, claim, direction)
     if right is None or right.all():
-        return right
+        return right, crowded
     wrong = np.flatnonzero(~right)
     apart = _clear_of_its_tie(ev, sub[wrong], claim, direction)
     if apart is not None:
         again = _right_at(ev, sub[wrong], claim, apart)
         if again is not None:
             right[wrong] = again
-            if crowded is not None:
-                still = wrong[~again]
-                crowded[still] = _crowded(ev, sub[still], claim.steps, apart)
-    return right
+            still = wrong[~again]
+            crowded[still] = _crowded(ev, sub[still], claim.steps, apart)
+    return right, crowded
 
 
 def _crowded(ev: Evaluator, sub: np.ndarray, steps: np.ndarray, shift: np.ndarray) -> np.ndarray:
