@@ -97,3 +97,36 @@ def test_a_relu_layer_on_integers_keeps_its_cancelling_kinks_and_fails_a_shifted
         assert right.status == "pass", (seed, right)
         wrong = backcheck.check(f, W, lambda W: X.T @ ((X @ W >= -1) * v), strategy=strategy, seed=seed)
         assert wrong.status == "fail", (seed, wrong)
+
+
+def _mlp2(x, w1, b1, w2, b2):
+    return np.maximum(np.maximum(x @ w1 + b1, 0) @ w2 + b2, 0).sum(1)
+
+
+def _mlp2_backward(bump=None):
+    def backward(d, x, w1, b1, w2, b2):
+        h1 = x @ w1 + b1
+        a1 = np.maximum(h1, 0)
+        h2 = a1 @ w2 + b2
+        dh2 = d[:, None] * (h2 > 0)
+        dh1 = (dh2 @ w2.T) * (h1 > 0)
+        grads = [dh1 @ w1.T, x.T @ dh1, dh1.sum(0), a1.T @ dh2, dh2.sum(0)]
+        if bump is not None:  # one element 0.3 off
+            grads[bump[0]].flat[bump[1]] += 0.3
+        return tuple(grads)
+
+    return backward
+
+
+def test_an_element_group_testing_judges_alone_is_rechecked_for_kinks_cancelling_along_it():
+    # a two-layer ReLU network on integer data: x[9, 9] is differentiable along its own axis (kinks of both signs
+    # cancel along it) and relu'(0) = 0 claims 0.26 against 0.65; 'full' judges it with the array's other kinks
+    # and re-checks it nearby, but auto's group testing judged it alone, where no kink is in its own check, and
+    # failed the right backward pass
+    rng = np.random.default_rng(2)
+    shapes = (((0, 2), (16, 12)), ((-1, 2), (12, 20)), ((-1, 2), (20,)), ((-1, 2), (20, 10)), ((-1, 2), (10,)))
+    args = tuple(rng.integers(lo, hi, shape).astype(np.float64) for (lo, hi), shape in shapes)
+    right = backcheck.check_layer(_mlp2, _mlp2_backward(), args, strategy="auto", seed=1)
+    assert right.status != "fail", right
+    wrong = backcheck.check_layer(_mlp2, _mlp2_backward(bump=(0, 17)), args, strategy="auto", seed=1)
+    assert wrong.status == "fail" and any(e.name == "x[1, 5]" for e in wrong.mismatches), wrong

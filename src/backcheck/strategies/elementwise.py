@@ -92,11 +92,16 @@ def _listed(ev: Evaluator, idx: np.ndarray, ks: np.ndarray, by: np.ndarray | Non
     return shown + (f" and {ks.size - 3} more" if ks.size > 3 else "")
 
 
-def run(ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator | None = None) -> Outcome:
+def run(
+    ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator | None = None, kinks_beside: bool = False
+) -> Outcome:
     """Difference along ``e_i`` for every ``i`` in ``idx`` and judge each element.
 
     ``claim.regrad()`` recomputes the analytic gradient at the evaluator's current point; it lets elements at
     points where several kinks meet be re-checked at a nearby differentiable point (with ``rng``).
+    ``kinks_beside``: the point has kinks outside ``idx`` (elements judged alone by group testing, in an array
+    whose elements sit at zeros or ties), so that mismatches are re-checked for kinks cancelling along their axis
+    as where ``idx`` holds kinks itself.
     ``claim.g_wide`` is the same backward pass run in float64, for a low-precision gradient checked against
     float64 numerics (see :func:`split_formula_from_rounding`).
     """
@@ -119,7 +124,7 @@ def run(ev: Evaluator, claim: Claim, idx: np.ndarray, rng: np.random.Generator |
         notes.extend(said)
         tied = np.union1d(tied, rescued)
         labels = set(j.status.tolist())
-    if (MISMATCH in labels or DEAD in labels) and KINK in labels and claim.regrad is not None:
+    if (MISMATCH in labels or DEAD in labels) and (KINK in labels or kinks_beside) and claim.regrad is not None:
         said, rescued = _cancelling_kinks(ev, idx, j, claim, rng or np.random.default_rng(0))
         notes.extend(said)
         tied = np.union1d(tied, rescued)

@@ -326,6 +326,9 @@ def localize(ev: Evaluator, claim: Claim, leaf: Leaf, weights: np.ndarray, root:
         return measure(ev, along, steps[sub] * ws / norm)
 
     out = Localized([], {}, {}, {}, True)
+    # (an element judged alone mismatching where kinks of both signs cancel along its axis: integer data under
+    # ReLUs, whose other kinks are not in its own check)
+    kinks_beside = bool(suspects(leaf).size)
     tests, budget = 0, 8 * MAX_LOCALIZED * max(1, math.ceil(math.log2(max(size, 2))))
     # evaluations too: halves near their bound are measured again with the noise along them (24 each), and a
     # disagreement no element shows alone (a 0.1% scale error) reaches few elements at all
@@ -337,7 +340,7 @@ def localize(ev: Evaluator, claim: Claim, leaf: Leaf, weights: np.ndarray, root:
     while stack:
         lo, hi, m = stack.pop()
         if hi - lo == 1:
-            _judge_one(ev, claim, int(idx_all[lo]), out)
+            _judge_one(ev, claim, int(idx_all[lo]), out, kinks_beside)
             judged += 1
             wrong = sum(s in FAILING for s in out.status.values())
             # an error spread over the array ends bisection after a few elements: most splits disagree in both
@@ -367,10 +370,11 @@ def localize(ev: Evaluator, claim: Claim, leaf: Leaf, weights: np.ndarray, root:
     return out
 
 
-def _judge_one(ev: Evaluator, claim: Claim, i: int, out: Localized) -> None:
-    """Judge one localized element exactly as the full check would; keep it if wrong, at a kink or where f
+def _judge_one(ev: Evaluator, claim: Claim, i: int, out: Localized, kinks_beside: bool = False) -> None:
+    """Judge one localized element exactly as the full check would (``kinks_beside``: the point has kinks it does
+    not see alone, see :func:`~backcheck.strategies.elementwise.run`); keep it if wrong, at a kink or where f
     jumps (what made the direction disagree)."""
-    sub = run(ev, claim, np.array([i]))
+    sub = run(ev, claim, np.array([i]), kinks_beside=kinks_beside or KINK in out.status.values())
     st = str(sub.status[0])
     if st in FAILING or st in (KINK, JUMP):
         out.found.append(int(i))
