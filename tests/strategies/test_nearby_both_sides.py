@@ -48,6 +48,27 @@ WRONG = {
 }
 
 
+def _cone():
+    # x[1] = -1 and x[2] = -2, each flat under the ReLU: a rule whose two masks turn at the point is wrong only
+    # in the quadrant where both hold, and right at both nearby points along half of all directions
+    x = np.array([-3.0, -1.0, -2.0, 0.0, 1.0, 2.0, 0.0, 3.0])
+    w = np.random.default_rng(15).normal(size=8)
+    return x, w, lambda x: float(np.sum(w * np.maximum(x, 0)))
+
+
+def _cone_rule(w):
+    def rule(x):
+        both = (x[1] >= -1) & (x[2] >= -2)
+        out = w * (x > 0)
+        out[1:3] += w[1:3] * both
+        return out
+
+    return rule
+
+
+WRONG["relu, two masks at x[1] and x[2]"] = (_cone, _cone_rule)
+
+
 @pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("name", sorted(WRONG))
 def test_a_rule_whose_threshold_sits_on_the_point_fails_at_every_seed(name, strategy):

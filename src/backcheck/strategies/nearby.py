@@ -17,21 +17,18 @@ import numpy as np
 from backcheck.bits import BFLOAT16_EPS, dot
 from backcheck.errors import NonFiniteError
 from backcheck.evaluate import Evaluator
-from backcheck.judgement import judge
 from backcheck.numeric.grad import noise_level, roundoff
+from backcheck.strategies.beside import right_at_a_nearby_point, witness
 from backcheck.strategies.own_rounding import ULPS_AWAY
 from backcheck.verdict import (
     KINK,
     MISMATCH,
     NOISY,
-    OK,
     SAFETY,
     Claim,
-    FirstDifferences,
     Judgement,
     bound,
     resolution,
-    rms,
 )
 
 
@@ -55,15 +52,8 @@ def _steepening(ev: Evaluator, idx: np.ndarray, h: np.ndarray) -> np.ndarray:
 #: A one-sided slope that grows by this factor from the step to a sixteenth of it is unbounded (``1/sqrt(h)``
 #: grows by 4 over that range; a kink's or a smooth function's slope changes by far less).
 STEEPENING = 1.5
-#: How far the nearby points lie, in finite-difference steps.
-NEARBY = 32.0
 #: How many nearby gradients outline the valid subgradients where several kinks meet.
 NEARBY_SAMPLES = 512
-#: The gap opened on either side of a tied element tried again at a nearby point, in its steps (its differences,
-#: and the refinement's, stay clear of every other element of its value).
-TIE_CLEARANCE = 4.0
-#: Fractions of the nearby shift tried in turn where f is not finite at the shifted point.
-NEARBY_SHRINK = (1.0, 1.0 / 16, 1.0 / 256)
 #: How far those gradients are sampled, in finite-difference steps (no differences are taken there).
 SAMPLE_RADIUS = 1e-3
 
@@ -141,12 +131,13 @@ def nearby_verdicts(
     tangents: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """For the elements ``which`` (positions in ``idx``; ``claim.regrad`` given): whether each is right at the
-    nearby points on both sides (:func:`right_at_a_nearby_point`) and its analytic value lies among the gradients
-    around the point (or within ``j.hull``, its one-sided slopes), whether a one-sided slope grows without bound
-    there (a vertical tangent: sqrt at 0; with ``tangents``, also where it is right on one side only: its one-sided
-    slopes differ along its own axis), and whether, its analytic value among those gradients, it could not be
-    judged at the nearby point (other values within its step there: :func:`_crowded`); None where f is not finite
-    at the nearby points (nor closer)."""
+    nearby points on both sides (:func:`~backcheck.strategies.beside.right_at_a_nearby_point`) and its analytic
+    value lies among the gradients around the point, the backward pass right where they were taken (or within
+    ``j.hull``, its one-sided slopes: :func:`_among_around`), whether a one-sided slope grows without bound there
+    (a vertical tangent: sqrt at 0; with ``tangents``, also where it is right on one side only: its one-sided slopes
+    differ along its own axis), and whether, its analytic value among those gradients, it could not be judged at
+    the nearby point (other values within its step there); None where f is not finite at the nearby points (nor
+    closer)."""
     steps, regrad = claim.steps, claim.regrad
     assert regrad is not None
     sub = idx[which]
@@ -157,148 +148,61 @@ def nearby_verdicts(
     # wrong at the nearby points, every one, on both sides: no gradient around it excuses them
     if not (right_nearby | crowded | partly).any():
         return right_nearby, right_nearby, right_nearby
-    # the gradients a correct backward pass gives around the point: their hull holds the valid subgradients;
-    # sampling stops once every analytic value is inside
+    among, close, witnessed = _among_around(ev, (sub, which), j, claim, rng, right_nearby | crowded | partly)
+    # a vertical tangent (sqrt at 0) is inconclusive whatever the rule claims, right on one side of it or both,
+    # and wherever the gradients around it take its value (they take any size there)
+    poles = (right_nearby | partly) & (among | witnessed)
+    poles[poles] = _steepening(ev, sub[poles], steps[sub[poles]])
+    return right_nearby & among | poles, poles, crowded & among | close & ~poles
+
+
+def _among_around(
+    ev: Evaluator,
+    at: tuple[np.ndarray, np.ndarray],
+    j: Judgement,
+    claim: Claim,
+    rng: np.random.Generator,
+    asked: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per element of ``at`` (its flat positions and positions in ``j``) that is ``asked``: whether its analytic
+    value lies among the gradients a correct backward pass gives around the point (their hull holds the valid
+    subgradients; or within ``j.hull``, its one-sided slopes, f's own), each gradient that brings it among them
+    a witness the backward pass must be right at (:func:`witness`); whether, wrong at a witness, other values
+    came within its step there; and whether it was wrong at one. Sampling stops once every value is inside, or
+    wrong at its witness."""
+    sub, which = at
+    assert claim.regrad is not None
     lo, hi = j.hull[which, 0].copy(), j.hull[which, 1].copy()
     a0 = claim.g[sub]
     ties = _value_ties(ev, sub, claim.grad_eps[sub])
     shifts = _shifts_around(ev, claim, rng)
+    below, above = lo <= a0, a0 <= hi
+    wrong, close = np.zeros(sub.size, dtype=bool), np.zeros(sub.size, dtype=bool)
     for _ in range(NEARBY_SAMPLES):
-        if np.all((lo <= a0) & (a0 <= hi)):
+        if np.all(below & above | wrong | ~asked):
             break
-        with ev.shifted(next(shifts), evaluate=False):
+        shift = next(shifts)
+        with ev.shifted(shift, evaluate=False):
             # an element still tied there is at the point itself, and its gradient the one under test: not sampled
             free = np.ones(sub.size, dtype=bool) if ties is None else ~_still_tied(_moved(ev), sub, *ties)
             if not free.any():
                 continue
-            around = regrad()[sub]
+            around = claim.regrad()[sub]
+        free &= asked & ~wrong
         lo = np.where(free, np.minimum(lo, around - j.bound[which]), lo)
         hi = np.where(free, np.maximum(hi, around + j.bound[which]), hi)
-    among = (lo <= a0) & (a0 <= hi)
-    # a vertical tangent (sqrt at 0) is inconclusive whatever the rule claims, right on one side of it or both
-    poles = (right_nearby | partly) & among
-    poles[poles] = _steepening(ev, sub[poles], steps[sub[poles]])
-    return right_nearby & among | poles, poles, crowded & among
-
-
-def right_at_a_nearby_point(
-    ev: Evaluator,
-    sub: np.ndarray,
-    claim: Claim,
-    rng: np.random.Generator,
-    crowded: np.ndarray | None = None,
-    partly: np.ndarray | None = None,
-) -> np.ndarray | None:
-    """Per element of ``sub`` (flat positions; ``claim.regrad`` given), whether the backward pass is right there at
-    the points a few dozen steps away in a random direction and in the opposite one, both (or closer, where f is
-    not finite there); None where f is not finite at any of them on either side. One side alone vouches for
-    nothing: a rule whose own mask turns at the point (``x >= -1`` for a ReLU at an integer ``x = -1``, where the
-    ReLU is flat on both sides) is right on one side of its threshold and wrong on the other, and a random move
-    lands on its right side half the time; the opposite move then lands on the wrong one, whatever the direction.
-    A correct backward pass is right on both. An element wrong on a side whose value ties with others' is tried
-    once more there, clear of the rest of its tie (:func:`_clear_of_its_tie`); ``crowded`` (if given) is set, in
-    place, where it is wrong on a side but other values came within its step there (:func:`_crowded`), and right
-    or so on the other; ``partly`` (if given; every element is then tried on both sides) where it is right on one
-    side only."""
-    direction = NEARBY * claim.steps * rng.standard_normal(claim.steps.size)
-    right, near = np.ones(sub.size, dtype=bool), np.zeros(sub.size, dtype=bool)
-    some = np.zeros(sub.size, dtype=bool)
-    for side in (direction, -direction):
-        # (wrong on the first side, and not crowded there: wrong, unless asked on which sides)
-        open_ = np.arange(sub.size) if partly is not None else np.flatnonzero(right | near)
-        if not open_.size:
-            break
-        now, close = _right_on_one_side(ev, sub[open_], claim, side)
-        if now is None:
-            return None
-        near[open_] = (near[open_] | right[open_]) & (now | close)
-        right[open_] &= now
-        some[open_] |= now
-    if crowded is not None:
-        crowded[:] = near & ~right
-    if partly is not None:
-        partly[:] = some & ~right
-    return right
-
-
-def _right_on_one_side(
-    ev: Evaluator, sub: np.ndarray, claim: Claim, direction: np.ndarray
-) -> tuple[np.ndarray | None, np.ndarray]:
-    """Per element of ``sub``, whether the backward pass is right at the point moved by ``direction`` (tried again
-    clear of its tie where wrong and tied: :func:`_clear_of_its_tie`), and whether, wrong there still, other
-    values came within its step (:func:`_crowded`); None (first) where f is not finite there nor closer."""
-    crowded = np.zeros(sub.size, dtype=bool)
-    right = _right_at(ev, sub, claim, direction)
-    if right is None or right.all():
-        return right, crowded
-    wrong = np.flatnonzero(~right)
-    apart = _clear_of_its_tie(ev, sub[wrong], claim, direction)
-    if apart is not None:
-        again = _right_at(ev, sub[wrong], claim, apart)
-        if again is not None:
-            right[wrong] = again
-            still = wrong[~again]
-            crowded[still] = _crowded(ev, sub[still], claim.steps, apart)
-    return right, crowded
-
-
-def _crowded(ev: Evaluator, sub: np.ndarray, steps: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """Per element of ``sub`` (flat positions, each in a tie of values at the point), whether at the point moved
-    by ``shift`` (its tie cleared around it) another element of its array lies within its step of it: the move
-    went farther than the gaps between the array's distinct values (a float32 sort of values rounded to 0.1,
-    stepped by 5e-3 and moved 32 steps), its differences there cross other kinks, and being wrong there is no
-    sign of a wrong rule (:func:`nearby_verdicts` calls them inconclusive)."""
-    out = np.zeros(sub.size, dtype=bool)
-    if not sub.size:
-        return out
-    now = ev.tree.values() + shift
-    tied = np.isin(sub, np.concatenate(ev.tree.ties(sub, within_arrays=True) or [sub[:0]]))
-    leaf_of = np.searchsorted(ev.tree.offsets, sub, side="right") - 1
-    for k in np.flatnonzero(tied):
-        leaf = ev.tree.leaves[int(leaf_of[k])]
-        values = np.sort(now[leaf.offset : leaf.offset + leaf.size])
-        i, h = int(sub[k]), float(steps[sub[k]])
-        lo, hi = np.searchsorted(values, [now[i] - h, now[i] + h])
-        out[k] = hi - lo > 1  # (itself, and another)
-    return out
-
-
-def _right_at(ev: Evaluator, sub: np.ndarray, claim: Claim, direction: np.ndarray) -> np.ndarray | None:
-    """Per element of ``sub``, whether the backward pass is right at the point moved by ``direction`` (or by a
-    fraction of it, where f is not finite there); None where f is not finite at any of them."""
-    steps, grad_eps, tol, regrad = claim.steps, claim.grad_eps, claim.tol, claim.regrad
-    assert regrad is not None
-    for shrink in NEARBY_SHRINK:  # a nearby point outside f's domain (a softmax saturated by large steps)
-        try:
-            with ev.shifted(direction * shrink):
-                g_near = regrad()
-                first = FirstDifferences(*ev.first_differences(sub, steps))
-                a = g_near[sub]
-                res = resolution(a, first.central, 1.0, rms(g_near) + 0 * a) * grad_eps[sub]
-                near = judge(ev, sub, a, steps[sub], first, res, tol)
-            return np.isin(near.status, (OK, KINK))
-        except NonFiniteError:
-            continue
-    return None
-
-
-def _clear_of_its_tie(ev: Evaluator, sub: np.ndarray, claim: Claim, direction: np.ndarray) -> np.ndarray | None:
-    """``direction`` with a gap of :data:`TIE_CLEARANCE` steps opened on either side of each element of ``sub``
-    whose value ties with others' in its array, the tie's order kept (each element of it moved up by the gaps
-    opened below it); None where no element of ``sub`` ties. A tie of many elements (a sort of a row of -1/0/1)
-    moved a few dozen steps at random lies closer than one step apart somewhere, and an element's own differences
-    there cross its neighbours'; with the gaps they cross none, and the elements keep their order: the same piece
-    of f (the same element still leads, or is the median), a few steps farther only."""
-    groups = ev.tree.ties(sub, within_arrays=True)
-    if not groups:
-        return None
-    apart = direction.copy()
-    for group in groups:
-        order = group[np.argsort(direction[group], kind="stable")]
-        mine = np.isin(order, sub).astype(float)
-        below = np.cumsum(mine) - mine
-        apart[order] = direction[order] + TIE_CLEARANCE * np.max(claim.steps[group]) * (2 * below + mine)
-    return apart
+        # a gradient that brings the claim among them is a witness: the rule must be right where it was taken (the
+        # move scaled up to a few dozen steps stays in its piece of f): a rule wrong in a cone of directions only
+        # (two masks turning at the point, x >= -1 and y >= -2) gives its wrong value there, and is right on both
+        # sides of the point along most directions
+        new = free & ((~below & (lo <= a0)) | (~above & (a0 <= hi)))
+        if new.any():
+            ok, near = witness(ev, sub[new], claim, shift)
+            k = np.flatnonzero(new)
+            wrong[k[~ok]], close[k[~ok & near]] = True, True
+            below[k[ok]] |= lo[k[ok]] <= a0[k[ok]]
+            above[k[ok]] |= a0[k[ok]] <= hi[k[ok]]
+    return below & above & ~wrong, close, wrong
 
 
 def agrees_around(ev: Evaluator, claim: Claim, v: np.ndarray, rng: np.random.Generator) -> bool:
