@@ -282,8 +282,6 @@ def recheck_tied(
     moves them with the elements they tie with); else they stay mismatches. With the notes, the flat
     positions of the elements taken as kinks."""
     none = idx[:0]
-    if claim.regrad is None:
-        return [], none
     # flat along its own axis: f does not move with the element alone (a nonzero slope is judged as it is)
     wrong = np.flatnonzero((j.status == MISMATCH) & (np.abs(j.numeric) <= j.bound))
     shared = ev.tree.ties(idx[wrong])
@@ -291,13 +289,16 @@ def recheck_tied(
     if not tied.size:
         return [], none
     j.hull[tied, 0] = j.hull[tied, 1] = j.numeric[tied]  # (their one-sided slopes agree)
-    found = nearby_verdicts(ev, idx, tied, j, claim, rng)
-    if found is None:
-        return [], none
-    fine, poles, unsure = found
-    j.status[tied[unsure]], j.bound[tied[unsure]] = NOISY, np.inf
-    said = crowded_note(int(unsure.sum()))
-    kinks = tied[fine & ~poles]
+    if claim.regrad is None:  # a gradient given as an array: no backward to call near the point, and the joint
+        said, kinks = [GIVEN_AS_ARRAY], tied  # test of their ties (below) is their whole judge
+    else:
+        found = nearby_verdicts(ev, idx, tied, j, claim, rng)
+        if found is None:
+            return [], none
+        fine, poles, unsure = found
+        j.status[tied[unsure]], j.bound[tied[unsure]] = NOISY, np.inf
+        said = crowded_note(int(unsure.sum()))
+        kinks = tied[fine & ~poles]
     if not kinks.size:
         return said, none
     # the tie moved as a whole must tell its summed gradient to VOUCH of its size, or the excuse vouches nothing
@@ -308,12 +309,26 @@ def recheck_tied(
     if not kinks.size:
         return said, none
     j.status[kinks] = KINK
+    nearby = (
+        ""
+        if claim.regrad is None
+        else "; their analytic values lie among the gradients around it, and the backward "
+        "pass is right at a nearby point where the tie is broken"
+    )
     return said + [
         f"{kinks.size} element(s) tie in value with other elements of the input (a median or a sort of equal "
-        "values): f does not move with one of them alone, yet is not differentiable at the point; their analytic "
-        "values lie among the gradients around it, and the backward pass is right at a nearby point where the tie "
-        "is broken: taken as kinks, and moved together with the elements of their value."
+        f"values): f does not move with one of them alone, yet is not differentiable at the point{nearby}: taken "
+        "as kinks, and moved together with the elements of their value."
     ], idx[kinks]
+
+
+#: Said where elements flat along their own axis, tied in value, were judged by their ties alone.
+GIVEN_AS_ARRAY = (
+    "the gradient was given as an array, so elements that tie in value with others and that f does not move with "
+    "alone were judged by their ties moved together only, not at nearby points where the ties are broken: a "
+    "split of the tie's gradient among its elements that sums right passes (pass the gradient as a function of the "
+    "parameters to check its split too)."
+)
 
 
 def _tie_told(ev: Evaluator, i: int, claim: Claim, told: dict[int, bool]) -> bool:
