@@ -368,3 +368,20 @@ def test_a_backward_that_returns_the_layer_is_refused_by_name_not_blamed_on_the_
     with pytest.raises(ArgumentError, match=r"ReturnsItself\.backward .* returned the layer itself") as info:
         backcheck.check_object(ReturnsItself(), _x((2, 3)))
     assert "self.delta" in info.value.hint
+
+
+class Decayed(Dense):  # weight decay inside the step: a part of it that does not follow dout
+    def backward(self, output_gradient, learning_rate):
+        input_gradient = self.weights.T @ output_gradient
+        self.weights -= learning_rate * (output_gradient @ self.input.T + 0.01 * self.weights)
+        self.bias -= learning_rate * output_gradient.sum(axis=1, keepdims=True)
+        return input_gradient
+
+
+def test_a_step_taken_for_a_dout_of_zeros_is_said_to_be_taken_off():
+    decayed = backcheck.check_object(Decayed(3, 2), _x())
+    assert decayed.status == "pass", decayed
+    (said,) = [n for n in decayed.notes if "for a dout of zeros" in n]
+    assert said.startswith("Decayed.backward steps weights (up to") and "constant added to dW" in said, said
+    plain = backcheck.check_object(Dense(3, 2), _x())
+    assert not [n for n in plain.notes if "for a dout of zeros" in n], plain.notes

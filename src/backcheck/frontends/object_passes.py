@@ -58,6 +58,7 @@ class Backward:
         self.template, self.slots, self.where, self.spec = template, slots, where, spec
         self.tied = dict(tied or {})  # a parameter's other slots' gradients (tied weights), added to its own
         self.__name__ = f"{spec.cls}.{spec.backward}"
+        self.rested: dict[str, float] = {}  # the largest step taken for a dout of zeros, by stepped parameter
 
     def _read(self, w: Where, ret: Any, obj: Any, before: Any = None, scale: float = 1.0) -> Any:
         if isinstance(w, Stepped):
@@ -103,6 +104,8 @@ class Backward:
         for k, s in enumerate(self.slots):
             if s.name in resting and grads[k] is not None:
                 grads[k] = np.asarray(grads[k]) - resting[s.name]
+                most = float(np.max(np.abs(resting[s.name]), initial=0.0))
+                self.rested[s.name] = max(self.rested.get(s.name, 0.0), most) if most else self.rested.get(s.name, 0.0)
         return (*self._inputs(ret[: spec.n_in] if positional else ret), *grads)
 
     def _resting(self, dout: Any, args: tuple[Any, ...]) -> dict[str, np.ndarray]:

@@ -236,6 +236,22 @@ def read_step(w: Stepped, obj: Any, before: dict[Slot, np.ndarray]) -> np.ndarra
     return (before[w.slot] - np.asarray(w.slot.get(obj), dtype=np.float64)) / STEP
 
 
+def resting_note(rested: dict[str, float], bname: str) -> list[str]:
+    """Where a stepping backward moved parameters for a dout of zeros: that step was taken off before comparing,
+    as what the step holds besides the gradient, and a term of the gradient that does not follow dout hides
+    there too."""
+    moved = {name: most for name, most in rested.items() if most}
+    if not moved:
+        return []
+    said = ", ".join(f"{name} (up to {most:.3g})" for name, most in moved.items())
+    return [
+        f"{bname} steps {said} for a dout of zeros: that step was taken off the step for each dout before reading "
+        "the gradient, as what a step holds besides it (a weight decay, a velocity of earlier steps); a term of "
+        "the gradient that does not follow dout (a constant added to dW) hides there as well. Store the gradient "
+        "on the object before the step (self.dW = ...) to check it whole."
+    ]
+
+
 def stepped_note(report: Any, bname: str, name: str, stepped: list[str]) -> str:
     """What the report says of a backward called with a learning rate; a 'nonlinear backward' finding is told
     that the step may be no plain gradient step, and where it lies in stepped parameters alone, they are

@@ -50,6 +50,7 @@ from backcheck.frontends.object_steps import (
     learning_rate_of,
     rate_findings,
     read_by_forward,
+    resting_note,
     stepped_note,
     unfilled,
     unseen_reads,
@@ -264,7 +265,7 @@ def _check(
     try:
         report = check_layer(
             Forward(template, slots, spec),
-            Backward(template, slots, where, spec, tied),
+            backward := Backward(template, slots, where, spec, tied),
             (*inputs, *values),
             dout,
             names=names,
@@ -283,6 +284,7 @@ def _check(
         made = lambda: spec.make(template, slots, values, inputs)  # noqa: E731 - the layer at the point, afresh
         report.findings.extend(rate_findings(spec, made, inputs, probe_dout(probe.out, dout), places))
         report.notes.append(stepped_note(report, f"{spec.cls}.{spec.backward}", spec.step, stepped))
+        report.notes.extend(resting_note(backward.rested, f"{spec.cls}.{spec.backward}"))
     updated_step(report, [s.name for s in probe.updated], f"{spec.cls}.{spec.backward}")
     report.findings.extend(unchecked_attributes(f"{spec.cls}.{spec.backward}", probe.unchecked))
     report.findings.extend(ungradiented(spec.cls, spec.forward, spec.backward, [s.label for s in forgotten]))
