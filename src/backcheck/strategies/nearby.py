@@ -12,12 +12,15 @@ value lies outside their one-sided slopes; :mod:`backcheck.strategies.ties` thos
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from backcheck.bits import BFLOAT16_EPS, dot
 from backcheck.errors import NonFiniteError
 from backcheck.evaluate import Evaluator
-from backcheck.numeric.grad import noise_level, roundoff
+from backcheck.numeric.grad import NOISE_FACTOR, noise_level, roundoff
+from backcheck.numeric.noise import local_noise
 from backcheck.strategies.beside import right_at_a_nearby_point, witness
 from backcheck.strategies.own_rounding import ULPS_AWAY
 from backcheck.verdict import (
@@ -249,12 +252,13 @@ def _right_along(ev: Evaluator, claim: Claim, v: np.ndarray, moved: np.ndarray) 
         try:
             with ev.shifted(shift):
                 g_near = claim.regrad()[moved]
-                fwd, bwd, slack = slopes_along(ev, moved, coef, claim, g_near)
+                target = float(dot(np.nan_to_num(g_near), coef))
+                fwd, bwd, slack = slopes_along(ev, moved, coef, claim, g_near, target=target)
             if not (abs(fwd - bwd) <= slack and _one_piece(ev, claim, (shift, moved, coef), g_near, slack)):
                 continue  # a kink crossed (ReLU inputs at 0 moved a hair, whose kinks cancel along v): no conclusion
         except NonFiniteError:
             continue
-        verdict = bool(abs(float(dot(np.nan_to_num(g_near), coef)) - (fwd + bwd) / 2) <= slack)
+        verdict = bool(abs(target - (fwd + bwd) / 2) <= slack)
         if not verdict:
             return False
     return verdict
@@ -428,13 +432,21 @@ UNSETTLED = 0.125
 
 
 def slopes_along(
-    ev: Evaluator, group: np.ndarray, v: np.ndarray, claim: Claim, g: np.ndarray | None = None, most: float = np.inf
+    ev: Evaluator,
+    group: np.ndarray,
+    v: np.ndarray,
+    claim: Claim,
+    g: np.ndarray | None = None,
+    most: float = np.inf,
+    target: float | None = None,
 ) -> tuple[float, float, float]:
     """The one-sided slopes of ``f`` along ``v`` (over ``group``) at half the group's smallest step, or at a finer
     step where they still move with it, and their slack: how far they moved from twice the step, the round-off,
     the analytic side's resolution, and what the rounded displacements take from ``g . v`` (the claim is weighed
     against ``t v``, the move asked for). ``g``: the analytic values of ``group`` (the claim's at the point);
-    ``most``: the largest step to start from (a tie's distance to the next value)."""
+    ``most``: the largest step to start from (a tie's distance to the next value). ``target``: the claim's derivative
+    along ``v``, where the slack is to judge it: the rounding is then measured along the move where the modelled
+    one alone would let it pass (:func:`_quieter`)."""
     gs = claim.g[group] if g is None else g
     t = min(float(np.min(claim.steps[group])), most)
     phis, disps = ev.direction(group, v, (t, -t, t / 2, -t / 2))
@@ -451,4 +463,36 @@ def slopes_along(
         fwd, bwd = (phis[0] - ev.phi0) / (t / 2), (ev.phi0 - phis[1]) / (t / 2)
     res = float(np.sum(resolution(gs, gs, 1.0, claim.rms[group]) * claim.grad_eps[group]))
     disp_err = (abs(dot(gs, plus - t / 2 * v)) + abs(dot(gs, minus + t / 2 * v))) / t
-    return fwd, bwd, bound(max(abs(fwd - fwd1), abs(bwd - bwd1)), 2 * roundoff(ev, t / 2), res) + disp_err
+    trunc, noise = max(abs(fwd - fwd1), abs(bwd - bwd1)), 2 * roundoff(ev, t / 2)
+    if target is not None:
+        noise = _quieter(ev, (group, v, t / 2, gs), (fwd, bwd, target), bound(trunc, 0.0, res) + disp_err, noise, phis)
+    return fwd, bwd, bound(trunc, noise, res) + disp_err
+
+
+def _quieter(
+    ev: Evaluator, move: tuple, slopes: tuple[float, float, float], rest: float, noise: float, phis: np.ndarray
+) -> float:
+    """The rounding of a move's one-sided slopes: ``noise`` (modelled: 8 units in the last place of the largest
+    output seen), or where that model decides that the claim's derivative along the move (``slopes``' third) lies
+    within the slack, the move differentiable by it and the claim beyond ``rest`` (the slack's other terms), the
+    noise of ``phi`` measured along the move (:func:`~backcheck.numeric.noise.local_noise`, 24 evaluations, at most
+    :data:`MEASURED_MOVES` per check), at least half a unit in the last place of ``phi`` there (``phis``, the values
+    the slopes took). A float32 max pool on an integer image copies its inputs: f does not round along a tie's move
+    at all, and the model's slack (35 times f's own rounding) passed a window's gradient 1% off at a tie."""
+    fwd, bwd, target = slopes
+    model = bound(0.0, noise, 0.0) + rest
+    if not (abs(fwd - bwd) <= model and rest < abs(target - (fwd + bwd) / 2) <= model):
+        return noise  # (the model decides nothing the measured noise could change)
+    spent = _MEASURED.get(ev, 0)
+    if spent >= MEASURED_MOVES:
+        return noise
+    _MEASURED[ev] = spent + 1
+    group, v, half, gs = move
+    sigma = local_noise(ev, group, half * v, gs)
+    level = max(NOISE_FACTOR * sigma, ev.out_eps * max(abs(ev.phi0), float(np.max(np.abs(phis)))) / 2)
+    return min(noise, 2 * level / half)
+
+
+#: Moves along which :func:`slopes_along` measures ``phi``'s noise at most, per check (24 evaluations each).
+MEASURED_MOVES = 32
+_MEASURED: weakref.WeakKeyDictionary[Evaluator, int] = weakref.WeakKeyDictionary()

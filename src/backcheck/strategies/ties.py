@@ -151,8 +151,9 @@ def _move(ev: Evaluator, group: np.ndarray, claim: Claim) -> tuple[bool | None, 
     A tie (one value) is moved by less than its distance to the next value of the input: a step relative to 1
     (elements of 1e-6, whose step is 5e-3 in float32) would carry it across every other value, a move along which a
     sort is no more differentiable than along one element."""
-    fwd, bwd, slack = slopes_along(ev, group, np.ones(group.size), claim, most=_tie_room(ev, group))
-    excess = float(np.sum(claim.g[group])) - (fwd + bwd) / 2
+    summed = float(np.sum(claim.g[group]))
+    fwd, bwd, slack = slopes_along(ev, group, np.ones(group.size), claim, most=_tie_room(ev, group), target=summed)
+    excess = summed - (fwd + bwd) / 2
     if abs(fwd - bwd) > slack:
         return None, excess, slack  # not a differentiable direction: no conclusion
     return bool(abs(excess) <= slack), excess, slack
