@@ -31,6 +31,7 @@ from backcheck.verdict import (
     Claim,
     Judgement,
     bound,
+    is_kink,
     resolution,
 )
 
@@ -253,12 +254,12 @@ def _right_along(ev: Evaluator, claim: Claim, v: np.ndarray, moved: np.ndarray) 
             with ev.shifted(shift):
                 g_near = claim.regrad()[moved]
                 target = float(dot(np.nan_to_num(g_near), coef))
-                fwd, bwd, slack = slopes_along(ev, moved, coef, claim, g_near, target=target)
+                fwd, bwd, slack, held = weigh_along(ev, moved, coef, claim, g_near, target=target)
             if not (abs(fwd - bwd) <= slack and _one_piece(ev, claim, (shift, moved, coef), g_near, slack)):
                 continue  # a kink crossed (ReLU inputs at 0 moved a hair, whose kinks cancel along v): no conclusion
         except NonFiniteError:
             continue
-        verdict = bool(abs(target - (fwd + bwd) / 2) <= slack)
+        verdict = bool(abs(target - (fwd + bwd) / 2) <= held)
         if not verdict:
             return False
     return verdict
@@ -432,6 +433,17 @@ UNSETTLED = 0.125
 
 
 def slopes_along(
+    ev: Evaluator, group: np.ndarray, v: np.ndarray, claim: Claim, g: np.ndarray | None = None, most: float = np.inf
+) -> tuple[float, float, float]:
+    """The one-sided slopes of ``f`` along ``v`` (over ``group``) at half the group's smallest step, or at a finer
+    step where they still move with it, and their slack: how far they moved from twice the step, the round-off,
+    the analytic side's resolution, and what the rounded displacements take from ``g . v`` (the claim is weighed
+    against ``t v``, the move asked for). ``g``: the analytic values of ``group`` (the claim's at the point);
+    ``most``: the largest step to start from (a tie's distance to the next value)."""
+    return weigh_along(ev, group, v, claim, g, most)[:3]
+
+
+def weigh_along(
     ev: Evaluator,
     group: np.ndarray,
     v: np.ndarray,
@@ -439,14 +451,13 @@ def slopes_along(
     g: np.ndarray | None = None,
     most: float = np.inf,
     target: float | None = None,
-) -> tuple[float, float, float]:
-    """The one-sided slopes of ``f`` along ``v`` (over ``group``) at half the group's smallest step, or at a finer
-    step where they still move with it, and their slack: how far they moved from twice the step, the round-off,
-    the analytic side's resolution, and what the rounded displacements take from ``g . v`` (the claim is weighed
-    against ``t v``, the move asked for). ``g``: the analytic values of ``group`` (the claim's at the point);
-    ``most``: the largest step to start from (a tie's distance to the next value). ``target``: the claim's derivative
-    along ``v``, where the slack is to judge it: the rounding is then measured along the move where the modelled
-    one alone would let it pass (:func:`_quieter`)."""
+) -> tuple[float, float, float, float]:
+    """:func:`slopes_along`, and the slack of ``target`` (the claim's derivative along ``v``) against the slopes'
+    mean. Where the gap between the slopes shrinks with the step as a smooth function's does (not
+    :func:`~backcheck.verdict.is_kink`), that mean is a central difference, and its slack holds its own change from
+    twice the step, not the slopes' (a curvature's ``f'' t``, which hid a tie's summed gradient 5% off in a max pool
+    of squares); else the slopes'. Either holds ``f``'s rounding measured along the move where the modelled one
+    alone would let ``target`` pass (:func:`_quieter`)."""
     gs = claim.g[group] if g is None else g
     t = min(float(np.min(claim.steps[group])), most)
     phis, disps = ev.direction(group, v, (t, -t, t / 2, -t / 2))
@@ -464,24 +475,38 @@ def slopes_along(
     res = float(np.sum(resolution(gs, gs, 1.0, claim.rms[group]) * claim.grad_eps[group]))
     disp_err = (abs(dot(gs, plus - t / 2 * v)) + abs(dot(gs, minus + t / 2 * v))) / t
     trunc, noise = max(abs(fwd - fwd1), abs(bwd - bwd1)), 2 * roundoff(ev, t / 2)
-    if target is not None:
-        noise = _quieter(ev, (group, v, t / 2, gs), (fwd, bwd, target), bound(trunc, 0.0, res) + disp_err, noise, phis)
-    return fwd, bwd, bound(trunc, noise, res) + disp_err
+    central = abs((fwd + bwd) - (fwd1 + bwd1)) / 2
+    if target is None:
+        slack = bound(trunc, noise, res) + disp_err
+        return fwd, bwd, slack, slack
+    rests = (bound(trunc, 0.0, res) + disp_err, bound(min(trunc, central), 0.0, res) + disp_err)
+    noise = _quieter(ev, (group, v, t / 2, gs), (fwd, bwd, target), rests, noise, phis)
+    if not is_kink(abs(fwd - bwd), abs(fwd1 - bwd1), noise):
+        trunc_claim = min(trunc, central)
+    else:
+        trunc_claim = trunc
+    return fwd, bwd, bound(trunc, noise, res) + disp_err, bound(trunc_claim, noise, res) + disp_err
 
 
 def _quieter(
-    ev: Evaluator, move: tuple, slopes: tuple[float, float, float], rest: float, noise: float, phis: np.ndarray
+    ev: Evaluator,
+    move: tuple,
+    slopes: tuple[float, float, float],
+    rests: tuple[float, float],
+    noise: float,
+    phis: np.ndarray,
 ) -> float:
     """The rounding of a move's one-sided slopes: ``noise`` (modelled: 8 units in the last place of the largest
     output seen), or where that model decides that the claim's derivative along the move (``slopes``' third) lies
-    within the slack, the move differentiable by it and the claim beyond ``rest`` (the slack's other terms), the
-    noise of ``phi`` measured along the move (:func:`~backcheck.numeric.noise.local_noise`, 24 evaluations, at most
-    :data:`MEASURED_MOVES` per check), at least half a unit in the last place of ``phi`` there (``phis``, the values
-    the slopes took). A float32 max pool on an integer image copies its inputs: f does not round along a tie's move
-    at all, and the model's slack (35 times f's own rounding) passed a window's gradient 1% off at a tie."""
+    within the slack, the move differentiable by it and the claim beyond the slack's other terms (``rests``: the
+    slopes' and the mean's), the noise of ``phi`` measured along the move (:func:`~backcheck.numeric.noise.local_noise`,
+    24 evaluations, at most :data:`MEASURED_MOVES` per check), at least half a unit in the last place of ``phi`` there
+    (``phis``, the values the slopes took). A float32 max pool on an integer image copies its inputs: f does not round
+    along a tie's move at all, and the model's slack (35 times f's own rounding) passed a window's gradient 1% off at
+    a tie."""
     fwd, bwd, target = slopes
-    model = bound(0.0, noise, 0.0) + rest
-    if not (abs(fwd - bwd) <= model and rest < abs(target - (fwd + bwd) / 2) <= model):
+    model = bound(0.0, noise, 0.0)
+    if not (abs(fwd - bwd) <= model + rests[0] and rests[1] < abs(target - (fwd + bwd) / 2) <= model + rests[0]):
         return noise  # (the model decides nothing the measured noise could change)
     spent = _MEASURED.get(ev, 0)
     if spent >= MEASURED_MOVES:

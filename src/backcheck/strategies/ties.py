@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from backcheck.evaluate import Evaluator
-from backcheck.strategies.nearby import agrees_around, crowded_note, nearby_verdicts, slopes_along
+from backcheck.strategies.nearby import agrees_around, crowded_note, nearby_verdicts, slopes_along, weigh_along
 from backcheck.verdict import KINK, MISMATCH, NOISY, VOUCH, Claim, Judgement
 
 #: Relative agreement of two jumps (one-sided slope gaps) for their elements to count as tied.
@@ -152,11 +152,11 @@ def _move(ev: Evaluator, group: np.ndarray, claim: Claim) -> tuple[bool | None, 
     (elements of 1e-6, whose step is 5e-3 in float32) would carry it across every other value, a move along which a
     sort is no more differentiable than along one element."""
     summed = float(np.sum(claim.g[group]))
-    fwd, bwd, slack = slopes_along(ev, group, np.ones(group.size), claim, most=_tie_room(ev, group), target=summed)
+    fwd, bwd, slack, held = weigh_along(ev, group, np.ones(group.size), claim, most=_tie_room(ev, group), target=summed)
     excess = summed - (fwd + bwd) / 2
     if abs(fwd - bwd) > slack:
-        return None, excess, slack  # not a differentiable direction: no conclusion
-    return bool(abs(excess) <= slack), excess, slack
+        return None, excess, held  # not a differentiable direction: no conclusion
+    return bool(abs(excess) <= held), excess, held
 
 
 def _tie_room(ev: Evaluator, group: np.ndarray) -> float:
