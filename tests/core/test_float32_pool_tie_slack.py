@@ -89,6 +89,26 @@ def test_a_tie_of_squares_judges_its_sum_by_a_central_difference(seed, dtype, ru
     assert report.status == ("fail" if rule == "scaled" else "pass"), report
 
 
+def _sort(wrong_rank: int | None = None):
+    def backward(dout, x):
+        g = dout.astype(np.float32).copy()
+        if wrong_rank is not None:
+            g[wrong_rank] *= 1.01
+        d = np.zeros(x.shape, np.float32)
+        d[np.argsort(x, kind="stable")] = g
+        return d
+
+    return lambda x: np.sort(x.astype(np.float32)), backward
+
+
+@pytest.mark.parametrize("wrong", [None, 10])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_float32_sort_of_integers_one_tied_ranks_gradient_1_percent_off_fails(seed, wrong):
+    x = np.random.default_rng(seed).integers(0, 3, size=20).astype(np.float32)
+    report = backcheck.check_layer(*_sort(wrong), (x,), strategy="auto")
+    assert report.status == ("pass" if wrong is None else "fail"), report
+
+
 def test_a_smooth_check_measures_no_noise_along_moves():
     x = np.random.default_rng(0).normal(size=(4, 3))
     report = backcheck.check(lambda x: float(np.sum(np.tanh(x))), x, lambda x: 1 - np.tanh(x) ** 2, strategy="auto")
