@@ -98,3 +98,28 @@ def test_a_tie_of_three_given_half_each_fails_with_its_share_of_the_difference()
     assert all(abs(e.numeric - 2 / 3) < 1e-6 and e.abs_err > e.bound for e in report.mismatches), report
     for right in (lambda x: 2.0 * (np.arange(6) == np.argmax(x)), lambda x: 2.0 * (x == x.max()) / 3):
         assert backcheck.check(lambda x: 2.0 * x.max(), x, right, strategy="full").status == "pass"
+
+
+def test_a_wrong_element_in_one_run_of_a_tie_is_blamed_with_its_run_alone():
+    """A weighted total variation at integer data: the tie of -1 values lies in two separate runs; the rule is
+    wrong at x[5] of the first, a valid one-sided slope alone and wrong only with its run. Each run moved on its
+    own is differentiable: the other run agrees, and is cleared."""
+    x = np.array([0, 0, 1, 1, -1, -1, 1, 1, -1, -1], dtype=np.float64)
+    w = np.random.default_rng(1).normal(size=10)
+
+    def f(x):
+        return np.sum(w[:-1] * np.abs(np.diff(x)))
+
+    def grad(x, bug=False):
+        s = w[:-1] * np.sign(np.diff(x))
+        g = np.zeros_like(x)
+        g[1:] += s
+        g[:-1] -= s
+        if bug:
+            g[5] = g[5] * 1.5 + 0.1
+        return g
+
+    assert backcheck.check(f, x, grad).status == "pass"
+    report = backcheck.check(f, x, lambda x: grad(x, True))
+    assert report.status == "fail", report
+    assert _wrong(report) == {(4,), (5,)}, report
