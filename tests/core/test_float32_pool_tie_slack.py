@@ -9,46 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from float32_pools import CASES, image, pool
 
 import backcheck
-
-
-def _pool(k: int, stride: int, pad: int, rule: str = "first", power: int = 1):
-    """A max pool of ``x ** power`` computing in float32, and its backward: each window's gradient to its first
-    maximum ("first"), its last ("last"), shared equally by its tied maxima ("split"), or the first maximum's, window
-    (0, 0)'s gradient 1% too large ("scaled")."""
-
-    def windows(x):
-        p = np.pad(x, pad).astype(np.float32) ** power
-        n = (p.shape[0] - k) // stride + 1, (p.shape[1] - k) // stride + 1
-        return p, [(i * stride, j * stride) for i in range(n[0]) for j in range(n[1])], n
-
-    def forward(x):
-        p, at, n = windows(x)
-        return np.array([p[i : i + k, j : j + k].max() for i, j in at], np.float32).reshape(n)
-
-    def backward(dout, x):
-        p, at, _ = windows(x)
-        d = np.zeros(p.shape, np.float32)
-        for w, ((i, j), g) in enumerate(zip(at, dout.ravel(), strict=True)):
-            win = p[i : i + k, j : j + k]
-            tied = win == win.max()
-            if rule == "split":
-                d[i : i + k, j : j + k] += g * tied / tied.sum()
-                continue
-            m = win.size - 1 - int(np.argmax(tied.ravel()[::-1])) if rule == "last" else int(np.argmax(win))
-            d[i + m // k, j + m % k] += g * (1.01 if rule == "scaled" and w == 0 else 1.0)
-        inner = d[pad : p.shape[0] - pad, pad : p.shape[1] - pad]
-        return inner * (power * x.astype(np.float32) ** (power - 1)) if power != 1 else inner
-
-    return forward, backward
-
-
-CASES = {"3x3/1": ((3, 1, 1), (5, 5)), "2x2/2": ((2, 2, 0), (6, 6))}
-
-
-def _image(case: str, seed: int, dtype) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 3, size=CASES[case][1]).astype(dtype)
 
 
 @pytest.mark.parametrize("strategy", ["full", "auto"])
@@ -56,8 +19,8 @@ def _image(case: str, seed: int, dtype) -> np.ndarray:
 @pytest.mark.parametrize(("case", "seed"), [("3x3/1", 0), ("3x3/1", 3), ("3x3/1", 6), ("2x2/2", 6)])
 def test_one_windows_gradient_1_percent_off_at_a_tie_fails(case, seed, dtype, strategy):
     (k, stride, pad), _ = CASES[case]
-    x = _image(case, seed, dtype)
-    forward, backward = _pool(k, stride, pad, "scaled")
+    x = image(case, seed, dtype)
+    forward, backward = pool(k, stride, pad, "scaled")
     report = backcheck.check_layer(forward, backward, (x,), strategy=strategy)
     assert report.status == "fail", report
     # the element window (0, 0) routes its gradient to is among those named
@@ -71,8 +34,8 @@ def test_one_windows_gradient_1_percent_off_at_a_tie_fails(case, seed, dtype, st
 @pytest.mark.parametrize(("case", "seed"), [("3x3/1", 3), ("3x3/1", 5), ("3x3/1", 6), ("2x2/2", 0), ("2x2/2", 6)])
 def test_a_right_routing_at_the_same_ties_passes(case, seed, dtype, rule):
     (k, stride, pad), _ = CASES[case]
-    x = _image(case, seed, dtype)
-    report = backcheck.check_layer(*_pool(k, stride, pad, rule), (x,), strategy="auto")
+    x = image(case, seed, dtype)
+    report = backcheck.check_layer(*pool(k, stride, pad, rule), (x,), strategy="auto")
     assert report.status == "pass", report
     assert report.leaves[0].n_kinks > 0, report
 
@@ -84,8 +47,8 @@ def test_a_tie_of_squares_judges_its_sum_by_a_central_difference(seed, dtype, ru
     """A max pool of squares: along a tie's move f curves, its one-sided slopes apart by ``f'' t``, while their mean,
     a central difference, is off by far less. The sum was held to the one-sided slopes' change (a slack of 0.74 for
     an excess of 0.06): window (0, 0)'s gradient 1% off passed, stating a floor of 1.2e-3."""
-    x = _image("3x3/1", seed, dtype)
-    report = backcheck.check_layer(*_pool(3, 1, 1, rule, power=2), (x,), strategy="auto")
+    x = image("3x3/1", seed, dtype)
+    report = backcheck.check_layer(*pool(3, 1, 1, rule, power=2), (x,), strategy="auto")
     assert report.status == ("fail" if rule == "scaled" else "pass"), report
 
 
