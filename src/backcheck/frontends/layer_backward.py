@@ -283,8 +283,8 @@ class Backward:
             raise
         except Exception as exc:  # noqa: BLE001 - a second call that fails tells nothing about linearity
             cause = exc.__cause__ if isinstance(exc, UserFunctionError) and exc.__cause__ is not None else exc
-            named = isinstance(exc, UserFunctionError) and " raised " in exc.message  # (its own forward, re-run)
-            who = exc.message.split(" raised ")[0] if named else self.bname
+            said = exc.message if isinstance(exc, UserFunctionError) else ""  # (its own forward, re-run, named)
+            who = said.split(" raised ")[0] if " raised " in said else self.bname
             return None, (
                 f"{who} raised {type(cause).__name__} ({first_line(cause)}) when {self.bname} was called again with "
                 f"{LINEAR_SCALE:g} times dout, so its linearity in dout was not checked."
