@@ -34,3 +34,14 @@ def test_a_median_at_ties_given_as_an_array_is_judged_by_its_ties(x):
     assert any("given as an array" in n for n in right.notes), right.notes
     for mode in ("all", "half", "outside"):
         assert backcheck.check(np.median, x, median_grad(x, mode)).status == "fail", mode
+
+
+def test_a_precomputed_array_returned_by_a_function_is_told_why_it_fails():
+    """The same routing returned by a function that ignores its argument is wrong at the points nearby where the
+    tie is broken: it fails, and the note says so, with the hint to pass the array itself."""
+    x = POINTS[0]
+    g = median_grad(x, "one")
+    report = backcheck.check(np.median, x, lambda x: g)
+    assert report.status == "fail", report
+    (said,) = [n for n in report.notes if "wrong at points nearby" in n]
+    assert said.startswith("a[2] ties in value") and "pass the gradient as an array" in said, said

@@ -331,7 +331,7 @@ def recheck_tied(
             return [], none
         fine, poles, unsure = found
         j.status[tied[unsure]], j.bound[tied[unsure]] = NOISY, np.inf
-        said = crowded_note(int(unsure.sum()))
+        said = crowded_note(int(unsure.sum())) + _wrong_nearby(ev, idx, tied[~fine & ~unsure])
         kinks = tied[fine & ~poles]
     if not kinks.size:
         return said, none
@@ -354,6 +354,21 @@ def recheck_tied(
         f"values): f does not move with one of them alone, yet is not differentiable at the point{nearby}: taken "
         "as kinks, and moved together with the elements of their value."
     ], idx[kinks]
+
+
+def _wrong_nearby(ev: Evaluator, idx: np.ndarray, wrong: np.ndarray) -> list[str]:
+    """Said of tied elements flat along their own axis that stay mismatches because the backward pass was wrong
+    at the nearby points where their ties are broken."""
+    if not wrong.size:
+        return []
+    names = ", ".join(ev.tree.element_name(int(i)) for i in idx[wrong[:5]]) + (" and more" if wrong.size > 5 else "")
+    return [
+        f"{names} {'ties' if wrong.size == 1 else 'tie'} in value with other elements, and f does not move with "
+        "one alone: such a value may be a valid "
+        "split of the tie's gradient, but the backward pass was wrong at points nearby where the tie is broken (a "
+        "gradient function that returns one precomputed array whatever its argument is so), so they stay "
+        "mismatches; pass the gradient as an array to have them judged by their ties moved together."
+    ]
 
 
 #: Said where elements flat along their own axis, tied in value, were judged by their ties alone.
