@@ -178,3 +178,19 @@ def test_a_write_into_a_view_counts_for_the_tensor_it_views_as_torch():
     np.testing.assert_array_equal(a.data, [2.0, 3.0, 4.0, 5.0])  # (torch: a view writes into its base)
     with pytest.raises(GraphError, match="modified in place"):
         loss.backward()
+
+
+@pytest.mark.parametrize("write", ["iadd", "setitem"])
+def test_a_write_through_a_view_into_what_an_op_saved_is_refused(write):
+    """``z = y.reshape(3)`` shares ``y``'s memory, and exp saved ``y`` (its output) for backward: a write into
+    ``z`` would change exp's gradient silently (it gave exp(x) + 1), so it is refused as a write into ``y`` is."""
+    x = Tensor(np.array([0.5, 1.0, 2.0]), requires_grad=True)
+    y = x.exp()
+    z = y.reshape((3,))
+    with pytest.raises(GraphError, match="views a tensor .* saved by its op 'exp'"), no_grad():
+        if write == "iadd":
+            z += 1.0
+        else:
+            z[0:2] = 5.0
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, np.exp([0.5, 1.0, 2.0]), rtol=1e-15)

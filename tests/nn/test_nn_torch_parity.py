@@ -320,3 +320,12 @@ def test_retain_grad_stores_the_gradient_after_the_other_hooks_as_torch():
     ((ht * ht).sum() + ht.sum()).backward()
     np.testing.assert_array_equal(h.grad, ht.grad.numpy())
     np.testing.assert_array_equal(x.grad, xt.grad.numpy())
+
+
+def test_bce_with_logits_of_integer_targets_is_in_the_logits_dtype():
+    x = Tensor(np.array([1.0, -2.0, 0.5], dtype=np.float32), requires_grad=True)
+    loss = bce(x, Tensor(np.array([1, 0, 1])))
+    ref = TF.binary_cross_entropy_with_logits(torch.tensor([1.0, -2.0, 0.5]), torch.tensor([1.0, 0.0, 1.0]))
+    assert loss.data.dtype == np.float32 and str(ref.dtype) == "torch.float32"
+    loss.backward()
+    assert x.grad.dtype == np.float32

@@ -36,9 +36,7 @@ class Digits:
         """The first ``n_train`` training (and ``n_test`` test) samples."""
         n_train = integer("Digits.subset", "n_train", n_train, minimum=0)
         n_test = len(self.X_test) if n_test is None else integer("Digits.subset", "n_test", n_test, minimum=0)
-        return Digits(
-            self.X_train[:n_train], self.y_train[:n_train], self.X_test[:n_test], self.y_test[:n_test]
-        )
+        return Digits(self.X_train[:n_train], self.y_train[:n_train], self.X_test[:n_test], self.y_test[:n_test])
 
 
 def load_digits(test_fraction: float = 0.2, seed: int = 0, dtype: Any = np.float32) -> Digits:
@@ -138,9 +136,7 @@ def batches(
         yield X[idx], y[idx]
 
 
-def random_shift(
-    X: np.ndarray, rng: np.random.Generator, max_shift: int = 1, fill: float | None = None
-) -> np.ndarray:
+def random_shift(X: np.ndarray, rng: np.random.Generator, max_shift: int = 1, fill: float | None = None) -> np.ndarray:
     """Shift every image by a random whole number of pixels (data augmentation).
 
     Parameters

@@ -92,6 +92,7 @@ class BCEWithLogits(Function):
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        y = y.astype(x.dtype, copy=False)  # (integer targets: the loss in the logits' dtype)
         ctx.x, ctx.y = x, y
         return (1 - y) * x + np.maximum(-x, 0) + np.log1p(np.exp(-np.abs(x)))
 

@@ -16,7 +16,7 @@ shape (``t += x`` broadcasting ``t`` to a larger shape) a :class:`~backcheck.nn.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -88,14 +88,20 @@ def _refuse_grad_leaf(t: Tensor, what: str) -> None:
 
 
 def _check_writable(t: Tensor, what: str) -> None:
-    """Refuse a write that would change what a recorded graph saved, or into a read-only array."""
-    ctx = t._ctx
-    if ctx is not None and not ctx.freed:
+    """Refuse a write that would change what a recorded graph saved (by ``t``'s op, or by the op of a tensor up
+    the graph whose array ``t`` is a view of: ``y.reshape(3)`` written into changes ``y``), or into a read-only
+    array."""
+    for held in _views_up(t):
+        ctx = held._ctx
+        if ctx is None or ctx.freed:
+            continue
         saved = [v for v in ctx.saved().values() if isinstance(v, np.ndarray)]
         if any(np.may_share_memory(v, t.data) for v in saved):
             raise GraphError(
-                f"{what}: the tensor (shape {t.data.shape}) was saved by its op '{ctx.op.name}' for backward; "
-                "writing into it would change the gradient that backward computes (torch refuses it too)",
+                f"{what}: the tensor (shape {t.data.shape}) "
+                + ("was" if held is t else f"views a tensor (shape {held.data.shape}) that was")
+                + f" saved by its op '{ctx.op.name}' for backward; writing into it would change the gradient that "
+                "backward computes (torch refuses it too)",
                 "write `y = y + x` (a new tensor) or modify a copy: `y = y.detach()` then `y += x`",
             )
     if not t.data.flags.writeable:
@@ -154,13 +160,20 @@ def update(t: Tensor, other: Any, op: str) -> Tensor:
 def _count_write(t: Tensor) -> None:
     """:func:`modified` for ``t`` and for the tensors up its graph whose arrays it is a view of (a reshape, a
     transpose, basic indexing share the input's memory: the write changed them too)."""
-    modified(t)
-    stack = [t]
+    for held in _views_up(t):
+        modified(held)
+
+
+def _views_up(t: Tensor) -> Iterator[Tensor]:
+    """``t``, then the tensors up its graph whose arrays share its memory (each once)."""
+    seen, stack = {id(t)}, [t]
+    yield t
     while stack:
         ctx = stack.pop()._ctx
         for parent in ctx.parents if ctx is not None else ():
-            if np.may_share_memory(parent.data, t.data):
-                modified(parent)
+            if id(parent) not in seen and np.may_share_memory(parent.data, t.data):
+                seen.add(id(parent))
+                yield parent
                 stack.append(parent)
 
 

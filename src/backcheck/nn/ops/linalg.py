@@ -23,9 +23,7 @@ class MatMul(Function):
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         if a.ndim == 0 or b.ndim == 0:
-            raise ShapeError(
-                f"matmul: operands must have at least one dimension, got shapes {a.shape} and {b.shape}"
-            )
+            raise ShapeError(f"matmul: operands must have at least one dimension, got shapes {a.shape} and {b.shape}")
         ka = a.shape[-1]
         kb = b.shape[-2] if b.ndim > 1 else b.shape[0]
         if ka != kb:
@@ -38,9 +36,7 @@ class MatMul(Function):
         try:
             out = np.matmul(a, b)
         except ValueError:
-            raise ShapeError(
-                f"matmul: batch axes of shapes {a.shape} and {b.shape} cannot be broadcast"
-            ) from None
+            raise ShapeError(f"matmul: batch axes of shapes {a.shape} and {b.shape} cannot be broadcast") from None
         ctx.a, ctx.b = a, b
         return out
 

@@ -64,9 +64,7 @@ class BatchNorm(Function):
         m = x2.shape[0]
         if training:
             if m <= 1:
-                raise ShapeError(
-                    f"batch_norm: need more than one value per channel in training, got input {x.shape}"
-                )
+                raise ShapeError(f"batch_norm: need more than one value per channel in training, got input {x.shape}")
             ones = np.ones(m, dtype=x.dtype)
             with np.errstate(over="ignore", invalid="ignore"):
                 mean = (ones @ x2) / m
@@ -255,9 +253,7 @@ class LayerNorm(Function):
         if ctx.needs_input_grad[0]:
             dxhat = grad * ctx.w
             gx = (
-                dxhat
-                - dxhat.mean(axis=axes, keepdims=True)
-                - xhat * (dxhat * xhat).mean(axis=axes, keepdims=True)
+                dxhat - dxhat.mean(axis=axes, keepdims=True) - xhat * (dxhat * xhat).mean(axis=axes, keepdims=True)
             ) * ctx.inv
         return gx, gw, gb
 

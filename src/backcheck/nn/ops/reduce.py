@@ -14,6 +14,7 @@ import numpy as np
 
 from backcheck.nn.autograd import Context
 from backcheck.nn.errors import ArgumentError, ShapeError
+from backcheck.nn.ops import elementwise as ew
 from backcheck.nn.tensor import Function, Tensor, as_tensor
 from backcheck.nn.validate import integer, is_int
 
@@ -265,20 +266,13 @@ def std(x: Any, axis: Axis = None, correction: int = 1, keepdims: bool = False) 
     return StdRoot.apply(var(x, axis, correction, keepdims))
 
 
-class StdRoot(Function):
+class StdRoot(ew.Sqrt):
     """The square root that makes :func:`std` of the variance, with torch's rule where the deviation is 0: a
-    gradient of 0 there (sqrt's ``g / (2 * 0)`` times the zero deviations of a constant slice is NaN)."""
+    gradient of 0 there (sqrt's ``g / (2 * 0)`` times the zero deviations of a constant slice is NaN). Its own
+    op (the double-backward rules look ops up by exact type: sqrt's is not this one's)."""
 
     name = "std"
 
     @staticmethod
-    def forward(ctx: Context, v: np.ndarray) -> np.ndarray:
-        ctx.out = np.sqrt(v)
-        return ctx.out
-
-    @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
-        out = ctx.out
-        return (np.where(out == 0, 0, grad / np.where(out == 0, 1, 2 * out)),)
-
-
+        return (grad / np.where(ctx.out == 0, np.inf, 2 * ctx.out),)
