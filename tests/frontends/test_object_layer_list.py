@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import backcheck
+from backcheck.errors import BadInputError
 
 
 class Dense:
@@ -73,3 +74,8 @@ def test_the_method_names_given_apply_to_every_layer():
 
     report = backcheck.check_object([Fprop(), Fprop()], X, forward="fprop", backward="bprop")
     assert report.status == "pass" and [lf.name for lf in report.leaves] == ["input"], report
+
+
+def test_a_list_of_layers_given_two_inputs_is_refused_by_name():
+    with pytest.raises(BadInputError, match="a list of 2 layers and 2 inputs"):
+        backcheck.check_object([Dense(3, 4, 0), Tanh()], X, X)

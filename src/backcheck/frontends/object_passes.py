@@ -105,7 +105,7 @@ class Backward:
             if s.name in resting and grads[k] is not None:
                 grads[k] = np.asarray(grads[k]) - resting[s.name]
                 most = float(np.max(np.abs(resting[s.name]), initial=0.0))
-                self.rested[s.name] = max(self.rested.get(s.name, 0.0), most) if most else self.rested.get(s.name, 0.0)
+                self.rested[s.name] = max(self.rested.get(s.name, 0.0), most)  # (resting_note drops the zeros)
         return (*self._inputs(ret[: spec.n_in] if positional else ret), *grads)
 
     def _resting(self, dout: Any, args: tuple[Any, ...]) -> dict[str, np.ndarray]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from backcheck.errors import BadInputError
 from backcheck.frontends.object_steps import learning_rate_of
 
 
@@ -18,8 +19,16 @@ def layer_list(obj: Any, forward: str, backward: str) -> bool:
     )
 
 
-def as_network(layers: list[Any] | tuple[Any, ...], forward: str, backward: str) -> tuple[Any, str]:
-    """The list as one layer object (its layers the same objects, held as ``layers``), and a note saying so."""
+def as_network(layers: list[Any] | tuple[Any, ...], forward: str, backward: str, inputs: int) -> tuple[Any, str]:
+    """The list as one layer object (its layers the same objects, held as ``layers``), and a note saying so;
+    :class:`BadInputError` where it is given other than one input (``inputs``), which its first layer takes."""
+    if inputs != 1:
+        raise BadInputError(
+            f"check_object got a list of {len(layers)} layers and {inputs} inputs; a list is run as a network of "
+            "one input, each layer's output the next one's input.",
+            "pass the network's one input: check_object(layers, x); for a first layer of several inputs, check a "
+            "network object whose forward takes them.",
+        )
     stepped = [k for k, layer in enumerate(layers) if learning_rate_of(getattr(layer, backward)) is not None]
     net = (SteppedNetwork if stepped else Network)(list(layers), forward, backward, stepped)
     takes = " (with a learning rate where it takes one)" if stepped else ""

@@ -183,7 +183,7 @@ def check_object(
     """
     listed = ""
     if layer_list(layer, forward, backward):  # a network kept as a list of layers: one layer, run in sequence
-        (layer, listed), forward, backward = as_network(layer, forward, backward), "forward", "backward"
+        (layer, listed), forward, backward = as_network(layer, forward, backward, len(inputs)), "forward", "backward"
     spec = _validate(layer, inputs, forward, backward, reset, options)
     try:
         report = _check(layer, inputs, spec, params, grads, dout, options)
