@@ -89,6 +89,7 @@ class Evaluator:
         #: elements judged at a wider step than their own (``refinement.judged_at``): their bound is the last word
         self.wider: set[int] = set()
         self.unsettled: set[int] = set()  # at kinks unsettled at the step, whose finer steps' slopes agree
+        self.measured_moves = 0  # moves along which strategies.nearby measured f's noise (a budget per check)
         self._sums: list[int] = []  # checksums of the inputs at the current base point
         self._base: list[np.ndarray] | None = None  # the base point's values while shifted
         self._coarse = ""  # a note when the output is in a coarser dtype than the inputs
@@ -152,9 +153,8 @@ class Evaluator:
         A second call at the point tells a random function (:class:`NondeterministicError`). ``repeat=False``
         defers it to :meth:`recheck`, which the noise probe and any verdict but a pass call first: a check
         whose every difference clears on rounding alone has measured no noise, random or not, and pays for
-        one evaluation less (random directions, whose check is 7 evaluations, not 8). ``at_point``: f's output
-        at the point from a call the frontend made (on copies of it), taken for the first call.
-        """
+        one evaluation less (random directions: 7 evaluations, not 8). ``at_point``: f's output at the point
+        from a call the frontend made (on copies of it), taken for the first call."""
         try:
             phi, scale, dtype = self._eval(None, anchor=True) if at_point is None else self.output.anchor(at_point)
             self.mutated = self.tree.changed()

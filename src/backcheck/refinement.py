@@ -16,7 +16,7 @@ import numpy as np
 from backcheck.errors import BackcheckError, NonFiniteError
 from backcheck.evaluate import Evaluator
 from backcheck.numeric.grad import NOISE_FACTOR, noise_level, one_sided, roundoff
-from backcheck.numeric.noise import element_noise
+from backcheck.numeric.noise import REACH, element_noise
 from backcheck.rounding import (
     agrees,
     quanta_floor,
@@ -183,7 +183,7 @@ def _unless_noise(
 #: tell a function that changes only in coarse steps (a value computed with cancellation: 1 + erf(x) near -8)
 #: from one that does not read the element.
 WIDER = 8.0
-WIDEST = 0.1
+WIDEST = REACH  # (the noise probe's reach: the same tenth)
 #: Elements of one array tried wider before the array counts as not moving f at any step.
 WIDER_TRIES = 2
 
@@ -246,8 +246,6 @@ FINER = (2.0**-10, 2.0**-15, 2.0**-20)
 #: drown in its rounding, and a kink a fifth or a tenth of a step away, a clip's bound beside data at 1e3, is
 #: crossed no more at one of them)
 NEAR_FINER = (2.0**-3, 2.0**-5, 2.0**-7)
-#: The output rounding (relative) from which f rounds coarsely.
-COARSE_OUTPUT = 1e-10
 
 
 def below_step(ev: Evaluator, i: int, h: float) -> bool:
@@ -305,7 +303,7 @@ def at_finer_steps(ev: Evaluator, i: int, a: float, h: float, res: float, tol: T
     failing both, the tightest pass found on the way, or the finest verdict.
     """
     found, spans = [], []
-    for fraction in (*NEAR_FINER, *FINER) if ev.out_eps > COARSE_OUTPUT else FINER:
+    for fraction in (*NEAR_FINER, *FINER) if ev.out_eps > COARSE_EPS else FINER:
         s = h * fraction
         phis, disp = ev.element(i, (s, -s))
         if disp[0] == 0.0 or disp[1] == 0.0:

@@ -317,8 +317,8 @@ UNMET = 1.5
 
 def _crossed(leaf: Any, still: np.ndarray | None, again: Any) -> str:
     """Why random directions over ``leaf`` were given up: where they crossed kinks (or rough ground)."""
-    if again is not None:
-        where = f"at {still.size} element(s) and, with those left out, still elsewhere" if still is not None else ""
+    if again is not None:  # (projected again without the elements found: ``still`` is never None then)
+        where = f"at {len(still) if still is not None else 0} element(s) and, with those left out, still elsewhere"
     elif still is None:
         where = f"at more than {MAX_KINKED} elements"
     else:

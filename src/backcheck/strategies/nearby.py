@@ -12,8 +12,6 @@ value lies outside their one-sided slopes; :mod:`backcheck.strategies.ties` thos
 
 from __future__ import annotations
 
-import weakref
-
 import numpy as np
 
 from backcheck.bits import BFLOAT16_EPS, dot
@@ -433,14 +431,13 @@ UNSETTLED = 0.125
 
 
 def slopes_along(
-    ev: Evaluator, group: np.ndarray, v: np.ndarray, claim: Claim, g: np.ndarray | None = None, most: float = np.inf
+    ev: Evaluator, group: np.ndarray, v: np.ndarray, claim: Claim, g: np.ndarray | None = None
 ) -> tuple[float, float, float]:
     """The one-sided slopes of ``f`` along ``v`` (over ``group``) at half the group's smallest step, or at a finer
     step where they still move with it, and their slack: how far they moved from twice the step, the round-off,
     the analytic side's resolution, and what the rounded displacements take from ``g . v`` (the claim is weighed
-    against ``t v``, the move asked for). ``g``: the analytic values of ``group`` (the claim's at the point);
-    ``most``: the largest step to start from (a tie's distance to the next value)."""
-    return weigh_along(ev, group, v, claim, g, most)[:3]
+    against ``t v``, the move asked for). ``g``: the analytic values of ``group`` (the claim's at the point)."""
+    return weigh_along(ev, group, v, claim, g)[:3]
 
 
 def weigh_along(
@@ -479,12 +476,10 @@ def weigh_along(
     if target is None:
         slack = bound(trunc, noise, res) + disp_err
         return fwd, bwd, slack, slack
-    rests = (bound(trunc, 0.0, res) + disp_err, bound(min(trunc, central), 0.0, res) + disp_err)
+    smooth = min(trunc, central)
+    rests = (bound(trunc, 0.0, res) + disp_err, bound(smooth, 0.0, res) + disp_err)
     noise = _quieter(ev, (group, v, t / 2, gs), (fwd, bwd, target), rests, noise, phis)
-    if not is_kink(abs(fwd - bwd), abs(fwd1 - bwd1), noise):
-        trunc_claim = min(trunc, central)
-    else:
-        trunc_claim = trunc
+    trunc_claim = trunc if is_kink(abs(fwd - bwd), abs(fwd1 - bwd1), noise) else smooth
     return fwd, bwd, bound(trunc, noise, res) + disp_err, bound(trunc_claim, noise, res) + disp_err
 
 
@@ -508,16 +503,14 @@ def _quieter(
     model = bound(0.0, noise, 0.0)
     if not (abs(fwd - bwd) <= model + rests[0] and rests[1] < abs(target - (fwd + bwd) / 2) <= model + rests[0]):
         return noise  # (the model decides nothing the measured noise could change)
-    spent = _MEASURED.get(ev, 0)
-    if spent >= MEASURED_MOVES:
+    if ev.measured_moves >= MEASURED_MOVES:
         return noise
-    _MEASURED[ev] = spent + 1
+    ev.measured_moves += 1
     group, v, half, gs = move
     sigma = local_noise(ev, group, half * v, gs)
     level = max(NOISE_FACTOR * sigma, ev.out_eps * max(abs(ev.phi0), float(np.max(np.abs(phis)))) / 2)
     return min(noise, 2 * level / half)
 
 
-#: Moves along which :func:`slopes_along` measures ``phi``'s noise at most, per check (24 evaluations each).
+#: Moves along which :func:`weigh_along` measures ``phi``'s noise at most, per check (24 evaluations each).
 MEASURED_MOVES = 32
-_MEASURED: weakref.WeakKeyDictionary[Evaluator, int] = weakref.WeakKeyDictionary()

@@ -367,7 +367,8 @@ def _wrong_nearby(ev: Evaluator, idx: np.ndarray, wrong: np.ndarray) -> list[str
         "one alone: such a value may be a valid "
         "split of the tie's gradient, but the backward pass was wrong at points nearby where the tie is broken (a "
         "gradient function that returns one precomputed array whatever its argument is so), so they stay "
-        "mismatches; pass the gradient as an array to have them judged by their ties moved together."
+        "mismatches. If the gradient function ignores its argument, pass the array it returns instead: its ties "
+        "are then judged moved together (a split among a tie's elements that sums right passes, and is said)."
     ]
 
 
