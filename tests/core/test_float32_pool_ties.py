@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from float32_pools import CASES, pool
+from float32_pools import CASES, image, pool
 
 import backcheck
 from backcheck.report import summarize
@@ -21,8 +21,8 @@ from backcheck.tree import Tree
 @pytest.mark.parametrize("seed", [0, 1, 3, 4, 5])
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_float32_max_pool_routing_each_window_to_its_first_maximum_passes(case, seed, dtype):
-    (k, stride, pad), shape = CASES[case]
-    x = np.random.default_rng(seed).integers(0, 3, size=shape).astype(dtype)
+    (k, stride, pad), _ = CASES[case]
+    x = image(case, seed, dtype)
     report = backcheck.check_layer(*pool(k, stride, pad), (x,))
     assert report.status == "pass", report
     assert report.leaves[0].n_kinks > 0, report
@@ -33,8 +33,8 @@ def test_a_float32_max_pool_routing_each_window_to_its_first_maximum_passes(case
 @pytest.mark.parametrize("seed", [2, 4])
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_float32_max_pool_routed_wrongly_at_its_ties_still_fails(case, seed, bug, strategy):
-    (k, stride, pad), shape = CASES[case]
-    x = np.random.default_rng(seed).integers(0, 3, size=shape).astype(np.float32)
+    (k, stride, pad), _ = CASES[case]
+    x = image(case, seed, np.float32)
     report = backcheck.check_layer(*pool(k, stride, pad, bug), (x,), strategy=strategy)
     assert report.status == "fail", report
 

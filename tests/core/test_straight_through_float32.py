@@ -46,7 +46,7 @@ def test_a_float32_step_with_a_surrogate_rule_fails_as_locally_constant(k: int) 
         r = backcheck.check(step, x.astype(dtype), lambda p: w)
         assert r.status == "fail" and "locally constant" in _kinds(r), r
         assert "a value rounded inside" not in str(r), r
-    assert backcheck.check(step, x, lambda p: 0 * w).status != "fail"  # its derivative
+    assert backcheck.check(step, x, lambda p: 0 * w).status == "pass"  # its derivative
 
 
 @pytest.mark.parametrize("k", range(3))

@@ -16,4 +16,4 @@ import backcheck
 def test_sin_beyond_its_resolution_never_fails_its_right_gradient(seed, scale):
     x = np.random.default_rng(seed).normal(size=200) * scale
     r = backcheck.check(lambda x: float(np.sum(np.sin(x))), x, np.cos)
-    assert r.status != "fail", r
+    assert r.status == "inconclusive", r  # (never a pass: nothing resolves sin there)
