@@ -15,7 +15,7 @@ import numpy as np
 
 from backcheck.nn.autograd import Context
 from backcheck.nn.errors import DTypeError, IndexRangeError, LabelError, ShapeError
-from backcheck.nn.ops.reduce import kept_max
+from backcheck.nn.ops.reduce import _norm_axis, kept_max
 from backcheck.nn.tensor import Function, Tensor, as_tensor
 from backcheck.nn.validate import choice, flag, float_array, generator, integer, number, probability
 
@@ -63,15 +63,10 @@ def class_labels(op: str, labels: np.ndarray, classes: int | None) -> None:
         )
 
 
-def _axis(op: str, axis: Any, ndim: int) -> int | tuple[int, ...]:
-    """The axis to normalize over; for a 0-d input, 0 and -1 (as torch) name no axis at all: ``()``."""
-    axis = integer(op, "axis", axis)
-    if not -max(ndim, 1) <= axis < max(ndim, 1):
-        raise ShapeError(
-            f"{op}: axis {axis} is out of range for an input with {ndim} dimensions",
-            f"use an axis in [{-ndim}, {ndim - 1}]" if ndim else "a 0-d input takes axis 0 or -1 (as torch)",
-        )
-    return axis if ndim else ()
+def _axis(op: str, axis: Any, ndim: int) -> tuple[int, ...]:
+    """The axis to normalize over, as reductions read one; for a 0-d input, 0 and -1 (as torch) name no axis at
+    all: ``()``."""
+    return _norm_axis(op, integer(op, "axis", axis), ndim)
 
 
 # ---------------------------------------------------------------------- softmax family
