@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from agreeing import directions
 
 import backcheck
 
@@ -44,7 +45,7 @@ def test_a_wrong_element_beside_the_jumps_fails(seed):
     assert "x[54321]" in [e.name for e in report.leaves[0].worst if e.status == "mismatch"], report
 
 
-def test_a_smooth_function_still_costs_seven_evaluations():
+def test_a_smooth_function_still_costs_seven_evaluations_at_most():
     x = np.random.default_rng(0).normal(size=N)
     report = backcheck.check(lambda x: float(np.sum(np.sin(x) * x)), x, lambda x: np.cos(x) * x + np.sin(x))
-    assert report.status == "pass" and report.n_evals == 7, report
+    assert report.status == "pass" and report.n_evals == 1 + 2 * directions(report) <= 7, report

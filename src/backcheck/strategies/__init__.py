@@ -282,8 +282,13 @@ def _projected(
             )
             if plan[1] is not None and proj.detectable > UNMET * plan[1]:  # detect= asked for more: not vouched
                 out.inconclusive_leaves[leaf.name] = _unmet(plan[1], k, proj.detectable, leaf.name)
+            early = (
+                f", each to within a fraction of its bound that vouches as {proj.wanted} directions would"
+                if proj.early
+                else ""
+            )
             out.notes.append(
-                f"{leaf.name}: {k} random direction{'s agree' if k > 1 else ' agrees'} (worst |mismatch|/bound "
+                f"{leaf.name}: {k} random direction{'s agree' if k > 1 else ' agrees'}{early} (worst |mismatch|/bound "
                 f"{worst:.2g}); an error of {proj.detectable:.2g} of the gradient (RMS, step-weighted) or more "
                 f"would have failed with probability >= {confidence:.6g}{short}."
             )

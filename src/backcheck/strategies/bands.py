@@ -78,4 +78,5 @@ def project_banded(
         detectable=max(p.detectable for p in found),
         failure=None if failing is None else failing.failure,
         wanted=max(p.wanted for p in found),
+        early=all(p.early for p in found),
     )

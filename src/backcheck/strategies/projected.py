@@ -9,6 +9,12 @@ times one entry's, so an error vector ``e`` escapes one direction's bound ``B`` 
 draw. ``k`` directions miss it with the ``k``-th power of that: the number of directions follows from the
 error size to detect and the confidence asked for (by default an error 10 bounds large, at 0.999: three).
 
+The test is sequential: what the ``k`` directions leave of the miss probability asked for is spent on stopping
+early, after ``j < k`` directions whose every mismatch lies within a fraction ``t_j`` of its bound (an error
+escapes ``j`` such directions with probability at most ``prod SMALL_BALL t_j B / rms(e)``, and the stages' sum
+stays within the confidence). A correct gradient's mismatches are rounding, mostly hundredths of their bounds:
+by default two directions within 0.19 of their bounds, or one within 0.003, vouch for what three would.
+
 ``localize``: when a direction fails, the array's elements are split in halves and the mismatch measured
 along the restriction of the failing direction to each half. A half without wrong elements shows no
 mismatch; a half with them does (a weighting with a continuous distribution cannot cancel errors except
@@ -99,15 +105,57 @@ def directions_needed(bound_rel: float, detect: float | None, confidence: float)
     return max(1, min(MAX_DIRECTIONS, math.ceil(math.log1p(-confidence) / math.log(per) - 1e-9)))
 
 
-def detectable_size(bounds: list[float], scale: float, confidence: float) -> float:
+def early_stops(bound_rel: float, wanted: int, detect: float | None, confidence: float) -> tuple[float, ...]:
+    """The fractions ``t_j`` of their bounds within which the first ``j`` directions' mismatches (``j`` from 1 to
+    ``wanted - 1``) vouch for what ``wanted`` directions would (see the module docstring): the miss probability
+    ``wanted`` directions leave of ``1 - confidence``, shared equally by the stages. Empty where none is left."""
+    target = DETECT_BOUNDS * bound_rel if detect is None else detect
+    per = SMALL_BALL * bound_rel / target if target > 0 else math.inf
+    slack = (1.0 - confidence) - per**wanted if per < 1.0 else 0.0
+    if wanted < 2 or not slack > 0.0 or per <= 0.0:
+        return ()
+    share = slack / (wanted - 1)
+    return tuple(min(1.0, share ** (1.0 / j) / per) for j in range(1, wanted))
+
+
+def stopped_early(results: list[Measurement], stops: tuple[float, ...]) -> bool:
+    """Whether the directions measured so far vouch for the rest: each mismatch within the stage's fraction of its
+    bound (see :func:`early_stops`), none across a kink (whose central difference proves nothing)."""
+    j = len(results)
+    return 0 < j <= len(stops) and all(not m.kinky and abs(m.mismatch) <= stops[j - 1] * m.bound for m in results)
+
+
+def detectable_size(bounds: list[float], scale: float, confidence: float, stops: tuple[float, ...] = ()) -> float:
     """The RMS error (relative to ``scale``, the step-weighted gradient's RMS) that ``bounds`` catch with
-    ``confidence``: the ``B`` with ``prod_j SMALL_BALL * b_j / B = 1 - confidence``."""
+    ``confidence``: the ``B`` with ``prod_j SMALL_BALL * b_j / B = 1 - confidence``. With early ``stops``, the
+    sequential test's: the ``B`` at which the stages' miss probabilities add up to ``1 - confidence`` (a
+    direction not drawn counted at the first one's bound)."""
     if not bounds or scale <= 0 or not all(math.isfinite(b) for b in bounds):
         return math.inf
     if min(bounds) <= 0:
         return 0.0
+    stages = len(stops) + 1
+    if stages > 1:
+        bounds = (bounds + [bounds[0]] * stages)[:stages]
     geo = math.exp(sum(math.log(SMALL_BALL * b) for b in bounds) / len(bounds))
-    return geo * (1.0 - confidence) ** (-1.0 / len(bounds)) / scale
+    size = geo * (1.0 - confidence) ** (-1.0 / len(bounds))
+    if stages > 1:
+        size = _staged_size(bounds, (*stops, 1.0), 1.0 - confidence, size)
+    return size / scale
+
+
+def _staged_size(bounds: list[float], fractions: tuple[float, ...], alpha: float, low: float) -> float:
+    """The ``B`` at which ``sum_j prod_{i <= j} SMALL_BALL * fractions[j] * bounds[i] / B`` is ``alpha``: above
+    ``low`` (the last stage's alone), each term falls at least like ``1 / B`` (bisection, in logs)."""
+
+    def miss(size: float) -> float:
+        return sum(math.prod(SMALL_BALL * t * b / size for b in bounds[: j + 1]) for j, t in enumerate(fractions))
+
+    high = low * max(1.0, miss(low) / alpha)
+    for _ in range(60):
+        mid = math.sqrt(low * high)
+        low, high = (low, mid) if miss(mid) <= alpha else (mid, high)
+    return high
 
 
 #: From this many elements on, a direction's sums over the array are taken from their expected values.
@@ -192,6 +240,7 @@ class LeafProjection:
     detectable: float  # relative RMS error caught with the confidence asked for
     failure: np.ndarray | None  # the first failing direction's weights, to localize with
     wanted: int = 0  # directions the detection size and confidence asked for
+    early: bool = False  # stopped before ``wanted`` directions (see early_stops)
 
 
 def project_leaf(
@@ -226,6 +275,7 @@ def project_leaf(
     # without stop_on_failure: the failing directions and the rng's state
     failing: list[tuple[int, Mapping[str, Any] | None]] = []
     wanted = count or 1
+    stops: tuple[float, ...] = ()
     with lend(leaf.size) as buffer, lend(leaf.size) as hc:
         k = math.sqrt(12.0 / max(leaf.size - (0 if still is None else still.size), 1))
         scale, l1, hh = _sums(g, h, k, hc, buffer)  # scale: the step-weighted gradient's RMS, errors are its share
@@ -247,13 +297,17 @@ def project_leaf(
                 wanted = directions_needed(m.bound / scale, detect, confidence)
                 if wanted >= leaf.size:
                     break  # as many directions as elements: the caller checks each element instead
+                stops = early_stops(m.bound / scale, wanted, detect, confidence)
+            if stopped_early(results, stops):
+                break  # these directions vouch for the rest (see the module docstring)
         if failing and kinks_possible(leaf, still, results):
             redraw = (type(rng.bit_generator), hc, buffer)
             failure = _settled(ev, along, results, failing, redraw, h)
     failed = any(m.failed for m in results)
     kinky = sum(m.kinky for m in results)
-    detectable = detectable_size([m.bound for m in results], scale, confidence)
-    return LeafProjection(failed, kinky, results, detectable, failure, wanted)
+    detectable = detectable_size([m.bound for m in results], scale, confidence, stops)
+    early = len(results) < wanted and stopped_early(results, stops)
+    return LeafProjection(failed, kinky, results, detectable, failure, wanted, early)
 
 
 #: At most this many elements that random directions cross kinks at are located by bisection (then judged one
