@@ -196,7 +196,8 @@ def test_a_clean_check_pays_nothing_for_the_probe(monkeypatch):
     assert full.ok and full.n_evals == 2 * x.size + 2 and not calls
     big = np.random.default_rng(1).normal(size=5000)
     auto = backcheck.check(lambda v: np.sum(np.sin(v)), big, np.cos, strategy="auto")
-    assert auto.ok and auto.n_evals == 7 and not calls
+    # the point once and two evaluations per random direction (at most three): no noise probe
+    assert auto.ok and auto.n_evals in (3, 5, 7) and not calls
 
 
 def test_a_float32_function_refines_again_only_elements_called_wrong_near_their_floor(monkeypatch):

@@ -75,4 +75,5 @@ def test_a_float32_sort_of_integers_passes_and_fails_one_tied_ranks_gradient_1_p
 def test_a_smooth_check_measures_no_noise_along_moves():
     x = np.random.default_rng(0).normal(size=(4, 3))
     report = backcheck.check(lambda x: float(np.sum(np.tanh(x))), x, lambda x: 1 - np.tanh(x) ** 2, strategy="auto")
-    assert report.status == "pass" and report.n_evals == 7, report
+    # the point once and two evaluations per random direction (at most three), no noise measured
+    assert report.status == "pass" and report.n_evals in (3, 5, 7), report
