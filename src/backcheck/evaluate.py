@@ -24,7 +24,7 @@ from backcheck.errors import (
     NonFiniteError,
     UserFunctionError,
 )
-from backcheck.moves import covers, in_place, move, move_dots, split
+from backcheck.moves import covers, in_place, move, move_dots, split, write_step
 from backcheck.outputs import NARROW_EVIDENCE, Output, computed_dtype, narrow_inputs
 from backcheck.randomness import jitter
 from backcheck.tree import Leaf, Tree, flat_view
@@ -446,9 +446,11 @@ class Evaluator:
         try:
             for k, s in enumerate(steps):
                 moved = True
-                if fused:
+                if fused and k:
+                    write_step(groups[0], s)  # (its dots were taken with the first step's)
+                elif fused:
                     assert weights is not None
-                    disps.append(move_dots(groups[0], s, weights))
+                    disps.extend(move_dots(groups[0], steps, weights))
                 else:
                     buf = out[k] if out is not None and len(groups) == 1 else None
                     parts = [move(group, keep, s, buf) for group, keep in zip(groups, fixed, strict=True)]

@@ -26,27 +26,43 @@ def in_place(group: tuple[Any, ...]) -> bool:
     return leaf.dtype == np.float64 and isinstance(local, slice) and isinstance(flat, np.ndarray)
 
 
-def move_dots(group: tuple[Any, ...], s: float, weights: Sequence[np.ndarray]) -> list[float]:
-    """Write ``x0 + s * c`` into one float64 run (as :func:`move`) and return the dot product of each of
-    ``weights`` with the actual displacement, a chunk at a time: the displacement is never written out."""
+def _step(xs: np.ndarray, cs: np.ndarray, s: float, out: np.ndarray) -> np.ndarray:
+    """``xs + s * cs`` rounded to float64, into ``out`` (one pass for a step of +-1)."""
+    if s in (1.0, -1.0):
+        return (np.add if s > 0 else np.subtract)(xs, cs, out=out)
+    np.multiply(cs, s, out=out)
+    out += xs
+    return out
+
+
+def move_dots(group: tuple[Any, ...], steps: Sequence[float], weights: Sequence[np.ndarray]) -> list[list[float]]:
+    """Write ``x0 + s * c`` for the first of ``steps`` into one float64 run (as :func:`move`) and return, per step,
+    the dot product of each of ``weights`` with its actual displacement, a chunk at a time: the displacements are
+    never written out, and each chunk of ``x0``, ``c`` and the weights is read once for every step (the later
+    steps are written by :func:`write_step`)."""
     _leaf, local, c, flat, x0, _native = group
     new = flat[local]
     n = c.size
     tmp = np.empty(min(n, DOTS_CHUNK))
-    sums = [0.0] * len(weights)
+    other = np.empty(tmp.size) if len(steps) > 1 else tmp
+    sums = [[0.0] * len(weights) for _ in steps]
     with np.errstate(invalid="ignore", over="ignore"):
         for a in range(0, n, DOTS_CHUNK):
             b = min(a + DOTS_CHUNK, n)
-            xs, nw, t = x0[a:b], new[a:b], tmp[: b - a]
-            if s in (1.0, -1.0):
-                (np.add if s > 0 else np.subtract)(xs, c[a:b], out=nw)
-            else:
-                np.multiply(c[a:b], s, out=nw)
-                nw += xs
-            np.subtract(nw, xs, out=t)
-            for j, w in enumerate(weights):
-                sums[j] += dot(w[a:b], t)
+            xs, cs, t = x0[a:b], c[a:b], tmp[: b - a]
+            for k, s in enumerate(steps):
+                moved = _step(xs, cs, s, new[a:b] if k == 0 else other[: b - a])
+                np.subtract(moved, xs, out=t)
+                for j, w in enumerate(weights):
+                    sums[k][j] += dot(w[a:b], t)
     return sums
+
+
+def write_step(group: tuple[Any, ...], s: float) -> None:
+    """Write ``x0 + s * c`` into one float64 run (a later step of :func:`move_dots`)."""
+    _leaf, local, c, flat, x0, _native = group
+    with np.errstate(invalid="ignore", over="ignore"):
+        _step(x0, c, s, flat[local])
 
 
 def move(group: tuple[Any, ...], keep: np.ndarray | None, s: float, out: np.ndarray | None = None) -> np.ndarray:

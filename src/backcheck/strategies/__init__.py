@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -400,8 +401,10 @@ def _own_path(
     of them while they fit in what is left of the check's ``budget``, else a sample), and left out of the
     directions, whose bound would count the gap as rounding. None when that is every element (judged here); an
     empty array when there is none."""
-    idx = np.arange(leaf.offset, leaf.offset + leaf.size)
-    nonfinite = np.flatnonzero(~np.isfinite(claim.g[idx]))
+    gs = claim.g[leaf.offset : leaf.offset + leaf.size]
+    with np.errstate(all="ignore"):  # (a sum that is finite has finite terms: one pass, no temporaries)
+        finite = math.isfinite(float(np.sum(gs))) or bool(np.isfinite(gs).all())
+    nonfinite = np.empty(0, dtype=np.int64) if finite else np.flatnonzero(~np.isfinite(gs))
     if nonfinite.size:
         out.notes.append(
             f"{leaf.name}: {nonfinite.size} element(s) of the gradient are NaN or infinite: judged one by one (a "
@@ -409,6 +412,7 @@ def _own_path(
         )
     far = nonfinite
     if claim.g_wide is not None:
+        idx = np.arange(leaf.offset, leaf.offset + leaf.size)
         far = np.union1d(far, np.flatnonzero(~plausible_rounding(claim, idx, claim.g_wide[idx], ev)))
     if not far.size:
         return far

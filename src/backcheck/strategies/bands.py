@@ -42,6 +42,15 @@ def bands(steps: np.ndarray, still: np.ndarray) -> list[np.ndarray]:
     return sorted(groups, key=lambda g: -g.size)
 
 
+def one_band(steps: np.ndarray, still: np.ndarray) -> bool:
+    """Whether every step moves and lies within :data:`STEP_BAND` of the others, nothing left still (the common
+    case, told without a pass that writes)."""
+    if still.size or steps.size < 2:
+        return False
+    lo = float(steps.min())
+    return lo > 0 and float(steps.max()) <= STEP_BAND * lo
+
+
 def project_banded(
     ev: Evaluator,
     claim: Claim,
@@ -56,8 +65,9 @@ def project_banded(
     judged so."""
     plan, stop = how
     found: list[LeafProjection] = []
-    groups = bands(claim.steps[leaf.offset : leaf.offset + leaf.size], still)
-    if len(groups) == 1:  # (the common case: one projection, as the array's own)
+    steps = claim.steps[leaf.offset : leaf.offset + leaf.size]
+    groups = [] if one_band(steps, still) else bands(steps, still)
+    if len(groups) <= 1:  # (the common case: one projection, as the array's own)
         return project_leaf(ev, claim, leaf, rng, plan, stop_on_failure=stop, still=still)
     for band in groups:
         if band.size <= FEW:
