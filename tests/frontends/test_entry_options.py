@@ -17,6 +17,12 @@ def torch():
     return torch
 
 
+def _three(report) -> bool:
+    """Whether the report's note says three directions were asked for (measured, or vouched for by fewer)."""
+    said = " ".join(report.notes)
+    return "3 random directions agree" in said or "vouches as 3 directions would" in said
+
+
 def test_torch_check_takes_detect_and_confidence(torch) -> None:
     import backcheck.torch as bt
 
@@ -25,8 +31,9 @@ def test_torch_check_takes_detect_and_confidence(torch) -> None:
     default = bt.check(fn, x, strategy="projected")
     one = bt.check(fn, x, strategy="projected", confidence=0.9)
     assert default.status == one.status == "pass"
-    # the number of directions follows the confidence asked for: 3 by default, 1 at 0.9 (2 evaluations each)
-    assert default.n_evals - one.n_evals == 4
+    # the number of directions follows the confidence asked for: 3 by default (or 2 well within their bounds that
+    # vouch as 3 would), 1 at 0.9 (2 evaluations each)
+    assert default.n_evals - one.n_evals in (2, 4) and _three(default)
     assert any("0.9" in n for n in one.notes), one.notes
 
 
@@ -112,7 +119,7 @@ def test_jax_check_takes_floor_detect_and_confidence(x64) -> None:
     default = bj.check(lambda x: jnp.sin(x).sum(), x, strategy="projected")
     one = bj.check(lambda x: jnp.sin(x).sum(), x, strategy="projected", confidence=0.9)
     assert default.status == one.status == "pass"
-    assert default.n_evals - one.n_evals == 4
+    assert default.n_evals - one.n_evals in (2, 4) and _three(default)
     t = jnp.linspace(-2.0, 2.0, 7)
     reached = bj.check(lambda x: jnp.tanh(x).sum(), t, floor=1e-8)
     assert reached.status == "pass" and reached.leaves[0].floor_rel < 1e-7, reached
