@@ -245,9 +245,7 @@ class Evaluator:
         self.jitter = max(self.jitter, jitter(self.fname, (self.phi0, again), size, self.out_dtype))
 
     # -- many points at once ------------------------------------------------------------------------------
-    def first_differences(
-        self, idx: np.ndarray, steps: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def first_differences(self, idx: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, ...]:
         """``phi(x +- h_i e_i)`` for every ``i`` in ``idx``: serially, vectorized, or on the executor.
 
         Returns (phi plus, phi minus, actual plus displacement, actual minus displacement). Where a value is
@@ -449,8 +447,7 @@ class Evaluator:
                 if fused and k:
                     write_step(groups[0], s)  # (its dots were taken with the first step's)
                 elif fused:
-                    assert weights is not None
-                    disps.extend(move_dots(groups[0], steps, weights))
+                    disps.extend(move_dots(groups[0], steps, weights or ()))
                 else:
                     buf = out[k] if out is not None and len(groups) == 1 else None
                     parts = [move(group, keep, s, buf) for group, keep in zip(groups, fixed, strict=True)]

@@ -24,7 +24,6 @@ from backcheck.strategies.bands import project_banded
 from backcheck.strategies.elementwise import SPREAD_THIN, Outcome, plausible_rounding, run
 from backcheck.strategies.nearby import agrees_around
 from backcheck.strategies.projected import (
-    MAX_DIRECTIONS,
     MAX_KINKED,
     LeafProjection,
     kinked,
@@ -32,6 +31,16 @@ from backcheck.strategies.projected import (
     project_leaf,
     suspects,
     tied_together,
+)
+from backcheck.strategies.wording import (
+    UNMET,
+    agreed,
+    blind_sample,
+    crossed,
+    exhaustive,
+    how_many,
+    shrunk,
+    unmet,
 )
 from backcheck.verdict import FAILING, JUMP, KINK, OK, VOUCH, Claim, rms, vouched
 
@@ -200,7 +209,6 @@ def _projected(
     rng: np.random.Generator,
     skip: frozenset[str] = frozenset(),
 ) -> Outcome:
-    confidence = plan[2]
     out = _Collected()
 
     budget = [ELEMENTWISE_FALLBACK]  # elements the whole check may still judge past its samples
@@ -238,13 +246,13 @@ def _projected(
         masked = bool(np.any((ev.tree.excluded >= leaf.offset) & (ev.tree.excluded < leaf.offset + leaf.size)))
         if masked and leaf.size > SMALL_ARRAY:
             # directions through non-finite entries (masks) are not defined
-            out.notes.append(f"{leaf.name} holds non-finite entries: {_how_many(*sample(leaf))}.")
+            out.notes.append(f"{leaf.name} holds non-finite entries: {how_many(*sample(leaf))}.")
             continue
         if leaf.size <= SMALL_ARRAY or (plan[0] is not None and plan[0] >= leaf.size):
             # a small array is cheaper to check element by element than to project and localize
             out.add_outcome(run(ev, claim, _elements(ev, leaf), rng))
             if leaf.size > SMALL_ARRAY:
-                out.notes.append(_exhaustive(leaf, plan[0]))
+                out.notes.append(exhaustive(leaf, plan[0]))
             continue
         own_path = _own_path(ev, claim, leaf, rng, out, budget)
         if own_path is None:
@@ -252,11 +260,11 @@ def _projected(
         proj = project_banded(ev, claim, leaf, rng, (plan, localize_failures), own_path, alone)
         if proj is None:
             continue
-        out.notes.extend(_shrunk(leaf, proj))
+        out.notes.extend(shrunk(leaf, proj))
         if proj.wanted >= leaf.size and not proj.failed:
             # the detection size asked for needs as many directions as elements: every element instead
             out.add_outcome(run(ev, claim, _elements(ev, leaf), rng))
-            out.notes.append(_exhaustive(leaf, proj.wanted))
+            out.notes.append(exhaustive(leaf, proj.wanted))
             continue
         if proj.kinky and not proj.failed:
             around = _around_kinks(ev, claim, leaf, rng, (plan, localize_failures), sample, out)
@@ -271,28 +279,14 @@ def _projected(
             out.notes.append(
                 f"{leaf.name}: {k} random direction{'s agree' if k > 1 else ' agrees'}, but only an error of "
                 f"{proj.detectable:.2g} of the gradient or more would have failed them; instead "
-                f"{_how_many(*sample(leaf))}."
+                f"{how_many(*sample(leaf))}."
             )
             continue
         if not proj.failed:
             out.floors[leaf.name] = proj.detectable
-            short = (
-                f" (the detection size asked for needs more than {k}: this is what {k} reach)"
-                if plan[0] is None and proj.wanted >= MAX_DIRECTIONS
-                else ""
-            )
             if plan[1] is not None and proj.detectable > UNMET * plan[1]:  # detect= asked for more: not vouched
-                out.inconclusive_leaves[leaf.name] = _unmet(plan[1], k, proj.detectable, leaf.name)
-            early = (
-                f", each to within a fraction of its bound that vouches as {proj.wanted} directions would"
-                if proj.early
-                else ""
-            )
-            out.notes.append(
-                f"{leaf.name}: {k} random direction{'s agree' if k > 1 else ' agrees'}{early} (worst |mismatch|/bound "
-                f"{worst:.2g}); an error of {proj.detectable:.2g} of the gradient (RMS, step-weighted) or more "
-                f"would have failed with probability >= {confidence:.6g}{short}."
-            )
+                out.inconclusive_leaves[leaf.name] = unmet(plan[1], k, proj.detectable, leaf.name)
+            out.notes.append(agreed(leaf.name, proj, plan, worst))
             continue
         failing = sum(m.failed for m in proj.measurements)
         if not localize_failures:
@@ -303,45 +297,6 @@ def _projected(
             continue
         _localize_leaf(ev, claim, leaf, proj, rng, (plan, True), sample, out)
     return out.outcome()
-
-
-def _shrunk(leaf: Any, proj: Any) -> list[str]:
-    """A note where random directions were shrunk to stay inside f's domain."""
-    shrunk = min(m.shrunk for m in proj.measurements)
-    if shrunk >= 1.0:
-        return []
-    return [
-        f"{leaf.name}: random directions left f's domain (NaN or inf at a step) and were shrunk "
-        f"{1 / shrunk:.3g}x to stay inside it; their bounds grew as much."
-    ]
-
-
-#: A detection size reached within this factor of the one asked for meets it (the bound of each direction is
-#: itself an estimate).
-UNMET = 1.5
-
-
-def _crossed(leaf: Any, still: np.ndarray | None, again: Any) -> str:
-    """Why random directions over ``leaf`` were given up: where they crossed kinks (or rough ground)."""
-    if again is not None:  # (projected again without the elements found: ``still`` is never None then)
-        where = f"at {len(still) if still is not None else 0} element(s) and, with those left out, still elsewhere"
-    elif still is None:
-        where = f"at more than {MAX_KINKED} elements"
-    else:
-        where = f"along every one of its {leaf.size} elements"
-    return (
-        f"random directions cross kinks at the point (ties, ReLU inputs at 0), or f is too rough along them to "
-        f"tell, {where}"
-    )
-
-
-def _unmet(detect: float, k: int, reached: float, name: str) -> str:
-    """Why an array is inconclusive when its ``k`` directions reach only ``reached``, not ``detect=``."""
-    return (
-        f"detect={detect:.2g} asks for errors of that size to fail, but {k} random directions catch only "
-        f"{reached:.2g} of {name}'s gradient (their bounds, the function's rounding, set it); pass a larger "
-        "detect=, or use floor= / strategy='full' to judge elements one by one."
-    )
 
 
 def _around_kinks(
@@ -373,14 +328,14 @@ def _around_kinks(
     if again is None and still is not None and still.size < leaf.size:
         again = project_leaf(ev, claim, leaf, rng, plan, stop_on_failure=localize_failures, still=still)
     if again is None or (again.kinky and not again.failed):
-        out.notes.append(f"{leaf.name}: {_crossed(leaf, still, again)}, so instead {_how_many(*sample(leaf))}.")
+        out.notes.append(f"{leaf.name}: {crossed(leaf, still, again)}, so instead {how_many(*sample(leaf))}.")
         _ties(ev, claim, leaf, rng, out)
         return None
     assert still is not None
     if still.size > KINKY_SAMPLES:
         where = (
             f"{still.size} of its elements sit at zero or share their value with another, where random directions "
-            f"cross kinks: of these, {_how_many(*sample(leaf, still + leaf.offset))}; the rest"
+            f"cross kinks: of these, {how_many(*sample(leaf, still + leaf.offset))}; the rest"
         )
     else:
         out.add_outcome(run(ev, claim, still + leaf.offset, rng))
@@ -436,16 +391,6 @@ def _own_path(
     return far if far.size < leaf.size else None
 
 
-def _how_many(sub: Outcome, pool: int) -> str:
-    """What a (possibly sampled) check of ``pool`` elements judged one by one covered, in words."""
-    if sub.checked.size >= pool:
-        return f"every one of the {pool} was checked one by one"
-    return (
-        f"{sub.checked.size} random elements of {pool} were checked one by one (an error confined to a few of the "
-        "others may go unseen; strategy='full' checks every one)"
-    )
-
-
 def _arrays(o: Outcome) -> tuple[np.ndarray, ...]:
     return o.checked, o.numeric, o.bound, o.status
 
@@ -463,7 +408,7 @@ def _judged_sample(ev: Evaluator, claim: Claim, draw: np.ndarray, rng: np.random
         return _joined(sub, more)
     if draw.size > FIRST_SAMPLES:
         name = ev.tree.leaves[int(np.searchsorted(ev.tree.offsets, draw[0], side="right")) - 1].name
-        out.notes.append(_blind_sample(name, sub.checked.size, draw.size, wrong if dense else None))
+        out.notes.append(blind_sample(name, sub.checked.size, draw.size, wrong if dense else None))
     return sub
 
 
@@ -488,30 +433,10 @@ def _sees_any(claim: Claim, sub: Outcome) -> bool:
     return bool(np.any(seen & (sub.status == OK)) or np.any(sub.bound <= size))
 
 
-def _blind_sample(name: str, judged: int, drawn: int, wrong: int | None = None) -> str:
-    """Why a sample of an array stopped after its first elements (``wrong`` of them wrong: most)."""
-    if wrong is not None:
-        return (
-            f"{name}: {wrong} of the first {judged} elements of a random sample of {drawn} are wrong (an error spread "
-            f"over the array); the other {drawn - judged} were not judged."
-        )
-    return (
-        f"{name}: none of the first {judged} elements of a random sample of {drawn} could see an error that matters "
-        f"(their bounds are beyond {VOUCH:g} of the gradient); the other {drawn - judged} were not judged."
-    )
-
-
 def _elements(ev: Evaluator, leaf: Any) -> np.ndarray:
     """The array's elements, masks (non-finite entries) left out."""
     every = np.arange(leaf.offset, leaf.offset + leaf.size)
     return np.setdiff1d(every, ev.tree.excluded) if ev.tree.excluded.size else every
-
-
-def _exhaustive(leaf: Any, directions: int) -> str:
-    return (
-        f"{leaf.name}: {directions} random directions on {leaf.size} elements would cost more than checking each "
-        "element, so each element was checked one by one."
-    )
 
 
 def _localize_leaf(
