@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import inspect
 import os
+import re
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from backcheck.errors import ArgumentError, BackcheckError, BadInputError, ParamsError, UserFunctionError
@@ -31,7 +33,7 @@ def typed_arguments(fn: F) -> F:
         except TypeError as exc:
             if exc.__traceback__ is None or exc.__traceback__.tb_next is not None:
                 raise _typed(fn, exc) from exc  # raised inside the entry point, not by the call itself
-            raise ArgumentError(f"{exc}.", _arguments_hint(fn)) from None
+            raise ArgumentError(f"{exc}{_nearest(fn, str(exc))}", _arguments_hint(fn)) from None
         except AssertionError:
             raise  # (assert_* entry points fail with an AssertionError of their own)
         except Exception as exc:
@@ -67,6 +69,22 @@ def _user_file(filename: str) -> bool:
     own = os.path.dirname(os.path.abspath(__file__))
     installed = ("site-packages", "dist-packages")
     return not (path.startswith(own) or any(p in path for p in installed) or path.startswith(sys.base_prefix))
+
+
+def did_you_mean(name: str, options: Sequence[str]) -> str:
+    """The end of a sentence on a keyword no option has: ``' (did you mean strategy=?).'`` naming the nearest
+    option, or ``'.'`` where none is near."""
+    close = difflib.get_close_matches(name, list(options), 1, 0.6)
+    return f" (did you mean {close[0]}=?)." if close else "."
+
+
+def _nearest(fn: Callable[..., Any], message: str) -> str:
+    """:func:`did_you_mean` for the keyword Python's ``TypeError`` names, among ``fn``'s keyword parameters."""
+    found = re.search(r"unexpected keyword argument '([^']+)'", message)
+    if found is None:
+        return "."
+    params = inspect.signature(fn).parameters.values()
+    return did_you_mean(found.group(1), [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)])
 
 
 def _arguments_hint(fn: Callable[..., Any]) -> str:

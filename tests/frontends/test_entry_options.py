@@ -175,6 +175,10 @@ def test_a_misspelt_option_is_an_argument_error_at_every_entry_point(torch) -> N
 
     x = torch.ones(3, dtype=torch.float64)
     calls = [
+        lambda: backcheck.check(np.sum, np.ones(3), np.ones_like, stratgy="full"),
+        lambda: backcheck.check_layer(np.tanh, lambda d, x: d, (np.ones(3),), stratgy="full"),
+        lambda: backcheck.assert_grad(np.sum, np.ones(3), np.ones_like, stratgy="full"),
+        lambda: backcheck.assert_layer(np.tanh, lambda d, x: d, (np.ones(3),), stratgy="full"),
         lambda: backcheck.check_object(Layer(), np.ones(3), stratgy="full"),
         lambda: bt.check(torch.sin, x, stratgy="full"),
         lambda: bt.check(lambda t: t.sin(), x, stratgy="full"),

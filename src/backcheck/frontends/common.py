@@ -16,7 +16,7 @@ import numpy as np
 
 from backcheck.backends import FRAMEWORK_BATCH_BYTES, rows_per_call
 from backcheck.bits import dot
-from backcheck.calls import first_line, function_name
+from backcheck.calls import did_you_mean, first_line, function_name
 from backcheck.errors import ArgumentError, BadInputError
 from backcheck.evaluate import Evaluator, Output
 from backcheck.findings import SMALL_ERROR
@@ -552,13 +552,6 @@ def _linear_enough(fname: str, found: Nonlinear) -> str:
         "error against the numeric derivative, in every element, so it is not reported as a nonlinear backward; a "
         "rule solved to a tolerance whose steps follow the cotangent's size does this."
     )
-
-
-def did_you_mean(name: str, options: Sequence[str]) -> str:
-    """The end of a sentence on a keyword no option has: ``' (did you mean strategy=?).'`` naming the nearest
-    option, or ``'.'`` where none is near."""
-    close = difflib.get_close_matches(name, list(options), 1, 0.6)
-    return f" (did you mean {close[0]}=?)." if close else "."
 
 
 #: Keywords of torch's own builtin functions (whose signatures cannot be read) that lie near an option's name:
