@@ -100,6 +100,12 @@ def test_torch_inputs_without_a_float_tensor_are_refused(x: Any) -> None:
     typed(lambda: bt.check(torch.sin, x), BadInputError, "floating-point tensor")
 
 
+def test_a_numpy_array_given_to_the_torch_check_is_named_with_the_way_out() -> None:
+    with pytest.raises(BadInputError, match="a numpy array") as caught:
+        bt.check(torch.sin, np.arange(1.0, 5.0))
+    assert "torch.from_numpy" in caught.value.hint and "backcheck.check" in caught.value.hint
+
+
 @pytest.mark.parametrize(
     "fn",
     [lambda x: None, lambda x: "a", lambda x: 1.0, lambda x: x.long(), lambda x: (), lambda x: (v for v in [x])],

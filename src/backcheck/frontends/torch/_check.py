@@ -122,9 +122,12 @@ def _check_torch(target: Target, knobs: Knobs) -> Report:
     slots = _unless_constant(input_slots(target.args, target.kwargs, list(target.names)), target)
     pslots, consts, module = param_slots(target.params, {s.name for s in slots})
     if not slots + pslots:
+        arrays = [str(n) for n, a in zip(target.names, target.args, strict=False) if isinstance(a, np.ndarray)]
         raise BadInputError(
-            f"none of {target.title}'s inputs is a floating-point tensor, and no params were given.",
-            "pass float tensors (integer tensors are passed through unperturbed).",
+            f"none of {target.title}'s inputs is a floating-point tensor, and no params were given"
+            + (f" ({', '.join(arrays)}: a numpy array, which backcheck.torch does not perturb)." if arrays else "."),
+            "pass float tensors (integer tensors are passed through unperturbed)"
+            + ("; torch.from_numpy(a) makes one, or backcheck.check checks a numpy function." if arrays else "."),
         )
     if knobs.forward_mode and pslots:
         raise BadInputError(
