@@ -219,7 +219,7 @@ def _lambda_text(f: Callable[..., Any]) -> str:
 def first_parameter_name(f: Callable[..., Any], default: str = "params") -> str:
     """The name of ``f``'s first positional parameter (the report's root name for ``params``)."""
     code = getattr(f, "__code__", None)
-    if inspect.isfunction(f) and code is not None and code.co_argcount > 0:
+    if inspect.isfunction(f) and code is not None and code.co_argcount > 0 and not hasattr(f, "__signature__"):
         return code.co_varnames[0]  # a plain function: no signature object needed
     names = arg_names(f, 1, default=default)
     return names[0] if names[0] != f"{default}[0]" else default

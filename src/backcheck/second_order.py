@@ -76,7 +76,8 @@ def _check_hvp(
         require_callable(f, "f", "pass the loss (or None) first: check_hvp(f, grad, hvp, params).")
     require_callable(grad, "grad", "pass the gradient function second: check_hvp(f, grad, hvp, params).")
     require_callable(hvp, "hvp", "pass the Hessian-vector product third: check_hvp(f, grad, hvp, params).")
-    shape_tree = params_tree(params, first_parameter_name(grad), in_place=False)
+    root = first_parameter_name(hvp, default=first_parameter_name(grad))  # the product under test names the point
+    shape_tree = params_tree(params, root, in_place=False)
     if v is None:
         rng = Options.make(seed=seed).rng("hvp vector")
         v = shape_tree.fresh(rng.standard_normal(shape_tree.size))
@@ -88,13 +89,19 @@ def _check_hvp(
         return dot(v_flat, shape_tree.pack(grad(p), "gradient"))
 
     directional_gradient.__name__ = f"<v, {getattr(grad, '__name__', 'grad')}>"
+    directional_gradient.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(root, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    )
     hname = getattr(hvp, "__name__", "hvp")
     pristine = [(n, np.array(x, copy=True)) for n, x in flatten(v, "v")]
     written: list[tuple[str, tuple[int, ...], np.ndarray]] = []
+    packed: list[int] = []
 
     def product(p: Any) -> Any:
         mine = copy.deepcopy(v)  # a private copy: the caller's v is never written
         out = hvp(p, mine)
+        if not packed:  # its structure checked once, the error naming hvp (not "the gradient")
+            packed.append(shape_tree.pack(out, f"product {hname}({root}, v)").size)
         if not written:  # the first call that writes into v is reported
             now = [x for _, x in flatten(mine, "v")]
             written.extend(

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import backcheck
-from backcheck.errors import ArgumentError, BadInputError
+from backcheck.errors import ArgumentError, BadInputError, GradientStructureError
 
 X = np.array([0.3, -1.2, 2.0, 0.7])
 
@@ -67,3 +67,15 @@ def test_a_misspelt_option_of_check_grad_of_grad_names_it():
         backcheck.check_grad_of_grad(grad, lambda p, v: -np.cos(p) * v, X, atoll=1e-3)
     assert "check_grad_of_grad" in info.value.message and "atol" in info.value.hint
     assert backcheck.check_grad_of_grad(grad, lambda p, v: -np.cos(p) * v, X, v=np.ones(4), seed=3).ok
+
+
+def test_an_hvp_of_the_wrong_shape_is_named_and_so_is_the_point():
+    # (the message said "the gradient for p": neither the function under test nor the user's own name)
+    def hvp(w, v):
+        return np.ones(5)
+
+    with pytest.raises(GradientStructureError) as info:
+        backcheck.check_hvp(None, grad, hvp, X)
+    assert "product hvp(w, v) for w has shape (5,)" in info.value.message
+    wrong = backcheck.check_hvp(None, grad, lambda w, v: -np.cos(w) * v * (1 + (np.arange(4) == 2)), X)
+    assert wrong.status == "fail" and [e.name for e in wrong.mismatches] == ["w[2]"]
