@@ -238,6 +238,10 @@ class Tree:
         arrays = [leaf.original.astype(dtype, copy=True).reshape(leaf.shape) for leaf in self.leaves]
         return self._with(self.structure, arrays), arrays
 
+    def with_arrays(self, arrays: list[np.ndarray]) -> Any:
+        """The tree's structure around ``arrays`` (one per leaf, in leaf order), as they are: no copies."""
+        return self._with(self.structure, arrays)
+
     def _with(self, node: Any, arrays: list[np.ndarray]) -> Any:
         if node.__class__ is int:
             return arrays[node]

@@ -317,10 +317,12 @@ class Backward:
     def at(self, values: list[np.ndarray]) -> np.ndarray:
         """The analytic gradient at the point the evaluator has moved to (a nearby re-check), same dout."""
         layer = self.layer
-        near = {
-            lf.name: np.asarray(v).astype(low.dtype)
-            for lf, low, v in zip(self.point.leaves, layer.tree.leaves, values, strict=True)
-        }
+        # (the inputs by their names, containers rebuilt around their arrays: a list [Q, K, V] or a dict of
+        # parameters is one input of several leaves)
+        leaves = layer.tree.leaves
+        near = layer.tree.with_arrays(
+            [np.asarray(v).astype(low.dtype).reshape(low.shape) for low, v in zip(leaves, values, strict=True)]
+        )
         raw = call_user(layer.grads, (self.dout(), layer.args(near)), self.bname)
         return layer.pack(raw, self.bname, strict_dtype=self.strict)[0]
 
