@@ -19,7 +19,7 @@ from backcheck.errors import GradientStructureError, ParamsError
 from backcheck.frontends.hints import constant_hint
 from backcheck.frontends.object_returns import flat_return
 from backcheck.frontends.object_steps import Stepped, before_step, dout_scale, read_step
-from backcheck.frontends.slots import MISSING, Slot, Where, is_float_array, zero
+from backcheck.frontends.slots import MISSING, Slot, Where, declared, is_float_array, zero
 
 
 # -- the functions check_layer calls (classes, so that an executor can pickle them with the layer) ---------------
@@ -208,6 +208,18 @@ def tie(
             f"once, as {first.name}, against the sum of their gradients."
         )
     return kept, tied, notes
+
+
+def also_held(obj: Any, slots: list[Slot]) -> list[Slot]:
+    """The slots ``params=`` leaves out that hold a named slot's very array (``self.params = [W, W]``): a move of
+    one moves the other, so they are checked with it, tied (a 'constant' there would be moved by every step)."""
+    try:
+        held = [s.get(obj) for s in slots]
+        paths = {s.path for s in slots}
+        found = declared(obj, None, type(obj).__name__)
+    except Exception:  # noqa: BLE001 - the check itself reports on the layer as named
+        return []
+    return [s for s in found if s.path not in paths and any(s.get(obj) is h for h in held)]
 
 
 def _place(w: Where | Through) -> Where:

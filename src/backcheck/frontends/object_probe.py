@@ -449,3 +449,14 @@ def _no_gradient(s: Slot, probe: Probe, spec: Any) -> BadInputError:
         f"grads={{{s.name!r}: 'attribute'}}, or grads='return' if backward returns it after the inputs' gradients; "
         "or leave it out of params=[...] if it is not a parameter." + (f" {said}" if said else ""),
     )
+
+
+def probe_with_held(template: Any, slots: list[Slot], held: list[Slot], how: tuple[Any, ...]) -> tuple[list[Slot], Any]:
+    """The slots params= names, and those holding their very arrays (tied to them) where backward leaves a
+    gradient for each; with the probe of the layer. ``how``: grads, inputs, dout and the spec."""
+    if held:
+        try:
+            return [*slots, *held], probe_layer(template, [*slots, *held], *how)
+        except BadInputError:  # one gradient for the array (self.params = [self.W]): the named slot's holds it all
+            pass
+    return slots, probe_layer(template, slots, *how)

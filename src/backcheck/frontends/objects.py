@@ -34,13 +34,14 @@ from backcheck.frontends.hints import (
 from backcheck.frontends.layers import check_layer, names_option
 from backcheck.frontends.object_kept import backward_inputs, find_kept, kept_note
 from backcheck.frontends.object_optimizers import keep_gradients
-from backcheck.frontends.object_passes import Backward, Forward, Shared, shared, tie, tie_views
+from backcheck.frontends.object_passes import Backward, Forward, Shared, also_held, shared, tie, tie_views
 from backcheck.frontends.object_probe import (
     keep_params,
     loss_dout,
     named_grads,
     probe_layer,
     probe_searched,
+    probe_with_held,
     with_params,
 )
 from backcheck.frontends.object_sequence import as_network, layer_list
@@ -224,7 +225,9 @@ def _check(
         slots, probe, held = probe_searched(template, slots, grads, inputs, dout, spec)
         notes = [*notes, *held]
     else:
-        probe = probe_layer(template, slots, grads, inputs, dout, spec)
+        slots, probe = probe_with_held(
+            template, slots, also_held(template, slots) if grads is None else [], (grads, inputs, dout, spec)
+        )
     named = named_grads(slots, grads, spec)
     searched = slots
     slots, notes = keep_params(slots, probe, params is None or isinstance(params, str), notes, spec, named)
