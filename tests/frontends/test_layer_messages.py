@@ -94,8 +94,11 @@ T = np.eye(3)[[0, 2, 1, 0]]
 
 
 def test_check_object_hints_constant_for_a_float_target():
+    # one-hot targets are held constant as labels (a note says so); smoothed ones are refused, with the hint
+    labels = backcheck.check_object(_SoftmaxCrossEntropy(), X, T, forward="__call__", backward="delta")
+    assert labels.ok and any("0/1 labels" in n for n in labels.notes), labels
     with pytest.raises(GradientStructureError) as info:
-        backcheck.check_object(_SoftmaxCrossEntropy(), X, T, forward="__call__", backward="delta")
+        backcheck.check_object(_SoftmaxCrossEntropy(), X, 0.9 * T + 0.1 / 3, forward="__call__", backward="delta")
     assert "constant=['t']" in (info.value.hint or ""), info.value.hint
     report = backcheck.check_object(_SoftmaxCrossEntropy(), X, T, forward="__call__", backward="delta", constant=["t"])
     assert report.ok

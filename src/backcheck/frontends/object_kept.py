@@ -103,6 +103,7 @@ def find_kept(layer: Any, inputs: tuple[Any, ...], spec: Any) -> tuple[str | Non
         labels = tuple(k for k in spec.backward_inputs if k in spec.diff_in and k > 0)
         rest = [k for k in spec.diff_in if k not in labels]
         labels = labels if len(rest) == 1 and (ret is None or ret is obj or is_float_array(ret)) else ()
+        labels = labels or _forward_labels(value, ret, inputs, spec.diff_in)
         if (ret is not None and ret is not obj) or len(rest) != 1:
             return output, None, labels
         dinput = _kept_dinput(_written(held, obj), inputs[rest[0]], spec.input_names[rest[0]])
@@ -112,6 +113,25 @@ def find_kept(layer: Any, inputs: tuple[Any, ...], spec: Any) -> tuple[str | Non
         return output, None, ()
     finally:
         np.random.set_state(state)
+
+
+def _forward_labels(value: Any, ret: Any, inputs: tuple[Any, ...], diff_in: tuple[int, ...]) -> tuple[int, ...]:
+    """The float inputs after the first that are one-hot (or 0/1) labels given to a loss's forward alone, where its
+    backward returns one gradient, of the first input's shape (deep-learning-from-scratch's SoftmaxWithLoss:
+    ``forward(x, t)``, ``backward(dout=1) -> dx``): held constant. Continuous targets are not told from a second
+    input whose gradient backward forgot: those stay refused, the hint naming constant=[...]."""
+    if len(diff_in) < 2 or np.ndim(value) != 0 or not is_float_array(ret):
+        return ()
+    if np.shape(ret) != np.shape(inputs[diff_in[0]]):
+        return ()
+    ones = tuple(k for k in diff_in[1:] if _zero_one(inputs[k]))
+    return ones if len(ones) == len(diff_in) - 1 else ()
+
+
+def _zero_one(x: Any) -> bool:
+    """Whether a float array holds only zeros and ones (one-hot or binary labels), some of each."""
+    a = np.asarray(x)
+    return bool(a.size) and bool(np.all((a == 0) | (a == 1))) and bool(np.any(a == 1)) and bool(np.any(a == 0))
 
 
 def _kept_dinput(written: dict[str, np.ndarray], x: Any, name: str) -> str | None:
@@ -147,5 +167,7 @@ def kept_note(spec: Any, labels: tuple[int, ...] = ()) -> list[str]:
         )
     if labels:
         named = ", ".join(spec.input_names[k] for k in labels)
-        said.append(f"{named}: taken again by {spec.backward}, held constant (labels; constant=[...] says so too)")
+        again = set(labels) <= set(spec.backward_inputs)
+        how = f"taken again by {spec.backward}" if again else f"0/1 labels given to {spec.forward} alone"
+        said.append(f"{named}: {how}, held constant (labels; constant=[...] says so too)")
     return [f"{'; '.join(said)}."] if said else []
