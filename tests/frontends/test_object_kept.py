@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import backcheck
-from backcheck.errors import BadInputError
+from backcheck.errors import BadInputError, UserFunctionError
 
 RNG = np.random.default_rng(3)
 X = RNG.normal(size=(5, 4))
@@ -293,3 +293,24 @@ def test_a_loss_whose_backward_takes_the_predictions_is_told_how_to_check_it():
     with pytest.raises(UserFunctionError) as info:
         backcheck.check_object(_NnfsLoss(), _probabilities(), LABELS)
     assert "takes the predictions instead" in (info.value.hint or ""), info.value.hint
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_combined_softmax_loss_taking_its_outputs_is_told_how_to_check_it_in_either_dtype(dtype):
+    # (nnfs' combined softmax-loss: backward(softmax output, y); the hint was lost for a float32 loss, whose
+    # np.float32 value is no Python float)
+    class SoftmaxLossTakingOutputs:
+        def forward(self, inputs, y_true):
+            e = np.exp(inputs - inputs.max(axis=1, keepdims=True))
+            self.output = e / e.sum(axis=1, keepdims=True)
+            return np.mean(-np.log(np.clip(self.output[range(len(inputs)), y_true], 1e-7, 1 - 1e-7)))
+
+        def backward(self, dvalues, y_true):
+            self.dinputs = dvalues.copy()
+            self.dinputs[range(len(dvalues)), y_true] -= 1
+            self.dinputs = self.dinputs / len(dvalues)
+
+    z = np.random.default_rng(0).normal(size=(4, 3)).astype(dtype)
+    with pytest.raises(UserFunctionError) as info:
+        backcheck.check_object(SoftmaxLossTakingOutputs(), z, np.array([0, 2, 1, 1]))
+    assert "checked as one function" in (info.value.hint or ""), info.value.hint

@@ -180,13 +180,19 @@ def probe_searched(
 def _loss_hint(exc: UserFunctionError, out: Any, spec: Any) -> UserFunctionError:
     """``exc`` with a hint for a loss whose backward takes the predictions where check_object gives a dout
     (``backward(self, dvalues, y_true)`` of "Neural Networks from Scratch", given its output as ``dvalues``)."""
-    if not spec.backward_inputs or spec.dout_free or np.ndim(out) > 1 or not isinstance(out, (np.ndarray, float)):
+    if (
+        not spec.backward_inputs
+        or spec.dout_free
+        or np.ndim(out) > 1
+        or not isinstance(out, (np.ndarray, float, np.floating))
+    ):
         return exc
     first = spec.input_names[0]
     said = (
         f"{spec.cls}.{spec.backward} was given a dout of {spec.cls}.{spec.forward}'s loss and "
         f"{', '.join(spec.input_names[k] for k in spec.backward_inputs)}; a loss whose backward takes the "
-        f"predictions instead ({first} again, as nnfs' loss.backward(output, y) does) is checked as one function: "
+        f"predictions instead (as nnfs' loss.backward(output, y) does: the softmax output, or {first} again) is "
+        "checked as one function: "
         "backcheck.check(lambda p: <the mean loss at p>, p, lambda p: <the gradient its backward leaves at p>)."
     )
     return UserFunctionError(exc.message, f"{exc.hint} {said}" if exc.hint else said)
