@@ -85,6 +85,8 @@ class Backward:
         before = before_step(obj, every)
         raw = spec.call_backward(obj, dout, args, spec.step is not None)
         ret = flat_return(raw, spec.n_in, self.slots, spec.input_names)
+        if isinstance(ret, Mapping) and ret and not _input_keyed(ret, spec.input_names, args[: spec.n_in]):
+            raise _parameters_returned(spec, list(ret))
         positional = any(isinstance(w, int) for w in every)
         # (a loss's backward(self): its stored gradients times dout too)
         scale = dout_scale(getattr(obj, spec.backward), dout, spec.dout_free, spec.dout_unit)
@@ -208,6 +210,29 @@ def tie(
             f"once, as {first.name}, against the sum of their gradients."
         )
     return kept, tied, notes
+
+
+def _input_keyed(ret: Mapping[Any, Any], names: Sequence[str], inputs: Sequence[Any]) -> bool:
+    """Whether a dict backward returned names an input (``x``, ``dx``, ``grad_x``) among its keys, or may be the
+    gradient of a dict input (keyed as it is)."""
+    if any(isinstance(x, Mapping) for x in inputs):
+        return True
+    plain = {str(n).lower() for n in names}
+    keys = {str(k).lower().replace("_", "") for k in ret}
+    return any(k in plain or k in {f"d{n}" for n in plain} or k in {f"grad{n}" for n in plain} for k in keys)
+
+
+def _parameters_returned(spec: Any, keys: list[Any]) -> GradientStructureError:
+    """The error for a backward that returns the parameters' gradients by name and none of the inputs' (a
+    network's ``gradient(x, t) -> {'W1': ..., 'b1': ...}``, deep-learning-from-scratch's TwoLayerNet)."""
+    shown = ", ".join(repr(k) for k in keys[:4]) + (", ..." if len(keys) > 4 else "")
+    return GradientStructureError(
+        f"{spec.cls}.{spec.backward} returned a dict keyed {shown}: parameters' gradients, none of the inputs' "
+        f"({', '.join(spec.input_names)}); check_object checks a layer's forward and backward pair.",
+        "a network whose gradient(x, t) returns its parameters' gradients is checked as one function, its loss "
+        "reading the arrays the check moves in place: backcheck.check(lambda p: net.loss(x, t), net.params, "
+        "lambda p: net.gradient(x, t)).",
+    )
 
 
 def also_held(obj: Any, slots: list[Slot]) -> list[Slot]:
