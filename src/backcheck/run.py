@@ -41,9 +41,9 @@ from backcheck.strategies import defers_repeat, resolve, run_strategy
 from backcheck.strategies.elementwise import Outcome
 from backcheck.strategies.elementwise import run as run_elementwise
 from backcheck.strategies.sharp import MARGINAL, coarse_inside, sharpen, sharpen_low_precision
-from backcheck.strategies.wording import UNMET, elements_unmet
+from backcheck.strategies.wording import UNMET, detect_unmet
 from backcheck.tree import Tree
-from backcheck.verdict import FAILING, NOISY, OK, Claim, Tolerance, bound, rms, typical_size
+from backcheck.verdict import FAILING, NOISY, OK, Claim, Tolerance, bound, typical_size
 from backcheck.vouching import blind_cause, value_gradient, vouch, within_rounding
 
 #: Steps tried for a V curve, as powers of two of the chosen step.
@@ -333,8 +333,6 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: M
         labels = set(outcome.status.tolist())
     if not tol.custom and outcome.checked.size:
         _reach(ev, claim, outcome, options.floor, labels == {OK})
-        if options.detect is not None and strategy in ("projected", "auto"):
-            _elements_unmet(tree, claim, outcome, options.detect)
     still = lambda: within_rounding(ev, outcome.numeric, claim.steps[outcome.checked])  # noqa: E731 - on need
     vouch(tree, g, outcome, lambda: value_gradient(ev), (typical, still), labels, lambda: blind_cause(ev))
     if ev.unsettled:
@@ -343,6 +341,10 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: M
     if ev.repeat_due and (outcome.failed_leaves or outcome.inconclusive_leaves or labels - {OK}):
         ev.recheck()  # a verdict but a pass: whether f is random is told first (the baseline deferred it)
     leaves = summarize(tree, g, outcome, dict(skipped))
+    unmet = _detect_unmet(leaves, options.detect) if options.detect is not None and not tol.custom else {}
+    if unmet:  # detect= asked for more than a pass vouches for: those arrays inconclusive, saying what it reached
+        outcome.inconclusive_leaves.update(unmet)
+        leaves = summarize(tree, g, outcome, dict(skipped))
     notes = list(outcome.notes)
     if ev.tree is not tree and ev.tree.leaves and ev.tree.leaves[0].dtype == np.float64 != tree.leaves[0].dtype:
         notes.append(
@@ -404,23 +406,15 @@ def _reach(ev: Evaluator, claim: Claim, outcome: Outcome, floor: float | None, e
     outcome.reach = reach
 
 
-def _elements_unmet(tree: Tree, claim: Claim, outcome: Outcome, detect: float) -> None:
-    """Arrays a projected strategy judged element by element (too few for random directions), all passing, whose
-    elements' reach lets an RMS error (step-weighted, relative to the gradient, as the directions' detection size)
-    beyond ``detect=`` pass: inconclusive, as arrays whose directions cannot reach it are. Every element within its
-    reach is the largest error that escapes, and its RMS is what the check caught."""
-    for leaf in tree.leaves:
-        name = leaf.name
-        if name in outcome.floors or name in outcome.failed_leaves or name in outcome.inconclusive_leaves:
-            continue
-        mine = (outcome.checked >= leaf.offset) & (outcome.checked < leaf.offset + leaf.size)
-        if int(mine.sum()) < leaf.size or outcome.reach is None or not np.all(outcome.status[mine] == OK):
-            continue  # (a sample says what it covered; a wrong element fails the array anyway)
-        idx, h = outcome.checked[mine], claim.steps[outcome.checked[mine]]
-        scale = rms(claim.g[idx] * h)
-        reached = rms(outcome.reach[mine] * h) / scale if scale > 0 else np.inf
-        if reached > UNMET * detect:
-            outcome.inconclusive_leaves[name] = elements_unmet(detect, reached, name)
+def _detect_unmet(leaves: list[LeafReport], detect: float) -> dict[str, str]:
+    """Per passing array whose stated floor (relative to its gradient) is beyond ``detect=`` (within the slack
+    :data:`UNMET` of an estimate), or that a sample of elements vouches for (no RMS size), why it is inconclusive:
+    whatever path judged it (random directions, elements one by one, kinks set apart), pass means vouched."""
+    return {
+        lf.name: detect_unmet(detect, lf.floor_rel, lf.name, lf.floor_kind)
+        for lf in leaves
+        if lf.status == "pass" and (lf.floor_kind == "sample" or not lf.floor_rel <= UNMET * detect)
+    }
 
 
 #: A user step this many times the default one may lie beyond the scale on which f is smooth.

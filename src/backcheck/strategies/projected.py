@@ -41,7 +41,7 @@ from backcheck.scratch import lend
 from backcheck.strategies.direction import Along, Measurement, measure, settle
 from backcheck.strategies.elementwise import run
 from backcheck.tree import Leaf
-from backcheck.verdict import FAILING, JUMP, KINK, Claim, rms
+from backcheck.verdict import FAILING, JUMP, KINK, VOUCH, Claim, rms
 
 #: ``P(|<e, v>| <= B) <= SMALL_BALL * B / rms(e)`` for one direction (see the module docstring).
 SMALL_BALL = math.sqrt(2.0 / 3.0)
@@ -116,6 +116,20 @@ def early_stops(bound_rel: float, wanted: int, detect: float | None, confidence:
         return ()
     share = slack / (wanted - 1)
     return tuple(min(1.0, share ** (1.0 / j) / per) for j in range(1, wanted))
+
+
+def _within_vouch(
+    stops: tuple[float, ...], bound: float, wanted: int, scale: float, confidence: float
+) -> tuple[float, ...]:
+    """``stops``, or none where the stages would lift the stated size past :data:`VOUCH` that the directions alone
+    keep below it (an array that stops early would then be sampled element by element instead: hundreds of
+    evaluations, not a few). Decided from the first direction's bound, before any mismatch is weighed."""
+    bounds = [bound] * wanted
+    if stops and detectable_size(bounds, scale, confidence) <= VOUCH < detectable_size(
+        bounds, scale, confidence, stops
+    ):
+        return ()
+    return stops
 
 
 def stopped_early(results: list[Measurement], stops: tuple[float, ...]) -> bool:
@@ -297,7 +311,9 @@ def project_leaf(
                 wanted = directions_needed(m.bound / scale, detect, confidence)
                 if wanted >= leaf.size:
                     break  # as many directions as elements: the caller checks each element instead
-                stops = early_stops(m.bound / scale, wanted, detect, confidence)
+                stops = _within_vouch(
+                    early_stops(m.bound / scale, wanted, detect, confidence), m.bound, wanted, scale, confidence
+                )
             if stopped_early(results, stops):
                 break  # these directions vouch for the rest (see the module docstring)
         if failing and kinks_possible(leaf, still, results):

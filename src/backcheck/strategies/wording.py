@@ -66,13 +66,18 @@ def unmet(detect: float, k: int, reached: float, name: str) -> str:
     )
 
 
-def elements_unmet(detect: float, reached: float, name: str) -> str:
-    """Why an array judged element by element under a projected strategy is inconclusive: its elements' bounds let
-    an RMS error of ``reached`` (relative to its gradient) pass, not ``detect=``."""
+def detect_unmet(detect: float, reached: float, name: str, kind: str) -> str:
+    """Why a passing array is inconclusive under ``detect=``: what its check reached (``kind``: 'rms' for random
+    directions, 'element' for elements judged one by one, 'sample' for a sample of them)."""
+    how = {
+        "rms": f"its random directions catch RMS errors of {reached:.2g} of its gradient",
+        "element": f"its elements, judged one by one, let errors of {reached:.2g} of its gradient pass (each within "
+        "its own bound)",
+        "sample": "a sample of its elements was judged, which vouches for no RMS size of the others",
+    }.get(kind, f"its check vouches for {reached:.2g} of its gradient")
     return (
-        f"detect={detect:.2g} asks for errors of that size to fail, but {name}'s elements, judged one by one (too few "
-        f"for random directions), let an RMS error of {reached:.2g} of its gradient pass (each within its own "
-        "bound); pass a larger detect=, or floor= to refine every element to a precision."
+        f"detect={detect:.2g} asks for errors of that size to fail, but {how}; pass a larger detect=, or floor= to "
+        f"refine every element of {name} to a precision."
     )
 
 
