@@ -96,3 +96,16 @@ def test_errors_at_the_stated_size_pass_below_it_no_more_often_than_the_confiden
         missed += r.status == "pass" and r.leaves[0].floor_rel <= stated
     # binomial(300, 0.01): mean 3, and at most 9 with probability 0.999
     assert missed <= 9
+
+
+def test_no_stages_where_they_alone_would_lift_the_stated_size_past_vouch():
+    # three directions alone state 8.2 bounds; the stages, 10: between them lies VOUCH, past which an array is
+    # sampled element by element instead (hundreds of evaluations)
+    from backcheck.strategies.projected import _within_vouch
+    from backcheck.verdict import VOUCH
+
+    bound = VOUCH / 9.0  # 8.2 bounds below VOUCH, 10 above
+    stops = early_stops(bound, 3, None, 0.999)
+    assert detectable_size([bound] * 3, 1.0, 0.999) <= VOUCH < detectable_size([bound] * 3, 1.0, 0.999, stops)
+    assert _within_vouch(stops, bound, 3, 1.0, 0.999) == ()
+    assert _within_vouch(stops, VOUCH / 20, 3, 1.0, 0.999) == stops  # (far below: the stages stay)
