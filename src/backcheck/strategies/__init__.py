@@ -347,6 +347,20 @@ def _around_kinks(
     return None if _ties(ev, claim, leaf, rng, out) else again
 
 
+def _beside_kinks(
+    ev: Evaluator, claim: Claim, leaf: Any, rng: np.random.Generator, plan: Any, sample: Any, out: _Collected
+) -> bool:
+    """A direction disagreed where group testing pinned it on no element and a sample holds kinks (integer data
+    under a ReLU: every element tied, a seventh at zero): directions that leave the elements at kinks still judge
+    the others, and fail where one of them is wrong (a sample of 256 of 10,000 missed it). Whether that decided."""
+    again = _around_kinks(ev, claim, leaf, rng, (plan, True), sample, out)
+    if again is not None and again.failed:
+        _localize_leaf(ev, claim, leaf, again, rng, (plan, False), sample, out)
+    elif again is not None and again.detectable <= VOUCH:
+        out.floors[leaf.name] = again.detectable
+    return again is None or again.failed or again.detectable <= VOUCH
+
+
 def _own_path(
     ev: Evaluator, claim: Claim, leaf: Any, rng: np.random.Generator, out: _Collected, budget: list[int]
 ) -> np.ndarray | None:
@@ -517,6 +531,13 @@ def _localize_leaf(
         )
     elif wrong:
         out.notes.append(f"{leaf.name}: a random direction disagrees; a random sample found the wrong elements.")
+    elif (
+        retry
+        and found.complete
+        and np.any(sub.status == KINK)
+        and _beside_kinks(ev, claim, leaf, rng, plan, sample, out)
+    ):
+        return  # (decided by directions that leave the elements at kinks still)
     elif (
         not found.complete
         or np.any(sub.status == KINK)
