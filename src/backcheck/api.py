@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +13,7 @@ import numpy as np
 from backcheck.calls import (
     ONE_ULP_AWAY,
     call_user,
+    called_as,
     first_parameter_name,
     function_name,
     params_tree,
@@ -376,7 +378,11 @@ def assert_grad(*args: Any, **kwargs: Any) -> Report:
     >>> backcheck.assert_grad(lambda x: np.sum(np.sin(x)), np.linspace(0, 1, 5), np.cos).ok
     True
     """
-    report = check(*args, **kwargs)
+    with called_as("check", "assert_grad"):
+        report = check(*args, **kwargs)
     if not report.ok:
         raise GradientMismatch(report)
     return report
+
+
+assert_grad.__signature__ = inspect.signature(check)  # type: ignore[attr-defined]

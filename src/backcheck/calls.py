@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import inspect
@@ -9,7 +10,7 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from backcheck.errors import ArgumentError, BackcheckError, BadInputError, ParamsError, UserFunctionError
@@ -44,6 +45,21 @@ def typed_arguments(fn: F) -> F:
     public.__signature__ = inspect.signature(fn)
     del public.__wrapped__
     return cast(F, public)
+
+
+@contextlib.contextmanager
+def called_as(inner: str, outer: str) -> Iterator[None]:
+    """Inside an entry point ``outer`` that calls the entry point ``inner`` with its own arguments (``assert_grad``
+    calling ``check``): a call ``inner`` refuses for its arguments is refused naming ``outer``, the call the user
+    wrote."""
+    own = f"{inner}("
+    try:
+        yield
+    except ArgumentError as exc:
+        if not exc.message.startswith(own + ")"):
+            raise
+        hint = exc.hint and exc.hint.replace(own, f"{outer}(")
+        raise ArgumentError(exc.message.replace(own, f"{outer}(", 1), hint) from None
 
 
 def _typed(fn: Callable[..., Any], exc: Exception) -> BackcheckError:

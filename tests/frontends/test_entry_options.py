@@ -189,6 +189,35 @@ def test_a_misspelt_option_is_an_argument_error_at_every_entry_point(torch) -> N
             call()
 
 
+def test_assert_entry_points_name_themselves_in_argument_errors() -> None:
+    # (assert_grad and assert_layer said 'check() got an unexpected keyword argument', naming a call the user
+    # did not write, and hinted check's positional arguments)
+    import inspect
+
+    import numpy as np
+
+    import backcheck
+    from backcheck.errors import ArgumentError
+
+    cases = [
+        (lambda: backcheck.assert_grad(np.sum, np.ones(3), np.ones_like, stratgy="full"), "assert_grad"),
+        (lambda: backcheck.assert_grad(np.sum, np.ones(3)), "assert_grad"),
+        (lambda: backcheck.assert_layer(np.tanh, lambda d, x: d, (np.ones(3),), sead=1), "assert_layer"),
+    ]
+    for call, name in cases:
+        with pytest.raises(ArgumentError) as info:
+            call()
+        assert info.value.message.startswith(f"{name}() "), info.value.message
+        assert info.value.hint is not None and info.value.hint.startswith(f"call {name}("), info.value.hint
+        assert "check(" not in info.value.message + info.value.hint, info.value
+    # their signatures are the checks' (a misspelt option's nearest name comes from there, as do editors' hints)
+    assert inspect.signature(backcheck.assert_grad) == inspect.signature(backcheck.check)
+    assert inspect.signature(backcheck.assert_layer) == inspect.signature(backcheck.check_layer)
+    # an argument error raised further in keeps its own words (it names no call of check's)
+    with pytest.raises(backcheck.errors.BadInputError, match="^(?!assert_grad)"):
+        backcheck.assert_grad(lambda x: np.sum(x), "not an array", np.ones_like)
+
+
 def test_a_builtins_own_keywords_near_an_option_reach_it(torch) -> None:
     # out= lies near dout=: torch's own error about it is the user's, not a misspelt option
     import backcheck.torch as bt

@@ -10,6 +10,7 @@ check_layer works on private copies: the caller's arrays are never written.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,15 @@ from typing import Any
 import numpy as np
 
 from backcheck.bits import dot, foreign_float, foreign_float_error
-from backcheck.calls import arg_names, call_user, flat_outputs, function_name, require_callable, typed_arguments
+from backcheck.calls import (
+    arg_names,
+    call_user,
+    called_as,
+    flat_outputs,
+    function_name,
+    require_callable,
+    typed_arguments,
+)
 from backcheck.containers import flatten, rebuild_like
 from backcheck.contract import Contract
 from backcheck.errors import BadInputError, GradientMismatch
@@ -532,10 +541,14 @@ def _zeros_like(x: Any) -> Any:
 
 def assert_layer(*args: Any, **kwargs: Any) -> Report:
     """Like :func:`check_layer`, but raise :class:`GradientMismatch` unless the check passes."""
-    report = check_layer(*args, **kwargs)
+    with called_as("check_layer", "assert_layer"):
+        report = check_layer(*args, **kwargs)
     if not report.ok:
         raise GradientMismatch(report)
     return report
+
+
+assert_layer.__signature__ = inspect.signature(check_layer)  # type: ignore[attr-defined]
 
 
 class FloatOutputs:
