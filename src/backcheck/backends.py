@@ -122,7 +122,9 @@ def serial_first_differences(ev: Evaluator, idx: np.ndarray, steps: np.ndarray) 
             except (KeyboardInterrupt, SystemExit, BackcheckError):
                 raise
             except Exception as exc:
-                raise ev._user_error(exc, where) from exc
+                if not ev.off_domain(exc, where):
+                    raise ev._user_error(exc, where) from exc
+                vp = vm = math.nan  # a step off f's domain: redone below with shrinking steps, as a NaN
             finally:
                 put_back(tree, leaves[kk], flat, local, x0, restore=False)
             ev.n_evals += 2

@@ -95,6 +95,9 @@ class Evaluator:
         self._coarse = ""  # a note when the output is in a coarser dtype than the inputs
         self._integer = False  # the function returns integers
         self.ready = False  # True once the baseline has been evaluated
+        #: the last exception read as a step off f's domain (:meth:`off_domain`) and the element moved, for the
+        #: message where no smaller step of that element helps
+        self.raised: tuple[Exception, Any] | None = None
         self.repeat_due = False  # the baseline's second call at the point is still to be made (recheck)
         backend = backend or Backend()
         # optional ways to evaluate many points at once (first differences only), chosen when built
@@ -484,17 +487,44 @@ class Evaluator:
         except (KeyboardInterrupt, SystemExit, BackcheckError):
             raise
         except Exception as exc:
+            if self.off_domain(exc, where):
+                return math.nan, 0.0, self.out_dtype
             raise self._user_error(exc, where) from exc
         return self.output.anchor(raw) if anchor else self.output.reduce(raw)
 
-    def _user_error(self, exc: Exception, where: Any) -> UserFunctionError:
+    def off_domain(self, exc: Exception, where: Any) -> bool:
+        """Whether ``exc``, raised at a moved point ``where`` after f ran at the point, says the step left f's
+        domain, as a NaN would: an arithmetic error (``math.exp``'s OverflowError, ``1 / x`` in Python at 0, a
+        FloatingPointError under ``np.errstate(all='raise')`` or jax's ``jax_debug_nans``) or the math module's
+        domain error (``math.log`` of a negative). Read as NaN: the step shrinks from the edge, as for ``log``
+        or ``sqrt`` in numpy (:data:`EDGE_SHRINK`), once f raised it again at the same point (one evaluation;
+        a function that raises once, there or anywhere, is the user's error). Where no smaller step (nor the
+        other side) helps, it is the user's error, raised as it was (:attr:`raised`). Any other exception is the
+        user's error at once."""
+        edge = isinstance(exc, ArithmeticError) or (isinstance(exc, ValueError) and "math domain error" in str(exc))
+        if not (edge and where is not None and self.ready):
+            return False
+        self.n_evals += 1  # asked again at the same point: the domain's edge raises again, a flaky function not
+        try:
+            self.call(self.tree.current())
+        except (KeyboardInterrupt, SystemExit, BackcheckError):
+            raise
+        except Exception as again:  # noqa: BLE001 - the same error again is the domain's edge
+            if type(again) is type(exc):
+                self.raised = exc, where[0]
+                return True
+        return False
+
+    def _user_error(self, exc: Exception, where: Any, tried: str = "") -> UserFunctionError:
         return UserFunctionError(
-            f"{self.fname} raised {type(exc).__name__}: {exc}\n  while evaluated {self._where(where)}.",
+            f"{self.fname} raised {type(exc).__name__}: {exc}\n  while evaluated {self._where(where)}{tried}.",
             "the original exception is chained above; every input array has been restored.",
         )
 
     def _nonfinite(self, phi: float, where: Any, retried: bool = False) -> None:
         tried = f" (steps down to {EDGE_SHRINK:g}**-{EDGE_RETRIES} times smaller did not help)" if retried else ""
+        if self.raised is not None and isinstance(self.raised[1], (int, np.integer)) and self.raised[1] == where[0]:
+            raise self._user_error(self.raised[0], where, tried) from self.raised[0]  # (raised moving this element)
         raise NonFiniteError(
             f"{self.fname} returned {phi} when evaluated {self._where(where)}{tried}.", EDGE_HINTS[retried]
         )
@@ -578,8 +608,8 @@ class Evaluator:
         more = f" and {len(items) - 3} more" if len(items) > 3 else ""
         return [
             *out,
-            f"{len(items)} element(s) sit near the edge of {self.fname}'s domain (a step gave NaN or inf): their "
-            f"steps were shrunk until it stayed finite: {shown}{more}.",
+            f"{len(items)} element(s) sit near the edge of {self.fname}'s domain (a step gave NaN or inf, or raised "
+            f"an arithmetic error): their steps were shrunk until it stayed finite: {shown}{more}.",
         ]
 
     def unmoved(self) -> list[int]:
