@@ -168,6 +168,7 @@ FAILING_FINDINGS = (
     "undefined gradient",  # a backward that raises when an output does not reach the loss
     "locally constant",  # f piecewise constant where the rule claims a visible change: its derivative is 0
     "learning rate",  # a stepping backward whose gradients or steps depend on its learning rate otherwise than so
+    "optimizer step",  # a backward whose returned gradients change when its own optimizer objects step
 )
 #: Findings that leave a check inconclusive where nothing fails: a gradient returned and never compared.
 INCONCLUSIVE_FINDINGS = ("unchecked gradient",)

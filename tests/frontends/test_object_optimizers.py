@@ -93,6 +93,28 @@ def test_a_wrong_gradient_given_to_an_optimizer_fails_where_it_is_wrong(optimize
     assert [e.name for e in report.mismatches] == ["W[2, 1]"]
 
 
+class AfterStep(Dense):  # the input's gradient from the weights the optimizer has already stepped
+    def backward_pass(self, accum_grad):
+        self.W = self.W_opt.update(self.W, self.layer_input.T.dot(accum_grad))
+        self.w0 = self.w0_opt.update(self.w0, np.sum(accum_grad, axis=0, keepdims=True))
+        return accum_grad.dot(self.W.T)
+
+
+@pytest.mark.parametrize("optimizer", [Momentum(), Adam()], ids=["momentum", "adam"])
+def test_an_input_gradient_from_the_stepped_weights_fails(optimizer):
+    # the check's optimizers hold the weights, so every array agreed: it passed, where a real step makes the
+    # returned gradient wrong (by 7 at a learning rate of 0.5)
+    layer = AfterStep(4, 3, optimizer)
+    before = copy.deepcopy(layer.__dict__)
+    report = backcheck.check_object(layer, X, **NAMES)
+    assert report.status == "fail", report
+    assert [f.kind for f in report.findings] == ["optimizer step"], report.findings
+    assert "AfterStep.backward_pass" in report.findings[0].message and "W_opt, w0_opt" in report.findings[0].message
+    assert np.array_equal(layer.W, before["W"]) and layer.W_opt.__dict__ == before["W_opt"].__dict__
+    # the right layer, its weights kept before the step, has no such finding
+    assert not backcheck.check_object(Dense(4, 3, optimizer), X, **NAMES).findings
+
+
 class Renamed(Dense):  # optimizers under names that pair with no parameter
     def backward_pass(self, accum_grad):
         grad_w = self.layer_input.T.dot(accum_grad)

@@ -1,15 +1,22 @@
 """Layers that step each parameter through an optimizer object of their own inside backward
 (``self.W = self.W_opt.update(self.W, grad_w)``, with ``self.W_opt = copy.copy(optimizer)``) and keep no gradient:
 in the check's copies each such optimizer is replaced by one that keeps the gradient it is given and returns the
-parameter unchanged, and the gradient is read there."""
+parameter unchanged, and the gradient is read there. Since those copies never move their parameters, a backward
+that computes the input's gradient from the stepped weights is called once more with optimizers that do step
+(:func:`step_findings`): its returned gradients must not change."""
 
 from __future__ import annotations
 
+import copy
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from backcheck.containers import flatten
+from backcheck.findings import Finding
+from backcheck.frontends.object_steps import near
 from backcheck.frontends.slots import is_float_array
 
 #: How an optimizer attribute names its parameter: ``W_opt`` or ``W_optimizer`` for ``W``.
@@ -25,6 +32,16 @@ class KeptGradient:
     def update(self, w: Any, grad: Any) -> Any:
         self.grad = np.array(grad, dtype=np.float64)
         return w
+
+
+class SteppedGradient(KeptGradient):
+    """A :class:`KeptGradient` that steps as plain gradient descent of rate 1 does: ``update(w, grad)`` returns
+    ``w - grad`` in ``w``'s dtype."""
+
+    def update(self, w: Any, grad: Any) -> Any:
+        super().update(w, grad)
+        held = np.asarray(w)
+        return (held - self.grad).astype(held.dtype, copy=False)
 
 
 def _steps(obj: Any) -> bool:
@@ -63,3 +80,39 @@ def keep_gradients(layer: Any, grads: Any) -> tuple[Any, str]:
         "gradient is read there."
     )
     return found, note
+
+
+def step_findings(
+    made: Callable[[], Any], call: tuple[str, str, str], inputs: tuple[Any, ...], dout: Any, kept: dict[str, str]
+) -> list[Finding]:
+    """A finding where the gradients backward returns change when the layer's optimizer objects (``kept``: parameter
+    -> where its gradient is kept, as :func:`keep_gradients` names them) step their parameters, against the check's
+    copies, where they hold them: one computed from the weights after their step (``self.W = self.W_opt.update(...)``
+    before ``return dout @ self.W.T``), which no check on copies that never step can see. ``made()``: a fresh copy of
+    the layer at the point; ``call``: the class, forward and backward names. None where a call raises (the check
+    reports on its own calls)."""
+    cls, forward, backward = call
+    runs = []
+    for stepping in (False, True):
+        try:
+            obj = made()
+            for param, path in kept.items() if stepping else ():
+                setattr(obj, path.removesuffix(".grad"), SteppedGradient(np.asarray(getattr(obj, param))))
+            getattr(obj, forward)(*copy.deepcopy(inputs))
+            ret = getattr(obj, backward)(copy.deepcopy(dout))
+        except Exception:  # noqa: BLE001 - no conclusion from calls that raise
+            return []
+        runs.append([np.asarray(x) for _, x in flatten(ret, "ret")] if ret is not None else [])
+    held, stepped = runs
+    if len(held) != len(stepped) or all(near(a, b) for a, b in zip(held, stepped, strict=True)):
+        return []
+    opts = ", ".join(path.removesuffix(".grad") for path in kept.values())
+    return [
+        Finding(
+            "optimizer step",
+            f"{cls}.{backward} returns other gradients when its optimizers ({opts}) step the parameters than when "
+            "they hold them: a gradient it returns must not depend on the step (one computed from the weights "
+            "after their update); compute it, or keep the weights it needs, before the optimizers' update.",
+            where=f"{cls}.{backward}",
+        )
+    ]

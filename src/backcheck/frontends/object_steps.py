@@ -385,7 +385,7 @@ def rate_findings(spec: Any, made: Callable[[], Any], inputs: tuple[Any, ...], d
         runs.append((returned, steps))
     bname, out = f"{spec.cls}.{spec.backward}", []
     (g1, s1), (g2, s2), (g3, s3) = runs
-    if len(g1) == len(g2) and any(not _near(a, b) for a, b in zip(g1, g2, strict=True)):
+    if len(g1) == len(g2) and any(not near(a, b) for a, b in zip(g1, g2, strict=True)):
         out.append(
             Finding(
                 "learning rate",
@@ -424,7 +424,7 @@ def _affine(s1: np.ndarray, s2: np.ndarray, s3: np.ndarray, w: np.ndarray) -> bo
 RATE_ULPS_STEP = 16
 
 
-def _near(a: np.ndarray, b: np.ndarray) -> bool:
+def near(a: np.ndarray, b: np.ndarray) -> bool:
     """Whether two arrays of one computation agree to :data:`RATE_ULPS` of their dtype's epsilon at their size."""
     if a.shape != b.shape or a.dtype.kind not in "fc" or b.dtype.kind not in "fc":
         return a.shape == b.shape and bool(np.array_equal(a, b))

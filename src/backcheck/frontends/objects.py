@@ -33,7 +33,7 @@ from backcheck.frontends.hints import (
 )
 from backcheck.frontends.layers import check_layer, names_option
 from backcheck.frontends.object_kept import backward_inputs, find_kept, kept_note
-from backcheck.frontends.object_optimizers import keep_gradients
+from backcheck.frontends.object_optimizers import keep_gradients, step_findings
 from backcheck.frontends.object_passes import Backward, Forward, Shared, also_held, shared, tie, tie_views
 from backcheck.frontends.object_probe import (
     keep_params,
@@ -288,6 +288,10 @@ def _check(
         report.findings.extend(rate_findings(spec, made, inputs, probe_dout(probe.out, dout), places))
         report.notes.append(stepped_note(report, f"{spec.cls}.{spec.backward}", spec.step, stepped))
         report.notes.extend(resting_note(backward.rested, f"{spec.cls}.{spec.backward}"))
+    if kept:  # optimizer objects of its own, which the check's copies keep from stepping
+        made = lambda: spec.make(template, slots, values, inputs)  # noqa: E731 - the layer at the point, afresh
+        call = (spec.cls, spec.forward, spec.backward)
+        report.findings.extend(step_findings(made, call, inputs, probe_dout(probe.out, dout), grads))
     updated_step(report, [s.name for s in probe.updated], f"{spec.cls}.{spec.backward}")
     report.findings.extend(unchecked_attributes(f"{spec.cls}.{spec.backward}", probe.unchecked))
     report.findings.extend(ungradiented(spec.cls, spec.forward, spec.backward, [s.label for s in forgotten]))
