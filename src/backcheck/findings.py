@@ -53,6 +53,38 @@ def mutation_finding(function: str, changed: Sequence[Any], kind: str = "input")
     )
 
 
+def masked_gradient(function: str, tree: Tree, g: np.ndarray) -> list[Finding]:
+    """A failing finding where the gradient is not finite at an input entry of +-inf (a mask: -inf logits before a
+    softmax): f cannot move along such an entry, so its derivative there is 0, and a NaN or inf there makes every
+    gradient computed from it upstream non-finite (``dQ = dS @ K``). ``g``: the flat gradient as the frontend gave
+    it (where it kept those entries), beside what :meth:`Tree.note_masked` recorded. Asked only where the outputs
+    are finite: an output masked too (``logaddexp(-inf, -inf)``) has a rule of its own there, 0 * inf in jax's."""
+    if not tree.excluded.size:
+        return []
+    if g.size == tree.size:
+        tree.note_masked(g)
+    return nonfinite_at_masks(function, tree, tree.masked_nonfinite)
+
+
+def nonfinite_at_masks(function: str, tree: Tree, bad: np.ndarray) -> list[Finding]:
+    """The finding of :func:`masked_gradient` for the flat positions ``bad`` of ``tree`` (none where it is empty)."""
+    if not bad.size:
+        return []
+    names = [tree.element_name(int(i)) for i in bad[:SHOWN]]
+    more = f" and {bad.size - SHOWN} more" if bad.size > SHOWN else ""
+    return [
+        Finding(
+            "non-finite gradient",
+            f"{function}'s gradient is not finite at masked input entries (+-inf): {', '.join(names)}{more}. f "
+            "cannot move along an infinite entry, so its derivative there is 0; a NaN or inf there makes every "
+            "gradient computed from it upstream non-finite (a rule's 0 * inf, or a value written for masked "
+            "entries).",
+            where=function,
+            elements=names,
+        )
+    ]
+
+
 def dout_written(function: str, changed: tuple[str, tuple[int, ...], np.ndarray]) -> Finding:
     """A warning, not a failure: ``function`` (a backward pass) wrote into its upstream gradient ``dout`` in
     place (``dx = dout; dx[x <= 0] = 0``), a habit of many correct layers. The check hands every call a fresh

@@ -169,6 +169,7 @@ FAILING_FINDINGS = (
     "locally constant",  # f piecewise constant where the rule claims a visible change: its derivative is 0
     "learning rate",  # a stepping backward whose gradients or steps depend on its learning rate otherwise than so
     "optimizer step",  # a backward whose returned gradients change when its own optimizer objects step
+    "non-finite gradient",  # NaN or inf in a gradient at an input entry of +-inf (a mask), where the derivative is 0
 )
 #: Findings that leave a check inconclusive where nothing fails: a gradient returned and never compared.
 INCONCLUSIVE_FINDINGS = ("unchecked gradient",)

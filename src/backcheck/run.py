@@ -28,7 +28,7 @@ from backcheck.contract import Analytic, Contract, Section
 from backcheck.errors import BackcheckError, NondeterministicError, NonFiniteError
 from backcheck.evaluate import Evaluator
 from backcheck.extended import excuse_measured, excuse_rounding
-from backcheck.findings import UNREAD_ULPS, mutation_finding, unread_findings
+from backcheck.findings import UNREAD_ULPS, masked_gradient, mutation_finding, unread_findings
 from backcheck.mixing import unmix, worst_term_floor
 from backcheck.numeric.grad import noise_level, roundoff
 from backcheck.numeric.noise import estimate_noise
@@ -119,6 +119,8 @@ def _attempt(contract: Contract, options: Options, notes: list[str]) -> tuple[Re
         if ev.mutated and contract.evaluator is None:  # a frontend's own evaluator reports its own set-up
             report.findings.insert(0, mutation_finding(contract.fname, ev.mutated))
         report.findings.extend(_unread(contract, ev, analytic, options))
+        if not any(m is not None for m in ev.output.masks):  # (a masked output's own rule may give 0 * inf)
+            report.findings.extend(masked_gradient(contract.fname, contract.tree, analytic.sections[0].g))
         notes.extend(ev.notes())
     finally:
         contract.tree.restore()

@@ -165,6 +165,8 @@ class Tree:
             if not np.isfinite(leaf.original).all()
         ]
         self.excluded = np.concatenate(bad) if bad else np.empty(0, dtype=np.intp)
+        #: excluded positions (entries of +-inf: masks) where a gradient packed here was not finite
+        self.masked_nonfinite = np.empty(0, dtype=np.intp)
 
     # -- building -------------------------------------------------------------------------------------
     def _walk(self, obj: Any, name: str, in_place: bool, bare_keys: bool, top: bool = False) -> Any:
@@ -313,8 +315,18 @@ class Tree:
         dtypes: dict[str, np.dtype] = {}
         self._pack(self.structure, other, self.root, (what, strict_dtype, out, dtypes))
         if self.excluded.size:
+            if what != "report":  # (a report's numeric values and bounds are not finite there by design)
+                self.note_masked(out)
             out[self.excluded] = 0.0
         return out, dtypes
+
+    def note_masked(self, g: np.ndarray) -> None:
+        """Record the mask entries (+-inf: :attr:`excluded` positions) where the gradient ``g`` (flat) is not
+        finite, in :attr:`masked_nonfinite` (see :func:`backcheck.findings.masked_gradient`)."""
+        at = self.excluded[np.isinf(self.values()[self.excluded])]
+        bad = at[~np.isfinite(g[at])]
+        if bad.size:
+            self.masked_nonfinite = np.union1d(self.masked_nonfinite, bad)
 
     def grad_eps(self, dtypes: Mapping[str, np.dtype]) -> np.ndarray | None:
         """Per element, the machine epsilon to judge a gradient at: the coarser of its parameter's dtype and

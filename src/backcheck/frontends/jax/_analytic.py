@@ -47,6 +47,10 @@ class Sides:
                 for d, m in zip(inputs.diff, inputs.masks, strict=True)
             ]
         )
+        # the masks that are +-inf (not NaN: padding keeps NaN in, NaN out), and those where a gradient was not
+        # finite (see backcheck.findings.masked_gradient)
+        self.infinite = np.concatenate([np.isinf(np.asarray(d, dtype=np.float64)).reshape(-1) for d in inputs.diff])
+        self.masked_nonfinite = np.empty(0, dtype=np.intp)
 
     def _point(self, point: Sequence[np.ndarray] | None) -> list[Any]:
         if point is None:
@@ -59,6 +63,9 @@ class Sides:
 
     def _flat(self, parts: Sequence[Any]) -> np.ndarray:
         g = np.concatenate([np.asarray(p).astype(np.float64).reshape(-1) for p in parts])
+        bad = np.flatnonzero(self.infinite & ~np.isfinite(g))
+        if bad.size:
+            self.masked_nonfinite = np.union1d(self.masked_nonfinite, bad)
         return np.where(self.keep, g, 0.0)
 
     def reverse(self, point: Sequence[np.ndarray] | None = None) -> np.ndarray:

@@ -19,7 +19,7 @@ from backcheck.bits import BFLOAT16_EPS, machine_eps
 from backcheck.calls import call_user, function_name
 from backcheck.contract import Analytic, Contract, Section
 from backcheck.evaluate import Output
-from backcheck.findings import error_notes
+from backcheck.findings import error_notes, nonfinite_at_masks
 from backcheck.frontends.common import (
     AUTO_MIN_ELEMENTS,
     JVP_PREFIX,
@@ -117,9 +117,12 @@ def _analytic(sides: Sides, mode: str, wide: bool = False) -> Callable[[], Analy
             return Section(g, at, prefix, note, g_wide=g_wide, grad_eps=eps)
 
         sections, why = sections_of(sides, mode, section, JVP_PREFIX)
-        masks_hold(any(m is not None and m.any() for m in sides.outs.masks), sections[0].g, sides.fname)
+        masked_out = any(m is not None and m.any() for m in sides.outs.masks)
+        masks_hold(masked_out, sections[0].g, sides.fname)
         found = _linearity(sides, sections[0]) if mode in ("rev", "both") and not sections[0].prefix else None
         findings = tuple(f for f in (found, sides.jvp_finding) if f is not None)
+        if not masked_out:  # (a masked output's own rule may give 0 * inf: jnp.logaddexp(-inf, -inf))
+            findings += tuple(nonfinite_at_masks(sides.fname, sides.tree, sides.masked_nonfinite))
         return Analytic(tuple(sections), findings, notes=(*why, *said))
 
     return analytic

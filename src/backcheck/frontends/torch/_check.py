@@ -244,6 +244,7 @@ def _contract(sess: Session, target: Target, knobs: Knobs) -> tuple[Contract, np
     repeat = not defers_repeat(knobs.options.strategy, rep_tree.size)
     _, ev, notes = numeric_side(sess, rep_tree, knobs.numeric_dtype, sess.output_parts(out0), repeat)
     notes.extend(masks_held(outs, ev, fname))
+    notes.extend(rep_tree.notes())  # (input entries of +-inf or NaN: masks, left out)
     grad_eps = through_narrow_outputs(rep_tree, grad_eps, output_eps([t for _, t in outs]), ev.out_eps)
     ev.remember_directions = knobs.forward_mode  # the forward-mode section asks for the same directions
     if out_note:
