@@ -21,7 +21,7 @@ from backcheck.frontends.hints import object_output_error, outputs_sentence, pai
 from backcheck.frontends.layers import cotangents
 from backcheck.frontends.object_passes import Shared, returned_heads
 from backcheck.frontends.object_returns import flat_return
-from backcheck.frontends.object_steps import Stepped, read_by_forward, takes_no_dout
+from backcheck.frontends.object_steps import Stepped, carried_by_forward, read_by_forward, takes_no_dout
 from backcheck.frontends.slots import (
     MISSING,
     Slot,
@@ -146,6 +146,14 @@ def probe_layer(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any,
         odd = {k: v for k, v in odd.items() if k[1] is None or read_by_forward(spec, template, Slot(*k), inputs, out)}
     unchecked = unchecked_slots(obj, odd, {s.attr for s in slots})  # (and a stepping backward's state: momentum)
     state = {s for s in updated if spec.step is not None and s not in where}
+    # rebound by forward to the very values it held (self.W = self.W.astype(X.dtype), a clip that clips nothing,
+    # np.ascontiguousarray): a parameter still where backward wrote its gradient and forward carries over what it
+    # held (a stored input, self.x = x, is overwritten whatever it held)
+    changed -= {
+        s
+        for s in changed & set(where)
+        if not _differs(before[s][1], at_backward[s]) and carried_by_forward(spec, template, s, inputs, at_backward[s])
+    }
     tail = ["backward's return value (one gradient per input, then per parameter)"] if grads is None else []
     looked = {s: looked_labels(obj, candidates[s], np.shape(at_backward[s])) + tail for s in slots}
     shapes = {s: np.shape(at_backward[s]) for s in slots}

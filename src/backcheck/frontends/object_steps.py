@@ -152,6 +152,23 @@ def read_by_forward(spec: Any, template: Any, slot: Slot, inputs: tuple[Any, ...
     return len(now) != len(then) or any(not np.array_equal(a, b) for (_, a), (_, b) in zip(now, then, strict=True))
 
 
+def carried_by_forward(spec: Any, template: Any, slot: Slot, inputs: tuple[Any, ...], after: np.ndarray) -> bool:
+    """Whether the array forward leaves in ``slot`` moves with the one it held before (``after``: what forward
+    left there from the layer as it is): a parameter forward rebinds to a value of its own (``self.W =
+    self.W.astype(X.dtype)``, a clip) does; a stored input (``self.x = x``), which forward overwrites whatever it
+    held, does not, nor anything forward computes afresh. A forward that raises there tells nothing: False."""
+    value = slot.get(template)
+    if not (isinstance(value, np.ndarray) and value.dtype.kind == "f"):
+        return False
+    try:
+        obj = spec.make(template, [slot], [_moved(value)], inputs)
+        spec.call_forward(obj, copy.deepcopy(inputs))
+    except Exception:  # noqa: BLE001 - no conclusion from a call that raises
+        return False
+    now = slot.get(obj)
+    return isinstance(now, np.ndarray) and now.shape == np.shape(after) and not np.array_equal(now, after)
+
+
 #: The most arrays :func:`unseen_reads` moves (one forward pass each).
 UNSEEN_LIMIT = 16
 
