@@ -331,27 +331,37 @@ SCALE_SPREAD = 0.01
 def scale_note(report: Report, tree: Tree, fname: str) -> str:
     """A note for a failing report whose gradient is one constant factor times the numeric derivative at every
     element that shows it ('' otherwise): a sign, a missing or extra 1/N, a learning rate, a gradient reversal.
-    Factors within a few percent of 1 are the small-error note's (:func:`small_error_note`)."""
+    A factor within :data:`NEAR_ONE` of 1 is named where every element's ratio agrees closely beside its distance
+    from 1 (1/(N-1) for 1/N: 128/127); one within :data:`LEAST_FACTOR` of 1 is the small-error note's (a constant
+    rounded to a narrower dtype, :func:`small_error_note`)."""
     if report.status != "fail":
         return ""
     g, n, b = (tree.pack(t, "report") for t in (report.analytic, report.numeric, report.bound))
     shows = np.isfinite(n) & np.isfinite(b) & np.isfinite(g) & (np.abs(n) > b)
-    whole = _factor(g[shows], n[shows])
+    whole = _factor(g[shows], n[shows], b[shows])
     if whole is not None:
         return (
-            f"{fname}'s gradient is {whole:.3g} times the numeric derivative at every element that shows it "
-            f"({int(np.count_nonzero(shows))} elements, within {SCALE_SPREAD:.0%}): {ONE_FACTOR}"
+            f"{fname}'s gradient is {_times(whole)} the numeric derivative at every element that shows it "
+            f"({int(np.count_nonzero(shows))} elements): {ONE_FACTOR}"
         )
     parts = [slice(leaf.offset, leaf.offset + leaf.size) for leaf in tree.leaves]
-    each = [(leaf.name, _factor(g[p][shows[p]], n[p][shows[p]])) for leaf, p in zip(tree.leaves, parts, strict=True)]
-    named = [f"{name}'s {factor:.3g} times" for name, factor in each if factor is not None]
+    each = [
+        (leaf.name, _factor(g[p][shows[p]], n[p][shows[p]], b[p][shows[p]]))
+        for leaf, p in zip(tree.leaves, parts, strict=True)
+    ]
+    named = [f"{name}'s {_times(factor)}" for name, factor in each if factor is not None]
     if not named:
         return ""
     named[0] = named[0].replace("'s ", "'s gradient is ", 1)
-    return (
-        f"{_listed_names(named)} the numeric derivative at every element of the array that shows it (within "
-        f"{SCALE_SPREAD:.0%}): {ONE_FACTOR}"
-    )
+    return f"{_listed_names(named)} the numeric derivative at every element of the array that shows it: {ONE_FACTOR}"
+
+
+def _times(factor: float) -> str:
+    """``1.5 times``, or for a factor near 1 its distance from 1 too: ``1.00787 (1 + 0.0079) times``."""
+    off = factor - 1.0
+    if abs(off) > NEAR_ONE:
+        return f"{factor:.3g} times"
+    return f"{factor:.6g} (1 {'+' if off > 0 else '-'} {abs(off):.2g}) times"
 
 
 #: What a gradient one constant factor times the derivative is.
@@ -361,13 +371,27 @@ ONE_FACTOR = (
 )
 
 
-def _factor(g: np.ndarray, n: np.ndarray) -> float | None:
-    """The one factor ``g / n`` shows over at least :data:`SCALE_ELEMENTS` elements, if any, and not near 1."""
+#: A factor this near 1 is named only where every element's ratio lies within :data:`NEAR_SPREAD` of its distance
+#: from 1 (beside the ratio's own uncertainty, the element's bound over its derivative) ...
+NEAR_ONE = 0.05
+NEAR_SPREAD = 0.25
+#: ... and one nearer than this is never named: what a solve to a relative tolerance of 1e-4 is off by (about 1e-3
+#: of the gradient, see :data:`SMALL_ERROR`), a constant rounded to a narrower dtype, an approximation.
+LEAST_FACTOR = 2e-3
+
+
+def _factor(g: np.ndarray, n: np.ndarray, b: np.ndarray) -> float | None:
+    """The one factor ``g / n`` shows over at least :data:`SCALE_ELEMENTS` elements, if any (``b``: the elements'
+    bounds), and not within :data:`LEAST_FACTOR` of 1."""
     if g.size < SCALE_ELEMENTS:
         return None
     ratio = g / n
     factor = float(np.median(ratio))
-    if abs(factor - 1.0) <= 0.05 or not np.all(np.abs(ratio - factor) <= SCALE_SPREAD * abs(factor)):
+    off = abs(factor - 1.0)
+    if off > NEAR_ONE:
+        return factor if np.all(np.abs(ratio - factor) <= SCALE_SPREAD * abs(factor)) else None
+    own = np.abs(b / n)  # (each ratio's own uncertainty: below 1, as the derivative shows beyond its bound)
+    if off < LEAST_FACTOR or not np.all(np.abs(ratio - factor) + own <= NEAR_SPREAD * off):
         return None
     return factor
 
@@ -408,5 +432,6 @@ def offset_notes(report: Report, tree: Tree) -> list[str]:
 def error_notes(report: Report, tree: Tree, fname: str) -> list[str]:
     """What a failing report's errors look like as a whole, where they look like one thing: a small error spread
     over the gradient, a constant factor, or an added constant."""
-    notes = [n for n in (small_error_note(report, tree, fname), scale_note(report, tree, fname)) if n]
+    scale = scale_note(report, tree, fname)  # (a factor named is no small error spread over the gradient)
+    notes = [scale] if scale else [n for n in (small_error_note(report, tree, fname),) if n]
     return notes + offset_notes(report, tree)

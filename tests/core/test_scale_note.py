@@ -66,3 +66,35 @@ def test_a_factor_in_some_arrays_is_named_by_array():
     assert [lf.status for lf in report.leaves] == ["pass", "fail", "fail"], report
     (said,) = [n for n in report.notes if "times the numeric derivative" in n]
     assert said.startswith("w's gradient is 0.333 times and b's 0.333 times the numeric"), said
+
+
+def _dense(factor: float):
+    rng = np.random.default_rng(0)
+    x, w, b = rng.normal(size=(5, 3)), rng.normal(size=(3, 2)), rng.normal(size=2)
+
+    def forward(x, w, b):
+        return np.tanh(x @ w + b)
+
+    def backward(d, x, w, b):
+        dz = d * (1 - forward(x, w, b) ** 2)
+        return dz @ w.T * factor, x.T @ dz, dz.sum(0)
+
+    return forward, backward, (x, w, b)
+
+
+@pytest.mark.parametrize("factor", [128 / 127, 1.02, 0.99])
+def test_a_factor_within_a_few_percent_of_one_is_named_not_called_a_tolerance(factor):
+    # dx off by 1/(N-1) for 1/N: it was called a small error spread over the gradient, a solver's tolerance, with
+    # a hint of atol=1e-02 that made the bug pass (128/127), or nothing at all (1.02)
+    forward, backward, inputs = _dense(factor)
+    report = backcheck.check_layer(forward, backward, inputs)
+    assert report.status == "fail", report
+    (said,) = [n for n in report.notes if "times the numeric derivative" in n]
+    assert said.startswith(f"x's gradient is {factor:.6g} (1 {'+' if factor > 1 else '-'} ") and "1/N" in said
+    assert not [n for n in report.notes if "atol=" in n or "tolerance" in n], report.notes
+
+
+def test_a_factor_within_a_solvers_tolerance_of_one_is_not_named():
+    forward, backward, inputs = _dense(1 + 1e-3)
+    report = backcheck.check_layer(forward, backward, inputs)
+    assert report.status == "fail" and not [n for n in report.notes if "times the numeric derivative" in n], report
