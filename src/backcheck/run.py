@@ -25,7 +25,7 @@ import numpy as np
 from backcheck.backends import Backend
 from backcheck.bits import machine_eps
 from backcheck.contract import Analytic, Contract, Section
-from backcheck.errors import BackcheckError, NondeterministicError, NonFiniteError
+from backcheck.errors import BackcheckError, BadInputError, NondeterministicError, NonFiniteError
 from backcheck.evaluate import Evaluator
 from backcheck.extended import excuse_measured, excuse_rounding
 from backcheck.findings import UNREAD_ULPS, masked_gradient, mutation_finding, unread_findings
@@ -160,7 +160,32 @@ def _unread(contract: Contract, ev: Evaluator, analytic: Analytic, options: Opti
     size = max(abs(ev.phi0) or ev.scale or 1.0, noise_level(ev, lazy=True) / (UNREAD_ULPS * eps))
     unmoved = ev.unmoved()
     found = unread_findings(contract.fname, ev.tree, unmoved, g, steps, size, eps)
+    if contract.kind == "check":
+        _read_only_copied(contract.fname, ev.tree, found)
     return [_locally_constant(contract.fname, ev, unmoved, f) for f in found]
+
+
+def _read_only_copied(fname: str, tree: Tree, found: list[Finding]) -> None:
+    """A typed error where an array ``f`` never read is read-only, so that the check moved a private copy of it: a
+    closure over the original (CS231n's ``lambda _: loss(W)``) never sees the moves, and a right gradient would
+    fail; its argument alone carries them."""
+    frozen = [
+        leaf
+        for leaf in tree.leaves
+        if not leaf.in_place
+        and isinstance(leaf.source, np.ndarray)
+        and not leaf.source.flags.writeable
+        and any(leaf.name in f.elements for f in found)
+    ]
+    if frozen:
+        name = frozen[0].name
+        raise BadInputError(
+            f"{fname} did not change at all when {name} was perturbed, and {name} is read-only (np.load with "
+            "mmap_mode='r', setflags(write=False), np.broadcast_to, a view of a jax array): the check moved a "
+            f"private copy of it, which {fname} sees only as its argument; a closure over the original array never "
+            "sees the moves.",
+            "pass a writable array (np.array(W)) and let the closure read that one, or have f read its argument.",
+        )
 
 
 def _locally_constant(fname: str, ev: Evaluator, unmoved: list[int], found: Finding) -> Finding:
