@@ -129,3 +129,44 @@ def test_an_optimizer_named_after_no_parameter_is_still_refused_by_name():
     renamed.opt_a, renamed.opt_b = renamed.__dict__.pop("W_opt"), renamed.__dict__.pop("w0_opt")
     with pytest.raises(BadInputError, match="optimizer step inside backward"):
         backcheck.check_object(renamed, X, **NAMES)
+
+
+class Tanh:
+    def forward_pass(self, X, training=True):
+        self.out = np.tanh(X)
+        return self.out
+
+    def backward_pass(self, accum_grad):
+        return accum_grad * (1 - self.out**2)
+
+
+class Net:  # a network object holding its layers, as such a library's NeuralNetwork does
+    def __init__(self, layers):
+        self.layers = layers
+
+    def forward(self, X):
+        for layer in self.layers:
+            X = layer.forward_pass(X)
+        return X
+
+    def backward(self, grad):
+        for layer in reversed(self.layers):
+            grad = layer.backward_pass(grad)
+        return grad
+
+
+@pytest.mark.parametrize("held", ["list", "object"])
+def test_layers_with_optimizers_of_their_own_inside_a_network(held):
+    # refused: 'the gradient cannot be recovered from the update', with a hint naming self.dlayers[0].W
+    def net(first=Dense, last=Dense):
+        layers = [first(4, 3, Momentum(), seed=1), Tanh(), last(3, 2, Adam(), seed=2)]
+        return (layers, NAMES) if held == "list" else (Net(layers), {})
+
+    layers, names = net()
+    report = backcheck.check_object(layers, X, **names)
+    assert report.status == "pass", report
+    assert {lf.name for lf in report.leaves} >= {"layers[0].W", "layers[0].w0", "layers[2].W", "layers[2].w0"}
+    layers, names = net(first=WrongElement)
+    assert [e.name for e in backcheck.check_object(layers, X, **names).mismatches] == ["layers[0].W[2, 1]"]
+    layers, names = net(last=AfterStep)
+    assert [f.kind for f in backcheck.check_object(layers, X, **names).findings] == ["optimizer step"]

@@ -17,7 +17,7 @@ import numpy as np
 from backcheck.containers import flatten
 from backcheck.findings import Finding
 from backcheck.frontends.object_steps import near
-from backcheck.frontends.slots import is_float_array
+from backcheck.frontends.slots import Slot, is_float_array
 
 #: How an optimizer attribute names its parameter: ``W_opt`` or ``W_optimizer`` for ``W``.
 SUFFIXES = ("_opt", "_optimizer", "_optim")
@@ -62,15 +62,16 @@ def keep_gradients(layer: Any, grads: Any) -> tuple[Any, str]:
     beside ``W``) replaced by a :class:`KeptGradient`; ``grads`` then names where each gradient is kept
     (``{"W": "W_opt.grad"}``), and a note says so. ``grads`` and ``''`` as they were where the user named
     ``grads=`` or the layer holds no such optimizer."""
-    state = getattr(layer, "__dict__", None)
-    if grads is not None or not isinstance(state, dict):
+    if grads is not None or not isinstance(getattr(layer, "__dict__", None), dict):
         return grads, ""
     found = {}
-    for attr, value in list(state.items()):
-        param = next((attr[: -len(s)] for s in SUFFIXES if attr.endswith(s)), None)
-        if param and is_float_array(state.get(param)) and _steps(value):
-            state[attr] = KeptGradient(state[param])
-            found[param] = f"{attr}.grad"
+    for prefix, holder in _holders(layer):
+        state = holder.__dict__
+        for attr, value in list(state.items()):
+            param = next((attr[: -len(s)] for s in SUFFIXES if attr.endswith(s)), None)
+            if param and is_float_array(state.get(param)) and _steps(value):
+                state[attr] = KeptGradient(state[param])
+                found[prefix + param] = f"{prefix}{attr}.grad"
     if not found:
         return grads, ""
     opts = ", ".join(path.removesuffix(".grad") for path in found.values())
@@ -80,6 +81,23 @@ def keep_gradients(layer: Any, grads: Any) -> tuple[Any, str]:
         "gradient is read there."
     )
     return found, note
+
+
+def _holders(layer: Any) -> list[tuple[str, Any]]:
+    """``layer`` itself, and the layers it holds one attribute down (a network's ``self.layers = [...]``, or
+    ``self.fc1``), each with the prefix that names its arrays (``layers[0].``)."""
+    out: list[tuple[str, Any]] = [("", layer)]
+    for attr, value in list(vars(layer).items()):
+        if isinstance(value, (list, tuple)):
+            out += [(f"{attr}[{k}].", v) for k, v in enumerate(value) if _layer_like(v)]
+        elif _layer_like(value) and not _steps(value):
+            out.append((f"{attr}.", value))
+    return out
+
+
+def _layer_like(value: Any) -> bool:
+    """Whether ``value`` is an object with attributes of its own (a layer), not an array, a container or a class."""
+    return isinstance(getattr(value, "__dict__", None), dict) and not isinstance(value, (type, np.ndarray))
 
 
 def step_findings(
@@ -97,7 +115,8 @@ def step_findings(
         try:
             obj = made()
             for param, path in kept.items() if stepping else ():
-                setattr(obj, path.removesuffix(".grad"), SteppedGradient(np.asarray(getattr(obj, param))))
+                opt = Slot.parse(path.removesuffix(".grad"), "grads")  # (on a layer the object holds: layers[0].)
+                setattr(opt.owner(obj), opt.attr, SteppedGradient(np.asarray(Slot.parse(param, "params").get(obj))))
             getattr(obj, forward)(*copy.deepcopy(inputs))
             ret = getattr(obj, backward)(copy.deepcopy(dout))
         except Exception:  # noqa: BLE001 - no conclusion from calls that raise
