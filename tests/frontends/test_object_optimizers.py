@@ -170,3 +170,12 @@ def test_layers_with_optimizers_of_their_own_inside_a_network(held):
     assert [e.name for e in backcheck.check_object(layers, X, **names).mismatches] == ["layers[0].W[2, 1]"]
     layers, names = net(last=AfterStep)
     assert [f.kind for f in backcheck.check_object(layers, X, **names).findings] == ["optimizer step"]
+
+
+def test_a_refused_layer_inside_a_network_is_hinted_at_its_own_attribute():
+    # the hint read 'self.dlayers[0].W = ...'
+    renamed = Renamed(4, 3, Momentum())
+    renamed.opt_a, renamed.opt_b = renamed.__dict__.pop("W_opt"), renamed.__dict__.pop("w0_opt")
+    with pytest.raises(BadInputError, match="optimizer step inside backward") as info:
+        backcheck.check_object([renamed, Tanh()], X, **NAMES)
+    assert "self.layers[0].dW = ..." in info.value.hint and "'layers[0].dW'" in info.value.hint, info.value.hint

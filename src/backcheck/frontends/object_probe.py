@@ -449,12 +449,13 @@ def _no_gradient(s: Slot, probe: Probe, spec: Any) -> BadInputError:
             f"object before the update and name it in grads=.",
         )
     if s in probe.updated:
+        dname = s.prefix + "d" + (s.attr if s.key is None else str(s.key))  # (self.layers[0].dW for layers[0].W)
         return BadInputError(
             f"{spec.cls}.{spec.backward} updates the parameter {s.label} (an optimizer step inside backward) and "
             f"leaves no gradient for it where backcheck looked ({looked}); the gradient cannot be recovered from "
             "the update.",
-            f"store the gradient on the object before the update (self.d{s.name} = ...), or name where it is: "
-            f"grads={{{s.name!r}: 'attribute'}}.",
+            f"store the gradient on the object before the update (self.{dname} = ...), and name where it is if "
+            f"backcheck does not find it: grads={{{s.name!r}: {dname!r}}}.",
         )
     return BadInputError(
         f"found no gradient of {s.label} after {spec.cls}.{spec.backward}: looked in {looked} (for an array of "
