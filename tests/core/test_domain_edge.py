@@ -118,3 +118,15 @@ def test_a_mask_forgotten_by_the_rule_fails_although_wider_steps_leave_the_domai
     assert backcheck.check(f, x, lambda x: -m / x).status == "pass"
     r = backcheck.check(f, x, lambda x: -1.0 / x)
     assert r.status == "fail" and r.leaves[0].n_mismatch == 2, r
+
+
+@pytest.mark.parametrize("p0", [1e-20, 1e-12, 3e-9])
+def test_an_element_far_nearer_the_edge_than_its_step_is_differenced_at_its_own_scale(p0):
+    # log of a confident softmax's probability: twelve shrinks of 8 from a step of 6e-6 never reached 1e-20, and
+    # the element was called a jump (inconclusive, 'discontinuous there')
+    p = np.array([p0, 0.5, 2.0])
+    right = backcheck.check(lambda v: float(np.sum(np.log(v))), p, lambda v: 1 / v)
+    assert right.status == "pass", right
+    assert not [n for n in right.notes if "jumps" in n], right.notes
+    wrong = backcheck.check(lambda v: float(np.sum(np.log(v))), p, lambda v: np.where(v < 1e-6, 1.01, 1.0) / v)
+    assert wrong.status == "fail" and [e.name for e in wrong.mismatches] == ["v[0]"], wrong
