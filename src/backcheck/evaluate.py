@@ -172,7 +172,8 @@ class Evaluator:
             raise
         self._sums = self.tree.sums()
         self.repeat_due = not repeat
-        self.jitter = max(self.jitter, jitter(self.fname, (phi, again), max(abs(scale), abs(phi)), dtype))
+        size = max(abs(scale), abs(phi))
+        self.jitter = max(self.jitter, jitter(self.fname, (phi, again), size, dtype, bool(self.output.base)))
         if not np.isfinite(phi):
             raise NonFiniteError(
                 f"{self.fname} returned {phi} at the original point, before any perturbation.",
@@ -245,7 +246,9 @@ class Evaluator:
         self._after_call()
         self.repeat_due = False
         size = max(self.scale, abs(self.phi0))
-        self.jitter = max(self.jitter, jitter(self.fname, (self.phi0, again), size, self.out_dtype))
+        self.jitter = max(
+            self.jitter, jitter(self.fname, (self.phi0, again), size, self.out_dtype, bool(self.output.base))
+        )
 
     # -- many points at once ------------------------------------------------------------------------------
     def first_differences(self, idx: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -447,10 +447,12 @@ def _py_header(inst: random.Random) -> int | None:
 JITTER_UNITS = 256.0
 
 
-def jitter(fname: str, values: tuple[float, float], scale: float, dtype: Any) -> float:
+def jitter(fname: str, values: tuple[float, float], scale: float, dtype: Any, projected: bool = False) -> float:
     """How far two calls of ``fname`` at the same point differed (0 if not at all), where that is within a few
     hundred units of the output's last place at its ``scale``: a pivoting or threaded kernel (torch's lstsq with
-    gelsy returned 0.0 and then 2.2e-15) jitters, it is not random. Beyond that, :class:`NondeterministicError`."""
+    gelsy returned 0.0 and then 2.2e-15) jitters, it is not random. Beyond that, :class:`NondeterministicError`.
+    ``projected``: the values are the outputs' change from the first call weighed by dout (a layer's), not what
+    ``fname`` returned."""
     phi, again = values
     if phi == again or (phi != phi and again != again):
         return 0.0
@@ -458,9 +460,17 @@ def jitter(fname: str, values: tuple[float, float], scale: float, dtype: Any) ->
     off = abs(phi - again)
     if off <= JITTER_UNITS * float(np.finfo(kind).eps) * scale:
         return off
+    said = (
+        f"{fname}'s outputs changed between two calls at the same input (their change from the first call, "
+        f"weighed by dout: {phi!r}, then {again!r})"
+        if projected
+        else f"{fname} returned {phi!r} and then {again!r} for the same input"
+    )
     raise NondeterministicError(
-        f"{fname} returned {phi!r} and then {again!r} for the same input: it is random "
-        "(dropout, sampling, an unseeded generator), so finite differences would measure noise.",
-        "fix the randomness: pass a seeded generator or a fixed dropout mask as an input, or "
-        "re-seed inside the function.",
+        f"{said}: it is random (dropout, sampling, an unseeded generator) or keeps state that changes with every "
+        "call (a call counter, a running statistic, a cache), so finite differences would measure that, not a "
+        "derivative.",
+        "fix the randomness: pass a seeded generator or a fixed dropout mask as an input, or re-seed inside the "
+        "function; and leave state that changes with each call out of the checked computation (a reset=, or "
+        "eval mode).",
     )
