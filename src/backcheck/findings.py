@@ -388,6 +388,8 @@ def _factor(g: np.ndarray, n: np.ndarray, b: np.ndarray) -> float | None:
     ratio = g / n
     factor = float(np.median(ratio))
     off = abs(factor - 1.0)
+    if factor == 0.0:
+        return None  # a gradient of 0 where f moves: no factor but a gradient that does not flow (said as such)
     if off > NEAR_ONE:
         return factor if np.all(np.abs(ratio - factor) <= SCALE_SPREAD * abs(factor)) else None
     own = np.abs(b / n)  # (each ratio's own uncertainty: below 1, as the derivative shows beyond its bound)

@@ -66,10 +66,14 @@ def gradient_leaf(other: Any, leaf: Leaf, what: str, strict_dtype: bool = False)
         )
     arr = np.asarray(other)
     if arr.dtype.kind != "f":
+        # ml_dtypes' bfloat16 and float8 types are numpy dtypes of another kind: a float, cast, not an integer
+        extended = arr.dtype.kind == "V" and "float" in arr.dtype.name
         raise GradientStructureError(
             f"the {what} for {leaf.name} has dtype {arr.dtype}; a gradient must be a float array "
             f"like {leaf.name} ({leaf.dtype}).",
-            "check for an integer or boolean array where a float one was meant (e.g. np.zeros_like(labels)).",
+            f"cast it to a numpy float: g.astype(np.float32) (ml_dtypes' {arr.dtype} is no numpy float type)."
+            if extended
+            else "check for an integer or boolean array where a float one was meant (e.g. np.zeros_like(labels)).",
         )
     if (
         arr.shape != leaf.shape

@@ -74,7 +74,13 @@ def _selection(argnums: Any, args: tuple[Any, ...], kwargs: dict[str, Any], fnam
             f"argnums={argnums!r}, but {fname} gets {len(args)} positional argument(s)"
             + (f" and the keyword argument(s) {sorted(kwargs)}" if kwargs else "")
             + f"; {bad[0]!r} is none of them.",
-            f"choose positions among 0..{len(args) - 1}" + (" or keyword names." if kwargs else "."),
+            f"choose positions among 0..{len(args) - 1}"
+            + (" or keyword names." if kwargs else ".")
+            + (
+                " A name selects a keyword argument only: pass the argument by keyword, or select it by position."
+                if isinstance(bad[0], str)
+                else ""
+            ),
         )
     return wanted
 
