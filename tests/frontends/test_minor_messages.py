@@ -51,3 +51,15 @@ def test_a_gradient_that_does_not_flow_is_no_factor() -> None:
     report = bt.check(lambda t: torch.from_numpy(np.tanh(t.detach().numpy())), torch.ones(4, 3, dtype=torch.float64))
     assert report.status == "fail", report
     assert not [n for n in report.notes if "times the numeric derivative" in n], report.notes
+
+
+def test_a_dout_written_as_a_nested_list_of_numbers_is_one_array() -> None:
+    # it was read as ten outputs: 'dout has 10 array(s), but forward returns 1'
+    x = np.ones((5, 2))
+    dout = np.arange(10.0).reshape(5, 2)
+    report = backcheck.check_layer(lambda v: v * 2, lambda d, v: d * 2, (x,), dout.tolist())
+    assert report.status == "pass", report
+    wrong = backcheck.check_layer(lambda v: v * 2, lambda d, v: d * 3, (x,), dout.tolist())
+    assert wrong.status == "fail"
+    with pytest.raises(GradientStructureError, match="dout has 2 array"):  # (two arrays for one output: refused)
+        backcheck.check_layer(lambda v: v * 2, lambda d, v: d * 2, (x,), [dout, dout])

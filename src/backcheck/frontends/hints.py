@@ -275,9 +275,20 @@ def cotangents(
     return out
 
 
+def _numbers_like(dout: Any, out: np.ndarray) -> bool:
+    """Whether ``dout`` (a list or tuple) is a nested list of numbers in the shape of the one output ``out``."""
+    try:
+        arr = np.asarray(dout)
+    except (ValueError, TypeError):  # (ragged)
+        return False
+    return arr.shape == out.shape and arr.dtype.kind in "fiu"
+
+
 def _given(dout: Any, parts: list[tuple[str, np.ndarray]], fname: str) -> list[np.ndarray]:
     """The user's ``dout``, one float array per output in its shape (copies), or a typed error."""
     given = flat_outputs(dout, "dout", "dout")
+    if len(parts) == 1 and len(given) != 1 and isinstance(dout, (list, tuple)) and _numbers_like(dout, parts[0][1]):
+        given = [("dout", np.asarray(dout, dtype=np.float64))]  # (a nested list of numbers: one array, as written)
     if len(given) != len(parts):
         raise GradientStructureError(
             f"dout has {len(given)} array(s), but {fname} returns {len(parts)} ({', '.join(n for n, _ in parts)}).",
