@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from backcheck.edges import raised_off_domain
 from backcheck.errors import BackcheckError, NotScalarError, UserFunctionError
 from backcheck.tree import Leaf, Tree, flat_view, resized
 
@@ -122,7 +123,7 @@ def serial_first_differences(ev: Evaluator, idx: np.ndarray, steps: np.ndarray) 
             except (KeyboardInterrupt, SystemExit, BackcheckError):
                 raise
             except Exception as exc:
-                if not ev.off_domain(exc, where):
+                if not raised_off_domain(ev, exc, where):
                     raise ev._user_error(exc, where) from exc
                 vp = vm = math.nan  # a step off f's domain: redone below with shrinking steps, as a NaN
             finally:

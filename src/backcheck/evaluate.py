@@ -18,7 +18,7 @@ import numpy as np
 from backcheck.backends import Backend, batched_first_differences, put_back, serial_first_differences
 from backcheck.bits import BFLOAT16_EPS, dot, machine_eps
 from backcheck.containers import flatten
-from backcheck.edges import EDGE_HINTS, one_sided
+from backcheck.edges import EDGE_HINTS, EDGE_RETRIES, EDGE_SHRINK, next_shrink, one_sided, raised_off_domain
 from backcheck.errors import (
     BackcheckError,
     NonFiniteError,
@@ -28,11 +28,6 @@ from backcheck.moves import covers, in_place, move, move_dots, split, write_step
 from backcheck.outputs import NARROW_EVIDENCE, Output, computed_dtype, narrow_inputs
 from backcheck.randomness import jitter
 from backcheck.tree import Leaf, Tree, flat_view
-
-#: Each retry at the edge of a function's domain divides the step by this factor ...
-EDGE_SHRINK = 8.0
-#: ... at most this many times (a step 8**12, about 7e10, times smaller), before NonFiniteError.
-EDGE_RETRIES = 12
 
 
 class Evaluator:
@@ -95,9 +90,7 @@ class Evaluator:
         self._coarse = ""  # a note when the output is in a coarser dtype than the inputs
         self._integer = False  # the function returns integers
         self.ready = False  # True once the baseline has been evaluated
-        #: the last exception read as a step off f's domain (:meth:`off_domain`) and the element moved, for the
-        #: message where no smaller step of that element helps
-        self.raised: tuple[Exception, Any] | None = None
+        self.raised: tuple[Exception, Any] | None = None  # the last raise read as NaN, and where (edges.py)
         self.repeat_due = False  # the baseline's second call at the point is still to be made (recheck)
         backend = backend or Backend()
         # optional ways to evaluate many points at once (first differences only), chosen when built
@@ -172,8 +165,8 @@ class Evaluator:
             raise
         self._sums = self.tree.sums()
         self.repeat_due = not repeat
-        size = max(abs(scale), abs(phi))
-        self.jitter = max(self.jitter, jitter(self.fname, (phi, again), size, dtype, bool(self.output.base)))
+        rel = bool(self.output.base)  # (a layer's phi: its outputs' change weighed by dout)
+        self.jitter = max(self.jitter, jitter(self.fname, (phi, again), max(abs(scale), abs(phi)), dtype, rel))
         if not np.isfinite(phi):
             raise NonFiniteError(
                 f"{self.fname} returned {phi} at the original point, before any perturbation.",
@@ -245,10 +238,8 @@ class Evaluator:
         again = self._value(None)
         self._after_call()
         self.repeat_due = False
-        size = max(self.scale, abs(self.phi0))
-        self.jitter = max(
-            self.jitter, jitter(self.fname, (self.phi0, again), size, self.out_dtype, bool(self.output.base))
-        )
+        size, rel = max(self.scale, abs(self.phi0)), bool(self.output.base)
+        self.jitter = max(self.jitter, jitter(self.fname, (self.phi0, again), size, self.out_dtype, rel))
 
     # -- many points at once ------------------------------------------------------------------------------
     def first_differences(self, idx: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -370,7 +361,7 @@ class Evaluator:
                 kept = (phis, disp, factor)
             elif kept is not None or _attempt >= retries:
                 break
-            factor = self._edge_factor(i, steps, factor, bad is not None)
+            factor = next_shrink(self, i, steps, factor, bad is not None)
         if kept is not None and (bad is not None or np.any(disp == 0.0)):
             phis, disp, factor = kept
             bad = None
@@ -388,18 +379,6 @@ class Evaluator:
         if factor != 1.0:
             self.shrunk[i] = min(self.shrunk.get(i, 1.0), factor)
         return phis, disp, factor
-
-    def _edge_factor(self, i: int, steps: Sequence[float], factor: float, edge: bool) -> float:
-        """The next shrink of element ``i``'s steps from ``factor``: by :data:`EDGE_SHRINK`, or where ``f`` left its
-        domain (``edge``) and the element lies nearer 0 than the shrunk step, to an eighth of the element's own
-        size at once: an edge at 0 (``log``, ``sqrt``, ``1 / x``) lies that near, and twelve shrinks of 8 do not
-        reach a probability of 1e-20 from a step of 6e-6 (it was called a jump)."""
-        nxt = factor / EDGE_SHRINK
-        leaf, local = self.tree.locate(i)
-        x, h = abs(float(flat_view(leaf.work)[local])), max(abs(float(s)) for s in steps)
-        if edge and 0.0 < x < h * nxt:
-            nxt = x / (EDGE_SHRINK * h)
-        return nxt
 
     def _at_steps(self, i: int, steps: Sequence[float]) -> tuple[np.ndarray, np.ndarray, tuple[float, float] | None]:
         """``phi`` at ``x + s e_i`` for each step, stopping at the first value that is not finite (returned as
@@ -502,33 +481,10 @@ class Evaluator:
         except (KeyboardInterrupt, SystemExit, BackcheckError):
             raise
         except Exception as exc:
-            if self.off_domain(exc, where):
+            if raised_off_domain(self, exc, where):  # (read as NaN: a step off f's domain)
                 return math.nan, 0.0, self.out_dtype
             raise self._user_error(exc, where) from exc
         return self.output.anchor(raw) if anchor else self.output.reduce(raw)
-
-    def off_domain(self, exc: Exception, where: Any) -> bool:
-        """Whether ``exc``, raised at a moved point ``where`` after f ran at the point, says the step left f's
-        domain, as a NaN would: an arithmetic error (``math.exp``'s OverflowError, ``1 / x`` in Python at 0, a
-        FloatingPointError under ``np.errstate(all='raise')`` or jax's ``jax_debug_nans``) or the math module's
-        domain error (``math.log`` of a negative). Read as NaN: the step shrinks from the edge, as for ``log``
-        or ``sqrt`` in numpy (:data:`EDGE_SHRINK`), once f raised it again at the same point (one evaluation;
-        a function that raises once, there or anywhere, is the user's error). Where no smaller step (nor the
-        other side) helps, it is the user's error, raised as it was (:attr:`raised`). Any other exception is the
-        user's error at once."""
-        edge = isinstance(exc, ArithmeticError) or (isinstance(exc, ValueError) and "math domain error" in str(exc))
-        if not (edge and where is not None and self.ready):
-            return False
-        self.n_evals += 1  # asked again at the same point: the domain's edge raises again, a flaky function not
-        try:
-            self.call(self.tree.current())
-        except (KeyboardInterrupt, SystemExit, BackcheckError):
-            raise
-        except Exception as again:  # noqa: BLE001 - the same error again is the domain's edge
-            if type(again) is type(exc):
-                self.raised = exc, where[0]
-                return True
-        return False
 
     def _user_error(self, exc: Exception, where: Any, tried: str = "") -> UserFunctionError:
         return UserFunctionError(

@@ -17,9 +17,8 @@ not finite (or the function raises a typed error) is unusable, not fatal: the ed
   ``eps(dtype) * (|phi| + |x| |phi'|)`` or the caller's ``noise``, distinct values adding in quadrature, the
   base point (shared by every row of a one-sided stencil) coherently;
 - trusts an entry only where its column shrinks as it should (at least twofold per step) or two consecutive
-  changes are at the rounding level, and only on steps after the last *jump* (a change that grows instead of
-  shrinking, fourfold for a one-sided stencil: the steps were still too large for the function's scale, crossed
-  kinks a little off the point, or a domain edge);
+  changes are at the rounding level, and only on steps after the last *jump* (a change that grows, fourfold if
+  one-sided: the steps were still above the function's scale, across kinks a little off the point, or an edge);
 - stops once the least estimated error among trusted entries is at the rounding floor (or below the caller's
   ``target``), the next step agrees with it, and a central difference at ``0.7 h`` (off the halving sequence;
   the stencil itself if one-sided) agrees with those at ``h`` and ``2 h``: a function whose period aliases with
@@ -73,14 +72,9 @@ FLOOR_FACTOR = 3.0
 ROUNDING_ACCEPT = 2.0
 #: A column converges when its change shrank by this factor (or by 3/4 of the expected ratio, if smaller).
 CONVERGENCE = 2.0
-#: A change of the first column of order >= 2 that grows by this factor, beyond this many rounding bounds, is a jump
-#: (one-sided stencils, whose first extrapolation carries their rows' rounding several times over) ...
-JUMP_GROWTH = 4.0
-#: ... and one of a symmetric stencil's central differences that grows at all: the rows before are not yet on the
-#: function's scale (a float32 ReLU network's element whose rows at 1 to 1/16 cross kinks of other units 0.05 off,
-#: the changes growing 1.5x per halving, gave a table whose order-8 entry from those rows was 15% off the
-#: derivative with an estimate of 3% of it; the rows below the kinks find it).
-SYMMETRIC_JUMP_GROWTH = 1.0
+#: A change of the first column of order >= 2 that grows by this factor (one-sided) or at all (symmetric: rows across
+#: kinks 0.05 off gave an entry 15% off, estimated at 3%), beyond this many rounding bounds, is a jump.
+JUMP_GROWTH, SYMMETRIC_JUMP_GROWTH = 4.0, 1.0
 #: ... or by this factor between the first two changes of the column (no earlier change tells a dip there).
 FIRST_JUMP_GROWTH = 32.0
 JUMP_ROUNDING = 4.0
@@ -494,9 +488,7 @@ def _restart(
     whether the newest change grew at all beyond rounding (the steps are still above the function's scale).
 
     The test watches the first column of order 2 or more: a one-sided column (order 1) mixes its ``h`` and
-    ``h**2`` terms at large steps and may change non-monotonically on a polynomial, its first extrapolation
-    does not.
-    """
+    ``h**2`` terms at large steps and may change non-monotonically on a polynomial, its first extrapolation not."""
     start = start.copy()
     start[~np.isfinite(base[:, -1])] = k + 1
     growing = np.zeros(start.shape, dtype=bool)
@@ -510,8 +502,7 @@ def _restart(
         before = np.abs(series[:, -2] - series[:, -3])
         with np.errstate(invalid="ignore"):
             growing = (change > before) & (change > JUMP_ROUNDING * bound[:, -1])
-            growth = JUMP_GROWTH if stencil.order < 2 else SYMMETRIC_JUMP_GROWTH
-            jump = (change > growth * before) & (change > JUMP_ROUNDING * bound[:, -1])
+            jump = growing & (change > (JUMP_GROWTH if stencil.order < 2 else SYMMETRIC_JUMP_GROWTH) * before)
             if series.shape[1] >= 4:
                 # a dip is no jump: two error terms of opposite signs that nearly cancel at one step make that
                 # change small, and the next one grows back, still below the change before the dip
