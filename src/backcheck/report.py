@@ -170,6 +170,7 @@ FAILING_FINDINGS = (
     "learning rate",  # a stepping backward whose gradients or steps depend on its learning rate otherwise than so
     "optimizer step",  # a backward whose returned gradients change when its own optimizer objects step
     "non-finite gradient",  # NaN or inf in a gradient at an input entry of +-inf (a mask), where the derivative is 0
+    "primal output",  # a custom rule's forward value that is not the function's
 )
 #: Findings that leave a check inconclusive where nothing fails: a gradient returned and never compared.
 INCONCLUSIVE_FINDINGS = ("unchecked gradient",)

@@ -123,9 +123,52 @@ def _analytic(sides: Sides, mode: str, wide: bool = False) -> Callable[[], Analy
         findings = tuple(f for f in (found, sides.jvp_finding) if f is not None)
         if not masked_out:  # (a masked output's own rule may give 0 * inf: jnp.logaddexp(-inf, -inf))
             findings += tuple(nonfinite_at_masks(sides.fname, sides.tree, sides.masked_nonfinite))
+        findings += tuple(_primal_findings(sides, mode))
         return Analytic(tuple(sections), findings, notes=(*why, *said))
 
     return analytic
+
+
+#: A rule's forward value may differ from the function's by this many units of the outputs' dtype at their size
+#: (the same computation traced otherwise: fused, reassociated).
+PRIMAL_ULPS = 64
+
+
+def _primal_findings(sides: Sides, mode: str) -> list[Finding]:
+    """A failing finding where the outputs ``jax.vjp`` (a custom_vjp's fwd) or ``jax.jvp`` (a custom_jvp's rule)
+    compute at the point differ from the function's own beyond rounding: under ``jax.value_and_grad`` the value is
+    then the rule's and the gradient checked is of another function (fwd returning ``1.01 * sin(x)`` for ``sin``
+    passed: the differences are of the function). None where jax cannot run them (the check says so elsewhere)."""
+    found: list[Finding] = []
+    ways = (("rev", "jax.vjp (a custom_vjp's fwd, or a custom_jvp's rule)"), ("fwd", "jax.jvp (a custom_jvp's rule)"))
+    for kind, which in ways:
+        if found:
+            break  # (jax.vjp of a custom_jvp runs its rule too: one finding)
+        try:
+            plain = sides.run.apply_as_user(sides.inputs.diff)
+            outs = sides.run.primals(sides.inputs.diff, kind) if kind == "rev" or mode != "rev" else ()
+        except Exception:  # noqa: BLE001 - (a transformation jax refuses: jvp of a custom_vjp; the sections say so)
+            continue
+        for name, a, b in zip(sides.outs.names, plain, outs, strict=False):
+            a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+            eps = float(np.finfo(np.asarray(outs[0]).dtype).eps) if np.asarray(outs[0]).dtype.kind == "f" else 1e-16
+            top = float(np.max(np.abs(a[np.isfinite(a)]), initial=0.0))
+            off = np.abs(a - b)
+            with np.errstate(invalid="ignore"):
+                bad = ~(off <= PRIMAL_ULPS * eps * top) & ~(np.isinf(a) & (a == b))
+            if a.shape == b.shape and np.any(bad):
+                found.append(
+                    Finding(
+                        "primal output",
+                        f"the output {name} that {which} computes differs from {sides.fname}'s own at the point "
+                        f"(by up to {float(np.max(off[bad])):.3g}, of values up to {top:.3g}): under "
+                        "jax.value_and_grad the value is the rule's and the gradient is checked against another "
+                        "function; a rule's forward must return the function's value.",
+                        where=sides.fname,
+                    )
+                )
+                break
+    return found
 
 
 def _linearity(sides: Sides, sec: Section) -> Finding | None:

@@ -89,6 +89,23 @@ def _fwd(
     return jax.vmap(one)(*tangents)
 
 
+def _primals(
+    fn: Callable[..., Any],
+    treedef: Any,
+    layout: tuple[str, ...],
+    statics: tuple[Any, ...],
+    out_sel: tuple[int, ...],
+    diff: Sequence[Any],
+    arrays: Sequence[Any],
+    mode: str,
+) -> tuple[Any, ...]:
+    """The outputs ``jax.vjp`` (``mode`` 'rev') or ``jax.jvp`` give with their rules: a custom rule's own value."""
+    one = lambda *d: _apply(fn, treedef, layout, statics, out_sel, d, arrays)  # noqa: E731
+    if mode == "rev":
+        return jax.vjp(one, *diff)[0]
+    return jax.jvp(one, tuple(diff), tuple(jax.numpy.zeros_like(d) for d in diff))[0]
+
+
 _jit_apply = jax.jit(_apply, static_argnums=_STATIC)
 _jit_batched = jax.jit(_batched, static_argnums=(*_STATIC, len(_STATIC)))  # (the batched axes too)
 _jit_rev = jax.jit(_rev, static_argnums=_STATIC)
@@ -184,6 +201,11 @@ class Runner:
 
     def fwd(self, diff: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, ...]:
         return self._run(_jit_fwd, _fwd, tuple(diff), self.arrays, tuple(tangents))
+
+    def primals(self, diff: Sequence[Any], mode: str) -> tuple[Any, ...]:
+        """The outputs as ``jax.vjp`` (``mode`` 'rev') or ``jax.jvp`` compute them (a custom rule's), eagerly."""
+        head = (self.fn, self.treedef, self.layout, self.statics, self.out_sel)
+        return _primals(*head, *map(_on_device, (tuple(diff), self.arrays)), mode)
 
     def structure(self, diff: Sequence[Any]) -> Any:
         """The output as a pytree of abstract leaves (shapes and dtypes), or None where it cannot be traced
