@@ -663,3 +663,36 @@ def test_var_and_flatten_refuse_malformed_arguments_by_name(call, argument):
     with pytest.raises(ArgumentError) as info:
         call(Tensor(np.ones((2, 3))))
     assert info.value.argument == argument and "integer" in str(info.value)
+
+
+def test_dims_out_of_range_are_refused_and_a_0d_transpose_is_itself():
+    # transpose(0, -1) of a 0-d tensor raised a bare ZeroDivisionError; out-of-range dims wrapped modulo ndim
+    from backcheck.nn import Tensor
+    from backcheck.nn.errors import ShapeError
+
+    assert Tensor(np.array(1.5)).transpose(0, -1).shape == ()
+    for call in (
+        lambda: Tensor(np.zeros(3)).transpose(0, 5),
+        lambda: Tensor(np.zeros((2, 3))).transpose(0, -5),
+        lambda: Tensor(np.zeros((2, 3))).flatten(5),
+        lambda: Tensor(np.zeros((2, 3, 4))).flatten(-7),
+    ):
+        with pytest.raises(ShapeError, match="out of range"):
+            call()
+    assert Tensor(np.zeros((2, 3, 4))).flatten(-2).shape == (2, 12)
+
+
+def test_an_integer_to_a_negative_integer_power_is_a_typed_error():
+    from backcheck.nn import Tensor
+    from backcheck.nn.errors import DTypeError
+
+    for exponent in (Tensor(np.array([-1, -2])), -1):
+        with pytest.raises(DTypeError, match="negative integer power"):
+            Tensor(np.array([2, 3])) ** exponent
+
+
+def test_an_integer_matrix_takes_the_float_operands_dtype_in_a_product():
+    from backcheck.nn import Tensor
+
+    a, b = Tensor(np.ones((2, 3), dtype=np.int64)), Tensor(np.ones((3, 2), dtype=np.float32))
+    assert (a @ b).dtype == np.float32 and (b.T @ a.T).dtype == np.float32 and (a * b.T).dtype == np.float32

@@ -54,3 +54,46 @@ def test_ops_without_a_tensor_rule_are_named():
     x = Tensor(rng.normal(size=(2, 3)), requires_grad=True)
     with pytest.raises(DoubleBackwardError, match="softplus: no tensor rule"):
         grad(ew.softplus(x).sum(), [x])
+
+
+def _stale(kind: str):
+    """A graph one of whose inputs was written in place after the forward read it."""
+    from backcheck import nn
+    from backcheck.nn import Tensor
+
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    if kind == "leaf under no_grad":
+        y = (x * x * x).sum()
+        with nn.no_grad():
+            x -= 1.0
+    elif kind == "optimizer step":
+        y = (x * x).sum()
+        y.backward(retain_graph=True)
+        nn.SGD([x], lr=0.5).step()
+    else:  # a recorded in-place write into a non-leaf the graph read
+        h = x * 1.0
+        y = (h * h).sum()
+        h *= 3.0
+    return x, y
+
+
+@pytest.mark.parametrize("kind", ["leaf under no_grad", "optimizer step", "non-leaf"])
+def test_grad_refuses_a_graph_whose_inputs_were_written_since(kind):
+    # it differentiated at the new values, silently: [1, 6] for [3, 12], [0, 0] for [2, 4], [18, 36] for [2, 4]
+    from backcheck.nn.errors import GraphError
+    from backcheck.nn.higher import grad
+
+    x, y = _stale(kind)
+    with pytest.raises(GraphError, match="modified in place"):
+        grad(y, [x])
+
+
+def test_grad_gives_each_gradient_in_its_inputs_dtype():
+    from backcheck.nn import Tensor
+    from backcheck.nn.higher import grad
+
+    x = Tensor(np.array([1.0, 2.0], dtype=np.float32), requires_grad=True)
+    w = Tensor(np.array([0.5, 3.0]))  # float64
+    (g,) = grad((x * w).sum(), [x])
+    assert g.dtype == np.float32
+    np.testing.assert_array_equal(g.numpy(), np.array([0.5, 3.0], dtype=np.float32))

@@ -160,7 +160,7 @@ def modified(t: Tensor) -> None:
     t._version = WRITES.n
 
 
-def _check_versions(ctx: Context) -> None:
+def check_versions(ctx: Context) -> None:
     """:class:`GraphError` where an input of the node was written in place after the op read it."""
     for k, parent in enumerate(ctx.parents):
         if getattr(parent, "_version", 0) > ctx.epoch:
@@ -286,7 +286,7 @@ def run_backward(root: Tensor, g: np.ndarray, retain_graph: bool) -> None:
             if ctx.freed:
                 raise GraphError(FREED_MSG.format(op=ctx.op.name))
             if ctx.epoch != WRITES.n:
-                _check_versions(ctx)
+                check_versions(ctx)
             for parent, pg in zip(ctx.parents, _local_grads(ctx, g), strict=True):
                 if pg is None or not parent.requires_grad:
                     continue

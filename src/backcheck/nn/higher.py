@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.nn.autograd import Context, topo_order
+from backcheck.nn.autograd import Context, check_versions, topo_order
 from backcheck.nn.errors import ArgumentError, GraphError, ShapeError
 from backcheck.nn.ops import elementwise as ew
 from backcheck.nn.ops import linalg, reduce, shape
@@ -161,6 +161,7 @@ def grad(output: Tensor, inputs: Sequence[Tensor], grad_output: Any = None) -> l
                 "gone), so it cannot be walked again",
                 "pass retain_graph=True to that backward, or compute the output again before calling grad",
             )
+        check_versions(ctx)  # (a rule reads its inputs' data as they are now: refused where written since)
         rule = TENSOR_RULES.get(ctx.op)
         if rule is None:
             raise DoubleBackwardError(
@@ -172,4 +173,6 @@ def grad(output: Tensor, inputs: Sequence[Tensor], grad_output: Any = None) -> l
                 continue
             pg = _unbroadcast(pg, parent.shape)
             grads[id(parent)] = grads[id(parent)] + pg if id(parent) in grads else pg
-    return [grads.get(id(x), Tensor(np.zeros_like(x.data))) for x in inputs]
+    # each in its input's dtype, as backward() leaves it (a float32 input beside a float64 tensor)
+    out = [grads.get(id(x), Tensor(np.zeros_like(x.data))) for x in inputs]
+    return [g if g.dtype == x.dtype else g.astype(x.dtype) for g, x in zip(out, inputs, strict=True)]

@@ -36,7 +36,7 @@ from backcheck.nn.autograd import (
 from backcheck.nn.conversions import Conversions
 from backcheck.nn.dtypes import DTYPE, GRAD_DTYPES, TENSOR_KINDS, default_dtype, set_default_dtype, to_array, weak_to
 from backcheck.nn.errors import ArgumentError, DTypeError, GraphError, ShapeError
-from backcheck.nn.validate import flag
+from backcheck.nn.validate import dim_of, flag
 
 __all__ = [
     "Tensor",
@@ -481,9 +481,10 @@ class Tensor(Conversions):
         elif len(axes) == 1 and isinstance(axes[0], tuple | list):
             perm = tuple(axes[0])
         elif len(axes) == 2:
-            a, b = (ax % nd for ax in axes)
+            a, b = (dim_of("transpose", ax, nd) for ax in axes)
             order = list(range(nd))
-            order[a], order[b] = order[b], order[a]
+            if nd:  # (a 0-d tensor takes dims 0 and -1, as torch, and stays as it is)
+                order[a], order[b] = order[b], order[a]
             perm = tuple(order)
         else:
             perm = tuple(axes)
@@ -502,7 +503,7 @@ class Tensor(Conversions):
 
     def flatten(self, start_dim: int = 0) -> Tensor:
         """Collapse the axes from ``start_dim`` on into one."""
-        start = start_dim % max(self.data.ndim, 1)
+        start = dim_of("flatten", start_dim, self.data.ndim)
         return _ops.shape.reshape(self, _ops.shape.flat_shape(self.data.shape, start))
 
     def astype(self, dtype: Any) -> Tensor:

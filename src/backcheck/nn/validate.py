@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.nn.errors import ArgumentError, DTypeError
+from backcheck.nn.errors import ArgumentError, DTypeError, ShapeError
 
 __all__ = [
     "integer",
@@ -204,3 +204,14 @@ def generator(owner: str, name: str, value: Any) -> np.random.Generator | None:
     if value is not None and not isinstance(value, np.random.Generator):
         raise _fail(owner, name, "None or a numpy Generator", value, "e.g. rng=np.random.default_rng(0)")
     return value
+
+
+def dim_of(op: str, dim: int, ndim: int) -> int:
+    """``dim`` of a tensor of ``ndim`` dimensions, counted from 0, or :class:`ShapeError` out of range (a 0-d
+    tensor takes 0 and -1, as torch)."""
+    top = max(ndim, 1)
+    if not -top <= dim < top:
+        raise ShapeError(
+            f"{op}: dim {dim} is out of range for a tensor with {ndim} dimensions", f"use dims in [{-top}, {top - 1}]"
+        )
+    return int(dim) % top

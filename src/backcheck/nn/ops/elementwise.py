@@ -51,6 +51,11 @@ def _broadcast(op: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray], a: n
     try:
         return fn(a, b)
     except ValueError as exc:
+        if "negative integer powers" in str(exc):  # (numpy refuses int ** negative int, as torch does)
+            raise DTypeError(
+                f"{op}: an integer tensor to a negative integer power",
+                "make the base a float tensor (x.astype(np.float64)) or the exponent a float",
+            ) from None
         if "broadcast" not in str(exc):
             raise
         raise ShapeError(
