@@ -50,8 +50,10 @@ def use_rich(file: TextIO | None = None) -> bool:
 
 def _elements_table(elements: Sequence[Element], title: str) -> Any:
     from rich.table import Table
+    from rich.text import Text
 
-    t = Table(title=title, title_justify="left", title_style="bold", show_edge=False, pad_edge=False)
+    # (names as plain text, never as rich markup: W[val], a user's name holding [/b])
+    t = Table(title=Text(title), title_justify="left", title_style="bold", show_edge=False, pad_edge=False)
     for col in ("element", "analytic", "numeric", "|diff|", "bound", "diff/bound", "verdict"):
         t.add_column(col, justify="left" if col == "element" else "right", min_width=len(col),
                      overflow="fold")
@@ -59,7 +61,7 @@ def _elements_table(elements: Sequence[Element], title: str) -> Any:
         bad = e.status in ("mismatch", "dead")
         ratio = e.abs_err / e.bound if e.bound > 0 else float("inf")
         style = "red" if bad else ("yellow" if e.status == "kink" else None)
-        t.add_row(e.name, f"{e.analytic:.6g}", f"{e.numeric:.6g}", f"{e.abs_err:.3g}", f"{e.bound:.3g}",
+        t.add_row(Text(e.name), f"{e.analytic:.6g}", f"{e.numeric:.6g}", f"{e.abs_err:.3g}", f"{e.bound:.3g}",
                   f"{ratio:.3g}", e.status, style=style)
     return t
 
@@ -84,7 +86,7 @@ def renderables(report: Report) -> list[Any]:
         t.add_column(col, justify="left" if col in ("input", "verdict") else "right",
                      min_width=min(len(col), 7), overflow="fold")
     for lf in report.leaves:
-        t.add_row(lf.name, str(lf.shape), lf.dtype, Text(lf.status, style=STYLE.get(lf.status, "")),
+        t.add_row(Text(lf.name), str(lf.shape), lf.dtype, Text(lf.status, style=STYLE.get(lf.status, "")),
                   f"{lf.n_checked}/{lf.n_elements}", str(lf.n_mismatch), str(lf.n_kinks),
                   f"{lf.max_abs_err:.3g}", f"{lf.max_rel_err:.3g}", f"{lf.rel_diff:.3g}")
     out.append(t)
