@@ -37,6 +37,7 @@ from __future__ import annotations
 import fnmatch
 import importlib.util
 import inspect
+import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -173,11 +174,18 @@ def load_file(path: str | Path) -> ModuleType:
         raise CaseError(f"{path} cannot be imported as a Python module.", "pass a .py file.")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    before = set(sys.modules)
     try:
         spec.loader.exec_module(module)
     except BaseException:
         sys.modules.pop(name, None)
         raise
+    finally:
+        # modules it imported from its own folder (a layers.py beside it) are its own: forgotten, so that the
+        # next file's folder gives its own module of that name (two students' folders checked in one run)
+        for mod in set(sys.modules) - before:
+            if str(getattr(sys.modules[mod], "__file__", "") or "").startswith(folder + os.sep):
+                del sys.modules[mod]
     return module
 
 

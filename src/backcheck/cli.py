@@ -234,7 +234,9 @@ def run_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             err.write(f"backcheck: importing {f} called sys.exit({exc.code!r}); no case was checked.\n"
                       "Hint: guard the file's script part with `if __name__ == '__main__':`.\n")
             return EXIT_ERROR
-        prefix = f"{path.name}::" if len(args.files) > 1 else ""
+        # (the file's name, or the path as given where two files share a name: stuA/cases.py, stuB/cases.py)
+        shared = sum(Path(g).name == path.name for g in args.files) > 1
+        prefix = (f"{f}::" if shared else f"{path.name}::") if len(args.files) > 1 else ""
         found.extend((prefix + c.name, c) for c in collect(module))
     if not found:
         err.write(f"backcheck: no @backcheck.case functions in {', '.join(args.files)}.\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -330,3 +331,27 @@ def test_case_error_is_the_one_in_errors() -> None:
     assert CaseError is backcheck.errors.CaseError
     with pytest.raises(backcheck.errors.CaseError):
         backcheck.case(forward="f")
+
+
+def test_case_files_in_two_folders_each_import_their_own_helpers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # both files' cases ran against the first folder's layers.py (cached in sys.modules): a buggy layer passed,
+    # exit 0, and both rows read cases.py::affine
+    rules = {"stuA": "dout.sum(0)", "stuB": "dout[0]"}  # stuB forgets to sum the bias gradient over the batch
+    for who, db in rules.items():
+        (tmp_path / who).mkdir()
+        (tmp_path / who / "layers.py").write_text(
+            "def affine_forward(x, w, b):\n    return x @ w + b\n\n\n"
+            f"def affine_backward(dout, x, w, b):\n    return dout @ w.T, x.T @ dout, {db}\n"
+        )
+        (tmp_path / who / "cases.py").write_text(
+            "import numpy as np\nimport backcheck\nfrom layers import affine_backward, affine_forward\n\n\n"
+            "@backcheck.case(forward=affine_forward, backward=affine_backward)\ndef affine():\n"
+            "    rng = np.random.default_rng(0)\n"
+            "    return rng.normal(size=(5, 3)), rng.normal(size=(3, 2)), rng.normal(size=2)\n"
+        )
+    assert main(["check", *(str(tmp_path / who / "cases.py") for who in rules), "-q"]) == 1
+    out = capsys.readouterr().out
+    assert re.search(r"PASS\s+\S*stuA/cases\.py::affine", out), out
+    assert re.search(r"FAIL\s+\S*stuB/cases\.py::affine", out), out
