@@ -14,6 +14,7 @@ user's code, or a case file that calls ``sys.exit()`` (which take precedence).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import sysconfig
@@ -129,8 +130,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_explore(args, sys.stdout, sys.stderr)
     if args.command == "check":
-        # with the JSON report on standard output, the human-readable one goes to standard error
-        return run_check(args, sys.stderr if args.json == STDOUT else sys.stdout, sys.stderr)
+        if args.json != STDOUT:
+            return run_check(args, sys.stdout, sys.stderr)
+        # with the JSON report on standard output, the human-readable one goes to standard error, and so does
+        # whatever the case files print (it would come before the JSON and break it)
+        real = sys.stdout
+        with contextlib.redirect_stdout(sys.stderr):
+            return run_check(args, sys.stderr, sys.stderr, real)
     parser.print_help(sys.stderr)
     return EXIT_ERROR
 
@@ -186,7 +192,9 @@ def _print(report: Report, out: TextIO) -> None:
     print_report(report, file=out)
 
 
-def _write_reports(args: argparse.Namespace, reports: list[Report], labels: list[str], err: TextIO) -> bool:
+def _write_reports(
+    args: argparse.Namespace, reports: list[Report], labels: list[str], err: TextIO, json_out: TextIO | None = None
+) -> bool:
     """Write the --json and --html reports; False, with the reason on ``err``, when one cannot be written."""
     from backcheck.errors import BadInputError
     from backcheck.render.html import write_html
@@ -194,7 +202,7 @@ def _write_reports(args: argparse.Namespace, reports: list[Report], labels: list
 
     try:
         if args.json == STDOUT:
-            sys.stdout.write(to_json(reports, labels=labels) + "\n")
+            (json_out or sys.stdout).write(to_json(reports, labels=labels) + "\n")
         elif args.json:
             write_json(reports, args.json, labels=labels)
         if args.html:
@@ -206,8 +214,9 @@ def _write_reports(args: argparse.Namespace, reports: list[Report], labels: list
     return True
 
 
-def run_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """``backcheck check``: load, select and run the cases; print, write reports, return the exit status."""
+def run_check(args: argparse.Namespace, out: TextIO, err: TextIO, json_out: TextIO | None = None) -> int:
+    """``backcheck check``: load, select and run the cases; print, write reports, return the exit status
+    (``json_out``: where ``--json -`` goes, standard output as it was before the cases could print)."""
     import numpy as np
 
     from backcheck.cases import CaseError, collect, load_file, matches, run_case
@@ -285,7 +294,7 @@ def run_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         else:
             out.write(f"\n{label}\n")
             _print(report, out)
-    written = _write_reports(args, reports, labels, err)
+    written = _write_reports(args, reports, labels, err, json_out)
     passed = len(reports) - failures
     summary = f"{len(chosen)} case(s): {passed} passed, {failures} failed, {errors} error(s)"
     out.write(f"\n{summary}\n")

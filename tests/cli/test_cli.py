@@ -355,3 +355,19 @@ def test_case_files_in_two_folders_each_import_their_own_helpers(
     out = capsys.readouterr().out
     assert re.search(r"PASS\s+\S*stuA/cases\.py::affine", out), out
     assert re.search(r"FAIL\s+\S*stuB/cases\.py::affine", out), out
+
+
+def test_json_on_standard_output_holds_nothing_the_cases_print(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # what a case file printed came before the JSON on standard output, which no longer parsed (exit 0)
+    path = tmp_path / "printing.py"
+    path.write_text(
+        "import numpy as np\nimport backcheck\n\nprint('loading my layers')\n\n\n@backcheck.case\ndef tanh_ok():\n"
+        "    print('building the case')\n    W = np.random.default_rng(0).normal(size=(3, 4))\n"
+        "    return {'f': lambda W: np.sum(np.tanh(W)), 'params': W, 'grad': lambda W: 1 - np.tanh(W) ** 2}\n"
+    )
+    assert main(["check", str(path), "--json", "-", "-q"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["schema"] == "backcheck.reports"
+    assert "loading my layers" in captured.err and "building the case" in captured.err
