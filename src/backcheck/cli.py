@@ -267,7 +267,7 @@ def run_check(args: argparse.Namespace, out: TextIO, err: TextIO, json_out: Text
     curves = True if args.html else None
     reports: list[Report] = []
     labels: list[str] = []
-    errors = failures = 0
+    errors = failures = unsure = 0
     for label, c in chosen:
         try:
             report = run_case(c, strategy=args.strategy, samples=args.samples, dtype=dtype, seed=args.seed,
@@ -288,19 +288,21 @@ def run_check(args: argparse.Namespace, out: TextIO, err: TextIO, json_out: Text
         reports.append(report)
         labels.append(label)
         if not report.ok:
-            failures += 1
+            failures += report.status == "fail"
+            unsure += report.status != "fail"
         if args.quiet:
             out.write(f"{report.status.upper():>12}  {label}\n")
         else:
             out.write(f"\n{label}\n")
             _print(report, out)
     written = _write_reports(args, reports, labels, err, json_out)
-    passed = len(reports) - failures
-    summary = f"{len(chosen)} case(s): {passed} passed, {failures} failed, {errors} error(s)"
+    passed = len(reports) - failures - unsure
+    inconclusive = f", {unsure} inconclusive" if unsure else ""
+    summary = f"{len(chosen)} case(s): {passed} passed, {failures} failed{inconclusive}, {errors} error(s)"
     out.write(f"\n{summary}\n")
     for what, path in (("JSON", args.json), ("HTML", args.html)):
         if path and path != STDOUT and written:
             out.write(f"{what} report: {path}\n")
     if errors or not written:
         return EXIT_ERROR
-    return EXIT_FAIL if failures else EXIT_OK
+    return EXIT_FAIL if failures or unsure else EXIT_OK  # (inconclusive vouches for nothing: not a pass)

@@ -371,3 +371,17 @@ def test_json_on_standard_output_holds_nothing_the_cases_print(
     captured = capsys.readouterr()
     assert json.loads(captured.out)["schema"] == "backcheck.reports"
     assert "loading my layers" in captured.err and "building the case" in captured.err
+
+
+def test_the_summary_counts_inconclusive_cases_apart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # an inconclusive case was counted 'failed' in the summary line (the HTML said inconclusive)
+    path = tmp_path / "jump.py"
+    path.write_text(
+        "import numpy as np\nimport backcheck\n\n\n@backcheck.case\ndef sign_at_zero():\n"
+        "    x = np.array([0.0, 1.0, -2.0])\n"
+        "    return {'f': lambda x: float(np.sum(np.sign(x))), 'params': x, 'grad': lambda x: np.zeros_like(x)}\n"
+    )
+    code = main(["check", str(path), "-q"])
+    out = capsys.readouterr().out
+    assert "INCONCLUSIVE" in out, out
+    assert code == 1 and "0 passed, 0 failed, 1 inconclusive, 0 error(s)" in out, out

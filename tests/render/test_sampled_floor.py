@@ -55,3 +55,10 @@ def test_a_localized_failure_is_no_sample():
     report = backcheck.check(lambda x: float(np.sum(np.sin(x))), x, grad)
     assert report.status == "fail" and report.leaves[0].n_checked < report.leaves[0].n_elements, report
     assert report.leaves[0].floor_kind == "element", report.leaves[0].floor_kind
+
+
+def test_a_share_of_the_array_is_written_without_an_exponent():
+    # a sample of one element said "1e+02% of the array or more"
+    from backcheck.render._data import _percent
+
+    assert [_percent(s) for s in (1.0, 0.999, 0.5234, 0.0052, 1e-5)] == ["100%", "100%", "52%", "0.52%", "0.001%"]

@@ -61,7 +61,7 @@ def floor_sentence(lf: LeafReport) -> str:
         return (
             f"pass: none of {lf.n_checked} sampled elements (of {lf.n_elements}) wrong by more than {lf.floor:.2g}"
             f"{rel}; an error confined to a few of the others may go unseen (wrong elements making up "
-            f"{100 * share:.2g}% of the array or more would have been sampled with probability {SAMPLE_CONFIDENCE:g})"
+            f"{_percent(share)} of the array or more would have been sampled with probability {SAMPLE_CONFIDENCE:g})"
         )
     if not math.isfinite(lf.floor_rel) and lf.floor < 1e-290:  # no gradient at all, and f stood still
         return (
@@ -391,3 +391,8 @@ def rel_err_notes(report: Report) -> dict[str, str]:
         return {}
     notes = {d.leaf.name: rel_err_note(d) for d in leaf_data(report)}
     return {name: note for name, note in notes.items() if note}
+
+
+def _percent(share: float) -> str:
+    """``share`` as a percentage to two significant figures, without an exponent (100%, 0.52%, 3e-05 as 0.003%)."""
+    return f"{float(f'{100 * share:.2g}'):g}%" if share >= 1e-4 else f"{100 * share:.1g}%"
