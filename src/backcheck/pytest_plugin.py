@@ -73,6 +73,7 @@ class Recorder:
         self._replaced: list[tuple[ModuleType, str, Callable[..., Any]]] = []
         self._local = threading.local()
         self.written: Path | None = None
+        self.hook: Any = None  # the import finder that patches frontends imported later (_PatchOnImport)
         self.unwritten: BackcheckError | None = None  # why the report could not be written
 
     # -- collecting -----------------------------------------------------------------------------------
@@ -184,7 +185,46 @@ def pytest_configure(config: pytest.Config) -> None:
         importlib.import_module("backcheck")  # loads the modules whose functions are recorded
         recorder = Recorder(curves=bool(config.getoption("--backcheck-curves", False)))
         recorder.patch()
+        recorder.hook = _PatchOnImport(recorder)
+        sys.meta_path.insert(0, recorder.hook)
         config.stash[_RECORDER] = recorder
+
+
+class _PatchOnImport:
+    """A finder that patches a recorded frontend the moment it is first imported (``import backcheck.torch``
+    inside a test body, whose checks the next test's re-patching came too late for); every other import is
+    left to the finders after it."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
+        if name not in RECORDED:
+            return None
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None) if finder is not self else None
+            spec = find(name, path, target) if find is not None else None
+            if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                spec.loader = _PatchingLoader(spec.loader, self.recorder)  # (a loader may serve many modules)
+                return spec
+        return None
+
+
+class _PatchingLoader:
+    """``inner``'s loading of one module, then the recorder's patch of it."""
+
+    def __init__(self, inner: Any, recorder: Recorder) -> None:
+        self.inner, self.recorder = inner, recorder
+
+    def create_module(self, spec: Any) -> Any:
+        return self.inner.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        self.inner.exec_module(module)
+        self.recorder.patch()
+
+    def __getattr__(self, name: str) -> Any:  # (resource readers, get_source: the inner loader's)
+        return getattr(self.inner, name)
 
 
 def _recorder(config: pytest.Config) -> Recorder | None:
@@ -299,6 +339,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     recorder = _recorder(config)
     if recorder is not None:
         recorder.unpatch()
+        if recorder.hook in sys.meta_path:
+            sys.meta_path.remove(recorder.hook)
         del config.stash[_RECORDER]
 
 

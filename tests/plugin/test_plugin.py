@@ -224,3 +224,32 @@ def test_an_unwritable_report_path_is_said_in_one_line_and_fails_the_run(layers:
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["backcheck: the report could not be written: *Hint: *"])
     assert result.ret == 1 and "Traceback" not in result.stdout.str()
+
+
+def test_a_frontend_first_imported_inside_a_test_is_recorded(pytester: pytest.Pytester) -> None:
+    # the frontends were patched at each test's start: a test that imported backcheck.torch first had its checks
+    # missing from the report ('0 gradient check(s), 0 not passing') and no table beside its failure
+    pytest.importorskip("torch")
+    pytester.makepyfile(test_late='''
+        def test_torch_first_here():
+            import torch
+            import backcheck.torch as bt
+
+            class Sq(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, x):
+                    ctx.save_for_backward(x)
+                    return x * x
+
+                @staticmethod
+                def backward(ctx, g):
+                    (x,) = ctx.saved_tensors
+                    return 3 * x * g  # (2 x)
+
+            assert bt.check_function(Sq, torch.linspace(-1, 1, 4, dtype=torch.float64)).ok
+        ''')
+    out = pytester.path / "late.json"
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--backcheck-report={out}")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*- backcheck -*", "backcheck FAIL: Sq*",
+                                 "backcheck: 1 gradient check(s), 1 not passing; report written to *late.json"])
