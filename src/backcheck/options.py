@@ -38,12 +38,10 @@ def _tolerance(name: str, value: Any) -> float | None:
 
 
 def _floor(value: Any) -> float | None:
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and not 0 < value < 1:
+    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if number and not 0 < value < 1:  # (NaN too; -1 and 0 get the same rule)
         raise BadInputError(f"floor={value!r} must lie between 0 and 1 (a relative error).", "pass e.g. floor=1e-8.")
-    v = _tolerance("floor", value)
-    if v is not None and not 0 < v < 1:
-        raise BadInputError(f"floor={value!r} must lie between 0 and 1 (a relative error).", "pass e.g. floor=1e-8.")
-    return v
+    return _tolerance("floor", value)  # (None, or what is no number: refused there)
 
 
 def _positive_int(name: str, value: Any) -> int | None:

@@ -135,20 +135,29 @@ def dout_scale(method: Callable[..., Any], dout: Any, free: bool = False, unit: 
     return float(parts[0].reshape(()))
 
 
-def read_by_forward(spec: Any, template: Any, slot: Slot, inputs: tuple[Any, ...], out: Any) -> bool:
-    """Whether ``forward``'s output at ``inputs`` moves when the array ``slot`` of the layer moves (by a quarter to
-    three quarters of its size, at least that of 1, a different share at every element): a parameter does; an
-    optimizer's state kept on the layer (momentum, Adam's moments), which a stepping backward updates too, does
-    not. A forward that raises there reads it."""
+def _forward_moved(spec: Any, template: Any, slot: Slot, inputs: tuple[Any, ...]) -> tuple[Any, Any] | None:
+    """A fresh copy of the layer whose array ``slot`` moved (by a quarter to three quarters of its size, at least
+    that of 1, a different share at every element), after its forward pass at ``inputs``, and that pass's output;
+    None where ``slot`` holds no float array (None before forward fills it, as a cache entry). Raises what the
+    user's forward raises."""
     value = slot.get(template)
     if not (isinstance(value, np.ndarray) and value.dtype.kind == "f"):
-        return False  # (None before forward fills it, as a cache entry: nothing forward could read to move)
+        return None
+    obj = spec.make(template, [slot], [_moved(value)], inputs)
+    return obj, spec.call_forward(obj, copy.deepcopy(inputs))
+
+
+def read_by_forward(spec: Any, template: Any, slot: Slot, inputs: tuple[Any, ...], out: Any) -> bool:
+    """Whether ``forward``'s output at ``inputs`` (``out``) moves when the array ``slot`` of the layer moves
+    (:func:`_forward_moved`): a parameter does; an optimizer's state kept on the layer (momentum, Adam's moments),
+    which a stepping backward updates too, does not. A forward that raises there reads it."""
     try:
-        obj = spec.make(template, [slot], [_moved(value)], inputs)
-        again = spec.call_forward(obj, copy.deepcopy(inputs))
+        moved = _forward_moved(spec, template, slot, inputs)
     except Exception:  # noqa: BLE001 - the user's forward at a moved value: it reads it
         return True
-    now, then = flatten(again, "out"), flatten(out, "out")
+    if moved is None:
+        return False
+    now, then = flatten(moved[1], "out"), flatten(out, "out")
     return len(now) != len(then) or any(not np.array_equal(a, b) for (_, a), (_, b) in zip(now, then, strict=True))
 
 
@@ -157,15 +166,11 @@ def carried_by_forward(spec: Any, template: Any, slot: Slot, inputs: tuple[Any, 
     left there from the layer as it is): a parameter forward rebinds to a value of its own (``self.W =
     self.W.astype(X.dtype)``, a clip) does; a stored input (``self.x = x``), which forward overwrites whatever it
     held, does not, nor anything forward computes afresh. A forward that raises there tells nothing: False."""
-    value = slot.get(template)
-    if not (isinstance(value, np.ndarray) and value.dtype.kind == "f"):
-        return False
     try:
-        obj = spec.make(template, [slot], [_moved(value)], inputs)
-        spec.call_forward(obj, copy.deepcopy(inputs))
+        moved = _forward_moved(spec, template, slot, inputs)
     except Exception:  # noqa: BLE001 - no conclusion from a call that raises
         return False
-    now = slot.get(obj)
+    now = None if moved is None else slot.get(moved[0])
     return isinstance(now, np.ndarray) and now.shape == np.shape(after) and not np.array_equal(now, after)
 
 

@@ -281,15 +281,14 @@ def _check(
         raise GradientStructureError(f"{exc.message} ({placed})", exc.hint) from exc
     plain = [s for s in probe.updated if s.name in where and not isinstance(where[s.name], Stepped)]
     report.notes.extend(notes + kept_note(spec, labels) + where_notes(slots, where, plain, spec, probe.keyed))
+    made = lambda: spec.make(template, slots, values, inputs)  # noqa: E731 - the layer at the point, afresh
     if spec.step is not None:
         stepped = [n for n, w in where.items() if isinstance(w, Stepped)]
         places = [w for w in where.values() if isinstance(w, Stepped)]
-        made = lambda: spec.make(template, slots, values, inputs)  # noqa: E731 - the layer at the point, afresh
         report.findings.extend(rate_findings(spec, made, inputs, probe_dout(probe.out, dout), places))
         report.notes.append(stepped_note(report, f"{spec.cls}.{spec.backward}", spec.step, stepped))
         report.notes.extend(resting_note(backward.rested, f"{spec.cls}.{spec.backward}"))
     if kept:  # optimizer objects of its own, which the check's copies keep from stepping
-        made = lambda: spec.make(template, slots, values, inputs)  # noqa: E731 - the layer at the point, afresh
         call = (spec.cls, spec.forward, spec.backward)
         report.findings.extend(step_findings(made, call, inputs, probe_dout(probe.out, dout), grads))
     updated_step(report, [s.name for s in probe.updated], f"{spec.cls}.{spec.backward}")

@@ -92,12 +92,18 @@ def direction(rng: np.random.Generator, hc: np.ndarray, out: np.ndarray | None =
     return v
 
 
+def _per_direction(bound_rel: float, detect: float | None) -> float:
+    """How likely one direction whose bound is ``bound_rel`` of the gradient misses an RMS error ``detect``
+    (``DETECT_BOUNDS`` bounds where None), at most (see :data:`SMALL_BALL`); inf where nothing is to be caught."""
+    target = DETECT_BOUNDS * bound_rel if detect is None else detect
+    return SMALL_BALL * bound_rel / target if target > 0 else math.inf
+
+
 def directions_needed(bound_rel: float, detect: float | None, confidence: float) -> int:
     """How many directions catch an RMS error ``detect`` (relative to the step-weighted gradient) with
     ``confidence``, when one direction's bound is ``bound_rel`` of it; ``detect=None`` asks for
     ``DETECT_BOUNDS`` bounds. :data:`MAX_DIRECTIONS` where no number of directions reaches it."""
-    target = DETECT_BOUNDS * bound_rel if detect is None else detect
-    per = SMALL_BALL * bound_rel / target if target > 0 else math.inf
+    per = _per_direction(bound_rel, detect)
     if per <= 0.0:
         return 1
     if not per < 1.0:
@@ -109,8 +115,7 @@ def early_stops(bound_rel: float, wanted: int, detect: float | None, confidence:
     """The fractions ``t_j`` of their bounds within which the first ``j`` directions' mismatches (``j`` from 1 to
     ``wanted - 1``) vouch for what ``wanted`` directions would (see the module docstring): the miss probability
     ``wanted`` directions leave of ``1 - confidence``, shared equally by the stages. Empty where none is left."""
-    target = DETECT_BOUNDS * bound_rel if detect is None else detect
-    per = SMALL_BALL * bound_rel / target if target > 0 else math.inf
+    per = _per_direction(bound_rel, detect)
     slack = (1.0 - confidence) - per**wanted if per < 1.0 else 0.0
     if wanted < 2 or not slack > 0.0 or per <= 0.0:
         return ()

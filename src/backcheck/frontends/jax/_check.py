@@ -138,37 +138,48 @@ def _primal_findings(sides: Sides, mode: str) -> list[Finding]:
     """A failing finding where the outputs ``jax.vjp`` (a custom_vjp's fwd) or ``jax.jvp`` (a custom_jvp's rule)
     compute at the point differ from the function's own beyond rounding: under ``jax.value_and_grad`` the value is
     then the rule's and the gradient checked is of another function (fwd returning ``1.01 * sin(x)`` for ``sin``
-    passed: the differences are of the function). None where jax cannot run them (the check says so elsewhere)."""
-    found: list[Finding] = []
-    ways = (("rev", "jax.vjp (a custom_vjp's fwd, or a custom_jvp's rule)"), ("fwd", "jax.jvp (a custom_jvp's rule)"))
+    passed: the differences are of the function). None where jax cannot run them (the check says so elsewhere);
+    one finding at most (jax.vjp of a custom_jvp runs its rule too)."""
+    ways = [("rev", "jax.vjp (a custom_vjp's fwd, or a custom_jvp's rule)")]
+    ways += [("fwd", "jax.jvp (a custom_jvp's rule)")] if mode != "rev" else []
+    try:
+        plain = sides.run.apply_as_user(sides.inputs.diff)
+    except Exception:  # noqa: BLE001 - (the numeric side reports a function that fails)
+        return []
     for kind, which in ways:
-        if found:
-            break  # (jax.vjp of a custom_jvp runs its rule too: one finding)
         try:
-            plain = sides.run.apply_as_user(sides.inputs.diff)
-            outs = sides.run.primals(sides.inputs.diff, kind) if kind == "rev" or mode != "rev" else ()
+            outs = sides.run.primals(sides.inputs.diff, kind)
         except Exception:  # noqa: BLE001 - (a transformation jax refuses: jvp of a custom_vjp; the sections say so)
             continue
-        for name, a, b in zip(sides.outs.names, plain, outs, strict=False):
-            a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-            eps = float(np.finfo(np.asarray(outs[0]).dtype).eps) if np.asarray(outs[0]).dtype.kind == "f" else 1e-16
-            top = float(np.max(np.abs(a[np.isfinite(a)]), initial=0.0))
-            off = np.abs(a - b)
-            with np.errstate(invalid="ignore"):
-                bad = ~(off <= PRIMAL_ULPS * eps * top) & ~(np.isinf(a) & (a == b))
-            if a.shape == b.shape and np.any(bad):
-                found.append(
+        for name, mine, theirs in zip(sides.outs.names, plain, outs, strict=False):
+            off, top = _primal_gap(np.asarray(mine), np.asarray(theirs))
+            if off:
+                return [
                     Finding(
                         "primal output",
                         f"the output {name} that {which} computes differs from {sides.fname}'s own at the point "
-                        f"(by up to {float(np.max(off[bad])):.3g}, of values up to {top:.3g}): under "
-                        "jax.value_and_grad the value is the rule's and the gradient is checked against another "
-                        "function; a rule's forward must return the function's value.",
+                        f"(by up to {off:.3g}, of values up to {top:.3g}): under jax.value_and_grad the value is the "
+                        "rule's and the gradient is checked against another function; a rule's forward must return "
+                        "the function's value.",
                         where=sides.fname,
                     )
-                )
-                break
-    return found
+                ]
+    return []
+
+
+def _primal_gap(mine: np.ndarray, theirs: np.ndarray) -> tuple[float, float]:
+    """The largest difference of a rule's output ``theirs`` from the function's ``mine`` beyond
+    :data:`PRIMAL_ULPS` units of ``theirs``'s dtype at the outputs' size (0 where none; equal infinities agree),
+    and that size."""
+    a, b = mine.astype(np.float64), theirs.astype(np.float64)
+    top = float(np.max(np.abs(a[np.isfinite(a)]), initial=0.0))
+    if a.shape != b.shape:
+        return 0.0, top  # (another structure is the sections' to refuse)
+    eps = float(np.finfo(theirs.dtype).eps) if theirs.dtype.kind == "f" else float(np.finfo(np.float64).eps)
+    off = np.abs(a - b)
+    with np.errstate(invalid="ignore"):
+        bad = ~(off <= PRIMAL_ULPS * eps * top) & ~(np.isinf(a) & (a == b))
+    return (float(np.max(off[bad])) if np.any(bad) else 0.0), top
 
 
 def _linearity(sides: Sides, sec: Section) -> Finding | None:

@@ -73,6 +73,12 @@ def _pair(a: Any, b: Any) -> tuple[Tensor, Tensor]:
     else:
         b = as_tensor(b)
         a = as_tensor(a, like=b)
+    return promoted(a, b)
+
+
+def promoted(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """Two tensors in one dtype where :func:`backcheck.nn.dtypes.weak_to` says so (an integer tensor, or a 0-d
+    float one, cast to the other's float dtype, differentiably); as they are otherwise."""
     if a.data.dtype != b.data.dtype:
         to_a, to_b = weak_to(a.data, b.data), weak_to(b.data, a.data)
         a = a if to_a is None else a.astype(to_a)

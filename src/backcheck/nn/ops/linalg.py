@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from backcheck.nn.autograd import Context
-from backcheck.nn.dtypes import weak_to
 from backcheck.nn.errors import ShapeError
+from backcheck.nn.ops.elementwise import promoted
 from backcheck.nn.tensor import Function, Tensor, as_tensor
 from backcheck.nn.validate import float_array
 
@@ -90,12 +90,7 @@ def matmul(a: Any, b: Any) -> Tensor:
     >>> matmul(Tensor(np.ones((2, 3))), Tensor(np.ones((3, 4)))).shape
     (2, 4)
     """
-    a, b = as_tensor(a), as_tensor(b)
-    if a.data.dtype != b.data.dtype:  # an integer operand takes the other's float dtype, as elementwise ops do
-        to_a, to_b = weak_to(a.data, b.data), weak_to(b.data, a.data)
-        a = a if to_a is None else a.astype(to_a)
-        b = b if to_b is None else b.astype(to_b)
-    return MatMul.apply(a, b)
+    return MatMul.apply(*promoted(as_tensor(a), as_tensor(b)))  # (an integer operand: the other's float dtype)
 
 
 class Linear(Function):
