@@ -40,10 +40,17 @@ browser:
 		($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium)
 
 # BACKCHECK_REQUIRE_ALL=1: a test skipped because an optional dependency is missing fails (tests/conftest.py).
+# The suite runs on one pytest-xdist worker per CPU, at most 4 (each holds torch and jax: 1 to 4 GB), each with
+# one BLAS and OpenMP thread (workers with threads of their own would contend for the same cores);
+# `make test JOBS=0` runs it in this process alone.
 # pytest's exit status is kept in $(VENV)/.pytest-status for .ci/run (make itself exits with 2 on any failure).
+JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ "$$n" -gt 4 ] && n=4; echo $$n)
+THREADS := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
+
 test: $(TEST_STAMP) browser
 	@rm -f $(VENV)/.pytest-status
-	status=0; BACKCHECK_REQUIRE_ALL=1 $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) || status=$$?; \
+	status=0; BACKCHECK_REQUIRE_ALL=1 $(THREADS) $(PY) -m pytest -q -p no:cacheprovider -n $(JOBS) $(PYTEST_ARGS) \
+		|| status=$$?; \
 		echo $$status > $(VENV)/.pytest-status; exit $$status
 
 lint: $(TEST_STAMP)

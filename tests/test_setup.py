@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 FAKE_PYTHON = """#!/usr/bin/env bash
-echo "$* | REQUIRE_ALL=${BACKCHECK_REQUIRE_ALL:-}" >> "$FAKE_LOG"
+echo "$* | THREADS=$OMP_NUM_THREADS,$OPENBLAS_NUM_THREADS | REQUIRE_ALL=${BACKCHECK_REQUIRE_ALL:-}" >> "$FAKE_LOG"
 if [ "$1 $2" = "-m venv" ]; then mkdir -p "$3/bin" && cp "$0" "$3/bin/python"; fi
 if [ "$1 $2" = "-m pip" ]; then exit "${FAKE_PIP_STATUS:-0}"; fi
 if [ "$1 $2" = "-m pytest" ]; then exit "${FAKE_PYTEST_STATUS:-0}"; fi
@@ -42,7 +42,9 @@ def project(tmp_path: Path) -> Path:
 
 
 def _env(project: Path, **extra: str) -> dict[str, str]:
-    inherited = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "BACKCHECK_REQUIRE_ALL")  # set when the suite runs under make
+    # set when the suite runs under make
+    inherited = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "BACKCHECK_REQUIRE_ALL", "JOBS")
+    inherited += ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
     env = {k: v for k, v in os.environ.items() if k not in inherited}
     tools = project.parent / "tools"
     env.update(PATH=f"{tools}{os.pathsep}{env['PATH']}", PYTHON=str(tools / "python3"), FAKE_LOG=str(project / "log"))
@@ -81,6 +83,16 @@ def test_make_test_after_make_demo_installs_the_test_extra_and_requires_every_de
     assert len(pytest_calls) == 1 and pytest_calls[0].endswith("REQUIRE_ALL=1")
     demo, _ = _make(project, "demo")
     assert _installs(demo) == []  # the test environment holds the demo's
+
+
+def test_make_test_runs_one_single_threaded_worker_per_cpu_at_most_four(project: Path) -> None:
+    calls, _ = _make(project, "test")
+    (run,) = [c for c in calls if c.startswith("-m pytest")]
+    assert f" -n {min(len(os.sched_getaffinity(0)), 4)} " in run, run  # (nproc: the CPUs this process may use)
+    assert "THREADS=1,1 " in run, run
+    calls, _ = _make(project, "test", JOBS="0")  # one process, as before workers
+    (run,) = [c for c in calls if c.startswith("-m pytest")]
+    assert " -n 0 " in run, run
 
 
 def test_editing_pyproject_installs_again(project: Path) -> None:

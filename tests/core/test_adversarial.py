@@ -8,6 +8,7 @@ fix lies outside the input boundary, in test_adversarial_fuzz.py.
 
 from __future__ import annotations
 
+import re
 import warnings
 from typing import Any
 
@@ -448,7 +449,11 @@ BAD_VALUES: dict[str, list[Any]] = {
 BAD_OPTIONS = [{name: value} for name, values in BAD_VALUES.items() for value in values]
 
 
-@pytest.mark.parametrize("option", BAD_OPTIONS, ids=[repr(o) for o in BAD_OPTIONS])
+#: test ids without memory addresses, so that every pytest-xdist worker collects the same names
+OPTION_IDS = [re.sub(r" at 0x[0-9a-fA-F]+", "", repr(o)) for o in BAD_OPTIONS]
+
+
+@pytest.mark.parametrize("option", BAD_OPTIONS, ids=OPTION_IDS)
 def test_a_bad_option_is_named(option: dict[str, Any]) -> None:
     (name,) = option
     x = X()
