@@ -21,6 +21,7 @@ from backcheck.errors import BadInputError, NonFiniteError
 from backcheck.evaluate import Evaluator
 from backcheck.findings import LOCALIZED
 from backcheck.strategies.bands import project_banded
+from backcheck.strategies.domain import on_the_edge
 from backcheck.strategies.elementwise import SPREAD_THIN, Outcome, plausible_rounding, run
 from backcheck.strategies.nearby import agrees_around
 from backcheck.strategies.projected import (
@@ -39,6 +40,7 @@ from backcheck.strategies.wording import (
     crossed,
     exhaustive,
     how_many,
+    on_edge,
     shrunk,
     unmet,
 )
@@ -257,7 +259,7 @@ def _projected(
         own_path = _own_path(ev, claim, leaf, rng, out, budget)
         if own_path is None:
             continue
-        proj = project_banded(ev, claim, leaf, rng, (plan, localize_failures), own_path, alone)
+        proj = _inside_domain(ev, claim, leaf, rng, (plan, localize_failures), own_path, alone, out)
         if proj is None:
             continue
         out.notes.extend(shrunk(leaf, proj))
@@ -297,6 +299,37 @@ def _projected(
             continue
         _localize_leaf(ev, claim, leaf, proj, rng, (plan, True), sample, out)
     return out.outcome()
+
+
+def _inside_domain(
+    ev: Evaluator,
+    claim: Claim,
+    leaf: Any,
+    rng: np.random.Generator,
+    how: tuple[tuple[int | None, float | None, float], bool],
+    still: np.ndarray,
+    alone: Callable[[np.ndarray], None],
+    out: _Collected,
+) -> LeafProjection | None:
+    """:func:`project_banded` over ``leaf``; where its directions leave f's domain at every shrink, or agree only
+    shrunk (their bounds grown as much), the elements on the edge are found by bisection (:func:`on_the_edge`),
+    judged one by one and left out of the directions over the others. The error (or the shrunk projection) stands
+    where none is found alone, or too many."""
+    try:
+        proj, error = project_banded(ev, claim, leaf, rng, how, still, alone), None
+    except NonFiniteError as exc:
+        proj, error = None, exc
+    if proj is not None and (proj.failed or min((m.shrunk for m in proj.measurements), default=1.0) >= 1.0):
+        return proj
+    edge = on_the_edge(ev, claim, leaf, rng, still)
+    if edge is None:
+        if error is not None:
+            raise error
+        return proj
+    alone(edge + leaf.offset)
+    out.notes.append(on_edge(leaf, edge))
+    still = np.union1d(still, edge)
+    return None if still.size >= leaf.size else project_banded(ev, claim, leaf, rng, how, still, alone)
 
 
 def _around_kinks(

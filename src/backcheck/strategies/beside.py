@@ -13,7 +13,7 @@ import numpy as np
 from backcheck.errors import NonFiniteError
 from backcheck.evaluate import Evaluator
 from backcheck.judgement import judge
-from backcheck.verdict import KINK, OK, Claim, FirstDifferences, resolution, rms
+from backcheck.verdict import KINK, OK, Claim, FirstDifferences, resolution, typical_size
 
 #: How far the nearby points lie, in finite-difference steps.
 NEARBY = 32.0
@@ -59,6 +59,8 @@ def right_at_a_nearby_point(
     or so on the other; ``partly`` (if given; every element is then tried on both sides) where it is right on one
     side only."""
     direction = NEARBY * claim.steps * rng.standard_normal(claim.steps.size)
+    for i, factor in ev.shrunk.items():  # (an element whose step shrank at the edge of f's domain moves as little)
+        direction[i] *= factor
     edge = sorted(ev.one_sided)
     for flip in (False, True) if edge else (False,):
         # elements on the edge of f's domain (x**1.5 at 0) keep their move on both sides, its finite one if any
@@ -151,7 +153,7 @@ def _right_at(ev: Evaluator, sub: np.ndarray, claim: Claim, direction: np.ndarra
                 g_near = regrad()
                 first = FirstDifferences(*ev.first_differences(sub, steps))
                 a = g_near[sub]
-                res = resolution(a, first.central, 1.0, rms(g_near) + 0 * a) * grad_eps[sub]
+                res = resolution(a, first.central, 1.0, typical_size(g_near) + 0 * a) * grad_eps[sub]
                 near = judge(ev, sub, a, steps[sub], first, res, tol)
             return np.isin(near.status, (OK, KINK))
         except NonFiniteError:

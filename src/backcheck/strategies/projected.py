@@ -39,6 +39,7 @@ from backcheck.bits import dot
 from backcheck.evaluate import Evaluator
 from backcheck.scratch import lend
 from backcheck.strategies.direction import Along, Measurement, measure, settle
+from backcheck.strategies.domain import inside
 from backcheck.strategies.elementwise import run
 from backcheck.tree import Leaf
 from backcheck.verdict import FAILING, JUMP, KINK, VOUCH, Claim, rms
@@ -281,7 +282,7 @@ def project_leaf(
     """
     count, detect, confidence = plan
     sl = slice(leaf.offset, leaf.offset + leaf.size)
-    g, h = claim.g[sl], claim.steps[sl]
+    g, h = claim.g[sl], inside(ev, claim.steps[sl], leaf.offset)
     if still is not None and still.size:
         h = h.copy()
         h[still] = 0.0
@@ -342,7 +343,8 @@ def kinked(ev: Evaluator, claim: Claim, leaf: Leaf, rng: np.random.Generator) ->
     direction over a million elements crosses a kink if one of them sits at a ReLU's zero, a tie or a jump, and
     proves nothing about the others; bisection finds a few such elements in about ``2 log2(N)`` directions
     each. None when more than :data:`MAX_KINKED` turn up at one level."""
-    g, steps, offset = claim.g, claim.steps, leaf.offset
+    g, offset = claim.g, leaf.offset
+    steps = inside(ev, claim.steps[offset : offset + leaf.size], offset)  # (local positions)
     w = rng.random(leaf.size) - 0.5
 
     def crosses(lo: int, hi: int) -> bool:
@@ -350,7 +352,7 @@ def kinked(ev: Evaluator, claim: Claim, leaf: Leaf, rng: np.random.Generator) ->
         norm = float(np.linalg.norm(w[lo:hi]))
         wide = None if claim.g_wide is None else claim.g_wide[sub]
         along = Along(g[sub], sub, claim.tol, (float(claim.grad_eps[offset]), float(claim.rms[offset])), wide)
-        m = measure(ev, along, steps[sub] * w[lo:hi] / norm)
+        m = measure(ev, along, steps[lo:hi] * w[lo:hi] / norm)
         return m.kinky or m.failed
 
     found: list[int] = []  # single elements whose own direction crosses
@@ -386,7 +388,8 @@ class Localized:
 
 def localize(ev: Evaluator, claim: Claim, leaf: Leaf, weights: np.ndarray, root: Measurement | None) -> Localized:
     """Bisect the array's elements down to the wrong ones (see the module docstring)."""
-    g, steps, offset, size = claim.g, claim.steps, leaf.offset, leaf.size
+    g, offset, size = claim.g, leaf.offset, leaf.size
+    steps = inside(ev, claim.steps[offset : offset + size], offset)  # (local positions)
     idx_all = np.arange(offset, offset + size)
     w = weights
 
@@ -398,7 +401,7 @@ def localize(ev: Evaluator, claim: Claim, leaf: Leaf, weights: np.ndarray, root:
             return Measurement(0.0, 0.0, 0.0, 0.0)
         wide = None if claim.g_wide is None else claim.g_wide[sub]
         along = Along(g[sub], sub, claim.tol, (float(claim.grad_eps[offset]), float(claim.rms[offset])), wide)
-        return measure(ev, along, steps[sub] * ws / norm)
+        return measure(ev, along, steps[lo:hi] * ws / norm)
 
     out = Localized([], {}, {}, {}, True)
     # (an element judged alone mismatching where kinks of both signs cancel along its axis: integer data under

@@ -43,6 +43,16 @@ def shrunk(leaf: Any, proj: Any) -> list[str]:
     ]
 
 
+def on_edge(leaf: Any, edge: np.ndarray) -> str:
+    """Why elements of ``leaf`` (local positions ``edge``) were left out of its random directions."""
+    names = ", ".join(leaf.element_name(int(i)) for i in edge[:5]) + (", ..." if edge.size > 5 else "")
+    return (
+        f"{leaf.name}: random directions left f's domain (NaN or inf at a step) unless shrunk, their bounds growing "
+        f"as much; bisection found {edge.size} element(s) whose move alone does ({names}): judged one by one from "
+        "their finite side, and left out of the directions over the others."
+    )
+
+
 def crossed(leaf: Any, still: np.ndarray | None, again: Any) -> str:
     """Why random directions over ``leaf`` were given up: where they crossed kinks (or rough ground)."""
     if again is not None:  # (projected again without the elements found: ``still`` is never None then)
