@@ -49,7 +49,7 @@ class BlameRow:
             report.status,
             n_checked=sum(lf.n_checked for lf in report.leaves),
             worst=worst.name if worst is not None else "",
-            max_rel_err=max((lf.max_rel_err for lf in report.leaves), default=0.0),
+            max_rel_err=_largest([lf.max_rel_err for lf in report.leaves if lf.n_judged > 0]),
             n_evals=report.n_evals,
             report=report,
         )
@@ -89,6 +89,11 @@ class BlameRow:
             "message": self.message,
             "report": self.report.to_dict() if self.report is not None else None,
         }
+
+
+def _largest(values: list[float]) -> float:
+    """The largest of ``values``, NaN if any is (a gradient with a NaN in it), 0.0 for none."""
+    return max(values, key=lambda v: (v != v, v), default=0.0)
 
 
 @dataclass

@@ -10,25 +10,31 @@ Fixtures
     ``gradcheck.grad(f, params, grad, ...)`` return the :class:`~backcheck.report.Report` when it passes and
     fail the test with the table otherwise; ``gradcheck.reports`` holds every report of the test.
 
+Failure sections
+----------------
+When a test fails after backcheck checks that did not pass (``assert report.ok``, say), the failure shows their
+tables in a "backcheck" section, with or without the options below. For that the plugin wraps, for the session,
+``backcheck.check``, ``check_layer`` (and so ``assert_grad``, ``assert_layer``) and the checks of the torch and jax
+frontends, as they are imported, and keeps the reports of the running test that did not pass, until it ends.
+
 Options
 -------
 ``--backcheck-report=PATH``
-    Collect every report of the session (the fixtures', and every call of ``backcheck.check``,
-    ``check_layer``, ``assert_grad``, ``assert_layer`` and of the torch and jax frontends made during the
-    tests) and write them at the end to one HTML file (or JSON when PATH ends with ``.json``).
+    Collect every report of the session (the fixtures', and every call of the functions above made during the
+    tests) and write them at the end to one HTML file (or JSON when PATH ends with ``.json``). Under pytest-xdist
+    (``-n``) each worker sends its reports to the controller when it finishes, and the controller writes the one
+    file, the checks in the order of the tests.
 ``--backcheck-curves``
     With ``--backcheck-report``, record the error-versus-step curve of each tensor's worst element
     (44 more evaluations per tensor), drawn in the HTML report.
-
-When a test fails after backcheck checks that did not pass (``assert report.ok``, say), the failure
-shows their tables in a "backcheck" section.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import importlib
 import inspect
+import pickle
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -49,10 +55,23 @@ RECORDED: dict[str, tuple[str, ...]] = {
     "backcheck.frontends.torch": ("check", "check_function", "check_module"),
     "backcheck.frontends.jax": ("check",),
 }
+#: The key of a pytest-xdist worker's output that carries its reports to the controller.
+SENT = "backcheck_reports"
 
 
 #: Each recording wrapper and the function it wraps.
 _ORIGINALS: dict[Callable[..., Any], Callable[..., Any]] = {}
+#: The recorder of each running session, the innermost last: a pytester session runs inside another, in one process,
+#: and the checks of its tests are its own. The wrappers are installed while any runs.
+_SESSIONS: list[Recorder] = []
+#: Each recorded function, by (module, name): the original and its wrapper.
+_WRAPPED: dict[tuple[str, str], tuple[Callable[..., Any], Callable[..., Any]]] = {}
+#: Every module attribute replaced by a wrapper, with the function it held.
+_REPLACED: list[tuple[ModuleType, str, Callable[..., Any]]] = []
+#: How many modules were loaded when :func:`patch` last looked through them.
+_SCANNED = [-1]
+#: How deep in recorded calls each thread is: ``assert_grad`` calling ``check`` is one report.
+_DEPTH = threading.local()
 
 
 def original(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -61,109 +80,148 @@ def original(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class Recorder:
-    """The reports of a session, each with the id of the test that made it."""
+    """The reports of a session: those of the running test that did not pass (for its failure section), and with
+    ``keep`` (``--backcheck-report``) every report, with the test's place in the collection and its id."""
 
-    def __init__(self, curves: bool = False) -> None:
-        self.curves = curves
-        self.entries: list[tuple[str, Report]] = []
+    def __init__(self, keep: bool = False, curves: bool = False) -> None:
+        self.keep, self.curves = keep, curves
+        self.entries: list[tuple[int, str, Report]] = []  # (place of the test, -1 outside one; label; report)
         self._seen: set[int] = set()
         self.item: pytest.Item | None = None
-        self._originals: dict[tuple[str, str], Callable[..., Any]] = {}
-        self._wrappers: dict[tuple[str, str], Callable[..., Any]] = {}
-        self._replaced: list[tuple[ModuleType, str, Callable[..., Any]]] = []
-        self._local = threading.local()
+        self.places: dict[str, int] = {}  # each collected test's place, by id
         self.written: Path | None = None
-        self.hook: Any = None  # the import finder that patches frontends imported later (_PatchOnImport)
         self.unwritten: BackcheckError | None = None  # why the report could not be written
 
     # -- collecting -----------------------------------------------------------------------------------
     def add(self, report: Report) -> None:
-        if id(report) in self._seen:
+        item = self.item
+        if item is not None and not report.ok:
+            mine = item.stash.setdefault(_ITEM_REPORTS, [])
+            if not any(r is report for r in mine):
+                mine.append(report)
+        if not self.keep or id(report) in self._seen:
             return
-        self._seen.add(id(report))
-        label = self.item.nodeid if self.item is not None else "(outside a test)"
-        self.entries.append((label, report))
-        if self.item is not None:
-            self.item.stash.setdefault(_ITEM_REPORTS, []).append(report)
+        self._seen.add(id(report))  # (every kept report stays alive: its id is its own)
+        if item is None:
+            self.entries.append((-1, "(outside a test)", report))
+        else:
+            self.entries.append((self.places.get(item.nodeid, len(self.places)), item.nodeid, report))
+
+    @property
+    def reports(self) -> list[Report]:
+        return [r for _, _, r in self.entries]
 
     def labels(self) -> list[str]:
         counts: dict[str, int] = {}
-        for label, _ in self.entries:
+        for _, label, _ in self.entries:
             counts[label] = counts.get(label, 0) + 1
         seen: dict[str, int] = {}
         out = []
-        for label, _ in self.entries:
+        for _, label, _ in self.entries:
             seen[label] = seen.get(label, 0) + 1
             out.append(f"{label} [{seen[label]}]" if counts[label] > 1 else label)
         return out
 
-    # -- wrapping the public functions ------------------------------------------------------------------
-    def _wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        from backcheck.report import Report
+    # -- pytest-xdist ---------------------------------------------------------------------------------
+    def parcel(self) -> list[list[Any]]:
+        """The entries as a pytest-xdist worker sends them to the controller: plain lists, each report pickled."""
+        return [[place, label, _pickled(report)] for place, label, report in self.entries]
 
-        try:
-            takes_curves = "curves" in inspect.signature(fn).parameters
-        except (TypeError, ValueError):
-            takes_curves = False
-        recorder = self
-
-        @functools.wraps(fn)
-        def recording(*args: Any, **kwargs: Any) -> Any:
-            depth = getattr(recorder._local, "depth", 0)
-            if depth == 0 and recorder.curves and takes_curves:
-                kwargs.setdefault("curves", True)
-            recorder._local.depth = depth + 1
-            try:
-                result = fn(*args, **kwargs)
-            finally:
-                recorder._local.depth = depth
-            if depth == 0 and isinstance(result, Report):
-                recorder.add(result)
-            return result
-
-        _ORIGINALS[recording] = fn
-        return recording
-
-    def patch(self) -> None:
-        """Wrap the recorded functions of every loaded backcheck module, and their re-exports."""
-        for modname, names in RECORDED.items():
-            module = sys.modules.get(modname)
-            if module is None:
-                continue
-            for name in names:
-                key = (modname, name)
-                fn = getattr(module, name, None)
-                if key in self._originals or fn is None or fn in _ORIGINALS:
-                    continue
-                self._originals[key] = fn
-                self._wrappers[key] = self._wrap(fn)
-        by_id = {id(fn): self._wrappers[key] for key, fn in self._originals.items()}
-        for modname, module in list(sys.modules.items()):
-            if module is None or not (modname == "backcheck" or modname.startswith("backcheck.")):
-                continue
-            for attr, value in list(vars(module).items()):
-                wrapper = by_id.get(id(value))
-                if wrapper is not None:
-                    setattr(module, attr, wrapper)
-                    self._replaced.append((module, attr, value))
-
-    def unpatch(self) -> None:
-        for module, attr, fn in reversed(self._replaced):
-            setattr(module, attr, fn)
-        self._replaced.clear()
-        for wrapper in self._wrappers.values():
-            _ORIGINALS.pop(wrapper, None)
+    def receive(self, parcel: list[list[Any]]) -> None:
+        """Take in the entries a worker sent (:meth:`parcel`), and keep every entry in the order of the tests.
+        Checks made outside the tests (at collection, which every worker repeats) are taken from one worker."""
+        outside = any(place < 0 for place, _, _ in self.entries)
+        for place, label, data in parcel:
+            if place >= 0 or not outside:
+                self.entries.append((place, label, pickle.loads(data)))
+        self.entries.sort(key=lambda entry: entry[0])
 
     def write(self, path: str) -> Path:
-        reports = [r for _, r in self.entries]
         if path.endswith(".json"):
             from backcheck.render.json import write_json
 
-            return write_json(reports, path, labels=self.labels())
+            return write_json(self.reports, path, labels=self.labels())
         from backcheck.render.html import write_html
 
-        return write_html(reports, path, title="backcheck: gradient checks of the test session",
+        return write_html(self.reports, path, title="backcheck: gradient checks of the test session",
                           labels=self.labels())
+
+
+def _pickled(report: Report) -> bytes:
+    """``report`` pickled for a worker's message; without its per-element arrays where they do not pickle (an
+    object of the user's in them), so that the check is still in the session's report."""
+    try:
+        return pickle.dumps(report)
+    except Exception:
+        return pickle.dumps(dataclasses.replace(report, _numeric=None, _analytic=None, _bound=None, _status=None))
+
+
+# -- wrapping the public functions ----------------------------------------------------------------------
+def _wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A wrapper of ``fn`` that gives the report it returns to the innermost session's recorder."""
+    from backcheck.report import Report
+
+    try:
+        takes_curves = "curves" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        takes_curves = False
+
+    @functools.wraps(fn)
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True
+        recorder = _SESSIONS[-1] if _SESSIONS else None
+        depth = getattr(_DEPTH, "depth", 0)
+        if depth == 0 and recorder is not None and recorder.curves and takes_curves:
+            kwargs.setdefault("curves", True)
+        _DEPTH.depth = depth + 1
+        try:
+            result = fn(*args, **kwargs)
+        finally:
+            _DEPTH.depth = depth
+        if depth == 0 and recorder is not None and isinstance(result, Report):
+            recorder.add(result)
+        return result
+
+    _ORIGINALS[recording] = fn
+    return recording
+
+
+def patch() -> None:
+    """Wrap the recorded functions of every loaded backcheck module, and their re-exports. Run before each test,
+    it costs a look at ``len(sys.modules)`` when no module was loaded since."""
+    fresh = False
+    for modname, names in RECORDED.items():
+        module = sys.modules.get(modname)
+        for name in names if module is not None else ():
+            fn = getattr(module, name, None)
+            if (modname, name) in _WRAPPED or fn is None or fn in _ORIGINALS:
+                continue
+            _WRAPPED[modname, name] = (fn, _wrap(fn))
+            fresh = True
+    if not fresh and len(sys.modules) == _SCANNED[0]:
+        return
+    _SCANNED[0] = len(sys.modules)
+    by_id = {id(fn): wrapper for fn, wrapper in _WRAPPED.values()}
+    for modname, module in list(sys.modules.items()):
+        if module is None or not (modname == "backcheck" or modname.startswith("backcheck.")):
+            continue
+        for attr, value in list(vars(module).items()):
+            wrapper = by_id.get(id(value))
+            if wrapper is not None:
+                setattr(module, attr, wrapper)
+                _REPLACED.append((module, attr, value))
+
+
+def unpatch() -> None:
+    """Put every recorded function back where a wrapper replaced it, and stop patching imports."""
+    for module, attr, fn in reversed(_REPLACED):
+        setattr(module, attr, fn)
+    _REPLACED.clear()
+    for _, wrapper in _WRAPPED.values():
+        _ORIGINALS.pop(wrapper, None)
+    _WRAPPED.clear()
+    _SCANNED[0] = -1
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _PatchOnImport)]
 
 
 _RECORDER = pytest.StashKey[Recorder]()
@@ -179,24 +237,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Start the session's recorder. Nothing is imported: backcheck's modules are patched as they load (a session
+    that never checks a gradient pays for a finder that looks at four module names)."""
     config.addinivalue_line("markers", "backcheck: a test of gradients checked with backcheck")
-    path = config.getoption("--backcheck-report", None)
-    if path:
-        importlib.import_module("backcheck")  # loads the modules whose functions are recorded
-        recorder = Recorder(curves=bool(config.getoption("--backcheck-curves", False)))
-        recorder.patch()
-        recorder.hook = _PatchOnImport(recorder)
-        sys.meta_path.insert(0, recorder.hook)
-        config.stash[_RECORDER] = recorder
+    keep = bool(config.getoption("--backcheck-report", None))
+    recorder = Recorder(keep=keep, curves=keep and bool(config.getoption("--backcheck-curves", False)))
+    if not any(isinstance(f, _PatchOnImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _PatchOnImport())
+    _SESSIONS.append(recorder)
+    patch()
+    config.stash[_RECORDER] = recorder
 
 
 class _PatchOnImport:
     """A finder that patches a recorded frontend the moment it is first imported (``import backcheck.torch``
     inside a test body, whose checks the next test's re-patching came too late for); every other import is
     left to the finders after it."""
-
-    def __init__(self, recorder: Recorder) -> None:
-        self.recorder = recorder
 
     def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
         if name not in RECORDED:
@@ -205,23 +261,24 @@ class _PatchOnImport:
             find = getattr(finder, "find_spec", None) if finder is not self else None
             spec = find(name, path, target) if find is not None else None
             if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                spec.loader = _PatchingLoader(spec.loader, self.recorder)  # (a loader may serve many modules)
+                spec.loader = _PatchingLoader(spec.loader)  # (a loader may serve many modules)
                 return spec
         return None
 
 
 class _PatchingLoader:
-    """``inner``'s loading of one module, then the recorder's patch of it."""
+    """``inner``'s loading of one module, then the patch of it."""
 
-    def __init__(self, inner: Any, recorder: Recorder) -> None:
-        self.inner, self.recorder = inner, recorder
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
 
     def create_module(self, spec: Any) -> Any:
         return self.inner.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
         self.inner.exec_module(module)
-        self.recorder.patch()
+        if _SESSIONS:
+            patch()
 
     def __getattr__(self, name: str) -> Any:  # (resource readers, get_source: the inner loader's)
         return getattr(self.inner, name)
@@ -231,17 +288,25 @@ def _recorder(config: pytest.Config) -> Recorder | None:
     return config.stash.get(_RECORDER, None)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    recorder = _recorder(session.config)
+    if recorder is not None and recorder.keep:
+        recorder.places = {item.nodeid: k for k, item in enumerate(session.items)}
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     recorder = _recorder(item.config)
     if recorder is not None:
-        recorder.patch()  # frontends imported since (backcheck.torch, backcheck.jax)
+        patch()  # frontends imported since (backcheck.torch, backcheck.jax)
         recorder.item = item
     try:
         yield
     finally:
         if recorder is not None:
             recorder.item = None
+        if _ITEM_REPORTS in item.stash:
+            del item.stash[_ITEM_REPORTS]  # (the failure section is made: the test's reports go with it)
 
 
 #: The package's folder: frames in it are backcheck's own, not the user's.
@@ -304,21 +369,28 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     recorder = _recorder(config)
-    if recorder is None:
+    if recorder is None or not recorder.keep:
         return
-    path = str(config.getoption("--backcheck-report"))
-    worker = getattr(config, "workerinput", {}).get("workerid")
-    if worker:  # pytest-xdist: one file per worker
-        p = Path(path)
-        path = str(p.with_name(f"{p.stem}.{worker}{p.suffix}"))
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker: the controller writes the file
+        config.workeroutput[SENT] = recorder.parcel()  # type: ignore[attr-defined]
+        return
     from backcheck.errors import BackcheckError
 
     try:
-        recorder.written = recorder.write(path)
+        recorder.written = recorder.write(str(config.getoption("--backcheck-report")))
     except BackcheckError as exc:  # said in the summary in one line, and the run fails: the report was asked for
         recorder.unwritten = exc
         if session.exitstatus == 0:
             session.exitstatus = 1
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist's controller, as a worker finishes: take in the reports it sent."""
+    recorder = _recorder(node.config)
+    parcel = getattr(node, "workeroutput", {}).get(SENT)
+    if recorder is not None and parcel:
+        recorder.receive(parcel)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
@@ -329,7 +401,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     if recorder is None or recorder.written is None:
         return
-    failed = sum(not r.ok for _, r in recorder.entries)
+    failed = sum(not r.ok for r in recorder.reports)
     n = len(recorder.entries)
     terminalreporter.write_line(f"backcheck: {n} gradient check(s), {failed} not passing; report written to "
                                 f"{recorder.written}")
@@ -338,9 +410,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 def pytest_unconfigure(config: pytest.Config) -> None:
     recorder = _recorder(config)
     if recorder is not None:
-        recorder.unpatch()
-        if recorder.hook in sys.meta_path:
-            sys.meta_path.remove(recorder.hook)
+        _SESSIONS[:] = [r for r in _SESSIONS if r is not recorder]
+        if not _SESSIONS:
+            unpatch()
         del config.stash[_RECORDER]
 
 

@@ -134,7 +134,16 @@ class LeafReport:
     def n_kinks(self) -> int:
         return self.counts.get(KINK, 0)
 
+    @property
+    def n_judged(self) -> int:
+        """The elements compared one by one away from kinks and jumps: those :attr:`max_abs_err`,
+        :attr:`max_rel_err` and :attr:`rel_diff` are over. With none (a check along random directions, a sample
+        that missed the array) they are undefined: NaN here, null in :meth:`to_dict`, never 0, which would read as
+        exact agreement."""
+        return self.n_checked - self.counts.get(KINK, 0) - self.counts.get(JUMP, 0)
+
     def to_dict(self) -> dict[str, Any]:
+        compared = self.n_judged > 0
         return {
             "name": self.name,
             "shape": list(self.shape),
@@ -143,9 +152,9 @@ class LeafReport:
             "n_elements": self.n_elements,
             "n_checked": self.n_checked,
             "counts": dict(self.counts),
-            "max_abs_err": _num(self.max_abs_err),
-            "max_rel_err": _num(self.max_rel_err),
-            "rel_diff": _num(self.rel_diff),
+            "max_abs_err": _num(self.max_abs_err) if compared else None,
+            "max_rel_err": _num(self.max_rel_err) if compared else None,
+            "rel_diff": _num(self.rel_diff) if compared else None,
             "worst": [e.to_dict() for e in self.worst],
             "kinks": [e.to_dict() for e in self.kinks],
             "note": self.note,
@@ -480,17 +489,9 @@ def _details(leaf: Any, arrays: tuple[np.ndarray, ...], judged: Any, failing: bo
     the classic relative difference, the worst elements (failing ones first, then inconclusive ones) and those at
     kinks."""
     idx, a, n, b, st = arrays
-    aj, nj = (a, n) if judged is None else (a[judged], n[judged])
     diff = np.abs(a - n)
-    scale = np.maximum(np.abs(a), np.abs(n))
     with np.errstate(invalid="ignore"):  # inf / inf (an infinite analytic value): NaN, shown as such
-        rel = np.divide(diff, scale, out=np.zeros_like(diff), where=scale > 0)
         ratio = np.divide(diff, b, out=np.full_like(diff, np.inf), where=b > 0)
-    diff_j, rel_j = (diff, rel) if judged is None else (diff[judged], rel[judged])
-    if aj.size <= 32:
-        denom = math.hypot(*aj.tolist()) + math.hypot(*nj.tolist())
-    else:
-        denom = np.linalg.norm(aj) + np.linalg.norm(nj)
     if judged is not None:
         ratio[~judged] = -1.0
     # failing elements first, then inconclusive ones (whose bound may be infinite: a ratio of 0 would hide them)
@@ -501,13 +502,34 @@ def _details(leaf: Any, arrays: tuple[np.ndarray, ...], judged: Any, failing: bo
         order = np.argsort(-ratio, kind="stable")
     top = order[:WORST].tolist()
     at_kinks = np.flatnonzero(st == KINK)[:WORST].tolist() if kinked else ()
+    stats = _error_stats(a, n, diff) if judged is None else _error_stats(a[judged], n[judged], diff[judged])
     return {
-        "max_abs_err": float(diff_j.max()) if aj.size else 0.0,
-        "max_rel_err": float(rel_j.max()) if aj.size else 0.0,
-        "rel_diff": float(rms(aj - nj) * math.sqrt(aj.size) / denom) if denom > 0 else 0.0,
+        **stats,
         "worst": [_element(leaf, int(idx[j]), a[j], n[j], b[j], st[j]) for j in top if judged is None or judged[j]],
         "kinks": [_element(leaf, int(idx[j]), a[j], n[j], b[j], st[j]) for j in at_kinks],
     }
+
+
+def _error_stats(a: np.ndarray, n: np.ndarray, diff: np.ndarray) -> dict[str, float]:
+    """The largest absolute and relative errors and the classic relative difference between the judged analytic
+    values ``a`` and numeric ones ``n`` (``diff`` is ``|a - n|``).
+
+    All three are NaN where nothing was judged. Where a value is NaN or infinite the relative ones are NaN too (an
+    error against a non-finite value has no size), and the absolute one is NaN or inf: dropping that element, or
+    reading it as 0, would show a failing array as agreeing.
+    """
+    if not a.size:
+        return dict.fromkeys(("max_abs_err", "max_rel_err", "rel_diff"), math.nan)
+    if not np.isfinite(diff).all():
+        return {"max_abs_err": float(diff.max()), "max_rel_err": math.nan, "rel_diff": math.nan}
+    scale = np.maximum(np.abs(a), np.abs(n))
+    rel = np.divide(diff, scale, out=np.zeros_like(diff), where=scale > 0)
+    if a.size <= 32:
+        denom = math.hypot(*a.tolist()) + math.hypot(*n.tolist())
+    else:
+        denom = np.linalg.norm(a) + np.linalg.norm(n)
+    rel_diff = float(rms(a - n) * math.sqrt(a.size) / denom) if denom > 0 else 0.0
+    return {"max_abs_err": float(diff.max()), "max_rel_err": float(rel.max()), "rel_diff": rel_diff}
 
 
 _DTYPE_NAMES: dict[Any, str] = {}

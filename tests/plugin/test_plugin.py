@@ -1,4 +1,5 @@
-"""The pytest plugin, run in inner pytest sessions (pytester): fixtures, failure messages, the report option."""
+"""The pytest plugin, run in inner pytest sessions (pytester): fixtures, failure messages, the report option (its
+fixture `layers`, in conftest.py, writes the module the inner tests import)."""
 
 from __future__ import annotations
 
@@ -8,37 +9,6 @@ from pathlib import Path
 import pytest
 
 import backcheck
-from backcheck.api import check as original_check
-from backcheck.frontends.layers import check_layer as original_check_layer
-
-LAYERS = '''
-import numpy as np
-import backcheck
-from backcheck import check_layer  # bound at import time: still recorded
-
-
-def fwd(x, w):
-    return x @ w
-
-
-def bwd(dout, x, w):
-    return dout @ w.T, x.T @ dout
-
-
-def bad(dout, x, w):
-    return dout @ w.T, x.T @ dout * 1.01
-
-
-X = np.random.default_rng(0).normal(size=(3, 4))
-W = np.random.default_rng(1).normal(size=(4, 2))
-'''
-
-
-@pytest.fixture
-def layers(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makepyfile(layers_mod=LAYERS)
-    pytester.syspathinsert()
-    return pytester
 
 
 def test_gradcheck_fixture_passes_and_fails_with_table(layers: pytest.Pytester) -> None:
@@ -106,9 +76,6 @@ def test_report_option_collects_every_check(layers: pytest.Pytester) -> None:
     assert page.count('<section class="check') == 5
     assert "test_rec.py::test_fixture" in page and "test_rec.py::test_direct_calls [3]" in page
     assert "test_rec.py::test_failing" in page
-    # the session restored the public functions
-    assert backcheck.check is original_check and backcheck.check_layer is original_check_layer
-    assert backcheck.api.check is original_check
 
 
 def test_json_report_with_curves(layers: pytest.Pytester) -> None:
@@ -130,16 +97,79 @@ def test_json_report_with_curves(layers: pytest.Pytester) -> None:
     assert len(report["curves"]) == 2  # one per tensor: x and w
 
 
-def test_without_the_option_nothing_is_patched(layers: pytest.Pytester) -> None:
+def test_without_the_option_a_failure_still_shows_the_tables(layers: pytest.Pytester) -> None:
+    # the docstring promised the section; it was recorded only with --backcheck-report
     layers.makepyfile(test_plain='''
         import backcheck
-        from backcheck.api import check
+        from layers_mod import X, W, fwd, bwd, bad
 
 
-        def test_untouched():
-            assert backcheck.check is check and not hasattr(check, "__wrapped__")
+        def test_failing():
+            assert backcheck.check_layer(fwd, bwd, (X, W)).ok
+            assert backcheck.check_layer(fwd, bad, (X, W)).ok
+
+
+        def test_passing():
+            assert backcheck.check_layer(fwd, bwd, (X, W)).ok
+            assert False, "no check failed here"
         ''')
-    layers.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    before = set(layers.path.iterdir())
+    result = layers.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*_ test_failing _*", "*- backcheck -*", "backcheck FAIL: fwd / bad*",
+                                 "*w: worst elements (8 wrong of 8 checked)*", "*_ test_passing _*"])
+    out = result.stdout.str()
+    assert out.count("- backcheck -") == 1  # only the test whose check did not pass; its passing check not shown
+    assert "backcheck PASS" not in out and "report written" not in out and "recording gradient checks" not in out
+    assert {p.name for p in set(layers.path.iterdir()) - before} <= {"__pycache__"}  # no file without the option
+
+
+def test_a_tests_reports_are_dropped_when_it_ends(layers: pytest.Pytester) -> None:
+    """Without the option only the running test's reports that did not pass are kept, and only until it ends."""
+    layers.makepyfile(test_mem='''
+        import gc
+        import weakref
+
+        import backcheck
+        from layers_mod import X, W, fwd, bad
+
+        REFS = []
+
+
+        def test_makes_a_failing_report_and_passes():
+            REFS.append(weakref.ref(backcheck.check_layer(fwd, bad, (X, W))))
+            assert REFS[0]() is not None
+
+
+        def test_it_is_gone():
+            gc.collect()
+            assert REFS and REFS[0]() is None
+        ''')
+    layers.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)
+
+
+def test_the_session_puts_the_functions_back(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_wrapped='''
+        import backcheck
+
+
+        def test_wrapped_during_the_session():
+            assert hasattr(backcheck.check, "__wrapped__") and backcheck.api.check is backcheck.check
+        ''')
+    script = pytester.makepyfile(run_session='''
+        import pytest
+
+        import backcheck
+
+        before = (backcheck.check, backcheck.check_layer)
+        assert pytest.main(["-q", "-p", "no:cacheprovider", "test_wrapped.py"]) == 0
+        assert (backcheck.check, backcheck.check_layer) == before and backcheck.api.check is before[0]
+        assert not hasattr(backcheck.check, "__wrapped__")
+        print("restored")
+        ''')
+    result = pytester.runpython(script)
+    assert result.ret == 0, result.stderr.str()
+    result.stdout.fnmatch_lines(["*1 passed*", "restored"])
 
 
 def test_plugin_can_be_disabled(layers: pytest.Pytester) -> None:

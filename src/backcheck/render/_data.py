@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import numpy as np
 
 from backcheck.calls import kind_of
-from backcheck.verdict import VOUCH_FLOOR
+from backcheck.verdict import FAILING, VOUCH_FLOOR
 
 if TYPE_CHECKING:
-    from backcheck.report import Curve, Finding, LeafReport, Report
+    from backcheck.report import Curve, Element, Finding, LeafReport, Report
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,6 +30,29 @@ LARGE_REL_ERR = 1e-2
 KIND_PHRASES = {"check": "gradient check"}
 
 _INDEX = re.compile(r"\[[0-9, ]*\]$")
+
+
+#: What an array's error statistics (max abs err, max rel err, rel diff) read where no element was compared one by
+#: one (a check along random directions, a sample that missed the array): no number, as 0 would read as agreement.
+NOT_COMPARED = "-"
+#: Why, for a renderer that can say it beside the sign (a tooltip).
+NOT_COMPARED_WHY = "no element was compared one by one, so there is no elementwise error to state"
+
+
+def number(x: float) -> str:
+    """A short number, the same in every renderer: 3 significant digits; 'nan', 'inf' or '-inf' where not finite."""
+    if not math.isfinite(x):
+        return "nan" if x != x else ("inf" if x > 0 else "-inf")
+    return f"{x:.3g}"
+
+
+def error_stats(lf: LeafReport) -> tuple[str, str, str]:
+    """An array's max abs err, max rel err and rel diff as the tables show them: :func:`number` each ('nan' where a
+    value is not finite: the array's note names the elements), or :data:`NOT_COMPARED` each where no element was
+    compared one by one (:attr:`~backcheck.report.LeafReport.n_judged`)."""
+    if getattr(lf, "n_judged", lf.n_checked) <= 0:
+        return NOT_COMPARED, NOT_COMPARED, NOT_COMPARED
+    return number(lf.max_abs_err), number(lf.max_rel_err), number(lf.rel_diff)
 
 
 #: What a kink element means, in every renderer: not a bug, and why.
@@ -264,15 +287,40 @@ class LeafData:
         assert self.analytic is not None and self.numeric is not None
         return np.abs(self.analytic - self.numeric)
 
-    def kink_mask(self) -> np.ndarray:
-        """True at the elements at a kink: every one when the report stores verdicts, else the few it lists."""
+    def _verdict_mask(self, verdicts: tuple[str, ...], listed: Sequence[Element]) -> np.ndarray:
+        """True at the elements whose verdict is one of ``verdicts``: every one when the report stores verdicts,
+        else those of the ``listed`` elements."""
         if self.status is not None and self.status.shape == tuple(self.leaf.shape):
-            return self.status == "kink"
+            return np.isin(self.status, verdicts)
         mask = np.zeros(self.leaf.shape, dtype=bool)
-        for e in self.leaf.kinks:
-            if len(e.index) == len(self.leaf.shape):
+        for e in listed:
+            if e.status in verdicts and len(e.index) == len(self.leaf.shape):
                 mask[tuple(e.index)] = True
         return mask
+
+    def kink_mask(self) -> np.ndarray:
+        """True at the elements at a kink: every one when the report stores verdicts, else the few it lists."""
+        return self._verdict_mask(("kink",), self.leaf.kinks)
+
+    def failing_mask(self) -> np.ndarray:
+        """True at the elements that failed (mismatch, dead): every one when the report stores verdicts, else the
+        worst elements it lists."""
+        return self._verdict_mask(FAILING, self.leaf.worst)
+
+    def nonfinite_mask(self) -> np.ndarray:
+        """True at the checked elements away from kinks whose analytic or numeric value is NaN or infinite: their
+        |a - n| (NaN, or inf) is no error a plot can place, and the verdicts say what they are."""
+        diff = self.abs_diff()
+        if self.status is not None and self.status.shape == diff.shape:
+            checked = self.status != ""
+        else:  # (the numeric gradient is NaN where it was not evaluated)
+            checked = ~np.isnan(np.asarray(self.numeric, dtype=float))
+        return checked & ~np.isfinite(diff) & ~self.kink_mask()
+
+    def nonfinite_counts(self) -> tuple[int, int]:
+        """How many elements :meth:`nonfinite_mask` marks, and how many of them failed."""
+        bad = self.nonfinite_mask()
+        return int(bad.sum()), int((bad & self.failing_mask()).sum())
 
     def reference_bound(self) -> float | None:
         """The largest bound among the listed worst elements: the scale when per-element bounds are absent."""

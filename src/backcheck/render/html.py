@@ -30,9 +30,12 @@ from backcheck._version import __version__ as version
 from backcheck.render import svg
 from backcheck.render._data import (
     KINK_PHRASE,
+    NOT_COMPARED,
+    NOT_COMPARED_WHY,
     LeafData,
     a_kind,
     as_list,
+    error_stats,
     floor_line,
     has_floor,
     headline,
@@ -121,10 +124,16 @@ def _element_table(elements: Sequence[Element]) -> str:
     return "".join(rows)
 
 
-def _rel_cell(lf: LeafReport, why: str) -> str:
-    if not why:
-        return f"<td>{_g(lf.max_rel_err)}</td>"
-    return f'<td title="{_e(why)}">{_g(lf.max_rel_err)}<sup>*</sup></td>'
+def _stat_cells(lf: LeafReport, why: str) -> str:
+    """The cells of max abs err, max rel err (starred where a note says why a large one passes) and rel diff; each
+    a sign with a tooltip where no element was compared one by one."""
+    texts = error_stats(lf)
+    if texts[0] == NOT_COMPARED:
+        return f'<td title="{_e(NOT_COMPARED_WHY)}">{NOT_COMPARED}</td>' * 3
+    cells = [f"<td>{_e(text)}</td>" for text in texts]
+    if why:
+        cells[1] = f'<td title="{_e(why)}">{_g(lf.max_rel_err)}<sup>*</sup></td>'
+    return "".join(cells)
 
 
 def _floor_cell(lf: LeafReport, line: str) -> str:
@@ -151,7 +160,7 @@ def _leaves_table(leaves: Sequence[LeafReport], anchor: str, why: dict[str, str]
         rows.append(f'<tr><td class="name"><a href="#{anchor}-l{k}">{_e(lf.name)}</a></td>'
                     f"<td>{_e(_shape(lf.shape))}</td><td>{_e(lf.dtype)}</td><td>{_badge(lf.status)}</td>"
                     f"<td>{lf.n_checked}/{lf.n_elements}</td><td>{lf.n_mismatch}</td><td>{lf.n_kinks}</td>"
-                    f"<td>{_g(lf.max_abs_err)}</td>{_rel_cell(lf, why.get(lf.name, ''))}<td>{_g(lf.rel_diff)}</td>"
+                    f"{_stat_cells(lf, why.get(lf.name, ''))}"
                     f"{_floor_cell(lf, floors.get(lf.name, ''))}</tr>")
     rows.append("</table>")
     return "".join(rows)
@@ -186,14 +195,32 @@ def _v_curve(d: LeafData) -> str:
 def _histogram(d: LeafData) -> str:
     lf = d.leaf
     ratios, per_element = d.ratios()
-    if not ratios.size:
+    bad, bad_failed = d.nonfinite_counts()
+    if not ratios.size and not bad:
         return ""
-    over = int(np.sum(ratios > 1))
+    over = int(np.sum(ratios > 1)) + bad_failed
     scale = "its own bound" if per_element else "the bound of the worst listed element"
     text = (f"Each checked element of {_e(lf.name)}: |analytic &#8722; numeric| over {scale} (log scale). "
             "Right of the dashed line at 1 (red): wrong; left of it (green): within what finite differences "
-            f"resolve. Here {over} of {ratios.size} are beyond the bound.")
-    return _figure(svg.histogram(ratios, name=lf.name, per_element=per_element), text)
+            f"resolve. Here {over} of {ratios.size + bad} are beyond the bound.")
+    text += _nonfinite_bar_sentence(bad, bad_failed)
+    plot = svg.histogram(ratios, name=lf.name, per_element=per_element, nonfinite=(bad, bad_failed))
+    return _figure(plot, text)
+
+
+def _nonfinite_bar_sentence(bad: int, failed: int) -> str:
+    """For the histogram's caption: what its bar of the ``bad`` elements with a NaN or infinite value counts, of which
+    ``failed`` failed ('' where there is none)."""
+    if not bad:
+        return ""
+    text = (f" {bad} element(s) hold a NaN or infinite value (analytic or numeric): their error is no number to place "
+            "on the axis, so the bar marked NaN/inf, right of it, counts them")
+    if failed == bad:
+        return text + "; they failed, and count as beyond the bound."
+    if not failed:
+        return text + "; none of them was judged wrong (they are inconclusive), so none counts as beyond the bound."
+    return text + (f"; {failed} of them failed and count as beyond the bound, the other {bad - failed} were not "
+                   "judged wrong.")
 
 
 def _heatmap(d: LeafData) -> str:
@@ -211,13 +238,35 @@ def _heatmap(d: LeafData) -> str:
                 marked.append((int(np.ravel_multi_index(e.index[:-1], diff.shape[:-1])), e.index[-1]))
     layout = ("as one row" if diff.ndim == 1 else "by rows and columns" if diff.ndim == 2 else
               "by the last axis across, the leading axes flattened down")
+    flags = _nonfinite_flags(d)
     text = (f"|analytic &#8722; numeric| for each element of {_e(lf.name)}, laid out {layout}; darker is larger "
             "(log scale, values on the bar).")
-    if np.isnan(mat).any():
+    if (np.isnan(mat) & (svg.as_matrix(flags) == 0)).any():
         text += " Grey cells were not checked."
+    text += _nonfinite_cells_sentence(flags)
     if marked:
         text += " Outlined cells are wrong elements listed below."
-    return _figure(svg.heatmap(mat, name=lf.name, shape=lf.shape, marked=marked), text)
+    plot = svg.heatmap(mat, name=lf.name, shape=lf.shape, marked=marked, flags=svg.as_matrix(flags))
+    return _figure(plot, text)
+
+
+def _nonfinite_flags(d: LeafData) -> np.ndarray:
+    """In the leaf's shape: :data:`svg.NONFINITE_FAILED` where a NaN or infinite value failed,
+    :data:`svg.NONFINITE_OTHER` where one was not judged wrong, 0 elsewhere."""
+    bad = d.nonfinite_mask()
+    failed = bad & d.failing_mask()
+    return np.where(failed, svg.NONFINITE_FAILED, np.where(bad, svg.NONFINITE_OTHER, 0))
+
+
+def _nonfinite_cells_sentence(flags: np.ndarray) -> str:
+    """For the heatmap's caption: what its cells of NaN or infinite values mean ('' where there is none)."""
+    text = ""
+    if (flags == svg.NONFINITE_FAILED).any():
+        text += (" Red cells crossed out hold a NaN or infinite value (analytic or numeric) and failed: their error is "
+                 "no number to colour, and the check counts them as wrong.")
+    if (flags == svg.NONFINITE_OTHER).any():
+        text += " Brown cells hold a NaN or infinite value that was not judged wrong (inconclusive)."
+    return text
 
 
 def _plots(d: LeafData) -> str:
@@ -237,7 +286,7 @@ def _leaf_section(d: LeafData, anchor: str, k: int, expand: bool, why: str, floo
     head = (f"<summary><h3 style=\"display:inline\">{_e(lf.name)}</h3> {_badge(lf.status)} "
             f'<span class="meta">shape {_e(_shape(lf.shape))}, {_e(lf.dtype)}; {lf.n_checked} of '
             f"{lf.n_elements} checked, {lf.n_mismatch} wrong, {lf.n_kinks} at kinks; relative difference "
-            f"{_g(lf.rel_diff)}</span>"
+            f"{_e(error_stats(lf)[2])}</span>"
             "</summary>")
     body = [f'<p class="floor">{_e(floor)}</p>' if floor else "", _plots(d)]
     if lf.worst:

@@ -12,7 +12,7 @@ from html import escape
 
 import numpy as np
 
-from backcheck.render._data import quiet
+from backcheck.render._data import number, quiet
 
 WIDTH, HEIGHT = 380, 250
 MARGIN = (42, 16, 44, 58)  # top, right, bottom, left
@@ -20,6 +20,10 @@ MARGIN = (42, 16, 44, 58)  # top, right, bottom, left
 TITLE_Y, LEGEND_Y = 16, 33
 
 GREEN, RED, BLUE, GREY, INK = "#2e8b57", "#c8372d", "#2c6fbb", "#9aa0a6", "#222"
+#: Elements with a NaN or infinite value that were not judged wrong (inconclusive): the HTML page's colour for that.
+BROWN = "#8a6100"
+#: Codes of a heatmap's ``flags``: a cell whose value is NaN or infinite and failed, or was not judged wrong.
+NONFINITE_OTHER, NONFINITE_FAILED = 1, 2
 #: A sequential palette (light for small errors, dark for large), interpolated linearly.
 PALETTE = ((255, 250, 228), (252, 205, 120), (240, 130, 60), (196, 48, 62), (110, 20, 90), (40, 10, 60))
 
@@ -32,11 +36,8 @@ def _e(text: object) -> str:
     return escape(str(text), quote=True)
 
 
-def fmt(x: float) -> str:
-    """A short number: 3 significant digits."""
-    if not math.isfinite(x):
-        return "nan" if x != x else ("inf" if x > 0 else "-inf")
-    return f"{x:.3g}"
+#: A short number: 3 significant digits ('nan', 'inf' where not finite), as every renderer writes it.
+fmt = number
 
 
 #: Advance widths in em of a wide sans-serif (DejaVu Sans, the usual system-ui on Linux), rounded up: labels
@@ -220,14 +221,20 @@ def v_curve(steps: Sequence[float], errors: Sequence[float], *, chosen: float, b
 
 
 @quiet
-def histogram(ratios: np.ndarray, *, name: str = "", per_element: bool = True) -> str:
-    """Histogram of log10(|analytic - numeric| / bound); elements right of 1 are beyond their bound."""
+def histogram(ratios: np.ndarray, *, name: str = "", per_element: bool = True,
+              nonfinite: tuple[int, int] = (0, 0)) -> str:
+    """Histogram of log10(|analytic - numeric| / bound); elements right of 1 are beyond their bound.
+
+    ``nonfinite`` counts the elements whose value is NaN or infinite, which have no ratio to place, and how many of
+    them failed: a bar of their own right of the axis, marked NaN/inf, counts them (red: failed, brown: not judged
+    wrong), and the failed ones count as beyond the bound.
+    """
     r = np.asarray(ratios, dtype=float)
     r = r[np.isfinite(r)]
     title = f"error / bound: {name}"
     xlabel = "|a - n| / bound" if per_element else "|a - n| / bound of the worst listed element"
     label = f"histogram of elementwise error over bound for {name}"
-    if r.size == 0:
+    if r.size == 0 and not nonfinite[0]:
         return Frame((0, 1), (0, 1), title=title, xlabel=xlabel, ylabel="elements", label=label).svg()
     exact = int(np.sum(r <= 0))
     lr = np.log10(r[r > 0]) if np.any(r > 0) else np.empty(0)
@@ -239,8 +246,9 @@ def histogram(ratios: np.ndarray, *, name: str = "", per_element: bool = True) -
     edges = np.arange(lo, hi + width / 2, width)
     counts, _ = np.histogram(np.clip(lr, lo, hi), bins=edges)
     counts[0] += exact
-    top = max(int(counts.max()), 1)
-    fr = Frame((lo, hi), (0, top * 1.12), title=title, xlabel=xlabel, ylabel="elements", label=label)
+    top = max(int(counts.max()), nonfinite[0], 1)
+    right_end = hi + 2.5 * width if nonfinite[0] else hi  # (room for the NaN/inf bar, apart from the axis)
+    fr = Frame((lo, right_end), (0, top * 1.12), title=title, xlabel=xlabel, ylabel="elements", label=label)
     ystep = max(1, math.ceil(top / 4))
     fr.axes(_decade_ticks(lo, hi), [(float(k), str(k)) for k in range(0, top + 1, ystep)])
     p = fr.parts
@@ -260,9 +268,30 @@ def histogram(ratios: np.ndarray, *, name: str = "", per_element: bool = True) -
     right = X + 4 + text_width("bound", 10) <= fr.right - 2
     p.append(f'<text x="{_f(X + 4 if right else X - 4)}" y="{fr.top + 12}" class="an" '
              f'text-anchor="{"start" if right else "end"}">bound</text>')
-    n_over = int(np.sum(r > 1))
-    fr.legend([], right=f"{n_over} of {r.size} beyond the bound")
+    legend = _nonfinite_bar(fr, hi, width, nonfinite) if nonfinite[0] else []
+    n_over = int(np.sum(r > 1)) + nonfinite[1]
+    fr.legend(legend, right=f"{n_over} of {r.size + nonfinite[0]} beyond the bound")
     return fr.svg()
+
+
+def _nonfinite_bar(fr: Frame, hi: float, width: float, nonfinite: tuple[int, int]) -> list[tuple[str, str]]:
+    """Draw the bar of the elements with a NaN or infinite value right of the axis (which ends at ``hi``), past a
+    dotted break: red for those that failed, brown above for the others; return its legend item."""
+    bad, failed = nonfinite
+    X = fr.px(hi + width / 2)
+    fr.parts.append(f'<line x1="{_f(X)}" y1="{fr.top}" x2="{_f(X)}" y2="{fr.bottom}" stroke="{GREY}" '
+                    'stroke-width="1" stroke-dasharray="2 3"/>')
+    x, xe = fr.px(hi + width) + 0.5, fr.px(hi + 2 * width) - 0.5
+    base = 0
+    for count, fill, what in ((failed, RED, "failed"), (bad - failed, BROWN, "not judged wrong")):
+        if count:
+            y0, y1 = fr.py(float(base)), fr.py(float(base + count))
+            fr.parts.append(f'<rect x="{_f(x)}" y="{_f(y1)}" width="{_f(xe - x)}" height="{_f(y0 - y1)}" '
+                            f'fill="{fill}" stroke="{INK}" stroke-width="1"><title>{count} element(s) with a NaN or '
+                            f"infinite value: {what}</title></rect>")
+            base += count
+    swatch = f'stroke="{RED if failed else BROWN}" stroke-width="7"'
+    return [(swatch, f"NaN/inf: {bad} (bar at the right)")]
 
 
 def _block_reduce(a: np.ndarray, rows: int, cols: int) -> np.ndarray:
@@ -281,66 +310,126 @@ def _block_reduce(a: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return out
 
 
+#: Where a heatmap's cells start (left, top), in pixels.
+_HEAT_ORIGIN = (58, 38)
+
+
 @quiet
 def heatmap(values: np.ndarray, *, name: str = "", shape: tuple[int, ...] = (), max_cells: int = 64,
-            marked: Sequence[tuple[int, int]] = ()) -> str:
+            marked: Sequence[tuple[int, int]] = (), flags: np.ndarray | None = None) -> str:
     """Heatmap of ``values`` (2-D, e.g. |analytic - numeric|) on a log colour scale; NaN cells are grey.
 
     Larger arrays are reduced to at most ``max_cells`` per side by the maximum over blocks. ``marked``
-    cells (row, column in ``values``) get an outline.
+    cells (row, column in ``values``) get an outline. ``flags`` (shaped as ``values``) marks the cells whose value
+    is NaN or infinite: :data:`NONFINITE_FAILED` red and crossed out, :data:`NONFINITE_OTHER` brown, both named in
+    a legend under the plot (grey would say "not checked", and a colour of the scale a size they do not have).
     """
     a = np.asarray(values, dtype=float)
     if a.ndim != 2 or a.size == 0:
         raise ValueError(f"heatmap takes a non-empty 2-D array, got shape {a.shape}")
-    rows, cols = a.shape
     red = _block_reduce(a, max_cells, max_cells)
+    has_flags = flags is not None and np.shape(flags) == a.shape
+    flag = _block_reduce(np.asarray(flags, dtype=float), max_cells, max_cells) if has_flags else np.zeros(red.shape)
     R, C = red.shape
     cell = max(3.0, min(24.0, 300.0 / C, 300.0 / R))
-    left, top = 58, 38
-    width = int(max(left + C * cell + 100, 260))
+    left, top = _HEAT_ORIGIN
     bh = max(R * cell, 60.0)
-    height = int(top + bh + 24)
-    fin = red[np.isfinite(red) & (red > 0)]
-    hi = math.log10(fin.max()) if fin.size else 0.0
-    lo = math.log10(fin.min()) if fin.size else hi - 1
-    lo = max(lo, hi - 12)
-    if hi - lo < 1:
-        lo = hi - 1
+    legend = _flag_legend(flag)
+    box = (int(max(left + C * cell + 100, 260)), int(top + bh + 24 + (16 if legend else 0)))
+    lo, hi = _log_range(red)
+    p = _heatmap_head(box, a.shape, red.shape, name, shape)
+    steps = (math.ceil(a.shape[0] / R), math.ceil(a.shape[1] / C))
+    p += _cells(red, flag, a.shape, steps, cell, (lo, hi))
+    for i, j in marked:
+        bi, bj = i // steps[0], j // steps[1]
+        if 0 <= bi < R and 0 <= bj < C:
+            p.append(f'<rect x="{_f(left + bj * cell)}" y="{_f(top + bi * cell)}" width="{_f(cell)}" '
+                     f'height="{_f(cell)}" fill="none" stroke="{INK}" stroke-width="1.2"/>')
+    p.append(f'<rect x="{left}" y="{top}" width="{_f(C * cell)}" height="{_f(R * cell)}" class="frame"/>')
+    p += _index_labels(a.shape, red.shape, cell)
+    p += _colour_bar(left + C * cell + 14, bh, lo, hi)
+    x = float(left)
+    for fill, text in legend:  # under the plot, where nothing else is drawn
+        p.append(f'<rect x="{_f(x)}" y="{_f(top + bh + 28)}" width="10" height="10" fill="{fill}"/>')
+        if fill == RED:
+            p.append(_cross(x, top + bh + 28, 10))
+        p.append(f'<text x="{_f(x + 14)}" y="{_f(top + bh + 37)}" class="tk">{_e(text)}</text>')
+        x += 14 + text_width(text, 10) + 12
+    return "".join(p) + "</svg>"
+
+
+def _heatmap_head(box: tuple[int, int], full: tuple[int, ...], reduced: tuple[int, ...], name: str,
+                  shape: tuple[int, ...]) -> list[str]:
+    """The opening of a heatmap's SVG, ``box`` (width, height) wide: background, title, and the shape shown."""
+    (width, height), left = box, _HEAT_ORIGIN[0]
+    (rows, cols), (R, C) = full, reduced
     desc = "x".join(str(s) for s in shape) if shape else f"{rows}x{cols}"
     note = "" if (R, C) == (rows, cols) else f", max over {math.ceil(rows / R)}x{math.ceil(cols / C)} blocks"
     label = f"heatmap of |analytic - numeric| for {name}"
-    p = [
+    return [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="plot" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img" aria-label="{_e(label)}"><title>{_e(label)}</title>',
         f'<rect x="0" y="0" width="{width}" height="{height}" fill="#fff"/>',
         f'<text x="{left}" y="{TITLE_Y}" class="pt">{_e(fit(f"|a - n|: {name}", width - left - 6, 12, True))}</text>',
         f'<text x="{left}" y="30" class="tk">{_e(fit(f"shape {desc}{note}", width - left - 6, 10))}</text>',
     ]
-    step_r = math.ceil(rows / R)
-    step_c = math.ceil(cols / C)
-    for i in range(R):
-        for j in range(C):
-            v = red[i, j]
-            if not np.isfinite(v):
-                fill = "#d0d3d6"
-            elif v <= 0:
-                fill = color(0.0)
-            else:
-                fill = color((math.log10(v) - lo) / (hi - lo))
-            if step_r == 1 and step_c == 1:
-                where = f"[{i}, {j}]"
-            else:
-                r_end, c_end = min(rows, (i + 1) * step_r) - 1, min(cols, (j + 1) * step_c) - 1
-                where = f"rows {i * step_r}-{r_end}, cols {j * step_c}-{c_end}"
-            p.append(f'<rect x="{_f(left + j * cell)}" y="{_f(top + i * cell)}" width="{_f(cell)}" '
-                     f'height="{_f(cell)}" fill="{fill}"><title>{_e(where)}: {fmt(v)}</title></rect>')
-    for i, j in marked:
-        bi, bj = i // step_r, j // step_c
-        if 0 <= bi < R and 0 <= bj < C:
-            p.append(f'<rect x="{_f(left + bj * cell)}" y="{_f(top + bi * cell)}" width="{_f(cell)}" '
-                     f'height="{_f(cell)}" fill="none" stroke="{INK}" stroke-width="1.2"/>')
-    p.append(f'<rect x="{left}" y="{top}" width="{_f(C * cell)}" height="{_f(R * cell)}" class="frame"/>')
-    # first and last row and column indices, the last only where it has room beside the first
+
+
+def _log_range(red: np.ndarray) -> tuple[float, float]:
+    """The colour scale's ends, in log10 units: the finite positive values' range, at least 1 and at most 12 wide."""
+    fin = red[np.isfinite(red) & (red > 0)]
+    hi = math.log10(fin.max()) if fin.size else 0.0
+    lo = math.log10(fin.min()) if fin.size else hi - 1
+    lo = max(lo, hi - 12)
+    return (hi - 1 if hi - lo < 1 else lo), hi
+
+
+def _flag_legend(flag: np.ndarray) -> list[tuple[str, str]]:
+    """The legend items (colour, text) of the flagged cells a heatmap shows."""
+    items = [(RED, "NaN or inf, failed"), (BROWN, "NaN or inf, not judged wrong")]
+    return [item for code, item in zip((NONFINITE_FAILED, NONFINITE_OTHER), items, strict=True) if (flag == code).any()]
+
+
+def _cells(red: np.ndarray, flag: np.ndarray, full: tuple[int, ...], steps: tuple[int, int], cell: float,
+           scale: tuple[float, float]) -> list[str]:
+    """A heatmap's cells: a colour of the log scale, grey where NaN (not checked), red crossed out or brown where
+    flagged (a NaN or infinite value), each with its place and value as a tooltip."""
+    (left, top), (rows, cols), (lo, hi) = _HEAT_ORIGIN, full, scale
+    out = []
+    for (i, j), v in np.ndenumerate(red):
+        code = flag[i, j]
+        if code == NONFINITE_FAILED or code == NONFINITE_OTHER:
+            fill = RED if code == NONFINITE_FAILED else BROWN
+        elif not np.isfinite(v):
+            fill = "#d0d3d6"
+        else:
+            fill = color(0.0) if v <= 0 else color((math.log10(v) - lo) / (hi - lo))
+        if steps == (1, 1):
+            where = f"[{i}, {j}]"
+        else:
+            r_end, c_end = min(rows, (i + 1) * steps[0]) - 1, min(cols, (j + 1) * steps[1]) - 1
+            where = f"rows {i * steps[0]}-{r_end}, cols {j * steps[1]}-{c_end}"
+        what = {NONFINITE_FAILED: " (NaN or inf: failed)", NONFINITE_OTHER: " (NaN or inf)"}.get(code, "")
+        x, y = left + j * cell, top + i * cell
+        out.append(f'<rect x="{_f(x)}" y="{_f(y)}" width="{_f(cell)}" height="{_f(cell)}" fill="{fill}">'
+                   f"<title>{_e(where)}: {fmt(v)}{what}</title></rect>")
+        if code == NONFINITE_FAILED and cell >= 5:
+            out.append(_cross(x, y, cell))
+    return out
+
+
+def _cross(x: float, y: float, size: float) -> str:
+    """A white cross over the square of ``size`` at (``x``, ``y``): a cell whose NaN or infinite value failed."""
+    a, b = 1.0, size - 1.0
+    return (f'<path d="M{_f(x + a)} {_f(y + a)}L{_f(x + b)} {_f(y + b)}M{_f(x + a)} {_f(y + b)}L{_f(x + b)} '
+            f'{_f(y + a)}" stroke="#fff" stroke-width="1.2"/>')
+
+
+def _index_labels(full: tuple[int, ...], reduced: tuple[int, ...], cell: float) -> list[str]:
+    """The first and last row and column indices beside a heatmap, the last only where it has room beside the
+    first."""
+    (left, top), (rows, cols), (R, C) = _HEAT_ORIGIN, full, reduced
+    p = []
     if rows > 1:
         p.append(f'<text x="{left - 4}" y="{top + 9}" class="tk" text-anchor="end">0</text>')
         if R * cell >= 22:
@@ -350,16 +439,18 @@ def heatmap(values: np.ndarray, *, name: str = "", shape: tuple[int, ...] = (), 
     if cols > 1 and C * cell >= text_width("0", 10) + text_width(str(cols - 1), 10) + 6:
         p.append(f'<text x="{_f(left + C * cell)}" y="{_f(top + R * cell + 12)}" class="tk" '
                  f'text-anchor="end">{cols - 1}</text>')
-    # colour bar
-    bx = left + C * cell + 14
-    n = 24
-    for k in range(n):
-        p.append(f'<rect x="{_f(bx)}" y="{_f(top + bh * (1 - (k + 1) / n))}" width="12" '
-                 f'height="{_f(bh / n + 0.5)}" fill="{color((k + 0.5) / n)}"/>')
+    return p
+
+
+def _colour_bar(bx: float, bh: float, lo: float, hi: float) -> list[str]:
+    """A heatmap's colour bar at ``bx``, ``bh`` high, from 10**lo to 10**hi."""
+    top, n = _HEAT_ORIGIN[1], 24
+    p = [f'<rect x="{_f(bx)}" y="{_f(top + bh * (1 - (k + 1) / n))}" width="12" height="{_f(bh / n + 0.5)}" '
+         f'fill="{color((k + 0.5) / n)}"/>' for k in range(n)]
     p.append(f'<rect x="{_f(bx)}" y="{top}" width="12" height="{_f(bh)}" class="frame"/>')
     p.append(f'<text x="{_f(bx + 15)}" y="{top + 8}" class="tk">{_e(fmt(10.0 ** hi))}</text>')
     p.append(f'<text x="{_f(bx + 15)}" y="{_f(top + bh)}" class="tk">{_e(fmt(10.0 ** lo))}</text>')
-    return "".join(p) + "</svg>"
+    return p
 
 
 def as_matrix(a: np.ndarray) -> np.ndarray | None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from backcheck.render._data import (
     KINK_PHRASE,
     a_kind,
+    error_stats,
     floor_sentence,
     has_floor,
     headline,
@@ -87,8 +88,7 @@ def renderables(report: Report) -> list[Any]:
                      min_width=min(len(col), 7), overflow="fold")
     for lf in report.leaves:
         t.add_row(Text(lf.name), str(lf.shape), lf.dtype, Text(lf.status, style=STYLE.get(lf.status, "")),
-                  f"{lf.n_checked}/{lf.n_elements}", str(lf.n_mismatch), str(lf.n_kinks),
-                  f"{lf.max_abs_err:.3g}", f"{lf.max_rel_err:.3g}", f"{lf.rel_diff:.3g}")
+                  f"{lf.n_checked}/{lf.n_elements}", str(lf.n_mismatch), str(lf.n_kinks), *error_stats(lf))
     out.append(t)
     why = rel_err_notes(report)
     for f in report.findings:

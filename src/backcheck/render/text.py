@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from backcheck.render._data import KINK_PHRASE, floor_sentence, has_floor, headline, one_report, quiet, rel_err_notes
+from backcheck.render._data import (
+    KINK_PHRASE,
+    error_stats,
+    floor_sentence,
+    has_floor,
+    headline,
+    one_report,
+    quiet,
+    rel_err_notes,
+)
 
 if TYPE_CHECKING:
     from backcheck.report import Element, Report
@@ -45,8 +54,7 @@ def render_report(report: Report) -> str:
     for lf in report.leaves:
         verdict = lf.status if lf.status == "pass" else lf.status.upper()
         rows.append([lf.name, str(lf.shape), lf.dtype, verdict, f"{lf.n_checked}/{lf.n_elements}",
-                     str(lf.n_mismatch), str(lf.n_kinks), _g(lf.max_abs_err), _g(lf.max_rel_err),
-                     _g(lf.rel_diff)])
+                     str(lf.n_mismatch), str(lf.n_kinks), *error_stats(lf)])
     lines = [head, *_table(rows)]
     why = rel_err_notes(report)
     for f in report.findings:
