@@ -171,7 +171,9 @@ def _probe(
             fine = 2.0 ** min(np.floor(np.log2(units / RESOLVED)), MAX_FINE) if units >= 8 * RESOLVED else 1.0
             t += np.round(jitter * fine) / fine
         unit = np.where(on_grid, fine * grid, 1.0)
-        spacing = np.where(on_grid, np.maximum(np.round(spacing / unit), 1) * unit, spacing) * signs
+        # (an element the move leaves where it is, h = 0, stays: a unit of its grid moved it, and near a pole (the
+        # log of 1e-14) the rounding of its one-ulp moves posed as phi's noise)
+        spacing = np.where(on_grid & (h > 0), np.maximum(np.round(spacing / unit), 1) * unit, spacing) * signs
         cell = np.where(on_grid, grid, 1.0)
         start = np.where(on_grid, np.round((x + away) / cell) * cell - x, away)  # x + start on the grid
         try:
