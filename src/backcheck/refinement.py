@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from backcheck.bits import machine_eps
 from backcheck.errors import BackcheckError, NonFiniteError
 from backcheck.evaluate import Evaluator
 from backcheck.numeric.grad import NOISE_FACTOR, noise_level, one_sided, roundoff
@@ -248,6 +249,23 @@ FINER = (2.0**-10, 2.0**-15, 2.0**-20)
 NEAR_FINER = (2.0**-3, 2.0**-5, 2.0**-7)
 
 
+#: Steps, as fractions of an element's own size, at which an element far smaller than the finest of :data:`FINER`
+#: is tried last: f may bend on that scale (p log p at p = 1e-12, whose steps from 1 cross 0; sin(x / s) at x ~ s).
+AT_OWN_SIZE = (2.0**-4, 2.0**-12)
+
+
+def _own_scale(ev: Evaluator, i: int, finest: float) -> tuple[float, ...]:
+    """The fractions of the first step ``finest / FINER[-1]`` at which element ``i`` is tried at its own scale
+    (:data:`AT_OWN_SIZE`), where that is finer than ``finest``; none for an element of 0 (no scale of its own), nor
+    where the first step is a ``step=`` beyond the default one (the verdict belongs to the step asked for)."""
+    leaf, local = ev.tree.locate(i)
+    x = abs(float(leaf.original.reshape(-1)[local]))
+    h = finest / FINER[-1]
+    if h > 2.0 * max(machine_eps(leaf.dtype), ev.out_eps) ** (1.0 / 3.0) * max(x, 1.0):  # (numeric.steps)
+        return ()
+    return tuple(x * t / h for t in AT_OWN_SIZE if 0.0 < x * t < finest)
+
+
 def below_step(ev: Evaluator, i: int, h: float) -> bool:
     """Whether element ``i`` is smaller than its step: the function may bend on its own, finer scale."""
     leaf, local = ev.tree.locate(i)
@@ -303,7 +321,8 @@ def at_finer_steps(ev: Evaluator, i: int, a: float, h: float, res: float, tol: T
     failing both, the tightest pass found on the way, or the finest verdict.
     """
     found, spans = [], []
-    for fraction in (*NEAR_FINER, *FINER) if ev.out_eps > COARSE_EPS else FINER:
+    fractions = (*NEAR_FINER, *FINER) if ev.out_eps > COARSE_EPS else FINER
+    for fraction in (*fractions, *_own_scale(ev, i, h * fractions[-1])):
         s = h * fraction
         phis, disp = ev.element(i, (s, -s))
         if disp[0] == 0.0 or disp[1] == 0.0:
