@@ -9,6 +9,7 @@ vouches and passed on a sample that misses a single wrong element."""
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -62,7 +63,8 @@ def test_elements_on_the_edge_are_found_and_the_rest_projected(n: int, edge: int
     assert r.n_evals <= edge_budget(n, edge), r.n_evals
     note = edge_note(r)
     assert all(f"p[{i}]" in note for i in where), note
-    assert any("random directions agree" in n for n in r.notes), r.notes  # vouched by them, not by a sample
+    # vouched by the directions (one may do, where its mismatch is a small enough share of its bound), not a sample
+    assert any(re.search(r"random directions? agrees?\b", n) for n in r.notes), r.notes
     np.testing.assert_array_equal(p, before)
 
 
@@ -102,7 +104,7 @@ def test_an_edge_element_whose_own_step_stays_inside_only_shrunk_is_left_out_and
     r = backcheck.check(f, x, grad, strategy="auto")
     assert r.status == "pass", r
     assert "x[7]" in edge_note(r)
-    assert any("random directions agree" in n for n in r.notes), r.notes
+    assert any(re.search(r"random directions? agrees?\b", n) for n in r.notes), r.notes
     bad = backcheck.check(f, x, wrong_at(grad, 123), strategy="auto")
     assert bad.status == "fail", bad
     assert [e.name for e in bad.leaves[0].worst if e.status == "mismatch"] == ["x[123]"], bad
