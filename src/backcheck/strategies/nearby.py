@@ -51,6 +51,40 @@ def _steepening(ev: Evaluator, idx: np.ndarray, h: np.ndarray) -> np.ndarray:
     return out
 
 
+def _drifting(ev: Evaluator, idx: np.ndarray, h: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Per element, whether it lies off 0 by less than its step ``h`` and a one-sided slope, at ``h`` and three
+    sixteenfold finer steps, keeps drifting toward the claim ``a`` (each change at least DRIFT of the one before,
+    the claim beyond the finest): a slope without a finite limit at the kink beside the point (``p log p`` at p of
+    1e-30, whose slopes at steps from 1e-3 read -6.9, -9.7, -12.5, -15.2 toward its derivative -68 at the point;
+    a kink's slopes stay put, a smooth function's changes shrink sixteenfold). f must move by more than its
+    rounding at the finest step."""
+    out = np.zeros(idx.size, dtype=bool)
+    noise = SAFETY * np.broadcast_to(noise_level(ev, ev.local_scale[idx], lazy=True), idx.shape)
+    x = ev.tree.values()
+    for k, (i, s) in enumerate(zip(idx.tolist(), h.tolist(), strict=True)):
+        if not 0.0 < abs(float(x[i])) < s:
+            continue
+        scales = [s / 16.0**m for m in range(4)]
+        phis, disp = ev.element(i, [t for sc in scales for t in (sc, -sc)], shrink=True)
+        if not (np.all(np.isfinite(phis)) and np.all(disp != 0.0)):
+            continue
+        if abs(phis[-2] - ev.phi0) <= noise[k] and abs(phis[-1] - ev.phi0) <= noise[k]:
+            continue
+        for side in (0, 1):
+            slopes = (phis[side::2] - ev.phi0) / disp[side::2]
+            moves = np.diff(slopes)
+            same = np.all(np.sign(moves) == np.sign(moves[-1])) and moves[-1] != 0.0
+            kept = np.all(np.abs(moves[1:]) >= DRIFT * np.abs(moves[:-1]))
+            toward = np.sign(a[k] - slopes[-1]) == np.sign(moves[-1])
+            if same and kept and toward:
+                out[k] = True
+                break
+    return out
+
+
+#: A one-sided slope whose change, as the step shrinks sixteenfold, keeps this share of its last change drifts
+#: without a finite limit (``log h`` keeps all of it; a smooth function's change shrinks sixteenfold).
+DRIFT = 0.5
 #: A one-sided slope that grows by this factor from the step to a sixteenth of it is unbounded (``1/sqrt(h)``
 #: grows by 4 over that range; a kink's or a smooth function's slope changes by far less).
 STEEPENING = 1.5
@@ -94,8 +128,9 @@ def recheck_nearby(
     if poles.any():
         notes.append(
             f"{int(poles.sum())} element(s) sit where a one-sided slope grows without bound as the step shrinks (a "
-            "vertical tangent: sqrt at 0): no finite slope is the derivative there, and gradients around the point "
-            "take any size, so they are inconclusive whatever the rule claims."
+            "vertical tangent: sqrt at 0; or a slope that drifts as log's does, p log p at p of 1e-30): no finite "
+            "slope is the derivative there, and gradients around the point take any size, so they are "
+            "inconclusive whatever the rule claims."
         )
     if (fine & ~poles).any():
         notes.append(
@@ -155,6 +190,12 @@ def nearby_verdicts(
     # and wherever the gradients around it take its value (they take any size there)
     poles = (right_nearby | partly) & (among | witnessed)
     poles[poles] = _steepening(ev, sub[poles], steps[sub[poles]])
+    # ... and so is a slope that drifts without a limit toward the claim at a point off the kink by less than a
+    # step (p log p at p of 1e-30): the gradients around the point, a few dozen steps off, never reach its value
+    drift = (right_nearby | partly) & ~(among | witnessed) & ~poles
+    if drift.any():
+        drift[drift] = _drifting(ev, sub[drift], steps[sub[drift]], claim.g[sub[drift]])
+        poles |= drift
     return right_nearby & among | poles, poles, crowded & among | close & ~poles
 
 
