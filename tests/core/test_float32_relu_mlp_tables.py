@@ -5,9 +5,11 @@ percent off with a tight error. A table started at a quarter of the step is too 
 of a kink inside the steps decides: the one-sided slopes' gap kept as the step halves (judged against the noise
 measured along the element, not a whole evaluation's worst rounding: that hid gaps of 3e-4 below steps of 0.06),
 a jump left when the curvature is taken out of that gap, or a central difference at a quarter of the step that
-departs from the table. A kink inside a quarter of the step, which the table below crosses too, makes the
-element inconclusive. A right backward pass failed (torch's own autograd too, at 300x400); it is not failed now,
-and wrong ones (no ReLU mask, a transposed product, one element 5% off beside the kink, a sign flip) still fail.
+departs from the table by two of its deviations toward the claim. A kink inside a quarter of the step, which the
+table below crosses too, makes the element inconclusive. A right backward pass failed (torch's own autograd too,
+at 300x400); it is not failed now, and wrong ones (no ReLU mask, a transposed product, one element 5% off beside
+the kink, a sign flip) still fail, but where kinks on both sides of the point put the table 10% off and nothing
+finer resolves the derivative: there an element 5% off is inconclusive, as the right rule is.
 """
 
 from __future__ import annotations
@@ -62,8 +64,8 @@ def _grad(x: np.ndarray, y: np.ndarray, bug: str | None = None):
     return g
 
 
-def _check(seed: int, n: int = 8, bug: str | None = None):
-    x, y, p = _mlp(seed, n)
+def _check(seed: int, n: int = 8, bug: str | None = None, gap: float = 5e-4):
+    x, y, p = _mlp(seed, n, gap=gap)
     assert _loss(x, y)(p).dtype == np.float32  # (computed in float32)
     return backcheck.check(_loss(x, y), p, _grad(x, y, bug), seed=0, upcast=False)
 
@@ -77,9 +79,28 @@ def test_a_right_float32_relu_mlp_does_not_fail(n, seed):
     assert sum(leaf.n_mismatch for leaf in report.leaves) == 0, report
 
 
+# (n, seed, planted gap): points where a sweep of seeds 0 to 29 failed the right rule: kinks of several examples'
+# units on both sides of an element, within its table's steps, bias both one-sided slopes alike (their gap within
+# rounding) and the table 10% off, while the finer differences lean toward the rule by 0.8 of their full share
+@pytest.mark.parametrize(("n", "seed", "gap"), [(8, 29, 2e-3), (16, 1, 1e-4), (16, 14, 1e-4)])
+def test_a_right_rule_between_kinks_on_both_sides_does_not_fail(n, seed, gap):
+    report = _check(seed, n, gap=gap)
+    assert report.status != "fail", report
+    assert sum(leaf.n_mismatch for leaf in report.leaves) == 0, report
+
+
+def test_an_element_5_percent_off_where_its_table_is_10_percent_off_is_not_passed():
+    # 8 examples, seed 3: W1[3, 5]'s table lies 11% off the derivative (kinks inside its steps), its finer
+    # differences too noisy to resolve 5%: as inconclusive as the right rule there, and never a pass
+    report = _check(3, 8, "5% off")
+    assert report.status == "inconclusive", report
+    assert sum(leaf.n_mismatch for leaf in report.leaves) == 0, report
+    assert report.leaves[0].status == "inconclusive", report
+
+
 @pytest.mark.parametrize(
     ("bug", "n", "seed"),
-    [("no mask", 8, 0), ("transposed", 8, 4), ("5% off", 8, 3), ("5% off", 16, 13), ("sign", 8, 0)],
+    [("no mask", 8, 0), ("transposed", 8, 4), ("5% off", 16, 13), ("sign", 8, 0)],
 )
 def test_a_wrong_rule_in_it_still_fails(bug, n, seed):
     report = _check(seed, n, bug)
