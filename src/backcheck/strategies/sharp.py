@@ -356,6 +356,9 @@ NEXT_ORDER = 2.0
 #: departing toward the claim by 0.8 of the full share: right rules failed at 4 of 180 points (and a rule 5% off
 #: failed there on no better evidence).
 DEPART = 0.5
+#: A jump between one-sided slopes that keeps this share of itself at the finest halving, once kept at ROUGH at
+#: some halving, lies inside the finest step (a smooth f's remainder keeps an eighth).
+DEEP = 0.25
 #: The rounding of a gap between one-sided slopes, ``|phi(x + h) + phi(x - h) - 2 phi(x)| / h``, in units of one
 #: difference's (three values, the middle one twice: ``sqrt(6)``).
 GAP_NOISE = 2.5
@@ -388,8 +391,14 @@ def _rough(ev: Evaluator, i: int, step: float, a: float, first: float, first_bou
     gap_bounds = [SAFETY * GAP_NOISE * sigma / s for s in scales]
     rounding = [SAFETY * sigma / (np.sqrt(2) * s) for s in scales]
     kept = _kept_gaps(slopes, gap_bounds, a)
-    rough = any(kept) or _kept_jump(slopes, gap_bounds, a) or _kept_steps(central, rounding)
-    return rough or _finer_departs(central, scales, rounding, a, (first, first_bound)), kept[-1]
+    jumps = _kept_jump(slopes, gap_bounds, a)
+    rough = any(kept) or any(jumps) or _kept_steps(central, rounding)
+    # kept down to the quarter of the step: the gap itself, or a jump kept somewhere and still left, beyond what a
+    # smooth f's eightfold shrinking remainder leaves, once the curvature is taken out at the finest halving (a
+    # planted weight of 6 whose ReLU turns 2e-3 away: gaps of 7e-4, 3e-4, 1e-4 halving as curvature does, each
+    # leaving a jump of -6.5e-5; every table started below crossed the kink and seconded the first)
+    deep = kept[-1] or (any(jumps) and _kept_jump(slopes, gap_bounds, a, DEEP)[-1])
+    return rough or _finer_departs(central, scales, rounding, a, (first, first_bound)), deep
 
 
 def _kept_gaps(slopes: np.ndarray, bounds: list[float], a: float) -> list[bool]:
@@ -402,8 +411,9 @@ def _kept_gaps(slopes: np.ndarray, bounds: list[float], a: float) -> list[bool]:
     return [among and gaps[k + 1] - bounds[k + 1] > ROUGH * (gaps[k] + bounds[k]) for k in range(len(bounds) - 1)]
 
 
-def _kept_jump(slopes: np.ndarray, bounds: list[float], a: float) -> bool:
-    """Whether the one-sided ``slopes`` differ by a jump that stays as the step halves, with ``a`` among them: a
+def _kept_jump(slopes: np.ndarray, bounds: list[float], a: float, share: float = ROUGH) -> list[bool]:
+    """Whether the one-sided ``slopes`` differ by a jump that stays as the step halves, with ``a`` among them, at
+    each pair of halvings (the last: down to the finest step): a
     gap ``f'' h + J`` (a kink inside the steps, of jump ``J``) leaves ``2 gap(h / 2) - gap(h) = J`` at every
     halving, where a smooth f's gap leaves a remainder that shrinks eightfold (of ``h**3``). Curvature hid the
     kink from :func:`_kept_gaps`: a gap of 4e-4 at 1.3 falling to 6e-6 at 0.08, a ReLU input 5e-4 from 0 under
@@ -415,10 +425,12 @@ def _kept_jump(slopes: np.ndarray, bounds: list[float], a: float) -> bool:
     # slopes at the widest ones differ by the curvature, not the jump: a rule 5% off lay among them)
     limits = 2 * slopes[-2:] - slopes[-4:-2]
     among = float(np.min(limits)) - rounding[-1] <= a <= float(np.max(limits)) + rounding[-1]
-    return among and any(
-        jumps[k] * jumps[k + 1] > 0 and abs(jumps[k + 1]) - rounding[k + 1] > ROUGH * (abs(jumps[k]) + rounding[k])
+    return [
+        among
+        and jumps[k] * jumps[k + 1] > 0
+        and abs(jumps[k + 1]) - rounding[k + 1] > share * (abs(jumps[k]) + rounding[k])
         for k in range(len(jumps) - 1)
-    )
+    ]
 
 
 def _kept_steps(central: np.ndarray, rounding: list[float]) -> bool:
