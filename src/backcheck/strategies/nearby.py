@@ -65,7 +65,10 @@ def _drifting(ev: Evaluator, idx: np.ndarray, h: np.ndarray, a: np.ndarray) -> n
         if not 0.0 < abs(float(x[i])) < s:
             continue
         scales = [s / 16.0**m for m in range(4)]
-        phis, disp = ev.element(i, [t for sc in scales for t in (sc, -sc)], shrink=True)
+        try:
+            phis, disp = ev.element(i, [t for sc in scales for t in (sc, -sc)], shrink=True)
+        except NonFiniteError:
+            continue  # no finite side at these steps: the element keeps its verdict
         if not (np.all(np.isfinite(phis)) and np.all(disp != 0.0)):
             continue
         if abs(phis[-2] - ev.phi0) <= noise[k] and abs(phis[-1] - ev.phi0) <= noise[k]:
