@@ -125,3 +125,19 @@ def test_a_kink_inside_a_quarter_of_the_step_leaves_its_element_inconclusive():
     assert report.status == "inconclusive", report
     assert [(leaf.status, leaf.n_mismatch) for leaf in report.leaves] == [("inconclusive", 0), ("pass", 0)], report
     assert any("neither table tells the rule's value" in note for note in report.notes), report
+
+
+def test_tables_that_contradict_each_other_around_a_right_rule_do_not_fail_it():
+    # 24 examples, seed 71 (planted gap 2e-3): W1[1, 5] has ReLU kinks 3.4e-4 below it and 1.3e-2 above; its
+    # first table (steps from 0.06) said 1.311e-3 +- 2e-5, 8% under the derivative 1.418e-3, and the table started
+    # at a quarter of those steps 1.831e-3 +- 9e-5, 29% over it: the two contradict each other, the rule lies
+    # between them, and the right rule was failed on the first's bound
+    x, y, p = _mlp(71, 24, gap=2e-3)
+    report = backcheck.check(_loss(x, y), p, _grad(x, y), seed=0, upcast=False)
+    assert report.status != "fail", report
+    assert sum(leaf.n_mismatch for leaf in report.leaves) == 0, report
+    for bug, where in (("sign", "p['W1'][6, 2]"), ("no mask", None)):
+        wrong = backcheck.check(_loss(x, y), p, _grad(x, y, bug), seed=0, upcast=False)
+        assert wrong.status == "fail", (bug, wrong)
+        named = [e.name for lf in wrong.leaves for e in lf.worst if e.status == "mismatch"]
+        assert named and (where is None or named == [where]), (bug, wrong)

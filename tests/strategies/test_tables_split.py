@@ -1,0 +1,35 @@
+"""Two Richardson tables of one element, the first and one started below its steps, that contradict each other
+beyond both their bounds with the claim between them confirm no mismatch (strategies/sharp._split): one of
+their bounds is wrong at least (kinks inside their steps). Constructed estimates, so no machine's rounding
+enters; a claim outside both tables, or tables that agree within their bounds, still leave the mismatch."""
+
+from __future__ import annotations
+
+import pytest
+
+from backcheck.strategies.sharp import _split
+from backcheck.verdict import bound
+
+
+@pytest.mark.parametrize(
+    ("claim", "first", "below", "split"),
+    [
+        (1.418e-3, (1.311e-3, 2e-5), (1.831e-3, 9e-5), True),  # a float32 ReLU network's element: between them
+        (1.489e-3, (1.311e-3, 2e-5), (1.831e-3, 9e-5), True),  # a rule 5% off there is no more confirmed
+        (1.831e-3, (1.311e-3, 2e-5), (1.831e-3, 9e-5), True),  # (at one end: between)
+        (-1.418e-3, (1.311e-3, 2e-5), (1.831e-3, 9e-5), False),  # a sign flip lies outside both
+        (2.5e-3, (1.311e-3, 2e-5), (1.831e-3, 9e-5), False),  # beyond both
+        (1.418e-3, (1.311e-3, 2e-5), (1.350e-3, 9e-5), False),  # the tables agree within their bounds
+    ],
+)
+def test_tables_split_around_the_claim(claim, first, below, split):
+    assert _split(claim, first, below, 0.0) is split
+
+
+def test_the_split_is_judged_beyond_both_bounds_and_the_resolution():
+    first, below = (1.0, 0.01), (1.2, 0.01)
+    apart = 0.2
+    # just beyond the bound of both errors and twice the claim's resolution: split; at it: not
+    res = (apart / bound(1.0, 0.0, 0.0) - 0.02) / 2
+    assert _split(1.1, first, below, res * 0.99)
+    assert not _split(1.1, first, below, res * 1.01)
