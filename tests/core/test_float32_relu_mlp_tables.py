@@ -127,6 +127,20 @@ def test_a_kink_inside_a_quarter_of_the_step_leaves_its_element_inconclusive():
     assert any("neither table tells the rule's value" in note for note in report.notes), report
 
 
+def test_gaps_that_show_kinks_off_the_point_leave_a_rule_outside_the_slopes_unjudged():
+    # 24 examples, seed 83 (planted gap 2e-3): W1[7, 5] has kinks 3.7e-4 above, 1.5e-3 below and 1.8e-3 above; its
+    # one-sided slopes at steps from 0.06 down to 4e-3 all lie 3x above the derivative 5.46e-4 (resolved only
+    # below 3.7e-4, where float32 rounds every difference to the derivative's size), their gap grew as the step
+    # halved and vanished at the finest: no kink at the point, kinks inside the steps. The right rule, outside
+    # every slope, failed on the table's 1.9e-3 +- 5e-5
+    x, y, p = _mlp(83, 24, gap=2e-3)
+    report = backcheck.check(_loss(x, y), p, _grad(x, y), seed=0, upcast=False)
+    assert report.status != "fail", report
+    assert sum(leaf.n_mismatch for leaf in report.leaves) == 0, report
+    wrong = backcheck.check(_loss(x, y), p, _grad(x, y, "sign"), seed=0, upcast=False)
+    assert [e.name for lf in wrong.leaves for e in lf.worst if e.status == "mismatch"] == ["p['W1'][6, 2]"], wrong
+
+
 def test_tables_that_contradict_each_other_around_a_right_rule_do_not_fail_it():
     # 24 examples, seed 71 (planted gap 2e-3): W1[1, 5] has ReLU kinks 3.4e-4 below it and 1.3e-2 above; its
     # first table (steps from 0.06) said 1.311e-3 +- 2e-5, 8% under the derivative 1.418e-3, and the table started

@@ -5,9 +5,10 @@ enters; a claim outside both tables, or tables that agree within their bounds, s
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from backcheck.strategies.sharp import _split
+from backcheck.strategies.sharp import _off_point, _split
 from backcheck.verdict import bound
 
 
@@ -33,3 +34,25 @@ def test_the_split_is_judged_beyond_both_bounds_and_the_resolution():
     res = (apart / bound(1.0, 0.0, 0.0) - 0.02) / 2
     assert _split(1.1, first, below, res * 0.99)
     assert not _split(1.1, first, below, res * 1.01)
+
+
+def _slopes(gaps, centre=1.0):
+    """Forward and backward slopes (interleaved, widest step first) with the given gaps about ``centre``."""
+    return np.array([v for g in gaps for v in (centre + g / 2, centre - g / 2)])
+
+
+BOUNDS = [1e-6, 2e-6, 4e-6, 8e-6, 1.6e-5]  # each halving doubles a gap's rounding
+
+
+@pytest.mark.parametrize(
+    ("gaps", "off"),
+    [
+        ([3.4e-4, 6.2e-4, 4.9e-4, 2.4e-4, -3.0e-4], True),  # grew, then fell away and flipped: kinks off the point
+        ([8e-4, 4e-4, 2e-4, 1e-4, 5e-5], False),  # a smooth f's gap halves with the step
+        ([5e-4, 5e-4, 5e-4, 5e-4, 5e-4], False),  # kept down to the finest: a kink at the point (its slopes decide)
+        ([1e-4, 3e-4, 3e-4, 3e-4, 3e-4], False),  # kept at the finest too
+        ([5e-4, 5e-4, 5e-4, 5e-4, -5e-4], True),  # kept, but turned over at the finest: another kink took over
+    ],
+)
+def test_kinks_off_the_point_are_told_from_one_at_it(gaps, off):
+    assert _off_point(_slopes(gaps), BOUNDS) is off
