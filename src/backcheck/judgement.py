@@ -12,6 +12,7 @@ from backcheck.evaluate import Evaluator
 from backcheck.numeric.grad import MEASURED_NOISE, noise_level, one_sided, roundoff
 from backcheck.numeric.noise import element_noise
 from backcheck.refinement import (
+    COARSE_NOISE,
     FINER,
     at_finer_steps,
     below_step,
@@ -166,10 +167,9 @@ def _in_quiet(ev: Evaluator, i: int, a: float, h: float, finer: Verdict, judge: 
     return finer if again is None else again
 
 
-#: The noise along an element below kinks off the point replaces the check's where this many times quieter ...
+#: The noise along an element below kinks off the point replaces the check's where this many times quieter, and
+#: the check's is :data:`~backcheck.refinement.COARSE_NOISE` times the output dtype's rounding of its size.
 QUIETER = 16.0
-#: ... and the check's is this many times the output dtype's rounding of its size (as loud as a coarser dtype's).
-COARSE_NOISE = 1e4
 
 
 def _judge_steps(

@@ -34,6 +34,7 @@ from backcheck.verdict import (
     NOISY,
     OK,
     SAFETY,
+    SCREEN_RELATIVE,
     SETTLED,
     VOUCH,
     Four,
@@ -243,9 +244,10 @@ def _unless_coarse(
 #: Steps, as fractions of the first, at which an element that looks like a jump is tried again: a function
 #: that bends on a scale far below the step (x / |x| for a row of norm 1e-8) is continuous there.
 FINER = (2.0**-10, 2.0**-15, 2.0**-20)
-#: ... and first at these where f rounds coarsely (a float32 function: at 2**-10 of its step its differences
-#: drown in its rounding, and a kink a fifth or a tenth of a step away, a clip's bound beside data at 1e3, is
-#: crossed no more at one of them)
+#: ... and first at these (a float32 function: at 2**-10 of its step its differences drown in its rounding, and a
+#: kink a fifth or a tenth of a step away, a clip's bound beside data at 1e3, is crossed no more at one of them;
+#: a float64 one: below a ReLU's kink 1e-6 away its difference at 2**-5 of the step is the derivative to 1e-8,
+#: where the modelled rounding at 2**-10 is 6% of a small element)
 NEAR_FINER = (2.0**-3, 2.0**-5, 2.0**-7)
 
 
@@ -316,33 +318,76 @@ def kinks_off_the_point(ev: Evaluator, i: int, a: float, verdict: Verdict, rough
 def at_finer_steps(ev: Evaluator, i: int, a: float, h: float, res: float, tol: Tolerance, size: float) -> Any:
     """Judge element ``i`` again at much smaller steps; None if it still jumps (a true discontinuity).
 
-    A pass whose bound sees errors of ``VOUCH * size`` is taken at the first scale that gives one; any other
-    verdict (a mismatch, a kink) only at the finest scale the dtype resolves, where the function is smoothest;
-    failing both, the tightest pass found on the way, or the finest verdict.
+    A pass whose bound sees errors of ``VOUCH * size`` is taken at the first scale that gives one (in float64, one
+    within the screen's precision too: a looser one may still cross a kink; failing that, :data:`NEAR_FINER`'s
+    wider fractions are tried after :data:`FINER`'s, below kinks a little off the point); any other verdict (a
+    mismatch, a kink) only at the finest scale the dtype resolves, where the function is smoothest; failing both, the
+    tightest pass found on the way, or the finest verdict. No pass stands over a mismatch found at a wider
+    fraction that its bound could not have seen: a float64 weight 1e-6 from a ReLU's kink, its rule 5% off,
+    mismatched below the kink with a bound of 1e-4 of itself, and passed at a finer step whose modelled rounding
+    was 6% of the element.
     """
-    found, spans = [], []
-    fractions = (*NEAR_FINER, *FINER) if ev.out_eps > COARSE_EPS else FINER
-    for fraction in (*fractions, *_own_scale(ev, i, h * fractions[-1])):
-        s = h * fraction
-        phis, disp = ev.element(i, (s, -s))
-        if disp[0] == 0.0 or disp[1] == 0.0:
-            break  # the step no longer resolves in this dtype
-        out = refine(ev, i, a, s, (float(phis[0]), float(phis[1]), float(disp[0]), float(disp[1])), res, tol, size)
-        if out[0] == OK and out[2] <= VOUCH * size:
-            return out
-        found.append(out)
-        spans.append(float(disp[0] - disp[1]))
+    # f rounding as float64, at an element larger than its step (one smaller bends on its own scale: FINER's)
+    fine = ev.out_eps <= COARSE_EPS and not ev.noise > COARSE_NOISE * ev.out_eps * max(ev.scale, abs(ev.phi0))
+    fine = fine and not below_step(ev, i, h)
+    first = FINER if ev.out_eps <= COARSE_EPS else (*NEAR_FINER, *FINER)
+    element = (a, h, res, tol, size)
+    early, found, spans, seen = _tried(ev, i, element, (*first, *_own_scale(ev, i, h * first[-1])), fine, np.inf)
+    if early is not None:
+        return early
+    if fine and found and found[-1][0] in (OK, NOISY):
+        # no pass within the screen's precision, and no kink or mismatch at the finest step to decide: the wider
+        # fractions, below kinks a little off the point, too
+        early, near, near_spans, seen = _tried(ev, i, element, NEAR_FINER, fine, seen)
+        if early is not None:
+            return early
+        found, spans = near + found, near_spans + spans
     if not found or found[-1][0] == JUMP:
         return None
-    passes = [out for out in found if out[0] == OK]
+    passes = [out for out in found if out[0] == OK and out[2] < seen]
     if found[-1][0] in (OK, NOISY) and passes:
         return min(passes, key=lambda out: out[2])
-    if found[-1][0] != MISMATCH:
+    if found[-1][0] not in (MISMATCH, OK, NOISY) or (found[-1][0] != MISMATCH and not np.isfinite(seen)):
         return found[-1]
     # a mismatch: judged where its bound, with the rounding of intermediates over the step, is tightest
     pairs = zip(found, spans, strict=True)
     judged = [_within_intermediates(ev, i, (a, span), out) for out, span in pairs if out[0] == MISMATCH]
     return min(judged, key=lambda out: out[2])
+
+
+def _tried(
+    ev: Evaluator,
+    i: int,
+    element: tuple[float, float, float, Tolerance, float],
+    fractions: Any,
+    fine: bool,
+    seen: float,
+) -> tuple[Verdict | None, list[Verdict], list[float], float]:
+    """Element ``i`` refined from each of ``fractions`` of its step ``h`` (``element``: the claim, ``h``, the
+    resolution, the tolerance and the size to vouch for) until a pass vouches (returned first; with ``fine``, f
+    rounding as float64, only one within the screen's precision and below ``seen``), else the verdicts and spans,
+    and ``seen``: the least error a mismatch where f moved on both sides claims beyond its bound."""
+    a, h, res, tol, size = element
+    found: list[Verdict] = []
+    spans: list[float] = []
+    for fraction in fractions:
+        s = h * fraction
+        phis, disp = ev.element(i, (s, -s))
+        if disp[0] == 0.0 or disp[1] == 0.0:
+            break  # the step no longer resolves in this dtype
+        out = refine(ev, i, a, s, (float(phis[0]), float(phis[1]), float(disp[0]), float(disp[1])), res, tol, size)
+        span = float(disp[0] - disp[1])
+        # (a mismatch where f moved at this step on both sides: one where it stood still is a quantum's, not a slope)
+        moved = phis[0] != ev.phi0 and phis[1] != ev.phi0 and out[1] != 0.0
+        if fine and moved and out[0] == MISMATCH and _within_intermediates(ev, i, (a, span), out)[0] == MISMATCH:
+            seen = min(seen, abs(a - out[1]))
+        # (a float64 pass looser than the screen's precision may still cross a kink: other fractions judge on)
+        loose = fine and out[2] > SCREEN_RELATIVE * max(abs(a), abs(out[1]))
+        if out[0] == OK and out[2] <= VOUCH * size and out[2] < seen and not loose:
+            return out, found, spans, seen
+        found.append(out)
+        spans.append(span)
+    return None, found, spans, seen
 
 
 def _within_intermediates(ev: Evaluator, i: int, element: tuple[float, float], verdict: Verdict) -> Verdict:
@@ -465,6 +510,9 @@ def on_own_scale(
 #: An output dtype this coarse or coarser (float32, float16) makes the rounding of an intermediate of size 1 a
 #: share of a difference at an element's own scale that matters (see :func:`on_own_scale`).
 COARSE_EPS = 1e-10
+#: A function whose noise exceeds this many times its output dtype's rounding of its size computes in a coarser
+#: dtype inside (float64 outputs of a float32 or bfloat16 computation).
+COARSE_NOISE = 1e4
 
 #: Steps tried below a kink found off the point, each this fraction of the one before (see
 #: :func:`beside_the_point`), and how many.
