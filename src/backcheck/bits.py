@@ -153,8 +153,11 @@ def dot(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def foreign_float(dt: np.dtype) -> bool:
-    """A float dtype numpy holds but does not compute in (ml_dtypes' bfloat16 and float8 kinds)."""
-    return dt.kind == "V" and (dt.name == "bfloat16" or dt.name.startswith("float8"))
+    """A float dtype numpy holds but does not compute in (ml_dtypes' bfloat16, float8 and narrower kinds, some of
+    which numpy reads as floats of kind 'f' and ml_dtypes 0.7 gives ``np.finfo`` too)."""
+    if dt.kind not in "Vf":
+        return False
+    return dt.type.__module__.split(".")[0] == "ml_dtypes" or (dt.name == "bfloat16" or dt.name.startswith("float8"))
 
 
 def foreign_float_error(name: str, dt: np.dtype) -> ParamsError:

@@ -287,7 +287,7 @@ class Layer:
         if tensors is not None:
             raise tensors
         foreign = [n for n, x in by_name.items() if isinstance(x, np.ndarray) and foreign_float(x.dtype)]
-        if not diff and foreign:
+        if foreign and (not diff or foreign[0] in diff):
             raise foreign_float_error(foreign[0], by_name[foreign[0]].dtype)
         if not diff:
             raise BadInputError(
