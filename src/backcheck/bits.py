@@ -157,13 +157,14 @@ def foreign_float(dt: np.dtype) -> bool:
     which numpy reads as floats of kind 'f' and ml_dtypes 0.7 gives ``np.finfo`` too)."""
     if dt.kind not in "Vf":
         return False
-    return dt.type.__module__.split(".")[0] == "ml_dtypes" or (dt.name == "bfloat16" or dt.name.startswith("float8"))
+    return dt.type.__module__.split(".")[0] == "ml_dtypes" or dt.name == "bfloat16" or dt.name.startswith("float8")
 
 
-def foreign_float_error(name: str, dt: np.dtype) -> ParamsError:
-    """The error for an array of such a dtype given to be differentiated."""
+def foreign_float_error(name: str, dt: np.dtype, also: str = "") -> ParamsError:
+    """The error for an array of such a dtype given to be differentiated (``also``: another way out, to end the
+    hint with)."""
     return ParamsError(
         f"{name} has dtype {dt.name} (ml_dtypes), a float numpy does not compute in: the check cannot perturb it.",
         f"pass {name}.astype(np.float32) (a function that rounds to {dt.name} inside is checked so too), or check "
-        "torch or jax code with backcheck.torch / backcheck.jax, which take bfloat16 tensors.",
+        f"torch or jax code with backcheck.torch / backcheck.jax, which take bfloat16 tensors{also}.",
     )

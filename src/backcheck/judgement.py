@@ -12,12 +12,12 @@ from backcheck.evaluate import Evaluator
 from backcheck.numeric.grad import MEASURED_NOISE, noise_level, one_sided, roundoff
 from backcheck.numeric.noise import element_noise
 from backcheck.refinement import (
-    COARSE_NOISE,
     FINER,
     at_finer_steps,
     below_step,
     beside_the_point,
     kinks_off_the_point,
+    noisy_as_coarser,
     on_own_scale,
     refine_rough,
     stands_for,
@@ -152,9 +152,9 @@ def _in_quiet(ev: Evaluator, i: int, a: float, h: float, finer: Verdict, judge: 
     function's noise measured over wider moves counts the kinks they cross (a sort of values 1e-6 apart, stepped
     by 6e-6, read as one computing in float32), and its bound over a step 1e3 times finer holds no derivative.
     Where the function does compute coarsely, it is as loud along the element. Only where the check's noise is
-    that of a coarser dtype (:data:`COARSE_NOISE` times the output's rounding): a smooth function's is its own."""
+    that of a coarser dtype (:func:`~backcheck.refinement.noisy_as_coarser`): a smooth function's is its own."""
     loud = ev.noise
-    if not loud > COARSE_NOISE * ev.out_eps * max(ev.scale, abs(ev.phi0)):
+    if not noisy_as_coarser(ev):
         return finer
     quiet = MEASURED_NOISE * element_noise(ev, i, h * FINER[0], a)
     if not quiet * QUIETER < loud:

@@ -244,10 +244,11 @@ def _unless_coarse(
 #: Steps, as fractions of the first, at which an element that looks like a jump is tried again: a function
 #: that bends on a scale far below the step (x / |x| for a row of norm 1e-8) is continuous there.
 FINER = (2.0**-10, 2.0**-15, 2.0**-20)
-#: ... and first at these (a float32 function: at 2**-10 of its step its differences drown in its rounding, and a
-#: kink a fifth or a tenth of a step away, a clip's bound beside data at 1e3, is crossed no more at one of them;
-#: a float64 one: below a ReLU's kink 1e-6 away its difference at 2**-5 of the step is the derivative to 1e-8,
-#: where the modelled rounding at 2**-10 is 6% of a small element)
+#: ... and first at these where f rounds coarsely (a float32 function: at 2**-10 of its step its differences
+#: drown in its rounding, and a kink a fifth or a tenth of a step away, a clip's bound beside data at 1e3, is
+#: crossed no more at one of them); after FINER's where f rounds as float64 and they left a loose pass (below a
+#: ReLU's kink 1e-6 away the difference at 2**-5 is the derivative to 1e-8, where the modelled rounding at
+#: 2**-10 is 6% of a small element: see :func:`at_finer_steps`)
 NEAR_FINER = (2.0**-3, 2.0**-5, 2.0**-7)
 
 
@@ -328,8 +329,7 @@ def at_finer_steps(ev: Evaluator, i: int, a: float, h: float, res: float, tol: T
     was 6% of the element.
     """
     # f rounding as float64, at an element larger than its step (one smaller bends on its own scale: FINER's)
-    fine = ev.out_eps <= COARSE_EPS and not ev.noise > COARSE_NOISE * ev.out_eps * max(ev.scale, abs(ev.phi0))
-    fine = fine and not below_step(ev, i, h)
+    fine = ev.out_eps <= COARSE_EPS and not noisy_as_coarser(ev) and not below_step(ev, i, h)
     first = FINER if ev.out_eps <= COARSE_EPS else (*NEAR_FINER, *FINER)
     element = (a, h, res, tol, size)
     early, found, spans, seen = _tried(ev, i, element, (*first, *_own_scale(ev, i, h * first[-1])), fine, np.inf)
@@ -347,7 +347,8 @@ def at_finer_steps(ev: Evaluator, i: int, a: float, h: float, res: float, tol: T
     passes = [out for out in found if out[0] == OK and out[2] < seen]
     if found[-1][0] in (OK, NOISY) and passes:
         return min(passes, key=lambda out: out[2])
-    if found[-1][0] not in (MISMATCH, OK, NOISY) or (found[-1][0] != MISMATCH and not np.isfinite(seen)):
+    # the finest verdict stands unless it is a mismatch, or a pass or noise over a mismatch found wider
+    if not (found[-1][0] == MISMATCH or (found[-1][0] in (OK, NOISY) and np.isfinite(seen))):
         return found[-1]
     # a mismatch: judged where its bound, with the rounding of intermediates over the step, is tightest
     pairs = zip(found, spans, strict=True)
@@ -513,6 +514,13 @@ COARSE_EPS = 1e-10
 #: A function whose noise exceeds this many times its output dtype's rounding of its size computes in a coarser
 #: dtype inside (float64 outputs of a float32 or bfloat16 computation).
 COARSE_NOISE = 1e4
+
+
+def noisy_as_coarser(ev: Evaluator) -> bool:
+    """Whether the check's noise is a coarser dtype's than f's output (:data:`COARSE_NOISE`), or kinks by the
+    hundred inside the noise probe's moves, which it cannot tell from one."""
+    return bool(ev.noise > COARSE_NOISE * ev.out_eps * max(ev.scale, abs(ev.phi0)))
+
 
 #: Steps tried below a kink found off the point, each this fraction of the one before (see
 #: :func:`beside_the_point`), and how many.

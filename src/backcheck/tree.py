@@ -100,6 +100,8 @@ def _as_float_dtype(obj: Any, name: str) -> np.dtype:
     if isinstance(obj, float):
         return np.dtype(np.float64)
     dt = np.asarray(obj).dtype
+    if foreign_float(dt):  # (numpy reads some of ml_dtypes' floats as kind 'f')
+        raise foreign_float_error(name, dt)
     if dt.kind == "f":
         return dt
     if dt.kind in "iub":
@@ -113,8 +115,6 @@ def _as_float_dtype(obj: Any, name: str) -> np.dtype:
             f"{name} has complex dtype {dt}; backcheck checks real parameters.",
             "split it into real and imaginary parts, each a float array.",
         )
-    if foreign_float(dt):
-        raise foreign_float_error(name, dt)
     raise ParamsError(f"{name} has dtype {dt}, which cannot be differentiated.", "pass float arrays.")
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import backcheck
-from backcheck.errors import BadInputError, UserFunctionError
+from backcheck.errors import BadInputError, ParamsError, UserFunctionError
 
 X = np.random.default_rng(0).normal(size=(4, 3))
 
@@ -73,6 +73,33 @@ def test_float8_arrays_are_typed_errors() -> None:
         backcheck.numerical_grad(lambda w: float(np.sum(w.astype(np.float64) ** 2)), a)
     with pytest.raises(BadInputError):
         backcheck.check_layer(lambda x: x * x, lambda d, x: 2 * d * x, (a,))
+
+
+@pytest.mark.parametrize("kind", ["float8_e5m2", "float8_e4m3fn", "bfloat16", "float4_e2m1fn"])
+def test_every_ml_dtypes_float_is_refused_by_name_at_every_entry(kind) -> None:
+    # numpy reads float8_e5m2 as a float of kind 'f' (the others as 'V'), and ml_dtypes 0.7 gives it np.finfo:
+    # check took it and passed, numerical_grad failed on 'no finite difference', and check_layer passed such an
+    # input beside a float one through unperturbed
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    dt = np.dtype(getattr(ml_dtypes, kind))
+    a = np.array([0.5, -0.25, 1.0], dtype=dt)
+    before = a.copy()
+    f = lambda w: float(np.sum(w.astype(np.float64) ** 2))  # noqa: E731
+    for call in (
+        lambda: backcheck.numerical_grad(f, a),
+        lambda: backcheck.check(f, {"w": a}, lambda p: {"w": 2 * p["w"].astype(np.float64)}),
+        lambda: backcheck.check_layer(lambda x, w: x * w, lambda d, x, w: (d * w, d * x), (np.ones(3), a)),
+    ):
+        with pytest.raises(ParamsError, match=f"has dtype {kind} \\(ml_dtypes\\)"):
+            call()
+    with pytest.raises(ParamsError, match="constant="):
+        backcheck.check_layer(lambda x, w: x * w, lambda d, x, w: (d * w, d * x), (np.ones(3), a))
+    # named as no input to differentiate, it is passed through as it is
+    report = backcheck.check_layer(
+        lambda x, w: x * w.astype(np.float64), lambda d, x, w: d * w.astype(np.float64), (np.ones(3), a), constant=["w"]
+    )
+    assert report.status == "pass", report
+    assert a.dtype == dt and np.array_equal(a.view(np.uint8), before.view(np.uint8))
 
 
 @pytest.mark.parametrize("fn", [{}, [1], np.ones(3)])

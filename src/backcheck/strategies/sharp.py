@@ -14,11 +14,11 @@ import numpy as np
 
 from backcheck.bits import machine_eps
 from backcheck.evaluate import Evaluator
-from backcheck.judgement import COARSE_NOISE, QUIETER
+from backcheck.judgement import QUIETER
 from backcheck.numeric.grad import MEASURED_NOISE, NOISE_FACTOR, refine_elements
 from backcheck.numeric.noise import POINTS, element_noise
 from backcheck.numeric.richardson import Refined
-from backcheck.refinement import KINK_GAP, NEAR_FLOOR
+from backcheck.refinement import COARSE_NOISE, KINK_GAP, NEAR_FLOOR
 from backcheck.rounding import below_rounding_of_inputs
 from backcheck.strategies.elementwise import SPREAD_FOUND, SPREAD_THIN, Outcome, plausible_rounding
 from backcheck.strategies.own_rounding import OWN_ROUNDING_NOTE, unless_own_rounding
@@ -372,8 +372,7 @@ DEPART = 0.5
 #: kink's (a smooth f's remainder keeps an eighth): a jump of 3.5e-5 kept within 10% over four halvings, its
 #: rounding a third of it at the second, fell short of ROUGH and a right rule beside it failed.
 JUMP_KEPT = 0.35
-#: A jump between one-sided slopes that keeps this share of itself at the finest halving, once kept at ROUGH at
-#: some halving, lies inside the finest step (a smooth f's remainder keeps an eighth).
+#: ... and this share at the finest halving, once kept at JUMP_KEPT somewhere: it lies inside the finest step.
 DEEP = 0.25
 #: The rounding of a gap between one-sided slopes, ``|phi(x + h) + phi(x - h) - 2 phi(x)| / h``, in units of one
 #: difference's (three values, the middle one twice: ``sqrt(6)``).
@@ -407,18 +406,16 @@ def _rough(ev: Evaluator, i: int, step: float, a: float, first: float, first_bou
     gap_bounds = [SAFETY * GAP_NOISE * sigma / s for s in scales]
     rounding = [SAFETY * sigma / (np.sqrt(2) * s) for s in scales]
     kept = _kept_gaps(slopes, gap_bounds, a)
-    jumps = _kept_jump(slopes, gap_bounds, a)
+    shares = _jump_kept(slopes, gap_bounds, a)
+    jumps = [share > JUMP_KEPT for share in shares]
     rough = any(kept) or any(jumps) or _kept_steps(central, rounding)
     # kept down to the quarter of the step: the gap itself, or a jump kept somewhere and still left, beyond what a
     # smooth f's eightfold shrinking remainder leaves, once the curvature is taken out at the finest halving (a
     # planted weight of 6 whose ReLU turns 2e-3 away: gaps of 7e-4, 3e-4, 1e-4 halving as curvature does, each
     # leaving a jump of -6.5e-5; every table started below crossed the kink and seconded the first)
-    deep = kept[-1] or (any(jumps) and _kept_jump(slopes, gap_bounds, a, DEEP)[-1])
-    return (
-        rough or _finer_departs(central, scales, rounding, a, (first, first_bound)),
-        deep,
-        _off_point(slopes, gap_bounds),
-    )
+    deep = kept[-1] or (any(jumps) and shares[-1] > DEEP)
+    rough = rough or _finer_departs(central, scales, rounding, a, (first, first_bound))
+    return rough, deep, _off_point(slopes, gap_bounds)
 
 
 def _off_point(slopes: np.ndarray, bounds: list[float]) -> bool:
@@ -440,9 +437,10 @@ def _kept_gaps(slopes: np.ndarray, bounds: list[float], a: float | None) -> list
     return [among and gaps[k + 1] - bounds[k + 1] > ROUGH * (gaps[k] + bounds[k]) for k in range(len(bounds) - 1)]
 
 
-def _kept_jump(slopes: np.ndarray, bounds: list[float], a: float, share: float = JUMP_KEPT) -> list[bool]:
-    """Whether the one-sided ``slopes`` differ by a jump that stays as the step halves, with ``a`` among them, at
-    each pair of halvings (the last: down to the finest step): a
+def _jump_kept(slopes: np.ndarray, bounds: list[float], a: float) -> list[float]:
+    """The share of itself, beyond its rounding, that a jump between the one-sided ``slopes`` keeps as the step
+    halves, with ``a`` among them, at each pair of halvings (the last: down to the finest step; -inf where the
+    jump turns over or ``a`` lies outside): a
     gap ``f'' h + J`` (a kink inside the steps, of jump ``J``) leaves ``2 gap(h / 2) - gap(h) = J`` at every
     halving, where a smooth f's gap leaves a remainder that shrinks eightfold (of ``h**3``). Curvature hid the
     kink from :func:`_kept_gaps`: a gap of 4e-4 at 1.3 falling to 6e-6 at 0.08, a ReLU input 5e-4 from 0 under
@@ -455,9 +453,9 @@ def _kept_jump(slopes: np.ndarray, bounds: list[float], a: float, share: float =
     limits = 2 * slopes[-2:] - slopes[-4:-2]
     among = float(np.min(limits)) - rounding[-1] <= a <= float(np.max(limits)) + rounding[-1]
     return [
-        among
-        and jumps[k] * jumps[k + 1] > 0
-        and abs(jumps[k + 1]) - rounding[k + 1] > share * (abs(jumps[k]) + rounding[k])
+        (abs(jumps[k + 1]) - rounding[k + 1]) / (abs(jumps[k]) + rounding[k])
+        if among and jumps[k] * jumps[k + 1] > 0
+        else -np.inf
         for k in range(len(jumps) - 1)
     ]
 
