@@ -160,11 +160,10 @@ def foreign_float(dt: np.dtype) -> bool:
     return dt.type.__module__.split(".")[0] == "ml_dtypes" or dt.name == "bfloat16" or dt.name.startswith("float8")
 
 
-def foreign_float_error(name: str, dt: np.dtype, also: str = "") -> ParamsError:
-    """The error for an array of such a dtype given to be differentiated (``also``: another way out, to end the
-    hint with)."""
+def foreign_float_error(name: str, dt: np.dtype) -> ParamsError:
+    """The error for an array of such a dtype given to be differentiated."""
     return ParamsError(
         f"{name} has dtype {dt.name} (ml_dtypes), a float numpy does not compute in: the check cannot perturb it.",
         f"pass {name}.astype(np.float32) (a function that rounds to {dt.name} inside is checked so too), or check "
-        f"torch or jax code with backcheck.torch / backcheck.jax, which take bfloat16 tensors{also}.",
+        f"torch or jax code with backcheck.torch / backcheck.jax, which take bfloat16 tensors.",
     )

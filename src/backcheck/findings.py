@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from backcheck.bits import foreign_float
 from backcheck.report import FAILING_FINDINGS, Finding, Report
 from backcheck.tree import Tree, format_index
 from backcheck.verdict import DEAD, typical_size
@@ -186,6 +187,8 @@ def _numbers(x: Any) -> bool:
     """Numbers the check could differentiate in another form: complex values, a float dtype numpy does not know
     (bfloat16 from ml_dtypes), a list or tuple of numbers, a dict holding float arrays."""
     if isinstance(x, complex) or (isinstance(x, (np.ndarray, np.generic)) and x.dtype.kind in "cV"):
+        return True
+    if isinstance(x, (np.ndarray, np.generic)) and foreign_float(x.dtype):  # (float8_e5m2: of kind 'f' to numpy)
         return True
     if isinstance(x, (list, tuple)):
         numbers = all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in x)

@@ -278,16 +278,20 @@ class Layer:
                 )
         skip = set(constant or ())
         by_name = dict(zip(names, inputs, strict=True))
-        wanted = {n: x for n, x in by_name.items() if (wrt is None or n in wrt) and n not in skip}
-        diff = [n for n, x in wanted.items() if float_input(x) or float_list(x) or float_dict(x)]
+        # an ml_dtypes float array (numpy reads some as kind 'f') is no input the check can perturb: alone, a typed
+        # error; beside float ones, its gradient is reported unchecked
+        foreign = [n for n, x in by_name.items() if isinstance(x, np.ndarray) and foreign_float(x.dtype)]
+        diff = [
+            n
+            for n, x in by_name.items()
+            if (float_input(x) or float_list(x) or float_dict(x)) and (wrt is None or n in wrt) and n not in skip
+        ]
+        diff = [n for n in diff if n not in foreign]
         tensors = torch_inputs(fname, names, inputs)
         if tensors is not None:
             raise tensors
-        # an ml_dtypes float array it would differentiate (numpy reads some as kind 'f'): never passed on unperturbed
-        foreign = [n for n, x in wanted.items() if isinstance(x, np.ndarray) and foreign_float(x.dtype)]
-        if foreign:
-            also = f"; or, if it is no input to differentiate, name it in constant=[{foreign[0]!r}]"
-            raise foreign_float_error(foreign[0], by_name[foreign[0]].dtype, also)
+        if not diff and foreign:
+            raise foreign_float_error(foreign[0], by_name[foreign[0]].dtype)
         if not diff:
             raise BadInputError(
                 f"none of {fname}'s inputs ({', '.join(names)}) is a float array to differentiate.",
