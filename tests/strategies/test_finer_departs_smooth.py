@@ -1,5 +1,5 @@
 """A central difference at a fine step that departs from a Richardson table's estimate, toward the claim, reads as a
-kink inside the table's steps (``sharp._finer_departs``), and a mismatch there is judged inconclusive. A smooth
+kink inside the table's steps (``kink_evidence.finer_departs``), and a mismatch there is judged inconclusive. A smooth
 f's differences depart from the leading term's prediction by their next order too (``h**4``): the table of
 ``exp(sin x) x**3``, wrong by 1e-9 of itself under ``floor=1e-9``, was judged inconclusive on one machine. The next
 order, read from the widest halving, is part of the truncation allowed; a kink between the finer steps still
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backcheck.strategies.sharp import _finer_departs
+from backcheck.strategies.kink_evidence import finer_departs
 
 STEP = 0.0625
 SCALES = [4 * STEP, 2 * STEP, STEP, STEP / 2, STEP / 4]
@@ -26,7 +26,7 @@ def test_a_smooth_fs_differences_do_not_depart(c2: float, c4: float) -> None:
     d = 1.7
     central = np.array([d + c2 * h**2 + c4 * h**4 for h in SCALES])
     for off in (1e-6, -1e-6, 1e-3, -1e-3):
-        assert not _finer_departs(central, SCALES, ROUNDING, d + off, (d, 1e-12)), (c2, c4, off)
+        assert not finer_departs(central, SCALES, ROUNDING, d + off, (d, 1e-12)), (c2, c4, off)
 
 
 @pytest.mark.parametrize("where", [0.3, 0.4, 0.6])
@@ -36,4 +36,4 @@ def test_differences_across_a_kink_between_the_finer_steps_depart(where: float) 
     d, c2, kink = 1.7, 0.5, where * STEP
     central = np.array([d + c2 * h**2 + (0.5 * (1 - kink / h) if h > kink else 0.0) for h in SCALES])
     first = float(central[2])
-    assert _finer_departs(central, SCALES, ROUNDING, d, (first, 1e-9))
+    assert finer_departs(central, SCALES, ROUNDING, d, (first, 1e-9))

@@ -1,5 +1,5 @@
 """Two Richardson tables of one element, the first and one started below its steps, that contradict each other
-beyond both their bounds with the claim between them confirm no mismatch (strategies/sharp._split): one of
+beyond both their bounds with the claim between them confirm no mismatch (strategies/kink_evidence.tables_split): one of
 their bounds is wrong at least (kinks inside their steps). Constructed estimates, so no machine's rounding
 enters; a claim outside both tables, or tables that agree within their bounds, still leave the mismatch."""
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backcheck.strategies.sharp import _off_point, _split
+from backcheck.strategies.kink_evidence import off_point, tables_split
 from backcheck.verdict import bound
 
 
@@ -24,7 +24,7 @@ from backcheck.verdict import bound
     ],
 )
 def test_tables_split_around_the_claim(claim, first, below, split):
-    assert _split(claim, first, below, 0.0) is split
+    assert tables_split(claim, first, below, 0.0) is split
 
 
 def test_the_split_is_judged_beyond_both_bounds_and_the_resolution():
@@ -32,8 +32,8 @@ def test_the_split_is_judged_beyond_both_bounds_and_the_resolution():
     apart = 0.2
     # just beyond the bound of both errors and twice the claim's resolution: split; at it: not
     res = (apart / bound(1.0, 0.0, 0.0) - 0.02) / 2
-    assert _split(1.1, first, below, res * 0.99)
-    assert not _split(1.1, first, below, res * 1.01)
+    assert tables_split(1.1, first, below, res * 0.99)
+    assert not tables_split(1.1, first, below, res * 1.01)
 
 
 def _slopes(gaps, centre=1.0):
@@ -55,4 +55,4 @@ BOUNDS = [1e-6, 2e-6, 4e-6, 8e-6, 1.6e-5]  # each halving doubles a gap's roundi
     ],
 )
 def test_kinks_off_the_point_are_told_from_one_at_it(gaps, off):
-    assert _off_point(_slopes(gaps), BOUNDS) is off
+    assert off_point(_slopes(gaps), BOUNDS) is off
