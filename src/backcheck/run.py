@@ -361,7 +361,8 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: M
     if not tol.custom and outcome.checked.size:
         _reach(ev, claim, outcome, options.floor, labels == {OK})
     still = lambda: within_rounding(ev, outcome.numeric, claim.steps[outcome.checked])  # noqa: E731 - on need
-    vouch(tree, g, outcome, lambda: value_gradient(ev), (typical, still), labels, lambda: blind_cause(ev))
+    cause = lambda: blind_cause(ev, float(np.max(grad_eps, initial=0.0)))  # noqa: E731 - on need
+    vouch(tree, g, outcome, lambda: value_gradient(ev), (typical, still), labels, cause)
     if ev.unsettled:
         _inside_step(ev, tree, outcome)
     _unsettled(tree, outcome)

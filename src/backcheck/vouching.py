@@ -14,7 +14,7 @@ from backcheck.evaluate import Evaluator
 from backcheck.strategies.elementwise import Outcome
 from backcheck.strategies.sharp import COARSE_INSIDE, QUANTIZED
 from backcheck.tree import Tree
-from backcheck.verdict import JUMP, NOISY, OK, VOUCH_FLOOR, rms, vouched
+from backcheck.verdict import JUMP, NOISY, OK, RES_FACTOR, SAFETY, VOUCH, VOUCH_FLOOR, rms, vouched
 
 
 def value_gradient(ev: Evaluator) -> float:
@@ -24,8 +24,10 @@ def value_gradient(ev: Evaluator) -> float:
     return max(ev.scale, abs(ev.phi0)) / max(spread, 1.0)
 
 
-def blind_cause(ev: Evaluator) -> str:
-    """Why differences may not see an error that matters here, as far as the check measured it."""
+def blind_cause(ev: Evaluator, grad_eps: float = 0.0) -> str:
+    """Why differences may not see an error that matters here, as far as the check measured it. ``grad_eps``: the
+    largest machine epsilon of the analytic gradient's dtypes, whose rounding the bounds grant (see
+    :func:`~backcheck.verdict.resolution`)."""
     size = max(ev.scale, abs(ev.phi0))
     eps = ev.out_eps
     if ev.noise_quantum > QUANTIZED * eps * size:
@@ -34,6 +36,13 @@ def blind_cause(ev: Evaluator) -> str:
         return f"f returns {ev.out_name}, whose rounding of |f| ({eps:.2g} relative) limits the differences"
     if ev.noise_known > COARSE_INSIDE * eps * size:
         return f"f's measured noise, {ev.noise_known / max(eps * size, 1e-300):.2g} times its dtype's rounding of |f|"
+    if SAFETY * RES_FACTOR * grad_eps > VOUCH / 2:
+        # (a float16 gradient: 16 of its epsilons, by SAFETY, are 6% of its size; a float32 one's, 8e-6)
+        return (
+            f"the gradient's own dtype rounds to {grad_eps:.2g} of its size, and {RES_FACTOR:g} such units are granted "
+            "to a backward pass computed in it, where no float64 run of the same backward pass (one that reads its "
+            "inputs) tells its formula from its rounding"
+        )
     return "the function's noise or rounding, an overflow, a pole or a dtype too narrow"
 
 

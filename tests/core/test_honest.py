@@ -306,3 +306,17 @@ def test_an_inconclusive_array_names_the_cause_the_check_measured():
     r = backcheck.check(lambda x: float(np.round(np.sum(np.sin(x)), 3)), x, np.cos)
     assert r.status == "inconclusive" and "f moves in steps of 0.001" in str(r), r
     assert "a pole or a dtype too narrow" not in str(r)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_a_float16_gradient_left_unvouched_names_its_own_rounding(dtype):
+    # a layer whose backward pass does not read its input (no float64 run of it can tell its formula from its
+    # rounding): a float16 gradient is granted 16 of its epsilons, by SAFETY 6% of its size, above what a pass must
+    # see; the numeric side (float64 copies of a linear map) is exact, so the cause is the gradient's own dtype
+    x = np.random.default_rng(0).normal(size=(8, 16)).astype(dtype)
+    r = backcheck.check_layer(lambda x: x * 2, lambda d, x: ((2 * d).astype(x.dtype),), (x,), strategy="full")
+    if dtype == np.float16:
+        assert r.status == "inconclusive" and "the gradient's own dtype rounds to 0.00098 of its size" in str(r), r
+        assert "a pole or a dtype too narrow" not in str(r)
+    else:  # float32's grant is 8e-6 of the gradient: a pass
+        assert r.status == "pass", r
