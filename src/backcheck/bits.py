@@ -165,5 +165,5 @@ def foreign_float_error(name: str, dt: np.dtype) -> ParamsError:
     return ParamsError(
         f"{name} has dtype {dt.name} (ml_dtypes), a float numpy does not compute in: the check cannot perturb it.",
         f"pass {name}.astype(np.float32) (a function that rounds to {dt.name} inside is checked so too), or check "
-        f"torch or jax code with backcheck.torch / backcheck.jax, which take bfloat16 tensors.",
+        "torch or jax code with backcheck.torch / backcheck.jax, which take bfloat16 tensors.",
     )
