@@ -77,7 +77,9 @@ CHECK_EVERY = 16
 PLAIN = (float, np.float64)
 
 
-def serial_first_differences(ev: Evaluator, idx: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, ...]:
+def serial_first_differences(
+    ev: Evaluator, idx: np.ndarray, steps: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The serial loop with as little work per evaluation as possible (scalar losses).
 
     The inputs are checksummed every :data:`CHECK_EVERY` pairs; a function found writing into them has
@@ -145,7 +147,9 @@ def serial_first_differences(ev: Evaluator, idx: np.ndarray, steps: np.ndarray) 
     return out[0], out[1], out[2], out[3]
 
 
-def batched_first_differences(ev: Evaluator, idx: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, ...]:
+def batched_first_differences(
+    ev: Evaluator, idx: np.ndarray, steps: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """First differences of many points per call of the function's batched form (``vectorized=True``)."""
     assert ev.batch_call is not None
     leaves = ev.tree.leaves

@@ -26,7 +26,8 @@ def rebuild(template: Any, values: list[Any], keys: Any = None) -> Any:
     if isinstance(template, Mapping):
         out = dict(zip(template.keys() if keys is None else keys, values, strict=True))
         try:
-            return out if type(template) is dict else type(template)(out)
+            kind: Any = type(template)  # (a Mapping subclass built from a dict: OrderedDict, a config's own)
+            return out if kind is dict else kind(out)
         except TypeError:
             return out
     if is_namedtuple(template):

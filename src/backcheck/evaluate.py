@@ -294,7 +294,7 @@ class Evaluator:
         out[:, k] = phis[0], phis[1], disp[0], disp[1]
 
     def _edges(
-        self, idx: np.ndarray, steps: np.ndarray, first: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+        self, idx: np.ndarray, steps: np.ndarray, first: Sequence[np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Record which arrays moved phi; redo non-finite first differences here with shrinking steps."""
         out = np.array(first, dtype=np.float64)
@@ -574,9 +574,9 @@ class Evaluator:
             )
         if not self.shrunk:
             return out
-        items = sorted(self.shrunk.items())
-        shown = ", ".join(f"{self.tree.element_name(i)} ({1 / f:.3g}x smaller)" for i, f in items[:3])
-        more = f" and {len(items) - 3} more" if len(items) > 3 else ""
+        factors = sorted(self.shrunk.items())
+        shown = ", ".join(f"{self.tree.element_name(i)} ({1 / f:.3g}x smaller)" for i, f in factors[:3])
+        more = f" and {len(factors) - 3} more" if len(factors) > 3 else ""
         return [
             *out,
             f"{len(items)} element(s) sit near the edge of {self.fname}'s domain (a step gave NaN or inf, or raised "

@@ -426,7 +426,7 @@ class Layer:
             claimed = [n for n in self.maybe if _keys_claim(raw, n, self.fixed.get(n, self.tree.obj.get(n)))]
         left = [n for n in self.maybe if n not in claimed]
         floats = [n for n in left if not isinstance(self.fixed.get(n, self.tree.obj.get(n)), Mapping)]
-        notes = ()
+        notes: tuple[str, ...] = ()
         if floats:
             bname = function_name(self.backward, "backward")
             notes = (

@@ -167,7 +167,7 @@ def kept_note(spec: Any, labels: tuple[int, ...] = ()) -> list[str]:
         )
     if labels:
         named = ", ".join(spec.input_names[k] for k in labels)
-        again = set(labels) <= set(spec.backward_inputs)
-        how = f"taken again by {spec.backward}" if again else f"0/1 labels given to {spec.forward} alone"
+        retaken = set(labels) <= set(spec.backward_inputs)
+        how = f"taken again by {spec.backward}" if retaken else f"0/1 labels given to {spec.forward} alone"
         said.append(f"{named}: {how}, held constant (labels; constant=[...] says so too)")
     return [f"{'; '.join(said)}."] if said else []

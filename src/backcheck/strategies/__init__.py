@@ -253,7 +253,7 @@ def _projected(
         if leaf.size <= SMALL_ARRAY or (plan[0] is not None and plan[0] >= leaf.size):
             # a small array is cheaper to check element by element than to project and localize
             out.add_outcome(run(ev, claim, _elements(ev, leaf), rng))
-            if leaf.size > SMALL_ARRAY:
+            if leaf.size > SMALL_ARRAY and plan[0] is not None:
                 out.notes.append(exhaustive(leaf, plan[0]))
             continue
         own_path = _own_path(ev, claim, leaf, rng, out, budget)

@@ -81,7 +81,8 @@ def measure(
         except NonFiniteError:
             coef /= EDGE_SHRINK
             shrink /= EDGE_SHRINK
-            moments = None if moments is None else tuple(v / EDGE_SHRINK for v in moments)  # linear in coef
+            if moments is not None:  # linear in coef
+                moments = (moments[0] / EDGE_SHRINK, moments[1] / EDGE_SHRINK, moments[2] / EDGE_SHRINK)
     else:
         m = measure_once(ev, along, coef, moments)  # still not finite: the error names it
     if shrink == 1.0:

@@ -77,7 +77,8 @@ def _finer(
     (to a quarter of it or less, within its bound): a step beyond the scale on which f bends, not a wrong rule,
     whose mismatch stays as the step shrinks. Given per unit of the direction, as ``m``."""
     for t in FINER:
-        fine = measure(ev, along, coef * t, None if moments is None else tuple(v * t for v in moments))
+        finer = None if moments is None else (moments[0] * t, moments[1] * t, moments[2] * t)
+        fine = measure(ev, along, coef * t, finer)
         if not fine.failed and abs(fine.mismatch) / t <= abs(m.mismatch) / 4:
             return Measurement(fine.mismatch / t, fine.bound / t, fine.numeric / t, fine.analytic / t, fine.kinky)
     return m

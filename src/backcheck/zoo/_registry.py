@@ -6,6 +6,7 @@ import difflib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -40,7 +41,7 @@ class Bug:
     """
 
     name: str
-    backward: Callable[..., Grads]
+    backward: Callable[..., Any]  # a layer's backward (Grads); a model's, its gradient function (a dict)
     severity: str
     description: str
     mutates: bool = False

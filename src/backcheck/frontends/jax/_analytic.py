@@ -72,7 +72,7 @@ class Sides:
         try:
             grads = call_user(self.run.rev, (self._point(point), self.outs.cot), f"jax.vjp of {self.fname}")
         except UserFunctionError as exc:
-            if not _untransposable(exc.__cause__):
+            if exc.__cause__ is None or not _untransposable(exc.__cause__):
                 raise
             raise UserFunctionError(
                 f"jax cannot derive reverse mode (jax.vjp) for {self.fname}: jax builds it by transposing forward "

@@ -205,7 +205,7 @@ class Runner:
     def primals(self, diff: Sequence[Any], mode: str) -> tuple[Any, ...]:
         """The outputs as ``jax.vjp`` (``mode`` 'rev') or ``jax.jvp`` compute them (a custom rule's), eagerly."""
         head = (self.fn, self.treedef, self.layout, self.statics, self.out_sel)
-        return _primals(*head, *map(_on_device, (tuple(diff), self.arrays)), mode)
+        return _primals(*head, _on_device(tuple(diff)), _on_device(self.arrays), mode)
 
     def structure(self, diff: Sequence[Any]) -> Any:
         """The output as a pytree of abstract leaves (shapes and dtypes), or None where it cannot be traced

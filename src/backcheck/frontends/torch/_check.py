@@ -463,7 +463,7 @@ class _Side:
         torch.autograd.gradcheck, a check whose inputs are marked with requires_grad checks only those.
         """
         sess, k = self.sess, 0
-        names = []
+        names: list[tuple[str, str]] = []  # (leaf, its input)
         for s in sess.slots:
             leaves = self.tree.leaves[k : k + len(s.leaf_names)]
             k += len(leaves)

@@ -347,7 +347,7 @@ def _native_is(sess: Session, real: Any) -> bool:
 
 def numeric_side(
     sess: Session, rep_tree: Tree, numeric_dtype: Any, native: list[np.ndarray], repeat: bool = True
-) -> tuple[Any, CachedEvaluator, list[str]]:
+) -> tuple[Any, TorchEvaluator, list[str]]:
     """Choose the numeric dtype (float64 where fn allows it), build the evaluator, evaluate the point.
 
     ``native`` holds the checked outputs at the inputs' own dtype; ``repeat`` as in :meth:`Evaluator.baseline`. A
