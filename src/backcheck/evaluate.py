@@ -579,7 +579,7 @@ class Evaluator:
         more = f" and {len(factors) - 3} more" if len(factors) > 3 else ""
         return [
             *out,
-            f"{len(items)} element(s) sit near the edge of {self.fname}'s domain (a step gave NaN or inf, or raised "
+            f"{len(factors)} element(s) sit near the edge of {self.fname}'s domain (a step gave NaN or inf, or raised "
             f"an arithmetic error): their steps were shrunk until it stayed finite: {shown}{more}.",
         ]
 
