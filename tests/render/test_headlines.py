@@ -44,7 +44,11 @@ def test_plain_verdicts_have_no_reason(failing: Report, passing32: Report) -> No
      "mutation: step wrote into p['W'], p['b']"),
     (Finding("mutation", "m", "forward", ["s"]), "mutation: forward wrote into s"),
     (Finding("mutation", "m", "", []), "mutation: the function wrote into its arguments"),
-    (Finding("saved state", "m", "backward"), "saved state in backward"),
+    # a backward that writes into its saved ``a`` changes the gradient of ``b`` (a.T @ g): the phrase says which
+    # gradient changed, not that the state written was b's
+    (Finding("saved state", "m", "b", ["b[0, 1]"]), "saved state: a second backward pass gives another gradient for b"),
+    (Finding("saved state", "m", ""), "saved state"),
+    (Finding("missing gradient", "m", "w"), "missing gradient in w"),
 ])
 def test_finding_phrases(finding: Finding, phrase: str) -> None:
     assert finding_phrase(finding) == phrase

@@ -236,6 +236,8 @@ def finding_phrase(f: Finding) -> str:
         into = ", ".join(args) if args else "its arguments"
         who = f.where or "the function"
         return f"mutation: {who} wrote into {into}"
+    if f.kind == "saved state" and f.where:  # (where: the tensor whose gradient changed, not what was written)
+        return f"saved state: a second backward pass gives another gradient for {f.where}"
     return f"{f.kind} in {f.where}" if f.where else f.kind
 
 
