@@ -124,6 +124,15 @@ def _positional(fn: Callable[..., Any], inputs: tuple[Any, ...], kwargs: dict[st
     return inputs
 
 
+def _applied(fn: Any) -> Any:
+    """The ``torch.autograd.Function`` subclass whose ``apply`` ``fn`` is (``check(MyFn.apply, x, w)``: its
+    ``forward`` names the inputs, after ``ctx``), or None."""
+    torch = torch_module()
+    owner = getattr(fn, "__self__", None)
+    is_function = isinstance(owner, type) and issubclass(owner, torch.autograd.Function)
+    return owner if is_function and getattr(fn, "__name__", "") == "apply" else None
+
+
 def _takes_sequence(fn: Callable[..., Any], seq: Any) -> bool:
     """Whether ``fn(seq)`` rather than ``fn(*seq)`` is meant.
 
@@ -273,11 +282,13 @@ def check(
     args = _positional(fn, inputs, kwargs)
     module = fn if isinstance(fn, torch.nn.Module) else None
     check_keywords(module.forward if module is not None else fn, kwargs, check, "backcheck.torch.check")
-    title = type(fn).__name__ if module is not None else function_name(fn)
+    owner = _applied(fn)
+    title = type(fn).__name__ if module is not None else f"{owner.__name__}.apply" if owner else function_name(fn)
     consts: tuple[Any, ...] = ()
     if module is not None and params is None:
         consts = (*module.parameters(), *module.buffers())
-    names = arg_names(module.forward if module is not None else fn, len(args))
+    named = module.forward if module is not None else owner.forward if owner else fn
+    names = arg_names(named, len(args), skip_ctx=owner is not None)
     target = Target(fn, args, kwargs, tuple(names), title, "torch", params, fn, consts, _constant(constant))
     return check_torch(target, knobs)
 
