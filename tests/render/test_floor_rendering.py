@@ -17,6 +17,7 @@ from html import escape
 import numpy as np
 import pytest
 
+import backcheck
 from backcheck.render._data import KINK_PHRASE, floor_line, floor_sentence, leaf_data
 from backcheck.render.html import render_html
 from backcheck.render.json import to_json
@@ -133,9 +134,18 @@ def test_an_unknown_floor_is_never_printed(passing32: Report, status: str) -> No
         assert not NAN.search(out) and "no element wrong" not in out
 
 
-def test_a_floor_without_a_typical_gradient_is_stated_absolute_only(passing32: Report) -> None:
-    lf = replace(passing32.leaves[0], floor_rel=math.nan)
+def test_a_floor_without_a_typical_gradient_is_stated_against_the_checks_own(passing32: Report) -> None:
+    """An array whose differences show no gradient (f's rounding over its steps: another array's terms 1e17 times
+    larger) is vouched against the check's largest typical gradient, and its pass says so."""
+    lf = replace(passing32.leaves[0], floor_rel=math.nan, check_scale=2.0 * passing32.leaves[0].floor)
+    assert floor_sentence(lf) == (
+        f"pass: no element wrong by more than {lf.floor:.2g} (0.5 of the check's largest typical gradient, "
+        f"{lf.check_scale:.2g}; the differences show no gradient of this array's own)"
+    )
+    lf = replace(lf, check_scale=math.nan)
     assert floor_sentence(lf) == f"pass: no element wrong by more than {lf.floor:.2g}"
+    page = render_html(replace(passing32, leaves=[lf, *passing32.leaves[1:]]))
+    assert not NAN.search(page) and _floor_cells(page)[0] == f"<td>{lf.floor:.2g}</td>"
     page = render_html(replace(passing32, leaves=[lf, *passing32.leaves[1:]]))
     assert not NAN.search(page) and _floor_cells(page)[0] == f"<td>{lf.floor:.2g}</td>"
 
@@ -192,3 +202,15 @@ def test_an_array_whose_gradient_is_about_zero_states_its_floor_against_the_chec
     )
     lf.floor_rel = 0.05  # an array of its own size: as before
     assert floor_sentence(lf).endswith("(0.05 of its typical gradient)")
+
+
+def test_an_array_below_fs_rounding_says_what_its_pass_is_weighed_against() -> None:
+    """exp(a) beside exp(40): a's terms are below f's last place, its differences read 0, and its pass is vouched
+    against b's gradient, 1e17 times a's: the sentence says so, not a bare bound a hundred million times a's."""
+    params = [np.array([1.0]), np.array([40.0])]
+    f = lambda p: float(np.exp(p[0]).sum() + np.exp(p[1]).sum())  # noqa: E731
+    report = backcheck.check(f, params, lambda p: [np.exp(p[0]), np.exp(p[1])])
+    a = report.leaves[0]
+    assert a.status == "pass" and a.floor > 1e6 * np.exp(1.0)
+    assert "of the check's largest typical gradient" in floor_sentence(a)
+    assert "show no gradient of this array's own" in floor_sentence(a)

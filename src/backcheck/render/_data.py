@@ -77,6 +77,13 @@ def floor_sentence(lf: LeafReport) -> str:
             f" ({lf.floor / scale:.2g} of the check's largest typical gradient, {scale:.2g}; this array's own is "
             f"{own:.2g})"
         )
+    elif not math.isfinite(lf.floor_rel) and lf.floor >= 1e-290 and scale > 0:
+        # (differences that show no gradient of the array's own, f's rounding over its steps: vouched against the
+        # check's size, as vouching weighs it; a function of two arrays, one of them 1e17 times the other's)
+        rel = (
+            f" ({lf.floor / scale:.2g} of the check's largest typical gradient, {scale:.2g}; the differences show "
+            "no gradient of this array's own)"
+        )
     if getattr(lf, "floor_kind", "element") == "rms":
         return f"pass: along random directions, an RMS error of {lf.floor:.2g}{rel} or more would have failed"
     if getattr(lf, "floor_kind", "element") == "sample":
