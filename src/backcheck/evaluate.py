@@ -29,6 +29,9 @@ from backcheck.outputs import NARROW_EVIDENCE, Output, computed_dtype, narrow_in
 from backcheck.randomness import jitter
 from backcheck.tree import Leaf, Tree, flat_view
 
+#: Inputs of this dtype may be worked on in it and returned wider (see :meth:`Evaluator._as_inputs`).
+_FLOAT16 = np.dtype(np.float16)
+
 
 class Evaluator:
     """Evaluate ``phi`` at the original point and at points perturbed along sparse directions.
@@ -181,6 +184,7 @@ class Evaluator:
             dtype = np.dtype(np.float64)
         if dtype != self.output.declared and narrow_inputs(self.tree.values()):
             dtype = self._off_the_grid(dtype)  # outputs may copy float32-exact inputs: asked off float32's grid
+        dtype = self._as_inputs(dtype, phi)
         self.phi0, self.scale, self.out_dtype = phi, scale, dtype
         self.ready = True
         finest = min((leaf.dtype for leaf in self.tree.leaves), key=machine_eps, default=dtype)
@@ -191,6 +195,25 @@ class Evaluator:
                 f"return {finest} to check the gradient more tightly."
             )
         return phi
+
+    def _as_inputs(self, dtype: np.dtype, phi: float) -> np.dtype:
+        """float16 where some input differenced is float16 and ``f`` returns a wider dtype whose every value at the
+        point is exact in float16: work done in the inputs' own dtype and returned wider (a Python float of a
+        float16 sum, a float16 kernel's result cast to float32) rounds as float16 does, and a bound from the wider
+        dtype's rounding failed its right gradient (its differences stand still over steps its gradient moves by
+        a fraction of float16's spacing). A wider computation shows digits beyond float16's in its values, but
+        for short ones (3000.0, 0.5), which tell nothing: taken as float16 then, a looser bound, never a false
+        failure. (float32 inputs are left to the rounding and noise the check measures, which meet them.)"""
+        if dtype.kind != "f" or machine_eps(dtype) >= machine_eps(_FLOAT16):
+            return dtype
+        if not any(leaf.dtype == _FLOAT16 for leaf in self.tree.leaves):
+            return dtype
+        base = self.output.base
+        values = np.concatenate([np.ravel(b) for b in base]) if base else np.array([phi], dtype=np.float64)
+        values = values[np.isfinite(values)]
+        with np.errstate(over="ignore"):
+            exact = values.astype(_FLOAT16).astype(np.float64) == values
+        return _FLOAT16 if values.size and bool(exact.all()) else dtype
 
     def _off_the_grid(self, narrow: np.dtype) -> np.dtype:
         """The dtype ``f`` computes in where its outputs and inputs are all float32-exact (float64 copies of
