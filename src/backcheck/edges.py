@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from backcheck.errors import BackcheckError, NonFiniteError
-from backcheck.tree import flat_view
+from backcheck.tree import Tree, flat_view
 
 #: What a non-finite value at a step says: before smaller steps were tried, and after none helped.
 EDGE_HINTS = (
@@ -99,3 +99,27 @@ def raised_off_domain(ev: Evaluator, exc: Exception, where: Any) -> bool:
             ev.raised = exc, where[0]
             return True
     return False
+
+
+def edge_notes(fname: str, tree: Tree, one_sided: set[int], shrunk: dict[int, float]) -> list[str]:
+    """What a report says of elements at the edge of ``fname``'s domain: those differenced from one side
+    (``one_sided``, flat indices) and those whose steps were shrunk (``shrunk``: flat index -> factor)."""
+    out = []
+    if one_sided:
+        items = sorted(one_sided)
+        shown = ", ".join(tree.element_name(i) for i in items[:3]) + (
+            f" and {len(items) - 3} more" if len(items) > 3 else "")  # fmt: skip
+        out.append(
+            f"{len(items)} element(s) sit on the edge of {fname}'s domain ({shown}): {fname} is not "
+            "finite on one side at any step, so they were differenced from the other side (a second-order "
+            "one-sided stencil), the one-sided derivative a rule there should give."
+        )
+    if shrunk:
+        factors = sorted(shrunk.items())
+        shown = ", ".join(f"{tree.element_name(i)} ({1 / f:.3g}x smaller)" for i, f in factors[:3])
+        more = f" and {len(factors) - 3} more" if len(factors) > 3 else ""
+        out.append(
+            f"{len(factors)} element(s) sit near the edge of {fname}'s domain (a step gave NaN or inf, or raised "
+            f"an arithmetic error): their steps were shrunk until it stayed finite: {shown}{more}."
+        )
+    return out

@@ -18,19 +18,24 @@ import numpy as np
 from backcheck.backends import Backend, batched_first_differences, put_back, serial_first_differences
 from backcheck.bits import BFLOAT16_EPS, dot, machine_eps
 from backcheck.containers import flatten
-from backcheck.edges import EDGE_HINTS, EDGE_RETRIES, EDGE_SHRINK, next_shrink, one_sided, raised_off_domain
+from backcheck.edges import (
+    EDGE_HINTS,
+    EDGE_RETRIES,
+    EDGE_SHRINK,
+    edge_notes,
+    next_shrink,
+    one_sided,
+    raised_off_domain,
+)
 from backcheck.errors import (
     BackcheckError,
     NonFiniteError,
     UserFunctionError,
 )
 from backcheck.moves import covers, in_place, move, move_dots, split, write_step
-from backcheck.outputs import NARROW_EVIDENCE, Output, computed_dtype, narrow_inputs
+from backcheck.outputs import NARROW_EVIDENCE, Output, computed_dtype, float16_work, narrow_inputs
 from backcheck.randomness import jitter
 from backcheck.tree import Leaf, Tree, flat_view
-
-#: Inputs of this dtype may be worked on in it and returned wider (see :meth:`Evaluator._as_inputs`).
-_FLOAT16 = np.dtype(np.float16)
 
 
 class Evaluator:
@@ -184,7 +189,8 @@ class Evaluator:
             dtype = np.dtype(np.float64)
         if dtype != self.output.declared and narrow_inputs(self.tree.values()):
             dtype = self._off_the_grid(dtype)  # outputs may copy float32-exact inputs: asked off float32's grid
-        dtype = self._as_inputs(dtype, phi)
+        base = self.output.base  # (a layer's outputs at the point; a loss's value is phi)
+        dtype = float16_work(dtype, [leaf.dtype for leaf in self.tree.leaves], base or [np.array([phi])])
         self.phi0, self.scale, self.out_dtype = phi, scale, dtype
         self.ready = True
         finest = min((leaf.dtype for leaf in self.tree.leaves), key=machine_eps, default=dtype)
@@ -195,25 +201,6 @@ class Evaluator:
                 f"return {finest} to check the gradient more tightly."
             )
         return phi
-
-    def _as_inputs(self, dtype: np.dtype, phi: float) -> np.dtype:
-        """float16 where some input differenced is float16 and ``f`` returns a wider dtype whose every value at the
-        point is exact in float16: work done in the inputs' own dtype and returned wider (a Python float of a
-        float16 sum, a float16 kernel's result cast to float32) rounds as float16 does, and a bound from the wider
-        dtype's rounding failed its right gradient (its differences stand still over steps its gradient moves by
-        a fraction of float16's spacing). A wider computation shows digits beyond float16's in its values, but
-        for short ones (3000.0, 0.5), which tell nothing: taken as float16 then, a looser bound, never a false
-        failure. (float32 inputs are left to the rounding and noise the check measures, which meet them.)"""
-        if dtype.kind != "f" or machine_eps(dtype) >= machine_eps(_FLOAT16):
-            return dtype
-        if not any(leaf.dtype == _FLOAT16 for leaf in self.tree.leaves):
-            return dtype
-        base = self.output.base
-        values = np.concatenate([np.ravel(b) for b in base]) if base else np.array([phi], dtype=np.float64)
-        values = values[np.isfinite(values)]
-        with np.errstate(over="ignore"):
-            exact = values.astype(_FLOAT16).astype(np.float64) == values
-        return _FLOAT16 if values.size and bool(exact.all()) else dtype
 
     def _off_the_grid(self, narrow: np.dtype) -> np.dtype:
         """The dtype ``f`` computes in where its outputs and inputs are all float32-exact (float64 copies of
@@ -586,25 +573,7 @@ class Evaluator:
                 f"{self.fname} returned values {self.jitter:.2g} apart for the same input, within a few hundred units "
                 "of its rounding (a threaded or pivoting kernel, not randomness): the bounds count that as noise."
             )
-        if self.one_sided:
-            items = sorted(self.one_sided)
-            shown = ", ".join(self.tree.element_name(i) for i in items[:3]) + (
-                f" and {len(items) - 3} more" if len(items) > 3 else "")  # fmt: skip
-            out.append(
-                f"{len(items)} element(s) sit on the edge of {self.fname}'s domain ({shown}): {self.fname} is not "
-                "finite on one side at any step, so they were differenced from the other side (a second-order "
-                "one-sided stencil), the one-sided derivative a rule there should give."
-            )
-        if not self.shrunk:
-            return out
-        factors = sorted(self.shrunk.items())
-        shown = ", ".join(f"{self.tree.element_name(i)} ({1 / f:.3g}x smaller)" for i, f in factors[:3])
-        more = f" and {len(factors) - 3} more" if len(factors) > 3 else ""
-        return [
-            *out,
-            f"{len(factors)} element(s) sit near the edge of {self.fname}'s domain (a step gave NaN or inf, or raised "
-            f"an arithmetic error): their steps were shrunk until it stayed finite: {shown}{more}.",
-        ]
+        return out + edge_notes(self.fname, self.tree, self.one_sided, self.shrunk)
 
     def unmoved(self) -> list[int]:
         """Leaves (by position) perturbed at least once on their own without ``phi`` changing at all."""
