@@ -80,10 +80,12 @@ class _Attributes:
     """A module's plain attributes (``self.last = out.detach()``, a recurrent ``self.h``, a list it appends to, a
     private ``self._hist``), as a forward run during the check may set them: the same objects put back afterwards,
     tensors and numpy arrays (alone or as the items of a list or dict) holding what they held, lists and dicts
-    their items, and attributes the check's calls created removed. torch's own (hooks, parameters) are its own."""
+    their items, and attributes the check's calls created removed; and its training flag, which a forward may
+    switch (``self.eval()`` inside it). torch's other own attributes (hooks, parameters) are its own."""
 
     def __init__(self, module: Any) -> None:
         self.module = module
+        self.training = getattr(module, "training", None)
         own = _module_internals()
         self.saved = {k: v for k, v in vars(module).items() if k not in own}
         self.values = {k: _held(v) for k, v in self.saved.items()}
@@ -94,6 +96,8 @@ class _Attributes:
         }
 
     def put_back(self) -> None:
+        if self.training is not None and getattr(self.module, "training", None) != self.training:
+            self.module.training = self.training  # (this module's alone: each submodule has its own record)
         now = vars(self.module)
         own = _module_internals()
         for k in [k for k in now if k not in own and k not in self.saved]:
