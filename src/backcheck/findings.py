@@ -152,16 +152,18 @@ def ungradiented(cls: str, forward: str, backward: str, names: Sequence[str]) ->
 
 
 def unseen_arrays(cls: str, forward: str, names: Sequence[str]) -> list[Finding]:
-    """'unchecked gradient' findings for float arrays ``forward`` reads where no parameter is looked for (in a
-    list of an attribute, ``self.params = [(W, dW), ...]``; on the class): nothing is vouched for them."""
+    """'unchecked gradient' findings for values ``forward`` reads where no parameter is looked for (in a list,
+    tuple or nested dict of an attribute, ``self.params = [(W, dW), ...]`` or ``{'fc1': {'W': W}}``; a Python
+    float with a gradient beside it; on the class): nothing is vouched for them."""
     return [
         Finding(
             "unchecked gradient",
-            f"{cls}.{forward} reads {n} (its output moves with it), an array where check_object looks for no "
-            "parameter (in a list or tuple of an attribute, or on the class): its gradient was never compared, so "
-            "nothing is vouched for it. Keep each parameter as an attribute or in a dict (self.W, "
-            "self.params['W']) with its gradient beside it (self.dW, self.grads['W']), or check the layer's math as "
-            "a function with check_layer.",
+            f"{cls}.{forward} reads {n} (its output moves with it), a value where check_object looks for no "
+            "parameter (in a list, tuple or nested dict of an attribute, a Python float, or on the class): its "
+            "gradient was never compared, so nothing is vouched for it. Keep each parameter as an array attribute "
+            "or in a flat dict (self.W, self.params['W']; a scalar as a 0-d array, np.array(0.25)) with its "
+            "gradient beside it (self.dW, self.grads['W']), or check the layer's math as a function with "
+            "check_layer.",
             where=f"{cls}.{forward}",
             elements=[n],
         )

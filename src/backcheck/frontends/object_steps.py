@@ -208,38 +208,72 @@ def _moved(value: np.ndarray) -> np.ndarray:
 
 
 def _held_elsewhere(obj: Any) -> list[tuple[str, Callable[[Any], Any]]]:
-    """(label, how to move it on a copy of ``obj``) of the float arrays :func:`unseen_reads` tries."""
+    """(label, how to move it on a copy of ``obj``) of what :func:`unseen_reads` tries: the float arrays in the
+    lists, tuples and dicts of its attributes (``self.params = [(W, dW), ...]``, ``self.params = {'fc1': {'W': W}}``,
+    a list of per-layer dicts), learnable scalars kept as Python floats (an attribute with a gradient beside it:
+    ``self.alpha`` and ``self.dalpha``) and float arrays on its class."""
     out: list[tuple[str, Callable[[Any], Any]]] = []
-    for a, v in attributes(obj).items():
-        if not isinstance(v, (list, tuple)) or len(v) > UNSEEN_LIMIT:
-            continue
-        for i, item in enumerate(v):
-            nested = isinstance(item, (list, tuple)) and len(item) <= 4  # (a (param, grad) pair)
-            for j, x in enumerate(item if nested else [item]):
-                if is_float_array(x):
-                    label = f"{a}[{i}][{j}]" if nested else f"{a}[{i}]"
-                    out.append((label, functools.partial(_put_item, attr=a, i=i, j=j, nested=nested)))
+    attrs = attributes(obj)
+    for a, v in attrs.items():
+        if isinstance(v, (float, np.floating)) and _has_gradient(attrs, a):
+            out.append((a, functools.partial(_put_path, path=(a,))))
+        elif isinstance(v, (list, tuple, dict)):
+            for path in _arrays_in(v, (), UNSEEN_DEPTH):
+                label = a + "".join(f"[{k!r}]" if isinstance(k, str) else f"[{k}]" for k in path)
+                out.append((label, functools.partial(_put_path, path=(a, *path))))
     for klass in type(obj).__mro__[:-1]:
         for name, x in vars(klass).items():
-            if is_float_array(x) and name not in attributes(obj) and all(name != lb for lb, _ in out):
+            if is_float_array(x) and name not in attrs and all(name != lb for lb, _ in out):
                 out.append((name, functools.partial(_put_class, name=name, x=x)))
     return out
 
 
-def _put_item(obj: Any, attr: str, i: int, j: int, nested: bool) -> Any:
-    """``obj`` with ``obj.attr[i]`` (``[j]`` of it when ``nested``) moved; tuples rebuilt, lists written."""
-    holder = getattr(obj, attr)
-    item = holder[i]
-    if nested:
-        moved_item = list(item)
-        moved_item[j] = _moved(np.asarray(item[j]))
-        item = type(item)(moved_item) if isinstance(item, tuple) else moved_item
-    else:
-        item = _moved(np.asarray(item))
-    items = list(holder)
-    items[i] = item
-    setattr(obj, attr, type(holder)(items) if isinstance(holder, tuple) else items)
+#: How many levels of lists, tuples and dicts :func:`_held_elsewhere` looks into.
+UNSEEN_DEPTH = 3
+
+
+def _arrays_in(v: Any, path: tuple[Any, ...], depth: int) -> list[tuple[Any, ...]]:
+    """The paths (keys and positions) of the float arrays in ``v``, a list, tuple or dict of at most
+    :data:`UNSEEN_LIMIT` items, down to ``depth`` levels."""
+    if depth <= 0 or len(v) > UNSEEN_LIMIT:
+        return []
+    items = v.items() if isinstance(v, dict) else enumerate(v)
+    out: list[tuple[Any, ...]] = []
+    for k, x in items:
+        if is_float_array(x):
+            out.append((*path, k))
+        elif isinstance(x, (list, tuple, dict)):
+            out += _arrays_in(x, (*path, k), depth - 1)
+    return out
+
+
+def _has_gradient(attrs: dict[str, Any], name: str) -> bool:
+    """Whether an attribute has a gradient kept beside it (``dalpha``, ``grad_alpha``, ``grads['alpha']``)."""
+    beside = (f"d{name}", f"d_{name}", f"grad_{name}", f"{name}_grad")
+    return any(b in attrs for b in beside) or any(
+        isinstance(attrs.get(g), dict) and name in attrs[g] for g in ("grads", "gradients")
+    )
+
+
+def _put_path(obj: Any, path: tuple[Any, ...]) -> Any:
+    """``obj`` (a copy) with the value at ``path`` (an attribute, then keys and positions) moved."""
+    setattr(obj, path[0], _moved_at(getattr(obj, path[0]), path[1:]))
     return obj
+
+
+def _moved_at(value: Any, path: tuple[Any, ...]) -> Any:
+    """``value`` with its item at ``path`` moved (a tuple rebuilt, a list or dict of the copy written)."""
+    if not path:
+        if isinstance(value, (float, np.floating)):
+            return float(value) + 0.5 * max(abs(float(value)), 1.0)
+        return _moved(np.asarray(value))
+    key, rest = path[0], path[1:]
+    if isinstance(value, tuple):
+        items = list(value)
+        items[key] = _moved_at(items[key], rest)
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
+    value[key] = _moved_at(value[key], rest)
+    return value
 
 
 def _put_class(obj: Any, name: str, x: np.ndarray) -> Any:

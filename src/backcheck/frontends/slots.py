@@ -182,6 +182,15 @@ def _own(obj: Any, params: Any, cls: str) -> list[Slot]:
             found = [Slot(params, k) for k, v in value.items() if is_float_array(v)]
             if found:
                 return found
+            inner = [k for k, v in value.items() if isinstance(v, Mapping) and any(map(is_float_array, v.values()))]
+            if inner:  # (self.params = {'fc1': {'W': W, 'b': b}, ...}: a nested layout)
+                raise BadInputError(
+                    f"{cls}.{params} holds no float array itself: its arrays sit one level down, in dicts "
+                    f"({', '.join(map(repr, inner[:4]))}), a nested layout check_object does not look into.",
+                    f"name them as items, params=['{params}[{inner[0]!r}][...]', ...] with a gradient at the same "
+                    "place, keep one flat dict of parameters (self.params['fc1_W']), or check each sub-layer "
+                    "with check_object on its own.",
+                )
             raise BadInputError(f"{cls}.{params} holds no float array.", params_hint(obj))
         if value is MISSING and "[" not in params:
             raise BadInputError(f"{cls} has no attribute {params!r} (given as params).", params_hint(obj))
