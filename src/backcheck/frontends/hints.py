@@ -319,3 +319,13 @@ def masked_note(counts: list[tuple[str, int, int]]) -> str:
         f"masked entries (+-inf at the original point) of {said} are left out: their dout is 0, as a softmax after "
         "the mask gives them, and they must stay masked at every step."
     )
+
+
+def nested_params_error(cls: str, params: str, inner: list[Any]) -> BadInputError:
+    """Naming a dict of dicts of arrays (``self.params = {'fc1': {'W': W}}``) as the parameters: where they are."""
+    return BadInputError(
+        f"{cls}.{params} holds no float array itself: its arrays sit one level down, in dicts "
+        f"({', '.join(map(repr, inner[:4]))}), a nested layout check_object does not look into.",
+        "keep one flat dict of parameters (self.params['fc1_W']) with its gradients beside it, or check each "
+        "sub-layer with check_object on its own.",
+    )

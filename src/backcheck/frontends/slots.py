@@ -14,6 +14,7 @@ import numpy as np
 
 from backcheck.calls import kind_of
 from backcheck.errors import BadInputError
+from backcheck.frontends.hints import nested_params_error
 
 #: Dict attributes searched for the parameters, then for the gradients, when they are not named.
 PARAM_DICTS = ("parameters", "params")
@@ -183,15 +184,8 @@ def _own(obj: Any, params: Any, cls: str) -> list[Slot]:
             if found:
                 return found
             inner = [k for k, v in value.items() if isinstance(v, Mapping) and any(map(is_float_array, v.values()))]
-            if inner:  # (self.params = {'fc1': {'W': W, 'b': b}, ...}: a nested layout)
-                raise BadInputError(
-                    f"{cls}.{params} holds no float array itself: its arrays sit one level down, in dicts "
-                    f"({', '.join(map(repr, inner[:4]))}), a nested layout check_object does not look into.",
-                    f"name them as items, params=['{params}[{inner[0]!r}][...]', ...] with a gradient at the same "
-                    "place, keep one flat dict of parameters (self.params['fc1_W']), or check each sub-layer "
-                    "with check_object on its own.",
-                )
-            raise BadInputError(f"{cls}.{params} holds no float array.", params_hint(obj))
+            no_array = BadInputError(f"{cls}.{params} holds no float array.", params_hint(obj))
+            raise nested_params_error(cls, params, inner) if inner else no_array
         if value is MISSING and "[" not in params:
             raise BadInputError(f"{cls} has no attribute {params!r} (given as params).", params_hint(obj))
         params = [params]
