@@ -59,6 +59,7 @@ from backcheck.frontends.torch._tensors import (
     np_dtype,
     own_storage,
     parts,
+    reachable_tensors,
     real_of,
     torch_module,
 )
@@ -198,6 +199,7 @@ def _check_session(target: Target, knobs: Knobs, found: tuple[Any, ...], frozen:
     sess = Session(target.fn, target.args, target.kwargs, slots + pslots)
     sess.fname = target.title
     sess.module = module if module is not None and module is target.module else None
+    sess.param_swap.follow(reachable_tensors([module, target.module, target.fn]))  # (views of a parameter)
     sess.set_consts([*consts, *target.consts])
     sess.frozen = frozen
     try:
@@ -289,6 +291,11 @@ def _vmap_plan(sess: Session, tree: Tree, knobs: Knobs) -> tuple[bool, str]:
                 "function was evaluated one point at a time."
             )
         return False, ""
+    if sess.param_swap.aliases:  # views of a parameter kept beside it: vmap's batched parameters leave them behind
+        return False, (
+            "views of a parameter kept beside it (self.wT = self.w.T) move with it one point at a time only; the "
+            "function was evaluated so."
+        ) if knobs.vectorized is True else ""
     views = [s.name for s in sess.input_slots if not own_storage(s.tensor, contiguous=False)]
     if views:  # vmap's batched copies would not keep the storage around a view (torch.as_strided reads it)
         if knobs.vectorized is True:

@@ -171,7 +171,13 @@ class Slot:
 
 
 class Swap:
-    """Point tensors (module parameters and buffers) at other storage; put their own storage back."""
+    """Point tensors (module parameters and buffers) at other storage; put their own storage back.
+
+    Views of a swapped tensor's storage that the function reads besides it (``self.wT = self.w.T`` made once,
+    tied weights; a detached alias) are :meth:`follow`-ed: pointed at the same elements of whatever it points at,
+    so that they move with it as they would were it written in place (as ``torch.autograd.gradcheck`` does);
+    left behind, they held the function still along their path and failed a right gradient through it.
+    """
 
     def __init__(self, tensors: Sequence[torch.Tensor]):
         seen: set[int] = set()
@@ -181,6 +187,22 @@ class Swap:
                 seen.add(id(t))
                 self.tensors.append(t)
         self.saved = [t.data for t in self.tensors]
+        #: (view, the swapped tensor's position, its first element's offset in it, the view's own data)
+        self.aliases: list[tuple[Any, int, int, Any]] = []
+
+    def follow(self, candidates: Sequence[Any]) -> None:
+        """Take as aliases the tensors among ``candidates`` that view elements of a swapped contiguous tensor."""
+        mine = {id(t) for t in self.tensors} | {id(a) for a, *_ in self.aliases}
+        for a in candidates:
+            if id(a) in mine or not _viewable(a):
+                continue
+            for k, t in enumerate(self.tensors):
+                off = a.storage_offset() - t.storage_offset()
+                same = _viewable(t) and t.is_contiguous() and a.dtype == t.dtype
+                if same and a.untyped_storage().data_ptr() == t.untyped_storage().data_ptr() and _within(a, off, t):
+                    self.aliases.append((a, k, off, a.data))
+                    mine.add(id(a))
+                    break
 
     def current(self) -> list[torch.Tensor]:
         return [t.data for t in self.tensors]
@@ -188,9 +210,56 @@ class Swap:
     def set(self, values: Sequence[torch.Tensor]) -> None:
         for t, v in zip(self.tensors, values, strict=True):
             t.data = v
+        for a, k, off, _ in self.aliases:
+            v = self.tensors[k].data
+            if v.is_contiguous():
+                a.data = v.as_strided(a.shape, a.stride(), v.storage_offset() + off)
 
     def restore(self) -> None:
         self.set(self.saved)
+        for a, _, _, own in self.aliases:
+            a.data = own
+
+
+def _viewable(t: Any) -> bool:
+    torch = torch_module()
+    return isinstance(t, torch.Tensor) and t.layout == torch.strided and t.device.type != "meta"
+
+
+def _within(a: Any, off: int, t: Any) -> bool:
+    """Whether a view starting ``off`` elements into ``t`` (non-negative strides) reaches only ``t``'s elements."""
+    if off < 0 or any(st < 0 for st in a.stride()) or t.numel() == 0:
+        return False
+    last = off + sum((n - 1) * st for n, st in zip(a.shape, a.stride(), strict=True) if n > 0)
+    return a.numel() > 0 and last < t.numel()
+
+
+def reachable_tensors(roots: Sequence[Any]) -> list[Any]:
+    """The plain tensor attributes of the modules among ``roots`` and their submodules (alone, or in a list, tuple
+    or dict attribute), and the tensors a function's closure holds: where views of a parameter may be kept."""
+    torch = torch_module()
+    found: list[Any] = []
+
+    def take(v: Any) -> None:
+        if isinstance(v, torch.Tensor):
+            found.append(v)
+        elif isinstance(v, (list, tuple)):
+            found.extend(x for x in v if isinstance(x, torch.Tensor))
+        elif isinstance(v, dict):
+            found.extend(x for x in v.values() if isinstance(x, torch.Tensor))
+
+    for root in roots:
+        if isinstance(root, torch.nn.Module):
+            for m in root.modules():
+                for k, v in vars(m).items():
+                    if not k.startswith("_"):
+                        take(v)
+        for cell in getattr(root, "__closure__", None) or ():
+            try:
+                take(cell.cell_contents)
+            except ValueError:  # (an empty cell)
+                continue
+    return found
 
 
 def items(arg: Any) -> Any:
