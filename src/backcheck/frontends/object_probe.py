@@ -48,7 +48,31 @@ def with_params(template: Any, slots: list[Slot], values: Sequence[Any], shared:
     memo: dict[int, Any] = {id(s.get(template)): np.array(v, copy=True) for s, v in zip(slots, values, strict=True)}
     for group in shared:
         memo.update(group.memo(template, dict(zip(slots, values, strict=True))))
+    views_kept(template, memo)
     return copy.deepcopy(template, memo)
+
+
+def views_kept(template: Any, memo: dict[int, Any]) -> dict[int, Any]:
+    """Views among the layer's array attributes kept views in the copy: ``self.W1 = self.flat[:12].reshape(3, 4)``
+    beside ``self.flat`` (and gradients as views of ``self.gflat``) are views of the copy's ``flat``, so that a
+    move of ``flat`` moves them and backward's writes into them reach ``gflat``, as in the layer itself (a deep
+    copy gives each its own memory). Only views of an attribute that owns its C-contiguous memory; the owner's
+    copy is its fresh value where it is a parameter (in ``memo``)."""
+    arrays = [v for v in attributes(template).values() if isinstance(v, np.ndarray)]
+    owners = [a for a in arrays if a.base is None and a.flags.c_contiguous and a.size]
+    for owner in owners:
+        views = [a for a in arrays if a is not owner and id(a) not in memo and a.base is owner]
+        if not views:
+            continue
+        fresh = memo.get(id(owner))
+        if fresh is None or not (isinstance(fresh, np.ndarray) and fresh.flags.c_contiguous):
+            fresh = memo[id(owner)] = np.array(owner, copy=True)
+        start = owner.__array_interface__["data"][0]
+        for a in views:
+            offset = a.__array_interface__["data"][0] - start
+            if fresh.dtype == owner.dtype and fresh.nbytes == owner.nbytes and offset >= 0:
+                memo[id(a)] = np.ndarray(a.shape, a.dtype, buffer=fresh, offset=offset, strides=a.strides)
+    return memo
 
 
 @dataclass  # -- one forward and backward pass to see where things are ---------------------------------------------

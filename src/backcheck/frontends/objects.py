@@ -42,6 +42,7 @@ from backcheck.frontends.object_probe import (
     probe_layer,
     probe_searched,
     probe_with_held,
+    views_kept,
     with_params,
 )
 from backcheck.frontends.object_sequence import as_network, layer_list
@@ -496,7 +497,7 @@ def _douts(layer: Any, inputs: tuple[Any, ...], spec: _Spec) -> _Spec:
 
 def _copy(obj: Any, cls: str) -> Any:
     try:
-        return copy.deepcopy(obj)
+        return copy.deepcopy(obj, views_kept(obj, {}))  # (views of one attribute's memory stay views of its copy)
     except Exception as exc:
         raise BadInputError(
             f"{cls} cannot be deep-copied ({type(exc).__name__}: {exc}); check_object evaluates every point on "
