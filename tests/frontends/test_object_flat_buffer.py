@@ -57,3 +57,13 @@ def test_the_layer_and_its_views_are_left_as_they_were() -> None:
     backcheck.check_object(layer, X, params=["flat"], grads={"flat": "gflat"})
     assert layer.flat is flat and np.array_equal(layer.flat, before) and not layer.gflat.any()
     assert layer.W1.base is layer.flat and np.shares_memory(layer.dW1, layer.gflat)
+
+
+@pytest.mark.parametrize("whole", [False, True])
+def test_the_flat_layout_is_found_without_naming_it(whole: bool) -> None:
+    # gflat is flat's gradient by its name (g + the parameter's, as gW for W): the views W1, ... are tied to flat
+    # and checked as it; gflat was taken for a parameter a backward "steps" (a typed error that misled)
+    right = backcheck.check_object(_FlatMLP(whole=whole), X)
+    assert right.status == "pass" and [lf.name for lf in right.leaves] == ["x", "flat"], right
+    wrong = backcheck.check_object(_FlatMLP(bug=True, whole=whole), X)
+    assert wrong.status == "fail" and wrong.leaf("flat").status == "fail", wrong

@@ -193,10 +193,10 @@ class GradientElsewhere(Prop):
 
     def __init__(self, w):
         super().__init__(w)
-        self.gW = np.zeros_like(w)
+        self.W_delta = np.zeros_like(w)
 
     def backward(self, d):
-        self.gW = self.x.T @ d
+        self.W_delta = self.x.T @ d
         return d @ self._W.T
 
 
@@ -204,8 +204,8 @@ def test_an_attribute_named_like_a_gradient_is_not_called_an_updated_parameter()
     with pytest.raises(BadInputError) as info:
         backcheck.check_object(GradientElsewhere(W.copy()), X)
     text = f"{info.value.message} {info.value.hint}"
-    assert "dgW" not in text and "optimizer step" not in text, text
-    assert "gradient of self._W" in info.value.message and "grads={'_W': 'gW'}" in info.value.hint
+    assert "dW_delta" not in text and "optimizer step" not in text, text
+    assert "gradient of self._W" in info.value.message and "grads={'_W': 'W_delta'}" in info.value.hint
 
 
 class ZeroDefaultLoss:

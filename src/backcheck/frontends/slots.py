@@ -20,7 +20,7 @@ from backcheck.frontends.hints import nested_params_error
 PARAM_DICTS = ("parameters", "params")
 GRAD_DICTS = ("gradients", "grads", "grad")
 #: Attribute names searched for the gradient of a parameter ``{}`` when it is not named.
-GRAD_ATTRS = ("d{}", "d_{}", "grad_{}", "{}_grad", "grad{}", "dLd{}", "dL_d{}")
+GRAD_ATTRS = ("d{}", "d_{}", "grad_{}", "{}_grad", "grad{}", "dLd{}", "dL_d{}", "g{}")
 #: How a gradient's name may spell out the loss it is of (``dLdW``, ``dL_dw``): read as ``dW``, ``dw``.
 LOSS_PREFIXES = ("dl_d", "dld")
 #: A parameter kept in a dict of its own with its gradient: ``self.W = {"val": W, "grad": dW}``.
