@@ -65,3 +65,17 @@ def test_a_view_held_by_a_closure_beside_a_module_parameter_moves_too() -> None:
     x = _x()
     r = bt.check(lambda x: (torch.tanh(lin(x)) @ tied).sum(), x, params=lin)
     assert r.status == "pass", r
+
+
+def test_a_view_follows_values_laid_out_otherwise_too() -> None:
+    from backcheck.frontends.torch._tensors import Swap
+
+    w = torch.randn(3, 4, dtype=D, generator=_gen(2))
+    view = w.T
+    swap = Swap([w])
+    swap.follow([view])
+    other = torch.randn(4, 3, dtype=D, generator=_gen(3)).T  # (a transposed, non-contiguous 3 x 4)
+    swap.set([other])
+    assert torch.equal(view, other.T)
+    swap.restore()
+    assert view.untyped_storage().data_ptr() == w.untyped_storage().data_ptr() and torch.equal(view, w.T)

@@ -325,7 +325,7 @@ def nested_params_error(cls: str, params: str, inner: list[Any]) -> BadInputErro
     """Naming a dict of dicts of arrays (``self.params = {'fc1': {'W': W}}``) as the parameters: where they are."""
     return BadInputError(
         f"{cls}.{params} holds no float array itself: its arrays sit one level down, in dicts "
-        f"({', '.join(map(repr, inner[:4]))}), a nested layout check_object does not look into.",
+        f"({', '.join(map(repr, inner[:4]))}), a nested layout check_object takes no parameters from.",
         "keep one flat dict of parameters (self.params['fc1_W']) with its gradients beside it, or check each "
         "sub-layer with check_object on its own.",
     )

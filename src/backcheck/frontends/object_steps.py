@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.containers import flatten, rebuild_like
+from backcheck.containers import flatten, is_namedtuple, rebuild_like
 from backcheck.errors import ArgumentError
 from backcheck.findings import Finding
 from backcheck.frontends.common import Nonlinear
-from backcheck.frontends.slots import Slot, Stepped, attributes, is_float_array
+from backcheck.frontends.slots import GRAD_DICTS, Slot, Stepped, attributes, grad_names, is_float_array
 
 #: Names of backward's second parameter that make it a learning rate (compared in lower case, without '_'); not
 #: ``alpha`` nor ``rate``, which name a leaky slope or a dropout rate as often.
@@ -248,10 +248,10 @@ def _arrays_in(v: Any, path: tuple[Any, ...], depth: int) -> list[tuple[Any, ...
 
 
 def _has_gradient(attrs: dict[str, Any], name: str) -> bool:
-    """Whether an attribute has a gradient kept beside it (``dalpha``, ``grad_alpha``, ``grads['alpha']``)."""
-    beside = (f"d{name}", f"d_{name}", f"grad_{name}", f"{name}_grad")
-    return any(b in attrs for b in beside) or any(
-        isinstance(attrs.get(g), dict) and name in attrs[g] for g in ("grads", "gradients")
+    """Whether an attribute has a gradient kept beside it where check_object looks for a parameter's
+    (``dalpha``, ``grad_alpha``, ``grads['alpha']``: :func:`~backcheck.frontends.slots.grad_names`)."""
+    return any(b in attrs for b in grad_names(name)) or any(
+        isinstance(attrs.get(g), dict) and name in attrs[g] for g in GRAD_DICTS
     )
 
 
@@ -271,7 +271,7 @@ def _moved_at(value: Any, path: tuple[Any, ...]) -> Any:
     if isinstance(value, tuple):
         items = list(value)
         items[key] = _moved_at(items[key], rest)
-        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
+        return type(value)(*items) if is_namedtuple(value) else type(value)(items)
     value[key] = _moved_at(value[key], rest)
     return value
 

@@ -70,20 +70,13 @@ def floor_sentence(lf: LeafReport) -> str:
     """
     rel = f" ({lf.floor_rel:.2g} of its typical gradient)" if math.isfinite(lf.floor_rel) else ""
     scale = getattr(lf, "check_scale", math.nan)
+    own = ""
     if math.isfinite(lf.floor_rel) and lf.floor_rel > 0 and scale > 0 and lf.floor / lf.floor_rel < VOUCH_FLOOR * scale:
-        # (an array whose own gradient is about 0, a bias before a batch norm: weighed against the check's size)
-        own = lf.floor / lf.floor_rel
-        rel = (
-            f" ({lf.floor / scale:.2g} of the check's largest typical gradient, {scale:.2g}; this array's own is "
-            f"{own:.2g})"
-        )
+        own = f"this array's own is {lf.floor / lf.floor_rel:.2g}"  # (about 0: a bias before a batch norm)
     elif not math.isfinite(lf.floor_rel) and lf.floor >= 1e-290 and scale > 0:
-        # (differences that show no gradient of the array's own, f's rounding over its steps: vouched against the
-        # check's size, as vouching weighs it; a function of two arrays, one of them 1e17 times the other's)
-        rel = (
-            f" ({lf.floor / scale:.2g} of the check's largest typical gradient, {scale:.2g}; the differences show "
-            "no gradient of this array's own)"
-        )
+        own = "the differences show no gradient of this array's own"  # (f's rounding over its steps)
+    if own:  # vouched against the check's size, as vouching weighs such an array
+        rel = f" ({lf.floor / scale:.2g} of the check's largest typical gradient, {scale:.2g}; {own})"
     if getattr(lf, "floor_kind", "element") == "rms":
         return f"pass: along random directions, an RMS error of {lf.floor:.2g}{rel} or more would have failed"
     if getattr(lf, "floor_kind", "element") == "sample":

@@ -212,8 +212,8 @@ class Swap:
             t.data = v
         for a, k, off, _ in self.aliases:
             v = self.tensors[k].data
-            if v.is_contiguous():
-                a.data = v.as_strided(a.shape, a.stride(), v.storage_offset() + off)
+            v = v if v.is_contiguous() else v.contiguous()  # (its values at least, where it is laid out otherwise)
+            a.data = v.as_strided(a.shape, a.stride(), v.storage_offset() + off)
 
     def restore(self) -> None:
         self.set(self.saved)
