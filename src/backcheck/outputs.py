@@ -149,15 +149,15 @@ class Output:
                 phi = sum(dot(uu, y) for uu, y in zip(u64, ys, strict=True))
                 return phi, sum(dot(au, np.abs(y)) for au, y in zip(absu, ys, strict=True)), dtype
             phi = scale = 0.0
-            for y, y0, uu, au, ever in zip(ys, base, u64, absu, output.ever, strict=True):
-                delta = y - y0
-                with np.errstate(invalid="ignore"):  # (a mask that moved is NaN: the evaluator says what it means)
+            with np.errstate(invalid="ignore"):  # (a mask that moved is NaN: the evaluator says what it means)
+                for y, y0, uu, au, ever in zip(ys, base, u64, absu, output.ever, strict=True):
+                    delta = y - y0
                     phi += dot(uu, delta)
-                moved = delta != 0
-                if moved.any():
-                    scale += dot(au[moved], np.abs(y[moved]))
-                    if output.track:
-                        ever |= moved & np.isfinite(delta)
+                    moved = np.flatnonzero(delta)  # (NaN counts as moved, as it is not 0)
+                    if moved.size:
+                        scale += dot(au[moved], np.abs(y[moved]))
+                        if output.track:
+                            ever[moved[np.isfinite(delta[moved])]] = True
             output.last = ys
             return phi, scale, dtype
 
@@ -339,6 +339,8 @@ def _smallest_normal(eps: float) -> float:
 
 
 def _as_array(out: Any, what: str) -> np.ndarray:
+    if type(out) is np.ndarray:
+        return out  # (the common case: neither a tensor nor masked)
     if type(out).__module__.startswith(("torch", "jax", "jaxlib")):
         raise NotScalarError(
             f"{what} is a {type(out).__module__}.{type(out).__qualname__}; the numpy checker reads numpy values.",
