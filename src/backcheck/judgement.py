@@ -13,6 +13,7 @@ from backcheck.numeric.grad import MEASURED_NOISE, noise_level, one_sided, round
 from backcheck.numeric.noise import element_noise
 from backcheck.refinement import (
     FINER,
+    NEAR_FLOOR,
     at_finer_steps,
     below_step,
     beside_the_point,
@@ -39,6 +40,7 @@ from backcheck.verdict import (
     NO_HULL,
     NOISY,
     OK,
+    SAFETY,
     SCREEN_RELATIVE,
     VOUCH,
     FirstDifferences,
@@ -93,12 +95,21 @@ def judge(
     if edge is not None and edge.any():
         status[edge], limit[edge] = NOISY, np.inf
         ok |= edge
-    for k in () if ok.all() else np.flatnonzero(~ok):
+    todo = np.flatnonzero(~ok)
+    leaf_of = np.searchsorted(ev.tree.offsets, idx[todo], side="right") - 1
+    confirmed = np.zeros(len(ev.tree.leaves), dtype=np.int64)  # per array, mismatches judged in full
+    for k, lf in zip(todo.tolist(), leaf_of.tolist(), strict=True):
         four = (float(first.plus[k]), float(first.minus[k]), float(first.disp_plus[k]), float(first.disp_minus[k]))
         typ = None if typical is None else float(typical[k])
-        st, n, b, jump[k], hull[k] = judge_one(
-            ev, int(idx[k]), float(analytic[k]), float(h[k]), four, float(res[k]), tol, typ
-        )
+        plain = ev.unconfirmed = bool(confirmed[lf] >= CONFIRMED_WRONG and not tol.custom)
+        try:
+            st, n, b, jump[k], hull[k] = judge_one(
+                ev, int(idx[k]), float(analytic[k]), float(h[k]), four, float(res[k]), tol, typ
+            )
+        finally:
+            ev.unconfirmed = False
+        if st == MISMATCH and not plain:
+            confirmed[lf] += 1
         if st == MISMATCH and analytic[k] == 0.0:
             st = DEAD
         status[k], numeric[k], limit[k] = st, n, b
@@ -131,11 +142,20 @@ def _noise_since(ev: Evaluator, cleared: np.ndarray, limit: np.ndarray, first: t
 KINK_UNSETTLED = 0.05
 
 
+#: Mismatches of one array judged in full (each confirmed by the noise along it and by finer steps) after which
+#: the array's other suspects are judged plainly: a refined difference that disagrees with the rule is taken as a
+#: mismatch as it is (a wrong rule of a float32 layer paid about 100 evaluations per wrong element to confirm
+#: what the array's verdict no longer needs).
+CONFIRMED_WRONG = 8
+
+
 def judge_one(
     ev: Evaluator, i: int, a: float, h: float, first: Four, res: float, tol: Tolerance, typical: float | None
 ) -> Verdict:
     """Refine element ``i``; judge it again at finer or wider steps where its verdict may belong to another scale
-    (:func:`_judge_steps`), or to an intermediate's rounding (:func:`unless_hidden`)."""
+    (:func:`_judge_steps`), or to an intermediate's rounding (:func:`unless_hidden`). With the evaluator's
+    ``unconfirmed`` set (its array has :data:`CONFIRMED_WRONG` mismatches already), a refined difference's mismatch
+    stands without the noise along it and finer steps (recorded in the evaluator's ``plain``)."""
     verdict = _judge_steps(ev, i, a, h, first, res, tol, typical)
     return unless_hidden(ev, i, (a, h, typical), first, res, tol, verdict)
 
@@ -176,8 +196,14 @@ def _judge_steps(
     ev: Evaluator, i: int, a: float, h: float, first: Four, res: float, tol: Tolerance, typical: float | None
 ) -> Verdict:
     """Refine element ``i``; judge it again at finer steps where its verdict may belong to a finer scale."""
+    plain = ev.unconfirmed
     verdict, rough = refine_rough(ev, i, a, h, first, res, tol, 0.0 if typical is None else typical)
+    ev.unconfirmed = False  # (the first refinement alone: any judged further probes the noise as ever)
     st, n, b = verdict[:3]
+    if plain and st == MISMATCH:
+        if abs(a - n) <= NEAR_FLOOR * SAFETY * b:  # (where the noise along it might have excused it)
+            ev.plain.add(i)
+        return verdict
     size = max(abs(a), abs(n), 0.0 if typical is None else typical)
     if st == MISMATCH and h > AVERAGED_STEP and 0.0 < abs(n) <= abs(a) / AVERAGED_AWAY:
         # estimates that agree with each other far below the claim, at a step wider than f's usual scale: a step

@@ -170,7 +170,8 @@ def _unless_noise(
     st, d, limit = verdict[:3]
     err = abs(a - d)
     step, span, floor, res = where
-    if st != MISMATCH or tol.custom or not (0 < span and res <= floor and err <= NEAR_FLOOR * SAFETY * floor):
+    near = 0 < span and res <= floor and err <= NEAR_FLOOR * SAFETY * floor
+    if st != MISMATCH or tol.custom or ev.unconfirmed or not near:
         return verdict
     sigma = element_noise(ev, i, step, a)
     if not sigma > 0:

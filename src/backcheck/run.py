@@ -29,12 +29,14 @@ from backcheck.errors import BackcheckError, BadInputError, NondeterministicErro
 from backcheck.evaluate import Evaluator
 from backcheck.extended import excuse_measured, excuse_rounding
 from backcheck.findings import UNREAD_ULPS, masked_gradient, mutation_finding, unread_findings
+from backcheck.judgement import CONFIRMED_WRONG
 from backcheck.mixing import unmix, worst_term_floor
 from backcheck.numeric.grad import noise_level, roundoff
 from backcheck.numeric.noise import estimate_noise
 from backcheck.numeric.steps import default_steps
 from backcheck.options import Options, seed_int
 from backcheck.progress import Progress
+from backcheck.refinement import NEAR_FLOOR
 from backcheck.report import Curve, Finding, LeafReport, Report, summarize
 from backcheck.rounding import hidden_window
 from backcheck.strategies import defers_repeat, resolve, run_strategy
@@ -365,6 +367,8 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: M
     vouch(tree, g, outcome, lambda: value_gradient(ev), (typical, still), labels, cause)
     if ev.unsettled:
         _inside_step(ev, tree, outcome)
+    if ev.plain:
+        _taken_plainly(ev, tree, outcome)
     _unsettled(tree, outcome)
     if ev.repeat_due and (outcome.failed_leaves or outcome.inconclusive_leaves or labels - {OK}):
         ev.recheck()  # a verdict but a pass: whether f is random is told first (the baseline deferred it)
@@ -485,6 +489,21 @@ def _inside_step(ev: Evaluator, tree: Tree, outcome: Outcome) -> None:
             "finer scale, or crosses a kink just off the point), and the finer steps could not vouch for a "
             "bound, so no subgradient is vouched for: inconclusive."
         )
+
+
+def _taken_plainly(ev: Evaluator, tree: Tree, outcome: Outcome) -> None:
+    """A note per array on the mismatches taken without the confirmation the first ones had
+    (:data:`backcheck.judgement.CONFIRMED_WRONG`)."""
+    plain = outcome.checked[np.isin(outcome.status, FAILING) & np.isin(outcome.checked, list(ev.plain))]
+    for leaf in tree.leaves:
+        here = plain[(plain >= leaf.offset) & (plain < leaf.offset + leaf.size)]
+        if here.size:
+            outcome.notes.append(
+                f"{leaf.name}: {here.size} mismatch(es) less than {NEAR_FLOOR:.0f} times their bound "
+                f"({_listed(tree, here)}) are taken from their refined differences alone, not confirmed by the noise "
+                f"along them and by finer steps as {leaf.name}'s first {CONFIRMED_WRONG} were: {leaf.name} fails "
+                "already, and a few of these may be a kink's or noise's."
+            )
 
 
 def _unsettled(tree: Tree, outcome: Outcome) -> None:
