@@ -92,8 +92,9 @@ class Evaluator:
         #: elements judged at a wider step than their own (``refinement.judged_at``): their bound is the last word
         self.wider: set[int] = set()
         self.unsettled: set[int] = set()  # at kinks unsettled at the step, whose finer steps' slopes agree
-        self.plain: set[int] = set()  # mismatches taken unconfirmed in arrays already failing (judgement.py)
+        self.plain: dict[int, bool] = {}  # mismatches taken unconfirmed (judgement.py): whether near their bound
         self.unconfirmed = False  # while set, a refined mismatch stands without the noise along it (judgement.py)
+        self.confirm_all = False  # every mismatch judged in full (those taken plainly lost their support: run.py)
         self.measured_moves = 0  # moves along which strategies.nearby measured f's noise (a budget per check)
         self._sums: list[int] = []  # checksums of the inputs at the current base point
         self._base: list[np.ndarray] | None = None  # the base point's values while shifted

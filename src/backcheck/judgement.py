@@ -101,7 +101,7 @@ def judge(
     for k, lf in zip(todo.tolist(), leaf_of.tolist(), strict=True):
         four = (float(first.plus[k]), float(first.minus[k]), float(first.disp_plus[k]), float(first.disp_minus[k]))
         typ = None if typical is None else float(typical[k])
-        plain = ev.unconfirmed = bool(confirmed[lf] >= CONFIRMED_WRONG and not tol.custom)
+        plain = ev.unconfirmed = bool(confirmed[lf] >= CONFIRMED_WRONG and not (tol.custom or ev.confirm_all))
         try:
             st, n, b, jump[k], hull[k] = judge_one(
                 ev, int(idx[k]), float(analytic[k]), float(h[k]), four, float(res[k]), tol, typ
@@ -201,8 +201,7 @@ def _judge_steps(
     ev.unconfirmed = False  # (the first refinement alone: any judged further probes the noise as ever)
     st, n, b = verdict[:3]
     if plain and st == MISMATCH:
-        if abs(a - n) <= NEAR_FLOOR * SAFETY * b:  # (where the noise along it might have excused it)
-            ev.plain.add(i)
+        ev.plain[i] = abs(a - n) <= NEAR_FLOOR * SAFETY * b  # (near: where the noise along it might excuse it)
         return verdict
     size = max(abs(a), abs(n), 0.0 if typical is None else typical)
     if st == MISMATCH and h > AVERAGED_STEP and 0.0 < abs(n) <= abs(a) / AVERAGED_AWAY:

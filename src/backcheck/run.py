@@ -367,6 +367,13 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: M
     vouch(tree, g, outcome, lambda: value_gradient(ev), (typical, still), labels, cause)
     if ev.unsettled:
         _inside_step(ev, tree, outcome)
+    if ev.plain and not _confirmed_stand(ev, tree, outcome):
+        # fewer mismatches judged in full stand in an array than those taken plainly leaned on (the others
+        # excused since, by the rounding of the backward pass measured, a wider step): judged again, all in full
+        for found in (ev.plain, ev.unsettled, ev.wider):
+            found.clear()
+        ev.confirm_all = True
+        return _judge(tree, ev, sec, options, skipped)
     if ev.plain:
         _taken_plainly(ev, tree, outcome)
     _unsettled(tree, outcome)
@@ -491,10 +498,23 @@ def _inside_step(ev: Evaluator, tree: Tree, outcome: Outcome) -> None:
         )
 
 
+def _confirmed_stand(ev: Evaluator, tree: Tree, outcome: Outcome) -> bool:
+    """Whether every array with mismatches taken plainly still has :data:`~backcheck.judgement.CONFIRMED_WRONG`
+    mismatches judged in full, once every excuse has been heard."""
+    failing = outcome.checked[np.isin(outcome.status, FAILING)]
+    plain = np.isin(failing, list(ev.plain))
+    for leaf in tree.leaves:
+        inside = (failing >= leaf.offset) & (failing < leaf.offset + leaf.size)
+        if (inside & plain).any() and (inside & ~plain).sum() < CONFIRMED_WRONG:
+            return False
+    return True
+
+
 def _taken_plainly(ev: Evaluator, tree: Tree, outcome: Outcome) -> None:
     """A note per array on the mismatches taken without the confirmation the first ones had
     (:data:`backcheck.judgement.CONFIRMED_WRONG`)."""
-    plain = outcome.checked[np.isin(outcome.status, FAILING) & np.isin(outcome.checked, list(ev.plain))]
+    near = [i for i, close in ev.plain.items() if close]
+    plain = outcome.checked[np.isin(outcome.status, FAILING) & np.isin(outcome.checked, near)]
     for leaf in tree.leaves:
         here = plain[(plain >= leaf.offset) & (plain < leaf.offset + leaf.size)]
         if here.size:

@@ -72,3 +72,28 @@ def test_a_gross_float64_error_is_named_alike_and_needs_no_note(monkeypatch):
     assert report.leaves[0].n_mismatch == every.leaves[0].n_mismatch == x.size
     assert report.n_evals <= every.n_evals
     assert not any("taken from their refined differences alone" in n for n in report.notes)
+
+
+def test_mismatches_excused_after_judgement_send_the_array_back_to_be_judged_in_full(monkeypatch):
+    # a mean of confident logits: judgement calls dozens of elements wrong by their differences' modelled rounding,
+    # and the rounding of the backward pass measured afterwards excuses all but those taken plainly (they failed a
+    # right gradient); with too few confirmed mismatches left standing, the array is judged again in full
+    import torch
+
+    import backcheck.torch as bt
+
+    g = torch.Generator().manual_seed(0)
+    y = (torch.rand(37, generator=g) > 0.5).double()
+    z = (torch.randn(37, generator=g, dtype=torch.float64) + 24) * (2 * y - 1)
+
+    def loss(z):
+        return torch.nn.functional.binary_cross_entropy_with_logits(z, y)
+
+    monkeypatch.setattr(backcheck.judgement, "CONFIRMED_WRONG", 10**9)
+    every = bt.check(loss, z)
+    monkeypatch.undo()
+    report = bt.check(loss, z)
+    assert report.status == every.status != "fail"
+    assert report.leaf("z").n_mismatch == 0
+    assert report.n_evals > every.n_evals  # (judged twice)
+    assert not any("taken from their refined differences alone" in n for n in report.notes)
