@@ -44,12 +44,12 @@ def noise_level(ev: Evaluator, scale: Any = None, lazy: bool = False) -> Any:
     whole = max(ev.scale, abs(ev.phi0))
     measured = ev.noise_known if lazy else ev.noise
     if isinstance(scale, float):  # one element's (refinement, at every level): the same, without ufunc calls
-        size = scale if scale > 0 else whole
+        own = scale if scale > 0 else whole
         if not ev.noise_scale > 0:
-            return float(_maximum(ROUNDOFF_FACTOR * eps * size, _maximum(NOISE_FACTOR * measured, TINY)))
-        share = size / ev.noise_scale
-        noise = measured * (share if share != share or share < 1.0 else 1.0)  # (np.minimum's, NaN included)
-        return float(_maximum(_maximum(ROUNDOFF_FACTOR * eps * size, NOISE_FACTOR * noise), TINY))
+            return float(_maximum(ROUNDOFF_FACTOR * eps * own, _maximum(NOISE_FACTOR * measured, TINY)))
+        share = own / ev.noise_scale
+        part = measured * (share if share != share or share < 1.0 else 1.0)  # (np.minimum's, NaN included)
+        return float(_maximum(_maximum(ROUNDOFF_FACTOR * eps * own, NOISE_FACTOR * part), TINY))
     if scale is None or not ev.noise_scale > 0:
         # one noise for every element: the two floors taken together first (np.maximum is associative)
         floor = _maximum(NOISE_FACTOR * measured, TINY)
