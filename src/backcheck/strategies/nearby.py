@@ -20,6 +20,7 @@ from backcheck.evaluate import Evaluator
 from backcheck.numeric.grad import NOISE_FACTOR, noise_level, roundoff
 from backcheck.numeric.noise import local_noise
 from backcheck.strategies.beside import right_at_a_nearby_point, witness
+from backcheck.strategies.corners import GUIDED_SAMPLES, STALLED, Nearest
 from backcheck.strategies.own_rounding import ULPS_AWAY
 from backcheck.verdict import (
     KINK,
@@ -215,7 +216,9 @@ def _among_around(
     subgradients; or within ``j.hull``, its one-sided slopes, f's own), each gradient that brings it among them
     a witness the backward pass must be right at (:func:`witness`); whether, wrong at a witness, other values
     came within its step there; and whether it was wrong at one. Sampling stops once every value is inside, or
-    wrong at its witness."""
+    wrong at its witness. After :data:`NEARBY_SAMPLES` random moves, up to :data:`GUIDED_SAMPLES` more are sought
+    from the moves whose gradients came nearest each value still outside, where one that gives the value itself is
+    a witness (:class:`~backcheck.strategies.corners.Nearest`)."""
     sub, which = at
     assert claim.regrad is not None
     lo, hi = j.hull[which, 0].copy(), j.hull[which, 1].copy()
@@ -224,10 +227,14 @@ def _among_around(
     shifts = _shifts_around(ev, claim, rng)
     below, above = lo <= a0, a0 <= hi
     wrong, close = np.zeros(sub.size, dtype=bool), np.zeros(sub.size, dtype=bool)
-    for _ in range(NEARBY_SAMPLES):
-        if np.all(below & above | wrong | ~asked):
+    nearest = Nearest(sub.size)
+    for n in range(NEARBY_SAMPLES + GUIDED_SAMPLES):
+        open_ = ~(below & above | wrong) & asked
+        if not open_.any() or (n >= NEARBY_SAMPLES + STALLED and nearest.stalled >= STALLED):
             break
         shift = next(shifts)
+        if n >= NEARBY_SAMPLES:
+            shift = nearest.toward(n, shift, open_, rng)
         with ev.shifted(shift, evaluate=False):
             # an element still tied there is at the point itself, and its gradient the one under test: not sampled
             free = np.ones(sub.size, dtype=bool) if ties is None else ~_still_tied(_moved(ev), sub, *ties)
@@ -235,13 +242,21 @@ def _among_around(
                 continue
             around = claim.regrad()[sub]
         free &= asked & ~wrong
-        lo = np.where(free, np.minimum(lo, around - j.bound[which]), lo)
-        hi = np.where(free, np.maximum(hi, around + j.bound[which]), hi)
-        # a gradient that brings the claim among them is a witness: the rule must be right where it was taken (the
-        # move scaled up to a few dozen steps stays in its piece of f): a rule wrong in a cone of directions only
-        # (two masks turning at the point, x >= -1 and y >= -2) gives its wrong value there, and is right on both
-        # sides of the point along most directions
-        new = free & ((~below & (lo <= a0)) | (~above & (a0 <= hi)))
+        nearest.record(shift, np.abs(around - a0), free, open_)
+        if n >= NEARBY_SAMPLES:
+            # a sought move counts only where the gradient there is the claim itself: the hull of the moves sought
+            # toward each value would take in a wrong one too (ReLU'(0) = 2 lies among the gradients of units
+            # turned one way and the other, and is the gradient of no move)
+            new = free & open_ & (np.abs(around - a0) <= j.bound[which])
+            lo, hi = np.where(new, np.minimum(lo, a0), lo), np.where(new, np.maximum(hi, a0), hi)
+        else:
+            lo = np.where(free, np.minimum(lo, around - j.bound[which]), lo)
+            hi = np.where(free, np.maximum(hi, around + j.bound[which]), hi)
+            # a gradient that brings the claim among them is a witness: the rule must be right where it was taken
+            # (the move scaled up to a few dozen steps stays in its piece of f): a rule wrong in a cone of
+            # directions only (two masks turning at the point, x >= -1 and y >= -2) gives its wrong value there,
+            # and is right on both sides of the point along most directions
+            new = free & ((~below & (lo <= a0)) | (~above & (a0 <= hi)))
         if new.any():
             ok, near = witness(ev, sub[new], claim, shift)
             k = np.flatnonzero(new)
