@@ -34,9 +34,7 @@ class Nearest:
 
     def __init__(self, n: int) -> None:
         self.distance = np.full(n, np.inf)  # the nearest the gradient came to the claim so far, per element
-        self.at = np.full(n, -1)  # ... and the move (its key in ``moves``) it came there at
-        self.moves: dict[int, np.ndarray] = {}
-        self.count = 0
+        self.move: list[np.ndarray | None] = [None] * n  # ... and the move it came there at
         self.stalled = 0  # moves in a row that brought no followed element nearer
 
     def record(self, shift: np.ndarray, distance: np.ndarray, free: np.ndarray, open_: np.ndarray) -> None:
@@ -45,24 +43,21 @@ class Nearest:
         that keep it); the others' moves are let go."""
         followed = np.zeros(open_.size, dtype=bool)
         followed[np.flatnonzero(open_)[:FOLLOWED]] = True
-        self.distance[~followed], self.at[~followed] = np.inf, -1
+        self.distance[~followed] = np.inf
         near = free & followed & (distance <= self.distance)
         self.stalled = 0 if (near & (distance < self.distance)).any() else self.stalled + 1
-        self.count += 1
-        self.distance[near], self.at[near] = distance[near], self.count
-        if near.any():
-            self.moves[self.count] = shift
-        kept = set(self.at.tolist())
-        self.moves = {k: v for k, v in self.moves.items() if k in kept}
+        self.distance[near] = distance[near]
+        for k in range(open_.size):
+            self.move[k] = shift if near[k] else self.move[k] if followed[k] else None
 
     def toward(self, n: int, fresh: np.ndarray, open_: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A move sought for a followed element still ``open_`` (in turn, by ``n``) from the one that brought its
         gradient nearest the claim: a random share of its elements takes ``fresh``'s values, or one element turns
         the other way, or one leads every unit it enters (:data:`LEAD`); ``fresh`` itself where none was kept."""
         ks = np.flatnonzero(open_)[:FOLLOWED]
-        if not ks.size or int(self.at[ks[n % ks.size]]) not in self.moves:
+        base = self.move[int(ks[n % ks.size])] if ks.size else None
+        if base is None:
             return fresh
-        base = self.moves[int(self.at[ks[n % ks.size]])]
         kind = int(rng.integers(3))
         if kind == 0:
             return np.where(rng.random(fresh.size) < 2.0 ** -rng.integers(1, 7), fresh, base)
