@@ -363,7 +363,7 @@ class Evaluator:
         return Evaluator._element(self, i, steps, 0)[:2]
 
     def _element(self, i: int, steps: Sequence[float], retries: int) -> tuple[np.ndarray, np.ndarray, float]:
-        k_leaf = int(np.searchsorted(self.tree.offsets, i, side="right")) - 1
+        k_leaf = self.tree.leaf_of(i)
         factor, kept = 1.0, None
         for _attempt in range(retries + 2 if retries else 1):  # the last attempt only as the margin
             phis, disp, bad = self._at_steps(i, [s * factor for s in steps])
@@ -387,7 +387,8 @@ class Evaluator:
             else:
                 phis, disp, factor = edge
         self.probed[k_leaf] += 1
-        if np.any(phis != self.phi0):
+        phi0 = self.phi0
+        if any(phi != phi0 for phi in phis.tolist()):  # (a few values: no numpy call)
             self.moved[k_leaf] = True
         if factor != 1.0:
             self.shrunk[i] = min(self.shrunk.get(i, 1.0), factor)
@@ -400,7 +401,8 @@ class Evaluator:
         flat = flat_view(leaf.work)
         x0 = flat[local]
         x0_64 = float(x0)
-        phis = np.full(len(steps), np.nan)
+        phis = np.empty(len(steps))
+        phis.fill(np.nan)
         disp = np.zeros(len(steps))
         caster = leaf.dtype.type
         try:
@@ -479,7 +481,9 @@ class Evaluator:
         if len(groups) == 1:
             k_leaf = next(j for j, leaf in enumerate(self.tree.leaves) if leaf is groups[0][0])
             self.probed[k_leaf] += 1
-            self.moved[k_leaf] |= bool(np.any(phis != self.phi0))
+            phi0 = self.phi0
+            if any(phi != phi0 for phi in phis.tolist()):  # (a few values: no numpy call)
+                self.moved[k_leaf] = True
         return phis, disps
 
     def _finite(self, x0: np.ndarray) -> bool:

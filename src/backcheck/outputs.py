@@ -153,11 +153,13 @@ class Output:
                 for y, y0, uu, au, ever in zip(ys, base, u64, absu, output.ever, strict=True):
                     delta = y - y0
                     phi += dot(uu, delta)
-                    moved = np.flatnonzero(delta)  # (NaN counts as moved, as it is not 0)
-                    if moved.size:
+                    moved = delta.nonzero()[0]  # (NaN counts as moved, as it is not 0)
+                    if moved.size == y.size:  # (every output moved: the same sum, without copies)
+                        scale += dot(au, np.abs(y))
+                    elif moved.size:
                         scale += dot(au[moved], np.abs(y[moved]))
-                        if output.track:
-                            ever[moved[np.isfinite(delta[moved])]] = True
+                    if moved.size and output.track:
+                        ever[moved[np.isfinite(delta[moved])]] = True
             output.last = ys
             return phi, scale, dtype
 

@@ -8,6 +8,7 @@ shapes (``params['W1'][3, 7]``) and owns the only code that writes into user arr
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -158,6 +159,7 @@ class Tree:
                 "pass at least one float array.",
             )
         self.offsets = np.array([leaf.offset for leaf in self.leaves], dtype=np.int64)
+        self._starts = self.offsets.tolist()  # (for :meth:`leaf_of`: one bisection, no numpy call per element)
         _refuse_aliasing([leaf for leaf in self.leaves if leaf.in_place and leaf.size])
         bad = [
             np.flatnonzero(~np.isfinite(leaf.original.reshape(-1))) + leaf.offset
@@ -275,10 +277,13 @@ class Tree:
         groups = np.split(members, np.flatnonzero((np.diff(vals) != 0) | (np.diff(key) != 0)) + 1)
         return sorted((np.sort(g) for g in groups if g.size >= 2), key=lambda g: -g.size)
 
+    def leaf_of(self, i: int) -> int:
+        """The index of the leaf holding global position ``i`` (past empty leaves sharing its offset)."""
+        return bisect_right(self._starts, i) - 1 if len(self._starts) > 1 else 0
+
     def locate(self, i: int) -> tuple[Leaf, int]:
         """The leaf and the local flat index of global position ``i``."""
-        k = int(np.searchsorted(self.offsets, i, side="right")) - 1  # past empty leaves sharing the offset
-        leaf = self.leaves[k]
+        leaf = self.leaves[self.leaf_of(i)]
         return leaf, int(i - leaf.offset)
 
     def element_name(self, i: int) -> str:

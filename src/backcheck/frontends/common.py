@@ -68,7 +68,7 @@ class CachedEvaluator(Evaluator):
                         h[3] = True
                         self.n_evals += 1
                         self.scale = max(self.scale, h[1])
-                k_leaf = int(np.searchsorted(self.tree.offsets, i, side="right")) - 1
+                k_leaf = self.tree.leaf_of(i)
                 self.probed[k_leaf] += 1
                 self.moved[k_leaf] |= bool(np.any(phis != self.phi0))
                 return phis, disp, 1.0

@@ -452,9 +452,10 @@ class Layer:
         notes = (*notes, *([refused] if refused and refused not in notes else []))
         side = Backward(layer, out0, u, point, bname, options.strict_dtype)
         side.forward_writes = writes
-        output = Output.cotangent(
-            fname, u, [n for n, _ in parts], [p.shape for _, p in parts], lambda o: [x for _, x in flatten(o)]
-        )
+        names, shapes = [n for n, _ in parts], [p.shape for _, p in parts]
+        # (at every evaluation: one array, the common case, is its own list of outputs)
+        arrays = lambda o: [o] if type(o) is np.ndarray else [x for _, x in flatten(o)]  # noqa: E731
+        output = Output.cotangent(fname, u, names, shapes, arrays)
 
         def replay() -> tuple[Contract, str]:
             # every forward pass replays the same streams; backward runs on them as the forward pass that made its
