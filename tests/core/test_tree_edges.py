@@ -232,3 +232,37 @@ def test_check_with_a_function_that_resizes_or_retypes_its_input():
         report = backcheck.check(retypes, x, lambda p: 2 * p)
     assert [f for f in report.findings if f.kind == "mutation"]
     assert x.dtype == np.float64 and x.tolist() == [1.0, 2.0, 3.0, 4.0]
+
+
+# -- finding an element's array ------------------------------------------------------------------------------
+def test_an_elements_array_is_found_past_empty_arrays_sharing_its_offset():
+    # empty arrays share their offset with the next one: an element belongs to the last array starting there
+    arrays = {"a": np.zeros(0), "b": np.ones(3), "c": np.zeros((0, 2)), "d": np.zeros(0), "e": np.ones(2)}
+    tree = Tree(arrays, bare_keys=True)
+    names = [tree.locate(i)[0].name for i in range(tree.size)]
+    assert names == ["b", "b", "b", "e", "e"], names
+    assert [tree.locate(i)[1] for i in range(tree.size)] == [0, 1, 2, 0, 1]
+    expected = np.searchsorted(tree.offsets, np.arange(tree.size), side="right") - 1
+    assert [tree.leaf_of(i) for i in range(tree.size)] == expected.tolist()
+    one = Tree({"x": np.ones((2, 3))})
+    assert [one.leaf_of(i) for i in range(6)] == [0] * 6
+
+
+def test_a_check_over_empty_arrays_between_others_judges_each_element_in_its_own_array():
+    point = {"a": np.zeros(0), "w": np.array([0.5, -1.0, 2.0]), "b": np.zeros((0, 3)), "v": np.array([1.5, 0.25])}
+    before = {k: v.copy() for k, v in point.items()}
+
+    def f(p):
+        return float(np.sum(np.sin(p["w"])) + np.sum(p["v"] ** 3) + np.sum(p["a"]) + np.sum(p["b"]))
+
+    def right(p):
+        return {"a": np.zeros(0), "w": np.cos(p["w"]), "b": np.zeros((0, 3)), "v": 3 * p["v"] ** 2}
+
+    def wrong(p):
+        return {**right(p), "v": 3 * p["v"] ** 2 * np.array([1.0, 1.01])}
+
+    assert backcheck.check(f, point, right, strategy="full").status == "pass"
+    report = backcheck.check(f, point, wrong, strategy="full")
+    assert report.status == "fail", report
+    assert [lf.name for lf in report.leaves if lf.n_mismatch] == ["p['v']"], report
+    assert all(np.array_equal(point[k], before[k]) for k in point)
