@@ -386,10 +386,7 @@ class Evaluator:
                 self._nonfinite(phi, (i, s / factor), retried=factor < 1.0)
             else:
                 phis, disp, factor = edge
-        self.probed[k_leaf] += 1
-        phi0 = self.phi0
-        if any(phi != phi0 for phi in phis.tolist()):  # (a few values: no numpy call)
-            self.moved[k_leaf] = True
+        self._probed(k_leaf, phis)
         if factor != 1.0:
             self.shrunk[i] = min(self.shrunk.get(i, 1.0), factor)
         return phis, disp, factor
@@ -479,12 +476,16 @@ class Evaluator:
             if self.mutated:
                 self._reset()
         if len(groups) == 1:
-            k_leaf = next(j for j, leaf in enumerate(self.tree.leaves) if leaf is groups[0][0])
-            self.probed[k_leaf] += 1
-            phi0 = self.phi0
-            if any(phi != phi0 for phi in phis.tolist()):  # (a few values: no numpy call)
-                self.moved[k_leaf] = True
+            self._probed(next(j for j, leaf in enumerate(self.tree.leaves) if leaf is groups[0][0]), phis)
         return phis, disps
+
+    def _probed(self, k_leaf: int, phis: np.ndarray) -> None:
+        """Count a move of array ``k_leaf`` alone, and whether ``phi`` moved at any of its steps (a few values: read
+        as floats, without a numpy call)."""
+        self.probed[k_leaf] += 1
+        phi0 = self.phi0
+        if any(phi != phi0 for phi in phis.tolist()):
+            self.moved[k_leaf] = True
 
     def _finite(self, x0: np.ndarray) -> bool:
         """Whether every base value is finite (known without a pass when the inputs hold no masks)."""

@@ -6,43 +6,15 @@ every such corner fails."""
 
 import numpy as np
 import pytest
+from zero_background import problem
 
 import backcheck
 import backcheck.strategies.nearby as nearby
 
 
 def _problem(n, seed, slope_at_0=0.0, flipped=False):
-    """f, its gradient and the point: an n x n image of zeros with a 3x3 blob, two 3x3 kernels ('same'
-    cross-correlation, zero-padded), ReLU, a weighted sum. ``slope_at_0``: the rule's ReLU'(0); ``flipped``: the
-    image's gradient through the kernels turned by 180 degrees (a convolution's rule for a cross-correlation)."""
-    g = np.random.default_rng(seed)
-    image = np.zeros((n, n))
-    b = n // 3
-    image[b : b + 3, b + 1 : b + 4] = g.uniform(0, 1, (3, 3)).round(2)
-    w1, w2 = g.normal(size=(2, 3, 3)), g.normal(size=(2, n, n))
-
-    def conv(x, w):
-        p = np.pad(x, 1)
-        return np.stack([sum(w[c, i, j] * p[i : i + n, j : j + n] for i in range(3) for j in range(3)) for c in (0, 1)])
-
-    def f(params):
-        x, w = params
-        return (w2 * np.maximum(conv(x, w), 0)).sum()
-
-    def grad(params):
-        x, w = params
-        z = conv(x, w)
-        d = w2 * ((z > 0) + slope_at_0 * (z == 0))
-        p = np.pad(x, 1)
-        gx, gw = np.zeros((n + 2, n + 2)), np.zeros_like(w)
-        for c in (0, 1):
-            for i in range(3):
-                for j in range(3):
-                    gx[i : i + n, j : j + n] += (w[c, 2 - i, 2 - j] if flipped else w[c, i, j]) * d[c]
-                    gw[c, i, j] = (d[c] * p[i : i + n, j : j + n]).sum()
-        return gx[1:-1, 1:-1], gw
-
-    return f, grad, (image, w1)
+    """f, its gradient and the point, in float64 (see zero_background.problem)."""
+    return problem(n, seed, np.float64, slope_at_0, flipped)
 
 
 @pytest.mark.parametrize(("n", "seed", "slope_at_0"), [(6, 0, 0.0), (6, 3, 0.0), (8, 5, 0.0), (6, 0, 1.0)])

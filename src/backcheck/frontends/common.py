@@ -68,9 +68,7 @@ class CachedEvaluator(Evaluator):
                         h[3] = True
                         self.n_evals += 1
                         self.scale = max(self.scale, h[1])
-                k_leaf = self.tree.leaf_of(i)
-                self.probed[k_leaf] += 1
-                self.moved[k_leaf] |= bool(np.any(phis != self.phi0))
+                self._probed(self.tree.leaf_of(i), phis)
                 return phis, disp, 1.0
         phis, disp, factor = super()._element(i, steps, retries)
         if self._depth == 0 and factor == 1.0:

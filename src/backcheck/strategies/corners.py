@@ -34,7 +34,7 @@ class Nearest:
 
     def __init__(self, n: int) -> None:
         self.distance = np.full(n, np.inf)  # the nearest the gradient came to the claim so far, per element
-        self.move: list[np.ndarray | None] = [None] * n  # ... and the move it came there at
+        self.move: dict[int, np.ndarray] = {}  # ... and the move it came there at, per element followed
         self.stalled = 0  # moves in a row that brought no followed element nearer
 
     def record(self, shift: np.ndarray, distance: np.ndarray, free: np.ndarray, open_: np.ndarray) -> None:
@@ -42,20 +42,20 @@ class Nearest:
         there is as near the claim as ever (``distance``; ``free``: sampled; as near: a plateau is crossed by moves
         that keep it); the others' moves are let go."""
         followed = np.zeros(open_.size, dtype=bool)
-        followed[np.flatnonzero(open_)[:FOLLOWED]] = True
+        followed[_followed(open_)] = True
         self.distance[~followed] = np.inf
         near = free & followed & (distance <= self.distance)
         self.stalled = 0 if (near & (distance < self.distance)).any() else self.stalled + 1
         self.distance[near] = distance[near]
-        for k in range(open_.size):
-            self.move[k] = shift if near[k] else self.move[k] if followed[k] else None
+        kept = {k: self.move[k] for k in _followed(open_).tolist() if k in self.move}
+        self.move = kept | dict.fromkeys(np.flatnonzero(near).tolist(), shift)
 
     def toward(self, n: int, fresh: np.ndarray, open_: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A move sought for a followed element still ``open_`` (in turn, by ``n``) from the one that brought its
         gradient nearest the claim: a random share of its elements takes ``fresh``'s values, or one element turns
         the other way, or one leads every unit it enters (:data:`LEAD`); ``fresh`` itself where none was kept."""
-        ks = np.flatnonzero(open_)[:FOLLOWED]
-        base = self.move[int(ks[n % ks.size])] if ks.size else None
+        ks = _followed(open_)
+        base = self.move.get(int(ks[n % ks.size])) if ks.size else None
         if base is None:
             return fresh
         kind = int(rng.integers(3))
@@ -65,3 +65,8 @@ class Nearest:
         j = int(rng.integers(fresh.size))
         move[j] = -move[j] if kind == 1 else np.copysign(LEAD * float(np.max(np.abs(base))), fresh[j])
         return move
+
+
+def _followed(open_: np.ndarray) -> np.ndarray:
+    """The elements followed: the first :data:`FOLLOWED` still open."""
+    return np.flatnonzero(open_)[:FOLLOWED]
