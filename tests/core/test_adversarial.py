@@ -8,7 +8,10 @@ fix lies outside the input boundary, in test_adversarial_fuzz.py.
 
 from __future__ import annotations
 
+import atexit
+import os
 import re
+import tempfile
 import warnings
 from typing import Any
 
@@ -135,8 +138,9 @@ def _matrix() -> Any:
 
 def _layouts() -> list[tuple[str, Any]]:
     base = np.arange(1.0, 13.0).reshape(3, 4)
-    fd, path = __import__("tempfile").mkstemp()
-    __import__("os").close(fd)
+    fd, path = tempfile.mkstemp(prefix="backcheck-tests-memmap-")
+    os.close(fd)
+    atexit.register(os.remove, path)  # (made at collection, in every process that collects this module)
     mm = np.memmap(path, dtype="f8", mode="w+", shape=(4,))
     mm[:] = [1.0, 2.0, 3.0, 4.0]
     ro = np.arange(1.0, 5.0)
