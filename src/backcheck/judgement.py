@@ -228,8 +228,10 @@ def _judge_steps(
         if finer is not None and (stands_for(finer, verdict, a, size) or (unsure and finer[0] == NOISY)):
             verdict = finer
     # not vouched for, or a mismatch that the quanta f moved by explain
-    q = quantum(first[0] - ev.phi0, first[1] - ev.phi0, tol=float(noise_level(ev, ev.local_scale[i] or None)))
+    # (the noise read here, which may run its probe; the quanta f moved by, only where a verdict asks for them)
+    rounding = float(noise_level(ev, ev.local_scale[i] or None))
     unvouched = verdict[0] == NOISY or (verdict[0] == OK and not verdict[2] <= VOUCH * size)
+    q = quantum(first[0] - ev.phi0, first[1] - ev.phi0, tol=rounding) if unvouched or verdict[0] == MISMATCH else 0.0
     quanta = verdict[0] == MISMATCH and abs(a - verdict[1]) <= quanta_floor(q, first[2] - first[3])
     if (unvouched or quanta) and not tol.custom and not below_step(ev, i, h) and moves_by_rounding(ev, i, first):
         return on_wider_scale(ev, i, (a, h, size), (first, q), res, verdict)

@@ -13,6 +13,7 @@ of a quantized loss: ``tests/numeric/test_noise.py``).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -256,10 +257,21 @@ def _residual(phis: np.ndarray, t: np.ndarray) -> float:
     if not peak > 0:
         return 0.0
     y = y / peak  # scaled, so that a function of size 1e200 does not overflow its own noise estimate
-    u = (t - t.mean()) / float(np.max(np.abs(t - t.mean())))
-    q, _ = np.linalg.qr(np.vander(u, DEGREE + 1))
+    q = _basis(t.tobytes())
     r = y - q @ (q.T @ y)
     return peak * float(np.sqrt(r @ r / (t.size - DEGREE - 1)))
+
+
+@functools.lru_cache(maxsize=64)
+def _basis(t_bytes: bytes) -> np.ndarray:
+    """An orthonormal basis of the polynomials of degree :data:`DEGREE` on the points ``t`` (float64 bytes),
+    scaled to [-1, 1]: the same few point sets recur from probe to probe (a QR costs more than the rest of a
+    residual)."""
+    t = np.frombuffer(t_bytes, dtype=np.float64)
+    u = (t - t.mean()) / float(np.max(np.abs(t - t.mean())))
+    q, _ = np.linalg.qr(np.vander(u, DEGREE + 1))
+    q.flags.writeable = False
+    return q
 
 
 def _combine(probes: list[tuple[float, float, int]], outliers: bool = True) -> float:
