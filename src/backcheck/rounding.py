@@ -249,6 +249,8 @@ def quantum(*moves: float, tol: float = 0.0) -> float:
     for j in range(m.size):
         v = scaled[:, j : j + 1]
         fits &= np.abs(v - np.round(v / p) * p) <= d * tol
+        if not fits.any():
+            return best  # (on no grid: a smooth f's moves, the common case)
     fits &= (p >= LATTICE_CLEAR[m.size > 1] * d * tol) & (scaled.max(axis=1, keepdims=True) <= LATTICE_MOST * p)
     grids = np.where(fits, p / d, 0.0)
     return max(best, float(grids.max()))

@@ -47,3 +47,32 @@ def test_one_move_alone_needs_a_grid_far_above_its_rounding() -> None:
     assert quantum(move, 0.0, tol=3e-21) == quantum(move)  # the grid 1e3-1e6 times the rounding: not enough
     rng = np.random.default_rng(1)
     assert all(quantum(m, 0.0, tol=1e-25) < 1e-20 for m in rng.uniform(1e-16, 1e-15, size=200))
+
+
+def _quantum_whole(*moves, tol):
+    """The lattice search of backcheck.rounding.quantum with every move and every condition taken in full."""
+    from backcheck.rounding import DENOMINATORS, LATTICE_CLEAR, LATTICE_MOST
+
+    best = quantum(*moves)
+    m = np.abs(np.array([v for v in moves if v != 0.0 and np.isfinite(v)], dtype=np.float64))
+    if not m.size:
+        return best
+    d = DENOMINATORS[:, None]
+    scaled = m[None, :] * d
+    p = 2.0 ** (np.floor(np.log2(scaled.min(axis=1, keepdims=True))) - np.arange(13.0))
+    fits = np.all([np.abs(v - np.round(v / p) * p) <= d * tol for v in scaled.T[:, :, None]], axis=0)
+    fits &= (p >= LATTICE_CLEAR[m.size > 1] * d * tol) & (scaled.max(axis=1, keepdims=True) <= LATTICE_MOST * p)
+    return max(best, float(np.where(fits, p / d, 0.0).max()))
+
+
+def test_the_quantum_stops_at_the_first_move_on_no_grid_with_the_whole_searchs_answer():
+    # moves on a lattice (k units of 2**-52 / q, each off by a little rounding), moves of which only one lies on
+    # one, and generic moves: the search that stops once no grid holds the moves so far answers as the whole one
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        q, tol = int(rng.choice([3, 37, 100, 125])), 1e-25
+        unit = 2.0**-52 / q
+        on = [int(rng.integers(1, 200)) * unit * (1 + rng.uniform(-3e-12, 3e-12)) for _ in range(2)]
+        generic = list(rng.uniform(1e-16, 1e-14, size=2))
+        for moves in (on, [on[0], generic[0]], [generic[0], on[1]], generic, [on[0], 0.0]):
+            assert quantum(*moves, tol=tol) == _quantum_whole(*moves, tol=tol), moves
