@@ -96,6 +96,7 @@ class Evaluator:
         self.unconfirmed = False  # while set, a refined mismatch stands without the noise along it (judgement.py)
         self.confirm_all = False  # every mismatch judged in full (those taken plainly lost their support: run.py)
         self.measured_moves = 0  # moves along which strategies.nearby measured f's noise (a budget per check)
+        self.native: np.ndarray | None = None  # per element, a unit in its last place in a narrower dtype (run.py)
         self._sums: list[int] = []  # checksums of the inputs at the current base point
         self._base: list[np.ndarray] | None = None  # the base point's values while shifted
         self._coarse = ""  # a note when the output is in a coarser dtype than the inputs
@@ -323,9 +324,8 @@ class Evaluator:
     def shifted(self, delta: np.ndarray, evaluate: bool = True) -> Iterator[float]:
         """Move the base point to ``x + delta`` (rounded to each array's dtype) while the block runs.
 
-        Yields ``phi`` there (NaN with ``evaluate=False``); every array and ``phi0`` are restored afterwards.
-        Non-finite entries (masks) keep their value.
-        """
+        Yields ``phi`` there (NaN with ``evaluate=False``); every array and ``phi0`` are restored afterwards;
+        non-finite entries (masks) keep their value."""
         _ = self.noise  # measured at the original point, before it moves
         phi0, sums = self.phi0, self._sums
         self._shifted = True

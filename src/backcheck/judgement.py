@@ -221,10 +221,10 @@ def _judge_steps(
     loose = st == OK and not b <= SCREEN_RELATIVE * max(abs(a), abs(n))
     smooth_finer = False  # the finer steps found slopes that agree (no kink at the point)
     if (unsure or loose or st in (MISMATCH, KINK, AMBIGUOUS)) and kinks_off_the_point(ev, i, a, verdict, rough, first):
-        finer = at_finer_steps(ev, i, a, h, res, tol, size)
+        finer = at_finer_steps(ev, i, a, h, res, tol, size, verdict)
         smooth_finer = finer is not None and finer[0] in (OK, MISMATCH)
         if finer is not None and finer[0] == OK and not stands_for(finer, verdict, a, size):
-            finer = _in_quiet(ev, i, a, h, finer, lambda: at_finer_steps(ev, i, a, h, res, tol, size))
+            finer = _in_quiet(ev, i, a, h, finer, lambda: at_finer_steps(ev, i, a, h, res, tol, size, verdict))
         if finer is not None and (stands_for(finer, verdict, a, size) or (unsure and finer[0] == NOISY)):
             verdict = finer
     # not vouched for, or a mismatch that the quanta f moved by explain

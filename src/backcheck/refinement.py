@@ -317,7 +317,9 @@ def kinks_off_the_point(ev: Evaluator, i: int, a: float, verdict: Verdict, rough
     return rough or _kinks_within(ev, i, first)
 
 
-def at_finer_steps(ev: Evaluator, i: int, a: float, h: float, res: float, tol: Tolerance, size: float) -> Any:
+def at_finer_steps(
+    ev: Evaluator, i: int, a: float, h: float, res: float, tol: Tolerance, size: float, coarse: Verdict | None = None
+) -> Any:
     """Judge element ``i`` again at much smaller steps; None if it still jumps (a true discontinuity).
 
     A pass whose bound sees errors of ``VOUCH * size`` is taken at the first scale that gives one (in float64, one
@@ -333,13 +335,14 @@ def at_finer_steps(ev: Evaluator, i: int, a: float, h: float, res: float, tol: T
     fine = ev.out_eps <= COARSE_EPS and not noisy_as_coarser(ev) and not below_step(ev, i, h)
     first = FINER if ev.out_eps <= COARSE_EPS else (*NEAR_FINER, *FINER)
     element = (a, h, res, tol, size)
-    early, found, spans, seen = _tried(ev, i, element, (*first, *_own_scale(ev, i, h * first[-1])), fine, np.inf)
+    fractions = (*first, *_own_scale(ev, i, h * first[-1]))
+    early, found, spans, seen = _tried(ev, i, element, fractions, fine, np.inf, coarse)
     if early is not None:
         return early
     if fine and found and found[-1][0] in (OK, NOISY):
         # no pass within the screen's precision, and no kink or mismatch at the finest step to decide: the wider
         # fractions, below kinks a little off the point, too
-        early, near, near_spans, seen = _tried(ev, i, element, NEAR_FINER, fine, seen)
+        early, near, near_spans, seen = _tried(ev, i, element, NEAR_FINER, fine, seen, coarse)
         if early is not None:
             return early
         found, spans = near + found, near_spans + spans
@@ -364,6 +367,7 @@ def _tried(
     fractions: Any,
     fine: bool,
     seen: float,
+    coarse: Verdict | None = None,
 ) -> tuple[Verdict | None, list[Verdict], list[float], float]:
     """Element ``i`` refined from each of ``fractions`` of its step ``h`` (``element``: the claim, ``h``, the
     resolution, the tolerance and the size to vouch for) until a pass vouches (returned first; with ``fine``, f
@@ -378,6 +382,8 @@ def _tried(
         if disp[0] == 0.0 or disp[1] == 0.0:
             break  # the step no longer resolves in this dtype
         out = refine(ev, i, a, s, (float(phis[0]), float(phis[1]), float(disp[0]), float(disp[1])), res, tol, size)
+        if coarse is not None and below_native(ev, i, s) and not abs(out[1] - coarse[1]) <= coarse[2]:
+            continue  # (f's shape between two values the user's dtype holds, unlike its own at the first step)
         span = float(disp[0] - disp[1])
         # (a mismatch where f moved at this step on both sides: one where it stood still is a quantum's, not a slope)
         moved = phis[0] != ev.phi0 and phis[1] != ev.phi0 and out[1] != 0.0
@@ -393,6 +399,14 @@ def _tried(
         if out[0] == OK and bound(0.0, finer * roundoff(ev, span, ev.local_scale[i]), 0.0) >= UNRESOLVED * size:
             break  # the next step rounds by more than the element's size, the finer ones by more still
     return None, found, spans, seen
+
+
+def below_native(ev: Evaluator, i: int, s: float) -> bool:
+    """Whether a step ``s`` moves element ``i`` by less than a unit in the last place of the user's narrower dtype
+    (:attr:`Evaluator.native`): it probes f between two values that dtype holds, where a departure from the first
+    step's difference beyond its bound is a kink nearer the point than the user's function can tell from it
+    (``max(3a, c)`` with ``c = 3a`` rounded to float32), not a slope (a smooth f's difference just sharpens)."""
+    return ev.native is not None and s < float(ev.native[i])
 
 
 #: A pass ends the finer steps where the next one's rounding alone (``SAFETY`` roundings of a central difference
@@ -570,6 +584,8 @@ def beside_the_point(
         return verdict
     s = h * min(moved / abs(jump), 1.0) * BESIDE_SHRINK
     for _ in range(BESIDE_TRIES):
+        if below_native(ev, i, s):
+            return verdict  # (a kink nearer than the user's dtype can tell apart from the point: at the point)
         phis, disp = ev.element(i, (s, -s))
         if disp[0] == 0.0 or disp[1] == 0.0 or not np.all(np.isfinite(phis)):
             return verdict

@@ -33,7 +33,7 @@ from backcheck.judgement import CONFIRMED_WRONG
 from backcheck.mixing import unmix, worst_term_floor
 from backcheck.numeric.grad import noise_level, roundoff
 from backcheck.numeric.noise import estimate_noise
-from backcheck.numeric.steps import default_steps
+from backcheck.numeric.steps import default_steps, native_spacing
 from backcheck.options import Options, seed_int
 from backcheck.progress import Progress
 from backcheck.refinement import NEAR_FLOOR
@@ -328,6 +328,8 @@ def _judge(tree: Tree, ev: Evaluator, sec: Section, options: Options, skipped: M
         return estimate_noise(ev, steps, seed_int(options.rng("noise")), np.where(np.isfinite(g), g, 0.0))
 
     ev.noise_probe = probe
+    if ev.tree is not tree and ev.native is None and any(leaf.dtype != np.float64 for leaf in tree.leaves):
+        ev.native = native_spacing(tree)  # (the numeric side on float64 copies: no finer step than the user's dtype)
     grad_eps, typical = _leaf_scales(tree, g, sec.grad_eps)
     # a layer's backward pass mixes its outputs' terms through dout: it cannot be trusted below their rounding
     # (a softmax's 1 - p where p rounds to 1), whatever the size of the element itself (see mixing.py)
