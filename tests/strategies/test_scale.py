@@ -17,6 +17,7 @@ import scale_funcs  # noqa: E402
 from agreeing import agreeing, directions  # noqa: E402
 
 distributed = pytest.importorskip("dask.distributed")
+dask_config = pytest.importorskip("dask.config")
 Client, LocalCluster = distributed.Client, distributed.LocalCluster
 
 HERE = os.path.dirname(__file__)
@@ -219,11 +220,12 @@ def test_process_pool_gives_the_same_report_as_a_serial_run(monkeypatch):
     assert np.array_equal(pooled.numeric, serial.numeric)
 
 
-def test_dask_cluster_gives_the_same_report_as_a_serial_run(monkeypatch):
+def test_dask_cluster_gives_the_same_report_as_a_serial_run(monkeypatch, tmp_path):
     monkeypatch.setenv("PYTHONPATH", os.path.dirname(__file__) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     x = np.random.default_rng(0).normal(size=300)
     serial = backcheck.check(scale_funcs.loss, x, scale_funcs.grad_one_wrong, strategy="full")
     with (
+        dask_config.set({"temporary-directory": str(tmp_path)}),  # (dask's scratch space, else left in /tmp)
         LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
         Client(cluster) as client,
     ):
