@@ -99,7 +99,7 @@ class Output:
         absu = [np.abs(a) for a in u64]
         base: list[np.ndarray] = []
         masks: list[tuple[np.ndarray, np.ndarray] | None] = []  # per output: masked (+-inf) positions, values
-        masked = [False]  # whether any output has masked entries (read at every call; set at the anchor)
+        masked = False  # whether any output has masked entries (read at every call; set at the anchor)
 
         def arrays(out: Any) -> tuple[list[np.ndarray], np.dtype]:
             parts = flatten(out)
@@ -121,17 +121,18 @@ class Output:
                 if arr.dtype.kind == "f" and arr.dtype.itemsize < dtype.itemsize:
                     dtype = arr.dtype
                 ys.append(arr.reshape(-1).astype(np.float64, copy=False))
-            if masked[0]:
+            if masked:
                 ys = [y if m is None else unmasked(y, m) for y, m in zip(ys, masks, strict=True)]
             return ys, dtype
 
         def anchor(out: Any) -> tuple[float, float, np.dtype]:
             # phi is measured from the base point's outputs from now on: outputs a perturbation leaves
             # unchanged then add exactly zero, so a large output elsewhere (a pole) adds no rounding
-            masks[:], masked[0] = [], False
+            nonlocal masked
+            masks[:], masked = [], False
             ys, output.declared = arrays(out)
             masks[:] = [mask_of(y) for y in ys]  # masked entries (-inf scores) weigh 0 and must stay as they are
-            masked[0] = any(m is not None for m in masks)
+            masked = any(m is not None for m in masks)
             ys = [y if m is None else unmasked(y, m) for y, m in zip(ys, masks, strict=True)]
             dtype = computed_dtype(ys, output.declared)
             base[:] = [y.copy() for y in ys]

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from backcheck.bits import foreign_float, machine_eps
+from backcheck.bits import machine_eps
 from backcheck.errors import BadInputError
 from backcheck.tree import Tree
 
@@ -157,14 +157,7 @@ def _refuse_lost_steps(tree: Tree, steps: np.ndarray) -> None:
 
 def native_spacing(tree: Tree) -> np.ndarray:
     """Per element of ``tree`` (the point as the user gave it), one unit in the last place of its value in its
-    own dtype (bfloat16 and float8 too; 0 for an element that is not a float)."""
-    return np.concatenate([_unit(leaf.original.reshape(-1)) for leaf in tree.leaves] or [np.zeros(0)])
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    if x.dtype.kind != "f" and not foreign_float(x.dtype):
-        return np.zeros(x.size)
-    try:
-        return np.abs(np.spacing(x)).astype(np.float64)
-    except TypeError:  # (a float kind without numpy's spacing: no floor)
-        return np.zeros(x.size)
+    own dtype (0 for an element that is not a float)."""
+    flats = [leaf.original.reshape(-1) for leaf in tree.leaves]
+    units = [np.abs(np.spacing(x)).astype(np.float64) if x.dtype.kind == "f" else np.zeros(x.size) for x in flats]
+    return np.concatenate(units) if units else np.zeros(0)
