@@ -92,6 +92,7 @@ class Evaluator:
         #: elements judged at a wider step than their own (``refinement.judged_at``): their bound is the last word
         self.wider: set[int] = set()
         self.unsettled: set[int] = set()  # at kinks unsettled at the step, whose finer steps' slopes agree
+        self.stood: set[int] = set()  # f exactly still on a side at half the step that moved it (refinement.py)
         self.plain: dict[int, bool] = {}  # mismatches taken unconfirmed (judgement.py): whether near their bound
         self.unconfirmed = False  # while set, a refined mismatch stands without the noise along it (judgement.py)
         self.confirm_all = False  # every mismatch judged in full (those taken plainly lost their support: run.py)
@@ -392,8 +393,7 @@ class Evaluator:
         return phis, disp, factor
 
     def _at_steps(self, i: int, steps: Sequence[float]) -> tuple[np.ndarray, np.ndarray, tuple[float, float] | None]:
-        """``phi`` at ``x + s e_i`` for each step, stopping at the first value that is not finite (returned as
-        ``(value, step)``, else None)."""
+        """``phi`` at ``x + s e_i`` for each step, up to the first value that is not finite (its ``(value, step)``)."""
         leaf, local = self.tree.locate(i)
         flat = flat_view(leaf.work)
         x0 = flat[local]

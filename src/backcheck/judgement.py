@@ -52,7 +52,7 @@ from backcheck.verdict import (
     screen,
     sees,
 )
-from backcheck.wider import across_quanta, on_wider_scale, unless_hidden
+from backcheck.wider import across_quanta, on_stairs, on_wider_scale, unless_hidden
 
 
 def judge(
@@ -153,10 +153,14 @@ def judge_one(
     ev: Evaluator, i: int, a: float, h: float, first: Four, res: float, tol: Tolerance, typical: float | None
 ) -> Verdict:
     """Refine element ``i``; judge it again at finer or wider steps where its verdict may belong to another scale
-    (:func:`_judge_steps`), or to an intermediate's rounding (:func:`unless_hidden`). With the evaluator's
-    ``unconfirmed`` set (its array has :data:`CONFIRMED_WRONG` mismatches already), a refined difference's mismatch
-    stands without the noise along it and finer steps (recorded in the evaluator's ``plain``)."""
+    (:func:`_judge_steps`), across stairs f makes along it (:func:`on_stairs`), or to an intermediate's rounding
+    (:func:`unless_hidden`). With the evaluator's ``unconfirmed`` set (its array has :data:`CONFIRMED_WRONG`
+    mismatches already), a refined difference's mismatch stands without the noise along it and finer steps
+    (recorded in the evaluator's ``plain``)."""
     verdict = _judge_steps(ev, i, a, h, first, res, tol, typical)
+    if verdict[0] == MISMATCH and not tol.custom and not below_step(ev, i, h):
+        size = max(abs(a), abs(verdict[1]), 0.0 if typical is None else typical)
+        verdict = on_stairs(ev, i, (a, h, size), first, res, verdict)
     return unless_hidden(ev, i, (a, h, typical), first, res, tol, verdict)
 
 

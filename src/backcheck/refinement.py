@@ -91,14 +91,13 @@ def refine_rough(
         d, f, b = one_sided(ev, phis[0], phis[1], disp[0], disp[1])
         r = roundoff(ev, disp[0] - disp[1], ev.local_scale[i])
         change = abs(d - d_prev)
-        if tol.custom:
-            limit = float(tol.allowed(d))
-        else:
-            limit = bound(change, r, res)
+        limit = float(tol.allowed(d)) if tol.custom else bound(change, r, res)
         numeric = d
         err = abs(a - d)
         settled = change <= max(SETTLED * max(abs(a), abs(d)), SETTLED_BESIDE * size) or change <= bound(0.0, r, res)
         moves = (abs(phis[0] - ev.phi0), abs(ev.phi0 - phis[1]))
+        if level == 1 and (moves[0] == 0.0 < moves_prev[0] or moves[1] == 0.0 < moves_prev[1]):
+            ev.stood.add(i)  # still on a side at half the step that moved it: stairs (wider.on_stairs) or a kink
         spread = max(spread, *moves, abs(phis[0] - phis[1]))
         jumpy = is_jump(moves, moves_prev, r * (disp[0] - disp[1]))
         gap = abs(f - b)

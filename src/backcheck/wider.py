@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from backcheck.errors import BackcheckError
 from backcheck.evaluate import Evaluator
 from backcheck.numeric.grad import noise_level
 from backcheck.refinement import (
     RESOLUTION_WIDER,
+    WIDER,
     below_step,
     judged_at,
     reach,
 )
-from backcheck.rounding import quanta_floor, rounding_unit
+from backcheck.rounding import RESOLUTION_UNITS, quanta_floor, rounding_unit
 from backcheck.verdict import (
     JUMP,
     MISMATCH,
@@ -25,6 +27,7 @@ from backcheck.verdict import (
     SAFETY,
     TINY,
     VOUCH,
+    WIDE_AGREEMENT,
     Four,
     Tolerance,
     Verdict,
@@ -81,24 +84,63 @@ def across_quanta(
     inside, an input cast to a coarser dtype), judged at the widest step within its reach (:data:`OWN_REACH`
     below it), where its quanta can hide no error of :data:`VOUCH` of its size. A tanh computed in float16 stands
     still at a float64 step of 6e-6 and moves by quanta of 4e-5, so that its first differences say nothing, a
-    wrong sign included; at a step of 1e-2 it moves by hundreds of quanta. None where the step the quanta need
-    is beyond that (a straight-through rule's grid of 0.25 is as coarse as the element itself: f is locally
-    constant there), where neither they nor f's noise need a step wider than its own, or where the wider step
-    decides nothing (see :func:`backcheck.refinement.judged_at`)."""
+    wrong sign included; at a step of 1e-2 it moves by hundreds of quanta. Where the step the quanta need is
+    beyond that (an input cast to bfloat16, whose stairs are 2**-8 of it), only a mismatch beyond the quanta's
+    bound there comes out (a rule off by a factor of 2); where the quanta are as coarse as the element itself (a
+    straight-through rule's grid of 0.25: f is locally constant there), nothing does. None where neither the
+    quanta nor f's noise need a step wider than the element's own, or where the wider step decides nothing (see
+    :func:`backcheck.refinement.judged_at`)."""
     a, h, size = element
     if not size > 0:
         return None
     # the step at which the quanta, and the noise (a float32 rounding inside, beside quanta far finer), span
-    # VOUCH of the element: the first must be within its reach, the larger beyond its own step
+    # VOUCH of the element lies beyond its own step (a pass, held to VOUCH, needs it within the reach too)
     q, noise = ev.noise_quantum, float(noise_level(ev, ev.local_scale[i] or None))
-    widest = reach(ev, i) / OWN_REACH
-    if not (SAFETY * q / (VOUCH * size) <= widest and SAFETY * max(q, noise) / (VOUCH * size) > 2 * h):
+    if not SAFETY * max(q, noise) / (VOUCH * size) > 2 * h:
         return None
-    return judged_at(ev, i, a, widest, res, (size, q), True, first)  # (the widest such step)
+    return judged_at(ev, i, a, reach(ev, i) / OWN_REACH, res, (size, q), True, first)  # (the widest such step)
 
 
 #: An element's quanta are spanned at a step this many times below its reach at most (see :func:`across_quanta`).
 OWN_REACH = 8.0
+
+
+def on_stairs(
+    ev: Evaluator, i: int, element: tuple[float, float, float], first: Four, res: float, verdict: Verdict
+) -> Verdict:
+    """A mismatch where f is a staircase along element ``i`` at the scale of its step: its first step moved f by
+    more than rounding makes (:data:`~backcheck.rounding.RESOLUTION_UNITS` units), refinement found f exactly
+    still on a side at half a step that moved it (``Evaluator.stood``), and a step
+    :data:`~backcheck.refinement.WIDER` times the first moves f through the point both ways. An input cast to
+    bfloat16 inside f (autocast, ``x.bfloat16() @ w``) makes such stairs, 2**-8 of x wide, as wide as a float32
+    element's step: a right rule met the slope of a tread (0) or of a few stairs and failed.
+
+    Judged across the stairs at the widest step within the element's reach (with the first step's largest move in
+    the bound, see :func:`across_quanta`), else by the first difference, held to those stairs: inconclusive
+    within them, a mismatch beyond. A function still on one side at the wider step (a kink just inside the first
+    step, a dead zone) keeps its mismatch. Two evaluations, and the wider step's where they show stairs."""
+    a, h, size = element
+    q = max(abs(first[0] - ev.phi0), abs(ev.phi0 - first[1]))
+    unit = RESOLUTION_UNITS / WIDE_AGREEMENT * rounding_unit(ev, i)
+    if verdict[0] != MISMATCH or i not in ev.stood or not (size > 0 and q > unit and abs(a) * h / 2 > unit):
+        return verdict
+    try:
+        phis, disp = ev.element(i, (WIDER * h, -WIDER * h))
+    except BackcheckError:
+        return verdict
+    up, down = phis[0] - ev.phi0, ev.phi0 - phis[1]
+    if not (up * down > 0 and min(abs(up), abs(down)) > unit and disp[0] > 0 > disp[1]):
+        return verdict
+    # (a pass there must see VOUCH of the element, a mismatch only lie beyond its bound: a rule off by a factor of
+    # 2 shows across stairs too coarse to vouch for a right one)
+    judged = judged_at(ev, i, a, reach(ev, i) / OWN_REACH, res, (size, q), True, first)
+    if judged is not None:
+        return judged
+    # undecided there: the first difference, each of whose values lies within a stair (q) of the smooth function's,
+    # is the estimate a tread's 0 is not; a rule beyond its stairs' bound is wrong
+    span = first[2] - first[3]
+    n, limit = (first[0] - first[1]) / span, quanta_floor(q, span)
+    return (MISMATCH if abs(a - n) > limit else NOISY, n, limit, np.nan, NO_HULL)
 
 
 def on_wider_scale(

@@ -187,10 +187,12 @@ def _probe(
             # steps may span many neighbours) is probed again, wider
             break
     moves = np.abs(np.diff(phis))
-    if capped and not _quanta(moves[moves > 0]):
+    if capped and not _quanta(moves[moves > 0]) and not np.count_nonzero(moves) > moves.size / 2:
         # phi stood still wherever it was probed but for one jump at the edge of the reach, or jumps of unrelated
         # sizes (thresholds of several elements crossed, each moving phi by its own weight): no quantum (a rounding
-        # grid's moves are whole numbers of one quantum, and show more than once); phi stands still near the point
+        # grid's moves are whole numbers of one quantum, and show more than once); phi stands still near the point.
+        # Moves between most neighbours are no thresholds crossed but stairs of many sizes (inputs cast to
+        # bfloat16 inside: each element's stairs, weighted by its own slope): their residual is phi's noise
         return 0.0, 0.0, POINTS - DEGREE - 1
     return _residual(phis, t), _quantum(moves, should), POINTS - DEGREE - 1
 

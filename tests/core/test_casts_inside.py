@@ -1,0 +1,74 @@
+"""Inputs cast to a coarser dtype inside f (``x.astype(bfloat16)`` and back, ``x.bfloat16() @ w``, autocast): f is
+a staircase along each element, 2**-8 of it wide in bfloat16, about as wide as a float32 element's step. The
+first differences fall on treads (a numeric derivative of 0) or across a few stairs; a right rule is never
+failed for it (inconclusive, or passed where a wider step vouches), and a wrong sign or a factor of 2 still
+fails."""
+
+import numpy as np
+import pytest
+
+import backcheck as bc
+
+ml_dtypes = pytest.importorskip("ml_dtypes")
+BF16 = ml_dtypes.bfloat16
+
+
+def _cast(a, dtype):
+    return a.astype(dtype).astype(np.float32)
+
+
+def _family(name, seed):
+    """``(x, f, grad)``: a float32 loss whose input is cast to bfloat16 inside, and its right gradient."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(24).astype(np.float32)
+    w = _cast(rng.standard_normal(24).astype(np.float32), BF16)
+    m = _cast(rng.standard_normal((24, 5)).astype(np.float32), BF16)
+    if name == "linear":
+        return x, (lambda v: np.float32(np.sum(_cast(v, BF16) * w))), (lambda v: w)
+    if name == "sin":
+        return x, (lambda v: np.float32(np.sum(np.sin(_cast(v, BF16)) * w))), (lambda v: np.cos(_cast(v, BF16)) * w)
+    if name == "matmul":
+        z = lambda v: _cast(v, BF16) @ m  # noqa: E731
+        return x, (lambda v: np.float32(np.sum(np.tanh(z(v))))), (lambda v: m @ (1 - np.tanh(z(v)) ** 2))
+    # the output of tanh cast to bfloat16: stairs in the value, not the input
+    return x, (lambda v: np.float32(np.sum(_cast(np.tanh(v), BF16) * w))), (lambda v: (1 - np.tanh(v) ** 2) * w)
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("family", ["linear", "sin", "output"])
+def test_a_right_rule_through_a_bfloat16_cast_is_never_failed(family, seed):
+    x, f, grad = _family(family, seed)
+    kept = x.copy()
+    report = bc.check(f, x, grad)
+    assert report.status in ("pass", "inconclusive"), str(report)
+    assert np.array_equal(x, kept)
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("family", ["linear", "sin", "matmul"])
+def test_a_wrong_sign_through_a_bfloat16_cast_fails(family, seed):
+    x, f, grad = _family(family, seed)
+    report = bc.check(f, x, lambda v: -grad(v))
+    assert report.status == "fail", str(report)
+    assert report.leaves[0].n_mismatch > 0
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_doubled_rule_through_a_bfloat16_matmul_fails(seed):
+    x, f, grad = _family("matmul", seed)
+    assert bc.check(f, x, lambda v: 2 * grad(v)).status == "fail"
+
+
+def test_a_wrong_rule_at_the_edge_of_a_dead_zone_still_fails():
+    """Soft thresholding is flat on (-1, 1), not a staircase: an element just inside the zone, whose step crosses
+    its edge on one side only, stands still at half the step, as on a tread; a wider step moves f on that side
+    alone, and a straight-through rule (slope 1 in the zone) fails there."""
+    h = float(np.cbrt(np.finfo(np.float32).eps))  # about a float32 element's step at a size of 1
+    x = np.array([1 - 0.7 * h, -(1 - 0.7 * h), 2.5, -3.0], dtype=np.float32)
+
+    def f(v):
+        return np.float32(np.sum(np.sign(v) * np.maximum(np.abs(v) - 1, 0)))
+
+    report = bc.check(f, x, lambda v: np.ones_like(v))
+    assert report.status == "fail", str(report)
+    assert report.leaves[0].n_mismatch >= 1
