@@ -1,8 +1,8 @@
 """Inputs cast to a coarser dtype inside f (``x.astype(bfloat16)`` and back, ``x.bfloat16() @ w``, autocast): f is
-a staircase along each element, 2**-8 of it wide in bfloat16, about as wide as a float32 element's step. The
-first differences fall on treads (a numeric derivative of 0) or across a few stairs; a right rule is never
-failed for it (inconclusive, or passed where a wider step vouches), and a wrong sign or a factor of 2 still
-fails."""
+a staircase along each element, 2**-8 of it wide in bfloat16, about as wide as a float32 element's step (in
+float16, 2**-11: a tenth of it). The first differences fall on treads (a numeric derivative of 0) or across a
+few stairs; a right rule is never failed for it (inconclusive, or passed where a wider step vouches), and a
+wrong sign or a factor of 2 still fails."""
 
 import numpy as np
 import pytest
@@ -17,27 +17,28 @@ def _cast(a, dtype):
     return a.astype(dtype).astype(np.float32)
 
 
-def _family(name, seed):
-    """``(x, f, grad)``: a float32 loss whose input is cast to bfloat16 inside, and its right gradient."""
+def _family(name, seed, dtype=BF16):
+    """``(x, f, grad)``: a float32 loss whose input is cast to ``dtype`` inside, and its right gradient."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(24).astype(np.float32)
-    w = _cast(rng.standard_normal(24).astype(np.float32), BF16)
-    m = _cast(rng.standard_normal((24, 5)).astype(np.float32), BF16)
+    w = _cast(rng.standard_normal(24).astype(np.float32), dtype)
+    m = _cast(rng.standard_normal((24, 5)).astype(np.float32), dtype)
     if name == "linear":
-        return x, (lambda v: np.float32(np.sum(_cast(v, BF16) * w))), (lambda v: w)
+        return x, (lambda v: np.float32(np.sum(_cast(v, dtype) * w))), (lambda v: w)
     if name == "sin":
-        return x, (lambda v: np.float32(np.sum(np.sin(_cast(v, BF16)) * w))), (lambda v: np.cos(_cast(v, BF16)) * w)
+        return x, (lambda v: np.float32(np.sum(np.sin(_cast(v, dtype)) * w))), (lambda v: np.cos(_cast(v, dtype)) * w)
     if name == "matmul":
-        z = lambda v: _cast(v, BF16) @ m  # noqa: E731
+        z = lambda v: _cast(v, dtype) @ m  # noqa: E731
         return x, (lambda v: np.float32(np.sum(np.tanh(z(v))))), (lambda v: m @ (1 - np.tanh(z(v)) ** 2))
-    # the output of tanh cast to bfloat16: stairs in the value, not the input
-    return x, (lambda v: np.float32(np.sum(_cast(np.tanh(v), BF16) * w))), (lambda v: (1 - np.tanh(v) ** 2) * w)
+    # the output of tanh cast down: stairs in the value, not the input
+    return x, (lambda v: np.float32(np.sum(_cast(np.tanh(v), dtype) * w))), (lambda v: (1 - np.tanh(v) ** 2) * w)
 
 
 @pytest.mark.parametrize("seed", range(8))
-@pytest.mark.parametrize("family", ["linear", "sin", "output"])
-def test_a_right_rule_through_a_bfloat16_cast_is_never_failed(family, seed):
-    x, f, grad = _family(family, seed)
+@pytest.mark.parametrize("family", ["linear", "sin", "matmul", "output"])
+@pytest.mark.parametrize("dtype", [BF16, np.float16], ids=["bfloat16", "float16"])
+def test_a_right_rule_through_a_cast_is_never_failed(dtype, family, seed):
+    x, f, grad = _family(family, seed, dtype)
     kept = x.copy()
     report = bc.check(f, x, grad)
     assert report.status in ("pass", "inconclusive"), str(report)
@@ -46,8 +47,9 @@ def test_a_right_rule_through_a_bfloat16_cast_is_never_failed(family, seed):
 
 @pytest.mark.parametrize("seed", range(8))
 @pytest.mark.parametrize("family", ["linear", "sin", "matmul"])
-def test_a_wrong_sign_through_a_bfloat16_cast_fails(family, seed):
-    x, f, grad = _family(family, seed)
+@pytest.mark.parametrize("dtype", [BF16, np.float16], ids=["bfloat16", "float16"])
+def test_a_wrong_sign_through_a_cast_fails(dtype, family, seed):
+    x, f, grad = _family(family, seed, dtype)
     report = bc.check(f, x, lambda v: -grad(v))
     assert report.status == "fail", str(report)
     assert report.leaves[0].n_mismatch > 0
