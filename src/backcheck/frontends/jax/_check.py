@@ -143,7 +143,7 @@ def _primal_findings(sides: Sides, mode: str) -> list[Finding]:
     ways = [("rev", "jax.vjp (a custom_vjp's fwd, or a custom_jvp's rule)")]
     ways += [("fwd", "jax.jvp (a custom_jvp's rule)")] if mode != "rev" else []
     try:
-        plain = sides.run.apply_as_user(sides.inputs.diff)
+        plain = sides.run.apply_eagerly(sides.inputs.diff)  # (as the rules' outputs are computed: eagerly)
     except Exception:  # noqa: BLE001 - (the numeric side reports a function that fails)
         return []
     for kind, which in ways:

@@ -179,6 +179,13 @@ class Runner:
     def apply_as_user(self, diff: Sequence[Any]) -> tuple[Any, ...]:
         return self._run(_jit_apply, _apply, tuple(diff), self.arrays)
 
+    def apply_eagerly(self, diff: Sequence[Any]) -> tuple[Any, ...]:
+        """:meth:`apply_as_user` without jit, as :meth:`primals` runs: a comparison of the two then sees no
+        difference of compilation (under jit, XLA keeps ``(x.astype(bfloat16) @ w).astype(float32)``'s product in
+        float32; eagerly, and under jax.vjp, it is rounded to bfloat16: 1e-3 of it)."""
+        head = (self.fn, self.treedef, self.layout, self.statics, self.out_sel)
+        return _apply(*head, *map(_on_device, (tuple(diff), self.arrays)))
+
     def batched(self, diff: Sequence[Any], axes: tuple[int | None, ...] | None = None) -> tuple[Any, ...]:
         """The outputs at a batch of points: ``diff`` leaves with a leading batch axis where ``axes`` says 0, the
         others shared by every point (None: every leaf batched)."""
