@@ -265,3 +265,29 @@ def agrees(ev: Evaluator, i: int, four: Four, wide: tuple[float, float], q: floa
         return False
     rounding = quanta_floor(float(noise_level(ev, ev.local_scale[i] or None)) + q, span)
     return abs((four[0] - four[1]) / span - wide[0]) <= rounding + wide[1]
+
+
+#: A move of an element alone by this share of its size crosses many stairs of an input rounded to a narrower float
+#: (bfloat16's are 2**-8 of it, float16's 2**-11) and few of a coarse grid (round(x)'s, at 1: one in 16 at x of 2).
+FINE_MOVE = 2.0**-5
+#: Elements of an array moved so, one at a time, each way (two evaluations each).
+FINE_TRIES = 4
+
+
+def rounds_finely(ev: Evaluator, leaf: Any) -> bool:
+    """Whether f, which stood still at every step of array ``leaf``'s checked elements and moves where every
+    element moves by half its size, moves when each of its first :data:`FINE_TRIES` nonzero elements moves alone by
+    :data:`FINE_MOVE` of its size, either way: stairs finer than that, a rounding of the array to a narrower
+    float inside f (``x.astype(bfloat16)``), not a step or a threshold (a straight-through rule's ``round(x)``)."""
+    x = leaf.original.reshape(-1)
+    tried = 0
+    for local in np.flatnonzero(np.isfinite(x) & (x != 0))[:FINE_TRIES].tolist():
+        s = FINE_MOVE * abs(float(x[local]))
+        try:
+            phis, _ = ev.element(leaf.offset + local, (s, -s))
+        except BackcheckError:
+            return False
+        if np.any(phis == ev.phi0):
+            return False
+        tried += 1
+    return tried == FINE_TRIES

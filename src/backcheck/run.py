@@ -38,7 +38,7 @@ from backcheck.options import Options, seed_int
 from backcheck.progress import Progress
 from backcheck.refinement import NEAR_FLOOR
 from backcheck.report import Curve, Finding, LeafReport, Report, summarize
-from backcheck.rounding import hidden_window
+from backcheck.rounding import hidden_window, rounds_finely
 from backcheck.strategies import defers_repeat, resolve, run_strategy
 from backcheck.strategies.elementwise import Outcome
 from backcheck.strategies.elementwise import run as run_elementwise
@@ -212,6 +212,15 @@ def _locally_constant(fname: str, ev: Evaluator, unmoved: list[int], found: Find
             break
     if not moved:
         return found
+    if rounds_finely(ev, leaf):
+        return Finding(
+            "rounded inside",
+            f"{fname} rounds {leaf.name} inside to a grid far coarser than its dtype's and finer than a 32nd of its "
+            "elements (a cast to bfloat16 or float16: stairs of 2**-8 or 2**-11 of each), and no step of the "
+            "differences crossed one: they cannot judge the rule there, and its elements are inconclusive.",
+            where=fname,
+            elements=[leaf.name],
+        )
     return Finding(
         "locally constant",
         f"{fname} reads {leaf.name} but is locally constant there: no step of the differences changed it, and a "

@@ -111,26 +111,34 @@ def on_stairs(
     """A mismatch where f is a staircase along element ``i`` at the scale of its step: its first step moved f by
     more than rounding makes (:data:`~backcheck.rounding.RESOLUTION_UNITS` units), refinement found f exactly
     still on a side at half a step that moved it (``Evaluator.stood``), and a step
-    :data:`~backcheck.refinement.WIDER` times the first moves f through the point both ways. An input cast to
+    :data:`~backcheck.refinement.WIDER` times the first (or its square, ...: within the element's reach) moves f
+    through the point both ways. An input cast to
     bfloat16 inside f (autocast, ``x.bfloat16() @ w``) makes such stairs, 2**-8 of x wide, as wide as a float32
     element's step: a right rule met the slope of a tread (0) or of a few stairs and failed.
 
     Judged across the stairs at the widest step within the element's reach (with the first step's largest move in
     the bound, see :func:`across_quanta`), else by the first difference, held to those stairs: inconclusive
     within them, a mismatch beyond. A function still on one side at the wider step (a kink just inside the first
-    step, a dead zone) keeps its mismatch. Two evaluations, and the wider step's where they show stairs."""
+    step, a dead zone) keeps its mismatch. Two evaluations a wider step, and the widest's where they show stairs."""
     a, h, size = element
     q = max(abs(first[0] - ev.phi0), abs(ev.phi0 - first[1]))
     unit = RESOLUTION_UNITS / WIDE_AGREEMENT * rounding_unit(ev, i)
     if verdict[0] != MISMATCH or i not in ev.stood or not (size > 0 and q > unit and abs(a) * h / 2 > unit):
         return verdict
-    try:
-        phis, disp = ev.element(i, (WIDER * h, -WIDER * h))
-    except BackcheckError:
-        return verdict
-    up, down = phis[0] - ev.phi0, ev.phi0 - phis[1]
-    if not (up * down > 0 and min(abs(up), abs(down)) > unit and disp[0] > 0 > disp[1]):
-        return verdict
+    s = h
+    while True:  # (wider until f moves on both sides: stairs up to the element's reach wide)
+        s *= WIDER
+        if s > max(reach(ev, i), WIDER * h):
+            return verdict
+        try:
+            phis, disp = ev.element(i, (s, -s))
+        except BackcheckError:
+            return verdict
+        up, down = phis[0] - ev.phi0, ev.phi0 - phis[1]
+        if not (disp[0] > 0 > disp[1]) or up * down < 0:
+            return verdict  # (f rises or falls on both sides: an extremum, no stairs through the point)
+        if min(abs(up), abs(down)) > unit:
+            break
     # (a pass there must see VOUCH of the element, a mismatch only lie beyond its bound: a rule off by a factor of
     # 2 shows across stairs too coarse to vouch for a right one)
     judged = judged_at(ev, i, a, reach(ev, i) / OWN_REACH, res, (size, q), True, first)

@@ -74,3 +74,25 @@ def test_a_wrong_rule_at_the_edge_of_a_dead_zone_still_fails():
     report = bc.check(f, x, lambda v: np.ones_like(v))
     assert report.status == "fail", str(report)
     assert report.leaves[0].n_mismatch >= 1
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_layer_rounding_its_inputs_to_bfloat16_is_no_step_function(seed):
+    """check_layer differences float64 copies, at steps of 6e-6 of each element: none crosses a bfloat16 stair
+    (2**-8 of it), so f stands still along every element, and moves where they all move by half their size. That
+    is a rounding inside, not a straight-through rule of a step function: a finding says so, and no 'locally
+    constant' finding fails the check (``round(x)``'s still does: tests/core/test_straight_through.py)."""
+    rng = np.random.default_rng(seed)
+    x, w = rng.standard_normal((4, 6)).astype(np.float32), rng.standard_normal((6, 3)).astype(np.float32)
+    b = rng.standard_normal(3).astype(np.float32)
+
+    def forward(x, w, b):
+        return _cast(x, BF16) @ _cast(w, BF16) + b
+
+    def backward(dout, x, w, b):
+        return dout @ _cast(w, BF16).T, _cast(x, BF16).T @ dout, dout.sum(0)
+
+    report = bc.check_layer(forward, backward, (x, w, b))
+    kinds = [f.kind for f in report.findings]
+    assert "locally constant" not in kinds and "rounded inside" in kinds, str(report)
+    assert report.status == "inconclusive", str(report)
