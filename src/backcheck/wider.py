@@ -110,16 +110,16 @@ def on_stairs(
 ) -> Verdict:
     """A mismatch where f is a staircase along element ``i`` at the scale of its step: its first step moved f by
     more than rounding makes (:data:`~backcheck.rounding.RESOLUTION_UNITS` units), refinement found f exactly
-    still on a side at half a step that moved it (``Evaluator.stood``), and a step
-    :data:`~backcheck.refinement.WIDER` times the first (or its square, ...: within the element's reach) moves f
-    through the point both ways. An input cast to
-    bfloat16 inside f (autocast, ``x.bfloat16() @ w``) makes such stairs, 2**-8 of x wide, as wide as a float32
-    element's step: a right rule met the slope of a tread (0) or of a few stairs and failed.
+    still on a side at half a step that moved it (``Evaluator.stood``), and a step :data:`~backcheck.refinement.WIDER`
+    times the first (or its square, ...: within the element's reach) moves f through the point both ways. An
+    input cast to bfloat16 inside f (autocast, ``x.bfloat16() @ w``) makes such stairs, 2**-8 of x wide, as wide
+    as a float32 element's step: a right rule met the slope of a tread (0) or of a few stairs and failed.
 
     Judged across the stairs at the widest step within the element's reach (with the first step's largest move in
     the bound, see :func:`across_quanta`), else by the first difference, held to those stairs: inconclusive
-    within them, a mismatch beyond. A function still on one side at the wider step (a kink just inside the first
-    step, a dead zone) keeps its mismatch. Two evaluations a wider step, and the widest's where they show stairs."""
+    within them, a mismatch beyond. A function still on one side at every wider step (a kink just inside the
+    first step, a dead zone), or rising or falling on both sides (an extremum), keeps its mismatch. Two
+    evaluations a wider step, and the widest's where they show stairs."""
     a, h, size = element
     q = max(abs(first[0] - ev.phi0), abs(ev.phi0 - first[1]))
     unit = RESOLUTION_UNITS / WIDE_AGREEMENT * rounding_unit(ev, i)
