@@ -24,6 +24,7 @@ from backcheck.bits import power_of_two_grid
 from backcheck.errors import BackcheckError
 from backcheck.evaluate import Evaluator
 from backcheck.numeric.grad import noise_level, roundoff
+from backcheck.tree import Leaf
 from backcheck.verdict import MISMATCH, NOISY, OK, SAFETY, TINY, VOUCH, WIDE_AGREEMENT, FirstDifferences, Four, bound
 
 
@@ -270,18 +271,19 @@ def agrees(ev: Evaluator, i: int, four: Four, wide: tuple[float, float], q: floa
 #: A move of an element alone by this share of its size crosses many stairs of an input rounded to a narrower float
 #: (bfloat16's are 2**-8 of it, float16's 2**-11) and few of a coarse grid (round(x)'s, at 1: one in 16 at x of 2).
 FINE_MOVE = 2.0**-5
-#: Elements of an array moved so, one at a time, each way (two evaluations each).
+#: Elements of an array moved so, one at a time, each way (two evaluations each): its first nonzero ones.
 FINE_TRIES = 4
 
 
-def rounds_finely(ev: Evaluator, leaf: Any) -> bool:
+def rounds_finely(ev: Evaluator, leaf: Leaf) -> bool:
     """Whether f, which stood still at every step of array ``leaf``'s checked elements and moves where every
-    element moves by half its size, moves when each of its first :data:`FINE_TRIES` nonzero elements moves alone by
-    :data:`FINE_MOVE` of its size, either way: stairs finer than that, a rounding of the array to a narrower
-    float inside f (``x.astype(bfloat16)``), not a step or a threshold (a straight-through rule's ``round(x)``)."""
+    element moves by half its size, moves when each of its first :data:`FINE_TRIES` nonzero elements (all of them,
+    in a smaller array) moves alone by :data:`FINE_MOVE` of its size, either way: stairs finer than that, a rounding
+    of the array to a narrower float inside f (``x.astype(bfloat16)``), not a step or a threshold (a
+    straight-through rule's ``round(x)``). False for an array of zeros (no size to move by)."""
     x = leaf.original.reshape(-1)
-    tried = 0
-    for local in np.flatnonzero(np.isfinite(x) & (x != 0))[:FINE_TRIES].tolist():
+    tried = np.flatnonzero(np.isfinite(x) & (x != 0))[:FINE_TRIES].tolist()
+    for local in tried:
         s = FINE_MOVE * abs(float(x[local]))
         try:
             phis, _ = ev.element(leaf.offset + local, (s, -s))
@@ -289,5 +291,4 @@ def rounds_finely(ev: Evaluator, leaf: Any) -> bool:
             return False
         if np.any(phis == ev.phi0):
             return False
-        tried += 1
-    return tried == FINE_TRIES
+    return bool(tried)

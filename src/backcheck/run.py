@@ -217,7 +217,7 @@ def _locally_constant(fname: str, ev: Evaluator, unmoved: list[int], found: Find
             "rounded inside",
             f"{fname} rounds {leaf.name} inside to a grid far coarser than its dtype's and finer than a 32nd of its "
             "elements (a cast to bfloat16 or float16: stairs of 2**-8 or 2**-11 of each), and no step of the "
-            "differences crossed one: they cannot judge the rule there, and its elements are inconclusive.",
+            "differences crossed one: they cannot judge the rule along it (no step function: no failing finding).",
             where=fname,
             elements=[leaf.name],
         )

@@ -96,3 +96,20 @@ def test_a_layer_rounding_its_inputs_to_bfloat16_is_no_step_function(seed):
     kinds = [f.kind for f in report.findings]
     assert "locally constant" not in kinds and "rounded inside" in kinds, str(report)
     assert report.status == "inconclusive", str(report)
+
+
+def test_an_array_of_fewer_than_four_elements_rounded_inside_is_no_step_function():
+    """The fine moves try every nonzero element of a smaller array: a gain of two cast to bfloat16 inside."""
+    rng = np.random.default_rng(0)
+    x, gain, b = rng.standard_normal((4, 2)), rng.standard_normal(2), rng.standard_normal(2)
+
+    def forward(x, gain, b):
+        return x * _cast(gain, BF16) + b
+
+    def backward(dout, x, gain, b):
+        return dout * _cast(gain, BF16), (dout * x).sum(0), dout.sum(0)
+
+    report = bc.check_layer(forward, backward, (x, gain, b))
+    rounded = [f for f in report.findings if f.kind == "rounded inside"]
+    assert [f.elements for f in rounded] == [["gain"]], str(report)
+    assert report.status == "inconclusive", str(report)
