@@ -169,6 +169,9 @@ def _numeric_point(f: Callable[[Any], Any], tree: Tree, upcast: bool | None) -> 
     frozen = FrozenRandom(find_generators(f))
     try:
         return _decided_point(frozen.wrap(f), tree, wide, narrow)
+    except BaseException:
+        tree.restore()  # f reads the user's arrays through a closure and may have written them before it raised
+        raise
     finally:
         frozen.restore()
 

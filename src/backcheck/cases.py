@@ -126,6 +126,12 @@ def case(
             "name the layer pair, e.g. forward='affine_forward', backward='affine_backward'.",
         )
     _check_options(options, "@backcheck.case")
+    for what, ref in (("forward", forward), ("backward", backward)):
+        if ref is not None and not (callable(ref) or isinstance(ref, str)):
+            raise CaseError(
+                f"@backcheck.case got {what}={ref!r}, which is neither a function nor a function's name.",
+                f"pass {what}= the function itself or its name in the case's module, e.g. {what}='affine_{what}'.",
+            )
 
     def mark(fn: Callable[[], Any]) -> Callable[[], Any]:
         if not callable(fn):

@@ -49,6 +49,8 @@ class FrozenRandom:
                 self.items.append(g)
         if legacy:
             self.items.extend((_LEGACY, _PYTHON))
+        if torch and "torch" not in sys.modules:
+            _import_torch()  # asked for by name: a function that imports torch itself draws from it too
         if torch or (torch is None and "torch" in sys.modules):
             self.items.append(_TORCH)
         self.states = [_get_state(g) for g in self.items]
@@ -243,6 +245,17 @@ def _is_generator(obj: Any) -> bool:
         return not isinstance(obj, random.SystemRandom)  # the OS's entropy has no state to replay
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(obj, torch.Generator)
+
+
+def _import_torch() -> None:
+    """torch imported for ``torch=True``, or a typed error where it cannot be."""
+    try:
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise BadInputError(
+            f"torch=True asks to freeze torch's default generator, but torch cannot be imported ({exc}).",
+            "install torch, or leave torch=None (torch's generator is frozen whenever torch is imported).",
+        ) from exc
 
 
 def _get_state(g: Any) -> Any:

@@ -259,12 +259,15 @@ def _baseline(contract: Contract, options: Options, notes: list[str]) -> tuple[C
     except NondeterministicError:
         if options.random != "auto" or contract.replay is None:
             raise
-        count = ev.n_evals
+        count, wrote = ev.n_evals, {leaf.name: idx for leaf, idx in ev.mutated}
         contract, note = contract.replay()
         notes.append(note)
         ev = build_evaluator(contract, options)
         ev.n_evals = count
         ev.baseline(repeat)
+        # a write into the inputs at the first call only (which may be why the two calls differed) stays found
+        seen = {leaf.name for leaf, _ in ev.mutated}
+        ev.mutated += [(leaf, wrote[leaf.name]) for leaf in ev.tree.leaves if leaf.name in wrote.keys() - seen]
     return contract, ev
 
 

@@ -16,9 +16,9 @@ import numpy as np
 
 from backcheck.api import check
 from backcheck.bits import dot
-from backcheck.calls import first_parameter_name, params_tree, require_callable, typed_arguments
+from backcheck.calls import first_parameter_name, function_name, params_tree, require_callable, typed_arguments
 from backcheck.containers import flatten
-from backcheck.errors import ArgumentError
+from backcheck.errors import ArgumentError, NonFiniteError
 from backcheck.findings import changed_elements, mutation_finding
 from backcheck.frontends.common import zero_dout_error
 from backcheck.options import Options
@@ -82,17 +82,23 @@ def _check_hvp(
         rng = Options.make(seed=seed).rng("hvp vector")
         v = shape_tree.fresh(rng.standard_normal(shape_tree.size))
     v_flat = shape_tree.pack(v, "vector v")
+    gname, hname = function_name(grad, "grad"), function_name(hvp, "hvp")
+    if not np.isfinite(v_flat).all():
+        bad = int(np.flatnonzero(~np.isfinite(v_flat))[0])
+        raise NonFiniteError(
+            f"the vector v is {v_flat[bad]} at {shape_tree.element_name(bad).replace(root, 'v', 1)}.",
+            "pass a finite vector v (or none: a standard normal one is drawn).",
+        )
     if v_flat.size and not np.any(v_flat != 0):
-        raise zero_dout_error(getattr(grad, "__name__", "grad"), what="v")
+        raise zero_dout_error(gname, what="v")
 
     def directional_gradient(p: Any) -> float:
         return dot(v_flat, shape_tree.pack(grad(p), "gradient"))
 
-    directional_gradient.__name__ = f"<v, {getattr(grad, '__name__', 'grad')}>"
+    directional_gradient.__name__ = f"<v, {gname}>"
     directional_gradient.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [inspect.Parameter(root, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
     )
-    hname = getattr(hvp, "__name__", "hvp")
     pristine = [(n, np.array(x, copy=True)) for n, x in flatten(v, "v")]
     written: list[tuple[str, tuple[int, ...], np.ndarray]] = []
     packed: list[int] = []

@@ -275,6 +275,21 @@ def test_meta_tensors_are_refused_as_inputs_and_outputs() -> None:
     typed(lambda: bt.check(lambda v: torch.empty(4, device="meta"), x), BadInputError, "output", "meta", watched=(x,))
 
 
+def test_a_dout_on_the_meta_device_is_refused_by_name_and_a_sparse_one_is_its_dense_self() -> None:
+    x, w = T(3, 4), T(4, 2)
+
+    def f(x, w):
+        return torch.tanh(x @ w)
+
+    meta = torch.ones(3, 2, device="meta", dtype=torch.float64)
+    typed(lambda: bt.check(f, x, w, dout=meta), BadInputError, "dout for out", "meta", watched=(x, w))
+    dense = torch.randn(3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    dense[0] = 0.0
+    sparse = bt.check(f, x, w, dout=dense.to_sparse())
+    assert sparse.status == "pass"
+    assert [lf.max_abs_err for lf in sparse.leaves] == [lf.max_abs_err for lf in bt.check(f, x, w, dout=dense).leaves]
+
+
 @pytest.mark.parametrize("fn", [3, None, "sin", np.ones(2)], ids=["int", "None", "str", "array"])
 def test_a_function_that_is_not_one_is_named(fn: Any) -> None:
     x, xj = T(4), J()

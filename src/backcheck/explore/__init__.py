@@ -26,6 +26,7 @@ import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from backcheck.calls import called_as, require_callable, typed_arguments
 from backcheck.explore.draw import Case, Space
 from backcheck.explore.result import ExploreResult
 from backcheck.explore.search import Budget, Plan, run_explore
@@ -51,6 +52,7 @@ __all__ = [
 ]
 
 
+@typed_arguments
 def explore(
     forward: Callable[..., Any],
     backward: Callable[..., Any],
@@ -123,6 +125,9 @@ def explore(
         ``report`` there, ``passed_before``, counts, and ``test``: the case as a pytest test.
         A kink is not a failure; inconclusive points are counted apart.
     """
+    call = "explore(forward, backward, inputs=...)"
+    require_callable(forward, "forward", f"pass the layer's forward function first: {call}.")
+    require_callable(backward, "backward", f"pass its backward pass second: {call}.")
     options = {k: v for k, v in (("strategy", strategy), ("atol", atol), ("rtol", rtol), ("upcast", upcast))
                if v is not None}
     validate(inputs, hyper or {})
@@ -140,6 +145,7 @@ class ExploreFailure(AssertionError):
         self.result = result
 
 
+@typed_arguments
 def assert_explore(forward: Callable[..., Any], backward: Callable[..., Any], inputs: Mapping[str, Any],
                    *, allow_inconclusive: bool = True, **kwargs: Any) -> ExploreResult:
     """:func:`explore`, raising :class:`ExploreFailure` (an AssertionError) unless no point fails.
@@ -147,7 +153,8 @@ def assert_explore(forward: Callable[..., Any], backward: Callable[..., Any], in
     For tests: ``assert_explore(forward, backward, inputs={...}, max_points=50)``. Inconclusive points are
     allowed unless ``allow_inconclusive=False``.
     """
-    result = explore(forward, backward, inputs, **kwargs)
+    with called_as("explore", "assert_explore"):
+        result = explore(forward, backward, inputs, **kwargs)
     if result.status == "fail" or (result.status == "inconclusive" and not allow_inconclusive):
         raise ExploreFailure(result)
     return result

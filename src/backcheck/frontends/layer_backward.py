@@ -58,7 +58,7 @@ def backward_call(layer: Any, dout: Any, args: list[Any], watch: bool = False) -
     replayed = layer.frozen is not None and own
     if replayed or any(mutable_input(v) for v in layer.fixed.values()):
         # a config dict or object: backward sees what this call's forward pass wrote into it, as in training
-        layer.forward(*_copies(args))
+        call_user(layer.forward, tuple(_copies(args)), f"{layer.fname} (run before its backward pass)")
     state = layer.frozen.now() if watch and replayed else None
     # arrays inside its arguments (a list input's, a config dict's), as the forward pass left them; the arguments
     # themselves are compared by the caller

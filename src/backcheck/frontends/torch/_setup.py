@@ -271,7 +271,10 @@ def parse_dout(
 def _dout_tensor(g: Any, name: str) -> Any:
     """A user's dout entry as a tensor (numbers and numpy arrays converted), or GradientStructureError."""
     torch = torch_module()
+    if isinstance(g, torch.Tensor) and g.layout != torch.strided and not g.is_nested and g.device.type != "meta":
+        return g.to_dense()  # a sparse cotangent is the dense one it stands for
     if isinstance(g, torch.Tensor):
+        refuse_sparse(g, f"dout for {name}")
         return g
     try:
         return torch.as_tensor(np.asarray(g))
