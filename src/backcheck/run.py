@@ -154,11 +154,9 @@ def _unread(contract: Contract, ev: Evaluator, analytic: Analytic, options: Opti
         return []
     if wide is not None and wide.shape == g.shape:  # a native gradient of pure rounding says nothing moves
         g = np.where(np.abs(wide) < np.abs(g), wide, g)
-    eps = ev.out_eps
-    steps = default_steps(ev.tree, options.step, out_eps=ev.out_eps)
-    # a change below the function's measured noise (a quantized loss) is no sign of an unread input; a value of
-    # exactly 0 with no outputs of any size is as often terms that cancelled (a sum of saturated tanh at +-1, a
-    # BCE's -z + z) as nothing, and carries the rounding of terms of unit size: a change below that is no sign
+    eps, steps = ev.out_eps, default_steps(ev.tree, options.step, out_eps=ev.out_eps)
+    # a change below the function's measured noise (a quantized loss) is no sign of an unread input; a value of 0 with
+    # no outputs of any size is as often terms that cancelled (saturated tanh at +-1, a BCE's -z + z) as nothing
     size = max(abs(ev.phi0) or ev.scale or 1.0, noise_level(ev, lazy=True) / (UNREAD_ULPS * eps))
     unmoved = ev.unmoved()
     found = unread_findings(contract.fname, ev.tree, unmoved, g, steps, size, eps)
@@ -259,15 +257,14 @@ def _baseline(contract: Contract, options: Options, notes: list[str]) -> tuple[C
     except NondeterministicError:
         if options.random != "auto" or contract.replay is None:
             raise
-        count, wrote = ev.n_evals, {leaf.name: idx for leaf, idx in ev.mutated}
-        contract, note = contract.replay()
+        count, wrote = ev.n_evals, {leaf.name: idx for leaf, idx in ev.mutated}  # (at the first call only, maybe:
+        contract, note = contract.replay()  # why the two calls differed; a write found stays found)
         notes.append(note)
         ev = build_evaluator(contract, options)
         ev.n_evals = count
         ev.baseline(repeat)
-        # a write into the inputs at the first call only (which may be why the two calls differed) stays found
-        seen = {leaf.name for leaf, _ in ev.mutated}
-        ev.mutated += [(leaf, wrote[leaf.name]) for leaf in ev.tree.leaves if leaf.name in wrote.keys() - seen]
+        seen = {lf.name for lf, _ in ev.mutated}
+        ev.mutated += [(lf, wrote[lf.name]) for lf in ev.tree.leaves if lf.name in wrote.keys() - seen]
     return contract, ev
 
 

@@ -497,20 +497,13 @@ def _douts(layer: Any, inputs: tuple[Any, ...], spec: _Spec) -> _Spec:
 
 def _copy(obj: Any, cls: str) -> Any:
     hint = "give the class a __deepcopy__ that copies its arrays (or drop the attribute that cannot be copied)."
+    fresh = "check_object evaluates every point on a fresh copy of the layer"
     try:
         out = copy.deepcopy(obj, views_kept(obj, {}))  # (views of one attribute's memory stay views of its copy)
     except Exception as exc:
-        raise BadInputError(
-            f"{cls} cannot be deep-copied ({type(exc).__name__}: {exc}); check_object evaluates every point on "
-            "a fresh copy of the layer.",
-            hint,
-        ) from exc
-    if out is obj:
-        raise BadInputError(
-            f"copy.deepcopy of the {cls} returns the layer itself (its __deepcopy__ returns self); check_object "
-            "evaluates every point on a fresh copy of the layer, and would run and change yours.",
-            hint,
-        )
+        raise BadInputError(f"{cls} cannot be deep-copied ({type(exc).__name__}: {exc}); {fresh}.", hint) from exc
+    if out is obj:  # (its __deepcopy__ returns self)
+        raise BadInputError(f"copy.deepcopy of the {cls} returns the layer itself; {fresh}, not yours.", hint)
     return out
 
 
