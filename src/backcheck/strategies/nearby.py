@@ -555,9 +555,10 @@ def _quieter(
     within the slack, the move differentiable by it and the claim beyond the slack's other terms (``rests``: the
     slopes' and the mean's), the noise of ``phi`` measured along the move (:func:`~backcheck.numeric.noise.local_noise`,
     24 evaluations, at most :data:`MEASURED_MOVES` per check), at least half a unit in the last place of ``phi`` there
-    (``phis``, the values the slopes took). A float32 max pool on an integer image copies its inputs: f does not round
-    along a tie's move at all, and the model's slack (35 times f's own rounding) passed a window's gradient 1% off at
-    a tie."""
+    (``phis``, the values the slopes took) and of the outputs every element of the move changes (``ev.local_scale``).
+    A float32 max pool on an integer image copies its inputs: f does not round along a tie's move at all, and the
+    model's slack (35 times f's own rounding) passed a window's gradient 1% off at a tie; a float64 top-k's output
+    sums the tied values, rounded to its own last place: a layer's phi (its outputs' change) is far smaller."""
     fwd, bwd, target = slopes
     model = bound(0.0, noise, 0.0)
     if not (abs(fwd - bwd) <= model + rests[0] and rests[1] < abs(target - (fwd + bwd) / 2) <= model + rests[0]):
@@ -567,7 +568,9 @@ def _quieter(
     ev.measured_moves += 1
     group, v, half, gs = move
     sigma = local_noise(ev, group, half * v, gs)
-    level = max(NOISE_FACTOR * sigma, ev.out_eps * max(abs(ev.phi0), float(np.max(np.abs(phis)))) / 2)
+    # (the outputs' own rounding is no noise along the move: about the same at every point of it)
+    moved = float(np.min(ev.local_scale[group], initial=np.inf)) if len(group) else 0.0
+    level = max(NOISE_FACTOR * sigma, ev.out_eps * (max(abs(ev.phi0), float(np.max(np.abs(phis)))) + moved) / 2)
     return min(noise, 2 * level / half)
 
 
