@@ -144,13 +144,10 @@ def refine_rough(
     return _unless_noise(ev, i, a, last_step, verdict, tol), rough
 
 
-#: A mismatch within this many of its numeric floor (the estimate's truncation and modelled rounding, where they
-#: exceed the analytic value's resolution: else that resolution, a float32 gradient's own rounding, limits the
-#: comparison, and a float64 run of the backward pass tells it apart) may be rounding of terms that cancelled inside
-#: the function (a pre-activation of 1e-7 summed from terms of size 1 carries their rounding, 1e-16: 1e-9 of itself,
-#: far above ``eps * |phi|`` and above the probe's noise scaled to the element's outputs). Such an element is judged
-#: again against the noise ``phi`` shows along the element itself (:func:`backcheck.numeric.noise.element_noise`,
-#: 24 evaluations, only for these elements); a wrong rule (an element 1e-3 off) lies many orders beyond.
+#: A mismatch within this many of its numeric floor (truncation and modelled rounding, where they exceed the analytic
+#: value's resolution) may be rounding of terms that cancelled inside f (a pre-activation of 1e-7 summed from terms
+#: of size 1 carries 1e-9 of itself, far above ``eps * |phi|``): judged again against the noise ``phi`` shows along
+#: the element (:func:`backcheck.numeric.noise.element_noise`, 24 evaluations); a wrong rule lies orders beyond.
 NEAR_FLOOR = 1e3
 
 
@@ -158,14 +155,10 @@ def _unless_noise(
     ev: Evaluator, i: int, a: float, where: tuple[float, float, float, float], verdict: Verdict, tol: Tolerance
 ) -> Verdict:
     """A mismatch within :data:`NEAR_FLOOR` of its numeric floor, judged again with the noise measured along
-    element ``i`` (``where``: the step of the verdict's difference, its span, whose rounding the noise makes, the
-    floor: its truncation and modelled rounding, and the analytic value's resolution).
-
-    The bound grows by that noise's round-off; the element passes if the difference now lies within it. It also
-    bounds the analytic side's rounding: a backward pass computed from the same rounded intermediates carries
-    their rounding ``delta`` times the gradient's sensitivity to them, while ``phi`` one step away carries
-    ``delta`` times its own, about the step times that: the noise over the step covers it.
-    """
+    element ``i`` (``where``: the difference's step, its span, its floor, the analytic value's resolution); the
+    bound grows by that noise's round-off. It bounds the analytic side's rounding too: a backward pass from the
+    same rounded intermediates carries their rounding ``delta`` times the gradient's sensitivity to them, while
+    ``phi`` one step away carries ``delta`` times about the step times that: the noise over the step covers it."""
     st, d, limit = verdict[:3]
     err = abs(a - d)
     step, span, floor, res = where
@@ -461,13 +454,9 @@ def judged_at(
     """Element ``i`` refined from a step of ``s``: a pass that sees ``VOUCH * size`` (or, with ``mismatch``, where
     the narrower steps found one too, a mismatch), where a difference at a step :data:`CORROBORATE` times smaller
     agrees, and so does the element's ``first`` difference when given, however noisy (else None); recorded in
-    :attr:`Evaluator.wider` (its bound is the last word on it). A mismatch at the
-    wider step alone proves nothing: f may bend on a scale between the steps (``1000 + 1e-12 sin(1e4 x)``,
-    whose wider differences span periods and average to 0, and whose narrower ones are lost in its rounding).
-
-    ``scales``: the size to judge at, and the quantum f moved by at narrower steps (it may move in such quanta
-    here too, which the modelled rounding does not see): the bound is at least that quantum over the step's
-    span, for a pass and a mismatch alike."""
+    :attr:`Evaluator.wider`. A mismatch at the wider step alone proves nothing: f may bend on a scale between the
+    steps (``1000 + 1e-12 sin(1e4 x)``). ``scales``: the size to judge at, and the quantum f moved by at narrower
+    steps (the modelled rounding does not see it): the bound is at least that quantum over the step's span."""
     size, q = scales
     try:
         phis, disp = ev.element(i, (s, -s))
@@ -481,6 +470,12 @@ def judged_at(
         verdict: Verdict = (MISMATCH, out[1], limit, out[3], out[4])
     elif out[0] == OK and limit <= VOUCH * size:
         verdict = (OK, out[1], limit, out[3], out[4])
+    elif limit <= VOUCH * size and _on_stairs_of(q, a, out, limit):
+        # stairs of q that the finer levels cross or stand on (a GELU's 1 + tanh(u) in its tail): the step's own
+        n = (float(phis[0]) - float(phis[1])) / float(disp[0] - disp[1])
+        if not abs(a - n) <= limit:
+            return None
+        verdict = (OK, n, limit, np.nan, NO_HULL)
     else:
         return None
     try:
@@ -492,6 +487,11 @@ def judged_at(
         return None
     ev.wider.add(i)
     return verdict
+
+
+def _on_stairs_of(q: float, a: float, out: Verdict, limit: float) -> bool:
+    """Whether a refined verdict is of stairs of f of ``q`` alone: a mismatch within their floor, or jumps of q."""
+    return abs(a - out[1]) <= limit if out[0] == MISMATCH else out[0] == JUMP and 0.0 < out[3] <= q
 
 
 #: A verdict at a wider step stands only where a difference this many times finer agrees with it, within its

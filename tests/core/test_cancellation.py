@@ -177,8 +177,10 @@ def test_the_element_probe_runs_only_for_a_mismatch_near_the_floor(monkeypatch):
     checked = sum(lf.n_checked for lf in right.leaves)
     assert right.status == "pass" and calls == [2 * POINTS] * len(calls) and 0 < len(calls) < checked
     monkeypatch.setattr(refinement_module, "NEAR_FLOOR", 0.0)
-    # (outputs whose change rounded away explain some of them too: that re-judge is switched off here as well)
+    # (outputs whose change rounded away explain some of them too, and so does a wider step whose span holds the
+    # stairs of an intermediate: those re-judges are switched off here as well)
     monkeypatch.setattr(judgement_module, "rounded_away", lambda *a, **k: None)
+    monkeypatch.setattr(refinement_module, "_on_stairs_of", lambda *a, **k: False)
     without = backcheck.check_layer(layer.forward, layer.backward, point, strategy="full", seed=0)
     assert without.status == "fail"  # without the probe, they are the false alarm it prevents
     monkeypatch.setattr(refinement_module, "NEAR_FLOOR", 1e3)

@@ -113,3 +113,23 @@ def test_fewer_than_half_of_a_small_tensor_are_outliers() -> None:
     assert typical_size(np.array([1.0, 2.0, 1.0, 1e20])) <= 200.0
     x = np.random.default_rng(4).normal(size=3) * 10  # -6.5, -1.7, 16.6
     assert backcheck.check_layer(gelu, gelu_backward, (x,)).status == "pass"
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("tail", [-6.979355840668491, -6.974698807063857, -7.02, -6.95])
+def test_a_gelu_input_near_minus_seven_passes_where_the_stairs_outlast_a_wider_steps_halvings(tail, dtype):
+    # at -7, 1 + tanh(u) (7e-15) moves in units of 1.1e-16 about every 1e-2 of x: the wider step's own halvings
+    # stand on one stair (a mismatch of the factor's slope) or cross one (a jump of 4e-16), and only the wider
+    # difference itself, with the stairs over its span in its bound, reads the derivative
+    x = np.array([tail, 0.5, -1.3, 2.0]).astype(dtype)
+    r = backcheck.check_layer(gelu, gelu_backward, (x,), dout=np.ones(4, dtype=dtype))
+    assert r.status == "pass", r
+    wrong = backcheck.check_layer(gelu, lambda d, x: gelu_backward(d, x, cubic=0.044715), (x,), dout=np.ones(4, dtype))
+    assert wrong.status == "fail", wrong
+    assert "x[0]" not in {e.name for e in wrong.mismatches}  # (its error there is 1e-14: nothing that matters)
+
+
+def test_wide_gelu_inputs_of_scale_six_pass():
+    for seed in (28, 0, 1, 2):
+        x = np.random.default_rng(seed).normal(size=(4, 6)) * 6
+        assert backcheck.check_layer(gelu, gelu_backward, (x,)).status == "pass", seed
