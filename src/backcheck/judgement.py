@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from backcheck.errors import NonFiniteError
 from backcheck.evaluate import Evaluator
 from backcheck.numeric.grad import MEASURED_NOISE, noise_level, one_sided, roundoff
 from backcheck.numeric.noise import element_noise
@@ -20,6 +21,7 @@ from backcheck.refinement import (
     kinks_off_the_point,
     noisy_as_coarser,
     on_own_scale,
+    refine,
     refine_rough,
     stands_for,
 )
@@ -84,6 +86,11 @@ def judge(
     ok, limit, size = screen(ev, analytic, numeric, first.span, res, tol, np.abs(numeric))
     if typical is not None and not tol.custom:
         ok &= sees(limit, np.maximum(size, typical))
+    if not tol.custom:
+        fours = (first.plus, first.minus, first.disp_plus, first.disp_minus)
+        for k in np.flatnonzero(ok & straddles(ev, fours, size if typical is None else np.maximum(size, typical))):
+            four = (float(fours[0][k]), float(fours[1][k]), float(fours[2][k]), float(fours[3][k]))
+            ok[k] = not off_the_point(ev, int(idx[k]), float(h[k]), four)
     cleared = None if tol.custom or ev.noise_probe is None else ok.copy()  # on rounding alone, before any probe
     status = np.empty(idx.size, dtype=object)
     status.fill(OK)  # (np.full of an object array is slower)
@@ -125,6 +132,62 @@ def judge(
     if ev.phi0 == 0.0 and ev.scale == 0.0 and not tol.custom:
         still_at_zero(ev, idx, first, status, limit)
     return Judgement(numeric, limit, status, jump, hull)
+
+
+def straddles(ev: Evaluator, first: tuple[Any, Any, Any, Any], size: Any) -> Any:
+    """Whether an element's forward and backward slopes (``first``: phi at ``x + dp`` and ``x + dm``, ``dp`` and
+    ``dm``, per element or for one) differ by an error that matters (``2 VOUCH`` of ``size``) and far more than
+    their rounding: a kink (a ReLU at 1e-10, two maxima 1e-10 apart) lies within the step, and the central
+    difference is the mean of the slopes on its two sides, which a rule claiming that mean matches at a point
+    where f is differentiable with one of them. A smooth element's slopes differ by its curvature over the step,
+    ``f'' h``, a small part of its slope. Such an element is refined, not cleared, and judged below the kink."""
+    plus, minus, dp, dm = first
+    with np.errstate(all="ignore"):
+        gap = np.abs((plus - ev.phi0) / dp - (ev.phi0 - minus) / -dm)
+        rounding = 4.0 * roundoff(ev, np.abs(dp - dm), lazy=True)  # each slope's, over half the span
+        return (gap > 2.0 * VOUCH * size) & (gap > SAFETY * rounding) & np.isfinite(gap)
+
+
+def off_the_point(ev: Evaluator, i: int, h: float, first: Four) -> bool:
+    """Whether element ``i``'s one-sided slopes move as its step halves (2 evaluations), beyond their rounding: a
+    kink inside the step but off the point, whose side the slopes mix in by the share of the step beyond it (a
+    ReLU at 1e-10 stepped by 6e-6 moves them by 2e-5 of its jump). At a kink on the point of linear pieces (a ReLU
+    at 0, a max at a tie) the slopes stay, and the mean a rule claims there is a subgradient: cleared as it was."""
+    try:
+        phis, disp = ev.element(i, (h / 2, -h / 2))
+    except NonFiniteError:
+        return True  # (the domain ends between: refinement judges it)
+    if disp[0] == 0.0 or disp[1] == 0.0:
+        return True
+    _, fwd, bwd = one_sided(ev, *first)
+    _, fwd2, bwd2 = one_sided(ev, float(phis[0]), float(phis[1]), float(disp[0]), float(disp[1]))
+    # each slope at half the step rounds by 4 times the central difference's rounding, at the full step by 2
+    r = roundoff(ev, float(disp[0] - disp[1]), ev.local_scale[i] or None)
+    shift = max(abs(fwd2 - fwd), abs(bwd2 - bwd))
+    # a kink at d from the point shifts the slopes by J d / h, J their gap: one within the rounding of the point (in
+    # the user's dtype, differenced on float64 copies: a float32 max of 3a and c, tied in float32 alone) is at it
+    leaf, local = ev.tree.locate(i)
+    unit = ev.out_eps * abs(float(leaf.original.reshape(-1)[local]))
+    if ev.native is not None:
+        unit = max(unit, float(ev.native[i]))
+    return shift > SAFETY * 6.0 * r and h * shift / abs(fwd - bwd) > SAFETY * unit
+
+
+def _below_the_kink(ev: Evaluator, i: int, a: float, h: float, res: float, size: float) -> Verdict | None:
+    """Element ``i`` refined from the first of :data:`~backcheck.refinement.FINER`'s fractions of its step whose
+    difference no longer straddles a kink (2 evaluations a fraction, and the refinement's); None where every one
+    does (a kink at the point, as far as the dtype resolves) or the step no longer resolves."""
+    for t in FINER:
+        try:
+            phis, disp = ev.element(i, (h * t, -h * t))
+        except NonFiniteError:
+            return None
+        four = (float(phis[0]), float(phis[1]), float(disp[0]), float(disp[1]))
+        if disp[0] == 0.0 or disp[1] == 0.0:
+            return None
+        if not straddles(ev, four, size):
+            return refine(ev, i, a, h * t, four, res, Tolerance(), size)
+    return None
 
 
 def _noise_since(ev: Evaluator, cleared: np.ndarray, limit: np.ndarray, first: tuple[Any, Any, Any]) -> None:
@@ -223,6 +286,12 @@ def _judge_steps(
         return verdict
     # a pass looser than the screen's precision may have averaged the slopes across kinks inside the step
     loose = st == OK and not b <= SCREEN_RELATIVE * max(abs(a), abs(n))
+    if st == OK and not tol.custom and bool(straddles(ev, first, size)) and off_the_point(ev, i, h, first):
+        # a pass of the mean of the slopes across a kink inside the step, off the point (the screen's
+        # :func:`straddles`): below the kink a mismatch shows that the pass's bound, a smooth function's, cannot see
+        below = _below_the_kink(ev, i, a, h, res, size)
+        if below is not None and below[0] == MISMATCH and below[2] <= VOUCH * size:
+            return below
     smooth_finer = False  # the finer steps found slopes that agree (no kink at the point)
     if (unsure or loose or st in (MISMATCH, KINK, AMBIGUOUS)) and kinks_off_the_point(ev, i, a, verdict, rough, first):
         finer = at_finer_steps(ev, i, a, h, res, tol, size, verdict)

@@ -92,7 +92,32 @@ def joint_kink_test(
                 continue
         if verdict is None and _along_claim(ev, group, claim) is False and not _rescued(ev, group, claim, apart):
             _blame(bad, group, claim, math.nan, math.nan)  # (a cone point: ||x|| at 0 claimed (1, 1, 1))
+    keep = ~np.isin(kink_idx, apart)
+    if not bad and keep.sum() >= 2:
+        _all_together(ev, kink_idx[keep], jump[keep], claim, bad)
     return bad or None
+
+
+def _all_together(
+    ev: Evaluator, kinks: np.ndarray, jump: np.ndarray, claim: Claim, bad: dict[int, tuple[float, float]]
+) -> None:
+    """Every kink moved together, where no group of equal jumps was: kinks of unequal jumps that share an element
+    (a hinge loss's margins at 0 at integer scores, ``max(0, x_j - x_y + 1)`` for two classes j, each with the
+    correct class's score) leave f differentiable along their joint move (every margin stays at its kink: f does not
+    change), and a rule whose value is within each element's one-sided slopes yet is no subgradient (the correct
+    class given -1 for two margins) shows only there. A move that crosses kinks tells nothing; a sum that the
+    backward pass's gradients around the point also give is a valid chain-rule subgradient (see
+    :func:`_summed_around`)."""
+    if any(g.size == kinks.size for g in tie_groups(kinks, jump)):
+        return  # (moved together already)
+    if ev.stood.intersection(kinks.tolist()) or not np.all(np.abs(jump) > VOUCH * claim.rms[kinks]):
+        # stairs, not kinks: f stood still on a side at half a step that moved it (a value cast to bfloat16
+        # inside), or slopes apart by far less than an error that matters (an intermediate's rounding far in a
+        # GELU's tail, whose elements moved together disagree with their sum by that rounding)
+        return
+    verdict, excess, slack = _move(ev, kinks, claim)
+    if verdict is False and not _summed_around(ev, kinks, claim):
+        _blame(bad, kinks, claim, excess, slack)
 
 
 def _blame(bad: dict[int, tuple[float, float]], members: np.ndarray, claim: Claim, excess: float, slack: float) -> None:
