@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scratch_layers import Dense
+from test_object_kept import Dense as KeptDense
+from test_object_kept import ReLU as KeptReLU
 
 import backcheck
 from backcheck.errors import BadInputError
@@ -62,3 +64,21 @@ def test_the_method_names_given_apply_to_every_layer():
 def test_a_list_of_layers_given_two_inputs_is_refused_by_name():
     with pytest.raises(BadInputError, match="a list of 2 layers and 2 inputs"):
         backcheck.check_object([Dense(3, 4, 0), Tanh()], X, X)
+
+
+class BiasOfFirstRow(KeptDense):
+    def backward(self, dvalues):
+        super().backward(dvalues)
+        self.dbiases = dvalues[:1].copy()  # the bias's gradient not summed over the batch
+
+
+def test_a_list_of_layers_that_keep_their_results_is_run_through_them():
+    batch = np.random.default_rng(3).normal(size=(5, 3))
+    network = [KeptDense(3, 4, 0), KeptReLU(), KeptDense(4, 2, 1)]  # "Neural Networks from Scratch"
+    before = [layer.weights.copy() for layer in network if isinstance(layer, KeptDense)]
+    assert backcheck.check_object(network, batch).status == "pass"
+    wrong = backcheck.check_object([KeptDense(3, 4, 0), KeptReLU(), BiasOfFirstRow(4, 2, 1)], batch)
+    assert wrong.status == "fail"
+    assert [lf.name for lf in wrong.leaves if lf.status == "fail"] == ["layers[2].biases"]
+    assert all(np.array_equal(w, layer.weights) for w, layer in zip(before, network[::2], strict=True))
+    assert not hasattr(network[0], "output")  # (the user's layers are never called)

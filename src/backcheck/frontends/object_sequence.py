@@ -1,13 +1,17 @@
 """A network kept as a plain list of layer objects (``network = [Dense(3, 4), Tanh(), Dense(4, 1)]``, run by a
 loop over it), checked by :func:`~backcheck.check_object` as one layer: forward through the list in order,
-backward through it in reverse, each layer's backward given the learning rate where it takes one."""
+backward through it in reverse, each layer's backward given the learning rate where it takes one, and each
+layer's result read off it where it keeps it instead of returning it (``self.output``, ``self.dinputs``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from backcheck.errors import BadInputError
+from backcheck.frontends.hints import OUTPUT_NAMES
+from backcheck.frontends.object_kept import DINPUT_NAMES
 from backcheck.frontends.object_steps import learning_rate_of
+from backcheck.frontends.slots import attributes, is_float_array
 
 
 def layer_list(obj: Any, forward: str, backward: str) -> bool:
@@ -49,7 +53,7 @@ class Network:
 
     def forward(self, input: Any) -> Any:
         for layer in self.layers:
-            input = getattr(layer, self._names[0])(input)
+            input = _kept(layer, getattr(layer, self._names[0])(input), OUTPUT_NAMES)
         return input
 
     def backward(self, dout: Any) -> Any:
@@ -58,8 +62,20 @@ class Network:
     def _back(self, dout: Any, rate: Any) -> Any:
         for k in reversed(range(len(self.layers))):
             method = getattr(self.layers[k], self._names[1])
-            dout = method(dout, rate) if k in self._stepped else method(dout)
+            dout = _kept(self.layers[k], method(dout, rate) if k in self._stepped else method(dout), DINPUT_NAMES)
         return dout
+
+
+def _kept(layer: Any, returned: Any, names: tuple[str, ...]) -> Any:
+    """What a layer's call returned, or where it returns None (or itself), the float array it keeps the result on
+    under one of ``names`` (``self.output`` and ``self.dinputs`` of "Neural Networks from Scratch")."""
+    if returned is not None and returned is not layer:
+        return returned
+    for name in names:
+        found = [v for a, v in attributes(layer).items() if a.lower().replace("_", "") == name and is_float_array(v)]
+        if found:
+            return found[0]
+    return returned
 
 
 class SteppedNetwork(Network):
