@@ -205,9 +205,9 @@ def _jointly_wrong(idx: np.ndarray, j: Judgement, bad: dict[int, tuple[float, fl
         if math.isfinite(numeric) and math.isfinite(bound):
             j.numeric[k], j.bound[k] = numeric, bound
     said = (
-        f"{blamed.size - unsure.size} tied element(s) at kinks are each a valid one-sided slope, but not jointly: "
-        "moving them together changes the output by a different amount than their gradients sum to (for example a "
-        "max whose gradient is routed to every tied element)"
+        f"{blamed.size - unsure.size} element(s) at kinks (tied, or meeting at the point) are each a valid one-sided "
+        "slope, but not jointly: moving them together changes the output by a different amount than their gradients "
+        "sum to (for example a max whose gradient is routed to every tied element, or hinges at 0 sharing an element)"
     )
     if unsure.size:
         said = (
