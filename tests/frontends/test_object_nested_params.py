@@ -61,6 +61,21 @@ class _PReLU:
         return dout * np.where(self.x > 0, 1.0, self.alpha)
 
 
+class _PReLUMadeInBackward(_PReLU):  # the gradient first set in backward ("Neural Networks from Scratch" style)
+    def __init__(self) -> None:
+        self.alpha = 0.25
+
+
+class _ScaleInGradsDict(_PReLUMadeInBackward):  # a float scale whose gradient backward puts in self.grads
+    def forward(self, x):
+        self.x = x
+        return self.alpha * x
+
+    def backward(self, dout):
+        self.grads = {"alpha": 3 * float(np.sum(dout * self.x))}  # (wrong: a factor of 3; never compared)
+        return dout * self.alpha
+
+
 class _LeakyReLU:  # a constant slope, no gradient beside it: a hyperparameter, not an unchecked parameter
     def __init__(self) -> None:
         self.alpha = 0.01
@@ -77,6 +92,8 @@ class _LeakyReLU:  # a constant slope, no gradient beside it: a hyperparameter, 
     (_Nested(3.0), ["params['fc1']['W']", "params['fc1']['b']", "params['fc2']['W']"]),
     (_ListOfDicts(), ["params[0]['W']", "params[0]['b']"]),
     (_PReLU(), ["alpha"]),
+    (_PReLUMadeInBackward(), ["alpha"]),
+    (_ScaleInGradsDict(), ["alpha"]),
 ])
 def test_parameters_where_none_is_looked_for_leave_the_check_inconclusive(layer, unseen) -> None:
     r = backcheck.check_object(layer, X)

@@ -88,6 +88,7 @@ class Probe:
     keyed: bool = False  # backward returns the parameters' gradients in a dict keyed by their names
     returned_none: bool = False  # backward returns nothing (and keeps no input gradient found)
     stale: set[Slot] = field(default_factory=set)  # parameters whose gradient is an array backward left as it was
+    after: dict[str, Any] = field(default_factory=dict)  # the layer's attributes after backward (gradients it made)
 
 
 def _snap(value: Any) -> Any:
@@ -181,8 +182,8 @@ def probe_layer(template: Any, slots: list[Slot], grads: Any, inputs: tuple[Any,
     tail = ["backward's return value (one gradient per input, then per parameter)"] if grads is None else []
     looked = {s: looked_labels(obj, candidates[s], np.shape(at_backward[s])) + tail for s in slots}
     shapes = {s: np.shape(at_backward[s]) for s in slots}
-    keyed = ret is not raw and (isinstance(raw, Mapping) or isinstance(raw[-1], Mapping))
-    return Probe(changed, updated, where, looked, out, shapes, unchecked, state, keyed, raw is None, stale)
+    keyed, after = ret is not raw and (isinstance(raw, Mapping) or isinstance(raw[-1], Mapping)), attributes(obj)
+    return Probe(changed, updated, where, looked, out, shapes, unchecked, state, keyed, raw is None, stale, after)
 
 
 def probe_searched(

@@ -178,13 +178,14 @@ def carried_by_forward(spec: Any, template: Any, slot: Slot, inputs: tuple[Any, 
 UNSEEN_LIMIT = 16
 
 
-def unseen_reads(spec: Any, template: Any, inputs: tuple[Any, ...], out: Any) -> list[str]:
+def unseen_reads(spec: Any, template: Any, inputs: tuple[Any, ...], probe: Any) -> list[str]:
     """Float arrays of a layer in which no parameter was found that its forward pass reads (its output moves
     with them): arrays in a list or tuple of an attribute (``self.params = [(W, dW), (b, db)]``, a pair's first
     item) and arrays on its class (``W = np.zeros(...)`` in the class body), by label. Their gradients are never
-    compared; a check of the inputs alone vouches for nothing of theirs."""
-    found = []
-    for label, put in _held_elsewhere(template)[:UNSEEN_LIMIT]:
+    compared; a check of the inputs alone vouches for nothing of theirs. ``probe``: one forward and backward pass
+    (its output, and the attributes backward left: a scalar's gradient made there, ``self.dalpha``)."""
+    found, out = [], probe.out
+    for label, put in _held_elsewhere(template, probe.after)[:UNSEEN_LIMIT]:
         try:
             obj = spec.fresh(put(copy.deepcopy(template)))
         except Exception:  # noqa: BLE001 - (a copy that cannot be moved so, a class that refuses a subclass: untold)
@@ -207,15 +208,16 @@ def _moved(value: np.ndarray) -> np.ndarray:
     return (value + share * np.maximum(np.abs(value), 1.0)).astype(value.dtype)
 
 
-def _held_elsewhere(obj: Any) -> list[tuple[str, Callable[[Any], Any]]]:
+def _held_elsewhere(obj: Any, after: dict[str, Any]) -> list[tuple[str, Callable[[Any], Any]]]:
     """(label, how to move it on a copy of ``obj``) of what :func:`unseen_reads` tries: the float arrays in the
     lists, tuples and dicts of its attributes (``self.params = [(W, dW), ...]``, ``self.params = {'fc1': {'W': W}}``,
     a list of per-layer dicts), learnable scalars kept as Python floats (an attribute with a gradient beside it:
-    ``self.alpha`` and ``self.dalpha``) and float arrays on its class."""
+    ``self.alpha`` and ``self.dalpha``, there or as ``after`` a backward pass left it) and float arrays on its
+    class."""
     out: list[tuple[str, Callable[[Any], Any]]] = []
     attrs = attributes(obj)
     for a, v in attrs.items():
-        if isinstance(v, (float, np.floating)) and _has_gradient(attrs, a):
+        if isinstance(v, (float, np.floating)) and _has_gradient({**after, **attrs}, a):
             out.append((a, functools.partial(_put_path, path=(a,))))
         elif isinstance(v, (list, tuple, dict)):
             for path in _arrays_in(v, (), UNSEEN_DEPTH):

@@ -254,7 +254,7 @@ def _check(
             template, notes = pristine, [n for n in notes if "first forward pass" not in n]
         elif not carries:  # every evaluation re-creates them at its own input, then takes the values
             spec = dataclasses.replace(spec, pristine=pristine)
-    unseen = unseen_reads(spec, template, inputs, probe.out) if not slots and params is None else []
+    unseen = unseen_reads(spec, template, inputs, probe) if not slots and params is None else []
     if not slots and params is None:
         notes = [*notes, f"found no parameters on {spec.cls}: only the inputs were checked (params=[...] names them)."]
     dout, notes = loss_dout(dout, layer, probe, notes, spec)
