@@ -55,3 +55,24 @@ def test_continuous_targets_stay_refused_with_the_way_out():
     with pytest.raises(GradientStructureError, match="constant"):
         backcheck.check_object(SquaredError(), x, 0.3 * x)
     assert backcheck.check_object(SquaredError(), x, 0.3 * x, constant=["t"]).status == "pass"
+
+
+class _RegressionLoss:  # forward(X, y) -> the loss; backward() keeps dW, db and returns nothing
+    def __init__(self, scale_db: float = 1.0) -> None:
+        self.W, self.b, self.scale_db = np.full((3, 2), 0.3), np.zeros(2), scale_db
+
+    def forward(self, X, y):
+        self.X, self.diff = X, X @ self.W + self.b - y
+        return 0.5 * np.sum(self.diff**2)
+
+    def backward(self):
+        self.dW, self.db = self.X.T @ self.diff, self.scale_db * self.diff.sum(0)
+
+
+def test_a_loss_of_constant_inputs_whose_backward_returns_nothing_checks_its_parameters() -> None:
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(5, 3)), rng.normal(size=(5, 2))
+    right = backcheck.check_object(_RegressionLoss(), X, y, constant=["X", "y"])
+    assert right.status == "pass" and [lf.name for lf in right.leaves] == ["W", "b"], right
+    wrong = backcheck.check_object(_RegressionLoss(scale_db=2.0), X, y, constant=["X", "y"])
+    assert wrong.status == "fail" and wrong.leaf("b").status == "fail" and wrong.leaf("W").status == "pass"

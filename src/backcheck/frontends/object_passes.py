@@ -148,6 +148,8 @@ class Backward:
             raise self._some_returned(ret)
         if spec.n_in == 1:
             return (ret[0] if isinstance(ret, (tuple, list)) and len(ret) == 1 else ret,)
+        if ret is None and not spec.diff_in:  # (a loss of constant inputs, X and y: its backward returns nothing)
+            return (None,) * spec.n_in
         if not isinstance(ret, (tuple, list)) and len(spec.diff_in) == 1:
             # a bare gradient when one input is differentiated (labels beside it): that input's
             return tuple(ret if i == spec.diff_in[0] else None for i in range(spec.n_in))
