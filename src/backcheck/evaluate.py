@@ -87,10 +87,9 @@ class Evaluator:
         self.shrunk: dict[int, float] = {}
         #: elements on the edge of the domain, differenced from one side (see :mod:`backcheck.edges`)
         self.one_sided: set[int] = set()
-        #: per array, elements widened without moving f at any step (a function that does not read them)
-        self.flat_tries: dict[str, int] = {}
-        #: elements judged at a wider step than their own (``refinement.judged_at``): their bound is the last word
-        self.wider: set[int] = set()
+        self.flat_tries: dict[str, int] = {}  # per array, elements widened without moving f (not read by f)
+        self.wider: set[int] = set()  # judged at a wider step than their own (refinement.judged_at): the last word
+        self.straddled: set[int] = set()  # a kink inside the first step, off the point (judgement.off_the_point)
         self.unsettled: set[int] = set()  # at kinks unsettled at the step, whose finer steps' slopes agree
         self.stood: set[int] = set()  # f exactly still on a side at half the step that moved it (refinement.py)
         self.plain: dict[int, bool] = {}  # mismatches taken unconfirmed (judgement.py): whether near their bound

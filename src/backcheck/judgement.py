@@ -91,6 +91,8 @@ def judge(
         for k in np.flatnonzero(ok & straddles(ev, fours, size if typical is None else np.maximum(size, typical))):
             four = (float(fours[0][k]), float(fours[1][k]), float(fours[2][k]), float(fours[3][k]))
             ok[k] = not off_the_point(ev, int(idx[k]), float(h[k]), four)
+            if not ok[k]:
+                ev.straddled.add(int(idx[k]))  # (not probed again when its refinement passes it)
     cleared = None if tol.custom or ev.noise_probe is None else ok.copy()  # on rounding alone, before any probe
     status = np.empty(idx.size, dtype=object)
     status.fill(OK)  # (np.full of an object array is slower)
@@ -161,6 +163,7 @@ def off_the_point(ev: Evaluator, i: int, h: float, first: Four) -> bool:
         return True
     _, fwd, bwd = one_sided(ev, *first)
     _, fwd2, bwd2 = one_sided(ev, float(phis[0]), float(phis[1]), float(disp[0]), float(disp[1]))
+    gap = abs(fwd - bwd)
     # each slope at half the step rounds by 4 times the central difference's rounding, at the full step by 2
     r = roundoff(ev, float(disp[0] - disp[1]), ev.local_scale[i] or None)
     shift = max(abs(fwd2 - fwd), abs(bwd2 - bwd))
@@ -170,7 +173,7 @@ def off_the_point(ev: Evaluator, i: int, h: float, first: Four) -> bool:
     unit = ev.out_eps * abs(float(leaf.original.reshape(-1)[local]))
     if ev.native is not None:
         unit = max(unit, float(ev.native[i]))
-    return shift > SAFETY * 6.0 * r and h * shift / abs(fwd - bwd) > SAFETY * unit
+    return gap > 0.0 and shift > SAFETY * 6.0 * r and h * shift / gap > SAFETY * unit
 
 
 def _below_the_kink(ev: Evaluator, i: int, a: float, h: float, res: float, size: float) -> Verdict | None:
@@ -286,7 +289,11 @@ def _judge_steps(
         return verdict
     # a pass looser than the screen's precision may have averaged the slopes across kinks inside the step
     loose = st == OK and not b <= SCREEN_RELATIVE * max(abs(a), abs(n))
-    if st == OK and not tol.custom and bool(straddles(ev, first, size)) and off_the_point(ev, i, h, first):
+    if (
+        st == OK
+        and not tol.custom
+        and (i in ev.straddled or (straddles(ev, first, size) and off_the_point(ev, i, h, first)))
+    ):
         # a pass of the mean of the slopes across a kink inside the step, off the point (the screen's
         # :func:`straddles`): below the kink a mismatch shows that the pass's bound, a smooth function's, cannot see
         below = _below_the_kink(ev, i, a, h, res, size)

@@ -71,11 +71,8 @@ def _kept(layer: Any, returned: Any, names: tuple[str, ...]) -> Any:
     under one of ``names`` (``self.output`` and ``self.dinputs`` of "Neural Networks from Scratch")."""
     if returned is not None and returned is not layer:
         return returned
-    for name in names:
-        found = [v for a, v in attributes(layer).items() if a.lower().replace("_", "") == name and is_float_array(v)]
-        if found:
-            return found[0]
-    return returned
+    kept = {a.lower().replace("_", ""): v for a, v in attributes(layer).items() if is_float_array(v)}
+    return next((kept[name] for name in names if name in kept), returned)
 
 
 class SteppedNetwork(Network):
