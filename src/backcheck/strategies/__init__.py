@@ -20,10 +20,10 @@ import numpy as np
 from backcheck.errors import BadInputError, NonFiniteError
 from backcheck.evaluate import Evaluator
 from backcheck.findings import LOCALIZED
+from backcheck.strategies.around import agrees_around
 from backcheck.strategies.bands import project_banded
 from backcheck.strategies.domain import on_the_edge
 from backcheck.strategies.elementwise import SPREAD_THIN, Outcome, plausible_rounding, run
-from backcheck.strategies.nearby import agrees_around
 from backcheck.strategies.projected import (
     MAX_KINKED,
     LeafProjection,
@@ -192,7 +192,7 @@ def _ties(ev: Evaluator, claim: Claim, leaf: Any, rng: np.random.Generator, out:
     if tied is None or not tied[0].failed:
         return False
     m, moved, direction = tied
-    if agrees_around(ev, claim, direction, rng):
+    if agrees_around(ev, claim, direction, rng, m.bound):
         return False  # (kinks of both signs the move crosses: a valid chain-rule subgradient, as around the point)
     out.failed_leaves[leaf.name] = (
         f"moving its {moved} elements that share their value with another together (each value by one random "

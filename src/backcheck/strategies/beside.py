@@ -178,3 +178,22 @@ def _clear_of_its_tie(ev: Evaluator, sub: np.ndarray, claim: Claim, direction: n
         below = np.cumsum(mine) - mine
         apart[order] = direction[order] + TIE_CLEARANCE * np.max(claim.steps[group]) * (2 * below + mine)
     return apart
+
+
+def nearby_bounds(ev: Evaluator, sub: np.ndarray, claim: Claim, rng: np.random.Generator) -> np.ndarray:
+    """Per element of ``sub``, the wider of the bounds of its judgement at the points :data:`NEARBY` steps away in
+    a random direction and in the opposite one (inf where f is not finite at either): the least error that being
+    right there rules out. A float32 loss of 5000 judges an element there within 3.9, beside a claim 0.8 off."""
+    assert claim.regrad is not None
+    direction = NEARBY * claim.steps * rng.standard_normal(claim.steps.size)
+    out = np.zeros(sub.size)
+    for side in (direction, -direction):
+        try:
+            with ev.shifted(side):
+                first = FirstDifferences(*ev.first_differences(sub, claim.steps))
+                a = claim.regrad()[sub]
+                res = resolution(a, first.central, 1.0, typical_size(a) + 0 * a) * claim.grad_eps[sub]
+                out = np.maximum(out, judge(ev, sub, a, claim.steps[sub], first, res, claim.tol).bound)
+        except NonFiniteError:
+            return np.full(sub.size, np.inf)
+    return out

@@ -32,8 +32,9 @@ class Nearest:
     the units it enters, turns a few units at a time, and is kept where it comes as near or nearer: the corner is
     reached unit by unit, where the gradient is the claim itself."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, reach: np.ndarray | None = None) -> None:
         self.distance = np.full(n, np.inf)  # the nearest the gradient came to the claim so far, per element
+        self.reach = reach  # the largest move sought, per element of the point (None: unbounded)
         self.move: dict[int, np.ndarray] = {}  # ... and the move it came there at, per element followed
         self.stalled = 0  # moves in a row that brought no followed element nearer
 
@@ -53,7 +54,10 @@ class Nearest:
     def toward(self, n: int, fresh: np.ndarray, open_: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A move sought for a followed element still ``open_`` (in turn, by ``n``) from the one that brought its
         gradient nearest the claim: a random share of its elements takes ``fresh``'s values, or one element turns
-        the other way, or one leads every unit it enters (:data:`LEAD`); ``fresh`` itself where none was kept."""
+        the other way, or one leads every unit it enters (:data:`LEAD`); ``fresh`` itself where none was kept.
+        Every element's move is held within its reach, the move scaled down as a whole: a lead taken from a move
+        that a lead already widened grows eightfold each time, and moves of 1e80 steps, far from the point, gave a
+        max pool's rule routing the gradient to every tied maximum the sum it claims."""
         ks = _followed(open_)
         base = self.move.get(int(ks[n % ks.size])) if ks.size else None
         if base is None:
@@ -64,7 +68,10 @@ class Nearest:
         move = base.copy()
         j = int(rng.integers(fresh.size))
         move[j] = -move[j] if kind == 1 else np.copysign(LEAD * float(np.max(np.abs(base))), fresh[j])
-        return move
+        if self.reach is None:
+            return move
+        # scaled down whole, not clipped: elements clipped to one bound would tie again (a tie's rule then sampled)
+        return move / max(1.0, float(np.max(np.abs(move) / self.reach)))
 
 
 def _followed(open_: np.ndarray) -> np.ndarray:

@@ -125,7 +125,7 @@ def run(
         tied = np.union1d(tied, rescued)
         labels = set(j.status.tolist())
     if (MISMATCH in labels or DEAD in labels) and (KINK in labels or kinks_beside) and claim.regrad is not None:
-        said, rescued = _cancelling_kinks(ev, idx, j, claim, rng or np.random.default_rng(0))
+        said, rescued = cancelling_kinks(ev, idx, j, claim, rng or np.random.default_rng(0))
         notes.extend(said)
         tied = np.union1d(tied, rescued)
         labels = set(j.status.tolist())
@@ -429,7 +429,7 @@ def _confirm_scale(
     return None
 
 
-def _cancelling_kinks(
+def cancelling_kinks(
     ev: Evaluator, idx: np.ndarray, j: Judgement, claim: Claim, rng: np.random.Generator
 ) -> tuple[list[str], np.ndarray]:
     """A few mismatches where f is differentiable along the element's own axis, in a check with kinks: two kinks

@@ -224,7 +224,7 @@ def _among_around(
     lo, hi = j.hull[which, 0].copy(), j.hull[which, 1].copy()
     a0 = claim.g[sub]
     ties = _value_ties(ev, sub, claim.grad_eps[sub])
-    shifts = _shifts_around(ev, claim, rng)
+    shifts = shifts_around(ev, claim, rng)
     below, above = lo <= a0, a0 <= hi
     wrong, close = np.zeros(sub.size, dtype=bool), np.zeros(sub.size, dtype=bool)
     nearest = Nearest(sub.size)
@@ -237,7 +237,7 @@ def _among_around(
             shift = nearest.toward(n, shift, open_, rng)
         with ev.shifted(shift, evaluate=False):
             # an element still tied there is at the point itself, and its gradient the one under test: not sampled
-            free = np.ones(sub.size, dtype=bool) if ties is None else ~_still_tied(_moved(ev), sub, *ties)
+            free = np.ones(sub.size, dtype=bool) if ties is None else ~_still_tied(moved_point(ev), sub, *ties)
             if not free.any():
                 continue
             around = claim.regrad()[sub]
@@ -266,101 +266,7 @@ def _among_around(
     return below & above & ~wrong, close, wrong
 
 
-def agrees_around(ev: Evaluator, claim: Claim, v: np.ndarray, rng: np.random.Generator) -> bool:
-    """Whether the claimed gradient's derivative along ``v`` (over the whole point) lies among the gradients' around
-    the point, the backward pass right at a nearby point at up to :data:`AROUND_CHECKED` of the moved elements:
-    a valid chain-rule subgradient where the move crosses kinks of both signs (integer data under ReLUs), which a
-    wrong rule at a tie is not (its sum lies beyond every sum around the point, where the tie is broken)."""
-    if claim.regrad is None:
-        return False
-    moved = np.flatnonzero(v)
-    if _right_along(ev, claim, v, moved) is False:
-        return False
-    checked = moved if moved.size <= AROUND_CHECKED else rng.choice(moved, AROUND_CHECKED, replace=False)
-    right = right_at_a_nearby_point(ev, np.sort(checked), claim, rng)
-    if right is None or not right.all():
-        return False
-    target = float(dot(np.nan_to_num(claim.g[moved]), v[moved]))
-    slack = float(
-        dot(resolution(claim.g[moved], claim.g[moved], 1.0, claim.rms[moved]) * claim.grad_eps[moved], np.abs(v[moved]))
-    )
-    lo, hi = np.inf, -np.inf
-    for g_near in gradients_around(ev, claim, rng, AROUND_SAMPLES):
-        p = float(dot(np.nan_to_num(g_near[moved]), v[moved]))
-        lo, hi = min(lo, p), max(hi, p)
-        if lo - slack <= target <= hi + slack:
-            return True
-    return False
-
-
-def _right_along(ev: Evaluator, claim: Claim, v: np.ndarray, moved: np.ndarray) -> bool | None:
-    """Whether the backward pass's derivative along ``v`` (nonzero at ``moved``) is right beside the point, where
-    every tie is broken in the order of its elements, each way (:func:`_shifts_around`: a thousandth of a step,
-    far inside the gaps between distinct values); None where the move along ``v`` leaves the piece of f there
-    (:func:`_one_piece`), or f is not finite. A rule wrong at one element of a tie of 72 values (a sort's gradient
-    5% off at one rank) sums along the tie beyond its derivative at every point around: up to
-    :data:`AROUND_CHECKED` of the moved elements, checked one by one at a point 32 steps away, missed the one that
-    takes the error; along ``v`` it shows whichever does.
-    """
-    assert claim.regrad is not None
-    coef = v[moved] / np.max(np.abs(v[moved]))  # (a move of the group's own steps: v may be scaled by them)
-    shifts = _shifts_around(ev, claim, np.random.default_rng(moved.size), apart=True)
-    verdict = None
-    for shift in (next(shifts), next(shifts)):
-        try:
-            with ev.shifted(shift):
-                g_near = claim.regrad()[moved]
-                target = float(dot(np.nan_to_num(g_near), coef))
-                fwd, bwd, slack, held = weigh_along(ev, moved, coef, claim, g_near, target=target)
-            if not (abs(fwd - bwd) <= slack and _one_piece(ev, claim, (shift, moved, coef), g_near, slack)):
-                continue  # a kink crossed (ReLU inputs at 0 moved a hair, whose kinks cancel along v): no conclusion
-        except NonFiniteError:
-            continue
-        verdict = bool(abs(target - (fwd + bwd) / 2) <= held)
-        if not verdict:
-            return False
-    return verdict
-
-
-def _one_piece(ev: Evaluator, claim: Claim, move: tuple, g_near: np.ndarray, slack: float) -> bool:
-    """Whether the backward pass's derivative along the move (``(shift, moved, coef)``: from the point shifted by
-    ``shift``, ``coef`` over ``moved``, a step of theirs either way) stays within ``slack`` of the one at the
-    shifted point (``g_near``): the move stays on one piece of f. Kinks that cancel along it (ReLU inputs a hair
-    from 0 under integer weights) leave f's slopes alike on both sides, and a gradient there that is no
-    derivative along it; the gradient across them changes."""
-    shift, moved, coef = move
-    assert claim.regrad is not None
-    t = float(np.min(claim.steps[moved]))
-    here = float(dot(np.nan_to_num(g_near), coef))
-    for side in (t, -t):
-        delta = shift.copy()
-        delta[moved] += side * coef
-        with ev.shifted(delta, evaluate=False):
-            there = float(dot(np.nan_to_num(claim.regrad()[moved]), coef))
-        if not abs(there - here) <= slack:
-            return False
-    return True
-
-
-#: At most this many moved elements are checked at a nearby point before the gradients around it are trusted.
-AROUND_CHECKED = 32
-#: Gradients sampled around a point to outline the valid subgradients along one direction.
-AROUND_SAMPLES = 64
-
-
-def gradients_around(ev: Evaluator, claim: Claim, rng: np.random.Generator, n: int):  # noqa: ANN201 - a generator
-    """The analytic gradients at ``n`` random points around the checked one (``claim.regrad`` given), as
-    :func:`nearby_verdicts` samples them, but with every tie kept apart (:func:`_shifts_around`): scales mixed per
-    array and per element, each shift at least a few units in the last place of the gradient's dtype; no function
-    evaluations."""
-    assert claim.regrad is not None
-    shifts = _shifts_around(ev, claim, rng, apart=True)
-    for _ in range(n):
-        with ev.shifted(next(shifts), evaluate=False):
-            yield claim.regrad()
-
-
-def _shifts_around(ev: Evaluator, claim: Claim, rng: np.random.Generator, apart: bool = False):  # noqa: ANN202
+def shifts_around(ev: Evaluator, claim: Claim, rng: np.random.Generator, apart: bool = False):  # noqa: ANN202
     """Random moves of the point within :data:`SAMPLE_RADIUS` steps, their scales mixed per array and per element
     (every input in turn can dominate, and narrow cones of sign patterns, all units off, are reached too); the
     first two with the ties within each array broken in the order of their elements, each way (:func:`_in_order`).
@@ -372,7 +278,7 @@ def _shifts_around(ev: Evaluator, claim: Claim, rng: np.random.Generator, apart:
 
 
 def _random_shifts(ev: Evaluator, claim: Claim, rng: np.random.Generator, apart: bool):  # noqa: ANN202 - endless
-    """The random moves of :func:`_shifts_around`. A move below a few units in the last place of the gradient's
+    """The random moves of :func:`shifts_around`. A move below a few units in the last place of the gradient's
     dtype (a float32 layer) is raised to that floor by a random share more. With ``apart``, tied elements take
     shares of their own each, whole units apart in a random order: random shares collide on float32's grid, and a
     rule's own tie rule at the collision is no gradient around the point (a sort doubling the gradient of each
@@ -451,7 +357,7 @@ def _still_tied(values: np.ndarray, sub: np.ndarray, groups: list[np.ndarray], e
     written for a tie of three puts 2g on its first element while the other two still tie)."""
     tied = np.zeros(values.size, dtype=bool)
     for group in groups:
-        moved = _as_read(values[group], eps)
+        moved = as_read(values[group], eps)
         if group.size <= SMALL_TIE:
             tied[group] = np.unique(moved).size < moved.size
     return tied[sub]
@@ -464,7 +370,7 @@ def _still_tied(values: np.ndarray, sub: np.ndarray, groups: list[np.ndarray], e
 SMALL_TIE = 8
 
 
-def _as_read(values: np.ndarray, eps: float) -> np.ndarray:
+def as_read(values: np.ndarray, eps: float) -> np.ndarray:
     """``values`` rounded to the dtype whose epsilon is ``eps`` (bfloat16, float16, float32, or as they are)."""
     with np.errstate(over="ignore", invalid="ignore"):
         if eps >= BFLOAT16_EPS:
@@ -477,7 +383,7 @@ def _as_read(values: np.ndarray, eps: float) -> np.ndarray:
     return values
 
 
-def _moved(ev: Evaluator) -> np.ndarray:
+def moved_point(ev: Evaluator) -> np.ndarray:
     """The point as the evaluator has moved it (its working arrays), as one float64 vector."""
     return np.concatenate([leaf.work.reshape(-1).astype(np.float64) for leaf in ev.tree.leaves])
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from backcheck.bits import machine_eps
+from backcheck.errors import NonFiniteError
 from backcheck.evaluate import Evaluator
 from backcheck.judgement import QUIETER
 from backcheck.numeric.grad import MEASURED_NOISE, NOISE_FACTOR, refine_elements
@@ -20,7 +21,14 @@ from backcheck.numeric.noise import POINTS, element_noise
 from backcheck.numeric.richardson import Refined
 from backcheck.refinement import COARSE_NOISE, KINK_GAP, NEAR_FLOOR
 from backcheck.rounding import below_rounding_of_inputs
-from backcheck.strategies.elementwise import SPREAD_FOUND, SPREAD_THIN, Outcome, plausible_rounding
+from backcheck.strategies.beside import NEARBY, nearby_bounds
+from backcheck.strategies.elementwise import (
+    SPREAD_FOUND,
+    SPREAD_THIN,
+    Outcome,
+    cancelling_kinks,
+    plausible_rounding,
+)
 from backcheck.strategies.kink_evidence import (
     DEEP,
     GAP_NOISE,
@@ -33,6 +41,7 @@ from backcheck.strategies.kink_evidence import (
     tables_split,
 )
 from backcheck.strategies.own_rounding import OWN_ROUNDING_NOTE, unless_own_rounding
+from backcheck.strategies.projected import suspects
 from backcheck.verdict import (
     KINK,
     KINK_PERSISTENCE,
@@ -41,6 +50,7 @@ from backcheck.verdict import (
     OK,
     SAFETY,
     Claim,
+    Judgement,
     bound,
     resolution,
     wide_resolution,
@@ -152,7 +162,7 @@ KINK_RECHECKS = 16
 
 def _at_kinks(
     ev: Evaluator, claim: Claim, idx: np.ndarray, a: np.ndarray, wrong: np.ndarray, table: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Which of the ``wrong`` elements sit at a kink whose one-sided slopes hold the claim, and which cannot be
     told from one. A Richardson table's central differences converge to the slopes' mean (a max-pool tie: half
     the routed gradient); the screen let such an element through at a bound widened by the noise other kinks stir
@@ -165,8 +175,10 @@ def _at_kinks(
     step far beyond the scale on which f bends (a float32 softmax of logits near 1e4, whose step follows 1e4)
     saturates f, and slopes that saturate keep a gap at every step, which is no kink's. Where they show no kink
     that holds the claim, at :data:`KINK_SCALES` of that step too: other kinks a little off the point (a float32
-    ReLU network on an image of values in steps of 0.01) lie within a float32 step."""
+    ReLU network on an image of values in steps of 0.01) lie within a float32 step. Third, the elements tried
+    whose slopes at the step show a kink with the claim outside them: wrong at their own kink."""
     kinks, unsure = np.zeros(wrong.size, dtype=bool), np.zeros(wrong.size, dtype=bool)
+    outside = np.zeros(wrong.size, dtype=bool)
     tried = np.flatnonzero(wrong)
     tied = np.isin(idx[tried], np.concatenate(ev.tree.ties(idx[tried]) or [tried[:0]]))
     for n, k in enumerate(tried):
@@ -179,12 +191,13 @@ def _at_kinks(
         noise = element_noise(ev, i, h, float(a[k]))  # (of phi's values, at every scale below)
         found = [_kink_along(ev, i, h * scale, float(a[k]), noise) for scale in KINK_SCALES]
         kinks[k] = any(all(f) for f in found)
+        outside[k] = not kinks[k] and found[0][0] and not found[0][1]
         # a tied element whose claim lies among its slopes, whose gap the rounding hides: a kink the table's
         # precision sees and the slopes cannot (a float32 sort's tie whose end weights differ by 1%)
         unsure[k] = not kinks[k] and bool(tied[n]) and found[0][1] and not found[0][0]
         if not (kinks[k] or unsure[k]):
             break  # a wrong element off every kink: the rule is wrong, the others keep the table's verdict
-    return kinks, unsure
+    return kinks, unsure, outside
 
 
 #: Fractions of an element's step at which :func:`_at_kinks` looks for a kink at the point, in turn (a sixteenth:
@@ -440,8 +453,13 @@ def _refine(ev: Evaluator, claim: Claim, outcome: Outcome, pos: np.ndarray, floo
     still |= wrong & (sharp.value == 0.0) & (outcome.numeric[pos] == 0.0) & (outcome.bound[pos] >= np.abs(a))
     still |= wrong & below_rounding_of_inputs(ev, idx, a, claim.steps[idx], outcome.checked[outcome.numeric != 0])
     wrong &= ~still
-    kinks, unsure = _at_kinks(ev, claim, idx, a, wrong, sharp.step)  # a table averages a kink's one-sided slopes
+    kinks, unsure, outside = _at_kinks(ev, claim, idx, a, wrong, sharp.step)  # a table averages a kink's slopes
     wrong &= ~kinks & ~unsure
+    if wrong.any() and claim.regrad is not None and _kinks_about(ev, outcome):  # (kinks meeting along the axis)
+        cancelled = _cancelling(ev, claim, idx, (wrong, outside, kinks, unsure), sharp, limit)
+        wrong &= ~kinks & ~unsure
+    else:
+        cancelled = []
     own = unless_own_rounding(ev, claim, idx, sharp.value, limit, wrong) if wrong.any() else 0
     reached = np.isfinite(limit) & (limit <= floor * size)
     better = np.isfinite(limit) & (limit < outcome.bound[pos])
@@ -490,7 +508,65 @@ def _refine(ev: Evaluator, claim: Claim, outcome: Outcome, pos: np.ndarray, floo
             "are too noisy to contradict the first (a kink, or a jump of f'', within the first table's steps, or an "
             "error below the finer tables' resolution): neither settles the rule's value (inconclusive)."
         )
-    return [
-        f"{head}{pos.size} element(s) refined ({int(sharp.evaluations.sum())} evaluations); "
-        f"{int(wrong.sum())} wrong" + (f", {short}." if missed else ".") + flat
-    ] + ([OWN_ROUNDING_NOTE.format(own)] if own else [])
+    said = f"{head}{pos.size} element(s) refined ({int(sharp.evaluations.sum())} evaluations); {int(wrong.sum())} wrong"
+    rounding = [OWN_ROUNDING_NOTE.format(own)] if own else []
+    return [said + (f", {short}." if missed else ".") + flat, *rounding, *cancelled]
+
+
+def _kinks_about(ev: Evaluator, outcome: Outcome) -> bool:
+    """Whether the point has kinks a table's element may meet others at: some element checked sits at one, or
+    some array holds zeros or repeated values (a ReLU's input at 0 under integer data, a max's ties)."""
+    return KINK in outcome.status or any(suspects(leaf).size for leaf in ev.tree.leaves)
+
+
+def _cancelling(
+    ev: Evaluator, claim: Claim, idx: np.ndarray, marks: tuple[np.ndarray, ...], sharp: Refined, limit: np.ndarray
+) -> list[str]:
+    """Of the elements a table calls wrong (``marks``: that mask over ``idx``, those of them whose slopes showed a
+    kink with the claim outside them, and the kink and unsure masks, updated in place), those where kinks of both
+    signs meet and cancel along their own axis, their claims valid subgradients
+    (:func:`~backcheck.strategies.elementwise.cancelling_kinks`). Along such an axis f is differentiable, or its
+    slopes both lie on one side of the claim, and a table converges to a value that a ReLU's slope of 0 at each
+    kink does not give: a float32 ReLU network on integer data, a fifth of its hidden units at exactly 0.
+
+    Being right at the nearby points excuses only where their bounds there rule out the table's mismatch, else the
+    element is inconclusive; one whose own slopes showed the claim outside them must be right there on tables
+    that rule it out (:func:`_right_beside`), else it stays wrong (a ReLU's 0 with slopes 0 and 2 claimed 2.8, in
+    a float32 loss of 5000, whose first differences there bound it within 3.9 only)."""
+    wrong, outside, kinks, unsure = marks
+    k = np.flatnonzero(wrong)
+    status = np.full(k.size, MISMATCH, dtype=object)
+    j = Judgement(sharp.value[k].copy(), limit[k].copy(), status, np.full(k.size, np.nan), np.full((k.size, 2), np.nan))
+    said, _ = cancelling_kinks(ev, idx[k], j, claim, np.random.default_rng(k.size))
+    taken = np.flatnonzero((j.status == KINK) & ~outside[k])
+    if taken.size:
+        near = nearby_bounds(ev, idx[k[taken]], claim, np.random.default_rng(taken.size))
+        j.status[taken[near > np.abs(claim.g[idx[k[taken]]] - j.numeric[taken])]] = NOISY
+    taken = np.flatnonzero((j.status == KINK) & outside[k])
+    if taken.size:
+        right = _right_beside(ev, claim, idx[k[taken]], np.abs(claim.g[idx[k[taken]]] - j.numeric[taken]))
+        j.status[taken[~right]] = MISMATCH
+    kinks[k] |= j.status == KINK
+    unsure[k] |= j.status == NOISY
+    return said
+
+
+def _right_beside(ev: Evaluator, claim: Claim, sub: np.ndarray, mismatch: np.ndarray) -> np.ndarray:
+    """Per element of ``sub``, whether the backward pass is right at the points
+    :data:`~backcheck.strategies.beside.NEARBY` steps away in a random direction and in the opposite one, each
+    judged on a Richardson table started at a few of its steps (inside the distance to the point's own kinks)
+    whose bound rules out ``mismatch`` (the table's at the point): right within a bound that does not is no
+    evidence, and counts as wrong."""
+    assert claim.regrad is not None
+    direction = NEARBY * claim.steps * np.random.default_rng(sub.size).standard_normal(claim.steps.size)
+    right = np.ones(sub.size, dtype=bool)
+    for side in (direction, -direction):
+        try:
+            with ev.shifted(side):
+                a = claim.regrad()[sub]
+                sharp = refine_elements(ev, sub, target=mismatch / 4, first_step=4 * claim.steps[sub])
+        except NonFiniteError:
+            return np.zeros(sub.size, dtype=bool)
+        limit = bound(sharp.error, 0.0, resolution(a, sharp.value, 1.0, claim.rms[sub]) * claim.grad_eps[sub])
+        right &= (np.abs(a - sharp.value) <= limit) & (limit < mismatch)
+    return right

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from backcheck.evaluate import Evaluator
-from backcheck.strategies.nearby import agrees_around, crowded_note, nearby_verdicts, slopes_along, weigh_along
+from backcheck.strategies.around import agrees_around
+from backcheck.strategies.nearby import crowded_note, nearby_verdicts, slopes_along, weigh_along
 from backcheck.verdict import KINK, MISMATCH, NOISY, VOUCH, Claim, Judgement
 
 #: Relative agreement of two jumps (one-sided slope gaps) for their elements to count as tied.
@@ -79,13 +80,14 @@ def joint_kink_test(
     for group in tie_groups(kink_idx, jump)[:MAX_TIE_GROUPS]:
         verdict, excess, slack = _move(ev, group, claim)
         if verdict is False:
-            if not _rescued(ev, group, claim, apart) and not _summed_around(ev, group, claim):
+            if not _rescued(ev, group, claim, apart) and not _summed_around(ev, group, claim, slack):
                 _blame(bad, group, claim, excess, slack)
             continue
         if verdict is None and group.size > 2:
             pairs = [(group[k : k + 2], *_move(ev, group[k : k + 2], claim)) for k in range(group.size - 1)]
             wrong = [p for p in pairs if p[1] is False]
-            wrong = [p for p in wrong if not _rescued(ev, p[0], claim, apart) and not _summed_around(ev, p[0], claim)]
+            wrong = [p for p in wrong if not _rescued(ev, p[0], claim, apart)]
+            wrong = [p for p in wrong if not _summed_around(ev, p[0], claim, p[3])]
             for pair, _, excess, slack in wrong:
                 _blame(bad, pair, claim, excess, slack)
             if wrong:
@@ -116,7 +118,7 @@ def _all_together(
         # GELU's tail, whose elements moved together disagree with their sum by that rounding)
         return
     verdict, excess, slack = _move(ev, kinks, claim)
-    if verdict is False and not _summed_around(ev, kinks, claim):
+    if verdict is False and not _summed_around(ev, kinks, claim, slack):
         _blame(bad, kinks, claim, excess, slack)
 
 
@@ -214,7 +216,7 @@ def _value_groups(
             if part.size < 2:
                 continue
             verdict, excess, slack = _move(ev, part, claim)
-            if verdict is False and not _summed_around(ev, part, claim):
+            if verdict is False and not _summed_around(ev, part, claim, slack):
                 _tie_blamed(ev, (group, part), of, claim, alone, bad, (excess, slack))
                 break
 
@@ -262,7 +264,7 @@ def _tie_blamed(
             if unsure.size and np.isin(unsure, alone.checked).all():
                 _blame(bad, unsure, claim, excess, slack)
                 return
-        elif verdict is False and not _summed_around(ev, kinks, claim):
+        elif verdict is False and not _summed_around(ev, kinks, claim, k_slack):
             _blame_narrowed(ev, bad, own if own.size else kinks, claim, (k_excess, k_slack))
             return
     own = own if own.size else group[np.isin(group, of) & ~np.isin(group, alone.wrong)]
@@ -321,15 +323,16 @@ def _rows_of(ev: Evaluator, group: np.ndarray) -> list[np.ndarray]:
     return sorted(parts, key=lambda p: -p.size)[:MAX_TIE_ROWS]
 
 
-def _summed_around(ev: Evaluator, group: np.ndarray, claim: Claim) -> bool:
+def _summed_around(ev: Evaluator, group: np.ndarray, claim: Claim, held: float) -> bool:
     """Whether a group whose summed gradient disagrees with its move together is a valid chain-rule subgradient
-    still (:func:`~backcheck.strategies.nearby.agrees_around` along the group's move). Kinks of both signs that
+    still (:func:`~backcheck.strategies.around.agrees_around` along the group's move). Kinks of both signs that
     cancel along the group's direction (integer data: relu(a t) - relu(a t) beside the group) make it
     differentiable there, and a ReLU's slope of 0 at its kinks is valid yet does not sum to that derivative; a
-    max's gradient routed to every tied element sums beyond every sum around the point, where the tie is broken."""
+    max's gradient routed to every tied element sums beyond every sum around the point, where the tie is broken.
+    ``held``: the move's bound, within which a sum sought toward the claim's vouches for it."""
     v = np.zeros(claim.g.size)
     v[group] = 1.0
-    return agrees_around(ev, claim, v, np.random.default_rng(group.size))
+    return agrees_around(ev, claim, v, np.random.default_rng(group.size), held)
 
 
 def recheck_tied(
