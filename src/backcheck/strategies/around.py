@@ -16,7 +16,7 @@ from backcheck.bits import dot
 from backcheck.errors import NonFiniteError
 from backcheck.evaluate import Evaluator
 from backcheck.strategies.beside import right_at_a_nearby_point
-from backcheck.strategies.corners import GUIDED_SAMPLES, STALLED, Nearest
+from backcheck.strategies.corners import GUIDED_SAMPLES, Nearest
 from backcheck.strategies.nearby import SAMPLE_RADIUS, as_read, moved_point, shifts_around, weigh_along
 from backcheck.strategies.own_rounding import ULPS_AWAY
 from backcheck.verdict import SAFETY, Claim, resolution
@@ -25,6 +25,11 @@ from backcheck.verdict import SAFETY, Claim, resolution
 AROUND_CHECKED = 32
 #: Gradients sampled around a point to outline the valid subgradients along one direction.
 AROUND_SAMPLES = 64
+#: The rounding (relative) above which a function or a gradient computes in float32 or coarser.
+COARSE_EPS = 1e-10
+#: Moves sought in a row that bring the sum no nearer end the search (a max's rule routing the gradient to every
+#: tied element sums beyond every sum around the point, and cost four times the check's time sought for 128).
+SOUGHT_STALLED = 32
 
 
 def agrees_around(ev: Evaluator, claim: Claim, v: np.ndarray, rng: np.random.Generator, held: float = 0.0) -> bool:
@@ -33,7 +38,8 @@ def agrees_around(ev: Evaluator, claim: Claim, v: np.ndarray, rng: np.random.Gen
     a valid chain-rule subgradient where the move crosses kinks of both signs (integer data under ReLUs), which a
     wrong rule at a tie is not (its sum lies beyond every sum around the point, where the tie is broken).
 
-    After :data:`AROUND_SAMPLES` random moves, up to :data:`GUIDED_SAMPLES` more are sought toward the claim's sum
+    After :data:`AROUND_SAMPLES` random moves, where f or the gradient computes in float32 or coarser (whose moves'
+    bounds leave a sum room), up to :data:`GUIDED_SAMPLES` more are sought toward the claim's sum
     from the moves whose sums came nearest (:class:`~backcheck.strategies.corners.Nearest`), where one whose sum is
     the claim's (within ``held``, the bound of the move that found the claim off) is a witness: the backward pass
     must not be wrong along ``v`` there. The convention's subgradient (ReLU'(0) = 0 in every unit at 0) is a corner
@@ -59,8 +65,10 @@ def agrees_around(ev: Evaluator, claim: Claim, v: np.ndarray, rng: np.random.Gen
     ties, eps = [t for t in ties if t.size > 1], float(np.max(claim.grad_eps[moved]))
     shifts, open_ = shifts_around(ev, claim, rng, apart=True), np.ones(1, dtype=bool)
     nearest = Nearest(1, _farthest(ev, claim))
-    for n in range(AROUND_SAMPLES + GUIDED_SAMPLES):
-        if n >= AROUND_SAMPLES + STALLED and nearest.stalled >= STALLED:
+    # (sought in float32 or coarser only: a float64 move's bound leaves a corner's sum no room short of its own)
+    sought = GUIDED_SAMPLES if max(ev.out_eps, eps) > COARSE_EPS else 0
+    for n in range(AROUND_SAMPLES + sought):
+        if n >= AROUND_SAMPLES + SOUGHT_STALLED and nearest.stalled >= SOUGHT_STALLED:
             break
         shift = next(shifts) if n < AROUND_SAMPLES else nearest.toward(n, next(shifts), open_, rng)
         with ev.shifted(shift, evaluate=False):
