@@ -137,8 +137,8 @@ def _one_piece(ev: Evaluator, claim: Claim, move: tuple, g_near: np.ndarray, sla
 
     Across such kinks it changes alike on both sides (units turn on either way) and by as much at half the move:
     a shift far smaller than the step (a float32 step) leaves the point's own kinks within the move. A smooth f's
-    gradient changes oppositely on the two sides, its even part (of f's fourth order in the step) a quarter as
-    large at half the move. An even change of 6% of the derivative hid within ``slack``, a float32 difference's
+    gradient changes oppositely on the two sides, its even part (f''' t^2 / 2) a quarter as large at half the
+    move. An even change of 6% of the derivative hid within ``slack``, a float32 difference's
     bound, and a right rule failed at the shifted point."""
     shift, moved, coef = move
     assert claim.regrad is not None
