@@ -471,7 +471,7 @@ def judged_at(
     elif out[0] == OK and limit <= VOUCH * size:
         verdict = (OK, out[1], limit, out[3], out[4])
     elif limit <= VOUCH * size and _on_stairs_of(q, a, out, limit):
-        # stairs of q that the finer levels cross or stand on (a GELU's 1 + tanh(u) in its tail): the step's own say
+        # stairs of q that the finer levels cross or stand on (a GELU's 1 + tanh(u) in its tail): this step judges
         n = (float(phis[0]) - float(phis[1])) / float(disp[0] - disp[1])
         if not abs(a - n) <= limit:
             return None

@@ -49,8 +49,8 @@ def agrees_around(ev: Evaluator, claim: Claim, v: np.ndarray, rng: np.random.Gen
     if claim.regrad is None:
         return False
     moved = np.flatnonzero(v)
-    coef = v[moved] / np.max(np.abs(v[moved]))
-    if _right_along(ev, claim, v, moved) is False:
+    coef = v[moved] / np.max(np.abs(v[moved]))  # (a move of the group's own steps: v may be scaled by them)
+    if _right_along(ev, claim, (moved, coef)) is False:
         return False
     checked = moved if moved.size <= AROUND_CHECKED else rng.choice(moved, AROUND_CHECKED, replace=False)
     right = right_at_a_nearby_point(ev, np.sort(checked), claim, rng)
@@ -92,20 +92,19 @@ def _collide(ev: Evaluator, ties: list[np.ndarray], eps: float) -> bool:
     return any(np.unique(as_read(values[t], eps)).size < t.size for t in ties)
 
 
-def _right_along(ev: Evaluator, claim: Claim, v: np.ndarray, moved: np.ndarray) -> bool | None:
-    """Whether the backward pass's derivative along ``v`` (nonzero at ``moved``) is right beside the point, where
-    every tie is broken in the order of its elements, each way (:func:`shifts_around`: a thousandth of a step,
-    far inside the gaps between distinct values); None where the move along ``v`` leaves the piece of f there
+def _right_along(ev: Evaluator, claim: Claim, along: tuple[np.ndarray, np.ndarray]) -> bool | None:
+    """Whether the backward pass's derivative along ``coef`` over ``moved`` (``along``) is right beside the point,
+    where every tie is broken in the order of its elements, each way (:func:`shifts_around`: a thousandth of a
+    step, far inside the gaps between distinct values); None where the move leaves the piece of f there
     (:func:`_one_piece`), or f is not finite. A rule wrong at one element of a tie of 72 values (a sort's gradient
     5% off at one rank) sums along the tie beyond its derivative at every point around: up to
     :data:`AROUND_CHECKED` of the moved elements, checked one by one at a point 32 steps away, missed the one that
-    takes the error; along ``v`` it shows whichever does.
+    takes the error; along the move it shows whichever does.
     """
-    coef = v[moved] / np.max(np.abs(v[moved]))  # (a move of the group's own steps: v may be scaled by them)
-    shifts = shifts_around(ev, claim, np.random.default_rng(moved.size), apart=True)
+    shifts = shifts_around(ev, claim, np.random.default_rng(along[0].size), apart=True)
     verdict = None
     for shift in (next(shifts), next(shifts)):
-        verdict = _right_at(ev, claim, shift, (moved, coef))
+        verdict = _right_at(ev, claim, shift, along)
         if verdict is False:
             return False
     return verdict

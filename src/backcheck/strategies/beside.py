@@ -13,7 +13,7 @@ import numpy as np
 from backcheck.errors import NonFiniteError
 from backcheck.evaluate import Evaluator
 from backcheck.judgement import judge
-from backcheck.verdict import KINK, OK, Claim, FirstDifferences, resolution, typical_size
+from backcheck.verdict import KINK, OK, Claim, FirstDifferences, Judgement, resolution, typical_size
 
 #: How far the nearby points lie, in finite-difference steps.
 NEARBY = 32.0
@@ -58,9 +58,7 @@ def right_at_a_nearby_point(
     place, where it is wrong on a side but other values came within its step there (:func:`_crowded`), and right
     or so on the other; ``partly`` (if given; every element is then tried on both sides) where it is right on one
     side only."""
-    direction = NEARBY * claim.steps * rng.standard_normal(claim.steps.size)
-    for i, factor in ev.shrunk.items():  # (an element whose step shrank at the edge of f's domain moves as little)
-        direction[i] *= factor
+    direction = nearby_direction(ev, claim, rng)
     edge = sorted(ev.one_sided)
     for flip in (False, True) if edge else (False,):
         # elements on the edge of f's domain (x**1.5 at 0) keep their move on both sides, its finite one if any
@@ -145,20 +143,34 @@ def _crowded(ev: Evaluator, sub: np.ndarray, steps: np.ndarray, shift: np.ndarra
 def _right_at(ev: Evaluator, sub: np.ndarray, claim: Claim, direction: np.ndarray) -> np.ndarray | None:
     """Per element of ``sub``, whether the backward pass is right at the point moved by ``direction`` (or by a
     fraction of it, where f is not finite there); None where f is not finite at any of them."""
-    steps, grad_eps, tol, regrad = claim.steps, claim.grad_eps, claim.tol, claim.regrad
-    assert regrad is not None
     for shrink in NEARBY_SHRINK:  # a nearby point outside f's domain (a softmax saturated by large steps)
         try:
-            with ev.shifted(direction * shrink):
-                g_near = regrad()
-                first = FirstDifferences(*ev.first_differences(sub, steps))
-                a = g_near[sub]
-                res = resolution(a, first.central, 1.0, typical_size(g_near) + 0 * a) * grad_eps[sub]
-                near = judge(ev, sub, a, steps[sub], first, res, tol)
-            return np.isin(near.status, (OK, KINK))
+            near = _judged_at(ev, sub, claim, direction * shrink)
         except NonFiniteError:
             continue
+        return np.isin(near.status, (OK, KINK))
     return None
+
+
+def _judged_at(ev: Evaluator, sub: np.ndarray, claim: Claim, shift: np.ndarray) -> Judgement:
+    """The elements ``sub`` judged at the point moved by ``shift`` as at the point itself, against the backward
+    pass there (raises :class:`NonFiniteError` where f is not finite there)."""
+    assert claim.regrad is not None
+    with ev.shifted(shift):
+        g_near = claim.regrad()
+        first = FirstDifferences(*ev.first_differences(sub, claim.steps))
+        a = g_near[sub]
+        res = resolution(a, first.central, 1.0, typical_size(g_near) + 0 * a) * claim.grad_eps[sub]
+        return judge(ev, sub, a, claim.steps[sub], first, res, claim.tol)
+
+
+def nearby_direction(ev: Evaluator, claim: Claim, rng: np.random.Generator) -> np.ndarray:
+    """A random move of the point :data:`NEARBY` steps long per element (as little as its step shrank where that
+    did at the edge of f's domain)."""
+    direction = NEARBY * claim.steps * rng.standard_normal(claim.steps.size)
+    for i, factor in ev.shrunk.items():
+        direction[i] *= factor
+    return direction
 
 
 def _clear_of_its_tie(ev: Evaluator, sub: np.ndarray, claim: Claim, direction: np.ndarray) -> np.ndarray | None:
@@ -184,16 +196,8 @@ def nearby_bounds(ev: Evaluator, sub: np.ndarray, claim: Claim, rng: np.random.G
     """Per element of ``sub``, the wider of the bounds of its judgement at the points :data:`NEARBY` steps away in
     a random direction and in the opposite one (inf where f is not finite at either): the least error that being
     right there rules out. A float32 loss of 5000 judges an element there within 3.9, beside a claim 0.8 off."""
-    assert claim.regrad is not None
-    direction = NEARBY * claim.steps * rng.standard_normal(claim.steps.size)
-    out = np.zeros(sub.size)
-    for side in (direction, -direction):
-        try:
-            with ev.shifted(side):
-                first = FirstDifferences(*ev.first_differences(sub, claim.steps))
-                a = claim.regrad()[sub]
-                res = resolution(a, first.central, 1.0, typical_size(a) + 0 * a) * claim.grad_eps[sub]
-                out = np.maximum(out, judge(ev, sub, a, claim.steps[sub], first, res, claim.tol).bound)
-        except NonFiniteError:
-            return np.full(sub.size, np.inf)
-    return out
+    direction = nearby_direction(ev, claim, rng)
+    try:
+        return np.maximum(*(_judged_at(ev, sub, claim, side).bound for side in (direction, -direction)))
+    except NonFiniteError:
+        return np.full(sub.size, np.inf)

@@ -71,7 +71,8 @@ class Nearest:
         if self.reach is None:
             return move
         # scaled down whole, not clipped: elements clipped to one bound would tie again (a tie's rule then sampled)
-        return move / max(1.0, float(np.max(np.abs(move) / self.reach)))
+        over = np.divide(np.abs(move), self.reach, out=np.zeros_like(move), where=self.reach > 0)
+        return move / max(1.0, float(np.max(over, initial=0.0)))
 
 
 def _followed(open_: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ from backcheck.numeric.noise import POINTS, element_noise
 from backcheck.numeric.richardson import Refined
 from backcheck.refinement import COARSE_NOISE, KINK_GAP, NEAR_FLOOR
 from backcheck.rounding import below_rounding_of_inputs
-from backcheck.strategies.beside import NEARBY, nearby_bounds
+from backcheck.strategies.beside import nearby_bounds, nearby_direction
 from backcheck.strategies.elementwise import (
     SPREAD_FOUND,
     SPREAD_THIN,
@@ -558,7 +558,7 @@ def _right_beside(ev: Evaluator, claim: Claim, sub: np.ndarray, mismatch: np.nda
     whose bound rules out ``mismatch`` (the table's at the point): right within a bound that does not is no
     evidence, and counts as wrong."""
     assert claim.regrad is not None
-    direction = NEARBY * claim.steps * np.random.default_rng(sub.size).standard_normal(claim.steps.size)
+    direction = nearby_direction(ev, claim, np.random.default_rng(sub.size))
     right = np.ones(sub.size, dtype=bool)
     for side in (direction, -direction):
         try:
