@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from backcheck.backends import Backend, batched_first_differences, put_back, serial_first_differences
-from backcheck.bits import BFLOAT16_EPS, dot, machine_eps
+from backcheck.bits import BFLOAT16_EPS, machine_eps
 from backcheck.containers import flatten
 from backcheck.edges import (
     EDGE_HINTS,
@@ -32,7 +32,7 @@ from backcheck.errors import (
     NonFiniteError,
     UserFunctionError,
 )
-from backcheck.moves import covers, in_place, move, move_dots, split, write_step
+from backcheck.moves import covers, in_place, move, move_pair, pair_dots, split, write_step
 from backcheck.outputs import NARROW_EVIDENCE, Output, computed_dtype, float16_work, narrow_inputs
 from backcheck.randomness import jitter
 from backcheck.tree import Leaf, Tree, flat_view
@@ -432,8 +432,8 @@ class Evaluator:
 
         Returns the phi values and, per step, the actual displacement of the touched elements (float64, in
         ascending order of ``idx``; written into ``out``, one buffer of ``coef``'s size per step, if given).
-        With ``weights`` (arrays in that order), per step the list of their dot products with the displacement
-        instead: a move of one float64 run then never writes its displacement out (:func:`backcheck.moves.move_dots`).
+        With ``weights`` and a pair of steps, the list of their dot products with the difference of the two
+        displacements (first minus second) instead: one float64 run's never written out (:func:`~.moves.move_pair`).
         A run of consecutive elements is written as one slice, so a direction over a million elements costs a
         few vectorized passes, not a gather and scatter each. Non-finite entries (masks) are not moved: their
         displacement is 0.
@@ -442,6 +442,8 @@ class Evaluator:
         groups = split(self.tree, idx, coef, self._base is not None)
         # non-finite entries (masks) stay put; None where there are none (the common case, and the fast one)
         fixed = [None if self._finite(x0) else ~np.isfinite(x0) for _l, _i, _c, _f, x0, _n in groups]
+        if weights is not None and len(steps) != 2:
+            raise ValueError("weights are dotted with the difference of a pair of steps' displacements")
         fused = weights is not None and len(groups) == 1 and fixed[0] is None and in_place(groups[0])
         # a move over a whole array: each step writes all of it (put back after the last), and its checksum
         # after a call says nothing (the function's writes into it are overwritten by the next move)
@@ -455,12 +457,11 @@ class Evaluator:
                 if fused and k:
                     write_step(groups[0], s)  # (its dots were taken with the first step's)
                 elif fused:
-                    disps.extend(move_dots(groups[0], steps, weights or ()))
+                    disps = move_pair(groups[0], (steps[0], steps[1]), weights or ())
                 else:
                     buf = out[k] if out is not None and len(groups) == 1 else None
                     parts = [move(group, keep, s, buf) for group, keep in zip(groups, fixed, strict=True)]
-                    disp = np.concatenate(parts) if len(parts) > 1 else parts[0] if parts else np.empty(0)
-                    disps.append(disp if weights is None else [dot(w, disp) for w in weights])
+                    disps.append(np.concatenate(parts) if len(parts) > 1 else parts[0] if parts else np.empty(0))
                 phis[k] = self._eval_checked((idx, s))
                 if whole is not None and k + 1 < len(steps) and self._untouched(whole):
                     continue  # the next step rewrites every element of this array: put back after the last
@@ -476,7 +477,7 @@ class Evaluator:
                 self._reset()
         if len(groups) == 1:
             self._probed(next(j for j, leaf in enumerate(self.tree.leaves) if leaf is groups[0][0]), phis)
-        return phis, disps
+        return phis, (disps if weights is None or fused else pair_dots(disps, weights))
 
     def _probed(self, k_leaf: int, phis: np.ndarray) -> None:
         """Count a move of array ``k_leaf`` alone, and whether ``phi`` moved at any of its steps (a few values: read

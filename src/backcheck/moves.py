@@ -2,8 +2,8 @@
 
 A move of ``x0 + s * c`` is rounded to the array's dtype; its actual displacement (the rounded value minus
 ``x0``, exact in float64) is what the analytic side is weighed with. A run of consecutive float64 elements is
-written in place, and its displacement can be reduced to dot products on the way (:func:`move_dots`), never
-written out.
+written in place, and the difference of a pair of its displacements can be reduced to dot products on the way
+(:func:`move_pair`), never written out.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 from backcheck.bits import dot
 from backcheck.tree import Leaf, Tree, flat_view
 
-#: Elements moved at a time by :func:`move_dots` (its displacements stay in a core's cache).
+#: Elements moved at a time by :func:`move_pair` (its displacements stay in a core's cache).
 DOTS_CHUNK = 1 << 15
 
 
@@ -35,31 +35,37 @@ def _step(xs: np.ndarray, cs: np.ndarray, s: float, out: np.ndarray) -> np.ndarr
     return out
 
 
-def move_dots(group: tuple[Any, ...], steps: Sequence[float], weights: Sequence[np.ndarray]) -> list[list[float]]:
-    """Write ``x0 + s * c`` for the first of ``steps`` into one float64 run (as :func:`move`) and return, per step,
-    the dot product of each of ``weights`` with its actual displacement, a chunk at a time: the displacements are
-    never written out, and each chunk of ``x0``, ``c`` and the weights is read once for every step (the later
-    steps are written by :func:`write_step`)."""
+def move_pair(group: tuple[Any, ...], steps: tuple[float, float], weights: Sequence[np.ndarray]) -> list[float]:
+    """Write ``x0 + s * c`` for the first of a pair of ``steps`` into one float64 run (as :func:`move`) and return
+    the dot product of each of ``weights`` with the difference of the pair's actual displacements, a chunk at a
+    time: the displacements are never written out, and each chunk of ``x0``, ``c`` and the weights is read once
+    (the second step is written by :func:`write_step`). That difference is the two moved points' own, rounded
+    once: each displacement is exact, so ``(x0 + s0 c) - (x0 + s1 c)`` rounds as their difference does."""
     _leaf, local, c, flat, x0, _native = group
     new = flat[local]
     n = c.size
-    tmp = np.empty(min(n, DOTS_CHUNK))
-    other = np.empty(tmp.size) if len(steps) > 1 else tmp
-    sums = [[0.0] * len(weights) for _ in steps]
+    other = np.empty(min(n, DOTS_CHUNK))
+    sums = [0.0] * len(weights)
     with np.errstate(invalid="ignore", over="ignore"):
         for a in range(0, n, DOTS_CHUNK):
             b = min(a + DOTS_CHUNK, n)
-            xs, cs, t = x0[a:b], c[a:b], tmp[: b - a]
-            for k, s in enumerate(steps):
-                moved = _step(xs, cs, s, new[a:b] if k == 0 else other[: b - a])
-                np.subtract(moved, xs, out=t)
-                for j, w in enumerate(weights):
-                    sums[k][j] += dot(w[a:b], t)
+            xs, cs, t = x0[a:b], c[a:b], other[: b - a]
+            first = _step(xs, cs, steps[0], new[a:b])
+            np.subtract(first, _step(xs, cs, steps[1], t), out=t)
+            for j, w in enumerate(weights):
+                sums[j] += dot(w[a:b], t)
     return sums
 
 
+def pair_dots(disps: Sequence[np.ndarray], weights: Sequence[np.ndarray]) -> list[float]:
+    """The dot product of each of ``weights`` with the difference of a pair of displacements written out (as
+    :func:`move_pair` gives it; the first displacement is overwritten with it)."""
+    diff = np.subtract(disps[0], disps[1], out=disps[0])
+    return [dot(w, diff) for w in weights]
+
+
 def write_step(group: tuple[Any, ...], s: float) -> None:
-    """Write ``x0 + s * c`` into one float64 run (a later step of :func:`move_dots`)."""
+    """Write ``x0 + s * c`` into one float64 run (the second step of :func:`move_pair`)."""
     _leaf, local, c, flat, x0, _native = group
     with np.errstate(invalid="ignore", over="ignore"):
         _step(x0, c, s, flat[local])

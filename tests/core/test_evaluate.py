@@ -213,22 +213,24 @@ def test_an_output_coarser_than_the_inputs_or_integer_is_said():
 
 
 @pytest.mark.parametrize("n", [5, 3 * (1 << 15) + 7])  # one chunk, several (the last one short)
-def test_a_direction_gives_the_dot_products_of_its_exact_displacements(n):
+def test_a_direction_gives_the_dot_products_of_its_pairs_exact_displacements(n):
     rng = np.random.default_rng(0)
     x = rng.normal(size=n) * 10.0 ** rng.integers(-3, 4, size=n)
     coef = rng.normal(size=n) * 1e-6 * np.abs(x)
     g, w = rng.normal(size=n), rng.normal(size=n)
     ev = evaluator(lambda v: float(np.sum(np.sin(v))), x)
-    steps = (1.0, -1.0, 0.5, -0.5)
+    steps = (1.0, -1.0)
     phis, disps = ev.direction(slice(0, n), coef, steps)
     phis2, dots = ev.direction(slice(0, n), coef, steps, weights=(g, w))
     np.testing.assert_array_equal(phis2, phis)  # the same points
-    for d, (dg, dw) in zip(disps, dots, strict=True):
+    d = disps[0] - disps[1]  # the difference of the pair's exact displacements, rounded once
+    for weight, got in zip((g, w), dots, strict=True):
         # a dot product summed by chunks: equal to the rounding of an n-term sum of |g d|
-        for weight, got in ((g, dg), (w, dw)):
-            allowed = 4 * n * np.finfo(float).eps * float(np.abs(weight) @ np.abs(d))
-            assert abs(got - float(np.dot(weight, d))) <= allowed
+        allowed = 4 * n * np.finfo(float).eps * float(np.abs(weight) @ np.abs(d))
+        assert abs(got - float(np.dot(weight, d))) <= allowed
     np.testing.assert_array_equal(ev.tree.leaves[0].work, x)  # put back
+    with pytest.raises(ValueError, match="pair"):
+        ev.direction(slice(0, n), coef, (1.0, -1.0, 0.5), weights=(g,))
 
 
 @pytest.mark.parametrize("call", [2, 3])  # during a direction's first step (not put back after it) and its last

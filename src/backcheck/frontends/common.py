@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 
 from backcheck.backends import FRAMEWORK_BATCH_BYTES, rows_per_call
-from backcheck.bits import dot
 from backcheck.calls import did_you_mean, first_line, function_name
 from backcheck.errors import ArgumentError, BadInputError
 from backcheck.evaluate import Evaluator, Output
 from backcheck.findings import SMALL_ERROR
+from backcheck.moves import pair_dots
 from backcheck.numeric.steps import default_steps
 from backcheck.report import Finding, Report
 from backcheck.strategies import choose, resolve
@@ -96,7 +96,7 @@ class CachedEvaluator(Evaluator):
             phis, disps = hit[0].copy(), [d.copy() for d in hit[1]]
         if weights is None:
             return phis, disps
-        return phis, [[dot(w, d) for w in weights] for d in disps]
+        return phis, pair_dots(disps, weights)
 
     @contextmanager
     def shifted(self, delta: np.ndarray, evaluate: bool = True) -> Iterator[float]:

@@ -161,8 +161,8 @@ def _at(ev: Evaluator, along: Along, coef: np.ndarray, t: float) -> tuple[float,
             phis, dots = ev.direction(along.idx, coef, (t, -t), (d0, d1), (gs,) if wide is None else (gs, wide))
     finally:
         ev.output.track = False
-    analytic = (dots[0][0] - dots[1][0]) / (2 * t)
-    formula = analytic if wide is None else (dots[0][1] - dots[1][1]) / (2 * t)
+    analytic = dots[0] / (2 * t)
+    formula = analytic if wide is None else dots[1] / (2 * t)
     numeric = (phis[0] - phis[1]) / (2 * t)
     gap = abs((phis[0] - ev.phi0) - (ev.phi0 - phis[1])) / t  # forward minus backward slope
     rounding = 0.0 if wide is None else abs(analytic - formula)
