@@ -1,6 +1,6 @@
 """The projected check is sequential: what the directions the detection size needs leave of the miss probability
 asked for is spent on stopping after fewer directions whose mismatches lie well within their bounds. A correct
-gradient's mismatches are rounding, mostly hundredths of their bounds, so it usually costs two directions of
+gradient's mismatches are rounding, mostly tenths of their bounds or less, so it often costs two directions of
 three; the stated detection size stays what the confidence asks for."""
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ def _staged_miss(bound: float, stops: tuple[float, ...], size: float) -> float:
 def test_the_stages_spend_exactly_what_the_full_test_leaves(bound, confidence):
     wanted = directions_needed(bound, None, confidence)
     stops = early_stops(bound, wanted, None, confidence)
-    assert len(stops) == wanted - 1 and all(0 < t < 1 for t in stops)
-    assert list(stops) == sorted(stops)  # more directions, each allowed more of its bound
+    assert len(stops) == wanted - 1 and all(0 <= t < 1 for t in stops) and stops[-1] > 0
+    assert list(stops) == sorted(stops)  # spent from the last stage back: the later, the more of its bound
     target = DETECT_BOUNDS * bound
     alpha = 1 - confidence
     assert (SMALL_BALL * bound / target) ** wanted < alpha
@@ -45,9 +45,16 @@ def test_the_stages_spend_exactly_what_the_full_test_leaves(bound, confidence):
     assert detectable_size([bound] * wanted, 1.0, confidence) < staged  # (the full test alone left slack)
 
 
-def test_the_default_stops_after_two_directions_within_a_fifth_of_their_bounds():
+def test_the_default_stops_after_two_directions_within_a_quarter_of_their_bounds():
     stops = early_stops(1e-8, 3, None, 0.999)
-    assert 0.002 < stops[0] < 0.004 and 0.15 < stops[1] < 0.25
+    assert stops[0] == 0.0 and 0.24 < stops[1] < 0.28  # (all of the slack on the later stage: it buys more there)
+    per = SMALL_BALL / DETECT_BOUNDS
+    assert math.isclose((per * stops[1]) ** 2, 0.001 - per**3, rel_tol=1e-12)
+
+
+def test_every_earlier_stage_gets_nothing():
+    stops = early_stops(1e-8, directions_needed(1e-8, None, 0.999999), None, 0.999999)
+    assert len(stops) >= 4 and set(stops[:-1]) == {0.0} and 0 < stops[-1] < 1
 
 
 def test_no_stages_where_one_direction_is_all_the_test_takes():
@@ -65,6 +72,8 @@ def test_a_direction_beyond_its_stage_or_failing_goes_on():
     assert not stopped_early([within, Measurement(0.3, 1.0, 1.0, 1.3)], stops)
     assert not stopped_early([within, within, within], stops)  # the last direction is the full test's
     assert not stopped_early([Measurement(0.0, 1.0, 1.0, 1.0, kinky=True)], stops)  # crosses a kink: proves nothing
+    exact = Measurement(mismatch=0.0, bound=1.0, numeric=1.0, analytic=1.0)
+    assert not stopped_early([exact], (0.0, 0.2))  # a stage given no share never stops, not even at 0
 
 
 def _sine(n: int, seed: int = 0):

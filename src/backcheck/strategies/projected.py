@@ -12,8 +12,9 @@ error size to detect and the confidence asked for (by default an error 10 bounds
 The test is sequential: what the ``k`` directions leave of the miss probability asked for is spent on stopping
 early, after ``j < k`` directions whose every mismatch lies within a fraction ``t_j`` of its bound (an error
 escapes ``j`` such directions with probability at most ``prod SMALL_BALL t_j B / rms(e)``, and the stages' sum
-stays within the confidence). A correct gradient's mismatches are rounding, mostly hundredths of their bounds:
-by default two directions within 0.19 of their bounds, or one within 0.003, vouch for what three would.
+stays within the confidence; it is spent on the latest stage, where it buys the most). A correct gradient's
+mismatches are rounding, mostly tenths of their bounds or less: by default two directions within 0.26 of their
+bounds vouch for what three would.
 
 ``localize``: when a direction fails, the array's elements are split in halves and the mismatch measured
 along the restriction of the failing direction to each half. A half without wrong elements shows no
@@ -116,13 +117,17 @@ def directions_needed(bound_rel: float, detect: float | None, confidence: float)
 def early_stops(bound_rel: float, wanted: int, detect: float | None, confidence: float) -> tuple[float, ...]:
     """The fractions ``t_j`` of their bounds within which the first ``j`` directions' mismatches (``j`` from 1 to
     ``wanted - 1``) vouch for what ``wanted`` directions would (see the module docstring): the miss probability
-    ``wanted`` directions leave of ``1 - confidence``, shared equally by the stages. Empty where none is left."""
+    ``wanted`` directions leave of ``1 - confidence``, all of it spent on the last stage (the others 0).
+    Stage ``j`` stops with probability about ``(rho t_j)^j`` where a correct gradient's mismatches lie within
+    ``t_j`` of their bounds with probability ``rho t_j``, for a share ``(per t_j)^j`` of the miss probability:
+    a share buys ``(rho / per)^j``, more the later the stage (``rho / per`` is 12 and more: mismatches within
+    their bounds, ``per`` 0.08 by default). Empty where nothing is left."""
     per = _per_direction(bound_rel, detect)
-    slack = (1.0 - confidence) - per**wanted if per < 1.0 else 0.0
-    if wanted < 2 or not slack > 0.0 or per <= 0.0:
+    left = (1.0 - confidence) - per**wanted if per < 1.0 else 0.0
+    if wanted < 2 or not left > 0.0 or per <= 0.0:
         return ()
-    share = slack / (wanted - 1)
-    return tuple(min(1.0, share ** (1.0 / j) / per) for j in range(1, wanted))
+    last = min(1.0, left ** (1.0 / (wanted - 1)) / per)  # (below 1 for the fewest directions that reach it)
+    return (0.0,) * (wanted - 2) + (last,)
 
 
 def _within_vouch(
@@ -143,7 +148,9 @@ def stopped_early(results: list[Measurement], stops: tuple[float, ...]) -> bool:
     """Whether the directions measured so far vouch for the rest: each mismatch within the stage's fraction of its
     bound (see :func:`early_stops`), none across a kink (whose central difference proves nothing)."""
     j = len(results)
-    return 0 < j <= len(stops) and all(not m.kinky and abs(m.mismatch) <= stops[j - 1] * m.bound for m in results)
+    if not 0 < j <= len(stops) or stops[j - 1] <= 0.0:
+        return False
+    return all(not m.kinky and abs(m.mismatch) <= stops[j - 1] * m.bound for m in results)
 
 
 def detectable_size(bounds: list[float], scale: float, confidence: float, stops: tuple[float, ...] = ()) -> float:
