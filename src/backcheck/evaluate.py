@@ -32,7 +32,7 @@ from backcheck.errors import (
     NonFiniteError,
     UserFunctionError,
 )
-from backcheck.moves import covers, in_place, move, move_pair, pair_dots, split, write_step
+from backcheck.moves import PAIR_ONLY, covers, in_place, move, move_pair, pair_dots, split, write_step
 from backcheck.outputs import NARROW_EVIDENCE, Output, computed_dtype, float16_work, narrow_inputs
 from backcheck.randomness import jitter
 from backcheck.tree import Leaf, Tree, flat_view
@@ -438,12 +438,12 @@ class Evaluator:
         few vectorized passes, not a gather and scatter each. Non-finite entries (masks) are not moved: their
         displacement is 0.
         """
+        if weights is not None and len(steps) != 2:
+            raise ValueError(PAIR_ONLY)
         self.last_scale = 0.0
         groups = split(self.tree, idx, coef, self._base is not None)
         # non-finite entries (masks) stay put; None where there are none (the common case, and the fast one)
         fixed = [None if self._finite(x0) else ~np.isfinite(x0) for _l, _i, _c, _f, x0, _n in groups]
-        if weights is not None and len(steps) != 2:
-            raise ValueError("weights are dotted with the difference of a pair of steps' displacements")
         fused = weights is not None and len(groups) == 1 and fixed[0] is None and in_place(groups[0])
         # a move over a whole array: each step writes all of it (put back after the last), and its checksum
         # after a call says nothing (the function's writes into it are overwritten by the next move)

@@ -16,6 +16,10 @@ import numpy as np
 from backcheck.bits import dot
 from backcheck.tree import Leaf, Tree, flat_view
 
+#: Weights are dotted with the difference of a pair of moves' displacements, never more steps' (see
+#: :func:`move_pair`).
+PAIR_ONLY = "weights are dotted with the difference of a pair of steps' displacements"
+
 #: Elements moved at a time by :func:`move_pair` (its displacements stay in a core's cache).
 DOTS_CHUNK = 1 << 15
 
@@ -60,6 +64,8 @@ def move_pair(group: tuple[Any, ...], steps: tuple[float, float], weights: Seque
 def pair_dots(disps: Sequence[np.ndarray], weights: Sequence[np.ndarray]) -> list[float]:
     """The dot product of each of ``weights`` with the difference of a pair of displacements written out (as
     :func:`move_pair` gives it; the first displacement is overwritten with it)."""
+    if len(disps) != 2:
+        raise ValueError(PAIR_ONLY)
     diff = np.subtract(disps[0], disps[1], out=disps[0])
     return [dot(w, diff) for w in weights]
 
@@ -76,14 +82,8 @@ def move(group: tuple[Any, ...], keep: np.ndarray | None, s: float, out: np.ndar
     displacement in float64 (0 at the ``keep`` entries, which stay put), in ``out`` when given."""
     leaf, local, c, flat, x0, native = group
     with np.errstate(invalid="ignore", over="ignore"):
-        if leaf.dtype == np.float64 and isinstance(local, slice) and isinstance(flat, np.ndarray) and keep is None:
-            new = flat[local]  # a float64 run: written in place, no temporary
-            if s in (1.0, -1.0):  # one pass: the steps of every first measurement along a direction
-                (np.add if s > 0 else np.subtract)(x0, c, out=new)
-            else:
-                np.multiply(c, s, out=new)
-                new += x0
-            return np.subtract(new, x0, out=out)
+        if keep is None and in_place(group):  # a float64 run: written in place, no temporary
+            return np.subtract(_step(x0, c, s, flat[local]), x0, out=out)
         new = np.multiply(c, s)
         np.add(new, x0, out=new)
         if leaf.dtype != np.float64:

@@ -5,10 +5,15 @@ give them."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
-from backcheck.moves import DOTS_CHUNK, move_pair, pair_dots, write_step
+from backcheck.moves import DOTS_CHUNK, move, move_pair, pair_dots, write_step
+
+#: The one attribute of a leaf a move reads.
+FLOAT64_LEAF = SimpleNamespace(dtype=np.dtype(np.float64))
 
 
 @pytest.mark.parametrize("n", [5, DOTS_CHUNK + 3])
@@ -33,3 +38,20 @@ def test_the_pairs_dots_are_its_rounded_displacements_and_only_the_first_is_writ
         assert abs(written[j] - dots[j]) <= 8 * n * np.finfo(float).eps * float(np.abs(w) @ np.abs(diff))
     write_step(group, steps[1])
     assert np.array_equal(work, x0 + steps[1] * c)
+
+
+def test_dots_of_more_than_a_pair_of_displacements_are_refused():
+    d = [np.ones(3), np.zeros(3), np.ones(3)]
+    with pytest.raises(ValueError, match="pair"):
+        pair_dots(d, [np.ones(3)])
+    np.testing.assert_array_equal(d[0], np.ones(3))  # refused before anything is overwritten
+
+
+@pytest.mark.parametrize("s", [1.0, -1.0, 0.37])
+def test_a_float64_run_moved_in_place_gives_its_exact_displacement(s):
+    rng = np.random.default_rng(1)
+    x0 = rng.normal(size=7) * 1e3
+    c = rng.uniform(-1, 1, size=7) * 1e-6
+    work = x0.copy()
+    disp = move((FLOAT64_LEAF, slice(0, 7), c, work, x0, x0), None, s)
+    assert np.array_equal(work, x0 + s * c) and np.array_equal(disp, (x0 + s * c) - x0)

@@ -160,7 +160,7 @@ def _judged_at(ev: Evaluator, sub: np.ndarray, claim: Claim, shift: np.ndarray) 
         g_near = claim.regrad()
         first = FirstDifferences(*ev.first_differences(sub, claim.steps))
         a = g_near[sub]
-        res = resolution(a, first.central, 1.0, typical_size(g_near) + 0 * a) * claim.grad_eps[sub]
+        res = resolution(a, first.central, 1.0, np.full_like(a, typical_size(g_near))) * claim.grad_eps[sub]
         return judge(ev, sub, a, claim.steps[sub], first, res, claim.tol)
 
 

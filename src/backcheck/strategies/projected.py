@@ -120,8 +120,9 @@ def early_stops(bound_rel: float, wanted: int, detect: float | None, confidence:
     ``wanted`` directions leave of ``1 - confidence``, all of it spent on the last stage (the others 0).
     Stage ``j`` stops with probability about ``(rho t_j)^j`` where a correct gradient's mismatches lie within
     ``t_j`` of their bounds with probability ``rho t_j``, for a share ``(per t_j)^j`` of the miss probability:
-    a share buys ``(rho / per)^j``, more the later the stage (``rho / per`` is 12 and more: mismatches within
-    their bounds, ``per`` 0.08 by default). Empty where nothing is left."""
+    a share buys ``(rho / per)^j``, more the later the stage wherever ``rho > per`` (``per`` is 0.08 by default;
+    ``rho`` is 1 for mismatches spread evenly within their bounds, more for rounding's, which gather near 0).
+    Empty where nothing is left."""
     per = _per_direction(bound_rel, detect)
     left = (1.0 - confidence) - per**wanted if per < 1.0 else 0.0
     if wanted < 2 or not left > 0.0 or per <= 0.0:
