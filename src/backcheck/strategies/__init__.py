@@ -564,25 +564,24 @@ def _localize_leaf(
         )
     elif wrong:
         out.notes.append(f"{leaf.name}: a random direction disagrees; a random sample found the wrong elements.")
-    elif (
-        retry
-        and found.complete
-        and np.any(sub.status == KINK)
-        and _beside_kinks(ev, claim, leaf, rng, plan, sample, out)
-    ):
-        return  # (decided by directions that leave the elements at kinks still)
-    elif (
-        not found.complete
-        or np.any(sub.status == KINK)
-        or not project_leaf(ev, claim, leaf, rng, (max(k, 3), None, plan[2])).failed
-    ):
+    else:
+        # halves that crossed a kink were dropped, a wrong element beside it with them: directions that leave the
+        # elements at kinks still judge the others (as do fresh ones, unless they cross kinks too)
+        kinks = found.crossed or bool(np.any(sub.status == KINK))
+        fresh = None if kinks or not found.complete else project_leaf(ev, claim, leaf, rng, (max(k, 3), None, plan[2]))
+        if fresh is not None and fresh.failed:
+            out.failed_leaves[leaf.name] = (
+                f"{failing} of {k} random directions disagree, and fresh ones too{SPREAD_THIN}"
+            )
+            return
+        beside = retry and found.complete and (kinks or (fresh is not None and fresh.kinky))
+        if beside and _beside_kinks(ev, claim, leaf, rng, plan, sample, out):
+            return  # (decided by directions that leave the elements at kinks still)
         if not _ties(ev, claim, leaf, rng, out):
             out.notes.append(
                 f"{leaf.name}: a random direction disagreed, but no element is wrong: group testing and a sample "
                 f"of {sub.checked.size} elements found none (the point has kinks, or fresh directions agree)."
             )
-    else:
-        out.failed_leaves[leaf.name] = f"{failing} of {k} random directions disagree, and fresh ones too{SPREAD_THIN}"
 
 
 __all__ = ["STRATEGIES", "Outcome", "choose", "defers_repeat", "resolve", "run_strategy"]

@@ -393,6 +393,9 @@ class Localized:
     bound: dict[int, float]
     status: dict[int, str]
     complete: bool  # False when it stopped at MAX_LOCALIZED wrong elements
+    # a half disagreed beyond its bound while crossing a kink: dropped (it proves nothing), though a wrong element
+    # beside the kink may be what disagreed
+    crossed: bool = False
 
 
 def localize(ev: Evaluator, claim: Claim, leaf: Leaf, weights: np.ndarray, root: Measurement | None) -> Localized:
@@ -448,6 +451,7 @@ def localize(ev: Evaluator, claim: Claim, leaf: Leaf, weights: np.ndarray, root:
             right = test(mid, hi)  # not clear from the inference: measure, do not guess
         tests += 1
         both += left.failed and right.failed
+        out.crossed |= any(p.kinky and abs(p.mismatch) > p.bound for p in (left, right))
         if tests > budget or ev.n_evals - spent > evaluations:
             out.complete = False
             break

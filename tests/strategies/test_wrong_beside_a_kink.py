@@ -1,0 +1,52 @@
+"""A wrong element next to an element at a ReLU's zero: every half that holds it holds the kink too, so bisection
+along the failing direction drops it with the kink (a half that crosses a kink proves nothing). Before, group
+testing then pinned the disagreement on no element, fresh directions crossed the kinks as well, and a sample of
+256 elements passed an array with one element 1.5 times its gradient. Now the halves that disagreed while
+crossing a kink send the check to directions that leave the elements at kinks still, which fail and name it."""
+
+import numpy as np
+import pytest
+
+import backcheck
+
+
+def relu_plus_square(seed: int, n: int = 100_000, kinks: int = 10):
+    """``sum(relu(x) w) + |x|^2 / 2`` with ``kinks`` elements at zero; the element right after the first of them."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1.0, 1.0, size=n)
+    zeros = rng.choice(n, kinks, replace=False)
+    x[zeros] = 0.0
+    w = rng.normal(size=n)
+
+    def f(x):
+        return float(np.sum(np.maximum(x, 0) * w) + 0.5 * np.sum(x * x))
+
+    def grad(x):
+        return (x > 0) * w + x
+
+    beside = int(zeros[0]) + 1 if zeros[0] + 1 < n else int(zeros[0]) - 1
+    return f, grad, x, beside
+
+
+@pytest.mark.parametrize("seed", [3, 5])
+def test_a_wrong_element_beside_a_kink_fails_by_name(seed: int) -> None:
+    f, grad, x, i = relu_plus_square(seed)
+    assert x[i] != 0.0
+
+    def bad(x):
+        g = grad(x)
+        g[i] *= 1.5
+        return g
+
+    before = x.copy()
+    r = backcheck.check(f, x, bad, strategy="auto")
+    assert r.status == "fail", r
+    assert [e.name for e in r.leaves[0].worst if e.status == "mismatch"] == [f"x[{i}]"], r
+    np.testing.assert_array_equal(x, before)
+
+
+def test_the_correct_gradient_beside_the_same_kinks_passes_vouched() -> None:
+    f, grad, x, _ = relu_plus_square(3)
+    r = backcheck.check(f, x, grad, strategy="auto")
+    assert r.status == "pass", r
+    assert r.leaves[0].floor_kind == "rms", r  # vouched by directions, not by a sample of elements
