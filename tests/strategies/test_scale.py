@@ -318,3 +318,15 @@ def test_a_detection_size_the_directions_cannot_reach_is_inconclusive_not_passed
     assert unmet.status == "inconclusive", unmet
     assert "detect=1e-12" in str(unmet)
     assert backcheck.check(f, x, np.cos, detect=1e-3).status == "pass"
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("sharper", [2.0, 3.0, 5.0])
+def test_the_stated_detection_size_meets_the_one_asked_for_whatever_the_later_bounds(seed, sharper):
+    # the number of directions (and where they may stop early) follows from the first direction's bound; the
+    # others' differ by rounding's draw, and where they are larger the directions go on until the size is met
+    f, g, x = problem(10_000, seed)
+    asked = backcheck.check(f, x, g, strategy="auto").leaves[0].floor_rel / sharper
+    r = backcheck.check(f, x, g, strategy="auto", detect=asked)
+    assert r.ok, r
+    assert r.leaves[0].floor_rel <= asked * (1 + 1e-12), (r.leaves[0].floor_rel, asked)

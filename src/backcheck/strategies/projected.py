@@ -259,6 +259,27 @@ def _settled(
     return None  # (every one settled: none fails)
 
 
+def _short_of(
+    results: list[Measurement],
+    plan: tuple[int | None, float | None, float],
+    sizes: tuple[float, int],
+    stops: tuple[float, ...],
+) -> bool:
+    """Whether the directions drawn so far fall short of the detection size asked for (stopping early at ``stops``
+    or not): their number and the stops were derived from the first direction's bound, and the others' may be
+    larger. A stage that would stop early then goes on, and one more direction is drawn past the last. Not where
+    a number was given, none was asked for, a direction failed or crossed a kink, or one more would reach
+    :data:`MAX_DIRECTIONS` or the array's size. ``sizes``: the step-weighted gradient's RMS and the array's
+    size."""
+    count, detect, confidence = plan
+    (scale, size), k = sizes, len(results)
+    if count is not None or detect is None or k + 1 >= min(MAX_DIRECTIONS, size):
+        return False
+    if any(m.failed or m.kinky for m in results):
+        return False
+    return detectable_size([m.bound for m in results], scale, confidence, stops) > detect
+
+
 @dataclass
 class LeafProjection:
     """What the projected check learned about one array."""
@@ -329,8 +350,11 @@ def project_leaf(
                 stops = _within_vouch(
                     early_stops(m.bound / scale, wanted, detect, confidence), m.bound, wanted, scale, confidence
                 )
-            if stopped_early(results, stops):
+            short = _short_of(results, plan, (scale, leaf.size), stops)
+            if stopped_early(results, stops) and not short:
                 break  # these directions vouch for the rest (see the module docstring)
+            if len(results) == wanted and short:
+                wanted, stops = wanted + 1, ((*stops, 0.0) if stops else ())  # (no early stop at this stage)
         if failing and kinks_possible(leaf, still, results):
             redraw = (type(rng.bit_generator), hc, buffer)
             failure = _settled(ev, along, results, failing, redraw, h)
