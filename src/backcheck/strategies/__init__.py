@@ -343,23 +343,31 @@ def _around_kinks(
 ) -> LeafProjection | None:
     """Random directions over ``leaf`` crossed a kink, and prove nothing about its other elements: leave the
     elements at kinks out and project the others again. Those are the elements at zero or at a shared value
-    where the array holds many (post-ReLU activations, integers), else the few found by bisection; they are
-    judged one by one (a sample of them if many). The new projection, or None where the leaf was decided
-    otherwise (directions still crossing kinks: a sample of all its elements; tied elements failing)."""
+    (post-ReLU activations, integers) where directions that leave them still (a quarter of the array at most, or
+    all at zero where it holds many) cross no kink, else the few found by bisection (or, past :data:`MAX_KINKED`,
+    all at zero or tied); they are judged one by one (a sample of them if many). The new projection, or None
+    where the leaf was decided otherwise (directions still crossing kinks: a sample of all its elements; tied
+    elements failing)."""
     plan, localize_failures = how
     at = suspects(leaf)
     many = at.size > 4 * MAX_KINKED
-    still = at if many else kinked(ev, claim, leaf, rng)
-    again = None
     zeros = np.flatnonzero(leaf.original.reshape(-1) == 0)
-    if many and 0 < zeros.size < at.size:
-        # a ReLU's kinks are at zero: integers' other shared values are no kinks of it, and the elements left
-        # to the directions then include the nonzero ones a sample would mostly miss
-        again = project_leaf(ev, claim, leaf, rng, plan, stop_on_failure=localize_failures, still=zeros)
-        still = zeros if not again.kinky or again.failed else still
-        again = again if still is zeros else None
-    if again is None and still is not None and still.size < leaf.size:
-        again = project_leaf(ev, claim, leaf, rng, plan, stop_on_failure=localize_failures, still=still)
+    # a ReLU's kinks are at zero (integers' other shared values are no kinks of it, and the elements left to the
+    # directions then include the nonzero ones a sample would mostly miss); a few dozen at zero or tied are
+    # cheaper to leave out than to find by bisection (2 log2(N) directions each) where they are a small share of
+    # the array (in a small one bisection is cheap, and finds the few that are kinks among many tied)
+    few = 0 < at.size <= leaf.size // 4
+    first = zeros if many and 0 < zeros.size < at.size else (at if few and not many else None)
+    again, still = None, None
+    if first is not None and first.size < leaf.size:
+        again = project_leaf(ev, claim, leaf, rng, plan, stop_on_failure=localize_failures, still=first)
+        still, again = (first, again) if again.failed or not again.kinky else (None, None)
+    suspected = still is not None
+    if again is None:
+        still = at if many else kinked(ev, claim, leaf, rng)
+        suspected = many
+        if still is not None and still.size < leaf.size:
+            again = project_leaf(ev, claim, leaf, rng, plan, stop_on_failure=localize_failures, still=still)
     if again is None or (again.kinky and not again.failed):
         out.notes.append(f"{leaf.name}: {crossed(leaf, still, again)}, so instead {how_many(*sample(leaf))}.")
         _ties(ev, claim, leaf, rng, out)
@@ -373,8 +381,8 @@ def _around_kinks(
     else:
         out.add_outcome(run(ev, claim, still + leaf.offset, rng))
         where = (
-            f"random directions cross a kink at the point (ties, ReLU inputs at 0, jumps) at {still.size} "
-            f"element(s), {'those at zero or tied' if many else 'found by bisection'}, judged one by one; the others"
+            f"random directions cross a kink at the point (ties, ReLU inputs at 0, jumps) at {still.size} element(s), "
+            f"{'those at zero or tied' if suspected else 'found by bisection'}, judged one by one; the others"
         )
     out.notes.append(f"{leaf.name}: {where} were projected again without them.")
     return None if _ties(ev, claim, leaf, rng, out) else again
