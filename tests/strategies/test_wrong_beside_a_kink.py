@@ -49,11 +49,15 @@ def test_a_wrong_element_beside_a_kink_fails_by_name(seed: int) -> None:
     np.testing.assert_array_equal(x, before)
 
 
-def test_the_correct_gradient_beside_the_same_kinks_passes_vouched() -> None:
-    f, grad, x, _ = relu_plus_square(3)
+@pytest.mark.parametrize("seed", [0, 3])
+def test_the_correct_gradient_beside_the_same_kinks_passes_vouched(seed: int) -> None:
+    # at seed 0 the first direction fails (its kinks too small a share to show) and group testing drops the halves
+    # that cross them: directions around the kinks decide before a sample of 256 elements (640 evaluations)
+    f, grad, x, _ = relu_plus_square(seed)
     r = backcheck.check(f, x, grad, strategy="auto")
     assert r.status == "pass", r
     assert r.leaves[0].floor_kind == "rms", r  # vouched by directions, not by a sample of elements
+    assert r.n_evals <= 80 + 7 * 10, r.n_evals
 
 
 @pytest.mark.parametrize("kinks", [3, 30, 100])

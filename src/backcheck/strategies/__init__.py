@@ -561,6 +561,11 @@ def _localize_leaf(
             "the noise f shows through them."
         )
         return
+    # halves that crossed a kink were dropped, a wrong element beside it with them: directions that leave the
+    # elements at kinks still judge the others, before a sample (of hundreds of elements) is needed
+    crossed = retry and found.complete and not n_wrong and found.crossed
+    if crossed and _beside_kinks(ev, claim, leaf, rng, plan, sample, out):
+        return
     # localization ran out of budget, or pinned the disagreement on no element: a random sample decides
     sub, _ = sample(leaf)
     wrong = int(np.isin(sub.status, FAILING).sum())
@@ -573,8 +578,8 @@ def _localize_leaf(
     elif wrong:
         out.notes.append(f"{leaf.name}: a random direction disagrees; a random sample found the wrong elements.")
     else:
-        # halves that crossed a kink were dropped, a wrong element beside it with them: directions that leave the
-        # elements at kinks still judge the others (as do fresh ones, unless they cross kinks too)
+        # a sample holding kinks, or fresh directions crossing them: directions that leave the elements at kinks
+        # still judge the others (fresh ones do where they cross none)
         kinks = found.crossed or bool(np.any(sub.status == KINK))
         fresh = None if kinks or not found.complete else project_leaf(ev, claim, leaf, rng, (max(k, 3), None, plan[2]))
         if fresh is not None and fresh.failed:
@@ -582,7 +587,7 @@ def _localize_leaf(
                 f"{failing} of {k} random directions disagree, and fresh ones too{SPREAD_THIN}"
             )
             return
-        beside = retry and found.complete and (kinks or (fresh is not None and fresh.kinky))
+        beside = retry and found.complete and not crossed and (kinks or (fresh is not None and fresh.kinky))
         if beside and _beside_kinks(ev, claim, leaf, rng, plan, sample, out):
             return  # (decided by directions that leave the elements at kinks still)
         if not _ties(ev, claim, leaf, rng, out):
