@@ -359,13 +359,12 @@ def _around_kinks(
     few = 0 < at.size <= leaf.size // 4
     first = zeros if many and 0 < zeros.size < at.size else (at if few and not many else None)
     again, still = None, None
-    if first is not None and first.size < leaf.size:
+    if first is not None:  # (fewer than the array's elements: a quarter, or zeros among more suspects)
         again = project_leaf(ev, claim, leaf, rng, plan, stop_on_failure=localize_failures, still=first)
         still, again = (first, again) if again.failed or not again.kinky else (None, None)
-    suspected = still is not None
+    suspected = still is not None or many  # (left out as suspects, not found by bisection)
     if again is None:
         still = at if many else kinked(ev, claim, leaf, rng)
-        suspected = many
         if still is not None and still.size < leaf.size:
             again = project_leaf(ev, claim, leaf, rng, plan, stop_on_failure=localize_failures, still=still)
     if again is None or (again.kinky and not again.failed):
@@ -563,8 +562,8 @@ def _localize_leaf(
         return
     # halves that crossed a kink were dropped, a wrong element beside it with them: directions that leave the
     # elements at kinks still judge the others, before a sample (of hundreds of elements) is needed
-    crossed = retry and found.complete and not n_wrong and found.crossed
-    if crossed and _beside_kinks(ev, claim, leaf, rng, plan, sample, out):
+    dropped = retry and found.complete and not n_wrong and found.crossed
+    if dropped and _beside_kinks(ev, claim, leaf, rng, plan, sample, out):
         return
     # localization ran out of budget, or pinned the disagreement on no element: a random sample decides
     sub, _ = sample(leaf)
@@ -587,7 +586,7 @@ def _localize_leaf(
                 f"{failing} of {k} random directions disagree, and fresh ones too{SPREAD_THIN}"
             )
             return
-        beside = retry and found.complete and not crossed and (kinks or (fresh is not None and fresh.kinky))
+        beside = retry and found.complete and not dropped and (kinks or (fresh is not None and fresh.kinky))
         if beside and _beside_kinks(ev, claim, leaf, rng, plan, sample, out):
             return  # (decided by directions that leave the elements at kinks still)
         if not _ties(ev, claim, leaf, rng, out):
