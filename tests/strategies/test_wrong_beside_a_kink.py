@@ -4,9 +4,9 @@ testing then pinned the disagreement on no element, fresh directions crossed the
 256 elements passed an array with one element 1.5 times its gradient. Now the halves that disagreed while
 crossing a kink send the check to directions that leave the elements at kinks still, which fail and name it.
 
-The elements at zero (or tied) are left out first, before bisection looks for kinks elsewhere: a few dozen cost
-two evaluations or so each, where bisection took 2 log2(N) directions each (2,300 evaluations for 30) and, past
-32 of them, gave up for a sample of 256 elements that passed the wrong one."""
+The elements at zero (or tied) are left out first, before bisection looks for kinks elsewhere: each then costs
+its own judgement, six evaluations or so, where bisection took 2 log2(N) directions each (2,300 evaluations for
+30) and, past 32 of them, gave up for a sample of 256 elements that passed the wrong one."""
 
 import numpy as np
 import pytest

@@ -356,8 +356,8 @@ def _around_kinks(
     # directions then include the nonzero ones a sample would mostly miss); a few dozen at zero or tied are
     # cheaper to leave out than to find by bisection (2 log2(N) directions each) where they are a small share of
     # the array (in a small one bisection is cheap, and finds the few that are kinks among many tied)
-    few = 0 < at.size <= leaf.size // 4
-    first = zeros if many and 0 < zeros.size < at.size else (at if few and not many else None)
+    few = not many and 0 < at.size <= leaf.size // 4  # (else zeros among many suspects, or bisection)
+    first = zeros if many and 0 < zeros.size < at.size else (at if few else None)
     again, still = None, None
     if first is not None:  # (fewer than the array's elements: a quarter, or zeros among more suspects)
         again = project_leaf(ev, claim, leaf, rng, plan, stop_on_failure=localize_failures, still=first)
