@@ -80,7 +80,7 @@ PLAIN = (float, np.float64)
 def serial_first_differences(
     ev: Evaluator, idx: np.ndarray, steps: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The serial loop with as little work per evaluation as possible (scalar losses).
+    """The serial loop with as little work per evaluation as possible.
 
     The inputs are checksummed every :data:`CHECK_EVERY` pairs; a function found writing into them has
     its arrays restored and those pairs evaluated again, each call from the restored point.
@@ -88,6 +88,7 @@ def serial_first_differences(
     m = idx.size
     out = np.empty((4, m))
     tree, call, reduce, phi0 = ev.tree, ev.call, ev.output.reduce, ev.phi0
+    plain = PLAIN if ev.output.scalar else ()  # (a loss's float is phi itself; an output's is reduced)
     offsets = tree.offsets.tolist()
     leaves = tree.leaves
     flats = [flat_view(leaf.work) for leaf in leaves]
@@ -117,11 +118,11 @@ def serial_first_differences(
                 flat[local] = xp
                 where: Any = (gi, h)
                 raw = call(tree.current())
-                vp = float(raw) if type(raw) in PLAIN else reduce(raw)[0]
+                vp = float(raw) if type(raw) in plain else reduce(raw)[0]
                 put_back(tree, leaves[kk], flat, local, xm)
                 where = (gi, -h)
                 raw = call(tree.current())
-                vm = float(raw) if type(raw) in PLAIN else reduce(raw)[0]
+                vm = float(raw) if type(raw) in plain else reduce(raw)[0]
             except (KeyboardInterrupt, SystemExit, BackcheckError):
                 raise
             except Exception as exc:

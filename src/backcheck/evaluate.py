@@ -287,18 +287,7 @@ class Evaluator:
             return self._edges(idx, steps, (values[0::2], values[1::2], disps[0::2], disps[1::2]))
         if self.batch_call is not None and not self.mutated and not self._shifted:
             return self._edges(idx, steps, batched_first_differences(self, idx, steps))
-        if self.output.scalar and not self.mutated:
-            return serial_first_differences(self, idx, steps)
-        out = np.empty((4, m))
-        self._track_scale = False
-        try:
-            for k, i in enumerate(idx.tolist()):
-                self._slow_pair(k, i, steps, out)
-                if self.progress is not None and k % 64 == 63:
-                    self.progress(k + 1, m)
-        finally:
-            self._track_scale = True
-        return out[0], out[1], out[2], out[3]
+        return serial_first_differences(self, idx, steps)
 
     def _slow_pair(self, k: int, i: int, steps: np.ndarray, out: np.ndarray) -> None:
         """One element's first differences through :meth:`element`, into column ``k`` of ``out``."""

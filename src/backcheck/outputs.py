@@ -11,6 +11,8 @@ import numpy as np
 from backcheck.bits import dot
 from backcheck.errors import NonFiniteError, NotScalarError
 
+F64 = np.dtype(np.float64)
+
 
 class Output:
     """How a function's raw output becomes the scalar ``phi``.
@@ -109,18 +111,18 @@ class Output:
                     f"({', '.join(names)}).",
                     "a function must return the same structure at every call.",
                 )
-            ys, dtype = [], np.dtype(np.float64)
-            for p, name, shape in zip(parts, names, shapes, strict=True):
-                arr = p if type(p) is np.ndarray else _as_array(p, f"{fname}'s output {name}")
-                if arr.shape != shape:
+            ys, dtype = [], F64
+            for k, p in enumerate(parts):
+                arr = p if type(p) is np.ndarray else _as_array(p, f"{fname}'s output {names[k]}")
+                if arr.shape != shapes[k]:
                     raise NotScalarError(
-                        f"{fname}'s output {name} has shape {arr.shape} at a perturbed point but {shape} at "
-                        "the original point.",
+                        f"{fname}'s output {names[k]} has shape {arr.shape} at a perturbed point but {shapes[k]} "
+                        "at the original point.",
                         "a function's output shape must not depend on its input values.",
                     )
-                if arr.dtype.kind == "f" and arr.dtype.itemsize < dtype.itemsize:
+                if arr.dtype is not F64 and arr.dtype.kind == "f" and arr.dtype.itemsize < dtype.itemsize:
                     dtype = arr.dtype
-                ys.append(arr.reshape(-1).astype(np.float64, copy=False))
+                ys.append(arr.reshape(-1).astype(F64, copy=False))
             if masked:
                 ys = [y if m is None else unmasked(y, m) for y, m in zip(ys, masks, strict=True)]
             return ys, dtype
@@ -152,17 +154,23 @@ class Output:
                 phi = sum(dot(uu, y) for uu, y in zip(u64, ys, strict=True))
                 return phi, sum(dot(au, np.abs(y)) for au, y in zip(absu, ys, strict=True)), dtype
             phi = scale = 0.0
-            with np.errstate(invalid="ignore"):  # (a mask that moved is NaN: the evaluator says what it means)
-                for y, y0, uu, au, ever in zip(ys, base, u64, absu, output.ever, strict=True):
-                    delta = y - y0
+            for y, y0, uu, au, ever in zip(ys, base, u64, absu, output.ever, strict=True):
+                delta = y - y0  # (base holds no inf, its masks at 0: no inf - inf here)
+                moved = delta.nonzero()[0]  # (NaN counts as moved, as it is not 0)
+                if not moved.size:
+                    continue  # (phi and scale gain exact zeros)
+                every = moved.size == y.size  # (every output moved: the same sums, without copies)
+                finite = np.isfinite(delta if every else delta[moved])
+                if finite.all():
                     phi += dot(uu, delta)
-                    moved = delta.nonzero()[0]  # (NaN counts as moved, as it is not 0)
-                    if moved.size == y.size:  # (every output moved: the same sum, without copies)
-                        scale += dot(au, np.abs(y))
-                    elif moved.size:
-                        scale += dot(au[moved], np.abs(y[moved]))
-                    if moved.size and output.track:
-                        ever[moved[np.isfinite(delta[moved])]] = True
+                    scale += dot(au, np.abs(y)) if every else dot(au[moved], np.abs(y[moved]))
+                else:
+                    with np.errstate(invalid="ignore"):  # (a mask that moved is NaN: the evaluator says what it means)
+                        phi += dot(uu, delta)
+                        scale += dot(au, np.abs(y)) if every else dot(au[moved], np.abs(y[moved]))
+                    moved = moved[finite]
+                if output.track:
+                    ever[moved] = True
             output.last = ys
             return phi, scale, dtype
 

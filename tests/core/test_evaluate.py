@@ -5,6 +5,7 @@ import pytest
 
 import backcheck
 from backcheck.backends import CHECK_EVERY
+from backcheck.containers import flatten
 from backcheck.errors import NonFiniteError, UserFunctionError
 from backcheck.evaluate import Backend, Evaluator, Output
 from backcheck.findings import unread_findings
@@ -252,3 +253,34 @@ def test_a_write_into_another_array_during_a_direction_is_found_and_undone(call)
         np.testing.assert_array_equal(params[k], before[k])
     # every call after the write saw b as it was (but for the check's own steps, far below the write's 1.0)
     assert all(abs(b[0] - before["b"][0]) < 0.5 for b in seen[call:])
+
+
+def test_a_layer_that_starts_writing_into_its_input_later_is_caught_and_every_first_difference_stays_right():
+    # a layer's outputs take the same fast loop as a loss: its inputs are checksummed every CHECK_EVERY pairs, and
+    # the pairs since the last checksum are evaluated again from the restored point
+    rng = np.random.default_rng(0)
+    x, w = rng.normal(size=(4, 3 * CHECK_EVERY // 4)), rng.normal(size=(3 * CHECK_EVERY // 4, 2))
+    before = x.copy()
+    calls = {"n": 0}
+
+    def late(x, w):
+        calls["n"] += 1
+        out = np.tanh(x) @ w
+        if calls["n"] > 2 * CHECK_EVERY + 5:  # well inside the first differences, in the middle of a block
+            x[1, 2] = 7.0  # an in-place write into the caller's array
+        return out
+
+    def clean(x, w):
+        return np.tanh(x) @ w
+
+    def backward(dout, x, w):
+        return (dout @ w.T) * (1 - np.tanh(x) ** 2), np.tanh(x).T @ dout
+
+    wrote = backcheck.check_layer(late, backward, (x, w), strategy="full", seed=0)
+    right = backcheck.check_layer(clean, backward, (x, w), strategy="full", seed=0)
+    assert [f.kind for f in wrote.findings] == ["mutation"] and "x[1, 2]" in wrote.findings[0].message, wrote
+    got, want = flatten(wrote.numeric), flatten(right.numeric)
+    assert [name for name, _ in got] == [name for name, _ in want] == ["['x']", "['w']"]
+    for (_, a), (_, b) in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)  # every value computed from the caller's input, as it was
+    assert np.array_equal(x, before)
