@@ -380,14 +380,25 @@ class Evaluator:
             self.shrunk[i] = min(self.shrunk.get(i, 1.0), factor)
         return phis, disp, factor
 
-    def _at_steps(self, i: int, steps: Sequence[float]) -> tuple[np.ndarray, np.ndarray, tuple[float, float] | None]:
-        """``phi`` at ``x + s e_i`` for each step, up to the first value that is not finite (its ``(value, step)``)."""
+    def along(self, i: int, offsets: np.ndarray) -> np.ndarray:
+        """``phi`` at ``x + o e_i`` for each offset ``o``: :meth:`direction` over ``i`` alone (finite: not a mask), one
+        step each, with a fraction of its work per evaluation; a value not finite raises :class:`NonFiniteError`."""
+        phis, _disp, bad = self._at_steps(i, offsets.tolist(), scale=False)
+        self._probed(self.tree.leaf_of(i), phis)
+        if bad is not None:
+            self._nonfinite(bad[0], (i, bad[1]))
+        return phis
+
+    def _at_steps(
+        self, i: int, steps: Sequence[float], scale: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, tuple[float, float] | None]:
+        """``phi`` at ``x + s e_i`` for each step, up to the first value that is not finite (its ``(value, step)``);
+        ``scale``: the outputs' sizes recorded (:attr:`local_scale`) where refinement asks."""
         leaf, local = self.tree.locate(i)
         flat = flat_view(leaf.work)
         x0 = flat[local]
         x0_64 = float(x0)
-        phis = np.empty(len(steps))
-        phis.fill(np.nan)
+        phis = np.full(len(steps), np.nan)
         disp = np.zeros(len(steps))
         caster = leaf.dtype.type
         try:
@@ -397,7 +408,7 @@ class Evaluator:
                 disp[k] = float(xk) - x0_64
                 self.last_scale = 0.0
                 phis[k] = self._value((i, s))
-                if self._track_scale:  # refinement only, so that every backend records the same
+                if scale and self._track_scale:  # refinement only, so that every backend records the same
                     self.local_scale[i] = max(self.local_scale[i], self.last_scale)
                 put_back(self.tree, leaf, flat, local, x0)
                 self._after_call()

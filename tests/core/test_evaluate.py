@@ -284,3 +284,18 @@ def test_a_layer_that_starts_writing_into_its_input_later_is_caught_and_every_fi
     for (_, a), (_, b) in zip(got, want, strict=True):
         np.testing.assert_array_equal(a, b)  # every value computed from the caller's input, as it was
     assert np.array_equal(x, before)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_segment_along_one_element_matches_the_direction_over_it_and_names_it_where_f_is_not_finite(dtype):
+    x = np.linspace(0.25, 2.0, 12).astype(dtype)
+    ev = evaluator(lambda v: float(np.sum(np.log(np.asarray(v, dtype=np.float64)) * np.arange(12))), x)
+    offsets = np.linspace(-3e-3, 3e-3, 7) + 1e-9  # (off the grid of float32: both round alike)
+    n0 = ev.n_evals
+    got = ev.along(5, offsets)
+    assert ev.n_evals - n0 == offsets.size
+    want = [ev.direction(np.array([5]), np.array([o]), (1.0,))[0][0] for o in offsets]
+    np.testing.assert_array_equal(got, want)
+    with pytest.raises(NonFiniteError, match=r"x\[0\] perturbed"):
+        ev.along(0, np.array([0.1, -0.3]))  # log of a negative number
+    assert np.array_equal(ev.tree.values(), x.astype(np.float64))

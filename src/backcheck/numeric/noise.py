@@ -337,6 +337,8 @@ def _grid(ev: Evaluator, idx: np.ndarray, size: np.ndarray, spacing: np.ndarray)
 
 def _segment(ev: Evaluator, idx: np.ndarray, start: np.ndarray, spacing: np.ndarray, t: np.ndarray) -> np.ndarray:
     """``phi`` at ``x + start + t_j * spacing`` for each ``t_j`` (one evaluation each)."""
+    if idx.size == 1 and not np.any(ev.tree.excluded == idx[0]):  # one element's segment: the evaluator's loop
+        return ev.along(int(idx[0]), start[0] + t * spacing[0])
     out = np.empty(t.size)
     for k, tj in enumerate(t):
         phis, _ = ev.direction(idx, start + tj * spacing, (1.0,))
