@@ -329,7 +329,8 @@ class Evaluator:
             self._reset()
             self._sums = self.tree.sums()
             self.phi0 = self._eval_checked(None) if evaluate else float("nan")
-            self._after_call()
+            if evaluate:  # (without a call the arrays are as just written)
+                self._after_call()
             yield self.phi0
         finally:
             self._base = None
@@ -480,8 +481,7 @@ class Evaluator:
         return phis, (disps if weights is None or fused else pair_dots(disps, weights))
 
     def _probed(self, k_leaf: int, phis: np.ndarray) -> None:
-        """Count a move of array ``k_leaf`` alone, and whether ``phi`` moved at any of its steps (a few values: read
-        as floats, without a numpy call)."""
+        """Count a move of array ``k_leaf`` alone, and whether ``phi`` moved at any of its steps (read as floats)."""
         self.probed[k_leaf] += 1
         phi0 = self.phi0
         if any(phi != phi0 for phi in phis.tolist()):

@@ -343,23 +343,31 @@ def _rank_in_groups(within: np.ndarray, *by: np.ndarray) -> tuple[np.ndarray, np
     return rank, size
 
 
-def _value_ties(ev: Evaluator, sub: np.ndarray, eps: np.ndarray) -> tuple[list[np.ndarray], float] | None:
-    """The ties of ``sub``'s elements (flat positions) within their arrays, and the coarsest epsilon of their
-    gradients' dtypes (the precision the backward pass reads them in); None where no element of ``sub`` ties."""
+def _value_ties(ev: Evaluator, sub: np.ndarray, eps: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """The elements (flat positions) of the ties of ``sub``'s elements within their arrays that hold at most
+    :data:`SMALL_TIE` elements, the tie of each (a number), and the coarsest epsilon of their gradients' dtypes (the
+    precision the backward pass reads them in); None where no element of ``sub`` ties."""
     groups = ev.tree.ties(sub, within_arrays=True)
-    return (groups, float(np.max(eps)) if eps.size else 0.0) if groups else None
+    if not groups:
+        return None
+    small = [g for g in groups if g.size <= SMALL_TIE]
+    members = np.concatenate(small) if small else np.empty(0, dtype=np.intp)
+    tie = np.repeat(np.arange(len(small)), [g.size for g in small])
+    return members, tie, float(np.max(eps)) if eps.size else 0.0
 
 
-def _still_tied(values: np.ndarray, sub: np.ndarray, groups: list[np.ndarray], eps: float) -> np.ndarray:
-    """Per element of ``sub``, whether two elements of its tie still hold one value at the moved point, as a
-    backward pass whose dtype's epsilon is ``eps`` reads them (bfloat16 emulated: float32 rounded to 8 bits of
-    mantissa): a rule that treats a tie apart may give any element of it another value there (a median's rule
-    written for a tie of three puts 2g on its first element while the other two still tie)."""
+def _still_tied(values: np.ndarray, sub: np.ndarray, members: np.ndarray, tie: np.ndarray, eps: float) -> np.ndarray:
+    """Per element of ``sub``, whether two elements of its tie (``members`` of tie ``tie``) still hold one value at
+    the moved point, as a backward pass whose dtype's epsilon is ``eps`` reads them (bfloat16 emulated: float32
+    rounded to 8 bits of mantissa): a rule that treats a tie apart may give any element of it another value there (a
+    median's rule written for a tie of three puts 2g on its first element while the other two still tie)."""
     tied = np.zeros(values.size, dtype=bool)
-    for group in groups:
-        moved = as_read(values[group], eps)
-        if group.size <= SMALL_TIE:
-            tied[group] = np.unique(moved).size < moved.size
+    if members.size:  # (every tie at once: sorted by tie, then by value, a repeat sits beside its first)
+        moved = as_read(values[members], eps)
+        order = np.lexsort((moved, tie))
+        v, t = moved[order], tie[order]
+        again = (t[1:] == t[:-1]) & (v[1:] == v[:-1])
+        tied[members[np.isin(tie, t[1:][again])]] = True
     return tied[sub]
 
 
